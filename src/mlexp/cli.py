@@ -1,0 +1,104 @@
+"""The `mlexp` command: a Hydra app for trials and sweeps, plus `compare` and `params`."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp import runner, tasks
+from mlexp.config import register_schemas
+from mlexp.config.params import apply_params_file
+from mlexp.errors import MlexpError
+from mlexp.paths import project_root, resolve
+from mlexp.sweeps.recorder import SWEEP_NAME_ENV, SWEEP_RUN_ENV
+from mlexp.tracking import TrackingStore
+
+OmegaConf.register_new_resolver("mlexp_root", lambda: str(project_root()), replace=True)
+register_schemas()
+tasks.load_all()
+
+# keys the runner reads itself; never merged from params.yaml
+RUN_KEYS = ("stage", "params_file")
+
+
+def _value_overrides(overrides: list[str], groups: set[str]) -> list[str]:
+    """`key=value` overrides of config values (not group choices), as a dotlist."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [
+        f"{o.key_or_group}={o.get_value_element_as_str()}"
+        for o in parsed
+        if o.key_or_group not in groups and o.key_or_group not in RUN_KEYS and not o.is_delete()
+    ]
+
+
+def _fail(message: str, multirun: bool) -> float:
+    print(f"mlexp: error: {message}", file=sys.stderr)
+    if multirun:
+        return math.nan
+    sys.exit(1)
+
+
+def _job(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    overrides = list(hydra_cfg.overrides.task)
+    job = runner.JobContext(choices=choices, overrides=overrides)
+    try:
+        if cfg.params_file:
+            cfg = apply_params_file(cfg, resolve(cfg.params_file), _value_overrides(overrides, set(choices)))
+        if multirun:
+            job = _sweep_job(cfg, job, hydra_cfg.job.num, Path(hydra_cfg.runtime.output_dir))
+        objective = runner.run(cfg, job)
+    except runner.TrialFailed as failed:
+        where = "" if failed.user_error else "; traceback in the trial's artifact error.txt"
+        return _fail(f"{failed} (trial {failed.run_id} marked FAILED{where})", multirun)
+    except MlexpError as error:
+        return _fail(str(error), multirun)
+    _print_next_steps(cfg, objective, multirun)
+    return objective
+
+
+def _sweep_job(cfg: DictConfig, job: runner.JobContext, number: int, output_dir: Path) -> runner.JobContext:
+    """Give each sweep trial its own data/model/report folders and link it to the sweep run."""
+    cfg.paths.data = str(output_dir / "data")
+    cfg.paths.models = str(output_dir / "models")
+    cfg.paths.reports = str(output_dir / "reports")
+    name = os.environ.get(SWEEP_NAME_ENV, "sweep")
+    sweep_run = os.environ.get(SWEEP_RUN_ENV)
+    return runner.JobContext(job.choices, job.overrides, sweep_run, sweep_run, f"{name}-trial-{number}")
+
+
+def _print_next_steps(cfg: DictConfig, objective: float, multirun: bool) -> None:
+    metric = cfg.task.objective.metric
+    if math.isnan(objective):
+        print(f"stage {cfg.stage} done.")
+        return
+    print(f"trial done: {metric} = {objective:.6g}  (reports: {cfg.paths.reports})")
+    if multirun:
+        return
+    store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
+    print(f"  compare trials:  mlexp compare task={cfg.task.name}")
+    print(f"  MLflow UI:       mlflow ui --backend-store-uri {store.uri}")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv and argv[0] in ("compare", "params"):
+        from mlexp import commands
+
+        sys.exit(commands.run(argv[0], argv[1:]))
+    app = hydra.main(version_base="1.3", config_path=str(project_root() / "conf"), config_name="config")
+    app(_job)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Compare trials from the MLflow store alone: a table best-first and the post's charts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from mlexp import charts
+from mlexp.tracking import tags
+
+MAX_TRIALS = 5000
+
+
+@dataclass
+class TrialRow:
+    run_id: str
+    name: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    run_tags: dict[str, str] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float:
+        return self.metrics.get(metric, math.nan)
+
+
+def find_trials(client: MlflowClient, experiment_name: str, sweep_id: str | None = None) -> list[TrialRow]:
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    query = f"tags.`{tags.KIND}` = 'trial'"
+    if sweep_id:
+        query += f" and tags.`{tags.SWEEP_ID}` = '{sweep_id}'"
+    runs = client.search_runs([experiment.experiment_id], filter_string=query, max_results=MAX_TRIALS)
+    return [
+        TrialRow(
+            run_id=run.info.run_id,
+            name=run.info.run_name or run.info.run_id[:8],
+            status=run.info.status,
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            run_tags=dict(run.data.tags),
+        )
+        for run in runs
+    ]
+
+
+def best_first(rows: list[TrialRow], metric: str, direction: str) -> list[TrialRow]:
+    """Finished trials ordered by the objective, then the rest (failed, unscored)."""
+    sign = -1.0 if direction == "maximize" else 1.0
+
+    def key(row: TrialRow) -> tuple[int, float]:
+        value = row.value(metric)
+        scored = row.status == "FINISHED" and not math.isnan(value)
+        return (0, sign * value) if scored else (1, 0.0)
+
+    return sorted(rows, key=key)
+
+
+def varying_params(rows: list[TrialRow]) -> list[str]:
+    keys = sorted({k for row in rows for k in row.params if not k.startswith(("paths.", "task."))})
+    return [k for k in keys if len({row.params.get(k) for row in rows}) > 1]
+
+
+def format_table(rows: list[TrialRow], metric: str, direction: str, headline: list[str]) -> str:
+    ordered = best_first(rows, metric, direction)
+    metrics = list(dict.fromkeys([metric, *headline]))
+    params = varying_params(rows)
+    header = ["#", "trial", "status", *params, *metrics]
+    body = [
+        [
+            str(i + 1),
+            row.name,
+            row.status,
+            *(row.params.get(p, "") for p in params),
+            *(_number(row.value(m)) for m in metrics),
+        ]
+        for i, row in enumerate(ordered)
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [header, *body]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.6g}"
+
+
+def step_metrics(client: MlflowClient, row: TrialRow) -> list[str]:
+    """Metrics of a trial logged at more than one step (training curves)."""
+    return [k for k in sorted(row.metrics) if len(client.get_metric_history(row.run_id, k)) > 1]
+
+
+def write_charts(client: MlflowClient, rows: list[TrialRow], metric: str, out_dir: Path) -> list[Path]:
+    """Metric-by-step per trial for each curve, and each varying param against the objective."""
+    written: list[Path] = []
+    finished = [row for row in rows if row.status == "FINISHED"]
+    if not finished:
+        return written
+    for curve in step_metrics(client, finished[0]):
+        series = {
+            row.name: [(m.step, m.value) for m in client.get_metric_history(row.run_id, curve)] for row in finished
+        }
+        written.append(charts.metric_by_step(series, curve, out_dir / f"{curve}_by_step.png"))
+    scored = [row for row in finished if not math.isnan(row.value(metric))]
+    for param in varying_params(scored):
+        values = [_as_number(row.params.get(param, "")) for row in scored]
+        path = out_dir / f"{param.replace('.', '_')}_vs_{metric}.png"
+        written.append(charts.param_vs_objective(values, [row.value(metric) for row in scored], param, metric, path))
+    return written
+
+
+def _as_number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text

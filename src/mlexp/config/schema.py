@@ -1,0 +1,106 @@
+"""Dataclass schemas of the config groups every task shares.
+
+Hydra validates each group option against its schema while composing, so a wrong
+key or type fails before any work starts. Task-specific schemas (datasets, models)
+live in each task's package and register themselves the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Direction(str, Enum):
+    minimize = "minimize"
+    maximize = "maximize"
+
+
+@dataclass
+class Objective:
+    metric: str = MISSING
+    direction: Direction = Direction.minimize
+
+
+@dataclass
+class TaskConfig:
+    """What a task is: its name, the metric sweeps optimise and the groups it accepts."""
+
+    name: str = MISSING
+    description: str = ""
+    objective: Objective = field(default_factory=Objective)
+    headline_metrics: list[str] = field(default_factory=list)
+    # config-group options this task can run with, e.g. {model: [mlp]}
+    choices: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class SweepConfig:
+    """A sweep in the terms of a SageMaker tuning job."""
+
+    name: str = "none"
+    max_jobs: int = 1
+    max_parallel_jobs: int = 1
+
+
+@dataclass
+class ComputeConfig:
+    target: str = "local"
+    # MXNet and BLAS threads per trial; 0 leaves the library default
+    num_threads: int = 0
+    instance_type: str | None = None
+    instance_count: int = 1
+    role_arn: str | None = None
+
+
+@dataclass
+class DeployConfig:
+    target: str = "none"
+    model_name: str | None = None
+    alias: str = "champion"
+
+
+@dataclass
+class TrackingConfig:
+    # null: $MLFLOW_TRACKING_URI, else a SQLite store in the project root
+    uri: str | None = None
+    # null: the task name
+    experiment_name: str | None = None
+    # step metrics kept in memory before one log_batch call
+    metric_buffer: int = 1000
+
+
+@dataclass
+class PathsConfig:
+    root: str = MISSING
+    data: str = MISSING
+    models: str = MISSING
+    reports: str = MISSING
+
+
+@dataclass
+class MlexpConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    dataset: Any = MISSING
+    preprocessing: Any = MISSING
+    model: Any = MISSING
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 42
+    # run one stage only (DVC stages do); null runs them all
+    stage: str | None = None
+    # take the task's config from this params file (DVC's params.yaml) instead of conf/
+    params_file: str | None = None
+
+
+def register_schemas() -> None:
+    """Store the shared schemas where conf/*.yaml name them in their defaults lists."""
+    store = ConfigStore.instance()
+    store.store(name="mlexp_schema", node=MlexpConfig)

@@ -1,0 +1,1 @@
+"""Loaders for the real published dataset formats, one module per dataset."""

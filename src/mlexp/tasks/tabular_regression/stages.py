@@ -1,0 +1,101 @@
+"""The abalone workflow of the SageMaker Experiments post: Pre-processing, Training, Evaluation."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.charts import predicted_vs_actual
+from mlexp.data import abalone
+from mlexp.errors import DataError
+from mlexp.paths import resolve
+from mlexp.tasks.tabular_regression import features, network
+from mlexp.tasks.tabular_regression.config import MLPRegressor
+from mlexp.tracking import Tracker
+
+
+def _model_config(cfg: DictConfig) -> MLPRegressor:
+    return MLPRegressor(**OmegaConf.to_container(cfg.model, resolve=True))  # type: ignore[arg-type]
+
+
+def _processed(cfg: DictConfig, name: str) -> Path:
+    path = Path(cfg.paths.data) / name
+    if not path.exists():
+        raise DataError(f"{path} is missing: run the prepare stage first (mlexp task={cfg.task.name} stage=prepare)")
+    return path
+
+
+def prepare(cfg: DictConfig, tracker: Tracker) -> None:
+    """Split, one-hot encode Sex and scale (fitted on train only); write the processed data."""
+    source = resolve(cfg.dataset.path) if cfg.dataset.path else abalone.packaged_copy()
+    frame = abalone.load(source, cfg.dataset.n_rows, cfg.seed)
+    train, test = features.split(frame, cfg.preprocessing.train_test_split, cfg.seed)
+    preprocessors = features.Preprocessors.fit(train)
+
+    out = Path(cfg.paths.data)
+    out.mkdir(parents=True, exist_ok=True)
+    preprocessors.transform(train).to_parquet(out / "train.parquet", index=False)
+    preprocessors.transform(test).to_parquet(out / "test.parquet", index=False)
+    preprocessors.save(out / "preprocessors.json")
+
+    tracker.log_parameters({"train_test_split": cfg.preprocessing.train_test_split, "rows": len(frame)})
+    tracker.log_input("raw data", "text/csv", source)
+    tracker.log_output("preprocessed data", "application/x-parquet", out / "train.parquet")
+    tracker.log_artifact(out / "preprocessors.json", name="preprocessors", media_type="application/json")
+    tracker.log_metrics({"rows_train": len(train), "rows_test": len(test)})
+
+
+def train(cfg: DictConfig, tracker: Tracker) -> None:
+    """Fit the MLP; log the training loss of every epoch as the step metric `train_loss`."""
+    model = _model_config(cfg)
+    train_path = _processed(cfg, "train.parquet")
+    x, y = features.arrays(pd.read_parquet(train_path))
+    tracker.log_parameters(OmegaConf.to_container(cfg.model, resolve=True))  # type: ignore[arg-type]
+    tracker.log_input("preprocessed data", "application/x-parquet", train_path)
+
+    losses: list[tuple[int, float]] = []
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        losses.append((epoch, loss))
+        tracker.log_metric("train_loss", loss, step=epoch)
+
+    net = network.train(model, x, y, cfg.seed, on_epoch)
+    if not np.isfinite(losses[-1][1]):
+        raise ValueError(f"training diverged (train_loss={losses[-1][1]}); lower model.learning_rate")
+    folder = network.save(net, model, Path(cfg.paths.models))
+    tracker.log_metric("final_train_loss", losses[-1][1])
+    tracker.log_output("model", "application/x-mxnet-params", folder / "model.params")
+    tracker.log_artifact(folder / "model.params", name="model")
+    tracker.log_artifact(folder / "model.json", name="model")
+
+    plots = Path(cfg.paths.reports) / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    with (plots / "train_loss.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "train_loss"])
+        writer.writerows(losses)
+
+
+def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
+    """Score the held-out split: `test_msle` (the objective) and `test_mae` in rings."""
+    test_path = _processed(cfg, "test.parquet")
+    x, y = features.arrays(pd.read_parquet(test_path))
+    models = Path(cfg.paths.models)
+    if not (models / "model.params").exists():
+        raise DataError(f"{models}/model.params is missing: run the train stage first")
+    predicted = network.predict(network.load(models), x)
+    clipped = np.maximum(predicted, 0.0)
+    tracker.log_input("test data", "application/x-parquet", test_path)
+    tracker.log_input("model", "application/x-mxnet-params", models / "model.params")
+    tracker.log_metric("test_msle", float(np.mean((np.log1p(clipped) - np.log1p(y)) ** 2)))
+    tracker.log_metric("test_mae", float(np.mean(np.abs(predicted - y))))
+
+    plots = Path(cfg.paths.reports) / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"actual": y, "predicted": predicted}).to_csv(plots / "predictions.csv", index=False)
+    chart = predicted_vs_actual(y, predicted, plots / "predicted_vs_actual.png", "Abalone rings: test split")
+    tracker.log_artifact(chart, name="plots", media_type="image/png")

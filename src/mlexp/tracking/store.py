@@ -1,0 +1,69 @@
+"""Which MLflow store a trial goes to, and its one-time set-up.
+
+The embedded default is a SQLite file plus an artifact folder in the project root.
+Creating the database or an experiment is done under a file lock: parallel sweep
+jobs racing to run MLflow's schema migration fail with "table already exists".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from filelock import FileLock
+from mlflow.tracking import MlflowClient
+
+DEFAULT_DB = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file behind a sqlite:/// URI, or None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :])
+
+
+@dataclass(frozen=True)
+class TrackingStore:
+    """An MLflow tracking URI and, for local stores, where artifacts are written."""
+
+    uri: str
+    artifact_root: str | None
+
+    @classmethod
+    def resolve(cls, configured_uri: str | None, root: Path) -> TrackingStore:
+        """`tracking.uri`, else $MLFLOW_TRACKING_URI, else <root>/mlflow.db."""
+        uri = configured_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+        if not uri:
+            uri = f"sqlite:///{(root / DEFAULT_DB).resolve()}"
+        elif uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_absolute():
+            # a relative sqlite path would create one database per Hydra job folder
+            uri = f"sqlite:///{(root / uri[len('sqlite:///') :]).resolve()}"
+        db = sqlite_path(uri)
+        artifacts = (db.parent / DEFAULT_ARTIFACTS).as_uri() if db else None
+        if urlparse(uri).scheme in ("", "file"):
+            artifacts = None
+        return cls(uri=uri, artifact_root=artifacts)
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.uri)
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment `name`, created once (under a lock on local stores)."""
+        db = sqlite_path(self.uri)
+        if db is None:
+            return self._get_or_create(name)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(db) + ".lock", timeout=120):
+            return self._get_or_create(name)
+
+    def _get_or_create(self, name: str) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        location = f"{self.artifact_root}/{name}" if self.artifact_root else None
+        return str(client.create_experiment(name, artifact_location=location))

@@ -1,0 +1,93 @@
+"""A Trial is a parent MLflow run; each trial component is a run nested under it."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from mlexp.tracking import tags
+from mlexp.tracking.tracker import Tracker
+
+
+class Trial:
+    """One iteration of the workflow: a parent run carrying the headline metrics."""
+
+    def __init__(self, client: MlflowClient, run_id: str, metric_buffer: int = 1000) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.metric_buffer = metric_buffer
+        self.tracker = Tracker(client, run_id, metric_buffer=metric_buffer)
+
+    @classmethod
+    def open(
+        cls,
+        client: MlflowClient,
+        experiment_id: str,
+        name: str | None,
+        run_tags: Mapping[str, str],
+        metric_buffer: int = 1000,
+    ) -> Trial:
+        run = client.create_run(experiment_id, tags={tags.KIND: "trial", **run_tags}, run_name=name)
+        return cls(client, run.info.run_id, metric_buffer)
+
+    @classmethod
+    def resume(cls, client: MlflowClient, run_id: str, metric_buffer: int = 1000) -> Trial:
+        """Continue a trial opened by an earlier process (a previous DVC stage)."""
+        client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        return cls(client, run_id, metric_buffer)
+
+    @property
+    def name(self) -> str:
+        return str(self.client.get_run(self.run_id).info.run_name)
+
+    def component_stages(self) -> set[str]:
+        """Stages that already have a finished component in this trial."""
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        children = self.client.search_runs(
+            [experiment_id], filter_string=f"tags.{tags.MLFLOW_PARENT_RUN_ID} = '{self.run_id}'"
+        )
+        return {run.data.tags.get(tags.STAGE, "") for run in children}
+
+    @contextmanager
+    def component(self, display_name: str, stage: str) -> Iterator[Tracker]:
+        """Open a nested run for one stage; on error mark it FAILED, store the error, re-raise."""
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        run = self.client.create_run(
+            experiment_id,
+            run_name=display_name,
+            tags={tags.KIND: "component", tags.STAGE: stage, tags.MLFLOW_PARENT_RUN_ID: self.run_id},
+        )
+        tracker = Tracker(self.client, run.info.run_id, (self.run_id,), self.metric_buffer)
+        try:
+            yield tracker
+        except BaseException as error:
+            tracker.flush()
+            self._record_error(run.info.run_id, error)
+            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+            raise
+        tracker.flush()
+        self.tracker.last_metrics.update(tracker.last_metrics)
+        self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def _record_error(self, run_id: str, error: BaseException) -> None:
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.client.set_tag(run_id, tags.ERROR, f"{type(error).__name__}: {error}"[:5000])
+        self.client.log_text(run_id, text, "error.txt")
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.tracker.log_parameters(params)
+
+    def set_tags(self, run_tags: Mapping[str, Any]) -> None:
+        self.tracker.set_tags(run_tags)
+
+    def close(self, error: BaseException | None = None) -> None:
+        self.tracker.flush()
+        if error is not None:
+            self._record_error(self.run_id, error)
+        status = RunStatus.FAILED if error is not None else RunStatus.FINISHED
+        self.client.set_terminated(self.run_id, RunStatus.to_string(status))
