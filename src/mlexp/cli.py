@@ -92,9 +92,9 @@ def _print_next_steps(cfg: DictConfig, objective: float, multirun: bool) -> None
 
 def main() -> None:
     argv = sys.argv[1:]
-    if argv and argv[0] in ("compare", "params"):
-        from mlexp import commands
+    from mlexp import commands
 
+    if argv and argv[0] in commands.COMMANDS:
         sys.exit(commands.run(argv[0], argv[1:]))
     app = hydra.main(version_base="1.3", config_path=str(project_root() / "conf"), config_name="config")
     app(_job)()

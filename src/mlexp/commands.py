@@ -10,12 +10,14 @@ from omegaconf import DictConfig
 from mlexp import compare, tasks
 from mlexp.config import params
 from mlexp.errors import MlexpError
-from mlexp.paths import project_root
+from mlexp.paths import project_root, resolve
 from mlexp.tracking import TrackingStore
 
 USAGE = {
     "compare": "mlexp compare task=<task> [experiment=<name>] [sweep=<sweep run id>] [tracking.uri=<uri>]",
     "params": "mlexp params [--check]",
+    "data": "mlexp data <dataset> <output file>",
+    "summary": "mlexp summary [<output file>]",
 }
 
 
@@ -74,9 +76,34 @@ def run_params(argv: list[str]) -> int:
     return 0
 
 
+def run_data(argv: list[str]) -> int:
+    from mlexp.data import EXPORTS
+
+    if len(argv) != 2 or argv[0] not in EXPORTS:
+        raise MlexpError(f"usage: {USAGE['data']} with a dataset among: {', '.join(sorted(EXPORTS))}")
+    out = resolve(argv[1])
+    rows = EXPORTS[argv[0]](out)
+    print(f"wrote {out} ({rows} rows)")
+    return 0
+
+
+def run_summary(argv: list[str]) -> int:
+    from mlexp.summary import write_summary
+
+    if len(argv) > 1:
+        raise MlexpError(f"usage: {USAGE['summary']}")
+    root = project_root()
+    out = resolve(argv[0]) if argv else root / "reports" / "summary.md"
+    print(write_summary(root / "reports", sorted(tasks.load_all()), out), end="")
+    return 0
+
+
+COMMANDS = {"compare": run_compare, "params": run_params, "data": run_data, "summary": run_summary}
+
+
 def run(command: str, argv: list[str]) -> int:
     try:
-        return {"compare": run_compare, "params": run_params}[command](argv)
+        return COMMANDS[command](argv)
     except MlexpError as error:
         print(f"mlexp {command}: error: {error}", file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ from mlexp import charts
 from mlexp.tracking import tags
 
 MAX_TRIALS = 5000
+# params that say how a trial ran, not what it tried
+NOT_COMPARED = ("task.", "sweep.", "tracking.", "compute.", "deploy.")
 
 
 @dataclass
@@ -61,7 +63,7 @@ def best_first(rows: list[TrialRow], metric: str, direction: str) -> list[TrialR
 
 
 def varying_params(rows: list[TrialRow]) -> list[str]:
-    keys = sorted({k for row in rows for k in row.params if not k.startswith(("paths.", "task."))})
+    keys = sorted({k for row in rows for k in row.params if not k.startswith(NOT_COMPARED)})
     return [k for k in keys if len({row.params.get(k) for row in rows}) > 1]
 
 

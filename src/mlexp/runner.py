@@ -18,8 +18,8 @@ from mlexp.seeding import seed_everything
 from mlexp.tracking import TrackingStore, Trial, tags
 from mlexp.tracking.provenance import command_line, git_state, package_versions
 
-# params that describe the machine, not the experiment
-NOT_PARAMS = ("paths", "hydra")
+# config that describes the machine or how the run was launched, not the experiment: kept as tags
+NOT_PARAMS = ("paths", "hydra", "stage", "params_file")
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
             "mlexp.overrides": " ".join(job.overrides),
             **{f"mlexp.choice.{group}": option for group, option in job.choices.items() if option},
             **{f"paths.{key}": value for key, value in resolved["paths"].items()},
+            "mlexp.stage": cfg.stage or "all",
+            "mlexp.params_file": cfg.params_file or "",
         }
     )
     trial.client.log_text(trial.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")

@@ -95,3 +95,10 @@ def _first(rows: list[int], shown: int = 5) -> str:
     # 1-based data rows, as a user counts them in the file
     text = ", ".join(str(r + 1) for r in rows[:shown])
     return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
+
+
+def export_packaged(out: Path) -> int:
+    """Write the packaged copy as a UCI abalone.data file; returns the row count."""
+    frame = load(packaged_copy())
+    write_uci(frame, out)
+    return len(frame)
