@@ -6,6 +6,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -13,13 +14,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mlexp import runner, tasks
+from mlexp import tasks
 from mlexp.config import register_schemas
-from mlexp.config.params import apply_params_file
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
-from mlexp.sweeps.recorder import SWEEP_NAME_ENV, SWEEP_RUN_ENV
-from mlexp.tracking import TrackingStore
+from mlexp.sweeps import SWEEP_NAME_ENV, SWEEP_RUN_ENV
+
+if TYPE_CHECKING:
+    from mlexp import runner
 
 OmegaConf.register_new_resolver("mlexp_root", lambda: str(project_root()), replace=True)
 register_schemas()
@@ -47,6 +49,10 @@ def _fail(message: str, multirun: bool) -> float:
 
 
 def _job(cfg: DictConfig) -> float:
+    # imported here: MLflow and MXNet take seconds to load, which --help and --cfg don't need
+    from mlexp import runner
+    from mlexp.config.params import apply_params_file
+
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
@@ -85,6 +91,8 @@ def _print_next_steps(cfg: DictConfig, objective: float, multirun: bool) -> None
     print(f"trial done: {metric} = {objective:.6g}  (reports: {cfg.paths.reports})")
     if multirun:
         return
+    from mlexp.tracking import TrackingStore
+
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
     print(f"  compare trials:  mlexp compare task={cfg.task.name}")
     print(f"  MLflow UI:       mlflow ui --backend-store-uri {store.uri}")

@@ -7,11 +7,10 @@ import sys
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from mlexp import compare, tasks
+from mlexp import tasks
 from mlexp.config import params
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
-from mlexp.tracking import TrackingStore
 
 USAGE = {
     "compare": "mlexp compare task=<task> [experiment=<name>] [sweep=<sweep run id>] [tracking.uri=<uri>]",
@@ -37,6 +36,9 @@ def _task_config(task: str) -> DictConfig:
 
 
 def run_compare(argv: list[str]) -> int:
+    from mlexp import compare
+    from mlexp.tracking import TrackingStore
+
     args = _key_values(argv, {"task", "experiment", "sweep", "tracking.uri"}, "compare")
     if "task" not in args and "experiment" not in args:
         raise MlexpError(f"name a task or an experiment; usage: {USAGE['compare']}")

@@ -134,7 +134,7 @@ def run(cfg: DictConfig, job: JobContext) -> float:
     try:
         for current in stages:
             with trial.component(task.component_name(current), current) as tracker:
-                task.stages[current](cfg, tracker)
+                task.stage(current)(cfg, tracker)
         objective = _finish(cfg, trial, stages)
     except BaseException as error:
         trial.close(error)

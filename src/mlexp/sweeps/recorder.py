@@ -18,10 +18,8 @@ from mlflow.entities import RunStatus
 from omegaconf import DictConfig
 
 from mlexp import compare
+from mlexp.sweeps import SWEEP_NAME_ENV, SWEEP_RUN_ENV
 from mlexp.tracking import TrackingStore, tags
-
-SWEEP_RUN_ENV = "MLEXP_SWEEP_RUN_ID"
-SWEEP_NAME_ENV = "MLEXP_SWEEP_NAME"
 
 
 def _direction(cfg: DictConfig) -> str:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from mlexp.errors import ConfigError
-from mlexp.tracking.tracker import Tracker
 
-Stage = Callable[[DictConfig, Tracker], None]
+if TYPE_CHECKING:
+    from mlexp.tracking.tracker import Tracker
+
+Stage = Callable[[DictConfig, "Tracker"], None]
 
 # The SageMaker Experiments post names trial components like this.
 COMPONENT_NAMES = {
@@ -25,10 +28,19 @@ COMPONENT_NAMES = {
 
 @dataclass(frozen=True)
 class Task:
-    """A task's stages, run in order; each is a plain function of (cfg, tracker)."""
+    """A task's stages, run in order; each is a plain function of (cfg, tracker).
+
+    Stages are named, and imported from `stages_module` only when a trial runs, so
+    `mlexp --help` and config validation do not pay for loading MXNet or MLflow.
+    """
 
     name: str
-    stages: dict[str, Stage] = field(default_factory=dict)
+    stages_module: str
+    stages: tuple[str, ...]
+
+    def stage(self, name: str) -> Stage:
+        function: Stage = getattr(importlib.import_module(self.stages_module), name)
+        return function
 
     def component_name(self, stage: str) -> str:
         return COMPONENT_NAMES.get(stage, stage.replace("_", " ").capitalize())

