@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
@@ -16,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config import register_schemas
+from mlexp.config.overrides import check_override_keys, config_groups
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
 from mlexp.sweeps import SWEEP_NAME_ENV, SWEEP_RUN_ENV
@@ -80,7 +83,7 @@ def _sweep_job(cfg: DictConfig, job: runner.JobContext, number: int, output_dir:
     cfg.paths.reports = str(output_dir / "reports")
     name = os.environ.get(SWEEP_NAME_ENV, "sweep")
     sweep_run = os.environ.get(SWEEP_RUN_ENV)
-    return runner.JobContext(job.choices, job.overrides, sweep_run, sweep_run, f"{name}-trial-{number}")
+    return replace(job, sweep_run_id=sweep_run, sweep_id=sweep_run, trial_name=f"{name}-trial-{number}")
 
 
 def _print_next_steps(cfg: DictConfig, objective: float, multirun: bool) -> None:
@@ -104,8 +107,38 @@ def main() -> None:
 
     if argv and argv[0] in commands.COMMANDS:
         sys.exit(commands.run(argv[0], argv[1:]))
-    app = hydra.main(version_base="1.3", config_path=str(project_root() / "conf"), config_name="config")
+    conf_dir = project_root() / "conf"
+    if any(arg in ("--help", "-h") for arg in argv):
+        print(_help_header(conf_dir))
+    else:
+        try:
+            check_override_keys(conf_dir, get_args_parser().parse_args(argv).overrides)
+        except MlexpError as error:
+            print(f"mlexp: error: {error}", file=sys.stderr)
+            sys.exit(2)
+    app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
     app(_job)()
+
+
+def _help_header(conf_dir: Path) -> str:
+    groups = config_groups(conf_dir)
+    lines = [f"  {group}: {', '.join(options)}" for group, options in groups.items()]
+    registered = tasks.load_all()
+    described = [f"  {name}" for name in sorted(registered)]
+    return "\n".join(
+        [HELP_USAGE, "", "Tasks (task=<name>):", *described, "", "Config groups (group=option):", *lines, ""]
+    )
+
+
+HELP_USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC pipelines)
+
+  Run a task:        mlexp task=<task> [key=value ...]
+  Sweep:             mlexp -m task=<task> model.<key>=a,b [sweep=grid|random|tpe]
+  One stage (DVC):   mlexp task=<task> stage=<prepare|train|evaluate|deploy>
+  Print config:      mlexp --cfg job task=<task>
+  Compare trials:    mlexp compare task=<task>
+  Compile params:    mlexp params [--check]   (params.yaml for DVC, from conf/)
+  Summary:           mlexp summary            (headline metrics of every task)"""
 
 
 if __name__ == "__main__":

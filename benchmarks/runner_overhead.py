@@ -1,0 +1,341 @@
+"""Runner overhead: a full `mlexp` trial vs a bare script doing the same training.
+
+Goal: config (Hydra) + tracking (MLflow) add < 1.5 s per trial.
+
+Both sides run as whole Python processes, so both pay interpreter start-up and their imports:
+  baseline  a bare script: load abalone, split/scale, train the Gluon MLP, score MSLE (no Hydra, no MLflow)
+  mlexp     `python -m mlexp.cli task=tabular_regression model.epochs=E` in a throw-away project
+One untimed warm-up of each (it also creates the SQLite store), then REPEATS timed runs of each,
+interleaved; the medians are compared. When the goal is missed, one extra instrumented mlexp run
+(`-X importtime` plus wall-clock timers around the runner's phases) shows where the extra time goes.
+
+    .venv/bin/python benchmarks/runner_overhead.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_OVERHEAD_S = 1.5
+EPOCHS = 10
+REPEATS = 3
+TIMEOUT_S = 300
+
+# The baseline: the same data, split, scaling, network and seeds as the task's stages, nothing else.
+# It prints its own phase times (JSON on the last stdout line) so the report can compare phases.
+BARE = """
+import time
+started = time.perf_counter()
+import json
+import random
+import sys
+
+import mxnet as mx
+import numpy as np
+
+from mlexp.data import abalone
+from mlexp.tasks.tabular_regression import features, network
+from mlexp.tasks.tabular_regression.config import MLPRegressor
+
+imported = time.perf_counter()
+spec = json.loads(sys.argv[1])
+seed = spec["seed"]
+random.seed(seed)
+np.random.seed(seed)
+mx.random.seed(seed)
+frame = abalone.load(None, None, seed)
+train, test = features.split(frame, spec["train_test_split"], seed)
+preprocessors = features.Preprocessors.fit(train)
+x, y = features.arrays(preprocessors.transform(train))
+x_test, y_test = features.arrays(preprocessors.transform(test))
+prepared = time.perf_counter()
+net = network.train(MLPRegressor(**spec["model"]), x, y, seed, lambda epoch, loss: None)
+trained = time.perf_counter()
+predicted = np.maximum(network.predict(net, x_test), 0.0)
+msle = float(np.mean((np.log1p(predicted) - np.log1p(y_test)) ** 2))
+done = time.perf_counter()
+print(json.dumps({
+    "test_msle": msle, "rows": len(frame), "imports": imported - started, "data": prepared - imported,
+    "train": trained - prepared, "evaluate": done - trained,
+}))
+"""
+
+# The mlexp trial with timers: the same CLI entry point, with the imports it makes lazily done up front
+# (each timed) and wall-clock timers around the runner's phases. Results go to the JSON file in argv[1].
+INSTRUMENTED = """
+import time
+started = time.perf_counter()
+import functools
+import json
+import sys
+
+out_path = sys.argv.pop(1)
+timings = {}
+counts = {}
+depth = {"client": 0}
+
+
+def add(label, seconds, calls=1):
+    timings[label] = timings.get(label, 0.0) + seconds
+    counts[label] = counts.get(label, 0) + calls
+
+
+def timed_import(label, module):
+    start = time.perf_counter()
+    __import__(module)
+    add(label, time.perf_counter() - start)
+
+
+def wrap(owner, name, label, guard=None):
+    function = getattr(owner, name)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if guard is not None and depth[guard]:
+            return function(*args, **kwargs)
+        if guard is not None:
+            depth[guard] += 1
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            add(label, time.perf_counter() - start)
+            if guard is not None:
+                depth[guard] -= 1
+
+    setattr(owner, name, wrapper)
+
+
+timed_import("import mlexp.cli (hydra, omegaconf, config schemas)", "mlexp.cli")
+timed_import("import Hydra callback mlexp.sweeps.recorder (mlflow, compare -> matplotlib)", "mlexp.sweeps.recorder")
+timed_import("import mlflow's SQLAlchemy store (sqlalchemy, alembic)", "mlflow.store.tracking.sqlalchemy_store")
+timed_import("import mlexp.runner", "mlexp.runner")
+timed_import("import mxnet (baseline pays this too)", "mxnet")
+timed_import("import task stages (pyarrow.parquet, ...)", "mlexp.tasks.tabular_regression.stages")
+imports_done = time.perf_counter()
+
+from mlflow.tracking import MlflowClient
+
+import mlexp.cli as cli
+import mlexp.runner as runner
+import mlexp.tasks.tabular_regression.stages as stages
+from mlexp.tracking.store import TrackingStore
+
+wrap(runner, "run", "runner.run")
+wrap(stages.network, "train", "network.train (the training; baseline does the same)")
+wrap(stages, "predicted_vs_actual", "predicted-vs-actual chart (matplotlib PNG)")
+wrap(runner, "git_state", "git rev-parse + git status (provenance)")
+wrap(runner, "package_versions", "package versions (provenance)")
+wrap(TrackingStore, "client", "MlflowClient + store (engine, schema check)")
+wrap(TrackingStore, "experiment_id", "experiment lookup under file lock")
+for name in dir(MlflowClient):
+    if not name.startswith("_") and callable(getattr(MlflowClient, name)):
+        wrap(MlflowClient, name, "MLflow client calls (runs, params, tags, metrics, inputs, artifacts)", "client")
+for stage in ("prepare", "train", "evaluate"):
+    wrap(stages, stage, f"stage {stage}")
+
+sys.argv = ["mlexp", *sys.argv[1:]]
+try:
+    cli.main()
+finally:
+    ended = time.perf_counter()
+    timings["in-process total"] = ended - started
+    timings["imports total"] = imports_done - started
+    with open(out_path, "w") as handle:
+        json.dump({"timings": timings, "counts": counts}, handle)
+"""
+
+
+def project_copy(base: Path) -> Path:
+    """A project folder with the repository's conf/: the trials' store, data and outputs land in it."""
+    project = base / "project"
+    project.mkdir()
+    shutil.copytree(REPO / "conf", project / "conf")
+    return project
+
+
+def cli_env(project: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_"))}
+    env["MLEXP_ROOT"] = str(project)
+    return env
+
+
+def run_timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Wall-clock seconds of one whole process, and its stdout; raises if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-3000:]}")
+    return elapsed, done.stdout
+
+
+def trial_spec(project: Path) -> dict:
+    """Seed, split and model settings from the project's conf/, as the mlexp trial composes them."""
+    conf = project / "conf"
+    model = yaml.safe_load((conf / "model" / "mlp_regressor.yaml").read_text())
+    model = {k: v for k, v in model.items() if k != "defaults"}
+    model["epochs"] = EPOCHS
+    split = yaml.safe_load((conf / "preprocessing" / "abalone.yaml").read_text())["train_test_split"]
+    seed = yaml.safe_load((conf / "config.yaml").read_text())["seed"]
+    return {"seed": seed, "train_test_split": split, "model": model}
+
+
+def seconds_list(values: list[float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values) + " s"
+
+
+def mlexp_msle(stdout: str) -> float:
+    for line in stdout.splitlines():
+        if line.startswith("trial done:"):
+            return float(line.split("=")[1].split()[0])
+    return float("nan")
+
+
+def finished_trials(project: Path) -> tuple[int, int]:
+    """(FINISHED trials, all trials) in the project's store."""
+    with sqlite3.connect(project / "mlflow.db") as db:
+        rows = db.execute(
+            "SELECT r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'mlexp.kind' AND t.value = 'trial'"
+        ).fetchall()
+    return sum(1 for (status,) in rows if status == "FINISHED"), len(rows)
+
+
+def import_costs(stderr: str, names: tuple[str, ...]) -> dict[str, float]:
+    """Cumulative `-X importtime` seconds of the first import of each named module."""
+    found: dict[str, float] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, module = line[len("import time:") :].split("|")
+        module = module.strip()
+        if module in names and module not in found:
+            found[module] = int(cumulative) / 1e6
+    return found
+
+
+def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str], bare: dict[str, float]) -> None:
+    """One instrumented mlexp trial: where its time goes, next to the baseline's phases."""
+    driver = base / "instrumented.py"
+    driver.write_text(INSTRUMENTED)
+    out = base / "instrumented.json"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(driver), str(out), *overrides],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0 or not out.exists():
+        print(f"  (instrumented run failed: exit {done.returncode})\n{done.stderr[-2000:]}")
+        return
+    result = json.loads(out.read_text())
+    timings: dict[str, float] = result["timings"]
+    counts: dict[str, int] = result["counts"]
+    print()
+    print("where the time goes: one instrumented mlexp trial (wall clock; imports under -X importtime, so ~5-10%")
+    print("slower than normal; lazily imported modules are imported up front here so each is timed once):")
+    rows = [
+        ("interpreter start-up + shutdown (outside the timers)", wall - timings["in-process total"]),
+        *((k, v) for k, v in timings.items() if k.startswith("import ") and k != "imports total"),
+        ("Hydra: compose config, job folder, logging (job minus runner.run)", None),
+        ("runner.run", timings.get("runner.run")),
+    ]
+    hydra_only = timings.get("in-process total", 0.0) - timings["imports total"] - timings.get("runner.run", 0.0)
+    for label, seconds in rows:
+        seconds = hydra_only if seconds is None else seconds
+        print(f"  {label:<92} {seconds:6.2f} s")
+    nested = [k for k in timings if not k.startswith("import") and k not in ("in-process total", "runner.run")]
+    print("    of which (overlapping: stage times include the client calls, chart and training made in them):")
+    for label in nested:
+        calls = f" ({counts[label]} calls)" if counts.get(label, 1) > 1 else ""
+        print(f"    {label + calls:<90} {timings[label]:6.2f} s")
+    names = ("mlflow", "mlflow.store.tracking.sqlalchemy_store", "sqlalchemy", "alembic", "mlexp.compare")
+    names += ("matplotlib", "hydra", "mxnet", "pandas")
+    costs = import_costs(done.stderr, names)
+    listed = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in costs.items())
+    print(f"  -X importtime, cumulative per package (first import): {listed}")
+    print(
+        f"  baseline phases (median): imports {bare['imports']:.2f} s, data {bare['data']:.2f} s, "
+        f"train {bare['train']:.2f} s, evaluate {bare['evaluate']:.2f} s"
+    )
+
+
+def main() -> int:
+    print(f"runner overhead: a full mlexp trial vs a bare script, {EPOCHS} epochs, full abalone data")
+    print(f"goal: config + tracking add < {GOAL_OVERHEAD_S:g} s per trial; medians of {REPEATS} runs each")
+    print(f"load average before start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    with tempfile.TemporaryDirectory(prefix="mlexp-bench-overhead-") as tmp:
+        base = Path(tmp)
+        project = project_copy(base)
+        env = cli_env(project)
+        bare_script = base / "bare.py"
+        bare_script.write_text(BARE)
+        spec = trial_spec(project)
+        bare_cmd = [sys.executable, str(bare_script), json.dumps(spec)]
+        overrides = ["task=tabular_regression", f"model.epochs={EPOCHS}"]
+        mlexp_cmd = [sys.executable, "-m", "mlexp.cli", *overrides]
+
+        first_bare, _ = run_timed(bare_cmd, project, env)
+        first_mlexp, _ = run_timed(mlexp_cmd, project, env)  # creates mlflow.db: not part of the medians
+        print(f"warm-up (untimed in medians): bare {first_bare:.2f} s, mlexp {first_mlexp:.2f} s (creates the store)")
+
+        bare_times: list[float] = []
+        mlexp_times: list[float] = []
+        bare_phases: list[dict[str, float]] = []
+        mlexp_msles: list[float] = []
+        for _ in range(REPEATS):
+            seconds, out = run_timed(bare_cmd, project, env)
+            bare_times.append(seconds)
+            bare_phases.append(json.loads(out.strip().splitlines()[-1]))
+            seconds, out = run_timed(mlexp_cmd, project, env)
+            mlexp_times.append(seconds)
+            mlexp_msles.append(mlexp_msle(out))
+        finished, total = finished_trials(project)
+
+        bare_median = statistics.median(bare_times)
+        mlexp_median = statistics.median(mlexp_times)
+        overhead = mlexp_median - bare_median
+        print()
+        print(f"baseline (bare script) runs: {seconds_list(bare_times)} -> median {bare_median:.2f} s")
+        print(f"mlexp trial runs:            {seconds_list(mlexp_times)} -> median {mlexp_median:.2f} s")
+        print(
+            f"same training: test_msle bare {bare_phases[0]['test_msle']:.6g} vs mlexp "
+            f"{', '.join(f'{m:.6g}' for m in mlexp_msles)} ({bare_phases[0]['rows']} rows)"
+        )
+        print(f"store check: {finished}/{total} trials FINISHED in the throw-away store (warm-up + {REPEATS} timed)")
+        print("note: the baseline imports mlexp.tasks.tabular_regression, whose config schema module loads")
+        print("hydra.core.config_store, so a little of Hydra's import cost is in the baseline too")
+        print()
+        print(
+            f"overhead: {overhead:.2f} s per trial (mlexp {mlexp_median:.2f} s - bare {bare_median:.2f} s); "
+            f"mlexp/bare = {mlexp_median / bare_median:.2f}x"
+        )
+        print(f"ratio: overhead / goal = {overhead:.2f} s / {GOAL_OVERHEAD_S:g} s = {overhead / GOAL_OVERHEAD_S:.2f}")
+        met = overhead < GOAL_OVERHEAD_S
+        print("GOAL MET" if met else "GOAL MISSED")
+        if not met:
+            medians = {key: statistics.median(p[key] for p in bare_phases) for key in ("imports", "data")}
+            medians.update({key: statistics.median(p[key] for p in bare_phases) for key in ("train", "evaluate")})
+            explain(project, base, env, overrides, medians)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

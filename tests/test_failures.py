@@ -1,0 +1,59 @@
+"""Bad input: one clear line, a non-zero exit, the trial stored as FAILED with its error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import TINY, run_cli, store_client, trials_of
+
+GOOD_ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"
+
+
+def test_malformed_row_fails_the_trial_with_one_clear_line(tmp_project):
+    data = tmp_project / "abalone.data"
+    data.write_text("\n".join([GOOD_ROW, "F,0.53,oops,0.135,0.677,0.2565,0.1415,0.21,9", GOOD_ROW]) + "\n")
+    done = run_cli(tmp_project, "task=tabular_regression", f"dataset.path={data}", check=False)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("mlexp: error:")]
+    assert len(errors) == 1
+    assert "column diameter is not numeric in rows 2" in errors[0]
+    assert "marked FAILED" in errors[0]
+
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FAILED"
+    assert trial.component_names == {"Pre-processing"}
+    client = store_client(tmp_project)
+    component = client.get_run(trial.components["Pre-processing"])
+    assert component.info.status == "FAILED"
+    assert "not numeric" in component.data.tags["mlexp.error"]
+    error_text = client.download_artifacts(component.info.run_id, "error.txt", str(tmp_project / "dl"))
+    assert "DataError" in Path(error_text).read_text()
+    # nothing of the failed trial is reported as a result
+    assert not (tmp_project / "reports" / "tabular_regression" / "metrics.json").exists()
+
+
+def test_unexpected_error_points_at_the_stored_traceback(tmp_project):
+    folder = tmp_project / "not_a_file"
+    folder.mkdir()
+    done = run_cli(tmp_project, "task=tabular_regression", f"dataset.path={folder}", *TINY, check=False)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "IsADirectoryError" in done.stderr and "error.txt" in done.stderr
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FAILED"
+    assert "IsADirectoryError" in trial.tags["mlexp.error"]
+
+
+def test_missing_file_names_the_path_and_the_fix(tmp_project):
+    done = run_cli(tmp_project, "task=tabular_regression", "dataset.path=nowhere/abalone.data", check=False)
+    assert done.returncode == 1
+    assert "nowhere/abalone.data does not exist" in done.stderr
+    assert not (tmp_project / "reports").exists()
+
+
+def test_stage_without_its_inputs_says_which_stage_to_run_first(tmp_project):
+    done = run_cli(tmp_project, "task=tabular_regression", "stage=train", *TINY, check=False)
+    assert done.returncode == 1
+    assert "run the prepare stage first" in done.stderr
