@@ -14,10 +14,10 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mlexp import tasks
-from mlexp.config import register_schemas
+from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, config_groups
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
@@ -26,9 +26,8 @@ from mlexp.sweeps import SWEEP_NAME_ENV, SWEEP_RUN_ENV
 if TYPE_CHECKING:
     from mlexp import runner
 
-OmegaConf.register_new_resolver("mlexp_root", lambda: str(project_root()), replace=True)
-register_schemas()
-tasks.load_all()
+# at import: joblib sweep workers import this module to run jobs, and need it too
+make_composable()
 
 # keys the runner reads itself; never merged from params.yaml
 RUN_KEYS = ("stage", "params_file")

@@ -29,6 +29,9 @@ def task_section(cfg: DictConfig) -> dict[str, Any]:
 
 def compile_params(conf_dir: Path, task_names: list[str]) -> dict[str, Any]:
     """Compose every task's default config and return params.yaml's content."""
+    from mlexp.config import make_composable
+
+    make_composable()
     sections = {}
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         for name in sorted(task_names):

@@ -1,0 +1,201 @@
+"""Sweep throughput: 8 CPU-bound trials with the joblib launcher at n_jobs=2 vs sequentially.
+
+Goal: the 2-job sweep is at least 1.7x faster than the sequential one (wall clock of the whole command).
+
+Both sweeps run the same 8-trial grid (model.l1_size=8,16,32,64 x model.l1_activation=relu,tanh) in a
+throw-away project, one MXNet thread per trial (compute.num_threads=1 and OMP_NUM_THREADS=1,
+MXNET_CPU_WORKER_NTHREADS=1 in the environment), after an untimed warm-up trial that creates the store.
+The script also checks the store (8 FINISHED trials per sweep) and whether compute.num_threads takes
+effect: seeding sets the thread variables, which MXNet only reads when it is first imported.
+
+    .venv/bin/python benchmarks/sweep_throughput.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_SPEEDUP = 1.7
+EPOCHS = 40
+TRIALS = 8
+GRID = ["model.l1_size=8,16,32,64", "model.l1_activation=relu,tanh"]
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "MXNET_CPU_WORKER_NTHREADS": "1"}
+TIMEOUT_S = 900
+
+# What a sweep job has imported when its trial starts (the CLI and the Hydra callback), then the
+# runner's seeding with compute.num_threads, then a little MXNet work; reports the OS threads.
+THREAD_CHECK = """
+import json
+import os
+import sys
+
+import mlexp.cli  # noqa: F401
+import mlexp.runner  # noqa: F401
+import mlexp.sweeps.recorder  # noqa: F401
+
+imported_before = "mxnet" in sys.modules
+from mlexp.seeding import seed_everything
+
+seed_everything(42, int(sys.argv[1]))
+import mxnet as mx
+from mxnet import gluon
+
+net = gluon.nn.Dense(256)
+net.initialize()
+x = mx.nd.random.uniform(shape=(4096, 256))
+for _ in range(20):
+    net(x).wait_to_read()
+mx.nd.waitall()
+print(json.dumps({
+    "mxnet_imported_before_seeding": imported_before,
+    "os_threads": len(os.listdir("/proc/self/task")),
+    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    "MXNET_CPU_WORKER_NTHREADS": os.environ.get("MXNET_CPU_WORKER_NTHREADS"),
+}))
+"""
+
+
+def project_copy(base: Path) -> Path:
+    """A project folder with the repository's conf/: the sweeps' store, data and outputs land in it."""
+    project = base / "project"
+    project.mkdir()
+    shutil.copytree(REPO / "conf", project / "conf")
+    return project
+
+
+def cli_env(project: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_"))}
+    env["MLEXP_ROOT"] = str(project)
+    return env
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Wall-clock seconds of one whole command, and its stdout; raises if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-3000:]}")
+    return elapsed, done.stdout
+
+
+def sweep_ids(client: MlflowClient) -> set[str]:
+    experiment = client.get_experiment_by_name("tabular_regression")
+    if experiment is None:
+        return set()
+    runs = client.search_runs([experiment.experiment_id], "tags.`mlexp.kind` = 'sweep'", max_results=1000)
+    return {run.info.run_id for run in runs}
+
+
+def sweep_record(client: MlflowClient, sweep_id: str) -> dict:
+    """The sweep run's status, its trials' statuses and the span from first trial start to last trial end."""
+    experiment = client.get_experiment_by_name("tabular_regression")
+    assert experiment is not None
+    trials = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`mlexp.kind` = 'trial' and tags.`mlexp.sweep_id` = '{sweep_id}'",
+        max_results=1000,
+    )
+    finished = [t for t in trials if t.info.status == "FINISHED"]
+    starts = [t.info.start_time for t in trials if t.info.start_time]
+    ends = [t.info.end_time for t in trials if t.info.end_time]
+    busy = sum((t.info.end_time - t.info.start_time) for t in trials if t.info.start_time and t.info.end_time)
+    return {
+        "status": client.get_run(sweep_id).info.status,
+        "trials": len(trials),
+        "finished": len(finished),
+        "span_s": (max(ends) - min(starts)) / 1000 if starts and ends else float("nan"),
+        "trial_s": busy / 1000 / max(1, len(trials)),
+    }
+
+
+def timed_sweep(project: Path, env: dict[str, str], client: MlflowClient, jobs: int) -> tuple[float, str, dict]:
+    before = sweep_ids(client)
+    args = [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", "sweep=grid"]
+    args += [f"sweep.max_parallel_jobs={jobs}", *GRID, f"model.epochs={EPOCHS}", "compute.num_threads=1"]
+    seconds, _ = run(args, project, env)
+    new = sweep_ids(client) - before
+    if len(new) != 1:
+        raise RuntimeError(f"expected one new sweep run in the store, found {len(new)}")
+    sweep_id = new.pop()
+    return seconds, sweep_id, sweep_record(client, sweep_id)
+
+
+def thread_check(base: Path, project: Path) -> dict[int, dict]:
+    """Run the seeding as a sweep job does, without the thread variables preset, for num_threads 1 and 0."""
+    script = base / "thread_check.py"
+    script.write_text(THREAD_CHECK)
+    env = {k: v for k, v in cli_env(project).items() if k not in THREAD_ENV}
+    return {n: json.loads(run([sys.executable, str(script), str(n)], project, env)[1]) for n in (1, 0)}
+
+
+def main() -> int:
+    print(f"sweep throughput: {TRIALS} trials ({' '.join(GRID)}, {EPOCHS} epochs, full abalone data)")
+    print(f"joblib launcher, sweep.max_parallel_jobs=2 vs 1; goal: speed-up >= {GOAL_SPEEDUP:g}x")
+    print(f"load average before start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    with tempfile.TemporaryDirectory(prefix="mlexp-bench-sweep-") as tmp:
+        base = Path(tmp)
+        project = project_copy(base)
+        env = {**cli_env(project), **THREAD_ENV}
+        print(f"both sweeps: compute.num_threads=1 and {' '.join(f'{k}={v}' for k, v in THREAD_ENV.items())}")
+
+        checks = thread_check(base, project)
+        for n, found in checks.items():
+            print(
+                f"thread check, compute.num_threads={n} (env not preset): mxnet imported before seeding: "
+                f"{found['mxnet_imported_before_seeding']}; OMP_NUM_THREADS={found['OMP_NUM_THREADS']}, "
+                f"MXNET_CPU_WORKER_NTHREADS={found['MXNET_CPU_WORKER_NTHREADS']}; OS threads after MXNet work: "
+                f"{found['os_threads']}"
+            )
+        too_late = any(found["mxnet_imported_before_seeding"] for found in checks.values())
+        print(
+            "  -> compute.num_threads is set TOO LATE (MXNet already imported)"
+            if too_late
+            else "  -> compute.num_threads is applied before MXNet is imported, so it takes effect"
+        )
+
+        warm_up, _ = run([sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "model.epochs=1"], project, env)
+        print(f"warm-up trial (creates the store, untimed): {warm_up:.2f} s")
+        client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+        sequential_s, sequential_id, sequential = timed_sweep(project, env, client, 1)
+        print(f"sequential (max_parallel_jobs=1): {sequential_s:7.2f} s")
+        parallel_s, parallel_id, parallel = timed_sweep(project, env, client, 2)
+        print(f"parallel   (max_parallel_jobs=2): {parallel_s:7.2f} s")
+
+    print()
+    ok = True
+    for label, sweep_id, record in (("sequential", sequential_id, sequential), ("parallel", parallel_id, parallel)):
+        good = record["trials"] == TRIALS and record["finished"] == TRIALS
+        ok = ok and good
+        print(
+            f"store check, {label} sweep {sweep_id}: {record['finished']}/{record['trials']} trials FINISHED "
+            f"(expected {TRIALS}), sweep run {record['status']}; mean trial {record['trial_s']:.2f} s, "
+            f"first trial start to last trial end {record['span_s']:.2f} s -> {'OK' if good else 'WRONG'}"
+        )
+    speedup = sequential_s / parallel_s
+    span_speedup = sequential["span_s"] / parallel["span_s"]
+    print(
+        f"trials only (first start to last end, from the store): {sequential['span_s']:.2f} s vs "
+        f"{parallel['span_s']:.2f} s -> {span_speedup:.2f}x; the rest is start-up, imports and the sweep summary"
+    )
+    print(
+        f"ratio: speed-up {sequential_s:.2f} s / {parallel_s:.2f} s = {speedup:.2f}x; goal >= {GOAL_SPEEDUP:g}x "
+        f"-> {speedup / GOAL_SPEEDUP:.2f} of goal"
+    )
+    print("GOAL MET" if speedup >= GOAL_SPEEDUP and ok else "GOAL MISSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The abalone loader reads the UCI format (with or without header) and names bad rows and columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlexp.data import abalone
+from mlexp.errors import DataError
+
+ROWS = [
+    "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15",
+    "F,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9",
+    "I,0.33,0.255,0.08,0.205,0.0895,0.0395,0.055,7",
+]
+
+
+def _write(tmp_path, lines):
+    path = tmp_path / "abalone.data"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_packaged_copy_is_the_full_uci_set():
+    frame = abalone.load()
+    assert len(frame) == 4177
+    assert list(frame.columns) == abalone.COLUMNS
+    assert set(frame["sex"]) == {"M", "F", "I"}
+    assert frame["rings"].between(1, 29).all()
+
+
+def test_headerless_uci_file_and_header_file_read_the_same(tmp_path):
+    plain = abalone.load(_write(tmp_path, ROWS))
+    header = tmp_path / "with_header.csv"
+    header.write_text(",".join(abalone.COLUMNS) + "\n" + "\n".join(ROWS) + "\n")
+    assert plain.equals(abalone.load(header))
+    assert plain["rings"].tolist() == [15, 9, 7]
+
+
+def test_export_writes_the_uci_format_that_load_reads_back(tmp_path):
+    out = tmp_path / "raw" / "abalone.data"
+    assert abalone.export_packaged(out) == 4177
+    assert out.read_text().splitlines()[0].startswith("M,0.455,0.365")
+    assert abalone.load(out).equals(abalone.load())
+
+
+def test_sample_is_seeded(tmp_path):
+    first = abalone.load(n_rows=50, seed=1)
+    assert first.equals(abalone.load(n_rows=50, seed=1))
+    assert not first.equals(abalone.load(n_rows=50, seed=2))
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        ("M,0.455,0.365,0.095", "rows 2 do not have the 9 abalone columns"),
+        ("X,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15", "column sex has codes other than M/F/I in rows 2"),
+        ("M,0.455,0.365,0.095,0.514,heavy,0.101,0.15,15", "column shucked_weight is not numeric in rows 2"),
+    ],
+)
+def test_bad_rows_are_named(tmp_path, bad_row, message):
+    with pytest.raises(DataError, match=message):
+        abalone.load(_write(tmp_path, [ROWS[0], bad_row, ROWS[1]]))
+
+
+def test_missing_and_empty_files_are_refused(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        abalone.load(tmp_path / "nope.data")
+    with pytest.raises(DataError, match="no rows"):
+        abalone.load(_write(tmp_path, []))
