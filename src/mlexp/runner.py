@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.validate import check_choices
-from mlexp.errors import MlexpError
+from mlexp.errors import ConfigError, MlexpError
 from mlexp.seeding import seed_everything
-from mlexp.tracking import TrackingStore, Trial, tags
+from mlexp.tracking import Tracker, TrackingStore, Trial, tags
 from mlexp.tracking.provenance import command_line, git_state, package_versions
 
 # config that describes the machine or how the run was launched, not the experiment: kept as tags
@@ -51,11 +51,28 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
+def all_stages(task: tasks.Task) -> list[str]:
+    """The task's stages in order; every task can deploy (to the registry at least)."""
+    return [*(s for s in task.stages if s != "deploy"), "deploy"]
+
+
 def stages_to_run(cfg: DictConfig, task: tasks.Task) -> list[str]:
     if cfg.stage is not None:
         return [cfg.stage]
-    names = list(task.stages)
-    return [s for s in names if s != "deploy" or cfg.deploy.target != "none"]
+    names = all_stages(task)
+    return names if cfg.deploy.target != "none" else names[:-1]
+
+
+def _run_stage(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial, tracker: Tracker) -> None:
+    if stage in task.stages:
+        task.stage(stage)(cfg, tracker)
+        return
+    if cfg.deploy.target == "registry":  # a task without its own deploy stage gets the registry
+        from mlexp.serving import registry
+
+        registry.deploy(cfg, tracker, dict(trial.client.get_run(trial.run_id).data.metrics))
+        return
+    raise ConfigError(f"deploy={cfg.deploy.target!r} is not available for task {cfg.task.name!r}; use registry")
 
 
 def _marker(cfg: DictConfig, stage: str) -> Path:
@@ -67,7 +84,7 @@ def _open_trial(cfg: DictConfig, task: tasks.Task, job: JobContext, store: Track
     client = store.client()
     experiment_id = store.experiment_id(cfg.tracking.experiment_name or cfg.task.name)
     if cfg.stage is not None:
-        names = list(task.stages)
+        names = all_stages(task)
         previous = names[names.index(cfg.stage) - 1] if names.index(cfg.stage) > 0 else None
         marker = _marker(cfg, previous) if previous else None
         if marker is not None and marker.exists():
@@ -123,7 +140,7 @@ def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
 def run(cfg: DictConfig, job: JobContext) -> float:
     """Run the trial and return its objective value (what Hydra sweepers optimise)."""
     task = tasks.get(cfg.task.name)
-    check_choices(cfg, job.choices, list(task.stages))
+    check_choices(cfg, job.choices, all_stages(task))
     seed_everything(cfg.seed, cfg.compute.num_threads)
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
     trial, is_new = _open_trial(cfg, task, job, store)
@@ -134,7 +151,7 @@ def run(cfg: DictConfig, job: JobContext) -> float:
     try:
         for current in stages:
             with trial.component(task.component_name(current), current) as tracker:
-                task.stage(current)(cfg, tracker)
+                _run_stage(cfg, task, current, trial, tracker)
         objective = _finish(cfg, trial, stages)
     except BaseException as error:
         trial.close(error)

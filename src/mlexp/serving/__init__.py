@@ -1,0 +1,1 @@
+"""Deployment targets for a finished trial's model."""
