@@ -67,3 +67,15 @@ def test_missing_and_empty_files_are_refused(tmp_path):
         abalone.load(tmp_path / "nope.data")
     with pytest.raises(DataError, match="no rows"):
         abalone.load(_write(tmp_path, []))
+
+
+def test_folder_and_glob_read_every_matching_file(tmp_path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "a.data").write_text(ROWS[0] + "\n")
+    (parts / "b.data").write_text("\n".join(ROWS[1:]) + "\n")
+    (parts / "notes.txt").write_text("not data")
+    assert abalone.load(parts)["rings"].tolist() == [15, 9, 7]
+    assert abalone.load(str(parts / "*.data"))["rings"].tolist() == [15, 9, 7]
+    with pytest.raises(DataError, match="matches no file"):
+        abalone.load(str(parts / "*.csv"))

@@ -101,7 +101,7 @@ def test_tpe_sweep_minimises_the_task_objective(tmp_project):
     assert len({t.params["model.learning_rate"] for t in trials}) == 3
     assert all(0.001 <= float(t.params["model.learning_rate"]) <= 0.1 for t in trials)
     assert all(not math.isnan(t.metrics["test_msle"]) for t in trials)
-    study = (tmp_project / "multirun" / "tabular_regression").glob("*/optimization_results.yaml")
+    study = (tmp_project / "outputs" / "multirun" / "tabular_regression").glob("*/optimization_results.yaml")
     results = yaml.safe_load(next(study).read_text())
     assert min(t.metrics["test_msle"] for t in trials) == pytest.approx(results["best_value"])
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlexp.data.sources import expand
 from mlexp.errors import DataError
 
 COLUMNS = [
@@ -28,6 +29,8 @@ COLUMNS = [
 NUMERIC = COLUMNS[1:]
 SEX_CODES = ("M", "F", "I")
 PACKAGED = ("scikit-lego", "abalone.zip")
+# what a folder given as dataset.path is searched for
+SUFFIXES = (".data", ".csv", ".zip")
 
 
 def packaged_copy() -> Path:
@@ -47,17 +50,28 @@ def packaged_copy() -> Path:
 
 
 def _read_text(path: Path) -> list[str]:
-    if not path.exists():
-        raise DataError(f"dataset.path={path} does not exist; point it at a UCI abalone.data CSV")
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
             return archive.read(archive.namelist()[0]).decode().splitlines()
     return path.read_text().splitlines()
 
 
-def load(path: Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """Read and check abalone rows; `n_rows` takes a seeded sample (for tiny test runs)."""
-    source = path or packaged_copy()
+def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Read and check abalone rows from a file, folder or glob (default: the packaged copy).
+
+    `n_rows` takes a seeded sample, for tiny test runs.
+    """
+    sources = expand(path, SUFFIXES) if path is not None else [packaged_copy()]
+    return _sample(pd.concat([_load_file(source) for source in sources], ignore_index=True), n_rows, seed)
+
+
+def _sample(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
+    if n_rows is not None and n_rows < len(frame):
+        return frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
+    return frame
+
+
+def _load_file(source: Path) -> pd.DataFrame:
     lines = [line for line in _read_text(source) if line.strip()]
     if lines and lines[0].split(",")[0].strip().lower() == "sex":
         lines = lines[1:]
@@ -80,8 +94,6 @@ def load(path: Path | None = None, n_rows: int | None = None, seed: int = 0) -> 
         if bad:
             raise DataError(f"{source}: column {column} is not numeric in rows {_first(bad)}")
         frame[column] = values
-    if n_rows is not None and n_rows < len(frame):
-        frame = frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
     return frame
 
 

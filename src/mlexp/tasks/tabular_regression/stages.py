@@ -11,8 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.charts import predicted_vs_actual
 from mlexp.data import abalone
+from mlexp.data.sources import expand
 from mlexp.errors import DataError
-from mlexp.paths import resolve
 from mlexp.tasks.tabular_regression import features, network
 from mlexp.tasks.tabular_regression.config import MLPRegressor
 from mlexp.tracking import Tracker
@@ -31,8 +31,8 @@ def _processed(cfg: DictConfig, name: str) -> Path:
 
 def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Split, one-hot encode Sex and scale (fitted on train only); write the processed data."""
-    source = resolve(cfg.dataset.path) if cfg.dataset.path else abalone.packaged_copy()
-    frame = abalone.load(source, cfg.dataset.n_rows, cfg.seed)
+    sources = expand(cfg.dataset.path, abalone.SUFFIXES) if cfg.dataset.path else [abalone.packaged_copy()]
+    frame = abalone.load(cfg.dataset.path, cfg.dataset.n_rows, cfg.seed)
     train, test = features.split(frame, cfg.preprocessing.train_test_split, cfg.seed)
     preprocessors = features.Preprocessors.fit(train)
 
@@ -43,7 +43,8 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     preprocessors.save(out / "preprocessors.json")
 
     tracker.log_parameters({"train_test_split": cfg.preprocessing.train_test_split, "rows": len(frame)})
-    tracker.log_input("raw data", "text/csv", source)
+    for source in sources:
+        tracker.log_input("raw data" if len(sources) == 1 else f"raw data: {source.name}", "text/csv", source)
     tracker.log_output("preprocessed data", "application/x-parquet", out / "train.parquet")
     tracker.log_artifact(out / "preprocessors.json", name="preprocessors", media_type="application/json")
     tracker.log_metrics({"rows_train": len(train), "rows_test": len(test)})
