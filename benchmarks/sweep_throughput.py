@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_SPEEDUP = 1.7
-EPOCHS = 40
+EPOCHS = 30
 TRIALS = 8
 GRID = ["model.l1_size=8,16,32,64", "model.l1_activation=relu,tanh"]
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MXNET_CPU_WORKER_NTHREADS": "1"}
@@ -97,8 +97,8 @@ def sweep_ids(client: MlflowClient) -> set[str]:
     return {run.info.run_id for run in runs}
 
 
-def sweep_record(client: MlflowClient, sweep_id: str) -> dict:
-    """The sweep run's status, its trials' statuses and the span from first trial start to last trial end."""
+def sweep_record(client: MlflowClient, sweep_id: str, launched: float, exited: float) -> dict:
+    """The sweep's trials from the store, and its timeline in seconds from launching the command."""
     experiment = client.get_experiment_by_name("tabular_regression")
     assert experiment is not None
     trials = client.search_runs(
@@ -106,16 +106,25 @@ def sweep_record(client: MlflowClient, sweep_id: str) -> dict:
         f"tags.`mlexp.kind` = 'trial' and tags.`mlexp.sweep_id` = '{sweep_id}'",
         max_results=1000,
     )
-    finished = [t for t in trials if t.info.status == "FINISHED"]
-    starts = [t.info.start_time for t in trials if t.info.start_time]
-    ends = [t.info.end_time for t in trials if t.info.end_time]
-    busy = sum((t.info.end_time - t.info.start_time) for t in trials if t.info.start_time and t.info.end_time)
+    sweep = client.get_run(sweep_id).info
+    timed = [t.info for t in trials if t.info.start_time and t.info.end_time]
+    first_start = min(t.start_time for t in timed) / 1000 if timed else float("nan")
+    last_end = max(t.end_time for t in timed) / 1000 if timed else float("nan")
     return {
-        "status": client.get_run(sweep_id).info.status,
+        "status": sweep.status,
         "trials": len(trials),
-        "finished": len(finished),
-        "span_s": (max(ends) - min(starts)) / 1000 if starts and ends else float("nan"),
-        "trial_s": busy / 1000 / max(1, len(trials)),
+        "finished": sum(1 for t in trials if t.info.status == "FINISHED"),
+        "trial_s": sum(t.end_time - t.start_time for t in timed) / 1000 / max(1, len(timed)),
+        "span_s": last_end - first_start,
+        # the timeline: launch -> sweep run created -> first trial opened -> last trial closed -> sweep run
+        # closed (summary table and charts) -> process exited
+        "phases": {
+            "launch to sweep run (Hydra start-up, imports, callback)": sweep.start_time / 1000 - launched,
+            "sweep run to first trial (job start-up, imports, config)": first_start - sweep.start_time / 1000,
+            "first trial opened to last trial closed": last_end - first_start,
+            "last trial to sweep run closed (summary, charts)": (sweep.end_time or 0) / 1000 - last_end,
+            "sweep run closed to process exit (shutdown)": exited - (sweep.end_time or 0) / 1000,
+        },
     }
 
 
@@ -123,12 +132,14 @@ def timed_sweep(project: Path, env: dict[str, str], client: MlflowClient, jobs: 
     before = sweep_ids(client)
     args = [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", "sweep=grid"]
     args += [f"sweep.max_parallel_jobs={jobs}", *GRID, f"model.epochs={EPOCHS}", "compute.num_threads=1"]
+    launched = time.time()
     seconds, _ = run(args, project, env)
+    exited = time.time()
     new = sweep_ids(client) - before
     if len(new) != 1:
         raise RuntimeError(f"expected one new sweep run in the store, found {len(new)}")
     sweep_id = new.pop()
-    return seconds, sweep_id, sweep_record(client, sweep_id)
+    return seconds, sweep_id, sweep_record(client, sweep_id, launched, exited)
 
 
 def thread_check(base: Path, project: Path) -> dict[int, dict]:
@@ -183,6 +194,10 @@ def main() -> int:
             f"(expected {TRIALS}), sweep run {record['status']}; mean trial {record['trial_s']:.2f} s, "
             f"first trial start to last trial end {record['span_s']:.2f} s -> {'OK' if good else 'WRONG'}"
         )
+    print("timeline of each sweep command (seconds; from the store's run start/end times):")
+    print(f"  {'':<58} {'sequential':>10} {'parallel':>10}")
+    for phase, seconds in sequential["phases"].items():
+        print(f"  {phase:<58} {seconds:10.2f} {parallel['phases'][phase]:10.2f}")
     speedup = sequential_s / parallel_s
     span_speedup = sequential["span_s"] / parallel["span_s"]
     print(
