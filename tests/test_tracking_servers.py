@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, cli_env, run_cli, trials_of
 from mlflow.tracking import MlflowClient
 
+from conftest import TINY, cli_env, run_cli, trials_of
 from mlexp.tracking import TrackingStore
 
 
