@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
@@ -37,13 +37,16 @@ class Task:
     name: str
     stages_module: str
     stages: tuple[str, ...]
+    # component names for stages beyond the standard four, e.g. {"incentives": "Incentive analysis"}
+    component_names: dict[str, str] = field(default_factory=dict)
 
     def stage(self, name: str) -> Stage:
         function: Stage = getattr(importlib.import_module(self.stages_module), name)
         return function
 
     def component_name(self, stage: str) -> str:
-        return COMPONENT_NAMES.get(stage, stage.replace("_", " ").capitalize())
+        names = {**COMPONENT_NAMES, **self.component_names}
+        return names.get(stage, stage.replace("_", " ").capitalize())
 
 
 TASKS: dict[str, Task] = {}
