@@ -152,7 +152,7 @@ def run(cfg: DictConfig, job: JobContext) -> float:
         for current in stages:
             with trial.component(task.component_name(current), current) as tracker:
                 _run_stage(cfg, task, current, trial, tracker)
-        objective = _finish(cfg, trial, stages)
+        objective = _finish(cfg, task, trial, stages)
     except BaseException as error:
         trial.close(error)
         user_error = isinstance(error, MlexpError)
@@ -166,8 +166,9 @@ def run(cfg: DictConfig, job: JobContext) -> float:
     return objective
 
 
-def _finish(cfg: DictConfig, trial: Trial, stages: list[str]) -> float:
-    if "evaluate" not in stages:
+def _finish(cfg: DictConfig, task: tasks.Task, trial: Trial, stages: list[str]) -> float:
+    """After the task's last stage has run (alone under DVC, or in a full run), report the headline metrics."""
+    if all_stages(task)[-2] not in stages:
         return math.nan
     headline = _write_metrics(cfg, trial)
     return headline.get(cfg.task.objective.metric, math.nan)

@@ -88,6 +88,9 @@ class MlexpConfig:
     dataset: Any = MISSING
     preprocessing: Any = MISSING
     model: Any = MISSING
+    # task-specific groups, unset unless the task selects an option (e.g. engine=athena)
+    engine: Any = None
+    optimizer: Any = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
