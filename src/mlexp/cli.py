@@ -16,9 +16,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mlexp import tasks
 from mlexp.config import make_composable
-from mlexp.config.overrides import check_override_keys, config_groups
+from mlexp.config.overrides import check_override_keys
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
 from mlexp.sweeps import SWEEP_NAME_ENV, SWEEP_RUN_ENV
@@ -107,37 +106,19 @@ def main() -> None:
     if argv and argv[0] in commands.COMMANDS:
         sys.exit(commands.run(argv[0], argv[1:]))
     conf_dir = project_root() / "conf"
-    if any(arg in ("--help", "-h") for arg in argv):
-        print(_help_header(conf_dir))
-    else:
-        try:
-            check_override_keys(conf_dir, get_args_parser().parse_args(argv).overrides)
-        except MlexpError as error:
-            print(f"mlexp: error: {error}", file=sys.stderr)
-            sys.exit(2)
+    try:
+        overrides = get_args_parser().parse_args(argv).overrides
+        if any(arg in ("--help", "-h") for arg in argv):
+            from mlexp.usage import help_text
+
+            print(help_text(conf_dir, overrides))
+            sys.exit(0)
+        check_override_keys(conf_dir, overrides)
+    except MlexpError as error:
+        print(f"mlexp: error: {error}", file=sys.stderr)
+        sys.exit(2)
     app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
     app(_job)()
-
-
-def _help_header(conf_dir: Path) -> str:
-    groups = config_groups(conf_dir)
-    lines = [f"  {group}: {', '.join(options)}" for group, options in groups.items()]
-    registered = tasks.load_all()
-    described = [f"  {name}" for name in sorted(registered)]
-    return "\n".join(
-        [HELP_USAGE, "", "Tasks (task=<name>):", *described, "", "Config groups (group=option):", *lines, ""]
-    )
-
-
-HELP_USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC pipelines)
-
-  Run a task:        mlexp task=<task> [key=value ...]
-  Sweep:             mlexp -m task=<task> model.<key>=a,b [sweep=grid|random|tpe]
-  One stage (DVC):   mlexp task=<task> stage=<prepare|train|evaluate|deploy>
-  Print config:      mlexp --cfg job task=<task>
-  Compare trials:    mlexp compare task=<task>
-  Compile params:    mlexp params [--check]   (params.yaml for DVC, from conf/)
-  Summary:           mlexp summary            (headline metrics of every task)"""
 
 
 if __name__ == "__main__":
