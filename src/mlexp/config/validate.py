@@ -8,7 +8,6 @@ from omegaconf import DictConfig
 
 from mlexp.errors import ConfigError
 
-
 # groups every task has; the others (engine, optimizer, ...) belong to the tasks that list them
 SHARED_GROUPS = ("task", "dataset", "preprocessing", "model", "sweep", "compute", "deploy", "tracking")
 
