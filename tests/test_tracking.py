@@ -19,7 +19,7 @@ def store(tmp_path: Path) -> TrackingStore:
 
 
 def _trial(store: TrackingStore, buffer: int = 1000) -> Trial:
-    return Trial.open(store.client(), store.experiment_id("exp"), "t", {}, buffer)
+    return Trial.open(store.client(), store.experiment_id("exp"), "t", {}, buffer, curves=("loss",))
 
 
 def test_default_store_is_a_sqlite_file_with_artifacts_beside_it(tmp_path, monkeypatch):
@@ -41,23 +41,31 @@ def test_environment_uri_is_used_when_config_names_none(tmp_path, monkeypatch):
     assert TrackingStore.resolve("sqlite:////x/y.db", tmp_path).uri == "sqlite:////x/y.db"
 
 
-def test_buffered_metrics_all_reach_the_component_and_the_trial(store):
+def test_buffered_metrics_all_reach_the_component_and_curves_reach_the_trial(store):
     trial = _trial(store, buffer=300)
     with trial.component("Training", "train") as tracker:
         for step in range(1000):
             tracker.log_metric("loss", 1.0 / (step + 1), step=step)
+            tracker.log_metric("learning_rate", 0.1 / (step + 1), step=step)
+        tracker.log_parameters({"epochs": 3})
         component_id = tracker.run_id
     trial.close()
     client = store.client()
     for run_id in (component_id, trial.run_id):
         history = client.get_metric_history(run_id, "loss")
         assert sorted(m.step for m in history) == list(range(1000))
+    assert len(client.get_metric_history(component_id, "learning_rate")) == 1000
+    # not a declared curve: the trial's run carries its last value only
+    [last] = client.get_metric_history(trial.run_id, "learning_rate")
+    assert (last.step, last.value) == (999, 0.1 / 1000)
+    assert client.get_run(component_id).data.params == {"epochs": "3"}
     assert client.get_run(trial.run_id).info.status == "FINISHED"
 
 
 def test_long_parameter_values_are_truncated_not_fatal(store):
     trial = _trial(store)
     trial.log_params({"prompt": "x" * 10_000, "short": 1})
+    trial.close()
     params = store.client().get_run(trial.run_id).data.params
     assert params["short"] == "1"
     assert params["prompt"].endswith(TRUNCATED) and len(params["prompt"]) <= 6000

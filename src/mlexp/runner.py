@@ -88,7 +88,8 @@ def _open_trial(cfg: DictConfig, task: tasks.Task, job: JobContext, store: Track
         previous = names[names.index(cfg.stage) - 1] if names.index(cfg.stage) > 0 else None
         marker = _marker(cfg, previous) if previous else None
         if marker is not None and marker.exists():
-            trial = Trial.resume(client, json.loads(marker.read_text())["run_id"], cfg.tracking.metric_buffer)
+            run_id = json.loads(marker.read_text())["run_id"]
+            trial = Trial.resume(client, run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
             if cfg.stage not in trial.component_stages():
                 return trial, False
             trial.close()
@@ -102,7 +103,7 @@ def _open_trial(cfg: DictConfig, task: tasks.Task, job: JobContext, store: Track
     if job.sweep_id:
         run_tags[tags.SWEEP_ID] = job.sweep_id
     name = job.trial_name or f"{cfg.task.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    return Trial.open(client, experiment_id, name, run_tags, cfg.tracking.metric_buffer), True
+    return Trial.open(client, experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves)), True
 
 
 def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
@@ -124,16 +125,27 @@ def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
     )
     trial.client.log_text(trial.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     trial.client.log_text(trial.run_id, "\n".join(job.overrides) + "\n", "overrides.txt")
+    trial.tracker.flush()  # params visible in the UI while the stages run
 
 
 def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
-    """The task's headline metrics, as logged on the trial run, into reports/<task>/metrics.json."""
+    """The task's headline metrics, as logged on the trial run, into reports/<task>/metrics.json.
+
+    A DVC stage re-run alone logs only its own metrics: the values of the stages DVC kept
+    (say, the AUC of an unchanged model) stay as the file had them.
+    """
     logged = trial.client.get_run(trial.run_id).data.metrics
     wanted = [cfg.task.objective.metric, *cfg.task.headline_metrics]
-    headline = {name: logged[name] for name in dict.fromkeys(wanted) if name in logged}
-    reports = Path(cfg.paths.reports)
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / "metrics.json").write_text(json.dumps(headline, indent=2) + "\n")
+    path = Path(cfg.paths.reports) / "metrics.json"
+    kept = json.loads(path.read_text()) if cfg.stage is not None and path.exists() else {}
+    headline: dict[str, float] = {}
+    for name in dict.fromkeys(wanted):
+        if name in logged:
+            headline[name] = float(logged[name])
+        elif name in kept:
+            headline[name] = float(kept[name])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(headline, indent=2) + "\n")
     return headline
 
 

@@ -34,6 +34,8 @@ class TaskConfig:
     description: str = ""
     objective: Objective = field(default_factory=Objective)
     headline_metrics: list[str] = field(default_factory=list)
+    # step metrics whose whole history the trial's run carries, for per-trial curves
+    curves: list[str] = field(default_factory=list)
     # config-group options this task can run with, e.g. {model: [mlp]}
     choices: dict[str, list[str]] = field(default_factory=dict)
 

@@ -18,7 +18,7 @@ KEY_PACKAGES = (
     "numpy",
     "pandas",
     "scikit-learn",
-    "xgboost",
+    "xgboost-cpu",
     "gluoncv",
     "gekko",
     "duckdb",

@@ -17,10 +17,14 @@ from mlexp.tracking.tracker import Tracker
 class Trial:
     """One iteration of the workflow: a parent run carrying the headline metrics."""
 
-    def __init__(self, client: MlflowClient, run_id: str, metric_buffer: int = 1000) -> None:
+    def __init__(
+        self, client: MlflowClient, run_id: str, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
+    ) -> None:
         self.client = client
         self.run_id = run_id
         self.metric_buffer = metric_buffer
+        # step metrics whose whole history the trial's run carries (e.g. train_loss per epoch)
+        self.curves = curves
         self.tracker = Tracker(client, run_id, metric_buffer=metric_buffer)
 
     @classmethod
@@ -31,15 +35,18 @@ class Trial:
         name: str | None,
         run_tags: Mapping[str, str],
         metric_buffer: int = 1000,
+        curves: tuple[str, ...] = (),
     ) -> Trial:
         run = client.create_run(experiment_id, tags={tags.KIND: "trial", **run_tags}, run_name=name)
-        return cls(client, run.info.run_id, metric_buffer)
+        return cls(client, run.info.run_id, metric_buffer, curves)
 
     @classmethod
-    def resume(cls, client: MlflowClient, run_id: str, metric_buffer: int = 1000) -> Trial:
+    def resume(
+        cls, client: MlflowClient, run_id: str, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
+    ) -> Trial:
         """Continue a trial opened by an earlier process (a previous DVC stage)."""
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        return cls(client, run_id, metric_buffer)
+        return cls(client, run_id, metric_buffer, curves)
 
     @property
     def name(self) -> str:
@@ -62,7 +69,7 @@ class Trial:
             run_name=display_name,
             tags={tags.KIND: "component", tags.STAGE: stage, tags.MLFLOW_PARENT_RUN_ID: self.run_id},
         )
-        tracker = Tracker(self.client, run.info.run_id, (self.run_id,), self.metric_buffer)
+        tracker = Tracker(self.client, run.info.run_id, self.run_id, self.curves, self.metric_buffer)
         try:
             yield tracker
         except BaseException as error:
