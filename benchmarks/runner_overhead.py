@@ -77,6 +77,7 @@ print(json.dumps({
 INSTRUMENTED = """
 import time
 started = time.perf_counter()
+started_epoch = time.time()
 import functools
 import json
 import sys
@@ -140,6 +141,8 @@ wrap(runner, "git_state", "git rev-parse + git status (provenance)")
 wrap(runner, "package_versions", "package versions (provenance)")
 wrap(TrackingStore, "client", "MlflowClient + store (engine, schema check)")
 wrap(TrackingStore, "experiment_id", "experiment lookup under file lock")
+if hasattr(cli, "check_override_keys"):
+    wrap(cli, "check_override_keys", "mlexp override-key check (its own Hydra compose)")
 for name in dir(MlflowClient):
     if not name.startswith("_") and callable(getattr(MlflowClient, name)):
         wrap(MlflowClient, name, "MLflow client calls (runs, params, tags, metrics, inputs, artifacts)", "client")
@@ -154,7 +157,7 @@ finally:
     timings["in-process total"] = ended - started
     timings["imports total"] = imports_done - started
     with open(out_path, "w") as handle:
-        json.dump({"timings": timings, "counts": counts}, handle)
+        json.dump({"timings": timings, "counts": counts, "started": started_epoch, "ended": time.time()}, handle)
 """
 
 
@@ -232,7 +235,7 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
     driver = base / "instrumented.py"
     driver.write_text(INSTRUMENTED)
     out = base / "instrumented.json"
-    start = time.perf_counter()
+    launched = time.time()
     done = subprocess.run(
         [sys.executable, "-X", "importtime", str(driver), str(out), *overrides],
         cwd=project,
@@ -241,7 +244,7 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
         text=True,
         timeout=TIMEOUT_S,
     )
-    wall = time.perf_counter() - start
+    exited = time.time()
     if done.returncode != 0 or not out.exists():
         print(f"  (instrumented run failed: exit {done.returncode})\n{done.stderr[-2000:]}")
         return
@@ -251,21 +254,31 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
     print()
     print("where the time goes: one instrumented mlexp trial (wall clock; imports under -X importtime, so ~5-10%")
     print("slower than normal; lazily imported modules are imported up front here so each is timed once):")
-    rows = [
-        ("interpreter start-up + shutdown (outside the timers)", wall - timings["in-process total"]),
-        *((k, v) for k, v in timings.items() if k.startswith("import ") and k != "imports total"),
-        ("Hydra: compose config, job folder, logging (job minus runner.run)", None),
-        ("runner.run", timings.get("runner.run")),
-    ]
-    hydra_only = timings.get("in-process total", 0.0) - timings["imports total"] - timings.get("runner.run", 0.0)
-    for label, seconds in rows:
-        seconds = hydra_only if seconds is None else seconds
-        print(f"  {label:<92} {seconds:6.2f} s")
-    nested = [k for k in timings if not k.startswith("import") and k not in ("in-process total", "runner.run")]
+
+    def line(label: str, seconds: float, indent: int = 2) -> None:
+        print(f"{' ' * indent}{label:<{94 - indent}} {seconds:6.2f} s")
+
+    line("interpreter start-up (before the first timer)", result["started"] - launched)
+    for label, seconds in timings.items():
+        if label.startswith("import ") and label != "imports total":
+            line(label, seconds)
+    runner_s = timings.get("runner.run", 0.0)
+    line(
+        "Hydra app: parse, compose config, job folder, logging (in-process rest)",
+        timings["in-process total"] - timings["imports total"] - runner_s,
+    )
+    for label, seconds in timings.items():
+        if label.startswith("mlexp override"):
+            line(f"of which {label}", seconds, 4)
+    line("runner.run (the trial)", runner_s)
     print("    of which (overlapping: stage times include the client calls, chart and training made in them):")
-    for label in nested:
-        calls = f" ({counts[label]} calls)" if counts.get(label, 1) > 1 else ""
-        print(f"    {label + calls:<90} {timings[label]:6.2f} s")
+    skip = ("in-process total", "imports total", "runner.run")
+    for label, seconds in timings.items():
+        if not label.startswith(("import ", "mlexp override")) and label not in skip:
+            calls = f" ({counts[label]} calls)" if counts.get(label, 1) > 1 else ""
+            line(label + calls, seconds, 4)
+    line("interpreter shutdown (module teardown, final garbage collection)", exited - result["ended"])
+    line("total (wall clock of the instrumented process)", exited - launched)
     names = ("mlflow", "mlflow.store.tracking.sqlalchemy_store", "sqlalchemy", "alembic", "mlexp.compare")
     names += ("matplotlib", "hydra", "mxnet", "pandas")
     costs = import_costs(done.stderr, names)
@@ -273,14 +286,19 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
     print(f"  -X importtime, cumulative per package (first import): {listed}")
     print(
         f"  baseline phases (median): imports {bare['imports']:.2f} s, data {bare['data']:.2f} s, "
-        f"train {bare['train']:.2f} s, evaluate {bare['evaluate']:.2f} s"
+        f"train {bare['train']:.2f} s, evaluate {bare['evaluate']:.2f} s, "
+        f"interpreter start-up + shutdown {bare['outside']:.2f} s"
     )
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def main() -> int:
     print(f"runner overhead: a full mlexp trial vs a bare script, {EPOCHS} epochs, full abalone data")
     print(f"goal: config + tracking add < {GOAL_OVERHEAD_S:g} s per trial; medians of {REPEATS} runs each")
-    print(f"load average before start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"load average before start: {load_average()} ({os.cpu_count()} CPUs); other work skews the figures")
     with tempfile.TemporaryDirectory(prefix="mlexp-bench-overhead-") as tmp:
         base = Path(tmp)
         project = project_copy(base)
@@ -327,12 +345,15 @@ def main() -> int:
             f"overhead: {overhead:.2f} s per trial (mlexp {mlexp_median:.2f} s - bare {bare_median:.2f} s); "
             f"mlexp/bare = {mlexp_median / bare_median:.2f}x"
         )
+        print(f"load average at the end: {load_average()}")
         print(f"ratio: overhead / goal = {overhead:.2f} s / {GOAL_OVERHEAD_S:g} s = {overhead / GOAL_OVERHEAD_S:.2f}")
         met = overhead < GOAL_OVERHEAD_S
         print("GOAL MET" if met else "GOAL MISSED")
         if not met:
-            medians = {key: statistics.median(p[key] for p in bare_phases) for key in ("imports", "data")}
-            medians.update({key: statistics.median(p[key] for p in bare_phases) for key in ("train", "evaluate")})
+            keys = ("imports", "data", "train", "evaluate")
+            medians = {key: statistics.median(p[key] for p in bare_phases) for key in keys}
+            outside = [wall - sum(p[key] for key in keys) for wall, p in zip(bare_times, bare_phases)]
+            medians["outside"] = statistics.median(outside)
             explain(project, base, env, overrides, medians)
     return 0
 
