@@ -73,7 +73,9 @@ def test_cfg_job_prints_the_composed_config(tmp_project):
 
 def test_help_lists_tasks_and_groups(tmp_project):
     out = run_cli(tmp_project, "--help").stdout
-    assert "task: tabular_regression" in out
+    task_line = next(line for line in out.splitlines() if line.strip().startswith("task:"))
+    assert "tabular_regression" in task_line
+    assert "Abalone age regression" in out  # each task with its description
     for group in ("dataset", "preprocessing", "model", "sweep", "compute", "deploy", "tracking"):
         assert f"{group}:" in out
     assert "schema/" not in out

@@ -35,15 +35,15 @@ def test_malformed_row_fails_the_trial_with_one_clear_line(tmp_project):
 
 
 def test_unexpected_error_points_at_the_stored_traceback(tmp_project):
-    folder = tmp_project / "not_a_file"
-    folder.mkdir()
-    done = run_cli(tmp_project, "task=tabular_regression", f"dataset.path={folder}", *TINY, check=False)
+    corrupt = tmp_project / "abalone.zip"
+    corrupt.write_bytes(b"this is not a zip archive")
+    done = run_cli(tmp_project, "task=tabular_regression", f"dataset.path={corrupt}", *TINY, check=False)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert "IsADirectoryError" in done.stderr and "error.txt" in done.stderr
+    assert "BadZipFile" in done.stderr and "error.txt" in done.stderr
     [trial] = trials_of(tmp_project)
     assert trial.status == "FAILED"
-    assert "IsADirectoryError" in trial.tags["mlexp.error"]
+    assert "BadZipFile" in trial.tags["mlexp.error"]
 
 
 def test_missing_file_names_the_path_and_the_fix(tmp_project):
