@@ -48,7 +48,7 @@ import mlexp.sweeps.recorder  # noqa: F401
 imported_before = "mxnet" in sys.modules
 from mlexp.seeding import seed_everything
 
-seed_everything(42, int(sys.argv[1]))
+seed_everything(42, int(sys.argv[1]), mxnet=True)
 import mxnet as mx
 from mxnet import gluon
 

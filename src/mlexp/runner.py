@@ -153,7 +153,7 @@ def run(cfg: DictConfig, job: JobContext) -> float:
     """Run the trial and return its objective value (what Hydra sweepers optimise)."""
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
-    seed_everything(cfg.seed, cfg.compute.num_threads)
+    seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.uses_mxnet)
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
     trial, is_new = _open_trial(cfg, task, job, store)
     if is_new:

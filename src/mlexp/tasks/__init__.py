@@ -39,6 +39,8 @@ class Task:
     stages: tuple[str, ...]
     # component names for stages beyond the standard four, e.g. {"incentives": "Incentive analysis"}
     component_names: dict[str, str] = field(default_factory=dict)
+    # the runner seeds MXNet's generator (and pays for importing it) only for tasks that use it
+    uses_mxnet: bool = False
 
     def stage(self, name: str) -> Stage:
         function: Stage = getattr(importlib.import_module(self.stages_module), name)
