@@ -1,0 +1,85 @@
+"""The post's charts, drawn from aggregates so that millions of trips render in a second.
+
+The post plots `plt.scatter(range(n), np.sort(duration_second))`, one dot per trip (7-10
+minutes for a month). Sorted, the trips with one duration value occupy consecutive indexes,
+so that scatter is exactly a set of horizontal runs: value v from index a to index b. We
+draw each run as a line as thick as the scatter's dots, with round ends, plus a dot at its
+start: the same picture, from one row per distinct value (thousands, not millions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+
+# plt.scatter's default marker: 36 points², a dot 6 points across
+DOT_AREA = 36.0
+DOT_WIDTH = 6.0
+TIME_TICKS = {1: "1 s", 60: "1 min", 3600: "1 h", 86400: "1 day", 7 * 86400: "1 week"}
+
+
+def sorted_runs(counts: pd.DataFrame) -> pd.DataFrame:
+    """From trips per duration value to the sorted scatter's runs: value, first index, last index."""
+    valid = counts.dropna(subset=["duration_second"]).sort_values("duration_second")
+    trips = valid["trips"].to_numpy(np.int64)
+    first = np.concatenate([[0], np.cumsum(trips)[:-1]]).astype(np.int64)
+    return pd.DataFrame(
+        {"index": first, "last_index": first + trips - 1, "duration_second": valid["duration_second"].to_numpy()}
+    )
+
+
+def sorted_durations(runs: pd.DataFrame, path: Path, title: str, figure_size: Sequence[float]) -> Path:
+    """The post's sorted `duration_second` scatter (index on x), every trip drawn."""
+    fig, ax = plt.subplots(figsize=tuple(figure_size))
+    values = runs["duration_second"].to_numpy(float)
+    start, end = runs["index"].to_numpy(float), runs["last_index"].to_numpy(float)
+    segments = np.stack([np.column_stack([start, values]), np.column_stack([end, values])], axis=1)
+    ax.add_collection(LineCollection(segments, linewidths=DOT_WIDTH, colors="C0", capstyle="round"))
+    ax.scatter(start, values, s=DOT_AREA, color="C0")
+    ax.autoscale()
+    trips = int(end[-1] + 1) if len(end) else 0
+    ax.set(xlabel="index", ylabel="duration_second", title=f"{title}: {trips:,} trips sorted by duration_second")
+    ax.ticklabel_format(style="plain", axis="both", useOffset=False)
+    return _save(fig, path)
+
+
+def duration_histogram(
+    histogram: pd.DataFrame,
+    bins_per_decade: int,
+    markers: Mapping[str, float],
+    note: str,
+    path: Path,
+    figure_size: Sequence[float],
+) -> Path:
+    """Trips per logarithmic bin of duration_second, with the rules' thresholds as vertical lines."""
+    fig, ax = plt.subplots(figsize=(figure_size[0], figure_size[0] / 2))
+    bins = histogram["bin"].to_numpy(float)
+    low, high = 10 ** (bins / bins_per_decade), 10 ** ((bins + 1) / bins_per_decade)
+    ax.bar(low, histogram["trips"].to_numpy(float), width=high - low, align="edge", color="C0", alpha=0.8)
+    for number, (label, seconds) in enumerate(markers.items(), start=1):
+        ax.axvline(seconds, color=f"C{number}", linestyle="--", linewidth=1.5, label=f"{label} ({seconds:,.0f} s)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    shown = {s: label for s, label in TIME_TICKS.items() if len(low) and low.min() / 10 <= s <= high.max() * 10}
+    ax.set_xticks(list(shown), [f"{label}\n({s:,} s)" for s, label in shown.items()])
+    ax.set(xlabel="duration_second (log scale)", ylabel="trips (log scale)", title="Trip durations and rule thresholds")
+    ax.text(0.01, 0.97, note, transform=ax.transAxes, va="top", fontsize="small")
+    if markers:
+        ax.legend(loc="upper right", fontsize="small")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

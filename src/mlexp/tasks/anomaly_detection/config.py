@@ -1,0 +1,107 @@
+"""Schemas of the TLC trip data, how it is normalised, the SQL outlier rules and the SQL engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+# the counts every trial reports, before the per-rule ones
+HEADLINE = ["rows_in", "rows_flagged", "rows_out", "pct_flagged"]
+
+
+class FileFormat(str, Enum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+@dataclass
+class GeneratedAnomalies:
+    """Shares of generated rows with each anomaly (exact counts: rate × rows, rounded)."""
+
+    meter_left_on: float = 2e-4
+    multi_day: float = 2e-5
+    zero_duration: float = 8e-4
+    negative_duration: float = 1e-5
+    null_timestamp: float = 5e-6
+    unparsable_timestamp: float = 5e-6
+    zero_distance: float = 7e-3
+
+
+@dataclass
+class NycTaxiDataset:
+    # TLC yellow trip files (Parquet or CSV): a file, a folder or a glob; null: generate a month
+    path: str | None = None
+    # rows generated when path is null
+    n_rows: int = 100_000
+    format: FileFormat = FileFormat.parquet
+    month: str = "2019-01"
+    anomalies: GeneratedAnomalies = field(default_factory=GeneratedAnomalies)
+
+
+@dataclass
+class TripsPreprocessing:
+    # older TLC names of today's columns, matched ignoring case and spaces
+    column_aliases: dict[str, list[str]] = field(default_factory=dict)
+    # text timestamps that are not ISO 8601, tried in order (strptime directives)
+    timestamp_formats: list[str] = field(default_factory=list)
+    # CSV is parsed once into Parquet in the prepare stage, not again by every query
+    stage_csv_as_parquet: bool = True
+
+
+@dataclass
+class DuckDBEngine:
+    """engine=duckdb: SQL embedded in the trial's process, directly over local files."""
+
+    name: str = "duckdb"
+    # DuckDB spills to disk beyond this, so a trial's peak memory stays near it
+    memory_limit: str = "3GB"
+    # 0: one thread per core
+    threads: int = 0
+
+
+@dataclass
+class AthenaEngine:
+    """engine=athena: the same SQL on Amazon Athena through PyAthena."""
+
+    name: str = "athena"
+    s3_staging_dir: str | None = None
+    region_name: str = "us-east-1"
+    work_group: str | None = None
+    database: str = "db_yellow_cab_trip_details"
+    table: str = "src_yellow_cab_trip_details"
+    # the CTAS target holding the rows that pass every rule
+    cleaned_table: str = "yellow_cab_trip_details_cleaned"
+    # null: Athena chooses a location under the query results
+    cleaned_location: str | None = None
+
+
+@dataclass
+class SqlOutlierRules:
+    # name -> SQL predicate true for an outlier; {name} stands for the numeric model value of that name
+    rules: dict[str, str] = field(default_factory=dict)
+    enabled: list[str] = field(default_factory=list)
+    min_duration_seconds: int = 0
+    max_duration_hours: float = 24.0
+    iqr_k: float = 1.5
+    robust_z_max: float = 3.5
+    top_n: int = 50
+    flagged_rows_max: int = 10_000
+    histogram_bins_per_decade: int = 10
+    figure_size: list[float] = field(default_factory=lambda: [12.0, 12.0])
+
+
+def headline_metrics(enabled: list[str]) -> list[str]:
+    """task.headline_metrics: the row counts, then `rows_flagged_<rule>` for each rule that runs."""
+    return [*HEADLINE, *(f"rows_flagged_{name}" for name in enabled)]
+
+
+OmegaConf.register_new_resolver("anomaly_headline_metrics", headline_metrics, replace=True)
+store = ConfigStore.instance()
+store.store(group="schema/dataset", name="nyc_taxi", node=NycTaxiDataset)
+store.store(group="schema/preprocessing", name="nyc_taxi_trips", node=TripsPreprocessing)
+store.store(group="schema/model", name="sql_outliers", node=SqlOutlierRules)
+store.store(group="schema/engine", name="duckdb", node=DuckDBEngine)
+store.store(group="schema/engine", name="athena", node=AthenaEngine)

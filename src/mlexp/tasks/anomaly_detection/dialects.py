@@ -1,0 +1,75 @@
+"""Where DuckDB's SQL and Athena's differ; every query is written once and asks its dialect here.
+
+Athena (Trino) `date_diff(unit, a, b)` counts whole units elapsed: 23:59 → 00:01 is 0 days.
+DuckDB's `date_diff` counts unit boundaries crossed (1 day there); its `date_sub` counts whole
+units, as Athena does, so durations and the rules on them agree between the two engines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mlexp.errors import ConfigError
+
+# strptime directives (preprocessing.timestamp_formats) in Athena's date_parse (MySQL) spelling
+DATE_PARSE = {"%Y": "%Y", "%y": "%y", "%m": "%m", "%d": "%d", "%H": "%H", "%I": "%h", "%M": "%i", "%S": "%s"}
+DATE_PARSE |= {"%p": "%p", "%b": "%b", "%f": "%f", "%%": "%%"}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _is_text(sql_type: str) -> bool:
+    return sql_type.lower().startswith(("varchar", "string", "char"))
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    duration_function: str
+    quantile_function: str
+
+    def duration(self, unit: str, start: str, end: str) -> str:
+        """Whole `unit`s from start to end (negative when end is earlier)."""
+        return f"{self.duration_function}('{unit}', {start}, {end})"
+
+    def quantile(self, expression: str, fraction: float) -> str:
+        return f"{self.quantile_function}({expression}, {fraction})"
+
+    def typed(self, column: str, source_type: str | None, target_type: str, formats: Sequence[str] = ()) -> str:
+        """`column` (of `source_type`; None: absent) as `target_type`; values that do not convert become null."""
+        if source_type is None:
+            return f"CAST(NULL AS {target_type})"
+        if source_type.upper() == target_type.upper():
+            return column
+        if not _is_text(source_type):
+            return f"try_cast({column} AS {target_type})"
+        # trim: files of 2014 pad values with spaces (and DuckDB then keeps the cast out of its CSV reader)
+        text = f"trim({column})"
+        parsed = [f"try_cast({text} AS {target_type})"]
+        if target_type.upper() == "TIMESTAMP":
+            parsed += [self._parse_timestamp(text, fmt) for fmt in formats]
+        return parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
+
+    def _parse_timestamp(self, text: str, fmt: str) -> str:
+        if self.name == "duckdb":
+            return f"try_strptime({text}, {literal(fmt)})"
+        unknown = [d for d in re.findall(r"%.", fmt) if d not in DATE_PARSE]
+        if unknown:
+            raise ConfigError(
+                f"preprocessing.timestamp_formats: {fmt!r} uses {', '.join(unknown)}, which Athena's date_parse "
+                f"has no equivalent for here; use only {' '.join(DATE_PARSE)}"
+            )
+        athena_format = re.sub(r"%.", lambda m: DATE_PARSE[m.group(0)], fmt)
+        return f"try(date_parse({text}, {literal(athena_format)}))"
+
+
+DUCKDB = Dialect("duckdb", duration_function="date_sub", quantile_function="quantile_cont")
+ATHENA = Dialect("athena", duration_function="date_diff", quantile_function="approx_percentile")

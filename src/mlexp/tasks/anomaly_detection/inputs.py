@@ -1,0 +1,127 @@
+"""The trips a trial reads: TLC files given by dataset.path or a generated month, recorded in a manifest.
+
+The prepare stage checks every file's columns, parses CSV once into Parquet (each query would
+otherwise parse the text again) and writes `input/manifest.json`; the later stages open their
+engine from it, so under DVC each stage reads exactly what prepare checked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.data import nyc_taxi, nyc_taxi_synthetic
+from mlexp.errors import DataError
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB
+from mlexp.tasks.anomaly_detection.engines import AthenaEngine, DuckDBEngine, Engine, connect, write_parquet
+from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
+from mlexp.tasks.anomaly_detection.rules import Rule
+
+MANIFEST = "manifest.json"
+
+
+def input_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.data) / "input"
+
+
+def aliases(cfg: DictConfig) -> dict[str, list[str]]:
+    return OmegaConf.to_container(cfg.preprocessing.column_aliases)  # type: ignore[return-value]
+
+
+def generate(cfg: DictConfig) -> tuple[Path, dict[str, int]]:
+    """Write a synthetic month in TLC's format under input/; returns the file and its anomaly counts."""
+    data = cfg.dataset
+    rates = OmegaConf.to_container(data.anomalies)
+    month = nyc_taxi_synthetic.generate(data.n_rows, cfg.seed, data.month, rates)  # type: ignore[arg-type]
+    format = str(getattr(data.format, "value", data.format))
+    path = input_dir(cfg) / f"yellow_tripdata_{data.month}_synthetic.{format}"
+    return nyc_taxi_synthetic.write(month, path, format), month.counts
+
+
+def check_files(cfg: DictConfig, paths: Sequence[Path], required: Sequence[str]) -> list[nyc_taxi.TripFile]:
+    connection = duckdb.connect()
+    files = [nyc_taxi.inspect(path, connection) for path in paths]
+    for file in files:
+        nyc_taxi.check_columns(file, required, aliases(cfg))
+    return files
+
+
+def missing_columns(cfg: DictConfig, columns: Iterable[str]) -> list[str]:
+    """Today's columns a file lacks under every name (they read as null)."""
+    matched = nyc_taxi.match_columns(columns, aliases(cfg))
+    return [column for column in nyc_taxi.COLUMNS if column not in matched]
+
+
+def check_rule_columns(cfg: DictConfig, rules: Sequence[Rule]) -> None:
+    """A rule on a column some input lacks would silently flag nothing there: fail instead."""
+    for source, missing in read_manifest(cfg).get("missing_columns", {}).items():
+        for rule in rules:
+            used = [column for column in missing if rule.uses(column)]
+            if used:
+                raise DataError(
+                    f"{source}: no column {used[0]}, which rule {rule.name} uses ({rule.predicate}); "
+                    f"remove the rule from model.enabled or add the file's name for {used[0]} "
+                    f"to preprocessing.column_aliases.{used[0]}"
+                )
+
+
+def stage_csv(cfg: DictConfig, files: Sequence[nyc_taxi.TripFile]) -> list[Path]:
+    """Each file as Parquet in today's schema (CSV parsed once; Parquet files are read in place)."""
+    read: list[Path] = []
+    connection = connect(cfg.engine.memory_limit, cfg.engine.threads)
+    for number, file in enumerate(files):
+        if file.format != "csv" or not cfg.preprocessing.stage_csv_as_parquet:
+            read.append(file.path)
+            continue
+        source = Source(nyc_taxi.reader_sql([file.path], "csv"), file.columns)
+        sql = TripQueries(DUCKDB, source, aliases(cfg), list(cfg.preprocessing.timestamp_formats)).trips()
+        target = input_dir(cfg) / "staged" / f"{number:03d}_{file.path.name.split('.')[0]}.parquet"
+        try:
+            write_parquet(connection, sql, target, expected_rows=None)
+        except DataError as error:
+            raise DataError(f"{file.path}: could not read its rows ({error})") from error
+        read.append(target)
+    return read
+
+
+def write_manifest(cfg: DictConfig, content: dict[str, Any]) -> Path:
+    folder = input_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in ("files", "sources"):
+        content[key] = [_relative(Path(p), folder) for p in content.get(key, [])]
+    (folder / MANIFEST).write_text(json.dumps({"engine": cfg.engine.name, **content}, indent=2) + "\n")
+    return folder / MANIFEST
+
+
+def _relative(path: Path, folder: Path) -> str:
+    # inside input/ the manifest names files relative to itself, so a copied workspace (dvc exp) still works
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+
+
+def read_manifest(cfg: DictConfig) -> dict[str, Any]:
+    path = input_dir(cfg) / MANIFEST
+    if not path.exists():
+        raise DataError(f"{path} is missing: run the prepare stage first (mlexp task={cfg.task.name} stage=prepare)")
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    if manifest["engine"] != cfg.engine.name:
+        raise DataError(f"prepare ran with engine={manifest['engine']}; run it again with engine={cfg.engine.name}")
+    manifest["files"] = [input_dir(cfg) / p for p in manifest["files"]]
+    return manifest
+
+
+def open_engine(cfg: DictConfig) -> tuple[Engine, TripQueries]:
+    """The trial's engine over the prepared trips, and the queries in its dialect (no rules yet)."""
+    engine: Engine
+    manifest = read_manifest(cfg)
+    if cfg.engine.name == "athena":
+        engine = AthenaEngine(cfg.engine)
+    else:
+        files = check_files(cfg, manifest["files"], [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
+        engine = DuckDBEngine(files, cfg.engine.memory_limit, cfg.engine.threads)
+    formats = list(cfg.preprocessing.timestamp_formats)
+    return engine, TripQueries(engine.dialect, engine.source(), aliases(cfg), formats)

@@ -1,0 +1,224 @@
+"""The post's workflow as trial components: Pre-processing, Query, Detection, Cleaning.
+
+prepare  locate (or generate) the TLC trip files, check their columns, parse CSV once
+query    the post's queries: the 50 longest and shortest trips; the sorted-duration chart
+detect   every enabled rule's count on all rows, flagged rows (capped), the duration histogram
+clean    the rows passing every rule as Parquet (the post's CTAS) and the chart after cleaning
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.data import nyc_taxi
+from mlexp.errors import DataError
+from mlexp.tasks.anomaly_detection import charts, inputs
+from mlexp.tasks.anomaly_detection.engines import AthenaEngine, Engine
+from mlexp.tasks.anomaly_detection.queries import TOP_COLUMNS, TripQueries
+from mlexp.tasks.anomaly_detection.rules import Rule, enabled_rules, statistics_used, threshold_markers
+from mlexp.tracking import Tracker
+
+
+def _model(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+
+
+def _folder(root: str, name: str) -> Path:
+    path = Path(root) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _log_queries(cfg: DictConfig, engine: Engine, tracker: Tracker, out: Path, source: bool = False) -> None:
+    """Each query's wall time as `elapsed_s_<query>`, and its SQL next to its results and as an artifact.
+
+    Every metric is logged once per trial (a metric logged twice reads as a curve in comparisons),
+    so the Athena table's column query, which every stage runs, is reported by prepare alone.
+    """
+    folder = _folder(str(out), "sql")
+    for name, seconds in engine.timings.items():
+        if name == "table_columns" and not source:
+            continue
+        tracker.log_metric(f"elapsed_s_{name}", seconds)
+        (folder / f"{name}.sql").write_text(engine.sql[name] + "\n")
+        tracker.log_artifact(folder / f"{name}.sql", name="sql", media_type="application/sql")
+
+
+def _sorted_chart(cfg: DictConfig, counts: pd.DataFrame, name: str, title: str, tracker: Tracker) -> int:
+    """The post's sorted scatter of duration_second, every trip drawn; returns the trips it shows."""
+    started = time.perf_counter()
+    runs = charts.sorted_runs(counts.set_axis(["duration_second", "trips"], axis=1))
+    plots = _folder(cfg.paths.reports, "plots")
+    runs.to_csv(plots / f"{name}.csv", index=False)
+    chart = charts.sorted_durations(runs, plots / f"{name}.png", title, cfg.model.figure_size)
+    tracker.log_artifact(chart, name="plots", media_type="image/png")
+    tracker.log_metric(f"elapsed_s_chart_{name}", time.perf_counter() - started)
+    return int(runs["last_index"].iloc[-1] + 1) if len(runs) else 0
+
+
+def prepare(cfg: DictConfig, tracker: Tracker) -> None:
+    """Check the trips' columns (every file, or the Athena table) and write input/manifest.json."""
+    enabled_rules(_model(cfg))  # a mistake in the rules fails before any data is read
+    required = [nyc_taxi.PICKUP, nyc_taxi.DROPOFF]
+    if cfg.engine.name == "athena":
+        engine = AthenaEngine(cfg.engine)
+        source = engine.source()
+        table = f"{cfg.engine.database}.{cfg.engine.table}"
+        nyc_taxi.check_columns(nyc_taxi.TripFile(Path(table), "athena", source.columns), required, inputs.aliases(cfg))
+        missing = {table: inputs.missing_columns(cfg, source.columns)}
+        inputs.write_manifest(cfg, {"table": table, "missing_columns": missing})
+        tracker.log_input("trips", "application/x-athena-table", f"athena://{table}")
+        _log_queries(cfg, engine, tracker, inputs.input_dir(cfg), source=True)
+        return
+    generated: dict[str, int] = {}
+    if cfg.dataset.path:
+        paths = nyc_taxi.locate(cfg.dataset.path)
+    else:
+        path, generated = inputs.generate(cfg)
+        paths = [path]
+    files = inputs.check_files(cfg, paths, required)
+    read = inputs.stage_csv(cfg, files)
+    missing = {str(file.path): inputs.missing_columns(cfg, file.columns) for file in files}
+    inputs.write_manifest(cfg, {"files": read, "sources": paths, "generated": generated, "missing_columns": missing})
+    formats = sorted({file.format for file in files})
+    origin = cfg.dataset.path or "generated"
+    tracker.log_parameters({"files": len(files), "formats": ",".join(formats), "source": origin})
+    tracker.log_parameters({f"generated_{kind}": count for kind, count in generated.items()})
+    for source_path in paths:
+        name = "trips" if len(paths) == 1 else f"trips: {source_path.name}"
+        tracker.log_input(name, f"application/x-{files[0].format}", source_path)
+    if read != paths:
+        tracker.log_output("trips as Parquet", "application/x-parquet", inputs.input_dir(cfg) / "staged")
+
+
+def query(cfg: DictConfig, tracker: Tracker) -> None:
+    """The post's queries: the top_n longest and shortest trips, and the sorted-duration scatter."""
+    engine, queries = inputs.open_engine(cfg)
+    n = cfg.model.top_n
+    tables = {
+        "longest_trips": engine.query("longest_trips", queries.top(n, longest=True)),
+        "shortest_trips": engine.query("shortest_trips", queries.top(n, longest=False)),
+    }
+    counts = engine.query("duration_counts", queries.duration_counts(clean=False))
+    rows_in = int(counts.iloc[:, 1].sum())
+    if rows_in == 0:
+        raise DataError(f"no trip rows in {queries.source.relation}; check dataset.path")
+    folder = _folder(cfg.paths.data, "query")
+    for name, table in tables.items():
+        table.set_axis(TOP_COLUMNS, axis=1).to_csv(folder / f"{name}.csv", index=False)
+        tracker.log_artifact(folder / f"{name}.csv", name="tables", media_type="text/csv")
+    drawn = _sorted_chart(cfg, counts, "duration_sorted", "All trips", tracker)
+    durations = counts.iloc[:, 0].dropna()
+    # rows_in is Detection's: it reports the counts a threshold change reruns
+    tracker.log_metrics({"rows_without_duration": rows_in - drawn})
+    tracker.log_metrics({"duration_second_min": float(durations.min()), "duration_second_max": float(durations.max())})
+    _log_queries(cfg, engine, tracker, folder)
+
+
+def statistics_for(engine: Engine, queries: TripQueries) -> dict[str, float]:
+    """duration_q1/_median/_q3/_mad over every trip, only when an enabled rule uses them."""
+    wanted = statistics_used(queries.rules)
+    if not wanted:
+        return {}
+    quartiles = engine.query("duration_quartiles", queries.quartiles()).iloc[0].tolist()
+    values = dict(zip(["duration_q1", "duration_median", "duration_q3"], map(float, quartiles)))
+    if "duration_mad" in wanted:
+        mad = engine.query("duration_mad", queries.median_absolute_deviation(values["duration_median"]))
+        values["duration_mad"] = float(mad.iloc[0, 0])
+    return values
+
+
+def _rules_and_queries(
+    cfg: DictConfig, statistics: dict[str, float] | None = None
+) -> tuple[list[Rule], Engine, TripQueries]:
+    """The enabled rules, checked against the input's columns and bound by the engine, in the queries."""
+    rules = enabled_rules(_model(cfg))
+    inputs.check_rule_columns(cfg, rules)
+    engine, queries = inputs.open_engine(cfg)
+    queries = replace(queries, rules=rules)
+    queries = replace(queries, statistics=statistics_for(engine, queries) if statistics is None else statistics)
+    for rule in rules:
+        engine.check_rule(rule.name, queries.rule_check(rule))
+    return rules, engine, queries
+
+
+def _log_counts(tracker: Tracker, detection: dict[str, Any]) -> None:
+    """rows_in, rows_flagged and rows_flagged_<rule>, each also as a percentage of rows_in."""
+    rows_in = detection["rows_in"]
+    counts = {"rows_in": rows_in, "rows_flagged": detection["rows_flagged"]}
+    counts |= {f"rows_flagged_{name}": rule["rows_flagged"] for name, rule in detection["rules"].items()}
+    tracker.log_metrics(counts)
+    # rows_flagged → pct_flagged (the objective), rows_flagged_<rule> → pct_flagged_<rule>
+    percent = {name.replace("rows_", "pct_", 1): 100.0 * n / rows_in for name, n in counts.items() if name != "rows_in"}
+    tracker.log_metrics(percent)
+
+
+def _histogram_chart(
+    cfg: DictConfig, histogram: pd.DataFrame, markers: dict[str, float], note: str, tracker: Tracker
+) -> None:
+    bins = cfg.model.histogram_bins_per_decade
+    plots = _folder(cfg.paths.reports, "plots")
+    edges = histogram.assign(
+        seconds_from=10 ** (histogram["bin"] / bins), seconds_to=10 ** ((histogram["bin"] + 1) / bins)
+    )
+    edges[["seconds_from", "seconds_to", "trips"]].to_csv(plots / "duration_histogram.csv", index=False)
+    path = plots / "duration_histogram.png"
+    chart = charts.duration_histogram(histogram, bins, markers, note, path, cfg.model.figure_size)
+    tracker.log_artifact(chart, name="plots", media_type="image/png")
+
+
+def detect(cfg: DictConfig, tracker: Tracker) -> None:
+    """Count each enabled rule's outliers over every row; write the flagged rows (capped) and the histogram."""
+    rules, engine, queries = _rules_and_queries(cfg)
+    counts = engine.query("rule_counts", queries.rule_counts()).iloc[0].tolist()
+    rows_in, non_positive, missing, per_rule, rows_flagged = counts[0], counts[1], counts[2], counts[3:-1], counts[-1]
+    if rows_in == 0:
+        raise DataError(f"no trip rows in {queries.source.relation}; check dataset.path")
+    detection = {"rows_in": int(rows_in), "rows_flagged": int(rows_flagged), "statistics": queries.statistics}
+    detection["rules"] = {r.name: {"predicate": r.predicate, "rows_flagged": int(n)} for r, n in zip(rules, per_rule)}
+    flagged = engine.query("flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max))
+    histogram = engine.query("duration_histogram", queries.histogram(cfg.model.histogram_bins_per_decade))
+    histogram = histogram.set_axis(["bin", "trips"], axis=1)
+
+    folder = _folder(cfg.paths.data, "detection")
+    flagged.set_axis([*queries.data_columns, "duration_second", "rules"], axis=1).to_csv(
+        folder / "flagged_rows.csv", index=False
+    )
+    (folder / "detection.json").write_text(json.dumps(detection, indent=2) + "\n")
+    tracker.log_artifact(folder / "flagged_rows.csv", name="tables", media_type="text/csv")
+    tracker.log_artifact(folder / "detection.json", name="detection", media_type="application/json")
+    note = f"not on the log axis: {int(non_positive):,} trips of 0 s or less, {int(missing):,} without a duration"
+    _histogram_chart(cfg, histogram, threshold_markers(rules, _model(cfg), queries.statistics), note, tracker)
+    tracker.log_parameters({f"rule.{rule.name}": rule.predicate for rule in rules})
+    tracker.log_metrics(queries.statistics)
+    _log_counts(tracker, detection)
+    _log_queries(cfg, engine, tracker, folder)
+
+
+def clean(cfg: DictConfig, tracker: Tracker) -> None:
+    """Write the rows that pass every rule (exactly rows_in - rows_flagged) and chart them."""
+    path = Path(cfg.paths.data) / "detection" / "detection.json"
+    if not path.exists():
+        raise DataError(f"{path} is missing: run the detect stage first (mlexp task={cfg.task.name} stage=detect)")
+    detection = json.loads(path.read_text())
+    rules, engine, queries = _rules_and_queries(cfg, detection["statistics"])
+    if {r.name: r.predicate for r in rules} != {n: r["predicate"] for n, r in detection["rules"].items()}:
+        raise DataError(f"{path} was made with other rules than model.enabled/model.rules; run the detect stage again")
+    expected = detection["rows_in"] - detection["rows_flagged"]
+    folder = _folder(cfg.paths.data, "cleaned")
+    written = engine.write_cleaned(queries.cleaned(), folder, expected)
+    counts = engine.query("duration_counts_clean", queries.duration_counts(clean=True))
+    _sorted_chart(cfg, counts, "duration_sorted_clean", "After removing outliers", tracker)
+    if "path" in written:
+        tracker.log_output("cleaned trips", "application/x-parquet", written["path"])
+    else:
+        tracker.log_output("cleaned trips", "application/x-athena-table", f"athena://{written['table']}")
+    tracker.log_metric("rows_out", written["rows"])
+    _log_queries(cfg, engine, tracker, folder)

@@ -1,0 +1,179 @@
+"""engine=athena offline: the exact Athena requests PyAthena sends, answered by moto's Athena mock."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from hydra import compose, initialize_config_dir
+from moto import mock_aws
+from moto.athena.models import QueryResults, athena_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from conftest import REPO
+from mlexp.config import make_composable
+from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB
+from mlexp.tasks.anomaly_detection.engines import AthenaEngine
+from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
+from mlexp.tasks.anomaly_detection.rules import enabled_rules
+
+STAGING = "s3://athena-results/mlexp/"
+DATABASE, TABLE = "db_yellow_cab_trip_details", "src_yellow_cab_trip_details"
+# what a Glue crawler makes of yellow_tripdata_2019-01.csv: lower-case names, timestamps as text
+GLUE_COLUMNS = [
+    ("vendorid", "bigint"),
+    ("tpep_pickup_datetime", "varchar"),
+    ("tpep_dropoff_datetime", "varchar"),
+    ("passenger_count", "bigint"),
+    ("trip_distance", "double"),
+    ("ratecodeid", "bigint"),
+    ("store_and_fwd_flag", "varchar"),
+    ("pulocationid", "bigint"),
+    ("dolocationid", "bigint"),
+    ("payment_type", "bigint"),
+    ("fare_amount", "double"),
+    ("extra", "double"),
+    ("mta_tax", "double"),
+    ("tip_amount", "double"),
+    ("tolls_amount", "double"),
+    ("improvement_surcharge", "double"),
+    ("total_amount", "double"),
+]
+
+
+def _column(name: str, athena_type: str) -> dict:
+    names = {"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": name, "Label": name}
+    return names | {"Type": athena_type, "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": False}
+
+
+def result(columns: list[tuple[str, str]], rows: list[list[str | None]]) -> QueryResults:
+    """A result as Athena's GetQueryResults returns it: the header row first, then text values."""
+    header = {"Data": [{"VarCharValue": name} for name, _ in columns]}
+    data = [{"Data": [{"VarCharValue": v} if v is not None else {} for v in row]} for row in rows]
+    return QueryResults(rows=[header, *data], column_info=[_column(n, t) for n, t in columns])
+
+
+@pytest.fixture
+def athena(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        boto3.client("athena", region_name="eu-west-1").create_work_group(Name="analysts")
+        yield athena_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"]
+
+
+def config(tmp_path, *overrides: str):
+    make_composable()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(
+            "config",
+            overrides=[
+                "task=anomaly_detection",
+                "engine=athena",
+                f"engine.s3_staging_dir={STAGING}",
+                "engine.region_name=eu-west-1",
+                "engine.work_group=analysts",
+                f"paths.data={tmp_path}",
+                *overrides,
+            ],
+        )
+
+
+def requests() -> list[dict]:
+    """Every StartQueryExecution Athena received, as GetQueryExecution reports it."""
+    client = boto3.client("athena", region_name="eu-west-1")
+    ids = client.list_query_executions(WorkGroup="analysts")["QueryExecutionIds"]
+    found = [client.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    return sorted(found, key=lambda q: q["Status"]["SubmissionDateTime"])
+
+
+def test_the_posts_top_50_query_goes_to_athena_with_the_configured_connection(athena, tmp_path):
+    cfg = config(tmp_path)
+    athena.query_results_queue.append(result([("column_name", "varchar"), ("data_type", "varchar")], GLUE_COLUMNS))
+    longest = [["2019-01-02 10:00:00", "2019-01-01 09:00:00", "90000", "1500", "25", "1"]]
+    top_columns = [("tpep_dropoff_datetime", "timestamp"), ("tpep_pickup_datetime", "timestamp")]
+    top_columns += [(f"duration_{unit}", "bigint") for unit in ("second", "minute", "hour", "day")]
+    athena.query_results_queue.append(result(top_columns, longest))
+
+    engine = AthenaEngine(cfg.engine)
+    queries = TripQueries(
+        engine.dialect, engine.source(), inputs.aliases(cfg), list(cfg.preprocessing.timestamp_formats)
+    )
+    table = engine.query("longest_trips", queries.top(cfg.model.top_n, longest=True))
+
+    [columns_request, top_request] = requests()
+    for request in (columns_request, top_request):
+        assert request["QueryExecutionContext"]["Database"] == DATABASE
+        assert request["ResultConfiguration"]["OutputLocation"].startswith(STAGING)
+        assert request["WorkGroup"] == "analysts"
+    assert columns_request["Query"] == (
+        "SELECT column_name, data_type FROM information_schema.columns\n"
+        f"WHERE table_schema = '{DATABASE}' AND table_name = '{TABLE}'"
+    )
+    sql = top_request["Query"]
+    for unit in ("second", "minute", "hour", "day"):
+        assert f"date_diff('{unit}', tpep_pickup_datetime, tpep_dropoff_datetime) AS duration_{unit}" in sql
+    assert (
+        'coalesce(try_cast(trim("tpep_pickup_datetime") AS TIMESTAMP), '
+        'try(date_parse(trim("tpep_pickup_datetime"), \'%m/%d/%Y %h:%i:%s %p\'))) AS "tpep_pickup_datetime"'
+    ) in sql
+    assert '"vendorid" AS "VendorID"' in sql and 'CAST(NULL AS DOUBLE) AS "congestion_surcharge"' in sql
+    assert f'FROM "{DATABASE}"."{TABLE}"' in sql
+    assert sql.endswith(
+        "SELECT tpep_dropoff_datetime, tpep_pickup_datetime, duration_second, duration_minute, duration_hour, "
+        "duration_day\nFROM durations\n"
+        "ORDER BY duration_second DESC NULLS LAST, tpep_pickup_datetime, tpep_dropoff_datetime\nLIMIT 50"
+    )
+    assert table["duration_second"].tolist() == [90000] and str(table.iloc[0, 0]) == "2019-01-02 10:00:00"
+    assert set(engine.timings) == {"table_columns", "longest_trips"}
+
+
+def test_cleaning_is_a_ctas_into_parquet_and_its_count_is_checked(athena, tmp_path):
+    cfg = config(tmp_path, "engine.cleaned_location=s3://lake/trips_cleaned/")
+    engine = AthenaEngine(cfg.engine)
+    source = Source(engine.table, dict(GLUE_COLUMNS))
+    queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
+    athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["41"]])])
+    note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41)
+
+    drop, create, count = [r["Query"] for r in requests()]
+    target = '"db_yellow_cab_trip_details"."yellow_cab_trip_details_cleaned"'
+    assert drop == "DROP TABLE IF EXISTS `db_yellow_cab_trip_details`.`yellow_cab_trip_details_cleaned`"
+    assert create.startswith(
+        f"CREATE TABLE {target}\nWITH (format = 'PARQUET', write_compression = 'SNAPPY', "
+        "external_location = 's3://lake/trips_cleaned/') AS\nWITH trips AS ("
+    )
+    assert "coalesce((tpep_pickup_datetime IS NULL OR tpep_dropoff_datetime IS NULL), false)" in create
+    assert "coalesce((duration_second <= 0), false)" in create and "coalesce((duration_hour >= 24), false)" in create
+    assert create.endswith("FROM flags\nWHERE NOT flagged")
+    assert count == f"SELECT count(*) FROM {target}"
+    assert note["rows"] == 41
+    assert json.loads((tmp_path / "cleaned" / "athena_table.json").read_text())["table"].endswith("_cleaned")
+
+    athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["40"]])])
+    with pytest.raises(DataError, match="not rows_in - rows_flagged = 41"):
+        engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41)
+
+
+def test_athena_needs_a_result_location(athena, tmp_path):
+    cfg = config(tmp_path, "engine.s3_staging_dir=null", "engine.work_group=null")
+    with pytest.raises(ConfigError, match="engine=athena needs engine.s3_staging_dir=s3://"):
+        AthenaEngine(cfg.engine)
+
+
+def test_the_dialects_differ_only_where_athena_and_duckdb_spell_things_differently(tmp_path):
+    cfg = config(tmp_path, "preprocessing.timestamp_formats=[]")
+    source = Source('"db"."trips"', dict(GLUE_COLUMNS))
+    athena_sql = TripQueries(AthenaEngine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
+    duckdb_sql = TripQueries(DUCKDB, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
+    for build in (lambda q: q.top(50, True), lambda q: q.rule_counts(), lambda q: q.cleaned()):
+        assert build(duckdb_sql).replace("date_sub(", "date_diff(") == build(athena_sql)
+    spelled = duckdb_sql.quartiles().replace("quantile_cont(", "approx_percentile(").replace("date_sub(", "date_diff(")
+    assert spelled == athena_sql.quartiles()

@@ -1,0 +1,66 @@
+"""The post's charts from SQL aggregates: a million trips in seconds, and the same picture as plt.scatter."""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from mlexp.data import nyc_taxi, nyc_taxi_synthetic  # noqa: E402
+from mlexp.tasks.anomaly_detection import charts  # noqa: E402
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB  # noqa: E402
+from mlexp.tasks.anomaly_detection.engines import DuckDBEngine  # noqa: E402
+from mlexp.tasks.anomaly_detection.queries import TripQueries  # noqa: E402
+
+RATES = {"multi_day": 2e-5, "zero_duration": 8e-4, "negative_duration": 1e-5, "null_timestamp": 5e-6}
+
+
+def test_a_million_trips_are_charted_in_seconds(tmp_path):
+    month = nyc_taxi_synthetic.generate(1_000_000, 11, "2019-01", RATES)
+    path = nyc_taxi_synthetic.write(month, tmp_path / "yellow_tripdata_2019-01.parquet", "parquet")
+    started = time.perf_counter()
+    engine = DuckDBEngine([nyc_taxi.inspect(path, duckdb.connect())], "1GB", 0)
+    queries = TripQueries(DUCKDB, engine.source(), {})
+    counts = engine.query("duration_counts", queries.duration_counts(clean=False))
+    runs = charts.sorted_runs(counts)
+    chart = charts.sorted_durations(runs, tmp_path / "sorted.png", "All trips", [12, 12])
+    histogram = engine.query("histogram", queries.histogram(10))
+    charts.duration_histogram(histogram, 10, {"too_long": 86400.0}, "note", tmp_path / "histogram.png", [12, 12])
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 15, f"{elapsed:.1f} s"
+    assert chart.stat().st_size > 10_000 and (tmp_path / "histogram.png").stat().st_size > 10_000
+    # every trip with a duration is drawn: the runs cover indexes 0..n-1 without gap
+    assert runs["index"].iloc[0] == 0 and runs["last_index"].iloc[-1] == 1_000_000 - month.counts["null_timestamp"] - 1
+    assert (runs["index"].iloc[1:].to_numpy() == runs["last_index"].iloc[:-1].to_numpy() + 1).all()
+    assert len(runs) < 20_000  # one row per distinct duration, not per trip
+    assert int(histogram["trips"].sum()) == int(counts.loc[counts["duration_second"] > 0, "trips"].sum())
+
+
+def test_the_runs_chart_draws_the_same_picture_as_the_posts_scatter_of_every_point(tmp_path):
+    rng = np.random.default_rng(5)
+    seconds = np.concatenate([rng.lognormal(np.log(660), 0.75, 200_000).astype(int), [-300, 0, 0, 90_000, 250_000]])
+    ours = tmp_path / "ours.png"
+    values, trips = np.unique(seconds, return_counts=True)
+    charts.sorted_durations(
+        charts.sorted_runs(pd.DataFrame({"duration_second": values, "trips": trips})), ours, "t", [6, 6]
+    )
+    # the post's chart: plt.scatter(range(len(df)), np.sort(df["duration_second"]))
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(range(len(seconds)), np.sort(seconds))
+    ax.set(xlabel="index", ylabel="duration_second", title=f"t: {len(seconds):,} trips sorted by duration_second")
+    ax.ticklabel_format(style="plain", axis="both", useOffset=False)
+    fig.tight_layout()
+    fig.savefig(tmp_path / "post.png", dpi=100)
+    plt.close(fig)
+
+    a, b = plt.imread(ours), plt.imread(tmp_path / "post.png")
+    assert a.shape == b.shape
+    differing = np.abs(a[..., :3] - b[..., :3]).max(axis=2) > 0.25
+    assert differing.mean() < 0.001, f"{differing.mean():.3%} of pixels differ"

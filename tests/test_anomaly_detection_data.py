@@ -1,0 +1,108 @@
+"""The TLC trip generator (seeded, the post's anomalies) and the loader's checks of real-format files."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+from mlexp.data import nyc_taxi, nyc_taxi_synthetic
+from mlexp.errors import DataError
+
+RATES = {
+    "meter_left_on": 0.002,
+    "multi_day": 0.001,
+    "zero_duration": 0.004,
+    "negative_duration": 0.001,
+    "null_timestamp": 0.001,
+    "unparsable_timestamp": 0.001,
+    "zero_distance": 0.01,
+}
+ALIASES = {"tpep_pickup_datetime": ["pickup_datetime"], "tpep_dropoff_datetime": ["dropoff_datetime"]}
+
+
+def test_generator_is_deterministic_and_places_exact_anomaly_counts():
+    first = nyc_taxi_synthetic.generate(20_000, 7, "2019-01", RATES)
+    again = nyc_taxi_synthetic.generate(20_000, 7, "2019-01", RATES)
+    other = nyc_taxi_synthetic.generate(20_000, 8, "2019-01", RATES)
+    assert first.table.equals(again.table) and first.counts == again.counts
+    assert not first.table.equals(other.table)
+    assert first.counts == {k: int(v * 20_000) for k, v in RATES.items()}
+
+    frame = first.table.to_pandas()
+    assert list(frame.columns) == list(nyc_taxi.COLUMNS)
+    seconds = (frame["tpep_dropoff_datetime"] - frame["tpep_pickup_datetime"]).dt.total_seconds()
+    assert seconds.isna().sum() == first.counts["null_timestamp"] + first.counts["unparsable_timestamp"]
+    assert (seconds == 0).sum() == first.counts["zero_duration"]
+    assert (seconds < 0).sum() == first.counts["negative_duration"]
+    assert (seconds >= 86400).sum() == first.counts["multi_day"]
+    # normal trips stop at 4 hours; meters left on run 1 to 24 hours
+    assert (seconds > 4 * 3600).sum() - (seconds >= 86400).sum() <= first.counts["meter_left_on"]
+    assert (seconds > 4 * 3600).sum() - (seconds >= 86400).sum() > 0.7 * first.counts["meter_left_on"]
+    assert (frame["trip_distance"] <= 0).sum() == first.counts["zero_distance"]
+    normal = seconds[(seconds > 0) & (seconds < 86400)]
+    assert 500 < normal.median() < 800  # about 11 minutes, as January 2019's trips
+    assert frame["tpep_pickup_datetime"].dropna().dt.month.eq(1).all()
+
+
+def test_formats_hold_the_same_trips_and_csv_keeps_unparsable_text(tmp_path):
+    month = nyc_taxi_synthetic.generate(2_000, 1, "2019-02", RATES)
+    parquet = nyc_taxi_synthetic.write(month, tmp_path / "m.parquet", "parquet")
+    csv = nyc_taxi_synthetic.write(month, tmp_path / "m.csv", "csv")
+    assert str(pq.read_schema(parquet).field("tpep_pickup_datetime").type) == "timestamp[us]"
+    text = pa_csv.read_csv(csv, convert_options=pa_csv.ConvertOptions(strings_can_be_null=True)).to_pandas()
+    for column in ("tpep_pickup_datetime", "tpep_dropoff_datetime"):
+        parsed = pd.to_datetime(text[column], format="%Y-%m-%d %H:%M:%S", errors="coerce")
+        text[column + "_unparsable"] = text[column].notna() & parsed.isna()
+    unparsable = text["tpep_pickup_datetime_unparsable"] | text["tpep_dropoff_datetime_unparsable"]
+    assert unparsable.sum() == month.counts["unparsable_timestamp"] == 2
+    assert text["tpep_pickup_datetime"].isna().sum() + text["tpep_dropoff_datetime"].isna().sum() == 2
+    assert np.allclose(text["total_amount"], pq.read_table(parquet)["total_amount"].to_numpy())
+    assert list(tmp_path.glob("*.partial")) == []
+
+
+def test_loader_maps_older_column_names_and_keeps_extra_ones(tmp_path):
+    path = tmp_path / "yellow_tripdata_2014-01.csv"
+    path.write_text(" vendor_id, pickup_datetime, dropoff_datetime, trip_distance, airport_fee\n1,a,b,1.0,0\n")
+    file = nyc_taxi.inspect(path, duckdb.connect())
+    matched = nyc_taxi.match_columns(file.columns, ALIASES)
+    assert matched["tpep_pickup_datetime"] == ["pickup_datetime"]
+    assert "VendorID" not in matched  # vendor_id is not in these aliases
+    assert nyc_taxi.extra_columns(file.columns, ALIASES) == ["vendor_id", "airport_fee"]
+    nyc_taxi.check_columns(file, [nyc_taxi.PICKUP, nyc_taxi.DROPOFF], ALIASES)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"PAR1 this is not parquet", "is not a readable parquet file"),
+        (b"VendorID,tpep_pickup_datetime,trip_distance\n1,2019-01-01 00:00:00,1\n", "no column tpep_dropoff_datetime"),
+    ],
+)
+def test_malformed_files_fail_naming_file_and_problem(tmp_path, content, message):
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as error:
+        file = nyc_taxi.inspect(path, duckdb.connect())
+        nyc_taxi.check_columns(file, [nyc_taxi.PICKUP, nyc_taxi.DROPOFF], ALIASES)
+    assert str(path) in str(error.value) and message in str(error.value)
+    if "no column" in message:
+        assert "looked for tpep_dropoff_datetime, dropoff_datetime" in str(error.value)
+        assert "found: VendorID, tpep_pickup_datetime, trip_distance" in str(error.value)
+
+
+def test_globs_and_folders_of_monthly_files(tmp_path):
+    for month in ("2019-01", "2019-02"):
+        (tmp_path / f"yellow_tripdata_{month}.parquet").write_bytes(b"PAR1")
+    (tmp_path / "notes.txt").write_text("not data")
+    assert [p.name for p in nyc_taxi.locate(tmp_path)] == [
+        "yellow_tripdata_2019-01.parquet",
+        "yellow_tripdata_2019-02.parquet",
+    ]
+    assert len(nyc_taxi.locate(str(tmp_path / "yellow_tripdata_2019-*.parquet"))) == 2
+    with pytest.raises(DataError, match="matches no file"):
+        nyc_taxi.locate(str(tmp_path / "yellow_tripdata_2020-*.parquet"))

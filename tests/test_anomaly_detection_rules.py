@@ -1,0 +1,208 @@
+"""The rules on a hand-built file whose every anomaly is known, plus a generated month, through DuckDB."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import REPO
+from mlexp.config import make_composable
+from mlexp.data import nyc_taxi, nyc_taxi_synthetic
+from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB
+from mlexp.tasks.anomaly_detection.engines import DuckDBEngine
+from mlexp.tasks.anomaly_detection.queries import TripQueries
+from mlexp.tasks.anomaly_detection.rules import enabled_rules
+from mlexp.tasks.anomaly_detection.stages import statistics_for
+
+# a 2014-style header: older names, padded with spaces, no location IDs, no congestion_surcharge,
+# an extra column (pickup_longitude)
+OLD_HEADER = (
+    " vendor_id, pickup_datetime, dropoff_datetime, passenger_count, trip_distance, rate_code,"
+    " store_and_fwd_flag, payment_type, fare_amount, surcharge, mta_tax, tip_amount, tolls_amount,"
+    " total_amount, pickup_longitude"
+)
+# pickup, dropoff, trip_distance, total_amount (the row's key), rules it fails
+ROWS = [
+    ("2014-01-01 10:00:00", "2014-01-01 10:10:00", 1.5, 1.01, set()),
+    ("2014-01-01 10:00:00", "2014-01-01 10:00:00", 0.0, 2.02, {"non_positive_duration", "non_positive_distance"}),
+    ("2014-01-01 10:00:00", "2014-01-01 09:59:00", 1.0, 3.03, {"non_positive_duration"}),
+    ("2014-01-01 10:00:00", "2014-01-02 10:00:00", 9.0, 4.04, {"too_long"}),
+    # 23:59:59 long: under a day (DuckDB's date_diff('day') would say 1, Athena's 0)
+    ("2014-01-01 10:00:00", "2014-01-02 09:59:59", 9.0, 5.05, set()),
+    ("2014-01-01 23:59:00", "2014-01-02 00:01:00", 0.4, 6.06, set()),
+    ("", "2014-01-01 10:10:00", 1.5, 7.07, {"unparsable_timestamp"}),
+    ("2014-01-01 10:00:00", "2014-13-01 00:00:00", 1.5, 8.08, {"unparsable_timestamp"}),
+    # NYC Open Data's export format
+    ("01/01/2014 10:00:00 AM", "01/01/2014 10:30:00 AM", 4.0, 9.09, set()),
+    ("2014-01-01 11:00:00", "2014-01-01 11:05:00", 0.0, 10.10, {"non_positive_distance"}),
+    ("2014-01-01 00:00:00", "2014-01-04 00:00:00", 30.0, 11.11, {"too_long"}),
+    (" 2014-01-01 12:00:00", "2014-01-01 12:20:00 ", 3.0, 12.12, set()),
+]
+DEFAULT_RULES = ("unparsable_timestamp", "non_positive_duration", "too_long")
+
+
+def write_old_csv(path: Path) -> Path:
+    lines = [OLD_HEADER]
+    for pickup, dropoff, distance, total, _ in ROWS:
+        lines.append(f"1,{pickup},{dropoff},1,{distance},1,N,1,9.5,0.5,0.5,0,0,{total},-73.98")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def expected(total: float, rules: tuple[str, ...] = DEFAULT_RULES) -> bool:
+    failed = next(r[4] for r in ROWS if r[3] == total)
+    return bool(failed & set(rules))
+
+
+def config(tmp_path: Path, *overrides: str):
+    make_composable()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=["task=anomaly_detection", f"paths.data={tmp_path}", *overrides])
+
+
+def open_queries(cfg, paths: list[Path]) -> tuple[DuckDBEngine, TripQueries]:
+    files = inputs.check_files(cfg, paths, [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
+    engine = DuckDBEngine(files, "1GB", 1)
+    rules = enabled_rules(cfg.model)
+    formats = list(cfg.preprocessing.timestamp_formats)
+    queries = TripQueries(DUCKDB, engine.source(), inputs.aliases(cfg), formats, rules)
+    return engine, replace(queries, statistics=statistics_for(engine, queries))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, object]:
+    folder = tmp_path_factory.mktemp("trips")
+    old = write_old_csv(folder / "yellow_tripdata_2014-01.csv")
+    rates = {"multi_day": 0.002, "zero_duration": 0.004, "negative_duration": 0.002, "null_timestamp": 0.001}
+    month = nyc_taxi_synthetic.generate(5000, 3, "2019-01", rates | {"unparsable_timestamp": 0.001})
+    new = nyc_taxi_synthetic.write(month, folder / "yellow_tripdata_2019-01.parquet", "parquet")
+    return {"old": old, "new": new, "month": month, "folder": folder}
+
+
+def counts(engine: DuckDBEngine, queries: TripQueries) -> dict[str, int]:
+    row = engine.query("rule_counts", queries.rule_counts()).iloc[0]
+    return {str(name): int(value) for name, value in row.items()}
+
+
+def test_rules_count_every_known_anomaly_in_an_old_format_file(files, tmp_path):
+    engine, queries = open_queries(config(tmp_path), [files["old"]])
+    found = counts(engine, queries)
+    assert found["rows_in"] == len(ROWS)
+    for rule in DEFAULT_RULES:
+        assert found[rule] == sum(rule in r[4] for r in ROWS), rule
+    assert found["rows_flagged"] == sum(expected(r[3]) for r in ROWS) == 6
+    # the post's predicate for the same rule: duration_day >= 1
+    post = engine.query("post", queries._with() + "SELECT count_if(duration_day >= 1) FROM durations").iloc[0, 0]
+    assert post == found["too_long"]
+
+
+def test_statistical_and_distance_rules_are_selectable(files, tmp_path):
+    cfg = config(tmp_path, "model.enabled=[non_positive_distance,duration_iqr,duration_robust_z]")
+    engine, queries = open_queries(cfg, [files["old"]])
+    found = counts(engine, queries)
+    assert found["non_positive_distance"] == 2
+    assert queries.rules[1].predicate.startswith("duration_second < duration_q1 - 1.5 * (duration_q3 - duration_q1)")
+    # the same rules by numpy, on the ten rows with a duration
+    seconds = np.array([600, 0, -60, 86400, 86399, 120, 1800, 300, 259200, 1200], dtype=float)
+    q1, median, q3 = np.percentile(seconds, [25, 50, 75])
+    assert queries.statistics["duration_q1"] == pytest.approx(q1)
+    assert found["duration_iqr"] == np.sum((seconds < q1 - 1.5 * (q3 - q1)) | (seconds > q3 + 1.5 * (q3 - q1))) == 1
+    mad = np.median(np.abs(seconds - median))
+    assert found["duration_robust_z"] == np.sum(0.6745 * np.abs(seconds - median) / mad > 3.5)
+
+
+def test_old_and_new_files_in_one_glob_and_cleaned_output_excludes_exactly_the_flagged_rows(files, tmp_path):
+    engine, queries = open_queries(config(tmp_path), [files["old"], files["new"]])
+    month = files["month"].counts
+    found = counts(engine, queries)
+    assert found["rows_in"] == len(ROWS) + 5000
+    assert found["unparsable_timestamp"] == 2 + month["null_timestamp"] + month["unparsable_timestamp"]
+    assert found["non_positive_duration"] == 2 + month["zero_duration"] + month["negative_duration"]
+    assert found["too_long"] == 2 + month["multi_day"]
+
+    written = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", found["rows_in"] - found["rows_flagged"])
+    cleaned = pq.read_table(written["path"]).to_pandas()
+    assert list(cleaned.columns[:18]) == list(nyc_taxi.COLUMNS) and "pickup_longitude" in cleaned.columns
+    old_rows = cleaned[cleaned["pickup_longitude"].notna()]
+    assert sorted(old_rows["total_amount"]) == [r[3] for r in ROWS if not expected(r[3])]
+    assert old_rows["congestion_surcharge"].isna().all()
+    # the generated month, judged by pandas on its own
+    raw = pq.read_table(files["new"]).to_pandas()
+    seconds = (raw["tpep_dropoff_datetime"] - raw["tpep_pickup_datetime"]).dt.total_seconds()
+    keep = raw[seconds.notna() & (seconds > 0) & (seconds < 86400)]
+    new_rows = cleaned[cleaned["pickup_longitude"].isna()]
+    key = ["tpep_pickup_datetime", "tpep_dropoff_datetime", "total_amount"]
+    pd.testing.assert_frame_equal(
+        new_rows[key].sort_values(key).reset_index(drop=True), keep[key].sort_values(key).reset_index(drop=True)
+    )
+
+
+def test_top_50_tables_are_ordered_like_the_posts_queries(files, tmp_path):
+    engine, queries = open_queries(config(tmp_path), [files["new"]])
+    longest = engine.query("longest", queries.top(50, longest=True))
+    shortest = engine.query("shortest", queries.top(50, longest=False))
+    raw = pq.read_table(files["new"]).to_pandas()
+    seconds = (raw["tpep_dropoff_datetime"] - raw["tpep_pickup_datetime"]).dt.total_seconds().dropna()
+    assert list(longest.columns) == [
+        "tpep_dropoff_datetime",
+        "tpep_pickup_datetime",
+        "duration_second",
+        "duration_minute",
+        "duration_hour",
+        "duration_day",
+    ]
+    assert longest["duration_second"].tolist() == sorted(seconds, reverse=True)[:50]
+    assert shortest["duration_second"].tolist() == sorted(seconds)[:50]
+    assert (longest["duration_day"] == longest["duration_second"] // 86400).all()
+    assert shortest["duration_second"].iloc[0] < 0
+
+
+def test_staged_csv_keeps_every_row_and_count(files, tmp_path):
+    cfg = config(tmp_path)
+    checked = inputs.check_files(cfg, [files["old"]], [nyc_taxi.PICKUP])
+    [staged] = inputs.stage_csv(cfg, checked)
+    assert staged.suffix == ".parquet" and pq.read_metadata(staged).num_rows == len(ROWS)
+    engine, queries = open_queries(cfg, [staged])
+    assert counts(engine, queries)["rows_flagged"] == 6
+
+
+def test_rule_mistakes_name_the_rule_and_the_fix(files, tmp_path):
+    with pytest.raises(ConfigError, match=r"'speeding' is not a rule in model.rules; rules: unparsable_timestamp"):
+        enabled_rules(config(tmp_path, "model.enabled=[speeding]").model)
+    cfg = config(tmp_path, "model.rules.too_long='duration_hour >= {max_hours}'")
+    with pytest.raises(ConfigError, match=r"model.rules.too_long: \{max_hours\} is not a numeric model value"):
+        enabled_rules(cfg.model)
+    cfg = config(tmp_path, "+model.rules.fast='trip_distnce / duration_hour > 60'", "model.enabled=[fast]")
+    engine, queries = open_queries(cfg, [files["old"]])
+    with pytest.raises(ConfigError, match=r"model.rules.fast: .*trip_distnce"):
+        engine.check_rule("fast", queries.rule_check(queries.rules[0]))
+
+
+def test_the_threshold_a_sweep_moves_changes_the_rule_and_its_count(files, tmp_path):
+    found = {}
+    for hours in ("1", "24", "48"):
+        engine, queries = open_queries(config(tmp_path, f"model.max_duration_hours={hours}"), [files["new"]])
+        assert queries.rules[2].predicate == f"duration_hour >= {hours}"
+        found[hours] = counts(engine, queries)["too_long"]
+    # generated trips last at most 4 hours unless multi-day (1 to 3 days)
+    assert found["24"] == files["month"].counts["multi_day"]
+    assert found["1"] > 5 * found["24"] > 5 * found["48"] > 0
+
+
+def test_a_rule_on_a_column_an_input_lacks_fails_instead_of_flagging_nothing(files, tmp_path):
+    cfg = config(tmp_path, "+model.rules.airport='PULocationID = 132'", "model.enabled=[too_long,airport]")
+    checked = inputs.check_files(cfg, [files["old"], files["new"]], [nyc_taxi.PICKUP])
+    missing = {str(f.path): inputs.missing_columns(cfg, f.columns) for f in checked}
+    lacking = ["PULocationID", "DOLocationID", "improvement_surcharge", "congestion_surcharge"]
+    assert missing[str(files["old"])] == lacking and missing[str(files["new"])] == []
+    inputs.write_manifest(cfg, {"files": [f.path for f in checked], "missing_columns": missing})
+    with pytest.raises(DataError, match=r"yellow_tripdata_2014-01.csv: no column PULocationID, which rule airport"):
+        inputs.check_rule_columns(cfg, enabled_rules(cfg.model))

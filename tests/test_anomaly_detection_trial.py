@@ -1,0 +1,196 @@
+"""`mlexp task=anomaly_detection` end to end: components, headline metrics, outputs, a failure."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO, run_cli, store_client, trials_of
+
+TASK = "anomaly_detection"
+# 20,000 generated rows, as CSV (so prepare parses it into Parquet): at least one of each anomaly
+SMALL = ("task=anomaly_detection", "dataset.n_rows=20000", "dataset.format=csv")
+COMPONENTS = {"Pre-processing", "Query", "Detection", "Cleaning"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("anomaly") / "project"
+    shutil.copytree(REPO / "conf", folder / "conf")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trial(project):
+    done = run_cli(project, *SMALL)
+    [found] = [t for t in trials_of(project, experiment=TASK) if t.status == "FINISHED"]
+    return project, found, done
+
+
+def test_a_trial_has_the_four_components_and_the_headline_metrics(trial):
+    project, found, done = trial
+    assert found.status == "FINISHED" and found.component_names == COMPONENTS
+    metrics = json.loads((project / "reports" / TASK / "metrics.json").read_text())
+    # generated at 20,000 rows: 16 zero + 1 negative duration, 1 multi-day, 1 null + 1 unparsable timestamp
+    assert metrics == {
+        "pct_flagged": pytest.approx(0.1),
+        "rows_in": 20000,
+        "rows_flagged": 20,
+        "rows_out": 19980,
+        "rows_flagged_unparsable_timestamp": 2,
+        "rows_flagged_non_positive_duration": 17,
+        "rows_flagged_too_long": 1,
+    }
+    assert found.metrics["rows_in"] == 20000 and found.metrics["rows_out"] == 19980
+    assert "pct_flagged = 0.1" in done.stdout
+
+
+def test_components_record_queries_rules_and_elapsed_times(trial):
+    project, found, _ = trial
+    client = store_client(project)
+    query = client.get_run(found.components["Query"]).data
+    assert {"elapsed_s_longest_trips", "elapsed_s_shortest_trips", "elapsed_s_duration_counts"} <= set(query.metrics)
+    detection = client.get_run(found.components["Detection"]).data
+    assert detection.params["rule.too_long"] == "duration_hour >= 24"
+    assert detection.params["rule.non_positive_duration"] == "duration_second <= 0"
+    assert detection.metrics["rows_flagged_non_positive_duration"] == 17
+    cleaning = client.get_run(found.components["Cleaning"]).data
+    assert cleaning.metrics["rows_out"] == 19980 and "elapsed_s_cleaned" in cleaning.metrics
+    assert cleaning.tags["data_version.cleaned trips"]
+    artifacts = {a.path for run in found.components.values() for a in client.list_artifacts(run, "plots")}
+    assert {"plots/duration_sorted.png", "plots/duration_sorted_clean.png", "plots/duration_histogram.png"} <= artifacts
+    sql = {a.path for a in client.list_artifacts(found.components["Query"], "sql")}
+    assert "sql/longest_trips.sql" in sql
+
+
+def test_outputs_cleaned_parquet_top_50_tables_and_flagged_rows(trial):
+    project, _, _ = trial
+    data = project / "data" / TASK
+    assert pq.read_metadata(data / "cleaned" / "trips_cleaned.parquet").num_rows == 19980
+    longest = (data / "query" / "longest_trips.csv").read_text().splitlines()
+    assert longest[0] == (
+        "tpep_dropoff_datetime,tpep_pickup_datetime,duration_second,duration_minute,duration_hour,duration_day"
+    )
+    assert len(longest) == 51 and int(longest[1].split(",")[5]) >= 1
+    flagged = (data / "detection" / "flagged_rows.csv").read_text().splitlines()
+    assert len(flagged) == 21 and flagged[0].endswith("duration_second,rules")
+    assert sum("too_long" in line for line in flagged) == 1
+    assert list((data / "input" / "staged").glob("*.parquet"))  # the CSV, parsed once
+
+
+def test_a_file_without_a_required_column_fails_with_one_line(trial):
+    project, good, _ = trial
+    bad = project / "yellow_tripdata_2019-01.csv"
+    bad.write_text("VendorID,tpep_pickup_datetime,trip_distance\n1,2019-01-01 00:00:00,1.0\n")
+    done = run_cli(project, "task=anomaly_detection", f"dataset.path={bad}", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
+    assert f"{bad}: no column tpep_dropoff_datetime" in line and "marked FAILED" in line
+    [failed] = [t for t in trials_of(project, experiment=TASK) if t.run_id != good.run_id]
+    assert failed.status == "FAILED" and failed.component_names == {"Pre-processing"}
+    # the good trial's report stays: a failed trial reports nothing
+    assert json.loads((project / "reports" / TASK / "metrics.json").read_text())["rows_in"] == 20000
+
+
+def _athena_type(dtype) -> str:
+    kind = getattr(dtype, "kind", "O")
+    return {"i": "bigint", "u": "bigint", "f": "double", "M": "timestamp", "b": "boolean"}.get(kind, "varchar")
+
+
+def _athena_text(value) -> dict:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return {}
+    if isinstance(value, pd.Timestamp):
+        return {"VarCharValue": value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}
+    return {"VarCharValue": str(value)}
+
+
+def _athena_result(frame: pd.DataFrame):
+    """A query result as Athena returns it: a header row, then every value as text."""
+    from moto.athena.models import QueryResults
+
+    info = [
+        {"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": str(c), "Label": str(c)}
+        | {"Type": _athena_type(frame[c].dtype), "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN"}
+        | {"CaseSensitive": False}
+        for c in frame.columns
+    ]
+    rows = [{"Data": [{"VarCharValue": str(c)} for c in frame.columns]}]
+    rows += [{"Data": [_athena_text(v) for v in row]} for row in frame.itertuples(index=False)]
+    return QueryResults(rows=rows, column_info=info)
+
+
+def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, tmp_path, monkeypatch):
+    """The Athena path end to end, offline: moto answers each query with what DuckDB computes on the same rows."""
+    import duckdb
+    from hydra import compose, initialize_config_dir
+    from moto import mock_aws
+    from moto.athena.models import athena_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from mlexp.config import make_composable
+    from mlexp.data import nyc_taxi
+    from mlexp.tasks.anomaly_detection import inputs, stages
+    from mlexp.tasks.anomaly_detection.dialects import DUCKDB
+    from mlexp.tasks.anomaly_detection.engines import DuckDBEngine
+    from mlexp.tasks.anomaly_detection.queries import TripQueries
+    from mlexp.tasks.anomaly_detection.rules import enabled_rules
+    from mlexp.tracking import TrackingStore, Trial
+
+    project, good, _ = trial
+    make_composable()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[
+                *SMALL,
+                "engine=athena",
+                "engine.s3_staging_dir=s3://athena-results/mlexp/",
+                f"paths.data={tmp_path / 'data'}",
+                f"paths.reports={tmp_path / 'reports'}",
+            ],
+        )
+    # the DuckDB trial's trips stand for the Glue table (names in lower case, as a crawler writes them)
+    [staged] = (project / "data" / TASK / "input" / "staged").glob("*.parquet")
+    duck = DuckDBEngine([nyc_taxi.inspect(staged, duckdb.connect())], "1GB", 1)
+    columns = duck.source().columns
+    table = pd.DataFrame(
+        {"column_name": [c.lower() for c in columns], "data_type": [t.lower() for t in columns.values()]}
+    )
+    q = TripQueries(DUCKDB, duck.source(), inputs.aliases(cfg), (), enabled_rules(cfg.model))
+    empty = pd.DataFrame()
+    answers = [table]  # prepare
+    answers += [table, *(duck.query(n, s) for n, s in [("l", q.top(50, True)), ("s", q.top(50, False))])]
+    answers += [duck.query("c", q.duration_counts(clean=False))]
+    answers += [table, duck.query("r", q.rule_counts()), duck.query("f", q.flagged_rows(10_000))]
+    answers += [duck.query("h", q.histogram(10))]
+    answers += [table, empty, empty, pd.DataFrame({"_col0": [19980]}), duck.query("k", q.duration_counts(True))]
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "test")
+    with mock_aws():
+        athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].query_results_queue.extend(map(_athena_result, answers))
+        store = TrackingStore.resolve(None, project)
+        run = Trial.open(store.client(), store.experiment_id("athena_offline"), "athena", {})
+        for stage, name in [("prepare", "Pre-processing"), ("query", "Query"), ("detect", "Detection")]:
+            with run.component(name, stage) as tracker:
+                getattr(stages, stage)(cfg, tracker)
+        with run.component("Cleaning", "clean") as tracker:
+            stages.clean(cfg, tracker)
+        sent = [e.query for e in athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].executions.values()]
+    run.close()
+
+    assert len(sent) == len(answers) == 14
+    assert all("date_sub" not in sql for sql in sent) and sum("date_diff('day'" in sql for sql in sent) == 8
+    assert sent[-3].startswith('CREATE TABLE "db_yellow_cab_trip_details"."yellow_cab_trip_details_cleaned"')
+    metrics = store.client().get_run(run.run_id).data.metrics
+    for name in ("rows_in", "rows_flagged", "rows_out", *(f"rows_flagged_{r}" for r in cfg.model.enabled)):
+        assert metrics[name] == good.metrics[name], name
+    for name in ("longest_trips.csv", "shortest_trips.csv"):
+        ours = (tmp_path / "data" / "query" / name).read_text()
+        assert ours == (project / "data" / TASK / "query" / name).read_text()
+    assert (tmp_path / "reports" / "plots" / "duration_sorted_clean.png").stat().st_size > 10_000
