@@ -1,0 +1,42 @@
+"""The post's hyperparameter search (lr log-uniform, network categorical, TPE on mAP) as a 2-trial sweep."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_cli, store_client, trials_of
+
+pytestmark = pytest.mark.slow
+
+NETWORKS = {"ssd_300_mobilenet0.25_custom", "ssd_512_mobilenet1.0_custom"}
+
+
+def test_tpe_sweep_runs_tracked_trials_and_records_the_best_map(tmp_project):
+    done = run_cli(
+        tmp_project,
+        "-m",
+        "task=object_detection",
+        "sweep=object_detection_tpe",
+        "sweep.max_jobs=2",
+        "sweep.max_parallel_jobs=1",
+        # generated frames (dataset.path=null), tiny
+        "dataset.n_train=4",
+        "dataset.n_val=2",
+        "dataset.image_size=96",
+        "model.input_size=96",
+        "model.epochs=1",
+        "model.batch_size=2",
+        "model.speed_frames=1",
+        "compute.num_threads=1",
+    )
+    trials = trials_of(tmp_project, "object_detection")
+    assert len(trials) == 2 and all(t.status == "FINISHED" for t in trials)
+    assert all(0.001 <= float(t.params["model.lr"]) <= 0.1 for t in trials)
+    assert all(t.params["model.network"] in NETWORKS for t in trials)
+    assert all(t.params["sweep.max_jobs"] == "2" for t in trials)
+    assert all({"Pre-processing", "Training", "Evaluation"} == t.component_names for t in trials)
+    sweep = store_client(tmp_project).get_run(trials[0].tags["mlexp.sweep_id"])
+    best = max(trials, key=lambda t: t.metrics["map_50"])
+    assert sweep.data.metrics["best_map_50"] == pytest.approx(best.metrics["map_50"])
+    assert sweep.data.tags["mlexp.best_trial"] in {t.run_id for t in trials}
+    assert "best trial:" in done.stdout
