@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write `fig` as a PNG (creating folders) and free it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -27,7 +28,7 @@ def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, path: Path, t
     ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="perfect")
     ax.set(xlabel="actual", ylabel="predicted", title=title)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def metric_by_step(series: Mapping[str, Sequence[tuple[int, float]]], metric: str, path: Path) -> Path:
@@ -38,7 +39,7 @@ def metric_by_step(series: Mapping[str, Sequence[tuple[int, float]]], metric: st
         ax.plot(steps, values, marker=".", label=label)
     ax.set(xlabel="step (epoch)", ylabel=metric, title=f"{metric} by step, per trial")
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def param_vs_objective(
@@ -54,4 +55,4 @@ def param_vs_objective(
         ax.scatter([labels.index(str(v)) for v in values], objective)
         ax.set_xticks(range(len(labels)), labels)
     ax.set(xlabel=param, ylabel=metric, title=f"{param} vs {metric}")
-    return _save(fig, path)
+    return save_figure(fig, path)

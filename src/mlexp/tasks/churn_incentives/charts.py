@@ -10,16 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mlexp.charts import save_figure  # noqa: E402
 from mlexp.tasks.churn_incentives.cutoff import CutoffAnalysis  # noqa: E402
 from mlexp.tasks.churn_incentives.program import Scenarios  # noqa: E402
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def roc_curve(false_positive_rate: np.ndarray, true_positive_rate: np.ndarray, auc: float, path: Path) -> Path:
@@ -28,7 +21,7 @@ def roc_curve(false_positive_rate: np.ndarray, true_positive_rate: np.ndarray, a
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Churn model: ROC on the test split")
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix(counts: np.ndarray, threshold: float, path: Path) -> Path:
@@ -41,7 +34,7 @@ def confusion_matrix(counts: np.ndarray, threshold: float, path: Path) -> Path:
     ax.set_xticks([0, 1], ["stays", "churns"])
     ax.set_yticks([0, 1], ["stayed", "churned"])
     ax.set(xlabel=f"predicted (score > {threshold:g})", ylabel="actual", title="Confusion matrix (test split)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def cost_by_cutoff(analysis: CutoffAnalysis, path: Path) -> Path:
@@ -51,7 +44,7 @@ def cost_by_cutoff(analysis: CutoffAnalysis, path: Path) -> Path:
     ax.scatter([analysis.min_cost_cutoff], [analysis.min_cost], color="red", zorder=3, label="minimum")
     ax.set(xlabel="cutoff", ylabel="cost ($)", title=f"Cost by cutoff, {analysis.customers} customers")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scenarios(result: Scenarios, path: Path) -> Path:
@@ -67,7 +60,7 @@ def scenarios(result: Scenarios, path: Path) -> Path:
     )
     ax.set(ylabel="expected total profit ($)", title=title)
     ax.title.set_fontsize(10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def discounts(values: np.ndarray, uniform: float, path: Path) -> Path:
@@ -77,7 +70,7 @@ def discounts(values: np.ndarray, uniform: float, path: Path) -> Path:
     ax.set_yscale("log")
     ax.set(xlabel="discount offered ($)", ylabel="customers (log scale)", title="Optimal discounts")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def uplift_by_budget(fractions: np.ndarray, vs_none: np.ndarray, vs_uniform: np.ndarray, path: Path) -> Path:
@@ -86,4 +79,4 @@ def uplift_by_budget(fractions: np.ndarray, vs_none: np.ndarray, vs_uniform: np.
     ax.plot(100 * fractions, 100 * vs_uniform, marker="s", label="optimal vs uniform discount")
     ax.set(xlabel="budget (% of monthly spend)", ylabel="expected profit uplift (%)", title="Uplift by budget")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
