@@ -51,7 +51,7 @@ def test_trial_reads_the_manifest_and_reports_what_it_skipped(trial):
         "skipped in output.manifest: 1 × malformed JSON line (first at output.manifest:14); 1 × image missing"
         in done.stdout
     )
-    assert "notice: no local base weights for ssd_512_mobilenet1.0_custom" in done.stdout
+    assert "notice: no local base weights for ssd_300_mobilenet0.25_custom" in done.stdout
     assert view.status == "FINISHED"
     assert view.component_names == {"Pre-processing", "Training", "Evaluation"}
     # 13 lines with a box, 4 held out; the missing image is skipped from whichever split it fell in

@@ -39,10 +39,10 @@ class DetectionAugmentation:
     saturation: list[float] = field(default_factory=lambda: [0.5, 1.5])
     hue_delta_degrees: float = 18
     flip_prob: float = 0.5
-    expand_prob: float = 0.5
+    expand_prob: float = 0.0
     # zoom out by up to this factor (GluonCV's SSD preset uses 4; small balls vanish at that)
     expand_max_ratio: float = 2.0
-    crop_prob: float = 0.5
+    crop_prob: float = 0.0
     # ImageNet statistics, which the model zoo's bases expect
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
@@ -77,7 +77,7 @@ class Serving:
 @dataclass
 class Detector:
     # a GluonCV model-zoo name of a *_custom network: ssd_*, yolo3_* or faster_rcnn_*
-    network: str = "ssd_512_mobilenet1.0_custom"
+    network: str = "ssd_300_mobilenet0.25_custom"
     classes: list[str] = field(default_factory=lambda: ["football"])
     # square network input (Faster-RCNN: shorter side); frames are resized to it
     input_size: int = 256
@@ -90,16 +90,18 @@ class Detector:
     # one ball per frame leaves 3 negatives, too few to learn the background from
     negative_mining_ratio: float = 3.0
     min_hard_negatives: int = 0
-    batch_size: int = 16
+    batch_size: int = 8
+    # the post's estimator: hyperparameters={"epochs": 15}
     epochs: int = 15
-    lr: float = 0.01
+    lr: float = 0.001
     lr_mode: LrMode = LrMode.step
     lr_decay: float = 0.1
-    lr_decay_epochs: list[int] = field(default_factory=lambda: [11, 14])
+    lr_decay_epochs: list[int] = field(default_factory=lambda: [12, 14])
     warmup_epochs: int = 1
-    optimizer: Optimizer = Optimizer.sgd
+    # from scratch (no pretrained base offline) Adam needs fewer epochs than SGD
+    optimizer: Optimizer = Optimizer.adam
     momentum: float = 0.9
-    wd: float = 0.0005
+    wd: float = 0.0
     # validation mAP every this many epochs; the best checkpoint is kept
     val_interval: int = 1
     hybridize: bool = True

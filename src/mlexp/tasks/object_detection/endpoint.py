@@ -66,7 +66,7 @@ class FootballDetector:
         return {
             "boxes": np.round(boxes[keep] * scale, 1).tolist(),
             "classes": [classes[int(i)] for i in ids.reshape(-1)[keep]],
-            "scores": np.round(scores.reshape(-1)[keep], 4).tolist(),
+            "scores": np.round(scores.reshape(-1)[keep].astype(float), 4).tolist(),
             "image_size": {"width": width, "height": height},
             "model": self.architecture["network"],
         }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -140,7 +142,7 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
         tracker.log_artifact(models / name, name="model")
     tracker.log_output("model", "application/x-mxnet-params", models / "model.params")
     plots = Path(cfg.paths.reports) / "plots"
-    with _csv(plots / "training.csv") as writer:
+    with _csv_file(plots / "training.csv") as writer:
         writer.writerow(["epoch", *history.epochs[0].losses, "val_map_50"])
         writer.writerows([e["epoch"], *e["losses"].values(), e["val_map_50"]] for e in epochs)
     tracker.log_artifact(
@@ -148,21 +150,14 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     )
 
 
-class _csv:
-    """A CSV writer on a file written whole or not at all."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> Any:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.with_suffix(".partial").open("w", newline="")
-        return csv.writer(self._handle)
-
-    def __exit__(self, error_type: object, *rest: object) -> None:
-        self._handle.close()
-        if error_type is None:
-            self.path.with_suffix(".partial").replace(self.path)
+@contextmanager
+def _csv_file(path: Path) -> Iterator[Any]:
+    """A CSV writer on a file that appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="") as handle:
+        yield csv.writer(handle)
+    partial.replace(path)
 
 
 def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
@@ -193,10 +188,10 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
         }
     )
     plots = Path(cfg.paths.reports) / "plots"
-    with _csv(plots / "precision_recall.csv") as writer:
+    with _csv_file(plots / "precision_recall.csv") as writer:
         writer.writerow(["recall", "precision"])
         writer.writerows(zip(recall.round(5), precision.round(5)))
-    with _csv(plots / "sensitivity.csv") as writer:
+    with _csv_file(plots / "sensitivity.csv") as writer:
         writer.writerow(["attribute", "value", "frames", "map_50"])
         writer.writerows([r["attribute"], r["value"], r["frames"], round(r["map_50"], 5)] for r in rows)
     title = f"{architecture['network']}: held-out frames"

@@ -15,7 +15,7 @@ from gluoncv.data import RecordFileDetection
 from gluoncv.utils import LRScheduler, LRSequential
 from mxnet import gluon
 
-from mlexp.errors import ConfigError, DataError
+from mlexp.errors import ConfigError
 from mlexp.tasks.object_detection import networks
 from mlexp.tasks.object_detection.config import Detector
 
@@ -89,8 +89,11 @@ def _resume(net: Any, trainer: gluon.Trainer, folder: Path) -> History:
         )
     state = json.loads(state_file.read_text())
     net.load_parameters(str(folder / "model.params"))
-    schedule = trainer.optimizer.lr_scheduler
+    schedule, kind = trainer.optimizer.lr_scheduler, type(trainer.optimizer)
     trainer.load_states(str(folder / "trainer.states"))
+    if type(trainer.optimizer) is not kind:
+        name = type(trainer.optimizer).__name__.lower()
+        raise ConfigError(f"model.resume={folder} was trained with model.optimizer={name}; resume with the same")
     # momenta and the update count come from the checkpoint; the schedule from this run's config,
     # so a resumed run may train longer than the one that wrote the checkpoint
     trainer.optimizer.lr_scheduler = schedule
@@ -158,7 +161,7 @@ def fit(
         elapsed = time.perf_counter() - started
         losses = {name: total / max(batches, 1) for name, total in totals.items()}
         if not all(math.isfinite(v) for v in losses.values()):
-            raise DataError(f"training diverged in epoch {number} (losses {losses}); lower model.lr (now {model.lr})")
+            raise ConfigError(f"training diverged in epoch {number} (losses {losses}); lower model.lr (now {model.lr})")
         epoch = Epoch(number, losses, images / elapsed if elapsed > 0 else 0.0, float(trainer.learning_rate))
         if number % model.val_interval == 0 or number == model.epochs:
             _fresh_graph(net, model)
