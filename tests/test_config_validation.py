@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import run_cli
+import pytest
+
+from conftest import REPO, run_cli
+from mlexp.config import make_composable
+from mlexp.config.overrides import check_override_keys
+from mlexp.errors import ConfigError
 
 
 def _fails(project: Path, *args: str) -> str:
@@ -79,3 +84,61 @@ def test_help_lists_tasks_and_groups(tmp_project):
     for group in ("dataset", "preprocessing", "model", "sweep", "compute", "deploy", "tracking"):
         assert f"{group}:" in out
     assert "schema/" not in out
+
+
+def _one_line_error(project: Path, *args: str) -> str:
+    """The whole stderr of a refused command line: one `mlexp: error:` line, exit 2, nothing recorded."""
+    done = run_cli(project, *args, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert not (project / "mlflow.db").exists()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlexp: error: "), done.stderr
+    return lines[0].removeprefix("mlexp: error: ")
+
+
+def test_mistyped_task_is_one_line_with_the_closest_task(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regresion")
+    assert message.startswith("task='tabular_regresion' is not a task; did you mean tabular_regression? choose one")
+    assert "anomaly_detection, churn_incentives, object_detection, tabular_regression" in message
+
+
+def test_mistyped_group_option_is_one_line_with_the_tasks_options(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regression", "model=mlp")
+    assert message == (
+        "model='mlp' is not a model option of task 'tabular_regression'; did you mean mlp_regressor? "
+        "choose one of: mlp_regressor"
+    )
+
+
+def test_a_tasks_own_group_is_refused_for_another_task(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regression", "engine=duckdb")
+    assert message == (
+        "task 'tabular_regression' has no engine group (engine belongs to task anomaly_detection); remove engine=duckdb"
+    )
+
+
+def test_a_tasks_own_group_is_in_its_config_only(tmp_project):
+    athena = run_cli(tmp_project, "--cfg", "job", "task=anomaly_detection", "engine=athena").stdout
+    assert "engine:\n  name: athena\n" in athena
+    gekko = run_cli(tmp_project, "--cfg", "job", "task=churn_incentives", "optimizer.solver=gekko").stdout
+    assert "optimizer:\n  solver: gekko\n" in gekko
+
+
+def test_compute_target_other_than_local_is_refused_before_any_trial(tmp_project):
+    message = _fails(tmp_project, "task=tabular_regression", "compute.target=sagemaker")
+    assert "compute.target='sagemaker' is not available yet" in message
+    assert "compute.target=local" in message
+
+
+def test_sagemaker_instance_keys_are_not_accepted(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regression", "compute.instance_type=ml.m5.xlarge")
+    assert message.startswith("compute.instance_type is not a key of compute; valid keys: num_threads, target")
+
+
+def test_did_you_mean_comes_from_the_failing_part_of_a_deep_key():
+    make_composable()
+    with pytest.raises(ConfigError) as raised:
+        check_override_keys(REPO / "conf", ["task=churn_incentives", "model.incentives.convincing.hgh=1"])
+    message = str(raised.value)
+    assert message.startswith("model.incentives.convincing.hgh is not a key of model.incentives.convincing; ")
+    assert "did you mean model.incentives.convincing.high?" in message

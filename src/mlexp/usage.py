@@ -12,42 +12,65 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mlexp.config.overrides import config_groups
+from mlexp import tasks
+from mlexp.config.overrides import check_override_keys, config_groups
+from mlexp.config.task_groups import TASK_GROUPS
 
 USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC pipelines)
 
   Run a task:        mlexp task=<task> [key=value ...]
   Sweep:             mlexp -m task=<task> model.<key>=a,b [sweep=grid|random|tpe]
-  One stage (DVC):   mlexp task=<task> stage=<prepare|train|evaluate|deploy>
+  One stage (DVC):   mlexp task=<task> stage=<stage>   (each task's stages are listed below)
   Print config:      mlexp --cfg job task=<task>
-  Compare trials:    mlexp compare task=<task>
+  Compare trials:    mlexp compare task=<task> | experiment=<name> | sweep=<sweep name or id>
   Compile params:    mlexp params [--check]   (params.yaml for DVC, from conf/)
+  DVC pipelines:     mlexp pipelines [--check] (dvc.yaml files, from the tasks' stage declarations)
+  Moved project:     mlexp relocate           (point mlflow.db at this folder's mlartifacts/)
   Raw data copy:     mlexp data <dataset> <output file>
   Summary:           mlexp summary            (headline metrics of every task)
   Hydra's options:   mlexp --hydra-help"""
 
 
-def _task_descriptions(conf_dir: Path) -> list[str]:
+def _task_lines(conf_dir: Path) -> list[str]:
+    """Each task in conf/task/ with its stages (from the registry, no stage module imported) and description."""
+    registered = tasks.load_all()
     lines = []
     for path in sorted((conf_dir / "task").glob("*.yaml")):
-        task = (yaml.safe_load(path.read_text()) or {}).get("task", {})
-        lines.append(f"  {path.stem:<22} {task.get('description', '')}")
+        task = registered.get(path.stem)
+        if task is None:
+            stages = f"(no package registers this task: install it, entry point group {tasks.ENTRY_POINT_GROUP})"
+        else:
+            # every task can deploy (deploy=registry at least); it runs only when deploy is not none
+            stages = " → ".join(s for s in task.stages if s != "deploy") + " [→ deploy]"
+        description = ((yaml.safe_load(path.read_text()) or {}).get("task") or {}).get("description", "")
+        lines.append(f"  {path.stem:<22} {stages}")
+        if description:
+            lines.append(f"  {'':<22} {description}")
+    return lines
+
+
+def _group_lines(conf_dir: Path) -> list[str]:
+    lines = []
+    for group, options in config_groups(conf_dir).items():
+        owners = TASK_GROUPS.get(group)
+        only = f"   (task {', '.join(sorted(owners))} only)" if owners else ""
+        lines.append(f"  {group}: {', '.join(options)}{only}")
     return lines
 
 
 def help_text(conf_dir: Path, overrides: list[str]) -> str:
-    groups = [f"  {group}: {', '.join(options)}" for group, options in config_groups(conf_dir).items()]
+    check_override_keys(conf_dir, overrides)
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     return "\n".join(
         [
             USAGE,
             "",
-            "Tasks (task=<name>):",
-            *_task_descriptions(conf_dir),
+            "Tasks (task=<name>) and their stages ([→ deploy]: when deploy is not none):",
+            *_task_lines(conf_dir),
             "",
             "Config groups (group=option):",
-            *groups,
+            *_group_lines(conf_dir),
             "",
             f"== Config (task={cfg.task.name}) ==",
             OmegaConf.to_yaml(cfg),

@@ -1,19 +1,24 @@
 """Checks of command-line overrides that Hydra's own messages leave vague.
 
-Hydra rejects an unknown key, but without saying which keys exist; this check runs
-first and names them, with the closest match.
+Hydra rejects an unknown key or group option, but with its config search path and without
+the closest match; these checks run first and say in one line what exists.
 """
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from mlexp import tasks
+from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError
 
 
@@ -27,27 +32,94 @@ def config_groups(conf_dir: Path) -> dict[str, list[str]]:
 
 
 def check_override_keys(conf_dir: Path, overrides: list[str]) -> None:
-    """Fail with the valid keys when a `key=value` override names a key the config lacks."""
+    """Fail in one line when an override names a group option, a task's group or a key the config lacks."""
     parsed = OverridesParser.create().parse_overrides(overrides)
-    groups = set(config_groups(conf_dir))
-    choices, values = [], []
+    groups = config_groups(conf_dir)
+    task = _chosen_task(conf_dir, parsed)
+    choices, values, swept = [], [], False
     for override in parsed:
         key = override.key_or_group
+        if key in groups and not override.is_delete():
+            for option in _options(override):
+                _check_option(conf_dir, groups, key, option, task)
         if key.split("/")[0] in groups or key.startswith("hydra"):
-            if override.is_sweep_override():
-                return  # one composition cannot stand for several; Hydra checks each job
+            swept = swept or override.is_sweep_override()
             choices.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
         elif not override.is_add() and not override.is_force_add() and not override.is_delete():
             values.append(key)
-    if not values:
-        return
+    if swept or not values:
+        return  # one composition cannot stand for several; Hydra checks each job
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose("config", overrides=choices)
     except HydraException:
-        return  # Hydra reports a bad group option itself, with the available options
+        return  # Hydra reports what it cannot compose itself
     for key in values:
         _check_key(cfg, key)
+
+
+def _options(override: Override) -> list[str]:
+    """The group options an override chooses: one, or each of a sweep's list (`model=ssd,yolo3`)."""
+    value: Any = override.value()
+    if isinstance(value, ChoiceSweep):
+        return [str(option) for option in value.list if isinstance(option, str)]
+    return [value] if isinstance(value, str) else []
+
+
+def _chosen_task(conf_dir: Path, parsed: list[Override]) -> str | None:
+    """The task a run composes: `task=<name>`, else config.yaml's default; None when tasks are swept."""
+    for override in parsed:
+        if override.key_or_group == "task":
+            value = override.value()
+            return value if isinstance(value, str) else None
+    for entry in (yaml.safe_load((conf_dir / "config.yaml").read_text()) or {}).get("defaults", []):
+        if isinstance(entry, dict) and isinstance(entry.get("task"), str):
+            return str(entry["task"])
+    return None
+
+
+def _check_option(conf_dir: Path, groups: dict[str, list[str]], group: str, option: str, task: str | None) -> None:
+    if group == "task":
+        _check_task(groups["task"], option)
+        return
+    if option not in groups[group]:
+        allowed = _task_choices(conf_dir, task).get(group)
+        of_task = f" of task {task!r}" if allowed else ""
+        options = sorted(allowed or groups[group])
+        raise ConfigError(
+            f"{group}={option!r} is not a {group} option{of_task}; {_did_you_mean(option, options)}"
+            f"choose one of: {', '.join(options)}"
+        )
+    error = foreign_group(group, option, task) if task is not None else None
+    if error is not None:
+        raise error
+
+
+def _check_task(options: list[str], option: str) -> None:
+    if option not in options:
+        raise ConfigError(
+            f"task={option!r} is not a task; {_did_you_mean(option, options)}choose one of: {', '.join(options)}"
+        )
+    if option not in tasks.load_all():
+        raise ConfigError(
+            f"task={option!r} has conf/task/{option}.yaml but no package registers it; install its package "
+            f"(entry point group {tasks.ENTRY_POINT_GROUP!r}) or add src/mlexp/tasks/{option}/"
+        )
+
+
+def _did_you_mean(option: str, options: list[str]) -> str:
+    """A hint naming the closest option: by spelling, else the one the typed text abbreviates (mlp → mlp_regressor)."""
+    close = difflib.get_close_matches(option, options, n=1) or [o for o in options if o.startswith(option)][:1]
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def _task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
+    """The group options conf/task/<task>.yaml accepts (`task.choices`); read only to explain an error."""
+    path = conf_dir / "task" / f"{task}.yaml"
+    if task is None or not path.exists():
+        return {}
+    choices = ((yaml.safe_load(path.read_text()) or {}).get("task") or {}).get("choices") or {}
+    return {str(group): [str(option) for option in options] for group, options in choices.items()}
 
 
 def _check_key(cfg: DictConfig, key: str) -> None:
@@ -62,6 +134,7 @@ def _check_key(cfg: DictConfig, key: str) -> None:
         if not isinstance(node, DictConfig):
             raise ConfigError(f"{key}: {where} is a value, not a section; check the key's spelling")
         known = sorted(str(k) for k in node)
+        # the suggestion comes from the part that failed: the whole key never resembles a child's name
         close = difflib.get_close_matches(part, known, n=1)
         prefix = ".".join(walked) + "." if walked else ""
         hint = f"did you mean {prefix}{close[0]}? " if close else ""

@@ -7,6 +7,7 @@ so `dvc exp run -S <task>.model.<key>=<value>` changes what the stage runs with.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,53 @@ def render(sections: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(sections, sort_keys=False)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-10` as a number as YAML 1.2 (and DVC's writer) do."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load(text: str) -> Any:
+    """params.yaml's values, however the file is formatted (`dvc exp run -S` rewrites it in its own style)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def first_difference(current: Any, fresh: Any, key: str = "") -> str | None:
+    """The first key (dotted) whose value differs between two params trees, with both values; None if equal."""
+    if isinstance(current, dict) and isinstance(fresh, dict):
+        for name in [*fresh, *(k for k in current if k not in fresh)]:
+            where = f"{key}.{name}" if key else str(name)
+            if name not in current:
+                return f"{where} is missing (conf/: {fresh[name]!r})"
+            if name not in fresh:
+                return f"{where} is not in conf/ (params.yaml: {current[name]!r})"
+            found = first_difference(current[name], fresh[name], where)
+            if found:
+                return found
+        return None
+    # equal values, whatever their style (24 and 24.0); but true is not 1
+    if current == fresh and isinstance(current, bool) == isinstance(fresh, bool):
+        return None
+    return f"{key or 'the file'} differs (params.yaml: {current!r}, conf/: {fresh!r})"
+
+
+def check(path: Path, sections: dict[str, Any]) -> str | None:
+    """Why `path` does not hold `sections`' values (the first differing key), or None when it does."""
+    if not path.exists():
+        return f"{path.name} does not exist"
+    return first_difference(load(path.read_text()) or {}, load(render(sections)))
+
+
 def apply_params_file(cfg: DictConfig, path: Path, value_overrides: list[str]) -> DictConfig:
     """Replace the task's values with its params.yaml section, then re-apply CLI values."""
     if not path.exists():
         raise ConfigError(f"params_file={path} does not exist; create it with `mlexp params`")
-    sections = yaml.safe_load(path.read_text()) or {}
+    sections = load(path.read_text()) or {}
     task = cfg.task.name
     if task not in sections:
         raise ConfigError(f"{path} has no section {task!r}; regenerate it with `mlexp params`")

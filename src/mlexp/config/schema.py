@@ -2,11 +2,14 @@
 
 Hydra validates each group option against its schema while composing, so a wrong
 key or type fails before any work starts. Task-specific schemas (datasets, models)
-live in each task's package and register themselves the same way.
+live in each task's package and register themselves the same way; so do a task's own
+groups (`mlexp.config.task_groups`), which `register_schemas` adds to the root schema.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -51,12 +54,10 @@ class SweepConfig:
 
 @dataclass
 class ComputeConfig:
+    # only "local" runs today; SageMaker training jobs (and their instance keys) come later
     target: str = "local"
     # MXNet and BLAS threads per trial; 0 leaves the library default
     num_threads: int = 0
-    instance_type: str | None = None
-    instance_count: int = 1
-    role_arn: str | None = None
 
 
 @dataclass
@@ -90,9 +91,7 @@ class MlexpConfig:
     dataset: Any = MISSING
     preprocessing: Any = MISSING
     model: Any = MISSING
-    # task-specific groups, unset unless the task selects an option (e.g. engine=athena)
-    engine: Any = None
-    optimizer: Any = None
+    # here `register_schemas` adds the groups tasks declare of their own (task_groups.py)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
@@ -105,7 +104,29 @@ class MlexpConfig:
     params_file: str | None = None
 
 
+def shared_groups() -> set[str]:
+    """The top-level keys of every task's config; a task cannot declare a group of its own by these names."""
+    return {f.name for f in dataclasses.fields(MlexpConfig)}
+
+
+def root_schema(task_groups: typing.Iterable[str]) -> type:
+    """MlexpConfig with one more key per task group, after `model`: null unless the task selects an option."""
+    hints = typing.get_type_hints(MlexpConfig)
+    spec: list[tuple[str, Any, Any]] = []
+    for shared in dataclasses.fields(MlexpConfig):
+        spec.append(
+            (shared.name, hints[shared.name], field(default=shared.default, default_factory=shared.default_factory))
+        )
+        if shared.name == "model":
+            spec.extend((group, Any, field(default=None)) for group in sorted(task_groups))
+    schema = dataclasses.make_dataclass("MlexpConfig", spec)
+    schema.__module__ = __name__
+    return schema
+
+
 def register_schemas() -> None:
-    """Store the shared schemas where conf/*.yaml name them in their defaults lists."""
+    """Store the root schema, with the groups the loaded tasks declared, where conf/config.yaml names it."""
+    from mlexp.config.task_groups import TASK_GROUPS  # here: task_groups imports this module
+
     store = ConfigStore.instance()
-    store.store(name="mlexp_schema", node=MlexpConfig)
+    store.store(name="mlexp_schema", node=root_schema(TASK_GROUPS))

@@ -1,4 +1,4 @@
-"""Checks Hydra cannot make alone: that the chosen group options and stage fit the task."""
+"""Checks Hydra cannot make alone: that the chosen group options, stage and compute target fit the task."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ from collections.abc import Mapping
 
 from omegaconf import DictConfig
 
+from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError
 
-# groups every task has; the others (engine, optimizer, ...) belong to the tasks that list them
-SHARED_GROUPS = ("task", "dataset", "preprocessing", "model", "sweep", "compute", "deploy", "tracking")
+# where a trial can run today; SageMaker training jobs come with their own issue
+COMPUTE_TARGETS = ("local",)
 
 
 def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: list[str]) -> None:
-    """Fail with the valid options when a group option or stage does not belong to the task."""
+    """Fail with the valid options when a group option, stage or compute target does not fit the task."""
     task = cfg.task.name
     for group, chosen in choices.items():
-        if chosen is not None and group not in SHARED_GROUPS and group not in cfg.task.choices:
-            raise ConfigError(f"task {task!r} has no {group} options; remove {group}={chosen}")
+        error = foreign_group(group, chosen, task) if chosen is not None else None
+        if error is not None:
+            raise error
     for group, allowed in cfg.task.choices.items():
         chosen = choices.get(group)
         if chosen is not None and chosen not in allowed:
@@ -27,3 +29,14 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
             )
     if cfg.stage is not None and cfg.stage not in stages:
         raise ConfigError(f"stage={cfg.stage!r} is not a stage of task {task!r}; choose one of: {', '.join(stages)}")
+    check_compute(cfg)
+
+
+def check_compute(cfg: DictConfig) -> None:
+    """Refuse a compute target mlexp cannot run yet, rather than run locally while the config says otherwise."""
+    target = cfg.compute.target
+    if target not in COMPUTE_TARGETS:
+        raise ConfigError(
+            f"compute.target={target!r} is not available yet: trials run on this machine only "
+            f"(SageMaker training jobs are planned); remove the override or set compute.target=local"
+        )

@@ -8,6 +8,8 @@ from enum import Enum
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from mlexp.config.task_groups import declare_group
+
 # the counts every trial reports, before the per-rule ones
 HEADLINE = ["rows_in", "rows_flagged", "rows_out", "pct_flagged"]
 
@@ -103,5 +105,5 @@ store = ConfigStore.instance()
 store.store(group="schema/dataset", name="nyc_taxi", node=NycTaxiDataset)
 store.store(group="schema/preprocessing", name="nyc_taxi_trips", node=TripsPreprocessing)
 store.store(group="schema/model", name="sql_outliers", node=SqlOutlierRules)
-store.store(group="schema/engine", name="duckdb", node=DuckDBEngine)
-store.store(group="schema/engine", name="athena", node=AthenaEngine)
+# engine=duckdb|athena: a config group of this task alone (conf/engine/)
+declare_group("anomaly_detection", "engine", {"duckdb": DuckDBEngine, "athena": AthenaEngine})

@@ -7,6 +7,8 @@ from enum import Enum
 
 from hydra.core.config_store import ConfigStore
 
+from mlexp.config.task_groups import declare_group
+
 
 class Acceptance(str, Enum):
     # how an incentive c sways a customer with convincing factor gamma (acceptance.py)
@@ -95,4 +97,5 @@ store = ConfigStore.instance()
 store.store(group="schema/dataset", name="telecom_churn", node=ChurnDataset)
 store.store(group="schema/preprocessing", name="churn_features", node=ChurnFeatures)
 store.store(group="schema/model", name="xgboost_churn", node=XGBoostChurn)
-store.store(group="schema/optimizer", name="budget_allocation", node=Optimizer)
+# optimizer=budget_allocation: a config group of this task alone (conf/optimizer/)
+declare_group("churn_incentives", "optimizer", {"budget_allocation": Optimizer})

@@ -1,0 +1,56 @@
+"""`mlexp --help` lists each task with its own stages, read from the task registry without importing any stage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import cli_env, run_cli
+
+# --help in a fresh interpreter, then the modules it left loaded
+HELP_THEN_MODULES = """
+import sys
+from mlexp import cli
+sys.argv = ["mlexp", "--help"]
+try:
+    cli.main()
+except SystemExit:
+    pass
+print("LOADED", sorted(m for m in sys.modules if m.endswith(".stages") or m.split(".")[0] in ("mlflow", "mxnet")))
+"""
+
+
+def _stages(out: str, task: str) -> str:
+    """What --help prints after the task's name on its line."""
+    return next(line.split(maxsplit=1)[1] for line in out.splitlines() if line.split()[:1] == [task])
+
+
+def test_help_shows_each_tasks_own_stages(tmp_project):
+    out = run_cli(tmp_project, "--help").stdout
+    assert _stages(out, "anomaly_detection") == "prepare → query → detect → clean [→ deploy]"
+    assert _stages(out, "churn_incentives") == "prepare → train → evaluate → incentives [→ deploy]"
+    assert _stages(out, "tabular_regression") == "prepare → train → evaluate [→ deploy]"
+    assert "prepare|train|evaluate|deploy" not in out
+    # a task's own config group says whose it is
+    assert "engine: athena, duckdb   (task anomaly_detection only)" in out
+
+
+def test_help_imports_no_stage_module(tmp_project):
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_THEN_MODULES],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "prepare → query → detect → clean" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_help_with_a_mistyped_task_is_one_line(tmp_project):
+    done = run_cli(tmp_project, "--help", "task=tabular_regresion", check=False)
+    assert done.returncode == 2
+    assert "task='tabular_regresion' is not a task; did you mean tabular_regression?" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
