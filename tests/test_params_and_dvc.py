@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc.utils.hydra import apply_overrides
 
-from conftest import REPO, TINY, cli_env, run_cli, store_client, trials_of
+from conftest import REPO, TINY, run_cli, store_client, trials_of
+from dvc_copy import copy_project, dvc
 from mlexp import tasks
 from mlexp.config import params
-
-VENV_BIN = str(Path(sys.executable).parent)
 
 
 def test_params_yaml_is_in_sync_with_conf():
@@ -23,7 +19,7 @@ def test_params_yaml_is_in_sync_with_conf():
     assert (REPO / "params.yaml").read_text() == fresh, "params.yaml drifted from conf/: run `mlexp params`"
 
 
-def test_params_check_command_detects_drift(tmp_project):
+def test_params_check_command_detects_drift_and_names_the_key(tmp_project):
     run_cli(tmp_project, "params")
     assert run_cli(tmp_project, "params", "--check").returncode == 0
     (tmp_project / "conf" / "model" / "mlp_regressor.yaml").write_text(
@@ -31,6 +27,35 @@ def test_params_check_command_detects_drift(tmp_project):
     )
     done = run_cli(tmp_project, "params", "--check", check=False)
     assert done.returncode == 1 and "out of date" in done.stderr
+    assert "tabular_regression.model.l1_size" in done.stderr and "32" in done.stderr and "33" in done.stderr
+
+
+def test_params_check_compares_values_not_formatting(tmp_project):
+    run_cli(tmp_project, "params")
+    path = tmp_project / "params.yaml"
+    original = path.read_text()
+    # what `dvc exp run -S` does to the file: DVC's own rewrite (ruamel style: `path:` for null, `1e-10`)
+    apply_overrides(str(path), ["churn_incentives.optimizer.tolerance=1e-10", "tabular_regression.model.l1_size=32"])
+    rewritten = path.read_text()
+    assert "tolerance: 1e-10" in rewritten and rewritten != original
+    assert run_cli(tmp_project, "params", "--check").returncode == 0
+
+    # another YAML style altogether: flow mappings, sorted keys, no header
+    path.write_text(yaml.safe_dump(yaml.safe_load(rewritten), default_flow_style=True, sort_keys=True, width=60))
+    assert run_cli(tmp_project, "params", "--check").returncode == 0
+
+    apply_overrides(str(path), ["tabular_regression.model.epochs=3"])
+    done = run_cli(tmp_project, "params", "--check", check=False)
+    assert done.returncode == 1 and "tabular_regression.model.epochs" in done.stderr
+
+
+def test_first_difference_names_the_first_differing_key():
+    fresh = {"a": {"b": 1.0, "c": [1, 2], "d": True}}
+    assert params.first_difference({"a": {"b": 1, "c": [1.0, 2.0], "d": True}}, fresh) is None
+    assert "a.c" in (params.first_difference({"a": {"b": 1.0, "c": [1, 3], "d": True}}, fresh) or "")
+    assert "a.d" in (params.first_difference({"a": {"b": 1.0, "c": [1, 2], "d": 1}}, fresh) or "")
+    assert "a.d is missing" in (params.first_difference({"a": {"b": 1.0, "c": [1, 2]}}, fresh) or "")
+    assert "a.e is not in conf/" in (params.first_difference({"a": {**fresh["a"], "e": 0}}, fresh) or "")
 
 
 def test_params_file_decides_what_the_stage_runs_with_and_cli_values_still_win(tmp_project):
@@ -45,43 +70,17 @@ def test_params_file_decides_what_the_stage_runs_with_and_cli_values_still_win(t
     assert trial.params["model.epochs"] == "1"
 
 
-def _dvc(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in cli_env(workdir).items() if k != "MLEXP_ROOT"}
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    done = subprocess.run(
-        [os.path.join(VENV_BIN, "dvc"), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, f"dvc {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """The project's tracked files in a fresh git repository, with tiny sizes in params.yaml."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True)
-    copy = tmp_path / "repo"
-    for name in listed.stdout.splitlines():
-        source = REPO / name
-        if source.is_file() and not name.startswith(("data/", "models/", "reports/")):
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy / name)
-    for lock in copy.rglob("dvc.lock"):
-        lock.unlink()
-    sections = yaml.safe_load((copy / "params.yaml").read_text())
-    for override in TINY:
-        key, value = override.split("=")
-        group, name = key.split(".")
-        sections["tabular_regression"][group][name] = int(value)
-    (copy / "params.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
-    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
-        subprocess.run(["git", *command], cwd=copy, check=True, capture_output=True)
-    return copy
+    tiny = {"tabular_regression": {key: int(value) for key, value in (o.split("=") for o in TINY)}}
+    return copy_project(tmp_path / "repo", tiny)
 
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     pipeline = "pipelines/tabular_regression/dvc.yaml"  # each task's tests cover its own pipeline
-    first = _dvc(repo_copy, "repro", pipeline)
+    first = dvc(repo_copy, "repro", pipeline)
     for stage in ("abalone_raw", "prepare", "train", "evaluate"):
         assert "Running stage" in first.stdout and stage in first.stdout
     [trial] = trials_of(repo_copy)
@@ -89,15 +88,24 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     assert trial.component_names == {"Pre-processing", "Training", "Evaluation"}
     assert trial.params["model.epochs"] == "2"
     assert (repo_copy / "reports" / "tabular_regression" / "metrics.json").exists()
-    assert "tabular_regression" in _dvc(repo_copy, "metrics", "show").stdout
+    assert "tabular_regression" in dvc(repo_copy, "metrics", "show").stdout
 
-    second = _dvc(repo_copy, "repro", pipeline)
+    second = dvc(repo_copy, "repro", pipeline)
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
     assert len(trials_of(repo_copy)) == 1
 
+    # an edit to the network module changes exactly the stages whose code reaches it: not prepare
+    network = repo_copy / "src" / "mlexp" / "tasks" / "tabular_regression" / "network.py"
+    original = network.read_text()
+    network.write_text(original + "\n# an edit\n")
+    status = yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout)
+    assert set(status) == {f"{pipeline}:train", f"{pipeline}:evaluate"}
+    network.write_text(original)
+    assert yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout) == {}
+
     # a changed model parameter reruns train and evaluate only, as a new trial
-    _dvc(repo_copy, "exp", "run", "-S", "tabular_regression.model.l1_size=4", pipeline)
+    dvc(repo_copy, "exp", "run", "-S", "tabular_regression.model.l1_size=4", pipeline)
     trials = trials_of(repo_copy)
     assert len(trials) == 2
     newest = next(t for t in trials if t.run_id != trial.run_id)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
@@ -27,20 +30,112 @@ COMPONENT_NAMES = {
 
 
 @dataclass(frozen=True)
+class Plot:
+    """A chart file a stage writes, with DVC's plot options for CSV data (`dvc plots show`)."""
+
+    path: str
+    x: str | None = None
+    y: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class Out:
+    """An output file or folder; `cache=False` keeps a small report out of DVC's cache (git tracks it)."""
+
+    path: str
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class RawData:
+    """A real copy of a published dataset, written by `mlexp data <export> <path>` (a stage of the root dvc.yaml)."""
+
+    export: str
+    path: str
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What one stage reads and writes; `pipelines/<task>/dvc.yaml` is generated from these.
+
+    Paths may hold `{data}`, `{models}` and `{reports}`: the task's folders (`paths.*` of the
+    composed config, `data/<task>`… under DVC). `params` are keys of the task's config
+    (`model.l1_size`, or a whole section such as `model`). The code a stage runs is found from
+    its function in the stages module (`mlexp.stage_code`); `modules` adds modules it reaches
+    only by name at run time.
+    """
+
+    name: str
+    reads: tuple[str | RawData, ...] = ()
+    params: tuple[str, ...] = ()
+    outs: tuple[str | Out, ...] = ()
+    metrics: tuple[str, ...] = ()
+    plots: tuple[str | Plot, ...] = ()
+    modules: tuple[str, ...] = ()
+    # extra `key=value` arguments of the stage's command, e.g. the raw data file it reads
+    args: tuple[str, ...] = ()
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        """Every path the stage writes (outs, metrics, plots), placeholders unfilled."""
+        return (
+            *(o if isinstance(o, str) else o.path for o in self.outs),
+            *self.metrics,
+            *(p if isinstance(p, str) else p.path for p in self.plots),
+        )
+
+
+def fill(template: str, folders: Mapping[str, str]) -> str:
+    """A declared path with {data}, {models} and {reports} replaced by the task's folders."""
+    return template.format_map(folders)
+
+
+def _folders(cfg: DictConfig) -> dict[str, str]:
+    return {name: str(cfg.paths[name]) for name in ("data", "models", "reports")}
+
+
+def declared_outputs(task: Task, stage: str, cfg: DictConfig) -> list[Path]:
+    """What `stage` writes, as paths in the folders of the composed config (`cfg.paths`)."""
+    return [Path(fill(path, _folders(cfg))) for path in task.spec(stage).writes]
+
+
+def declared_inputs(task: Task, stage: str, cfg: DictConfig) -> list[Path]:
+    """The data `stage` reads, as paths in the folders of the composed config; raw data under `cfg.paths.root`."""
+    return [
+        Path(cfg.paths.root) / read.path if isinstance(read, RawData) else Path(fill(read, _folders(cfg)))
+        for read in task.spec(stage).reads
+    ]
+
+
+@dataclass(frozen=True)
 class Task:
     """A task's stages, run in order; each is a plain function of (cfg, tracker).
 
     Stages are named, and imported from `stages_module` only when a trial runs, so
     `mlexp --help` and config validation do not pay for loading MXNet or MLflow.
+    A stage given by its name alone declares nothing DVC can use (no deps, outs or params).
     """
 
     name: str
     stages_module: str
-    stages: tuple[str, ...]
+    specs: tuple[StageSpec | str, ...]
     # component names for stages beyond the standard four, e.g. {"incentives": "Incentive analysis"}
     component_names: dict[str, str] = field(default_factory=dict)
     # the runner seeds MXNet's generator (and pays for importing it) only for tasks that use it
     uses_mxnet: bool = False
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stage names, in the order a trial runs them."""
+        return tuple(spec if isinstance(spec, str) else spec.name for spec in self.specs)
+
+    def spec(self, name: str) -> StageSpec:
+        """The declaration of stage `name` (an empty one for a stage given by its name alone)."""
+        for spec in self.specs:
+            if (spec if isinstance(spec, str) else spec.name) == name:
+                return StageSpec(spec) if isinstance(spec, str) else spec
+        raise ConfigError(f"stage={name!r} is not a stage of task {self.name!r}; stages: {', '.join(self.stages)}")
 
     def stage(self, name: str) -> Stage:
         function: Stage = getattr(importlib.import_module(self.stages_module), name)
@@ -61,16 +156,50 @@ def register(task: Task) -> Task:
     return task
 
 
+# Python's convention for plugins: a package outside mlexp declares its task under this entry point group
+ENTRY_POINT_GROUP = "mlexp.tasks"
+_loaded = False
+
+
 def load_all() -> dict[str, Task]:
-    """Import every task package so each registers itself."""
-    for module in pkgutil.iter_modules(__path__):
-        if module.ispkg:
-            importlib.import_module(f"{__name__}.{module.name}")
+    """Import every task package so each registers itself: mlexp's own, then the installed plugins."""
+    global _loaded
+    if not _loaded:
+        for module in pkgutil.iter_modules(__path__):
+            if module.ispkg:
+                importlib.import_module(f"{__name__}.{module.name}")
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            _load_plugin(entry)
+        _loaded = True
     return TASKS
 
 
+def _load_plugin(entry: EntryPoint) -> None:
+    """Import a task package named by an entry point `<task> = <package>` (or `<package>:<Task object>`)."""
+    try:
+        loaded = entry.load()
+    except Exception as error:
+        raise ConfigError(
+            f"task {entry.name!r} (entry point {entry.value!r} in group {ENTRY_POINT_GROUP}) failed to import: "
+            f"{type(error).__name__}: {error}; fix or uninstall its package"
+        ) from error
+    if isinstance(loaded, Task) and loaded.name not in TASKS:
+        register(loaded)
+    if entry.name not in TASKS:
+        raise ConfigError(
+            f"entry point {entry.name} = {entry.value} (group {ENTRY_POINT_GROUP}) registered no task {entry.name!r}; "
+            f"call mlexp.tasks.register(Task({entry.name!r}, ...)) in it"
+        )
+
+
 def get(name: str) -> Task:
+    """The registered task `name`, or an error naming the closest task and every task."""
     tasks = load_all()
     if name not in tasks:
-        raise ConfigError(f"task={name!r} is not a registered task; choose one of: {', '.join(sorted(tasks))}")
+        close = difflib.get_close_matches(name, list(tasks), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"task={name!r} is not a registered task; {hint}choose one of: {', '.join(sorted(tasks))} "
+            f"(a task outside mlexp registers through the {ENTRY_POINT_GROUP!r} entry point group)"
+        )
     return tasks[name]

@@ -1,13 +1,56 @@
 """Task `churn_incentives`: XGBoost churn scores, a cost-based cutoff and a budget-optimal incentive program."""
 
-from mlexp.tasks import Task, register
+from mlexp.tasks import Out, Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.churn_incentives import config  # noqa: F401  (registers the schemas)
+
+CHURN = RawData("churn", "data/raw/churn.txt")
+BOOSTER = tuple(f"model.{key}" for key in ("max_depth", "eta", "gamma", "min_child_weight", "subsample", "num_round"))
 
 TASK = register(
     Task(
         "churn_incentives",
         f"{__name__}.stages",
-        ("prepare", "train", "evaluate", "incentives"),
+        (
+            StageSpec(
+                "prepare",
+                reads=(CHURN,),
+                args=(f"dataset.path={CHURN.path}",),
+                params=("seed", "dataset.n_rows", "preprocessing"),
+                outs=("{data}",),
+            ),
+            StageSpec(
+                "train",
+                reads=("{data}",),
+                params=("seed", *BOOSTER, "model.nthread"),
+                outs=("{models}",),
+                plots=(Plot("{reports}/plots/val_auc.csv", x="round", y="val_auc"),),
+            ),
+            StageSpec(
+                "evaluate",
+                reads=("{data}", "{models}"),
+                params=("model.decision_threshold", "model.nthread"),
+                plots=(
+                    Plot("{reports}/plots/roc.csv", x="fpr", y="tpr"),
+                    "{reports}/plots/roc.png",
+                    "{reports}/plots/confusion_matrix.png",
+                ),
+            ),
+            StageSpec(
+                "incentives",
+                reads=("{data}", "{models}"),
+                params=("model.incentives", "model.nthread", "optimizer"),
+                outs=(Out("{reports}/incentives.csv", cache=False), Out("{reports}/incentive_report.txt", cache=False)),
+                metrics=("{reports}/metrics.json",),
+                plots=(
+                    Plot("{reports}/plots/cost_by_cutoff.csv", x="cutoff", y="cost"),
+                    Plot("{reports}/plots/uplift_by_budget.csv", x="budget_fraction", y="uplift_vs_none"),
+                    "{reports}/plots/cost_by_cutoff.png",
+                    "{reports}/plots/profit_by_scenario.png",
+                    "{reports}/plots/discounts.png",
+                    "{reports}/plots/uplift_by_budget.png",
+                ),
+            ),
+        ),
         component_names={"incentives": "Incentive analysis"},
     )
 )

@@ -1,6 +1,39 @@
 """Task `tabular_regression`: the abalone MLP of the SageMaker Experiments post."""
 
-from mlexp.tasks import Task, register
+from mlexp.tasks import Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.tabular_regression import config  # noqa: F401  (registers the schemas)
 
-TASK = register(Task("tabular_regression", f"{__name__}.stages", ("prepare", "train", "evaluate"), uses_mxnet=True))
+ABALONE = RawData("abalone", "data/raw/abalone.data")
+
+TASK = register(
+    Task(
+        "tabular_regression",
+        f"{__name__}.stages",
+        (
+            StageSpec(
+                "prepare",
+                reads=(ABALONE,),
+                args=(f"dataset.path={ABALONE.path}",),
+                params=("seed", "dataset.n_rows", "preprocessing.train_test_split"),
+                outs=("{data}",),
+            ),
+            StageSpec(
+                "train",
+                reads=("{data}",),
+                params=("seed", "model"),
+                outs=("{models}",),
+                plots=(Plot("{reports}/plots/train_loss.csv", x="epoch", y="train_loss"),),
+            ),
+            StageSpec(
+                "evaluate",
+                reads=("{data}", "{models}"),
+                metrics=("{reports}/metrics.json",),
+                plots=(
+                    Plot("{reports}/plots/predictions.csv", x="actual", y="predicted", template="scatter"),
+                    "{reports}/plots/predicted_vs_actual.png",
+                ),
+            ),
+        ),
+        uses_mxnet=True,
+    )
+)

@@ -1,0 +1,134 @@
+"""dvc.yaml files generated from the tasks' stage declarations: no drift, code deps found in the code, the task's
+order, every stage reached by `dvc repro`, and no stale committed lock."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from conftest import REPO, run_cli
+from dvc_copy import copy_project, dvc, fake_outputs, git
+from mlexp import dvc_lock, dvc_stages, stage_code, tasks
+
+TABULAR = "pipelines/tabular_regression/dvc.yaml"
+
+
+def _stages(task: str, module: str) -> set[str]:
+    return {str(p) for p in stage_code.stage_files(f"mlexp.tasks.{task}.stages", module, (), REPO)}
+
+
+def test_committed_dvc_yaml_files_equal_a_fresh_generation():
+    generated = dvc_stages.writer(REPO).files()
+    assert set(generated) == {Path("dvc.yaml"), *(Path(f"pipelines/{t}/dvc.yaml") for t in tasks.load_all())}
+    for path, text in generated.items():
+        assert (REPO / path).read_text() == text, f"{path} drifted from the stage declarations: run `mlexp pipelines`"
+    assert dvc_stages.drift(REPO, generated) == []
+
+
+def test_committed_locks_are_not_stale():
+    assert dvc_lock.stale_entries(REPO) == [], "a committed dvc.lock records other code or values than the repository"
+
+
+def test_stage_code_is_read_per_stage_function():
+    prepare, train, evaluate = (_stages("tabular_regression", s) for s in ("prepare", "train", "evaluate"))
+    network = "src/mlexp/tasks/tabular_regression/network.py"
+    # prepare holds a local variable `train`: not a call of the train stage, so no network code
+    assert network not in prepare and network in train and network in evaluate
+    assert "src/mlexp/data/abalone.py" in prepare and "src/mlexp/charts.py" in evaluate - train
+    assert all("src/mlexp/tasks/tabular_regression/stages.py" in s for s in (prepare, train, evaluate))
+    # a module imported inside the stage function, and one imported by an imported module
+    assert "src/mlexp/tasks/object_detection/families.py" in _stages("object_detection", "train")
+    assert "src/mlexp/tasks/churn_incentives/gekko_solver.py" in _stages("churn_incentives", "incentives")
+    # the framework (tracking, errors, paths) is not a stage's code
+    assert not any(re.search(r"mlexp/(tracking|errors|paths)", f) for f in prepare | train | evaluate)
+
+
+def test_declared_outputs_follow_the_composed_config(tmp_path):
+    task = tasks.get("tabular_regression")
+    folders = {name: str(tmp_path / "run" / name) for name in ("data", "models", "reports")}
+    cfg = OmegaConf.create({"paths": {"root": str(tmp_path), **folders}})
+    assert tasks.declared_outputs(task, "prepare", cfg) == [tmp_path / "run" / "data"]
+    assert tasks.declared_inputs(task, "prepare", cfg) == [tmp_path / "data" / "raw" / "abalone.data"]
+    assert tmp_path / "run" / "reports" / "metrics.json" in tasks.declared_outputs(task, "evaluate", cfg)
+    assert tasks.declared_inputs(task, "evaluate", cfg) == [tmp_path / "run" / "data", tmp_path / "run" / "models"]
+
+
+def test_each_stage_lists_only_the_params_it_reads():
+    churn = yaml.safe_load((REPO / "pipelines/churn_incentives/dvc.yaml").read_text())["stages"]
+    assert churn["evaluate"]["params"] == [f"churn_incentives.model.{k}" for k in ("decision_threshold", "nthread")]
+    assert "churn_incentives.model.incentives" not in churn["train"]["params"]
+    for dvc_file in REPO.glob("pipelines/*/dvc.yaml"):
+        for stage in yaml.safe_load(dvc_file.read_text())["stages"].values():
+            # never a section about the machine or the launch, never the whole model of a task that splits it
+            assert not {p.split(".", 1)[1] for p in stage.get("params", [])} & {"compute", "deploy", "tracking"}
+
+
+def test_plain_repro_reaches_every_stage_and_a_pipeline_runs_in_the_tasks_order(tmp_path):
+    copy = copy_project(tmp_path / "repo")
+    fake_outputs(copy)  # DVC plans a dry run only when every dependency exists
+    planned = re.findall(r"Running stage '([^']+)'", dvc(copy, "repro", "--dry").stdout)
+    expected = {
+        f"pipelines/{name}/dvc.yaml:{spec.name}" for name, task in tasks.load_all().items()
+        for spec in dvc_stages.dvc_specs(task)
+    }  # fmt: skip
+    assert expected <= set(planned), f"not run by a plain `dvc repro`: {expected - set(planned)}"
+    assert planned[-1] == "summary"
+
+    churn = "pipelines/churn_incentives/dvc.yaml"
+    targeted = re.findall(r"Running stage '([^']+)'", dvc(copy, "repro", "--dry", churn).stdout)
+    assert targeted == ["churn_raw", *(f"{churn}:{s}" for s in ("prepare", "train", "evaluate", "incentives"))]
+
+
+def test_a_stale_committed_lock_fails_the_check_and_status_names_the_stages_of_the_edited_module(tmp_path):
+    copy = copy_project(tmp_path / "repo")
+    assert run_cli(copy, "pipelines", "--check").returncode == 0
+    fake_outputs(copy)
+    dvc(copy, "commit", "--force", "--quiet", TABULAR)  # records the lock as a `dvc repro` would, without running
+    git(copy, "add", "-A")
+    git(copy, "commit", "-qm", "results")
+    assert dvc_lock.stale_entries(copy) == []
+    assert yaml.safe_load(dvc(copy, "status", "--json", TABULAR).stdout) == {}
+
+    network = copy / "src/mlexp/tasks/tabular_regression/network.py"
+    network.write_text(network.read_text() + "\n# an edit\n")
+    status = yaml.safe_load(dvc(copy, "status", "--json", TABULAR).stdout)
+    assert set(status) == {f"{TABULAR}:train", f"{TABULAR}:evaluate"}
+
+    sections = yaml.safe_load((copy / "params.yaml").read_text())
+    sections["tabular_regression"]["model"]["epochs"] = 3
+    (copy / "params.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
+    stale = dvc_lock.stale_entries(copy)
+    assert any("stage train: src/mlexp/tasks/tabular_regression/network.py changed" in s for s in stale)
+    assert any("stage train: tabular_regression.model in params.yaml" in s for s in stale)
+    assert not any("stage prepare" in s for s in stale)
+    done = run_cli(copy, "pipelines", "--check", check=False)
+    assert done.returncode == 1 and "stale committed lock: pipelines/tabular_regression/dvc.lock" in done.stderr
+
+
+def test_pipelines_check_reports_drift_and_pipelines_rewrites_the_file(tmp_path):
+    copy = copy_project(tmp_path / "repo")
+    # a stage's code starts using a module: its generated deps must change
+    features = copy / "src/mlexp/tasks/tabular_regression/features.py"
+    features.write_text(features.read_text() + "\nfrom mlexp.charts import save_figure  # noqa: E402, F401\n")
+    done = run_cli(copy, "pipelines", "--check", check=False)
+    assert done.returncode == 1 and f"{TABULAR} is out of date" in done.stderr
+    assert "pipelines/churn_incentives" not in done.stderr
+
+    assert TABULAR in run_cli(copy, "pipelines").stdout
+    prepare = yaml.safe_load((copy / TABULAR).read_text())["stages"]["prepare"]
+    assert "src/mlexp/charts.py" in prepare["deps"]
+    assert run_cli(copy, "pipelines", "--check").returncode == 0
+
+
+@pytest.mark.parametrize("declared", [("model.no_such_key",)])
+def test_a_param_the_config_lacks_is_refused_at_generation(declared):
+    task = tasks.get("tabular_regression")
+    spec = tasks.StageSpec("train", reads=("{data}",), params=declared, outs=("{models}",))
+    broken = tasks.Task("tabular_regression", task.stages_module, (spec,))
+    writer = dvc_stages.PipelineWriter(REPO, {"tabular_regression": broken}, {"tabular_regression": {"model": {}}})
+    with pytest.raises(dvc_stages.PipelineError, match="model.no_such_key"):
+        writer.pipeline(broken)
