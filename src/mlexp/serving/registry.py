@@ -1,60 +1,168 @@
-"""`deploy=registry`: register the trial's model in the MLflow Model Registry.
+"""`deploy=registry`: register the trial's model as an MLflow Model with a pyfunc flavour.
 
-Every successful trial's model becomes a new version; the alias (default `champion`)
-moves to it only when its objective beats the current holder's. A failed trial never
-reaches this stage, so its model is never registered or promoted.
+Each task with a predictive model has a module `<task package>.registered_model` whose
+`pyfunc_model(cfg, staging)` says what the model is made of (its PythonModel class, files,
+input example and signature). The registry saves it as an MLflow Model folder, logs it as an
+MLflow 3 LoggedModel of the trial's Deployment component (source run, parameters, headline
+metrics), and registers it as a new version `models:/<name>/<version>` whose tags carry the
+objective. The alias (default `champion`) moves to it only when it beats the holder (champion.py),
+so `mlflow.pyfunc.load_model("models:/<name>@champion")` and `mlflow models serve` always get the
+best model so far. A failed trial never reaches this stage, so its model is never registered.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import json
 import math
+import tempfile
+import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+from mlflow.models import Model
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+from omegaconf import DictConfig, OmegaConf
 
-from mlexp.errors import DataError
-from mlexp.tracking import Tracker
+from mlexp import tasks
+from mlexp.errors import ConfigError, DataError
+from mlexp.serving import champion, pyfunc_model
+from mlexp.tracking import Tracker, TrackingStore
+from mlexp.tracking import tags as run_tags
+
+MODULE = "registered_model"
 
 
-def _better(value: float, incumbent: float | None, direction: str) -> bool:
-    if incumbent is None or math.isnan(incumbent):
-        return True
-    return value < incumbent if direction == "minimize" else value > incumbent
+def model_module_name(task: tasks.Task) -> str:
+    """`<task package>.registered_model`: where a task keeps its pyfunc model (by convention for now)."""
+    return f"{task.stages_module.rsplit('.', 1)[0]}.{MODULE}"
+
+
+def has_model(task: tasks.Task) -> bool:
+    """Whether the task has a predictive model to register (anomaly_detection's SQL rules do not)."""
+    return importlib.util.find_spec(model_module_name(task)) is not None
+
+
+def check(task: tasks.Task) -> None:
+    """ConfigError when deploy=registry cannot apply to `task` (call it before any trial starts)."""
+    if not has_model(task):
+        raise ConfigError(
+            f"deploy=registry: task {task.name!r} has no predictive model to register "
+            f"(no module {model_module_name(task)}); run it with deploy=none"
+        )
+
+
+def _model_module(cfg: DictConfig) -> ModuleType:
+    task = tasks.get(cfg.task.name)
+    check(task)
+    return importlib.import_module(model_module_name(task))
+
+
+def _direction(cfg: DictConfig) -> str:
+    return str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction))
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(node, dict):
+        flat: dict[str, str] = {}
+        for key, value in node.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: str(node)}
 
 
 def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -> None:
-    models = Path(cfg.paths.models)
-    if not models.is_dir() or not any(models.iterdir()):
-        raise DataError(f"{models} holds no model to register: run the train stage first")
+    """Register this trial's model as a new version; move the alias to it if its objective is better."""
+    module = _model_module(cfg)
     metric = cfg.task.objective.metric
-    direction = str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction))
     value = trial_metrics.get(metric, math.nan)
     if math.isnan(value):
         raise DataError(f"the trial has no {metric} to rank its model by: run the evaluate stage first")
-
     client = tracker.client
-    for file in sorted(p for p in models.rglob("*") if p.is_file()):
-        tracker.log_artifact(file, name="model")
+    trial = client.get_run(tracker.trial_run_id or tracker.run_id)
     name = cfg.deploy.model_name or cfg.task.name
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=f"models of mlexp task {cfg.task.name}")
-    source = f"{client.get_run(tracker.run_id).info.artifact_uri}/model"
-    version = client.create_model_version(name, source, run_id=tracker.run_id, tags={metric: str(value)})
+    about = {
+        run_tags.TASK: cfg.task.name,
+        "mlexp.trial_run_id": trial.info.run_id,
+        "mlexp.trial_name": str(trial.info.run_name),
+        champion.OBJECTIVE: metric,
+        champion.DIRECTION: _direction(cfg),
+        champion.OBJECTIVE_VALUE: repr(float(value)),
+        **{k: v for k, v in trial.data.tags.items() if k in (run_tags.SWEEP_ID, "mlexp.sweep_name")},
+    }
+    model_id = _log_model(cfg, tracker, module, str(trial.info.run_name), about)
+    headline = [metric, *cfg.task.headline_metrics]
+    _link_metrics(client, tracker.run_id, model_id, {k: trial_metrics[k] for k in headline if k in trial_metrics})
 
-    alias = cfg.deploy.alias
-    try:
-        holder = client.get_model_version_by_alias(name, alias)
-        incumbent: float | None = float(holder.tags.get(metric, "nan"))
-    except MlflowException:
-        incumbent = None
-    promoted = _better(value, incumbent, direction)
-    if promoted:
-        client.set_registered_model_alias(name, alias, version.version)
-    tracker.log_parameters({"model_name": name, "alias": alias})
+    uri = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri
+    alias = champion.Alias(client, uri, name, cfg.deploy.alias, metric, _direction(cfg))
+    version, holder = alias.register(f"models:/{model_id}", tracker.run_id, {**about, metric: str(value)}, model_id)
+    client.set_logged_model_tags(
+        model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": name, "version": version.version}])}
+    )
+
+    promoted = holder is not None and holder.version == int(version.version)
+    tracker.log_parameters({"model_name": name, "alias": cfg.deploy.alias})
     tracker.log_output("registered model", "mlflow/model-version", f"models:/{name}/{version.version}")
-    tracker.set_tags({"mlexp.model_version": version.version, "mlexp.promoted": str(promoted).lower()})
-    where = f"models:/{name}@{alias}" if promoted else f"models:/{name}/{version.version} ({alias} kept: better)"
-    print(f"registered {where}")
+    tracker.set_tags(
+        {
+            "mlexp.model_version": version.version,
+            "mlexp.logged_model_id": model_id,
+            "mlexp.promoted": str(promoted).lower(),
+        }
+    )
+    print(_where(name, cfg.deploy.alias, int(version.version), holder, metric, value), flush=True)
+
+
+def _log_model(cfg: DictConfig, tracker: Tracker, module: ModuleType, trial_name: str, about: dict[str, str]) -> str:
+    """Save the task's pyfunc model and log it as a LoggedModel of the Deployment component; returns its id."""
+    client = tracker.client
+    component = client.get_run(tracker.run_id)
+    settings = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
+    logged = client.create_logged_model(
+        component.info.experiment_id,
+        name=trial_name,
+        source_run_id=tracker.run_id,
+        tags=about,
+        params=_flat(settings),
+        model_type=cfg.task.name,
+    )
+    try:
+        client.log_outputs(tracker.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        with tempfile.TemporaryDirectory(prefix="mlexp-model-") as folder, pyfunc_model.quiet_mlflow():
+            model = module.pyfunc_model(cfg, Path(folder) / "staging")
+            saved = Path(folder) / "model"
+            description = Model(
+                artifact_path=logged.artifact_location,
+                model_uuid=logged.model_id,
+                run_id=tracker.run_id,
+                model_id=logged.model_id,
+                metadata={"mlexp.task": cfg.task.name, "mlexp.python_model": model.python_model.__qualname__},
+            )
+            pyfunc_model.save(model, saved, description)
+            client.log_model_artifacts(logged.model_id, str(saved))
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return str(logged.model_id)
+
+
+def _link_metrics(client: MlflowClient, run_id: str, model_id: str, metrics: dict[str, float]) -> None:
+    """The trial's headline metrics on the LoggedModel, so MLflow's model views show them."""
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0, model_id=model_id) for k, v in metrics.items() if math.isfinite(v)]
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+
+
+def _where(name: str, alias: str, version: int, holder: champion.Standing | None, metric: str, value: float) -> str:
+    """The line telling where the model is: the alias it took, or the version that kept it."""
+    if holder is not None and holder.version == version:
+        return f"registered models:/{name}@{alias} (version {version}, {metric} {value:.6g})"
+    kept = f"version {holder.version} with {metric} {holder.value:.6g}" if holder is not None else "nobody"
+    return f"registered models:/{name}/{version} ({metric} {value:.6g}); {alias} stays {kept}"

@@ -1,0 +1,106 @@
+"""The registered football detector: images in, boxes, scores and classes out (an MLflow pyfunc model).
+
+Input: a DataFrame with one column, `image`, of JPEG or PNG bytes (binary: Python callers pass
+bytes, JSON requests to `mlflow models serve` send them base64-encoded, which MLflow decodes).
+Parameter `score_threshold` (default: the trial's model.score_threshold) drops weaker detections.
+Output: one row per image with `boxes` ([xmin, ymin, xmax, ymax] in the image's pixels), `scores`,
+`classes` (names), `width` and `height` — what the deploy=local endpoint answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import mxnet as mx
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.errors import DataError
+from mlexp.serving.pyfunc_model import PyfuncModel
+from mlexp.tasks.object_detection.config import DetectionAugmentation
+from mlexp.tasks.object_detection.endpoint import BadRequest, FootballDetector
+
+EXAMPLE_IMAGES = 2
+OUTPUT_COLUMNS = ["boxes", "scores", "classes", "width", "height"]
+
+
+class FootballDetections(PythonModel):
+    """The trial's GluonCV detector, normalising frames as in training."""
+
+    def load_context(self, context: Any) -> None:
+        settings = json.loads(Path(context.artifacts["inference"]).read_text())
+        augmentation = DetectionAugmentation(**settings["augmentation"])
+        self.detector = FootballDetector(Path(context.artifacts["network"]), augmentation, settings["score_threshold"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        threshold = (params or {}).get("score_threshold")
+        rows = []
+        for number, image in enumerate(pd.DataFrame(model_input)["image"]):
+            data = base64.b64decode(image) if isinstance(image, str) else bytes(image)
+            try:
+                found = self.detector.detect(data, None if threshold is None else float(threshold))
+            except BadRequest as error:
+                raise MlflowException.invalid_parameter_value(f"image {number}: {error}") from error
+            rows.append({**{k: found[k] for k in ("boxes", "scores", "classes")}, **found["image_size"]})
+        return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+
+
+def signature(score_threshold: float) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([ColSpec("binary", "image")]),
+        outputs=Schema(
+            [
+                ColSpec(Array(Array("double")), "boxes"),
+                ColSpec(Array("double"), "scores"),
+                ColSpec(Array("string"), "classes"),
+                ColSpec("long", "width"),
+                ColSpec("long", "height"),
+            ]
+        ),
+        params=ParamSchema([ParamSpec("score_threshold", "double", score_threshold)]),
+    )
+
+
+def example_images(val_rec: Path, count: int = EXAMPLE_IMAGES) -> pd.DataFrame:
+    """The first held-out frames' original image bytes, from the validation RecordIO."""
+    reader = mx.recordio.MXIndexedRecordIO(str(val_rec.with_suffix(".idx")), str(val_rec), "r")
+    try:
+        images = [mx.recordio.unpack(reader.read_idx(key))[1] for key in sorted(reader.keys)[:count]]
+    finally:
+        reader.close()
+    return pd.DataFrame({"image": images})
+
+
+def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
+    """The trial's detector (models folder) and its input normalisation as a pyfunc model."""
+    models, val_rec = Path(cfg.paths.models), Path(cfg.paths.data) / "val.rec"
+    for needed, stage in ((models / "model.params", "train"), (val_rec, "prepare")):
+        if not needed.exists():
+            raise DataError(f"{needed} is missing: run the {stage} stage first (mlexp task={cfg.task.name})")
+    # the best weights and their architecture, not the training checkpoint beside them
+    network = staging / "network"
+    network.mkdir(parents=True)
+    for name in ("model.params", "model.json"):
+        shutil.copy2(models / name, network / name)
+    augmentation = DetectionAugmentation(**OmegaConf.to_container(cfg.preprocessing, resolve=True))  # type: ignore[arg-type]
+    threshold = float(cfg.model.score_threshold)
+    inference = staging / "inference.json"
+    inference.write_text(json.dumps({"augmentation": asdict(augmentation), "score_threshold": threshold}, indent=2))
+    return PyfuncModel(
+        python_model=FootballDetections,
+        artifacts={"network": network, "inference": inference},
+        input_example=example_images(val_rec),
+        signature=signature(threshold),
+        requirements=("mxnet", "gluoncv", "opencv-python", "Pillow"),
+        params={"score_threshold": threshold},
+    )

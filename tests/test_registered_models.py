@@ -1,0 +1,107 @@
+"""deploy=registry for churn_incentives and object_detection: the champion is an MLflow pyfunc model that
+predicts like the trial's own model; anomaly_detection, which has no predictive model, is refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.models import Model
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+from conftest import REPO, run_cli, store_client, trials_of
+from mlexp.data import telecom_churn
+from mlexp.tasks.churn_incentives import classifier, customers, features
+from mlexp.tasks.object_detection.config import DetectionAugmentation
+from mlexp.tasks.object_detection.endpoint import FootballDetector
+
+DETECTION = (
+    "task=object_detection",
+    "dataset.n_train=8",
+    "dataset.n_val=4",
+    "dataset.image_size=128",
+    "model.input_size=128",
+    "model.epochs=1",
+    "model.batch_size=4",
+    "model.speed_frames=1",
+    "compute.num_threads=1",
+)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """One project (one MLflow store) for the three tasks' trials."""
+    folder = tmp_path_factory.mktemp("registered") / "project"
+    shutil.copytree(REPO / "conf", folder / "conf")
+    return folder
+
+
+def champion(project: Path, name: str, into: Path) -> tuple[mlflow.pyfunc.PyFuncModel, pd.DataFrame, dict]:
+    """The loaded champion of `name`, its input example and the example's parameters."""
+    with _use_tracking_uri(f"sqlite:///{project / 'mlflow.db'}"):
+        loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+        folder = mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(into))
+    description = Model.load(folder)
+    return loaded, description.load_input_example(folder), description.load_input_example_params(folder) or {}
+
+
+def trial_paths(project: Path, experiment: str) -> dict[str, Path]:
+    [trial] = trials_of(project, experiment)
+    assert trial.status == "FINISHED" and "Deployment" in trial.component_names
+    return {key: Path(trial.tags[f"paths.{key}"]) for key in ("data", "models")}
+
+
+def test_churn_champion_gives_the_boosters_probabilities_for_churn_txt_rows(project, tmp_path):
+    run_cli(project, "task=churn_incentives", "deploy=registry", "dataset.n_rows=600", "model.num_round=5")
+    loaded, example, _ = champion(project, "churn_incentives", tmp_path)
+    assert list(example.columns) == [c for c in telecom_churn.COLUMNS if c != telecom_churn.LABEL]
+    predicted = loaded.predict(example)
+    assert list(predicted.columns) == ["churn_probability"] and len(predicted) == len(example)
+    assert predicted["churn_probability"].between(0, 1).all()
+
+    paths = trial_paths(project, "churn_incentives")
+    encoding = features.Encoding.load(paths["data"] / "encoding.json")
+    test = pd.read_csv(paths["data"] / "test.csv", dtype=customers.TEXT_COLUMNS, keep_default_na=False)
+    test = test.head(len(example))
+    booster = classifier.load(paths["models"])
+    expected = classifier.predict(booster, encoding.transform(test), encoding.feature_names)
+    np.testing.assert_allclose(predicted["churn_probability"], expected, rtol=1e-6)
+    # plans as churn.txt may spell them: the model reads them as the loader does
+    shouted = example.assign(**{"Int'l Plan": example["Int'l Plan"].str.upper(), "VMail Plan": " yes"})
+    np.testing.assert_allclose(
+        loaded.predict(shouted)["churn_probability"],
+        loaded.predict(example.assign(**{"VMail Plan": "yes"}))["churn_probability"],
+    )
+
+
+def test_detection_champion_answers_boxes_scores_and_classes_per_image(project, tmp_path):
+    run_cli(project, *DETECTION, "deploy=registry")
+    loaded, example, params = champion(project, "object_detection", tmp_path)
+    assert list(example.columns) == ["image"] and isinstance(example["image"][0], bytes)
+    assert params == {"score_threshold": 0.3}
+    answer = loaded.predict(example, params={"score_threshold": 0.0})
+    assert list(answer.columns) == ["boxes", "scores", "classes", "width", "height"]
+    assert len(answer) == len(example) and set(answer["width"]) == {128}
+    for boxes, scores, classes in zip(answer["boxes"], answer["scores"], answer["classes"]):
+        assert len(boxes) == len(scores) == len(classes) > 0
+        assert all(len(box) == 4 for box in boxes) and set(classes) == {"football"}
+        assert all(0.0 <= s <= 1.0 for s in scores)
+    # the same detections as the trial's own model behind deploy=local
+    detector = FootballDetector(trial_paths(project, "object_detection")["models"], DetectionAugmentation(), 0.0)
+    direct = detector.detect(example["image"][0])
+    assert answer["boxes"][0] == direct["boxes"] and answer["scores"][0] == direct["scores"]
+    # without params, the trial's model.score_threshold (0.3) applies
+    default = loaded.predict(example)
+    assert [len(s) for s in default["scores"]] == [sum(x >= 0.3 for x in s) for s in answer["scores"]]
+
+
+def test_anomaly_detection_has_no_model_to_register(project):
+    done = run_cli(project, "task=anomaly_detection", "deploy=registry", "dataset.n_rows=2000", check=False)
+    assert done.returncode == 1
+    # refused by the registry, or up front if the task's conf lists its deploy options
+    assert "anomaly_detection" in done.stderr and ("deploy=none" in done.stderr or "one of: none" in done.stderr)
+    assert not store_client(project).search_registered_models("name = 'anomaly_detection'")
