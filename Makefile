@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlexp-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean screenshot
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest -q -n 2 --dist loadfile
+
+# The README's MLflow UI screenshot (docs/images/mlflow_comparison.png), from the browser test's real sweep.
+screenshot: setup
+	MLEXP_SCREENSHOT_DIR=$(CURDIR)/docs/images $(BIN)/pytest -q -p no:cacheprovider -n 0 tests/test_mlflow_ui.py -k sweep_link
 
 bench: setup
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

@@ -1,11 +1,16 @@
-"""Fixtures: a throw-away copy of the project, the real CLI, and a reader of its MLflow store."""
+"""Fixtures: a throw-away copy of the project, the real CLI, a reader of its MLflow store, a real `mlflow server`
+on loopback and a headless chromium."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,3 +88,92 @@ def trials_of(project: Path, experiment: str = "tabular_regression", client: Mlf
         if r.data.tags.get("mlexp.kind") == "component" and parent in trials:
             trials[parent].components[r.info.run_name] = r.info.run_id
     return list(trials.values())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_health(url: str, server: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow server exited {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"mlflow server did not answer /health within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """URL of a real `mlflow server` on 127.0.0.1 (SQLite store and artifacts in a temp folder), shared by a file."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    database = f"sqlite:///{folder / 'server.db'}"
+    MlflowClient(database).search_experiments()  # create the schema here, not in the server's start-up
+    log = folder / "server.log"
+    port = _free_port()
+    # no background job runner, no telemetry: nothing but the tracking API and the UI
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--workers", "1", "--backend-store-uri", database]
+            + ["--artifacts-destination", str(folder / "artifacts")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # the server starts workers: stop them as one process group
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_health(url, server, log, seconds=120)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+# Debian's chromium (apt-get install chromium): Playwright's own browser download is not reachable here;
+# MLEXP_CHROMIUM names another build
+CHROMIUM = os.environ.get("MLEXP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_SKIPPED = "browser tests skipped: no chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless chromium driven by Playwright; in CI (CI=true) a missing chromium fails the test instead of skipping."""
+    if not os.access(CHROMIUM, os.X_OK):
+        message = f"{BROWSER_SKIPPED} at {CHROMIUM}; install it with: apt-get install -y chromium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message.replace("skipped", "cannot run"))
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # every address but loopback goes to a closed proxy port: tests never reach the network
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--proxy-server=http://127.0.0.1:9"]
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly at the end of the run when the browser tests were skipped."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if BROWSER_SKIPPED in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep(
+            "!", f"BROWSER TESTS SKIPPED ({len(skipped)}): chromium is missing; apt-get install -y chromium", red=True
+        )

@@ -1,0 +1,210 @@
+"""Links that open MLflow's UI on an experiment's runs table: trials only, best first, headline columns shown.
+
+What MLflow 3.17's UI reads (checked in its bundled JavaScript and in a real browser):
+- `workflowType=machine_learning` in the query: without it the UI takes the GenAI/Model-training switch from the
+  browser's local storage (GenAI by default) and opens an experiment on the GenAI traces overview; the experiment
+  tag `mlflow.experimentKind` no longer decides it.
+- the runs page's URL state: `searchFilter` (MLflow search syntax), `orderByKey` (e.g. ``metrics.`test_msle` ``),
+  `orderByAsc` (`true`/`false`), `startTime`, `lifecycleFilter`, `modelVersionFilter`, `datasetsFilter`.
+- columns and "Group by" are never read from the URL; only a saved view carries them: an experiment tag
+  `mlflow.sharedViewState.<id>` holding `{name, createdAt, updatedAt, state}`, opened by `?viewStateShareKey=<id>`
+  and listed in the page's "Views" menu. The UI ignores the view when the URL also holds any search key above.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import urlencode, urlparse
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from mlexp.errors import MlexpError
+from mlexp.tracking import tags
+
+# where `mlflow ui` listens when started without options
+LOCAL_UI = "http://127.0.0.1:5000"
+SAVED_VIEW_TAG = "mlflow.sharedViewState."
+# MLflow's limit on an experiment tag value; longer views are stored deflated, as the UI itself does
+_TAG_VALUE_LIMIT = 20_000
+_MODEL_TRAINING = {"workflowType": "machine_learning"}
+_TRIALS_VIEW = ("mlexp-trials", "mlexp trials")
+# the runs table's own column ids for the run name and its "Created" column
+_RUN_NAME, _CREATED = "attributes.`Run Name`", "runDateAndNestInfo"
+_NAME_WIDTH, _CREATED_WIDTH, _METRIC_WIDTH, _PARAM_WIDTH = 300, 130, 160, 140
+
+
+class NoUiAddress(MlexpError):
+    """The tracking store has no UI address mlexp can link to."""
+
+
+class UiLocation(NamedTuple):
+    """Where the MLflow UI of a tracking store is served, and the command that serves it when nothing does yet."""
+
+    base_url: str
+    start_command: str | None
+
+
+class UiLink(NamedTuple):
+    """A link into the MLflow UI, and the command that serves the UI when nothing does yet."""
+
+    url: str
+    start_command: str | None
+
+
+@dataclass(frozen=True)
+class RunsView:
+    """What the experiment's runs table shows: which runs, in which order, which columns, grouped by what."""
+
+    search_filter: str
+    order_by_metric: str | None = None
+    ascending: bool = True
+    metric_columns: Sequence[str] = ()
+    param_columns: Sequence[str] = ()
+    tag_columns: Sequence[str] = ()
+    group_by_tag: str | None = None
+
+    def search_state(self) -> dict[str, Any]:
+        """The runs page's search keys, as its URL and its saved views spell them."""
+        state: dict[str, Any] = {"searchFilter": self.search_filter}
+        if self.order_by_metric:
+            state["orderByKey"] = _column("metrics", self.order_by_metric)
+            state["orderByAsc"] = self.ascending
+        return state
+
+    def table_state(self) -> dict[str, Any]:
+        """Columns and grouping: only a saved view carries them."""
+        columns = [_column("metrics", m) for m in _unique(self.order_by_metric or "", *self.metric_columns)]
+        columns += [_column("params", p) for p in _unique(*self.param_columns)]
+        columns += [_column("tags", t) for t in _unique(*self.tag_columns)]
+        group_by = None
+        if self.group_by_tag:
+            group_by = {"aggregateFunction": "min", "groupByKeys": [{"mode": "tag", "groupByData": self.group_by_tag}]}
+        # wide enough for a sweep's trial names and for metrics as the UI prints them (every digit of a float)
+        # (the UI applies widths to the columns of columnOrder only)
+        widths = {_RUN_NAME: _NAME_WIDTH, _CREATED: _CREATED_WIDTH}
+        widths |= {c: _METRIC_WIDTH if c.startswith("metrics.") else _PARAM_WIDTH for c in columns}
+        order = [_RUN_NAME, _CREATED, *columns]
+        return {"selectedColumns": columns, "columnOrder": order, "columnWidths": widths, "groupBy": group_by}
+
+
+def trials_filter(sweep_id: str | None = None) -> str:
+    """Search filter for trials (of one sweep): their component runs carry the same metrics and stay out."""
+    query = f"tags.`{tags.KIND}` = 'trial'"
+    if sweep_id is None:
+        return query
+    if "'" in sweep_id:
+        raise ValueError(f"sweep id {sweep_id!r} cannot be quoted in an MLflow search filter")
+    return f"{query} and tags.`{tags.SWEEP_ID}` = '{sweep_id}'"
+
+
+def ui_base_url(tracking_uri: str) -> UiLocation:
+    """The UI of `tracking_uri`: a server is its own UI; a local store needs `mlflow ui` started on it."""
+    scheme = urlparse(tracking_uri).scheme
+    if scheme in ("http", "https"):
+        return UiLocation(tracking_uri.rstrip("/"), None)
+    if scheme in ("", "file", "sqlite", "postgresql", "mysql", "mssql"):
+        return UiLocation(LOCAL_UI, f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}")
+    raise NoUiAddress(
+        f"tracking store {tracking_uri} has no UI address mlexp can link to; open its MLflow UI from its own console"
+    )
+
+
+def runs_view_url(
+    base_url: str, experiment_id: str, *, search_filter: str, order_by_metric: str | None = None, ascending: bool = True
+) -> str:
+    """Link to the experiment's runs table filtered and sorted by the URL alone (no columns: see save_runs_view)."""
+    state = RunsView(search_filter, order_by_metric, ascending).search_state()
+    query = {**_MODEL_TRAINING, **{k: _url_value(v) for k, v in state.items()}}
+    return f"{_runs_page(base_url, experiment_id)}?{urlencode(query)}"
+
+
+def save_runs_view(client: MlflowClient, experiment_id: str, view: RunsView, *, view_id: str, name: str) -> None:
+    """Save `view` as the experiment's named view `name` (the runs page's "Views" menu); saving again replaces it."""
+    now = int(time.time() * 1000)
+    state = json.dumps({**view.search_state(), **view.table_state()})
+    envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": state})
+    if len(envelope) > _TAG_VALUE_LIMIT:
+        deflated = "deflate;" + base64.b64encode(zlib.compress(state.encode())).decode()
+        envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": deflated})
+    client.set_experiment_tag(experiment_id, SAVED_VIEW_TAG + view_id, envelope)
+
+
+def saved_view_url(base_url: str, experiment_id: str, view_id: str) -> str:
+    """Link that opens the experiment's runs table on the view saved as `view_id`."""
+    query = urlencode({"viewStateShareKey": view_id, **_MODEL_TRAINING})
+    return f"{_runs_page(base_url, experiment_id)}?{query}"
+
+
+def publish_runs_view(
+    client: MlflowClient, base_url: str, experiment_id: str, view: RunsView, *, view_id: str, name: str
+) -> str:
+    """Save `view` in the experiment and return the link that opens it."""
+    save_runs_view(client, experiment_id, view, view_id=view_id, name=name)
+    return saved_view_url(base_url, experiment_id, view_id)
+
+
+def publish_comparison(
+    tracking_uri: str,
+    experiment_id: str,
+    *,
+    objective: str,
+    direction: str,
+    sweep_id: str | None = None,
+    sweep_name: str | None = None,
+    metric_columns: Sequence[str] = (),
+    param_columns: Sequence[str] = (),
+) -> UiLink:
+    """Save the trials comparison (of one sweep) as a view of the experiment; returns the link and how to start the UI.
+
+    The view lists trials only, best first by `objective`, with the objective, `metric_columns` and `param_columns`
+    shown; the experiment-wide view also shows each trial's sweep. It appears in the UI's "Views" menu as
+    "mlexp sweep <name>" or "mlexp trials".
+    """
+    base_url, start_command = ui_base_url(tracking_uri)
+    view = RunsView(
+        trials_filter(sweep_id),
+        objective,
+        ascending=direction != "maximize",
+        metric_columns=metric_columns,
+        param_columns=param_columns,
+        tag_columns=() if sweep_id else (tags.SWEEP_NAME,),
+    )
+    view_id, name = (f"mlexp-sweep-{sweep_id}", f"mlexp sweep {sweep_name or sweep_id}") if sweep_id else _TRIALS_VIEW
+    try:
+        url = publish_runs_view(MlflowClient(tracking_uri), base_url, experiment_id, view, view_id=view_id, name=name)
+    except MlflowException:
+        # a store that refuses the experiment tag (read-only user) still gets filter and sort, without columns
+        url = runs_view_url(
+            base_url,
+            experiment_id,
+            search_filter=view.search_filter,
+            order_by_metric=objective,
+            ascending=view.ascending,
+        )
+    return UiLink(url, start_command)
+
+
+def _runs_page(base_url: str, experiment_id: str) -> str:
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+
+
+def _url_value(value: Any) -> str:
+    # the UI parses orderByAsc with === "true"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _column(kind: str, key: str) -> str:
+    # the UI's canonical column key: kind.`key`, as in its search syntax
+    return f"{kind}.`{key}`"
+
+
+def _unique(*keys: str) -> list[str]:
+    return [k for k in dict.fromkeys(keys) if k]
