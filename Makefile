@@ -22,8 +22,8 @@ demo: setup
 	$(BIN)/mlexp -m task=tabular_regression sweep=abalone_architectures
 	$(BIN)/mlexp compare task=tabular_regression
 	@echo
-	@echo "Open the MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
-	@echo "Charts:              $(CURDIR)/reports/tabular_regression/"
+	@echo "Start the MLflow UI with $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+	@echo "then open the 'MLflow UI:' link above; charts are in $(CURDIR)/outputs/sweeps/ and outputs/compare/"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

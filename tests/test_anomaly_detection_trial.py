@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, run_cli, store_client, trials_of
+from run_folders import run_folder
 
 TASK = "anomaly_detection"
 # 20,000 generated rows, as CSV (so prepare parses it into Parquet): at least one of each anomaly
@@ -34,7 +35,7 @@ def trial(project):
 def test_a_trial_has_the_four_components_and_the_headline_metrics(trial):
     project, found, done = trial
     assert found.status == "FINISHED" and found.component_names == COMPONENTS
-    metrics = json.loads((project / "reports" / TASK / "metrics.json").read_text())
+    metrics = json.loads((run_folder(done) / "reports" / "metrics.json").read_text())
     # generated at 20,000 rows: 16 zero + 1 negative duration, 1 multi-day, 1 null + 1 unparsable timestamp
     assert metrics == {
         "pct_flagged": pytest.approx(0.1),
@@ -68,8 +69,8 @@ def test_components_record_queries_rules_and_elapsed_times(trial):
 
 
 def test_outputs_cleaned_parquet_top_50_tables_and_flagged_rows(trial):
-    project, _, _ = trial
-    data = project / "data" / TASK
+    _, _, done = trial
+    data = run_folder(done) / "data"
     assert pq.read_metadata(data / "cleaned" / "trips_cleaned.parquet").num_rows == 19980
     longest = (data / "query" / "longest_trips.csv").read_text().splitlines()
     assert longest[0] == (
@@ -83,7 +84,7 @@ def test_outputs_cleaned_parquet_top_50_tables_and_flagged_rows(trial):
 
 
 def test_a_file_without_a_required_column_fails_with_one_line(trial):
-    project, good, _ = trial
+    project, good, good_done = trial
     bad = project / "yellow_tripdata_2019-01.csv"
     bad.write_text("VendorID,tpep_pickup_datetime,trip_distance\n1,2019-01-01 00:00:00,1.0\n")
     done = run_cli(project, "task=anomaly_detection", f"dataset.path={bad}", check=False)
@@ -93,7 +94,7 @@ def test_a_file_without_a_required_column_fails_with_one_line(trial):
     [failed] = [t for t in trials_of(project, experiment=TASK) if t.run_id != good.run_id]
     assert failed.status == "FAILED" and failed.component_names == {"Pre-processing"}
     # the good trial's report stays: a failed trial reports nothing
-    assert json.loads((project / "reports" / TASK / "metrics.json").read_text())["rows_in"] == 20000
+    assert json.loads((run_folder(good_done) / "reports" / "metrics.json").read_text())["rows_in"] == 20000
 
 
 def _athena_type(dtype) -> str:
@@ -141,7 +142,7 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
     from mlexp.tasks.anomaly_detection.rules import enabled_rules
     from mlexp.tracking import TrackingStore, Trial
 
-    project, good, _ = trial
+    project, good, good_done = trial
     make_composable()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
@@ -155,7 +156,7 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
             ],
         )
     # the DuckDB trial's trips stand for the Glue table (names in lower case, as a crawler writes them)
-    [staged] = (project / "data" / TASK / "input" / "staged").glob("*.parquet")
+    [staged] = (run_folder(good_done) / "data" / "input" / "staged").glob("*.parquet")
     duck = DuckDBEngine([nyc_taxi.inspect(staged, duckdb.connect())], "1GB", 1)
     columns = duck.source().columns
     table = pd.DataFrame(
@@ -192,5 +193,5 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
         assert metrics[name] == good.metrics[name], name
     for name in ("longest_trips.csv", "shortest_trips.csv"):
         ours = (tmp_path / "data" / "query" / name).read_text()
-        assert ours == (project / "data" / TASK / "query" / name).read_text()
+        assert ours == (run_folder(good_done) / "data" / "query" / name).read_text()
     assert (tmp_path / "reports" / "plots" / "duration_sorted_clean.png").stat().st_size > 10_000

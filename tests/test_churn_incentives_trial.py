@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO, run_cli, store_client, trials_of
 from mlexp.data import telecom_churn
 from mlexp.tasks.churn_incentives import acceptance, exact_solver, program
+from run_folders import run_folder
 
 TASK = "churn_incentives"
 HEADLINE = {
@@ -52,9 +53,9 @@ def test_trial_has_the_four_components_and_the_validation_auc_curve(churn_run):
 
 
 def test_metrics_json_holds_every_headline_metric(churn_run):
-    project, _ = churn_run
+    project, done = churn_run
     [trial] = trials_of(project, experiment=TASK)
-    metrics = json.loads((project / "reports" / TASK / "metrics.json").read_text())
+    metrics = json.loads((run_folder(done) / "reports" / "metrics.json").read_text())
     assert set(metrics) == HEADLINE
     for name, value in metrics.items():
         assert value == pytest.approx(trial.metrics[name])
@@ -69,7 +70,7 @@ def test_metrics_json_holds_every_headline_metric(churn_run):
 
 def test_outputs_match_the_reported_figures(churn_run):
     project, done = churn_run
-    reports = project / "reports" / TASK
+    reports = run_folder(done) / "reports"
     metrics = json.loads((reports / "metrics.json").read_text())
     per_customer = pd.read_csv(reports / "incentives.csv")
     assert list(per_customer.columns) == [

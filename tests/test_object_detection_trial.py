@@ -16,6 +16,7 @@ import pytest
 
 from conftest import REPO, cli_env, run_cli, store_client, trials_of
 from mlexp.data import football_frames
+from run_folders import run_folder
 
 # 128-pixel frames, 4 held out, the rest to train on, 2 epochs: a trial in about 15 s on one core
 TINY = (
@@ -96,19 +97,20 @@ def test_training_resumes_from_its_checkpoint(trial, tmp_path):
     from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector
     from mlexp.tasks.object_detection.families import SSD
 
-    project, _, _ = trial
-    checkpoint = project / "models/object_detection/checkpoint"
+    _, done, _ = trial
+    folder = run_folder(done)
+    checkpoint = folder / "models/checkpoint"
     before = json.loads((checkpoint / "state.json").read_text())
     model = Detector(input_size=128, epochs=3, batch_size=4, resume=str(checkpoint))
     augmentation = DetectionAugmentation()
     net, _ = networks.build(model, print)
-    val = project / "data/object_detection/val.rec"
+    val = folder / "data/val.rec"
     ran: list[int] = []
     history = training.fit(
         net,
         SSD(net, model, augmentation),
         model,
-        project / "data/object_detection/train.rec",
+        folder / "data/train.rec",
         tmp_path,
         lambda n: evaluation.voc_map(evaluation.detect(n, val, augmentation, 128)),
         lambda epoch: ran.append(epoch.epoch),

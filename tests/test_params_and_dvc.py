@@ -104,11 +104,16 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     network.write_text(original)
     assert yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout) == {}
 
+    # a plain run with overrides writes only its own run folder: DVC's outputs stay as recorded
+    run_cli(repo_copy, "task=tabular_regression", *TINY, "model.l1_size=4", "preprocessing.train_test_split=0.7")
+    assert yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout) == {}
+    assert len(trials_of(repo_copy)) == 2
+
     # a changed model parameter reruns train and evaluate only, as a new trial
     dvc(repo_copy, "exp", "run", "-S", "tabular_regression.model.l1_size=4", pipeline)
     trials = trials_of(repo_copy)
-    assert len(trials) == 2
-    newest = next(t for t in trials if t.run_id != trial.run_id)
+    assert len(trials) == 3
+    newest = max(trials, key=lambda t: store_client(repo_copy).get_run(t.run_id).info.start_time)
     assert newest.params["model.l1_size"] == "4"
     assert newest.component_names == {"Training", "Evaluation"}
     assert store_client(repo_copy).get_run(newest.run_id).data.metrics["test_msle"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shutil
 
 import pytest
@@ -30,12 +31,17 @@ def grid_sweep(tmp_path_factory):
     return project, done
 
 
+def sweep_trials(project):
+    """The grid sweep's trials (later tests in this module add single trials to the same project)."""
+    return [t for t in trials_of(project) if "mlexp.sweep_id" in t.tags]
+
+
 def test_parallel_sweep_loses_no_trial(grid_sweep):
     project, done = grid_sweep
-    trials = trials_of(project)
+    trials = sweep_trials(project)
     assert len(trials) == 4
     assert all(t.status == "FINISHED" for t in trials)
-    assert all({"Pre-processing", "Training", "Evaluation"} == t.component_names for t in trials)
+    assert all({"Training", "Evaluation"} <= t.component_names for t in trials)
     assert sorted((t.params["model.l1_size"], t.params["model.l1_activation"]) for t in trials) == [
         ("16", "relu"),
         ("16", "tanh"),
@@ -45,16 +51,50 @@ def test_parallel_sweep_loses_no_trial(grid_sweep):
     assert "database is locked" not in done.stderr
 
 
-def test_sweep_run_groups_its_trials_and_records_the_best(grid_sweep):
+def test_a_sweep_of_architectures_runs_preprocessing_once_and_every_trial_links_to_it(grid_sweep):
+    project, _ = grid_sweep
+    trials = sweep_trials(project)
+    [owner] = [t for t in trials if "Pre-processing" in t.component_names]
+    component = owner.components["Pre-processing"]
+    assert {t.tags["mlexp.shared_component.prepare"] for t in trials} == {component}
+    client = store_client(project)
+    for trial in trials:
+        inputs = client.get_run(trial.run_id).inputs.dataset_inputs
+        assert [i.dataset.name for i in inputs] == ["preprocessed data"]
+        assert trial.metrics["rows_train"] == owner.metrics["rows_train"]  # the shared component's figures
+
+
+def test_preprocessing_runs_again_when_its_config_changes_and_is_reused_when_not(grid_sweep):
+    project, _ = grid_sweep
+    before = {t.run_id for t in trials_of(project)}
+    run_cli(project, "task=tabular_regression", *TINY, "preprocessing.train_test_split=0.7")
+    run_cli(project, "task=tabular_regression", *TINY, "model.l1_size=8")
+    new = {t.run_id: t for t in trials_of(project) if t.run_id not in before}
+    changed = next(t for t in new.values() if t.params["preprocessing.train_test_split"] == "0.7")
+    unchanged = next(t for t in new.values() if t.params["model.l1_size"] == "8")
+    assert "Pre-processing" in changed.component_names
+    assert changed.metrics["rows_train"] == 210  # 70% of 300 rows
+    assert "Pre-processing" not in unchanged.component_names
+    assert unchanged.tags["mlexp.shared_component.prepare"] not in {changed.components["Pre-processing"]}
+
+
+def test_sweep_trials_are_top_level_rows_grouped_by_tags_with_the_record_elsewhere(grid_sweep):
     project, done = grid_sweep
-    trials = trials_of(project)
+    trials = sweep_trials(project)
     client = store_client(project)
     sweep_ids = {t.tags["mlexp.sweep_id"] for t in trials}
     assert len(sweep_ids) == 1
     sweep = client.get_run(sweep_ids.pop())
     assert sweep.data.tags["mlexp.kind"] == "sweep"
-    assert all(t.tags["mlflow.parentRunId"] == sweep.info.run_id for t in trials)
+    # trials are rows of the task's experiment, not children of the sweep; the record is in a companion experiment
+    assert all("mlflow.parentRunId" not in t.tags for t in trials)
+    assert {t.tags["mlexp.sweep_name"] for t in trials} == {sweep.info.run_name}
+    assert client.get_experiment(sweep.info.experiment_id).name == "tabular_regression-sweeps"
+    experiment = client.get_experiment_by_name("tabular_regression")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert f"sweep {sweep.info.run_name} (id {sweep.info.run_id})" in done.stdout
     best = min(trials, key=lambda t: t.metrics["test_msle"])
+    assert [t.run_id for t in trials if t.tags.get("mlexp.best_in_sweep") == "true"] == [best.run_id]
     assert sweep.data.tags["mlexp.best_trial"] == best.run_id
     assert sweep.data.metrics["best_test_msle"] == pytest.approx(best.metrics["test_msle"])
     assert f"best trial: {best.name}" in done.stdout
@@ -73,9 +113,19 @@ def test_compare_prints_trials_best_first_and_writes_charts(grid_sweep):
     column = header.split().index("test_msle")
     values = [float(line.split()[column]) for line in lines]
     assert values == sorted(values)
-    charts = project / "reports" / "tabular_regression" / "compare"
+    charts = project / "outputs" / "compare" / "tabular_regression"
     assert (charts / "train_loss_by_step.png").stat().st_size > 0
     assert (charts / "model_l1_size_vs_test_msle.png").stat().st_size > 0
+
+
+def test_compare_finds_a_sweep_by_its_printed_name_without_a_task(grid_sweep):
+    project, done = grid_sweep
+    [name] = re.findall(r"mlexp compare sweep=(\S+)", done.stdout)
+    out = run_cli(project, "compare", f"sweep={name}").stdout
+    assert f"sweep {name} in experiment tabular_regression: 4 trials" in out
+    assert len([line for line in out.splitlines() if "-trial-" in line]) == 4
+    [url] = re.findall(r"^MLflow UI: (\S+)$", out, re.MULTILINE)
+    assert "/#/experiments/" in url
 
 
 def test_compare_of_an_unknown_experiment_fails_clearly(grid_sweep):
@@ -113,4 +163,4 @@ def test_a_failed_trial_fails_the_sweep_but_not_the_other_trials(tmp_project):
     assert done.returncode == 1
     statuses = sorted(t.status for t in trials_of(tmp_project))
     assert statuses == ["FAILED", "FINISHED"]
-    assert "1 trial(s) of sweep" in done.stderr
+    assert "1 job(s) of sweep" in done.stderr

@@ -21,13 +21,24 @@ from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
-from mlexp.sweeps import SWEEP_NAME_ENV, SWEEP_RUN_ENV
+from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, record_job
+from mlexp.sweeps.recorder import close_open_sweep
 
 if TYPE_CHECKING:
     from mlexp import runner
 
+
+def _composable() -> None:
+    """Register schemas and tasks; a broken task plugin is one line, not a traceback."""
+    try:
+        make_composable()
+    except MlexpError as error:
+        print(f"mlexp: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 # at import: joblib sweep workers import this module to run jobs, and need it too
-make_composable()
+_composable()
 
 # keys the runner reads itself; never merged from params.yaml
 RUN_KEYS = ("stage", "params_file")
@@ -51,6 +62,22 @@ def _fail(message: str, multirun: bool) -> float:
 
 
 def _job(cfg: DictConfig) -> float:
+    from mlexp import console
+
+    console.quiet_third_party()  # a sweep job may run in a joblib worker: a process of its own
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return _run_job(cfg)
+    # parallel trials' lines would interleave unlabelled: each carries its trial's name
+    with console.prefixed(_trial_name(hydra_cfg.job.num)):
+        return _run_job(cfg)
+
+
+def _trial_name(number: int) -> str:
+    return f"{os.environ.get(SWEEP_NAME_ENV, 'sweep')}-trial-{number}"
+
+
+def _run_job(cfg: DictConfig) -> float:
     # imported here: MLflow and MXNet take seconds to load, which --help and --cfg don't need
     from mlexp import runner
     from mlexp.config.params import apply_params_file
@@ -60,47 +87,73 @@ def _job(cfg: DictConfig) -> float:
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
     overrides = list(hydra_cfg.overrides.task)
     job = runner.JobContext(choices=choices, overrides=overrides)
+    number = hydra_cfg.job.num if multirun else 0
     try:
         if cfg.params_file:
             cfg = apply_params_file(cfg, resolve(cfg.params_file), _value_overrides(overrides, set(choices)))
+        else:
+            _use_run_folder(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
         if multirun:
-            job = _sweep_job(cfg, job, hydra_cfg.job.num, Path(hydra_cfg.runtime.output_dir))
-        objective = runner.run(cfg, job)
+            job = _sweep_job(job, number)
+        result = runner.run(cfg, job)
     except runner.TrialFailed as failed:
         where = "" if failed.user_error else "; traceback in the trial's artifact error.txt"
-        return _fail(f"{failed} (trial {failed.run_id} marked FAILED{where})", multirun)
+        message = f"{failed} (trial {failed.run_id} marked FAILED{where})"
+        record_job(number, "FAILED", failed.run_id, message)
+        return _fail(message, multirun)
     except MlexpError as error:
+        record_job(number, "FAILED", None, str(error))
         return _fail(str(error), multirun)
-    _print_next_steps(cfg, objective, multirun)
-    return objective
+    except Exception as error:
+        record_job(number, "FAILED", None, f"{type(error).__name__}: {error}")
+        raise
+    record_job(number, "FINISHED", result.run_id)
+    _print_next_steps(cfg, result, multirun)
+    return result.objective
 
 
-def _sweep_job(cfg: DictConfig, job: runner.JobContext, number: int, output_dir: Path) -> runner.JobContext:
-    """Give each sweep trial its own data/model/report folders and link it to the sweep run."""
-    cfg.paths.data = str(output_dir / "data")
-    cfg.paths.models = str(output_dir / "models")
-    cfg.paths.reports = str(output_dir / "reports")
-    name = os.environ.get(SWEEP_NAME_ENV, "sweep")
-    sweep_run = os.environ.get(SWEEP_RUN_ENV)
-    return replace(job, sweep_run_id=sweep_run, sweep_id=sweep_run, trial_name=f"{name}-trial-{number}")
+def _use_run_folder(cfg: DictConfig, output_dir: Path, overrides: list[str]) -> None:
+    """Plain runs write under their own Hydra folder; only DVC stage runs (params_file=) write data/<task>.
+
+    A folder the user names on the command line (paths.models=...) is kept.
+    """
+    chosen = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    for folder in ("data", "models", "reports"):
+        if f"paths.{folder}" not in chosen:
+            cfg.paths[folder] = str(output_dir / folder)
 
 
-def _print_next_steps(cfg: DictConfig, objective: float, multirun: bool) -> None:
+def _sweep_job(job: runner.JobContext, number: int) -> runner.JobContext:
+    """Tag the trial with its sweep: the sweep callback set the sweep's id and name for every job."""
+    return replace(
+        job,
+        sweep_id=os.environ.get(SWEEP_ID_ENV),
+        sweep_name=os.environ.get(SWEEP_NAME_ENV, "sweep"),
+        trial_name=_trial_name(number),
+    )
+
+
+def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: bool) -> None:
     metric = cfg.task.objective.metric
-    if math.isnan(objective):
+    if math.isnan(result.objective):
         print(f"stage {cfg.stage} done.")
         return
-    print(f"trial done: {metric} = {objective:.6g}  (reports: {cfg.paths.reports})")
+    print(f"trial done: {metric} = {result.objective:.6g}  (reports: {cfg.paths.reports})")
     if multirun:
         return
-    from mlexp.tracking import TrackingStore
+    from mlexp.next_steps import print_ui_link
 
-    store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
+    direction = str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction))
     print(f"  compare trials:  mlexp compare task={cfg.task.name}")
-    print(f"  MLflow UI:       mlflow ui --backend-store-uri {store.uri}")
+    print_ui_link(
+        result.tracking_uri, result.experiment_id, metric, direction, headline_metrics=list(cfg.task.headline_metrics)
+    )
 
 
 def main() -> None:
+    from mlexp.console import quiet_third_party
+
+    quiet_third_party()  # before Hydra, its launchers and sweepers, and MLflow load
     argv = sys.argv[1:]
     from mlexp import commands
 
@@ -119,7 +172,16 @@ def main() -> None:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
     app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
-    app(_job)()
+    try:
+        app(_job)()
+    except KeyboardInterrupt:
+        close_open_sweep("KILLED")
+        print("mlexp: interrupted (Ctrl-C); the running trial is marked KILLED", file=sys.stderr)
+        sys.exit(130)
+    except BaseException:
+        # Hydra reports its own errors and exits; a sweep it stopped must not stay RUNNING
+        close_open_sweep("FAILED")
+        raise
     # MLflow, MXNet and pandas leave millions of objects; skip collecting them at exit (seconds)
     gc.freeze()
 

@@ -13,10 +13,12 @@ from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
 
 USAGE = {
-    "compare": "mlexp compare task=<task> [experiment=<name>] [sweep=<sweep run id>] [tracking.uri=<uri>]",
+    "compare": "mlexp compare task=<task> | experiment=<name> | sweep=<sweep name or id> [tracking.uri=<uri>]",
     "params": "mlexp params [--check]",
+    "pipelines": "mlexp pipelines [--check]",
     "data": "mlexp data <dataset> <output file>",
     "summary": "mlexp summary [<output file>]",
+    "relocate": "mlexp relocate",
 }
 
 
@@ -36,45 +38,101 @@ def _task_config(task: str) -> DictConfig:
 
 
 def run_compare(argv: list[str]) -> int:
-    from mlexp import compare
+    from mlexp import compare, next_steps
     from mlexp.tracking import TrackingStore
 
     args = _key_values(argv, {"task", "experiment", "sweep", "tracking.uri"}, "compare")
-    if "task" not in args and "experiment" not in args:
-        raise MlexpError(f"name a task or an experiment; usage: {USAGE['compare']}")
-    cfg = _task_config(args.get("task", "tabular_regression"))
-    experiment = args.get("experiment") or cfg.tracking.experiment_name or cfg.task.name
-    store = TrackingStore.resolve(args.get("tracking.uri") or cfg.tracking.uri, project_root())
+    if not {"task", "experiment", "sweep"} & set(args):
+        raise MlexpError(f"name a task, an experiment or a sweep; usage: {USAGE['compare']}")
+    uri = args.get("tracking.uri")
+    store = TrackingStore.resolve(uri, project_root())
     client = store.client()
-    rows = compare.find_trials(client, experiment, args.get("sweep"))
+    sweep_id = None
+    experiment = args.get("experiment")
+    task = args.get("task")
+    if "sweep" in args:
+        sweep = compare.find_sweep(client, args["sweep"])
+        if sweep is None:
+            raise MlexpError(f"no sweep named or with id {args['sweep']!r} in {store.uri}")
+        sweep_id, experiment, task = sweep.sweep_id, sweep.experiment, sweep.task
+    if experiment is None:
+        assert task is not None
+        experiment = _task_config(task).tracking.experiment_name or task
+    rows = compare.find_trials(client, experiment, sweep_id)
     if not rows:
         raise MlexpError(f"no trials in experiment {experiment!r} of {store.uri}; run `mlexp task=...` first")
+    # the experiment's own trials say which task they ran: its headline metrics head the table
+    task = task or rows[0].run_tags.get("mlexp.task", "")
+    cfg = _task_config(task)
     metric = rows[0].run_tags.get("mlexp.objective", cfg.task.objective.metric)
     direction = rows[0].run_tags.get("mlexp.direction", "minimize")
-    print(f"experiment {experiment}: {len(rows)} trials, best first by {metric} ({direction})\n")
+    scope = f"sweep {args['sweep']} in experiment {experiment}" if sweep_id else f"experiment {experiment}"
+    print(f"{scope}: {len(rows)} trials, best first by {metric} ({direction})\n")
     print(compare.format_table(rows, metric, direction, list(cfg.task.headline_metrics)))
-    out_dir = project_root() / "reports" / cfg.task.name / "compare"
+    out_dir = project_root() / "outputs" / "compare" / experiment
     written = compare.write_charts(client, rows, metric, out_dir)
     if written:
         print(f"\ncharts: {', '.join(str(p) for p in written)}")
-    print(f"MLflow UI: mlflow ui --backend-store-uri {store.uri}  (experiment {experiment!r})")
+    experiment_id = store.experiment_id(experiment)
+    next_steps.print_ui_link(
+        store.uri,
+        experiment_id,
+        metric,
+        direction,
+        sweep_id,
+        sweep_name=args.get("sweep"),
+        headline_metrics=list(cfg.task.headline_metrics),
+        params=compare.varying_params(rows),
+    )
     return 0
 
 
 def run_params(argv: list[str]) -> int:
-    check = "--check" in argv
+    if any(arg != "--check" for arg in argv):
+        raise MlexpError(f"usage: {USAGE['params']}")
     root = project_root()
     sections = params.compile_params(root / "conf", sorted(tasks.load_all()))
     target = root / "params.yaml"
-    fresh = params.render(sections)
-    if check:
-        if not target.exists() or target.read_text() != fresh:
-            print("params.yaml is out of date with conf/: run `mlexp params`", file=sys.stderr)
+    if "--check" in argv:
+        # values, not text: `dvc exp run -S` rewrites the file in its own YAML style
+        difference = params.check(target, sections)
+        if difference:
+            print(f"params.yaml is out of date with conf/: {difference}; run `mlexp params`", file=sys.stderr)
             return 1
         print("params.yaml is in sync with conf/")
         return 0
-    target.write_text(fresh)
+    target.write_text(params.render(sections))
     print(f"wrote {target} ({len(sections)} tasks)")
+    return 0
+
+
+def run_pipelines(argv: list[str]) -> int:
+    from mlexp import dvc_lock, dvc_stages
+
+    if any(arg != "--check" for arg in argv):
+        raise MlexpError(f"usage: {USAGE['pipelines']}")
+    root = project_root()
+    generated = dvc_stages.writer(root).files()
+    if "--check" in argv:
+        drifted = dvc_stages.drift(root, generated)
+        stale = dvc_lock.stale_entries(root)
+        for problem in drifted:
+            print(f"{problem}: run `mlexp pipelines`", file=sys.stderr)
+        for problem in stale:
+            print(f"stale committed lock: {problem}; run `dvc repro` and commit, or untrack the lock", file=sys.stderr)
+        if drifted or stale:
+            return 1
+        print(f"{len(generated)} dvc.yaml files are in sync with the tasks' stage declarations")
+        return 0
+    for path, text in generated.items():
+        target = root / path
+        if not target.exists() or target.read_text() != text:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            print(f"wrote {path}")
+    for problem in dvc_stages.drift(root, generated):
+        print(f"{problem}: delete it", file=sys.stderr)
+    print(f"{len(generated)} dvc.yaml files in sync with the tasks' stage declarations")
     return 0
 
 
@@ -100,7 +158,32 @@ def run_summary(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"compare": run_compare, "params": run_params, "data": run_data, "summary": run_summary}
+def run_relocate(argv: list[str]) -> int:
+    """Point the project's default SQLite store at this project's artifact folder (after a move or copy)."""
+    from mlexp.tracking.relocate import relocate
+    from mlexp.tracking.store import DEFAULT_ARTIFACTS, DEFAULT_DB
+
+    if argv:
+        raise MlexpError(f"usage: {USAGE['relocate']}")
+    root = project_root()
+    artifact_root = (root / DEFAULT_ARTIFACTS).resolve().as_uri()
+    changed = relocate(root / DEFAULT_DB, artifact_root)
+    if not changed:
+        print(f"{root / DEFAULT_DB}: artifact locations already point at {artifact_root}")
+        return 0
+    counts = ", ".join(f"{rows} {table}" for table, rows in changed.items() if rows)
+    print(f"{root / DEFAULT_DB}: now points at {artifact_root} ({counts})")
+    return 0
+
+
+COMMANDS = {
+    "compare": run_compare,
+    "params": run_params,
+    "pipelines": run_pipelines,
+    "data": run_data,
+    "summary": run_summary,
+    "relocate": run_relocate,
+}
 
 
 def run(command: str, argv: list[str]) -> int:

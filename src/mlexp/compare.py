@@ -50,16 +50,48 @@ def find_trials(client: MlflowClient, experiment_name: str, sweep_id: str | None
     ]
 
 
+def is_scored(row: TrialRow, metric: str) -> bool:
+    """A finished trial with a value of `metric` to rank it by."""
+    return row.status == "FINISHED" and not math.isnan(row.value(metric))
+
+
 def best_first(rows: list[TrialRow], metric: str, direction: str) -> list[TrialRow]:
-    """Finished trials ordered by the objective, then the rest (failed, unscored)."""
+    """Finished trials ordered by the objective, then the rest (failed, killed, unscored) in their order."""
     sign = -1.0 if direction == "maximize" else 1.0
 
     def key(row: TrialRow) -> tuple[int, float]:
-        value = row.value(metric)
-        scored = row.status == "FINISHED" and not math.isnan(value)
-        return (0, sign * value) if scored else (1, 0.0)
+        return (0, sign * row.value(metric)) if is_scored(row, metric) else (1, 0.0)
 
     return sorted(rows, key=key)
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """Where a sweep's trials are: its id, name, task and the experiment holding its trials."""
+
+    sweep_id: str
+    name: str
+    task: str
+    experiment: str
+
+
+def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
+    """The sweep named `name_or_id` (as printed when it ran) or with that id, in any experiment."""
+    sweeps_experiments = [
+        e for e in client.search_experiments(max_results=MAX_TRIALS) if e.name.endswith(tags.SWEEPS_SUFFIX)
+    ]
+    if not sweeps_experiments:
+        return None
+    by_id = {e.experiment_id: e.name for e in sweeps_experiments}
+    # MLflow's search has no OR: the name first, then the id
+    for key in (tags.SWEEP_NAME, tags.SWEEP_ID):
+        condition = f"tags.`{key}` = '{name_or_id}'"
+        runs = client.search_runs(list(by_id), filter_string=condition, max_results=1)
+        if runs:
+            run = runs[0]
+            experiment = by_id[run.info.experiment_id][: -len(tags.SWEEPS_SUFFIX)]
+            return SweepRecord(run.info.run_id, run.info.run_name or "", run.data.tags.get(tags.TASK, ""), experiment)
+    return None
 
 
 def varying_params(rows: list[TrialRow]) -> list[str]:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.validate import check_choices
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.seeding import seed_everything
+from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
 from mlexp.tracking.provenance import command_line, git_state, package_versions
+from mlexp.trial_continuation import Marker, marker_path, pipeline_run_id, read_marker, write_marker
 
 # config that describes the machine or how the run was launched, not the experiment: kept as tags
 NOT_PARAMS = ("paths", "hydra", "stage", "params_file")
@@ -28,9 +32,19 @@ class JobContext:
 
     choices: dict[str, str | None]
     overrides: list[str]
-    sweep_run_id: str | None = None
     sweep_id: str | None = None
+    sweep_name: str | None = None
     trial_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """A finished trial: where it is stored and its objective value (NaN before the last stage)."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    objective: float
 
 
 class TrialFailed(MlexpError):
@@ -75,35 +89,43 @@ def _run_stage(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial, trac
     raise ConfigError(f"deploy={cfg.deploy.target!r} is not available for task {cfg.task.name!r}; use registry")
 
 
-def _marker(cfg: DictConfig, stage: str) -> Path:
-    return Path(cfg.paths.root) / ".mlexp" / "trials" / cfg.task.name / f"{stage}.json"
-
-
-def _open_trial(cfg: DictConfig, task: tasks.Task, job: JobContext, store: TrackingStore) -> tuple[Trial, bool]:
-    """Open a new trial, or (for one DVC stage) continue the trial of the stage before it."""
+def _continued_trial(
+    cfg: DictConfig, task: tasks.Task, store: TrackingStore, experiment_id: str, pipeline_run: str | None
+) -> Trial | None:
+    """The trial an earlier stage of this pipeline run opened, if this stage may join it."""
+    if cfg.stage is None or pipeline_run is None or all_stages(task).index(cfg.stage) == 0:
+        return None
+    marker = read_marker(marker_path(Path(cfg.paths.root), store.uri, experiment_id, task.name))
+    if marker is None or marker.pipeline_run != pipeline_run:
+        print(f"stage {cfg.stage}: the stages before it did not run in this pipeline run; it opens a new trial")
+        return None
     client = store.client()
-    experiment_id = store.experiment_id(cfg.tracking.experiment_name or cfg.task.name)
-    if cfg.stage is not None:
-        names = all_stages(task)
-        previous = names[names.index(cfg.stage) - 1] if names.index(cfg.stage) > 0 else None
-        marker = _marker(cfg, previous) if previous else None
-        if marker is not None and marker.exists():
-            run_id = json.loads(marker.read_text())["run_id"]
-            trial = Trial.resume(client, run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
-            if cfg.stage not in trial.component_stages():
-                return trial, False
-            trial.close()
+    try:
+        run = client.get_run(marker.run_id)
+    except MlflowException:
+        print(f"stage {cfg.stage}: trial {marker.run_id} is not in {store.uri}; opening a new trial")
+        return None
+    trial = Trial(client, marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+    statuses = trial.component_statuses()
+    if run.info.experiment_id != experiment_id or cfg.stage in statuses:
+        return None
+    if run.info.status != "FINISHED" or "FAILED" in statuses.values():
+        print(f"stage {cfg.stage}: trial {run.info.run_name} ended {run.info.status}; opening a new trial")
+        return None
+    return Trial.resume(client, marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+
+
+def _open_trial(cfg: DictConfig, job: JobContext, store: TrackingStore, experiment_id: str) -> Trial:
     run_tags = {
         tags.TASK: cfg.task.name,
         tags.OBJECTIVE: cfg.task.objective.metric,
         tags.DIRECTION: str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction)),
     }
-    if job.sweep_run_id:
-        run_tags[tags.MLFLOW_PARENT_RUN_ID] = job.sweep_run_id
     if job.sweep_id:
         run_tags[tags.SWEEP_ID] = job.sweep_id
+        run_tags[tags.SWEEP_NAME] = job.sweep_name or ""
     name = job.trial_name or f"{cfg.task.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    return Trial.open(client, experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves)), True
+    return Trial.open(store.client(), experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
 
 
 def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
@@ -149,33 +171,65 @@ def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
     return headline
 
 
-def run(cfg: DictConfig, job: JobContext) -> float:
-    """Run the trial and return its objective value (what Hydra sweepers optimise)."""
+def run(cfg: DictConfig, job: JobContext) -> TrialResult:
+    """Run the trial; its objective value is what Hydra sweepers optimise."""
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
+    if cfg.deploy.target == "registry":
+        from mlexp.serving import registry
+
+        registry.check(task)  # before a trial runs for nothing
     seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.uses_mxnet)
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
-    trial, is_new = _open_trial(cfg, task, job, store)
-    if is_new:
+    experiment_id = store.experiment_id(cfg.tracking.experiment_name or cfg.task.name)
+    pipeline_run = pipeline_run_id() if cfg.stage is not None else None
+    trial = _continued_trial(cfg, task, store, experiment_id, pipeline_run)
+    if trial is None:
+        trial = _open_trial(cfg, job, store, experiment_id)
         _record_provenance(trial, cfg, job)
     stages = stages_to_run(cfg, task)
     current = stages[0]
     try:
         for current in stages:
-            with trial.component(task.component_name(current), current) as tracker:
-                _run_stage(cfg, task, current, trial, tracker)
+            if current == SHARED_STAGE:
+                _run_or_reuse_preprocessing(cfg, task, trial)
+            else:
+                _run_component(cfg, task, current, trial)
         objective = _finish(cfg, task, trial, stages)
+    except KeyboardInterrupt as interrupt:
+        trial.close(interrupt)
+        print(f"\ninterrupted: trial {trial.run_id} marked KILLED", file=sys.stderr)
+        raise
     except BaseException as error:
         trial.close(error)
         user_error = isinstance(error, MlexpError)
         text = str(error) if user_error else f"{type(error).__name__}: {error}"
         raise TrialFailed(f"stage {current!r} failed: {text}", trial.run_id, user_error) from error
     trial.close()
-    if cfg.stage is not None:
-        marker = _marker(cfg, cfg.stage)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"run_id": trial.run_id}) + "\n")
-    return objective
+    if pipeline_run is not None:
+        write_marker(
+            marker_path(Path(cfg.paths.root), store.uri, experiment_id, task.name), Marker(trial.run_id, pipeline_run)
+        )
+    return TrialResult(trial.run_id, experiment_id, store.uri, objective)
+
+
+def _run_component(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial) -> str:
+    """Run one stage as a component of the trial; returns the component's run id."""
+    with trial.component(task.component_name(stage), stage) as tracker:
+        _run_stage(cfg, task, stage, trial, tracker)
+    return tracker.run_id
+
+
+def _run_or_reuse_preprocessing(cfg: DictConfig, task: tasks.Task, trial: Trial) -> None:
+    """Pre-processing runs once per (data, config, code): later trials reuse and link to its component."""
+    with shared_preprocessing(cfg, task) as shared:
+        published = shared.published_run(trial.client) if shared else None
+        if shared is not None and published is not None:
+            shared.reuse(cfg, trial, published)
+            return
+        run_id = _run_component(cfg, task, SHARED_STAGE, trial)
+        if shared is not None:
+            shared.publish(cfg, trial, run_id)
 
 
 def _finish(cfg: DictConfig, task: tasks.Task, trial: Trial, stages: list[str]) -> float:

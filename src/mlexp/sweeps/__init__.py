@@ -1,5 +1,29 @@
-"""Sweeps: Hydra multirun with a run above the trials that records the best one."""
+"""Sweeps: Hydra multirun whose trials are tagged as one group, with a record kept out of the trial rows."""
 
-# set by the sweep callback in the launching process; sweep jobs inherit them
-SWEEP_RUN_ENV = "MLEXP_SWEEP_RUN_ID"
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+# set by the sweep callback in the launching process; sweep jobs (joblib workers too) inherit them
+SWEEP_ID_ENV = "MLEXP_SWEEP_ID"
 SWEEP_NAME_ENV = "MLEXP_SWEEP_NAME"
+SWEEP_JOBS_ENV = "MLEXP_SWEEP_JOBS_DIR"
+SWEEP_STORE_ENV = "MLEXP_SWEEP_TRACKING_URI"
+
+
+def record_job(number: int, status: str, run_id: str | None, error: str = "") -> None:
+    """Leave a sweep job's outcome where the sweep's end can count it, even if no trial opened."""
+    folder = os.environ.get(SWEEP_JOBS_ENV)
+    if not folder:
+        return
+    path = Path(folder) / f"{number}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"job": number, "status": status, "run_id": run_id, "error": error}) + "\n")
+
+
+def job_outcomes(folder: Path) -> list[dict[str, object]]:
+    """Every recorded job outcome of a sweep, in job order."""
+    outcomes = [json.loads(path.read_text()) for path in folder.glob("*.json")]
+    return sorted(outcomes, key=lambda outcome: int(str(outcome["job"])))

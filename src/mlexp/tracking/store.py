@@ -15,8 +15,13 @@ from urllib.parse import urlparse
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
+from mlexp.errors import ConfigError
+from mlexp.tracking import tags
+
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
+# marks model-training experiments (MLflow 3.17's UI mode itself comes from the link: see ui_link)
+EXPERIMENT_TAGS = {tags.EXPERIMENT_KIND: tags.MODEL_TRAINING}
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -63,7 +68,21 @@ class TrackingStore:
     def _get_or_create(self, name: str) -> str:
         client = self.client()
         experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return str(experiment.experiment_id)
-        location = f"{self.artifact_root}/{name}" if self.artifact_root else None
-        return str(client.create_experiment(name, artifact_location=location))
+        if experiment is None:
+            location = f"{self.artifact_root}/{name}" if self.artifact_root else None
+            return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS))
+        if experiment.tags.get(tags.EXPERIMENT_KIND) is None:  # a store written before the tag existed
+            client.set_experiment_tag(experiment.experiment_id, tags.EXPERIMENT_KIND, tags.MODEL_TRAINING)
+        self._check_not_moved(experiment.artifact_location)
+        return str(experiment.experiment_id)
+
+    def _check_not_moved(self, artifact_location: str) -> None:
+        """Refuse to write a trial's artifacts into another copy's folder (they would be lost to this one)."""
+        if self.artifact_root is None or not artifact_location.startswith("file:"):
+            return
+        if not artifact_location.startswith(self.artifact_root + "/"):
+            old_root = artifact_location.rsplit("/", 1)[0]
+            raise ConfigError(
+                f"this store's artifacts are in {old_root}, not in {self.artifact_root} (the project was moved or "
+                "copied); run `mlexp relocate` to point the store at this project's folder"
+            )

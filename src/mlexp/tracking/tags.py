@@ -1,23 +1,36 @@
-"""Tag names mlexp writes on MLflow runs; `compare` and sweeps read them back."""
+"""Tag names mlexp writes on MLflow runs and experiments; `compare`, sweeps and the UI link read them back."""
 
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 KIND = "mlexp.kind"  # trial | component | sweep
 TASK = "mlexp.task"
 STAGE = "mlexp.stage"
-SWEEP_ID = "mlexp.sweep_id"
+SWEEP_ID = "mlexp.sweep_id"  # the run id of the sweep's record, on every trial of the sweep
+SWEEP_NAME = "mlexp.sweep_name"
+BEST_IN_SWEEP = "mlexp.best_in_sweep"
 OBJECTIVE = "mlexp.objective"
 DIRECTION = "mlexp.direction"
 ERROR = "mlexp.error"
+# the experiment's kind for MLflow's UI; 3.17 takes the mode from the link's workflowType instead
+# (see ui_link), but the tag tells other clients these are model-training experiments
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# the sweeps of experiment X are recorded in X + this suffix, out of the trial rows
+SWEEPS_SUFFIX = "-sweeps"
 
 __all__ = [
+    "BEST_IN_SWEEP",
     "DIRECTION",
     "ERROR",
+    "EXPERIMENT_KIND",
     "KIND",
     "MLFLOW_PARENT_RUN_ID",
     "MLFLOW_RUN_NAME",
+    "MODEL_TRAINING",
     "OBJECTIVE",
     "STAGE",
+    "SWEEPS_SUFFIX",
     "SWEEP_ID",
+    "SWEEP_NAME",
     "TASK",
 ]

@@ -1,4 +1,9 @@
-"""A Trial is a parent MLflow run; each trial component is a run nested under it."""
+"""A Trial is a top-level MLflow run; each trial component is a run nested under it.
+
+Status follows what happened: a stage that raises leaves its component and the trial
+FAILED, Ctrl-C (KeyboardInterrupt) leaves them KILLED, and a trial continued by a later
+DVC stage never closes FINISHED while one of its components is FAILED.
+"""
 
 from __future__ import annotations
 
@@ -52,13 +57,13 @@ class Trial:
     def name(self) -> str:
         return str(self.client.get_run(self.run_id).info.run_name)
 
-    def component_stages(self) -> set[str]:
-        """Stages that already have a finished component in this trial."""
+    def component_statuses(self) -> dict[str, str]:
+        """Each stage recorded in this trial and its component's status (FINISHED, FAILED, ...)."""
         experiment_id = self.client.get_run(self.run_id).info.experiment_id
         children = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.{tags.MLFLOW_PARENT_RUN_ID} = '{self.run_id}'"
+            [experiment_id], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{self.run_id}'"
         )
-        return {run.data.tags.get(tags.STAGE, "") for run in children}
+        return {run.data.tags.get(tags.STAGE, ""): run.info.status for run in children}
 
     @contextmanager
     def component(self, display_name: str, stage: str) -> Iterator[Tracker]:
@@ -75,7 +80,7 @@ class Trial:
         except BaseException as error:
             tracker.flush()
             self._record_error(run.info.run_id, error)
-            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+            self.client.set_terminated(run.info.run_id, RunStatus.to_string(status_after(error)))
             raise
         tracker.flush()
         self.tracker.last_metrics.update(tracker.last_metrics)
@@ -92,9 +97,20 @@ class Trial:
     def set_tags(self, run_tags: Mapping[str, Any]) -> None:
         self.tracker.set_tags(run_tags)
 
-    def close(self, error: BaseException | None = None) -> None:
+    def close(self, error: BaseException | None = None) -> str:
+        """End the trial; its status is FAILED (or KILLED) after an error or a failed component."""
         self.tracker.flush()
         if error is not None:
             self._record_error(self.run_id, error)
-        status = RunStatus.FAILED if error is not None else RunStatus.FINISHED
+            status = status_after(error)
+        elif "FAILED" in self.component_statuses().values():
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.FINISHED
         self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+        return RunStatus.to_string(status)
+
+
+def status_after(error: BaseException) -> int:
+    """KILLED when the user interrupted the run (Ctrl-C), FAILED for any other error."""
+    return RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED

@@ -1,0 +1,38 @@
+"""What mlexp prints after a trial, a sweep or a comparison: where to look next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlexp.tracking import ui_link
+
+
+def print_ui_link(
+    tracking_uri: str,
+    experiment_id: str,
+    objective: str,
+    direction: str,
+    sweep_id: str | None = None,
+    *,
+    sweep_name: str | None = None,
+    headline_metrics: Sequence[str] = (),
+    params: Sequence[str] = (),
+) -> None:
+    """Print the MLflow UI link that opens the trials (of one sweep) best first, with their columns shown."""
+    try:
+        link = ui_link.publish_comparison(
+            tracking_uri,
+            experiment_id,
+            objective=objective,
+            direction=direction,
+            sweep_id=sweep_id,
+            sweep_name=sweep_name,
+            metric_columns=headline_metrics,
+            param_columns=params,
+        )
+    except ui_link.NoUiAddress as error:
+        print(f"MLflow UI: {error}")
+        return
+    if link.start_command:
+        print(f"  start the UI:     {link.start_command}")
+    print(f"MLflow UI: {link.url}")

@@ -1,0 +1,199 @@
+"""A Pre-processing component shared by trials, as SageMaker Experiments' `trial.add_trial_component`.
+
+Trials that differ only in what comes after pre-processing (a sweep over architectures, say)
+need its outputs once. The first trial runs the stage as usual and publishes what the stage
+declares it writes into `.mlexp/shared/<task>/<key>/`; every later trial with the same key
+gets hard-linked copies of those files and links to the original component run (a tag and an
+MLflow dataset input) instead of recomputing. The key covers everything the stage's results
+depend on: the config values it reads, the input data files (path, size, modification
+time) and the source of the task package and of mlexp's data loaders. Parallel trials wait on
+one file lock, so the stage runs once even when they start together.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp import tasks
+from mlexp.paths import resolve
+from mlexp.tracking import Trial
+
+SHARED_STAGE = "prepare"
+SHARED_TAG = "mlexp.shared_component.prepare"
+FOLDERS = ("data", "models", "reports")
+
+
+def _source_digest(task: tasks.Task, digest: hashlib._Hash) -> None:
+    """The task package's and mlexp's data loaders' source: a code change means a new key."""
+    import mlexp.data
+
+    package = importlib.import_module(task.stages_module.rsplit(".", 1)[0])
+    for folder in (Path(package.__file__ or "").parent, Path(mlexp.data.__file__ or "").parent):
+        for source in sorted(folder.rglob("*.py")):
+            digest.update(str(source.relative_to(folder)).encode())
+            digest.update(source.read_bytes())
+
+
+def _data_files(cfg: DictConfig) -> list[Path]:
+    """Every file the dataset config names (paths, folders, globs such as `dataset.path`, `image_root`)."""
+    files: list[Path] = []
+    for value in flatten_values(OmegaConf.to_container(cfg.dataset, resolve=True)):
+        if not isinstance(value, str) or not value:
+            continue
+        target = resolve(value)
+        if glob.has_magic(value):
+            files.extend(Path(p) for p in glob.glob(str(target), recursive=True))
+        elif target.is_dir():
+            files.extend(target.rglob("*"))
+        elif target.is_file():
+            files.append(target)
+    return sorted(f for f in files if f.is_file())
+
+
+def flatten_values(node: object) -> Iterator[object]:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from flatten_values(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from flatten_values(value)
+    else:
+        yield node
+
+
+def share_key(cfg: DictConfig, task: tasks.Task) -> str | None:
+    """What the Pre-processing results depend on, as one hash; None when the stage declares nothing."""
+    spec = task.spec(SHARED_STAGE)
+    if not spec.params and not spec.outs:
+        return None
+    digest = hashlib.sha256(task.name.encode())
+    for key in sorted(spec.params):
+        value = OmegaConf.select(cfg, key)
+        plain = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        digest.update(f"{key}={json.dumps(plain, sort_keys=True, default=str)}\n".encode())
+    for file in _data_files(cfg):
+        stat = file.stat()
+        digest.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    _source_digest(task, digest)
+    return digest.hexdigest()
+
+
+def _outputs(cfg: DictConfig, task: tasks.Task) -> list[tuple[str, Path]]:
+    """Each declared output of the stage as (folder name, path relative to that folder)."""
+    found = []
+    for path in tasks.declared_outputs(task, SHARED_STAGE, cfg):
+        for folder in FOLDERS:
+            base = Path(cfg.paths[folder])
+            if path == base or base in path.parents:
+                found.append((folder, path.relative_to(base)))
+                break
+    return found
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Hard links where the file system allows them (no bytes copied), else a copy."""
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_or_copy, dirs_exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(str(source), str(target))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    if os.path.lexists(target):
+        os.unlink(target)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@dataclass
+class SharedPreprocessing:
+    """The shared Pre-processing of one key: reuse it when published, else publish after running it."""
+
+    folder: Path
+    key: str
+    outputs: list[tuple[str, Path]]
+
+    @property
+    def record(self) -> Path:
+        return self.folder / "component.json"
+
+    def published_run(self, client: MlflowClient) -> str | None:
+        """The component run whose outputs are here, if complete and still in this store."""
+        if not self.record.exists():
+            return None
+        run_id = str(json.loads(self.record.read_text())["run_id"])
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            return None
+        return run_id if run.info.status == "FINISHED" else None
+
+    def reuse(self, cfg: DictConfig, trial: Trial, run_id: str) -> None:
+        """Copy the published outputs into this trial's folders and link the trial to the component."""
+        for folder, relative in self.outputs:
+            source = self.folder / folder / relative
+            if source.exists():
+                _copy(source, Path(cfg.paths[folder]) / relative)
+        component = trial.client.get_run(run_id)
+        trial.tracker.set_tags({SHARED_TAG: run_id, "mlexp.shared_component.key": self.key})
+        trial.tracker.log_metrics(component.data.metrics)
+        self._link_dataset(trial)
+        trial.tracker.flush()
+        source_trial = component.data.tags.get("mlflow.parentRunId", "")
+        print(f"Pre-processing: reusing component {run_id} of trial {source_trial} (same data, config and code)")
+
+    def publish(self, cfg: DictConfig, trial: Trial, run_id: str) -> None:
+        """Keep the outputs of this trial's Pre-processing component `run_id` for the trials after it."""
+        partial = self.folder.with_name(self.folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        for folder, relative in self.outputs:
+            source = Path(cfg.paths[folder]) / relative
+            if source.exists():
+                _copy(source, partial / folder / relative)
+        (partial / "component.json").write_text(json.dumps({"run_id": run_id, "key": self.key}) + "\n")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        partial.replace(self.folder)
+        trial.tracker.set_tags({SHARED_TAG: run_id, "mlexp.shared_component.key": self.key})
+        self._link_dataset(trial)
+
+    def _link_dataset(self, trial: Trial) -> None:
+        dataset = Dataset(
+            name="preprocessed data", digest=self.key[:36], source_type="local", source=str(self.folder.resolve())
+        )
+        context = InputTag(key="mlflow.data.context", value="shared pre-processing")
+        trial.client.log_inputs(trial.run_id, [DatasetInput(dataset, tags=[context])])
+
+
+@contextmanager
+def shared_preprocessing(cfg: DictConfig, task: tasks.Task) -> Iterator[SharedPreprocessing | None]:
+    """Hold the lock of this Pre-processing's key while a trial reuses or produces it; None: not shared."""
+    if cfg.stage is not None or cfg.params_file or SHARED_STAGE not in task.stages:
+        yield None  # DVC stage runs: DVC's own cache decides what re-runs
+        return
+    key = share_key(cfg, task)
+    outputs = _outputs(cfg, task) if key else []
+    if key is None or not outputs:
+        yield None
+        return
+    folder = Path(cfg.paths.root) / ".mlexp" / "shared" / task.name / key[:20]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock", timeout=-1):
+        yield SharedPreprocessing(folder, key, outputs)

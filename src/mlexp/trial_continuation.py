@@ -1,0 +1,91 @@
+"""Which trial a DVC stage continues: the one opened by an earlier stage of the same `dvc repro`.
+
+The stages of one `dvc repro` are separate processes; they form one trial when each
+finds the trial of the stages before it in a marker file. A marker is honoured only
+when it was written under the same `dvc repro` process (so a forced single-stage repro
+an hour later opens its own trial instead of joining an old one), in the same tracking
+store and experiment, and while its trial is still intact (no FAILED component).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# set it to make stages run by another orchestrator share one trial (one value per pipeline run)
+PIPELINE_RUN_ENV = "MLEXP_PIPELINE_RUN"
+# DVC sets this for every stage command it runs
+DVC_STAGE_ENV = "DVC_STAGE"
+
+
+def _proc_stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time in clock ticks) of a process, from Linux's /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces; the fields after it are plain numbers
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1]), fields[19]
+
+
+def _is_dvc(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(Path(arg.decode(errors="replace")).name in ("dvc", "dvc.exe") for arg in argv[:3]) or (
+        b"-m" in argv[:3] and b"dvc" in argv[:4]
+    )
+
+
+def pipeline_run_id() -> str | None:
+    """An id shared by the stages of one pipeline run, or None outside one.
+
+    $MLEXP_PIPELINE_RUN when set; under DVC, the pid and start time of the `dvc`
+    process that runs the stage (DVC starts each stage through a shell).
+    """
+    if os.environ.get(PIPELINE_RUN_ENV):
+        return os.environ[PIPELINE_RUN_ENV]
+    if not os.environ.get(DVC_STAGE_ENV):
+        return None
+    pid = os.getppid()
+    for _ in range(4):
+        stat = _proc_stat(pid)
+        if stat is None:
+            return None
+        if _is_dvc(pid):
+            return f"dvc-{pid}-{stat[1]}"
+        pid = stat[0]
+    return None
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The trial an earlier stage of a pipeline run recorded for the stages after it."""
+
+    run_id: str
+    pipeline_run: str
+
+
+def marker_path(root: Path, tracking_uri: str, experiment_id: str, task: str) -> Path:
+    store_key = hashlib.sha1(f"{tracking_uri}\n{experiment_id}".encode()).hexdigest()[:12]
+    return root / ".mlexp" / "trials" / store_key / f"{task}.json"
+
+
+def read_marker(path: Path) -> Marker | None:
+    try:
+        content = json.loads(path.read_text())
+        return Marker(str(content["run_id"]), str(content["pipeline_run"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_marker(path: Path, marker: Marker) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"run_id": marker.run_id, "pipeline_run": marker.pipeline_run}) + "\n")
+    partial.replace(path)

@@ -1,0 +1,173 @@
+"""Status you can trust: KILLED on Ctrl-C, FAILED never hidden, a stage joins only its own pipeline run's trial."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY, cli_env, run_cli, store_client, trials_of
+from mlexp.compare import TrialRow, best_first
+
+
+def _stage(project, stage, pipeline_run, *extra, check=True):
+    """One stage as DVC runs it: its own process, the pipeline run's id in the environment."""
+    env = {**cli_env(project), "MLEXP_PIPELINE_RUN": pipeline_run}
+    folders = [f"paths.{name}={project / name / 'tabular_regression'}" for name in ("data", "models", "reports")]
+    return run_cli(project, "task=tabular_regression", f"stage={stage}", *folders, *TINY, *extra, env=env, check=check)
+
+
+def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project, monkeypatch):
+    from mlexp import runner
+    from mlexp.config import make_composable
+    from mlexp.tasks.tabular_regression import stages
+
+    def interrupted(cfg, tracker):
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))
+    monkeypatch.setattr(stages, "train", interrupted)
+    make_composable()
+    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["task=tabular_regression", *TINY])
+    for name in ("data", "models", "reports"):
+        cfg.paths[name] = str(tmp_project / "out" / name)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(cfg, runner.JobContext(choices={}, overrides=[]))
+    [trial] = trials_of(tmp_project)
+    client = store_client(tmp_project)
+    assert trial.status == "KILLED"
+    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
+    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
+
+
+def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project):
+    # a sequential grid of three long trials; Ctrl-C reaches the whole process group, as from a terminal
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", "model.l1_size=4,8,16"]
+        + ["dataset.n_rows=300", "model.epochs=100000"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _training_started(tmp_project):
+        time.sleep(0.5)
+    time.sleep(1)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    trials = trials_of(tmp_project)
+    assert [t.status for t in trials] == ["KILLED"]  # the sweep stopped: no next trial started
+    client = store_client(tmp_project)
+    sweeps = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
+    assert [s.info.status for s in sweeps] == ["KILLED"]
+    assert "Traceback" not in stderr
+
+
+def _training_started(project) -> bool:
+    try:
+        return any("Training" in trial.components for trial in trials_of(project))
+    except Exception:  # the store or the experiment does not exist yet
+        return False
+
+
+def test_stages_of_one_pipeline_run_share_a_trial_and_another_run_opens_its_own(tmp_project):
+    for stage in ("prepare", "train", "evaluate"):
+        _stage(tmp_project, stage, "repro-1")
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FINISHED"
+    assert trial.component_names == {"Pre-processing", "Training", "Evaluation"}
+    # later, a forced repro of evaluate alone: it must not join the first trial
+    done = _stage(tmp_project, "evaluate", "repro-2")
+    assert "did not run in this pipeline run; it opens a new trial" in done.stdout
+    trials = {t.run_id: t for t in trials_of(tmp_project)}
+    assert len(trials) == 2
+    assert trials[trial.run_id].component_names == {"Pre-processing", "Training", "Evaluation"}
+    [new] = [t for t in trials.values() if t.run_id != trial.run_id]
+    assert new.component_names == {"Evaluation"} and new.status == "FINISHED"
+
+
+def test_a_trial_with_a_failed_component_is_never_continued_or_closed_finished(tmp_project):
+    _stage(tmp_project, "prepare", "repro-1")
+    failed = _stage(tmp_project, "train", "repro-1", "model.learning_rate=1e30", check=False)
+    assert failed.returncode == 1
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FAILED"
+    # dvc repro --keep-going (or a re-run under the same id) reaches evaluate: a new trial, the old stays FAILED
+    done = _stage(tmp_project, "evaluate", "repro-1", check=False)
+    assert f"trial {trial.name} ended FAILED; opening a new trial" in done.stdout
+    statuses = {t.run_id: t.status for t in trials_of(tmp_project)}
+    assert statuses[trial.run_id] == "FAILED" and len(statuses) == 2
+
+
+def test_a_marker_from_another_tracking_store_starts_a_new_trial_without_a_traceback(tmp_project, tmp_path):
+    _stage(tmp_project, "prepare", "repro-1")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    done = _stage(tmp_project, "train", "repro-1", f"tracking.uri={other}")
+    assert "Traceback" not in done.stderr
+    assert "opens a new trial" in done.stdout
+    [trial] = trials_of(tmp_project, client=MlflowClient(tracking_uri=other))
+    assert trial.component_names == {"Training"}
+
+
+def _row(name: str, status: str, value: float) -> TrialRow:
+    return TrialRow(run_id=name, name=name, status=status, params={}, metrics={"m": value})
+
+
+@pytest.mark.parametrize(("direction", "order"), [("minimize", ["b", "a", "c"]), ("maximize", ["c", "a", "b"])])
+def test_best_first_follows_the_direction_and_puts_failed_and_unscored_trials_last(direction, order):
+    rows = [
+        _row("failed", "FAILED", 0.0),
+        _row("a", "FINISHED", 2.0),
+        _row("nan", "FINISHED", math.nan),
+        _row("b", "FINISHED", 1.0),
+        _row("killed", "KILLED", 5.0),
+        _row("c", "FINISHED", 3.0),
+    ]
+    ranked = [row.name for row in best_first(rows, "m", direction)]
+    assert ranked[:3] == order
+    assert set(ranked[3:]) == {"failed", "nan", "killed"}
+
+
+def test_sweep_combinations_that_cannot_work_are_refused_before_any_trial(tmp_project):
+    cases = {
+        ("sweep=tpe",): "has no search space",
+        ("sweep=grid", "sweep.max_jobs=3", "model.l1_size=4,8"): "sweep.max_jobs caps random and Bayesian searches",
+        ("task=object_detection", "deploy=local", "model.lr=0.1,0.2"): "deploy=local serves one model until stopped",
+    }
+    for args, message in cases.items():
+        done = run_cli(tmp_project, "-m", "task=tabular_regression", *args, check=False)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr
+    assert not (tmp_project / "mlflow.db").exists() or not trials_of(tmp_project, "tabular_regression")
+
+
+def test_a_sweep_point_that_fails_before_its_trial_opens_fails_the_sweep(tmp_project):
+    done = run_cli(
+        tmp_project, "-m", "task=tabular_regression", "params_file=missing.yaml,also-missing.yaml", check=False
+    )
+    assert done.returncode == 1
+    assert "2 job(s) of sweep" in done.stderr and "missing.yaml does not exist" in done.stderr
+    client = store_client(tmp_project)
+    [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
+    assert sweep.info.status == RunStatus.to_string(RunStatus.FAILED)
+
+
+def test_a_sweep_that_hydra_stops_on_a_bad_point_exits_non_zero_with_its_record_failed(tmp_project):
+    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "model.l1_size=4,not-a-number", check=False)
+    assert done.returncode != 0
+    client = store_client(tmp_project)
+    [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
+    assert sweep.info.status == "FAILED"  # not left RUNNING
