@@ -99,8 +99,14 @@ def test_outputs_match_the_reported_figures(churn_run):
     )
 
 
+def _trained_by(done) -> list[str]:
+    """One stage run alone reads the data and model of an earlier run: name its folders."""
+    folder = run_folder(done)
+    return [f"paths.data={folder / 'data'}", f"paths.models={folder / 'models'}"]
+
+
 def test_gekko_agrees_with_the_exact_solver_on_the_1500_customers(churn_run):
-    project, _ = churn_run
+    project, done = churn_run
     out = project / "reports_gekko"
     # a budget below what the unconstrained optimum spends, so the budget constraint binds
     run_cli(
@@ -110,6 +116,7 @@ def test_gekko_agrees_with_the_exact_solver_on_the_1500_customers(churn_run):
         "optimizer.solver=gekko",
         "model.incentives.budget_fraction=0.0025",
         "model.incentives.budget_curve=[]",
+        *_trained_by(done),
         f"paths.reports={out}",
     )
     gekko = pd.read_csv(out / "incentives.csv")
@@ -131,13 +138,14 @@ def test_gekko_agrees_with_the_exact_solver_on_the_1500_customers(churn_run):
 
 
 def test_a_negative_budget_fails_before_any_output(churn_run):
-    project, _ = churn_run
+    project, done = churn_run
     out = project / "reports_negative"
     done = run_cli(
         project,
         f"task={TASK}",
         "stage=incentives",
         "model.incentives.budget_fraction=-0.01",
+        *_trained_by(done),
         f"paths.reports={out}",
         check=False,
     )

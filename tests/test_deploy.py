@@ -237,3 +237,16 @@ def test_registering_waits_for_the_store_lock(registry_store):
         assert len(client.search_model_versions("name = 'locked'")) == 1
     worker.join(timeout=60)
     assert done == [(2, champion.Standing(2, 0.1))]
+
+
+def test_a_pending_version_whose_trial_died_never_takes_the_alias(registry_store):
+    """A trial killed between registering and settling leaves its version pending: it must not win later."""
+    client, uri, folder = registry_store
+    alias = alias_of(client, uri, "abandoned")
+    register(alias, folder, 0.5)
+    experiment = client.create_experiment("abandoned-trials")
+    killed = client.create_run(experiment).info.run_id
+    client.set_terminated(killed, "KILLED")
+    pending = {champion.OBJECTIVE: "test_msle", champion.DECISION: "pending", champion.OBJECTIVE_VALUE: "0.01"}
+    client.create_model_version("abandoned", str(folder), run_id=killed, tags=pending)  # better, but abandoned
+    assert register(alias, folder, 0.4) == (3, champion.Standing(3, 0.4))

@@ -53,7 +53,16 @@ def test_missing_file_names_the_path_and_the_fix(tmp_project):
     assert not list(tmp_project.rglob("reports"))
 
 
-def test_stage_without_its_inputs_says_which_stage_to_run_first(tmp_project):
+def test_a_stage_without_its_inputs_is_refused_before_a_trial_opens_with_the_way_out(tmp_project):
     done = run_cli(tmp_project, "task=tabular_regression", "stage=train", *TINY, check=False)
     assert done.returncode == 1
-    assert "run the prepare stage first" in done.stderr
+    assert "stage=train reads" in done.stderr and "/data, which no earlier stage wrote there" in done.stderr
+    assert "dvc repro" in done.stderr and "paths.data=<run folder>/data" in done.stderr
+    assert not (tmp_project / "mlflow.db").exists() or not trials_of(tmp_project)
+
+
+def test_deploy_local_for_a_task_without_an_endpoint_is_refused_before_training(tmp_project):
+    done = run_cli(tmp_project, "task=tabular_regression", "deploy=local", *TINY, check=False)
+    assert done.returncode == 1
+    assert "deploy=local: task 'tabular_regression' has no HTTP endpoint" in done.stderr
+    assert not (tmp_project / "mlflow.db").exists() or not trials_of(tmp_project)

@@ -61,7 +61,7 @@ def test_trial_reads_the_manifest_and_reports_what_it_skipped(trial):
 
 
 def test_trial_logs_loss_terms_per_epoch_and_an_map(trial):
-    project, _, view = trial
+    project, done, view = trial
     client = store_client(project)
     for name in ("train_cls_loss", "train_box_loss", "val_map_50"):
         history = client.get_metric_history(view.run_id, name)
@@ -69,14 +69,14 @@ def test_trial_logs_loss_terms_per_epoch_and_an_map(trial):
     assert 0.0 <= view.metrics["map_50"] <= 1.0
     assert 0.0 <= view.metrics["map_50_95"] <= view.metrics["map_50"] + 1e-9
     assert view.metrics["inference_fps"] > 0 and view.metrics["hybridize_speedup"] > 0
-    headline = json.loads((project / "reports/object_detection/metrics.json").read_text())
+    headline = json.loads((run_folder(done) / "reports/metrics.json").read_text())
     assert headline["map_50"] == pytest.approx(view.metrics["map_50"])
     assert {"map_50", "map_50_95", "inference_fps", "train_images_per_s"} <= set(headline)
 
 
 def test_evaluation_writes_the_pr_curve_and_the_sensitivity_table(trial):
     project, done, view = trial
-    plots = project / "reports/object_detection/plots"
+    plots = run_folder(done) / "reports/plots"
     rows = (plots / "sensitivity.csv").read_text().splitlines()
     assert rows[0] == "attribute,value,frames,map_50"
     assert {r.split(",")[0] for r in rows[1:]} == set(football_frames.ATTRIBUTES)

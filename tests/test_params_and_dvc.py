@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,15 +105,21 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     network.write_text(original)
     assert yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout) == {}
 
+    # the last stage re-run alone keeps the headline metrics of the stages DVC kept (train's final_train_loss)
+    dvc(repo_copy, "repro", "--force", "--single-item", f"{pipeline}:evaluate")
+    metrics = json.loads((repo_copy / "reports" / "tabular_regression" / "metrics.json").read_text())
+    assert set(metrics) == {"test_msle", "test_mae", "final_train_loss"}
+    assert metrics["final_train_loss"] == pytest.approx(trial.metrics["final_train_loss"])
+
     # a plain run with overrides writes only its own run folder: DVC's outputs stay as recorded
     run_cli(repo_copy, "task=tabular_regression", *TINY, "model.l1_size=4", "preprocessing.train_test_split=0.7")
     assert yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout) == {}
-    assert len(trials_of(repo_copy)) == 2
+    assert len(trials_of(repo_copy)) == 3
 
     # a changed model parameter reruns train and evaluate only, as a new trial
     dvc(repo_copy, "exp", "run", "-S", "tabular_regression.model.l1_size=4", pipeline)
     trials = trials_of(repo_copy)
-    assert len(trials) == 3
+    assert len(trials) == 4
     newest = max(trials, key=lambda t: store_client(repo_copy).get_run(t.run_id).info.start_time)
     assert newest.params["model.l1_size"] == "4"
     assert newest.component_names == {"Training", "Evaluation"}

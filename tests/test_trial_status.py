@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project,
         raise KeyboardInterrupt
 
     monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the test's own store, never a developer's server
     monkeypatch.setattr(stages, "train", interrupted)
     make_composable()
     with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
@@ -49,10 +51,15 @@ def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project,
     assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
 
 
-def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project):
-    # a sequential grid of three long trials; Ctrl-C reaches the whole process group, as from a terminal
+@pytest.mark.parametrize(
+    "launcher",
+    [("model.l1_size=4,8,16",), ("sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,8,16")],
+    ids=["one-at-a-time", "joblib-parallel"],
+)
+def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, launcher):
+    # long trials; Ctrl-C reaches the whole process group, as from a terminal
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", "model.l1_size=4,8,16"]
+        [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", *launcher]
         + ["dataset.n_rows=300", "model.epochs=100000"],
         cwd=tmp_project,
         env=cli_env(tmp_project),
@@ -69,17 +76,24 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     trials = trials_of(tmp_project)
-    assert [t.status for t in trials] == ["KILLED"]  # the sweep stopped: no next trial started
+    # the sweep stopped: no trial after the interrupted ones, and none left RUNNING
+    assert trials and len(trials) < 3 and {t.status for t in trials} == {"KILLED"}
     client = store_client(tmp_project)
+    assert {client.get_run(run_id).info.status for t in trials for run_id in t.components.values()} <= {
+        "FINISHED",
+        "KILLED",
+    }
     sweeps = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
     assert [s.info.status for s in sweeps] == ["KILLED"]
     assert "Traceback" not in stderr
 
 
 def _training_started(project) -> bool:
+    """Read the store with plain sqlite3: an MLflow client here would race the CLI to create the schema."""
     try:
-        return any("Training" in trial.components for trial in trials_of(project))
-    except Exception:  # the store or the experiment does not exist yet
+        with sqlite3.connect(f"file:{project / 'mlflow.db'}?mode=ro", uri=True) as db:
+            return db.execute("SELECT count(*) FROM runs WHERE name = 'Training'").fetchone()[0] > 0
+    except sqlite3.Error:  # no store, or no tables yet
         return False
 
 
@@ -105,8 +119,8 @@ def test_a_trial_with_a_failed_component_is_never_continued_or_closed_finished(t
     assert failed.returncode == 1
     [trial] = trials_of(tmp_project)
     assert trial.status == "FAILED"
-    # dvc repro --keep-going (or a re-run under the same id) reaches evaluate: a new trial, the old stays FAILED
-    done = _stage(tmp_project, "evaluate", "repro-1", check=False)
+    # the stage retried under the same pipeline run: a new trial, the old one stays FAILED
+    done = _stage(tmp_project, "train", "repro-1")
     assert f"trial {trial.name} ended FAILED; opening a new trial" in done.stdout
     statuses = {t.run_id: t.status for t in trials_of(tmp_project)}
     assert statuses[trial.run_id] == "FAILED" and len(statuses) == 2
@@ -171,3 +185,15 @@ def test_a_sweep_that_hydra_stops_on_a_bad_point_exits_non_zero_with_its_record_
     client = store_client(tmp_project)
     [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
     assert sweep.info.status == "FAILED"  # not left RUNNING
+
+
+def test_an_error_while_recording_the_sweep_is_one_line_exit_1_and_a_failed_record(tmp_project):
+    # the charts folder cannot be created: a file stands where its parent folder should be
+    (tmp_project / "outputs").mkdir()
+    (tmp_project / "outputs" / "sweeps").write_text("not a folder")
+    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "model.l1_size=4", check=False)
+    assert done.returncode == 1
+    assert "mlexp: error: the sweep's results could not be recorded" in done.stderr
+    client = store_client(tmp_project)
+    [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
+    assert sweep.info.status == "FAILED"

@@ -27,7 +27,7 @@ def _stages(out: str, task: str) -> str:
 
 def test_help_shows_each_tasks_own_stages(tmp_project):
     out = run_cli(tmp_project, "--help").stdout
-    assert _stages(out, "anomaly_detection") == "prepare → query → detect → clean [→ deploy]"
+    assert _stages(out, "anomaly_detection") == "prepare → query → detect → clean"  # no model to deploy
     assert _stages(out, "churn_incentives") == "prepare → train → evaluate → incentives [→ deploy]"
     assert _stages(out, "tabular_regression") == "prepare → train → evaluate [→ deploy]"
     assert "prepare|train|evaluate|deploy" not in out

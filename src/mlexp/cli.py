@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys
+from mlexp.config.schema import objective_direction
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, record_job
@@ -91,7 +92,8 @@ def _run_job(cfg: DictConfig) -> float:
     try:
         if cfg.params_file:
             cfg = apply_params_file(cfg, resolve(cfg.params_file), _value_overrides(overrides, set(choices)))
-        else:
+        if multirun or not cfg.params_file:
+            # sweep jobs never share folders, not even DVC's: parallel jobs would overwrite each other
             _use_run_folder(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
         if multirun:
             job = _sweep_job(job, number)
@@ -143,8 +145,9 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
         return
     from mlexp.next_steps import print_ui_link
 
-    direction = str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction))
-    print(f"  compare trials:  mlexp compare task={cfg.task.name}")
+    direction = objective_direction(cfg)
+    scope = f"experiment={cfg.tracking.experiment_name}" if cfg.tracking.experiment_name else f"task={cfg.task.name}"
+    print(f"  compare trials:  mlexp compare {scope}")
     print_ui_link(
         result.tracking_uri, result.experiment_id, metric, direction, headline_metrics=list(cfg.task.headline_metrics)
     )
@@ -154,6 +157,8 @@ def main() -> None:
     from mlexp.console import quiet_third_party
 
     quiet_third_party()  # before Hydra, its launchers and sweepers, and MLflow load
+    # charts are files here; in a notebook (mlexp.run) the kernel's own backend stays
+    os.environ.setdefault("MPLBACKEND", "Agg")
     argv = sys.argv[1:]
     from mlexp import commands
 

@@ -6,9 +6,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from mlexp import charts
+from mlexp import charts, plot
+from mlexp.experiment_analytics import column
 from mlexp.tracking import tags
 
 MAX_TRIALS = 5000
@@ -77,6 +79,8 @@ class SweepRecord:
 
 def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
     """The sweep named `name_or_id` (as printed when it ran) or with that id, in any experiment."""
+    if "'" in name_or_id or "`" in name_or_id:
+        return None  # no sweep name or id holds quotes, and they would break the search filter
     sweeps_experiments = [
         e for e in client.search_experiments(max_results=MAX_TRIALS) if e.name.endswith(tags.SWEEPS_SUFFIX)
     ]
@@ -85,7 +89,7 @@ def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
     by_id = {e.experiment_id: e.name for e in sweeps_experiments}
     # MLflow's search has no OR: the name first, then the id
     for key in (tags.SWEEP_NAME, tags.SWEEP_ID):
-        condition = f"tags.`{key}` = '{name_or_id}'"
+        condition = f"tags.`{tags.KIND}` = 'sweep' and tags.`{key}` = '{name_or_id}'"
         runs = client.search_runs(list(by_id), filter_string=condition, max_results=1)
         if runs:
             run = runs[0]
@@ -99,57 +103,47 @@ def varying_params(rows: list[TrialRow]) -> list[str]:
     return [k for k in keys if len({row.params.get(k) for row in rows}) > 1]
 
 
-def format_table(rows: list[TrialRow], metric: str, direction: str, headline: list[str]) -> str:
-    ordered = best_first(rows, metric, direction)
-    metrics = list(dict.fromkeys([metric, *headline]))
-    params = varying_params(rows)
+def format_table(table: pd.DataFrame, headline: list[str]) -> str:
+    """The trials of `analytics()` in their order: varying params, then the objective's and headline metrics' values."""
+    metrics = list(dict.fromkeys([table.attrs["objective"], *headline]))
+    params = table.attrs["params"]
     header = ["#", "trial", "status", *params, *metrics]
     body = [
         [
             str(i + 1),
-            row.name,
-            row.status,
-            *(row.params.get(p, "") for p in params),
-            *(_number(row.value(m)) for m in metrics),
+            row["TrialName"],
+            row["Status"],
+            *("" if pd.isna(row[p]) else str(row[p]) for p in params),
+            *(_number(row.get(column(m, "Last"), math.nan)) for m in metrics),
         ]
-        for i, row in enumerate(ordered)
+        for i, (_, row) in enumerate(table.iterrows())
     ]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *body)]
+    widths = [max(len(cell) for cell in cells) for cells in zip(header, *body)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [header, *body]]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 
 def _number(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.6g}"
+    return "" if pd.isna(value) else f"{value:.6g}"
 
 
-def step_metrics(client: MlflowClient, row: TrialRow) -> list[str]:
-    """Metrics of a trial logged at more than one step (training curves)."""
-    return [k for k in sorted(row.metrics) if len(client.get_metric_history(row.run_id, k)) > 1]
-
-
-def write_charts(client: MlflowClient, rows: list[TrialRow], metric: str, out_dir: Path) -> list[Path]:
-    """Metric-by-step per trial for each curve, and each varying param against the objective."""
+def write_charts(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Metric-by-step per finished trial for each curve, and each param varying among scored trials vs the objective."""
+    metric = table.attrs["objective"]
+    finished = table[table["Status"] == "FINISHED"]
     written: list[Path] = []
-    finished = [row for row in rows if row.status == "FINISHED"]
-    if not finished:
+    if finished.empty:
         return written
-    for curve in step_metrics(client, finished[0]):
-        series = {
-            row.name: [(m.step, m.value) for m in client.get_metric_history(row.run_id, curve)] for row in finished
-        }
-        written.append(charts.metric_by_step(series, curve, out_dir / f"{curve}_by_step.png"))
-    scored = [row for row in finished if not math.isnan(row.value(metric))]
-    for param in varying_params(scored):
-        values = [_as_number(row.params.get(param, "")) for row in scored]
-        path = out_dir / f"{param.replace('.', '_')}_vs_{metric}.png"
-        written.append(charts.param_vs_objective(values, [row.value(metric) for row in scored], param, metric, path))
+    first = finished.iloc[0]
+    shown = history[history["run_id"].isin(finished["RunId"])]
+    for curve in table.attrs["metrics"]:
+        count = first[column(curve, "Count")]
+        if pd.notna(count) and count > 1:  # logged at more than one step: a training curve
+            written.append(charts.save_figure(plot.curves(shown, curve), out_dir / f"{curve}_by_step.png"))
+    scored = finished[finished["ObjectiveValue"].notna()]
+    for param in table.attrs["params"]:
+        if scored[param].nunique(dropna=False) > 1:
+            path = out_dir / f"{param.replace('.', '_')}_vs_{metric}.png"
+            written.append(charts.save_figure(plot.scatter(scored, param, metric), path))
     return written
-
-
-def _as_number(text: str) -> float | str:
-    try:
-        return float(text)
-    except ValueError:
-        return text

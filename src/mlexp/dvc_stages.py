@@ -99,7 +99,9 @@ class PipelineWriter:
         if outs:
             entry["outs"] = outs
         if spec.metrics:
-            entry["metrics"] = [{fill(m, folders): {"cache": False}} for m in spec.metrics]
+            # persist: DVC would delete the file before the stage runs, and with it the headline values of
+            # the stages it kept (the runner carries them over when the last stage re-runs alone)
+            entry["metrics"] = [{fill(m, folders): {"cache": False, "persist": True}} for m in spec.metrics]
         if spec.plots:
             entry["plots"] = [_plot(p, folders) for p in spec.plots]
         return entry

@@ -14,8 +14,10 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
+from mlexp.config.schema import objective_direction
+from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import check_choices
-from mlexp.errors import ConfigError, MlexpError
+from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
@@ -107,10 +109,10 @@ def _continued_trial(
         return None
     trial = Trial(client, marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
     statuses = trial.component_statuses()
-    if run.info.experiment_id != experiment_id or cfg.stage in statuses:
-        return None
     if run.info.status != "FINISHED" or "FAILED" in statuses.values():
         print(f"stage {cfg.stage}: trial {run.info.run_name} ended {run.info.status}; opening a new trial")
+        return None
+    if run.info.experiment_id != experiment_id or cfg.stage in statuses:
         return None
     return Trial.resume(client, marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
 
@@ -119,7 +121,7 @@ def _open_trial(cfg: DictConfig, job: JobContext, store: TrackingStore, experime
     run_tags = {
         tags.TASK: cfg.task.name,
         tags.OBJECTIVE: cfg.task.objective.metric,
-        tags.DIRECTION: str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction)),
+        tags.DIRECTION: objective_direction(cfg),
     }
     if job.sweep_id:
         run_tags[tags.SWEEP_ID] = job.sweep_id
@@ -131,7 +133,8 @@ def _open_trial(cfg: DictConfig, job: JobContext, store: TrackingStore, experime
 def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(resolved, dict)
-    trial.log_params(flatten({k: v for k, v in resolved.items() if k not in NOT_PARAMS}))
+    skipped = {*NOT_PARAMS, *unselected_groups(resolved)}
+    trial.log_params(flatten({k: v for k, v in resolved.items() if k not in skipped}))
     trial.set_tags(
         {
             **git_state(Path(cfg.paths.root)),
@@ -171,14 +174,34 @@ def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
     return headline
 
 
+def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
+    """Refuse what can only fail later, before a trial is opened and stages run for nothing."""
+    if cfg.deploy.target == "registry":
+        from mlexp.serving import registry
+
+        registry.check(task)
+    if cfg.deploy.target == "local" and "deploy" not in task.stages:
+        raise ConfigError(
+            f"deploy=local: task {task.name!r} has no HTTP endpoint of its own; register its model with "
+            "deploy=registry and serve it with `mlflow models serve -m models:/<name>@champion` (README)"
+        )
+    if cfg.stage is None:
+        return
+    folders = [Path(cfg.paths[name]) for name in ("data", "models", "reports")]
+    for path in tasks.declared_inputs(task, cfg.stage, cfg):
+        if any(path == f or f in path.parents for f in folders) and not path.exists():
+            raise DataError(
+                f"stage={cfg.stage} reads {path}, which no earlier stage wrote there: run the pipeline with "
+                f"`dvc repro` (its stages use data/<task>, models/<task>), or point this stage at an earlier "
+                "run's folders with paths.data=<run folder>/data paths.models=<run folder>/models"
+            )
+
+
 def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     """Run the trial; its objective value is what Hydra sweepers optimise."""
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
-    if cfg.deploy.target == "registry":
-        from mlexp.serving import registry
-
-        registry.check(task)  # before a trial runs for nothing
+    _check_before_trial(cfg, task)
     seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.uses_mxnet)
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
     experiment_id = store.experiment_id(cfg.tracking.experiment_name or cfg.task.name)

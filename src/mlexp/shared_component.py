@@ -31,10 +31,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.paths import resolve
-from mlexp.tracking import Trial
+from mlexp.tracking import Trial, tags
+from mlexp.tracking.provenance import package_versions
 
 SHARED_STAGE = "prepare"
-SHARED_TAG = "mlexp.shared_component.prepare"
+SHARED_TAG = tags.SHARED_PREPROCESSING
 FOLDERS = ("data", "models", "reports")
 
 
@@ -49,19 +50,30 @@ def _source_digest(task: tasks.Task, digest: hashlib._Hash) -> None:
             digest.update(source.read_bytes())
 
 
+class NotShareable(Exception):
+    """The stage's inputs have no version this machine can check: run it, never reuse it."""
+
+
 def _data_files(cfg: DictConfig) -> list[Path]:
     """Every file the dataset config names (paths, folders, globs such as `dataset.path`, `image_root`)."""
     files: list[Path] = []
     for value in flatten_values(OmegaConf.to_container(cfg.dataset, resolve=True)):
         if not isinstance(value, str) or not value:
             continue
+        if "://" in value:
+            raise NotShareable(value)  # remote data (s3://…) may change under the same name
         target = resolve(value)
         if glob.has_magic(value):
-            files.extend(Path(p) for p in glob.glob(str(target), recursive=True))
+            matched = [Path(p) for p in glob.glob(str(target), recursive=True)]
+            if not matched:
+                raise NotShareable(value)  # the stage itself reports the empty pattern
+            files.extend(matched)
         elif target.is_dir():
             files.extend(target.rglob("*"))
         elif target.is_file():
             files.append(target)
+        elif "/" in value or target.suffix:
+            raise NotShareable(value)  # a path to nothing: the stage itself says so
     return sorted(f for f in files if f.is_file())
 
 
@@ -77,18 +89,30 @@ def flatten_values(node: object) -> Iterator[object]:
 
 
 def share_key(cfg: DictConfig, task: tasks.Task) -> str | None:
-    """What the Pre-processing results depend on, as one hash; None when the stage declares nothing."""
+    """What the Pre-processing results depend on, as one hash; None when they must not be shared.
+
+    The whole `dataset` section (paths DVC passes as arguments included), the config keys the
+    stage declares, its command's arguments, the input files' path, size and modification
+    time, the installed library versions and the source of the task and of the loaders.
+    """
     spec = task.spec(SHARED_STAGE)
-    if not spec.params and not spec.outs:
+    engine = OmegaConf.select(cfg, "engine.name", default=None)
+    if not spec.outs or engine not in (None, "duckdb"):
+        return None  # a remote engine's tables have no version here
+    try:
+        files = _data_files(cfg)
+    except NotShareable:
         return None
     digest = hashlib.sha256(task.name.encode())
-    for key in sorted(spec.params):
+    for key in sorted({"dataset", *spec.params}):
         value = OmegaConf.select(cfg, key)
         plain = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         digest.update(f"{key}={json.dumps(plain, sort_keys=True, default=str)}\n".encode())
-    for file in _data_files(cfg):
+    digest.update("\n".join(spec.args).encode())
+    for file in files:
         stat = file.stat()
         digest.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    digest.update(json.dumps(package_versions(), sort_keys=True).encode())
     _source_digest(task, digest)
     return digest.hexdigest()
 
@@ -168,6 +192,10 @@ class SharedPreprocessing:
             source = Path(cfg.paths[folder]) / relative
             if source.exists():
                 _copy(source, partial / folder / relative)
+        for file in partial.rglob("*"):
+            if file.is_file():
+                # trials' hard links share these files: a stage writing one in place fails instead of corrupting it
+                file.chmod(file.stat().st_mode & ~0o222)
         (partial / "component.json").write_text(json.dumps({"run_id": run_id, "key": self.key}) + "\n")
         shutil.rmtree(self.folder, ignore_errors=True)
         partial.replace(self.folder)

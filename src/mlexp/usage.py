@@ -23,6 +23,7 @@ USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC
   One stage (DVC):   mlexp task=<task> stage=<stage>   (each task's stages are listed below)
   Print config:      mlexp --cfg job task=<task>
   Compare trials:    mlexp compare task=<task> | experiment=<name> | sweep=<sweep name or id>
+  Delete:            mlexp delete experiment=<name> [--force]   (trials, artifacts, sweeps, registered versions)
   Compile params:    mlexp params [--check]   (params.yaml for DVC, from conf/)
   DVC pipelines:     mlexp pipelines [--check] (dvc.yaml files, from the tasks' stage declarations)
   Moved project:     mlexp relocate           (point mlflow.db at this folder's mlartifacts/)
@@ -41,7 +42,8 @@ def _task_lines(conf_dir: Path) -> list[str]:
             stages = f"(no package registers this task: install it, entry point group {tasks.ENTRY_POINT_GROUP})"
         else:
             # every task can deploy (deploy=registry at least); it runs only when deploy is not none
-            stages = " → ".join(s for s in task.stages if s != "deploy") + " [→ deploy]"
+            deploys = "deploy" in task.stages or task.has_registered_model()
+            stages = " → ".join(s for s in task.stages if s != "deploy") + (" [→ deploy]" if deploys else "")
         description = ((yaml.safe_load(path.read_text()) or {}).get("task") or {}).get("description", "")
         lines.append(f"  {path.stem:<22} {stages}")
         if description:

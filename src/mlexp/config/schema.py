@@ -23,6 +23,12 @@ class Direction(str, Enum):
     maximize = "maximize"
 
 
+def objective_direction(cfg: Any) -> str:
+    """The task's objective direction as text ("minimize" or "maximize"), from an enum or a plain string."""
+    direction = cfg.task.objective.direction
+    return str(getattr(direction, "value", direction))
+
+
 @dataclass
 class Objective:
     metric: str = MISSING

@@ -10,6 +10,7 @@ so `engine=athena` with that task is refused, naming the tasks that have it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -45,3 +46,8 @@ def foreign_group(group: str, option: str | None, task: str) -> ConfigError | No
         return None
     which = ("task " if len(owners) == 1 else "tasks ") + ", ".join(sorted(owners))
     return ConfigError(f"task {task!r} has no {group} group ({group} belongs to {which}); remove {group}={option}")
+
+
+def unselected_groups(section: Mapping[Any, object]) -> set[str]:
+    """Other tasks' groups in a composed config: present (null) for the schema, meaningless for this task."""
+    return {group for group in TASK_GROUPS if group in section and section[group] is None}

@@ -136,8 +136,19 @@ class Alias:
         return Standing(int(version.version), objective_value(version, self.metric))
 
     def pending(self) -> list[Standing]:
+        """Versions still settling; one whose trial died before it settled (FAILED, KILLED) never competes."""
         versions = self.client.search_model_versions(f"name = '{self.model_name}' and tags.`{DECISION}` = 'pending'")
-        return sorted(Standing(int(v.version), objective_value(v, self.metric)) for v in versions)
+        return sorted(
+            Standing(int(v.version), objective_value(v, self.metric)) for v in versions if not self._abandoned(v)
+        )
+
+    def _abandoned(self, version: ModelVersion) -> bool:
+        if not version.run_id:
+            return False
+        try:
+            return self.client.get_run(version.run_id).info.status in ("FAILED", "KILLED")
+        except MlflowException:
+            return True  # its run was deleted
 
     def settle(self, ours: int, locked: bool) -> Standing | None:
         """Move the alias to the best of its holder and the pending versions; returns the holder after.

@@ -29,6 +29,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
+from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError, DataError
 from mlexp.serving import champion, pyfunc_model
 from mlexp.tracking import Tracker, TrackingStore
@@ -38,13 +39,11 @@ MODULE = "registered_model"
 
 
 def model_module_name(task: tasks.Task) -> str:
-    """`<task package>.registered_model`: where a task keeps its pyfunc model (by convention for now)."""
-    return f"{task.stages_module.rsplit('.', 1)[0]}.{MODULE}"
+    return task.model_module
 
 
 def has_model(task: tasks.Task) -> bool:
-    """Whether the task has a predictive model to register (anomaly_detection's SQL rules do not)."""
-    return importlib.util.find_spec(model_module_name(task)) is not None
+    return task.has_registered_model()
 
 
 def check(task: tasks.Task) -> None:
@@ -60,10 +59,6 @@ def _model_module(cfg: DictConfig) -> ModuleType:
     task = tasks.get(cfg.task.name)
     check(task)
     return importlib.import_module(model_module_name(task))
-
-
-def _direction(cfg: DictConfig) -> str:
-    return str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction))
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, str]:
@@ -90,7 +85,7 @@ def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -
         "mlexp.trial_run_id": trial.info.run_id,
         "mlexp.trial_name": str(trial.info.run_name),
         champion.OBJECTIVE: metric,
-        champion.DIRECTION: _direction(cfg),
+        champion.DIRECTION: objective_direction(cfg),
         champion.OBJECTIVE_VALUE: repr(float(value)),
         **{k: v for k, v in trial.data.tags.items() if k in (run_tags.SWEEP_ID, "mlexp.sweep_name")},
     }
@@ -99,7 +94,7 @@ def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -
     _link_metrics(client, tracker.run_id, model_id, {k: trial_metrics[k] for k in headline if k in trial_metrics})
 
     uri = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri
-    alias = champion.Alias(client, uri, name, cfg.deploy.alias, metric, _direction(cfg))
+    alias = champion.Alias(client, uri, name, cfg.deploy.alias, metric, objective_direction(cfg))
     version, holder = alias.register(f"models:/{model_id}", tracker.run_id, {**about, metric: str(value)}, model_id)
     client.set_logged_model_tags(
         model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": name, "version": version.version}])}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
+from mlexp.config.validate import check_compute
 from mlexp.errors import ConfigError
 
 
@@ -24,10 +25,18 @@ def check_sweep(config: DictConfig) -> None:
 
         registry.check(tasks.get(task))
     if config.deploy.target == "local":
-        raise ConfigError(
-            "deploy=local serves one model until stopped and would block the sweep; sweep without it, then serve "
-            f"the best trial: mlexp task={task} stage=deploy deploy=local model.serving.source=best"
+        from mlexp import tasks
+
+        serve = (
+            f"mlexp task={task} stage=deploy deploy=local model.serving.source=best"
+            if "deploy" in tasks.get(task).stages
+            else "register it with deploy=registry and serve it with `mlflow models serve`"
         )
+        raise ConfigError(
+            f"deploy=local serves one model until stopped and would block the sweep; sweep without it, then serve "
+            f"the best trial: {serve}"
+        )
+    check_compute(config)
     if "optuna" in sweeper.lower():
         if not config.hydra.sweeper.get("params") and not _sweep_overrides(overrides):
             raise ConfigError(

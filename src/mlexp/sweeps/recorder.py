@@ -11,8 +11,11 @@ jobs racing to create them fail in MLflow's schema migration.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,16 +23,21 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlexp.config.schema import objective_direction
 from mlexp.errors import MlexpError
-from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SWEEP_STORE_ENV, job_outcomes
+from mlexp.sweeps import (
+    SWEEP_ENV,
+    SWEEP_EXPERIMENT_ENV,
+    SWEEP_ID_ENV,
+    SWEEP_JOBS_ENV,
+    SWEEP_NAME_ENV,
+    SWEEP_STORE_ENV,
+    job_outcomes,
+)
 from mlexp.sweeps.checks import check_sweep
 
 # Hydra builds this callback for every run, single trials too: MLflow and the chart code
 # are imported only when a sweep starts or ends, so a single trial does not pay for them.
-
-
-def _direction(cfg: DictConfig) -> str:
-    return str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction))
 
 
 def _experiment(config: DictConfig) -> str:
@@ -44,29 +52,65 @@ def sweep_name(config: DictConfig) -> str:
 
 
 def close_open_sweep(status: str) -> None:
-    """End a sweep record that its end callback never reached (an error or Ctrl-C in Hydra or a job)."""
-    sweep_id = os.environ.pop(SWEEP_ID_ENV, None)
-    os.environ.pop(SWEEP_NAME_ENV, None)
-    os.environ.pop(SWEEP_JOBS_ENV, None)
-    uri = os.environ.get(SWEEP_STORE_ENV)
-    if sweep_id and uri:
-        from mlexp.tracking import TrackingStore
+    """End a sweep record that its end callback never reached (an error or Ctrl-C in Hydra or a job).
 
-        TrackingStore(uri, None).client().set_terminated(sweep_id, status)
+    Trials still RUNNING then end with the same status, components included: with the joblib
+    launcher, Ctrl-C stops the worker processes before their own handlers reach the store.
+    """
+    sweep_id = os.environ.get(SWEEP_ID_ENV)
+    uri = os.environ.get(SWEEP_STORE_ENV)
+    experiment_id = os.environ.get(SWEEP_EXPERIMENT_ENV)
+    for key in SWEEP_ENV:
+        os.environ.pop(key, None)
+    if not sweep_id or not uri:
+        return
+    from mlexp.tracking import TrackingStore, tags
+
+    client = TrackingStore(uri, None).client()
+    if experiment_id:
+        running = "attributes.status = 'RUNNING'"
+        trials = client.search_runs([experiment_id], f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and {running}")
+        for trial in trials:
+            parent = f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial.info.run_id}' and {running}"
+            for component in client.search_runs([experiment_id], parent):
+                client.set_terminated(component.info.run_id, status)
+            client.set_terminated(trial.info.run_id, status)
+    client.set_terminated(sweep_id, status)
+
+
+@contextmanager
+def _ends_sweep_on_error(what: str) -> Iterator[None]:
+    """Hydra only warns when a callback raises: close the record FAILED and exit with one line instead."""
+    try:
+        yield
+    except Exception as error:
+        close_open_sweep("FAILED")
+        print(f"mlexp: error: {what}: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 class SweepRecorder(Callback):
+    """Hydra only warns when a callback raises: each hook ends the sweep itself, with one clear line."""
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_sweep(config)
         except MlexpError as error:
             print(f"mlexp: error: {error}", file=sys.stderr)
             sys.exit(2)
+        with _ends_sweep_on_error("the sweep's record could not be opened"):
+            self._open_record(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        with _ends_sweep_on_error("the sweep's results could not be recorded"):
+            self._close_record(config)
+
+    def _open_record(self, config: DictConfig) -> None:
         from mlexp.tracking import TrackingStore, tags
 
         root = Path(config.paths.root)
         store = TrackingStore.resolve(config.tracking.uri, root)
-        store.experiment_id(_experiment(config))
+        trials_experiment = store.experiment_id(_experiment(config))
         sweeps_experiment = store.experiment_id(_experiment(config) + tags.SWEEPS_SUFFIX)
         name = sweep_name(config)
         client = store.client()
@@ -78,23 +122,24 @@ class SweepRecorder(Callback):
                 tags.TASK: config.task.name,
                 tags.SWEEP_NAME: name,
                 tags.OBJECTIVE: config.task.objective.metric,
-                tags.DIRECTION: _direction(config),
+                tags.DIRECTION: objective_direction(config),
                 "mlexp.sweeper": str(config.hydra.sweeper.get("_target_", "")),
                 "mlexp.command": " ".join(["mlexp", *sys.argv[1:]]),
                 "mlexp.overrides": " ".join(config.hydra.overrides.task),
             },
         )
         sweep_id = run.info.run_id
-        client.set_tag(sweep_id, tags.SWEEP_ID, sweep_id)
-        client.log_text(sweep_id, OmegaConf.to_yaml(config.sweep) + _search_space(config), "sweep.yaml")
-        # joblib workers start after this and inherit the environment
+        # set first, so that any error from here on still closes this record; joblib workers inherit them
         os.environ[SWEEP_ID_ENV] = sweep_id
         os.environ[SWEEP_NAME_ENV] = name
         os.environ[SWEEP_JOBS_ENV] = str(root / ".mlexp" / "sweeps" / sweep_id)
         os.environ[SWEEP_STORE_ENV] = store.uri
+        os.environ[SWEEP_EXPERIMENT_ENV] = trials_experiment
+        client.set_tag(sweep_id, tags.SWEEP_ID, sweep_id)
+        client.log_text(sweep_id, OmegaConf.to_yaml(config.sweep) + _search_space(config), "sweep.yaml")
         print(f"sweep {name} (id {sweep_id}): trials tagged {tags.SWEEP_ID}={sweep_id}")
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def _close_record(self, config: DictConfig) -> None:
         sweep_id = os.environ.get(SWEEP_ID_ENV)
         name = os.environ.get(SWEEP_NAME_ENV, "sweep")
         jobs_dir = Path(os.environ.get(SWEEP_JOBS_ENV, "."))
@@ -103,29 +148,33 @@ class SweepRecorder(Callback):
         from mlflow.entities import RunStatus
 
         from mlexp import compare, next_steps
+        from mlexp.experiment_analytics import ExperimentAnalytics
         from mlexp.tracking import TrackingStore, tags
 
         store = TrackingStore.resolve(config.tracking.uri, Path(config.paths.root))
         client = store.client()
-        metric, direction = config.task.objective.metric, _direction(config)
-        rows = compare.find_trials(client, _experiment(config), sweep_id)
+        metric, direction = config.task.objective.metric, objective_direction(config)
+        trials = ExperimentAnalytics(_experiment(config), sweep=sweep_id, tracking_uri=store.uri)
+        ranked = trials.dataframe()
         outcomes = job_outcomes(jobs_dir)
         failed = [o for o in outcomes if o["status"] != "FINISHED"]
         print(f"\nsweep {name} (id {sweep_id}): {len(outcomes) - len(failed)}/{len(outcomes)} jobs finished")
-        table = compare.format_table(rows, metric, direction, list(config.task.headline_metrics))
+        table = compare.format_table(ranked, list(config.task.headline_metrics))
         print(table)
         client.log_text(sweep_id, table + "\n", "comparison/trials.txt")
         out_dir = Path(config.paths.root) / "outputs" / "sweeps" / config.task.name / name
-        for chart in compare.write_charts(client, rows, metric, out_dir):
+        for chart in compare.write_charts(ranked, trials.metric_history(), out_dir):
             client.log_artifact(sweep_id, str(chart), artifact_path="comparison")
-        ranked = compare.best_first(rows, metric, direction)
-        best = ranked[0] if ranked and compare.is_scored(ranked[0], metric) else None
+        # rows come best first: the first is the best when it finished with a value of the objective
+        top = ranked.iloc[0] if len(ranked) else None
+        scored = top is not None and top["Status"] == "FINISHED" and not math.isnan(top["ObjectiveValue"])
+        best = top if scored else None
         if best is not None:
-            client.set_tag(best.run_id, tags.BEST_IN_SWEEP, "true")
-            client.set_tag(sweep_id, "mlexp.best_trial", best.run_id)
-            client.set_tag(sweep_id, "mlexp.best_trial_name", best.name)
-            client.log_metric(sweep_id, f"best_{metric}", best.value(metric))
-            print(f"best trial: {best.name} ({best.run_id}) {metric} = {best.value(metric):.6g}")
+            client.set_tag(best["RunId"], tags.BEST_IN_SWEEP, "true")
+            client.set_tag(sweep_id, "mlexp.best_trial", best["RunId"])
+            client.set_tag(sweep_id, "mlexp.best_trial_name", best["TrialName"])
+            client.log_metric(sweep_id, f"best_{metric}", best["ObjectiveValue"])
+            print(f"best trial: {best['TrialName']} ({best['RunId']}) {metric} = {best['ObjectiveValue']:.6g}")
         else:
             print(f"no trial of sweep {name} finished with a {metric}")
         print(f"charts: {out_dir}")
@@ -138,12 +187,12 @@ class SweepRecorder(Callback):
             sweep_id,
             sweep_name=name,
             headline_metrics=list(config.task.headline_metrics),
-            params=compare.varying_params(rows),
+            params=ranked.attrs["params"],
         )
         print(f"  compare trials:  mlexp compare sweep={name}")
         status = RunStatus.FAILED if failed or best is None else RunStatus.FINISHED
         client.set_terminated(sweep_id, RunStatus.to_string(status))
-        for key in (SWEEP_ID_ENV, SWEEP_NAME_ENV, SWEEP_JOBS_ENV, SWEEP_STORE_ENV):
+        for key in SWEEP_ENV:
             os.environ.pop(key, None)
         if failed:
             for outcome in failed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,15 @@ class Task:
             if (spec if isinstance(spec, str) else spec.name) == name:
                 return StageSpec(spec) if isinstance(spec, str) else spec
         raise ConfigError(f"stage={name!r} is not a stage of task {self.name!r}; stages: {', '.join(self.stages)}")
+
+    @property
+    def model_module(self) -> str:
+        """Where the task keeps the MLflow pyfunc model `deploy=registry` registers: `<package>.registered_model`."""
+        return f"{self.stages_module.rsplit('.', 1)[0]}.registered_model"
+
+    def has_registered_model(self) -> bool:
+        """Whether the task has a predictive model to register (found without importing it)."""
+        return importlib.util.find_spec(self.model_module) is not None
 
     def stage(self, name: str) -> Stage:
         function: Stage = getattr(importlib.import_module(self.stages_module), name)

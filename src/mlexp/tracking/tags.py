@@ -8,6 +8,8 @@ STAGE = "mlexp.stage"
 SWEEP_ID = "mlexp.sweep_id"  # the run id of the sweep's record, on every trial of the sweep
 SWEEP_NAME = "mlexp.sweep_name"
 BEST_IN_SWEEP = "mlexp.best_in_sweep"
+# on a trial: the Pre-processing component run it ran or reuses (a shared trial component)
+SHARED_PREPROCESSING = "mlexp.shared_component.prepare"
 OBJECTIVE = "mlexp.objective"
 DIRECTION = "mlexp.direction"
 ERROR = "mlexp.error"
@@ -28,6 +30,7 @@ __all__ = [
     "MLFLOW_RUN_NAME",
     "MODEL_TRAINING",
     "OBJECTIVE",
+    "SHARED_PREPROCESSING",
     "STAGE",
     "SWEEPS_SUFFIX",
     "SWEEP_ID",

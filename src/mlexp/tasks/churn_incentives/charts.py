@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mlexp.charts import save_figure  # noqa: E402
-from mlexp.tasks.churn_incentives.cutoff import CutoffAnalysis  # noqa: E402
-from mlexp.tasks.churn_incentives.program import Scenarios  # noqa: E402
+from mlexp.charts import save_figure
+from mlexp.tasks.churn_incentives.cutoff import CutoffAnalysis
+from mlexp.tasks.churn_incentives.program import Scenarios
 
 
 def roc_curve(false_positive_rate: np.ndarray, true_positive_rate: np.ndarray, auc: float, path: Path) -> Path:

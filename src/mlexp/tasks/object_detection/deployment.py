@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector
 from mlexp.tasks.object_detection.endpoint import FootballDetector, make_server
@@ -44,11 +45,7 @@ def _download_model(client: Any, experiment_id: str, trial_id: str, into: Path) 
 
 def _best_trial(client: Any, experiment_id: str, cfg: DictConfig, into: Path) -> tuple[Path, str]:
     metric = cfg.task.objective.metric
-    order = (
-        "DESC"
-        if str(getattr(cfg.task.objective.direction, "value", cfg.task.objective.direction)) == "maximize"
-        else "ASC"
-    )
+    order = "DESC" if objective_direction(cfg) == "maximize" else "ASC"
     trials = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{tags.KIND}` = 'trial' and attributes.status = 'FINISHED' and metrics.`{metric}` >= 0",
