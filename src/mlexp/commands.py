@@ -19,6 +19,7 @@ USAGE = {
     "data": "mlexp data <dataset> <output file>",
     "summary": "mlexp summary [<output file>]",
     "relocate": "mlexp relocate",
+    "delete": "mlexp delete experiment=<name> [--force] [tracking.uri=<uri>]",
 }
 
 
@@ -39,50 +40,42 @@ def _task_config(task: str) -> DictConfig:
 
 def run_compare(argv: list[str]) -> int:
     from mlexp import compare, next_steps
-    from mlexp.tracking import TrackingStore
+    from mlexp.experiment_analytics import ExperimentAnalytics
 
     args = _key_values(argv, {"task", "experiment", "sweep", "tracking.uri"}, "compare")
     if not {"task", "experiment", "sweep"} & set(args):
         raise MlexpError(f"name a task, an experiment or a sweep; usage: {USAGE['compare']}")
-    uri = args.get("tracking.uri")
-    store = TrackingStore.resolve(uri, project_root())
-    client = store.client()
-    sweep_id = None
-    experiment = args.get("experiment")
-    task = args.get("task")
-    if "sweep" in args:
-        sweep = compare.find_sweep(client, args["sweep"])
-        if sweep is None:
-            raise MlexpError(f"no sweep named or with id {args['sweep']!r} in {store.uri}")
-        sweep_id, experiment, task = sweep.sweep_id, sweep.experiment, sweep.task
-    if experiment is None:
-        assert task is not None
-        experiment = _task_config(task).tracking.experiment_name or task
-    rows = compare.find_trials(client, experiment, sweep_id)
-    if not rows:
-        raise MlexpError(f"no trials in experiment {experiment!r} of {store.uri}; run `mlexp task=...` first")
+    trials = ExperimentAnalytics(
+        args.get("experiment"), task=args.get("task"), sweep=args.get("sweep"), tracking_uri=args.get("tracking.uri")
+    )
+    table = trials.dataframe()
+    if table.empty:
+        raise MlexpError(
+            f"no trials in experiment {trials.experiment!r} of {trials.store.uri}; run `mlexp task=...` first"
+        )
     # the experiment's own trials say which task they ran: its headline metrics head the table
-    task = task or rows[0].run_tags.get("mlexp.task", "")
-    cfg = _task_config(task)
-    metric = rows[0].run_tags.get("mlexp.objective", cfg.task.objective.metric)
-    direction = rows[0].run_tags.get("mlexp.direction", "minimize")
-    scope = f"sweep {args['sweep']} in experiment {experiment}" if sweep_id else f"experiment {experiment}"
-    print(f"{scope}: {len(rows)} trials, best first by {metric} ({direction})\n")
-    print(compare.format_table(rows, metric, direction, list(cfg.task.headline_metrics)))
-    out_dir = project_root() / "outputs" / "compare" / experiment
-    written = compare.write_charts(client, rows, metric, out_dir)
+    headline = list(_task_config(trials.task).task.headline_metrics)
+    metric, direction = table.attrs["objective"], table.attrs["direction"]
+    scope = (
+        f"sweep {args['sweep']} in experiment {trials.experiment}"
+        if trials.sweep
+        else f"experiment {trials.experiment}"
+    )
+    print(f"{scope}: {len(table)} trials, best first by {metric} ({direction})\n")
+    print(compare.format_table(table, headline))
+    out_dir = project_root() / "outputs" / "compare" / trials.experiment
+    written = compare.write_charts(table, trials.metric_history(), out_dir)
     if written:
         print(f"\ncharts: {', '.join(str(p) for p in written)}")
-    experiment_id = store.experiment_id(experiment)
     next_steps.print_ui_link(
-        store.uri,
-        experiment_id,
+        trials.store.uri,
+        trials.experiment_id,
         metric,
         direction,
-        sweep_id,
+        table.attrs["sweep_id"],
         sweep_name=args.get("sweep"),
-        headline_metrics=list(cfg.task.headline_metrics),
-        params=compare.varying_params(rows),
+        headline_metrics=headline,
+        params=table.attrs["params"],
     )
     return 0
 
@@ -176,6 +169,13 @@ def run_relocate(argv: list[str]) -> int:
     return 0
 
 
+def run_delete(argv: list[str]) -> int:
+    """`mlexp delete experiment=<name> [--force]`: an experiment and everything it holds (mlexp.cleanup)."""
+    from mlexp.cleanup import run_delete as delete  # MLflow loads only when the command runs
+
+    return delete(argv)
+
+
 COMMANDS = {
     "compare": run_compare,
     "params": run_params,
@@ -183,6 +183,7 @@ COMMANDS = {
     "data": run_data,
     "summary": run_summary,
     "relocate": run_relocate,
+    "delete": run_delete,
 }
 
 

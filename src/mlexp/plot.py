@@ -1,0 +1,78 @@
+"""The posts' comparison charts as matplotlib figures: shown in a notebook, and saved as PNG by `mlexp compare`.
+
+Figures are built without pyplot, so a notebook kernel keeps no figure list between calls and the charts
+draw the same under any backend (mlexp.charts selects Agg for the command line).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mlexp.experiment_analytics import ExperimentAnalytics, find_column
+
+
+class Chart(Figure):
+    """A figure a notebook displays as PNG without pyplot's inline backend."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=110)
+        return buffer.getvalue()
+
+
+def metric_by_step(series: Mapping[str, Sequence[tuple[int, float]]], metric: str) -> Figure:
+    """One line per trial: `metric` against its step (the post's loss-by-epoch chart)."""
+    fig = Chart(figsize=(7, 4.5), layout="tight")
+    ax = fig.add_subplot()
+    for label, points in series.items():
+        steps, values = zip(*sorted(points)) if points else ((), ())
+        ax.plot(steps, values, marker=".", label=label)
+    ax.set(xlabel="step (epoch)", ylabel=metric, title=f"{metric} by step, per trial")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def param_vs_metric(values: Sequence[float | str], scores: Sequence[float], param: str, metric: str) -> Figure:
+    """Scatter of one hyperparameter against a metric (the post's l1_size vs MSLE chart)."""
+    fig = Chart(figsize=(6, 4.5), layout="tight")
+    ax = fig.add_subplot()
+    numeric = all(isinstance(v, (int, float)) for v in values)
+    if numeric:
+        ax.scatter(values, scores)
+    else:
+        labels = sorted({str(v) for v in values})
+        ax.scatter([labels.index(str(v)) for v in values], scores)
+        ax.set_xticks(range(len(labels)), labels)
+    ax.set(xlabel=param, ylabel=metric, title=f"{param} vs {metric}")
+    return fig
+
+
+def curves(data: pd.DataFrame, metric: str) -> Figure:
+    """`metric` by step, one line per trial, from `metric_history()` or from the trials of `analytics()`."""
+    if "step" in data.columns:
+        history = data
+    else:
+        trials = ExperimentAnalytics(data.attrs.get("experiment"), tracking_uri=data.attrs.get("tracking_uri"))
+        history = trials.metric_history([metric])
+        history = history[history["run_id"].isin(data["RunId"])]
+    shown = history[history["metric"] == metric]
+    names = shown.drop_duplicates("run_id").set_index("run_id")["trial"]
+    series = {}
+    for run_id, points in shown.groupby("run_id", sort=False):
+        # two trials of one name stay two lines
+        label = names[run_id] if (names == names[run_id]).sum() == 1 else f"{names[run_id]} ({str(run_id)[:8]})"
+        series[label] = list(zip(points["step"].tolist(), points["value"].tolist()))
+    return metric_by_step(series, metric)
+
+
+def scatter(frame: pd.DataFrame, param: str, metric: str) -> Figure:
+    """`param` against `metric` (its last value), one point per trial of `analytics()` that has the metric."""
+    y = find_column(frame, metric)
+    x = find_column(frame, param)
+    shown = frame[frame[y].notna()]
+    values = ["" if pd.isna(v) else v for v in shown[x].tolist()]
+    return param_vs_metric(values, shown[y].tolist(), param, metric)

@@ -1,0 +1,306 @@
+"""Experiment analytics on a store with known trials: statistics computed by hand, filters, order, charts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO
+from mlexp import plot
+from mlexp.experiment_analytics import AnalyticsError, ExperimentAnalytics, analytics, metric_history
+
+EXPERIMENT = "tabular_regression"
+COMMON = {"dataset.n_rows": "300", "task.name": EXPERIMENT}  # the same in every trial: not compared
+
+
+def _run(client, experiment_id, name, start, status, run_tags, params=(), metrics=(), parent=None):
+    """A finished run with `metrics` as {name: [value per step]}, started at `start` ms."""
+    if parent:
+        run_tags = {**run_tags, "mlflow.parentRunId": parent}
+    run = client.create_run(experiment_id, start_time=start, tags=run_tags, run_name=name)
+    run_id = run.info.run_id
+    logged = [Metric(k, v, start + step, step) for k, values in dict(metrics).items() for step, v in enumerate(values)]
+    client.log_batch(run_id, metrics=logged, params=[Param(k, v) for k, v in dict(params).items()])
+    client.set_terminated(run_id, status, end_time=start + 50)
+    return run_id
+
+
+def _trial(client, experiment_id, name, start, status, params, metrics, sweep=None, **run_tags):
+    trial_tags = {
+        "mlexp.kind": "trial",
+        "mlexp.task": EXPERIMENT,
+        "mlexp.objective": "test_msle",
+        "mlexp.direction": "minimize",
+        **run_tags,
+    }
+    if sweep:
+        trial_tags.update({"mlexp.sweep_id": sweep, "mlexp.sweep_name": "grid-1"})
+    return _run(client, experiment_id, name, start, status, trial_tags, {**COMMON, **params}, metrics)
+
+
+def _component(client, experiment_id, name, stage, trial, start, status="FINISHED", params=(), metrics=()):
+    component_tags = {"mlexp.kind": "component", "mlexp.stage": stage}
+    return _run(client, experiment_id, name, start, status, component_tags, params, metrics, parent=trial)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Four trials (three in sweep grid-1, one failed) with components, and a maximised experiment."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('analytics') / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment(EXPERIMENT)
+    sweeps = client.create_experiment(EXPERIMENT + "-sweeps")
+    sweep = client.create_run(sweeps, run_name="grid-1", tags={"mlexp.kind": "sweep", "mlexp.sweep_name": "grid-1"})
+    sweep_id = sweep.info.run_id
+    client.set_tag(sweep_id, "mlexp.sweep_id", sweep_id)
+    ids = {}
+    ids["t0"] = _trial(
+        client,
+        exp,
+        "trial-0",
+        100_000,
+        "FINISHED",
+        {"model.l1_size": "16", "model.l1_activation": "relu"},
+        {"train_loss": [4, 3, 1], "test_msle": [0.2]},
+        sweep_id,
+    )
+    prepare = _component(
+        client, exp, "Pre-processing", "prepare", ids["t0"], 101_000, params={"split": "0.8"}, metrics={"rows": [240]}
+    )
+    client.set_tag(ids["t0"], "mlexp.shared_component.prepare", prepare)
+    ids["t1"] = _trial(
+        client,
+        exp,
+        "trial-1",
+        200_000,
+        "FINISHED",
+        {"model.l1_size": "4", "model.l1_activation": "tanh"},
+        {"train_loss": [5, 5], "test_msle": [0.1]},
+        sweep_id,
+        **{"mlexp.shared_component.prepare": prepare},  # reuses trial-0's Pre-processing
+    )
+    ids["t2"] = _trial(
+        client,
+        exp,
+        "trial-2",
+        300_000,
+        "FAILED",
+        {"model.l1_size": "8", "model.l1_activation": "relu"},
+        {"train_loss": [6]},
+        sweep_id,
+    )
+    ids["plain"] = _trial(
+        client,
+        exp,
+        "plain",
+        400_000,
+        "FINISHED",
+        {"model.l1_size": "32", "model.l1_activation": "relu"},
+        {"train_loss": [2, 1], "test_msle": [0.05]},
+    )
+    training = {"model.epochs": "3"}
+    components = {
+        "train0": _component(
+            client, exp, "Training", "train", ids["t0"], 102_000, params={**training, "model.l1_size": "16"}
+        ),
+        "eval0": _component(client, exp, "Evaluation", "evaluate", ids["t0"], 103_000, metrics={"test_msle": [0.2]}),
+        "train1": _component(
+            client, exp, "Training", "train", ids["t1"], 201_000, params={**training, "model.l1_size": "4"}
+        ),
+        "eval1": _component(client, exp, "Evaluation", "evaluate", ids["t1"], 202_000, metrics={"test_msle": [0.1]}),
+        "train2": _component(
+            client, exp, "Training", "train", ids["t2"], 301_000, "FAILED", {**training, "model.l1_size": "8"}
+        ),
+        "prepare": prepare,
+    }
+    # a maximised objective: the failed trial's better value and an unscored trial still come last
+    churn = client.create_experiment("churn")
+    maximize = {"mlexp.objective": "auc", "mlexp.direction": "maximize"}
+    for name, start, status, metrics in [
+        ("low", 1, "FINISHED", {"auc": [0.7]}),
+        ("high", 2, "FINISHED", {"auc": [0.9]}),
+        ("broken", 3, "FAILED", {"auc": [0.95]}),
+        ("unscored", 4, "FINISHED", {}),
+        ("mid", 5, "FINISHED", {"auc": [0.8]}),
+    ]:
+        _trial(client, churn, name, start, status, {}, metrics, **maximize)
+    return uri, sweep_id, ids, components
+
+
+def _times(*starts):
+    return pd.to_datetime(list(starts), unit="ms", utc=True)
+
+
+def test_one_row_per_trial_with_each_metrics_statistics_computed_by_hand(store):
+    uri, _, ids, _ = store
+    frame = analytics(EXPERIMENT, tracking_uri=uri)
+    nan = math.nan
+    # train_loss 4, 3, 1: mean 8/3; squared deviations 16/9 + 1/9 + 25/9 = 14/3; sample variance 14/3 / 2 = 7/3
+    expected = pd.DataFrame(
+        {
+            "TrialName": ["plain", "trial-1", "trial-0", "trial-2"],
+            "RunId": [ids["plain"], ids["t1"], ids["t0"], ids["t2"]],
+            "Status": ["FINISHED", "FINISHED", "FINISHED", "FAILED"],
+            "StartTime": _times(400_000, 200_000, 100_000, 300_000),
+            "EndTime": _times(400_050, 200_050, 100_050, 300_050),
+            "Objective": ["test_msle"] * 4,
+            "ObjectiveValue": [0.05, 0.1, 0.2, nan],
+            "model.l1_activation": ["relu", "tanh", "relu", "relu"],
+            "model.l1_size": pd.array([32, 4, 16, 8], dtype="Int64"),
+            "test_msle - Min": [0.05, 0.1, 0.2, nan],
+            "test_msle - Max": [0.05, 0.1, 0.2, nan],
+            "test_msle - Avg": [0.05, 0.1, 0.2, nan],
+            "test_msle - StdDev": [nan, nan, nan, nan],  # one value: no sample spread
+            "test_msle - Last": [0.05, 0.1, 0.2, nan],
+            "test_msle - Count": pd.array([1, 1, 1, None], dtype="Int64"),
+            "train_loss - Min": [1.0, 5.0, 1.0, 6.0],
+            "train_loss - Max": [2.0, 5.0, 4.0, 6.0],
+            "train_loss - Avg": [1.5, 5.0, 8 / 3, 6.0],
+            "train_loss - StdDev": [math.sqrt(0.5), 0.0, math.sqrt(7 / 3), nan],
+            "train_loss - Last": [1.0, 5.0, 1.0, 6.0],
+            "train_loss - Count": pd.array([2, 2, 3, 1], dtype="Int64"),
+        }
+    )
+    pd.testing.assert_frame_equal(frame, expected)
+    assert frame.attrs["objective"] == "test_msle" and frame.attrs["direction"] == "minimize"
+    assert frame.attrs["params"] == ["model.l1_activation", "model.l1_size"]
+
+
+def test_all_params_on_request(store):
+    uri, *_ = store
+    frame = analytics(EXPERIMENT, tracking_uri=uri, all_params=True)
+    assert frame.attrs["params"] == ["dataset.n_rows", "model.l1_activation", "model.l1_size", "task.name"]
+    assert frame["dataset.n_rows"].tolist() == [300] * 4
+
+
+def test_sweep_by_name_or_id_and_search_narrow_the_trials(store):
+    uri, sweep_id, ids, _ = store
+    by_name = analytics(sweep="grid-1", tracking_uri=uri)
+    by_id = analytics(sweep=sweep_id, tracking_uri=uri)
+    assert by_name["TrialName"].tolist() == by_id["TrialName"].tolist() == ["trial-1", "trial-0", "trial-2"]
+    assert by_name.attrs["sweep_id"] == sweep_id
+    relu = "params.`model.l1_activation` = 'relu'"
+    assert analytics(EXPERIMENT, search=relu, tracking_uri=uri)["TrialName"].tolist() == [
+        "plain",
+        "trial-0",
+        "trial-2",
+    ]
+    both = analytics(EXPERIMENT, sweep="grid-1", search=relu, tracking_uri=uri)
+    assert both["TrialName"].tolist() == ["trial-0", "trial-2"]
+    # only model.l1_size still differs between those two
+    assert both.attrs["params"] == ["model.l1_size"]
+
+
+def test_a_task_reads_the_experiment_its_trials_go_to(store, monkeypatch):
+    uri, *_ = store
+    monkeypatch.setenv("MLEXP_ROOT", str(REPO))
+    assert len(analytics(task=EXPERIMENT, tracking_uri=uri)) == 4
+
+
+def test_order_follows_the_objective_direction_with_failed_and_unscored_last(store):
+    uri, *_ = store
+    churn = analytics("churn", tracking_uri=uri)
+    # finished and scored best first; then the failed and the unscored trial in search order (newest first)
+    assert churn["TrialName"].tolist() == ["high", "mid", "low", "unscored", "broken"]
+    ascending = analytics("churn", sort_by="auc", ascending=True, tracking_uri=uri)
+    assert ascending["TrialName"].tolist() == ["low", "mid", "high", "unscored", "broken"]
+    by_loss = analytics(EXPERIMENT, sort_by="train_loss - Max", tracking_uri=uri)
+    assert by_loss["TrialName"].tolist() == ["plain", "trial-0", "trial-1", "trial-2"]
+
+
+def test_one_row_per_trial_component_with_its_type_and_trials(store):
+    uri, _, ids, parts = store
+    frame = analytics(sweep="grid-1", components=True, tracking_uri=uri)
+    # trials best first (trial-1, trial-0, failed trial-2); the shared Pre-processing with its first trial
+    assert frame["RunId"].tolist() == [parts[k] for k in ("prepare", "train1", "eval1", "train0", "eval0", "train2")]
+    assert frame["DisplayName"].tolist() == [
+        "Pre-processing",
+        "Training",
+        "Evaluation",
+        "Training",
+        "Evaluation",
+        "Training",
+    ]
+    assert frame["ComponentType"].tolist() == ["prepare", "train", "evaluate", "train", "evaluate", "train"]
+    assert frame["TrialName"].tolist() == ["trial-0", "trial-1", "trial-1", "trial-0", "trial-0", "trial-2"]
+    assert frame["Trials"].tolist()[0] == ["trial-1", "trial-0"]
+    assert frame["Status"].tolist()[-1] == "FAILED"
+    # model.epochs is the same in every Training; a stage's own parameters are compared within that stage
+    assert frame.attrs["params"] == ["model.l1_size"]
+    assert frame["model.l1_size"].tolist() == [pd.NA, 4, pd.NA, 16, pd.NA, 8]
+    assert frame["rows - Last"].tolist()[0] == 240
+    assert frame["test_msle - Count"].tolist() == [pd.NA, pd.NA, 1, pd.NA, 1, pd.NA]
+
+
+def test_metric_history_is_long_form_and_each_history_is_read_once(store):
+    uri, _, ids, _ = store
+    trials = ExperimentAnalytics(sweep="grid-1", tracking_uri=uri)
+    reads = []
+    fetch = trials.client.get_metric_history
+    trials.client.get_metric_history = lambda run_id, key: reads.append((run_id, key)) or fetch(run_id, key)
+    trials.dataframe()
+    history = trials.metric_history(["train_loss"])
+    trials.components()
+    assert sorted(reads) == sorted(set(reads))  # each (run, metric) once, not once per statistic or call
+    assert len([r for r in reads if r[0] in (ids["t0"], ids["t1"], ids["t2"])]) == 5  # 3 train_loss + 2 test_msle
+    assert list(history.columns) == ["trial", "run_id", "metric", "step", "value", "timestamp"]
+    assert list(history.itertuples(index=False, name=None))[0][:5] == ("trial-1", ids["t1"], "train_loss", 0, 5.0)
+    assert [(t, s, v) for t, s, v in zip(history["trial"], history["step"], history["value"])] == [
+        ("trial-1", 0, 5.0),
+        ("trial-1", 1, 5.0),
+        ("trial-0", 0, 4.0),
+        ("trial-0", 1, 3.0),
+        ("trial-0", 2, 1.0),
+        ("trial-2", 0, 6.0),
+    ]
+    assert history["timestamp"].iloc[2] == pd.Timestamp(100_000, unit="ms", tz="UTC")
+    everything = metric_history(EXPERIMENT, tracking_uri=uri)
+    assert set(everything["metric"]) == {"train_loss", "test_msle"}
+
+
+def test_mistakes_fail_in_one_line_naming_the_fix(store):
+    uri, *_ = store
+    cases = {
+        "no trials in experiment 'nothing-here'": lambda: analytics("nothing-here", tracking_uri=uri),
+        "no sweep named or with id 'nope'": lambda: analytics(sweep="nope", tracking_uri=uri),
+        "is not an MLflow search filter": lambda: analytics(EXPERIMENT, search="oops", tracking_uri=uri),
+        "'test_mse' is not a column": lambda: analytics(EXPERIMENT, sort_by="test_mse", tracking_uri=uri),
+        "ran in experiment 'tabular_regression', not 'churn'": lambda: analytics(
+            "churn", sweep="grid-1", tracking_uri=uri
+        ),
+    }
+    for message, call in cases.items():
+        with pytest.raises(AnalyticsError, match=message) as raised:
+            call()
+        assert "\n" not in str(raised.value)
+
+
+def test_curves_draw_one_line_per_trial_from_the_history_or_the_trials(store):
+    uri, *_ = store
+    history = metric_history(sweep="grid-1", metrics=["train_loss"], tracking_uri=uri)
+    trials = analytics(sweep="grid-1", tracking_uri=uri)
+    for figure in (plot.curves(history, "train_loss"), plot.curves(trials, "train_loss")):
+        assert isinstance(figure, Figure)
+        [ax] = figure.axes
+        lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
+        assert lines == {"trial-1": ([0, 1], [5, 5]), "trial-0": ([0, 1, 2], [4, 3, 1]), "trial-2": ([0], [6])}
+        assert ax.get_ylabel() == "train_loss"
+    assert plot.curves(history, "train_loss")._repr_png_().startswith(b"\x89PNG")
+
+
+def test_scatter_draws_a_parameter_against_a_metric(store):
+    uri, *_ = store
+    frame = analytics(EXPERIMENT, tracking_uri=uri)
+    [ax] = plot.scatter(frame, "model.l1_size", "test_msle").axes
+    # trial-2 failed without a test_msle: no point
+    assert ax.collections[0].get_offsets().tolist() == [[32, 0.05], [4, 0.1], [16, 0.2]]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("model.l1_size", "test_msle")
+    [ax] = plot.scatter(frame, "model.l1_activation", "test_msle").axes
+    assert np.array(ax.collections[0].get_offsets()).tolist() == [[0, 0.05], [1, 0.1], [0, 0.2]]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["relu", "tanh"]

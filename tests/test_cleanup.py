@@ -1,0 +1,211 @@
+"""Deleting an experiment hierarchically: its trials, components, artifacts, sweep records, registered versions and
+shared Pre-processing outputs go for good, the name can be used again, and other experiments keep everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.entities import ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY, cli_env, run_cli, store_client, trials_of
+from mlexp.cleanup import DeletionNotConfirmed, ExperimentNotFound, delete_experiment, run_delete
+from mlexp.tracking import TrackingStore
+from mlexp.trial_continuation import Marker, marker_path, write_marker
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def _shared(project: Path) -> dict[str, Path]:
+    """Component run id -> the shared Pre-processing folder it published."""
+    records = (project / ".mlexp" / "shared").glob("*/*/component.json")
+    return {json.loads(r.read_text())["run_id"]: r.parent for r in records}
+
+
+@pytest.fixture(autouse=True)
+def _project_store_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_delete_removes_the_experiment_and_leaves_the_other(
+    tmp_project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))  # run_delete finds the project as the CLI does
+    # "kept": one trial on other data (its own shared outputs), run alongside "doomed": a sweep of 2 trials
+    kept_args = ["task=tabular_regression", "dataset.n_rows=320", "model.epochs=2", "tracking.experiment_name=kept"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "mlexp.cli", *kept_args, "deploy=registry"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as kept_trial:
+        run_cli(
+            tmp_project,
+            "-m",
+            "task=tabular_regression",
+            *TINY,
+            "tracking.experiment_name=doomed",
+            "deploy=registry",
+            "deploy.model_name=doomed_model",
+            "model.l1_size=4,8",
+        )
+        kept_output = kept_trial.communicate(timeout=600)[0]
+    assert kept_trial.returncode == 0, kept_output
+    client = store_client(tmp_project)
+    doomed, kept = trials_of(tmp_project, "doomed", client), trials_of(tmp_project, "kept", client)
+    doomed_runs = {t.run_id for t in doomed} | {c for t in doomed for c in t.components.values()}
+    sweep_ids = {t.tags["mlexp.sweep_id"] for t in doomed if "mlexp.sweep_id" in t.tags}
+    artifacts = tmp_project / "mlartifacts"
+    kept_files = _files(artifacts / "kept")
+    assert len(doomed) == 2 and len(sweep_ids) == 1 and _files(artifacts / "doomed") and kept_files
+    sweep_jobs = [tmp_project / ".mlexp" / "sweeps" / sweep_id for sweep_id in sweep_ids]
+    assert all(folder.exists() for folder in sweep_jobs)
+    assert len(client.search_model_versions("name = 'doomed_model'")) == 2
+    shared_before = _shared(tmp_project)
+    doomed_shared = [folder for run_id, folder in shared_before.items() if run_id in doomed_runs]
+    kept_shared = [folder for run_id, folder in shared_before.items() if run_id not in doomed_runs]
+    assert len(doomed_shared) == 1 and len(kept_shared) == 1
+
+    # without force: one line saying what would go and how to confirm; nothing touched
+    with pytest.raises(DeletionNotConfirmed) as refused:
+        delete_experiment("doomed", root=tmp_project)
+    message = str(refused.value)
+    assert "\n" not in message
+    for expected in ("2 trials", "1 sweep record", "2 registered model versions", "force=True", "--force"):
+        assert expected in message
+    assert run_delete(["experiment=doomed"]) == 1  # stdin is not a terminal under pytest: refused
+    assert "no terminal to confirm on; add --force" in capsys.readouterr().err
+    assert len(trials_of(tmp_project, "doomed", client)) == 2 and doomed_shared[0].exists()
+
+    report = delete_experiment("doomed", force=True, root=tmp_project)
+    assert report.deleted and report.permanent and report.registered_models == ["doomed_model"]
+
+    # gone for good: no experiment (even deleted), no run, no artifact folder, no version, no sweep, no shared output
+    names = {e.name for e in client.search_experiments(view_type=ViewType.ALL)}
+    assert names == {"Default", "kept"}
+    for run_id in doomed_runs | sweep_ids:
+        with pytest.raises(MlflowException):
+            client.get_run(run_id)
+    assert not (artifacts / "doomed").exists() and not (artifacts / "doomed-sweeps").exists()
+    assert [m.name for m in client.search_registered_models()] == ["tabular_regression"]
+    assert not doomed_shared[0].exists()
+    assert not any(folder.exists() for folder in sweep_jobs)
+
+    # the other experiment keeps its trial, artifacts, registered model and shared outputs
+    (after,) = trials_of(tmp_project, "kept", client)
+    assert (after.run_id, after.status, after.components) == (kept[0].run_id, "FINISHED", kept[0].components)
+    assert _files(artifacts / "kept") == kept_files
+    assert client.get_model_version_by_alias("tabular_regression", "champion").run_id in kept[0].components.values()
+    assert kept_shared[0].exists()
+
+    # the name is free: mlexp creates it afresh, empty
+    experiment_id = TrackingStore.resolve(None, tmp_project).experiment_id("doomed")
+    assert client.search_runs([experiment_id], run_view_type=ViewType.ALL) == []
+
+
+def _trial(client: MlflowClient, experiment_id: str, name: str) -> tuple[str, str]:
+    """A trial with one Training component holding a file, as mlexp records them (no training needed here)."""
+    trial = client.create_run(experiment_id, run_name=name, tags={"mlexp.kind": "trial"})
+    component = client.create_run(
+        experiment_id,
+        run_name="Training",
+        tags={"mlexp.kind": "component", "mlflow.parentRunId": trial.info.run_id},
+    )
+    client.log_text(component.info.run_id, "weights", "model/weights.txt")
+    for run in (component, trial):
+        client.set_terminated(run.info.run_id)
+    return trial.info.run_id, component.info.run_id
+
+
+def _register(client: MlflowClient, trial_id: str, component_id: str, test_msle: float) -> str:
+    about = {"mlexp.trial_run_id": trial_id, "mlexp.objective": "test_msle", "mlexp.direction": "minimize"}
+    version = client.create_model_version(
+        "abalone",
+        f"runs:/{component_id}/model",
+        run_id=component_id,
+        tags={**about, "mlexp.objective_value": repr(test_msle)},
+    )
+    return str(version.version)
+
+
+@pytest.fixture
+def hand_made_store(tmp_project: Path) -> MlflowClient:
+    """Experiments a (the champion's trial) and b (two worse versions), written with MLflow's client."""
+    store = TrackingStore.resolve(None, tmp_project)
+    client = store.client()
+    client.create_registered_model("abalone")
+    trial_a = _trial(client, store.experiment_id("a"), "a-0")
+    trials_b = [_trial(client, store.experiment_id("b"), f"b-{i}") for i in range(2)]
+    champion = _register(client, *trial_a, test_msle=0.1)
+    _register(client, *trials_b[0], test_msle=0.3)
+    _register(client, *trials_b[1], test_msle=0.2)
+    client.set_registered_model_alias("abalone", "champion", champion)
+    return client
+
+
+def test_after_a_yes_on_the_terminal_the_champion_moves_to_the_best_version_left(
+    tmp_project: Path, hand_made_store: MlflowClient
+):
+    client = hand_made_store
+    with pytest.raises(ExperimentNotFound, match="no experiment named 'c' .* its experiments: .*a"):
+        delete_experiment("c", force=True, root=tmp_project)
+    # a `dvc repro` left each experiment a marker of the trial its next stage continues
+    uri = TrackingStore.resolve(None, tmp_project).uri
+    markers = {}
+    for name in ("a", "b"):
+        experiment_id = client.get_experiment_by_name(name).experiment_id
+        markers[name] = marker_path(tmp_project, uri, experiment_id, "tabular_regression")
+        write_marker(markers[name], Marker(trials_of(tmp_project, name, client)[0].run_id, "dvc-1-1"))
+    command = "import sys; from mlexp.cleanup import run_delete; sys.exit(run_delete(sys.argv[1:]))"
+    terminal, stdin = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-c", command, "experiment=a"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as delete:
+        os.close(stdin)
+        os.write(terminal, b"y\n")
+        out, err = delete.communicate(timeout=300)
+    os.close(terminal)
+
+    assert delete.returncode == 0, err
+    assert "would delete experiment 'a'" in out and "1 registered model version (abalone/1)" in out
+    assert "delete all of it? [y/N]" in out and "deleted experiment 'a' for good" in out
+    assert "moved abalone@champion to version 3 (test_msle 0.2), the best version left" in out
+    assert client.get_experiment_by_name("a") is None
+    assert sorted(int(v.version) for v in client.search_model_versions("name = 'abalone'")) == [2, 3]
+    assert int(client.get_model_version_by_alias("abalone", "champion").version) == 3  # 0.2 beats 0.3
+    assert len(trials_of(tmp_project, "b", client)) == 2
+    assert not markers["a"].exists() and markers["b"].exists()
+
+
+def test_on_a_server_the_name_is_freed_and_the_artifacts_deleted(tmp_project: Path, mlflow_server: str):
+    store = TrackingStore.resolve(mlflow_server, tmp_project)
+    client = store.client()
+    experiment_id = store.experiment_id("remote")
+    _, component = _trial(client, experiment_id, "remote-0")
+    assert [f.path for f in client.list_artifacts(component)] == ["model"]
+
+    report = delete_experiment("remote", force=True, tracking_uri=mlflow_server, root=tmp_project)
+
+    # no permanent delete over a server's API: renamed out of the way, marked deleted, its files deleted
+    assert not report.permanent and report.trials and report.kept_artifacts == []
+    retired = client.get_experiment(experiment_id)
+    assert (retired.name, retired.lifecycle_stage) == (report.renamed_to, "deleted")
+    assert client.list_artifacts(component) == []
+    assert store.experiment_id("remote") != experiment_id
