@@ -209,3 +209,13 @@ def test_on_a_server_the_name_is_freed_and_the_artifacts_deleted(tmp_project: Pa
     assert (retired.name, retired.lifecycle_stage) == (report.renamed_to, "deleted")
     assert client.list_artifacts(component) == []
     assert store.experiment_id("remote") != experiment_id
+
+
+def test_a_running_experiment_is_refused_even_with_force(tmp_project: Path, hand_made_store: MlflowClient):
+    client = hand_made_store
+    experiment_id = client.get_experiment_by_name("b").experiment_id
+    running = client.create_run(experiment_id, run_name="b-live", tags={"mlexp.kind": "trial"})  # a sweep in progress
+    with pytest.raises(DeletionNotConfirmed, match="1 run\\(s\\) of 'b' are still RUNNING"):
+        delete_experiment("b", force=True, root=tmp_project)
+    assert client.get_run(running.info.run_id).info.status == "RUNNING"
+    assert len(client.search_model_versions("name = 'abalone'")) == 3  # nothing deleted

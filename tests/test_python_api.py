@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 from joblib import Parallel, delayed
 
 from conftest import REPO, TINY, run_cli, store_client, trials_of
@@ -36,11 +38,14 @@ def untouched_process(monkeypatch: pytest.MonkeyPatch):
     """Each test starts without mlexp's variables and checks the process is as it found it after the calls."""
     for key in [k for k in os.environ if k.startswith(("MLEXP_", "MLFLOW_"))]:
         monkeypatch.delenv(key)
-    cwd, handlers = os.getcwd(), list(logging.getLogger().handlers)
+    cwd, handlers, argv = os.getcwd(), list(logging.getLogger().handlers), list(sys.argv)
     yield
     assert os.getcwd() == cwd
     assert [k for k in os.environ if k.startswith("MLEXP_")] == []
     assert logging.getLogger().handlers == handlers
+    assert sys.argv == argv
+    # Hydra's singleton left uninitialized: the kernel's next compose (or mlexp.analytics(task=...)) must work
+    assert not GlobalHydra.instance().is_initialized()
 
 
 def test_two_runs_in_one_process_are_the_command_lines_trials(project: Path) -> None:

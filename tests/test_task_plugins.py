@@ -145,7 +145,7 @@ def test_a_task_from_an_installed_package_runs_end_to_end(toy_project):
 def test_help_lists_the_plugin_task_with_its_own_stages_and_group(toy_project):
     project, env = toy_project
     out = run_cli(project, "--help", env=env).stdout
-    assert "  toy                    prepare → count → score [→ deploy]" in out.splitlines()
+    assert "  toy                    prepare → count → score" in out.splitlines()
     assert "A throw-away task from a plugin package" in out
     assert "counter: plain   (task toy only)" in out
 

@@ -14,9 +14,9 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from mlexp import plot
     from mlexp.api import run, sweep
-    from mlexp.cleanup import DeletionReport, delete_experiment
+    from mlexp.cleanup import DeletionNotConfirmed, DeletionReport, ExperimentNotFound, delete_experiment
     from mlexp.errors import ConfigError, DataError, MlexpError
-    from mlexp.experiment_analytics import ExperimentAnalytics, analytics, metric_history
+    from mlexp.experiment_analytics import AnalyticsError, ExperimentAnalytics, analytics, metric_history
     from mlexp.runner import TrialFailed
     from mlexp.sweep_failed import FailedJob, SweepFailed
     from mlexp.trial_handle import Trial, TrialPaths
@@ -32,6 +32,9 @@ _EXPORTS = {
     "ExperimentAnalytics": "mlexp.experiment_analytics",
     "delete_experiment": "mlexp.cleanup",
     "DeletionReport": "mlexp.cleanup",
+    "DeletionNotConfirmed": "mlexp.cleanup",
+    "ExperimentNotFound": "mlexp.cleanup",
+    "AnalyticsError": "mlexp.experiment_analytics",
     "SweepFailed": "mlexp.sweep_failed",
     "FailedJob": "mlexp.sweep_failed",
     "TrialFailed": "mlexp.runner",
@@ -49,11 +52,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mlexp' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # lazy names listed too, so a notebook's completion offers them
+    return sorted(__all__)
+
+
 __all__ = [
+    "AnalyticsError",
     "ConfigError",
     "DataError",
+    "DeletionNotConfirmed",
     "DeletionReport",
     "ExperimentAnalytics",
+    "ExperimentNotFound",
     "FailedJob",
     "MlexpError",
     "SweepFailed",

@@ -184,6 +184,10 @@ def _survey(name: str, tracking_uri: str | None, root: Path | None) -> _Target:
         raise ExperimentNotFound(
             f"no experiment named {name!r} in {store.uri}; its experiments: {', '.join(active) or 'none'}"
         )
+    if any(e.experiment_id == "0" for e in experiments):
+        raise DeletionNotConfirmed(
+            "the Default experiment (id 0) holds runs MLflow itself expects; delete its runs, not it"
+        )
     ids = [e.experiment_id for e in experiments]
     runs = _pages(lambda token: client.search_runs(ids, run_view_type=ViewType.ALL, max_results=1000, page_token=token))
     models = _pages(lambda token: client.search_logged_models(ids, page_token=token))
@@ -193,6 +197,11 @@ def _survey(name: str, tracking_uri: str | None, root: Path | None) -> _Target:
         group = {"trial": report.trials, "component": report.components, "sweep": report.sweep_records}
         group.get(kind or "", report.other_runs).append(run.info.run_id)
         report.running += run.info.status == "RUNNING"
+    if report.running:
+        raise DeletionNotConfirmed(
+            f"{report.running} run(s) of {name!r} are still RUNNING (a trial or sweep in progress); let them finish "
+            "or stop them (Ctrl-C), then delete — even --force does not delete a running experiment"
+        )
     report.logged_models = [m.model_id for m in models]
     target = _Target(report, store, client, root, experiments, runs, models)
     report.model_versions = [f"{v.name}/{v.version}" for v in cleanup_registry.versions_of(client, target.run_ids)]

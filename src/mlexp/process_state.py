@@ -38,9 +38,12 @@ def left_as_found(env: Mapping[str, str], argv: list[str]) -> Iterator[None]:
         _restore_environ(environ)
         os.chdir(cwd)
         _restore_logging(loggers)
-        global_hydra.clear()
+        # the singleton may have been replaced meanwhile (Hydra's `initialize_config_dir` puts a copy back
+        # when its block exits): clear whichever instance is current, not the one found at the start
+        current = GlobalHydra.instance()
+        current.clear()
         if hydra is not None:
-            global_hydra.initialize(hydra)
+            current.initialize(hydra)
         HydraConfig.instance().cfg = hydra_cfg
 
 
