@@ -71,6 +71,15 @@ def test_two_runs_in_one_process_are_the_command_lines_trials(project: Path) -> 
     store_client(project).set_tag(first.run_id, "note", "seen")
     assert first.refresh().tags["note"] == "seen"
 
+    # a third call after the others gives the first call's numbers: nothing leaked between calls
+    again = run(TASK, TINY, root=project)
+    assert again.metrics == first.metrics
+    # and the kernel can read the results next (composing with Hydra again), from any working directory
+    import mlexp
+
+    table = mlexp.analytics(task=TASK, root=project)
+    assert {first.run_id, second.run_id, again.run_id} <= set(table["RunId"])
+
 
 def test_a_wrong_override_raises_the_command_lines_error(project: Path) -> None:
     with pytest.raises(ConfigError) as raised:

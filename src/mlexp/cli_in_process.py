@@ -32,7 +32,7 @@ from mlexp.errors import ConfigError, MlexpError
 from mlexp.paths import ROOT_ENV, project_root
 from mlexp.process_state import left_as_found
 from mlexp.sweep_failed import FailedJob
-from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, job_outcomes
+from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SweepEndedFailed, job_outcomes
 
 # the command's Hydra job name (the name of its module): the same hydra.job.name and log file, <run folder>/cli.log
 JOB_NAME = "cli"
@@ -125,10 +125,10 @@ def run_sweep(conf_dir: Path, overrides: list[str]) -> SweepDone:
         sweeper.sweep(arguments=task_overrides)
         try:
             callbacks.on_multirun_end(config=cfg, config_name=CONFIG)
-        except SystemExit as stop:
-            if stop.__context__ is not None:  # recording the results failed
-                _raise_reported(stop, [])
+        except SweepEndedFailed:
             failed = True  # failed jobs or no scored trial: it printed them and closed the record FAILED
+        except SystemExit as stop:  # recording the results failed
+            _raise_reported(stop, [])
     except KeyboardInterrupt:
         close_open_sweep("KILLED")
         raise

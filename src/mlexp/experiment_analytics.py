@@ -68,11 +68,13 @@ class ExperimentAnalytics:
         sweep: str | None = None,
         search: str | None = None,
         tracking_uri: str | None = None,
+        root: str | os.PathLike[str] | None = None,
     ) -> None:
         # compare renders these frames for the command line: imported when called, not at import
         from mlexp.compare import find_sweep
 
-        self.store = _store(tracking_uri)
+        self.root = Path(root).resolve() if root is not None else None
+        self.store = _store(tracking_uri, self.root)
         self.client = self.store.client()
         self.sweep = find_sweep(self.client, sweep) if sweep else None
         if sweep and self.sweep is None:
@@ -81,7 +83,11 @@ class ExperimentAnalytics:
             raise AnalyticsError(
                 f"sweep {sweep!r} ran in experiment {self.sweep.experiment!r}, not {experiment!r}; name one of them"
             )
-        name = experiment or (self.sweep.experiment if self.sweep else None) or (task and experiment_of_task(task))
+        name = (
+            experiment
+            or (self.sweep.experiment if self.sweep else None)
+            or (task and experiment_of_task(task, self.root))
+        )
         if not name:
             raise AnalyticsError(
                 "name an experiment, a task or a sweep: analytics(experiment=...), task=... or sweep=..."
@@ -297,6 +303,7 @@ def analytics(
     components: bool = False,
     all_params: bool = False,
     tracking_uri: str | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """The trials of an experiment (or of a sweep, or matching `search`) as a DataFrame, best first.
 
@@ -310,8 +317,11 @@ def analytics(
         components: one row per trial component (stage run) instead of per trial.
         all_params: every parameter, not only those whose value differs between the rows.
         tracking_uri: the MLflow store; default as the CLI's (`MLFLOW_TRACKING_URI`, else the project's).
+        root: the project folder, as `mlexp.run(root=...)`; default found as the command finds it.
     """
-    trials = ExperimentAnalytics(experiment, task=task, sweep=sweep, search=search, tracking_uri=tracking_uri)
+    trials = ExperimentAnalytics(
+        experiment, task=task, sweep=sweep, search=search, tracking_uri=tracking_uri, root=root
+    )
     if components:
         return trials.components(sort_by, ascending, all_params)
     return trials.dataframe(sort_by, ascending, all_params)
@@ -325,19 +335,22 @@ def metric_history(
     search: str | None = None,
     metrics: Sequence[str] | None = None,
     tracking_uri: str | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Every logged value of the trials' metrics (all, or `metrics`): trial, run_id, metric, step, value, timestamp."""
-    trials = ExperimentAnalytics(experiment, task=task, sweep=sweep, search=search, tracking_uri=tracking_uri)
+    trials = ExperimentAnalytics(
+        experiment, task=task, sweep=sweep, search=search, tracking_uri=tracking_uri, root=root
+    )
     return trials.metric_history(metrics)
 
 
-def experiment_of_task(task: str) -> str:
+def experiment_of_task(task: str, root: Path | None = None) -> str:
     """The experiment a task's trials go to: `tracking.experiment_name`, else the task's name."""
     from hydra import compose, initialize_config_dir
 
     from mlexp.config import make_composable
 
-    conf_dir = project_root() / "conf"
+    conf_dir = (root or project_root()) / "conf"
     known = sorted(p.stem for p in (conf_dir / "task").glob("*.yaml"))
     if task not in known:
         raise AnalyticsError(f"task={task!r} is not a task; choose one of: {', '.join(known)}")
@@ -348,9 +361,11 @@ def experiment_of_task(task: str) -> str:
     return str(cfg.tracking.experiment_name or task)
 
 
-def _store(tracking_uri: str | None) -> TrackingStore:
+def _store(tracking_uri: str | None, root: Path | None = None) -> TrackingStore:
     """The store the CLI would use; a URI given outright needs no project folder."""
     configured = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if root is not None:
+        return TrackingStore.resolve(tracking_uri, root)
     try:
         root = project_root()
     except FileNotFoundError as error:

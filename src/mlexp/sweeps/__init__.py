@@ -15,6 +15,17 @@ SWEEP_EXPERIMENT_ENV = "MLEXP_SWEEP_EXPERIMENT_ID"
 SWEEP_ENV = (SWEEP_ID_ENV, SWEEP_NAME_ENV, SWEEP_JOBS_ENV, SWEEP_STORE_ENV, SWEEP_EXPERIMENT_ENV)
 
 
+class SweepEndedFailed(SystemExit):
+    """The sweep ran to its end and is recorded FAILED (a job failed, or no trial was scored): exit status 1.
+
+    A SystemExit, so the command exits as usual; its own type lets the Python API tell it from an error
+    without guessing from the exception being handled (in a notebook that may be the user's own).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+
 def record_job(number: int, status: str, run_id: str | None, error: str = "") -> None:
     """Leave a sweep job's outcome where the sweep's end can count it, even if no trial opened."""
     folder = os.environ.get(SWEEP_JOBS_ENV)

@@ -32,6 +32,7 @@ from mlexp.sweeps import (
     SWEEP_JOBS_ENV,
     SWEEP_NAME_ENV,
     SWEEP_STORE_ENV,
+    SweepEndedFailed,
     job_outcomes,
 )
 from mlexp.sweeps.checks import check_sweep
@@ -198,9 +199,9 @@ class SweepRecorder(Callback):
             for outcome in failed:
                 print(f"  job {outcome['job']}: {outcome['error']}", file=sys.stderr)
             print(f"mlexp: error: {len(failed)} job(s) of sweep {name} failed", file=sys.stderr)
-            sys.exit(1)
+            raise SweepEndedFailed
         if best is None:
-            sys.exit(1)
+            raise SweepEndedFailed
 
 
 def _search_space(config: DictConfig) -> str:
