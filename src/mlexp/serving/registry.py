@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
 from mlflow.models import Model
@@ -31,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp import tasks
 from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError, DataError
+from mlexp.runner import flatten
 from mlexp.serving import champion, pyfunc_model
 from mlexp.tracking import Tracker, TrackingStore
 from mlexp.tracking import tags as run_tags
@@ -59,15 +59,6 @@ def _model_module(cfg: DictConfig) -> ModuleType:
     task = tasks.get(cfg.task.name)
     check(task)
     return importlib.import_module(model_module_name(task))
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(node, dict):
-        flat: dict[str, str] = {}
-        for key, value in node.items():
-            flat.update(_flat(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: str(node)}
 
 
 def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -> None:
@@ -123,7 +114,7 @@ def _log_model(cfg: DictConfig, tracker: Tracker, module: ModuleType, trial_name
         name=trial_name,
         source_run_id=tracker.run_id,
         tags=about,
-        params=_flat(settings),
+        params={key: str(value) for key, value in flatten(settings).items()},
         model_type=cfg.task.name,
     )
     try:
