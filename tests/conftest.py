@@ -31,6 +31,16 @@ def tmp_project(tmp_path: Path) -> Path:
     return project
 
 
+def stop_process_group(process: subprocess.Popen, seconds: float = 15) -> None:
+    """Stop a server started with start_new_session=True and its workers: SIGTERM, then SIGKILL if it lingers."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=seconds)
+
+
 def cli_env(project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_"))}
     env["MLEXP_ROOT"] = str(project)
@@ -135,12 +145,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         _wait_for_health(url, server, log, seconds=120)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server)
 
 
 # Debian's chromium (apt-get install chromium): Playwright's own browser download is not reachable here;

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from conftest import REPO, TINY, cli_env, run_cli, store_client, trials_of
+from conftest import REPO, TINY, cli_env, run_cli, stop_process_group, store_client, trials_of
 from mlexp.serving import champion
 
 NAME = "tabular_regression"
@@ -161,12 +160,7 @@ def test_mlflow_models_serve_answers_with_the_champion(sweep, tmp_path):
         body = (folder / "serving_input_example.json").read_bytes()
         answer = post_json(f"http://127.0.0.1:{port}/invocations", body)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=15)
+        stop_process_group(server)
     served = [row["rings"] for row in answer["predictions"]]
     np.testing.assert_allclose(served, expected, rtol=1e-6)
 
