@@ -69,8 +69,23 @@ class ComputeConfig:
 @dataclass
 class DeployConfig:
     target: str = "none"
+    # deploy=registry: the registered model (null: the task name) and the alias that follows the best version
     model_name: str | None = None
     alias: str = "champion"
+    # deploy=local: a task's HTTP service on this machine (mlexp.serving.http)
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 picks a free port
+    # which model the service loads: trial (this run's) | champion (the registry alias) | best | <trial run id>
+    source: str = "champion"
+    max_request_bytes: int = 1_048_576
+    request_timeout_s: float = 30.0
+    # decoded image size limit for endpoints that take images (decompression bombs)
+    max_pixels: int = 40_000_000
+    require_api_key: bool = True
+    keys_db: str | None = None  # null: <project root>/serving/keys.sqlite
+    # how often a running service checks whether the registry alias moved to a new champion
+    reload_interval_s: float = 5.0
+    max_seconds: float | None = None  # null: until Ctrl-C or SIGTERM
 
 
 @dataclass
