@@ -1,0 +1,71 @@
+"""Which registry version an alias names now, and loading exactly that version: the inputs of ModelSlot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlexp.errors import DataError
+
+Load = Callable[[], tuple[Any, str]]
+Probe = Callable[[], str]
+
+
+def champion_probe(model_name: str, alias: str = "champion", tracking_uri: str | None = None) -> Probe:
+    """A probe returning the version number (as text) the alias names in the registry."""
+    # imported here: `mlexp keys` should not wait 2 s for MLflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def probe() -> str:
+        try:
+            return str(client.get_model_version_by_alias(model_name, alias).version)
+        except MlflowException as error:
+            raise DataError(
+                f"registered model {model_name!r} has no alias {alias!r} ({error.message.splitlines()[0]}); "
+                "register one with deploy=registry first"
+            ) from None
+
+    return probe
+
+
+def champion_loader(
+    model_name: str,
+    alias: str = "champion",
+    tracking_uri: str | None = None,
+    load_model: Callable[[str], Any] | None = None,
+) -> Load:
+    """A ModelSlot `load`: reads the alias's version, loads `models:/<name>/<version>` (pyfunc by default).
+
+    Loading the version read, not `@alias`, keeps the label true if the alias moves during the load.
+    """
+    probe = champion_probe(model_name, alias, tracking_uri)
+
+    def load() -> tuple[Any, str]:
+        import mlflow.pyfunc
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        version = probe()
+        uri = f"models:/{model_name}/{version}"
+        if load_model is not None:
+            return load_model(uri), version
+        if tracking_uri is None:
+            return mlflow.pyfunc.load_model(uri), version
+        with _use_tracking_uri(tracking_uri):
+            return mlflow.pyfunc.load_model(uri), version
+
+    return load
+
+
+def champion_from_config(cfg: Any, load_model: Callable[[str], Any] | None = None) -> tuple[Load, Probe]:
+    """(load, probe) for the task's registered model (deploy.model_name or the task name) at deploy.alias,
+    in the trial's tracking store (tracking.uri, else $MLFLOW_TRACKING_URI, else the project's mlflow.db)."""
+    from mlexp.tracking.store import TrackingStore
+
+    uri = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri
+    name = cfg.deploy.get("model_name") or cfg.task.name
+    alias = cfg.deploy.get("alias") or "champion"
+    return champion_loader(name, alias, uri, load_model), champion_probe(name, alias, uri)

@@ -1,0 +1,109 @@
+"""JSON in and out: standard JSON responses, request bodies checked field by field, errors as {"error": ...}."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+JSON_TYPE = "application/json"
+# what a client sent, in JSON's words, for "field 'x' must be a string, got number"
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "an array",
+    dict: "an object",
+}
+
+
+class ServiceError(Exception):
+    """Raised anywhere in a request: the client gets `{"error": message}` with this status and headers."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def standard_json(value: Any) -> Any:
+    """`value` with numpy scalars/arrays as Python values and NaN/±Infinity as None (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): standard_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [standard_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return standard_json(value.tolist())
+    if isinstance(value, np.generic):
+        return standard_json(value.item())
+    return value
+
+
+def json_bytes(payload: Any) -> bytes:
+    """Compact standard JSON; the common case (plain finite values) is dumped once, without a copy."""
+    try:
+        text = json.dumps(payload, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, TypeError):
+        text = json.dumps(standard_json(payload), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()
+
+
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response that never holds `NaN`/`Infinity` tokens; numpy values are converted."""
+    return Response(json_bytes(payload), status_code=status, headers=dict(headers or {}), media_type=JSON_TYPE)
+
+
+def error_body(message: str) -> bytes:
+    return json_bytes({"error": message})
+
+
+def _reject_constant(token: str) -> Any:
+    raise ServiceError(422, f"the body is not standard JSON: {token} is not a JSON value")
+
+
+def _json_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "true/false"), (str, "string"), (int, "number"), (float, "number")):
+        if isinstance(value, kind):
+            return name
+    return "array" if isinstance(value, list) else "object"
+
+
+def _has_type(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, Any]:
+    """The body as a JSON object holding every required field with its type, else ServiceError 422."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ServiceError(422, f"the body is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ServiceError(422, f"the body must be a JSON object, got {_json_name(document)}")
+    for field, kind in required.items():
+        if field not in document:
+            raise ServiceError(422, f"field {field!r} is missing")
+        if not _has_type(document[field], kind):
+            expected = _JSON_NAMES.get(kind, kind.__name__)
+            raise ServiceError(422, f"field {field!r} must be {expected}, got {_json_name(document[field])}")
+    return document
+
+
+async def read_json(request: Request, required: Mapping[str, type]) -> dict[str, Any]:
+    """Read the request body as a JSON object with the required fields and types (422 otherwise)."""
+    return parse_json_object(await request.body(), required)
