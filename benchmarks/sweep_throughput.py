@@ -28,6 +28,7 @@ from mlexp.tracking import TrackingStore
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_SPEEDUP = 1.7
+GOAL_TRIALS_SPEEDUP = 1.85
 EPOCHS = 20
 TRIALS = 8
 GRID = ["model.l1_size=8,16,32,64", "model.l1_activation=relu,tanh"]
@@ -92,7 +93,8 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
 
 
 def sweep_ids(client: MlflowClient) -> set[str]:
-    experiment = client.get_experiment_by_name("tabular_regression")
+    # sweep records are kept out of the trial rows, in the companion experiment
+    experiment = client.get_experiment_by_name("tabular_regression-sweeps")
     if experiment is None:
         return set()
     runs = client.search_runs([experiment.experiment_id], "tags.`mlexp.kind` = 'sweep'", max_results=1000)
@@ -220,10 +222,13 @@ def main() -> int:
         f"-> {speedup / GOAL_SPEEDUP:.2f} of goal"
     )
     print(
-        f"(trials alone: {span_speedup:.2f}x, which {'meets' if span_speedup >= GOAL_SPEEDUP else 'misses'} "
-        "the goal; the verdict below is on the whole commands)"
+        f"trials alone: {span_speedup:.2f}x, goal >= {GOAL_TRIALS_SPEEDUP:g}x -> "
+        f"{'met' if span_speedup >= GOAL_TRIALS_SPEEDUP else 'missed'}"
     )
-    print("GOAL MET" if speedup >= GOAL_SPEEDUP and ok else "GOAL MISSED")
+    print("GOAL MET" if speedup >= GOAL_SPEEDUP and span_speedup >= GOAL_TRIALS_SPEEDUP else "GOAL MISSED")
+    if not ok:
+        print("broken: a sweep did not leave its trials FINISHED in the store", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -99,7 +99,10 @@ def _one_line_error(project: Path, *args: str) -> str:
 def test_mistyped_task_is_one_line_with_the_closest_task(tmp_project):
     message = _one_line_error(tmp_project, "task=tabular_regresion")
     assert message.startswith("task='tabular_regresion' is not a task; did you mean tabular_regression? choose one")
-    assert "anomaly_detection, churn_incentives, object_detection, tabular_regression" in message
+    assert (
+        "anomaly_detection, churn_incentives, document_extraction, object_detection, recommendation, "
+        "tabular_regression, text_classification" in message
+    )
 
 
 def test_mistyped_group_option_is_one_line_with_the_tasks_options(tmp_project):
@@ -113,7 +116,8 @@ def test_mistyped_group_option_is_one_line_with_the_tasks_options(tmp_project):
 def test_a_tasks_own_group_is_refused_for_another_task(tmp_project):
     message = _one_line_error(tmp_project, "task=tabular_regression", "engine=duckdb")
     assert message == (
-        "task 'tabular_regression' has no engine group (engine belongs to task anomaly_detection); remove engine=duckdb"
+        "task 'tabular_regression' has no engine group (engine belongs to tasks anomaly_detection, "
+        "document_extraction); remove engine=duckdb"
     )
 
 

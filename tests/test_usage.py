@@ -32,7 +32,8 @@ def test_help_shows_each_tasks_own_stages(tmp_project):
     assert _stages(out, "tabular_regression") == "prepare → train → evaluate [→ deploy]"
     assert "prepare|train|evaluate|deploy" not in out
     # a task's own config group says whose it is
-    assert "engine: athena, duckdb   (task anomaly_detection only)" in out
+    assert "optimizer: budget_allocation   (task churn_incentives only)" in out
+    assert "engine: athena, duckdb, local_ocr, textract   (tasks anomaly_detection, document_extraction only)" in out
 
 
 def test_help_imports_no_stage_module(tmp_project):

@@ -16,13 +16,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError
 
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys
 from mlexp.config.schema import objective_direction
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root, resolve
-from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, record_job
+from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def _job(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return _run_job(cfg)
+    adopt_sweep_env(Path(hydra_cfg.sweep.dir))
     # parallel trials' lines would interleave unlabelled: each carries its trial's name
     with console.prefixed(_trial_name(hydra_cfg.job.num)):
         return _run_job(cfg)
@@ -106,12 +108,28 @@ def _run_job(cfg: DictConfig) -> float:
     except MlexpError as error:
         record_job(number, "FAILED", None, str(error))
         return _fail(str(error), multirun)
+    except InterpolationResolutionError as error:
+        refusal = _resolver_refusal(error)
+        if refusal is None:
+            raise
+        record_job(number, "FAILED", None, str(refusal))
+        return _fail(str(refusal), multirun)
     except Exception as error:
         record_job(number, "FAILED", None, f"{type(error).__name__}: {error}")
         raise
     record_job(number, "FINISHED", result.run_id)
     _print_next_steps(cfg, result, multirun)
     return result.objective
+
+
+def _resolver_refusal(error: BaseException) -> MlexpError | None:
+    """The MlexpError one of our resolvers raised, which OmegaConf wraps (as context, not cause); its line only."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, MlexpError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _use_run_folder(cfg: DictConfig, output_dir: Path, overrides: list[str]) -> None:
@@ -176,6 +194,11 @@ def main() -> None:
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
+    if not any(arg.startswith("-") for arg in argv):
+        # one trial in this process: the tracking writer imports MLflow while Hydra composes and MXNet loads
+        from mlexp.tracking.journal_writer import start_early
+
+        start_early(project_root())
     app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
     try:
         app(_job)()
@@ -187,6 +210,10 @@ def main() -> None:
         # Hydra reports its own errors and exits; a sweep it stopped must not stay RUNNING
         close_open_sweep("FAILED")
         raise
+    finally:
+        from mlexp.tracking.journal_writer import close_writers
+
+        close_writers()
     # MLflow, MXNet and pandas leave millions of objects; skip collecting them at exit (seconds)
     gc.freeze()
 

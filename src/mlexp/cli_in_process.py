@@ -69,11 +69,15 @@ def command_line(root: str | os.PathLike[str] | None, argv: Sequence[str]) -> It
     # sys.argv as the command's: trials and sweeps record `mlexp <argv>` as the command that reproduces them
     with left_as_found(env, ["mlexp", *argv]):
         from mlexp.console import quiet_third_party
+        from mlexp.tracking.journal_writer import close_writers
 
-        quiet_third_party()
-        conf_dir = project_root() / "conf"
-        check_override_keys(conf_dir, [arg for arg in argv if arg != "-m"])
-        yield conf_dir
+        try:
+            quiet_third_party()
+            conf_dir = project_root() / "conf"
+            check_override_keys(conf_dir, [arg for arg in argv if arg != "-m"])
+            yield conf_dir
+        finally:
+            close_writers()  # the command's tracking writer ends with it, as it does after `mlexp`
 
 
 def run_trial(conf_dir: Path, overrides: list[str]) -> TrialDone:

@@ -1,4 +1,4 @@
-"""`mlexp compare` and `mlexp params`: commands that read config or the store, not run trials."""
+"""`mlexp compare`, `params`, `keys`, `review`, ...: commands that read config or a store, not run trials."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ USAGE = {
     "summary": "mlexp summary [<output file>]",
     "relocate": "mlexp relocate",
     "delete": "mlexp delete experiment=<name> [--force] [tracking.uri=<uri>]",
+    "sync": "mlexp sync",
+    "keys": "mlexp keys create <name> [--limit N] [--period month|day] | list | revoke <name>",
+    "review": "mlexp review [--store PATH|URL] add <name> | remove <name> | list | export | label-studio-export | ...",
 }
 
 
@@ -176,6 +179,37 @@ def run_delete(argv: list[str]) -> int:
     return delete(argv)
 
 
+def run_sync(argv: list[str]) -> int:
+    """Store what trials whose process was killed left in their journals; their open runs end KILLED."""
+    from mlexp.tracking.journal_apply import replay_orphans
+
+    if argv:
+        raise MlexpError(f"usage: {USAGE['sync']}")
+    replayed = replay_orphans(project_root())
+    for entry in replayed:
+        if entry.error:
+            print(f"{entry.folder}: the store refused it ({entry.error}); kept for the next `mlexp sync`")
+        else:
+            ended = f"; ended KILLED: {', '.join(entry.killed)}" if entry.killed else ""
+            print(f"{entry.folder.name}: stored{ended}")
+    print(f"{sum(not e.error for e in replayed)} trial journal(s) stored, {sum(bool(e.error) for e in replayed)} kept")
+    return 1 if any(e.error for e in replayed) else 0
+
+
+def run_keys(argv: list[str]) -> int:
+    """API keys and usage plans of the local services (`deploy=local`)."""
+    from mlexp.serving.http.keys_command import main
+
+    return main(argv)
+
+
+def run_review(argv: list[str]) -> int:
+    """Reviewer accounts and review exports of the text_classification service."""
+    from mlexp.tasks.text_classification.service.review_command import main
+
+    return main(argv)
+
+
 COMMANDS = {
     "compare": run_compare,
     "params": run_params,
@@ -184,6 +218,9 @@ COMMANDS = {
     "summary": run_summary,
     "relocate": run_relocate,
     "delete": run_delete,
+    "sync": run_sync,
+    "keys": run_keys,
+    "review": run_review,
 }
 
 

@@ -7,6 +7,18 @@ from collections.abc import Sequence
 from mlexp.tracking import ui_link
 
 
+def experiment_tag_writer(tracking_uri: str) -> ui_link.TagWriter | None:
+    """The tracking writer process of this mlexp process, if one runs: it saves the view while this one exits."""
+    from mlexp.tracking.journal_writer import running_writer
+
+    writer = running_writer()
+    if writer is None:
+        return None
+    return lambda experiment_id, key, value: writer.send(
+        cmd="experiment_tag", uri=tracking_uri, experiment_id=experiment_id, key=key, value=value
+    )
+
+
 def print_ui_link(
     tracking_uri: str,
     experiment_id: str,
@@ -29,6 +41,7 @@ def print_ui_link(
             sweep_name=sweep_name,
             metric_columns=headline_metrics,
             param_columns=params,
+            tag_writer=experiment_tag_writer(tracking_uri),
         )
     except ui_link.NoUiAddress as error:
         print(f"MLflow UI: {error}")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
@@ -21,7 +21,10 @@ from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
+from mlexp.tracking.journal_writer import WRITER_ENV, JournalWriter
 from mlexp.tracking.provenance import command_line, git_state, package_versions
+from mlexp.tracking.store_writer import StoreWriter
+from mlexp.tracking.tracker import RunWriter
 from mlexp.trial_continuation import Marker, marker_path, pipeline_run_id, read_marker, write_marker
 
 # config that describes the machine or how the run was launched, not the experiment: kept as tags
@@ -91,12 +94,22 @@ def _run_stage(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial, trac
     raise ConfigError(f"deploy={cfg.deploy.target!r} is not available for task {cfg.task.name!r}; use registry")
 
 
+def _writer(cfg: DictConfig, store: TrackingStore, group: str = "") -> RunWriter:
+    """The trial's records go through a journal to the writer process, or (MLEXP_TRACKING_WRITER=inline) direct."""
+    if os.environ.get(WRITER_ENV) == "inline":
+        return StoreWriter(store.client(), store)
+    return JournalWriter(Path(cfg.paths.root), store, group)
+
+
 def _continued_trial(
-    cfg: DictConfig, task: tasks.Task, store: TrackingStore, experiment_id: str, pipeline_run: str | None
+    cfg: DictConfig, task: tasks.Task, store: TrackingStore, experiment_name: str, pipeline_run: str | None
 ) -> Trial | None:
-    """The trial an earlier stage of this pipeline run opened, if this stage may join it."""
+    """The trial an earlier stage of this pipeline run opened, if this stage may join it (reads the store)."""
     if cfg.stage is None or pipeline_run is None or all_stages(task).index(cfg.stage) == 0:
         return None
+    from mlflow.exceptions import MlflowException
+
+    experiment_id = store.experiment_id(experiment_name)
     marker = read_marker(marker_path(Path(cfg.paths.root), store.uri, experiment_id, task.name))
     if marker is None or marker.pipeline_run != pipeline_run:
         print(f"stage {cfg.stage}: the stages before it did not run in this pipeline run; it opens a new trial")
@@ -114,10 +127,10 @@ def _continued_trial(
         return None
     if run.info.experiment_id != experiment_id or cfg.stage in statuses:
         return None
-    return Trial.resume(client, marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+    return Trial.resume(_writer(cfg, store), marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
 
 
-def _open_trial(cfg: DictConfig, job: JobContext, store: TrackingStore, experiment_id: str) -> Trial:
+def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_id: str) -> Trial:
     run_tags = {
         tags.TASK: cfg.task.name,
         tags.OBJECTIVE: cfg.task.objective.metric,
@@ -127,7 +140,7 @@ def _open_trial(cfg: DictConfig, job: JobContext, store: TrackingStore, experime
         run_tags[tags.SWEEP_ID] = job.sweep_id
         run_tags[tags.SWEEP_NAME] = job.sweep_name or ""
     name = job.trial_name or f"{cfg.task.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    return Trial.open(store.client(), experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+    return Trial.open(writer, experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
 
 
 def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
@@ -148,8 +161,8 @@ def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
             "mlexp.params_file": cfg.params_file or "",
         }
     )
-    trial.client.log_text(trial.run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-    trial.client.log_text(trial.run_id, "\n".join(job.overrides) + "\n", "overrides.txt")
+    trial.writer.log_text(trial.run, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    trial.writer.log_text(trial.run, "\n".join(job.overrides) + "\n", "overrides.txt")
     trial.tracker.flush()  # params visible in the UI while the stages run
 
 
@@ -159,7 +172,7 @@ def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
     A DVC stage re-run alone logs only its own metrics: the values of the stages DVC kept
     (say, the AUC of an unchanged model) stay as the file had them.
     """
-    logged = trial.client.get_run(trial.run_id).data.metrics
+    logged = trial.logged_metrics()
     wanted = [cfg.task.objective.metric, *cfg.task.headline_metrics]
     path = Path(cfg.paths.reports) / "metrics.json"
     kept = json.loads(path.read_text()) if cfg.stage is not None and path.exists() else {}
@@ -202,17 +215,20 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
     _check_before_trial(cfg, task)
-    seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.uses_mxnet)
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
-    experiment_id = store.experiment_id(cfg.tracking.experiment_name or cfg.task.name)
+    experiment_name = cfg.tracking.experiment_name or cfg.task.name
+    store.check_not_moved_early(experiment_name)
     pipeline_run = pipeline_run_id() if cfg.stage is not None else None
-    trial = _continued_trial(cfg, task, store, experiment_id, pipeline_run)
+    trial = _continued_trial(cfg, task, store, experiment_name, pipeline_run)
     if trial is None:
-        trial = _open_trial(cfg, job, store, experiment_id)
+        writer = _writer(cfg, store, job.sweep_id or "")
+        trial = _open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
         _record_provenance(trial, cfg, job)
     stages = stages_to_run(cfg, task)
     current = stages[0]
     try:
+        # after the trial opened: the writer process creates its runs while MXNet loads here
+        seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.uses_mxnet)
         for current in stages:
             if current == SHARED_STAGE:
                 _run_or_reuse_preprocessing(cfg, task, trial)
@@ -228,7 +244,13 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
         user_error = isinstance(error, MlexpError)
         text = str(error) if user_error else f"{type(error).__name__}: {error}"
         raise TrialFailed(f"stage {current!r} failed: {text}", trial.run_id, user_error) from error
+    if job.sweep_id and pipeline_run is None:
+        # a sweep's next trial need not wait for this one's records: the sweep waits for them all at its end
+        trial.close(wait=False)
+        # no id yet: the writer creates the run later (trial.run is the journal's `ref-…` name, never the store's)
+        return TrialResult("", "", store.uri, objective)
     trial.close()
+    experiment_id = trial.experiment_id
     if pipeline_run is not None:
         write_marker(
             marker_path(Path(cfg.paths.root), store.uri, experiment_id, task.name), Marker(trial.run_id, pipeline_run)
@@ -237,22 +259,22 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
 
 
 def _run_component(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial) -> str:
-    """Run one stage as a component of the trial; returns the component's run id."""
+    """Run one stage as a component of the trial; returns its run as the trial's writer names it."""
     with trial.component(task.component_name(stage), stage) as tracker:
         _run_stage(cfg, task, stage, trial, tracker)
-    return tracker.run_id
+    return tracker.run
 
 
 def _run_or_reuse_preprocessing(cfg: DictConfig, task: tasks.Task, trial: Trial) -> None:
     """Pre-processing runs once per (data, config, code): later trials reuse and link to its component."""
     with shared_preprocessing(cfg, task) as shared:
-        published = shared.published_run(trial.client) if shared else None
+        published = shared.published_run(trial) if shared else None
         if shared is not None and published is not None:
             shared.reuse(cfg, trial, published)
             return
-        run_id = _run_component(cfg, task, SHARED_STAGE, trial)
+        component = _run_component(cfg, task, SHARED_STAGE, trial)
         if shared is not None:
-            shared.publish(cfg, trial, run_id)
+            shared.publish(cfg, trial, component, dict(trial.metrics))
 
 
 def _finish(cfg: DictConfig, task: tasks.Task, trial: Trial, stages: list[str]) -> float:

@@ -12,6 +12,7 @@ one file lock, so the stage runs once even when they start together.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import importlib
@@ -24,9 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
-from mlflow.entities import Dataset, DatasetInput, InputTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
@@ -44,10 +42,22 @@ def _source_digest(task: tasks.Task, digest: hashlib._Hash) -> None:
     import mlexp.data
 
     package = importlib.import_module(task.stages_module.rsplit(".", 1)[0])
+    sources = []
     for folder in (Path(package.__file__ or "").parent, Path(mlexp.data.__file__ or "").parent):
         for source in sorted(folder.rglob("*.py")):
-            digest.update(str(source.relative_to(folder)).encode())
-            digest.update(source.read_bytes())
+            stat = source.stat()
+            sources.append((str(source), str(source.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
+    digest.update(_sources_hash(tuple(sources)).encode())
+
+
+@functools.lru_cache(maxsize=16)
+def _sources_hash(sources: tuple[tuple[str, str, int, int], ...]) -> str:
+    """The files' names and bytes as one hash, read again only when a file's size or time changes."""
+    digest = hashlib.sha256()
+    for path, relative, _, _ in sources:
+        digest.update(relative.encode())
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 class NotShareable(Exception):
@@ -159,16 +169,18 @@ class SharedPreprocessing:
     def record(self) -> Path:
         return self.folder / "component.json"
 
-    def published_run(self, client: MlflowClient) -> str | None:
-        """The component run whose outputs are here, if complete and still in this store."""
+    def published_run(self, trial: Trial) -> str | None:
+        """The component run whose outputs are here, if complete and published from this trial's store.
+
+        Read from the record alone, so that the store (still being set up in the background) is not waited
+        for: the record is written only after its component FINISHED, and `mlexp delete` removes it with the run.
+        """
         if not self.record.exists():
             return None
-        run_id = str(json.loads(self.record.read_text())["run_id"])
-        try:
-            run = client.get_run(run_id)
-        except MlflowException:
-            return None
-        return run_id if run.info.status == "FINISHED" else None
+        record = json.loads(self.record.read_text())
+        if record.get("store") != trial.writer.store.uri or "metrics" not in record:
+            return None  # another store's run, or a record from before stores were named: run the stage again
+        return str(record["run_id"])
 
     def reuse(self, cfg: DictConfig, trial: Trial, run_id: str) -> None:
         """Copy the published outputs into this trial's folders and link the trial to the component."""
@@ -176,16 +188,17 @@ class SharedPreprocessing:
             source = self.folder / folder / relative
             if source.exists():
                 _copy(source, Path(cfg.paths[folder]) / relative)
-        component = trial.client.get_run(run_id)
+        record = json.loads(self.record.read_text())
         trial.tracker.set_tags({SHARED_TAG: run_id, "mlexp.shared_component.key": self.key})
-        trial.tracker.log_metrics(component.data.metrics)
+        trial.tracker.log_metrics(record["metrics"])
         self._link_dataset(trial)
         trial.tracker.flush()
-        source_trial = component.data.tags.get("mlflow.parentRunId", "")
+        source_trial = record.get("trial", "")
         print(f"Pre-processing: reusing component {run_id} of trial {source_trial} (same data, config and code)")
 
-    def publish(self, cfg: DictConfig, trial: Trial, run_id: str) -> None:
-        """Keep the outputs of this trial's Pre-processing component `run_id` for the trials after it."""
+    def publish(self, cfg: DictConfig, trial: Trial, component: str, metrics: dict[str, float]) -> None:
+        """Keep the outputs of this trial's Pre-processing `component` (with its metrics) for the trials after it."""
+        run_id = trial.writer.run_id(component)  # the store's id: later trials link to it
         partial = self.folder.with_name(self.folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         for folder, relative in self.outputs:
@@ -196,18 +209,16 @@ class SharedPreprocessing:
             if file.is_file():
                 # trials' hard links share these files: a stage writing one in place fails instead of corrupting it
                 file.chmod(file.stat().st_mode & ~0o222)
-        (partial / "component.json").write_text(json.dumps({"run_id": run_id, "key": self.key}) + "\n")
+        record = {"run_id": run_id, "key": self.key, "store": trial.writer.store.uri, "trial": trial.run_id}
+        (partial / "component.json").write_text(json.dumps({**record, "metrics": metrics}) + "\n")
         shutil.rmtree(self.folder, ignore_errors=True)
         partial.replace(self.folder)
         trial.tracker.set_tags({SHARED_TAG: run_id, "mlexp.shared_component.key": self.key})
         self._link_dataset(trial)
 
     def _link_dataset(self, trial: Trial) -> None:
-        dataset = Dataset(
-            name="preprocessed data", digest=self.key[:36], source_type="local", source=str(self.folder.resolve())
-        )
-        context = InputTag(key="mlflow.data.context", value="shared pre-processing")
-        trial.client.log_inputs(trial.run_id, [DatasetInput(dataset, tags=[context])])
+        source = str(self.folder.resolve())
+        trial.writer.log_dataset(trial.run, "preprocessed data", self.key, source, "shared pre-processing")
 
 
 @contextmanager

@@ -55,7 +55,8 @@ def _group_lines(conf_dir: Path) -> list[str]:
     lines = []
     for group, options in config_groups(conf_dir).items():
         owners = TASK_GROUPS.get(group)
-        only = f"   (task {', '.join(sorted(owners))} only)" if owners else ""
+        noun = "task" if owners and len(owners) == 1 else "tasks"
+        only = f"   ({noun} {', '.join(sorted(owners))} only)" if owners else ""
         lines.append(f"  {group}: {', '.join(options)}{only}")
     return lines
 

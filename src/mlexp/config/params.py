@@ -47,9 +47,17 @@ def render(sections: dict[str, Any]) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading `1e-10` as a number as YAML 1.2 (and DVC's writer) do."""
+    """PyYAML's safe loader reading scalars as YAML 1.2 (and DVC's writer) do: `1e-10` a number, `NO` a string."""
 
 
+# YAML 1.1 reads yes/no/on/off (TLC's payment code `NO`) as booleans; DVC's rewrite leaves them unquoted
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),

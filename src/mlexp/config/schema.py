@@ -21,10 +21,13 @@ from omegaconf import MISSING
 class Direction(str, Enum):
     minimize = "minimize"
     maximize = "maximize"
+    # a metric sweeps report per trial but nothing is better for it (anomaly_detection's percent_flagged):
+    # grid sweeps tag no best trial, searches are refused
+    report = "report"
 
 
 def objective_direction(cfg: Any) -> str:
-    """The task's objective direction as text ("minimize" or "maximize"), from an enum or a plain string."""
+    """The task's objective direction as text ("minimize", "maximize" or "report"), from an enum or a plain string."""
     direction = cfg.task.objective.direction
     return str(getattr(direction, "value", direction))
 

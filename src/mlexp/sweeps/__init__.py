@@ -13,6 +13,22 @@ SWEEP_JOBS_ENV = "MLEXP_SWEEP_JOBS_DIR"
 SWEEP_STORE_ENV = "MLEXP_SWEEP_TRACKING_URI"
 SWEEP_EXPERIMENT_ENV = "MLEXP_SWEEP_EXPERIMENT_ID"
 SWEEP_ENV = (SWEEP_ID_ENV, SWEEP_NAME_ENV, SWEEP_JOBS_ENV, SWEEP_STORE_ENV, SWEEP_EXPERIMENT_ENV)
+# the same variables in the sweep's folder: workers started before the record opened cannot inherit them
+SWEEP_ENV_FILE = "mlexp_sweep.json"
+
+
+def share_sweep_env(sweep_dir: Path) -> None:
+    """Write the sweep's variables where its jobs find them, whenever their worker process started."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    values = {key: os.environ[key] for key in SWEEP_ENV if key in os.environ}
+    (sweep_dir / SWEEP_ENV_FILE).write_text(json.dumps(values) + "\n")
+
+
+def adopt_sweep_env(sweep_dir: Path) -> None:
+    """In a sweep job: take the sweep's variables from its folder (a worker may predate the sweep's record)."""
+    path = sweep_dir / SWEEP_ENV_FILE
+    if path.exists():
+        os.environ.update(json.loads(path.read_text()))
 
 
 class SweepEndedFailed(SystemExit):

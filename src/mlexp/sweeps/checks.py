@@ -5,6 +5,7 @@ from __future__ import annotations
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
+from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute
 from mlexp.errors import ConfigError
 
@@ -37,6 +38,11 @@ def check_sweep(config: DictConfig) -> None:
             f"the best trial: {serve}"
         )
     check_compute(config)
+    if "optuna" in sweeper.lower() and objective_direction(config) == "report":
+        raise ConfigError(
+            f"task {task}'s objective {config.task.objective.metric} is reporting-only (direction: report): a search "
+            "has nothing to optimise; run a grid (`-m` with comma-separated values, or the task's own sweep)"
+        )
     if "optuna" in sweeper.lower():
         if not config.hydra.sweeper.get("params") and not _sweep_overrides(overrides):
             raise ConfigError(

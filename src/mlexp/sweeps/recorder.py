@@ -34,6 +34,7 @@ from mlexp.sweeps import (
     SWEEP_STORE_ENV,
     SweepEndedFailed,
     job_outcomes,
+    share_sweep_env,
 )
 from mlexp.sweeps.checks import check_sweep
 
@@ -61,11 +62,17 @@ def close_open_sweep(status: str) -> None:
     sweep_id = os.environ.get(SWEEP_ID_ENV)
     uri = os.environ.get(SWEEP_STORE_ENV)
     experiment_id = os.environ.get(SWEEP_EXPERIMENT_ENV)
+    jobs_dir = os.environ.get(SWEEP_JOBS_ENV)
     for key in SWEEP_ENV:
         os.environ.pop(key, None)
     if not sweep_id or not uri:
         return
     from mlexp.tracking import TrackingStore, tags
+    from mlexp.tracking.journal_apply import settle
+
+    if jobs_dir:
+        # the jobs' tracking writers may still be storing their trials: wait for them, store what they left
+        settle(Path(jobs_dir).parents[2], group=sweep_id)
 
     client = TrackingStore(uri, None).client()
     if experiment_id:
@@ -99,6 +106,10 @@ class SweepRecorder(Callback):
         except MlexpError as error:
             print(f"mlexp: error: {error}", file=sys.stderr)
             sys.exit(2)
+        from mlexp.sweeps.workers import set_thread_variables, start_workers
+
+        set_thread_variables(config)  # before any worker starts: they inherit them
+        start_workers(config)  # the workers import while this process opens the record
         with _ends_sweep_on_error("the sweep's record could not be opened"):
             self._open_record(config)
 
@@ -136,6 +147,7 @@ class SweepRecorder(Callback):
         os.environ[SWEEP_JOBS_ENV] = str(root / ".mlexp" / "sweeps" / sweep_id)
         os.environ[SWEEP_STORE_ENV] = store.uri
         os.environ[SWEEP_EXPERIMENT_ENV] = trials_experiment
+        share_sweep_env(Path(str(config.hydra.sweep.dir)))
         client.set_tag(sweep_id, tags.SWEEP_ID, sweep_id)
         client.log_text(sweep_id, OmegaConf.to_yaml(config.sweep) + _search_space(config), "sweep.yaml")
         print(f"sweep {name} (id {sweep_id}): trials tagged {tags.SWEEP_ID}={sweep_id}")
@@ -151,6 +163,9 @@ class SweepRecorder(Callback):
         from mlexp import compare, next_steps
         from mlexp.experiment_analytics import ExperimentAnalytics
         from mlexp.tracking import TrackingStore, tags
+        from mlexp.tracking.journal_apply import settle
+
+        settle(Path(config.paths.root), group=sweep_id)  # the trials' writers may still be storing them
 
         store = TrackingStore.resolve(config.tracking.uri, Path(config.paths.root))
         client = store.client()
@@ -170,7 +185,12 @@ class SweepRecorder(Callback):
         top = ranked.iloc[0] if len(ranked) else None
         scored = top is not None and top["Status"] == "FINISHED" and not math.isnan(top["ObjectiveValue"])
         best = top if scored else None
-        if best is not None:
+        reporting_only = direction == "report"
+        if reporting_only and best is not None:
+            print(
+                f"{metric} is reported per trial above; the task's objective is reporting-only: no trial is marked best"
+            )
+        elif best is not None:
             client.set_tag(best["RunId"], tags.BEST_IN_SWEEP, "true")
             client.set_tag(sweep_id, "mlexp.best_trial", best["RunId"])
             client.set_tag(sweep_id, "mlexp.best_trial_name", best["TrialName"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -39,6 +40,12 @@ def git_state(root: Path) -> dict[str, str]:
 
 
 def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
+    """The installed versions of `names`; looked up once per process (a sweep's trials share them)."""
+    return dict(_versions(tuple(names)))
+
+
+@functools.lru_cache(maxsize=8)
+def _versions(names: tuple[str, ...]) -> dict[str, str]:
     versions = {}
     for name in names:
         try:

@@ -7,21 +7,47 @@ jobs racing to run MLflow's schema migration fail with "table already exists".
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from filelock import FileLock
-from mlflow.tracking import MlflowClient
 
 from mlexp.errors import ConfigError
 from mlexp.tracking import tags
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 # marks model-training experiments (MLflow 3.17's UI mode itself comes from the link: see ui_link)
 EXPERIMENT_TAGS = {tags.EXPERIMENT_KIND: tags.MODEL_TRAINING}
+
+
+def use_wal(db: Path) -> None:
+    """Write-ahead logging on the SQLite store: readers (UI, compare) never block a sweep's writers.
+
+    The mode is stored in the file, so this runs once per store. WAL needs a local file system.
+    """
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as connection:
+        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            connection.execute("PRAGMA journal_mode=WAL")
+
+
+def has_schema(db: Path) -> bool:
+    """Whether MLflow's tables are in the SQLite file (read without MLflow, without creating the file)."""
+    if not db.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as connection:
+            return connection.execute("SELECT count(*) FROM alembic_version").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -54,7 +80,36 @@ class TrackingStore:
         return cls(uri=uri, artifact_root=artifacts)
 
     def client(self) -> MlflowClient:
+        """A client of the store; a new SQLite store gets MLflow's tables once, under the store's lock."""
+        db = sqlite_path(self.uri)
+        if db is None or has_schema(db):
+            return self._client()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(db) + ".lock", timeout=120):
+            client = self._client()
+            # MLflow creates its tables on a client's first call; two processes doing it at once collide
+            # ("table ... already exists"), so the first call happens here, one process at a time
+            client.search_experiments(max_results=1)
+            use_wal(db)
+            return client
+
+    def _client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
         return MlflowClient(tracking_uri=self.uri)
+
+    def check_not_moved_early(self, name: str) -> None:
+        """The moved-project check for a SQLite store, read with sqlite3 before MLflow is even imported."""
+        db = sqlite_path(self.uri)
+        if db is None or not db.exists():
+            return
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+                row = connection.execute("SELECT artifact_location FROM experiments WHERE name = ?", (name,)).fetchone()
+        except sqlite3.Error:  # no schema yet: MLflow creates it
+            return
+        if row and row[0]:
+            self._check_not_moved(str(row[0]))
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment `name`, created once (under a lock on local stores)."""
@@ -63,10 +118,12 @@ class TrackingStore:
             return self._get_or_create(name)
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(db) + ".lock", timeout=120):
-            return self._get_or_create(name)
+            experiment_id = self._get_or_create(name)
+            use_wal(db)
+            return experiment_id
 
     def _get_or_create(self, name: str) -> str:
-        client = self.client()
+        client = self._client()  # the caller holds the lock: MLflow may create its tables here
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             location = f"{self.artifact_root}/{name}" if self.artifact_root else None

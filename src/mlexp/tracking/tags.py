@@ -1,6 +1,9 @@
 """Tag names mlexp writes on MLflow runs and experiments; `compare`, sweeps and the UI link read them back."""
 
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+# MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out: importing MLflow costs seconds a trial
+# need not spend before its work starts (a test checks they match)
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
+MLFLOW_RUN_NAME = "mlflow.runName"
 
 KIND = "mlexp.kind"  # trial | component | sweep
 TASK = "mlexp.task"

@@ -14,16 +14,56 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
-from mlflow.utils.validation import (
+from mlexp.tracking.store_writer import (
     MAX_METRICS_PER_BATCH,
     MAX_PARAM_VAL_LENGTH,
-    MAX_PARAMS_TAGS_PER_BATCH,
     MAX_TAG_VAL_LENGTH,
+    MetricRecord,
+    StoreWriter,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mlflow.tracking import MlflowClient
+
+    from mlexp.tracking.store import TrackingStore
+    from mlexp.tracking.store_writer import Pair
+
+
+class RunWriter(Protocol):
+    """Where a trial's records go: straight to the store (StoreWriter) or through its journal (JournalWriter)."""
+
+    store: TrackingStore
+
+    def client(self) -> MlflowClient: ...
+    def run_id(self, run: str) -> str: ...
+    def experiment(self, experiment: str) -> str: ...
+    def experiment_id(self, name: str) -> str: ...
+    def create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> str: ...
+    def log_batch(
+        self,
+        run: str,
+        metrics: Sequence[MetricRecord] = (),
+        params: Sequence[Pair] = (),
+        tags: Sequence[Pair] = (),
+    ) -> None: ...
+    def log_text(self, run: str, text: str, artifact_file: str) -> None: ...
+    def log_artifact(self, run: str, local_path: str, artifact_path: str | None = None) -> None: ...
+    def log_dataset(self, run: str, name: str, digest: str, source: str, context: str) -> None: ...
+    def set_status(self, run: str, status: str, terminated: bool = True) -> None: ...
+    def sync(self) -> None: ...
+    def finish(self, wait: bool = True) -> None: ...
+
+
+def as_writer(client_or_writer: Any) -> RunWriter:
+    """A RunWriter for what the caller has: an MLflow client is written to directly."""
+    if hasattr(client_or_writer, "set_status"):
+        return client_or_writer  # type: ignore[no-any-return]
+    return StoreWriter(client_or_writer)
+
 
 TRUNCATED = "…(truncated; full value in config.yaml)"
 
@@ -52,30 +92,46 @@ class Tracker:
 
     def __init__(
         self,
-        client: MlflowClient,
-        run_id: str,
-        trial_run_id: str | None = None,
+        writer: RunWriter,
+        run: str,
+        trial_run: str | None = None,
         trial_curves: tuple[str, ...] = (),
         metric_buffer: int = 1000,
     ) -> None:
-        self.client = client
-        self.run_id = run_id
-        self.trial_run_id = trial_run_id
+        self.writer = writer
+        self.run = run  # the run as the writer names it (maybe before the store has created it)
+        self.trial_run = trial_run
         self.trial_curves = frozenset(trial_curves)
         self.metric_buffer = max(1, min(metric_buffer, MAX_METRICS_PER_BATCH))
-        self._params: dict[str, Param] = {}
-        self._tags: dict[str, RunTag] = {}
-        self._metrics: list[tuple[str, Metric]] = []
-        self._trial_summary: dict[str, Metric] = {}
+        self._params: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
+        self._metrics: list[tuple[str, MetricRecord]] = []
+        self._trial_summary: dict[str, MetricRecord] = {}
         self.last_metrics: dict[str, float] = {}
+        self.latest: dict[str, float] = {}  # the last value of every metric, NaN included, as the store keeps it
+
+    @property
+    def run_id(self) -> str:
+        """The component's MLflow run id (waits for the store to have created the run)."""
+        return self.writer.run_id(self.run)
+
+    @property
+    def trial_run_id(self) -> str | None:
+        return None if self.trial_run is None else self.writer.run_id(self.trial_run)
+
+    @property
+    def client(self) -> MlflowClient:
+        """An MLflow client for reading the store; everything recorded so far is in it."""
+        self.flush()
+        return self.writer.client()
 
     def log_parameters(self, parameters: Mapping[str, Any]) -> None:
         for key, value in parameters.items():
-            self._params[key] = Param(key, fit(value, MAX_PARAM_VAL_LENGTH))
+            self._params[key] = fit(value, MAX_PARAM_VAL_LENGTH)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
-            self._tags[key] = RunTag(key, fit(value, MAX_TAG_VAL_LENGTH))
+            self._tags[key] = fit(value, MAX_TAG_VAL_LENGTH)
 
     def log_input(self, name: str, media_type: str, value: str | Path) -> None:
         """Record an input; a local file or folder also gets its content hash as data version."""
@@ -91,28 +147,27 @@ class Tracker:
             digest = file_digest(path)
             tags[f"data_version.{name}"] = digest
             if direction == "input":
-                dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=str(path.resolve()))
-                context = InputTag(key="mlflow.data.context", value=media_type)
-                self.client.log_inputs(self.run_id, [DatasetInput(dataset, tags=[context])])
+                self.writer.log_dataset(self.run, name, digest, str(path.resolve()), media_type)
         self.set_tags(tags)
 
     def log_artifact(self, file_path: str | Path, name: str | None = None, media_type: str | None = None) -> None:
         """Copy a file into the component's artifacts (under `name/` when given)."""
-        self.client.log_artifact(self.run_id, str(file_path), artifact_path=name)
+        self.writer.log_artifact(self.run, str(file_path), name)
         if media_type:
             self.set_tags({f"artifact.{name or Path(file_path).name}.media_type": media_type})
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Buffer one value; it reaches MLflow on the next flush (at latest when the component closes)."""
-        metric = Metric(name, float(value), int(time.time() * 1000), step or 0)
-        self._metrics.append((self.run_id, metric))
-        if self.trial_run_id is not None:
+        metric = (name, float(value), int(time.time() * 1000), step or 0)
+        self._metrics.append((self.run, metric))
+        if self.trial_run is not None:
             if name in self.trial_curves:
-                self._metrics.append((self.trial_run_id, metric))
+                self._metrics.append((self.trial_run, metric))
             else:
                 self._trial_summary[name] = metric
-        if math.isfinite(metric.value):
-            self.last_metrics[name] = metric.value
+        self.latest[name] = metric[1]
+        if math.isfinite(metric[1]):
+            self.last_metrics[name] = metric[1]
         if len(self._metrics) >= self.metric_buffer:
             self._send_metrics()
 
@@ -121,22 +176,20 @@ class Tracker:
             self.log_metric(name, value, step)
 
     def flush(self) -> None:
-        """Send everything buffered, and the last values for the trial, in as few `log_batch` calls as possible."""
-        if self.trial_run_id is not None:
-            self._metrics.extend((self.trial_run_id, metric) for metric in self._trial_summary.values())
+        """Send everything buffered, and the last values for the trial, in as few batches as possible."""
+        if self.trial_run is not None:
+            self._metrics.extend((self.trial_run, metric) for metric in self._trial_summary.values())
         self._trial_summary = {}
-        params, tags = list(self._params.values()), list(self._tags.values())
+        params, tags = list(self._params.items()), list(self._tags.items())
         self._params, self._tags = {}, {}
-        for start in range(0, max(len(params), len(tags)), MAX_PARAMS_TAGS_PER_BATCH):
-            end = start + MAX_PARAMS_TAGS_PER_BATCH
-            self.client.log_batch(self.run_id, params=params[start:end], tags=tags[start:end])
+        if params or tags:
+            self.writer.log_batch(self.run, params=params, tags=tags)
         self._send_metrics()
 
     def _send_metrics(self) -> None:
-        by_run: dict[str, list[Metric]] = {}
-        for run_id, metric in self._metrics:
-            by_run.setdefault(run_id, []).append(metric)
+        by_run: dict[str, list[MetricRecord]] = {}
+        for run, metric in self._metrics:
+            by_run.setdefault(run, []).append(metric)
         self._metrics = []
-        for run_id, metrics in by_run.items():
-            for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-                self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+        for run, metrics in by_run.items():
+            self.writer.log_batch(run, metrics=metrics)

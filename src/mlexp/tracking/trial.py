@@ -10,86 +10,134 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
-
-from mlflow.entities import RunStatus
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from mlexp.tracking import tags
-from mlexp.tracking.tracker import Tracker
+from mlexp.tracking.tracker import RunWriter, Tracker, as_writer
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
 
 
 class Trial:
-    """One iteration of the workflow: a parent run carrying the headline metrics."""
+    """One iteration of the workflow: a parent run carrying the headline metrics.
+
+    It records through a RunWriter: an MLflow client given here is written to directly; the runner
+    gives a JournalWriter, whose runs get their store ids in the background (`run_id` waits for them).
+    """
 
     def __init__(
-        self, client: MlflowClient, run_id: str, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
+        self,
+        client: MlflowClient | RunWriter,
+        run_id: str,
+        metric_buffer: int = 1000,
+        curves: tuple[str, ...] = (),
+        experiment_id: str | None = None,
     ) -> None:
-        self.client = client
-        self.run_id = run_id
+        self.writer = as_writer(client)
+        self.run = run_id
         self.metric_buffer = metric_buffer
         # step metrics whose whole history the trial's run carries (e.g. train_loss per epoch)
         self.curves = curves
-        self.tracker = Tracker(client, run_id, metric_buffer=metric_buffer)
+        self.tracker = Tracker(self.writer, run_id, metric_buffer=metric_buffer)
+        self._experiment_id = experiment_id
+        # each stage this process ran, and its component's status: the trial's end needs no store read
+        self.statuses: dict[str, str] = {}
+        self.metrics: dict[str, float] = {}  # what the trial's run holds of this process's metrics
+        self.resumed = False
 
     @classmethod
     def open(
         cls,
-        client: MlflowClient,
+        client: MlflowClient | RunWriter,
         experiment_id: str,
         name: str | None,
         run_tags: Mapping[str, str],
         metric_buffer: int = 1000,
         curves: tuple[str, ...] = (),
     ) -> Trial:
-        run = client.create_run(experiment_id, tags={tags.KIND: "trial", **run_tags}, run_name=name)
-        return cls(client, run.info.run_id, metric_buffer, curves)
+        writer = as_writer(client)
+        run = writer.create_run(experiment_id, name, {tags.KIND: "trial", **run_tags})
+        return cls(writer, run, metric_buffer, curves, experiment_id)
 
     @classmethod
     def resume(
-        cls, client: MlflowClient, run_id: str, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
+        cls, client: MlflowClient | RunWriter, run_id: str, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
     ) -> Trial:
         """Continue a trial opened by an earlier process (a previous DVC stage)."""
-        client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        return cls(client, run_id, metric_buffer, curves)
+        writer = as_writer(client)
+        trial = cls(writer, run_id, metric_buffer, curves)
+        trial.statuses = trial.component_statuses()
+        trial.resumed = True
+        writer.set_status(run_id, RUNNING, terminated=False)
+        return trial
+
+    @property
+    def run_id(self) -> str:
+        """The trial's MLflow run id (waits for the store to have created the run)."""
+        return self.writer.run_id(self.run)
+
+    @property
+    def client(self) -> MlflowClient:
+        """An MLflow client for reading the store; everything recorded so far is in it."""
+        self.tracker.flush()
+        return self.writer.client()
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            self._experiment_id = str(self.client.get_run(self.run_id).info.experiment_id)
+        return self.writer.experiment(self._experiment_id)
 
     @property
     def name(self) -> str:
         return str(self.client.get_run(self.run_id).info.run_name)
 
     def component_statuses(self) -> dict[str, str]:
-        """Each stage recorded in this trial and its component's status (FINISHED, FAILED, ...)."""
-        experiment_id = self.client.get_run(self.run_id).info.experiment_id
-        children = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{self.run_id}'"
+        """Each stage recorded in this trial and its component's status (FINISHED, FAILED, ...), from the store."""
+        client = self.client
+        children = client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{self.run_id}'"
         )
         return {run.data.tags.get(tags.STAGE, ""): run.info.status for run in children}
+
+    def logged_metrics(self) -> dict[str, float]:
+        """The trial run's metrics: this process's own, or the store's when earlier processes logged some too."""
+        if self.resumed:
+            return {k: float(v) for k, v in self.client.get_run(self.run_id).data.metrics.items()}
+        return {**self.metrics, **self.tracker.latest}
 
     @contextmanager
     def component(self, display_name: str, stage: str) -> Iterator[Tracker]:
         """Open a nested run for one stage; on error mark it FAILED, store the error, re-raise."""
-        experiment_id = self.client.get_run(self.run_id).info.experiment_id
-        run = self.client.create_run(
-            experiment_id,
-            run_name=display_name,
-            tags={tags.KIND: "component", tags.STAGE: stage, tags.MLFLOW_PARENT_RUN_ID: self.run_id},
+        experiment = self._experiment_id if self._experiment_id is not None else self.experiment_id
+        run = self.writer.create_run(
+            experiment,
+            display_name,
+            {tags.KIND: "component", tags.STAGE: stage, tags.MLFLOW_PARENT_RUN_ID: self.run},
         )
-        tracker = Tracker(self.client, run.info.run_id, self.run_id, self.curves, self.metric_buffer)
+        tracker = Tracker(self.writer, run, self.run, self.curves, self.metric_buffer)
         try:
             yield tracker
         except BaseException as error:
             tracker.flush()
-            self._record_error(run.info.run_id, error)
-            self.client.set_terminated(run.info.run_id, RunStatus.to_string(status_after(error)))
+            self._record_error(run, error)
+            self.statuses[stage] = status_after(error)
+            self.metrics.update(tracker.latest)
+            self.writer.set_status(run, status_after(error))
             raise
         tracker.flush()
         self.tracker.last_metrics.update(tracker.last_metrics)
-        self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
+        self.metrics.update(tracker.latest)
+        self.statuses[stage] = FINISHED
+        self.writer.set_status(run, FINISHED)
 
-    def _record_error(self, run_id: str, error: BaseException) -> None:
+    def _record_error(self, run: str, error: BaseException) -> None:
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        self.client.set_tag(run_id, tags.ERROR, f"{type(error).__name__}: {error}"[:5000])
-        self.client.log_text(run_id, text, "error.txt")
+        self.writer.log_batch(run, tags=[(tags.ERROR, f"{type(error).__name__}: {error}"[:5000])])
+        self.writer.log_text(run, text, "error.txt")
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.tracker.log_parameters(params)
@@ -97,20 +145,25 @@ class Trial:
     def set_tags(self, run_tags: Mapping[str, Any]) -> None:
         self.tracker.set_tags(run_tags)
 
-    def close(self, error: BaseException | None = None) -> str:
-        """End the trial; its status is FAILED (or KILLED) after an error or a failed component."""
+    def close(self, error: BaseException | None = None, wait: bool = True) -> str:
+        """End the trial; its status is FAILED (or KILLED) after an error or a failed component.
+
+        When it returns, the store holds everything the trial recorded, unless wait=False: then the
+        writer process stores the rest on its own (a sweep waits for its trials' journals at its end).
+        """
         self.tracker.flush()
         if error is not None:
-            self._record_error(self.run_id, error)
+            self._record_error(self.run, error)
             status = status_after(error)
-        elif "FAILED" in self.component_statuses().values():
-            status = RunStatus.FAILED
+        elif FAILED in self.statuses.values():
+            status = FAILED
         else:
-            status = RunStatus.FINISHED
-        self.client.set_terminated(self.run_id, RunStatus.to_string(status))
-        return RunStatus.to_string(status)
+            status = FINISHED
+        self.writer.set_status(self.run, status)
+        self.writer.finish(wait)
+        return status
 
 
-def status_after(error: BaseException) -> int:
+def status_after(error: BaseException) -> str:
     """KILLED when the user interrupted the run (Ctrl-C), FAILED for any other error."""
-    return RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
+    return KILLED if isinstance(error, KeyboardInterrupt) else FAILED

@@ -18,16 +18,19 @@ import json
 import shlex
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode, urlparse
-
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from mlexp.errors import MlexpError
 from mlexp.tracking import tags
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+# sets an experiment tag (experiment id, key, value): the tracking writer process does it off the critical path
+TagWriter = Callable[[str, str, str], None]
 
 # where `mlflow ui` listens when started without options
 LOCAL_UI = "http://127.0.0.1:5000"
@@ -128,13 +131,18 @@ def runs_view_url(
 
 def save_runs_view(client: MlflowClient, experiment_id: str, view: RunsView, *, view_id: str, name: str) -> None:
     """Save `view` as the experiment's named view `name` (the runs page's "Views" menu); saving again replaces it."""
+    client.set_experiment_tag(experiment_id, *view_tag(view, view_id=view_id, name=name))
+
+
+def view_tag(view: RunsView, *, view_id: str, name: str) -> tuple[str, str]:
+    """The experiment tag (key, value) that saves `view` as the named view `name`."""
     now = int(time.time() * 1000)
     state = json.dumps({**view.search_state(), **view.table_state()})
     envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": state})
     if len(envelope) > _TAG_VALUE_LIMIT:
         deflated = "deflate;" + base64.b64encode(zlib.compress(state.encode())).decode()
         envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": deflated})
-    client.set_experiment_tag(experiment_id, SAVED_VIEW_TAG + view_id, envelope)
+    return SAVED_VIEW_TAG + view_id, envelope
 
 
 def saved_view_url(base_url: str, experiment_id: str, view_id: str) -> str:
@@ -161,6 +169,7 @@ def publish_comparison(
     sweep_name: str | None = None,
     metric_columns: Sequence[str] = (),
     param_columns: Sequence[str] = (),
+    tag_writer: TagWriter | None = None,
 ) -> UiLink:
     """Save the trials comparison (of one sweep) as a view of the experiment; returns the link and how to start the UI.
 
@@ -178,6 +187,12 @@ def publish_comparison(
         tag_columns=() if sweep_id else (tags.SWEEP_NAME,),
     )
     view_id, name = (f"mlexp-sweep-{sweep_id}", f"mlexp sweep {sweep_name or sweep_id}") if sweep_id else _TRIALS_VIEW
+    if tag_writer is not None:
+        tag_writer(experiment_id, *view_tag(view, view_id=view_id, name=name))
+        return UiLink(saved_view_url(base_url, experiment_id, view_id), start_command)
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     try:
         url = publish_runs_view(MlflowClient(tracking_uri), base_url, experiment_id, view, view_id=view_id, name=name)
     except MlflowException:

@@ -1,0 +1,102 @@
+"""Parallel sweep workers: thread counts set before they start, their start-up paid while the parent works.
+
+Each joblib worker is a process of its own that imports Hydra, mlexp, the task's libraries and MXNet,
+and starts its tracking writer, once. The sweep callback starts them in the background as soon as the
+sweep begins, so they import while the parent opens the sweep's record; the launcher then reuses them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# the variables BLAS, OpenMP and MXNet read once, when they are first imported
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def parallel_jobs(config: DictConfig) -> int:
+    """How many trials the sweep runs at once: the joblib launcher's n_jobs, else one."""
+    launcher = config.hydra.get("launcher") or {}
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    return cores() if n_jobs < 0 else max(1, n_jobs)
+
+
+def threads_per_trial(config: DictConfig) -> int:
+    """compute.num_threads, or (0, the default) the machine's cores shared by the trials that run at once."""
+    chosen = int(config.compute.num_threads or 0)
+    return chosen if chosen > 0 else max(1, cores() // parallel_jobs(config))
+
+
+def set_thread_variables(config: DictConfig) -> None:
+    """Give the sweep's workers their share of the cores before they import NumPy or MXNet (they inherit these).
+
+    A value set in the environment is kept unless compute.num_threads names one.
+    """
+    if parallel_jobs(config) == 1 and not config.compute.num_threads:
+        return  # one trial at a time: the libraries' own default (every core) is the share
+    threads = str(threads_per_trial(config))
+    for name in THREAD_VARIABLES:
+        if config.compute.num_threads or name not in os.environ:
+            os.environ[name] = threads
+
+
+def _joblib_arguments(config: DictConfig) -> dict[str, Any]:
+    """The arguments Hydra's joblib launcher gives joblib.Parallel: the same ones reuse the same workers."""
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
+    launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
+    assert isinstance(launcher, dict)
+    arguments = {str(k): v for k, v in launcher.items() if k != "_target_"}
+    arguments["backend"] = "loky"
+    process_joblib_cfg(arguments)
+    return arguments
+
+
+def prepare_worker(root: str, stages_module: str, uses_mxnet: bool) -> int:
+    """In a worker: import what every trial needs and start the tracking writer; returns the worker's pid."""
+    from mlexp.tracking.journal_writer import start_early
+
+    start_early(Path(root))
+    importlib.import_module("mlexp.cli")
+    importlib.import_module("mlexp.runner")
+    importlib.import_module(stages_module)
+    if uses_mxnet:
+        importlib.import_module("mxnet")
+    return os.getpid()
+
+
+def start_workers(config: DictConfig) -> threading.Thread | None:
+    """Start the joblib workers in the background; None when the sweep runs its trials in this process."""
+    n_jobs = parallel_jobs(config)
+    if n_jobs == 1 or "joblib" not in str(config.hydra.launcher.get("_target_", "")):
+        return None
+    from joblib import Parallel, delayed
+
+    from mlexp import tasks
+
+    task = tasks.get(config.task.name)
+    root = str(Path(config.paths.root).resolve())
+    arguments = _joblib_arguments(config)
+
+    def warm() -> None:
+        # only a head start: if it fails, the launcher starts the workers itself
+        with contextlib.suppress(Exception):
+            Parallel(**arguments)(
+                delayed(prepare_worker)(root, task.stages_module, task.uses_mxnet) for _ in range(n_jobs)
+            )
+
+    thread = threading.Thread(target=warm, name="mlexp-sweep-workers", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,260 @@
+"""Apply a journal's records to its MLflow store, and replay the journals of trials whose process was killed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from mlexp.tracking import tags as mlexp_tags
+from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
+from mlexp.tracking.store import TrackingStore
+from mlexp.tracking.store_writer import StoreWriter
+
+REF = re.compile(r"ref-[0-9a-f]{32}")
+KILLED_NOTE = "the trial's process stopped before the trial ended; its journal was replayed into the store"
+
+
+@dataclass
+class StoreWriters:
+    """One StoreWriter per store: creating an MLflow client (engine, schema check) is paid once per process."""
+
+    writers: dict[str, StoreWriter] = field(default_factory=dict)
+
+    def get(self, uri: str, artifact_root: str | None) -> StoreWriter:
+        if uri not in self.writers:
+            store = TrackingStore(uri, artifact_root)
+            self.writers[uri] = StoreWriter(store.client(), store)
+        return self.writers[uri]
+
+
+class JournalApplier:
+    """Applies one journal's records in order, keeping state.json up to date."""
+
+    def __init__(self, journal: Journal, writers: StoreWriters, resuming: bool = False) -> None:
+        """`resuming`: another process applied this journal before and may have died right after creating a run."""
+        self.journal = journal
+        header = journal.header()
+        self.writer = writers.get(header["uri"], header.get("artifact_root"))
+        self.state = journal.state()
+        self.ended = False
+        self._may_exist = resuming  # the next run to create may be in the store already
+
+    def advance(self, upto: int | None = None) -> int:
+        """Apply the records not applied yet (up to record number `upto`); returns how many were applied."""
+        if self.state.error:
+            return 0
+        ops = self.journal.read_ops(self.state.applied)
+        if upto is not None:
+            ops = ops[: max(0, upto - self.state.applied)]
+        try:
+            for op in ops:
+                self._apply(op)
+                self.state.applied += 1
+                if op["op"] == "create_run":  # saved at once: a replay after a kill must not create it twice
+                    self.journal.save_state(self.state)
+        except Exception as error:  # the store refused: keep the journal, say why
+            self.state.error = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        if ops:
+            self.journal.save_state(self.state)
+        return len(ops)
+
+    def kill_open_runs(self) -> list[str]:
+        """End the runs the trial never ended (its process was killed) as KILLED; returns their ids."""
+        killed = []
+        for ref in list(self.state.open_runs):
+            run = self.state.ids.get(ref, ref)
+            self.writer.log_batch(run, tags=[(mlexp_tags.ERROR, KILLED_NOTE)])
+            self.writer.set_status(run, "KILLED")
+            self.state.open_runs.remove(ref)
+            killed.append(run)
+        self.journal.save_state(self.state)
+        return killed
+
+    def _real(self, value: str) -> str:
+        if value.startswith(EXPERIMENT_PREFIX):
+            if value not in self.state.ids:
+                self.state.ids[value] = self.writer.experiment_id(value[len(EXPERIMENT_PREFIX) :])
+            return self.state.ids[value]
+        return self.state.ids.get(value, value) if REF.fullmatch(value) else value
+
+    def _pairs(self, pairs: list[list[str]]) -> list[tuple[str, str]]:
+        return [(key, self._real(value)) for key, value in pairs]
+
+    def _apply(self, op: dict[str, Any]) -> None:
+        kind = op["op"]
+        if kind == "end":
+            self.ended = True
+            return
+        if kind == "create_run":
+            experiment, ref = self._real(op["experiment"]), op["ref"]
+            run = self.writer.find_run(experiment, JOURNAL_REF_TAG, ref) if self._may_exist else None
+            self._may_exist = False  # only the first run after a resume can have been created unsaid
+            if run is None:
+                tags = {**dict(self._pairs(op["tags"])), JOURNAL_REF_TAG: ref}
+                run = self.writer.create_run(experiment, op["run_name"], tags)
+            self.state.ids[ref] = run
+            self.state.open_runs.append(op["ref"])
+            return
+        self._may_exist = False
+        run = self._real(op["run"])
+        if kind == "log_batch":
+            metrics = [(m[0], float(m[1]), int(m[2]), int(m[3])) for m in op["metrics"]]
+            self.writer.log_batch(run, metrics, self._pairs(op["params"]), self._pairs(op["tags"]))
+        elif kind == "log_text":
+            self.writer.log_text(run, op["text"], op["path"])
+        elif kind == "log_artifact":
+            self.writer.log_artifact(run, op["path"], op["artifact_path"])
+        elif kind == "log_dataset":
+            self.writer.log_dataset(run, op["name"], op["digest"], op["source"], op["context"])
+        elif kind == "set_status":
+            self.writer.set_status(run, op["status"], op["terminated"])
+            if op["terminated"]:
+                self.state.open_runs = [r for r in self.state.open_runs if self.state.ids.get(r, r) != run]
+            elif op["run"] not in self.state.open_runs:
+                self.state.open_runs.append(op["run"])
+        else:
+            raise ValueError(f"unknown journal record {kind!r}")
+
+
+HIDDEN_AGE_S = 60  # a journal being made or deleted (hidden) this long ago was left by a killed process
+
+
+def orphaned(root: Path) -> list[Journal]:
+    """Journals no live process writes or applies: their trial's process was killed, or the store refused them."""
+    found = []
+    for folder in sorted(journals_root(root).glob("*/")):
+        if not folder.name.startswith(".") and (folder / "header.json").exists():
+            found.append(Journal(folder))
+    return found
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One journal replayed: its folder, the runs it ended as KILLED, or why the store refused it."""
+
+    folder: Path
+    killed: list[str]
+    error: str
+
+
+def replay_orphans(root: Path, writers: StoreWriters | None = None) -> list[Replayed]:
+    """Store what killed trials left in their journals; their unfinished runs end KILLED.
+
+    Several processes may replay at once (each sweep worker's writer does at start-up): a journal is applied
+    by whoever takes its locks, and deleted while they are held.
+    """
+    writers = writers or StoreWriters()
+    replayed = []
+    for journal in orphaned(root):
+        try:
+            result = _replay(journal, writers)
+        except Exception as error:  # one bad journal does not keep the others from the store
+            result = Replayed(journal.folder, [], f"{type(error).__name__}: {error}".splitlines()[0][:500])
+        if result is not None:
+            replayed.append(result)
+    _remove_stubs(root)
+    return replayed
+
+
+def _replay(journal: Journal, writers: StoreWriters) -> Replayed | None:
+    owner, writer = FileLock(str(journal.owner_lock)), FileLock(str(journal.writer_lock))
+    try:
+        owner.acquire(timeout=0)
+    except (Timeout, FileNotFoundError):
+        return None  # its trial is still running, or the journal is gone
+    removed = False
+    try:
+        try:
+            writer.acquire(timeout=0)
+        except (Timeout, FileNotFoundError):
+            return None  # another process is applying it
+        try:
+            if not (journal.folder / "header.json").exists():
+                shutil.rmtree(journal.folder, ignore_errors=True)  # another replayer stored it: only our locks left
+                return None
+            applier = JournalApplier(journal, writers, resuming=True)
+            applier.state.error = ""  # try again: the store may be back
+            applier.advance()
+            killed = [] if applier.state.error else applier.kill_open_runs()
+            result = Replayed(journal.folder, killed, applier.state.error)
+            if not applier.state.error:
+                journal.hide()
+                removed = True
+            return result
+        finally:
+            writer.release()
+    finally:
+        owner.release()
+        if removed:
+            journal.remove()
+
+
+def _remove_stubs(root: Path) -> None:
+    """Delete folders holding only lock files (a replayer locked a journal as it was removed) and hidden leftovers."""
+    now = time.time()
+    for folder in journals_root(root).glob("*/"):
+        try:
+            if folder.name.startswith("."):
+                if now - folder.stat().st_mtime > HIDDEN_AGE_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+            elif not (folder / "header.json").exists() and not _busy(Journal(folder)):
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue  # removed meanwhile
+
+
+def _busy(journal: Journal) -> bool:
+    """Whether a live process still writes or applies the journal."""
+    for path in (journal.owner_lock, journal.writer_lock):
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+    return False
+
+
+def _in_group(journal: Journal, group: str | None) -> bool:
+    try:
+        return group is None or journal.header().get("group") == group
+    except (OSError, ValueError):
+        return False  # removed meanwhile: stored
+
+
+def _writing(journal: Journal) -> bool:
+    """Whether a writer process holds the journal: it is storing it now."""
+    lock = FileLock(str(journal.writer_lock))
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, FileNotFoundError):
+        return True
+    lock.release()
+    return False
+
+
+def settle(root: Path, group: str | None = None, wait_s: float = 30) -> list[Replayed]:
+    """Wait for the trials and writers of the project's journals (of `group`) to stop, then store what is left.
+
+    A sweep calls this before it reads or marks its trials: their writers may still be storing them. Past
+    `wait_s` it waits only while a writer still stores a journal; what is left then is said on stderr.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        busy = [journal for journal in orphaned(root) if _in_group(journal, group) and _busy(journal)]
+        if not busy or (time.monotonic() >= deadline and not any(_writing(journal) for journal in busy)):
+            break
+        time.sleep(0.05)
+    replayed = replay_orphans(root)
+    left = [journal.folder for journal in orphaned(root) if _in_group(journal, group)]
+    if left:
+        folders = " ".join(str(folder) for folder in left)
+        print(f"{len(left)} trial(s) still being stored: run `mlexp sync` ({folders})", file=sys.stderr)
+    return replayed

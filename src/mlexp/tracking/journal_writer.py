@@ -1,0 +1,246 @@
+"""The trial's side of the tracking writer: records go to the journal at once, the store gets them in the background.
+
+`JournalWriter` has the methods of `StoreWriter`, so a Trial and its Trackers record through either
+alike. It names runs before the store has created them (`ref-<hex>`); `run_id()` and `client()`
+wait for the writer process to catch up, which only reads of the store and the trial's end need.
+Set MLEXP_TRACKING_WRITER=inline to write straight to the store from the trial's own process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from mlexp.errors import MlexpError
+from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
+from mlexp.tracking.store import TrackingStore
+from mlexp.tracking.store_writer import MetricRecord, Pair
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+WRITER_ENV = "MLEXP_TRACKING_WRITER"  # "inline": no writer process
+REPLY_WAIT_ENV = "MLEXP_TRACKING_REPLY_S"  # how long a trial waits for the store to take its records
+
+
+def reply_wait_s() -> float:
+    """How long a trial waits for the writer's answer: uploads take time, a store that is down should not."""
+    return float(os.environ.get(REPLY_WAIT_ENV, "600"))
+
+
+class TrackingError(MlexpError):
+    """The store refused a trial's records, or the writer process stopped: the journal keeps them."""
+
+
+class WriterProcess:
+    """The writer process of this mlexp process: started once, shared by its trials."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        log = root / ".mlexp" / "tracking_writer.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        # its messages go to a log, not to this command's stderr: whoever reads that pipe (a terminal, a test)
+        # would otherwise wait for the writer too; errors that matter reach the trial through `sync`
+        with log.open("a") as messages:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mlexp.tracking.writer_process", str(root)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=messages,
+                text=True,
+            )
+
+    def send(self, **command: Any) -> None:
+        stdin = self._pipe(self.process.stdin)
+        try:
+            stdin.write(json.dumps(command) + "\n")
+            stdin.flush()
+        except (BrokenPipeError, ValueError) as error:
+            raise self._stopped(command) from error
+
+    def request(self, **command: Any) -> dict[str, Any]:
+        self.send(**command)
+        stdout = self._pipe(self.process.stdout)
+        # one reply per request, read whole: nothing waits in the reader's buffer that select() would miss
+        ready, _, _ = select.select([stdout], [], [], reply_wait_s())
+        if not ready:
+            self.close()  # a late answer must not be taken for the next request's: the next trial starts another
+            raise TrackingError(
+                f"the tracking writer process did not answer within {reply_wait_s():.0f} s (is the store down?); "
+                f"the trial's records are kept in {command.get('journal')}: run `mlexp sync` to store them"
+            )
+        line = stdout.readline()
+        if not line:
+            raise self._stopped(command)
+        return dict(json.loads(line))
+
+    def alive(self) -> bool:
+        """Running and taking commands (not let go by `close`)."""
+        stdin = self.process.stdin
+        return self.process.poll() is None and stdin is not None and not stdin.closed
+
+    def close(self) -> None:
+        """Let it go: with stdin closed it ends once what it follows is stored."""
+        if self.process.stdin and not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+
+    def _pipe(self, pipe: IO[str] | None) -> IO[str]:
+        assert pipe is not None
+        return pipe
+
+    def _stopped(self, command: dict[str, Any]) -> TrackingError:
+        time.sleep(0.1)
+        return TrackingError(
+            f"the tracking writer process stopped (exit {self.process.poll()}); the trial's records are kept in "
+            f"{command.get('journal', self.root / '.mlexp' / 'journal')}: run `mlexp sync` to store them"
+        )
+
+
+_PROCESSES: dict[Path, WriterProcess] = {}
+
+
+def writer_process(root: Path) -> WriterProcess:
+    """This process's writer for project `root`, started now if it is not running."""
+    root = root.resolve()
+    process = _PROCESSES.get(root)
+    if process is None or not process.alive():
+        atexit.unregister(close_writers)  # once: a process that forgets its writers still lets them end
+        atexit.register(close_writers)
+        process = _PROCESSES[root] = WriterProcess(root)
+    return process
+
+
+def start_early(root: Path) -> None:
+    """Start the writer before the trial composes its config: MLflow loads meanwhile, on another core."""
+    if os.environ.get(WRITER_ENV) != "inline":
+        writer_process(root)
+
+
+def running_writer() -> WriterProcess | None:
+    """A writer process this process started and that still runs, if any."""
+    return next((p for p in _PROCESSES.values() if p.alive()), None)
+
+
+def close_writers(wait_s: float = 60) -> None:
+    """Close the writers' stdin and wait for them: what they were sent is in the store when this returns."""
+    processes = list(_PROCESSES.values())
+    _PROCESSES.clear()
+    for process in processes:
+        process.close()
+    for process in processes:
+        # past the wait it keeps going on its own; the journals say what is left
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.process.wait(timeout=wait_s)
+
+
+class JournalWriter:
+    """Records a trial through its journal; the writer process applies them to `store`."""
+
+    def __init__(self, root: Path, store: TrackingStore, group: str = "") -> None:
+        self.store = store
+        self.journal = Journal.create(root, store.uri, store.artifact_root, group)
+        self.file = JournalFile(self.journal)
+        self.process = writer_process(root)
+        self.process.send(cmd="follow", journal=str(self.journal.folder))
+        self._ids: dict[str, str] = {}
+        self.finished = False
+
+    def experiment_id(self, name: str) -> str:
+        return EXPERIMENT_PREFIX + name
+
+    def create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> str:
+        ref = new_ref()
+        self._append("create_run", ref=ref, experiment=experiment_id, run_name=run_name, tags=list(tags.items()))
+        return ref
+
+    def log_batch(
+        self,
+        run: str,
+        metrics: Sequence[MetricRecord] = (),
+        params: Sequence[Pair] = (),
+        tags: Sequence[Pair] = (),
+    ) -> None:
+        self._append("log_batch", run=run, metrics=list(metrics), params=list(params), tags=list(tags))
+
+    def log_text(self, run: str, text: str, artifact_file: str) -> None:
+        self._append("log_text", run=run, text=text, path=artifact_file)
+
+    def log_artifact(self, run: str, local_path: str, artifact_path: str | None = None) -> None:
+        self._append("log_artifact", run=run, path=self.journal.keep_artifact(local_path), artifact_path=artifact_path)
+
+    def log_dataset(self, run: str, name: str, digest: str, source: str, context: str) -> None:
+        self._append("log_dataset", run=run, name=name, digest=digest, source=source, context=context)
+
+    def set_status(self, run: str, status: str, terminated: bool = True) -> None:
+        self._append("set_status", run=run, status=status, terminated=terminated)
+
+    def run_id(self, run: str) -> str:
+        """The store's id of a run this journal created (waits for the writer to create it)."""
+        if not is_ref(run):
+            return run
+        if run not in self._ids:
+            self.sync()
+        return self._ids[run]
+
+    def experiment(self, experiment: str) -> str:
+        return self.run_id(experiment)
+
+    def client(self) -> MlflowClient:
+        """An MLflow client on the store, once everything recorded so far is in it (imports MLflow here)."""
+        self.sync()
+        return self.store.client()
+
+    def sync(self) -> None:
+        """Wait until the store holds every record so far."""
+        upto = self.file.count
+        self._answer(self.process.request(cmd="sync", journal=str(self.journal.folder), upto=upto), upto)
+
+    def finish(self, wait: bool = True) -> None:
+        """Wait until the store holds the whole journal, then drop it; or (wait=False) leave that to the writer.
+
+        Without waiting, `journal_apply.settle(root, group)` is how to know the store holds it.
+        """
+        if self.finished:
+            return
+        self._append("end")
+        self.finished = True
+        self.file.close()
+        if not wait:
+            try:
+                self.process.send(cmd="finish_later", journal=str(self.journal.folder))
+            finally:
+                self.journal.release()
+            return
+        try:
+            upto = self.file.count
+            self._answer(self.process.request(cmd="finish", journal=str(self.journal.folder), upto=upto), upto)
+        finally:
+            self.journal.release()
+
+    def _append(self, op: str, **args: Any) -> None:
+        if self.finished:
+            raise TrackingError(f"the trial's journal {self.journal.folder} is closed; nothing more can be recorded")
+        self.file.append(op, **args)
+
+    def _answer(self, reply: dict[str, Any], upto: int) -> None:
+        self._ids.update(reply.get("ids", {}))
+        if reply.get("error"):
+            raise TrackingError(
+                f"the tracking store {self.store.uri} refused the trial's records ({reply['error']}); they are "
+                f"kept in {self.journal.folder}: fix the store, then run `mlexp sync`"
+            )
+        if int(reply.get("applied", 0)) < upto:
+            raise TrackingError(
+                f"the tracking writer stored {reply.get('applied', 0)} of the trial's {upto} records; they are kept "
+                f"in {self.journal.folder}: run `mlexp sync` to store them"
+            )

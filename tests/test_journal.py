@@ -1,0 +1,207 @@
+"""The tracking journal: a trial whose process is killed still reaches the store, its open runs KILLED."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY, cli_env, run_cli, store_client, trials_of
+from mlexp.tracking.journal import Journal, JournalFile, journals_root
+from mlexp.tracking.journal_apply import replay_orphans, settle
+from mlexp.tracking.store import TrackingStore
+from mlexp.tracking.store_writer import StoreWriter
+
+
+def test_records_the_store_never_got_are_replayed_and_open_runs_end_killed(tmp_path):
+    store = TrackingStore.resolve(None, tmp_path)
+    journal = Journal.create(tmp_path, store.uri, store.artifact_root)
+    records = JournalFile(journal)
+    trial, component = "ref-" + "a" * 32, "ref-" + "b" * 32
+    records.append("create_run", ref=trial, experiment="@exp", run_name="t", tags=[["mlexp.kind", "trial"]])
+    records.append(
+        "create_run",
+        ref=component,
+        experiment="@exp",
+        run_name="Training",
+        tags=[["mlexp.kind", "component"], ["mlflow.parentRunId", trial]],
+    )
+    records.append("log_batch", run=component, metrics=[["loss", 0.5, 1000, s] for s in range(3)], params=[], tags=[])
+    records.append("log_batch", run=trial, metrics=[], params=[["lr", "0.1"]], tags=[])
+    records.append("set_status", run=component, status="FINISHED", terminated=True)
+    # the process dies here: no end record, the trial never closed; a torn line follows
+    with journal.ops_path.open("a") as handle:
+        handle.write('{"op": "log_batch", "run"')
+    records.close()
+    journal.release()
+
+    [replayed] = replay_orphans(tmp_path)
+    assert replayed.error == "" and len(replayed.killed) == 1
+    client = MlflowClient(store.uri)
+    [run] = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`mlexp.kind` = 'trial'")
+    assert run.info.status == "KILLED" and run.data.params == {"lr": "0.1"}
+    [child] = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert child.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [0, 1, 2]
+    assert not journal.folder.exists()
+
+
+def test_a_journal_whose_trial_still_runs_is_left_alone(tmp_path):
+    store = TrackingStore.resolve(None, tmp_path)
+    journal = Journal.create(tmp_path, store.uri, store.artifact_root)  # owned by this (live) process
+    assert replay_orphans(tmp_path) == []
+    assert journal.folder.exists()
+    journal.release()
+
+
+def _journal_has_training(project) -> bool:
+    for ops in journals_root(project).glob("*/ops.jsonl"):
+        if any(json.loads(line).get("run_name") == "Training" for line in ops.read_text().splitlines()[:-1]):
+            return True
+    return False
+
+
+def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_project):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not _journal_has_training(tmp_project):
+        time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)  # the trial and its tracking writer: nothing gets to clean up
+    process.wait(timeout=30)
+    assert list(journals_root(tmp_project).glob("*/ops.jsonl")), "the killed trial left no journal"
+
+    synced = run_cli(tmp_project, "sync")
+    assert "1 trial journal(s) stored" in synced.stdout
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "KILLED" and trial.params["model.epochs"] == "100000"
+    client = store_client(tmp_project)
+    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
+    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
+    assert not list(journals_root(tmp_project).glob("*/ops.jsonl"))
+
+
+class _Killed(BaseException):
+    """The applier's process dies here: nothing after this line runs, not even `except Exception`."""
+
+
+def _journal_of_one_trial(root, store, marker: str = "a") -> Journal:
+    journal = Journal.create(root, store.uri, store.artifact_root)
+    records = JournalFile(journal)
+    trial = "ref-" + marker * 32
+    records.append("create_run", ref=trial, experiment="@exp", run_name="t", tags=[["mlexp.kind", "trial"]])
+    records.append("log_batch", run=trial, metrics=[["loss", 0.5, 1000, 0]], params=[["lr", "0.1"]], tags=[])
+    records.append("set_status", run=trial, status="FINISHED", terminated=True)
+    records.append("end")
+    records.close()
+    journal.release()
+    return journal
+
+
+def test_an_applier_killed_right_after_creating_a_run_does_not_create_it_twice(tmp_path, monkeypatch):
+    store = TrackingStore.resolve(None, tmp_path)
+    journal = _journal_of_one_trial(tmp_path, store)
+    create_run = StoreWriter.create_run
+
+    def create_then_die(self, *args, **kwargs):
+        create_run(self, *args, **kwargs)  # the run reached the store; its id never reached state.json
+        raise _Killed
+
+    monkeypatch.setattr(StoreWriter, "create_run", create_then_die)
+    with pytest.raises(_Killed):
+        replay_orphans(tmp_path)
+    assert journal.state().applied == 0 and journal.folder.exists()
+    monkeypatch.setattr(StoreWriter, "create_run", create_run)
+
+    [replayed] = replay_orphans(tmp_path)
+    assert replayed.error == "" and replayed.killed == []
+    client = MlflowClient(store.uri)
+    [run] = client.search_runs([client.get_experiment_by_name("exp").experiment_id], run_view_type=ViewType.ALL)
+    assert run.info.status == "FINISHED" and run.data.params == {"lr": "0.1"}
+    assert not journal.folder.exists()
+
+
+def _replay_in_a_process(root: str, queue) -> None:
+    try:
+        queue.put(("ok", [str(r.folder) for r in replay_orphans(Path(root)) if not r.error]))
+    except BaseException as error:  # noqa: BLE001 - the test reports whatever escaped
+        queue.put(("raised", repr(error)))
+
+
+def test_concurrent_replays_store_every_journal_once_and_leave_no_folder(tmp_path):
+    store = TrackingStore.resolve(None, tmp_path)
+    MlflowClient(store.uri).create_experiment("exp")  # made once, not raced for by the two replayers
+    folders = {str(_journal_of_one_trial(tmp_path, store, marker).folder) for marker in "0123456789abcdef"}
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    replayers = [context.Process(target=_replay_in_a_process, args=(str(tmp_path), queue)) for _ in range(2)]
+    for replayer in replayers:
+        replayer.start()
+    results = [queue.get(timeout=120) for _ in replayers]
+    for replayer in replayers:
+        replayer.join(timeout=30)
+    assert [kind for kind, _ in results] == ["ok", "ok"], results
+    stored = [folder for _, done in results for folder in done]
+    assert sorted(stored) == sorted(folders)  # each journal by exactly one of them
+    client = MlflowClient(store.uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id], run_view_type=ViewType.ALL)
+    assert len(runs) == len(folders) and {r.info.status for r in runs} == {"FINISHED"}
+    assert list(journals_root(tmp_path).iterdir()) == []
+
+
+def test_a_trial_whose_store_is_down_fails_in_one_line_and_keeps_its_journal(tmp_project):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", *TINY, f"tracking.uri=http://127.0.0.1:{port}"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode != 0 and elapsed < 120, (elapsed, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr and "mlexp sync" in done.stderr.strip().splitlines()[-1]
+    assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
+
+
+def test_settle_says_which_trials_are_still_being_stored_once_it_stops_waiting(tmp_path, capsys):
+    store = TrackingStore.resolve(None, tmp_path)
+    journal = Journal.create(tmp_path, store.uri, store.artifact_root, group="sweep-1")  # its trial still runs
+    try:
+        assert settle(tmp_path, group="sweep-1", wait_s=0.2) == []
+    finally:
+        journal.release()
+    assert f"1 trial(s) still being stored: run `mlexp sync` ({journal.folder})" in capsys.readouterr().err
+
+
+def test_what_mlflow_prints_in_the_writer_process_stays_out_of_its_replies():
+    noisy_writer = (
+        "from mlexp.tracking import writer_process as w\n"
+        "w._replies_apart()\n"
+        "print('View run t at: http://127.0.0.1/#/experiments/1', flush=True)\n"  # what MlflowClient prints
+        "w._reply({'applied': 1})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", noisy_writer], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [{"applied": 1}]
+    assert "View run" in done.stderr

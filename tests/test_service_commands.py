@@ -1,0 +1,30 @@
+"""`mlexp keys` and `mlexp review` through the real entry point: what the README tells users to run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import cli_env, run_cli
+
+
+def test_keys_are_created_listed_and_revoked_through_mlexp(tmp_project: Path) -> None:
+    created = run_cli(tmp_project, "keys", "create", "analytics-app", "--limit", "5")
+    assert (tmp_project / "serving" / "keys.sqlite").exists()
+    token = created.stdout.strip().splitlines()
+    assert any(len(line.strip()) >= 32 for line in token), created.stdout
+
+    listed = run_cli(tmp_project, "keys", "list").stdout
+    assert "analytics-app" in listed and "5" in listed
+    assert not any(line.strip() in listed for line in token if len(line.strip()) >= 32)  # stored hashed, never shown
+
+    run_cli(tmp_project, "keys", "revoke", "analytics-app")
+    assert "revoked" in run_cli(tmp_project, "keys", "list").stdout.lower()
+
+
+def test_reviewers_are_added_and_listed_through_mlexp(tmp_project: Path) -> None:
+    env = {**cli_env(tmp_project), "MLEXP_REVIEWER_PASSWORD": "correct horse battery"}
+    run_cli(tmp_project, "review", "add", "alice", env=env)
+    assert "alice" in run_cli(tmp_project, "review", "list", env=env).stdout
+
+    wrong = run_cli(tmp_project, "review", "frobnicate", check=False, env=env)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr

@@ -1,0 +1,99 @@
+"""Start-up out of the critical path: a trial's process never imports MLflow; sweep workers get their share of cores."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow.utils.mlflow_tags as mlflow_tags
+import mlflow.utils.validation as validation
+from hydra import compose, initialize_config_dir
+
+from conftest import TINY, cli_env, trials_of
+from mlexp.config import make_composable
+from mlexp.sweeps import workers
+from mlexp.tracking import store_writer, tags
+
+
+def _imported(stderr: str) -> set[str]:
+    """Modules named in `-X importtime` output (this process only: the writer process does not inherit -X)."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_a_trial_process_leaves_mlflow_to_the_writer_and_the_store_still_gets_everything(tmp_project):
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mlexp.cli", "task=tabular_regression", *TINY],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = _imported(done.stderr)
+    assert "mxnet" in imported  # the task's own libraries load here
+    assert not {"mlflow", "sqlalchemy", "alembic", "mlexp.compare", "mlexp.sweeps.workers"} & imported
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FINISHED" and "test_msle" in trial.metrics
+    assert {"Pre-processing", "Training", "Evaluation"} <= trial.component_names
+    # the override keys were checked once; the same keys with other values need no second composition
+    assert list((tmp_project / ".mlexp" / "checked_overrides").iterdir())
+    assert not list((tmp_project / ".mlexp" / "journal").glob("*/ops.jsonl"))
+
+
+def test_mlflow_names_and_limits_spelled_out_match_the_installed_mlflow():
+    assert (tags.MLFLOW_PARENT_RUN_ID, tags.MLFLOW_RUN_NAME) == (
+        mlflow_tags.MLFLOW_PARENT_RUN_ID,
+        mlflow_tags.MLFLOW_RUN_NAME,
+    )
+    assert store_writer.MAX_METRICS_PER_BATCH == validation.MAX_METRICS_PER_BATCH
+    assert store_writer.MAX_PARAMS_TAGS_PER_BATCH == validation.MAX_PARAMS_TAGS_PER_BATCH
+    assert store_writer.MAX_PARAM_VAL_LENGTH == validation.MAX_PARAM_VAL_LENGTH
+    assert store_writer.MAX_TAG_VAL_LENGTH == validation.MAX_TAG_VAL_LENGTH
+
+
+def _sweep_config(tmp_project, *overrides):
+    make_composable()
+    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
+        return compose("config", overrides=["task=tabular_regression", *overrides], return_hydra_config=True)
+
+
+def test_parallel_workers_share_the_cores_before_they_import_numpy(tmp_project, monkeypatch):
+    monkeypatch.setattr(workers, "cores", lambda: 8)
+    environ = {k: v for k, v in workers.os.environ.items() if k not in workers.THREAD_VARIABLES}
+    monkeypatch.setattr(workers.os, "environ", environ)  # this test's own environment, restored after it
+    workers.set_thread_variables(_sweep_config(tmp_project, "sweep=grid", "sweep.max_parallel_jobs=4"))
+    assert {name: workers.os.environ[name] for name in workers.THREAD_VARIABLES} == dict.fromkeys(
+        workers.THREAD_VARIABLES, "2"
+    )
+    for name in workers.THREAD_VARIABLES:
+        environ.pop(name)
+    environ["OMP_NUM_THREADS"] = "3"  # the user's own setting stays, unless compute.num_threads names one
+    workers.set_thread_variables(_sweep_config(tmp_project, "sweep=grid", "sweep.max_parallel_jobs=2"))
+    assert workers.os.environ["OMP_NUM_THREADS"] == "3" and workers.os.environ["MKL_NUM_THREADS"] == "4"
+    workers.set_thread_variables(_sweep_config(tmp_project, "sweep=grid", "compute.num_threads=1"))
+    assert workers.os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_an_in_process_command_ends_its_tracking_writer_with_it(tmp_project):
+    # what mlexp.api.run wraps its trial in; the writer a trial starts is the one started here
+    script = (
+        "import sys, psutil\n"
+        "from pathlib import Path\n"
+        "from mlexp.cli_in_process import command_line\n"
+        "from mlexp.tracking.journal_writer import start_early\n"
+        "with command_line(sys.argv[1], ['task=tabular_regression']):\n"
+        "    start_early(Path(sys.argv[1]))\n"
+        "    print('writers running:', len(psutil.Process().children()))\n"
+        "print('writers left:', len(psutil.Process().children()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_project)],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "writers running: 1" in done.stdout and "writers left: 0" in done.stdout
