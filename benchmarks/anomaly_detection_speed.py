@@ -1,10 +1,12 @@
 """anomaly_detection on one real month's worth of trips vs the post's pandas + matplotlib steps.
 
-Goals (2 cores): the whole task end to end under 20 s from Parquet, at least 20x faster than the
-pandas baseline, peak memory under 4 GB.
+Goals (2 cores, issue 12): the whole task end to end in at most 6 s from Parquet and 10 s from CSV,
+at least 8x faster than the pandas baseline on the same CSV (the headline: CSV against CSV is the
+fair comparison, both parse the same text), peak memory under 2 GB.
 
 Data: 7,667,792 generated rows (the size of the real yellow_tripdata_2019-01), written once as
-Parquet and as CSV (generation is timed but not part of either side).
+Parquet and as CSV the way TLC's 2019 files are (CRLF, a blank line after the header), with the
+post's anomalies and the practitioners' (generation is timed but not part of either side).
   mlexp     `mlexp task=anomaly_detection dataset.path=<file>` as a whole process in a throw-away
             project, after an untimed 1,000-row trial there (which creates its MLflow store, once):
             prepare (column checks; CSV parsed once into Parquet), both top-50 queries, the rule
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 7_667_792
-GOALS = {"seconds": 20.0, "ratio": 20.0, "peak_gb": 4.0}
+GOALS = {"parquet_seconds": 6.0, "csv_seconds": 10.0, "csv_ratio": 8.0, "peak_gb": 2.0}
 # CPU seconds of each measured process, in order: less sensitive than wall time to other work on the machine
 CPU_SECONDS: list[float] = []
 
@@ -132,8 +135,10 @@ def _run_mlexp(data: Path, work: Path, name: str) -> dict[str, float]:
     command = [sys.executable, "-m", "mlexp.cli", "task=anomaly_detection"]
     # untimed warm-up on 1,000 generated rows: creates the project's MLflow store, as a first run does once
     _measure([*command, "dataset.n_rows=1000"], project, _env(project))
-    seconds, peak, _ = _measure([*command, f"dataset.path={data}"], project, _env(project))
-    metrics = json.loads((project / "reports" / "anomaly_detection" / "metrics.json").read_text())
+    seconds, peak, stdout = _measure([*command, f"dataset.path={data}"], project, _env(project))
+    # the run's own folder, from the CLI's "trial done: ... (reports: <folder>)" line
+    reports = Path(re.findall(r"\(reports: (.+?)\)", stdout)[-1])
+    metrics = json.loads((reports / "metrics.json").read_text())
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
@@ -148,7 +153,7 @@ def _run_mlexp(data: Path, work: Path, name: str) -> dict[str, float]:
         + f"), peak {peak:.2f} GB, "
         f"rows_out {int(metrics['rows_out']):,}"
     )
-    return {"seconds": seconds, "cpu": CPU_SECONDS[-1], "peak_gb": peak, "project": str(project), **metrics}
+    return {"seconds": seconds, "cpu": CPU_SECONDS[-1], "peak_gb": peak, "reports": str(reports), **metrics}
 
 
 def _pixels_differ(ours: Path, theirs: Path) -> float:
@@ -189,7 +194,7 @@ def main() -> None:
         same = theirs_out == ours_parquet["rows_out"] == ours_csv["rows_out"]
         verdict = "the same" if same else "DIFFERENT"
         print(f"  rows_out: mlexp {int(ours_parquet['rows_out']):,}, pandas {theirs_out:,} ({verdict})")
-        plots = Path(ours_parquet["project"]) / "reports" / "anomaly_detection" / "plots"
+        plots = Path(ours_parquet["reports"]) / "plots"
         for ours, theirs in (
             ("duration_sorted.png", "duration_sorted.png"),
             ("duration_sorted_clean.png", "duration_sorted_clean.png"),
@@ -204,14 +209,23 @@ def main() -> None:
         f"CPU seconds: pandas / mlexp = {cpu / ours_parquet['cpu']:.1f}x from Parquet, "
         f"{cpu / ours_csv['cpu']:.1f}x from CSV (mlexp uses both cores; pandas one)"
     )
+    checks = {
+        f"mlexp from Parquet {ours_parquet['seconds']:.1f} s (goal <= {GOALS['parquet_seconds']:.0f} s)": (
+            ours_parquet["seconds"] <= GOALS["parquet_seconds"]
+        ),
+        f"mlexp from CSV {ours_csv['seconds']:.1f} s (goal <= {GOALS['csv_seconds']:.0f} s)": (
+            ours_csv["seconds"] <= GOALS["csv_seconds"]
+        ),
+        f"peak {peak_ours:.2f} GB (goal < {GOALS['peak_gb']:.0f} GB)": peak_ours < GOALS["peak_gb"],
+    }
+    for label, met in checks.items():
+        print(f"  {'met   ' if met else 'MISSED'} {label}")
+    print(f"  (from Parquet vs pandas on the CSV: {ratio_parquet:.1f}x; not the headline, the inputs differ)")
     print(
-        f"ratio: pandas / mlexp = {ratio_parquet:.1f}x from Parquet, {ratio_csv:.1f}x from CSV "
-        f"(goal >= {GOALS['ratio']:.0f}x); mlexp from Parquet {ours_parquet['seconds']:.1f} s "
-        f"(goal < {GOALS['seconds']:.0f} s); mlexp peak {peak_ours:.2f} GB (goal < {GOALS['peak_gb']:.0f} GB)"
+        f"ratio: pandas / mlexp, both from the same CSV = {ratio_csv:.1f}x "
+        f"(goal >= {GOALS['csv_ratio']:.0f}x): {'met' if ratio_csv >= GOALS['csv_ratio'] else 'MISSED'}"
     )
-    met = (
-        ours_parquet["seconds"] < GOALS["seconds"] and ratio_parquet >= GOALS["ratio"] and peak_ours < GOALS["peak_gb"]
-    )
+    met = all(checks.values()) and ratio_csv >= GOALS["csv_ratio"]
     print("GOAL MET" if met else "GOAL MISSED")
 
 

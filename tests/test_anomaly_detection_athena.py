@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 
 import boto3
 import pytest
+import sqlglot
 from hydra import compose, initialize_config_dir
 from moto import mock_aws
 from moto.athena.models import QueryResults, athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from conftest import REPO
+from anomaly_detection_helpers import functions_outside_trino
+from conftest import REPO, cli_env, run_cli
 from mlexp.config import make_composable
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection import inputs
-from mlexp.tasks.anomaly_detection.dialects import DUCKDB
+from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB
 from mlexp.tasks.anomaly_detection.engines import AthenaEngine
 from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
 from mlexp.tasks.anomaly_detection.rules import enabled_rules
@@ -141,25 +145,40 @@ def test_cleaning_is_a_ctas_into_parquet_and_its_count_is_checked(athena, tmp_pa
     source = Source(engine.table, dict(GLUE_COLUMNS))
     queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
     athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["41"]])])
-    note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41)
+    note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id="trial1")
 
     drop, create, count = [r["Query"] for r in requests()]
     target = '"db_yellow_cab_trip_details"."yellow_cab_trip_details_cleaned"'
     assert drop == "DROP TABLE IF EXISTS `db_yellow_cab_trip_details`.`yellow_cab_trip_details_cleaned`"
     assert create.startswith(
         f"CREATE TABLE {target}\nWITH (format = 'PARQUET', write_compression = 'SNAPPY', "
-        "external_location = 's3://lake/trips_cleaned/') AS\nWITH trips AS ("
+        "external_location = 's3://lake/trips_cleaned/trial1/') AS\nWITH trips AS ("
     )
-    assert "coalesce((tpep_pickup_datetime IS NULL OR tpep_dropoff_datetime IS NULL), false)" in create
-    assert "coalesce((duration_second <= 0), false)" in create and "coalesce((duration_hour >= 24), false)" in create
+    assert '(tpep_pickup_datetime IS NULL OR tpep_dropoff_datetime IS NULL) AS "value_unparsable_timestamp"' in create
+    assert '(duration_second <= 0) AS "value_non_positive_duration"' in create
+    assert '(duration_second >= 86400) AS "value_too_long"' in create
+    # each predicate is evaluated once: the flag and the unevaluable test read its value
+    assert create.count("duration_second >= 86400") == 1
+    assert 'coalesce("value_too_long", false) AS "rule_too_long"' in create and '"value_too_long" IS NULL' in create
     assert create.endswith("FROM flags\nWHERE NOT flagged")
     assert count == f"SELECT count(*) FROM {target}"
     assert note["rows"] == 41
     assert json.loads((tmp_path / "cleaned" / "athena_table.json").read_text())["table"].endswith("_cleaned")
 
+    assert note["location"] == "s3://lake/trips_cleaned/trial1/"
+
+    # a re-run writes to its own trial's prefix: CTAS never meets the data the last run left behind
     athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["40"]])])
-    with pytest.raises(DataError, match="not rows_in - rows_flagged = 41"):
-        engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41)
+    athena.query_results_queue.append(result([], []))
+    with pytest.raises(DataError, match="not rows_in - rows_flagged = 41.*was dropped"):
+        engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id="trial2")
+    *_, create_again, count_again, drop_again = [r["Query"] for r in requests()]
+    assert "external_location = 's3://lake/trips_cleaned/trial2/'" in create_again and count_again == count
+    # a table of the wrong rows does not stay behind for the next query to read as the cleaned trips
+    assert drop_again == drop
+    # outside a trial, a fresh random prefix rather than one shared by every such run
+    first, second = engine.cleaned_location(""), engine.cleaned_location("")
+    assert first != second and re.fullmatch(r"s3://lake/trips_cleaned/[0-9a-f]{32}/", first or "")
 
 
 def test_athena_needs_a_result_location(athena, tmp_path):
@@ -175,5 +194,77 @@ def test_the_dialects_differ_only_where_athena_and_duckdb_spell_things_different
     duckdb_sql = TripQueries(DUCKDB, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
     for build in (lambda q: q.top(50, True), lambda q: q.rule_counts(), lambda q: q.cleaned()):
         assert build(duckdb_sql).replace("date_sub(", "date_diff(") == build(athena_sql)
-    spelled = duckdb_sql.quartiles().replace("quantile_cont(", "approx_percentile(").replace("date_sub(", "date_diff(")
-    assert spelled == athena_sql.quartiles()
+    # one percentile definition on both engines: the same exact SQL, no approx_percentile/quantile_cont
+    assert duckdb_sql.quartiles().replace("date_sub(", "date_diff(") == athena_sql.quartiles()
+    assert "approx_percentile" not in athena_sql.quartiles() and "quantile_cont" not in duckdb_sql.quartiles()
+
+
+def test_every_statement_with_every_rule_parses_as_athena_sql(athena, tmp_path):
+    from mlexp.tasks.anomaly_detection.rules import BUILT_IN
+
+    cfg = config(tmp_path, f"model.enabled=[{','.join(BUILT_IN)}]")
+    engine = AthenaEngine(cfg.engine)
+    rules = enabled_rules(cfg.model)
+    source = Source(engine.table, dict(GLUE_COLUMNS), engine.dialect.month_of_path())
+    stats = {"duration_q1": 300.0, "duration_median": 600.0, "duration_q3": 900.0, "duration_mad": 250.0}
+    queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), list(cfg.preprocessing.timestamp_formats))
+    queries = replace(queries, rules=rules, statistics=stats, value_codes=inputs.value_codes(cfg))
+    statements = [queries.top(50, True), queries.top(50, False), queries.duration_counts(False)]
+    statements += [queries.duration_counts(True), queries.quartiles(), queries.median_absolute_deviation(600)]
+    statements += [queries.rule_check(rule) for rule in rules]
+    statements += [queries.rule_counts(), queries.flagged_rows(10), queries.histogram(10)]
+    statements += engine.cleaning_statements(queries.cleaned(), engine.cleaned_location("run1")).values()
+    for sql in statements:
+        sqlglot.parse_one(sql, read="athena")  # raises ParseError on SQL Athena would refuse
+        if not sql.startswith("DROP"):
+            sqlglot.parse_one(sql, read="trino")
+        assert functions_outside_trino(sql) == set(), sql
+    # the check catches DuckDB's spellings: unknown to sqlglot (Anonymous) or known but not Trino's
+    for duckdb_only in (
+        "quantile_cont(duration_second, 0.5)",
+        "strptime(x, '%Y')",
+        "isodow(x)",
+        "date_sub('day', a, b)",
+    ):
+        assert functions_outside_trino(f"SELECT {duckdb_only} FROM t") == {duckdb_only.split("(")[0]}
+    assert '"$path"' in queries.trips() and "day_of_week(tpep_pickup_datetime) = 7" in queries.rule_counts()
+    assert "CASE upper(trim(\"payment_type\")) WHEN 'CRD' THEN 1" not in queries.trips()  # Glue typed it bigint
+    with pytest.raises(sqlglot.errors.ParseError):
+        sqlglot.parse_one(queries.rule_counts().replace("count_if(", "count_if((", 1), read="athena")
+
+
+def test_engine_athena_without_credentials_fails_with_one_line(tmp_project, tmp_path):
+    env = {k: v for k, v in cli_env(tmp_project).items() if not k.startswith("AWS_")}
+    env |= {"HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "none")
+    done = run_cli(
+        tmp_project, "task=anomaly_detection", "engine=athena", f"engine.s3_staging_dir={STAGING}", check=False, env=env
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Failed to execute" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.strip()]
+    assert line.startswith("mlexp: error:") and "engine=athena: no AWS credentials found; set AWS_PROFILE" in line
+
+
+def test_pickup_outside_month_on_athena_fails_naming_an_object_without_a_month(athena, tmp_path):
+    cfg = config(tmp_path, "model.enabled=[too_long,pickup_outside_month]")
+    engine = AthenaEngine(cfg.engine)
+    found = [("rows_without_month", "bigint"), ("example_path", "varchar")]
+    athena.query_results_queue.append(result(found, [["1234", "s3://trips/yellow/trips_2019.csv"]]))
+    with pytest.raises(DataError) as error:
+        inputs.check_table_months(enabled_rules(cfg.model), engine)
+    assert str(error.value).startswith(
+        "s3://trips/yellow/trips_2019.csv: no month (YYYY-MM) in the object name (1,234 rows of table "
+        f"{DATABASE}.{TABLE} come from such objects), which rule pickup_outside_month needs"
+    )
+    [sent] = [r["Query"] for r in requests()]
+    assert sent == (
+        f'SELECT count(*) AS rows_without_month, min("$path") AS example_path FROM "{DATABASE}"."{TABLE}"\n'
+        f"WHERE {ATHENA.month_of_path()} IS NULL"
+    )
+    assert functions_outside_trino(sent) == set()
+    # every object named by its month: no error; without the rule, no query at all
+    athena.query_results_queue.append(result(found, [["0", None]]))
+    inputs.check_table_months(enabled_rules(cfg.model), engine)
+    inputs.check_table_months(enabled_rules(config(tmp_path).model), engine)
+    assert len(requests()) == 2

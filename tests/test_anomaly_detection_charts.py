@@ -25,7 +25,7 @@ def test_a_million_trips_are_charted_in_seconds(tmp_path):
     month = nyc_taxi_synthetic.generate(1_000_000, 11, "2019-01", RATES)
     path = nyc_taxi_synthetic.write(month, tmp_path / "yellow_tripdata_2019-01.parquet", "parquet")
     started = time.perf_counter()
-    engine = DuckDBEngine([nyc_taxi.inspect(path, duckdb.connect())], "1GB", 0)
+    engine = DuckDBEngine([nyc_taxi.inspect(path, duckdb.connect())], "1GB", 0, {}, [], {})
     queries = TripQueries(DUCKDB, engine.source(), {})
     counts = engine.query("duration_counts", queries.duration_counts(clean=False))
     runs = charts.sorted_runs(counts)
@@ -64,3 +64,18 @@ def test_the_runs_chart_draws_the_same_picture_as_the_posts_scatter_of_every_poi
     assert a.shape == b.shape
     differing = np.abs(a[..., :3] - b[..., :3]).max(axis=2) > 0.25
     assert differing.mean() < 0.001, f"{differing.mean():.3%} of pixels differ"
+
+
+def test_the_chart_after_cleaning_draws_when_every_trip_is_flagged(tmp_path):
+    from mlexp.tasks.anomaly_detection.rules import Rule
+
+    month = nyc_taxi_synthetic.generate(500, 3, "2019-01", {"null_timestamp": 0.01})
+    path = nyc_taxi_synthetic.write(month, tmp_path / "yellow_tripdata_2019-01.parquet", "parquet")
+    engine = DuckDBEngine([nyc_taxi.inspect(path, duckdb.connect())], "1GB", 1, {}, [], {})
+    queries = TripQueries(DUCKDB, engine.source(), {}, rules=[Rule("everything", "true", "true")])
+    counts = engine.query("duration_counts_clean", queries.duration_counts(clean=True))
+    assert counts.empty  # zero cleaned rows
+    runs = charts.sorted_runs(counts)
+    assert runs.empty and list(runs.columns) == ["index", "last_index", "duration_second"]
+    chart = charts.sorted_durations(runs, tmp_path / "clean.png", "After removing outliers", [4, 4])
+    assert chart.stat().st_size > 1_000

@@ -20,6 +20,9 @@ RATES = {
     "null_timestamp": 0.001,
     "unparsable_timestamp": 0.001,
     "zero_distance": 0.01,
+    "pickup_outside_month": 0.001,
+    "negative_fare": 0.002,
+    "implausible_speed": 0.001,
 }
 ALIASES = {"tpep_pickup_datetime": ["pickup_datetime"], "tpep_dropoff_datetime": ["dropoff_datetime"]}
 
@@ -45,7 +48,15 @@ def test_generator_is_deterministic_and_places_exact_anomaly_counts():
     assert (frame["trip_distance"] <= 0).sum() == first.counts["zero_distance"]
     normal = seconds[(seconds > 0) & (seconds < 86400)]
     assert 500 < normal.median() < 800  # about 11 minutes, as January 2019's trips
-    assert frame["tpep_pickup_datetime"].dropna().dt.month.eq(1).all()
+    # what practitioners' rules look for (the generator's kinds added for them; every other row is as before)
+    pickups = frame["tpep_pickup_datetime"].dropna()
+    outside = (pickups < "2019-01-01") | (pickups >= "2019-02-01")
+    assert outside.sum() == first.counts["pickup_outside_month"]
+    refunds = frame["mta_tax"] < 0  # every amount negated, as TLC records a refund
+    assert refunds.sum() == first.counts["negative_fare"]
+    assert (frame.loc[refunds, "fare_amount"] < 0).all() and (frame.loc[refunds, "total_amount"] < 0).all()
+    speed = frame["trip_distance"] * 3600 / seconds.where(seconds > 0)
+    assert (speed > 100).sum() == (speed > 60).sum() == first.counts["implausible_speed"]
 
 
 def test_formats_hold_the_same_trips_and_csv_keeps_unparsable_text(tmp_path):
@@ -62,6 +73,10 @@ def test_formats_hold_the_same_trips_and_csv_keeps_unparsable_text(tmp_path):
     assert text["tpep_pickup_datetime"].isna().sum() + text["tpep_dropoff_datetime"].isna().sum() == 2
     assert np.allclose(text["total_amount"], pq.read_table(parquet)["total_amount"].to_numpy())
     assert list(tmp_path.glob("*.partial")) == []
+    # as TLC's 2019 CSV files: CRLF line endings, a blank line after the header, nothing quoted
+    raw = csv.read_bytes()
+    assert raw.startswith(b"VendorID,tpep_pickup_datetime,") and b",airport_fee\r\n\r\n" in raw[:300]
+    assert raw.count(b"\r\n") == raw.count(b"\n") == 2_000 + 2 and b'"' not in raw
 
 
 def test_loader_maps_older_column_names_and_keeps_extra_ones(tmp_path):
@@ -69,9 +84,10 @@ def test_loader_maps_older_column_names_and_keeps_extra_ones(tmp_path):
     path.write_text(" vendor_id, pickup_datetime, dropoff_datetime, trip_distance, airport_fee\n1,a,b,1.0,0\n")
     file = nyc_taxi.inspect(path, duckdb.connect())
     matched = nyc_taxi.match_columns(file.columns, ALIASES)
-    assert matched["tpep_pickup_datetime"] == ["pickup_datetime"]
+    assert matched["tpep_pickup_datetime"] == [" pickup_datetime"]  # the name as written, matched ignoring spaces
+    assert matched["airport_fee"] == [" airport_fee"]
     assert "VendorID" not in matched  # vendor_id is not in these aliases
-    assert nyc_taxi.extra_columns(file.columns, ALIASES) == ["vendor_id", "airport_fee"]
+    assert nyc_taxi.extra_columns(file.columns, ALIASES) == [" vendor_id"]
     nyc_taxi.check_columns(file, [nyc_taxi.PICKUP, nyc_taxi.DROPOFF], ALIASES)
 
 

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO
-from mlexp.config import make_composable
+from anomaly_detection_helpers import config, counts, open_queries
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection import inputs
-from mlexp.tasks.anomaly_detection.dialects import DUCKDB
-from mlexp.tasks.anomaly_detection.engines import DuckDBEngine
-from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import enabled_rules
-from mlexp.tasks.anomaly_detection.stages import statistics_for
 
 # a 2014-style header: older names, padded with spaces, no location IDs, no congestion_surcharge,
 # an extra column (pickup_longitude)
@@ -62,21 +55,6 @@ def expected(total: float, rules: tuple[str, ...] = DEFAULT_RULES) -> bool:
     return bool(failed & set(rules))
 
 
-def config(tmp_path: Path, *overrides: str):
-    make_composable()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=["task=anomaly_detection", f"paths.data={tmp_path}", *overrides])
-
-
-def open_queries(cfg, paths: list[Path]) -> tuple[DuckDBEngine, TripQueries]:
-    files = inputs.check_files(cfg, paths, [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
-    engine = DuckDBEngine(files, "1GB", 1)
-    rules = enabled_rules(cfg.model)
-    formats = list(cfg.preprocessing.timestamp_formats)
-    queries = TripQueries(DUCKDB, engine.source(), inputs.aliases(cfg), formats, rules)
-    return engine, replace(queries, statistics=statistics_for(engine, queries))
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, object]:
     folder = tmp_path_factory.mktemp("trips")
@@ -85,11 +63,6 @@ def files(tmp_path_factory) -> dict[str, object]:
     month = nyc_taxi_synthetic.generate(5000, 3, "2019-01", rates | {"unparsable_timestamp": 0.001})
     new = nyc_taxi_synthetic.write(month, folder / "yellow_tripdata_2019-01.parquet", "parquet")
     return {"old": old, "new": new, "month": month, "folder": folder}
-
-
-def counts(engine: DuckDBEngine, queries: TripQueries) -> dict[str, int]:
-    row = engine.query("rule_counts", queries.rule_counts()).iloc[0]
-    return {str(name): int(value) for name, value in row.items()}
 
 
 def test_rules_count_every_known_anomaly_in_an_old_format_file(files, tmp_path):
@@ -130,8 +103,9 @@ def test_old_and_new_files_in_one_glob_and_cleaned_output_excludes_exactly_the_f
 
     written = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", found["rows_in"] - found["rows_flagged"])
     cleaned = pq.read_table(written["path"]).to_pandas()
-    assert list(cleaned.columns[:18]) == list(nyc_taxi.COLUMNS) and "pickup_longitude" in cleaned.columns
+    assert list(cleaned.columns[:19]) == list(nyc_taxi.COLUMNS) and "pickup_longitude" in cleaned.columns
     old_rows = cleaned[cleaned["pickup_longitude"].notna()]
+    assert old_rows["pickup_longitude"].tolist() == [-73.98] * len(old_rows)  # typed DOUBLE, not text
     assert sorted(old_rows["total_amount"]) == [r[3] for r in ROWS if not expected(r[3])]
     assert old_rows["congestion_surcharge"].isna().all()
     # the generated month, judged by pandas on its own
@@ -190,7 +164,7 @@ def test_the_threshold_a_sweep_moves_changes_the_rule_and_its_count(files, tmp_p
     found = {}
     for hours in ("1", "24", "48"):
         engine, queries = open_queries(config(tmp_path, f"model.max_duration_hours={hours}"), [files["new"]])
-        assert queries.rules[2].predicate == f"duration_hour >= {hours}"
+        assert queries.rules[2].predicate == f"duration_second >= {int(hours) * 3600}"
         found[hours] = counts(engine, queries)["too_long"]
     # generated trips last at most 4 hours unless multi-day (1 to 3 days)
     assert found["24"] == files["month"].counts["multi_day"]
@@ -201,7 +175,7 @@ def test_a_rule_on_a_column_an_input_lacks_fails_instead_of_flagging_nothing(fil
     cfg = config(tmp_path, "+model.rules.airport='PULocationID = 132'", "model.enabled=[too_long,airport]")
     checked = inputs.check_files(cfg, [files["old"], files["new"]], [nyc_taxi.PICKUP])
     missing = {str(f.path): inputs.missing_columns(cfg, f.columns) for f in checked}
-    lacking = ["PULocationID", "DOLocationID", "improvement_surcharge", "congestion_surcharge"]
+    lacking = ["PULocationID", "DOLocationID", "improvement_surcharge", "congestion_surcharge", "airport_fee"]
     assert missing[str(files["old"])] == lacking and missing[str(files["new"])] == []
     inputs.write_manifest(cfg, {"files": [f.path for f in checked], "missing_columns": missing})
     with pytest.raises(DataError, match=r"yellow_tripdata_2014-01.csv: no column PULocationID, which rule airport"):

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from anomaly_detection_helpers import functions_outside_trino
 from conftest import REPO, run_cli, store_client, trials_of
 from run_folders import run_folder
 
@@ -27,7 +28,8 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trial(project):
-    done = run_cli(project, *SMALL)
+    # a rule added but not listed in model.enabled: it does not run, and the trial says so
+    done = run_cli(project, *SMALL, "+model.rules.fast='trip_distance * 3600.0 / duration_second > 90'")
     [found] = [t for t in trials_of(project, experiment=TASK) if t.status == "FINISHED"]
     return project, found, done
 
@@ -38,16 +40,22 @@ def test_a_trial_has_the_four_components_and_the_headline_metrics(trial):
     metrics = json.loads((run_folder(done) / "reports" / "metrics.json").read_text())
     # generated at 20,000 rows: 16 zero + 1 negative duration, 1 multi-day, 1 null + 1 unparsable timestamp
     assert metrics == {
-        "pct_flagged": pytest.approx(0.1),
+        "percent_flagged": pytest.approx(0.1),
         "rows_in": 20000,
         "rows_flagged": 20,
         "rows_out": 19980,
+        "rows_flagged_unevaluable": 0,
         "rows_flagged_unparsable_timestamp": 2,
         "rows_flagged_non_positive_duration": 17,
         "rows_flagged_too_long": 1,
     }
     assert found.metrics["rows_in"] == 20000 and found.metrics["rows_out"] == 19980
-    assert "pct_flagged = 0.1" in done.stdout
+    assert "percent_flagged = 0.1" in done.stdout
+    assert (
+        "mlexp: warning: model.rules.fast is not in model.enabled, so it does not run; to run it: "
+        "model.enabled=[unparsable_timestamp,non_positive_duration,too_long,fast]"
+    ) in done.stderr
+    assert "rows_flagged_fast" not in found.metrics
 
 
 def test_components_record_queries_rules_and_elapsed_times(trial):
@@ -55,8 +63,9 @@ def test_components_record_queries_rules_and_elapsed_times(trial):
     client = store_client(project)
     query = client.get_run(found.components["Query"]).data
     assert {"elapsed_s_longest_trips", "elapsed_s_shortest_trips", "elapsed_s_duration_counts"} <= set(query.metrics)
+    assert client.get_run(found.components["Pre-processing"]).data.params["rules_not_enabled"] == "fast"
     detection = client.get_run(found.components["Detection"]).data
-    assert detection.params["rule.too_long"] == "duration_hour >= 24"
+    assert detection.params["rule.too_long"] == "duration_second >= 86400"
     assert detection.params["rule.non_positive_duration"] == "duration_second <= 0"
     assert detection.metrics["rows_flagged_non_positive_duration"] == 17
     cleaning = client.get_run(found.components["Cleaning"]).data
@@ -127,7 +136,10 @@ def _athena_result(frame: pd.DataFrame):
 
 def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, tmp_path, monkeypatch):
     """The Athena path end to end, offline: moto answers each query with what DuckDB computes on the same rows."""
+    from dataclasses import replace
+
     import duckdb
+    import sqlglot
     from hydra import compose, initialize_config_dir
     from moto import mock_aws
     from moto.athena.models import athena_backends
@@ -137,8 +149,6 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
     from mlexp.data import nyc_taxi
     from mlexp.tasks.anomaly_detection import inputs, stages
     from mlexp.tasks.anomaly_detection.dialects import DUCKDB
-    from mlexp.tasks.anomaly_detection.engines import DuckDBEngine
-    from mlexp.tasks.anomaly_detection.queries import TripQueries
     from mlexp.tasks.anomaly_detection.rules import enabled_rules
     from mlexp.tracking import TrackingStore, Trial
 
@@ -151,18 +161,19 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
                 *SMALL,
                 "engine=athena",
                 "engine.s3_staging_dir=s3://athena-results/mlexp/",
+                "engine.cleaned_location=s3://lake/c/",
                 f"paths.data={tmp_path / 'data'}",
                 f"paths.reports={tmp_path / 'reports'}",
             ],
         )
     # the DuckDB trial's trips stand for the Glue table (names in lower case, as a crawler writes them)
     [staged] = (run_folder(good_done) / "data" / "input" / "staged").glob("*.parquet")
-    duck = DuckDBEngine([nyc_taxi.inspect(staged, duckdb.connect())], "1GB", 1)
-    columns = duck.source().columns
+    duck = inputs.duckdb_engine(cfg, [nyc_taxi.inspect(staged, duckdb.connect())], "1GB", 1)
+    columns = {k: v for k, v in duck.source().columns.items() if k != "file_month"}
     table = pd.DataFrame(
         {"column_name": [c.lower() for c in columns], "data_type": [t.lower() for t in columns.values()]}
     )
-    q = TripQueries(DUCKDB, duck.source(), inputs.aliases(cfg), (), enabled_rules(cfg.model))
+    q = replace(inputs.trip_queries(cfg, DUCKDB, duck.source()), rules=enabled_rules(cfg.model))
     empty = pd.DataFrame()
     answers = [table]  # prepare
     answers += [table, *(duck.query(n, s) for n, s in [("l", q.top(50, True)), ("s", q.top(50, False))])]
@@ -186,8 +197,16 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
     run.close()
 
     assert len(sent) == len(answers) == 14
+    for sql in sent:  # every statement is Athena SQL (DDL in Hive's spelling, queries in Trino's), Trino's functions
+        sqlglot.parse_one(sql, read="athena")
+        assert functions_outside_trino(sql) == set(), sql
     assert all("date_sub" not in sql for sql in sent) and sum("date_diff('day'" in sql for sql in sent) == 8
     assert sent[-3].startswith('CREATE TABLE "db_yellow_cab_trip_details"."yellow_cab_trip_details_cleaned"')
+    # the CTAS writes under the trial's own prefix: a re-run never meets the data an earlier one left
+    assert f"external_location = 's3://lake/c/{run.run_id}/'" in sent[-3]
+    assert json.loads((tmp_path / "data" / "cleaned" / "athena_table.json").read_text())["location"] == (
+        f"s3://lake/c/{run.run_id}/"
+    )
     metrics = store.client().get_run(run.run_id).data.metrics
     for name in ("rows_in", "rows_flagged", "rows_out", *(f"rows_flagged_{r}" for r in cfg.model.enabled)):
         assert metrics[name] == good.metrics[name], name

@@ -1,14 +1,23 @@
 """NYC TLC yellow taxi trip records, as published: monthly CSV (to 2022) or Parquet files.
 
-The loader does not read rows into Python: it checks each file's columns with DuckDB and
-gives the SQL that reads them (`source_sql`), so queries run over files of any size.
-Real files differ across years; `match_columns` maps the older names (a small mapping in
-conf/preprocessing/nyc_taxi_trips.yaml) onto today's, case- and space-insensitively.
+The loader does not read rows into Python: it checks each file's columns (a Parquet footer,
+a CSV header) and gives the SQL that reads the file (`reader_sql`), so queries run over files
+of any size. Real files differ across years; `match_columns` maps the older names (a small
+mapping in conf/preprocessing/nyc_taxi_trips.yaml) onto today's, case- and space-insensitively.
+
+CSV is read as people save it: LF, CRLF or mixed line endings, a UTF-8 byte order mark or
+none, gzip-compressed (.csv.gz), blank lines. The header is read here and handed to DuckDB
+with every column as text, so DuckDB's dialect sniffer (which gives up on mixed line endings)
+never runs; a row that still does not parse fails naming the file, the line and what was expected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import csv
+import gzip
+import io
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +46,28 @@ COLUMNS: dict[str, str] = {
     "improvement_surcharge": "DOUBLE",
     "total_amount": "DOUBLE",
     "congestion_surcharge": "DOUBLE",
+    # airport_fee (2022 files) and Airport_fee (2023 files): one column, the names matched ignoring case
+    "airport_fee": "DOUBLE",
+}
+# 2009-2015's coordinates (before the location IDs): typed and named alike when a file has them,
+# absent from the output when no input has them
+COORDINATES: dict[str, str] = {
+    "pickup_longitude": "DOUBLE",
+    "pickup_latitude": "DOUBLE",
+    "dropoff_longitude": "DOUBLE",
+    "dropoff_latitude": "DOUBLE",
 }
 PICKUP, DROPOFF = "tpep_pickup_datetime", "tpep_dropoff_datetime"
 # what a folder given as dataset.path is searched for (.gz: gzipped CSV)
 SUFFIXES = (".parquet", ".csv", ".gz")
+# the month a TLC file holds, from its name (yellow_tripdata_2019-01.parquet)
+MONTH_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})-(0[1-9]|1[0-2])(?!\d)")
+GZIP_MAGIC = b"\x1f\x8b"
+# the column a CSV row's surplus field lands in, and the error that stops a query on a row of the wrong length
+OVERFLOW = "__overflow"
+FIELD_COUNT_ERROR = "mlexp: a row whose field count differs from the header in "
+# DuckDB's null text for CSV: none, so an empty field reads as '' and only a missing one (padded) as null
+NO_NULL_TEXT = "\\N\\x01"
 
 
 @dataclass(frozen=True)
@@ -64,39 +91,140 @@ def file_format(path: Path) -> str:
         return "parquet" if handle.read(4) == b"PAR1" else "csv"
 
 
-def reader_sql(paths: Sequence[Path], format: str) -> str:
-    """DuckDB's table function reading `paths`; CSV is read as text, typed later with TRY_CAST."""
-    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-    if format == "parquet":
-        return f"read_parquet([{listed}], union_by_name = true)"
-    return f"read_csv([{listed}], header = true, all_varchar = true, union_by_name = true)"
+def file_month(path: Path) -> str | None:
+    """The month in a file's name ("2019-01" of yellow_tripdata_2019-01.csv.gz), or None."""
+    found = MONTH_IN_NAME.findall(path.name)
+    return f"{found[-1][0]}-{found[-1][1]}" if found else None
 
 
-def source_sql(files: Sequence[TripFile]) -> str:
-    """A relation over all `files`, Parquet and CSV together, columns united by name."""
-    readers = []
-    for format in ("parquet", "csv"):
-        paths = [f.path for f in files if f.format == format]
-        if paths:
-            readers.append(reader_sql(paths, format))
-    if len(readers) == 1:
-        return readers[0]
-    return "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM {reader}" for reader in readers) + ")"
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def csv_header(path: Path) -> list[str]:
+    """A CSV file's column names: its first line, byte order mark and line ending removed, gzip or not."""
+    try:
+        with (
+            gzip.open(path, "rb") if _is_gzip(path) else path.open("rb") as raw,
+            io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+        ):
+            line = text.readline()
+    except (OSError, UnicodeDecodeError, EOFError) as error:
+        raise DataError(f"{path}: line 1: expected a UTF-8 header row of column names ({error})") from error
+    names = next(csv.reader([line.rstrip("\r\n")]), [])
+    if len(names) < 2 or "\x00" in line:
+        raise DataError(f"{path}: line 1: expected a header row of comma-separated column names, found {line[:80]!r}")
+    return names
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def reader_sql(file: TripFile) -> str:
+    """DuckDB's relation reading one file; CSV as text (typed later), with the header read here.
+
+    A CSV row must have the header's number of fields. DuckDB's reader (strict_mode off, for mixed
+    line endings) would silently drop surplus fields and pad missing ones, so it reads one more
+    column than the header (OVERFLOW) and pads short rows with null while an empty field reads as
+    '' (nullstr is text no file holds): a row with a value in OVERFLOW, or null in the header's last
+    column, stops the query with FIELD_COUNT_ERROR, which `read_error` turns into the file and line.
+    Empty surplus fields (TLC's 2016-07..12 rows end in ",,") pass.
+    """
+    if file.format == "parquet":
+        return f"read_parquet({_text(str(file.path))})"
+    names = list(file.columns)
+    columns = ", ".join(f"{_text(name)}: 'VARCHAR'" for name in [*names, OVERFLOW])
+    compression = "gzip" if _is_gzip(file.path) else "none"
+    read = (
+        f"read_csv({_text(str(file.path))}, header = true, auto_detect = false, columns = {{{columns}}}, "
+        f"delim = ',', quote = '\"', escape = '\"', strict_mode = false, null_padding = true, "
+        f"nullstr = {_text(NO_NULL_TEXT)}, compression = '{compression}')"
+    )
+    fields = ", ".join(f"nullif({_name(name)}, '') AS {_name(name)}" for name in names)
+    wrong = f"{_name(names[-1])} IS NULL OR {_name(OVERFLOW)} <> ''"
+    error = f"error({_text(FIELD_COUNT_ERROR + str(file.path))})"
+    return f"(SELECT {fields} FROM {read} WHERE CASE WHEN {wrong} THEN {error} ELSE true END)"
+
+
+def field_count_error(path: Path) -> str:
+    """The first row of a CSV whose fields do not match its header, as one line naming the file and the line.
+
+    Read only once DuckDB found such a row: the reader does not report where.
+    """
+    expected = len(csv_header(path))
+    with (
+        gzip.open(path, "rb") if _is_gzip(path) else path.open("rb") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text,
+    ):
+        last = [""]
+
+        def lines() -> Iterator[str]:
+            for line in text:
+                last[0] = line
+                yield line
+
+        rows = csv.reader(lines())
+        next(rows, None)
+        for row in rows:
+            if row and (len(row) < expected or any(field != "" for field in row[expected:])):
+                original = last[0].rstrip("\r\n")[:80]
+                return (
+                    f"{path}: line {rows.line_num}: expected {expected} comma-separated fields as in the header, "
+                    f"found {len(row)}: {original!r}"
+                )
+    return f"{path}: a row does not have the header's {expected} comma-separated fields"
 
 
 def inspect(path: Path, connection: duckdb.DuckDBPyConnection) -> TripFile:
-    """Read a file's column names and types (the Parquet footer, or a CSV's header and sample)."""
+    """Read a file's column names and types (the Parquet footer, or a CSV's header: all text)."""
     if not path.is_file():
         raise DataError(f"{path} is not a readable file; give TLC trip files (Parquet or CSV)")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; expected TLC trip records with a header row")
     format = file_format(path)
+    columns = {name: "VARCHAR" for name in csv_header(path)} if format == "csv" else {}
     try:
-        described = connection.execute(f"DESCRIBE SELECT * FROM {reader_sql([path], format)}").fetchall()
+        described = connection.execute(f"DESCRIBE SELECT * FROM {reader_sql(TripFile(path, format, columns))}")
+        rows = described.fetchall()
     except (duckdb.Error, OSError) as error:
-        first_line = str(error).splitlines()[0]
-        raise DataError(f"{path} is not a readable {format} file of trip records: {first_line}") from error
-    return TripFile(path, format, {str(row[0]): str(row[1]) for row in described})
+        raise DataError(f"{path} is not a readable {format} file of trip records: {first_line(error)}") from error
+    return TripFile(path, format, {str(row[0]): str(row[1]) for row in rows})
+
+
+def is_read_error(error: BaseException) -> bool:
+    """Whether a DuckDB error is about a CSV row (one `read_error` names the file and line of)."""
+    return "CSV Error on Line" in str(error) or FIELD_COUNT_ERROR in str(error)
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def read_error(error: BaseException, path: Path | None = None) -> str:
+    """DuckDB's error on reading rows, as one line naming the file, the line and what was expected."""
+    text = str(error)
+    short_or_long = re.search(re.escape(FIELD_COUNT_ERROR) + r"(.+)$", text, re.MULTILINE)
+    if short_or_long:
+        return field_count_error(Path(short_or_long.group(1).strip()))
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    if line is None:
+        return f"{path}: {first_line(error)}" if path else first_line(error)
+    named = re.search(r"^\s*file = (.+)$", text, re.MULTILINE)
+    where = str(path) if path else (named.group(1).strip() if named else "a CSV file")
+    counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    original = re.search(r"Original Line:\s*\n?(.*)", text)
+    found = f": {original.group(1).strip()[:80]!r}" if original else ""
+    if counts:
+        expected = f"expected {counts.group(1)} comma-separated fields as in the header, found {counts.group(2)}"
+    else:
+        expected = "expected a row of comma-separated fields (" + first_line(error) + ")"
+    return f"{where}: line {line.group(1)}: {expected}{found}"
 
 
 def _key(name: str) -> str:
@@ -104,12 +232,12 @@ def _key(name: str) -> str:
 
 
 def match_columns(names: Iterable[str], aliases: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """For each of today's columns, the names in `names` that hold it (today's name first, then older ones)."""
+    """For each of today's columns (and the coordinates), the names in `names` that hold it (today's name first)."""
     by_key: dict[str, list[str]] = {}
     for name in names:
         by_key.setdefault(_key(name), []).append(name)
     matched = {}
-    for column in COLUMNS:
+    for column in {**COLUMNS, **COORDINATES}:
         found = [n for alias in (column, *aliases.get(column, ())) for n in by_key.get(_key(alias), [])]
         if found:
             matched[column] = list(dict.fromkeys(found))
@@ -129,6 +257,6 @@ def check_columns(file: TripFile, required: Iterable[str], aliases: Mapping[str,
 
 
 def extra_columns(names: Iterable[str], aliases: Mapping[str, Sequence[str]]) -> list[str]:
-    """Columns that are none of today's (e.g. airport_fee, 2015's pickup_longitude): kept as they are."""
-    known = {_key(alias) for column in COLUMNS for alias in (column, *aliases.get(column, ()))}
+    """Columns that are none of today's nor the coordinates (e.g. 2014's rate_code_x): kept as they are."""
+    known = {_key(alias) for column in {**COLUMNS, **COORDINATES} for alias in (column, *aliases.get(column, ()))}
     return [name for name in names if _key(name) not in known]

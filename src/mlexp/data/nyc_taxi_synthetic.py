@@ -5,14 +5,17 @@ log-normal speed; fares follow the 2019 meter. On top come exact numbers of anom
 (a rate times the size, at least one; each kind on its own rows): meters left running for
 1 to 24 hours, trips of one to three days, zero and negative durations, a missing
 timestamp, an unparsable one (text in CSV; missing in Parquet, whose timestamp columns
-cannot hold text) and zero distances. The counts come back with the table, so a test
-knows what the rules must find. 7.6 million rows (one real month) take seconds: every
-column is drawn as one numpy array.
+cannot hold text), zero distances, and what practitioners' rules look for: pickups outside
+the month (2008, 2088, the neighbouring months), refunds (every amount negative) and speeds
+of 150 to 2,000 mph. The counts come back with the table, so a test knows what the rules
+must find. CSV is written as TLC's 2019 files are: CRLF, a blank line after the header.
+7.6 million rows (one real month) take seconds: every column is drawn as one numpy array.
 """
 
 from __future__ import annotations
 
 import calendar
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,11 @@ ANOMALIES = (
     "null_timestamp",
     "unparsable_timestamp",
     "zero_distance",
+    # what real months hold besides the post's anomalies (drawn after the rest, so adding them leaves
+    # every other row as it was)
+    "pickup_outside_month",
+    "negative_fare",
+    "implausible_speed",
 )
 # share of pickups per hour of the day, midnight first: a New York weekday's shape
 HOURLY = np.array([3.6, 2.6, 1.9, 1.4, 1.1, 1.0, 2.0, 3.6, 4.6, 4.7, 4.5, 4.6, 4.9, 4.9, 5.1, 5.1, 5.0, 5.6, 6.4])
@@ -114,9 +122,12 @@ def generate(n_rows: int, seed: int, month: str, rates: Mapping[str, float]) -> 
         "improvement_surcharge": np.full(n, 0.3),
         "total_amount": np.round(fare + extra + 0.5 + tip + tolls + 0.3 + congestion, 2),
         "congestion_surcharge": congestion,
+        # TLC's Parquet files carry airport_fee from 2019 on, empty before its 2021 introduction
+        "airport_fee": np.where(rng.random(n) < 0.08, 1.25, 0.0) if year >= 2021 else np.full(n, np.nan),
     }
     unparsable = _blank_timestamps(columns, rng, anomalies)
-    arrays = {name: pa.array(values) for name, values in columns.items()}
+    _practitioners_anomalies(columns, rng, anomalies, start, days)
+    arrays = {name: pa.array(values, from_pandas=True) for name, values in columns.items()}  # NaN: null
     flags = pa.DictionaryArray.from_arrays(arrays["store_and_fwd_flag"], pa.array(["N", "Y"]))
     arrays["store_and_fwd_flag"] = flags.cast(pa.string())
     table = pa.table(arrays)
@@ -138,6 +149,43 @@ def _blank_timestamps(
     return unparsable
 
 
+def _practitioners_anomalies(
+    columns: dict[str, np.ndarray], rng: np.random.Generator, anomalies: dict[str, np.ndarray], start, days: int
+) -> None:
+    """Pickups outside the month (TLC's 2008, 2088, the month before and after), refunds, impossible speeds."""
+    rows = anomalies["pickup_outside_month"]
+    if len(rows):
+        duration = columns[DROPOFF][rows] - columns[PICKUP][rows]
+        year = np.timedelta64(365 * 86400, "s")
+        month = np.timedelta64(days * 86400, "s")
+        shifts = np.array([-11 * year, 69 * year, -month, month])
+        picked = columns[PICKUP][rows] + shifts[rng.integers(0, len(shifts), len(rows))]
+        columns[PICKUP][rows] = picked
+        columns[DROPOFF][rows] = picked + duration
+    # a refund: TLC records every amount negated
+    rows = anomalies["negative_fare"]
+    for name in ("fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge"):
+        columns[name][rows] = -np.abs(columns[name][rows])
+    for name in ("congestion_surcharge", "total_amount"):
+        columns[name][rows] = -np.abs(columns[name][rows])
+    # a distance typed wrong: 150 to 2,000 mph over the trip's real duration
+    rows = anomalies["implausible_speed"]
+    seconds = (columns[DROPOFF][rows] - columns[PICKUP][rows]).astype(np.int64)
+    columns["trip_distance"][rows] = np.round(seconds / 3600 * rng.uniform(150, 2000, len(rows)), 2) + 0.01
+
+
+def _write_tlc_csv(table: pa.Table, path: Path) -> None:
+    """CSV as TLC's 2019 files are: CRLF line endings, a blank line after the header, nothing quoted."""
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
+    with path.open("wb") as out:
+        out.write((",".join(table.column_names) + "\r\n\r\n").encode())
+        for offset in range(0, len(table), 500_000):
+            buffer = io.BytesIO()
+            pa_csv.write_csv(table.slice(offset, 500_000), buffer, options)
+            # no generated value holds a line ending, so every "\n" ends a row
+            out.write(buffer.getvalue().replace(b"\n", b"\r\n"))
+
+
 def write(month: Month, path: Path, format: str) -> Path:
     """Write as TLC publishes: Parquet with microsecond timestamps, or CSV with text timestamps."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +205,7 @@ def write(month: Month, path: Path, format: str) -> Path:
     if format == "parquet":
         pq.write_table(table, partial, compression="snappy")
     elif format == "csv":
-        pa_csv.write_csv(table, partial)
+        _write_tlc_csv(table, partial)
     else:
         raise ValueError(f"format {format!r}: choose parquet or csv")
     partial.replace(path)

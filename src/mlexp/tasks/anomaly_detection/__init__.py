@@ -4,10 +4,20 @@ from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.anomaly_detection import config  # noqa: F401  (registers the schemas)
 
 # every stage after prepare opens its engine over the trips prepare checked
-TRIPS = ("engine", "preprocessing.column_aliases", "preprocessing.timestamp_formats")
+TRIPS = ("engine", "preprocessing.column_aliases", "preprocessing.timestamp_formats", "preprocessing.value_codes")
 RULES = tuple(
     f"model.{key}"
-    for key in ("rules", "enabled", "min_duration_seconds", "max_duration_hours", "iqr_k", "robust_z_max")
+    for key in (
+        "rules",
+        "enabled",
+        "min_duration_seconds",
+        "max_duration_hours",
+        "iqr_k",
+        "robust_z_max",
+        "max_speed_mph",
+        "zero_distance_max_minutes",
+        "dst_fall_back_max_minutes",
+    )
 )
 
 

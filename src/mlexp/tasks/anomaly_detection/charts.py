@@ -27,7 +27,8 @@ def sorted_runs(counts: pd.DataFrame) -> pd.DataFrame:
     """From trips per duration value to the sorted scatter's runs: value, first index, last index."""
     valid = counts.dropna(subset=["duration_second"]).sort_values("duration_second")
     trips = valid["trips"].to_numpy(np.int64)
-    first = np.concatenate([[0], np.cumsum(trips)[:-1]]).astype(np.int64)
+    # trips before each value (no rows at all: no runs, as when every trip is flagged)
+    first = np.cumsum(trips) - trips
     return pd.DataFrame(
         {"index": first, "last_index": first + trips - 1, "duration_second": valid["duration_second"].to_numpy()}
     )

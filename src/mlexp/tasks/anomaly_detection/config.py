@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from mlexp.config.task_groups import declare_group
 
-# the counts every trial reports, before the per-rule ones
-HEADLINE = ["rows_in", "rows_flagged", "rows_out", "pct_flagged"]
+# the counts every trial reports, before the per-rule ones; percent_flagged is a percentage (0.1 = 0.1 %)
+HEADLINE = ["rows_in", "rows_flagged", "rows_out", "percent_flagged", "rows_flagged_unevaluable"]
 
 
 class FileFormat(str, Enum):
@@ -30,6 +30,10 @@ class GeneratedAnomalies:
     null_timestamp: float = 5e-6
     unparsable_timestamp: float = 5e-6
     zero_distance: float = 7e-3
+    # off in the post's rules; about as often as in January 2019's file
+    pickup_outside_month: float = 5e-5
+    negative_fare: float = 1e-3
+    implausible_speed: float = 1e-4
 
 
 @dataclass
@@ -49,6 +53,9 @@ class TripsPreprocessing:
     column_aliases: dict[str, list[str]] = field(default_factory=dict)
     # text timestamps that are not ISO 8601, tried in order (strptime directives)
     timestamp_formats: list[str] = field(default_factory=list)
+    # text codes of older files (2009's vendor_name "CMT", payment_type "CASH") -> today's numeric code,
+    # per column, matched ignoring case and surrounding spaces
+    value_codes: dict[str, dict[str, int]] = field(default_factory=dict)
     # CSV is parsed once into Parquet in the prepare stage, not again by every query
     stage_csv_as_parquet: bool = True
 
@@ -76,7 +83,8 @@ class AthenaEngine:
     table: str = "src_yellow_cab_trip_details"
     # the CTAS target holding the rows that pass every rule
     cleaned_table: str = "yellow_cab_trip_details_cleaned"
-    # null: Athena chooses a location under the query results
+    # null: Athena chooses a fresh location under the query results; else each trial writes under
+    # <cleaned_location>/<trial id>/ (CTAS needs an empty location, and DROP TABLE leaves the data)
     cleaned_location: str | None = None
 
 
@@ -89,6 +97,9 @@ class SqlOutlierRules:
     max_duration_hours: float = 24.0
     iqr_k: float = 1.5
     robust_z_max: float = 3.5
+    max_speed_mph: float = 100.0
+    zero_distance_max_minutes: float = 10.0
+    dst_fall_back_max_minutes: float = 60.0
     top_n: int = 50
     flagged_rows_max: int = 10_000
     histogram_bins_per_decade: int = 10
@@ -96,7 +107,7 @@ class SqlOutlierRules:
 
 
 def headline_metrics(enabled: list[str]) -> list[str]:
-    """task.headline_metrics: the row counts, then `rows_flagged_<rule>` for each rule that runs."""
+    """task.headline_metrics: the row counts, then `rows_flagged_<rule>` for each rule in model.enabled."""
     return [*HEADLINE, *(f"rows_flagged_{name}" for name in enabled)]
 
 

@@ -3,12 +3,14 @@
 Athena (Trino) `date_diff(unit, a, b)` counts whole units elapsed: 23:59 → 00:01 is 0 days.
 DuckDB's `date_diff` counts unit boundaries crossed (1 day there); its `date_sub` counts whole
 units, as Athena does, so durations and the rules on them agree between the two engines.
+Percentiles are not a dialect difference: both engines compute them with the same exact SQL
+(queries.py), since DuckDB's quantile_cont and Athena's approx_percentile disagree.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mlexp.errors import ConfigError
@@ -34,17 +36,23 @@ def _is_text(sql_type: str) -> bool:
 class Dialect:
     name: str
     duration_function: str
-    quantile_function: str
 
     def duration(self, unit: str, start: str, end: str) -> str:
         """Whole `unit`s from start to end (negative when end is earlier)."""
         return f"{self.duration_function}('{unit}', {start}, {end})"
 
-    def quantile(self, expression: str, fraction: float) -> str:
-        return f"{self.quantile_function}({expression}, {fraction})"
+    def typed(
+        self,
+        column: str,
+        source_type: str | None,
+        target_type: str,
+        formats: Sequence[str] = (),
+        codes: Mapping[str, int] | None = None,
+    ) -> str:
+        """`column` (of `source_type`; None: absent) as `target_type`; values that do not convert become null.
 
-    def typed(self, column: str, source_type: str | None, target_type: str, formats: Sequence[str] = ()) -> str:
-        """`column` (of `source_type`; None: absent) as `target_type`; values that do not convert become null."""
+        `codes` maps older text values (matched in upper case, trimmed) to today's numeric codes.
+        """
         if source_type is None:
             return f"CAST(NULL AS {target_type})"
         if source_type.upper() == target_type.upper():
@@ -54,6 +62,9 @@ class Dialect:
         # trim: files of 2014 pad values with spaces (and DuckDB then keeps the cast out of its CSV reader)
         text = f"trim({column})"
         parsed = [f"try_cast({text} AS {target_type})"]
+        if codes:
+            cases = " ".join(f"WHEN {literal(key.strip().upper())} THEN {int(code)}" for key, code in codes.items())
+            parsed = [f"CASE upper({text}) {cases} ELSE {parsed[0]} END"]
         if target_type.upper() == "TIMESTAMP":
             parsed += [self._parse_timestamp(text, fmt) for fmt in formats]
         return parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
@@ -70,6 +81,11 @@ class Dialect:
         athena_format = re.sub(r"%.", lambda m: DATE_PARSE[m.group(0)], fmt)
         return f"try(date_parse({text}, {literal(athena_format)}))"
 
+    def month_of_path(self) -> str:
+        """The first instant of the month named in the row's file name (Athena's "$path"), or null."""
+        month = """regexp_extract("$path", '((?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2]))[^/0-9]*$', 1)"""
+        return f"try(date_parse({month}, '%Y-%m'))"
 
-DUCKDB = Dialect("duckdb", duration_function="date_sub", quantile_function="quantile_cont")
-ATHENA = Dialect("athena", duration_function="date_diff", quantile_function="approx_percentile")
+
+DUCKDB = Dialect("duckdb", duration_function="date_sub")
+ATHENA = Dialect("athena", duration_function="date_diff")

@@ -3,13 +3,20 @@
 Both run a named query and return a DataFrame, time every query, and write the rows that
 pass the rules: DuckDB streams them into a local Parquet file, Athena runs CREATE TABLE AS
 SELECT into Parquet on S3 (the post's CTAS).
+
+DuckDB reads each file on its own and types it to today's schema before the files are united
+by name, so a column whose physical type drifts between files (VendorID int32 in one year,
+int64 in another) is one declared type, whatever each file holds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import pyarrow.parquet as pq
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, Dialect, literal, quote
-from mlexp.tasks.anomaly_detection.queries import Source
+from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, Source, TripQueries
 
 
 def _changed(rows: int, expected: int) -> str:
@@ -47,7 +54,9 @@ class Engine:
         try:
             return self._run(sql)
         except (duckdb.Error, OSError) as error:
-            raise DataError(f"query {name} failed on {self.dialect.name}: {str(error).splitlines()[0]}") from error
+            if nyc_taxi.is_read_error(error):
+                raise DataError(nyc_taxi.read_error(error)) from error
+            raise DataError(f"query {name} failed on {self.dialect.name}: {nyc_taxi.first_line(error)}") from error
         finally:
             self.timings[name] = time.perf_counter() - started
             self.sql[name] = sql
@@ -55,7 +64,7 @@ class Engine:
     def _run(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError
 
-    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int) -> dict[str, Any]:
+    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int, trial_id: str = "") -> dict[str, Any]:
         """Store the result of `sql` if it has `expected_rows` rows; returns where it went and `rows`."""
         raise NotImplementedError
 
@@ -72,24 +81,50 @@ def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
         raise ConfigError(f"engine.memory_limit={memory_limit!r}: {error}; write e.g. 3GB") from error
     if threads > 0:
         connection.execute(f"SET threads = {int(threads)}")
+    # Trino's name (ISO: Monday 1 ... Sunday 7), so a rule reads the same on both engines
+    connection.execute("CREATE MACRO day_of_week(ts) AS isodow(ts)")
     return connection
+
+
+def file_month_sql(path: Path) -> str:
+    month = nyc_taxi.file_month(path)
+    return f"TIMESTAMP '{month}-01 00:00:00'" if month else "CAST(NULL AS TIMESTAMP)"
 
 
 class DuckDBEngine(Engine):
     dialect = DUCKDB
 
-    def __init__(self, files: Sequence[nyc_taxi.TripFile], memory_limit: str, threads: int) -> None:
+    def __init__(
+        self,
+        files: Sequence[nyc_taxi.TripFile],
+        memory_limit: str,
+        threads: int,
+        aliases: Mapping[str, Sequence[str]],
+        timestamp_formats: Sequence[str],
+        value_codes: Mapping[str, Mapping[str, int]],
+    ) -> None:
         super().__init__()
         self.files = list(files)
         self.connection = connect(memory_limit, threads)
+        self.aliases = aliases
+        self.timestamp_formats = list(timestamp_formats)
+        self.value_codes = value_codes
+
+    def file_trips(self, file: nyc_taxi.TripFile) -> str:
+        """One file's rows in today's schema: each column cast to its declared type, older names and codes mapped."""
+        source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
+        return TripQueries(DUCKDB, source, self.aliases, self.timestamp_formats, value_codes=self.value_codes).trips()
 
     def source(self) -> Source:
-        columns: dict[str, str] = {}
-        for file in self.files:
-            for name, sql_type in file.columns.items():
-                # a column typed differently across files is read as text and cast by the queries
-                columns[name] = sql_type if columns.get(name, sql_type) == sql_type else "VARCHAR"
-        return Source(nyc_taxi.source_sql(self.files), columns)
+        """All files as one relation: each typed on its own first, then united by name."""
+        selects = [self.file_trips(file) for file in self.files]
+        relation = selects[0] if len(selects) == 1 else "\nUNION ALL BY NAME\n".join(f"({s})" for s in selects)
+        relation = f"({relation})"
+        try:
+            described = self.connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        except duckdb.Error as error:
+            raise DataError(f"the trip files cannot be read as one table: {nyc_taxi.first_line(error)}") from error
+        return Source(relation, {str(row[0]): str(row[1]) for row in described}, FILE_MONTH)
 
     def _run(self, sql: str) -> pd.DataFrame:
         return self.connection.execute(sql).df()
@@ -100,7 +135,7 @@ class DuckDBEngine(Engine):
         except duckdb.Error as error:
             raise ConfigError(f"model.rules.{name}: {str(error).splitlines()[0]}") from error
 
-    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int) -> dict[str, Any]:
+    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int, trial_id: str = "") -> dict[str, Any]:
         target = out_dir / "trips_cleaned.parquet"
         started = time.perf_counter()
         try:
@@ -111,7 +146,9 @@ class DuckDBEngine(Engine):
         return {"path": str(target), "rows": rows}
 
 
-def write_parquet(connection: duckdb.DuckDBPyConnection, sql: str, target: Path, expected_rows: int | None) -> int:
+def write_parquet(
+    connection: duckdb.DuckDBPyConnection, sql: str, target: Path, expected_rows: int | None, source: Path | None = None
+) -> int:
     """Stream the rows of `sql` into a Parquet file (a million rows at a time); returns the row count.
 
     pyarrow's writer fed from DuckDB's Arrow stream is about twice as fast as DuckDB's own
@@ -129,7 +166,9 @@ def write_parquet(connection: duckdb.DuckDBPyConnection, sql: str, target: Path,
                 rows += batch.num_rows
     except (duckdb.Error, OSError) as error:
         partial.unlink(missing_ok=True)
-        raise DataError(f"writing {target} failed: {str(error).splitlines()[0]}") from error
+        if nyc_taxi.is_read_error(error) or source is not None:
+            raise DataError(nyc_taxi.read_error(error, source)) from error
+        raise DataError(f"writing {target} failed: {nyc_taxi.first_line(error)}") from error
     if expected_rows is not None and rows != expected_rows:
         partial.unlink()
         raise DataError(_changed(rows, expected_rows))
@@ -154,7 +193,13 @@ class AthenaEngine(Engine):
         self.settings = settings
         arguments = {"s3_staging_dir": settings.s3_staging_dir, "region_name": settings.region_name}
         arguments |= {"schema_name": settings.database, "work_group": settings.work_group}
-        self.connection = pyathena.connect(**{k: v for k, v in arguments.items() if v is not None})
+        with quiet_pyathena():
+            self.connection = pyathena.connect(**{k: v for k, v in arguments.items() if v is not None})
+        if self.connection.session.get_credentials() is None:
+            raise ConfigError(
+                "engine=athena: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them"
+            )
         self.errors: tuple[type[Exception], ...] = (pyathena.error.Error,)
 
     @property
@@ -163,9 +208,10 @@ class AthenaEngine(Engine):
 
     def query(self, name: str, sql: str) -> pd.DataFrame:
         try:
-            return super().query(name, sql)
+            with quiet_pyathena():
+                return super().query(name, sql)
         except self.errors as error:
-            raise DataError(f"query {name} failed on Athena: {error}") from error
+            raise DataError(f"query {name} failed on Athena: {nyc_taxi.first_line(error)}") from error
 
     def source(self) -> Source:
         columns = self.query(
@@ -186,21 +232,65 @@ class AthenaEngine(Engine):
             return pd.DataFrame()
         return pd.DataFrame(cursor.fetchall(), columns=[column[0] for column in cursor.description])
 
-    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int) -> dict[str, Any]:
-        """CREATE TABLE AS SELECT into Parquet (the post's CTAS); a JSON note of the table stays local."""
+    def rows_without_month(self) -> tuple[int, str | None]:
+        """Rows whose S3 object ("$path") has no month (YYYY-MM) in its name, and one such object."""
+        found = self.query(
+            "rows_without_month",
+            f'SELECT count(*) AS rows_without_month, min("$path") AS example_path FROM {self.table}\n'
+            f"WHERE {ATHENA.month_of_path()} IS NULL",
+        )
+        rows = int(found["rows_without_month"].iloc[0])
+        example = found["example_path"].iloc[0]
+        return rows, None if example is None or pd.isna(example) else str(example)
+
+    def cleaned_location(self, trial_id: str) -> str | None:
+        """Where this trial's CTAS writes: a fresh prefix per trial (its run id), since CTAS fails on a location
+        holding data and DROP TABLE leaves a table's S3 data behind (null: Athena picks one under the results)."""
+        if not self.settings.cleaned_location:
+            return None
+        # outside a trial (the Python API) a random prefix is as fresh as a trial id
+        return f"{str(self.settings.cleaned_location).rstrip('/')}/{trial_id or uuid.uuid4().hex}/"
+
+    def cleaning_statements(self, sql: str, location: str | None) -> dict[str, str]:
+        """The statements that replace the cleaned table: DROP (Hive DDL), CTAS (Trino), and the row count."""
         target = f"{quote(self.settings.database)}.{quote(self.settings.cleaned_table)}"
         properties = ["format = 'PARQUET'", "write_compression = 'SNAPPY'"]
-        if self.settings.cleaned_location:
-            properties.append(f"external_location = {literal(self.settings.cleaned_location)}")
+        if location:
+            properties.append(f"external_location = {literal(location)}")
         # DROP is DDL, which Athena parses as Hive: names in backticks, not double quotes
         hive_name = f"`{self.settings.database}`.`{self.settings.cleaned_table}`"
-        self.query("drop_cleaned", f"DROP TABLE IF EXISTS {hive_name}")
-        self.query("cleaned", f"CREATE TABLE {target}\nWITH ({', '.join(properties)}) AS\n{sql}")
-        rows = int(self.query("cleaned_rows", f"SELECT count(*) FROM {target}").iloc[0, 0])
+        return {
+            "drop_cleaned": f"DROP TABLE IF EXISTS {hive_name}",
+            "cleaned": f"CREATE TABLE {target}\nWITH ({', '.join(properties)}) AS\n{sql}",
+            "cleaned_rows": f"SELECT count(*) FROM {target}",
+        }
+
+    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int, trial_id: str = "") -> dict[str, Any]:
+        """CREATE TABLE AS SELECT into Parquet (the post's CTAS); a JSON note of the table stays local."""
+        location = self.cleaned_location(trial_id)
+        statements = self.cleaning_statements(sql, location)
+        target = f"{quote(self.settings.database)}.{quote(self.settings.cleaned_table)}"
+        self.query("drop_cleaned", statements["drop_cleaned"])
+        self.query("cleaned", statements["cleaned"])
+        rows = int(self.query("cleaned_rows", statements["cleaned_rows"]).iloc[0, 0])
         if rows != expected_rows:
-            raise DataError(_changed(rows, expected_rows) + f" (table {target} holds them; drop it)")
+            # a table of the wrong rows must not stay for the next query to read as the cleaned trips
+            self.query("drop_mismatched", statements["drop_cleaned"])
+            raise DataError(_changed(rows, expected_rows) + f" (table {target} was dropped)")
         note = {"table": f"{self.settings.database}.{self.settings.cleaned_table}", "rows": rows}
-        note["location"] = self.settings.cleaned_location or "under the query result location"
+        note["location"] = location or "under the query result location"
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "athena_table.json").write_text(json.dumps(note, indent=2) + "\n")
         return note
+
+
+@contextmanager
+def quiet_pyathena() -> Iterator[None]:
+    """PyAthena logs a full traceback before raising; the error it raises is reported as one line instead."""
+    logger = logging.getLogger("pyathena")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

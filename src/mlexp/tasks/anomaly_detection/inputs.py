@@ -8,6 +8,7 @@ engine from it, so under DVC each stage reads exactly what prepare checked.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection.dialects import DUCKDB
-from mlexp.tasks.anomaly_detection.engines import AthenaEngine, DuckDBEngine, Engine, connect, write_parquet
-from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB, Dialect
+from mlexp.tasks.anomaly_detection.engines import (
+    AthenaEngine,
+    DuckDBEngine,
+    Engine,
+    connect,
+    file_month_sql,
+    write_parquet,
+)
+from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, Source, TripQueries
 from mlexp.tasks.anomaly_detection.rules import Rule
 
 MANIFEST = "manifest.json"
@@ -31,6 +39,47 @@ def input_dir(cfg: DictConfig) -> Path:
 
 def aliases(cfg: DictConfig) -> dict[str, list[str]]:
     return OmegaConf.to_container(cfg.preprocessing.column_aliases)  # type: ignore[return-value]
+
+
+def value_codes(cfg: DictConfig) -> dict[str, dict[str, int]]:
+    return OmegaConf.to_container(cfg.preprocessing.value_codes)  # type: ignore[return-value]
+
+
+def trip_queries(cfg: DictConfig, dialect: Dialect, source: Source) -> TripQueries:
+    """The queries over `source` with the trial's column aliases, timestamp formats and value codes (no rules yet)."""
+    formats = list(cfg.preprocessing.timestamp_formats)
+    return TripQueries(dialect, source, aliases(cfg), formats, value_codes=value_codes(cfg))
+
+
+def duckdb_engine(cfg: DictConfig, files: Sequence[nyc_taxi.TripFile], memory_limit: str, threads: int) -> DuckDBEngine:
+    """DuckDB over `files`, each typed to today's schema with the trial's preprocessing."""
+    formats = list(cfg.preprocessing.timestamp_formats)
+    return DuckDBEngine(files, memory_limit, threads, aliases(cfg), formats, value_codes(cfg))
+
+
+def check_file_months(rules: Sequence[Rule], paths: Sequence[Path]) -> None:
+    """A rule on file_month needs every file's month in its name; else it could judge no row."""
+    using = [rule.name for rule in rules if rule.uses(FILE_MONTH)]
+    unnamed = [path for path in paths if nyc_taxi.file_month(path) is None]
+    if using and unnamed:
+        raise DataError(
+            f"{unnamed[0]}: no month (YYYY-MM) in the file name, which rule {using[0]} needs; "
+            "rename the file as TLC does (yellow_tripdata_2019-01.parquet) or remove the rule from model.enabled"
+        )
+
+
+def check_table_months(rules: Sequence[Rule], engine: AthenaEngine) -> None:
+    """On Athena the month comes from each row's S3 object name: fail naming one without it, as for files."""
+    using = [rule.name for rule in rules if rule.uses(FILE_MONTH)]
+    if not using:
+        return
+    rows, example = engine.rows_without_month()
+    if rows:
+        raise DataError(
+            f"{example}: no month (YYYY-MM) in the object name ({rows:,} rows of table {engine.settings.database}."
+            f"{engine.settings.table} come from such objects), which rule {using[0]} needs; rename the objects as "
+            "TLC does (yellow_tripdata_2019-01.parquet) or remove the rule from model.enabled"
+        )
 
 
 def generate(cfg: DictConfig) -> tuple[Path, dict[str, int]]:
@@ -78,15 +127,22 @@ def stage_csv(cfg: DictConfig, files: Sequence[nyc_taxi.TripFile]) -> list[Path]
         if file.format != "csv" or not cfg.preprocessing.stage_csv_as_parquet:
             read.append(file.path)
             continue
-        source = Source(nyc_taxi.reader_sql([file.path], "csv"), file.columns)
-        sql = TripQueries(DUCKDB, source, aliases(cfg), list(cfg.preprocessing.timestamp_formats)).trips()
-        target = input_dir(cfg) / "staged" / f"{number:03d}_{file.path.name.split('.')[0]}.parquet"
-        try:
-            write_parquet(connection, sql, target, expected_rows=None)
-        except DataError as error:
-            raise DataError(f"{file.path}: could not read its rows ({error})") from error
+        source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
+        sql = trip_queries(cfg, DUCKDB, source).staged()
+        target = input_dir(cfg) / "staged" / staged_name(number, file.path)
+        write_parquet(connection, sql, target, expected_rows=None, source=file.path)
         read.append(target)
     return read
+
+
+def staged_name(number: int, path: Path) -> str:
+    """A staged file's name: the source's without .csv/.gz, so the month in it (which pickup_outside_month
+    reads: nyc.yellow.2019-01.csv) survives, numbered so that two sources never share one."""
+    stem = re.sub(r"(\.csv)?(\.gz)?$", "", path.name, flags=re.IGNORECASE)
+    name = f"{number:03d}_{stem}.parquet"
+    if nyc_taxi.file_month(Path(name)) != nyc_taxi.file_month(path):
+        raise DataError(f"{path}: the month in its name would be lost in the staged copy {name}; rename the file")
+    return name
 
 
 def write_manifest(cfg: DictConfig, content: dict[str, Any]) -> Path:
@@ -122,6 +178,5 @@ def open_engine(cfg: DictConfig) -> tuple[Engine, TripQueries]:
         engine = AthenaEngine(cfg.engine)
     else:
         files = check_files(cfg, manifest["files"], [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
-        engine = DuckDBEngine(files, cfg.engine.memory_limit, cfg.engine.threads)
-    formats = list(cfg.preprocessing.timestamp_formats)
-    return engine, TripQueries(engine.dialect, engine.source(), aliases(cfg), formats)
+        engine = duckdb_engine(cfg, files, cfg.engine.memory_limit, cfg.engine.threads)
+    return engine, trip_queries(cfg, engine.dialect, engine.source())

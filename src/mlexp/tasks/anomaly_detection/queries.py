@@ -1,9 +1,16 @@
 """The task's SQL, written once for both engines: the post's queries, the rules, the cleaning.
 
 Every query starts from the same common table expressions:
-  trips      the source rows with today's TLC column names and types (older names mapped)
+  trips      the source rows with today's TLC column names and types (older names and codes mapped)
+             and `file_month`, the first instant of the month the row's file is named for
   durations  trips plus duration_second/_minute/_hour/_day: date_diff from pickup to dropoff
-  flags      durations plus one boolean per enabled rule and `flagged` (any rule true)
+  flags      durations plus one boolean per enabled rule (each predicate evaluated once, in
+             rule_values), `unevaluable` and `flagged`
+
+NULL semantics: a rule is a SQL predicate, and SQL answers NULL when a value it needs is
+missing. A row no rule flags but for which some rule answered NULL, or which has no duration
+at all, is flagged under the reason `unevaluable`: a row is kept only when every enabled rule
+answered false, so no row without a duration reaches the cleaned output.
 """
 
 from __future__ import annotations
@@ -11,21 +18,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mlexp.data.nyc_taxi import COLUMNS, DROPOFF, PICKUP, extra_columns, match_columns
+from mlexp.data.nyc_taxi import COLUMNS, COORDINATES, DROPOFF, PICKUP, extra_columns, match_columns
 from mlexp.tasks.anomaly_detection.dialects import Dialect, literal, quote
-from mlexp.tasks.anomaly_detection.rules import Rule, number
+from mlexp.tasks.anomaly_detection.rules import UNEVALUABLE, Rule, number
 
 UNITS = ("second", "minute", "hour", "day")
 # the columns of the post's top-50 tables
 TOP_COLUMNS = [DROPOFF, PICKUP, *(f"duration_{unit}" for unit in UNITS)]
+# where a row came from, for the rules (pickup_outside_month); not part of the cleaned trips
+FILE_MONTH = "file_month"
+QUARTILES = {"duration_q1": 0.25, "duration_median": 0.5, "duration_q3": 0.75}
 
 
 @dataclass(frozen=True)
 class Source:
-    """What the queries read: a relation (table or file reader) and its columns (name → type)."""
+    """What the queries read: a relation (table or file reader), its columns (name → type), its file's month.
+
+    file_month: SQL giving the first instant of the month the row's file is named for (null: unknown).
+    """
 
     relation: str
     columns: dict[str, str]
+    file_month: str = "CAST(NULL AS TIMESTAMP)"
 
 
 @dataclass(frozen=True)
@@ -37,27 +51,43 @@ class TripQueries:
     rules: Sequence[Rule] = ()
     # duration_q1 ... duration_mad, once computed, as constants the rules can use
     statistics: Mapping[str, float] = field(default_factory=dict)
+    # column -> older text value -> today's code (preprocessing.value_codes)
+    value_codes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def data_columns(self) -> list[str]:
-        """Today's columns, then the source's extra ones: the columns of the cleaned data."""
-        return [*COLUMNS, *extra_columns(self.source.columns, self.aliases)]
+        """Today's columns, the coordinates the source has, then its extra ones: the columns of the cleaned data."""
+        return [*COLUMNS, *self._coordinates(), *(name.strip() for name in self._extra())]
+
+    def _coordinates(self) -> list[str]:
+        matched = match_columns(self.source.columns, self.aliases)
+        return [column for column in COORDINATES if column in matched]
+
+    def _extra(self) -> list[str]:
+        return [c for c in extra_columns(self.source.columns, self.aliases) if c.lower() != FILE_MONTH]
 
     def trips(self) -> str:
-        """The source rows in today's schema: each column typed, older names mapped, missing ones null."""
+        """The source rows in today's schema: each column typed, older names and codes mapped, missing ones null."""
         matched = match_columns(self.source.columns, self.aliases)
         selected = []
-        for column, sql_type in COLUMNS.items():
+        declared = {**COLUMNS, **{column: COORDINATES[column] for column in self._coordinates()}}
+        for column, sql_type in declared.items():
             formats = self.timestamp_formats if sql_type == "TIMESTAMP" else ()
+            codes = self.value_codes.get(column)
             found = [
-                self.dialect.typed(quote(n), self.source.columns[n], sql_type, formats) for n in matched.get(column, [])
+                self.dialect.typed(quote(n), self.source.columns[n], sql_type, formats, codes)
+                for n in matched.get(column, [])
             ]
             if not found:
                 found = [self.dialect.typed("", None, sql_type)]
             selected.append(
                 f"{found[0] if len(found) == 1 else 'coalesce(' + ', '.join(found) + ')'} AS {quote(column)}"
             )
-        selected += [quote(name) for name in extra_columns(self.source.columns, self.aliases)]
+        selected.append(f"{self.source.file_month} AS {FILE_MONTH}")
+        # extra columns keep their name, without the spaces 2014's headers pad names with
+        selected += [
+            quote(name) + ("" if name == name.strip() else f" AS {quote(name.strip())}") for name in self._extra()
+        ]
         return "SELECT\n  " + ",\n  ".join(selected) + f"\nFROM {self.source.relation}"
 
     def _with(self, flags: bool = False) -> str:
@@ -65,10 +95,18 @@ class TripQueries:
         durations += [f"CAST({number(value)} AS DOUBLE) AS {name}" for name, value in self.statistics.items()]
         parts = [f"trips AS (\n{self.trips()}\n)", "durations AS (SELECT *, " + ", ".join(durations) + " FROM trips)"]
         if flags:
-            checks = [f"coalesce(({rule.predicate}), false) AS {quote('rule_' + rule.name)}" for rule in self.rules]
+            # each predicate once, as true, false or NULL; the flag and the NULL test both read that value
+            values = [f"({rule.predicate}) AS {quote('value_' + rule.name)}" for rule in self.rules]
+            parts.append("rule_values AS (SELECT *" + "".join(f",\n  {v}" for v in values) + " FROM durations)")
+            checks = [f"coalesce({quote('value_' + r.name)}, false) AS {quote('rule_' + r.name)}" for r in self.rules]
             any_rule = " OR ".join(quote("rule_" + rule.name) for rule in self.rules) or "false"
-            parts.append("rule_flags AS (SELECT *" + "".join(f",\n  {c}" for c in checks) + " FROM durations)")
-            parts.append(f"flags AS (SELECT *, ({any_rule}) AS flagged FROM rule_flags)")
+            # NULL from any rule, or no duration at all: the row cannot be judged, so it is not kept
+            unknown = " OR ".join(
+                ["duration_second IS NULL", *(f"{quote('value_' + r.name)} IS NULL" for r in self.rules)]
+            )
+            checks.append(f"(NOT ({any_rule}) AND ({unknown})) AS {UNEVALUABLE}")
+            parts.append("rule_flags AS (SELECT *" + "".join(f",\n  {c}" for c in checks) + " FROM rule_values)")
+            parts.append(f"flags AS (SELECT *, ({any_rule} OR {UNEVALUABLE}) AS flagged FROM rule_flags)")
         return "WITH " + ",\n".join(parts) + "\n"
 
     def top(self, n: int, longest: bool) -> str:
@@ -87,26 +125,43 @@ class TripQueries:
             "GROUP BY duration_second\nORDER BY duration_second NULLS FIRST"
         )
 
-    def quartiles(self) -> str:
-        q = self.dialect.quantile
-        return self._with() + (
-            f"SELECT {q('duration_second', 0.25)} AS duration_q1, {q('duration_second', 0.5)} AS duration_median, "
-            f"{q('duration_second', 0.75)} AS duration_q3\nFROM durations"
+    def _exact_quantiles(self, expression: str, fractions: Mapping[str, float]) -> str:
+        """Exact percentiles by linear interpolation (numpy's default, DuckDB's quantile_cont), in SQL both
+        engines run alike: counts per distinct value, a running sum, then the values at the two ranks
+        around (n - 1) * p. Durations have few distinct values, so this is a small GROUP BY, not a sort."""
+        values = (
+            f"quantile_values AS (SELECT CAST({expression} AS DOUBLE) AS v, count(*) AS c FROM durations\n"
+            "WHERE duration_second IS NOT NULL GROUP BY 1),\n"
+            "quantile_ranks AS (SELECT v, sum(c) OVER (ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+            " AS upto, sum(c) OVER () AS n FROM quantile_values)"
         )
+        bounds = ["max(n) AS n"]
+        for name, p in fractions.items():
+            bounds.append(f"min(CASE WHEN upto > floor((n - 1) * {p}) THEN v END) AS {name}_low")
+            bounds.append(f"min(CASE WHEN upto > ceil((n - 1) * {p}) THEN v END) AS {name}_high")
+        picked = [
+            f"{name}_low + ((n - 1) * {p} - floor((n - 1) * {p})) * ({name}_high - {name}_low) AS {name}"
+            for name, p in fractions.items()
+        ]
+        ranked = f"(SELECT {', '.join(bounds)} FROM quantile_ranks) AS bounds"
+        return self._with().rstrip("\n") + f",\n{values}\nSELECT {', '.join(picked)}\nFROM {ranked}"
+
+    def quartiles(self) -> str:
+        return self._exact_quantiles("duration_second", QUARTILES)
 
     def median_absolute_deviation(self, median: float) -> str:
-        expression = f"abs(duration_second - {number(median)})"
-        return self._with() + f"SELECT {self.dialect.quantile(expression, 0.5)} AS duration_mad\nFROM durations"
+        return self._exact_quantiles(f"abs(duration_second - {number(median)})", {"duration_mad": 0.5})
 
     def rule_check(self, rule: Rule) -> str:
         """Binds one rule's predicate without reading rows (DuckDB names a wrong column at once)."""
         return self._with() + f"SELECT ({rule.predicate}) AS {quote(rule.name)}\nFROM durations\nLIMIT 0"
 
     def rule_counts(self) -> str:
-        """rows_in, rows of 0 s or less and without a duration, the rows each rule flags, the rows any rule flags."""
+        """rows_in, rows of 0 s or less and without a duration, each rule's flags, unevaluable rows, any flag."""
         counts = ["count(*) AS rows_in", "count_if(duration_second <= 0) AS rows_non_positive"]
         counts += ["count_if(duration_second IS NULL) AS rows_without_duration"]
         counts += [f"count_if({quote('rule_' + rule.name)}) AS {quote(rule.name)}" for rule in self.rules]
+        counts += [f"count_if({UNEVALUABLE}) AS {UNEVALUABLE}"]
         return (
             self._with(flags=True)
             + "SELECT "
@@ -115,9 +170,10 @@ class TripQueries:
         )
 
     def flagged_rows(self, limit: int) -> str:
-        """Rows that fail a rule, with duration_second and the names of the rules they fail."""
+        """Rows that fail a rule or cannot be judged, with duration_second and the names of the reasons."""
         fired = [f"CASE WHEN {quote('rule_' + r.name)} THEN {literal(r.name)} END" for r in self.rules]
-        names = f"concat_ws(';', {', '.join(fired)})" if fired else "CAST(NULL AS VARCHAR)"
+        fired.append(f"CASE WHEN {UNEVALUABLE} THEN {literal(UNEVALUABLE)} END")
+        names = f"concat_ws(';', {', '.join(fired)})"
         columns = ", ".join(quote(c) for c in self.data_columns)
         return self._with(flags=True) + (
             f"SELECT {columns}, duration_second, {names} AS rules\nFROM flags\nWHERE flagged\nLIMIT {limit}"
@@ -134,3 +190,8 @@ class TripQueries:
         """The rows that pass every rule, in today's schema: the post's CTAS query."""
         columns = ", ".join(quote(c) for c in self.data_columns)
         return self._with(flags=True) + f"SELECT {columns}\nFROM flags\nWHERE NOT flagged"
+
+    def staged(self) -> str:
+        """A file's rows in today's schema, as the prepare stage stores a parsed CSV."""
+        columns = ", ".join(quote(c) for c in self.data_columns)
+        return f"WITH trips AS (\n{self.trips()}\n)\nSELECT {columns} FROM trips"

@@ -1,4 +1,10 @@
-"""Outlier rules from config: named SQL predicates, their {threshold} placeholders filled in."""
+"""Outlier rules from config: named SQL predicates, their {threshold} placeholders filled in.
+
+`{name}` stands for the numeric model value `name`; `{name:seconds}` for that value in seconds,
+converted by the unit its name ends in (_seconds, _minutes, _hours, _days), so a fractional
+threshold (max_duration_hours=6.5) compares exactly (duration_second >= 23400), and the
+histogram marks the number the resolved predicate holds, never a second computation of it.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,33 @@ from mlexp.errors import ConfigError
 # per-data statistics a rule may use, computed over every trip's duration_second before the rules run
 STATISTICS = ("duration_q1", "duration_median", "duration_q3", "duration_mad")
 OUTPUT_SETTINGS = ("top_n", "flagged_rows_max", "histogram_bins_per_decade")
-PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(seconds))?\}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SECONDS_PER = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+# the reason a row is flagged when no rule flags it but some rule could not be evaluated (NULL)
+UNEVALUABLE = "unevaluable"
+# the rules conf/model/sql_outliers.yaml ships; another one not in model.enabled draws a warning
+BUILT_IN = (
+    "unparsable_timestamp",
+    "non_positive_duration",
+    "too_long",
+    "duration_iqr",
+    "duration_robust_z",
+    "non_positive_distance",
+    "pickup_outside_month",
+    "implausible_speed",
+    "negative_fare",
+    "zero_distance_long_duration",
+    "dst_fall_back",
+)
+# a threshold on duration_second in a resolved predicate: what the histogram marks. Only a comparison
+# of duration_second on its own (at the start, after "(", AND, OR or NOT) with a number that ends the
+# comparison (then the end, ")", AND or OR): `x / duration_second > 100` is a speed, `>= 600 * 2` not 600
+DURATION_CUT = re.compile(
+    r"(?:^|\(|\bAND\b|\bOR\b|\bNOT\b)\s*(duration_second\s*(?:>=|>|<=|<)\s*(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?))"
+    r"\s*(?=$|\)|\bAND\b|\bOR\b)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -29,7 +60,7 @@ class Rule:
         return re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", self.predicate, re.IGNORECASE) is not None
 
     def uses_value(self, name: str) -> bool:
-        return "{" + name + "}" in self.template
+        return any(m.group(1) == name for m in PLACEHOLDER.finditer(self.template))
 
 
 def number(value: float) -> str:
@@ -41,6 +72,29 @@ def thresholds(model: Mapping[str, Any]) -> dict[str, float]:
     """The model's numeric values a rule may name as {name} (not the output settings)."""
     numeric = {str(k): v for k, v in model.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {k: v for k, v in numeric.items() if k not in OUTPUT_SETTINGS}
+
+
+def in_seconds(name: str, value: float) -> float:
+    unit = name.rsplit("_", 1)[-1]
+    if unit not in SECONDS_PER:
+        raise ConfigError(
+            f"{{{name}:seconds}}: {name} does not end in a unit ({', '.join('_' + u for u in SECONDS_PER)}); "
+            f"write {{{name}}}"
+        )
+    return float(value) * SECONDS_PER[unit]
+
+
+def _fill(name: str, template: str, values: Mapping[str, float]) -> str:
+    def value(match: re.Match[str]) -> str:
+        key, unit = match.group(1), match.group(2)
+        if key not in values:
+            raise ConfigError(
+                f"model.rules.{name}: {{{key}}} is not a numeric model value; use one of "
+                + ", ".join("{" + k + "}" for k in values)
+            )
+        return number(in_seconds(key, values[key]) if unit else values[key])
+
+    return PLACEHOLDER.sub(value, template)
 
 
 def enabled_rules(model: Mapping[str, Any]) -> list[Rule]:
@@ -56,16 +110,16 @@ def enabled_rules(model: Mapping[str, Any]) -> list[Rule]:
             )
         if not NAME.fullmatch(name):
             raise ConfigError(f"model.rules.{name}: a rule name must be letters, digits and _ (it names a metric)")
+        if name == UNEVALUABLE:
+            raise ConfigError(f"model.rules.{name}: the name is reserved for rows no rule can judge; rename the rule")
         template = str(rules[name])
-        missing = [key for key in PLACEHOLDER.findall(template) if key not in values]
-        if missing:
-            raise ConfigError(
-                f"model.rules.{name}: {{{missing[0]}}} is not a numeric model value; use one of "
-                + ", ".join("{" + key + "}" for key in values)
-            )
-        predicate = PLACEHOLDER.sub(lambda m: number(values[m.group(1)]), template)
-        chosen.append(Rule(name, template, predicate))
+        chosen.append(Rule(name, template, _fill(name, template, values)))
     return chosen
+
+
+def not_enabled(model: Mapping[str, Any]) -> list[str]:
+    """Rules added to model.rules (not shipped) but missing from model.enabled: they do not run."""
+    return [name for name in model["rules"] if name not in BUILT_IN and name not in model["enabled"]]
 
 
 def statistics_used(rules: Iterable[Rule]) -> list[str]:
@@ -77,13 +131,15 @@ def columns_used(rules: Iterable[Rule], columns: Iterable[str]) -> list[str]:
 
 
 def threshold_markers(rules: Iterable[Rule], model: Mapping[str, Any], statistics: Mapping[str, float]) -> dict:
-    """Durations in seconds where the enabled rules cut, labelled with the rule, for the histogram."""
+    """Durations in seconds where the enabled rules cut, labelled with the rule, for the histogram.
+
+    A constant compared with duration_second is read from the resolved predicate itself, so the
+    chart marks exactly the value the rule uses.
+    """
     marks: dict[str, float] = {}
     for rule in rules:
-        if rule.uses_value("max_duration_hours"):
-            marks[f"{rule.name}: {rule.predicate}"] = float(model["max_duration_hours"]) * 3600
-        if rule.uses_value("min_duration_seconds") and model["min_duration_seconds"] > 0:
-            marks[f"{rule.name}: {rule.predicate}"] = float(model["min_duration_seconds"])
+        for found in DURATION_CUT.finditer(rule.predicate):
+            marks[f"{rule.name}: {found.group(1)}"] = float(found.group(2))
         if rule.uses("duration_q1") and {"duration_q1", "duration_q3"} <= set(statistics):
             q1, q3 = statistics["duration_q1"], statistics["duration_q3"]
             marks[f"{rule.name}: upper fence"] = q3 + float(model["iqr_k"]) * (q3 - q1)

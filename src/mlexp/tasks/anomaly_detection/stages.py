@@ -9,6 +9,7 @@ clean    the rows passing every rule as Parquet (the post's CTAS) and the chart 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,9 +21,17 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection import charts, inputs
+from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.engines import AthenaEngine, Engine
-from mlexp.tasks.anomaly_detection.queries import TOP_COLUMNS, TripQueries
-from mlexp.tasks.anomaly_detection.rules import Rule, enabled_rules, statistics_used, threshold_markers
+from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, TOP_COLUMNS, TripQueries
+from mlexp.tasks.anomaly_detection.rules import (
+    UNEVALUABLE,
+    Rule,
+    enabled_rules,
+    not_enabled,
+    statistics_used,
+    threshold_markers,
+)
 from mlexp.tracking import Tracker
 
 
@@ -63,15 +72,35 @@ def _sorted_chart(cfg: DictConfig, counts: pd.DataFrame, name: str, title: str, 
     return int(runs["last_index"].iloc[-1] + 1) if len(runs) else 0
 
 
+def warn_not_enabled(cfg: DictConfig, tracker: Tracker) -> None:
+    """A rule added to model.rules but not to model.enabled does not run: say so rather than ignore it."""
+    idle = not_enabled(_model(cfg))
+    if idle:
+        listed = ",".join([*cfg.model.enabled, *idle])
+        print(
+            f"mlexp: warning: model.rules.{idle[0]} is not in model.enabled, so it does not run"
+            f"{' (nor ' + ', '.join(idle[1:]) + ')' if idle[1:] else ''}; to run it: model.enabled=[{listed}]",
+            file=sys.stderr,
+        )
+        tracker.log_parameters({"rules_not_enabled": ",".join(idle)})
+
+
+def _trial_id(tracker: Tracker) -> str:
+    """The trial's MLflow run id (the prefix of Athena's CTAS location)."""
+    return tracker.trial_run_id or tracker.run_id
+
+
 def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Check the trips' columns (every file, or the Athena table) and write input/manifest.json."""
-    enabled_rules(_model(cfg))  # a mistake in the rules fails before any data is read
+    rules = enabled_rules(_model(cfg))  # a mistake in the rules fails before any data is read
+    warn_not_enabled(cfg, tracker)
     required = [nyc_taxi.PICKUP, nyc_taxi.DROPOFF]
     if cfg.engine.name == "athena":
         engine = AthenaEngine(cfg.engine)
         source = engine.source()
         table = f"{cfg.engine.database}.{cfg.engine.table}"
         nyc_taxi.check_columns(nyc_taxi.TripFile(Path(table), "athena", source.columns), required, inputs.aliases(cfg))
+        inputs.check_table_months(rules, engine)
         missing = {table: inputs.missing_columns(cfg, source.columns)}
         inputs.write_manifest(cfg, {"table": table, "missing_columns": missing})
         tracker.log_input("trips", "application/x-athena-table", f"athena://{table}")
@@ -83,6 +112,7 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     else:
         path, generated = inputs.generate(cfg)
         paths = [path]
+    inputs.check_file_months(rules, paths)
     files = inputs.check_files(cfg, paths, required)
     read = inputs.stage_csv(cfg, files)
     missing = {str(file.path): inputs.missing_columns(cfg, file.columns) for file in files}
@@ -143,6 +173,9 @@ def _rules_and_queries(
     inputs.check_rule_columns(cfg, rules)
     engine, queries = inputs.open_engine(cfg)
     queries = replace(queries, rules=rules)
+    if engine.dialect is ATHENA and any(rule.uses(FILE_MONTH) for rule in rules):
+        # Athena reads the month from each row's S3 object name ("$path") only when a rule asks
+        queries = replace(queries, source=replace(queries.source, file_month=ATHENA.month_of_path()))
     queries = replace(queries, statistics=statistics_for(engine, queries) if statistics is None else statistics)
     for rule in rules:
         engine.check_rule(rule.name, queries.rule_check(rule))
@@ -150,13 +183,16 @@ def _rules_and_queries(
 
 
 def _log_counts(tracker: Tracker, detection: dict[str, Any]) -> None:
-    """rows_in, rows_flagged and rows_flagged_<rule>, each also as a percentage of rows_in."""
+    """rows_in, rows_flagged, rows_flagged_<rule> and _unevaluable, each also as a percentage of rows_in."""
     rows_in = detection["rows_in"]
     counts = {"rows_in": rows_in, "rows_flagged": detection["rows_flagged"]}
     counts |= {f"rows_flagged_{name}": rule["rows_flagged"] for name, rule in detection["rules"].items()}
+    counts[f"rows_flagged_{UNEVALUABLE}"] = detection[UNEVALUABLE]
     tracker.log_metrics(counts)
-    # rows_flagged → pct_flagged (the objective), rows_flagged_<rule> → pct_flagged_<rule>
-    percent = {name.replace("rows_", "pct_", 1): 100.0 * n / rows_in for name, n in counts.items() if name != "rows_in"}
+    # a percentage, 0 to 100 (not a share): rows_flagged → percent_flagged, rows_flagged_<r> → percent_flagged_<r>
+    percent = {
+        name.replace("rows_", "percent_", 1): 100.0 * n / rows_in for name, n in counts.items() if name != "rows_in"
+    }
     tracker.log_metrics(percent)
 
 
@@ -177,11 +213,16 @@ def _histogram_chart(
 def detect(cfg: DictConfig, tracker: Tracker) -> None:
     """Count each enabled rule's outliers over every row; write the flagged rows (capped) and the histogram."""
     rules, engine, queries = _rules_and_queries(cfg)
-    counts = engine.query("rule_counts", queries.rule_counts()).iloc[0].tolist()
-    rows_in, non_positive, missing, per_rule, rows_flagged = counts[0], counts[1], counts[2], counts[3:-1], counts[-1]
+    # by name, in lower case: Athena (Trino) returns column names folded to lower case
+    row = engine.query("rule_counts", queries.rule_counts()).iloc[0]
+    counts = {str(name).lower(): value for name, value in row.items()}
+    rows_in, non_positive, missing = counts["rows_in"], counts["rows_non_positive"], counts["rows_without_duration"]
+    per_rule = [counts[rule.name.lower()] for rule in rules]
+    unevaluable, rows_flagged = counts[UNEVALUABLE], counts["rows_flagged"]
     if rows_in == 0:
         raise DataError(f"no trip rows in {queries.source.relation}; check dataset.path")
     detection = {"rows_in": int(rows_in), "rows_flagged": int(rows_flagged), "statistics": queries.statistics}
+    detection[UNEVALUABLE] = int(unevaluable)
     detection["rules"] = {r.name: {"predicate": r.predicate, "rows_flagged": int(n)} for r, n in zip(rules, per_rule)}
     flagged = engine.query("flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max))
     histogram = engine.query("duration_histogram", queries.histogram(cfg.model.histogram_bins_per_decade))
@@ -213,7 +254,7 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
         raise DataError(f"{path} was made with other rules than model.enabled/model.rules; run the detect stage again")
     expected = detection["rows_in"] - detection["rows_flagged"]
     folder = _folder(cfg.paths.data, "cleaned")
-    written = engine.write_cleaned(queries.cleaned(), folder, expected)
+    written = engine.write_cleaned(queries.cleaned(), folder, expected, _trial_id(tracker))
     counts = engine.query("duration_counts_clean", queries.duration_counts(clean=True))
     _sorted_chart(cfg, counts, "duration_sorted_clean", "After removing outliers", tracker)
     if "path" in written:
