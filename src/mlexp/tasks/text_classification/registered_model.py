@@ -1,0 +1,51 @@
+"""The registered text classifier: a column `text` in, columns `class` and `score` (calibrated) out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
+from mlflow.types import ColSpec, Schema
+from omegaconf import DictConfig
+
+from mlexp.errors import DataError
+from mlexp.serving.pyfunc_model import PyfuncModel
+from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier
+
+EXAMPLE = ["nasa launches a new probe to study jupiter", "the home team won the championship in overtime"]
+
+
+class TextClassification(PythonModel):
+    """The trial's TF-IDF classifier with calibrated scores."""
+
+    def load_context(self, context: Any) -> None:
+        self.classifier = TextClassifier.load(Path(context.artifacts["classifier"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        texts = [str(t) for t in pd.DataFrame(model_input)["text"]]
+        answers = self.classifier.predict_many(texts) if texts else []
+        return pd.DataFrame({"class": [a[0] for a in answers], "score": [a[1] for a in answers]})
+
+
+def signature() -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "text")]),
+        outputs=Schema([ColSpec("string", "class"), ColSpec("double", "score")]),
+    )
+
+
+def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
+    """The trial's model folder as a pyfunc model."""
+    folder = Path(cfg.paths.models)
+    if not (folder / MODEL_FILE).exists():
+        raise DataError(f"{folder / MODEL_FILE} is missing: run the train stage first (mlexp task={cfg.task.name})")
+    return PyfuncModel(
+        python_model=TextClassification,
+        artifacts={"classifier": folder},
+        input_example=pd.DataFrame({"text": EXAMPLE}),
+        signature=signature(),
+        requirements=("scikit-learn", "scipy", "joblib"),
+    )

@@ -1,0 +1,93 @@
+"""Human review decisions (the service's JSONL export, the post's A2I `output.json`) as training rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mlexp.data.sources import expand
+from mlexp.errors import DataError
+from mlexp.paths import resolve
+from mlexp.tasks.text_classification.corpora import normalize
+
+SUFFIXES = (".jsonl",)
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """The usable decisions (label, text; the latest per text) and what was left out."""
+
+    rows: pd.DataFrame
+    files: list[Path]
+    skipped: int  # decisions without a final label (the reviewer skipped the item)
+    unknown_label: int  # final labels that are not classes of the task
+
+
+def review_files(location: str | None) -> list[Path]:
+    """The JSONL files `dataset.reviews` names; none when it is null or an empty or missing folder."""
+    if not location:
+        return []
+    target = resolve(location)
+    if target.is_dir() and not any(p.suffix in SUFFIXES for p in target.iterdir()):
+        return []
+    if not target.exists() and "*" not in location:
+        return []
+    return expand(location, SUFFIXES)
+
+
+def read(location: str | None, labels: list[str], max_chars: int) -> Reviews:
+    """Every decision in the files, in file then line order; later decisions on the same text win."""
+    files = review_files(location)
+    records: list[tuple[str, str, str]] = []
+    skipped = unknown = 0
+    for file in files:
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                decision = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{file}:{number}: not a JSON line ({error.msg}); fix or remove the line") from error
+            if not isinstance(decision, dict) or "text" not in decision or "final_label" not in decision:
+                raise DataError(f"{file}:{number}: a review decision needs the fields text and final_label")
+            label = decision.get("final_label")
+            if label in (None, ""):
+                skipped += 1
+                continue
+            if label not in labels:
+                unknown += 1
+                continue
+            text = normalize(str(decision["text"]), max_chars)
+            if text:
+                records.append((str(label), text, str(decision.get("source", ""))))
+    rows = pd.DataFrame(records, columns=["label", "text", "source"])
+    rows = rows.drop_duplicates("text", keep="last").reset_index(drop=True)
+    return Reviews(rows, files, skipped, unknown)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The training set and what the review decisions changed in it."""
+
+    rows: pd.DataFrame
+    reviews_used: int  # reviewed texts in the training set (holdout texts left out)
+    reviews_in_holdout: int  # reviewed texts left out because the holdout holds them
+    corrections: int  # reviewed texts of the pool whose label the reviewer changed
+
+
+def merge(pool: pd.DataFrame, reviewed: pd.DataFrame, holdout_texts: set[str]) -> Merged:
+    """The training set: the pool with every reviewed text labelled as the reviewer said.
+
+    A reviewed text already in the pool takes the reviewer's label (a correction); a text of the
+    holdout is left out, so the holdout stays unseen.
+    """
+    in_holdout = reviewed.text.isin(holdout_texts)
+    usable = reviewed.loc[~in_holdout]
+    corrected = pool.merge(usable[["text", "label"]], on="text", how="inner", suffixes=("", "_reviewed"))
+    corrections = int((corrected.label != corrected.label_reviewed).sum())
+    kept = pool.loc[~pool.text.isin(set(usable.text))]
+    merged = pd.concat([kept[["label", "text"]], usable[["label", "text"]]], ignore_index=True)
+    return Merged(merged, len(usable), int(in_holdout.sum()), corrections)

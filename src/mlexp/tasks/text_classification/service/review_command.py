@@ -1,0 +1,130 @@
+"""`mlexp review ...`: reviewer accounts, the JSONL export for retraining, Label Studio export and import.
+
+Also runnable as `python -m mlexp.tasks.text_classification.service <command> ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.errors import ConfigError, MlexpError
+from mlexp.paths import project_root, resolve
+from mlexp.tasks.text_classification.service import label_studio
+from mlexp.tasks.text_classification.service.database import is_postgres
+from mlexp.tasks.text_classification.service.reviewers import add_reviewer
+from mlexp.tasks.text_classification.service.store import FeedbackStore, export_reviews
+
+PASSWORD_ENV = "MLEXP_REVIEWER_PASSWORD"
+DEFAULT_STORE = "serving/text_classification_feedback.sqlite"
+# the folder the task's prepare stage reads reviews from (dataset.reviews)
+DEFAULT_EXPORT = "reviews/text_classification/reviews.jsonl"
+TASK = "text_classification"
+
+
+def _conf(root: Path, *parts: str) -> Any:
+    """A conf/ file as the composed config holds it: its `defaults` list dropped, ${paths.root} = the project root."""
+    path = root.joinpath("conf", *parts)
+    if not path.is_file():
+        return None
+    node = OmegaConf.load(path)
+    if isinstance(node, DictConfig):
+        node.pop("defaults", None)
+    return OmegaConf.create({"paths": {"root": str(root)}, "node": node}).node
+
+
+def configured_store() -> str:
+    """service.store from conf/service/text_classification.yaml, as `deploy=local` opens it (null: the default path)."""
+    root = project_root()
+    service = _conf(root, "service", f"{TASK}.yaml")
+    store = service.get("store") if service is not None else None
+    if not store:
+        return str(root / DEFAULT_STORE)
+    return str(store) if is_postgres(str(store)) else str(resolve(str(store), root))
+
+
+def configured_labels() -> list[str]:
+    """dataset.labels of the task's dataset (conf/task/text_classification.yaml's `override /dataset`)."""
+    root = project_root()
+    task = root / "conf" / "task" / f"{TASK}.yaml"
+    loaded = OmegaConf.load(task) if task.is_file() else None
+    defaults = loaded.get("defaults", []) if isinstance(loaded, DictConfig) else []
+    names = [str(v) for d in defaults if isinstance(d, DictConfig) for k, v in d.items() if str(k).endswith("/dataset")]
+    dataset = _conf(root, "dataset", f"{names[0]}.yaml") if names else None
+    if dataset is None or not dataset.get("labels"):
+        raise ConfigError(f"no dataset.labels for task {TASK} in {root / 'conf'}; pass --labels World,Sports,...")
+    return [str(label) for label in dataset.labels]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlexp review", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--store", help="feedback store: a SQLite path or postgresql:// URL (default: service.store of the config)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help=f"create a reviewer or set its password (from ${PASSWORD_ENV}, else asked)")
+    add.add_argument("name")
+    commands.add_parser("remove", help="delete a reviewer account").add_argument("name")
+    commands.add_parser("list", help="list reviewer accounts")
+    export = commands.add_parser("export", help="write every review decision as JSONL (what retraining reads)")
+    export.add_argument("--out", type=Path, help=f"default: <project>/{DEFAULT_EXPORT} (what dvc repro retrains on)")
+    tasks = commands.add_parser("label-studio-export", help="write tasks.json + labeling_config.xml of the queue")
+    tasks.add_argument("--out", required=True, type=Path, help="a folder")
+    tasks.add_argument("--labels", help="comma-separated classes (default: the task's dataset.labels)")
+    annotations = commands.add_parser("label-studio-import", help="store a Label Studio export's annotations")
+    annotations.add_argument("file", type=Path, help="Label Studio export, JSON or JSON_MIN")
+    annotations.add_argument("--labels", help="comma-separated classes (default: the task's dataset.labels)")
+    return parser
+
+
+def _password(name: str) -> str:
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if sys.stdin.isatty():
+        return getpass.getpass(f"password for reviewer {name}: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _labels(given: str | None) -> list[str]:
+    return [label.strip() for label in given.split(",")] if given else configured_labels()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one review command; returns the exit code (errors print one line)."""
+    args = _parser().parse_args(argv)
+    try:
+        store = FeedbackStore(args.store or configured_store())
+    except MlexpError as error:
+        print(f"mlexp: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "add":
+            add_reviewer(store, args.name, _password(args.name))
+            print(f"reviewer {args.name} can sign in at <service URL>/review")
+        elif args.command == "remove":
+            removed = store.remove_reviewer(args.name)
+            print(f"reviewer {args.name} {'removed' if removed else 'was not an account'}")
+        elif args.command == "list":
+            print("\n".join(store.reviewers()) or "no reviewers yet: mlexp review add <name>")
+        elif args.command == "export":
+            out = args.out or project_root() / DEFAULT_EXPORT
+            count = export_reviews(store, out)
+            print(f"{count} review decision(s) written to {out}")
+        elif args.command == "label-studio-export":
+            tasks, config = label_studio.write_export(store, args.out, _labels(args.labels))
+            print(f"Label Studio: import {tasks} into a project whose labeling config is {config}")
+        else:
+            count = label_studio.import_annotations(store, args.file, _labels(args.labels))
+            print(f"{count} Label Studio annotation(s) stored as review decisions")
+    except MlexpError as error:
+        print(f"mlexp: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
