@@ -1,0 +1,72 @@
+"""The registered recommender (deploy=registry): user IDs in, their top items out (an MLflow pyfunc model).
+
+Input: a DataFrame with `userId` (string) and `numResults` (integer). Output: `userId` and `itemList`, the
+recommended item IDs joined by "|", best first. The saved model folder travels whole (catalog, recipe
+weights, users' latest history), so the registry's champion is also what `deploy=local` serves.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
+from mlflow.types import ColSpec, Schema
+from omegaconf import DictConfig
+
+from mlexp.errors import DataError
+from mlexp.serving.pyfunc_model import PyfuncModel
+from mlexp.tasks.recommendation import recipes
+from mlexp.tasks.recommendation.catalog import states
+from mlexp.tasks.recommendation.recipes import HISTORY_FILE
+
+
+class Recommendations(PythonModel):
+    """A saved recipe with the users' histories it was trained on."""
+
+    def load_context(self, context: Any) -> None:
+        self.folder = Path(context.artifacts["model"])
+        self.model = recipes.load(self.folder)
+        self.histories = pd.read_parquet(self.folder / HISTORY_FILE)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        frame = pd.DataFrame(model_input)
+        users = frame["userId"].astype(str).tolist()
+        user_states = states(self.model.catalog, self.histories, users, [])
+        scores = self.model.scores(user_states).astype("float64")
+        lists = []
+        for row, (state, n) in enumerate(zip(user_states, frame["numResults"])):
+            scores[row, list(set(state.history))] = -np.inf
+            # numResults within 1..catalogue size, and never an item the user already has
+            n = min(max(int(n), 1), int(np.isfinite(scores[row]).sum()))
+            ranked = np.argsort(-scores[row], kind="stable")[:n]
+            lists.append("|".join(str(self.model.catalog.item_ids[i]) for i in ranked))
+        return pd.DataFrame({"userId": users, "itemList": lists})
+
+
+def signature() -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "userId"), ColSpec("long", "numResults")]),
+        outputs=Schema([ColSpec("string", "userId"), ColSpec("string", "itemList")]),
+    )
+
+
+def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
+    """The trial's models folder as a pyfunc model."""
+    models = Path(cfg.paths.models)
+    if not (models / "recipe.json").exists():
+        raise DataError(f"{models}/recipe.json is missing: run the train stage first (mlexp task={cfg.task.name})")
+    folder = staging / "model"
+    shutil.copytree(models, folder)
+    users = pd.read_parquet(models / HISTORY_FILE)["USER_ID"].drop_duplicates().head(3).tolist()
+    return PyfuncModel(
+        python_model=Recommendations,
+        artifacts={"model": folder},
+        input_example=pd.DataFrame({"userId": users, "numResults": [10] * len(users)}),
+        signature=signature(),
+        requirements=("implicit", "scipy", "pyarrow"),
+    )

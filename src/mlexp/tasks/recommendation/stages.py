@@ -1,0 +1,199 @@
+"""The recommendation workflow: Pre-processing (import + schema checks + time split), Training (CreateSolution),
+Evaluation (the held-out test period) and Deployment (PutEvents + GetRecommendations on loopback)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from mlexp.data import personalize_datasets, personalize_schema
+from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.recommendation import charts, datasets, evaluation, interactions, recipes
+from mlexp.tasks.recommendation.catalog import Catalog
+from mlexp.tracking import Tracker
+
+SPLIT_FILE = "split.json"
+HISTORY_KEPT = 50  # latest interactions per user kept with the model for serving
+
+
+def _read(cfg: DictConfig, name: str) -> Path:
+    path = Path(cfg.paths.data) / name
+    if not path.exists():
+        raise DataError(f"{path} is missing: run the prepare stage first (mlexp task={cfg.task.name} stage=prepare)")
+    return path
+
+
+def _prepared(cfg: DictConfig):
+    frame = pd.read_parquet(_read(cfg, "interactions.parquet"))
+    users = Path(cfg.paths.data) / "users.parquet"
+    items = Path(cfg.paths.data) / "items.parquet"
+    schemas = {
+        kind: personalize_schema.load(Path(cfg.paths.data) / "personalize" / f"{name}.schema.json", kind)
+        for kind, name in personalize_datasets.FILES.items()
+        if (Path(cfg.paths.data) / "personalize" / f"{name}.schema.json").exists()
+    }
+    cuts = json.loads(_read(cfg, SPLIT_FILE).read_text())
+    return (
+        frame,
+        pd.read_parquet(users) if users.exists() else None,
+        pd.read_parquet(items) if items.exists() else None,
+        schemas,
+        cuts,
+    )
+
+
+def prepare(cfg: DictConfig, tracker: Tracker) -> None:
+    """Import the three datasets as Personalize would (schemas, types, 1,000/25 floor); split them by time."""
+    interactions.check_solution(cfg.solution)
+    out = Path(cfg.paths.data)
+    out.mkdir(parents=True, exist_ok=True)
+    folder = out / "personalize"
+    source = datasets.materialize(cfg, folder)
+    loaded = personalize_datasets.load(folder)
+    interactions.check_settings(cfg, loaded.interactions)
+    frame = interactions.time_split(
+        loaded.interactions, cfg.preprocessing.validation_fraction, cfg.preprocessing.test_fraction
+    )
+    frame.to_parquet(out / "interactions.parquet", index=False)
+    for name, table in (("users", loaded.users), ("items", loaded.items)):
+        if table is not None:
+            table.to_parquet(out / f"{name}.parquet", index=False)
+    times = {s: frame.loc[frame["split"] == s, "TIMESTAMP"] for s in ("train", "validation", "test")}
+    cuts = {
+        "validation_start": int(times["validation"].min()),
+        "test_start": int(times["test"].min()),
+        "end": int(frame["TIMESTAMP"].max()),
+    }
+    (out / SPLIT_FILE).write_text(json.dumps(cuts, indent=2) + "\n")
+    before_test = set(frame.loc[frame["split"] != "test", "USER_ID"])
+    tracker.log_parameters({"source": str(source), **cuts})
+    tracker.log_input("raw data", "text/csv", source)
+    tracker.log_output("preprocessed data", "application/x-parquet", out / "interactions.parquet")
+    for name in personalize_datasets.FILES.values():
+        schema = folder / f"{name}.schema.json"
+        if schema.exists():
+            tracker.log_artifact(schema, name="schemas", media_type="application/json")
+    tracker.log_metrics(
+        {
+            "interactions": len(frame),
+            "users": frame["USER_ID"].nunique(),
+            "items": frame["ITEM_ID"].nunique(),
+            **{f"interactions_{s}": len(t) for s, t in times.items()},
+            "test_cold_users": len(set(frame.loc[frame["split"] == "test", "USER_ID"]) - before_test),
+        }
+    )
+
+
+def _validation_metrics(cfg, model, train_rows, solution_rows, validation_rows, cuts, context) -> dict[str, float]:
+    return evaluation.evaluate(
+        model,
+        solution_rows,
+        train_rows,
+        interactions.relevant(validation_rows, cfg.dataset),
+        cuts["test_start"] - 1,
+        list(cfg.model.ks),
+        context,
+        interactions.relevance_rule(cfg.dataset),
+    )
+
+
+def train(cfg: DictConfig, tracker: Tracker) -> None:
+    """CreateSolution: fit on the training period, pick epochs on the validation period, refit on both."""
+    frame, users, items, schemas, cuts = _prepared(cfg)
+    interactions.check_settings(cfg, frame)
+    fields = recipes.chosen_fields(cfg.features, schemas)
+    recipe = str(getattr(cfg.model.recipe, "value", cfg.model.recipe))
+    used = fields if recipe in recipes.USES_METADATA else {side: [] for side in fields}
+    catalog = Catalog.build(frame, users, items)
+    train_rows = frame[frame["split"] == "train"]
+    validation_rows = frame[frame["split"] == "validation"]
+    solution_rows = interactions.for_training(train_rows, cfg.solution, cuts["validation_start"])
+    if solution_rows.empty:
+        raise ConfigError("the solution's filters leave no training interactions: relax solution.* settings")
+    tracker.log_parameters(
+        {
+            "recipe": recipe,
+            **{f"features_{side}": ",".join(names) or "-" for side, names in used.items()},
+            "training_interactions": len(solution_rows),
+        }
+    )
+    curve: list[dict[str, float]] = []
+
+    def on_epoch(epoch: int, loss: float, model) -> float:
+        score = _validation_metrics(cfg, model, train_rows, solution_rows, validation_rows, cuts, used["interactions"])
+        ndcg = score[str(cfg.task.objective.metric).removeprefix("val_")]
+        tracker.log_metrics({"train_loss": loss, "val_ndcg_at_10": ndcg}, step=epoch)
+        curve.append({"epoch": epoch, "train_loss": loss, "val_ndcg_at_10": ndcg})
+        return ndcg
+
+    model, epochs = recipes.fit(cfg, solution_rows, catalog, used, on_epoch=on_epoch)
+    validation = _validation_metrics(cfg, model, train_rows, solution_rows, validation_rows, cuts, used["interactions"])
+    tracker.log_metrics({f"val_{name}": value for name, value in validation.items()})
+
+    # the model evaluated on the test period learns from everything before it, with the epochs chosen above
+    history = frame[frame["split"] != "test"]
+    full_rows = interactions.for_training(history, cfg.solution, cuts["test_start"])
+    started = time.perf_counter()
+    final, _ = recipes.fit(cfg, full_rows, catalog, used, epochs=epochs)
+    tracker.log_metrics({"train_seconds": time.perf_counter() - started, "best_epoch": epochs})
+    folder = Path(cfg.paths.models)
+    recipes.save(final, folder, used, cfg.solution)
+    # the service starts each known user from their latest training interactions
+    keep = ["USER_ID", "ITEM_ID", "TIMESTAMP", "weight", *used["interactions"]]
+    full_rows.sort_values("TIMESTAMP", kind="stable").groupby("USER_ID").tail(HISTORY_KEPT)[keep].to_parquet(
+        folder / recipes.HISTORY_FILE, index=False
+    )
+    tracker.log_output("model", "application/x-recommender", folder / "recipe.json")
+    for file in sorted(folder.iterdir()):
+        tracker.log_artifact(file, name="model")
+    if curve:
+        plots = Path(cfg.paths.reports) / "plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(curve).to_csv(plots / "training.csv", index=False)
+
+
+def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
+    """Score the held-out test period (never used for a choice): Personalize's metrics, cold users and items."""
+    frame, _, _, _, cuts = _prepared(cfg)
+    model = recipes.load(Path(cfg.paths.models))
+    fields = json.loads((Path(cfg.paths.models) / "recipe.json").read_text())["features"]
+    history = frame[frame["split"] != "test"]
+    metrics = evaluation.evaluate(
+        model,
+        interactions.for_training(history, cfg.solution, cuts["test_start"]),
+        history,
+        interactions.relevant(frame[frame["split"] == "test"], cfg.dataset),
+        cuts["end"],
+        list(cfg.model.ks),
+        fields["interactions"],
+        interactions.relevance_rule(cfg.dataset),
+    )
+    tracker.log_input("test data", "application/x-parquet", Path(cfg.paths.data) / "interactions.parquet")
+    tracker.log_metrics(metrics)
+    plots = Path(cfg.paths.reports) / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    rows = [{"k": k, **{m: metrics[f"{m}_at_{k}"] for m in charts.AT_K}} for k in cfg.model.ks]
+    pd.DataFrame(rows).to_csv(plots / "metrics_at_k.csv", index=False)
+    chart = charts.metrics_at_k(rows, plots / "metrics_at_k.png", f"{cfg.task.name}: test period ({model.recipe})")
+    tracker.log_artifact(chart, name="plots", media_type="image/png")
+
+
+def deploy(cfg: DictConfig, tracker: Tracker) -> None:
+    """deploy=local: POST /events and GET /recommendations on loopback; deploy=registry: register the model."""
+    if cfg.deploy.target == "registry":
+        from mlexp.serving import registry
+
+        assert tracker.trial_run_id is not None
+        registry.deploy(cfg, tracker, dict(tracker.client.get_run(tracker.trial_run_id).data.metrics))
+        return
+    if cfg.deploy.target != "local":
+        raise ConfigError(
+            f"deploy={cfg.deploy.target!r} is not available for task {cfg.task.name!r}; use local or registry"
+        )
+    from mlexp.tasks.recommendation import service
+
+    service.serve(cfg, tracker)

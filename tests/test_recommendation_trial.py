@@ -1,0 +1,225 @@
+"""`mlexp task=recommendation` end to end, CreateSolution's rule at the CLI, and the real-time service."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import REPO, cli_env, run_cli, trials_of
+from mlexp.errors import DataError
+from mlexp.serving.http import ApiKeys, start_in_thread
+from mlexp.tasks.recommendation import service
+from mlexp.tasks.recommendation.event_store import EventStore
+from run_folders import run_folder
+
+TASK = "recommendation"
+TINY = ("dataset.n_users=300", "dataset.n_videos=300", "dataset.n_interactions=10000")
+
+
+@pytest.fixture(scope="module")
+def trials(tmp_path_factory):
+    project = tmp_path_factory.mktemp("rec") / "project"
+    import shutil
+
+    shutil.copytree(REPO / "conf", project / "conf")
+    # registered too (deploy=registry): the first version becomes the champion the CLI service test serves
+    hybrid = run_cli(
+        project, f"task={TASK}", *TINY, "model.recipe=metadata_hybrid", "model.metadata_hybrid.epochs=3",
+        "deploy=registry",
+    )  # fmt: skip
+    return project, hybrid
+
+
+def test_trial_records_personalize_metrics_on_the_held_out_period(trials):
+    project, hybrid = trials
+    [trial] = trials_of(project, experiment=TASK)
+    assert trial.status == "FINISHED" and trial.params["model.recipe"] == "metadata_hybrid"
+    assert {"Pre-processing", "Training", "Evaluation"} < trial.component_names
+    saved = json.loads((run_folder(hybrid) / "models" / "recipe.json").read_text())
+    assert saved["solution"] == {"event_type": None, "event_value_threshold": None}
+    metrics = json.loads((run_folder(hybrid) / "reports" / "metrics.json").read_text())
+    for name in ("val_normalized_discounted_cumulative_gain_at_10", "precision_at_10", "mean_reciprocal_rank_at_25",
+                 "coverage", "cold_items_recall_at_25"):  # fmt: skip
+        assert name in metrics
+    assert metrics["normalized_discounted_cumulative_gain_at_10"] == pytest.approx(
+        trial.metrics["normalized_discounted_cumulative_gain_at_10"]
+    )
+    # validation (epochs chosen there) and test are different periods, so their figures differ
+    assert (
+        metrics["val_normalized_discounted_cumulative_gain_at_10"]
+        != metrics["normalized_discounted_cumulative_gain_at_10"]
+    )
+    assert trial.metrics["interactions_test"] > 0 and trial.metrics["users_evaluated"] > 25
+    assert 0 < metrics["coverage"] <= 1 and metrics["cold_items_recall_at_25"] > 0
+    assert (run_folder(hybrid) / "reports" / "plots" / "metrics_at_k.png").exists()
+
+
+def test_a_threshold_without_event_type_fails_the_trial_with_one_line(tmp_project):
+    done = run_cli(tmp_project, f"task={TASK}", *TINY, "solution.event_value_threshold=0.5", check=False)
+    assert done.returncode != 0
+    assert "solution.event_value_threshold=0.5 needs solution.event_type" in done.stderr
+    [trial] = trials_of(tmp_project, experiment=TASK)
+    assert trial.status == "FAILED"
+
+
+def _call(url: str, key: str | None, body: dict | bytes | None = None, method: str = "GET"):
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if key:
+        request.add_header("x-api-key", key)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _service_config(tmp_path, events_url: str):
+    return OmegaConf.create(
+        {
+            "deploy": {"host": "127.0.0.1", "port": 0, "require_api_key": True, "keys_db": str(tmp_path / "keys.db"),
+                       "max_request_bytes": 4096},
+            "service": {"default_results": 10, "max_results": 500, "events_url": events_url},
+        }
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_events_change_the_next_recommendation_and_persist(trials, tmp_path, database):
+    _, hybrid = trials
+    models = run_folder(hybrid) / "models"
+    if database == "postgresql":
+        pgserver = pytest.importorskip("pgserver")
+        postgres = pgserver.get_server(str(tmp_path / "pg"), cleanup_mode="stop")
+        url = postgres.get_uri()
+    else:
+        url = str(tmp_path / "events.sqlite")
+    cfg = _service_config(tmp_path, url)
+    key = ApiKeys(tmp_path / "keys.db").create("tester")
+    app = service.build_app(cfg, models, EventStore(url))
+    running = start_in_thread(app)
+    try:
+        base = running.url
+        catalog = app.state.slot.current.model.catalog
+        player = "player_07"
+        of_player = [
+            i for i, p in zip(catalog.items["ITEM_ID"], catalog.items["PLAYERS"]) if player in str(p).split("|")
+        ]
+        status, before = _call(f"{base}/recommendations?userId=new_fan&numResults=50", key)
+        assert status == 200 and before["coldStart"] is True
+        share_before = sum(r["itemId"] in of_player for r in before["itemList"][:20])
+        events = [{"itemId": item, "eventType": "watch", "eventValue": 0.95} for item in of_player[:3]]
+        started = time.perf_counter()
+        status, recorded = _call(
+            f"{base}/events", key, {"userId": "new_fan", "sessionId": "s1", "eventList": events}, "POST"
+        )
+        status2, after = _call(f"{base}/recommendations?userId=new_fan&numResults=50", key)
+        assert time.perf_counter() - started < 1.0
+        assert status == 200 and recorded == {"recorded": 3} and status2 == 200 and after["coldStart"] is False
+        share_after = sum(r["itemId"] in of_player for r in after["itemList"][:20])
+        assert share_after >= max(4, 2 * share_before + 1)
+        assert not set(of_player[:3]) & {r["itemId"] for r in after["itemList"]}
+        # a known user (training history) who barely saw this player: the just-watched player now leads too
+        live = app.state.slot.current
+        fan = next(
+            user for user, state in sorted(live.users.items())
+            if len(state.history) >= 10 and not {catalog.item_ids[i] for i in state.history} & set(of_player)
+        )  # fmt: skip
+        _, known_before = _call(f"{base}/recommendations?userId={fan}&numResults=20", key)
+        unseen = [i for i in of_player if i not in {r["itemId"] for r in known_before["itemList"]}]
+        watched = [{"itemId": item, "eventType": "watch", "eventValue": 0.95} for item in unseen[:3]]
+        _call(f"{base}/events", key, {"userId": fan, "sessionId": "s2", "eventList": watched}, "POST")
+        _, known_after = _call(f"{base}/recommendations?userId={fan}&numResults=20", key)
+        known_share = [
+            sum(r["itemId"] in of_player for r in answer["itemList"]) for answer in (known_before, known_after)
+        ]
+        assert known_before["coldStart"] is False and known_share[1] >= known_share[0] + 2, known_share
+        # the service's rules: key, size, JSON fields, numResults
+        assert _call(f"{base}/recommendations?userId=u", None)[0] == 401
+        assert _call(f"{base}/events", key, b"{" + b" " * 5000 + b"}", "POST")[0] == 413
+        status, error = _call(
+            f"{base}/events", key, {"userId": "u", "sessionId": "s", "eventList": [{"itemId": "x"}]}, "POST"
+        )
+        assert status == 422 and "eventList[0].eventType" in error["error"]
+        assert _call(f"{base}/recommendations?userId=u&numResults=0", key)[0] == 422
+        assert _call(f"{base}/recommendations", key)[0] == 422
+    finally:
+        running.stop()
+        if database == "postgresql":
+            postgres.cleanup()
+    # durable: a new service over the same store starts from the recorded events
+    if database == "sqlite":
+        again = service.build_app(cfg, models, EventStore(url))
+        state = again.state.slot.current.users["new_fan"]
+        assert [catalog.item_ids[i] for i in state.history] == of_player[:3]
+
+
+def _tracker(project, trial_id: str):
+    """What the deploy stage's tracker offers the service: the store's client and the running trial's id."""
+    from types import SimpleNamespace
+
+    from conftest import store_client
+
+    return SimpleNamespace(client=store_client(project), trial_run_id=trial_id)
+
+
+def _deploy_config(project, source: str):
+    return OmegaConf.create(
+        {
+            "task": {"name": TASK, "objective": {"metric": "val_normalized_discounted_cumulative_gain_at_10",
+                                                  "direction": "maximize"}},
+            "deploy": {"source": source}, "paths": {"models": str(project / "nowhere"), "root": str(project)},
+        }
+    )  # fmt: skip
+
+
+def test_deploy_source_best_and_an_unknown_run_id(trials, tmp_path):
+    project, _ = trials
+    [trial] = trials_of(project, experiment=TASK)
+    store = EventStore(str(tmp_path / "events.sqlite"))
+    tracker = _tracker(project, trial.run_id)
+    slot, probe, description = service.model_slot(_deploy_config(project, "best"), tracker, store)
+    assert probe is None and trial.run_id in description and slot.current.model.recipe == "metadata_hybrid"
+    with pytest.raises(DataError, match=r"^deploy.source=0123abcd: no trial has this run id \(.*\); use"):
+        service.model_slot(_deploy_config(project, "0123abcd"), tracker, store)
+    store.close()
+
+
+def test_the_cli_serves_the_registered_champion(trials):
+    """`mlexp task=recommendation stage=deploy deploy=local`: the champion registered by the trial, quietly."""
+    project, _ = trials
+    key = ApiKeys(project / "serving" / "keys.sqlite").create("cli")
+    command = [sys.executable, "-m", "mlexp.cli", f"task={TASK}", "stage=deploy", "deploy=local", "deploy.port=0",
+               "deploy.max_seconds=60", "deploy.reload_interval_s=0.5"]  # fmt: skip
+    server = subprocess.Popen(
+        command, cwd=project, env=cli_env(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert server.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("service: http://") for line in lines):
+            line = server.stdout.readline()
+            assert line, "the service exited before it started:\n" + "".join(lines)
+            lines.append(line)
+        url = lines[-1].split()[1]
+        assert "@champion" in lines[-1]
+        status, answer = _call(f"{url}/recommendations?userId=user_000001&numResults=5", key)
+        assert status == 200 and len(answer["itemList"]) == 5
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+        assert server.returncode == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    # MLflow's artifact progress bars stay out of the service's output
+    assert "Downloading artifacts" not in "".join(lines) + output
