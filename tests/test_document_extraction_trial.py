@@ -1,0 +1,195 @@
+"""`mlexp task=document_extraction` end to end, offline: generated pages, a batch of the user's files with bad ones."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env, run_cli, store_client, trials_of
+from run_folders import run_folder
+
+TASK = "document_extraction"
+# two pages: a whitespace-only page-wide table, and a form with key-values and eight check boxes
+TINY = (
+    "task=document_extraction",
+    "dataset.types=[account_statement,pay_stub]",
+    "dataset.n_per_type=1",
+    "dataset.n_rows=4",
+    "~dataset.degradations.dpi100_noise",
+)
+# loaded before anything else in every Python process of the trial: any non-loopback connection fails,
+# so a model download (RapidOCR's registry fetches from modelscope.cn) would fail the trial
+OFFLINE = """
+import socket
+_connect = socket.socket.connect
+def _loopback_only(self, address):
+    loopback = isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1", "localhost")
+    if self.family == socket.AF_UNIX or loopback:
+        return _connect(self, address)
+    raise OSError(f"network unreachable in this test: connect to {address!r}")
+socket.socket.connect = _loopback_only
+"""
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("offline")
+    (folder / "sitecustomize.py").write_text(OFFLINE)
+    return folder
+
+
+def _env(project: Path, offline: Path) -> dict[str, str]:
+    env = cli_env(project)
+    env["PYTHONPATH"] = os.pathsep.join([str(offline), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory, offline):
+    import shutil
+
+    from conftest import REPO
+
+    project = tmp_path_factory.mktemp("documents") / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    done = run_cli(project, *TINY, env=_env(project, offline))
+    [found] = trials_of(project, experiment=TASK)
+    return project, found, done
+
+
+def test_the_network_guard_refuses_a_download(offline, tmp_path):
+    # a numeric address: name lookup is not what the guard checks, the connection is
+    probe = "import urllib.request; urllib.request.urlopen('http://8.8.8.8/', timeout=5)"
+    done = subprocess.run([sys.executable, "-c", probe], env=_env(tmp_path, offline), capture_output=True, text=True)
+    assert done.returncode != 0 and "network unreachable in this test" in done.stderr
+
+
+def test_an_offline_trial_measures_each_claim(trial):
+    project, found, done = trial
+    assert found.status == "FINISHED" and found.component_names == {"Pre-processing", "Extraction", "Evaluation"}
+    m = found.metrics
+    assert m["column_count_accuracy"] == 1.0 and m["row_count_accuracy"] == 1.0
+    assert m["check_box_recall"] == 1.0 and m["check_box_state_accuracy"] == 1.0
+    assert m["cer"] < 0.05 and m["key_value_f1"] >= 0.7 and m["table_cell_accuracy"] >= 0.8
+    assert {"cer/account_statement", "cer/pay_stub", "cer/clean", "check_box_recall/pay_stub"} <= set(m)
+    assert 0 < m["extraction_score"] <= 1 and m["pages_per_second"] > 0
+    metrics = json.loads((run_folder(done) / "reports" / "metrics.json").read_text())
+    assert metrics["extraction_score"] == pytest.approx(m["extraction_score"])
+    client = store_client(project)
+    plots = {a.path for a in client.list_artifacts(found.components["Evaluation"], "plots")}
+    assert {"plots/symbol_accuracy.png", "plots/accuracy_by_degradation.png"} <= plots
+    assert any(p.startswith("plots/annotated_") for p in plots)
+
+
+def test_outputs_one_json_per_document_and_a_csv_per_table(trial):
+    _, _, done = trial
+    extracted = run_folder(done) / "data" / "extracted"
+    document = json.loads((extracted / "account_statement_000_clean.json").read_text())
+    page = document["pages"][0]
+    assert document["engine"] == "local_ocr" and set(page) >= {"lines", "tables", "key_values", "selection_elements"}
+    assert {"text", "box", "confidence", "words"} <= set(page["lines"][0])
+    [table] = page["tables"]
+    assert (table["rows"], table["columns"]) == (5, 6)
+    rows = list(csv.reader((extracted / "tables" / "account_statement_000_clean_p1_t1.csv").open()))
+    assert rows[0] == ["Date", "Description", "Quantity", "Price", "Amount", "Balance"] and len(rows) == 5
+    form = json.loads((extracted / "pay_stub_000_clean.json").read_text())["pages"][0]
+    assert len(form["selection_elements"]) == 8
+    assert {"Employee name", "Pay date"} <= {p["key"] for p in form["key_values"]}
+
+
+def _bad_files(folder: Path) -> dict[str, str]:
+    """One of each bad input, with the words its error must hold."""
+    from PIL import Image
+
+    (folder / "notes.docx").write_bytes(b"PK\x03\x04 not a page")
+    Image.new("RGB", (400, 300), "white").save(folder / "blank.png")
+    Image.new("RGB", (1600, 1600), "gray").save(folder / "huge.png")
+    Image.effect_noise((600, 400), 60).convert("RGB").save(folder / "cut.png")
+    data = (folder / "cut.png").read_bytes()
+    (folder / "cut.png").write_bytes(data[: len(data) // 3])
+    (folder / "locked.pdf").write_bytes(_encrypted_pdf())
+    return {
+        "notes.docx": "unsupported file type .docx",
+        "blank.png": "empty page",
+        "huge.png": "max_pixels",
+        "cut.png": "unreadable or truncated image",
+        "locked.pdf": "password-protected PDF",
+    }
+
+
+def _encrypted_pdf() -> bytes:
+    """A one-page PDF under the standard security handler with a user password (pdfium asks for it)."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+        b"<< /Filter /Standard /V 1 /R 2 /O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> /P -4 >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size 5 /Root 1 0 R /Encrypt 4 0 R /ID [<00112233445566778899aabbccddeeff> "
+    out += b"<00112233445566778899aabbccddeeff>] >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def test_a_batch_goes_past_bad_files_and_names_each(tmp_path, offline):
+    import numpy as np
+
+    from mlexp.data import documents
+
+    project = tmp_path / "project"
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copytree(REPO / "conf", project / "conf")
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    expected = _bad_files(folder)
+    page = documents.generate("bank_statement", 7, 0, 2)
+    page.image.save(folder / "statement.png")
+    truth = {
+        "pages": [{"lines": page.lines, "key_values": page.key_values, "selection_elements": page.selection_elements}]
+    }
+    (folder / "statement.json").write_text(json.dumps(truth, ensure_ascii=False))
+    assert np.asarray(page.image).size < 3 * 2_000_000
+    done = run_cli(
+        project,
+        "task=document_extraction",
+        f"dataset.path={folder}",
+        "preprocessing.max_pixels=2000000",
+        env=_env(project, offline),
+    )
+    for name, words in expected.items():
+        [line] = [x for x in done.stderr.splitlines() if f"{folder / name}" in x]
+        assert line.startswith("mlexp: skipped") and words in line
+    [found] = trials_of(project, experiment=TASK)
+    assert found.status == "FINISHED" and found.metrics["documents_rejected"] == 5
+    assert found.metrics["documents"] == 1 and found.metrics["check_box_state_accuracy"] == 1.0
+    assert found.metrics["key_value_f1"] >= 0.5
+
+
+def test_one_bad_file_fails_the_trial_with_one_line(tmp_path):
+    import shutil
+
+    from conftest import REPO
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    bad = tmp_path / "locked.pdf"
+    bad.write_bytes(_encrypted_pdf())
+    done = run_cli(project, "task=document_extraction", f"dataset.path={bad}", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
+    assert f"{bad}: password-protected PDF" in line and "marked FAILED" in line
