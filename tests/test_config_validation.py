@@ -146,3 +146,11 @@ def test_did_you_mean_comes_from_the_failing_part_of_a_deep_key():
     message = str(raised.value)
     assert message.startswith("model.incentives.convincing.hgh is not a key of model.incentives.convincing; ")
     assert "did you mean model.incentives.convincing.high?" in message
+
+
+def test_a_tracking_server_url_on_the_command_line_replaces_the_environment_one(tmp_project):
+    # the override-key check must not resolve tracking=server's $MLEXP_TRACKING_SERVER, which the override replaces
+    done = run_cli(
+        tmp_project, "task=tabular_regression", "tracking=server", "tracking.uri=http://127.0.0.1:5000", "--cfg", "job"
+    )
+    assert "uri: http://127.0.0.1:5000" in done.stdout

@@ -157,9 +157,12 @@ def _task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
 def _check_key(cfg: DictConfig, key: str) -> None:
     node: DictConfig = cfg
     walked: list[str] = []
-    for part in key.split("."):
+    parts = key.split(".")
+    for index, part in enumerate(parts):
         if isinstance(node, DictConfig) and part in node:
             walked.append(part)
+            if index == len(parts) - 1:
+                return  # the key exists; its value (maybe an interpolation the override replaces) is not resolved
             node = node[part]
             continue
         where = ".".join(walked) or "the config"

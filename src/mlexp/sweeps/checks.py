@@ -28,8 +28,10 @@ def check_sweep(config: DictConfig) -> None:
     if config.deploy.target == "local":
         from mlexp import tasks
 
+        # object_detection keeps its endpoint settings in model.serving; the serving layer's tasks use deploy.*
+        source = "model.serving.source=best" if task == "object_detection" else "deploy.source=best"
         serve = (
-            f"mlexp task={task} stage=deploy deploy=local model.serving.source=best"
+            f"mlexp task={task} stage=deploy deploy=local {source}"
             if "deploy" in tasks.get(task).stages
             else "register it with deploy=registry and serve it with `mlflow models serve`"
         )
