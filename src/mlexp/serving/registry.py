@@ -61,6 +61,17 @@ def _model_module(cfg: DictConfig) -> ModuleType:
     return importlib.import_module(model_module_name(task))
 
 
+def metrics_of_trial(tracker: Tracker) -> dict[str, float]:
+    """The metrics the trial's run holds now: its components' last values, the objective among them."""
+    assert tracker.trial_run_id is not None
+    return dict(tracker.client.get_run(tracker.trial_run_id).data.metrics)
+
+
+def deploy_trial(cfg: DictConfig, tracker: Tracker) -> None:
+    """deploy=registry from a task's own deploy stage: register this trial's model, ranked by its metrics."""
+    deploy(cfg, tracker, metrics_of_trial(tracker))
+
+
 def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -> None:
     """Register this trial's model as a new version; move the alias to it if its objective is better."""
     module = _model_module(cfg)

@@ -187,8 +187,7 @@ def deploy(cfg: DictConfig, tracker: Tracker) -> None:
     if cfg.deploy.target == "registry":
         from mlexp.serving import registry
 
-        assert tracker.trial_run_id is not None
-        registry.deploy(cfg, tracker, dict(tracker.client.get_run(tracker.trial_run_id).data.metrics))
+        registry.deploy_trial(cfg, tracker)
         return
     if cfg.deploy.target != "local":
         raise ConfigError(

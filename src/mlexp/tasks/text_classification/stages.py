@@ -235,8 +235,7 @@ def deploy(cfg: DictConfig, tracker: Tracker) -> None:
     if cfg.deploy.target == "registry":
         from mlexp.serving import registry
 
-        assert tracker.trial_run_id is not None
-        metrics = dict(tracker.client.get_run(tracker.trial_run_id).data.metrics)
+        metrics = registry.metrics_of_trial(tracker)
         if champion_keeps_the_alias(cfg, tracker, metrics.get(cfg.task.objective.metric, math.nan)):
             return
         registry.deploy(cfg, tracker, metrics)
