@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -192,6 +193,22 @@ def test_settle_says_which_trials_are_still_being_stored_once_it_stops_waiting(t
     finally:
         journal.release()
     assert f"1 trial(s) still being stored: run `mlexp sync` ({journal.folder})" in capsys.readouterr().err
+
+
+def test_a_journal_its_writer_removes_while_settle_checks_its_locks_counts_as_stored(tmp_path, monkeypatch):
+    import filelock._core._acquire as acquiring
+
+    store = TrackingStore.resolve(None, tmp_path)
+    journal = Journal.create(tmp_path, store.uri, store.artifact_root, group="sweep-1")
+    journal.release()
+    folder = journal.folder
+
+    def writer_removes_it_meanwhile(lock_path):  # the interleaving CI hit: folder checked, then removed, then opened
+        shutil.rmtree(folder, ignore_errors=True)
+
+    monkeypatch.setattr(acquiring, "ensure_directory_exists", writer_removes_it_meanwhile)
+    assert settle(tmp_path, group="sweep-1", wait_s=0.2) == []
+    assert not folder.exists()
 
 
 def test_what_mlflow_prints_in_the_writer_process_stays_out_of_its_replies():

@@ -218,6 +218,8 @@ def _busy(journal: Journal) -> bool:
             lock.acquire(timeout=0)
         except Timeout:
             return True
+        except FileNotFoundError:
+            return False  # its writer stored it and removed the folder since it was listed
         lock.release()
     return False
 
