@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/mypy src
 
 test: lint
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 # The README's MLflow UI screenshot (docs/images/mlflow_comparison.png), from the browser test's real sweep.
 screenshot: setup
