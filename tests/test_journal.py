@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -195,7 +196,10 @@ def test_settle_says_which_trials_are_still_being_stored_once_it_stops_waiting(t
     assert f"1 trial(s) still being stored: run `mlexp sync` ({journal.folder})" in capsys.readouterr().err
 
 
-def test_a_journal_its_writer_removes_while_settle_checks_its_locks_counts_as_stored(tmp_path, monkeypatch):
+@pytest.mark.parametrize("removed_while", ["making sure the folder exists", "opening the lock file"])
+def test_a_journal_its_writer_removes_while_settle_checks_its_locks_counts_as_stored(
+    tmp_path, monkeypatch, removed_while
+):
     import filelock._core._acquire as acquiring
 
     store = TrackingStore.resolve(None, tmp_path)
@@ -203,8 +207,10 @@ def test_a_journal_its_writer_removes_while_settle_checks_its_locks_counts_as_st
     journal.release()
     folder = journal.folder
 
-    def writer_removes_it_meanwhile(lock_path):  # the interleaving CI hit: folder checked, then removed, then opened
+    def writer_removes_it_meanwhile(lock_path):  # the interleavings CI hit
         shutil.rmtree(folder, ignore_errors=True)
+        if removed_while == "making sure the folder exists":  # Path.mkdir(exist_ok=True) saw it, then it was gone
+            raise FileExistsError(errno.EEXIST, "File exists", str(folder))
 
     monkeypatch.setattr(acquiring, "ensure_directory_exists", writer_removes_it_meanwhile)
     assert settle(tmp_path, group="sweep-1", wait_s=0.2) == []

@@ -123,6 +123,9 @@ class JournalApplier:
             raise ValueError(f"unknown journal record {kind!r}")
 
 
+# what taking a lock in a journal folder raises when the folder is removed meanwhile: filelock makes sure the
+# folder exists (mkdir: FileExistsError, then it is gone) and opens the lock file in it (FileNotFoundError)
+FOLDER_GONE = (FileNotFoundError, FileExistsError)
 HIDDEN_AGE_S = 60  # a journal being made or deleted (hidden) this long ago was left by a killed process
 
 
@@ -167,13 +170,13 @@ def _replay(journal: Journal, writers: StoreWriters) -> Replayed | None:
     owner, writer = FileLock(str(journal.owner_lock)), FileLock(str(journal.writer_lock))
     try:
         owner.acquire(timeout=0)
-    except (Timeout, FileNotFoundError):
+    except (Timeout, *FOLDER_GONE):
         return None  # its trial is still running, or the journal is gone
     removed = False
     try:
         try:
             writer.acquire(timeout=0)
-        except (Timeout, FileNotFoundError):
+        except (Timeout, *FOLDER_GONE):
             return None  # another process is applying it
         try:
             if not (journal.folder / "header.json").exists():
@@ -218,7 +221,7 @@ def _busy(journal: Journal) -> bool:
             lock.acquire(timeout=0)
         except Timeout:
             return True
-        except FileNotFoundError:
+        except FOLDER_GONE:
             return False  # its writer stored it and removed the folder since it was listed
         lock.release()
     return False
@@ -236,7 +239,7 @@ def _writing(journal: Journal) -> bool:
     lock = FileLock(str(journal.writer_lock))
     try:
         lock.acquire(timeout=0)
-    except (Timeout, FileNotFoundError):
+    except (Timeout, *FOLDER_GONE):
         return True
     lock.release()
     return False
