@@ -128,15 +128,16 @@ def test_a_tasks_own_group_is_in_its_config_only(tmp_project):
     assert "optimizer:\n  solver: gekko\n" in gekko
 
 
-def test_compute_target_other_than_local_is_refused_before_any_trial(tmp_project):
-    message = _fails(tmp_project, "task=tabular_regression", "compute.target=sagemaker")
-    assert "compute.target='sagemaker' is not available yet" in message
-    assert "compute.target=local" in message
+def test_an_unknown_compute_target_is_refused_before_any_trial(tmp_project):
+    message = _fails(tmp_project, "task=tabular_regression", "compute.target=azure")
+    assert "compute.target='azure' is not a compute target" in message
+    assert "compute=local" in message and "compute=sagemaker" in message
 
 
-def test_sagemaker_instance_keys_are_not_accepted(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "compute.instance_type=ml.m5.xlarge")
-    assert message.startswith("compute.instance_type is not a key of compute; valid keys: num_threads, target")
+def test_a_misspelt_compute_key_is_refused_with_the_valid_ones(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regression", "compute.instance_typo=ml.m5.xlarge")
+    assert message.startswith("compute.instance_typo is not a key of compute; ")
+    assert "did you mean compute.instance_type?" in message
 
 
 def test_did_you_mean_comes_from_the_failing_part_of_a_deep_key():

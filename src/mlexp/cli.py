@@ -21,7 +21,7 @@ from omegaconf.errors import InterpolationResolutionError
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys
 from mlexp.config.schema import objective_direction
-from mlexp.errors import MlexpError
+from mlexp.errors import ConfigError, MlexpError
 from mlexp.paths import project_root, resolve
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
@@ -156,6 +156,8 @@ def _sweep_job(job: runner.JobContext, number: int) -> runner.JobContext:
 def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: bool) -> None:
     metric = cfg.task.objective.metric
     if math.isnan(result.objective):
+        if cfg.compute.target == "sagemaker":  # a dry run or a job not waited for: the job's lines said where to look
+            return
         print(f"stage {cfg.stage} done.")
         return
     print(f"trial done: {metric} = {result.objective:.6g}  (reports: {cfg.paths.reports})")
@@ -169,6 +171,57 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
     print_ui_link(
         result.tracking_uri, result.experiment_id, metric, direction, headline_metrics=list(cfg.task.headline_metrics)
     )
+
+
+def _is_tuning_job(argv: list[str], overrides: list[str]) -> bool:
+    """`mlexp -m ... compute=sagemaker`: a SageMaker tuning job runs the sweep, not Hydra's launcher on this machine.
+
+    Hydra's own flags (--cfg, --info, completion) still only print.
+    """
+    args = get_args_parser().parse_args(argv)
+    if not args.multirun or args.cfg or args.info or args.shell_completion or args.hydra_help:
+        return False
+    return picks_sagemaker(overrides)
+
+
+def picks_sagemaker(overrides: list[str]) -> bool:
+    """Whether the overrides send the trials to SageMaker (compute=sagemaker or compute.target=sagemaker)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return any(
+        o.key_or_group in ("compute", "compute.target")
+        and not o.is_sweep_override()
+        and o.get_value_element_as_str() == "sagemaker"
+        for o in parsed
+    )
+
+
+def _run_tuning_job(conf_dir: Path, overrides: list[str]) -> int:
+    """Run the sweep as one tuning job (mlexp.sagemaker.tuning_job); errors are one line, as for trials."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mlexp.sagemaker import tuning_job
+
+    try:
+        return tuning_job.run(conf_dir, overrides)
+    except KeyboardInterrupt:
+        # tuning_job.run has already said how to record or stop a tuning job it started
+        print("mlexp: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except (BotoCoreError, ClientError) as error:
+        # AWS refused a request or could not be reached: its own message names the operation and the reason
+        print(f"mlexp: error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
+        return 1
+    except (MlexpError, HydraException, OmegaConfBaseException) as error:
+        # Hydra's first line names where composing failed; the next line (or OmegaConf's cause) says why
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+        cause = error.__cause__
+        # an MlexpError's line already says what its cause is; Hydra's and OmegaConf's may not
+        if not isinstance(error, MlexpError) and cause is not None and str(cause).strip() and len(lines) < 2:
+            lines.append(str(cause).strip().splitlines()[0])
+        print(f"mlexp: error: {' '.join(lines) or type(error).__name__}", file=sys.stderr)
+        return 2 if not isinstance(error, MlexpError) or isinstance(error, ConfigError) else 1
 
 
 def main() -> None:
@@ -194,6 +247,8 @@ def main() -> None:
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
+    if _is_tuning_job(argv, overrides):
+        sys.exit(_run_tuning_job(conf_dir, overrides))
     if not any(arg.startswith("-") for arg in argv):
         # one trial in this process: the tracking writer imports MLflow while Hydra composes and MXNet loads
         from mlexp.tracking.journal_writer import start_early

@@ -106,6 +106,11 @@ def run_sweep(conf_dir: Path, overrides: list[str]) -> SweepDone:
     from mlexp import cli
     from mlexp.sweeps.recorder import close_open_sweep
 
+    if cli.picks_sagemaker(overrides):
+        raise ConfigError(
+            "a sweep on SageMaker runs as one tuning job, started from the command line: "
+            f"mlexp -m {' '.join(overrides)}"
+        )
     hydra = _hydra(conf_dir)
     failed = False
     try:

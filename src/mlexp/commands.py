@@ -23,6 +23,8 @@ USAGE = {
     "sync": "mlexp sync",
     "keys": "mlexp keys create <name> [--limit N] [--period month|day] | list | revoke <name>",
     "review": "mlexp review [--store PATH|URL] add <name> | remove <name> | list | export | label-studio-export | ...",
+    "predict": "mlexp predict <task or endpoint> [--file request.json] [--content-type T] [--accept T] [--region R]",
+    "undeploy": "mlexp undeploy <task or endpoint> [--region R]",
 }
 
 
@@ -193,7 +195,19 @@ def run_sync(argv: list[str]) -> int:
             ended = f"; ended KILLED: {', '.join(entry.killed)}" if entry.killed else ""
             print(f"{entry.folder.name}: stored{ended}")
     print(f"{sum(not e.error for e in replayed)} trial journal(s) stored, {sum(bool(e.error) for e in replayed)} kept")
-    return 1 if any(e.error for e in replayed) else 0
+    mirrored = _retry_sagemaker_mirrors()
+    return 1 if any(e.error for e in replayed) or any(mirrored.values()) else 0
+
+
+def _retry_sagemaker_mirrors() -> dict[str, str | None]:
+    """Mirror again the trials whose SageMaker Experiments mirror failed (tagged mlexp.sagemaker_mirror=failed)."""
+    from mlexp.tracking.sagemaker_mirror_retry import retry_failed_mirrors
+
+    mirrored = retry_failed_mirrors(project_root())
+    for run_id, failure in mirrored.items():
+        outcome = "done" if failure is None else f"failed again ({failure}); run `mlexp sync` later"
+        print(f"trial {run_id}: SageMaker Experiments mirror {outcome}")
+    return mirrored
 
 
 def run_keys(argv: list[str]) -> int:
@@ -210,6 +224,20 @@ def run_review(argv: list[str]) -> int:
     return main(argv)
 
 
+def run_predict(argv: list[str]) -> int:
+    """Send a request to a deploy=sagemaker endpoint (InvokeEndpoint) and print its answer."""
+    from mlexp.sagemaker.endpoint_commands import predict
+
+    return predict(argv)
+
+
+def run_undeploy(argv: list[str]) -> int:
+    """Delete a deploy=sagemaker endpoint, its endpoint config and its model."""
+    from mlexp.sagemaker.endpoint_commands import undeploy
+
+    return undeploy(argv)
+
+
 COMMANDS = {
     "compare": run_compare,
     "params": run_params,
@@ -221,6 +249,8 @@ COMMANDS = {
     "sync": run_sync,
     "keys": run_keys,
     "review": run_review,
+    "predict": run_predict,
+    "undeploy": run_undeploy,
 }
 
 

@@ -83,6 +83,11 @@ def stages_to_run(cfg: DictConfig, task: tasks.Task) -> list[str]:
 
 
 def _run_stage(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial, tracker: Tracker) -> None:
+    if stage == "deploy" and cfg.deploy.target == "sagemaker":  # one endpoint path for every task's model
+        from mlexp.sagemaker import endpoint
+
+        endpoint.deploy_trial(cfg, tracker)
+        return
     if stage in task.stages:
         task.stage(stage)(cfg, tracker)
         return
@@ -193,12 +198,16 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
         from mlexp.serving import registry
 
         registry.check(task)
+    if cfg.deploy.target == "sagemaker":  # no model to deploy, or no role/region/credentials/bucket: nothing runs
+        from mlexp.sagemaker import endpoint
+
+        endpoint.check(cfg, task)
     if cfg.deploy.target == "local" and "deploy" not in task.stages:
         raise ConfigError(
             f"deploy=local: task {task.name!r} has no HTTP endpoint of its own; register its model with "
             "deploy=registry and serve it with `mlflow models serve -m models:/<name>@champion` (README)"
         )
-    if cfg.stage is None:
+    if cfg.stage is None or cfg.stage not in task.stages:  # the runner's own deploy stage declares no inputs
         return
     folders = [Path(cfg.paths[name]) for name in ("data", "models", "reports")]
     for path in tasks.declared_inputs(task, cfg.stage, cfg):
@@ -215,6 +224,10 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
     _check_before_trial(cfg, task)
+    if cfg.compute.target == "sagemaker":  # the stages run in a training job; only this path loads the SDK
+        from mlexp.sagemaker.training_job import run_training_job
+
+        return run_training_job(cfg, job)
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
     experiment_name = cfg.tracking.experiment_name or cfg.task.name
     store.check_not_moved_early(experiment_name)

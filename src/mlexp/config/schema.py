@@ -52,6 +52,22 @@ class TaskConfig:
     choices: dict[str, list[str]] = field(default_factory=dict)
 
 
+class TuningStrategy(str, Enum):
+    """A SageMaker tuning job's search strategy (compute=sagemaker sweeps)."""
+
+    Bayesian = "Bayesian"
+    Random = "Random"
+    Hyperband = "Hyperband"
+    Grid = "Grid"
+
+
+class EarlyStopping(str, Enum):
+    """A tuning job's TrainingJobEarlyStoppingType; quote "Off" in YAML files (a bare Off is YAML's false)."""
+
+    Off = "Off"
+    Auto = "Auto"
+
+
 @dataclass
 class SweepConfig:
     """A sweep in the terms of a SageMaker tuning job."""
@@ -59,14 +75,40 @@ class SweepConfig:
     name: str = "none"
     max_jobs: int = 1
     max_parallel_jobs: int = 1
+    # compute=sagemaker: the tuning job's strategy; null takes the sweeper's (TPE: Bayesian, random: Random, grid: Grid)
+    strategy: TuningStrategy | None = None
+    early_stopping: EarlyStopping = EarlyStopping.Off
+    # compute=sagemaker: record the results of this existing tuning job instead of starting one
+    tuning_job: str | None = None
 
 
 @dataclass
 class ComputeConfig:
-    # only "local" runs today; SageMaker training jobs (and their instance keys) come later
+    """Where a trial runs: this machine (local) or a SageMaker training job (sagemaker, conf/compute/sagemaker.yaml)."""
+
     target: str = "local"
     # MXNet and BLAS threads per trial; 0 leaves the library default
     num_threads: int = 0
+    # compute=sagemaker only (docs/sagemaker.md); a local trial ignores them
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    role_arn: str | None = None
+    image_uri: str | None = None  # null: framework/framework_version/py_version through image_uris.retrieve
+    framework: str = "pytorch"
+    framework_version: str = "2.5.1"
+    py_version: str = "py311"
+    requirements: str | None = "requirements.lock"  # installed in the container; null: the image has them
+    volume_size_gb: int = 30
+    max_runtime_s: int = 14400
+    spot: bool = False
+    max_wait_s: int | None = None  # spot only; null: twice max_runtime_s
+    bucket: str | None = None  # null: the SDK's sagemaker-<region>-<account>
+    output_path: str | None = None  # null: s3://<bucket>/mlexp/<task>
+    region: str | None = None  # null: AWS_DEFAULT_REGION or the AWS profile's
+    base_job_name: str | None = None  # null: mlexp-<task>
+    wait: bool = True
+    poll_s: float = 30.0
+    dry_run: bool = False
 
 
 @dataclass
@@ -89,6 +131,15 @@ class DeployConfig:
     # how often a running service checks whether the registry alias moved to a new champion
     reload_interval_s: float = 5.0
     max_seconds: float | None = None  # null: until Ctrl-C or SIGTERM
+    # deploy=sagemaker: a SageMaker real-time endpoint (mlexp.sagemaker.endpoint), source as above but not best
+    endpoint_name: str | None = None  # null: mlexp-<task>
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = 1
+    role_arn: str | None = None
+    image_uri: str | None = None  # null: the region's PyTorch 2.5.1 / Python 3.11 inference container
+    model_data_prefix: str | None = None  # s3://<bucket>/<prefix>; null: the SDK's sagemaker-<region>-<account>
+    wait_s: float = 1800.0  # 0: do not wait for InService
+    region: str | None = None  # null: the AWS default region
 
 
 @dataclass
@@ -99,6 +150,8 @@ class TrackingConfig:
     experiment_name: str | None = None
     # step metrics kept in memory before one log_batch call
     metric_buffer: int = 1000
+    # also write each trial to SageMaker Experiments (AWS region and credentials from the usual chain)
+    sagemaker_mirror: bool = False
 
 
 @dataclass

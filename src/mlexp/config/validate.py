@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError
 
-# where a trial can run today; SageMaker training jobs come with their own issue
-COMPUTE_TARGETS = ("local",)
+# where a trial can run: this machine, or a SageMaker training job (mlexp.sagemaker.training_job)
+COMPUTE_TARGETS = ("local", "sagemaker")
 
 
 def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: list[str]) -> None:
@@ -37,6 +37,6 @@ def check_compute(cfg: DictConfig) -> None:
     target = cfg.compute.target
     if target not in COMPUTE_TARGETS:
         raise ConfigError(
-            f"compute.target={target!r} is not available yet: trials run on this machine only "
-            f"(SageMaker training jobs are planned); remove the override or set compute.target=local"
+            f"compute.target={target!r} is not a compute target: choose compute=local (this machine) "
+            f"or compute=sagemaker (a SageMaker training job)"
         )

@@ -28,16 +28,20 @@ def check_sweep(config: DictConfig) -> None:
     if config.deploy.target == "local":
         from mlexp import tasks
 
-        # object_detection keeps its endpoint settings in model.serving; the serving layer's tasks use deploy.*
-        source = "model.serving.source=best" if task == "object_detection" else "deploy.source=best"
         serve = (
-            f"mlexp task={task} stage=deploy deploy=local {source}"
+            f"mlexp task={task} stage=deploy deploy=local deploy.source=best"
             if "deploy" in tasks.get(task).stages
             else "register it with deploy=registry and serve it with `mlflow models serve`"
         )
         raise ConfigError(
             f"deploy=local serves one model until stopped and would block the sweep; sweep without it, then serve "
             f"the best trial: {serve}"
+        )
+    if config.deploy.target == "sagemaker":
+        # parallel trials would race on one endpoint's UpdateEndpoint, which SageMaker refuses while one runs
+        raise ConfigError(
+            f"deploy=sagemaker updates one endpoint and would race between the sweep's trials; sweep with "
+            f"deploy=registry, then deploy the champion: mlexp task={task} stage=deploy deploy=sagemaker"
         )
     check_compute(config)
     if "optuna" in sweeper.lower() and objective_direction(config) == "report":

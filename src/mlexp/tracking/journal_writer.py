@@ -153,6 +153,7 @@ class JournalWriter:
         self.process = writer_process(root)
         self.process.send(cmd="follow", journal=str(self.journal.folder))
         self._ids: dict[str, str] = {}
+        self._said: set[str] = set()
         self.finished = False
 
     def experiment_id(self, name: str) -> str:
@@ -234,6 +235,10 @@ class JournalWriter:
 
     def _answer(self, reply: dict[str, Any], upto: int) -> None:
         self._ids.update(reply.get("ids", {}))
+        for line in reply.get("mirror", []):
+            if line not in self._said:  # the store holds the trial; only its SageMaker copy is missing
+                print(line, file=sys.stderr)
+                self._said.add(line)
         if reply.get("error"):
             raise TrackingError(
                 f"the tracking store {self.store.uri} refused the trial's records ({reply['error']}); they are "

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlexp.tracking.sagemaker_mirror import ExperimentsMirror
 from mlexp.tracking.store import TrackingStore
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class StoreWriter:
     def __init__(self, client: MlflowClient, store: TrackingStore | None = None) -> None:
         self._client = client
         self.store = store or TrackingStore(str(client.tracking_uri), None)
+        # the second consumer of every write: SageMaker Experiments, for trials whose config asks for it
+        self.mirror = ExperimentsMirror(client)
 
     def client(self) -> MlflowClient:
         """The MLflow client, for reads: everything written so far is in the store."""
@@ -47,7 +50,9 @@ class StoreWriter:
         return self.store.experiment_id(name)
 
     def create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> str:
-        return str(self._client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id)
+        info = self._client.create_run(experiment_id, run_name=run_name, tags=tags).info
+        self.mirror.run_created(str(info.run_id), experiment_id, run_name, tags, info)
+        return str(info.run_id)
 
     def find_run(self, experiment_id: str, tag: str, value: str) -> str | None:
         """The id of a run (of any status, even deleted) tagged `tag=value`, if the store holds one."""
@@ -74,15 +79,20 @@ class StoreWriter:
         values = [Metric(name, value, timestamp, step) for name, value, timestamp, step in metrics]
         for start in range(0, len(values), MAX_METRICS_PER_BATCH):
             self._client.log_batch(run, metrics=values[start : start + MAX_METRICS_PER_BATCH])
+        self.mirror.batch_logged(run, metrics, params, tags)
 
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
         self._client.log_text(run, text, artifact_file)
+        self.mirror.artifact_logged(run, artifact_file)
 
     def log_artifact(self, run: str, local_path: str, artifact_path: str | None = None) -> None:
         if Path(local_path).is_dir():
             self._client.log_artifacts(run, local_path, artifact_path=artifact_path)
+            stored = artifact_path or ""
         else:
             self._client.log_artifact(run, local_path, artifact_path=artifact_path)
+            stored = f"{artifact_path}/{Path(local_path).name}" if artifact_path else Path(local_path).name
+        self.mirror.artifact_logged(run, stored)
 
     def log_dataset(self, run: str, name: str, digest: str, source: str, context: str) -> None:
         """Record a local dataset as an MLflow input of the run, with its context (the media type or role)."""
@@ -94,6 +104,7 @@ class StoreWriter:
         for attempt in range(3):
             try:
                 self._client.log_inputs(run, [DatasetInput(dataset, tags=[tag])])
+                self.mirror.dataset_logged(run, name, source, context)
                 return
             except MlflowException as error:
                 # parallel trials logging the same dataset race to insert it (MLflow's SQL store checks, then
@@ -108,6 +119,7 @@ class StoreWriter:
             self._client.set_terminated(run, status)
         else:
             self._client.update_run(run, status=status)
+        self.mirror.status_set(run, status, terminated)
 
     def sync(self) -> None:
         """Nothing to wait for: every call has reached the store when it returns."""

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mlexp.tracking import tags
+from mlexp.errors import MlexpError
+from mlexp.tracking import sagemaker_mirror, tags
 from mlexp.tracking.tracker import RunWriter, Tracker, as_writer
 
 if TYPE_CHECKING:
@@ -140,6 +141,12 @@ class Trial:
         self.writer.log_text(run, text, "error.txt")
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """The trial's config; one asking for the SageMaker mirror without AWS access ends the trial FAILED here."""
+        try:
+            sagemaker_mirror.check_setup(params)
+        except MlexpError as error:  # before any stage runs: the command says it in one line
+            self.close(error)
+            raise
         self.tracker.log_parameters(params)
 
     def set_tags(self, run_tags: Mapping[str, Any]) -> None:

@@ -24,6 +24,7 @@ from filelock import FileLock
 
 from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import JournalApplier, StoreWriters, replay_orphans
+from mlexp.tracking.sagemaker_mirror import failure_line
 from mlexp.tracking.store import TrackingStore, sqlite_path
 
 POLL_S = 0.05
@@ -41,7 +42,10 @@ class Follower:
 
     def reply(self) -> dict[str, Any]:
         state = self.applier.state
-        return {"ids": state.ids, "applied": state.applied, "error": state.error}
+        # the SageMaker mirror's failures of this journal's trial: the trial says them, its records are stored
+        failures = self.applier.writer.mirror.failures
+        mirror = [failure_line(run, failures[run]) for run in state.ids.values() if run in failures]
+        return {"ids": state.ids, "applied": state.applied, "error": state.error, "mirror": mirror}
 
     def release(self, remove: bool) -> None:
         if remove:

@@ -1,0 +1,82 @@
+"""The SageMaker session jobs are submitted with; refused early when role, region, credentials or bucket is missing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlexp.errors import MlexpError
+
+if TYPE_CHECKING:
+    from sagemaker.core.helper.session_helper import Session
+
+
+class SageMakerSetupError(MlexpError):
+    """Something SageMaker needs before any upload is missing: role, region, credentials or bucket."""
+
+
+def _account_id(boto_session: Any) -> str:
+    """The caller's account, which also proves the credentials work (one STS call, nothing uploaded)."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    if boto_session.get_credentials() is None:
+        raise SageMakerSetupError(
+            "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>"
+        )
+    try:
+        return str(boto_session.client("sts").get_caller_identity()["Account"])
+    except EndpointConnectionError as error:
+        # no answer at all says nothing about the credentials
+        raise SageMakerSetupError(
+            f"cannot reach AWS ({error.kwargs.get('endpoint_url', 'STS')}): check the network or AWS_ENDPOINT_URL"
+        ) from error
+    except (BotoCoreError, ClientError) as error:
+        raise SageMakerSetupError(
+            f"the AWS credentials are not accepted ({error}): refresh them with `aws sso login` or `aws configure`"
+        ) from error
+
+
+def _check_bucket(boto_session: Any, bucket: str) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        boto_session.client("s3").head_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as error:
+        raise SageMakerSetupError(
+            f"compute.bucket={bucket} is not an S3 bucket these credentials can use ({error}): create it with "
+            f"`aws s3 mb s3://{bucket}`, or set compute.bucket=null for the SDK's sagemaker-<region>-<account>"
+        ) from error
+
+
+def sagemaker_session(compute: Any) -> Session:
+    """A SageMaker session for `compute` (cfg.compute); raises SageMakerSetupError before anything is uploaded."""
+    if not compute.get("role_arn"):
+        raise SageMakerSetupError(
+            "compute=sagemaker needs an execution role: set compute.role_arn=arn:aws:iam::<account>:role/<role> "
+            "(a role SageMaker can assume, with S3 access to the bucket; docs/sagemaker.md)"
+        )
+    import boto3
+
+    boto_session = boto3.Session(region_name=compute.get("region") or None)
+    if not boto_session.region_name:
+        raise SageMakerSetupError(
+            "no AWS region: set compute.region=<region> (e.g. us-east-1), or AWS_DEFAULT_REGION, or `aws configure`"
+        )
+    account = _account_id(boto_session)
+    bucket = compute.get("bucket") or None
+    if bucket:
+        _check_bucket(boto_session, bucket)
+    from sagemaker.core.helper.session_helper import Session
+
+    session = Session(boto_session=boto_session, default_bucket=bucket)
+    if bucket is None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            session.default_bucket()  # the SDK's sagemaker-<region>-<account>, created when missing
+        except (BotoCoreError, ClientError) as error:
+            raise SageMakerSetupError(
+                f"cannot use or create the default bucket sagemaker-{boto_session.region_name}-{account} ({error}): "
+                "set compute.bucket=<a bucket you can write to>"
+            ) from error
+    return session
