@@ -28,7 +28,7 @@ from mxnet import gluon  # noqa: E402
 
 from mlexp.data import football_frames, ground_truth_manifest  # noqa: E402
 from mlexp.data.frame_images import ImageSource  # noqa: E402
-from mlexp.tasks.object_detection import networks, records, training  # noqa: E402
+from mlexp.tasks.object_detection import networks, records, splits, training  # noqa: E402
 from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector  # noqa: E402
 from mlexp.tasks.object_detection.families import SSD  # noqa: E402
 from mlexp.tasks.object_detection.speed import frames_per_second  # noqa: E402
@@ -70,12 +70,14 @@ def main() -> int:
     model = Detector(network=network, input_size=SIZE, pretrained_base=None)
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; {network} at {SIZE} px")
     with tempfile.TemporaryDirectory() as base:
+        # square frames at the network's size, every frame with a ball: the figure is the network's speed
         manifest = football_frames.generate(
-            Path(base), FRAMES, SIZE, 0, {"small": [0.045, 0.065], "large": [0.09, 0.13]}
+            Path(base), FRAMES, 0, width=SIZE, height=SIZE, no_ball_fraction=0.0, ball_length=(0.045, 0.13)
         )
         frames, problems = ground_truth_manifest.read([manifest])
         rec = Path(base) / "train.rec"
-        records.write(frames, ["football"], ImageSource(Path(base), Path(base)), rec, problems)
+        plays = splits.plays(frames, "auto")
+        records.write(frames, ["football"], ImageSource(Path(base), Path(base)), rec, problems, plays)
         measured = {mode: training_images_per_s(model, rec, mode) for mode in (False, True)}
         train = {mode: steps for mode, (_, steps) in measured.items()}
         net, _ = networks.build(model, lambda _: None)

@@ -122,11 +122,13 @@ def test_sweeps_with_both_launchers_in_one_process(project: Path) -> None:
     assert workers == []  # no idle joblib worker keeps this sweep's environment (and MXNet) for the next one
 
 
-def test_a_sagemaker_sweep_from_python_points_to_the_tuning_job_command(project: Path) -> None:
+def test_a_sagemaker_sweep_from_python_points_to_the_tuning_job_command(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
     with pytest.raises(ConfigError) as raised:
         sweep(TASK, overrides=["compute=sagemaker", "model.learning_rate=0.01,0.1"], root=project)
     assert "mlexp -m task=tabular_regression compute=sagemaker model.learning_rate=0.01,0.1" in str(raised.value)
-    assert not (project / "mlflow.db").exists()  # refused before any store or trial
+    assert not (project / "mlflow.db").exists()  # refused before any store, sweep record or trial
 
 
 def test_a_sweep_with_failed_jobs_raises_sweep_failed(project: Path) -> None:

@@ -3,7 +3,11 @@ predicts like the trial's own model; anomaly_detection, which has no predictive 
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -21,9 +25,11 @@ from mlexp.tasks.object_detection.endpoint import FootballDetector
 
 DETECTION = (
     "task=object_detection",
-    "dataset.n_train=8",
-    "dataset.n_val=4",
-    "dataset.image_size=128",
+    "dataset.n_frames=24",
+    "dataset.frames_per_play=4",
+    "dataset.frame_width=192",
+    "dataset.frame_height=128",
+    "dataset.ball_length=[0.06,0.1]",
     "model.input_size=128",
     "model.epochs=1",
     "model.batch_size=4",
@@ -85,7 +91,7 @@ def test_detection_champion_answers_boxes_scores_and_classes_per_image(project, 
     assert params == {"score_threshold": 0.3}
     answer = loaded.predict(example, params={"score_threshold": 0.0})
     assert list(answer.columns) == ["boxes", "scores", "classes", "width", "height"]
-    assert len(answer) == len(example) and set(answer["width"]) == {128}
+    assert len(answer) == len(example) and set(answer["width"]) == {192} and set(answer["height"]) == {128}
     for boxes, scores, classes in zip(answer["boxes"], answer["scores"], answer["classes"]):
         assert len(boxes) == len(scores) == len(classes) > 0
         assert all(len(box) == 4 for box in boxes) and set(classes) == {"football"}
@@ -97,6 +103,93 @@ def test_detection_champion_answers_boxes_scores_and_classes_per_image(project, 
     # without params, the trial's model.score_threshold (0.3) applies
     default = loaded.predict(example)
     assert [len(s) for s in default["scores"]] == [sum(x >= 0.3 for x in s) for s in answer["scores"]]
+
+
+def test_detection_service_serves_the_champion_and_reloads_it_when_the_alias_moves(project, tmp_path):
+    """deploy=local deploy.source=champion: the registered detector behind /invocations, swapped on promotion."""
+    from omegaconf import OmegaConf
+
+    from mlexp.serving.http import ServiceSettings, start_in_thread
+    from mlexp.tasks.object_detection.deployment import build_app, model_slot
+
+    if not store_client(project).search_registered_models("name = 'object_detection'"):
+        run_cli(project, *DETECTION, "deploy=registry")
+    cfg = OmegaConf.create(
+        {
+            "task": {"name": "object_detection"},
+            "tracking": {"uri": None},
+            "paths": {"root": str(project)},
+            "deploy": {"source": "champion"},
+            "model": {"score_threshold": 0.3},
+        }
+    )
+    with _use_tracking_uri(f"sqlite:///{project / 'mlflow.db'}"):
+        slot, probe, description = model_slot(cfg, None, DetectionAugmentation())  # type: ignore[arg-type]
+        assert probe is not None
+        client = store_client(project)
+        holder = client.get_model_version_by_alias("object_detection", "champion")
+        assert description.startswith(f"registered model object_detection v{holder.version} @champion")
+        loaded, example, _ = champion(project, "object_detection", tmp_path)
+        expected = loaded.predict(example, params={"score_threshold": 0.0})
+        settings = ServiceSettings(require_api_key=False, reload_interval_s=0.2)
+        running = start_in_thread(build_app(slot, settings, probe))
+        try:
+            body = json.dumps({"image": base64.b64encode(example["image"][0]).decode(), "score_threshold": 0.0})
+            request = urllib.request.Request(
+                running.url + "/invocations", body.encode(), {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answer = json.loads(response.read())
+            assert answer["boxes"] == expected["boxes"][0] and answer["scores"] == expected["scores"][0]
+            # a promotion: the alias moves to a new version, which the running service loads and swaps in
+            promoted = client.create_model_version("object_detection", holder.source, holder.run_id)
+            client.set_registered_model_alias("object_detection", "champion", promoted.version)
+            deadline = time.monotonic() + 60
+            while slot.version != str(promoted.version) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert slot.version == str(promoted.version)
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert json.loads(response.read())["boxes"] == answer["boxes"]
+        finally:
+            running.stop()
+            client.set_registered_model_alias("object_detection", "champion", holder.version)
+
+
+def test_detection_service_serves_the_best_trial_or_a_given_trial_run(project):
+    """deploy.source=best (the post's tuner.deploy) and deploy.source=<trial run id> load that trial's network."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from mlexp.errors import DataError
+    from mlexp.tasks.object_detection.deployment import model_slot
+
+    if not trials_of(project, "object_detection"):
+        run_cli(project, *DETECTION, "deploy=registry")
+    [trial] = trials_of(project, "object_detection")
+    objective = OmegaConf.load(REPO / "conf/task/object_detection.yaml").task.objective
+    cfg = OmegaConf.create(
+        {
+            "task": {"name": "object_detection", "objective": objective},
+            "tracking": {"uri": None, "experiment_name": None},
+            "paths": {"root": str(project), "models": str(project / "nowhere")},
+            "deploy": {"source": "best"},
+            "model": {"score_threshold": 0.3},
+        }
+    )
+    tracker = SimpleNamespace(client=store_client(project))  # what the deploy stage's tracker offers: its client
+    slot, probe, description = model_slot(cfg, tracker, DetectionAugmentation())  # type: ignore[arg-type]
+    assert probe is None and description.startswith(f"best trial {trial.name} ({objective.metric} = ")
+    network = slot.current.architecture["network"]
+    cfg.deploy.source = trial.run_id
+    slot, _, description = model_slot(cfg, tracker, DetectionAugmentation())  # type: ignore[arg-type]
+    assert description == f"trial {trial.run_id}" and slot.current.architecture["network"] == network
+    cfg.deploy.source = "trial"  # this run trained nothing
+    with pytest.raises(DataError, match="model.params is missing"):
+        model_slot(cfg, tracker, DetectionAugmentation())  # type: ignore[arg-type]
+    cfg.deploy.source = "0123456789abcdef"
+    with pytest.raises(DataError, match="no trial run with a trained model has this id"):
+        model_slot(cfg, tracker, DetectionAugmentation())  # type: ignore[arg-type]
 
 
 def test_anomaly_detection_has_no_model_to_register(project):

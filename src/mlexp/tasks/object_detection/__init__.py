@@ -3,13 +3,14 @@
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.object_detection import config  # noqa: F401  (registers the schemas)
 
-# the model keys training reads: not score_threshold and serving (the endpoint's), nor speed_frames (evaluation's)
+# the model keys training reads: not score_threshold (evaluation's and the endpoint's), nor speed_frames (evaluation's)
 TRAINING = tuple(
     f"model.{key}"
     for key in (
         "network", "classes", "input_size", "pretrained_base", "anchor_scale", "negative_mining_ratio",
         "min_hard_negatives", "batch_size", "epochs", "lr", "lr_mode", "lr_decay", "lr_decay_epochs",
         "warmup_epochs", "optimizer", "momentum", "wd", "val_interval", "hybridize", "resume", "data_workers",
+        "rcnn_rois", "init_from", "init_layers", "max_train_seconds",
     )
 )  # fmt: skip
 
@@ -33,7 +34,13 @@ TASK = register(
             StageSpec(
                 "evaluate",
                 reads=("{data}", "{models}"),
-                params=("preprocessing.mean", "preprocessing.std", "preprocessing.small_box_px", "model.speed_frames"),
+                params=(
+                    "preprocessing.mean",
+                    "preprocessing.std",
+                    "preprocessing.small_box_px",
+                    "model.speed_frames",
+                    "model.score_threshold",
+                ),
                 outs=("{reports}/plots/sensitivity.csv",),
                 metrics=("{reports}/metrics.json",),
                 plots=(

@@ -24,7 +24,9 @@ class Augment:
         self.size = size
 
     def __call__(self, img: mx.nd.NDArray, label: np.ndarray) -> tuple[mx.nd.NDArray, np.ndarray]:
-        aug, bbox = self.aug, label
+        aug = self.aug
+        # a frame without a ball carries a placeholder row of class -1: moved by flips it could land in the frame
+        bbox = np.asarray(label)[np.asarray(label)[:, 4] >= 0] if len(label) else np.zeros((0, 5), np.float32)
         if aug.color_jitter:
             # GluonCV rotates hue by `hue_delta * pi` radians: pass degrees / 180 for a rotation in degrees
             img = experimental.image.random_color_distort(
@@ -40,7 +42,7 @@ class Augment:
             fill = [m * 255 for m in aug.mean]
             img, expand = timage.random_expand(img, max_ratio=aug.expand_max_ratio, fill=fill)
             bbox = tbbox.translate(bbox, x_offset=expand[0], y_offset=expand[1])
-        if np.random.uniform() < aug.crop_prob:
+        if len(bbox) and np.random.uniform() < aug.crop_prob:
             h, w, _ = img.shape
             cropped, (x0, y0, cw, ch) = experimental.bbox.random_crop_with_constraints(bbox, (w, h))
             if len(cropped):  # a crop that lost every ball would teach "no ball here"
@@ -50,7 +52,13 @@ class Augment:
         bbox = tbbox.resize(bbox, (w, h), (self.size, self.size))
         img, flips = timage.random_flip(img, px=aug.flip_prob)
         bbox = tbbox.flip(bbox, (self.size, self.size), flip_x=flips[0])
-        return img, bbox
+        return img, bbox if len(bbox) else no_object(self.size)
+
+
+def no_object(size: int) -> np.ndarray:
+    """The row of a frame without a ball, as the families' target generators need one: class -1, a box
+    with an area (a zero-size box encodes to log(0)) left of and above the input, matching no anchor."""
+    return np.array([[-size, -size, -size / 2, -size / 2, -1]], dtype=np.float32)
 
 
 def normalize(img: mx.nd.NDArray, augmentation: DetectionAugmentation) -> mx.nd.NDArray:

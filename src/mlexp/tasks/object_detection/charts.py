@@ -26,7 +26,12 @@ def precision_recall(recall: np.ndarray, precision: np.ndarray, ap: float, path:
 
 
 def sensitivity_bars(rows: list[dict[str, Any]], overall: float, path: Path) -> Path:
-    """Grouped bars: one group per characteristic, one bar per value (the post's error analysis)."""
+    """Grouped bars: one group per characteristic, one bar per value (the post's error analysis).
+
+    The row of frames without a ball (it has a false-positive rate, not an mAP) is a note under the title.
+    """
+    no_ball = [r for r in rows if "false_positive_rate" in r]
+    rows = [r for r in rows if "false_positive_rate" not in r]
     names = sorted({r["attribute"] for r in rows})
     fig, ax = plt.subplots(figsize=(8, 4.5))
     width = 0.38
@@ -45,7 +50,10 @@ def sensitivity_bars(rows: list[dict[str, Any]], overall: float, path: Path) -> 
             )
     ax.axhline(overall, color="grey", linestyle="--", linewidth=1, label=f"all frames ({overall:.3f})")
     ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names])
-    ax.set(ylabel="mAP@0.5", ylim=(0, 1.15), title="mAP@0.5 per frame characteristic (held-out frames)")
+    title = "mAP@0.5 per frame characteristic (test frames)"
+    for row in no_ball:
+        title += f"\nno ball: {row['frames']} frames, a false positive on {row['false_positive_rate']:.0%} of them"
+    ax.set(ylabel="mAP@0.5", ylim=(0, 1.15), title=title)
     ax.legend(loc="upper right", fontsize="small")
     return _save(fig, path)
 

@@ -19,13 +19,21 @@ class FootballDataset:
     label_attribute: str | None = None
     # per-frame characteristics for the sensitivity analysis (the generator writes them)
     attributes_key: str = "frame-attributes"
-    # held-out frames, then training frames (null: all the rest); the generator writes n_train + n_val
-    n_train: int | None = 500
-    n_val: int = 150
-    # generated frames only: side in pixels, ball length as a fraction of it per size class
-    image_size: int = 256
-    small_ball: list[float] = field(default_factory=lambda: [0.045, 0.065])
-    large_ball: list[float] = field(default_factory=lambda: [0.09, 0.13])
+    # shares of the frames held out for validation (checkpoint choice, early stopping, tuning) and for the
+    # test (the reported map_50, measured once); whole plays go to one split
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    # what makes frames one play: auto (the source-ref's folder, or its file name without the frame number)
+    # or a manifest key (on the line or in its frame attributes) holding a play or video id
+    group_by: str = "auto"
+    # generated frames only: how many, in plays of frames_per_play, frame size in pixels, the share without
+    # a ball, and the ball's length as a share of the frame width (a broadcast ball: 1-3 % of 1280 px)
+    n_frames: int = 650
+    frames_per_play: int = 8
+    frame_width: int = 1280
+    frame_height: int = 720
+    no_ball_fraction: float = 0.1
+    ball_length: list[float] = field(default_factory=lambda: [0.01, 0.03])
 
 
 @dataclass
@@ -60,18 +68,11 @@ class Optimizer(str, Enum):
     adam = "adam"
 
 
-@dataclass
-class Serving:
-    """The local endpoint of deploy=local (kept here until DeployConfig has these keys)."""
+class InitLayers(str, Enum):
+    """What model.init_from copies: every layer, or the base network (feature extractor) only."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    # largest request body accepted (413 above)
-    max_request_bytes: int = 5_000_000
-    # which model: "trial" (this trial's), "best" (the experiment's best finished trial) or a trial run id
-    source: str = "trial"
-    # stop after this many seconds; null: serve until Ctrl-C
-    max_seconds: float | None = None
+    all = "all"
+    base = "base"
 
 
 @dataclass
@@ -83,13 +84,17 @@ class Detector:
     input_size: int = 256
     # folder of GluonCV base-network weights (<base>-<hash>.params); absent: train from scratch
     pretrained_base: str | None = "~/.mxnet/models"
-    # SSD anchor sizes times this; null: input_size / the preset's size (512 for ssd_512_*), so anchors
-    # cover the same share of the frame as the preset intends
+    # SSD anchor sizes times this; null: derived from the training boxes (the smallest anchor is the 10th
+    # percentile of the balls' sides; YOLOv3 and Faster-RCNN anchors always are); without boxes,
+    # input_size / the preset's size (512 for ssd_512_*)
     anchor_scale: float | None = None
     # SSD loss: background anchors mined per positive, and at least this many per frame (GluonCV: 3, 0);
     # one ball per frame leaves 3 negatives, too few to learn the background from
     negative_mining_ratio: float = 3.0
     min_hard_negatives: int = 0
+    # Faster-RCNN: proposals its R-CNN head classifies per frame at inference, and samples per frame in
+    # training (GluonCV: 300 and 128, for 80 COCO classes); the head's cost grows with it, one ball needs few
+    rcnn_rois: int = 32
     batch_size: int = 8
     # the post's estimator: hyperparameters={"epochs": 15}
     epochs: int = 15
@@ -107,13 +112,19 @@ class Detector:
     hybridize: bool = True
     # a checkpoint folder (models/<task>/checkpoint) to continue training from
     resume: str | None = None
+    # start from a previous trial's weights (transfer learning offline): runs:/<run_id>/model/model.params
+    # (a trial's or its train component's run id) or a local .params file; null: pretrained_base or scratch
+    init_from: str | None = None
+    # all: every layer of init_from (same network and classes); base: its feature extractor only
+    init_layers: InitLayers = InitLayers.all
+    # stop training once this many seconds were spent on it (the epoch ends, is validated and saved); null: no limit
+    max_train_seconds: float | None = None
     # DataLoader worker processes for decoding and augmentation (0: in the training process)
     data_workers: int = 0
     # detections below this score are not returned by the endpoint
     score_threshold: float = 0.3
     # frames timed for inference speed (hybridized and not)
     speed_frames: int = 20
-    serving: Serving = field(default_factory=Serving)
 
 
 store = ConfigStore.instance()

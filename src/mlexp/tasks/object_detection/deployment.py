@@ -1,26 +1,29 @@
-"""`deploy=local`: serve a trained detector on loopback until Ctrl-C (or model.serving.max_seconds).
+"""`deploy=local`: serve a trained detector on the framework's serving layer until Ctrl-C (or deploy.max_seconds).
 
-The model is this trial's (`model.serving.source=trial`), the experiment's best finished trial
-by the objective (`best`, what the post's `tuner.deploy` does), or a given trial run id.
+deploy.source picks the model: `champion` (the registry alias; reloaded when it moves), `trial`
+(this trial's), `best` (the experiment's best finished trial by the objective, what the post's
+`tuner.deploy` does) or a trial run id.
 """
 
 from __future__ import annotations
 
-import signal
 import tempfile
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
+from starlette.applications import Starlette
 
 from mlexp.config.schema import objective_direction
-from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector
-from mlexp.tasks.object_detection.endpoint import FootballDetector, make_server
+from mlexp.errors import DataError
+from mlexp.serving import http
+from mlexp.serving.http import ModelSlot, ServiceSettings, champion_from_config, create_app, open_api_keys
+from mlexp.tasks.object_detection.config import DetectionAugmentation
+from mlexp.tasks.object_detection.endpoint import FootballDetector, routes
 from mlexp.tracking import Tracker, tags
+
+NAME = "object_detection"
 
 
 def _experiment_id(client: Any, cfg: DictConfig) -> str:
@@ -59,14 +62,14 @@ def _best_trial(client: Any, experiment_id: str, cfg: DictConfig, into: Path) ->
     raise DataError(f"no finished trial with {metric} and a saved model in the experiment: train one first")
 
 
-def model_folder(cfg: DictConfig, tracker: Tracker, into: Path) -> tuple[Path, str]:
-    """Where the model to serve is, and a description of it."""
-    source = cfg.model.serving.source
+def model_folder(cfg: DictConfig, tracker: Tracker, source: str, into: Path) -> tuple[Path, str]:
+    """Where the trial model to serve is (source trial, best or a run id), and a description of it."""
     if source == "trial":
         folder = Path(cfg.paths.models)
         if not (folder / "model.params").exists():
             raise DataError(
-                f"{folder}/model.params is missing: run the train stage, or serve model.serving.source=best"
+                f"{folder}/model.params is missing: train in the same run (mlexp task={cfg.task.name} deploy=local "
+                "deploy.source=trial), or serve deploy.source=best|champion|<trial run id>"
             )
         return folder, f"this trial's model ({folder})"
     experiment_id = _experiment_id(tracker.client, cfg)
@@ -74,35 +77,74 @@ def model_folder(cfg: DictConfig, tracker: Tracker, into: Path) -> tuple[Path, s
         return _best_trial(tracker.client, experiment_id, cfg, into)
     downloaded = _download_model(tracker.client, experiment_id, source, into)
     if downloaded is None:
-        raise DataError(f"model.serving.source={source}: no trial run with a trained model has this id")
+        raise DataError(
+            f"deploy.source={source}: no trial run with a trained model has this id; "
+            "use deploy.source=champion, best, trial or the run id of a trained object_detection trial"
+        )
     return downloaded, f"trial {source}"
 
 
-def serve(cfg: DictConfig, tracker: Tracker, augmentation: DetectionAugmentation, model: Detector) -> None:
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        raise ConfigError(
-            "deploy=local serves one model and would stop the sweep; after the sweep run "
-            f"`mlexp task={cfg.task.name} stage=deploy deploy=local model.serving.source=best`"
-        )
-    settings = model.serving
-    with tempfile.TemporaryDirectory() as downloads:
-        folder, origin = model_folder(cfg, tracker, Path(downloads))
-        detector = FootballDetector(folder, augmentation, model.score_threshold)
-    server = make_server(detector, settings.host, settings.port, settings.max_request_bytes)
-    url = f"http://{settings.host}:{server.server_port}/invocations"
-    tracker.log_parameters({"endpoint": url, "served_model": origin, "network": detector.architecture["network"]})
-    print(f"endpoint: POST {url}  serving {origin}; Ctrl-C stops it", flush=True)
-    print(f"  curl -s -X POST -H 'Content-Type: image/jpeg' --data-binary @frame.jpg {url}", flush=True)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        stop.wait(settings.max_seconds)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
-        signal.signal(signal.SIGTERM, previous)
-    tracker.log_metric("requests_served", detector.served)
-    print(f"endpoint stopped after {detector.served} request(s)", flush=True)
+def _champion_detector(cfg: DictConfig) -> Callable[[str], FootballDetector]:
+    """champion_loader's `load_model`: the registered pyfunc model's detector (its own normalisation and threshold)."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    from mlexp.serving.pyfunc_model import quiet_mlflow
+    from mlexp.tracking.store import TrackingStore
+
+    uri = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri
+
+    def load(model_uri: str) -> FootballDetector:
+        import mlflow.pyfunc
+
+        with _use_tracking_uri(uri), quiet_mlflow():
+            model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+        detector = getattr(model, "detector", None)
+        if not isinstance(detector, FootballDetector):
+            raise DataError(f"{model_uri} is not a football detector; register one with deploy=registry")
+        return detector
+
+    return load
+
+
+def model_slot(
+    cfg: DictConfig, tracker: Tracker, augmentation: DetectionAugmentation
+) -> tuple[ModelSlot, Callable[[], str] | None, str]:
+    """The served detector in a ModelSlot, the probe that reloads it (champion only) and a description."""
+    source = str(cfg.deploy.source)
+    if source == "champion":
+        load, probe = champion_from_config(cfg, load_model=_champion_detector(cfg))
+        name, alias = cfg.deploy.get("model_name") or cfg.task.name, cfg.deploy.get("alias") or "champion"
+        slot = ModelSlot(load)
+        return slot, probe, f"registered model {name} v{slot.version} @{alias} (reloaded when the alias moves)"
+    with tempfile.TemporaryDirectory() as downloads:  # the network is read into memory
+        folder, description = model_folder(cfg, tracker, source, Path(downloads))
+        detector = FootballDetector(folder, augmentation, float(cfg.model.score_threshold))
+    return ModelSlot(lambda: (detector, source)), None, description
+
+
+def build_app(slot: ModelSlot, settings: ServiceSettings, probe: Callable[[], str] | None = None) -> Starlette:
+    """POST /invocations (and the layer's GET /ping) over the detector in `slot`; with a probe, hot reload."""
+    shutdown: tuple[Callable[[], None], ...] = ()
+    if probe is not None:
+        slot.start_polling(probe, settings.reload_interval_s)
+        shutdown = (slot.stop_polling,)
+    return create_app(NAME, routes(slot, settings), settings, api_keys=open_api_keys(settings), on_shutdown=shutdown)
+
+
+def serve(cfg: DictConfig, tracker: Tracker, augmentation: DetectionAugmentation) -> None:
+    """Serve the detector deploy.source names on deploy.host:port until stopped."""
+    settings = ServiceSettings.from_config(cfg.deploy)
+    slot, probe, description = model_slot(cfg, tracker, augmentation)
+    app = build_app(slot, settings, probe)
+    tracker.log_parameters({"network": slot.current.architecture["network"], "source": settings.source})
+    where = f"http://{settings.host}:{settings.port}" if settings.port else "<service URL>"
+    key = ' -H "x-api-key: $MLEXP_API_KEY"' if settings.require_api_key else ""
+    print(f"  the image itself: curl -s{key} -H 'Content-Type: image/jpeg' --data-binary @frame.jpg "
+          f"{where}/invocations", flush=True)  # fmt: skip
+    http.serve(
+        cfg,
+        tracker,
+        app,
+        description=description,
+        endpoints=['POST /invocations {"image": "<base64 of a JPEG or PNG>", "score_threshold": 0.3}'],
+    )

@@ -1,41 +1,78 @@
-"""A local detection endpoint on loopback, shaped like a SageMaker inference container.
+"""The football detector behind `POST /invocations` (shaped like a SageMaker inference container).
 
     POST /invocations   body: the image (Content-Type image/jpeg, image/png, application/x-image)
                         or JSON {"image": "<base64>", "score_threshold": 0.3}
                         → 200 {"boxes": [[xmin, ymin, xmax, ymax], ...], "classes": [...], "scores": [...],
                                "image_size": {"width": w, "height": h}, "model": "<network>"}
-    GET  /ping          → 200 {"status": "healthy"}
 
-Errors are JSON {"error": "..."}: 400 bad image or body, 411 no Content-Length, 413 body over
-the limit, 415 other content types, 404 other paths.
+The serving layer (mlexp.serving.http) adds GET /ping, API keys, the body limit (411/413), the
+request deadline (504) and JSON 500s. Errors here: 413 for an image over deploy.max_pixels (read
+from its header, before decoding), 415 for other content types, 422 for a body that is not a JPEG
+or PNG or not that JSON. Boxes are clipped to the image; boxes with a non-finite coordinate or
+score, and boxes left with no area, are dropped, so a weakly trained model never answers
+`[-162155.1, -316605802.5, ...]`, `NaN` or `Infinity`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
+import io
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import warnings
 from pathlib import Path
 from typing import Any
 
 import mxnet as mx
 import numpy as np
 from gluoncv.data.transforms import image as timage
+from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from mlexp.serving.http import ModelSlot, ServiceError, ServiceSettings, check_image_pixels, json_response, read_json
 from mlexp.tasks.object_detection import networks
 from mlexp.tasks.object_detection.augment import normalize
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
+NOT_AN_IMAGE = "the body is not a JPEG or PNG image"
+# the limits a detector applies when no service gives them (the registered pyfunc model)
+DEFAULT_LIMITS = ServiceSettings()
 
 
-class BadRequest(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+def image_size(image: bytes, limits: ServiceSettings) -> tuple[int, int]:
+    """(width, height) from the image's header, checked against deploy.max_pixels before anything is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+            with Image.open(io.BytesIO(image), formats=("JPEG", "PNG")) as header:  # reads the header only
+                width, height = header.size
+    except Image.DecompressionBombError:
+        # Pillow's own ceiling (2 × Image.MAX_IMAGE_PIXELS, ~179 million) is far above any sane deploy.max_pixels
+        raise ServiceError(
+            413, f"the image has more pixels than Pillow opens; the limit is {limits.max_pixels} (deploy.max_pixels)"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ServiceError(422, NOT_AN_IMAGE) from None
+    check_image_pixels(width, height, limits)
+    return width, height
+
+
+def served_detections(
+    ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray, width: int, height: int, size: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(class ids, scores, boxes in image pixels): finite, clipped to the image, with an area, over the threshold."""
+    ids, scores = ids.reshape(-1), scores.reshape(-1).astype(np.float64)
+    # float64 before scaling: float32 coordinates near 3e38 would overflow to infinity when scaled up
+    boxes = boxes.reshape(-1, 4).astype(np.float64) * np.array([width, height, width, height]) / size
+    # rounded as answered before the area check: a box thinner than 0.1 px would come back with none
+    clipped, keep = networks.clip_boxes(np.round(boxes, 1), width, height)
+    with np.errstate(invalid="ignore"):
+        keep &= (ids >= 0) & np.isfinite(scores) & (scores >= threshold)
+    return ids[keep], np.round(scores[keep], 4), clipped[keep]
 
 
 class FootballDetector:
@@ -46,90 +83,65 @@ class FootballDetector:
         self.augmentation = augmentation
         self.score_threshold = score_threshold
         self._lock = threading.Lock()
-        self.served = 0
 
-    def detect(self, image: bytes, score_threshold: float | None = None) -> dict[str, Any]:
+    def detect(
+        self, image: bytes, score_threshold: float | None = None, limits: ServiceSettings = DEFAULT_LIMITS
+    ) -> dict[str, Any]:
+        """Boxes, classes and scores found in a JPEG or PNG (ServiceError 413/422 for a refused image)."""
+        width, height = image_size(image, limits)
         try:
             img = mx.image.imdecode(image, to_rgb=1)
-        except mx.base.MXNetError as error:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "the body is not a JPEG or PNG image") from error
-        height, width, _ = img.shape
+            img.wait_to_read()  # MXNet decodes lazily: a broken image would fail later, in the forward pass
+        except mx.base.MXNetError:
+            raise ServiceError(422, NOT_AN_IMAGE) from None
+        if img.shape[:2] != (height, width):  # a header that lies about the size the image decodes to
+            raise ServiceError(422, f"{NOT_AN_IMAGE}: its header says {width}x{height}")
         size = int(self.architecture["input_size"])
         x = normalize(timage.imresize(img, size, size, interp=1), self.augmentation).expand_dims(0)
         with self._lock:
             ids, scores, boxes = (a.asnumpy()[0] for a in self.net(x))
-            self.served += 1
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        keep = (ids.reshape(-1) >= 0) & (scores.reshape(-1) >= threshold)
-        scale = np.array([width / size, height / size, width / size, height / size])
+        ids, scores, boxes = served_detections(ids, scores, boxes, width, height, size, threshold)
         classes = self.architecture["classes"]
         return {
-            "boxes": np.round(boxes[keep] * scale, 1).tolist(),
-            "classes": [classes[int(i)] for i in ids.reshape(-1)[keep]],
-            "scores": np.round(scores.reshape(-1)[keep].astype(float), 4).tolist(),
+            "boxes": boxes.tolist(),
+            "classes": [classes[int(i)] for i in ids],
+            "scores": scores.tolist(),
             "image_size": {"width": width, "height": height},
             "model": self.architecture["network"],
         }
 
 
-def _parse(content_type: str, body: bytes) -> tuple[bytes, float | None]:
+async def _request_image(request: Request) -> tuple[bytes, float | None]:
+    """The posted image and score threshold: raw image bytes, or JSON {"image": base64, "score_threshold": 0-1}."""
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type in IMAGE_TYPES:
-        return body, None
+        return await request.body(), None
     if content_type != "application/json":
-        raise BadRequest(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Type {content_type or '(none)'}: send {', '.join(IMAGE_TYPES)} or application/json",
+        raise ServiceError(
+            415, f"Content-Type {content_type or '(none)'}: send {', '.join(IMAGE_TYPES)} or application/json"
         )
+    body = await read_json(request, {"image": str})
     try:
-        request = json.loads(body)
-        image = base64.b64decode(request["image"], validate=True)
-        threshold = request.get("score_threshold")
-        if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError("score_threshold must be within [0, 1]")
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
-        raise BadRequest(
-            HTTPStatus.BAD_REQUEST, f'expected JSON {{"image": "<base64>", "score_threshold": 0-1}}: {error}'
-        ) from error
-    return image, None if threshold is None else float(threshold)
+        image = base64.b64decode(body["image"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ServiceError(422, "field 'image' is not base64") from None
+    threshold = body.get("score_threshold")
+    if threshold is None:
+        return image, None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+        raise ServiceError(422, f"field 'score_threshold' must be a number from 0 to 1, got {threshold!r}")
+    return image, float(threshold)
 
 
-def make_server(detector: FootballDetector, host: str, port: int, max_request_bytes: int) -> ThreadingHTTPServer:
-    """A threading HTTP server for `detector`; port 0 picks a free port (server.server_port)."""
+def routes(slot: ModelSlot, settings: ServiceSettings) -> list[Route]:
+    """POST /invocations over the detector in `slot` (hot-swappable)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    async def invocations(request: Request) -> Response:
+        image, threshold = await _request_image(request)
+        # one attribute read: a promotion swapping the model mid-request leaves this request on the old one
+        detector: FootballDetector = slot.current
+        # off the event loop: a forward takes tens of milliseconds, and /ping must keep answering
+        return json_response(await run_in_threadpool(detector.detect, image, threshold, settings))
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path == "/ping":
-                self._reply(HTTPStatus.OK, {"status": "healthy", "model": detector.architecture["network"]})
-            else:
-                self._reply(HTTPStatus.NOT_FOUND, {"error": "GET /ping or POST /invocations"})
-
-        def do_POST(self) -> None:  # noqa: N802
-            try:
-                if self.path != "/invocations":
-                    raise BadRequest(HTTPStatus.NOT_FOUND, "POST the image to /invocations")
-                length = self.headers.get("Content-Length")
-                if length is None or not length.isdigit():
-                    raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
-                if int(length) > max_request_bytes:
-                    self.close_connection = True  # the body is left unread
-                    raise BadRequest(
-                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{length} bytes is over the limit of {max_request_bytes}"
-                    )
-                content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-                image, threshold = _parse(content_type, self.rfile.read(int(length)))
-                self._reply(HTTPStatus.OK, detector.detect(image, threshold))
-            except BadRequest as error:
-                self._reply(error.status, {"error": str(error)})
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass  # one line per request would drown the trial's output
-
-    return ThreadingHTTPServer((host, port), Handler)
+    return [Route("/invocations", invocations, methods=["POST"])]

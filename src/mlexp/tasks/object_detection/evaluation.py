@@ -1,5 +1,13 @@
-"""Mean average precision on held-out frames: VOC mAP@0.5, a COCO-style mAP@[.5:.95], the PR
-curve, and mAP per frame characteristic (the post's sensitivity and error analysis)."""
+"""Detections on held-out frames in original image pixels, and the project's one mAP convention.
+
+AP is VOC's all-point AP: the area under the precision-recall curve made monotone (each precision
+replaced by the best precision at any higher recall), the post's "area under the PR curve".
+Detections are matched greedily by descending score, each to the unmatched ground-truth box of its
+class with the highest IoU at or above the threshold; each ground-truth box is matched once, so a
+duplicate is a false positive, and so is any detection on a frame without a ball. Boxes are
+continuous corners: width = xmax - xmin, no "+1 pixel". `map_50` is AP at IoU 0.5 averaged over the
+classes present in the ground truth; `map_50_95` averages the same AP over IoU 0.50:0.05:0.95.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +18,24 @@ from typing import Any
 
 import mxnet as mx
 import numpy as np
-from gluoncv.data import RecordFileDetection
-from gluoncv.data.batchify import Pad, Stack, Tuple
-from gluoncv.utils.metrics.voc_detection import VOC07MApMetric, VOCMApMetric
-from mxnet import gluon
+from gluoncv.model_zoo.rcnn import RCNN
+from tqdm import tqdm
 
 from mlexp.tasks.object_detection.augment import ValTransform
 from mlexp.tasks.object_detection.config import DetectionAugmentation
+from mlexp.tasks.object_detection.networks import clip_boxes
+from mlexp.tasks.object_detection.records import unpack_label
 
 # COCO's IoU thresholds 0.50:0.05:0.95
-COCO_IOUS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))
+COCO_IOUS = tuple(float(t) for t in np.round(np.arange(0.5, 0.96, 0.05), 2))
+# the sensitivity row of frames without a ball (records.py also writes it into those frames' attributes)
+NO_BALL = ("ball", "none")
 
 
 @dataclass
 class Detections:
-    """Per frame: predicted boxes (K, 4), class ids (K,), scores (K,); ground truth (N, 4) and ids (N,)."""
+    """Per frame, in original image pixels: predicted boxes (K, 4), class ids (K,), scores (K,);
+    ground truth (N, 4) and ids (N,) — N = 0 on a frame without a ball."""
 
     boxes: list[np.ndarray]
     ids: list[np.ndarray]
@@ -35,48 +46,186 @@ class Detections:
     def subset(self, frames: list[int]) -> Detections:
         return Detections(*([part[i] for i in frames] for part in vars(self).values()))
 
+    def __len__(self) -> int:
+        return len(self.gt_boxes)
+
+
+# ---- running the network -------------------------------------------------------------------------------------------
+
+
+def one_image_per_forward(net: Any) -> bool:
+    """GluonCV's R-CNN detectors infer one image per forward (a batch breaks their proposal concat)."""
+    return isinstance(net, RCNN)
+
+
+def _forward(net: Any, x: mx.nd.NDArray) -> list[list[np.ndarray]]:
+    """Per image of the batch: its (ids, scores, boxes)."""
+    ids, scores, boxes = (a.asnumpy() for a in net(x))
+    return [[ids[i], scores[i], boxes[i]] for i in range(x.shape[0])]
+
+
+def _run(net: Any, x: mx.nd.NDArray, one_at_a_time: bool) -> tuple[list[list[np.ndarray]], bool]:
+    """Per image (ids, scores, boxes), and whether the network turned out to take one image per forward."""
+    if not one_at_a_time and x.shape[0] > 1:
+        try:
+            return _forward(net, x), False
+        except mx.base.MXNetError:
+            one_at_a_time = True  # a forward that takes one image only (like Faster-RCNN's): go image by image
+    return [_forward(net, x[i : i + 1])[0] for i in range(x.shape[0])], one_at_a_time
+
+
+def _frame_detections(
+    ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray, scale: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame's valid detections in original pixels: padding rows, NaN/Inf and degenerate boxes dropped."""
+    ids, scores = ids.reshape(-1).astype(np.float64), scores.reshape(-1).astype(np.float64)
+    boxes = boxes.reshape(-1, 4).astype(np.float64) * scale
+    valid = (ids >= 0) & np.isfinite(ids) & np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
+    ids, scores, boxes = ids[valid], scores[valid], boxes[valid]
+    boxes, keep = clip_boxes(boxes, width, height)
+    return boxes[keep], ids[keep], scores[keep]
+
+
+def _read_frame(reader: mx.recordio.MXIndexedRecordIO, key: int) -> tuple[mx.nd.NDArray, np.ndarray, np.ndarray]:
+    """A record's original image (HWC) and its ground-truth boxes (N, 4) in its pixels, with their class ids (N,)."""
+    header, encoded = mx.recordio.unpack(reader.read_idx(key))
+    image = mx.image.imdecode(encoded)  # records hold the frame's original bytes: its size is the original size
+    height, width = int(image.shape[0]), int(image.shape[1])
+    label = unpack_label(np.asarray(header.label, dtype=np.float64))
+    label = label[label[:, 0] >= 0]  # a frame without a ball holds one placeholder row of class -1
+    return image, (label[:, 1:5] * np.array([width, height, width, height])).reshape(-1, 4), label[:, 0].copy()
+
 
 def detect(net: Any, rec: Path, augmentation: DetectionAugmentation, size: int, batch_size: int = 8) -> Detections:
-    """Run the network over every frame of a RecordIO file, in network-input pixels."""
-    dataset = RecordFileDetection(str(rec)).transform(ValTransform(augmentation, size))
-    loader = gluon.data.DataLoader(dataset, batch_size, shuffle=False, batchify_fn=Tuple(Stack(), Pad(pad_val=-1)))
+    """Run the network over every frame of a RecordIO file; boxes and ground truth in original image pixels.
+
+    R-CNN networks (and any network whose forward refuses a batch) are fed one image at a time whatever
+    `batch_size` says. Predicted boxes are clipped to the image; degenerate and non-finite ones are dropped.
+    """
+    reader = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "r")
+    transform = ValTransform(augmentation, size)
     found = Detections([], [], [], [], [])
-    for x, y in loader:
-        ids, scores, boxes = (a.asnumpy() for a in net(x.as_in_context(mx.cpu())))
-        labels = y.asnumpy()
-        for i in range(x.shape[0]):
-            found.boxes.append(boxes[i])
-            found.ids.append(ids[i].reshape(-1))
-            found.scores.append(scores[i].reshape(-1))
-            real = labels[i][labels[i][:, 4] >= 0]
-            found.gt_boxes.append(real[:, :4])
-            found.gt_ids.append(real[:, 4])
+    one_at_a_time = one_image_per_forward(net)
+    keys = sorted(reader.keys)
+    try:
+        with tqdm(total=len(keys), desc=f"detect {rec.name}", unit="frame", leave=False, disable=None) as bar:
+            for start in range(0, len(keys), max(1, batch_size)):
+                inputs, sizes = [], []
+                for key in keys[start : start + max(1, batch_size)]:
+                    image, gt_boxes, gt_ids = _read_frame(reader, key)
+                    found.gt_boxes.append(gt_boxes)
+                    found.gt_ids.append(gt_ids)
+                    pixels = np.column_stack([gt_boxes, gt_ids]).astype(np.float32)
+                    inputs.append(transform(image, pixels)[0])
+                    sizes.append((int(image.shape[1]), int(image.shape[0])))
+                outputs, one_at_a_time = _run(net, mx.nd.stack(*inputs), one_at_a_time)
+                for (ids, scores, boxes), (width, height) in zip(outputs, sizes):
+                    scale = np.array([width / size, height / size, width / size, height / size])
+                    frame_boxes, frame_ids, frame_scores = _frame_detections(ids, scores, boxes, scale, width, height)
+                    found.boxes.append(frame_boxes)
+                    found.ids.append(frame_ids)
+                    found.scores.append(frame_scores)
+                bar.update(len(sizes))
+    finally:
+        reader.close()
     return found
 
 
-def _metric(metric: Any, found: Detections) -> Any:
-    for boxes, ids, scores, gt_boxes, gt_ids in zip(*vars(found).values()):
-        metric.update(boxes[None], ids[None], scores[None], gt_boxes[None], gt_ids[None])
-    return metric
+# ---- the metric ----------------------------------------------------------------------------------------------------
 
 
-def voc_map(found: Detections, iou: float = 0.5, classes: list[str] | None = None) -> float:
-    """GluonCV's VOC07 mAP (11-point interpolated AP, averaged over classes)."""
-    _, values = _metric(VOC07MApMetric(iou_thresh=iou, class_names=classes), found).get()
-    return float(values[-1] if isinstance(values, list) else values)
+def iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Pairwise IoU (len(boxes), len(others)) of corner boxes, width = xmax - xmin (no +1)."""
+    a, b = boxes.reshape(-1, 4)[:, None, :], others.reshape(-1, 4)[None, :, :]
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def coco_style_map(found: Detections) -> float:
-    """Area-under-PR AP averaged over IoU 0.50:0.05:0.95 (COCO's thresholds, VOC's AP)."""
-    return float(np.mean([_metric(VOCMApMetric(iou_thresh=t), found).get()[1] for t in COCO_IOUS]))
+def _matched(found: Detections, class_id: float, threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scores and hit flags of every detection of a class (highest score first), and its ground-truth count."""
+    scores: list[np.ndarray] = []
+    hits: list[np.ndarray] = []
+    n_gt = 0
+    for boxes, ids, frame_scores, gt_boxes, gt_ids in zip(*vars(found).values()):
+        mine, truth = ids == class_id, gt_boxes[gt_ids == class_id]
+        n_gt += len(truth)
+        order = np.argsort(-frame_scores[mine], kind="stable")
+        frame_boxes, frame_scores = boxes[mine][order], frame_scores[mine][order]
+        overlaps = iou(frame_boxes, truth)
+        taken, frame_hits = np.zeros(len(truth), dtype=bool), np.zeros(len(frame_boxes), dtype=bool)
+        # only a detection overlapping some ball enough can be a hit: visit those, highest score first
+        for k in np.flatnonzero((overlaps >= threshold).any(axis=1)):
+            candidates = np.where(taken, -1.0, overlaps[k])
+            best = int(np.argmax(candidates))
+            if candidates[best] >= threshold:
+                taken[best] = frame_hits[k] = True
+        hits.append(frame_hits)
+        scores.append(frame_scores)
+    all_scores = np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
+    all_hits = np.concatenate(hits).astype(bool) if hits else np.zeros(0, dtype=bool)
+    order = np.argsort(-all_scores, kind="stable")
+    return all_scores[order], all_hits[order], n_gt
 
 
-def pr_curve(found: Detections, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and precision at every score threshold (detections sorted by score) for class 0."""
-    recall, precision = _metric(VOCMApMetric(iou_thresh=iou), found)._recall_prec()
-    if recall[0] is None:
-        return np.zeros(0), np.zeros(0)
-    return np.asarray(recall[0]), np.nan_to_num(np.asarray(precision[0]))
+def _recall_precision(hits: np.ndarray, n_gt: int) -> tuple[np.ndarray, np.ndarray]:
+    true_positives = np.cumsum(hits)
+    precision = true_positives / np.arange(1, len(hits) + 1)
+    recall = true_positives / n_gt if n_gt else np.zeros(len(hits))
+    return recall.astype(np.float64), precision.astype(np.float64)
+
+
+def _average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """VOC all-point AP: area under the precision envelope (best precision at this recall or higher)."""
+    recall = np.concatenate([[0.0], recall, [1.0]])
+    envelope = np.concatenate([[0.0], precision, [0.0]])
+    envelope = np.maximum.accumulate(envelope[::-1])[::-1]
+    steps = np.where(recall[1:] != recall[:-1])[0]
+    return float(np.sum((recall[steps + 1] - recall[steps]) * envelope[steps + 1]))
+
+
+def _classes_present(found: Detections) -> list[float]:
+    return sorted({float(c) for ids in found.gt_ids for c in ids})
+
+
+def average_precision(found: Detections, threshold: float) -> float:
+    """AP at one IoU threshold, averaged over the classes present in the ground truth (0.0 when none is)."""
+    per_class = []
+    for class_id in _classes_present(found):
+        _, hits, n_gt = _matched(found, class_id, threshold)
+        per_class.append(_average_precision(*_recall_precision(hits, n_gt)))
+    return float(np.mean(per_class)) if per_class else 0.0
+
+
+def voc_ap_50(found: Detections) -> float:
+    """mAP@0.5: VOC all-point AP at IoU 0.5 averaged over classes (the task's `map_50`)."""
+    return average_precision(found, 0.5)
+
+
+def coco_map(found: Detections) -> float:
+    """mAP@[.5:.95]: the same AP averaged over IoU 0.50, 0.55, ..., 0.95 (the task's `map_50_95`)."""
+    return float(np.mean([average_precision(found, t) for t in COCO_IOUS]))
+
+
+def pr_curve(found: Detections, iou_threshold: float = 0.5, class_id: float = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision after each detection of a class, highest score first (what voc_ap_50 integrates)."""
+    _, hits, n_gt = _matched(found, class_id, iou_threshold)
+    return _recall_precision(hits, n_gt)
+
+
+def false_positive_rate_no_ball(found: Detections, score_threshold: float) -> float:
+    """Share of frames without a ball that have a detection scoring >= score_threshold (0.0 if there are none)."""
+    empty = [i for i, gt in enumerate(found.gt_boxes) if len(gt) == 0]
+    if not empty:
+        return 0.0
+    return sum(bool(np.any(found.scores[i] >= score_threshold)) for i in empty) / len(empty)
+
+
+# ---- the post's sensitivity analysis -------------------------------------------------------------------------------
 
 
 def frame_attributes(frames: list[dict], found: Detections, small_box_px: int) -> list[dict[str, str]]:
@@ -94,13 +243,33 @@ def frame_attributes(frames: list[dict], found: Detections, small_box_px: int) -
     return out
 
 
-def sensitivity(found: Detections, attributes: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """mAP@0.5 of the frames sharing each value of each characteristic."""
+def sensitivity(
+    found: Detections, attributes: list[dict[str, str]], score_threshold: float = 0.3
+) -> list[dict[str, Any]]:
+    """mAP@0.5 of the frames sharing each value of each characteristic, then a row for frames without a ball.
+
+    The "ball: none" row (present when such frames exist) has map_50 0.0 — AP is undefined without a ball — and
+    `false_positive_rate`: the share of those frames with a detection scoring >= score_threshold.
+    """
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, frame in enumerate(attributes):
         for name, value in frame.items():
-            groups[(name, value)].append(index)
-    return [
-        {"attribute": name, "value": value, "frames": len(frames), "map_50": voc_map(found.subset(frames))}
+            if (name, value) != NO_BALL:  # that row is computed from the ground truth below
+                groups[(name, value)].append(index)
+    rows: list[dict[str, Any]] = [
+        {"attribute": name, "value": value, "frames": len(frames), "map_50": voc_ap_50(found.subset(frames))}
         for (name, value), frames in sorted(groups.items())
     ]
+    empty = [i for i, gt in enumerate(found.gt_boxes) if len(gt) == 0]
+    if empty:
+        rate = false_positive_rate_no_ball(found.subset(empty), score_threshold)
+        rows.append(
+            {
+                "attribute": NO_BALL[0],
+                "value": NO_BALL[1],
+                "frames": len(empty),
+                "map_50": 0.0,
+                "false_positive_rate": rate,
+            }
+        )
+    return rows

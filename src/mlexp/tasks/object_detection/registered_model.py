@@ -3,7 +3,8 @@
 Input: a DataFrame with one column, `image`, of JPEG or PNG bytes (binary: Python callers pass
 bytes, JSON requests to `mlflow models serve` send them base64-encoded, which MLflow decodes).
 Parameter `score_threshold` (default: the trial's model.score_threshold) drops weaker detections.
-Output: one row per image with `boxes` ([xmin, ymin, xmax, ymax] in the image's pixels), `scores`,
+Output: one row per image with `boxes` ([xmin, ymin, xmax, ymax] in the image's pixels, clipped to
+it; degenerate and non-finite boxes dropped), `scores`,
 `classes` (names), `width` and `height` — what the deploy=local endpoint answers.
 """
 
@@ -26,9 +27,10 @@ from mlflow.types.schema import Array
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import DataError
+from mlexp.serving.http import ServiceError
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.object_detection.config import DetectionAugmentation
-from mlexp.tasks.object_detection.endpoint import BadRequest, FootballDetector
+from mlexp.tasks.object_detection.endpoint import FootballDetector
 
 EXAMPLE_IMAGES = 2
 OUTPUT_COLUMNS = ["boxes", "scores", "classes", "width", "height"]
@@ -49,8 +51,8 @@ class FootballDetections(PythonModel):
             data = base64.b64decode(image) if isinstance(image, str) else bytes(image)
             try:
                 found = self.detector.detect(data, None if threshold is None else float(threshold))
-            except BadRequest as error:
-                raise MlflowException.invalid_parameter_value(f"image {number}: {error}") from error
+            except ServiceError as error:  # not a JPEG/PNG, or over the default pixel limit
+                raise MlflowException.invalid_parameter_value(f"image {number}: {error.message}") from error
             rows.append({**{k: found[k] for k in ("boxes", "scores", "classes")}, **found["image_size"]})
         return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 

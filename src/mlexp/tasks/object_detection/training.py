@@ -14,6 +14,7 @@ import mxnet as mx
 from gluoncv.data import RecordFileDetection
 from gluoncv.utils import LRScheduler, LRSequential
 from mxnet import gluon
+from tqdm import tqdm
 
 from mlexp.errors import ConfigError
 from mlexp.tasks.object_detection import networks
@@ -38,6 +39,9 @@ class History:
     epochs: list[Epoch] = field(default_factory=list)
     best_map_50: float = -1.0
     best_epoch: int = 0
+    # seconds spent training (without validation), and whether model.max_train_seconds stopped it
+    train_seconds: float = 0.0
+    budget_spent: bool = False
 
 
 def _value(option: Any) -> str:
@@ -81,14 +85,24 @@ def _trainer(net: Any, model: Detector, iters_per_epoch: int) -> gluon.Trainer:
     return gluon.Trainer(net.collect_params(), _value(model.optimizer), options)
 
 
-def _resume(net: Any, trainer: gluon.Trainer, folder: Path) -> History:
+def _resume(net: Any, trainer: gluon.Trainer, model: Detector, folder: Path) -> History:
     state_file = folder / "state.json"
     if not state_file.exists():
         raise ConfigError(
             f"model.resume={folder} holds no checkpoint (state.json); point it at models/<task>/{CHECKPOINT}"
         )
     state = json.loads(state_file.read_text())
-    net.load_parameters(str(folder / "model.params"))
+    networks.check_same_network(
+        model, networks.checkpoint_architecture(folder / "model.params"), "model.resume", folder
+    )
+    # this trial's anchors (derived from its boxes) stay; everything else continues from the checkpoint
+    anchors = {k: p.data().copy() for k, p in net._collect_params_with_prefix().items() if "anchor" in k}
+    try:
+        net.load_parameters(str(folder / "model.params"), ignore_extra=True)
+    except AssertionError as mismatch:  # MXNet's message for a parameter of another shape or name
+        raise ConfigError(f"model.resume={folder} does not fit model.network={model.network}: {mismatch}") from None
+    for name, value in anchors.items():
+        net._collect_params_with_prefix()[name].set_data(value)
     schedule, kind = trainer.optimizer.lr_scheduler, type(trainer.optimizer)
     trainer.load_states(str(folder / "trainer.states"))
     if type(trainer.optimizer) is not kind:
@@ -97,7 +111,9 @@ def _resume(net: Any, trainer: gluon.Trainer, folder: Path) -> History:
     # momenta and the update count come from the checkpoint; the schedule from this run's config,
     # so a resumed run may train longer than the one that wrote the checkpoint
     trainer.optimizer.lr_scheduler = schedule
-    history = History(best_map_50=state["best_map_50"], best_epoch=state["best_epoch"])
+    history = History(
+        best_map_50=state["best_map_50"], best_epoch=state["best_epoch"], train_seconds=state.get("train_seconds", 0.0)
+    )
     history.epochs = [
         Epoch(e["epoch"], e["losses"], e["images_per_s"], e["lr"], e.get("val_map_50")) for e in state["epochs"]
     ]
@@ -110,6 +126,7 @@ def _checkpoint(net: Any, trainer: gluon.Trainer, model: Detector, history: Hist
     state = {
         "best_map_50": history.best_map_50,
         "best_epoch": history.best_epoch,
+        "train_seconds": history.train_seconds,
         "epochs": [vars(e) for e in history.epochs],
     }
     (folder / "state.json").write_text(json.dumps(state, indent=1))
@@ -144,26 +161,37 @@ def fit(
     trainer = _trainer(net, model, max(1, len(dataset) // batch_size))
     if hasattr(family, "bind"):
         family.bind(trainer)
-    history = _resume(net, trainer, Path(model.resume).expanduser()) if model.resume else History()
+    history = _resume(net, trainer, model, Path(model.resume).expanduser()) if model.resume else History()
     _fresh_graph(net, model)
+    budget = model.max_train_seconds
     for number in range(len(history.epochs) + 1, model.epochs + 1):
         totals: dict[str, float] = dict.fromkeys(family.loss_names, 0.0)
         batches = images = 0
         started = time.perf_counter()
-        for batch in loader:
-            batch = on_cpu(batch)
-            terms, step_size = family.forward_backward(net, batch)
-            trainer.step(step_size)
-            for name, value in terms.items():
-                totals[name] += value
-            batches += 1
-            images += _images_in(batch)
+        # frames/s and the epoch's ETA while it runs (shown on a terminal only, as the other tasks' bars)
+        with tqdm(
+            total=len(loader) * batch_size, desc=f"epoch {number}/{model.epochs}", unit="frame", leave=False,
+            disable=None,
+        ) as bar:  # fmt: skip
+            for batch in loader:
+                batch = on_cpu(batch)
+                terms, step_size = family.forward_backward(net, batch)
+                trainer.step(step_size)
+                for name, value in terms.items():
+                    totals[name] += value
+                batches += 1
+                images += _images_in(batch)
+                bar.update(_images_in(batch))
+                if budget is not None and history.train_seconds + time.perf_counter() - started >= budget:
+                    history.budget_spent = True
+                    break
         elapsed = time.perf_counter() - started
+        history.train_seconds += elapsed
         losses = {name: total / max(batches, 1) for name, total in totals.items()}
         if not all(math.isfinite(v) for v in losses.values()):
             raise ConfigError(f"training diverged in epoch {number} (losses {losses}); lower model.lr (now {model.lr})")
         epoch = Epoch(number, losses, images / elapsed if elapsed > 0 else 0.0, float(trainer.learning_rate))
-        if number % model.val_interval == 0 or number == model.epochs:
+        if number % model.val_interval == 0 or number == model.epochs or history.budget_spent:
             _fresh_graph(net, model)
             epoch.val_map_50 = validate(net)
             _fresh_graph(net, model)
@@ -173,4 +201,6 @@ def fit(
         history.epochs.append(epoch)
         _checkpoint(net, trainer, model, history, models_dir / CHECKPOINT)
         on_epoch(epoch)
+        if history.budget_spent:
+            break
     return history

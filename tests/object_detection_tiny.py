@@ -1,0 +1,74 @@
+"""Shared by the object_detection family and transfer tests: tiny football frames in RecordIO, tiny detectors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import mxnet as mx
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector
+
+# records.py's placeholder row of a frame without a ball: class -1, outside the image
+NO_OBJECT = [-1.0, -1.0, -1.0, -0.5, -0.5]
+# frames wider than high, as broadcast footage: network input is square, so boxes must be mapped back per axis
+WIDTH, HEIGHT = 192, 112
+NO_JITTER = DetectionAugmentation(color_jitter=False, flip_prob=0.5)
+
+
+def write_frames(rec: Path, count: int, seed: int, ball: tuple[int, int] = (12, 20), empty: int = 0) -> np.ndarray:
+    """`count` grass frames with white yard lines, one brown ball in each but the last `empty`, as a RecordIO
+    file; the balls' boxes in frame pixels."""
+    rng = np.random.default_rng(seed)
+    writer = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "w")
+    boxes = []
+    for index in range(count):
+        grass = rng.integers(60, 110, size=(HEIGHT, WIDTH, 3)) * np.array([0.4, 1.0, 0.35])
+        image = Image.fromarray(grass.astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for x in rng.integers(0, WIDTH, size=3):
+            draw.line([(int(x), 0), (int(x) + 10, HEIGHT)], fill=(230, 230, 230), width=2)
+        label = np.array([2, 5, *NO_OBJECT], np.float32)  # records.py's row of a frame without a ball
+        if index < count - empty:
+            width = int(rng.integers(*ball))
+            height = int(width * rng.uniform(0.6, 0.8))
+            left, top = int(rng.integers(2, WIDTH - width - 2)), int(rng.integers(2, HEIGHT - height - 2))
+            draw.ellipse([left, top, left + width, top + height], fill=(125, 70, 35), outline=(90, 45, 20))
+            box = [left, top, left + width, top + height]
+            normalised = [box[0] / WIDTH, box[1] / HEIGHT, box[2] / WIDTH, box[3] / HEIGHT]
+            label = np.array([2, 5, 0, *normalised], np.float32)
+            boxes.append(box)
+        encoded = io.BytesIO()
+        image.save(encoded, format="JPEG", quality=92)
+        writer.write_idx(index, mx.recordio.pack(mx.recordio.IRHeader(0, label, index, 0), encoded.getvalue()))
+    writer.close()
+    return np.array(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def box_sizes_at(boxes: np.ndarray, size: int) -> np.ndarray:
+    """(width, height) of frame-pixel boxes in size × size network-input pixels."""
+    return np.stack([(boxes[:, 2] - boxes[:, 0]) * size / WIDTH, (boxes[:, 3] - boxes[:, 1]) * size / HEIGHT], 1)
+
+
+def detector(option: str, **values: Any) -> Detector:
+    """The model config of conf/model/<option>.yaml's family at a tiny size, from scratch, no hybridization."""
+    networks = {
+        "ssd": "ssd_300_mobilenet0.25_custom",
+        "yolo3": "yolo3_mobilenet0.25_custom",
+        "faster_rcnn": "faster_rcnn_resnet50_v1b_custom",
+    }
+    defaults: dict[str, Any] = {
+        "network": networks[option],
+        "input_size": 128,
+        "pretrained_base": None,
+        "batch_size": 4,
+        "epochs": 1,
+        "warmup_epochs": 0,
+        "hybridize": False,
+        "optimizer": "adam",
+        "lr": 0.001,
+    }
+    return Detector(**{**defaults, **values})

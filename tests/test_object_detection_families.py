@@ -1,0 +1,117 @@
+"""Each detector family trains, validates and detects at a small input size, with anchors from the boxes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from mlexp.tasks.object_detection import evaluation, networks, training
+from mlexp.tasks.object_detection.families import FAMILY_TRAINING
+from object_detection_tiny import HEIGHT, NO_JITTER, WIDTH, box_sizes_at, detector, write_frames
+
+# network input side per family; Faster-RCNN at 64 px has 4 × 4 cells × 9 anchors = 144, fewer than GluonCV's
+# 2000 proposals ("slice end 2000 > 576 anchors" at 128 px)
+SIZES = {"ssd": 96, "yolo3": 96, "faster_rcnn": 64}
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray]:
+    folder = tmp_path_factory.mktemp("frames")
+    boxes = write_frames(folder / "train.rec", 4, seed=1, empty=1)  # one frame without a ball
+    write_frames(folder / "val.rec", 2, seed=2)
+    return folder / "train.rec", folder / "val.rec", boxes
+
+
+@pytest.mark.parametrize("option", ["ssd", "yolo3", "faster_rcnn"])
+def test_each_family_trains_and_detects_in_frame_pixels(option, frames, tmp_path):
+    train_rec, val_rec, boxes = frames
+    mx.random.seed(0)
+    np.random.seed(0)
+    size = SIZES[option]
+    model = detector(option, input_size=size, batch_size=2, rcnn_rois=8)
+    net, _ = networks.build(model, lambda _: None, train_box_sizes=box_sizes_at(boxes, size))
+    family = FAMILY_TRAINING[networks.check(model)](net, model, NO_JITTER)
+
+    def validate(network):
+        return evaluation.voc_ap_50(evaluation.detect(network, val_rec, NO_JITTER, size))
+
+    history = training.fit(net, family, model, train_rec, tmp_path, validate, lambda _: None)
+
+    losses = history.epochs[0].losses
+    assert set(losses) == set(family.loss_names)
+    # every term finite and learning something: with GluonCV's 128-512 px anchors no RPN anchor matches a ball
+    assert all(math.isfinite(v) and v > 0 for v in losses.values()), losses
+    assert history.epochs[0].val_map_50 is not None
+    saved, architecture = networks.load(tmp_path)  # rebuilt with the trained anchors and proposal counts
+    found = evaluation.detect(saved, val_rec, NO_JITTER, size)
+    every = np.concatenate(found.boxes)
+    assert len(every) > 0
+    # boxes in the 192 × 112 frame's pixels, not the input's: some reach beyond x = size, none outside
+    assert every[:, 0].min() >= 0 and every[:, 2].max() <= WIDTH and every[:, 3].max() <= HEIGHT
+    assert every[:, 2].max() > size
+    assert (every[:, 2] > every[:, 0]).all() and (every[:, 3] > every[:, 1]).all()
+    if option == "faster_rcnn":
+        assert architecture["options"]["rpn_train_post_nms"] <= (size // 16) ** 2 * 9
+
+
+def test_anchors_follow_the_training_boxes():
+    sizes = np.array([[6, 5], [8, 6], [10, 8], [12, 9], [14, 11]] * 4, dtype=float)
+    sides = np.sqrt(sizes[:, 0] * sizes[:, 1])
+
+    options = networks.rcnn_options(512, sizes)
+    anchor_sides = np.array(options["scales"]) * networks.RCNN_BASE_SIZE
+    assert anchor_sides.min() <= sides.min() and anchor_sides.max() >= sides.max()  # GluonCV's: 128-512 px
+    assert options["rpn_min_size"] <= sides.min() / 2  # GluonCV's 16 px drops every ball
+    assert all(0.5 < r < 1.5 for r in options["ratios"][1:2])  # height / width of these boxes: ~0.77
+    assert networks.rcnn_options(64, sizes)["rpn_train_post_nms"] == 4 * 4 * 9
+
+    yolo = networks.build(detector("yolo3", input_size=128), lambda _: None, train_box_sizes=sizes)[0]
+    finest = min(yolo.yolo_outputs, key=lambda output: output._stride)
+    coarsest = max(yolo.yolo_outputs, key=lambda output: output._stride)
+    assert finest.anchors.data().asnumpy().max() <= coarsest.anchors.data().asnumpy().min()
+    assert coarsest.anchors.data().asnumpy().max() <= 14  # GluonCV's largest YOLOv3 anchor: 373 px
+
+    # SSD: anchor sizes scaled so the smallest is the small balls' side (10th percentile), not below the stride
+    for boxes, wanted in ((sizes, 16.0), (sizes * 4, np.quantile(sides * 4, 0.1))):
+        ssd = networks.build(detector("ssd", input_size=128), lambda _: None, train_box_sizes=boxes)[0]
+        first, second = (g.anchors.data().asnumpy().reshape(-1, 4) for g in ssd.anchor_generators[:2])
+        preset = ssd.anchor_generators[1]._sizes[0] / ssd.anchor_generators[0]._sizes[0]
+        assert second[0, 2] == pytest.approx(wanted * preset, rel=0.01)  # a cell's first anchor is the square one
+        assert first[4, 0] - first[0, 0] == 16  # (centre x, centre y, width, height); 4 anchors a cell
+        if boxes is sizes:  # balls smaller than the finest stride (16): their median shape on a 2 x 2 grid a cell
+            assert sorted({float(x) for x in first[:4, 0]}) == [4.0, 12.0]
+            assert first[0, 2:] == pytest.approx(np.median(boxes, axis=0) * 1.2)
+        else:  # larger balls keep the preset's shapes, the square one first
+            assert first[0, 2] == pytest.approx(wanted, rel=0.01)
+
+
+def test_training_stops_when_its_time_budget_is_spent(frames, tmp_path):
+    train_rec, val_rec, boxes = frames
+    model = detector("ssd", input_size=64, batch_size=2, epochs=50, max_train_seconds=0.01)
+    net, _ = networks.build(model, lambda _: None, train_box_sizes=box_sizes_at(boxes, 64))
+    family = FAMILY_TRAINING["ssd"](net, model, NO_JITTER)
+    history = training.fit(net, family, model, train_rec, tmp_path, lambda _: 0.25, lambda _: None)
+    assert history.budget_spent and len(history.epochs) == 1
+    assert history.epochs[0].val_map_50 == 0.25 and (tmp_path / "model.params").is_file()
+    assert history.train_seconds >= 0.01
+
+
+def test_clip_boxes_keeps_the_image_and_drops_what_is_not_a_box():
+    raw = np.array(
+        [
+            [-5, 2, 5, 8],  # left of the image: left=-5, width=10 becomes left=0, width=5
+            [np.nan, 0, 1, 1],
+            [-162155.1, -316605802.5, 160289.1, 316608997.5],
+            [10, 10, 10, 20],  # no width
+            [np.inf, 0, 3, 3],
+            [300, 10, 400, 20],  # right of a 256-px image: nothing left
+        ]
+    )
+    clipped, keep = networks.clip_boxes(raw, 256, 128)
+    assert keep.tolist() == [True, False, True, False, False, False]
+    assert clipped[0].tolist() == [0, 2, 5, 8] and clipped[2].tolist() == [0, 0, 256, 128]
+    assert np.isfinite(clipped).all()
