@@ -263,6 +263,7 @@ def test_cli_deploy_local_serves_this_trials_model_on_the_serving_layer(cli_serv
 
 def test_served_detections_clip_wild_boxes_and_drop_degenerate_and_non_finite_ones():
     from mlexp.tasks.object_detection.endpoint import served_detections
+    from mlexp.tasks.object_detection.tiling import windows
 
     boxes = np.array(
         [
@@ -279,11 +280,13 @@ def test_served_detections_clip_wild_boxes_and_drop_degenerate_and_non_finite_on
     )
     ids = np.array([0, 0, 0, 0, 0, 0, 0, -1], dtype=np.float32)  # -1: no detection
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.5, 0.4, 0.9], dtype=np.float32)
-    kept_ids, kept_scores, kept = served_detections(ids, scores, boxes, 256, 256, 256, 0.3)
+    kept_ids, kept_scores, kept = served_detections(
+        [[ids, scores, boxes]], windows(256, 256, 256, None, 0), 256, 256, 0.3
+    )
     assert kept.tolist() == [[0.0, 0.0, 256.0, 256.0], [10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 5.0, 5.0]]
     assert kept_scores.tolist() == pytest.approx([0.9, 0.8, 0.4]) and kept_ids.tolist() == [0, 0, 0]
     # scaled back to a 512x128 frame from the 256-px network input; a NaN score is dropped too
     scores[1] = np.nan
-    _, _, kept = served_detections(ids, scores, boxes, 512, 128, 256, 0.3)
+    _, _, kept = served_detections([[ids, scores, boxes]], windows(512, 128, 256, None, 0), 512, 128, 0.3)
     # (the thin box is 0.08 px wide at twice the scale: 0.1 px as answered, so it stays)
     assert kept.tolist() == [[0.0, 0.0, 512.0, 128.0], [100.0, 25.0, 100.1, 30.0], [0.0, 0.0, 10.0, 2.5]]

@@ -10,7 +10,7 @@ TRAINING = tuple(
         "network", "classes", "input_size", "pretrained_base", "anchor_scale", "negative_mining_ratio",
         "min_hard_negatives", "batch_size", "epochs", "lr", "lr_mode", "lr_decay", "lr_decay_epochs",
         "warmup_epochs", "optimizer", "momentum", "wd", "val_interval", "hybridize", "resume", "data_workers",
-        "rcnn_rois", "init_from", "init_layers", "max_train_seconds",
+        "rcnn_rois", "init_from", "init_layers", "max_train_seconds", "tile_size", "tile_overlap",
     )
 )  # fmt: skip
 

@@ -13,20 +13,24 @@ from gluoncv.data.transforms import bbox as tbbox
 from gluoncv.data.transforms import experimental
 from gluoncv.data.transforms import image as timage
 
+from mlexp.tasks.object_detection import tiling
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 
 
 class Augment:
     """(HWC uint8 image, (N, 5+) pixel boxes) → the same at size × size, randomly transformed."""
 
-    def __init__(self, augmentation: DetectionAugmentation, size: int) -> None:
+    def __init__(self, augmentation: DetectionAugmentation, size: int, tile: int | None = None) -> None:
         self.aug = augmentation
         self.size = size
+        self.tile = tile
 
     def __call__(self, img: mx.nd.NDArray, label: np.ndarray) -> tuple[mx.nd.NDArray, np.ndarray]:
         aug = self.aug
         # a frame without a ball carries a placeholder row of class -1: moved by flips it could land in the frame
         bbox = np.asarray(label)[np.asarray(label)[:, 4] >= 0] if len(label) else np.zeros((0, 5), np.float32)
+        if self.tile:  # a native-resolution crop, as tiled inference will see the frame (and 10x fewer pixels)
+            img, bbox = tiling.random_tile(img, bbox, self.tile, aug.tile_around_ball)
         if aug.color_jitter:
             # GluonCV rotates hue by `hue_delta * pi` radians: pass degrees / 180 for a rotation in degrees
             img = experimental.image.random_color_distort(
@@ -38,18 +42,19 @@ class Augment:
                 saturation_high=aug.saturation[1],
                 hue_delta=aug.hue_delta_degrees / 180.0,
             ).clip(0, 255)
-        if aug.expand_max_ratio > 1 and np.random.uniform() < aug.expand_prob:
+        if not self.tile and aug.expand_max_ratio > 1 and np.random.uniform() < aug.expand_prob:
             fill = [m * 255 for m in aug.mean]
             img, expand = timage.random_expand(img, max_ratio=aug.expand_max_ratio, fill=fill)
             bbox = tbbox.translate(bbox, x_offset=expand[0], y_offset=expand[1])
-        if len(bbox) and np.random.uniform() < aug.crop_prob:
+        if not self.tile and len(bbox) and np.random.uniform() < aug.crop_prob:
             h, w, _ = img.shape
             cropped, (x0, y0, cw, ch) = experimental.bbox.random_crop_with_constraints(bbox, (w, h))
             if len(cropped):  # a crop that lost every ball would teach "no ball here"
                 img, bbox = mx.image.fixed_crop(img, x0, y0, cw, ch), cropped
         h, w, _ = img.shape
-        img = timage.imresize(img, self.size, self.size, interp=np.random.randint(0, 5))
-        bbox = tbbox.resize(bbox, (w, h), (self.size, self.size))
+        if (w, h) != (self.size, self.size):
+            img = timage.imresize(img, self.size, self.size, interp=np.random.randint(0, 5))
+            bbox = tbbox.resize(bbox, (w, h), (self.size, self.size))
         img, flips = timage.random_flip(img, px=aug.flip_prob)
         bbox = tbbox.flip(bbox, (self.size, self.size), flip_x=flips[0])
         return img, bbox if len(bbox) else no_object(self.size)
@@ -64,17 +69,3 @@ def no_object(size: int) -> np.ndarray:
 def normalize(img: mx.nd.NDArray, augmentation: DetectionAugmentation) -> mx.nd.NDArray:
     """HWC uint8 → CHW float, ImageNet-normalised (what the model zoo's bases expect)."""
     return mx.nd.image.normalize(mx.nd.image.to_tensor(img), mean=augmentation.mean, std=augmentation.std)
-
-
-class ValTransform:
-    """Resize to the network input and normalise; boxes scaled with the image."""
-
-    def __init__(self, augmentation: DetectionAugmentation, size: int) -> None:
-        self.aug = augmentation
-        self.size = size
-
-    def __call__(self, img: mx.nd.NDArray, label: np.ndarray) -> tuple[mx.nd.NDArray, np.ndarray]:
-        h, w, _ = img.shape
-        img = timage.imresize(img, self.size, self.size, interp=1)
-        bbox = tbbox.resize(label, (w, h), (self.size, self.size))
-        return normalize(img, self.aug), bbox.astype(np.float32)

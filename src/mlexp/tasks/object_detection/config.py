@@ -51,6 +51,8 @@ class DetectionAugmentation:
     # zoom out by up to this factor (GluonCV's SSD preset uses 4; small balls vanish at that)
     expand_max_ratio: float = 2.0
     crop_prob: float = 0.0
+    # with model.tile_size: the share of training tiles cut around a ball (the rest anywhere in the frame)
+    tile_around_ball: float = 0.75
     # ImageNet statistics, which the model zoo's bases expect
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
@@ -80,8 +82,14 @@ class Detector:
     # a GluonCV model-zoo name of a *_custom network: ssd_*, yolo3_* or faster_rcnn_*
     network: str = "ssd_300_mobilenet0.25_custom"
     classes: list[str] = field(default_factory=lambda: ["football"])
-    # square network input (Faster-RCNN: shorter side); frames are resized to it
+    # square network input (Faster-RCNN: shorter side); frames (or tiles) are resized to it
     input_size: int = 256
+    # null: the whole frame is resized to input_size. A size in frame pixels: the network sees tiles of that
+    # size at the frame's own resolution (training: random crops, most around a ball; inference: overlapping
+    # tiles whose boxes are merged), so a 13-38 px ball keeps its pixels
+    tile_size: int | None = None
+    # pixels adjacent tiles share at inference: at least the largest ball, so every ball lies whole in a tile
+    tile_overlap: int = 64
     # folder of GluonCV base-network weights (<base>-<hash>.params); absent: train from scratch
     pretrained_base: str | None = "~/.mxnet/models"
     # SSD anchor sizes times this; null: derived from the training boxes (the smallest anchor is the 10th

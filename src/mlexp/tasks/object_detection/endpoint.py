@@ -25,7 +25,6 @@ from typing import Any
 
 import mxnet as mx
 import numpy as np
-from gluoncv.data.transforms import image as timage
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,8 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlexp.serving.http import ModelSlot, ServiceError, ServiceSettings, check_image_pixels, json_response, read_json
-from mlexp.tasks.object_detection import networks
-from mlexp.tasks.object_detection.augment import normalize
+from mlexp.tasks.object_detection import evaluation, networks, tiling
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
@@ -62,16 +60,14 @@ def image_size(image: bytes, limits: ServiceSettings) -> tuple[int, int]:
 
 
 def served_detections(
-    ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray, width: int, height: int, size: int, threshold: float
+    outputs: list[list[np.ndarray]], placed: list[tiling.Window], width: int, height: int, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(class ids, scores, boxes in image pixels): finite, clipped to the image, with an area, over the threshold."""
-    ids, scores = ids.reshape(-1), scores.reshape(-1).astype(np.float64)
-    # float64 before scaling: float32 coordinates near 3e38 would overflow to infinity when scaled up
-    boxes = boxes.reshape(-1, 4).astype(np.float64) * np.array([width, height, width, height]) / size
+    """(class ids, scores, boxes in image pixels) from the network's outputs for each window of the image:
+    finite, clipped to the image, with an area as answered (0.1 px), over the threshold."""
+    boxes, ids, scores = evaluation.frame_detections(outputs, placed, width, height)
     # rounded as answered before the area check: a box thinner than 0.1 px would come back with none
     clipped, keep = networks.clip_boxes(np.round(boxes, 1), width, height)
-    with np.errstate(invalid="ignore"):
-        keep &= (ids >= 0) & np.isfinite(scores) & (scores >= threshold)
+    keep &= scores >= threshold
     return ids[keep], np.round(scores[keep], 4), clipped[keep]
 
 
@@ -96,12 +92,15 @@ class FootballDetector:
             raise ServiceError(422, NOT_AN_IMAGE) from None
         if img.shape[:2] != (height, width):  # a header that lies about the size the image decodes to
             raise ServiceError(422, f"{NOT_AN_IMAGE}: its header says {width}x{height}")
-        size = int(self.architecture["input_size"])
-        x = normalize(timage.imresize(img, size, size, interp=1), self.augmentation).expand_dims(0)
+        architecture = self.architecture
+        inputs, placed = evaluation.network_inputs(
+            img, self.augmentation, int(architecture["input_size"]), architecture.get("tile_size"),
+            int(architecture.get("tile_overlap") or 0),
+        )  # fmt: skip
         with self._lock:
-            ids, scores, boxes = (a.asnumpy()[0] for a in self.net(x))
+            outputs, _ = evaluation.run(self.net, mx.nd.stack(*inputs), evaluation.one_image_per_forward(self.net))
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        ids, scores, boxes = served_detections(ids, scores, boxes, width, height, size, threshold)
+        ids, scores, boxes = served_detections(outputs, placed, width, height, threshold)
         classes = self.architecture["classes"]
         return {
             "boxes": boxes.tolist(),

@@ -21,7 +21,8 @@ import numpy as np
 from gluoncv.model_zoo.rcnn import RCNN
 from tqdm import tqdm
 
-from mlexp.tasks.object_detection.augment import ValTransform
+from mlexp.tasks.object_detection import tiling
+from mlexp.tasks.object_detection.augment import normalize
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 from mlexp.tasks.object_detection.networks import clip_boxes
 from mlexp.tasks.object_detection.records import unpack_label
@@ -30,6 +31,10 @@ from mlexp.tasks.object_detection.records import unpack_label
 COCO_IOUS = tuple(float(t) for t in np.round(np.arange(0.5, 0.96, 0.05), 2))
 # the sensitivity row of frames without a ball (records.py also writes it into those frames' attributes)
 NO_BALL = ("ball", "none")
+# detections of one class overlapping more than this once a frame's tiles are merged are one ball
+MERGE_IOU = 0.45
+# most detections a frame keeps (GluonCV's detectors keep 100 per image)
+TOP_K = 100
 
 
 @dataclass
@@ -64,7 +69,7 @@ def _forward(net: Any, x: mx.nd.NDArray) -> list[list[np.ndarray]]:
     return [[ids[i], scores[i], boxes[i]] for i in range(x.shape[0])]
 
 
-def _run(net: Any, x: mx.nd.NDArray, one_at_a_time: bool) -> tuple[list[list[np.ndarray]], bool]:
+def run(net: Any, x: mx.nd.NDArray, one_at_a_time: bool) -> tuple[list[list[np.ndarray]], bool]:
     """Per image (ids, scores, boxes), and whether the network turned out to take one image per forward."""
     if not one_at_a_time and x.shape[0] > 1:
         try:
@@ -74,16 +79,47 @@ def _run(net: Any, x: mx.nd.NDArray, one_at_a_time: bool) -> tuple[list[list[np.
     return [_forward(net, x[i : i + 1])[0] for i in range(x.shape[0])], one_at_a_time
 
 
-def _frame_detections(
-    ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray, scale: np.ndarray, width: int, height: int
+def frame_detections(
+    outputs: list[list[np.ndarray]], placed: list[tiling.Window], width: int, height: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One frame's valid detections in original pixels: padding rows, NaN/Inf and degenerate boxes dropped."""
-    ids, scores = ids.reshape(-1).astype(np.float64), scores.reshape(-1).astype(np.float64)
-    boxes = boxes.reshape(-1, 4).astype(np.float64) * scale
-    valid = (ids >= 0) & np.isfinite(ids) & np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
-    ids, scores, boxes = ids[valid], scores[valid], boxes[valid]
+    """One frame's detections in its pixels from its windows' outputs: padding rows, NaN/Inf boxes and boxes
+    cut by a tile's inner edge dropped, tiles' duplicates merged, clipped to the image, degenerate ones dropped."""
+    all_boxes, all_ids, all_scores = [], [], []
+    for (ids, scores, boxes), window in zip(outputs, placed):
+        ids, scores = ids.reshape(-1).astype(np.float64), scores.reshape(-1).astype(np.float64)
+        boxes, whole = tiling.place(boxes, window)
+        with np.errstate(invalid="ignore"):
+            valid = whole & (ids >= 0) & np.isfinite(ids) & np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
+        all_boxes.append(boxes[valid])
+        all_ids.append(ids[valid])
+        all_scores.append(scores[valid])
+    boxes, ids, scores = np.concatenate(all_boxes), np.concatenate(all_ids), np.concatenate(all_scores)
+    if len(placed) > 1:
+        kept = merge(boxes, ids, scores)
+        boxes, ids, scores = boxes[kept], ids[kept], scores[kept]
     boxes, keep = clip_boxes(boxes, width, height)
     return boxes[keep], ids[keep], scores[keep]
+
+
+def merge(boxes: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices kept by per-class greedy NMS at MERGE_IOU, best score first, at most TOP_K (as GluonCV keeps)."""
+    kept: list[int] = []
+    for index in np.argsort(-scores, kind="stable"):
+        if len(kept) == TOP_K:
+            break
+        same = [k for k in kept if ids[k] == ids[index]]
+        if same and iou(boxes[index], boxes[same]).max() > MERGE_IOU:
+            continue
+        kept.append(int(index))
+    return np.asarray(kept, dtype=int)
+
+
+def network_inputs(
+    image: mx.nd.NDArray, augmentation: DetectionAugmentation, size: int, tile: int | None, overlap: int
+) -> tuple[list[mx.nd.NDArray], list[tiling.Window]]:
+    """A frame's normalised network inputs (the whole frame resized, or its tiles) and where each comes from."""
+    inputs, placed = tiling.window_inputs(image, size, tile, overlap)
+    return [normalize(x, augmentation) for x in inputs], placed
 
 
 def _read_frame(reader: mx.recordio.MXIndexedRecordIO, key: int) -> tuple[mx.nd.NDArray, np.ndarray, np.ndarray]:
@@ -96,36 +132,54 @@ def _read_frame(reader: mx.recordio.MXIndexedRecordIO, key: int) -> tuple[mx.nd.
     return image, (label[:, 1:5] * np.array([width, height, width, height])).reshape(-1, 4), label[:, 0].copy()
 
 
-def detect(net: Any, rec: Path, augmentation: DetectionAugmentation, size: int, batch_size: int = 8) -> Detections:
+def detect(
+    net: Any,
+    rec: Path,
+    augmentation: DetectionAugmentation,
+    size: int,
+    tile: int | None = None,
+    overlap: int = 0,
+    batch_size: int = 8,
+) -> Detections:
     """Run the network over every frame of a RecordIO file; boxes and ground truth in original image pixels.
 
-    R-CNN networks (and any network whose forward refuses a batch) are fed one image at a time whatever
-    `batch_size` says. Predicted boxes are clipped to the image; degenerate and non-finite ones are dropped.
+    Frames are resized to the network input, or with `tile` cut into overlapping tiles whose boxes are
+    merged. Inputs go through the network `batch_size` at a time; R-CNN networks (and any network whose
+    forward refuses a batch) one at a time. Predicted boxes are clipped to the image; degenerate and
+    non-finite ones are dropped.
     """
     reader = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "r")
-    transform = ValTransform(augmentation, size)
     found = Detections([], [], [], [], [])
     one_at_a_time = one_image_per_forward(net)
-    keys = sorted(reader.keys)
+    pending: list[tuple[list[mx.nd.NDArray], list[tiling.Window], int, int]] = []
+
+    def flush() -> None:
+        nonlocal one_at_a_time
+        inputs = [x for frame_inputs, *_ in pending for x in frame_inputs]
+        outputs: list[list[np.ndarray]] = []
+        for start in range(0, len(inputs), max(1, batch_size)):
+            chunk, one_at_a_time = run(net, mx.nd.stack(*inputs[start : start + batch_size]), one_at_a_time)
+            outputs.extend(chunk)
+        for frame_inputs, placed, width, height in pending:
+            boxes, ids, scores = frame_detections(outputs[: len(frame_inputs)], placed, width, height)
+            del outputs[: len(frame_inputs)]
+            found.boxes.append(boxes)
+            found.ids.append(ids)
+            found.scores.append(scores)
+        pending.clear()
+
     try:
-        with tqdm(total=len(keys), desc=f"detect {rec.name}", unit="frame", leave=False, disable=None) as bar:
-            for start in range(0, len(keys), max(1, batch_size)):
-                inputs, sizes = [], []
-                for key in keys[start : start + max(1, batch_size)]:
-                    image, gt_boxes, gt_ids = _read_frame(reader, key)
-                    found.gt_boxes.append(gt_boxes)
-                    found.gt_ids.append(gt_ids)
-                    pixels = np.column_stack([gt_boxes, gt_ids]).astype(np.float32)
-                    inputs.append(transform(image, pixels)[0])
-                    sizes.append((int(image.shape[1]), int(image.shape[0])))
-                outputs, one_at_a_time = _run(net, mx.nd.stack(*inputs), one_at_a_time)
-                for (ids, scores, boxes), (width, height) in zip(outputs, sizes):
-                    scale = np.array([width / size, height / size, width / size, height / size])
-                    frame_boxes, frame_ids, frame_scores = _frame_detections(ids, scores, boxes, scale, width, height)
-                    found.boxes.append(frame_boxes)
-                    found.ids.append(frame_ids)
-                    found.scores.append(frame_scores)
-                bar.update(len(sizes))
+        with tqdm(total=len(reader.keys), desc=f"detect {rec.name}", unit="frame", leave=False, disable=None) as bar:
+            for key in sorted(reader.keys):
+                image, gt_boxes, gt_ids = _read_frame(reader, key)
+                found.gt_boxes.append(gt_boxes)
+                found.gt_ids.append(gt_ids)
+                inputs, placed = network_inputs(image, augmentation, size, tile, overlap)
+                pending.append((inputs, placed, int(image.shape[1]), int(image.shape[0])))
+                if sum(len(frame_inputs) for frame_inputs, *_ in pending) >= batch_size:
+                    flush()
+                bar.update(1)
+            flush()
     finally:
         reader.close()
     return found

@@ -36,7 +36,7 @@ class SSD:
         size = model.input_size
         with autograd.train_mode():
             _, _, self.anchors = net(mx.nd.zeros((1, 3, size, size)))
-        self.augment, self.aug = Augment(augmentation, size), augmentation
+        self.augment, self.aug = Augment(augmentation, size, model.tile_size), augmentation
         self.targets = SSDTargetGenerator(iou_thresh=0.5, stds=(0.1, 0.1, 0.2, 0.2), negative_mining_ratio=-1)
         self.loss = SSDMultiBoxLoss(
             negative_mining_ratio=model.negative_mining_ratio, min_hard_negatives=model.min_hard_negatives
@@ -68,7 +68,7 @@ class YOLO3:
         self.fake_x = mx.nd.zeros((1, 3, size, size))
         with autograd.train_mode():
             _, self.anchors, self.offsets, self.feat_maps, *_ = net(self.fake_x)
-        self.augment, self.aug = Augment(augmentation, size), augmentation
+        self.augment, self.aug = Augment(augmentation, size, model.tile_size), augmentation
         self.targets = YOLOV3PrefetchTargetGenerator(num_class=len(net.classes))
         self.batchify = Tuple(*([Stack() for _ in range(6)] + [Pad(axis=0, pad_val=-1)]))
 
@@ -93,7 +93,7 @@ class FasterRCNN:
 
     def __init__(self, net: Any, model: Detector, augmentation: DetectionAugmentation) -> None:
         size = model.input_size
-        self.augment = Augment(augmentation, size)
+        self.augment = Augment(augmentation, size, model.tile_size)
         aug = augmentation
         self.targets = FasterRCNNDefaultTrainTransform(size, size, net, mean=aug.mean, std=aug.std, flip_p=0.0)
         self.batchify = FasterRCNNTrainBatchify(net, num_shards=1)

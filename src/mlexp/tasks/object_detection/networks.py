@@ -26,7 +26,7 @@ from mlexp.errors import ConfigError
 from mlexp.tasks.object_detection.config import Detector
 
 FAMILIES = {"ssd": "ssd_", "yolo3": "yolo3_", "faster_rcnn": "faster_rcnn_"}
-ARCHITECTURE_KEYS = ("network", "classes", "input_size", "anchor_scale")
+ARCHITECTURE_KEYS = ("network", "classes", "input_size", "anchor_scale", "tile_size", "tile_overlap")
 
 
 def zoo_networks() -> list[str]:
@@ -38,7 +38,8 @@ def family_of(network: str) -> str | None:
 
 
 def check(model: Detector, option: str | None = None) -> str:
-    """The network's family; ConfigError naming the valid networks when the name is not one."""
+    """The network's family; ConfigError naming the valid networks when the name is not one, or for tiles
+    that would not advance."""
     family = family_of(model.network)
     valid = [n for n in zoo_networks() if option is None or family_of(n) == option]
     if model.network not in valid:
@@ -46,6 +47,11 @@ def check(model: Detector, option: str | None = None) -> str:
             f"model.network={model.network!r} is not a GluonCV *_custom detector; choose one of: {', '.join(valid)}"
         )
     assert family is not None
+    if model.tile_size is not None and not 0 <= model.tile_overlap < model.tile_size:
+        raise ConfigError(
+            f"model.tile_overlap={model.tile_overlap} must be at least 0 and below model.tile_size={model.tile_size} "
+            "(tiles share that many pixels; at least the largest ball)"
+        )
     return family
 
 

@@ -122,7 +122,15 @@ def read_labels(rec: Path) -> list[np.ndarray]:
     return labels
 
 
-def box_sizes(rec: Path, input_size: int) -> np.ndarray:
-    """(N, 2) width and height of every ball in `rec`, in pixels of the square network input it is resized to."""
-    sizes = [(row[3] - row[1], row[4] - row[2]) for label in read_labels(rec) for row in boxes(label) if len(row)]
-    return np.asarray(sizes, dtype=np.float64).reshape(-1, 2) * input_size
+def box_sizes(rec: Path, input_size: int, tile_size: int | None = None) -> np.ndarray:
+    """(N, 2) width and height of every ball in `rec`, in pixels of the square network input: the frame resized
+    to it, or with `tile_size` a tile of the frame at its own resolution resized to it."""
+    frames = json.loads(frames_json(rec).read_text())
+    sizes: list[np.ndarray] = []
+    for label, frame in zip(read_labels(rec), frames):
+        if tile_size:
+            scale = np.asarray(frame["size"], dtype=np.float64) * input_size / tile_size
+        else:
+            scale = np.full(2, float(input_size))
+        sizes.extend(np.array([row[3] - row[1], row[4] - row[2]]) * scale for row in boxes(label) if len(row))
+    return np.asarray(sizes, dtype=np.float64).reshape(-1, 2)

@@ -19,7 +19,7 @@ from mlexp.data.frame_images import ImageSource
 from mlexp.data.sources import expand
 from mlexp.errors import ConfigError, DataError
 from mlexp.paths import resolve
-from mlexp.tasks.object_detection import charts, evaluation, networks, records, splits, training
+from mlexp.tasks.object_detection import charts, evaluation, networks, records, splits, tiling, training
 from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector
 from mlexp.tracking import Tracker
 
@@ -156,7 +156,7 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     net, pretrained = networks.build(
         model,
         lambda message: print(f"notice: {message}", flush=True),
-        train_box_sizes=records.box_sizes(train_rec, model.input_size),
+        train_box_sizes=records.box_sizes(train_rec, model.input_size, model.tile_size),
         client=tracker.client if model.init_from else None,  # resolves model.init_from=runs:/...
     )
     tracker.log_parameters({**OmegaConf.to_container(cfg.model, resolve=True), "pretrained_base_loaded": pretrained})  # type: ignore[dict-item]
@@ -164,7 +164,8 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     tracker.log_input("val RecordIO", "application/x-recordio", val_rec)
 
     def validate(network: Any) -> float:
-        return evaluation.voc_ap_50(evaluation.detect(network, val_rec, augmentation, model.input_size))
+        found = evaluation.detect(network, val_rec, augmentation, model.input_size, model.tile_size, model.tile_overlap)
+        return evaluation.voc_ap_50(found)
 
     def on_epoch(epoch: training.Epoch) -> None:
         tracker.log_metrics({f"train_{name}": value for name, value in epoch.losses.items()}, step=epoch.epoch)
@@ -224,16 +225,20 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     model, augmentation = _model(cfg), _augmentation(cfg)
     test_rec = _existing(cfg, "test.rec", "prepare")
     net, architecture = networks.load(_existing(cfg, "model.params", "train").parent)
-    size = int(architecture["input_size"])
-    found = evaluation.detect(net, test_rec, augmentation, size)
+    size, tile = int(architecture["input_size"]), architecture.get("tile_size")
+    overlap = int(architecture.get("tile_overlap") or 0)
+    found = evaluation.detect(net, test_rec, augmentation, size, tile, overlap)
     map_50 = evaluation.voc_ap_50(found)
     recall, precision = evaluation.pr_curve(found)
     frames = json.loads(records.frames_json(test_rec).read_text())
     attributes = evaluation.frame_attributes(frames, found, augmentation.small_box_px)
     rows = evaluation.sensitivity(found, attributes, model.score_threshold)
     false_positives = evaluation.false_positive_rate_no_ball(found, model.score_threshold)
-    fps = frames_per_second(net, size, model.speed_frames, hybridize=True)
-    fps_imperative = frames_per_second(net, size, model.speed_frames, hybridize=False)
+    # a frame costs all its windows (tiles): timed at the test frames' size
+    width, height = frames[0]["size"] if frames else (1280, 720)
+    windows = len(tiling.windows(width, height, size, tile, overlap))
+    fps = frames_per_second(net, size, model.speed_frames, hybridize=True, windows=windows)
+    fps_imperative = frames_per_second(net, size, model.speed_frames, hybridize=False, windows=windows)
     tracker.log_input("test RecordIO", "application/x-recordio", test_rec)
     tracker.log_input("model", "application/x-mxnet-params", _existing(cfg, "model.params", "train"))
     tracker.log_metrics(

@@ -1,0 +1,172 @@
+"""Tiles at the frame's own resolution: they cover the frame with enough overlap, training crops keep the
+ball, and a frame's tiles merge into one set of boxes in frame pixels (no ball twice, no ball cut in half)."""
+
+from __future__ import annotations
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from mlexp.tasks.object_detection import evaluation, tiling
+from mlexp.tasks.object_detection.augment import Augment
+from object_detection_tiny import NO_JITTER
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(1280, 512, 64), (720, 512, 64), (1280, 256, 40), (700, 96, 30)]
+)
+def test_tiles_cover_the_side_and_overlap_by_at_least_the_overlap(length, tile, overlap):
+    starts = tiling.origins(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + tile == length
+    gaps = np.diff(starts)
+    assert (tile - gaps >= overlap).all()  # neighbours share at least `overlap` pixels
+    # and no more tiles than needed: one tile fewer would leave less than `overlap` shared
+    assert len(starts) == 1 or (len(starts) - 1) * (tile - overlap) < length - overlap
+
+
+def test_a_frame_no_larger_than_the_tile_is_one_window_padded_to_the_tile():
+    assert tiling.origins(300, 512, 64) == [0]
+    placed = tiling.windows(300, 200, 256, 512, 64)
+    assert len(placed) == 1 and placed[0].inner == (None, None, None, None) and placed[0].scale_x == 2.0
+    image = mx.nd.ones((200, 300, 3), dtype="uint8") * 7
+    tile = tiling.cut(image, 0, 0, 512)
+    assert tile.shape == (512, 512, 3)
+    assert tile[:200, :300].asnumpy().min() == 7 and tile[200:].asnumpy().max() == 0
+
+
+def test_windows_of_a_broadcast_frame_know_their_inner_edges():
+    placed = tiling.windows(1280, 720, 256, 512, 64)
+    assert [(w.x0, w.y0) for w in placed] == [(0, 0), (384, 0), (768, 0), (0, 208), (384, 208), (768, 208)]
+    top_left, top_middle, bottom_right = placed[0], placed[1], placed[5]
+    assert top_left.inner == (None, None, 512.0, 512.0)
+    assert top_middle.inner == (384.0, None, 896.0, 512.0)
+    assert bottom_right.inner == (768.0, 208.0, None, None)
+    assert top_left.scale_x == top_left.scale_y == 2.0  # a 512-px tile into a 256-px input
+    # without tiles: the whole frame, squeezed per axis
+    (whole,) = tiling.windows(1280, 720, 256, None, 64)
+    assert (whole.scale_x, whole.scale_y) == (5.0, 720 / 256)
+
+
+def test_training_tiles_around_a_ball_keep_it_whole_and_in_tile_pixels():
+    np.random.seed(0)
+    image = mx.nd.array(np.random.randint(0, 255, (720, 1280, 3)), dtype="uint8")
+    ball = np.array([[1000.0, 600.0, 1030.0, 620.0, 0.0]])
+    for _ in range(50):
+        crop, boxes = tiling.random_tile(image, ball, 256, ball_share=1.0)
+        assert crop.shape == (256, 256, 3)
+        assert len(boxes) == 1
+        left, top, right, bottom = boxes[0, :4]
+        assert right - left == 30 and bottom - top == 20  # whole, not clipped
+        assert left >= 0 and top >= 0 and right <= 256 and bottom <= 256
+        # the crop's pixels are the frame's, at the offset the box moved by
+        x0, y0 = int(1000 - left), int(600 - top)
+        assert (crop.asnumpy() == image.asnumpy()[y0 : y0 + 256, x0 : x0 + 256]).all()
+
+
+def test_training_tiles_anywhere_drop_balls_whose_centre_they_cut_out_and_clip_the_rest():
+    np.random.seed(1)
+    image = mx.nd.zeros((300, 300, 3), dtype="uint8")
+    ball = np.array([[250.0, 140.0, 290.0, 160.0, 0.0]])  # centre x 270: inside a 256-px tile starting at x >= 14
+    widths = []
+    for _ in range(200):
+        _, boxes = tiling.random_tile(image, ball, 256, ball_share=0.0)
+        widths.extend(boxes[:, 2] - boxes[:, 0])
+        assert all(box[0] >= 0 and box[2] <= 256 for box in boxes)
+    widths = np.array(widths)
+    assert 100 < len(widths) < 200  # ~31 of the 45 starts keep it
+    assert (widths < 40).any() and (widths == 40).any()  # clipped by the tile's right edge, or whole
+
+
+def test_augment_with_tiles_feeds_native_resolution_crops_at_the_network_input():
+    np.random.seed(2)
+    image = mx.nd.zeros((720, 1280, 3), dtype="uint8")
+    ball = np.array([[640.0, 360.0, 660.0, 376.0, 0.0]], dtype=np.float32)
+    augment = Augment(NO_JITTER, 128, tile=256)
+    sizes = []
+    for _ in range(20):
+        img, boxes = augment(image, ball)
+        assert img.shape == (128, 128, 3)
+        sizes.extend(boxes[boxes[:, 4] >= 0, 2] - boxes[boxes[:, 4] >= 0, 0])
+    # the 20-px ball at half scale (tile 256 → input 128), not squeezed by 1280/128 = 10 to 2 px
+    assert sizes and np.allclose(sizes, 10.0)
+
+
+def test_a_frames_tiles_merge_into_one_box_per_ball_in_frame_pixels():
+    placed = tiling.windows(1280, 720, 256, 512, 64)
+    left, middle = placed[0], placed[1]  # overlap: x 384-512
+    empty = [np.zeros(0), np.zeros(0), np.zeros((0, 4))]
+    outputs = [list(empty) for _ in placed]
+    # a ball at x 440-470 (inside the overlap) seen whole by both tiles, at 2x scale into the 256-px input;
+    # the middle tile also sees something at the frame's top edge
+    outputs[0] = [np.array([0.0]), np.array([0.9]), np.array([[220.0, 50.0, 235.0, 60.0]])]
+    outputs[1] = [np.array([0.0, 0.0]), np.array([0.8, 0.7]), np.array([[28.0, 50.0, 43.0, 60.0], [100, -1, 110, 5]])]
+    # a ball cut by the left tile's inner right edge (x 500-512 of 500-530): dropped there, whole in the middle tile
+    outputs[0][0] = np.append(outputs[0][0], 0.0)
+    outputs[0][1] = np.append(outputs[0][1], 0.95)
+    outputs[0][2] = np.vstack([outputs[0][2], [[250.0, 150.0, 256.0, 160.0]]])
+    outputs[1][0] = np.append(outputs[1][0], 0.0)
+    outputs[1][1] = np.append(outputs[1][1], 0.6)
+    outputs[1][2] = np.vstack([outputs[1][2], [[58.0, 150.0, 73.0, 160.0]]])
+    boxes, ids, scores = evaluation.frame_detections(outputs, placed, 1280, 720)
+    # best first; the duplicate (0.8) merged; a box at the frame's own top edge kept, clipped to the frame
+    assert boxes.tolist() == [[440.0, 100.0, 470.0, 120.0], [584.0, 0.0, 604.0, 10.0], [500.0, 300.0, 530.0, 320.0]]
+    assert scores.tolist() == [0.9, 0.7, 0.6] and ids.tolist() == [0, 0, 0]
+    assert left.inner[2] == 512.0 and middle.inner[0] == 384.0
+
+
+class CountingNetwork:
+    """A real detector that remembers the shape of every batch it was given."""
+
+    def __init__(self, net):
+        self.net, self.batches = net, []
+
+    def __call__(self, x):
+        self.batches.append(tuple(x.shape))
+        return self.net(x)
+
+
+def test_tiled_detection_runs_every_tile_of_every_frame_and_answers_in_frame_pixels(tmp_path):
+    from mlexp.tasks.object_detection import networks
+    from object_detection_tiny import HEIGHT, WIDTH, detector, write_frames
+
+    mx.random.seed(0)
+    write_frames(tmp_path / "val.rec", 3, seed=2)
+    net, _ = networks.build(detector("ssd", input_size=64, tile_size=64, tile_overlap=24), lambda _: None)
+    counting = CountingNetwork(net)
+    found = evaluation.detect(counting, tmp_path / "val.rec", NO_JITTER, 64, tile=64, overlap=24, batch_size=8)
+    per_frame = len(tiling.windows(WIDTH, HEIGHT, 64, 64, 24))
+    assert per_frame == 5 * 3  # 192 x 112 in 64-px tiles sharing at least 24 px
+    assert sum(shape[0] for shape in counting.batches) == 3 * per_frame
+    assert all(shape[1:] == (3, 64, 64) for shape in counting.batches)
+    every = np.concatenate(found.boxes)
+    assert len(every) and every[:, 2].max() > 64 and every[:, 3].max() > 64  # beyond the first tile
+    assert every[:, 0].min() >= 0 and every[:, 2].max() <= WIDTH and every[:, 3].max() <= HEIGHT
+
+
+def test_a_tiled_trial_trains_on_tiles_and_keeps_the_tiling_with_its_model(tmp_path):
+    import json
+    import shutil
+
+    from conftest import REPO, run_cli, trials_of
+    from mlexp.data import football_frames
+    from run_folders import run_folder
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    manifest = football_frames.generate(project / "labels", 16, 3, width=160, height=90, frames_per_play=2)
+    common = ("task=object_detection", f"dataset.path={manifest}", f"dataset.image_root={project / 'labels'}")
+    tiny = ("model.epochs=1", "model.batch_size=4", "model.speed_frames=1", "compute.num_threads=1")
+    tiles = ("model.input_size=64", "model.tile_size=64", "model.tile_overlap=24")
+    done = run_cli(project, *common, *tiny, *tiles)
+    [view] = trials_of(project, "object_detection")
+    assert view.status == "FINISHED"
+    saved = json.loads((run_folder(done) / "models/model.json").read_text())
+    assert (saved["tile_size"], saved["tile_overlap"], saved["input_size"]) == (64, 24, 64)
+    assert view.params["model.tile_size"] == "64"
+    assert "test mAP@0.5" in done.stdout
+
+    bad = run_cli(project, *common, *tiny, "model.tile_size=64", "model.tile_overlap=64", check=False)
+    assert bad.returncode != 0
+    assert "model.tile_overlap=64 must be at least 0 and below model.tile_size=64" in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
+    assert sorted(t.status for t in trials_of(project, "object_detection")) == ["FAILED", "FINISHED"]
