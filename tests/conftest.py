@@ -3,10 +3,12 @@ on loopback and a headless chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +31,40 @@ def tmp_project(tmp_path: Path) -> Path:
     project.mkdir()
     shutil.copytree(REPO / "conf", project / "conf")
     return project
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store made once per test process, as the command makes one (MLflow's schema, WAL mode)."""
+    from mlexp.tracking.store import TrackingStore
+
+    folder = tmp_path_factory.mktemp("empty-store")
+    TrackingStore.resolve(None, folder).client()  # MLflow's schema migration: seconds, paid once here
+    return folder / "mlflow.db"
+
+
+def seed_store(project: Path, empty_store: Path) -> Path:
+    """Give `project` a copy of the empty store: the same tables and rows the command's first trial would create."""
+    from mlexp.tracking.store import use_wal
+
+    database = project / "mlflow.db"
+    source, copy = sqlite3.connect(empty_store), sqlite3.connect(database)
+    with contextlib.closing(source), contextlib.closing(copy):
+        source.backup(copy)  # a consistent copy, whatever is still in the template's write-ahead log
+        # the Default experiment points into the folder the store was made in, as MLflow's own set-up does
+        copy.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (str(project / "mlruns" / "0"),)
+        )
+        copy.commit()
+    use_wal(database)
+    return database
+
+
+@pytest.fixture
+def tmp_project_with_store(tmp_project: Path, empty_store: Path) -> Path:
+    """tmp_project whose MLflow store already exists, for tests about anything but the store's first set-up."""
+    seed_store(tmp_project, empty_store)
+    return tmp_project
 
 
 def stop_process_group(process: subprocess.Popen, seconds: float = 15) -> None:
@@ -182,3 +218,35 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep(
             "!", f"BROWSER TESTS SKIPPED ({len(skipped)}): chromium is missing; apt-get install -y chromium", red=True
         )
+
+
+# Test files by their time in the last CI run (`make test` prints the slowest tests), longest first. With
+# `--dist loadfile --no-loadscope-reorder` xdist hands whole files to its workers in collection order: started
+# first, the long files overlap the many short ones instead of running alone at the end of the suite.
+LONGEST_FILES = (
+    "test_trial_status.py",
+    "test_params_and_dvc.py",
+    "test_sweeps.py",
+    "test_python_api.py",
+    "test_deploy.py",
+    "test_trial_run.py",
+    "test_text_classification.py",
+    "test_team_server.py",
+    "test_notebook.py",
+    "test_recommendation_trial.py",
+    "test_object_detection_trial.py",
+    "test_journal.py",
+    "test_registered_models.py",
+    "test_cleanup.py",
+    "test_console.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, then the others by their number of tests (xdist's own order), each file's tests
+    in their written order."""
+    rank = {name: position for position, name in enumerate(LONGEST_FILES)}
+    counts: dict[Path, int] = {}
+    for item in items:
+        counts[item.path] = counts.get(item.path, 0) + 1
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -counts[item.path]))

@@ -23,7 +23,7 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from conftest import REPO, TINY, cli_env, run_cli, stop_process_group, store_client, trials_of
+from conftest import REPO, TINY, cli_env, run_cli, seed_store, stop_process_group, store_client, trials_of
 from mlexp.serving import champion
 
 NAME = "tabular_regression"
@@ -169,9 +169,10 @@ def test_mlflow_models_serve_answers_with_the_champion(sweep, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def registry_store(tmp_path_factory):
-    """One bare store for these tests (creating an MLflow database takes seconds); each uses its own model."""
+def registry_store(tmp_path_factory, empty_store):
+    """One bare store for these tests (a copy: creating an MLflow database takes seconds); each uses its own model."""
     folder = tmp_path_factory.mktemp("registry-store")
+    seed_store(folder, empty_store)
     uri = store_uri(folder)
     return MlflowClient(tracking_uri=uri), uri, folder
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 
-from conftest import REPO, TINY, run_cli, store_client, trials_of
+from conftest import REPO, TINY, run_cli, seed_store, store_client, trials_of
 from dvc_copy import copy_project, dvc
 from mlexp import tasks
 from mlexp.config import params
@@ -20,8 +21,17 @@ def test_params_yaml_is_in_sync_with_conf():
     assert (REPO / "params.yaml").read_text() == fresh, "params.yaml drifted from conf/: run `mlexp params`"
 
 
-def test_params_check_command_detects_drift_and_names_the_key(tmp_project):
-    run_cli(tmp_project, "params")
+@pytest.fixture(scope="module")
+def written_params(tmp_path_factory) -> str:
+    """params.yaml as `mlexp params` writes it from the repository's conf/ (run once for the tests below)."""
+    project = tmp_path_factory.mktemp("params") / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    run_cli(project, "params")
+    return (project / "params.yaml").read_text()
+
+
+def test_params_check_command_detects_drift_and_names_the_key(tmp_project, written_params):
+    (tmp_project / "params.yaml").write_text(written_params)
     assert run_cli(tmp_project, "params", "--check").returncode == 0
     (tmp_project / "conf" / "model" / "mlp_regressor.yaml").write_text(
         (tmp_project / "conf" / "model" / "mlp_regressor.yaml").read_text().replace("l1_size: 32", "l1_size: 33")
@@ -31,8 +41,8 @@ def test_params_check_command_detects_drift_and_names_the_key(tmp_project):
     assert "tabular_regression.model.l1_size" in done.stderr and "32" in done.stderr and "33" in done.stderr
 
 
-def test_params_check_compares_values_not_formatting(tmp_project):
-    run_cli(tmp_project, "params")
+def test_params_check_compares_values_not_formatting(tmp_project, written_params):
+    (tmp_project / "params.yaml").write_text(written_params)
     path = tmp_project / "params.yaml"
     original = path.read_text()
     # what `dvc exp run -S` does to the file: DVC's own rewrite (ruamel style: `path:` for null, `1e-10`)
@@ -60,9 +70,9 @@ def test_first_difference_names_the_first_differing_key():
     assert "a.e is not in conf/" in (params.first_difference({"a": {**fresh["a"], "e": 0}}, fresh) or "")
 
 
-def test_params_file_decides_what_the_stage_runs_with_and_cli_values_still_win(tmp_project):
-    run_cli(tmp_project, "params")
-    sections = yaml.safe_load((tmp_project / "params.yaml").read_text())
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
+def test_params_file_decides_what_the_stage_runs_with_and_cli_values_still_win(tmp_project, written_params):
+    sections = yaml.safe_load(written_params)
     sections["tabular_regression"]["model"]["l1_size"] = 5
     sections["tabular_regression"]["model"]["epochs"] = 3
     (tmp_project / "params.yaml").write_text(yaml.safe_dump(sections))
@@ -73,10 +83,12 @@ def test_params_file_decides_what_the_stage_runs_with_and_cli_values_still_win(t
 
 
 @pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
-    """The project's tracked files in a fresh git repository, with tiny sizes in params.yaml."""
+def repo_copy(tmp_path: Path, empty_store: Path) -> Path:
+    """The project's tracked files in a fresh git repository, with tiny sizes in params.yaml (and its store)."""
     tiny = {"tabular_regression": {key: int(value) for key, value in (o.split("=") for o in TINY)}}
-    return copy_project(tmp_path / "repo", tiny)
+    repo = copy_project(tmp_path / "repo", tiny)
+    seed_store(repo, empty_store)  # git-ignored, as a store is; its first set-up is not what this test is about
+    return repo
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ import yaml
 from conftest import REPO, TINY, run_cli, store_client, trials_of
 
 pytestmark = pytest.mark.slow
+# a fresh store's set-up under parallel trials is the grid sweep's concern; the other sweeps start with one in place
+STORE_EXISTS = pytest.mark.usefixtures("tmp_project_with_store")
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +140,7 @@ def test_compare_of_an_unknown_experiment_fails_clearly(grid_sweep):
     assert "no trials in experiment 'nothing-here'" in done.stderr
 
 
+@STORE_EXISTS
 def test_tpe_sweep_minimises_the_task_objective(tmp_project):
     run_cli(
         tmp_project,
@@ -159,6 +162,7 @@ def test_tpe_sweep_minimises_the_task_objective(tmp_project):
     assert min(t.metrics["test_msle"] for t in trials) == pytest.approx(results["best_value"])
 
 
+@STORE_EXISTS
 def test_a_failed_trial_fails_the_sweep_but_not_the_other_trials(tmp_project):
     bad = tmp_project / "bad.data"
     bad.write_text("X,1,2,3,4,5,6,7,8\n")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -15,8 +17,11 @@ from hydra import compose, initialize_config_dir
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, cli_env, run_cli, store_client, trials_of
+from conftest import REPO, TINY, cli_env, run_cli, seed_store, stop_process_group, store_client, trials_of
 from mlexp.compare import TrialRow, best_first
+
+# the tests about anything but a store's first set-up start with the project's store in place
+STORE_EXISTS = pytest.mark.usefixtures("tmp_project_with_store")
 
 
 def _stage(project, stage, pipeline_run, *extra, check=True):
@@ -26,6 +31,7 @@ def _stage(project, stage, pipeline_run, *extra, check=True):
     return run_cli(project, "task=tabular_regression", f"stage={stage}", *folders, *TINY, *extra, env=env, check=check)
 
 
+@STORE_EXISTS
 def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project, monkeypatch):
     from mlexp import runner
     from mlexp.config import make_composable
@@ -51,6 +57,7 @@ def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project,
     assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
 
 
+@STORE_EXISTS
 @pytest.mark.parametrize(
     "launcher",
     [("model.l1_size=4,8,16",), ("sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,8,16")],
@@ -69,11 +76,17 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
         start_new_session=True,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _training_started(tmp_project):
+    # a sweep that stopped by itself is not waited for: the assertions below report its exit and its stderr
+    while time.monotonic() < deadline and process.poll() is None and not _training_started(tmp_project):
         time.sleep(0.5)
     time.sleep(1)
-    os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    with contextlib.suppress(ProcessLookupError):  # the process group is gone when the sweep already ended
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # a sweep that ignored Ctrl-C must not keep training for 100000 epochs
+            stop_process_group(process)
     assert process.returncode == 130, stderr
     trials = trials_of(tmp_project)
     # the sweep stopped: no trial after the interrupted ones, and none left RUNNING
@@ -97,6 +110,7 @@ def _training_started(project) -> bool:
         return False
 
 
+@STORE_EXISTS
 def test_stages_of_one_pipeline_run_share_a_trial_and_another_run_opens_its_own(tmp_project):
     for stage in ("prepare", "train", "evaluate"):
         _stage(tmp_project, stage, "repro-1")
@@ -113,8 +127,22 @@ def test_stages_of_one_pipeline_run_share_a_trial_and_another_run_opens_its_own(
     assert new.component_names == {"Evaluation"} and new.status == "FINISHED"
 
 
-def test_a_trial_with_a_failed_component_is_never_continued_or_closed_finished(tmp_project):
-    _stage(tmp_project, "prepare", "repro-1")
+@pytest.fixture(scope="module")
+def prepared_project(tmp_path_factory, empty_store):
+    """A project where stage prepare ran under pipeline run repro-1, shared by the two tests that continue it.
+
+    Neither changes what the other finds: one continues the trial in the project's store, the other runs its
+    stage against another store.
+    """
+    project = tmp_path_factory.mktemp("prepared") / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)
+    _stage(project, "prepare", "repro-1")
+    return project
+
+
+def test_a_trial_with_a_failed_component_is_never_continued_or_closed_finished(prepared_project):
+    tmp_project = prepared_project
     failed = _stage(tmp_project, "train", "repro-1", "model.learning_rate=1e30", check=False)
     assert failed.returncode == 1
     [trial] = trials_of(tmp_project)
@@ -126,8 +154,8 @@ def test_a_trial_with_a_failed_component_is_never_continued_or_closed_finished(t
     assert statuses[trial.run_id] == "FAILED" and len(statuses) == 2
 
 
-def test_a_marker_from_another_tracking_store_starts_a_new_trial_without_a_traceback(tmp_project, tmp_path):
-    _stage(tmp_project, "prepare", "repro-1")
+def test_a_marker_from_another_tracking_store_starts_a_new_trial_without_a_traceback(prepared_project, tmp_path):
+    tmp_project = prepared_project
     other = f"sqlite:///{tmp_path / 'other.db'}"
     done = _stage(tmp_project, "train", "repro-1", f"tracking.uri={other}")
     assert "Traceback" not in done.stderr
@@ -168,6 +196,7 @@ def test_sweep_combinations_that_cannot_work_are_refused_before_any_trial(tmp_pr
     assert not (tmp_project / "mlflow.db").exists() or not trials_of(tmp_project, "tabular_regression")
 
 
+@STORE_EXISTS
 def test_a_sweep_point_that_fails_before_its_trial_opens_fails_the_sweep(tmp_project):
     done = run_cli(
         tmp_project, "-m", "task=tabular_regression", "params_file=missing.yaml,also-missing.yaml", check=False
@@ -179,6 +208,7 @@ def test_a_sweep_point_that_fails_before_its_trial_opens_fails_the_sweep(tmp_pro
     assert sweep.info.status == RunStatus.to_string(RunStatus.FAILED)
 
 
+@STORE_EXISTS
 def test_a_sweep_that_hydra_stops_on_a_bad_point_exits_non_zero_with_its_record_failed(tmp_project):
     done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "model.l1_size=4,not-a-number", check=False)
     assert done.returncode != 0
@@ -187,6 +217,7 @@ def test_a_sweep_that_hydra_stops_on_a_bad_point_exits_non_zero_with_its_record_
     assert sweep.info.status == "FAILED"  # not left RUNNING
 
 
+@STORE_EXISTS
 def test_an_error_while_recording_the_sweep_is_one_line_exit_1_and_a_failed_record(tmp_project):
     # the charts folder cannot be created: a file stands where its parent folder should be
     (tmp_project / "outputs").mkdir()
