@@ -227,6 +227,7 @@ LONGEST_FILES = (
     "test_trial_status.py",
     "test_params_and_dvc.py",
     "test_sweeps.py",
+    "test_sweep_worker_crash.py",
     "test_python_api.py",
     "test_deploy.py",
     "test_trial_run.py",

@@ -117,7 +117,7 @@ def _run_job(cfg: DictConfig) -> float:
     except Exception as error:
         record_job(number, "FAILED", None, f"{type(error).__name__}: {error}")
         raise
-    record_job(number, "FINISHED", result.run_id)
+    record_job(number, "FINISHED", result.run_id, objective=result.objective)
     _print_next_steps(cfg, result, multirun)
     return result.objective
 

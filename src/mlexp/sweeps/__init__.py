@@ -42,14 +42,20 @@ class SweepEndedFailed(SystemExit):
         super().__init__(1)
 
 
-def record_job(number: int, status: str, run_id: str | None, error: str = "") -> None:
-    """Leave a sweep job's outcome where the sweep's end can count it, even if no trial opened."""
+def record_job(number: int, status: str, run_id: str | None, error: str = "", objective: float | None = None) -> None:
+    """Leave a sweep job's outcome where the sweep's end can count it, even if no trial opened.
+
+    A finished job's objective too: if its worker dies before its result reaches the sweep, the sweep takes it here.
+    """
     folder = os.environ.get(SWEEP_JOBS_ENV)
     if not folder:
         return
     path = Path(folder) / f"{number}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"job": number, "status": status, "run_id": run_id, "error": error}) + "\n")
+    outcome = {"job": number, "status": status, "run_id": run_id, "error": error, "objective": objective}
+    partial = path.with_suffix(".part")  # whole or absent, should the worker die mid-write
+    partial.write_text(json.dumps(outcome) + "\n")
+    partial.replace(path)
 
 
 def job_outcomes(folder: Path) -> list[dict[str, object]]:

@@ -52,14 +52,18 @@ def set_thread_variables(config: DictConfig) -> None:
             os.environ[name] = threads
 
 
-def _joblib_arguments(config: DictConfig) -> dict[str, Any]:
-    """The arguments Hydra's joblib launcher gives joblib.Parallel: the same ones reuse the same workers."""
+def joblib_arguments(config: DictConfig) -> dict[str, Any]:
+    """The joblib.Parallel arguments of the sweep's launcher (mlexp.sweeps.joblib_launcher): the same reuse the workers.
+
+    One job per dispatch: a worker that dies then cuts its own job only, never a batch of queued ones.
+    """
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
 
     launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
     assert isinstance(launcher, dict)
     arguments = {str(k): v for k, v in launcher.items() if k != "_target_"}
-    arguments["backend"] = "loky"
+    arguments["backend"] = "loky"  # as Hydra's: its threading backend cannot run Hydra jobs
+    arguments["batch_size"] = 1
     process_joblib_cfg(arguments)
     return arguments
 
@@ -88,7 +92,7 @@ def start_workers(config: DictConfig) -> threading.Thread | None:
 
     task = tasks.get(config.task.name)
     root = str(Path(config.paths.root).resolve())
-    arguments = _joblib_arguments(config)
+    arguments = joblib_arguments(config)
 
     def warm() -> None:
         # only a head start: if it fails, the launcher starts the workers itself

@@ -1,0 +1,297 @@
+"""Hydra's joblib launcher, made so that one dead worker process (killed, out of memory) loses no other trial.
+
+joblib's loky pool breaks when a worker process dies: it kills the other workers and the whole Parallel
+call raises TerminatedWorkerError, so queued jobs never run and jobs running on healthy workers are cut.
+This launcher runs the jobs as Hydra's does, one job per dispatch (a dead worker's batch is its own job),
+takes results as they come, and on a broken pool runs again every job without an outcome except the one(s)
+whose worker died first: those are recorded KILLED, and the sweep ends FAILED naming them, with the command
+that runs them again. A cut job that already recorded its outcome (finished, or failed) is done: it never
+runs twice. A job that raises an ordinary exception is recorded FAILED and the sweep goes on (the sweep's
+end lists it and exits non-zero); Optuna's sweeper is told each failed job as a failed Optuna trial.
+
+Hydra runs it as hydra_plugins.mlexp_joblib_launcher (Hydra takes launchers only from that package), which
+registers it as `hydra/launcher=mlexp_joblib`, the launcher conf/sweep/* pick.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import shlex
+import shutil
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra_plugins.hydra_joblib_launcher._core import execute_job
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from joblib import Parallel, delayed
+from joblib.externals.loky import process_executor
+from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+from mlexp.sweeps import SWEEP_EXPERIMENT_ENV, SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SWEEP_STORE_ENV, record_job
+from mlexp.sweeps.workers import joblib_arguments
+
+log = logging.getLogger(__name__)
+
+STARTED_DIR = ".mlexp_started"  # in the sweep's folder: <job>.pid, written by a job as it starts on a worker
+MAX_UNEXPLAINED = 3  # pools broken with no job's worker seen dead: past this, the cut jobs count as dead
+CANCELLED_NOTE = "cancelled when another worker of the sweep died; the job ran again as a new trial"
+NOT_RUN_NOTE = "not run: the worker pool kept breaking"
+
+# pid -> exit code of the workers that had already exited when loky killed the rest of a broken pool
+_DEAD_WORKERS: dict[int, int] = {}
+
+
+def _remember_dead_workers(kill_workers: Callable[..., None]) -> Callable[..., None]:
+    """Wrap loky's kill_workers: the workers dead before it runs are the ones that broke the pool.
+
+    loky kills every other worker with SIGKILL too, so afterwards a dead worker does not say whether it
+    broke the pool or was killed for it; only this moment does.
+    """
+
+    @functools.wraps(kill_workers)
+    def kill_workers_remembering(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            processes = list(self.processes.items())
+            _DEAD_WORKERS.update((pid, p.exitcode) for pid, p in processes if p.exitcode is not None)
+        except Exception:  # a private loky API: if it changed, the cut jobs that started all count as dead
+            pass
+        kill_workers(self, *args, **kwargs)
+
+    return kill_workers_remembering
+
+
+# private in loky: without it no worker is seen dead, so every cut job that started counts as dead (none runs twice)
+_MANAGER = getattr(process_executor, "_ExecutorManagerThread", None)
+if _MANAGER is not None and not hasattr(_MANAGER.kill_workers, "__wrapped__"):
+    _MANAGER.kill_workers = _remember_dead_workers(_MANAGER.kill_workers)
+
+
+def run_job_on_worker(started: str, number: int, *arguments: Any) -> tuple[int, JobReturn]:
+    """In a worker: say which process runs job `number`, then run it as Hydra's joblib launcher does."""
+    Path(started, f"{number}.pid").write_text(f"{os.getpid()}\n")
+    return number, execute_job(number, *arguments)
+
+
+def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Run the jobs as Hydra's launcher does; after a broken pool, again every job without an outcome but the dead."""
+    setup_globals()
+    config, task_function, context = launcher.config, launcher.task_function, launcher.hydra_context
+    assert config is not None and task_function is not None and context is not None
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    started = sweep_dir / STARTED_DIR
+    started.mkdir(parents=True, exist_ok=True)
+    arguments = joblib_arguments(config)
+    log.info(f"Joblib.Parallel({arguments}) is launching {len(job_overrides)} jobs")
+    log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
+    overrides = {initial_job_idx + i: list(o) for i, o in enumerate(job_overrides)}
+    for number, job in overrides.items():
+        log.info(f"\t#{number} : {' '.join(filter_overrides(job))}")
+
+    results: dict[int, JobReturn] = {}
+    unexplained = 0  # broken pools whose dead worker ran none of the jobs (it died while idle, or loading)
+    pending = list(overrides)
+    try:
+        while pending:
+            for number in pending:
+                (started / f"{number}.pid").unlink(missing_ok=True)
+            _DEAD_WORKERS.clear()
+            state = Singleton.get_state()
+            jobs = (
+                delayed(run_job_on_worker)(str(started), n, overrides[n], context, config, task_function, state)
+                for n in pending
+            )
+            try:
+                for number, result in Parallel(**arguments, return_as="generator_unordered")(jobs):
+                    results[number] = _kept_going(number, result)
+            except TerminatedWorkerError:
+                _settle(Path(str(config.paths.root)))  # the cut trials' writers stop; their runs end KILLED
+                for number in pending:  # ended before the pool broke, result lost on the way: never run twice
+                    if number not in results and (done := _recorded(number, overrides[number])):
+                        results[number] = done
+                cut = [n for n in pending if n not in results]
+                dead = _dead_jobs(started, cut)
+                unexplained += not dead
+                gave_up = unexplained >= MAX_UNEXPLAINED  # a job may kill its worker before it says it started
+                if gave_up:
+                    dead = [n for n in cut if (started / f"{n}.pid").exists()]
+                again = [] if gave_up else [n for n in cut if n not in dead]
+                died = f"the worker process of job(s) {', '.join(map(str, dead))}" if dead else "a worker process"
+                again_line = f"running the sweep's {len(again)} other unfinished job(s) again on new workers"
+                print(f"mlexp: {died} died; {again_line}", file=sys.stderr)
+                for number in dead:
+                    results[number] = _died(number, overrides[number], started)
+                for number in sorted(set(cut) - set(dead) - set(again)):
+                    results[number] = _not_run(number, overrides[number])
+                _forget_cancelled(again)
+            pending = [n for n in pending if n not in results]
+    finally:
+        shutil.rmtree(started, ignore_errors=True)
+    if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
+        return [_failed_for_optuna(n, results[n]) for n in overrides]
+    return [results[n] for n in overrides]
+
+
+def _failed_for_optuna(number: int, result: JobReturn) -> JobReturn:
+    """A job mlexp counts failed (objective NaN) as Optuna's sweeper takes it: a FAILED job, an Optuna FAIL.
+
+    Optuna refuses a NaN objective in a way that stops its sweeper; a failed job it records and goes on.
+    """
+    value = result._return_value
+    if result.status == JobStatus.COMPLETED and isinstance(value, float) and math.isnan(value):
+        result.status = JobStatus.FAILED
+        result.return_value = JobFailed(f"job {number} failed; the sweep's end lists it")
+    return result
+
+
+def _kept_going(number: int, result: JobReturn) -> JobReturn:
+    """A job whose exception escaped Hydra's job: recorded FAILED, the sweep goes on (its end lists it)."""
+    if result.status != JobStatus.FAILED or not os.environ.get(SWEEP_JOBS_ENV):
+        return result
+    error = result._return_value
+    print(f"[job {number}] " + "".join(traceback.format_exception(error)), file=sys.stderr, end="")
+    if not (Path(os.environ[SWEEP_JOBS_ENV]) / f"{number}.json").exists():
+        record_job(number, "FAILED", None, f"{type(error).__name__}: {error}")
+    result.status, result.return_value = JobStatus.COMPLETED, math.nan
+    return result
+
+
+def _recorded(number: int, overrides: list[str]) -> JobReturn | None:
+    """The result of a job that recorded its outcome (mlexp.cli) before its result reached this process."""
+    path = Path(os.environ.get(SWEEP_JOBS_ENV, "."), f"{number}.json")
+    if not os.environ.get(SWEEP_JOBS_ENV) or not path.exists():
+        return None
+    try:
+        outcome = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    objective = outcome.get("objective") if outcome["status"] == "FINISHED" else None
+    value = math.nan if objective is None else float(objective)
+    return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=value)
+
+
+def _dead_jobs(started: Path, cut: list[int]) -> list[int]:
+    """The cut jobs whose worker broke the pool; all that had started when loky did not say which."""
+    running = {n: _pid(started / f"{n}.pid") for n in cut if (started / f"{n}.pid").exists()}
+    if not _DEAD_WORKERS:
+        return sorted(running)  # never run a job twice that may have killed its worker
+    return sorted(n for n, pid in running.items() if pid in _DEAD_WORKERS)
+
+
+def _how_it_died(pid: int | None) -> str:
+    """`killed by SIGKILL: kill -9, or out of memory`, `exited with status 3`, or unknown."""
+    code = _DEAD_WORKERS.get(pid) if pid else None
+    if code is None:
+        return "killed, or out of memory"
+    if code >= 0:
+        return f"exited with status {code}"
+    name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+    return f"killed by {name}" + (": kill -9, or out of memory" if -code == signal.SIGKILL else "")
+
+
+def _died(number: int, overrides: list[str], started: Path) -> JobReturn:
+    """The job of a dead worker: outcome KILLED with the command that runs it again; its trial is already stored."""
+    pid = _pid(started / f"{number}.pid")
+    worker = f"worker process {pid}" if pid else "worker process"
+    message = f"trial {_trial(number)} was killed: its {worker} died ({_how_it_died(pid)}); run it again with: "
+    return _lost(number, overrides, "KILLED", message + _rerun(overrides))
+
+
+def _not_run(number: int, overrides: list[str]) -> JobReturn:
+    """A queued job left when the pool broke too often: never started, recorded with the command that runs it."""
+    return _lost(number, overrides, "FAILED", f"{NOT_RUN_NOTE}; run it with: {_rerun(overrides)}")
+
+
+def _lost(number: int, overrides: list[str], status: str, message: str) -> JobReturn:
+    print(f"mlexp: job {number}: {message}", file=sys.stderr)
+    if not os.environ.get(SWEEP_JOBS_ENV):  # no sweep record counts outcomes: let Hydra fail the sweep
+        return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=WorkerDied(message))
+    run_ids = _trial_runs(_trial(number))
+    record_job(number, status, run_ids[0] if run_ids else None, message)
+    return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=math.nan)
+
+
+def _trial(number: int) -> str:
+    return f"{os.environ.get(SWEEP_NAME_ENV, 'sweep')}-trial-{number}"
+
+
+def _rerun(overrides: list[str]) -> str:
+    return "mlexp " + " ".join(shlex.quote(o) for o in filter_overrides(overrides))
+
+
+def _forget_cancelled(numbers: list[int]) -> None:
+    """Delete the cut trials of jobs that run again: each job keeps one trial, the one that ends."""
+    for number in numbers:
+        for run_id in _trial_runs(_trial(number)):
+            _delete_trial(run_id)
+
+
+def _settle(root: Path) -> None:
+    """Wait for the cut trials' writers to stop, and store what they left."""
+    sweep_id = os.environ.get(SWEEP_ID_ENV)
+    if sweep_id:
+        from mlexp.tracking.journal_apply import settle
+
+        settle(root, group=sweep_id)
+
+
+class JobFailed(Exception):
+    """A sweep job mlexp recorded as failed, told to Optuna's sweeper."""
+
+
+class WorkerDied(Exception):
+    """A sweep job's worker process died: the job has no result (raised only when no sweep record counts it)."""
+
+
+def _pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _trial_runs(trial: str) -> list[str]:
+    """The store's runs of the sweep's trial named `trial` (none when the job died before it opened one)."""
+    uri, experiment, sweep_id = (os.environ.get(k) for k in (SWEEP_STORE_ENV, SWEEP_EXPERIMENT_ENV, SWEEP_ID_ENV))
+    if not (uri and experiment and sweep_id):
+        return []
+    from mlexp.tracking import TrackingStore, tags
+
+    client = TrackingStore(uri, None).client()
+    query = f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and "
+    query += f"tags.`{tags.KIND}` = 'trial' and attributes.run_name = '{trial}'"
+    return [run.info.run_id for run in client.search_runs([experiment], query)]
+
+
+def _delete_trial(run_id: str) -> None:
+    """Delete a cut trial and its unfinished components (MLflow can restore them).
+
+    A FINISHED trial stays (it is a result), and so does a trial that registered a model version (deploy=registry):
+    the version names its run. A finished component stays: later trials may reuse it (shared Pre-processing is
+    found by its files).
+    """
+    from mlexp.tracking import TrackingStore, tags
+
+    uri, experiment = os.environ[SWEEP_STORE_ENV], os.environ[SWEEP_EXPERIMENT_ENV]
+    client = TrackingStore(uri, None).client()
+    if client.get_run(run_id).info.status == "FINISHED":
+        return
+    components = client.search_runs([experiment], f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}'")
+    owners = ", ".join(f"'{r}'" for r in [run_id, *(c.info.run_id for c in components)])
+    if client.search_model_versions(f"run_id IN ({owners})"):
+        return
+    client.set_tag(run_id, tags.ERROR, CANCELLED_NOTE)
+    for component in components:
+        if component.info.status != "FINISHED":
+            client.delete_run(component.info.run_id)
+    client.delete_run(run_id)

@@ -1,0 +1,222 @@
+"""A parallel sweep whose worker process is killed mid-trial, or whose job raises, loses no other trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from joblib.externals.loky.process_executor import _ExecutorManagerThread
+from mlflow.entities import ViewType
+from omegaconf import OmegaConf
+
+from conftest import REPO, cli_env, run_cli, store_client, trials_of
+from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, STARTED_DIR
+from mlexp.sweeps.workers import parallel_jobs
+from mlexp.tracking.journal import journals_root
+
+pytestmark = pytest.mark.slow
+
+LR = "model.learning_rate=tag(log, interval(0.001, 0.1))"  # a search space; the jobs fail before it matters
+
+# one job per option of the test's own config group, in this order (Hydra's grid keeps it): job 0 trains until
+# killed, job 1 is cut when the pool breaks (loky kills every worker), job 2 is still queued then
+JOBS = {
+    "victim": "model:\n  epochs: 100000\n",
+    "cut": "model:\n  epochs: 60\n",
+    "queued": "model:\n  epochs: 2\n",
+    # reading a folder as params.yaml: IsADirectoryError, an ordinary exception outside the trial
+    "raises": "params_file: conf\n",
+}
+
+
+def _add_job_configs(project: Path) -> None:
+    group = project / "conf" / "crashcase"
+    group.mkdir()
+    for name, body in JOBS.items():
+        (group / f"{name}.yaml").write_text("# @package _global_\n" + body)
+
+
+def _trial_pids_in_training(project: Path) -> set[int]:
+    """The processes whose trial journal shows its Training component open."""
+    pids = set()
+    for folder in journals_root(project).glob("*/"):
+        try:
+            header = json.loads((folder / "header.json").read_text())
+            lines = (folder / "ops.jsonl").read_text().splitlines()[:-1]
+        except (OSError, ValueError):
+            continue  # being made or removed
+        if any(json.loads(line).get("run_name") == "Training" for line in lines):
+            pids.add(int(header["pid"]))
+    return pids
+
+
+def _worker_of(project: Path, job: int) -> int | None:
+    """The worker process that runs `job`: the marker the job writes as it starts."""
+    for marker in project.glob(f"outputs/multirun/tabular_regression/*/{STARTED_DIR}/{job}.pid"):
+        try:
+            return int(marker.read_text())
+        except (OSError, ValueError):
+            return None  # being written, or the launch ended and removed it
+    return None
+
+
+def _sweep(project: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides],
+        cwd=project,
+        env=cli_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_a_worker_killed_mid_trial_costs_its_own_trial_only(tmp_project):
+    _add_job_configs(tmp_project)
+    sweep = _sweep(tmp_project, "sweep=grid", "sweep.max_parallel_jobs=2", "+crashcase=victim,cut,queued")
+    try:
+        deadline = time.monotonic() + 120
+        victim = None
+        while time.monotonic() < deadline and sweep.poll() is None:
+            victim, cut = _worker_of(tmp_project, 0), _worker_of(tmp_project, 1)
+            if victim and cut and {victim, cut} <= _trial_pids_in_training(tmp_project):
+                break
+            time.sleep(0.1)
+        assert victim is not None and sweep.poll() is None, "the victim and the cut job never trained together"
+        os.kill(victim, signal.SIGKILL)
+        out, err = sweep.communicate(timeout=180)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+
+    assert sweep.returncode == 1, out + err
+    name = re.search(r"sweep (\S+) \(id", out).group(1)
+    trials = {t.name.rsplit("-", 1)[1]: t for t in trials_of(tmp_project)}
+    assert sorted(trials) == ["0", "1", "2"]  # one trial per job: the cut attempt of job 1 is not listed
+    assert trials["0"].status == "KILLED" and trials["0"].params["model.epochs"] == "100000"
+    assert trials["1"].status == "FINISHED" and trials["1"].params["model.epochs"] == "60"
+    assert trials["2"].status == "FINISHED" and "test_msle" in trials["2"].metrics
+    # one line names the dead trial and how to run it again; the sweep's end is reached and fails
+    assert f"job 0: trial {name}-trial-0 was killed: its worker process {victim} died (killed by SIGKILL" in err
+    assert "run it again with: mlexp task=tabular_regression" in err and "+crashcase=victim" in err
+    assert "running the sweep's 2 other unfinished job(s) again on new workers" in err
+    assert f"1 job(s) of sweep {name} failed" in err and "2/3 jobs finished" in out
+    # the job's outcome (what mlexp.sweep's SweepFailed.failed_jobs carries) names the killed trial's run
+    [outcome] = [json.loads(path.read_text()) for path in tmp_project.glob(".mlexp/sweeps/*/0.json")]
+    assert outcome["status"] == "KILLED" and outcome["run_id"] == trials["0"].run_id
+
+    client = store_client(tmp_project)
+    sweeps = client.get_experiment_by_name("tabular_regression-sweeps").experiment_id
+    [record] = client.search_runs([sweeps], f"attributes.run_name = '{name}'")
+    assert record.info.status == "FAILED"
+    assert record.data.tags["mlexp.best_trial_name"] in (f"{name}-trial-1", f"{name}-trial-2")
+    # the cut attempt of job 1 is kept out of sight (MLflow can restore it), saying why
+    experiment = client.get_experiment_by_name("tabular_regression").experiment_id
+    deleted = client.search_runs([experiment], f"attributes.run_name = '{name}-trial-1'", ViewType.DELETED_ONLY)
+    assert [r.data.tags["mlexp.error"] for r in deleted] == [CANCELLED_NOTE]
+    assert not list(journals_root(tmp_project).glob("*/ops.jsonl")), "a trial's journal was left unstored"
+    assert not list(tmp_project.glob(f"outputs/multirun/*/*/{STARTED_DIR}")), "the launch left its pid markers"
+
+
+def test_an_optuna_sweep_goes_on_past_a_job_that_raises(tmp_project):
+    # Optuna's sweeper stopped at a failed job (and crashed telling Optuna a NaN objective)
+    _add_job_configs(tmp_project)
+    sweep = _sweep(
+        tmp_project, "sweep=random", "sweep.max_jobs=3", "sweep.max_parallel_jobs=1", "+crashcase=choice(raises,queued)"
+    )
+    out, err = sweep.communicate(timeout=180)
+
+    assert sweep.returncode == 1, out + err
+    outcomes = re.findall(r"^  job (\d+): (\w+)", err, re.MULTILINE)
+    assert outcomes and all(error == "IsADirectoryError" for _, error in outcomes), err
+    assert int(outcomes[0][0]) < 2, "no job ran after the failed one (the sampler's seed picks the jobs)"
+    finished = [t for t in trials_of(tmp_project) if t.status == "FINISHED"]
+    assert len(finished) + len(outcomes) == 3, "every job ran, those after the failed one too"
+    assert f"{len(finished)}/3 jobs finished" in out and "best trial:" in out
+
+
+def test_the_hook_that_tells_the_dead_worker_is_installed_in_loky():
+    # a private loky API: a joblib upgrade that drops or renames it must fail here, not silently
+    assert hasattr(_ExecutorManagerThread.kill_workers, "__wrapped__")
+
+
+@pytest.mark.parametrize("pythonpath", [False, True], ids=["installed", "PYTHONPATH=src"])
+def test_sweeps_run_mlexps_launcher_and_sweeper_whatever_order_hydra_scans_plugins(tmp_project, pythonpath):
+    # with src/ on PYTHONPATH (SageMaker's code channel) Hydra imported the stock plugins' configs after ours
+    env = cli_env(tmp_project) | ({"PYTHONPATH": str(REPO / "src")} if pythonpath else {})
+    for sweep in ("grid", "tpe"):
+        shown = run_cli(tmp_project, "task=tabular_regression", f"sweep={sweep}", "--cfg", "hydra", env=env).stdout
+        hydra = yaml.safe_load(shown)["hydra"]
+        assert hydra["launcher"]["_target_"] == "hydra_plugins.mlexp_joblib_launcher.launcher.ResilientJoblibLauncher"
+        hydra["launcher"]["n_jobs"] = 2
+        assert parallel_jobs(OmegaConf.create({"hydra": hydra})) == 2  # workers.py takes it for a joblib launcher
+    assert hydra["sweeper"]["_target_"].endswith("optuna_sweeper.SummarisingOptunaSweeper")
+    assert hydra["sweeper"]["max_failure_rate"] == 1.0
+
+
+def test_an_optuna_search_whose_every_trial_fails_ends_with_the_sweep_summary(tmp_project_with_store):
+    tmp_project = tmp_project_with_store
+    _add_job_configs(tmp_project)
+    sweep = _sweep(
+        tmp_project, "sweep=random", "sweep.max_jobs=2", "sweep.max_parallel_jobs=1", "+crashcase=raises", LR
+    )
+    out, err = sweep.communicate(timeout=180)
+
+    assert sweep.returncode == 1, out + err
+    assert "No trials are completed yet" not in err and "the search ended with no trial completed" in err
+    assert "0/2 jobs finished" in out and "no trial of sweep" in out  # every one of max_jobs ran
+    assert "2 job(s) of sweep" in err
+
+
+def test_max_failure_rate_0_stops_an_optuna_search_with_the_sweep_summary(tmp_project_with_store):
+    tmp_project = tmp_project_with_store
+    _add_job_configs(tmp_project)
+    sweep = _sweep(
+        tmp_project,
+        "sweep=random",
+        "sweep.max_jobs=3",
+        "sweep.max_parallel_jobs=1",
+        "+crashcase=raises",
+        LR,
+        "hydra.sweeper.max_failure_rate=0",
+    )
+    out, err = sweep.communicate(timeout=180)
+
+    assert sweep.returncode == 1, out + err
+    assert "JobFailed" not in err and "the search stopped" in err
+    assert "0/1 jobs finished" in out and "1 job(s) of sweep" in err  # stopped after its first failed batch
+
+
+def test_a_parallel_search_tells_optuna_each_result_of_its_own_trial(tmp_project_with_store):
+    tmp_project = tmp_project_with_store
+    # results come back as jobs end: job 1 (2 epochs) before job 0 (60 epochs), which the sampler's seed 10 picks
+    done = run_cli(
+        tmp_project,
+        "-m",
+        "task=tabular_regression",
+        "dataset.n_rows=300",
+        "sweep=random",
+        "sweep.max_jobs=2",
+        "sweep.max_parallel_jobs=2",
+        "seed=10",
+        "model.epochs=choice(60, 2)",
+    )
+    trials = {t.name.rsplit("-", 1)[1]: t for t in trials_of(tmp_project)}
+    assert trials["0"].params["model.epochs"] == "60" and trials["1"].params["model.epochs"] == "2"
+    client = store_client(tmp_project)
+    assert client.get_run(trials["1"].run_id).info.end_time < client.get_run(trials["0"].run_id).info.end_time
+    best_name = re.search(r"best trial: (\S+) ", done.stdout).group(1)
+    [best] = [t for t in trials.values() if t.name == best_name]
+    [study] = tmp_project.glob("outputs/multirun/tabular_regression/*/optimization_results.yaml")
+    results = yaml.safe_load(study.read_text())
+    assert results["best_value"] == pytest.approx(best.metrics["test_msle"])
+    assert results["best_params"] == {"model.epochs": int(best.params["model.epochs"])}
