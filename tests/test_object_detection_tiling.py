@@ -170,3 +170,180 @@ def test_a_tiled_trial_trains_on_tiles_and_keeps_the_tiling_with_its_model(tmp_p
     assert "model.tile_overlap=64 must be at least 0 and below model.tile_size=64" in bad.stderr + bad.stdout
     assert "Traceback" not in bad.stderr
     assert sorted(t.status for t in trials_of(project, "object_detection")) == ["FAILED", "FINISHED"]
+
+
+def _perfect_outputs(ball: np.ndarray, placed: list, rng: np.random.Generator) -> list:
+    """What a perfect network answers per tile: the ball's part inside the tile (cut at its edges, as the tile
+    shows it) in network-input pixels, at a random score; nothing where the tile misses the ball."""
+    outputs = []
+    for window in placed:
+        tile = window.scale_x * 256
+        part = np.clip(ball, [window.x0, window.y0] * 2, [window.x0 + tile, window.y0 + tile] * 2)
+        if part[2] - part[0] <= 0 or part[3] - part[1] <= 0:
+            outputs.append([np.array([-1.0]), np.array([-1.0]), np.array([[-1.0] * 4])])
+            continue
+        box = (part - [window.x0, window.y0] * 2) / window.scale_x
+        outputs.append([np.array([0.0]), np.array([rng.uniform(0.5, 1.0)]), box[None]])
+    return outputs
+
+
+@pytest.mark.parametrize("pad", [0, 3])
+def test_every_ball_comes_back_once_even_one_cut_by_every_tile(pad):
+    """Balls of 8-120 px at every other x of a 1280-wide frame whose 368-px tiles share exactly 64 px: a ball
+    within EDGE_PX of an inner edge in every tile that holds it, or wider than the overlap, is still found once."""
+    rng = np.random.default_rng(0)
+    placed = tiling.windows(1280, 720, 256, 368, 64)
+    assert [w.x0 for w in placed[:4]] == [0, 304, 608, 912]
+    for size in (8, 20, 40, 56, 60, 62, 64, 70, 90, 120):
+        for x in range(0, 1280 - size + 1, 2):
+            # the box a network draws: the ball and `pad` px of its outline, in the top row of tiles only
+            ball = np.array([x - pad, 40.0 - pad, x + size + pad, 40.0 + 0.7 * size + pad])
+            truth = np.clip(ball, 0, [1280, 720, 1280, 720])
+            boxes, ids, _ = evaluation.frame_detections(_perfect_outputs(ball, placed, rng), placed, 1280, 720)
+            assert len(boxes) == 1, (size, x, boxes)
+            assert ids.tolist() == [0.0]
+            assert evaluation.iou(boxes[0], truth)[0, 0] >= 0.5, (size, x, boxes)
+
+
+def test_a_cut_box_is_dropped_only_where_a_kept_box_covers_most_of_it():
+    boxes = np.array([[0, 0, 10, 10], [8, 0, 12, 10], [30, 0, 50, 10], [6, 0, 10, 10], [0, 0, 10, 10]], dtype=float)
+    ids = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+    scores = np.array([0.5, 0.9, 0.8, 0.3, 0.7])
+    whole = np.array([True, False, False, False, False])
+    # the 0.9 cut box lies half inside the whole one (not most): kept; the 0.8 one elsewhere: kept; the 0.3 one
+    # wholly inside: dropped; the other class's box is never covered by this class's boxes; best score first
+    assert evaluation.merge(boxes, ids, scores, whole).tolist() == [1, 2, 4, 0]
+    # two parts of one ball, both cut: the larger is kept whatever the scores, the smaller lies inside it
+    parts = np.array([[100, 0, 140, 10], [120, 0, 140, 10]], dtype=float)
+    assert evaluation.merge(parts, np.zeros(2), np.array([0.4, 0.9]), np.array([False, False])).tolist() == [0]
+
+
+def _write_dark_frames(rec, width: int, height: int, balls: list[tuple[int, int, int, int]]) -> None:
+    """Black frames with one white square ball each, in records.py's label layout."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    writer = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "w")
+    for index, box in enumerate(balls):
+        image = Image.new("RGB", (width, height))
+        ImageDraw.Draw(image).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], fill=(255, 255, 255))
+        encoded = io.BytesIO()
+        image.save(encoded, format="JPEG", quality=95)
+        label = np.array([2, 5, 0, box[0] / width, box[1] / height, box[2] / width, box[3] / height], np.float32)
+        writer.write_idx(index, mx.recordio.pack(mx.recordio.IRHeader(0, label, index, 0), encoded.getvalue()))
+    writer.close()
+
+
+class BrightestRegion:
+    """A deterministic detector for the tests: per input, one box around its bright pixels (score 0.9), or none."""
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def __call__(self, x):
+        self.batches.append(int(x.shape[0]))
+        bright = x.asnumpy().sum(axis=1) > 3.0  # ImageNet-normalised white is ~2 per channel, black ~-2
+        ids, scores, boxes = -np.ones((len(bright), 1, 1)), -np.ones((len(bright), 1, 1)), -np.ones((len(bright), 1, 4))
+        for i, mask in enumerate(bright):
+            rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            if len(rows):
+                ids[i], scores[i] = 0.0, 0.9
+                boxes[i] = [columns[0], rows[0], columns[-1] + 1, rows[-1] + 1]
+        return mx.nd.array(ids), mx.nd.array(scores), mx.nd.array(boxes)
+
+
+def test_each_frame_gets_its_own_tiles_boxes_when_a_batch_spans_frames(tmp_path):
+    # 136 x 64 in 64-px tiles sharing 24 px: 3 tiles per frame, so batches of 4 mix frames and split one
+    balls = [(5, 20, 15, 30), (58, 20, 68, 30), (115, 30, 125, 40)]  # left tile; cut by tile 1, whole in 2; right
+    _write_dark_frames(tmp_path / "val.rec", 136, 64, balls)
+    net = BrightestRegion()
+    found = evaluation.detect(net, tmp_path / "val.rec", NO_JITTER, 64, tile=64, overlap=24, batch_size=4)
+    assert len(tiling.windows(136, 64, 64, 64, 24)) == 3
+    assert net.batches == [4, 2, 3]  # frames 1+2 in one flush (4 + 2), frame 3 alone
+    for boxes, ids, ball in zip(found.boxes, found.ids, balls, strict=True):
+        assert ids.tolist() == [0.0]
+        np.testing.assert_allclose(boxes[0], ball, atol=1.5)
+
+
+def test_served_tiled_model_feeds_every_tile_in_small_batches_and_refuses_too_many_tiles(tmp_path):
+    import cv2
+
+    from mlexp.serving.http import ServiceError
+    from mlexp.tasks.object_detection import endpoint, networks
+    from mlexp.tasks.object_detection.config import DetectionAugmentation
+    from object_detection_tiny import detector
+
+    mx.random.seed(0)
+    model = detector("ssd", input_size=64, tile_size=64, tile_overlap=24)
+    net, _ = networks.build(model, lambda _: None)
+    net(mx.nd.zeros((1, 3, 64, 64)))
+    networks.save(net, model, tmp_path / "tiled")
+    served = endpoint.FootballDetector(tmp_path / "tiled", DetectionAugmentation(), 0.0)
+    counting = CountingNetwork(served.net)
+    served.net = counting
+    pixels = np.random.default_rng(0).integers(0, 255, (112, 320, 3), dtype=np.uint8)
+    answer = served.detect(cv2.imencode(".jpg", pixels)[1].tobytes())
+    tiles = len(tiling.windows(320, 112, 64, 64, 24))
+    assert tiles == 8 * 3 > endpoint.TILES_PER_FORWARD
+    assert [shape[0] for shape in counting.batches] == [endpoint.TILES_PER_FORWARD, tiles - endpoint.TILES_PER_FORWARD]
+    boxes = np.array(answer["boxes"])
+    assert len(boxes) and boxes[:, 2].max() > 64  # boxes from tiles beyond the first, in image pixels
+
+    # 64-px tiles sharing 24 px: a 2000 x 2000 image would be 50 x 50 tiles; refused from its header
+    huge = cv2.imencode(".png", np.zeros((2000, 2000, 3), np.uint8))[1].tobytes()
+    with pytest.raises(ServiceError) as refused:
+        served.detect(huge, limits=endpoint.ServiceSettings(max_pixels=10**8))
+    assert refused.value.status == 413
+    assert "2500 tiles" in str(refused.value) and "2000" in str(refused.value) and "MAX_TILES" in str(refused.value)
+    assert len(counting.batches) == 2  # nothing more ran
+
+
+def test_box_sizes_in_tile_pixels_follow_each_frames_own_size(tmp_path):
+    import json
+
+    from mlexp.tasks.object_detection import records
+
+    rec = tmp_path / "train.rec"
+    _write_dark_frames(rec, 160, 90, [(16, 18, 32, 27)])  # the labels; the sizes below come from the sidecar
+    writer = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "w")
+    for index, (width, height, box) in enumerate([(160, 90, (16, 18, 32, 27)), (320, 180, (40, 20, 60, 30))]):
+        label = np.array([2, 5, 0, box[0] / width, box[1] / height, box[2] / width, box[3] / height], np.float32)
+        writer.write_idx(index, mx.recordio.pack(mx.recordio.IRHeader(0, label, index, 0), b"unused"))
+    writer.close()
+    records.frames_json(rec).write_text(json.dumps([{"size": [160, 90]}, {"size": [320, 180]}]))
+    # a 32-px tile at its own resolution into a 64-px input: every ball twice its frame pixels
+    np.testing.assert_allclose(records.box_sizes(rec, 64, tile_size=32), [[32, 18], [40, 20]], rtol=1e-5)
+    records.frames_json(rec).write_text(json.dumps([{"size": [160, 90]}]))
+    with pytest.raises(ValueError):
+        records.box_sizes(rec, 64, tile_size=32)  # a sidecar out of step with the records
+
+
+class CountingForward(CountingNetwork):
+    def hybridize(self, *args, **kwargs):
+        self.net.hybridize(*args, **kwargs)
+
+
+def test_fps_times_every_window_of_a_frame_in_batches():
+    from mlexp.tasks.object_detection import networks
+    from mlexp.tasks.object_detection.speed import frames_per_second
+    from object_detection_tiny import detector
+
+    net, _ = networks.build(detector("ssd", input_size=64, tile_size=64, tile_overlap=24), lambda _: None)
+    counting = CountingForward(net)
+    assert frames_per_second(counting, 64, frames=2, hybridize=False, windows=5, batch_size=2) > 0
+    assert [shape[0] for shape in counting.batches] == [2, 2, 1] * 3  # warm-up + 2 frames, all 5 windows each
+
+
+def test_tile_settings_outside_their_range_fail_naming_the_key():
+    from omegaconf import OmegaConf
+
+    from mlexp.errors import ConfigError
+    from mlexp.tasks.object_detection import networks, stages
+    from object_detection_tiny import detector
+
+    with pytest.raises(ConfigError, match=r"model.tile_size=8 must be null \(the whole frame\) or at least 16"):
+        networks.check(detector("ssd", tile_size=8, tile_overlap=4))
+    with pytest.raises(ConfigError, match=r"preprocessing.tile_around_ball=1.5 must be from 0 to 1"):
+        stages._augmentation(OmegaConf.create({"preprocessing": {"tile_around_ball": 1.5}}))
+    assert stages._augmentation(OmegaConf.create({"preprocessing": {"tile_around_ball": 1.0}})).tile_around_ball == 1

@@ -88,7 +88,8 @@ class Detector:
     # size at the frame's own resolution (training: random crops, most around a ball; inference: overlapping
     # tiles whose boxes are merged), so a 13-38 px ball keeps its pixels
     tile_size: int | None = None
-    # pixels adjacent tiles share at inference: at least the largest ball, so every ball lies whole in a tile
+    # pixels adjacent tiles share at inference: at least the largest ball plus a few pixels, so every ball lies
+    # whole in a tile (a ball cut in every tile still comes back, clipped to the larger part)
     tile_overlap: int = 64
     # folder of GluonCV base-network weights (<base>-<hash>.params); absent: train from scratch
     pretrained_base: str | None = "~/.mxnet/models"

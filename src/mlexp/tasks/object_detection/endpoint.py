@@ -7,10 +7,10 @@
 
 The serving layer (mlexp.serving.http) adds GET /ping, API keys, the body limit (411/413), the
 request deadline (504) and JSON 500s. Errors here: 413 for an image over deploy.max_pixels (read
-from its header, before decoding), 415 for other content types, 422 for a body that is not a JPEG
-or PNG or not that JSON. Boxes are clipped to the image; boxes with a non-finite coordinate or
-score, and boxes left with no area, are dropped, so a weakly trained model never answers
-`[-162155.1, -316605802.5, ...]`, `NaN` or `Infinity`.
+from its header, before decoding) or, for a tiled model, one cut into more than MAX_TILES tiles;
+415 for other content types; 422 for a body that is not a JPEG or PNG or not that JSON. Boxes are
+clipped to the image; boxes with a non-finite coordinate or score, and boxes left with no area, are
+dropped, so a weakly trained model never answers `[-162155.1, -316605802.5, ...]`, `NaN` or `Infinity`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ from mlexp.tasks.object_detection.config import DetectionAugmentation
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
 NOT_AN_IMAGE = "the body is not a JPEG or PNG image"
+# most tiles one image may be cut into (a tiled model): 8000x5000 at tile 128 would be ~5,000 forwards' worth
+MAX_TILES = 2000
+# tiles per forward: memory stays that of a small batch however many tiles an image has
+TILES_PER_FORWARD = 16
 # the limits a detector applies when no service gives them (the registered pyfunc model)
 DEFAULT_LIMITS = ServiceSettings()
 
@@ -57,6 +61,19 @@ def image_size(image: bytes, limits: ServiceSettings) -> tuple[int, int]:
         raise ServiceError(422, NOT_AN_IMAGE) from None
     check_image_pixels(width, height, limits)
     return width, height
+
+
+def check_tile_count(width: int, height: int, tile: int | None, overlap: int) -> None:
+    """ServiceError 413 when a tiled model would cut a width × height image into more than MAX_TILES tiles."""
+    if not tile:
+        return
+    count = len(tiling.origins(width, tile, overlap)) * len(tiling.origins(height, tile, overlap))
+    if count > MAX_TILES:
+        raise ServiceError(
+            413,
+            f"a {width}x{height} image is {count} tiles of {tile} px for this model, over the limit of {MAX_TILES} "
+            "(endpoint.MAX_TILES); send a smaller image",
+        )
 
 
 def served_detections(
@@ -92,13 +109,14 @@ class FootballDetector:
             raise ServiceError(422, NOT_AN_IMAGE) from None
         if img.shape[:2] != (height, width):  # a header that lies about the size the image decodes to
             raise ServiceError(422, f"{NOT_AN_IMAGE}: its header says {width}x{height}")
-        architecture = self.architecture
-        inputs, placed = evaluation.network_inputs(
-            img, self.augmentation, int(architecture["input_size"]), architecture.get("tile_size"),
-            int(architecture.get("tile_overlap") or 0),
-        )  # fmt: skip
+        size, tile = int(self.architecture["input_size"]), self.architecture.get("tile_size")
+        overlap = int(self.architecture.get("tile_overlap") or 0)
+        check_tile_count(width, height, tile, overlap)
+        inputs, placed = evaluation.network_inputs(img, self.augmentation, size, tile, overlap)
         with self._lock:
-            outputs, _ = evaluation.run(self.net, mx.nd.stack(*inputs), evaluation.one_image_per_forward(self.net))
+            outputs, _ = evaluation.run_batches(
+                self.net, inputs, TILES_PER_FORWARD, evaluation.one_image_per_forward(self.net)
+            )
         threshold = self.score_threshold if score_threshold is None else score_threshold
         ids, scores, boxes = served_detections(outputs, placed, width, height, threshold)
         classes = self.architecture["classes"]

@@ -33,6 +33,8 @@ COCO_IOUS = tuple(float(t) for t in np.round(np.arange(0.5, 0.96, 0.05), 2))
 NO_BALL = ("ball", "none")
 # detections of one class overlapping more than this once a frame's tiles are merged are one ball
 MERGE_IOU = 0.45
+# a box cut by a tile's inner edge is the same ball as a kept box covering more than this share of it
+CUT_COVERED = 0.5
 # most detections a frame keeps (GluonCV's detectors keep 100 per image)
 TOP_K = 100
 
@@ -79,39 +81,70 @@ def run(net: Any, x: mx.nd.NDArray, one_at_a_time: bool) -> tuple[list[list[np.n
     return [_forward(net, x[i : i + 1])[0] for i in range(x.shape[0])], one_at_a_time
 
 
+def run_batches(
+    net: Any, inputs: list[mx.nd.NDArray], batch_size: int, one_at_a_time: bool
+) -> tuple[list[list[np.ndarray]], bool]:
+    """Per input (ids, scores, boxes), `batch_size` inputs per forward (a frame's thousands of tiles never stacked
+    at once), and whether the network turned out to take one image per forward."""
+    outputs: list[list[np.ndarray]] = []
+    step = max(1, batch_size)
+    for start in range(0, len(inputs), step):
+        chunk, one_at_a_time = run(net, mx.nd.stack(*inputs[start : start + step]), one_at_a_time)
+        outputs.extend(chunk)
+    return outputs, one_at_a_time
+
+
 def frame_detections(
     outputs: list[list[np.ndarray]], placed: list[tiling.Window], width: int, height: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One frame's detections in its pixels from its windows' outputs: padding rows, NaN/Inf boxes and boxes
-    cut by a tile's inner edge dropped, tiles' duplicates merged, clipped to the image, degenerate ones dropped."""
-    all_boxes, all_ids, all_scores = [], [], []
-    for (ids, scores, boxes), window in zip(outputs, placed):
+    """One frame's detections in its pixels from its windows' outputs: padding rows and NaN/Inf boxes dropped,
+    tiles' boxes merged (boxes cut by a tile's inner edge only where nothing else covers them), clipped to the
+    image, degenerate ones dropped."""
+    all_boxes, all_ids, all_scores, all_whole = [], [], [], []
+    for (ids, scores, boxes), window in zip(outputs, placed, strict=True):
         ids, scores = ids.reshape(-1).astype(np.float64), scores.reshape(-1).astype(np.float64)
         boxes, whole = tiling.place(boxes, window)
         with np.errstate(invalid="ignore"):
-            valid = whole & (ids >= 0) & np.isfinite(ids) & np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
+            valid = (ids >= 0) & np.isfinite(ids) & np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
         all_boxes.append(boxes[valid])
         all_ids.append(ids[valid])
         all_scores.append(scores[valid])
+        all_whole.append(whole[valid])
     boxes, ids, scores = np.concatenate(all_boxes), np.concatenate(all_ids), np.concatenate(all_scores)
     if len(placed) > 1:
-        kept = merge(boxes, ids, scores)
+        kept = merge(boxes, ids, scores, np.concatenate(all_whole))
         boxes, ids, scores = boxes[kept], ids[kept], scores[kept]
     boxes, keep = clip_boxes(boxes, width, height)
     return boxes[keep], ids[keep], scores[keep]
 
 
-def merge(boxes: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Indices kept by per-class greedy NMS at MERGE_IOU, best score first, at most TOP_K (as GluonCV keeps)."""
+def merge(boxes: np.ndarray, ids: np.ndarray, scores: np.ndarray, whole: np.ndarray | None = None) -> np.ndarray:
+    """Indices kept, best score first, at most TOP_K (as GluonCV keeps): boxes no tile edge cut by per-class greedy
+    NMS at MERGE_IOU; then each cut box, largest first (the most of a ball a tile saw), unless a kept box of its
+    class covers more than CUT_COVERED of it — the part of a ball another tile saw whole, or a larger part of it."""
+    whole = np.ones(len(boxes), dtype=bool) if whole is None else whole
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     kept: list[int] = []
-    for index in np.argsort(-scores, kind="stable"):
+    # whole boxes first, best score first; then cut ones, largest first
+    for index in np.lexsort((-scores, np.where(whole, -scores, -areas), ~whole)):
         if len(kept) == TOP_K:
             break
         same = [k for k in kept if ids[k] == ids[index]]
-        if same and iou(boxes[index], boxes[same]).max() > MERGE_IOU:
+        if same and whole[index] and iou(boxes[index], boxes[same]).max() > MERGE_IOU:
+            continue
+        if same and not whole[index] and covered(boxes[index], boxes[same]).max() > CUT_COVERED:
             continue
         kept.append(int(index))
-    return np.asarray(kept, dtype=int)
+    found = np.asarray(kept, dtype=int)
+    return found[np.argsort(-scores[found], kind="stable")]
+
+
+def covered(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Share of `box`'s area inside each of `others` (0.0 for a box without area)."""
+    inter_w = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    inter_h = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return inter_w * inter_h / area if area > 0 else np.zeros(len(others))
 
 
 def network_inputs(
@@ -156,10 +189,7 @@ def detect(
     def flush() -> None:
         nonlocal one_at_a_time
         inputs = [x for frame_inputs, *_ in pending for x in frame_inputs]
-        outputs: list[list[np.ndarray]] = []
-        for start in range(0, len(inputs), max(1, batch_size)):
-            chunk, one_at_a_time = run(net, mx.nd.stack(*inputs[start : start + batch_size]), one_at_a_time)
-            outputs.extend(chunk)
+        outputs, one_at_a_time = run_batches(net, inputs, batch_size, one_at_a_time)
         for frame_inputs, placed, width, height in pending:
             boxes, ids, scores = frame_detections(outputs[: len(frame_inputs)], placed, width, height)
             del outputs[: len(frame_inputs)]

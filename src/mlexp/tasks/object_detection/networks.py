@@ -26,6 +26,8 @@ from mlexp.errors import ConfigError
 from mlexp.tasks.object_detection.config import Detector
 
 FAMILIES = {"ssd": "ssd_", "yolo3": "yolo3_", "faster_rcnn": "faster_rcnn_"}
+# smallest model.tile_size: a smaller tile holds hardly a ball and its overlap (and catches tile_size=1 typos)
+MIN_TILE = 16
 ARCHITECTURE_KEYS = ("network", "classes", "input_size", "anchor_scale", "tile_size", "tile_overlap")
 
 
@@ -47,10 +49,14 @@ def check(model: Detector, option: str | None = None) -> str:
             f"model.network={model.network!r} is not a GluonCV *_custom detector; choose one of: {', '.join(valid)}"
         )
     assert family is not None
+    if model.tile_size is not None and model.tile_size < MIN_TILE:
+        raise ConfigError(
+            f"model.tile_size={model.tile_size} must be null (the whole frame) or at least {MIN_TILE} frame pixels"
+        )
     if model.tile_size is not None and not 0 <= model.tile_overlap < model.tile_size:
         raise ConfigError(
             f"model.tile_overlap={model.tile_overlap} must be at least 0 and below model.tile_size={model.tile_size} "
-            "(tiles share that many pixels; at least the largest ball)"
+            "(tiles share that many pixels; at least the largest ball plus a few pixels)"
         )
     return family
 

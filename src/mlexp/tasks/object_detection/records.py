@@ -127,7 +127,7 @@ def box_sizes(rec: Path, input_size: int, tile_size: int | None = None) -> np.nd
     to it, or with `tile_size` a tile of the frame at its own resolution resized to it."""
     frames = json.loads(frames_json(rec).read_text())
     sizes: list[np.ndarray] = []
-    for label, frame in zip(read_labels(rec), frames):
+    for label, frame in zip(read_labels(rec), frames, strict=True):
         if tile_size:
             scale = np.asarray(frame["size"], dtype=np.float64) * input_size / tile_size
         else:

@@ -27,7 +27,14 @@ SPLITS = splits.SPLITS
 
 
 def _augmentation(cfg: DictConfig) -> DetectionAugmentation:
-    return DetectionAugmentation(**OmegaConf.to_container(cfg.preprocessing, resolve=True))  # type: ignore[arg-type]
+    """The preprocessing config; ConfigError for a tile_around_ball that is not a share."""
+    augmentation = DetectionAugmentation(**OmegaConf.to_container(cfg.preprocessing, resolve=True))  # type: ignore[arg-type]
+    if not 0.0 <= augmentation.tile_around_ball <= 1.0:
+        raise ConfigError(
+            f"preprocessing.tile_around_ball={augmentation.tile_around_ball} must be from 0 to 1 "
+            "(the share of training tiles cut around a ball)"
+        )
+    return augmentation
 
 
 def _model(cfg: DictConfig) -> Detector:

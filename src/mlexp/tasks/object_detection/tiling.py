@@ -3,9 +3,10 @@
 A 1280×720 broadcast frame squeezed into a 512-px input leaves a 13-38 px ball 5-15 px wide, below what
 the detectors' coarsest useful stride finds. The post crops instead of squeezing: with `model.tile_size`
 set, training takes random tile-sized crops of the frame (most around a ball, the rest anywhere) and
-inference cuts the frame into overlapping tiles, runs them as one batch and merges their boxes. Tiles
-overlap by at least the largest ball (`model.tile_overlap`), so a ball cut by one tile's inner edge lies
-whole in its neighbour: boxes touching an inner edge are dropped, duplicates from overlaps merged by NMS.
+inference cuts the frame into overlapping tiles, runs them in batches and merges their boxes. Tiles
+overlap by at least the largest ball plus a few pixels (`model.tile_overlap`), so a ball cut by one tile's
+inner edge lies whole in its neighbour: boxes no inner edge cut are merged first (NMS), and a box an inner
+edge cut is kept only where no kept box already covers most of it (a ball cut in every tile comes back clipped).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def _start_around(low: float, high: float, length: int, tile: int) -> int:
 
 
 def place(boxes: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (K, 4) in network-input pixels → frame pixels, and which of them no inner edge of the window cut."""
+    """Boxes (K, 4) in network-input pixels → frame pixels, clipped to the window's inner edges (the network saw
+    nothing beyond them), and which of them no inner edge cut (within EDGE_PX of it)."""
     scale = np.array([window.scale_x, window.scale_y, window.scale_x, window.scale_y])
     placed = boxes.reshape(-1, 4).astype(np.float64) * scale + np.array([window.x0, window.y0] * 2)
     left, top, right, bottom = window.inner
@@ -121,4 +123,6 @@ def place(boxes: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
             whole &= placed[:, 2] < right - EDGE_PX
         if bottom is not None:
             whole &= placed[:, 3] < bottom - EDGE_PX
-    return placed, whole
+    low = [-np.inf if edge is None else edge for edge in (left, top)] * 2
+    high = [np.inf if edge is None else edge for edge in (right, bottom)] * 2
+    return np.clip(placed, low, high), whole
