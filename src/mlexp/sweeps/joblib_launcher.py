@@ -92,7 +92,7 @@ def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], ini
     started = sweep_dir / STARTED_DIR
     started.mkdir(parents=True, exist_ok=True)
     arguments = joblib_arguments(config)
-    log.info(f"Joblib.Parallel({arguments}) is launching {len(job_overrides)} jobs")
+    # unlike Hydra's launcher, no "Joblib.Parallel(...)" line: library noise the console hides
     log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
     overrides = {initial_job_idx + i: list(o) for i, o in enumerate(job_overrides)}
     for number, job in overrides.items():
