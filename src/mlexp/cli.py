@@ -224,6 +224,75 @@ def _run_tuning_job(conf_dir: Path, overrides: list[str]) -> int:
         return 2 if not isinstance(error, MlexpError) or isinstance(error, ConfigError) else 1
 
 
+def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
+    """`mlexp <overrides>` as hydra.main runs it, composing the config once; False if hydra.main must run it.
+
+    hydra.main composes twice for one run: once to read hydra.mode (Hydra.get_mode), once to run. Here the run's
+    composition gives the mode too, and the override keys are checked in it (their one-line errors, exit status 2).
+    The rest is Hydra.run's: callbacks, run_job (run folder, logging, .hydra/), Hydra's error report.
+    """
+    from hydra import version
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path, run_and_report
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext
+
+    from mlexp.config.overrides import check_keys_in
+
+    version.setbase("1.3")
+    # hydra.main's job name is its task function's module's: `cli`
+    app = run_and_report(lambda: Hydra.create_main_hydra2("cli", create_config_search_path(str(conf_dir))))
+    try:
+
+        def composed() -> DictConfig:
+            return app.compose_config("config", overrides, run_mode=RunMode.RUN, with_log_configuration=True)
+
+        try:
+            cfg = composed()
+        except Exception:
+            # a wrong key: the check's one line (it composes the group choices alone); else hydra.main, as before:
+            # its own report, or a sweep when hydra.mode=MULTIRUN comes with sweep values (a run cannot compose them)
+            GlobalHydra.instance().clear()  # the check composes through Hydra's compose API, which starts Hydra anew
+            try:
+                check_override_keys(conf_dir, overrides)
+            except MlexpError as error:
+                print(f"mlexp: error: {error}", file=sys.stderr)
+                sys.exit(2)
+            return False
+        try:
+            check_keys_in(cfg, conf_dir, overrides)
+        except MlexpError as error:
+            print(f"mlexp: error: {error}", file=sys.stderr)
+            sys.exit(2)
+        if cfg.hydra.mode == RunMode.MULTIRUN:
+            return False  # conf/ asks for a sweep: hydra.main runs it
+        # one trial in this process: the tracking writer imports MLflow while the trial's task loads MXNet
+        from mlexp.tracking.journal_writer import start_early
+
+        start_early(project_root())
+        if cfg.hydra.mode is None:
+            # as hydra.main: the override `hydra.mode=RUN`, recorded among the run's Hydra overrides
+            cfg.hydra.mode = RunMode.RUN
+            cfg.hydra.overrides.hydra.append("hydra.mode=RUN")
+
+        def run() -> None:
+            callbacks = Callbacks(cfg)
+            callbacks.on_run_start(config=cfg, config_name="config")
+            context = HydraContext(config_loader=app.config_loader, callbacks=callbacks)
+            ret = run_job(
+                hydra_context=context, task_function=_job, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None
+            )
+            callbacks.on_run_end(config=cfg, config_name="config", job_return=ret)
+            _ = ret.return_value  # raises the job's exception, for Hydra's report
+
+        run_and_report(run)
+        return True
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def main() -> None:
     from mlexp.console import quiet_third_party
 
@@ -243,20 +312,18 @@ def main() -> None:
 
             print(help_text(conf_dir, overrides))
             sys.exit(0)
-        check_override_keys(conf_dir, overrides)
+        # one trial (no flags): the keys are checked in the config the run composes, not in a composition of their own
+        single = not any(arg.startswith("-") for arg in argv)
+        check_override_keys(conf_dir, overrides, keys=not single)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
     if _is_tuning_job(argv, overrides):
         sys.exit(_run_tuning_job(conf_dir, overrides))
-    if not any(arg.startswith("-") for arg in argv):
-        # one trial in this process: the tracking writer imports MLflow while Hydra composes and MXNet loads
-        from mlexp.tracking.journal_writer import start_early
-
-        start_early(project_root())
-    app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
     try:
-        app(_job)()
+        if not single or not _run_single(conf_dir, overrides):
+            app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
+            app(_job)()
     except KeyboardInterrupt:
         close_open_sweep("KILLED")
         print("mlexp: interrupted (Ctrl-C); the running trial is marked KILLED", file=sys.stderr)

@@ -33,24 +33,15 @@ def config_groups(conf_dir: Path) -> dict[str, list[str]]:
     }
 
 
-def check_override_keys(conf_dir: Path, overrides: list[str]) -> None:
-    """Fail in one line when an override names a group option, a task's group or a key the config lacks."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    groups = config_groups(conf_dir)
-    task = _chosen_task(conf_dir, parsed)
-    choices, values, swept = [], [], False
-    for override in parsed:
-        key = override.key_or_group
-        if key in groups and not override.is_delete():
-            for option in _options(override):
-                _check_option(conf_dir, groups, key, option, task)
-        if key.split("/")[0] in groups or key.startswith("hydra"):
-            swept = swept or override.is_sweep_override()
-            choices.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
-        elif not override.is_add() and not override.is_force_add() and not override.is_delete():
-            values.append(key)
-    if swept or not values:
-        return  # one composition cannot stand for several; Hydra checks each job
+def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = True) -> None:
+    """Fail in one line when an override names a group option, a task's group or a key the config lacks.
+
+    With keys=False only the group options are checked: the caller composes the config itself and checks the
+    keys in it with check_keys_in (one composition per run, not two).
+    """
+    choices, values = _check_options(conf_dir, overrides)
+    if values is None or not keys:
+        return
     passed = _passed_marker(conf_dir, choices, values)
     if passed is not None and passed.exists():
         return  # these keys passed with these choices and this conf/: no second composition (a third of a second)
@@ -67,6 +58,34 @@ def check_override_keys(conf_dir: Path, overrides: list[str]) -> None:
             passed.touch()
         except OSError:
             pass  # a read-only project checks again next time
+
+
+def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None:
+    """The key check of check_override_keys against a config already composed with these overrides."""
+    _, values = _check_options(conf_dir, overrides)
+    for key in values or []:
+        _check_key(cfg, key)
+
+
+def _check_options(conf_dir: Path, overrides: list[str]) -> tuple[list[str], list[str] | None]:
+    """Check the group options; return the group choices and the value keys to check (None: nothing to check)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    groups = config_groups(conf_dir)
+    task = _chosen_task(conf_dir, parsed)
+    choices, values, swept = [], [], False
+    for override in parsed:
+        key = override.key_or_group
+        if key in groups and not override.is_delete():
+            for option in _options(override):
+                _check_option(conf_dir, groups, key, option, task)
+        if key.split("/")[0] in groups or key.startswith("hydra"):
+            swept = swept or override.is_sweep_override()
+            choices.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
+        elif not override.is_add() and not override.is_force_add() and not override.is_delete():
+            values.append(key)
+    if swept or not values:
+        return choices, None  # one composition cannot stand for several; Hydra checks each job
+    return choices, values
 
 
 def _passed_marker(conf_dir: Path, choices: list[str], keys: list[str]) -> Path | None:

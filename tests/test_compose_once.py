@@ -1,0 +1,100 @@
+"""One `mlexp <overrides>` run composes its config once.
+
+hydra.main composes twice for one run (once to read hydra.mode, once to run) and the override-key check composed a
+third time; each composition costs about a second on a loaded 2-core machine. These tests run the real command in a
+subprocess whose Hydra config loader counts its compositions (every path to a composition — hydra.main, Hydra's
+compose API, the override check — goes through ConfigLoaderImpl.load_configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import TINY, cli_env, trials_of
+
+# the command's entry point (mlexp.cli.main), with Hydra's config loader counting its calls; the count and each
+# call's run mode go to the JSON file named in argv[1] when the process exits (sys.exit included)
+COUNTING = """
+import atexit, json, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+out, calls = sys.argv.pop(1), []
+load = ConfigLoaderImpl.load_configuration
+
+
+def counted(self, *args, **kwargs):
+    calls.append(str(kwargs.get("run_mode")))
+    return load(self, *args, **kwargs)
+
+
+ConfigLoaderImpl.load_configuration = counted
+atexit.register(lambda: open(out, "w").write(json.dumps(calls)))
+sys.argv[0] = "mlexp"
+from mlexp.cli import main
+
+main()
+"""
+
+
+def counted_run(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    script, out = project / "counting_mlexp.py", project / "compositions.json"
+    script.write_text(COUNTING)
+    done = subprocess.run(
+        [sys.executable, str(script), str(out), *args],
+        cwd=project,
+        env=cli_env(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done, json.loads(out.read_text())
+
+
+def test_a_trial_composes_its_config_once(tmp_project_with_store: Path) -> None:
+    # a fresh project: no marker of an earlier override check, so nothing is skipped by a cache
+    done, calls = counted_run(tmp_project_with_store, "task=tabular_regression", *TINY)
+    assert done.returncode == 0, done.stderr
+    assert "trial done" in done.stdout
+    assert calls == ["RunMode.RUN"], f"{len(calls)} compositions: {calls}"
+    [trial] = trials_of(tmp_project_with_store)
+    assert trial.status == "FINISHED"
+    # as hydra.main records a run: its mode among the Hydra overrides, the job named after the command's module
+    [run_dir] = [p.parent.parent for p in tmp_project_with_store.rglob(".hydra/hydra.yaml")]
+    hydra_yaml = (run_dir / ".hydra" / "hydra.yaml").read_text()
+    assert "- hydra.mode=RUN" in hydra_yaml
+    assert "name: cli" in hydra_yaml
+    assert (run_dir / "cli.log").exists()
+
+
+def test_a_wrong_key_is_one_line_without_a_trial(tmp_project: Path) -> None:
+    done, calls = counted_run(tmp_project, "task=tabular_regression", "model.epoch=2")
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert line.startswith("mlexp: error: model.epoch is not a key of model; did you mean model.epochs?"), line
+    assert len(line.splitlines()) == 1
+    assert not (tmp_project / "mlflow.db").exists() or not trials_of_any(tmp_project)
+
+
+def test_a_value_in_place_of_a_section_is_still_refused(tmp_project: Path) -> None:
+    # a key below a value: the check's one line, not Hydra's report
+    done, _ = counted_run(tmp_project, "task=tabular_regression", "seed.x=1")
+    assert done.returncode == 2
+    assert "mlexp: error: seed.x: seed is a value, not a section" in done.stderr
+
+
+def test_hydra_reports_what_it_cannot_compose(tmp_project: Path) -> None:
+    # a sweep's values without -m: Hydra's own message, as hydra.main prints it (exit status 1)
+    done, _ = counted_run(tmp_project, "task=tabular_regression", "model.epochs=1,2")
+    assert done.returncode == 1
+    assert "Ambiguous value for argument 'model.epochs=1,2'" in done.stderr
+    assert "mlexp: error" not in done.stderr
+
+
+def trials_of_any(project: Path) -> list[object]:
+    from conftest import store_client
+
+    client = store_client(project)
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
