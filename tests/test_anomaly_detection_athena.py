@@ -192,10 +192,15 @@ def test_the_dialects_differ_only_where_athena_and_duckdb_spell_things_different
     source = Source('"db"."trips"', dict(GLUE_COLUMNS))
     athena_sql = TripQueries(AthenaEngine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
     duckdb_sql = TripQueries(DUCKDB, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
+    # and Athena trims text before casting it (DuckDB's casts skip surrounding spaces themselves)
+    trimmed = re.compile(r'try_cast\(trim\(("(?:[^"]|"")*")\) AS')
     for build in (lambda q: q.top(50, True), lambda q: q.rule_counts(), lambda q: q.cleaned()):
-        assert build(duckdb_sql).replace("date_sub(", "date_diff(") == build(athena_sql)
+        assert trimmed.search(build(athena_sql)) and not trimmed.search(build(duckdb_sql))
+        assert build(duckdb_sql).replace("date_sub(", "date_diff(") == trimmed.sub(r"try_cast(\1 AS", build(athena_sql))
     # one percentile definition on both engines: the same exact SQL, no approx_percentile/quantile_cont
-    assert duckdb_sql.quartiles().replace("date_sub(", "date_diff(") == athena_sql.quartiles()
+    assert duckdb_sql.quartiles().replace("date_sub(", "date_diff(") == trimmed.sub(
+        r"try_cast(\1 AS", athena_sql.quartiles()
+    )
     assert "approx_percentile" not in athena_sql.quartiles() and "quantile_cont" not in duckdb_sql.quartiles()
 
 

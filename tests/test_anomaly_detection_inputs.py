@@ -51,11 +51,17 @@ def test_csv_saved_any_way_reads_every_row_and_flags_the_same_ones(tmp_path, sav
     found = counts(engine, queries)
     assert found["rows_in"] == 5 and found["rows_flagged"] == 3
     assert (found["non_positive_duration"], found["too_long"], found["unparsable_timestamp"]) == (1, 1, 1)
-    assert engine.source().columns["VendorID"] == "BIGINT"  # the first column's name lost its BOM
+    # the first column's name lost its BOM: VendorID holds the values (a BOM left on would read as null
+    # under VendorID and add a column named '\ufeffVendorID')
+    assert engine.source().columns["VendorID"] == "BIGINT"
+    assert not [name for name in engine.source().columns if "\ufeff" in name]
+    assert engine.query("v", f"SELECT VendorID FROM {engine.source().relation}")["VendorID"].tolist() == [1, 2, 2, 1, 1]
     # staged once into Parquet (the trial's path): same rows, values without a stray \r
     [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
     table = pq.read_table(staged)
     assert table.num_rows == 5 and table["total_amount"].to_pylist() == [7.55, 14.58, 3.3, 52.3, 6.3]
+    assert table["VendorID"].to_pylist() == [1, 2, 2, 1, 1]
+    assert not [name for name in table.column_names if "\ufeff" in name]
     assert table["passenger_count"].to_pylist()[3] == 2.0
 
 
@@ -83,6 +89,61 @@ def test_a_row_that_does_not_parse_names_the_file_the_line_and_what_was_expected
     message = str(error.value)
     assert message.startswith(f"{path}: line 4: expected 6 comma-separated fields as in the header, found {found}")
     assert repr(line) in message and "\n" not in message
+
+
+# a Latin-1 byte (é, as Excel saves "Café") in line 2, and in line 1502 (beyond the header's read-ahead)
+NOT_UTF8 = {"line_2": 2, "line_1502": 1502}
+
+
+@pytest.mark.parametrize("where", list(NOT_UTF8))
+@pytest.mark.parametrize("staged", [True, False])
+def test_a_file_that_is_not_utf8_is_named_with_its_line_and_how_to_re_save_it(tmp_path, where, staged):
+    line = NOT_UTF8[where]
+    bad = ROWS[1].encode().replace(b"14.58", b"14.5\xe9")
+    rows = [ROWS[0].encode()] * (line - 2) + [bad] + [ROWS[2].encode()] * 3
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_bytes(b"\r\n".join([HEADER.encode(), *rows]) + b"\r\n")
+    cfg = config(tmp_path)
+    with pytest.raises(DataError) as error:
+        if staged:
+            inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+        else:
+            counts(*open_queries(cfg, [path]))
+    message = str(error.value)
+    assert message.startswith(f"{path}: line {line}: expected UTF-8 text, found the byte 0xe9: the file is not UTF-8")
+    assert "re-save it as UTF-8" in message and "\n" not in message
+
+
+def test_a_header_that_is_not_utf8_is_line_1(tmp_path):
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_bytes(b"Vendor\xe9ID," + HEADER.encode().split(b",", 1)[1] + b"\n" + ROWS[0].encode() + b"\n")
+    with pytest.raises(
+        DataError, match=r"yellow_tripdata_2019-01.csv: line 1: expected UTF-8 text, found the byte 0xe9"
+    ):
+        inputs.check_files(config(tmp_path), [path], [nyc_taxi.PICKUP])
+
+
+EMPTY = {
+    "header_only_csv": ("yellow_tripdata_2019-01.csv", "only a header"),
+    "zero_row_parquet": ("yellow_tripdata_2019-01.parquet", "a Parquet file of 0 rows"),
+}
+
+
+@pytest.mark.parametrize("kind", list(EMPTY))
+@pytest.mark.parametrize("staged", [True, False])
+def test_a_file_without_rows_fails_in_preprocessing_naming_it(tmp_path, kind, staged):
+    name, nothing = EMPTY[kind]
+    good = tmp_path / "yellow_tripdata_2019-02.csv"
+    good.write_text("\n".join([HEADER, *ROWS]) + "\n")
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        path.write_text(HEADER + "\r\n")
+    else:
+        _parquet(path, {"VendorID": pa.array([], pa.int64()), nyc_taxi.PICKUP: _times(), nyc_taxi.DROPOFF: _times()})
+    cfg = config(tmp_path, f"preprocessing.stage_csv_as_parquet={staged}")
+    with pytest.raises(DataError) as error:
+        inputs.stage_csv(cfg, inputs.check_files(cfg, [good, path], [nyc_taxi.PICKUP]))
+    assert str(error.value) == f"{path}: no rows ({nothing}); check dataset.path"
 
 
 def test_empty_surplus_fields_as_in_tlc_2016_second_half_are_read(tmp_path):
@@ -193,3 +254,13 @@ def test_2009_headers_text_codes_and_padded_parquet_names_map_to_todays_columns(
     # 2009's Start_Lon is today's pickup_longitude, a number (null where a file has no coordinates)
     assert rows["pickup_longitude"].tolist() == [-73.99] * len(ROWS_2009) + [None]
     assert "Start_Lon" not in rows.columns and engine.source().columns["pickup_longitude"] == "DOUBLE"
+
+
+def test_values_padded_with_spaces_as_in_2014_files_convert(tmp_path):
+    path = tmp_path / "yellow_tripdata_2014-01.csv"
+    path.write_text(HEADER + "\n" + " 2 , 2014-01-05 10:00:00 ,2014-01-05 10:30:00  ,  1 ,\t2.5, 8.5 \n")
+    cfg = config(tmp_path)
+    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    row = pq.read_table(staged).to_pylist()[0]
+    assert (row["VendorID"], row["passenger_count"], row["trip_distance"], row["total_amount"]) == (2, 1.0, 2.5, 8.5)
+    assert str(row["tpep_dropoff_datetime"] - row["tpep_pickup_datetime"]) == "0:30:00"

@@ -83,6 +83,36 @@ def test_a_rule_answering_null_flags_the_row_as_unevaluable(tmp_path):
     assert (found["non_positive_distance"], found["unevaluable"], found["rows_flagged"]) == (0, 1, 1)
 
 
+def test_a_row_without_a_duration_is_not_kept_when_no_enabled_rule_reads_the_duration(tmp_path):
+    # negative_fare answers false for every row (fares are there), so only "no duration" keeps rows 2 and 3 out
+    path = write_csv(tmp_path / "yellow_tripdata_2019-01.csv", [(1, p, d, 1.0, 8, 9) for p, d, _ in NULL_ROWS[:3]])
+    engine, queries = open_queries(config(tmp_path, "model.enabled=[negative_fare]"), [path])
+    found = counts(engine, queries)
+    assert (found["negative_fare"], found["unevaluable"], found["rows_flagged"]) == (0, 2, 2)
+    written = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", 1)
+    cleaned = pq.read_table(written["path"]).to_pandas()
+    assert cleaned["tpep_pickup_datetime"].notna().all() and cleaned["tpep_dropoff_datetime"].notna().all()
+    assert len(cleaned) == 1
+
+
+def test_a_median_absolute_deviation_of_zero_fails_naming_the_rule_and_the_fix(tmp_path):
+    # four of six trips last exactly 10 min: the MAD is 0 and every robust z-score would divide by it
+    ends = ["10:10:00", "10:10:00", "10:10:00", "10:10:00", "10:12:00", "14:00:00"]
+    path = write_csv(
+        tmp_path / "yellow_tripdata_2019-01.csv", [(1, "2019-01-02 10:00:00", f"2019-01-02 {e}", 1, 8, 9) for e in ends]
+    )
+    with pytest.raises(DataError) as error:
+        open_queries(config(tmp_path, "model.enabled=[non_positive_duration,duration_robust_z]"), [path])
+    message = str(error.value)
+    assert message.startswith("model.rules.duration_robust_z: the median absolute deviation of duration_second is 0")
+    assert "use duration_iqr or too_long instead of duration_robust_z in model.enabled" in message
+    assert "600 s" in message and "\n" not in message
+    # the same trips under Tukey's fences: judged, the 4-hour trip flagged
+    engine, queries = open_queries(config(tmp_path, "model.enabled=[duration_iqr]"), [path])
+    found = counts(engine, queries)
+    assert (found["duration_iqr"], found["unevaluable"], found["rows_flagged"]) == (1, 0, 1)
+
+
 # a November file: pickups, dropoffs, distance, fare, total, the practitioners' rules each row fails
 NOVEMBER = [
     ("2019-11-05 10:00:00", "2019-11-05 10:15:00", 3.0, 12, 15, set()),

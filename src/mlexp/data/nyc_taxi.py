@@ -8,7 +8,8 @@ mapping in conf/preprocessing/nyc_taxi_trips.yaml) onto today's, case- and space
 CSV is read as people save it: LF, CRLF or mixed line endings, a UTF-8 byte order mark or
 none, gzip-compressed (.csv.gz), blank lines. The header is read here and handed to DuckDB
 with every column as text, so DuckDB's dialect sniffer (which gives up on mixed line endings)
-never runs; a row that still does not parse fails naming the file, the line and what was expected.
+never runs; a row that still does not parse fails naming the file, the line and what was expected,
+and a file that is not UTF-8 (Latin-1, Windows-1252) fails naming its first such line and how to re-save it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -102,20 +104,50 @@ def _is_gzip(path: Path) -> bool:
         return handle.read(2) == GZIP_MAGIC
 
 
+def _open_bytes(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # type: ignore[return-value]
+
+
+def not_utf8(path: Path, line: int, data: bytes, error: UnicodeDecodeError) -> str:
+    """One line saying that a file is not UTF-8: where, which byte, and how to fix it."""
+    byte = data[error.start : error.start + 1].hex()
+    return (
+        f"{path}: line {line}: expected UTF-8 text, found the byte 0x{byte}: the file is not UTF-8 "
+        "(Latin-1 or Windows-1252, as Excel saves CSV?); re-save it as UTF-8, e.g. "
+        '`iconv -f cp1252 -t utf-8 in.csv > out.csv`, or in Excel as "CSV UTF-8"'
+    )
+
+
 def csv_header(path: Path) -> list[str]:
-    """A CSV file's column names: its first line, byte order mark and line ending removed, gzip or not."""
+    """A CSV file's column names: its first line, byte order mark and line ending removed, gzip or not.
+
+    Only the first line is decoded, so a byte that is not UTF-8 further down is reported at its own line.
+    """
     try:
-        with (
-            gzip.open(path, "rb") if _is_gzip(path) else path.open("rb") as raw,
-            io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
-        ):
-            line = text.readline()
-    except (OSError, UnicodeDecodeError, EOFError) as error:
-        raise DataError(f"{path}: line 1: expected a UTF-8 header row of column names ({error})") from error
+        with _open_bytes(path) as raw:
+            data = raw.readline(1 << 20)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: line 1: expected a header row of column names ({error})") from error
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        line = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(not_utf8(path, 1, data, error)) from error
     names = next(csv.reader([line.rstrip("\r\n")]), [])
     if len(names) < 2 or "\x00" in line:
         raise DataError(f"{path}: line 1: expected a header row of comma-separated column names, found {line[:80]!r}")
     return names
+
+
+def encoding_error(path: Path) -> str:
+    """The first line of a file that is not UTF-8, as one line (DuckDB's own error counts lines differently)."""
+    with _open_bytes(path) as raw:
+        for number, data in enumerate(raw, start=1):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return not_utf8(path, number, data, error)
+    return f"{path}: expected UTF-8 text; the file is not UTF-8: re-save it as UTF-8"
 
 
 def _text(value: str) -> str:
@@ -159,7 +191,7 @@ def field_count_error(path: Path) -> str:
     """
     expected = len(csv_header(path))
     with (
-        gzip.open(path, "rb") if _is_gzip(path) else path.open("rb") as raw,
+        _open_bytes(path) as raw,
         io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text,
     ):
         last = [""]
@@ -217,6 +249,8 @@ def read_error(error: BaseException, path: Path | None = None) -> str:
         return f"{path}: {first_line(error)}" if path else first_line(error)
     named = re.search(r"^\s*file = (.+)$", text, re.MULTILINE)
     where = str(path) if path else (named.group(1).strip() if named else "a CSV file")
+    if "Invalid unicode" in text and (path or named):
+        return encoding_error(Path(where))
     counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
     original = re.search(r"Original Line:\s*\n?(.*)", text)
     found = f": {original.group(1).strip()[:80]!r}" if original else ""

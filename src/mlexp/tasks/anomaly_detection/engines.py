@@ -151,8 +151,9 @@ def write_parquet(
 ) -> int:
     """Stream the rows of `sql` into a Parquet file (a million rows at a time); returns the row count.
 
-    pyarrow's writer fed from DuckDB's Arrow stream is about twice as fast as DuckDB's own
-    COPY TO on two cores, and holds one batch in memory. The file appears only when complete
+    pyarrow's writer fed from DuckDB's Arrow stream holds one batch in memory and, on two cores,
+    took 10-20 % less CPU and wall time than DuckDB's own COPY TO (3M trips, 2026-12-02; COPY
+    matched it only with preserve_insertion_order off, which reorders the rows). The file appears only when complete
     and, if `expected_rows` is given, only with that many rows.
     """
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
@@ -120,19 +121,41 @@ def check_rule_columns(cfg: DictConfig, rules: Sequence[Rule]) -> None:
 
 
 def stage_csv(cfg: DictConfig, files: Sequence[nyc_taxi.TripFile]) -> list[Path]:
-    """Each file as Parquet in today's schema (CSV parsed once; Parquet files are read in place)."""
+    """Each file as Parquet in today's schema (CSV parsed once; Parquet files are read in place).
+
+    A file without a single trip row (a CSV of only a header, a Parquet file of 0 rows) fails here,
+    naming the file: a month that holds nothing is a wrong path or a broken download.
+    """
     read: list[Path] = []
     connection = connect(cfg.engine.memory_limit, cfg.engine.threads)
     for number, file in enumerate(files):
         if file.format != "csv" or not cfg.preprocessing.stage_csv_as_parquet:
+            if not _has_rows(connection, file):
+                raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
             read.append(file.path)
             continue
         source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
         sql = trip_queries(cfg, DUCKDB, source).staged()
         target = input_dir(cfg) / "staged" / staged_name(number, file.path)
-        write_parquet(connection, sql, target, expected_rows=None, source=file.path)
+        if not write_parquet(connection, sql, target, expected_rows=None, source=file.path):
+            target.unlink()
+            raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
         read.append(target)
     return read
+
+
+def _nothing(file: nyc_taxi.TripFile) -> str:
+    return "only a header" if file.format == "csv" else "a Parquet file of 0 rows"
+
+
+def _has_rows(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile) -> bool:
+    """Whether a file holds a row: a Parquet footer's row count, or one row read from a CSV."""
+    if file.format == "parquet":
+        return bool(pq.read_metadata(file.path).num_rows)
+    try:
+        return bool(connection.execute(f"SELECT 1 FROM {nyc_taxi.reader_sql(file)} LIMIT 1").fetchall())
+    except duckdb.Error as error:
+        raise DataError(nyc_taxi.read_error(error, file.path)) from error
 
 
 def staged_name(number: int, path: Path) -> str:

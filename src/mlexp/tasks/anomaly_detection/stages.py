@@ -85,6 +85,13 @@ def warn_not_enabled(cfg: DictConfig, tracker: Tracker) -> None:
         tracker.log_parameters({"rules_not_enabled": ",".join(idle)})
 
 
+def _input_named(cfg: DictConfig) -> str:
+    """The trial's input in a few words (never the SQL that reads it)."""
+    if cfg.engine.name == "athena":
+        return f"Athena table {cfg.engine.database}.{cfg.engine.table}"
+    return f"the files of {inputs.input_dir(cfg) / inputs.MANIFEST}"
+
+
 def _trial_id(tracker: Tracker) -> str:
     """The trial's MLflow run id (the prefix of Athena's CTAS location)."""
     return tracker.trial_run_id or tracker.run_id
@@ -139,7 +146,7 @@ def query(cfg: DictConfig, tracker: Tracker) -> None:
     counts = engine.query("duration_counts", queries.duration_counts(clean=False))
     rows_in = int(counts.iloc[:, 1].sum())
     if rows_in == 0:
-        raise DataError(f"no trip rows in {queries.source.relation}; check dataset.path")
+        raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
     folder = _folder(cfg.paths.data, "query")
     for name, table in tables.items():
         table.set_axis(TOP_COLUMNS, axis=1).to_csv(folder / f"{name}.csv", index=False)
@@ -162,6 +169,14 @@ def statistics_for(engine: Engine, queries: TripQueries) -> dict[str, float]:
     if "duration_mad" in wanted:
         mad = engine.query("duration_mad", queries.median_absolute_deviation(values["duration_median"]))
         values["duration_mad"] = float(mad.iloc[0, 0])
+        if values["duration_mad"] == 0:
+            # the robust z-score divides by the MAD: 0 would leave every row unjudged (all 'unevaluable')
+            [name, *_] = [rule.name for rule in queries.rules if rule.uses("duration_mad")]
+            raise DataError(
+                f"model.rules.{name}: the median absolute deviation of duration_second is 0 (at least half "
+                f"the trips last exactly the median, {values['duration_median']:,.0f} s), so the robust z-score "
+                f"is undefined for every trip; use duration_iqr or too_long instead of {name} in model.enabled"
+            )
     return values
 
 
@@ -220,7 +235,7 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
     per_rule = [counts[rule.name.lower()] for rule in rules]
     unevaluable, rows_flagged = counts[UNEVALUABLE], counts["rows_flagged"]
     if rows_in == 0:
-        raise DataError(f"no trip rows in {queries.source.relation}; check dataset.path")
+        raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
     detection = {"rows_in": int(rows_in), "rows_flagged": int(rows_flagged), "statistics": queries.statistics}
     detection[UNEVALUABLE] = int(unevaluable)
     detection["rules"] = {r.name: {"predicate": r.predicate, "rows_flagged": int(n)} for r, n in zip(rules, per_rule)}
