@@ -10,7 +10,7 @@ import shutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, run_cli, store_client, trials_of
+from conftest import REPO, run_cli, seed_store, store_client, trials_of
 from mlexp.config import make_composable
 from run_folders import run_folder
 
@@ -186,3 +186,39 @@ def test_the_first_local_deploy_of_a_fresh_project_waits_for_the_store(tmp_proje
     assert done.returncode != 0
     assert "has no alias 'champion'" in done.stderr and "deploy.source=trial|best" in done.stderr
     assert "migration" not in done.stderr and "OperationalError" not in done.stderr
+
+
+@pytest.mark.slow
+def test_dvc_repro_retrains_on_new_review_decisions(tmp_path, empty_store):
+    """A JSONL file of decisions in reviews/text_classification/ makes `dvc repro` rerun prepare (not corpus), and
+    train.csv then holds the reviewed texts with the reviewers' labels (a git + DVC copy of the project)."""
+    import yaml
+
+    from dvc_copy import copy_project, dvc
+
+    sizes = {TASK: {"dataset.n_rows": 200, "dataset.n_holdout": 100}}
+    repo = copy_project(tmp_path / "repo", sizes)
+    seed_store(repo, empty_store)
+    target = "pipelines/text_classification/dvc.yaml:prepare"
+    dvc(repo, "repro", target)
+    train_csv = repo / "data" / TASK / "train.csv"
+    assert len(train_csv.read_text().splitlines()) == 200
+    assert yaml.safe_load(dvc(repo, "status", "--json", target).stdout) == {}
+    decisions = [
+        {"reviewer": "ana", "time": "2026-12-02T09:00:00Z", "text": "Cricket World Cup final tonight",
+         "final_label": "Sports", "predicted_class": "World", "score": 0.41, "source": "implicit"},
+        {"reviewer": "ana", "time": "2026-12-02T09:01:00Z", "text": "Shares rose after the quarterly profits",
+         "final_label": "Business", "predicted_class": "Sci/Tech", "score": 0.38, "source": "explicit"},
+    ]  # fmt: skip
+    (repo / "reviews" / TASK / "reviews.jsonl").write_text("".join(json.dumps(d) + "\n" for d in decisions))
+    status = yaml.safe_load(dvc(repo, "status", "--json", target).stdout)
+    assert list(status) == ["pipelines/text_classification/dvc.yaml:prepare"], status
+    assert "reviews/text_classification" in json.dumps(status)
+    again = dvc(repo, "repro", target)
+    assert "Running stage 'pipelines/text_classification/dvc.yaml:prepare'" in again.stdout, again.stdout
+    assert "Running stage 'pipelines/text_classification/dvc.yaml:corpus'" not in again.stdout
+    assert "202 documents (2 reviewed" in again.stdout
+    rows = train_csv.read_text().splitlines()
+    assert len(rows) == 202
+    assert "Sports,cricket world cup final tonight" in rows
+    assert "Business,shares rose after the quarterly profits" in rows

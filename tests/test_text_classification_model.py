@@ -113,6 +113,17 @@ def test_reviews_merge_corrects_adds_and_never_touches_the_holdout(tmp_path):
     assert reviews.read(str(tmp_path / "missing"), AG_NEWS_LABELS, 1000).rows.empty
 
 
+def test_the_latest_review_decision_by_time_wins_across_files(tmp_path):
+    """Two exports in one folder: the decision made last wins, whichever file sorts first."""
+    older = {"text": "Rates cut again", "final_label": "World", "time": "2026-12-02T10:00:00Z"}
+    newer = {"text": "Rates cut again", "final_label": "Business", "time": "2026-12-02T11:30:00+00:00"}
+    untimed = {"text": "Rates cut again", "final_label": "Sports"}  # no time: older than any timed decision
+    (tmp_path / "a-label-studio.jsonl").write_text(json.dumps(newer) + "\n")
+    (tmp_path / "b-service.jsonl").write_text(json.dumps(older) + "\n" + json.dumps(untimed) + "\n")
+    found = reviews.read(str(tmp_path), AG_NEWS_LABELS, 1000)
+    assert found.rows.to_dict("records") == [{"label": "Business", "text": "rates cut again", "source": ""}]
+
+
 def test_vectorizer_transform_repeats_fit_and_one_text_matches_its_row(newsgroups):
     pool, holdout = newsgroups
     vectorizer = NgramTfidf([1, 2], [2, 4], 20000, 20000, 2)
@@ -144,6 +155,24 @@ def test_predict_one_agrees_with_scikit_learn_and_is_fast(model, newsgroups, tmp
     assert np.median(times) < 0.001  # well under a millisecond per sentence (about 60 µs unloaded)
     loaded = TextClassifier.load(model.save(tmp_path / "model"))
     assert loaded.predict_one(sentences[0]) == model.predict_one(sentences[0])
+
+
+def test_two_fit_threads_give_the_same_model_and_older_joblib_folders_still_load(model, newsgroups, tmp_path):
+    """The SGD learner's one-vs-all problems fitted in 2 threads (compute.num_threads) give the 1-thread model
+    exactly; a model folder of the earlier format (classifier.joblib) loads as before."""
+    import joblib
+
+    from mlexp.tasks.text_classification.classifier import JOBLIB_FILE, MODEL_FILE
+
+    pool, holdout = newsgroups
+    threaded = TextClassifier.fit(pool.text.tolist(), pool.label.tolist(), SETTINGS, AG_NEWS_LABELS, 0, threads=2)
+    assert threaded.calibrated.calibrated_classifiers_[0].estimator.n_jobs == 2
+    texts = holdout.text.tolist()[:50]
+    assert np.array_equal(threaded.predict_proba(texts), model.predict_proba(texts))
+    folder = model.save(tmp_path / "old")
+    joblib.dump({"vectorizer": model.vectorizer, "calibrated": model.calibrated}, folder / JOBLIB_FILE)
+    (folder / MODEL_FILE).unlink()
+    assert np.array_equal(TextClassifier.load(folder).predict_proba(texts), model.predict_proba(texts))
 
 
 def test_holdout_scores_are_good_and_calibrated(model, newsgroups):

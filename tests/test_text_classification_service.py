@@ -27,7 +27,7 @@ from mlexp.tasks.text_classification.service.config import ServiceConfig
 from mlexp.tasks.text_classification.service.records import FeedbackRecord, utc_now
 from mlexp.tasks.text_classification.service.review_command import main as review_main
 from mlexp.tasks.text_classification.service.store import FeedbackStore, export_reviews
-from postgres_server import create_database, postgres_server
+from postgres_server import create_database, postgres_server, require_pgserver
 from text_classification_service_setup import CLASSIFIER, LABELS, shared_model, start_service, train_model
 
 SENTENCES = [
@@ -104,6 +104,26 @@ def test_bad_input_and_usage_plan(service, model_folder, tmp_path):
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     finally:
         small.stop()
+
+
+def test_a_key_created_without_options_gets_the_posts_plan_of_2000_requests_a_month(tmp_path, capsys):
+    from mlexp.serving.http.json_api import ServiceError
+    from mlexp.serving.http.keys_command import main as keys_main
+
+    db = tmp_path / "keys.sqlite"
+    assert keys_main(["--db", str(db), "create", "app"]) == 0
+    token = capsys.readouterr().out.splitlines()[-1]
+    keys = ApiKeys(db)
+    try:
+        [record] = keys.list()
+        assert (record.limit, record.period, record.plan) == (2000, "month", "2000 requests per month")
+        for _ in range(2000):
+            keys.check(token)
+        with pytest.raises(ServiceError) as refused:
+            keys.check(token)
+        assert refused.value.status == 429 and keys.usage("app") == 2000
+    finally:
+        keys.close()
 
 
 def test_explicit_feedback_and_batch_files_share_one_record_format(service):
@@ -331,6 +351,23 @@ def test_review_cli_manages_reviewers_and_exports(tmp_path, capsys):
     assert "at least 8 characters" in capsys.readouterr().err
 
 
+def test_review_cli_names_a_file_it_cannot_read_or_write(tmp_path, capsys):
+    """A missing import file or an unwritable --out: one error line naming the file and the fix, exit 1."""
+    store = str(tmp_path / "feedback.sqlite")
+    missing = tmp_path / "nowhere" / "export.json"
+    assert review_main(["--store", store, "label-studio-import", str(missing), "--labels", "World,Sports"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"cannot read {missing}: No such file or directory" in err and "Label Studio export" in err, err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "reviews.jsonl"  # a path under a regular file cannot be created, even by root
+    assert review_main(["--store", store, "export", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"cannot write {blocker}: a file is where a folder must be; choose a writable --out" in err, err
+
+
 def test_review_cli_reads_the_store_and_labels_from_the_config(tmp_project, monkeypatch, capsys):
     """Without --store/--labels the CLI uses service.store and dataset.labels from conf/, as deploy=local does."""
     monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))
@@ -398,15 +435,21 @@ def test_the_service_reloads_a_promoted_champion_without_failing_a_request(model
     slot.start_polling(served_model_probe(cfg, "champion"), 0.1)
     statuses: list[int] = []
     answers: list[tuple[float, float]] = []  # (time answered, score)
+    failures: list[str] = []  # requests that raised (a dropped connection, a timeout, a body that is not JSON)
     stop = threading.Event()
 
     def load_loop() -> None:
         with requests.Session() as session:
             while not stop.is_set():
-                answer = session.post(service.url + "/classify", json={"classifier": CLASSIFIER, "sentence": sentence})
-                statuses.append(answer.status_code)
-                if answer.status_code == 200:
-                    answers.append((time.monotonic(), answer.json()["score"]))
+                try:
+                    answer = session.post(
+                        service.url + "/classify", json={"classifier": CLASSIFIER, "sentence": sentence}, timeout=10
+                    )
+                    statuses.append(answer.status_code)
+                    if answer.status_code == 200:
+                        answers.append((time.monotonic(), answer.json()["score"]))
+                except Exception as error:  # noqa: BLE001 -- any error is a failed request, counted below
+                    failures.append(repr(error))
 
     clients = [threading.Thread(target=load_loop) for _ in range(4)]
     try:
@@ -428,6 +471,7 @@ def test_the_service_reloads_a_promoted_champion_without_failing_a_request(model
         service.stop()
     assert slot.version == "text_classification v2"
     assert before > 5 and len(statuses) > before + 5, "requests must run before, during and after the swap"
+    assert failures == []
     assert set(statuses) == {200}
     # answers before the promotion came from v1; every answer sent after the swap (plus a request's time) from v2
     assert [score for _, score in answers[:5]] == pytest.approx([v1_score] * 5)
@@ -435,7 +479,18 @@ def test_the_service_reloads_a_promoted_champion_without_failing_a_request(model
     assert len(after) > 5 and after == pytest.approx([v2_score] * len(after))
 
 
+def test_a_missing_pgserver_fails_the_postgresql_test_in_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pgserver", None)  # `import pgserver` raises ImportError
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL tests cannot run: pgserver"):
+        require_pgserver()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL tests skipped"):
+        require_pgserver()
+
+
 def test_feedback_store_on_postgresql(model_folder, tmp_path, tmp_project, monkeypatch):
+    require_pgserver()
     with postgres_server(tmp_path / "pg") as server:
         url = create_database(server, "feedback")
         service = start_service(model_folder, url, tmp_path / "keys.sqlite")

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from mlexp.errors import DataError
 from mlexp.serving.pyfunc_model import PyfuncModel
-from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier
+from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier, has_model
 
 EXAMPLE = ["nasa launches a new probe to study jupiter", "the home team won the championship in overtime"]
 
@@ -40,7 +40,7 @@ def signature() -> ModelSignature:
 def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
     """The trial's model folder as a pyfunc model."""
     folder = Path(cfg.paths.models)
-    if not (folder / MODEL_FILE).exists():
+    if not has_model(folder):
         raise DataError(f"{folder / MODEL_FILE} is missing: run the train stage first (mlexp task={cfg.task.name})")
     return PyfuncModel(
         python_model=TextClassification,

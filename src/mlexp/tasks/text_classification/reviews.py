@@ -39,9 +39,10 @@ def review_files(location: str | None) -> list[Path]:
 
 
 def read(location: str | None, labels: list[str], max_chars: int) -> Reviews:
-    """Every decision in the files, in file then line order; later decisions on the same text win."""
+    """Every decision in the files; on the same text the latest by its `time` wins (file then line order breaks
+    ties, and decides among decisions without a time, which count as older than any timed one)."""
     files = review_files(location)
-    records: list[tuple[str, str, str]] = []
+    records: list[tuple[str, str, str, str]] = []
     skipped = unknown = 0
     for file in files:
         for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
@@ -62,10 +63,13 @@ def read(location: str | None, labels: list[str], max_chars: int) -> Reviews:
                 continue
             text = normalize(str(decision["text"]), max_chars)
             if text:
-                records.append((str(label), text, str(decision.get("source", ""))))
-    rows = pd.DataFrame(records, columns=["label", "text", "source"])
-    rows = rows.drop_duplicates("text", keep="last").reset_index(drop=True)
-    return Reviews(rows, files, skipped, unknown)
+                records.append((str(label), text, str(decision.get("source", "")), str(decision.get("time") or "")))
+    rows = pd.DataFrame(records, columns=["label", "text", "source", "time"])
+    # files of several exports (the service's JSONL, Label Studio's, A2I's) interleave in time, not in file order
+    when = pd.to_datetime(rows.time, utc=True, errors="coerce", format="ISO8601")
+    order = when.sort_values(kind="stable", na_position="first").index
+    rows = rows.loc[order].drop_duplicates("text", keep="last").sort_index()
+    return Reviews(rows.drop(columns="time").reset_index(drop=True), files, skipped, unknown)
 
 
 @dataclass(frozen=True)

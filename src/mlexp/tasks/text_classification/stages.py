@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError
+from mlexp.sweeps.workers import cores
 from mlexp.tasks.text_classification import active_learning as experiment
 from mlexp.tasks.text_classification import charts, corpora, reviews
-from mlexp.tasks.text_classification.classifier import TextClassifier
+from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier
 from mlexp.tasks.text_classification.config import ActiveLearning
 from mlexp.tasks.text_classification.ngrams import NgramTfidf
 from mlexp.tasks.text_classification.scores import Scores, metric_name, score
@@ -82,22 +84,36 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     )
 
 
+def fit_threads(cfg: DictConfig) -> int:
+    """Threads of the fit: compute.num_threads; 0 (default) the trial's share of the cores (OMP_NUM_THREADS when a
+    parallel sweep set it, else every core of the machine)."""
+    return int(cfg.compute.num_threads) or int(os.environ.get("OMP_NUM_THREADS") or 0) or cores()
+
+
 def train(cfg: DictConfig, tracker: Tracker) -> None:
     """Fit the TF-IDF + linear classifier with calibrated probabilities; save the model folder."""
     data = corpora.read_written(Path(cfg.paths.data) / "train.csv")
     settings = _model_settings(cfg)
     tracker.log_parameters(settings)
+    threads = fit_threads(cfg)
     started = time.perf_counter()
-    model = TextClassifier.fit(data.text.tolist(), data.label.tolist(), settings, list(cfg.dataset.labels), cfg.seed)
+    model = TextClassifier.fit(
+        data.text.tolist(), data.label.tolist(), settings, list(cfg.dataset.labels), cfg.seed, threads
+    )
     fit_seconds = time.perf_counter() - started
     folder = model.save(Path(cfg.paths.models))
     for file in sorted(folder.iterdir()):
         tracker.log_artifact(file, name="model")
     tracker.log_input("training set", CSV, Path(cfg.paths.data) / "train.csv")
-    tracker.log_output("model", "application/octet-stream", folder / "classifier.joblib")
+    tracker.log_output("model", "application/octet-stream", folder / MODEL_FILE)
     sentences = data.text.head(LATENCY_SENTENCES).tolist()
     tracker.log_metrics(
-        {"fit_seconds": fit_seconds, "features": model.n_features, "predict_one_us": predict_one_us(model, sentences)}
+        {
+            "fit_seconds": fit_seconds,
+            "fit_threads": threads,
+            "features": model.n_features,
+            "predict_one_us": predict_one_us(model, sentences),
+        }
     )
 
 

@@ -125,6 +125,28 @@ def main(argv: list[str] | None = None) -> int:
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a missing input file, an unwritable --out: one line naming the file, no traceback
+        print(f"mlexp: error: {_file_error(args.command, error)}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     return 0
+
+
+# what to do when a command's file cannot be read or written
+_FILE_FIXES = {
+    "label-studio-import": "give the path of a Label Studio export (Export → JSON or JSON_MIN)",
+    "export": "choose a writable --out path",
+    "label-studio-export": "choose a writable --out folder",
+}
+
+
+def _file_error(command: str, error: OSError) -> str:
+    """`<file>: <reason>; <fix>` of a file a review command could not read or write."""
+    file = error.filename if error.filename is not None else "a file"
+    reason = error.strerror or str(error)
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        reason = "a file is where a folder must be"  # mkdir of the output's folder
+    action = "cannot read" if command == "label-studio-import" else "cannot write"
+    fix = _FILE_FIXES.get(command, "check the path and its permissions")
+    return f"{action} {file}: {reason}; {fix}"
