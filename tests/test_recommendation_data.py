@@ -177,3 +177,15 @@ def test_an_unknown_feature_field_names_the_valid_ones():
         "DURATION_SECONDS",
         "THUMBNAIL_COLOR",
     ]
+
+
+def test_the_prepare_stage_reruns_when_a_schema_file_changes():
+    """prepare reads and validates conf/recommendation_schemas: DVC must list them among its dependencies."""
+    import yaml
+
+    from mlexp.tasks.recommendation import datasets
+
+    stages = yaml.safe_load((REPO / "pipelines" / "recommendation" / "dvc.yaml").read_text())["stages"]
+    folder = datasets.schema_folder(OmegaConf.create({"paths": {"root": str(REPO)}}))
+    assert folder.relative_to(REPO).as_posix() in stages["prepare"]["deps"]
+    assert {p.name for p in folder.glob("*.json")} >= {"pulselive_users.json", "movielens_interactions.json"}

@@ -32,46 +32,65 @@ VARIANTS: dict[str, dict[str, list[str]] | None] = {
 }
 
 
-def _validation_ndcg(seed: int, fields: dict[str, list[str]] | None) -> float:
-    """Validation NDCG@10 of the metadata model with `fields` (None: the popularity count) on generated data."""
+def _ndcgs(seed: int, fields: dict[str, list[str]] | None) -> dict[str, float]:
+    """Validation and test NDCG@10 of the metadata model with `fields` (None: the popularity count) on generated
+    data. Fixed epochs: no choice is made on either period."""
     frames, _ = pulselive_videos.generate(n_users=300, n_videos=250, n_interactions=7000, seed=seed)
     frame = interactions.time_split(frames["Interactions"], 0.15, 0.1)
     catalog = Catalog.build(frame, frames["Users"], frames["Items"])
     train = frame[frame["split"] == "train"]
     cut = int(frame.loc[frame["split"] == "validation", "TIMESTAMP"].min())
-    end = int(frame.loc[frame["split"] == "validation", "TIMESTAMP"].max())
+    test_cut = int(frame.loc[frame["split"] == "test", "TIMESTAMP"].min())
     rows = interactions.for_training(train, SOLUTION, cut)
     if fields is None:
         model = Popularity.fit(rows, catalog)
     else:
         model, _ = metadata_hybrid.fit(rows, catalog, fields, Hybrid(epochs=3, batch_size=256), seed)
-    relevant = interactions.relevant(frame[frame["split"] == "validation"], RELEVANT)
-    scores = evaluation.evaluate(model, rows, train, relevant, end, [10], fields["interactions"] if fields else [])
-    return scores["normalized_discounted_cumulative_gain_at_10"]
+    context = fields["interactions"] if fields else []
+    out = {}
+    before_test = frame[frame["split"] != "test"]
+    for metric, (period, history, seen, end) in {
+        metadata_selection.OBJECTIVE: ("validation", rows, train, test_cut - 1),
+        # the test period: the model has not changed, but users' histories now include the validation period
+        metadata_selection.TEST_METRIC: (
+            "test", interactions.for_training(before_test, SOLUTION, test_cut), before_test, int(frame.TIMESTAMP.max())
+        ),
+    }.items():  # fmt: skip
+        relevant = interactions.relevant(frame[frame["split"] == period], RELEVANT)
+        scores = evaluation.evaluate(model, history, seen, relevant, end, [10], context)
+        out[metric] = scores["normalized_discounted_cumulative_gain_at_10"]
+    return out
 
 
 def test_signal_fields_come_out_ahead_of_noise_fields(tmp_path):
     runs = pd.DataFrame(
         [
-            {"variant": name, "seed": seed, metadata_selection.OBJECTIVE: _validation_ndcg(seed, fields)}
+            {"variant": name, "seed": seed, **_ndcgs(seed, fields)}
             for seed in (1, 2)
             for name, fields in VARIANTS.items()
         ]
     )
     table = metadata_selection.write_report(runs, tmp_path).set_index("variant")
     print(table.to_string())
-    # each kind of signal on its own: a clear gain in every seed (a bug that drops user or item metadata fails)
+    # the headline is the held-out test period, validation beside it
+    assert list(table.columns[:3]) == ["seeds", "test", "test_delta"] and "val_delta" in table
+    assert table["test_delta"].is_monotonic_decreasing and (table["seeds"] == 2).all()
+    # validation (fixed epochs, no choice made on it; the larger period): each kind of signal on its own gives a
+    # clear gain in every seed (a bug that drops user or item metadata fails); noise no more than a fifth of it
     for name in SIGNAL:
         signal = table.loc[name]
-        assert signal["delta"] > 0.01 and signal["delta"] - signal["delta_std"] > 0, name
-    # noise fields: no gain beyond a fifth of the weaker signal's
-    weaker = min(table.loc[name, "delta"] for name in SIGNAL)
+        assert signal["val_delta"] > 0.01 and signal["val_delta"] - signal["val_delta_std"] > 0, name
+    weaker = min(table.loc[name, "val_delta"] for name in SIGNAL)
     for name in NOISE:
-        assert table.loc[name, "delta"] < 0.2 * weaker, name
+        assert table.loc[name, "val_delta"] < 0.2 * weaker, name
+    # the test period (fewer users at this size, so noisier): every signal set still ahead of every noise set
+    for name in SIGNAL:
+        assert table.loc[name, "test_delta"] > max(0.0, *(table.loc[n, "test_delta"] for n in NOISE)), name
     # IDs and history alone already beat the popularity count (the recipe is worth having without metadata)
-    assert table.loc["popularity", "delta"] < 0
+    assert table.loc["popularity", "val_delta"] < 0
     assert (tmp_path / "metadata_selection.png").stat().st_size > 5000
-    assert "signal_users" in (tmp_path / "metadata_selection.md").read_text()
+    markdown = (tmp_path / "metadata_selection.md").read_text()
+    assert "signal_users" in markdown and "test_delta" in markdown and "val_delta" in markdown
 
 
 def test_the_sweep_config_names_every_feature_set_and_three_seeds():
@@ -82,11 +101,12 @@ def test_the_sweep_config_names_every_feature_set_and_three_seeds():
 
 
 def _analytics(rows: list[tuple[str, str, str, int, float]]) -> pd.DataFrame:
-    """Rows as mlexp.analytics(all_params=True) gives them: (features, recipe, source, seed, objective)."""
+    """Rows as mlexp.analytics(all_params=True) gives them: (features, recipe, source, seed, objective); the test
+    period's figure (a metric logged once: no " - Last" column) is the objective's minus 0.01."""
     return pd.DataFrame(
         [
             {"Status": "FINISHED", "features.name": f, "model.recipe": r, "dataset.source": d, "seed": s,
-             metadata_selection.OBJECTIVE: v}
+             f"{metadata_selection.OBJECTIVE} - Last": v, metadata_selection.TEST_METRIC: v - 0.01}
             for f, r, d, s, v in rows
         ]
     )  # fmt: skip
@@ -102,6 +122,12 @@ def test_a_mix_of_recipes_or_datasets_is_refused_unless_one_is_picked(tmp_path, 
         metadata_selection.from_analytics(frame)
     picked = metadata_selection.from_analytics(frame, recipe="metadata_hybrid")
     assert sorted(picked["variant"]) == ["interactions_only", "signal_all"]
+    # both periods are read: the test period's (the headline) and validation's
+    table = metadata_selection.delta_table(picked).set_index("variant")
+    assert table.loc["signal_all", "test"] == pytest.approx(0.13)
+    assert table.loc["signal_all", "test_delta"] == pytest.approx(0.04) == table.loc["signal_all", "val_delta"]
+    with pytest.raises(metadata_selection.SelectionError, match="no trial logged 'recall_at_10'"):
+        metadata_selection.from_analytics(frame, ("recall_at_10",), recipe="metadata_hybrid")
     with pytest.raises(metadata_selection.SelectionError, match="mix dataset.source"):
         metadata_selection.from_analytics(
             _analytics([("a", "popularity", "pulselive", 1, 0.1), ("a", "popularity", "movielens", 1, 0.2)])

@@ -18,6 +18,7 @@ from mlexp.errors import DataError
 from mlexp.serving.http import ApiKeys, start_in_thread
 from mlexp.tasks.recommendation import service
 from mlexp.tasks.recommendation.event_store import EventStore
+from postgres_server import require_pgserver
 from run_folders import run_folder
 
 TASK = "recommendation"
@@ -59,6 +60,12 @@ def test_trial_records_personalize_metrics_on_the_held_out_period(trials):
     )
     assert trial.metrics["interactions_test"] > 0 and trial.metrics["users_evaluated"] > 25
     assert 0 < metrics["coverage"] <= 1 and metrics["cold_items_recall_at_25"] > 0
+    # cold users (no interaction before the test period) are scored on their own, and against the generator's truth
+    logged = trial.metrics
+    assert logged["cold_users_evaluated"] > 0 and "cold_users_normalized_discounted_cumulative_gain_at_10" in logged
+    assert logged["cold_users_favourite_evaluated"] >= logged["cold_users_evaluated"]
+    assert 0.03 < logged["cold_users_favourite_chance_at_10"] < 0.12
+    assert 0 <= logged["cold_users_favourite_share_at_10"] <= 1
     assert (run_folder(hybrid) / "reports" / "plots" / "metrics_at_k.png").exists()
 
 
@@ -99,7 +106,7 @@ def test_events_change_the_next_recommendation_and_persist(trials, tmp_path, dat
     _, hybrid = trials
     models = run_folder(hybrid) / "models"
     if database == "postgresql":
-        pgserver = pytest.importorskip("pgserver")
+        pgserver = require_pgserver()
         postgres = pgserver.get_server(str(tmp_path / "pg"), cleanup_mode="stop")
         url = postgres.get_uri()
     else:
@@ -153,15 +160,15 @@ def test_events_change_the_next_recommendation_and_persist(trials, tmp_path, dat
         assert status == 422 and "eventList[0].eventType" in error["error"]
         assert _call(f"{base}/recommendations?userId=u&numResults=0", key)[0] == 422
         assert _call(f"{base}/recommendations", key)[0] == 422
+        running.stop()
+        # durable: a new service over the same store (a restart) starts from the recorded events
+        again = service.build_app(cfg, models, EventStore(url))
+        state = again.state.slot.current.users["new_fan"]
+        assert [catalog.item_ids[i] for i in state.history] == of_player[:3]
     finally:
         running.stop()
         if database == "postgresql":
             postgres.cleanup()
-    # durable: a new service over the same store starts from the recorded events
-    if database == "sqlite":
-        again = service.build_app(cfg, models, EventStore(url))
-        state = again.state.slot.current.users["new_fan"]
-        assert [catalog.item_ids[i] for i in state.history] == of_player[:3]
 
 
 def _tracker(project, trial_id: str):

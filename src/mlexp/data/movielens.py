@@ -76,8 +76,3 @@ def write_personalize(folder: Path, schema_folder: Path) -> int:
     frames = personalize_frames()
     personalize_datasets.write(folder, frames, schema_folder, "movielens")
     return len(frames["Interactions"])
-
-
-def export_personalize(out: Path) -> int:
-    """`mlexp data movielens <folder>`: the Personalize CSVs + schemas of MovieLens-100K (raw data for DVC)."""
-    return write_personalize(out, Path(__file__).resolve().parents[3] / "conf" / "recommendation_schemas")

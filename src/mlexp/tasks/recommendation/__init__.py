@@ -9,7 +9,13 @@ TASK = register(
         f"{__name__}.stages",
         (
             # the generator and MovieLens conversion write the Personalize CSVs + schemas under {data}/personalize
-            StageSpec("prepare", params=("seed", "dataset", "preprocessing", "solution"), outs=("{data}",)),
+            # the Avro schema files are read and validated here: editing one reruns the stage
+            StageSpec(
+                "prepare",
+                reads=("conf/recommendation_schemas",),
+                params=("seed", "dataset", "preprocessing", "solution"),
+                outs=("{data}",),
+            ),
             StageSpec(
                 "train",
                 reads=("{data}",),

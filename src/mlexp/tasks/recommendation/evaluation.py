@@ -106,3 +106,43 @@ def evaluate(
 def _means(rows: list[dict[str, float]], prefix: str) -> dict[str, float]:
     names = sorted({name for row in rows for name in row})
     return {f"{prefix}{name}": float(np.mean([row[name] for row in rows if name in row])) for name in names}
+
+
+def favourite_share(
+    model: Recommender,
+    history: pd.DataFrame,
+    users: list[str],
+    period_end: int,
+    k: int = 10,
+    user_field: str = "FAVOURITE_PLAYER",
+    item_field: str = "PLAYERS",
+) -> dict[str, float]:
+    """A ground-truth check of cold users on the generated platform, where a user's favourite player is the
+    strongest term of the known utility: the share of each user's top k that features their favourite (the
+    users dataset's `user_field`, within the items' `|`-separated `item_field`), beside chance (the share of
+    the items available at `period_end` that feature it). `users`: the cold users; `history` is what the model
+    may use (none of theirs, by definition). Empty when the datasets have no such fields or no user is given."""
+    catalog = model.catalog
+    if item_field not in catalog.items or not users:
+        return {}
+    favourites = {u: catalog.user_metadata(u).get(user_field) for u in users}
+    users = [u for u in users if isinstance(favourites[u], str)]
+    if not users:
+        return {}
+    players = [set(str(v).split("|")) if isinstance(v, str) else set() for v in catalog.items[item_field]]
+    available = catalog.available(period_end)
+    shares, chances = [], []
+    for start in range(0, len(users), BATCH):
+        batch = users[start : start + BATCH]
+        scores = model.scores(states(catalog, history, batch, [])).astype("float64")
+        scores[:, ~available] = -np.inf
+        for row, user in enumerate(batch):
+            features = np.array([favourites[user] in p for p in players])
+            top = np.argpartition(-scores[row], k)[:k]
+            shares.append(features[top].mean())
+            chances.append(features[available].mean())
+    return {
+        f"cold_users_favourite_share_at_{k}": float(np.mean(shares)),
+        f"cold_users_favourite_chance_at_{k}": float(np.mean(chances)),
+        "cold_users_favourite_evaluated": float(len(users)),
+    }

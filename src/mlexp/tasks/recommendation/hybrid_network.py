@@ -18,8 +18,10 @@ class TwoTower(gluon.HybridBlock):
         super().__init__()
         self.history_length = history_length
         with self.name_scope():
-            self.embed = gluon.nn.Embedding(vocabulary_size, embedding_size)
-            self.bias = gluon.nn.Embedding(vocabulary_size, 1)
+            # row-sparse gradients: a step updates only the rows its batch touched (with Adam's lazy update),
+            # not the whole table, whose size grows with the number of users
+            self.embed = gluon.nn.Embedding(vocabulary_size, embedding_size, sparse_grad=True)
+            self.bias = gluon.nn.Embedding(vocabulary_size, 1, sparse_grad=True)
             self.mix = gluon.nn.Dense(embedding_size, activation="tanh", flatten=False)
 
     # token 0 pads: its rows are kept at zero (`zero_padding` after every step), so plain sums need no mask,

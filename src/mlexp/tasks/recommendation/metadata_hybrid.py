@@ -134,7 +134,9 @@ def fit(
     net.initialize(mx.init.Normal(0.05))
     net.zero_padding()
     net.hybridize(static_alloc=True)
-    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": settings.learning_rate})
+    trainer = gluon.Trainer(
+        net.collect_params(), "adam", {"learning_rate": settings.learning_rate, "lazy_update": True}
+    )
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     best: tuple[float, int, MetadataHybrid] | None = None
     n, batch = len(item), settings.batch_size

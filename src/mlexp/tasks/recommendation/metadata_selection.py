@@ -8,7 +8,11 @@ whether a delta stands out from run-to-run noise.
     python -m mlexp.tasks.recommendation.metadata_selection sweep=<sweep name printed by the sweep>
     python -m mlexp.tasks.recommendation.metadata_selection experiment=recommendation   # every trial
 
-Options: baseline=<variant> (default interactions_only), metric=<name>, out=<folder>, and recipe=<name> /
+The table's headline is the held-out test period's NDCG@10 delta; the validation delta stands beside it (early
+stopping chose the metadata model's epochs on validation, so that figure is the best of the epochs tried).
+
+Options: baseline=<variant> (default interactions_only), metric=<name> (one metric instead of test + validation),
+out=<folder>, and recipe=<name> /
 source=<dataset source> to pick one recipe and dataset when the trials mix them (a delta compares like with like).
 """
 
@@ -27,12 +31,21 @@ import pandas as pd  # noqa: E402
 from mlexp.errors import MlexpError  # noqa: E402
 
 BASELINE = "interactions_only"
+# the headline: the held-out test period, which no choice saw. The validation figure is shown beside it; early
+# stopping picked each metadata-model trial's epochs on it (the best of the epochs tried), so it reads high.
+TEST_METRIC = "normalized_discounted_cumulative_gain_at_10"
 OBJECTIVE = "val_normalized_discounted_cumulative_gain_at_10"
+METRICS = (TEST_METRIC, OBJECTIVE)
 SOLUTION_KEYS = ("event_type", "event_value_threshold", "history_days", "recency_half_life_days")
 
 
 class SelectionError(MlexpError):
     """The trials cannot be compared as asked (no baseline, or a mix of recipes or datasets)."""
+
+
+def short(metric: str) -> str:
+    """The column prefix of a metric in the table: test, val, or the metric's own name."""
+    return {TEST_METRIC: "test", OBJECTIVE: "val"}.get(metric, metric)
 
 
 def variant_label(params: dict[str, object]) -> str:
@@ -45,41 +58,52 @@ def variant_label(params: dict[str, object]) -> str:
     return " ".join(parts)
 
 
-def delta_table(runs: pd.DataFrame, metric: str = OBJECTIVE, baseline: str = BASELINE) -> pd.DataFrame:
-    """One row per variant: mean and std of `metric` over seeds, and the paired delta against `baseline`."""
+def delta_table(runs: pd.DataFrame, metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE) -> pd.DataFrame:
+    """One row per variant and, per metric: its mean over seeds and the delta against `baseline` *of the same
+    seed* (mean, std over seeds, % of the baseline). Sorted by the first metric's delta (the headline)."""
     if baseline not in set(runs["variant"]):
         raise SelectionError(
             f"no {baseline!r} trials to compare against; pass baseline=<one of: "
             f"{', '.join(sorted(set(runs['variant'])))}> or run the baseline's trials too"
         )
-    base = runs[runs["variant"] == baseline].groupby("seed")[metric].mean()
     rows = []
     for variant, group in runs.groupby("variant"):
-        deltas = group.set_index("seed")[metric].groupby(level=0).mean() - base
-        deltas = deltas.dropna()
-        rows.append(
-            {
-                "variant": variant,
-                "seeds": len(group),
-                metric: group[metric].mean(),
-                f"{metric}_std": group[metric].std(ddof=1) if len(group) > 1 else np.nan,
-                "delta": deltas.mean(),
-                "delta_std": deltas.std(ddof=1) if len(deltas) > 1 else np.nan,
-                "delta_pct": 100 * deltas.mean() / base.mean() if base.mean() else np.nan,
-            }
-        )
-    return pd.DataFrame(rows).sort_values("delta", ascending=False).reset_index(drop=True)
+        row: dict[str, object] = {"variant": variant, "seeds": group["seed"].nunique()}
+        for metric in metrics:
+            base = runs[runs["variant"] == baseline].groupby("seed")[metric].mean()
+            deltas = (group.groupby("seed")[metric].mean() - base).dropna()
+            name = short(metric)
+            row[name] = group[metric].mean()
+            row[f"{name}_delta"] = deltas.mean()
+            row[f"{name}_delta_std"] = deltas.std(ddof=1) if len(deltas) > 1 else np.nan
+            row[f"{name}_delta_pct"] = 100 * deltas.mean() / base.mean() if base.mean() else np.nan
+        rows.append(row)
+    headline = f"{short(metrics[0])}_delta"
+    return pd.DataFrame(rows).sort_values(headline, ascending=False).reset_index(drop=True)
 
 
-def delta_chart(table: pd.DataFrame, path: Path, metric: str = OBJECTIVE, baseline: str = BASELINE) -> Path:
-    """Horizontal bars of each variant's delta with ± one standard deviation over seeds."""
-    shown = table[table["variant"] != baseline].iloc[::-1]
-    figure, axis = plt.subplots(figsize=(7, 0.45 * len(shown) + 1.5))
-    colours = ["tab:green" if d > 0 else "tab:red" for d in shown["delta"]]
-    axis.barh(shown["variant"], shown["delta"], xerr=shown["delta_std"].fillna(0), color=colours, capsize=3)
+def delta_chart(
+    table: pd.DataFrame, path: Path, metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE, title: str = ""
+) -> Path:
+    """Horizontal bars of each variant's deltas (± one std over seeds): the first metric solid, the others
+    lighter beside it."""
+    shown = table[table["variant"] != baseline].iloc[::-1].reset_index(drop=True)
+    label_inches = 0.065 * max((len(str(v)) for v in shown["variant"]), default=10)  # room for long variant labels
+    figure, axis = plt.subplots(figsize=(7 + label_inches, 0.6 * len(shown) * max(1, len(metrics) - 0.5) + 1.8))
+    height = 0.8 / len(metrics)
+    positions = np.arange(len(shown))
+    for n, metric in enumerate(metrics):
+        name = short(metric)
+        delta = shown[f"{name}_delta"]
+        colours = ["tab:green" if d > 0 else "tab:red" for d in delta]
+        axis.barh(positions + (len(metrics) - 1 - 2 * n) * height / 2, delta, height=height,
+                  xerr=shown[f"{name}_delta_std"].fillna(0), color=colours, alpha=1.0 if n == 0 else 0.35,
+                  hatch=None if n == 0 else "//", capsize=3, label=f"{name}: {metric}")  # fmt: skip
+    axis.set_yticks(positions, shown["variant"])
     axis.axvline(0, color="black", linewidth=0.8)
-    axis.set_xlabel(f"Δ {metric} vs {baseline} (mean ± std over seeds)")
-    axis.set_title("Metadata selection: which fields help")
+    axis.set_xlabel("Δ NDCG@10 vs the baseline (mean ± std over seeds, paired by seed)")
+    axis.set_title((title or "Which fields and filters help (solid: held-out test period)") + f"\nbaseline: {baseline}")
+    axis.legend(loc="best", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -87,9 +111,9 @@ def delta_chart(table: pd.DataFrame, path: Path, metric: str = OBJECTIVE, baseli
 
 
 def from_analytics(
-    frame: pd.DataFrame, metric: str = OBJECTIVE, recipe: str | None = None, source: str | None = None
+    frame: pd.DataFrame, metrics: tuple[str, ...] = METRICS, recipe: str | None = None, source: str | None = None
 ) -> pd.DataFrame:
-    """Trials of `mlexp.analytics(..., all_params=True)` as (variant, seed, metric) rows; finished trials only.
+    """Trials of `mlexp.analytics(..., all_params=True)` as (variant, seed, *metrics) rows; finished trials only.
 
     Deltas compare like with like: trials of several recipes or datasets are refused unless `recipe` / `source`
     picks one of each."""
@@ -106,21 +130,28 @@ def from_analytics(
                 f"the trials mix {column} values ({', '.join(mixed)}): a delta compares one {column} only; "
                 f"pass {option}=<one of them>"
             )
-    column = metric if metric in done else f"{metric} - Last"
+    columns = {}
+    for metric in metrics:
+        column = metric if metric in done else f"{metric} - Last"
+        if column not in done:
+            raise SelectionError(f"no trial logged {metric!r}; pass metric=<a logged metric>")
+        columns[metric] = column
     rows = [
-        {"variant": variant_label(row), "seed": int(row["seed"]), metric: float(row[column])}
+        {"variant": variant_label(row), "seed": int(row["seed"]), **{m: float(row[c]) for m, c in columns.items()}}
         for row in done.to_dict("records")
     ]
-    return pd.DataFrame(rows, columns=["variant", "seed", metric])
+    return pd.DataFrame(rows, columns=["variant", "seed", *metrics])
 
 
-def write_report(runs: pd.DataFrame, folder: Path, metric: str = OBJECTIVE, baseline: str = BASELINE) -> pd.DataFrame:
+def write_report(
+    runs: pd.DataFrame, folder: Path, metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE
+) -> pd.DataFrame:
     """metadata_selection.csv, .md and .png in `folder`; returns the table."""
     folder.mkdir(parents=True, exist_ok=True)
-    table = delta_table(runs, metric, baseline)
+    table = delta_table(runs, metrics, baseline)
     table.to_csv(folder / "metadata_selection.csv", index=False)
     (folder / "metadata_selection.md").write_text(table.to_markdown(index=False, floatfmt=".4f") + "\n")
-    delta_chart(table, folder / "metadata_selection.png", metric, baseline)
+    delta_chart(table, folder / "metadata_selection.png", metrics, baseline)
     return table
 
 
@@ -139,14 +170,14 @@ def main(argv: list[str]) -> int:
         frame, where = mlexp.analytics(sweep=options["sweep"], all_params=True), options["sweep"]
     else:
         frame, where = mlexp.analytics(experiment=options["experiment"], all_params=True), options["experiment"]
-    metric = options.get("metric", OBJECTIVE)
+    metrics = (options["metric"],) if "metric" in options else METRICS
     try:
-        runs = from_analytics(frame, metric, options.get("recipe"), options.get("source")) if len(frame) else None
+        runs = from_analytics(frame, metrics, options.get("recipe"), options.get("source")) if len(frame) else None
         if runs is None or runs.empty:
             print(f"no finished trial in {where}: run the sweep first (see --help of this module)", file=sys.stderr)
             return 1
         folder = Path(options.get("out", f"outputs/sweeps/recommendation/{where}"))
-        table = write_report(runs, folder, metric, options.get("baseline", BASELINE))
+        table = write_report(runs, folder, metrics, options.get("baseline", BASELINE))
     except SelectionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -162,9 +162,10 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     model = recipes.load(Path(cfg.paths.models))
     fields = json.loads((Path(cfg.paths.models) / "recipe.json").read_text())["features"]
     history = frame[frame["split"] != "test"]
+    rows = interactions.for_training(history, cfg.solution, cuts["test_start"])
     metrics = evaluation.evaluate(
         model,
-        interactions.for_training(history, cfg.solution, cuts["test_start"]),
+        rows,
         history,
         interactions.relevant(frame[frame["split"] == "test"], cfg.dataset),
         cuts["end"],
@@ -172,6 +173,10 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
         fields["interactions"],
         interactions.relevance_rule(cfg.dataset),
     )
+    # the generated platform's ground truth: does a cold user's top 10 feature their favourite player?
+    test_users = frame.loc[frame["split"] == "test", "USER_ID"].unique()
+    cold = sorted(set(test_users) - set(history["USER_ID"]))
+    metrics.update(evaluation.favourite_share(model, rows, cold, cuts["end"]))
     tracker.log_input("test data", "application/x-parquet", Path(cfg.paths.data) / "interactions.parquet")
     tracker.log_metrics(metrics)
     plots = Path(cfg.paths.reports) / "plots"

@@ -31,20 +31,21 @@ class UserPersonalization:
     @classmethod
     def fit(cls, train: pd.DataFrame, catalog: Catalog, als: ALS, seed: int, threads: int) -> UserPersonalization:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         matrix = item_similarity.user_items(train, catalog)
         matrix.data = (als.alpha * matrix.data).astype("float32")
-        model = AlternatingLeastSquares(
-            factors=als.factors,
-            regularization=als.regularization,
-            iterations=als.iterations,
-            num_threads=threads,
-            random_state=seed,
-            calculate_training_loss=False,
-        )
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, "blas"):  # implicit's own threads do the work; BLAS threads inside them thrash
+        # implicit's own threads do the work; BLAS threads inside them thrash. Limiting BLAS before the model is
+        # built is what implicit asks for (it warns about a multi-threaded OpenBLAS when constructed otherwise).
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=als.factors,
+                regularization=als.regularization,
+                iterations=als.iterations,
+                num_threads=threads,
+                random_state=seed,
+                calculate_training_loss=False,
+            )
             model.fit(matrix, show_progress=False)
         counts = popularity.counts(train, catalog)
         settings = {"alpha": als.alpha, "regularization": als.regularization}
