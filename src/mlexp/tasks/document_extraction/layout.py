@@ -5,7 +5,8 @@ ruling lines are where table models add spurious columns (the post's second clai
 geometric rules over word boxes:
 - a check box's label is the run of words starting just right of it;
 - a key is a line's text up to a colon; its value is the rest of the line, else the nearest line to its right;
-- a table is a run of ≥ min_rows text rows with ≥ min_columns whitespace-separated segments; its columns
+- a table is a run of ≥ min_rows text rows with ≥ min_columns whitespace-separated segments (a line right under a
+  row, closer than the row pitch, is a wrapped cell's next line and belongs to that row); its columns
   are the gaps no row's words cross (so a short row can never add a column); a column that only a few
   rows fill and no header names is stray text and is merged into its neighbour (`drop_sparse_columns`).
 """
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 from statistics import median
 
+import numpy as np
+
+from mlexp.tasks.document_extraction import ink
 from mlexp.tasks.document_extraction.structure import Cell, KeyValue, Line, SelectionElement, Table, Word, union
 
 
@@ -148,26 +152,96 @@ def find_tables(
     min_columns: int,
     drop_sparse_columns: bool,
     min_column_fill: float,
+    ink_mask: np.ndarray | None = None,
+    gutter: tuple[float, float] | None = None,
 ) -> list[Table]:
-    """Whitespace-separated tables among `words` (those not already part of a key-value pair or a label)."""
+    """Whitespace-separated tables among `words` (those not already part of a key-value pair or a label).
+
+    With the page's `ink_mask` and `gutter` widths (pixels, from the page's measured word space: one to
+    split a single row, one for a gutter no row of the table crosses) rows and columns are found on the
+    ink (`ink.py`); without them, at the gaps between word boxes wider than `column_gap` text heights.
+    """
     gap = column_gap * height
     bands = _bands(words)
+    if ink_mask is not None and gutter is not None:
+        wide = [ink.segments(ink_mask, band, gutter[0]) >= min_columns for band in bands]
+    else:
+        wide = [_segments(band, gap) >= min_columns for band in bands]
+    pitch = _row_pitch(bands, wide, height)
     tables: list[Table] = []
     run: list[list[Word]] = []
-    for band in [*bands, []]:
-        wide = len(band) > 0 and _segments(band, gap) >= min_columns
+    last_mid = 0.0  # position of the last text line of the run's last row (a wrapped row has several)
+    for i, band in enumerate([*bands, []]):
+        is_wide = i < len(bands) and wide[i]
         near = run and band and band[0].box[1] - max(w.box[3] for w in run[-1]) < 2.5 * height
-        if wide and (not run or near):
+        if is_wide and (not run or near):
             run.append(band)
+            last_mid = _middle(band)
+            continue
+        if run and band and _continues(band, run, last_mid, pitch, bands[i + 1] if i + 1 < len(bands) else None):
+            run[-1] = run[-1] + band  # a wrapped cell's next line: the same row, read after the line above
+            last_mid = _middle(band)
             continue
         if len(run) >= min_rows:
-            tables.append(_table(run, gap, drop_sparse_columns, min_column_fill))
-        run = [band] if wide else []
+            tables.append(_table(run, gap, drop_sparse_columns, min_column_fill, ink_mask, gutter))
+        run = [band] if is_wide else []
+        last_mid = _middle(band) if is_wide else 0.0
     return tables
 
 
-def _table(rows: list[list[Word]], gap: float, drop_sparse: bool, min_fill: float) -> Table:
-    spans = _columns([w for row in rows for w in row], gap)
+def _middle(band: list[Word]) -> float:
+    """A text line's vertical position: its words' median centre (steadier than the top of padded OCR boxes)."""
+    return median((w.box[1] + w.box[3]) / 2 for w in band)
+
+
+def _row_pitch(bands: list[list[Word]], wide: list[bool], height: float) -> float | None:
+    """The median distance of adjacent table rows (two wide bands with nothing between them)."""
+    pitches = [
+        _middle(b) - _middle(a)
+        for a, b, wa, wb in zip(bands, bands[1:], wide, wide[1:])
+        if wa and wb and _middle(b) - max(w.box[3] for w in a) < 2.5 * height
+    ]
+    return median(pitches) if pitches else None
+
+
+def _continues(
+    band: list[Word], run: list[list[Word]], last_mid: float, pitch: float | None, after: list[Word] | None
+) -> bool:
+    """Whether a band with too few segments for a row is a wrapped cell's next line in the run's last row.
+
+    Wrapped lines sit closer together than rows (a cell's line spacing is tighter than the row pitch): the band
+    continues the row above when it sits less than 0.8 row pitches below the row's last line, the pitch measured
+    between the page's unwrapped rows, else (every row wrapped) compared with the distance to the band below.
+    It must also lie within the table's width. Text heights alone cannot tell: OCR boxes are padded, so a wrap's
+    gap is ≈0.1 text heights in OCR boxes and ≈0.6 in exact ink boxes.
+    """
+    left, right = min(w.box[0] for row in run for w in row), max(w.box[2] for row in run for w in row)
+    if any(w.box[0] < left - 1 or w.box[2] > right + 1 for w in band):
+        return False
+    above = _middle(band) - last_mid
+    if pitch is None:
+        if after is None:
+            return False
+        pitch = _middle(after) - _middle(band)
+    return 0 < above < 0.8 * pitch
+
+
+def _table(
+    rows: list[list[Word]],
+    gap: float,
+    drop_sparse: bool,
+    min_fill: float,
+    ink_mask: np.ndarray | None = None,
+    gutter: tuple[float, float] | None = None,
+) -> Table:
+    if ink_mask is not None and gutter is not None:
+        cuts = ink.drop_word_spaces(ink_mask, rows, ink.gutters(ink_mask, rows, gutter[1]), gutter[0])
+        rows = [ink.split_words(row, cuts) for row in rows]
+        x0, x1 = min(w.box[0] for row in rows for w in row), max(w.box[2] for row in rows for w in row)
+        edges = [x0, *[v for cut in cuts for v in cut], x1]
+        spans = [[edges[i], edges[i + 1]] for i in range(0, len(edges), 2)]
+    else:
+        spans = _columns([w for row in rows for w in row], gap)
     grid: list[list[list[Word]]] = [[[] for _ in spans] for _ in rows]
     for r, row in enumerate(rows):
         for w in row:
@@ -188,7 +262,7 @@ def _table(rows: list[list[Word]], gap: float, drop_sparse: bool, min_fill: floa
         top, bottom = min(w.box[1] for w in rows[r]), max(w.box[3] for w in rows[r])
         for c, cell in enumerate(row_cells):
             box = union([w.box for w in cell]) if cell else [spans[c][0], top, spans[c][1], bottom]
-            cells.append(Cell(r, c, " ".join(w.text for w in sorted(cell, key=lambda w: w.box[0])), box))
+            cells.append(Cell(r, c, " ".join(w.text for w in cell), box))  # reading order: line, then x
     box = union([w.box for row in rows for w in row])
     return Table(box, len(rows), len(spans), cells)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mlexp.tasks.document_extraction import checkboxes, layout
+from mlexp.tasks.document_extraction import checkboxes, ink, layout
 from mlexp.tasks.document_extraction.normalise import normalise
 from mlexp.tasks.document_extraction.structure import Line, Page, Table
 
@@ -30,6 +30,8 @@ def build_page(number: int, image: np.ndarray, lines: list[Line], post: Any) -> 
     labelled = layout.label_check_boxes(elements, words, size)
     pairs, paired = layout.pair_keys(lines, post.key_value_max_gap * width)
     free = [w for line in lines if id(line) not in paired for w in line.words if id(w) not in labelled]
+    mask = ink.ink_mask(image, size) if post.gutter_word_spaces > 0 else None
+    space = ink.word_space(mask, lines) if mask is not None else None
     tables = layout.find_tables(
         free,
         size,
@@ -38,6 +40,8 @@ def build_page(number: int, image: np.ndarray, lines: list[Line], post: Any) -> 
         post.table_min_columns,
         post.drop_sparse_columns,
         post.min_column_fill,
+        mask if space else None,
+        (post.row_word_spaces * space, post.gutter_word_spaces * space) if space else None,
     )
     return Page(number, width, height, lines, tables, pairs, elements)
 

@@ -86,11 +86,27 @@ def _generate(cfg: DictConfig, pages_dir: Path, truth_dir: Path) -> list[dict[st
     return entries
 
 
+FONT_PACKAGES = {"dejavu": "fonts-dejavu-core", "noto": "fonts-noto-core", "wqy": "fonts-wqy-microhei"}
+FONT_FIX = "install the fonts with: sudo apt-get install " + " ".join(FONT_PACKAGES.values())
+
+
+def check_fonts() -> None:
+    """One line naming the first missing font file and its Debian package (the generator draws with them)."""
+    for path in [*(p for pair in documents.FAMILIES.values() for p in pair), documents.CJK_FONT]:
+        if not Path(path).is_file():
+            package = next((v for k, v in FONT_PACKAGES.items() if k in str(path).lower()), "its font package")
+            raise DataError(f"font {path} is missing (Debian package {package}); {FONT_FIX}")
+
+
 def generated_page(
     kind: str, seed: int, index: int, n_rows: int, levels: dict[Any, Any], level: str
 ) -> tuple[documents.Page, dict[str, Any]]:
     """Generated document `index` of `kind` scanned at `level` (one of `levels`), and its ground-truth page JSON."""
-    page = documents.generate(kind, seed, index, n_rows)
+    check_fonts()
+    try:
+        page = documents.generate(kind, seed, index, n_rows)
+    except OSError as error:  # a font file present but unreadable: FreeType's "cannot open resource"
+        raise DataError(f"drawing a generated {kind} failed ({error}); {FONT_FIX}") from None
     rng = np.random.default_rng([seed, documents.DOCUMENT_TYPES.index(kind), index, list(levels).index(level)])
     page = degrade(page, levels[level] or {}, rng)
     width, height = page.image.size
