@@ -137,3 +137,27 @@ def test_cold_users_top_ten_features_their_favourite_player_well_above_chance():
     # datasets without these fields (MovieLens, your own files): no such figure rather than a wrong one
     no_players = Catalog(catalog.item_ids, catalog.items.drop(columns=["PLAYERS"]), catalog.users)
     assert evaluation.favourite_share(Popularity(no_players, np.zeros(len(catalog.item_ids))), rows, cold, end) == {}
+
+
+def test_your_own_personalize_csvs_train_and_the_registered_model_answers(tmp_path):
+    """`dataset=personalize_csv dataset.path=<folder>` (the README's own-data path) and the registered MLflow model."""
+    import shutil
+
+    import mlflow
+
+    from mlexp.data import movielens
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    movielens.write_personalize(project / "my_datasets", REPO / "conf" / "recommendation_schemas")
+    run_cli(project, f"task={TASK}", "dataset=personalize_csv", "dataset.path=my_datasets", "model.recipe=popularity",
+            "deploy=registry")  # fmt: skip
+    (trial,) = trials_of(project, experiment=TASK)
+    assert trial.status == "FINISHED" and 0.2 < trial.metrics[NDCG] < 0.4  # the same data as MovieLens' own loader
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/recommendation@champion")
+    answer = model.predict(pd.DataFrame({"userId": ["1", "no_such_user"], "numResults": [5, 3]}))
+    assert answer["userId"].tolist() == ["1", "no_such_user"]
+    lists = [items.split("|") for items in answer["itemList"]]  # item IDs joined by "|", as the signature says
+    assert [len(items) for items in lists] == [5, 3] and all(len(set(items)) == len(items) for items in lists)
