@@ -222,3 +222,12 @@ def test_dvc_repro_retrains_on_new_review_decisions(tmp_path, empty_store):
     assert len(rows) == 202
     assert "Sports,cricket world cup final tonight" in rows
     assert "Business,shares rose after the quarterly profits" in rows
+
+
+def test_the_active_learning_sweep_runs_one_trial_per_round_size(tmp_project):
+    """The README's `mlexp -m task=text_classification sweep=text_classification_active_learning`, tiny."""
+    run_cli(tmp_project, "-m", f"task={TASK}", "sweep=text_classification_active_learning", *TINY,
+            "active_learning.rounds=2", "active_learning.repeats=1")  # fmt: skip
+    trials = trials_of(tmp_project, experiment=TASK)
+    assert sorted(t.params["active_learning.labels_per_round"] for t in trials) == ["20", "40", "80"]
+    assert all(t.status == "FINISHED" and "al_best_label_fraction" in t.metrics for t in trials)
