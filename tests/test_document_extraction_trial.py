@@ -232,7 +232,7 @@ def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus
     folder = tmp_path / "scans"
     folder.mkdir()
     documents.generate("account_statement", 5, 0, 4).image.save(folder / "statement.png")  # no statement.json
-    run_cli(
+    done = run_cli(
         project,
         "task=document_extraction",
         f"dataset.path={folder}",
@@ -243,8 +243,9 @@ def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus
     assert found.status == "FINISHED" and found.metrics["documents_with_ground_truth"] == 0
     assert found.metrics["pages_extracted"] == 1
     assert not {"cer", "wer", "column_count_accuracy", "extraction_score"} & set(found.metrics)  # nothing to score
-    # without an objective to report the CLI prints no "trial done (reports: ...)" line: the one run folder
+    # without an objective the CLI still says where the outputs are (it once printed "stage None done.")
     [folder_of_run] = run_folders(project, TASK)
+    assert f"trial done: no extraction_score to report  (reports: {folder_of_run / 'reports'})" in done.stdout
     extracted = folder_of_run / "data" / "extracted"
     [page] = json.loads((extracted / "statement.png.json").read_text())["pages"]
     [table] = page["tables"]  # SLANet's table, its empty spurious columns dropped

@@ -158,7 +158,10 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
     if math.isnan(result.objective):
         if cfg.compute.target == "sagemaker":  # a dry run or a job not waited for: the job's lines said where to look
             return
-        print(f"stage {cfg.stage} done.")
+        if cfg.stage is not None:
+            print(f"stage {cfg.stage} done.")
+        else:  # a whole trial without the objective (e.g. documents without ground truth): say where its outputs are
+            print(f"trial done: no {metric} to report  (reports: {cfg.paths.reports})")
         return
     print(f"trial done: {metric} = {result.objective:.6g}  (reports: {cfg.paths.reports})")
     if multirun:
