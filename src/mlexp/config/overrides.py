@@ -61,21 +61,26 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
 
 
 def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None:
-    """The key check of check_override_keys against a config already composed with these overrides."""
-    _, values = _check_options(conf_dir, overrides)
+    """The key check of check_override_keys against a config already composed with these overrides.
+
+    The group options were checked before the composition (check_override_keys with keys=False), not again here.
+    """
+    _, values = _check_options(conf_dir, overrides, check_options=False)
     for key in values or []:
         _check_key(cfg, key)
 
 
-def _check_options(conf_dir: Path, overrides: list[str]) -> tuple[list[str], list[str] | None]:
+def _check_options(
+    conf_dir: Path, overrides: list[str], *, check_options: bool = True
+) -> tuple[list[str], list[str] | None]:
     """Check the group options; return the group choices and the value keys to check (None: nothing to check)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     groups = config_groups(conf_dir)
-    task = _chosen_task(conf_dir, parsed)
+    task = _chosen_task(conf_dir, parsed) if check_options else None
     choices, values, swept = [], [], False
     for override in parsed:
         key = override.key_or_group
-        if key in groups and not override.is_delete():
+        if check_options and key in groups and not override.is_delete():
             for option in _options(override):
                 _check_option(conf_dir, groups, key, option, task)
         if key.split("/")[0] in groups or key.startswith("hydra"):
