@@ -214,10 +214,10 @@ def test_every_statement_with_every_rule_parses_as_athena_sql(athena, tmp_path):
     stats = {"duration_q1": 300.0, "duration_median": 600.0, "duration_q3": 900.0, "duration_mad": 250.0}
     queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), list(cfg.preprocessing.timestamp_formats))
     queries = replace(queries, rules=rules, statistics=stats, value_codes=inputs.value_codes(cfg))
-    statements = [queries.top(50, True), queries.top(50, False), queries.duration_counts(False)]
-    statements += [queries.duration_counts(True), queries.quartiles(), queries.median_absolute_deviation(600)]
+    statements = [queries.top(50, True), queries.top(50, False), queries.duration_counts()]
+    statements += [queries.quartiles(), queries.median_absolute_deviation(600)]
     statements += [queries.rule_check(rule) for rule in rules]
-    statements += [queries.rule_counts(), queries.flagged_rows(10), queries.histogram(10)]
+    statements += [queries.duration_flags(10), queries.rule_counts(), queries.flagged_rows(10)]
     statements += engine.cleaning_statements(queries.cleaned(), engine.cleaned_location("run1")).values()
     for sql in statements:
         sqlglot.parse_one(sql, read="athena")  # raises ParseError on SQL Athena would refuse

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic  # noqa: E402
-from mlexp.tasks.anomaly_detection import charts  # noqa: E402
+from mlexp.tasks.anomaly_detection import charts, stages  # noqa: E402
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB  # noqa: E402
 from mlexp.tasks.anomaly_detection.engines import DuckDBEngine  # noqa: E402
 from mlexp.tasks.anomaly_detection.queries import TripQueries  # noqa: E402
@@ -27,10 +27,10 @@ def test_a_million_trips_are_charted_in_seconds(tmp_path):
     started = time.perf_counter()
     engine = DuckDBEngine([nyc_taxi.inspect(path, duckdb.connect())], "1GB", 0, {}, [], {})
     queries = TripQueries(DUCKDB, engine.source(), {})
-    counts = engine.query("duration_counts", queries.duration_counts(clean=False))
+    counts = engine.query("duration_counts", queries.duration_counts())
     runs = charts.sorted_runs(counts)
     chart = charts.sorted_durations(runs, tmp_path / "sorted.png", "All trips", [12, 12])
-    histogram = engine.query("histogram", queries.histogram(10))
+    histogram = stages._histogram(engine.query("duration_flags", queries.duration_flags(10)))
     charts.duration_histogram(histogram, 10, {"too_long": 86400.0}, "note", tmp_path / "histogram.png", [12, 12])
     elapsed = time.perf_counter() - started
 
@@ -73,7 +73,7 @@ def test_the_chart_after_cleaning_draws_when_every_trip_is_flagged(tmp_path):
     path = nyc_taxi_synthetic.write(month, tmp_path / "yellow_tripdata_2019-01.parquet", "parquet")
     engine = DuckDBEngine([nyc_taxi.inspect(path, duckdb.connect())], "1GB", 1, {}, [], {})
     queries = TripQueries(DUCKDB, engine.source(), {}, rules=[Rule("everything", "true", "true")])
-    counts = engine.query("duration_counts_clean", queries.duration_counts(clean=True))
+    counts = stages._kept(engine.query("duration_flags", queries.duration_flags(10)))
     assert counts.empty  # zero cleaned rows
     runs = charts.sorted_runs(counts)
     assert runs.empty and list(runs.columns) == ["index", "last_index", "duration_second"]

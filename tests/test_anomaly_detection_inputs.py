@@ -264,3 +264,56 @@ def test_values_padded_with_spaces_as_in_2014_files_convert(tmp_path):
     row = pq.read_table(staged).to_pylist()[0]
     assert (row["VendorID"], row["passenger_count"], row["trip_distance"], row["total_amount"]) == (2, 1.0, 2.5, 8.5)
     assert str(row["tpep_dropoff_datetime"] - row["tpep_pickup_datetime"]) == "0:30:00"
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_text_codes_no_mapping_knows_are_counted_and_named_in_a_warning(tmp_path, capsys, staged):
+    # 2009's text codes, two of them unknown (bitcoin twice, "Voucher" once) and DDS, which has no code today
+    old = tmp_path / "yellow_tripdata_2009-01.csv"
+    codes = [
+        ("CMT", "CASH"),
+        ("DDS", "bitcoin"),
+        ("VTS", "Cre"),
+        ("VTS", " Voucher "),
+        ("CMT", "BITCOIN "),
+        ("VTS", ""),
+    ]
+    old.write_text(
+        "\n".join(
+            [HEADER_2009]
+            + [
+                f"{v},2009-01-01 10:0{i}:00,2009-01-01 10:1{i}:00,1,2.5,{p},8,0,0,0,0,8,-73.99"
+                for i, (v, p) in enumerate(codes)
+            ]
+        )
+        + "\n"
+    )
+    # a 2009 Parquet file with text codes is read in place, not staged: its unknown codes are counted too
+    parquet = _parquet(
+        tmp_path / "yellow_tripdata_2009-02.parquet",
+        {
+            "vendor_name": pa.array(["CMT", "CMT"]),
+            "Trip_Pickup_DateTime": _times("2009-02-01 10:00:00", "2009-02-01 11:00:00"),
+            "Trip_Dropoff_DateTime": _times("2009-02-01 10:30:00", "2009-02-01 11:30:00"),
+            "Payment_Type": pa.array(["CSH", "Bitcoin"]),
+        },
+    )
+    cfg = config(tmp_path, f"preprocessing.stage_csv_as_parquet={staged}")
+    unknown: dict = {}
+    read = inputs.stage_csv(cfg, inputs.check_files(cfg, [old, parquet], [nyc_taxi.PICKUP]), unknown)
+
+    assert unknown == {"VendorID": {"DDS": 1}, "payment_type": {"bitcoin": 1, "BITCOIN": 1, "Voucher": 1, "Bitcoin": 1}}
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mlexp: warning:")]
+    assert len(warnings) == 3
+    [csv_payment] = [w for w in warnings if str(old) in w and ": payment_type: " in w]
+    assert "3 rows hold text that is no code in preprocessing.value_codes.payment_type, read as null" in csv_payment
+    assert all(f"{value!r} (1 row)" in csv_payment for value in ("bitcoin", "BITCOIN", "Voucher"))
+    assert "'DDS' (1 row)" in next(w for w in warnings if str(old) in w and ": VendorID: " in w)
+    assert "'Bitcoin' (1 row)" in next(w for w in warnings if str(parquet) in w)
+    # the counts are not stored with the trips: a staged file has today's columns only
+    assert read[0].suffix == (".parquet" if staged else ".csv")
+    assert not staged or all(not name.startswith("__") for name in pq.read_schema(read[0]).names)
+    engine, queries = open_queries(cfg, read)
+    rows = engine.query("trips", queries._with() + "SELECT * FROM durations ORDER BY tpep_pickup_datetime")
+    rows = rows.astype(object).where(rows.notna(), None)
+    assert rows["payment_type"].tolist() == [2, None, 1, None, None, None, 2, None]

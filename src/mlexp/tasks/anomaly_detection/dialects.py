@@ -28,7 +28,7 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _is_text(sql_type: str) -> bool:
+def is_text(sql_type: str) -> bool:
     return sql_type.lower().startswith(("varchar", "string", "char"))
 
 
@@ -57,7 +57,7 @@ class Dialect:
             return f"CAST(NULL AS {target_type})"
         if source_type.upper() == target_type.upper():
             return column
-        if not _is_text(source_type):
+        if not is_text(source_type):
             return f"try_cast({column} AS {target_type})"
         # files of 2014 pad values with spaces. DuckDB's casts from text skip surrounding spaces themselves, so
         # there only the code lookup and the timestamp formats read the value trimmed (casting untrimmed copies

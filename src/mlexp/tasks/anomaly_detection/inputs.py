@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from mlexp.tasks.anomaly_detection.engines import (
     file_month_sql,
     write_parquet,
 )
-from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, Source, TripQueries
+from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNKNOWN_CODE, Source, TripQueries
 from mlexp.tasks.anomaly_detection.rules import Rule
 
 MANIFEST = "manifest.json"
@@ -120,28 +122,54 @@ def check_rule_columns(cfg: DictConfig, rules: Sequence[Rule]) -> None:
                 )
 
 
-def stage_csv(cfg: DictConfig, files: Sequence[nyc_taxi.TripFile]) -> list[Path]:
+def stage_csv(
+    cfg: DictConfig, files: Sequence[nyc_taxi.TripFile], unknown: dict[str, Counter[str]] | None = None
+) -> list[Path]:
     """Each file as Parquet in today's schema (CSV parsed once; Parquet files are read in place).
 
     A file without a single trip row (a CSV of only a header, a Parquet file of 0 rows) fails here,
     naming the file: a month that holds nothing is a wrong path or a broken download.
+    Text in a coded column that is neither in preprocessing.value_codes nor a number reads as null:
+    a warning names the file, the values and their rows, and `unknown` (column -> value -> rows) adds them up.
     """
     read: list[Path] = []
     connection = connect(cfg.engine.memory_limit, cfg.engine.threads)
     for number, file in enumerate(files):
+        source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
+        queries = trip_queries(cfg, DUCKDB, source)
+        found: dict[str, Counter[str]] = {column: Counter() for column in queries.coded_text()}
         if file.format != "csv" or not cfg.preprocessing.stage_csv_as_parquet:
             if not _has_rows(connection, file):
                 raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
+            if found:  # a text column of codes in a file read in place (a 2009 Parquet file): one narrow query
+                for column, value, rows in connection.execute(queries.unknown_codes()).fetchall():
+                    found[column][value] += rows
             read.append(file.path)
-            continue
-        source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
-        sql = trip_queries(cfg, DUCKDB, source).staged()
-        target = input_dir(cfg) / "staged" / staged_name(number, file.path)
-        if not write_parquet(connection, sql, target, expected_rows=None, source=file.path):
-            target.unlink()
-            raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
-        read.append(target)
+        else:
+            target = input_dir(cfg) / "staged" / staged_name(number, file.path)
+            tally = {UNKNOWN_CODE + column: counter for column, counter in found.items()}
+            if not write_parquet(connection, queries.staged(), target, None, source=file.path, tally=tally):
+                target.unlink()
+                raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
+            read.append(target)
+        for column, counter in found.items():
+            if counter:
+                print(f"mlexp: warning: {unknown_codes_warning(file.path, column, counter)}", file=sys.stderr)
+            if unknown is not None:
+                unknown.setdefault(column, Counter()).update(counter)
     return read
+
+
+def unknown_codes_warning(path: Path, column: str, counter: Counter[str], shown: int = 10) -> str:
+    """One line naming a file's text values of `column` that no code maps, with their rows (most first)."""
+    common = counter.most_common()
+    listed = ", ".join(f"{value!r} ({rows:,} row{'s' if rows != 1 else ''})" for value, rows in common[:shown])
+    more = f" and {len(common) - shown} more" if len(common) > shown else ""
+    return (
+        f"{path}: {column}: {sum(counter.values()):,} rows hold text that is no code in "
+        f"preprocessing.value_codes.{column}, read as null: {listed}{more}; to keep them, add "
+        f"+preprocessing.value_codes.{column}.<TEXT>=<code> (codes: docs/tasks/anomaly_detection.md)"
+    )
 
 
 def _nothing(file: nyc_taxi.TripFile) -> str:

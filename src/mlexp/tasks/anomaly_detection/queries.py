@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlexp.data.nyc_taxi import COLUMNS, COORDINATES, DROPOFF, PICKUP, extra_columns, match_columns
-from mlexp.tasks.anomaly_detection.dialects import Dialect, literal, quote
+from mlexp.tasks.anomaly_detection.dialects import Dialect, is_text, literal, quote
 from mlexp.tasks.anomaly_detection.rules import UNEVALUABLE, Rule, number
 
 UNITS = ("second", "minute", "hour", "day")
@@ -27,6 +27,9 @@ UNITS = ("second", "minute", "hour", "day")
 TOP_COLUMNS = [DROPOFF, PICKUP, *(f"duration_{unit}" for unit in UNITS)]
 # where a row came from, for the rules (pickup_outside_month); not part of the cleaned trips
 FILE_MONTH = "file_month"
+# the staged CSV's text of a coded column (preprocessing.value_codes) that is neither a code nor a number,
+# counted per value while staging and not stored: the prepare stage warns about them (they read as null)
+UNKNOWN_CODE = "__unknown_code_"
 QUARTILES = {"duration_q1": 0.25, "duration_median": 0.5, "duration_q3": 0.75}
 
 
@@ -66,8 +69,17 @@ class TripQueries:
     def _extra(self) -> list[str]:
         return [c for c in extra_columns(self.source.columns, self.aliases) if c.lower() != FILE_MONTH]
 
-    def trips(self) -> str:
-        """The source rows in today's schema: each column typed, older names and codes mapped, missing ones null."""
+    def coded_text(self) -> dict[str, list[str]]:
+        """Today's columns with value codes that the source holds as text: column -> the source's names for it."""
+        matched = match_columns(self.source.columns, self.aliases)
+        found = {c: [n for n in matched.get(c, []) if is_text(self.source.columns[n])] for c in self.value_codes}
+        return {column: names for column, names in found.items() if names}
+
+    def trips(self, raw_codes: bool = False) -> str:
+        """The source rows in today's schema: each column typed, older names and codes mapped, missing ones null.
+
+        raw_codes: also each coded text column as written (`__text_<column>`), for `staged` to find unknown codes.
+        """
         matched = match_columns(self.source.columns, self.aliases)
         selected = []
         declared = {**COLUMNS, **{column: COORDINATES[column] for column in self._coordinates()}}
@@ -84,6 +96,10 @@ class TripQueries:
                 f"{found[0] if len(found) == 1 else 'coalesce(' + ', '.join(found) + ')'} AS {quote(column)}"
             )
         selected.append(f"{self.source.file_month} AS {FILE_MONTH}")
+        if raw_codes:
+            for column, names in self.coded_text().items():
+                raw = ", ".join(quote(name) for name in names)
+                selected.append(f"{raw if len(names) == 1 else f'coalesce({raw})'} AS {quote('__text_' + column)}")
         # extra columns keep their name, without the spaces 2014's headers pad names with
         selected += [
             quote(name) + ("" if name == name.strip() else f" AS {quote(name.strip())}") for name in self._extra()
@@ -117,11 +133,10 @@ class TripQueries:
             f"ORDER BY duration_second {order} NULLS LAST, {PICKUP}, {DROPOFF}\nLIMIT {n}"
         )
 
-    def duration_counts(self, clean: bool) -> str:
+    def duration_counts(self) -> str:
         """Trips per duration_second value, smallest first: the exact data of the post's sorted scatter."""
-        where = "FROM flags WHERE NOT flagged" if clean else "FROM durations"
         return (
-            self._with(flags=clean) + f"SELECT duration_second, count(*) AS trips\n{where}\n"
+            self._with() + "SELECT duration_second, count(*) AS trips\nFROM durations\n"
             "GROUP BY duration_second\nORDER BY duration_second NULLS FIRST"
         )
 
@@ -156,18 +171,35 @@ class TripQueries:
         """Binds one rule's predicate without reading rows (DuckDB names a wrong column at once)."""
         return self._with() + f"SELECT ({rule.predicate}) AS {quote(rule.name)}\nFROM durations\nLIMIT 0"
 
-    def rule_counts(self) -> str:
-        """rows_in, rows of 0 s or less and without a duration, each rule's flags, unevaluable rows, any flag."""
-        counts = ["count(*) AS rows_in", "count_if(duration_second <= 0) AS rows_non_positive"]
-        counts += ["count_if(duration_second IS NULL) AS rows_without_duration"]
-        counts += [f"count_if({quote('rule_' + rule.name)}) AS {quote(rule.name)}" for rule in self.rules]
-        counts += [f"count_if({UNEVALUABLE}) AS {UNEVALUABLE}"]
+    def duration_flags(self, bins_per_decade: int) -> str:
+        """Detection's one scan: per duration_second value, its trips, the trips each rule flags (rule_<name>),
+        the unevaluable ones, the trips kept, and the value's logarithmic histogram bin (positive values only;
+        bin b: 10^(b/k) to 10^((b+1)/k) seconds). Every count, the histogram and the sorted chart after
+        cleaning are sums over these rows, so no second pass over the trips is needed for them."""
+        counts = ["count(*) AS trips"]
+        counts += [f"count_if({quote('rule_' + r.name)}) AS {quote('rule_' + r.name)}" for r in self.rules]
+        counts += [f"count_if({UNEVALUABLE}) AS {UNEVALUABLE}", "count_if(NOT flagged) AS kept"]
+        log_bin = f"CAST(floor(log10(duration_second) * {bins_per_decade}) AS BIGINT)"
+        bin = f"CASE WHEN duration_second > 0 THEN {log_bin} END"
         return (
             self._with(flags=True)
-            + "SELECT "
-            + ",\n  ".join([*counts, "count_if(flagged) AS rows_flagged"])
-            + "\nFROM flags"
+            + f"SELECT duration_second, {bin} AS bin,\n  "
+            + ",\n  ".join(counts)
+            + "\nFROM flags\nGROUP BY duration_second\nORDER BY duration_second NULLS FIRST"
         )
+
+    def rule_counts(self) -> str:
+        """duration_flags' totals in one row: rows_in, rows of 0 s or less and without a duration, each rule's
+        flags, unevaluable rows, any flag (what the detect stage sums from duration_flags itself)."""
+        totals = [
+            "coalesce(sum(trips), 0) AS rows_in",
+            "coalesce(sum(CASE WHEN duration_second <= 0 THEN trips ELSE 0 END), 0) AS rows_non_positive",
+            "coalesce(sum(CASE WHEN duration_second IS NULL THEN trips ELSE 0 END), 0) AS rows_without_duration",
+        ]
+        totals += [f"coalesce(sum({quote('rule_' + r.name)}), 0) AS {quote(r.name)}" for r in self.rules]
+        totals += [f"coalesce(sum({UNEVALUABLE}), 0) AS {UNEVALUABLE}"]
+        totals += ["coalesce(sum(trips) - sum(kept), 0) AS rows_flagged"]
+        return f"SELECT {', '.join(totals)}\nFROM (\n{self.duration_flags(1)}\n) AS by_duration"
 
     def flagged_rows(self, limit: int) -> str:
         """Rows that fail a rule or cannot be judged, with duration_second and the names of the reasons."""
@@ -179,19 +211,26 @@ class TripQueries:
             f"SELECT {columns}, duration_second, {names} AS rules\nFROM flags\nWHERE flagged\nLIMIT {limit}"
         )
 
-    def histogram(self, bins_per_decade: int) -> str:
-        """Trips per logarithmic bin of positive duration_second (bin b: 10^(b/k) to 10^((b+1)/k) seconds)."""
-        return self._with() + (
-            f"SELECT CAST(floor(log10(duration_second) * {bins_per_decade}) AS BIGINT) AS bin, count(*) AS trips\n"
-            "FROM durations\nWHERE duration_second > 0\nGROUP BY 1\nORDER BY 1"
-        )
-
     def cleaned(self) -> str:
         """The rows that pass every rule, in today's schema: the post's CTAS query."""
         columns = ", ".join(quote(c) for c in self.data_columns)
         return self._with(flags=True) + f"SELECT {columns}\nFROM flags\nWHERE NOT flagged"
 
     def staged(self) -> str:
-        """A file's rows in today's schema, as the prepare stage stores a parsed CSV."""
-        columns = ", ".join(quote(c) for c in self.data_columns)
-        return f"WITH trips AS (\n{self.trips()}\n)\nSELECT {columns} FROM trips"
+        """A file's rows in today's schema, as the prepare stage stores a parsed CSV, then per coded text column
+        the value as written when it is neither a known code nor a number (UNKNOWN_CODE + column, else null)."""
+        columns = [quote(c) for c in self.data_columns]
+        for column in self.coded_text():
+            text = f"trim({quote('__text_' + column)})"
+            unknown = f"CASE WHEN {quote(column)} IS NULL AND {text} <> '' THEN {text} END"
+            columns.append(f"{unknown} AS {quote(UNKNOWN_CODE + column)}")
+        return f"WITH trips AS (\n{self.trips(raw_codes=True)}\n)\nSELECT {', '.join(columns)} FROM trips"
+
+    def unknown_codes(self) -> str:
+        """Per coded text column, each unknown value as written and its rows (for files read in place)."""
+        parts = [
+            f"SELECT {literal(column)} AS column_name, {quote(UNKNOWN_CODE + column)} AS value, count(*) AS trips\n"
+            f"FROM staged WHERE {quote(UNKNOWN_CODE + column)} IS NOT NULL GROUP BY 2"
+            for column in self.coded_text()
+        ]
+        return f"WITH staged AS (\n{self.staged()}\n)\n" + "\nUNION ALL\n".join(parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from mlexp.tasks.anomaly_detection.rules import (
     threshold_markers,
 )
 from mlexp.tracking import Tracker
+
+# detect's count of the trips kept per duration_second value, which the clean stage charts
+KEPT = "kept_durations.csv"
 
 
 def _model(cfg: DictConfig) -> dict[str, Any]:
@@ -121,7 +125,10 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
         paths = [path]
     inputs.check_file_months(rules, paths)
     files = inputs.check_files(cfg, paths, required)
-    read = inputs.stage_csv(cfg, files)
+    unknown: dict[str, Counter[str]] = {}
+    read = inputs.stage_csv(cfg, files, unknown)
+    # rows whose code text no mapping knows (read as null; stage_csv warned naming the values)
+    tracker.log_metrics({f"rows_unknown_code_{column}": sum(found.values()) for column, found in unknown.items()})
     missing = {str(file.path): inputs.missing_columns(cfg, file.columns) for file in files}
     inputs.write_manifest(cfg, {"files": read, "sources": paths, "generated": generated, "missing_columns": missing})
     formats = sorted({file.format for file in files})
@@ -143,7 +150,7 @@ def query(cfg: DictConfig, tracker: Tracker) -> None:
         "longest_trips": engine.query("longest_trips", queries.top(n, longest=True)),
         "shortest_trips": engine.query("shortest_trips", queries.top(n, longest=False)),
     }
-    counts = engine.query("duration_counts", queries.duration_counts(clean=False))
+    counts = engine.query("duration_counts", queries.duration_counts())
     rows_in = int(counts.iloc[:, 1].sum())
     if rows_in == 0:
         raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
@@ -225,33 +232,64 @@ def _histogram_chart(
     tracker.log_artifact(chart, name="plots", media_type="image/png")
 
 
+def _summed(by_duration: pd.DataFrame, rules: list[Rule]) -> tuple[dict[str, int], dict[str, int]]:
+    """duration_flags' rows summed: rows_in, rows_non_positive, rows_without_duration, unevaluable and
+    rows_flagged, and apart each rule's flags by rule name. Columns are looked up in lower case: Athena
+    (Trino) folds names."""
+    table = by_duration.set_axis([str(name).lower() for name in by_duration.columns], axis=1)
+    seconds = table["duration_second"]
+    counts = {
+        "rows_in": int(table["trips"].sum()),
+        "rows_non_positive": int(table.loc[seconds <= 0, "trips"].sum()),
+        "rows_without_duration": int(table.loc[seconds.isna(), "trips"].sum()),
+        UNEVALUABLE: int(table[UNEVALUABLE].sum()),
+    }
+    counts["rows_flagged"] = counts["rows_in"] - int(table["kept"].sum())
+    return counts, {rule.name: int(table[f"rule_{rule.name}".lower()].sum()) for rule in rules}
+
+
+def _histogram(by_duration: pd.DataFrame) -> pd.DataFrame:
+    """Trips per logarithmic bin of positive duration_second, from duration_flags' rows."""
+    table = by_duration.set_axis([str(name).lower() for name in by_duration.columns], axis=1)
+    binned = table.dropna(subset=["bin"]).astype({"bin": "int64"})
+    return binned.groupby("bin", as_index=False)["trips"].sum().astype("int64")
+
+
+def _kept(by_duration: pd.DataFrame) -> pd.DataFrame:
+    """Trips kept per duration_second value: the data of the sorted chart after cleaning."""
+    table = by_duration.set_axis([str(name).lower() for name in by_duration.columns], axis=1)
+    kept = table.loc[table["kept"] > 0, ["duration_second", "kept"]].dropna()
+    return kept.astype("int64").set_axis(["duration_second", "trips"], axis=1)
+
+
 def detect(cfg: DictConfig, tracker: Tracker) -> None:
-    """Count each enabled rule's outliers over every row; write the flagged rows (capped) and the histogram."""
+    """Count each enabled rule's outliers over every row; write the flagged rows (capped) and the histogram.
+
+    One scan (duration_flags) gives every count, the histogram and the trips kept per duration, which the
+    clean stage charts; a second one reads the flagged rows themselves.
+    """
     rules, engine, queries = _rules_and_queries(cfg)
-    # by name, in lower case: Athena (Trino) returns column names folded to lower case
-    row = engine.query("rule_counts", queries.rule_counts()).iloc[0]
-    counts = {str(name).lower(): value for name, value in row.items()}
-    rows_in, non_positive, missing = counts["rows_in"], counts["rows_non_positive"], counts["rows_without_duration"]
-    per_rule = [counts[rule.name.lower()] for rule in rules]
-    unevaluable, rows_flagged = counts[UNEVALUABLE], counts["rows_flagged"]
-    if rows_in == 0:
+    by_duration = engine.query("duration_flags", queries.duration_flags(cfg.model.histogram_bins_per_decade))
+    counts, per_rule = _summed(by_duration, rules)
+    if counts["rows_in"] == 0:
         raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
-    detection = {"rows_in": int(rows_in), "rows_flagged": int(rows_flagged), "statistics": queries.statistics}
-    detection[UNEVALUABLE] = int(unevaluable)
-    detection["rules"] = {r.name: {"predicate": r.predicate, "rows_flagged": int(n)} for r, n in zip(rules, per_rule)}
+    detection = {"rows_in": counts["rows_in"], "rows_flagged": counts["rows_flagged"], "statistics": queries.statistics}
+    detection[UNEVALUABLE] = counts[UNEVALUABLE]
+    detection["rules"] = {r.name: {"predicate": r.predicate, "rows_flagged": per_rule[r.name]} for r in rules}
     flagged = engine.query("flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max))
-    histogram = engine.query("duration_histogram", queries.histogram(cfg.model.histogram_bins_per_decade))
-    histogram = histogram.set_axis(["bin", "trips"], axis=1)
 
     folder = _folder(cfg.paths.data, "detection")
     flagged.set_axis([*queries.data_columns, "duration_second", "rules"], axis=1).to_csv(
         folder / "flagged_rows.csv", index=False
     )
+    _kept(by_duration).to_csv(folder / KEPT, index=False)
     (folder / "detection.json").write_text(json.dumps(detection, indent=2) + "\n")
     tracker.log_artifact(folder / "flagged_rows.csv", name="tables", media_type="text/csv")
     tracker.log_artifact(folder / "detection.json", name="detection", media_type="application/json")
-    note = f"not on the log axis: {int(non_positive):,} trips of 0 s or less, {int(missing):,} without a duration"
-    _histogram_chart(cfg, histogram, threshold_markers(rules, _model(cfg), queries.statistics), note, tracker)
+    non_positive, missing = counts["rows_non_positive"], counts["rows_without_duration"]
+    note = f"not on the log axis: {non_positive:,} trips of 0 s or less, {missing:,} without a duration"
+    markers = threshold_markers(rules, _model(cfg), queries.statistics)
+    _histogram_chart(cfg, _histogram(by_duration), markers, note, tracker)
     tracker.log_parameters({f"rule.{rule.name}": rule.predicate for rule in rules})
     tracker.log_metrics(queries.statistics)
     _log_counts(tracker, detection)
@@ -263,6 +301,8 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
     path = Path(cfg.paths.data) / "detection" / "detection.json"
     if not path.exists():
         raise DataError(f"{path} is missing: run the detect stage first (mlexp task={cfg.task.name} stage=detect)")
+    if not path.with_name(KEPT).exists():
+        raise DataError(f"{path.with_name(KEPT)} is missing: run the detect stage again")
     detection = json.loads(path.read_text())
     rules, engine, queries = _rules_and_queries(cfg, detection["statistics"])
     if {r.name: r.predicate for r in rules} != {n: r["predicate"] for n, r in detection["rules"].items()}:
@@ -270,7 +310,8 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
     expected = detection["rows_in"] - detection["rows_flagged"]
     folder = _folder(cfg.paths.data, "cleaned")
     written = engine.write_cleaned(queries.cleaned(), folder, expected, _trial_id(tracker))
-    counts = engine.query("duration_counts_clean", queries.duration_counts(clean=True))
+    # the trips kept per duration, counted by detect's scan: the written rows are exactly those (checked above)
+    counts = pd.read_csv(path.with_name(KEPT))
     _sorted_chart(cfg, counts, "duration_sorted_clean", "After removing outliers", tracker)
     if "path" in written:
         tracker.log_output("cleaned trips", "application/x-parquet", written["path"])
