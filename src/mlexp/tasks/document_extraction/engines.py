@@ -96,7 +96,14 @@ def make(engine: Any, post: Any) -> Extractor:
         return TextractExtractor(engine, post)
     from mlexp.tasks.document_extraction.ocr_local import RapidOcrReader
 
-    reader = RapidOcrReader(engine.threads, engine.det_limit_side, engine.text_score, engine.rec_batch)
+    reader = RapidOcrReader(
+        engine.threads,
+        engine.det_limit_side,
+        engine.text_score,
+        engine.rec_batch,
+        engine.currency_threshold,
+        engine.currency_signs,
+    )
     tables = None
     if engine.table_structure == "slanet_plus":
         from mlexp.tasks.document_extraction.table_model import SlanetTables

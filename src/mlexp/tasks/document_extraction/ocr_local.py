@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mlexp.errors import ConfigError
+from mlexp.tasks.document_extraction.currency_decoding import DEFAULT_SIGNS, CurrencyDecoder
 from mlexp.tasks.document_extraction.structure import Line, Word, box_of
 
 MODEL_FILES = {
@@ -38,9 +39,19 @@ def bundled_models() -> dict[str, Path]:
 class RapidOcrReader:
     """Reads a page image into lines with per-word boxes."""
 
-    def __init__(self, threads: int, det_limit_side: int, text_score: float, rec_batch: int) -> None:
+    def __init__(
+        self,
+        threads: int,
+        det_limit_side: int,
+        text_score: float,
+        rec_batch: int,
+        currency_threshold: float = 0.0,
+        currency_signs: str = DEFAULT_SIGNS,
+    ) -> None:
         from rapidocr import RapidOCR
 
+        if not 0 <= currency_threshold <= 1:
+            raise ConfigError(f"engine.currency_threshold={currency_threshold} must be a probability in [0, 1]")
         models = bundled_models()
         self.engine = RapidOCR(
             params={
@@ -58,6 +69,16 @@ class RapidOcrReader:
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
         )
+        if currency_threshold > 0:
+            # the recogniser's greedy CTC decoding, with currency signs rescued from the blank frames before
+            # a digit run (currency_decoding.py); RapidOCR loads its recogniser lazily, so it is loaded here
+            recogniser = self.engine._load_rec_model()
+            try:
+                recogniser.postprocess_op = CurrencyDecoder(
+                    recogniser.postprocess_op, currency_threshold, currency_signs
+                )
+            except ValueError as error:
+                raise ConfigError(f"engine.currency_signs: {error}") from None
 
     def read(self, image: np.ndarray) -> list[Line]:
         result: Any = self.engine(image)
