@@ -99,6 +99,58 @@ def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_pr
     assert not list(journals_root(tmp_project).glob("*/ops.jsonl"))
 
 
+def _ops(project) -> list[dict]:
+    files = journals_root(project).glob("*/ops.jsonl")
+    return [json.loads(line) for ops in files for line in ops.read_text().splitlines()]
+
+
+def test_a_trial_whose_writer_is_killed_succeeds_and_says_its_records_are_safe_for_mlexp_sync(tmp_project):
+    import psutil
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "dataset.n_rows=300", "model.epochs=30"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not _journal_has_training(tmp_project):
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGSTOP)  # the trial waits while its writer is killed: no race with its end
+        [writer] = [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "mlexp.tracking.writer_process" in " ".join(child.cmdline())
+        ]
+        assert not any(op["op"] == "end" for op in _ops(tmp_project)), "the trial ended before its writer was killed"
+        writer.kill()
+        while writer.is_running() and writer.status() != psutil.STATUS_ZOMBIE:  # its parent, stopped, reaps it later
+            time.sleep(0.05)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    stdout, stderr = process.communicate(timeout=300)
+
+    assert process.returncode == 0, stderr[-2000:]  # the trial's work succeeded
+    assert "trial done: test_msle = " in stdout and "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert "tracking writer process stopped" in last and "records are whole and safe" in last, last
+    assert "mlexp sync" in last
+    ops = _ops(tmp_project)
+    assert ops[-1]["op"] == "end"  # the journal is whole
+    synced = run_cli(tmp_project, "sync")
+    assert "1 trial journal(s) stored" in synced.stdout
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FINISHED" and "test_msle" in trial.metrics
+    assert float(stdout.split("test_msle = ")[1].split()[0]) == pytest.approx(trial.metrics["test_msle"], rel=1e-5)
+    client = store_client(tmp_project)
+    assert len(client.get_metric_history(trial.run_id, "train_loss")) == 30
+    assert not list(journals_root(tmp_project).glob("*/ops.jsonl"))
+
+
 class _Killed(BaseException):
     """The applier's process dies here: nothing after this line runs, not even `except Exception`."""
 

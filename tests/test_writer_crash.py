@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from conftest import cli_env, run_cli, store_client, trials_of
+from conftest import run_cli, start_cli, store_client, trials_of
 from mlexp.tracking.journal import journals_root
 
 pytestmark = pytest.mark.slow
@@ -27,14 +25,7 @@ def _journal_ops(project) -> list[dict]:
 
 
 def test_a_trial_whose_writer_is_killed_mid_trial_is_stored_whole_by_mlexp_sync(tmp_project):
-    trial = subprocess.Popen(
-        [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "dataset.n_rows=300", f"model.epochs={EPOCHS}"],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    trial = start_cli(tmp_project, "task=tabular_regression", "dataset.n_rows=300", f"model.epochs={EPOCHS}")
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(
@@ -53,8 +44,8 @@ def test_a_trial_whose_writer_is_killed_mid_trial_is_stored_whole_by_mlexp_sync(
         if trial.poll() is None:
             trial.kill()
 
-    # the trial says where its records are and how to store them; nothing is lost meanwhile
-    assert trial.returncode == 1
+    # the trial's work succeeded: it says where its records are and how to store them; nothing is lost meanwhile
+    assert trial.returncode == 0, err
     assert "the tracking writer process stopped" in err and "run `mlexp sync` to store them" in err
     assert any(op["op"] == "end" for op in _journal_ops(tmp_project)), "the trial did not journal to its end"
 

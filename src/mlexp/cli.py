@@ -117,8 +117,10 @@ def _run_job(cfg: DictConfig) -> float:
     except Exception as error:
         record_job(number, "FAILED", None, f"{type(error).__name__}: {error}")
         raise
-    record_job(number, "FINISHED", result.run_id, objective=result.objective)
+    record_job(number, "FINISHED", result.run_id, result.kept, objective=result.objective)
     _print_next_steps(cfg, result, multirun)
+    if result.kept:  # the trial succeeded; only its records' way to the store is pending: not an error
+        print(f"mlexp: warning: {result.kept}", file=sys.stderr)
     return result.objective
 
 
@@ -164,7 +166,7 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
             print(f"trial done: no {metric} to report  (reports: {cfg.paths.reports})")
         return
     print(f"trial done: {metric} = {result.objective:.6g}  (reports: {cfg.paths.reports})")
-    if multirun:
+    if multirun or result.kept:  # kept: no store ids to link to yet
         return
     from mlexp.next_steps import print_ui_link
 

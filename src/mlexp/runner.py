@@ -21,7 +21,7 @@ from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
-from mlexp.tracking.journal_writer import WRITER_ENV, JournalWriter
+from mlexp.tracking.journal_writer import WRITER_ENV, JournalWriter, TrialKept
 from mlexp.tracking.provenance import command_line, git_state, package_versions
 from mlexp.tracking.store_writer import StoreWriter
 from mlexp.tracking.tracker import RunWriter
@@ -50,6 +50,8 @@ class TrialResult:
     experiment_id: str
     tracking_uri: str
     objective: float
+    # the writer process stopped after the trial ended: its records are whole in a journal, not yet in the store
+    kept: str = ""
 
 
 class TrialFailed(MlexpError):
@@ -257,12 +259,17 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
         user_error = isinstance(error, MlexpError)
         text = str(error) if user_error else f"{type(error).__name__}: {error}"
         raise TrialFailed(f"stage {current!r} failed: {text}", trial.run_id, user_error) from error
-    if job.sweep_id and pipeline_run is None:
-        # a sweep's next trial need not wait for this one's records: the sweep waits for them all at its end
-        trial.close(wait=False)
-        # no id yet: the writer creates the run later (trial.run is the journal's `ref-…` name, never the store's)
-        return TrialResult("", "", store.uri, objective)
-    trial.close()
+    try:
+        if job.sweep_id and pipeline_run is None:
+            # a sweep's next trial need not wait for this one's records: the sweep waits for them all at its end
+            trial.close(wait=False)
+            # no id yet: the writer creates the run later (trial.run is the journal's `ref-…` name, never the store's)
+            return TrialResult("", "", store.uri, objective)
+        trial.close()
+    except TrialKept as kept:
+        if pipeline_run is not None:
+            raise  # the pipeline's next stage joins this trial by its store id, which only the store gives
+        return TrialResult("", "", store.uri, objective, kept=str(kept))
     experiment_id = trial.experiment_id
     if pipeline_run is not None:
         write_marker(

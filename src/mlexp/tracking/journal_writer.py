@@ -41,6 +41,21 @@ class TrackingError(MlexpError):
     """The store refused a trial's records, or the writer process stopped: the journal keeps them."""
 
 
+class WriterStopped(TrackingError):
+    """The writer process stopped (killed, crashed) before it answered: the records it had not stored are kept."""
+
+
+class TrialKept(TrackingError):
+    """The writer stopped after the trial ended and its journal was whole: the trial's work and records are safe.
+
+    Not a failure of the trial: `mlexp sync` stores the journal, and so does the next trial's writer when it starts.
+    """
+
+    def __init__(self, message: str, journal: Path) -> None:
+        super().__init__(message)
+        self.journal = journal
+
+
 class WriterProcess:
     """The writer process of this mlexp process: started once, shared by its trials."""
 
@@ -98,9 +113,9 @@ class WriterProcess:
         assert pipe is not None
         return pipe
 
-    def _stopped(self, command: dict[str, Any]) -> TrackingError:
+    def _stopped(self, command: dict[str, Any]) -> WriterStopped:
         time.sleep(0.1)
-        return TrackingError(
+        return WriterStopped(
             f"the tracking writer process stopped (exit {self.process.poll()}); the trial's records are kept in "
             f"{command.get('journal', self.root / '.mlexp' / 'journal')}: run `mlexp sync` to store them"
         )
@@ -215,18 +230,22 @@ class JournalWriter:
             return
         self._append("end")
         self.finished = True
-        self.file.close()
-        if not wait:
-            try:
-                self.process.send(cmd="finish_later", journal=str(self.journal.folder))
-            finally:
-                self.journal.release()
-            return
+        self.file.close()  # flushed and synced: the journal is whole, whatever happens to the writer now
         try:
+            if not wait:
+                self.process.send(cmd="finish_later", journal=str(self.journal.folder))
+                return
             upto = self.file.count
             self._answer(self.process.request(cmd="finish", journal=str(self.journal.folder), upto=upto), upto)
+        except WriterStopped as stopped:
+            raise TrialKept(
+                f"the tracking writer process stopped (exit {self.process.process.poll()}) before it stored the "
+                f"trial; the trial succeeded and its records are whole and safe in {self.journal.folder}: run "
+                "`mlexp sync` to store them (the next trial's tracking writer also does when it starts)",
+                self.journal.folder,
+            ) from stopped
         finally:
-            self.journal.release()
+            self.journal.release()  # the owner's lock: from here a replay (`mlexp sync`) may store the journal
 
     def _append(self, op: str, **args: Any) -> None:
         if self.finished:
