@@ -5,18 +5,22 @@ Goal: config (Hydra) + tracking (MLflow) add < 1.5 s per trial.
 Both sides run as whole Python processes, so both pay interpreter start-up and their imports:
   baseline  a bare script: load abalone, split/scale, train the Gluon MLP, score MSLE (no Hydra, no MLflow)
   mlexp     `python -m mlexp.cli task=tabular_regression model.epochs=E` in a throw-away project
-One untimed warm-up of each (it also creates the SQLite store), then REPEATS timed runs of each,
+One untimed warm-up of each (it also creates the SQLite store), then REPEATS (5) timed runs of each,
 interleaved; the medians are compared. When the goal is missed, one extra instrumented mlexp run
 (`-X importtime` plus wall-clock timers around the runner's phases) shows where the extra time goes.
 
-    .venv/bin/python benchmarks/runner_overhead.py
+    .venv/bin/python benchmarks/runner_overhead.py [--repeats 5] [--epochs 10] [--explain]
+
+--explain prints the breakdown even when the goal is met; a broken breakdown run exits 1, like a broken trial.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -124,28 +128,38 @@ timed_import("import mlexp.cli (hydra, omegaconf, config schemas)", "mlexp.cli")
 timed_import("import Hydra callback mlexp.sweeps.recorder", "mlexp.sweeps.recorder")
 timed_import("import mlexp.runner", "mlexp.runner")
 timed_import("import mxnet (baseline pays this too)", "mxnet")
-timed_import("import task stages (pyarrow.parquet, ...)", "mlexp.tasks.tabular_regression.stages")
+timed_import("import task stages (pandas, ...)", "mlexp.tasks.tabular_regression.stages")
+timed_import("import task network (baseline pays this too)", "mlexp.tasks.tabular_regression.network")
+timed_import("import mlexp.charts (matplotlib: the predicted-vs-actual chart)", "mlexp.charts")
 imports_done = time.perf_counter()
 
+import hydra._internal.hydra as hydra_internal
+import mlexp.charts as charts
 import mlexp.cli as cli
+import mlexp.config.overrides as overrides
 import mlexp.runner as runner
+import mlexp.tasks.tabular_regression.network as network
 import mlexp.tasks.tabular_regression.stages as stages
-from mlexp.tracking.journal_writer import JournalWriter
+import mlexp.tracking.journal_writer as journal_writer
 from mlexp.tracking.store import TrackingStore
 
+# a single run: cli.main checks the group options (no composition), cli._run_single composes once, checks the keys
+# in that config and starts the tracking writer process; any other path shows up as more compositions here
+wrap(cli, "check_override_keys", "override check: group options (no composition on a single run)")
+wrap(hydra_internal.Hydra, "compose_config", "Hydra compose (a single run composes once)")
+wrap(overrides, "check_keys_in", "override check: keys, in the run's composed config")
+wrap(journal_writer, "start_early", "start the tracking writer process (it imports MLflow meanwhile)")
 wrap(runner, "run", "runner.run")
-wrap(stages.network, "train", "network.train (the training; baseline does the same)")
-wrap(stages, "predicted_vs_actual", "predicted-vs-actual chart (matplotlib PNG)")
+# the stages import these lazily (`from ... import network`): wrapping the modules' functions catches those calls
+wrap(network, "train", "network.train (the training; baseline does the same)")
+wrap(charts, "predicted_vs_actual", "predicted-vs-actual chart (matplotlib PNG)")
 wrap(runner, "git_state", "git rev-parse + git status (provenance)")
 wrap(runner, "package_versions", "package versions (provenance)")
 wrap(TrackingStore, "client", "MlflowClient in the trial's process (reads only)")
-wrap(JournalWriter, "sync", "waiting for the tracking writer mid-trial (store ids, reads)")
-wrap(JournalWriter, "finish", "waiting for the tracking writer at the trial's end")
-if hasattr(cli, "check_override_keys"):
-    wrap(cli, "check_override_keys", "mlexp override-key check (its own Hydra compose)")
+wrap(journal_writer.JournalWriter, "sync", "waiting for the tracking writer mid-trial (store ids, reads)")
+wrap(journal_writer.JournalWriter, "finish", "waiting for the tracking writer at the trial's end")
 for stage in ("prepare", "train", "evaluate"):
     wrap(stages, stage, f"stage {stage}")
-
 sys.argv = ["mlexp", *sys.argv[1:]]
 try:
     cli.main()
@@ -172,22 +186,31 @@ def cli_env(project: Path) -> dict[str, str]:
     return env
 
 
-def run_timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Wall-clock seconds of one whole process, and its stdout; raises if it fails."""
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's ended children, theirs included (the tracking writer's)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(args: list[str], cwd: Path, env: dict[str, str], cpu: list[float] | None = None) -> tuple[float, str]:
+    """Wall-clock seconds of one whole process, and its stdout; raises if it fails. Appends its CPU seconds to cpu."""
+    cpu_before = children_cpu()
     start = time.perf_counter()
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     elapsed = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(children_cpu() - cpu_before)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-3000:]}")
     return elapsed, done.stdout
 
 
-def trial_spec(project: Path) -> dict:
+def trial_spec(project: Path, epochs: int) -> dict:
     """Seed, split and model settings from the project's conf/, as the mlexp trial composes them."""
     conf = project / "conf"
     model = yaml.safe_load((conf / "model" / "mlp_regressor.yaml").read_text())
     model = {k: v for k, v in model.items() if k != "defaults"}
-    model["epochs"] = EPOCHS
+    model["epochs"] = epochs
     split = yaml.safe_load((conf / "preprocessing" / "abalone.yaml").read_text())["train_test_split"]
     seed = yaml.safe_load((conf / "config.yaml").read_text())["seed"]
     return {"seed": seed, "train_test_split": split, "model": model}
@@ -227,8 +250,12 @@ def import_costs(stderr: str, names: tuple[str, ...]) -> dict[str, float]:
     return found
 
 
-def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str], bare: dict[str, float]) -> None:
-    """One instrumented mlexp trial: where its time goes, next to the baseline's phases."""
+# the instrumented driver's labels of work done before runner.run, in the command and the Hydra app
+APP_LABELS = ("override check", "Hydra compose", "start the tracking writer")
+
+
+def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str], bare: dict[str, float]) -> bool:
+    """One instrumented mlexp trial: where its time goes, next to the baseline's phases; False if it broke."""
     driver = base / "instrumented.py"
     driver.write_text(INSTRUMENTED)
     out = base / "instrumented.json"
@@ -243,8 +270,8 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
     )
     exited = time.time()
     if done.returncode != 0 or not out.exists():
-        print(f"  (instrumented run failed: exit {done.returncode})\n{done.stderr[-2000:]}")
-        return
+        print(f"broken: the instrumented run failed (exit {done.returncode})\n{done.stderr[-2000:]}")
+        return False
     result = json.loads(out.read_text())
     timings: dict[str, float] = result["timings"]
     counts: dict[str, int] = result["counts"]
@@ -261,17 +288,18 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
             line(label, seconds)
     runner_s = timings.get("runner.run", 0.0)
     line(
-        "Hydra app: parse, compose config, job folder, logging (in-process rest)",
+        "command + Hydra app: parse, checks, compose, writer start, run folder, logging (in-process rest)",
         timings["in-process total"] - timings["imports total"] - runner_s,
     )
     for label, seconds in timings.items():
-        if label.startswith("mlexp override"):
-            line(f"of which {label}", seconds, 4)
+        if label.startswith(APP_LABELS):
+            calls = f" ({counts[label]} calls)" if counts.get(label, 1) > 1 else ""
+            line(f"of which {label}{calls}", seconds, 4)
     line("runner.run (the trial)", runner_s)
     print("    of which (overlapping: stage times include the client calls, chart and training made in them):")
     skip = ("in-process total", "imports total", "runner.run")
     for label, seconds in timings.items():
-        if not label.startswith(("import ", "mlexp override")) and label not in skip:
+        if not label.startswith(("import ", *APP_LABELS)) and label not in skip:
             calls = f" ({counts[label]} calls)" if counts.get(label, 1) > 1 else ""
             line(label + calls, seconds, 4)
     line("interpreter shutdown (module teardown, final garbage collection)", exited - result["ended"])
@@ -287,6 +315,7 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
         f"train {bare['train']:.2f} s, evaluate {bare['evaluate']:.2f} s, "
         f"interpreter start-up + shutdown {bare['outside']:.2f} s"
     )
+    return True
 
 
 def load_average() -> str:
@@ -294,8 +323,14 @@ def load_average() -> str:
 
 
 def main() -> int:
-    print(f"runner overhead: a full mlexp trial vs a bare script, {EPOCHS} epochs, full abalone data")
-    print(f"goal: config + tracking add < {GOAL_OVERHEAD_S:g} s per trial; medians of {REPEATS} runs each")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs of each side (median; default 5)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs of both sides (default 10)")
+    parser.add_argument("--explain", action="store_true", help="the instrumented breakdown even when the goal is met")
+    args = parser.parse_args()
+    epochs, repeats = args.epochs, args.repeats
+    print(f"runner overhead: a full mlexp trial vs a bare script, {epochs} epochs, full abalone data")
+    print(f"goal: config + tracking add < {GOAL_OVERHEAD_S:g} s per trial; medians of {repeats} runs each")
     print(f"load average before start: {load_average()} ({os.cpu_count()} CPUs); other work skews the figures")
     with tempfile.TemporaryDirectory(prefix="mlexp-bench-overhead-") as tmp:
         base = Path(tmp)
@@ -303,9 +338,9 @@ def main() -> int:
         env = cli_env(project)
         bare_script = base / "bare.py"
         bare_script.write_text(BARE)
-        spec = trial_spec(project)
+        spec = trial_spec(project, epochs)
         bare_cmd = [sys.executable, str(bare_script), json.dumps(spec)]
-        overrides = ["task=tabular_regression", f"model.epochs={EPOCHS}"]
+        overrides = ["task=tabular_regression", f"model.epochs={epochs}"]
         mlexp_cmd = [sys.executable, "-m", "mlexp.cli", *overrides]
 
         first_bare, _ = run_timed(bare_cmd, project, env)
@@ -316,11 +351,13 @@ def main() -> int:
         mlexp_times: list[float] = []
         bare_phases: list[dict[str, float]] = []
         mlexp_msles: list[float] = []
-        for _ in range(REPEATS):
-            seconds, out = run_timed(bare_cmd, project, env)
+        bare_cpu: list[float] = []
+        mlexp_cpu: list[float] = []
+        for _ in range(repeats):
+            seconds, out = run_timed(bare_cmd, project, env, bare_cpu)
             bare_times.append(seconds)
             bare_phases.append(json.loads(out.strip().splitlines()[-1]))
-            seconds, out = run_timed(mlexp_cmd, project, env)
+            seconds, out = run_timed(mlexp_cmd, project, env, mlexp_cpu)
             mlexp_times.append(seconds)
             mlexp_msles.append(mlexp_msle(out))
         finished, total = finished_trials(project)
@@ -339,7 +376,7 @@ def main() -> int:
             f"same training: test_msle bare {bare_phases[0]['test_msle']:.6g} vs mlexp "
             f"{', '.join(f'{m:.6g}' for m in mlexp_msles)} ({bare_phases[0]['rows']} rows)"
         )
-        print(f"store check: {finished}/{total} trials FINISHED in the throw-away store (warm-up + {REPEATS} timed)")
+        print(f"store check: {finished}/{total} trials FINISHED in the throw-away store (warm-up + {repeats} timed)")
         print("note: the baseline imports mlexp.tasks.tabular_regression, whose config schema module loads")
         print("hydra.core.config_store, so a little of Hydra's import cost is in the baseline too")
         print()
@@ -347,16 +384,23 @@ def main() -> int:
             f"overhead: {overhead:.2f} s per trial (mlexp {mlexp_median:.2f} s - bare {bare_median:.2f} s); "
             f"mlexp/bare = {mlexp_median / bare_median:.2f}x"
         )
+        bare_cpu_median, mlexp_cpu_median = statistics.median(bare_cpu), statistics.median(mlexp_cpu)
+        print(
+            f"CPU time (user + system, the tracking writer process included): bare {seconds_list(bare_cpu)}, "
+            f"mlexp {seconds_list(mlexp_cpu)}; medians {bare_cpu_median:.2f} s vs {mlexp_cpu_median:.2f} s: "
+            f"{mlexp_cpu_median - bare_cpu_median:.2f} s more CPU per trial (less sensitive to load than wall clock)"
+        )
         print(f"load average at the end: {load_average()}")
         print(f"ratio: overhead / goal = {overhead:.2f} s / {GOAL_OVERHEAD_S:g} s = {overhead / GOAL_OVERHEAD_S:.2f}")
         met = overhead < GOAL_OVERHEAD_S
         print("GOAL MET" if met else "GOAL MISSED")
-        if not met:
+        if not met or args.explain:
             keys = ("imports", "data", "train", "evaluate")
             medians = {key: statistics.median(p[key] for p in bare_phases) for key in keys}
             outside = [wall - sum(p[key] for key in keys) for wall, p in zip(bare_times, bare_phases)]
             medians["outside"] = statistics.median(outside)
-            explain(project, base, env, overrides, medians)
+            if not explain(project, base, env, overrides, medians):
+                return 1
     return 0
 
 

@@ -98,3 +98,82 @@ def trials_of_any(project: Path) -> list[object]:
 
     client = store_client(project)
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def _sweep_master(conf_dir: Path, overrides: list[str]):
+    """Hydra and the sweep's master config, as `mlexp -m <overrides>` composes them (cli_in_process.run_sweep)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+
+    from mlexp.config import make_composable
+
+    make_composable()
+    hydra = Hydra.create_main_hydra2("cli", create_config_search_path(str(conf_dir)))
+    master = hydra.compose_config(
+        "config", [*overrides, "hydra.mode=MULTIRUN"], run_mode=RunMode.MULTIRUN, with_log_configuration=False
+    )
+    return hydra, master
+
+
+def test_a_sweeps_jobs_that_differ_in_values_get_hydras_config_with_one_composition(tmp_project, monkeypatch):
+    import pytest
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+
+    from mlexp.sweeps import compose_cache
+
+    monkeypatch.chdir(tmp_project)
+    base = ["task=tabular_regression", "sweep=random", "model.epochs=1"]
+    hydra, master = _sweep_master(tmp_project / "conf", base)
+    try:
+        loader = hydra.config_loader
+        cache = compose_cache.SweepConfigCache(loader)
+        compositions = []
+        load = ConfigLoaderImpl.load_configuration
+
+        def counted(self, *args, **kwargs):
+            compositions.append(kwargs.get("overrides"))
+            return load(self, *args, **kwargs)
+
+        monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+        jobs = [
+            [*base, "model.learning_rate=0.0123", "seed=3"],
+            [*base, "model.learning_rate=0.0456", "seed=7"],
+            [*base, "model.learning_rate=0.0789", "seed=11"],
+            [*base, "tracking=server", "model.learning_rate=0.0123", "seed=3"],  # a group choice: a shape of its own
+        ]
+        cached = [cache.load_sweep_config(master, job) for job in jobs]
+        assert len(compositions) == 2, compositions  # one per shape, not one per job
+        for job, config in zip(jobs, cached, strict=True):
+            expected = loader.load_sweep_config(master, job)
+            assert OmegaConf.to_container(config) == OmegaConf.to_container(expected), job
+        assert cached[1].model.learning_rate == 0.0456 and cached[1].seed == 7
+        assert cached[1].hydra.job.override_dirname != cached[0].hydra.job.override_dirname
+        assert cached[0].model.learning_rate == 0.0123  # the jobs' configs are copies, not one shared config
+        # a wrong value fails as in Hydra's own composition
+        with pytest.raises(ConfigCompositionException):
+            cache.load_sweep_config(master, [*base, "model.learning_rate=fast", "seed=3"])
+    finally:
+        compose_cache._COMPOSED.clear()
+        GlobalHydra.instance().clear()
+
+
+def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_project, monkeypatch):
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from mlexp.api import run
+
+    compositions = []
+    load = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        compositions.append(kwargs.get("run_mode"))
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    trial = run("tabular_regression", list(TINY), root=tmp_project)
+    assert trial.status == "FINISHED"
+    assert len(compositions) == 1, compositions  # was 2 on a new project: the key check's, then the run's

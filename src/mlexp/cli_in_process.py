@@ -20,7 +20,9 @@ from typing import NoReturn
 from hydra._internal.callbacks import Callbacks
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_config_search_path
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, run_job
 from hydra.errors import HydraException
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -74,7 +76,8 @@ def command_line(root: str | os.PathLike[str] | None, argv: Sequence[str]) -> It
         try:
             quiet_third_party()
             conf_dir = project_root() / "conf"
-            check_override_keys(conf_dir, [arg for arg in argv if arg != "-m"])
+            # a trial checks the keys in the config it composes (run_trial): one composition, as the command's
+            check_override_keys(conf_dir, [arg for arg in argv if arg != "-m"], keys="-m" in argv)
             yield conf_dir
         finally:
             close_writers()  # the command's tracking writer ends with it, as it does after `mlexp`
@@ -82,13 +85,12 @@ def command_line(root: str | os.PathLike[str] | None, argv: Sequence[str]) -> It
 
 def run_trial(conf_dir: Path, overrides: list[str]) -> TrialDone:
     """Run one trial as `mlexp <overrides>` does; raise the command's errors, typed."""
-    from mlexp import cli
 
     # the command's job records its outcome (run id, one-line error) in this folder; it returns only the objective
     jobs = Path(tempfile.mkdtemp(prefix="mlexp-trial-"))
     os.environ[SWEEP_JOBS_ENV] = str(jobs)
     try:
-        done = _hydra(conf_dir).run(CONFIG, cli._job, [*overrides, "hydra.mode=RUN"])
+        done = _run_composed_once(conf_dir, [*overrides, "hydra.mode=RUN"])
         outcomes = job_outcomes(jobs)
     except SystemExit as stop:
         _raise_reported(stop, job_outcomes(jobs))
@@ -98,6 +100,10 @@ def run_trial(conf_dir: Path, overrides: list[str]) -> TrialDone:
         del os.environ[SWEEP_JOBS_ENV]
         shutil.rmtree(jobs, ignore_errors=True)
     assert done.cfg is not None
+    if not outcomes[0]["run_id"]:  # the trial ended well; its tracking writer stopped before storing it
+        from mlexp.tracking.journal_writer import TrackingError
+
+        raise TrackingError(str(outcomes[0]["error"]))
     return TrialDone(done.cfg, str(outcomes[0]["run_id"]))
 
 
@@ -151,6 +157,33 @@ def run_sweep(conf_dir: Path, overrides: list[str]) -> SweepDone:
         _stop_idle_joblib_workers()
     failed_jobs = [FailedJob.from_outcome(o) for o in job_outcomes(jobs) if o["status"] != "FINISHED"]
     return SweepDone(cfg, sweep_id, name, failed_jobs, failed)
+
+
+def _run_composed_once(conf_dir: Path, overrides: list[str]) -> JobReturn:
+    """Hydra.run's steps with the override keys checked in the run's own composition (as `mlexp`'s _run_single)."""
+    from mlexp import cli
+    from mlexp.config.overrides import check_keys_in
+
+    hydra = _hydra(conf_dir)
+    try:
+        cfg = hydra.compose_config(CONFIG, overrides, with_log_configuration=True, run_mode=RunMode.RUN)
+    except (HydraException, OmegaConfBaseException):
+        GlobalHydra.instance().clear()  # the check composes through Hydra's compose API, which starts Hydra anew
+        check_override_keys(conf_dir, overrides)  # a wrong key: the command's one line, not Hydra's
+        raise
+    check_keys_in(cfg, conf_dir, overrides)
+    callbacks = Callbacks(cfg)
+    callbacks.on_run_start(config=cfg, config_name=CONFIG)
+    done = run_job(
+        hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
+        task_function=cli._job,
+        config=cfg,
+        job_dir_key="hydra.run.dir",
+        job_subdir_key=None,
+    )
+    callbacks.on_run_end(config=cfg, config_name=CONFIG, job_return=done)
+    _ = done.return_value  # the job's exception, as Hydra.run raises it
+    return done
 
 
 def _hydra(conf_dir: Path) -> Hydra:

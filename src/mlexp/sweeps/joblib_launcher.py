@@ -26,19 +26,23 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra_plugins.hydra_joblib_launcher._core import execute_job
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from joblib import Parallel, delayed
 from joblib.externals.loky import process_executor
 from joblib.externals.loky.process_executor import TerminatedWorkerError
+from omegaconf import open_dict
 
 from mlexp.sweeps import SWEEP_EXPERIMENT_ENV, SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SWEEP_STORE_ENV, record_job
-from mlexp.sweeps.workers import joblib_arguments
+from mlexp.sweeps.compose_cache import caching
+from mlexp.sweeps.workers import joblib_arguments, parallel_jobs
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +81,29 @@ if _MANAGER is not None and not hasattr(_MANAGER.kill_workers, "__wrapped__"):
 
 
 def run_job_on_worker(started: str, number: int, *arguments: Any) -> tuple[int, JobReturn]:
-    """In a worker: say which process runs job `number`, then run it as Hydra's joblib launcher does."""
+    """In a worker: say which process runs job `number`, then run it as Hydra's joblib launcher does.
+
+    Without a Hydra singleton state (None: the job runs in the launching process, whose state it is), it runs as
+    Hydra's basic launcher runs a job: no copy of every Hydra singleton and no new plugin discovery per job.
+    """
     Path(started, f"{number}.pid").write_text(f"{os.getpid()}\n")
-    return number, execute_job(number, *arguments)
+    overrides, context, config, task_function, state = arguments
+    if state is not None:
+        return number, execute_job(number, *arguments)
+    setup_globals()
+    sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{number}"
+        sweep_config.hydra.job.num = number
+    HydraConfig.instance().set_config(sweep_config)
+    job = run_job(
+        hydra_context=context,
+        config=sweep_config,
+        task_function=task_function,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+    return number, job
 
 
 def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
@@ -87,11 +111,14 @@ def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], ini
     setup_globals()
     config, task_function, context = launcher.config, launcher.task_function, launcher.hydra_context
     assert config is not None and task_function is not None and context is not None
+    # each job's config: Hydra's composition once per shape of overrides, not once per job (mlexp.sweeps.compose_cache)
+    context = launcher.hydra_context = replace(context, config_loader=caching(context.config_loader))
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(str(config.hydra.sweep.dir))
     started = sweep_dir / STARTED_DIR
     started.mkdir(parents=True, exist_ok=True)
     arguments = joblib_arguments(config)
+    in_process = parallel_jobs(config) == 1
     # unlike Hydra's launcher, no "Joblib.Parallel(...)" line: library noise the console hides
     log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
     overrides = {initial_job_idx + i: list(o) for i, o in enumerate(job_overrides)}
@@ -106,7 +133,8 @@ def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], ini
             for number in pending:
                 (started / f"{number}.pid").unlink(missing_ok=True)
             _DEAD_WORKERS.clear()
-            state = Singleton.get_state()
+            # joblib runs one job at a time in this process: Hydra's singletons are this process's already
+            state = None if in_process else Singleton.get_state()
             jobs = (
                 delayed(run_job_on_worker)(str(started), n, overrides[n], context, config, task_function, state)
                 for n in pending

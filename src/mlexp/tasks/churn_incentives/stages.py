@@ -13,7 +13,7 @@ from sklearn import metrics
 from mlexp.data import telecom_churn
 from mlexp.data.sources import expand
 from mlexp.errors import DataError
-from mlexp.tasks.churn_incentives import charts, classifier, customers, features, incentive_analysis
+from mlexp.tasks.churn_incentives import classifier, customers, features
 from mlexp.tasks.churn_incentives.config import ChurnFeatures, Optimizer, XGBoostChurn
 from mlexp.tracking import Tracker
 
@@ -85,6 +85,8 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
 
 def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     """Score the test split: `auc`, accuracy, precision, recall, the confusion matrix and the ROC curve."""
+    from mlexp.tasks.churn_incentives import charts  # matplotlib: only the stages that draw import it
+
     model = settings(cfg.model, XGBoostChurn)
     threshold = model.decision_threshold
     scored = customers.scored(cfg, "test", model.nthread)
@@ -117,4 +119,6 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
 
 def incentives(cfg: DictConfig, tracker: Tracker) -> None:
     """The post's incentive analysis: cost-based cutoff, budget, optimal program vs uniform vs none."""
+    from mlexp.tasks.churn_incentives import incentive_analysis  # its charts import matplotlib
+
     incentive_analysis.run(cfg, tracker, settings(cfg.model, XGBoostChurn), settings(cfg.optimizer, Optimizer))
