@@ -15,6 +15,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -96,6 +97,19 @@ def run_cli(project: Path, *args: str, check: bool = True, env: dict[str, str] |
     if check and done.returncode != 0:
         raise AssertionError(f"mlexp {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def start_cli(project: Path, *args: str, python_flags: tuple[str, ...] = (), **popen: Any) -> subprocess.Popen:
+    """Start the real `mlexp` entry point in `project` without waiting: for tests that act on a running trial
+    or sweep. Its own process group, so a test can stop it and every worker with stop_process_group."""
+    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    return subprocess.Popen(
+        [sys.executable, *python_flags, "-m", "mlexp.cli", *args],
+        cwd=project,
+        env=popen.pop("env", None) or cli_env(project),
+        start_new_session=True,
+        **(options | popen),
+    )
 
 
 @dataclass
@@ -226,20 +240,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 LONGEST_FILES = (
     "test_trial_status.py",
     "test_params_and_dvc.py",
+    "test_text_classification.py",
+    "test_trial_run.py",
     "test_sweeps.py",
     "test_sweep_worker_crash.py",
-    "test_python_api.py",
     "test_deploy.py",
-    "test_trial_run.py",
-    "test_text_classification.py",
     "test_team_server.py",
-    "test_notebook.py",
+    "test_cleanup.py",
+    "test_registered_models.py",
     "test_recommendation_trial.py",
     "test_object_detection_trial.py",
     "test_journal.py",
-    "test_registered_models.py",
-    "test_cleanup.py",
+    "test_notebook.py",
+    "test_python_api.py",
     "test_console.py",
+    "test_dvc_stages.py",
+    "test_object_detection_tiling.py",
 )
 
 

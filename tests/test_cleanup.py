@@ -15,7 +15,7 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, cli_env, run_cli, store_client, trials_of
+from conftest import TINY, cli_env, run_cli, start_cli, store_client, trials_of
 from mlexp.cleanup import DeletionNotConfirmed, ExperimentNotFound, delete_experiment, run_delete
 from mlexp.tracking import TrackingStore
 from mlexp.trial_continuation import Marker, marker_path, write_marker
@@ -42,14 +42,7 @@ def test_delete_removes_the_experiment_and_leaves_the_other(
     monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))  # run_delete finds the project as the CLI does
     # "kept": one trial on other data (its own shared outputs), run alongside "doomed": a sweep of 2 trials
     kept_args = ["task=tabular_regression", "dataset.n_rows=320", "model.epochs=2", "tracking.experiment_name=kept"]
-    with subprocess.Popen(
-        [sys.executable, "-m", "mlexp.cli", *kept_args, "deploy=registry"],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as kept_trial:
+    with start_cli(tmp_project, *kept_args, "deploy=registry", stderr=subprocess.STDOUT) as kept_trial:
         run_cli(
             tmp_project,
             "-m",

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from joblib.externals.loky.process_executor import _ExecutorManagerThread
 from mlflow.entities import ViewType
 from omegaconf import OmegaConf
 
-from conftest import REPO, cli_env, run_cli, store_client, trials_of
+from conftest import REPO, cli_env, run_cli, start_cli, store_client, trials_of
 from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, STARTED_DIR
 from mlexp.sweeps.workers import parallel_jobs
 from mlexp.tracking.journal import journals_root
@@ -69,15 +68,7 @@ def _worker_of(project: Path, job: int) -> int | None:
 
 
 def _sweep(project: Path, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides],
-        cwd=project,
-        env=cli_env(project),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return start_cli(project, "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides)
 
 
 def test_a_worker_killed_mid_trial_costs_its_own_trial_only(tmp_project):

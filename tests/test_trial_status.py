@@ -8,8 +8,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, TINY, cli_env, run_cli, seed_store, stop_process_group, store_client, trials_of
+from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_process_group, store_client, trials_of
 from mlexp.compare import TrialRow, best_first
 
 # the tests about anything but a store's first set-up start with the project's store in place
@@ -65,15 +63,11 @@ def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project,
 )
 def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, launcher):
     # long trials; Ctrl-C reaches the whole process group, as from a terminal
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", *launcher]
-        + ["dataset.n_rows=300", "model.epochs=100000"],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    process = start_cli(
+        tmp_project,
+        *("-m", "task=tabular_regression", *launcher, "dataset.n_rows=300", "model.epochs=100000"),
+        # as from a terminal: a suite started in the background (`make test &`) passes on SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     # a sweep that stopped by itself is not waited for: the assertions below report its exit and its stderr
