@@ -100,7 +100,7 @@ def run_trial(conf_dir: Path, overrides: list[str]) -> TrialDone:
         del os.environ[SWEEP_JOBS_ENV]
         shutil.rmtree(jobs, ignore_errors=True)
     assert done.cfg is not None
-    if not outcomes[0]["run_id"]:  # the trial ended well; its tracking writer stopped before storing it
+    if not outcomes[0]["run_id"] and outcomes[0]["error"]:  # it ended well; its writer stopped before storing it
         from mlexp.tracking.journal_writer import TrackingError
 
         raise TrackingError(str(outcomes[0]["error"]))
