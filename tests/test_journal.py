@@ -18,7 +18,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, cli_env, run_cli, store_client, trials_of
+from conftest import TINY, cli_env, run_cli, start_cli, store_client, trials_of
 from mlexp.tracking.journal import Journal, JournalFile, journals_root
 from mlexp.tracking.journal_apply import replay_orphans, settle
 from mlexp.tracking.store import TrackingStore
@@ -74,13 +74,11 @@ def _journal_has_training(project) -> bool:
 
 
 def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_project):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
+    process = start_cli(
+        tmp_project,
+        *("task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not _journal_has_training(tmp_project):
@@ -107,15 +105,7 @@ def _ops(project) -> list[dict]:
 def test_a_trial_whose_writer_is_killed_succeeds_and_says_its_records_are_safe_for_mlexp_sync(tmp_project):
     import psutil
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "dataset.n_rows=300", "model.epochs=30"],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_cli(tmp_project, "task=tabular_regression", "dataset.n_rows=300", "model.epochs=30")
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and not _journal_has_training(tmp_project):
