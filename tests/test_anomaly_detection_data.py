@@ -122,3 +122,44 @@ def test_globs_and_folders_of_monthly_files(tmp_path):
     assert len(nyc_taxi.locate(str(tmp_path / "yellow_tripdata_2019-*.parquet"))) == 2
     with pytest.raises(DataError, match="matches no file"):
         nyc_taxi.locate(str(tmp_path / "yellow_tripdata_2020-*.parquet"))
+
+
+def test_file_digests_are_cached_by_file_identity_and_recomputed_when_a_file_changes(tmp_path, monkeypatch):
+    """The MD5 recorded as data_version is read back from .mlexp/file_digests while the file stays as it was."""
+    import hashlib
+    import os
+    import time
+
+    from mlexp.tracking import tracker
+
+    cache = tmp_path / "digests"
+    trips = tmp_path / "yellow_tripdata_2019-01.csv"
+    trips.write_bytes(b"VendorID,fare\n1,7.5\n")
+    # just written: not cached (a second write in the same clock tick could keep the size and times)
+    assert tracker.file_digest(trips, cache) == hashlib.md5(trips.read_bytes()).hexdigest()
+    assert not cache.exists()
+
+    monkeypatch.setattr(tracker, "DIGEST_SETTLE_S", 0)
+    assert tracker.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n1,7.5\n").hexdigest()
+    [entry] = cache.iterdir()
+    entry.write_text("f" * 32)  # what the cache holds is what is returned: the file is not read again
+    assert tracker.file_digest(trips, cache) == "f" * 32
+
+    # the same size and the same modification time put back: the change time still differs (ticks apart)
+    stat = trips.stat()
+    time.sleep(0.05)
+    trips.write_bytes(b"VendorID,fare\n2,7.5\n")
+    os.utime(trips, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert tracker.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n2,7.5\n").hexdigest()
+    with trips.open("ab") as handle:
+        handle.write(b"1,9.0\n")
+    assert tracker.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n2,7.5\n1,9.0\n").hexdigest()
+
+    # a folder (the staged trips): a file changed or added inside it gives a new digest
+    folder = tmp_path / "staged"
+    folder.mkdir()
+    (folder / "000_a.parquet").write_bytes(b"a")
+    first = tracker.file_digest(folder, cache)
+    assert first == hashlib.md5(b"000_a.parqueta").hexdigest() == tracker.file_digest(folder, cache)
+    (folder / "001_b.parquet").write_bytes(b"b")
+    assert tracker.file_digest(folder, cache) == hashlib.md5(b"000_a.parqueta001_b.parquetb").hexdigest()

@@ -317,3 +317,41 @@ def test_text_codes_no_mapping_knows_are_counted_and_named_in_a_warning(tmp_path
     rows = engine.query("trips", queries._with() + "SELECT * FROM durations ORDER BY tpep_pickup_datetime")
     rows = rows.astype(object).where(rows.notna(), None)
     assert rows["payment_type"].tolist() == [2, None, 1, None, None, None, 2, None]
+
+
+def test_rows_with_unknown_codes_are_logged_to_mlflow_summed_over_the_files(tmp_path, monkeypatch):
+    from mlexp.tasks.anomaly_detection import stages
+    from mlexp.tracking import TrackingStore, Trial
+
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_path))
+    csv = tmp_path / "yellow_tripdata_2009-01.csv"
+    codes = [("CMT", "CASH"), ("DDS", "bitcoin"), ("VTS", " Voucher "), ("CMT", "Cre"), ("XYZ", "Nope ")]
+    rows = [
+        f"{v},2009-01-01 10:0{i}:00,2009-01-01 10:1{i}:00,1,2.5,{p},8,0,0,0,0,8,-73.99"
+        for i, (v, p) in enumerate(codes)
+    ]
+    csv.write_text("\n".join([HEADER_2009, *rows]) + "\n")
+    parquet = _parquet(
+        tmp_path / "yellow_tripdata_2009-02.parquet",
+        {
+            "vendor_name": pa.array(["CMT", "VTS"]),
+            "Trip_Pickup_DateTime": _times("2009-02-01 10:00:00", "2009-02-01 11:00:00"),
+            "Trip_Dropoff_DateTime": _times("2009-02-01 10:30:00", "2009-02-01 11:30:00"),
+            "Payment_Type": pa.array(["CSH", "Bitcoin"]),
+        },
+    )
+    cfg = config(tmp_path, f"dataset.path={tmp_path}")
+    store = TrackingStore.resolve(None, tmp_path)
+    trial = Trial.open(store.client(), store.experiment_id("unknown_codes"), "unknown_codes", {})
+    with trial.component("Pre-processing", "prepare") as tracker:
+        stages.prepare(cfg, tracker)
+    component = tracker.run_id
+    trial.close()
+
+    client = store.client()
+    for run in (component, trial.run_id):  # the component's metric, and the trial's copy of its last value
+        metrics = client.get_run(run).data.metrics
+        # CSV: bitcoin, Voucher, Nope and XYZ; Parquet (read in place): Bitcoin
+        assert metrics["rows_unknown_code_payment_type"] == 4
+        assert metrics["rows_unknown_code_VendorID"] == 2
+    assert inputs.read_manifest(cfg)["files"][1] == parquet
