@@ -3,10 +3,13 @@
 Goal: config (Hydra) + tracking (MLflow) add < 1.5 s per trial.
 
 Both sides run as whole Python processes, so both pay interpreter start-up and their imports:
-  baseline  a bare script: load abalone, split/scale, train the Gluon MLP, score MSLE (no Hydra, no MLflow)
+  baseline  a bare script doing the task's work: load abalone, split/scale, train the Gluon MLP, score MSLE,
+            write the predictions CSV and the predicted-vs-actual chart (no Hydra, no MLflow)
   mlexp     `python -m mlexp.cli task=tabular_regression model.epochs=E` in a throw-away project
-One untimed warm-up of each (it also creates the SQLite store), then REPEATS (5) timed runs of each,
-interleaved; the medians are compared. When the goal is missed, one extra instrumented mlexp run
+One untimed warm-up of each (it also creates the SQLite store and starts the tracking writer, which later
+trials reuse), then REPEATS (5) timed runs of each, interleaved; the medians are compared. Then COLD (3)
+mlexp runs that each start a writer of their own (the first trial after the writer has been idle 10 min),
+against the same baseline median. When the goal is missed, one extra instrumented mlexp run
 (`-X importtime` plus wall-clock timers around the runner's phases) shows where the extra time goes.
 
     .venv/bin/python benchmarks/runner_overhead.py [--repeats 5] [--epochs 10] [--explain]
@@ -30,15 +33,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_OVERHEAD_S = 1.5
 EPOCHS = 10
 REPEATS = 5
+COLD = 3
 TIMEOUT_S = 300
 
-# The baseline: the same data, split, scaling, network and seeds as the task's stages, nothing else.
+# The baseline: the same data, split, scaling, network, seeds and report (CSV + chart) as the task's stages; no
+# config, no tracking, which are what the goal is about.
 # It prints its own phase times (JSON on the last stdout line) so the report can compare phases.
 BARE = """
 import time
@@ -68,12 +74,24 @@ x_test, y_test = features.arrays(preprocessors.transform(test))
 prepared = time.perf_counter()
 net = network.train(MLPRegressor(**spec["model"]), x, y, seed, lambda epoch, loss: None)
 trained = time.perf_counter()
-predicted = np.maximum(network.predict(net, x_test), 0.0)
+raw = network.predict(net, x_test)
+predicted = np.maximum(raw, 0.0)
 msle = float(np.mean((np.log1p(predicted) - np.log1p(y_test)) ** 2))
+evaluated = time.perf_counter()
+# the task's report, as its evaluate stage writes it: the predictions and the predicted-vs-actual chart
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from mlexp.charts import predicted_vs_actual
+
+plots = Path(tempfile.mkdtemp())
+pd.DataFrame({"actual": y_test, "predicted": raw}).to_csv(plots / "predictions.csv", index=False)
+predicted_vs_actual(y_test, raw, plots / "predicted_vs_actual.png", "Abalone rings: test split")
 done = time.perf_counter()
 print(json.dumps({
     "test_msle": msle, "rows": len(frame), "imports": imported - started, "data": prepared - imported,
-    "train": trained - prepared, "evaluate": done - trained,
+    "train": trained - prepared, "evaluate": evaluated - trained, "report": done - evaluated,
 }))
 """
 
@@ -130,7 +148,7 @@ timed_import("import mlexp.runner", "mlexp.runner")
 timed_import("import mxnet (baseline pays this too)", "mxnet")
 timed_import("import task stages (pandas, ...)", "mlexp.tasks.tabular_regression.stages")
 timed_import("import task network (baseline pays this too)", "mlexp.tasks.tabular_regression.network")
-timed_import("import mlexp.charts (matplotlib: the predicted-vs-actual chart)", "mlexp.charts")
+timed_import("import mlexp.charts (matplotlib: the chart; baseline pays this too)", "mlexp.charts")
 imports_done = time.perf_counter()
 
 import hydra._internal.hydra as hydra_internal
@@ -180,10 +198,30 @@ def project_copy(base: Path) -> Path:
     return project
 
 
-def cli_env(project: Path) -> dict[str, str]:
+def cli_env(project: Path, scope: str) -> dict[str, str]:
+    """The command's environment, with a tracking writer of the benchmark's own (`scope`): its CPU is counted."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_"))}
     env["MLEXP_ROOT"] = str(project)
+    env["MLEXP_WRITER_SCOPE"] = scope
     return env
+
+
+def writer_of(env: dict[str, str]) -> psutil.Process | None:
+    """The tracking writer that commands run with `env` use, if one runs."""
+    script = "from mlexp.tracking.writer_address import socket_path; print(socket_path())"
+    path = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True).stdout.strip()
+    found = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and path in p.info["cmdline"]]
+    return found[0] if found else None
+
+
+def cpu_of(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
 
 
 def children_cpu() -> float:
@@ -192,14 +230,21 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_timed(args: list[str], cwd: Path, env: dict[str, str], cpu: list[float] | None = None) -> tuple[float, str]:
-    """Wall-clock seconds of one whole process, and its stdout; raises if it fails. Appends its CPU seconds to cpu."""
-    cpu_before = children_cpu()
+def run_timed(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    cpu: list[float] | None = None,
+    writer: psutil.Process | None = None,
+) -> tuple[float, str]:
+    """Wall-clock seconds of one whole process, and its stdout; raises if it fails. Appends its CPU seconds to cpu,
+    with what the running tracking `writer` spent meanwhile (it is not the command's child to be counted)."""
+    cpu_before, writer_before = children_cpu(), cpu_of(writer)
     start = time.perf_counter()
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     elapsed = time.perf_counter() - start
     if cpu is not None:
-        cpu.append(children_cpu() - cpu_before)
+        cpu.append(children_cpu() - cpu_before + cpu_of(writer) - writer_before)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-3000:]}")
     return elapsed, done.stdout
@@ -312,7 +357,7 @@ def explain(project: Path, base: Path, env: dict[str, str], overrides: list[str]
     print(f"  -X importtime, cumulative per package (first import): {listed}")
     print(
         f"  baseline phases (median): imports {bare['imports']:.2f} s, data {bare['data']:.2f} s, "
-        f"train {bare['train']:.2f} s, evaluate {bare['evaluate']:.2f} s, "
+        f"train {bare['train']:.2f} s, evaluate {bare['evaluate']:.2f} s, report (CSV + chart) {bare['report']:.2f} s, "
         f"interpreter start-up + shutdown {bare['outside']:.2f} s"
     )
     return True
@@ -326,6 +371,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs of each side (median; default 5)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs of both sides (default 10)")
+    parser.add_argument("--cold", type=int, default=COLD, help="mlexp runs that start their own writer (default 3)")
     parser.add_argument("--explain", action="store_true", help="the instrumented breakdown even when the goal is met")
     args = parser.parse_args()
     epochs, repeats = args.epochs, args.repeats
@@ -335,7 +381,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlexp-bench-overhead-") as tmp:
         base = Path(tmp)
         project = project_copy(base)
-        env = cli_env(project)
+        env = cli_env(project, f"bench-overhead-{os.getpid()}")
         bare_script = base / "bare.py"
         bare_script.write_text(BARE)
         spec = trial_spec(project, epochs)
@@ -345,7 +391,14 @@ def main() -> int:
 
         first_bare, _ = run_timed(bare_cmd, project, env)
         first_mlexp, _ = run_timed(mlexp_cmd, project, env)  # creates mlflow.db: not part of the medians
-        print(f"warm-up (untimed in medians): bare {first_bare:.2f} s, mlexp {first_mlexp:.2f} s (creates the store)")
+        print(
+            f"warm-up (untimed in medians): bare {first_bare:.2f} s, mlexp {first_mlexp:.2f} s "
+            "(creates the store, starts the tracking writer)"
+        )
+        writer = writer_of(env)
+        if writer is None:
+            print("broken: no tracking writer runs after the warm-up trial")
+            return 1
 
         bare_times: list[float] = []
         mlexp_times: list[float] = []
@@ -357,9 +410,21 @@ def main() -> int:
             seconds, out = run_timed(bare_cmd, project, env, bare_cpu)
             bare_times.append(seconds)
             bare_phases.append(json.loads(out.strip().splitlines()[-1]))
-            seconds, out = run_timed(mlexp_cmd, project, env, mlexp_cpu)
+            seconds, out = run_timed(mlexp_cmd, project, env, mlexp_cpu, writer)
             mlexp_times.append(seconds)
             mlexp_msles.append(mlexp_msle(out))
+        if writer_of(env) != writer:
+            print("broken: the timed trials did not all use the writer the warm-up started")
+            return 1
+        cold_times: list[float] = []
+        for number in range(args.cold):
+            cold_env = cli_env(project, f"bench-overhead-{os.getpid()}-cold-{number}")
+            seconds, out = run_timed(mlexp_cmd, project, cold_env, [], None)
+            cold_times.append(seconds)
+            mlexp_msles.append(mlexp_msle(out))
+            cold_writer = writer_of(cold_env)
+            if cold_writer is not None:
+                cold_writer.kill()
         finished, total = finished_trials(project)
         bare_msle = bare_phases[0]["test_msle"]
         if not all(math.isclose(m, bare_msle, rel_tol=1e-6) for m in mlexp_msles) or finished != total:
@@ -371,12 +436,15 @@ def main() -> int:
         overhead = mlexp_median - bare_median
         print()
         print(f"baseline (bare script) runs: {seconds_list(bare_times)} -> median {bare_median:.2f} s")
-        print(f"mlexp trial runs:            {seconds_list(mlexp_times)} -> median {mlexp_median:.2f} s")
+        print(f"mlexp trial runs (writer running): {seconds_list(mlexp_times)} -> median {mlexp_median:.2f} s")
         print(
             f"same training: test_msle bare {bare_phases[0]['test_msle']:.6g} vs mlexp "
             f"{', '.join(f'{m:.6g}' for m in mlexp_msles)} ({bare_phases[0]['rows']} rows)"
         )
-        print(f"store check: {finished}/{total} trials FINISHED in the throw-away store (warm-up + {repeats} timed)")
+        print(
+            f"store check: {finished}/{total} trials FINISHED in the throw-away store "
+            f"(warm-up + {repeats} timed + {args.cold} cold)"
+        )
         print("note: the baseline imports mlexp.tasks.tabular_regression, whose config schema module loads")
         print("hydra.core.config_store, so a little of Hydra's import cost is in the baseline too")
         print()
@@ -390,17 +458,24 @@ def main() -> int:
             f"mlexp {seconds_list(mlexp_cpu)}; medians {bare_cpu_median:.2f} s vs {mlexp_cpu_median:.2f} s: "
             f"{mlexp_cpu_median - bare_cpu_median:.2f} s more CPU per trial (less sensitive to load than wall clock)"
         )
+        if cold_times:
+            cold_median = statistics.median(cold_times)
+            print(
+                f"cold trials (each starts its own tracking writer: the first trial after 10 idle minutes): "
+                f"{seconds_list(cold_times)} -> median {cold_median:.2f} s, overhead {cold_median - bare_median:.2f} s"
+            )
         print(f"load average at the end: {load_average()}")
         print(f"ratio: overhead / goal = {overhead:.2f} s / {GOAL_OVERHEAD_S:g} s = {overhead / GOAL_OVERHEAD_S:.2f}")
         met = overhead < GOAL_OVERHEAD_S
         print("GOAL MET" if met else "GOAL MISSED")
         if not met or args.explain:
-            keys = ("imports", "data", "train", "evaluate")
+            keys = ("imports", "data", "train", "evaluate", "report")
             medians = {key: statistics.median(p[key] for p in bare_phases) for key in keys}
             outside = [wall - sum(p[key] for key in keys) for wall, p in zip(bare_times, bare_phases)]
             medians["outside"] = statistics.median(outside)
             if not explain(project, base, env, overrides, medians):
                 return 1
+        writer.kill()
     return 0
 
 

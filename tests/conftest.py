@@ -81,7 +81,13 @@ def stop_process_group(process: subprocess.Popen, seconds: float = 15) -> None:
 def cli_env(project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_"))}
     env["MLEXP_ROOT"] = str(project)
+    env["MLEXP_WRITER_IDLE_S"] = "120"  # the tests' shared tracking writer does not outlive the suite by long
     return env
+
+
+def private_writer_env(project: Path) -> dict[str, str]:
+    """cli_env with a tracking writer of the test's own: started by the test's first command, as its child."""
+    return cli_env(project) | {"MLEXP_WRITER_SCOPE": str(project)}
 
 
 def run_cli(project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None):

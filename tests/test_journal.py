@@ -14,11 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, cli_env, run_cli, start_cli, store_client, trials_of
+from conftest import TINY, cli_env, private_writer_env, run_cli, start_cli, store_client, trials_of
 from mlexp.tracking.journal import Journal, JournalFile, journals_root
 from mlexp.tracking.journal_apply import replay_orphans, settle
 from mlexp.tracking.store import TrackingStore
@@ -73,17 +74,35 @@ def _journal_has_training(project) -> bool:
     return False
 
 
-def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_project):
+def _writer_of(process: subprocess.Popen) -> psutil.Process:
+    """The tracking writer a command started (it must have been the first of its writer key)."""
+    [writer] = [
+        child
+        for child in psutil.Process(process.pid).children()
+        if "mlexp.tracking.writer_process" in " ".join(child.cmdline())
+    ]
+    return writer
+
+
+def _start_endless_trial(project, env):
     process = start_cli(
-        tmp_project,
+        project,
         *("task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not _journal_has_training(tmp_project):
+    while time.monotonic() < deadline and not _journal_has_training(project):
         time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGKILL)  # the trial and its tracking writer: nothing gets to clean up
+    return process
+
+
+def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_project):
+    process = _start_endless_trial(tmp_project, private_writer_env(tmp_project))
+    writer = _writer_of(process)
+    writer.kill()  # the trial and its tracking writer: nothing gets to clean up
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert list(journals_root(tmp_project).glob("*/ops.jsonl")), "the killed trial left no journal"
 
@@ -97,25 +116,41 @@ def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_pr
     assert not list(journals_root(tmp_project).glob("*/ops.jsonl"))
 
 
+def test_a_killed_trial_is_stored_killed_by_the_writer_that_outlives_it(tmp_project):
+    env = private_writer_env(tmp_project)
+    process = _start_endless_trial(tmp_project, env)
+    writer = _writer_of(process)
+    os.killpg(process.pid, signal.SIGKILL)  # the command's process group: the writer has a session of its own
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and list(journals_root(tmp_project).glob("*/ops.jsonl")):
+        time.sleep(0.1)
+
+    assert writer.is_running()
+    assert not list(journals_root(tmp_project).glob("*/ops.jsonl")), "the writer did not store the killed trial"
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "KILLED" and "journal was replayed" in trial.tags["mlexp.error"]
+    client = store_client(tmp_project)
+    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
+    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
+    assert "0 trial journal(s) stored" in run_cli(tmp_project, "sync", env=env).stdout
+    writer.kill()
+
+
 def _ops(project) -> list[dict]:
     files = journals_root(project).glob("*/ops.jsonl")
     return [json.loads(line) for ops in files for line in ops.read_text().splitlines()]
 
 
 def test_a_trial_whose_writer_is_killed_succeeds_and_says_its_records_are_safe_for_mlexp_sync(tmp_project):
-    import psutil
-
-    process = start_cli(tmp_project, "task=tabular_regression", "dataset.n_rows=300", "model.epochs=30")
+    env = private_writer_env(tmp_project)  # the writer to kill is this test's own, not one other tests share
+    process = start_cli(tmp_project, "task=tabular_regression", "dataset.n_rows=300", "model.epochs=30", env=env)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and not _journal_has_training(tmp_project):
             time.sleep(0.05)
         os.kill(process.pid, signal.SIGSTOP)  # the trial waits while its writer is killed: no race with its end
-        [writer] = [
-            child
-            for child in psutil.Process(process.pid).children()
-            if "mlexp.tracking.writer_process" in " ".join(child.cmdline())
-        ]
+        writer = _writer_of(process)
         assert not any(op["op"] == "end" for op in _ops(tmp_project)), "the trial ended before its writer was killed"
         writer.kill()
         while writer.is_running() and writer.status() != psutil.STATUS_ZOMBIE:  # its parent, stopped, reaps it later
@@ -257,16 +292,3 @@ def test_a_journal_its_writer_removes_while_settle_checks_its_locks_counts_as_st
     monkeypatch.setattr(acquiring, "ensure_directory_exists", writer_removes_it_meanwhile)
     assert settle(tmp_path, group="sweep-1", wait_s=0.2) == []
     assert not folder.exists()
-
-
-def test_what_mlflow_prints_in_the_writer_process_stays_out_of_its_replies():
-    noisy_writer = (
-        "from mlexp.tracking import writer_process as w\n"
-        "w._replies_apart()\n"
-        "print('View run t at: http://127.0.0.1/#/experiments/1', flush=True)\n"  # what MlflowClient prints
-        "w._reply({'applied': 1})\n"
-    )
-    done = subprocess.run([sys.executable, "-c", noisy_writer], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert [json.loads(line) for line in done.stdout.splitlines()] == [{"applied": 1}]
-    assert "View run" in done.stderr

@@ -74,17 +74,17 @@ def test_parallel_workers_share_the_cores_before_they_import_numpy(tmp_project, 
     assert workers.os.environ["OMP_NUM_THREADS"] == "1"
 
 
-def test_an_in_process_command_ends_its_tracking_writer_with_it(tmp_project):
-    # what mlexp.api.run wraps its trial in; the writer a trial starts is the one started here
+def test_an_in_process_command_closes_its_connection_to_the_tracking_writer_with_it(tmp_project):
+    # what mlexp.api.run wraps its trial in; the connection a trial uses is the one opened here
     script = (
-        "import sys, psutil\n"
+        "import sys\n"
         "from pathlib import Path\n"
         "from mlexp.cli_in_process import command_line\n"
-        "from mlexp.tracking.journal_writer import start_early\n"
+        "from mlexp.tracking.journal_writer import running_writer, start_early\n"
         "with command_line(sys.argv[1], ['task=tabular_regression']):\n"
         "    start_early(Path(sys.argv[1]))\n"
-        "    print('writers running:', len(psutil.Process().children()))\n"
-        "print('writers left:', len(psutil.Process().children()))\n"
+        "    print('connected:', running_writer() is not None)\n"
+        "print('connected after:', running_writer() is not None)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(tmp_project)],
@@ -95,4 +95,4 @@ def test_an_in_process_command_ends_its_tracking_writer_with_it(tmp_project):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "writers running: 1" in done.stdout and "writers left: 0" in done.stdout
+    assert "connected: True" in done.stdout and "connected after: False" in done.stdout

@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from conftest import run_cli, start_cli, store_client, trials_of
+from conftest import private_writer_env, run_cli, start_cli, store_client, trials_of
 from mlexp.tracking.journal import journals_root
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,8 @@ def _journal_ops(project) -> list[dict]:
 
 
 def test_a_trial_whose_writer_is_killed_mid_trial_is_stored_whole_by_mlexp_sync(tmp_project):
-    trial = start_cli(tmp_project, "task=tabular_regression", "dataset.n_rows=300", f"model.epochs={EPOCHS}")
+    env = private_writer_env(tmp_project)  # the writer to kill is this test's own, not one other tests share
+    trial = start_cli(tmp_project, "task=tabular_regression", "dataset.n_rows=300", f"model.epochs={EPOCHS}", env=env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from mlexp.tracking import ui_link
 
 
 def experiment_tag_writer(tracking_uri: str) -> ui_link.TagWriter | None:
-    """The tracking writer process of this mlexp process, if one runs: it saves the view while this one exits."""
-    from mlexp.tracking.journal_writer import running_writer
+    """Through the tracking writer this process is connected to, if any: it has MLflow loaded and the store open."""
+    from mlexp.tracking.journal_writer import TrackingError, running_writer
 
     writer = running_writer()
     if writer is None:
         return None
-    return lambda experiment_id, key, value: writer.send(
-        cmd="experiment_tag", uri=tracking_uri, experiment_id=experiment_id, key=key, value=value
-    )
+
+    def tag(experiment_id: str, key: str, value: str) -> None:
+        # set when the command ends; a store that refuses it is said in the writer's log, the link still works
+        with contextlib.suppress(TrackingError):
+            writer.request(cmd="experiment_tag", uri=tracking_uri, experiment_id=experiment_id, key=key, value=value)
+
+    return tag
 
 
 def print_ui_link(

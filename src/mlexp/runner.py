@@ -11,7 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf._utils import get_omega_conf_dumper
 
 from mlexp import tasks
 from mlexp.config.schema import objective_direction
@@ -157,7 +159,7 @@ def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
     trial.log_params(flatten({k: v for k, v in resolved.items() if k not in skipped}))
     trial.set_tags(
         {
-            **git_state(Path(cfg.paths.root)),
+            **git_state(Path(cfg.paths.root), job.sweep_id),
             **package_versions(),
             "mlexp.seed": cfg.seed,
             "mlexp.command": command_line(),
@@ -168,7 +170,11 @@ def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
             "mlexp.params_file": cfg.params_file or "",
         }
     )
-    trial.writer.log_text(trial.run, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    # OmegaConf.to_yaml's own dump of the container resolved above: the same text without resolving twice
+    config_yaml = yaml.dump(
+        resolved, Dumper=get_omega_conf_dumper(), default_flow_style=False, allow_unicode=True, sort_keys=False
+    )
+    trial.writer.log_text(trial.run, config_yaml, "config.yaml")
     trial.writer.log_text(trial.run, "\n".join(job.overrides) + "\n", "overrides.txt")
     trial.tracker.flush()  # params visible in the UI while the stages run
 

@@ -30,7 +30,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from hydra_plugins.hydra_joblib_launcher._core import execute_job
@@ -95,8 +94,7 @@ def run_job_on_worker(started: str, number: int, *arguments: Any) -> tuple[int, 
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{number}"
         sweep_config.hydra.job.num = number
-    HydraConfig.instance().set_config(sweep_config)
-    job = run_job(
+    job = run_job(  # it sets HydraConfig itself, twice
         hydra_context=context,
         config=sweep_config,
         task_function=task_function,

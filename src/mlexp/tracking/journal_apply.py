@@ -14,7 +14,7 @@ from filelock import FileLock, Timeout
 
 from mlexp.tracking import tags as mlexp_tags
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
-from mlexp.tracking.store import TrackingStore
+from mlexp.tracking.store import TrackingStore, sqlite_path
 from mlexp.tracking.store_writer import StoreWriter
 
 REF = re.compile(r"ref-[0-9a-f]{32}")
@@ -23,15 +23,54 @@ KILLED_NOTE = "the trial's process stopped before the trial ended; its journal w
 
 @dataclass
 class StoreWriters:
-    """One StoreWriter per store: creating an MLflow client (engine, schema check) is paid once per process."""
+    """One StoreWriter per store: creating an MLflow client (engine, schema check) is paid once per process.
 
-    writers: dict[str, StoreWriter] = field(default_factory=dict)
+    The tracking writer lives across commands and projects: a SQLite file replaced or deleted since its
+    client opened it is opened anew (records must not go to a deleted file), and only the `keep` stores
+    used last stay open.
+    """
+
+    writers: dict[str, StoreWriter] = field(default_factory=dict)  # the one used last at the end
+    files: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    keep: int = 16
 
     def get(self, uri: str, artifact_root: str | None) -> StoreWriter:
-        if uri not in self.writers:
+        writer = self.writers.pop(uri, None)
+        if writer is not None and self.files[uri] != _database_file(uri):
+            _forget_engine(uri)
+            writer = None
+        if writer is None:
             store = TrackingStore(uri, artifact_root)
-            self.writers[uri] = StoreWriter(store.client(), store)
-        return self.writers[uri]
+            writer = StoreWriter(store.client(), store)
+            self.files[uri] = _database_file(uri)
+        self.writers[uri] = writer
+        for old in list(self.writers)[: -self.keep]:
+            del self.writers[old], self.files[old]
+            _forget_engine(old)
+        return writer
+
+
+def _database_file(uri: str) -> tuple[int, int] | None:
+    """Which file a SQLite store is (device, inode); None for other stores or no file."""
+    db = sqlite_path(uri)
+    try:
+        info = db.stat() if db is not None else None
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if info is not None else None
+
+
+def _forget_engine(uri: str) -> None:
+    """Close MLflow's cached engine and store of a SQLite store (MLflow keeps both per process, by URI)."""
+    if sqlite_path(uri) is None:
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    engine = SqlAlchemyStore._engine_map.pop(uri, None)
+    if engine is not None:
+        engine.dispose()
+    _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
 
 
 class JournalApplier:

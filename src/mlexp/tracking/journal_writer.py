@@ -13,17 +13,16 @@ import contextlib
 import json
 import os
 import select
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
-from mlexp.tracking.store import TrackingStore
+from mlexp.tracking.store import TrackingStore, absolute_uri
 from mlexp.tracking.store_writer import MetricRecord, Pair
+from mlexp.tracking.writer_address import connect
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -48,7 +47,7 @@ class WriterStopped(TrackingError):
 class TrialKept(TrackingError):
     """The writer stopped after the trial ended and its journal was whole: the trial's work and records are safe.
 
-    Not a failure of the trial: `mlexp sync` stores the journal, and so does the next trial's writer when it starts.
+    Not a failure of the trial: `mlexp sync` stores the journal, and so does the next trial or sweep in the project.
     """
 
     def __init__(self, message: str, journal: Path) -> None:
@@ -56,106 +55,94 @@ class TrialKept(TrackingError):
         self.journal = journal
 
 
-class WriterProcess:
-    """The writer process of this mlexp process: started once, shared by its trials."""
+class WriterConnection:
+    """This process's connection to the tracking writer (see writer_address): opened once, shared by its trials."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        log = root / ".mlexp" / "tracking_writer.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        # its messages go to a log, not to this command's stderr: whoever reads that pipe (a terminal, a test)
-        # would otherwise wait for the writer too; errors that matter reach the trial through `sync`
-        with log.open("a") as messages:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlexp.tracking.writer_process", str(root)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=messages,
-                text=True,
-            )
+        self.socket = connect(root)
+        self._replies = self.socket.makefile("r", encoding="utf-8")
+        self.closed = False
+        self.send(cmd="project", root=str(root))  # the writer stores what killed trials of the project left
 
     def send(self, **command: Any) -> None:
-        stdin = self._pipe(self.process.stdin)
+        if self.closed:
+            raise self._stopped(command)
         try:
-            stdin.write(json.dumps(command) + "\n")
-            stdin.flush()
-        except (BrokenPipeError, ValueError) as error:
+            self.socket.sendall((json.dumps(command) + "\n").encode())
+        except OSError as error:
+            self.close()
             raise self._stopped(command) from error
 
     def request(self, **command: Any) -> dict[str, Any]:
         self.send(**command)
-        stdout = self._pipe(self.process.stdout)
         # one reply per request, read whole: nothing waits in the reader's buffer that select() would miss
-        ready, _, _ = select.select([stdout], [], [], reply_wait_s())
+        ready, _, _ = select.select([self.socket], [], [], reply_wait_s())
         if not ready:
-            self.close()  # a late answer must not be taken for the next request's: the next trial starts another
+            self.close()  # a late answer must not be taken for the next request's: the next trial connects again
             raise TrackingError(
-                f"the tracking writer process did not answer within {reply_wait_s():.0f} s (is the store down?); "
+                f"the tracking writer did not answer within {reply_wait_s():.0f} s (is the store down?); "
                 f"the trial's records are kept in {command.get('journal')}: run `mlexp sync` to store them"
             )
-        line = stdout.readline()
+        try:
+            line = self._replies.readline()
+        except OSError:
+            line = ""
         if not line:
+            self.close()
             raise self._stopped(command)
         return dict(json.loads(line))
 
     def alive(self) -> bool:
-        """Running and taking commands (not let go by `close`)."""
-        stdin = self.process.stdin
-        return self.process.poll() is None and stdin is not None and not stdin.closed
+        """Open and taking commands (not let go by `close`, the writer not gone)."""
+        return not self.closed
 
     def close(self) -> None:
-        """Let it go: with stdin closed it ends once what it follows is stored."""
-        if self.process.stdin and not self.process.stdin.closed:
-            with contextlib.suppress(BrokenPipeError):
-                self.process.stdin.close()
-
-    def _pipe(self, pipe: IO[str] | None) -> IO[str]:
-        assert pipe is not None
-        return pipe
+        """Let it go: the writer stores what this process recorded, ending as KILLED the runs it left open."""
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                self._replies.close()
+                self.socket.close()
 
     def _stopped(self, command: dict[str, Any]) -> WriterStopped:
-        time.sleep(0.1)
         return WriterStopped(
-            f"the tracking writer process stopped (exit {self.process.poll()}); the trial's records are kept in "
+            "the tracking writer process stopped (its connection closed); the trial's records are kept in "
             f"{command.get('journal', self.root / '.mlexp' / 'journal')}: run `mlexp sync` to store them"
         )
 
 
-_PROCESSES: dict[Path, WriterProcess] = {}
+_CONNECTIONS: dict[Path, WriterConnection] = {}
 
 
-def writer_process(root: Path) -> WriterProcess:
-    """This process's writer for project `root`, started now if it is not running."""
+def writer_connection(root: Path) -> WriterConnection:
+    """This process's connection to the writer, for project `root`; the writer starts now if none runs."""
     root = root.resolve()
-    process = _PROCESSES.get(root)
-    if process is None or not process.alive():
-        atexit.unregister(close_writers)  # once: a process that forgets its writers still lets them end
+    connection = _CONNECTIONS.get(root)
+    if connection is None or not connection.alive():
+        atexit.unregister(close_writers)  # once: a process that forgets its connections still closes them
         atexit.register(close_writers)
-        process = _PROCESSES[root] = WriterProcess(root)
-    return process
+        connection = _CONNECTIONS[root] = WriterConnection(root)
+    return connection
 
 
 def start_early(root: Path) -> None:
-    """Start the writer before the trial composes its config: MLflow loads meanwhile, on another core."""
+    """Reach the writer before the trial composes its config: one that starts loads MLflow meanwhile, elsewhere."""
     if os.environ.get(WRITER_ENV) != "inline":
-        writer_process(root)
+        writer_connection(root)
 
 
-def running_writer() -> WriterProcess | None:
-    """A writer process this process started and that still runs, if any."""
-    return next((p for p in _PROCESSES.values() if p.alive()), None)
+def running_writer() -> WriterConnection | None:
+    """An open connection of this process to the writer, if any."""
+    return next((c for c in _CONNECTIONS.values() if c.alive()), None)
 
 
-def close_writers(wait_s: float = 60) -> None:
-    """Close the writers' stdin and wait for them: what they were sent is in the store when this returns."""
-    processes = list(_PROCESSES.values())
-    _PROCESSES.clear()
-    for process in processes:
-        process.close()
-    for process in processes:
-        # past the wait it keeps going on its own; the journals say what is left
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.process.wait(timeout=wait_s)
+def close_writers() -> None:
+    """Close this process's connections: the writer goes on with what they sent (trials wait for theirs at `finish`)."""
+    connections = list(_CONNECTIONS.values())
+    _CONNECTIONS.clear()
+    for connection in connections:
+        connection.close()
 
 
 class JournalWriter:
@@ -163,10 +150,11 @@ class JournalWriter:
 
     def __init__(self, root: Path, store: TrackingStore, group: str = "") -> None:
         self.store = store
-        self.journal = Journal.create(root, store.uri, store.artifact_root, group)
+        # the writer runs elsewhere: the journal names its store and files so they mean the same there
+        self.journal = Journal.create(root.resolve(), absolute_uri(store.uri), store.artifact_root, group)
         self.file = JournalFile(self.journal)
-        self.process = writer_process(root)
-        self.process.send(cmd="follow", journal=str(self.journal.folder))
+        self.connection = writer_connection(root)
+        self.connection.send(cmd="follow", journal=str(self.journal.folder))
         self._ids: dict[str, str] = {}
         self._said: set[str] = set()
         self.finished = False
@@ -219,7 +207,7 @@ class JournalWriter:
     def sync(self) -> None:
         """Wait until the store holds every record so far."""
         upto = self.file.count
-        self._answer(self.process.request(cmd="sync", journal=str(self.journal.folder), upto=upto), upto)
+        self._answer(self.connection.request(cmd="sync", journal=str(self.journal.folder), upto=upto), upto)
 
     def finish(self, wait: bool = True) -> None:
         """Wait until the store holds the whole journal, then drop it; or (wait=False) leave that to the writer.
@@ -233,15 +221,15 @@ class JournalWriter:
         self.file.close()  # flushed and synced: the journal is whole, whatever happens to the writer now
         try:
             if not wait:
-                self.process.send(cmd="finish_later", journal=str(self.journal.folder))
+                self.connection.send(cmd="finish_later", journal=str(self.journal.folder))
                 return
             upto = self.file.count
-            self._answer(self.process.request(cmd="finish", journal=str(self.journal.folder), upto=upto), upto)
+            self._answer(self.connection.request(cmd="finish", journal=str(self.journal.folder), upto=upto), upto)
         except WriterStopped as stopped:
             raise TrialKept(
-                f"the tracking writer process stopped (exit {self.process.process.poll()}) before it stored the "
+                "the tracking writer process stopped before it stored the "
                 f"trial; the trial succeeded and its records are whole and safe in {self.journal.folder}: run "
-                "`mlexp sync` to store them (the next trial's tracking writer also does when it starts)",
+                "`mlexp sync` to store them (the next trial or sweep in this project also does)",
                 self.journal.folder,
             ) from stopped
         finally:

@@ -27,9 +27,22 @@ KEY_PACKAGES = (
 )
 
 
-def git_state(root: Path) -> dict[str, str]:
-    """Commit and dirty flag of the project checkout ("unknown" outside git)."""
+def git_state(root: Path, sweep_id: str | None = None) -> dict[str, str]:
+    """Commit and dirty flag of the project checkout ("unknown" outside git).
 
+    A sweep's trials run the code its command loaded: with `sweep_id`, looked up once per sweep and process.
+    """
+    if sweep_id:
+        return dict(_sweep_git_state(root, sweep_id))
+    return _git_state(root)
+
+
+@functools.lru_cache(maxsize=4)
+def _sweep_git_state(root: Path, sweep_id: str) -> dict[str, str]:
+    return _git_state(root)
+
+
+def _git_state(root: Path) -> dict[str, str]:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""

@@ -57,6 +57,16 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :])
 
 
+def absolute_uri(uri: str) -> str:
+    """`uri` with a relative local path (`mlruns`, `file:mlruns`) made absolute: the same store from any folder."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and not parsed.netloc and not parsed.path.startswith("/"):
+        return Path(parsed.path).resolve().as_uri()
+    if parsed.scheme == "" and uri not in ("", "databricks") and not uri.startswith("/"):
+        return str(Path(uri).resolve())
+    return uri
+
+
 @dataclass(frozen=True)
 class TrackingStore:
     """An MLflow tracking URI and, for local stores, where artifacts are written."""

@@ -144,6 +144,7 @@ class Tracker:
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._metrics: list[tuple[str, MetricRecord]] = []
+        self._pending = 0  # values buffered for this component's run, the run that gets every one of them
         self._trial_summary: dict[str, MetricRecord] = {}
         self.last_metrics: dict[str, float] = {}
         self.latest: dict[str, float] = {}  # the last value of every metric, NaN included, as the store keeps it
@@ -206,7 +207,9 @@ class Tracker:
         self.latest[name] = metric[1]
         if math.isfinite(metric[1]):
             self.last_metrics[name] = metric[1]
-        if len(self._metrics) >= self.metric_buffer:
+        self._pending += 1
+        # full batches for each run: a curve's values go to two runs, each gets batches of metric_buffer values
+        if self._pending >= self.metric_buffer:
             self._send_metrics()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -228,6 +231,6 @@ class Tracker:
         by_run: dict[str, list[MetricRecord]] = {}
         for run, metric in self._metrics:
             by_run.setdefault(run, []).append(metric)
-        self._metrics = []
+        self._metrics, self._pending = [], 0
         for run, metrics in by_run.items():
             self.writer.log_batch(run, metrics=metrics)

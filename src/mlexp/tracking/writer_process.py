@@ -1,31 +1,40 @@
-"""The tracking writer: a process that imports MLflow and applies trials' journals while the trials work.
+"""The tracking writer: a long-lived process that keeps MLflow loaded and applies trials' journals to their stores.
 
-Started by `mlexp` before it composes the config (`python -m mlexp.tracking.writer_process <project>`),
-it pays for MLflow's import and the store's set-up on another core. Commands arrive on stdin, one
-JSON line each; `sync` and `finish` get one JSON line back on stdout:
+The first mlexp command that records a trial starts it (`writer_address.connect`); it listens on a Unix
+socket and serves every later command of the same user and settings, whatever the project, until it has
+had nothing to do for MLEXP_WRITER_IDLE_S (600 s). MLflow's import and each store's set-up are paid once,
+not per trial. Each command holds one connection and sends JSON lines; `sync` and `finish` get one back:
+  {"cmd": "project", "root": <folder>}                 store what killed trials of this project left behind
   {"cmd": "follow", "journal": <folder>}               apply this journal's records as they are appended
   {"cmd": "sync", "journal": <folder>, "upto": n}      reply once records 1..n are in the store: the store's ids
   {"cmd": "finish", "journal": <folder>, "upto": n}    as sync, then delete the journal
-When stdin closes without `finish` (the trial's process died), it applies what the journal holds and
-ends the trial's unfinished runs KILLED. At start it replays journals other killed trials left behind.
+  {"cmd": "finish_later", "journal": <folder>}         the trial ended: delete the journal once it is stored
+  {"cmd": "experiment_tag", "uri": ..., "experiment_id": ..., "key": ..., "value": ...}   replies when set
+A connection that closes while it follows journals it did not finish is a command whose process died:
+the writer stores what they hold and ends their unfinished runs KILLED.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import select
-import signal
+import selectors
+import socket
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import JournalApplier, StoreWriters, replay_orphans
 from mlexp.tracking.sagemaker_mirror import failure_line
 from mlexp.tracking.store import TrackingStore, sqlite_path
+from mlexp.tracking.writer_address import idle_s, start_lock
 
 POLL_S = 0.05
 
@@ -54,9 +63,205 @@ class Follower:
         if remove:
             self.journal.remove()
 
+    def store_all(self) -> None:
+        """Its command's process is gone: store what the journal holds, end what the trial left open, let it go."""
+        stored = False
+        try:
+            self.applier.advance()
+            if not self.applier.state.error:
+                self.applier.kill_open_runs()
+                stored = True
+        except Exception as error:  # the journal stays for `mlexp sync`; the writer goes on with the others
+            _say(f"{self.journal.folder} is kept: {type(error).__name__}: {error}")
+        self.release(remove=stored)
+
+
+@dataclass
+class Connection:
+    """One command's connection: what it sent so far and the journals it follows."""
+
+    socket: socket.socket
+    pending: bytes = b""
+    followed: dict[str, Follower] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def reply(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # the command is gone: the connection's end says the rest
+            self.socket.sendall((json.dumps(message) + "\n").encode())
+
+
+class Writer:
+    def __init__(self, listener: socket.socket, path: Path) -> None:
+        self.listener, self.path = listener, path
+        self.socket_file = _file(path)
+        self.writers = StoreWriters()
+        self.connections: dict[socket.socket, Connection] = {}
+        self.finishing: list[Follower] = []  # finished later by commands that are gone
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(listener, selectors.EVENT_READ)
+        self.idle_since = time.monotonic()
+
+    def serve(self) -> None:
+        while True:
+            for key, _ in self.selector.select(POLL_S):
+                if key.fileobj is self.listener:
+                    self._accept()
+                else:
+                    self._read(self.connections[key.fileobj])  # type: ignore[index]
+            self._advance()
+            if self.connections or self.finishing:
+                self.idle_since = time.monotonic()
+            elif time.monotonic() - self.idle_since > idle_s() and self._leave():
+                return
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        self.connections[sock] = Connection(sock)
+        self.selector.register(sock, selectors.EVENT_READ)
+
+    def _read(self, connection: Connection) -> None:
+        try:
+            chunk = connection.socket.recv(1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._closed(connection)
+            return
+        connection.pending += chunk
+        *lines, connection.pending = connection.pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self._command(line, connection)
+
+    def _command(self, line: bytes, connection: Connection) -> None:
+        """Carry out one command; one that fails is answered (if it expects an answer), never fatal to the writer."""
+        command: dict[str, Any] = {}
+        try:
+            command = json.loads(line)
+            self._handle(command, connection)
+        except Exception as error:
+            text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            _say(f"command {line[:200]!r} failed: {text}")
+            if command.get("cmd") in ("sync", "finish", "experiment_tag"):
+                connection.reply({"ids": {}, "applied": 0, "error": text})
+
+    def _closed(self, connection: Connection) -> None:
+        self.selector.unregister(connection.socket)
+        connection.socket.close()
+        del self.connections[connection.socket]
+        for follower in connection.followed.values():
+            if follower.closing:
+                self.finishing.append(follower)
+            else:
+                follower.store_all()
+
+    def _advance(self) -> None:
+        for connection in list(self.connections.values()):
+            for folder, follower in list(connection.followed.items()):
+                follower.applier.advance()
+                if follower.closing and (follower.applier.ended or follower.applier.state.error):
+                    follower.release(remove=not follower.applier.state.error)
+                    del connection.followed[folder]
+        for follower in list(self.finishing):
+            follower.store_all()
+            self.finishing.remove(follower)
+
+    def _handle(self, command: dict[str, Any], connection: Connection) -> None:
+        kind = command["cmd"]
+        if kind == "project":
+            _report(lambda: replay_orphans(Path(command["root"]), self.writers), "a killed trial's journal")
+            return
+        if kind == "experiment_tag":
+            try:
+                self._tag_experiment(command)
+                connection.reply({"error": ""})
+            except Exception as error:  # a read-only store: the link still filters and sorts
+                _say(f"the UI view was not saved: {type(error).__name__}: {error}")
+                connection.reply({"error": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
+            return
+        folder = command["journal"]
+        if kind == "follow":
+            try:
+                connection.followed[folder] = Follower(folder, self.writers)
+            except Exception as error:  # the store cannot be opened: said to the trial at its next sync
+                connection.refused[folder] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            return
+        follower = connection.followed.get(folder)
+        if kind == "finish_later":
+            if follower is not None:
+                follower.closing = True
+            return
+        if follower is None:
+            refusal = connection.refused.get(folder, "this journal is not followed")
+            connection.reply({"ids": {}, "applied": 0, "error": refusal})
+            return
+        follower.applier.advance(command["upto"])
+        connection.reply(follower.reply())
+        if kind == "finish" and not follower.applier.state.error:
+            follower.release(remove=True)
+            del connection.followed[folder]
+
+    def _tag_experiment(self, command: dict[str, Any]) -> None:
+        client = self.writers.get(command["uri"], None).client()
+        client.set_experiment_tag(command["experiment_id"], command["key"], command["value"])
+
+    def _leave(self) -> bool:
+        """Stop listening, unless a command is connecting right now (it holds the start lock while it does)."""
+        try:
+            with start_lock(self.path).acquire(timeout=0):
+                if self.selector.select(0):
+                    return False
+                if _same_file(self.path, self.socket_file):
+                    self.path.unlink()
+                    log = self.path.with_suffix(".log")
+                    with contextlib.suppress(OSError):
+                        if not log.stat().st_size:
+                            log.unlink()  # nothing to read in it
+                self.listener.close()
+                return True
+        except Timeout:
+            return False
+
+
+def _file(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def _same_file(path: Path, identity: tuple[int, int]) -> bool:
+    """Whether `path` is still the file it was (a newer writer may have replaced a removed socket)."""
+    try:
+        return _file(path) == identity
+    except OSError:
+        return False
+
+
+def _say(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} mlexp tracking writer: {message}", file=sys.stderr, flush=True)
+
+
+def _report(action: Callable[[], object], what: str) -> None:
+    try:
+        action()
+    except Exception as error:
+        _say(f"{what}: {type(error).__name__}: {error}")
+
+
+def _listen(path: Path) -> socket.socket:
+    """Listen at `path`; the command that started this process holds the start lock, so a file there is stale."""
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(64)
+    listener.setblocking(False)
+    return listener
+
 
 def _warm(root: Path, writers: StoreWriters) -> None:
-    """Import MLflow and open the default store now, before any trial needs it."""
+    """Import MLflow and open the project's default store now, before a trial needs it."""
     store = TrackingStore.resolve(None, root)
     db = sqlite_path(store.uri)
     if db is None or db.exists():  # a fresh database is created under the trial's lock, not here
@@ -65,103 +270,22 @@ def _warm(root: Path, writers: StoreWriters) -> None:
         import mlflow.tracking  # noqa: F401
 
 
-_REPLIES: IO[str] = sys.stdout
-
-
-def _reply(message: dict[str, Any]) -> None:
-    _REPLIES.write(json.dumps(message) + "\n")
-    _REPLIES.flush()
-
-
-def _replies_apart() -> None:
-    """Replies get the pipe to the trial to themselves: what MLflow prints ("View run ...") goes to stderr."""
-    global _REPLIES
-    _REPLIES = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-
-
 def _bound_store_retries() -> None:
     """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
-def serve(root: Path) -> None:
-    writers = StoreWriters()
-    followed: dict[str, Follower] = {}
-    refused: dict[str, str] = {}
-    try:
-        _warm(root, writers)
-        replay_orphans(root, writers)
-    except Exception as error:  # a store that cannot open is reported to the trial that uses it
-        print(f"mlexp tracking writer: {type(error).__name__}: {error}", file=sys.stderr)
-    # commands are read from the descriptor itself: a buffered reader could hold a command select() never reports
-    stdin, pending, open_ = sys.stdin.fileno(), b"", True
-    while open_:
-        ready, _, _ = select.select([stdin], [], [], POLL_S)
-        if ready:
-            chunk = os.read(stdin, 1 << 16)
-            open_ = bool(chunk)
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    _handle(json.loads(line), followed, writers, refused)
-        for folder, follower in list(followed.items()):
-            follower.applier.advance()
-            if follower.closing and (follower.applier.ended or follower.applier.state.error):
-                follower.release(remove=not follower.applier.state.error)
-                del followed[folder]
-    # the trial's process is gone without finishing: store what it recorded, end what it left open
-    for follower in followed.values():
-        follower.applier.advance()
-        if not follower.applier.state.error:
-            follower.applier.kill_open_runs()
-        follower.release(remove=not follower.applier.state.error)
-
-
-def _handle(
-    command: dict[str, Any], followed: dict[str, Follower], writers: StoreWriters, refused: dict[str, str]
-) -> None:
-    if command["cmd"] == "experiment_tag":
-        try:
-            client = writers.get(command["uri"], None).client()
-            client.set_experiment_tag(command["experiment_id"], command["key"], command["value"])
-        except Exception as error:  # a read-only store: the link still filters and sorts
-            print(f"mlexp tracking writer: the UI view was not saved: {error}", file=sys.stderr)
-        return
-    folder = command["journal"]
-    if command["cmd"] == "follow":
-        try:
-            followed[folder] = Follower(folder, writers)
-        except Exception as error:  # the store cannot be opened: said to the trial at its next sync
-            refused[folder] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-        return
-    follower = followed.get(folder)
-    if command["cmd"] == "finish_later":
-        if follower is not None:
-            follower.closing = True
-        return
-    if follower is None:
-        _reply({"ids": {}, "applied": 0, "error": refused.get(folder, "this journal is not followed")})
-        return
-    follower.applier.advance(command["upto"])
-    _reply(follower.reply())
-    if command["cmd"] == "finish" and not follower.applier.state.error:
-        follower.release(remove=True)
-        del followed[folder]
-
-
 def main() -> None:
-    # Ctrl-C reaches the whole process group: the trial ends its runs KILLED, this process stores that
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _replies_apart()
+    path, root = Path(sys.argv[1]), Path(sys.argv[2])
+    listener = _listen(path)  # first: the command that started this process goes on as soon as it connects
     _bound_store_retries()
     from mlexp.console import quiet_third_party
 
     quiet_third_party()
-    serve(Path(sys.argv[1]))
-    _REPLIES.flush()
+    writer = Writer(listener, path)
+    _report(lambda: _warm(root, writer.writers), "the store could not be opened")
+    writer.serve()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # everything is stored: skip tearing down MLflow's modules (a second or more)

@@ -1,0 +1,112 @@
+"""The tracking writer is shared: commands of the same user and settings reach one process that keeps MLflow loaded."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import psutil
+
+from conftest import TINY, cli_env, private_writer_env, run_cli, trials_of
+from mlexp.tracking import writer_address
+from mlexp.tracking.journal_apply import StoreWriters
+from mlexp.tracking.store import TrackingStore
+
+
+def _writers(socket_path) -> list[psutil.Process]:
+    return [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if process.info["cmdline"] and str(socket_path) in process.info["cmdline"]
+    ]
+
+
+def _socket_path(env: dict[str, str]):
+    script = "from mlexp.tracking.writer_address import socket_path; print(socket_path())"
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_commands_in_a_row_share_one_writer_which_stores_every_trial(tmp_project):
+    env = private_writer_env(tmp_project)
+    path = _socket_path(env)
+    run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
+    [writer] = _writers(path)
+    run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=1", env=env)
+    run_cli(tmp_project, "sync", env=env)  # a command without a trial: no writer of its own either
+
+    assert [process.pid for process in _writers(path)] == [writer.pid]  # the second trial started none
+    trials = trials_of(tmp_project)
+    assert len(trials) == 2 and {trial.status for trial in trials} == {"FINISHED"}
+    assert all("test_msle" in trial.metrics for trial in trials)
+    writer.kill()
+
+
+def test_an_idle_writer_leaves_and_the_next_command_starts_another(tmp_project):
+    env = private_writer_env(tmp_project) | {"MLEXP_WRITER_IDLE_S": "1"}
+    path = _socket_path(env)
+    run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (_writers(path) or os.path.exists(path)):
+        time.sleep(0.2)
+    assert not _writers(path) and not os.path.exists(path), "the idle writer is still there"
+
+    run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=1", env=env)
+    assert len(trials_of(tmp_project)) == 2
+
+
+def test_a_writer_killed_between_commands_is_replaced_by_the_next_command(tmp_project):
+    env = private_writer_env(tmp_project)
+    path = _socket_path(env)
+    run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
+    [writer] = _writers(path)
+    writer.kill()
+    writer.wait(10)
+    assert os.path.exists(path)  # a dead writer's socket file stays: connecting to it is refused
+
+    done = run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=1", env=env)
+    assert "Traceback" not in done.stderr
+    [replacement] = _writers(path)
+    assert replacement.pid != writer.pid
+    assert {trial.status for trial in trials_of(tmp_project)} == {"FINISHED"}
+    replacement.kill()
+
+
+def test_a_replaced_sqlite_file_is_opened_anew_not_written_through_the_old_handle(tmp_path):
+    writers = StoreWriters()
+    store = TrackingStore.resolve(None, tmp_path)
+    first = writers.get(store.uri, store.artifact_root)
+    first.experiment_id("before")
+    db = tmp_path / "mlflow.db"
+    for leftover in tmp_path.glob("mlflow.db*"):
+        leftover.unlink()  # the user starts afresh: `rm mlflow.db`
+
+    writer = writers.get(store.uri, store.artifact_root)
+    writer.experiment_id("after")
+    with sqlite3.connect(db) as database:
+        names = {name for (name,) in database.execute("select name from experiments")}
+    assert "after" in names and "before" not in names
+
+
+def test_the_writer_key_follows_settings_and_code_not_the_project(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_path / "a"))
+    key = writer_address.writer_key()
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_path / "b"))
+    assert writer_address.writer_key() == key  # every project shares the writer
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "other-credentials")
+    assert writer_address.writer_key() != key
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+    monkeypatch.setenv("AWS_PROFILE", "other-account")
+    assert writer_address.writer_key() != key
+
+
+def test_the_writer_runs_in_a_session_of_its_own_so_ctrl_c_in_the_terminal_spares_it(tmp_project):
+    # the writer runs in a session of its own: Ctrl-C in the terminal (the command's process group) spares it
+    env = cli_env(tmp_project) | {"MLEXP_WRITER_SCOPE": f"session-{tmp_project}"}
+    run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
+    [writer] = _writers(_socket_path(env))
+    assert os.getsid(writer.pid) == writer.pid
+    writer.kill()
