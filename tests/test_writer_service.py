@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 
 import psutil
+import pytest
 
 from conftest import TINY, cli_env, private_writer_env, run_cli, trials_of
 from mlexp.tracking import writer_address
-from mlexp.tracking.journal_apply import StoreWriters
+from mlexp.tracking.journal_apply import StoreWriters, replay_orphans
+from mlexp.tracking.journal_writer import JournalWriter, close_writers
 from mlexp.tracking.store import TrackingStore
 
 
@@ -110,3 +113,77 @@ def test_the_writer_runs_in_a_session_of_its_own_so_ctrl_c_in_the_terminal_spare
     [writer] = _writers(_socket_path(env))
     assert os.getsid(writer.pid) == writer.pid
     writer.kill()
+
+
+@pytest.fixture
+def private_writer(tmp_path, monkeypatch):
+    """This test process records through a writer of its own; killed after the test."""
+    monkeypatch.setenv("MLEXP_WRITER_SCOPE", f"test-{tmp_path}")
+    yield
+    close_writers()
+    for process in _writers(writer_address.socket_path()):
+        process.kill()
+
+
+def _runs(store: TrackingStore) -> dict[str, str]:
+    client = store.client()
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    return {run.info.run_name: run.info.status for run in client.search_runs(experiments)}
+
+
+def test_a_journal_deleted_while_followed_does_not_stop_the_writer_for_other_commands(tmp_path, private_writer):
+    first, second = tmp_path / "one", tmp_path / "two"
+    stores = [TrackingStore.resolve(None, root) for root in (first, second)]
+    broken = JournalWriter(first, stores[0])
+    broken.create_run(broken.experiment_id("exp"), "doomed", {})
+    broken.sync()
+    [writer] = _writers(writer_address.socket_path())
+    shutil.rmtree(first / ".mlexp")  # `rm -rf .mlexp` while the trial runs
+    broken.file.append("log_batch", run="ref-" + "0" * 32, metrics=[], params=[], tags=[])
+
+    healthy = JournalWriter(second, stores[1])
+    run = healthy.create_run(healthy.experiment_id("exp"), "kept", {})
+    healthy.log_batch(run, metrics=[("loss", 0.5, 0, 1)])
+    healthy.set_status(run, "FINISHED")
+    healthy.finish()
+
+    assert writer.is_running() and _writers(writer_address.socket_path()) == [writer]
+    assert _runs(stores[1]) == {"kept": "FINISHED"}
+
+
+def test_a_trial_that_gave_up_on_the_writer_is_not_ended_killed_while_it_runs(tmp_path, private_writer):
+    store = TrackingStore.resolve(None, tmp_path)
+    journal = JournalWriter(tmp_path, store)
+    run = journal.create_run(journal.experiment_id("exp"), "alive", {})
+    journal.sync()
+    journal.connection.close()  # what a trial does when the writer does not answer in time
+    time.sleep(1)
+    assert journal.journal.folder.exists() and _runs(store) == {"alive": "RUNNING"}
+
+    journal.log_batch(run, metrics=[("loss", 0.25, 0, 1)])  # still recorded: the journal is the trial's
+    journal.set_status(run, "FINISHED")
+    journal.file.close()
+    journal.journal.release()
+    [replayed] = replay_orphans(tmp_path)  # `mlexp sync`
+    assert replayed.error == "" and replayed.killed == []
+    assert _runs(store) == {"alive": "FINISHED"}
+
+
+def test_a_command_that_cannot_reach_a_writer_records_from_its_own_process(tmp_project):
+    blocker = tmp_project / "not-a-folder"
+    blocker.write_text("")  # where the writer's socket folder should be
+    env = cli_env(tmp_project) | {"XDG_RUNTIME_DIR": str(blocker)}
+    done = run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
+    assert "records from its own process instead" in done.stderr and "Traceback" not in done.stderr
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FINISHED" and "test_msle" in trial.metrics
+
+
+def test_credentials_nobody_listed_still_get_a_writer_of_their_own(monkeypatch):
+    key = writer_address.writer_key()
+    monkeypatch.setenv("DATABRICKS_HOST", "https://other-workspace")
+    assert writer_address.writer_key() != key
+    monkeypatch.delenv("DATABRICKS_HOST")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a sweep's thread share: the same writer
+    monkeypatch.setenv("PWD", "/elsewhere")
+    assert writer_address.writer_key() == key

@@ -11,6 +11,7 @@ from mlexp.tracking import ui_link
 def experiment_tag_writer(tracking_uri: str) -> ui_link.TagWriter | None:
     """Through the tracking writer this process is connected to, if any: it has MLflow loaded and the store open."""
     from mlexp.tracking.journal_writer import TrackingError, running_writer
+    from mlexp.tracking.store import absolute_uri
 
     writer = running_writer()
     if writer is None:
@@ -19,7 +20,9 @@ def experiment_tag_writer(tracking_uri: str) -> ui_link.TagWriter | None:
     def tag(experiment_id: str, key: str, value: str) -> None:
         # set when the command ends; a store that refuses it is said in the writer's log, the link still works
         with contextlib.suppress(TrackingError):
-            writer.request(cmd="experiment_tag", uri=tracking_uri, experiment_id=experiment_id, key=key, value=value)
+            writer.request(
+                cmd="experiment_tag", uri=absolute_uri(tracking_uri), experiment_id=experiment_id, key=key, value=value
+            )
 
     return tag
 

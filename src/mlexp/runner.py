@@ -27,6 +27,7 @@ from mlexp.tracking.journal_writer import WRITER_ENV, JournalWriter, TrialKept
 from mlexp.tracking.provenance import command_line, git_state, package_versions
 from mlexp.tracking.store_writer import StoreWriter
 from mlexp.tracking.tracker import RunWriter
+from mlexp.tracking.writer_address import WriterUnreachable
 from mlexp.trial_continuation import Marker, marker_path, pipeline_run_id, read_marker, write_marker
 
 # config that describes the machine or how the run was launched, not the experiment: kept as tags
@@ -107,7 +108,11 @@ def _writer(cfg: DictConfig, store: TrackingStore, group: str = "") -> RunWriter
     """The trial's records go through a journal to the writer process, or (MLEXP_TRACKING_WRITER=inline) direct."""
     if os.environ.get(WRITER_ENV) == "inline":
         return StoreWriter(store.client(), store)
-    return JournalWriter(Path(cfg.paths.root), store, group)
+    try:
+        return JournalWriter(Path(cfg.paths.root), store, group)
+    except WriterUnreachable as error:
+        print(f"mlexp: warning: {error}; this trial records from its own process instead", file=sys.stderr)
+        return StoreWriter(store.client(), store)
 
 
 def _continued_trial(

@@ -30,23 +30,25 @@ class StoreWriters:
     used last stay open.
     """
 
-    writers: dict[str, StoreWriter] = field(default_factory=dict)  # the one used last at the end
-    files: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    # by store and artifact root: a client made without the root must not create a trial's experiments
+    writers: dict[tuple[str, str | None], StoreWriter] = field(default_factory=dict)  # the one used last at the end
+    files: dict[tuple[str, str | None], tuple[int, int] | None] = field(default_factory=dict)
     keep: int = 16
 
     def get(self, uri: str, artifact_root: str | None) -> StoreWriter:
-        writer = self.writers.pop(uri, None)
-        if writer is not None and self.files[uri] != _database_file(uri):
+        key = (uri, artifact_root)
+        writer = self.writers.pop(key, None)
+        if writer is not None and self.files[key] != _database_file(uri):
             _forget_engine(uri)
             writer = None
         if writer is None:
             store = TrackingStore(uri, artifact_root)
             writer = StoreWriter(store.client(), store)
-            self.files[uri] = _database_file(uri)
-        self.writers[uri] = writer
+            self.files[key] = _database_file(uri)
+        self.writers[key] = writer
         for old in list(self.writers)[: -self.keep]:
             del self.writers[old], self.files[old]
-            _forget_engine(old)
+            _forget_engine(old[0])
         return writer
 
 

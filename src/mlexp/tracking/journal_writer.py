@@ -22,7 +22,7 @@ from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.store import TrackingStore, absolute_uri
 from mlexp.tracking.store_writer import MetricRecord, Pair
-from mlexp.tracking.writer_address import connect
+from mlexp.tracking.writer_address import WriterUnreachable, connect
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -129,7 +129,8 @@ def writer_connection(root: Path) -> WriterConnection:
 def start_early(root: Path) -> None:
     """Reach the writer before the trial composes its config: one that starts loads MLflow meanwhile, elsewhere."""
     if os.environ.get(WRITER_ENV) != "inline":
-        writer_connection(root)
+        with contextlib.suppress(WriterUnreachable):  # the trial says so when it records, and records inline
+            writer_connection(root)
 
 
 def running_writer() -> WriterConnection | None:
@@ -150,10 +151,10 @@ class JournalWriter:
 
     def __init__(self, root: Path, store: TrackingStore, group: str = "") -> None:
         self.store = store
+        self.connection = writer_connection(root)  # first: a writer that cannot be reached leaves no journal behind
         # the writer runs elsewhere: the journal names its store and files so they mean the same there
         self.journal = Journal.create(root.resolve(), absolute_uri(store.uri), store.artifact_root, group)
         self.file = JournalFile(self.journal)
-        self.connection = writer_connection(root)
         self.connection.send(cmd="follow", journal=str(self.journal.folder))
         self._ids: dict[str, str] = {}
         self._said: set[str] = set()

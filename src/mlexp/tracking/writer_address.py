@@ -3,13 +3,16 @@
 One writer serves every mlexp command of a user with the same code and the same store settings, whatever
 the project: it keeps MLflow imported and its stores open between commands, so only the first trial after
 an idle spell pays for them. Anything that could change what the writer does — the Python and mlexp it
-runs, credentials, proxies, MLFLOW_*/AWS_* settings — is part of its key: a command whose environment
-differs there gets a writer of its own. Set MLEXP_WRITER_SCOPE to any value for a private one.
+runs, MLflow's installation, the environment (credentials, proxies, certificates; all variables but a list
+that cannot matter, such as PWD or thread counts) — is part of its key: a command whose environment differs
+gets a writer of its own. Set MLEXP_WRITER_SCOPE to any value for a private one. A writer that cannot be
+reached is not fatal: the trial then records from its own process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import socket
 import stat
@@ -18,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from mlexp.errors import MlexpError
 
@@ -26,11 +29,28 @@ IDLE_ENV = "MLEXP_WRITER_IDLE_S"  # how long a writer with nothing to do waits f
 DEFAULT_IDLE_S = 600.0
 START_WAIT_S = 60.0
 SCOPE_ENV = "MLEXP_WRITER_SCOPE"  # any value: a writer of its own for the commands that set it
-# what the writer's work depends on: store clients' settings and credentials, proxies, where modules come from
-_KEYED_PREFIXES = ("MLFLOW_", "AWS_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "PYTHONPATH", "HOME")
+CONNECT_TIMEOUT_S = 10.0
+# The key is the whole environment but what cannot change the writer's work: a credential or setting nobody
+# thought of (DATABRICKS_*, GOOGLE_APPLICATION_CREDENTIALS, REQUESTS_CA_BUNDLE, ...) then gets its own writer.
+_IGNORED_PREFIXES = (
+    "MLEXP_",  # mlexp's per-command and per-sweep variables (the writer's own two are keyed below)
+    "PYTEST_",
+    "DVC_",
+    "HYDRA_",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "MXNET_",
+    "KMP_",
+    "LOKY_",
+    "JOBLIB_",
+    "SSH_",
+    "XDG_SESSION",
+    "TERM",
+)
+_IGNORED = {"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "MPLBACKEND", "DISPLAY", "PS1", "PROMPT_COMMAND"}
+_IGNORED |= {"MLFLOW_TRACKING_URI", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"}  # in the journal; set by mlexp
 _KEYED = {SCOPE_ENV, IDLE_ENV}
-# each trial names its store in its journal; mlexp sets the other one itself (in the writer too)
-_NOT_KEYED = {"MLFLOW_TRACKING_URI", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"}
 
 
 class WriterUnreachable(MlexpError):
@@ -43,9 +63,13 @@ def idle_s() -> float:
 
 def writers_dir() -> Path:
     """This user's folder of writer sockets, locks and logs (only the user may enter it)."""
-    folder = Path(f"/tmp/mlexp-writer-{os.getuid()}")
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = folder.lstat()
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(runtime, "mlexp-writer") if runtime else Path(f"/tmp/mlexp-writer-{os.getuid()}")
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError as error:
+        raise WriterUnreachable(f"{folder} cannot hold the tracking writer's socket: {error}") from error
     if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o077:
         raise WriterUnreachable(
             f"{folder} must be a folder only you can enter (it holds your tracking writer's socket): "
@@ -56,18 +80,20 @@ def writers_dir() -> Path:
 
 def _code_stamp() -> str:
     """Changes when the code the writer runs changes (mlexp's tracking package and top-level modules, not the
-    tasks'): a writer never runs code older than the command's."""
+    tasks'; the installed packages, MLflow's folder among them): a writer never runs code older than the command's."""
     package = Path(__file__).resolve().parents[1]
     modules = [*package.glob("*.py"), *(package / "tracking").rglob("*.py")]
     newest = max((path.stat().st_mtime_ns for path in modules), default=0)
-    return f"{package}:{newest}"
+    mlflow = importlib.util.find_spec("mlflow")
+    installed = Path(mlflow.origin).parents[1] if mlflow and mlflow.origin else package
+    return f"{package}:{newest}:{installed.stat().st_mtime_ns}"
 
 
 def writer_key() -> str:
     settings = sorted(
         (name, value)
         for name, value in os.environ.items()
-        if (name in _KEYED or name.upper().startswith(_KEYED_PREFIXES)) and name not in _NOT_KEYED
+        if name in _KEYED or not (name in _IGNORED or name.startswith(_IGNORED_PREFIXES))
     )
     text = repr((sys.executable, _code_stamp(), settings))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -85,15 +111,22 @@ def start_lock(path: Path) -> FileLock:
 def connect(root: Path) -> socket.socket:
     """A connection to the writer, started now (in a session of its own: Ctrl-C does not reach it) if none runs."""
     path = socket_path()
-    with start_lock(path):
-        connection = _try_connect(path)
-        if connection is None:
-            connection = _wait_for(path, _start(path, root))
+    try:
+        with start_lock(path):
+            connection = _try_connect(path)
+            if connection is None:
+                connection = _wait_for(path, _start(path, root))
+    except (Timeout, OSError) as error:  # a writer stuck in a store call, a full disk, a folder not ours
+        raise WriterUnreachable(
+            f"the tracking writer could not be reached ({type(error).__name__}: {error})"
+        ) from error
+    connection.settimeout(None)
     return connection
 
 
 def _try_connect(path: Path) -> socket.socket | None:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(CONNECT_TIMEOUT_S)  # a writer whose backlog is full does not hold the command forever
     try:
         connection.connect(str(path))
     except (FileNotFoundError, ConnectionRefusedError):  # none yet, or one that died: its socket file stays

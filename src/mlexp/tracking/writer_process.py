@@ -17,6 +17,7 @@ the writer stores what they hold and ends their unfinished runs KILLED.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -31,12 +32,13 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from mlexp.tracking.journal import Journal
-from mlexp.tracking.journal_apply import JournalApplier, StoreWriters, replay_orphans
+from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
 from mlexp.tracking.sagemaker_mirror import failure_line
 from mlexp.tracking.store import TrackingStore, sqlite_path
 from mlexp.tracking.writer_address import idle_s, start_lock
 
 POLL_S = 0.05
+LOCK_WAIT_S = 10
 
 
 class Follower:
@@ -45,8 +47,12 @@ class Follower:
     def __init__(self, folder: str, writers: StoreWriters) -> None:
         self.journal = Journal(Path(folder))
         self.lock = FileLock(str(self.journal.writer_lock))
-        self.lock.acquire()
-        self.applier = JournalApplier(self.journal, writers)
+        self.lock.acquire(timeout=LOCK_WAIT_S)  # held elsewhere (a replay): refused, said at the trial's next sync
+        try:
+            self.applier = JournalApplier(self.journal, writers)
+        except BaseException:
+            self.lock.release()  # the writer lives on: a lock it kept would keep `mlexp sync` from the journal
+            raise
         self.closing = False  # the trial has ended and does not wait: drop the journal once it is stored
 
     def reply(self) -> dict[str, Any]:
@@ -57,23 +63,44 @@ class Follower:
         return {"ids": state.ids, "applied": state.applied, "error": state.error, "mirror": mirror}
 
     def release(self, remove: bool) -> None:
-        if remove:
-            self.journal.hide()  # while the lock is held: a replayer never finds it half deleted
-        self.lock.release()
+        try:
+            if remove:
+                self.journal.hide()  # while the lock is held: a replayer never finds it half deleted
+        finally:
+            self.lock.release()
         if remove:
             self.journal.remove()
 
     def store_all(self) -> None:
-        """Its command's process is gone: store what the journal holds, end what the trial left open, let it go."""
-        stored = False
+        """Its command is gone: store what the journal holds, end what the trial left open, let it go.
+
+        A trial that still runs (it gave up waiting for this writer and closed its connection) keeps its journal:
+        nothing is ended KILLED; `mlexp sync` or the next command stores it once the trial is done.
+        """
+        owner = FileLock(str(self.journal.owner_lock))
         try:
-            self.applier.advance()
-            if not self.applier.state.error:
-                self.applier.kill_open_runs()
-                stored = True
-        except Exception as error:  # the journal stays for `mlexp sync`; the writer goes on with the others
-            _say(f"{self.journal.folder} is kept: {type(error).__name__}: {error}")
-        self.release(remove=stored)
+            owner.acquire(timeout=0)
+        except (Timeout, *FOLDER_GONE):
+            self.give_up("its trial still runs, or the journal is gone")
+            return
+        try:
+            stored = False
+            try:
+                self.applier.advance()
+                if not self.applier.state.error:
+                    self.applier.kill_open_runs()
+                    stored = True
+            except Exception as error:  # the journal stays for `mlexp sync`; the writer goes on with the others
+                _say(f"{self.journal.folder} is kept: {type(error).__name__}: {error}")
+            self.release(remove=stored)
+        finally:
+            owner.release()
+
+    def give_up(self, why: str) -> None:
+        """Stop applying the journal and leave it where it is, for a replay (`mlexp sync`, the next command)."""
+        _say(f"{self.journal.folder} is left for a replay: {why}")
+        with contextlib.suppress(Exception):
+            self.lock.release()
 
 
 @dataclass
@@ -104,10 +131,13 @@ class Writer:
     def serve(self) -> None:
         while True:
             for key, _ in self.selector.select(POLL_S):
-                if key.fileobj is self.listener:
-                    self._accept()
-                else:
-                    self._read(self.connections[key.fileobj])  # type: ignore[index]
+                try:
+                    if key.fileobj is self.listener:
+                        self._accept()
+                    else:
+                        self._read(self.connections[key.fileobj])  # type: ignore[index]
+                except Exception as error:  # never the end of the writer every command shares
+                    _say(f"{type(error).__name__}: {error}")
             self._advance()
             if self.connections or self.finishing:
                 self.idle_since = time.monotonic()
@@ -156,17 +186,19 @@ class Writer:
             if follower.closing:
                 self.finishing.append(follower)
             else:
-                follower.store_all()
+                _guarded(follower, follower.store_all)
 
     def _advance(self) -> None:
         for connection in list(self.connections.values()):
             for folder, follower in list(connection.followed.items()):
-                follower.applier.advance()
-                if follower.closing and (follower.applier.ended or follower.applier.state.error):
-                    follower.release(remove=not follower.applier.state.error)
+                if not _guarded(follower, follower.applier.advance):
+                    del connection.followed[folder]
+                    connection.refused[folder] = follower.applier.state.error
+                elif follower.closing and (follower.applier.ended or follower.applier.state.error):
+                    _guarded(follower, functools.partial(follower.release, remove=not follower.applier.state.error))
                     del connection.followed[folder]
         for follower in list(self.finishing):
-            follower.store_all()
+            _guarded(follower, follower.store_all)
             self.finishing.remove(follower)
 
     def _handle(self, command: dict[str, Any], connection: Connection) -> None:
@@ -199,10 +231,16 @@ class Writer:
             connection.reply({"ids": {}, "applied": 0, "error": refusal})
             return
         follower.applier.advance(command["upto"])
-        connection.reply(follower.reply())
-        if kind == "finish" and not follower.applier.state.error:
-            follower.release(remove=True)
+        reply = follower.reply()
+        if kind == "finish" and not reply["error"]:
             del connection.followed[folder]
+            follower.release(remove=True)
+        elif reply["error"]:
+            # refused: the journal stays, and its lock goes, so that `mlexp sync` can store it once the store is fixed
+            del connection.followed[folder]
+            connection.refused[folder] = reply["error"]
+            follower.give_up(reply["error"])
+        connection.reply(reply)  # last: anything that fails before it is answered once, by _command
 
     def _tag_experiment(self, command: dict[str, Any]) -> None:
         client = self.writers.get(command["uri"], None).client()
@@ -237,6 +275,17 @@ def _same_file(path: Path, identity: tuple[int, int]) -> bool:
         return _file(path) == identity
     except OSError:
         return False
+
+
+def _guarded(follower: Follower, action: Callable[[], object]) -> bool:
+    """Do `action` for one journal; a journal that breaks it (deleted, torn) is left for a replay, not fatal."""
+    try:
+        action()
+    except Exception as error:
+        follower.applier.state.error = follower.applier.state.error or f"{type(error).__name__}: {error}"
+        follower.give_up(f"{type(error).__name__}: {error}")
+        return False
+    return True
 
 
 def _say(message: str) -> None:
