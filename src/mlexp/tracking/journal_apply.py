@@ -136,14 +136,15 @@ class JournalApplier:
         if kind == "create_run":
             experiment, ref = self._real(op["experiment"]), op["ref"]
             run = self.writer.find_run(experiment, JOURNAL_REF_TAG, ref) if self._may_exist else None
-            self._may_exist = False  # only the first run after a resume can have been created unsaid
+            # only the first run after a resume can have been created unsaid (each creation saves the state), however
+            # many other records are re-applied before it: they were after the last saved state too
+            self._may_exist = False
             if run is None:
                 tags = {**dict(self._pairs(op["tags"])), JOURNAL_REF_TAG: ref}
                 run = self.writer.create_run(experiment, op["run_name"], tags)
             self.state.ids[ref] = run
             self.state.open_runs.append(op["ref"])
             return
-        self._may_exist = False
         run = self._real(op["run"])
         if kind == "log_batch":
             metrics = [(m[0], float(m[1]), int(m[2]), int(m[3])) for m in op["metrics"]]
