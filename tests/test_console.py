@@ -296,3 +296,23 @@ def test_console_module_is_cheap_to_load():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     loaded = set(json.loads(done.stdout))
     assert not loaded & {"mlflow", "optuna", "mxnet", "hydra", "joblib", "tqdm"}
+
+
+def test_ctrl_c_in_a_finaliser_is_not_printed_as_an_error_and_other_finaliser_errors_still_are(monkeypatch):
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(type(unraisable.exc_value)))
+    quiet_third_party()
+
+    class RaisesWhenCollected:
+        def __init__(self, error: BaseException) -> None:
+            self.error = error
+
+        def __del__(self) -> None:
+            raise self.error
+
+    RaisesWhenCollected(KeyboardInterrupt())  # as Ctrl-C arriving while MXNet frees an array
+    RaisesWhenCollected(ValueError("a real bug"))
+    assert seen == [ValueError]
+    quiet_third_party()  # once per job: the hook is not wrapped again
+    RaisesWhenCollected(ValueError("again"))
+    assert seen == [ValueError, ValueError]

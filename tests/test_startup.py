@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow.utils.mlflow_tags as mlflow_tags
 import mlflow.utils.validation as validation
 from hydra import compose, initialize_config_dir
 
-from conftest import TINY, cli_env, trials_of
+from conftest import TINY, cli_env, store_client, trials_of
 from mlexp.config import make_composable
 from mlexp.sweeps import workers
 from mlexp.tracking import store_writer, tags
@@ -96,3 +97,51 @@ def test_an_in_process_command_closes_its_connection_to_the_tracking_writer_with
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "connected: True" in done.stdout and "connected after: False" in done.stdout
+
+
+# runs `mlexp -m ...` in this process, noting at each trial's start whether this process had loaded MLflow yet
+LOADED_AT_TRIAL_START = """
+import runpy
+import sys
+
+from mlexp import runner
+
+run = runner.run
+noted = sys.argv[1]
+
+
+def noting_run(cfg, job):
+    with open(noted, "a") as seen:
+        seen.write(f"{'mlflow' in sys.modules}\\n")
+    return run(cfg, job)
+
+
+runner.run = noting_run
+sys.argv = ["mlexp", *sys.argv[2:]]
+runpy.run_module("mlexp.cli", run_name="__main__")
+"""
+
+
+def test_a_sweep_opens_its_record_through_the_writer_so_its_trials_start_without_mlflow(tmp_project):
+    noted = tmp_project / "mlflow_loaded_at_trial_start.txt"
+    sweep = ["-m", "task=tabular_regression", *TINY, "model.l1_size=8,16"]
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_AT_TRIAL_START, str(noted), *sweep],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # both trials ran in the sweep's own process (basic launcher), and neither waited for MLflow's import there
+    assert noted.read_text().split() == ["False", "False"]
+    client = store_client(tmp_project)
+    found = client.get_experiment_by_name("tabular_regression" + tags.SWEEPS_SUFFIX)
+    assert found is not None
+    [record] = client.search_runs([found.experiment_id], f"tags.`{tags.KIND}` = 'sweep'")
+    sweep_id = record.info.run_id
+    assert record.info.status == "FINISHED" and record.data.tags[tags.SWEEP_ID] == sweep_id
+    assert "model.l1_size=8,16" in Path(client.download_artifacts(sweep_id, "sweep.yaml", str(tmp_project))).read_text()
+    trials = trials_of(tmp_project)
+    assert len(trials) == 2 and all(t.tags[tags.SWEEP_ID] == sweep_id and t.status == "FINISHED" for t in trials)

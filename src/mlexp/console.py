@@ -40,8 +40,25 @@ def quiet_third_party() -> None:
     logging.getLogger(OPTUNA_SWEEPER_LOGGER).setLevel(logging.WARNING)
     # "Creating initial MLflow database tables..." on a fresh store
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    # alembic's "setup plugin ..." lines, at INFO once Hydra's job logging is set up (MLflow imports it late)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if not getattr(sys.unraisablehook, "mlexp_quiet", False):
+        sys.unraisablehook = _interrupt_in_finaliser_ignored(sys.unraisablehook)
     # the CLI prints one link to the comparison of trials; MLflow would print two per run and component
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+def _interrupt_in_finaliser_ignored(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """Ctrl-C landing in an object's finaliser (MXNet's NDArray.__del__) is the interrupt the command reports in
+    one line; Python would print it as an ignored exception with a traceback. Other unraisable errors still print."""
+
+    def ignoring_interrupts(unraisable: Any) -> object:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return None
+        return hook(unraisable)
+
+    ignoring_interrupts.mlexp_quiet = True  # type: ignore[attr-defined]
+    return ignoring_interrupts
 
 
 def is_sagemaker_arn(uri: str) -> bool:

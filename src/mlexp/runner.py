@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,11 +22,9 @@ from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
-from mlexp.tracking.journal_writer import WRITER_ENV, JournalWriter, TrialKept
+from mlexp.tracking.journal_writer import TrialKept, record_writer
 from mlexp.tracking.provenance import command_line, git_state, package_versions
-from mlexp.tracking.store_writer import StoreWriter
 from mlexp.tracking.tracker import RunWriter
-from mlexp.tracking.writer_address import WriterUnreachable
 from mlexp.trial_continuation import Marker, marker_path, pipeline_run_id, read_marker, write_marker
 
 # config that describes the machine or how the run was launched, not the experiment: kept as tags
@@ -105,14 +102,7 @@ def _run_stage(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial, trac
 
 
 def _writer(cfg: DictConfig, store: TrackingStore, group: str = "") -> RunWriter:
-    """The trial's records go through a journal to the writer process, or (MLEXP_TRACKING_WRITER=inline) direct."""
-    if os.environ.get(WRITER_ENV) == "inline":
-        return StoreWriter(store.client(), store)
-    try:
-        return JournalWriter(Path(cfg.paths.root), store, group)
-    except WriterUnreachable as error:
-        print(f"mlexp: warning: {error}; this trial records from its own process instead", file=sys.stderr)
-        return StoreWriter(store.client(), store)
+    return record_writer(Path(cfg.paths.root), store, group)
 
 
 def _continued_trial(

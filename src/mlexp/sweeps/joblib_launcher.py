@@ -294,9 +294,12 @@ def _trial_runs(trial: str) -> list[str]:
     from mlexp.tracking import TrackingStore, tags
 
     client = TrackingStore(uri, None).client()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
     query = f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and "
     query += f"tags.`{tags.KIND}` = 'trial' and attributes.run_name = '{trial}'"
-    return [run.info.run_id for run in client.search_runs([experiment], query)]
+    return [run.info.run_id for run in client.search_runs([found.experiment_id], query)]
 
 
 def _delete_trial(run_id: str) -> None:
@@ -308,11 +311,12 @@ def _delete_trial(run_id: str) -> None:
     """
     from mlexp.tracking import TrackingStore, tags
 
-    uri, experiment = os.environ[SWEEP_STORE_ENV], os.environ[SWEEP_EXPERIMENT_ENV]
+    uri = os.environ[SWEEP_STORE_ENV]
     client = TrackingStore(uri, None).client()
-    if client.get_run(run_id).info.status == "FINISHED":
+    run = client.get_run(run_id)
+    if run.info.status == "FINISHED":
         return
-    components = client.search_runs([experiment], f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}'")
+    components = client.search_runs([run.info.experiment_id], f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}'")
     owners = ", ".join(f"'{r}'" for r in [run_id, *(c.info.run_id for c in components)])
     if client.search_model_versions(f"run_id IN ({owners})"):
         return

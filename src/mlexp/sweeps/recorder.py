@@ -61,7 +61,7 @@ def close_open_sweep(status: str) -> None:
     """
     sweep_id = os.environ.get(SWEEP_ID_ENV)
     uri = os.environ.get(SWEEP_STORE_ENV)
-    experiment_id = os.environ.get(SWEEP_EXPERIMENT_ENV)
+    experiment = os.environ.get(SWEEP_EXPERIMENT_ENV)
     jobs_dir = os.environ.get(SWEEP_JOBS_ENV)
     for key in SWEEP_ENV:
         os.environ.pop(key, None)
@@ -75,7 +75,9 @@ def close_open_sweep(status: str) -> None:
         settle(Path(jobs_dir).parents[2], group=sweep_id)
 
     client = TrackingStore(uri, None).client()
-    if experiment_id:
+    found = client.get_experiment_by_name(experiment) if experiment else None
+    if found is not None:
+        experiment_id = found.experiment_id
         running = "attributes.status = 'RUNNING'"
         trials = client.search_runs([experiment_id], f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and {running}")
         for trial in trials:
@@ -118,16 +120,18 @@ class SweepRecorder(Callback):
             self._close_record(config)
 
     def _open_record(self, config: DictConfig) -> None:
+        """Create the sweep's run through the tracking writer: no MLflow import here before the first trial."""
         from mlexp.tracking import TrackingStore, tags
+        from mlexp.tracking.journal_writer import record_writer
 
         root = Path(config.paths.root)
         store = TrackingStore.resolve(config.tracking.uri, root)
-        trials_experiment = store.experiment_id(_experiment(config))
-        sweeps_experiment = store.experiment_id(_experiment(config) + tags.SWEEPS_SUFFIX)
+        experiment = _experiment(config)
+        store.check_not_moved_early(experiment)
+        writer = record_writer(root, store, what="the sweep's record")
         name = sweep_name(config)
-        client = store.client()
-        run = client.create_run(
-            sweeps_experiment,
+        run = writer.create_run(
+            writer.experiment_id(experiment + tags.SWEEPS_SUFFIX),
             run_name=name,
             tags={
                 tags.KIND: "sweep",
@@ -140,16 +144,21 @@ class SweepRecorder(Callback):
                 "mlexp.overrides": " ".join(config.hydra.overrides.task),
             },
         )
-        sweep_id = run.info.run_id
+        sweep_id = writer.run_id(run)
         # set first, so that any error from here on still closes this record; joblib workers inherit them
         os.environ[SWEEP_ID_ENV] = sweep_id
         os.environ[SWEEP_NAME_ENV] = name
         os.environ[SWEEP_JOBS_ENV] = str(root / ".mlexp" / "sweeps" / sweep_id)
         os.environ[SWEEP_STORE_ENV] = store.uri
-        os.environ[SWEEP_EXPERIMENT_ENV] = trials_experiment
+        os.environ[SWEEP_EXPERIMENT_ENV] = experiment
         share_sweep_env(Path(str(config.hydra.sweep.dir)))
-        client.set_tag(sweep_id, tags.SWEEP_ID, sweep_id)
-        client.log_text(sweep_id, OmegaConf.to_yaml(config.sweep) + _search_space(config), "sweep.yaml")
+        # naming the trials' experiment creates it before any job starts, even if no trial ever opens: the sweep's
+        # end reads it, and jobs recording from their own process would race to create it
+        writer.log_batch(
+            run, tags=[(tags.SWEEP_ID, sweep_id), (tags.TRIALS_EXPERIMENT_ID, writer.experiment_id(experiment))]
+        )
+        writer.log_text(run, OmegaConf.to_yaml(config.sweep) + _search_space(config), "sweep.yaml")
+        writer.finish()
         print(f"sweep {name} (id {sweep_id}): trials tagged {tags.SWEEP_ID}={sweep_id}")
 
     def _close_record(self, config: DictConfig) -> None:

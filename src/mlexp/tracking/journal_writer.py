@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.store import TrackingStore, absolute_uri
-from mlexp.tracking.store_writer import MetricRecord, Pair
+from mlexp.tracking.store_writer import MetricRecord, Pair, StoreWriter
 from mlexp.tracking.writer_address import WriterUnreachable, connect
 
 if TYPE_CHECKING:
@@ -131,6 +131,22 @@ def start_early(root: Path) -> None:
     if os.environ.get(WRITER_ENV) != "inline":
         with contextlib.suppress(WriterUnreachable):  # the trial says so when it records, and records inline
             writer_connection(root)
+
+
+def record_writer(
+    root: Path, store: TrackingStore, group: str = "", what: str = "this trial"
+) -> JournalWriter | StoreWriter:
+    """Records go through a journal to the writer process, or (MLEXP_TRACKING_WRITER=inline, no writer) direct.
+
+    `what` names the records' owner in the warning printed when the writer cannot be reached.
+    """
+    if os.environ.get(WRITER_ENV) == "inline":
+        return StoreWriter(store.client(), store)
+    try:
+        return JournalWriter(root, store, group)
+    except WriterUnreachable as error:
+        print(f"mlexp: warning: {error}; {what} records from its own process instead", file=sys.stderr)
+        return StoreWriter(store.client(), store)
 
 
 def running_writer() -> WriterConnection | None:

@@ -10,6 +10,7 @@ TASK = "mlexp.task"
 STAGE = "mlexp.stage"
 SWEEP_ID = "mlexp.sweep_id"  # the run id of the sweep's record, on every trial of the sweep
 SWEEP_NAME = "mlexp.sweep_name"
+TRIALS_EXPERIMENT_ID = "mlexp.trials_experiment_id"  # on a sweep record: the experiment of its trials
 BEST_IN_SWEEP = "mlexp.best_in_sweep"
 # on a trial: the Pre-processing component run it ran or reuses (a shared trial component)
 SHARED_PREPROCESSING = "mlexp.shared_component.prepare"
