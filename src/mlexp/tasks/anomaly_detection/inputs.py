@@ -21,12 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection.dialects import DUCKDB, Dialect
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB, Dialect, literal
 from mlexp.tasks.anomaly_detection.engines import (
     AthenaEngine,
     DuckDBEngine,
     Engine,
     connect,
+    copy_parquet,
     file_month_sql,
     write_parquet,
 )
@@ -147,8 +148,11 @@ def stage_csv(
             read.append(file.path)
         else:
             target = input_dir(cfg) / "staged" / staged_name(number, file.path)
-            tally = {UNKNOWN_CODE + column: counter for column, counter in found.items()}
-            if not write_parquet(connection, queries.staged(), target, None, source=file.path, tally=tally):
+            rows = _stage_typed(cfg, connection, file, target)
+            if rows is None:  # not a strict CSV of numbers where numbers belong: every field read as text
+                tally = {UNKNOWN_CODE + column: counter for column, counter in found.items()}
+                rows = write_parquet(connection, queries.staged(), target, None, source=file.path, tally=tally)
+            if not rows:
                 target.unlink()
                 raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
             read.append(target)
@@ -158,6 +162,63 @@ def stage_csv(
             if unknown is not None:
                 unknown.setdefault(column, Counter()).update(counter)
     return read
+
+
+def typed_csv_reader(
+    file: nyc_taxi.TripFile,
+    aliases: dict[str, list[str]],
+    codes: dict[str, dict[str, int]],
+    connection: duckdb.DuckDBPyConnection,
+) -> tuple[str, dict[str, str]] | None:
+    """A strict reader of a CSV file that parses each of today's numeric columns as its declared type, and the
+    columns it gives (name -> type); None when no column would be parsed as a number.
+
+    It reads what the text reader (`nyc_taxi.reader_sql` and the casts of `TripQueries.trips`) reads, faster
+    (about a third less CPU: no string per field), or fails: DuckDB parses a typed field with the cast the text
+    path applies, an empty field reads as null as there, and every row must have the header's fields (strict,
+    no padding: only empty surplus fields pass, as there). It fails on any value the text path would read as null
+    (a bad number, text codes such as CASH) and on mixed line endings; its caller then reads the file as text,
+    which also names the file and line of a row that does not parse. Timestamps stay text: TLC's files hold
+    impossible ones (2019-13-01), which read as null. A column whose value codes include a number keeps text.
+    """
+    declared = {**nyc_taxi.COLUMNS, **nyc_taxi.COORDINATES}
+    today = {name: column for column, names in nyc_taxi.match_columns(file.columns, aliases).items() for name in names}
+    types = {}
+    for name in file.columns:
+        sql_type = declared.get(today.get(name, ""), "VARCHAR")
+        coded = codes.get(today.get(name, ""), {})
+        if sql_type in ("TIMESTAMP", "VARCHAR") or any(_is_number(connection, key, sql_type) for key in coded):
+            sql_type = "VARCHAR"
+        types[name] = sql_type
+    if all(sql_type == "VARCHAR" for sql_type in types.values()):
+        return None
+    columns = ", ".join(f"{literal(name)}: {literal(sql_type)}" for name, sql_type in types.items())
+    with file.path.open("rb") as handle:
+        compression = "gzip" if handle.read(2) == nyc_taxi.GZIP_MAGIC else "none"
+    relation = (
+        f"read_csv({literal(str(file.path))}, header = true, auto_detect = false, columns = {{{columns}}}, "
+        f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, null_padding = false, nullstr = '', "
+        f"compression = '{compression}')"
+    )
+    return relation, types
+
+
+def _is_number(connection: duckdb.DuckDBPyConnection, text: str, sql_type: str) -> bool:
+    return connection.execute(f"SELECT try_cast(? AS {sql_type}) IS NOT NULL", [text.strip()]).fetchall()[0][0]
+
+
+def _stage_typed(
+    cfg: DictConfig, connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, target: Path
+) -> int | None:
+    """A CSV file staged through `typed_csv_reader`: its rows, or None when the file must be read as text."""
+    reader = typed_csv_reader(file, aliases(cfg), value_codes(cfg), connection)
+    if reader is None:
+        return None
+    source = Source(reader[0], reader[1], file_month_sql(file.path))
+    try:
+        return copy_parquet(connection, trip_queries(cfg, DUCKDB, source).staged(), target)
+    except (duckdb.Error, OSError):
+        return None
 
 
 def unknown_codes_warning(path: Path, column: str, counter: Counter[str], shown: int = 10) -> str:
