@@ -3,8 +3,9 @@
 Generates n documents of each type at two levels (clean 200 dpi; 100 dpi with scan noise), runs
 engine=local_ocr (RapidOCR + layout code) and Tesseract 5 (same layout code) on every page, and
 prints each metric per engine and level with the local/Tesseract ratio, then pages/s (init excluded).
-With several seeds the tables are pooled over them, and each seed's symbol recall/precision is printed
-too; then local_ocr's symbol recall per font family of the generator (pooled over the seeds) and every
+With several seeds the tables are pooled over them, and each seed's CER, row-count, cell, check-box state
+and column-count accuracy (all tables, and statements alone) and symbol recall/precision are printed too;
+then local_ocr's symbol recall per font family of the generator (pooled over the seeds) and every
 missed ₹ with its place in its line (before an amount, as the line's last word, elsewhere).
 
     .venv/bin/python benchmarks/document_extraction.py --per-type 3 --rows 10
@@ -39,6 +40,15 @@ TARGETS = {
     "column_count_accuracy": 0.95,
     "check_box_state_accuracy": 0.95,
 }
+# per seed (several seeds): the last is column-count accuracy on the account statements alone
+PER_SEED = [
+    "cer",
+    "row_count_accuracy",
+    "table_cell_accuracy",
+    "check_box_state_accuracy",
+    "column_count_accuracy",
+    "column_count_statements",
+]
 SHOWN = [
     "cer",
     "wer",
@@ -199,6 +209,7 @@ def main() -> None:
     per_font: dict[tuple[str, str], Counter[str]] = {}  # local_ocr's counts by (level, font family)
     misses: list[tuple[int, str, str, str, tuple[str, str, str]]] = []  # local_ocr's missed ₹
     seconds: Counter[str] = Counter()
+    wrong: list[str] = []  # statements whose column count is wrong
     n_pages = 0
     for seed, level, kind, family, image, truth in pages(args.per_type, args.rows, args.seed, args.levels):
         n_pages += 1
@@ -211,6 +222,11 @@ def main() -> None:
             per_seed.setdefault((extractor.name, level, seed), Counter()).update(compared)
             if kind == "account_statement":  # the target's population: page-wide whitespace tables
                 statements.setdefault((extractor.name, level), Counter()).update(compared)
+                statements.setdefault((extractor.name, level, seed), Counter()).update(compared)
+                if compared.get("columns_right", 0) < compared.get("tables", 0):
+                    header = [c.text for c in truth.tables[0].cells if c.row == 0]
+                    read = [t.grid()[0] for t in found.tables]
+                    wrong.append(f"{extractor.name} seed {seed} {level} {family}: true header {header}, read {read}")
             if extractor is local:
                 per_font.setdefault((level, family), Counter()).update(compared)
                 misses += [(seed, level, kind, family, m) for m in missed_signs(truth, found, "₹")]
@@ -237,6 +253,18 @@ def main() -> None:
         a, b = (pagewide[name].get("column_count_accuracy", 0.0) for name in ("local_ocr", "tesseract"))
         mark = "met" if a >= 0.95 else "MISSED"
         print(f"{'column_count (statements)':28s} {a:10.4f} {b:10.4f} {_ratio(a, b)}  ≥ 0.95 {mark}")
+    if len(args.seed) > 1:
+        for level in args.levels:
+            print(f"\nper seed, {level}: {', '.join(PER_SEED)}")
+            for name in ("local_ocr", "tesseract"):
+                for seed in args.seed:
+                    v = metrics.ratios(dict(per_seed[(name, level, seed)]))
+                    pagewide = metrics.ratios(dict(statements.get((name, level, seed), Counter())))
+                    cells = [v.get(m) for m in PER_SEED[:-1]] + [pagewide.get("column_count_accuracy")]
+                    shown = " ".join("   n/a" if x is None else f"{x:6.3f}" for x in cells)
+                    print(f"  {name:9s} seed {seed}: {shown}")
+    print("\nstatements with a wrong column count (the header rows of the tables read):")
+    print("\n".join(f"  {line}" for line in wrong) or "  none")
     for level in args.levels:
         print(f"\nsymbols per seed, {level} (R recall hit/true, P precision hit/found):")
         for name in ("local_ocr", "tesseract"):

@@ -494,6 +494,40 @@ def test_columns_come_from_the_inks_gutters_and_a_token_read_across_a_gutter_is_
     assert table.grid() == truth.grid()
 
 
+def _table_of(kind, seed, index):
+    """The generated page (5 rows), its true table and the one table read from its drawn words on its ink."""
+    from mlexp.tasks.document_extraction.page_layout import build_page
+
+    page = documents.generate(kind, seed, index, 5)
+    truth = page_from_json({"tables": page.tables}).tables[0]
+    [table] = build_page(1, np.asarray(page.image), _ocr_like_lines(page), OmegaConf.structured(DocumentLayout)).tables
+    return page, truth, table
+
+
+def test_a_header_only_column_one_space_from_its_neighbour_in_a_monospaced_font_stays_a_column():
+    from mlexp.tasks.document_extraction import ink
+
+    # development seeds in DejaVu Sans Mono, where a one-digit gutter is one word space wide: the unused "Ref"
+    # column is one space after "Description" (6/1), one space before "Quantity" (128/1); both were merged
+    for seed, index in ((6, 1), (128, 1)):
+        page, truth, table = _table_of("account_statement", seed, index)
+        assert page.family == "DejaVu Sans Mono" and "Ref" in truth.grid()[0]
+        assert table.grid() == truth.grid()
+    lines = _ocr_like_lines(page)
+    mask = ink.ink_mask(np.asarray(page.image), layout.text_height(lines))
+    space, digit = ink.word_space(mask, lines), ink.digit_advance(mask, lines)
+    assert digit == pytest.approx(page.font("0").getlength("0"), abs=1.0)
+    assert space >= ink.MONOSPACED_SPACE_DIGITS * digit  # a word space wider than a digit: monospaced
+    # in the same font a header's own word space stays one header ("Site latitude" over short latitudes) ...
+    page, truth, table = _table_of("annual_report", 6, 0)
+    assert page.family == "DejaVu Sans Mono" and table.grid()[0] == truth.grid()[0]
+    assert "Site latitude" in table.grid()[0]
+    # ... and so does a word space that every body row leaves blank next to one long description's last word
+    page, truth, table = _table_of("account_statement", 126, 3)
+    assert page.family == "DejaVu Sans Mono"
+    assert [row[1] for row in table.grid()] == [row[1] for row in truth.grid()]
+
+
 def test_a_missing_font_is_one_error_naming_its_package(monkeypatch):
     from pathlib import Path
 

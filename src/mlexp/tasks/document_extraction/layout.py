@@ -153,13 +153,15 @@ def find_tables(
     drop_sparse_columns: bool,
     min_column_fill: float,
     ink_mask: np.ndarray | None = None,
-    gutter: tuple[float, float] | None = None,
+    gutter: tuple[float, float, float] | None = None,
 ) -> list[Table]:
     """Whitespace-separated tables among `words` (those not already part of a key-value pair or a label).
 
-    With the page's `ink_mask` and `gutter` widths (pixels, from the page's measured word space: one to
-    split a single row, one for a gutter no row of the table crosses) rows and columns are found on the
-    ink (`ink.py`); without them, at the gaps between word boxes wider than `column_gap` text heights.
+    With the page's `ink_mask` and `gutter` widths (pixels, from the page's measured word space and digit
+    advance: one to split a single row (also the widest word space next to a piece one body row inks), one for
+    a gutter no row of the table crosses, and the widest blank next to a header-only piece that is still a word
+    space, `ink.header_space`) rows and columns are found on the ink (`ink.py`); without them, at the gaps
+    between word boxes wider than `column_gap` text heights.
     """
     gap = column_gap * height
     bands = _bands(words)
@@ -232,10 +234,10 @@ def _table(
     drop_sparse: bool,
     min_fill: float,
     ink_mask: np.ndarray | None = None,
-    gutter: tuple[float, float] | None = None,
+    gutter: tuple[float, float, float] | None = None,
 ) -> Table:
     if ink_mask is not None and gutter is not None:
-        cuts = ink.drop_word_spaces(ink_mask, rows, ink.gutters(ink_mask, rows, gutter[1]), gutter[0])
+        cuts = ink.drop_word_spaces(ink_mask, rows, ink.gutters(ink_mask, rows, gutter[1]), gutter[0], gutter[2])
         rows = [ink.split_words(row, cuts) for row in rows]
         x0, x1 = min(w.box[0] for row in rows for w in row), max(w.box[2] for row in rows for w in row)
         edges = [x0, *[v for cut in cuts for v in cut], x1]

@@ -32,6 +32,7 @@ def build_page(number: int, image: np.ndarray, lines: list[Line], post: Any) -> 
     free = [w for line in lines if id(line) not in paired for w in line.words if id(w) not in labelled]
     mask = ink.ink_mask(image, size) if post.gutter_word_spaces > 0 else None
     space = ink.word_space(mask, lines) if mask is not None else None
+    digit = ink.digit_advance(mask, lines) if mask is not None and space else None
     tables = layout.find_tables(
         free,
         size,
@@ -41,7 +42,15 @@ def build_page(number: int, image: np.ndarray, lines: list[Line], post: Any) -> 
         post.drop_sparse_columns,
         post.min_column_fill,
         mask if space else None,
-        (post.row_word_spaces * space, post.gutter_word_spaces * space) if space else None,
+        (
+            (
+                post.row_word_spaces * space,
+                post.gutter_word_spaces * space,
+                ink.header_space(space, digit, post.row_word_spaces * space),
+            )
+            if space
+            else None
+        ),
     )
     return Page(number, width, height, lines, tables, pairs, elements)
 
