@@ -40,7 +40,9 @@ def test_records_the_store_never_got_are_replayed_and_open_runs_end_killed(tmp_p
         tags=[["mlexp.kind", "component"], ["mlflow.parentRunId", trial]],
     )
     records.append("log_batch", run=component, metrics=[["loss", 0.5, 1000, s] for s in range(3)], params=[], tags=[])
-    records.append("log_batch", run=trial, metrics=[], params=[["lr", "0.1"]], tags=[])
+    # a value naming an experiment is resolved under the key made for it only: a user's "@alice" stays as it is
+    experiment_tag = [["mlexp.trials_experiment_id", "@exp"]]
+    records.append("log_batch", run=trial, metrics=[], params=[["lr", "0.1"], ["owner", "@alice"]], tags=experiment_tag)
     records.append("set_status", run=component, status="FINISHED", terminated=True)
     # the process dies here: no end record, the trial never closed; a torn line follows
     with journal.ops_path.open("a") as handle:
@@ -52,7 +54,9 @@ def test_records_the_store_never_got_are_replayed_and_open_runs_end_killed(tmp_p
     assert replayed.error == "" and len(replayed.killed) == 1
     client = MlflowClient(store.uri)
     [run] = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`mlexp.kind` = 'trial'")
-    assert run.info.status == "KILLED" and run.data.params == {"lr": "0.1"}
+    assert run.info.status == "KILLED" and run.data.params == {"lr": "0.1", "owner": "@alice"}
+    assert run.data.tags["mlexp.trials_experiment_id"] == run.info.experiment_id
+    assert client.get_experiment_by_name("alice") is None
     [child] = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
     assert child.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [0, 1, 2]

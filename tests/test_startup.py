@@ -142,6 +142,11 @@ def test_a_sweep_opens_its_record_through_the_writer_so_its_trials_start_without
     [record] = client.search_runs([found.experiment_id], f"tags.`{tags.KIND}` = 'sweep'")
     sweep_id = record.info.run_id
     assert record.info.status == "FINISHED" and record.data.tags[tags.SWEEP_ID] == sweep_id
+    assert tags.ERROR not in record.data.tags
+    # the writer resolved the trials' experiment by name (and created it before any job ran)
+    trials_experiment = client.get_experiment_by_name("tabular_regression")
+    assert trials_experiment is not None
+    assert record.data.tags[tags.TRIALS_EXPERIMENT_ID] == trials_experiment.experiment_id
     assert "model.l1_size=8,16" in Path(client.download_artifacts(sweep_id, "sweep.yaml", str(tmp_project))).read_text()
     trials = trials_of(tmp_project)
     assert len(trials) == 2 and all(t.tags[tags.SWEEP_ID] == sweep_id and t.status == "FINISHED" for t in trials)

@@ -325,6 +325,10 @@ def main() -> None:
         sys.exit(2)
     if _is_tuning_job(argv, overrides):
         sys.exit(_run_tuning_job(conf_dir, overrides))
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        from mlexp.tracking.journal_writer import start_early
+
+        start_early(project_root())  # a writer that starts loads MLflow while Hydra composes the sweep here
     try:
         if not single or not _run_single(conf_dir, overrides):
             app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 HEADER_REGISTRY = "mlflow.tracking.request_header.registry"
 JOBLIB_LAUNCHER_LOGGER = "hydra_plugins.hydra_joblib_launcher._core"
 OPTUNA_SWEEPER_LOGGER = "hydra_plugins.hydra_optuna_sweeper._impl"
+INTERRUPT_AGAIN_S = 0.05  # Ctrl-C lost in a finaliser is raised again this much later
 _LINE_ENDS = re.compile(r"(\r\n|\n|\r)")
 
 
@@ -49,11 +51,17 @@ def quiet_third_party() -> None:
 
 
 def _interrupt_in_finaliser_ignored(hook: Callable[[Any], object]) -> Callable[[Any], object]:
-    """Ctrl-C landing in an object's finaliser (MXNet's NDArray.__del__) is the interrupt the command reports in
-    one line; Python would print it as an ignored exception with a traceback. Other unraisable errors still print."""
+    """Ctrl-C landing in an object's finaliser (MXNet's NDArray.__del__) is delivered again, to the main code.
+
+    Python would print it as an ignored exception with a traceback and drop it: the command would go on as if no
+    Ctrl-C came. Raised again at the main code's next step, it stops the command with its one-line report.
+    Other unraisable errors still go to `hook`.
+    """
 
     def ignoring_interrupts(unraisable: Any) -> object:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # from another thread, a moment later: raised now, it would land in this hook and be dropped again
+            threading.Timer(INTERRUPT_AGAIN_S, _thread.interrupt_main).start()
             return None
         return hook(unraisable)
 

@@ -11,6 +11,7 @@ jobs racing to create them fail in MLflow's schema migration.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -37,6 +38,9 @@ from mlexp.sweeps import (
     share_sweep_env,
 )
 from mlexp.sweeps.checks import check_sweep
+
+if TYPE_CHECKING:
+    from mlexp.tracking.tracker import RunWriter
 
 # Hydra builds this callback for every run, single trials too: MLflow and the chart code
 # are imported only when a sweep starts or ends, so a single trial does not pay for them.
@@ -128,7 +132,7 @@ class SweepRecorder(Callback):
         store = TrackingStore.resolve(config.tracking.uri, root)
         experiment = _experiment(config)
         store.check_not_moved_early(experiment)
-        writer = record_writer(root, store, what="the sweep's record")
+        writer = record_writer(root, store, what="this sweep")
         name = sweep_name(config)
         run = writer.create_run(
             writer.experiment_id(experiment + tags.SWEEPS_SUFFIX),
@@ -144,21 +148,26 @@ class SweepRecorder(Callback):
                 "mlexp.overrides": " ".join(config.hydra.overrides.task),
             },
         )
-        sweep_id = writer.run_id(run)
-        # set first, so that any error from here on still closes this record; joblib workers inherit them
-        os.environ[SWEEP_ID_ENV] = sweep_id
-        os.environ[SWEEP_NAME_ENV] = name
-        os.environ[SWEEP_JOBS_ENV] = str(root / ".mlexp" / "sweeps" / sweep_id)
-        os.environ[SWEEP_STORE_ENV] = store.uri
-        os.environ[SWEEP_EXPERIMENT_ENV] = experiment
-        share_sweep_env(Path(str(config.hydra.sweep.dir)))
-        # naming the trials' experiment creates it before any job starts, even if no trial ever opens: the sweep's
-        # end reads it, and jobs recording from their own process would race to create it
-        writer.log_batch(
-            run, tags=[(tags.SWEEP_ID, sweep_id), (tags.TRIALS_EXPERIMENT_ID, writer.experiment_id(experiment))]
-        )
-        writer.log_text(run, OmegaConf.to_yaml(config.sweep) + _search_space(config), "sweep.yaml")
-        writer.finish()
+        try:
+            sweep_id = writer.run_id(run)
+            # set first, so that any error from here on still closes this record; joblib workers inherit them
+            os.environ[SWEEP_ID_ENV] = sweep_id
+            os.environ[SWEEP_NAME_ENV] = name
+            os.environ[SWEEP_JOBS_ENV] = str(root / ".mlexp" / "sweeps" / sweep_id)
+            os.environ[SWEEP_STORE_ENV] = store.uri
+            os.environ[SWEEP_EXPERIMENT_ENV] = experiment
+            share_sweep_env(Path(str(config.hydra.sweep.dir)))
+            # naming the trials' experiment creates it before any job starts, even if no trial ever opens: the sweep's
+            # end reads it, and jobs recording from their own process would race to create it
+            writer.log_batch(
+                run, tags=[(tags.SWEEP_ID, sweep_id), (tags.TRIALS_EXPERIMENT_ID, writer.experiment_id(experiment))]
+            )
+            writer.log_text(run, OmegaConf.to_yaml(config.sweep) + _search_space(config), "sweep.yaml")
+            writer.finish()
+        except BaseException as error:
+            # the record's journal must not outlive this command as a run left open: the writer ends it
+            _abandon(writer, run, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            raise
         print(f"sweep {name} (id {sweep_id}): trials tagged {tags.SWEEP_ID}={sweep_id}")
 
     def _close_record(self, config: DictConfig) -> None:
@@ -231,6 +240,13 @@ class SweepRecorder(Callback):
             raise SweepEndedFailed
         if best is None:
             raise SweepEndedFailed
+
+
+def _abandon(writer: RunWriter, run: str, status: str) -> None:
+    """End a record that could not be opened whole; what the writer cannot store stays for `mlexp sync`."""
+    with contextlib.suppress(Exception):
+        writer.set_status(run, status)
+        writer.finish(wait=False)
 
 
 def _search_space(config: DictConfig) -> str:

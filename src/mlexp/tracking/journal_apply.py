@@ -18,6 +18,9 @@ from mlexp.tracking.store import TrackingStore, sqlite_path
 from mlexp.tracking.store_writer import StoreWriter
 
 REF = re.compile(r"ref-[0-9a-f]{32}")
+EXPERIMENT_KEYS = frozenset(
+    {mlexp_tags.TRIALS_EXPERIMENT_ID}
+)  # tags whose value may name an experiment for the store to resolve
 KILLED_NOTE = "the trial's process stopped before the trial ended; its journal was replayed into the store"
 
 
@@ -118,15 +121,16 @@ class JournalApplier:
         self.journal.save_state(self.state)
         return killed
 
-    def _real(self, value: str) -> str:
-        if value.startswith(EXPERIMENT_PREFIX):
+    def _real(self, value: str, experiments: bool = True) -> str:
+        if experiments and value.startswith(EXPERIMENT_PREFIX):
             if value not in self.state.ids:
                 self.state.ids[value] = self.writer.experiment_id(value[len(EXPERIMENT_PREFIX) :])
             return self.state.ids[value]
         return self.state.ids.get(value, value) if REF.fullmatch(value) else value
 
     def _pairs(self, pairs: list[list[str]]) -> list[tuple[str, str]]:
-        return [(key, self._real(value)) for key, value in pairs]
+        # a value naming an experiment ("@name") only under the keys made for it: a user's "@alice" stays as it is
+        return [(key, self._real(value, experiments=key in EXPERIMENT_KEYS)) for key, value in pairs]
 
     def _apply(self, op: dict[str, Any]) -> None:
         kind = op["op"]
