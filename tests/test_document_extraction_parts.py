@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from mlexp.data import document_files, documents
@@ -16,6 +20,8 @@ from mlexp.tasks.document_extraction.normalise import normalise
 from mlexp.tasks.document_extraction.page_layout import drop_empty_columns
 from mlexp.tasks.document_extraction.stages import document_counts
 from mlexp.tasks.document_extraction.structure import Line, Page, Table, Word, page_from_json
+
+REPO = Path(__file__).resolve().parents[1]
 
 WIDTH, HEIGHT = 1000, 500
 
@@ -596,3 +602,13 @@ def test_blur_and_uneven_light_change_the_pixels_not_the_ground_truth():
         if box[0] <= (f.box[0] + f.box[2]) / 2 <= box[2] and box[1] <= (f.box[1] + f.box[3]) / 2 <= box[3]
     ]
     assert len(hits) == len(truth) and all(truth[box] == state for box, state in hits)
+
+
+def test_dvc_runs_extract_again_when_any_layout_setting_changes_and_evaluate_alone_for_the_annotated_pages():
+    pipeline = yaml.safe_load((REPO / "pipelines" / "document_extraction" / "dvc.yaml").read_text())["stages"]
+    # `dvc exp run -S document_extraction.model.gutter_word_spaces=0` must extract again, not reuse the old tables
+    extract = {p.removeprefix("document_extraction.") for p in pipeline["extract"]["params"]}
+    evaluate = {p.removeprefix("document_extraction.") for p in pipeline["evaluate"]["params"]}
+    settings = {f"model.{field.name}" for field in dataclasses.fields(DocumentLayout)}
+    assert settings - {"model.annotated_pages"} <= extract
+    assert "model.annotated_pages" in evaluate and "model.annotated_pages" not in extract

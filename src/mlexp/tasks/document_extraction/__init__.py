@@ -1,22 +1,13 @@
 """Task `document_extraction`: OCR, page-wide tables, forms and check boxes against exact ground truth."""
 
+import dataclasses
+
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.document_extraction import config  # noqa: F401  (registers the schemas)
 
-# the post-processing keys extract reads (model.annotated_pages is evaluate's alone)
+# every post-processing key is extract's (DVC re-runs it when one changes) but model.annotated_pages, evaluate's alone
 LAYOUT = tuple(
-    f"model.{key}"
-    for key in (
-        "unicode_normalisation",
-        "detect_check_boxes",
-        "checkbox_fill_threshold",
-        "key_value_max_gap",
-        "column_gap",
-        "table_min_rows",
-        "table_min_columns",
-        "drop_sparse_columns",
-        "min_column_fill",
-    )
+    f"model.{field.name}" for field in dataclasses.fields(config.DocumentLayout) if field.name != "annotated_pages"
 )
 
 TASK = register(
