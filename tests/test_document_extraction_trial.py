@@ -252,3 +252,25 @@ def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus
     assert table["rows"] == 5 and table["columns"] >= 6
     rows = list(csv.reader((extracted / "tables" / "statement.png_p1_t1.csv").open()))
     assert len(rows) == 5 and "Balance" in " ".join(rows[0])
+
+
+def test_engine_textract_without_aws_credentials_fails_the_trial_with_one_line(tmp_path, offline):
+    import shutil
+
+    from conftest import REPO
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    env = {k: v for k, v in _env(project, offline).items() if not k.startswith("AWS_")}
+    # no credentials anywhere boto3 looks: variables, files, the instance metadata service
+    env |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = run_cli(project, *TINY, "dataset.types=[pay_stub]", "engine=textract", env=env, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
+    assert "engine=textract found no AWS credentials" in line and "marked FAILED" in line
+    [found] = trials_of(project, experiment=TASK)
+    assert found.status == "FAILED"
