@@ -274,3 +274,29 @@ def test_engine_textract_without_aws_credentials_fails_the_trial_with_one_line(t
     assert "engine=textract found no AWS credentials" in line and "marked FAILED" in line
     [found] = trials_of(project, experiment=TASK)
     assert found.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_dvc_exp_run_extracts_a_folder_and_a_changed_layout_setting_extracts_it_again(tmp_path, empty_store):
+    """The README's `dvc exp run -S document_extraction.dataset.path=<folder> pipelines/<task>/dvc.yaml`."""
+    from conftest import seed_store
+    from dvc_copy import copy_project, dvc
+    from mlexp.data import documents
+
+    repo = copy_project(tmp_path / "repo")
+    seed_store(repo, empty_store)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    documents.generate("pay_stub", 0, 0, 4).image.save(folder / "stub.png")  # no stub.json: extraction only
+    pipeline = "pipelines/document_extraction/dvc.yaml"
+    first = dvc(repo, "exp", "run", "-S", f"document_extraction.dataset.path={folder}", pipeline)
+    for stage in ("prepare", "extract", "evaluate"):
+        assert f"Running stage '{pipeline}:{stage}'" in first.stdout, first.stdout
+    extracted = json.loads((repo / "data" / TASK / "extracted" / "stub.png.json").read_text())
+    assert extracted["pages"] and extracted["pages"][0]["lines"]
+    [trial] = trials_of(repo, experiment=TASK)
+    assert trial.status == "FINISHED" and trial.metrics["pages_extracted"] == 1
+    # a layout setting changes the tables: DVC extracts again rather than reporting the old ones as new
+    again = dvc(repo, "exp", "run", "-S", "document_extraction.model.gutter_word_spaces=0.6", pipeline)
+    assert f"Running stage '{pipeline}:extract'" in again.stdout, again.stdout
+    assert f"Running stage '{pipeline}:prepare'" not in again.stdout

@@ -55,8 +55,9 @@ class _TrailingMargin:
     neighbour's glyph (a cell one narrow gutter away) never enters the crop. Only the right side grows: on
     development pages growing the left side too turned ₹ at a value's start into ¥ (the model's reading of a
     sign with more page before it) and moved a value's box back onto its key's, so "Key:   value" pairs were
-    lost (key-value F1 0.98 → 0.87). The boxes returned are the widened ones, so word boxes stay in the crop's
-    frame (RapidOCR computes them from it).
+    lost (key-value F1 0.98 → 0.87). The detector's boxes are widened, so word boxes stay in the crop's frame
+    (RapidOCR computes them from it); `RapidOcrReader.read` then ends each line box at its last word, so the
+    boxes a page reports (and table structure matches cells by) stay tight to the text.
     """
 
     def __init__(self, detector: Any, margin: float) -> None:
@@ -159,7 +160,10 @@ class RapidOcrReader:
         lines = []
         for points, text, score, words in zip(result.boxes, result.txts, result.scores, words_of):
             parsed = [Word(str(w[0]), box_of(w[2]), float(w[1])) for w in words if str(w[0]).strip()]
-            lines.append(Line(str(text), box_of(points), float(score), _merge_characters(parsed)))
+            box = box_of(points)
+            if parsed:  # the crop's margin is blank page: the line ends where its last word does
+                box[2] = min(box[2], max(w.box[2] for w in parsed))
+            lines.append(Line(str(text), box, float(score), _merge_characters(parsed)))
         return lines
 
 
