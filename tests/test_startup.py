@@ -21,16 +21,17 @@ def _imported(stderr: str) -> set[str]:
     return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
-def test_a_trial_process_leaves_mlflow_to_the_writer_and_the_store_still_gets_everything(tmp_project):
+def _python(project, *args: str) -> subprocess.CompletedProcess[str]:
+    """This Python with `args` in `project`, as the CLI runs there; it must succeed."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "mlexp.cli", "task=tabular_regression", *TINY],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [sys.executable, *args], cwd=project, env=cli_env(project), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_a_trial_process_leaves_mlflow_to_the_writer_and_the_store_still_gets_everything(tmp_project):
+    done = _python(tmp_project, "-X", "importtime", "-m", "mlexp.cli", "task=tabular_regression", *TINY)
     imported = _imported(done.stderr)
     assert "mxnet" in imported  # the task's own libraries load here
     assert not {"mlflow", "sqlalchemy", "alembic", "mlexp.compare", "mlexp.sweeps.workers"} & imported
@@ -125,15 +126,7 @@ runpy.run_module("mlexp.cli", run_name="__main__")
 def test_a_sweep_opens_its_record_through_the_writer_so_its_trials_start_without_mlflow(tmp_project):
     noted = tmp_project / "mlflow_loaded_at_trial_start.txt"
     sweep = ["-m", "task=tabular_regression", *TINY, "model.l1_size=8,16"]
-    done = subprocess.run(
-        [sys.executable, "-c", LOADED_AT_TRIAL_START, str(noted), *sweep],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _python(tmp_project, "-c", LOADED_AT_TRIAL_START, str(noted), *sweep)
     # both trials ran in the sweep's own process (basic launcher), and neither waited for MLflow's import there
     assert noted.read_text().split() == ["False", "False"]
     client = store_client(tmp_project)
