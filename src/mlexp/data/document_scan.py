@@ -19,6 +19,8 @@ from mlexp.data.documents import DPI, Page
 
 Box = list[int]
 
+SETTINGS = ("dpi", "skew_degrees", "blur_sigma", "noise_sigma", "uneven_light", "jpeg_quality")
+
 
 def _move_boxes(page: Page, move: Callable[[Box], Box]) -> None:
     """Apply `move` to every box of the page's ground truth."""
@@ -61,8 +63,18 @@ def _skew(page: Page, degrees: float) -> None:
     _move_boxes(page, move)
 
 
+def level_problem(name: str, level: Any) -> str | None:
+    """Why dataset.degradations.<name> cannot be applied, or None; a misspelt setting would otherwise do nothing."""
+    if not isinstance(level, Mapping):
+        return f"dataset.degradations.{name} must be a mapping of settings (e.g. {{dpi: 100}}), not {level!r}"
+    unknown = sorted(set(level) - set(SETTINGS))
+    if unknown:
+        return f"dataset.degradations.{name}: unknown setting {', '.join(unknown)}; choose from {', '.join(SETTINGS)}"
+    return None
+
+
 def degrade(page: Page, level: Mapping[str, Any], rng: np.random.Generator) -> Page:
-    """The page as scanned at `level` (keys: dpi, skew_degrees, blur_sigma, noise_sigma, uneven_light, jpeg_quality)."""
+    """The page as scanned at `level` (keys: SETTINGS)."""
     if level.get("dpi") and int(level["dpi"]) != DPI:
         _resample(page, int(level["dpi"]))
     if level.get("skew_degrees"):

@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mlexp.data import document_files, documents
-from mlexp.data.document_scan import degrade
+from mlexp.data.document_scan import degrade, level_problem
 from mlexp.errors import DataError
 from mlexp.tasks.document_extraction import charts, engines, metrics
 from mlexp.tasks.document_extraction.structure import Document, Page, page_from_json
@@ -62,6 +62,9 @@ def _generate(cfg: DictConfig, pages_dir: Path, truth_dir: Path) -> list[dict[st
     entries = []
     levels = OmegaConf.to_container(cfg.dataset.degradations, resolve=True)
     assert isinstance(levels, dict)
+    for name, level in levels.items():
+        if problem := level_problem(name, level):
+            raise DataError(problem)
     unknown = sorted(set(cfg.dataset.types) - set(documents.DOCUMENT_TYPES))
     if unknown:
         raise DataError(
