@@ -33,13 +33,25 @@ def _python(project, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_trial_process_leaves_mlflow_to_the_writer_and_the_store_still_gets_everything(tmp_project):
     done = _python(tmp_project, "-X", "importtime", "-m", "mlexp.cli", "task=tabular_regression", *TINY)
     imported = _imported(done.stderr)
-    assert "mxnet" in imported  # the task's own libraries load here
+    assert "mxnet.base" in imported  # the task's own libraries load here
     assert not {"mlflow", "sqlalchemy", "alembic", "mlexp.compare", "mlexp.sweeps.workers"} & imported
     [trial] = trials_of(tmp_project)
     assert trial.status == "FINISHED" and "test_msle" in trial.metrics
     assert {"Pre-processing", "Training", "Evaluation"} <= trial.component_names
     # (a single run checks its override keys in its one composition: tests/test_compose_once.py)
     assert not list((tmp_project / ".mlexp" / "journal").glob("*/ops.jsonl"))
+
+
+def test_mxnet_loads_without_scikit_learn_which_still_imports_afterwards(tmp_project):
+    script = (
+        "import sys\n"
+        "from mlexp.seeding import seed_everything\n"
+        "seed_everything(0, mxnet=True)\n"
+        "print('mxnet' in sys.modules, 'sklearn' in sys.modules)\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "print(LogisticRegression().fit([[0.0], [1.0]], [0, 1]).predict([[1.0]])[0])\n"
+    )
+    assert _python(tmp_project, "-c", script).stdout.split() == ["True", "False", "1"]
 
 
 def test_mlflow_names_and_limits_spelled_out_match_the_installed_mlflow():

@@ -75,9 +75,11 @@ def prepare_worker(root: str, stages_module: str, uses_mxnet: bool) -> int:
     start_early(Path(root))
     importlib.import_module("mlexp.cli")
     importlib.import_module("mlexp.runner")
+    if uses_mxnet:  # before the task's modules, which import it the usual way
+        from mlexp.seeding import import_mxnet
+
+        import_mxnet()
     importlib.import_module(stages_module)
-    if uses_mxnet:
-        importlib.import_module("mxnet")
     return os.getpid()
 
 

@@ -63,7 +63,7 @@ def _generate(cfg: DictConfig, pages_dir: Path, truth_dir: Path) -> list[dict[st
     levels = OmegaConf.to_container(cfg.dataset.degradations, resolve=True)
     assert isinstance(levels, dict)
     for name, level in levels.items():
-        if problem := level_problem(name, level):
+        if problem := level_problem(str(name), level):
             raise DataError(problem)
     unknown = sorted(set(cfg.dataset.types) - set(documents.DOCUMENT_TYPES))
     if unknown:
