@@ -343,6 +343,25 @@ def test_ground_truth_missing_a_key_is_rejected_naming_the_file_and_key(tmp_path
     assert problem["error"] in capsys.readouterr().err
 
 
+def test_every_pdf_page_is_rasterised_at_pdf_dpi_with_its_own_ink(tmp_path):
+    from PIL import Image, ImageDraw
+
+    letter = []  # US letter at 72 points per inch: 612 × 792
+    for corner in ((36, 36), (500, 700)):  # a black square near a different corner of each page
+        page = Image.new("RGB", (612, 792), "white")
+        ImageDraw.Draw(page).rectangle([corner, (corner[0] + 72, corner[1] + 72)], fill="black")
+        letter.append(page)
+    pdf = tmp_path / "two.pdf"
+    letter[0].save(pdf, save_all=True, append_images=letter[1:], resolution=72.0)
+    first, second = document_files.pages(pdf, 60_000_000, 200, 2.0)
+    assert first.shape == second.shape == (2200, 1700, 3)  # 11 × 8.5 inches at 200 dpi
+    scale = 200 / 72
+    for image, (x, y) in ((first, (36, 36)), (second, (500, 700))):
+        inside = image[round((y + 36) * scale), round((x + 36) * scale)]
+        elsewhere = image[round(396 * scale), round(306 * scale)]
+        assert inside.max() < 60 and elsewhere.min() > 200
+
+
 def test_every_tiff_frame_is_held_to_max_pixels_and_an_empty_pdf_is_refused(tmp_path):
     from PIL import Image
 
