@@ -353,9 +353,9 @@ def test_every_pdf_page_is_rasterised_at_pdf_dpi_with_its_own_ink(tmp_path):
         letter.append(page)
     pdf = tmp_path / "two.pdf"
     letter[0].save(pdf, save_all=True, append_images=letter[1:], resolution=72.0)
-    first, second = document_files.pages(pdf, 60_000_000, 200, 2.0)
-    assert first.shape == second.shape == (2200, 1700, 3)  # 11 × 8.5 inches at 200 dpi
-    scale = 200 / 72
+    first, second = document_files.pages(pdf, 60_000_000, 144, 2.0)  # not the default 200
+    assert first.shape == second.shape == (1584, 1224, 3)  # 11 × 8.5 inches at 144 dpi
+    scale = 144 / 72
     for image, (x, y) in ((first, (36, 36)), (second, (500, 700))):
         inside = image[round((y + 36) * scale), round((x + 36) * scale)]
         elsewhere = image[round(396 * scale), round(306 * scale)]
