@@ -186,3 +186,16 @@ def test_credentials_nobody_listed_still_get_a_writer_of_their_own(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a sweep's thread share: the same writer
     monkeypatch.setenv("PWD", "/elsewhere")
     assert writer_address.writer_key() == key
+
+
+def _writer_key_here() -> str:
+    return writer_address.writer_key()
+
+
+def test_a_joblib_worker_reaches_the_writer_of_the_command_that_started_it():
+    # joblib sets thread-count variables in its loky workers: with them in the key, every parallel sweep's jobs
+    # started a second writer, importing MLflow while the workers imported MXNet (seconds before the first trial)
+    from joblib import Parallel, delayed
+
+    [worker_key] = Parallel(n_jobs=2, backend="loky")(delayed(_writer_key_here)() for _ in range(1))
+    assert worker_key == writer_address.writer_key()

@@ -37,11 +37,18 @@ _IGNORED_PREFIXES = (
     "PYTEST_",
     "DVC_",
     "HYDRA_",
+    # thread counts: a sweep's share, and those joblib sets in each worker (its MAX_NUM_THREADS_VARS and
+    # TBB's ENABLE_IPC): a parallel sweep's jobs must reach the writer its command started, not start their own
     "OMP_",
     "MKL_",
     "OPENBLAS_",
     "MXNET_",
     "KMP_",
+    "VECLIB_",
+    "NUMEXPR_",
+    "BLIS_",
+    "NUMBA_",
+    "_MLFLOW_",  # MLflow's own per-process variables (its telemetry session), set in a process that imports it
     "LOKY_",
     "JOBLIB_",
     "SSH_",
@@ -50,6 +57,7 @@ _IGNORED_PREFIXES = (
 )
 _IGNORED = {"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "MPLBACKEND", "DISPLAY", "PS1", "PROMPT_COMMAND"}
 _IGNORED |= {"MLFLOW_TRACKING_URI", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"}  # in the journal; set by mlexp
+_IGNORED |= {"ENABLE_IPC"}  # TBB's, set by joblib in its workers with the thread counts above
 _KEYED = {SCOPE_ENV, IDLE_ENV}
 
 
