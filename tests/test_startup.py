@@ -21,10 +21,10 @@ def _imported(stderr: str) -> set[str]:
     return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
-def _python(project, *args: str) -> subprocess.CompletedProcess[str]:
+def _python(project, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """This Python with `args` in `project`, as the CLI runs there; it must succeed."""
     done = subprocess.run(
-        [sys.executable, *args], cwd=project, env=cli_env(project), capture_output=True, text=True, timeout=600
+        [sys.executable, *args], cwd=project, env=env or cli_env(project), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -135,12 +135,15 @@ runpy.run_module("mlexp.cli", run_name="__main__")
 """
 
 
-def test_a_sweep_opens_its_record_through_the_writer_so_its_trials_start_without_mlflow(tmp_project):
+def test_a_sweep_opens_and_closes_its_record_through_the_writer_so_its_process_never_loads_mlflow(tmp_project):
     noted = tmp_project / "mlflow_loaded_at_trial_start.txt"
     sweep = ["-m", "task=tabular_regression", *TINY, "model.l1_size=8,16"]
-    _python(tmp_project, "-c", LOADED_AT_TRIAL_START, str(noted), *sweep)
+    done = _python(tmp_project, "-X", "importtime", "-c", LOADED_AT_TRIAL_START, str(noted), *sweep)
     # both trials ran in the sweep's own process (basic launcher), and neither waited for MLflow's import there
     assert noted.read_text().split() == ["False", "False"]
+    # nor did the sweep's end: the writer ranked the trials, drew the charts and closed the record
+    assert not {"mlflow", "sqlalchemy", "mlexp.compare", "mlexp.experiment_analytics"} & _imported(done.stderr)
+    _assert_summarised(tmp_project, done.stdout)
     client = store_client(tmp_project)
     found = client.get_experiment_by_name("tabular_regression" + tags.SWEEPS_SUFFIX)
     assert found is not None
@@ -155,3 +158,28 @@ def test_a_sweep_opens_its_record_through_the_writer_so_its_trials_start_without
     assert "model.l1_size=8,16" in Path(client.download_artifacts(sweep_id, "sweep.yaml", str(tmp_project))).read_text()
     trials = trials_of(tmp_project)
     assert len(trials) == 2 and all(t.tags[tags.SWEEP_ID] == sweep_id and t.status == "FINISHED" for t in trials)
+
+
+def test_a_sweep_without_a_writer_summarises_itself_the_same_way(tmp_project):
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_WRITER": "inline"}
+    sweep = ["-m", "task=tabular_regression", *TINY, "model.l1_size=8,16"]
+    done = _python(tmp_project, "-m", "mlexp.cli", *sweep, env=env)
+    _assert_summarised(tmp_project, done.stdout)
+
+
+def _assert_summarised(project: Path, stdout: str) -> None:
+    """The sweep's end as the user sees it and as the store keeps it: table, best trial marked, charts, FINISHED."""
+    client = store_client(project)
+    found = client.get_experiment_by_name("tabular_regression" + tags.SWEEPS_SUFFIX)
+    assert found is not None
+    [record] = client.search_runs([found.experiment_id], f"tags.`{tags.KIND}` = 'sweep'")
+    trials = trials_of(project)
+    best = min(trials, key=lambda t: t.metrics["test_msle"])
+    assert record.info.status == "FINISHED"
+    assert record.data.tags["mlexp.best_trial"] == best.run_id and best.tags[tags.BEST_IN_SWEEP] == "true"
+    assert record.data.metrics["best_test_msle"] == best.metrics["test_msle"]
+    artifacts = {a.path for a in client.list_artifacts(record.info.run_id, "comparison")}
+    assert {"comparison/trials.txt", "comparison/model_l1_size_vs_test_msle.png"} <= artifacts
+    rows = [line for line in stdout.splitlines() if line.startswith(("1  ", "2  "))]
+    assert [row.split()[1] for row in rows] == [best.name, next(t.name for t in trials if t is not best)]
+    assert f"best trial: {best.name} ({best.run_id})" in stdout

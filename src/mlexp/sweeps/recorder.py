@@ -12,11 +12,11 @@ jobs racing to create them fail in MLflow's schema migration.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from mlexp.sweeps import (
 from mlexp.sweeps.checks import check_sweep
 
 if TYPE_CHECKING:
+    from mlexp.sweeps.summary import SweepEnd, SweepSummary
     from mlexp.tracking.tracker import RunWriter
 
 # Hydra builds this callback for every run, single trials too: MLflow and the chart code
@@ -176,61 +177,42 @@ class SweepRecorder(Callback):
         jobs_dir = Path(os.environ.get(SWEEP_JOBS_ENV, "."))
         if sweep_id is None:
             return
-        from mlflow.entities import RunStatus
-
-        from mlexp import compare, next_steps
-        from mlexp.experiment_analytics import ExperimentAnalytics
-        from mlexp.tracking import TrackingStore, tags
+        from mlexp import next_steps
+        from mlexp.sweeps.summary import SweepEnd
+        from mlexp.tracking import TrackingStore
         from mlexp.tracking.journal_apply import settle
 
         settle(Path(config.paths.root), group=sweep_id)  # the trials' writers may still be storing them
 
         store = TrackingStore.resolve(config.tracking.uri, Path(config.paths.root))
-        client = store.client()
         metric, direction = config.task.objective.metric, objective_direction(config)
-        trials = ExperimentAnalytics(_experiment(config), sweep=sweep_id, tracking_uri=store.uri)
-        ranked = trials.dataframe()
         outcomes = job_outcomes(jobs_dir)
         failed = [o for o in outcomes if o["status"] != "FINISHED"]
         print(f"\nsweep {name} (id {sweep_id}): {len(outcomes) - len(failed)}/{len(outcomes)} jobs finished")
-        table = compare.format_table(ranked, list(config.task.headline_metrics))
-        print(table)
-        client.log_text(sweep_id, table + "\n", "comparison/trials.txt")
-        out_dir = Path(config.paths.root) / "outputs" / "sweeps" / config.task.name / name
-        for chart in compare.write_charts(ranked, trials.metric_history(), out_dir):
-            client.log_artifact(sweep_id, str(chart), artifact_path="comparison")
-        # rows come best first: the first is the best when it finished with a value of the objective
-        top = ranked.iloc[0] if len(ranked) else None
-        scored = top is not None and top["Status"] == "FINISHED" and not math.isnan(top["ObjectiveValue"])
-        best = top if scored else None
-        reporting_only = direction == "report"
-        if reporting_only and best is not None:
-            print(
-                f"{metric} is reported per trial above; the task's objective is reporting-only: no trial is marked best"
-            )
-        elif best is not None:
-            client.set_tag(best["RunId"], tags.BEST_IN_SWEEP, "true")
-            client.set_tag(sweep_id, "mlexp.best_trial", best["RunId"])
-            client.set_tag(sweep_id, "mlexp.best_trial_name", best["TrialName"])
-            client.log_metric(sweep_id, f"best_{metric}", best["ObjectiveValue"])
-            print(f"best trial: {best['TrialName']} ({best['RunId']}) {metric} = {best['ObjectiveValue']:.6g}")
-        else:
-            print(f"no trial of sweep {name} finished with a {metric}")
-        print(f"charts: {out_dir}")
-        experiment_id = store.experiment_id(_experiment(config))
+        end = SweepEnd(
+            uri=store.uri,
+            experiment=_experiment(config),
+            sweep_id=sweep_id,
+            name=name,
+            metric=metric,
+            direction=direction,
+            headline_metrics=list(config.task.headline_metrics),
+            charts_dir=str(Path(config.paths.root) / "outputs" / "sweeps" / config.task.name / name),
+            failed_jobs=len(failed),
+        )
+        summary = _summarise(end)
+        print("\n".join(summary.lines))
         next_steps.print_ui_link(
             store.uri,
-            experiment_id,
+            summary.experiment_id,
             metric,
             direction,
             sweep_id,
             sweep_name=name,
-            headline_metrics=list(config.task.headline_metrics),
-            params=ranked.attrs["params"],
+            headline_metrics=end.headline_metrics,
+            params=summary.params,
         )
         print(f"  compare trials:  mlexp compare sweep={name}")
-        status = RunStatus.FAILED if failed or best is None else RunStatus.FINISHED
-        client.set_terminated(sweep_id, RunStatus.to_string(status))
         for key in SWEEP_ENV:
             os.environ.pop(key, None)
         if failed:
@@ -238,8 +220,26 @@ class SweepRecorder(Callback):
                 print(f"  job {outcome['job']}: {outcome['error']}", file=sys.stderr)
             print(f"mlexp: error: {len(failed)} job(s) of sweep {name} failed", file=sys.stderr)
             raise SweepEndedFailed
-        if best is None:
+        if not summary.best:
             raise SweepEndedFailed
+
+
+def _summarise(end: SweepEnd) -> SweepSummary:
+    """The tracking writer this process uses ranks and closes the sweep (it has MLflow loaded); else this process."""
+    from mlexp.sweeps.summary import SweepSummary, summarise
+    from mlexp.tracking.journal_writer import TrackingError, running_writer
+
+    writer = running_writer()
+    if writer is not None:
+        try:
+            reply = writer.request(cmd="sweep_end", end=asdict(end))
+        except TrackingError:  # the writer stopped or hung: nothing of the summary was said; this process does it
+            reply = None
+        if reply is not None:
+            if reply.get("error"):
+                raise MlexpError(f"the tracking writer could not summarise the sweep: {reply['error']}")
+            return SweepSummary(**{k: v for k, v in reply.items() if k != "error"})
+    return summarise(end)
 
 
 def _abandon(writer: RunWriter, run: str, status: str) -> None:

@@ -10,6 +10,7 @@ not per trial. Each command holds one connection and sends JSON lines; `sync` an
   {"cmd": "finish", "journal": <folder>, "upto": n}    as sync, then delete the journal
   {"cmd": "finish_later", "journal": <folder>}         the trial ended: delete the journal once it is stored
   {"cmd": "experiment_tag", "uri": ..., "experiment_id": ..., "key": ..., "value": ...}   replies when set
+  {"cmd": "sweep_end", "end": {...}}                   rank a sweep's trials, close its record: what to print
 A connection that closes while it follows journals it did not finish is a command whose process died:
 the writer stores what they hold and ends their unfinished runs KILLED.
 """
@@ -175,7 +176,7 @@ class Writer:
         except Exception as error:
             text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
             _say(f"command {line[:200]!r} failed: {text}")
-            if command.get("cmd") in ("sync", "finish", "experiment_tag"):
+            if command.get("cmd") in ("sync", "finish", "experiment_tag", "sweep_end"):
                 connection.reply({"ids": {}, "applied": 0, "error": text})
 
     def _closed(self, connection: Connection) -> None:
@@ -205,6 +206,9 @@ class Writer:
         kind = command["cmd"]
         if kind == "project":
             _report(lambda: replay_orphans(Path(command["root"]), self.writers), "a killed trial's journal")
+            return
+        if kind == "sweep_end":
+            connection.reply(_sweep_end(command["end"]))
             return
         if kind == "experiment_tag":
             try:
@@ -262,6 +266,18 @@ class Writer:
                 return True
         except Timeout:
             return False
+
+
+def _sweep_end(end: dict[str, Any]) -> dict[str, Any]:
+    """A sweep's summary, done here where MLflow and the store are loaded; the sweep's process prints it."""
+    from mlexp.sweeps.summary import SweepEnd, summarise
+
+    try:
+        return summarise(SweepEnd(**end)).to_reply() | {"error": ""}
+    except Exception as error:
+        text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        _say(f"the summary of sweep {end.get('name')} failed: {text}")
+        return {"error": text}
 
 
 def _file(path: Path) -> tuple[int, int]:

@@ -1,0 +1,82 @@
+"""A sweep's end: its trials ranked best first, the comparison table and charts, the best marked, the record closed.
+
+The tracking writer does this when the sweep's process reaches one (`mlexp.tracking.writer_process`): it has
+MLflow, pandas and the store loaded already, which the sweep's process would import and open only now, in
+series after the last trial (seconds on every sweep). Without a writer (MLEXP_TRACKING_WRITER=inline, or none
+reachable) the sweep's process runs the same function itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlexp.config.schema import Direction
+
+
+@dataclass(frozen=True)
+class SweepEnd:
+    """What the sweep's process knows at its end, in plain values: it travels to the writer as JSON."""
+
+    uri: str
+    experiment: str
+    sweep_id: str
+    name: str
+    metric: str
+    direction: str
+    headline_metrics: list[str]
+    charts_dir: str
+    failed_jobs: int
+
+
+@dataclass
+class SweepSummary:
+    """What the sweep's process prints, and what it needs for the UI link and its exit status."""
+
+    lines: list[str]
+    experiment_id: str
+    params: list[str] = field(default_factory=list)
+    best: bool = False
+
+    def to_reply(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarise(end: SweepEnd) -> SweepSummary:
+    """Rank the sweep's trials, log the table and charts on its record, mark the best trial, close the record."""
+    from mlflow.entities import RunStatus
+
+    from mlexp import compare
+    from mlexp.experiment_analytics import ExperimentAnalytics
+    from mlexp.tracking import TrackingStore, tags
+
+    client = TrackingStore(end.uri, None).client()
+    trials = ExperimentAnalytics(end.experiment, sweep=end.sweep_id, tracking_uri=end.uri)
+    ranked = trials.dataframe()
+    table = compare.format_table(ranked, end.headline_metrics)
+    lines = [table]
+    client.log_text(end.sweep_id, table + "\n", "comparison/trials.txt")
+    for chart in compare.write_charts(ranked, trials.metric_history(), Path(end.charts_dir)):
+        client.log_artifact(end.sweep_id, str(chart), artifact_path="comparison")
+    # rows come best first: the first is the best when it finished with a value of the objective
+    top = ranked.iloc[0] if len(ranked) else None
+    scored = top is not None and top["Status"] == "FINISHED" and not math.isnan(top["ObjectiveValue"])
+    best = top if scored else None
+    if end.direction == Direction.report.value and best is not None:
+        lines.append(
+            f"{end.metric} is reported per trial above; the task's objective is reporting-only: no trial is marked best"
+        )
+    elif best is not None:
+        client.set_tag(best["RunId"], tags.BEST_IN_SWEEP, "true")
+        client.set_tag(end.sweep_id, "mlexp.best_trial", best["RunId"])
+        client.set_tag(end.sweep_id, "mlexp.best_trial_name", best["TrialName"])
+        client.log_metric(end.sweep_id, f"best_{end.metric}", best["ObjectiveValue"])
+        lines.append(f"best trial: {best['TrialName']} ({best['RunId']}) {end.metric} = {best['ObjectiveValue']:.6g}")
+    else:
+        lines.append(f"no trial of sweep {end.name} finished with a {end.metric}")
+    lines.append(f"charts: {end.charts_dir}")
+    status = RunStatus.FAILED if end.failed_jobs or best is None else RunStatus.FINISHED
+    client.set_terminated(end.sweep_id, RunStatus.to_string(status))
+    return SweepSummary(lines, trials.experiment_id, list(ranked.attrs["params"]), best is not None)
