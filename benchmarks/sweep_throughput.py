@@ -9,14 +9,18 @@ MXNET_CPU_WORKER_NTHREADS=1 in the environment); the store is created before eit
 The script also checks the store (8 FINISHED trials per sweep) and whether compute.num_threads takes
 effect: seeding sets the thread variables, which MXNet only reads when it is first imported.
 
-    .venv/bin/python benchmarks/sweep_throughput.py
+Each kind runs --repeats times (default 3), alternating which goes first; the figures are medians.
+
+    .venv/bin/python benchmarks/sweep_throughput.py [--repeats 3]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,7 +174,21 @@ def load_average() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)"
 
 
+def _medians(runs: list[tuple[float, str, dict]]) -> dict:
+    """Each figure's median over the runs of one kind (whole command, mean trial, trials' span, each phase)."""
+    records = [record for _, _, record in runs]
+    return {
+        "seconds": statistics.median(seconds for seconds, _, _ in runs),
+        "trial_s": statistics.median(r["trial_s"] for r in records),
+        "span_s": statistics.median(r["span_s"] for r in records),
+        "phases": {phase: statistics.median(r["phases"][phase] for r in records) for phase in records[0]["phases"]},
+    }
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="sequential/parallel pairs, alternating (default 3)")
+    repeats = parser.parse_args().repeats
     print(f"sweep throughput: {TRIALS} trials ({' '.join(GRID)}, {EPOCHS} epochs, full abalone data)")
     print(f"joblib launcher, sweep.max_parallel_jobs=2 vs 1; goal: speed-up >= {GOAL_SPEEDUP:g}x")
     print(f"load average before start: {load_average()} ({os.cpu_count()} CPUs); other work skews the figures")
@@ -201,23 +219,29 @@ def main() -> int:
         # the tracking writer every command after the first finds running: started here, so neither sweep pays for
         # it and neither gets it for free (the first command after 10 idle minutes pays ~2 s more, either way)
         run([sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "model.epochs=1"], project, env)
-        sequential_s, sequential_id, sequential = timed_sweep(project, env, client, 1)
-        print(f"sequential (max_parallel_jobs=1): {sequential_s:7.2f} s")
-        parallel_s, parallel_id, parallel = timed_sweep(project, env, client, 2)
-        print(f"parallel   (max_parallel_jobs=2): {parallel_s:7.2f} s")
+        # alternating, each kind first in turn: a host whose speed drifts during the run skews both sides alike
+        runs: dict[int, list[tuple[float, str, dict]]] = {1: [], 2: []}
+        for repeat in range(repeats):
+            for jobs in (1, 2) if repeat % 2 == 0 else (2, 1):
+                seconds, sweep_id, record = timed_sweep(project, env, client, jobs)
+                runs[jobs].append((seconds, sweep_id, record))
+                label = "sequential (max_parallel_jobs=1)" if jobs == 1 else "parallel   (max_parallel_jobs=2)"
+                print(f"run {repeat + 1}/{repeats} {label}: {seconds:7.2f} s, trials {record['span_s']:6.2f} s")
 
         stop_writer(env)
     print()
     ok = True
-    for label, sweep_id, record in (("sequential", sequential_id, sequential), ("parallel", parallel_id, parallel)):
-        good = record["trials"] == TRIALS and record["finished"] == TRIALS
-        ok = ok and good
-        print(
-            f"store check, {label} sweep {sweep_id}: {record['finished']}/{record['trials']} trials FINISHED "
-            f"(expected {TRIALS}), sweep run {record['status']}; mean trial {record['trial_s']:.2f} s, "
-            f"first trial start to last trial end {record['span_s']:.2f} s -> {'OK' if good else 'WRONG'}"
-        )
-    print("timeline of each sweep command (seconds; from the store's run start/end times):")
+    for jobs, label in ((1, "sequential"), (2, "parallel")):
+        for _, sweep_id, record in runs[jobs]:
+            good = record["trials"] == TRIALS and record["finished"] == TRIALS
+            ok = ok and good
+            print(
+                f"store check, {label} sweep {sweep_id}: {record['finished']}/{record['trials']} trials FINISHED "
+                f"(expected {TRIALS}), sweep run {record['status']}; mean trial {record['trial_s']:.2f} s, "
+                f"first trial start to last trial end {record['span_s']:.2f} s -> {'OK' if good else 'WRONG'}"
+            )
+    sequential, parallel = _medians(runs[1]), _medians(runs[2])
+    print(f"timeline of each sweep command, median of {repeats} (seconds; from the store's run start/end times):")
     print(f"  {'':<58} {'sequential':>10} {'parallel':>10}")
     for phase, seconds in sequential["phases"].items():
         print(f"  {phase:<58} {seconds:10.2f} {parallel['phases'][phase]:10.2f}")
@@ -226,16 +250,19 @@ def main() -> int:
         f"mean trial time, parallel / sequential: {slowdown:.2f} (1.0: two trials ran side by side without slowing "
         "each other; near 2: they shared one core's worth of CPU)"
     )
+    sequential_s, parallel_s = sequential["seconds"], parallel["seconds"]
     speedup = sequential_s / parallel_s
     span_speedup = sequential["span_s"] / parallel["span_s"]
+    pairs = ", ".join(f"{s[0] / p[0]:.2f}x" for s, p in zip(runs[1], runs[2], strict=True))
+    print(f"whole command, each run's pair: {pairs}")
     print(
-        f"trials only (first start to last end, from the store): {sequential['span_s']:.2f} s vs "
+        f"trials only (first start to last end, from the store), medians: {sequential['span_s']:.2f} s vs "
         f"{parallel['span_s']:.2f} s -> {span_speedup:.2f}x; the rest is start-up, imports and the sweep summary"
     )
     print(f"load average at the end: {load_average()}")
     print(
-        f"ratio: speed-up {sequential_s:.2f} s / {parallel_s:.2f} s = {speedup:.2f}x; goal >= {GOAL_SPEEDUP:g}x "
-        f"-> {speedup / GOAL_SPEEDUP:.2f} of goal"
+        f"ratio of medians: speed-up {sequential_s:.2f} s / {parallel_s:.2f} s = {speedup:.2f}x; "
+        f"goal >= {GOAL_SPEEDUP:g}x -> {speedup / GOAL_SPEEDUP:.2f} of goal"
     )
     print(
         f"trials alone: {span_speedup:.2f}x, goal >= {GOAL_TRIALS_SPEEDUP:g}x -> "
