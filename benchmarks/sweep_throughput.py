@@ -189,6 +189,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="sequential/parallel pairs, alternating (default 3)")
     repeats = parser.parse_args().repeats
+    if repeats < 1:
+        parser.error("--repeats must be at least 1")
     print(f"sweep throughput: {TRIALS} trials ({' '.join(GRID)}, {EPOCHS} epochs, full abalone data)")
     print(f"joblib launcher, sweep.max_parallel_jobs=2 vs 1; goal: speed-up >= {GOAL_SPEEDUP:g}x")
     print(f"load average before start: {load_average()} ({os.cpu_count()} CPUs); other work skews the figures")
@@ -254,7 +256,8 @@ def main() -> int:
     speedup = sequential_s / parallel_s
     span_speedup = sequential["span_s"] / parallel["span_s"]
     pairs = ", ".join(f"{s[0] / p[0]:.2f}x" for s, p in zip(runs[1], runs[2], strict=True))
-    print(f"whole command, each run's pair: {pairs}")
+    pair_ratios = [s[0] / p[0] for s, p in zip(runs[1], runs[2], strict=True)]
+    print(f"whole command, each run's pair: {pairs} (median {statistics.median(pair_ratios):.2f}x)")
     print(
         f"trials only (first start to last end, from the store), medians: {sequential['span_s']:.2f} s vs "
         f"{parallel['span_s']:.2f} s -> {span_speedup:.2f}x; the rest is start-up, imports and the sweep summary"

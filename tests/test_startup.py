@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow.utils.mlflow_tags as mlflow_tags
 import mlflow.utils.validation as validation
 from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
 
 from conftest import TINY, cli_env, store_client, trials_of
 from mlexp.config import make_composable
@@ -183,3 +184,41 @@ def _assert_summarised(project: Path, stdout: str) -> None:
     rows = [line for line in stdout.splitlines() if line.startswith(("1  ", "2  "))]
     assert [row.split()[1] for row in rows] == [best.name, next(t.name for t in trials if t is not best)]
     assert f"best trial: {best.name} ({best.run_id})" in stdout
+
+
+def test_a_sweep_end_the_writer_cannot_do_fails_the_sweep_in_one_line_and_keeps_its_trials(tmp_project):
+    (tmp_project / "outputs").mkdir()
+    (tmp_project / "outputs" / "sweeps").write_text("a file where the sweep's charts folder goes\n")
+    sweep = ["-m", "task=tabular_regression", *TINY, "model.l1_size=8,16"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mlexp.cli", *sweep],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("mlexp: error:")]
+    assert "the tracking writer could not summarise the sweep" in error and "outputs/sweeps" in error
+    assert "Traceback" not in done.stderr
+    client = store_client(tmp_project)
+    found = client.get_experiment_by_name("tabular_regression" + tags.SWEEPS_SUFFIX)
+    assert found is not None
+    [record] = client.search_runs([found.experiment_id], f"tags.`{tags.KIND}` = 'sweep'")
+    assert record.info.status == "FAILED"
+    assert [t.status for t in trials_of(tmp_project)] == ["FINISHED", "FINISHED"]
+
+
+def test_a_sweep_on_a_relative_store_uri_is_summarised_in_that_store(tmp_project, monkeypatch):
+    # the writer runs in a folder of its own: the sweep's end names the store by its absolute place
+    env = cli_env(tmp_project) | {"MLFLOW_ALLOW_FILE_STORE": "true"}
+    sweep = ["-m", "task=tabular_regression", *TINY, "model.l1_size=8,16", "tracking.uri=file:mlruns"]
+    done = _python(tmp_project, "-m", "mlexp.cli", *sweep, env=env)
+    assert "best trial: " in done.stdout
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(tmp_project / "mlruns").as_uri())
+    found = client.get_experiment_by_name("tabular_regression" + tags.SWEEPS_SUFFIX)
+    assert found is not None
+    [record] = client.search_runs([found.experiment_id], f"tags.`{tags.KIND}` = 'sweep'")
+    assert record.info.status == "FINISHED" and "mlexp.best_trial" in record.data.tags

@@ -188,14 +188,19 @@ def test_credentials_nobody_listed_still_get_a_writer_of_their_own(monkeypatch):
     assert writer_address.writer_key() == key
 
 
-def _writer_key_here() -> str:
-    return writer_address.writer_key()
+def _worker_settings() -> tuple[str, set[str]]:
+    return writer_address.writer_key(), set(os.environ)
 
 
-def test_a_joblib_worker_reaches_the_writer_of_the_command_that_started_it():
-    # joblib sets thread-count variables in its loky workers: with them in the key, every parallel sweep's jobs
-    # started a second writer, importing MLflow while the workers imported MXNet (seconds before the first trial)
+def test_a_joblib_worker_reaches_the_writer_of_the_command_that_started_it(monkeypatch):
+    # joblib sets thread-count variables in its loky workers (those the parent has not set): with them in the key,
+    # every parallel sweep's jobs started a second writer, importing MLflow while the workers imported MXNet
     from joblib import Parallel, delayed
+    from joblib._parallel_backends import ParallelBackendBase
 
-    [worker_key] = Parallel(n_jobs=2, backend="loky")(delayed(_writer_key_here)() for _ in range(1))
+    joblibs = {*ParallelBackendBase.MAX_NUM_THREADS_VARS, ParallelBackendBase.TBB_ENABLE_IPC_VAR}
+    for name in joblibs:
+        monkeypatch.delenv(name, raising=False)
+    [(worker_key, worker_variables)] = Parallel(n_jobs=2, backend="loky")(delayed(_worker_settings)() for _ in [0])
+    assert joblibs <= worker_variables  # the worker's environment does differ from this process's
     assert worker_key == writer_address.writer_key()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mlexp.config.schema import objective_direction
+from mlexp.config.schema import Direction, objective_direction
 from mlexp.errors import MlexpError
 from mlexp.sweeps import (
     SWEEP_ENV,
@@ -100,7 +100,8 @@ def _ends_sweep_on_error(what: str) -> Iterator[None]:
         yield
     except Exception as error:
         close_open_sweep("FAILED")
-        print(f"mlexp: error: {what}: {type(error).__name__}: {error}", file=sys.stderr)
+        text = str(error) if isinstance(error, MlexpError) else f"{type(error).__name__}: {error}"
+        print(f"mlexp: error: {what}: {text}", file=sys.stderr)
         sys.exit(1)
 
 
@@ -181,6 +182,7 @@ class SweepRecorder(Callback):
         from mlexp.sweeps.summary import SweepEnd
         from mlexp.tracking import TrackingStore
         from mlexp.tracking.journal_apply import settle
+        from mlexp.tracking.store import absolute_uri
 
         settle(Path(config.paths.root), group=sweep_id)  # the trials' writers may still be storing them
 
@@ -189,15 +191,15 @@ class SweepRecorder(Callback):
         outcomes = job_outcomes(jobs_dir)
         failed = [o for o in outcomes if o["status"] != "FINISHED"]
         print(f"\nsweep {name} (id {sweep_id}): {len(outcomes) - len(failed)}/{len(outcomes)} jobs finished")
-        end = SweepEnd(
-            uri=store.uri,
+        end = SweepEnd(  # absolute: the writer runs in a folder of its own
+            uri=absolute_uri(store.uri),
             experiment=_experiment(config),
             sweep_id=sweep_id,
             name=name,
             metric=metric,
-            direction=direction,
+            reporting_only=direction == Direction.report.value,
             headline_metrics=list(config.task.headline_metrics),
-            charts_dir=str(Path(config.paths.root) / "outputs" / "sweeps" / config.task.name / name),
+            charts_dir=str((Path(config.paths.root) / "outputs" / "sweeps" / config.task.name / name).resolve()),
             failed_jobs=len(failed),
         )
         summary = _summarise(end)
@@ -225,21 +227,32 @@ class SweepRecorder(Callback):
 
 
 def _summarise(end: SweepEnd) -> SweepSummary:
-    """The tracking writer this process uses ranks and closes the sweep (it has MLflow loaded); else this process."""
+    """The tracking writer this process uses ranks and closes the sweep (it has MLflow loaded); else this process.
+
+    This process does it only when the writer never got the request: once sent, a writer that stops or does
+    not answer may have done part of it, and doing it again would log the best value twice.
+    """
     from mlexp.sweeps.summary import SweepSummary, summarise
     from mlexp.tracking.journal_writer import TrackingError, running_writer
 
     writer = running_writer()
-    if writer is not None:
-        try:
-            reply = writer.request(cmd="sweep_end", end=asdict(end))
-        except TrackingError:  # the writer stopped or hung: nothing of the summary was said; this process does it
-            reply = None
-        if reply is not None:
-            if reply.get("error"):
-                raise MlexpError(f"the tracking writer could not summarise the sweep: {reply['error']}")
-            return SweepSummary(**{k: v for k, v in reply.items() if k != "error"})
-    return summarise(end)
+    command = {"cmd": "sweep_end", "end": asdict(end)}
+    try:
+        if writer is None:
+            raise TrackingError("no tracking writer")
+        writer.send(**command)
+    except TrackingError:
+        return summarise(end)
+    try:
+        reply = writer.answer(command)
+    except TrackingError as error:  # its own text speaks of a trial's journal, which a sweep's end has none of
+        raise MlexpError(
+            "the tracking writer stopped, or did not answer, while it summarised the sweep; its trials are "
+            f"stored: `mlexp compare sweep={end.name}` ranks them"
+        ) from error
+    if reply.get("error"):
+        raise MlexpError(f"the tracking writer could not summarise the sweep: {reply['error']}")
+    return SweepSummary(**{k: v for k, v in reply.items() if k != "error"})
 
 
 def _abandon(writer: RunWriter, run: str, status: str) -> None:

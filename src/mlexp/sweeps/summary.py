@@ -3,7 +3,8 @@
 The tracking writer does this when the sweep's process reaches one (`mlexp.tracking.writer_process`): it has
 MLflow, pandas and the store loaded already, which the sweep's process would import and open only now, in
 series after the last trial (seconds on every sweep). Without a writer (MLEXP_TRACKING_WRITER=inline, or none
-reachable) the sweep's process runs the same function itself.
+reachable) the sweep's process runs the same function itself. The writer's key covers this module's code
+(writer_address._code_stamp): a writer never summarises with older code than the sweep's.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from mlexp.config.schema import Direction
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class SweepEnd:
     sweep_id: str
     name: str
     metric: str
-    direction: str
+    reporting_only: bool  # the task's objective is reported per trial, never optimised: no trial is marked best
     headline_metrics: list[str]
     charts_dir: str
     failed_jobs: int
@@ -64,7 +63,7 @@ def summarise(end: SweepEnd) -> SweepSummary:
     top = ranked.iloc[0] if len(ranked) else None
     scored = top is not None and top["Status"] == "FINISHED" and not math.isnan(top["ObjectiveValue"])
     best = top if scored else None
-    if end.direction == Direction.report.value and best is not None:
+    if end.reporting_only and best is not None:
         lines.append(
             f"{end.metric} is reported per trial above; the task's objective is reporting-only: no trial is marked best"
         )

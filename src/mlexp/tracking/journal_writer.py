@@ -76,6 +76,10 @@ class WriterConnection:
 
     def request(self, **command: Any) -> dict[str, Any]:
         self.send(**command)
+        return self.answer(command)
+
+    def answer(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The writer's reply to `command`, sent just before."""
         # one reply per request, read whole: nothing waits in the reader's buffer that select() would miss
         ready, _, _ = select.select([self.socket], [], [], reply_wait_s())
         if not ready:

@@ -37,18 +37,11 @@ _IGNORED_PREFIXES = (
     "PYTEST_",
     "DVC_",
     "HYDRA_",
-    # thread counts: a sweep's share, and those joblib sets in each worker (its MAX_NUM_THREADS_VARS and
-    # TBB's ENABLE_IPC): a parallel sweep's jobs must reach the writer its command started, not start their own
     "OMP_",
     "MKL_",
     "OPENBLAS_",
     "MXNET_",
     "KMP_",
-    "VECLIB_",
-    "NUMEXPR_",
-    "BLIS_",
-    "NUMBA_",
-    "_MLFLOW_",  # MLflow's own per-process variables (its telemetry session), set in a process that imports it
     "LOKY_",
     "JOBLIB_",
     "SSH_",
@@ -57,7 +50,10 @@ _IGNORED_PREFIXES = (
 )
 _IGNORED = {"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "MPLBACKEND", "DISPLAY", "PS1", "PROMPT_COMMAND"}
 _IGNORED |= {"MLFLOW_TRACKING_URI", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"}  # in the journal; set by mlexp
-_IGNORED |= {"ENABLE_IPC"}  # TBB's, set by joblib in its workers with the thread counts above
+# set by joblib in each worker (its MAX_NUM_THREADS_VARS and TBB's ENABLE_IPC), and by MLflow in a process that
+# imports it: a parallel sweep's jobs must reach the writer their command uses, not start one of their own
+_IGNORED |= {"BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "NUMEXPR_NUM_THREADS", "ENABLE_IPC"}
+_IGNORED |= {"_MLFLOW_TELEMETRY_SESSION_ID"}
 _KEYED = {SCOPE_ENV, IDLE_ENV}
 
 
@@ -87,10 +83,11 @@ def writers_dir() -> Path:
 
 
 def _code_stamp() -> str:
-    """Changes when the code the writer runs changes (mlexp's tracking package and top-level modules, not the
-    tasks'; the installed packages, MLflow's folder among them): a writer never runs code older than the command's."""
+    """Changes when the code the writer runs changes (mlexp's tracking package, top-level modules and a sweep's
+    summary, not the tasks'; the installed packages, MLflow's folder among them): a writer never runs code older
+    than the command's."""
     package = Path(__file__).resolve().parents[1]
-    modules = [*package.glob("*.py"), *(package / "tracking").rglob("*.py")]
+    modules = [*package.glob("*.py"), *(package / "tracking").rglob("*.py"), package / "sweeps" / "summary.py"]
     newest = max((path.stat().st_mtime_ns for path in modules), default=0)
     mlflow = importlib.util.find_spec("mlflow")
     installed = Path(mlflow.origin).parents[1] if mlflow and mlflow.origin else package

@@ -24,6 +24,7 @@ import os
 import selectors
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -208,7 +209,8 @@ class Writer:
             _report(lambda: replay_orphans(Path(command["root"]), self.writers), "a killed trial's journal")
             return
         if kind == "sweep_end":
-            connection.reply(_sweep_end(command["end"]))
+            # seconds of queries and charts: in a thread, so that other commands' journals go on being stored
+            threading.Thread(target=lambda: connection.reply(_sweep_end(command["end"])), daemon=True).start()
             return
         if kind == "experiment_tag":
             try:
@@ -268,12 +270,16 @@ class Writer:
             return False
 
 
+_SUMMARIES = threading.Lock()  # one sweep's end at a time: matplotlib's shared state (fonts, caches) is not thread-safe
+
+
 def _sweep_end(end: dict[str, Any]) -> dict[str, Any]:
     """A sweep's summary, done here where MLflow and the store are loaded; the sweep's process prints it."""
     from mlexp.sweeps.summary import SweepEnd, summarise
 
     try:
-        return summarise(SweepEnd(**end)).to_reply() | {"error": ""}
+        with _SUMMARIES:
+            return summarise(SweepEnd(**end)).to_reply() | {"error": ""}
     except Exception as error:
         text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         _say(f"the summary of sweep {end.get('name')} failed: {text}")
