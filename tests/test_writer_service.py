@@ -12,9 +12,13 @@ import psutil
 import pytest
 
 from conftest import TINY, cli_env, private_writer_env, run_cli, trials_of
+from mlexp.errors import MlexpError
+from mlexp.experiment_analytics import AnalyticsError
+from mlexp.sweeps import recorder
+from mlexp.sweeps.summary import SweepEnd
 from mlexp.tracking import writer_address
 from mlexp.tracking.journal_apply import StoreWriters, replay_orphans
-from mlexp.tracking.journal_writer import JournalWriter, close_writers
+from mlexp.tracking.journal_writer import JournalWriter, close_writers, writer_connection
 from mlexp.tracking.store import TrackingStore
 
 
@@ -188,8 +192,8 @@ def test_credentials_nobody_listed_still_get_a_writer_of_their_own(monkeypatch):
     assert writer_address.writer_key() == key
 
 
-def _worker_settings() -> tuple[str, set[str]]:
-    return writer_address.writer_key(), set(os.environ)
+def _worker_settings() -> tuple[str, dict[str, str]]:
+    return writer_address.writer_key(), dict(os.environ)
 
 
 def test_a_joblib_worker_reaches_the_writer_of_the_command_that_started_it(monkeypatch):
@@ -197,10 +201,54 @@ def test_a_joblib_worker_reaches_the_writer_of_the_command_that_started_it(monke
     # every parallel sweep's jobs started a second writer, importing MLflow while the workers imported MXNet
     from joblib import Parallel, delayed
     from joblib._parallel_backends import ParallelBackendBase
+    from joblib.externals.loky import get_reusable_executor
 
     joblibs = {*ParallelBackendBase.MAX_NUM_THREADS_VARS, ParallelBackendBase.TBB_ENABLE_IPC_VAR}
     for name in joblibs:
         monkeypatch.delenv(name, raising=False)
-    [(worker_key, worker_variables)] = Parallel(n_jobs=2, backend="loky")(delayed(_worker_settings)() for _ in [0])
-    assert joblibs <= worker_variables  # the worker's environment does differ from this process's
-    assert worker_key == writer_address.writer_key()
+    # new workers, as a sweep's command starts: idle ones kept from an earlier test hold that test's environment
+    get_reusable_executor(reuse=True).shutdown(wait=True)
+    [(worker_key, worker_env)] = Parallel(n_jobs=2, backend="loky")(delayed(_worker_settings)() for _ in [0])
+    assert joblibs <= set(worker_env)  # the worker's environment does differ from this process's
+    differing = {k for k in set(worker_env) | set(os.environ) if worker_env.get(k) != os.environ.get(k)}
+    assert worker_key == writer_address.writer_key(), f"variables that differ: {sorted(differing)}"
+
+
+def _sweep_end(root) -> SweepEnd:
+    """The end of a sweep that is not in the store: only a summary that really runs can say so."""
+    store = TrackingStore.resolve(None, root)
+    return SweepEnd(
+        uri=store.uri,
+        experiment="tabular_regression",
+        sweep_id="0" * 32,
+        name="grid-1",
+        metric="test_msle",
+        reporting_only=False,
+        headline_metrics=["test_msle"],
+        charts_dir=str(root / "charts"),
+        failed_jobs=0,
+    )
+
+
+def test_a_sweep_end_the_writer_got_but_never_answered_is_not_done_again_by_the_sweep(
+    tmp_path, private_writer, monkeypatch
+):
+    monkeypatch.setenv("MLEXP_TRACKING_REPLY_S", "3")
+    writer_connection(tmp_path)
+    [writer] = _writers(writer_address.socket_path())
+    writer.suspend()  # a hung writer: it holds the request and says nothing
+    try:
+        # done again here, the summary would say the sweep is not in the store (below); it says the writer's silence
+        with pytest.raises(MlexpError, match=r"did not answer.*`mlexp compare sweep=grid-1`"):
+            recorder._summarise(_sweep_end(tmp_path))
+    finally:
+        writer.resume()
+
+
+def test_a_sweep_end_the_writer_never_got_is_done_by_the_sweeps_own_process(tmp_path, private_writer):
+    writer_connection(tmp_path)
+    [writer] = _writers(writer_address.socket_path())
+    writer.kill()
+    writer.wait(10)
+    with pytest.raises(AnalyticsError, match="no sweep named or with id"):
+        recorder._summarise(_sweep_end(tmp_path))
