@@ -94,13 +94,17 @@ def _code_stamp() -> str:
     return f"{package}:{newest}:{installed.stat().st_mtime_ns}"
 
 
-def writer_key() -> str:
-    settings = sorted(
+def writer_settings() -> list[tuple[str, str]]:
+    """The environment variables that are part of the writer's key."""
+    return sorted(
         (name, value)
         for name, value in os.environ.items()
         if name in _KEYED or not (name in _IGNORED or name.startswith(_IGNORED_PREFIXES))
     )
-    text = repr((sys.executable, _code_stamp(), settings))
+
+
+def writer_key() -> str:
+    text = repr((sys.executable, _code_stamp(), writer_settings()))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
