@@ -10,6 +10,7 @@ from conftest import run_cli, store_client, trials_of
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_tpe_sweep_maximises_validation_auc(tmp_project):
     run_cli(
         tmp_project,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli, store_client, trials_of
+from conftest import REPO, run_cli, seed_store, store_client, trials_of
 from mlexp.data import telecom_churn
 from mlexp.tasks.churn_incentives import acceptance, exact_solver, program
 from run_folders import run_folder
@@ -31,10 +31,11 @@ HEADLINE = {
 
 
 @pytest.fixture(scope="module")
-def churn_run(tmp_path_factory):
+def churn_run(tmp_path_factory, empty_store):
     """One trial on the whole real table given as a churn.txt CSV, with a 10-round XGBoost."""
     project = tmp_path_factory.mktemp("churn") / "project"
     shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)  # the store's first set-up is other tests' concern
     telecom_churn.export_packaged(project / "churn.txt")
     done = run_cli(project, f"task={TASK}", "dataset.path=churn.txt", "model.num_round=10")
     return project, done

@@ -36,6 +36,7 @@ def _project_store_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_delete_removes_the_experiment_and_leaves_the_other(
     tmp_project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ):
@@ -133,9 +134,10 @@ def _register(client: MlflowClient, trial_id: str, component_id: str, test_msle:
 
 
 @pytest.fixture
-def hand_made_store(tmp_project: Path) -> MlflowClient:
-    """Experiments a (the champion's trial) and b (two worse versions), written with MLflow's client."""
-    store = TrackingStore.resolve(None, tmp_project)
+def hand_made_store(tmp_project_with_store: Path) -> MlflowClient:
+    """Experiments a (the champion's trial) and b (two worse versions), written with MLflow's client
+    (in a copy of an empty store: creating one takes seconds)."""
+    store = TrackingStore.resolve(None, tmp_project_with_store)
     client = store.client()
     client.create_registered_model("abalone")
     trial_a = _trial(client, store.experiment_id("a"), "a-0")

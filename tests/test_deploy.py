@@ -35,10 +35,11 @@ def store_uri(project: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def sweep(tmp_path_factory, empty_store):
     """Three trials at once, each registering its model; then a trial that fails in prepare."""
     project = tmp_path_factory.mktemp("registry") / "project"
     shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)  # the store's first set-up is other tests' concern
     run_cli(
         project,
         "-m",

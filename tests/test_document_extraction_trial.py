@@ -44,6 +44,19 @@ def offline(tmp_path_factory):
     return folder
 
 
+def _project(folder: Path, empty_store: Path) -> Path:
+    """A project in `folder` with the repository's conf/ and its store in place (its first set-up is not
+    what these tests are about)."""
+    import shutil
+
+    from conftest import REPO, seed_store
+
+    project = folder / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)
+    return project
+
+
 def _env(project: Path, offline: Path) -> dict[str, str]:
     env = cli_env(project)
     env["PYTHONPATH"] = os.pathsep.join([str(offline), env.get("PYTHONPATH", "")])
@@ -51,13 +64,8 @@ def _env(project: Path, offline: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def trial(tmp_path_factory, offline):
-    import shutil
-
-    from conftest import REPO
-
-    project = tmp_path_factory.mktemp("documents") / "project"
-    shutil.copytree(REPO / "conf", project / "conf")
+def trial(tmp_path_factory, offline, empty_store):
+    project = _project(tmp_path_factory.mktemp("documents"), empty_store)
     done = run_cli(project, *TINY, env=_env(project, offline))
     [found] = trials_of(project, experiment=TASK)
     return project, found, done
@@ -143,17 +151,12 @@ def _encrypted_pdf() -> bytes:
     return bytes(out)
 
 
-def test_a_batch_goes_past_bad_files_and_names_each(tmp_path, offline):
+def test_a_batch_goes_past_bad_files_and_names_each(tmp_path, offline, empty_store):
     import numpy as np
 
     from mlexp.data import documents
 
-    project = tmp_path / "project"
-    import shutil
-
-    from conftest import REPO
-
-    shutil.copytree(REPO / "conf", project / "conf")
+    project = _project(tmp_path, empty_store)
     folder = tmp_path / "scans"
     folder.mkdir()
     expected = _bad_files(folder)
@@ -180,13 +183,9 @@ def test_a_batch_goes_past_bad_files_and_names_each(tmp_path, offline):
     assert found.metrics["key_value_f1"] >= 0.5
 
 
-def test_one_bad_file_fails_the_trial_with_one_line(tmp_path):
-    import shutil
+def test_one_bad_file_fails_the_trial_with_one_line(tmp_path, empty_store):
 
-    from conftest import REPO
-
-    project = tmp_path / "project"
-    shutil.copytree(REPO / "conf", project / "conf")
+    project = _project(tmp_path, empty_store)
     bad = tmp_path / "locked.pdf"
     bad.write_bytes(_encrypted_pdf())
     done = run_cli(project, "task=document_extraction", f"dataset.path={bad}", check=False)
@@ -195,13 +194,9 @@ def test_one_bad_file_fails_the_trial_with_one_line(tmp_path):
     assert f"{bad}: password-protected PDF" in line and "marked FAILED" in line
 
 
-def test_a_misspelt_degradation_setting_fails_the_trial_naming_the_known_ones(tmp_path):
-    import shutil
+def test_a_misspelt_degradation_setting_fails_the_trial_naming_the_known_ones(tmp_path, empty_store):
 
-    from conftest import REPO
-
-    project = tmp_path / "project"
-    shutil.copytree(REPO / "conf", project / "conf")
+    project = _project(tmp_path, empty_store)
     done = run_cli(project, *TINY, "+dataset.degradations.clean.dip=100", check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
@@ -209,13 +204,9 @@ def test_a_misspelt_degradation_setting_fails_the_trial_naming_the_known_ones(tm
     assert "marked FAILED" in line
 
 
-def test_a_missing_font_fails_the_trial_with_one_line_naming_the_package(tmp_path):
-    import shutil
+def test_a_missing_font_fails_the_trial_with_one_line_naming_the_package(tmp_path, empty_store):
 
-    from conftest import REPO
-
-    project = tmp_path / "project"
-    shutil.copytree(REPO / "conf", project / "conf")
+    project = _project(tmp_path, empty_store)
     # this machine without fonts-noto-core: every family's files moved to where nothing is
     patch = tmp_path / "patch"
     patch.mkdir()
@@ -235,14 +226,12 @@ def test_a_missing_font_fails_the_trial_with_one_line_naming_the_package(tmp_pat
     assert found.status == "FAILED"
 
 
-def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus_and_not_scored(tmp_path, offline):
-    import shutil
-
-    from conftest import REPO
+def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus_and_not_scored(
+    tmp_path, offline, empty_store
+):
     from mlexp.data import documents
 
-    project = tmp_path / "project"
-    shutil.copytree(REPO / "conf", project / "conf")
+    project = _project(tmp_path, empty_store)
     folder = tmp_path / "scans"
     folder.mkdir()
     documents.generate("account_statement", 5, 0, 4).image.save(folder / "statement.png")  # no statement.json
@@ -268,13 +257,9 @@ def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus
     assert len(rows) == 5 and "Balance" in " ".join(rows[0])
 
 
-def test_engine_textract_without_aws_credentials_fails_the_trial_with_one_line(tmp_path, offline):
-    import shutil
+def test_engine_textract_without_aws_credentials_fails_the_trial_with_one_line(tmp_path, offline, empty_store):
 
-    from conftest import REPO
-
-    project = tmp_path / "project"
-    shutil.copytree(REPO / "conf", project / "conf")
+    project = _project(tmp_path, empty_store)
     env = {k: v for k, v in _env(project, offline).items() if not k.startswith("AWS_")}
     # no credentials anywhere boto3 looks: variables, files, the instance metadata service
     env |= {

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY, run_cli, store_client, trials_of
 
 GOOD_ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_malformed_row_fails_the_trial_with_one_clear_line(tmp_project):
     data = tmp_project / "abalone.data"
     data.write_text("\n".join([GOOD_ROW, "F,0.53,oops,0.135,0.677,0.2565,0.1415,0.21,9", GOOD_ROW]) + "\n")
@@ -34,6 +37,7 @@ def test_malformed_row_fails_the_trial_with_one_clear_line(tmp_project):
     assert not list(tmp_project.rglob("metrics.json"))
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_unexpected_error_points_at_the_stored_traceback(tmp_project):
     corrupt = tmp_project / "abalone.zip"
     corrupt.write_bytes(b"this is not a zip archive")
@@ -46,6 +50,7 @@ def test_unexpected_error_points_at_the_stored_traceback(tmp_project):
     assert "BadZipFile" in trial.tags["mlexp.error"]
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_missing_file_names_the_path_and_the_fix(tmp_project):
     done = run_cli(tmp_project, "task=tabular_regression", "dataset.path=nowhere/abalone.data", check=False)
     assert done.returncode == 1

@@ -39,6 +39,7 @@ def test_notebook_is_kept_small_and_without_outputs():
     assert NOTEBOOK.stat().st_size < 20_000
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_notebook_runs_the_post_end_to_end(tmp_project: Path, monkeypatch: pytest.MonkeyPatch):
     missing = [name for name in API if not hasattr(mlexp, name)]
     if missing:

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.slow
 NETWORKS = {"ssd_300_mobilenet0.25_custom", "ssd_512_mobilenet1.0_custom"}
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_tpe_sweep_runs_tracked_trials_and_records_the_best_map(tmp_project):
     done = run_cli(
         tmp_project,

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO, run_cli, store_client, trials_of
+from conftest import REPO, run_cli, seed_store, store_client, trials_of
 from mlexp.data import football_frames
 from run_folders import run_folder
 
@@ -26,11 +26,12 @@ SPLITS = ("train", "val", "test")
 
 
 @pytest.fixture(scope="module")
-def trial(tmp_path_factory):
+def trial(tmp_path_factory, empty_store):
     """One trial at the default val/test fractions on the size of a small real labeling job (47 frames in 8 plays),
     with frames without a ball, a malformed line, a line that is not an object and a missing image."""
     project = tmp_path_factory.mktemp("detection") / "project"
     shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)  # the store's first set-up is other tests' concern
     manifest = football_frames.generate(
         project / "labels",
         47,

@@ -14,7 +14,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from joblib import Parallel, delayed
 
-from conftest import REPO, TINY, run_cli, store_client, trials_of
+from conftest import REPO, TINY, run_cli, seed_store, store_client, trials_of
 from mlexp.api import run, sweep
 from mlexp.errors import ConfigError
 from mlexp.runner import TrialFailed
@@ -25,11 +25,12 @@ TASK = "tabular_regression"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Path:
     """One project for the module: later trials reuse the first one's Pre-processing, as in a notebook session."""
     folder = tmp_path_factory.mktemp("api") / "project"
     folder.mkdir()
     shutil.copytree(REPO / "conf", folder / "conf")
+    seed_store(folder, empty_store)  # the store's first set-up is other tests' concern
     return folder
 
 

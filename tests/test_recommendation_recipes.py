@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO, run_cli, trials_of
+from conftest import REPO, run_cli, seed_store, trials_of
 from mlexp.data import pulselive_videos
 from mlexp.tasks.recommendation import evaluation, interactions, metadata_hybrid
 from mlexp.tasks.recommendation.catalog import Catalog, UserState
@@ -29,12 +29,13 @@ SOLUTION = OmegaConf.create(
 
 
 @pytest.fixture(scope="module")
-def movielens_trials(tmp_path_factory):
+def movielens_trials(tmp_path_factory, empty_store):
     """One trial per interactions-only recipe on MovieLens-100K (the real data; the global time split)."""
     import shutil
 
     project = tmp_path_factory.mktemp("recipes") / "project"
     shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)  # the store's first set-up is other tests' concern
     done = {
         recipe: run_cli(project, f"task={TASK}", "dataset=movielens_100k", f"model.recipe={recipe}")
         for recipe in ("popularity", "item_similarity", "user_personalization")
@@ -139,7 +140,7 @@ def test_cold_users_top_ten_features_their_favourite_player_well_above_chance():
     assert evaluation.favourite_share(Popularity(no_players, np.zeros(len(catalog.item_ids))), rows, cold, end) == {}
 
 
-def test_your_own_personalize_csvs_train_and_the_registered_model_answers(tmp_path):
+def test_your_own_personalize_csvs_train_and_the_registered_model_answers(tmp_path, empty_store):
     """`dataset=personalize_csv dataset.path=<folder>` (the README's own-data path) and the registered MLflow model."""
     import shutil
 
@@ -149,6 +150,7 @@ def test_your_own_personalize_csvs_train_and_the_registered_model_answers(tmp_pa
 
     project = tmp_path / "project"
     shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)  # the store's first set-up is other tests' concern
     movielens.write_personalize(project / "my_datasets", REPO / "conf" / "recommendation_schemas")
     run_cli(project, f"task={TASK}", "dataset=personalize_csv", "dataset.path=my_datasets", "model.recipe=popularity",
             "deploy=registry")  # fmt: skip

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO, cli_env, run_cli, trials_of
+from conftest import REPO, cli_env, run_cli, seed_store, trials_of
 from mlexp.errors import DataError
 from mlexp.serving.http import ApiKeys, start_in_thread
 from mlexp.tasks.recommendation import service
@@ -26,11 +26,12 @@ TINY = ("dataset.n_users=300", "dataset.n_videos=300", "dataset.n_interactions=1
 
 
 @pytest.fixture(scope="module")
-def trials(tmp_path_factory):
+def trials(tmp_path_factory, empty_store):
     project = tmp_path_factory.mktemp("rec") / "project"
     import shutil
 
     shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)  # the store's first set-up is other tests' concern
     # registered too (deploy=registry): the first version becomes the champion the CLI service test serves
     hybrid = run_cli(
         project, f"task={TASK}", *TINY, "model.recipe=metadata_hybrid", "model.metadata_hybrid.epochs=3",

@@ -17,7 +17,7 @@ import pytest
 from mlflow.models import Model
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from conftest import REPO, run_cli, store_client, trials_of
+from conftest import REPO, run_cli, seed_store, store_client, trials_of
 from mlexp.data import telecom_churn
 from mlexp.tasks.churn_incentives import classifier, customers, features
 from mlexp.tasks.object_detection.config import DetectionAugmentation
@@ -39,10 +39,11 @@ DETECTION = (
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, empty_store):
     """One project (one MLflow store) for the three tasks' trials."""
     folder = tmp_path_factory.mktemp("registered") / "project"
     shutil.copytree(REPO / "conf", folder / "conf")
+    seed_store(folder, empty_store)  # the store's first set-up is other tests' concern
     return folder
 
 

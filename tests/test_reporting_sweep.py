@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli, trials_of
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_grid_sweep_of_a_reporting_only_objective_tags_no_best_trial(tmp_project: Path) -> None:
     done = run_cli(tmp_project, "-m", "task=anomaly_detection", "dataset.n_rows=400", "model.max_duration_hours=6,24")
     trials = [t for t in trials_of(tmp_project, "anomaly_detection") if "mlexp.sweep_id" in t.tags]

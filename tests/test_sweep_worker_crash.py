@@ -71,6 +71,7 @@ def _sweep(project: Path, *overrides: str) -> subprocess.Popen:
     return start_cli(project, "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides)
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_a_worker_killed_mid_trial_costs_its_own_trial_only(tmp_project):
     _add_job_configs(tmp_project)
     sweep = _sweep(tmp_project, "sweep=grid", "sweep.max_parallel_jobs=2", "+crashcase=victim,cut,queued")
@@ -118,6 +119,7 @@ def test_a_worker_killed_mid_trial_costs_its_own_trial_only(tmp_project):
     assert not list(tmp_project.glob(f"outputs/multirun/*/*/{STARTED_DIR}")), "the launch left its pid markers"
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_an_optuna_sweep_goes_on_past_a_job_that_raises(tmp_project):
     # Optuna's sweeper stopped at a failed job (and crashed telling Optuna a NaN objective)
     _add_job_configs(tmp_project)

@@ -26,10 +26,11 @@ ACTIVE = (
 
 
 @pytest.fixture(scope="module")
-def two_trials(tmp_path_factory):
+def two_trials(tmp_path_factory, empty_store):
     """Trial 1: naive Bayes, registered; trial 2: the linear model retrained with review decisions, registered."""
     project = tmp_path_factory.mktemp("text") / "project"
     shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)  # the store's first set-up is other tests' concern
     first = run_cli(project, f"task={TASK}", *TINY, *ACTIVE, "model=tfidf_naive_bayes", "deploy=registry")
     reviewed = project / "reviews.jsonl"
     decisions = [
@@ -224,6 +225,7 @@ def test_dvc_repro_retrains_on_new_review_decisions(tmp_path, empty_store):
     assert "Business,shares rose after the quarterly profits" in rows
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_the_active_learning_sweep_runs_one_trial_per_round_size(tmp_project):
     """The README's `mlexp -m task=text_classification sweep=text_classification_active_learning`, tiny."""
     run_cli(tmp_project, "-m", f"task={TASK}", "sweep=text_classification_active_learning", *TINY,

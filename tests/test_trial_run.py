@@ -85,6 +85,7 @@ def test_metrics_json_holds_the_headline_metrics(finished_run):
     assert not (project / "reports").exists() and not (project / "data").exists()
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_same_seed_gives_the_same_metrics(tmp_project):
     for _ in range(2):
         run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=3")
@@ -109,6 +110,7 @@ def test_mlflow_tracking_uri_is_honoured_and_tracking_uri_override_wins(tmp_proj
     assert len(trials_of(tmp_project, client=MlflowClient(f"sqlite:///{tmp_path / 'from_env.db'}"))) == 1
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_experiment_name_override(tmp_project):
     run_cli(tmp_project, "task=tabular_regression", *TINY, "tracking.experiment_name=abalone-age")
     assert len(trials_of(tmp_project, experiment="abalone-age")) == 1

@@ -36,6 +36,7 @@ def _socket_path(env: dict[str, str]):
     return done.stdout.strip()
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_commands_in_a_row_share_one_writer_which_stores_every_trial(tmp_project):
     env = private_writer_env(tmp_project)
     path = _socket_path(env)
@@ -51,6 +52,7 @@ def test_commands_in_a_row_share_one_writer_which_stores_every_trial(tmp_project
     writer.kill()
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_an_idle_writer_leaves_and_the_next_command_starts_another(tmp_project):
     env = private_writer_env(tmp_project) | {"MLEXP_WRITER_IDLE_S": "1"}
     path = _socket_path(env)
@@ -64,6 +66,7 @@ def test_an_idle_writer_leaves_and_the_next_command_starts_another(tmp_project):
     assert len(trials_of(tmp_project)) == 2
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_a_writer_killed_between_commands_is_replaced_by_the_next_command(tmp_project):
     env = private_writer_env(tmp_project)
     path = _socket_path(env)
