@@ -18,8 +18,10 @@ from mlexp.tracking import store_writer, tags
 
 
 def _imported(stderr: str) -> set[str]:
-    """Modules named in `-X importtime` output (this process only: the writer process does not inherit -X)."""
-    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+    """Modules named in `-X importtime` output (this process only: the writer process does not inherit -X), and
+    the packages they belong to: a package loaded by importlib.import_module has no line of its own."""
+    names = {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+    return names | {name.split(".")[0] for name in names}
 
 
 def _python(project, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,6 +43,15 @@ def test_a_trial_process_leaves_mlflow_to_the_writer_and_the_store_still_gets_ev
     assert {"Pre-processing", "Training", "Evaluation"} <= trial.component_names
     # (a single run checks its override keys in its one composition: tests/test_compose_once.py)
     assert not list((tmp_project / ".mlexp" / "journal").glob("*/ops.jsonl"))
+
+
+def test_a_prepare_stage_of_an_mxnet_task_does_not_load_mxnet(tmp_project_with_store):
+    """dvc repro runs each stage as its own process: abalone's prepare (pandas only) skips MXNet's seconds."""
+    project = tmp_project_with_store
+    done = _python(project, "-X", "importtime", "-m", "mlexp.cli", "task=tabular_regression", "stage=prepare", *TINY)
+    assert "mxnet" not in _imported(done.stderr)
+    [trial] = trials_of(project)
+    assert trial.component_names == {"Pre-processing"} and trial.status == "FINISHED"
 
 
 def test_mxnet_loads_without_scikit_learn_which_still_imports_afterwards(tmp_project):

@@ -6,7 +6,7 @@ import difflib
 import importlib
 import importlib.util
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -123,8 +123,14 @@ class Task:
     specs: tuple[StageSpec | str, ...]
     # component names for stages beyond the standard four, e.g. {"incentives": "Incentive analysis"}
     component_names: dict[str, str] = field(default_factory=dict)
-    # the runner seeds MXNet's generator (and pays for importing it) only for tasks that use it
+    # the runner seeds MXNet's generator (and pays for importing it) only for tasks that use it,
     uses_mxnet: bool = False
+    # and only when a stage it runs uses it: a DVC stage process running one of these skips the import (seconds)
+    stages_without_mxnet: tuple[str, ...] = ()
+
+    def loads_mxnet(self, stages: Iterable[str]) -> bool:
+        """Whether running `stages` needs MXNet (seeded before the first of them)."""
+        return self.uses_mxnet and any(stage not in self.stages_without_mxnet for stage in stages)
 
     @property
     def stages(self) -> tuple[str, ...]:

@@ -35,5 +35,6 @@ TASK = register(
             ),
         ),
         uses_mxnet=True,
+        stages_without_mxnet=("prepare",),  # pandas only: `dvc repro`'s prepare stage need not load MXNet
     )
 )
