@@ -4,16 +4,24 @@ prepare  locate (or generate) the TLC trip files, check their columns, parse CSV
 query    the post's queries: the 50 longest and shortest trips; the sorted-duration chart
 detect   every enabled rule's count on all rows, flagged rows (capped), the duration histogram
 clean    the rows passing every rule as Parquet (the post's CTAS) and the chart after cleaning
+
+A chart is drawn while the engine runs the stage's next query in a thread: DuckDB, pyarrow and
+PyAthena release the GIL, matplotlib holds it, so on two cores the two overlap. matplotlib itself
+is imported in a thread while the stage's first queries run (the prepare stage does not load it).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection import charts, inputs
+from mlexp.tasks.anomaly_detection import inputs
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.engines import AthenaEngine, Engine
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, TOP_COLUMNS, TripQueries
@@ -39,6 +47,7 @@ from mlexp.tracking.tracker import file_digest
 
 # detect's count of the trips kept per duration_second value, which the clean stage charts
 KEPT = "kept_durations.csv"
+CHARTS = "mlexp.tasks.anomaly_detection.charts"
 
 
 def _model(cfg: DictConfig) -> dict[str, Any]:
@@ -66,16 +75,41 @@ def _log_queries(cfg: DictConfig, engine: Engine, tracker: Tracker, out: Path, s
         tracker.log_artifact(folder / f"{name}.sql", name="sql", media_type="application/sql")
 
 
-def _sorted_chart(cfg: DictConfig, counts: pd.DataFrame, name: str, title: str, tracker: Tracker) -> int:
-    """The post's sorted scatter of duration_second, every trip drawn; returns the trips it shows."""
+@contextmanager
+def _charts_loading() -> Iterator[None]:
+    """matplotlib (about 0.6 s) imported in a thread meanwhile: a chart's own import then waits only for the rest."""
+    thread = threading.Thread(target=importlib.import_module, args=(CHARTS,), name="mlexp-charts-import", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart drawn to reports/plots/<name>.png, not yet logged (drawing may run beside a query)."""
+
+    name: str
+    path: Path
+    seconds: float
+    trips_shown: int = 0
+
+    def log(self, tracker: Tracker) -> None:
+        tracker.log_artifact(self.path, name="plots", media_type="image/png")
+        tracker.log_metric(f"elapsed_s_chart_{self.name}", self.seconds)
+
+
+def _sorted_chart(cfg: DictConfig, counts: pd.DataFrame, name: str, title: str) -> Chart:
+    """The post's sorted scatter of duration_second, every trip drawn."""
+    charts = importlib.import_module(CHARTS)
     started = time.perf_counter()
     runs = charts.sorted_runs(counts.set_axis(["duration_second", "trips"], axis=1))
     plots = _folder(cfg.paths.reports, "plots")
     runs.to_csv(plots / f"{name}.csv", index=False)
-    chart = charts.sorted_durations(runs, plots / f"{name}.png", title, cfg.model.figure_size)
-    tracker.log_artifact(chart, name="plots", media_type="image/png")
-    tracker.log_metric(f"elapsed_s_chart_{name}", time.perf_counter() - started)
-    return int(runs["last_index"].iloc[-1] + 1) if len(runs) else 0
+    path = charts.sorted_durations(runs, plots / f"{name}.png", title, cfg.model.figure_size)
+    shown = int(runs["last_index"].iloc[-1] + 1) if len(runs) else 0
+    return Chart(name, path, time.perf_counter() - started, shown)
 
 
 def warn_not_enabled(cfg: DictConfig, tracker: Tracker) -> None:
@@ -154,24 +188,26 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
 
 def query(cfg: DictConfig, tracker: Tracker) -> None:
     """The post's queries: the top_n longest and shortest trips, and the sorted-duration scatter."""
-    engine, queries = inputs.open_engine(cfg)
-    n = cfg.model.top_n
-    tables = {
-        "longest_trips": engine.query("longest_trips", queries.top(n, longest=True)),
-        "shortest_trips": engine.query("shortest_trips", queries.top(n, longest=False)),
-    }
-    counts = engine.query("duration_counts", queries.duration_counts())
-    rows_in = int(counts.iloc[:, 1].sum())
-    if rows_in == 0:
-        raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
+    with _charts_loading():
+        engine, queries = inputs.open_engine(cfg)
+        counts = engine.query("duration_counts", queries.duration_counts())
+        rows_in = int(counts.iloc[:, 1].sum())
+        if rows_in == 0:
+            raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
+        n = cfg.model.top_n
+        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-query") as meanwhile:
+            longest = meanwhile.submit(engine.query, "longest_trips", queries.top(n, longest=True))
+            shortest = meanwhile.submit(engine.query, "shortest_trips", queries.top(n, longest=False))
+            chart = _sorted_chart(cfg, counts, "duration_sorted", "All trips")
+            tables = {"longest_trips": longest.result(), "shortest_trips": shortest.result()}
     folder = _folder(cfg.paths.data, "query")
     for name, table in tables.items():
         table.set_axis(TOP_COLUMNS, axis=1).to_csv(folder / f"{name}.csv", index=False)
         tracker.log_artifact(folder / f"{name}.csv", name="tables", media_type="text/csv")
-    drawn = _sorted_chart(cfg, counts, "duration_sorted", "All trips", tracker)
+    chart.log(tracker)
     durations = counts.iloc[:, 0].dropna()
     # rows_in is Detection's: it reports the counts a threshold change reruns
-    tracker.log_metrics({"rows_without_duration": rows_in - drawn})
+    tracker.log_metrics({"rows_without_duration": rows_in - chart.trips_shown})
     tracker.log_metrics({"duration_second_min": float(durations.min()), "duration_second_max": float(durations.max())})
     _log_queries(cfg, engine, tracker, folder)
 
@@ -228,18 +264,19 @@ def _log_counts(tracker: Tracker, detection: dict[str, Any]) -> None:
     tracker.log_metrics(percent)
 
 
-def _histogram_chart(
-    cfg: DictConfig, histogram: pd.DataFrame, markers: dict[str, float], note: str, tracker: Tracker
-) -> None:
+def _histogram_chart(cfg: DictConfig, histogram: pd.DataFrame, markers: dict[str, float], note: str) -> Chart:
+    charts = importlib.import_module(CHARTS)
+    started = time.perf_counter()
     bins = cfg.model.histogram_bins_per_decade
     plots = _folder(cfg.paths.reports, "plots")
     edges = histogram.assign(
         seconds_from=10 ** (histogram["bin"] / bins), seconds_to=10 ** ((histogram["bin"] + 1) / bins)
     )
     edges[["seconds_from", "seconds_to", "trips"]].to_csv(plots / "duration_histogram.csv", index=False)
-    path = plots / "duration_histogram.png"
-    chart = charts.duration_histogram(histogram, bins, markers, note, path, cfg.model.figure_size)
-    tracker.log_artifact(chart, name="plots", media_type="image/png")
+    path = charts.duration_histogram(
+        histogram, bins, markers, note, plots / "duration_histogram.png", cfg.model.figure_size
+    )
+    return Chart("duration_histogram", path, time.perf_counter() - started)
 
 
 def _summed(by_duration: pd.DataFrame, rules: list[Rule]) -> tuple[dict[str, int], dict[str, int]]:
@@ -278,16 +315,24 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
     One scan (duration_flags) gives every count, the histogram and the trips kept per duration, which the
     clean stage charts; a second one reads the flagged rows themselves.
     """
-    rules, engine, queries = _rules_and_queries(cfg)
-    by_duration = engine.query("duration_flags", queries.duration_flags(cfg.model.histogram_bins_per_decade))
-    counts, per_rule = _summed(by_duration, rules)
-    if counts["rows_in"] == 0:
-        raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
+    with _charts_loading():
+        rules, engine, queries = _rules_and_queries(cfg)
+        by_duration = engine.query("duration_flags", queries.duration_flags(cfg.model.histogram_bins_per_decade))
+        counts, per_rule = _summed(by_duration, rules)
+        if counts["rows_in"] == 0:
+            raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
+        non_positive, missing = counts["rows_non_positive"], counts["rows_without_duration"]
+        note = f"not on the log axis: {non_positive:,} trips of 0 s or less, {missing:,} without a duration"
+        markers = threshold_markers(rules, _model(cfg), queries.statistics)
+        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-detect") as meanwhile:
+            flagged_rows = meanwhile.submit(
+                engine.query, "flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max)
+            )
+            chart = _histogram_chart(cfg, _histogram(by_duration), markers, note)
+            flagged = flagged_rows.result()
     detection = {"rows_in": counts["rows_in"], "rows_flagged": counts["rows_flagged"], "statistics": queries.statistics}
     detection[UNEVALUABLE] = counts[UNEVALUABLE]
     detection["rules"] = {r.name: {"predicate": r.predicate, "rows_flagged": per_rule[r.name]} for r in rules}
-    flagged = engine.query("flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max))
-
     folder = _folder(cfg.paths.data, "detection")
     flagged.set_axis([*queries.data_columns, "duration_second", "rules"], axis=1).to_csv(
         folder / "flagged_rows.csv", index=False
@@ -296,10 +341,7 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
     (folder / "detection.json").write_text(json.dumps(detection, indent=2) + "\n")
     tracker.log_artifact(folder / "flagged_rows.csv", name="tables", media_type="text/csv")
     tracker.log_artifact(folder / "detection.json", name="detection", media_type="application/json")
-    non_positive, missing = counts["rows_non_positive"], counts["rows_without_duration"]
-    note = f"not on the log axis: {non_positive:,} trips of 0 s or less, {missing:,} without a duration"
-    markers = threshold_markers(rules, _model(cfg), queries.statistics)
-    _histogram_chart(cfg, _histogram(by_duration), markers, note, tracker)
+    chart.log(tracker)
     tracker.log_parameters({f"rule.{rule.name}": rule.predicate for rule in rules})
     tracker.log_metrics(queries.statistics)
     _log_counts(tracker, detection)
@@ -314,15 +356,22 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
     if not path.with_name(KEPT).exists():
         raise DataError(f"{path.with_name(KEPT)} is missing: run the detect stage again")
     detection = json.loads(path.read_text())
-    rules, engine, queries = _rules_and_queries(cfg, detection["statistics"])
-    if {r.name: r.predicate for r in rules} != {n: r["predicate"] for n, r in detection["rules"].items()}:
-        raise DataError(f"{path} was made with other rules than model.enabled/model.rules; run the detect stage again")
-    expected = detection["rows_in"] - detection["rows_flagged"]
-    folder = _folder(cfg.paths.data, "cleaned")
-    written = engine.write_cleaned(queries.cleaned(), folder, expected, _trial_id(tracker))
-    # the trips kept per duration, counted by detect's scan: the written rows are exactly those (checked above)
-    counts = pd.read_csv(path.with_name(KEPT))
-    _sorted_chart(cfg, counts, "duration_sorted_clean", "After removing outliers", tracker)
+    with _charts_loading():
+        rules, engine, queries = _rules_and_queries(cfg, detection["statistics"])
+        if {r.name: r.predicate for r in rules} != {n: r["predicate"] for n, r in detection["rules"].items()}:
+            raise DataError(
+                f"{path} was made with other rules than model.enabled/model.rules; run the detect stage again"
+            )
+        expected = detection["rows_in"] - detection["rows_flagged"]
+        folder = _folder(cfg.paths.data, "cleaned")
+        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-clean") as meanwhile:
+            writing = meanwhile.submit(engine.write_cleaned, queries.cleaned(), folder, expected, _trial_id(tracker))
+            # the trips kept per duration, counted by detect's scan: the written rows are exactly those
+            # (write_cleaned checks their number), so the chart is drawn while they are written
+            counts = pd.read_csv(path.with_name(KEPT))
+            chart = _sorted_chart(cfg, counts, "duration_sorted_clean", "After removing outliers")
+            written = writing.result()
+    chart.log(tracker)
     if "path" in written:
         tracker.log_output("cleaned trips", "application/x-parquet", written["path"])
     else:
