@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
 # plt.scatter's default marker: 36 points², a dot 6 points across
@@ -36,7 +36,8 @@ def sorted_runs(counts: pd.DataFrame) -> pd.DataFrame:
 
 def sorted_durations(runs: pd.DataFrame, path: Path, title: str, figure_size: Sequence[float]) -> Path:
     """The post's sorted `duration_second` scatter (index on x), every trip drawn."""
-    fig, ax = plt.subplots(figsize=tuple(figure_size))
+    fig = Figure(figsize=(figure_size[0], figure_size[1]))
+    ax = fig.subplots()
     values = runs["duration_second"].to_numpy(float)
     start, end = runs["index"].to_numpy(float), runs["last_index"].to_numpy(float)
     # every run as one piece of a single line, broken by NaN (one path, not a path per run: 20,000 runs
@@ -61,7 +62,8 @@ def duration_histogram(
     figure_size: Sequence[float],
 ) -> Path:
     """Trips per logarithmic bin of duration_second, with the rules' thresholds as vertical lines."""
-    fig, ax = plt.subplots(figsize=(figure_size[0], figure_size[0] / 2))
+    fig = Figure(figsize=(figure_size[0], figure_size[0] / 2))
+    ax = fig.subplots()
     bins = histogram["bin"].to_numpy(float)
     low, high = 10 ** (bins / bins_per_decade), 10 ** ((bins + 1) / bins_per_decade)
     ax.bar(low, histogram["trips"].to_numpy(float), width=high - low, align="edge", color="C0", alpha=0.8)
@@ -82,9 +84,10 @@ def duration_histogram(
     return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
+    """Written with matplotlib's object API, not pyplot: no global figure list, any backend, any thread (a stage
+    draws while its next query runs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

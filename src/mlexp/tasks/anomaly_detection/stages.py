@@ -5,13 +5,15 @@ query    the post's queries: the 50 longest and shortest trips; the sorted-durat
 detect   every enabled rule's count on all rows, flagged rows (capped), the duration histogram
 clean    the rows passing every rule as Parquet (the post's CTAS) and the chart after cleaning
 
-A chart is drawn while the engine runs the stage's next query in a thread: DuckDB, pyarrow and
-PyAthena release the GIL, matplotlib holds it, so on two cores the two overlap. matplotlib itself
-is imported in a thread while the stage's first queries run (the prepare stage does not load it).
+A chart is drawn in a thread while the stage's next query runs: DuckDB, pyarrow and PyAthena release
+the GIL, matplotlib holds it, so on two cores the two overlap. Queries stay on the main thread, where
+Ctrl-C interrupts DuckDB and PyAthena cancels the running Athena query. matplotlib itself is imported
+in a thread while the stage's first queries run (the prepare stage does not load it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
@@ -75,20 +77,24 @@ def _log_queries(cfg: DictConfig, engine: Engine, tracker: Tracker, out: Path, s
         tracker.log_artifact(folder / f"{name}.sql", name="sql", media_type="application/sql")
 
 
+def _import_charts() -> None:
+    with contextlib.suppress(BaseException):  # a failing import fails where a chart imports it, in one line
+        importlib.import_module(CHARTS)
+
+
 @contextmanager
 def _charts_loading() -> Iterator[None]:
-    """matplotlib (about 0.6 s) imported in a thread meanwhile: a chart's own import then waits only for the rest."""
-    thread = threading.Thread(target=importlib.import_module, args=(CHARTS,), name="mlexp-charts-import", daemon=True)
+    """matplotlib (about 0.6 s) imported in a thread meanwhile: a chart's own import then waits only for the rest.
+    A stage that fails leaves it to finish on its own (a daemon thread) rather than wait for it."""
+    thread = threading.Thread(target=_import_charts, name="mlexp-charts-import", daemon=True)
     thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
+    yield
+    thread.join()
 
 
 @dataclass(frozen=True)
 class Chart:
-    """A chart drawn to reports/plots/<name>.png, not yet logged (drawing may run beside a query)."""
+    """A chart drawn to reports/plots/<name>.png, not yet logged (it is drawn in a thread beside a query)."""
 
     name: str
     path: Path
@@ -195,11 +201,13 @@ def query(cfg: DictConfig, tracker: Tracker) -> None:
         if rows_in == 0:
             raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
         n = cfg.model.top_n
-        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-query") as meanwhile:
-            longest = meanwhile.submit(engine.query, "longest_trips", queries.top(n, longest=True))
-            shortest = meanwhile.submit(engine.query, "shortest_trips", queries.top(n, longest=False))
-            chart = _sorted_chart(cfg, counts, "duration_sorted", "All trips")
-            tables = {"longest_trips": longest.result(), "shortest_trips": shortest.result()}
+        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
+            drawing = meanwhile.submit(_sorted_chart, cfg, counts, "duration_sorted", "All trips")
+            tables = {
+                "longest_trips": engine.query("longest_trips", queries.top(n, longest=True)),
+                "shortest_trips": engine.query("shortest_trips", queries.top(n, longest=False)),
+            }
+            chart = drawing.result()
     folder = _folder(cfg.paths.data, "query")
     for name, table in tables.items():
         table.set_axis(TOP_COLUMNS, axis=1).to_csv(folder / f"{name}.csv", index=False)
@@ -324,12 +332,10 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
         non_positive, missing = counts["rows_non_positive"], counts["rows_without_duration"]
         note = f"not on the log axis: {non_positive:,} trips of 0 s or less, {missing:,} without a duration"
         markers = threshold_markers(rules, _model(cfg), queries.statistics)
-        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-detect") as meanwhile:
-            flagged_rows = meanwhile.submit(
-                engine.query, "flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max)
-            )
-            chart = _histogram_chart(cfg, _histogram(by_duration), markers, note)
-            flagged = flagged_rows.result()
+        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
+            drawing = meanwhile.submit(_histogram_chart, cfg, _histogram(by_duration), markers, note)
+            flagged = engine.query("flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max))
+            chart = drawing.result()
     detection = {"rows_in": counts["rows_in"], "rows_flagged": counts["rows_flagged"], "statistics": queries.statistics}
     detection[UNEVALUABLE] = counts[UNEVALUABLE]
     detection["rules"] = {r.name: {"predicate": r.predicate, "rows_flagged": per_rule[r.name]} for r in rules}
@@ -364,13 +370,13 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
             )
         expected = detection["rows_in"] - detection["rows_flagged"]
         folder = _folder(cfg.paths.data, "cleaned")
-        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-clean") as meanwhile:
-            writing = meanwhile.submit(engine.write_cleaned, queries.cleaned(), folder, expected, _trial_id(tracker))
-            # the trips kept per duration, counted by detect's scan: the written rows are exactly those
-            # (write_cleaned checks their number), so the chart is drawn while they are written
-            counts = pd.read_csv(path.with_name(KEPT))
-            chart = _sorted_chart(cfg, counts, "duration_sorted_clean", "After removing outliers")
-            written = writing.result()
+        # the trips kept per duration, counted by detect's scan: the written rows are exactly those
+        # (write_cleaned checks their number), so the chart is drawn while they are written
+        counts = pd.read_csv(path.with_name(KEPT))
+        with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
+            drawing = meanwhile.submit(_sorted_chart, cfg, counts, "duration_sorted_clean", "After removing outliers")
+            written = engine.write_cleaned(queries.cleaned(), folder, expected, _trial_id(tracker))
+            chart = drawing.result()
     chart.log(tracker)
     if "path" in written:
         tracker.log_output("cleaned trips", "application/x-parquet", written["path"])
