@@ -108,7 +108,9 @@ class Chart:
 
 def _sorted_chart(cfg: DictConfig, counts: pd.DataFrame, name: str, title: str) -> Chart:
     """The post's sorted scatter of duration_second, every trip drawn."""
-    charts = importlib.import_module(CHARTS)
+    # a statement, not importlib: `mlexp pipelines` reads it to make charts.py a code dep of the stages drawing
+    from mlexp.tasks.anomaly_detection import charts
+
     started = time.perf_counter()
     runs = charts.sorted_runs(counts.set_axis(["duration_second", "trips"], axis=1))
     plots = _folder(cfg.paths.reports, "plots")
@@ -273,7 +275,9 @@ def _log_counts(tracker: Tracker, detection: dict[str, Any]) -> None:
 
 
 def _histogram_chart(cfg: DictConfig, histogram: pd.DataFrame, markers: dict[str, float], note: str) -> Chart:
-    charts = importlib.import_module(CHARTS)
+    # a statement, not importlib: `mlexp pipelines` reads it to make charts.py a code dep of the stages drawing
+    from mlexp.tasks.anomaly_detection import charts
+
     started = time.perf_counter()
     bins = cfg.model.histogram_bins_per_decade
     plots = _folder(cfg.paths.reports, "plots")
