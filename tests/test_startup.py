@@ -15,6 +15,7 @@ from conftest import TINY, cli_env, store_client, trials_of
 from mlexp.config import make_composable
 from mlexp.sweeps import workers
 from mlexp.tracking import store_writer, tags
+from mlexp.trial_continuation import PIPELINE_RUN_ENV
 
 
 def _imported(stderr: str) -> set[str]:
@@ -45,13 +46,20 @@ def test_a_trial_process_leaves_mlflow_to_the_writer_and_the_store_still_gets_ev
     assert not list((tmp_project / ".mlexp" / "journal").glob("*/ops.jsonl"))
 
 
-def test_a_prepare_stage_of_an_mxnet_task_does_not_load_mxnet(tmp_project_with_store):
-    """dvc repro runs each stage as its own process: abalone's prepare (pandas only) skips MXNet's seconds."""
+def test_pipeline_stages_load_only_what_they_use_and_join_one_trial(tmp_project_with_store):
+    """dvc repro runs each stage as its own process: abalone's prepare (pandas only) skips MXNet's seconds, and
+    the stage after it learns of the trial it continues from the writer, without importing MLflow."""
     project = tmp_project_with_store
-    done = _python(project, "-X", "importtime", "-m", "mlexp.cli", "task=tabular_regression", "stage=prepare", *TINY)
-    assert "mxnet" not in _imported(done.stderr)
+    env = cli_env(project) | {PIPELINE_RUN_ENV: "pipeline-1"}
+    folders = [f"paths.{name}={project / name / 'tabular_regression'}" for name in ("data", "models", "reports")]
+    stage = ["-X", "importtime", "-m", "mlexp.cli", "task=tabular_regression", *folders, *TINY]
+    prepare = _python(project, *stage, "stage=prepare", env=env)
+    assert "mxnet" not in _imported(prepare.stderr)
+    train = _python(project, *stage, "stage=train", env=env)
+    assert "opens a new trial" not in train.stdout
+    assert not {"mlflow", "sqlalchemy"} & _imported(train.stderr)
     [trial] = trials_of(project)
-    assert trial.component_names == {"Pre-processing"} and trial.status == "FINISHED"
+    assert trial.component_names == {"Pre-processing", "Training"} and trial.status == "FINISHED"
 
 
 def test_mxnet_loads_without_scikit_learn_which_still_imports_afterwards(tmp_project):

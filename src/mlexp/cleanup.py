@@ -309,7 +309,7 @@ def _delete_local_files(target: _Target) -> None:
     for sweep_id in target.report.sweep_records:
         shutil.rmtree(target.root / ".mlexp" / "sweeps" / sweep_id, ignore_errors=True)
     for experiment in target.experiments:
-        markers = marker_path(target.root, target.store.uri, experiment.experiment_id, "any").parent
+        markers = marker_path(target.root, target.store.uri, experiment.name, "any").parent
         shutil.rmtree(markers, ignore_errors=True)
 
 

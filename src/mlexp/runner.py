@@ -101,37 +101,30 @@ def _run_stage(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial, trac
     raise ConfigError(f"deploy={cfg.deploy.target!r} is not available for task {cfg.task.name!r}; use registry")
 
 
-def _writer(cfg: DictConfig, store: TrackingStore, group: str = "") -> RunWriter:
-    return record_writer(Path(cfg.paths.root), store, group)
-
-
 def _continued_trial(
-    cfg: DictConfig, task: tasks.Task, store: TrackingStore, experiment_name: str, pipeline_run: str | None
+    cfg: DictConfig, task: tasks.Task, writer: RunWriter, experiment_name: str, pipeline_run: str | None
 ) -> Trial | None:
-    """The trial an earlier stage of this pipeline run opened, if this stage may join it (reads the store)."""
+    """The trial an earlier stage of this pipeline run opened, if this stage may join it.
+
+    The marker is local; the trial's state comes from the store through `writer` (the writer process
+    reads it), so a stage that continues a trial never imports MLflow itself.
+    """
     if cfg.stage is None or pipeline_run is None or all_stages(task).index(cfg.stage) == 0:
         return None
-    from mlflow.exceptions import MlflowException
-
-    experiment_id = store.experiment_id(experiment_name)
-    marker = read_marker(marker_path(Path(cfg.paths.root), store.uri, experiment_id, task.name))
+    marker = read_marker(marker_path(Path(cfg.paths.root), writer.store.uri, experiment_name, task.name))
     if marker is None or marker.pipeline_run != pipeline_run:
         print(f"stage {cfg.stage}: the stages before it did not run in this pipeline run; it opens a new trial")
         return None
-    client = store.client()
-    try:
-        run = client.get_run(marker.run_id)
-    except MlflowException:
-        print(f"stage {cfg.stage}: trial {marker.run_id} is not in {store.uri}; opening a new trial")
+    state = writer.trial_state(marker.run_id)
+    if state is None:
+        print(f"stage {cfg.stage}: trial {marker.run_id} is not in {writer.store.uri}; opening a new trial")
         return None
-    trial = Trial(client, marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
-    statuses = trial.component_statuses()
-    if run.info.status != "FINISHED" or "FAILED" in statuses.values():
-        print(f"stage {cfg.stage}: trial {run.info.run_name} ended {run.info.status}; opening a new trial")
+    if state.status != "FINISHED" or "FAILED" in state.components.values():
+        print(f"stage {cfg.stage}: trial {state.name} ended {state.status}; opening a new trial")
         return None
-    if run.info.experiment_id != experiment_id or cfg.stage in statuses:
+    if state.experiment_id != marker.experiment_id or cfg.stage in state.components:
         return None
-    return Trial.resume(_writer(cfg, store), marker.run_id, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+    return Trial.resume(writer, marker.run_id, state, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
 
 
 def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_id: str) -> Trial:
@@ -235,9 +228,9 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     experiment_name = cfg.tracking.experiment_name or cfg.task.name
     store.check_not_moved_early(experiment_name)
     pipeline_run = pipeline_run_id() if cfg.stage is not None else None
-    trial = _continued_trial(cfg, task, store, experiment_name, pipeline_run)
+    writer = record_writer(Path(cfg.paths.root), store, job.sweep_id or "")
+    trial = _continued_trial(cfg, task, writer, experiment_name, pipeline_run)
     if trial is None:
-        writer = _writer(cfg, store, job.sweep_id or "")
         trial = _open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
         _record_provenance(trial, cfg, job)
     stages = stages_to_run(cfg, task)
@@ -274,7 +267,8 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     experiment_id = trial.experiment_id
     if pipeline_run is not None:
         write_marker(
-            marker_path(Path(cfg.paths.root), store.uri, experiment_id, task.name), Marker(trial.run_id, pipeline_run)
+            marker_path(Path(cfg.paths.root), store.uri, experiment_name, task.name),
+            Marker(trial.run_id, pipeline_run, experiment_id),
         )
     return TrialResult(trial.run_id, experiment_id, store.uri, objective)
 

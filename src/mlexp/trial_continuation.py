@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # set it to make stages run by another orchestrator share one trial (one value per pipeline run)
@@ -69,17 +69,19 @@ class Marker:
 
     run_id: str
     pipeline_run: str
+    experiment_id: str  # the store's id of the experiment when the marker was written (one deleted and re-made differs)
 
 
-def marker_path(root: Path, tracking_uri: str, experiment_id: str, task: str) -> Path:
-    store_key = hashlib.sha1(f"{tracking_uri}\n{experiment_id}".encode()).hexdigest()[:12]
+def marker_path(root: Path, tracking_uri: str, experiment_name: str, task: str) -> Path:
+    """By name, not id: a stage finds its marker before anything (MLflow included) has read the store."""
+    store_key = hashlib.sha1(f"{tracking_uri}\n{experiment_name}".encode()).hexdigest()[:12]
     return root / ".mlexp" / "trials" / store_key / f"{task}.json"
 
 
 def read_marker(path: Path) -> Marker | None:
     try:
         content = json.loads(path.read_text())
-        return Marker(str(content["run_id"]), str(content["pipeline_run"]))
+        return Marker(str(content["run_id"]), str(content["pipeline_run"]), str(content["experiment_id"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -87,5 +89,5 @@ def read_marker(path: Path) -> Marker | None:
 def write_marker(path: Path, marker: Marker) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps({"run_id": marker.run_id, "pipeline_run": marker.pipeline_run}) + "\n")
+    partial.write_text(json.dumps(asdict(marker)) + "\n")
     partial.replace(path)

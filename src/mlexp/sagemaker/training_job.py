@@ -24,6 +24,7 @@ from mlexp.errors import ConfigError, MlexpError
 from mlexp.sagemaker.packaging import CODE_DIR, CONFIG_FILE, package_code, s3_inputs
 from mlexp.sagemaker.session import sagemaker_session
 from mlexp.tracking import TrackingStore
+from mlexp.tracking.journal_writer import record_writer
 
 if TYPE_CHECKING:
     from sagemaker.core.helper.session_helper import Session
@@ -246,7 +247,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
         return runner.TrialResult("", "", store.uri, math.nan)
     experiment_name = cfg.tracking.experiment_name or cfg.task.name
     store.check_not_moved_early(experiment_name)
-    writer = runner._writer(cfg, store, job.sweep_id or "")
+    writer = record_writer(root, store, job.sweep_id or "")
     trial = runner._open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
     runner._record_provenance(trial, cfg, job)
     name = ""

@@ -22,6 +22,7 @@ from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.store import TrackingStore, absolute_uri
 from mlexp.tracking.store_writer import MetricRecord, Pair, StoreWriter
+from mlexp.tracking.trial_state import TrialState
 from mlexp.tracking.writer_address import WriterUnreachable, connect
 
 if TYPE_CHECKING:
@@ -182,6 +183,13 @@ class JournalWriter:
 
     def experiment_id(self, name: str) -> str:
         return EXPERIMENT_PREFIX + name
+
+    def trial_state(self, run_id: str) -> TrialState | None:
+        """Read by the writer process, which has MLflow loaded: this process need not import it."""
+        reply = self.connection.request(cmd="trial_state", uri=absolute_uri(self.store.uri), run_id=run_id)
+        if reply.get("error"):
+            raise TrackingError(f"the tracking store {self.store.uri} could not be read ({reply['error']})")
+        return TrialState.from_reply(reply["state"]) if reply.get("state") else None
 
     def create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> str:
         ref = new_ref()

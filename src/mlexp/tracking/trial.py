@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mlexp.errors import MlexpError
 from mlexp.tracking import sagemaker_mirror, tags
 from mlexp.tracking.tracker import RunWriter, Tracker, as_writer
+from mlexp.tracking.trial_state import TrialState
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -47,7 +48,7 @@ class Trial:
         # each stage this process ran, and its component's status: the trial's end needs no store read
         self.statuses: dict[str, str] = {}
         self.metrics: dict[str, float] = {}  # what the trial's run holds of this process's metrics
-        self.resumed = False
+        self.earlier: TrialState | None = None  # what earlier processes recorded, for a resumed trial
 
     @classmethod
     def open(
@@ -65,13 +66,11 @@ class Trial:
 
     @classmethod
     def resume(
-        cls, client: MlflowClient | RunWriter, run_id: str, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
+        cls, writer: RunWriter, run_id: str, state: TrialState, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
     ) -> Trial:
-        """Continue a trial opened by an earlier process (a previous DVC stage)."""
-        writer = as_writer(client)
-        trial = cls(writer, run_id, metric_buffer, curves)
-        trial.statuses = trial.component_statuses()
-        trial.resumed = True
+        """Continue a trial opened by an earlier process (a previous DVC stage), as the store holds it (`state`)."""
+        trial = cls(writer, run_id, metric_buffer, curves, state.experiment_id)
+        trial.earlier = state
         writer.set_status(run_id, RUNNING, terminated=False)
         return trial
 
@@ -96,19 +95,10 @@ class Trial:
     def name(self) -> str:
         return str(self.client.get_run(self.run_id).info.run_name)
 
-    def component_statuses(self) -> dict[str, str]:
-        """Each stage recorded in this trial and its component's status (FINISHED, FAILED, ...), from the store."""
-        client = self.client
-        children = client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{self.run_id}'"
-        )
-        return {run.data.tags.get(tags.STAGE, ""): run.info.status for run in children}
-
     def logged_metrics(self) -> dict[str, float]:
-        """The trial run's metrics: this process's own, or the store's when earlier processes logged some too."""
-        if self.resumed:
-            return {k: float(v) for k, v in self.client.get_run(self.run_id).data.metrics.items()}
-        return {**self.metrics, **self.tracker.latest}
+        """The trial run's metrics: those earlier processes logged (a resumed trial), then this process's own."""
+        earlier = self.earlier.metrics if self.earlier else {}
+        return {**earlier, **self.metrics, **self.tracker.latest}
 
     @contextmanager
     def component(self, display_name: str, stage: str) -> Iterator[Tracker]:

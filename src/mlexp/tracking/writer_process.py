@@ -11,6 +11,7 @@ not per trial. Each command holds one connection and sends JSON lines; `sync` an
   {"cmd": "finish_later", "journal": <folder>}         the trial ended: delete the journal once it is stored
   {"cmd": "experiment_tag", "uri": ..., "experiment_id": ..., "key": ..., "value": ...}   replies when set
   {"cmd": "sweep_end", "end": {...}}                   rank a sweep's trials, close its record: what to print
+  {"cmd": "trial_state", "uri": ..., "run_id": ...}    a trial's status, components and metrics (a DVC stage's next)
 A connection that closes while it follows journals it did not finish is a command whose process died:
 the writer stores what they hold and ends their unfinished runs KILLED.
 """
@@ -177,7 +178,7 @@ class Writer:
         except Exception as error:
             text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
             _say(f"command {line[:200]!r} failed: {text}")
-            if command.get("cmd") in ("sync", "finish", "experiment_tag", "sweep_end"):
+            if command.get("cmd") in ("sync", "finish", "experiment_tag", "sweep_end", "trial_state"):
                 connection.reply({"ids": {}, "applied": 0, "error": text})
 
     def _closed(self, connection: Connection) -> None:
@@ -211,6 +212,10 @@ class Writer:
         if kind == "sweep_end":
             # seconds of queries and charts: in a thread, so that other commands' journals go on being stored
             threading.Thread(target=lambda: connection.reply(_sweep_end(command["end"])), daemon=True).start()
+            return
+        if kind == "trial_state":
+            state = self.writers.get(command["uri"], None).trial_state(command["run_id"])
+            connection.reply({"state": state.to_reply() if state else None, "error": ""})
             return
         if kind == "experiment_tag":
             try:
