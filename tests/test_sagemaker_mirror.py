@@ -274,7 +274,10 @@ def test_a_trial_continued_by_a_later_stage_process_keeps_its_mirror(
     trial.close()
 
     start = len(sagemaker_aws.requests)
-    continued = Trial.resume(StoreWriter(store.client(), store), trial.run_id)
+    later = StoreWriter(store.client(), store)
+    state = later.trial_state(trial.run_id)
+    assert state is not None and state.components == {"train": "FINISHED"}
+    continued = Trial.resume(later, trial.run_id, state)
     with continued.component("Deployment", "deploy") as tracker:
         tracker.log_parameters({"alias": "champion"})
     continued.close()
