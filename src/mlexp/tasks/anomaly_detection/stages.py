@@ -14,7 +14,6 @@ in a thread while the stage's first queries run (the prepare stage does not load
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import sys
 import threading
@@ -25,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -49,7 +49,6 @@ from mlexp.tracking.tracker import file_digest
 
 # detect's count of the trips kept per duration_second value, which the clean stage charts
 KEPT = "kept_durations.csv"
-CHARTS = "mlexp.tasks.anomaly_detection.charts"
 
 
 def _model(cfg: DictConfig) -> dict[str, Any]:
@@ -77,9 +76,17 @@ def _log_queries(cfg: DictConfig, engine: Engine, tracker: Tracker, out: Path, s
         tracker.log_artifact(folder / f"{name}.sql", name="sql", media_type="application/sql")
 
 
+def _charts() -> ModuleType:
+    """The charts module (matplotlib). Imported with a statement, not importlib: `mlexp pipelines` reads the
+    statement to make charts.py a code dep of the stages that draw."""
+    from mlexp.tasks.anomaly_detection import charts
+
+    return charts
+
+
 def _import_charts() -> None:
     with contextlib.suppress(BaseException):  # a failing import fails where a chart imports it, in one line
-        importlib.import_module(CHARTS)
+        _charts()
 
 
 @contextmanager
@@ -108,8 +115,7 @@ class Chart:
 
 def _sorted_chart(cfg: DictConfig, counts: pd.DataFrame, name: str, title: str) -> Chart:
     """The post's sorted scatter of duration_second, every trip drawn."""
-    # a statement, not importlib: `mlexp pipelines` reads it to make charts.py a code dep of the stages drawing
-    from mlexp.tasks.anomaly_detection import charts
+    charts = _charts()
 
     started = time.perf_counter()
     runs = charts.sorted_runs(counts.set_axis(["duration_second", "trips"], axis=1))
@@ -275,8 +281,7 @@ def _log_counts(tracker: Tracker, detection: dict[str, Any]) -> None:
 
 
 def _histogram_chart(cfg: DictConfig, histogram: pd.DataFrame, markers: dict[str, float], note: str) -> Chart:
-    # a statement, not importlib: `mlexp pipelines` reads it to make charts.py a code dep of the stages drawing
-    from mlexp.tasks.anomaly_detection import charts
+    charts = _charts()
 
     started = time.perf_counter()
     bins = cfg.model.histogram_bins_per_decade
