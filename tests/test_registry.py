@@ -23,3 +23,9 @@ def test_unknown_task_names_the_registered_ones():
 def test_a_name_cannot_be_registered_twice():
     with pytest.raises(ValueError, match="registered twice"):
         tasks.register(tasks.Task("tabular_regression", "mlexp.tasks.tabular_regression.stages", ("prepare",)))
+
+
+def test_deploy_registry_is_refused_for_a_task_without_a_model_to_register():
+    tasks.get("tabular_regression").check_registrable()
+    with pytest.raises(ConfigError, match="task 'anomaly_detection' has no predictive model to register .*deploy=none"):
+        tasks.get("anomaly_detection").check_registrable()

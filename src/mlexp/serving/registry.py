@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.schema import objective_direction
-from mlexp.errors import ConfigError, DataError
+from mlexp.errors import DataError
 from mlexp.runner import flatten
 from mlexp.serving import champion, pyfunc_model
 from mlexp.tracking import Tracker, TrackingStore
@@ -46,18 +46,9 @@ def has_model(task: tasks.Task) -> bool:
     return task.has_registered_model()
 
 
-def check(task: tasks.Task) -> None:
-    """ConfigError when deploy=registry cannot apply to `task` (call it before any trial starts)."""
-    if not has_model(task):
-        raise ConfigError(
-            f"deploy=registry: task {task.name!r} has no predictive model to register "
-            f"(no module {model_module_name(task)}); run it with deploy=none"
-        )
-
-
 def _model_module(cfg: DictConfig) -> ModuleType:
     task = tasks.get(cfg.task.name)
-    check(task)
+    task.check_registrable()
     return importlib.import_module(model_module_name(task))
 
 

@@ -22,9 +22,8 @@ def check_sweep(config: DictConfig) -> None:
     sweeper = str(config.hydra.sweeper.get("_target_", ""))
     if config.deploy.target == "registry":
         from mlexp import tasks
-        from mlexp.serving import registry
 
-        registry.check(tasks.get(task))
+        tasks.get(task).check_registrable()
     if config.deploy.target == "local":
         from mlexp import tasks
 

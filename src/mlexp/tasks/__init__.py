@@ -153,6 +153,14 @@ class Task:
         """Whether the task has a predictive model to register (found without importing it)."""
         return importlib.util.find_spec(self.model_module) is not None
 
+    def check_registrable(self) -> None:
+        """ConfigError when deploy=registry cannot apply (called before a trial starts; imports no MLflow)."""
+        if not self.has_registered_model():
+            raise ConfigError(
+                f"deploy=registry: task {self.name!r} has no predictive model to register "
+                f"(no module {self.model_module}); run it with deploy=none"
+            )
+
     def stage(self, name: str) -> Stage:
         function: Stage = getattr(importlib.import_module(self.stages_module), name)
         return function
