@@ -159,9 +159,8 @@ def test_after_a_yes_on_the_terminal_the_champion_moves_to_the_best_version_left
     uri = TrackingStore.resolve(None, tmp_project).uri
     markers = {}
     for name in ("a", "b"):
-        experiment_id = client.get_experiment_by_name(name).experiment_id
         markers[name] = marker_path(tmp_project, uri, name, "tabular_regression")
-        write_marker(markers[name], Marker(trials_of(tmp_project, name, client)[0].run_id, "dvc-1-1", experiment_id))
+        write_marker(markers[name], Marker(trials_of(tmp_project, name, client)[0].run_id, "dvc-1-1"))
     command = "import sys; from mlexp.cleanup import run_delete; sys.exit(run_delete(sys.argv[1:]))"
     terminal, stdin = pty.openpty()
     with subprocess.Popen(

@@ -29,6 +29,7 @@ from mlexp.tracking import TrackingStore, Trial
 from mlexp.tracking.sagemaker_experiments import SageMakerMirrorSetupError, experiment_name, run_entity_name
 from mlexp.tracking.sagemaker_mirror import MIRROR_TAG
 from mlexp.tracking.store_writer import StoreWriter
+from mlexp.tracking.trial_state import read_trial_state
 
 sagemaker_aws = fake_aws.sagemaker_aws  # the shared fixture (tests/sagemaker_aws.py), by its name
 
@@ -274,10 +275,9 @@ def test_a_trial_continued_by_a_later_stage_process_keeps_its_mirror(
     trial.close()
 
     start = len(sagemaker_aws.requests)
-    later = StoreWriter(store.client(), store)
-    state = later.trial_state(trial.run_id)
-    assert state is not None and state.components == {"train": "FINISHED"}
-    continued = Trial.resume(later, trial.run_id, state)
+    state = read_trial_state(store.client(), trial.run_id, TASK)
+    assert state is not None and state.components == {"train": "FINISHED"} and state.in_experiment
+    continued = Trial.resume(StoreWriter(store.client(), store), trial.run_id, state)
     with continued.component("Deployment", "deploy") as tracker:
         tracker.log_parameters({"alias": "champion"})
     continued.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -17,6 +18,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_process_group, store_client, trials_of
 from mlexp.compare import TrialRow, best_first
+from mlexp.tracking import tags
+from mlexp.tracking.trial_state import read_trial_state
 
 # the tests about anything but a store's first set-up start with the project's store in place
 STORE_EXISTS = pytest.mark.usefixtures("tmp_project_with_store")
@@ -111,6 +114,10 @@ def test_stages_of_one_pipeline_run_share_a_trial_and_another_run_opens_its_own(
     [trial] = trials_of(tmp_project)
     assert trial.status == "FINISHED"
     assert trial.component_names == {"Pre-processing", "Training", "Evaluation"}
+    # the last stage's metrics.json holds what the stages before it logged (it learns them with the trial's state)
+    headline = json.loads((tmp_project / "reports" / "tabular_regression" / "metrics.json").read_text())
+    assert headline["final_train_loss"] == pytest.approx(trial.metrics["final_train_loss"])
+    assert headline["test_msle"] == pytest.approx(trial.metrics["test_msle"])
     # later, a forced repro of evaluate alone: it must not join the first trial
     done = _stage(tmp_project, "evaluate", "repro-2")
     assert "did not run in this pipeline run; it opens a new trial" in done.stdout
@@ -119,6 +126,26 @@ def test_stages_of_one_pipeline_run_share_a_trial_and_another_run_opens_its_own(
     assert trials[trial.run_id].component_names == {"Pre-processing", "Training", "Evaluation"}
     [new] = [t for t in trials.values() if t.run_id != trial.run_id]
     assert new.component_names == {"Evaluation"} and new.status == "FINISHED"
+
+
+def test_a_trial_whose_experiment_name_now_means_another_experiment_is_not_continued(tmp_path, empty_store):
+    """A marker finds its trial by experiment name: renamed or deleted since, the name no longer leads to it."""
+    seed_store(tmp_path, empty_store)
+    client = store_client(tmp_path)
+    experiment = client.create_experiment("tabular_regression")
+    trial = client.create_run(experiment).info.run_id
+    client.set_terminated(trial)
+    child = client.create_run(experiment, tags={tags.MLFLOW_PARENT_RUN_ID: trial, tags.STAGE: "prepare"})
+    client.log_metric(trial, "rows", 3.0)
+    state = read_trial_state(client, trial, "tabular_regression")
+    assert state is not None and state.in_experiment and state.status == "FINISHED"
+    assert state.components == {"prepare": "RUNNING"} and state.metrics == {"rows": 3.0}
+    client.rename_experiment(experiment, "tabular_regression-2025")
+    client.create_experiment("tabular_regression")
+    assert not read_trial_state(client, trial, "tabular_regression").in_experiment
+    client.delete_experiment(experiment)
+    assert not read_trial_state(client, trial, "tabular_regression-2025").in_experiment
+    assert read_trial_state(client, child.info.run_id + "0", "tabular_regression") is None
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,10 @@ from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
-from mlexp.tracking.journal_writer import TrialKept, record_writer
+from mlexp.tracking.journal_writer import TrialKept, record_writer, trial_state
 from mlexp.tracking.provenance import command_line, git_state, package_versions
 from mlexp.tracking.tracker import RunWriter
+from mlexp.tracking.trial_state import TrialState
 from mlexp.trial_continuation import Marker, marker_path, pipeline_run_id, read_marker, write_marker
 
 # config that describes the machine or how the run was launched, not the experiment: kept as tags
@@ -102,29 +103,30 @@ def _run_stage(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial, trac
 
 
 def _continued_trial(
-    cfg: DictConfig, task: tasks.Task, writer: RunWriter, experiment_name: str, pipeline_run: str | None
-) -> Trial | None:
-    """The trial an earlier stage of this pipeline run opened, if this stage may join it.
+    cfg: DictConfig, task: tasks.Task, store: TrackingStore, experiment_name: str, pipeline_run: str | None
+) -> tuple[str, TrialState] | None:
+    """The trial an earlier stage of this pipeline run opened, if this stage may join it: its run id and state.
 
-    The marker is local; the trial's state comes from the store through `writer` (the writer process
-    reads it), so a stage that continues a trial never imports MLflow itself.
+    The marker is local and the tracking writer reads the trial's state, so (with a writer running) this
+    process decides without importing MLflow.
     """
     if cfg.stage is None or pipeline_run is None or all_stages(task).index(cfg.stage) == 0:
         return None
-    marker = read_marker(marker_path(Path(cfg.paths.root), writer.store.uri, experiment_name, task.name))
+    root = Path(cfg.paths.root)
+    marker = read_marker(marker_path(root, store.uri, experiment_name, task.name))
     if marker is None or marker.pipeline_run != pipeline_run:
         print(f"stage {cfg.stage}: the stages before it did not run in this pipeline run; it opens a new trial")
         return None
-    state = writer.trial_state(marker.run_id)
+    state = trial_state(root, store, marker.run_id, experiment_name)
     if state is None:
-        print(f"stage {cfg.stage}: trial {marker.run_id} is not in {writer.store.uri}; opening a new trial")
+        print(f"stage {cfg.stage}: trial {marker.run_id} is not in {store.uri}; opening a new trial")
         return None
     if state.status != "FINISHED" or "FAILED" in state.components.values():
         print(f"stage {cfg.stage}: trial {state.name} ended {state.status}; opening a new trial")
         return None
-    if state.experiment_id != marker.experiment_id or cfg.stage in state.components:
+    if not state.in_experiment or cfg.stage in state.components:
         return None
-    return Trial.resume(writer, marker.run_id, state, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+    return marker.run_id, state
 
 
 def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_id: str) -> Trial:
@@ -191,9 +193,7 @@ def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
 def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
     """Refuse what can only fail later, before a trial is opened and stages run for nothing."""
     if cfg.deploy.target == "registry":
-        from mlexp.serving import registry
-
-        registry.check(task)
+        task.check_registrable()
     if cfg.deploy.target == "sagemaker":  # no model to deploy, or no role/region/credentials/bucket: nothing runs
         from mlexp.sagemaker import endpoint
 
@@ -228,9 +228,11 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     experiment_name = cfg.tracking.experiment_name or cfg.task.name
     store.check_not_moved_early(experiment_name)
     pipeline_run = pipeline_run_id() if cfg.stage is not None else None
-    writer = record_writer(Path(cfg.paths.root), store, job.sweep_id or "")
-    trial = _continued_trial(cfg, task, writer, experiment_name, pipeline_run)
-    if trial is None:
+    continued = _continued_trial(cfg, task, store, experiment_name, pipeline_run)
+    writer = record_writer(Path(cfg.paths.root), store, job.sweep_id or "")  # after: a refusal leaves no journal
+    if continued is not None:
+        trial = Trial.resume(writer, *continued, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+    else:
         trial = _open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
         _record_provenance(trial, cfg, job)
     stages = stages_to_run(cfg, task)
@@ -268,7 +270,7 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     if pipeline_run is not None:
         write_marker(
             marker_path(Path(cfg.paths.root), store.uri, experiment_name, task.name),
-            Marker(trial.run_id, pipeline_run, experiment_id),
+            Marker(trial.run_id, pipeline_run),
         )
     return TrialResult(trial.run_id, experiment_id, store.uri, objective)
 

@@ -69,7 +69,6 @@ class Marker:
 
     run_id: str
     pipeline_run: str
-    experiment_id: str  # the store's id of the experiment when the marker was written (one deleted and re-made differs)
 
 
 def marker_path(root: Path, tracking_uri: str, experiment_name: str, task: str) -> Path:
@@ -81,7 +80,7 @@ def marker_path(root: Path, tracking_uri: str, experiment_name: str, task: str) 
 def read_marker(path: Path) -> Marker | None:
     try:
         content = json.loads(path.read_text())
-        return Marker(str(content["run_id"]), str(content["pipeline_run"]), str(content["experiment_id"]))
+        return Marker(str(content["run_id"]), str(content["pipeline_run"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -22,7 +22,7 @@ from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.store import TrackingStore, absolute_uri
 from mlexp.tracking.store_writer import MetricRecord, Pair, StoreWriter
-from mlexp.tracking.trial_state import TrialState
+from mlexp.tracking.trial_state import TrialState, read_trial_state
 from mlexp.tracking.writer_address import WriterUnreachable, connect
 
 if TYPE_CHECKING:
@@ -154,6 +154,28 @@ def record_writer(
         return StoreWriter(store.client(), store)
 
 
+def trial_state(root: Path, store: TrackingStore, run_id: str, experiment_name: str) -> TrialState | None:
+    """Trial `run_id` as the store holds it; None if the store has no such run.
+
+    The writer process reads it (MLflow is loaded there), so this process need not import MLflow; it reads
+    it itself only when no writer answers (MLEXP_TRACKING_WRITER=inline, a writer that stopped or is silent).
+    """
+    if os.environ.get(WRITER_ENV) != "inline":
+        command = {"uri": absolute_uri(store.uri), "run_id": run_id, "experiment": experiment_name}
+        try:
+            reply = writer_connection(root).request(cmd="trial_state", **command)
+        except (WriterUnreachable, TrackingError):  # stopped or silent: nothing was recorded, so read it here
+            pass
+        else:
+            if reply.get("error"):
+                raise TrackingError(
+                    f"the tracking store {store.uri} could not be read ({reply['error']}); is it reachable? "
+                    "The stage has not started: run it again once the store answers"
+                )
+            return TrialState.from_reply(reply["state"]) if reply.get("state") else None
+    return read_trial_state(store.client(), run_id, experiment_name)
+
+
 def running_writer() -> WriterConnection | None:
     """An open connection of this process to the writer, if any."""
     return next((c for c in _CONNECTIONS.values() if c.alive()), None)
@@ -183,13 +205,6 @@ class JournalWriter:
 
     def experiment_id(self, name: str) -> str:
         return EXPERIMENT_PREFIX + name
-
-    def trial_state(self, run_id: str) -> TrialState | None:
-        """Read by the writer process, which has MLflow loaded: this process need not import it."""
-        reply = self.connection.request(cmd="trial_state", uri=absolute_uri(self.store.uri), run_id=run_id)
-        if reply.get("error"):
-            raise TrackingError(f"the tracking store {self.store.uri} could not be read ({reply['error']})")
-        return TrialState.from_reply(reply["state"]) if reply.get("state") else None
 
     def create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> str:
         ref = new_ref()

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from mlexp.tracking.sagemaker_mirror import ExperimentsMirror
 from mlexp.tracking.store import TrackingStore
-from mlexp.tracking.trial_state import TrialState, read_trial_state
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -54,9 +53,6 @@ class StoreWriter:
         info = self._client.create_run(experiment_id, run_name=run_name, tags=tags).info
         self.mirror.run_created(str(info.run_id), experiment_id, run_name, tags, info)
         return str(info.run_id)
-
-    def trial_state(self, run_id: str) -> TrialState | None:
-        return read_trial_state(self._client, run_id)
 
     def find_run(self, experiment_id: str, tag: str, value: str) -> str | None:
         """The id of a run (of any status, even deleted) tagged `tag=value`, if the store holds one."""

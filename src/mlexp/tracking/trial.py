@@ -71,6 +71,7 @@ class Trial:
         """Continue a trial opened by an earlier process (a previous DVC stage), as the store holds it (`state`)."""
         trial = cls(writer, run_id, metric_buffer, curves, state.experiment_id)
         trial.earlier = state
+        trial.statuses = dict(state.components)  # a FAILED one among them keeps the trial from closing FINISHED
         writer.set_status(run_id, RUNNING, terminated=False)
         return trial
 
@@ -96,7 +97,11 @@ class Trial:
         return str(self.client.get_run(self.run_id).info.run_name)
 
     def logged_metrics(self) -> dict[str, float]:
-        """The trial run's metrics: those earlier processes logged (a resumed trial), then this process's own."""
+        """The trial run's metrics: those earlier processes logged (a resumed trial), then this process's own.
+
+        A name both logged is this process's value, where the store would keep the one at the higher step;
+        the stages of one trial log different names, so the two agree.
+        """
         earlier = self.earlier.metrics if self.earlier else {}
         return {**earlier, **self.metrics, **self.tracker.latest}
 

@@ -17,9 +17,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrialState:
+    """A trial run as the store holds it when a later process (a DVC stage after the first) would continue it."""
+
     name: str
     status: str
-    experiment_id: str
+    experiment_id: str  # the run's experiment
+    in_experiment: bool  # the run's experiment is the active one its name now designates (not renamed, re-made)
     components: dict[str, str]  # each stage recorded in the trial, and its component's status
     metrics: dict[str, float]  # the trial run's metrics (latest values)
 
@@ -32,19 +35,26 @@ class TrialState:
             str(reply["name"]),
             str(reply["status"]),
             str(reply["experiment_id"]),
+            bool(reply["in_experiment"]),
             {str(k): str(v) for k, v in reply["components"].items()},
             {str(k): float(v) for k, v in reply["metrics"].items()},
         )
 
 
-def read_trial_state(client: MlflowClient, run_id: str) -> TrialState | None:
-    """The trial run `run_id` and its components as the store holds them; None when the store has no such run."""
+def read_trial_state(client: MlflowClient, run_id: str, experiment_name: str) -> TrialState | None:
+    """Trial run `run_id` and its components as the store holds them; None when the store has no such run."""
     from mlflow.exceptions import MlflowException
 
     try:
         run = client.get_run(run_id)
     except MlflowException:
         return None
+    experiment = client.get_experiment_by_name(experiment_name)
+    in_experiment = (
+        experiment is not None
+        and experiment.lifecycle_stage == "active"
+        and experiment.experiment_id == run.info.experiment_id
+    )
     children = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}'"
     )
@@ -52,6 +62,7 @@ def read_trial_state(client: MlflowClient, run_id: str) -> TrialState | None:
         name=str(run.info.run_name),
         status=str(run.info.status),
         experiment_id=str(run.info.experiment_id),
+        in_experiment=in_experiment,
         components={child.data.tags.get(tags.STAGE, ""): str(child.info.status) for child in children},
         metrics={k: float(v) for k, v in run.data.metrics.items()},
     )

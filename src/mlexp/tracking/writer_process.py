@@ -3,7 +3,7 @@
 The first mlexp command that records a trial starts it (`writer_address.connect`); it listens on a Unix
 socket and serves every later command of the same user and settings, whatever the project, until it has
 had nothing to do for MLEXP_WRITER_IDLE_S (600 s). MLflow's import and each store's set-up are paid once,
-not per trial. Each command holds one connection and sends JSON lines; `sync` and `finish` get one back:
+not per trial. Each command holds one connection and sends JSON lines; those that wait get one back:
   {"cmd": "project", "root": <folder>}                 store what killed trials of this project left behind
   {"cmd": "follow", "journal": <folder>}               apply this journal's records as they are appended
   {"cmd": "sync", "journal": <folder>, "upto": n}      reply once records 1..n are in the store: the store's ids
@@ -11,7 +11,8 @@ not per trial. Each command holds one connection and sends JSON lines; `sync` an
   {"cmd": "finish_later", "journal": <folder>}         the trial ended: delete the journal once it is stored
   {"cmd": "experiment_tag", "uri": ..., "experiment_id": ..., "key": ..., "value": ...}   replies when set
   {"cmd": "sweep_end", "end": {...}}                   rank a sweep's trials, close its record: what to print
-  {"cmd": "trial_state", "uri": ..., "run_id": ...}    a trial's status, components and metrics (a DVC stage's next)
+  {"cmd": "trial_state", "uri": ..., "run_id": ..., "experiment": <name>}   replies with the trial's status,
+                                                       components and metrics (for the DVC stage that continues it)
 A connection that closes while it follows journals it did not finish is a command whose process died:
 the writer stores what they hold and ends their unfinished runs KILLED.
 """
@@ -38,6 +39,7 @@ from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
 from mlexp.tracking.sagemaker_mirror import failure_line
 from mlexp.tracking.store import TrackingStore, sqlite_path
+from mlexp.tracking.trial_state import read_trial_state
 from mlexp.tracking.writer_address import idle_s, start_lock
 
 POLL_S = 0.05
@@ -214,8 +216,9 @@ class Writer:
             threading.Thread(target=lambda: connection.reply(_sweep_end(command["end"])), daemon=True).start()
             return
         if kind == "trial_state":
-            state = self.writers.get(command["uri"], None).trial_state(command["run_id"])
-            connection.reply({"state": state.to_reply() if state else None, "error": ""})
+            # a server store may answer slowly: the other trials' journals go on being stored meanwhile
+            client = self.writers.get(command["uri"], None).client()
+            threading.Thread(target=lambda: connection.reply(_trial_state(client, command)), daemon=True).start()
             return
         if kind == "experiment_tag":
             try:
@@ -289,6 +292,14 @@ def _sweep_end(end: dict[str, Any]) -> dict[str, Any]:
         text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         _say(f"the summary of sweep {end.get('name')} failed: {text}")
         return {"error": text}
+
+
+def _trial_state(client: Any, command: dict[str, Any]) -> dict[str, Any]:
+    try:
+        state = read_trial_state(client, command["run_id"], command["experiment"])
+        return {"state": state.to_reply() if state else None, "error": ""}
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}".splitlines()[0][:500]}
 
 
 def _file(path: Path) -> tuple[int, int]:
