@@ -11,3 +11,8 @@ class ConfigError(MlexpError):
 
 class DataError(MlexpError):
     """Input data is missing or not in the expected format."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one short line (its class and first line), for a reply, a log or a run tag."""
+    return f"{type(error).__name__}: {error}".splitlines()[0][:500]

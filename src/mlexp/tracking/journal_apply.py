@@ -12,6 +12,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from mlexp.errors import one_line
 from mlexp.tracking import tags as mlexp_tags
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
 from mlexp.tracking.store import TrackingStore, sqlite_path
@@ -104,7 +105,7 @@ class JournalApplier:
                 if op["op"] == "create_run":  # saved at once: a replay after a kill must not create it twice
                     self.journal.save_state(self.state)
         except Exception as error:  # the store refused: keep the journal, say why
-            self.state.error = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            self.state.error = one_line(error)
         if ops:
             self.journal.save_state(self.state)
         return len(ops)
@@ -205,7 +206,7 @@ def replay_orphans(root: Path, writers: StoreWriters | None = None) -> list[Repl
         try:
             result = _replay(journal, writers)
         except Exception as error:  # one bad journal does not keep the others from the store
-            result = Replayed(journal.folder, [], f"{type(error).__name__}: {error}".splitlines()[0][:500])
+            result = Replayed(journal.folder, [], one_line(error))
         if result is not None:
             replayed.append(result)
     _remove_stubs(root)

@@ -35,6 +35,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from mlexp.errors import one_line
 from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
 from mlexp.tracking.sagemaker_mirror import failure_line
@@ -178,7 +179,7 @@ class Writer:
             command = json.loads(line)
             self._handle(command, connection)
         except Exception as error:
-            text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            text = one_line(error)
             _say(f"command {line[:200]!r} failed: {text}")
             if command.get("cmd") in ("sync", "finish", "experiment_tag", "sweep_end", "trial_state"):
                 connection.reply({"ids": {}, "applied": 0, "error": text})
@@ -226,14 +227,14 @@ class Writer:
                 connection.reply({"error": ""})
             except Exception as error:  # a read-only store: the link still filters and sorts
                 _say(f"the UI view was not saved: {type(error).__name__}: {error}")
-                connection.reply({"error": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
+                connection.reply({"error": one_line(error)})
             return
         folder = command["journal"]
         if kind == "follow":
             try:
                 connection.followed[folder] = Follower(folder, self.writers)
             except Exception as error:  # the store cannot be opened: said to the trial at its next sync
-                connection.refused[folder] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+                connection.refused[folder] = one_line(error)
             return
         follower = connection.followed.get(folder)
         if kind == "finish_later":
@@ -289,7 +290,7 @@ def _sweep_end(end: dict[str, Any]) -> dict[str, Any]:
         with _SUMMARIES:
             return summarise(SweepEnd(**end)).to_reply() | {"error": ""}
     except Exception as error:
-        text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        text = one_line(error)
         _say(f"the summary of sweep {end.get('name')} failed: {text}")
         return {"error": text}
 
@@ -299,7 +300,7 @@ def _trial_state(client: Any, command: dict[str, Any]) -> dict[str, Any]:
         state = read_trial_state(client, command["run_id"], command["experiment"])
         return {"state": state.to_reply() if state else None, "error": ""}
     except Exception as error:
-        return {"error": f"{type(error).__name__}: {error}".splitlines()[0][:500]}
+        return {"error": one_line(error)}
 
 
 def _file(path: Path) -> tuple[int, int]:
