@@ -66,12 +66,12 @@ def trial_model(cfg: DictConfig, folder: Path) -> Path:
     import importlib
 
     from mlexp import tasks
-    from mlexp.serving import pyfunc_model, registry
+    from mlexp.serving import pyfunc_model
 
     task = tasks.get(cfg.task.name)
-    if not registry.has_model(task):
+    if not task.has_registered_model():
         raise ConfigError(f"deploy=sagemaker: task {task.name!r} has no predictive model to deploy; use deploy=none")
-    module = importlib.import_module(registry.model_module_name(task))
+    module = importlib.import_module(task.model_module)
     saved = folder / MODEL_FOLDER
     with pyfunc_model.quiet_mlflow():
         pyfunc_model.save(module.pyfunc_model(cfg, folder / "staging"), saved)

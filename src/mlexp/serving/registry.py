@@ -38,18 +38,10 @@ from mlexp.tracking import tags as run_tags
 MODULE = "registered_model"
 
 
-def model_module_name(task: tasks.Task) -> str:
-    return task.model_module
-
-
-def has_model(task: tasks.Task) -> bool:
-    return task.has_registered_model()
-
-
 def _model_module(cfg: DictConfig) -> ModuleType:
     task = tasks.get(cfg.task.name)
     task.check_registrable()
-    return importlib.import_module(model_module_name(task))
+    return importlib.import_module(task.model_module)
 
 
 def metrics_of_trial(tracker: Tracker) -> dict[str, float]:
