@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from forked_cli import ForkedCli
+
 REPO = Path(__file__).resolve().parents[1]
 # tiny sizes: a trial of the abalone task takes a few seconds
 TINY = ("dataset.n_rows=300", "model.epochs=2")
@@ -90,16 +92,27 @@ def private_writer_env(project: Path) -> dict[str, str]:
     return cli_env(project) | {"MLEXP_WRITER_SCOPE": str(project)}
 
 
-def run_cli(project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None):
-    """Run the real `mlexp` entry point in `project`; returns the finished process."""
-    done = subprocess.run(
-        [sys.executable, "-m", "mlexp.cli", *args],
-        cwd=project,
-        env=env or cli_env(project),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+_forked_cli: ForkedCli | None = None
+
+
+def run_cli(
+    project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """Run the real `mlexp` entry point in `project`; returns the finished process. It is forked from a server
+    that has its libraries imported (forked_cli.py) unless `fresh` asks for a new interpreter, as a test of
+    anything the interpreter's start-up decides needs (hash seed, the state of every library)."""
+    global _forked_cli
+    env = env or cli_env(project)
+    fresh = fresh or bool(os.environ.get("MLEXP_TESTS_FRESH_CLI"))  # e.g. to time the suite without the server
+    if not fresh:
+        _forked_cli = _forked_cli or ForkedCli()
+        fresh = not _forked_cli.can_run(args, env)
+    if fresh:
+        command = [sys.executable, "-m", "mlexp.cli", *args]
+        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    else:
+        assert _forked_cli
+        done = _forked_cli.run(args, project, env, timeout=600)
     if check and done.returncode != 0:
         raise AssertionError(f"mlexp {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done

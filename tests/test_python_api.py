@@ -119,8 +119,9 @@ def test_sweeps_with_both_launchers_in_one_process(project: Path) -> None:
         assert trials[0].tags.get("mlexp.best_in_sweep") == "true"
     assert grid[0].sweep_id != parallel[0].sweep_id
     assert parallel[0].tags["mlexp.command"].startswith(f"mlexp -m task={TASK} sweep=grid")
-    # the tracking writer (started by this process's first trial) serves every command; it is no joblib worker
-    helpers = ("resource_tracker", "mlexp.tracking.writer_process")
+    # the tracking writer (started by this process's first trial) serves every command, the suite's CLI server
+    # (forked_cli.py) forks the tests' commands: neither is a joblib worker
+    helpers = ("resource_tracker", "mlexp.tracking.writer_process", "forked_cli.py")
     workers = [
         p for p in psutil.Process().children(recursive=True) if not any(h in " ".join(p.cmdline()) for h in helpers)
     ]

@@ -87,9 +87,10 @@ def test_metrics_json_holds_the_headline_metrics(finished_run):
 
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_same_seed_gives_the_same_metrics(tmp_project):
+    # fresh interpreters: forks of one would share every library's random state and Python's hash seed
     for _ in range(2):
-        run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=3")
-    run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=4")
+        run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=3", fresh=True)
+    run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=4", fresh=True)
     by_seed: dict[str, list[float]] = {}
     for trial in trials_of(tmp_project):
         by_seed.setdefault(trial.params["seed"], []).append(trial.metrics["test_msle"])
