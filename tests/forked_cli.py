@@ -1,17 +1,22 @@
 """The real `mlexp` command in a forked copy of an interpreter that has already imported its libraries.
 
-Run as `python -m mlexp.cli`, every command of the suite paid 3-4 s of imports (MXNet, pandas, Hydra,
-matplotlib) before its work: about half of the suite's time. A server process started once per test process
-imports them and forks a child per command. The child is a new process with the command's working folder,
-environment, arguments and standard streams, and runs `mlexp.cli` as `python -m` does (`runpy`, as `__main__`),
-so exit codes, output files, atexit handlers, writers and workers it starts are the real command's.
+Run as `python -m mlexp.cli`, every command of the suite paid seconds of imports before its work: about half of
+the suite's time. A server process started once per test process imports the libraries every command loads
+(pandas, Hydra, matplotlib, pyarrow, scipy; never MLflow, which the command leaves to its tracking writer) and
+forks a child per command. The child is a new process with the command's working folder, environment,
+arguments and standard streams (pipes, read to their end as subprocess.run reads them: a writer that kept
+the command's pipes open would hang the test as it would hang `mlexp ... | tee`), and runs `mlexp.cli` as
+`python -m` does (`runpy`, as `__main__`).
 
-What a fork cannot show is the interpreter's own start-up, so a command keeps a fresh interpreter when that
-could change what it does: an environment that differs from the server's in what Python or the numeric
-libraries read when they load (PYTHON*, thread counts, MXNet, matplotlib settings), or an argument setting
-thread counts, which MXNet reads only when it loads. Whatever the imports printed is written to each child's
-stderr first, so a test of quiet output still sees import-time warnings. The start-up path itself keeps its
-own tests (`conftest.start_cli`, test_startup.py).
+What a fork cannot show is the interpreter's own start-up, so:
+- MXNet is not imported in the server: its fork handler turns OpenMP off and one worker thread on in every
+  forked child (for DataLoader workers), which no user's command runs with. Each command imports it itself.
+- A command whose environment differs from the server's in anything but the variables read at run time
+  (MLEXP_, MLFLOW_, AWS_, ...) gets a fresh interpreter, as does a test that asks for one (`fresh=True`:
+  forks share Python's hash seed and every library's random state).
+- The server fails when its imports print anything, so no import-time warning a user would see is hidden.
+- A child leaves with threads joined, atexit handlers run and streams flushed, but without tearing down the
+  modules (that touches every object the server made and copies each shared page, ~0.5 s).
 """
 
 from __future__ import annotations
@@ -21,24 +26,27 @@ import gc
 import json
 import os
 import runpy
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-LOADED_ON_START = ("OMP_", "MKL_", "OPENBLAS_", "MXNET_", "PYTHON", "MPL", "KMP_")
+READ_AT_RUN_TIME = ("MLEXP_", "MLFLOW_", "AWS_", "SM_", "SAGEMAKER_", "DVC_", "PYTEST_", "HYDRA_")
 
 
 def read_on_start(env: Mapping[str, str]) -> dict[str, str]:
-    return {name: value for name, value in env.items() if name.startswith(LOADED_ON_START)}
+    """The part of an environment the interpreter or a library may read once, when it starts or loads."""
+    return {name: value for name, value in env.items() if not name.startswith(READ_AT_RUN_TIME)}
 
 
-def _preload() -> str:
-    """Import what a tiny trial's command imports (never MLflow: the command leaves it to its writer)."""
+def _preload() -> None:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # as mlexp.cli.main sets it before anything imports matplotlib
     with tempfile.TemporaryFile() as noise:
         saved = os.dup(2)
         os.dup2(noise.fileno(), 2)
@@ -49,10 +57,13 @@ def _preload() -> str:
             os.dup2(saved, 2)
             os.close(saved)
         noise.seek(0)
-        import_noise = noise.read().decode(errors="replace")
-    if "mlflow" in sys.modules:
-        raise RuntimeError("the CLI server loaded mlflow, which the command itself never imports")
-    return import_noise
+        printed = noise.read().decode(errors="replace")
+    tempfile.tempdir = None  # chosen from this process's TMPDIR: each command chooses from its own
+    if printed:
+        raise RuntimeError(f"importing the command's libraries printed (a fresh command would show it):\n{printed}")
+    for module in ("mlflow", "mxnet"):
+        if module in sys.modules:
+            raise RuntimeError(f"the CLI server loaded {module}; see forked_cli.py for why it must not")
 
 
 def _import_the_commands_libraries() -> None:
@@ -64,73 +75,107 @@ def _import_the_commands_libraries() -> None:
     import mlexp.charts  # noqa: F401
     import mlexp.cli  # noqa: F401
     import mlexp.runner  # noqa: F401
-    import mlexp.tasks.tabular_regression.stages  # noqa: F401
-    from mlexp.seeding import import_mxnet
-
-    import_mxnet()
 
 
-def _redirect(fd: int, path: str, flags: int) -> None:
-    target = os.open(path, flags, 0o644)
+def _redirect(fd: int, target: int) -> None:
     os.dup2(target, fd)
     os.close(target)
 
 
-def _run_child(request: dict[str, Any], import_noise: str, replies: int) -> None:
+def _run_child(request: dict[str, Any], stdout: int, stderr: int) -> None:
     """In the forked child: become the command, then leave the interpreter as the command would."""
-    os.close(replies)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    _redirect(0, os.devnull, os.O_RDONLY)
-    _redirect(1, request["stdout"], write)
-    _redirect(2, request["stderr"], write)
-    sys.path[0] = request["cwd"]  # as `python -m` puts the working folder first
-    sys.argv = ["mlexp", *request["args"]]
-    sys.stderr.write(import_noise)
-    sys.modules.pop("mlexp.cli")  # as under `python -m`, where the module runs as __main__ only
-    code: object = 0
+    code: object = 1
+    interrupted = False
     try:
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _redirect(0, os.open(os.devnull, os.O_RDONLY))
+        _redirect(1, stdout)
+        _redirect(2, stderr)
+        sys.path[0] = request["cwd"]  # as `python -m` puts the working folder first
+        sys.argv = ["mlexp", *request["args"]]
+        import mlexp
+        import mlexp.tasks
+
+        sys.modules.pop("mlexp.cli")  # as under `python -m`, where the module runs as __main__ only
+        delattr(mlexp, "cli")
+        mlexp.tasks._loaded = False  # task plugins are found again on this command's sys.path
+        code = 0
         runpy.run_module("mlexp.cli", run_name="__main__", alter_sys=True)
     except SystemExit as stop:
         code = stop.code
+    except KeyboardInterrupt:
+        sys.excepthook(*sys.exc_info())
+        interrupted = True
     except BaseException:
         sys.excepthook(*sys.exc_info())
-        code = -signal.SIGINT if isinstance(sys.exc_info()[1], KeyboardInterrupt) else 1
-    _exit(code)
-
-
-def _exit(code: object) -> None:
-    """Leave as the interpreter would (join threads, atexit, flush) but without tearing down the imported
-    modules: that touches every object the server made, copying each page the fork shared (~0.5 s)."""
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
         code = 1
-    threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first: join non-daemon threads
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    if code == -signal.SIGINT:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    os._exit(code or 0)
+    finally:
+        _exit(code, interrupted)
+
+
+def _exit(code: object, interrupted: bool) -> None:
+    try:
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first: join threads
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        if interrupted:  # an uncaught KeyboardInterrupt ends a Python process by SIGINT
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        os._exit(code if isinstance(code, int) else 1)
+
+
+def _read_to_end(pipes: dict[int, bytearray], deadline: float) -> bool:
+    """Both output pipes read until every process holding them has closed them; False when time ran out."""
+    with selectors.DefaultSelector() as selector:
+        for fd in pipes:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            for key, _ in selector.select(left):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    pipes[key.fd] += chunk
+                else:
+                    selector.unregister(key.fd)
+    return True
 
 
 def serve() -> None:
     replies = os.dup(1)
-    _redirect(1, os.devnull, os.O_WRONLY)  # what an import prints must not reach the replies
-    import_noise = _preload()
+    _redirect(1, os.open(os.devnull, os.O_WRONLY))  # what an import prints must not reach the replies
+    _preload()
     sys.stdout.flush()
     gc.freeze()  # the children's collections leave the imported objects alone, and their pages shared
     for line in sys.stdin:
         request = json.loads(line)
+        (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
         pid = os.fork()
         if pid == 0:
-            _run_child(request, import_noise, replies)
-        os.write(replies, (json.dumps({"pid": pid}) + "\n").encode())
+            os.close(replies)
+            os.close(out_read)
+            os.close(err_read)
+            _run_child(request, out_write, err_write)
+        os.close(out_write)
+        os.close(err_write)
+        output = {out_read: bytearray(), err_read: bytearray()}
+        finished = _read_to_end(output, time.monotonic() + request["timeout"])
+        if not finished:  # as subprocess.run: the command is killed, not what it started
+            os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-        os.write(replies, (json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n").encode())
+        for fd, path in ((out_read, request["stdout"]), (err_read, request["stderr"])):
+            os.close(fd)
+            Path(path).write_bytes(output[fd])
+        reply = {"returncode": os.waitstatus_to_exitcode(status), "timed_out": not finished}
+        os.write(replies, (json.dumps(reply) + "\n").encode())
 
 
 class ForkedCli:
@@ -138,6 +183,8 @@ class ForkedCli:
 
     def __init__(self) -> None:
         self.env = read_on_start(os.environ)
+        self.commands = 0  # forked so far: a test can tell that a command took this path
+        self.lock = threading.Lock()
         self.server = subprocess.Popen(
             [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
@@ -147,22 +194,23 @@ class ForkedCli:
         return read_on_start(env) == self.env and not any("num_threads" in arg for arg in args)
 
     def run(self, args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float):
-        with tempfile.TemporaryDirectory() as folder:
+        command = ["mlexp", *args]
+        with self.lock, tempfile.TemporaryDirectory() as folder:
             out, err = Path(folder, "stdout"), Path(folder, "stderr")
-            request = {"args": list(args), "cwd": str(cwd), "env": dict(env), "stdout": str(out), "stderr": str(err)}
+            request = {"args": list(args), "cwd": str(cwd), "env": dict(env), "timeout": timeout}
             assert self.server.stdin and self.server.stdout
-            self.server.stdin.write(json.dumps(request) + "\n")
-            pid = json.loads(self.server.stdout.readline())["pid"]
-            timed_out = threading.Event()
-            timer = threading.Timer(timeout, lambda: (timed_out.set(), os.kill(pid, signal.SIGKILL)))
-            timer.start()
             try:
-                returncode = json.loads(self.server.stdout.readline())["returncode"]
-            finally:
-                timer.cancel()
-            if timed_out.is_set():
-                raise subprocess.TimeoutExpired(["mlexp", *args], timeout, out.read_text(), err.read_text())
-            return subprocess.CompletedProcess(["mlexp", *args], returncode, out.read_text(), err.read_text())
+                self.server.stdin.write(json.dumps(request | {"stdout": str(out), "stderr": str(err)}) + "\n")
+                reply = json.loads(self.server.stdout.readline())
+            except (OSError, ValueError) as error:
+                raise RuntimeError(
+                    f"the suite's CLI server (tests/forked_cli.py) stopped (exit {self.server.poll()}): {error}; "
+                    "its imports failed or it was killed; MLEXP_TESTS_FRESH_CLI=1 runs every command fresh"
+                ) from error
+            self.commands += 1
+            if reply["timed_out"]:
+                raise subprocess.TimeoutExpired(command, timeout, out.read_bytes(), err.read_bytes())
+            return subprocess.CompletedProcess(command, reply["returncode"], out.read_text(), err.read_text())
 
 
 if __name__ == "__main__":

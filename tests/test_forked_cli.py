@@ -3,23 +3,47 @@ and a trial's metrics, so a test that passes on a forked command would pass on t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+import conftest
 from conftest import TINY, run_cli, trials_of
 
 
+def _forked(project, *args: str, check: bool = True):
+    """run_cli that fails unless the command really went through the server."""
+    before = conftest._forked_cli.commands if conftest._forked_cli else 0
+    done = run_cli(project, *args, check=check)
+    assert conftest._forked_cli and conftest._forked_cli.commands == before + 1, "the command was not forked"
+    return done
+
+
 def test_a_forked_config_error_reads_as_the_fresh_one(tmp_project):
-    forked = run_cli(tmp_project, "task=tabular_regresion", check=False)
+    forked = _forked(tmp_project, "task=tabular_regresion", check=False)
     fresh = run_cli(tmp_project, "task=tabular_regresion", check=False, fresh=True)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert forked.returncode == 2 and forked.stderr.startswith("mlexp: error: task='tabular_regresion'")
 
 
+def _without_ids(text: str) -> str:
+    """Output with what differs between any two trials (ids, times, folders, timings) blanked; the second trial
+    reuses the first one's pre-processing and says so."""
+    text = "".join(line for line in text.splitlines(keepends=True) if "reusing component" not in line)
+    text = re.sub(r"[0-9a-f]{32}", "<id>", text)
+    text = re.sub(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?", "<time>", text)
+    text = re.sub(r"(forked|fresh)", "<name>", text)
+    text = re.sub(r"\d+(\.\d+)?(s|it/s|epoch/s| s)\b", "<t>", text)
+    return re.sub(r"experiments/\d+", "experiments/<n>", text)
+
+
 @pytest.mark.usefixtures("tmp_project_with_store")
-def test_a_forked_trial_measures_what_a_fresh_one_measures(tmp_project):
-    run_cli(tmp_project, "task=tabular_regression", *TINY, "tracking.experiment_name=forked")
-    run_cli(tmp_project, "task=tabular_regression", *TINY, "tracking.experiment_name=fresh", fresh=True)
-    [forked] = trials_of(tmp_project, experiment="forked")
-    [fresh] = trials_of(tmp_project, experiment="fresh")
-    assert forked.status == fresh.status == "FINISHED"
-    assert forked.metrics == fresh.metrics and "test_msle" in forked.metrics
+def test_a_forked_trial_measures_and_prints_what_a_fresh_one_does(tmp_project):
+    forked = _forked(tmp_project, "task=tabular_regression", *TINY, "tracking.experiment_name=forked")
+    fresh = run_cli(tmp_project, "task=tabular_regression", *TINY, "tracking.experiment_name=fresh", fresh=True)
+    [forked_trial] = trials_of(tmp_project, experiment="forked")
+    [fresh_trial] = trials_of(tmp_project, experiment="fresh")
+    assert forked_trial.status == fresh_trial.status == "FINISHED"
+    assert forked_trial.metrics == fresh_trial.metrics and "test_msle" in forked_trial.metrics
+    assert _without_ids(forked.stdout) == _without_ids(fresh.stdout)
+    assert "Traceback" not in forked.stderr and "warning" not in forked.stderr.lower()

@@ -14,6 +14,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from joblib import Parallel, delayed
 
+import conftest
 from conftest import REPO, TINY, run_cli, seed_store, store_client, trials_of
 from mlexp.api import run, sweep
 from mlexp.errors import ConfigError
@@ -120,10 +121,13 @@ def test_sweeps_with_both_launchers_in_one_process(project: Path) -> None:
     assert grid[0].sweep_id != parallel[0].sweep_id
     assert parallel[0].tags["mlexp.command"].startswith(f"mlexp -m task={TASK} sweep=grid")
     # the tracking writer (started by this process's first trial) serves every command, the suite's CLI server
-    # (forked_cli.py) forks the tests' commands: neither is a joblib worker
-    helpers = ("resource_tracker", "mlexp.tracking.writer_process", "forked_cli.py")
+    # forks the tests' commands (its children, forked commands, count): neither is a joblib worker
+    helpers = ("resource_tracker", "mlexp.tracking.writer_process")
+    server = conftest._forked_cli.server.pid if conftest._forked_cli else None
     workers = [
-        p for p in psutil.Process().children(recursive=True) if not any(h in " ".join(p.cmdline()) for h in helpers)
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid != server and not any(h in " ".join(p.cmdline()) for h in helpers)
     ]
     assert workers == []  # no idle joblib worker keeps this sweep's environment (and MXNet) for the next one
 
