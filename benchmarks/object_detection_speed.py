@@ -28,7 +28,7 @@ from mxnet import gluon  # noqa: E402
 
 from mlexp.data import football_frames, ground_truth_manifest  # noqa: E402
 from mlexp.data.frame_images import ImageSource  # noqa: E402
-from mlexp.tasks.object_detection import networks, records, splits, training  # noqa: E402
+from mlexp.tasks.object_detection import networks, records, splits, tiling, training  # noqa: E402
 from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector  # noqa: E402
 from mlexp.tasks.object_detection.families import SSD  # noqa: E402
 from mlexp.tasks.object_detection.speed import frames_per_second  # noqa: E402
@@ -81,7 +81,8 @@ def main() -> int:
         measured = {mode: training_images_per_s(model, rec, mode) for mode in (False, True)}
         train = {mode: steps for mode, (_, steps) in measured.items()}
         net, _ = networks.build(model, lambda _: None)
-        infer = {mode: frames_per_second(net, SIZE, INFERENCE_FRAMES, mode) for mode in (False, True)}
+        whole = tiling.windows(SIZE, SIZE, SIZE, None, 0)
+        infer = {mode: frames_per_second(net, whole, INFERENCE_FRAMES, mode) for mode in (False, True)}
     train_ratio, infer_ratio = train[True] / train[False], infer[True] / infer[False]
     print(f"training:  {train[False]:6.1f} images/s imperative, {train[True]:6.1f} hybridized  (batch {BATCH})")
     print(f"  (the input pipeline alone: augment, targets, batching: {measured[True][0]:.1f} images/s in one process;")

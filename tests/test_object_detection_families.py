@@ -9,7 +9,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from mlexp.tasks.object_detection import evaluation, networks, training
+from mlexp.tasks.object_detection import evaluation, networks, tiling, training
 from mlexp.tasks.object_detection.families import FAMILY_TRAINING
 from object_detection_tiny import HEIGHT, NO_JITTER, WIDTH, box_sizes_at, detector, write_frames
 
@@ -56,6 +56,43 @@ def test_each_family_trains_and_detects_in_frame_pixels(option, frames, tmp_path
     assert (every[:, 2] > every[:, 0]).all() and (every[:, 3] > every[:, 1]).all()
     if option == "faster_rcnn":
         assert architecture["options"]["rpn_train_post_nms"] <= (size // 16) ** 2 * 9
+
+
+def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(frames):
+    train_rec, val_rec, boxes = frames
+    mx.random.seed(0)
+    model = detector("faster_rcnn", input_size=64, tile_size=32, tile_overlap=8, rcnn_rois=8)
+    net, _ = networks.build(model, lambda _: None, train_box_sizes=box_sizes_at(boxes, 64) * 2)
+    seen: list[tuple[int, ...]] = []
+    net.register_forward_pre_hook(lambda _, inputs: seen.append(tuple(inputs[0].shape)))
+    found = evaluation.detect(net, val_rec, NO_JITTER, 64, tile=32, overlap=8)
+    # the 192 × 112 frames at twice their size, one forward each (their 32-px tiles would be 8 × 5 forwards each)
+    assert seen == [(1, 3, 2 * HEIGHT, 2 * WIDTH)] * 2
+    assert len(tiling.windows(WIDTH, HEIGHT, 64, 32, 8)) == 40
+    every = np.concatenate(found.boxes)
+    assert len(every) and every[:, 2].max() <= WIDTH and every[:, 3].max() <= HEIGHT and every[:, 2].max() > 64
+
+
+def test_a_faster_rcnn_checkpoint_with_fewer_anchor_cells_loads_with_anchors_for_whole_frames(tmp_path):
+    # a checkpoint saved before RCNN_ANCHOR_CELLS: GluonCV's 128 × 128 cells (inputs up to 2048 px)
+    model = detector("faster_rcnn", input_size=64, rcnn_rois=8)
+    net, _ = networks.build(model, lambda _: None, train_box_sizes=np.array([[12.0, 10.0], [20.0, 16.0]]))
+    net.mlexp_architecture = {k: v for k, v in net.mlexp_architecture.items() if k != "alloc_size"}
+    old = networks.model_zoo.get_model(model.network, classes=list(model.classes), pretrained_base=False,
+                                       **net.mlexp_architecture)  # fmt: skip
+    old.initialize()
+    old(mx.nd.zeros((1, 3, 64, 64)))
+    old.mlexp_architecture = net.mlexp_architecture
+    networks.save(old, model, tmp_path)
+    assert mx.nd.load(str(tmp_path / "model.params"))[networks.RPN_ANCHORS].shape[2:4] == (128, 128)
+
+    loaded, _ = networks.load(tmp_path)
+    anchors = loaded.rpn.anchor_generator.anchors.data().asnumpy()
+    assert anchors.shape[2:4] == (networks.RCNN_ANCHOR_CELLS,) * 2
+    np.testing.assert_allclose(anchors[:, :, :4, :4], old.rpn.anchor_generator.anchors.data().asnumpy()[:, :, :4, :4])
+    x = mx.nd.random.uniform(shape=(1, 3, 64, 64))
+    for mine, theirs in zip(loaded(x), old(x), strict=True):  # the same weights: the same detections
+        np.testing.assert_allclose(mine.asnumpy(), theirs.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_anchors_follow_the_training_boxes():

@@ -47,6 +47,24 @@ def test_windows_of_a_broadcast_frame_know_their_inner_edges():
     assert (whole.scale_x, whole.scale_y) == (5.0, 720 / 256)
 
 
+def test_the_whole_frame_at_the_tiles_scale_is_one_window_where_it_fits():
+    # 128-px tiles into a 256-px input: the 1280 × 720 frame at twice its size, one input of 2560 × 1440
+    (whole,) = tiling.windows(1280, 720, 256, 128, 40, whole_frame_side=4096)
+    assert (whole.input_width, whole.input_height, whole.scale_x, whole.scale_y) == (2560, 1440, 0.5, 0.5)
+    assert whole.inner == (None, None, None, None)
+    assert len(tiling.windows(1280, 720, 256, 128, 40, whole_frame_side=2048)) == 120  # too large: tiles
+    assert len(tiling.windows(1280, 720, 256, 128, 40)) == 120
+    image = mx.nd.array(np.random.RandomState(0).randint(0, 255, (72, 128, 3)), dtype="uint8")
+    (scaled,), (window,) = tiling.window_inputs(image, 64, 32, 8, whole_frame_side=4096)
+    assert scaled.shape == (144, 256, 3)
+    placed, whole_box = tiling.place(np.array([[20.0, 40.0, 60.0, 80.0]]), window)
+    assert placed.tolist() == [[10.0, 20.0, 30.0, 40.0]] and whole_box.tolist() == [True]
+    # a frame smaller than the input at that scale is padded right and below, as a tile would be
+    (padded,), (small,) = tiling.window_inputs(image[:20, :30], 64, 32, 8, whole_frame_side=4096)
+    assert padded.shape == (64, 64, 3) and (small.input_width, small.input_height) == (64, 64)
+    assert padded[40:].asnumpy().max() == 0 and padded[:, 60:].asnumpy().max() == 0
+
+
 def test_training_tiles_around_a_ball_keep_it_whole_and_in_tile_pixels():
     np.random.seed(0)
     image = mx.nd.array(np.random.randint(0, 255, (720, 1280, 3)), dtype="uint8")
@@ -331,7 +349,9 @@ def test_fps_times_every_window_of_a_frame_in_batches():
 
     net, _ = networks.build(detector("ssd", input_size=64, tile_size=64, tile_overlap=24), lambda _: None)
     counting = CountingForward(net)
-    assert frames_per_second(counting, 64, frames=2, hybridize=False, windows=5, batch_size=2) > 0
+    placed = tiling.windows(192, 64, 64, 64, 24)
+    assert len(placed) == 5
+    assert frames_per_second(counting, placed, frames=2, hybridize=False, batch_size=2) > 0
     assert [shape[0] for shape in counting.batches] == [2, 2, 1] * 3  # warm-up + 2 frames, all 5 windows each
 
 

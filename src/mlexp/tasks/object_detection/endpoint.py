@@ -112,7 +112,9 @@ class FootballDetector:
         size, tile = int(self.architecture["input_size"]), self.architecture.get("tile_size")
         overlap = int(self.architecture.get("tile_overlap") or 0)
         check_tile_count(width, height, tile, overlap)
-        inputs, placed = evaluation.network_inputs(img, self.augmentation, size, tile, overlap)
+        inputs, placed = evaluation.network_inputs(
+            img, self.augmentation, size, tile, overlap, evaluation.whole_frame_side(self.net)
+        )
         with self._lock:
             outputs, _ = evaluation.run_batches(
                 self.net, inputs, TILES_PER_FORWARD, evaluation.one_image_per_forward(self.net)

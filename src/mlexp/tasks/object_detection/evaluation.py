@@ -21,10 +21,9 @@ import numpy as np
 from gluoncv.model_zoo.rcnn import RCNN
 from tqdm import tqdm
 
-from mlexp.tasks.object_detection import tiling
+from mlexp.tasks.object_detection import networks, tiling
 from mlexp.tasks.object_detection.augment import normalize
 from mlexp.tasks.object_detection.config import DetectionAugmentation
-from mlexp.tasks.object_detection.networks import clip_boxes
 from mlexp.tasks.object_detection.records import unpack_label
 
 # COCO's IoU thresholds 0.50:0.05:0.95
@@ -63,6 +62,12 @@ class Detections:
 def one_image_per_forward(net: Any) -> bool:
     """GluonCV's R-CNN detectors infer one image per forward (a batch breaks their proposal concat)."""
     return isinstance(net, RCNN)
+
+
+def whole_frame_side(net: Any) -> int | None:
+    """For a tiled model, the longest input side up to which the network takes the whole frame at the tiles' scale
+    (R-CNN detectors: their anchors' extent); None: the network sees tiles."""
+    return networks.RCNN_MAX_INPUT_SIDE if one_image_per_forward(net) else None
 
 
 def _forward(net: Any, x: mx.nd.NDArray) -> list[list[np.ndarray]]:
@@ -114,7 +119,7 @@ def frame_detections(
     if len(placed) > 1:
         kept = merge(boxes, ids, scores, np.concatenate(all_whole))
         boxes, ids, scores = boxes[kept], ids[kept], scores[kept]
-    boxes, keep = clip_boxes(boxes, width, height)
+    boxes, keep = networks.clip_boxes(boxes, width, height)
     return boxes[keep], ids[keep], scores[keep]
 
 
@@ -148,10 +153,16 @@ def covered(box: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def network_inputs(
-    image: mx.nd.NDArray, augmentation: DetectionAugmentation, size: int, tile: int | None, overlap: int
+    image: mx.nd.NDArray,
+    augmentation: DetectionAugmentation,
+    size: int,
+    tile: int | None,
+    overlap: int,
+    whole_frame_side: int | None = None,
 ) -> tuple[list[mx.nd.NDArray], list[tiling.Window]]:
-    """A frame's normalised network inputs (the whole frame resized, or its tiles) and where each comes from."""
-    inputs, placed = tiling.window_inputs(image, size, tile, overlap)
+    """A frame's normalised network inputs (the whole frame resized, its tiles, or with `whole_frame_side` the whole
+    frame at the tiles' scale) and where each comes from."""
+    inputs, placed = tiling.window_inputs(image, size, tile, overlap, whole_frame_side)
     return [normalize(x, augmentation) for x in inputs], placed
 
 
@@ -177,13 +188,14 @@ def detect(
     """Run the network over every frame of a RecordIO file; boxes and ground truth in original image pixels.
 
     Frames are resized to the network input, or with `tile` cut into overlapping tiles whose boxes are
-    merged. Inputs go through the network `batch_size` at a time; R-CNN networks (and any network whose
-    forward refuses a batch) one at a time. Predicted boxes are clipped to the image; degenerate and
-    non-finite ones are dropped.
+    merged; an R-CNN network takes the whole frame at the tiles' scale instead. Inputs go through the
+    network `batch_size` at a time; R-CNN networks (and any network whose forward refuses a batch) one at a
+    time. Predicted boxes are clipped to the image; degenerate and non-finite ones are dropped.
     """
     reader = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "r")
     found = Detections([], [], [], [], [])
     one_at_a_time = one_image_per_forward(net)
+    whole_side = whole_frame_side(net)
     pending: list[tuple[list[mx.nd.NDArray], list[tiling.Window], int, int]] = []
 
     def flush() -> None:
@@ -204,7 +216,7 @@ def detect(
                 image, gt_boxes, gt_ids = _read_frame(reader, key)
                 found.gt_boxes.append(gt_boxes)
                 found.gt_ids.append(gt_ids)
-                inputs, placed = network_inputs(image, augmentation, size, tile, overlap)
+                inputs, placed = network_inputs(image, augmentation, size, tile, overlap, whole_side)
                 pending.append((inputs, placed, int(image.shape[1]), int(image.shape[0])))
                 if sum(len(frame_inputs) for frame_inputs, *_ in pending) >= batch_size:
                     flush()

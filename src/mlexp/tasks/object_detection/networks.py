@@ -208,21 +208,34 @@ def fit_yolo_anchors(net: Any, train_box_sizes: np.ndarray) -> None:
 RCNN_BASE_SIZE, RCNN_STRIDE = 16, 16
 RCNN_PROPOSALS = {"rpn_train_pre_nms": 12000, "rpn_train_post_nms": 2000, "rpn_test_pre_nms": 6000,
                   "rpn_test_post_nms": 300}  # fmt: skip
+# feature-map cells the anchors are generated for (GluonCV: 128): inputs up to 4096 px a side, so that a tiled
+# model's whole 1280×720 frame at twice its size (2560×1440) goes through at once; 9.4 MB of anchors
+RCNN_ANCHOR_CELLS = 256
+RCNN_MAX_INPUT_SIDE = RCNN_ANCHOR_CELLS * RCNN_STRIDE
+RPN_ANCHORS = "rpn.anchor_generator.anchors"
 
 
-def rcnn_options(size: int, train_box_sizes: np.ndarray | None, rois: int = 32) -> dict[str, Any]:
+def rcnn_options(size: int, train_box_sizes: np.ndarray | None, rois: int = 32, tiled: bool = False) -> dict[str, Any]:
     """Faster-RCNN anchors, minimum proposal size and proposal counts for this input size and these boxes.
 
     GluonCV's defaults (anchors 128–512 px, proposals under 16 px dropped) suit 600-px COCO frames:
     a 10-px ball then matches no anchor. Proposal counts cannot exceed the anchors a small input has.
-    The R-CNN head runs ResNet's last stage on each of `rois` regions pooled to 7 × 7 (GluonCV: 300 at
-    14 × 14, 20 s a frame on two cores).
+    In training, the R-CNN head runs ResNet's last stage on each of `rois` regions pooled to 7 × 7 (GluonCV:
+    300 at 14 × 14, 20 s a frame on two cores), and so it does at inference on the frame resized to `size`.
+    A `tiled` model is trained on tiles but infers on the whole frame at once (tiling.whole_frame): there it
+    keeps GluonCV's 300 proposals, a whole 600-px image's worth (0.4 s more than 100 on a 2560×1440 input).
     """
     anchors_per_cell = 9
     cells = math.ceil(size / RCNN_STRIDE) ** 2
     counts = {key: min(value, cells * anchors_per_cell) for key, value in RCNN_PROPOSALS.items()}
-    counts["rpn_test_post_nms"] = min(rois, counts["rpn_test_pre_nms"])
-    options: dict[str, Any] = {**counts, "num_sample": min(rois, counts["rpn_train_post_nms"]), "roi_size": (7, 7)}
+    test_rois = RCNN_PROPOSALS["rpn_test_post_nms"] if tiled else rois
+    counts["rpn_test_post_nms"] = min(test_rois, counts["rpn_test_pre_nms"])
+    options: dict[str, Any] = {
+        **counts,
+        "num_sample": min(rois, counts["rpn_train_post_nms"]),
+        "roi_size": (7, 7),
+        "alloc_size": (RCNN_ANCHOR_CELLS, RCNN_ANCHOR_CELLS),
+    }
     sizes = np.asarray(train_box_sizes if train_box_sizes is not None else np.zeros((0, 2)), dtype=np.float64)
     sizes = sizes.reshape(-1, 2)
     sizes = sizes[np.isfinite(sizes).all(axis=1) & (sizes > 0).all(axis=1)]
@@ -379,7 +392,7 @@ def build(
     options: dict[str, Any] = {"classes": list(model.classes)}
     if family == "faster_rcnn":  # its R-CNN target sampler is built for a fixed number of images per batch
         options["per_device_batch_size"] = model.batch_size
-        architecture = rcnn_options(model.input_size, train_box_sizes, model.rcnn_rois)
+        architecture = rcnn_options(model.input_size, train_box_sizes, model.rcnn_rois, tiled=bool(model.tile_size))
         options.update(architecture)
     else:
         architecture = {}
@@ -432,15 +445,35 @@ def save(net: Any, model: Detector, folder: Path, name: str = "model") -> Path:
     return folder / f"{name}.params"
 
 
+def _load_all_but_rpn_anchors(net: Any, params: str) -> None:
+    """A Faster-RCNN's saved weights, but not its RPN anchors: a constant its options regenerate, in whatever extent
+    `alloc_size` gives it (the saved ones may cover fewer cells)."""
+    net.initialize(ctx=mx.cpu())  # the anchors' constant takes its value; every other parameter is loaded below
+    own = net._collect_params_with_prefix()
+    saved = mx.nd.load(params)
+    missing = [name for name in own if name not in saved and not name.endswith(RPN_ANCHORS)]
+    if missing:
+        raise ValueError(f"{params} lacks {len(missing)} parameters of this network, e.g. {missing[0]}")
+    for name, value in saved.items():
+        if name in own and not name.endswith(RPN_ANCHORS):
+            own[name]._load_init(value, mx.cpu())
+
+
 def load(folder: Path, name: str = "model", hybridize: bool = True) -> tuple[Any, dict[str, Any]]:
     """The saved network (anchors and proposal settings as trained), ready for inference."""
     architecture = json.loads((folder / f"{name}.json").read_text())
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in (architecture.get("options") or {}).items()}
+    rcnn = family_of(architecture["network"]) == "faster_rcnn"
+    if rcnn:  # checkpoints from before RCNN_ANCHOR_CELLS hold GluonCV's 128 × 128 cells of anchors
+        options["alloc_size"] = (RCNN_ANCHOR_CELLS, RCNN_ANCHOR_CELLS)
     net = model_zoo.get_model(
         architecture["network"], classes=architecture["classes"], pretrained_base=False, **options
     )
-    # Faster-RCNN saves its training-time target generator too, which inference does not build
-    net.load_parameters(str(folder / f"{name}.params"), ctx=mx.cpu(), ignore_extra=True)
+    params = str(folder / f"{name}.params")
+    if rcnn:
+        _load_all_but_rpn_anchors(net, params)
+    else:  # Faster-RCNN saves its training-time target generator too, which inference does not build
+        net.load_parameters(params, ctx=mx.cpu(), ignore_extra=True)
     if hybridize:
         net.hybridize(static_alloc=True, static_shape=True)
     return net, architecture

@@ -235,6 +235,7 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     size, tile = int(architecture["input_size"]), architecture.get("tile_size")
     overlap = int(architecture.get("tile_overlap") or 0)
     found = evaluation.detect(net, test_rec, augmentation, size, tile, overlap)
+    whole_side = evaluation.whole_frame_side(net)
     map_50 = evaluation.voc_ap_50(found)
     recall, precision = evaluation.pr_curve(found)
     frames = json.loads(records.frames_json(test_rec).read_text())
@@ -243,9 +244,9 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     false_positives = evaluation.false_positive_rate_no_ball(found, model.score_threshold)
     # a frame costs all its windows (tiles): timed at the test frames' size
     width, height = frames[0]["size"] if frames else (1280, 720)
-    windows = len(tiling.windows(width, height, size, tile, overlap))
-    fps = frames_per_second(net, size, model.speed_frames, hybridize=True, windows=windows)
-    fps_imperative = frames_per_second(net, size, model.speed_frames, hybridize=False, windows=windows)
+    windows = tiling.windows(width, height, size, tile, overlap, whole_side)
+    fps = frames_per_second(net, windows, model.speed_frames, hybridize=True)
+    fps_imperative = frames_per_second(net, windows, model.speed_frames, hybridize=False)
     tracker.log_input("test RecordIO", "application/x-recordio", test_rec)
     tracker.log_input("model", "application/x-mxnet-params", _existing(cfg, "model.params", "train"))
     tracker.log_metrics(

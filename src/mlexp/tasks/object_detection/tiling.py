@@ -7,6 +7,10 @@ inference cuts the frame into overlapping tiles, runs them in batches and merges
 overlap by at least the largest ball plus a few pixels (`model.tile_overlap`), so a ball cut by one tile's
 inner edge lies whole in its neighbour: boxes no inner edge cut are merged first (NMS), and a box an inner
 edge cut is kept only where no kept box already covers most of it (a ball cut in every tile comes back clipped).
+
+A two-stage detector (Faster-RCNN) needs no tiles at inference: it proposes regions over whatever image
+it is given, so the whole frame goes through once at the tiles' scale (`whole_frame_side`). Cutting it
+would run its backbone on every overlap twice and its R-CNN head once per tile (120 tiles at tile 128).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ class Window:
     y0: float
     scale_x: float
     scale_y: float
+    # the network input's size in pixels
+    input_width: int
+    input_height: int
     # the window's edges inside the frame (left, top, right, bottom), None where the edge is the frame's own
     inner: tuple[float | None, float | None, float | None, float | None] = (None, None, None, None)
 
@@ -43,10 +50,28 @@ def origins(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-def windows(width: int, height: int, size: int, tile: int | None, overlap: int) -> list[Window]:
-    """The windows covering a width × height frame for a square network input of `size` px."""
+def whole_frame(width: int, height: int, size: int, tile: int, whole_frame_side: int | None) -> Window | None:
+    """The whole frame as one network input at the tiles' scale (size / tile input px per frame px; padded right and
+    below to at least size × size), if that input's longer side fits in `whole_frame_side`."""
+    if whole_frame_side is None:
+        return None
+    resized_width, resized_height = round(width * size / tile), round(height * size / tile)
+    input_width, input_height = max(resized_width, size), max(resized_height, size)
+    if max(input_width, input_height) > whole_frame_side:
+        return None
+    return Window(0.0, 0.0, width / resized_width, height / resized_height, input_width, input_height)
+
+
+def windows(
+    width: int, height: int, size: int, tile: int | None, overlap: int, whole_frame_side: int | None = None
+) -> list[Window]:
+    """The windows covering a width × height frame for a square network input of `size` px, or with
+    `whole_frame_side` one window of the whole frame at the tiles' scale where its input fits in that many px."""
     if not tile:
-        return [Window(0.0, 0.0, width / size, height / size)]
+        return [Window(0.0, 0.0, width / size, height / size, size, size)]
+    scaled = whole_frame(width, height, size, tile, whole_frame_side)
+    if scaled is not None:
+        return [scaled]
     found = []
     for y0 in origins(height, tile, overlap):
         for x0 in origins(width, tile, overlap):
@@ -57,7 +82,7 @@ def windows(width: int, height: int, size: int, tile: int | None, overlap: int) 
                 float(right) if right < width else None,
                 float(bottom) if bottom < height else None,
             )
-            found.append(Window(float(x0), float(y0), tile / size, tile / size, inner))
+            found.append(Window(float(x0), float(y0), tile / size, tile / size, size, size, inner))
     return found
 
 
@@ -72,14 +97,31 @@ def cut(image: mx.nd.NDArray, x0: int, y0: int, tile: int, fill: float = 0.0) ->
     return canvas
 
 
-def window_inputs(image: mx.nd.NDArray, size: int, tile: int | None, overlap: int) -> tuple[list, list[Window]]:
-    """The frame's network inputs (HWC, size × size, not yet normalised) and where each comes from."""
+def window_inputs(
+    image: mx.nd.NDArray, size: int, tile: int | None, overlap: int, whole_frame_side: int | None = None
+) -> tuple[list, list[Window]]:
+    """The frame's network inputs (HWC, not yet normalised) and where each comes from."""
     height, width = int(image.shape[0]), int(image.shape[1])
+    scaled = whole_frame(width, height, size, tile, whole_frame_side) if tile else None
+    if scaled is not None:
+        return [_scaled_whole(image, scaled)], [scaled]
     placed = windows(width, height, size, tile, overlap)
     if not tile:
         return [timage.imresize(image, size, size, interp=1)], placed
     crops = [cut(image, int(w.x0), int(w.y0), tile) for w in placed]
     return [c if tile == size else timage.imresize(c, size, size, interp=1) for c in crops], placed
+
+
+def _scaled_whole(image: mx.nd.NDArray, window: Window) -> mx.nd.NDArray:
+    """The frame resized by 1 / window's scale, padded right and below to the window's input size."""
+    width = round(int(image.shape[1]) / window.scale_x)
+    height = round(int(image.shape[0]) / window.scale_y)
+    resized = timage.imresize(image, width, height, interp=1)
+    if (width, height) == (window.input_width, window.input_height):
+        return resized
+    canvas = mx.nd.zeros((window.input_height, window.input_width, image.shape[2]), dtype=image.dtype)
+    canvas[:height, :width] = resized
+    return canvas
 
 
 def random_tile(image: mx.nd.NDArray, bbox: np.ndarray, tile: int, ball_share: float) -> tuple:
