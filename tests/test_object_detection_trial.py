@@ -17,6 +17,7 @@ TINY = (
     "task=object_detection",
     "model.input_size=96",
     "model.epochs=2",
+    "model.val_interval=1",  # the conf validates every 25 epochs (and the last)
     "model.batch_size=4",
     "model.speed_frames=2",
     "compute.num_threads=1",
