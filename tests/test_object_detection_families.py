@@ -58,7 +58,12 @@ def test_each_family_trains_and_detects_in_frame_pixels(option, frames, tmp_path
         assert architecture["options"]["rpn_train_post_nms"] <= (size // 16) ** 2 * 9
 
 
-def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(frames):
+def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(frames, tmp_path):
+    import cv2
+
+    from mlexp.tasks.object_detection import endpoint
+    from mlexp.tasks.object_detection.config import DetectionAugmentation
+
     train_rec, val_rec, boxes = frames
     mx.random.seed(0)
     model = detector("faster_rcnn", input_size=64, tile_size=32, tile_overlap=8, rcnn_rois=8)
@@ -71,6 +76,17 @@ def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(
     assert len(tiling.windows(WIDTH, HEIGHT, 64, 32, 8)) == 40
     every = np.concatenate(found.boxes)
     assert len(every) and every[:, 2].max() <= WIDTH and every[:, 3].max() <= HEIGHT and every[:, 2].max() > 64
+
+    # served: the same single whole-frame input, boxes in the posted image's pixels
+    networks.save(net, model, tmp_path)
+    served = endpoint.FootballDetector(tmp_path, DetectionAugmentation(), 0.0)
+    served_inputs: list[tuple[int, ...]] = []
+    served.net.register_forward_pre_hook(lambda _, inputs: served_inputs.append(tuple(inputs[0].shape)))
+    pixels = np.random.default_rng(0).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    answer = served.detect(cv2.imencode(".jpg", pixels)[1].tobytes())
+    assert served_inputs == [(1, 3, 2 * HEIGHT, 2 * WIDTH)]
+    answered = np.array(answer["boxes"])
+    assert len(answered) and answered[:, 2].max() <= WIDTH and answered[:, 2].max() > 64
 
 
 def test_a_faster_rcnn_checkpoint_with_fewer_anchor_cells_loads_with_anchors_for_whole_frames(tmp_path):
