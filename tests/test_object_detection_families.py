@@ -69,13 +69,19 @@ def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(
     model = detector("faster_rcnn", input_size=64, tile_size=32, tile_overlap=8, rcnn_rois=8)
     net, _ = networks.build(model, lambda _: None, train_box_sizes=box_sizes_at(boxes, 64) * 2)
     seen: list[tuple[int, ...]] = []
+    raw: list[np.ndarray] = []
     net.register_forward_pre_hook(lambda _, inputs: seen.append(tuple(inputs[0].shape)))
-    found = evaluation.detect(net, val_rec, NO_JITTER, 64, tile=32, overlap=8)
-    # the 192 × 112 frames at twice their size, one forward each (their 32-px tiles would be 8 × 5 forwards each)
-    assert seen == [(1, 3, 2 * HEIGHT, 2 * WIDTH)] * 2
+    net.register_forward_hook(lambda _, inputs, outputs: raw.append(outputs[2][0].asnumpy()))
+    mixed = write_mixed_sizes(val_rec, tmp_path / "mixed.rec")
+    found = evaluation.detect(net, mixed, NO_JITTER, 64, tile=32, overlap=8)
+    # each frame at twice its own size, one forward each (the 192 × 112 frame's 32-px tiles would be 40 forwards)
+    assert seen == [(1, 3, 2 * HEIGHT, 2 * WIDTH), (1, 3, 2 * 90, 2 * 160)]
     assert len(tiling.windows(WIDTH, HEIGHT, 64, 32, 8)) == 40
-    every = np.concatenate(found.boxes)
-    assert len(every) and every[:, 2].max() <= WIDTH and every[:, 3].max() <= HEIGHT and every[:, 2].max() > 64
+    for frame_boxes, forward_boxes, (width, height) in zip(found.boxes, raw, [(WIDTH, HEIGHT), (160, 90)], strict=True):
+        # the network's own boxes halved into frame pixels (then clipped), reaching beyond one tile
+        halved, keep = networks.clip_boxes(forward_boxes[(forward_boxes >= 0).all(axis=1)] / 2, width, height)
+        assert len(frame_boxes) and frame_boxes[:, 2].max() > 64
+        np.testing.assert_allclose(np.sort(frame_boxes, axis=0), np.sort(halved[keep], axis=0), rtol=1e-3)
 
     # served: the same single whole-frame input, boxes in the posted image's pixels
     networks.save(net, model, tmp_path)
@@ -87,6 +93,19 @@ def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(
     assert served_inputs == [(1, 3, 2 * HEIGHT, 2 * WIDTH)]
     answered = np.array(answer["boxes"])
     assert len(answered) and answered[:, 2].max() <= WIDTH and answered[:, 2].max() > 64
+
+
+def write_mixed_sizes(rec: Path, mixed: Path) -> Path:
+    """`rec`'s first frame, then the same frame shrunk to 160 × 90: one file with two frame sizes."""
+    reader = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "r")
+    header, encoded = mx.recordio.unpack(reader.read_idx(sorted(reader.keys)[0]))
+    reader.close()
+    small = mx.image.imresize(mx.image.imdecode(encoded), 160, 90).asnumpy()
+    writer = mx.recordio.MXIndexedRecordIO(str(mixed.with_suffix(".idx")), str(mixed), "w")
+    writer.write_idx(0, mx.recordio.pack(header, encoded))
+    writer.write_idx(1, mx.recordio.pack_img(header, small[:, :, ::-1], quality=92))
+    writer.close()
+    return mixed
 
 
 def test_a_faster_rcnn_checkpoint_with_fewer_anchor_cells_loads_with_anchors_for_whole_frames(tmp_path):

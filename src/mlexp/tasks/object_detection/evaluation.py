@@ -90,7 +90,10 @@ def run_batches(
     net: Any, inputs: list[mx.nd.NDArray], batch_size: int, one_at_a_time: bool
 ) -> tuple[list[list[np.ndarray]], bool]:
     """Per input (ids, scores, boxes), `batch_size` inputs per forward (a frame's thousands of tiles never stacked
-    at once), and whether the network turned out to take one image per forward."""
+    at once), and whether the network turned out to take one image per forward. A network that takes one image per
+    forward gets each input unstacked: whole frames of different sizes cannot share a batch."""
+    if one_at_a_time:
+        return [_forward(net, x.expand_dims(0))[0] for x in inputs], True
     outputs: list[list[np.ndarray]] = []
     step = max(1, batch_size)
     for start in range(0, len(inputs), step):
