@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import mxnet as mx
 import numpy as np
@@ -94,6 +96,14 @@ def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(
     answered = np.array(answer["boxes"])
     assert len(answered) and answered[:, 2].max() <= WIDTH and answered[:, 2].max() > 64
 
+    # a 2000 x 1600 image would be a 4000 x 3200 input (12.8 million pixels): refused from its header
+    huge = cv2.imencode(".png", np.zeros((1600, 2000, 3), np.uint8))[1].tobytes()
+    with pytest.raises(endpoint.ServiceError) as refused:
+        served.detect(huge, limits=endpoint.ServiceSettings(max_pixels=10**8))
+    assert refused.value.status == 413 and "4000x3200 input" in str(refused.value)
+    assert f"at most {endpoint.MAX_WHOLE_FRAME_PIXELS // 4} pixels" in str(refused.value)
+    assert len(served_inputs) == 1  # nothing more ran
+
 
 def write_mixed_sizes(rec: Path, mixed: Path) -> Path:
     """`rec`'s first frame, then the same frame shrunk to 160 × 90: one file with two frame sizes."""
@@ -128,6 +138,41 @@ def test_a_faster_rcnn_checkpoint_with_fewer_anchor_cells_loads_with_anchors_for
     x = mx.nd.random.uniform(shape=(1, 3, 64, 64))
     for mine, theirs in zip(loaded(x), old(x), strict=True):  # the same weights: the same detections
         np.testing.assert_allclose(mine.asnumpy(), theirs.asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_fewer_anchor_cells(frames, tmp_path):
+    train_rec, val_rec, boxes = frames
+    mx.random.seed(0)
+    np.random.seed(0)
+    model = detector("faster_rcnn", input_size=64, tile_size=32, tile_overlap=8, rcnn_rois=8, batch_size=2)
+    sizes = (boxes[:, 2:] - boxes[:, :2]) * 2  # in input pixels: tiles of 32 frame px at the 64-px input
+
+    def trained(epochs: int, resume: str | None = None) -> tuple[Any, training.History]:
+        model.epochs, model.resume = epochs, resume
+        net, _ = networks.build(model, lambda _: None, train_box_sizes=sizes)
+        family = FAMILY_TRAINING["faster_rcnn"](net, model, replace(NO_JITTER, tile_around_ball=1.0))
+        inputs: list[tuple[int, ...]] = []
+        net.register_forward_pre_hook(lambda _, x: inputs.append(tuple(x[0].shape)))
+
+        def validate(network: Any) -> float:
+            return evaluation.voc_ap_50(evaluation.detect(network, val_rec, NO_JITTER, 64, tile=32, overlap=8))
+
+        history = training.fit(net, family, model, train_rec, tmp_path, validate, lambda _: None)
+        assert (2, 3, 64, 64) in inputs  # trained on batches of 32-px tiles at the 64-px input
+        assert (1, 3, 2 * HEIGHT, 2 * WIDTH) in inputs  # validated on whole frames at the tiles' scale
+        return net, history
+
+    _, first = trained(1)
+    assert all(math.isfinite(v) and v > 0 for v in first.epochs[0].losses.values()), first.epochs[0].losses
+    # as a checkpoint written before RCNN_ANCHOR_CELLS would hold them: GluonCV's 128 × 128 cells of anchors
+    checkpoint = tmp_path / training.CHECKPOINT / "model.params"
+    weights = mx.nd.load(str(checkpoint))
+    weights[networks.RPN_ANCHORS] = weights[networks.RPN_ANCHORS][:, :, :128, :128]
+    mx.nd.save(str(checkpoint), weights)
+
+    net, resumed = trained(2, resume=str(checkpoint.parent))
+    assert [e.epoch for e in resumed.epochs] == [1, 2] and resumed.epochs[0].losses == first.epochs[0].losses
+    assert net.rpn.anchor_generator.anchors.shape[2:4] == (networks.RCNN_ANCHOR_CELLS,) * 2
 
 
 def test_anchors_follow_the_training_boxes():

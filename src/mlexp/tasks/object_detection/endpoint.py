@@ -7,10 +7,11 @@
 
 The serving layer (mlexp.serving.http) adds GET /ping, API keys, the body limit (411/413), the
 request deadline (504) and JSON 500s. Errors here: 413 for an image over deploy.max_pixels (read
-from its header, before decoding) or, for a tiled model, one cut into more than MAX_TILES tiles;
-415 for other content types; 422 for a body that is not a JPEG or PNG or not that JSON. Boxes are
-clipped to the image; boxes with a non-finite coordinate or score, and boxes left with no area, are
-dropped, so a weakly trained model never answers `[-162155.1, -316605802.5, ...]`, `NaN` or `Infinity`.
+from its header, before decoding), for a tiled model one cut into more than MAX_TILES tiles, and for
+a tiled Faster-RCNN (which takes the whole image at its tiles' scale) one whose input would exceed
+MAX_WHOLE_FRAME_PIXELS; 415 for other content types; 422 for a body that is not a JPEG or PNG or not
+that JSON. Boxes are clipped to the image; boxes with a non-finite coordinate or score, and boxes
+left with no area, are dropped, so a weakly trained model never answers `[-162155.1, -316605802.5, ...]`, `NaN` or `Infinity`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/oc
 NOT_AN_IMAGE = "the body is not a JPEG or PNG image"
 # most tiles one image may be cut into (a tiled model): 8000x5000 at tile 128 would be ~5,000 forwards' worth
 MAX_TILES = 2000
+# largest input a tiled Faster-RCNN takes an image as (the image at its tiles' scale): a 1920x1080 frame at
+# tile 128 and input 256, 24 s and 2.9 GB on two cores; a 2048x2048 image (4096x4096) took 101 s and 4.8 GB
+MAX_WHOLE_FRAME_PIXELS = 3840 * 2160
 # tiles per forward: memory stays that of a small batch however many tiles an image has
 TILES_PER_FORWARD = 16
 # the limits a detector applies when no service gives them (the registered pyfunc model)
@@ -63,9 +67,25 @@ def image_size(image: bytes, limits: ServiceSettings) -> tuple[int, int]:
     return width, height
 
 
-def check_tile_count(width: int, height: int, tile: int | None, overlap: int) -> None:
-    """ServiceError 413 when a tiled model would cut a width × height image into more than MAX_TILES tiles."""
+def check_input_size(
+    width: int, height: int, size: int, tile: int | None, overlap: int, whole_side: int | None
+) -> None:
+    """ServiceError 413 when a tiled model would cut a width × height image into more than MAX_TILES tiles, or a
+    model that takes the whole image at its tiles' scale (`whole_side`, evaluation.whole_frame_side) would get an
+    input of more than MAX_WHOLE_FRAME_PIXELS (or one too large to take whole: its tiles would each be a frame)."""
     if not tile:
+        return
+    if whole_side is not None:
+        scale = size / tile
+        window = tiling.whole_frame(width, height, size, tile, whole_side)
+        if window is None or window.input_width * window.input_height > MAX_WHOLE_FRAME_PIXELS:
+            largest = int(MAX_WHOLE_FRAME_PIXELS / scale**2)
+            raise ServiceError(
+                413,
+                f"a {width}x{height} image is a {round(width * scale)}x{round(height * scale)} input for this model "
+                f"(the whole image at its tiles' scale, {scale:g}x), over the limit of {MAX_WHOLE_FRAME_PIXELS} "
+                f"pixels (endpoint.MAX_WHOLE_FRAME_PIXELS); send an image of at most {largest} pixels",
+            )
         return
     count = len(tiling.origins(width, tile, overlap)) * len(tiling.origins(height, tile, overlap))
     if count > MAX_TILES:
@@ -102,6 +122,10 @@ class FootballDetector:
     ) -> dict[str, Any]:
         """Boxes, classes and scores found in a JPEG or PNG (ServiceError 413/422 for a refused image)."""
         width, height = image_size(image, limits)
+        size, tile = int(self.architecture["input_size"]), self.architecture.get("tile_size")
+        overlap = int(self.architecture.get("tile_overlap") or 0)
+        whole_side = evaluation.whole_frame_side(self.net)
+        check_input_size(width, height, size, tile, overlap, whole_side)  # from the header: before decoding
         try:
             img = mx.image.imdecode(image, to_rgb=1)
             img.wait_to_read()  # MXNet decodes lazily: a broken image would fail later, in the forward pass
@@ -109,12 +133,7 @@ class FootballDetector:
             raise ServiceError(422, NOT_AN_IMAGE) from None
         if img.shape[:2] != (height, width):  # a header that lies about the size the image decodes to
             raise ServiceError(422, f"{NOT_AN_IMAGE}: its header says {width}x{height}")
-        size, tile = int(self.architecture["input_size"]), self.architecture.get("tile_size")
-        overlap = int(self.architecture.get("tile_overlap") or 0)
-        check_tile_count(width, height, tile, overlap)
-        inputs, placed = evaluation.network_inputs(
-            img, self.augmentation, size, tile, overlap, evaluation.whole_frame_side(self.net)
-        )
+        inputs, placed = evaluation.network_inputs(img, self.augmentation, size, tile, overlap, whole_side)
         with self._lock:
             outputs, _ = evaluation.run_batches(
                 self.net, inputs, TILES_PER_FORWARD, evaluation.one_image_per_forward(self.net)

@@ -223,13 +223,17 @@ def rcnn_options(size: int, train_box_sizes: np.ndarray | None, rois: int = 32, 
     In training, the R-CNN head runs ResNet's last stage on each of `rois` regions pooled to 7 × 7 (GluonCV:
     300 at 14 × 14, 20 s a frame on two cores), and so it does at inference on the frame resized to `size`.
     A `tiled` model is trained on tiles but infers on the whole frame at once (tiling.whole_frame): there it
-    keeps GluonCV's 300 proposals, a whole 600-px image's worth (0.4 s more than 100 on a 2560×1440 input).
+    keeps GluonCV's test counts, 6000 boxes into the proposals' NMS and 300 out, a whole 600-px image's worth
+    (0.4 s more than 100 on a 2560×1440 input). Only the count out must not exceed the anchors an input has:
+    an input is padded to at least size × size, so a frame too large for one input still gets that many per tile.
     """
     anchors_per_cell = 9
     cells = math.ceil(size / RCNN_STRIDE) ** 2
     counts = {key: min(value, cells * anchors_per_cell) for key, value in RCNN_PROPOSALS.items()}
+    if tiled:
+        counts["rpn_test_pre_nms"] = RCNN_PROPOSALS["rpn_test_pre_nms"]
     test_rois = RCNN_PROPOSALS["rpn_test_post_nms"] if tiled else rois
-    counts["rpn_test_post_nms"] = min(test_rois, counts["rpn_test_pre_nms"])
+    counts["rpn_test_post_nms"] = min(test_rois, cells * anchors_per_cell)
     options: dict[str, Any] = {
         **counts,
         "num_sample": min(rois, counts["rpn_train_post_nms"]),
@@ -445,17 +449,17 @@ def save(net: Any, model: Detector, folder: Path, name: str = "model") -> Path:
     return folder / f"{name}.params"
 
 
-def _load_all_but_rpn_anchors(net: Any, params: str) -> None:
-    """A Faster-RCNN's saved weights, but not its RPN anchors: a constant its options regenerate, in whatever extent
-    `alloc_size` gives it (the saved ones may cover fewer cells)."""
-    net.initialize(ctx=mx.cpu())  # the anchors' constant takes its value; every other parameter is loaded below
+def load_weights(net: Any, params: str, kept: Callable[[str], bool]) -> None:
+    """The saved weights into an initialised `net`, but for the parameters `kept` names, which keep their value (a
+    trial's own anchors; a Faster-RCNN's RPN anchors, a constant its `alloc_size` sizes and saved ones may cover fewer
+    cells of). ValueError for a parameter the file lacks; AssertionError (MXNet's) for one of another shape."""
     own = net._collect_params_with_prefix()
     saved = mx.nd.load(params)
-    missing = [name for name in own if name not in saved and not name.endswith(RPN_ANCHORS)]
+    missing = [name for name in own if name not in saved and not kept(name)]
     if missing:
         raise ValueError(f"{params} lacks {len(missing)} parameters of this network, e.g. {missing[0]}")
     for name, value in saved.items():
-        if name in own and not name.endswith(RPN_ANCHORS):
+        if name in own and not kept(name):
             own[name]._load_init(value, mx.cpu())
 
 
@@ -471,7 +475,8 @@ def load(folder: Path, name: str = "model", hybridize: bool = True) -> tuple[Any
     )
     params = str(folder / f"{name}.params")
     if rcnn:
-        _load_all_but_rpn_anchors(net, params)
+        net.initialize(ctx=mx.cpu())  # the RPN anchors' constant takes its value; load_weights sets the rest
+        load_weights(net, params, kept=lambda name: name.endswith(RPN_ANCHORS))
     else:  # Faster-RCNN saves its training-time target generator too, which inference does not build
         net.load_parameters(params, ctx=mx.cpu(), ignore_extra=True)
     if hybridize:

@@ -95,14 +95,12 @@ def _resume(net: Any, trainer: gluon.Trainer, model: Detector, folder: Path) -> 
     networks.check_same_network(
         model, networks.checkpoint_architecture(folder / "model.params"), "model.resume", folder
     )
-    # this trial's anchors (derived from its boxes) stay; everything else continues from the checkpoint
-    anchors = {k: p.data().copy() for k, p in net._collect_params_with_prefix().items() if "anchor" in k}
+    # this trial's anchors (derived from its boxes, sized by its alloc_size) stay; the rest continues from the
+    # checkpoint, whose own anchors may cover another extent (a Faster-RCNN saved before RCNN_ANCHOR_CELLS)
     try:
-        net.load_parameters(str(folder / "model.params"), ignore_extra=True)
-    except AssertionError as mismatch:  # MXNet's message for a parameter of another shape or name
+        networks.load_weights(net, str(folder / "model.params"), kept=lambda name: "anchor" in name)
+    except (AssertionError, ValueError) as mismatch:  # AssertionError: MXNet's for a parameter of another shape
         raise ConfigError(f"model.resume={folder} does not fit model.network={model.network}: {mismatch}") from None
-    for name, value in anchors.items():
-        net._collect_params_with_prefix()[name].set_data(value)
     schedule, kind = trainer.optimizer.lr_scheduler, type(trainer.optimizer)
     trainer.load_states(str(folder / "trainer.states"))
     if type(trainer.optimizer) is not kind:
