@@ -37,9 +37,9 @@ THREADS = 2
 # model.max_train_seconds counts training only: validating once, on the epoch the budget or model.epochs ends,
 # keeps validation from eating into one family's budget more than another's (a slow Faster-RCNN validation
 # every epoch would); data loading in the training threads, as on a one-process trial, for the same reason
-# the budget, not model.epochs, ends training: the conf's 15 epochs end long before 20 CPU-minutes, and its
-# step schedule (decays at epochs 12 and 14) would cut the learning rate 100x early; with no schedule that
-# knows the budget, the rate stays at model.lr after warm-up
+# the budget, not model.epochs, ends training: each conf's step schedule assumes its own length (SSD's and
+# YOLOv3's decay at epoch 95 of 100, Faster-RCNN's at 11 and 14 of 15) and no schedule knows the budget, so the
+# rate stays at model.lr after warm-up
 EQUAL_BUDGET = (
     "model.val_interval=1000000",
     "model.data_workers=0",

@@ -48,7 +48,7 @@ def _save_variant(source: Path, into: Path, **architecture: object) -> Path:
 def detectors(tmp_path_factory) -> dict[str, Path]:
     """Saved detectors: a freshly initialised SSD, a wild one, one that fails at inference, a slow one."""
     root = tmp_path_factory.mktemp("detectors")
-    model = Detector(input_size=SIZE, pretrained_base=None)
+    model = Detector(input_size=SIZE, pretrained_base=None, tile_size=None)  # the whole image resized
     net, _ = networks.build(model, lambda message: None)
     net(mx.nd.zeros((1, 3, SIZE, SIZE)))  # shapes are inferred at the first forward
     networks.save(net, model, root / "plain")

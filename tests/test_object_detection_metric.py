@@ -307,3 +307,25 @@ def test_base_weights_are_used_only_when_present_and_intact(tmp_path):
         networks.base_weights("ssd_512_mobilenet1.0_custom", str(tmp_path)) is None
     )  # SHA-1 mismatch: never downloaded
     assert networks.anchor_scale(Detector(network="ssd_512_mobilenet1.0_custom", input_size=256)) == 0.5
+
+
+def test_the_config_classes_defaults_are_the_default_runs():
+    # code that builds a Detector or DetectionAugmentation itself gets what `mlexp task=object_detection` composes
+    from dataclasses import asdict
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from conftest import REPO
+    from mlexp.config import make_composable
+    from mlexp.tasks.object_detection.config import DetectionAugmentation
+
+    make_composable()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["task=object_detection"])
+    composed = OmegaConf.to_container(cfg, resolve=True)
+    model = {k: getattr(v, "value", v) for k, v in asdict(Detector()).items()}
+    assert {k: composed["model"][k] for k in model} == model  # type: ignore[index]
+    assert {k: composed["preprocessing"][k] for k in asdict(DetectionAugmentation())} == asdict(  # type: ignore[index]
+        DetectionAugmentation()
+    )

@@ -38,6 +38,9 @@ def test_tpe_sweep_runs_tracked_trials_and_records_the_best_map(tmp_project):
     assert all(0.001 <= float(t.params["model.lr"]) <= 0.1 for t in trials)
     assert all(t.params["model.network"] in NETWORKS for t in trials)
     assert all(t.params["sweep.max_jobs"] == "2" for t in trials)
+    # the sweep's fixed values: a 15-minute budget per job, validated once when it ends
+    assert all(float(t.params["model.max_train_seconds"]) == 900 for t in trials)
+    assert all(t.params["model.val_interval"] == "1000000" for t in trials)
     assert all(t.component_names - {"Pre-processing"} == {"Training", "Evaluation"} for t in trials)
     # lr and network do not change the frames: one Pre-processing component serves every trial
     assert sum("Pre-processing" in t.component_names for t in trials) == 1

@@ -40,7 +40,8 @@ class FootballDataset:
 class DetectionAugmentation:
     """GluonCV's training transforms, each switchable (the post's defence against overfitting)."""
 
-    color_jitter: bool = True
+    # off: its hue and saturation shifts blur the brown-on-green cue of a low-contrast ball
+    color_jitter: bool = False
     # GluonCV's SSD colour distortion: brightness ± delta, contrast and saturation × [low, high], hue ± degrees
     brightness_delta: float = 32
     contrast: list[float] = field(default_factory=lambda: [0.5, 1.5])
@@ -50,14 +51,15 @@ class DetectionAugmentation:
     expand_prob: float = 0.0
     # zoom out by up to this factor (GluonCV's SSD preset uses 4; small balls vanish at that)
     expand_max_ratio: float = 2.0
-    crop_prob: float = 0.0
+    # without tiles only (with tiles the tile is the crop)
+    crop_prob: float = 0.5
     # with model.tile_size: the share of training tiles cut around a ball (the rest anywhere in the frame)
-    tile_around_ball: float = 0.75
+    tile_around_ball: float = 1.0
     # ImageNet statistics, which the model zoo's bases expect
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    # boxes whose side is below this in model-input pixels are labelled "small" when a manifest has no sizes
-    small_box_px: int = 16
+    # boxes whose side is below this in original pixels are labelled "small" when a manifest has no sizes
+    small_box_px: int = 22
 
 
 class LrMode(str, Enum):
@@ -87,10 +89,10 @@ class Detector:
     # null: the whole frame is resized to input_size. A size in frame pixels: the network sees tiles of that
     # size at the frame's own resolution (training: random crops, most around a ball; inference: overlapping
     # tiles whose boxes are merged), so a 13-38 px ball keeps its pixels
-    tile_size: int | None = None
+    tile_size: int | None = 128
     # pixels adjacent tiles share at inference: at least the largest ball plus a few pixels, so every ball lies
     # whole in a tile (a ball cut in every tile still comes back, clipped to the larger part)
-    tile_overlap: int = 64
+    tile_overlap: int = 40
     # folder of GluonCV base-network weights (<base>-<hash>.params); absent: train from scratch
     pretrained_base: str | None = "~/.mxnet/models"
     # SSD anchor sizes times this; null: derived from the training boxes (the smallest anchor is the 10th
@@ -100,24 +102,25 @@ class Detector:
     # SSD loss: background anchors mined per positive, and at least this many per frame (GluonCV: 3, 0);
     # one ball per frame leaves 3 negatives, too few to learn the background from
     negative_mining_ratio: float = 3.0
-    min_hard_negatives: int = 0
-    # Faster-RCNN: proposals its R-CNN head classifies per frame at inference, and samples per frame in
-    # training (GluonCV: 300 and 128, for 80 COCO classes); the head's cost grows with it, one ball needs few
+    min_hard_negatives: int = 8
+    # Faster-RCNN: regions its R-CNN head samples per training image and, untiled, classifies per frame at
+    # inference (GluonCV: 128 and 300, for 80 COCO classes); the head's cost grows with it, one ball needs few.
+    # A tiled model keeps GluonCV's 300 proposals at inference, where it takes the whole frame
     rcnn_rois: int = 32
     batch_size: int = 8
-    # the post's estimator: hyperparameters={"epochs": 15}
-    epochs: int = 15
+    # SSD's 60-CPU-minute recipe (conf/model/ssd.yaml); the post's estimator ran 15 epochs of whole frames
+    epochs: int = 100
     lr: float = 0.001
     lr_mode: LrMode = LrMode.step
     lr_decay: float = 0.1
-    lr_decay_epochs: list[int] = field(default_factory=lambda: [12, 14])
+    lr_decay_epochs: list[int] = field(default_factory=lambda: [95])
     warmup_epochs: int = 1
     # from scratch (no pretrained base offline) Adam needs fewer epochs than SGD
     optimizer: Optimizer = Optimizer.adam
     momentum: float = 0.9
     wd: float = 0.0
     # validation mAP every this many epochs; the best checkpoint is kept
-    val_interval: int = 1
+    val_interval: int = 25
     hybridize: bool = True
     # a checkpoint folder (models/<task>/checkpoint) to continue training from
     resume: str | None = None

@@ -11,7 +11,8 @@ from its header, before decoding), for a tiled model one cut into more than MAX_
 a tiled Faster-RCNN (which takes the whole image at its tiles' scale) one whose input would exceed
 MAX_WHOLE_FRAME_PIXELS; 415 for other content types; 422 for a body that is not a JPEG or PNG or not
 that JSON. Boxes are clipped to the image; boxes with a non-finite coordinate or score, and boxes
-left with no area, are dropped, so a weakly trained model never answers `[-162155.1, -316605802.5, ...]`, `NaN` or `Infinity`.
+left with no area, are dropped, so a weakly trained model never answers `[-162155.1, -316605802.5,
+...]`, `NaN` or `Infinity`.
 """
 
 from __future__ import annotations
