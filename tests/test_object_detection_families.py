@@ -94,15 +94,22 @@ def test_a_tiled_faster_rcnn_detects_on_the_whole_frame_once_at_the_tiles_scale(
     answer = served.detect(cv2.imencode(".jpg", pixels)[1].tobytes())
     assert served_inputs == [(1, 3, 2 * HEIGHT, 2 * WIDTH)]
     answered = np.array(answer["boxes"])
-    assert len(answered) and answered[:, 2].max() <= WIDTH and answered[:, 2].max() > 64
+    assert len(answered) and answered[:, 2].max() > 64  # beyond the first tile: in the image's pixels
 
     # a 2000 x 1600 image would be a 4000 x 3200 input (12.8 million pixels): refused from its header
     huge = cv2.imencode(".png", np.zeros((1600, 2000, 3), np.uint8))[1].tobytes()
     with pytest.raises(endpoint.ServiceError) as refused:
         served.detect(huge, limits=endpoint.ServiceSettings(max_pixels=10**8))
     assert refused.value.status == 413 and "4000x3200 input" in str(refused.value)
-    assert f"at most {endpoint.MAX_WHOLE_FRAME_PIXELS // 4} pixels" in str(refused.value)
+    assert f"at most about {endpoint.MAX_WHOLE_FRAME_PIXELS // 4} pixels" in str(refused.value)
     assert len(served_inputs) == 1  # nothing more ran
+    # a 2100 x 32 strip: its 4200-px input would exceed the anchors' 4096 px, so it goes in tiles, as in evaluate
+    # (not refused for its pixels); a strip of more than MAX_TILES tiles is refused for those
+    side = evaluation.whole_frame_side(served.net)
+    endpoint.check_input_size(2100, 32, 64, 32, 8, side)
+    assert len(tiling.windows(2100, 32, 64, 32, 8, whole_frame_side=side)) == len(tiling.origins(2100, 32, 8)) > 1
+    with pytest.raises(endpoint.ServiceError, match=r"2500 tiles of 32 px .*endpoint.MAX_TILES"):
+        endpoint.check_input_size(60_000, 32, 64, 32, 8, side)
 
 
 def write_mixed_sizes(rec: Path, mixed: Path) -> Path:
@@ -173,6 +180,17 @@ def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_
     net, resumed = trained(2, resume=str(checkpoint.parent))
     assert [e.epoch for e in resumed.epochs] == [1, 2] and resumed.epochs[0].losses == first.epochs[0].losses
     assert net.rpn.anchor_generator.anchors.shape[2:4] == (networks.RCNN_ANCHOR_CELLS,) * 2
+
+
+def test_a_tiled_faster_rcnn_keeps_gluoncvs_proposal_counts_at_inference():
+    sizes = np.array([[20.0, 16.0], [30.0, 24.0]])
+    tiled = networks.rcnn_options(256, sizes, rois=32, tiled=True)
+    # a whole 2560 x 1440 frame has 129,600 anchors: GluonCV's 6000 into the proposal NMS, 300 out
+    assert (tiled["rpn_test_pre_nms"], tiled["rpn_test_post_nms"]) == (6000, 300)
+    assert tiled["num_sample"] == 32  # training still samples rcnn_rois per tile
+    untiled = networks.rcnn_options(64, sizes, rois=32)
+    assert (untiled["rpn_test_pre_nms"], untiled["rpn_test_post_nms"]) == (144, 32)  # 4 x 4 cells x 9 anchors
+    assert networks.rcnn_options(64, sizes, rois=32, tiled=True)["rpn_test_post_nms"] == 144  # at most the anchors
 
 
 def test_anchors_follow_the_training_boxes():

@@ -393,6 +393,17 @@ def test_sweep_strategy_overrides_the_samplers(project):
     assert tuning_job.tuning_plan(cfg).strategy == "Random"
 
 
+def test_the_command_lines_value_wins_over_a_sweeps_fixed_one(project):
+    # object_detection_tpe fixes a 900-s budget per job; the command line's, later, wins (as with the local sweeper)
+    sweep = ["task=object_detection", "sweep=object_detection_tpe", "compute=sagemaker"]
+    cfg = tuning_job.compose(project / "conf", sweep)
+    assert tuning_job.tuning_plan(cfg).space.fixed["model.max_train_seconds"] == 900
+    cfg = tuning_job.compose(project / "conf", [*sweep, "model.max_train_seconds=1800"])
+    plan = tuning_job.tuning_plan(cfg)
+    assert plan.space.fixed["model.max_train_seconds"] == 1800 and "model.lr" in plan.space.ranges
+    assert tuning_job.job_config(cfg, plan).model.max_train_seconds == 1800
+
+
 def _client_error(operation: str, code: str, message: str):
     from botocore.exceptions import ClientError
 

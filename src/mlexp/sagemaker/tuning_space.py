@@ -57,7 +57,9 @@ def _hp_value(value: Any) -> str:
 
 
 def _sweep_arguments(cfg: DictConfig) -> list[str]:
-    """The sweep's search space as override strings: the sweep file's params, then the command line's sweeps."""
+    """The sweep's search space as override strings: the sweep file's params, then the command line's sweeps and
+    its fixed values of keys the params name (the later one wins, as with the local sweeper: a sweep's fixed
+    model.max_train_seconds=900 gives way to the command line's)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = cfg.hydra.sweeper.get("params") or {}
@@ -65,7 +67,9 @@ def _sweep_arguments(cfg: DictConfig) -> list[str]:
     command_line = list(cfg.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(command_line)
     return arguments + [
-        text for text, override in zip(command_line, parsed, strict=True) if override.is_sweep_override()
+        text
+        for text, override in zip(command_line, parsed, strict=True)
+        if override.is_sweep_override() or override.get_key_element().lstrip("+~") in params
     ]
 
 

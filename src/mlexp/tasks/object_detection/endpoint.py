@@ -71,22 +71,23 @@ def image_size(image: bytes, limits: ServiceSettings) -> tuple[int, int]:
 def check_input_size(
     width: int, height: int, size: int, tile: int | None, overlap: int, whole_side: int | None
 ) -> None:
-    """ServiceError 413 when a tiled model would cut a width × height image into more than MAX_TILES tiles, or a
-    model that takes the whole image at its tiles' scale (`whole_side`, evaluation.whole_frame_side) would get an
-    input of more than MAX_WHOLE_FRAME_PIXELS (or one too large to take whole: its tiles would each be a frame)."""
+    """ServiceError 413 when a model that takes the whole image at its tiles' scale (`whole_side`,
+    evaluation.whole_frame_side) would get an input of more than MAX_WHOLE_FRAME_PIXELS, or when a tiled model
+    would cut the image into more than MAX_TILES tiles (as such a model is, where its input's longer side would
+    exceed `whole_side`: `evaluate` tiles those frames too)."""
     if not tile:
         return
-    if whole_side is not None:
+    window = tiling.whole_frame(width, height, size, tile, whole_side)
+    if window is not None and window.input_width * window.input_height > MAX_WHOLE_FRAME_PIXELS:
         scale = size / tile
-        window = tiling.whole_frame(width, height, size, tile, whole_side)
-        if window is None or window.input_width * window.input_height > MAX_WHOLE_FRAME_PIXELS:
-            largest = int(MAX_WHOLE_FRAME_PIXELS / scale**2)
-            raise ServiceError(
-                413,
-                f"a {width}x{height} image is a {round(width * scale)}x{round(height * scale)} input for this model "
-                f"(the whole image at its tiles' scale, {scale:g}x), over the limit of {MAX_WHOLE_FRAME_PIXELS} "
-                f"pixels (endpoint.MAX_WHOLE_FRAME_PIXELS); send an image of at most {largest} pixels",
-            )
+        largest = int(MAX_WHOLE_FRAME_PIXELS / scale**2)
+        raise ServiceError(
+            413,
+            f"a {width}x{height} image is a {window.input_width}x{window.input_height} input for this model (the "
+            f"whole image at its tiles' scale, {scale:g}x), over the limit of {MAX_WHOLE_FRAME_PIXELS} pixels "
+            f"(endpoint.MAX_WHOLE_FRAME_PIXELS); send an image of at most about {largest} pixels",
+        )
+    if window is not None:
         return
     count = len(tiling.origins(width, tile, overlap)) * len(tiling.origins(height, tile, overlap))
     if count > MAX_TILES:

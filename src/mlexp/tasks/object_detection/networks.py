@@ -476,8 +476,9 @@ def load(folder: Path, name: str = "model", hybridize: bool = True) -> tuple[Any
     params = str(folder / f"{name}.params")
     if rcnn:
         net.initialize(ctx=mx.cpu())  # the RPN anchors' constant takes its value; load_weights sets the rest
+        # its saved weights include the training-time target generator, which inference does not build
         load_weights(net, params, kept=lambda name: name.endswith(RPN_ANCHORS))
-    else:  # Faster-RCNN saves its training-time target generator too, which inference does not build
+    else:  # SSD and YOLOv3: their anchors, derived from the training boxes, come from the checkpoint
         net.load_parameters(params, ctx=mx.cpu(), ignore_extra=True)
     if hybridize:
         net.hybridize(static_alloc=True, static_shape=True)
