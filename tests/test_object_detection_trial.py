@@ -168,3 +168,34 @@ def test_training_never_reads_test_and_evaluation_never_reads_val(trial, tmp_pat
         file.unlink()
     evaluated = run_cli(project, *stage, "stage=evaluate")
     assert "test mAP@0.5" in evaluated.stdout and (tmp_path / "plots/sensitivity.csv").is_file()
+
+
+@pytest.mark.parametrize("family", ["yolo3", "faster_rcnn"])
+def test_the_other_families_run_as_the_readme_gives_them(family, tmp_project_with_store):
+    # `mlexp task=object_detection model=yolo3` (or faster_rcnn): each family's conf composes, trains on tiles
+    # and is measured on val and test; Faster-RCNN keeps GluonCV's proposal counts for its whole-frame inference
+    done = run_cli(
+        tmp_project_with_store,
+        "task=object_detection",
+        f"model={family}",
+        "dataset.n_frames=8",
+        "dataset.frames_per_play=2",
+        "dataset.frame_width=96",
+        "dataset.frame_height=64",
+        "dataset.ball_length=[0.15,0.2]",
+        "model.input_size=64",
+        "model.tile_size=48",
+        "model.tile_overlap=16",
+        "model.epochs=1",
+        "model.batch_size=2",
+        "model.rcnn_rois=8",
+        "model.speed_frames=1",
+        "compute.num_threads=1",
+    )
+    [view] = trials_of(tmp_project_with_store, EXPERIMENT)
+    assert view.status == "FINISHED" and view.params["model.network"].startswith(family)
+    assert {"val_map_50", "test_map_50", "inference_fps"} <= set(view.metrics)
+    saved = json.loads((run_folder(done) / "models/model.json").read_text())
+    assert (saved["network"], saved["tile_size"], saved["tile_overlap"]) == (view.params["model.network"], 48, 16)
+    if family == "faster_rcnn":
+        assert saved["options"]["rpn_test_pre_nms"] == 6000 and saved["options"]["num_sample"] == 8
