@@ -182,6 +182,29 @@ def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_
     assert net.rpn.anchor_generator.anchors.shape[2:4] == (networks.RCNN_ANCHOR_CELLS,) * 2
 
 
+def test_a_tiled_yolo3_trains_on_tiles_with_anchors_at_the_tiles_scale(frames, tmp_path):
+    # YOLOv3's conf trains on tiles: 32-px tiles at the 64-px input, every training tile around a ball
+    train_rec, val_rec, boxes = frames
+    mx.random.seed(0)
+    np.random.seed(0)
+    model = detector("yolo3", input_size=64, tile_size=32, tile_overlap=8, batch_size=2)
+    sizes = (boxes[:, 2:] - boxes[:, :2]) * 2  # in input pixels
+    net, _ = networks.build(model, lambda _: None, train_box_sizes=sizes)
+    family = FAMILY_TRAINING["yolo3"](net, model, replace(NO_JITTER, tile_around_ball=1.0))
+    inputs: list[tuple[int, ...]] = []
+    net.register_forward_pre_hook(lambda _, x: inputs.append(tuple(x[0].shape)))
+
+    def validate(network: Any) -> float:
+        return evaluation.voc_ap_50(evaluation.detect(network, val_rec, NO_JITTER, 64, tile=32, overlap=8))
+
+    history = training.fit(net, family, model, train_rec, tmp_path, validate, lambda _: None)
+    assert all(math.isfinite(v) and v > 0 for v in history.epochs[0].losses.values()), history.epochs[0].losses
+    assert (2, 3, 64, 64) in inputs and all(shape[2:] == (64, 64) for shape in inputs)  # tiles, never whole frames
+    anchors = np.concatenate([o.anchors.data().asnumpy().reshape(-1, 2) for o in net.yolo_outputs])
+    # the nine anchors span the balls' sizes at the tiles' scale (24-40 px), not at a squeezed frame's
+    assert anchors.min() >= sizes.min() * 0.5 and anchors.max() <= sizes.max() * 1.5
+
+
 def test_a_tiled_faster_rcnn_keeps_gluoncvs_proposal_counts_at_inference():
     sizes = np.array([[20.0, 16.0], [30.0, 24.0]])
     tiled = networks.rcnn_options(256, sizes, rois=32, tiled=True)
