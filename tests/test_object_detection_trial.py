@@ -202,3 +202,22 @@ def test_the_other_families_run_as_the_readme_gives_them(family, tmp_project_wit
     assert (saved["network"], saved["tile_size"], saved["tile_overlap"]) == (view.params["model.network"], 48, 16)
     if family == "faster_rcnn":
         assert saved["options"]["rpn_test_pre_nms"] == 6000 and saved["options"]["num_sample"] == 8
+
+
+def test_dataset_group_by_keeps_each_value_of_a_manifest_key_in_one_split(tmp_project_with_store):
+    # `dataset.group_by=video-id` (README): frames grouped by a key of each manifest line, here a game that spans
+    # several of the folders the default grouping would use
+    project = tmp_project_with_store
+    manifest = football_frames.generate(project / "labels", 24, 3, width=96, height=64, frames_per_play=2,
+                                        no_ball_fraction=0.0, ball_length=(0.15, 0.2))  # fmt: skip
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    games = {line["source-ref"]: f"game-{index % 6}" for index, line in enumerate(lines)}
+    manifest.write_text("".join(json.dumps({**line, "video-id": games[line["source-ref"]]}) + "\n" for line in lines))
+    done = run_cli(project, *TINY, "model.epochs=1", f"dataset.path={manifest}",
+                   f"dataset.image_root={project / 'labels'}", "dataset.group_by=video-id")  # fmt: skip
+    data = run_folder(done) / "data"
+    sidecars = {name: json.loads((data / f"{name}.frames.json").read_text()) for name in SPLITS}
+    groups = {name: {frame["play"] for frame in sidecars[name]} for name in SPLITS}
+    assert set().union(*groups.values()) == {f"game-{n}" for n in range(6)}  # the key's values, not the folders
+    assert all(not groups[a] & groups[b] for a, b in (("train", "val"), ("train", "test"), ("val", "test")))
+    assert all(len(sidecars[name]) >= 4 for name in SPLITS)  # whole games of 4 frames in each split
