@@ -147,24 +147,32 @@ def test_a_faster_rcnn_checkpoint_with_fewer_anchor_cells_loads_with_anchors_for
         np.testing.assert_allclose(mine.asnumpy(), theirs.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_fewer_anchor_cells(frames, tmp_path):
+def fit_on_tiles(
+    option: str, model: Any, frames: tuple[Path, Path, np.ndarray], folder: Path
+) -> tuple[Any, training.History, list[tuple[int, ...]]]:
+    """`model` (32-px tiles at a 64-px input) trained with every training tile around a ball and validated on
+    tiles (or Faster-RCNN's whole frames); the network, its history and the shape of every input it was given."""
     train_rec, val_rec, boxes = frames
+    sizes = (boxes[:, 2:] - boxes[:, :2]) * 2  # in input pixels: tiles of 32 frame px at the 64-px input
+    net, _ = networks.build(model, lambda _: None, train_box_sizes=sizes)
+    family = FAMILY_TRAINING[option](net, model, replace(NO_JITTER, tile_around_ball=1.0))
+    inputs: list[tuple[int, ...]] = []
+    net.register_forward_pre_hook(lambda _, x: inputs.append(tuple(x[0].shape)))
+
+    def validate(network: Any) -> float:
+        return evaluation.voc_ap_50(evaluation.detect(network, val_rec, NO_JITTER, 64, tile=32, overlap=8))
+
+    return net, training.fit(net, family, model, train_rec, folder, validate, lambda _: None), inputs
+
+
+def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_fewer_anchor_cells(frames, tmp_path):
     mx.random.seed(0)
     np.random.seed(0)
     model = detector("faster_rcnn", input_size=64, tile_size=32, tile_overlap=8, rcnn_rois=8, batch_size=2)
-    sizes = (boxes[:, 2:] - boxes[:, :2]) * 2  # in input pixels: tiles of 32 frame px at the 64-px input
 
     def trained(epochs: int, resume: str | None = None) -> tuple[Any, training.History]:
         model.epochs, model.resume = epochs, resume
-        net, _ = networks.build(model, lambda _: None, train_box_sizes=sizes)
-        family = FAMILY_TRAINING["faster_rcnn"](net, model, replace(NO_JITTER, tile_around_ball=1.0))
-        inputs: list[tuple[int, ...]] = []
-        net.register_forward_pre_hook(lambda _, x: inputs.append(tuple(x[0].shape)))
-
-        def validate(network: Any) -> float:
-            return evaluation.voc_ap_50(evaluation.detect(network, val_rec, NO_JITTER, 64, tile=32, overlap=8))
-
-        history = training.fit(net, family, model, train_rec, tmp_path, validate, lambda _: None)
+        net, history, inputs = fit_on_tiles("faster_rcnn", model, frames, tmp_path)
         assert (2, 3, 64, 64) in inputs  # trained on batches of 32-px tiles at the 64-px input
         assert (1, 3, 2 * HEIGHT, 2 * WIDTH) in inputs  # validated on whole frames at the tiles' scale
         return net, history
@@ -184,24 +192,15 @@ def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_
 
 def test_a_tiled_yolo3_trains_on_tiles_with_anchors_at_the_tiles_scale(frames, tmp_path):
     # YOLOv3's conf trains on tiles: 32-px tiles at the 64-px input, every training tile around a ball
-    train_rec, val_rec, boxes = frames
     mx.random.seed(0)
     np.random.seed(0)
     model = detector("yolo3", input_size=64, tile_size=32, tile_overlap=8, batch_size=2)
-    sizes = (boxes[:, 2:] - boxes[:, :2]) * 2  # in input pixels
-    net, _ = networks.build(model, lambda _: None, train_box_sizes=sizes)
-    family = FAMILY_TRAINING["yolo3"](net, model, replace(NO_JITTER, tile_around_ball=1.0))
-    inputs: list[tuple[int, ...]] = []
-    net.register_forward_pre_hook(lambda _, x: inputs.append(tuple(x[0].shape)))
-
-    def validate(network: Any) -> float:
-        return evaluation.voc_ap_50(evaluation.detect(network, val_rec, NO_JITTER, 64, tile=32, overlap=8))
-
-    history = training.fit(net, family, model, train_rec, tmp_path, validate, lambda _: None)
+    net, history, inputs = fit_on_tiles("yolo3", model, frames, tmp_path)
     assert all(math.isfinite(v) and v > 0 for v in history.epochs[0].losses.values()), history.epochs[0].losses
     assert (2, 3, 64, 64) in inputs and all(shape[2:] == (64, 64) for shape in inputs)  # tiles, never whole frames
     anchors = np.concatenate([o.anchors.data().asnumpy().reshape(-1, 2) for o in net.yolo_outputs])
     # the nine anchors span the balls' sizes at the tiles' scale (24-40 px), not at a squeezed frame's
+    sizes = (frames[2][:, 2:] - frames[2][:, :2]) * 2
     assert anchors.min() >= sizes.min() * 0.5 and anchors.max() <= sizes.max() * 1.5
 
 
