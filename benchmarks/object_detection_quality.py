@@ -114,12 +114,14 @@ def main() -> int:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--keep", type=Path, help="copy the trials' reports and models here")
     args, extra = parser.parse_known_args()
-    if not any(argument.startswith("seed=") for argument in extra):
-        extra.append(f"seed={BLIND_SEED}")
+    seed = next((argument for argument in extra if argument.startswith("seed=")), None)
+    if seed is None:
+        seed = f"seed={BLIND_SEED}"
+        extra.append(seed)
     budget_s = args.cpu_minutes * 60 / THREADS
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; budget {args.cpu_minutes:g} "
           f"CPU-minutes = {budget_s:.0f} s of training on {THREADS} threads per family; "
-          f"{next(a for a in extra if a.startswith('seed='))}")  # fmt: skip
+          f"{seed}")  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as base:
         project = Path(base) / "project"

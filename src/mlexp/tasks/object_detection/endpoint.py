@@ -78,16 +78,16 @@ def check_input_size(
     if not tile:
         return
     window = tiling.whole_frame(width, height, size, tile, whole_side)
-    if window is not None and window.input_width * window.input_height > MAX_WHOLE_FRAME_PIXELS:
-        scale = size / tile
-        largest = int(MAX_WHOLE_FRAME_PIXELS / scale**2)
-        raise ServiceError(
-            413,
-            f"a {width}x{height} image is a {window.input_width}x{window.input_height} input for this model (the "
-            f"whole image at its tiles' scale, {scale:g}x), over the limit of {MAX_WHOLE_FRAME_PIXELS} pixels "
-            f"(endpoint.MAX_WHOLE_FRAME_PIXELS); send an image of at most about {largest} pixels",
-        )
     if window is not None:
+        if window.input_width * window.input_height > MAX_WHOLE_FRAME_PIXELS:
+            scale = size / tile
+            largest = int(MAX_WHOLE_FRAME_PIXELS / scale**2)
+            raise ServiceError(
+                413,
+                f"a {width}x{height} image is a {window.input_width}x{window.input_height} input for this model "
+                f"(the whole image at its tiles' scale, {scale:g}x), over the limit of {MAX_WHOLE_FRAME_PIXELS} "
+                f"pixels (endpoint.MAX_WHOLE_FRAME_PIXELS); send an image of at most about {largest} pixels",
+            )
         return
     count = len(tiling.origins(width, tile, overlap)) * len(tiling.origins(height, tile, overlap))
     if count > MAX_TILES:

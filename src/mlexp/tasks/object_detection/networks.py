@@ -331,7 +331,7 @@ def _initialise_from(net: Any, model: Detector, client: Any) -> int:
     prefixes = BASE_PREFIXES[family_of(model.network) or ""] if _value(model.init_layers) == "base" else ("",)
     copied = 0
     for name, parameter in net._collect_params_with_prefix().items():
-        if "anchor" in name or not name.startswith(prefixes) or name not in saved:
+        if is_anchors(name) or not name.startswith(prefixes) or name not in saved:
             continue
         if saved[name].shape != parameter.shape:
             raise ConfigError(
@@ -447,6 +447,12 @@ def save(net: Any, model: Detector, folder: Path, name: str = "model") -> Path:
     about = {**architecture, "classes": list(model.classes), "options": options}
     (folder / f"{name}.json").write_text(json.dumps(about, indent=2))
     return folder / f"{name}.params"
+
+
+def is_anchors(name: str) -> bool:
+    """Whether a parameter holds anchors (SSD's, YOLOv3's or the RPN's): derived from a trial's boxes and input
+    size, so copied or resumed weights leave them as the trial made them."""
+    return "anchor" in name
 
 
 def load_weights(net: Any, params: str, kept: Callable[[str], bool]) -> None:

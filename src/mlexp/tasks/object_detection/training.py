@@ -98,7 +98,7 @@ def _resume(net: Any, trainer: gluon.Trainer, model: Detector, folder: Path) -> 
     # this trial's anchors (derived from its boxes, sized by its alloc_size) stay; the rest continues from the
     # checkpoint, whose own anchors may cover another extent (a Faster-RCNN saved before RCNN_ANCHOR_CELLS)
     try:
-        networks.load_weights(net, str(folder / "model.params"), kept=lambda name: "anchor" in name)
+        networks.load_weights(net, str(folder / "model.params"), kept=networks.is_anchors)
     except (AssertionError, ValueError) as mismatch:  # AssertionError: MXNet's for a parameter of another shape
         raise ConfigError(f"model.resume={folder} does not fit model.network={model.network}: {mismatch}") from None
     schedule, kind = trainer.optimizer.lr_scheduler, type(trainer.optimizer)
