@@ -170,6 +170,18 @@ def test_training_never_reads_test_and_evaluation_never_reads_val(trial, tmp_pat
     assert "test mAP@0.5" in evaluated.stdout and (tmp_path / "plots/sensitivity.csv").is_file()
 
 
+def test_a_trial_fine_tunes_from_an_earlier_trial_given_as_a_runs_uri(trial, tmp_path):
+    # the post's transfer learning through the command line: the earlier trial's id, as MLflow's UI shows it
+    project, done, view = trial
+    uri = f"runs:/{view.run_id}/model/model.params"
+    stage = (*TINY, "model.epochs=1", f"paths.data={run_folder(done) / 'data'}", f"paths.models={tmp_path}")
+    tuned = run_cli(project, *stage, "stage=train", f"model.init_from={uri}")
+    assert f"parameters (all) from model.init_from={uri}" in tuned.stdout
+    assert "from scratch" not in tuned.stdout
+    [later] = [t for t in trials_of(project, EXPERIMENT) if t.params.get("model.init_from") == uri]
+    assert later.status == "FINISHED" and later.run_id != view.run_id
+
+
 @pytest.mark.parametrize("family", ["yolo3", "faster_rcnn"])
 def test_the_other_families_run_as_the_readme_gives_them(family, tmp_project_with_store):
     # `mlexp task=object_detection model=yolo3` (or faster_rcnn): each family's conf composes, trains on tiles
