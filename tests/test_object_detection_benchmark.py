@@ -1,0 +1,42 @@
+"""The quality benchmark the README gives for the three detector families runs end to end at a tiny size: one
+trial per family through the command line, each stopped by its CPU budget, and the side-by-side table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+# the families test's tiny frames and tiles; the benchmark adds its own budget and equal-budget settings
+TINY = (
+    "dataset.n_frames=8",
+    "dataset.frames_per_play=2",
+    "dataset.frame_width=96",
+    "dataset.frame_height=64",
+    "dataset.ball_length=[0.15,0.2]",
+    "model.input_size=64",
+    "model.tile_size=48",
+    "model.tile_overlap=16",
+    "model.batch_size=2",
+    "model.rcnn_rois=8",
+    "model.speed_frames=1",
+)
+
+
+def test_the_quality_benchmark_trains_each_family_within_its_budget_and_prints_the_table():
+    # 0.034 CPU-minutes on 2 threads: 1 s of training per family, then the test split once
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/object_detection_quality.py"), "--cpu-minutes", "0.034", *TINY],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "budget 0.034 CPU-minutes = 1 s of training on 2 threads per family; seed=2028" in done.stdout
+    table = done.stdout[done.stdout.index("family       test mAP@.5") :].splitlines()
+    rows = {line.split()[0]: line.split() for line in table[1:4]}
+    assert set(rows) == {"ssd", "yolo3", "faster_rcnn"}
+    for family, row in rows.items():
+        test_map, epochs, train_s = float(row[1]), int(row[4]), float(row[5])
+        assert 0.0 <= test_map <= 1.0 and epochs >= 1 and train_s >= 1, (family, row)
+    assert rows["ssd"][-1].endswith("%")  # the share of an SSD inference spent decoding and in NMS
+    assert "ratio: yolo3 test mAP@0.5 / ssd's" in done.stdout or float(rows["ssd"][1]) == 0.0
