@@ -1,4 +1,4 @@
-"""Shared by the object_detection family and transfer tests: tiny football frames in RecordIO, tiny detectors."""
+"""Shared by the object_detection tests: tiny football frames in RecordIO, tiny detectors, tiny CLI overrides."""
 
 from __future__ import annotations
 
@@ -18,6 +18,22 @@ NO_OBJECT = [-1.0, -1.0, -1.0, -0.5, -0.5]
 WIDTH, HEIGHT = 192, 112
 # no random crop (these frames are small already) and 3 in 4 training tiles around a ball: what the tests were sized for
 NO_JITTER = DetectionAugmentation(color_jitter=False, flip_prob=0.5, crop_prob=0.0, tile_around_ball=0.75)
+
+
+# command-line overrides for a trial of any family in seconds: 8 generated frames of 96 × 64 cut into 48-px tiles
+TINY_TILED_TRIAL = (
+    "dataset.n_frames=8",
+    "dataset.frames_per_play=2",
+    "dataset.frame_width=96",
+    "dataset.frame_height=64",
+    "dataset.ball_length=[0.15,0.2]",
+    "model.input_size=64",
+    "model.tile_size=48",
+    "model.tile_overlap=16",
+    "model.batch_size=2",
+    "model.rcnn_rois=8",
+    "model.speed_frames=1",
+)
 
 
 def write_frames(rec: Path, count: int, seed: int, ball: tuple[int, int] = (12, 20), empty: int = 0) -> np.ndarray:

@@ -7,27 +7,14 @@ import subprocess
 import sys
 
 from conftest import REPO
-
-# the families test's tiny frames and tiles; the benchmark adds its own budget and equal-budget settings
-TINY = (
-    "dataset.n_frames=8",
-    "dataset.frames_per_play=2",
-    "dataset.frame_width=96",
-    "dataset.frame_height=64",
-    "dataset.ball_length=[0.15,0.2]",
-    "model.input_size=64",
-    "model.tile_size=48",
-    "model.tile_overlap=16",
-    "model.batch_size=2",
-    "model.rcnn_rois=8",
-    "model.speed_frames=1",
-)
+from object_detection_tiny import TINY_TILED_TRIAL
 
 
 def test_the_quality_benchmark_trains_each_family_within_its_budget_and_prints_the_table():
     # 0.034 CPU-minutes on 2 threads: 1 s of training per family, then the test split once
+    benchmark = str(REPO / "benchmarks/object_detection_quality.py")
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks/object_detection_quality.py"), "--cpu-minutes", "0.034", *TINY],
+        [sys.executable, benchmark, "--cpu-minutes", "0.034", *TINY_TILED_TRIAL],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

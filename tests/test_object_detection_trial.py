@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO, run_cli, seed_store, store_client, trials_of
 from mlexp.data import football_frames
+from object_detection_tiny import TINY_TILED_TRIAL
 from run_folders import run_folder
 
 # small frames, 2 epochs at a 96-pixel input: a trial in about 20 s on one core
@@ -190,17 +191,7 @@ def test_the_other_families_run_as_the_readme_gives_them(family, tmp_project_wit
         tmp_project_with_store,
         "task=object_detection",
         f"model={family}",
-        "dataset.n_frames=8",
-        "dataset.frames_per_play=2",
-        "dataset.frame_width=96",
-        "dataset.frame_height=64",
-        "dataset.ball_length=[0.15,0.2]",
-        "model.input_size=64",
-        "model.tile_size=48",
-        "model.tile_overlap=16",
-        "model.batch_size=2",
-        "model.rcnn_rois=8",
-        "model.speed_frames=1",
+        *TINY_TILED_TRIAL,
         "compute.num_threads=1",
         # YOLOv3 with the README's time budget: it ends the first of 3 epochs, which is validated and kept
         *(["model.epochs=3", "model.max_train_seconds=0.001"] if family == "yolo3" else ["model.epochs=1"]),
