@@ -205,6 +205,7 @@ def test_the_other_families_run_as_the_readme_gives_them(family, tmp_project_wit
     assert (saved["network"], saved["tile_size"], saved["tile_overlap"]) == (view.params["model.network"], 48, 16)
     if family == "faster_rcnn":
         assert saved["options"]["rpn_test_pre_nms"] == 6000 and saved["options"]["num_sample"] == 8
+    assert "Warning" not in done.stdout + done.stderr  # e.g. Gluon on the training-only parameters
 
 
 def test_dataset_group_by_keeps_each_value_of_a_manifest_key_in_one_split(tmp_project_with_store):

@@ -11,6 +11,7 @@ classes present in the ground truth; `map_50_95` averages the same AP over IoU 0
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,11 @@ def whole_frame_side(net: Any) -> int | None:
 
 def _forward(net: Any, x: mx.nd.NDArray) -> list[list[np.ndarray]]:
     """Per image of the batch: its (ids, scores, boxes)."""
-    ids, scores, boxes = (a.asnumpy() for a in net(x))
+    with warnings.catch_warnings():
+        # Faster-RCNN's first hybridized inference: the training-only box target encoder's mean and std are,
+        # rightly, "not used by any computation"; the warning would reach the user as if something were wrong
+        warnings.filterwarnings("ignore", message=r"Parameter .* is not used by any computation")
+        ids, scores, boxes = (a.asnumpy() for a in net(x))
     return [[ids[i], scores[i], boxes[i]] for i in range(x.shape[0])]
 
 
