@@ -52,6 +52,11 @@ EQUAL_BUDGET = (
 )
 
 
+def _model_folders(project: Path) -> list[Path]:
+    """The trials' kept models: each run's models/ folder (never its checkpoint/, which holds a model.params too)."""
+    return [params.parent for params in project.rglob("models/model.params")]
+
+
 def _trial(project: Path, family: str, budget_s: float, extra: list[str]) -> dict[str, Any]:
     """Run one trial of `family`; its metrics, the training state and its wall time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_"))}
@@ -60,7 +65,7 @@ def _trial(project: Path, family: str, budget_s: float, extra: list[str]) -> dic
         sys.executable, "-u", "-m", "mlexp.cli", "task=object_detection", f"model={family}",
         f"model.max_train_seconds={budget_s:.0f}", f"compute.num_threads={THREADS}", *EQUAL_BUDGET, *extra,
     ]  # fmt: skip
-    before = {p.parent for p in project.rglob("models/**/model.params")}
+    before = set(_model_folders(project))
     started = time.perf_counter()
     done = subprocess.run(command, cwd=project, env=env)
     wall = time.perf_counter() - started
@@ -71,7 +76,7 @@ def _trial(project: Path, family: str, budget_s: float, extra: list[str]) -> dic
     trials = client.search_runs(
         [experiment.experiment_id], filter_string="tags.`mlexp.kind` = 'trial'", order_by=["attributes.start_time DESC"]
     )
-    models = next(p.parent for p in project.rglob("models/**/model.params") if p.parent not in before)
+    [models] = [folder for folder in _model_folders(project) if folder not in before]
     state = json.loads((models / "checkpoint" / "state.json").read_text())
     return {
         "metrics": trials[0].data.metrics,
