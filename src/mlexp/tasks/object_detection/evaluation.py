@@ -71,12 +71,20 @@ def whole_frame_side(net: Any) -> int | None:
     return networks.RCNN_MAX_INPUT_SIDE if one_image_per_forward(net) else None
 
 
+# Gluon's warning naming the two parameters of GluonCV's Faster-RCNN that only its training targets use (in
+# either order: Gluon lists them from a set)
+TRAINING_ONLY_PARAMETERS_UNUSED = (
+    r"Parameter normalizedperclassboxcenterencoder\d+_(means|stds), normalizedperclassboxcenterencoder\d+_(means|stds)"
+    r" is not used"
+)
+
+
 def _forward(net: Any, x: mx.nd.NDArray) -> list[list[np.ndarray]]:
     """Per image of the batch: its (ids, scores, boxes)."""
     with warnings.catch_warnings():
-        # Faster-RCNN's first hybridized inference: the training-only box target encoder's mean and std are,
-        # rightly, "not used by any computation"; the warning would reach the user as if something were wrong
-        warnings.filterwarnings("ignore", message=r"Parameter .* is not used by any computation")
+        # Faster-RCNN's first hybridized inference: its training-only box target encoder's means and stds are,
+        # rightly, "not used by any computation"; only that warning, so an unused parameter of ours still shows
+        warnings.filterwarnings("ignore", message=TRAINING_ONLY_PARAMETERS_UNUSED)
         ids, scores, boxes = (a.asnumpy() for a in net(x))
     return [[ids[i], scores[i], boxes[i]] for i in range(x.shape[0])]
 
