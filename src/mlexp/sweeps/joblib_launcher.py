@@ -41,7 +41,7 @@ from omegaconf import open_dict
 
 from mlexp.sweeps import SWEEP_EXPERIMENT_ENV, SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SWEEP_STORE_ENV, record_job
 from mlexp.sweeps.compose_cache import caching
-from mlexp.sweeps.workers import joblib_arguments, parallel_jobs
+from mlexp.sweeps.workers import exit_without_collecting, joblib_arguments, parallel_jobs
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ def run_job_on_worker(started: str, number: int, *arguments: Any) -> tuple[int, 
     """
     Path(started, f"{number}.pid").write_text(f"{os.getpid()}\n")
     overrides, context, config, task_function, state = arguments
-    if state is not None:
+    if state is not None:  # a worker process (its warm-up, which does the same, may not have run in it)
+        exit_without_collecting()
         return number, execute_job(number, *arguments)
     setup_globals()
     sweep_config = context.config_loader.load_sweep_config(config, list(overrides))

@@ -7,7 +7,9 @@ sweep begins, so they import while the parent opens the sweep's record; the laun
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import importlib
 import os
 import threading
@@ -68,10 +70,19 @@ def joblib_arguments(config: DictConfig) -> dict[str, Any]:
     return arguments
 
 
+def exit_without_collecting() -> None:
+    """At this worker's exit, skip collecting what its trials imported and made: the command waits for its workers
+    to exit, and MXNet, matplotlib and pandas leave millions of objects (0.40 s to exit with them, 0.07 s with
+    them frozen). Registered once per process however often it is called; it runs after every other handler."""
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
+
+
 def prepare_worker(root: str, stages_module: str, uses_mxnet: bool) -> int:
     """In a worker: import what every trial needs and start the tracking writer; returns the worker's pid."""
     from mlexp.tracking.journal_writer import start_early
 
+    exit_without_collecting()
     start_early(Path(root))
     importlib.import_module("mlexp.cli")
     importlib.import_module("mlexp.runner")
