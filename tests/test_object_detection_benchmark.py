@@ -3,14 +3,16 @@ trial per family through the command line, each stopped by its CPU budget, and t
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO
 from object_detection_tiny import TINY_TILED_TRIAL
 
 
-def test_the_quality_benchmark_trains_each_family_within_its_budget_and_prints_the_table():
+def test_the_quality_benchmark_trains_each_family_and_prints_the_table():
     # 0.034 CPU-minutes on 2 threads: 1 s of training per family, then the test split once
     benchmark = str(REPO / "benchmarks/object_detection_quality.py")
     done = subprocess.run(
@@ -27,3 +29,15 @@ def test_the_quality_benchmark_trains_each_family_within_its_budget_and_prints_t
         assert 0.0 <= test_map <= 1.0 and epochs >= 1 and train_s >= 1, (family, row)
     assert rows["ssd"][-1].endswith("%")  # the share of an SSD inference spent decoding and in NMS
     assert "ratio: yolo3 test mAP@0.5 / ssd's" in done.stdout or float(rows["ssd"][1]) == 0.0
+
+
+def test_the_quality_benchmark_measures_each_trials_kept_model_never_its_checkpoint(tmp_path: Path):
+    spec = importlib.util.spec_from_file_location("od_quality", REPO / "benchmarks/object_detection_quality.py")
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    run = tmp_path / "outputs" / "object_detection" / "2026-12-04_13-23-00"
+    for folder in ("models/checkpoint", "models"):  # the checkpoint first: the order a folder walk may give
+        (run / folder).mkdir(parents=True, exist_ok=True)
+        (run / folder / "model.params").write_bytes(b"")
+    assert benchmark._model_folders(tmp_path) == [run / "models"]
