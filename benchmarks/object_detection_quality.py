@@ -92,8 +92,10 @@ def _decode_share(models: Path, size: int, frames: int = 10) -> float:
     feature extractor and class/box predictors alone (both imperative, one frame at a time)."""
     import mxnet as mx
 
+    from mlexp.console import quiet_third_party
     from mlexp.tasks.object_detection import networks
 
+    quiet_third_party()  # as the trials' own processes: gluoncv's SSD extractor declares no input dtype
     net, _ = networks.load(models, hybridize=False)
     x = mx.nd.random.uniform(shape=(1, 3, size, size))
 

@@ -29,6 +29,7 @@ def test_the_quality_benchmark_trains_each_family_and_prints_the_table():
         assert 0.0 <= test_map <= 1.0 and epochs >= 1 and train_s >= 1, (family, row)
     assert rows["ssd"][-1].endswith("%")  # the share of an SSD inference spent decoding and in NMS
     assert "ratio: yolo3 test mAP@0.5 / ssd's" in done.stdout or float(rows["ssd"][1]) == 0.0
+    assert "Warning" not in done.stderr, done.stderr[-3000:]  # neither the trials nor the benchmark's own measure
 
 
 def test_the_quality_benchmark_measures_each_trials_kept_model_never_its_checkpoint(tmp_path: Path):
