@@ -38,7 +38,7 @@ def test_the_quality_benchmark_measures_each_trials_kept_model_never_its_checkpo
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     run = tmp_path / "outputs" / "object_detection" / "2026-12-04_13-23-00"
-    for folder in ("models/checkpoint", "models"):  # the checkpoint first: the order a folder walk may give
+    for folder in ("models/checkpoint", "models"):  # both hold a model.params
         (run / folder).mkdir(parents=True, exist_ok=True)
         (run / folder / "model.params").write_bytes(b"")
     assert benchmark._model_folders(tmp_path) == [run / "models"]

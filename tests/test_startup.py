@@ -110,19 +110,20 @@ def test_parallel_workers_share_the_cores_before_they_import_numpy(tmp_project, 
 
 # a sweep job as a worker process starts it (Hydra's job runner stubbed: only the worker's exit is looked at)
 WORKER_EXIT = """
-import atexit, gc, sys, tempfile
-atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # runs after the later handlers
+import atexit, gc, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # handlers run last first
 from mlexp.sweeps import joblib_launcher
 joblib_launcher.execute_job = lambda *arguments: "job done"
 for number in (0, 1):  # two jobs in one worker
-    print(joblib_launcher.run_job_on_worker(tempfile.mkdtemp(), number, [], None, None, None, {}))
+    print(joblib_launcher.run_job_on_worker(sys.argv[1], number, [], None, None, None, {}))
 """
 
 
 def test_a_sweep_worker_exits_without_collecting_what_its_trials_left(tmp_project):
     # the command waits for its workers to exit: a worker tearing down MXNet and pandas kept it 0.4 s longer
     (tmp_project / "worker_exit.py").write_text(WORKER_EXIT)
-    lines = _python(tmp_project, "worker_exit.py").stdout.splitlines()
+    (tmp_project / "started").mkdir()
+    lines = _python(tmp_project, "worker_exit.py", str(tmp_project / "started")).stdout.splitlines()
     assert lines[:2] == ["(0, 'job done')", "(1, 'job done')"]
     assert lines[2:] == ["frozen at exit: True"]
 

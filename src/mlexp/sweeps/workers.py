@@ -73,7 +73,8 @@ def joblib_arguments(config: DictConfig) -> dict[str, Any]:
 def exit_without_collecting() -> None:
     """At this worker's exit, skip collecting what its trials imported and made: the command waits for its workers
     to exit, and MXNet, matplotlib and pandas leave millions of objects (0.40 s to exit with them, 0.07 s with
-    them frozen). Registered once per process however often it is called; it runs after every other handler."""
+    them frozen). Registered once per process however often it is called. Exit handlers run last registered
+    first, so it may run before others (the tracking writer's close): it only skips the final collection."""
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
 
