@@ -135,12 +135,12 @@ def run_pipelines(argv: list[str]) -> int:
 
 
 def run_data(argv: list[str]) -> int:
-    from mlexp.data import EXPORTS
+    from mlexp.data import EXPORTS, export_packaged
 
     if len(argv) != 2 or argv[0] not in EXPORTS:
         raise MlexpError(f"usage: {USAGE['data']} with a dataset among: {', '.join(sorted(EXPORTS))}")
     out = resolve(argv[1])
-    rows = EXPORTS[argv[0]](out)
+    rows = export_packaged(argv[0], out)
     print(f"wrote {out} ({rows} rows)")
     return 0
 

@@ -137,7 +137,7 @@ class PipelineWriter:
                     f"raw data {data.export!r} ({path}) is not a dataset of `mlexp data`; choose one of: "
                     f"{', '.join(sorted(EXPORTS))}"
                 )
-            code = stage_code.module_files([EXPORTS[data.export].__module__], self.root)
+            code = stage_code.module_files([EXPORTS[data.export]], self.root)
             stages[f"{data.export}_raw"] = {
                 "cmd": f"mlexp data {data.export} {path}",
                 "deps": [str(p) for p in code],
