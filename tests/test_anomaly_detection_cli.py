@@ -60,7 +60,9 @@ def test_a_glob_of_monthly_parquet_files_with_drifting_types_and_a_csv_gz_run_to
     prepared = store_client(project).get_run(trial.components["Pre-processing"]).data.params
     assert trial.status == "FINISHED" and (prepared["files"], prepared["formats"]) == ("2", "parquet")
     assert (trial.metrics["rows_in"], trial.metrics["rows_flagged"], trial.metrics["rows_out"]) == (5, 2, 3)
-    cleaned = pq.read_table(run_folder(done) / "data" / "cleaned" / "trips_cleaned.parquet")
+    cleaned_path = run_folder(done) / "data" / "cleaned" / "trips_cleaned.parquet"
+    assert pq.read_metadata(cleaned_path).row_group(0).column(0).compression == "UNCOMPRESSED"  # engine.compression
+    cleaned = pq.read_table(cleaned_path)
     assert [name.lower() for name in cleaned.column_names].count("airport_fee") == 1
     assert sorted(cleaned["airport_fee"].to_pylist()) == [0.0, 1.25, 1.75]
     assert str(cleaned.schema.field("VendorID").type) == "int64"
@@ -71,7 +73,11 @@ def test_a_glob_of_monthly_parquet_files_with_drifting_types_and_a_csv_gz_run_to
         gzip.compress("\r\n".join([HEADER, *rows]).encode())
     )
     done = run_cli(
-        project, f"task={TASK}", "dataset.path=data/yellow_tripdata_2019-01.csv.gz", "model.max_duration_hours=6.5"
+        project,
+        f"task={TASK}",
+        "dataset.path=data/yellow_tripdata_2019-01.csv.gz",
+        "model.max_duration_hours=6.5",
+        "engine.compression=snappy",
     )
     [gz] = [t for t in trials_of(project, experiment=TASK) if t.run_id != trial.run_id]
     prepared = store_client(project).get_run(gz.components["Pre-processing"]).data.params
@@ -81,7 +87,8 @@ def test_a_glob_of_monthly_parquet_files_with_drifting_types_and_a_csv_gz_run_to
         1,
         1,
     )
-    assert pq.read_metadata(run_folder(done) / "data" / "cleaned" / "trips_cleaned.parquet").num_rows == 1
+    cleaned = pq.read_metadata(run_folder(done) / "data" / "cleaned" / "trips_cleaned.parquet")
+    assert cleaned.num_rows == 1 and cleaned.row_group(0).column(0).compression == "SNAPPY"
 
 
 @pytest.mark.parametrize("name", ["yellow_tripdata_2019-01.csv", "yellow_tripdata_2019-01.parquet"])

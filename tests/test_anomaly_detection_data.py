@@ -130,36 +130,69 @@ def test_file_digests_are_cached_by_file_identity_and_recomputed_when_a_file_cha
     import os
     import time
 
-    from mlexp.tracking import tracker
+    from mlexp.tracking import digests
 
+    monkeypatch.setattr(digests, "_KNOWN", {})  # this process's digests, kept besides the cache
     cache = tmp_path / "digests"
     trips = tmp_path / "yellow_tripdata_2019-01.csv"
     trips.write_bytes(b"VendorID,fare\n1,7.5\n")
     # just written: not cached (a second write in the same clock tick could keep the size and times)
-    assert tracker.file_digest(trips, cache) == hashlib.md5(trips.read_bytes()).hexdigest()
+    assert digests.file_digest(trips, cache) == hashlib.md5(trips.read_bytes()).hexdigest()
     assert not cache.exists()
 
-    monkeypatch.setattr(tracker, "DIGEST_SETTLE_S", 0)
-    assert tracker.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n1,7.5\n").hexdigest()
+    monkeypatch.setattr(digests, "DIGEST_SETTLE_S", 0)
+    assert digests.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n1,7.5\n").hexdigest()
     [entry] = cache.iterdir()
-    entry.write_text("f" * 32)  # what the cache holds is what is returned: the file is not read again
-    assert tracker.file_digest(trips, cache) == "f" * 32
+    entry.write_text("f" * 32)  # what the cache holds is what a new process returns: the file is not read again
+    digests._KNOWN.clear()
+    assert digests.file_digest(trips, cache) == "f" * 32
 
     # the same size and the same modification time put back: the change time still differs (ticks apart)
     stat = trips.stat()
     time.sleep(0.05)
     trips.write_bytes(b"VendorID,fare\n2,7.5\n")
     os.utime(trips, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert tracker.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n2,7.5\n").hexdigest()
+    assert digests.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n2,7.5\n").hexdigest()
     with trips.open("ab") as handle:
         handle.write(b"1,9.0\n")
-    assert tracker.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n2,7.5\n1,9.0\n").hexdigest()
+    assert digests.file_digest(trips, cache) == hashlib.md5(b"VendorID,fare\n2,7.5\n1,9.0\n").hexdigest()
 
     # a folder (the staged trips): a file changed or added inside it gives a new digest
     folder = tmp_path / "staged"
     folder.mkdir()
     (folder / "000_a.parquet").write_bytes(b"a")
-    first = tracker.file_digest(folder, cache)
-    assert first == hashlib.md5(b"000_a.parqueta").hexdigest() == tracker.file_digest(folder, cache)
+    first = digests.file_digest(folder, cache)
+    assert first == digests.file_digest(folder, cache) and first.endswith(".dir")
     (folder / "001_b.parquet").write_bytes(b"b")
-    assert tracker.file_digest(folder, cache) == hashlib.md5(b"000_a.parqueta001_b.parquetb").hexdigest()
+    assert digests.file_digest(folder, cache) not in (first, "f" * 32)
+
+
+def test_a_folders_data_version_is_the_hash_dvc_records_for_it(tmp_path, monkeypatch):
+    """`dvc add` of the same folder (a real DVC repository) writes the same `<md5>.dir` as the trial records,
+    also when a file's MD5 came from its writer (DigestingFile) rather than from reading it."""
+    import hashlib
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import yaml
+
+    from mlexp.tracking import digests
+
+    monkeypatch.setattr(digests, "_KNOWN", {})
+    folder = tmp_path / "staged"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "b.csv").write_text("VendorID,fare\n1,7.5\n")
+    (folder / "sub" / "a.txt").write_bytes(b"\x00\x01 not text\r\n")
+    table = pa.table({"fare": [7.5, 12.0]})
+    with digests.DigestingFile(folder / "000_a.parquet") as sink, pq.ParquetWriter(sink, table.schema) as writer:
+        writer.write_table(table)
+    digests.remember(folder / "000_a.parquet", sink.hexdigest())
+    ours = digests.file_digest(folder, tmp_path / "cache")
+
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "add", "-q", "staged"], cwd=tmp_path, check=True)
+    recorded = yaml.safe_load((tmp_path / "staged.dvc").read_text())["outs"][0]["md5"]
+    assert ours == recorded
+    assert sink.hexdigest() == hashlib.md5((folder / "000_a.parquet").read_bytes()).hexdigest()

@@ -167,6 +167,23 @@ def test_a_staged_csv_keeps_the_month_of_a_dotted_file_name(tmp_path):
     assert (found["pickup_outside_month"], found["unevaluable"], found["rows_flagged"]) == (1, 0, 1)
 
 
+def test_staging_removes_what_an_earlier_run_staged_and_this_one_did_not(tmp_path):
+    """The staged folder is recorded with its data version: it holds this run's copies only."""
+    months = []
+    for month in ("2019-01", "2019-02"):
+        months.append(tmp_path / f"yellow_tripdata_{month}.csv")
+        months[-1].write_text("\n".join([HEADER, *ROWS[:2]]) + "\n")
+    cfg = config(tmp_path)
+    both = inputs.stage_csv(cfg, inputs.check_files(cfg, months, [nyc_taxi.PICKUP]))
+    folder = inputs.input_dir(cfg) / "staged"
+    assert sorted(folder.iterdir()) == sorted(both) and len(both) == 2
+    [one] = inputs.stage_csv(cfg, inputs.check_files(cfg, months[1:], [nyc_taxi.PICKUP]))
+    assert list(folder.iterdir()) == [one]
+    parquet = _parquet(tmp_path / "yellow_tripdata_2019-03.parquet", {"tpep_pickup_datetime": pa.array(["x"])})
+    assert inputs.stage_csv(cfg, inputs.check_files(cfg, [parquet], [nyc_taxi.PICKUP])) == [parquet]
+    assert not folder.exists()  # a Parquet file is read in place: nothing staged is left
+
+
 def _parquet(path: Path, columns: dict[str, pa.Array]) -> Path:
     pq.write_table(pa.table(columns), path)
     return path

@@ -33,19 +33,20 @@ ODD_ROWS = [
 
 
 class Spy:
-    """Counts the typed reader's attempts and how many it completed."""
+    """Counts the stagings read by the typed reader (its strict read_csv) and how many of them completed."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tried = self.done = 0
-        copy = inputs.copy_parquet
+        write = inputs.write_parquet
 
-        def counted(*args, **kwargs):
-            self.tried += 1
-            rows = copy(*args, **kwargs)
-            self.done += 1
+        def counted(connection, sql, *args, **kwargs):
+            typed = "strict_mode = true" in sql
+            self.tried += typed
+            rows = write(connection, sql, *args, **kwargs)
+            self.done += typed
             return rows
 
-        monkeypatch.setattr(inputs, "copy_parquet", counted)
+        monkeypatch.setattr(inputs, "write_parquet", counted)
 
 
 def _stage(tmp_path: Path, path: Path, *overrides: str) -> Path:
@@ -178,31 +179,47 @@ class _Writer:
         self.datasets.append((name, digest))
 
 
-def test_the_input_is_hashed_while_it_is_staged_and_recorded_from_the_digest_cache(tmp_path, monkeypatch):
+def test_each_file_is_hashed_once_the_input_beside_staging_and_the_staged_copy_as_it_is_written(tmp_path, monkeypatch):
     import hashlib
     import threading
 
     from mlexp.tasks.anomaly_detection import stages
-    from mlexp.tracking import Tracker
-    from mlexp.tracking import tracker as tracking
+    from mlexp.tracking import Tracker, digests
 
     monkeypatch.setenv("MLEXP_ROOT", str(tmp_path))
-    monkeypatch.setattr(tracking, "DIGEST_SETTLE_S", 0)  # a file written by the test counts as settled
-    hashed: list[str] = []  # the thread of every MD5 computed
+    hashed: list[list] = []  # per MD5 computed: the thread that started it and the bytes it was fed
+
+    class Counted:
+        def __init__(self, *args):
+            self.md5 = hashlib.md5(*args)
+            hashed.append([threading.current_thread().name, sum(len(a) for a in args)])
+            self.fed = hashed[-1]
+
+        def update(self, data):
+            self.fed[1] += len(data)
+            self.md5.update(data)
+
+        def hexdigest(self):
+            return self.md5.hexdigest()
 
     class Hashlib:
         sha256 = staticmethod(hashlib.sha256)
+        md5 = Counted
 
-        @staticmethod
-        def md5(*args):
-            hashed.append(threading.current_thread().name)
-            return hashlib.md5(*args)
-
-    monkeypatch.setattr(tracking, "hashlib", Hashlib)
+    monkeypatch.setattr(digests, "hashlib", Hashlib)
     path = tmp_path / "yellow_tripdata_2019-01.csv"
     path.write_text("\n".join([HEADER, *ODD_ROWS]) + "\n")
     writer = _Writer()
-    stages.prepare(config(tmp_path, f"dataset.path={path}"), Tracker(writer, "run"))  # type: ignore[arg-type]
+    cfg = config(tmp_path, f"dataset.path={path}")
+    stages.prepare(cfg, Tracker(writer, "run"))  # type: ignore[arg-type]
     assert writer.datasets == [("trips", hashlib.md5(path.read_bytes()).hexdigest())]
-    # the input once, by the digest thread (log_input read it from the cache), then the staged folder
-    assert len(hashed) == 2 and hashed[0].startswith("mlexp-digest") and hashed[1] == "MainThread"
+    staged = inputs.input_dir(cfg) / "staged"
+    [copy] = staged.iterdir()
+    # the input by the prefetch thread; the staged copy as DigestingFile wrote it (never read back); then the
+    # folder's list of files, as DVC hashes a folder
+    by_size = {size: thread for thread, size in hashed}
+    assert len(hashed) == 3 and by_size[path.stat().st_size] == "mlexp-digest-prefetch"
+    assert copy.stat().st_size in by_size
+    # asked again, the folder's digest hashes its list anew (written just now), never the staged copy
+    assert digests.file_digest(staged).endswith(".dir") and len(hashed) == 4
+    assert [size for _, size in hashed].count(copy.stat().st_size) == 1

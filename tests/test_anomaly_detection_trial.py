@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -59,7 +60,7 @@ def test_a_trial_has_the_four_components_and_the_headline_metrics(trial):
 
 
 def test_components_record_queries_rules_and_elapsed_times(trial):
-    project, found, _ = trial
+    project, found, done = trial
     client = store_client(project)
     query = client.get_run(found.components["Query"]).data
     assert {"elapsed_s_longest_trips", "elapsed_s_shortest_trips", "elapsed_s_duration_counts"} <= set(query.metrics)
@@ -70,7 +71,9 @@ def test_components_record_queries_rules_and_elapsed_times(trial):
     assert detection.metrics["rows_flagged_non_positive_duration"] == 17
     cleaning = client.get_run(found.components["Cleaning"]).data
     assert cleaning.metrics["rows_out"] == 19980 and "elapsed_s_cleaned" in cleaning.metrics
-    assert cleaning.tags["data_version.cleaned trips"]
+    # hashed as it was written, never read back: the digest of the bytes on disk
+    cleaned = run_folder(done) / "data" / "cleaned" / "trips_cleaned.parquet"
+    assert cleaning.tags["data_version.cleaned trips"] == hashlib.md5(cleaned.read_bytes()).hexdigest()
     artifacts = {a.path for run in found.components.values() for a in client.list_artifacts(run, "plots")}
     assert {"plots/duration_sorted.png", "plots/duration_sorted_clean.png", "plots/duration_histogram.png"} <= artifacts
     sql = {a.path for a in client.list_artifacts(found.components["Query"], "sql")}

@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
+from mlexp import tasks
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys
 from mlexp.config.schema import objective_direction
@@ -277,6 +278,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         from mlexp.tracking.journal_writer import start_early
 
         start_early(project_root())
+        tasks.get(cfg.task.name).start_hashing_inputs(cfg)  # its MD5 while the runner and the task import
         if cfg.hydra.mode is None:
             # as hydra.main: the override `hydra.mode=RUN`, recorded among the run's Hydra overrides
             cfg.hydra.mode = RunMode.RUN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -12,9 +13,11 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from mlexp.errors import ConfigError
+from mlexp.data.sources import expand
+from mlexp.errors import ConfigError, MlexpError
+from mlexp.tracking.digests import prefetch
 
 if TYPE_CHECKING:
     from mlexp.tracking.tracker import Tracker
@@ -127,6 +130,18 @@ class Task:
     uses_mxnet: bool = False
     # and only when a stage it runs uses it: a DVC stage process running one of these skips the import (seconds)
     stages_without_mxnet: tuple[str, ...] = ()
+    # the suffixes of the data files dataset.path names (a file, a glob, or a folder of such files), which the
+    # first stage reads and records with their MD5: the runner starts hashing them as the trial starts
+    dataset_suffixes: tuple[str, ...] = ()
+
+    def start_hashing_inputs(self, cfg: DictConfig) -> None:
+        """Start hashing the files dataset.path names, on a thread, when the first stage (which records them with
+        their MD5) is to run: a month of trips takes 1.2 CPU s, which then passes while Python imports."""
+        path = OmegaConf.select(cfg, "dataset.path")
+        if not self.dataset_suffixes or not path or cfg.get("stage") not in (None, self.stages[0]):
+            return
+        with contextlib.suppress(MlexpError, OSError):  # a wrong path is for the first stage to report
+            prefetch(expand(path, self.dataset_suffixes))
 
     def loads_mxnet(self, stages: Iterable[str]) -> bool:
         """Whether running `stages` needs MXNet (seeded before the first of them)."""

@@ -9,16 +9,13 @@ which keeps the trial's row in the MLflow run table complete at half the writes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlexp.paths import project_root
+from mlexp.tracking.digests import file_digest
 from mlexp.tracking.store_writer import (
     MAX_METRICS_PER_BATCH,
     MAX_PARAM_VAL_LENGTH,
@@ -69,54 +66,6 @@ def as_writer(client_or_writer: Any) -> RunWriter:
 
 
 TRUNCATED = "…(truncated; full value in config.yaml)"
-# a file written this recently is not put in the digest cache (file_digest)
-DIGEST_SETTLE_S = 2
-
-
-def file_digest(path: Path, cache: Path | None = None) -> str:
-    """MD5 of a file's bytes or of a folder's files: the same hash DVC records for a file.
-
-    Reading a month of trips again for every trial costs a second or more per GB, so the digest is
-    kept in `cache` (default: the project's .mlexp/file_digests/) under the file's identity: its
-    resolved path, device, inode, size and modification and change times (a folder: those of every
-    file in it). Any write to a file changes its times, so its next digest is computed afresh. A file
-    modified within the last DIGEST_SETTLE_S seconds is not cached: a second write in the same clock
-    tick could otherwise keep the times and size of the first (git's "racily clean" case).
-    """
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    stats = [file.stat() for file in files]
-    identity = json.dumps(
-        [str(path.resolve()), path.is_dir()]
-        + [
-            [str(file.relative_to(path)) if path.is_dir() else "", s.st_dev, s.st_ino, s.st_size]
-            + [s.st_mtime_ns, s.st_ctime_ns]
-            for file, s in zip(files, stats)
-        ]
-    )
-    entry = (cache or project_root() / ".mlexp" / "file_digests") / hashlib.sha256(identity.encode()).hexdigest()
-    try:
-        cached = entry.read_text()
-        if len(cached) == 32:
-            return cached
-    except OSError:
-        pass
-    digest = hashlib.md5()
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    settled = time.time_ns() - DIGEST_SETTLE_S * 10**9
-    if all(max(s.st_mtime_ns, s.st_ctime_ns) < settled for s in stats):
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
-            partial.write_text(digest.hexdigest())
-            partial.replace(entry)
-        except OSError:
-            pass  # a read-only project still gets its digests, computed each time
-    return digest.hexdigest()
 
 
 def fit(value: Any, limit: int) -> str:

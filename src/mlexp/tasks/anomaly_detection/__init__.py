@@ -67,5 +67,6 @@ TASK = register(
             ),
         ),
         component_names={"query": "Query", "detect": "Detection", "clean": "Cleaning"},
+        dataset_suffixes=(".parquet", ".csv", ".gz"),  # nyc_taxi.SUFFIXES, without importing DuckDB here
     )
 )

@@ -19,6 +19,14 @@ class FileFormat(str, Enum):
     csv = "csv"
 
 
+class ParquetCompression(str, Enum):
+    none = "none"
+    snappy = "snappy"
+    zstd = "zstd"
+    lz4 = "lz4"
+    gzip = "gzip"
+
+
 @dataclass
 class GeneratedAnomalies:
     """Shares of generated rows with each anomaly (exact counts: rate × rows, rounded)."""
@@ -69,6 +77,9 @@ class DuckDBEngine:
     memory_limit: str = "3GB"
     # 0: one thread per core
     threads: int = 0
+    # of the cleaned Parquet: its columns are dictionary-encoded already, so snappy saves 6 % of a month's
+    # file (185 MB against 197) for 20 % more writing time (2.5 s against 2.05); the staged CSV copy is always none
+    compression: ParquetCompression = ParquetCompression.none
 
 
 @dataclass

@@ -33,6 +33,7 @@ from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, Dialect, literal, quote
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, Source, TripQueries
+from mlexp.tracking.digests import DigestingFile, remember
 
 
 def _changed(rows: int, expected: int) -> str:
@@ -107,8 +108,10 @@ class DuckDBEngine(Engine):
         aliases: Mapping[str, Sequence[str]],
         timestamp_formats: Sequence[str],
         value_codes: Mapping[str, Mapping[str, int]],
+        compression: str = "none",
     ) -> None:
         super().__init__()
+        self.compression = compression
         self.files = list(files)
         self.connection = connect(memory_limit, threads)
         self.aliases = aliases
@@ -144,7 +147,7 @@ class DuckDBEngine(Engine):
         target = out_dir / "trips_cleaned.parquet"
         started = time.perf_counter()
         try:
-            rows = write_parquet(self.connection, sql, target, expected_rows)
+            rows = write_parquet(self.connection, sql, target, expected_rows, self.compression)
         finally:
             self.timings["cleaned"] = time.perf_counter() - started
             self.sql["cleaned"] = sql
@@ -156,6 +159,7 @@ def write_parquet(
     sql: str,
     target: Path,
     expected_rows: int | None,
+    compression: str = "snappy",
     source: Path | None = None,
     tally: Mapping[str, Counter[str]] | None = None,
 ) -> int:
@@ -163,10 +167,12 @@ def write_parquet(
 
     pyarrow's writer fed from DuckDB's Arrow stream took 10-20 % less CPU and wall time than DuckDB's
     own COPY TO on two cores (3M trips, 2026-12-02; COPY matched it only with preserve_insertion_order
-    off, which reorders the rows). A thread reads the next batch while this one is encoded, so
-    DuckDB's work and pyarrow's overlap (at most three batches in memory). The file appears only when complete
-    and, if `expected_rows` is given, only with that many rows. The columns named in `tally` are not
-    written: their non-null values are counted into its Counters instead.
+    off, which reorders the rows; for a staged CSV month, 2026-12-04, the two were within 0.2 s). A thread
+    reads the next batch while this one is encoded, so DuckDB's work and pyarrow's overlap (at most three
+    batches in memory), and the file is hashed as it is written (its data version, `remember`ed for
+    log_output). The file appears only when complete and, if `expected_rows` is given, only with that many
+    rows. The columns named in `tally` are not written: their non-null values are counted into its
+    Counters instead.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
@@ -180,7 +186,11 @@ def write_parquet(
         # every row group (0.33 against 0.21 CPU s per column at 7.7M trips, and 2 MB larger); the other
         # columns of a 2019 month shrink 2-9x with one (older files' float coordinates overflow it too)
         dictionary = [field.name for field in schema if not pa.types.is_timestamp(field.type)]
-        with pq.ParquetWriter(partial, schema, compression="snappy", use_dictionary=dictionary) as writer:
+        # hashed as it is written: recording the file as an output does not read it back (file_digest)
+        with (
+            DigestingFile(partial) as sink,
+            pq.ParquetWriter(sink, schema, compression=compression, use_dictionary=dictionary) as writer,
+        ):
             for batch in _read_ahead(reader):
                 for index, counter in counted.items():
                     _count_values(batch.column(index), counter)
@@ -195,29 +205,8 @@ def write_parquet(
         partial.unlink()
         raise DataError(_changed(rows, expected_rows))
     partial.replace(target)
+    remember(target, sink.hexdigest())
     return rows
-
-
-def copy_parquet(connection: duckdb.DuckDBPyConnection, sql: str, target: Path) -> int:
-    """Stream the rows of `sql` into an uncompressed Parquet file with DuckDB's own COPY; returns the row count.
-
-    For the staged copy of a CSV file, which only the trial's later stages read: no Arrow conversion, both
-    cores, row order kept. Uncompressed, in DuckDB's default row groups, it was the cheapest to write and to
-    scan again (2M TLC rows, 2026-12-03, load 6: 3.5-4.1 CPU s against 5.2 for `write_parquet`, a full scan
-    0.22-0.26 against 0.27-0.37 CPU s, peak memory alike; row groups of a million rows doubled the peak)
-    and no larger (53 MB against 56). The file appears only when complete; DuckDB's error is raised as it is.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        [(rows,)] = connection.execute(
-            f"COPY ({sql}) TO {literal(str(partial))} (FORMAT parquet, COMPRESSION uncompressed)"
-        ).fetchall()
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(target)
-    return int(rows)
 
 
 _END = object()

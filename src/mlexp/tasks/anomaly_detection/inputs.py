@@ -27,7 +27,6 @@ from mlexp.tasks.anomaly_detection.engines import (
     DuckDBEngine,
     Engine,
     connect,
-    copy_parquet,
     file_month_sql,
     write_parquet,
 )
@@ -55,10 +54,12 @@ def trip_queries(cfg: DictConfig, dialect: Dialect, source: Source) -> TripQueri
     return TripQueries(dialect, source, aliases(cfg), formats, value_codes=value_codes(cfg))
 
 
-def duckdb_engine(cfg: DictConfig, files: Sequence[nyc_taxi.TripFile], memory_limit: str, threads: int) -> DuckDBEngine:
+def duckdb_engine(
+    cfg: DictConfig, files: Sequence[nyc_taxi.TripFile], memory_limit: str, threads: int, compression: str = "none"
+) -> DuckDBEngine:
     """DuckDB over `files`, each typed to today's schema with the trial's preprocessing."""
     formats = list(cfg.preprocessing.timestamp_formats)
-    return DuckDBEngine(files, memory_limit, threads, aliases(cfg), formats, value_codes(cfg))
+    return DuckDBEngine(files, memory_limit, threads, aliases(cfg), formats, value_codes(cfg), compression)
 
 
 def check_file_months(rules: Sequence[Rule], paths: Sequence[Path]) -> None:
@@ -151,7 +152,7 @@ def stage_csv(
             rows = _stage_typed(cfg, connection, file, target)
             if rows is None:  # not a strict CSV of numbers where numbers belong: every field read as text
                 tally = {UNKNOWN_CODE + column: counter for column, counter in found.items()}
-                rows = write_parquet(connection, queries.staged(), target, None, source=file.path, tally=tally)
+                rows = write_parquet(connection, queries.staged(), target, None, "none", source=file.path, tally=tally)
             if not rows:
                 target.unlink()
                 raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
@@ -161,7 +162,19 @@ def stage_csv(
                 print(f"mlexp: warning: {unknown_codes_warning(file.path, column, counter)}", file=sys.stderr)
             if unknown is not None:
                 unknown.setdefault(column, Counter()).update(counter)
+    _remove_stale_copies(input_dir(cfg) / "staged", read)
     return read
+
+
+def _remove_stale_copies(folder: Path, kept: Sequence[Path]) -> None:
+    """Remove what an earlier run staged and this one did not: the folder is recorded (data version) as it is."""
+    if not folder.is_dir():
+        return
+    for stale in set(folder.iterdir()) - set(kept):
+        if stale.is_file():
+            stale.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def typed_csv_reader(
@@ -216,8 +229,8 @@ def _stage_typed(
         return None
     source = Source(reader[0], reader[1], file_month_sql(file.path))
     try:
-        return copy_parquet(connection, trip_queries(cfg, DUCKDB, source).staged(), target)
-    except (duckdb.Error, OSError):
+        return write_parquet(connection, trip_queries(cfg, DUCKDB, source).staged(), target, None, "none")
+    except DataError:
         return None
 
 
@@ -290,5 +303,6 @@ def open_engine(cfg: DictConfig) -> tuple[Engine, TripQueries]:
         engine = AthenaEngine(cfg.engine)
     else:
         files = check_files(cfg, manifest["files"], [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
-        engine = duckdb_engine(cfg, files, cfg.engine.memory_limit, cfg.engine.threads)
+        compression = str(getattr(cfg.engine.compression, "value", cfg.engine.compression))
+        engine = duckdb_engine(cfg, files, cfg.engine.memory_limit, cfg.engine.threads, compression)
     return engine, trip_queries(cfg, engine.dialect, engine.source())

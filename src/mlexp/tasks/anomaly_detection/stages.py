@@ -45,7 +45,7 @@ from mlexp.tasks.anomaly_detection.rules import (
     threshold_markers,
 )
 from mlexp.tracking import Tracker
-from mlexp.tracking.tracker import file_digest
+from mlexp.tracking.digests import prefetch
 
 # detect's count of the trips kept per duration_second value, which the clean stage charts
 KEPT = "kept_durations.csv"
@@ -175,16 +175,13 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
         paths = [path]
     inputs.check_file_months(rules, paths)
     unknown: dict[str, Counter[str]] = {}
-    with ThreadPoolExecutor(1, thread_name_prefix="mlexp-digest") as digests:
-        if cfg.dataset.path:
-            # each input's MD5 (its data_version, kept in the digest cache under the file's identity) is
-            # computed while DuckDB checks and stages the files: hashlib releases the GIL, so hashing a 705 MB
-            # month (1.7 CPU s) overlaps the parse, and log_input below reads it from the cache. (An error
-            # here is left to log_input, which hashes again; a generated file is too new to be cached.)
-            for source_path in paths:
-                digests.submit(file_digest, source_path)
-        files = inputs.check_files(cfg, paths, required)
-        read = inputs.stage_csv(cfg, files, unknown)
+    if cfg.dataset.path:
+        # each input's MD5 (its data_version) is computed on a thread while DuckDB checks and stages the files,
+        # if the command has not started it already (the task declares dataset_suffixes): hashlib releases the
+        # GIL, so hashing a 705 MB month (1.2 CPU s) overlaps the parse, and log_input below waits for it
+        prefetch(paths)
+    files = inputs.check_files(cfg, paths, required)
+    read = inputs.stage_csv(cfg, files, unknown)
     # rows whose code text no mapping knows (read as null; stage_csv warned naming the values)
     tracker.log_metrics({f"rows_unknown_code_{column}": sum(found.values()) for column, found in unknown.items()})
     missing = {str(file.path): inputs.missing_columns(cfg, file.columns) for file in files}
