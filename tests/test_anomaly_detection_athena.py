@@ -145,7 +145,7 @@ def test_cleaning_is_a_ctas_into_parquet_and_its_count_is_checked(athena, tmp_pa
     source = Source(engine.table, dict(GLUE_COLUMNS))
     queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
     athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["41"]])])
-    note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id="trial1")
+    note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id=lambda: "trial1")
 
     drop, create, count = [r["Query"] for r in requests()]
     target = '"db_yellow_cab_trip_details"."yellow_cab_trip_details_cleaned"'
@@ -171,7 +171,7 @@ def test_cleaning_is_a_ctas_into_parquet_and_its_count_is_checked(athena, tmp_pa
     athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["40"]])])
     athena.query_results_queue.append(result([], []))
     with pytest.raises(DataError, match="not rows_in - rows_flagged = 41.*was dropped"):
-        engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id="trial2")
+        engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id=lambda: "trial2")
     *_, create_again, count_again, drop_again = [r["Query"] for r in requests()]
     assert "external_location = 's3://lake/trips_cleaned/trial2/'" in create_again and count_again == count
     # a table of the wrong rows does not stay behind for the next query to read as the cleaned trips

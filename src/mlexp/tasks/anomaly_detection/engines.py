@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,13 @@ class Engine:
     def _run(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError
 
-    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int, trial_id: str = "") -> dict[str, Any]:
-        """Store the result of `sql` if it has `expected_rows` rows; returns where it went and `rows`."""
+    def write_cleaned(
+        self, sql: str, out_dir: Path, expected_rows: int, trial_id: Callable[[], str] = str
+    ) -> dict[str, Any]:
+        """Store the result of `sql` if it has `expected_rows` rows; returns where it went and `rows`.
+
+        `trial_id` gives the trial's run id, asked only where it names the output (Athena's CTAS location):
+        in a trial it waits for the tracking writer to have created the run (0.9 s in a 1,000-row trial)."""
         raise NotImplementedError
 
     def check_rule(self, name: str, sql: str) -> None:
@@ -143,7 +148,9 @@ class DuckDBEngine(Engine):
         except duckdb.Error as error:
             raise ConfigError(f"model.rules.{name}: {str(error).splitlines()[0]}") from error
 
-    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int, trial_id: str = "") -> dict[str, Any]:
+    def write_cleaned(
+        self, sql: str, out_dir: Path, expected_rows: int, trial_id: Callable[[], str] = str
+    ) -> dict[str, Any]:
         target = out_dir / "trips_cleaned.parquet"
         started = time.perf_counter()
         try:
@@ -346,9 +353,11 @@ class AthenaEngine(Engine):
             "cleaned_rows": f"SELECT count(*) FROM {target}",
         }
 
-    def write_cleaned(self, sql: str, out_dir: Path, expected_rows: int, trial_id: str = "") -> dict[str, Any]:
+    def write_cleaned(
+        self, sql: str, out_dir: Path, expected_rows: int, trial_id: Callable[[], str] = str
+    ) -> dict[str, Any]:
         """CREATE TABLE AS SELECT into Parquet (the post's CTAS); a JSON note of the table stays local."""
-        location = self.cleaned_location(trial_id)
+        location = self.cleaned_location(trial_id() if self.settings.cleaned_location else "")
         statements = self.cleaning_statements(sql, location)
         target = f"{quote(self.settings.database)}.{quote(self.settings.cleaned_table)}"
         self.query("drop_cleaned", statements["drop_cleaned"])

@@ -381,7 +381,7 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
         counts = pd.read_csv(path.with_name(KEPT))
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
             drawing = meanwhile.submit(_sorted_chart, cfg, counts, "duration_sorted_clean", "After removing outliers")
-            written = engine.write_cleaned(queries.cleaned(), folder, expected, _trial_id(tracker))
+            written = engine.write_cleaned(queries.cleaned(), folder, expected, lambda: _trial_id(tracker))
             chart = drawing.result()
     chart.log(tracker)
     if "path" in written:
