@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlexp.data import EXPORTS, telecom_churn
+from mlexp.data import export_packaged, telecom_churn
 from mlexp.errors import DataError
 from mlexp.tasks.churn_incentives import features
 
@@ -16,7 +16,7 @@ from mlexp.tasks.churn_incentives import features
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("churn") / "churn.txt"
-    assert EXPORTS["churn"](out) == 3333
+    assert export_packaged("churn", out) == 3333
     return out
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import cli_env
 from mlexp import tasks
 from mlexp.tracking import digests
 
@@ -66,19 +69,28 @@ def test_a_file_hashed_as_it_is_written_is_never_read_back(tmp_path, fed):
     assert [size for _, size in fed] == [300 * 40_007]  # the writer's MD5 only
 
 
-def test_a_write_that_fails_is_raised_to_the_writer(tmp_path):
+def test_a_write_that_fails_is_raised_to_the_writer_and_leaves_no_digest(tmp_path):
     full = Path("/dev/full")  # every write fails: no space left on device
     sink = digests.DigestingFile(full)
     with pytest.raises(OSError, match="No space left"):  # by a later write
         for _ in range(8):
             sink.write(b"x" * digests.CHUNK_BYTES)
-    sink.close()  # raised once: closing after it is quiet
+    with pytest.raises(OSError, match="No space left"):  # and by close, for a writer that went on regardless
+        sink.close()
+    with pytest.raises(ValueError, match="failed"):
+        sink.hexdigest()
+    with pytest.raises(ValueError, match="closed"):
+        sink.write(b"x")
     last = digests.DigestingFile(full)
     last.write(b"x")
     with pytest.raises(OSError, match="No space left"):  # by close, when no write came after
         last.close()
-    with pytest.raises(ValueError, match="still being written"):
-        digests.DigestingFile(tmp_path / "open.bin").hexdigest()
+    still_open = digests.DigestingFile(tmp_path / "open.bin")
+    try:
+        with pytest.raises(ValueError, match="still being written"):
+            still_open.hexdigest()
+    finally:
+        still_open.close()
 
 
 def test_the_command_starts_hashing_the_dataset_only_when_the_first_stage_runs(tmp_path, fed):
@@ -93,6 +105,43 @@ def test_the_command_starts_hashing_the_dataset_only_when_the_first_stage_runs(t
     digests._PENDING.clear()
     task.start_hashing_inputs(OmegaConf.create({"stage": None, "dataset": {"path": str(tmp_path / "no_*.csv")}}))
     assert not digests._PENDING  # a wrong path: the prepare stage reports it
+    remote = {"stage": None, "dataset": {"path": str(trips)}, "compute": {"target": "sagemaker"}}
+    task.start_hashing_inputs(OmegaConf.create(remote))
+    assert not digests._PENDING  # a training job runs the stages, and hashes what it reads there
+
+
+# the CLI with the prepare stage wrapped: which files were being hashed when it was entered
+PENDING_AT_PREPARE = """
+import runpy
+import sys
+from pathlib import Path
+
+from mlexp.tasks.anomaly_detection import stages
+from mlexp.tracking import digests
+
+prepare = stages.prepare
+noted = Path(sys.argv[1])
+
+
+def noting(cfg, tracker):
+    noted.write_text("\\n".join(sorted(digests._PENDING)))
+    return prepare(cfg, tracker)
+
+
+stages.prepare = noting
+sys.argv = ["mlexp", *sys.argv[2:]]
+runpy.run_module("mlexp.cli", run_name="__main__")
+"""
+
+
+def test_a_trials_input_is_being_hashed_before_its_first_stage_starts(tmp_project):
+    trips = tmp_project / "yellow_tripdata_2019-01.csv"
+    trips.write_text("VendorID,tpep_pickup_datetime,tpep_dropoff_datetime\n1,2019-01-01 00:00:00,2019-01-01 00:10:00\n")
+    noted = tmp_project / "pending_at_prepare.txt"
+    command = [sys.executable, "-c", PENDING_AT_PREPARE, str(noted), "task=anomaly_detection", f"dataset.path={trips}"]
+    done = subprocess.run(command, cwd=tmp_project, env=cli_env(tmp_project), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert noted.read_text().splitlines() == [str(trips.resolve())]
 
 
 def test_the_trip_suffixes_the_task_declares_are_the_loaders(tmp_path):

@@ -224,7 +224,6 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
         from mlexp.sagemaker.training_job import run_training_job
 
         return run_training_job(cfg, job)
-    task.start_hashing_inputs(cfg)  # if the command line did not already
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
     experiment_name = cfg.tracking.experiment_name or cfg.task.name
     store.check_not_moved_early(experiment_name)

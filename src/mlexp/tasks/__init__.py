@@ -135,10 +135,14 @@ class Task:
     dataset_suffixes: tuple[str, ...] = ()
 
     def start_hashing_inputs(self, cfg: DictConfig) -> None:
-        """Start hashing the files dataset.path names, on a thread, when the first stage (which records them with
-        their MD5) is to run: a month of trips takes 1.2 CPU s, which then passes while Python imports."""
+        """Start hashing the files dataset.path names, on a thread, when this process is to run the first stage,
+        which records them with their MD5: a month of trips takes 1.2 CPU s, which then passes while the runner
+        and the stages' libraries import. (The CLI calls it for one trial; in a sweep, trials after the first
+        reuse the first stage, so they would hash for nothing; the first stage hashes what was not started.)"""
         path = OmegaConf.select(cfg, "dataset.path")
         if not self.dataset_suffixes or not path or cfg.get("stage") not in (None, self.stages[0]):
+            return
+        if OmegaConf.select(cfg, "compute.target") == "sagemaker":  # a training job runs the stages
             return
         with contextlib.suppress(MlexpError, OSError):  # a wrong path is for the first stage to report
             prefetch(expand(path, self.dataset_suffixes))

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,69 +28,82 @@ from mlexp.paths import project_root
 
 # a file written this recently is not put in the digest cache (file_digest)
 DIGEST_SETTLE_S = 2
-# this process's digests by file identity: of files it wrote (remember) and files it hashed (file_digest)
-_KNOWN: dict[str, str] = {}
+# this process's digests by resolved path: (identity, digest) of the files it wrote (remember) and hashed
+_KNOWN: dict[str, tuple[str, str]] = {}
 # digests being computed ahead by `prefetch`, by resolved path
 _PENDING: dict[str, Future[tuple[str, str]]] = {}
 _LOCK = threading.Lock()
 
 
-def _identity(path: Path) -> tuple[str, list[os.stat_result]]:
+@dataclass(frozen=True)
+class _Listing:
+    """A file or folder as seen once: its identity and, for the digest, the files and their stats."""
+
+    identity: str
+    files: list[Path]
+    stats: list[os.stat_result]
+
+
+def _listing(path: Path) -> _Listing:
     """Who a file or folder is: its resolved path, and each file's device, inode, size and modification and
     change times. Any write to a file changes its times, so a changed file has a new identity."""
-    files = _files(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     stats = [file.stat() for file in files]
     if not path.is_dir():
-        return _file_identity(path, stats[0]), stats
+        return _Listing(_file_identity(path, stats[0]), files, stats)
     # "dvc-dir": folders are hashed as DVC hashes them (`_folder_md5`) since 2026-12-04; not an older entry
     listed = [
         [str(f.relative_to(path)), s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns]
         for f, s in zip(files, stats)
     ]
-    return json.dumps([str(path.resolve()), "dvc-dir", *listed]), stats
+    return _Listing(json.dumps([str(path.resolve()), "dvc-dir", *listed]), files, stats)
 
 
 def _file_identity(file: Path, s: os.stat_result) -> str:
     return json.dumps([str(file.resolve()), False, ["", s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns]])
 
 
-def _files(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+def _known(path: Path, identity: str) -> str | None:
+    found = _KNOWN.get(str(path.resolve()))
+    return found[1] if found is not None and found[0] == identity else None
 
 
 def file_digest(path: Path, cache: Path | None = None) -> str:
     """The data version of a file or folder, as DVC records it in dvc.lock: the MD5 of a file's bytes; for a
-    folder, `<MD5 of the list of its files' paths and MD5s>.dir`.
+    folder, `<MD5 of the list of its files' paths and MD5s>.dir`, as `dvc add` records it (DVC also skips
+    what .dvcignore names, and .git and .dvc folders: this hashes every file).
 
     The digest is kept in `cache` (default: the project's .mlexp/file_digests/) and in this process under
-    the file's identity (`_identity`), so an unchanged file is not read again. A file modified within the
+    the file's identity (`_listing`), so an unchanged file is not read again. A file modified within the
     last DIGEST_SETTLE_S seconds is not kept: a second write in the same clock tick could otherwise keep the
-    times and size of the first (git's "racily clean" case). A digest `prefetch` is computing is waited for.
+    times and size of the first (git's "racily clean" case). A digest `prefetch` is computing is waited for
+    and used while the file's identity is the one it started from (so that race is accepted there, for a
+    trial's input files, between the command's start and the first stage's record of them).
     """
     pending = _PENDING.get(str(path.resolve()))
     if pending is not None and pending.exception() is None:  # a failed prefetch leaves the work to `_digest`
         identity, digest = pending.result()
-        if identity == _identity(path)[0]:  # unchanged since the prefetch started reading it
+        if identity == _listing(path).identity:  # unchanged since the prefetch started reading it
             return digest
     return _digest(path, cache)
 
 
 def _digest(path: Path, cache: Path | None) -> str:
-    identity, stats = _identity(path)
-    known = _KNOWN.get(identity)
+    seen = _listing(path)
+    known = _known(path, seen.identity)
     if known is not None:
         return known
-    entry = (cache or project_root() / ".mlexp" / "file_digests") / hashlib.sha256(identity.encode()).hexdigest()
+    entry = (cache or project_root() / ".mlexp" / "file_digests") / hashlib.sha256(seen.identity.encode()).hexdigest()
     try:
         cached = entry.read_text()
         if re.fullmatch(r"[0-9a-f]{32}(\.dir)?", cached):
             return cached
     except OSError:
         pass
-    digest = _folder_md5(path, stats) if path.is_dir() else _md5(path)
+    digest = _folder_md5(path, seen) if path.is_dir() else _md5(path)
     settled = time.time_ns() - DIGEST_SETTLE_S * 10**9
-    if all(max(s.st_mtime_ns, s.st_ctime_ns) < settled for s in stats):
-        _KNOWN[identity] = digest
+    if all(max(s.st_mtime_ns, s.st_ctime_ns) < settled for s in seen.stats):
+        _KNOWN[str(path.resolve())] = (seen.identity, digest)
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
             partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
@@ -108,12 +122,12 @@ def _md5(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _folder_md5(folder: Path, stats: list[os.stat_result]) -> str:
+def _folder_md5(folder: Path, seen: _Listing) -> str:
     """DVC's hash of a folder (dvc_data's Tree.digest): the MD5 of the JSON list of {md5, relpath} of its
     files, sorted by path, plus ".dir". A file this process wrote and `remember`ed is not read again."""
     listed = []
-    for file, s in zip(_files(folder), stats):
-        md5 = _KNOWN.get(_file_identity(file, s)) or _md5(file)
+    for file, s in zip(seen.files, seen.stats):
+        md5 = _known(file, _file_identity(file, s)) or _md5(file)
         listed.append({"md5": md5, "relpath": file.relative_to(folder).as_posix()})
     listed.sort(key=lambda item: item["relpath"])
     return hashlib.md5(json.dumps(listed, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"
@@ -132,12 +146,16 @@ def prefetch(paths: Iterable[Path]) -> None:
     def work() -> None:
         for path, future in zip(todo, futures):
             try:
-                identity = _identity(path)[0]
+                identity = _listing(path).identity
                 future.set_result((identity, _digest(path, None)))
             except BaseException as error:  # noqa: BLE001 - handed to whoever waits for this digest
                 future.set_exception(error)
 
-    threading.Thread(target=work, name="mlexp-digest-prefetch", daemon=True).start()
+    try:
+        threading.Thread(target=work, name="mlexp-digest-prefetch", daemon=True).start()
+    except RuntimeError as error:  # no thread to be had: whoever asks hashes the file itself
+        for future in futures:
+            future.set_exception(error)
 
 
 def _computing(resolved: str) -> bool:
@@ -148,7 +166,7 @@ def _computing(resolved: str) -> bool:
 def remember(path: Path, digest: str) -> None:
     """Keep the MD5 of a file this process has just written (`DigestingFile`) for `file_digest`, in this process
     only: its writer knows its bytes, so no settling time applies, but another process must read it itself."""
-    _KNOWN[_identity(path)[0]] = digest
+    _KNOWN[str(path.resolve())] = (_listing(path).identity, digest)
 
 
 _END = None
@@ -161,7 +179,7 @@ class DigestingFile(io.RawIOBase):
     Writing to disk and hashing happen on a thread of its own, so a writer that encodes (pyarrow's Parquet
     writer) goes on while the last bytes are hashed: on two cores the MD5 of the cleaned trips (0.3 s)
     leaves the stage's time. `hexdigest()` is the file's MD5 once it is closed. An error writing is raised
-    once, by the next write or else by close.
+    by every later write and by close, and leaves no digest.
     """
 
     def __init__(self, path: Path) -> None:
@@ -172,7 +190,6 @@ class DigestingFile(io.RawIOBase):
         self._buffer = bytearray()
         self._queue: queue.Queue[bytearray | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
-        self._reported = False  # the error was raised to the writer once already
         self._thread = threading.Thread(target=self._drain, name="mlexp-digesting-file", daemon=True)
         self._thread.start()
 
@@ -190,8 +207,9 @@ class DigestingFile(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError(f"write to {self._file.name}, which is closed")
         if self._error is not None:
-            self._reported = True
             raise self._error
         # copied (the caller may reuse its buffer once this returns) into chunks of a few MB: a Parquet
         # writer's many small writes (page headers of tens of bytes) would each cost a thread hand-off
@@ -215,10 +233,12 @@ class DigestingFile(io.RawIOBase):
         self._thread.join()
         self._file.close()
         super().close()
-        if self._error is not None and not self._reported:
+        if self._error is not None:
             raise self._error
 
     def hexdigest(self) -> str:
         if not self.closed:
             raise ValueError("the digest of a file still being written")
+        if self._error is not None:
+            raise ValueError(f"no digest: writing {self._file.name} failed ({self._error})")
         return self._md5.hexdigest()

@@ -154,7 +154,7 @@ class DuckDBEngine(Engine):
         target = out_dir / "trips_cleaned.parquet"
         started = time.perf_counter()
         try:
-            rows = write_parquet(self.connection, sql, target, expected_rows, self.compression)
+            rows = write_parquet(self.connection, sql, target, expected_rows, compression=self.compression)
         finally:
             self.timings["cleaned"] = time.perf_counter() - started
             self.sql["cleaned"] = sql
@@ -166,7 +166,8 @@ def write_parquet(
     sql: str,
     target: Path,
     expected_rows: int | None,
-    compression: str = "snappy",
+    *,
+    compression: str,
     source: Path | None = None,
     tally: Mapping[str, Counter[str]] | None = None,
 ) -> int:
@@ -208,6 +209,9 @@ def write_parquet(
         if nyc_taxi.is_read_error(error) or source is not None:
             raise DataError(nyc_taxi.read_error(error, source)) from error
         raise DataError(f"writing {target} failed: {nyc_taxi.first_line(error)}") from error
+    except BaseException:  # Ctrl-C, memory, a pyarrow error: no half-written file is left in an output folder
+        partial.unlink(missing_ok=True)
+        raise
     if expected_rows is not None and rows != expected_rows:
         partial.unlink()
         raise DataError(_changed(rows, expected_rows))

@@ -152,7 +152,9 @@ def stage_csv(
             rows = _stage_typed(cfg, connection, file, target)
             if rows is None:  # not a strict CSV of numbers where numbers belong: every field read as text
                 tally = {UNKNOWN_CODE + column: counter for column, counter in found.items()}
-                rows = write_parquet(connection, queries.staged(), target, None, "none", source=file.path, tally=tally)
+                rows = write_parquet(
+                    connection, queries.staged(), target, None, compression="none", source=file.path, tally=tally
+                )
             if not rows:
                 target.unlink()
                 raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
@@ -167,11 +169,12 @@ def stage_csv(
 
 
 def _remove_stale_copies(folder: Path, kept: Sequence[Path]) -> None:
-    """Remove what an earlier run staged and this one did not: the folder is recorded (data version) as it is."""
+    """Remove the copies an earlier run staged and this one did not (`staged_name`'s, nothing else): the folder
+    is recorded with its data version as it is. A copy being written (`.partial`) is left to its writer."""
     if not folder.is_dir():
         return
     for stale in set(folder.iterdir()) - set(kept):
-        if stale.is_file():
+        if STAGED_NAME.fullmatch(stale.name) and stale.is_file():
             stale.unlink()
     if not any(folder.iterdir()):
         folder.rmdir()
@@ -229,7 +232,7 @@ def _stage_typed(
         return None
     source = Source(reader[0], reader[1], file_month_sql(file.path))
     try:
-        return write_parquet(connection, trip_queries(cfg, DUCKDB, source).staged(), target, None, "none")
+        return write_parquet(connection, trip_queries(cfg, DUCKDB, source).staged(), target, None, compression="none")
     except DataError:
         return None
 
@@ -258,6 +261,9 @@ def _has_rows(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile) ->
         return bool(connection.execute(f"SELECT 1 FROM {nyc_taxi.reader_sql(file)} LIMIT 1").fetchall())
     except duckdb.Error as error:
         raise DataError(nyc_taxi.read_error(error, file.path)) from error
+
+
+STAGED_NAME = re.compile(r"[0-9]{3,}_.+\.parquet")
 
 
 def staged_name(number: int, path: Path) -> str:
