@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -177,8 +179,16 @@ def test_staging_removes_what_an_earlier_run_staged_and_this_one_did_not(tmp_pat
     both = inputs.stage_csv(cfg, inputs.check_files(cfg, months, [nyc_taxi.PICKUP]))
     folder = inputs.input_dir(cfg) / "staged"
     assert sorted(folder.iterdir()) == sorted(both) and len(both) == 2
+    killed, writing = folder / "007_yellow_tripdata_2019-05.parquet.partial", folder / f"{both[0].name}.partial"
+    for partial in (killed, writing):
+        partial.write_bytes(b"PAR1")
+    os.utime(killed, (time.time() - inputs.PARTIAL_ALIVE_S - 1,) * 2)
+    (folder / "notes.txt").write_text("a user's file")
     [one] = inputs.stage_csv(cfg, inputs.check_files(cfg, months[1:], [nyc_taxi.PICKUP]))
-    assert list(folder.iterdir()) == [one]
+    # a killed run's copy goes; one written to just now may be another trial's, and a user's file is not ours
+    assert sorted(p.name for p in folder.iterdir()) == sorted([one.name, writing.name, "notes.txt"])
+    writing.unlink()
+    (folder / "notes.txt").unlink()
     parquet = _parquet(tmp_path / "yellow_tripdata_2019-03.parquet", {"tpep_pickup_datetime": pa.array(["x"])})
     assert inputs.stage_csv(cfg, inputs.check_files(cfg, [parquet], [nyc_taxi.PICKUP])) == [parquet]
     assert not folder.exists()  # a Parquet file is read in place: nothing staged is left

@@ -83,8 +83,17 @@ def test_a_write_that_fails_is_raised_to_the_writer_and_leaves_no_digest(tmp_pat
         sink.write(b"x")
     last = digests.DigestingFile(full)
     last.write(b"x")
-    with pytest.raises(OSError, match="No space left"):  # by close, when no write came after
-        last.close()
+    with pytest.raises(OSError, match="No space left"):  # by close, when no write came after (the last bytes
+        last.close()  # are flushed there)
+    last.close()
+    with pytest.raises(ValueError, match="failed"):
+        last.hexdigest()
+    # inside `with`, an exception already on its way out is the one the writer sees
+    with pytest.raises(KeyboardInterrupt), digests.DigestingFile(full) as interrupted:
+        interrupted.write(b"x" * digests.CHUNK_BYTES)
+        raise KeyboardInterrupt
+    with pytest.raises(ValueError, match="failed"):
+        interrupted.hexdigest()
     still_open = digests.DigestingFile(tmp_path / "open.bin")
     try:
         with pytest.raises(ValueError, match="still being written"):

@@ -131,7 +131,7 @@ class Task:
     # and only when a stage it runs uses it: a DVC stage process running one of these skips the import (seconds)
     stages_without_mxnet: tuple[str, ...] = ()
     # the suffixes of the data files dataset.path names (a file, a glob, or a folder of such files), which the
-    # first stage reads and records with their MD5: the runner starts hashing them as the trial starts
+    # first stage reads and records with their MD5: the CLI starts hashing them as a trial's command starts
     dataset_suffixes: tuple[str, ...] = ()
 
     def start_hashing_inputs(self, cfg: DictConfig) -> None:

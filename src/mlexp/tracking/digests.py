@@ -227,14 +227,28 @@ class DigestingFile(io.RawIOBase):
     def close(self) -> None:
         if self.closed:
             return
-        if self._buffer:
-            self._queue.put(self._buffer)
-        self._queue.put(_END)
-        self._thread.join()
-        self._file.close()
-        super().close()
+        try:
+            if self._buffer:
+                self._queue.put(self._buffer)
+            self._queue.put(_END)
+            self._thread.join()
+            try:
+                self._file.close()  # the last bytes reach the disk here: an error is the file's as any other
+            except BaseException as error:  # noqa: BLE001 - kept, then raised below
+                self._error = self._error or error
+        finally:
+            super().close()
         if self._error is not None:
             raise self._error
+
+    def __exit__(self, *raised: Any) -> None:
+        """As close, but an exception already leaving the `with` block is not replaced by the file's own error
+        (the digest is refused all the same)."""
+        try:
+            self.close()
+        except BaseException:
+            if raised[0] is None:
+                raise
 
     def hexdigest(self) -> str:
         if not self.closed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -169,12 +170,15 @@ def stage_csv(
 
 
 def _remove_stale_copies(folder: Path, kept: Sequence[Path]) -> None:
-    """Remove the copies an earlier run staged and this one did not (`staged_name`'s, nothing else): the folder
-    is recorded with its data version as it is. A copy being written (`.partial`) is left to its writer."""
+    """Remove the copies an earlier run staged and this one did not (`staged_name`'s, nothing else), and the
+    `.partial` ones a killed run left: the folder is recorded with its data version as it is. A `.partial`
+    written to in the last PARTIAL_ALIVE_S seconds may be another trial's copy in progress, and stays."""
     if not folder.is_dir():
         return
+    alive = time.time() - PARTIAL_ALIVE_S
     for stale in set(folder.iterdir()) - set(kept):
-        if STAGED_NAME.fullmatch(stale.name) and stale.is_file():
+        partial = STAGED_PARTIAL.fullmatch(stale.name) and stale.stat().st_mtime < alive
+        if (STAGED_NAME.fullmatch(stale.name) or partial) and stale.is_file():
             stale.unlink()
     if not any(folder.iterdir()):
         folder.rmdir()
@@ -264,6 +268,9 @@ def _has_rows(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile) ->
 
 
 STAGED_NAME = re.compile(r"[0-9]{3,}_.+\.parquet")
+STAGED_PARTIAL = re.compile(r"[0-9]{3,}_.+\.parquet\.partial")
+# a writer appends to its .partial without pause: one untouched this long was left by a killed run
+PARTIAL_ALIVE_S = 600
 
 
 def staged_name(number: int, path: Path) -> str:
