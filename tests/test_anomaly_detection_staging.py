@@ -33,14 +33,16 @@ ODD_ROWS = [
 
 
 class Spy:
-    """Counts the stagings read by the typed reader (its strict read_csv) and how many of them completed."""
+    """Counts the stagings read by the typed reader (its strict read_csv), how many of them completed, and every
+    staging write (either reader)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.tried = self.done = 0
+        self.tried = self.done = self.writes = 0
         write = inputs.write_parquet
 
         def counted(connection, sql, *args, **kwargs):
             typed = "strict_mode = true" in sql
+            self.writes += 1
             self.tried += typed
             rows = write(connection, sql, *args, **kwargs)
             self.done += typed
@@ -223,3 +225,20 @@ def test_each_file_is_hashed_once_the_input_beside_staging_and_the_staged_copy_a
     # asked again, the folder's digest hashes its list anew (written just now), never the staged copy
     assert digests.file_digest(staged).endswith(".dir") and len(hashed) == 4
     assert [size for _, size in hashed].count(copy.stat().st_size) == 1
+
+
+def test_a_full_disk_is_reported_as_the_disks_once_never_as_a_fault_of_the_csv(tmp_path, monkeypatch):
+    from mlexp.tasks.anomaly_detection import engines
+    from mlexp.tracking import digests
+
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_bytes("\r\n".join([HEADER, "", *ODD_ROWS, ""]).encode())
+    spy = Spy(monkeypatch)
+    # every staged copy lands on a device that is always full
+    monkeypatch.setattr(engines, "DigestingFile", lambda _partial: digests.DigestingFile(Path("/dev/full")))
+    with pytest.raises(DataError) as failed:
+        _stage(tmp_path, path)
+    message = str(failed.value)
+    assert "No space left on device" in message and "free space" in message and str(path) not in message
+    assert (spy.tried, spy.done, spy.writes) == (1, 0, 1)  # not read a second time, as text
+    assert not list((inputs.input_dir(config(tmp_path)) / "staged").glob("*.partial"))

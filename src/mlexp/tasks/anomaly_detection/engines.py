@@ -161,6 +161,10 @@ class DuckDBEngine(Engine):
         return {"path": str(target), "rows": rows}
 
 
+class OutputError(DataError):
+    """Writing a file failed for the disk's sake (full, not writable): no other way of reading the input helps."""
+
+
 def write_parquet(
     connection: duckdb.DuckDBPyConnection,
     sql: str,
@@ -206,6 +210,11 @@ def write_parquet(
                 rows += batch.num_rows
     except (duckdb.Error, OSError) as error:
         partial.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno is not None:  # the disk's (DuckDB's errors carry none)
+            raise OutputError(
+                f"writing {target} failed: {nyc_taxi.first_line(error)}; check the free space and permissions "
+                f"of {target.parent}, or write elsewhere with paths.data=<folder>"
+            ) from error
         if nyc_taxi.is_read_error(error) or source is not None:
             raise DataError(nyc_taxi.read_error(error, source)) from error
         raise DataError(f"writing {target} failed: {nyc_taxi.first_line(error)}") from error

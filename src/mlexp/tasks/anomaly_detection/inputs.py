@@ -27,6 +27,7 @@ from mlexp.tasks.anomaly_detection.engines import (
     AthenaEngine,
     DuckDBEngine,
     Engine,
+    OutputError,
     connect,
     file_month_sql,
     write_parquet,
@@ -237,6 +238,8 @@ def _stage_typed(
     source = Source(reader[0], reader[1], file_month_sql(file.path))
     try:
         return write_parquet(connection, trip_queries(cfg, DUCKDB, source).staged(), target, None, compression="none")
+    except OutputError:
+        raise  # a full disk: the text reader would fail the same way, and blame the CSV
     except DataError:
         return None
 
