@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from conftest import cli_env
 from mlexp import tasks
 from mlexp.tracking import digests
+from wrapped_cli import wrapped_cli
 
 
 @pytest.fixture()
@@ -120,27 +121,12 @@ def test_the_command_starts_hashing_the_dataset_only_when_the_first_stage_runs(t
 
 
 # the CLI with the prepare stage wrapped: which files were being hashed when it was entered
-PENDING_AT_PREPARE = """
-import runpy
-import sys
-from pathlib import Path
-
-from mlexp.tasks.anomaly_detection import stages
-from mlexp.tracking import digests
-
-prepare = stages.prepare
-noted = Path(sys.argv[1])
-
-
-def noting(cfg, tracker):
-    noted.write_text("\\n".join(sorted(digests._PENDING)))
-    return prepare(cfg, tracker)
-
-
-stages.prepare = noting
-sys.argv = ["mlexp", *sys.argv[2:]]
-runpy.run_module("mlexp.cli", run_name="__main__")
-"""
+PENDING_AT_PREPARE = wrapped_cli(
+    "mlexp.tasks.anomaly_detection.stages",
+    "prepare",
+    '"\\n".join(sorted(digests._PENDING))',
+    imports="from mlexp.tracking import digests",
+)
 
 
 def test_a_trials_input_is_being_hashed_before_its_first_stage_starts(tmp_project):

@@ -16,6 +16,7 @@ from mlexp.config import make_composable
 from mlexp.sweeps import workers
 from mlexp.tracking import store_writer, tags
 from mlexp.trial_continuation import PIPELINE_RUN_ENV
+from wrapped_cli import wrapped_cli
 
 
 def _imported(stderr: str) -> set[str]:
@@ -153,26 +154,7 @@ def test_an_in_process_command_closes_its_connection_to_the_tracking_writer_with
 
 
 # runs `mlexp -m ...` in this process, noting at each trial's start whether this process had loaded MLflow yet
-LOADED_AT_TRIAL_START = """
-import runpy
-import sys
-
-from mlexp import runner
-
-run = runner.run
-noted = sys.argv[1]
-
-
-def noting_run(cfg, job):
-    with open(noted, "a") as seen:
-        seen.write(f"{'mlflow' in sys.modules}\\n")
-    return run(cfg, job)
-
-
-runner.run = noting_run
-sys.argv = ["mlexp", *sys.argv[2:]]
-runpy.run_module("mlexp.cli", run_name="__main__")
-"""
+LOADED_AT_TRIAL_START = wrapped_cli("mlexp.runner", "run", "'mlflow' in sys.modules")
 
 
 def test_a_sweep_opens_and_closes_its_record_through_the_writer_so_its_process_never_loads_mlflow(tmp_project):

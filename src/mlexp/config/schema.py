@@ -26,10 +26,14 @@ class Direction(str, Enum):
     report = "report"
 
 
+def choice_text(value: Any) -> str:
+    """A config choice as text: an enum field's value (OmegaConf gives the member), or the string as given."""
+    return str(getattr(value, "value", value))
+
+
 def objective_direction(cfg: Any) -> str:
     """The task's objective direction as text ("minimize", "maximize" or "report"), from an enum or a plain string."""
-    direction = cfg.task.objective.direction
-    return str(getattr(direction, "value", direction))
+    return choice_text(cfg.task.objective.direction)
 
 
 @dataclass

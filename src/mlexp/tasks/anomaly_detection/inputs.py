@@ -20,6 +20,7 @@ import duckdb
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
+from mlexp.config.schema import choice_text
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, Dialect, literal
@@ -36,6 +37,8 @@ from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNKNOWN_CODE, Sour
 from mlexp.tasks.anomaly_detection.rules import Rule
 
 MANIFEST = "manifest.json"
+# the staged copy of a CSV is read only by the trial's later stages: no compression to undo there
+STAGED_COMPRESSION = "none"
 
 
 def input_dir(cfg: DictConfig) -> Path:
@@ -94,7 +97,7 @@ def generate(cfg: DictConfig) -> tuple[Path, dict[str, int]]:
     data = cfg.dataset
     rates = OmegaConf.to_container(data.anomalies)
     month = nyc_taxi_synthetic.generate(data.n_rows, cfg.seed, data.month, rates)  # type: ignore[arg-type]
-    format = str(getattr(data.format, "value", data.format))
+    format = choice_text(data.format)
     path = input_dir(cfg) / f"yellow_tripdata_{data.month}_synthetic.{format}"
     return nyc_taxi_synthetic.write(month, path, format), month.counts
 
@@ -155,7 +158,13 @@ def stage_csv(
             if rows is None:  # not a strict CSV of numbers where numbers belong: every field read as text
                 tally = {UNKNOWN_CODE + column: counter for column, counter in found.items()}
                 rows = write_parquet(
-                    connection, queries.staged(), target, None, compression="none", source=file.path, tally=tally
+                    connection,
+                    queries.staged(),
+                    target,
+                    None,
+                    compression=STAGED_COMPRESSION,
+                    source=file.path,
+                    tally=tally,
                 )
             if not rows:
                 target.unlink()
@@ -178,8 +187,8 @@ def _remove_stale_copies(folder: Path, kept: Sequence[Path]) -> None:
         return
     alive = time.time() - PARTIAL_ALIVE_S
     for stale in set(folder.iterdir()) - set(kept):
-        partial = STAGED_PARTIAL.fullmatch(stale.name) and stale.stat().st_mtime < alive
-        if (STAGED_NAME.fullmatch(stale.name) or partial) and stale.is_file():
+        copy = STAGED_COPY.fullmatch(stale.name)
+        if copy and stale.is_file() and (not copy.group("partial") or stale.stat().st_mtime < alive):
             stale.unlink()
     if not any(folder.iterdir()):
         folder.rmdir()
@@ -237,7 +246,9 @@ def _stage_typed(
         return None
     source = Source(reader[0], reader[1], file_month_sql(file.path))
     try:
-        return write_parquet(connection, trip_queries(cfg, DUCKDB, source).staged(), target, None, compression="none")
+        return write_parquet(
+            connection, trip_queries(cfg, DUCKDB, source).staged(), target, None, compression=STAGED_COMPRESSION
+        )
     except OutputError:
         raise  # a full disk: the text reader would fail the same way, and blame the CSV
     except DataError:
@@ -270,8 +281,8 @@ def _has_rows(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile) ->
         raise DataError(nyc_taxi.read_error(error, file.path)) from error
 
 
-STAGED_NAME = re.compile(r"[0-9]{3,}_.+\.parquet")
-STAGED_PARTIAL = re.compile(r"[0-9]{3,}_.+\.parquet\.partial")
+# a staged copy (`staged_name`), or one being written
+STAGED_COPY = re.compile(r"[0-9]{3,}_.+\.parquet(?P<partial>\.partial)?")
 # a writer appends to its .partial without pause: one untouched this long was left by a killed run
 PARTIAL_ALIVE_S = 600
 
@@ -319,6 +330,6 @@ def open_engine(cfg: DictConfig) -> tuple[Engine, TripQueries]:
         engine = AthenaEngine(cfg.engine)
     else:
         files = check_files(cfg, manifest["files"], [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
-        compression = str(getattr(cfg.engine.compression, "value", cfg.engine.compression))
+        compression = choice_text(cfg.engine.compression)
         engine = duckdb_engine(cfg, files, cfg.engine.memory_limit, cfg.engine.threads, compression)
     return engine, trip_queries(cfg, engine.dialect, engine.source())
