@@ -63,16 +63,25 @@ def test_pipeline_stages_load_only_what_they_use_and_join_one_trial(tmp_project_
     assert trial.component_names == {"Pre-processing", "Training"} and trial.status == "FINISHED"
 
 
-def test_mxnet_loads_without_scikit_learn_which_still_imports_afterwards(tmp_project):
+def test_mxnet_loads_without_its_optional_imports_which_still_import_afterwards(tmp_project):
     script = (
         "import sys\n"
-        "from mlexp.seeding import seed_everything\n"
+        "finders = sys.meta_path[:]\n"
+        "from mlexp.seeding import SKIPPED_BY_MXNET, seed_everything\n"
         "seed_everything(0, mxnet=True)\n"
-        "print('mxnet' in sys.modules, 'sklearn' in sys.modules)\n"
+        "print('mxnet' in sys.modules, *(n in sys.modules for n in (*SKIPPED_BY_MXNET, 'pkg_resources')))\n"
+        "print(sys.meta_path == finders)\n"
         "from sklearn.linear_model import LogisticRegression\n"
         "print(LogisticRegression().fit([[0.0], [1.0]], [0, 1]).predict([[1.0]])[0])\n"
+        "import scipy.sparse, scipy.stats\n"
+        "print(scipy.sparse.eye(3).nnz, scipy.stats.norm.cdf(0.0))\n"
+        "import mxnet\n"
+        "print(mxnet.nd.array([1.0, 2.0]).sum().asscalar())\n"
     )
-    assert _python(tmp_project, "-c", script).stdout.split() == ["True", "False", "1"]
+    assert _python(tmp_project, "-c", script).stdout.split() == [
+        *["True", "False", "False", "False", "False"],
+        *["True", "1", "3", "0.5", "3.0"],
+    ]
 
 
 def test_mlflow_names_and_limits_spelled_out_match_the_installed_mlflow():
