@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY, cli_env, trials_of
 
 # the command's entry point (mlexp.cli.main), with Hydra's config loader counting its calls; the count and each
@@ -177,3 +179,15 @@ def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_proje
     trial = run("tabular_regression", list(TINY), root=tmp_project)
     assert trial.status == "FINISHED"
     assert len(compositions) == 1, compositions  # was 2 on a new project: the key check's, then the run's
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_sweep_composes_once_per_shape_of_overrides_in_its_process(tmp_project_with_store: Path, jobs: int) -> None:
+    # Hydra's sweeper composes every job to check the batch before the launcher runs it, and one job at a time (in
+    # this process) the launcher composes every job again: both reuse the first job's composition (11 before)
+    sweep = ["-m", "task=tabular_regression", "sweep=grid", f"sweep.max_parallel_jobs={jobs}", *TINY]
+    done, calls = counted_run(tmp_project_with_store, *sweep, "model.l1_size=8,16,32,64")
+    assert done.returncode == 0, done.stderr
+    assert [t.status for t in trials_of(tmp_project_with_store)] == ["FINISHED"] * 4
+    # the override-key check, Hydra's reading of hydra.mode and its sweep's composition, the first job's
+    assert calls == ["RunMode.RUN", "RunMode.MULTIRUN", "RunMode.MULTIRUN", "RunMode.RUN"], calls

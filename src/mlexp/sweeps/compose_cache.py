@@ -92,3 +92,17 @@ def _shape(override: Override, groups: set[str]) -> str:
 def caching(loader: Any) -> Any:
     """The loader, wrapped once (a launcher is called once per batch of jobs; its cache lasts the sweep)."""
     return loader if isinstance(loader, SweepConfigCache) else SweepConfigCache(loader)
+
+
+def cache_running_sweep() -> None:
+    """Route the running sweep's compositions through the cache, before Hydra makes its sweeper.
+
+    The sweeper composes every job of a batch to check it before launching it (Sweeper.validate_batch_is_legal),
+    and an in-process launcher composes every job again: both use the running Hydra's config loader. In a parallel
+    sweep the sweeper's checks ran beside the workers' start-up, 1.9 s of a core for 8 jobs.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    app = GlobalHydra.instance().hydra
+    if app is not None:
+        app.config_loader = caching(app.config_loader)

@@ -114,8 +114,10 @@ class SweepRecorder(Callback):
         except MlexpError as error:
             print(f"mlexp: error: {error}", file=sys.stderr)
             sys.exit(2)
+        from mlexp.sweeps.compose_cache import cache_running_sweep
         from mlexp.sweeps.workers import set_thread_variables, start_workers
 
+        cache_running_sweep()
         set_thread_variables(config)  # before any worker starts: they inherit them
         start_workers(config)  # the workers import while this process opens the record
         with _ends_sweep_on_error("the sweep's record could not be opened"):
