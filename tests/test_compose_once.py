@@ -163,6 +163,37 @@ def test_a_sweeps_jobs_that_differ_in_values_get_hydras_config_with_one_composit
         GlobalHydra.instance().clear()
 
 
+def test_a_group_only_some_jobs_choose_is_composed_as_a_group_and_a_second_sweep_composes_anew(
+    tmp_project, monkeypatch
+):
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from mlexp.sweeps import compose_cache
+
+    monkeypatch.chdir(tmp_project)
+    # the sweep's first config has no engine group: only anomaly_detection's jobs bring it in
+    hydra, master = _sweep_master(tmp_project / "conf", ["task=tabular_regression", "sweep=random"])
+    try:
+        loader = hydra.config_loader
+        cache = compose_cache.SweepConfigCache(loader)
+        jobs = [["task=anomaly_detection", f"engine={engine}"] for engine in ("duckdb", "athena")]
+        for job in jobs:
+            config = cache.load_sweep_config(master, job)
+            assert OmegaConf.to_container(config) == OmegaConf.to_container(loader.load_sweep_config(master, job))
+        assert config.engine.name == "athena" and config.hydra.runtime.choices.engine == "athena"
+
+        # conf/ edited between two sweeps of one process (mlexp.run in a notebook): the second sees the edit
+        job = ["task=tabular_regression", "model.l1_size=8"]
+        assert cache.load_sweep_config(master, job).model.l2_size == 16
+        model = tmp_project / "conf" / "model" / "mlp_regressor.yaml"
+        model.write_text(model.read_text().replace("l2_size: 16", "l2_size: 4"))
+        assert compose_cache.SweepConfigCache(loader).load_sweep_config(master, job).model.l2_size == 4
+    finally:
+        compose_cache._COMPOSED.clear()
+        GlobalHydra.instance().clear()
+
+
 def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_project, monkeypatch):
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
@@ -181,11 +212,16 @@ def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_proje
     assert len(compositions) == 1, compositions  # was 2 on a new project: the key check's, then the run's
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_a_sweep_composes_once_per_shape_of_overrides_in_its_process(tmp_project_with_store: Path, jobs: int) -> None:
-    # Hydra's sweeper composes every job to check the batch before the launcher runs it, and one job at a time (in
-    # this process) the launcher composes every job again: both reuse the first job's composition (11 before)
-    sweep = ["-m", "task=tabular_regression", "sweep=grid", f"sweep.max_parallel_jobs={jobs}", *TINY]
+@pytest.mark.parametrize(
+    "launcher", [[], ["sweep=grid", "sweep.max_parallel_jobs=1"], ["sweep=grid", "sweep.max_parallel_jobs=2"]]
+)
+def test_a_sweep_composes_once_per_shape_of_overrides_in_its_process(
+    tmp_project_with_store: Path, launcher: list[str]
+) -> None:
+    # Hydra's basic sweeper composes every job to check the batch before the launcher runs it, and in this process
+    # (Hydra's basic launcher, or mlexp's joblib launcher at one job) the launcher composes every job again: both
+    # reuse the first job's composition (before: 11, 8 and 7 compositions)
+    sweep = ["-m", "task=tabular_regression", *launcher, *TINY]
     done, calls = counted_run(tmp_project_with_store, *sweep, "model.l1_size=8,16,32,64")
     assert done.returncode == 0, done.stderr
     assert [t.status for t in trials_of(tmp_project_with_store)] == ["FINISHED"] * 4

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import uuid
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
@@ -21,29 +22,41 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-# (sweep folder, shape of the job's overrides) -> Hydra's composition of the first such job, in this process: a
+# (the sweep's cache, shape of the job's overrides) -> Hydra's composition of the first such job, in this process: a
 # worker process keeps its own for the jobs it runs
 _COMPOSED: dict[tuple[str, tuple[str, ...]], DictConfig] = {}
 MAX_SHAPES = 64  # a grid over group choices has a shape per job: past this many, the oldest go
 
 
 class SweepConfigCache:
-    """A launcher's config loader whose `load_sweep_config` composes once per shape; the rest is the loader's."""
+    """A sweep's config loader whose `load_sweep_config` composes once per shape; the rest is the loader's.
+
+    Its compositions are its own (`sweep`, pickled with it to the workers): a second sweep in the same process
+    composes again, so it sees conf/ as it is then.
+    """
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
+        self.sweep = uuid.uuid4().hex
+        self.groups: frozenset[str] | None = None
 
     def __getattr__(self, name: str) -> Any:
-        if name == "loader":  # not set yet (unpickling): no recursion
+        if name in ("loader", "sweep", "groups"):  # not set yet (unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.loader, name)
+
+    def _groups(self, master_config: DictConfig) -> set[str]:
+        """Every config group, not only those the sweep's first config chose (a job may choose engine=athena)."""
+        if self.groups is None:
+            self.groups = frozenset(self.loader.list_groups(""))
+        return set(self.groups) | set(master_config.hydra.runtime.choices)
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         hydra_overrides = OmegaConf.to_container(master_config.hydra.overrides.hydra)
         assert isinstance(hydra_overrides, list)
         parsed = OverridesParser.create().parse_overrides([*map(str, hydra_overrides), *sweep_overrides])
-        groups = set(master_config.hydra.runtime.choices)
-        shape = (str(master_config.hydra.sweep.dir), tuple(_shape(override, groups) for override in parsed))
+        groups = self._groups(master_config)
+        shape = (self.sweep, tuple(_shape(override, groups) for override in parsed))
         cached = _COMPOSED.get(shape)
         if cached is None:
             composed = self.loader.load_sweep_config(master_config, sweep_overrides)
@@ -104,5 +117,6 @@ def cache_running_sweep() -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     app = GlobalHydra.instance().hydra
-    if app is not None:
-        app.config_loader = caching(app.config_loader)
+    if app is not None:  # a cache of this sweep's own, even where the loader served an earlier sweep (mlexp.run)
+        loader: Any = app.config_loader
+        app.config_loader = caching(loader.loader if isinstance(loader, SweepConfigCache) else loader)
