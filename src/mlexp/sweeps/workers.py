@@ -88,7 +88,7 @@ def prepare_worker(root: str, stages_module: str, uses_mxnet: bool) -> int:
     importlib.import_module("mlexp.cli")
     importlib.import_module("mlexp.runner")
     if uses_mxnet:  # before the task's modules, which import it the usual way
-        from mlexp.seeding import import_mxnet
+        from mlexp.mxnet_import import import_mxnet
 
         import_mxnet()
     importlib.import_module(stages_module)
