@@ -194,6 +194,38 @@ def test_a_group_only_some_jobs_choose_is_composed_as_a_group_and_a_second_sweep
         GlobalHydra.instance().clear()
 
 
+def test_a_group_from_a_search_path_the_sweep_adds_is_composed_as_a_group(tmp_path, monkeypatch):
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from mlexp.sweeps import compose_cache
+
+    conf, extra = tmp_path / "conf", tmp_path / "extra"
+    files = {
+        conf / "config.yaml": f"defaults:\n  - a: one\n  - _self_\nhydra:\n  searchpath:\n    - file://{extra}\n",
+        conf / "a" / "one.yaml": "x: 1\n",
+        conf / "a" / "two.yaml": "# @package _global_\ndefaults:\n  - /region: eu\nx: 2\n",
+        extra / "region" / "eu.yaml": "city: paris\n",
+        extra / "region" / "us.yaml": "city: nyc\n",
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    hydra, master = _sweep_master(conf, [])  # its first config chose a=one: no region group in it
+    try:
+        loader = hydra.config_loader
+        cache = compose_cache.SweepConfigCache(loader)
+        for region in ("eu", "us"):
+            job = ["a=two", f"region={region}"]
+            config = cache.load_sweep_config(master, job)
+            assert OmegaConf.to_container(config) == OmegaConf.to_container(loader.load_sweep_config(master, job))
+        assert config.region.city == "nyc"
+    finally:
+        compose_cache._COMPOSED.clear()
+        GlobalHydra.instance().clear()
+
+
 def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_project, monkeypatch):
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 

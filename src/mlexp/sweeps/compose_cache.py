@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra.core.object_type import ObjectType
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -45,17 +46,26 @@ class SweepConfigCache:
             raise AttributeError(name)
         return getattr(self.loader, name)
 
-    def _groups(self, master_config: DictConfig) -> set[str]:
-        """Every config group, not only those the sweep's first config chose (a job may choose engine=athena)."""
+    def groups_of(self, master_config: DictConfig) -> set[str]:
+        """Every config group the sweep can choose, not only those its first config chose (a job may choose
+        engine=athena), with the search path the sweep's config and Hydra overrides give (hydra.searchpath)."""
         if self.groups is None:
-            self.groups = frozenset(self.loader.list_groups(""))
+            hydra_overrides = OmegaConf.to_container(master_config.hydra.overrides.hydra)
+            assert isinstance(hydra_overrides, list)
+            found = self.loader.get_group_options(
+                "",
+                results_filter=ObjectType.GROUP,
+                config_name=master_config.hydra.job.config_name,
+                overrides=[str(override) for override in hydra_overrides],
+            )
+            self.groups = frozenset(found)
         return set(self.groups) | set(master_config.hydra.runtime.choices)
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         hydra_overrides = OmegaConf.to_container(master_config.hydra.overrides.hydra)
         assert isinstance(hydra_overrides, list)
         parsed = OverridesParser.create().parse_overrides([*map(str, hydra_overrides), *sweep_overrides])
-        groups = self._groups(master_config)
+        groups = self.groups_of(master_config)
         shape = (self.sweep, tuple(_shape(override, groups) for override in parsed))
         cached = _COMPOSED.get(shape)
         if cached is None:

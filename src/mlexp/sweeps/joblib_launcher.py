@@ -112,6 +112,7 @@ def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], ini
     assert config is not None and task_function is not None and context is not None
     # each job's config: Hydra's composition once per shape of overrides, not once per job (mlexp.sweeps.compose_cache)
     context = launcher.hydra_context = replace(context, config_loader=caching(context.config_loader))
+    context.config_loader.groups_of(config)  # here, once: the workers get it with the loader
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(str(config.hydra.sweep.dir))
     started = sweep_dir / STARTED_DIR
