@@ -32,6 +32,7 @@ FRAMEWORK = (
     "mlexp.dvc_lock",
     "mlexp.dvc_stages",
     "mlexp.errors",
+    "mlexp.mxnet_import",
     "mlexp.next_steps",
     "mlexp.paths",
     "mlexp.runner",
