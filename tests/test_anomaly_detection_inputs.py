@@ -93,6 +93,17 @@ def test_a_row_that_does_not_parse_names_the_file_the_line_and_what_was_expected
     assert repr(line) in message and "\n" not in message
 
 
+def test_a_csv_whose_lines_end_with_cr_alone_is_named_with_how_to_convert_it(tmp_path):
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_bytes("\r".join([HEADER, *ROWS]).encode())  # "CSV (Macintosh)": no LF anywhere
+    cfg = config(tmp_path)
+    with pytest.raises(DataError) as error:
+        inputs.check_files(cfg, [path], [nyc_taxi.PICKUP])
+    message = str(error.value)
+    assert message.startswith(f"{path}: line 1: its lines end with a carriage return alone")
+    assert "LF or CRLF" in message and "\n" not in message
+
+
 # a Latin-1 byte (é, as Excel saves "Café") in line 2, and in line 1502 (beyond the header's read-ahead)
 NOT_UTF8 = {"line_2": 2, "line_1502": 1502}
 

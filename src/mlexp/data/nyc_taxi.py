@@ -133,7 +133,17 @@ def csv_header(path: Path) -> list[str]:
         line = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DataError(not_utf8(path, 1, data, error)) from error
-    names = next(csv.reader([line.rstrip("\r\n")]), [])
+    text = line.rstrip("\r\n")
+    if "\r" in text:
+        raise DataError(
+            f"{path}: line 1: its lines end with a carriage return alone (CR, as 'CSV (Macintosh)' saves them); "
+            "expected LF or CRLF line endings: re-save it as 'CSV UTF-8', or convert it with "
+            "`tr '\\r' '\\n' < in.csv > out.csv`"
+        )
+    try:
+        names = next(csv.reader([text]), [])
+    except csv.Error as error:
+        raise DataError(f"{path}: line 1: expected a header row of comma-separated column names ({error})") from error
     if len(names) < 2 or "\x00" in line:
         raise DataError(f"{path}: line 1: expected a header row of comma-separated column names, found {line[:80]!r}")
     return names
