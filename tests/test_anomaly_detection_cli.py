@@ -119,3 +119,8 @@ def test_the_shipped_threshold_sweep_reports_each_value_and_names_no_best(projec
     assert flagged[6] >= flagged[6.5] >= flagged[12] >= flagged[24] >= flagged[48]
     assert not any(t.tags.get("mlexp.best_in_sweep") for t in trials)
     assert "reporting-only" in done.stdout and "best trial:" not in done.stdout
+    # the comparison the task doc advertises: each threshold against the share of rows it flags
+    compared = run_cli(project, "compare", f"task={TASK}").stdout
+    assert "percent_flagged" in compared and "model.max_duration_hours" in compared
+    chart = project / "outputs" / "compare" / TASK / "model_max_duration_hours_vs_percent_flagged.png"
+    assert chart.stat().st_size > 0
