@@ -273,3 +273,26 @@ def test_pickup_outside_month_on_athena_fails_naming_an_object_without_a_month(a
     inputs.check_table_months(enabled_rules(cfg.model), engine)
     inputs.check_table_months(enabled_rules(config(tmp_path).model), engine)
     assert len(requests()) == 2
+
+
+def test_a_query_athena_fails_is_reported_in_one_line_naming_the_query(athena, tmp_path, monkeypatch):
+    from moto.athena.models import Execution
+
+    engine = AthenaEngine(config(tmp_path).engine)
+    monkeypatch.setattr(Execution, "status", property(lambda self: "FAILED"))  # what Athena reports for bad SQL
+    with pytest.raises(DataError) as error:
+        engine.query("longest_trips", "SELECT 1")
+    message = str(error.value)
+    assert message.startswith("query longest_trips failed on Athena: ") and "\n" not in message
+
+
+def test_cleaning_without_a_cleaned_location_leaves_the_data_where_athena_puts_a_table(athena, tmp_path):
+    cfg = config(tmp_path)  # engine.cleaned_location unset: the database's own location
+    engine = AthenaEngine(cfg.engine)
+    source = Source(engine.table, dict(GLUE_COLUMNS))
+    queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
+    athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["41"]])])
+    note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id=lambda: "trial1")
+    _, create, _ = [r["Query"] for r in requests()]
+    assert create.startswith("CREATE TABLE ") and "WITH (format = 'PARQUET', write_compression = 'SNAPPY') AS" in create
+    assert "external_location" not in create and note["rows"] == 41
