@@ -139,13 +139,19 @@ def test_the_posts_top_50_query_goes_to_athena_with_the_configured_connection(at
     assert set(engine.timings) == {"table_columns", "longest_trips"}
 
 
-def test_cleaning_is_a_ctas_into_parquet_and_its_count_is_checked(athena, tmp_path):
-    cfg = config(tmp_path, "engine.cleaned_location=s3://lake/trips_cleaned/")
+def cleaning(athena, tmp_path, *overrides: str) -> tuple[AthenaEngine, TripQueries, dict]:
+    """The engine and queries of an Athena trial, and the note of its cleaning (41 rows, in trial `trial1`)."""
+    cfg = config(tmp_path, *overrides)
     engine = AthenaEngine(cfg.engine)
     source = Source(engine.table, dict(GLUE_COLUMNS))
     queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
     athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["41"]])])
     note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id=lambda: "trial1")
+    return engine, queries, note
+
+
+def test_cleaning_is_a_ctas_into_parquet_and_its_count_is_checked(athena, tmp_path):
+    engine, queries, note = cleaning(athena, tmp_path, "engine.cleaned_location=s3://lake/trips_cleaned/")
 
     drop, create, count = [r["Query"] for r in requests()]
     target = '"db_yellow_cab_trip_details"."yellow_cab_trip_details_cleaned"'
@@ -287,12 +293,7 @@ def test_a_query_athena_fails_is_reported_in_one_line_naming_the_query(athena, t
 
 
 def test_cleaning_without_a_cleaned_location_leaves_the_data_where_athena_puts_a_table(athena, tmp_path):
-    cfg = config(tmp_path)  # engine.cleaned_location unset: the database's own location
-    engine = AthenaEngine(cfg.engine)
-    source = Source(engine.table, dict(GLUE_COLUMNS))
-    queries = TripQueries(engine.dialect, source, inputs.aliases(cfg), (), enabled_rules(cfg.model))
-    athena.query_results_queue.extend([result([], []), result([], []), result([("_col0", "bigint")], [["41"]])])
-    note = engine.write_cleaned(queries.cleaned(), tmp_path / "cleaned", expected_rows=41, trial_id=lambda: "trial1")
+    _, _, note = cleaning(athena, tmp_path)  # engine.cleaned_location unset: the database's own location
     _, create, _ = [r["Query"] for r in requests()]
     assert create.startswith("CREATE TABLE ") and "WITH (format = 'PARQUET', write_compression = 'SNAPPY') AS" in create
     assert "external_location" not in create and note["rows"] == 41

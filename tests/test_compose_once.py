@@ -118,10 +118,22 @@ def _sweep_master(conf_dir: Path, overrides: list[str]):
     return hydra, master
 
 
-def test_a_sweeps_jobs_that_differ_in_values_get_hydras_config_with_one_composition(tmp_project, monkeypatch):
-    import pytest
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+@pytest.fixture
+def cache_cleared():
+    """Hydra and the cache as they were: the test's compositions do not outlive it."""
     from hydra.core.global_hydra import GlobalHydra
+
+    from mlexp.sweeps import compose_cache
+
+    yield
+    compose_cache._COMPOSED.clear()
+    GlobalHydra.instance().clear()
+
+
+def test_a_sweeps_jobs_that_differ_in_values_get_hydras_config_with_one_composition(
+    tmp_project, monkeypatch, cache_cleared
+):
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.errors import ConfigCompositionException
     from omegaconf import OmegaConf
 
@@ -130,43 +142,38 @@ def test_a_sweeps_jobs_that_differ_in_values_get_hydras_config_with_one_composit
     monkeypatch.chdir(tmp_project)
     base = ["task=tabular_regression", "sweep=random", "model.epochs=1"]
     hydra, master = _sweep_master(tmp_project / "conf", base)
-    try:
-        loader = hydra.config_loader
-        cache = compose_cache.SweepConfigCache(loader)
-        compositions = []
-        load = ConfigLoaderImpl.load_configuration
+    loader = hydra.config_loader
+    cache = compose_cache.SweepConfigCache(loader)
+    compositions = []
+    load = ConfigLoaderImpl.load_configuration
 
-        def counted(self, *args, **kwargs):
-            compositions.append(kwargs.get("overrides"))
-            return load(self, *args, **kwargs)
+    def counted(self, *args, **kwargs):
+        compositions.append(kwargs.get("overrides"))
+        return load(self, *args, **kwargs)
 
-        monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
-        jobs = [
-            [*base, "model.learning_rate=0.0123", "seed=3"],
-            [*base, "model.learning_rate=0.0456", "seed=7"],
-            [*base, "model.learning_rate=0.0789", "seed=11"],
-            [*base, "tracking=server", "model.learning_rate=0.0123", "seed=3"],  # a group choice: a shape of its own
-        ]
-        cached = [cache.load_sweep_config(master, job) for job in jobs]
-        assert len(compositions) == 2, compositions  # one per shape, not one per job
-        for job, config in zip(jobs, cached, strict=True):
-            expected = loader.load_sweep_config(master, job)
-            assert OmegaConf.to_container(config) == OmegaConf.to_container(expected), job
-        assert cached[1].model.learning_rate == 0.0456 and cached[1].seed == 7
-        assert cached[1].hydra.job.override_dirname != cached[0].hydra.job.override_dirname
-        assert cached[0].model.learning_rate == 0.0123  # the jobs' configs are copies, not one shared config
-        # a wrong value fails as in Hydra's own composition
-        with pytest.raises(ConfigCompositionException):
-            cache.load_sweep_config(master, [*base, "model.learning_rate=fast", "seed=3"])
-    finally:
-        compose_cache._COMPOSED.clear()
-        GlobalHydra.instance().clear()
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    jobs = [
+        [*base, "model.learning_rate=0.0123", "seed=3"],
+        [*base, "model.learning_rate=0.0456", "seed=7"],
+        [*base, "model.learning_rate=0.0789", "seed=11"],
+        [*base, "tracking=server", "model.learning_rate=0.0123", "seed=3"],  # a group choice: a shape of its own
+    ]
+    cached = [cache.load_sweep_config(master, job) for job in jobs]
+    assert len(compositions) == 2, compositions  # one per shape, not one per job
+    for job, config in zip(jobs, cached, strict=True):
+        expected = loader.load_sweep_config(master, job)
+        assert OmegaConf.to_container(config) == OmegaConf.to_container(expected), job
+    assert cached[1].model.learning_rate == 0.0456 and cached[1].seed == 7
+    assert cached[1].hydra.job.override_dirname != cached[0].hydra.job.override_dirname
+    assert cached[0].model.learning_rate == 0.0123  # the jobs' configs are copies, not one shared config
+    # a wrong value fails as in Hydra's own composition
+    with pytest.raises(ConfigCompositionException):
+        cache.load_sweep_config(master, [*base, "model.learning_rate=fast", "seed=3"])
 
 
 def test_a_group_only_some_jobs_choose_is_composed_as_a_group_and_a_second_sweep_composes_anew(
-    tmp_project, monkeypatch
+    tmp_project, monkeypatch, cache_cleared
 ):
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     from mlexp.sweeps import compose_cache
@@ -174,28 +181,23 @@ def test_a_group_only_some_jobs_choose_is_composed_as_a_group_and_a_second_sweep
     monkeypatch.chdir(tmp_project)
     # the sweep's first config has no engine group: only anomaly_detection's jobs bring it in
     hydra, master = _sweep_master(tmp_project / "conf", ["task=tabular_regression", "sweep=random"])
-    try:
-        loader = hydra.config_loader
-        cache = compose_cache.SweepConfigCache(loader)
-        jobs = [["task=anomaly_detection", f"engine={engine}"] for engine in ("duckdb", "athena")]
-        for job in jobs:
-            config = cache.load_sweep_config(master, job)
-            assert OmegaConf.to_container(config) == OmegaConf.to_container(loader.load_sweep_config(master, job))
-        assert config.engine.name == "athena" and config.hydra.runtime.choices.engine == "athena"
+    loader = hydra.config_loader
+    cache = compose_cache.SweepConfigCache(loader)
+    jobs = [["task=anomaly_detection", f"engine={engine}"] for engine in ("duckdb", "athena")]
+    for job in jobs:
+        config = cache.load_sweep_config(master, job)
+        assert OmegaConf.to_container(config) == OmegaConf.to_container(loader.load_sweep_config(master, job))
+    assert config.engine.name == "athena" and config.hydra.runtime.choices.engine == "athena"
 
-        # conf/ edited between two sweeps of one process (mlexp.run in a notebook): the second sees the edit
-        job = ["task=tabular_regression", "model.l1_size=8"]
-        assert cache.load_sweep_config(master, job).model.l2_size == 16
-        model = tmp_project / "conf" / "model" / "mlp_regressor.yaml"
-        model.write_text(model.read_text().replace("l2_size: 16", "l2_size: 4"))
-        assert compose_cache.SweepConfigCache(loader).load_sweep_config(master, job).model.l2_size == 4
-    finally:
-        compose_cache._COMPOSED.clear()
-        GlobalHydra.instance().clear()
+    # conf/ edited between two sweeps of one process (mlexp.run in a notebook): the second sees the edit
+    job = ["task=tabular_regression", "model.l1_size=8"]
+    assert cache.load_sweep_config(master, job).model.l2_size == 16
+    model = tmp_project / "conf" / "model" / "mlp_regressor.yaml"
+    model.write_text(model.read_text().replace("l2_size: 16", "l2_size: 4"))
+    assert compose_cache.SweepConfigCache(loader).load_sweep_config(master, job).model.l2_size == 4
 
 
-def test_a_group_from_a_search_path_the_sweep_adds_is_composed_as_a_group(tmp_path, monkeypatch):
-    from hydra.core.global_hydra import GlobalHydra
+def test_a_group_from_a_search_path_the_sweep_adds_is_composed_as_a_group(tmp_path, monkeypatch, cache_cleared):
     from omegaconf import OmegaConf
 
     from mlexp.sweeps import compose_cache
@@ -213,17 +215,13 @@ def test_a_group_from_a_search_path_the_sweep_adds_is_composed_as_a_group(tmp_pa
         path.write_text(text)
     monkeypatch.chdir(tmp_path)
     hydra, master = _sweep_master(conf, [])  # its first config chose a=one: no region group in it
-    try:
-        loader = hydra.config_loader
-        cache = compose_cache.SweepConfigCache(loader)
-        for region in ("eu", "us"):
-            job = ["a=two", f"region={region}"]
-            config = cache.load_sweep_config(master, job)
-            assert OmegaConf.to_container(config) == OmegaConf.to_container(loader.load_sweep_config(master, job))
-        assert config.region.city == "nyc"
-    finally:
-        compose_cache._COMPOSED.clear()
-        GlobalHydra.instance().clear()
+    loader = hydra.config_loader
+    cache = compose_cache.SweepConfigCache(loader)
+    for region in ("eu", "us"):
+        job = ["a=two", f"region={region}"]
+        config = cache.load_sweep_config(master, job)
+        assert OmegaConf.to_container(config) == OmegaConf.to_container(loader.load_sweep_config(master, job))
+    assert config.region.city == "nyc"
 
 
 def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_project, monkeypatch):
