@@ -11,6 +11,8 @@ What MXNet kept as None in their place becomes a stand-in for the SciPy module, 
 once anything loads SciPy: converting a SciPy matrix to an NDArray and back, entropy calibration. Left as
 MXNet leaves it: mx.model.FeedForward (deprecated) is not a scikit-learn estimator. While MXNet loads (about
 a second), other threads of the process cannot import the skipped modules either.
+
+MXNet's operator functions come compiled from a cache file (mlexp.mxnet_operators): 0.84 -> 0.40 s.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import importlib
 import importlib.abc
 import sys
 from types import ModuleType, SimpleNamespace
+
+from mlexp.mxnet_operators import compiled_operators
 
 SKIPPED_BY_MXNET = ("sklearn", "scipy.stats", "scipy.sparse")
 # (module, the name it binds a SciPy module to, or None without it) in MXNet 1.9
@@ -63,7 +67,8 @@ def import_mxnet() -> ModuleType:
     skipped = _Skipped()
     sys.meta_path.insert(0, skipped)
     try:
-        mxnet = importlib.import_module("mxnet")
+        with compiled_operators():
+            mxnet = importlib.import_module("mxnet")
     finally:
         sys.meta_path.remove(skipped)
         for index, shim in shims:

@@ -33,6 +33,7 @@ FRAMEWORK = (
     "mlexp.dvc_stages",
     "mlexp.errors",
     "mlexp.mxnet_import",
+    "mlexp.mxnet_operators",
     "mlexp.next_steps",
     "mlexp.paths",
     "mlexp.runner",
