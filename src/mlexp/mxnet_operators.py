@@ -33,8 +33,12 @@ CACHE_ENV = "XDG_CACHE_HOME"
 _HANDLE_TAKERS = ("_imperative_invoke(", "_symbol_creator(")
 
 
-def cache_file() -> Path:
-    base = os.environ.get(CACHE_ENV) or Path.home() / ".cache"
+def cache_file() -> Path | None:
+    """The cache file in $XDG_CACHE_HOME/mlexp or ~/.cache/mlexp; None without a home folder to put it in."""
+    try:
+        base = os.environ.get(CACHE_ENV) or Path.home() / ".cache"
+    except (RuntimeError, KeyError):  # no HOME and no password entry: a bare container user
+        return None
     return Path(base, "mlexp", f"mxnet-operators.{sys.implementation.cache_tag}.marshal")
 
 
@@ -50,13 +54,14 @@ def _private(folder: Path) -> bool:
 class CompiledOperators:
     """The code objects of operator sources, read from the cache file and written back when it lacked one."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.known = self._read()
+        self.known = self._read() if path is not None else {}
         self.used: dict[str, tuple[CodeType, int | None]] = {}
         self.compiled = 0
 
     def _read(self) -> dict[str, tuple[CodeType, int | None]]:
+        assert self.path is not None
         if not _private(self.path.parent):
             return {}
         try:
@@ -98,7 +103,7 @@ class CompiledOperators:
 
     def save(self) -> None:
         """Write the file when this import compiled a source or left one unused (it then holds what MXNet uses)."""
-        if not self.used or (not self.compiled and len(self.used) == len(self.known)):
+        if self.path is None or not self.used or (not self.compiled and len(self.used) == len(self.known)):
             return
         folder = self.path.parent
         with contextlib.suppress(OSError):
