@@ -11,15 +11,22 @@ effect: seeding sets the thread variables, which MXNet only reads when it is fir
 
 Each kind runs --repeats times (default 3), alternating which goes first; the figures are medians.
 
+It also counts each sweep's CPU seconds (the command, the workers it waited for, the tracking writer) and prints
+the ceiling they set: on N cores the parallel sweep cannot take less than its CPU seconds / N, so no launcher
+can beat sequential wall time / that. A sequential sweep is not one busy core: MXNet's engine thread and the
+writer work beside its trial, and the parallel sweep must fit that work into the same two cores.
+
     .venv/bin/python benchmarks/sweep_throughput.py [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,13 +97,29 @@ def cli_env(project: Path) -> dict[str, str]:
     return env
 
 
-def stop_writer(env: dict[str, str]) -> None:
-    """Stop the tracking writer the benchmark's commands used (it would otherwise idle for 10 minutes)."""
+def writer_processes(env: dict[str, str]) -> list[psutil.Process]:
+    """The tracking writer the benchmark's commands use (one, once the untimed first command has started it)."""
     script = "from mlexp.tracking.writer_address import socket_path; print(socket_path())"
     path = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True).stdout.strip()
-    for process in psutil.process_iter(["cmdline"]):
-        if process.info["cmdline"] and path in process.info["cmdline"]:
-            process.kill()
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and path in p.info["cmdline"]]
+
+
+def stop_writer(env: dict[str, str]) -> None:
+    """Stop the tracking writer the benchmark's commands used (it would otherwise idle for 10 minutes)."""
+    for process in writer_processes(env):
+        process.kill()
+
+
+def cpu_seconds(writers: list[psutil.Process]) -> float:
+    """CPU seconds so far of this process's ended children (a sweep command and the workers it waited for) and of
+    the tracking writer, which stores both sweeps' trials from a process of its own."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = children.ru_utime + children.ru_stime
+    for writer in writers:
+        with contextlib.suppress(psutil.Error):
+            times = writer.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -149,18 +172,20 @@ def sweep_record(client: MlflowClient, sweep_id: str, launched: float, exited: f
     }
 
 
-def timed_sweep(project: Path, env: dict[str, str], client: MlflowClient, jobs: int) -> tuple[float, str, dict]:
+def timed_sweep(
+    project: Path, env: dict[str, str], client: MlflowClient, jobs: int, writers: list[psutil.Process]
+) -> tuple[float, str, dict]:
     before = sweep_ids(client)
     args = [sys.executable, "-m", "mlexp.cli", "-m", "task=tabular_regression", "sweep=grid"]
     args += [f"sweep.max_parallel_jobs={jobs}", *GRID, f"model.epochs={EPOCHS}", "compute.num_threads=1"]
-    launched = time.time()
+    launched, cpu_before = time.time(), cpu_seconds(writers)
     seconds, _ = run(args, project, env)
-    exited = time.time()
+    exited, cpu = time.time(), cpu_seconds(writers) - cpu_before
     new = sweep_ids(client) - before
     if len(new) != 1:
         raise RuntimeError(f"expected one new sweep run in the store, found {len(new)}")
     sweep_id = new.pop()
-    return seconds, sweep_id, sweep_record(client, sweep_id, launched, exited)
+    return seconds, sweep_id, sweep_record(client, sweep_id, launched, exited) | {"cpu_s": cpu}
 
 
 def thread_check(base: Path, project: Path) -> dict:
@@ -199,6 +224,7 @@ def _medians(runs: list[tuple[float, str, dict]]) -> dict:
         "seconds": statistics.median(seconds for seconds, _, _ in runs),
         "trial_s": statistics.median(r["trial_s"] for r in records),
         "span_s": statistics.median(r["span_s"] for r in records),
+        "cpu_s": statistics.median(r["cpu_s"] for r in records),
         "phases": {phase: statistics.median(r["phases"][phase] for r in records) for phase in records[0]["phases"]},
     }
 
@@ -240,11 +266,12 @@ def main() -> int:
         # the tracking writer every command after the first finds running: started here, so neither sweep pays for
         # it and neither gets it for free (the first command after 10 idle minutes pays ~2 s more, either way)
         run([sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "model.epochs=1"], project, env)
+        writers = writer_processes(env)
         # alternating, each kind first in turn: a host whose speed drifts during the run skews both sides alike
         runs: dict[int, list[tuple[float, str, dict]]] = {1: [], 2: []}
         for repeat in range(repeats):
             for jobs in (1, 2) if repeat % 2 == 0 else (2, 1):
-                seconds, sweep_id, record = timed_sweep(project, env, client, jobs)
+                seconds, sweep_id, record = timed_sweep(project, env, client, jobs, writers)
                 runs[jobs].append((seconds, sweep_id, record))
                 label = "sequential (max_parallel_jobs=1)" if jobs == 1 else "parallel   (max_parallel_jobs=2)"
                 print(f"run {repeat + 1}/{repeats} {label}: {seconds:7.2f} s, trials {record['span_s']:6.2f} s")
@@ -282,6 +309,18 @@ def main() -> int:
         f"{parallel['span_s']:.2f} s -> {span_speedup:.2f}x; the rest is start-up, imports and the sweep summary"
     )
     print(f"load average at the end: {load_average()}")
+    cores = len(os.sched_getaffinity(0))
+    ceiling = cores * sequential_s / parallel["cpu_s"]
+    print(
+        f"CPU seconds (sweep command, its workers and the tracking writer), medians: sequential "
+        f"{sequential['cpu_s']:.2f} s ({sequential['cpu_s'] / sequential_s:.2f} cores busy on average: MXNet's engine "
+        f"thread and the writer work beside the trial), parallel {parallel['cpu_s']:.2f} s (+"
+        f"{parallel['cpu_s'] - sequential['cpu_s']:.2f} s: the workers' start-up)"
+    )
+    print(
+        f"ceiling: {cores} cores run the parallel sweep's {parallel['cpu_s']:.2f} CPU s in no less than "
+        f"{parallel['cpu_s'] / cores:.2f} s, so no schedule beats {sequential_s:.2f} s / that = {ceiling:.2f}x"
+    )
     print(
         f"ratio of medians: speed-up {sequential_s:.2f} s / {parallel_s:.2f} s = {speedup:.2f}x; "
         f"goal >= {GOAL_SPEEDUP:g}x -> {speedup / GOAL_SPEEDUP:.2f} of goal"
