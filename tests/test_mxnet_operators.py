@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,13 +29,21 @@ def counting(self):
 mxnet_operators.CompiledOperators.save = counting
 
 mx = import_mxnet()
-wrong = [s.splitlines()[1] for s, code in given if code != compile(s, "<string>", "exec")]
+def same(code, source):
+    compiled = compile(source, "<string>", "exec")
+    return code == compiled and (code.co_filename, code.co_qualname) == (compiled.co_filename, compiled.co_qualname)
+wrong = [s.splitlines()[1] for s, code in given if not same(code, s)]
 net = mx.gluon.nn.Dense(3, in_units=2)
 net.initialize(mx.init.Constant(0.5))
 print(json.dumps({
     "operators": len(given),
     "wrong": wrong[:3],
     "exec left in MXNet": [m for m in mxnet_operators.OPERATOR_MODULES if "exec" in vars(sys.modules[m])],
+    "loaders left": [
+        m for m in mxnet_operators.OPERATOR_MODULES
+        for loader in (sys.modules[m].__loader__, sys.modules[m].__spec__.loader)
+        if isinstance(loader, mxnet_operators._Loader)
+    ],
     "dense": net(mx.nd.array([[1.0, 2.0]])).asnumpy().tolist(),
     "np": float(mx.np.array([1.0, 2.0, 6.0]).mean()),
     "symbol": mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=2).list_arguments(),
@@ -42,10 +51,10 @@ print(json.dumps({
 """
 
 
-def _mxnet_import(cache: Path) -> tuple[dict, dict]:
-    env = {"XDG_CACHE_HOME": str(cache), "PATH": "/usr/bin:/bin"}
+def _mxnet_import(cache: Path, *flags: str, **env: str) -> tuple[dict, dict]:
+    env = {"XDG_CACHE_HOME": str(cache), "PATH": "/usr/bin:/bin", **env}
     done = subprocess.run(
-        [sys.executable, "-c", IMPORT_AND_CHECK], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, *flags, "-c", IMPORT_AND_CHECK], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
     counts, found = (json.loads(line) for line in done.stdout.splitlines())
@@ -54,6 +63,7 @@ def _mxnet_import(cache: Path) -> tuple[dict, dict]:
 
 def _works(found: dict) -> None:
     assert found["operators"] > 2000 and found["wrong"] == [] and found["exec left in MXNet"] == []
+    assert found["loaders left"] == []
     assert found["dense"] == [[1.5, 1.5, 1.5]] and found["np"] == 3.0
     assert found["symbol"] == ["x", "fullyconnected0_weight", "fullyconnected0_bias"]
 
@@ -71,24 +81,42 @@ def test_the_second_import_takes_every_operator_from_the_cache_with_this_process
     assert written.stat().st_mtime_ns == next(cache.iterdir()).stat().st_mtime_ns  # nothing new: not rewritten
 
 
-def test_a_damaged_cache_file_is_compiled_over(tmp_path):
+def test_a_damaged_or_foreign_cache_file_is_compiled_over(tmp_path):
     _mxnet_import(tmp_path)
     [written] = (tmp_path / "mlexp").iterdir()
-    written.write_bytes(written.read_bytes()[:1000])  # cut short: marshal cannot read it
-    counts, found = _mxnet_import(tmp_path)
-    _works(found)
-    assert counts["compiled"] == found["operators"]
+    whole = written.read_bytes()
+    header = whole[: whole.index(b"\n") + 1]
+    codes_only = {key: code for key, (code, _) in marshal.loads(whole[len(header) :]).items()}  # another layout
+    for damaged in (whole[:1000], header + marshal.dumps(codes_only), b"another format" + whole[len(header) :]):
+        written.write_bytes(damaged)
+        counts, found = _mxnet_import(tmp_path)
+        _works(found)
+        assert counts["compiled"] == found["operators"]
     assert _mxnet_import(tmp_path)[0]["compiled"] == 0
 
 
-def test_a_cache_folder_others_can_write_is_neither_read_nor_written(tmp_path):
+def test_only_a_private_file_in_a_private_folder_is_read(tmp_path):
     _mxnet_import(tmp_path)
     cache = tmp_path / "mlexp"
-    cache.chmod(0o777)  # anyone's code could be in it
+    [written] = cache.iterdir()
+    written.chmod(0o666)  # anyone's code could be in it
     counts, found = _mxnet_import(tmp_path)
     _works(found)
     assert counts["from_file"] == 0
-    [written] = cache.iterdir()
+    [written] = cache.iterdir()  # written again, privately
+    assert written.stat().st_mode & 0o777 == 0o600 and _mxnet_import(tmp_path)[0]["compiled"] == 0
+    cache.chmod(0o777)
+    assert _mxnet_import(tmp_path)[0]["from_file"] == 0
     written.unlink()
     _mxnet_import(tmp_path)
-    assert not list(cache.iterdir())
+    assert not list(cache.iterdir())  # nor written there
+
+
+def test_optimised_python_and_the_off_switch_keep_apart_from_the_cache(tmp_path):
+    _mxnet_import(tmp_path)
+    counts, found = _mxnet_import(tmp_path, "-O")  # assertions compiled out: code of its own
+    _works(found)
+    assert counts["compiled"] == found["operators"] and len(list((tmp_path / "mlexp").iterdir())) == 2
+    counts, found = _mxnet_import(tmp_path / "off", MLEXP_MXNET_OPERATOR_CACHE="0")
+    _works(found)
+    assert counts["compiled"] == found["operators"] and not (tmp_path / "off").exists()

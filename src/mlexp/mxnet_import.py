@@ -12,7 +12,7 @@ once anything loads SciPy: converting a SciPy matrix to an NDArray and back, ent
 MXNet leaves it: mx.model.FeedForward (deprecated) is not a scikit-learn estimator. While MXNet loads (about
 a second), other threads of the process cannot import the skipped modules either.
 
-MXNet's operator functions come compiled from a cache file (mlexp.mxnet_operators): 0.84 -> 0.40 s.
+MXNet's operator functions come compiled from a cache file (mlexp.mxnet_operators): 0.84 -> 0.36 s.
 """
 
 from __future__ import annotations

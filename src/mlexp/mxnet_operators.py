@@ -1,20 +1,22 @@
 """MXNet's operator functions, compiled once per machine rather than at every import.
 
 At import MXNet writes the Python source of a function for each of its operators (mx.nd.*, mx.sym.* and their
-NumPy forms, about 2,600) and compiles it: more than half of MXNet's start-up (0.47 of 0.84 s here), paid by
-every trial and by every sweep worker. The two modules that do it (OPERATOR_MODULES) get, while MXNet loads,
-an `exec` that takes the compiled code from a file in the user's cache folder, keyed by the source MXNet wrote
-less the operator's handle (an address, different in each process, which is put back into the code's
-constants): a source that is not there (another MXNet build, a new operator) is compiled as MXNet would, and
-the file is written again with what this import used. Code objects belong to one Python bytecode version, whose
-magic number heads the file. Only a folder that no other user can write is read (its code runs here); any
-problem with the file means compiling, as without it.
+NumPy forms, about 2,600) and compiles it: more than half of MXNet's start-up (0.84 -> 0.36 s here without it),
+paid by every trial and by every sweep worker. The two modules that do it (OPERATOR_MODULES) get, while MXNet
+loads, an `exec` that takes the compiled code from a file in the user's cache folder. Its entries are keyed by
+a digest of the source MXNet wrote less the operator's handle (an address, different in each process, which is
+put back into the code's constants); a source that is not there (a new operator) is compiled as MXNet would,
+and the file is written again with what this import used. The file is per Python bytecode version, -O level
+and MXNet build (its name says which). It is read only when it and its folder belong to the user and no one
+else can write them (its code runs here), and any problem with it means compiling, as without it; deleting it
+is always safe; MLEXP_MXNET_OPERATOR_CACHE=0 turns it off (MXNet then compiles every import, as it does alone).
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -22,6 +24,8 @@ import marshal
 import os
 import stat
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
@@ -29,67 +33,136 @@ from typing import Any
 
 OPERATOR_MODULES = ("mxnet.ndarray.register", "mxnet.symbol.register")  # where MXNet execs each operator's source
 CACHE_ENV = "XDG_CACHE_HOME"
+SWITCH_ENV = "MLEXP_MXNET_OPERATOR_CACHE"  # 0: off
+FORMAT = b"mlexp-mxnet-operators-2\n"  # what follows: {digest: (code, handle it was compiled with)}
+STALE_PARTIAL_S = 3600  # a partial file this old was left by a process that died while writing it
 # an operator's function passes its operator's handle, an address in this process, to one of these as a literal
 _HANDLE_TAKERS = ("_imperative_invoke(", "_symbol_creator(")
 
+Entry = tuple[CodeType, int | None]  # the code, and the operator handle it was compiled with
+
 
 def cache_file() -> Path | None:
-    """The cache file in $XDG_CACHE_HOME/mlexp or ~/.cache/mlexp; None without a home folder to put it in."""
-    try:
-        base = os.environ.get(CACHE_ENV) or Path.home() / ".cache"
-    except (RuntimeError, KeyError):  # no HOME and no password entry: a bare container user
+    """This Python's and this MXNet's file in $XDG_CACHE_HOME/mlexp or ~/.cache/mlexp; None when turned off, or
+    without a home folder."""
+    if os.environ.get(SWITCH_ENV) == "0":
         return None
-    return Path(base, "mlexp", f"mxnet-operators.{sys.implementation.cache_tag}.marshal")
-
-
-def _private(folder: Path) -> bool:
-    """A folder of this user's that no one else may write: code read from it is as safe as the user's own."""
+    spec = importlib.util.find_spec("mxnet")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(spec.submodule_search_locations[0])
     try:
-        info = folder.lstat()
+        library = (package / "libmxnet.so").stat()
+        base = Path(os.environ.get(CACHE_ENV) or "")
+        if not base.is_absolute():  # unset or relative: the XDG spec says to use the default
+            base = Path.home() / ".cache"
+    except (OSError, RuntimeError):  # no library where MXNet keeps it; no HOME and no password entry
+        return None
+    build = hashlib.blake2b(f"{package}:{library.st_size}:{library.st_mtime_ns}".encode(), digest_size=6).hexdigest()
+    name = f"mxnet-operators.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.{build}.marshal"
+    return base / "mlexp" / name
+
+
+def _owned_privately(info: os.stat_result) -> bool:
+    """The user's own, and no one else may write it: code read from it is as safe as the user's own files."""
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _read(path: Path) -> dict[bytes, Entry]:
+    """The file's entries; none if it is not the user's private file, or not one this code wrote."""
+    try:
+        if not (stat.S_ISDIR((folder := path.parent.lstat()).st_mode) and _owned_privately(folder)):
+            return {}
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
-        return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+        return {}
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not (stat.S_ISREG(info.st_mode) and _owned_privately(info)):
+            return {}
+        data = file.read()
+    if not data.startswith(FORMAT):
+        return {}
+    try:
+        entries = marshal.loads(data[len(FORMAT) :])
+    except Exception:  # cut short, or damaged: marshal raises EOFError, ValueError, TypeError, even SystemError
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {key: entry for key, entry in entries.items() if _is_entry(key, entry)}
+
+
+def _is_entry(key: object, entry: object) -> bool:
+    return (
+        isinstance(key, bytes)
+        and isinstance(entry, tuple)
+        and len(entry) == 2
+        and isinstance(entry[0], CodeType)
+        and (entry[1] is None or type(entry[1]) is int)
+    )
+
+
+def _without_handle(source: str) -> tuple[str, int | None]:
+    """The source with its operator handle's digits taken out (the same in every process), and the handle."""
+    for taker in _HANDLE_TAKERS:
+        start = source.rfind(taker) + len(taker)
+        end = source.find(",", start)
+        if start >= len(taker) and source[start:end].isdigit():
+            return source[:start] + "{handle}" + source[end:], int(source[start:end])
+    return source, None
+
+
+def _replaced(code: CodeType, old: int, new: int) -> tuple[CodeType, int]:
+    """`code` with the integer constant `old` replaced by `new`, in it and in the code it holds; how many were."""
+    consts, count = [], 0
+    for constant in code.co_consts:
+        if type(constant) is int and constant == old:
+            constant, found = new, 1
+        elif isinstance(constant, CodeType):
+            constant, found = _replaced(constant, old, new)
+        else:
+            found = 0
+        consts.append(constant)
+        count += found
+    return code.replace(co_consts=tuple(consts)), count
+
+
+def _for_handle(entry: Entry, handle: int | None) -> CodeType | None:
+    """The entry's code with this process's operator handle; None when that cannot be made (compile it then)."""
+    code, compiled_with = entry
+    if compiled_with == handle:
+        return code
+    if compiled_with is None or handle is None:
+        return None
+    code, replaced = _replaced(code, compiled_with, handle)
+    return code if replaced == 1 else None  # the handle, and only it
 
 
 class CompiledOperators:
-    """The code objects of operator sources, read from the cache file and written back when it lacked one."""
+    """The code objects of operator sources, from the cache file, and written back to it when it lacked one."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.known = self._read() if path is not None else {}
-        self.used: dict[str, tuple[CodeType, int | None]] = {}
+        self.from_file = _read(path) if path is not None else {}
+        self.this_import: dict[bytes, Entry] = {}
         self.compiled = 0
 
-    def _read(self) -> dict[str, tuple[CodeType, int | None]]:
-        assert self.path is not None
-        if not _private(self.path.parent):
-            return {}
-        try:
-            data = self.path.read_bytes()
-        except OSError:
-            return {}
-        magic = importlib.util.MAGIC_NUMBER
-        if not data.startswith(magic):
-            return {}
-        try:
-            codes = marshal.loads(data[len(magic) :])
-        except (EOFError, ValueError, TypeError):
-            return {}
-        return codes if isinstance(codes, dict) else {}
-
     def code(self, source: str) -> CodeType:
-        key, handle = _without_handle(source)
-        known = self.known.get(key)
-        if known is None:
+        without, handle = _without_handle(source)
+        key = hashlib.blake2b(without.encode(), digest_size=16).digest()
+        entry = self.from_file.get(key)
+        code = _for_handle(entry, handle) if entry is not None else None
+        if entry is None or code is None:
             # as exec compiles a string in MXNet's module: no __future__ flags of ours
-            known = compile(source, "<string>", "exec", dont_inherit=True), handle
+            code = compile(source, "<string>", "exec", dont_inherit=True)
+            entry = code, handle
             self.compiled += 1
-        self.used[key] = known
-        code, compiled_with = known
-        return code if compiled_with == handle else _with_constant(code, compiled_with, handle)
+        self.this_import[key] = entry
+        return code
 
-    def exec_in(self, module: ModuleType) -> Callable[..., None]:
-        """The `exec` of `module` while MXNet loads: the built-in one, with compiled code for a source string."""
+    def exec_for_mxnet(self, namespace: dict[str, Any]) -> Callable[..., None]:
+        """The `exec` of a module whose namespace this is, while MXNet loads: the built-in, with compiled code for
+        a source string."""
 
         def exec_compiled(source: Any, globals: Any = None, locals: Any = None, /) -> None:
             if isinstance(source, str):
@@ -103,38 +176,32 @@ class CompiledOperators:
 
     def save(self) -> None:
         """Write the file when this import compiled a source or left one unused (it then holds what MXNet uses)."""
-        if self.path is None or not self.used or (not self.compiled and len(self.used) == len(self.known)):
+        unchanged = not self.compiled and len(self.this_import) == len(self.from_file)
+        if self.path is None or not self.this_import or unchanged:
             return
         folder = self.path.parent
         with contextlib.suppress(OSError):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(folder):
-            return
-        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
         try:
-            partial.write_bytes(importlib.util.MAGIC_NUMBER + marshal.dumps(self.used))
+            if not _owned_privately(folder.lstat()):
+                return
+            descriptor, partial = tempfile.mkstemp(dir=folder, prefix=f"{self.path.name}.", suffix=".partial")
+        except OSError:
+            return
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(FORMAT + marshal.dumps(self.this_import))
             os.replace(partial, self.path)  # readers see the old file or the whole new one
         except OSError:
-            partial.unlink(missing_ok=True)
+            Path(partial).unlink(missing_ok=True)
+        _remove_stale_partials(folder)
 
 
-def _without_handle(source: str) -> tuple[str, int | None]:
-    """The source with its operator handle's digits taken out (the same in every process), and the handle."""
-    for taker in _HANDLE_TAKERS:
-        start = source.rfind(taker) + len(taker)
-        end = source.find(",", start)
-        if start >= len(taker) and source[start:end].isdigit():
-            return source[:start] + "{handle}" + source[end:], int(source[start:end])
-    return source, None
-
-
-def _with_constant(code: CodeType, old: int | None, new: int | None) -> CodeType:
-    """`code` with the integer constant `old` replaced by `new`, in it and in the code it holds (functions)."""
-    consts = tuple(
-        new if type(c) is int and c == old else _with_constant(c, old, new) if isinstance(c, CodeType) else c
-        for c in code.co_consts
-    )
-    return code.replace(co_consts=consts)
+def _remove_stale_partials(folder: Path) -> None:
+    for partial in folder.glob("mxnet-operators.*.partial"):
+        with contextlib.suppress(OSError):
+            if time.time() - partial.stat().st_mtime > STALE_PARTIAL_S:
+                partial.unlink()
 
 
 class _Loader(importlib.abc.Loader):
@@ -147,7 +214,7 @@ class _Loader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        module.exec = self.operators.exec_in(module)  # type: ignore[attr-defined]
+        module.exec = self.operators.exec_for_mxnet(vars(module))  # type: ignore[attr-defined]
         self.loader.exec_module(module)
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_code…: what inspect and tracebacks ask of a loader
@@ -169,6 +236,16 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _restore(module: ModuleType) -> None:
+    """The module as MXNet made it: the built-in exec (operator libraries loaded later compile as MXNet does),
+    its own loader (ours holds the cache's ten megabytes)."""
+    vars(module).pop("exec", None)
+    if isinstance(module.__loader__, _Loader):
+        module.__loader__ = module.__loader__.loader
+    if module.__spec__ is not None and isinstance(module.__spec__.loader, _Loader):
+        module.__spec__.loader = module.__spec__.loader.loader
+
+
 @contextlib.contextmanager
 def compiled_operators() -> Iterator[CompiledOperators]:
     """Around MXNet's import: its operator functions from the cache file, which is then brought up to date."""
@@ -179,6 +256,8 @@ def compiled_operators() -> Iterator[CompiledOperators]:
         yield operators
     finally:
         sys.meta_path.remove(finder)
-        for name in OPERATOR_MODULES:  # later operator libraries (mx.library.load) compile as MXNet does
-            vars(sys.modules.get(name, ModuleType(name))).pop("exec", None)
+        for name in OPERATOR_MODULES:
+            if (module := sys.modules.get(name)) is not None:
+                _restore(module)
     operators.save()
+    operators.from_file, operators.this_import = {}, {}
