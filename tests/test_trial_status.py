@@ -18,6 +18,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_process_group, store_client, trials_of
 from mlexp.compare import TrialRow, best_first
+from mlexp.config import make_composable
+from mlexp.errors import ConfigError
+from mlexp.sweeps.checks import check_sweep_values
 from mlexp.tracking import tags
 from mlexp.tracking.trial_state import read_trial_state
 
@@ -230,12 +233,56 @@ def test_a_sweep_point_that_fails_before_its_trial_opens_fails_the_sweep(tmp_pro
 
 
 @STORE_EXISTS
-def test_a_sweep_that_hydra_stops_on_a_bad_point_exits_non_zero_with_its_record_failed(tmp_project):
-    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "model.l1_size=4,not-a-number", check=False)
-    assert done.returncode != 0
+def test_a_sweep_value_its_key_cannot_take_is_one_line_before_the_sweep_opens_a_record(tmp_project):
+    cases = {
+        "model.l1_size=4,not-a-number": "the value not-a-number does not fit model.l1_size (Value 'not-a-number' of "
+        "type 'str' could not be converted to Integer)",
+        "model.l1_activation=relu,swish": "the value swish does not fit model.l1_activation (Invalid value 'swish', "
+        "expected one of [relu, tanh, sigmoid, softrelu, softsign])",
+    }
+    for override, reason in cases.items():
+        done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, override, check=False)
+        assert done.returncode == 2, done.stderr
+        key = override.split("=")[0]
+        assert done.stderr.strip().splitlines() == [f"mlexp: error: {override}: {reason}; give {key} values it accepts"]
+    assert store_client(tmp_project).get_experiment_by_name("tabular_regression-sweeps") is None
+
+
+def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs(tmp_project):
+    make_composable()
+    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
+        config = compose("config", overrides=["task=tabular_regression"], return_hydra_config=True)
+    # a ${...} naming another swept key (only a job's config has it), a + override (Hydra's to judge)
+    config.hydra.overrides.task = ["+base=8,16", "model.l1_size=${base},4", "+model.l2=a,b"]
+    check_sweep_values(config)
+    config.hydra.overrides.task = ["+base=8,16", "model.l1_size=${base},x"]
+    with pytest.raises(ConfigError, match="the value x does not fit model.l1_size"):
+        check_sweep_values(config)
+
+
+@STORE_EXISTS
+def test_a_sweep_hydra_stops_after_its_record_opened_exits_non_zero_with_the_record_failed(tmp_project):
+    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "+model.l1_size=4,8", check=False)
+    assert done.returncode == 1
+    assert "Could not append to config. An item is already at 'model.l1_size'" in done.stderr
     client = store_client(tmp_project)
     [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
     assert sweep.info.status == "FAILED"  # not left RUNNING
+
+
+@STORE_EXISTS
+def test_an_interpolation_that_names_no_key_is_refused_before_a_trial_opens(tmp_project):
+    done = run_cli(tmp_project, "task=tabular_regression", *TINY, "model.l1_size=${nope}", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "mlexp: error: model.l1_size: Interpolation key 'nope' not found; fix the ${...} it uses"
+    ]
+    assert store_client(tmp_project).get_experiment_by_name("tabular_regression") is None  # no trial opened
+    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "model.l1_size=4,${nope}", check=False)
+    assert done.returncode == 1  # the sweep's other job ran; this one failed in one line, before its trial opened
+    assert "job 1: model.l1_size: Interpolation key 'nope' not found; fix the ${...} it uses" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert [trial.status for trial in trials_of(tmp_project)] == ["FINISHED"]
 
 
 @STORE_EXISTS

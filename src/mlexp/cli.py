@@ -20,7 +20,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from mlexp import tasks
 from mlexp.config import make_composable
-from mlexp.config.overrides import check_override_keys
+from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.paths import project_root, resolve
@@ -89,7 +89,7 @@ def _run_job(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = command_overrides(hydra_cfg)
     job = runner.JobContext(choices=choices, overrides=overrides)
     number = hydra_cfg.job.num if multirun else 0
     try:

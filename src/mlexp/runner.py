@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_omega_conf_dumper
+from omegaconf.errors import InterpolationResolutionError
 
 from mlexp import tasks
 from mlexp.config.schema import objective_direction
@@ -129,6 +130,21 @@ def _continued_trial(
     return marker.run_id, state
 
 
+def _check_interpolations(cfg: DictConfig) -> None:
+    """A `${...}` that cannot resolve (no such key, a wrong type, an unset environment variable) is a wrong config:
+    refused in one line before a trial opens. A refusal of one of mlexp's resolvers goes on as it is (its line)."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as error:
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, MlexpError):
+                raise
+            seen = seen.__cause__ or seen.__context__
+        reason = str(error).strip().splitlines()[0]
+        raise ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses") from error
+
+
 def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_id: str) -> Trial:
     run_tags = {
         tags.TASK: cfg.task.name,
@@ -217,6 +233,7 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
 
 def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     """Run the trial; its objective value is what Hydra sweepers optimise."""
+    _check_interpolations(cfg)
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
     _check_before_trial(cfg, task)
@@ -234,10 +251,11 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
         trial = Trial.resume(writer, *continued, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
     else:
         trial = _open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
-        _record_provenance(trial, cfg, job)
     stages = stages_to_run(cfg, task)
     current = stages[0]
     try:
+        if continued is None:  # inside: whatever fails from here on ends the open trial FAILED
+            _record_provenance(trial, cfg, job)
         # after the trial opened: the writer process creates its runs while MXNet loads here
         seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.loads_mxnet(stages))
         for current in stages:

@@ -14,14 +14,23 @@ from typing import Any
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.conf import HydraConf
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError
+
+
+def command_overrides(hydra: DictConfig | HydraConf) -> list[str]:
+    """The command line's overrides as typed (`hydra.overrides.task` of the config's `hydra` node): Hydra keeps them
+    unescaped, so reading them through OmegaConf would resolve a `${...}` in one, or fail on it."""
+    overrides = OmegaConf.to_container(hydra.overrides.task, resolve=False)
+    assert isinstance(overrides, list)
+    return [str(override) for override in overrides]
 
 
 def config_groups(conf_dir: Path) -> dict[str, list[str]]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError
 from mlexp.sagemaker.tuning_results import MODEL_ARTIFACTS_TAG, record_results
@@ -180,7 +181,7 @@ def hyperparameter_tuner(
     plan = plan or tuning_plan(cfg)
     job = job_config(cfg, plan)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not str(k).startswith("hydra")}
-    context = {"choices": dict(choices), "overrides": list(cfg.hydra.overrides.task), "trial": str(cfg.sweep.name)}
+    context = {"choices": dict(choices), "overrides": command_overrides(cfg.hydra), "trial": str(cfg.sweep.name)}
     trainer = model_trainer(job, root, session, context, work / "staging")
     _script_mode(trainer, work, stage=not cfg.compute.dry_run)
     return HyperparameterTuner(

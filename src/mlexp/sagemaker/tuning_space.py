@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from mlexp.config.overrides import command_overrides
 from mlexp.errors import ConfigError
 
 # SageMaker's limits (CreateHyperParameterTuningJob): values of one categorical range, ranges of one job
@@ -64,7 +65,7 @@ def _sweep_arguments(cfg: DictConfig) -> list[str]:
 
     params = cfg.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()]
-    command_line = list(cfg.hydra.overrides.task)
+    command_line = command_overrides(cfg.hydra)
     parsed = OverridesParser.create().parse_overrides(command_line)
     return arguments + [
         text

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+import copy
+import re
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute
 from mlexp.errors import ConfigError
@@ -15,10 +23,47 @@ def _sweep_overrides(overrides: list[str]) -> list[str]:
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
 
 
+def check_sweep_values(config: DictConfig) -> None:
+    """Each listed value of a swept key must fit the key (`model.l1_size=8,abc`): one line now, not Hydra's report
+    after the sweep's record has opened. Only plain `key=a,b` sweeps of keys the config has are checked, against
+    the config every job shares: not group choices, keys under a swept group (or any, when the task is swept),
+    `+`/`++`/`~` overrides, keys the config lacks (a wrong key was refused before, in mlexp.config.overrides), nor
+    `${...}` values (they may name another swept key, which only each job's config holds)."""
+    parser = OverridesParser.create()
+    overrides = parser.parse_overrides(command_overrides(config.hydra))
+    groups = set(config.hydra.runtime.choices)
+    swept_groups = {o.key_or_group for o in overrides if o.is_sweep_override() and o.key_or_group in groups}
+    if "task" in swept_groups:
+        return  # each task composes its own config
+    absent = object()
+    for override in overrides:
+        key = override.key_or_group
+        plain = override.type == OverrideType.CHANGE and override.package is None
+        if not (plain and override.is_discrete_sweep()) or key.startswith("hydra") or key in groups or "/" in key:
+            continue
+        if key.split(".")[0] in swept_groups:
+            continue
+        if OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is absent:
+            continue
+        for value in override.sweep_string_iterator():
+            typed = re.sub(r"\\(.)", r"\1", value)  # as typed: Hydra escapes ${…} and the like in sweep values
+            if "${" in typed:
+                continue
+            trial = copy.deepcopy(config)
+            try:
+                ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([f"{key}={value}"]), trial)
+            except (HydraException, OmegaConfBaseException) as error:
+                cause = str(error.__cause__ or error).strip().splitlines()[0]
+                raise ConfigError(
+                    f"{override.input_line}: the value {typed} does not fit {key} ({cause}); "
+                    f"give {key} values it accepts"
+                ) from error
+
+
 def check_sweep(config: DictConfig) -> None:
     """Refuse combinations that would waste or block a sweep: say which and what to do instead."""
     task = config.task.name
-    overrides = list(config.hydra.overrides.task)
+    overrides = command_overrides(config.hydra)
     sweeper = str(config.hydra.sweeper.get("_target_", ""))
     if config.deploy.target == "registry":
         from mlexp import tasks
@@ -43,6 +88,7 @@ def check_sweep(config: DictConfig) -> None:
             f"deploy=registry, then deploy the champion: mlexp task={task} stage=deploy deploy=sagemaker"
         )
     check_compute(config)
+    check_sweep_values(config)
     if "optuna" in sweeper.lower() and objective_direction(config) == "report":
         raise ConfigError(
             f"task {task}'s objective {config.task.objective.metric} is reporting-only (direction: report): a search "

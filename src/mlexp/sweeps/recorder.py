@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import Direction, objective_direction
 from mlexp.errors import MlexpError
 from mlexp.sweeps import (
@@ -149,7 +150,7 @@ class SweepRecorder(Callback):
                 tags.DIRECTION: objective_direction(config),
                 "mlexp.sweeper": str(config.hydra.sweeper.get("_target_", "")),
                 "mlexp.command": " ".join(["mlexp", *sys.argv[1:]]),
-                "mlexp.overrides": " ".join(config.hydra.overrides.task),
+                "mlexp.overrides": " ".join(command_overrides(config.hydra)),
             },
         )
         try:
@@ -267,5 +268,5 @@ def _abandon(writer: RunWriter, run: str, status: str) -> None:
 def _search_space(config: DictConfig) -> str:
     params = config.hydra.sweeper.get("params") or {}
     lines = [f"  {key}: {value}" for key, value in params.items()]
-    lines += [f"  {override}" for override in config.hydra.overrides.task]
+    lines += [f"  {override}" for override in command_overrides(config.hydra)]
     return "search_space:\n" + "\n".join(lines) + "\n"
