@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import marshal
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from mlexp import mxnet_operators
 
 # MXNet loaded as mlexp loads it; every operator source MXNet wrote and the code it got, checked against MXNet's
 # own compilation of that source (a code object equals another of the same source, constants included)
@@ -85,9 +89,10 @@ def test_a_damaged_or_foreign_cache_file_is_compiled_over(tmp_path):
     _mxnet_import(tmp_path)
     [written] = (tmp_path / "mlexp").iterdir()
     whole = written.read_bytes()
-    header = whole[: whole.index(b"\n") + 1]
-    codes_only = {key: code for key, (code, _) in marshal.loads(whole[len(header) :]).items()}  # another layout
-    for damaged in (whole[:1000], header + marshal.dumps(codes_only), b"another format" + whole[len(header) :]):
+    body = whole[len(mxnet_operators.FORMAT) + 4 :]
+    codes_only = marshal.dumps({key: code for key, (code, _) in marshal.loads(body).items()})  # another layout
+    another_layout = mxnet_operators.FORMAT + mxnet_operators._checksum(codes_only) + codes_only
+    for damaged in (whole[:1000], another_layout, b"another format" + whole[len(mxnet_operators.FORMAT) :]):
         written.write_bytes(damaged)
         counts, found = _mxnet_import(tmp_path)
         _works(found)
@@ -120,3 +125,62 @@ def test_optimised_python_and_the_off_switch_keep_apart_from_the_cache(tmp_path)
     counts, found = _mxnet_import(tmp_path / "off", MLEXP_MXNET_OPERATOR_CACHE="0")
     _works(found)
     assert counts["compiled"] == found["operators"] and not (tmp_path / "off").exists()
+
+
+def _operators_file(folder: Path) -> Path:
+    """A small file in the cache's format, as save() writes it: one entry."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    operators = mxnet_operators.CompiledOperators(folder / "mxnet-operators.test.marshal")
+    operators.code("def f(x):\n    return _imperative_invoke(1234, x, 1)\n")
+    operators.save()
+    return operators.path
+
+
+def test_the_cache_reader_takes_only_a_whole_private_regular_file(tmp_path):
+    path = _operators_file(tmp_path / "cache")
+    assert len(mxnet_operators._read(path)) == 1
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1] + bytes([whole[-1] ^ 1]))  # one bit flipped: it may still unmarshal
+    assert mxnet_operators._read(path) == {}
+    path.write_bytes(whole)
+    path.chmod(0o620)  # the group may write it
+    assert mxnet_operators._read(path) == {}
+    path.chmod(0o600)
+    link = path.with_name("link.marshal")
+    link.symlink_to(path)
+    assert mxnet_operators._read(link) == {}
+    fifo = path.with_name("fifo.marshal")
+    os.mkfifo(fifo)
+    assert mxnet_operators._read(fifo) == {}  # without O_NONBLOCK this waits for a writer for ever
+    folder = path.with_name("folder.marshal")
+    folder.mkdir()
+    assert mxnet_operators._read(folder) == {}
+
+
+def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not_used(monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    path = mxnet_operators.cache_file()
+    assert path is not None and path.parent == Path.home() / ".cache" / "mlexp"
+    assert path.name.startswith(f"mxnet-operators.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.")
+    monkeypatch.setenv("MLEXP_MXNET_OPERATOR_CACHE", "0")
+    assert mxnet_operators.cache_file() is None
+
+
+def test_other_builds_files_unused_for_a_month_are_removed_and_a_file_in_use_is_kept(tmp_path):
+    path = _operators_file(tmp_path)
+    month = time.time() - mxnet_operators.STALE_CACHE_S - 60
+    other, partial = tmp_path / "mxnet-operators.other-build.marshal", tmp_path / "mxnet-operators.x.partial"
+    other.touch()
+    partial.touch()
+    for old in (path, other, partial):
+        os.utime(old, (month, month))
+    assert len(mxnet_operators._read(path)) == 1  # read: in use, so touched
+    _operators_file(tmp_path / "second").rename(tmp_path / "mxnet-operators.second.marshal")
+    operators = mxnet_operators.CompiledOperators(tmp_path / "mxnet-operators.third.marshal")
+    operators.code("x = 1\n")
+    operators.save()
+    assert sorted(p.name for p in tmp_path.glob("mxnet-operators.*")) == [
+        "mxnet-operators.second.marshal",
+        "mxnet-operators.test.marshal",
+        "mxnet-operators.third.marshal",
+    ]

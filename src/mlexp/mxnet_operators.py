@@ -1,4 +1,4 @@
-"""MXNet's operator functions, compiled once per machine rather than at every import.
+"""MXNet's operator functions, compiled once per user, Python and MXNet build rather than at every import.
 
 At import MXNet writes the Python source of a function for each of its operators (mx.nd.*, mx.sym.* and their
 NumPy forms, about 2,600) and compiles it: more than half of MXNet's start-up (0.84 -> 0.36 s here without it),
@@ -26,6 +26,7 @@ import stat
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
@@ -34,8 +35,10 @@ from typing import Any
 OPERATOR_MODULES = ("mxnet.ndarray.register", "mxnet.symbol.register")  # where MXNet execs each operator's source
 CACHE_ENV = "XDG_CACHE_HOME"
 SWITCH_ENV = "MLEXP_MXNET_OPERATOR_CACHE"  # 0: off
-FORMAT = b"mlexp-mxnet-operators-2\n"  # what follows: {digest: (code, handle it was compiled with)}
+# then a CRC-32 of the rest (4 bytes), then marshal of {digest: (code, handle it was compiled with)}
+FORMAT = b"mlexp-mxnet-operators-3 " + importlib.util.MAGIC_NUMBER + b"\n"
 STALE_PARTIAL_S = 3600  # a partial file this old was left by a process that died while writing it
+STALE_CACHE_S = 30 * 86400  # another build's file unused this long (an old virtualenv's): removed
 # an operator's function passes its operator's handle, an address in this process, to one of these as a literal
 _HANDLE_TAKERS = ("_imperative_invoke(", "_symbol_creator(")
 
@@ -47,7 +50,10 @@ def cache_file() -> Path | None:
     without a home folder."""
     if os.environ.get(SWITCH_ENV) == "0":
         return None
-    spec = importlib.util.find_spec("mxnet")
+    try:
+        spec = importlib.util.find_spec("mxnet")
+    except (ImportError, ValueError):  # a module in sys.modules without a spec
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     package = Path(spec.submodule_search_locations[0])
@@ -69,27 +75,48 @@ def _owned_privately(info: os.stat_result) -> bool:
 
 
 def _read(path: Path) -> dict[bytes, Entry]:
-    """The file's entries; none if it is not the user's private file, or not one this code wrote."""
+    """The file's entries; none if it is not the user's private file, or not one this code wrote whole."""
     try:
-        if not (stat.S_ISDIR((folder := path.parent.lstat()).st_mode) and _owned_privately(folder)):
+        if not _private_folder(path.parent):
             return {}
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO there must not block
     except OSError:
         return {}
-    with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(file.fileno())
+    try:
+        info = os.fstat(descriptor)
         if not (stat.S_ISREG(info.st_mode) and _owned_privately(info)):
             return {}
-        data = file.read()
-    if not data.startswith(FORMAT):
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            data = file.read()
+    except OSError:
         return {}
+    finally:
+        os.close(descriptor)
+    body = data[len(FORMAT) + 4 :]
+    if not data.startswith(FORMAT) or data[len(FORMAT) : len(FORMAT) + 4] != _checksum(body):
+        return {}  # another format, or damaged: a flipped bit can still unmarshal, into other code
     try:
-        entries = marshal.loads(data[len(FORMAT) :])
-    except Exception:  # cut short, or damaged: marshal raises EOFError, ValueError, TypeError, even SystemError
+        entries = marshal.loads(body)
+    except Exception:  # marshal raises EOFError, ValueError, TypeError, even SystemError
         return {}
     if not isinstance(entries, dict):
         return {}
+    if time.time() - info.st_mtime > STALE_CACHE_S / 30:  # in use: not another build's file to remove (daily touch)
+        with contextlib.suppress(OSError):
+            os.utime(path)
     return {key: entry for key, entry in entries.items() if _is_entry(key, entry)}
+
+
+def _private_folder(folder: Path) -> bool:
+    try:
+        info = folder.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and _owned_privately(info)
+
+
+def _checksum(body: bytes) -> bytes:
+    return zlib.crc32(body).to_bytes(4, "big")
 
 
 def _is_entry(key: object, entry: object) -> bool:
@@ -182,26 +209,30 @@ class CompiledOperators:
         folder = self.path.parent
         with contextlib.suppress(OSError):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private_folder(folder):
+            return
         try:
-            if not _owned_privately(folder.lstat()):
-                return
             descriptor, partial = tempfile.mkstemp(dir=folder, prefix=f"{self.path.name}.", suffix=".partial")
         except OSError:
             return
+        body = marshal.dumps(self.this_import)
         try:
             with os.fdopen(descriptor, "wb") as file:
-                file.write(FORMAT + marshal.dumps(self.this_import))
+                file.write(FORMAT + _checksum(body) + body)
             os.replace(partial, self.path)  # readers see the old file or the whole new one
         except OSError:
             Path(partial).unlink(missing_ok=True)
-        _remove_stale_partials(folder)
+        _remove_stale(folder)
 
 
-def _remove_stale_partials(folder: Path) -> None:
-    for partial in folder.glob("mxnet-operators.*.partial"):
+def _remove_stale(folder: Path) -> None:
+    """Partial files of processes that died writing them; other builds' files left unused for a month."""
+    now = time.time()
+    for path in folder.glob("mxnet-operators.*"):
+        age = STALE_PARTIAL_S if path.name.endswith(".partial") else STALE_CACHE_S
         with contextlib.suppress(OSError):
-            if time.time() - partial.stat().st_mtime > STALE_PARTIAL_S:
-                partial.unlink()
+            if now - path.stat().st_mtime > age:
+                path.unlink()
 
 
 class _Loader(importlib.abc.Loader):
@@ -238,7 +269,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 def _restore(module: ModuleType) -> None:
     """The module as MXNet made it: the built-in exec (operator libraries loaded later compile as MXNet does),
-    its own loader (ours holds the cache's ten megabytes)."""
+    its own loader (ours holds the cache's megabytes)."""
     vars(module).pop("exec", None)
     if isinstance(module.__loader__, _Loader):
         module.__loader__ = module.__loader__.loader
