@@ -35,7 +35,7 @@ from typing import Any
 OPERATOR_MODULES = ("mxnet.ndarray.register", "mxnet.symbol.register")  # where MXNet execs each operator's source
 CACHE_ENV = "XDG_CACHE_HOME"
 SWITCH_ENV = "MLEXP_MXNET_OPERATOR_CACHE"  # 0: off
-# then a CRC-32 of the rest (4 bytes), then marshal of {digest: (code, handle it was compiled with)}
+# the file: this line, a CRC-32 of the rest (4 bytes), marshal of {digest: (code, handle it was compiled with)}
 FORMAT = b"mlexp-mxnet-operators-3 " + importlib.util.MAGIC_NUMBER + b"\n"
 STALE_PARTIAL_S = 3600  # a partial file this old was left by a process that died while writing it
 STALE_CACHE_S = 30 * 86400  # another build's file unused this long (an old virtualenv's): removed

@@ -45,11 +45,11 @@ def check_sweep_values(config: DictConfig) -> None:
             continue
         if OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is absent:
             continue
+        trial = copy.deepcopy(config)  # one per key: each value replaces the one before
         for value in override.sweep_string_iterator():
             typed = re.sub(r"\\(.)", r"\1", value)  # as typed: Hydra escapes ${…} and the like in sweep values
             if "${" in typed:
                 continue
-            trial = copy.deepcopy(config)
             try:
                 ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([f"{key}={value}"]), trial)
             except (HydraException, OmegaConfBaseException) as error:
