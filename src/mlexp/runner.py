@@ -251,11 +251,15 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
         trial = Trial.resume(writer, *continued, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
     else:
         trial = _open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
+        try:
+            _record_provenance(trial, cfg, job)
+        except BaseException as error:
+            # no stage ran: the error goes on as it is, the open trial ends FAILED (a sweep waits on its journal)
+            trial.close(error)
+            raise
     stages = stages_to_run(cfg, task)
     current = stages[0]
     try:
-        if continued is None:  # inside: whatever fails from here on ends the open trial FAILED
-            _record_provenance(trial, cfg, job)
         # after the trial opened: the writer process creates its runs while MXNet loads here
         seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.loads_mxnet(stages))
         for current in stages:
