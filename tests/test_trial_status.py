@@ -62,6 +62,27 @@ def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project,
 
 
 @STORE_EXISTS
+def test_an_error_while_recording_provenance_goes_on_as_it_is_with_the_trial_failed(tmp_project, monkeypatch):
+    from mlexp import runner
+
+    def broken(trial, cfg, job):
+        raise RuntimeError("no provenance")
+
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(runner, "_record_provenance", broken)
+    make_composable()
+    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["task=tabular_regression", *TINY])
+    for name in ("data", "models", "reports"):
+        cfg.paths[name] = str(tmp_project / "out" / name)
+    with pytest.raises(RuntimeError, match="no provenance"):
+        runner.run(cfg, runner.JobContext(choices={}, overrides=[]))
+    [trial] = trials_of(tmp_project)  # closed, not left RUNNING with its journal open (a sweep would wait on it)
+    assert trial.status == "FAILED" and not trial.components
+
+
+@STORE_EXISTS
 @pytest.mark.parametrize(
     "launcher",
     [("model.l1_size=4,8,16",), ("sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,8,16")],
