@@ -22,7 +22,7 @@ from mlexp import tasks
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
-from mlexp.errors import ConfigError, MlexpError
+from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
 from mlexp.paths import project_root, resolve
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
@@ -110,7 +110,7 @@ def _run_job(cfg: DictConfig) -> float:
         record_job(number, "FAILED", None, str(error))
         return _fail(str(error), multirun)
     except InterpolationResolutionError as error:
-        refusal = _resolver_refusal(error)
+        refusal = mlexp_error_behind(error)
         if refusal is None:
             raise
         record_job(number, "FAILED", None, str(refusal))
@@ -123,16 +123,6 @@ def _run_job(cfg: DictConfig) -> float:
     if result.kept:  # the trial succeeded; only its records' way to the store is pending: not an error
         print(f"mlexp: warning: {result.kept}", file=sys.stderr)
     return result.objective
-
-
-def _resolver_refusal(error: BaseException) -> MlexpError | None:
-    """The MlexpError one of our resolvers raised, which OmegaConf wraps (as context, not cause); its line only."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, MlexpError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _use_run_folder(cfg: DictConfig, output_dir: Path, overrides: list[str]) -> None:

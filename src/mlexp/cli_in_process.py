@@ -25,11 +25,11 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, run_job
 from hydra.errors import HydraException
 from hydra.types import HydraContext, RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp.config import make_composable
-from mlexp.config.overrides import check_override_keys
+from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.paths import ROOT_ENV, project_root
 from mlexp.process_state import left_as_found
@@ -135,9 +135,7 @@ def run_sweep(conf_dir: Path, overrides: list[str]) -> SweepDone:
         _stop_idle_joblib_workers()
         context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
         sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=cli._job)
-        task_overrides = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
-        assert isinstance(task_overrides, list)
-        sweeper.sweep(arguments=task_overrides)
+        sweeper.sweep(arguments=command_overrides(cfg.hydra))
         try:
             callbacks.on_multirun_end(config=cfg, config_name=CONFIG)
         except SweepEndedFailed:

@@ -16,3 +16,13 @@ class DataError(MlexpError):
 def one_line(error: BaseException) -> str:
     """An error as one short line (its class and first line), for a reply, a log or a run tag."""
     return f"{type(error).__name__}: {error}".splitlines()[0][:500]
+
+
+def mlexp_error_behind(error: BaseException) -> MlexpError | None:
+    """The MlexpError behind `error`, if any: OmegaConf wraps what a resolver raises (as context, not cause)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, MlexpError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -19,7 +19,7 @@ from mlexp import tasks
 from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import check_choices
-from mlexp.errors import ConfigError, DataError, MlexpError
+from mlexp.errors import ConfigError, DataError, MlexpError, mlexp_error_behind
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
@@ -130,19 +130,19 @@ def _continued_trial(
     return marker.run_id, state
 
 
-def _check_interpolations(cfg: DictConfig) -> None:
-    """A `${...}` that cannot resolve (no such key, a wrong type, an unset environment variable) is a wrong config:
-    refused in one line before a trial opens. A refusal of one of mlexp's resolvers goes on as it is (its line)."""
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config with every `${...}` resolved. One that cannot resolve (no such key, a wrong type, an unset
+    environment variable) is a wrong config, refused in one line before a trial opens; a refusal of one of
+    mlexp's resolvers goes on as it is (its own line)."""
     try:
-        OmegaConf.to_container(cfg, resolve=True)
+        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     except InterpolationResolutionError as error:
-        seen: BaseException | None = error
-        while seen is not None:
-            if isinstance(seen, MlexpError):
-                raise
-            seen = seen.__cause__ or seen.__context__
+        if mlexp_error_behind(error) is not None:
+            raise
         reason = str(error).strip().splitlines()[0]
         raise ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses") from error
+    assert isinstance(resolved, dict)
+    return {str(key): value for key, value in resolved.items()}
 
 
 def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_id: str) -> Trial:
@@ -158,9 +158,21 @@ def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_
     return Trial.open(writer, experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
 
 
-def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext) -> None:
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    assert isinstance(resolved, dict)
+def open_recorded_trial(
+    cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_name: str, resolved: dict[str, Any]
+) -> Trial:
+    """A new trial with its provenance (config, git, versions, command) recorded; an error while recording goes
+    on as it is, with the trial closed FAILED (else its journal stays open, and a sweep waits on it for ever)."""
+    trial = _open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
+    try:
+        _record_provenance(trial, cfg, job, resolved)
+    except BaseException as error:
+        trial.close(error)
+        raise
+    return trial
+
+
+def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext, resolved: dict[str, Any]) -> None:
     skipped = {*NOT_PARAMS, *unselected_groups(resolved)}
     trial.log_params(flatten({k: v for k, v in resolved.items() if k not in skipped}))
     trial.set_tags(
@@ -233,7 +245,7 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
 
 def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     """Run the trial; its objective value is what Hydra sweepers optimise."""
-    _check_interpolations(cfg)
+    resolved = resolved_config(cfg)
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
     _check_before_trial(cfg, task)
@@ -250,13 +262,7 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     if continued is not None:
         trial = Trial.resume(writer, *continued, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
     else:
-        trial = _open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
-        try:
-            _record_provenance(trial, cfg, job)
-        except BaseException as error:
-            # no stage ran: the error goes on as it is, the open trial ends FAILED (a sweep waits on its journal)
-            trial.close(error)
-            raise
+        trial = open_recorded_trial(cfg, job, writer, experiment_name, resolved)
     stages = stages_to_run(cfg, task)
     current = stages[0]
     try:

@@ -248,8 +248,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
     experiment_name = cfg.tracking.experiment_name or cfg.task.name
     store.check_not_moved_early(experiment_name)
     writer = record_writer(root, store, job.sweep_id or "")
-    trial = runner._open_trial(cfg, job, writer, writer.experiment_id(experiment_name))
-    runner._record_provenance(trial, cfg, job)
+    trial = runner.open_recorded_trial(cfg, job, writer, experiment_name, runner.resolved_config(cfg))
     name = ""
     try:
         trainer = model_trainer(cfg, root, session, context)
