@@ -133,7 +133,6 @@ def cache_cleared():
 def test_a_sweeps_jobs_that_differ_in_values_get_hydras_config_with_one_composition(
     tmp_project, monkeypatch, cache_cleared
 ):
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.errors import ConfigCompositionException
     from omegaconf import OmegaConf
 
@@ -144,14 +143,7 @@ def test_a_sweeps_jobs_that_differ_in_values_get_hydras_config_with_one_composit
     hydra, master = _sweep_master(tmp_project / "conf", base)
     loader = hydra.config_loader
     cache = compose_cache.SweepConfigCache(loader)
-    compositions = []
-    load = ConfigLoaderImpl.load_configuration
-
-    def counted(self, *args, **kwargs):
-        compositions.append(kwargs.get("overrides"))
-        return load(self, *args, **kwargs)
-
-    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    compositions = _counting_compositions(monkeypatch, "overrides")
     jobs = [
         [*base, "model.learning_rate=0.0123", "seed=3"],
         [*base, "model.learning_rate=0.0456", "seed=7"],
@@ -224,19 +216,26 @@ def test_a_group_from_a_search_path_the_sweep_adds_is_composed_as_a_group(tmp_pa
     assert config.region.city == "nyc"
 
 
-def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_project, monkeypatch):
+def _counting_compositions(monkeypatch, detail: str) -> list:
+    """Each composition this process's Hydra makes from now on, by the keyword argument `detail` it was given."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-    from mlexp.api import run
 
     compositions = []
     load = ConfigLoaderImpl.load_configuration
 
     def counted(self, *args, **kwargs):
-        compositions.append(kwargs.get("run_mode"))
+        compositions.append(kwargs.get(detail))
         return load(self, *args, **kwargs)
 
     monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    return compositions
+
+
+def test_a_trial_from_python_composes_its_config_once_on_a_new_project(tmp_project, monkeypatch):
+
+    from mlexp.api import run
+
+    compositions = _counting_compositions(monkeypatch, "run_mode")
     trial = run("tabular_regression", list(TINY), root=tmp_project)
     assert trial.status == "FINISHED"
     assert len(compositions) == 1, compositions  # was 2 on a new project: the key check's, then the run's

@@ -35,25 +35,29 @@ def _stage(project, stage, pipeline_run, *extra, check=True):
     return run_cli(project, "task=tabular_regression", f"stage={stage}", *folders, *TINY, *extra, env=env, check=check)
 
 
+def _tiny_trial_config(project, monkeypatch):
+    """An abalone trial's config for runner.run in this process, in the project's own store and folders."""
+    monkeypatch.setenv("MLEXP_ROOT", str(project))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the test's own store, never a developer's server
+    make_composable()
+    with initialize_config_dir(config_dir=str(project / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["task=tabular_regression", *TINY])
+    for name in ("data", "models", "reports"):
+        cfg.paths[name] = str(project / "out" / name)
+    return cfg
+
+
 @STORE_EXISTS
 def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project, monkeypatch):
     from mlexp import runner
-    from mlexp.config import make_composable
     from mlexp.tasks.tabular_regression import stages
 
     def interrupted(cfg, tracker):
         raise KeyboardInterrupt
 
-    monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the test's own store, never a developer's server
     monkeypatch.setattr(stages, "train", interrupted)
-    make_composable()
-    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["task=tabular_regression", *TINY])
-    for name in ("data", "models", "reports"):
-        cfg.paths[name] = str(tmp_project / "out" / name)
     with pytest.raises(KeyboardInterrupt):
-        runner.run(cfg, runner.JobContext(choices={}, overrides=[]))
+        runner.run(_tiny_trial_config(tmp_project, monkeypatch), runner.JobContext(choices={}, overrides=[]))
     [trial] = trials_of(tmp_project)
     client = store_client(tmp_project)
     assert trial.status == "KILLED"
@@ -65,19 +69,12 @@ def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project,
 def test_an_error_while_recording_provenance_goes_on_as_it_is_with_the_trial_failed(tmp_project, monkeypatch):
     from mlexp import runner
 
-    def broken(trial, cfg, job):
+    def broken(*arguments):
         raise RuntimeError("no provenance")
 
-    monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setattr(runner, "_record_provenance", broken)
-    make_composable()
-    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["task=tabular_regression", *TINY])
-    for name in ("data", "models", "reports"):
-        cfg.paths[name] = str(tmp_project / "out" / name)
     with pytest.raises(RuntimeError, match="no provenance"):
-        runner.run(cfg, runner.JobContext(choices={}, overrides=[]))
+        runner.run(_tiny_trial_config(tmp_project, monkeypatch), runner.JobContext(choices={}, overrides=[]))
     [trial] = trials_of(tmp_project)  # closed, not left RUNNING with its journal open (a sweep would wait on it)
     assert trial.status == "FAILED" and not trial.components
 
