@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -15,12 +16,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_process_group, store_client, trials_of
 from mlexp.compare import TrialRow, best_first
 from mlexp.config import make_composable
 from mlexp.errors import ConfigError
-from mlexp.sweeps.checks import check_sweep_values
+from mlexp.sweeps.checks import check_shared_interpolations, check_sweep_values
 from mlexp.tracking import tags
 from mlexp.tracking.trial_state import read_trial_state
 
@@ -276,6 +278,60 @@ def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs(tmp_project):
     config.hydra.overrides.task = ["+base=8,16", "model.l1_size=${base},x"]
     with pytest.raises(ConfigError, match="the value x does not fit model.l1_size"):
         check_sweep_values(config)
+
+
+def _sweep_config(tmp_project, *overrides: str):
+    make_composable()
+    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
+        return compose("config", overrides=["task=tabular_regression", *overrides], return_hydra_config=True)
+
+
+def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key(tmp_project):
+    config = _sweep_config(tmp_project, "sweep=abalone_architectures")
+    config.hydra.overrides.task = ["task=tabular_regression", "sweep=abalone_architectures"]
+    check_sweep_values(config)  # the shipped search space fits
+    config.hydra.sweeper.params["model.l1_size"] = "16,abc"
+    expected = "hydra.sweeper.params of sweep=abalone_architectures: model.l1_size=16,abc: the value abc does not fit"
+    with pytest.raises(ConfigError, match=expected):
+        check_sweep_values(config)
+    config.hydra.overrides.task.append("model.l1_size=4,8")  # the command's values replace the file's
+    check_sweep_values(config)
+
+
+def test_an_interpolation_no_job_can_resolve_is_refused_and_one_a_job_may_resolve_is_not(tmp_project, monkeypatch):
+    monkeypatch.delenv("NOPE_VAR", raising=False)
+    config = _sweep_config(tmp_project)
+    refused = {
+        "model.l2_size": ("${nope}", "model.l2_size: Interpolation key 'nope' not found; fix the ${...} it uses"),
+        "tracking.experiment_name": ("${oc.env:NOPE_VAR}", "Environment variable 'NOPE_VAR' not found"),
+    }
+    for key, (value, message) in refused.items():
+        trial = config.copy()
+        OmegaConf.update(trial, key, value)
+        trial.hydra.overrides.task = ["model.l1_size=4,8"]
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            check_shared_interpolations(trial)
+    OmegaConf.update(config, "model.l2_size", "${nope}")
+    for swept in (
+        ["model.l2_size=4,8"],  # each job replaces it
+        ["+nope=4,8"],  # each job adds the key it names
+        ["model.l1_size=4,${nope}"],  # a ${...} value: only a job's config holds what it names
+        ["model.l1_size=4,8", "model=mlp_regressor,mlp_regressor"],  # a swept group choice may bring the key
+    ):
+        config.hydra.overrides.task = swept
+        check_shared_interpolations(config)
+
+
+@STORE_EXISTS
+def test_a_sweep_whose_shared_config_names_no_key_is_one_line_before_its_record_opens(tmp_project):
+    done = run_cli(
+        tmp_project, "-m", "task=tabular_regression", *TINY, "model.l1_size=4,8", "model.l2_size=${nope}", check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "mlexp: error: model.l2_size: Interpolation key 'nope' not found; fix the ${...} it uses"
+    ]
+    assert store_client(tmp_project).get_experiment_by_name("tabular_regression-sweeps") is None
 
 
 @STORE_EXISTS

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf._utils import get_omega_conf_dumper
-from omegaconf.errors import InterpolationResolutionError
 
 from mlexp import tasks
 from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
-from mlexp.config.validate import check_choices
-from mlexp.errors import ConfigError, DataError, MlexpError, mlexp_error_behind
+from mlexp.config.validate import check_choices, resolved_config
+from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
@@ -128,21 +127,6 @@ def _continued_trial(
     if not state.in_experiment or cfg.stage in state.components:
         return None
     return marker.run_id, state
-
-
-def resolved_config(cfg: DictConfig) -> dict[str, Any]:
-    """The config with every `${...}` resolved. One that cannot resolve (no such key, a wrong type, an unset
-    environment variable) is a wrong config, refused in one line before a trial opens; a refusal of one of
-    mlexp's resolvers goes on as it is (its own line)."""
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    except InterpolationResolutionError as error:
-        if mlexp_error_behind(error) is not None:
-            raise
-        reason = str(error).strip().splitlines()[0]
-        raise ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses") from error
-    assert isinstance(resolved, dict)
-    return {str(key): value for key, value in resolved.items()}
 
 
 def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_id: str) -> Trial:

@@ -1,13 +1,16 @@
-"""Checks Hydra cannot make alone: that the chosen group options, stage and compute target fit the task."""
+"""Checks Hydra cannot make alone: that the chosen group options, stage and compute target fit the task, and that
+every `${...}` resolves."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from mlexp.config.task_groups import foreign_group
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, mlexp_error_behind
 
 # where a trial can run: this machine, or a SageMaker training job (mlexp.sagemaker.training_job)
 COMPUTE_TARGETS = ("local", "sagemaker")
@@ -40,3 +43,18 @@ def check_compute(cfg: DictConfig) -> None:
             f"compute.target={target!r} is not a compute target: choose compute=local (this machine) "
             f"or compute=sagemaker (a SageMaker training job)"
         )
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config with every `${...}` resolved. One that cannot resolve (no such key, a wrong type, an unset
+    environment variable) is a wrong config, refused in one line before a trial opens; a refusal of one of
+    mlexp's resolvers goes on as it is (its own line)."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    except InterpolationResolutionError as error:
+        if mlexp_error_behind(error) is not None:
+            raise
+        reason = str(error).strip().splitlines()[0]
+        raise ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses") from error
+    assert isinstance(resolved, dict)
+    return {str(key): value for key, value in resolved.items()}

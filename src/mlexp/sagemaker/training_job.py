@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from mlexp import runner
+from mlexp.config.validate import resolved_config
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.sagemaker.packaging import CODE_DIR, CONFIG_FILE, package_code, s3_inputs
 from mlexp.sagemaker.session import sagemaker_session
@@ -248,7 +249,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
     experiment_name = cfg.tracking.experiment_name or cfg.task.name
     store.check_not_moved_early(experiment_name)
     writer = record_writer(root, store, job.sweep_id or "")
-    trial = runner.open_recorded_trial(cfg, job, writer, experiment_name, runner.resolved_config(cfg))
+    trial = runner.open_recorded_trial(cfg, job, writer, experiment_name, resolved_config(cfg))
     name = ""
     try:
         trainer = model_trainer(cfg, root, session, context)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
+from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
-from mlexp.config.validate import check_compute
+from mlexp.config.validate import check_compute, resolved_config
 from mlexp.errors import ConfigError
 
 
@@ -23,31 +24,64 @@ def _sweep_overrides(overrides: list[str]) -> list[str]:
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
 
 
+@dataclass(frozen=True)
+class Swept:
+    """One override each job applies on top of the config they share, and where it was given (for the message)."""
+
+    override: Override
+    where: str  # "" on the command line, else the sweep file's hydra.sweeper.params
+
+
+def _swept(config: DictConfig, parser: OverridesParser) -> list[Swept]:
+    """The command's sweep overrides, then the sweeper's own search space (`hydra.sweeper.params`) less the keys the
+    command also gives (the command's win): Hydra applies neither to the config the sweep callback sees."""
+    command = parser.parse_overrides(command_overrides(config.hydra))
+    swept = [Swept(o, "") for o in command if o.is_sweep_override()]
+    params = config.hydra.sweeper.get("params") or {}
+    try:
+        entries = [f"{key}={value}" for key, value in params.items()]  # as Hydra's sweepers read them
+        from_params = parser.parse_overrides(entries)
+    except (HydraException, OmegaConfBaseException):
+        return swept  # the sweeper reports its own search space
+    given = {o.key_or_group for o in command}
+    where = f"hydra.sweeper.params of sweep={config.hydra.runtime.choices.get('sweep')}: "
+    return swept + [Swept(o, where) for o in from_params if o.key_or_group not in given]
+
+
+def _plain_key(override: Override, groups: set[str]) -> bool:
+    """A value change of a config key (not a group choice, `+`/`++`/`~`, a package or Hydra's own settings)."""
+    key = override.key_or_group
+    plain = override.type == OverrideType.CHANGE and override.package is None
+    return plain and not key.startswith("hydra") and key not in groups and "/" not in key
+
+
+def _as_typed(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value)  # Hydra escapes ${…} and the like in sweep values
+
+
 def check_sweep_values(config: DictConfig) -> None:
     """Each listed value of a swept key must fit the key (`model.l1_size=8,abc`): one line now, not Hydra's report
-    after the sweep's record has opened. Only plain `key=a,b` sweeps of keys the config has are checked, against
-    the config every job shares: not group choices, keys under a swept group (or any, when the task is swept),
-    `+`/`++`/`~` overrides, keys the config lacks (a wrong key was refused before, in mlexp.config.overrides), nor
-    `${...}` values (they may name another swept key, which only each job's config holds)."""
+    after the sweep's record has opened. Checked: plain `key=a,b` sweeps of keys the config has, on the command line
+    or in the sweep's `hydra.sweeper.params`, against the config every job shares. Not checked: group choices, keys
+    under a swept group (or any, when the task is swept), `+`/`++`/`~` overrides, keys the config lacks (a wrong
+    key was refused before, in mlexp.config.overrides), nor `${...}` values (they may name another swept key, which
+    only each job's config holds)."""
     parser = OverridesParser.create()
-    overrides = parser.parse_overrides(command_overrides(config.hydra))
+    swept = _swept(config, parser)
     groups = set(config.hydra.runtime.choices)
-    swept_groups = {o.key_or_group for o in overrides if o.is_sweep_override() and o.key_or_group in groups}
+    swept_groups = {s.override.key_or_group for s in swept if s.override.key_or_group in groups}
     if "task" in swept_groups:
         return  # each task composes its own config
     absent = object()
-    for override in overrides:
+    for override, where in ((s.override, s.where) for s in swept):
         key = override.key_or_group
-        plain = override.type == OverrideType.CHANGE and override.package is None
-        if not (plain and override.is_discrete_sweep()) or key.startswith("hydra") or key in groups or "/" in key:
-            continue
-        if key.split(".")[0] in swept_groups:
+        if not (_plain_key(override, groups) and override.is_discrete_sweep()) or key.split(".")[0] in swept_groups:
             continue
         if OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is absent:
             continue
         trial = copy.deepcopy(config)  # one per key: each value replaces the one before
         for value in override.sweep_string_iterator():
-            typed = re.sub(r"\\(.)", r"\1", value)  # as typed: Hydra escapes ${…} and the like in sweep values
+            typed = _as_typed(value)
             if "${" in typed:
                 continue
             try:
@@ -55,9 +89,51 @@ def check_sweep_values(config: DictConfig) -> None:
             except (HydraException, OmegaConfBaseException) as error:
                 cause = str(error.__cause__ or error).strip().splitlines()[0]
                 raise ConfigError(
-                    f"{override.input_line}: the value {typed} does not fit {key} ({cause}); "
+                    f"{where}{override.input_line}: the value {typed} does not fit {key} ({cause}); "
                     f"give {key} values it accepts"
                 ) from error
+
+
+def _literal(override: Override) -> bool:
+    """Whether every value the override gives is a plain value: no `${...}`, dict or list, which could add a key
+    or change what another `${...}` names."""
+    if override.is_sweep_override() and not override.is_discrete_sweep():
+        return True  # an interval: numbers
+    values = override.sweep_string_iterator() if override.is_sweep_override() else [str(override.value())]
+    return all("${" not in _as_typed(v) and not v.lstrip().startswith(("{", "[")) for v in values)
+
+
+def _unresolvable_anywhere(error: BaseException | None) -> bool:
+    """A `${...}` naming no key, or an environment variable that is not set: no value of another key changes that."""
+    if isinstance(error, InterpolationKeyError):
+        return True
+    seen = error  # OmegaConf chains what oc.env raised as context
+    while seen is not None and not isinstance(seen, KeyError):
+        seen = seen.__cause__ or seen.__context__
+    return seen is not None and str(seen).strip("'\"").startswith("Environment variable")
+
+
+def check_shared_interpolations(config: DictConfig) -> None:
+    """A `${...}` that resolves nowhere in a key no job changes would fail every job, each in its own line after the
+    sweep's record opened: refuse it now, in the line a single run gives. Judged only when every swept override is a
+    plain value of a key (a group choice, `+`/`++`/`~`, or a `${...}`, dict or list value may add or change what
+    it names); a refusal of one of mlexp's resolvers, or a type error, is left to the jobs."""
+    swept = [s.override for s in _swept(config, OverridesParser.create())]
+    groups = set(config.hydra.runtime.choices)
+    if not all(_plain_key(o, groups) and _literal(o) for o in swept):
+        return
+    shared = OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"])  # as a job's, no hydra
+    try:
+        resolved_config(shared)
+    except InterpolationResolutionError:
+        return  # one of mlexp's resolvers refused: its reason may depend on a swept value
+    except ConfigError as refused:
+        error = refused.__cause__
+        failing = str(getattr(error, "full_key", ""))
+        keys = [o.key_or_group for o in swept]
+        touched = any(failing == k or failing.startswith(f"{k}.") or k.startswith(f"{failing}.") for k in keys)
+        if _unresolvable_anywhere(error) and not touched:
+            raise
 
 
 def check_sweep(config: DictConfig) -> None:
@@ -89,6 +165,7 @@ def check_sweep(config: DictConfig) -> None:
         )
     check_compute(config)
     check_sweep_values(config)
+    check_shared_interpolations(config)
     if "optuna" in sweeper.lower() and objective_direction(config) == "report":
         raise ConfigError(
             f"task {task}'s objective {config.task.objective.metric} is reporting-only (direction: report): a search "
