@@ -157,11 +157,17 @@ def test_the_cache_reader_takes_only_a_whole_private_regular_file(tmp_path):
     assert mxnet_operators._read(folder) == {}
 
 
-def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not_used(monkeypatch):
+def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not_used(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     path = mxnet_operators.cache_file()
     assert path is not None and path.parent == Path.home() / ".cache" / "mlexp"
     assert path.name.startswith(f"mxnet-operators.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.")
+    other = tmp_path / "libmxnet-other.so"  # another build, loaded through MXNET_LIBRARY_PATH: a file of its own
+    other.write_bytes(b"\0" * 16)
+    monkeypatch.setenv("MXNET_LIBRARY_PATH", str(other))
+    assert mxnet_operators.cache_file() not in (None, path)
+    monkeypatch.setenv("MXNET_LIBRARY_PATH", "libmxnet-other.so")  # relative: MXNet ignores it, and so do we
+    assert mxnet_operators.cache_file() == path
     monkeypatch.setenv("MLEXP_MXNET_OPERATOR_CACHE", "0")
     assert mxnet_operators.cache_file() is None
 

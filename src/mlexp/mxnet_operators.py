@@ -57,14 +57,18 @@ def cache_file() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     package = Path(spec.submodule_search_locations[0])
+    # the library MXNet loads: an absolute MXNET_LIBRARY_PATH naming a file (as mxnet.libinfo reads it), else its own
+    chosen = os.environ.get("MXNET_LIBRARY_PATH", "")
+    library_path = Path(chosen) if os.path.isabs(chosen) and os.path.isfile(chosen) else package / "libmxnet.so"
     try:
-        library = (package / "libmxnet.so").stat()
+        library = library_path.stat()
         base = Path(os.environ.get(CACHE_ENV) or "")
         if not base.is_absolute():  # unset or relative: the XDG spec says to use the default
             base = Path.home() / ".cache"
     except (OSError, RuntimeError):  # no library where MXNet keeps it; no HOME and no password entry
         return None
-    build = hashlib.blake2b(f"{package}:{library.st_size}:{library.st_mtime_ns}".encode(), digest_size=6).hexdigest()
+    build = f"{package}:{library_path}:{library.st_size}:{library.st_mtime_ns}"
+    build = hashlib.blake2b(build.encode(), digest_size=6).hexdigest()
     name = f"mxnet-operators.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.{build}.marshal"
     return base / "mlexp" / name
 
