@@ -162,12 +162,20 @@ def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not
     path = mxnet_operators.cache_file()
     assert path is not None and path.parent == Path.home() / ".cache" / "mlexp"
     assert path.name.startswith(f"mxnet-operators.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.")
-    other = tmp_path / "libmxnet-other.so"  # another build, loaded through MXNET_LIBRARY_PATH: a file of its own
-    other.write_bytes(b"\0" * 16)
+    # another build, as MXNet finds it: through MXNET_LIBRARY_PATH or LD_LIBRARY_PATH, each with a file of its own
+    other, elsewhere = tmp_path / "libmxnet-other.so", tmp_path / "lib" / "libmxnet.so"
+    elsewhere.parent.mkdir()
+    for library in (other, elsewhere):
+        library.write_bytes(b"\0" * 16)
     monkeypatch.setenv("MXNET_LIBRARY_PATH", str(other))
-    assert mxnet_operators.cache_file() not in (None, path)
-    monkeypatch.setenv("MXNET_LIBRARY_PATH", "libmxnet-other.so")  # relative: MXNet ignores it, and so do we
+    by_variable = mxnet_operators.cache_file()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MXNET_LIBRARY_PATH", other.name)  # relative, though it exists here: MXNet ignores it
     assert mxnet_operators.cache_file() == path
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(elsewhere.parent))
+    by_search_path = mxnet_operators.cache_file()
+    assert len({path, by_variable, by_search_path}) == 3 and None not in (by_variable, by_search_path)
+    monkeypatch.delenv("LD_LIBRARY_PATH")
     monkeypatch.setenv("MLEXP_MXNET_OPERATOR_CACHE", "0")
     assert mxnet_operators.cache_file() is None
 

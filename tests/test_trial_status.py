@@ -298,28 +298,63 @@ def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key(t
     check_sweep_values(config)
 
 
-def test_an_interpolation_no_job_can_resolve_is_refused_and_one_a_job_may_resolve_is_not(tmp_project, monkeypatch):
+def _judged(config, values: dict[str, str], swept: list[str]) -> None:
+    trial = config.copy()
+    for key, value in values.items():
+        OmegaConf.update(trial, key, value, force_add=True)
+    trial.hydra.overrides.task = swept
+    check_shared_interpolations(trial)
+
+
+def test_an_interpolation_no_job_can_resolve_is_refused(tmp_project, monkeypatch):
     monkeypatch.delenv("NOPE_VAR", raising=False)
     config = _sweep_config(tmp_project)
     refused = {
-        "model.l2_size": ("${nope}", "model.l2_size: Interpolation key 'nope' not found; fix the ${...} it uses"),
-        "tracking.experiment_name": ("${oc.env:NOPE_VAR}", "Environment variable 'NOPE_VAR' not found"),
+        "model.l2_size: Interpolation key 'nope' not found; fix the ${...} it uses": {"model.l2_size": "${nope}"},
+        "Environment variable 'NOPE_VAR' not found": {"tracking.experiment_name": "${oc.env:NOPE_VAR}"},
+        # found past an error each job reports itself (a wrong type, in a key looked at first)
+        "model.l2_activation: Interpolation key 'nope' not found": {
+            "model.l2_size": "${task.name}",
+            "model.l2_activation": "${nope}",
+        },
     }
-    for key, (value, message) in refused.items():
-        trial = config.copy()
-        OmegaConf.update(trial, key, value)
-        trial.hydra.overrides.task = ["model.l1_size=4,8"]
+    for message, values in refused.items():
         with pytest.raises(ConfigError, match=re.escape(message)):
-            check_shared_interpolations(trial)
-    OmegaConf.update(config, "model.l2_size", "${nope}")
+            _judged(config, values, ["model.l1_size=4,8"])
+
+
+def test_an_interpolation_a_job_may_resolve_is_left_to_the_jobs(tmp_project, monkeypatch):
+    for name in ("NOPE_VAR", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    config = _sweep_config(tmp_project)
     for swept in (
         ["model.l2_size=4,8"],  # each job replaces it
         ["+nope=4,8"],  # each job adds the key it names
         ["model.l1_size=4,${nope}"],  # a ${...} value: only a job's config holds what it names
         ["model.l1_size=4,8", "model=mlp_regressor,mlp_regressor"],  # a swept group choice may bring the key
     ):
-        config.hydra.overrides.task = swept
-        check_shared_interpolations(config)
+        _judged(config, {"model.l2_size": "${nope}"}, swept)
+    # through a swept key: each job's value resolves it
+    _judged(
+        config,
+        {"deploy.model_name": "${nope}", "compute.base_job_name": "${deploy.model_name}"},
+        ["deploy.model_name=a,b"],
+    )
+    # variables a job gets and the sweep's process has not: hydra.job.env_set, the thread share
+    _judged(
+        config,
+        {"hydra.job.env_set": {"NOPE_VAR": "set"}, "tracking.experiment_name": "${oc.env:NOPE_VAR}"},
+        ["model.l1_size=4,8"],
+    )
+    _judged(
+        config,
+        {"compute.num_threads": "1", "tracking.experiment_name": "${oc.env:OMP_NUM_THREADS}"},
+        ["model.l1_size=4,8"],
+    )
+    # a wrong type, and a refusal of mlexp's own resolvers: each job says it in its own line
+    _judged(config, {"model.l2_size": "${task.name}"}, ["model.l1_size=4,8"])
+    monkeypatch.delenv("MLEXP_TRACKING_SERVER", raising=False)
+    _judged(config, {"tracking.experiment_name": "${mlexp_tracking_server:}"}, ["model.l1_size=4,8"])
 
 
 @STORE_EXISTS

@@ -20,6 +20,7 @@ import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import marshal
 import os
 import stat
@@ -57,20 +58,34 @@ def cache_file() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     package = Path(spec.submodule_search_locations[0])
-    # the library MXNet loads: an absolute MXNET_LIBRARY_PATH naming a file (as mxnet.libinfo reads it), else its own
-    chosen = os.environ.get("MXNET_LIBRARY_PATH", "")
-    library_path = Path(chosen) if os.path.isabs(chosen) and os.path.isfile(chosen) else package / "libmxnet.so"
     try:
+        library_path = _library(package)
         library = library_path.stat()
         base = Path(os.environ.get(CACHE_ENV) or "")
         if not base.is_absolute():  # unset or relative: the XDG spec says to use the default
             base = Path.home() / ".cache"
-    except (OSError, RuntimeError):  # no library where MXNet keeps it; no HOME and no password entry
+    except Exception:  # no library MXNet could load (libinfo: RuntimeError); no HOME and no password entry
         return None
     build = f"{package}:{library_path}:{library.st_size}:{library.st_mtime_ns}"
     build = hashlib.blake2b(build.encode(), digest_size=6).hexdigest()
     name = f"mxnet-operators.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.{build}.marshal"
     return base / "mlexp" / name
+
+
+def _library(package: Path) -> Path:
+    """The libmxnet MXNet will load, as MXNet's own libinfo finds it (MXNET_LIBRARY_PATH, LD_LIBRARY_PATH, the
+    package). libinfo is run from its file: importing mxnet.libinfo would import MXNet; its warnings about the
+    variables are left to MXNet's import, which gives them again."""
+    spec = importlib.util.spec_from_file_location("_mlexp_mxnet_libinfo", package / "libinfo.py")
+    assert spec is not None and spec.loader is not None
+    libinfo = importlib.util.module_from_spec(spec)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        spec.loader.exec_module(libinfo)
+        return Path(os.path.abspath(libinfo.find_lib_path()[0]))
+    finally:
+        logging.disable(previous)
 
 
 def _owned_privately(info: os.stat_result) -> bool:

@@ -54,7 +54,12 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     except InterpolationResolutionError as error:
         if mlexp_error_behind(error) is not None:
             raise
-        reason = str(error).strip().splitlines()[0]
-        raise ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses") from error
+        raise unresolvable(error) from error
     assert isinstance(resolved, dict)
     return {str(key): value for key, value in resolved.items()}
+
+
+def unresolvable(error: InterpolationResolutionError) -> ConfigError:
+    """The one line for a `${...}` that cannot resolve: the key, OmegaConf's reason, the fix."""
+    reason = str(error).strip().splitlines()[0]
+    return ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses")

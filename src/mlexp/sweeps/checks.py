@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.utils import env_override
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, OmegaConfBaseException
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import (
+    InterpolationKeyError,
+    InterpolationResolutionError,
+    OmegaConfBaseException,
+)
 
 from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
-from mlexp.config.validate import check_compute, resolved_config
+from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError
+from mlexp.sweeps.workers import thread_variables
 
 
 def _sweep_overrides(overrides: list[str]) -> list[str]:
@@ -24,28 +30,32 @@ def _sweep_overrides(overrides: list[str]) -> list[str]:
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
 
 
-@dataclass(frozen=True)
-class Swept:
-    """One override each job applies on top of the config they share, and where it was given (for the message)."""
+class Swept(NamedTuple):
+    """One override each job applies on top of the config they share, and the sweep file it comes from, if any."""
 
     override: Override
-    where: str  # "" on the command line, else the sweep file's hydra.sweeper.params
+    sweep_file: str | None  # None: the command line; else the sweep file whose hydra.sweeper.params gives it
+
+    def where(self) -> str:
+        return f"hydra.sweeper.params of sweep={self.sweep_file}: " if self.sweep_file else ""
 
 
 def _swept(config: DictConfig, parser: OverridesParser) -> list[Swept]:
     """The command's sweep overrides, then the sweeper's own search space (`hydra.sweeper.params`) less the keys the
-    command also gives (the command's win): Hydra applies neither to the config the sweep callback sees."""
+    command also gives: Hydra applies neither to the config the sweep callback sees. The command's replace the
+    file's, as in Hydra's basic sweeper (Optuna's keeps a fixed value of the file's over a command's search: its
+    discarded values are then the ones checked, and a bad one refused)."""
     command = parser.parse_overrides(command_overrides(config.hydra))
-    swept = [Swept(o, "") for o in command if o.is_sweep_override()]
+    swept = [Swept(o, None) for o in command if o.is_sweep_override()]
     params = config.hydra.sweeper.get("params") or {}
     try:
         entries = [f"{key}={value}" for key, value in params.items()]  # as Hydra's sweepers read them
         from_params = parser.parse_overrides(entries)
     except (HydraException, OmegaConfBaseException):
         return swept  # the sweeper reports its own search space
-    given = {o.key_or_group for o in command}
-    where = f"hydra.sweeper.params of sweep={config.hydra.runtime.choices.get('sweep')}: "
-    return swept + [Swept(o, where) for o in from_params if o.key_or_group not in given]
+    given = {o.get_key_element() for o in command}  # the sweepers' key: with its +/++/~ and package
+    sweep_file = str(config.hydra.runtime.choices.get("sweep"))
+    return swept + [Swept(o, sweep_file) for o in from_params if o.get_key_element() not in given]
 
 
 def _plain_key(override: Override, groups: set[str]) -> bool:
@@ -73,13 +83,14 @@ def check_sweep_values(config: DictConfig) -> None:
     if "task" in swept_groups:
         return  # each task composes its own config
     absent = object()
-    for override, where in ((s.override, s.where) for s in swept):
-        key = override.key_or_group
+    trial = None  # one copy for every key: a value checked replaces only its own key's
+    for entry in swept:
+        override, key = entry.override, entry.override.key_or_group
         if not (_plain_key(override, groups) and override.is_discrete_sweep()) or key.split(".")[0] in swept_groups:
             continue
         if OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is absent:
             continue
-        trial = copy.deepcopy(config)  # one per key: each value replaces the one before
+        trial = trial if trial is not None else copy.deepcopy(config)
         for value in override.sweep_string_iterator():
             typed = _as_typed(value)
             if "${" in typed:
@@ -89,7 +100,7 @@ def check_sweep_values(config: DictConfig) -> None:
             except (HydraException, OmegaConfBaseException) as error:
                 cause = str(error.__cause__ or error).strip().splitlines()[0]
                 raise ConfigError(
-                    f"{where}{override.input_line}: the value {typed} does not fit {key} ({cause}); "
+                    f"{entry.where()}{override.input_line}: the value {typed} does not fit {key} ({cause}); "
                     f"give {key} values it accepts"
                 ) from error
 
@@ -103,37 +114,59 @@ def _literal(override: Override) -> bool:
     return all("${" not in _as_typed(v) and not v.lstrip().startswith(("{", "[")) for v in values)
 
 
-def _unresolvable_anywhere(error: BaseException | None) -> bool:
-    """A `${...}` naming no key, or an environment variable that is not set: no value of another key changes that."""
+def _unresolvable_anywhere(error: InterpolationResolutionError) -> bool:
+    """A `${...}` naming no key, or an environment variable that is not set: no job's values change that. (Told
+    by OmegaConf's message for oc.env: if that wording changes, such a `${...}` is only left to the jobs.)"""
     if isinstance(error, InterpolationKeyError):
         return True
-    seen = error  # OmegaConf chains what oc.env raised as context
+    seen: BaseException | None = error  # OmegaConf chains what oc.env raised as context
     while seen is not None and not isinstance(seen, KeyError):
         seen = seen.__cause__ or seen.__context__
     return seen is not None and str(seen).strip("'\"").startswith("Environment variable")
+
+
+def _first_unresolvable(node: DictConfig | ListConfig) -> InterpolationResolutionError | None:
+    """The first `${...}` under `node` that resolves nowhere, every value looked at (not only up to the first error
+    of any kind, which may be a job's to judge)."""
+    keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else list(range(len(node)))
+    for key in keys:
+        if OmegaConf.is_missing(node, key):
+            continue
+        try:
+            value = node[key]
+        except InterpolationResolutionError as error:
+            if _unresolvable_anywhere(error):
+                return error
+            continue
+        if isinstance(value, (DictConfig, ListConfig)) and not OmegaConf.is_interpolation(node, key):
+            found = _first_unresolvable(value)
+            if found is not None:
+                return found
+    return None
 
 
 def check_shared_interpolations(config: DictConfig) -> None:
     """A `${...}` that resolves nowhere in a key no job changes would fail every job, each in its own line after the
     sweep's record opened: refuse it now, in the line a single run gives. Judged only when every swept override is a
     plain value of a key (a group choice, `+`/`++`/`~`, or a `${...}`, dict or list value may add or change what
-    it names); a refusal of one of mlexp's resolvers, or a type error, is left to the jobs."""
+    it names), with the swept keys unset (what reads one is each job's to judge) and the environment a job gets
+    (hydra.job.env_set, the thread variables); a type error or a refusal of one of mlexp's resolvers is left to
+    the jobs."""
     swept = [s.override for s in _swept(config, OverridesParser.create())]
     groups = set(config.hydra.runtime.choices)
     if not all(_plain_key(o, groups) and _literal(o) for o in swept):
         return
     shared = OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"])  # as a job's, no hydra
     try:
-        resolved_config(shared)
-    except InterpolationResolutionError:
-        return  # one of mlexp's resolvers refused: its reason may depend on a swept value
-    except ConfigError as refused:
-        error = refused.__cause__
-        failing = str(getattr(error, "full_key", ""))
-        keys = [o.key_or_group for o in swept]
-        touched = any(failing == k or failing.startswith(f"{k}.") or k.startswith(f"{failing}.") for k in keys)
-        if _unresolvable_anywhere(error) and not touched:
-            raise
+        for override in swept:  # keys the config lacks were refused before (mlexp.config.overrides)
+            OmegaConf.update(shared, override.key_or_group, MISSING, merge=False)
+        env = {str(k): str(v) for k, v in (config.hydra.job.get("env_set") or {}).items()}
+    except OmegaConfBaseException:
+        return  # a swept key this cannot unset, or an env_set that does not resolve: the jobs judge
+    with env_override({**thread_variables(config), **env}):
+        error = _first_unresolvable(shared)
+    if error is not None:
+        raise unresolvable(error)
 
 
 def check_sweep(config: DictConfig) -> None:

@@ -41,17 +41,18 @@ def threads_per_trial(config: DictConfig) -> int:
     return chosen if chosen > 0 else max(1, cores() // parallel_jobs(config))
 
 
-def set_thread_variables(config: DictConfig) -> None:
-    """Give the sweep's workers their share of the cores before they import NumPy or MXNet (they inherit these).
-
-    A value set in the environment is kept unless compute.num_threads names one.
-    """
+def thread_variables(config: DictConfig) -> dict[str, str]:
+    """The thread variables the sweep gives its jobs: their share of the cores. A value set in the environment is
+    kept unless compute.num_threads names one."""
     if parallel_jobs(config) == 1 and not config.compute.num_threads:
-        return  # one trial at a time: the libraries' own default (every core) is the share
+        return {}  # one trial at a time: the libraries' own default (every core) is the share
     threads = str(threads_per_trial(config))
-    for name in THREAD_VARIABLES:
-        if config.compute.num_threads or name not in os.environ:
-            os.environ[name] = threads
+    return {name: threads for name in THREAD_VARIABLES if config.compute.num_threads or name not in os.environ}
+
+
+def set_thread_variables(config: DictConfig) -> None:
+    """Give the sweep's workers their share of the cores before they import NumPy or MXNet (they inherit these)."""
+    os.environ.update(thread_variables(config))
 
 
 def joblib_arguments(config: DictConfig) -> dict[str, Any]:
