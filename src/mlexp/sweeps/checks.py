@@ -22,7 +22,6 @@ from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError
-from mlexp.sweeps.workers import thread_variables
 
 
 def _sweep_overrides(overrides: list[str]) -> list[str]:
@@ -152,6 +151,8 @@ def check_shared_interpolations(config: DictConfig) -> None:
     it names), with the swept keys unset (what reads one is each job's to judge) and the environment a job gets
     (hydra.job.env_set, the thread variables); a type error or a refusal of one of mlexp's resolvers is left to
     the jobs."""
+    from mlexp.sweeps.workers import thread_variables  # only when a sweep starts: a single run never needs it
+
     swept = [s.override for s in _swept(config, OverridesParser.create())]
     groups = set(config.hydra.runtime.choices)
     if not all(_plain_key(o, groups) and _literal(o) for o in swept):
