@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import marshal
 import os
 import subprocess
@@ -157,7 +158,7 @@ def test_the_cache_reader_takes_only_a_whole_private_regular_file(tmp_path):
     assert mxnet_operators._read(folder) == {}
 
 
-def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not_used(monkeypatch, tmp_path):
+def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not_used(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     path = mxnet_operators.cache_file()
     assert path is not None and path.parent == Path.home() / ".cache" / "mlexp"
@@ -167,6 +168,7 @@ def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not
     elsewhere.parent.mkdir()
     for library in (other, elsewhere):
         library.write_bytes(b"\0" * 16)
+        os.utime(library, ns=(0, 0))  # the same size and time: only the path tells them apart
     monkeypatch.setenv("MXNET_LIBRARY_PATH", str(other))
     by_variable = mxnet_operators.cache_file()
     monkeypatch.chdir(tmp_path)
@@ -174,6 +176,10 @@ def test_the_cache_file_is_per_python_and_build_and_a_relative_cache_home_is_not
     assert mxnet_operators.cache_file() == path
     monkeypatch.setenv("LD_LIBRARY_PATH", str(elsewhere.parent))
     by_search_path = mxnet_operators.cache_file()
+    monkeypatch.setenv("MXNET_LIBRARY_PATH", str(tmp_path / "missing.so"))  # MXNet warns and looks elsewhere
+    with caplog.at_level(logging.WARNING):
+        assert mxnet_operators.cache_file() == by_search_path
+    assert not caplog.records and not logging.root.filters  # MXNet's import says it, once; no filter left behind
     assert len({path, by_variable, by_search_path}) == 3 and None not in (by_variable, by_search_path)
     monkeypatch.delenv("LD_LIBRARY_PATH")
     monkeypatch.setenv("MLEXP_MXNET_OPERATOR_CACHE", "0")

@@ -11,6 +11,7 @@ import shutil
 import signal
 import sqlite3
 import time
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -296,9 +297,15 @@ def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key(t
         check_sweep_values(config)
     config.hydra.overrides.task.append("model.l1_size=4,8")  # the command's values replace the file's
     check_sweep_values(config)
+    config.hydra.overrides.task[-1] = "++model.l1_size=32"  # another key to the sweeper: each job gets both
+    with pytest.raises(ConfigError, match=expected):
+        check_sweep_values(config)
+    config.hydra.overrides.task[-1] = "model.l1_size=4,8"
+    config.hydra.overrides.task.append("model.l1_activation=glob(re*)")  # a glob: only Hydra can list it
+    check_sweep_values(config)
 
 
-def _judged(config, values: dict[str, str], swept: list[str]) -> None:
+def _judged(config, values: dict[str, Any], swept: list[str]) -> None:
     trial = config.copy()
     for key, value in values.items():
         OmegaConf.update(trial, key, value, force_add=True)
@@ -321,6 +328,9 @@ def test_an_interpolation_no_job_can_resolve_is_refused(tmp_project, monkeypatch
     for message, values in refused.items():
         with pytest.raises(ConfigError, match=re.escape(message)):
             _judged(config, values, ["model.l1_size=4,8"])
+    # in what the sweep's thread share reads: named in the same line, not an error of the check's own
+    with pytest.raises(ConfigError, match=re.escape("compute.num_threads: Interpolation key 'nope' not found")):
+        _judged(config, {"compute.num_threads": "${nope}"}, ["model.l1_size=4,8"])
 
 
 def test_an_interpolation_a_job_may_resolve_is_left_to_the_jobs(tmp_project, monkeypatch):
@@ -351,10 +361,17 @@ def test_an_interpolation_a_job_may_resolve_is_left_to_the_jobs(tmp_project, mon
         {"compute.num_threads": "1", "tracking.experiment_name": "${oc.env:OMP_NUM_THREADS}"},
         ["model.l1_size=4,8"],
     )
+    _judged(config, {"tracking.experiment_name": "${oc.env:MLEXP_SWEEP_ID}"}, ["model.l1_size=4,8"])
+    assert "NOPE_VAR" not in os.environ and "MLEXP_SWEEP_ID" not in os.environ  # this process's are left alone
     # a wrong type, and a refusal of mlexp's own resolvers: each job says it in its own line
     _judged(config, {"model.l2_size": "${task.name}"}, ["model.l1_size=4,8"])
     monkeypatch.delenv("MLEXP_TRACKING_SERVER", raising=False)
     _judged(config, {"tracking.experiment_name": "${mlexp_tracking_server:}"}, ["model.l1_size=4,8"])
+    # a swept task: each job's own task config holds what the ${...} names (churn's model has max_depth)
+    _judged(config, {"compute.base_job_name": "${model.max_depth}"}, ["task=churn_incentives,churn_incentives"])
+    # an env_set that cannot resolve, a glob: the jobs (and Hydra) judge
+    _judged(config, {"hydra.job.env_set": {"X": "${nope}"}, "model.l2_size": "${nope}"}, ["model.l1_size=4,8"])
+    _judged(config, {"model.l2_size": "${nope}"}, ["model.l1_activation=glob(re*)"])
 
 
 @STORE_EXISTS

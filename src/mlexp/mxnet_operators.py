@@ -74,18 +74,19 @@ def cache_file() -> Path | None:
 
 def _library(package: Path) -> Path:
     """The libmxnet MXNet will load, as MXNet's own libinfo finds it (MXNET_LIBRARY_PATH, LD_LIBRARY_PATH, the
-    package). libinfo is run from its file: importing mxnet.libinfo would import MXNet; its warnings about the
-    variables are left to MXNet's import, which gives them again."""
+    package). libinfo is run from its file: importing mxnet.libinfo would import MXNet. Its warnings about those
+    variables are dropped here (MXNet's import gives them right after); like MXNet's, a warning sets up logging's
+    default handler if the program has none."""
     spec = importlib.util.spec_from_file_location("_mlexp_mxnet_libinfo", package / "libinfo.py")
     assert spec is not None and spec.loader is not None
     libinfo = importlib.util.module_from_spec(spec)
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
+    spec.loader.exec_module(libinfo)
+    unsaid = logging.Filter("_mlexp_nothing")  # passes no record of the root logger, which libinfo warns with
+    logging.root.addFilter(unsaid)
     try:
-        spec.loader.exec_module(libinfo)
         return Path(os.path.abspath(libinfo.find_lib_path()[0]))
     finally:
-        logging.disable(previous)
+        logging.root.removeFilter(unsaid)
 
 
 def _owned_privately(info: os.stat_result) -> bool:

@@ -22,6 +22,7 @@ from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError
+from mlexp.sweeps import SWEEP_ENV
 
 
 def _sweep_overrides(overrides: list[str]) -> list[str]:
@@ -41,9 +42,9 @@ class Swept(NamedTuple):
 
 def _swept(config: DictConfig, parser: OverridesParser) -> list[Swept]:
     """The command's sweep overrides, then the sweeper's own search space (`hydra.sweeper.params`) less the keys the
-    command also gives: Hydra applies neither to the config the sweep callback sees. The command's replace the
-    file's, as in Hydra's basic sweeper (Optuna's keeps a fixed value of the file's over a command's search: its
-    discarded values are then the ones checked, and a bad one refused)."""
+    command also gives: Hydra applies neither to the config the sweep callback sees. A key given in both takes the
+    command's values, as in Hydra's basic sweeper; Optuna's keeps a fixed value from the file instead, and then the
+    command's values, which it ignores, are the ones checked."""
     command = parser.parse_overrides(command_overrides(config.hydra))
     swept = [Swept(o, None) for o in command if o.is_sweep_override()]
     params = config.hydra.sweeper.get("params") or {}
@@ -68,6 +69,14 @@ def _as_typed(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value)  # Hydra escapes ${…} and the like in sweep values
 
 
+def _listed(override: Override) -> list[str] | None:
+    """The values a discrete sweep lists; None for a glob (only Hydra's config loader can list a group's options)."""
+    try:
+        return list(override.sweep_string_iterator())
+    except HydraException:
+        return None
+
+
 def check_sweep_values(config: DictConfig) -> None:
     """Each listed value of a swept key must fit the key (`model.l1_size=8,abc`): one line now, not Hydra's report
     after the sweep's record has opened. Checked: plain `key=a,b` sweeps of keys the config has, on the command line
@@ -82,15 +91,15 @@ def check_sweep_values(config: DictConfig) -> None:
     if "task" in swept_groups:
         return  # each task composes its own config
     absent = object()
-    trial = None  # one copy for every key: a value checked replaces only its own key's
     for entry in swept:
         override, key = entry.override, entry.override.key_or_group
         if not (_plain_key(override, groups) and override.is_discrete_sweep()) or key.split(".")[0] in swept_groups:
             continue
-        if OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is absent:
+        values = _listed(override)
+        if values is None or OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is absent:
             continue
-        trial = trial if trial is not None else copy.deepcopy(config)
-        for value in override.sweep_string_iterator():
+        trial = copy.deepcopy(config)  # one per key: another key's values (a parent's null) must not be in the way
+        for value in values:
             typed = _as_typed(value)
             if "${" in typed:
                 continue
@@ -109,7 +118,9 @@ def _literal(override: Override) -> bool:
     or change what another `${...}` names."""
     if override.is_sweep_override() and not override.is_discrete_sweep():
         return True  # an interval: numbers
-    values = override.sweep_string_iterator() if override.is_sweep_override() else [str(override.value())]
+    values = _listed(override) if override.is_sweep_override() else [str(override.value())]
+    if values is None:
+        return False  # a glob: a group's options
     return all("${" not in _as_typed(v) and not v.lstrip().startswith(("{", "[")) for v in values)
 
 
@@ -137,6 +148,7 @@ def _first_unresolvable(node: DictConfig | ListConfig) -> InterpolationResolutio
             if _unresolvable_anywhere(error):
                 return error
             continue
+        # an alias of another node is walked where that node is (through the alias, a cycle would never end)
         if isinstance(value, (DictConfig, ListConfig)) and not OmegaConf.is_interpolation(node, key):
             found = _first_unresolvable(value)
             if found is not None:
@@ -159,12 +171,18 @@ def check_shared_interpolations(config: DictConfig) -> None:
         return
     shared = OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"])  # as a job's, no hydra
     try:
-        for override in swept:  # keys the config lacks were refused before (mlexp.config.overrides)
+        for override in swept:
             OmegaConf.update(shared, override.key_or_group, MISSING, merge=False)
-        env = {str(k): str(v) for k, v in (config.hydra.job.get("env_set") or {}).items()}
+        env_set = {str(k): str(v) for k, v in (config.hydra.job.get("env_set") or {}).items()}
     except OmegaConfBaseException:
         return  # a swept key this cannot unset, or an env_set that does not resolve: the jobs judge
-    with env_override({**thread_variables(config), **env}):
+    try:
+        threads = thread_variables(config)
+    except OmegaConfBaseException:
+        threads = {}  # a ${...} in compute.num_threads or the job count: the walk names it
+    # what a job's environment has and this process has not yet: the sweep's own variables (set when its record
+    # opens; any value resolves), the thread share, and hydra.job.env_set, which Hydra applies last
+    with env_override({**dict.fromkeys(SWEEP_ENV, ""), **threads, **env_set}):
         error = _first_unresolvable(shared)
     if error is not None:
         raise unresolvable(error)
