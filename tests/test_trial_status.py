@@ -269,22 +269,20 @@ def test_a_sweep_value_its_key_cannot_take_is_one_line_before_the_sweep_opens_a_
     assert store_client(tmp_project).get_experiment_by_name("tabular_regression-sweeps") is None
 
 
-def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs(tmp_project):
+def _sweep_config(tmp_project, *overrides: str):
     make_composable()
     with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
-        config = compose("config", overrides=["task=tabular_regression"], return_hydra_config=True)
+        return compose("config", overrides=["task=tabular_regression", *overrides], return_hydra_config=True)
+
+
+def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs(tmp_project):
+    config = _sweep_config(tmp_project)
     # a ${...} naming another swept key (only a job's config has it), a + override (Hydra's to judge)
     config.hydra.overrides.task = ["+base=8,16", "model.l1_size=${base},4", "+model.l2=a,b"]
     check_sweep_values(config)
     config.hydra.overrides.task = ["+base=8,16", "model.l1_size=${base},x"]
     with pytest.raises(ConfigError, match="the value x does not fit model.l1_size"):
         check_sweep_values(config)
-
-
-def _sweep_config(tmp_project, *overrides: str):
-    make_composable()
-    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
-        return compose("config", overrides=["task=tabular_regression", *overrides], return_hydra_config=True)
 
 
 def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key(tmp_project):

@@ -33,6 +33,13 @@ def command_overrides(hydra: DictConfig | HydraConf) -> list[str]:
     return [str(override) for override in overrides]
 
 
+def sweeper_params(hydra: DictConfig | HydraConf) -> list[str]:
+    """The sweep file's own search space (`hydra.sweeper.params`) as the override strings Hydra's sweepers make of
+    it, before the command line's."""
+    params = hydra.sweeper.get("params") or {}
+    return [f"{key}={value}" for key, value in params.items()]
+
+
 def config_groups(conf_dir: Path) -> dict[str, list[str]]:
     """Each config group in conf/ and its options (the YAML files in its folder)."""
     return {

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from mlexp.config.overrides import command_overrides
+from mlexp.config.overrides import command_overrides, sweeper_params
 from mlexp.errors import ConfigError
 
 # SageMaker's limits (CreateHyperParameterTuningJob): values of one categorical range, ranges of one job
@@ -64,7 +64,7 @@ def _sweep_arguments(cfg: DictConfig) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = cfg.hydra.sweeper.get("params") or {}
-    arguments = [f"{key}={value}" for key, value in params.items()]
+    arguments = sweeper_params(cfg.hydra)
     command_line = command_overrides(cfg.hydra)
     parsed = OverridesParser.create().parse_overrides(command_line)
     return arguments + [

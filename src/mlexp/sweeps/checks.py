@@ -18,7 +18,7 @@ from omegaconf.errors import (
     OmegaConfBaseException,
 )
 
-from mlexp.config.overrides import command_overrides
+from mlexp.config.overrides import command_overrides, sweeper_params
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError
@@ -47,10 +47,8 @@ def _swept(config: DictConfig, parser: OverridesParser) -> list[Swept]:
     command's values, which it ignores, are the ones checked."""
     command = parser.parse_overrides(command_overrides(config.hydra))
     swept = [Swept(o, None) for o in command if o.is_sweep_override()]
-    params = config.hydra.sweeper.get("params") or {}
     try:
-        entries = [f"{key}={value}" for key, value in params.items()]  # as Hydra's sweepers read them
-        from_params = parser.parse_overrides(entries)
+        from_params = parser.parse_overrides(sweeper_params(config.hydra))
     except (HydraException, OmegaConfBaseException):
         return swept  # the sweeper reports its own search space
     given = {o.get_key_element() for o in command}  # the sweepers' key: with its +/++/~ and package
