@@ -11,6 +11,7 @@ import json
 import shutil
 import tarfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -116,6 +117,15 @@ def handler_answer(handler: ModuleType, model: object, body: str, content_type: 
     data = handler.input_fn(body.encode(), content_type)
     answer: tuple[str, str] = handler.output_fn(handler.predict_fn(data, model), accept)
     return answer
+
+
+def test_two_deploys_in_one_second_get_two_resource_names_within_sagemakers_limit():
+    first = datetime(2026, 12, 5, 2, 33, 27, 120_000, tzinfo=UTC)
+    names = {
+        sagemaker_endpoint._resource_name("mlexp-" + "x" * 80, "v12", first + timedelta(milliseconds=ms))
+        for ms in (0, 1, 500)
+    }
+    assert len(names) == 3 and all(len(name) <= 63 for name in names)
 
 
 def test_missing_role_is_refused_in_one_line_before_anything_is_uploaded(aws: FakeAws, here: Path):

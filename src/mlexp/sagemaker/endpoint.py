@@ -146,7 +146,8 @@ def image_uri(deploy: DictConfig, region: str) -> str:
 
 
 def _resource_name(endpoint: str, label: str, now: datetime) -> str:
-    stamp = now.strftime("%Y%m%d-%H%M%S")
+    # to the millisecond: a second deploy within the same second (new instances for the same model) needs a new name
+    stamp = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}"
     head = endpoint[: NAME_LIMIT - len(label) - len(stamp) - 2].rstrip("-")
     return f"{head}-{label}-{stamp}"
 
