@@ -17,7 +17,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_process_group, store_client, trials_of
 from mlexp.compare import TrialRow, best_first
@@ -261,11 +261,27 @@ def test_a_sweep_value_its_key_cannot_take_is_one_line_before_the_sweep_opens_a_
         "model.l1_activation=relu,swish": "the value swish does not fit model.l1_activation (Invalid value 'swish', "
         "expected one of [relu, tanh, sigmoid, softrelu, softsign])",
     }
-    for override, reason in cases.items():
+    lines = {
+        override: f"{override}: {reason}; give {override.split('=')[0].lstrip('+')} values it accepts"
+        for override, reason in cases.items()
+    }
+    lines["++model.l1_size=4,abc"] = (
+        "++model.l1_size=4,abc: the value abc does not fit model.l1_size (Value 'abc' of type 'str' could not be "
+        "converted to Integer); give model.l1_size values it accepts"
+    )
+    lines["+model.l1_size=4,8"] = (
+        "+model.l1_size=4,8: model.l1_size is in the config already, so + cannot add it; sweep it without the +: "
+        "model.l1_size=4,8"
+    )
+    lines["model.l1_size=interval(4,8)"] = (  # Hydra's grid would stop with a traceback
+        "model.l1_size=interval(4,8): a grid runs listed values, and an interval lists none; give values "
+        "(model.l1_size=a,b or model.l1_size=range(start,stop,step)), or search the interval with sweep=random or "
+        "sweep=tpe"
+    )
+    for override, line in lines.items():
         done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, override, check=False)
         assert done.returncode == 2, done.stderr
-        key = override.split("=")[0]
-        assert done.stderr.strip().splitlines() == [f"mlexp: error: {override}: {reason}; give {key} values it accepts"]
+        assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
     assert store_client(tmp_project).get_experiment_by_name("tabular_regression-sweeps") is None
 
 
@@ -301,6 +317,31 @@ def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key(t
     config.hydra.overrides.task[-1] = "model.l1_size=4,8"
     config.hydra.overrides.task.append("model.l1_activation=glob(re*)")  # a glob: only Hydra can list it
     check_sweep_values(config)
+
+
+def test_a_sweep_file_written_for_another_task_is_refused_naming_the_key_it_lacks(tmp_project):
+    config = _sweep_config(tmp_project, "sweep=abalone_architectures")
+    config.hydra.overrides.task = ["task=tabular_regression", "sweep=abalone_architectures"]
+    params = config.hydra.sweeper.params
+    with open_dict(params):
+        params["+model.extra"] = "1,2"  # `+` adds a key: any task may
+        check_sweep_values(config)
+        params["model.l1_sise"] = "1,2"
+    with pytest.raises(ConfigError) as refused:
+        check_sweep_values(config)
+    assert str(refused.value).startswith(
+        "hydra.sweeper.params of sweep=abalone_architectures: model.l1_sise is not a key of model; did you mean "
+        "model.l1_size? valid keys: "
+    )
+    assert str(refused.value).endswith(
+        "; sweep=abalone_architectures searches keys task tabular_regression does not have: choose a sweep made for "
+        "task tabular_regression, or give the search on the command line"
+    )
+    # the abalone sweep with the taxi task: the README's example
+    config = _sweep_config(tmp_project, "task=anomaly_detection", "sweep=abalone_architectures")
+    config.hydra.overrides.task = ["task=anomaly_detection", "sweep=abalone_architectures"]
+    with pytest.raises(ConfigError, match="^hydra.sweeper.params of sweep=abalone_architectures: model.l1_size is not"):
+        check_sweep_values(config)
 
 
 def _judged(config, values: dict[str, Any], swept: list[str]) -> None:
@@ -386,9 +427,10 @@ def test_a_sweep_whose_shared_config_names_no_key_is_one_line_before_its_record_
 
 @STORE_EXISTS
 def test_a_sweep_hydra_stops_after_its_record_opened_exits_non_zero_with_the_record_failed(tmp_project):
-    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "+model.l1_size=4,8", check=False)
+    # a sweep of deletions: no check judges it, Hydra refuses it once the record is open
+    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "~model.l1_size=4,8", check=False)
     assert done.returncode == 1
-    assert "Could not append to config. An item is already at 'model.l1_size'" in done.stderr
+    assert "Could not delete from config. The value of 'model.l1_size' is 32 and not 4" in done.stderr
     client = store_client(tmp_project)
     [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
     assert sweep.info.status == "FAILED"  # not left RUNNING

@@ -67,7 +67,7 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
     except HydraException:
         return  # Hydra reports what it cannot compose itself
     for key in values:
-        _check_key(cfg, key)
+        check_key(cfg, key)
     if passed is not None:
         try:
             passed.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None
     """
     _, values = _check_options(conf_dir, overrides, check_options=False)
     for key in values or []:
-        _check_key(cfg, key)
+        check_key(cfg, key)
 
 
 def _check_options(
@@ -194,7 +194,9 @@ def _task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
     return {str(group): [str(option) for option in options] for group, options in choices.items()}
 
 
-def _check_key(cfg: DictConfig, key: str) -> None:
+def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
+    """Fail in one line, naming the keys that exist and the closest one, when `key` is not in `cfg`; `addable`: an
+    override could add it with `+`, and the line says so."""
     node: DictConfig = cfg
     walked: list[str] = []
     parts = key.split(".")
@@ -213,7 +215,5 @@ def _check_key(cfg: DictConfig, key: str) -> None:
         close = difflib.get_close_matches(part, known, n=1)
         prefix = ".".join(walked) + "." if walked else ""
         hint = f"did you mean {prefix}{close[0]}? " if close else ""
-        raise ConfigError(
-            f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)} "
-            f"(to add a new key on purpose, write +{key}=...)"
-        )
+        add = f" (to add a new key on purpose, write +{key}=...)" if addable else ""
+        raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")

@@ -18,7 +18,7 @@ from omegaconf.errors import (
     OmegaConfBaseException,
 )
 
-from mlexp.config.overrides import command_overrides, sweeper_params
+from mlexp.config.overrides import check_key, command_overrides, sweeper_params
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError
@@ -56,10 +56,15 @@ def _swept(config: DictConfig, parser: OverridesParser) -> list[Swept]:
     return swept + [Swept(o, sweep_file) for o in from_params if o.get_key_element() not in given]
 
 
-def _plain_key(override: Override, groups: set[str]) -> bool:
-    """A value change of a config key (not a group choice, `+`/`++`/`~`, a package or Hydra's own settings)."""
+# how each kind of value override is written: the check applies each value the way the command gives it
+_PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
+
+
+def _plain_key(override: Override, groups: set[str], *, adding: bool = False) -> bool:
+    """A value change of a config key, or with `adding` also `+key`/`++key` (not a group choice, `~`, a package or
+    Hydra's own settings)."""
     key = override.key_or_group
-    plain = override.type == OverrideType.CHANGE and override.package is None
+    plain = override.type in (_PREFIXES if adding else (OverrideType.CHANGE,)) and override.package is None
     return plain and not key.startswith("hydra") and key not in groups and "/" not in key
 
 
@@ -77,11 +82,12 @@ def _listed(override: Override) -> list[str] | None:
 
 def check_sweep_values(config: DictConfig) -> None:
     """Each listed value of a swept key must fit the key (`model.l1_size=8,abc`): one line now, not Hydra's report
-    after the sweep's record has opened. Checked: plain `key=a,b` sweeps of keys the config has, on the command line
-    or in the sweep's `hydra.sweeper.params`, against the config every job shares. Not checked: group choices, keys
-    under a swept group (or any, when the task is swept), `+`/`++`/`~` overrides, keys the config lacks (a wrong
-    key was refused before, in mlexp.config.overrides), nor `${...}` values (they may name another swept key, which
-    only each job's config holds)."""
+    after the sweep's record has opened. Checked against the config every job shares: `key=a,b`, `+key=a,b` and
+    `++key=a,b` sweeps, on the command line or in the sweep's `hydra.sweeper.params`. A `+` must add a key the
+    config lacks (or holds as null); a sweep file's key must be one this task's config has (the command line's
+    keys were checked before, in mlexp.config.overrides). Not checked: group choices, keys under a swept group (or
+    any, when the task is swept), `~` overrides, packages, nor `${...}` values (they may name another swept key,
+    which only each job's config holds)."""
     parser = OverridesParser.create()
     swept = _swept(config, parser)
     groups = set(config.hydra.runtime.choices)
@@ -91,24 +97,53 @@ def check_sweep_values(config: DictConfig) -> None:
     absent = object()
     for entry in swept:
         override, key = entry.override, entry.override.key_or_group
-        if not (_plain_key(override, groups) and override.is_discrete_sweep()) or key.split(".")[0] in swept_groups:
+        if (
+            not (_plain_key(override, groups, adding=True) and override.is_discrete_sweep())
+            or key.split(".")[0] in swept_groups
+        ):
             continue
         values = _listed(override)
-        if values is None or OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is absent:
+        if values is None:
             continue
+        exists = OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is not absent
+        if not exists:
+            _check_file_key(entry, config)
+            continue  # `+key`: Hydra adds it, any value
         trial = copy.deepcopy(config)  # one per key: another key's values (a parent's null) must not be in the way
+        # Hydra's `+` adds to a key that is null (else only a dict or list value, merged)
+        taken = override.is_add() and OmegaConf.select(config, key, throw_on_resolution_failure=False) is not None
+        line, prefix = override.input_line or key, _PREFIXES[override.type]
         for value in values:
             typed = _as_typed(value)
             if "${" in typed:
                 continue
             try:
-                ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([f"{key}={value}"]), trial)
+                ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([f"{prefix}{key}={value}"]), trial)
             except (HydraException, OmegaConfBaseException) as error:
+                if taken:
+                    raise ConfigError(
+                        f"{entry.where()}{line}: {key} is in the config already, so + cannot add it; sweep it "
+                        f"without the +: {line.lstrip('+')}"
+                    ) from error
                 cause = str(error.__cause__ or error).strip().splitlines()[0]
                 raise ConfigError(
-                    f"{entry.where()}{override.input_line}: the value {typed} does not fit {key} ({cause}); "
+                    f"{entry.where()}{line}: the value {typed} does not fit {key} ({cause}); "
                     f"give {key} values it accepts"
                 ) from error
+
+
+def _check_file_key(entry: Swept, config: DictConfig) -> None:
+    """A key of the sweep file's search space that this task's config lacks: the file was written for another task."""
+    if entry.sweep_file is None or entry.override.type != OverrideType.CHANGE:
+        return  # the command line's keys were checked before the sweep began; `+`/`++` adds the key
+    task = config.task.name
+    try:
+        check_key(config, entry.override.key_or_group, addable=False)
+    except ConfigError as error:
+        raise ConfigError(
+            f"{entry.where()}{error}; sweep={entry.sweep_file} searches keys task {task} does not have: choose "
+            f"a sweep made for task {task}, or give the search on the command line"
+        ) from None
 
 
 def _literal(override: Override) -> bool:
@@ -186,6 +221,18 @@ def check_shared_interpolations(config: DictConfig) -> None:
         raise unresolvable(error)
 
 
+def check_grid_lists(config: DictConfig) -> None:
+    """A grid (Hydra's basic sweeper) runs listed values only: an `interval(...)` would stop it, after the sweep's
+    record opened, with a traceback of Hydra's."""
+    for entry in _swept(config, OverridesParser.create()):
+        if entry.override.is_interval_sweep():
+            line, key = entry.override.input_line, entry.override.key_or_group
+            raise ConfigError(
+                f"{entry.where()}{line}: a grid runs listed values, and an interval lists none; give values "
+                f"({key}=a,b or {key}=range(start,stop,step)), or search the interval with sweep=random or sweep=tpe"
+            )
+
+
 def check_sweep(config: DictConfig) -> None:
     """Refuse combinations that would waste or block a sweep: say which and what to do instead."""
     task = config.task.name
@@ -228,6 +275,7 @@ def check_sweep(config: DictConfig) -> None:
                 "e.g. 'model.learning_rate=tag(log, interval(0.001, 0.1))' 'model.l1_size=choice(16, 32, 64)'"
             )
         return
+    check_grid_lists(config)
     if any(o.split("=", 1)[0].lstrip("+~") == "sweep.max_jobs" for o in overrides):
         raise ConfigError(
             "sweep.max_jobs caps random and Bayesian searches; a grid runs every combination of its values. "
