@@ -155,3 +155,13 @@ def test_a_tracking_server_url_on_the_command_line_replaces_the_environment_one(
         tmp_project, "task=tabular_regression", "tracking=server", "tracking.uri=http://127.0.0.1:5000", "--cfg", "job"
     )
     assert "uri: http://127.0.0.1:5000" in done.stdout
+
+
+def test_an_override_hydras_grammar_cannot_parse_is_one_line_naming_it(tmp_project):
+    for args, reason in {
+        ("task=tabular_regression", "model.l1_size=[1"): "model.l1_size=[1: no viable alternative at input '[1'",
+        ("-m", "task=tabular_regression", "model.l1_size=choice()"): "model.l1_size=choice(): ValueError while "
+        "evaluating 'choice()': empty choice is not legal",
+    }.items():
+        message = _one_line_error(tmp_project, *args)
+        assert message == f"{reason}; the override grammar: https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"

@@ -23,7 +23,7 @@ from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_p
 from mlexp.compare import TrialRow, best_first
 from mlexp.config import make_composable
 from mlexp.errors import ConfigError
-from mlexp.sweeps.checks import check_shared_interpolations, check_sweep_values
+from mlexp.sweeps.checks import check_search_space, check_shared_interpolations, check_sweep_values
 from mlexp.tracking import tags
 from mlexp.tracking.trial_state import read_trial_state
 
@@ -278,8 +278,12 @@ def test_a_sweep_value_its_key_cannot_take_is_one_line_before_the_sweep_opens_a_
         "(model.l1_size=a,b or model.l1_size=range(start,stop,step)), or search the interval with sweep=random or "
         "sweep=tpe"
     )
-    for override, line in lines.items():
-        done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, override, check=False)
+    lines["sweep=tpe model.learning_rate=interval(0.1,0.01)"] = (  # Optuna's sweeper would stop with a traceback
+        "model.learning_rate=interval(0.1,0.01): The `low` value must be smaller than or equal to the `high` value "
+        "(low=0.1, high=0.01); give a search the sweeper can run"
+    )
+    for overrides, line in lines.items():
+        done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, *overrides.split(" "), check=False)
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
     assert store_client(tmp_project).get_experiment_by_name("tabular_regression-sweeps") is None
@@ -342,6 +346,42 @@ def test_a_sweep_file_written_for_another_task_is_refused_naming_the_key_it_lack
     config.hydra.overrides.task = ["task=anomaly_detection", "sweep=abalone_architectures"]
     with pytest.raises(ConfigError, match="^hydra.sweeper.params of sweep=abalone_architectures: model.l1_size is not"):
         check_sweep_values(config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.l1_size=range(1,5,0)"], "model.l1_size=range(1,5,0): range() arg 3 must not be zero; give a search"),
+        (["model.l1_size=range(5,1)"], "model.l1_size=range(5,1) lists no values, so the grid would run no trial"),
+        (["sweep=tpe", "model.l1_size=range(1,5,0)"], "The `step` value must be non-zero positive value"),
+        (["sweep=tpe", "model.learning_rate=tag(log,interval(0,0.1))"], "must be larger than 0 for a log"),
+        (["sweep=tpe", "model.l1_activation=glob(re*)"], "Optuna's sweeper searches choice(...), range(...) and"),
+        (["sweep=random", "sweep.max_jobs=0", "model.l1_size=4,8"], "sweep.max_jobs=0: a search runs sweep.max_jobs"),
+    ],
+)
+def test_a_search_its_sweeper_cannot_run_is_refused_before_the_record_opens(tmp_project, overrides, message):
+    sweep = [o for o in overrides if o.startswith("sweep=")]
+    config = _sweep_config(tmp_project, *sweep, *(o for o in overrides if o.startswith("sweep.")))
+    config.hydra.overrides.task = ["task=tabular_regression", *overrides]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_search_space(config)
+    # the same search made runnable passes
+    config.hydra.overrides.task = ["task=tabular_regression", *sweep, "model.l1_size=range(1,5)"]
+    if "n_trials" in config.hydra.sweeper:  # Optuna's
+        config.hydra.sweeper.n_trials = 2
+    check_search_space(config)
+
+
+def test_a_check_that_breaks_ends_the_sweep_in_one_line_rather_than_running_it_unrecorded(tmp_project, monkeypatch):
+    from mlexp.sweeps import recorder
+
+    def broken(config):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(recorder, "check_sweep", broken)
+    with pytest.raises(SystemExit) as ended:
+        recorder.SweepRecorder().on_multirun_start(_sweep_config(tmp_project))
+    assert ended.value.code == 2  # Hydra only warns about a callback's error, and would run the sweep with no record
 
 
 def _judged(config, values: dict[str, Any], swept: list[str]) -> None:

@@ -14,6 +14,7 @@ import hydra
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
@@ -290,6 +291,9 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         GlobalHydra.instance().clear()
 
 
+GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
+
+
 def main() -> None:
     from mlexp.console import quiet_third_party
 
@@ -314,6 +318,11 @@ def main() -> None:
         check_override_keys(conf_dir, overrides, keys=not single)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OverrideParseException as error:  # Hydra's grammar: its reason, without the traceback it comes with
+        lines = [line.strip() for line in str(error).splitlines()]
+        reason = "; ".join(line for line in lines if line and not line.startswith(("Error parsing", "See http")))
+        print(f"mlexp: error: {error.override}: {reason}; the override grammar: {GRAMMAR_URL}", file=sys.stderr)
         sys.exit(2)
     if _is_tuning_job(argv, overrides):
         sys.exit(_run_tuning_job(conf_dir, overrides))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from typing import Any, NamedTuple
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Glob, Override, OverrideType
 from hydra.core.utils import env_override
 from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -221,6 +222,41 @@ def check_shared_interpolations(config: DictConfig) -> None:
         raise unresolvable(error)
 
 
+def check_search_space(config: DictConfig) -> None:
+    """Each swept override must be a search its sweeper can run (a range with a step; for Optuna, a distribution it
+    accepts, and at least one trial): else the sweeper stops with a traceback after the sweep's record opened."""
+    optuna = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+    for entry in _swept(config, OverridesParser.create()):
+        line = entry.override.input_line or entry.override.key_or_group
+        if optuna and isinstance(entry.override.value(), Glob):
+            raise ConfigError(
+                f"{entry.where()}{line}: Optuna's sweeper searches choice(...), range(...) and interval(...), not "
+                "glob(...); list the options: choice(a,b)"
+            )
+        try:
+            if optuna:
+                _optuna_distribution(entry.override)
+            elif entry.override.is_discrete_sweep() and _listed(entry.override) == []:
+                raise ConfigError(f"{entry.where()}{line} lists no values, so the grid would run no trial; give some")
+        except (ValueError, NotImplementedError) as error:
+            reason = str(error).strip().rstrip(".")
+            raise ConfigError(f"{entry.where()}{line}: {reason}; give a search the sweeper can run") from error
+    if optuna and int(config.hydra.sweeper.n_trials) < 1:
+        raise ConfigError(
+            f"sweep.max_jobs={config.sweep.max_jobs}: a search runs sweep.max_jobs trials (Optuna's "
+            f"hydra.sweeper.n_trials={config.hydra.sweeper.n_trials}); give 1 or more"
+        )
+
+
+def _optuna_distribution(override: Override) -> None:
+    """What Optuna's sweeper makes of the override; raises as the sweeper would."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Optuna sweeper's distributions are deprecated ones: not the user's
+        create_optuna_distribution_from_override(override)
+
+
 def check_grid_lists(config: DictConfig) -> None:
     """A grid (Hydra's basic sweeper) runs listed values only: an `interval(...)` would stop it, after the sweep's
     record opened, with a traceback of Hydra's."""
@@ -261,6 +297,7 @@ def check_sweep(config: DictConfig) -> None:
             f"deploy=registry, then deploy the champion: mlexp task={task} stage=deploy deploy=sagemaker"
         )
     check_compute(config)
+    check_search_space(config)  # before the values are listed: a range without a step lists none
     check_sweep_values(config)
     check_shared_interpolations(config)
     if "optuna" in sweeper.lower() and objective_direction(config) == "report":

@@ -115,6 +115,9 @@ class SweepRecorder(Callback):
         except MlexpError as error:
             print(f"mlexp: error: {error}", file=sys.stderr)
             sys.exit(2)
+        except Exception as error:  # Hydra would only warn, and run the sweep with no record
+            print(f"mlexp: error: the sweep could not be checked: {type(error).__name__}: {error}", file=sys.stderr)
+            sys.exit(2)
         from mlexp.sweeps.compose_cache import cache_running_sweep
         from mlexp.sweeps.workers import set_thread_variables, start_workers
 
