@@ -223,28 +223,40 @@ def check_shared_interpolations(config: DictConfig) -> None:
 
 
 def check_search_space(config: DictConfig) -> None:
-    """Each swept override must be a search its sweeper can run (a range with a step; for Optuna, a distribution it
-    accepts, and at least one trial): else the sweeper stops with a traceback after the sweep's record opened."""
-    optuna = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+    """Each swept override must be a search its sweeper can run: else the sweeper stops with a traceback after the
+    sweep's record opened. A grid (Hydra's basic sweeper) runs listed values: a range with a step and values, no
+    interval. Optuna's takes the distributions it can make (low <= high, a log scale above 0, no glob) and at least
+    one trial."""
+    sweeper = str(config.hydra.sweeper.get("_target_", ""))
+    optuna, grid = "optuna" in sweeper.lower(), sweeper.endswith("BasicSweeper")
     for entry in _swept(config, OverridesParser.create()):
-        line = entry.override.input_line or entry.override.key_or_group
-        if optuna and isinstance(entry.override.value(), Glob):
+        override = entry.override
+        line = f"{entry.where()}{override.input_line or override.key_or_group}"
+        if optuna and isinstance(override.value(), Glob):
             raise ConfigError(
-                f"{entry.where()}{line}: Optuna's sweeper searches choice(...), range(...) and interval(...), not "
-                "glob(...); list the options: choice(a,b)"
+                f"{line}: Optuna's sweeper searches choice(...), range(...) and interval(...), not glob(...); list "
+                "the options: choice(a,b)"
+            )
+        if grid and override.is_interval_sweep():
+            key = override.key_or_group
+            raise ConfigError(
+                f"{line}: a grid runs listed values, and an interval lists none; give values ({key}=a,b or "
+                f"{key}=range(start,stop,step)), or search the interval with sweep=random or sweep=tpe"
             )
         try:
             if optuna:
-                _optuna_distribution(entry.override)
-            elif entry.override.is_discrete_sweep() and _listed(entry.override) == []:
-                raise ConfigError(f"{entry.where()}{line} lists no values, so the grid would run no trial; give some")
+                _optuna_distribution(override)
+            listed = _listed(override) if grid and override.is_discrete_sweep() else None
         except (ValueError, NotImplementedError) as error:
             reason = str(error).strip().rstrip(".")
-            raise ConfigError(f"{entry.where()}{line}: {reason}; give a search the sweeper can run") from error
-    if optuna and int(config.hydra.sweeper.n_trials) < 1:
+            raise ConfigError(f"{line}: {reason}; give a search the sweeper can run") from error
+        if listed == []:
+            raise ConfigError(f"{line} lists no values, so the grid would run no trial; give some")
+    trials = config.hydra.sweeper.get("n_trials") if optuna else None
+    if trials is not None and int(trials) < 1:
         raise ConfigError(
             f"sweep.max_jobs={config.sweep.max_jobs}: a search runs sweep.max_jobs trials (Optuna's "
-            f"hydra.sweeper.n_trials={config.hydra.sweeper.n_trials}); give 1 or more"
+            f"hydra.sweeper.n_trials={trials}); give 1 or more"
         )
 
 
@@ -255,18 +267,6 @@ def _optuna_distribution(override: Override) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the Optuna sweeper's distributions are deprecated ones: not the user's
         create_optuna_distribution_from_override(override)
-
-
-def check_grid_lists(config: DictConfig) -> None:
-    """A grid (Hydra's basic sweeper) runs listed values only: an `interval(...)` would stop it, after the sweep's
-    record opened, with a traceback of Hydra's."""
-    for entry in _swept(config, OverridesParser.create()):
-        if entry.override.is_interval_sweep():
-            line, key = entry.override.input_line, entry.override.key_or_group
-            raise ConfigError(
-                f"{entry.where()}{line}: a grid runs listed values, and an interval lists none; give values "
-                f"({key}=a,b or {key}=range(start,stop,step)), or search the interval with sweep=random or sweep=tpe"
-            )
 
 
 def check_sweep(config: DictConfig) -> None:
@@ -312,7 +312,6 @@ def check_sweep(config: DictConfig) -> None:
                 "e.g. 'model.learning_rate=tag(log, interval(0.001, 0.1))' 'model.l1_size=choice(16, 32, 64)'"
             )
         return
-    check_grid_lists(config)
     if any(o.split("=", 1)[0].lstrip("+~") == "sweep.max_jobs" for o in overrides):
         raise ConfigError(
             "sweep.max_jobs caps random and Bayesian searches; a grid runs every combination of its values. "
