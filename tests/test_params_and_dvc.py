@@ -82,6 +82,35 @@ def test_params_file_decides_what_the_stage_runs_with_and_cli_values_still_win(t
     assert trial.params["model.epochs"] == "1"
 
 
+@pytest.mark.usefixtures("tmp_project_with_store")
+def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_opens_no_trial(
+    tmp_project, written_params
+):
+    path = tmp_project / "params.yaml"
+    fix = "or regenerate the file with `mlexp params`"
+    cases = {  # what `dvc exp run -S` (DVC's own rewrite) or a hand edit leaves
+        "tabular_regression.model.epochs=lots": f"{path}: tabular_regression.model.epochs: Value 'lots' of type 'str' "
+        f"could not be converted to Integer; give it a value it takes, {fix}",
+        "+tabular_regression.model.l1_sise=8": f"{path}: tabular_regression.model.l1_sise: Key 'l1_sise' not in "
+        f"'MLPRegressor'; remove it, {fix}",
+    }
+    for edit, line in cases.items():
+        path.write_text(written_params)
+        apply_overrides(str(path), [edit])
+        done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
+    path.write_text("tabular_regression:\n  model:\n    epochs: [1\n")
+    broken = f"{path} is not valid YAML (expected ',' or ']', but got '<stream end>' at line 4, column 1)"
+    done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"mlexp: error: {broken}; fix that line, {fix}"]
+    done = run_cli(tmp_project, "params", "--check", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"params.yaml is out of date with conf/: {broken}; run `mlexp params`"]
+    assert store_client(tmp_project).get_experiment_by_name("tabular_regression") is None  # no trial opened
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path, empty_store: Path) -> Path:
     """The project's tracked files in a fresh git repository, with tiny sizes in params.yaml (and its store)."""

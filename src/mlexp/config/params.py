@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from mlexp.config.task_groups import unselected_groups
 from mlexp.errors import ConfigError
@@ -89,22 +90,52 @@ def first_difference(current: Any, fresh: Any, key: str = "") -> str | None:
     return f"{key or 'the file'} differs (params.yaml: {current!r}, conf/: {fresh!r})"
 
 
+class NotYaml(ConfigError):
+    """params.yaml does not parse (a hand edit): where it breaks."""
+
+
+def read(path: Path) -> Any:
+    """The file's values; a file that is not YAML raises NotYaml naming where it breaks."""
+    try:
+        return load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise NotYaml(f"{path} is not valid YAML ({problem}{where})") from None
+
+
 def check(path: Path, sections: dict[str, Any]) -> str | None:
     """Why `path` does not hold `sections`' values (the first differing key), or None when it does."""
     if not path.exists():
         return f"{path.name} does not exist"
-    return first_difference(load(path.read_text()) or {}, load(render(sections)))
+    try:
+        current = read(path)
+    except NotYaml as error:
+        return str(error)
+    return first_difference(current, load(render(sections)))
 
 
 def apply_params_file(cfg: DictConfig, path: Path, value_overrides: list[str]) -> DictConfig:
     """Replace the task's values with its params.yaml section, then re-apply CLI values."""
     if not path.exists():
         raise ConfigError(f"params_file={path} does not exist; create it with `mlexp params`")
-    sections = load(path.read_text()) or {}
+    try:
+        sections = read(path)
+    except NotYaml as error:
+        raise ConfigError(f"{error}; fix that line, or regenerate the file with `mlexp params`") from None
     task = cfg.task.name
-    if task not in sections:
+    if not isinstance(sections, dict) or task not in sections:
         raise ConfigError(f"{path} has no section {task!r}; regenerate it with `mlexp params`")
-    with open_dict(cfg):
-        merged = OmegaConf.merge(cfg, sections[task], OmegaConf.from_dotlist(value_overrides))
+    if not isinstance(sections[task], dict):
+        raise ConfigError(f"{path}: section {task!r} is not a mapping of keys; regenerate it with `mlexp params`")
+    try:
+        with open_dict(cfg):
+            merged = OmegaConf.merge(cfg, sections[task], OmegaConf.from_dotlist(value_overrides))
+    except OmegaConfBaseException as error:  # a value edited by hand (or `dvc exp run -S`) that its key cannot take
+        key = f"{task}.{error.full_key}" if getattr(error, "full_key", None) else task
+        reason = str(error).strip().splitlines()[0]
+        fix = "remove it" if isinstance(error, (ConfigKeyError, ConfigAttributeError)) else "give it a value it takes"
+        raise ConfigError(f"{path}: {key}: {reason}; {fix}, or regenerate the file with `mlexp params`") from None
     assert isinstance(merged, DictConfig)
     return merged
