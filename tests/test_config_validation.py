@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, TINY, run_cli
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys
 from mlexp.errors import ConfigError
@@ -35,14 +35,45 @@ def test_unknown_key_in_a_sweep_is_refused_before_any_trial(tmp_project):
 
 
 def test_wrong_type_names_key_and_value(tmp_project):
-    message = _fails(tmp_project, "task=tabular_regression", "model.l1_size=big")
-    assert "model.l1_size" in message and "big" in message
+    message = _one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=big")
+    assert message == (
+        "model.l1_size=big: the value big does not fit model.l1_size (Value 'big' of type 'str' could not be "
+        "converted to Integer); give model.l1_size a value it takes"
+    )
 
 
 def test_unknown_enum_value_lists_valid_values(tmp_project):
-    message = _fails(tmp_project, "task=tabular_regression", "model.l1_activation=swish")
-    assert "swish" in message
-    assert "relu" in message and "tanh" in message
+    message = _one_line_error(tmp_project, "task=churn_incentives", "optimizer.solver=cplex")
+    assert message == (
+        "optimizer.solver=cplex: the value cplex does not fit optimizer.solver (Invalid value 'cplex', expected one "
+        "of [exact, gekko, scipy]); give optimizer.solver a value it takes"
+    )
+
+
+def test_an_override_hydra_cannot_apply_is_one_line_with_hydras_fix(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regression", "+model.epochs=3")
+    assert message == (
+        "+model.epochs=3: Could not append to config. An item is already at 'model.epochs'; Either remove + prefix: "
+        "'model.epochs=3'; Or add a second + to add or override 'model.epochs': '++model.epochs=3'"
+    )
+
+
+def test_several_values_without_m_say_the_three_things_they_may_mean(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=8,16")
+    assert message == (
+        "model.l1_size=8,16 gives several values, and a run takes one: to sweep them add -m; for a list write "
+        "model.l1_size=[8,16]; for text, quote it: model.l1_size='8,16'"
+    )
+    message = _one_line_error(tmp_project, "task=tabular_regression", "model=mlp_regressor,mlp_regressor")
+    assert (
+        message == "model=mlp_regressor,mlp_regressor gives several values, and a run takes one: to sweep them add -m"
+    )
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")
+def test_sweep_values_sweep_without_m_when_the_config_asks_for_a_sweep(tmp_project):
+    done = run_cli(tmp_project, "task=tabular_regression", "hydra.mode=MULTIRUN", "model.l1_size=8,16", *TINY)
+    assert "2/2 jobs finished" in done.stdout
 
 
 def test_unknown_group_option_lists_the_options(tmp_project):

@@ -236,7 +236,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
     from hydra.core.utils import run_job
     from hydra.types import HydraContext
 
-    from mlexp.config.overrides import check_keys_in
+    from mlexp.config.overrides import check_keys_in, check_no_sweep_values, check_override_values
 
     version.setbase("1.3")
     # hydra.main's job name is its task function's module's: `cli`
@@ -249,11 +249,15 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         try:
             cfg = composed()
         except Exception:
-            # a wrong key: the check's one line (it composes the group choices alone); else hydra.main, as before:
-            # its own report, or a sweep when hydra.mode=MULTIRUN comes with sweep values (a run cannot compose them)
+            # a wrong key or value: the checks' one line (they compose the group choices alone); else hydra.main, as
+            # before: its own report, or a sweep when hydra.mode=MULTIRUN comes with sweep values
+            sweep_from_conf = app.get_mode("config", overrides) == RunMode.MULTIRUN
             GlobalHydra.instance().clear()  # the check composes through Hydra's compose API, which starts Hydra anew
             try:
                 check_override_keys(conf_dir, overrides)
+                check_override_values(conf_dir, overrides)
+                if not sweep_from_conf:
+                    check_no_sweep_values(conf_dir, overrides)
             except MlexpError as error:
                 print(f"mlexp: error: {error}", file=sys.stderr)
                 sys.exit(2)

@@ -14,11 +14,13 @@ from typing import Any
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.conf import HydraConf
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, Override
+from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
 from mlexp.config.task_groups import foreign_group
@@ -74,6 +76,46 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
             passed.touch()
         except OSError:
             pass  # a read-only project checks again next time
+
+
+def check_override_values(conf_dir: Path, overrides: list[str]) -> None:
+    """Fail in one line naming the override whose value its key cannot take (`model.epochs=abc`), or that Hydra
+    cannot apply (`+model.epochs=3` to a key that exists). For a run whose composition failed: Hydra's own report
+    is a block that ends in advice about stack traces. Sweeps are checked by mlexp.sweeps.checks."""
+    choices, _ = _check_options(conf_dir, overrides, check_options=False)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    values = [o for o in parsed if o.input_line not in choices and not o.is_sweep_override()]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=choices)
+    except HydraException:
+        return  # Hydra reports what it cannot compose itself
+    for override in values:
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config([override], cfg)
+        except (HydraException, OmegaConfBaseException) as error:
+            line, key = override.input_line, override.key_or_group
+            if override.type != OverrideType.CHANGE:
+                reason = "; ".join(part.strip().rstrip(".") for part in str(error).splitlines() if part.strip())
+                raise ConfigError(f"{line}: {reason}") from None
+            cause = str(error.__cause__ or error).strip().splitlines()[0]
+            value = override.get_value_element_as_str()
+            raise ConfigError(
+                f"{line}: the value {value} does not fit {key} ({cause}); give {key} a value it takes"
+            ) from None
+
+
+def check_no_sweep_values(conf_dir: Path, overrides: list[str]) -> None:
+    """A run (no -m) takes one value per key: `model.l1_size=8,16` is one line with the three things it may mean."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override():
+            line, key = override.input_line or override.key_or_group, override.key_or_group
+            raw = line.split("=", 1)[-1]
+            group = key.split("/")[0] in config_groups(conf_dir)
+            listed = (
+                "" if "(" in raw or group else f"; for a list write {key}=[{raw}]; for text, quote it: {key}='{raw}'"
+            )
+            raise ConfigError(f"{line} gives several values, and a run takes one: to sweep them add -m{listed}")
 
 
 def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None:
