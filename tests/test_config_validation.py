@@ -196,3 +196,16 @@ def test_an_override_hydras_grammar_cannot_parse_is_one_line_naming_it(tmp_proje
     }.items():
         message = _one_line_error(tmp_project, *args)
         assert message == f"{reason}; the override grammar: https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
+
+
+def test_a_misspelt_command_or_two_modes_are_one_line(tmp_project):
+    message = _one_line_error(tmp_project, "comapre", "task=tabular_regression")
+    assert message.startswith("'comapre' is neither a command nor an override (key=value); did you mean compare? ")
+    message = _one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "-m")
+    assert message.startswith("-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one")
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")
+def test_m_among_the_overrides_runs_the_sweep(tmp_project):
+    done = run_cli(tmp_project, "task=tabular_regression", "-m", "model.l1_size=8,16", *TINY)
+    assert "2/2 jobs finished" in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import gc
 import math
 import os
@@ -296,6 +297,33 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
 
 
 GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def _multirun_first(argv: list[str]) -> list[str]:
+    """`-m` anywhere among the overrides, as users type it (`mlexp task=churn_incentives -m model.max_depth=4,6`):
+    Hydra's parser takes it only before them or after them all."""
+    flags = [arg for arg in argv if arg in MULTIRUN_FLAGS]
+    modes = ("--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--run", "-r")
+    if flags and any(arg.split("=")[0] in modes for arg in argv):
+        raise MlexpError(
+            "-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one: drop -m to print a "
+            "config (mlexp --cfg job <overrides>)"
+        )
+    return flags[:1] + [arg for arg in argv if arg not in MULTIRUN_FLAGS]
+
+
+def _check_command_word(argv: list[str], commands: list[str]) -> None:
+    """A first word that is neither a command nor an override (`mlexp comapre ...`): say which commands exist."""
+    word = argv[0] if argv else ""
+    if not word or word.startswith(("-", "+", "~")) or "=" in word:
+        return
+    close = difflib.get_close_matches(word, commands, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise MlexpError(
+        f"{word!r} is neither a command nor an override (key=value); {hint}commands: {', '.join(commands)}; "
+        "or run a trial: mlexp task=<task> [key=value ...]"
+    )
 
 
 def main() -> None:
@@ -311,6 +339,8 @@ def main() -> None:
         sys.exit(commands.run(argv[0], argv[1:]))
     conf_dir = project_root() / "conf"
     try:
+        argv = sys.argv[1:] = _multirun_first(argv)  # Hydra parses sys.argv again
+        _check_command_word(argv, list(commands.COMMANDS))
         overrides = get_args_parser().parse_args(argv).overrides
         if any(arg in ("--help", "-h") for arg in argv):
             from mlexp.usage import help_text
