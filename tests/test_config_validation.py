@@ -209,3 +209,33 @@ def test_a_misspelt_command_or_two_modes_are_one_line(tmp_project):
 def test_m_among_the_overrides_runs_the_sweep(tmp_project):
     done = run_cli(tmp_project, "task=tabular_regression", "-m", "model.l1_size=8,16", *TINY)
     assert "2/2 jobs finished" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["task=tabular_regression", "model.epochs=-1"], "model.epochs=-1 is out of range: it must be at least 1"),
+        (
+            ["task=tabular_regression", "model.batch_size=0"],
+            "model.batch_size=0 is out of range: it must be at least 1",
+        ),
+        (
+            ["task=tabular_regression", "preprocessing.train_test_split=1.5"],
+            "preprocessing.train_test_split=1.5 is out of range: it must be above 0 and below 1",
+        ),
+        (
+            ["task=churn_incentives", "model.decision_threshold=1.5"],
+            "model.decision_threshold=1.5 is out of range: it must be between 0 and 1",
+        ),
+    ],
+)
+def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project, args, line):
+    done = run_cli(tmp_project, *args, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
+    assert not (tmp_project / "mlflow.db").exists()  # nothing recorded
+
+
+def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
+    message = _one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=0,5")
+    assert message == "model.epochs=0,5: model.epochs=0 is out of range: it must be at least 1"

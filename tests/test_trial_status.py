@@ -502,3 +502,13 @@ def test_an_error_while_recording_the_sweep_is_one_line_exit_1_and_a_failed_reco
     client = store_client(tmp_project)
     [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
     assert sweep.info.status == "FAILED"
+
+
+@STORE_EXISTS
+def test_a_split_that_leaves_no_test_rows_fails_the_trial_naming_the_split(tmp_project):
+    done = run_cli(
+        tmp_project, "task=tabular_regression", "dataset.n_rows=3", "preprocessing.train_test_split=0.9", check=False
+    )
+    assert done.returncode == 1
+    assert "preprocessing.train_test_split=0.9 of 3 rows leaves the test set empty; give more rows" in done.stderr
+    assert [trial.status for trial in trials_of(tmp_project)] == ["FAILED"]

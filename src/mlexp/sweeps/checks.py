@@ -19,6 +19,8 @@ from omegaconf.errors import (
     OmegaConfBaseException,
 )
 
+from mlexp import tasks
+from mlexp.config.bounds import out_of_bounds
 from mlexp.config.overrides import check_key, command_overrides, sweeper_params
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
@@ -110,6 +112,7 @@ def check_sweep_values(config: DictConfig) -> None:
         if not exists:
             _check_file_key(entry, config)
             continue  # `+key`: Hydra adds it, any value
+        bound = tasks.get(config.task.name).bounds.get(key)
         trial = copy.deepcopy(config)  # one per key: another key's values (a parent's null) must not be in the way
         # Hydra's `+` adds to a key that is null (else only a dict or list value, merged)
         taken = override.is_add() and OmegaConf.select(config, key, throw_on_resolution_failure=False) is not None
@@ -131,6 +134,9 @@ def check_sweep_values(config: DictConfig) -> None:
                     f"{entry.where()}{line}: the value {typed} does not fit {key} ({cause}); "
                     f"give {key} values it accepts"
                 ) from error
+            refused = out_of_bounds(key, OmegaConf.select(trial, key, default=None), bound)
+            if refused is not None:
+                raise ConfigError(f"{entry.where()}{line}: {refused}") from None
 
 
 def _check_file_key(entry: Swept, config: DictConfig) -> None:

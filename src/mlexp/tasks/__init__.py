@@ -20,6 +20,7 @@ from mlexp.errors import ConfigError, MlexpError
 from mlexp.tracking.digests import prefetch
 
 if TYPE_CHECKING:
+    from mlexp.config.bounds import Bound
     from mlexp.tracking.tracker import Tracker
 
 Stage = Callable[[DictConfig, "Tracker"], None]
@@ -133,6 +134,8 @@ class Task:
     # the suffixes of the data files dataset.path names (a file, a glob, or a folder of such files), which the
     # first stage reads and records with their MD5: the CLI starts hashing them as a trial's command starts
     dataset_suffixes: tuple[str, ...] = ()
+    # the ranges its numeric settings must fall in (mlexp.config.bounds), refused before a trial opens
+    bounds: Mapping[str, Bound] = field(default_factory=dict)
 
     def start_hashing_inputs(self, cfg: DictConfig) -> None:
         """Start hashing the files dataset.path names, on a thread, when this process is to run the first stage,

@@ -1,5 +1,6 @@
 """Task `churn_incentives`: XGBoost churn scores, a cost-based cutoff and a budget-optimal incentive program."""
 
+from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Out, Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.churn_incentives import config  # noqa: F401  (registers the schemas)
 
@@ -52,5 +53,15 @@ TASK = register(
             ),
         ),
         component_names={"incentives": "Incentive analysis"},
+        bounds={
+            "model.max_depth": at_least(0),
+            "model.eta": above(0),
+            "model.gamma": at_least(0),
+            "model.min_child_weight": at_least(0),
+            "model.subsample": between(0, 1, open_low=True),
+            "model.num_round": at_least(1),
+            "model.nthread": at_least(0),
+            "model.decision_threshold": between(0, 1),  # a churn probability
+        },
     )
 )

@@ -1,5 +1,6 @@
 """Task `tabular_regression`: the abalone MLP of the SageMaker Experiments post."""
 
+from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.tabular_regression import config  # noqa: F401  (registers the schemas)
 
@@ -36,5 +37,14 @@ TASK = register(
         ),
         uses_mxnet=True,
         stages_without_mxnet=("prepare",),  # pandas only: `dvc repro`'s prepare stage need not load MXNet
+        bounds={
+            "dataset.n_rows": at_least(2),  # a train and a test row
+            "preprocessing.train_test_split": between(0, 1, open_low=True, open_high=True),
+            "model.l1_size": at_least(1),
+            "model.l2_size": at_least(1),
+            "model.learning_rate": above(0),
+            "model.batch_size": at_least(1),
+            "model.epochs": at_least(1),
+        },
     )
 )

@@ -39,7 +39,14 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Split, one-hot encode Sex and scale (fitted on train only); write the processed data."""
     sources = expand(cfg.dataset.path, abalone.SUFFIXES) if cfg.dataset.path else [abalone.packaged_copy()]
     frame = abalone.load(cfg.dataset.path, cfg.dataset.n_rows, cfg.seed)
-    train, test = features.split(frame, cfg.preprocessing.train_test_split, cfg.seed)
+    split = cfg.preprocessing.train_test_split
+    train, test = features.split(frame, split, cfg.seed)
+    if train.empty or test.empty:
+        empty = "training" if train.empty else "test"
+        raise DataError(
+            f"preprocessing.train_test_split={split} of {len(frame)} rows leaves the {empty} set empty; give more "
+            "rows (dataset.n_rows, or a larger dataset.path) or a split nearer 0.5"
+        )
     preprocessors = features.Preprocessors.fit(train)
 
     out = Path(cfg.paths.data)

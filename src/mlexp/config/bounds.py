@@ -1,0 +1,64 @@
+"""The ranges a task's numeric settings must fall in (`model.epochs` at least 1): refused in one line before a trial
+opens, not as an IndexError three stages later.
+
+A task declares them in its Task (`bounds={"model.epochs": at_least(1)}`); the runner checks a trial's config and
+the sweep check each listed value, so a sweep refuses `model.epochs=0,5` before its record opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Bound:
+    """low <= value <= high; `open_low`/`open_high` exclude the end itself (a learning rate above 0)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None and not (self.open_low or self.open_high):
+            return f"between {self.low:g} and {self.high:g}"
+        low = None if self.low is None else f"{'above' if self.open_low else 'at least'} {self.low:g}"
+        high = None if self.high is None else f"{'below' if self.open_high else 'at most'} {self.high:g}"
+        return " and ".join(part for part in (low, high) if part)
+
+
+def at_least(low: float) -> Bound:
+    return Bound(low=low)
+
+
+def above(low: float) -> Bound:
+    return Bound(low=low, open_low=True)
+
+
+def between(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> Bound:
+    return Bound(low, high, open_low, open_high)
+
+
+def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError | None:
+    """The one-line error for `key=value` outside `bound`; None when it holds (or is not a number: the schema's)."""
+    if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)) or bound.holds(value):
+        return None
+    return ConfigError(f"{key}={value} is out of range: it must be {bound}")
+
+
+def check_bounds(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
+    """Raise the first key of `cfg` outside its bound; a null value (the default of an optional key) passes."""
+    for key, bound in bounds.items():
+        error = out_of_bounds(key, OmegaConf.select(cfg, key, default=None), bound)
+        if error is not None:
+            raise error
