@@ -79,3 +79,27 @@ def test_folder_and_glob_read_every_matching_file(tmp_path):
     assert abalone.load(str(parts / "*.data"))["rings"].tolist() == [15, 9, 7]
     with pytest.raises(DataError, match="matches no file"):
         abalone.load(str(parts / "*.csv"))
+
+
+NOT_UTF8 = {  # what the rows become when saved by Excel as CSV, by Excel as Unicode Text, or given a binary file
+    "cp1252": (lambda text: text.encode("cp1252"), "line 3: expected UTF-8 text, found the byte 0xe9: the file is not"),
+    "utf16": (
+        lambda text: text.encode("utf-16"),
+        "line 1: expected UTF-8 text, found the byte 0xff: the file is UTF-16",
+    ),
+    "binary": (
+        lambda text: b"PAR1\x00\x15\x81" + text.encode(),
+        "line 1: expected UTF-8 text, found the byte 0x81: the file is binary",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_UTF8))
+def test_a_file_that_is_not_utf8_says_what_it_is_and_how_to_re_save_it(tmp_path, kind):
+    encode, says = NOT_UTF8[kind]
+    path = tmp_path / "abalone.data"
+    path.write_bytes(encode("\n".join([*ROWS[:2], ROWS[2] + " é"]) + "\n"))  # a comment in the last row
+    with pytest.raises(DataError) as refused:
+        abalone.load(path)
+    assert str(refused.value).startswith(f"{path}: {says}")
+    assert "\n" not in str(refused.value)

@@ -136,6 +136,15 @@ def test_a_header_that_is_not_utf8_is_line_1(tmp_path):
         inputs.check_files(config(tmp_path), [path], [nyc_taxi.PICKUP])
 
 
+def test_a_utf16_file_is_told_as_utf16_with_its_own_iconv(tmp_path):
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_bytes((HEADER + "\n" + ROWS[0] + "\n").encode("utf-16"))
+    with pytest.raises(DataError) as refused:
+        inputs.check_files(config(tmp_path), [path], [nyc_taxi.PICKUP])
+    assert "the file is UTF-16 (as Excel's 'Unicode Text' saves it)" in str(refused.value)
+    assert "`iconv -f utf-16 -t utf-8 in.csv > out.csv`" in str(refused.value)
+
+
 EMPTY = {
     "header_only_csv": ("yellow_tripdata_2019-01.csv", "only a header"),
     "zero_row_parquet": ("yellow_tripdata_2019-01.parquet", "a Parquet file of 0 rows"),

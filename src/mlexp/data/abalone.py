@@ -13,6 +13,7 @@ import pandas as pd
 
 from mlexp.data.packaged import packaged_file
 from mlexp.data.sources import expand
+from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
 
 COLUMNS = [
@@ -41,8 +42,8 @@ def packaged_copy() -> Path:
 def _read_text(path: Path) -> list[str]:
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
-            return archive.read(archive.namelist()[0]).decode().splitlines()
-    return path.read_text().splitlines()
+            return decode_utf8(path, archive.read(archive.namelist()[0])).splitlines()
+    return decode_utf8(path, path.read_bytes()).splitlines()
 
 
 def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from typing import BinaryIO
 import duckdb
 
 from mlexp.data.sources import expand
+from mlexp.data.text_files import not_utf8
 from mlexp.errors import DataError
 
 # today's yellow-taxi columns and the types of TLC's Parquet files
@@ -106,16 +107,6 @@ def _is_gzip(path: Path) -> bool:
 
 def _open_bytes(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # type: ignore[return-value]
-
-
-def not_utf8(path: Path, line: int, data: bytes, error: UnicodeDecodeError) -> str:
-    """One line saying that a file is not UTF-8: where, which byte, and how to fix it."""
-    byte = data[error.start : error.start + 1].hex()
-    return (
-        f"{path}: line {line}: expected UTF-8 text, found the byte 0x{byte}: the file is not UTF-8 "
-        "(Latin-1 or Windows-1252, as Excel saves CSV?); re-save it as UTF-8, e.g. "
-        '`iconv -f cp1252 -t utf-8 in.csv > out.csv`, or in Excel as "CSV UTF-8"'
-    )
 
 
 def csv_header(path: Path) -> list[str]:
