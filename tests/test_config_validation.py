@@ -198,11 +198,13 @@ def test_an_override_hydras_grammar_cannot_parse_is_one_line_naming_it(tmp_proje
         assert message == f"{reason}; the override grammar: https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
 
 
-def test_a_misspelt_command_or_two_modes_are_one_line(tmp_project):
+def test_a_misspelt_command_two_modes_or_an_unresolvable_printed_config_are_one_line(tmp_project):
     message = _one_line_error(tmp_project, "comapre", "task=tabular_regression")
     assert message.startswith("'comapre' is neither a command nor an override (key=value); did you mean compare? ")
     message = _one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "-m")
     assert message.startswith("-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one")
+    message = _one_line_error(tmp_project, "--cfg", "job", "--resolve", "task=tabular_regression", "model.l1_size=${x}")
+    assert message == "model.l1_size: Interpolation key 'x' not found; fix the ${...} it uses"
 
 
 @pytest.mark.usefixtures("tmp_project_with_store")

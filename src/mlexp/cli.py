@@ -313,6 +313,23 @@ def _multirun_first(argv: list[str]) -> list[str]:
     return flags[:1] + [arg for arg in argv if arg not in MULTIRUN_FLAGS]
 
 
+def _check_resolvable(conf_dir: Path, overrides: list[str]) -> None:
+    """`--cfg job --resolve` with a `${...}` that resolves nowhere: the run's one line, not the traceback Hydra's
+    printing of the config comes with. (A composition that fails is left to Hydra's own report.)"""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from mlexp.config.validate import resolved_config
+
+    make_composable()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except HydraException:
+        return
+    resolved_config(cfg)
+
+
 def _check_command_word(argv: list[str], commands: list[str]) -> None:
     """A first word that is neither a command nor an override (`mlexp comapre ...`): say which commands exist."""
     word = argv[0] if argv else ""
@@ -350,6 +367,8 @@ def main() -> None:
         # one trial (no flags): the keys are checked in the config the run composes, not in a composition of their own
         single = not any(arg.startswith("-") for arg in argv)
         check_override_keys(conf_dir, overrides, keys=not single)
+        if "--resolve" in argv and any(arg.split("=")[0] in ("--cfg", "-c") for arg in argv):
+            _check_resolvable(conf_dir, overrides)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
