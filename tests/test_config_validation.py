@@ -38,15 +38,17 @@ def test_wrong_type_names_key_and_value(tmp_project):
     message = _one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=big")
     assert message == (
         "model.l1_size=big: the value big does not fit model.l1_size (Value 'big' of type 'str' could not be "
-        "converted to Integer); give model.l1_size a value it takes"
+        "converted to Integer); give model.l1_size a value it accepts"
     )
 
 
 def test_unknown_enum_value_lists_valid_values(tmp_project):
+    message = _one_line_error(tmp_project, "task=tabular_regression", "model.l1_activation=swish")  # README's
+    assert message.startswith("model.l1_activation=swish: the value swish does not fit model.l1_activation (Invalid")
     message = _one_line_error(tmp_project, "task=churn_incentives", "optimizer.solver=cplex")
     assert message == (
         "optimizer.solver=cplex: the value cplex does not fit optimizer.solver (Invalid value 'cplex', expected one "
-        "of [exact, gekko, scipy]); give optimizer.solver a value it takes"
+        "of [exact, gekko, scipy]); give optimizer.solver a value it accepts"
     )
 
 
@@ -58,16 +60,19 @@ def test_an_override_hydra_cannot_apply_is_one_line_with_hydras_fix(tmp_project)
     )
 
 
-def test_several_values_without_m_say_the_three_things_they_may_mean(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=8,16")
-    assert message == (
-        "model.l1_size=8,16 gives several values, and a run takes one: to sweep them add -m; for a list write "
-        "model.l1_size=[8,16]; for text, quote it: model.l1_size='8,16'"
-    )
-    message = _one_line_error(tmp_project, "task=tabular_regression", "model=mlp_regressor,mlp_regressor")
-    assert (
-        message == "model=mlp_regressor,mlp_regressor gives several values, and a run takes one: to sweep them add -m"
-    )
+def test_several_values_without_m_say_to_add_m_and_the_forms_the_key_takes(tmp_project):
+    add_m = "gives several values, and a run takes one: to sweep them add -m"
+    forms = "; for one value that is a list or text, write"
+    # an integer takes neither a list nor text; a new key both (with its +); a name text only; a group neither
+    expected = {
+        "model.l1_size=8,16": f"model.l1_size=8,16 {add_m}",
+        "+extra_note=a,b": f'+extra_note=a,b {add_m}{forms} "+extra_note=[a,b]" or "+extra_note=\'a,b\'"',
+        "tracking.experiment_name=a,b": f"tracking.experiment_name=a,b {add_m}{forms} "
+        "\"tracking.experiment_name='a,b'\"",
+        "model=mlp_regressor,mlp_regressor": f"model=mlp_regressor,mlp_regressor {add_m}",
+    }
+    for override, message in expected.items():
+        assert _one_line_error(tmp_project, "task=tabular_regression", override) == message
 
 
 @pytest.mark.usefixtures("tmp_project_with_store")
@@ -201,6 +206,8 @@ def test_an_override_hydras_grammar_cannot_parse_is_one_line_naming_it(tmp_proje
 def test_a_misspelt_command_two_modes_or_an_unresolvable_printed_config_are_one_line(tmp_project):
     message = _one_line_error(tmp_project, "comapre", "task=tabular_regression")
     assert message.startswith("'comapre' is neither a command nor an override (key=value); did you mean compare? ")
+    message = _one_line_error(tmp_project, "churn_incentives")
+    assert message == "'churn_incentives' is a task, not a command; run it with: mlexp task=churn_incentives"
     message = _one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "-m")
     assert message.startswith("-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one")
     message = _one_line_error(tmp_project, "--cfg", "job", "--resolve", "task=tabular_regression", "model.l1_size=${x}")
@@ -241,3 +248,11 @@ def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project
 def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
     message = _one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=0,5")
     assert message == "model.epochs=0,5: model.epochs=0 is out of range: it must be at least 1"
+    # a value every job shares: each job would fail on it
+    message = _one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=-1", "model.l1_size=8,16")
+    assert message == "model.epochs=-1 is out of range: it must be at least 1"
+    # an interval that reaches out of the range
+    message = _one_line_error(
+        tmp_project, "-m", "task=tabular_regression", "sweep=tpe", "model.learning_rate=interval(0,0.1)"
+    )
+    assert message == "model.learning_rate=interval(0,0.1): model.learning_rate=0.0 is out of range: it must be above 0"

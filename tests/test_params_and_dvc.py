@@ -90,7 +90,7 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
     fix = "or regenerate the file with `mlexp params`"
     cases = {  # what `dvc exp run -S` (DVC's own rewrite) or a hand edit leaves
         "tabular_regression.model.epochs=lots": f"{path}: tabular_regression.model.epochs: Value 'lots' of type 'str' "
-        f"could not be converted to Integer; give it a value it takes, {fix}",
+        f"could not be converted to Integer; give it a value it accepts, {fix}",
         "+tabular_regression.model.l1_sise=8": f"{path}: tabular_regression.model.l1_sise: Key 'l1_sise' not in "
         f"'MLPRegressor'; remove it, {fix}",
     }
@@ -101,7 +101,10 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
         assert done.returncode == 1
         assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
     path.write_text("tabular_regression:\n  model:\n    epochs: [1\n")
-    broken = f"{path} is not valid YAML (expected ',' or ']', but got '<stream end>' at line 4, column 1)"
+    broken = (  # the line that leaves [ open is named
+        f"{path} is not valid YAML (expected ',' or ']', but got '<stream end>' at line 4, column 1, in what line 3 "
+        "opens)"
+    )
     done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"mlexp: error: {broken}; fix that line, {fix}"]

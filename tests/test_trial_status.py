@@ -23,7 +23,8 @@ from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_p
 from mlexp.compare import TrialRow, best_first
 from mlexp.config import make_composable
 from mlexp.errors import ConfigError
-from mlexp.sweeps.checks import check_search_space, check_shared_interpolations, check_sweep_values
+from mlexp.sweeps.checks import check_shared_interpolations, check_sweep_values
+from mlexp.sweeps.search_space import check_search_space
 from mlexp.tracking import tags
 from mlexp.tracking.trial_state import read_trial_state
 
@@ -287,12 +288,29 @@ def test_a_sweep_value_its_key_cannot_take_is_one_line_before_the_sweep_opens_a_
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
     assert store_client(tmp_project).get_experiment_by_name("tabular_regression-sweeps") is None
+    # the README's: a sweep file written for another task
+    done = run_cli(tmp_project, "-m", "task=anomaly_detection", "sweep=abalone_architectures", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mlexp: error: hydra.sweeper.params of sweep=abalone_architectures: model.l1_size is not a key of model; "
+        "valid keys: dst_fall_back_max_minutes, enabled, figure_size, flagged_rows_max, histogram_bins_per_decade, "
+        "iqr_k, max_duration_hours, max_speed_mph, min_duration_seconds, robust_z_max, rules, top_n, "
+        "zero_distance_max_minutes; sweep=abalone_architectures searches keys task anomaly_detection does not have: "
+        "choose a sweep made for task anomaly_detection, or give the search on the command line"
+    ]
+    assert store_client(tmp_project).get_experiment_by_name("anomaly_detection-sweeps") is None
 
 
 def _sweep_config(tmp_project, *overrides: str):
     make_composable()
     with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
         return compose("config", overrides=["task=tabular_regression", *overrides], return_hydra_config=True)
+
+
+def test_a_plus_sweep_of_a_null_key_is_left_to_run(tmp_project):
+    config = _sweep_config(tmp_project)
+    config.hydra.overrides.task = ["+dataset.n_rows=200,300"]  # null by default: Hydra adds each value
+    check_sweep_values(config)
 
 
 def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs(tmp_project):
@@ -357,11 +375,12 @@ def test_a_sweep_file_written_for_another_task_is_refused_naming_the_key_it_lack
         (["sweep=tpe", "model.learning_rate=tag(log,interval(0,0.1))"], "must be larger than 0 for a log"),
         (["sweep=tpe", "model.l1_activation=glob(re*)"], "Optuna's sweeper searches choice(...), range(...) and"),
         (["sweep=random", "sweep.max_jobs=0", "model.l1_size=4,8"], "sweep.max_jobs=0: a search runs sweep.max_jobs"),
+        (["sweep=random", "hydra.sweeper.n_trials=0", "model.l1_size=4,8"], "hydra.sweeper.n_trials=0: Optuna's"),
     ],
 )
 def test_a_search_its_sweeper_cannot_run_is_refused_before_the_record_opens(tmp_project, overrides, message):
     sweep = [o for o in overrides if o.startswith("sweep=")]
-    config = _sweep_config(tmp_project, *sweep, *(o for o in overrides if o.startswith("sweep.")))
+    config = _sweep_config(tmp_project, *sweep, *(o for o in overrides if o.startswith(("sweep.", "hydra."))))
     config.hydra.overrides.task = ["task=tabular_regression", *overrides]
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_search_space(config)

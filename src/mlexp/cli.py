@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import gc
 import math
 import os
@@ -21,6 +20,13 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
 from mlexp import tasks
+from mlexp.cli_arguments import (
+    MULTIRUN_FLAGS,
+    check_command_word,
+    check_resolvable,
+    grammar_error,
+    multirun_first,
+)
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
@@ -296,53 +302,6 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         GlobalHydra.instance().clear()
 
 
-GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
-MULTIRUN_FLAGS = ("-m", "--multirun")
-
-
-def _multirun_first(argv: list[str]) -> list[str]:
-    """`-m` anywhere among the overrides, as users type it (`mlexp task=churn_incentives -m model.max_depth=4,6`):
-    Hydra's parser takes it only before them or after them all."""
-    flags = [arg for arg in argv if arg in MULTIRUN_FLAGS]
-    modes = ("--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--run", "-r")
-    if flags and any(arg.split("=")[0] in modes for arg in argv):
-        raise MlexpError(
-            "-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one: drop -m to print a "
-            "config (mlexp --cfg job <overrides>)"
-        )
-    return flags[:1] + [arg for arg in argv if arg not in MULTIRUN_FLAGS]
-
-
-def _check_resolvable(conf_dir: Path, overrides: list[str]) -> None:
-    """`--cfg job --resolve` with a `${...}` that resolves nowhere: the run's one line, not the traceback Hydra's
-    printing of the config comes with. (A composition that fails is left to Hydra's own report.)"""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    from mlexp.config.validate import resolved_config
-
-    make_composable()
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-    except HydraException:
-        return
-    resolved_config(cfg)
-
-
-def _check_command_word(argv: list[str], commands: list[str]) -> None:
-    """A first word that is neither a command nor an override (`mlexp comapre ...`): say which commands exist."""
-    word = argv[0] if argv else ""
-    if not word or word.startswith(("-", "+", "~")) or "=" in word:
-        return
-    close = difflib.get_close_matches(word, commands, n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    raise MlexpError(
-        f"{word!r} is neither a command nor an override (key=value); {hint}commands: {', '.join(commands)}; "
-        "or run a trial: mlexp task=<task> [key=value ...]"
-    )
-
-
 def main() -> None:
     from mlexp.console import quiet_third_party
 
@@ -356,8 +315,8 @@ def main() -> None:
         sys.exit(commands.run(argv[0], argv[1:]))
     conf_dir = project_root() / "conf"
     try:
-        argv = sys.argv[1:] = _multirun_first(argv)  # Hydra parses sys.argv again
-        _check_command_word(argv, list(commands.COMMANDS))
+        argv = sys.argv[1:] = multirun_first(argv)  # Hydra parses sys.argv again
+        check_command_word(argv, list(commands.COMMANDS))
         overrides = get_args_parser().parse_args(argv).overrides
         if any(arg in ("--help", "-h") for arg in argv):
             from mlexp.usage import help_text
@@ -368,18 +327,16 @@ def main() -> None:
         single = not any(arg.startswith("-") for arg in argv)
         check_override_keys(conf_dir, overrides, keys=not single)
         if "--resolve" in argv and any(arg.split("=")[0] in ("--cfg", "-c") for arg in argv):
-            _check_resolvable(conf_dir, overrides)
+            check_resolvable(conf_dir, overrides)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
     except OverrideParseException as error:  # Hydra's grammar: its reason, without the traceback it comes with
-        lines = [line.strip() for line in str(error).splitlines()]
-        reason = "; ".join(line for line in lines if line and not line.startswith(("Error parsing", "See http")))
-        print(f"mlexp: error: {error.override}: {reason}; the override grammar: {GRAMMAR_URL}", file=sys.stderr)
+        print(f"mlexp: error: {grammar_error(error)}", file=sys.stderr)
         sys.exit(2)
     if _is_tuning_job(argv, overrides):
         sys.exit(_run_tuning_job(conf_dir, overrides))
-    if any(arg in ("-m", "--multirun") for arg in argv):
+    if any(arg in MULTIRUN_FLAGS for arg in argv):
         from mlexp.tracking.journal_writer import start_early
 
         start_early(project_root())  # a writer that starts loads MLflow while Hydra composes the sweep here

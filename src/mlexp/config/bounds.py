@@ -7,6 +7,7 @@ the sweep check each listed value, so a sweep refuses `model.epochs=0,5` before 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ class Bound:
     open_high: bool = False
 
     def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
         if self.low is not None and (value <= self.low if self.open_low else value < self.low):
             return False
         return self.high is None or (value < self.high if self.open_high else value <= self.high)
@@ -59,6 +62,8 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
 def check_bounds(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
     """Raise the first key of `cfg` outside its bound; a null value (the default of an optional key) passes."""
     for key, bound in bounds.items():
-        error = out_of_bounds(key, OmegaConf.select(cfg, key, default=None), bound)
+        # a ${...} that cannot resolve here (it reads a swept key) is each job's to judge
+        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        error = out_of_bounds(key, value, bound)
         if error is not None:
             raise error

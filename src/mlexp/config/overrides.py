@@ -6,6 +6,7 @@ the closest match; these checks run first and say in one line what exists.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -78,44 +79,74 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
             pass  # a read-only project checks again next time
 
 
+def _composed_choices(conf_dir: Path, overrides: list[str]) -> DictConfig | None:
+    """The config of the overrides' group choices alone (None when those do not compose: Hydra's to report)."""
+    choices, _ = _check_options(conf_dir, overrides, check_options=False)
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            return compose("config", overrides=choices)
+    except HydraException:
+        return None
+
+
+def _applies(cfg: DictConfig, override: Override) -> HydraException | OmegaConfBaseException | None:
+    """Hydra's error applying `override` to `cfg` (changed in place), None when it applies."""
+    try:
+        ConfigLoaderImpl._apply_overrides_to_config([override], cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        return error
+    return None
+
+
+def misfit(line: str, key: str, value: str, error: BaseException, *, values: str = "a value") -> ConfigError:
+    """The one line for a value its key cannot take: the override, the value, the schema's reason, the fix."""
+    cause = str(error.__cause__ or error).strip().splitlines()[0]
+    return ConfigError(f"{line}: the value {value} does not fit {key} ({cause}); give {key} {values} it accepts")
+
+
 def check_override_values(conf_dir: Path, overrides: list[str]) -> None:
     """Fail in one line naming the override whose value its key cannot take (`model.epochs=abc`), or that Hydra
     cannot apply (`+model.epochs=3` to a key that exists). For a run whose composition failed: Hydra's own report
     is a block that ends in advice about stack traces. Sweeps are checked by mlexp.sweeps.checks."""
-    choices, _ = _check_options(conf_dir, overrides, check_options=False)
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    values = [o for o in parsed if o.input_line not in choices and not o.is_sweep_override()]
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose("config", overrides=choices)
-    except HydraException:
-        return  # Hydra reports what it cannot compose itself
-    for override in values:
-        try:
-            ConfigLoaderImpl._apply_overrides_to_config([override], cfg)
-        except (HydraException, OmegaConfBaseException) as error:
-            line, key = override.input_line, override.key_or_group
-            if override.type != OverrideType.CHANGE:
-                reason = "; ".join(part.strip().rstrip(".") for part in str(error).splitlines() if part.strip())
-                raise ConfigError(f"{line}: {reason}") from None
-            cause = str(error.__cause__ or error).strip().splitlines()[0]
-            value = override.get_value_element_as_str()
-            raise ConfigError(
-                f"{line}: the value {value} does not fit {key} ({cause}); give {key} a value it takes"
-            ) from None
+    cfg = _composed_choices(conf_dir, overrides)
+    if cfg is None:
+        return
+    groups = config_groups(conf_dir)
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if override.is_sweep_override() or key.split("/")[0] in groups or key.startswith("hydra"):
+            continue
+        error = _applies(cfg, override)
+        if error is None:
+            continue
+        line = override.input_line or key
+        if override.type != OverrideType.CHANGE:
+            reason = "; ".join(part.strip().rstrip(".") for part in str(error).splitlines() if part.strip())
+            raise ConfigError(f"{line}: {reason}") from None
+        raise misfit(line, key, override.get_value_element_as_str(), error) from None
 
 
 def check_no_sweep_values(conf_dir: Path, overrides: list[str]) -> None:
-    """A run (no -m) takes one value per key: `model.l1_size=8,16` is one line with the three things it may mean."""
-    for override in OverridesParser.create().parse_overrides(overrides):
-        if override.is_sweep_override():
-            line, key = override.input_line or override.key_or_group, override.key_or_group
-            raw = line.split("=", 1)[-1]
-            group = key.split("/")[0] in config_groups(conf_dir)
-            listed = (
-                "" if "(" in raw or group else f"; for a list write {key}=[{raw}]; for text, quote it: {key}='{raw}'"
-            )
-            raise ConfigError(f"{line} gives several values, and a run takes one: to sweep them add -m{listed}")
+    """A run (no -m) takes one value per key: `model.l1_size=8,16` is one line saying to add -m, and the list or
+    text forms of the value that the key does take (shell-quoted)."""
+    parser = OverridesParser.create()
+    for override in parser.parse_overrides(overrides):
+        if not override.is_sweep_override():
+            continue
+        key = override.key_or_group
+        line = override.input_line or key
+        prefix, raw = line.split("=", 1)[0], line.split("=", 1)[-1]
+        forms = []
+        cfg = (
+            None
+            if "(" in raw or key.split("/")[0] in config_groups(conf_dir)
+            else _composed_choices(conf_dir, overrides)
+        )
+        for form in (f"{prefix}=[{raw}]", f"{prefix}='{raw}'"):
+            if cfg is not None and _applies(copy.deepcopy(cfg), parser.parse_override(form)) is None:
+                forms.append(f'"{form}"')
+        also = f"; for one value that is a list or text, write {' or '.join(forms)}" if forms else ""
+        raise ConfigError(f"{line} gives several values, and a run takes one: to sweep them add -m{also}")
 
 
 def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None:

@@ -101,6 +101,10 @@ def read(path: Path) -> Any:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        # an unclosed [ or { is found where the file ends: the line that opened it is the one to fix
+        opened = getattr(error, "context_mark", None)
+        if opened is not None and mark is not None and opened.line != mark.line:
+            where += f", in what line {opened.line + 1} opens"
         problem = getattr(error, "problem", None) or type(error).__name__
         raise NotYaml(f"{path} is not valid YAML ({problem}{where})") from None
 
@@ -135,7 +139,7 @@ def apply_params_file(cfg: DictConfig, path: Path, value_overrides: list[str]) -
     except OmegaConfBaseException as error:  # a value edited by hand (or `dvc exp run -S`) that its key cannot take
         key = f"{task}.{error.full_key}" if getattr(error, "full_key", None) else task
         reason = str(error).strip().splitlines()[0]
-        fix = "remove it" if isinstance(error, (ConfigKeyError, ConfigAttributeError)) else "give it a value it takes"
+        fix = "remove it" if isinstance(error, (ConfigKeyError, ConfigAttributeError)) else "give it a value it accepts"
         raise ConfigError(f"{path}: {key}: {reason}; {fix}, or regenerate the file with `mlexp params`") from None
     assert isinstance(merged, DictConfig)
     return merged

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-import re
-import warnings
-from typing import Any, NamedTuple
+from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, Override, OverrideType
+from hydra.core.override_parser.types import Override, OverrideType
 from hydra.core.utils import env_override
 from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -20,43 +18,18 @@ from omegaconf.errors import (
 )
 
 from mlexp import tasks
-from mlexp.config.bounds import out_of_bounds
-from mlexp.config.overrides import check_key, command_overrides, sweeper_params
+from mlexp.config.bounds import check_bounds, out_of_bounds
+from mlexp.config.overrides import check_key, command_overrides, misfit
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError
 from mlexp.sweeps import SWEEP_ENV
+from mlexp.sweeps.search_space import Swept, as_typed, check_search_space, listed, sweeper_kind, swept_overrides
 
 
 def _sweep_overrides(overrides: list[str]) -> list[str]:
     parsed = OverridesParser.create().parse_overrides(overrides)
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
-
-
-class Swept(NamedTuple):
-    """One override each job applies on top of the config they share, and the sweep file it comes from, if any."""
-
-    override: Override
-    sweep_file: str | None  # None: the command line; else the sweep file whose hydra.sweeper.params gives it
-
-    def where(self) -> str:
-        return f"hydra.sweeper.params of sweep={self.sweep_file}: " if self.sweep_file else ""
-
-
-def _swept(config: DictConfig, parser: OverridesParser) -> list[Swept]:
-    """The command's sweep overrides, then the sweeper's own search space (`hydra.sweeper.params`) less the keys the
-    command also gives: Hydra applies neither to the config the sweep callback sees. A key given in both takes the
-    command's values, as in Hydra's basic sweeper; Optuna's keeps a fixed value from the file instead, and then the
-    command's values, which it ignores, are the ones checked."""
-    command = parser.parse_overrides(command_overrides(config.hydra))
-    swept = [Swept(o, None) for o in command if o.is_sweep_override()]
-    try:
-        from_params = parser.parse_overrides(sweeper_params(config.hydra))
-    except (HydraException, OmegaConfBaseException):
-        return swept  # the sweeper reports its own search space
-    given = {o.get_key_element() for o in command}  # the sweepers' key: with its +/++/~ and package
-    sweep_file = str(config.hydra.runtime.choices.get("sweep"))
-    return swept + [Swept(o, sweep_file) for o in from_params if o.get_key_element() not in given]
 
 
 # how each kind of value override is written: the check applies each value the way the command gives it
@@ -71,18 +44,6 @@ def _plain_key(override: Override, groups: set[str], *, adding: bool = False) ->
     return plain and not key.startswith("hydra") and key not in groups and "/" not in key
 
 
-def _as_typed(value: str) -> str:
-    return re.sub(r"\\(.)", r"\1", value)  # Hydra escapes ${…} and the like in sweep values
-
-
-def _listed(override: Override) -> list[str] | None:
-    """The values a discrete sweep lists; None for a glob (only Hydra's config loader can list a group's options)."""
-    try:
-        return list(override.sweep_string_iterator())
-    except HydraException:
-        return None
-
-
 def check_sweep_values(config: DictConfig) -> None:
     """Each listed value of a swept key must fit the key (`model.l1_size=8,abc`): one line now, not Hydra's report
     after the sweep's record has opened. Checked against the config every job shares: `key=a,b`, `+key=a,b` and
@@ -92,7 +53,7 @@ def check_sweep_values(config: DictConfig) -> None:
     any, when the task is swept), `~` overrides, packages, nor `${...}` values (they may name another swept key,
     which only each job's config holds)."""
     parser = OverridesParser.create()
-    swept = _swept(config, parser)
+    swept = swept_overrides(config, parser)
     groups = set(config.hydra.runtime.choices)
     swept_groups = {s.override.key_or_group for s in swept if s.override.key_or_group in groups}
     if "task" in swept_groups:
@@ -105,7 +66,7 @@ def check_sweep_values(config: DictConfig) -> None:
             or key.split(".")[0] in swept_groups
         ):
             continue
-        values = _listed(override)
+        values = listed(override)
         if values is None:
             continue
         exists = OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is not absent
@@ -118,9 +79,11 @@ def check_sweep_values(config: DictConfig) -> None:
         taken = override.is_add() and OmegaConf.select(config, key, throw_on_resolution_failure=False) is not None
         line, prefix = override.input_line or key, _PREFIXES[override.type]
         for value in values:
-            typed = _as_typed(value)
+            typed = as_typed(value)
             if "${" in typed:
                 continue
+            if override.is_add():  # `+` adds to a null key once: each value to a copy of its own
+                trial = copy.deepcopy(config)
             try:
                 ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([f"{prefix}{key}={value}"]), trial)
             except (HydraException, OmegaConfBaseException) as error:
@@ -129,11 +92,7 @@ def check_sweep_values(config: DictConfig) -> None:
                         f"{entry.where()}{line}: {key} is in the config already, so + cannot add it; sweep it "
                         f"without the +: {line.lstrip('+')}"
                     ) from error
-                cause = str(error.__cause__ or error).strip().splitlines()[0]
-                raise ConfigError(
-                    f"{entry.where()}{line}: the value {typed} does not fit {key} ({cause}); "
-                    f"give {key} values it accepts"
-                ) from error
+                raise misfit(f"{entry.where()}{line}", key, typed, error, values="values") from error
             refused = out_of_bounds(key, OmegaConf.select(trial, key, default=None), bound)
             if refused is not None:
                 raise ConfigError(f"{entry.where()}{line}: {refused}") from None
@@ -158,10 +117,10 @@ def _literal(override: Override) -> bool:
     or change what another `${...}` names."""
     if override.is_sweep_override() and not override.is_discrete_sweep():
         return True  # an interval: numbers
-    values = _listed(override) if override.is_sweep_override() else [str(override.value())]
+    values = listed(override) if override.is_sweep_override() else [str(override.value())]
     if values is None:
         return False  # a glob: a group's options
-    return all("${" not in _as_typed(v) and not v.lstrip().startswith(("{", "[")) for v in values)
+    return all("${" not in as_typed(v) and not v.lstrip().startswith(("{", "[")) for v in values)
 
 
 def _unresolvable_anywhere(error: InterpolationResolutionError) -> bool:
@@ -205,7 +164,7 @@ def check_shared_interpolations(config: DictConfig) -> None:
     the jobs."""
     from mlexp.sweeps.workers import thread_variables  # only when a sweep starts: a single run never needs it
 
-    swept = [s.override for s in _swept(config, OverridesParser.create())]
+    swept = [s.override for s in swept_overrides(config, OverridesParser.create())]
     groups = set(config.hydra.runtime.choices)
     if not all(_plain_key(o, groups) and _literal(o) for o in swept):
         return
@@ -228,58 +187,21 @@ def check_shared_interpolations(config: DictConfig) -> None:
         raise unresolvable(error)
 
 
-def check_search_space(config: DictConfig) -> None:
-    """Each swept override must be a search its sweeper can run: else the sweeper stops with a traceback after the
-    sweep's record opened. A grid (Hydra's basic sweeper) runs listed values: a range with a step and values, no
-    interval. Optuna's takes the distributions it can make (low <= high, a log scale above 0, no glob) and at least
-    one trial."""
-    sweeper = str(config.hydra.sweeper.get("_target_", ""))
-    optuna, grid = "optuna" in sweeper.lower(), sweeper.endswith("BasicSweeper")
-    for entry in _swept(config, OverridesParser.create()):
-        override = entry.override
-        line = f"{entry.where()}{override.input_line or override.key_or_group}"
-        if optuna and isinstance(override.value(), Glob):
-            raise ConfigError(
-                f"{line}: Optuna's sweeper searches choice(...), range(...) and interval(...), not glob(...); list "
-                "the options: choice(a,b)"
-            )
-        if grid and override.is_interval_sweep():
-            key = override.key_or_group
-            raise ConfigError(
-                f"{line}: a grid runs listed values, and an interval lists none; give values ({key}=a,b or "
-                f"{key}=range(start,stop,step)), or search the interval with sweep=random or sweep=tpe"
-            )
-        try:
-            if optuna:
-                _optuna_distribution(override)
-            listed = _listed(override) if grid and override.is_discrete_sweep() else None
-        except (ValueError, NotImplementedError) as error:
-            reason = str(error).strip().rstrip(".")
-            raise ConfigError(f"{line}: {reason}; give a search the sweeper can run") from error
-        if listed == []:
-            raise ConfigError(f"{line} lists no values, so the grid would run no trial; give some")
-    trials = config.hydra.sweeper.get("n_trials") if optuna else None
-    if trials is not None and int(trials) < 1:
-        raise ConfigError(
-            f"sweep.max_jobs={config.sweep.max_jobs}: a search runs sweep.max_jobs trials (Optuna's "
-            f"hydra.sweeper.n_trials={trials}); give 1 or more"
-        )
-
-
-def _optuna_distribution(override: Override) -> None:
-    """What Optuna's sweeper makes of the override; raises as the sweeper would."""
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the Optuna sweeper's distributions are deprecated ones: not the user's
-        create_optuna_distribution_from_override(override)
+def check_shared_bounds(config: DictConfig) -> None:
+    """A value no job changes, out of its key's range (`model.epochs=-1` beside `model.l1_size=8,16`), would fail
+    every job: one line now. Swept keys are checked value by value (check_sweep_values, check_search_space)."""
+    swept = {entry.override.key_or_group for entry in swept_overrides(config, OverridesParser.create())}
+    if "task" in swept:
+        return  # each task composes its own config
+    bounds = tasks.get(config.task.name).bounds
+    check_bounds(config, {key: bound for key, bound in bounds.items() if not {key, key.split(".")[0]} & swept})
 
 
 def check_sweep(config: DictConfig) -> None:
     """Refuse combinations that would waste or block a sweep: say which and what to do instead."""
     task = config.task.name
     overrides = command_overrides(config.hydra)
-    sweeper = str(config.hydra.sweeper.get("_target_", ""))
+    sweeper = sweeper_kind(config)
     if config.deploy.target == "registry":
         from mlexp import tasks
 
@@ -306,12 +228,13 @@ def check_sweep(config: DictConfig) -> None:
     check_search_space(config)  # before the values are listed: a range without a step lists none
     check_sweep_values(config)
     check_shared_interpolations(config)
-    if "optuna" in sweeper.lower() and objective_direction(config) == "report":
+    check_shared_bounds(config)
+    if sweeper == "optuna" and objective_direction(config) == "report":
         raise ConfigError(
             f"task {task}'s objective {config.task.objective.metric} is reporting-only (direction: report): a search "
             "has nothing to optimise; run a grid (`-m` with comma-separated values, or the task's own sweep)"
         )
-    if "optuna" in sweeper.lower():
+    if sweeper == "optuna":
         if not config.hydra.sweeper.get("params") and not _sweep_overrides(overrides):
             raise ConfigError(
                 f"sweep={config.sweep.name} has no search space, so every trial would be the same; give one, "

@@ -116,7 +116,11 @@ class SweepRecorder(Callback):
             print(f"mlexp: error: {error}", file=sys.stderr)
             sys.exit(2)
         except Exception as error:  # Hydra would only warn, and run the sweep with no record
-            print(f"mlexp: error: the sweep could not be checked: {type(error).__name__}: {error}", file=sys.stderr)
+            print(
+                f"mlexp: error: the sweep could not be checked ({type(error).__name__}: {error}); that is a bug of "
+                "mlexp's sweep checks, not of your sweep: please report it with this line",
+                file=sys.stderr,
+            )
             sys.exit(2)
         from mlexp.sweeps.compose_cache import cache_running_sweep
         from mlexp.sweeps.workers import set_thread_variables, start_workers

@@ -1,0 +1,76 @@
+"""The command line before Hydra reads it: `-m` anywhere, a misspelt command, a grammar error, `--cfg --resolve`.
+
+Each mistake is one line naming the fix; Hydra's own parser would answer with argparse's usage block or a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from hydra._internal.utils import get_args_parser
+from hydra.errors import OverrideParseException
+
+from mlexp.errors import MlexpError
+
+GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
+MULTIRUN_FLAGS = ("-m", "--multirun")
+# Hydra's other modes (print a config, print information, run): one mode per command
+_OTHER_MODES = ("cfg", "info", "run", "shell_completion")
+
+
+def multirun_first(argv: list[str]) -> list[str]:
+    """`-m` anywhere among the overrides, as users type it (`mlexp task=churn_incentives -m model.max_depth=4,6`):
+    Hydra's parser takes it only before them or after them all."""
+    flags = [arg for arg in argv if arg in MULTIRUN_FLAGS]
+    actions = get_args_parser()._option_string_actions  # Hydra's own flag names, short and long
+    modes = {option for option, action in actions.items() if action.dest in _OTHER_MODES}
+    if flags and any(arg.split("=")[0] in modes for arg in argv):
+        raise MlexpError(
+            "-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one: drop -m to print a "
+            "config (mlexp --cfg job <overrides>)"
+        )
+    return flags[:1] + [arg for arg in argv if arg not in MULTIRUN_FLAGS]
+
+
+def check_command_word(argv: list[str], commands: list[str]) -> None:
+    """A first word that is neither a command nor an override (`mlexp comapre ...`, `mlexp churn_incentives`): say
+    which commands exist, or the override the word was meant as."""
+    from mlexp import tasks
+
+    word = argv[0] if argv else ""
+    if not word or word.startswith(("-", "+", "~")) or "=" in word:
+        return
+    if word in tasks.load_all():
+        raise MlexpError(f"{word!r} is a task, not a command; run it with: mlexp task={word}")
+    close = difflib.get_close_matches(word, commands, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise MlexpError(
+        f"{word!r} is neither a command nor an override (key=value); {hint}commands: {', '.join(commands)}; "
+        "or run a trial: mlexp task=<task> [key=value ...]"
+    )
+
+
+def grammar_error(error: OverrideParseException) -> str:
+    """Hydra's reason an override does not parse, in one line with the override and the grammar's page."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    reason = "; ".join(line for line in lines if line and not line.startswith(("Error parsing", "See http")))
+    return f"{error.override}: {reason}; the override grammar: {GRAMMAR_URL}"
+
+
+def check_resolvable(conf_dir: Path, overrides: list[str]) -> None:
+    """`--cfg job --resolve` with a `${...}` that resolves nowhere: the run's one line, not the traceback Hydra's
+    printing of the config comes with. (A composition that fails is left to Hydra's own report.)"""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from mlexp.config import make_composable
+    from mlexp.config.validate import resolved_config
+
+    make_composable()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except HydraException:
+        return
+    resolved_config(cfg)

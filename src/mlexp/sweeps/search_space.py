@@ -1,0 +1,124 @@
+"""A sweep's search space: the overrides its jobs apply (the command's sweeps and the sweep file's
+`hydra.sweeper.params`), and whether its sweeper can run them.
+
+Each refusal comes before the sweep's record opens; past it, the sweeper would stop with a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import NamedTuple
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from mlexp import tasks
+from mlexp.config.bounds import out_of_bounds
+from mlexp.config.overrides import command_overrides, sweeper_params
+from mlexp.errors import ConfigError
+
+
+class Swept(NamedTuple):
+    """One override each job applies on top of the config they share, and the sweep file it comes from, if any."""
+
+    override: Override
+    sweep_file: str | None  # None: the command line; else the sweep file whose hydra.sweeper.params gives it
+
+    def where(self) -> str:
+        return f"hydra.sweeper.params of sweep={self.sweep_file}: " if self.sweep_file else ""
+
+    def line(self) -> str:
+        """The override as the user wrote it, after where it was written."""
+        return f"{self.where()}{self.override.input_line or self.override.key_or_group}"
+
+
+def sweeper_kind(config: DictConfig) -> str:
+    """`optuna` (random and Bayesian searches), `grid` (Hydra's basic sweeper), else the sweeper's target."""
+    target = str(config.hydra.sweeper.get("_target_", ""))
+    if "optuna" in target.lower():
+        return "optuna"
+    return "grid" if target.endswith("BasicSweeper") else target
+
+
+def swept_overrides(config: DictConfig, parser: OverridesParser) -> list[Swept]:
+    """The command's sweep overrides, then the sweeper's own search space (`hydra.sweeper.params`) less the keys the
+    command also gives: Hydra applies neither to the config the sweep callback sees. A key given in both takes the
+    command's values, as in Hydra's basic sweeper; Optuna's keeps a fixed value from the file instead, and then the
+    command's values, which it ignores, are the ones checked."""
+    command = parser.parse_overrides(command_overrides(config.hydra))
+    swept = [Swept(o, None) for o in command if o.is_sweep_override()]
+    try:
+        from_params = parser.parse_overrides(sweeper_params(config.hydra))
+    except (HydraException, OmegaConfBaseException):
+        return swept  # the sweeper reports its own search space
+    given = {o.get_key_element() for o in command}  # the sweepers' key: with its +/++/~ and package
+    sweep_file = str(config.hydra.runtime.choices.get("sweep"))
+    return swept + [Swept(o, sweep_file) for o in from_params if o.get_key_element() not in given]
+
+
+def as_typed(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value)  # Hydra escapes ${…} and the like in sweep values
+
+
+def listed(override: Override) -> list[str] | None:
+    """The values a discrete sweep lists; None for a glob (only Hydra's config loader can list a group's options)."""
+    try:
+        return list(override.sweep_string_iterator())
+    except HydraException:
+        return None
+
+
+def check_search_space(config: DictConfig) -> None:
+    """Each swept override must be a search its sweeper can run. A grid runs listed values: a range with a step and
+    values, no interval. Optuna's takes the distributions it can make (low <= high, a log scale above 0, no glob)
+    and at least one trial. An interval must lie in its key's range (the task's bounds)."""
+    kind = sweeper_kind(config)
+    bounds = tasks.get(config.task.name).bounds
+    for entry in swept_overrides(config, OverridesParser.create()):
+        override, key, line = entry.override, entry.override.key_or_group, entry.line()
+        if kind == "optuna" and isinstance(override.value(), Glob):
+            raise ConfigError(
+                f"{line}: Optuna's sweeper searches choice(...), range(...) and interval(...), not glob(...); list "
+                "the options: choice(a,b)"
+            )
+        if kind == "grid" and override.is_interval_sweep():
+            raise ConfigError(
+                f"{line}: a grid runs listed values, and an interval lists none; give values ({key}=a,b or "
+                f"{key}=range(start,stop,step)), or search the interval with sweep=random or sweep=tpe"
+            )
+        try:
+            if kind == "optuna":
+                _optuna_distribution(override)
+            values = listed(override) if kind == "grid" and override.is_discrete_sweep() else None
+        except (ValueError, NotImplementedError) as error:
+            reason = str(error).strip().rstrip(".")
+            raise ConfigError(f"{line}: {reason}; give a search the sweeper can run") from error
+        if values == []:
+            raise ConfigError(f"{line} lists no values, so the grid would run no trial; give some")
+        interval = override.value()
+        if isinstance(interval, IntervalSweep):
+            for end in (interval.start, interval.end):
+                refused = out_of_bounds(key, end, bounds.get(key))
+                if refused is not None:
+                    raise ConfigError(f"{line}: {refused}")
+    trials = config.hydra.sweeper.get("n_trials") if kind == "optuna" else None
+    if trials is not None and int(trials) < 1:
+        named = (
+            f"sweep.max_jobs={config.sweep.max_jobs}: a search runs sweep.max_jobs trials"
+            if trials == config.sweep.max_jobs
+            else f"hydra.sweeper.n_trials={trials}: Optuna's sweeper runs that many trials"
+        )
+        raise ConfigError(f"{named}; give 1 or more")
+
+
+def _optuna_distribution(override: Override) -> None:
+    """What Optuna's sweeper makes of the override; raises as the sweeper would."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Optuna sweeper's distributions are deprecated ones: not the user's
+        create_optuna_distribution_from_override(override)
