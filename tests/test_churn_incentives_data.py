@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import cli_env, run_cli
 from mlexp.data import export_packaged, telecom_churn
 from mlexp.errors import DataError
 from mlexp.tasks.churn_incentives import features
@@ -75,6 +79,41 @@ def test_bad_input_names_the_file_rows_and_columns(tmp_path, exported, edit, mes
     with pytest.raises(DataError, match=message) as failure:
         telecom_churn.load(path)
     assert str(path) in str(failure.value)
+
+
+def test_mlexp_data_refuses_a_folder_as_its_output_and_leaves_nothing_behind(tmp_project):
+    folder = tmp_project / "conf"
+    done = run_cli(tmp_project, "data", "churn", str(folder), check=False)
+    assert list(tmp_project.rglob("*.partial")) == []
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlexp data: error: {folder} is a folder; give the path of the file to write the churn dataset to"
+    )
+
+
+def _small_file_limit() -> None:
+    # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+@pytest.mark.parametrize(("dataset", "file"), [("churn", "churn.txt"), ("abalone", "abalone.data")])
+def test_an_export_that_fails_half_way_leaves_no_file_half_written(tmp_project, dataset, file):
+    out = tmp_project / "data" / "raw" / file
+    done = subprocess.run(
+        [sys.executable, "-m", "mlexp.cli", "data", dataset, str(out)],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_small_file_limit,
+    )
+    assert list(out.parent.iterdir()) == []  # neither the file DVC would take as good nor its .partial
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == f"mlexp data: error: cannot write {out} (File too large); give a file path you can write to"
+    )
 
 
 def test_split_is_stratified_and_covers_every_customer_once():

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -203,6 +205,22 @@ def test_on_a_server_the_name_is_freed_and_the_artifacts_deleted(tmp_project: Pa
     assert (retired.name, retired.lifecycle_stage) == (report.renamed_to, "deleted")
     assert client.list_artifacts(component) == []
     assert store.experiment_id("remote") != experiment_id
+
+
+def test_delete_on_a_server_that_is_down_fails_in_seconds_in_one_line(tmp_project: Path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    started = time.monotonic()
+    done = run_cli(
+        tmp_project, "delete", "experiment=doomed", "--force", f"tracking.uri=http://127.0.0.1:{port}", check=False
+    )
+    assert time.monotonic() - started < 60  # MLflow's own retries take minutes
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlexp delete: error: cannot reach the tracking server http://127.0.0.1:{port} (Connection refused); "
+        "check that it runs and that the address is right (tracking.uri, or $MLFLOW_TRACKING_URI)"
+    )
 
 
 def test_a_running_experiment_is_refused_even_with_force(tmp_project: Path, hand_made_store: MlflowClient):

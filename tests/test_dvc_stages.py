@@ -29,6 +29,28 @@ def test_committed_dvc_yaml_files_equal_a_fresh_generation():
     assert dvc_stages.drift(REPO, generated) == []
 
 
+def test_summary_refuses_a_folder_as_its_output(tmp_project):
+    folder = tmp_project / "conf"
+    done = run_cli(tmp_project, "summary", str(folder), check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlexp summary: error: {folder} is a folder; give the path of the file to write, e.g. {folder / 'summary.md'}"
+    )
+
+
+def test_summary_names_a_broken_metrics_file_and_the_stage_that_writes_it(tmp_project):
+    metrics = tmp_project / "reports" / "tabular_regression" / "metrics.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text("{bad\n")
+    done = run_cli(tmp_project, "summary", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlexp summary: error: {metrics} is not valid JSON (Expecting property name enclosed in double quotes: "
+        f"line 1 column 2 (char 1)); run the stage that writes it again: dvc repro {TABULAR}:evaluate"
+    )
+    assert not (tmp_project / "reports" / "summary.md").exists()
+
+
 def test_committed_locks_are_not_stale():
     assert dvc_lock.stale_entries(REPO) == [], "a committed dvc.lock records other code or values than the repository"
 

@@ -28,3 +28,9 @@ def test_reviewers_are_added_and_listed_through_mlexp(tmp_project: Path) -> None
 
     wrong = run_cli(tmp_project, "review", "frobnicate", check=False, env=env)
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+
+
+def test_removing_a_reviewer_who_is_not_an_account_fails_in_one_line(tmp_project: Path) -> None:
+    done = run_cli(tmp_project, "review", "remove", "nobody", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "mlexp: error: no reviewer named 'nobody'; see mlexp review list"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import socket
+import time
 
 import pytest
 import yaml
@@ -138,6 +140,22 @@ def test_compare_of_an_unknown_experiment_fails_clearly(grid_sweep):
     done = run_cli(project, "compare", "experiment=nothing-here", check=False)
     assert done.returncode != 0
     assert "no trials in experiment 'nothing-here'" in done.stderr
+
+
+def test_compare_against_a_server_that_is_down_fails_in_seconds_in_one_line(tmp_project):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    started = time.monotonic()
+    done = run_cli(
+        tmp_project, "compare", "task=tabular_regression", f"tracking.uri=http://127.0.0.1:{port}", check=False
+    )
+    assert time.monotonic() - started < 60  # MLflow's own retries take minutes
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlexp compare: error: cannot reach the tracking server http://127.0.0.1:{port} (Connection refused); "
+        "check that it runs and that the address is right (tracking.uri, or $MLFLOW_TRACKING_URI)"
+    )
 
 
 @STORE_EXISTS

@@ -33,7 +33,7 @@ from mlexp.errors import MlexpError
 from mlexp.paths import project_root
 from mlexp.shared_component import SHARED_TAG
 from mlexp.tracking import TrackingStore, tags
-from mlexp.tracking.store import sqlite_path
+from mlexp.tracking.store import bound_store_retries, sqlite_path
 from mlexp.trial_continuation import marker_path
 
 USAGE = "mlexp delete experiment=<name> [--force] [tracking.uri=<uri>]"
@@ -176,7 +176,7 @@ def _pages(fetch: Callable[[str | None], Any]) -> list[Any]:
 def _survey(name: str, tracking_uri: str | None, root: Path | None) -> _Target:
     root = root or project_root()
     store = TrackingStore.resolve(tracking_uri, root)
-    client = store.client()
+    client = store.answering_client()
     found = [client.get_experiment_by_name(n) for n in (name, name + tags.SWEEPS_SUFFIX)]
     experiments = [e for e in found if e is not None]
     if not experiments:
@@ -332,6 +332,7 @@ def _arguments(argv: list[str]) -> tuple[str, bool, str | None]:
 def run_delete(argv: list[str]) -> int:
     """`mlexp delete experiment=<name> [--force]`: say what goes, confirm on a terminal, delete."""
     name, force, uri = _arguments(argv)
+    bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
     if not force:
         print(f"would delete {plan_deletion(name, tracking_uri=uri)}")
         if not sys.stdin.isatty():

@@ -46,10 +46,12 @@ def _task_config(task: str) -> DictConfig:
 def run_compare(argv: list[str]) -> int:
     from mlexp import compare, next_steps
     from mlexp.experiment_analytics import ExperimentAnalytics
+    from mlexp.tracking.store import bound_store_retries
 
     args = _key_values(argv, {"task", "experiment", "sweep", "tracking.uri"}, "compare")
     if not {"task", "experiment", "sweep"} & set(args):
         raise MlexpError(f"name a task, an experiment or a sweep; usage: {USAGE['compare']}")
+    bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
     trials = ExperimentAnalytics(
         args.get("experiment"), task=args.get("task"), sweep=args.get("sweep"), tracking_uri=args.get("tracking.uri")
     )
@@ -152,7 +154,7 @@ def run_summary(argv: list[str]) -> int:
         raise MlexpError(f"usage: {USAGE['summary']}")
     root = project_root()
     out = resolve(argv[0]) if argv else root / "reports" / "summary.md"
-    print(write_summary(root / "reports", sorted(tasks.load_all()), out), end="")
+    print(write_summary(root / "reports", tasks.load_all(), out), end="")
     return 0
 
 

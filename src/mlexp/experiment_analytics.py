@@ -75,7 +75,7 @@ class ExperimentAnalytics:
 
         self.root = Path(root).resolve() if root is not None else None
         self.store = _store(tracking_uri, self.root)
-        self.client = self.store.client()
+        self.client = self.store.answering_client()
         self.sweep = find_sweep(self.client, sweep) if sweep else None
         if sweep and self.sweep is None:
             raise AnalyticsError(f"no sweep named or with id {sweep!r} in {self.store.uri}")

@@ -101,12 +101,10 @@ def read_packaged() -> pd.DataFrame:
 
 
 def export_packaged(out: Path) -> int:
-    """Write the packaged copy as churn.txt (temp file, then rename); returns the row count."""
+    """Write the packaged copy as churn.txt; returns the row count (`mlexp.data.export_packaged` makes it atomic)."""
     frame = read_packaged()
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(out)
+    frame.to_csv(out, index=False)
     return len(frame)
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from filelock import FileLock
 
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, MlexpError
 from mlexp.tracking import tags
 
 if TYPE_CHECKING:
@@ -27,6 +27,37 @@ DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 # marks model-training experiments (MLflow 3.17's UI mode itself comes from the link: see ui_link)
 EXPERIMENT_TAGS = {tags.EXPERIMENT_KIND: tags.MODEL_TRAINING}
+
+
+class StoreUnreachable(MlexpError):
+    """A tracking server did not answer: refused, timed out or not found."""
+
+
+def bound_store_retries() -> None:
+    """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def _network_failure(error: BaseException) -> str | None:
+    """Why a request to a tracking server got no answer at all ("Connection refused"); None if it got one.
+
+    MLflow re-raises what `requests` raised as a plain MlflowException: the network error is in its context.
+    """
+    from requests import exceptions
+
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if not any(isinstance(e, (exceptions.ConnectionError, exceptions.Timeout)) for e in chain):
+        return None
+    if any(isinstance(e, exceptions.Timeout) for e in chain):
+        return f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '120')} s"
+    # the innermost socket error says it best: "Connection refused", "Name or service not known"
+    reasons = [e.strerror for e in chain if isinstance(e, OSError) and e.strerror]
+    return reasons[-1] if reasons else "no connection"
 
 
 def use_wal(db: Path) -> None:
@@ -102,6 +133,29 @@ class TrackingStore:
             client.search_experiments(max_results=1)
             use_wal(db)
             return client
+
+    def answering_client(self) -> MlflowClient:
+        """`client()`, once a tracking server has answered a first request: StoreUnreachable (one line) if not.
+
+        A command that only reads (compare, delete) fails with the server's address instead of MLflow's traceback;
+        bound_store_retries makes that seconds.
+        """
+        client = self.client()
+        if urlparse(self.uri).scheme in ("", "file", "sqlite"):
+            return client
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.search_experiments(max_results=1)
+        except MlflowException as error:
+            reason = _network_failure(error)
+            if reason is None:
+                raise
+            raise StoreUnreachable(
+                f"cannot reach the tracking server {self.uri} ({reason}); check that it runs and that the address "
+                "is right (tracking.uri, or $MLFLOW_TRACKING_URI)"
+            ) from error
+        return client
 
     def _client(self) -> MlflowClient:
         from mlflow.tracking import MlflowClient

@@ -39,7 +39,7 @@ from mlexp.errors import one_line
 from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
 from mlexp.tracking.sagemaker_mirror import failure_line
-from mlexp.tracking.store import TrackingStore, sqlite_path
+from mlexp.tracking.store import TrackingStore, bound_store_retries, sqlite_path
 from mlexp.tracking.trial_state import read_trial_state
 from mlexp.tracking.writer_address import idle_s, start_lock
 
@@ -358,16 +358,10 @@ def _warm(root: Path, writers: StoreWriters) -> None:
         import mlflow.tracking  # noqa: F401
 
 
-def _bound_store_retries() -> None:
-    """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-
-
 def main() -> None:
     path, root = Path(sys.argv[1]), Path(sys.argv[2])
     listener = _listen(path)  # first: the command that started this process goes on as soon as it connects
-    _bound_store_retries()
+    bound_store_retries()
     from mlexp.console import quiet_third_party
 
     quiet_third_party()

@@ -18,7 +18,7 @@ from mlexp.errors import ConfigError, MlexpError
 from mlexp.paths import project_root, resolve
 from mlexp.tasks.text_classification.service import label_studio
 from mlexp.tasks.text_classification.service.database import is_postgres
-from mlexp.tasks.text_classification.service.reviewers import add_reviewer
+from mlexp.tasks.text_classification.service.reviewers import add_reviewer, remove_reviewer
 from mlexp.tasks.text_classification.service.store import FeedbackStore, export_reviews
 
 PASSWORD_ENV = "MLEXP_REVIEWER_PASSWORD"
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             add_reviewer(store, args.name, _password(args.name))
             print(f"reviewer {args.name} can sign in at <service URL>/review")
         elif args.command == "remove":
-            removed = store.remove_reviewer(args.name)
-            print(f"reviewer {args.name} {'removed' if removed else 'was not an account'}")
+            remove_reviewer(store, args.name)
+            print(f"reviewer {args.name} removed")
         elif args.command == "list":
             print("\n".join(store.reviewers()) or "no reviewers yet: mlexp review add <name>")
         elif args.command == "export":

@@ -7,7 +7,7 @@ import hmac
 import re
 import secrets
 
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, MlexpError
 from mlexp.tasks.text_classification.service.store import FeedbackStore
 
 # scrypt's interactive-login parameters (about 20 ms a check): slow for a guesser, quick for a sign-in
@@ -38,6 +38,12 @@ def add_reviewer(store: FeedbackStore, name: str, password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise ConfigError(f"reviewer {name}: the password needs at least {MIN_PASSWORD} characters")
     store.set_reviewer(name, hash_password(password))
+
+
+def remove_reviewer(store: FeedbackStore, name: str) -> None:
+    """Delete reviewer `name`: their session ends at once."""
+    if not store.remove_reviewer(name):
+        raise MlexpError(f"no reviewer named {name!r}; see mlexp review list")
 
 
 def sign_in(store: FeedbackStore, name: str, password: str) -> bool:
