@@ -87,11 +87,17 @@ def test_a_value_in_place_of_a_section_is_still_refused(tmp_project: Path) -> No
     assert "mlexp: error: seed.x: seed is a value, not a section" in done.stderr
 
 
-def test_hydra_reports_what_it_cannot_compose(tmp_project: Path) -> None:
-    # a sweep's values without -m: Hydra's own message, as hydra.main prints it (exit status 1)
+def test_hydra_reports_what_it_cannot_compose_and_the_checks_do_not_explain(tmp_project: Path) -> None:
+    # a sweep's values without -m: the checks' one line (exit status 2)
     done, _ = counted_run(tmp_project, "task=tabular_regression", "model.epochs=1,2")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "mlexp: error: model.epochs=1,2 gives several values, and a run takes one: to sweep them add -m"
+    )
+    # an option of Hydra's own groups that does not exist: Hydra's own report, as hydra.main prints it (exit status 1)
+    done, _ = counted_run(tmp_project, "task=tabular_regression", "hydra/launcher=nope")
     assert done.returncode == 1
-    assert "Ambiguous value for argument 'model.epochs=1,2'" in done.stderr
+    assert "Could not find 'hydra/launcher/nope'" in done.stderr
     assert "mlexp: error" not in done.stderr
 
 

@@ -66,13 +66,16 @@ def test_several_values_without_m_say_to_add_m_and_the_forms_the_key_takes(tmp_p
     # an integer takes neither a list nor text; a new key both (with its +); a name text only; a group neither
     expected = {
         "model.l1_size=8,16": f"model.l1_size=8,16 {add_m}",
-        "+extra_note=a,b": f'+extra_note=a,b {add_m}{forms} "+extra_note=[a,b]" or "+extra_note=\'a,b\'"',
-        "tracking.experiment_name=a,b": f"tracking.experiment_name=a,b {add_m}{forms} "
-        "\"tracking.experiment_name='a,b'\"",
+        "+extra_note=a,b": f"""+extra_note=a,b {add_m}{forms} '+extra_note=[a,b]' or '+extra_note="a,b"'""",
+        "tracking.experiment_name=a,b": f"""tracking.experiment_name=a,b {add_m}{forms} \
+'tracking.experiment_name="a,b"'""",
         "model=mlp_regressor,mlp_regressor": f"model=mlp_regressor,mlp_regressor {add_m}",
     }
     for override, message in expected.items():
         assert _one_line_error(tmp_project, "task=tabular_regression", override) == message
+    # a value with quotes of its own: no form is offered, and no traceback
+    message = _one_line_error(tmp_project, "task=tabular_regression", 'dataset.path="my file.csv",b.csv')
+    assert message == 'dataset.path="my file.csv",b.csv ' + add_m
 
 
 @pytest.mark.usefixtures("tmp_project_with_store")
@@ -236,6 +239,10 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
             ["task=churn_incentives", "model.decision_threshold=1.5"],
             "model.decision_threshold=1.5 is out of range: it must be between 0 and 1",
         ),
+        (
+            ["task=tabular_regression", "model.learning_rate=nan"],
+            "model.learning_rate=nan is not a finite number: it must be above 0",
+        ),
     ],
 )
 def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project, args, line):
@@ -256,3 +263,14 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
         tmp_project, "-m", "task=tabular_regression", "sweep=tpe", "model.learning_rate=interval(0,0.1)"
     )
     assert message == "model.learning_rate=interval(0,0.1): model.learning_rate=0.0 is out of range: it must be above 0"
+    # Hydra's interval leaves its end out: (0.5, 1) samples splits below 1, which fit
+    config_ok = run_cli(
+        tmp_project,
+        "-m",
+        "task=tabular_regression",
+        "sweep=tpe",
+        "preprocessing.train_test_split=interval(0.5,1)",
+        "sweep.max_jobs=1",
+        *TINY,
+    )
+    assert "1/1 jobs finished" in config_ok.stdout

@@ -46,7 +46,8 @@ def test_summary_names_a_broken_metrics_file_and_the_stage_that_writes_it(tmp_pr
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f"mlexp summary: error: {metrics} is not valid JSON (Expecting property name enclosed in double quotes: "
-        f"line 1 column 2 (char 1)); run the stage that writes it again: dvc repro {TABULAR}:evaluate"
+        f"line 1 column 2 (char 1)); run the stage that writes it again: dvc repro --force --single-item "
+        f"{TABULAR}:evaluate"
     )
     assert not (tmp_project / "reports" / "summary.md").exists()
 

@@ -102,8 +102,8 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
         assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
     path.write_text("tabular_regression:\n  model:\n    epochs: [1\n")
     broken = (  # the line that leaves [ open is named
-        f"{path} is not valid YAML (expected ',' or ']', but got '<stream end>' at line 4, column 1, in what line 3 "
-        "opens)"
+        f"{path} is not valid YAML (expected ',' or ']', but got '<stream end>' at line 4, column 1; the [ opened at "
+        "line 3)"
     )
     done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
     assert done.returncode == 1

@@ -143,9 +143,13 @@ def test_stages_of_one_pipeline_run_share_a_trial_and_another_run_opens_its_own(
     headline = json.loads((tmp_project / "reports" / "tabular_regression" / "metrics.json").read_text())
     assert headline["final_train_loss"] == pytest.approx(trial.metrics["final_train_loss"])
     assert headline["test_msle"] == pytest.approx(trial.metrics["test_msle"])
-    # later, a forced repro of evaluate alone: it must not join the first trial
+    # later, a forced repro of evaluate alone, its metrics.json broken meanwhile: it must not join the first trial,
+    # and it writes the file anew
+    metrics = tmp_project / "reports" / "tabular_regression" / "metrics.json"
+    metrics.write_text("{bad\n")
     done = _stage(tmp_project, "evaluate", "repro-2")
     assert "did not run in this pipeline run; it opens a new trial" in done.stdout
+    assert "test_msle" in json.loads(metrics.read_text())
     trials = {t.run_id: t for t in trials_of(tmp_project)}
     assert len(trials) == 2
     assert trials[trial.run_id].component_names == {"Pre-processing", "Training", "Evaluation"}

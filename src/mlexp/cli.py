@@ -316,7 +316,7 @@ def main() -> None:
     conf_dir = project_root() / "conf"
     try:
         argv = sys.argv[1:] = multirun_first(argv)  # Hydra parses sys.argv again
-        check_command_word(argv, list(commands.COMMANDS))
+        check_command_word(argv, list(commands.COMMANDS), conf_dir)
         overrides = get_args_parser().parse_args(argv).overrides
         if any(arg in ("--help", "-h") for arg in argv):
             from mlexp.usage import help_text

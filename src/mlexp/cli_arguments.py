@@ -33,15 +33,13 @@ def multirun_first(argv: list[str]) -> list[str]:
     return flags[:1] + [arg for arg in argv if arg not in MULTIRUN_FLAGS]
 
 
-def check_command_word(argv: list[str], commands: list[str]) -> None:
+def check_command_word(argv: list[str], commands: list[str], conf_dir: Path) -> None:
     """A first word that is neither a command nor an override (`mlexp comapre ...`, `mlexp churn_incentives`): say
     which commands exist, or the override the word was meant as."""
-    from mlexp import tasks
-
     word = argv[0] if argv else ""
     if not word or word.startswith(("-", "+", "~")) or "=" in word:
         return
-    if word in tasks.load_all():
+    if (conf_dir / "task" / f"{word}.yaml").is_file():
         raise MlexpError(f"{word!r} is a task, not a command; run it with: mlexp task={word}")
     close = difflib.get_close_matches(word, commands, n=1)
     hint = f"did you mean {close[0]}? " if close else ""

@@ -191,7 +191,7 @@ def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
     logged = trial.logged_metrics()
     wanted = [cfg.task.objective.metric, *cfg.task.headline_metrics]
     path = Path(cfg.paths.reports) / "metrics.json"
-    kept = json.loads(path.read_text()) if cfg.stage is not None and path.exists() else {}
+    kept = _kept_metrics(path) if cfg.stage is not None else {}
     headline: dict[str, float] = {}
     for name in dict.fromkeys(wanted):
         if name in logged:
@@ -201,6 +201,15 @@ def _write_metrics(cfg: DictConfig, trial: Trial) -> dict[str, float]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(headline, indent=2) + "\n")
     return headline
+
+
+def _kept_metrics(path: Path) -> dict[str, float]:
+    """The metrics an earlier stage run wrote; none when the file is missing or broken (this run rewrites it)."""
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return kept if isinstance(kept, dict) else {}
 
 
 def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:

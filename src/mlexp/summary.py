@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +26,15 @@ def write_summary(reports: Path, tasks: Mapping[str, Task], out: Path) -> str:
         for name, value in _metrics(metrics_file, tasks[task]).items():
             lines.append(f"| {task} | {name} | {value:.6g} |")
     text = "# mlexp: headline metrics per task\n\n" + "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    partial = out.with_name(out.name + ".partial")  # a DVC output: whole or not at all
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text)
+        partial.replace(out)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise DataError(f"cannot write {out} ({error.strerror or error}); give a file path you can write to") from error
     return text
 
 
@@ -45,7 +53,9 @@ def _metrics(path: Path, task: Task) -> dict[str, float]:
         if numbers:
             return dict(metrics)
         problem = "is not a JSON object of metric values"
-    raise DataError(f"{path} {problem}; run the stage that writes it again: dvc repro {_writer(task)}")
+    raise DataError(
+        f"{path} {problem}; run the stage that writes it again: dvc repro --force --single-item {_writer(task)}"
+    )
 
 
 def _writer(task: Task) -> str:

@@ -56,13 +56,24 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
     """The one-line error for `key=value` outside `bound`; None when it holds (or is not a number: the schema's)."""
     if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)) or bound.holds(value):
         return None
+    if not math.isfinite(value):
+        return ConfigError(f"{key}={value} is not a finite number: it must be {bound}")
     return ConfigError(f"{key}={value} is out of range: it must be {bound}")
+
+
+def interval_out_of_bounds(key: str, start: float, end: float, bound: Bound | None) -> ConfigError | None:
+    """The error for an `interval(start, end)` a search would sample outside `bound`; Hydra's interval leaves its
+    end out (start <= value < end), so an end equal to an open upper bound still fits."""
+    if bound is None:
+        return None
+    upper = Bound(high=bound.high) if bound.high is not None else None
+    return out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
 
 
 def check_bounds(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
     """Raise the first key of `cfg` outside its bound; a null value (the default of an optional key) passes."""
     for key, bound in bounds.items():
-        # a ${...} that cannot resolve here (it reads a swept key) is each job's to judge
+        # a ${...} that cannot resolve here (an environment variable only a job gets) is each job's to judge
         value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
         error = out_of_bounds(key, value, bound)
         if error is not None:

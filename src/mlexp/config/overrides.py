@@ -10,6 +10,7 @@ import copy
 import difflib
 import hashlib
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,13 @@ def check_no_sweep_values(conf_dir: Path, overrides: list[str]) -> None:
             if "(" in raw or key.split("/")[0] in config_groups(conf_dir)
             else _composed_choices(conf_dir, overrides)
         )
-        for form in (f"{prefix}=[{raw}]", f"{prefix}='{raw}'"):
-            if cfg is not None and _applies(copy.deepcopy(cfg), parser.parse_override(form)) is None:
-                forms.append(f'"{form}"')
+        for form in (f"{prefix}=[{raw}]", f'{prefix}="{raw}"'):
+            try:
+                fits = cfg is not None and _applies(copy.deepcopy(cfg), parser.parse_override(form)) is None
+            except HydraException:  # a value with quotes of its own: no form to offer
+                fits = False
+            if fits:
+                forms.append(shlex.quote(form))
         also = f"; for one value that is a list or text, write {' or '.join(forms)}" if forms else ""
         raise ConfigError(f"{line} gives several values, and a run takes one: to sweep them add -m{also}")
 

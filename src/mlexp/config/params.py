@@ -102,9 +102,10 @@ def read(path: Path) -> Any:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         # an unclosed [ or { is found where the file ends: the line that opened it is the one to fix
-        opened = getattr(error, "context_mark", None)
-        if opened is not None and mark is not None and opened.line != mark.line:
-            where += f", in what line {opened.line + 1} opens"
+        opened, context = getattr(error, "context_mark", None), str(getattr(error, "context", "") or "")
+        if opened is not None and "flow" in context and (mark is None or opened.line != mark.line):
+            bracket = "[" if "sequence" in context else "{"
+            where += f"; the {bracket} opened at line {opened.line + 1}"
         problem = getattr(error, "problem", None) or type(error).__name__
         raise NotYaml(f"{path} is not valid YAML ({problem}{where})") from None
 

@@ -20,14 +20,17 @@ def export_packaged(name: str, out: Path) -> int:
         raise DataError(f"{out} is a folder; give the path of the file to write the {name} dataset to")
     # DVC takes whatever is at `out` for the stage's output: a failed write must leave nothing there, nor beside it
     partial = out.with_name(out.name + ".partial")
+    _remove(partial)  # a killed earlier export's: what fails now must not be blamed on its bytes
     try:
         rows: int = importlib.import_module(EXPORTS[name]).export_packaged(partial)
         partial.replace(out)
     except OSError as error:
         writing = partial.exists() or (error.filename is not None and partial.is_relative_to(error.filename))
         _remove(partial)
-        if not writing:  # reading the packaged copy failed: its own error names the file
-            raise
+        if not writing:  # reading the packaged copy failed: the installation is broken, not the output path
+            raise DataError(
+                f"cannot read mlexp's packaged {name} dataset ({_reason(error)}); reinstall mlexp"
+            ) from error
         raise DataError(f"cannot write {out} ({_reason(error)}); give a file path you can write to") from error
     except BaseException:
         _remove(partial)

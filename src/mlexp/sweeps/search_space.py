@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
-from mlexp.config.bounds import out_of_bounds
+from mlexp.config.bounds import interval_out_of_bounds
 from mlexp.config.overrides import command_overrides, sweeper_params
 from mlexp.errors import ConfigError
 
@@ -100,11 +100,10 @@ def check_search_space(config: DictConfig) -> None:
         if values == []:
             raise ConfigError(f"{line} lists no values, so the grid would run no trial; give some")
         interval = override.value()
-        if isinstance(interval, IntervalSweep):
-            for end in (interval.start, interval.end):
-                refused = out_of_bounds(key, end, bounds.get(key))
-                if refused is not None:
-                    raise ConfigError(f"{line}: {refused}")
+        if isinstance(interval, IntervalSweep) and interval.start is not None and interval.end is not None:
+            refused = interval_out_of_bounds(key, interval.start, interval.end, bounds.get(key))
+            if refused is not None:
+                raise ConfigError(f"{line}: {refused}")
     trials = config.hydra.sweeper.get("n_trials") if kind == "optuna" else None
     if trials is not None and int(trials) < 1:
         named = (

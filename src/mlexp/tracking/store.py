@@ -149,8 +149,8 @@ class TrackingStore:
             client.search_experiments(max_results=1)
         except MlflowException as error:
             reason = _network_failure(error)
-            if reason is None:
-                raise
+            if reason is None:  # it answered (a refusal of this request is not the command's concern)
+                return client
             raise StoreUnreachable(
                 f"cannot reach the tracking server {self.uri} ({reason}); check that it runs and that the address "
                 "is right (tracking.uri, or $MLFLOW_TRACKING_URI)"

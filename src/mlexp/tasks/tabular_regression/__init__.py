@@ -38,9 +38,8 @@ TASK = register(
         uses_mxnet=True,
         stages_without_mxnet=("prepare",),  # pandas only: `dvc repro`'s prepare stage need not load MXNet
         bounds={
-            "dataset.n_rows": at_least(
-                2
-            ),  # fewer never make a train and a test set (the prepare stage checks the split)
+            # fewer never make a train and a test set (the prepare stage checks the split itself)
+            "dataset.n_rows": at_least(2),
             "preprocessing.train_test_split": between(0, 1, open_low=True, open_high=True),
             "model.l1_size": at_least(1),
             "model.l2_size": at_least(1),
