@@ -124,3 +124,18 @@ def test_split_is_stratified_and_covers_every_customer_once():
         assert part["Churn?"].mean() == pytest.approx(483 / 3333, abs=0.005)
     ids = np.concatenate([part[features.CUSTOMER].to_numpy() for part in parts.values()])
     assert sorted(ids) == list(range(1, 3334))
+
+
+def test_a_broken_installation_is_told_apart_from_an_output_path_a_killed_export_left(tmp_path, monkeypatch):
+    out = tmp_path / "churn.txt"
+    (tmp_path / "churn.txt.partial").write_text("State,Account Length\nKS,12")  # cut mid-row by a kill
+
+    def unreadable() -> pd.DataFrame:
+        raise PermissionError(13, "Permission denied", "site-packages/mlexp/data/packaged/churn.txt")
+
+    monkeypatch.setattr(telecom_churn, "read_packaged", unreadable)
+    with pytest.raises(
+        DataError, match=r"^cannot read mlexp's packaged churn dataset \(Permission denied\); reinstall"
+    ):
+        export_packaged("churn", out)
+    assert list(tmp_path.iterdir()) == []  # the stale part is gone, nothing written

@@ -38,6 +38,16 @@ def test_summary_refuses_a_folder_as_its_output(tmp_project):
     )
 
 
+def test_summary_that_cannot_be_written_is_one_line_and_leaves_no_partial_file(tmp_project):
+    blocker = tmp_project / "not_a_folder"
+    blocker.write_text("a file where the summary's folder would go\n")
+    done = run_cli(tmp_project, "summary", str(blocker / "summary.md"), check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"mlexp summary: error: cannot write {blocker / 'summary.md'} (")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert list(tmp_project.rglob("*.partial")) == []
+
+
 def test_summary_names_a_broken_metrics_file_and_the_stage_that_writes_it(tmp_project):
     metrics = tmp_project / "reports" / "tabular_regression" / "metrics.json"
     metrics.parent.mkdir(parents=True)
