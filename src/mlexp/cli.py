@@ -243,7 +243,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
     from hydra.core.utils import run_job
     from hydra.types import HydraContext
 
-    from mlexp.config.overrides import check_keys_in, check_no_sweep_values, check_override_values
+    from mlexp.config.overrides import check_keys_in, explain_failed_composition
 
     version.setbase("1.3")
     # hydra.main's job name is its task function's module's: `cli`
@@ -261,10 +261,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
             sweep_from_conf = app.get_mode("config", overrides) == RunMode.MULTIRUN
             GlobalHydra.instance().clear()  # the check composes through Hydra's compose API, which starts Hydra anew
             try:
-                check_override_keys(conf_dir, overrides)
-                check_override_values(conf_dir, overrides)
-                if not sweep_from_conf:
-                    check_no_sweep_values(conf_dir, overrides)
+                explain_failed_composition(conf_dir, overrides, sweep_values=sweep_from_conf)
             except MlexpError as error:
                 print(f"mlexp: error: {error}", file=sys.stderr)
                 sys.exit(2)

@@ -80,14 +80,30 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
             pass  # a read-only project checks again next time
 
 
-def _composed_choices(conf_dir: Path, overrides: list[str]) -> DictConfig | None:
-    """The config of the overrides' group choices alone (None when those do not compose: Hydra's to report)."""
-    choices, _ = _check_options(conf_dir, overrides, check_options=False)
+def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_values: bool) -> None:
+    """Why a run's composition failed, in one line: a group option or key that does not exist, a value its key cannot
+    take (`model.epochs=abc`), an override Hydra cannot apply (`+model.epochs=3` to a key that exists), or with
+    `sweep_values` False several values without -m. Hydra's own report is a block that ends in advice about stack
+    traces; what none of these explains is left to it. The group choices are composed once, for all the checks."""
+    choices, keys = _check_options(conf_dir, overrides)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    groups = config_groups(conf_dir)
+    plain = [o for o in parsed if o.key_or_group.split("/")[0] not in groups and not o.key_or_group.startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            return compose("config", overrides=choices)
+            cfg: DictConfig | None = compose("config", overrides=choices)
     except HydraException:
-        return None
+        cfg = None  # Hydra reports what it cannot compose itself (a swept group choice is said below)
+    if cfg is not None:
+        for key in keys or []:
+            check_key(cfg, key)
+        for override in plain:
+            if not override.is_sweep_override():
+                _check_value(cfg, override)  # applied to `cfg`: the forms offered below fit the run's other values
+    if not sweep_values:
+        for override in parsed:
+            if override.is_sweep_override():
+                raise _several_values(cfg if override in plain else None, override)
 
 
 def _applies(cfg: DictConfig, override: Override) -> HydraException | OmegaConfBaseException | None:
@@ -105,53 +121,35 @@ def misfit(line: str, key: str, value: str, error: BaseException, *, values: str
     return ConfigError(f"{line}: the value {value} does not fit {key} ({cause}); give {key} {values} it accepts")
 
 
-def check_override_values(conf_dir: Path, overrides: list[str]) -> None:
-    """Fail in one line naming the override whose value its key cannot take (`model.epochs=abc`), or that Hydra
-    cannot apply (`+model.epochs=3` to a key that exists). For a run whose composition failed: Hydra's own report
-    is a block that ends in advice about stack traces. Sweeps are checked by mlexp.sweeps.checks."""
-    cfg = _composed_choices(conf_dir, overrides)
-    if cfg is None:
+def _check_value(cfg: DictConfig, override: Override) -> None:
+    error = _applies(cfg, override)
+    if error is None:
         return
-    groups = config_groups(conf_dir)
-    for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.key_or_group
-        if override.is_sweep_override() or key.split("/")[0] in groups or key.startswith("hydra"):
-            continue
-        error = _applies(cfg, override)
-        if error is None:
-            continue
-        line = override.input_line or key
-        if override.type != OverrideType.CHANGE:
-            reason = "; ".join(part.strip().rstrip(".") for part in str(error).splitlines() if part.strip())
-            raise ConfigError(f"{line}: {reason}") from None
-        raise misfit(line, key, override.get_value_element_as_str(), error) from None
+    key = override.key_or_group
+    line = override.input_line or key
+    if override.type != OverrideType.CHANGE:
+        reason = "; ".join(part.strip().rstrip(".") for part in str(error).splitlines() if part.strip())
+        raise ConfigError(f"{line}: {reason}") from None
+    raise misfit(line, key, override.get_value_element_as_str(), error) from None
 
 
-def check_no_sweep_values(conf_dir: Path, overrides: list[str]) -> None:
-    """A run (no -m) takes one value per key: `model.l1_size=8,16` is one line saying to add -m, and the list or
-    text forms of the value that the key does take (shell-quoted)."""
-    parser = OverridesParser.create()
-    for override in parser.parse_overrides(overrides):
-        if not override.is_sweep_override():
-            continue
-        key = override.key_or_group
-        line = override.input_line or key
-        prefix, raw = line.split("=", 1)[0], line.split("=", 1)[-1]
-        forms = []
-        cfg = (
-            None
-            if "(" in raw or key.split("/")[0] in config_groups(conf_dir)
-            else _composed_choices(conf_dir, overrides)
-        )
-        for form in (f"{prefix}=[{raw}]", f'{prefix}="{raw}"'):
-            try:
-                fits = cfg is not None and _applies(copy.deepcopy(cfg), parser.parse_override(form)) is None
-            except HydraException:  # a value with quotes of its own: no form to offer
-                fits = False
-            if fits:
-                forms.append(shlex.quote(form))
-        also = f"; for one value that is a list or text, write {' or '.join(forms)}" if forms else ""
-        raise ConfigError(f"{line} gives several values, and a run takes one: to sweep them add -m{also}")
+def _several_values(cfg: DictConfig | None, override: Override) -> ConfigError:
+    """A run takes one value per key: `model.l1_size=8,16` is one line saying to add -m, and the list or text forms
+    of the value that the key does take (tried on `cfg`, shell-quoted; without `cfg`, as for a group choice, none)."""
+    line = override.input_line or override.key_or_group
+    prefix, raw = line.split("=", 1)[0], line.split("=", 1)[-1]
+    forms = []
+    for form in (f"{prefix}=[{raw}]", f'{prefix}="{raw}"'):
+        if cfg is None or "(" in raw:
+            break
+        try:
+            fits = _applies(copy.deepcopy(cfg), OverridesParser.create().parse_override(form)) is None
+        except HydraException:  # a value with quotes of its own: no form to offer
+            fits = False
+        if fits:
+            forms.append(shlex.quote(form))
+    also = f"; for one value that is a list or text, write {' or '.join(forms)}" if forms else ""
+    return ConfigError(f"{line} gives several values, and a run takes one: to sweep them add -m{also}")
 
 
 def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None:

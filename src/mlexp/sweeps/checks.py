@@ -26,12 +26,6 @@ from mlexp.errors import ConfigError
 from mlexp.sweeps import SWEEP_ENV
 from mlexp.sweeps.search_space import Swept, as_typed, check_search_space, listed, sweeper_kind, swept_overrides
 
-
-def _sweep_overrides(overrides: list[str]) -> list[str]:
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return [o.key_or_group for o in parsed if o.is_sweep_override()]
-
-
 # how each kind of value override is written: the check applies each value the way the command gives it
 _PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
 
@@ -235,7 +229,7 @@ def check_sweep(config: DictConfig) -> None:
             "has nothing to optimise; run a grid (`-m` with comma-separated values, or the task's own sweep)"
         )
     if sweeper == "optuna":
-        if not config.hydra.sweeper.get("params") and not _sweep_overrides(overrides):
+        if not config.hydra.sweeper.get("params") and not swept_overrides(config, OverridesParser.create()):
             raise ConfigError(
                 f"sweep={config.sweep.name} has no search space, so every trial would be the same; give one, "
                 "e.g. 'model.learning_rate=tag(log, interval(0.001, 0.1))' 'model.l1_size=choice(16, 32, 64)'"
