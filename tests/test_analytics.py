@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from conftest import REPO
 from mlexp import plot
 from mlexp.experiment_analytics import AnalyticsError, ExperimentAnalytics, analytics, metric_history
+from mlexp.tracking.store import NoStore
 
 EXPERIMENT = "tabular_regression"
 COMMON = {"dataset.n_rows": "300", "task.name": EXPERIMENT}  # the same in every trial: not compared
@@ -264,7 +265,7 @@ def test_metric_history_is_long_form_and_each_history_is_read_once(store):
     assert set(everything["metric"]) == {"train_loss", "test_msle"}
 
 
-def test_mistakes_fail_in_one_line_naming_the_fix(store):
+def test_mistakes_fail_in_one_line_naming_the_fix(store, tmp_path):
     uri, *_ = store
     cases = {
         "no trials in experiment 'nothing-here'": lambda: analytics("nothing-here", tracking_uri=uri),
@@ -279,6 +280,10 @@ def test_mistakes_fail_in_one_line_naming_the_fix(store):
         with pytest.raises(AnalyticsError, match=message) as raised:
             call()
         assert "\n" not in str(raised.value)
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    with pytest.raises(NoStore, match="no tracking store at"):
+        analytics(EXPERIMENT, tracking_uri=f"sqlite:///{missing}")
+    assert not (tmp_path / "elsewhere").exists()  # reading created no store, nor its folder
 
 
 def test_curves_draw_one_line_per_trial_from_the_history_or_the_trials(store):

@@ -223,6 +223,17 @@ def test_delete_on_a_server_that_is_down_fails_in_seconds_in_one_line(tmp_projec
     )
 
 
+def test_reading_commands_on_a_project_with_no_store_create_none(tmp_project: Path):
+    for command in (["delete", "experiment=doomed", "--force"], ["compare", "task=tabular_regression"]):
+        done = run_cli(tmp_project, *command, check=False)
+        assert done.returncode == 2
+        assert done.stderr.strip() == (
+            f"mlexp {command[0]}: error: no tracking store at {tmp_project / 'mlflow.db'}: nothing has been recorded "
+            "there yet; run `mlexp task=...` first, or point tracking.uri (or $MLFLOW_TRACKING_URI) at the store"
+        )
+        assert not list(tmp_project.glob("mlflow.db*"))
+
+
 def test_a_running_experiment_is_refused_even_with_force(tmp_project: Path, hand_made_store: MlflowClient):
     client = hand_made_store
     experiment_id = client.get_experiment_by_name("b").experiment_id

@@ -247,7 +247,7 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
 )
 def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project, args, line):
     done = run_cli(tmp_project, *args, check=False)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a usage error, as Hydra's: the command's config was refused
     assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
     assert not (tmp_project / "mlflow.db").exists()  # nothing recorded
 

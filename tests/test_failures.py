@@ -68,6 +68,17 @@ def test_a_stage_without_its_inputs_is_refused_before_a_trial_opens_with_the_way
 
 def test_deploy_local_for_a_task_without_an_endpoint_is_refused_before_training(tmp_project):
     done = run_cli(tmp_project, "task=tabular_regression", "deploy=local", *TINY, check=False)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "deploy=local: task 'tabular_regression' has no HTTP endpoint" in done.stderr
     assert not (tmp_project / "mlflow.db").exists() or not trials_of(tmp_project)
+
+
+def test_a_folder_path_that_names_a_file_is_refused_before_training(tmp_project):
+    (tmp_project / "a_file").write_text("kept\n")
+    done = run_cli(tmp_project, "task=tabular_regression", f"paths.models={tmp_project / 'a_file'}", *TINY, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"mlexp: error: paths.models={tmp_project / 'a_file'} is a file, not a folder; point paths.models at a folder"
+    ]
+    assert (tmp_project / "a_file").read_text() == "kept\n"
+    assert not (tmp_project / "mlflow.db").exists()  # no trial opened

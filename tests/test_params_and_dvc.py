@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
+from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, run_cli, seed_store, store_client, trials_of
 from dvc_copy import copy_project, dvc
 from mlexp import tasks
 from mlexp.config import params
+from mlexp.config.bounds import at_least
+from mlexp.errors import ConfigError
 
 
 def test_params_yaml_is_in_sync_with_conf():
@@ -93,12 +96,14 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
         f"could not be converted to Integer; give it a value it accepts, {fix}",
         "+tabular_regression.model.l1_sise=8": f"{path}: tabular_regression.model.l1_sise: Key 'l1_sise' not in "
         f"'MLPRegressor'; remove it, {fix}",
+        "tabular_regression.model.epochs=0": f"{path}: tabular_regression.model.epochs=0 is out of range: it must be "
+        "at least 1; give it a value in that range, or regenerate the file with `mlexp params`",
     }
     for edit, line in cases.items():
         path.write_text(written_params)
         apply_overrides(str(path), [edit])
         done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
-        assert done.returncode == 1
+        assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
     path.write_text("tabular_regression:\n  model:\n    epochs: [1\n")
     broken = (  # the line that leaves [ open is named
@@ -106,7 +111,7 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
         "line 3)"
     )
     done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"mlexp: error: {broken}; fix that line, {fix}"]
     done = run_cli(tmp_project, "params", "--check", check=False)
     assert done.returncode == 1
@@ -169,3 +174,13 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     assert newest.params["model.l1_size"] == "4"
     assert newest.component_names == {"Training", "Evaluation"}
     assert store_client(repo_copy).get_run(newest.run_id).data.metrics["test_msle"] > 0
+
+
+def test_a_params_file_value_out_of_range_is_refused_unless_the_command_line_replaces_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("regression:\n  model:\n    epochs: 0\n")
+    config = OmegaConf.create({"task": {"name": "regression"}, "model": {"epochs": 5}})
+    bounds = {"model.epochs": at_least(1)}
+    with pytest.raises(ConfigError, match=r"params.yaml: regression.model.epochs=0 is out of range"):
+        params.apply_params_file(config, path, [], bounds)
+    assert params.apply_params_file(config, path, ["model.epochs=2"], bounds).model.epochs == 2

@@ -14,7 +14,7 @@ def test_a_moved_project_is_refused_then_relocated_and_its_artifacts_read_from_t
     shutil.move(str(tmp_project), moved)
 
     refused = run_cli(moved, "task=tabular_regression", *TINY, check=False)
-    assert refused.returncode == 1 and "run `mlexp relocate`" in refused.stderr
+    assert refused.returncode == 2 and "run `mlexp relocate`" in refused.stderr
     assert not (tmp_project / "mlartifacts").exists()  # nothing written to the old place
 
     done = run_cli(moved, "relocate")

@@ -65,11 +65,13 @@ def _value_overrides(overrides: list[str], groups: set[str]) -> list[str]:
     ]
 
 
-def _fail(message: str, multirun: bool) -> float:
+def _fail(message: str, multirun: bool, status: int = 1) -> float:
+    """Report a job that failed; a single run exits `status`: 2 for a config refused before its trial opened (a
+    usage error, as Hydra's composition errors), 1 for everything else."""
     print(f"mlexp: error: {message}", file=sys.stderr)
     if multirun:
         return math.nan
-    sys.exit(1)
+    sys.exit(status)
 
 
 def _job(cfg: DictConfig) -> float:
@@ -102,7 +104,8 @@ def _run_job(cfg: DictConfig) -> float:
     number = hydra_cfg.job.num if multirun else 0
     try:
         if cfg.params_file:
-            cfg = apply_params_file(cfg, resolve(cfg.params_file), _value_overrides(overrides, set(choices)))
+            given = _value_overrides(overrides, set(choices))
+            cfg = apply_params_file(cfg, resolve(cfg.params_file), given, tasks.get(cfg.task.name).bounds)
         if multirun or not cfg.params_file:
             # sweep jobs never share folders, not even DVC's: parallel jobs would overwrite each other
             _use_run_folder(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
@@ -116,13 +119,13 @@ def _run_job(cfg: DictConfig) -> float:
         return _fail(message, multirun)
     except MlexpError as error:
         record_job(number, "FAILED", None, str(error))
-        return _fail(str(error), multirun)
+        return _fail(str(error), multirun, 2 if isinstance(error, ConfigError) else 1)
     except InterpolationResolutionError as error:
         refusal = mlexp_error_behind(error)
         if refusal is None:
             raise
         record_job(number, "FAILED", None, str(refusal))
-        return _fail(str(refusal), multirun)
+        return _fail(str(refusal), multirun, 2 if isinstance(refusal, ConfigError) else 1)
     except Exception as error:
         record_job(number, "FAILED", None, f"{type(error).__name__}: {error}")
         raise

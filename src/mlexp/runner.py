@@ -225,9 +225,12 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
             f"deploy=local: task {task.name!r} has no HTTP endpoint of its own; register its model with "
             "deploy=registry and serve it with `mlflow models serve -m models:/<name>@champion` (README)"
         )
+    folders = [Path(cfg.paths[name]) for name in ("data", "models", "reports")]
+    for name, folder in zip(("data", "models", "reports"), folders, strict=True):
+        if folder.exists() and not folder.is_dir():  # else the stage writing there fails after its work is done
+            raise ConfigError(f"paths.{name}={folder} is a file, not a folder; point paths.{name} at a folder")
     if cfg.stage is None or cfg.stage not in task.stages:  # the runner's own deploy stage declares no inputs
         return
-    folders = [Path(cfg.paths[name]) for name in ("data", "models", "reports")]
     for path in tasks.declared_inputs(task, cfg.stage, cfg):
         if any(path == f or f in path.parents for f in folders) and not path.exists():
             raise DataError(

@@ -8,6 +8,7 @@ so `dvc exp run -S <task>.model.<key>=<value>` changes what the stage runs with.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from mlexp.config.bounds import Bound, check_bounds
 from mlexp.config.task_groups import unselected_groups
 from mlexp.errors import ConfigError
 
@@ -121,8 +123,13 @@ def check(path: Path, sections: dict[str, Any]) -> str | None:
     return first_difference(current, load(render(sections)))
 
 
-def apply_params_file(cfg: DictConfig, path: Path, value_overrides: list[str]) -> DictConfig:
-    """Replace the task's values with its params.yaml section, then re-apply CLI values."""
+def apply_params_file(
+    cfg: DictConfig, path: Path, value_overrides: list[str], bounds: Mapping[str, Bound] | None = None
+) -> DictConfig:
+    """Replace the task's values with its params.yaml section, then re-apply CLI values.
+
+    A value of the file outside its key's range (the task's `bounds`) is refused naming the file; a command-line
+    value is the runner's to judge."""
     if not path.exists():
         raise ConfigError(f"params_file={path} does not exist; create it with `mlexp params`")
     try:
@@ -143,4 +150,10 @@ def apply_params_file(cfg: DictConfig, path: Path, value_overrides: list[str]) -
         fix = "remove it" if isinstance(error, (ConfigKeyError, ConfigAttributeError)) else "give it a value it accepts"
         raise ConfigError(f"{path}: {key}: {reason}; {fix}, or regenerate the file with `mlexp params`") from None
     assert isinstance(merged, DictConfig)
+    given = {override.split("=", 1)[0] for override in value_overrides}
+    try:
+        check_bounds(merged, {key: bound for key, bound in (bounds or {}).items() if key not in given})
+    except ConfigError as error:
+        fix = "give it a value in that range, or regenerate the file with `mlexp params`"
+        raise ConfigError(f"{path}: {task}.{error}; {fix}") from None
     return merged

@@ -33,6 +33,10 @@ class StoreUnreachable(MlexpError):
     """A tracking server did not answer: refused, timed out or not found."""
 
 
+class NoStore(MlexpError):
+    """A command that only reads names a local store that does not exist."""
+
+
 def bound_store_retries() -> None:
     """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -140,6 +144,12 @@ class TrackingStore:
         A command that only reads (compare, delete) fails with the server's address instead of MLflow's traceback;
         bound_store_retries makes that seconds.
         """
+        db = sqlite_path(self.uri)
+        if db is not None and not db.exists():  # reading must not create an empty store (or its folder)
+            raise NoStore(
+                f"no tracking store at {db}: nothing has been recorded there yet; run `mlexp task=...` first, or "
+                "point tracking.uri (or $MLFLOW_TRACKING_URI) at the store"
+            )
         client = self.client()
         if urlparse(self.uri).scheme in ("", "file", "sqlite"):
             return client
