@@ -215,6 +215,10 @@ def test_a_misspelt_command_two_modes_or_an_unresolvable_printed_config_are_one_
     assert message.startswith("-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one")
     message = _one_line_error(tmp_project, "--cfg", "job", "--resolve", "task=tabular_regression", "model.l1_size=${x}")
     assert message == "model.l1_size: Interpolation key 'x' not found; fix the ${...} it uses"
+    message = _one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "model.epochs=abc")
+    assert message.startswith("model.epochs=abc: the value abc does not fit model.epochs")
+    message = _one_line_error(tmp_project, "--info", "config", "task=tabular_regression", "model.l1_size=8,16")
+    assert message.startswith("model.l1_size=8,16 gives several values, and a run takes one")
 
 
 @pytest.mark.usefixtures("tmp_project_with_store")
@@ -274,3 +278,15 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
         *TINY,
     )
     assert "1/1 jobs finished" in config_ok.stdout
+
+
+def test_a_fixed_value_its_key_cannot_take_beside_swept_ones_is_one_line(tmp_project):
+    # Hydra composes the sweep's config before any sweep check runs: its failure is explained as a run's is
+    message = _one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=abc", "model.l1_size=8,16")
+    assert message == (
+        "model.epochs=abc: the value abc does not fit model.epochs (Value 'abc' of type 'str' could not be converted "
+        "to Integer); give model.epochs a value it accepts"
+    )
+    # what the checks do not explain is Hydra's own report
+    done = run_cli(tmp_project, "-m", "task=tabular_regression", "hydra/launcher=nope", check=False)
+    assert done.returncode == 1 and "Could not find 'hydra/launcher/nope'" in done.stderr

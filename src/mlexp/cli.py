@@ -19,11 +19,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
-from mlexp import tasks
+from mlexp import multirun, tasks
 from mlexp.cli_arguments import (
     MULTIRUN_FLAGS,
     check_command_word,
-    check_resolvable,
+    check_printable,
     grammar_error,
     multirun_first,
 )
@@ -326,8 +326,8 @@ def main() -> None:
         # one trial (no flags): the keys are checked in the config the run composes, not in a composition of their own
         single = not any(arg.startswith("-") for arg in argv)
         check_override_keys(conf_dir, overrides, keys=not single)
-        if "--resolve" in argv and any(arg.split("=")[0] in ("--cfg", "-c") for arg in argv):
-            check_resolvable(conf_dir, overrides)
+        if any(arg.split("=")[0] in ("--cfg", "-c", "--info", "-i") for arg in argv):
+            check_printable(conf_dir, overrides, resolve="--resolve" in argv)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -341,7 +341,9 @@ def main() -> None:
 
         start_early(project_root())  # a writer that starts loads MLflow while Hydra composes the sweep here
     try:
-        if not single or not _run_single(conf_dir, overrides):
+        if multirun.runs_here(argv, overrides):
+            multirun.run_multirun(conf_dir, overrides, _job)
+        elif not single or not _run_single(conf_dir, overrides):
             app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
             app(_job)()
     except KeyboardInterrupt:

@@ -56,13 +56,15 @@ def grammar_error(error: OverrideParseException) -> str:
     return f"{error.override}: {reason}; the override grammar: {GRAMMAR_URL}"
 
 
-def check_resolvable(conf_dir: Path, overrides: list[str]) -> None:
-    """`--cfg job --resolve` with a `${...}` that resolves nowhere: the run's one line, not the traceback Hydra's
-    printing of the config comes with. (A composition that fails is left to Hydra's own report.)"""
+def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool) -> None:
+    """`--cfg`/`--info` with an override the config cannot take (`model.l1_size=8,16` without -m) or, with `resolve`,
+    a `${...}` that resolves nowhere: the run's one line, not Hydra's block or the traceback its printing of the
+    config comes with. (What the run's checks do not explain is left to Hydra's own report.)"""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
     from mlexp.config import make_composable
+    from mlexp.config.overrides import explain_failed_composition
     from mlexp.config.validate import resolved_config
 
     make_composable()
@@ -70,5 +72,7 @@ def check_resolvable(conf_dir: Path, overrides: list[str]) -> None:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
     except HydraException:
+        explain_failed_composition(conf_dir, overrides, sweep_values=False)
         return
-    resolved_config(cfg)
+    if resolve:
+        resolved_config(cfg)
