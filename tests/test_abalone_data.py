@@ -89,7 +89,21 @@ NOT_UTF8 = {  # what the rows become when saved by Excel as CSV, by Excel as Uni
     ),
     "binary": (
         lambda text: b"PAR1\x00\x15\x81" + text.encode(),
-        "line 1: expected UTF-8 text, found the byte 0x81: the file is binary",
+        "line 1: expected UTF-8 text, found a NUL byte: the file is binary",
+    ),
+    # valid UTF-8 byte by byte, so only its NUL bytes tell
+    "utf16le_without_mark": (
+        lambda text: text.encode("utf-16-le"),
+        "line 1: expected UTF-8 text, found a NUL byte: the file is UTF-16LE without a byte order mark; re-save it as "
+        "UTF-8, e.g. `iconv -f utf-16le -t utf-8 in.csv > out.csv`",
+    ),
+    "utf16be_without_mark": (
+        lambda text: text.encode("utf-16-be"),
+        "line 1: expected UTF-8 text, found a NUL byte: the file is UTF-16BE without a byte order mark",
+    ),
+    "binary_valid_utf8": (
+        lambda text: text.encode() + b"\x00\x01\x02" * 40,
+        "line 4: expected UTF-8 text, found a NUL byte: the file is binary",
     ),
 }
 

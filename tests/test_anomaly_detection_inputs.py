@@ -143,6 +143,11 @@ def test_a_utf16_file_is_told_as_utf16_with_its_own_iconv(tmp_path):
         inputs.check_files(config(tmp_path), [path], [nyc_taxi.PICKUP])
     assert "the file is UTF-16 (as Excel's 'Unicode Text' saves it)" in str(refused.value)
     assert "`iconv -f utf-16 -t utf-8 in.csv > out.csv`" in str(refused.value)
+    path.write_bytes((HEADER + "\n" + ROWS[0] + "\n").encode("utf-16-le"))  # no byte order mark: valid UTF-8
+    with pytest.raises(DataError) as refused:
+        inputs.check_files(config(tmp_path), [path], [nyc_taxi.PICKUP])
+    assert "found a NUL byte: the file is UTF-16LE without a byte order mark" in str(refused.value)
+    assert "`iconv -f utf-16le -t utf-8 in.csv > out.csv`" in str(refused.value)
 
 
 EMPTY = {

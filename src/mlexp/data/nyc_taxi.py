@@ -26,7 +26,7 @@ from typing import BinaryIO
 import duckdb
 
 from mlexp.data.sources import expand
-from mlexp.data.text_files import not_utf8
+from mlexp.data.text_files import not_utf8, with_nul
 from mlexp.errors import DataError
 
 # today's yellow-taxi columns and the types of TLC's Parquet files
@@ -124,6 +124,8 @@ def csv_header(path: Path) -> list[str]:
         line = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DataError(not_utf8(path, 1, data, error)) from error
+    if "\x00" in line:
+        raise DataError(with_nul(path, data))
     text = line.rstrip("\r\n")
     if "\r" in text:
         raise DataError(
@@ -135,7 +137,7 @@ def csv_header(path: Path) -> list[str]:
         names = next(csv.reader([text]), [])
     except csv.Error:  # a NUL byte: not a header of names either
         names = []
-    if len(names) < 2 or "\x00" in line:
+    if len(names) < 2:
         raise DataError(f"{path}: line 1: expected a header row of comma-separated column names, found {line[:80]!r}")
     return names
 

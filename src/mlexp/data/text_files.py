@@ -1,7 +1,8 @@
 """Text data files as users have them: a file that is not UTF-8 is one line saying what it is and how to re-save it.
 
 Excel saves CSV as Windows-1252 ("CSV (Comma delimited)") or UTF-16 ("Unicode Text"); a binary file given by
-mistake (a Parquet or a zip renamed) has NUL bytes. Each gets its own fix rather than Python's UnicodeDecodeError.
+mistake (a Parquet or a zip renamed) has NUL bytes, and so has UTF-16 saved without its byte order mark, which is
+valid UTF-8 byte by byte. Each gets its own fix rather than Python's UnicodeDecodeError.
 """
 
 from __future__ import annotations
@@ -23,15 +24,37 @@ def not_utf8(path: Path, line: int, data: bytes, error: UnicodeDecodeError) -> s
             '`iconv -f utf-16 -t utf-8 in.csv > out.csv`, or in Excel as "CSV UTF-8"'
         )
     if b"\x00" in data:
-        return f"{where}: the file is binary, not a text (CSV) file; point the dataset at the text file"
+        return _with_nul_is(where, data)
     return (
         f"{where}: the file is not UTF-8 (Latin-1 or Windows-1252, as Excel saves CSV?); re-save it as UTF-8, e.g. "
         '`iconv -f cp1252 -t utf-8 in.csv > out.csv`, or in Excel as "CSV UTF-8"'
     )
 
 
+def with_nul(path: Path, data: bytes) -> str:
+    """One line for text that decodes as UTF-8 yet holds NUL bytes, which no text file does."""
+    line = data.count(b"\n", 0, max(data.find(b"\x00"), 0)) + 1
+    return _with_nul_is(f"{path}: line {line}: expected UTF-8 text, found a NUL byte", data)
+
+
+def _with_nul_is(where: str, data: bytes) -> str:
+    """What a file with NUL bytes is: UTF-16 saved without its byte order mark (every other byte of ASCII text is
+    NUL), else binary."""
+    sample = data[: 4096 - 4096 % 2]
+    for encoding, nul_half in (("utf-16le", sample[1::2]), ("utf-16be", sample[0::2])):
+        if nul_half and nul_half.count(0) >= 0.9 * len(nul_half):
+            return (
+                f"{where}: the file is {encoding.upper()} without a byte order mark; re-save it as UTF-8, e.g. "
+                f'`iconv -f {encoding} -t utf-8 in.csv > out.csv`, or in Excel as "CSV UTF-8"'
+            )
+    return f"{where}: the file is binary, not a text (CSV) file; point the dataset at the text file"
+
+
 def decode_utf8(path: Path, data: bytes) -> str:
-    """The file's bytes as text (a UTF-8 byte order mark dropped); one line naming the first line that is not UTF-8."""
+    """The file's bytes as text (a UTF-8 byte order mark dropped); one line naming the first line that is not UTF-8,
+    or holds a NUL byte (valid UTF-8, but UTF-16 or binary)."""
+    if b"\x00" in data and not data.startswith(UTF16_MARKS):  # told from the whole file: a line's NULs may be odd
+        raise DataError(with_nul(path, data))
     try:
         return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except UnicodeDecodeError as error:
