@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.document_extraction import config  # noqa: F401  (registers the schemas)
 
@@ -31,5 +32,32 @@ TASK = register(
             ),
         ),
         component_names={"extract": "Extraction"},
+        bounds={
+            "dataset.n_per_type": at_least(1),
+            "dataset.n_rows": at_least(1),
+            "preprocessing.pdf_dpi": at_least(1),
+            "preprocessing.max_pixels": at_least(1),
+            "preprocessing.empty_page_std": at_least(0),  # 0: no page is refused as empty
+            # a share of a check box's inside: 0 would mark every box SELECTED whatever its ink
+            "model.checkbox_fill_threshold": between(0, 1, open_low=True),
+            "model.key_value_max_gap": between(0, 1),  # a share of the page width (0: a value on the key's line only)
+            "model.row_word_spaces": above(0),
+            "model.gutter_word_spaces": at_least(0),  # 0: gutters by column_gap
+            "model.column_gap": above(0),
+            "model.table_min_rows": at_least(1),
+            # a text row is a table row when its ink falls into this many pieces: 1 makes every text row one
+            "model.table_min_columns": at_least(2),
+            "model.min_column_fill": between(0, 1),  # a share of the table's rows
+            "model.annotated_pages": at_least(0),
+            # engine=local_ocr
+            "engine.threads": at_least(0),  # 0: ONNX Runtime's own choice
+            "engine.det_limit_side": at_least(1),
+            "engine.text_score": between(0, 1),  # RapidOCR's minimum recognition score
+            "engine.rec_batch": at_least(1),
+            "engine.min_width": at_least(0),  # 0: no page is upscaled
+            "engine.currency_threshold": between(0, 1),  # a probability; 0: plain greedy decoding
+            # engine=textract
+            "engine.max_bytes": at_least(0),  # 0: every page is sent as JPEG
+        },
     )
 )

@@ -25,7 +25,7 @@ from mlexp.data import document_files, documents
 from mlexp.data.document_scan import degrade, level_problem
 from mlexp.errors import DataError
 from mlexp.tasks.document_extraction import charts, engines, metrics
-from mlexp.tasks.document_extraction.structure import Document, Page, page_from_json
+from mlexp.tasks.document_extraction.structure import Document, Page, SchemaProblem, check_page_json, page_from_json
 from mlexp.tracking import Tracker
 
 
@@ -199,7 +199,12 @@ def _truth_problem(path: Path) -> str | None:
         return f"{path}: ground truth has no 'pages' list; {where}"
     for number, page in enumerate(data["pages"], start=1):
         try:
+            # the schema field by field first: a wrong type is named (`field 'lines' is a string; it must be a
+            # list of objects`), not reported in Python's words ("string indices must be integers")
+            check_page_json(page)
             page_from_json(page)
+        except SchemaProblem as problem:
+            return f"{path} page {number}: ground truth {problem}; {where}"
         except KeyError as error:
             return f"{path} page {number}: ground truth misses key {error}; {where}"
         except (TypeError, AttributeError, ValueError) as error:

@@ -7,6 +7,7 @@ files use the same schema, with only the fields they know).
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -106,7 +107,12 @@ def union(boxes: list[Box]) -> Box:
 def page_from_json(data: dict[str, Any]) -> Page:
     """A page of the JSON schema (ground truth or a saved extraction) as objects; missing parts are empty."""
     lines = [
-        Line(x["text"], x["box"], x.get("confidence", 1.0), [Word(**w) for w in x.get("words", [])])
+        Line(
+            x["text"],
+            x["box"],
+            x.get("confidence", 1.0),
+            [Word(w["text"], w["box"], w.get("confidence", 1.0)) for w in x.get("words", [])],
+        )
         for x in data.get("lines", [])
     ]
     tables = []
@@ -131,3 +137,105 @@ def page_from_json(data: dict[str, Any]) -> Page:
     ]
     boxes = [SelectionElement(s["box"], s["state"], s.get("label", "")) for s in data.get("selection_elements", [])]
     return Page(data.get("number", 1), data.get("width", 0), data.get("height", 0), lines, tables, pairs, boxes)
+
+
+def _integer(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _box(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 4 and all(_number(v) for v in value)
+
+
+STATES = ("SELECTED", "NOT_SELECTED")
+# what a field must be: (test, the words for it)
+_STRING = (lambda v: isinstance(v, str), "a string")
+_NUMBER = (_number, "a number")
+_INDEX = (lambda v: _integer(v, 0), "an integer of at least 0 (rows and columns count from 0)")
+_COUNT = (lambda v: _integer(v, 1), "an integer of at least 1")
+_SIZE = (lambda v: v is None or _integer(v, 0), "an integer of at least 0, or null (0 or null: counted from the cells)")
+_BOX = (_box, "a list of 4 numbers [x0, y0, x1, y1]")
+_BOX_OR_NULL = (lambda v: v is None or _box(v), "a list of 4 numbers [x0, y0, x1, y1], or null")
+_STATE = (lambda v: v in STATES, " or ".join(STATES))
+# the page's JSON as page_from_json reads it, field by field: (name, required, what it must be or its items' fields)
+_WORD = (("text", True, _STRING), ("box", True, _BOX), ("confidence", False, _NUMBER))
+_LINE = (*_WORD, ("words", False, _WORD))
+_CELL = (
+    ("row", True, _INDEX),
+    ("column", True, _INDEX),
+    ("text", True, _STRING),
+    ("box", False, _BOX),
+    ("row_span", False, _COUNT),
+    ("column_span", False, _COUNT),
+)
+_TABLE = (("box", False, _BOX), ("rows", False, _SIZE), ("columns", False, _SIZE), ("cells", False, _CELL))
+_KEY_VALUE = (
+    ("key", True, _STRING),
+    ("value", True, _STRING),
+    ("key_box", False, _BOX),
+    ("value_box", False, _BOX_OR_NULL),
+    ("confidence", False, _NUMBER),
+)
+_SELECTION = (("box", True, _BOX), ("state", True, _STATE), ("label", False, _STRING), ("confidence", False, _NUMBER))
+_PAGE = (
+    ("number", False, _COUNT),
+    ("width", False, _NUMBER),
+    ("height", False, _NUMBER),
+    ("lines", False, _LINE),
+    ("tables", False, _TABLE),
+    ("key_values", False, _KEY_VALUE),
+    ("selection_elements", False, _SELECTION),
+)
+
+
+class SchemaProblem(ValueError):
+    """What page_from_json cannot read in a page's JSON: a missing key, or a field that is not what it must be."""
+
+
+def _described(value: Any) -> str:
+    """A JSON value in words: its type, and the value itself when it is short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"a string ({json.dumps(value if len(value) <= 20 else value[:17] + '...', ensure_ascii=False)})"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _check_fields(value: dict[str, Any], fields: tuple[Any, ...], where: str) -> None:
+    for name, required, kind in fields:
+        if name not in value:
+            if required:
+                raise SchemaProblem(f"misses key {name!r}")
+            continue
+        found, path = value[name], f"{where}.{name}" if where else name
+        if isinstance(kind[0], tuple):  # a list of objects with these fields
+            if not isinstance(found, list):
+                raise SchemaProblem(f"field {path!r} is {_described(found)}; it must be a list of objects")
+            for index, item in enumerate(found):
+                if not isinstance(item, dict):
+                    raise SchemaProblem(f"field '{path}[{index}]' is {_described(item)}; it must be an object")
+                _check_fields(item, kind, f"{path}[{index}]")
+        elif not kind[0](found):
+            if kind in (_BOX, _BOX_OR_NULL) and isinstance(found, list) and len(found) == 4:
+                index, item = next((i, v) for i, v in enumerate(found) if not _number(v))
+                raise SchemaProblem(f"field '{path}[{index}]' is {_described(item)}; it must be a number")
+            raise SchemaProblem(f"field {path!r} is {_described(found)}; it must be {kind[1]}")
+
+
+def check_page_json(data: Any) -> None:
+    """Raise SchemaProblem for the first key of a page's JSON (a ground-truth page) that page_from_json would fail
+    on or misread: a required key missing, or a field whose type or value is not the schema's ('Output schema' in
+    docs/tasks/document_extraction.md). Keys the schema does not name are ignored, as page_from_json ignores them."""
+    if not isinstance(data, dict):
+        raise SchemaProblem(f"the page is {_described(data)}; it must be an object")
+    _check_fields(data, _PAGE, "")

@@ -1,5 +1,6 @@
 """Task `recommendation`: Amazon Personalize-style datasets, recipes and metadata selection, with real-time events."""
 
+from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.recommendation import config  # noqa: F401  (registers the schemas)
 
@@ -44,5 +45,35 @@ TASK = register(
             "deploy",
         ),
         uses_mxnet=False,
+        bounds={
+            # sizes of the generated platform (dataset.source=pulselive); 0 is the other sources' value, unused there
+            "dataset.n_users": at_least(0),
+            "dataset.n_videos": at_least(0),
+            "dataset.n_interactions": at_least(0),
+            # the last shares of the interactions by time (the prepare stage checks that they leave a training period)
+            "preprocessing.validation_fraction": between(0, 1, open_low=True, open_high=True),
+            "preprocessing.test_fraction": between(0, 1, open_low=True, open_high=True),
+            "solution.history_days": above(0),  # null: all; 0 keeps no training interaction
+            "solution.recency_half_life_days": at_least(0),  # null or 0: every interaction counts 1
+            "model.similar_items": at_least(1),
+            "model.user_personalization.factors": at_least(1),
+            "model.user_personalization.iterations": at_least(1),
+            "model.user_personalization.regularization": at_least(0),
+            "model.user_personalization.alpha": above(0),  # confidence 1 + alpha * weight: 0 ranks by popularity
+            "model.metadata_hybrid.embedding_size": at_least(1),
+            "model.metadata_hybrid.epochs": at_least(1),
+            # each row's sampled softmax takes at most batch_size - 1 negatives: a batch of 1 has none
+            "model.metadata_hybrid.batch_size": at_least(2),
+            "model.metadata_hybrid.learning_rate": above(0),
+            "model.metadata_hybrid.history_length": at_least(1),
+            # each older history item weighs this times the next newer one: 1 a plain mean, 0 the latest alone
+            "model.metadata_hybrid.history_decay": between(0, 1),
+            "model.metadata_hybrid.id_dropout": between(0, 1),  # a probability (1: metadata alone)
+            "model.metadata_hybrid.negatives": at_least(1),
+            "model.metadata_hybrid.patience": at_least(1),
+            # GetRecommendations' numResults: 1 to max_results
+            "service.default_results": at_least(1),
+            "service.max_results": at_least(1),
+        },
     )
 )

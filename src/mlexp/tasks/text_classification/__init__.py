@@ -5,6 +5,7 @@ The model half of "Active learning workflow for Amazon Comprehend custom classif
 feedback, human review) is in the `service` subpackage.
 """
 
+from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Out, Plot, StageSpec, Task, register
 from mlexp.tasks.text_classification import config  # noqa: F401  (registers the schemas)
 
@@ -64,5 +65,33 @@ TASK = register(
             "deploy",
         ),
         component_names={"corpus": "Data", "active_learning": "Active learning"},
+        bounds={
+            # seeded samples: 0 documents leave train (or evaluate) nothing to fit (or score)
+            "dataset.n_rows": at_least(1),
+            "dataset.n_holdout": at_least(1),
+            # a share of a user corpus: 0 leaves an empty holdout, 1 an empty training pool
+            "preprocessing.holdout_fraction": between(0, 1, open_low=True, open_high=True),
+            "preprocessing.max_chars": at_least(0),  # 0: texts are not cut (a negative one cut their ends off)
+            # 0: no n-gram of that block (the other one alone); both 0 leave no feature, which train refuses
+            "model.max_word_features": at_least(0),
+            "model.max_char_features": at_least(0),
+            "model.min_df": at_least(0),  # 0 and 1 both keep every n-gram
+            "model.regularization": above(0),  # SGD's alpha: its 'optimal' learning rate divides by it
+            "model.epochs": at_least(1),
+            "model.C": above(0),
+            "model.calibration_folds": at_least(2),  # folds of the out-of-fold scores
+            "model.smoothing": above(0),  # Complement NB's alpha: 0 gives log(0) weights (macro-F1 0.08)
+            "active_learning.seed_labels": at_least(1),
+            "active_learning.labels_per_round": at_least(1),
+            "active_learning.rounds": at_least(1),
+            "active_learning.repeats": at_least(1),
+            "active_learning.regularization": above(0),
+            "active_learning.epochs": at_least(1),
+            # the service: a calibrated score below the threshold is queued for review (0: none is)
+            "service.threshold": between(0, 1),
+            "service.watch_interval_s": above(0),  # 0 would rescan the watched folder without pause
+            "service.max_batch_sentences": at_least(1),
+            "service.review_lease_minutes": at_least(0),  # 0: an item shown to one reviewer is not held for them
+        },
     )
 )
