@@ -1,7 +1,10 @@
 """Task `anomaly_detection`: SQL outlier rules over NYC taxi trips (DuckDB embedded, Athena at scale)."""
 
+from dataclasses import fields
+
+from mlexp.config.bounds import Bound, above, at_least, between
 from mlexp.tasks import Plot, StageSpec, Task, register
-from mlexp.tasks.anomaly_detection import config  # noqa: F401  (registers the schemas)
+from mlexp.tasks.anomaly_detection import config  # registers the schemas
 
 # every stage after prepare opens its engine over the trips prepare checked
 TRIPS = ("engine", "preprocessing.column_aliases", "preprocessing.timestamp_formats", "preprocessing.value_codes")
@@ -19,6 +22,35 @@ RULES = tuple(
         "dst_fall_back_max_minutes",
     )
 )
+
+
+BOUNDS: dict[str, Bound] = {
+    # 0 writes a file of no rows, which prepare refuses; the anomaly rows must fit too (a check across keys)
+    "dataset.n_rows": at_least(1),
+    # shares of the generated rows with each anomaly: a negative share silently meant 0, over 1 asks for more rows
+    # than there are
+    **{f"dataset.anomalies.{share.name}": between(0, 1) for share in fields(config.GeneratedAnomalies)},
+    # 0: one thread per core (a negative count silently meant that too)
+    "engine.threads": at_least(0),
+    # a maximum of 0 or less flags every trip (too_long, implausible_speed), and a multiplier of 0 puts the
+    # fence on the quartiles (half the trips by construction) or the median (all of them)
+    "model.max_duration_hours": above(0),
+    "model.iqr_k": above(0),
+    "model.robust_z_max": above(0),
+    "model.max_speed_mph": above(0),
+    # 0: every zero-distance trip, however short
+    "model.zero_distance_max_minutes": at_least(0),
+    # the clocks repeat one hour, so no fall-back artefact is longer; 0 flags nothing (a negative value wrote
+    # `>= --600` into the SQL: a comment, and a syntax error)
+    "model.dst_fall_back_max_minutes": between(0, 60),
+    # 0 writes the tables with no rows; a negative LIMIT is a query error
+    "model.top_n": at_least(0),
+    "model.flagged_rows_max": at_least(0),
+    "model.histogram_bins_per_decade": at_least(1),
+    # matplotlib's figsize (inches): width, height
+    "model.figure_size.0": above(0),
+    "model.figure_size.1": above(0),
+}
 
 
 def _sorted_durations(name: str) -> tuple[Plot, str]:
@@ -68,5 +100,6 @@ TASK = register(
         ),
         component_names={"query": "Query", "detect": "Detection", "clean": "Cleaning"},
         dataset_suffixes=(".parquet", ".csv", ".gz"),  # nyc_taxi.SUFFIXES, without importing DuckDB here
+        bounds=BOUNDS,
     )
 )

@@ -1,5 +1,6 @@
 """Task `object_detection`: football detection with GluonCV ("Football tracking in the NFL with Amazon SageMaker")."""
 
+from mlexp.config.bounds import Bound, above, at_least, between
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.object_detection import config  # noqa: F401  (registers the schemas)
 
@@ -13,6 +14,59 @@ TRAINING = tuple(
         "rcnn_rois", "init_from", "init_layers", "max_train_seconds", "tile_size", "tile_overlap",
     )
 )  # fmt: skip
+
+# probabilities and shares of frames or tiles, between 0 and 1
+PROBABILITIES = ("flip_prob", "expand_prob", "crop_prob", "tile_around_ball")
+BOUNDS: dict[str, Bound] = {
+    # the splits: each a share of the frames, and (a check across keys, in prepare) together below 1
+    "dataset.val_fraction": between(0, 1, open_low=True, open_high=True),
+    "dataset.test_fraction": between(0, 1, open_low=True, open_high=True),
+    # generated frames only: at least one per split (prepare's own check), plays of at least one frame (0 silently
+    # meant 1), frames of at least a pixel a side (how small a frame still holds a ball depends on ball_length)
+    "dataset.n_frames": at_least(3),
+    "dataset.frames_per_play": at_least(1),
+    "dataset.frame_width": at_least(1),
+    "dataset.frame_height": at_least(1),
+    "dataset.no_ball_fraction": between(0, 1, open_high=True),
+    # the ball's length as a share of the frame width: [shortest, longest] (their order is a check across keys)
+    "dataset.ball_length.0": between(0, 1, open_low=True),
+    "dataset.ball_length.1": between(0, 1, open_low=True),
+    **{f"preprocessing.{name}": between(0, 1) for name in PROBABILITIES},
+    # ± deltas (a negative one silently acted as its size)
+    "preprocessing.brightness_delta": at_least(0),
+    "preprocessing.hue_delta_degrees": at_least(0),
+    # the normalisation divides by each channel's std
+    **{f"preprocessing.std.{channel}": above(0) for channel in range(3)},
+    "preprocessing.small_box_px": at_least(0),
+    # the smallest input that works depends on the network (SSD-300 fails at 48 px, YOLOv3 at 32, Faster-RCNN
+    # trains at 8): only a size of no pixels is refused for all
+    "model.input_size": at_least(1),
+    # null: the whole frame; else at least networks.MIN_TILE (its overlap below it is a check across keys)
+    "model.tile_size": at_least(16),
+    "model.tile_overlap": at_least(0),
+    # null: derived from the boxes; 0 or less gave anchors of no size, a NaN box loss read as a diverged training
+    "model.anchor_scale": above(0),
+    # GluonCV counts a negative value as 0
+    "model.negative_mining_ratio": at_least(0),
+    "model.min_hard_negatives": at_least(0),
+    "model.rcnn_rois": at_least(1),
+    "model.batch_size": at_least(1),
+    "model.epochs": at_least(1),
+    "model.lr": above(0),
+    # the rate's factor at each step: 1 keeps it, 0 stops learning, a negative factor makes the rate negative
+    "model.lr_decay": between(0, 1, open_low=True),
+    "model.warmup_epochs": at_least(0),
+    # SGD's: 1 would never forget a gradient
+    "model.momentum": between(0, 1, open_high=True),
+    "model.wd": at_least(0),
+    "model.val_interval": at_least(1),
+    # null: no limit (0 trained one batch)
+    "model.max_train_seconds": above(0),
+    "model.data_workers": at_least(0),
+    # a detection's score is a probability (the endpoint refuses a request's threshold outside 0-1 too)
+    "model.score_threshold": between(0, 1),
+    "model.speed_frames": at_least(1),
+}
 
 TASK = register(
     Task(
@@ -53,5 +107,6 @@ TASK = register(
             "deploy",
         ),
         uses_mxnet=True,
+        bounds=BOUNDS,
     )
 )
