@@ -9,7 +9,9 @@ import pty
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -221,6 +223,57 @@ def test_delete_on_a_server_that_is_down_fails_in_seconds_in_one_line(tmp_projec
         f"mlexp delete: error: cannot reach the tracking server http://127.0.0.1:{port} (Connection refused); "
         "check that it runs and that the address is right (tracking.uri, or $MLFLOW_TRACKING_URI)"
     )
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """A web server on loopback that answers every request with one status: an MLflow server with authentication
+    (403, MLflow's JSON error) or some other server at the address (404, a page)."""
+
+    status = 403
+
+    def _answer(self) -> None:
+        if self.status == 403:
+            body = json.dumps({"error_code": "PERMISSION_DENIED", "message": "user alice may not read"}).encode()
+        else:
+            body = b"<html>Not Found</html>"
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (
+            403,
+            "the tracking server {uri} refused the request (PERMISSION_DENIED: user alice may not read); sign in "
+            "with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment",
+        ),
+        (
+            404,
+            "the tracking store refused a request: API request to endpoint /api/2.0/mlflow/experiments/get-by-name "
+            "failed with error code 404 != 200. Response body: '<html>Not Found</html>'",
+        ),
+    ],
+)
+def test_a_server_that_refuses_the_commands_requests_is_one_line(tmp_project: Path, status: int, line: str):
+    handler = type("Answering", (_Refusing,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for command in (["compare", "experiment=x"], ["delete", "experiment=x", "--force"]):
+            done = run_cli(tmp_project, *command, f"tracking.uri={uri}", check=False)
+            assert done.stderr.strip() == f"mlexp {command[0]}: error: " + line.format(uri=uri), done.stderr
+            assert done.returncode == (2 if status == 403 else 1)
+    finally:
+        server.shutdown()
 
 
 def test_reading_commands_on_a_project_with_no_store_create_none(tmp_project: Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,17 @@ def bound_store_retries() -> None:
     """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def _needs_credentials(error: BaseException) -> bool:
+    """A server with authentication (`mlflow server --app-name basic-auth`) that did not take the request's: 401/403,
+    as MLflow's error (PERMISSION_DENIED, UNAUTHENTICATED) or as the bare HTTP status of a proxy in front of it."""
+    status = getattr(error, "get_http_status_code", lambda: None)()
+    return status in (401, 403) or re.search(r"error code (401|403)\b", str(error)) is not None
 
 
 def _network_failure(error: BaseException) -> str | None:
@@ -158,6 +170,12 @@ class TrackingStore:
         try:
             client.search_experiments(max_results=1)
         except MlflowException as error:
+            if _needs_credentials(error):
+                raise StoreUnreachable(
+                    f"the tracking server {self.uri} refused the request ({_first_line(error)}); sign in with "
+                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the "
+                    "environment"
+                ) from error
             reason = _network_failure(error)
             if reason is None:  # it answered (a refusal of this request is not the command's concern)
                 return client
