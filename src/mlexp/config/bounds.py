@@ -70,6 +70,13 @@ def interval_out_of_bounds(key: str, start: float, end: float, bound: Bound | No
     return out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
 
 
+def within(key: str, keys: set[str]) -> bool:
+    """Whether `key` is one of `keys` or lies under one (`model.figure_size.0` under `model.figure_size`, every
+    `model.*` under a group `model`): where a value given for those keys comes from."""
+    parts = key.split(".")
+    return any(".".join(parts[:n]) in keys for n in range(1, len(parts) + 1))
+
+
 def check_bounds(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
     """Raise the first key of `cfg` outside its bound; a null value (the default of an optional key) passes."""
     for key, bound in bounds.items():

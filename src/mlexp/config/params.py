@@ -7,6 +7,7 @@ so `dvc exp run -S <task>.model.<key>=<value>` changes what the stage runs with.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from mlexp.config.bounds import Bound, check_bounds
+from mlexp.config.bounds import Bound, check_bounds, within
 from mlexp.config.task_groups import unselected_groups
 from mlexp.errors import ConfigError
 
@@ -141,19 +142,35 @@ def apply_params_file(
         raise ConfigError(f"{path} has no section {task!r}; regenerate it with `mlexp params`")
     if not isinstance(sections[task], dict):
         raise ConfigError(f"{path}: section {task!r} is not a mapping of keys; regenerate it with `mlexp params`")
+    merged = copy.deepcopy(cfg)
     try:
-        with open_dict(cfg):
-            merged = OmegaConf.merge(cfg, sections[task], OmegaConf.from_dotlist(value_overrides))
+        with open_dict(merged):
+            _assign(merged, sections[task])
+            given = OmegaConf.to_container(OmegaConf.from_dotlist(value_overrides))
+            assert isinstance(given, dict)
+            _assign(merged, given)
     except OmegaConfBaseException as error:  # a value edited by hand (or `dvc exp run -S`) that its key cannot take
         key = f"{task}.{error.full_key}" if getattr(error, "full_key", None) else task
         reason = str(error).strip().splitlines()[0]
         fix = "remove it" if isinstance(error, (ConfigKeyError, ConfigAttributeError)) else "give it a value it accepts"
         raise ConfigError(f"{path}: {key}: {reason}; {fix}, or regenerate the file with `mlexp params`") from None
-    assert isinstance(merged, DictConfig)
-    given = {override.split("=", 1)[0] for override in value_overrides}
+    keys = {override.split("=", 1)[0] for override in value_overrides}
     try:
-        check_bounds(merged, {key: bound for key, bound in (bounds or {}).items() if key not in given})
+        check_bounds(merged, {key: bound for key, bound in (bounds or {}).items() if not within(key, keys)})
     except ConfigError as error:
         fix = "give it a value in that range, or regenerate the file with `mlexp params`"
         raise ConfigError(f"{path}: {task}.{error}; {fix}") from None
     return merged
+
+
+def _assign(node: DictConfig, values: dict[Any, Any]) -> None:
+    """Set `values` into `node` key by key, into its nested mappings, as OmegaConf.merge would, but without its
+    merge of a typed mapping that Hydra composed (`dict[str, dict[str, int]]`, e.g. the taxi task's value_codes),
+    which fails on its own nodes ("Value 'AnyNode' is not a supported primitive type"). Keys are never parsed as
+    paths: params.yaml has keys with dots (`comp.`, a newsgroup prefix)."""
+    for key, value in values.items():
+        current = node._get_node(key) if key in node else None
+        if isinstance(value, dict) and value and isinstance(current, DictConfig) and not current._is_none():
+            _assign(current, value)
+        else:
+            node[key] = value

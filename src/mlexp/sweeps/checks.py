@@ -18,7 +18,7 @@ from omegaconf.errors import (
 )
 
 from mlexp import tasks
-from mlexp.config.bounds import check_bounds
+from mlexp.config.bounds import check_bounds, within
 from mlexp.config.overrides import check_key, command_overrides, misfit
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
@@ -68,7 +68,7 @@ def check_sweep_values(config: DictConfig) -> None:
             _check_file_key(entry, config)
             continue  # `+key`: Hydra adds it, any value
         # the key's own range, and its items' (`model.figure_size.0` of a swept `model.figure_size=[0,12],[12,12]`)
-        bounds = {k: b for k, b in tasks.get(config.task.name).bounds.items() if _under(k, {key})}
+        bounds = {k: b for k, b in tasks.get(config.task.name).bounds.items() if within(k, {key})}
         trial = copy.deepcopy(config)  # one per key: another key's values (a parent's null) must not be in the way
         # Hydra's `+` adds to a key that is null (else only a dict or list value, merged)
         taken = override.is_add() and OmegaConf.select(config, key, throw_on_resolution_failure=False) is not None
@@ -92,12 +92,6 @@ def check_sweep_values(config: DictConfig) -> None:
                 check_bounds(trial, bounds)
             except ConfigError as refused:
                 raise ConfigError(f"{entry.where()}{line}: {refused}") from None
-
-
-def _under(key: str, swept: set[str]) -> bool:
-    """Whether a job's value of `key` comes from a swept key: the key itself, one holding it, or its group."""
-    parts = key.split(".")
-    return any(".".join(parts[:n]) in swept for n in range(1, len(parts) + 1))
 
 
 def _check_file_key(entry: Swept, config: DictConfig) -> None:
@@ -196,7 +190,7 @@ def check_shared_bounds(config: DictConfig) -> None:
     if "task" in swept:
         return  # each task composes its own config
     bounds = tasks.get(config.task.name).bounds
-    check_bounds(config, {key: bound for key, bound in bounds.items() if not _under(key, swept)})
+    check_bounds(config, {key: bound for key, bound in bounds.items() if not within(key, swept)})
 
 
 def check_sweep(config: DictConfig) -> None:
