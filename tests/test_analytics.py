@@ -14,7 +14,6 @@ from mlflow.tracking import MlflowClient
 from conftest import REPO
 from mlexp import plot
 from mlexp.experiment_analytics import AnalyticsError, ExperimentAnalytics, analytics, metric_history
-from mlexp.tracking.store import NoStore
 
 EXPERIMENT = "tabular_regression"
 COMMON = {"dataset.n_rows": "300", "task.name": EXPERIMENT}  # the same in every trial: not compared
@@ -281,7 +280,7 @@ def test_mistakes_fail_in_one_line_naming_the_fix(store, tmp_path):
             call()
         assert "\n" not in str(raised.value)
     missing = tmp_path / "elsewhere" / "mlflow.db"
-    with pytest.raises(NoStore, match="no tracking store at"):
+    with pytest.raises(AnalyticsError, match="no tracking store at"):
         analytics(EXPERIMENT, tracking_uri=f"sqlite:///{missing}")
     assert not (tmp_path / "elsewhere").exists()  # reading created no store, nor its folder
 

@@ -158,30 +158,6 @@ def test_the_edge_of_each_bound_passes_and_the_value_past_it_does_not(task):
         check_bounds(_composed(f"task={task}", f"{nulls[task]}=null"), bounds)
 
 
-# every option the task offers, with its own defaults
-OPTIONS = {
-    "text_classification": [["model=tfidf_linear"], ["model=tfidf_naive_bayes"]],
-    "recommendation": [
-        ["dataset=pulselive_videos"],
-        ["dataset=movielens_100k"],
-        ["dataset=personalize_csv"],
-    ],
-    "document_extraction": [["engine=local_ocr"], ["engine=textract"]],
-}
-
-
-@pytest.mark.parametrize("task", sorted(OPTIONS))
-def test_every_option_passes_its_bounds_and_every_bound_names_a_key_of_the_task(task):
-    bounds = tasks.get(task).bounds
-    absent = object()
-    found: set[str] = set()
-    for overrides in OPTIONS[task]:
-        cfg = _composed(f"task={task}", *overrides)
-        check_bounds(cfg, bounds)
-        found |= {key for key in bounds if OmegaConf.select(cfg, key, default=absent) is not absent}
-    assert sorted(set(bounds) - found) == []  # a misspelt key would never be checked
-
-
 def _page_and_truth(folder: Path, truth: object) -> Path:
     """A scan (noise: a blank page would be refused as empty) and its ground truth beside it."""
     import numpy as np

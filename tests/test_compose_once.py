@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import TINY, cli_env, trials_of
+from conftest import TINY, cli_env, run_cli, trials_of
 
 # the command's entry point (mlexp.cli.main), with Hydra's config loader counting its calls; the count and each
 # call's run mode go to the JSON file named in argv[1] when the process exits (sys.exit included)
@@ -263,3 +264,21 @@ def test_a_sweep_composes_once_per_shape_of_overrides_in_its_process(
     # the override-key check, the sweep's composition, the first job's; Hydra's own reading of hydra.mode (a
     # composition of its own) is skipped (mlexp.multirun)
     assert calls == ["RunMode.RUN", "RunMode.MULTIRUN", "RunMode.RUN"], calls
+
+
+def test_a_sweep_records_what_hydra_main_records(tmp_project_with_store: Path) -> None:
+    # `mlexp -m` runs Hydra's multirun itself (mlexp.multirun); an extra flag leaves the command to hydra.main
+    sweep = ["-m", "task=tabular_regression", *TINY, "model.l1_size=8"]
+    recorded = []
+    for extra in ([], ["--config-name", "config"]):
+        before = set(tmp_project_with_store.rglob("multirun/**/0/.hydra/hydra.yaml"))
+        run_cli(tmp_project_with_store, *sweep, *extra)
+        [path] = set(tmp_project_with_store.rglob("multirun/**/0/.hydra/hydra.yaml")) - before
+        hydra = yaml.safe_load(path.read_text())["hydra"]
+        for timed in ("run", "sweep"):  # folders named by the time the sweep started
+            hydra.pop(timed)
+        hydra["runtime"].pop("output_dir")
+        recorded.append(hydra)
+    assert recorded[0]["overrides"]["hydra"] == ["hydra.mode=MULTIRUN"]
+    assert recorded[0]["job"]["name"] == "cli"
+    assert recorded[0] == recorded[1]

@@ -287,6 +287,9 @@ def test_a_fixed_value_its_key_cannot_take_beside_swept_ones_is_one_line(tmp_pro
         "model.epochs=abc: the value abc does not fit model.epochs (Value 'abc' of type 'str' could not be converted "
         "to Integer); give model.epochs a value it accepts"
     )
+    # beside a swept group choice too (Hydra composes the sweep's config with the group's default)
+    swept_task = ("-m", "task=tabular_regression,churn_incentives", "model.epochs=abc")
+    assert _one_line_error(tmp_project, *swept_task).startswith("model.epochs=abc: the value abc does not fit")
     # what the checks do not explain is Hydra's own report
     done = run_cli(tmp_project, "-m", "task=tabular_regression", "hydra/launcher=nope", check=False)
     assert done.returncode == 1 and "Could not find 'hydra/launcher/nope'" in done.stderr

@@ -80,5 +80,12 @@ def test_a_folder_path_that_names_a_file_is_refused_before_training(tmp_project)
     assert done.stderr.strip().splitlines() == [
         f"mlexp: error: paths.models={tmp_project / 'a_file'} is a file, not a folder; point paths.models at a folder"
     ]
+    below = tmp_project / "a_file" / "models"
+    done = run_cli(tmp_project, "task=tabular_regression", f"paths.models={below}", *TINY, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"mlexp: error: paths.models={below} lies under {tmp_project / 'a_file'}, which is a file, not a folder; "
+        "point paths.models at a folder"
+    ]
     assert (tmp_project / "a_file").read_text() == "kept\n"
     assert not (tmp_project / "mlflow.db").exists()  # no trial opened

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root
 from mlexp.tracking import TrackingStore, tags
+from mlexp.tracking.store import NoStore
 
 STATISTICS = ("Min", "Max", "Avg", "StdDev", "Last", "Count")
 TRIAL_COLUMNS = ["TrialName", "RunId", "Status", "StartTime", "EndTime", "Objective", "ObjectiveValue"]
@@ -75,7 +76,10 @@ class ExperimentAnalytics:
 
         self.root = Path(root).resolve() if root is not None else None
         self.store = _store(tracking_uri, self.root)
-        self.client = self.store.answering_client()
+        try:
+            self.client = self.store.answering_client()
+        except NoStore as error:  # nothing recorded there: as an experiment that is not in the store
+            raise AnalyticsError(str(error)) from None
         self.sweep = find_sweep(self.client, sweep) if sweep else None
         if sweep and self.sweep is None:
             raise AnalyticsError(f"no sweep named or with id {sweep!r} in {self.store.uri}")

@@ -4,6 +4,10 @@ hydra.main composes a sweep's config twice: once only to read hydra.mode (Hydra.
 swallowed), then to run. Here the run's composition is the only one, and when it fails (a fixed value its key cannot
 take, `model.epochs=abc` beside `model.l1_size=8,16`) the run's one-line explanation is given, exit status 2, instead
 of Hydra's block. The rest is Hydra.multirun's own: callbacks, sweeper, launcher, Hydra's error report.
+
+It records what hydra.main records (tests/test_compose_once.py compares the two), with one difference nobody meets in
+this project's conf/: a config that sets hydra.mode itself gets `hydra.mode=MULTIRUN` among its recorded Hydra
+overrides all the same (hydra.main adds it only when the config sets no mode), and no warning when it set RUN.
 """
 
 from __future__ import annotations

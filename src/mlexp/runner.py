@@ -227,8 +227,11 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
         )
     folders = [Path(cfg.paths[name]) for name in ("data", "models", "reports")]
     for name, folder in zip(("data", "models", "reports"), folders, strict=True):
-        if folder.exists() and not folder.is_dir():  # else the stage writing there fails after its work is done
-            raise ConfigError(f"paths.{name}={folder} is a file, not a folder; point paths.{name} at a folder")
+        # else the stage writing there fails after its work is done
+        existing = next((path for path in (folder, *folder.parents) if path.exists()), folder)
+        if existing.exists() and not existing.is_dir():
+            what = "is a file" if existing == folder else f"lies under {existing}, which is a file"
+            raise ConfigError(f"paths.{name}={folder} {what}, not a folder; point paths.{name} at a folder")
     if cfg.stage is None or cfg.stage not in task.stages:  # the runner's own deploy stage declares no inputs
         return
     for path in tasks.declared_inputs(task, cfg.stage, cfg):

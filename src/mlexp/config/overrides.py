@@ -28,6 +28,8 @@ from mlexp import tasks
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError
 
+_ABSENT = object()
+
 
 def command_overrides(hydra: DictConfig | HydraConf) -> list[str]:
     """The command line's overrides as typed (`hydra.overrides.task` of the config's `hydra` node): Hydra keeps them
@@ -89,6 +91,13 @@ def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_va
     parsed = OverridesParser.create().parse_overrides(overrides)
     groups = config_groups(conf_dir)
     plain = [o for o in parsed if o.key_or_group.split("/")[0] not in groups and not o.key_or_group.startswith("hydra")]
+    swept_group = sweep_values and any(o not in plain and o.is_sweep_override() for o in parsed)
+    if swept_group:  # as Hydra composes a sweep's config: a swept group choice left out (each job takes its own)
+        choices = [
+            o.input_line or f"{o.key_or_group}={o.get_value_element_as_str()}"
+            for o in parsed
+            if o not in plain and not o.is_sweep_override()
+        ]
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             cfg: DictConfig | None = compose("config", overrides=choices)
@@ -98,8 +107,11 @@ def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_va
         for key in keys or []:
             check_key(cfg, key)
         for override in plain:
-            if not override.is_sweep_override():
-                _check_value(cfg, override)  # applied to `cfg`: the forms offered below fit the run's other values
+            if override.is_sweep_override():
+                continue
+            if swept_group and OmegaConf.select(cfg, override.key_or_group, default=_ABSENT) is _ABSENT:
+                continue  # a key of another job's group (task, model): Hydra's own report, which names the group
+            _check_value(cfg, override)  # applied to `cfg`: the forms offered below fit the run's other values
     if not sweep_values:
         for override in parsed:
             if override.is_sweep_override():

@@ -40,7 +40,7 @@ def with_nul(path: Path, data: bytes) -> str:
 def _with_nul_is(where: str, data: bytes) -> str:
     """What a file with NUL bytes is: UTF-16 saved without its byte order mark (every other byte of ASCII text is
     NUL), else binary."""
-    sample = data[: 4096 - 4096 % 2]
+    sample = data[: min(len(data), 4096) // 2 * 2]  # whole UTF-16 code units
     for encoding, nul_half in (("utf-16le", sample[1::2]), ("utf-16be", sample[0::2])):
         if nul_half and nul_half.count(0) >= 0.9 * len(nul_half):
             return (
