@@ -118,6 +118,16 @@ def run_cli(
     return done
 
 
+def one_line_error(project: Path, *args: str) -> str:
+    """The whole stderr of a refused command line: one `mlexp: error:` line, exit 2, nothing recorded."""
+    done = run_cli(project, *args, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert not (project / "mlflow.db").exists()  # no trial (or sweep record) was opened
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlexp: error: "), done.stderr
+    return lines[0].removeprefix("mlexp: error: ")
+
+
 def start_cli(project: Path, *args: str, python_flags: tuple[str, ...] = (), **popen: Any) -> subprocess.Popen:
     """Start the real `mlexp` entry point in `project` without waiting: for tests that act on a running trial
     or sweep. Its own process group, so a test can stop it and every worker with stop_process_group."""

@@ -3,12 +3,10 @@ sweep) opens, where it used to fail a stage later (a LIMIT error, a LinAlgError,
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, run_cli
+from conftest import REPO, one_line_error, run_cli
 from mlexp import tasks
 from mlexp.config import make_composable
 from mlexp.config.bounds import check_bounds
@@ -89,28 +87,18 @@ def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project
     assert not (tmp_project / "mlflow.db").exists()  # nothing recorded
 
 
-def _one_line_error(project: Path, *args: str) -> str:
-    """The whole stderr of a refused command line: one `mlexp: error:` line, exit 2, nothing recorded."""
-    done = run_cli(project, *args, check=False)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert not (project / "mlflow.db").exists()
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mlexp: error: "), done.stderr
-    return lines[0].removeprefix("mlexp: error: ")
-
-
 def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
-    message = _one_line_error(tmp_project, "-m", "task=anomaly_detection", "model.max_duration_hours=0,24")
+    message = one_line_error(tmp_project, "-m", "task=anomaly_detection", "model.max_duration_hours=0,24")
     assert message == "model.max_duration_hours=0,24: model.max_duration_hours=0.0 is out of range: it must be above 0"
     # an interval reaching past a probability's end (its end is checked against the upper end alone)
-    message = _one_line_error(
+    message = one_line_error(
         tmp_project, "-m", "task=object_detection", "sweep=tpe", "model.score_threshold=interval(0.5,1.5)"
     )
     assert message == (
         "model.score_threshold=interval(0.5,1.5): model.score_threshold=1.5 is out of range: it must be at most 1"
     )
     # a swept list: its items' ranges
-    message = _one_line_error(tmp_project, "-m", "task=anomaly_detection", "model.figure_size=[0,12],[12,12]")
+    message = one_line_error(tmp_project, "-m", "task=anomaly_detection", "model.figure_size=[0,12],[12,12]")
     assert message == "model.figure_size=[0,12],[12,12]: model.figure_size.0=0.0 is out of range: it must be above 0"
 
 

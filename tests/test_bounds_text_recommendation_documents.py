@@ -12,22 +12,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from conftest import REPO, run_cli
+from conftest import REPO, one_line_error
 from mlexp import tasks
 from mlexp.config import make_composable
 from mlexp.config.bounds import check_bounds
 from mlexp.errors import ConfigError, DataError
-
-
-def _one_line_error(project: Path, *args: str) -> str:
-    """The whole stderr of a refused command line: one `mlexp: error:` line, exit 2 (a usage error), nothing
-    recorded."""
-    done = run_cli(project, *args, check=False)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert not (project / "mlflow.db").exists()  # no trial (or sweep record) was opened
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mlexp: error: "), done.stderr
-    return lines[0].removeprefix("mlexp: error: ")
 
 
 # each value below failed a stage after the trial had opened, or worse, finished the trial on nonsense
@@ -100,11 +89,11 @@ def _one_line_error(project: Path, *args: str) -> str:
     ],
 )
 def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project, args, line):
-    assert _one_line_error(tmp_project, *args) == line
+    assert one_line_error(tmp_project, *args) == line
 
 
 def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
-    message = _one_line_error(tmp_project, "-m", "task=text_classification", "active_learning.labels_per_round=0,20")
+    message = one_line_error(tmp_project, "-m", "task=text_classification", "active_learning.labels_per_round=0,20")
     assert message == (
         "active_learning.labels_per_round=0,20: active_learning.labels_per_round=0 is out of range: "
         "it must be at least 1"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, one_line_error, run_cli
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys
 from mlexp.errors import ConfigError
@@ -35,7 +35,7 @@ def test_unknown_key_in_a_sweep_is_refused_before_any_trial(tmp_project):
 
 
 def test_wrong_type_names_key_and_value(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=big")
+    message = one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=big")
     assert message == (
         "model.l1_size=big: the value big does not fit model.l1_size (Value 'big' of type 'str' could not be "
         "converted to Integer); give model.l1_size a value it accepts"
@@ -43,9 +43,9 @@ def test_wrong_type_names_key_and_value(tmp_project):
 
 
 def test_unknown_enum_value_lists_valid_values(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "model.l1_activation=swish")  # README's
+    message = one_line_error(tmp_project, "task=tabular_regression", "model.l1_activation=swish")  # README's
     assert message.startswith("model.l1_activation=swish: the value swish does not fit model.l1_activation (Invalid")
-    message = _one_line_error(tmp_project, "task=churn_incentives", "optimizer.solver=cplex")
+    message = one_line_error(tmp_project, "task=churn_incentives", "optimizer.solver=cplex")
     assert message == (
         "optimizer.solver=cplex: the value cplex does not fit optimizer.solver (Invalid value 'cplex', expected one "
         "of [exact, gekko, scipy]); give optimizer.solver a value it accepts"
@@ -53,7 +53,7 @@ def test_unknown_enum_value_lists_valid_values(tmp_project):
 
 
 def test_an_override_hydra_cannot_apply_is_one_line_with_hydras_fix(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "+model.epochs=3")
+    message = one_line_error(tmp_project, "task=tabular_regression", "+model.epochs=3")
     assert message == (
         "+model.epochs=3: Could not append to config. An item is already at 'model.epochs'; Either remove + prefix: "
         "'model.epochs=3'; Or add a second + to add or override 'model.epochs': '++model.epochs=3'"
@@ -72,9 +72,9 @@ def test_several_values_without_m_say_to_add_m_and_the_forms_the_key_takes(tmp_p
         "model=mlp_regressor,mlp_regressor": f"model=mlp_regressor,mlp_regressor {add_m}",
     }
     for override, message in expected.items():
-        assert _one_line_error(tmp_project, "task=tabular_regression", override) == message
+        assert one_line_error(tmp_project, "task=tabular_regression", override) == message
     # a value with quotes of its own: no form is offered, and no traceback
-    message = _one_line_error(tmp_project, "task=tabular_regression", 'dataset.path="my file.csv",b.csv')
+    message = one_line_error(tmp_project, "task=tabular_regression", 'dataset.path="my file.csv",b.csv')
     assert message == 'dataset.path="my file.csv",b.csv ' + add_m
 
 
@@ -125,18 +125,8 @@ def test_help_lists_tasks_and_groups(tmp_project):
     assert "schema/" not in out
 
 
-def _one_line_error(project: Path, *args: str) -> str:
-    """The whole stderr of a refused command line: one `mlexp: error:` line, exit 2, nothing recorded."""
-    done = run_cli(project, *args, check=False)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert not (project / "mlflow.db").exists()
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mlexp: error: "), done.stderr
-    return lines[0].removeprefix("mlexp: error: ")
-
-
 def test_mistyped_task_is_one_line_with_the_closest_task(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regresion")
+    message = one_line_error(tmp_project, "task=tabular_regresion")
     assert message.startswith("task='tabular_regresion' is not a task; did you mean tabular_regression? choose one")
     assert (
         "anomaly_detection, churn_incentives, document_extraction, object_detection, recommendation, "
@@ -145,7 +135,7 @@ def test_mistyped_task_is_one_line_with_the_closest_task(tmp_project):
 
 
 def test_mistyped_group_option_is_one_line_with_the_tasks_options(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "model=mlp")
+    message = one_line_error(tmp_project, "task=tabular_regression", "model=mlp")
     assert message == (
         "model='mlp' is not a model option of task 'tabular_regression'; did you mean mlp_regressor? "
         "choose one of: mlp_regressor"
@@ -153,7 +143,7 @@ def test_mistyped_group_option_is_one_line_with_the_tasks_options(tmp_project):
 
 
 def test_a_tasks_own_group_is_refused_for_another_task(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "engine=duckdb")
+    message = one_line_error(tmp_project, "task=tabular_regression", "engine=duckdb")
     assert message == (
         "task 'tabular_regression' has no engine group (engine belongs to tasks anomaly_detection, "
         "document_extraction); remove engine=duckdb"
@@ -174,7 +164,7 @@ def test_an_unknown_compute_target_is_refused_before_any_trial(tmp_project):
 
 
 def test_a_misspelt_compute_key_is_refused_with_the_valid_ones(tmp_project):
-    message = _one_line_error(tmp_project, "task=tabular_regression", "compute.instance_typo=ml.m5.xlarge")
+    message = one_line_error(tmp_project, "task=tabular_regression", "compute.instance_typo=ml.m5.xlarge")
     assert message.startswith("compute.instance_typo is not a key of compute; ")
     assert "did you mean compute.instance_type?" in message
 
@@ -202,22 +192,22 @@ def test_an_override_hydras_grammar_cannot_parse_is_one_line_naming_it(tmp_proje
         ("-m", "task=tabular_regression", "model.l1_size=choice()"): "model.l1_size=choice(): ValueError while "
         "evaluating 'choice()': empty choice is not legal",
     }.items():
-        message = _one_line_error(tmp_project, *args)
+        message = one_line_error(tmp_project, *args)
         assert message == f"{reason}; the override grammar: https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
 
 
 def test_a_misspelt_command_two_modes_or_an_unresolvable_printed_config_are_one_line(tmp_project):
-    message = _one_line_error(tmp_project, "comapre", "task=tabular_regression")
+    message = one_line_error(tmp_project, "comapre", "task=tabular_regression")
     assert message.startswith("'comapre' is neither a command nor an override (key=value); did you mean compare? ")
-    message = _one_line_error(tmp_project, "churn_incentives")
+    message = one_line_error(tmp_project, "churn_incentives")
     assert message == "'churn_incentives' is a task, not a command; run it with: mlexp task=churn_incentives"
-    message = _one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "-m")
+    message = one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "-m")
     assert message.startswith("-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one")
-    message = _one_line_error(tmp_project, "--cfg", "job", "--resolve", "task=tabular_regression", "model.l1_size=${x}")
+    message = one_line_error(tmp_project, "--cfg", "job", "--resolve", "task=tabular_regression", "model.l1_size=${x}")
     assert message == "model.l1_size: Interpolation key 'x' not found; fix the ${...} it uses"
-    message = _one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "model.epochs=abc")
+    message = one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "model.epochs=abc")
     assert message.startswith("model.epochs=abc: the value abc does not fit model.epochs")
-    message = _one_line_error(tmp_project, "--info", "config", "task=tabular_regression", "model.l1_size=8,16")
+    message = one_line_error(tmp_project, "--info", "config", "task=tabular_regression", "model.l1_size=8,16")
     assert message.startswith("model.l1_size=8,16 gives several values, and a run takes one")
 
 
@@ -257,13 +247,13 @@ def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project
 
 
 def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
-    message = _one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=0,5")
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=0,5")
     assert message == "model.epochs=0,5: model.epochs=0 is out of range: it must be at least 1"
     # a value every job shares: each job would fail on it
-    message = _one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=-1", "model.l1_size=8,16")
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=-1", "model.l1_size=8,16")
     assert message == "model.epochs=-1 is out of range: it must be at least 1"
     # an interval that reaches out of the range
-    message = _one_line_error(
+    message = one_line_error(
         tmp_project, "-m", "task=tabular_regression", "sweep=tpe", "model.learning_rate=interval(0,0.1)"
     )
     assert message == "model.learning_rate=interval(0,0.1): model.learning_rate=0.0 is out of range: it must be above 0"
@@ -282,14 +272,14 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
 
 def test_a_fixed_value_its_key_cannot_take_beside_swept_ones_is_one_line(tmp_project):
     # Hydra composes the sweep's config before any sweep check runs: its failure is explained as a run's is
-    message = _one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=abc", "model.l1_size=8,16")
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=abc", "model.l1_size=8,16")
     assert message == (
         "model.epochs=abc: the value abc does not fit model.epochs (Value 'abc' of type 'str' could not be converted "
         "to Integer); give model.epochs a value it accepts"
     )
     # beside a swept group choice too (Hydra composes the sweep's config with the group's default)
     swept_task = ("-m", "task=tabular_regression,churn_incentives", "model.epochs=abc")
-    assert _one_line_error(tmp_project, *swept_task).startswith("model.epochs=abc: the value abc does not fit")
+    assert one_line_error(tmp_project, *swept_task).startswith("model.epochs=abc: the value abc does not fit")
     # what the checks do not explain is Hydra's own report
     done = run_cli(tmp_project, "-m", "task=tabular_regression", "hydra/launcher=nope", check=False)
     assert done.returncode == 1 and "Could not find 'hydra/launcher/nope'" in done.stderr

@@ -246,7 +246,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
     from hydra.core.utils import run_job
     from hydra.types import HydraContext
 
-    from mlexp.config.overrides import check_keys_in, explain_failed_composition
+    from mlexp.config.overrides import check_keys_in
 
     version.setbase("1.3")
     # hydra.main's job name is its task function's module's: `cli`
@@ -262,12 +262,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
             # a wrong key or value: the checks' one line (they compose the group choices alone); else hydra.main, as
             # before: its own report, or a sweep when hydra.mode=MULTIRUN comes with sweep values
             sweep_from_conf = app.get_mode("config", overrides) == RunMode.MULTIRUN
-            GlobalHydra.instance().clear()  # the check composes through Hydra's compose API, which starts Hydra anew
-            try:
-                explain_failed_composition(conf_dir, overrides, sweep_values=sweep_from_conf)
-            except MlexpError as error:
-                print(f"mlexp: error: {error}", file=sys.stderr)
-                sys.exit(2)
+            multirun.exit_if_explained(conf_dir, overrides, sweep_values=sweep_from_conf)
             return False
         try:
             check_keys_in(cfg, conf_dir, overrides)

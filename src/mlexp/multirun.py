@@ -31,13 +31,25 @@ def runs_here(argv: list[str], overrides: list[str]) -> bool:
     return flags in (["-m"], ["--multirun"]) and not any(o.lstrip("+~").startswith("hydra.mode=") for o in overrides)
 
 
+def exit_if_explained(conf_dir: Path, overrides: list[str], *, sweep_values: bool) -> None:
+    """After a composition failed: its one-line explanation and exit status 2, if the checks have one."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mlexp.config.overrides import explain_failed_composition
+
+    GlobalHydra.instance().clear()  # the checks compose through Hydra's compose API, which starts Hydra anew
+    try:
+        explain_failed_composition(conf_dir, overrides, sweep_values=sweep_values)
+    except MlexpError as error:
+        print(f"mlexp: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_multirun(conf_dir: Path, overrides: list[str], task_function: Callable[[DictConfig], Any]) -> None:
     from hydra import version
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path, run_and_report
     from hydra.core.global_hydra import GlobalHydra
-
-    from mlexp.config.overrides import explain_failed_composition
 
     version.setbase("1.3")
     # hydra.main's job name is its task function's module's: `cli`
@@ -48,12 +60,7 @@ def run_multirun(conf_dir: Path, overrides: list[str], task_function: Callable[[
         try:
             return compose(*args, **kwargs)
         except Exception:
-            GlobalHydra.instance().clear()  # the check composes through Hydra's compose API, which starts Hydra anew
-            try:
-                explain_failed_composition(conf_dir, overrides, sweep_values=True)
-            except MlexpError as error:
-                print(f"mlexp: error: {error}", file=sys.stderr)
-                sys.exit(2)
+            exit_if_explained(conf_dir, overrides, sweep_values=True)
             raise  # not one the checks explain: Hydra's own report
 
     app.compose_config = compose_or_explain  # type: ignore[method-assign]
