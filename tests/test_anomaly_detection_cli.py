@@ -122,5 +122,6 @@ def test_the_shipped_threshold_sweep_reports_each_value_and_names_no_best(projec
     # the comparison the task doc advertises: each threshold against the share of rows it flags
     compared = run_cli(project, "compare", f"task={TASK}").stdout
     assert "percent_flagged" in compared and "model.max_duration_hours" in compared
+    assert "by percent_flagged, lowest first (a reported figure, not optimised: no trial is best)" in compared
     chart = project / "outputs" / "compare" / TASK / "model_max_duration_hours_vs_percent_flagged.png"
     assert chart.stat().st_size > 0

@@ -68,7 +68,11 @@ def run_compare(argv: list[str]) -> int:
         if trials.sweep
         else f"experiment {trials.experiment}"
     )
-    print(f"{scope}: {len(table)} trials, best first by {metric} ({direction})\n")
+    if direction == "report":  # the task reports its objective (percent_flagged): no trial is better than another
+        order = f"by {metric}, lowest first (a reported figure, not optimised: no trial is best)"
+    else:
+        order = f"best first by {metric} ({direction})"
+    print(f"{scope}: {len(table)} trials, {order}\n")
     print(compare.format_table(table, headline))
     out_dir = project_root() / "outputs" / "compare" / trials.experiment
     written = compare.write_charts(table, trials.metric_history(), out_dir)
