@@ -225,17 +225,22 @@ def test_delete_on_a_server_that_is_down_fails_in_seconds_in_one_line(tmp_projec
     )
 
 
+# what a server answers every request with: MLflow's basic-auth app to no credentials (401, text) and to a user
+# without the permission (403, MLflow's JSON error), or another web server at the address (404, a page)
+ANSWERS = {
+    401: b"You are not authenticated. Please see the MLflow docs on how to authenticate.",
+    403: json.dumps({"error_code": "PERMISSION_DENIED", "message": "Permission denied"}).encode(),
+    404: b"<html>Not Found</html>",
+}
+
+
 class _Refusing(BaseHTTPRequestHandler):
-    """A web server on loopback that answers every request with one status: an MLflow server with authentication
-    (403, MLflow's JSON error) or some other server at the address (404, a page)."""
+    """A web server on loopback that answers every request with one of ANSWERS."""
 
     status = 403
 
     def _answer(self) -> None:
-        if self.status == 403:
-            body = json.dumps({"error_code": "PERMISSION_DENIED", "message": "user alice may not read"}).encode()
-        else:
-            body = b"<html>Not Found</html>"
+        body = ANSWERS[self.status]
         self.send_response(self.status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -251,14 +256,21 @@ class _Refusing(BaseHTTPRequestHandler):
     ("status", "line"),
     [
         (
+            401,
+            "the tracking server {uri} refused the request (API request to endpoint /api/2.0/mlflow/experiments/search "
+            "failed with error code 401 != 200. Response body: 'You are not authenticated. Please see the MLflow docs "
+            "on how to authenticate.'); sign in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+            "MLFLOW_TRACKING_TOKEN) in the environment",
+        ),
+        (
             403,
-            "the tracking server {uri} refused the request (PERMISSION_DENIED: user alice may not read); sign in "
-            "with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment",
+            "the tracking server {uri} refused the request (PERMISSION_DENIED: Permission denied); use an account the "
+            "server lets read its experiments",
         ),
         (
             404,
-            "the tracking store refused a request: API request to endpoint /api/2.0/mlflow/experiments/get-by-name "
-            "failed with error code 404 != 200. Response body: '<html>Not Found</html>'",
+            "MLflow: API request to endpoint /api/2.0/mlflow/experiments/get-by-name failed with error code 404 != "
+            "200. Response body: '<html>Not Found</html>'",
         ),
     ],
 )
@@ -271,7 +283,7 @@ def test_a_server_that_refuses_the_commands_requests_is_one_line(tmp_project: Pa
         for command in (["compare", "experiment=x"], ["delete", "experiment=x", "--force"]):
             done = run_cli(tmp_project, *command, f"tracking.uri={uri}", check=False)
             assert done.stderr.strip() == f"mlexp {command[0]}: error: " + line.format(uri=uri), done.stderr
-            assert done.returncode == (2 if status == 403 else 1)
+            assert done.returncode == (1 if status == 404 else 2)
     finally:
         server.shutdown()
 

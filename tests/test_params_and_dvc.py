@@ -204,3 +204,21 @@ def test_every_tasks_stages_read_the_generated_params_file_back_unchanged(task):
         composed = compose("config", overrides=[f"task={task}"])
     read_back = params.apply_params_file(composed, REPO / "params.yaml", [], tasks.get(task).bounds)
     assert OmegaConf.to_container(read_back) == OmegaConf.to_container(composed)
+
+
+def test_a_params_file_section_merges_as_omegaconf_merge_does(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("t:\n  model:\n    codes: {}\n    extra: {x: 1}\n    nested: {b: 3}\n    dotted: {comp.: 2}\n")
+    config = OmegaConf.create(
+        {"task": {"name": "t"}, "model": {"codes": {"a": 1}, "extra": None, "nested": {"a": 1}, "dotted": {}}}
+    )
+    merged = params.apply_params_file(config, path, [])
+    assert OmegaConf.to_container(merged.model) == OmegaConf.to_container(
+        OmegaConf.merge(config, {"model": {"codes": {}, "extra": {"x": 1}, "nested": {"b": 3}, "dotted": {"comp.": 2}}})
+    ).get("model")
+    assert OmegaConf.to_container(merged.model) == {
+        "codes": {"a": 1},  # an empty mapping changes nothing
+        "extra": {"x": 1},  # a mapping over null
+        "nested": {"a": 1, "b": 3},
+        "dotted": {"comp.": 2},  # a key with a dot is a key, not a path
+    }

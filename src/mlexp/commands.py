@@ -267,11 +267,11 @@ def run(command: str, argv: list[str]) -> int:
         print(f"mlexp {command}: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        # the store answered, with an error: its reason, not MLflow's traceback (checked without importing MLflow,
-        # which commands that do not use it never load)
+        # MLflow's error (a store that answered with one): its reason, not its traceback (checked without importing
+        # MLflow, which commands that do not use it never load)
         mlflow_errors = sys.modules.get("mlflow.exceptions")
         if mlflow_errors is None or not isinstance(error, mlflow_errors.MlflowException):
             raise
         reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        print(f"mlexp {command}: error: the tracking store refused a request: {reason}", file=sys.stderr)
+        print(f"mlexp {command}: error: MLflow: {reason}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root
 from mlexp.tracking import TrackingStore, tags
-from mlexp.tracking.store import NoStore
+from mlexp.tracking.store import NoStore, StoreUnreachable
 
 STATISTICS = ("Min", "Max", "Avg", "StdDev", "Last", "Count")
 TRIAL_COLUMNS = ["TrialName", "RunId", "Status", "StartTime", "EndTime", "Objective", "ObjectiveValue"]
@@ -35,7 +35,8 @@ INTEGER = re.compile(r"[+-]?\d+")
 
 
 class AnalyticsError(MlexpError):
-    """The experiment, sweep, search or column asked for is not in the store."""
+    """The trials asked for cannot be read: the experiment, sweep, search or column is not in the store, or the store
+    is not there (nothing recorded yet, a server that is down or refuses the request)."""
 
 
 def column(metric: str, statistic: str) -> str:
@@ -78,7 +79,7 @@ class ExperimentAnalytics:
         self.store = _store(tracking_uri, self.root)
         try:
             self.client = self.store.answering_client()
-        except NoStore as error:  # nothing recorded there: as an experiment that is not in the store
+        except (NoStore, StoreUnreachable) as error:  # one error type for a notebook to catch
             raise AnalyticsError(str(error)) from None
         self.sweep = find_sweep(self.client, sweep) if sweep else None
         if sweep and self.sweep is None:

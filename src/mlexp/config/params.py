@@ -164,13 +164,15 @@ def apply_params_file(
 
 
 def _assign(node: DictConfig, values: dict[Any, Any]) -> None:
-    """Set `values` into `node` key by key, into its nested mappings, as OmegaConf.merge would, but without its
-    merge of a typed mapping that Hydra composed (`dict[str, dict[str, int]]`, e.g. the taxi task's value_codes),
-    which fails on its own nodes ("Value 'AnyNode' is not a supported primitive type"). Keys are never parsed as
-    paths: params.yaml has keys with dots (`comp.`, a newsgroup prefix)."""
+    """Merge `values` into `node` key by key, recursing into the mappings both have, as OmegaConf.merge does, but
+    without its merge of a typed mapping Hydra composed (`dict[str, dict[str, int]]`, the taxi task's value_codes),
+    which fails on that mapping's own nodes ("Value 'AnyNode' is not a supported primitive type"). Keys are never
+    parsed as paths: params.yaml has keys with dots (`comp.`, a newsgroup prefix)."""
     for key, value in values.items():
         current = node._get_node(key) if key in node else None
-        if isinstance(value, dict) and value and isinstance(current, DictConfig) and not current._is_none():
-            _assign(current, value)
-        else:
+        if not isinstance(value, dict):
             node[key] = value
+        elif isinstance(current, DictConfig) and not current._is_none() and not current._is_interpolation():
+            _assign(current, value)
+        else:  # a mapping over null, an interpolation or nothing: OmegaConf's own merge (a dataclass's node too)
+            node.merge_with({key: value})

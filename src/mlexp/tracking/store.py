@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +47,12 @@ def _first_line(error: BaseException) -> str:
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
-def _needs_credentials(error: BaseException) -> bool:
-    """A server with authentication (`mlflow server --app-name basic-auth`) that did not take the request's: 401/403,
-    as MLflow's error (PERMISSION_DENIED, UNAUTHENTICATED) or as the bare HTTP status of a proxy in front of it."""
+def _refused_status(error: BaseException) -> int | None:
+    """401 or 403 when a server with authentication (`mlflow server --app-name basic-auth`) did not take the
+    request's credentials; MLflow keeps the status in its error code (UNAUTHENTICATED, PERMISSION_DENIED). A proxy
+    that answers 401 with a JSON body of its own is not told apart from other errors."""
     status = getattr(error, "get_http_status_code", lambda: None)()
-    return status in (401, 403) or re.search(r"error code (401|403)\b", str(error)) is not None
+    return status if status in (401, 403) else None
 
 
 def _network_failure(error: BaseException) -> str | None:
@@ -170,11 +170,16 @@ class TrackingStore:
         try:
             client.search_experiments(max_results=1)
         except MlflowException as error:
-            if _needs_credentials(error):
+            status = _refused_status(error)
+            if status is not None:
+                fix = (
+                    "sign in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in "
+                    "the environment"
+                    if status == 401
+                    else "use an account the server lets read its experiments"
+                )
                 raise StoreUnreachable(
-                    f"the tracking server {self.uri} refused the request ({_first_line(error)}); sign in with "
-                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the "
-                    "environment"
+                    f"the tracking server {self.uri} refused the request ({_first_line(error)}); {fix}"
                 ) from error
             reason = _network_failure(error)
             if reason is None:  # it answered (a refusal of this request is not the command's concern)
