@@ -55,3 +55,12 @@ def test_help_with_a_mistyped_task_is_one_line(tmp_project):
     assert done.returncode == 2
     assert "task='tabular_regresion' is not a task; did you mean tabular_regression?" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_help_lists_the_tasks_ranges_with_their_values(tmp_project):
+    out = run_cli(tmp_project, "--help", "task=churn_incentives", "model.decision_threshold=0.4").stdout
+    ranges = out.split("== Ranges (task=churn_incentives): a value outside one is refused before a trial opens ==")[1]
+    assert "  model.decision_threshold: between 0 and 1   (now 0.4)" in ranges.splitlines()
+    assert "  model.eta: above 0   (now" in ranges
+    out = run_cli(tmp_project, "--help", "task=object_detection").stdout
+    assert "  model.anchor_scale: above 0   (now null)" in out.splitlines()  # null: derived from the boxes

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.overrides import check_override_keys, config_groups
@@ -61,6 +61,18 @@ def _group_lines(conf_dir: Path) -> list[str]:
     return lines
 
 
+def _range_lines(cfg: DictConfig) -> list[str]:
+    """The task's declared ranges (Task.bounds) of the keys this composition has, with their values."""
+    task = tasks.load_all().get(cfg.task.name)
+    absent = object()
+    lines = []
+    for key, bound in sorted((task.bounds if task else {}).items()):
+        value = OmegaConf.select(cfg, key, default=absent, throw_on_resolution_failure=False)
+        if value is not absent:
+            lines.append(f"  {key}: {bound}   (now {'null' if value is None else value})")
+    return lines or ["  (none declared)"]
+
+
 def help_text(conf_dir: Path, overrides: list[str]) -> str:
     check_override_keys(conf_dir, overrides)
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
@@ -77,6 +89,9 @@ def help_text(conf_dir: Path, overrides: list[str]) -> str:
             "",
             f"== Config (task={cfg.task.name}) ==",
             OmegaConf.to_yaml(cfg),
+            f"== Ranges (task={cfg.task.name}): a value outside one is refused before a trial opens ==",
+            *_range_lines(cfg),
+            "",
             "Override any key with key=value; `--info defaults` shows what a composition pulled in.",
         ]
     )
