@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ _JSON_NAMES = {
     list: "an array",
     dict: "an object",
 }
+# a \uD800-\uDFFF escape: JSON lets a body spell a lone UTF-16 surrogate, which no UTF-8 store or response can hold
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class ServiceError(Exception):
@@ -87,6 +90,27 @@ def _has_type(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+def _lone_surrogate(value: Any, where: str) -> str | None:
+    """The field (as `a.b[0]`) of the first string in `value` holding a lone surrogate, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "(the body)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key.encode("utf-8", "backslashreplace").decode()
+            found = _lone_surrogate(key, where) or _lone_surrogate(item, f"{where}.{name}" if where else name)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}[{position}]")
+            if found:
+                return found
+    return None
+
+
 def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, Any]:
     """The body as a JSON object holding every required field with its type, else ServiceError 422."""
     try:
@@ -95,6 +119,12 @@ def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, An
         raise ServiceError(422, f"the body is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise ServiceError(422, f"the body must be a JSON object, got {_json_name(document)}")
+    if _SURROGATE_ESCAPE.search(body):  # rare: only such a body is walked
+        where = _lone_surrogate(document, "")
+        if where is not None:
+            raise ServiceError(
+                422, f"field {where!r} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff); send valid Unicode text"
+            )
     for field, kind in required.items():
         if field not in document:
             raise ServiceError(422, f"field {field!r} is missing")

@@ -48,12 +48,16 @@ class EventStore:
         ]  # fmt: skip
         with self._lock:
             cursor = self._connection.cursor()
-            if self.postgres:
+            # one transaction per request, on both databases: all its events or none, and a failed insert leaves
+            # no transaction open (SQLite would refuse every later request: "cannot start a transaction within a
+            # transaction"; PostgreSQL in autocommit would keep the events before the failing one)
+            cursor.execute("BEGIN")
+            try:
                 cursor.executemany(self._insert, rows)
-            else:
-                cursor.execute("BEGIN")
-                cursor.executemany(self._insert, rows)
-                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
 
     def all_events(self) -> list[tuple[str, str, str, float | None, float, dict[str, Any]]]:
         """Every event, oldest first: (user, item, type, value, sent_at, properties)."""

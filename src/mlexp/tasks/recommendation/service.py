@@ -9,6 +9,7 @@ metadata model from their events alone (or the popularity ranking for the other 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import threading
 import time
@@ -124,7 +125,20 @@ class LiveRecommendations:
         return [{"itemId": str(items[i]), "score": float(scores[i])} for i in ranked if np.isfinite(scores[i])], cold
 
 
+def _finite_number(value: Any) -> bool:
+    """A JSON number a float column holds: not true/false, not 1e400 (inf) nor an integer beyond a double."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _event_list(body: dict[str, Any]) -> list[dict[str, Any]]:
+    for name in ("userId", "sessionId"):
+        if not body[name]:
+            raise ServiceError(422, f"field '{name}' is empty")
     events = body["eventList"]
     if not events:
         raise ServiceError(422, "field 'eventList' is empty: send at least one event")
@@ -138,11 +152,11 @@ def _event_list(body: dict[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(event.get(name), str) or not event[name]:
                 raise ServiceError(422, f"field '{where}.{name}' is missing or not a string")
         value = event.get("eventValue")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ServiceError(422, f"field '{where}.eventValue' must be a number")
+        if value is not None and not _finite_number(value):
+            raise ServiceError(422, f"field '{where}.eventValue' must be a finite number")
         sent = event.get("sentAt", now)
-        if isinstance(sent, bool) or not isinstance(sent, int | float):
-            raise ServiceError(422, f"field '{where}.sentAt' must be a number (seconds since 1970)")
+        if not _finite_number(sent):
+            raise ServiceError(422, f"field '{where}.sentAt' must be a finite number (seconds since 1970)")
         properties = event.get("properties", {})
         if not isinstance(properties, dict):
             raise ServiceError(422, f"field '{where}.properties' must be an object")
@@ -162,7 +176,7 @@ def routes(slot: ModelSlot, default_results: int, max_results: int) -> list[Rout
         if not user:
             raise ServiceError(422, "query parameter 'userId' is missing")
         raw = request.query_params.get("numResults", str(default_results))
-        if not raw.isdigit() or not 1 <= int(raw) <= max_results:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_results:
             raise ServiceError(422, f"query parameter 'numResults' must be an integer from 1 to {max_results}")
         items, cold = slot.current.recommend(user, int(raw))
         return json_response({"itemList": items, "recommendationId": f"RID-{uuid.uuid4()}", "coldStart": cold})

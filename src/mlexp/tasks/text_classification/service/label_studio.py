@@ -125,7 +125,13 @@ def import_tasks(store: FeedbackStore, tasks: Any, labels: list[str], origin: st
         raise DataError(f"{origin}: a Label Studio export is a JSON list of tasks; export as JSON or JSON_MIN")
     latest: dict[int, tuple[int, str, str, str | None]] = {}
     for number, task in enumerate(tasks, 1):
-        found = _from_full(task) if "annotations" in task else _from_min(task)
+        try:
+            found = _from_full(task) if "annotations" in task else _from_min(task)
+        except (AttributeError, TypeError, KeyError, IndexError):  # an annotation or result that is not an object
+            raise DataError(
+                f"{origin}: task {number} is not shaped like a Label Studio task (its annotations or results); "
+                "import the file Label Studio exported (JSON or JSON_MIN), unedited"
+            ) from None
         if found is None:
             continue  # not annotated yet, or cancelled (skipped) in Label Studio
         feedback_id, label, reviewer, when = found

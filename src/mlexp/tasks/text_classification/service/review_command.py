@@ -92,7 +92,12 @@ def _password(name: str) -> str:
 
 
 def _labels(given: str | None) -> list[str]:
-    return [label.strip() for label in given.split(",")] if given else configured_labels()
+    if given is None:
+        return configured_labels()
+    labels = [label.strip() for label in given.split(",")]
+    if not all(labels):
+        raise ConfigError(f"--labels {given!r} holds an empty class name; give them comma-separated: World,Sports,...")
+    return labels
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,6 +122,9 @@ def routes(service: Classifier) -> list[BaseRoute]:
         await reviewer_of(request)
         try:
             tasks = json.loads(await request.body())
+        except ValueError as bad:
+            raise ServiceError(422, f"the body is not a Label Studio JSON export: {bad}") from None
+        try:
             imported = await run_in_threadpool(label_studio.import_tasks, service.store, tasks, service.labels)
         except (ValueError, DataError) as bad:
             raise ServiceError(422, str(bad)) from None

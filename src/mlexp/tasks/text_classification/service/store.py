@@ -39,6 +39,8 @@ _SCHEMA = [
 ]
 # a record waits for review unless a reviewer decided it or the user liked the prediction
 _WAITING = "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.feedback_id = f.id) AND COALESCE(f.feedback, '') <> 'like'"
+# the largest id a store holds (SQLite INTEGER, PostgreSQL BIGINT); a larger one cannot even be queried
+_MAX_ID = 2**63 - 1
 
 
 def _pending_query(reviewer: str | None, limit: int) -> tuple[str, tuple[Any, ...]]:
@@ -99,6 +101,8 @@ class FeedbackStore:
         return [PendingItem(int(row[0]), _record(row[1:])) for row in rows]
 
     def get(self, feedback_id: int) -> FeedbackRecord:
+        if not 0 < feedback_id <= _MAX_ID:  # ids count from 1 in a 64-bit column: a larger one is no record either
+            raise DataError(f"no feedback record {feedback_id} in the store")
         rows = self.db.read(f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE id = ?", (feedback_id,))
         if not rows:
             raise DataError(f"no feedback record {feedback_id} in the store")
