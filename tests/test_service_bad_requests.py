@@ -49,6 +49,16 @@ def test_a_lone_surrogate_is_named_in_a_422():
     assert refused.value.status == 422 and "'notes.x[0]'" in refused.value.message
     # a surrogate pair is valid Unicode (an emoji) and passes
     assert parse_json_object(b'{"a": "\\ud83d\\ude00"}', {"a": str}) == {"a": "\U0001f600"}
+    # an escaped backslash before `u` is text, not an escape
+    assert parse_json_object(b'{"a": "\\\\ud800"}', {"a": str}) == {"a": "\\ud800"}
+    # a surrogate as raw bytes, or a body in UTF-16 (json.loads would take both): not UTF-8
+    for raw in ('{"a": "x\ud800"}'.encode("utf-8", "surrogatepass"), '{"a": "x"}'.encode("utf-16")):
+        with pytest.raises(ServiceError, match="the body is not UTF-8 text"):
+            parse_json_object(raw, {"a": str})
+    with pytest.raises(ServiceError, match="nest too deeply"):  # under the size limit, past Python's recursion
+        parse_json_object(b'{"a": ' + b"[" * 100_000, {"a": str})
+    with pytest.raises(ServiceError, match="'\\\\udc00k \\(a key\\)'"):
+        parse_json_object(b'{"a": "x", "\\udc00k": 1}', {"a": str})
 
 
 @pytest.fixture(scope="module")
@@ -163,11 +173,14 @@ def recommendations(tmp_path):
         running.stop()
 
 
-@pytest.mark.parametrize("num_results", ["%C2%B2", "%D9%A3"])  # "²" and Arabic-Indic "3": str.isdigit() says yes
-def test_num_results_must_be_ascii_digits(recommendations, num_results):
+def test_num_results_must_be_a_decimal_integer(recommendations):
     url, key, _ = recommendations
-    status, answer, _ = _call(f"{url}/recommendations?userId=u1&numResults={num_results}", key=key)
+    # "²": str.isdigit() says yes, int() refuses it (a 500)
+    status, answer, _ = _call(f"{url}/recommendations?userId=u1&numResults=%C2%B2", key=key)
     assert status == 422 and "'numResults' must be an integer from 1 to 500" in answer["error"]
+    for fine in ("007", "%D9%A3"):  # leading zeros, an Arabic-Indic 3: decimal digits int() reads
+        status, answer, _ = _call(f"{url}/recommendations?userId=u1&numResults={fine}", key=key)
+        assert status == 200 and len(answer["itemList"]) in (3, 7), answer
 
 
 def _events(**event: Any) -> dict[str, Any]:
@@ -180,7 +193,9 @@ def _events(**event: Any) -> dict[str, Any]:
         (json.dumps(_events()).replace('"u1"', '"\\ud800"').encode(), "'userId'"),
         (json.dumps(_events(eventValue=1)).replace(": 1}", ": 1e400}").encode(), "eventList[0].eventValue"),
         (json.dumps(_events(sentAt=10**400)).encode(), "eventList[0].sentAt"),
-        (json.dumps({**_events(), "userId": ""}).encode(), "'userId' is empty"),
+        (json.dumps({**_events(), "userId": ""}).encode(), "'userId' is empty; send the user's id"),
+        (json.dumps({**_events(), "sessionId": ""}).encode(), "'sessionId' is empty; send the session's id"),
+        ('{"userId": "u1\ud800"}'.encode("utf-8", "surrogatepass"), "the body is not UTF-8 text"),
     ],
 )
 def test_bad_events_are_422_and_nothing_is_stored_or_broken(recommendations, body, field):
@@ -191,6 +206,32 @@ def test_bad_events_are_422_and_nothing_is_stored_or_broken(recommendations, bod
     # the store still takes the next event (a failed insert used to leave its transaction open: every later 500)
     assert _call(f"{url}/events", _events(eventValue=0.5), key)[:2] == (200, {"recorded": 1})
     assert len(store.all_events()) == 1
+
+
+def test_valid_events_still_pass(recommendations):
+    url, key, store = recommendations
+    for event in ({"sentAt": 1_700_000_000}, {"sentAt": 1e300, "eventValue": -5}):
+        assert _call(f"{url}/events", _events(**event), key)[:2] == (200, {"recorded": 1})
+    assert [e[4] for e in store.all_events()] == [1_700_000_000.0, 1e300]
+
+
+def test_a_label_studio_export_with_a_lone_surrogate_imports_nothing(text_service):
+    url, cookie = f"{text_service.url}/review/api/label-studio/import", text_service.cookie
+    for sentence in ("Stocks rallied.", "The match went to extra time."):  # queued for review: threshold 1
+        sent = {"classifier": CLASSIFIER, "sentence": sentence}
+        assert _call(f"{text_service.url}/classify", sent, text_service.key)[0] == 200
+    pending = [item.id for item in text_service.store.pending(limit=10)]
+    assert len(pending) >= 2
+    choice = [{"type": "choices", "value": {"choices": ["World"]}}]
+    good = {"annotations": [{"result": choice, "completed_by": "bob"}], "data": {"feedback_id": pending[0]}}
+    bad = {"annotations": [{"result": choice, "completed_by": "x\ud800"}], "data": {"feedback_id": pending[1]}}
+    before = text_service.store.decisions()
+    status, answer, _ = _call(url, json.dumps([good, bad]).encode(), cookie=cookie)
+    assert status == 422 and "task 2: field 'annotations[0].completed_by' holds a lone" in answer["error"], answer
+    assert text_service.store.decisions() == before  # task 1 was not stored either
+    flag = {"annotations": [{"result": choice}], "data": {"feedback_id": True}}  # true is not record 1
+    status, answer, _ = _call(url, [flag], cookie=cookie)
+    assert status == 422 and "has no data.feedback_id" in answer["error"]
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])

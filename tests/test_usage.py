@@ -5,13 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import cli_env, run_cli
 
 # --help in a fresh interpreter, then the modules it left loaded
 HELP_THEN_MODULES = """
 import sys
 from mlexp import cli
-sys.argv = ["mlexp", "--help"]
+sys.argv = ["mlexp", "--help", *sys.argv[1:]]
 try:
     cli.main()
 except SystemExit:
@@ -36,9 +38,10 @@ def test_help_shows_each_tasks_own_stages(tmp_project):
     assert "engine: athena, duckdb, local_ocr, textract   (tasks anomaly_detection, document_extraction only)" in out
 
 
-def test_help_imports_no_stage_module(tmp_project):
+@pytest.mark.parametrize("task", [[], ["task=object_detection"], ["task=text_classification"]])
+def test_help_imports_no_stage_module(tmp_project, task):
     done = subprocess.run(
-        [sys.executable, "-c", HELP_THEN_MODULES],
+        [sys.executable, "-c", HELP_THEN_MODULES, *task],
         cwd=tmp_project,
         env=cli_env(tmp_project),
         capture_output=True,
@@ -64,3 +67,5 @@ def test_help_lists_the_tasks_ranges_with_their_values(tmp_project):
     assert "  model.eta: above 0   (now" in ranges
     out = run_cli(tmp_project, "--help", "task=object_detection").stdout
     assert "  model.anchor_scale: above 0   (now null)" in out.splitlines()  # null: derived from the boxes
+    out = run_cli(tmp_project, "--help", "task=churn_incentives", "model.eta=-1").stdout
+    assert "  model.eta: above 0   (now -1.0)  <- out of range: refused" in out.splitlines()

@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
+from mlexp.config.bounds import out_of_bounds
 from mlexp.config.overrides import check_override_keys, config_groups
 from mlexp.config.task_groups import TASK_GROUPS
 
@@ -69,7 +70,8 @@ def _range_lines(cfg: DictConfig) -> list[str]:
     for key, bound in sorted((task.bounds if task else {}).items()):
         value = OmegaConf.select(cfg, key, default=absent, throw_on_resolution_failure=False)
         if value is not absent:
-            lines.append(f"  {key}: {bound}   (now {'null' if value is None else value})")
+            outside = "  <- out of range: refused" if out_of_bounds(key, value, bound) else ""
+            lines.append(f"  {key}: {bound}   (now {'null' if value is None else value}){outside}")
     return lines or ["  (none declared)"]
 
 

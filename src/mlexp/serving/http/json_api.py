@@ -90,8 +90,9 @@ def _has_type(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _lone_surrogate(value: Any, where: str) -> str | None:
-    """The field (as `a.b[0]`) of the first string in `value` holding a lone surrogate, else None."""
+def lone_surrogate_field(value: Any, where: str = "") -> str | None:
+    """The field (as `a.b[0]`) of the first string in `value` holding a lone surrogate (JSON's `\\ud800` escape decodes
+    to one), else None; a key holding one is named as the key."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -100,12 +101,13 @@ def _lone_surrogate(value: Any, where: str) -> str | None:
     elif isinstance(value, dict):
         for key, item in value.items():
             name = key.encode("utf-8", "backslashreplace").decode()
-            found = _lone_surrogate(key, where) or _lone_surrogate(item, f"{where}.{name}" if where else name)
+            path = f"{where}.{name}" if where else name
+            found = (f"{path} (a key)" if lone_surrogate_field(key) else None) or lone_surrogate_field(item, path)
             if found:
                 return found
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            found = _lone_surrogate(item, f"{where}[{position}]")
+            found = lone_surrogate_field(item, f"{where}[{position}]")
             if found:
                 return found
     return None
@@ -113,17 +115,23 @@ def _lone_surrogate(value: Any, where: str) -> str | None:
 
 def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, Any]:
     """The body as a JSON object holding every required field with its type, else ServiceError 422."""
+    try:  # UTF-8, as JSON's RFC 8259 asks: json.loads would take UTF-16 and raw surrogate bytes too
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ServiceError(422, f"the body is not UTF-8 text ({error}); send JSON encoded as UTF-8") from None
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as error:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as error:
         raise ServiceError(422, f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ServiceError(422, "the body is not valid JSON: its arrays or objects nest too deeply") from None
     if not isinstance(document, dict):
         raise ServiceError(422, f"the body must be a JSON object, got {_json_name(document)}")
     if _SURROGATE_ESCAPE.search(body):  # rare: only such a body is walked
-        where = _lone_surrogate(document, "")
+        where = lone_surrogate_field(document)
         if where is not None:
             raise ServiceError(
-                422, f"field {where!r} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff); send valid Unicode text"
+                422, f"field '{where}' holds a lone UTF-16 surrogate escape (\\ud800-\\udfff); send valid Unicode text"
             )
     for field, kind in required.items():
         if field not in document:

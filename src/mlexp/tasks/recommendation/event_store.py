@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -54,10 +55,11 @@ class EventStore:
             cursor.execute("BEGIN")
             try:
                 cursor.executemany(self._insert, rows)
+                cursor.execute("COMMIT")
             except BaseException:
-                cursor.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # the insert's (or commit's) error is the one to report
+                    cursor.execute("ROLLBACK")
                 raise
-            cursor.execute("COMMIT")
 
     def all_events(self) -> list[tuple[str, str, str, float | None, float, dict[str, Any]]]:
         """Every event, oldest first: (user, item, type, value, sent_at, properties)."""

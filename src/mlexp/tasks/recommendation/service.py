@@ -136,9 +136,9 @@ def _finite_number(value: Any) -> bool:
 
 
 def _event_list(body: dict[str, Any]) -> list[dict[str, Any]]:
-    for name in ("userId", "sessionId"):
+    for name, whose in (("userId", "user"), ("sessionId", "session")):
         if not body[name]:
-            raise ServiceError(422, f"field '{name}' is empty")
+            raise ServiceError(422, f"field '{name}' is empty; send the {whose}'s id")
     events = body["eventList"]
     if not events:
         raise ServiceError(422, "field 'eventList' is empty: send at least one event")
@@ -176,7 +176,7 @@ def routes(slot: ModelSlot, default_results: int, max_results: int) -> list[Rout
         if not user:
             raise ServiceError(422, "query parameter 'userId' is missing")
         raw = request.query_params.get("numResults", str(default_results))
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_results:
+        if not raw.isdecimal() or not 1 <= int(raw) <= max_results:  # isdigit() takes '²', which int() refuses
             raise ServiceError(422, f"query parameter 'numResults' must be an integer from 1 to {max_results}")
         items, cold = slot.current.recommend(user, int(raw))
         return json_response({"itemList": items, "recommendationId": f"RID-{uuid.uuid4()}", "coldStart": cold})

@@ -121,9 +121,10 @@ def routes(service: Classifier) -> list[BaseRoute]:
     async def label_studio_import(request: Request) -> Response:
         await reviewer_of(request)
         try:
-            tasks = json.loads(await request.body())
-        except ValueError as bad:
-            raise ServiceError(422, f"the body is not a Label Studio JSON export: {bad}") from None
+            tasks = json.loads((await request.body()).decode("utf-8"))
+        except (ValueError, RecursionError) as bad:  # UnicodeDecodeError is a ValueError
+            reason = str(bad) if isinstance(bad, ValueError) else "its arrays or objects nest too deeply"
+            raise ServiceError(422, f"the body is not a Label Studio JSON export: {reason}") from None
         try:
             imported = await run_in_threadpool(label_studio.import_tasks, service.store, tasks, service.labels)
         except (ValueError, DataError) as bad:
