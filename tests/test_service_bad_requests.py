@@ -55,6 +55,9 @@ def test_a_lone_surrogate_is_named_in_a_422():
     for raw in ('{"a": "x\ud800"}'.encode("utf-8", "surrogatepass"), '{"a": "x"}'.encode("utf-16")):
         with pytest.raises(ServiceError, match="the body is not UTF-8 text"):
             parse_json_object(raw, {"a": str})
+    # NUL: valid JSON, valid UTF-8, refused by a PostgreSQL text column (psycopg2: "cannot contain NUL")
+    with pytest.raises(ServiceError, match=r"^field 'notes\[1\]' holds a NUL character"):
+        parse_json_object(b'{"classifier": "c", "notes": ["ok", "a\\u0000b"]}', {"classifier": str})
     with pytest.raises(ServiceError, match="nest too deeply"):  # under the size limit, past Python's recursion
         parse_json_object(b'{"a": ' + b"[" * 100_000, {"a": str})
     with pytest.raises(ServiceError, match="'\\\\udc00k \\(a key\\)'"):
@@ -196,6 +199,7 @@ def _events(**event: Any) -> dict[str, Any]:
         (json.dumps({**_events(), "userId": ""}).encode(), "'userId' is empty; send the user's id"),
         (json.dumps({**_events(), "sessionId": ""}).encode(), "'sessionId' is empty; send the session's id"),
         ('{"userId": "u1\ud800"}'.encode("utf-8", "surrogatepass"), "the body is not UTF-8 text"),
+        (json.dumps(_events()).replace('"u1"', '"u\\u00001"').encode(), "field 'userId' holds a NUL character"),
     ],
 )
 def test_bad_events_are_422_and_nothing_is_stored_or_broken(recommendations, body, field):

@@ -22,8 +22,9 @@ _JSON_NAMES = {
     list: "an array",
     dict: "an object",
 }
-# a \uD800-\uDFFF escape: JSON lets a body spell a lone UTF-16 surrogate, which no UTF-8 store or response can hold
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# JSON escapes a body may spell text with that no store takes: a lone UTF-16 surrogate (\uD800-\uDFFF), which
+# UTF-8 cannot hold, and NUL (\u0000), which a PostgreSQL text column refuses
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 
 
 class ServiceError(Exception):
@@ -90,24 +91,32 @@ def _has_type(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def lone_surrogate_field(value: Any, where: str = "") -> str | None:
-    """The field (as `a.b[0]`) of the first string in `value` holding a lone surrogate (JSON's `\\ud800` escape decodes
-    to one), else None; a key holding one is named as the key."""
+def _unstorable(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character (\\u0000), which a text column does not store; send the text without it"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone UTF-16 surrogate escape (\\ud800-\\udfff); send valid Unicode text"
+    return None
+
+
+def unstorable_field(value: Any, where: str = "") -> str | None:
+    """`field '<a.b[0]>' holds <what>` for the first string (or key) in `value` no store takes: a lone surrogate
+    (JSON's `\\ud800` escape decodes to one) or a NUL character; None when every string is storable."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return where or "(the body)"
-    elif isinstance(value, dict):
+        reason = _unstorable(value)
+        return f"field '{where or '(the body)'}' holds {reason}" if reason else None
+    if isinstance(value, dict):
         for key, item in value.items():
-            name = key.encode("utf-8", "backslashreplace").decode()
+            name = key.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
             path = f"{where}.{name}" if where else name
-            found = (f"{path} (a key)" if lone_surrogate_field(key) else None) or lone_surrogate_field(item, path)
+            found = unstorable_field(key, f"{path} (a key)") or unstorable_field(item, path)
             if found:
                 return found
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            found = lone_surrogate_field(item, f"{where}[{position}]")
+            found = unstorable_field(item, f"{where}[{position}]")
             if found:
                 return found
     return None
@@ -127,12 +136,10 @@ def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, An
         raise ServiceError(422, "the body is not valid JSON: its arrays or objects nest too deeply") from None
     if not isinstance(document, dict):
         raise ServiceError(422, f"the body must be a JSON object, got {_json_name(document)}")
-    if _SURROGATE_ESCAPE.search(body):  # rare: only such a body is walked
-        where = lone_surrogate_field(document)
-        if where is not None:
-            raise ServiceError(
-                422, f"field '{where}' holds a lone UTF-16 surrogate escape (\\ud800-\\udfff); send valid Unicode text"
-            )
+    if _UNSTORABLE_ESCAPE.search(body):  # rare: only such a body is walked
+        problem = unstorable_field(document)
+        if problem is not None:
+            raise ServiceError(422, problem)
     for field, kind in required.items():
         if field not in document:
             raise ServiceError(422, f"field {field!r} is missing")

@@ -16,7 +16,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from mlexp.errors import DataError
-from mlexp.serving.http.json_api import lone_surrogate_field
+from mlexp.serving.http.json_api import unstorable_field
 from mlexp.tasks.text_classification.service.store import FeedbackStore
 
 CONTROL = "category"  # the <Choices> name: from_name in results, the label's key in JSON_MIN
@@ -126,12 +126,9 @@ def import_tasks(store: FeedbackStore, tasks: Any, labels: list[str], origin: st
         raise DataError(f"{origin}: a Label Studio export is a JSON list of tasks; export as JSON or JSON_MIN")
     latest: dict[int, tuple[int, str, str, str | None]] = {}
     for number, task in enumerate(tasks, 1):
-        odd = lone_surrogate_field(task)
-        if odd is not None:  # the store's UTF-8 cannot hold it: refused here, before any task is stored
-            raise DataError(
-                f"{origin}: task {number}: field '{odd}' holds a lone UTF-16 surrogate escape (\\ud800-\\udfff); "
-                "import the file Label Studio exported, unedited"
-            )
+        problem = unstorable_field(task)
+        if problem is not None:  # the store cannot hold it: refused here, before any task is stored
+            raise DataError(f"{origin}: task {number}: {problem}; import the file Label Studio exported, unedited")
         try:
             found = _from_full(task) if "annotations" in task else _from_min(task)
         except (AttributeError, TypeError, KeyError, IndexError):  # an annotation or result that is not an object
