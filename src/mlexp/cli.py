@@ -65,13 +65,13 @@ def _value_overrides(overrides: list[str], groups: set[str]) -> list[str]:
     ]
 
 
-def _fail(message: str, multirun: bool, status: int = 1) -> float:
-    """Report a job that failed; a single run exits `status`: 2 for a config refused before its trial opened (a
-    usage error, as Hydra's composition errors), 1 for everything else."""
+def _fail(message: str, multirun: bool, error: BaseException | None = None) -> float:
+    """Report a job that failed; a single run exits 2 for a config refused before its trial opened (`error` a
+    ConfigError: a usage error, as Hydra's composition errors), 1 for everything else."""
     print(f"mlexp: error: {message}", file=sys.stderr)
     if multirun:
         return math.nan
-    sys.exit(status)
+    sys.exit(2 if isinstance(error, ConfigError) else 1)
 
 
 def _job(cfg: DictConfig) -> float:
@@ -119,13 +119,13 @@ def _run_job(cfg: DictConfig) -> float:
         return _fail(message, multirun)
     except MlexpError as error:
         record_job(number, "FAILED", None, str(error))
-        return _fail(str(error), multirun, 2 if isinstance(error, ConfigError) else 1)
+        return _fail(str(error), multirun, error)
     except InterpolationResolutionError as error:
         refusal = mlexp_error_behind(error)
         if refusal is None:
             raise
         record_job(number, "FAILED", None, str(refusal))
-        return _fail(str(refusal), multirun, 2 if isinstance(refusal, ConfigError) else 1)
+        return _fail(str(refusal), multirun, refusal)
     except Exception as error:
         record_job(number, "FAILED", None, f"{type(error).__name__}: {error}")
         raise
