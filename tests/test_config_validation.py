@@ -6,11 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, one_line_error, run_cli
+from mlexp.cli_arguments import spelled_out
 from mlexp.config import make_composable
+from mlexp.config.bounds import above, check_bounds
 from mlexp.config.overrides import check_override_keys
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, MlexpError
 
 
 def _fails(project: Path, *args: str) -> str:
@@ -283,3 +286,56 @@ def test_a_fixed_value_its_key_cannot_take_beside_swept_ones_is_one_line(tmp_pro
     # what the checks do not explain is Hydra's own report
     done = run_cli(tmp_project, "-m", "task=tabular_regression", "hydra/launcher=nope", check=False)
     assert done.returncode == 1 and "Could not find 'hydra/launcher/nope'" in done.stderr
+
+
+def test_flags_are_read_as_argparse_reads_them_abbreviated_attached_or_together():
+    assert spelled_out(["--multi", "-cjob", "x=1"]) == ["--multirun", "--cfg=job", "x=1"]
+    assert spelled_out(["-mcjob", "--cfg", "job", "--res", "--hel"]) == [
+        "--multirun",
+        "--cfg=job",
+        "--cfg",
+        "job",
+        "--resolve",
+        "--help",
+    ]
+    with pytest.raises(MlexpError, match=r"^ambiguous option: --r could match --resolve, --run; the flags: "):
+        spelled_out(["--r"])
+    with pytest.raises(MlexpError, match=r"^--foo is not a flag of mlexp \(--cfg, "):
+        spelled_out(["--foo"])
+    with pytest.raises(MlexpError, match=r"^--multirun=x: --multirun takes no value; "):
+        spelled_out(["--multirun=x"])
+
+
+def test_a_flag_typed_short_or_abbreviated_gets_the_same_checks(tmp_project):
+    # these were Hydra's "Only one of --run, --multirun, --cfg ..." traceback, or argparse's usage block
+    for args in (
+        ("task=tabular_regression", "-m", "-cjob"),
+        ("task=tabular_regression", "--multi", "model.l1_size=8,16", "--cfg", "job"),
+        ("task=tabular_regression", "-cjob", "model.l1_size=8,16", "-m"),
+    ):
+        message = one_line_error(tmp_project, *args)
+        assert message.startswith("-m runs a sweep; --cfg, --info and --run are other modes"), args
+    message = one_line_error(tmp_project, "--foo", "task=tabular_regression")
+    assert message.startswith("--foo is not a flag of mlexp (")
+    done = run_cli(tmp_project, "-cjob", "task=tabular_regression", "model.epochs=3")
+    assert "epochs: 3" in done.stdout
+
+
+def test_a_refused_run_leaves_no_run_folder_and_keeps_the_others(tmp_project):
+    one_line_error(tmp_project, "task=tabular_regression", "model.epochs=0")
+    assert not (tmp_project / "outputs").exists()  # Hydra made outputs/<task>/<time>/.hydra for it
+    earlier = tmp_project / "outputs" / "tabular_regression" / "2026-01-01_00-00-00-000000"
+    earlier.mkdir(parents=True)
+    one_line_error(tmp_project, "task=tabular_regression", "model.epochs=0")
+    assert [p.name for p in earlier.parent.iterdir()] == [earlier.name]
+
+
+def test_a_list_shorter_than_its_declared_items_is_one_line_before_the_trial(tmp_project):
+    # was OmegaConf's ConfigIndexError in the detect stage, the trial FAILED
+    message = one_line_error(tmp_project, "task=anomaly_detection", "model.figure_size=[12]")
+    assert message == "model.figure_size=[12.0] has 1 item; it takes 2, each above 0"
+    bounds = {"model.figure_size.0": above(0), "model.figure_size.1": above(0)}
+    with pytest.raises(ConfigError, match=r"^model.figure_size=\[\] has no items; it takes 2, each above 0$"):
+        check_bounds(OmegaConf.create({"model": {"figure_size": []}}), bounds)
+    check_bounds(OmegaConf.create({"model": {"figure_size": [1, 2, 3]}}), bounds)
+    check_bounds(OmegaConf.create({"model": {"figure_size": None}}), bounds)  # null: an optional key left out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,11 +22,13 @@ from omegaconf.errors import InterpolationResolutionError
 
 from mlexp import multirun, tasks
 from mlexp.cli_arguments import (
+    HELP_FLAGS,
     MULTIRUN_FLAGS,
     check_command_word,
     check_printable,
     grammar_error,
     multirun_first,
+    spelled_out,
 )
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
@@ -71,7 +74,24 @@ def _fail(message: str, multirun: bool, error: BaseException | None = None) -> f
     print(f"mlexp: error: {message}", file=sys.stderr)
     if multirun:
         return math.nan
-    sys.exit(2 if isinstance(error, ConfigError) else 1)
+    if isinstance(error, ConfigError):
+        _forget_run_folder(Path(HydraConfig.get().runtime.output_dir))
+        sys.exit(2)
+    sys.exit(1)
+
+
+def _forget_run_folder(folder: Path) -> None:
+    """Remove the run folder Hydra made for a run refused before its trial opened: it holds only Hydra's record of
+    the refused config (.hydra/) and an empty log, and one would pile up per mistyped command. A folder the run
+    wrote anything else to stays."""
+    if not folder.is_dir() or any(p.name != ".hydra" and p.suffix != ".log" for p in folder.iterdir()):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    root = project_root().resolve()
+    for parent in folder.resolve().parents:  # outputs/<task>/ and outputs/ when this run was their only one
+        if parent == root or root not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def _job(cfg: DictConfig) -> float:
@@ -310,10 +330,10 @@ def main() -> None:
         sys.exit(commands.run(argv[0], argv[1:]))
     conf_dir = project_root() / "conf"
     try:
-        argv = sys.argv[1:] = multirun_first(argv)  # Hydra parses sys.argv again
+        argv = sys.argv[1:] = multirun_first(spelled_out(argv))  # Hydra parses sys.argv again
         check_command_word(argv, list(commands.COMMANDS), conf_dir)
         overrides = get_args_parser().parse_args(argv).overrides
-        if any(arg in ("--help", "-h") for arg in argv):
+        if any(arg in HELP_FLAGS for arg in argv):
             from mlexp.usage import help_text
 
             print(help_text(conf_dir, overrides))
@@ -321,7 +341,7 @@ def main() -> None:
         # one trial (no flags): the keys are checked in the config the run composes, not in a composition of their own
         single = not any(arg.startswith("-") for arg in argv)
         check_override_keys(conf_dir, overrides, keys=not single)
-        if any(arg.split("=")[0] in ("--cfg", "-c", "--info", "-i") for arg in argv):
+        if any(arg.split("=")[0] in ("--cfg", "--info") for arg in argv):
             check_printable(conf_dir, overrides, resolve="--resolve" in argv)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)

@@ -1,12 +1,15 @@
-"""The command line before Hydra reads it: `-m` anywhere, a misspelt command, a grammar error, `--cfg --resolve`.
+"""The command line before Hydra reads it: flags as argparse reads them, `-m` anywhere, a misspelt command, a grammar
+error, `--cfg --resolve`.
 
 Each mistake is one line naming the fix; Hydra's own parser would answer with argparse's usage block or a traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 from pathlib import Path
+from typing import NoReturn
 
 from hydra._internal.utils import get_args_parser
 from hydra.errors import OverrideParseException
@@ -15,8 +18,40 @@ from mlexp.errors import MlexpError
 
 GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
 MULTIRUN_FLAGS = ("-m", "--multirun")
+HELP_FLAGS = ("-h", "--help")
 # Hydra's other modes (print a config, print information, run): one mode per command
 _OTHER_MODES = ("cfg", "info", "run", "shell_completion")
+
+
+def spelled_out(argv: list[str]) -> list[str]:
+    """Hydra's flags written in full, as its argparse parser reads them: `--multi` is `--multirun`, `-cjob` is
+    `--cfg=job`, `-mcjob` is both. The checks here then see every way a flag can be typed. An unknown or ambiguous
+    flag is one line, not argparse's usage block."""
+    parser = get_args_parser()
+
+    def refuse(message: str) -> NoReturn:
+        raise MlexpError(f"{message}; the flags: mlexp --help, and Hydra's: mlexp --hydra-help")
+
+    parser.error = refuse  # type: ignore[method-assign]  # argparse prints its usage block and exits
+    return [spelled for arg in argv for spelled in _spelled_flag(parser, arg)]
+
+
+def _spelled_flag(parser: argparse.ArgumentParser, arg: str) -> list[str]:
+    parsed = parser._parse_optional(arg)  # argparse's own reading: abbreviations, attached values, short flags
+    if parsed is None:
+        return [arg]  # an override (or a flag's value)
+    action, option, attached = parsed
+    if action is None:
+        flags = sorted({max(a.option_strings, key=len) for a in parser._actions if a.option_strings})
+        parser.error(f"{arg} is not a flag of mlexp ({', '.join(flags)})")
+    name = max(action.option_strings, key=len)  # the long form
+    if attached is None:
+        return [name]
+    if action.nargs != 0:
+        return [f"{name}={attached}"]
+    if option.startswith("--"):
+        parser.error(f"{arg}: {name} takes no value")
+    return [name, *_spelled_flag(parser, f"-{attached}")]  # short flags together: -mc job
 
 
 def multirun_first(argv: list[str]) -> list[str]:

@@ -82,6 +82,23 @@ def check_bounds(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
     for key, bound in bounds.items():
         # a ${...} that cannot resolve here (an environment variable only a job gets) is each job's to judge
         value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-        error = out_of_bounds(key, value, bound)
+        error = out_of_bounds(key, value, bound) or _too_short(cfg, key, value, bounds)
         if error is not None:
             raise error
+
+
+def _too_short(cfg: DictConfig, key: str, value: object, bounds: Mapping[str, Bound]) -> ConfigError | None:
+    """The error for a list with no item where a bound is declared (`model.figure_size=[12]`, whose `.1` is read),
+    found here rather than as an IndexError in a stage."""
+    parent, _, index = key.rpartition(".")
+    if value is not None or not index.isdigit():
+        return None
+    items = OmegaConf.select(cfg, parent, default=None, throw_on_resolution_failure=False)
+    if not OmegaConf.is_list(items) or len(items) > int(index):
+        return None
+    needed = 1 + max(
+        int(k.rpartition(".")[2]) for k in bounds if k.rpartition(".")[0] == parent and k.rpartition(".")[2].isdigit()
+    )
+    has = f"{len(items)} item{'s' if len(items) != 1 else ''}" if items else "no items"
+    shown = OmegaConf.to_container(items)
+    return ConfigError(f"{parent}={shown} has {has}; it takes {needed}, each {bounds[key]}")
