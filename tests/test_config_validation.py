@@ -339,3 +339,15 @@ def test_a_list_shorter_than_its_declared_items_is_one_line_before_the_trial(tmp
         check_bounds(OmegaConf.create({"model": {"figure_size": []}}), bounds)
     check_bounds(OmegaConf.create({"model": {"figure_size": [1, 2, 3]}}), bounds)
     check_bounds(OmegaConf.create({"model": {"figure_size": None}}), bounds)  # null: an optional key left out
+
+
+def test_a_fixed_value_of_a_key_only_some_swept_tasks_have_is_one_line(tmp_project):
+    # Hydra applies a sweep's fixed values to the default task first: its report was a block advising `+`
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression,churn_incentives", "model.max_depth=4")
+    assert message == (
+        "model.max_depth=4: model.max_depth is a key of task=churn_incentives, not of task=tabular_regression, and a "
+        "sweep gives its fixed values to every job; run one sweep per task, e.g. mlexp -m task=churn_incentives "
+        "model.max_depth=4"
+    )
+    message = one_line_error(tmp_project, "-m", "task=churn_incentives,anomaly_detection", "model.max_dept=4")
+    assert message.startswith("model.max_dept is not a key of model; did you mean model.max_depth?")

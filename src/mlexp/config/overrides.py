@@ -110,12 +110,53 @@ def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_va
             if override.is_sweep_override():
                 continue
             if swept_group and OmegaConf.select(cfg, override.key_or_group, default=_ABSENT) is _ABSENT:
-                continue  # a key of another job's group (task, model): Hydra's own report, which names the group
+                if override.type == OverrideType.CHANGE:
+                    swept = [o for o in parsed if o not in plain and o.is_sweep_override()]
+                    _check_key_in_swept_options(conf_dir, choices, swept, override)
+                continue
             _check_value(cfg, override)  # applied to `cfg`: the forms offered below fit the run's other values
     if not sweep_values:
         for override in parsed:
             if override.is_sweep_override():
                 raise _several_values(cfg if override in plain else None, override)
+
+
+def _check_key_in_swept_options(conf_dir: Path, choices: list[str], swept: list[Override], override: Override) -> None:
+    """A fixed value whose key only some of a sweep's group options have (`-m task=tabular_regression,churn_incentives
+    model.max_depth=4`): Hydra composes the sweep's config with the group's default option before each job takes its
+    own, and applies the fixed values to it. Its report says to append the key with `+`, which the options that have it
+    then refuse."""
+    key, line = override.key_or_group, override.input_line or override.key_or_group
+    for group in swept:
+        name = group.key_or_group
+        options = [str(v) for v in group.sweep_string_iterator()]
+        have = [v for v in options if _has_key(conf_dir, [*choices, f"{name}={v}"], key)]
+        if not have:
+            continue
+        lack = [v for v in options if v not in have]
+        why = (
+            f"{key} is a key of {name}={','.join(have)}, not of {name}={','.join(lack)}, and a sweep gives its fixed "
+            "values to every job"
+            if lack
+            else f"Hydra applies a sweep's fixed values to the default {name} first, and it has no {key}"
+        )
+        raise ConfigError(f"{line}: {why}; run one sweep per {name}, e.g. mlexp -m {name}={have[0]} {line}")
+    first = [f"{group.key_or_group}={next(iter(group.sweep_string_iterator()))}" for group in swept[:1]]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=[*choices, *first])
+    except HydraException:
+        return  # Hydra reports what it cannot compose itself
+    check_key(cfg, key)  # in none of the options: the key's own line, with the closest key
+
+
+def _has_key(conf_dir: Path, choices: list[str], key: str) -> bool:
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=choices)
+    except HydraException:
+        return False
+    return OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT
 
 
 def _applies(cfg: DictConfig, override: Override) -> HydraException | OmegaConfBaseException | None:
