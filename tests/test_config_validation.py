@@ -290,20 +290,22 @@ def test_a_fixed_value_its_key_cannot_take_beside_swept_ones_is_one_line(tmp_pro
 
 def test_flags_are_read_as_argparse_reads_them_abbreviated_attached_or_together():
     assert spelled_out(["--multi", "-cjob", "x=1"]) == ["--multirun", "--cfg=job", "x=1"]
-    assert spelled_out(["-mcjob", "--cfg", "job", "--res", "--hel"]) == [
-        "--multirun",
-        "--cfg=job",
-        "--cfg",
-        "job",
-        "--resolve",
-        "--help",
-    ]
-    with pytest.raises(MlexpError, match=r"^ambiguous option: --r could match --resolve, --run; the flags: "):
-        spelled_out(["--r"])
-    with pytest.raises(MlexpError, match=r"^--foo is not a flag of mlexp \(--cfg, "):
-        spelled_out(["--foo"])
-    with pytest.raises(MlexpError, match=r"^--multirun=x: --multirun takes no value; "):
-        spelled_out(["--multirun=x"])
+    assert spelled_out(["-mcjob", "--res", "--hel"]) == ["--multirun", "--cfg=job", "--resolve", "--help"]
+    # a flag among the overrides: put first with its value (argparse took no override after `--cfg job`)
+    assert spelled_out(["task=x", "--cfg", "job", "a=1"]) == ["--cfg=job", "task=x", "a=1"]
+    # --info takes a value only when one of its choices follows; else its own default, not the first override
+    assert spelled_out(["--info", "task=x"]) == ["--info=all", "task=x"]
+    assert spelled_out(["task=x", "-i", "defaults"]) == ["--info=defaults", "task=x"]
+    for argv, message in {
+        ("--r",): "ambiguous option: --r could match --resolve, --run",
+        ("--foo",): "--foo is not a flag of mlexp (--cfg, ",
+        ("--multirun=x",): "--multirun=x: --multirun takes no value",
+        ("task=x", "--cfg", "jobb"): "--cfg=jobb: --cfg takes one of job, hydra, all",
+        ("task=x", "--cfg"): "--cfg needs a value (job, hydra, all)",
+    }.items():
+        with pytest.raises(MlexpError) as raised:
+            spelled_out(list(argv))
+        assert str(raised.value).startswith(message), argv
 
 
 def test_a_flag_typed_short_or_abbreviated_gets_the_same_checks(tmp_project):
@@ -318,6 +320,8 @@ def test_a_flag_typed_short_or_abbreviated_gets_the_same_checks(tmp_project):
     message = one_line_error(tmp_project, "--foo", "task=tabular_regression")
     assert message.startswith("--foo is not a flag of mlexp (")
     done = run_cli(tmp_project, "-cjob", "task=tabular_regression", "model.epochs=3")
+    assert "epochs: 3" in done.stdout
+    done = run_cli(tmp_project, "task=tabular_regression", "--cfg", "job", "model.epochs=3")  # argparse's usage block
     assert "epochs: 3" in done.stdout
 
 

@@ -16,7 +16,7 @@ import warnings
 
 import pytest
 
-from conftest import TINY, cli_env, run_cli
+from conftest import TINY, cli_env
 from mlexp.console import JOBLIB_LAUNCHER_LOGGER, OPTUNA_SWEEPER_LOGGER, PrefixedLines, quiet_third_party
 
 HEADER_WARNING = "resolving request headers"
@@ -269,26 +269,18 @@ def test_requests_stop_warning_once_quieted_after_mlflow_loaded(mlflow_server):
 def test_parallel_sweep_on_a_server_prints_labelled_lines_without_library_noise(tmp_project, mlflow_server):
     env = cli_env(tmp_project)
     env["MLFLOW_TRACKING_URI"] = mlflow_server  # where every request warned before, in every trial
-    done = run_cli(
-        tmp_project,
-        "-m",
-        "task=tabular_regression",
-        "sweep=grid",
-        "sweep.max_parallel_jobs=2",
-        "model.l1_size=4,16",
-        *TINY,
-        env=env,
-    )
-    assert HEADER_WARNING not in done.stderr
-    assert "Joblib.Parallel(" not in done.stdout
-    assert "View run" not in done.stdout
-    assert ANSI not in done.stdout and ANSI not in done.stderr
-    finished = [line for line in done.stdout.splitlines() if "trial done:" in line]
+    args = ["-m", "task=tabular_regression", "sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,16", *TINY]
+    stdout, stderr = _run_with_terminal_stderr(tmp_project, args, env)  # progress bars are drawn on a terminal only
+    assert HEADER_WARNING not in stderr
+    assert "Joblib.Parallel(" not in stdout
+    assert "View run" not in stdout
+    assert ANSI not in stdout and ANSI not in stderr
+    finished = [line for line in stdout.splitlines() if "trial done:" in line]
     labels = [re.match(r"\[(\S+-trial-\d+)\] trial done: ", line) for line in finished]
-    assert len(finished) == 2 and all(labels), done.stdout
+    assert len(finished) == 2 and all(labels), stdout
     assert len({m.group(1) for m in labels if m}) == 2
-    bars = [s for s in re.split(r"[\r\n]", done.stderr) if "Training" in s]
-    assert bars and all(re.match(r"\[\S+-trial-\d+\] ", s) for s in bars)
+    bars = [s for s in re.split(r"[\r\n]", stderr) if "Training" in s]
+    assert bars and all(re.match(r"\[\S+-trial-\d+\] ", s) for s in bars), stderr
 
 
 def test_console_module_is_cheap_to_load():
@@ -321,3 +313,37 @@ def test_ctrl_c_in_a_finaliser_reaches_the_main_code_instead_of_a_printed_traceb
     hook = sys.unraisablehook
     quiet_third_party()  # once per job: the hook is not wrapped again
     assert sys.unraisablehook is hook
+
+
+def _run_with_terminal_stderr(project, args: list[str], env: dict[str, str]) -> tuple[str, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as in a user's shell (stdout piped); returns both, as text."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 0 columns: tqdm draws nothing
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlexp.cli", *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=side
+    )
+    os.close(side)
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a terminal's buffer is small: read while the command runs
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: every process holding the terminal has ended
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    stdout, _ = process.communicate(timeout=600)
+    reader.join(timeout=30)
+    os.close(main)
+    assert process.returncode == 0, b"".join(chunks).decode(errors="replace")[-3000:]
+    return stdout.decode(), b"".join(chunks).decode(errors="replace")

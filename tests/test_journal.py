@@ -265,6 +265,19 @@ def test_a_trial_whose_store_is_down_fails_in_one_line_and_keeps_its_journal(tmp
     assert done.returncode != 0 and elapsed < 120, (elapsed, done.stderr[-2000:])
     assert "Traceback" not in done.stderr and "mlexp sync" in done.stderr.strip().splitlines()[-1]
     assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
+    # what that line says to do, while the store is still down: kept again, said in seconds (it was silent 5+ min)
+    started = time.monotonic()
+    synced = subprocess.run(
+        [sys.executable, "-m", "mlexp.cli", "sync"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert synced.returncode == 1 and time.monotonic() - started < 60, synced.stderr[-2000:]
+    assert synced.stdout.strip().splitlines()[-1] == "0 trial journal(s) stored, 1 kept"
+    assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
 
 
 def test_settle_says_which_trials_are_still_being_stored_once_it_stops_waiting(tmp_path, capsys):

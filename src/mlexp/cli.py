@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import replace
@@ -122,6 +123,12 @@ def _run_job(cfg: DictConfig) -> float:
     overrides = command_overrides(hydra_cfg)
     job = runner.JobContext(choices=choices, overrides=overrides)
     number = hydra_cfg.job.num if multirun else 0
+    if not multirun and choices.get("sweep") not in (None, "none"):
+        again = shlex.join(["mlexp", "-m", *overrides])
+        print(
+            f"mlexp: warning: sweep={choices['sweep']} without -m runs one trial; the sweep runs with: {again}",
+            file=sys.stderr,
+        )
     try:
         if cfg.params_file:
             given = _value_overrides(overrides, set(choices))
@@ -317,7 +324,35 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         GlobalHydra.instance().clear()
 
 
+def _versions() -> str:
+    """mlexp's version and those of the tools a trial's records depend on (Hydra's --version gives only Hydra's)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from mlexp import __version__
+
+    found = []
+    for name, package in (("Hydra", "hydra-core"), ("MLflow", "mlflow"), ("DVC", "dvc")):
+        try:
+            found.append(f"{name} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return f"mlexp {__version__} ({', '.join(found)})"
+
+
 def main() -> None:
+    try:
+        try:
+            _main()
+        finally:
+            sys.stdout.flush()  # here, not at exit, where a broken pipe is only reported
+    except BrokenPipeError:
+        # the reader of the output went away (`mlexp compare ... | head`): stop as Unix tools do, without a traceback,
+        # and without Python's second one when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+def _main() -> None:
     from mlexp.console import quiet_third_party
 
     quiet_third_party()  # before Hydra, its launchers and sweepers, and MLflow load
@@ -332,6 +367,9 @@ def main() -> None:
     try:
         argv = sys.argv[1:] = multirun_first(spelled_out(argv))  # Hydra parses sys.argv again
         check_command_word(argv, list(commands.COMMANDS), conf_dir)
+        if "--version" in argv:  # before argparse, whose --version action prints Hydra's alone
+            print(_versions())
+            sys.exit(0)
         overrides = get_args_parser().parse_args(argv).overrides
         if any(arg in HELP_FLAGS for arg in argv):
             from mlexp.usage import help_text

@@ -24,34 +24,67 @@ _OTHER_MODES = ("cfg", "info", "run", "shell_completion")
 
 
 def spelled_out(argv: list[str]) -> list[str]:
-    """Hydra's flags written in full, as its argparse parser reads them: `--multi` is `--multirun`, `-cjob` is
-    `--cfg=job`, `-mcjob` is both. The checks here then see every way a flag can be typed. An unknown or ambiguous
-    flag is one line, not argparse's usage block."""
+    """Hydra's flags written in full and put before the overrides, each with its value, as its argparse parser reads
+    them: `--multi` is `--multirun`, `-cjob` and `-c job` are `--cfg=job`, `-mcjob` is both. The checks here then see
+    every way a flag can be typed, and a flag may stand among the overrides (argparse takes overrides after a flag's
+    value only when none came before it). An unknown or ambiguous flag, or a value it does not take, is one line, not
+    argparse's usage block."""
     parser = get_args_parser()
 
     def refuse(message: str) -> NoReturn:
         raise MlexpError(f"{message}; the flags: mlexp --help, and Hydra's: mlexp --hydra-help")
 
     parser.error = refuse  # type: ignore[method-assign]  # argparse prints its usage block and exits
-    return [spelled for arg in argv for spelled in _spelled_flag(parser, arg)]
+    flags: list[str] = []
+    overrides: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        spelled = _spelled_flag(parser, arg)
+        if spelled is None:
+            overrides.append(arg)
+            continue
+        action, names = spelled
+        value = None if "=" in names[-1] or action.nargs == 0 else next(rest, None)
+        if action.nargs == "?" and (value is None or value not in (action.choices or ())):
+            if value is not None:
+                overrides.append(value)  # --info takes a value only when one of its choices follows
+            if "=" not in names[-1] and action.const is not None:  # else it would take the first override
+                names[-1] = f"{names[-1]}={action.const}"
+        elif value is not None:
+            names[-1] = f"{names[-1]}={value}"
+        elif action.nargs is None and "=" not in names[-1]:
+            choices = f" ({', '.join(map(str, action.choices))})" if action.choices else ""
+            parser.error(f"{names[-1]} needs a value{choices}")
+        _check_choice(parser, action, names[-1])
+        flags += names
+    return flags + overrides
 
 
-def _spelled_flag(parser: argparse.ArgumentParser, arg: str) -> list[str]:
+def _spelled_flag(parser: argparse.ArgumentParser, arg: str) -> tuple[argparse.Action, list[str]] | None:
+    """The flag(s) `arg` is, in full (the last one's action with them); None for an override."""
     parsed = parser._parse_optional(arg)  # argparse's own reading: abbreviations, attached values, short flags
     if parsed is None:
-        return [arg]  # an override (or a flag's value)
+        return None
     action, option, attached = parsed
     if action is None:
         flags = sorted({max(a.option_strings, key=len) for a in parser._actions if a.option_strings})
         parser.error(f"{arg} is not a flag of mlexp ({', '.join(flags)})")
     name = max(action.option_strings, key=len)  # the long form
     if attached is None:
-        return [name]
+        return action, [name]
     if action.nargs != 0:
-        return [f"{name}={attached}"]
+        return action, [f"{name}={attached}"]
     if option.startswith("--"):
         parser.error(f"{arg}: {name} takes no value")
-    return [name, *_spelled_flag(parser, f"-{attached}")]  # short flags together: -mc job
+    together = _spelled_flag(parser, f"-{attached}")  # short flags together: -mc job
+    assert together is not None
+    return together[0], [name, *together[1]]
+
+
+def _check_choice(parser: argparse.ArgumentParser, action: argparse.Action, flag: str) -> None:
+    name, sep, value = flag.partition("=")
+    if sep and action.choices is not None and value not in action.choices:
+        parser.error(f"{name}={value}: {name} takes one of {', '.join(map(str, action.choices))}")
 
 
 def multirun_first(argv: list[str]) -> list[str]:
@@ -71,8 +104,8 @@ def multirun_first(argv: list[str]) -> list[str]:
 def check_command_word(argv: list[str], commands: list[str], conf_dir: Path) -> None:
     """A first word that is neither a command nor an override (`mlexp comapre ...`, `mlexp churn_incentives`): say
     which commands exist, or the override the word was meant as."""
-    word = argv[0] if argv else ""
-    if not word or word.startswith(("-", "+", "~")) or "=" in word:
+    word = next((arg for arg in argv if not arg.startswith("-")), "")  # the flags stand first (spelled_out)
+    if not word or word.startswith(("+", "~")) or "=" in word:
         return
     if (conf_dir / "task" / f"{word}.yaml").is_file():
         raise MlexpError(f"{word!r} is a task, not a command; run it with: mlexp task={word}")

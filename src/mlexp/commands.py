@@ -44,6 +44,7 @@ def _task_config(task: str) -> DictConfig:
 
 
 def run_compare(argv: list[str]) -> int:
+    """The trials of a task, an experiment or a sweep side by side, best first, with charts of their metrics."""
     from mlexp import compare, next_steps
     from mlexp.experiment_analytics import ExperimentAnalytics
     from mlexp.tracking.store import bound_store_retries
@@ -92,6 +93,7 @@ def run_compare(argv: list[str]) -> int:
 
 
 def run_params(argv: list[str]) -> int:
+    """Write params.yaml, the parameters the DVC stages read, from conf/ (--check: only say whether it is current)."""
     if any(arg != "--check" for arg in argv):
         raise MlexpError(f"usage: {USAGE['params']}")
     root = project_root()
@@ -111,6 +113,7 @@ def run_params(argv: list[str]) -> int:
 
 
 def run_pipelines(argv: list[str]) -> int:
+    """Write pipelines/<task>/dvc.yaml from the tasks' stage declarations (--check: say whether they are current)."""
     from mlexp import dvc_lock, dvc_stages
 
     if any(arg != "--check" for arg in argv):
@@ -141,6 +144,7 @@ def run_pipelines(argv: list[str]) -> int:
 
 
 def run_data(argv: list[str]) -> int:
+    """Export a dataset the package ships, in its published format, to a file."""
     from mlexp.data import EXPORTS, export_packaged
 
     if len(argv) != 2 or argv[0] not in EXPORTS:
@@ -152,6 +156,7 @@ def run_data(argv: list[str]) -> int:
 
 
 def run_summary(argv: list[str]) -> int:
+    """Write a Markdown summary of every task's latest reports (default reports/summary.md)."""
     from mlexp.summary import write_summary
 
     if len(argv) > 1:
@@ -181,7 +186,7 @@ def run_relocate(argv: list[str]) -> int:
 
 
 def run_delete(argv: list[str]) -> int:
-    """`mlexp delete experiment=<name> [--force]`: an experiment and everything it holds (mlexp.cleanup)."""
+    """Delete an experiment and everything it holds: trials, artifacts, sweeps, registered versions (asks first)."""
     from mlexp.cleanup import run_delete as delete  # MLflow loads only when the command runs
 
     return delete(argv)
@@ -190,9 +195,11 @@ def run_delete(argv: list[str]) -> int:
 def run_sync(argv: list[str]) -> int:
     """Store what trials whose process was killed left in their journals; their open runs end KILLED."""
     from mlexp.tracking.journal_apply import replay_orphans
+    from mlexp.tracking.store import bound_store_retries
 
     if argv:
         raise MlexpError(f"usage: {USAGE['sync']}")
+    bound_store_retries()  # a server that is down: one line per journal in seconds, not MLflow's minutes of retries
     replayed = replay_orphans(project_root())
     for entry in replayed:
         if entry.error:
@@ -260,7 +267,15 @@ COMMANDS = {
 }
 
 
+# commands that parse their own flags with argparse, --help included
+OWN_HELP = {"keys", "review", "predict", "undeploy"}
+
+
 def run(command: str, argv: list[str]) -> int:
+    if command not in OWN_HELP and any(arg in ("-h", "--help") for arg in argv):
+        doc = (COMMANDS[command].__doc__ or "").strip().splitlines()
+        print(f"usage: {USAGE[command]}" + (f"\n\n{doc[0]}" if doc else ""))
+        return 0
     try:
         return COMMANDS[command](argv)
     except MlexpError as error:

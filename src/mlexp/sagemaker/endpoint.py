@@ -205,7 +205,7 @@ def upload(setup: Setup, archive: Path, key: str) -> str:
     from tqdm import tqdm
 
     size = archive.stat().st_size
-    with tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {archive.name}", leave=False) as bar:
+    with tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {archive.name}", leave=False, disable=None) as bar:
         setup.boto_session.client("s3", region_name=setup.region).upload_file(
             str(archive), setup.bucket, key, Callback=bar.update
         )
@@ -218,7 +218,7 @@ def wait_in_service(endpoint: Any, seconds: float, poll_s: float = POLL_S) -> st
 
     started = time.monotonic()
     name = endpoint.endpoint_name
-    with tqdm(desc=f"endpoint {name}", bar_format="{desc} [{elapsed}]", leave=False) as bar:
+    with tqdm(desc=f"endpoint {name}", bar_format="{desc} [{elapsed}]", leave=False, disable=None) as bar:
         while True:
             endpoint.refresh()
             status = str(endpoint.endpoint_status)

@@ -144,7 +144,9 @@ def fit(
     for epoch in range(1, total_epochs + 1):
         order = rng.permutation(n)
         total, count = 0.0, 0
-        for start in tqdm(range(0, n - batch + 1 if n >= batch else 1, batch), desc=f"epoch {epoch}", leave=False):
+        for start in tqdm(
+            range(0, n - batch + 1 if n >= batch else 1, batch), desc=f"epoch {epoch}", leave=False, disable=None
+        ):
             rows = order[start : start + batch]
             users = user_tokens[rows].copy()
             users[rng.random(len(rows)) < settings.id_dropout, 0] = UNKNOWN_USER

@@ -53,7 +53,7 @@ def train(
     trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": model.learning_rate})
     dataset = gluon.data.ArrayDataset(features, target)
     loader = gluon.data.DataLoader(dataset, batch_size=model.batch_size, shuffle=True, last_batch="keep")
-    for epoch in tqdm(range(1, model.epochs + 1), desc="Training", unit="epoch", leave=False):
+    for epoch in tqdm(range(1, model.epochs + 1), desc="Training", unit="epoch", leave=False, disable=None):
         total, count = 0.0, 0
         for x, y in loader:
             with autograd.record():

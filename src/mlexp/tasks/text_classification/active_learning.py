@@ -118,7 +118,7 @@ def experiment(
     """Every strategy, `repeats` times from different seed sets; the mean curve of each."""
     strategies = [str(getattr(s, "value", s)) for s in settings.strategies]
     runs: dict[str, list[Curve]] = {s: [] for s in strategies}
-    with tqdm(total=settings.repeats * len(strategies), desc="active learning", unit="curve") as bar:
+    with tqdm(total=settings.repeats * len(strategies), desc="active learning", unit="curve", disable=None) as bar:
         for repeat in range(settings.repeats):
             rng = np.random.default_rng(seed + repeat)
             start = seed_set(pool_classes, settings.seed_labels, rng)

@@ -1,0 +1,53 @@
+"""What the command prints around the work: versions, per-command help, a pipe closed early, progress bars only on a
+terminal, a sweep file chosen without -m."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+
+from conftest import TINY, cli_env, run_cli
+
+
+def test_version_names_mlexp_and_the_tools_its_records_depend_on(tmp_project):
+    done = run_cli(tmp_project, "--version")
+    expected = f"mlexp 0.1.0 (Hydra {version('hydra-core')}, MLflow {version('mlflow')}, DVC {version('dvc')})"
+    assert done.stdout.strip() == expected  # was Hydra's `Hydra 1.3.8` alone
+
+
+@pytest.mark.parametrize("command", ["sync", "compare", "params", "pipelines", "delete", "relocate", "summary", "data"])
+def test_every_command_answers_help_with_its_usage(tmp_project, command):
+    done = run_cli(tmp_project, command, "--help")  # `mlexp sync --help` was "error: usage: mlexp sync", exit 2
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"usage: mlexp {command}") and len(lines) == 3 and lines[2], done.stdout
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_project):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `mlexp ... | head` once head has its lines
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlexp.cli", "--version"],
+            cwd=tmp_project,
+            env=cli_env(tmp_project),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")  # was Python's "Exception ignored ... BrokenPipeError", 120
+
+
+def test_a_sweep_file_without_m_runs_one_trial_and_says_how_to_run_the_sweep(tmp_project):
+    done = run_cli(tmp_project, "task=tabular_regression", "sweep=grid", *TINY)
+    warning = "mlexp: warning: sweep=grid without -m runs one trial; the sweep runs with: mlexp -m "
+    assert done.stderr.splitlines()[0] == warning + "task=tabular_regression sweep=grid " + " ".join(TINY)
+    assert "trial done: test_msle = " in done.stdout
+    # the output is a pipe here: the epochs' progress bar is drawn on a terminal only, as the other tasks' bars
+    assert "Training" not in done.stderr + done.stdout
