@@ -7,6 +7,7 @@ engine from it, so under DVC each stage reads exactly what prepare checked.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import sys
@@ -29,11 +30,18 @@ from mlexp.tasks.anomaly_detection.engines import (
     DuckDBEngine,
     Engine,
     OutputError,
+    Tally,
     connect,
     file_month_sql,
     write_parquet,
 )
-from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNKNOWN_CODE, Source, TripQueries
+from mlexp.tasks.anomaly_detection.queries import (
+    FILE_MONTH,
+    UNKNOWN_CODE,
+    UNREADABLE_NUMBER,
+    Source,
+    TripQueries,
+)
 from mlexp.tasks.anomaly_detection.rules import Rule
 
 MANIFEST = "manifest.json"
@@ -130,33 +138,38 @@ def check_rule_columns(cfg: DictConfig, rules: Sequence[Rule]) -> None:
 
 
 def stage_csv(
-    cfg: DictConfig, files: Sequence[nyc_taxi.TripFile], unknown: dict[str, Counter[str]] | None = None
+    cfg: DictConfig,
+    files: Sequence[nyc_taxi.TripFile],
+    unknown: dict[str, Counter[str]] | None = None,
+    unreadable: dict[str, Counter[str]] | None = None,
 ) -> list[Path]:
     """Each file as Parquet in today's schema (CSV parsed once; Parquet files are read in place).
 
     A file without a single trip row (a CSV of only a header, a Parquet file of 0 rows) fails here,
     naming the file: a month that holds nothing is a wrong path or a broken download.
-    Text in a coded column that is neither in preprocessing.value_codes nor a number reads as null:
-    a warning names the file, the values and their rows, and `unknown` (column -> value -> rows) adds them up.
+    Text that reads as null is not dropped silently: in a coded column, text that is neither in
+    preprocessing.value_codes nor a number; in a numeric column, text that is not a number ('two point five' in
+    trip_distance). A warning names the file, the column, the values with their rows and the first one's line
+    (CSV) or row (Parquet); `unknown` and `unreadable` (column -> value -> rows) add them up over the files.
+    The rows are kept, with the value null.
     """
     read: list[Path] = []
     connection = connect(cfg.engine.memory_limit, cfg.engine.threads)
     for number, file in enumerate(files):
         source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
         queries = trip_queries(cfg, DUCKDB, source)
-        found: dict[str, Counter[str]] = {column: Counter() for column in queries.coded_text()}
+        # marker (UNKNOWN_CODE or UNREADABLE_NUMBER + column) -> the values that read as null, found while staging
+        found: dict[str, Tally] = {}
         if file.format != "csv" or not cfg.preprocessing.stage_csv_as_parquet:
             if not _has_rows(connection, file):
                 raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
-            if found:  # a text column of codes in a file read in place (a 2009 Parquet file): one narrow query
-                for column, value, rows in connection.execute(queries.unknown_codes()).fetchall():
-                    found[column][value] += rows
+            found = _unread_in_place(connection, file, queries)
             read.append(file.path)
         else:
             target = input_dir(cfg) / "staged" / staged_name(number, file.path)
-            rows = _stage_typed(cfg, connection, file, target)
+            rows = _stage_typed(cfg, connection, file, target, found)
             if rows is None:  # not a strict CSV of numbers where numbers belong: every field read as text
-                tally = {UNKNOWN_CODE + column: counter for column, counter in found.items()}
+                found = {}
                 rows = write_parquet(
                     connection,
                     queries.staged(),
@@ -164,19 +177,82 @@ def stage_csv(
                     None,
                     compression=STAGED_COMPRESSION,
                     source=file.path,
-                    tally=tally,
+                    unread=found,
                 )
             if not rows:
                 target.unlink()
                 raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
             read.append(target)
-        for column, counter in found.items():
-            if counter:
-                print(f"mlexp: warning: {unknown_codes_warning(file.path, column, counter)}", file=sys.stderr)
-            if unknown is not None:
-                unknown.setdefault(column, Counter()).update(counter)
+        _warn_unread(file, found)
+        # every coded column a file holds as text is reported, 0 included (rows_unknown_code_<column>)
+        for column in queries.coded_text():
+            found.setdefault(UNKNOWN_CODE + column, Tally())
+        for marker, tally in found.items():
+            for prefix, total in ((UNKNOWN_CODE, unknown), (UNREADABLE_NUMBER, unreadable)):
+                if marker.startswith(prefix) and total is not None:
+                    total.setdefault(marker.removeprefix(prefix), Counter()).update(tally.counts)
     _remove_stale_copies(input_dir(cfg) / "staged", read)
     return read
+
+
+def _unread_in_place(
+    connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, queries: TripQueries
+) -> dict[str, Tally]:
+    """The values of a file read in place (Parquet, or CSV with stage_csv_as_parquet=false) that read as null
+    though written: one query, only when the file holds a coded or numeric column as text (every CSV; a Parquet
+    file of 2009's text codes or of numbers stored as strings; never a Parquet file of numbers)."""
+    found: dict[str, Tally] = {}
+    if queries.unread() is None:
+        return found
+    try:
+        for marker, value, rows, position in connection.execute(queries.unread_values()).fetchall():
+            found.setdefault(marker, Tally()).add(value, rows, position)
+    except duckdb.Error as error:
+        raise DataError(nyc_taxi.read_error(error, file.path)) from error
+    return found
+
+
+def _warn_unread(file: nyc_taxi.TripFile, found: dict[str, Tally]) -> None:
+    """One warning per column whose text read as null, naming the first such row's line (CSV) or row (Parquet)."""
+    firsts = [tally.first for tally in found.values() if tally.counts and tally.first is not None]
+    lines = line_numbers(file.path, firsts) if file.format == "csv" and firsts else {}
+    for marker, tally in found.items():
+        if not tally.counts:
+            continue
+        where = ""
+        if tally.first is not None and file.format != "csv":
+            where = f"row {tally.first + 1}"
+        elif tally.first is not None and tally.first in lines:
+            where = f"line {lines[tally.first]}"
+        if marker.startswith(UNKNOWN_CODE):
+            warning = unknown_codes_warning(file.path, marker.removeprefix(UNKNOWN_CODE), tally.counts, where=where)
+        else:
+            column = marker.removeprefix(UNREADABLE_NUMBER)
+            warning = unreadable_numbers_warning(file.path, column, tally.counts, where=where)
+        print(f"mlexp: warning: {warning}", file=sys.stderr)
+
+
+def line_numbers(path: Path, positions: Iterable[int]) -> dict[int, int]:
+    """The line (the header is line 1) of each data row at `positions` (0: the first row) of a CSV file, as
+    DuckDB's reader numbers them: blank lines are no rows. One read of the file up to the last position asked
+    (gzip or not); a quoted field holding a line break (which only the typed reader reads) would shift it."""
+    wanted = sorted(set(positions))
+    lines: dict[int, int] = {}
+    if not wanted:
+        return lines
+    with path.open("rb") as handle:
+        gzipped = handle.read(2) == nyc_taxi.GZIP_MAGIC
+    with gzip.open(path, "rb") if gzipped else path.open("rb") as raw:
+        row = -1  # the header is no row
+        for number, line in enumerate(raw, start=1):
+            if number > 1 and not line.strip(b"\r\n"):
+                continue
+            if row == wanted[len(lines)]:
+                lines[row] = number
+                if len(lines) == len(wanted):
+                    break
+            row += 1
+    return lines
 
 
 def _remove_stale_copies(folder: Path, kept: Sequence[Path]) -> None:
@@ -238,16 +314,27 @@ def _is_number(connection: duckdb.DuckDBPyConnection, text: str, sql_type: str) 
 
 
 def _stage_typed(
-    cfg: DictConfig, connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, target: Path
+    cfg: DictConfig,
+    connection: duckdb.DuckDBPyConnection,
+    file: nyc_taxi.TripFile,
+    target: Path,
+    unread: dict[str, Tally],
 ) -> int | None:
-    """A CSV file staged through `typed_csv_reader`: its rows, or None when the file must be read as text."""
+    """A CSV file staged through `typed_csv_reader`: its rows, or None when the file must be read as text.
+    Text that reads as null is counted into `unread`: only in a coded column it keeps as text (one whose codes
+    include a number), since a column it parses as a number refuses the file on text that is not one."""
     reader = typed_csv_reader(file, aliases(cfg), value_codes(cfg), connection)
     if reader is None:
         return None
     source = Source(reader[0], reader[1], file_month_sql(file.path))
     try:
         return write_parquet(
-            connection, trip_queries(cfg, DUCKDB, source).staged(), target, None, compression=STAGED_COMPRESSION
+            connection,
+            trip_queries(cfg, DUCKDB, source).staged(),
+            target,
+            None,
+            compression=STAGED_COMPRESSION,
+            unread=unread,
         )
     except OutputError:
         raise  # a full disk: the text reader would fail the same way, and blame the CSV
@@ -255,15 +342,36 @@ def _stage_typed(
         return None
 
 
-def unknown_codes_warning(path: Path, column: str, counter: Counter[str], shown: int = 10) -> str:
-    """One line naming a file's text values of `column` that no code maps, with their rows (most first)."""
+def _rows_hold(rows: int) -> str:
+    return f"{rows:,} rows hold" if rows != 1 else "1 row holds"
+
+
+def _listed(counter: Counter[str], shown: int) -> str:
+    """The values of `counter` with their rows, most first, at most `shown` of them."""
     common = counter.most_common()
     listed = ", ".join(f"{value!r} ({rows:,} row{'s' if rows != 1 else ''})" for value, rows in common[:shown])
-    more = f" and {len(common) - shown} more" if len(common) > shown else ""
+    return listed + (f" and {len(common) - shown} more" if len(common) > shown else "")
+
+
+def unknown_codes_warning(path: Path, column: str, counter: Counter[str], shown: int = 10, where: str = "") -> str:
+    """One line naming a file's text values of `column` that no code maps, with their rows (most first) and
+    `where` the first one is (`line 3`), if known."""
+    first = f" (the first on {where})" if where else ""
     return (
-        f"{path}: {column}: {sum(counter.values()):,} rows hold text that is no code in "
-        f"preprocessing.value_codes.{column}, read as null: {listed}{more}; to keep them, add "
+        f"{path}: {column}: {_rows_hold(sum(counter.values()))} text that is no code in "
+        f"preprocessing.value_codes.{column}, read as null{first}: {_listed(counter, shown)}; to keep them, add "
         f"+preprocessing.value_codes.{column}.<TEXT>=<code> (codes: docs/tasks/anomaly_detection.md)"
+    )
+
+
+def unreadable_numbers_warning(path: Path, column: str, counter: Counter[str], shown: int = 10, where: str = "") -> str:
+    """One line naming a file's text values of numeric `column` that are not numbers, with their rows (most
+    first) and `where` the first one is (`line 3`, `row 3`), if known; what happens to the rows, and the fix."""
+    first = f" (the first on {where})" if where else ""
+    return (
+        f"{path}: {column}: {_rows_hold(sum(counter.values()))} text that is not a number, read as null{first}: "
+        f"{_listed(counter, shown)}; the rows are kept, with {column} null (an enabled rule that uses {column} "
+        "flags them as unevaluable); to read them, write the number in the file, or nothing where there is none"
     )
 
 

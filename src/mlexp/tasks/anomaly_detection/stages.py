@@ -175,15 +175,21 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
         paths = [path]
     inputs.check_file_months(rules, paths)
     unknown: dict[str, Counter[str]] = {}
+    unreadable: dict[str, Counter[str]] = {}
     if cfg.dataset.path:
         # each input's MD5 (its data_version) is computed on a thread while DuckDB checks and stages the files,
         # if the command has not started it already (the task declares dataset_suffixes): hashlib releases the
         # GIL, so hashing a 705 MB month (1.2 CPU s) overlaps the parse, and log_input below waits for it
         prefetch(paths)
     files = inputs.check_files(cfg, paths, required)
-    read = inputs.stage_csv(cfg, files, unknown)
-    # rows whose code text no mapping knows (read as null; stage_csv warned naming the values)
+    read = inputs.stage_csv(cfg, files, unknown, unreadable)
+    # rows whose code text no mapping knows, and rows whose text in a numeric column is not a number (both read as
+    # null, the rows kept; stage_csv warned naming the values): the latter per column where there are any, and
+    # their sum over the columns (0: every number read), so that a trial records that it checked
     tracker.log_metrics({f"rows_unknown_code_{column}": sum(found.values()) for column, found in unknown.items()})
+    per_column = {f"rows_unreadable_number_{column}": sum(found.values()) for column, found in unreadable.items()}
+    per_column = {name: rows for name, rows in per_column.items() if rows}
+    tracker.log_metrics({**per_column, "unreadable_numbers": sum(per_column.values())})
     missing = {str(file.path): inputs.missing_columns(cfg, file.columns) for file in files}
     inputs.write_manifest(cfg, {"files": read, "sources": paths, "generated": generated, "missing_columns": missing})
     formats = sorted({file.format for file in files})
