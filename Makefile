@@ -47,4 +47,9 @@ bench: setup
 	done; if [ -n "$$broken" ]; then echo "broken benchmarks:$$broken" >&2; exit 1; fi
 
 clean:
-	rm -rf outputs multirun dvc_plots .mlexp
+	rm -rf outputs multirun dvc_plots
+	# all of .mlexp but its journals: a killed trial's records are there alone until `mlexp sync` stores them
+	if [ -d .mlexp ]; then find .mlexp -mindepth 1 -maxdepth 1 ! -name journal -exec rm -rf {} +; fi
+	@if [ -n "$$(ls -A .mlexp/journal 2>/dev/null)" ]; then \
+		echo "kept .mlexp/journal: records of trials not in the store yet; run \`mlexp sync\`, then make clean again"; \
+	else rm -rf .mlexp; fi
