@@ -110,6 +110,16 @@ def test_option_of_another_task_is_refused_with_the_task_options(tmp_project):
 def test_unknown_stage_lists_the_stages(tmp_project):
     message = _fails(tmp_project, "task=tabular_regression", "stage=fit")
     assert "stage='fit'" in message and "prepare, train, evaluate" in message
+    message = one_line_error(tmp_project, "task=tabular_regression", "stage=trian")
+    assert message == (
+        "stage='trian' is not a stage of task 'tabular_regression'; did you mean train? "
+        "choose one of: prepare, train, evaluate, deploy"
+    )
+
+
+def test_an_option_message_takes_the_article_of_its_group(tmp_project):
+    message = one_line_error(tmp_project, "task=anomaly_detection", "engine=local")
+    assert message.startswith("engine='local' is not an engine option of task 'anomaly_detection'; ")
 
 
 def test_cfg_job_prints_the_composed_config(tmp_project):

@@ -21,7 +21,7 @@ def test_malformed_row_fails_the_trial_with_one_clear_line(tmp_project):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("mlexp: error:")]
     assert len(errors) == 1
-    assert "column diameter is not numeric in rows 2" in errors[0]
+    assert "column diameter is not numeric in row 2" in errors[0]
     assert "marked FAILED" in errors[0]
 
     [trial] = trials_of(tmp_project)

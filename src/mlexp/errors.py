@@ -1,5 +1,7 @@
 """Errors a user can act on: each message names the problem and the fix."""
 
+import difflib
+
 
 class MlexpError(Exception):
     """Base class of every error mlexp reports as one line, without a traceback."""
@@ -26,3 +28,14 @@ def mlexp_error_behind(error: BaseException) -> MlexpError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def did_you_mean(typed: str, options: list[str]) -> str:
+    """A hint naming the closest option: by spelling, else the one the typed text abbreviates (mlp → mlp_regressor)."""
+    close = difflib.get_close_matches(typed, options, n=1) or [o for o in options if o.startswith(typed)][:1]
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def a_or_an(word: str) -> str:
+    """`a model`, `an engine`: the article a group's name takes in a message."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
 from mlexp.config.task_groups import foreign_group
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, a_or_an, did_you_mean
 
 _ABSENT = object()
 
@@ -288,7 +288,7 @@ def _check_option(conf_dir: Path, groups: dict[str, list[str]], group: str, opti
         of_task = f" of task {task!r}" if allowed else ""
         options = sorted(allowed or groups[group])
         raise ConfigError(
-            f"{group}={option!r} is not a {group} option{of_task}; {_did_you_mean(option, options)}"
+            f"{group}={option!r} is not {a_or_an(group)} option{of_task}; {did_you_mean(option, options)}"
             f"choose one of: {', '.join(options)}"
         )
     error = foreign_group(group, option, task) if task is not None else None
@@ -299,19 +299,13 @@ def _check_option(conf_dir: Path, groups: dict[str, list[str]], group: str, opti
 def _check_task(options: list[str], option: str) -> None:
     if option not in options:
         raise ConfigError(
-            f"task={option!r} is not a task; {_did_you_mean(option, options)}choose one of: {', '.join(options)}"
+            f"task={option!r} is not a task; {did_you_mean(option, options)}choose one of: {', '.join(options)}"
         )
     if option not in tasks.load_all():
         raise ConfigError(
             f"task={option!r} has conf/task/{option}.yaml but no package registers it; install its package "
             f"(entry point group {tasks.ENTRY_POINT_GROUP!r}) or add src/mlexp/tasks/{option}/"
         )
-
-
-def _did_you_mean(option: str, options: list[str]) -> str:
-    """A hint naming the closest option: by spelling, else the one the typed text abbreviates (mlp → mlp_regressor)."""
-    close = difflib.get_close_matches(option, options, n=1) or [o for o in options if o.startswith(option)][:1]
-    return f"did you mean {close[0]}? " if close else ""
 
 
 def _task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from mlexp.config.task_groups import foreign_group
-from mlexp.errors import ConfigError, mlexp_error_behind
+from mlexp.errors import ConfigError, a_or_an, did_you_mean, mlexp_error_behind
 
 # where a trial can run: this machine, or a SageMaker training job (mlexp.sagemaker.training_job)
 COMPUTE_TARGETS = ("local", "sagemaker")
@@ -27,11 +27,14 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
         chosen = choices.get(group)
         if chosen is not None and chosen not in allowed:
             raise ConfigError(
-                f"{group}={chosen!r} is not a {group} option of task {task!r}; "
-                f"choose one of: {', '.join(sorted(allowed))}"
+                f"{group}={chosen!r} is not {a_or_an(group)} option of task {task!r}; "
+                f"{did_you_mean(chosen, sorted(allowed))}choose one of: {', '.join(sorted(allowed))}"
             )
     if cfg.stage is not None and cfg.stage not in stages:
-        raise ConfigError(f"stage={cfg.stage!r} is not a stage of task {task!r}; choose one of: {', '.join(stages)}")
+        raise ConfigError(
+            f"stage={cfg.stage!r} is not a stage of task {task!r}; {did_you_mean(cfg.stage, stages)}"
+            f"choose one of: {', '.join(stages)}"
+        )
     check_compute(cfg)
 
 

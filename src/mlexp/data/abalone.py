@@ -69,7 +69,8 @@ def _load_file(source: Path) -> pd.DataFrame:
     bad_width = [i for i, row in enumerate(rows) if len(row) != len(COLUMNS)]
     if bad_width:
         raise DataError(
-            f"{source}: rows {_first(bad_width)} do not have the {len(COLUMNS)} abalone columns ({', '.join(COLUMNS)})"
+            f"{source}: {_rows(bad_width)} {'does' if len(bad_width) == 1 else 'do'} not have the {len(COLUMNS)} "
+            f"abalone columns ({', '.join(COLUMNS)})"
         )
     if not rows:
         raise DataError(f"{source}: no rows")
@@ -77,12 +78,12 @@ def _load_file(source: Path) -> pd.DataFrame:
     frame["sex"] = frame["sex"].str.strip()
     unknown = frame.index[~frame["sex"].isin(SEX_CODES)].tolist()
     if unknown:
-        raise DataError(f"{source}: column sex has codes other than {'/'.join(SEX_CODES)} in rows {_first(unknown)}")
+        raise DataError(f"{source}: column sex has codes other than {'/'.join(SEX_CODES)} in {_rows(unknown)}")
     for column in NUMERIC:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame.index[values.isna()].tolist()
         if bad:
-            raise DataError(f"{source}: column {column} is not numeric in rows {_first(bad)}")
+            raise DataError(f"{source}: column {column} is not numeric in {_rows(bad)}")
         frame[column] = values
     return frame
 
@@ -93,10 +94,12 @@ def write_uci(frame: pd.DataFrame, path: Path) -> None:
     frame[COLUMNS].to_csv(path, header=False, index=False)
 
 
-def _first(rows: list[int], shown: int = 5) -> str:
-    # 1-based data rows, as a user counts them in the file
+def _rows(rows: list[int], shown: int = 5) -> str:
+    """`row 3`, `rows 3, 7 and 12 more`: 1-based data rows, as a user counts them in the file."""
     text = ", ".join(str(r + 1) for r in rows[:shown])
-    return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
+    return (
+        ("row " if len(rows) == 1 else "rows ") + text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
+    )
 
 
 def export_packaged(out: Path) -> int:
