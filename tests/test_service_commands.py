@@ -34,3 +34,13 @@ def test_removing_a_reviewer_who_is_not_an_account_fails_in_one_line(tmp_project
     done = run_cli(tmp_project, "review", "remove", "nobody", check=False)
     assert done.returncode == 1
     assert done.stderr.strip() == "mlexp: error: no reviewer named 'nobody'; see mlexp review list"
+
+
+def test_adding_a_reviewer_from_a_script_without_a_password_says_where_one_comes_from(tmp_project: Path) -> None:
+    env = {k: v for k, v in cli_env(tmp_project).items() if k != "MLEXP_REVIEWER_PASSWORD"}
+    done = run_cli(tmp_project, "review", "add", "bob", check=False, env=env, fresh=True)  # stdin: nothing piped
+    assert done.returncode == 1  # as the review command's other refusals
+    assert done.stderr.strip() == (
+        "mlexp: error: reviewer bob: no password; type it at the prompt (run in a terminal), pipe it in, or set "
+        "$MLEXP_REVIEWER_PASSWORD"
+    )  # was "the password needs at least 8 characters"

@@ -147,6 +147,11 @@ def test_explicit_feedback_and_batch_files_share_one_record_format(service):
     for shown, field in wrong:
         refused = post(service, "/feedback", {**sentence, **shown})
         assert refused.status_code == 422 and field in refused.json()["error"], shown
+    alone = post(service, "/feedback", {**sentence, "class": "Sports"}).json()["error"]
+    assert alone == (
+        "field 'class' comes with 'score' (the prediction the user saw): send both, or neither for the model's "
+        "current prediction"
+    )
 
     # the post's batch file, uploaded through the API
     batch = {"classifier": CLASSIFIER, "sentences": SENTENCES[2:4]}

@@ -71,6 +71,13 @@ def _sentence(body: dict[str, Any]) -> str:
 def _shown_prediction(body: dict[str, Any], labels: list[str]) -> tuple[str, float]:
     """The client's "class" and "score": a class this service knows and a probability, else 422."""
     label, score = body.get("class"), body.get("score")
+    if ("class" in body) != ("score" in body):
+        given, missing = ("class", "score") if "class" in body else ("score", "class")
+        raise ServiceError(
+            422,
+            f"field '{given}' comes with '{missing}' (the prediction the user saw): send both, or neither for the "
+            "model's current prediction",
+        )
     if not isinstance(label, str) or label not in labels:
         raise ServiceError(422, f"field 'class' must be one of {', '.join(labels)}, got {label!r}")
     if not isinstance(score, int | float) or isinstance(score, bool) or not 0.0 <= score <= 1.0:

@@ -88,7 +88,13 @@ def _password(name: str) -> str:
         return os.environ[PASSWORD_ENV]
     if sys.stdin.isatty():
         return getpass.getpass(f"password for reviewer {name}: ")
-    return sys.stdin.readline().rstrip("\n")
+    piped = sys.stdin.readline().rstrip("\n")
+    if not piped:  # run from a script with nothing piped in: say where a password comes from
+        raise ConfigError(
+            f"reviewer {name}: no password; type it at the prompt (run in a terminal), pipe it in, or set "
+            f"${PASSWORD_ENV}"
+        )
+    return piped
 
 
 def _labels(given: str | None) -> list[str]:
