@@ -51,3 +51,13 @@ def test_a_sweep_file_without_m_runs_one_trial_and_says_how_to_run_the_sweep(tmp
     assert "trial done: test_msle = " in done.stdout
     # the output is a pipe here: the epochs' progress bar is drawn on a terminal only, as the other tasks' bars
     assert "Training" not in done.stderr + done.stdout
+
+
+def test_help_names_every_command_and_only_real_config_groups(tmp_project):
+    from mlexp.commands import COMMANDS
+
+    shown = run_cli(tmp_project, "--help").stdout
+    assert [command for command in COMMANDS if f"mlexp {command}" not in shown] == []
+    groups = shown.split("Config groups (group=option):\n")[1].split("\n\n")[0].splitlines()
+    assert groups and all(": " in line and line.split(": ")[1] for line in groups), groups  # a group lists options
+    assert "recommendation_schemas" not in shown  # data files beside the groups, no options

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO, cli_env, run_cli, seed_store, trials_of
+from conftest import REPO, cli_env, one_line_error, run_cli, seed_store, trials_of
 from mlexp.errors import DataError
 from mlexp.serving.http import ApiKeys, start_in_thread
 from mlexp.tasks.recommendation import service
@@ -70,12 +70,12 @@ def test_trial_records_personalize_metrics_on_the_held_out_period(trials):
     assert (run_folder(hybrid) / "reports" / "plots" / "metrics_at_k.png").exists()
 
 
-def test_a_threshold_without_event_type_fails_the_trial_with_one_line(tmp_project):
-    done = run_cli(tmp_project, f"task={TASK}", *TINY, "solution.event_value_threshold=0.5", check=False)
-    assert done.returncode != 0
-    assert "solution.event_value_threshold=0.5 needs solution.event_type" in done.stderr
-    [trial] = trials_of(tmp_project, experiment=TASK)
-    assert trial.status == "FAILED"
+def test_a_threshold_without_event_type_is_refused_before_the_trial_in_one_line(tmp_project):
+    message = one_line_error(tmp_project, f"task={TASK}", *TINY, "solution.event_value_threshold=0.5")
+    assert message.startswith(
+        "solution.event_value_threshold=0.5, solution.event_type=null: an event value threshold needs "
+        "solution.event_type"
+    )
 
 
 def _call(url: str, key: str | None, body: dict | bytes | None = None, method: str = "GET"):

@@ -529,9 +529,11 @@ def test_an_error_while_recording_the_sweep_is_one_line_exit_1_and_a_failed_reco
 
 @STORE_EXISTS
 def test_a_split_that_leaves_no_test_rows_fails_the_trial_naming_the_split(tmp_project):
-    done = run_cli(
-        tmp_project, "task=tabular_regression", "dataset.n_rows=3", "preprocessing.train_test_split=0.9", check=False
-    )
+    # a file of 3 rows: what the data holds is the stage's to judge (dataset.n_rows=3 is refused before the trial)
+    rows = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\n" * 3
+    (tmp_project / "three.data").write_text(rows)
+    args = ("dataset.path=three.data", "dataset.n_rows=null", "preprocessing.train_test_split=0.9")
+    done = run_cli(tmp_project, "task=tabular_regression", *args, check=False)
     assert done.returncode == 1
     assert "preprocessing.train_test_split=0.9 of 3 rows leaves the test set empty; give more rows" in done.stderr
     assert [trial.status for trial in trials_of(tmp_project)] == ["FAILED"]

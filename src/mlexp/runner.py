@@ -16,6 +16,7 @@ from omegaconf._utils import get_omega_conf_dumper
 
 from mlexp import tasks
 from mlexp.config.bounds import check_bounds
+from mlexp.config.constraints import check_constraints
 from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import check_choices, resolved_config
@@ -249,6 +250,7 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     task = tasks.get(cfg.task.name)
     check_choices(cfg, job.choices, all_stages(task))
     check_bounds(cfg, task.bounds)
+    check_constraints(cfg, task.constraints)
     _check_before_trial(cfg, task)
     if cfg.compute.target == "sagemaker":  # the stages run in a training job; only this path loads the SDK
         from mlexp.sagemaker.training_job import run_training_job

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.bounds import out_of_bounds
+from mlexp.config.constraints import shown_value
 from mlexp.config.overrides import check_override_keys, config_groups
 from mlexp.config.task_groups import TASK_GROUPS
 
@@ -30,6 +31,12 @@ USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC
   Moved project:     mlexp relocate           (point mlflow.db at this folder's mlartifacts/)
   Raw data copy:     mlexp data <dataset> <output file>
   Summary:           mlexp summary            (headline metrics of every task)
+  Store kept trials: mlexp sync               (records a killed trial left in .mlexp/journal)
+  Service API keys:  mlexp keys create <name> | list | revoke <name>   (deploy=local services)
+  Human review:      mlexp review add <name> | list | export | ...     (text_classification's service)
+  SageMaker:         mlexp predict <task or endpoint> [--file request.json] | mlexp undeploy <task or endpoint>
+  A command's help:  mlexp <command> --help
+  Versions:          mlexp --version
   Hydra's options:   mlexp --hydra-help"""
 
 
@@ -55,6 +62,8 @@ def _task_lines(conf_dir: Path) -> list[str]:
 def _group_lines(conf_dir: Path) -> list[str]:
     lines = []
     for group, options in config_groups(conf_dir).items():
+        if not options:  # a folder of data files beside conf/'s groups (recommendation_schemas), not a group
+            continue
         owners = TASK_GROUPS.get(group)
         noun = "task" if owners and len(owners) == 1 else "tasks"
         only = f"   ({noun} {', '.join(sorted(owners))} only)" if owners else ""
@@ -72,6 +81,21 @@ def _range_lines(cfg: DictConfig) -> list[str]:
         if value is not absent:
             outside = "  <- out of range: refused" if out_of_bounds(key, value, bound) else ""
             lines.append(f"  {key}: {bound}   (now {'null' if value is None else value}){outside}")
+    return lines or ["  (none declared)"]
+
+
+def _constraint_lines(cfg: DictConfig) -> list[str]:
+    """The task's declared rules across keys (Task.constraints) that this composition's keys take part in, in words,
+    with the values they now have."""
+    task = tasks.load_all().get(cfg.task.name)
+    lines = []
+    for constraint in task.constraints if task else ():
+        values = constraint.values(cfg)
+        if values is None:
+            continue
+        now = ", ".join(f"{key}={shown_value(value)}" for key, value in zip(constraint.keys, values, strict=True))
+        broken = "  <- broken: refused" if constraint.refusal(values) else ""
+        lines.append(f"  {constraint.rule}   (now {now}){broken}")
     return lines or ["  (none declared)"]
 
 
@@ -93,6 +117,9 @@ def help_text(conf_dir: Path, overrides: list[str]) -> str:
             OmegaConf.to_yaml(cfg),
             f"== Ranges (task={cfg.task.name}): a value outside one is refused before a trial opens ==",
             *_range_lines(cfg),
+            "",
+            f"== Rules across keys (task={cfg.task.name}): a config breaking one is refused before a trial opens ==",
+            *_constraint_lines(cfg),
             "",
             "Override any key with key=value; `--info defaults` shows what a composition pulled in.",
         ]

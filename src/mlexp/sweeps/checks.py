@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -19,6 +21,7 @@ from omegaconf.errors import (
 
 from mlexp import tasks
 from mlexp.config.bounds import check_bounds, within
+from mlexp.config.constraints import Constraint
 from mlexp.config.overrides import check_key, command_overrides, misfit
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
@@ -193,6 +196,70 @@ def check_shared_bounds(config: DictConfig) -> None:
     check_bounds(config, {key: bound for key, bound in bounds.items() if not within(key, swept)})
 
 
+def check_swept_constraints(config: DictConfig) -> None:
+    """A rule across keys (the task's constraints) broken by the config every job shares, or by a combination of
+    swept values, would have the runner refuse those jobs after the sweep's record opened: one line now. Every
+    combination of the values listed for the keys a constraint reads (a grid's values, a search's choice(...) and
+    range(...): a search may sample any of them) is checked. Not judged here, but by the runner before each job's
+    trial opens: a constraint whose keys a swept group choice touches (each option composes its own config), an
+    interval (which of its points a search samples is not known), a `+`/`++` override or a `${...}` value."""
+    parser = OverridesParser.create()
+    swept = swept_overrides(config, parser)
+    if any(entry.override.key_or_group == "task" for entry in swept):
+        return  # each task composes its own config
+    groups = set(config.hydra.runtime.choices)
+    for constraint in tasks.get(config.task.name).constraints:
+        touching = [entry for entry in swept if _touches(entry.override.key_or_group, constraint.keys)]
+        if touching:
+            error = _broken_combination(config, constraint, touching, groups, parser)
+        else:
+            error = constraint.broken_by(config)
+        if error is not None:
+            raise error
+
+
+def _touches(swept_key: str, keys: Sequence[str]) -> bool:
+    """Whether a swept key sets one of `keys`, or lies under one (`model.ks.0` under `model.ks`)."""
+    return any(within(key, {swept_key}) or within(swept_key, {key}) for key in keys)
+
+
+def _known_values(override: Override, groups: set[str]) -> list[str] | None:
+    """The values each job gives a plain key, as the command writes them; None when they are not listed here."""
+    if not _plain_key(override, groups):
+        return None
+    if not override.is_sweep_override():
+        values: list[str] | None = [override.get_value_element_as_str()]  # a sweep file's fixed value
+    else:
+        values = listed(override) if override.is_discrete_sweep() else None
+    if values is None or any("${" in as_typed(value) for value in values):
+        return None
+    return values
+
+
+def _broken_combination(
+    config: DictConfig, constraint: Constraint, touching: list[Swept], groups: set[str], parser: OverridesParser
+) -> ConfigError | None:
+    """The error for the first combination of the touching overrides' values that breaks `constraint`."""
+    choices = []
+    for entry in touching:
+        values = _known_values(entry.override, groups)
+        if values is None:
+            return None
+        key = entry.override.key_or_group
+        choices.append([parser.parse_overrides([f"{key}={value}"]) for value in values])
+    trial = copy.deepcopy(config)
+    for combination in itertools.product(*choices):
+        try:
+            for overrides in combination:  # every touching key is set again: no value of the last one stays
+                ConfigLoaderImpl._apply_overrides_to_config(overrides, trial)
+        except (HydraException, OmegaConfBaseException):
+            return None  # a value that does not fit its key: check_sweep_values names it
+        error = constraint.broken_by(trial)
+        if error is not None:
+            return ConfigError(f"{' '.join(entry.line() for entry in touching)}: {error}")
+    return None
+
+
 def check_sweep(config: DictConfig) -> None:
     """Refuse combinations that would waste or block a sweep: say which and what to do instead."""
     task = config.task.name
@@ -225,6 +292,7 @@ def check_sweep(config: DictConfig) -> None:
     check_sweep_values(config)
     check_shared_interpolations(config)
     check_shared_bounds(config)
+    check_swept_constraints(config)
     if sweeper == "optuna" and objective_direction(config) == "report":
         raise ConfigError(
             f"task {task}'s objective {config.task.objective.metric} is reporting-only (direction: report): a search "

@@ -21,6 +21,7 @@ from mlexp.tracking.digests import prefetch
 
 if TYPE_CHECKING:
     from mlexp.config.bounds import Bound
+    from mlexp.config.constraints import Constraint
     from mlexp.tracking.tracker import Tracker
 
 Stage = Callable[[DictConfig, "Tracker"], None]
@@ -136,6 +137,8 @@ class Task:
     dataset_suffixes: tuple[str, ...] = ()
     # the ranges its numeric settings must fall in (mlexp.config.bounds), refused before a trial opens
     bounds: Mapping[str, Bound] = field(default_factory=dict)
+    # rules across its settings (mlexp.config.constraints), refused before a trial opens too
+    constraints: tuple[Constraint, ...] = ()
 
     def start_hashing_inputs(self, cfg: DictConfig) -> None:
         """Start hashing the files dataset.path names, on a thread, when this process is to run the first stage,

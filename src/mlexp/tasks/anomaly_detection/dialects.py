@@ -20,6 +20,11 @@ DATE_PARSE = {"%Y": "%Y", "%y": "%y", "%m": "%m", "%d": "%d", "%H": "%H", "%I": 
 DATE_PARSE |= {"%p": "%p", "%b": "%b", "%f": "%f", "%%": "%%"}
 
 
+def date_parse_lacks(fmt: str) -> list[str]:
+    """The strptime directives of `fmt` that Athena's date_parse has no spelling for here."""
+    return [directive for directive in re.findall(r"%.", fmt) if directive not in DATE_PARSE]
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -74,7 +79,7 @@ class Dialect:
     def _parse_timestamp(self, text: str, fmt: str) -> str:
         if self.name == "duckdb":
             return f"try_strptime({text}, {literal(fmt)})"
-        unknown = [d for d in re.findall(r"%.", fmt) if d not in DATE_PARSE]
+        unknown = date_parse_lacks(fmt)
         if unknown:
             raise ConfigError(
                 f"preprocessing.timestamp_formats: {fmt!r} uses {', '.join(unknown)}, which Athena's date_parse "

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.anomaly_detection import athena_results_located
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, Dialect, literal, quote
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNREAD, Source, TripQueries
 from mlexp.tracking.digests import DigestingFile, remember
@@ -305,7 +306,7 @@ class AthenaEngine(Engine):
         super().__init__()
         import pyathena  # imported here: only Athena trials need it
 
-        if not settings.s3_staging_dir and not settings.work_group:
+        if not athena_results_located(settings.s3_staging_dir, settings.work_group):
             raise ConfigError(
                 "engine=athena needs engine.s3_staging_dir=s3://<bucket>/<prefix>/ "
                 "or engine.work_group=<a workgroup with a result location>"

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mlexp.errors import ConfigError
+from mlexp.tasks.churn_incentives import band_in_order
 from mlexp.tasks.churn_incentives.config import Acceptance, ConvincingFactor, ConvincingRule
 from mlexp.tasks.churn_incentives.omega import wright_omega
 
@@ -133,7 +134,7 @@ def convincing_factor(alpha: np.ndarray, rule: ConvincingFactor) -> np.ndarray:
         )
     if ConvincingRule(rule.rule) == ConvincingRule.constant:
         return np.full(alpha.shape, float(rule.inside))
-    if not rule.low <= rule.high:
+    if not band_in_order(ConvincingRule(rule.rule).value, rule.low, rule.high):
         raise ConfigError(
             f"model.incentives.convincing.low={rule.low} is above .high={rule.high}; the band needs low <= high"
         )

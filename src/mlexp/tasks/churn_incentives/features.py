@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from mlexp.config.constraints import leave_a_training_share
 from mlexp.data.telecom_churn import LABEL
 from mlexp.errors import ConfigError, DataError
 
@@ -20,7 +21,8 @@ SPLITS = ("train", "validation", "test")
 
 def split(frame: pd.DataFrame, validation_fraction: float, test_fraction: float, seed: int) -> dict[str, pd.DataFrame]:
     """Seeded splits that keep the churn rate of `frame` in each part."""
-    if not (0 < validation_fraction < 1 and 0 < test_fraction < 1 and validation_fraction + test_fraction < 1):
+    shares = (validation_fraction, test_fraction)
+    if not (all(0 < share < 1 for share in shares) and leave_a_training_share(*shares)):
         raise ConfigError(
             f"preprocessing.validation_fraction={validation_fraction} and preprocessing.test_fraction="
             f"{test_fraction} must each lie in (0, 1) and leave rows to train on (sum < 1)"

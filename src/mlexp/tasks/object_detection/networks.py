@@ -23,6 +23,7 @@ from gluoncv.model_zoo import model_store
 from gluoncv.utils import check_sha1
 
 from mlexp.errors import ConfigError
+from mlexp.tasks.object_detection import tiles_advance
 from mlexp.tasks.object_detection.config import Detector
 
 FAMILIES = {"ssd": "ssd_", "yolo3": "yolo3_", "faster_rcnn": "faster_rcnn_"}
@@ -53,7 +54,7 @@ def check(model: Detector, option: str | None = None) -> str:
         raise ConfigError(
             f"model.tile_size={model.tile_size} must be null (the whole frame) or at least {MIN_TILE} frame pixels"
         )
-    if model.tile_size is not None and not 0 <= model.tile_overlap < model.tile_size:
+    if not tiles_advance(model.tile_size, model.tile_overlap):
         raise ConfigError(
             f"model.tile_overlap={model.tile_overlap} must be at least 0 and below model.tile_size={model.tile_size} "
             "(tiles share that many pixels; at least the largest ball plus a few pixels)"

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from mlexp.config.constraints import leave_a_training_share
 from mlexp.data.ground_truth_manifest import Frame
 from mlexp.errors import ConfigError, DataError
 
@@ -53,7 +54,7 @@ def split(
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
             raise ConfigError(f"dataset.{name}={value} must be between 0 and 1 (e.g. 0.15)")
-    if val_fraction + test_fraction >= 1:
+    if not leave_a_training_share(val_fraction, test_fraction):
         raise ConfigError(
             f"dataset.val_fraction={val_fraction} + dataset.test_fraction={test_fraction} leave no frame for training;"
             " keep their sum below 1 (defaults 0.15 + 0.15)"

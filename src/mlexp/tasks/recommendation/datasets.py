@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from mlexp.data import movielens, personalize_datasets, pulselive_videos
 from mlexp.errors import ConfigError
+from mlexp.tasks.recommendation import files_have_a_path
 
 
 def schema_folder(cfg: DictConfig) -> Path:
@@ -29,7 +30,7 @@ def materialize(cfg: DictConfig, folder: Path) -> Path:
     if source == "movielens":
         movielens.write_personalize(folder, schema_folder(cfg))
         return movielens.packaged_file(movielens.DISTRIBUTION, "MovieLens100k_data.parquet.brotli", "MovieLens-100K")
-    if cfg.dataset.path is None:
+    if not files_have_a_path(source, cfg.dataset.path):
         raise ConfigError("dataset=personalize_csv needs dataset.path=<folder with interactions.csv and its schema>")
     given = Path(cfg.dataset.path)
     if not given.is_absolute():

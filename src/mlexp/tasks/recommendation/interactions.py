@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from mlexp.config.constraints import leave_a_training_share
 from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.recommendation import (
+    ks_at_least_one,
+    ks_hold_objective_k,
+    objective_k,
+    threshold_has_event_type,
+)
 
 DAY = 86_400
 
 
 def check_solution(solution: DictConfig) -> None:
     """CreateSolution's rule: an event value threshold applies to one event type, so it needs `event_type`."""
-    if solution.event_value_threshold is not None and solution.event_type is None:
+    if not threshold_has_event_type(solution.event_value_threshold, solution.event_type):
         raise ConfigError(
             f"solution.event_value_threshold={solution.event_value_threshold} needs solution.event_type "
             "(CreateSolution accepts an eventType, an eventType with an eventValueThreshold, or neither); "
@@ -25,7 +30,8 @@ def check_solution(solution: DictConfig) -> None:
 
 def time_split(interactions: pd.DataFrame, validation_fraction: float, test_fraction: float) -> pd.DataFrame:
     """`interactions` sorted by time with a `split` column: train, then validation, then test (global cut-offs)."""
-    if not (0 < validation_fraction < 1 and 0 < test_fraction < 1 and validation_fraction + test_fraction < 1):
+    shares = (validation_fraction, test_fraction)
+    if not (all(0 < share < 1 for share in shares) and leave_a_training_share(*shares)):
         raise ConfigError(
             f"preprocessing.validation_fraction={validation_fraction} and test_fraction={test_fraction}: each must "
             "be in (0, 1) and their sum below 1"
@@ -64,22 +70,18 @@ def for_training(history: pd.DataFrame, solution: DictConfig, cut_off: int) -> p
     return frame.assign(weight=weight.astype("float32")).reset_index(drop=True)
 
 
-def objective_k(metric: str) -> int | None:
-    """The k of an objective such as val_normalized_discounted_cumulative_gain_at_10 (None: no k)."""
-    found = re.search(r"_at_(\d+)$", metric)
-    return int(found.group(1)) if found else None
-
-
 def check_settings(cfg: DictConfig, frame: pd.DataFrame) -> None:
     """model.ks, the relevance rule and the solution's filters against the objective and the data's fields."""
     check_solution(cfg.solution)
-    k, ks = objective_k(str(cfg.task.objective.metric)), [int(k) for k in cfg.model.ks]
-    if k is not None and k not in ks:
+    metric, ks = str(cfg.task.objective.metric), [int(k) for k in cfg.model.ks]
+    if not ks_hold_objective_k(ks, metric):
+        k = objective_k(metric)
+        assert k is not None  # an objective without a k holds the rule
         raise ConfigError(
             f"model.ks={ks} lacks {k}, the k of the objective {cfg.task.objective.metric}; "
             f"add it: model.ks=[{','.join(str(v) for v in sorted({*ks, k}))}]"
         )
-    if any(v < 1 for v in ks):
+    if not ks_at_least_one(ks):
         raise ConfigError(f"model.ks={ks}: each k must be at least 1")
     dataset = cfg.dataset
     if dataset.relevant_event_type is not None:

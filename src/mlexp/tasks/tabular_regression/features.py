@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlexp.data.abalone import NUMERIC, SEX_CODES
+from mlexp.tasks.tabular_regression import training_rows
 
 FEATURES = [c for c in NUMERIC if c != "rings"]
 TARGET = "rings"
@@ -50,7 +51,7 @@ class Preprocessors:
 def split(frame: pd.DataFrame, train_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A seeded random split: `train_fraction` of rows for training, the rest for test."""
     order = np.random.default_rng(seed).permutation(len(frame))
-    cut = int(round(train_fraction * len(frame)))
+    cut = training_rows(len(frame), train_fraction)  # the count the task's constraint on dataset.n_rows reads
     return frame.iloc[order[:cut]].reset_index(drop=True), frame.iloc[order[cut:]].reset_index(drop=True)
 
 

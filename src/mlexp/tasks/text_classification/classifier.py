@@ -18,7 +18,8 @@ import joblib
 import numpy as np
 from scipy import sparse
 
-from mlexp.errors import DataError
+from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.text_classification import yields_features
 from mlexp.tasks.text_classification.corpora import normalize
 from mlexp.tasks.text_classification.ngrams import NgramTfidf
 
@@ -88,8 +89,12 @@ class TextClassifier:
             settings["max_char_features"],
             settings["min_df"],
         )
-        if not (vectorizer.has_words or vectorizer.has_chars):
-            raise DataError("model.word_ngrams and model.char_ngrams are both [0, 0]: the model would see no feature")
+        blocks = [settings[key] for key in ("word_ngrams", "char_ngrams", "max_word_features", "max_char_features")]
+        if not yields_features(*blocks):
+            raise ConfigError(
+                f"model.word_ngrams={blocks[0]}, model.char_ngrams={blocks[1]}, model.max_word_features={blocks[2]}, "
+                f"model.max_char_features={blocks[3]}: the model would see no feature"
+            )
         features = vectorizer.fit_transform(texts)
         folds = StratifiedKFold(int(settings["calibration_folds"]), shuffle=True, random_state=seed)
         calibrated = CalibratedClassifierCV(

@@ -18,7 +18,7 @@ from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError
 from mlexp.sweeps.workers import cores
 from mlexp.tasks.text_classification import active_learning as experiment
-from mlexp.tasks.text_classification import charts, corpora, reviews
+from mlexp.tasks.text_classification import charts, compares_with_random, corpora, reviews
 from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier
 from mlexp.tasks.text_classification.config import ActiveLearning
 from mlexp.tasks.text_classification.ngrams import NgramTfidf
@@ -185,7 +185,7 @@ def active_learning(cfg: DictConfig, tracker: Tracker) -> None:
         (folder / "summary.json").write_text(json.dumps(note, indent=2) + "\n")
         return
     strategies = [str(getattr(s, "value", s)) for s in settings.strategies]
-    if "random" not in strategies or len(strategies) < 2:
+    if not compares_with_random(settings.enabled, strategies):
         raise ConfigError("active_learning.strategies needs random and at least one uncertainty strategy to compare")
     pool, holdout = corpora.load(cfg)
     vectorizer = NgramTfidf(
