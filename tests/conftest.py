@@ -268,6 +268,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # first, the long files overlap the many short ones instead of running alone at the end of the suite.
 LONGEST_FILES = (
     "test_trial_status.py",
+    "test_reused_stages.py",
+    "test_churn_incentives_reused_stages.py",
     "test_params_and_dvc.py",
     "test_text_classification.py",
     "test_trial_run.py",

@@ -279,6 +279,11 @@ def test_mistakes_fail_in_one_line_naming_the_fix(store, tmp_path):
         with pytest.raises(AnalyticsError, match=message) as raised:
             call()
         assert "\n" not in str(raised.value)
+    # a sweep named by its sweep file, without the time its run name adds; a misspelt experiment
+    with pytest.raises(AnalyticsError, match=r"; did you mean grid-1\? the store holds: grid-1"):
+        analytics(sweep="grid", tracking_uri=uri)
+    with pytest.raises(AnalyticsError, match=r"did you mean tabular_regression\? the store holds: "):
+        analytics("tabular_regresion", tracking_uri=uri)
     missing = tmp_path / "elsewhere" / "mlflow.db"
     with pytest.raises(AnalyticsError, match="no tracking store at"):
         analytics(EXPERIMENT, tracking_uri=f"sqlite:///{missing}")

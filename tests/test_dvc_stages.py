@@ -165,3 +165,19 @@ def test_a_param_the_config_lacks_is_refused_at_generation(declared):
     writer = dvc_stages.PipelineWriter(REPO, {"tabular_regression": broken}, {"tabular_regression": {"model": {}}})
     with pytest.raises(dvc_stages.PipelineError, match="model.no_such_key"):
         writer.pipeline(broken)
+
+
+def test_a_lock_dvc_wrote_in_yaml_1_2_is_not_stale(tmp_path):
+    # DVC writes `1e-10`; YAML 1.1 (PyYAML's safe_load) reads that as the text '1e-10', and params.yaml's 1.0e-10
+    # then differed from it: `mlexp pipelines --check` failed right after a `dvc repro` of churn_incentives
+    git(tmp_path, "init", "-q")
+    (tmp_path / "params.yaml").write_text("churn:\n  optimizer:\n    tolerance: 1.0e-10\n    budget: 5000\n")
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  incentives:\n    cmd: mlexp\n    params:\n      params.yaml:\n"
+        "        churn.optimizer:\n          tolerance: 1e-10\n          budget: 5000\n"
+    )
+    git(tmp_path, "add", "-A")
+    assert dvc_lock.stale_entries(tmp_path) == []
+    lock.write_text(lock.read_text().replace("1e-10", "1e-09"))
+    assert len(dvc_lock.stale_entries(tmp_path)) == 1  # a value that really differs still counts

@@ -140,6 +140,13 @@ def test_compare_of_an_unknown_experiment_fails_clearly(grid_sweep):
     done = run_cli(project, "compare", "experiment=nothing-here", check=False)
     assert done.returncode != 0
     assert "no trials in experiment 'nothing-here'" in done.stderr
+    done = run_cli(project, "compare", "task=tabular_regresion", check=False)
+    assert (done.returncode, done.stderr.splitlines()[0]) == (
+        2,
+        "mlexp compare: error: task='tabular_regresion' is not a task; did you mean tabular_regression? choose one "
+        "of: anomaly_detection, churn_incentives, document_extraction, object_detection, recommendation, "
+        "tabular_regression, text_classification",
+    )
 
 
 def test_compare_against_a_server_that_is_down_fails_in_seconds_in_one_line(tmp_project):

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from mlexp import tasks
 from mlexp.config import params
-from mlexp.errors import MlexpError
+from mlexp.errors import MlexpError, did_you_mean
 from mlexp.paths import project_root, resolve
 
 USAGE = {
@@ -52,6 +52,11 @@ def run_compare(argv: list[str]) -> int:
     args = _key_values(argv, {"task", "experiment", "sweep", "tracking.uri"}, "compare")
     if not {"task", "experiment", "sweep"} & set(args):
         raise MlexpError(f"name a task, an experiment or a sweep; usage: {USAGE['compare']}")
+    if "task" in args and args["task"] not in tasks.load_all():
+        known = sorted(tasks.load_all())
+        raise MlexpError(
+            f"task={args['task']!r} is not a task; {did_you_mean(args['task'], known)}choose one of: {', '.join(known)}"
+        )
     bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
     trials = ExperimentAnalytics(
         args.get("experiment"), task=args.get("task"), sweep=args.get("sweep"), tracking_uri=args.get("tracking.uri")
@@ -73,7 +78,7 @@ def run_compare(argv: list[str]) -> int:
         order = f"by {metric}, lowest first (a reported figure, not optimised: no trial is best)"
     else:
         order = f"best first by {metric} ({direction})"
-    print(f"{scope}: {len(table)} trials, {order}\n")
+    print(f"{scope}: {len(table)} trial{'s' if len(table) != 1 else ''}, {order}\n")
     print(compare.format_table(table, headline))
     out_dir = project_root() / "outputs" / "compare" / trials.experiment
     written = compare.write_charts(table, trials.metric_history(), out_dir)

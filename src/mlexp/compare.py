@@ -98,6 +98,17 @@ def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
     return None
 
 
+def sweep_names(client: MlflowClient, limit: int = 100) -> list[str]:
+    """The names of the store's sweeps, the newest first."""
+    experiments = [e.experiment_id for e in client.search_experiments() if e.name.endswith(tags.SWEEPS_SUFFIX)]
+    if not experiments:
+        return []
+    runs = client.search_runs(
+        experiments, f"tags.`{tags.KIND}` = 'sweep'", max_results=limit, order_by=["attributes.start_time DESC"]
+    )
+    return [run.data.tags.get(tags.SWEEP_NAME) or run.info.run_name or run.info.run_id for run in runs]
+
+
 def varying_params(rows: list[TrialRow]) -> list[str]:
     keys = sorted({k for row in rows for k in row.params if not k.startswith(NOT_COMPARED)})
     return [k for k in keys if len({row.params.get(k) for row in rows}) > 1]

@@ -26,7 +26,8 @@ def tracked_files(root: Path) -> set[str]:
     return {name for name in listed.stdout.split("\0") if name}
 
 
-def _value(tree: Any, key: str) -> Any:
+def value_at(tree: Any, key: str) -> Any:
+    """The value at dotted `key` of a params tree, as DVC reads it; KeyError (the class) when there is none."""
     for part in key.split("."):
         if not isinstance(tree, dict) or part not in tree:
             return KeyError
@@ -51,7 +52,8 @@ def stale_entries(root: Path) -> list[str]:
         if not lock.exists():
             continue
         dirs = _stage_dirs(lock)
-        for stage, entry in ((yaml.safe_load(lock.read_text()) or {}).get("stages") or {}).items():
+        # as params.yaml is read: DVC writes YAML 1.2, where `1e-10` is a number (YAML 1.1 reads it as text)
+        for stage, entry in ((load(lock.read_text()) or {}).get("stages") or {}).items():
             base = dirs.get(stage, lock.parent)
             where = f"{name} stage {stage}"
             for dep in entry.get("deps", []):
@@ -68,7 +70,7 @@ def stale_entries(root: Path) -> list[str]:
                 params_path = base / params_name
                 current = load(params_path.read_text()) if params_path.exists() else {}
                 for key, value in recorded.items():
-                    today = _value(current, key)
+                    today = value_at(current, key)
                     if today is KeyError:
                         problems.append(f"{where}: {params_name} has no {key} any more")
                     elif first_difference(today, value, key):

@@ -89,7 +89,7 @@ class PipelineWriter:
         entry: dict[str, Any] = {
             "wdir": "../..",
             "cmd": " ".join(
-                ["mlexp", f"task={task.name}", f"stage={spec.name}", f"params_file={PARAMS_FILE}", *spec.args]
+                ["mlexp", f"task={task.name}", f"stage={spec.name}", f"params_file={PARAMS_FILE}", *_args(task, spec)]
             ),
             "deps": [*reads, *(str(path) for path in code)],
         }
@@ -160,6 +160,14 @@ class PipelineWriter:
         generated = {Path(pipeline_file(name)): self.pipeline(task) for name, task in sorted(self.tasks.items())}
         generated[Path("dvc.yaml")] = self.root_file()
         return generated
+
+
+def _args(task: Task, spec: StageSpec) -> list[str]:
+    """The stage's own arguments and those of the stages before it (`dataset.path=<raw data>`): the config of a
+    trial a later stage opens (DVC kept the earlier ones) is then the whole pipeline's, not `dataset.path: null`."""
+    specs = dvc_specs(task)
+    earlier = specs[: [s.name for s in specs].index(spec.name) + 1] if spec in specs else [spec]
+    return list(dict.fromkeys(arg for s in earlier for arg in s.args))
 
 
 def _out(out: str | Out, folders: dict[str, str]) -> Any:

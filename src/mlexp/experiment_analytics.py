@@ -9,6 +9,7 @@ Each metric's history is read once per run and kept for `metric_history()` and t
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Sequence
@@ -29,7 +30,6 @@ STATISTICS = ("Min", "Max", "Avg", "StdDev", "Last", "Count")
 TRIAL_COLUMNS = ["TrialName", "RunId", "Status", "StartTime", "EndTime", "Objective", "ObjectiveValue"]
 COMPONENT_COLUMNS = ["DisplayName", "ComponentType", "TrialName", "Trials", "RunId", "Status", "StartTime", "EndTime"]
 HISTORY_COLUMNS = ["trial", "run_id", "metric", "step", "value", "timestamp"]
-SHARED_PREPROCESSING = tags.SHARED_PREPROCESSING
 PAGE = 1000
 INTEGER = re.compile(r"[+-]?\d+")
 
@@ -83,7 +83,11 @@ class ExperimentAnalytics:
             raise AnalyticsError(str(error)) from None
         self.sweep = find_sweep(self.client, sweep) if sweep else None
         if sweep and self.sweep is None:
-            raise AnalyticsError(f"no sweep named or with id {sweep!r} in {self.store.uri}")
+            from mlexp.compare import sweep_names
+
+            raise AnalyticsError(
+                f"no sweep named or with id {sweep!r} in {self.store.uri}; {_known(sweep, sweep_names(self.client))}"
+            )
         if self.sweep and experiment and experiment != self.sweep.experiment:
             raise AnalyticsError(
                 f"sweep {sweep!r} ran in experiment {self.sweep.experiment!r}, not {experiment!r}; name one of them"
@@ -100,9 +104,10 @@ class ExperimentAnalytics:
         self.experiment = name
         found = self.client.get_experiment_by_name(name)
         if found is None:
+            names = [e.name for e in self.client.search_experiments() if not e.name.endswith(tags.SWEEPS_SUFFIX)]
             raise AnalyticsError(
                 f"no trials in experiment {name!r} of {self.store.uri}: there is no such experiment; "
-                "run `mlexp task=...` first or check the name"
+                f"run `mlexp task=...` first or check the name; {_known(name, names)}"
             )
         self.experiment_id = str(found.experiment_id)
         query = f"tags.`{tags.KIND}` = 'trial'"
@@ -164,9 +169,9 @@ class ExperimentAnalytics:
         for run in runs:
             users[run.info.run_id] = [run.data.tags[tags.MLFLOW_PARENT_RUN_ID]]
         for trial in self.trials:
-            shared = trial.data.tags.get(SHARED_PREPROCESSING)
-            if shared in users and trial.info.run_id not in users[shared]:
-                users[shared].append(trial.info.run_id)
+            for shared in tags.shared_components(trial.data.tags).values():
+                if shared in users and trial.info.run_id not in users[shared]:
+                    users[shared].append(trial.info.run_id)
         for trials in users.values():
             trials.sort(key=lambda run_id: position.get(run_id, len(position)))
         leading = [
@@ -226,12 +231,12 @@ class ExperimentAnalytics:
                 return runs
 
     def _components(self, trial_ids: set[str]) -> list[Run]:
-        """The components of these trials, and the shared Pre-processing components they reuse from other trials."""
+        """The components of these trials, and the shared components they reuse from other trials."""
         # MLflow's search cannot match a tag against a list: the experiment's components, kept by parent
         found = self._search(f"tags.`{tags.KIND}` = 'component'")
         runs = [run for run in found if run.data.tags.get(tags.MLFLOW_PARENT_RUN_ID) in trial_ids]
         have = {run.info.run_id for run in runs}
-        shared = {run.data.tags.get(SHARED_PREPROCESSING) for run in self.trials} - have - {None, ""}
+        shared = {run_id for run in self.trials for run_id in tags.shared_components(run.data.tags).values()} - have
         runs += [run for run in found if run.info.run_id in shared]
         return runs
 
@@ -403,3 +408,14 @@ def _typed(values: pd.Series) -> pd.Series:
         return pd.to_numeric(values).astype("float64") if present else values
     except (ValueError, TypeError):
         return values
+
+
+def _known(typed: str, names: list[str]) -> str:
+    """The closest of the names the store holds (sweeps are named `<sweep file>-<time>`: one typed without its time
+    gets the newest of that file), and the names, the newest first, up to ten."""
+    if not names:
+        return "the store holds none"
+    close = [n for n in names if n.startswith(f"{typed}-")][:1] or difflib.get_close_matches(typed, names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"{hint}the store holds: {shown}"

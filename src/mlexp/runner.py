@@ -21,6 +21,7 @@ from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import check_choices, resolved_config
 from mlexp.errors import ConfigError, DataError, MlexpError
+from mlexp.reused_stages import link_kept_stages
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, tags
@@ -276,6 +277,8 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
                 _run_or_reuse_preprocessing(cfg, task, trial)
             else:
                 _run_component(cfg, task, current, trial)
+        if pipeline_run is not None:  # the stages DVC kept: linked to the components that made their outputs
+            link_kept_stages(cfg, task, trial)
         objective = _finish(cfg, task, trial, stages)
     except KeyboardInterrupt as interrupt:
         trial.close(interrupt)

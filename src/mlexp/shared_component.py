@@ -189,7 +189,7 @@ class SharedPreprocessing:
             if source.exists():
                 _copy(source, Path(cfg.paths[folder]) / relative)
         record = json.loads(self.record.read_text())
-        trial.tracker.set_tags({SHARED_TAG: run_id, "mlexp.shared_component.key": self.key})
+        trial.tracker.set_tags({SHARED_TAG: run_id, tags.SHARED_KEY: self.key})
         trial.tracker.log_metrics(record["metrics"])
         self._link_dataset(trial)
         trial.tracker.flush()
@@ -213,7 +213,7 @@ class SharedPreprocessing:
         (partial / "component.json").write_text(json.dumps({**record, "metrics": metrics}) + "\n")
         shutil.rmtree(self.folder, ignore_errors=True)
         partial.replace(self.folder)
-        trial.tracker.set_tags({SHARED_TAG: run_id, "mlexp.shared_component.key": self.key})
+        trial.tracker.set_tags({SHARED_TAG: run_id, tags.SHARED_KEY: self.key})
         self._link_dataset(trial)
 
     def _link_dataset(self, trial: Trial) -> None:

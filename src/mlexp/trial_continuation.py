@@ -50,6 +50,12 @@ def pipeline_run_id() -> str | None:
     """
     if os.environ.get(PIPELINE_RUN_ENV):
         return os.environ[PIPELINE_RUN_ENV]
+    found = _dvc_process()
+    return f"dvc-{found[0]}-{found[1]}" if found else None
+
+
+def _dvc_process() -> tuple[int, str] | None:
+    """The pid and start time of the `dvc` process running this stage (DVC starts each stage through a shell)."""
     if not os.environ.get(DVC_STAGE_ENV):
         return None
     pid = os.getppid()
@@ -58,9 +64,26 @@ def pipeline_run_id() -> str | None:
         if stat is None:
             return None
         if _is_dvc(pid):
-            return f"dvc-{pid}-{stat[1]}"
+            return pid, stat[1]
         pid = stat[0]
     return None
+
+
+def dvc_forces_stages() -> bool:
+    """Whether the `dvc` command running this stage runs stages that did not change (`-f`, `--force-downstream`)."""
+    found = _dvc_process()
+    if found is None:
+        return False
+    try:
+        argv = Path(f"/proc/{found[0]}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    # a cluster of short flags (`-fs`) counts too; a value given in the same word (`-Sa.f=1`) may be taken for
+    # one, which only leaves the stages after this one unlinked
+    return any(
+        arg in ("--force", "--force-downstream") or (arg[:1] == "-" and arg[1:2] != "-" and "f" in arg)
+        for arg in argv[1:]
+    )
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ import os
 import select
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
+from mlexp.tracking.producers import Producer, Wanted, read_producers
 from mlexp.tracking.store import TrackingStore, absolute_uri
 from mlexp.tracking.store_writer import MetricRecord, Pair, StoreWriter
 from mlexp.tracking.trial_state import TrialState, read_trial_state
@@ -174,6 +176,28 @@ def trial_state(root: Path, store: TrackingStore, run_id: str, experiment_name: 
                 )
             return TrialState.from_reply(reply["state"]) if reply.get("state") else None
     return read_trial_state(store.client(), run_id, experiment_name)
+
+
+def find_producers(root: Path, store: TrackingStore, experiment_name: str, wanted: list[Wanted]) -> dict[str, Producer]:
+    """The component that made each wanted stage's outputs (tracking.producers), by stage, read by the writer process
+    (MLflow is loaded there), else here (MLEXP_TRACKING_WRITER=inline, or no writer: the trial records inline too).
+
+    A store that cannot be searched, or a writer that stopped or went silent, is a TrackingError: unlike
+    `trial_state`, no second try from this process, whose trial is recorded already and only lacks the links."""
+    if os.environ.get(WRITER_ENV) != "inline":
+        command = {"uri": absolute_uri(store.uri), "experiment": experiment_name, "wanted": [asdict(w) for w in wanted]}
+        try:
+            reply = writer_connection(root).request(cmd="producers", **command)
+        except WriterUnreachable:
+            pass
+        else:
+            if reply.get("error"):
+                raise TrackingError(f"the tracking store {store.uri} could not be searched ({reply['error']})")
+            return {stage: Producer.from_reply(found) for stage, found in reply["producers"].items()}
+    try:
+        return read_producers(store.client(), experiment_name, wanted)
+    except Exception as error:
+        raise TrackingError(f"the tracking store {store.uri} could not be searched ({error})") from error
 
 
 def running_writer() -> WriterConnection | None:

@@ -10,8 +10,8 @@ whose recorded config says `tracking.sagemaker_mirror=True`; the SDK is imported
   trial run (mlexp.kind=trial)            Trial, and a trial component of the same name with the trial's
                                           config parameters, metrics and artifacts
   component run (one per stage)           trial component associated with its trial
-  shared Pre-processing (tag              the first trial's component, associated with every trial reusing it
-    mlexp.shared_component.prepare)
+  shared component (tag                   the first trial's component, associated with every trial reusing it
+    mlexp.shared_component.<stage>)       (a sweep's Pre-processing, a stage a partial `dvc repro` kept)
   params / metrics                        Parameters (numbers as NumberValue) / BatchPutMetrics
   input.* tags, datasets / output.* tags, InputArtifacts / OutputArtifacts (MLflow artifact URIs)
     logged artifacts
@@ -229,14 +229,14 @@ class ExperimentsMirror:
                 found[name] = (value, media_type(values.get(key + MEDIA_SUFFIX)))
         if mlexp_tags.ERROR in values:
             entity.changes.message = values[mlexp_tags.ERROR]
-        shared = values.get(mlexp_tags.SHARED_PREPROCESSING)
-        if shared and run == entity.trial_run:
-            self._associate_shared(shared, run)
+        if run == entity.trial_run:
+            for shared in mlexp_tags.shared_components(values).values():
+                self._associate_shared(shared, run)
         if metrics:
             self._experiments_api().put_metrics(entity.component, metrics)
 
     def _associate_shared(self, component_run: str, trial_run: str) -> None:
-        """The Pre-processing component this trial reuses: the first trial's, mirrored now if that trial was not."""
+        """A component this trial reuses (another trial's), mirrored now if that trial was not."""
         if component_run in self._runs:
             self._associate(self._runs[component_run].component, trial_run)
             return

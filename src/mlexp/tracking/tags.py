@@ -1,5 +1,7 @@
 """Tag names mlexp writes on MLflow runs and experiments; `compare`, sweeps and the UI link read them back."""
 
+from collections.abc import Mapping
+
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out: importing MLflow costs seconds a trial
 # need not spend before its work starts (a test checks they match)
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
@@ -12,8 +14,15 @@ SWEEP_ID = "mlexp.sweep_id"  # the run id of the sweep's record, on every trial 
 SWEEP_NAME = "mlexp.sweep_name"
 TRIALS_EXPERIMENT_ID = "mlexp.trials_experiment_id"  # on a sweep record: the experiment of its trials
 BEST_IN_SWEEP = "mlexp.best_in_sweep"
-# on a trial: the Pre-processing component run it ran or reuses (a shared trial component)
+# on a trial: the component run of a stage it reuses (a shared trial component), `<prefix><stage>`; the
+# Pre-processing one of a sweep's trials, or a stage a partial `dvc repro` kept (mlexp.reused_stages)
+SHARED_COMPONENT_PREFIX = "mlexp.shared_component."
 SHARED_PREPROCESSING = "mlexp.shared_component.prepare"
+SHARED_KEY = "mlexp.shared_component.key"  # what a shared Pre-processing depends on, as one hash: no run id
+# on a trial: how a stage it did not run was reused, `<prefix><stage>` (the source, or that none was found)
+REUSED_PREFIX = "mlexp.reused."
+# on a component of a DVC stage run: the digest of its declared outputs as dvc.lock records them
+OUTPUTS_DIGEST = "mlexp.outputs_digest"
 OBJECTIVE = "mlexp.objective"
 DIRECTION = "mlexp.direction"
 ERROR = "mlexp.error"
@@ -23,6 +32,16 @@ EXPERIMENT_KIND = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 # the sweeps of experiment X are recorded in X + this suffix, out of the trial rows
 SWEEPS_SUFFIX = "-sweeps"
+
+
+def shared_components(run_tags: Mapping[str, str]) -> dict[str, str]:
+    """The component runs a trial reuses, by stage, from its tags."""
+    return {
+        key.removeprefix(SHARED_COMPONENT_PREFIX): value
+        for key, value in run_tags.items()
+        if key.startswith(SHARED_COMPONENT_PREFIX) and key != SHARED_KEY and value
+    }
+
 
 __all__ = [
     "BEST_IN_SWEEP",
@@ -34,10 +53,15 @@ __all__ = [
     "MLFLOW_RUN_NAME",
     "MODEL_TRAINING",
     "OBJECTIVE",
+    "OUTPUTS_DIGEST",
+    "REUSED_PREFIX",
+    "SHARED_COMPONENT_PREFIX",
+    "SHARED_KEY",
     "SHARED_PREPROCESSING",
     "STAGE",
     "SWEEPS_SUFFIX",
     "SWEEP_ID",
     "SWEEP_NAME",
     "TASK",
+    "shared_components",
 ]

@@ -47,6 +47,7 @@ class Trial:
         self._experiment_id = experiment_id
         # each stage this process ran, and its component's status: the trial's end needs no store read
         self.statuses: dict[str, str] = {}
+        self.component_runs: dict[str, str] = {}  # each stage this process ran: its component's run (writer's name)
         self.metrics: dict[str, float] = {}  # what the trial's run holds of this process's metrics
         self.earlier: TrialState | None = None  # what earlier processes recorded, for a resumed trial
 
@@ -114,6 +115,7 @@ class Trial:
             display_name,
             {tags.KIND: "component", tags.STAGE: stage, tags.MLFLOW_PARENT_RUN_ID: self.run},
         )
+        self.component_runs[stage] = run
         tracker = Tracker(self.writer, run, self.run, self.curves, self.metric_buffer)
         try:
             yield tracker

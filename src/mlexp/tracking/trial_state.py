@@ -25,6 +25,7 @@ class TrialState:
     in_experiment: bool  # the run's experiment is the active one its name now designates (not renamed, re-made)
     components: dict[str, str]  # each stage recorded in the trial, and its component's status
     metrics: dict[str, float]  # the trial run's metrics (latest values)
+    reused: tuple[str, ...] = ()  # the stages it reuses instead of running (a partial `dvc repro` kept them)
 
     def to_reply(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,6 +39,7 @@ class TrialState:
             bool(reply["in_experiment"]),
             {str(k): str(v) for k, v in reply["components"].items()},
             {str(k): float(v) for k, v in reply["metrics"].items()},
+            tuple(str(stage) for stage in reply.get("reused", ())),
         )
 
 
@@ -65,4 +67,9 @@ def read_trial_state(client: MlflowClient, run_id: str, experiment_name: str) ->
         in_experiment=in_experiment,
         components={child.data.tags.get(tags.STAGE, ""): str(child.info.status) for child in children},
         metrics={k: float(v) for k, v in run.data.metrics.items()},
+        reused=tuple(
+            key.removeprefix(tags.REUSED_PREFIX)
+            for key, value in run.data.tags.items()
+            if key.startswith(tags.REUSED_PREFIX) and value
+        ),
     )

@@ -13,6 +13,8 @@ not per trial. Each command holds one connection and sends JSON lines; those tha
   {"cmd": "sweep_end", "end": {...}}                   rank a sweep's trials, close its record: what to print
   {"cmd": "trial_state", "uri": ..., "run_id": ..., "experiment": <name>}   replies with the trial's status,
                                                        components and metrics (for the DVC stage that continues it)
+  {"cmd": "producers", "uri": ..., "experiment": <name>, "wanted": [...]}   replies with the components that made
+                                                       the outputs of the stages a partial `dvc repro` kept
 A connection that closes while it follows journals it did not finish is a command whose process died:
 the writer stores what they hold and ends their unfinished runs KILLED.
 """
@@ -38,6 +40,7 @@ from filelock import FileLock, Timeout
 from mlexp.errors import one_line
 from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
+from mlexp.tracking.producers import Wanted, read_producers
 from mlexp.tracking.sagemaker_mirror import failure_line
 from mlexp.tracking.store import TrackingStore, bound_store_retries, sqlite_path
 from mlexp.tracking.trial_state import read_trial_state
@@ -181,7 +184,7 @@ class Writer:
         except Exception as error:
             text = one_line(error)
             _say(f"command {line[:200]!r} failed: {text}")
-            if command.get("cmd") in ("sync", "finish", "experiment_tag", "sweep_end", "trial_state"):
+            if command.get("cmd") in ("sync", "finish", "experiment_tag", "sweep_end", "trial_state", "producers"):
                 connection.reply({"ids": {}, "applied": 0, "error": text})
 
     def _closed(self, connection: Connection) -> None:
@@ -220,6 +223,10 @@ class Writer:
             # a server store may answer slowly: the other trials' journals go on being stored meanwhile
             client = self.writers.get(command["uri"], None).client()
             threading.Thread(target=lambda: connection.reply(_trial_state(client, command)), daemon=True).start()
+            return
+        if kind == "producers":
+            client = self.writers.get(command["uri"], None).client()
+            threading.Thread(target=lambda: connection.reply(_producers(client, command)), daemon=True).start()
             return
         if kind == "experiment_tag":
             try:
@@ -299,6 +306,15 @@ def _trial_state(client: Any, command: dict[str, Any]) -> dict[str, Any]:
     try:
         state = read_trial_state(client, command["run_id"], command["experiment"])
         return {"state": state.to_reply() if state else None, "error": ""}
+    except Exception as error:
+        return {"error": one_line(error)}
+
+
+def _producers(client: Any, command: dict[str, Any]) -> dict[str, Any]:
+    try:
+        wanted = [Wanted(**want) for want in command["wanted"]]
+        found = read_producers(client, command["experiment"], wanted)
+        return {"producers": {stage: producer.to_reply() for stage, producer in found.items()}, "error": ""}
     except Exception as error:
         return {"error": one_line(error)}
 
