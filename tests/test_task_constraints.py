@@ -25,10 +25,7 @@ NEEDS_A_VALUE = {
     ("recommendation", "dataset=personalize_csv"): ("dataset.source", "dataset.path"),
 }
 FRACTIONS = "lower one of them (defaults"
-INPUT_RULE = (
-    "model.input_size must be at least the smallest input model.network trains and detects at (SSD and YOLOv3 keep "
-    "100 detections, so with fewer classes they need more anchors: a larger input)"
-)
+INPUT_RULE = "model.input_size must be at least the smallest input model.network trains and detects at"
 
 # (the keys of the constraint, the command line, the line it is refused with); what each did before, in a comment
 REFUSED = [
@@ -37,8 +34,8 @@ REFUSED = [
         ("dataset.n_rows", "preprocessing.train_test_split"),
         ["task=tabular_regression", "dataset.n_rows=4", "preprocessing.train_test_split=0.1"],
         "dataset.n_rows=4, preprocessing.train_test_split=0.1: dataset.n_rows rows split at "
-        "preprocessing.train_test_split must leave a training row and a test row; give more rows, or a split nearer "
-        "0.5",
+        "preprocessing.train_test_split must leave a training row and a test row; give dataset.n_rows=6 or more (the "
+        "fewest a split at 0.1 leaves both), or a split nearer 0.5",
     ),
     # "stage 'prepare' failed: preprocessing.validation_fraction=0.5 and preprocessing.test_fraction=0.6 must each
     # lie in (0, 1) and leave rows to train on (sum < 1)"
@@ -106,8 +103,7 @@ REFUSED = [
         ("dataset.source", "dataset.n_users", "dataset.n_videos"),
         ["task=recommendation", "dataset.n_users=24"],
         "dataset.source=pulselive, dataset.n_users=24, dataset.n_videos=300: the generated platform needs at least "
-        "25 users (Personalize's floor) and a video; raise dataset.n_users to 25 or more and dataset.n_videos to 1 "
-        "or more (defaults 2000, 1500)",
+        "25 users (Personalize's floor) and a video; raise dataset.n_users to 25 or more (default 2000)",
     ),
     # "stage 'train' failed: ValueError: Found array with 0 feature(s) (shape=(333, 0)) while a minimum of 1 is
     # required by SGDClassifier."
@@ -166,8 +162,9 @@ REFUSED = [
             "preprocessing.timestamp_formats=[%Y-%j]",
         ],
         "engine.name=athena, preprocessing.timestamp_formats=[%Y-%j]: with engine=athena each of "
-        "preprocessing.timestamp_formats is read by Athena's date_parse, which has no equivalent for some strptime "
-        "directives; use only %Y %y %m %d %H %I %M %S %p %b %f %%",
+        "preprocessing.timestamp_formats (the formats tried on text timestamp columns, after ISO 8601) is read by "
+        "Athena's date_parse, which has no equivalent for some strptime directives; date_parse has no %j (in "
+        "'%Y-%j'): use only %Y %y %m %d %H %I %M %S %p %b %f %%",
     ),
     # "stage 'prepare' failed: dataset.val_fraction=0.5 + dataset.test_fraction=0.5 leave no frame for training"
     (
@@ -189,21 +186,24 @@ REFUSED = [
         ("model.network", "model.classes", "model.input_size"),
         ["task=object_detection", "model.input_size=48"],
         f"model.network=ssd_300_mobilenet0.25_custom, model.classes=[football], model.input_size=48: {INPUT_RULE}; "
-        "give model.input_size=49 or more (1 class)",
+        "give model.input_size=49 or more: this SSD keeps its top 100 detections, so its anchors times classes (1 "
+        "here) must reach 100, and fewer classes need a larger input",
     ),
     # "stage 'train' failed: MXNetError: ... yolov30_slice_axis0: ... Invalid end for end=100 as axis_size is 63"
     (
         ("model.network", "model.classes", "model.input_size"),
         ["task=object_detection", "model=yolo3", "model.input_size=32"],
         f"model.network=yolo3_mobilenet0.25_custom, model.classes=[football], model.input_size=32: {INPUT_RULE}; "
-        "give model.input_size=33 or more (1 class)",
+        "give model.input_size=33 or more: YOLOv3 keeps its top 100 detections, so its anchors times classes (1 "
+        "here) must reach 100, and fewer classes need a larger input",
     ),
     # MXNet's "terminate called without an active exception": the process aborted (exit 134) at 4, 5 and 6 px
     (
         ("model.network", "model.classes", "model.input_size"),
         ["task=object_detection", "model=faster_rcnn", "model.input_size=6"],
         f"model.network=faster_rcnn_resnet50_v1b_custom, model.classes=[football], model.input_size=6: {INPUT_RULE}; "
-        "give model.input_size=8 or more (1 class)",
+        "give model.input_size=8 or more: below it, this Faster-RCNN's training aborted the process or diverged to "
+        "NaN box losses",
     ),
     # the default input_size with this network: "stage 'train' failed: ValueError: Deferred initialization failed
     # ... extra3_conv1_fwd: ... kernel size exceed input (3 vs. 2)"
@@ -211,7 +211,8 @@ REFUSED = [
         ("model.network", "model.classes", "model.input_size"),
         ["task=object_detection", "model.network=ssd_300_vgg16_atrous_custom", "model.input_size=256"],
         f"model.network=ssd_300_vgg16_atrous_custom, model.classes=[football], model.input_size=256: {INPUT_RULE}; "
-        "give model.input_size=257 or more (1 class)",
+        "give model.input_size=257 or more: below it, this SSD's last extra 3x3 convolutions get a map smaller than "
+        "their kernel",
     ),
 ]
 
@@ -318,8 +319,8 @@ def test_help_lists_the_rules_with_their_values(tmp_project):
 def test_the_generated_months_rule_refuses_what_the_generator_refuses():
     # the rule repeats the generator's arithmetic (mlexp.data.nyc_taxi_synthetic): they must agree at the edge
     from mlexp.data import nyc_taxi_synthetic
-    from mlexp.tasks.anomaly_detection import anomalies_fit
     from mlexp.tasks.anomaly_detection.config import GeneratedAnomalies
+    from mlexp.tasks.anomaly_detection.config_rules import anomalies_fit
 
     for rates in (asdict(GeneratedAnomalies()), {**asdict(GeneratedAnomalies()), "zero_distance": 0.5}):
         for n_rows in range(5, 30):
@@ -333,9 +334,9 @@ def test_the_generated_months_rule_refuses_what_the_generator_refuses():
 
 def test_the_users_floor_is_personalizes():
     from mlexp.data import personalize_datasets
-    from mlexp.tasks import recommendation
+    from mlexp.tasks.recommendation import config_rules
 
-    assert recommendation.MIN_USERS == personalize_datasets.MIN_USERS
+    assert config_rules.MIN_USERS == personalize_datasets.MIN_USERS
 
 
 def _trains_and_detects(network: str, n_classes: int, size: int, folder) -> None:
@@ -370,7 +371,7 @@ def _trains_and_detects(network: str, n_classes: int, size: int, folder) -> None
 def test_the_smallest_input_of_a_network_is_where_it_starts_to_train_and_detect(network, n_classes, tmp_path):
     import mxnet as mx
 
-    from mlexp.tasks.object_detection import smallest_input
+    from mlexp.tasks.object_detection.config_rules import smallest_input
 
     smallest = smallest_input(network, n_classes)
     (tmp_path / "at").mkdir()
@@ -384,7 +385,7 @@ def test_the_smallest_input_of_a_vgg_ssd_is_where_its_last_layers_fit():
     import mxnet as mx
     from gluoncv import model_zoo
 
-    from mlexp.tasks.object_detection import smallest_input
+    from mlexp.tasks.object_detection.config_rules import smallest_input
 
     network = "ssd_300_vgg16_atrous_custom"
     net = model_zoo.get_model(network, pretrained_base=False, classes=["football"])

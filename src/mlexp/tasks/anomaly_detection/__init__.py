@@ -3,10 +3,9 @@
 from dataclasses import fields
 
 from mlexp.config.bounds import Bound, above, at_least, between
-from mlexp.config.constraints import Constraint
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.anomaly_detection import config  # registers the schemas
-from mlexp.tasks.anomaly_detection.dialects import DATE_PARSE, date_parse_lacks
+from mlexp.tasks.anomaly_detection.config_rules import CONSTRAINTS
 
 # every stage after prepare opens its engine over the trips prepare checked
 TRIPS = ("engine", "preprocessing.column_aliases", "preprocessing.timestamp_formats", "preprocessing.value_codes")
@@ -53,56 +52,6 @@ BOUNDS: dict[str, Bound] = {
     "model.figure_size.0": above(0),
     "model.figure_size.1": above(0),
 }
-
-
-def rows_for_anomalies(n_rows: int, anomalies: dict[str, float]) -> int:
-    """The generated rows the anomalies take: each kind asked for takes its share, and at least one row.
-
-    The arithmetic of mlexp.data.nyc_taxi_synthetic's generator, which refuses a month they do not fit.
-    """
-    return sum(max(1, round(share * n_rows)) for share in anomalies.values() if share > 0)
-
-
-def anomalies_fit(path: str | None, n_rows: int, anomalies: dict[str, float]) -> bool:
-    """Whether a generated month (dataset.path null) has the rows its anomalies take."""
-    return path is not None or rows_for_anomalies(n_rows, anomalies) <= n_rows
-
-
-def athena_results_located(s3_staging_dir: str | None, work_group: str | None) -> bool:
-    """Whether Athena has somewhere to write query results: the staging folder, or the workgroup's location."""
-    return bool(s3_staging_dir or work_group)
-
-
-def athena_reads_formats(engine: str, timestamp_formats: list[str]) -> bool:
-    """Whether Athena's date_parse can read every format (DuckDB's strptime reads all)."""
-    return engine != "athena" or not any(date_parse_lacks(fmt) for fmt in timestamp_formats)
-
-
-CONSTRAINTS = (
-    Constraint(
-        ("dataset.path", "dataset.n_rows", "dataset.anomalies"),
-        anomalies_fit,
-        "a generated month (dataset.path null) must have dataset.n_rows for its anomalies: each kind with a share "
-        "above 0 takes its share of the rows, and at least one",
-        lambda path, n_rows, anomalies: (
-            f"at {n_rows} rows they take {rows_for_anomalies(n_rows, anomalies)}: raise dataset.n_rows, or lower "
-            "shares of dataset.anomalies (0: none of that kind)"
-        ),
-    ),
-    Constraint(
-        ("engine.s3_staging_dir", "engine.work_group"),
-        athena_results_located,
-        "engine=athena writes query results to engine.s3_staging_dir or to engine.work_group's result location",
-        "give engine.s3_staging_dir=s3://<bucket>/<prefix>/ or engine.work_group=<a workgroup with a result location>",
-    ),
-    Constraint(
-        ("engine.name", "preprocessing.timestamp_formats"),
-        athena_reads_formats,
-        "with engine=athena each of preprocessing.timestamp_formats is read by Athena's date_parse, which has no "
-        "equivalent for some strptime directives",
-        f"use only {' '.join(DATE_PARSE)}",
-    ),
-)
 
 
 def _sorted_durations(name: str) -> tuple[Plot, str]:

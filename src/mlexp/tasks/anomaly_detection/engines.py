@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.anomaly_detection import athena_results_located
+from mlexp.tasks.anomaly_detection.config_rules import athena_results_located
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, Dialect, literal, quote
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNREAD, Source, TripQueries
 from mlexp.tracking.digests import DigestingFile, remember

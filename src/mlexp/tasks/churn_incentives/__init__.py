@@ -1,36 +1,13 @@
 """Task `churn_incentives`: XGBoost churn scores, a cost-based cutoff and a budget-optimal incentive program."""
 
 from mlexp.config.bounds import above, at_least, between
-from mlexp.config.constraints import Constraint, leave_a_training_share
 from mlexp.tasks import Out, Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.churn_incentives import config  # noqa: F401  (registers the schemas)
+from mlexp.tasks.churn_incentives.config_rules import CONSTRAINTS
 
 CHURN = RawData("churn", "data/raw/churn.txt")
 BOOSTER = tuple(f"model.{key}" for key in ("max_depth", "eta", "gamma", "min_child_weight", "subsample", "num_round"))
 
-
-def band_in_order(rule: str, low: float, high: float) -> bool:
-    """Whether the convincing factor's band of churn probabilities runs from low up to high (a constant rule has
-    no band)."""
-    return rule != config.ConvincingRule.band.value or low <= high
-
-
-CONSTRAINTS = (
-    Constraint(
-        ("preprocessing.validation_fraction", "preprocessing.test_fraction"),
-        leave_a_training_share,
-        "preprocessing.validation_fraction + preprocessing.test_fraction must be below 1, to leave customers to "
-        "train on",
-        "lower one of them (defaults 0.15 + 0.45)",
-    ),
-    Constraint(
-        ("model.incentives.convincing.rule", "model.incentives.convincing.low", "model.incentives.convincing.high"),
-        band_in_order,
-        "the band of churn probabilities given the inside factor runs from model.incentives.convincing.low up to "
-        ".high, so low must not be above high",
-        "swap them (the post's band: 0.55 to 0.95), or set model.incentives.convincing.rule=constant",
-    ),
-)
 
 TASK = register(
     Task(

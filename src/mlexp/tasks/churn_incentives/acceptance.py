@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from mlexp.errors import ConfigError
-from mlexp.tasks.churn_incentives import band_in_order
 from mlexp.tasks.churn_incentives.config import Acceptance, ConvincingFactor, ConvincingRule
+from mlexp.tasks.churn_incentives.config_rules import band_in_order
 from mlexp.tasks.churn_incentives.omega import wright_omega
 
 

@@ -23,8 +23,8 @@ from gluoncv.model_zoo import model_store
 from gluoncv.utils import check_sha1
 
 from mlexp.errors import ConfigError
-from mlexp.tasks.object_detection import tiles_advance
 from mlexp.tasks.object_detection.config import Detector
+from mlexp.tasks.object_detection.config_rules import tiles_advance
 
 FAMILIES = {"ssd": "ssd_", "yolo3": "yolo3_", "faster_rcnn": "faster_rcnn_"}
 # smallest model.tile_size: a smaller tile holds hardly a ball and its overlap (and catches tile_size=1 typos)

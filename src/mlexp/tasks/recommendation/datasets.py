@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from mlexp.data import movielens, personalize_datasets, pulselive_videos
 from mlexp.errors import ConfigError
-from mlexp.tasks.recommendation import files_have_a_path
+from mlexp.tasks.recommendation.config_rules import files_have_a_path
 
 
 def schema_folder(cfg: DictConfig) -> Path:

@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 from mlexp.config.constraints import leave_a_training_share
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.recommendation import (
+from mlexp.tasks.recommendation.config_rules import (
+    add_objective_k,
     ks_at_least_one,
     ks_hold_objective_k,
     objective_k,
@@ -79,7 +80,7 @@ def check_settings(cfg: DictConfig, frame: pd.DataFrame) -> None:
         assert k is not None  # an objective without a k holds the rule
         raise ConfigError(
             f"model.ks={ks} lacks {k}, the k of the objective {cfg.task.objective.metric}; "
-            f"add it: model.ks=[{','.join(str(v) for v in sorted({*ks, k}))}]"
+            f"{add_objective_k(ks, metric)}"
         )
     if not ks_at_least_one(ks):
         raise ConfigError(f"model.ks={ks}: each k must be at least 1")

@@ -1,32 +1,12 @@
 """Task `tabular_regression`: the abalone MLP of the SageMaker Experiments post."""
 
 from mlexp.config.bounds import above, at_least, between
-from mlexp.config.constraints import Constraint
 from mlexp.tasks import Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.tabular_regression import config  # noqa: F401  (registers the schemas)
+from mlexp.tasks.tabular_regression.config_rules import CONSTRAINTS
 
 ABALONE = RawData("abalone", "data/raw/abalone.data")
 
-
-def training_rows(rows: int, train_fraction: float) -> int:
-    """How many of `rows` the split gives training (the rest are the test set)."""
-    return int(round(train_fraction * rows))
-
-
-def split_leaves_both(rows: int | None, train_fraction: float) -> bool:
-    """Whether `rows` split at `train_fraction` leave a training row and a test row (null rows: every row of the
-    data, which the prepare stage judges; a sample larger than the data takes fewer, and can only do worse)."""
-    return rows is None or 0 < training_rows(rows, train_fraction) < rows
-
-
-CONSTRAINTS = (
-    Constraint(
-        ("dataset.n_rows", "preprocessing.train_test_split"),
-        split_leaves_both,
-        "dataset.n_rows rows split at preprocessing.train_test_split must leave a training row and a test row",
-        "give more rows, or a split nearer 0.5",
-    ),
-)
 
 TASK = register(
     Task(

