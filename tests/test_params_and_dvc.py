@@ -105,6 +105,17 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
         done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]
+    # values each in range, wrong together (a rule across keys), one of them from the file: the file is named too
+    path.write_text(written_params)
+    apply_overrides(
+        str(path), ["tabular_regression.dataset.n_rows=3", "tabular_regression.preprocessing.train_test_split=0.9"]
+    )
+    done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"mlexp: error: {path}: section tabular_regression: dataset.n_rows=3, ") and line.endswith(
+        f"; {fix}"
+    )
     path.write_text("tabular_regression:\n  model:\n    epochs: [1\n")
     broken = (  # the line that leaves [ open is named
         f"{path} is not valid YAML (expected ',' or ']', but got '<stream end>' at line 4, column 1; the [ opened at "

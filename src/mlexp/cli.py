@@ -132,7 +132,8 @@ def _run_job(cfg: DictConfig) -> float:
     try:
         if cfg.params_file:
             given = _value_overrides(overrides, set(choices))
-            cfg = apply_params_file(cfg, resolve(cfg.params_file), given, tasks.get(cfg.task.name).bounds)
+            task = tasks.get(cfg.task.name)
+            cfg = apply_params_file(cfg, resolve(cfg.params_file), given, task.bounds, task.constraints)
         if multirun or not cfg.params_file:
             # sweep jobs never share folders, not even DVC's: parallel jobs would overwrite each other
             _use_run_folder(cfg, Path(hydra_cfg.runtime.output_dir), overrides)

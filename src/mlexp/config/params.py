@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from mlexp.config.bounds import Bound, check_bounds, within
+from mlexp.config.constraints import Constraint
 from mlexp.config.task_groups import unselected_groups
 from mlexp.errors import ConfigError
 
@@ -125,12 +126,17 @@ def check(path: Path, sections: dict[str, Any]) -> str | None:
 
 
 def apply_params_file(
-    cfg: DictConfig, path: Path, value_overrides: list[str], bounds: Mapping[str, Bound] | None = None
+    cfg: DictConfig,
+    path: Path,
+    value_overrides: list[str],
+    bounds: Mapping[str, Bound] | None = None,
+    constraints: Iterable[Constraint] = (),
 ) -> DictConfig:
     """Replace the task's values with its params.yaml section, then re-apply CLI values.
 
-    A value of the file outside its key's range (the task's `bounds`) is refused naming the file; a command-line
-    value is the runner's to judge."""
+    A value of the file outside its key's range (the task's `bounds`), or values breaking a rule across keys
+    (`constraints`) one of which the file gives, is refused naming the file; command-line values are the runner's
+    to judge."""
     if not path.exists():
         raise ConfigError(f"params_file={path} does not exist; create it with `mlexp params`")
     try:
@@ -160,6 +166,10 @@ def apply_params_file(
     except ConfigError as error:
         fix = "give it a value in that range, or regenerate the file with `mlexp params`"
         raise ConfigError(f"{path}: {task}.{error}; {fix}") from None
+    for constraint in constraints:
+        broken = None if all(within(key, keys) for key in constraint.keys) else constraint.broken_by(merged)
+        if broken is not None:
+            raise ConfigError(f"{path}: section {task}: {broken}; or regenerate the file with `mlexp params`")
     return merged
 
 

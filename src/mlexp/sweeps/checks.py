@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,10 @@ from mlexp.sweeps.search_space import Swept, as_typed, check_search_space, liste
 
 # how each kind of value override is written: the check applies each value the way the command gives it
 _PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
+
+
+# swept combinations checked against a rule before the sweep opens; more are left to each job's check
+MAX_COMBINATIONS = 1000
 
 
 def _plain_key(override: Override, groups: set[str], *, adding: bool = False) -> bool:
@@ -239,14 +244,20 @@ def _known_values(override: Override, groups: set[str]) -> list[str] | None:
 def _broken_combination(
     config: DictConfig, constraint: Constraint, touching: list[Swept], groups: set[str], parser: OverridesParser
 ) -> ConfigError | None:
-    """The error for the first combination of the touching overrides' values that breaks `constraint`."""
-    choices = []
+    """The error for the first combination of the touching overrides' values that breaks `constraint`; None also
+    past MAX_COMBINATIONS (`range(64, 3000)` beside two choices took 19 s): each job's own check judges those."""
+    listed = []
     for entry in touching:
         values = _known_values(entry.override, groups)
         if values is None:
             return None
-        key = entry.override.key_or_group
-        choices.append([parser.parse_overrides([f"{key}={value}"]) for value in values])
+        listed.append(list(dict.fromkeys(values)))
+    if math.prod(len(values) for values in listed) > MAX_COMBINATIONS:
+        return None
+    choices = [
+        [parser.parse_overrides([f"{entry.override.key_or_group}={value}"]) for value in values]
+        for entry, values in zip(touching, listed, strict=True)
+    ]
     trial = copy.deepcopy(config)
     for combination in itertools.product(*choices):
         try:
