@@ -365,3 +365,13 @@ def test_a_fixed_value_of_a_key_only_some_swept_tasks_have_is_one_line(tmp_proje
     )
     message = one_line_error(tmp_project, "-m", "task=churn_incentives,anomaly_detection", "model.max_dept=4")
     assert message.startswith("model.max_dept is not a key of model; did you mean model.max_depth?")
+
+
+def test_a_deploy_port_or_alias_that_cannot_work_is_refused_before_training(tmp_project):
+    # were OverflowError from bind() and MLflow's "alias name cannot be empty", after the whole trial trained
+    message = one_line_error(tmp_project, "task=text_classification", "deploy=local", "deploy.port=99999")
+    assert message == "deploy.port=99999 is not a TCP port; give it 1-65535, or 0 for any free one"
+    message = one_line_error(tmp_project, "task=tabular_regression", "deploy=registry", "deploy.alias=")
+    assert message == "deploy.alias='': Registered model alias name cannot be empty. Give it a name such as champion"
+    message = one_line_error(tmp_project, "task=tabular_regression", "deploy=registry", "deploy.alias=latest")
+    assert message.startswith("deploy.alias='latest': 'latest' alias name (case insensitive) is reserved.")

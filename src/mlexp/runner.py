@@ -222,6 +222,10 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
         from mlexp.sagemaker import endpoint
 
         endpoint.check(cfg, task)
+    if cfg.deploy.target == "local" and not 0 <= int(cfg.deploy.port) <= 65535:  # else bind() fails after training
+        raise ConfigError(f"deploy.port={cfg.deploy.port} is not a TCP port; give it 1-65535, or 0 for any free one")
+    if cfg.deploy.target in ("registry", "sagemaker") and "alias" in cfg.deploy:
+        _check_alias(cfg.deploy.alias)
     if cfg.deploy.target == "local" and "deploy" not in task.stages:
         raise ConfigError(
             f"deploy=local: task {task.name!r} has no HTTP endpoint of its own; register its model with "
@@ -243,6 +247,19 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
                 f"`dvc repro` (its stages use data/<task>, models/<task>), or point this stage at an earlier "
                 "run's folders with paths.data=<run folder>/data paths.models=<run folder>/models"
             )
+
+
+def _check_alias(alias: object) -> None:
+    """MLflow's own rules for a registry alias, before training rather than when the model is registered after it.
+    The registry step loads MLflow in this process anyway."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+
+    try:
+        _validate_model_alias_name(None if alias is None else str(alias))
+        _validate_model_alias_name_reserved(str(alias))
+    except MlflowException as error:
+        raise ConfigError(f"deploy.alias={alias!r}: {error.message} Give it a name such as champion") from None
 
 
 def run(cfg: DictConfig, job: JobContext) -> TrialResult:

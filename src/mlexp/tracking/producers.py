@@ -75,7 +75,9 @@ def read_producers(client: MlflowClient, experiment_name: str, wanted: list[Want
             if parent and parent not in trials:
                 trials[parent] = client.get_run(parent)
             trial = trials.get(parent)
-            if trial is not None and agrees(trial.data.params, want.params):
+            if trial is None or trial.info.lifecycle_stage != "active":  # a deleted trial is no source to show
+                continue
+            if agrees(trial.data.params, want.params):
                 found[want.stage] = _producer(client, run, trial, want.curves)
                 break
     return found
