@@ -246,6 +246,28 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
             ["task=churn_incentives", "model.decision_threshold=1.5"],
             "model.decision_threshold=1.5 is out of range: it must be between 0 and 1",
         ),
+        # the last three: "stage 'incentives' failed: ...", after training
+        (
+            ["task=churn_incentives", "model.incentives.n_cutoffs=0"],
+            "model.incentives.n_cutoffs=0 is out of range: it must be at least 1",
+        ),
+        (
+            ["task=churn_incentives", "model.incentives.budget_fraction=-0.1"],
+            "model.incentives.budget_fraction=-0.1 is out of range: it must be at least 0",
+        ),
+        (
+            ["task=churn_incentives", "model.incentives.convincing.inside=0"],
+            "model.incentives.convincing.inside=0.0 is out of range: it must be above 0",
+        ),
+        # a ValueError in train, and an IndexError for a list of one
+        (
+            ["task=text_classification", "model.word_ngrams=[1,4]"],
+            "model.word_ngrams.1=4 is out of range: it must be between 0 and 3",
+        ),
+        (
+            ["task=text_classification", "model.word_ngrams=[1]"],
+            "model.word_ngrams=[1] has 1 item; it takes 2, each between 0 and 3",
+        ),
         (
             ["task=tabular_regression", "model.learning_rate=nan"],
             "model.learning_rate=nan is not a finite number: it must be above 0",

@@ -64,6 +64,12 @@ TASK = register(
             "model.num_round": at_least(1),
             "model.nthread": at_least(0),
             "model.decision_threshold": between(0, 1),  # a churn probability
+            # found by the incentives stage, the last, after training: n_cutoffs=0, a negative budget, gamma 0
+            "model.incentives.n_cutoffs": at_least(1),
+            "model.incentives.budget_fraction": at_least(0),
+            "model.incentives.budget": at_least(0),  # null: budget_fraction of the customers' spend
+            "model.incentives.convincing.inside": above(0),
+            "model.incentives.convincing.outside": above(0),
             # shares of the customers held out (their sum below 1 is a constraint)
             "preprocessing.validation_fraction": between(0, 1, open_low=True, open_high=True),
             "preprocessing.test_fraction": between(0, 1, open_low=True, open_high=True),

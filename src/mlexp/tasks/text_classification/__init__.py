@@ -78,6 +78,8 @@ TASK = register(
             "model.max_word_features": at_least(0),
             "model.max_char_features": at_least(0),
             "model.min_df": at_least(0),  # 0 and 1 both keep every n-gram
+            # [shortest, longest]: the word n-gram featuriser hashes up to trigrams (longer: a ValueError in train)
+            "model.word_ngrams.1": between(0, 3),
             "model.regularization": above(0),  # SGD's alpha: its 'optimal' learning rate divides by it
             "model.epochs": at_least(1),
             "model.C": above(0),
