@@ -18,7 +18,7 @@ import yaml
 from omegaconf import DictConfig
 
 from mlexp import tasks
-from mlexp.config.params import first_difference, load
+from mlexp.config.params import first_difference, flatten, load
 from mlexp.dvc_lock import value_at
 from mlexp.dvc_stages import PARAMS_FILE, dvc_folders, dvc_specs, pipeline_file
 from mlexp.tracking.digests import file_digest
@@ -152,15 +152,5 @@ class Pipeline:
         locked = self.locked.get(stage)
         flat: dict[str, Any] = {}
         for key, value in (locked.params if locked else {}).items():
-            flat.update(_flatten(value, key.removeprefix(f"{self.task.name}.")))
+            flat.update(flatten(value, key.removeprefix(f"{self.task.name}.") + "."))
         return flat
-
-
-def _flatten(value: Any, key: str) -> dict[str, Any]:
-    """As the runner flattens a config into a trial's params: nested mappings by dotted key, lists whole."""
-    if isinstance(value, dict):
-        flat: dict[str, Any] = {}
-        for name, inner in value.items():
-            flat.update(_flatten(inner, f"{key}.{name}"))
-        return flat
-    return {key: value}

@@ -17,6 +17,7 @@ from omegaconf._utils import get_omega_conf_dumper
 from mlexp import tasks
 from mlexp.config.bounds import check_bounds
 from mlexp.config.constraints import check_constraints
+from mlexp.config.params import flatten
 from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import check_choices, resolved_config
@@ -65,15 +66,6 @@ class TrialFailed(MlexpError):
         super().__init__(message)
         self.run_id = run_id
         self.user_error = user_error
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        flat: dict[str, Any] = {}
-        for key, value in node.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: node}
 
 
 def all_stages(task: tasks.Task) -> list[str]:

@@ -186,3 +186,14 @@ def _assign(node: DictConfig, values: dict[Any, Any]) -> None:
             _assign(current, value)
         else:  # a mapping over null, an interpolation or nothing: OmegaConf's own merge (a dataclass's node too)
             node.merge_with({key: value})
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A config tree as a trial's params: nested mappings by dotted key (`model.eta`), lists whole. The runner logs
+    them so, and a stage DVC kept is matched against them with dvc.lock's values flattened the same way."""
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: node}

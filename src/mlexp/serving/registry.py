@@ -28,9 +28,9 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
+from mlexp.config.params import flatten
 from mlexp.config.schema import objective_direction
 from mlexp.errors import DataError
-from mlexp.runner import flatten
 from mlexp.serving import champion, pyfunc_model
 from mlexp.tracking import Tracker, TrackingStore
 from mlexp.tracking import tags as run_tags
