@@ -50,16 +50,24 @@ class Constraint:
             found.append(_plain(value))
         return tuple(found)
 
-    def refusal(self, values: Sequence[Any]) -> ConfigError | None:
-        """The one-line error for `values` of the keys that break the rule; None when it holds, or cannot be judged."""
+    def explanation(self, values: Sequence[Any]) -> str | None:
+        """The rule `values` of the keys break and the fix, in words; None when it holds, or cannot be judged."""
         try:
             if self.holds(*values):
                 return None
         except (TypeError, ValueError, IndexError, KeyError):
             return None  # a value of another shape ([1] for [shortest, longest]): the stage reading it reports it
         fix = self.fix(*values) if callable(self.fix) else self.fix
-        shown = ", ".join(f"{key}={shown_value(value)}" for key, value in zip(self.keys, values, strict=True))
-        return ConfigError(f"{shown}: {self.rule}; {fix}")
+        return f"{self.rule}; {fix}"
+
+    def shown(self, values: Sequence[Any]) -> str:
+        """The keys with `values`, as the command line writes them."""
+        return ", ".join(f"{key}={shown_value(value)}" for key, value in zip(self.keys, values, strict=True))
+
+    def refusal(self, values: Sequence[Any]) -> ConfigError | None:
+        """The one-line error for `values` of the keys that break the rule; None when it holds, or cannot be judged."""
+        explanation = self.explanation(values)
+        return None if explanation is None else ConfigError(f"{self.shown(values)}: {explanation}")
 
     def broken_by(self, cfg: DictConfig) -> ConfigError | None:
         """The error when `cfg` breaks the rule; None when it holds or does not apply."""

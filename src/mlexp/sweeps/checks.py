@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
-import math
-from collections.abc import Sequence
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -22,28 +19,22 @@ from omegaconf.errors import (
 
 from mlexp import tasks
 from mlexp.config.bounds import check_bounds, within
-from mlexp.config.constraints import Constraint
 from mlexp.config.overrides import check_key, command_overrides, misfit
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError
 from mlexp.sweeps import SWEEP_ENV
-from mlexp.sweeps.search_space import Swept, as_typed, check_search_space, listed, sweeper_kind, swept_overrides
-
-# how each kind of value override is written: the check applies each value the way the command gives it
-_PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
-
-
-# swept combinations checked against a rule before the sweep opens; more are left to each job's check
-MAX_COMBINATIONS = 1000
-
-
-def _plain_key(override: Override, groups: set[str], *, adding: bool = False) -> bool:
-    """A value change of a config key, or with `adding` also `+key`/`++key` (not a group choice, `~`, a package or
-    Hydra's own settings)."""
-    key = override.key_or_group
-    plain = override.type in (_PREFIXES if adding else (OverrideType.CHANGE,)) and override.package is None
-    return plain and not key.startswith("hydra") and key not in groups and "/" not in key
+from mlexp.sweeps.search_space import (
+    VALUE_PREFIXES,
+    Swept,
+    as_typed,
+    check_search_space,
+    listed,
+    plain_key,
+    sweeper_kind,
+    swept_overrides,
+)
+from mlexp.sweeps.swept_rules import check_swept_constraints
 
 
 def check_sweep_values(config: DictConfig) -> None:
@@ -64,7 +55,7 @@ def check_sweep_values(config: DictConfig) -> None:
     for entry in swept:
         override, key = entry.override, entry.override.key_or_group
         if (
-            not (_plain_key(override, groups, adding=True) and override.is_discrete_sweep())
+            not (plain_key(override, groups, adding=True) and override.is_discrete_sweep())
             or key.split(".")[0] in swept_groups
         ):
             continue
@@ -80,7 +71,7 @@ def check_sweep_values(config: DictConfig) -> None:
         trial = copy.deepcopy(config)  # one per key: another key's values (a parent's null) must not be in the way
         # Hydra's `+` adds to a key that is null (else only a dict or list value, merged)
         taken = override.is_add() and OmegaConf.select(config, key, throw_on_resolution_failure=False) is not None
-        line, prefix = override.input_line or key, _PREFIXES[override.type]
+        line, prefix = override.input_line or key, VALUE_PREFIXES[override.type]
         for value in values:
             typed = as_typed(value)
             if "${" in typed:
@@ -170,7 +161,7 @@ def check_shared_interpolations(config: DictConfig) -> None:
 
     swept = [s.override for s in swept_overrides(config, OverridesParser.create())]
     groups = set(config.hydra.runtime.choices)
-    if not all(_plain_key(o, groups) and _literal(o) for o in swept):
+    if not all(plain_key(o, groups) and _literal(o) for o in swept):
         return
     shared = OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"])  # as a job's, no hydra
     try:
@@ -199,76 +190,6 @@ def check_shared_bounds(config: DictConfig) -> None:
         return  # each task composes its own config
     bounds = tasks.get(config.task.name).bounds
     check_bounds(config, {key: bound for key, bound in bounds.items() if not within(key, swept)})
-
-
-def check_swept_constraints(config: DictConfig) -> None:
-    """A rule across keys (the task's constraints) broken by the config every job shares, or by a combination of
-    swept values, would have the runner refuse those jobs after the sweep's record opened: one line now. Every
-    combination of the values listed for the keys a constraint reads (a grid's values, a search's choice(...) and
-    range(...): a search may sample any of them) is checked. Not judged here, but by the runner before each job's
-    trial opens: a constraint whose keys a swept group choice touches (each option composes its own config), an
-    interval (which of its points a search samples is not known), a `+`/`++` override or a `${...}` value."""
-    parser = OverridesParser.create()
-    swept = swept_overrides(config, parser)
-    if any(entry.override.key_or_group == "task" for entry in swept):
-        return  # each task composes its own config
-    groups = set(config.hydra.runtime.choices)
-    for constraint in tasks.get(config.task.name).constraints:
-        touching = [entry for entry in swept if _touches(entry.override.key_or_group, constraint.keys)]
-        if touching:
-            error = _broken_combination(config, constraint, touching, groups, parser)
-        else:
-            error = constraint.broken_by(config)
-        if error is not None:
-            raise error
-
-
-def _touches(swept_key: str, keys: Sequence[str]) -> bool:
-    """Whether a swept key sets one of `keys`, or lies under one (`model.ks.0` under `model.ks`)."""
-    return any(within(key, {swept_key}) or within(swept_key, {key}) for key in keys)
-
-
-def _known_values(override: Override, groups: set[str]) -> list[str] | None:
-    """The values each job gives a plain key, as the command writes them; None when they are not listed here."""
-    if not _plain_key(override, groups):
-        return None
-    if not override.is_sweep_override():
-        values: list[str] | None = [override.get_value_element_as_str()]  # a sweep file's fixed value
-    else:
-        values = listed(override) if override.is_discrete_sweep() else None
-    if values is None or any("${" in as_typed(value) for value in values):
-        return None
-    return values
-
-
-def _broken_combination(
-    config: DictConfig, constraint: Constraint, touching: list[Swept], groups: set[str], parser: OverridesParser
-) -> ConfigError | None:
-    """The error for the first combination of the touching overrides' values that breaks `constraint`; None also
-    past MAX_COMBINATIONS (`range(64, 3000)` beside two choices took 19 s): each job's own check judges those."""
-    listed = []
-    for entry in touching:
-        values = _known_values(entry.override, groups)
-        if values is None:
-            return None
-        listed.append(list(dict.fromkeys(values)))
-    if math.prod(len(values) for values in listed) > MAX_COMBINATIONS:
-        return None
-    choices = [
-        [parser.parse_overrides([f"{entry.override.key_or_group}={value}"]) for value in values]
-        for entry, values in zip(touching, listed, strict=True)
-    ]
-    trial = copy.deepcopy(config)
-    for combination in itertools.product(*choices):
-        try:
-            for overrides in combination:  # every touching key is set again: no value of the last one stays
-                ConfigLoaderImpl._apply_overrides_to_config(overrides, trial)
-        except (HydraException, OmegaConfBaseException):
-            return None  # a value that does not fit its key: check_sweep_values names it
-        error = constraint.broken_by(trial)
-        if error is not None:
-            return ConfigError(f"{' '.join(entry.line() for entry in touching)}: {error}")
-    return None
 
 
 def check_sweep(config: DictConfig) -> None:

@@ -11,7 +11,7 @@ import warnings
 from typing import NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, IntervalSweep, Override
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -20,6 +20,17 @@ from mlexp import tasks
 from mlexp.config.bounds import interval_out_of_bounds
 from mlexp.config.overrides import command_overrides, sweeper_params
 from mlexp.errors import ConfigError
+
+# how each kind of value override is written: a check applies each value the way the command gives it
+VALUE_PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
+
+
+def plain_key(override: Override, groups: set[str], *, adding: bool = False) -> bool:
+    """A value change of a config key, or with `adding` also `+key`/`++key` (not a group choice, `~`, a package or
+    Hydra's own settings)."""
+    key = override.key_or_group
+    plain = override.type in (VALUE_PREFIXES if adding else (OverrideType.CHANGE,)) and override.package is None
+    return plain and not key.startswith("hydra") and key not in groups and "/" not in key
 
 
 class Swept(NamedTuple):
@@ -34,6 +45,11 @@ class Swept(NamedTuple):
     def line(self) -> str:
         """The override as the user wrote it, after where it was written."""
         return f"{self.where()}{self.override.input_line or self.override.key_or_group}"
+
+    def source(self) -> str:
+        """The override as the user wrote it, then the sweep file it is in, if any."""
+        written = self.override.input_line or self.override.key_or_group
+        return f"{written} in sweep={self.sweep_file}" if self.sweep_file else written
 
 
 def sweeper_kind(config: DictConfig) -> str:
