@@ -186,6 +186,19 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     assert newest.component_names == {"Training", "Evaluation"}
     assert store_client(repo_copy).get_run(newest.run_id).data.metrics["test_msle"] > 0
 
+    # an experiment in a temporary copy (`--temp`, as queued ones run) records into the workspace's store, which
+    # outlives the copy, and links the stages DVC kept to their components there
+    temporary = dvc(
+        repo_copy, "exp", "run", "--temp", "-n", "wider", "-S", "tabular_regression.model.l1_size=5", pipeline
+    )
+    assert (
+        "(reports: in DVC experiment wider; `dvc exp apply wider` brings them into the workspace)" in temporary.stdout
+    )
+    [copied] = [t for t in trials_of(repo_copy) if t.params["model.l1_size"] == "5"]
+    assert copied.status == "FINISHED" and copied.component_names == {"Training", "Evaluation"}
+    assert copied.tags["mlexp.shared_component.prepare"] == trial.components["Pre-processing"]
+    assert not list((repo_copy / ".dvc" / "tmp" / "exps").glob("**/mlflow.db"))
+
 
 def test_a_params_file_value_out_of_range_is_refused_unless_the_command_line_replaces_it(tmp_path):
     path = tmp_path / "params.yaml"

@@ -35,7 +35,7 @@ from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
-from mlexp.paths import project_root, resolve
+from mlexp.paths import project_root, resolve, store_home
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
 
@@ -193,9 +193,9 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
         if cfg.stage is not None:
             print(f"stage {cfg.stage} done.")
         else:  # a whole trial without the objective (e.g. documents without ground truth): say where its outputs are
-            print(f"trial done: no {metric} to report  (reports: {cfg.paths.reports})")
+            print(f"trial done: no {metric} to report  ({_where_reports_are(cfg)})")
         return
-    print(f"trial done: {metric} = {result.objective:.6g}  (reports: {cfg.paths.reports})")
+    print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")
     if multirun or result.kept:  # kept: no store ids to link to yet
         return
     from mlexp.next_steps import print_ui_link
@@ -206,6 +206,15 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
     print_ui_link(
         result.tracking_uri, result.experiment_id, metric, direction, headline_metrics=list(cfg.task.headline_metrics)
     )
+
+
+def _where_reports_are(cfg: DictConfig) -> str:
+    """The trial's reports folder; in a DVC experiment's temporary copy (deleted when it ends), how to get them."""
+    root = Path(cfg.paths.root)
+    if store_home(root) == root:
+        return f"reports: {cfg.paths.reports}"
+    name = os.environ.get("DVC_EXP_NAME") or "<experiment>"  # DVC names the experiment it runs in a copy
+    return f"reports: in DVC experiment {name}; `dvc exp apply {name}` brings them into the workspace"
 
 
 def _is_tuning_job(argv: list[str], overrides: list[str]) -> bool:

@@ -28,6 +28,25 @@ def project_root(start: Path | None = None) -> Path:
     )
 
 
+# where DVC runs an experiment outside the workspace (`dvc exp run --temp`, queued experiments): a copy of the
+# project under <project>/.dvc/tmp/exps/, deleted when the experiment ends
+DVC_TEMPORARY_RUNS = (".dvc", "tmp", "exps")
+
+
+def store_home(root: Path) -> Path:
+    """The project whose tracking store (mlflow.db, mlartifacts/) and journal a run at `root` uses: `root`, or for a
+    DVC experiment in a temporary copy, the project it copies, so that the trial outlives the copy and sits beside
+    the workspace's own trials in the MLflow UI."""
+    parts = root.resolve().parts
+    width = len(DVC_TEMPORARY_RUNS)
+    for start in range(len(parts) - width, 0, -1):
+        if parts[start : start + width] == DVC_TEMPORARY_RUNS:
+            project = Path(*parts[:start])
+            if (project / "conf" / "config.yaml").is_file():
+                return project
+    return root
+
+
 def resolve(path: str | os.PathLike[str], root: Path | None = None) -> Path:
     """An absolute path: relative paths are taken from the project root."""
     candidate = Path(path).expanduser()

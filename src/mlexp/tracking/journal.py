@@ -23,6 +23,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from mlexp.paths import store_home
+
 JOURNAL_DIR = Path(".mlexp") / "journal"
 REF_PREFIX = "ref-"  # a run the journal created, named before the store gave it an id
 EXPERIMENT_PREFIX = "@"  # an experiment by name, created in the store if missing
@@ -32,7 +34,8 @@ REMOVED_PREFIX = ".removed-"  # a journal being deleted: out of every reader's s
 
 
 def journals_root(root: Path) -> Path:
-    return root / JOURNAL_DIR
+    """Beside the store the journals are for: a DVC experiment's temporary copy is deleted with what it holds."""
+    return store_home(root) / JOURNAL_DIR
 
 
 def new_ref() -> str:

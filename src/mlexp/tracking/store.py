@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from filelock import FileLock
 
 from mlexp.errors import ConfigError, MlexpError
+from mlexp.paths import store_home
 from mlexp.tracking import tags
 
 if TYPE_CHECKING:
@@ -123,13 +124,15 @@ class TrackingStore:
 
     @classmethod
     def resolve(cls, configured_uri: str | None, root: Path) -> TrackingStore:
-        """`tracking.uri`, else $MLFLOW_TRACKING_URI, else <root>/mlflow.db."""
+        """`tracking.uri`, else $MLFLOW_TRACKING_URI, else <root>/mlflow.db (a relative sqlite path is under the
+        project too; for a DVC experiment in a temporary copy, the project it copies: mlexp.paths.store_home)."""
         uri = configured_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+        home = store_home(root)
         if not uri:
-            uri = f"sqlite:///{(root / DEFAULT_DB).resolve()}"
+            uri = f"sqlite:///{(home / DEFAULT_DB).resolve()}"
         elif uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_absolute():
             # a relative sqlite path would create one database per Hydra job folder
-            uri = f"sqlite:///{(root / uri[len('sqlite:///') :]).resolve()}"
+            uri = f"sqlite:///{(home / uri[len('sqlite:///') :]).resolve()}"
         db = sqlite_path(uri)
         artifacts = (db.parent / DEFAULT_ARTIFACTS).as_uri() if db else None
         if urlparse(uri).scheme in ("", "file"):
