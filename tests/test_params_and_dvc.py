@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -197,6 +199,18 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     [copied] = [t for t in trials_of(repo_copy) if t.params["model.l1_size"] == "5"]
     assert copied.status == "FINISHED" and copied.component_names == {"Training", "Evaluation"}
     assert copied.tags["mlexp.shared_component.prepare"] == trial.components["Pre-processing"]
+    # a queued one runs the same way, in DVC's queue worker
+    dvc(repo_copy, "exp", "run", "--queue", "-n", "queued", "-S", "tabular_regression.model.l1_size=6", pipeline)
+    dvc(repo_copy, "queue", "start")
+    try:
+        deadline = time.monotonic() + 300
+        while re.search(r"\b(Queued|Running)\b", dvc(repo_copy, "queue", "status").stdout):
+            assert time.monotonic() < deadline, dvc(repo_copy, "queue", "logs", "queued", check=False).stdout
+            time.sleep(2)
+    finally:
+        dvc(repo_copy, "queue", "stop", check=False)
+    [queued] = [t for t in trials_of(repo_copy) if t.params["model.l1_size"] == "6"]
+    assert queued.status == "FINISHED", dvc(repo_copy, "queue", "logs", "queued", check=False).stdout
     assert not list((repo_copy / ".dvc" / "tmp" / "exps").glob("**/mlflow.db"))
 
 
