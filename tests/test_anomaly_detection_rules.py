@@ -10,6 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from anomaly_detection_helpers import config, counts, open_queries
+from conftest import one_line_error
+from mlexp import tasks
+from mlexp.config.constraints import check_constraints
+from mlexp.config.params import apply_params_file
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection import inputs
@@ -148,9 +152,33 @@ def test_staged_csv_keeps_every_row_and_count(files, tmp_path):
     assert counts(engine, queries)["rows_flagged"] == 6
 
 
+def test_an_enabled_name_no_rule_has_is_refused_with_the_rules_there_are(tmp_path):
+    # checked before a trial opens (the command line: test_task_constraints.py), and in a params file's values
+    constraints = tasks.get("anomaly_detection").constraints
+    check_constraints(config(tmp_path, "+model.rules.fast='trip_distance > 50'", "model.enabled=[fast]"), constraints)
+    with pytest.raises(ConfigError) as refused:
+        check_constraints(config(tmp_path, "model.enabled=[speeding,too_lng,too_long,too_lng]"), constraints)
+    assert str(refused.value).startswith(
+        "model.enabled=[speeding, too_lng, too_long, too_lng]: each name in model.enabled (the rules that run) must "
+        "be one of model.rules; model.rules has no 'speeding', 'too_lng' (did you mean too_long?); rules: "
+        "unparsable_timestamp, non_positive_duration, too_long, duration_iqr,"
+    )
+    params = tmp_path / "params.yaml"
+    params.write_text("anomaly_detection:\n  model:\n    enabled: [non_positive_duratoin]\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: section anomaly_detection: model.enabled=\[non_positive_dur"):
+        apply_params_file(config(tmp_path), params, [], constraints=constraints)
+
+
+def test_a_sweep_listing_a_name_no_rule_has_is_refused_before_its_record_opens(tmp_project):
+    message = one_line_error(tmp_project, "-m", "task=anomaly_detection", "model.enabled=[too_long],[too_lng]")
+    assert message.startswith(
+        "the sweep would run model.enabled=[too_lng] (from model.enabled=[too_long],[too_lng]): each name in "
+        "model.enabled (the rules that run) must be one of model.rules; model.rules has no 'too_lng' (did you mean "
+        "too_long?); rules: unparsable_timestamp,"
+    )
+
+
 def test_rule_mistakes_name_the_rule_and_the_fix(files, tmp_path):
-    with pytest.raises(ConfigError, match=r"'speeding' is not a rule in model.rules; rules: unparsable_timestamp"):
-        enabled_rules(config(tmp_path, "model.enabled=[speeding]").model)
     cfg = config(tmp_path, "model.rules.too_long='duration_hour >= {max_hours}'")
     with pytest.raises(ConfigError, match=r"model.rules.too_long: \{max_hours\} is not a numeric model value"):
         enabled_rules(cfg.model)

@@ -4,6 +4,7 @@ the prepare stage warns naming the file, the column, the values with their rows 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import shutil
 from pathlib import Path
@@ -175,3 +176,97 @@ def test_a_code_the_typed_reader_keeps_as_text_is_counted_and_never_stored(tmp_p
         warning
     )
     assert "(the first on line 3): 'bitcoin' (1 row)" in warning
+
+
+@pytest.mark.parametrize("staged", ["true", "false"], ids=["staged", "read_in_place"])
+def test_a_number_beyond_its_columns_type_is_named_out_of_range_not_text(tmp_path, capsys, staged):
+    # a BIGINT ends at 9223372036854775807: 99999999999999999999 is a number that column cannot hold (a DOUBLE
+    # reads even 1e400, as inf); in a coded column too, where it is no unknown code
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_text(
+        "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,PULocationID,payment_type,total_amount\n"
+        "1,2019-01-01 00:00:00,2019-01-01 00:10:00,132,1,5\n"
+        "1,2019-01-01 00:20:00,2019-01-01 00:30:00,abc,1,5\n"
+        "1,2019-01-01 00:40:00,2019-01-01 00:50:00,99999999999999999999,1,5\n"
+        "2,2019-01-01 01:00:00,2019-01-01 01:10:00,-99999999999999999999,-99999999999999999999,5\n"
+    )
+    read, unknown, unreadable = _stage(tmp_path, path, f"preprocessing.stage_csv_as_parquet={staged}")
+
+    # counted as before: a value that reads as null, per column
+    assert unreadable["PULocationID"] == {"abc": 1, "99999999999999999999": 1, "-99999999999999999999": 1}
+    assert unknown["payment_type"] == {"-99999999999999999999": 1}
+    text, beyond, code = _warnings(capsys)
+    assert text.startswith(f"mlexp: warning: {path}: PULocationID: 1 row holds text that is not a number, read as ")
+    assert "(the first on line 3): 'abc' (1 row);" in text
+    assert beyond == (
+        f"mlexp: warning: {path}: PULocationID: 2 rows hold a number out of range for the column's type (BIGINT: "
+        "whole numbers from -9223372036854775808 to 9223372036854775807), read as null (the first on line 4): "
+        "'99999999999999999999' (1 row), '-99999999999999999999' (1 row); the rows are kept, with PULocationID null "
+        "(an enabled rule that uses PULocationID flags them as unevaluable); to read them, correct the number in "
+        "the file, or write nothing where there is none"
+    )
+    assert code.startswith(f"mlexp: warning: {path}: payment_type: 1 row holds a number out of range for the colu")
+    assert "(the first on line 5): '-99999999999999999999' (1 row)" in code
+    if staged == "true":
+        assert pq.read_table(read[0])["PULocationID"].to_pylist() == [132, None, None, None]
+
+
+@pytest.mark.parametrize("staged", ["true", "false"], ids=["staged", "read_in_place"])
+def test_a_field_of_tabs_is_an_empty_one(tmp_path, capsys, staged):
+    # whitespace alone, tabs as spaces: null to DuckDB's casts and to Athena's reader, like an empty field
+    tabs = [
+        "1,2019-01-03 09:00:00,2019-01-03 09:20:00,1,\t\t,\t9 ,10.3",
+        "\t,2019-01-03 10:00:00,2019-01-03 10:20:00,1, \t ,9,10.3",
+    ]
+    path = _csv(tmp_path, [*GOOD, *tabs])
+    read, unknown, unreadable = _stage(tmp_path, path, f"preprocessing.stage_csv_as_parquet={staged}")
+    assert all(not counter for counter in [*unreadable.values(), *unknown.values()])
+    assert _warnings(capsys) == []
+    if staged == "true":
+        rows = pq.read_table(read[0])
+        assert rows["trip_distance"].to_pylist()[3:] == [None, None, None]
+        assert rows["fare_amount"].to_pylist()[4:] == [9.0, 9.0]  # a tab around a number is skipped, as a space
+
+
+def test_the_line_named_is_the_files_after_a_quoted_field_holding_line_breaks(tmp_path, capsys):
+    # the typed reader reads a quoted field across lines (the text reader refuses it): a code column it keeps as
+    # text (a numeric code) counts 'bitcoin' there, named by the line an editor shows it on
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    path.write_bytes(
+        b"VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,payment_type,total_amount,note\r\n"
+        b'1,2019-01-01 00:00:00,2019-01-01 00:10:00,2,5,"a note\r\nover\r\n\r\nfour lines"\r\n'
+        b"\r\n"
+        b'1,2019-01-01 00:20:00,2019-01-01 00:30:00,1,5,"a ""quoted"",\r\n""two-line"" one"\r\n'
+        b'1,2019-01-01 00:40:00,2019-01-01 00:50:00,1,5,5" tall\r\n'
+        b"1,2019-01-01 01:00:00,2019-01-01 01:10:00,bitcoin,5,plain\r\n"
+    )
+    [staged], unknown, _ = _stage(tmp_path, path, "+preprocessing.value_codes.payment_type.2=1")
+    assert pq.read_table(staged)["note"].to_pylist()[0] == "a note\r\nover\r\n\r\nfour lines"
+    assert unknown["payment_type"] == {"bitcoin": 1}
+    [warning] = _warnings(capsys)
+    assert "(the first on line 10): 'bitcoin' (1 row)" in warning
+
+
+def test_line_numbers_follow_csv_quoting_as_pythons_csv_does(tmp_path):
+    # each row's first line, as csv.reader finds it: quotes open a field only at its start, "" is a quote
+    rows = [
+        'a,"b\n\nc",d',
+        "",
+        'x,y""z,"w"',
+        '"""",",\n""\n"""',
+        'p,"q ""\n,"',
+        '5" tall,"a, b",c',
+        "last,one,row",
+    ]
+    path = tmp_path / "quoted.csv"
+    path.write_text("h1,h2,h3\n" + "\n".join(rows) + "\n")
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        starts, before = [], reader.line_num
+        for record in reader:
+            if record:
+                starts.append(before + 1)
+            before = reader.line_num
+    assert starts == [2, 6, 7, 10, 12, 13]
+    assert inputs.line_numbers(path, range(len(starts))) == dict(enumerate(starts))

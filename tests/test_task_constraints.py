@@ -133,6 +133,16 @@ REFUSED = [
         "dataset.newsgroups maps a group to, or it has no document; remove the class from dataset.labels, or map a "
         "group prefix to it: dataset.newsgroups.<prefix>=<class>",
     ),
+    # "stage 'prepare' failed: model.enabled: 'too_lng' is not a rule in model.rules; rules: ..." (trial FAILED)
+    (
+        ("model.enabled", "model.rules"),
+        ["task=anomaly_detection", "model.enabled=[unparsable_timestamp,too_lng]"],
+        "model.enabled=[unparsable_timestamp, too_lng]: each name in model.enabled (the rules that run) must be one "
+        "of model.rules; model.rules has no 'too_lng' (did you mean too_long?); rules: unparsable_timestamp, "
+        "non_positive_duration, too_long, duration_iqr, duration_robust_z, non_positive_distance, "
+        "pickup_outside_month, implausible_speed, negative_fare, zero_distance_long_duration, dst_fall_back (add "
+        "model.rules.<name>='<SQL predicate>' for a new one)",
+    ),
     # "stage 'prepare' failed: ValueError: anomaly rates {...} ask for more rows than the 5 generated" (a traceback)
     (
         ("dataset.path", "dataset.n_rows", "dataset.anomalies"),

@@ -14,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.bounds import out_of_bounds
-from mlexp.config.constraints import shown_value
 from mlexp.config.overrides import check_override_keys, config_groups
 from mlexp.config.task_groups import TASK_GROUPS
 
@@ -93,9 +92,8 @@ def _constraint_lines(cfg: DictConfig) -> list[str]:
         values = constraint.values(cfg)
         if values is None:
             continue
-        now = ", ".join(f"{key}={shown_value(value)}" for key, value in zip(constraint.keys, values, strict=True))
         broken = "  <- broken: refused" if constraint.refusal(values) else ""
-        lines.append(f"  {constraint.rule}   (now {now}){broken}")
+        lines.append(f"  {constraint.rule}   (now {constraint.shown(values)}){broken}")
     return lines or ["  (none declared)"]
 
 

@@ -5,8 +5,22 @@ Their own module, not the package's `__init__`: a stage's DVC dependencies are t
 a help text edited in `__init__` must not re-run the stages.
 """
 
-from mlexp.config.constraints import Constraint
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlexp.config.constraints import Constraint, shown_value
+from mlexp.errors import did_you_mean
 from mlexp.tasks.anomaly_detection.dialects import DATE_PARSE, date_parse_lacks
+
+
+@dataclass(frozen=True)
+class ShownByFirstKey(Constraint):
+    """A Constraint whose refusal shows the value of its first key alone: the others are there to judge it
+    (model.rules, eleven SQL predicates, would fill the line), and its `fix` names what of them matters."""
+
+    def shown(self, values: Sequence[Any]) -> str:
+        return f"{self.keys[0]}={shown_value(values[0])}"
 
 
 def rows_for_anomalies(n_rows: int, anomalies: dict[str, float]) -> int:
@@ -20,6 +34,29 @@ def rows_for_anomalies(n_rows: int, anomalies: dict[str, float]) -> int:
 def anomalies_fit(path: str | None, n_rows: int, anomalies: dict[str, float]) -> bool:
     """Whether a generated month (dataset.path null) has the rows its anomalies take."""
     return path is not None or rows_for_anomalies(n_rows, anomalies) <= n_rows
+
+
+def unknown_rules(enabled: list[str], rules: dict[str, str]) -> list[str]:
+    """The names in model.enabled that model.rules lacks, each once, in their order."""
+    return [name for name in dict.fromkeys(enabled) if name not in rules]
+
+
+def rules_exist(enabled: list[str], rules: dict[str, str]) -> bool:
+    """Whether every rule model.enabled names is one of model.rules."""
+    return not unknown_rules(enabled, rules)
+
+
+def name_the_rules(enabled: list[str], rules: dict[str, str]) -> str:
+    """The unknown names, each with the rule its spelling is closest to, then the rules there are."""
+    names = list(rules)
+    unknown = ", ".join(
+        f"{name!r}{f' ({hint.strip()})' if (hint := did_you_mean(str(name), names)) else ''}"
+        for name in unknown_rules(enabled, rules)
+    )
+    return (
+        f"model.rules has no {unknown}; rules: {', '.join(names)} (add model.rules.<name>='<SQL predicate>' for a "
+        "new one)"
+    )
 
 
 def athena_results_located(s3_staging_dir: str | None, work_group: str | None) -> bool:
@@ -39,6 +76,12 @@ def athena_reads_formats(engine: str, timestamp_formats: list[str]) -> bool:
 
 
 CONSTRAINTS = (
+    ShownByFirstKey(
+        ("model.enabled", "model.rules"),
+        rules_exist,
+        "each name in model.enabled (the rules that run) must be one of model.rules",
+        name_the_rules,
+    ),
     Constraint(
         ("dataset.path", "dataset.n_rows", "dataset.anomalies"),
         anomalies_fit,

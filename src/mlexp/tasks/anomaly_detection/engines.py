@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,16 +165,21 @@ class DuckDBEngine(Engine):
 
 @dataclass
 class Tally:
-    """The values of one marker (`TripQueries.unread`) that read as null though written: rows per value, and the
-    first such row's position in its file (0: the first row), or None when unknown."""
+    """The values of one marker (`TripQueries.unread`) that read as null though written: rows per value, and each
+    value's first row's position in its file (0: the first row), where known."""
 
     counts: Counter[str] = field(default_factory=Counter)
-    first: int | None = None
+    firsts: dict[str, int] = field(default_factory=dict)
 
     def add(self, value: str, rows: int, position: int | None) -> None:
         self.counts[value] += rows
-        if position is not None and (self.first is None or position < self.first):
-            self.first = position
+        if position is not None and position < self.firsts.get(value, position + 1):
+            self.firsts[value] = position
+
+    def first(self, values: Collection[str] | None = None) -> int | None:
+        """The position of the first row holding one of `values` (None: any value), or None when unknown."""
+        known = self.firsts if values is None else {v: at for v, at in self.firsts.items() if v in values}
+        return min(known.values(), default=None)
 
 
 class OutputError(DataError):

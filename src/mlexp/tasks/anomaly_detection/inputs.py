@@ -45,6 +45,11 @@ from mlexp.tasks.anomaly_detection.queries import (
 from mlexp.tasks.anomaly_detection.rules import Rule
 
 MANIFEST = "manifest.json"
+# a numeric column's values beyond its type's range: a warning's kind beside UNKNOWN_CODE and UNREADABLE_NUMBER, counted
+# with the column's others (rows_unreadable_number_<column>, or rows_unknown_code_<column> in a coded column)
+OUT_OF_RANGE = "__out_of_range_"
+# the range of a numeric type that can be exceeded (a DOUBLE reads 1e400 as inf)
+TYPE_RANGES = {"BIGINT": "whole numbers from -9223372036854775808 to 9223372036854775807"}
 # the staged copy of a CSV is read only by the trial's later stages: no compression to undo there
 STAGED_COMPRESSION = "none"
 
@@ -183,7 +188,7 @@ def stage_csv(
                 target.unlink()
                 raise DataError(f"{file.path}: no rows ({_nothing(file)}); check dataset.path")
             read.append(target)
-        _warn_unread(file, found)
+        _warn_unread(connection, file, found)
         # every coded column a file holds as text is reported, 0 included (rows_unknown_code_<column>)
         for column in queries.coded_text():
             found.setdefault(UNKNOWN_CODE + column, Tally())
@@ -212,30 +217,50 @@ def _unread_in_place(
     return found
 
 
-def _warn_unread(file: nyc_taxi.TripFile, found: dict[str, Tally]) -> None:
-    """One warning per column whose text read as null, naming the first such row's line (CSV) or row (Parquet)."""
-    firsts = [tally.first for tally in found.values() if tally.counts and tally.first is not None]
-    lines = line_numbers(file.path, firsts) if file.format == "csv" and firsts else {}
+def _warn_unread(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, found: dict[str, Tally]) -> None:
+    """One warning per column whose text read as null, naming the first such row's line (CSV) or row (Parquet); a
+    second one for the numbers there beyond the range of the column's type (a BIGINT's 99999999999999999999), which
+    are neither text that is not a number nor an unknown code."""
+    warned: list[tuple[str, str, Counter[str], int | None]] = []  # (kind, column, values, first position)
     for marker, tally in found.items():
         if not tally.counts:
             continue
+        read_as = UNKNOWN_CODE if marker.startswith(UNKNOWN_CODE) else UNREADABLE_NUMBER
+        column = marker.removeprefix(read_as)
+        beyond = out_of_range(connection, tally.counts)
+        for kind, values in ((read_as, set(tally.counts) - beyond), (OUT_OF_RANGE, beyond)):
+            if values:  # in the tally's order: values of as many rows are listed as they were found
+                counts = Counter({value: rows for value, rows in tally.counts.items() if value in values})
+                warned.append((kind, column, counts, tally.first(values)))
+    firsts = [first for *_, first in warned if first is not None]
+    lines = line_numbers(file.path, firsts) if file.format == "csv" and firsts else {}
+    for kind, column, counts, first in warned:
         where = ""
-        if tally.first is not None and file.format != "csv":
-            where = f"row {tally.first + 1}"
-        elif tally.first is not None and tally.first in lines:
-            where = f"line {lines[tally.first]}"
-        if marker.startswith(UNKNOWN_CODE):
-            warning = unknown_codes_warning(file.path, marker.removeprefix(UNKNOWN_CODE), tally.counts, where=where)
+        if first is not None and file.format != "csv":
+            where = f"row {first + 1}"
+        elif first is not None and first in lines:
+            where = f"line {lines[first]}"
+        if kind == UNKNOWN_CODE:
+            warning = unknown_codes_warning(file.path, column, counts, where=where)
+        elif kind == OUT_OF_RANGE:
+            warning = out_of_range_warning(file.path, column, counts, where=where)
         else:
-            column = marker.removeprefix(UNREADABLE_NUMBER)
-            warning = unreadable_numbers_warning(file.path, column, tally.counts, where=where)
+            warning = unreadable_numbers_warning(file.path, column, counts, where=where)
         print(f"mlexp: warning: {warning}", file=sys.stderr)
 
 
+def out_of_range(connection: duckdb.DuckDBPyConnection, values: Iterable[str]) -> set[str]:
+    """The values of a numeric column that read as null though they are numbers: beyond its type's range (a BIGINT's
+    99999999999999999999; a DOUBLE reads even 1e400, as inf). Asked only of the values a warning names."""
+    sql = "SELECT v FROM unnest(?::VARCHAR[]) AS t(v) WHERE NOT isnan(try_cast(v AS DOUBLE))"
+    return {value for (value,) in connection.execute(sql, [list(values)]).fetchall()}
+
+
 def line_numbers(path: Path, positions: Iterable[int]) -> dict[int, int]:
-    """The line (the header is line 1) of each data row at `positions` (0: the first row) of a CSV file, as
-    DuckDB's reader numbers them: blank lines are no rows. One read of the file up to the last position asked
-    (gzip or not); a quoted field holding a line break (which only the typed reader reads) would shift it."""
+    """The line (the header is line 1) of each data row at `positions` (0: the first row) of a CSV file, as an
+    editor numbers them: the line a row starts on, a quoted field's line breaks counted (the typed reader reads
+    such fields); blank lines between rows are no rows, as for DuckDB. One read of the file up to the last position
+    asked (gzip or not); only a line holding a quote is looked into."""
     wanted = sorted(set(positions))
     lines: dict[int, int] = {}
     if not wanted:
@@ -244,7 +269,11 @@ def line_numbers(path: Path, positions: Iterable[int]) -> dict[int, int]:
         gzipped = handle.read(2) == nyc_taxi.GZIP_MAGIC
     with gzip.open(path, "rb") if gzipped else path.open("rb") as raw:
         row = -1  # the header is no row
+        quoted = False  # the line before ended inside a quoted field: this one continues its row
         for number, line in enumerate(raw, start=1):
+            if quoted:
+                quoted = ends_in_quotes(line, quoted)
+                continue
             if number > 1 and not line.strip(b"\r\n"):
                 continue
             if row == wanted[len(lines)]:
@@ -252,7 +281,34 @@ def line_numbers(path: Path, positions: Iterable[int]) -> dict[int, int]:
                 if len(lines) == len(wanted):
                     break
             row += 1
+            quoted = QUOTE in line and ends_in_quotes(line, False)
     return lines
+
+
+QUOTE = ord('"')
+# the rest of a quoted field, to its closing quote ("" is a quote in it); possessive: a "" is never split
+QUOTED_REST = re.compile(rb'(?:[^"]|"")*+"')
+
+
+def ends_in_quotes(line: bytes, quoted: bool) -> bool:
+    """Whether a CSV line (`quoted`: begun inside a quoted field) ends inside a quoted field, its line break part
+    of the field, as DuckDB's reader and Python's csv read quotes: a quote opens a field only at its start (ab"c
+    is text), "" inside is a quote, and text after the closing quote up to the comma is the field's."""
+    at = 0
+    while True:
+        if quoted:
+            closing = QUOTED_REST.match(line, at)
+            if closing is None:
+                return True
+            at = closing.end()
+        elif line.startswith(b'"', at):
+            quoted, at = True, at + 1
+            continue
+        quoted = False
+        comma = line.find(b",", at)
+        if comma < 0:
+            return False
+        at = comma + 1
 
 
 def _remove_stale_copies(folder: Path, kept: Sequence[Path]) -> None:
@@ -372,6 +428,20 @@ def unreadable_numbers_warning(path: Path, column: str, counter: Counter[str], s
         f"{path}: {column}: {_rows_hold(sum(counter.values()))} text that is not a number, read as null{first}: "
         f"{_listed(counter, shown)}; the rows are kept, with {column} null (an enabled rule that uses {column} "
         "flags them as unevaluable); to read them, write the number in the file, or nothing where there is none"
+    )
+
+
+def out_of_range_warning(path: Path, column: str, counter: Counter[str], shown: int = 10, where: str = "") -> str:
+    """One line naming a file's numbers in `column` beyond the range of its type, with their rows (most first) and
+    `where` the first one is (`line 3`, `row 3`), if known; what happens to the rows, and the fix."""
+    first = f" (the first on {where})" if where else ""
+    sql_type = {**nyc_taxi.COLUMNS, **nyc_taxi.COORDINATES}.get(column, "")
+    return (
+        f"{path}: {column}: {_rows_hold(sum(counter.values()))} a number out of range for the column's type "
+        f"({sql_type}{': ' + TYPE_RANGES[sql_type] if sql_type in TYPE_RANGES else ''}), read as null{first}: "
+        f"{_listed(counter, shown)}; the rows are kept, with {column} null (an enabled rule that uses {column} "
+        "flags them as unevaluable); to read them, correct the number in the file, or write nothing where there "
+        "is none"
     )
 
 

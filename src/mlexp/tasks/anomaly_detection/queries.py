@@ -36,6 +36,8 @@ UNREADABLE_NUMBER = "__unreadable_number_"
 # the column of `TripQueries.unread`: per row, null, or the list of its values that read as null though written,
 # each {marker: UNKNOWN_CODE or UNREADABLE_NUMBER + column, value: the text, trimmed}
 UNREAD = "__unread"
+# the characters DuckDB's casts skip around a number (C's isspace), as a SQL string: space, \t, \n, \v, \f, \r
+WHITESPACE = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
 # the declared types of the numeric columns (COLUMNS, COORDINATES)
 NUMERIC_TYPES = ("BIGINT", "DOUBLE")
 QUARTILES = {"duration_q1": 0.25, "duration_median": 0.5, "duration_q3": 0.75}
@@ -259,7 +261,10 @@ class TripQueries:
         values = []
         for column in columns:
             marker = (UNREADABLE_NUMBER if column in numeric else UNKNOWN_CODE) + column
-            text = f"nullif(trim({quote('__text_' + column)}), '')"
+            raw = quote("__text_" + column)
+            # a field of whitespace alone (spaces, tabs) is an empty one, as to DuckDB's casts, which skip it around
+            # a number and read nothing else in it; a value is shown trimmed of spaces (2014's padding), a tab kept
+            text = f"CASE WHEN trim({raw}, {WHITESPACE}) <> '' THEN trim({raw}) END"
             values.append(
                 f"{{'marker': {literal(marker)}, 'value': CASE WHEN {quote(column)} IS NULL THEN {text} END}}"
             )

@@ -98,16 +98,12 @@ def _fill(name: str, template: str, values: Mapping[str, float]) -> str:
 
 
 def enabled_rules(model: Mapping[str, Any]) -> list[Rule]:
-    """The rules in model.enabled, in that order, each checked and filled in."""
+    """The rules in model.enabled, in that order, each checked and filled in. That each is a rule of model.rules is
+    checked before the trial opens (config_rules.rules_exist, for every run: the runner's check, a params file's)."""
     rules: Mapping[str, str] = model["rules"]
     values = thresholds(model)
     chosen = []
     for name in dict.fromkeys(model["enabled"]):
-        if name not in rules:
-            raise ConfigError(
-                f"model.enabled: {name!r} is not a rule in model.rules; rules: {', '.join(rules)} "
-                "(add model.rules.<name>='<SQL predicate>' for a new one)"
-            )
         if not NAME.fullmatch(name):
             raise ConfigError(f"model.rules.{name}: a rule name must be letters, digits and _ (it names a metric)")
         if name == UNEVALUABLE:
