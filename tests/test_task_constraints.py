@@ -123,6 +123,13 @@ REFUSED = [
         "compares uncertainty strategies with random sampling: active_learning.strategies needs random and at least "
         "one other; e.g. active_learning.strategies=[random,least_confidence,margin,entropy]",
     ),
+    # finished with World's scores twice in the model (and [World] trained all four classes)
+    (
+        ("dataset.labels",),
+        ["task=text_classification", "dataset.labels=[World,Sports,World]"],
+        "dataset.labels=[World, Sports, World]: dataset.labels lists the experiment's classes: each once, by name, "
+        "and at least two; list World once (each class is a column of the model and a row of the confusion matrix)",
+    ),
     # "stage 'corpus' failed: the training data has no document of class Health; remove it from dataset.labels"
     (
         ("dataset.path", "dataset.labels", "dataset.newsgroups"),

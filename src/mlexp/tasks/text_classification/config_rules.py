@@ -5,6 +5,9 @@ Their own module, not the package's `__init__`: a stage's DVC dependencies are t
 a help text edited in `__init__` must not re-run the stages.
 """
 
+import difflib
+from collections import Counter
+
 from mlexp.config.constraints import Constraint
 
 
@@ -29,7 +32,61 @@ def labels_are_mapped(path: str | None, labels: list[str], newsgroups: dict[str,
     return path is not None or set(labels) <= set(newsgroups.values())
 
 
+def respelt(labels: list[str], known: list[str]) -> list[str] | None:
+    """`labels` with each class `known` lacks replaced by the unlisted known class spelt like it (world → World,
+    Busines → Business); None unless every one has such a class."""
+    unlisted = [k for k in known if k not in labels]
+    fixed = []
+    for label in labels:
+        if label in known:
+            fixed.append(label)
+            continue
+        close = [k for k in unlisted if k.lower() == label.lower()] or difflib.get_close_matches(label, unlisted, n=1)
+        if not close:
+            return None
+        fixed.append(close[0])
+        unlisted.remove(close[0])
+    return fixed
+
+
+def did_you_mean_labels(labels: list[str], known: list[str]) -> str:
+    """`did you mean dataset.labels=[World,Sports,Business]? ` when the classes `known` lacks are misspellings of
+    classes it has, else nothing."""
+    fixed = respelt(labels, known)
+    return f"did you mean dataset.labels=[{','.join(fixed)}]? " if fixed and fixed != labels else ""
+
+
+def map_or_remove(path: str | None, labels: list[str], newsgroups: dict[str, str]) -> str:
+    """The fix for a class no newsgroup maps to: the list spelt as the mapped classes are, when that is the cause."""
+    hint = did_you_mean_labels(labels, sorted(set(newsgroups.values())))
+    return (
+        f"{hint}remove the class from dataset.labels, or map a group prefix to it: dataset.newsgroups.<prefix>=<class>"
+    )
+
+
+def fix_the_class_list(labels: list[str]) -> str | None:
+    """What to change in dataset.labels as a list of classes, whatever the corpus; None when nothing."""
+    twice = sorted(label for label, count in Counter(labels).items() if count > 1)
+    if twice:
+        return f"list {', '.join(twice)} once (each class is a column of the model and a row of the confusion matrix)"
+    if any(not str(label).strip() for label in labels):
+        return "give each class its name"
+    if len(labels) < 2:
+        return "list two or more: a classifier tells classes apart"
+    return None
+
+
+# every stage reads the classes through corpora.experiment_labels, which applies this rule too
+CLASS_LIST = Constraint(
+    ("dataset.labels",),
+    lambda labels: fix_the_class_list(labels) is None,
+    "dataset.labels lists the experiment's classes: each once, by name, and at least two",
+    lambda labels: fix_the_class_list(labels) or "",
+)
+
+
 CONSTRAINTS = (
+    CLASS_LIST,
     Constraint(
         ("model.word_ngrams", "model.char_ngrams", "model.max_word_features", "model.max_char_features"),
         yields_features,
@@ -50,6 +107,6 @@ CONSTRAINTS = (
         labels_are_mapped,
         "with the packaged 20 Newsgroups corpus (dataset.path null), each class of dataset.labels must be one "
         "dataset.newsgroups maps a group to, or it has no document",
-        "remove the class from dataset.labels, or map a group prefix to it: dataset.newsgroups.<prefix>=<class>",
+        map_or_remove,
     ),
 )

