@@ -194,16 +194,6 @@ def test_one_bad_file_fails_the_trial_with_one_line(tmp_path, empty_store):
     assert f"{bad}: password-protected PDF" in line and "marked FAILED" in line
 
 
-def test_a_misspelt_degradation_setting_fails_the_trial_naming_the_known_ones(tmp_path, empty_store):
-
-    project = _project(tmp_path, empty_store)
-    done = run_cli(project, *TINY, "+dataset.degradations.clean.dip=100", check=False)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
-    assert "dataset.degradations.clean: unknown setting dip; choose from dpi, skew_degrees" in line
-    assert "marked FAILED" in line
-
-
 def test_a_missing_font_fails_the_trial_with_one_line_naming_the_package(tmp_path, empty_store):
 
     project = _project(tmp_path, empty_store)

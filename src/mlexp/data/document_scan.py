@@ -63,16 +63,6 @@ def _skew(page: Page, degrees: float) -> None:
     _move_boxes(page, move)
 
 
-def level_problem(name: str, level: Any) -> str | None:
-    """Why dataset.degradations.<name> cannot be applied, or None; a misspelt setting would otherwise do nothing."""
-    if not isinstance(level, Mapping):
-        return f"dataset.degradations.{name} must be a mapping of settings (e.g. {{dpi: 100}}), not {level!r}"
-    unknown = sorted(set(level) - set(SETTINGS))
-    if unknown:
-        return f"dataset.degradations.{name}: unknown setting {', '.join(unknown)}; choose from {', '.join(SETTINGS)}"
-    return None
-
-
 def degrade(page: Page, level: Mapping[str, Any], rng: np.random.Generator) -> Page:
     """The page as scanned at `level` (keys: SETTINGS)."""
     if level.get("dpi") and int(level["dpi"]) != DPI:

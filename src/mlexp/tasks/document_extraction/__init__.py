@@ -5,6 +5,7 @@ import dataclasses
 from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.document_extraction import config  # noqa: F401  (registers the schemas)
+from mlexp.tasks.document_extraction.config_rules import CONSTRAINTS
 
 # every post-processing key is extract's (DVC re-runs it when one changes) but model.annotated_pages, evaluate's alone
 LAYOUT = tuple(
@@ -59,5 +60,6 @@ TASK = register(
             # engine=textract
             "engine.max_bytes": at_least(0),  # 0: every page is sent as JPEG
         },
+        constraints=CONSTRAINTS,
     )
 )

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from mlexp.tasks.document_extraction import layout, textract
+from mlexp.tasks.document_extraction.config_rules import REGION
 from mlexp.tasks.document_extraction.page_layout import build_page, drop_empty_columns, normalise_lines
 from mlexp.tasks.document_extraction.structure import Line, Page
 
@@ -70,6 +71,8 @@ class TextractExtractor:
 
     def __init__(self, engine: Any, post: Any, client: Any = None) -> None:
         if client is None:
+            if (error := REGION.refusal((engine.region_name,))) is not None:
+                raise error  # not boto3's InvalidRegionError, a traceback
             import boto3
 
             client = boto3.client("textract", region_name=engine.region_name)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mlexp.errors import ConfigError
+from mlexp.tasks.document_extraction.config_rules import CURRENCY_SIGNS
 from mlexp.tasks.document_extraction.currency_decoding import DEFAULT_SIGNS, CurrencyDecoder
 from mlexp.tasks.document_extraction.structure import Line, Word, box_of
 
@@ -120,6 +121,8 @@ class RapidOcrReader:
 
         if not 0 <= currency_threshold <= 1:
             raise ConfigError(f"engine.currency_threshold={currency_threshold} must be a probability in [0, 1]")
+        if (error := CURRENCY_SIGNS.refusal((currency_threshold, currency_signs))) is not None:
+            raise error
         models = bundled_models()
         self.engine = RapidOCR(
             params={

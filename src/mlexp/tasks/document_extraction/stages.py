@@ -21,10 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
+from mlexp.config.constraints import check_constraints
 from mlexp.data import document_files, documents
-from mlexp.data.document_scan import degrade, level_problem
+from mlexp.data.document_scan import degrade
 from mlexp.errors import DataError
-from mlexp.tasks.document_extraction import charts, engines, metrics
+from mlexp.tasks.document_extraction import charts, config_rules, engines, metrics
 from mlexp.tasks.document_extraction.structure import Document, Page, SchemaProblem, check_page_json, page_from_json
 from mlexp.tracking import Tracker
 
@@ -60,16 +61,10 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
 
 def _generate(cfg: DictConfig, pages_dir: Path, truth_dir: Path) -> list[dict[str, Any]]:
     entries = []
+    # the runner refuses these before a trial opens; the stage holds to the same rules when called without it
+    check_constraints(cfg, (config_rules.GENERATED_TYPES, config_rules.GENERATED_LEVELS))
     levels = OmegaConf.to_container(cfg.dataset.degradations, resolve=True)
     assert isinstance(levels, dict)
-    for name, level in levels.items():
-        if problem := level_problem(str(name), level):
-            raise DataError(problem)
-    unknown = sorted(set(cfg.dataset.types) - set(documents.DOCUMENT_TYPES))
-    if unknown:
-        raise DataError(
-            f"dataset.types: {unknown} are not document types; choose from {list(documents.DOCUMENT_TYPES)}"
-        )
     jobs = [(t, i, lv) for t in cfg.dataset.types for i in range(cfg.dataset.n_per_type) for lv in levels]
     for kind, index, level in tqdm(jobs, desc="generating pages", disable=None):
         page, truth = generated_page(kind, cfg.seed, index, cfg.dataset.n_rows, levels, level)
