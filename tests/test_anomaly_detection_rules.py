@@ -167,6 +167,12 @@ def test_an_enabled_name_no_rule_has_is_refused_with_the_rules_there_are(tmp_pat
     params.write_text("anomaly_detection:\n  model:\n    enabled: [non_positive_duratoin]\n")
     with pytest.raises(ConfigError, match=r"params.yaml: section anomaly_detection: model.enabled=\[non_positive_dur"):
         apply_params_file(config(tmp_path), params, [], constraints=constraints)
+    # a name the command line gives is the command line's mistake, whatever the file holds: the runner's plain line
+    params.write_text("anomaly_detection:\n  model:\n    top_n: 5\n")
+    given = ["model.enabled=[too_lng]"]
+    merged = apply_params_file(config(tmp_path, *given), params, given, constraints=constraints)
+    with pytest.raises(ConfigError, match=r"^model.enabled=\[too_lng\]: each name"):
+        check_constraints(merged, constraints)
 
 
 def test_a_sweep_listing_a_name_no_rule_has_is_refused_before_its_record_opens(tmp_project):

@@ -135,7 +135,7 @@ def apply_params_file(
     """Replace the task's values with its params.yaml section, then re-apply CLI values.
 
     A value of the file outside its key's range (the task's `bounds`), or values breaking a rule across keys
-    (`constraints`) one of which the file gives, is refused naming the file; command-line values are the runner's
+    (`constraints`) that the file's values break, is refused naming the file; command-line values are the runner's
     to judge."""
     if not path.exists():
         raise ConfigError(f"params_file={path} does not exist; create it with `mlexp params`")
@@ -168,7 +168,9 @@ def apply_params_file(
         raise ConfigError(f"{path}: {task}.{error}; {fix}") from None
     for constraint in constraints:
         broken = None if all(within(key, keys) for key in constraint.keys) else constraint.broken_by(merged)
-        if broken is not None:
+        # the file is named only when its values break the rule: one the command line breaks whatever the file
+        # says (model.enabled=[too_lng] beside the file's model.rules) is the runner's plain refusal
+        if broken is not None and constraint.broken_by(cfg) is None:
             raise ConfigError(f"{path}: section {task}: {broken}; or regenerate the file with `mlexp params`")
     return merged
 
