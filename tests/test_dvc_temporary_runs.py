@@ -30,6 +30,18 @@ def test_a_temporary_copys_store_and_journal_are_the_projects(tmp_path, monkeypa
         assert journals_root(root) == project / ".mlexp" / "journal"
 
 
+def test_a_project_in_a_folder_of_the_repository_is_found_in_its_copy(tmp_path):
+    # the copy is of the git repository; the project is its ml/ folder
+    repository = tmp_path / "repository"
+    project = _project(repository / "ml")
+    (repository / ".dvc").mkdir()
+    assert store_home(_project(repository / ".dvc" / "tmp" / "exps" / "tmpab12" / "ml")) == project
+    # a DVC root in a folder of the repository (`dvc init --subdir`): the copy is still the whole repository's
+    pipelines = repository / "pipelines"
+    (pipelines / ".dvc").mkdir(parents=True)
+    assert store_home(_project(pipelines / ".dvc" / "tmp" / "exps" / "standalone" / "tmpcd34" / "ml")) == project
+
+
 def test_a_project_elsewhere_keeps_its_own_store(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     project = _project(tmp_path / "project")

@@ -36,12 +36,21 @@ DVC_TEMPORARY_RUNS = (".dvc", "tmp", "exps")
 def store_home(root: Path) -> Path:
     """The project whose tracking store (mlflow.db, mlartifacts/) and journal a run at `root` uses: `root`, or for a
     DVC experiment in a temporary copy, the project it copies, so that the trial outlives the copy and sits beside
-    the workspace's own trials in the MLflow UI."""
+    the workspace's own trials in the MLflow UI.
+
+    The copy is of the git repository (<dvc root>/.dvc/tmp/exps/[standalone/]<copy>/), and the project may sit in a
+    folder of it: that folder is looked for under the DVC root, then under each folder above it (a DVC root inside
+    the repository, `dvc init --subdir`)."""
     parts = root.resolve().parts
     width = len(DVC_TEMPORARY_RUNS)
     for start in range(len(parts) - width, 0, -1):
-        if parts[start : start + width] == DVC_TEMPORARY_RUNS:
-            project = Path(*parts[:start])
+        if parts[start : start + width] != DVC_TEMPORARY_RUNS:
+            continue
+        copy = start + width + (parts[start + width : start + width + 1] == ("standalone",))
+        inside = parts[copy + 1 :]  # the project's place in the copy
+        dvc_root = Path(*parts[:start])
+        for repository in (dvc_root, *dvc_root.parents):
+            project = repository.joinpath(*inside)
             if (project / "conf" / "config.yaml").is_file():
                 return project
     return root
