@@ -26,7 +26,7 @@ from conftest import REPO, TINY, store_client, trials_of
 from mlexp.cli_in_process import command_line, run_trial
 from mlexp.errors import ConfigError
 from mlexp.runner import TrialFailed
-from mlexp.sagemaker.session import SageMakerSetupError
+from mlexp.sagemaker.session import AwsUnreachable
 from sagemaker_aws import FakeAws, sagemaker_aws  # noqa: F401
 
 TASK = "tabular_regression"
@@ -304,7 +304,7 @@ def test_a_missing_setup_is_one_line_before_any_upload(
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
         monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with pytest.raises(SageMakerSetupError) as raised:
+    with pytest.raises(ConfigError) as raised:  # the role: check_sagemaker_job's; the rest: SageMakerSetupError's
         run_in_process(project, sagemaker_overrides(aws, experiment, override))
 
     assert str(raised.value) == line  # the line `mlexp` prints after "mlexp: error: "
@@ -333,10 +333,13 @@ def test_an_unreachable_aws_is_not_called_bad_credentials(monkeypatch: pytest.Mo
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
     compute = OmegaConf.create({"role_arn": "arn:aws:iam::123456789012:role/r", "region": "us-east-1"})
-    with pytest.raises(SageMakerSetupError) as raised:
+    with pytest.raises(AwsUnreachable) as raised:
         sagemaker_session(compute)
 
-    assert str(raised.value) == "cannot reach AWS (http://127.0.0.1:9/): check the network or AWS_ENDPOINT_URL"
+    assert str(raised.value) == (
+        "cannot reach AWS (http://127.0.0.1:9/): check the network, the region or AWS_ENDPOINT_URL"
+    )
+    assert not isinstance(raised.value, ConfigError)  # not a refused config: exit status 1, try again
 
 
 def test_the_container_entry_runs_the_runner_and_prints_metric_lines(project: Path, tmp_path):

@@ -3,17 +3,35 @@ every `${...}` resolves."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from mlexp.config.bounds import Bound, at_least, check_bounds
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, mlexp_error_behind
 
 # where a trial can run: this machine, or a SageMaker training job (mlexp.sagemaker.training_job)
 COMPUTE_TARGETS = ("local", "sagemaker")
+# compute=sagemaker values a training job cannot run with, refused before credentials are looked up or code uploaded:
+# MaxRuntimeInSeconds and MaxWaitTimeInSeconds are at least 1 in the API; the model allows 0 instances and a 0 GB volume
+# only for instance groups and NVMe instances, but mlexp's one group needs an instance, and EBS-only instances
+# (ml.m5, ml.c5) a volume; a negative poll_s would fail in sleep() after the job was submitted
+SAGEMAKER_BOUNDS: dict[str, Bound] = {
+    "compute.instance_count": at_least(1),
+    "compute.volume_size_gb": at_least(1),
+    "compute.max_runtime_s": at_least(1),
+    "compute.max_wait_s": at_least(1),
+    "compute.poll_s": at_least(0),
+}
+# MaxRuntimeInSeconds: "The maximum value is 28 days" (CreateTrainingJob's StoppingCondition)
+MAX_RUNTIME_S = 28 * 24 * 3600
+# an execution role as SageMaker takes it: the RoleArn pattern (and length) of botocore's SageMaker service model
+ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
+ROLE_ARN_LENGTH = (20, 2048)
 
 
 def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: list[str]) -> None:
@@ -36,16 +54,76 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
             f"choose one of: {', '.join(stages)}"
         )
     check_compute(cfg)
+    check_sagemaker_job(cfg)
 
 
 def check_compute(cfg: DictConfig) -> None:
-    """Refuse a compute target mlexp cannot run yet, rather than run locally while the config says otherwise."""
+    """Refuse a compute target mlexp cannot run yet, rather than run locally while the config says otherwise, and a
+    deploy target with compute=sagemaker."""
     target = cfg.compute.target
     if target not in COMPUTE_TARGETS:
         raise ConfigError(
             f"compute.target={target!r} is not a compute target: choose compute=local (this machine) "
             f"or compute=sagemaker (a SageMaker training job)"
         )
+    if target != "sagemaker":
+        return
+    if cfg.deploy.target != "none":
+        # the deploy stage would run inside the job, as its role, against its own MLflow store (not this machine's)
+        raise ConfigError(
+            f"deploy={cfg.deploy.target} with compute=sagemaker would deploy from inside the training job: set "
+            "deploy=none (the job's model.tar.gz comes back into the trial as artifact sagemaker/model.tar.gz)"
+        )
+
+
+def check_sagemaker_job(cfg: DictConfig) -> None:
+    """compute=sagemaker: what SageMaker would refuse that is known without AWS (the role, the job's limits), refused
+    before credentials are looked up or anything is uploaded."""
+    if cfg.compute.target != "sagemaker":
+        return
+    error = role_arn_error("compute", cfg.compute.get("role_arn"))
+    if error is not None:
+        raise error
+    check_bounds(cfg, SAGEMAKER_BOUNDS)
+    stopping_condition(cfg.compute)
+
+
+def role_arn_error(group: str, role_arn: object) -> ConfigError | None:
+    """The one line for `<group>.role_arn` missing or not an IAM role ARN (compute=sagemaker, deploy=sagemaker)."""
+    example = f"{group}.role_arn=arn:aws:iam::<account>:role/<role>"
+    if not role_arn:
+        needs = "a role SageMaker can assume, with S3 access to the bucket"
+        if group == "deploy":
+            needs = "a role SageMaker can assume, with read access to the model bucket"
+        return ConfigError(f"{group}=sagemaker needs an execution role: set {example} ({needs}; docs/sagemaker.md)")
+    text = str(role_arn)
+    low, high = ROLE_ARN_LENGTH
+    if not low <= len(text) <= high or ROLE_ARN.fullmatch(text) is None:
+        return ConfigError(
+            f"{group}.role_arn={text!r} is not an IAM role ARN: set {example} with the 12-digit account "
+            "(`aws iam get-role --role-name <role> --query Role.Arn` prints it)"
+        )
+    return None
+
+
+def stopping_condition(compute: Any) -> tuple[int, int | None]:
+    """compute.max_runtime_s, and the spot wait (null: twice the run time; at least the run time, as SageMaker
+    requires); ConfigError when SageMaker would refuse them."""
+    runtime = int(compute.max_runtime_s)
+    if runtime > MAX_RUNTIME_S:
+        raise ConfigError(
+            f"compute.max_runtime_s={runtime} is longer than SageMaker lets a training job run (28 days, "
+            f"{MAX_RUNTIME_S} s): lower it"
+        )
+    if not compute.spot:
+        return runtime, None
+    wait = int(compute.max_wait_s or 2 * runtime)
+    if wait < runtime:
+        raise ConfigError(
+            f"compute.max_wait_s={wait} is shorter than compute.max_runtime_s={runtime}: a spot job waits for "
+            "capacity and runs within max_wait_s; raise it or set compute.max_wait_s=null (twice the run time)"
+        )
+    return runtime, wait
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:

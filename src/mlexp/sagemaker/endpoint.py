@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from mlexp.config.bounds import at_least, out_of_bounds
+from mlexp.config.validate import role_arn_error
 from mlexp.errors import MlexpError
 from mlexp.sagemaker.endpoint_errors import EndpointError, aws_failure
 
@@ -98,11 +100,13 @@ def setup(deploy: DictConfig) -> Setup:
 
     from mlexp.sagemaker.session import _account_id
 
-    if not deploy.get("role_arn"):
-        raise _setup_error(
-            "deploy=sagemaker needs an execution role: set deploy.role_arn=arn:aws:iam::<account>:role/<role> "
-            "(a role SageMaker can assume, with read access to the model bucket; docs/sagemaker.md)"
-        )
+    refused = role_arn_error("deploy", deploy.get("role_arn"))
+    if refused is not None:
+        raise _setup_error(str(refused))
+    # CreateEndpointConfig's InitialInstanceCount is at least 1; refused before credentials are looked up
+    error = out_of_bounds("deploy.initial_instance_count", deploy.get("initial_instance_count"), at_least(1))
+    if error is not None:
+        raise error
     import boto3
 
     boto_session = boto3.Session(region_name=deploy.get("region") or None)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlexp.errors import MlexpError
+from mlexp.config.validate import role_arn_error
+from mlexp.errors import ConfigError, MlexpError
 
 if TYPE_CHECKING:
     from sagemaker.core.helper.session_helper import Session
 
 
-class SageMakerSetupError(MlexpError):
-    """Something SageMaker needs before any upload is missing: role, region, credentials or bucket."""
+class SageMakerSetupError(ConfigError):
+    """Something SageMaker needs before any upload is missing: role, region, credentials or bucket. Refused before
+    anything runs, as a wrong config is: exit status 2."""
+
+
+class AwsUnreachable(MlexpError):
+    """AWS did not answer: that says nothing about the set-up (exit status 1, as a failure: try again)."""
 
 
 def _account_id(boto_session: Any) -> str:
@@ -27,8 +33,9 @@ def _account_id(boto_session: Any) -> str:
         return str(boto_session.client("sts").get_caller_identity()["Account"])
     except EndpointConnectionError as error:
         # no answer at all says nothing about the credentials
-        raise SageMakerSetupError(
-            f"cannot reach AWS ({error.kwargs.get('endpoint_url', 'STS')}): check the network or AWS_ENDPOINT_URL"
+        raise AwsUnreachable(
+            f"cannot reach AWS ({error.kwargs.get('endpoint_url', 'STS')}): check the network, the region "
+            "or AWS_ENDPOINT_URL"
         ) from error
     except (BotoCoreError, ClientError) as error:
         raise SageMakerSetupError(
@@ -50,11 +57,9 @@ def _check_bucket(boto_session: Any, bucket: str) -> None:
 
 def sagemaker_session(compute: Any) -> Session:
     """A SageMaker session for `compute` (cfg.compute); raises SageMakerSetupError before anything is uploaded."""
-    if not compute.get("role_arn"):
-        raise SageMakerSetupError(
-            "compute=sagemaker needs an execution role: set compute.role_arn=arn:aws:iam::<account>:role/<role> "
-            "(a role SageMaker can assume, with S3 access to the bucket; docs/sagemaker.md)"
-        )
+    refused = role_arn_error("compute", compute.get("role_arn"))  # check_compute's, for a caller without it
+    if refused is not None:
+        raise SageMakerSetupError(str(refused))
     import boto3
 
     boto_session = boto3.Session(region_name=compute.get("region") or None)

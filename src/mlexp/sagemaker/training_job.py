@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from mlexp import runner
-from mlexp.config.validate import resolved_config
+from mlexp.config.validate import resolved_config, stopping_condition
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.sagemaker.packaging import CODE_DIR, CONFIG_FILE, package_code, s3_inputs
 from mlexp.sagemaker.session import sagemaker_session
@@ -95,16 +95,7 @@ def output_path(cfg: DictConfig, session: Session) -> str:
 
 def _stopping(cfg: DictConfig) -> tuple[int, int | None]:
     """max_runtime_s, and the spot wait (at least the run time, as SageMaker requires)."""
-    runtime = int(cfg.compute.max_runtime_s)
-    if not cfg.compute.spot:
-        return runtime, None
-    wait = int(cfg.compute.max_wait_s or 2 * runtime)
-    if wait < runtime:
-        raise ConfigError(
-            f"compute.max_wait_s={wait} is shorter than compute.max_runtime_s={runtime}: a spot job waits for "
-            "capacity and runs within max_wait_s; raise it or set compute.max_wait_s=null (twice the run time)"
-        )
-    return runtime, wait
+    return stopping_condition(cfg.compute)
 
 
 def model_trainer(
@@ -231,13 +222,7 @@ def _job_context(cfg: DictConfig, job: runner.JobContext) -> dict[str, Any]:
 
 def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialResult:
     """Run the trial's stages as a training job; this machine's trial records it and receives its results."""
-    if cfg.deploy.target != "none":
-        # the deploy stage would run in the job (no endpoint rights, no local registry); the model comes back instead
-        raise ConfigError(
-            f"deploy={cfg.deploy.target} with compute=sagemaker would deploy from inside the training job: set "
-            "deploy=none (the job's model.tar.gz comes back into the trial as artifact sagemaker/model.tar.gz)"
-        )
-    _stopping(cfg)  # a spot wait shorter than the run time: refused before a trial opens
+    # the runner's check_compute refused a deploy target, a missing role and values SageMaker refuses
     quiet_sdk()
     root = Path(cfg.paths.root)
     session = sagemaker_session(cfg.compute)  # refuses a missing role, credentials or bucket before any upload

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
+from mlexp.config.validate import check_sagemaker_job
 from mlexp.errors import ConfigError
 from mlexp.sagemaker.tuning_results import MODEL_ARTIFACTS_TAG, record_results
 from mlexp.sagemaker.tuning_space import SearchSpace, search_space
@@ -79,6 +80,15 @@ def _strategy(cfg: DictConfig) -> str:
     )
 
 
+def refuse_deploy(cfg: DictConfig) -> None:
+    """A tuning job deploys nothing: each training job would run the deploy stage (check_compute's reason)."""
+    if cfg.deploy.target != "none":
+        raise ConfigError(
+            f"deploy={cfg.deploy.target} would deploy from every training job of the tuning job; tune without it: "
+            f"the best trial's model.tar.gz is named by its tag {MODEL_ARTIFACTS_TAG}"
+        )
+
+
 def tuning_plan(cfg: DictConfig) -> TuningPlan:
     """The tuning job the sweep describes; every refusal is one line naming the fix, before any AWS call."""
     direction = objective_direction(cfg)
@@ -88,11 +98,7 @@ def tuning_plan(cfg: DictConfig) -> TuningPlan:
             f"task {cfg.task.name}'s objective {metric} is reporting-only (direction: report): a tuning job has "
             "nothing to optimise; run the grid with compute=local"
         )
-    if cfg.deploy.target != "none":
-        raise ConfigError(
-            f"deploy={cfg.deploy.target} would deploy from every training job of the tuning job; tune without it: "
-            f"the best trial's model.tar.gz is named by its tag {MODEL_ARTIFACTS_TAG}"
-        )
+    refuse_deploy(cfg)
     space = search_space(cfg)
     if not space.ranges:
         raise ConfigError(
@@ -280,8 +286,10 @@ def run(conf_dir: Path, overrides: list[str]) -> int:
     from mlexp.sweeps.checks import check_sweep
 
     cfg = compose(conf_dir, overrides)
+    refuse_deploy(cfg)  # before check_sweep: its deploy=sagemaker line (sweep with deploy=registry) is a local sweep's
     check_sweep(cfg)
     plan = tuning_plan(cfg)  # every refusal comes before the session checks the role, credentials and bucket
+    check_sagemaker_job(cfg)  # the role and the job's limits, known without AWS
     root = Path(str(cfg.paths.root))
     name = str(cfg.sweep.tuning_job or "")
     tuner = None

@@ -1,0 +1,186 @@
+"""compute=sagemaker and deploy=sagemaker configs SageMaker would refuse, or that cannot work, are refused by the
+command in one line with exit status 2 — before AWS credentials are looked up, code is uploaded or a trial opens.
+
+The command runs with no AWS credentials and no region in its environment: a check that came after the session's
+would print the credentials' line instead. The moto test shows that with credentials nothing is requested either.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_env, run_cli, store_client
+from mlexp.config.validate import MAX_RUNTIME_S, ROLE_ARN, ROLE_ARN_LENGTH
+from mlexp.errors import ConfigError
+from sagemaker_aws import FakeAws, sagemaker_aws  # noqa: F401
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+JOB = ("task=tabular_regression", "compute=sagemaker", f"compute.role_arn={ROLE}", "compute.region=us-east-1")
+TUNING = ("-m", "sweep=random", "model.learning_rate=tag(log, interval(0.001, 0.1))", *JOB)
+ENDPOINT = ("task=tabular_regression", "deploy=sagemaker", f"deploy.role_arn={ROLE}", "deploy.region=us-east-1")
+IN_THE_JOB = "would deploy from inside the training job: set deploy=none (the job's model.tar.gz comes back into the "
+NOT_A_ROLE = (
+    "is not an IAM role ARN: set {group}.role_arn=arn:aws:iam::<account>:role/<role> with the 12-digit account "
+    "(`aws iam get-role --role-name <role> --query Role.Arn` prints it)"
+)
+
+REFUSED = {
+    # 1. a deploy target with compute=sagemaker: refused before the endpoint's or the job's AWS checks
+    "deploy=sagemaker": (
+        (*JOB, "deploy=sagemaker", f"deploy.role_arn={ROLE}", "deploy.region=us-east-1"),
+        f"deploy=sagemaker with compute=sagemaker {IN_THE_JOB}trial as artifact sagemaker/model.tar.gz)",
+    ),
+    "deploy=registry": (
+        (*JOB, "deploy=registry"),
+        f"deploy=registry with compute=sagemaker {IN_THE_JOB}trial as artifact sagemaker/model.tar.gz)",
+    ),
+    # a tuning job: its own line, not the local sweep's "sweep with deploy=registry" (which it refuses too)
+    "deploy=sagemaker in a tuning job": (
+        (*TUNING, "deploy=sagemaker", f"deploy.role_arn={ROLE}"),
+        "deploy=sagemaker would deploy from every training job of the tuning job; tune without it: the best "
+        "trial's model.tar.gz is named by its tag mlexp.sagemaker.model_artifacts",
+    ),
+    # 2. what SageMaker needs, missing: exit status 2 like any refused config (it was 1)
+    "no role": (
+        ("task=tabular_regression", "compute=sagemaker", "compute.region=us-east-1"),
+        "compute=sagemaker needs an execution role: set compute.role_arn=arn:aws:iam::<account>:role/<role> (a role "
+        "SageMaker can assume, with S3 access to the bucket; docs/sagemaker.md)",
+    ),
+    "no region": (
+        ("task=tabular_regression", "compute=sagemaker", f"compute.role_arn={ROLE}"),
+        "no AWS region: set compute.region=<region> (e.g. us-east-1), or AWS_DEFAULT_REGION, or `aws configure`",
+    ),
+    "no credentials": (
+        JOB,
+        "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>",
+    ),
+    "no region for the endpoint": (
+        ("task=tabular_regression", "deploy=sagemaker", f"deploy.role_arn={ROLE}"),
+        "no AWS region: set deploy.region=<region> (e.g. us-east-1), or AWS_DEFAULT_REGION, or `aws configure`",
+    ),
+    # 3. values SageMaker refuses, known without AWS
+    "no instance": (
+        (*JOB, "compute.instance_count=0"),
+        "compute.instance_count=0 is out of range: it must be at least 1",
+    ),
+    "negative run time": (
+        (*JOB, "compute.max_runtime_s=-5"),
+        "compute.max_runtime_s=-5 is out of range: it must be at least 1",
+    ),
+    "over 28 days": (
+        (*JOB, f"compute.max_runtime_s={MAX_RUNTIME_S + 1}"),
+        f"compute.max_runtime_s={MAX_RUNTIME_S + 1} is longer than SageMaker lets a training job run (28 days, "
+        "2419200 s): lower it",
+    ),
+    "no volume": (
+        (*JOB, "compute.volume_size_gb=0"),
+        "compute.volume_size_gb=0 is out of range: it must be at least 1",
+    ),
+    "negative poll": ((*JOB, "compute.poll_s=-1"), "compute.poll_s=-1.0 is out of range: it must be at least 0"),
+    "spot wait shorter than the run": (
+        (*JOB, "compute.spot=true", "compute.max_runtime_s=600", "compute.max_wait_s=300"),
+        "compute.max_wait_s=300 is shorter than compute.max_runtime_s=600: a spot job waits for capacity and runs "
+        "within max_wait_s; raise it or set compute.max_wait_s=null (twice the run time)",
+    ),
+    "spot wait shorter than the run in a tuning job": (
+        (*TUNING, "compute.spot=true", "compute.max_runtime_s=600", "compute.max_wait_s=300"),
+        "compute.max_wait_s=300 is shorter than compute.max_runtime_s=600: a spot job waits for capacity and runs "
+        "within max_wait_s; raise it or set compute.max_wait_s=null (twice the run time)",
+    ),
+    "not an ARN": (
+        (*JOB, "compute.role_arn=notanarn"),
+        "compute.role_arn='notanarn' " + NOT_A_ROLE.format(group="compute"),
+    ),
+    "an 11-digit account": (
+        (*JOB, "compute.role_arn=arn:aws:iam::12345678901:role/x"),
+        "compute.role_arn='arn:aws:iam::12345678901:role/x' " + NOT_A_ROLE.format(group="compute"),
+    ),
+    "a user, not a role": (
+        (*JOB, "compute.role_arn=arn:aws:iam::123456789012:user/me"),
+        "compute.role_arn='arn:aws:iam::123456789012:user/me' " + NOT_A_ROLE.format(group="compute"),
+    ),
+    "no instance in a tuning job": (
+        (*TUNING, "compute.volume_size_gb=0"),
+        "compute.volume_size_gb=0 is out of range: it must be at least 1",
+    ),
+    "endpoint role not an ARN": (
+        (*ENDPOINT, "deploy.role_arn=notanarn"),
+        "deploy.role_arn='notanarn' " + NOT_A_ROLE.format(group="deploy"),
+    ),
+    "endpoint without instances": (
+        (*ENDPOINT, "deploy.initial_instance_count=0"),
+        "deploy.initial_instance_count=0 is out of range: it must be at least 1",
+    ),
+}
+
+
+def _without_aws(project: Path) -> dict[str, str]:
+    """The command's environment with no AWS credentials or region from anywhere (variables, files, the instance)."""
+    env = {name: value for name, value in cli_env(project).items() if not name.startswith("AWS_")}
+    missing = str(project / "no-aws-config")
+    return env | {
+        "AWS_CONFIG_FILE": missing,
+        "AWS_SHARED_CREDENTIALS_FILE": missing,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_config_sagemaker_cannot_run_is_one_line_exit_2_before_credentials(tmp_project: Path, case: str):
+    args, line = REFUSED[case]
+    done = run_cli(tmp_project, *args, check=False, env=_without_aws(tmp_project))
+
+    assert (done.returncode, done.stderr.strip().splitlines()) == (2, [f"mlexp: error: {line}"]), done.stdout
+    assert not (tmp_project / "mlflow.db").exists()  # no trial (or sweep record) opened
+    assert not (tmp_project / "outputs").exists()  # and no run folder left behind
+
+
+@pytest.mark.parametrize(
+    "override", ["deploy=sagemaker", "compute.instance_count=0", "compute.role_arn=notanarn", "compute.spot=true"]
+)
+def test_with_credentials_a_refused_config_sends_no_request(
+    sagemaker_aws: FakeAws,  # noqa: F811 - the shared fixture, imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    override: str,
+):
+    from mlexp.cli_in_process import command_line, run_trial
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    monkeypatch.setenv("MLEXP_TRACKING_WRITER", "inline")
+    spot = ["compute.max_runtime_s=600", "compute.max_wait_s=60"] if override == "compute.spot=true" else []
+    overrides = [
+        "task=tabular_regression",
+        "compute=sagemaker",
+        f"compute.role_arn={sagemaker_aws.role_arn}",
+        f"compute.bucket={sagemaker_aws.bucket}",
+        f"deploy.role_arn={sagemaker_aws.role_arn}",
+        override,
+        *spot,
+    ]
+    with pytest.raises(ConfigError), command_line(project, overrides) as conf_dir:
+        run_trial(conf_dir, overrides)
+
+    assert sagemaker_aws.requests == []  # not even STS's GetCallerIdentity, nor the endpoint's HeadBucket
+    assert not (project / "mlflow.db").exists() or store_client(project).search_experiments() == []
+
+
+def test_the_role_pattern_is_sagemakers_own():
+    """ROLE_ARN is CreateTrainingJob's RoleArn pattern and length in botocore's service model (the venv's)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    role = model.operation_model("CreateTrainingJob").input_shape.members["RoleArn"]
+    assert (ROLE_ARN.pattern, ROLE_ARN_LENGTH) == (
+        role.metadata["pattern"],
+        (role.metadata["min"], role.metadata["max"]),
+    )
+    # the shape's pattern is a full match in SageMaker's validation: one with a suffix is refused
+    assert ROLE_ARN.fullmatch(ROLE) and not ROLE_ARN.fullmatch(ROLE + " ")
+    assert re.fullmatch(ROLE_ARN, "arn:aws-cn:iam::123456789012:role/service-role/AmazonSageMaker-Execution")
