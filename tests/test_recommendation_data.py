@@ -112,7 +112,28 @@ def test_a_value_of_the_wrong_type_names_the_field_and_rows(tmp_path):
     with pytest.raises(SchemaError, match="field 'DEVICE': in the schema but not a column"):
         personalize_datasets.load(tmp_path)
     frame.to_csv(tmp_path / "interactions.csv", index=False)
-    with pytest.raises(SchemaError, match="field 'TIMESTAMP' must be long; rows 5 are not"):
+    with pytest.raises(SchemaError, match="field 'TIMESTAMP' must be long; row 5 is not$"):
+        personalize_datasets.load(tmp_path)
+    frame.loc[5, "TIMESTAMP"] = "1.5"
+    frame.to_csv(tmp_path / "interactions.csv", index=False)
+    with pytest.raises(SchemaError, match="field 'TIMESTAMP' must be long; rows 5, 7 are not$"):
+        personalize_datasets.load(tmp_path)
+    frame.loc[10:16, "TIMESTAMP"] = "soon"  # beyond five rows: the first five and how many more
+    frame.to_csv(tmp_path / "interactions.csv", index=False)
+    with pytest.raises(SchemaError, match="rows 5, 7, 12, 13, 14 and 4 more are not$"):
+        personalize_datasets.load(tmp_path)
+
+
+def test_an_empty_required_value_names_its_row_in_the_singular_or_its_rows(tmp_path):
+    _write_interactions(tmp_path, 1000, 25)
+    frame = pd.read_csv(tmp_path / "interactions.csv", dtype=str)
+    frame.loc[3, "ITEM_ID"] = ""
+    frame.to_csv(tmp_path / "interactions.csv", index=False)
+    with pytest.raises(SchemaError, match="field 'ITEM_ID' is not nullable but is empty in row 5$"):
+        personalize_datasets.load(tmp_path)
+    frame.loc[4, "ITEM_ID"] = ""
+    frame.to_csv(tmp_path / "interactions.csv", index=False)
+    with pytest.raises(SchemaError, match="field 'ITEM_ID' is not nullable but is empty in rows 5, 6$"):
         personalize_datasets.load(tmp_path)
 
 

@@ -235,8 +235,13 @@ def test_dvc_repro_retrains_on_new_review_decisions(tmp_path, empty_store):
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_the_active_learning_sweep_runs_one_trial_per_round_size(tmp_project):
     """The README's `mlexp -m task=text_classification sweep=text_classification_active_learning`, tiny."""
-    run_cli(tmp_project, "-m", f"task={TASK}", "sweep=text_classification_active_learning", *TINY,
-            "active_learning.rounds=2", "active_learning.repeats=1")  # fmt: skip
+    done = run_cli(tmp_project, "-m", f"task={TASK}", "sweep=text_classification_active_learning", *TINY,
+                   "active_learning.rounds=2", "active_learning.repeats=1")  # fmt: skip
     trials = trials_of(tmp_project, experiment=TASK)
     assert sorted(t.params["active_learning.labels_per_round"] for t in trials) == ["20", "40", "80"]
     assert all(t.status == "FINISHED" and "al_best_label_fraction" in t.metrics for t in trials)
+    # the comparison table's columns are metrics its trials log (a whole trial's holdout scores were 8 empty ones)
+    header = next(line for line in done.stdout.splitlines() if line.startswith("#  trial"))
+    shown = header.split()[header.split().index("active_learning.labels_per_round") + 1 :]
+    assert shown[:3] == ["al_best_label_fraction", "al_random_final_accuracy", "al_random_labels"], header
+    assert all(metric in trial.metrics for metric in shown for trial in trials), header

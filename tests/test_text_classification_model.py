@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from mlexp.errors import DataError
 from mlexp.tasks.text_classification import active_learning, corpora, reviews
 from mlexp.tasks.text_classification.classifier import TextClassifier
 from mlexp.tasks.text_classification.config import AG_NEWS_LABELS, ActiveLearning
@@ -109,7 +110,9 @@ def test_reviews_merge_corrects_adds_and_never_touches_the_holdout(tmp_path):
         "a goal in overtime": "World",
         "new gpu released": "Business",
     }
-    assert reviews.read(str(tmp_path / "missing"), AG_NEWS_LABELS, 1000).rows.empty
+    # a path given that names no file is an error (only the default folder may be missing: nothing reviewed yet)
+    with pytest.raises(DataError, match="dataset.reviews=.*/missing: no such file or folder"):
+        reviews.read(str(tmp_path / "missing"), AG_NEWS_LABELS, 1000)
 
 
 def test_the_latest_review_decision_by_time_wins_across_files(tmp_path):

@@ -35,6 +35,14 @@ class PersonalizeDatasets:
     schemas: dict[str, Schema]
 
 
+def _rows(bad: pd.Series) -> tuple[str, bool]:
+    """The CSV rows (header = row 1) where `bad` holds, as `5`, `5, 7` or `5, 7, 9, 11, 12 and 3 more`, and whether
+    there are several (the message's verb agrees)."""
+    lines = [str(i + 2) for i in bad.index[bad]]
+    shown = ", ".join(lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
+    return shown, len(lines) > 1
+
+
 def _typed(frame: pd.DataFrame, schema: Schema, source: Path) -> pd.DataFrame:
     header = list(frame.columns)
     missing = [name for name in schema.names if name not in header]
@@ -48,8 +56,10 @@ def _typed(frame: pd.DataFrame, schema: Schema, source: Path) -> pd.DataFrame:
         column = frame[field.name]
         empty = column.isna() | (column.astype(str).str.strip() == "")
         if empty.any() and not field.nullable:
-            rows = ", ".join(str(i + 2) for i in column.index[empty][:5])
-            raise SchemaError(f"{source}: field {field.name!r} is not nullable but is empty in rows {rows}")
+            rows, several = _rows(empty)
+            raise SchemaError(
+                f"{source}: field {field.name!r} is not nullable but is empty in {'rows' if several else 'row'} {rows}"
+            )
         if field.type == "string":
             out[field.name] = column.where(~empty, None).astype(object)
             continue
@@ -63,8 +73,11 @@ def _typed(frame: pd.DataFrame, schema: Schema, source: Path) -> pd.DataFrame:
             if field.type in ("int", "long"):
                 bad |= ~empty & converted.notna() & (converted % 1 != 0)
         if bad.any():
-            rows = ", ".join(str(i + 2) for i in column.index[bad][:5])
-            raise SchemaError(f"{source}: field {field.name!r} must be {field.type}; rows {rows} are not")
+            rows, several = _rows(bad)
+            raise SchemaError(
+                f"{source}: field {field.name!r} must be {field.type}; "
+                + (f"rows {rows} are not" if several else f"row {rows} is not")
+            )
         out[field.name] = converted.astype("Int64") if field.type in ("int", "long") else converted
     return out
 

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mlexp.errors import MlexpError  # noqa: E402
+from mlexp.errors import MlexpError, did_you_mean  # noqa: E402
 
 BASELINE = "interactions_only"
 # the headline: the held-out test period, which no choice saw. The validation figure is shown beside it; early
@@ -117,6 +117,11 @@ def from_analytics(
 
     Deltas compare like with like: trials of several recipes or datasets are refused unless `recipe` / `source`
     picks one of each."""
+    if "features.name" not in frame:
+        raise SelectionError(
+            "the trials have no features.name parameter: they are not trials of task=recommendation; "
+            "name a sweep or experiment of recommendation trials"
+        )
     done = frame[(frame["Status"] == "FINISHED") & frame["features.name"].notna()]
     for column, wanted in (("model.recipe", recipe), ("dataset.source", source)):
         if column not in done:
@@ -155,31 +160,74 @@ def write_report(
     return table
 
 
+# the options of the command line, each `name=value` (what its value is); sweep or experiment picks the trials
+OPTIONS = {
+    "sweep": "the sweep's name or id",
+    "experiment": "an MLflow experiment",
+    "baseline": "a variant",
+    "metric": "a logged metric",
+    "recipe": "a model.recipe",
+    "source": "a dataset.source",
+    "out": "a folder",
+}
+USAGE = (
+    "python -m mlexp.tasks.recommendation.metadata_selection sweep=<name> | experiment=<name> [baseline=<variant>] "
+    "[metric=<name>] [recipe=<name>] [source=<name>] [out=<folder>]"
+)
+
+
+class UsageError(MlexpError):
+    """The command line is not one this module takes: an unknown option, a value missing, no trials named."""
+
+
+def parse_options(argv: list[str]) -> dict[str, str]:
+    """The `name=value` options of the command line; a UsageError names the first one that is not."""
+    options: dict[str, str] = {}
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if name not in OPTIONS:
+            what = f"{name}=" if equals else repr(arg)
+            raise UsageError(
+                f"{what} is not an option; {did_you_mean(name, list(OPTIONS))}the options are "
+                f"{', '.join(f'{o}=' for o in OPTIONS)} (--help says more)"
+            )
+        if not equals or not value.strip():
+            raise UsageError(f"{name}= needs a value: {name}=<{OPTIONS[name]}>")
+        if name in options and options[name] != value:
+            raise UsageError(f"{name}= is given twice ({options[name]}, {value}); give it once")
+        options[name] = value
+    if not {"sweep", "experiment"} & set(options):
+        raise UsageError(f"name the trials: sweep=<name> or experiment=<name>; usage: {USAGE}")
+    return options
+
+
 def main(argv: list[str]) -> int:
-    """`python -m mlexp.tasks.recommendation.metadata_selection sweep=<name> [baseline=<variant>] [metric=<name>]`."""
+    """`python -m mlexp.tasks.recommendation.metadata_selection sweep=<name> [baseline=<variant>] [metric=<name>]`.
+
+    Errors are one line on stderr: exit 2 for a command line it does not take, 1 for trials it cannot compare
+    (a sweep or experiment the store does not hold, no baseline, a mix of recipes)."""
     if any(arg in ("-h", "--help") for arg in argv):
         print(__doc__)
         return 0
-    options = dict(arg.split("=", 1) for arg in argv if "=" in arg)
-    if len(options) != len(argv) or not {"sweep", "experiment"} & set(options):
-        print(__doc__, file=sys.stderr)
+    try:
+        options = parse_options(argv)
+    except UsageError as error:
+        print(f"mlexp: error: {error}", file=sys.stderr)
         return 2
     import mlexp
 
-    if "sweep" in options:
-        frame, where = mlexp.analytics(sweep=options["sweep"], all_params=True), options["sweep"]
-    else:
-        frame, where = mlexp.analytics(experiment=options["experiment"], all_params=True), options["experiment"]
+    where = options.get("sweep") or options["experiment"]
     metrics = (options["metric"],) if "metric" in options else METRICS
     try:
+        frame = mlexp.analytics(experiment=options.get("experiment"), sweep=options.get("sweep"), all_params=True)
         runs = from_analytics(frame, metrics, options.get("recipe"), options.get("source")) if len(frame) else None
         if runs is None or runs.empty:
-            print(f"no finished trial in {where}: run the sweep first (see --help of this module)", file=sys.stderr)
+            print(f"mlexp: error: no finished trial in {where}: run the sweep first (see --help)", file=sys.stderr)
             return 1
         folder = Path(options.get("out", f"outputs/sweeps/recommendation/{where}"))
         table = write_report(runs, folder, metrics, options.get("baseline", BASELINE))
-    except SelectionError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except MlexpError as error:  # the store's (no such sweep or experiment) and the comparison's (no baseline)
+        print(f"mlexp: error: {error}".splitlines()[0], file=sys.stderr)
         return 1
     print(table.to_string(index=False))
     print(f"wrote {folder}/metadata_selection.{{csv,md,png}}")

@@ -8,10 +8,8 @@ feedback, human review) is in the `service` subpackage.
 from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Out, Plot, StageSpec, Task, register
 from mlexp.tasks.text_classification import config  # noqa: F401  (registers the schemas)
-from mlexp.tasks.text_classification.config_rules import CONSTRAINTS
+from mlexp.tasks.text_classification.config_rules import CONSTRAINTS, REVIEWS
 
-# human review decisions (the service's JSONL exports): a git-tracked folder, so `dvc repro` finds it
-REVIEWS = "reviews/text_classification"
 CORPUS = (
     "dataset.path",
     "dataset.holdout_path",

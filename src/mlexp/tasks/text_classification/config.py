@@ -132,7 +132,23 @@ def by_sweep(sweep_name: str, per_sweep: Any, default: str) -> str:
     return str(per_sweep.get(sweep_name, default))
 
 
+# the sweep that runs the active_learning stage alone (its trials train, score and register no model)
+ACTIVE_LEARNING_SWEEP = "text_classification_active_learning"
+
+
+def headline_metrics(sweep_name: str, strategies: Any, trial_metrics: Any) -> list[str]:
+    """task.headline_metrics: `trial_metrics` (a whole trial's), except in the active-learning sweep, whose trials
+    log only the experiment's al_* metrics: random sampling's final accuracy and its labels, then the share of
+    those labels each uncertainty strategy needs to match it (the objective, al_best_label_fraction, is the least).
+    """
+    if sweep_name != ACTIVE_LEARNING_SWEEP:
+        return [str(m) for m in trial_metrics]
+    uncertainty = [str(getattr(s, "value", s)) for s in strategies if str(getattr(s, "value", s)) != "random"]
+    return ["al_random_final_accuracy", "al_random_labels", *(f"al_{s}_label_fraction" for s in uncertainty)]
+
+
 OmegaConf.register_new_resolver("text_classification_by_sweep", by_sweep, replace=True)
+OmegaConf.register_new_resolver("text_classification_headline_metrics", headline_metrics, replace=True)
 store = ConfigStore.instance()
 store.store(group="schema/dataset", name="newsgroups_news", node=TextDataset)
 store.store(group="schema/preprocessing", name="news_snippets", node=TextSplit)

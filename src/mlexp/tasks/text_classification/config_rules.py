@@ -10,6 +10,10 @@ from collections import Counter
 
 from mlexp.config.constraints import Constraint
 
+# dataset.reviews' default: the folder the service's exports go to, git-tracked so `dvc repro` finds it. It may not
+# exist yet (nothing reviewed); any other path the user gives must name files (reviews.review_files)
+REVIEWS = "reviews/text_classification"
+
 
 def yields_features(
     word_ngrams: list[int], char_ngrams: list[int], max_word_features: int | None, max_char_features: int | None

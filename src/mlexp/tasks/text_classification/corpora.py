@@ -75,13 +75,29 @@ def read_comprehend(path: Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["label", "text"])
 
 
-def read_user_corpus(path: str, corpus_format: str, ag_news_classes: list[str]) -> pd.DataFrame:
-    """Every file `path` names, each read as AG News or Comprehend CSV (`auto`: by its rows)."""
+def read_user_corpus(
+    path: str, corpus_format: str, ag_news_classes: list[str], key: str = "dataset.path"
+) -> pd.DataFrame:
+    """Every file `path` (the value of `key`) names, each read as AG News or Comprehend CSV (`auto`: by its rows).
+    Files without a row are an error when all are (an empty file, not a corpus without the listed classes)."""
     frames = []
-    for file in expand(path, SUFFIXES):
+    try:
+        files = expand(path, SUFFIXES)
+    except DataError as error:  # its messages name dataset.path, which dataset.holdout_path is not
+        raise DataError(str(error).replace("dataset.path=", f"{key}=", 1)) from error
+    for file in files:
         rows = _rows(file)
         ag = corpus_format == "ag_news" or (corpus_format == "auto" and is_ag_news(rows, len(ag_news_classes)))
         frames.append(read_ag_news(file, ag_news_classes) if ag else read_comprehend(file))
+    if not any(len(frame) for frame in frames):
+        if len(files) > 1:
+            named = f"{key}={path}: its {len(files)} files ({', '.join(f.name for f in files)}) have"
+        else:
+            named = f"{key}={path} has" if str(files[0]) == path else f"{key}={path}: {files[0]} has"
+        raise DataError(
+            f"{named} no rows; give {key} a CSV of labelled documents: label,text rows (Comprehend) or "
+            "class index,title,description rows (AG News)"
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -154,7 +170,8 @@ def _read_sources(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         classes = [str(c) for c in data.ag_news_classes]
         frame = clean(read_user_corpus(data.path, _value(data.format), classes), max_chars)
         if data.holdout_path:
-            return frame, clean(read_user_corpus(data.holdout_path, _value(data.format), classes), max_chars)
+            held = read_user_corpus(data.holdout_path, _value(data.format), classes, "dataset.holdout_path")
+            return frame, clean(held, max_chars)
         return split(frame, cfg.preprocessing.holdout_fraction)
     mapping = dict(data.newsgroups)
     return clean(read_newsgroups("train", mapping), max_chars), clean(read_newsgroups("test", mapping), max_chars)

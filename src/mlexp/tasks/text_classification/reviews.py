@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from mlexp.data.sources import expand
 from mlexp.errors import DataError
 from mlexp.paths import resolve
+from mlexp.tasks.text_classification.config_rules import REVIEWS
 from mlexp.tasks.text_classification.corpora import normalize
 
 SUFFIXES = (".jsonl",)
@@ -27,15 +28,32 @@ class Reviews:
 
 
 def review_files(location: str | None) -> list[Path]:
-    """The JSONL files `dataset.reviews` names; none when it is null or an empty or missing folder."""
+    """The files `dataset.reviews` names (a file, the *.jsonl of a folder, or a glob); none when it is null or a
+    folder without any. Only the default folder may be missing (nothing reviewed yet): a path the user gave that
+    names no file is an error, not a training set without the reviews they meant to merge."""
     if not location:
         return []
     target = resolve(location)
-    if target.is_dir() and not any(p.suffix in SUFFIXES for p in target.iterdir()):
+    if glob.has_magic(location):
+        files = sorted(Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file())
+        if not files:
+            raise DataError(f"dataset.reviews={location} matches no file; {FIX}")
+        return files
+    if target.is_dir():
+        return sorted(p for p in target.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+    if target.exists():
+        return [target]
+    if target == resolve(REVIEWS):
         return []
-    if not target.exists() and "*" not in location:
-        return []
-    return expand(location, SUFFIXES)
+    where = "" if str(target) == location else f" ({target})"  # a relative path starts at the project root
+    raise DataError(f"dataset.reviews={location}: no such file or folder{where}; {FIX}")
+
+
+# what to do about a dataset.reviews that names no file
+FIX = (
+    "give the review decisions' JSONL (`mlexp review export` writes one) as a file, a folder of *.jsonl or a glob, "
+    "or dataset.reviews=null to train without reviews"
+)
 
 
 def read(location: str | None, labels: list[str], max_chars: int) -> Reviews:
