@@ -189,3 +189,24 @@ def test_the_model_refuses_training_documents_of_a_class_dataset_labels_does_not
         DataError, match=r"documents of class Sci/Tech, which dataset.labels \(World, Sports, Business\)"
     ):
         TextClassifier.fit(texts, labels, settings, ["World", "Sports", "Business"], 0)
+
+
+def test_a_model_of_other_classes_never_takes_the_champions_alias(tmp_project):
+    # a 3-class model scored the 4-class champion's macro-F1 over classes it was never asked to tell apart (0.69
+    # against its own 0.98) and took the alias: the service would have stopped answering Sci/Tech
+    from conftest import store_client
+
+    run_cli(tmp_project, f"task={TASK}", *TINY, "deploy=registry")
+    three = run_cli(tmp_project, f"task={TASK}", *TINY, "dataset.labels=[World,Sports,Business]", "deploy=registry")
+    assert (
+        "selection: not registered: this model's classes (World, Sports, Business) are not those of champion "
+        "text_classification v1 (World, Sports, Business, Sci/Tech), so their scores do not compare; register it "
+        "under a name of its own: deploy.model_name=text_classification_3_classes"
+    ) in three.stdout
+    client = store_client(tmp_project)
+    assert int(client.get_model_version_by_alias(TASK, "champion").version) == 1
+    assert len(client.search_model_versions(f"name='{TASK}'")) == 1
+    [refused] = [t for t in trials_of(tmp_project, experiment=TASK) if "Sci/Tech" not in t.params["dataset.labels"]]
+    assert refused.status == "FINISHED"
+    deployment = client.get_run(refused.components["Deployment"])
+    assert deployment.data.tags["mlexp.promoted"] == "false"

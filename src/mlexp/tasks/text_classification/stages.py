@@ -310,6 +310,17 @@ def champion_keeps_the_alias(cfg: DictConfig, tracker: Tracker, value: float) ->
         return False
     model = served_model.load_version(cfg, str(holder.version))
     label = served_model.champion_label(cfg, str(holder.version))
+    classes = corpora.experiment_labels(cfg)
+    if set(model.labels) != set(classes):
+        # macro-F1 over other classes does not compare, and the service would gain or lose classes
+        tracker.set_tags({"mlexp.promoted": "false"})
+        print(
+            f"selection: not registered: this model's classes ({', '.join(classes)}) are not those of champion "
+            f"{label} ({', '.join(model.labels)}), so their scores do not compare; register it under a name of its "
+            f"own: deploy.model_name={served_model.model_name(cfg)}_{len(classes)}_classes",
+            flush=True,
+        )
+        return True
     scores = _holdout_scores(model, corpora.read_written(holdout_file))
     tracker.log_metrics({"champion_holdout_macro_f1": scores.macro_f1, "champion_holdout_accuracy": scores.accuracy})
     tracker.log_parameters({"champion": label})
