@@ -67,7 +67,9 @@ def postgres_server(folder: Path | None = None) -> Iterator[PostgresServer]:
     """Start PostgreSQL with its data in `folder` (a new temp folder if None); stop it on exit."""
     pgserver = require_pgserver()
     with contextlib.ExitStack() as stack:
-        if folder is None:
+        if folder is None or os.geteuid() == 0:
+            # as root, postgres runs as the user `pgserver`, which must enter every folder above its data; pytest sets
+            # its base temp folder back to 0700 whenever another pytest session starts, so the data lives outside it
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pg-")))
         folder.mkdir(parents=True, exist_ok=True)
         _ensure_readable(folder)
