@@ -146,7 +146,11 @@ def _composed(*overrides: str):
 def test_the_rules_pass_at_the_edges_of_each_range_and_leave_the_users_documents_alone():
     constraints = tasks.get("document_extraction").constraints
     judged = {("dataset.path", "dataset.types"), ("dataset.path", "dataset.degradations"), ("engine.region_name",)}
-    assert judged | {("engine.currency_threshold", "engine.currency_signs")} == {c.keys for c in constraints}
+    currency = {
+        ("engine.currency_threshold", "engine.currency_signs"),
+        ("engine.currency_signs", "engine.currency_threshold"),
+    }
+    assert judged | currency == {c.keys for c in constraints}
     edges = "{dpi: 1, blur_sigma: 0, noise_sigma: 0, uneven_light: 1, jpeg_quality: 100, skew_degrees: -3}"
     for overrides in (
         ["dataset.types=[pay_stub]", f"+dataset.degradations.edge={edges}", "+dataset.degradations.none={dpi: null}"],

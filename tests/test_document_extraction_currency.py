@@ -30,6 +30,12 @@ def _decode(frames: list[dict[str, float]], threshold: float) -> str:
     return str(text)
 
 
+def test_a_sign_the_recogniser_lacks_is_named_with_the_signs_it_has():
+    # what the stage says should the model's characters not be readable before it loads (config_rules.KNOWN_SIGNS)
+    with pytest.raises(ValueError, match=r"^currency signs '¢' are not in .*, whose currency signs are ₹£\$¥€$"):
+        CurrencyDecoder(CTCLabelDecode(character=list(CHARACTERS)), 0.1, "₹¢")
+
+
 def test_a_sign_second_to_blank_is_read_before_a_digit_run_or_as_the_last_word_only():
     rupee_then_digits = [{"₹": 0.3}, {"1": 0.9}, {}, {"2": 0.9}]
     assert _decode(rupee_then_digits, 0.2) == "₹12"
@@ -94,8 +100,11 @@ def test_a_rupee_greedy_decoding_drops_is_read_and_plain_numbers_get_no_sign(rea
 
 
 def test_a_sign_outside_the_recognisers_characters_or_a_threshold_over_1_is_a_config_error():
-    # the recogniser knows every Unicode currency sign (₿ too); the runic ᚠ ("fee") it does not
-    with pytest.raises(ConfigError, match="engine.currency_signs: currency signs 'ᚠ' are not in"):
+    # the recogniser knows every Unicode currency sign (₿ too); the runic ᚠ ("fee") it does not: the stage refuses
+    # it as the command does before the trial (config_rules.KNOWN_SIGNS), before the models load
+    with pytest.raises(
+        ConfigError, match="^engine.currency_signs=₹ᚠ, engine.currency_threshold=0.1: .* it does not read ᚠ"
+    ):
         RapidOcrReader(1, 2000, 0.5, 32, currency_threshold=0.1, currency_signs="₹ᚠ")
     with pytest.raises(ConfigError, match=r"engine.currency_threshold=1.5 must be a probability in \[0, 1\]"):
         RapidOcrReader(1, 2000, 0.5, 32, currency_threshold=1.5)

@@ -341,6 +341,8 @@ def test_ground_truth_missing_a_key_is_rejected_naming_the_file_and_key(tmp_path
         "see 'Output schema' in docs/tasks/document_extraction.md"
     )
     assert problem["error"] in capsys.readouterr().err
+    # the rejected document left no page behind (it did: pages/bad.png_p1.png, beside good.png_p1.png)
+    assert sorted(path.name for path in (tmp_path / "out" / "pages").iterdir()) == ["good.png_p1.png"]
 
 
 def test_every_pdf_page_is_rasterised_at_pdf_dpi_with_its_own_ink(tmp_path):

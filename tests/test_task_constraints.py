@@ -150,6 +150,20 @@ REFUSED = [
         "pickup_outside_month, implausible_speed, negative_fare, zero_distance_long_duration, dst_fall_back (add "
         "model.rules.<name>='<SQL predicate>' for a new one)",
     ),
+    # "stage 'detect' failed: model.rules.bad: Binder Error: Referenced column "trip_distanc" not found in FROM
+    # clause!" (exit 1), after prepare and query ran
+    (
+        ("model", "engine.name", "dataset.path"),
+        ["task=anomaly_detection", '+model.rules.bad="trip_distanc > 1"', "model.enabled=[too_long,bad]"],
+        'model.rules.bad="trip_distanc > 1": each rule in model.enabled must run: a name of letters, digits and _ '
+        "(not unevaluable), {placeholders} naming numeric model values, and with engine=duckdb SQL that binds over "
+        "the columns of a trip, its durations and the statistics; there is no column trip_distanc (did you mean "
+        "trip_distance?); columns: VendorID, tpep_pickup_datetime, tpep_dropoff_datetime, passenger_count, "
+        "trip_distance, RatecodeID, store_and_fwd_flag, PULocationID, DOLocationID, payment_type, fare_amount, extra, "
+        "mta_tax, tip_amount, tolls_amount, improvement_surcharge, total_amount, congestion_surcharge, airport_fee, "
+        "file_month, duration_second, duration_minute, duration_hour, duration_day, duration_q1, duration_median, "
+        "duration_q3, duration_mad",
+    ),
     # "stage 'prepare' failed: ValueError: anomaly rates {...} ask for more rows than the 5 generated" (a traceback)
     (
         ("dataset.path", "dataset.n_rows", "dataset.anomalies"),
@@ -256,6 +270,16 @@ REFUSED = [
         "engine.currency_threshold=0.1, engine.currency_signs=: engine.currency_threshold above 0 reads a sign of "
         "engine.currency_signs greedy decoding dropped, so engine.currency_signs needs one; give engine.currency_signs "
         "back its signs (default ₹£$¥€), or set engine.currency_threshold=0 (plain greedy decoding)",
+    ),
+    # "stage 'extract' failed: engine.currency_signs: currency signs '🙂' are not in the recogniser's character set"
+    # (exit 1), after the pages were drawn
+    (
+        ("engine.currency_signs", "engine.currency_threshold"),
+        ["task=document_extraction", 'engine.currency_signs="₹🙂"'],
+        "engine.currency_signs=₹🙂, engine.currency_threshold=0.1: each of engine.currency_signs must be a character "
+        "the recogniser (PP-OCRv6 small) reads, for engine.currency_threshold above 0 to find it where greedy "
+        "decoding dropped it; it does not read 🙂: remove it (the currency signs it reads: "
+        "$¢£¤¥₠₡₢₣₤₥₦₧₨₩₪₫€₭₮₯₰₱₲₳₴₵₶₷₸₹₺₻₼₽₾₿￥), or set engine.currency_threshold=0",
     ),
     # "stage 'extract' failed: InvalidRegionError: Provided region_name 'us_east' doesn't match a supported format."
     (

@@ -12,6 +12,10 @@ from typing import Any
 from mlexp.config.constraints import Constraint, shown_value
 from mlexp.errors import did_you_mean
 from mlexp.tasks.anomaly_detection.dialects import DATE_PARSE, date_parse_lacks
+from mlexp.tasks.anomaly_detection.rules import BUILT_IN, enabled_problem, enabled_rules
+
+# the shipped rules' texts: they bind, so no trial of them imports DuckDB before it opens
+SHIPPED = frozenset(BUILT_IN.values())
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,20 @@ class ShownByFirstKey(Constraint):
 
     def shown(self, values: Sequence[Any]) -> str:
         return f"{self.keys[0]}={shown_value(values[0])}"
+
+
+@dataclass(frozen=True)
+class ShownByRule(Constraint):
+    """A Constraint on the whole model whose refusal shows the rule that cannot run, as the command line writes it
+    (model.rules.bad="trip_distanc > 1"), and otherwise model.enabled."""
+
+    def shown(self, values: Sequence[Any]) -> str:
+        model = values[0]
+        found = rule_problem(*values)
+        if found is None:
+            return f"model.enabled={shown_value(model.get('enabled'))}"
+        text = str(model["rules"][found[0]])
+        return f"model.rules.{found[0]}=" + (f"'{text}'" if '"' in text else f'"{text}"')
 
 
 def rows_for_anomalies(n_rows: int, anomalies: dict[str, float]) -> int:
@@ -59,6 +77,30 @@ def name_the_rules(enabled: list[str], rules: dict[str, str]) -> str:
     )
 
 
+def rule_problem(model: dict[str, Any], engine: str, path: str | None) -> tuple[str, str] | None:
+    """The first rule of model.enabled that cannot run, and what keeps it: its name or a {placeholder}
+    (rules.rule_problem), or on DuckDB its SQL, bound as the detect stage binds it (binding.problem) for each rule
+    whose text is not a shipped one: only then is DuckDB imported, once per text. None also for a name model.rules
+    lacks (the rule above names those). Athena's SQL is Trino's: its stages find its mistakes."""
+    if not rules_exist(model["enabled"], model["rules"]):
+        return None
+    found = enabled_problem(model)
+    if found is not None or engine != "duckdb":
+        return found
+    for rule in enabled_rules(model):
+        if rule.template not in SHIPPED:
+            from mlexp.tasks.anomaly_detection import binding
+
+            if (problem := binding.problem(rule.predicate, generated=path is None)) is not None:
+                return rule.name, problem
+    return None
+
+
+def rules_run(model: dict[str, Any], engine: str, path: str | None) -> bool:
+    """Whether every rule of model.enabled can run (rule_problem)."""
+    return rule_problem(model, engine, path) is None
+
+
 def athena_results_located(s3_staging_dir: str | None, work_group: str | None) -> bool:
     """Whether Athena has somewhere to write query results: the staging folder, or the workgroup's location."""
     return bool(s3_staging_dir or work_group)
@@ -81,6 +123,14 @@ CONSTRAINTS = (
         rules_exist,
         "each name in model.enabled (the rules that run) must be one of model.rules",
         name_the_rules,
+    ),
+    ShownByRule(
+        ("model", "engine.name", "dataset.path"),
+        rules_run,
+        "each rule in model.enabled must run: a name of letters, digits and _ (not unevaluable), {placeholders} "
+        "naming numeric model values, and with engine=duckdb SQL that binds over the columns of a trip, its "
+        "durations and the statistics",
+        lambda model, engine, path: (rule_problem(model, engine, path) or ("", ""))[1],
     ),
     Constraint(
         ("dataset.path", "dataset.n_rows", "dataset.anomalies"),

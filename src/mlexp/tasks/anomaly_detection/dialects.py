@@ -18,6 +18,9 @@ from mlexp.errors import ConfigError
 # strptime directives (preprocessing.timestamp_formats) in Athena's date_parse (MySQL) spelling
 DATE_PARSE = {"%Y": "%Y", "%y": "%y", "%m": "%m", "%d": "%d", "%H": "%H", "%I": "%h", "%M": "%i", "%S": "%s"}
 DATE_PARSE |= {"%p": "%p", "%b": "%b", "%f": "%f", "%%": "%%"}
+# what every DuckDB connection of the task defines: Trino's day_of_week (ISO: Monday 1 ... Sunday 7), so a rule reads
+# the same on both engines
+DUCKDB_MACROS = ("CREATE MACRO day_of_week(ts) AS isodow(ts)",)
 
 
 def date_parse_lacks(fmt: str) -> list[str]:

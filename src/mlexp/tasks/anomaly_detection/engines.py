@@ -32,8 +32,9 @@ import pyarrow.parquet as pq
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.anomaly_detection.binding import unbound
 from mlexp.tasks.anomaly_detection.config_rules import athena_results_located
-from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, Dialect, literal, quote
+from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, DUCKDB_MACROS, Dialect, literal, quote
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNREAD, Source, TripQueries
 from mlexp.tracking.digests import DigestingFile, remember
 
@@ -81,8 +82,9 @@ class Engine:
         in a trial it waits for the tracking writer to have created the run (0.9 s in a 1,000-row trial)."""
         raise NotImplementedError
 
-    def check_rule(self, name: str, sql: str) -> None:
-        """Fail naming the rule when its predicate does not bind (a typo, a missing column)."""
+    def check_rule(self, name: str, sql: str, columns: Sequence[str] = ()) -> None:
+        """Fail naming the rule when its predicate does not bind (a typo, a missing column: `columns` are those the
+        query offers, named in the error)."""
 
 
 def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
@@ -94,8 +96,8 @@ def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
         raise ConfigError(f"engine.memory_limit={memory_limit!r}: {error}; write e.g. 3GB") from error
     if threads > 0:
         connection.execute(f"SET threads = {int(threads)}")
-    # Trino's name (ISO: Monday 1 ... Sunday 7), so a rule reads the same on both engines
-    connection.execute("CREATE MACRO day_of_week(ts) AS isodow(ts)")
+    for macro in DUCKDB_MACROS:
+        connection.execute(macro)
     return connection
 
 
@@ -144,11 +146,11 @@ class DuckDBEngine(Engine):
     def _run(self, sql: str) -> pd.DataFrame:
         return self.connection.execute(sql).df()
 
-    def check_rule(self, name: str, sql: str) -> None:
+    def check_rule(self, name: str, sql: str, columns: Sequence[str] = ()) -> None:
         try:
             self.connection.execute(sql)
         except duckdb.Error as error:
-            raise ConfigError(f"model.rules.{name}: {str(error).splitlines()[0]}") from error
+            raise ConfigError(f"model.rules.{name}: {unbound(error, columns)}") from error
 
     def write_cleaned(
         self, sql: str, out_dir: Path, expected_rows: int, trial_id: Callable[[], str] = str

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from mlexp.data.nyc_taxi import COLUMNS, COORDINATES, DROPOFF, PICKUP, extra_columns, match_columns
 from mlexp.tasks.anomaly_detection.dialects import Dialect, is_text, literal, quote
-from mlexp.tasks.anomaly_detection.rules import UNEVALUABLE, Rule, number
+from mlexp.tasks.anomaly_detection.rules import STATISTICS, UNEVALUABLE, Rule, number
 
 UNITS = ("second", "minute", "hour", "day")
 # the columns of the post's top-50 tables
@@ -194,6 +194,13 @@ class TripQueries:
 
     def median_absolute_deviation(self, median: float) -> str:
         return self._exact_quantiles(f"abs(duration_second - {number(median)})", {"duration_mad": 0.5})
+
+    def rule_columns(self) -> list[str]:
+        """The columns a rule may name, those of `durations`: the trips' (today's, the coordinates the source has,
+        file_month, the source's other ones), the durations, and the statistics (computed when a rule names one)."""
+        extra = [name.strip() for name in self._extra()]
+        durations = [f"duration_{unit}" for unit in UNITS]
+        return [*COLUMNS, *self._coordinates(), FILE_MONTH, *extra, *durations, *STATISTICS]
 
     def rule_check(self, rule: Rule) -> str:
         """Binds one rule's predicate without reading rows (DuckDB names a wrong column at once)."""

@@ -265,7 +265,7 @@ def _rules_and_queries(
         queries = replace(queries, source=replace(queries.source, file_month=ATHENA.month_of_path()))
     queries = replace(queries, statistics=statistics_for(engine, queries) if statistics is None else statistics)
     for rule in rules:
-        engine.check_rule(rule.name, queries.rule_check(rule))
+        engine.check_rule(rule.name, queries.rule_check(rule), queries.rule_columns())
     return rules, engine, queries
 
 

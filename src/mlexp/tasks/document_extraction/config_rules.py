@@ -7,12 +7,14 @@ names are repeated here, and a test keeps both in step.
 """
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mlexp.config.bounds import Bound, at_least, between
 from mlexp.config.constraints import Constraint, shown_value
 from mlexp.errors import a_or_an, did_you_mean
+from mlexp.tasks.document_extraction.charset import recogniser_characters
 
 # mlexp.data.documents.DOCUMENT_TYPES
 DOCUMENT_TYPES = ("annual_report", "account_statement", "pay_stub", "bank_statement")
@@ -111,6 +113,23 @@ def signs_to_rescue(currency_threshold: float, currency_signs: str) -> bool:
     return currency_threshold == 0 or len(currency_signs) > 0
 
 
+def signs_unread(currency_signs: str) -> str:
+    """The signs of `currency_signs` the recogniser cannot read, each once ("" also when its characters are not
+    known here: the stage checks them against the model it loads)."""
+    known = recogniser_characters()
+    return "" if known is None else "".join(dict.fromkeys(sign for sign in currency_signs if sign not in known))
+
+
+def signs_read(currency_signs: str, currency_threshold: float) -> bool:
+    """Whether the recogniser can read each sign the currency-sign rule looks for (threshold 0: it is off)."""
+    return currency_threshold == 0 or not signs_unread(currency_signs)
+
+
+def currency_signs_read() -> str:
+    """The currency signs (Unicode's Sc) among the recogniser's characters, in code point order."""
+    return "".join(sorted(c for c in recogniser_characters() or () if unicodedata.category(c) == "Sc"))
+
+
 def region_name_valid(region_name: str) -> bool:
     """Whether boto3 takes the name (a host label); whether the region exists, and has Textract, AWS says."""
     return REGION_NAME.fullmatch(region_name) is not None
@@ -138,10 +157,20 @@ CURRENCY_SIGNS = Constraint(
     "give engine.currency_signs back its signs (default ₹£$¥€), or set engine.currency_threshold=0 (plain greedy "
     "decoding)",
 )
+KNOWN_SIGNS = Constraint(
+    ("engine.currency_signs", "engine.currency_threshold"),
+    signs_read,
+    "each of engine.currency_signs must be a character the recogniser (PP-OCRv6 small) reads, for "
+    "engine.currency_threshold above 0 to find it where greedy decoding dropped it",
+    lambda signs, _: (
+        f"it does not read {signs_unread(signs)}: remove {'it' if len(signs_unread(signs)) == 1 else 'them'} (the "
+        f"currency signs it reads: {currency_signs_read()}), or set engine.currency_threshold=0"
+    ),
+)
 REGION = Constraint(
     ("engine.region_name",),
     region_name_valid,
     "engine.region_name is the code of an AWS region: letters, digits and hyphens, as boto3 requires",
     "give one such as engine.region_name=us-east-1",
 )
-CONSTRAINTS = (GENERATED_TYPES, GENERATED_LEVELS, CURRENCY_SIGNS, REGION)
+CONSTRAINTS = (GENERATED_TYPES, GENERATED_LEVELS, CURRENCY_SIGNS, KNOWN_SIGNS, REGION)

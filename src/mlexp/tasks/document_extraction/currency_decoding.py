@@ -23,6 +23,7 @@ knows nothing about fonts or documents; the threshold was chosen on development 
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,11 @@ class CurrencyDecoder:
         index = {c: i for i, c in enumerate(self.character)}
         missing = [s for s in signs if s not in index]
         if missing:
-            raise ValueError(f"currency signs {''.join(missing)!r} are not in the recogniser's character set")
+            known = "".join(c for c in self.character if len(c) == 1 and unicodedata.category(c) == "Sc")
+            raise ValueError(
+                f"currency signs {''.join(missing)!r} are not in the recogniser's character set, whose currency signs "
+                f"are {known}"
+            )
         self.signs = np.array([index[s] for s in signs], dtype=np.int64)
         self.digits = frozenset(index[d] for d in "0123456789" if d in index)
         self.sign_set = frozenset(self.signs.tolist())

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 
 from mlexp.errors import ConfigError
-from mlexp.tasks.document_extraction.config_rules import CURRENCY_SIGNS
+from mlexp.tasks.document_extraction.charset import REC_MODEL
+from mlexp.tasks.document_extraction.config_rules import CURRENCY_SIGNS, KNOWN_SIGNS
 from mlexp.tasks.document_extraction.currency_decoding import DEFAULT_SIGNS, CurrencyDecoder
 from mlexp.tasks.document_extraction.structure import Line, Word, box_of
 
 MODEL_FILES = {
     "det": "PP-OCRv6_det_small.onnx",
-    "rec": "PP-OCRv6_rec_small.onnx",
+    "rec": REC_MODEL,
     "cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
 
@@ -122,6 +123,9 @@ class RapidOcrReader:
         if not 0 <= currency_threshold <= 1:
             raise ConfigError(f"engine.currency_threshold={currency_threshold} must be a probability in [0, 1]")
         if (error := CURRENCY_SIGNS.refusal((currency_threshold, currency_signs))) is not None:
+            raise error
+        # the command refused it before the trial opened; the stage's own check, before the models load
+        if (error := KNOWN_SIGNS.refusal((currency_signs, currency_threshold))) is not None:
             raise error
         models = bundled_models()
         self.engine = RapidOCR(

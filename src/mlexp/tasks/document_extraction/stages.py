@@ -145,6 +145,15 @@ def _user_documents(
             print(f"mlexp: skipped {error}", file=sys.stderr)
             rejected.append({"file": str(path), "error": str(error)})
             continue
+        # its ground truth is checked before a page is written: a document rejected for it leaves no page behind
+        truth = _truth_file(cfg, path)
+        problem = None if truth is None else _truth_problem(truth)
+        if problem:
+            if root.is_file():
+                raise DataError(problem)
+            print(f"mlexp: skipped {problem}", file=sys.stderr)
+            rejected.append({"file": str(truth), "error": problem})
+            continue
         files = []
         for number, image in enumerate(images, start=1):
             Image.fromarray(image).save(pages_dir / f"{name}_p{number}.png")
@@ -157,15 +166,7 @@ def _user_documents(
             "pages": files,
             "ground_truth": None,
         }
-        truth = _truth_file(cfg, path)
         if truth is not None:
-            problem = _truth_problem(truth)
-            if problem:
-                if root.is_file():
-                    raise DataError(problem)
-                print(f"mlexp: skipped {problem}", file=sys.stderr)
-                rejected.append({"file": str(truth), "error": problem})
-                continue
             (truth_dir / f"{name}.json").write_bytes(truth.read_bytes())
             entry["ground_truth"] = f"{name}.json"
         entries.append(entry)
