@@ -237,12 +237,13 @@ def test_a_sweep_end_the_writer_got_but_never_answered_is_not_done_again_by_the_
     tmp_path, private_writer, monkeypatch
 ):
     monkeypatch.setenv("MLEXP_TRACKING_REPLY_S", "3")
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_path))  # the sweep's project: its store is the one compare reads
     writer_connection(tmp_path)
     [writer] = _writers(writer_address.socket_path())
     writer.suspend()  # a hung writer: it holds the request and says nothing
     try:
         # done again here, the summary would say the sweep is not in the store (below); it says the writer's silence
-        with pytest.raises(MlexpError, match=r"did not answer.*`mlexp compare sweep=grid-1`"):
+        with pytest.raises(MlexpError, match=r"did not answer.*`mlexp compare sweep=grid-1` ranks them"):
             recorder._summarise(_sweep_end(tmp_path))
     finally:
         writer.resume()

@@ -198,11 +198,11 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
     print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")
     if multirun or result.kept:  # kept: no store ids to link to yet
         return
-    from mlexp.next_steps import print_ui_link
+    from mlexp.next_steps import compare_command, print_ui_link
 
     direction = objective_direction(cfg)
     scope = f"experiment={cfg.tracking.experiment_name}" if cfg.tracking.experiment_name else f"task={cfg.task.name}"
-    print(f"  compare trials:  mlexp compare {scope}")
+    print(f"  compare trials:  {compare_command(scope, result.tracking_uri)}")
     print_ui_link(
         result.tracking_uri, result.experiment_id, metric, direction, headline_metrics=list(cfg.task.headline_metrics)
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -12,15 +14,21 @@ from mlexp.config import params
 from mlexp.errors import MlexpError, did_you_mean
 from mlexp.paths import project_root, resolve
 
+if TYPE_CHECKING:
+    from mlexp.tracking.journal_apply import Replayed
+
 USAGE = {
-    "compare": "mlexp compare task=<task> | experiment=<name> | sweep=<sweep name or id> [tracking.uri=<uri>]",
+    "compare": (
+        "mlexp compare task=<task> | experiment=<name> | sweep=<sweep name or id> "
+        "[tracking=server | tracking.uri=<uri>]"
+    ),
     "params": "mlexp params [--check]",
     "pipelines": "mlexp pipelines [--check]",
     "data": "mlexp data <dataset> <output file>",
     "summary": "mlexp summary [<output file>]",
     "relocate": "mlexp relocate",
     "delete": "mlexp delete experiment=<name> [--force] [tracking.uri=<uri>]",
-    "sync": "mlexp sync",
+    "sync": "mlexp sync [--discard <store URI or journal folder> [--force]]",
     "keys": "mlexp keys create <name> [--limit N] [--period month|day] | list | revoke <name>",
     "review": "mlexp review [--store PATH|URL] add <name> | remove <name> | list | export | label-studio-export | ...",
     "predict": "mlexp predict <task or endpoint> [--file request.json] [--content-type T] [--accept T] [--region R]",
@@ -49,9 +57,10 @@ def run_compare(argv: list[str]) -> int:
     from mlexp.experiment_analytics import ExperimentAnalytics
     from mlexp.tracking.store import bound_store_retries
 
-    args = _key_values(argv, {"task", "experiment", "sweep", "tracking.uri"}, "compare")
+    args = _key_values(argv, {"task", "experiment", "sweep", "tracking", "tracking.uri"}, "compare")
     if not {"task", "experiment", "sweep"} & set(args):
         raise MlexpError(f"name a task, an experiment or a sweep; usage: {USAGE['compare']}")
+    uri = args.get("tracking.uri") or _tracking_choice(args.get("tracking"))
     if "task" in args and args["task"] not in tasks.load_all():
         known = sorted(tasks.load_all())
         raise MlexpError(
@@ -59,7 +68,7 @@ def run_compare(argv: list[str]) -> int:
         )
     bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
     trials = ExperimentAnalytics(
-        args.get("experiment"), task=args.get("task"), sweep=args.get("sweep"), tracking_uri=args.get("tracking.uri")
+        args.get("experiment"), task=args.get("task"), sweep=args.get("sweep"), tracking_uri=uri
     )
     table = trials.dataframe()
     if table.empty:
@@ -95,6 +104,17 @@ def run_compare(argv: list[str]) -> int:
         params=table.attrs["params"],
     )
     return 0
+
+
+def _tracking_choice(choice: str | None) -> str | None:
+    """The store of `tracking=<option>` as a trial run with it records to: the server's for `server`."""
+    if choice in (None, "mlflow"):
+        return None  # the default store: $MLFLOW_TRACKING_URI, else the project's
+    if choice == "server":
+        from mlexp.config import tracking_server
+
+        return tracking_server()  # $MLEXP_TRACKING_SERVER; unset, the one line that says so
+    raise MlexpError(f"tracking={choice!r} is not a tracking option; choose mlflow or server")
 
 
 def run_params(argv: list[str]) -> int:
@@ -198,23 +218,91 @@ def run_delete(argv: list[str]) -> int:
 
 
 def run_sync(argv: list[str]) -> int:
-    """Store what trials whose process was killed left in their journals; their open runs end KILLED."""
+    """Store what trials whose process was killed, or whose store did not take them, left in their journals."""
     from mlexp.tracking.journal_apply import replay_orphans
     from mlexp.tracking.store import bound_store_retries
 
     if argv:
-        raise MlexpError(f"usage: {USAGE['sync']}")
+        return _discard_journals(argv)
     bound_store_retries()  # a server that is down: one line per journal in seconds, not MLflow's minutes of retries
     replayed = replay_orphans(project_root())
     for entry in replayed:
-        if entry.error:
-            print(f"{entry.folder}: the store refused it ({entry.error}); kept for the next `mlexp sync`")
-        else:
+        if not entry.error:
             ended = f"; ended KILLED: {', '.join(entry.killed)}" if entry.killed else ""
             print(f"{entry.folder.name}: stored{ended}")
+    _say_kept([entry for entry in replayed if entry.error])
     print(f"{sum(not e.error for e in replayed)} trial journal(s) stored, {sum(bool(e.error) for e in replayed)} kept")
     mirrored = _retry_sagemaker_mirrors()
     return 1 if any(e.error for e in replayed) or any(mirrored.values()) else 0
+
+
+def _say_kept(kept: list[Replayed]) -> None:
+    """The kept journals by the store they wait for: why it did not take them, and how to give up on them."""
+    import shlex
+
+    from mlexp.tracking.store import unreachable
+
+    stores: dict[str, list[Replayed]] = {}
+    for entry in kept:
+        stores.setdefault(entry.uri, []).append(entry)
+    for uri, entries in stores.items():
+        reasons = {entry.error for entry in entries}
+        them = "it" if len(entries) == 1 else "them"
+        count = f"{len(entries)} trial journal{'s' if len(entries) > 1 else ''} kept"
+        if len(reasons) == 1 and unreachable(entries[0].error):
+            print(f"{count}: {entries[0].error}")  # the reason names the server
+        else:
+            why = f" ({entries[0].error})" if len(reasons) == 1 else ""
+            print(f"{count} for {uri or 'a store its header does not name'}: the store refused {them}{why}")
+        for entry in entries:
+            print(f"  {entry.folder}" + (f": {entry.error}" if len(reasons) > 1 else ""))
+        target = shlex.quote(uri) if uri else "<journal folder>"
+        print(f"  `mlexp sync` stores {them} once the store takes {them}; to drop {them} for good: ", end="")
+        print(f"mlexp sync --discard {target}")
+
+
+def _discard_journals(argv: list[str]) -> int:
+    """`mlexp sync --discard <store or journal folder> [--force]`: say what goes, confirm on a terminal, delete."""
+    from mlexp.tracking.journal_apply import discard, orphaned, store_of
+
+    force = "--force" in argv
+    rest = [arg for arg in argv if arg != "--force"]
+    if len(rest) != 2 or rest[0] != "--discard" or not rest[1]:
+        raise MlexpError(f"usage: {USAGE['sync']}")
+    target, root = rest[1], project_root()
+    kept = {journal.folder: store_of(journal) for journal in orphaned(root)}  # "": a header that cannot be read
+    chosen = {folder: uri for folder, uri in kept.items() if _matches(target, folder, uri)}
+    if not chosen:
+        stores = sorted({uri for uri in kept.values() if uri})
+        known = f"kept journals wait for: {', '.join(stores)}" if stores else "no journal is kept"
+        raise MlexpError(f"no kept trial journal is for {target!r}; {known} (`mlexp sync` lists them)")
+    if not force:
+        print(f"would discard {len(chosen)} trial journal(s) and the records in them:")
+        for folder, uri in chosen.items():
+            print(f"  {folder} (for {uri})")
+        if not sys.stdin.isatty():
+            print("mlexp sync: nothing discarded: no terminal to confirm on; add --force", file=sys.stderr)
+            return 1
+        if input("discard them? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing discarded")
+            return 1
+    discarded, busy = discard(root, list(chosen))
+    for folder in discarded:
+        print(f"{folder.name}: discarded")
+    for folder in busy:
+        print(f"{folder.name}: kept: its trial still runs, or a writer is storing it now", file=sys.stderr)
+    print(f"{len(discarded)} trial journal(s) discarded")
+    return 1 if busy else 0
+
+
+def _matches(target: str, folder: Path, uri: str) -> bool:
+    """Whether `target` (a journal folder, or a store as `mlexp sync` names it) picks this journal."""
+    from mlexp.tracking.store import absolute_uri
+
+    given = Path(target).expanduser()
+    if given.is_dir() and given.resolve() == folder.resolve():
+        return True
+    return bool(uri) and uri in (target, absolute_uri(target))
 
 
 def _retry_sagemaker_mirrors() -> dict[str, str | None]:

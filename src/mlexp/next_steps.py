@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shlex
 from collections.abc import Sequence
 
 from mlexp.tracking import ui_link
@@ -25,6 +27,23 @@ def experiment_tag_writer(tracking_uri: str) -> ui_link.TagWriter | None:
             )
 
     return tag
+
+
+def compare_command(scope: str, tracking_uri: str) -> str:
+    """`mlexp compare <scope>` on the store the trials went to: named when compare would read another by default.
+
+    A store given as `tracking=server` is named so again (its URL stays in $MLEXP_TRACKING_SERVER); any other as
+    `tracking.uri=<uri>`.
+    """
+    from mlexp.paths import project_root
+    from mlexp.tracking.store import TrackingStore, absolute_uri
+
+    used = absolute_uri(tracking_uri)
+    if used == absolute_uri(TrackingStore.resolve(None, project_root()).uri):
+        return f"mlexp compare {scope}"
+    server = os.environ.get("MLEXP_TRACKING_SERVER")
+    store = "tracking=server" if server and used == absolute_uri(server) else shlex.quote(f"tracking.uri={used}")
+    return f"mlexp compare {scope} {store}"
 
 
 def print_ui_link(

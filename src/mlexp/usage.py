@@ -23,14 +23,14 @@ USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC
   Sweep:             mlexp -m task=<task> model.<key>=a,b [sweep=grid|random|tpe]
   One stage (DVC):   mlexp task=<task> stage=<stage>   (each task's stages are listed below)
   Print config:      mlexp --cfg job task=<task>
-  Compare trials:    mlexp compare task=<task> | experiment=<name> | sweep=<sweep name or id>
+  Compare trials:    mlexp compare task=<task> | experiment=<name> | sweep=<sweep name or id> [tracking=server]
   Delete:            mlexp delete experiment=<name> [--force]   (trials, artifacts, sweeps, registered versions)
   Compile params:    mlexp params [--check]   (params.yaml for DVC, from conf/)
   DVC pipelines:     mlexp pipelines [--check] (dvc.yaml files, from the tasks' stage declarations)
   Moved project:     mlexp relocate           (point mlflow.db at this folder's mlartifacts/)
   Raw data copy:     mlexp data <dataset> <output file>
   Summary:           mlexp summary            (headline metrics of every task)
-  Store kept trials: mlexp sync               (records a killed trial left in .mlexp/journal)
+  Store kept trials: mlexp sync [--discard <store>]   (records a killed trial left in .mlexp/journal)
   Service API keys:  mlexp keys create <name> | list | revoke <name>   (deploy=local services)
   Human review:      mlexp review add <name> | list | export | ...     (text_classification's service)
   SageMaker:         mlexp predict <task or endpoint> [--file request.json] | mlexp undeploy <task or endpoint>

@@ -143,7 +143,7 @@ def record_results(cfg: DictConfig, root: Path, client: Any, tuning_job: str) ->
         headline_metrics=list(cfg.task.headline_metrics),
         params=sorted({key for job in jobs for key in job.hyperparameters}),
     )
-    print(f"  compare trials:  mlexp compare sweep={name}")
+    print(f"  compare trials:  {next_steps.compare_command(f'sweep={name}', store.uri)}")
     return sweep_id
 
 

@@ -224,7 +224,7 @@ class SweepRecorder(Callback):
             headline_metrics=end.headline_metrics,
             params=summary.params,
         )
-        print(f"  compare trials:  mlexp compare sweep={name}")
+        print(f"  compare trials:  {next_steps.compare_command(f'sweep={name}', store.uri)}")
         for key in SWEEP_ENV:
             os.environ.pop(key, None)
         if failed:
@@ -242,6 +242,7 @@ def _summarise(end: SweepEnd) -> SweepSummary:
     This process does it only when the writer never got the request: once sent, a writer that stops or does
     not answer may have done part of it, and doing it again would log the best value twice.
     """
+    from mlexp import next_steps
     from mlexp.sweeps.summary import SweepSummary, summarise
     from mlexp.tracking.journal_writer import TrackingError, running_writer
 
@@ -258,7 +259,7 @@ def _summarise(end: SweepEnd) -> SweepSummary:
     except TrackingError as error:  # its own text speaks of a trial's journal, which a sweep's end has none of
         raise MlexpError(
             "the tracking writer stopped, or did not answer, while it summarised the sweep; its trials are "
-            f"stored: `mlexp compare sweep={end.name}` ranks them"
+            f"stored: `{next_steps.compare_command(f'sweep={end.name}', end.uri)}` ranks them"
         ) from error
     if reply.get("error"):
         raise MlexpError(f"the tracking writer could not summarise the sweep: {reply['error']}")

@@ -15,7 +15,7 @@ from filelock import FileLock, Timeout
 from mlexp.errors import one_line
 from mlexp.tracking import tags as mlexp_tags
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
-from mlexp.tracking.store import TrackingStore, sqlite_path
+from mlexp.tracking.store import TrackingStore, sqlite_path, store_failure
 from mlexp.tracking.store_writer import StoreWriter
 
 REF = re.compile(r"ref-[0-9a-f]{32}")
@@ -104,8 +104,8 @@ class JournalApplier:
                 self.state.applied += 1
                 if op["op"] == "create_run":  # saved at once: a replay after a kill must not create it twice
                     self.journal.save_state(self.state)
-        except Exception as error:  # the store refused: keep the journal, say why
-            self.state.error = one_line(error)
+        except Exception as error:  # the store refused, or could not be reached: keep the journal, say why
+            self.state.error = store_failure(error, self.writer.store.uri)
         if ops:
             self.journal.save_state(self.state)
         return len(ops)
@@ -187,11 +187,12 @@ def orphaned(root: Path) -> list[Journal]:
 
 @dataclass(frozen=True)
 class Replayed:
-    """One journal replayed: its folder, the runs it ended as KILLED, or why the store refused it."""
+    """One journal replayed: its folder, the runs it ended as KILLED, or why the store refused it; its store."""
 
     folder: Path
     killed: list[str]
     error: str
+    uri: str = ""
 
 
 def replay_orphans(root: Path, writers: StoreWriters | None = None) -> list[Replayed]:
@@ -206,11 +207,55 @@ def replay_orphans(root: Path, writers: StoreWriters | None = None) -> list[Repl
         try:
             result = _replay(journal, writers)
         except Exception as error:  # one bad journal does not keep the others from the store
-            result = Replayed(journal.folder, [], one_line(error))
+            result = Replayed(journal.folder, [], one_line(error), store_of(journal))
         if result is not None:
             replayed.append(result)
     _remove_stubs(root)
     return replayed
+
+
+def store_of(journal: Journal) -> str:
+    """The store a journal is for, as its header names it; "" for a journal whose header cannot be read."""
+    try:
+        return str(journal.header()["uri"])
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
+def discard(root: Path, folders: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Delete the journals in `folders` with the records in them: (discarded, busy). A journal whose trial still
+    runs, or that a writer is storing, is busy and stays; one stored meanwhile is neither."""
+    discarded, busy = [], []
+    for folder in folders:
+        journal = Journal(folder)
+        owner, writer = FileLock(str(journal.owner_lock)), FileLock(str(journal.writer_lock))
+        try:
+            owner.acquire(timeout=0)
+        except FOLDER_GONE:
+            continue
+        except Timeout:
+            busy.append(folder)
+            continue
+        try:
+            try:
+                writer.acquire(timeout=0)
+            except FOLDER_GONE:
+                continue
+            except Timeout:
+                busy.append(folder)
+                continue
+            try:
+                if not (folder / "header.json").exists():
+                    continue  # stored by a replay meanwhile: only its locks are left, for _remove_stubs
+                journal.hide()  # under both locks: no replayer finds it half deleted
+            finally:
+                writer.release()
+        finally:
+            owner.release()
+        journal.remove()
+        discarded.append(folder)
+    _remove_stubs(root)
+    return discarded, busy
 
 
 def _replay(journal: Journal, writers: StoreWriters) -> Replayed | None:
@@ -233,7 +278,7 @@ def _replay(journal: Journal, writers: StoreWriters) -> Replayed | None:
             applier.state.error = ""  # try again: the store may be back
             applier.advance()
             killed = [] if applier.state.error else applier.kill_open_runs()
-            result = Replayed(journal.folder, killed, applier.state.error)
+            result = Replayed(journal.folder, killed, applier.state.error, applier.writer.store.uri)
             if not applier.state.error:
                 journal.hide()
                 removed = True

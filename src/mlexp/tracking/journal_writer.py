@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.producers import Producer, Wanted, read_producers
-from mlexp.tracking.store import TrackingStore, absolute_uri
+from mlexp.tracking.store import WHERE_THE_ADDRESS_IS, TrackingStore, absolute_uri, unreachable
 from mlexp.tracking.store_writer import MetricRecord, Pair, StoreWriter
 from mlexp.tracking.trial_state import TrialState, read_trial_state
 from mlexp.tracking.writer_address import WriterUnreachable, connect
@@ -314,6 +314,12 @@ class JournalWriter:
             if line not in self._said:  # the store holds the trial; only its SageMaker copy is missing
                 print(line, file=sys.stderr)
                 self._said.add(line)
+        if reply.get("error") and unreachable(reply["error"]):
+            # no store answered: say so in one line, with where its address comes from
+            raise TrackingError(
+                f"{reply['error']}: check that it runs and that the address is right ({WHERE_THE_ADDRESS_IS}); the "
+                f"records are kept in {self.journal.folder}: `mlexp sync` stores them once the server answers"
+            )
         if reply.get("error"):
             raise TrackingError(
                 f"the tracking store {self.store.uri} refused the trial's records ({reply['error']}); they are "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import urlparse
 
 from filelock import FileLock
 
-from mlexp.errors import ConfigError, MlexpError
+from mlexp.errors import ConfigError, MlexpError, one_line
 from mlexp.paths import store_home
 from mlexp.tracking import tags
 
@@ -42,6 +43,14 @@ def bound_store_retries() -> None:
     """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+# `host:port` without `http://`: MLflow reads it as a folder (its file store), or as an unknown scheme
+_HOST_PORT = re.compile(r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]+)(/.*)?")
+# MLflow's own schemes: `file:5000` is a path, not a host
+_URI_SCHEMES = frozenset({"file", "sqlite", "http", "https", "databricks", "postgresql", "mysql", "mssql", "arn"})
+UNREACHABLE = "cannot reach the tracking server"
+WHERE_THE_ADDRESS_IS = "tracking.uri, $MLEXP_TRACKING_SERVER or $MLFLOW_TRACKING_URI"
 
 
 def _first_line(error: BaseException) -> str:
@@ -75,6 +84,38 @@ def _network_failure(error: BaseException) -> str | None:
     # the innermost socket error says it best: "Connection refused", "Name or service not known"
     reasons = [e.strerror for e in chain if isinstance(e, OSError) and e.strerror]
     return reasons[-1] if reasons else "no connection"
+
+
+def store_failure(error: BaseException, uri: str) -> str:
+    """Why a store did not take a request, in one short line: a server that could not be reached is said as such
+    (not as urllib's page of retries), a refusal of the request's credentials names the fix, else the error's first
+    line."""
+    reason = _network_failure(error)
+    if reason is not None:
+        return f"{UNREACHABLE} {uri} ({reason})"
+    status = _refused_status(error)
+    if status is not None:
+        fix = (
+            "sign in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the "
+            "environment"
+            if status == 401
+            else "use an account the server lets read its experiments"
+        )
+        return f"the tracking server {uri} refused the request ({_first_line(error)}); {fix}"
+    return one_line(error)
+
+
+def unreachable(reason: str) -> bool:
+    """Whether a reason `store_failure` gave says the server could not be reached (it may run again later)."""
+    return reason.startswith(UNREACHABLE)
+
+
+def check_url_form(uri: str, where: str) -> None:
+    """Refuse `host:port` given without a scheme (MLflow would make it a folder in the current directory)."""
+    form = _HOST_PORT.fullmatch(uri)
+    if form is None or form["host"].lower() in _URI_SCHEMES:
+        return
+    raise ConfigError(f"{where}={uri} is not a URL: give http://host:port (http://{uri} if the server speaks HTTP)")
 
 
 def use_wal(db: Path) -> None:
@@ -115,6 +156,13 @@ def absolute_uri(uri: str) -> str:
     return uri
 
 
+def _named(configured_uri: str | None) -> str:
+    """Where a tracking URI was given, as the user would name it."""
+    if not configured_uri:
+        return "$MLFLOW_TRACKING_URI"
+    return "MLEXP_TRACKING_SERVER" if configured_uri == os.environ.get("MLEXP_TRACKING_SERVER") else "tracking.uri"
+
+
 @dataclass(frozen=True)
 class TrackingStore:
     """An MLflow tracking URI and, for local stores, where artifacts are written."""
@@ -127,6 +175,7 @@ class TrackingStore:
         """`tracking.uri`, else $MLFLOW_TRACKING_URI, else <root>/mlflow.db (a relative sqlite path is under the
         project too; for a DVC experiment in a temporary copy, the project it copies: mlexp.paths.store_home)."""
         uri = configured_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+        check_url_form(uri, _named(configured_uri))
         home = store_home(root)
         if not uri:
             uri = f"sqlite:///{(home / DEFAULT_DB).resolve()}"
@@ -173,23 +222,13 @@ class TrackingStore:
         try:
             client.search_experiments(max_results=1)
         except MlflowException as error:
-            status = _refused_status(error)
-            if status is not None:
-                fix = (
-                    "sign in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in "
-                    "the environment"
-                    if status == 401
-                    else "use an account the server lets read its experiments"
-                )
-                raise StoreUnreachable(
-                    f"the tracking server {self.uri} refused the request ({_first_line(error)}); {fix}"
-                ) from error
-            reason = _network_failure(error)
-            if reason is None:  # it answered (a refusal of this request is not the command's concern)
+            if _refused_status(error) is not None:
+                raise StoreUnreachable(store_failure(error, self.uri)) from error
+            if _network_failure(error) is None:  # it answered (a refusal of this request is not the command's concern)
                 return client
             raise StoreUnreachable(
-                f"cannot reach the tracking server {self.uri} ({reason}); check that it runs and that the address "
-                "is right (tracking.uri, or $MLFLOW_TRACKING_URI)"
+                f"{store_failure(error, self.uri)}; check that it runs and that the address is right "
+                "(tracking.uri, or $MLFLOW_TRACKING_URI)"
             ) from error
         return client
 
@@ -212,10 +251,19 @@ class TrackingStore:
             self._check_not_moved(str(row[0]))
 
     def experiment_id(self, name: str) -> str:
-        """The id of experiment `name`, created once (under a lock on local stores)."""
+        """The id of experiment `name`, created once (under a lock on local stores); a trial's first request to its
+        store, so a server that does not answer is StoreUnreachable here, in one line."""
         db = sqlite_path(self.uri)
         if db is None:
-            return self._get_or_create(name)
+            try:
+                return self._get_or_create(name)
+            except Exception as error:
+                if _network_failure(error) is None:
+                    raise
+                raise StoreUnreachable(
+                    f"{store_failure(error, self.uri)}: check that it runs and that the address is right "
+                    f"({WHERE_THE_ADDRESS_IS})"
+                ) from error
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(db) + ".lock", timeout=120):
             experiment_id = self._get_or_create(name)

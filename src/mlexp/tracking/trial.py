@@ -50,6 +50,7 @@ class Trial:
         self.component_runs: dict[str, str] = {}  # each stage this process ran: its component's run (writer's name)
         self.metrics: dict[str, float] = {}  # what the trial's run holds of this process's metrics
         self.earlier: TrialState | None = None  # what earlier processes recorded, for a resumed trial
+        self.ended: str | None = None  # the status `close` ended it with
 
     @classmethod
     def open(
@@ -154,7 +155,11 @@ class Trial:
 
         When it returns, the store holds everything the trial recorded, unless wait=False: then the
         writer process stores the rest on its own (a sweep waits for its trials' journals at its end).
+        A trial already closed stays as it ended: the caller that closes it again after an error (the runner, after
+        `log_params` closed it FAILED) must get that error through, not the closed journal's refusal of a second end.
         """
+        if self.ended is not None:
+            return self.ended
         self.tracker.flush()
         if error is not None:
             self._record_error(self.run, error)
@@ -163,6 +168,7 @@ class Trial:
             status = FAILED
         else:
             status = FINISHED
+        self.ended = status
         self.writer.set_status(self.run, status)
         self.writer.finish(wait)
         return status

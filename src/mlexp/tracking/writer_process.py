@@ -42,7 +42,7 @@ from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
 from mlexp.tracking.producers import Wanted, read_producers
 from mlexp.tracking.sagemaker_mirror import failure_line
-from mlexp.tracking.store import TrackingStore, bound_store_retries, sqlite_path
+from mlexp.tracking.store import TrackingStore, bound_store_retries, sqlite_path, store_failure
 from mlexp.tracking.trial_state import read_trial_state
 from mlexp.tracking.writer_address import idle_s, start_lock
 
@@ -307,7 +307,7 @@ def _trial_state(client: Any, command: dict[str, Any]) -> dict[str, Any]:
         state = read_trial_state(client, command["run_id"], command["experiment"])
         return {"state": state.to_reply() if state else None, "error": ""}
     except Exception as error:
-        return {"error": one_line(error)}
+        return {"error": store_failure(error, command["uri"])}
 
 
 def _producers(client: Any, command: dict[str, Any]) -> dict[str, Any]:
@@ -316,7 +316,7 @@ def _producers(client: Any, command: dict[str, Any]) -> dict[str, Any]:
         found = read_producers(client, command["experiment"], wanted)
         return {"producers": {stage: producer.to_reply() for stage, producer in found.items()}, "error": ""}
     except Exception as error:
-        return {"error": one_line(error)}
+        return {"error": store_failure(error, command["uri"])}
 
 
 def _file(path: Path) -> tuple[int, int]:

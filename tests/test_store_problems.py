@@ -1,0 +1,207 @@
+"""What a trial's user sees when its store is not the default, cannot be reached, is mistyped, or when the
+SageMaker Experiments mirror cannot start: the real cause in one line, a hint that reads the right store, and a way
+out of journals no store will ever take. Real CLI runs, a real `mlflow server` on loopback, AWS credentials resolved
+offline (no request leaves the machine)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY, _free_port, cli_env, run_cli, trials_of
+from mlexp.tracking.journal import Journal, journals_root
+from mlexp.tracking.journal_apply import discard
+
+TASK = "task=tabular_regression"
+
+
+def _journals(project: Path) -> list[Path]:
+    folder = journals_root(project)
+    return sorted(p for p in folder.glob("*/") if not p.name.startswith(".")) if folder.exists() else []
+
+
+def _compare_hint(stdout: str) -> list[str]:
+    """The `compare trials:` line's command, as the user would paste it (without `mlexp`)."""
+    [line] = [line for line in stdout.splitlines() if line.startswith("  compare trials:  ")]
+    command = shlex.split(line.removeprefix("  compare trials:  "))
+    assert command[:2] == ["mlexp", "compare"], line
+    return command[1:]
+
+
+# --- the SageMaker Experiments mirror without AWS access -----------------------------------------------------------
+
+
+def _without_aws(env: dict[str, str], folder: Path) -> dict[str, str]:
+    """No credentials anywhere in the chain, and no instance-metadata lookup (nothing leaves the machine)."""
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    return env | {
+        "AWS_CONFIG_FILE": str(folder / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def test_a_mirror_without_aws_credentials_says_so_in_one_line_through_the_tracking_writer(
+    tmp_project_with_store, tmp_path
+):
+    # the default writer (a journal and the writer process), not MLEXP_TRACKING_WRITER=inline: there, the trial closed
+    # at the refusal was closed again, and the closed journal's "nothing more can be recorded" hid the reason (exit 1)
+    env = _without_aws(cli_env(tmp_project_with_store), tmp_path)
+    done = run_cli(tmp_project_with_store, TASK, *TINY, "tracking.sagemaker_mirror=true", env=env, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "mlexp: error: tracking.sagemaker_mirror=true needs AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID "
+        "and AWS_SECRET_ACCESS_KEY), run `aws sso login`, or use an instance role; or run with "
+        "tracking.sagemaker_mirror=false"
+    ]
+    [trial] = trials_of(tmp_project_with_store)
+    assert trial.status == "FAILED" and not trial.components  # no stage ran
+    assert trial.tags["mlexp.error"].startswith("SageMakerMirrorSetupError: tracking.sagemaker_mirror=true needs AWS")
+    assert _journals(tmp_project_with_store) == []  # stored whole, nothing left for `mlexp sync`
+
+
+# --- the compare hint names the store the trials went to ----------------------------------------------------------
+
+
+def test_the_compare_hint_of_a_trial_on_a_server_reads_that_server(tmp_project, mlflow_server):
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": mlflow_server}
+    done = run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env)
+    hint = _compare_hint(done.stdout)
+    assert hint == ["compare", TASK, "tracking=server"]  # was `mlexp compare task=...`: the local store
+    compared = run_cli(tmp_project, *hint, env=env)
+    names = {trial.name for trial in trials_of(tmp_project, client=MlflowClient(mlflow_server))}
+    assert names and all(name in compared.stdout for name in names)
+    assert not (tmp_project / "mlflow.db").exists()  # nothing read, nor created, in the project's store
+
+    # a server named per command (no $MLEXP_TRACKING_SERVER): the hint carries its URL
+    env = cli_env(tmp_project)
+    done = run_cli(
+        tmp_project, TASK, *TINY, f"tracking.uri={mlflow_server}", "tracking.experiment_name=hinted", env=env
+    )
+    hint = _compare_hint(done.stdout)
+    assert hint == ["compare", "experiment=hinted", f"tracking.uri={mlflow_server}"]
+    compared = run_cli(tmp_project, *hint, env=env)
+    assert compared.stdout.startswith("experiment hinted: 1 trial, best first by test_msle")
+
+
+def test_the_compare_hint_of_a_sweep_on_a_server_reads_that_server(tmp_project, mlflow_server):
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": mlflow_server}
+    sweep = ("-m", TASK, "sweep=grid", "sweep.max_parallel_jobs=1", "model.l1_size=4,8", "tracking=server")
+    done = run_cli(tmp_project, *sweep, *TINY, "tracking.experiment_name=swept", env=env)
+    hint = _compare_hint(done.stdout)
+    assert hint[0] == "compare" and hint[1].startswith("sweep=") and hint[2:] == ["tracking=server"]
+    compared = run_cli(tmp_project, *hint, env=env)  # was: no sweep named ... in sqlite:///<project>/mlflow.db
+    assert compared.stdout.startswith(f"sweep {hint[1].removeprefix('sweep=')} in experiment swept: 2 trials")
+
+
+def test_the_compare_hint_of_the_default_store_names_no_store(tmp_project_with_store):
+    done = run_cli(tmp_project_with_store, TASK, *TINY)
+    assert _compare_hint(done.stdout) == ["compare", TASK]
+
+
+def test_compare_takes_tracking_server_as_a_trial_does(tmp_project):
+    done = run_cli(tmp_project, "compare", TASK, "tracking=server", check=False)
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "mlexp compare: error: tracking=server needs the team's MLflow server: export "
+        "MLEXP_TRACKING_SERVER=http://<host>:<port> or add tracking.uri=http://<host>:<port>",
+    )
+    done = run_cli(tmp_project, "compare", TASK, "tracking=servr", check=False)
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "mlexp compare: error: tracking='servr' is not a tracking option; choose mlflow or server",
+    )
+
+
+# --- a server that cannot be reached, an address that is not a URL, journals no store will take ------------------
+
+
+def test_a_server_that_is_down_is_one_line_and_its_journal_can_be_discarded(tmp_project):
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url}
+    done = run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env, check=False)
+    [journal] = _journals(tmp_project)
+    assert done.returncode == 1
+    # was ~700 characters of urllib3's retries ("HTTPConnectionPool(host=... Max retries exceeded ...")
+    assert done.stderr.splitlines() == [
+        f"mlexp: error: cannot reach the tracking server {url} (Connection refused): check that it runs and that the "
+        "address is right (tracking.uri, $MLEXP_TRACKING_SERVER or $MLFLOW_TRACKING_URI); the records are "
+        f"kept in {journal}: `mlexp sync` stores them once the server answers"
+    ]
+
+    synced = run_cli(tmp_project, "sync", env=env, check=False)
+    assert synced.returncode == 1
+    assert synced.stdout.splitlines() == [
+        f"1 trial journal kept: cannot reach the tracking server {url} (Connection refused)",
+        f"  {journal}",
+        f"  `mlexp sync` stores it once the store takes it; to drop it for good: mlexp sync --discard {url}",
+        "0 trial journal(s) stored, 1 kept",
+    ]
+
+    asked = run_cli(tmp_project, "sync", "--discard", url, env=env, check=False)  # no terminal to say yes on
+    assert asked.returncode == 1 and asked.stderr.strip().endswith(
+        "nothing discarded: no terminal to confirm on; add --force"
+    )
+    assert f"  {journal} (for {url})" in asked.stdout and _journals(tmp_project) == [journal]
+    unknown = run_cli(tmp_project, "sync", "--discard", "http://127.0.0.1:1", "--force", env=env, check=False)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == (
+        "mlexp sync: error: no kept trial journal is for 'http://127.0.0.1:1'; kept journals wait for: "
+        f"{url} (`mlexp sync` lists them)"
+    )
+
+    dropped = run_cli(tmp_project, "sync", "--discard", url, "--force", env=env)
+    assert dropped.stdout.splitlines() == [f"{journal.name}: discarded", "1 trial journal(s) discarded"]
+    assert _journals(tmp_project) == []
+    assert run_cli(tmp_project, "sync", env=env).stdout.splitlines() == ["0 trial journal(s) stored, 0 kept"]
+
+
+def test_a_server_that_is_down_is_one_line_from_the_trials_own_process_too(tmp_project):
+    url = f"http://127.0.0.1:{_free_port()}"
+    # MLEXP_TRACKING_WRITER=inline: MLflow's error reached Hydra's report, a traceback; no retries here, to be quick
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_WRITER": "inline", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    done = run_cli(tmp_project, TASK, *TINY, f"tracking.uri={url}", env=env, check=False)
+    assert (done.returncode, done.stderr.splitlines()) == (
+        1,
+        [
+            f"mlexp: error: cannot reach the tracking server {url} (Connection refused): check that it runs and that "
+            "the address is right (tracking.uri, $MLEXP_TRACKING_SERVER or $MLFLOW_TRACKING_URI)"
+        ],
+    )
+
+
+def test_a_journal_whose_trial_still_runs_is_never_discarded(tmp_path):
+    running = Journal.create(tmp_path, "http://127.0.0.1:9", None)  # its owner's lock held, as by a running trial
+    assert discard(tmp_path, [running.folder]) == ([], [running.folder])
+    assert (running.folder / "header.json").exists()
+    running.release()
+    assert discard(tmp_path, [running.folder]) == ([running.folder], [])
+    assert not running.folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "env_key", "named"),
+    [
+        (("tracking=server",), "MLEXP_TRACKING_SERVER", "MLEXP_TRACKING_SERVER"),
+        (("tracking.uri=localhost:5055",), None, "tracking.uri"),
+        ((), "MLFLOW_TRACKING_URI", "$MLFLOW_TRACKING_URI"),
+    ],
+)
+def test_a_server_address_without_its_scheme_is_refused_before_the_trial(tmp_project, given, env_key, named):
+    address = "localhost:5055" if not env_key else "127.0.0.1:5055"
+    env = cli_env(tmp_project) | ({env_key: address} if env_key else {})
+    done = run_cli(tmp_project, TASK, *TINY, *given, env=env, check=False)
+    # was MLflow's "filesystem tracking backend ... maintenance mode" after the trial opened, and a journal for a
+    # folder named 127.0.0.1:5055 in the current directory
+    assert (done.returncode, done.stderr.splitlines()) == (
+        2,
+        [
+            f"mlexp: error: {named}={address} is not a URL: give http://host:port "
+            f"(http://{address} if the server speaks HTTP)"
+        ],
+    )
+    assert _journals(tmp_project) == [] and not (tmp_project / "outputs").exists()
