@@ -358,6 +358,15 @@ REFUSED = {
         "task anomaly_detection's objective percent_flagged is reporting-only (direction: report): a tuning job "
         "has nothing to optimise; run the grid with compute=local",
     ),
+    # the task chooses model=ssd after the sweep file: its recipe would have trained the Faster-RCNN networks
+    "the post's search without model=faster_rcnn": (
+        ["task=object_detection", "sweep=object_detection_sagemaker", "compute=sagemaker"],
+        "the sweep could run model.family=ssd, model.network=faster_rcnn_resnet50_v1b_custom (from "
+        "model.network=choice(faster_rcnn_resnet50_v1b_custom, faster_rcnn_resnet101_v1d_custom) in "
+        "sweep=object_detection_sagemaker): model.network must be a network of the chosen model option, whose "
+        "training recipe is set for it; choose model=faster_rcnn for faster_rcnn_resnet50_v1b_custom (its recipe: "
+        "epochs, batch size, optimizer), or one of the ssd_* networks",
+    ),
     "no search space": (
         REGRESSION,
         "sweep=none has no search space, so every training job would be the same; give one, e.g. "

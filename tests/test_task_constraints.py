@@ -228,6 +228,14 @@ REFUSED = [
         "give model.input_size=33 or more: YOLOv3 keeps its top 100 detections, so its anchors times classes (1 "
         "here) must reach 100, and fewer classes need a larger input",
     ),
+    # trained Faster-RCNN with model=ssd's recipe (100 epochs, batch 8, Adam), silently, locally or in a tuning job
+    (
+        ("model.family", "model.network"),
+        ["task=object_detection", "model.network=faster_rcnn_resnet50_v1b_custom"],
+        "model.family=ssd, model.network=faster_rcnn_resnet50_v1b_custom: model.network must be a network of the "
+        "chosen model option, whose training recipe is set for it; choose model=faster_rcnn for "
+        "faster_rcnn_resnet50_v1b_custom (its recipe: epochs, batch size, optimizer), or one of the ssd_* networks",
+    ),
     # MXNet's "terminate called without an active exception": the process aborted (exit 134) at 4, 5 and 6 px
     (
         ("model.network", "model.classes", "model.input_size"),

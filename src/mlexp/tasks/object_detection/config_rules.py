@@ -73,7 +73,26 @@ def tiles_advance(tile_size: int | None, tile_overlap: int) -> bool:
     return tile_size is None or 0 <= tile_overlap < tile_size
 
 
+def network_of_family(family: str | None, network: str | None) -> bool:
+    """Whether model.network is a network of the chosen model option (each option's recipe is tuned for its family)."""
+    return family is None or network is None or network.startswith(f"{family}_")
+
+
+def choose_the_family(family: str | None, network: str | None) -> str:
+    own = next((f for f in ("faster_rcnn", "yolo3", "ssd") if str(network).startswith(f"{f}_")), None)
+    if own is None:
+        return f"give model.network one of the {family}_* networks"
+    recipe = "its recipe: epochs, batch size, optimizer"
+    return f"choose model={own} for {network} ({recipe}), or one of the {family}_* networks"
+
+
 CONSTRAINTS = (
+    Constraint(
+        ("model.family", "model.network"),
+        network_of_family,
+        "model.network must be a network of the chosen model option, whose training recipe is set for it",
+        choose_the_family,
+    ),
     Constraint(
         ("dataset.val_fraction", "dataset.test_fraction"),
         leave_a_training_share,
