@@ -313,3 +313,17 @@ def test_scatter_draws_a_parameter_against_a_metric(store):
     [ax] = plot.scatter(frame, "model.l1_activation", "test_msle").axes
     assert np.array(ax.collections[0].get_offsets()).tolist() == [[0, 0.05], [1, 0.1], [0, 0.2]]
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["relu", "tanh"]
+
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_a_list_valued_parameter_gets_labels_that_fit_under_their_points(count):
+    # `mlexp compare task=anomaly_detection` drew model.enabled's lists as one line each, over one another
+    values = [f"[unparsable_timestamp, non_positive_duration, too_long, rule_{i}]" for i in range(count)]
+    figure = plot.param_vs_metric(values, list(range(count)), "model.enabled", "percent_flagged")
+    [ax] = figure.axes
+    labels = [tick.get_text() for tick in ax.get_xticklabels()]
+    width = plot.TICK_WIDTH if count <= 8 else plot.CROWDED_TICK_WIDTH
+    assert len(labels) == count and all(0 < len(label.splitlines()) <= plot.TICK_LINES for label in labels)
+    assert all(len(line) <= width for label in labels for line in label.splitlines())
+    assert figure.get_figwidth() >= min(16, 1.8 * count)
+    assert plot.tick_label("x" * 200).endswith("…") and len(plot.tick_label("x" * 200).splitlines()) == 4

@@ -210,7 +210,7 @@ def test_a_region_name_is_refused_exactly_when_boto3_would_refuse_it(name):
 
     try:
         validate_region_name(name)
-        botocore_takes = name != ""  # boto3 reads an empty name as none given: its configured region, or none
+        botocore_takes = name != ""  # boto3 builds no endpoint from an empty name (https://textract..amazonaws.com)
     except InvalidRegionError:
         botocore_takes = False
     assert region_name_valid(name) == botocore_takes

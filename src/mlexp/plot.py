@@ -7,6 +7,7 @@ draw the same under any backend (mlexp.charts selects Agg for the command line).
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -36,19 +37,35 @@ def metric_by_step(series: Mapping[str, Sequence[tuple[int, float]]], metric: st
     return fig
 
 
+# a category's label under its point: wrapped to this many characters a line (fewer past 8 categories, which share
+# the widest figure), at most this many lines
+TICK_WIDTH, CROWDED_TICK_WIDTH, TICK_LINES = 22, 16, 4
+
+
 def param_vs_metric(values: Sequence[float | str], scores: Sequence[float], param: str, metric: str) -> Figure:
     """Scatter of one hyperparameter against a metric (the post's l1_size vs MSLE chart)."""
-    fig = Chart(figsize=(6, 4.5), layout="tight")
-    ax = fig.add_subplot()
     numeric = all(isinstance(v, (int, float)) for v in values)
+    labels = [] if numeric else sorted({str(v) for v in values})
+    # a category needs room for its label: a list of rule names is one long line
+    fig = Chart(figsize=(min(16.0, max(6.0, 1.8 * len(labels))), 4.5), layout="tight")
+    ax = fig.add_subplot()
     if numeric:
         ax.scatter(values, scores)
     else:
-        labels = sorted({str(v) for v in values})
         ax.scatter([labels.index(str(v)) for v in values], scores)
-        ax.set_xticks(range(len(labels)), labels)
+        width = TICK_WIDTH if len(labels) <= 8 else CROWDED_TICK_WIDTH
+        ax.set_xticks(range(len(labels)), [tick_label(label, width) for label in labels], fontsize="small")
+        ax.set_xlim(-0.5, len(labels) - 0.5)
     ax.set(xlabel=param, ylabel=metric, title=f"{param} vs {metric}")
     return fig
+
+
+def tick_label(value: str, width: int = TICK_WIDTH) -> str:
+    """`value` wrapped to `width` characters a line; past TICK_LINES lines, cut with an ellipsis."""
+    lines = textwrap.wrap(value, width) or [value]
+    if len(lines) > TICK_LINES:
+        lines = [*lines[: TICK_LINES - 1], lines[TICK_LINES - 1][: width - 1] + "…"]
+    return "\n".join(lines)
 
 
 def curves(data: pd.DataFrame, metric: str) -> Figure:
