@@ -327,3 +327,25 @@ def test_a_list_valued_parameter_gets_labels_that_fit_under_their_points(count):
     assert all(len(line) <= width for label in labels for line in label.splitlines())
     assert figure.get_figwidth() >= min(16, 1.8 * count)
     assert plot.tick_label("x" * 200).endswith("…") and len(plot.tick_label("x" * 200).splitlines()) == 4
+
+
+def test_the_comparison_table_leaves_out_headline_metrics_no_trial_logged():
+    # the active-learning sweep runs one stage: 8 of the task's headline columns were empty in every row
+    from mlexp.compare import format_table
+    from mlexp.experiment_analytics import column
+
+    table = pd.DataFrame(
+        {
+            "TrialName": ["a", "b"],
+            "Status": ["FINISHED", "FAILED"],
+            column("al_best_label_fraction", "Last"): [0.4, math.nan],
+            column("al_random_labels", "Last"): [120.0, math.nan],
+            column("holdout_macro_f1", "Last"): [math.nan, math.nan],
+        }
+    )
+    table.attrs.update(objective="al_best_label_fraction", params=[])
+    header = format_table(table, ["holdout_macro_f1", "al_random_labels", "ece"]).splitlines()[0].split()
+    assert header == ["#", "trial", "status", "al_best_label_fraction", "al_random_labels"]
+    empty = table.iloc[1:].copy()
+    empty.attrs.update(table.attrs)  # no trial scored: the objective's column stays, empty
+    assert format_table(empty, ["al_random_labels"]).splitlines()[0].split()[-1] == "al_best_label_fraction"
