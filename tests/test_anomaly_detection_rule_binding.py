@@ -15,7 +15,7 @@ from conftest import REPO
 from mlexp import tasks
 from mlexp.config.constraints import check_constraints
 from mlexp.errors import ConfigError
-from mlexp.tasks.anomaly_detection.rules import BUILT_IN
+from mlexp.tasks.anomaly_detection.rules import BUILT_IN, Rule
 
 RULE = (
     "each rule in model.enabled must run: a name of letters, digits and _ (not unevaluable), {placeholders} naming "
@@ -80,6 +80,13 @@ def _refusal(tmp_path, *overrides: str) -> str:
             f'model.rules.too_long="duration_second >= {{max_duration_hours:second}}": {RULE}; '
             "{max_duration_hours:second} is no placeholder: write {max_duration_hours}, or "
             "{max_duration_hours:seconds} for it in seconds",
+        ),
+        # a value, not a condition: it bound, and the detect stage's count of flags failed (COALESCE of DOUBLE and
+        # BOOLEAN) after prepare and query ran
+        (
+            ['+model.rules.odd="trip_distance"', "model.enabled=[odd]"],
+            f'model.rules.odd="trip_distance": {RULE}; it is DOUBLE, not a condition: a rule is true for the trips it '
+            "flags (e.g. trip_distance > 50)",
         ),
         # a predicate with double quotes is shown in single ones
         (
@@ -164,6 +171,9 @@ def test_the_detect_stage_words_a_column_the_file_lacks_the_same_way(tmp_path):
     engine, queries = open_queries(cfg, [trips])
     with pytest.raises(ConfigError) as refused:
         engine.check_rule("x", queries.rule_check(queries.rules[0]), queries.rule_columns())
+    # the stage refuses a value that is no condition the same way (a rule over a column only the file holds)
+    with pytest.raises(ConfigError, match=r"^model.rules.x: it is VARCHAR, not a condition"):
+        engine.check_rule("x", queries.rule_check(Rule("x", "rate_code_x", "rate_code_x")), queries.rule_columns())
     columns = COLUMNS.replace("airport_fee, file_month", "airport_fee, pickup_longitude, file_month, rate_code_x")
     assert (
         str(refused.value)

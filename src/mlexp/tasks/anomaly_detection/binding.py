@@ -46,6 +46,15 @@ def unbound(error: duckdb.Error, columns: Sequence[str]) -> str:
     return f"there is no column {column}{f' ({hint})' if hint else ''}; columns: {', '.join(columns)}"
 
 
+def not_a_condition(result: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the rule_check query's one column is not a condition (true for the trips a rule flags), or None: a number
+    or a text binds, and only the detect stage's count of flags would fail on it."""
+    kind = str(result.description[0][1]) if result.description else "BOOLEAN"
+    if kind in ("BOOLEAN", "NULL"):
+        return None
+    return f"it is {kind}, not a condition: a rule is true for the trips it flags (e.g. trip_distance > 50)"
+
+
 @cache
 def _connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the task's macros and the empty tables of TABLES."""
@@ -73,9 +82,9 @@ def problem(predicate: str, generated: bool) -> str | None:
     statistics = dict.fromkeys(STATISTICS, 0.0)  # each computed, as a constant, when a rule names it
     queries = TripQueries(DUCKDB, Source(table, dict(TABLES[table])), {}, statistics=statistics)
     try:
-        _connection().execute(queries.rule_check(Rule("rule", predicate, predicate)))
+        result = _connection().execute(queries.rule_check(Rule("rule", predicate, predicate)))
     except duckdb.Error as error:
         if not generated and UNKNOWN_COLUMN.search(said(error)):
             return None
         return unbound(error, queries.rule_columns())
-    return None
+    return not_a_condition(result)

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.anomaly_detection.binding import unbound
+from mlexp.tasks.anomaly_detection.binding import not_a_condition, unbound
 from mlexp.tasks.anomaly_detection.config_rules import athena_results_located
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, DUCKDB_MACROS, Dialect, literal, quote
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNREAD, Source, TripQueries
@@ -148,9 +148,12 @@ class DuckDBEngine(Engine):
 
     def check_rule(self, name: str, sql: str, columns: Sequence[str] = ()) -> None:
         try:
-            self.connection.execute(sql)
+            result = self.connection.execute(sql)
         except duckdb.Error as error:
             raise ConfigError(f"model.rules.{name}: {unbound(error, columns)}") from error
+        problem = not_a_condition(result)
+        if problem is not None:
+            raise ConfigError(f"model.rules.{name}: {problem}")
 
     def write_cleaned(
         self, sql: str, out_dir: Path, expected_rows: int, trial_id: Callable[[], str] = str
