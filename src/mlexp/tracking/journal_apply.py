@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import sys
@@ -228,34 +229,33 @@ def discard(root: Path, folders: list[Path]) -> tuple[list[Path], list[Path]]:
     discarded, busy = [], []
     for folder in folders:
         journal = Journal(folder)
-        owner, writer = FileLock(str(journal.owner_lock)), FileLock(str(journal.writer_lock))
-        try:
-            owner.acquire(timeout=0)
-        except FOLDER_GONE:
-            continue
-        except Timeout:
+        state = _hide_unless_busy(journal)
+        if state == "busy":
             busy.append(folder)
-            continue
-        try:
-            try:
-                writer.acquire(timeout=0)
-            except FOLDER_GONE:
-                continue
-            except Timeout:
-                busy.append(folder)
-                continue
-            try:
-                if not (folder / "header.json").exists():
-                    continue  # stored by a replay meanwhile: only its locks are left, for _remove_stubs
-                journal.hide()  # under both locks: no replayer finds it half deleted
-            finally:
-                writer.release()
-        finally:
-            owner.release()
-        journal.remove()
-        discarded.append(folder)
+        elif state == "hidden":
+            journal.remove()
+            discarded.append(folder)
     _remove_stubs(root)
     return discarded, busy
+
+
+def _hide_unless_busy(journal: Journal) -> str:
+    """Hide `journal` under its owner's and its writer's locks: "hidden"; "busy" when a process holds either; "gone"
+    when it was stored (or removed) meanwhile."""
+    with contextlib.ExitStack() as held:
+        for path in (journal.owner_lock, journal.writer_lock):
+            lock = FileLock(str(path))
+            try:
+                lock.acquire(timeout=0)
+            except FOLDER_GONE:
+                return "gone"
+            except Timeout:
+                return "busy"
+            held.callback(lock.release)
+        if not (journal.folder / "header.json").exists():
+            return "gone"  # stored by a replay meanwhile: only its locks are left, for _remove_stubs
+        journal.hide()  # under both locks: no replayer finds it half deleted
+        return "hidden"
 
 
 def _replay(journal: Journal, writers: StoreWriters) -> Replayed | None:
