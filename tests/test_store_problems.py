@@ -103,6 +103,14 @@ def test_the_compare_hint_of_the_default_store_names_no_store(tmp_project_with_s
     assert _compare_hint(done.stdout) == ["compare", TASK]
 
 
+def test_a_default_store_compare_cannot_use_does_not_fail_the_trial_that_used_another(tmp_project):
+    # $MLFLOW_TRACKING_URI without a scheme, overridden by tracking.uri: the trial ran and recorded; its hint failed it
+    other = tmp_project / "other.db"
+    env = cli_env(tmp_project) | {"MLFLOW_TRACKING_URI": "localhost:5000"}
+    done = run_cli(tmp_project, TASK, *TINY, f"tracking.uri=sqlite:///{other}", env=env)
+    assert _compare_hint(done.stdout) == ["compare", TASK, f"tracking.uri=sqlite:///{other}"]
+
+
 def test_compare_takes_tracking_server_as_a_trial_does(tmp_project):
     done = run_cli(tmp_project, "compare", TASK, "tracking=server", check=False)
     assert (done.returncode, done.stderr.strip()) == (

@@ -35,11 +35,16 @@ def compare_command(scope: str, tracking_uri: str) -> str:
     A store given as `tracking=server` is named so again (its URL stays in $MLEXP_TRACKING_SERVER); any other as
     `tracking.uri=<uri>`.
     """
+    from mlexp.errors import ConfigError
     from mlexp.paths import project_root
     from mlexp.tracking.store import TrackingStore, absolute_uri
 
     used = absolute_uri(tracking_uri)
-    if used == absolute_uri(TrackingStore.resolve(None, project_root()).uri):
+    try:
+        default = absolute_uri(TrackingStore.resolve(None, project_root()).uri)
+    except ConfigError:  # compare's default is unusable ($MLFLOW_TRACKING_URI without a scheme): name the store
+        default = None
+    if used == default:
         return f"mlexp compare {scope}"
     server = os.environ.get("MLEXP_TRACKING_SERVER")
     store = "tracking=server" if server and used == absolute_uri(server) else shlex.quote(f"tracking.uri={used}")
