@@ -61,3 +61,17 @@ def test_help_names_every_command_and_only_real_config_groups(tmp_project):
     groups = shown.split("Config groups (group=option):\n")[1].split("\n\n")[0].splitlines()
     assert groups and all(": " in line and line.split(": ")[1] for line in groups), groups  # a group lists options
     assert "recommendation_schemas" not in shown  # data files beside the groups, no options
+
+
+@pytest.mark.parametrize("answer", [EOFError, KeyboardInterrupt])
+def test_ending_the_input_at_a_confirmation_is_a_no(monkeypatch, capsys, answer):
+    # Ctrl-D at `mlexp delete`'s or `mlexp sync --discard`'s [y/N] was an EOFError traceback
+    from mlexp.console import confirmed
+
+    def ended(prompt: str) -> str:
+        raise answer
+
+    monkeypatch.setattr("builtins.input", ended)
+    assert confirmed("discard them?") is False
+    monkeypatch.setattr("builtins.input", lambda prompt: " Yes ")
+    assert confirmed("discard them?") is True

@@ -147,8 +147,8 @@ REFUSED = [
         "model.enabled=[unparsable_timestamp, too_lng]: each name in model.enabled (the rules that run) must be one "
         "of model.rules; model.rules has no 'too_lng' (did you mean too_long?); rules: unparsable_timestamp, "
         "non_positive_duration, too_long, duration_iqr, duration_robust_z, non_positive_distance, "
-        "pickup_outside_month, implausible_speed, negative_fare, zero_distance_long_duration, dst_fall_back (add "
-        "model.rules.<name>='<SQL predicate>' for a new one)",
+        "pickup_outside_month, implausible_speed, negative_fare, zero_distance_long_duration, dst_fall_back (add a "
+        "new one with '+model.rules.<name>=\"<SQL predicate>\"', quoted so)",
     ),
     # "stage 'detect' failed: model.rules.bad: Binder Error: Referenced column "trip_distanc" not found in FROM
     # clause!" (exit 1), after prepare and query ran

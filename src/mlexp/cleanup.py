@@ -28,7 +28,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from mlexp import cleanup_registry
-from mlexp.console import quiet_third_party
+from mlexp.console import confirmed, quiet_third_party
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root
 from mlexp.shared_component import SHARED_TAG
@@ -338,7 +338,7 @@ def run_delete(argv: list[str]) -> int:
         if not sys.stdin.isatty():
             print("mlexp delete: nothing deleted: no terminal to confirm on; add --force", file=sys.stderr)
             return 1
-        if input("delete all of it? [y/N] ").strip().lower() not in ("y", "yes"):
+        if not confirmed("delete all of it?"):
             print("nothing deleted")
             return 1
     print(delete_experiment(name, force=True, tracking_uri=uri))

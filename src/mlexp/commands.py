@@ -263,6 +263,7 @@ def _say_kept(kept: list[Replayed]) -> None:
 
 def _discard_journals(argv: list[str]) -> int:
     """`mlexp sync --discard <store or journal folder> [--force]`: say what goes, confirm on a terminal, delete."""
+    from mlexp.console import confirmed
     from mlexp.tracking.journal_apply import discard, orphaned, store_of
 
     force = "--force" in argv
@@ -283,7 +284,7 @@ def _discard_journals(argv: list[str]) -> int:
         if not sys.stdin.isatty():
             print("mlexp sync: nothing discarded: no terminal to confirm on; add --force", file=sys.stderr)
             return 1
-        if input("discard them? [y/N] ").strip().lower() not in ("y", "yes"):
+        if not confirmed("discard them?"):
             print("nothing discarded")
             return 1
     discarded, busy = discard(root, list(chosen))

@@ -22,6 +22,15 @@ INTERRUPT_AGAIN_S = 0.05  # Ctrl-C lost in a finaliser is raised again this much
 _LINE_ENDS = re.compile(r"(\r\n|\n|\r)")
 
 
+def confirmed(question: str) -> bool:
+    """Whether the user answers yes to `question` on the terminal; end of input (Ctrl-D) or Ctrl-C is a no."""
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return False
+
+
 def quiet_third_party() -> None:
     """Silence the libraries' known noise in this process; imports none of them (call once per process)."""
     # the sagemaker-mlflow plugin's header provider warns "list index out of range" on every request

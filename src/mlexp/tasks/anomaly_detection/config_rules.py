@@ -72,8 +72,8 @@ def name_the_rules(enabled: list[str], rules: dict[str, str]) -> str:
         for name in unknown_rules(enabled, rules)
     )
     return (
-        f"model.rules has no {unknown}; rules: {', '.join(names)} (add model.rules.<name>='<SQL predicate>' for a "
-        "new one)"
+        f"model.rules has no {unknown}; rules: {', '.join(names)} (add a new one with "
+        "'+model.rules.<name>=\"<SQL predicate>\"', quoted so)"
     )
 
 
