@@ -82,7 +82,7 @@ class InitLayers(str, Enum):
 @dataclass
 class Detector:
     # the model option (conf/model/<family>.yaml: ssd, yolo3, faster_rcnn) whose networks model.network names
-    family: str | None = None
+    family: str | None = "ssd"
     # a GluonCV model-zoo name of a *_custom network: ssd_*, yolo3_* or faster_rcnn_*
     network: str = "ssd_300_mobilenet0.25_custom"
     classes: list[str] = field(default_factory=lambda: ["football"])
