@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,11 +203,17 @@ def _wait_for_health(url: str, server: subprocess.Popen[bytes], log: Path, secon
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """URL of a real `mlflow server` on 127.0.0.1 (SQLite store and artifacts in a temp folder), shared by a file."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1:`port` (a free one if None), its SQLite store and artifacts in `folder`."""
     database = f"sqlite:///{folder / 'server.db'}"
     MlflowClient(database).search_experiments()  # create the schema here, not in the server's start-up
     log = folder / "server.log"
-    port = _free_port()
+    port = port or _free_port()
     # no background job runner, no telemetry: nothing but the tracking API and the UI
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     with log.open("wb") as out:

@@ -182,6 +182,27 @@ def test_a_server_that_is_down_is_one_line_from_the_trials_own_process_too(tmp_p
     )
 
 
+def test_discarding_stores_first_what_the_store_takes_now(tmp_project, tmp_path):
+    # the server came back: `--discard` would have thrown away records it could store
+    from conftest import running_mlflow_server
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url}
+    run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env, check=False)  # nothing listens: kept
+    [journal] = _journals(tmp_project)
+    with running_mlflow_server(tmp_path, port):
+        done = run_cli(tmp_project, "sync", "--discard", url, "--force", env=env)
+        assert done.stdout.splitlines() == [
+            f"{journal.name}: stored (its store took it; not discarded)",
+            "0 trial journal(s) discarded: the store took what was kept",
+        ]
+        assert _journals(tmp_project) == []
+        # its records reached the server (the trial itself ended FAILED: its store could not be reached)
+        [trial] = trials_of(tmp_project, client=MlflowClient(url))
+        assert trial.status == "FAILED" and trial.params["model.epochs"] == "2"
+
+
 def test_a_journal_whose_trial_still_runs_is_never_discarded(tmp_path):
     running = Journal.create(tmp_path, "http://127.0.0.1:9", None)  # its owner's lock held, as by a running trial
     assert discard(tmp_path, [running.folder]) == ([], [running.folder])

@@ -264,15 +264,24 @@ def _say_kept(kept: list[Replayed]) -> None:
 def _discard_journals(argv: list[str]) -> int:
     """`mlexp sync --discard <store or journal folder> [--force]`: say what goes, confirm on a terminal, delete."""
     from mlexp.console import confirmed
-    from mlexp.tracking.journal_apply import discard, orphaned, store_of
+    from mlexp.tracking.journal_apply import discard, orphaned, replay_orphans, store_of
+    from mlexp.tracking.store import bound_store_retries
 
     force = "--force" in argv
     rest = [arg for arg in argv if arg != "--force"]
     if len(rest) != 2 or rest[0] != "--discard" or not rest[1]:
         raise MlexpError(f"usage: {USAGE['sync']}")
     target, root = rest[1], project_root()
+    # what a store takes now is stored, not thrown away: only what it still refuses is discarded
+    bound_store_retries()
+    stored = [entry for entry in replay_orphans(root) if not entry.error]
+    for entry in stored:
+        print(f"{entry.folder.name}: stored (its store took it; not discarded)")
     kept = {journal.folder: store_of(journal) for journal in orphaned(root)}  # "": a header that cannot be read
     chosen = {folder: uri for folder, uri in kept.items() if _matches(target, folder, uri)}
+    if not chosen and stored:
+        print("0 trial journal(s) discarded: the store took what was kept")
+        return 0
     if not chosen:
         stores = sorted({uri for uri in kept.values() if uri})
         known = f"kept journals wait for: {', '.join(stores)}" if stores else "no journal is kept"
