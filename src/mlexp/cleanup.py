@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable, Sized
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from mlexp import cleanup_registry
-from mlexp.console import confirmed, quiet_third_party
+from mlexp.console import confirmed_on_terminal, quiet_third_party
 from mlexp.errors import MlexpError
 from mlexp.paths import project_root
 from mlexp.shared_component import SHARED_TAG
@@ -335,11 +334,7 @@ def run_delete(argv: list[str]) -> int:
     bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
     if not force:
         print(f"would delete {plan_deletion(name, tracking_uri=uri)}")
-        if not sys.stdin.isatty():
-            print("mlexp delete: nothing deleted: no terminal to confirm on; add --force", file=sys.stderr)
-            return 1
-        if not confirmed("delete all of it?"):
-            print("nothing deleted")
+        if not confirmed_on_terminal("mlexp delete", "delete all of it?", "nothing deleted"):
             return 1
     print(delete_experiment(name, force=True, tracking_uri=uri))
     return 0

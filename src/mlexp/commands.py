@@ -263,7 +263,7 @@ def _say_kept(kept: list[Replayed]) -> None:
 
 def _discard_journals(argv: list[str]) -> int:
     """`mlexp sync --discard <store or journal folder> [--force]`: say what goes, confirm on a terminal, delete."""
-    from mlexp.console import confirmed
+    from mlexp.console import confirmed_on_terminal
     from mlexp.tracking.journal_apply import discard, orphaned, replay_orphans, store_of
     from mlexp.tracking.store import bound_store_retries
 
@@ -290,11 +290,7 @@ def _discard_journals(argv: list[str]) -> int:
         print(f"would discard {len(chosen)} trial journal(s) and the records in them:")
         for folder, uri in chosen.items():
             print(f"  {folder} (for {uri})")
-        if not sys.stdin.isatty():
-            print("mlexp sync: nothing discarded: no terminal to confirm on; add --force", file=sys.stderr)
-            return 1
-        if not confirmed("discard them?"):
-            print("nothing discarded")
+        if not confirmed_on_terminal("mlexp sync", "discard them?", "nothing discarded"):
             return 1
     discarded, busy = discard(root, list(chosen))
     for folder in discarded:

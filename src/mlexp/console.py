@@ -31,6 +31,18 @@ def confirmed(question: str) -> bool:
         return False
 
 
+def confirmed_on_terminal(command: str, question: str, nothing: str) -> bool:
+    """A destructive command's yes: without a terminal, `nothing` happens and --force is the way (one line on
+    stderr); on one, `question` is asked and a no says `nothing`."""
+    if not sys.stdin.isatty():
+        print(f"{command}: {nothing}: no terminal to confirm on; add --force", file=sys.stderr)
+        return False
+    if not confirmed(question):
+        print(nothing)
+        return False
+    return True
+
+
 def quiet_third_party() -> None:
     """Silence the libraries' known noise in this process; imports none of them (call once per process)."""
     # the sagemaker-mlflow plugin's header provider warns "list index out of range" on every request
