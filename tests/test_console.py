@@ -315,6 +315,28 @@ def test_ctrl_c_in_a_finaliser_reaches_the_main_code_instead_of_a_printed_traceb
     assert sys.unraisablehook is hook
 
 
+def test_an_mxnet_array_whose_construction_ctrl_c_stopped_is_freed_without_a_traceback():
+    # Ctrl-C between MXNet's array allocation and `self.handle = ...` leaves an array whose finaliser fails
+    script = (
+        "import sys, mxnet as mx, mlexp.console as c\n"
+        "if sys.argv[1] == 'quiet': c.quiet_third_party()\n"
+        "half_built = mx.nd.NDArray.__new__(mx.nd.NDArray)\n"
+        "del half_built\n"
+        "class Other:\n"
+        "    def __del__(self): raise AttributeError('no attribute handle', name='other')\n"
+        "Other()\n"
+    )
+    runs = {
+        mode: subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=120)
+        for mode in ("plain", "quiet")
+    }
+    assert runs["plain"].stderr.count("Traceback") == 2  # Python's own printing, as before
+    assert "NDArrayBase.__del__" in runs["plain"].stderr
+    # the half-built array is silent; any other finaliser's error is still printed
+    assert "NDArrayBase.__del__" not in runs["quiet"].stderr
+    assert runs["quiet"].stderr.count("Traceback") == 1 and "Other.__del__" in runs["quiet"].stderr
+
+
 def _run_with_terminal_stderr(project, args: list[str], env: dict[str, str]) -> tuple[str, str]:
     """Run the CLI with stderr on a pseudo-terminal, as in a user's shell (stdout piped); returns both, as text."""
     import fcntl

@@ -76,7 +76,7 @@ def _interrupt_in_finaliser_ignored(hook: Callable[[Any], object]) -> Callable[[
 
     Python would print it as an ignored exception with a traceback and drop it: the command would go on as if no
     Ctrl-C came. Raised again at the main code's next step, it stops the command with its one-line report.
-    Other unraisable errors still go to `hook`.
+    A half-built MXNet array that Ctrl-C left behind is freed quietly. Other unraisable errors still go to `hook`.
     """
 
     def ignoring_interrupts(unraisable: Any) -> object:
@@ -84,10 +84,27 @@ def _interrupt_in_finaliser_ignored(hook: Callable[[Any], object]) -> Callable[[
             # from another thread, a moment later: raised now, it would land in this hook and be dropped again
             threading.Timer(INTERRUPT_AGAIN_S, _thread.interrupt_main).start()
             return None
+        if _half_built_array_freed(unraisable):
+            return None
         return hook(unraisable)
 
     ignoring_interrupts.mlexp_quiet = True  # type: ignore[attr-defined]
     return ignoring_interrupts
+
+
+def _half_built_array_freed(unraisable: Any) -> bool:
+    """MXNet freeing an array whose constructor Ctrl-C stopped before it held a handle: nothing to free.
+
+    Its finaliser then fails on the missing `handle` and Python prints that traceback under the command's own
+    one-line report of the interrupt.
+    """
+    error = unraisable.exc_value
+    finaliser_module = getattr(unraisable.object, "__module__", None) or ""
+    return (
+        isinstance(error, AttributeError)
+        and getattr(error, "name", None) == "handle"
+        and finaliser_module.startswith("mxnet.")
+    )
 
 
 def is_sagemaker_arn(uri: str) -> bool:
