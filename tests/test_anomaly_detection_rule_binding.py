@@ -88,6 +88,17 @@ def _refusal(tmp_path, *overrides: str) -> str:
             f'model.rules.odd="trip_distance": {RULE}; it is DOUBLE, not a condition: a rule is true for the trips it '
             "flags (e.g. trip_distance > 50)",
         ),
+        # a comment cut the query around the rule: "syntax error at or near FROM"; '--' inside a string is no comment
+        (
+            ['+model.rules.neg="fare_amount < 0 -- refunds"', "model.enabled=[neg]"],
+            f"model.rules.neg=\"fare_amount < 0 -- refunds\": {RULE}; remove the SQL comment '-- refunds': a rule is "
+            "placed inside the detect stage's query, which it would cut",
+        ),
+        (
+            ["+model.rules.neg=\"store_and_fwd_flag = '--' /* odd */ AND fare_amount < 0\"", "model.enabled=[neg]"],
+            f"model.rules.neg=\"store_and_fwd_flag = '--' /* odd */ AND fare_amount < 0\": {RULE}; remove the SQL "
+            "comment '/* odd */': a rule is placed inside the detect stage's query, which it would cut",
+        ),
         # a predicate with double quotes is shown in single ones
         (
             ["+model.rules.q='\"VendorID\" = 1 AND tip_amout > 0'", "model.enabled=[q]"],
