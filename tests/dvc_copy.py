@@ -18,9 +18,14 @@ from mlexp.config import params
 VENV_BIN = str(Path(sys.executable).parent)
 
 
-def dvc(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real `dvc` in `workdir` (its stages find `mlexp` on PATH)."""
+def dvc(
+    workdir: Path, *args: str, check: bool = True, exported_root: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `dvc` in `workdir` (its stages find `mlexp` on PATH), with $MLEXP_ROOT=`exported_root` if given
+    (as a user who exported it)."""
     env = {k: v for k, v in cli_env(workdir).items() if k != "MLEXP_ROOT"}
+    if exported_root is not None:
+        env["MLEXP_ROOT"] = str(exported_root)
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     done = subprocess.run(
         [os.path.join(VENV_BIN, "dvc"), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=900

@@ -189,9 +189,12 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     assert store_client(repo_copy).get_run(newest.run_id).data.metrics["test_msle"] > 0
 
     # an experiment in a temporary copy (`--temp`, as queued ones run) records into the workspace's store, which
-    # outlives the copy, and links the stages DVC kept to their components there
+    # outlives the copy, and links the stages DVC kept to their components there; an exported $MLEXP_ROOT naming
+    # the workspace does not make the copy's stages read the workspace's params.yaml and write its outputs
     temporary = dvc(
-        repo_copy, "exp", "run", "--temp", "-n", "wider", "-S", "tabular_regression.model.l1_size=5", pipeline
+        repo_copy,
+        *("exp", "run", "--temp", "-n", "wider", "-S", "tabular_regression.model.l1_size=5", pipeline),
+        exported_root=repo_copy,
     )
     assert (
         "(reports: in DVC experiment wider; `dvc exp apply wider` brings them into the workspace)" in temporary.stdout

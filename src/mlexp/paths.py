@@ -6,20 +6,26 @@ import os
 from pathlib import Path
 
 ROOT_ENV = "MLEXP_ROOT"
+DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for each stage command it runs
 
 
 def project_root(start: Path | None = None) -> Path:
     """The project folder: $MLEXP_ROOT, else the nearest folder holding conf/config.yaml.
 
     Searching from the working directory (not from this file) lets a copy of the
-    project, such as a DVC experiment workspace, use its own conf/ and data/.
+    project, such as a DVC experiment workspace, use its own conf/ and data/. A DVC stage
+    ($DVC_STAGE set) is the project DVC runs it in, even with $MLEXP_ROOT exported: in
+    `dvc exp run --temp` that names the workspace, whose params.yaml and outputs are not the copy's.
     """
-    if os.environ.get(ROOT_ENV):
-        return Path(os.environ[ROOT_ENV]).resolve()
+    given = os.environ.get(ROOT_ENV)
+    if given and not os.environ.get(DVC_STAGE_ENV):
+        return Path(given).resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "conf" / "config.yaml").is_file():
             return folder
+    if given:
+        return Path(given).resolve()
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "conf" / "config.yaml").is_file():
         return checkout

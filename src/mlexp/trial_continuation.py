@@ -15,10 +15,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlexp.paths import DVC_STAGE_ENV
+
 # set it to make stages run by another orchestrator share one trial (one value per pipeline run)
 PIPELINE_RUN_ENV = "MLEXP_PIPELINE_RUN"
-# DVC sets this for every stage command it runs
-DVC_STAGE_ENV = "DVC_STAGE"
 
 
 def _proc_stat(pid: int) -> tuple[int, str] | None:
