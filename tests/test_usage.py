@@ -53,6 +53,16 @@ def test_help_imports_no_stage_module(tmp_project, task):
     assert done.stdout.strip().splitlines()[-1] == "LOADED []"
 
 
+def test_help_alone_is_the_overview_and_names_the_way_to_a_tasks_config(tmp_project):
+    # the default task's config, ranges and rules (170 lines) pushed the overview off the screen
+    out = run_cli(tmp_project, "--help").stdout
+    assert "== Config" not in out and "== Ranges" not in out
+    assert out.rstrip().endswith("mlexp --help task=<task> [key=value ...]")
+    with_task = run_cli(tmp_project, "--help", "task=churn_incentives").stdout
+    assert with_task.startswith(out.rstrip().rsplit("\n", 1)[0])  # the same overview first
+    assert "== Config (task=churn_incentives) ==" in with_task and "== Rules across keys" in with_task
+
+
 def test_help_with_a_mistyped_task_is_one_line(tmp_project):
     done = run_cli(tmp_project, "--help", "task=tabular_regresion", check=False)
     assert done.returncode == 2

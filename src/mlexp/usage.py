@@ -98,19 +98,31 @@ def _constraint_lines(cfg: DictConfig) -> list[str]:
 
 
 def help_text(conf_dir: Path, overrides: list[str]) -> str:
+    """The overview (commands, tasks, config groups); with overrides (`task=<task>` …) also that composition's
+    config, ranges and rules, which alone would push the overview off a terminal's screen."""
     check_override_keys(conf_dir, overrides)
+    overview = [
+        USAGE,
+        "",
+        "Tasks (task=<name>) and their stages ([→ deploy]: when deploy is not none):",
+        *_task_lines(conf_dir),
+        "",
+        "Config groups (group=option):",
+        *_group_lines(conf_dir),
+        "",
+    ]
+    if not overrides:
+        return "\n".join(
+            [
+                *overview,
+                "A task's config, its ranges and its rules across keys: mlexp --help task=<task> [key=value ...]",
+            ]
+        )
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     return "\n".join(
         [
-            USAGE,
-            "",
-            "Tasks (task=<name>) and their stages ([→ deploy]: when deploy is not none):",
-            *_task_lines(conf_dir),
-            "",
-            "Config groups (group=option):",
-            *_group_lines(conf_dir),
-            "",
+            *overview,
             f"== Config (task={cfg.task.name}) ==",
             OmegaConf.to_yaml(cfg),
             f"== Ranges (task={cfg.task.name}): a value outside one is refused before a trial opens ==",
