@@ -410,8 +410,9 @@ def _main() -> None:
             app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
             app(_job)()
     except KeyboardInterrupt:
-        close_open_sweep("KILLED")
-        print("mlexp: interrupted (Ctrl-C); the running trial is marked KILLED", file=sys.stderr)
+        # the trial's own line ("interrupted: trial … marked KILLED") came before, from the runner
+        sweep = close_open_sweep("KILLED")
+        print(f"mlexp: interrupted (Ctrl-C){f'; sweep {sweep} marked KILLED' if sweep else ''}", file=sys.stderr)
         sys.exit(130)
     except BaseException:
         # Hydra reports its own errors and exits; a sweep it stopped must not stay RUNNING

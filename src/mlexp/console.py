@@ -18,6 +18,7 @@ from typing import Any, TextIO
 HEADER_REGISTRY = "mlflow.tracking.request_header.registry"
 JOBLIB_LAUNCHER_LOGGER = "hydra_plugins.hydra_joblib_launcher._core"
 OPTUNA_SWEEPER_LOGGER = "hydra_plugins.hydra_optuna_sweeper._impl"
+LEAKED_SEMAPHORES_IGNORED = "ignore:resource_tracker:UserWarning"  # its message starts "resource_tracker: There appear"
 INTERRUPT_AGAIN_S = 0.05  # Ctrl-C lost in a finaliser is raised again this much later
 _LINE_ENDS = re.compile(r"(\r\n|\n|\r)")
 
@@ -65,6 +66,10 @@ def quiet_third_party() -> None:
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     # alembic's "setup plugin ..." lines, at INFO once Hydra's job logging is set up (MLflow imports it late)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # joblib's resource tracker, a process of its own started with this one's -W options, warns of "leaked
+    # semaphore objects" after Ctrl-C stops the workers, below the command's last line; it frees them itself
+    if LEAKED_SEMAPHORES_IGNORED not in sys.warnoptions:
+        sys.warnoptions.append(LEAKED_SEMAPHORES_IGNORED)
     if not getattr(sys.unraisablehook, "mlexp_quiet", False):
         sys.unraisablehook = _interrupt_in_finaliser_ignored(sys.unraisablehook)
     # the CLI prints one link to the comparison of trials; MLflow would print two per run and component

@@ -59,8 +59,9 @@ def sweep_name(config: DictConfig) -> str:
     return f"{kind}-{datetime.now():%m%d-%H%M%S}"
 
 
-def close_open_sweep(status: str) -> None:
-    """End a sweep record that its end callback never reached (an error or Ctrl-C in Hydra or a job).
+def close_open_sweep(status: str) -> str | None:
+    """End a sweep record that its end callback never reached (an error or Ctrl-C in Hydra or a job); returns
+    its run id, or None when no sweep was open.
 
     Trials still RUNNING then end with the same status, components included: with the joblib
     launcher, Ctrl-C stops the worker processes before their own handlers reach the store.
@@ -72,7 +73,7 @@ def close_open_sweep(status: str) -> None:
     for key in SWEEP_ENV:
         os.environ.pop(key, None)
     if not sweep_id or not uri:
-        return
+        return None
     from mlexp.tracking import TrackingStore, tags
     from mlexp.tracking.journal_apply import settle
 
@@ -92,6 +93,7 @@ def close_open_sweep(status: str) -> None:
                 client.set_terminated(component.info.run_id, status)
             client.set_terminated(trial.info.run_id, status)
     client.set_terminated(sweep_id, status)
+    return sweep_id
 
 
 @contextmanager
