@@ -349,3 +349,60 @@ def test_the_comparison_table_leaves_out_headline_metrics_no_trial_logged():
     empty = table.iloc[1:].copy()
     empty.attrs.update(table.attrs)  # no trial scored: the objective's column stays, empty
     assert format_table(empty, ["al_random_labels"]).splitlines()[0].split()[-1] == "al_best_label_fraction"
+
+
+def test_the_comparison_table_shows_sampled_floats_in_6_significant_digits():
+    # a sweep's table showed model.learning_rate as sampled: 0.0462258900102083
+    from mlexp.compare import format_table
+    from mlexp.experiment_analytics import column
+
+    table = pd.DataFrame(
+        {
+            "TrialName": ["a", "b", "c"],
+            "Status": ["FINISHED"] * 3,
+            "model.learning_rate": ["0.0462258900102083", "1e-3", None],
+            "model.units": ["123456789", "64", "32"],
+            "model.layers": ["[64, 32]", "[8]", "[8]"],
+            column("test_msle", "Last"): [0.0123456789, 1.5, math.nan],
+        }
+    )
+    table.attrs.update(objective="test_msle", params=["model.learning_rate", "model.units", "model.layers"])
+    rows = [line.split("  ") for line in format_table(table, []).splitlines()[2:]]
+    cells = [[cell.strip() for cell in row if cell.strip()] for row in rows]
+    assert cells == [
+        ["1", "a", "FINISHED", "0.0462259", "123456789", "[64, 32]", "0.0123457"],
+        ["2", "b", "FINISHED", "1e-3", "64", "[8]", "1.5"],
+        ["3", "c", "FINISHED", "32", "[8]"],
+    ]
+
+
+@pytest.mark.parametrize("count", [3, 25, 130])
+def test_every_trial_of_a_crowded_chart_is_in_the_saved_legend_beside_the_plot_and_drawn_unlike_the_others(
+    count, tmp_path
+):
+    # `mlexp compare` of 25 trials: the legend covered the lines, showed 22 of them, and colours repeated
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mlexp import charts
+
+    series = {
+        f"random-1205-143753-trial-{i}": [(step, (i + 1) / (step + 1)) for step in range(4)] for i in range(count)
+    }
+    figure = plot.metric_by_step(series, "train_loss")
+    charts.save_figure(figure, tmp_path / "train_loss_by_step.png")  # as compare saves it: the saved area is the figure
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    [ax] = figure.axes
+    lines = ax.get_lines()
+    assert len({(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines}) == count
+    if count <= 40:  # colour and line style alone tell the trials apart
+        assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == count
+    legend = ax.get_legend()
+    texts = legend.get_texts()
+    assert [text.get_text() for text in texts] == list(series)
+    shown = figure.bbox
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert shown.x0 <= box.x0 and box.x1 <= shown.x1 and shown.y0 <= box.y0 and box.y1 <= shown.y1, text
+    assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))

@@ -323,6 +323,17 @@ def test_keys_command_finds_the_store_from_conf(tmp_project, monkeypatch, capsys
     assert [r.plan for r in ApiKeys(tmp_project / "serving" / "keys.sqlite").list()] == ["5 requests per day"]
 
 
+def test_keys_list_and_revoke_do_not_create_a_missing_store(tmp_path, capsys):
+    db = tmp_path / "srv" / "keys.sqlite"
+    # `mlexp keys list` said "no keys in ..." and left an empty 20 KB database there
+    assert keys_command.main(["--db", str(db), "list"]) == 0
+    assert f"no keys in {db}" in capsys.readouterr().out
+    assert not (tmp_path / "srv").exists()
+    assert keys_command.main(["--db", str(db), "revoke", "erin"]) == 2
+    assert not (tmp_path / "srv").exists()
+    assert f"no key store at {db}" in capsys.readouterr().err
+
+
 SERVICE_SCRIPT = """
 import sys, time
 from pathlib import Path

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -194,6 +196,19 @@ def test_the_first_local_deploy_of_a_fresh_project_waits_for_the_store(tmp_proje
     assert done.returncode != 0
     assert "has no alias 'champion'" in done.stderr and "deploy.source=trial|best" in done.stderr
     assert "migration" not in done.stderr and "OperationalError" not in done.stderr
+
+
+def test_a_stage_run_alone_says_where_its_reports_are_and_where_to_look_next(tmp_project):
+    # it ended with only "stage active_learning done."
+    done = run_cli(tmp_project, f"task={TASK}", "stage=active_learning", *TINY, *ACTIVE)
+    lines = done.stdout.splitlines()
+    closing = next(i for i, line in enumerate(lines) if line.startswith("stage active_learning done."))
+    where = re.fullmatch(r"stage active_learning done\.  \(reports: (.+)\)", lines[closing])
+    assert where, lines[closing:]
+    folder = Path(where[1])
+    assert folder.name == "active_learning" and (folder / "learning_curves.png").is_file()
+    assert lines[closing + 1] == f"  compare trials:  mlexp compare task={TASK}"
+    assert any(line.startswith("MLflow UI: ") for line in lines[closing + 2 :]), done.stdout
 
 
 @pytest.mark.slow

@@ -190,12 +190,15 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
     if math.isnan(result.objective):
         if cfg.compute.target == "sagemaker":  # a dry run or a job not waited for: the job's lines said where to look
             return
-        if cfg.stage is not None:
-            print(f"stage {cfg.stage} done.")
-        else:  # a whole trial without the objective (e.g. documents without ground truth): say where its outputs are
+        if cfg.stage is None:  # a whole trial without the objective (e.g. documents without ground truth)
             print(f"trial done: no {metric} to report  ({_where_reports_are(cfg)})")
-        return
-    print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")
+            return
+        where = _where_stage_reports_are(cfg)
+        print(f"stage {cfg.stage} done." + (f"  ({where})" if where else ""))
+        if cfg.params_file:  # a stage of a DVC pipeline: its last stage says where to look next, once
+            return
+    else:
+        print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")
     if multirun or result.kept:  # kept: no store ids to link to yet
         return
     from mlexp.next_steps import compare_command, print_ui_link
@@ -215,6 +218,16 @@ def _where_reports_are(cfg: DictConfig) -> str:
         return f"reports: {cfg.paths.reports}"
     name = os.environ.get("DVC_EXP_NAME") or "<experiment>"  # DVC names the experiment it runs in a copy
     return f"reports: in DVC experiment {name}; `dvc exp apply {name}` brings them into the workspace"
+
+
+def _where_stage_reports_are(cfg: DictConfig) -> str:
+    """The reports of a stage run alone: its own folder in the reports if it wrote one; "" if it wrote none."""
+    reports = Path(cfg.paths.reports)
+    if store_home(Path(cfg.paths.root)) != Path(cfg.paths.root):
+        return _where_reports_are(cfg)  # a DVC experiment's temporary copy: how to get them
+    if (reports / cfg.stage).is_dir():
+        return f"reports: {reports / cfg.stage}"
+    return _where_reports_are(cfg) if reports.is_dir() and any(reports.iterdir()) else ""
 
 
 def _is_tuning_job(argv: list[str], overrides: list[str]) -> bool:

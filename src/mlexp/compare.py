@@ -127,7 +127,7 @@ def format_table(table: pd.DataFrame, headline: list[str]) -> str:
             str(i + 1),
             row["TrialName"],
             row["Status"],
-            *("" if pd.isna(row[p]) else str(row[p]) for p in params),
+            *(_param(row[p]) for p in params),
             *(_number(row.get(column(m, "Last"), math.nan)) for m in metrics),
         ]
         for i, (_, row) in enumerate(table.iterrows())
@@ -140,6 +140,20 @@ def format_table(table: pd.DataFrame, headline: list[str]) -> str:
 
 def _number(value: float) -> str:
     return "" if pd.isna(value) else f"{value:.6g}"
+
+
+def _param(value: object) -> str:
+    """A param's value as MLflow stored it, but a float sampled to 16 digits (0.0462258900102083) shown in 6."""
+    if pd.isna(value):
+        return ""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    compact = f"{number:.6g}"
+    # ints, and floats the user wrote in 6 digits or fewer, are shown as written
+    return compact if math.isfinite(number) and float(compact) != number and "." in text else text
 
 
 def write_charts(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:

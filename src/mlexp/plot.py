@@ -7,10 +7,12 @@ draw the same under any backend (mlexp.charts selects Agg for the command line).
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
+from matplotlib import rcParams
 from matplotlib.figure import Figure
 
 from mlexp.experiment_analytics import ExperimentAnalytics, find_column
@@ -25,15 +27,42 @@ class Chart(Figure):
         return buffer.getvalue()
 
 
+# past the colour cycle's colours the lines change style too: no two trials look alike
+LINE_STYLES = ("-", "--", ":", "-.")
+MARKERS = (".", "x", "+", "1")  # and past colours x styles, the markers
+# the legend beside the plot: a column holds this many trials before another column starts; the figure grows to
+# hold them (a "small" entry is about LEGEND_ROW inches tall, a character of its label about LEGEND_CHAR wide)
+LEGEND_ROWS, LEGEND_ROW, LEGEND_CHAR = 30, 0.18, 0.07
+
+
+def line_styles(count: int) -> list[dict[str, str]]:
+    """A colour, line style and marker for each of `count` lines, no two alike."""
+    colors = rcParams["axes.prop_cycle"].by_key().get("color") or ["C0"]
+    styled = len(colors) * len(LINE_STYLES)
+    return [
+        {
+            "color": colors[i % len(colors)],
+            "linestyle": LINE_STYLES[i // len(colors) % len(LINE_STYLES)],
+            "marker": MARKERS[i // styled % len(MARKERS)],
+        }
+        for i in range(count)
+    ]
+
+
 def metric_by_step(series: Mapping[str, Sequence[tuple[int, float]]], metric: str) -> Figure:
-    """One line per trial: `metric` against its step (the post's loss-by-epoch chart)."""
-    fig = Chart(figsize=(7, 4.5), layout="tight")
+    """One line per trial: `metric` against its step (the post's loss-by-epoch chart), the legend beside it."""
+    columns = max(1, math.ceil(len(series) / LEGEND_ROWS))
+    rows = math.ceil(len(series) / columns)
+    label_chars = max((len(str(label)) for label in series), default=0)
+    legend_width = columns * (label_chars * LEGEND_CHAR + 0.7)
+    fig = Chart(figsize=(7 + legend_width, max(4.5, rows * LEGEND_ROW + 1.0)), layout="tight")
     ax = fig.add_subplot()
-    for label, points in series.items():
+    for (label, points), style in zip(series.items(), line_styles(len(series))):
         steps, values = zip(*sorted(points)) if points else ((), ())
-        ax.plot(steps, values, marker=".", label=label)
+        ax.plot(steps, values, label=label, color=style["color"], linestyle=style["linestyle"], marker=style["marker"])
     ax.set(xlabel="step (epoch)", ylabel=metric, title=f"{metric} by step, per trial")
-    ax.legend(fontsize="small")
+    if series:  # outside the axes, so it covers no line; the layout shrinks the axes to make room for it
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, ncols=columns)
     return fig
 
 

@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         db = args.db or configured_keys_db()
+        if args.command != "create" and not db.exists():
+            # listing or revoking must not create an empty store (or its folder) where none was
+            if args.command == "revoke":
+                raise MlexpError(f"no active key named {args.name!r}: there is no key store at {db}")
+            print(f"no keys in {db} (no key store there yet); create one: mlexp keys create <name>")
+            return 0
         keys = ApiKeys(db)
         if args.command == "create":
             token = keys.create(args.name, args.limit, args.period)

@@ -9,6 +9,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
+def frames_word(count: int) -> str:
+    """ "frame" after 1, else "frames" (the sensitivity table once said "1 frames")."""
+    return "frame" if count == 1 else "frames"
+
+
+def them_word(count: int) -> str:
+    return "it" if count == 1 else "them"
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -52,7 +61,8 @@ def sensitivity_bars(rows: list[dict[str, Any]], overall: float, path: Path) -> 
     ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names])
     title = "mAP@0.5 per frame characteristic (test frames)"
     for row in no_ball:
-        title += f"\nno ball: {row['frames']} frames, a false positive on {row['false_positive_rate']:.0%} of them"
+        count, rate = row["frames"], row["false_positive_rate"]
+        title += f"\nno ball: {count} {frames_word(count)}, a false positive on {rate:.0%} of {them_word(count)}"
     ax.set(ylabel="mAP@0.5", ylim=(0, 1.15), title=title)
     ax.legend(loc="upper right", fontsize="small")
     return _save(fig, path)

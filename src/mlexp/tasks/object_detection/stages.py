@@ -279,7 +279,8 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
         tracker.log_artifact(chart, name="plots", media_type="image/png")
     tracker.log_artifact(plots / "sensitivity.csv", name="plots", media_type="text/csv")
     speed = f"{fps:.1f} fps hybridized ({fps_imperative:.1f} not)"
-    print(f"test mAP@0.5 {map_50:.4f} on {len(frames)} test frames; {speed}", flush=True)
+    tested = f"{len(frames)} test {charts.frames_word(len(frames))}"
+    print(f"test mAP@0.5 {map_50:.4f} on {tested}; {speed}", flush=True)
     print("\n".join(_table_line(r) for r in rows), flush=True)
 
 
@@ -288,9 +289,10 @@ def _rounded(value: float | None) -> str:
 
 
 def _table_line(row: dict[str, Any]) -> str:
-    head = f"  {row['attribute']:<15} {row['value']:<9} {row['frames']:>5} frames  "
+    count = row["frames"]
+    head = f"  {row['attribute']:<15} {row['value']:<9} {count:>5} {charts.frames_word(count):<6}  "
     if "false_positive_rate" in row:
-        return head + f"false positives on {row['false_positive_rate']:.1%} of them"
+        return head + f"false positives on {row['false_positive_rate']:.1%} of {charts.them_word(count)}"
     return head + f"mAP@0.5 {row['map_50']:.3f}"
 
 
