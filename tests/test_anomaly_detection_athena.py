@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 
@@ -18,7 +19,7 @@ from anomaly_detection_helpers import functions_outside_trino
 from conftest import REPO, cli_env, run_cli
 from mlexp.config import make_composable
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import config_rules, inputs
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB
 from mlexp.tasks.anomaly_detection.engines import AthenaEngine
 from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
@@ -244,17 +245,42 @@ def test_every_statement_with_every_rule_parses_as_athena_sql(athena, tmp_path):
         sqlglot.parse_one(queries.rule_counts().replace("count_if(", "count_if((", 1), read="athena")
 
 
-def test_engine_athena_without_credentials_fails_with_one_line(tmp_project, tmp_path):
-    env = {k: v for k, v in cli_env(tmp_project).items() if not k.startswith("AWS_")}
-    env |= {"HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none")}
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "none")
+def _without_credentials(env: dict[str, str], home) -> dict[str, str]:
+    """`env` where botocore finds no AWS credentials: no variables, no files, no instance metadata service."""
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    env |= {"HOME": str(home), "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(home / "none")}
+    return env | {"AWS_SHARED_CREDENTIALS_FILE": str(home / "none")}
+
+
+def test_engine_athena_without_credentials_is_refused_before_the_trial_opens(tmp_project, tmp_path):
+    # it was "stage 'prepare' failed: engine=athena: no AWS credentials found; ... (trial ... marked FAILED)", exit 1
+    env = _without_credentials(cli_env(tmp_project), tmp_path)
     done = run_cli(
         tmp_project, "task=anomaly_detection", "engine=athena", f"engine.s3_staging_dir={STAGING}", check=False, env=env
     )
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr and "Failed to execute" not in done.stderr
-    [line] = [x for x in done.stderr.splitlines() if x.strip()]
-    assert line.startswith("mlexp: error:") and "engine=athena: no AWS credentials found; set AWS_PROFILE" in line
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "mlexp: error: engine=athena: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them"
+    ]
+    assert not (tmp_project / "mlflow.db").exists()  # no trial opened
+    assert not (tmp_project / "data").exists()  # prepare did not run
+
+
+def test_the_engine_still_refuses_credentials_that_vanished_after_the_check(tmp_path, monkeypatch):
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in _without_credentials({}, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as refused:
+        AthenaEngine(config(tmp_path).engine)
+    assert str(refused.value) == config_rules.ATHENA_NO_CREDENTIALS
+
+
+def test_an_empty_region_is_refused_by_the_engine_too(tmp_path):
+    # it was "ValueError: Invalid endpoint: https://athena..amazonaws.com", a traceback in the trial
+    with pytest.raises(ConfigError, match=r"^engine.region_name=: engine.region_name is the code of an AWS region"):
+        AthenaEngine(config(tmp_path, "engine.region_name=''").engine)
 
 
 def test_pickup_outside_month_on_athena_fails_naming_an_object_without_a_month(athena, tmp_path):

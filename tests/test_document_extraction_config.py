@@ -143,9 +143,12 @@ def _composed(*overrides: str):
         return compose("config", overrides=[TASK, *overrides])
 
 
-def test_the_rules_pass_at_the_edges_of_each_range_and_leave_the_users_documents_alone():
+def test_the_rules_pass_at_the_edges_of_each_range_and_leave_the_users_documents_alone(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")  # engine=textract's credentials (never used: no rule calls AWS)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     constraints = tasks.get("document_extraction").constraints
     judged = {("dataset.path", "dataset.types"), ("dataset.path", "dataset.degradations"), ("engine.region_name",)}
+    judged.add(("engine.name",))  # engine=textract's credentials
     currency = {
         ("engine.currency_threshold", "engine.currency_signs"),
         ("engine.currency_signs", "engine.currency_threshold"),
@@ -206,7 +209,7 @@ def test_a_region_name_is_refused_exactly_when_boto3_would_refuse_it(name):
     from botocore.exceptions import InvalidRegionError
     from botocore.utils import validate_region_name
 
-    from mlexp.tasks.document_extraction.config_rules import region_name_valid
+    from mlexp.aws_setup import region_name_valid
 
     try:
         validate_region_name(name)

@@ -247,8 +247,9 @@ def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus
     assert len(rows) == 5 and "Balance" in " ".join(rows[0])
 
 
-def test_engine_textract_without_aws_credentials_fails_the_trial_with_one_line(tmp_path, offline, empty_store):
-
+def test_engine_textract_without_aws_credentials_is_refused_before_the_trial_opens(tmp_path, offline, empty_store):
+    # it was "stage 'extract' failed: engine=textract found no AWS credentials; ... (trial ... marked FAILED)", exit 1,
+    # after the pages were generated
     project = _project(tmp_path, empty_store)
     env = {k: v for k, v in _env(project, offline).items() if not k.startswith("AWS_")}
     # no credentials anywhere boto3 looks: variables, files, the instance metadata service
@@ -258,11 +259,14 @@ def test_engine_textract_without_aws_credentials_fails_the_trial_with_one_line(t
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     done = run_cli(project, *TINY, "dataset.types=[pay_stub]", "engine=textract", env=env, check=False)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
-    assert "engine=textract found no AWS credentials" in line and "marked FAILED" in line
-    [found] = trials_of(project, experiment=TASK)
-    assert found.status == "FAILED"
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "mlexp: error: engine=textract found no AWS credentials; set AWS_PROFILE or "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use engine=local_ocr"
+    ]
+    found = store_client(project).get_experiment_by_name(TASK)
+    assert found is None or not store_client(project).search_runs([found.experiment_id])  # no trial opened
+    assert not list(project.rglob("*.png"))  # no page generated
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlexp.aws_setup import REGION, AwsCredentials, credentials_found
 from mlexp.config.constraints import Constraint, shown_value
 from mlexp.errors import did_you_mean
 from mlexp.tasks.anomaly_detection.dialects import DATE_PARSE, date_parse_lacks
@@ -106,6 +107,18 @@ def athena_results_located(s3_staging_dir: str | None, work_group: str | None) -
     return bool(s3_staging_dir or work_group)
 
 
+def athena_has_credentials(engine: str) -> bool:
+    """Whether engine=athena finds AWS credentials (aws_setup.credentials_found: offline); other engines need none."""
+    return engine != "athena" or credentials_found()
+
+
+# the line AthenaEngine gives, when the credentials vanished after this check
+ATHENA_NO_CREDENTIALS = (
+    "engine=athena: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or "
+    "run where an IAM role provides them"
+)
+
+
 def directives_athena_lacks(timestamp_formats: list[str]) -> str:
     """The directives Athena's date_parse lacks, each with its format: "%j (in '%Y-%j')"."""
     lacking = ((fmt, date_parse_lacks(fmt)) for fmt in timestamp_formats)
@@ -156,5 +169,14 @@ CONSTRAINTS = (
         lambda _, timestamp_formats: (
             f"date_parse has no {directives_athena_lacks(timestamp_formats)}: use only {' '.join(DATE_PARSE)}"
         ),
+    ),
+    REGION,
+    AwsCredentials(
+        ("engine.name",),
+        athena_has_credentials,
+        "engine=athena sends its queries with the AWS credentials botocore finds (environment, ~/.aws, an SSO "
+        "login, a container's or an instance's role)",
+        "set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them",
+        ATHENA_NO_CREDENTIALS,
     ),
 )

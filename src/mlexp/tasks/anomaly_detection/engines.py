@@ -30,10 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mlexp.aws_setup import REGION
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection.binding import not_a_condition, unbound
-from mlexp.tasks.anomaly_detection.config_rules import athena_results_located
+from mlexp.tasks.anomaly_detection.config_rules import ATHENA_NO_CREDENTIALS, athena_results_located
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB, DUCKDB_MACROS, Dialect, literal, quote
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, UNREAD, Source, TripQueries
 from mlexp.tracking.digests import DigestingFile, remember
@@ -321,16 +322,15 @@ class AthenaEngine(Engine):
                 "engine=athena needs engine.s3_staging_dir=s3://<bucket>/<prefix>/ "
                 "or engine.work_group=<a workgroup with a result location>"
             )
+        if (error := REGION.refusal((settings.region_name,))) is not None:
+            raise error  # not botocore's "Invalid endpoint: https://athena..amazonaws.com", a traceback
         self.settings = settings
         arguments = {"s3_staging_dir": settings.s3_staging_dir, "region_name": settings.region_name}
         arguments |= {"schema_name": settings.database, "work_group": settings.work_group}
         with quiet_pyathena():
             self.connection = pyathena.connect(**{k: v for k, v in arguments.items() if v is not None})
         if self.connection.session.get_credentials() is None:
-            raise ConfigError(
-                "engine=athena: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them"
-            )
+            raise ConfigError(ATHENA_NO_CREDENTIALS)  # config_rules refused it before the trial, unless they vanished
         self.errors: tuple[type[Exception], ...] = (pyathena.error.Error,)
 
     @property

@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mlexp.aws_setup import REGION, AwsCredentials, credentials_found
 from mlexp.config.bounds import Bound, at_least, between
 from mlexp.config.constraints import Constraint, shown_value
 from mlexp.errors import a_or_an, did_you_mean
@@ -31,8 +32,6 @@ SETTINGS = {
 LEVEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 # the metric group of every document: a level of this name would be merged into it (as one named after a type)
 ALL = "all"
-# botocore's check of a region name (botocore.utils.validate_region_name), less its empty name
-REGION_NAME = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
 
 
 def _not_among(names: Sequence[str], known: Iterable[str], what: str) -> str:
@@ -130,9 +129,16 @@ def currency_signs_read() -> str:
     return "".join(sorted(c for c in recogniser_characters() or () if unicodedata.category(c) == "Sc"))
 
 
-def region_name_valid(region_name: str) -> bool:
-    """Whether boto3 takes the name (a host label); whether the region exists, and has Textract, AWS says."""
-    return REGION_NAME.fullmatch(region_name) is not None
+def textract_has_credentials(engine: str) -> bool:
+    """Whether engine=textract finds AWS credentials (aws_setup.credentials_found: offline); the others need none."""
+    return engine != "textract" or credentials_found()
+
+
+# the line textract.analyze gives, when the credentials vanished after this check
+TEXTRACT_NO_CREDENTIALS = (
+    "engine=textract found no AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use "
+    "engine=local_ocr"
+)
 
 
 GENERATED_TYPES = Constraint(
@@ -167,10 +173,12 @@ KNOWN_SIGNS = Constraint(
         f"currency signs it reads: {currency_signs_read()}), or set engine.currency_threshold=0"
     ),
 )
-REGION = Constraint(
-    ("engine.region_name",),
-    region_name_valid,
-    "engine.region_name is the code of an AWS region: letters, digits and hyphens, as boto3 requires",
-    "give one such as engine.region_name=us-east-1",
+CREDENTIALS = AwsCredentials(
+    ("engine.name",),
+    textract_has_credentials,
+    "engine=textract sends each page with the AWS credentials botocore finds (environment, ~/.aws, an SSO login, a "
+    "container's or an instance's role)",
+    "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use engine=local_ocr",
+    TEXTRACT_NO_CREDENTIALS,
 )
-CONSTRAINTS = (GENERATED_TYPES, GENERATED_LEVELS, CURRENCY_SIGNS, KNOWN_SIGNS, REGION)
+CONSTRAINTS = (GENERATED_TYPES, GENERATED_LEVELS, CURRENCY_SIGNS, KNOWN_SIGNS, REGION, CREDENTIALS)

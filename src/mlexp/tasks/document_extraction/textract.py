@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from mlexp.errors import ConfigError, DataError
+from mlexp.tasks.document_extraction.config_rules import TEXTRACT_NO_CREDENTIALS
 from mlexp.tasks.document_extraction.structure import Cell, KeyValue, Line, Page, SelectionElement, Table, Word, union
 
 FEATURES = ["TABLES", "FORMS"]
@@ -41,10 +42,7 @@ def analyze(client: Any, image: np.ndarray, max_bytes: int, source: str) -> dict
             Document={"Bytes": page_bytes(image, max_bytes)}, FeatureTypes=FEATURES
         )
     except NoCredentialsError as error:
-        raise ConfigError(
-            "engine=textract found no AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "or use engine=local_ocr"
-        ) from error
+        raise ConfigError(TEXTRACT_NO_CREDENTIALS) from error  # refused before the trial, unless they vanished
     except EndpointConnectionError as error:
         raise ConfigError(
             f"engine=textract cannot reach {error.kwargs.get('endpoint_url', 'Textract')}; "
