@@ -161,9 +161,9 @@ def test_cleaning_is_a_ctas_into_parquet_and_its_count_is_checked(athena, tmp_pa
         f"CREATE TABLE {target}\nWITH (format = 'PARQUET', write_compression = 'SNAPPY', "
         "external_location = 's3://lake/trips_cleaned/trial1/') AS\nWITH trips AS ("
     )
-    assert '(tpep_pickup_datetime IS NULL OR tpep_dropoff_datetime IS NULL) AS "value_unparsable_timestamp"' in create
-    assert '(duration_second <= 0) AS "value_non_positive_duration"' in create
-    assert '(duration_second >= 86400) AS "value_too_long"' in create
+    assert '(tpep_pickup_datetime IS NULL OR tpep_dropoff_datetime IS NULL\n) AS "value_unparsable_timestamp"' in create
+    assert '(duration_second <= 0\n) AS "value_non_positive_duration"' in create
+    assert '(duration_second >= 86400\n) AS "value_too_long"' in create
     # each predicate is evaluated once: the flag and the unevaluable test read its value
     assert create.count("duration_second >= 86400") == 1
     assert 'coalesce("value_too_long", false) AS "rule_too_long"' in create and '"value_too_long" IS NULL' in create

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from anomaly_detection_helpers import config, open_queries
-from conftest import REPO
+from conftest import REPO, run_cli, store_client, trials_of
 from mlexp import tasks
 from mlexp.config.constraints import check_constraints
 from mlexp.errors import ConfigError
@@ -87,17 +87,6 @@ def _refusal(tmp_path, *overrides: str) -> str:
             ['+model.rules.odd="trip_distance"', "model.enabled=[odd]"],
             f'model.rules.odd="trip_distance": {RULE}; it is DOUBLE, not a condition: a rule is true for the trips it '
             "flags (e.g. trip_distance > 50)",
-        ),
-        # a comment cut the query around the rule: "syntax error at or near FROM"; '--' inside a string is no comment
-        (
-            ['+model.rules.neg="fare_amount < 0 -- refunds"', "model.enabled=[neg]"],
-            f"model.rules.neg=\"fare_amount < 0 -- refunds\": {RULE}; remove the SQL comment '-- refunds': a rule is "
-            "placed inside the detect stage's query, which it would cut",
-        ),
-        (
-            ["+model.rules.neg=\"store_and_fwd_flag = '--' /* odd */ AND fare_amount < 0\"", "model.enabled=[neg]"],
-            f"model.rules.neg=\"store_and_fwd_flag = '--' /* odd */ AND fare_amount < 0\": {RULE}; remove the SQL "
-            "comment '/* odd */': a rule is placed inside the detect stage's query, which it would cut",
         ),
         # a predicate with double quotes is shown in single ones
         (
@@ -192,3 +181,22 @@ def test_the_detect_stage_words_a_column_the_file_lacks_the_same_way(tmp_path):
         str(refused.value)
         == f"model.rules.x: there is no column rate_code_y (did you mean rate_code_x?); columns: {columns}"
     )
+
+
+def test_a_rule_may_end_in_a_comment_and_flags_what_it_flags_without_it(tmp_project):
+    # the rule sits inside the detect query: a `-- comment` at its end cut that query ("syntax error at or near FROM")
+    flagged = {}
+    for rule in ("fare_amount < 0", "fare_amount < 0 -- refunds", "fare_amount < 0 /* refunds */"):
+        run_cli(
+            tmp_project,
+            "task=anomaly_detection",
+            "dataset.n_rows=3000",
+            f'+model.rules.neg="{rule}"',
+            "model.enabled=[neg]",
+        )
+        newest = max(
+            trials_of(tmp_project, "anomaly_detection"),
+            key=lambda t: store_client(tmp_project).get_run(t.run_id).info.start_time,
+        )
+        flagged[rule] = newest.metrics["rows_flagged_neg"]
+    assert len(set(flagged.values())) == 1 and flagged["fare_amount < 0"] > 0, flagged

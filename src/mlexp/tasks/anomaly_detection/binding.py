@@ -55,18 +55,6 @@ def not_a_condition(result: duckdb.DuckDBPyConnection) -> str | None:
     return f"it is {kind}, not a condition: a rule is true for the trips it flags (e.g. trip_distance > 50)"
 
 
-def _comment_in(predicate: str) -> str | None:
-    """The first SQL comment in `predicate` (-- to the line's end, or /* ... */), as DuckDB's tokenizer finds it."""
-    try:
-        tokens = duckdb.tokenize(predicate)
-    except duckdb.Error:  # what does not tokenize is reported by the parser next
-        return None
-    for (start, kind), following in zip(tokens, [*tokens[1:], (len(predicate), None)]):
-        if kind == duckdb.token_type.comment:
-            return predicate[start : following[0]].strip()
-    return None
-
-
 @cache
 def _connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the task's macros and the empty tables of TABLES."""
@@ -84,11 +72,6 @@ def problem(predicate: str, generated: bool) -> str | None:
     a generated month's columns (`generated`) or those a TLC file may hold; None when it binds. Over a file's columns
     a column DuckDB does not find is no problem here: the file may hold it (its other columns are kept), and the
     stage binds the rule over the file itself."""
-    comment = _comment_in(predicate)
-    if comment is not None:
-        return (
-            f"remove the SQL comment {comment!r}: a rule is placed inside the detect stage's query, which it would cut"
-        )
     try:  # on its own first: a syntax error is placed in the predicate, not in the query around it
         statements = _connection().extract_statements(f"SELECT {predicate}")
     except duckdb.Error as error:

@@ -23,6 +23,8 @@ from mlexp.tasks.anomaly_detection.dialects import Dialect, is_text, literal, qu
 from mlexp.tasks.anomaly_detection.rules import STATISTICS, UNEVALUABLE, Rule, number
 
 UNITS = ("second", "minute", "hour", "day")
+# ends a rule's text inside the queries: a `-- comment` at its end stops at this line break, not at the query's end
+COMMENT_END = "\n"
 # the columns of the post's top-50 tables
 TOP_COLUMNS = [DROPOFF, PICKUP, *(f"duration_{unit}" for unit in UNITS)]
 # where a row came from, for the rules (pickup_outside_month); not part of the cleaned trips
@@ -140,7 +142,7 @@ class TripQueries:
         parts = [f"trips AS (\n{self.trips()}\n)", "durations AS (SELECT *, " + ", ".join(durations) + " FROM trips)"]
         if flags:
             # each predicate once, as true, false or NULL; the flag and the NULL test both read that value
-            values = [f"({rule.predicate}) AS {quote('value_' + rule.name)}" for rule in self.rules]
+            values = [f"({rule.predicate}{COMMENT_END}) AS {quote('value_' + rule.name)}" for rule in self.rules]
             parts.append("rule_values AS (SELECT *" + "".join(f",\n  {v}" for v in values) + " FROM durations)")
             checks = [f"coalesce({quote('value_' + r.name)}, false) AS {quote('rule_' + r.name)}" for r in self.rules]
             any_rule = " OR ".join(quote("rule_" + rule.name) for rule in self.rules) or "false"
@@ -204,7 +206,7 @@ class TripQueries:
 
     def rule_check(self, rule: Rule) -> str:
         """Binds one rule's predicate without reading rows (DuckDB names a wrong column at once)."""
-        return self._with() + f"SELECT ({rule.predicate}) AS {quote(rule.name)}\nFROM durations\nLIMIT 0"
+        return self._with() + f"SELECT ({rule.predicate}{COMMENT_END}) AS {quote(rule.name)}\nFROM durations\nLIMIT 0"
 
     def duration_flags(self, bins_per_decade: int) -> str:
         """Detection's one scan: per duration_second value, its trips, the trips each rule flags (rule_<name>),
