@@ -2,7 +2,7 @@
 
 from mlexp.config.bounds import above, at_least, between
 from mlexp.tasks import Out, Plot, RawData, StageSpec, Task, register
-from mlexp.tasks.churn_incentives import config, sweep_objective  # noqa: F401  (schemas; churn_incentives_by_sweep)
+from mlexp.tasks.churn_incentives import config  # noqa: F401  (schemas)
 from mlexp.tasks.churn_incentives.config_rules import CONSTRAINTS
 
 CHURN = RawData("churn", "data/raw/churn.txt")

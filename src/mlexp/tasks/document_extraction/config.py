@@ -7,22 +7,8 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
 
 from mlexp.config.task_groups import declare_group
-
-
-def by_sweep(sweep_name: str, per_sweep: Any, default: str) -> str:
-    """`per_sweep[sweep_name]`, else `default`: a sweep ranks its trials by its own objective.
-
-    A sweep file cannot set task.objective itself (the task's config is merged after it), so the task's objective
-    names the sweeps that rank by another metric: sweep=document_extraction_tables varies how tables are read, which
-    extraction_score (no cell accuracy in it) does not tell apart.
-    """
-    return str(per_sweep.get(sweep_name, default))
-
-
-OmegaConf.register_new_resolver("document_extraction_by_sweep", by_sweep, replace=True)
 
 
 class TableStructure(str, Enum):

@@ -123,15 +123,6 @@ class ActiveLearning:
     epochs: int = 20
 
 
-def by_sweep(sweep_name: str, per_sweep: Any, default: str) -> str:
-    """`per_sweep[sweep_name]`, else `default`: a sweep ranks its trials by its own objective.
-
-    A sweep file cannot set task.objective itself (the task's config is merged after it), so the task's
-    objective names the sweeps that rank by another metric.
-    """
-    return str(per_sweep.get(sweep_name, default))
-
-
 # the sweep that runs the active_learning stage alone (its trials train, score and register no model)
 ACTIVE_LEARNING_SWEEP = "text_classification_active_learning"
 
@@ -147,7 +138,6 @@ def headline_metrics(sweep_name: str, strategies: Any, trial_metrics: Any) -> li
     return ["al_random_final_accuracy", "al_random_labels", *(f"al_{s}_label_fraction" for s in uncertainty)]
 
 
-OmegaConf.register_new_resolver("text_classification_by_sweep", by_sweep, replace=True)
 OmegaConf.register_new_resolver("text_classification_headline_metrics", headline_metrics, replace=True)
 store = ConfigStore.instance()
 store.store(group="schema/dataset", name="newsgroups_news", node=TextDataset)
