@@ -50,3 +50,20 @@ def test_a_project_elsewhere_keeps_its_own_store(tmp_path, monkeypatch):
     # a folder named like DVC's that is not inside a project (no conf/config.yaml above it) is a project of its own
     lone = _project(tmp_path / "elsewhere" / ".dvc" / "tmp" / "exps" / "tmpef56")
     assert store_home(lone) == lone and journals_root(lone) == lone / ".mlexp" / "journal"
+
+
+def test_an_exported_mlexp_root_is_the_project_except_in_dvcs_temporary_copy_of_it(tmp_path, monkeypatch):
+    from mlexp.paths import project_root
+
+    project = _project(tmp_path / "project")
+    copy = _project(project / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12")
+    other = _project(tmp_path / "other")
+    monkeypatch.setenv("DVC_STAGE", "pipelines/tabular_regression/dvc.yaml:train")
+    monkeypatch.setenv("MLEXP_ROOT", str(project))
+    # `dvc exp run --temp` with the workspace exported: the copy's params.yaml and outputs are the experiment's
+    assert project_root(copy / "pipelines") == copy
+    # a root named on purpose (mlexp.run(root=…) in a stage of another project, `MLEXP_ROOT=… mlexp` as its
+    # command) stays the project, inside a DVC stage too
+    monkeypatch.setenv("MLEXP_ROOT", str(other))
+    assert project_root(copy) == other
+    assert project_root(project) == other

@@ -13,19 +13,18 @@ def project_root(start: Path | None = None) -> Path:
     """The project folder: $MLEXP_ROOT, else the nearest folder holding conf/config.yaml.
 
     Searching from the working directory (not from this file) lets a copy of the
-    project, such as a DVC experiment workspace, use its own conf/ and data/. A DVC stage
-    ($DVC_STAGE set) is the project DVC runs it in, even with $MLEXP_ROOT exported: in
-    `dvc exp run --temp` that names the workspace, whose params.yaml and outputs are not the copy's.
+    project, such as a DVC experiment workspace, use its own conf/ and data/. A run inside
+    DVC's temporary copy of the project $MLEXP_ROOT names (`dvc exp run --temp` with it exported)
+    is the copy's: the workspace's params.yaml and outputs are not the experiment's.
     """
     given = os.environ.get(ROOT_ENV)
-    if given and not os.environ.get(DVC_STAGE_ENV):
-        return Path(given).resolve()
     here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "conf" / "config.yaml").is_file():
-            return folder
+    found = next((f for f in (here, *here.parents) if (f / "conf" / "config.yaml").is_file()), None)
     if given:
-        return Path(given).resolve()
+        named = Path(given).resolve()
+        return found if found is not None and found != named and store_home(found) == named else named
+    if found is not None:
+        return found
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "conf" / "config.yaml").is_file():
         return checkout
