@@ -75,3 +75,14 @@ def test_ending_the_input_at_a_confirmation_is_a_no(monkeypatch, capsys, answer)
     assert confirmed("discard them?") is False
     monkeypatch.setattr("builtins.input", lambda prompt: " Yes ")
     assert confirmed("discard them?") is True
+
+
+def test_a_stage_alone_gives_the_next_steps_unless_dvc_runs_it(tmp_project):
+    # inside `dvc repro` every stage would repeat them: the pipeline's last stage gives them once
+    args = ("task=tabular_regression", "stage=prepare", "dataset.n_rows=300")
+    run_cli(tmp_project, "params")  # params.yaml, as DVC's stages read it
+    by_hand = run_cli(tmp_project, *args, "params_file=params.yaml").stdout.splitlines()
+    done = by_hand.index("stage prepare done.")
+    assert by_hand[done + 1] == "  compare trials:  mlexp compare task=tabular_regression"
+    by_dvc = run_cli(tmp_project, *args, env={**cli_env(tmp_project), "DVC_STAGE": "prepare"}).stdout.splitlines()
+    assert by_dvc[-1] == "stage prepare done."

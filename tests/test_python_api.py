@@ -40,9 +40,15 @@ def untouched_process(monkeypatch: pytest.MonkeyPatch):
     """Each test starts without mlexp's variables and checks the process is as it found it after the calls."""
     for key in [k for k in os.environ if k.startswith(("MLEXP_", "MLFLOW_"))]:
         monkeypatch.delenv(key)
-    cwd, handlers, argv = os.getcwd(), list(logging.getLogger().handlers), list(sys.argv)
+    cwd, handlers, argv, warnoptions = (
+        os.getcwd(),
+        list(logging.getLogger().handlers),
+        list(sys.argv),
+        list(sys.warnoptions),
+    )
     yield
     assert os.getcwd() == cwd
+    assert sys.warnoptions == warnoptions
     assert [k for k in os.environ if k.startswith("MLEXP_")] == []
     assert logging.getLogger().handlers == handlers
     assert sys.argv == argv

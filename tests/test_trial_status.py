@@ -123,7 +123,8 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
     assert "Traceback" not in stderr
     # the command's last line names the sweep it closed; the trial's own line names the trial (not said twice)
     assert (
-        stderr.strip().splitlines()[-1] == f"mlexp: interrupted (Ctrl-C); sweep {sweeps[0].info.run_id} marked KILLED"
+        stderr.strip().splitlines()[-1]
+        == f"mlexp: interrupted (Ctrl-C); sweep {sweeps[0].info.run_name} (id {sweeps[0].info.run_id}) marked KILLED"
     )
 
 

@@ -35,7 +35,7 @@ from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
-from mlexp.paths import project_root, resolve, store_home
+from mlexp.paths import DVC_STAGE_ENV, project_root, resolve, store_home
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
 
@@ -195,7 +195,7 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
             return
         where = _where_stage_reports_are(cfg)
         print(f"stage {cfg.stage} done." + (f"  ({where})" if where else ""))
-        if cfg.params_file:  # a stage of a DVC pipeline: its last stage says where to look next, once
+        if os.environ.get(DVC_STAGE_ENV):  # a stage DVC runs: the pipeline's last one says where to look next, once
             return
     else:
         print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")

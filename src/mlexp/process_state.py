@@ -21,9 +21,10 @@ def left_as_found(env: Mapping[str, str], argv: list[str]) -> Iterator[None]:
     """Run the body with `env` set and `argv` as sys.argv, then restore what it changed.
 
     Restored: the working directory, the whole environment (the sweep callback's MLEXP_SWEEP_*), sys.argv,
-    every logger's handlers and level (Hydra configures the root logger for each job) and Hydra's globals.
+    sys.warnoptions (handed to the processes a sweep starts), every logger's handlers and level (Hydra configures
+    the root logger for each job) and Hydra's globals.
     """
-    cwd, environ, old_argv = os.getcwd(), dict(os.environ), sys.argv
+    cwd, environ, old_argv, warnoptions = os.getcwd(), dict(os.environ), sys.argv, list(sys.warnoptions)
     loggers = _logging_state()
     global_hydra = GlobalHydra.instance()
     hydra = global_hydra.hydra if global_hydra.is_initialized() else None
@@ -35,6 +36,7 @@ def left_as_found(env: Mapping[str, str], argv: list[str]) -> Iterator[None]:
         yield
     finally:
         sys.argv = old_argv
+        sys.warnoptions[:] = warnoptions
         _restore_environ(environ)
         os.chdir(cwd)
         _restore_logging(loggers)

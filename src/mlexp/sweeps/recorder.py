@@ -61,12 +61,13 @@ def sweep_name(config: DictConfig) -> str:
 
 def close_open_sweep(status: str) -> str | None:
     """End a sweep record that its end callback never reached (an error or Ctrl-C in Hydra or a job); returns
-    its run id, or None when no sweep was open.
+    how the sweep was announced (`<name> (id <run id>)`), or None when no sweep was open.
 
     Trials still RUNNING then end with the same status, components included: with the joblib
     launcher, Ctrl-C stops the worker processes before their own handlers reach the store.
     """
     sweep_id = os.environ.get(SWEEP_ID_ENV)
+    name = os.environ.get(SWEEP_NAME_ENV, "sweep")
     uri = os.environ.get(SWEEP_STORE_ENV)
     experiment = os.environ.get(SWEEP_EXPERIMENT_ENV)
     jobs_dir = os.environ.get(SWEEP_JOBS_ENV)
@@ -93,7 +94,7 @@ def close_open_sweep(status: str) -> str | None:
                 client.set_terminated(component.info.run_id, status)
             client.set_terminated(trial.info.run_id, status)
     client.set_terminated(sweep_id, status)
-    return sweep_id
+    return f"{name} (id {sweep_id})"
 
 
 @contextmanager
