@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -460,14 +461,14 @@ def test_the_service_reloads_a_promoted_champion_without_failing_a_request(model
     try:
         for client_thread in clients:
             client_thread.start()
-        time.sleep(0.3)
+        _wait_for(lambda: len(statuses) > 5)  # requests before the swap (counted, not timed: machines are busy)
         before = len(statuses)
         client.set_registered_model_alias("text_classification", "champion", "2")  # the promotion
         deadline = time.monotonic() + 20
         while slot.version != "text_classification v2" and time.monotonic() < deadline:
             time.sleep(0.05)
         swapped = time.monotonic()
-        time.sleep(0.3)
+        _wait_for(lambda: sum(answered > swapped + 0.1 for answered, _ in answers) > 5)  # and after it
     finally:
         stop.set()
         for client_thread in clients:
@@ -682,3 +683,10 @@ def test_a_store_that_cannot_connect_leaves_no_model_poller_running(model_folder
     with pytest.raises(ConfigError, match="cannot connect"):
         run_service(cfg, tracker=None)  # fails before anything is logged
     assert pollers() == before
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Until `condition()` holds, at most `seconds` (the assertions after it say what did not happen)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
