@@ -14,10 +14,13 @@ import pytest
 from conftest import REPO
 from mlexp import aws_setup
 
+ROLE = "role_arn = arn:aws:iam::123456789012:role/r\n"
+
 
 @pytest.fixture
 def no_aws(tmp_path, monkeypatch):
-    """No credentials anywhere botocore looks, no EC2 machine, and no connection possible: a request fails the test."""
+    """No credentials anywhere botocore looks, no EC2 machine, no connection and no process possible: a request or a
+    process started fails the test."""
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
@@ -32,9 +35,17 @@ def no_aws(tmp_path, monkeypatch):
         connections.append(address)
         raise OSError(f"no request in this test: {address!r}")
 
+    def no_process(self, args, *rest, **kwargs):
+        processes.append(args)
+        raise OSError(f"no process in this test: {args!r}")
+
+    processes = []
     monkeypatch.setattr(socket.socket, "connect", refuse)
+    # however Popen was bound (botocore's ProcessProvider keeps its own reference), it starts a child here
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", no_process)
     yield tmp_path
     assert connections == []
+    assert processes == []
 
 
 def test_no_credentials_are_found_without_a_request(no_aws):
@@ -59,8 +70,23 @@ def test_no_credentials_are_found_without_a_request(no_aws):
         ),
         # a credential process counts as configured: it is not run (it may call a service itself)
         ({"AWS_PROFILE": "dev"}, "[profile dev]\ncredential_process = sh -c 'touch {ran}; exit 1'\n"),
+        # a role's source credentials are not fetched either: the profile naming the role and its source is enough
+        ({"AWS_PROFILE": "dev"}, f"[profile dev]\n{ROLE}credential_source = Ec2InstanceMetadata\n"),
+        ({}, f"[default]\n{ROLE}credential_source = Ec2InstanceMetadata\n"),
+        (
+            {"AWS_PROFILE": "dev", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9911/credentials"},
+            f"[profile dev]\n{ROLE}credential_source = EcsContainer\n",
+        ),
+        (
+            {"AWS_PROFILE": "dev"},
+            "[profile base]\ncredential_process = sh -c 'touch {ran}; exit 1'\n"
+            f"[profile dev]\n{ROLE}source_profile = base\n",
+        ),
         # the endpoints of a container's role and of an instance's role are not asked
         ({"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"}, ""),
+        # a metadata service set by hand (an emulator such as `aws-vault exec --ec2-server`) is an instance's
+        ({"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9912/"}, ""),
+        ({}, "[default]\nec2_metadata_service_endpoint = http://127.0.0.1:9912/\n"),
         # a profile ~/.aws lacks: the engine's connection says so
         ({"AWS_PROFILE": "missing"}, ""),
     ],
@@ -78,6 +104,8 @@ def test_an_ec2_machine_counts_as_its_instance_role_without_asking_the_metadata_
     (no_aws / "sys_vendor").write_text("Amazon EC2\n")
     assert aws_setup.credentials_found() is True
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # botocore would not ask it either
+    assert aws_setup.credentials_found() is False
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9912/")  # nor an emulator
     assert aws_setup.credentials_found() is False
 
 

@@ -27,6 +27,15 @@ NOT_A_ROLE = (
     "is not an IAM role ARN: set {group}.role_arn=arn:aws:iam::<account>:role/<role> with the 12-digit account "
     "(`aws iam get-role --role-name <role> --query Role.Arn` prints it)"
 )
+WRONG_REGION = "us east 1"
+NOT_A_REGION = (
+    f"{{key}}={WRONG_REGION}: {{key}} is the code of an AWS region: letters, digits and hyphens, as boto3 requires; "
+    "give one such as {key}=us-east-1"
+)
+FOUND_NOT_A_REGION = (
+    f"the AWS region botocore found ({WRONG_REGION!r}: AWS_DEFAULT_REGION, or the AWS profile's region) is not the "
+    "code of an AWS region: letters, digits and hyphens, as boto3 requires; correct it, or give one such as {example}"
+)
 
 REFUSED = {
     # 1. a deploy target with compute=sagemaker: refused before the endpoint's or the job's AWS checks
@@ -116,6 +125,20 @@ REFUSED = {
         (*ENDPOINT, "deploy.initial_instance_count=0"),
         "deploy.initial_instance_count=0 is out of range: it must be at least 1",
     ),
+    # a region boto3 refuses to make a client for: named before the credentials (it was "the AWS credentials are not
+    # accepted (Provided region_name ...)" with credentials, "no AWS credentials" without)
+    "a region boto3 refuses": (
+        (*JOB[:-1], f"compute.region={WRONG_REGION}"),
+        NOT_A_REGION.format(key="compute.region"),
+    ),
+    "a region boto3 refuses in a tuning job": (
+        (*TUNING[:-1], f"compute.region={WRONG_REGION}"),
+        NOT_A_REGION.format(key="compute.region"),
+    ),
+    "an endpoint region boto3 refuses": (
+        (*ENDPOINT[:-1], f"deploy.region={WRONG_REGION}"),
+        NOT_A_REGION.format(key="deploy.region"),
+    ),
 }
 
 
@@ -184,3 +207,74 @@ def test_the_role_pattern_is_sagemakers_own():
     # the shape's pattern is a full match in SageMaker's validation: one with a suffix is refused
     assert ROLE_ARN.fullmatch(ROLE) and not ROLE_ARN.fullmatch(ROLE + " ")
     assert re.fullmatch(ROLE_ARN, "arn:aws-cn:iam::123456789012:role/service-role/AmazonSageMaker-Execution")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "default_region", "line"),
+    [
+        (["compute=sagemaker", f"compute.region={WRONG_REGION}"], None, NOT_A_REGION.format(key="compute.region")),
+        (["deploy=sagemaker", f"deploy.region={WRONG_REGION}"], None, NOT_A_REGION.format(key="deploy.region")),
+        # the region of the environment (or the profile) when the config gives none
+        (["compute=sagemaker"], WRONG_REGION, FOUND_NOT_A_REGION.format(example="compute.region=us-east-1")),
+        (["deploy=sagemaker"], WRONG_REGION, FOUND_NOT_A_REGION.format(example="deploy.region=us-east-1")),
+    ],
+)
+def test_with_credentials_a_region_boto3_refuses_is_named_before_any_request(
+    sagemaker_aws: FakeAws,  # noqa: F811 - the shared fixture, imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    overrides: list[str],
+    default_region: str | None,
+    line: str,
+):
+    from mlexp.cli_in_process import command_line, run_trial
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    monkeypatch.setenv("MLEXP_TRACKING_WRITER", "inline")
+    if default_region is not None:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", default_region)
+    overrides = [
+        "task=tabular_regression",
+        f"compute.role_arn={sagemaker_aws.role_arn}",
+        f"compute.bucket={sagemaker_aws.bucket}",
+        f"deploy.role_arn={sagemaker_aws.role_arn}",
+        *overrides,
+    ]
+    with pytest.raises(ConfigError) as refused, command_line(project, overrides) as conf_dir:
+        run_trial(conf_dir, overrides)
+
+    assert str(refused.value) == line  # the region named, not the credentials blamed
+    assert sagemaker_aws.requests == []
+    assert not (project / "mlflow.db").exists() or store_client(project).search_experiments() == []
+
+
+@pytest.mark.parametrize("command", ["predict", "undeploy"])
+@pytest.mark.parametrize("where", ["--region", "AWS_DEFAULT_REGION"])
+def test_predict_and_undeploy_name_a_region_boto3_refuses_before_any_request(
+    sagemaker_aws: FakeAws,  # noqa: F811 - the shared fixture, imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    where: str,
+):
+    from mlexp import commands
+
+    request = tmp_path / "request.json"
+    request.write_text('{"dataframe_records": [{}]}')
+    args = ["mlexp-endpoint", *(["--file", str(request)] if command == "predict" else [])]
+    if where == "--region":
+        args += ["--region", WRONG_REGION]
+        line = (
+            f"region {WRONG_REGION!r} (--region, else deploy.region of conf/deploy/sagemaker.yaml) is not the code of "
+            "an AWS region: letters, digits and hyphens, as boto3 requires; pass one such as --region us-east-1"
+        )
+    else:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", WRONG_REGION)
+        line = FOUND_NOT_A_REGION.format(example="--region us-east-1")
+    capsys.readouterr()
+
+    assert commands.run(command, args) == 2
+    assert capsys.readouterr().err.splitlines() == [f"mlexp {command}: error: {line}"]
+    assert sagemaker_aws.requests == []

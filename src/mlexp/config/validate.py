@@ -77,11 +77,15 @@ def check_compute(cfg: DictConfig) -> None:
 
 
 def check_sagemaker_job(cfg: DictConfig) -> None:
-    """compute=sagemaker: what SageMaker would refuse that is known without AWS (the role, the job's limits), refused
-    before credentials are looked up or anything is uploaded."""
+    """compute=sagemaker: what SageMaker would refuse that is known without AWS (the role, the region's name, the job's
+    limits), refused before credentials are looked up or anything is uploaded."""
     if cfg.compute.target != "sagemaker":
         return
-    error = role_arn_error("compute", cfg.compute.get("role_arn"))
+    from mlexp.aws_setup import region_error
+
+    error = role_arn_error("compute", cfg.compute.get("role_arn")) or region_error(
+        "compute.region", cfg.compute.get("region")
+    )
     if error is not None:
         raise error
     check_bounds(cfg, SAGEMAKER_BOUNDS)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from mlexp.aws_setup import region_error
 from mlexp.config.bounds import at_least, out_of_bounds
 from mlexp.config.validate import role_arn_error
 from mlexp.errors import MlexpError
@@ -107,6 +108,10 @@ def setup(deploy: DictConfig) -> Setup:
     error = out_of_bounds("deploy.initial_instance_count", deploy.get("initial_instance_count"), at_least(1))
     if error is not None:
         raise error
+    # a name boto3 refuses would fail the first client, blaming the credentials
+    refused = region_error("deploy.region", deploy.get("region"))
+    if refused is not None:
+        raise _setup_error(str(refused))
     import boto3
 
     boto_session = boto3.Session(region_name=deploy.get("region") or None)
@@ -115,6 +120,9 @@ def setup(deploy: DictConfig) -> Setup:
         raise _setup_error(
             "no AWS region: set deploy.region=<region> (e.g. us-east-1), or AWS_DEFAULT_REGION, or `aws configure`"
         )
+    refused = region_error("deploy.region", None, region)  # AWS_DEFAULT_REGION's, the profile's
+    if refused is not None:
+        raise _setup_error(str(refused))
     account = _account_id(boto_session)
     prefix_uri = deploy.get("model_data_prefix")
     if prefix_uri:

@@ -5,24 +5,34 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from mlexp.aws_setup import REGION_RULE, region_error, region_name_valid
 from mlexp.errors import DataError
 from mlexp.sagemaker.endpoint import EndpointError, Setup, _endpoint, _served_model, _setup_error, aws_failure
+from mlexp.sagemaker.session import NO_CREDENTIALS
 
 if TYPE_CHECKING:
     import boto3
 
 
 def _session(region: str | None) -> tuple[boto3.Session, str]:
+    """A session in `region` (--region, else deploy.region of conf/deploy/sagemaker.yaml, else botocore's), refused
+    before any request when the region is missing or not a name boto3 takes, or the credentials are missing."""
+    if region and not region_name_valid(region):
+        # boto3 would refuse the client, and the request's failure would blame the endpoint's name
+        raise _setup_error(
+            f"region {region!r} (--region, else deploy.region of conf/deploy/sagemaker.yaml) is not {REGION_RULE}; "
+            "pass one such as --region us-east-1"
+        )
     import boto3
 
     session = boto3.Session(region_name=region or None)
     if not session.region_name:
         raise _setup_error("no AWS region: pass --region <region>, or set AWS_DEFAULT_REGION, or `aws configure`")
+    refused = region_error("--region", None, session.region_name, "--region us-east-1")  # AWS_DEFAULT_REGION's
+    if refused is not None:
+        raise _setup_error(str(refused))
     if session.get_credentials() is None:
-        raise _setup_error(
-            "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>"
-        )
+        raise _setup_error(NO_CREDENTIALS)
     return session, session.region_name
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlexp.aws_setup import region_error
 from mlexp.config.validate import role_arn_error
 from mlexp.errors import ConfigError, MlexpError
 
@@ -16,6 +17,13 @@ class SageMakerSetupError(ConfigError):
     anything runs, as a wrong config is: exit status 2."""
 
 
+# SageMaker's line when botocore's chain finds no credentials (a job, a tuning job, an endpoint, predict, undeploy)
+NO_CREDENTIALS = (
+    "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>"
+)
+
+
 class AwsUnreachable(MlexpError):
     """AWS did not answer: that says nothing about the set-up (exit status 1, as a failure: try again)."""
 
@@ -25,10 +33,7 @@ def _account_id(boto_session: Any) -> str:
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     if boto_session.get_credentials() is None:
-        raise SageMakerSetupError(
-            "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>"
-        )
+        raise SageMakerSetupError(NO_CREDENTIALS)
     try:
         return str(boto_session.client("sts").get_caller_identity()["Account"])
     except EndpointConnectionError as error:
@@ -57,7 +62,10 @@ def _check_bucket(boto_session: Any, bucket: str) -> None:
 
 def sagemaker_session(compute: Any) -> Session:
     """A SageMaker session for `compute` (cfg.compute); raises SageMakerSetupError before anything is uploaded."""
-    refused = role_arn_error("compute", compute.get("role_arn"))  # check_compute's, for a caller without it
+    # check_sagemaker_job's, for a caller without it
+    refused = role_arn_error("compute", compute.get("role_arn")) or region_error(
+        "compute.region", compute.get("region")
+    )
     if refused is not None:
         raise SageMakerSetupError(str(refused))
     import boto3
@@ -67,6 +75,9 @@ def sagemaker_session(compute: Any) -> Session:
         raise SageMakerSetupError(
             "no AWS region: set compute.region=<region> (e.g. us-east-1), or AWS_DEFAULT_REGION, or `aws configure`"
         )
+    refused = region_error("compute.region", None, boto_session.region_name)  # AWS_DEFAULT_REGION's, the profile's
+    if refused is not None:
+        raise SageMakerSetupError(str(refused))
     account = _account_id(boto_session)
     bucket = compute.get("bucket") or None
     if bucket:
