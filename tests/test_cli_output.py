@@ -86,3 +86,33 @@ def test_a_stage_alone_gives_the_next_steps_unless_dvc_runs_it(tmp_project):
     assert by_hand[done + 1] == "  compare trials:  mlexp compare task=tabular_regression"
     by_dvc = run_cli(tmp_project, *args, env={**cli_env(tmp_project), "DVC_STAGE": "prepare"}).stdout.splitlines()
     assert by_dvc[-1] == "stage prepare done."
+
+
+def test_ctrl_c_while_the_command_loads_its_libraries_is_one_line(tmp_project):
+    # the `mlexp` script's entry point; Ctrl-C during mlexp.cli's imports was a 30-line import traceback
+    interrupt_hydras_import = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'hydra':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from mlexp.entry import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", interrupt_hydras_import, "task=tabular_regression"],
+        cwd=tmp_project,
+        env=cli_env(tmp_project),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (130, "mlexp: interrupted (Ctrl-C)\n")
+
+
+def test_the_mlexp_script_starts_at_the_entry_point():
+    from importlib.metadata import entry_points
+
+    [script] = [e for e in entry_points(group="console_scripts") if e.name == "mlexp"]
+    assert script.value == "mlexp.entry:main"

@@ -34,6 +34,7 @@ from mlexp.cli_arguments import (
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
+from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
 from mlexp.paths import DVC_STAGE_ENV, project_root, resolve, store_home
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
@@ -265,7 +266,7 @@ def _run_tuning_job(conf_dir: Path, overrides: list[str]) -> int:
     except KeyboardInterrupt:
         # tuning_job.run has already said how to record or stop a tuning job it started
         print("mlexp: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
     except (BotoCoreError, ClientError) as error:
         # AWS refused a request or could not be reached: its own message names the operation and the reason
         print(f"mlexp: error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
@@ -426,7 +427,7 @@ def _main() -> None:
         # the trial's own line ("interrupted: trial … marked KILLED") came before, from the runner
         sweep = close_open_sweep("KILLED")
         print(f"mlexp: interrupted (Ctrl-C){f'; sweep {sweep} marked KILLED' if sweep else ''}", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)
     except BaseException:
         # Hydra reports its own errors and exits; a sweep it stopped must not stay RUNNING
         close_open_sweep("FAILED")
