@@ -234,7 +234,12 @@ def cli_service(detectors, tmp_path_factory) -> Iterator[tuple[subprocess.Popen,
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGINT)
-            server.wait(timeout=60)
+            try:
+                server.wait(timeout=60)
+            finally:  # a service Ctrl-C did not stop fails the test, and does not outlive it
+                if server.poll() is None:
+                    server.kill()
+                    server.wait()
 
 
 def test_cli_deploy_local_serves_this_trials_model_on_the_serving_layer(cli_service, detectors):
