@@ -245,7 +245,7 @@ def cli_service(detectors, tmp_path_factory) -> Iterator[tuple[subprocess.Popen,
 def test_cli_deploy_local_serves_this_trials_model_on_the_serving_layer(cli_service, detectors):
     server, project, key = cli_service
     try:
-        deadline, lines = time.monotonic() + 90, [""]
+        deadline, lines = time.monotonic() + 300, [""]
         while not lines[-1].startswith("service: ") and time.monotonic() < deadline and server.poll() is None:
             lines.append(server.stdout.readline())
         assert lines[-1].startswith("service: "), server.stderr.read() if server.poll() is not None else lines

@@ -85,7 +85,7 @@ def test_a_worker_killed_mid_trial_costs_its_own_trial_only(tmp_project):
             time.sleep(0.1)
         assert victim is not None and sweep.poll() is None, "the victim and the cut job never trained together"
         os.kill(victim, signal.SIGKILL)
-        out, err = sweep.communicate(timeout=180)
+        out, err = sweep.communicate(timeout=600)
     finally:
         if sweep.poll() is None:
             os.killpg(sweep.pid, signal.SIGKILL)
@@ -126,7 +126,7 @@ def test_an_optuna_sweep_goes_on_past_a_job_that_raises(tmp_project):
     sweep = _sweep(
         tmp_project, "sweep=random", "sweep.max_jobs=3", "sweep.max_parallel_jobs=1", "+crashcase=choice(raises,queued)"
     )
-    out, err = sweep.communicate(timeout=180)
+    out, err = sweep.communicate(timeout=600)
 
     assert sweep.returncode == 1, out + err
     outcomes = re.findall(r"^  job (\d+): (\w+)", err, re.MULTILINE)
@@ -162,7 +162,7 @@ def test_an_optuna_search_whose_every_trial_fails_ends_with_the_sweep_summary(tm
     sweep = _sweep(
         tmp_project, "sweep=random", "sweep.max_jobs=2", "sweep.max_parallel_jobs=1", "+crashcase=raises", LR
     )
-    out, err = sweep.communicate(timeout=180)
+    out, err = sweep.communicate(timeout=600)
 
     assert sweep.returncode == 1, out + err
     assert "No trials are completed yet" not in err and "the search ended with no trial completed" in err
@@ -182,7 +182,7 @@ def test_max_failure_rate_0_stops_an_optuna_search_with_the_sweep_summary(tmp_pr
         LR,
         "hydra.sweeper.max_failure_rate=0",
     )
-    out, err = sweep.communicate(timeout=180)
+    out, err = sweep.communicate(timeout=600)
 
     assert sweep.returncode == 1, out + err
     assert "JobFailed" not in err and "the search stopped" in err

@@ -22,10 +22,11 @@ import requests
 from mlexp.serving.http import ApiKeys, ModelSlot
 from mlexp.tasks.text_classification.classifier import TextClassifier
 from mlexp.tasks.text_classification.service import label_studio
+from mlexp.tasks.text_classification.service import store as store_module
 from mlexp.tasks.text_classification.service.batch_files import WatchedFolder
 from mlexp.tasks.text_classification.service.classify_api import Classifier
 from mlexp.tasks.text_classification.service.config import ServiceConfig
-from mlexp.tasks.text_classification.service.records import FeedbackRecord, utc_now
+from mlexp.tasks.text_classification.service.records import FeedbackRecord, utc_after, utc_now
 from mlexp.tasks.text_classification.service.review_command import main as review_main
 from mlexp.tasks.text_classification.service.store import FeedbackStore, export_reviews
 from postgres_server import create_database, postgres_server, require_pgserver
@@ -183,9 +184,7 @@ def test_watched_folder_ingests_each_batch_file_once(model_folder, tmp_path):
         (inbox / "broken.json").write_text("{")
         (inbox / "half-written.json.part").write_text("{")
         watcher.start()
-        deadline = time.monotonic() + 10
-        while len(list((inbox / "processed").iterdir())) < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(lambda: len(list((inbox / "processed").iterdir())) >= 1, 60)
         watcher.stop()
         assert [p.name.split("-", 1)[1] for p in (inbox / "processed").iterdir()] == ["survey.json"]
         failed = sorted(p.name.split("-", 1)[1] for p in (inbox / "failed").iterdir())
@@ -449,7 +448,7 @@ def test_the_service_reloads_a_promoted_champion_without_failing_a_request(model
             while not stop.is_set():
                 try:
                     answer = session.post(
-                        service.url + "/classify", json={"classifier": CLASSIFIER, "sentence": sentence}, timeout=10
+                        service.url + "/classify", json={"classifier": CLASSIFIER, "sentence": sentence}, timeout=60
                     )
                     statuses.append(answer.status_code)
                     if answer.status_code == 200:
@@ -464,9 +463,7 @@ def test_the_service_reloads_a_promoted_champion_without_failing_a_request(model
         _wait_for(lambda: len(statuses) > 5)  # requests before the swap (counted, not timed: machines are busy)
         before = len(statuses)
         client.set_registered_model_alias("text_classification", "champion", "2")  # the promotion
-        deadline = time.monotonic() + 20
-        while slot.version != "text_classification v2" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(lambda: slot.version == "text_classification v2", 60)
         swapped = time.monotonic()
         _wait_for(lambda: sum(answered > swapped + 0.1 for answered, _ in answers) > 5)  # and after it
     finally:
@@ -594,9 +591,7 @@ def test_deploy_local_serves_through_the_real_cli(model_folder, tmp_project):
         assert answer.status_code == 200 and answer.json()["class"] == "Sports"
         inbox = tmp_project / "serving" / "text_classification_inbox"
         (inbox / "survey.json").write_text(json.dumps({"classifier": CLASSIFIER, "sentences": SENTENCES[:2]}))
-        deadline = time.monotonic() + 20
-        while not list((inbox / "processed").glob("*-survey.json")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(lambda: bool(list((inbox / "processed").glob("*-survey.json"))), 60)
         assert requests.get(url + "/review").status_code == 200
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
@@ -618,7 +613,7 @@ def _signed_in(service, name: str) -> requests.Session:
     return session
 
 
-def test_an_item_shown_to_one_reviewer_is_not_shown_to_another(service):
+def test_an_item_shown_to_one_reviewer_is_not_shown_to_another(service, monkeypatch):
     first, second, third = _three_records(service.store)
     with _signed_in(service, "alice") as alice, _signed_in(service, "bob") as bob:
         assert alice.get(service.url + "/review/api/queue").json()["items"][0]["id"] == first
@@ -632,9 +627,10 @@ def test_an_item_shown_to_one_reviewer_is_not_shown_to_another(service):
         assert [i["id"] for i in skipped["items"]] == [third]  # still hers to see, at the back, but not held
         assert [i["id"] for i in bob.get(service.url + "/review/api/queue").json()["items"]] == [second, third]
     # a lease ends by itself: a reviewer who walked away blocks an item only for service.review_lease_minutes
-    assert [i.id for i in service.store.lease_next("carol", 20, 0.3)] == [third]  # bob still holds the second
+    assert [i.id for i in service.store.lease_next("carol", 20, 60)] == [third]  # bob still holds the second
     assert service.store.pending("dave") == []
-    time.sleep(0.4)
+    # the store's clock moved past the 60 s lease (a real 0.3 s lease could end before a busy machine looked)
+    monkeypatch.setattr(store_module, "utc_now", lambda: utc_after(61))
     assert [i.id for i in service.store.pending("dave")] == [third]
 
 

@@ -97,11 +97,12 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
         # as from a terminal: a suite started in the background (`make test &`) passes on SIGINT ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 120
+    # Ctrl-C once a trial trains (it has logged an epoch), past its libraries' loading: observed, not timed (a fixed
+    # second after its Training run appeared is not enough on a busy machine)
+    deadline = time.monotonic() + 300
     # a sweep that stopped by itself is not waited for: the assertions below report its exit and its stderr
-    while time.monotonic() < deadline and process.poll() is None and not _training_started(tmp_project):
-        time.sleep(0.5)
-    time.sleep(1)
+    while time.monotonic() < deadline and process.poll() is None and _trials_training(tmp_project) < 1:
+        time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):  # the process group is gone when the sweep already ended
         os.killpg(process.pid, signal.SIGINT)
     try:
@@ -128,13 +129,15 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
     )
 
 
-def _training_started(project) -> bool:
-    """Read the store with plain sqlite3: an MLflow client here would race the CLI to create the schema."""
+def _trials_training(project) -> int:
+    """Training runs that logged a metric (an epoch). Plain sqlite3: an MLflow client here would race the CLI to
+    create the schema."""
+    query = "SELECT count(DISTINCT r.run_uuid) FROM runs r JOIN metrics m ON m.run_uuid = r.run_uuid WHERE r.name = ?"
     try:
         with sqlite3.connect(f"file:{project / 'mlflow.db'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM runs WHERE name = 'Training'").fetchone()[0] > 0
+            return db.execute(query, ("Training",)).fetchone()[0]
     except sqlite3.Error:  # no store, or no tables yet
-        return False
+        return 0
 
 
 @STORE_EXISTS
