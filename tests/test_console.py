@@ -206,7 +206,7 @@ def _python(script: str, server: str, *args: str) -> subprocess.CompletedProcess
         [sys.executable, "-c", textwrap.dedent(script), server, *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # MLflow's client retries a busy server with back-off: 1.7 s quiet, over 120 s once in a busy CI
         env=env,
         check=True,
     )
