@@ -260,8 +260,9 @@ def test_engine_athena_without_credentials_is_refused_before_the_trial_opens(tmp
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "mlexp: error: engine=athena: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them"
+        "mlexp: error: engine=athena: no AWS credentials found; run `aws configure` (or `aws sso login`), or set "
+        "AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides "
+        "them, or use engine=duckdb"
     ]
     assert not (tmp_project / "mlflow.db").exists()  # no trial opened
     assert not (tmp_project / "data").exists()  # prepare did not run

@@ -195,7 +195,8 @@ def test_textract_without_credentials_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     client = boto3.client("textract", region_name="us-east-1")
     extractor = TextractExtractor(OmegaConf.structured(TextractEngine), OmegaConf.structured(DocumentLayout), client)
-    with pytest.raises(ConfigError, match="engine=textract found no AWS credentials; set AWS_PROFILE"):
+    no_credentials = r"engine=textract: no AWS credentials found; run `aws configure`.*, or use engine=local_ocr$"
+    with pytest.raises(ConfigError, match=no_credentials):
         extractor.extract(np.full((50, 50, 3), 255, dtype=np.uint8), 1, "x.png")
 
 

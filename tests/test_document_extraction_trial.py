@@ -261,8 +261,9 @@ def test_engine_textract_without_aws_credentials_is_refused_before_the_trial_ope
     done = run_cli(project, *TINY, "dataset.types=[pay_stub]", "engine=textract", env=env, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "mlexp: error: engine=textract found no AWS credentials; set AWS_PROFILE or "
-        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use engine=local_ocr"
+        "mlexp: error: engine=textract: no AWS credentials found; run `aws configure` (or `aws sso login`), or set "
+        "AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides "
+        "them, or use engine=local_ocr"
     ]
     found = store_client(project).get_experiment_by_name(TASK)
     assert found is None or not store_client(project).search_runs([found.experiment_id])  # no trial opened

@@ -65,8 +65,9 @@ REFUSED = {
     ),
     "no credentials": (
         JOB,
-        "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>",
+        "SageMaker: no AWS credentials found; run `aws configure` (or `aws sso login`), or set "
+        "AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides "
+        "them",
     ),
     "no region for the endpoint": (
         ("task=tabular_regression", "deploy=sagemaker", f"deploy.role_arn={ROLE}"),

@@ -287,8 +287,9 @@ MISSING = {
     ),
     "credentials": (
         "seed=42",
-        "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>",
+        "SageMaker: no AWS credentials found; run `aws configure` (or `aws sso login`), or set "
+        "AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides "
+        "them",
     ),
 }
 

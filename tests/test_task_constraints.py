@@ -215,8 +215,9 @@ REFUSED = [
     (
         ("engine.name",),
         ["task=anomaly_detection", "engine=athena", "engine.s3_staging_dir=s3://athena-results/mlexp/"],
-        "engine=athena: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
-        "or run where an IAM role provides them",
+        "engine=athena: no AWS credentials found; run `aws configure` (or `aws sso login`), or set "
+        "AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides "
+        "them, or use engine=duckdb",
     ),
     # "stage 'prepare' failed: dataset.val_fraction=0.5 + dataset.test_fraction=0.5 leave no frame for training"
     (
@@ -322,8 +323,9 @@ REFUSED = [
     (
         ("engine.name",),
         ["task=document_extraction", "engine=textract"],
-        "engine=textract found no AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use "
-        "engine=local_ocr",
+        "engine=textract: no AWS credentials found; run `aws configure` (or `aws sso login`), or set "
+        "AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides "
+        "them, or use engine=local_ocr",
     ),
 ]
 

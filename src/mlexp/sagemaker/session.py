@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlexp.aws_setup import region_error
+from mlexp.aws_setup import no_credentials, region_error
 from mlexp.config.validate import role_arn_error
 from mlexp.errors import ConfigError, MlexpError
 
@@ -18,10 +18,7 @@ class SageMakerSetupError(ConfigError):
 
 
 # SageMaker's line when botocore's chain finds no credentials (a job, a tuning job, an endpoint, predict, undeploy)
-NO_CREDENTIALS = (
-    "no AWS credentials: run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<profile>"
-)
+NO_CREDENTIALS = no_credentials("SageMaker")
 
 
 class AwsUnreachable(MlexpError):

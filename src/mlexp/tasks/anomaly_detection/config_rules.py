@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlexp.aws_setup import REGION, AwsCredentials, credentials_found
+from mlexp.aws_setup import GIVE_CREDENTIALS, REGION, AwsCredentials, credentials_found, no_credentials
 from mlexp.config.constraints import Constraint, shown_value
 from mlexp.errors import did_you_mean
 from mlexp.tasks.anomaly_detection.dialects import DATE_PARSE, date_parse_lacks
@@ -113,10 +113,7 @@ def athena_has_credentials(engine: str) -> bool:
 
 
 # the line AthenaEngine gives, when the credentials vanished after this check
-ATHENA_NO_CREDENTIALS = (
-    "engine=athena: no AWS credentials found; set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or "
-    "run where an IAM role provides them"
-)
+ATHENA_NO_CREDENTIALS = no_credentials("engine=athena", without_aws="engine=duckdb")
 
 
 def directives_athena_lacks(timestamp_formats: list[str]) -> str:
@@ -176,7 +173,7 @@ CONSTRAINTS = (
         athena_has_credentials,
         "engine=athena sends its queries with the AWS credentials botocore finds (environment, ~/.aws, an SSO "
         "login, a container's or an instance's role)",
-        "set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them",
+        f"{GIVE_CREDENTIALS}, or use engine=duckdb",
         ATHENA_NO_CREDENTIALS,
     ),
 )

@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mlexp.aws_setup import REGION, AwsCredentials, credentials_found
+from mlexp.aws_setup import GIVE_CREDENTIALS, REGION, AwsCredentials, credentials_found, no_credentials
 from mlexp.config.bounds import Bound, at_least, between
 from mlexp.config.constraints import Constraint, shown_value
 from mlexp.errors import a_or_an, did_you_mean
@@ -135,10 +135,7 @@ def textract_has_credentials(engine: str) -> bool:
 
 
 # the line textract.analyze gives, when the credentials vanished after this check
-TEXTRACT_NO_CREDENTIALS = (
-    "engine=textract found no AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use "
-    "engine=local_ocr"
-)
+TEXTRACT_NO_CREDENTIALS = no_credentials("engine=textract", without_aws="engine=local_ocr")
 
 
 GENERATED_TYPES = Constraint(
@@ -178,7 +175,7 @@ CREDENTIALS = AwsCredentials(
     textract_has_credentials,
     "engine=textract sends each page with the AWS credentials botocore finds (environment, ~/.aws, an SSO login, a "
     "container's or an instance's role)",
-    "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use engine=local_ocr",
+    f"{GIVE_CREDENTIALS}, or use engine=local_ocr",
     TEXTRACT_NO_CREDENTIALS,
 )
 CONSTRAINTS = (GENERATED_TYPES, GENERATED_LEVELS, CURRENCY_SIGNS, KNOWN_SIGNS, REGION, CREDENTIALS)
