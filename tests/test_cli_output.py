@@ -3,6 +3,7 @@ terminal, a sweep file chosen without -m."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from importlib.metadata import version
 import pytest
 
 from conftest import TINY, cli_env, run_cli
+from run_folders import run_folder
 
 
 def test_version_names_mlexp_and_the_tools_its_records_depend_on(tmp_project):
@@ -116,3 +118,22 @@ def test_the_mlexp_script_starts_at_the_entry_point():
 
     [script] = [e for e in entry_points(group="console_scripts") if e.name == "mlexp"]
     assert script.value == "mlexp.entry:main"
+
+
+def test_a_trial_prints_its_headline_metrics_as_its_reports_have_them_and_a_sweep_leaves_them_to_its_table(
+    tmp_project,
+):
+    done = run_cli(tmp_project, "task=tabular_regression", *TINY)
+    headline = json.loads((run_folder(done) / "reports" / "metrics.json").read_text())
+    lines = done.stdout.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("  also: "))
+    # the lines under the objective's: every other headline metric, each whole on one line, as metrics.json has it
+    block = " ".join(line.strip() for line in lines[start:] if line.startswith(("  also: ", " " * 8)))
+    shown = dict(item.split(" = ") for item in block.removeprefix("also: ").split(", "))
+    assert {name: float(value) for name, value in shown.items()} == pytest.approx(
+        {name: value for name, value in headline.items() if name != "test_msle"}, rel=1e-5
+    )
+    assert set(shown) == {"test_mae", "final_train_loss"}  # was only "trial done: test_msle = ..."
+
+    swept = run_cli(tmp_project, "-m", "task=tabular_regression", "model.l1_size=8,16", *TINY)
+    assert "also:" not in swept.stdout

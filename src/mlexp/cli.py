@@ -200,7 +200,10 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
             return
     else:
         print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")
-    if multirun or result.kept:  # kept: no store ids to link to yet
+    if multirun:  # the sweep's table has every trial's headline metrics
+        return
+    _print_headline(metric, result.headline)
+    if result.kept:  # no store ids to link to yet
         return
     from mlexp.next_steps import compare_command, print_ui_link
 
@@ -210,6 +213,22 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
     print_ui_link(
         result.tracking_uri, result.experiment_id, metric, direction, headline_metrics=list(cfg.task.headline_metrics)
     )
+
+
+def _print_headline(objective: str, headline: dict[str, float]) -> None:
+    """The task's other headline metrics under the objective's line (a validation objective's test figures among
+    them), wrapped to the terminal; the same values as the trial's reports/metrics.json."""
+    shown = [f"{name} = {value:.6g}" for name, value in headline.items() if name != objective]
+    width = max(60, shutil.get_terminal_size().columns - 1)
+    line = "  also:"
+    for number, item in enumerate(shown):
+        item += "," if number < len(shown) - 1 else ""
+        if len(line) + 1 + len(item) > width and line.strip() != "also:":  # a metric is never cut in two
+            print(line)
+            line = " " * 7
+        line += " " + item
+    if shown:
+        print(line)
 
 
 def _where_reports_are(cfg: DictConfig) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,8 @@ class TrialResult:
     objective: float
     # the writer process stopped after the trial ended: its records are whole in a journal, not yet in the store
     kept: str = ""
+    # the task's headline metrics the trial reached (reports/metrics.json), the objective among them
+    headline: dict[str, float] = field(default_factory=dict)
 
 
 class TrialFailed(MlexpError):
@@ -288,7 +290,8 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
                 _run_component(cfg, task, current, trial)
         if pipeline_run is not None:  # the stages DVC kept: linked to the components that made their outputs
             link_kept_stages(cfg, task, trial)
-        objective = _finish(cfg, task, trial, stages)
+        headline = _finish(cfg, task, trial, stages)
+        objective = headline.get(cfg.task.objective.metric, math.nan)
     except KeyboardInterrupt as interrupt:
         trial.close(interrupt)
         print(f"\ninterrupted: trial {trial.run_id} marked KILLED", file=sys.stderr)
@@ -303,19 +306,19 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
             # a sweep's next trial need not wait for this one's records: the sweep waits for them all at its end
             trial.close(wait=False)
             # no id yet: the writer creates the run later (trial.run is the journal's `ref-…` name, never the store's)
-            return TrialResult("", "", store.uri, objective)
+            return TrialResult("", "", store.uri, objective, headline=headline)
         trial.close()
     except TrialKept as kept:
         if pipeline_run is not None:
             raise  # the pipeline's next stage joins this trial by its store id, which only the store gives
-        return TrialResult("", "", store.uri, objective, kept=str(kept))
+        return TrialResult("", "", store.uri, objective, kept=str(kept), headline=headline)
     experiment_id = trial.experiment_id
     if pipeline_run is not None:
         write_marker(
             marker_path(Path(cfg.paths.root), store.uri, experiment_name, task.name),
             Marker(trial.run_id, pipeline_run),
         )
-    return TrialResult(trial.run_id, experiment_id, store.uri, objective)
+    return TrialResult(trial.run_id, experiment_id, store.uri, objective, headline=headline)
 
 
 def _run_component(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial) -> str:
@@ -337,9 +340,9 @@ def _run_or_reuse_preprocessing(cfg: DictConfig, task: tasks.Task, trial: Trial)
             shared.publish(cfg, trial, component, dict(trial.metrics))
 
 
-def _finish(cfg: DictConfig, task: tasks.Task, trial: Trial, stages: list[str]) -> float:
-    """After the task's last stage has run (alone under DVC, or in a full run), report the headline metrics."""
+def _finish(cfg: DictConfig, task: tasks.Task, trial: Trial, stages: list[str]) -> dict[str, float]:
+    """After the task's last stage has run (alone under DVC, or in a full run), report the headline metrics; none
+    before it."""
     if all_stages(task)[-2] not in stages:
-        return math.nan
-    headline = _write_metrics(cfg, trial)
-    return headline.get(cfg.task.objective.metric, math.nan)
+        return {}
+    return _write_metrics(cfg, trial)

@@ -251,7 +251,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
             }
         )
         print(f"training job {name} submitted ({cfg.compute.instance_count} x {cfg.compute.instance_type})")
-        objective = math.nan
+        objective, headline = math.nan, dict[str, float]()
         if cfg.compute.wait:
             described = wait_for_job(session.sagemaker_client, name, float(cfg.compute.poll_s))
             status = described["TrainingJobStatus"]
@@ -260,7 +260,8 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
                 reason = str(described.get("FailureReason") or "no reason given").splitlines()[0]
                 raise TrainingJobFailed(f"SageMaker training job {name} {status}: {reason}")
             copy_results(cfg, trial, session, described)
-            objective = runner._write_metrics(cfg, trial).get(cfg.task.objective.metric, math.nan)
+            headline = runner._write_metrics(cfg, trial)
+            objective = headline.get(cfg.task.objective.metric, math.nan)
             if math.isnan(objective):
                 print(
                     f"notice: job {name} reported no {cfg.task.objective.metric}: its log has no "
@@ -284,4 +285,4 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
         text = str(error) if user_error else f"{type(error).__name__}: {error}"
         raise runner.TrialFailed(text, trial.run_id, user_error) from error
     trial.close()
-    return runner.TrialResult(trial.run_id, trial.experiment_id, store.uri, objective)
+    return runner.TrialResult(trial.run_id, trial.experiment_id, store.uri, objective, headline=headline)
