@@ -369,3 +369,37 @@ def _run_with_terminal_stderr(project, args: list[str], env: dict[str, str]) -> 
     os.close(main)
     assert process.returncode == 0, b"".join(chunks).decode(errors="replace")[-3000:]
     return stdout.decode(), b"".join(chunks).decode(errors="replace")
+
+
+LEAKING_WORKERS = """
+import sys
+import time
+from joblib import Parallel, delayed
+
+if sys.argv[1] == "quiet":
+    from mlexp.console import quiet_third_party
+
+    quiet_third_party()
+
+
+def grow(number):
+    time.sleep(1.2)  # loky looks at a worker's memory at most once a second
+    # what a trial leaves in a pool, above loky's 300 MB (kept by a module: this function's globals travel by value)
+    sys.__dict__.setdefault("kept", []).append(b"x" * 400_000_000)
+    return number
+
+
+print(Parallel(n_jobs=2, backend="loky", batch_size=1)(delayed(grow)(n) for n in range(6)))
+"""
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["as-loky-prints", "quieted"])
+def test_a_sweep_worker_replaced_for_its_memory_goes_unsaid(quiet):
+    done = subprocess.run(
+        [sys.executable, "-c", LEAKING_WORKERS, "quiet" if quiet else "loud"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "[0, 1, 2, 3, 4, 5]", done.stderr  # no job lost
+    assert ("A worker stopped while some jobs were given to the executor" in done.stderr) is not quiet, done.stderr

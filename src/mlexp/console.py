@@ -19,6 +19,7 @@ HEADER_REGISTRY = "mlflow.tracking.request_header.registry"
 JOBLIB_LAUNCHER_LOGGER = "hydra_plugins.hydra_joblib_launcher._core"
 OPTUNA_SWEEPER_LOGGER = "hydra_plugins.hydra_optuna_sweeper._impl"
 LEAKED_SEMAPHORES_IGNORED = "ignore:resource_tracker:UserWarning"  # its message starts "resource_tracker: There appear"
+WORKER_REPLACED = "A worker stopped while some jobs were given to the executor"  # loky's process_executor
 INTERRUPT_AGAIN_S = 0.05  # Ctrl-C lost in a finaliser is raised again this much later
 _LINE_ENDS = re.compile(r"(\r\n|\n|\r)")
 
@@ -58,6 +59,9 @@ def quiet_third_party() -> None:
         category=UserWarning,
         module=r"mxnet\.gluon\.block",
     )
+    # loky replaces a sweep worker whose memory grew 300 MB since its first job (MXNet's pool keeps what a trial
+    # used) and warns "A worker stopped ... memory leak" among the trials' lines; the sweep goes on in the new worker
+    warnings.filterwarnings("ignore", message=WORKER_REPLACED, category=UserWarning)
     # the launcher's next lines list the jobs; its full Parallel(...) arguments say nothing to a user
     logging.getLogger(JOBLIB_LAUNCHER_LOGGER).addFilter(_without_parallel_repr)
     # the sweeper's settings ("Storage: None") and best value at INFO: mlexp prints the sweep and its best trial
