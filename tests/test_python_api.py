@@ -100,12 +100,20 @@ def test_a_wrong_override_raises_the_command_lines_error(project: Path) -> None:
         run(TASK, ["model.l1_activation=swish"], root=project)
 
 
+def _malformed_copies(project: Path) -> None:
+    """Abalone files that are there, but wrong: what only the prepare stage reading them finds (a missing file is
+    refused before the trial opens)."""
+    (project / "bad.data").write_text("M,0.455,0.365\n")
+    (project / "empty.data").write_text("")
+
+
 def test_a_failing_stage_raises_trial_failed_and_the_trial_is_failed(project: Path) -> None:
+    _malformed_copies(project)
     with pytest.raises(TrialFailed) as raised:
         run(TASK, ["dataset.path=bad.data"], root=project)
 
     message = str(raised.value)
-    assert message.startswith("stage 'prepare' failed: dataset.path=bad.data does not exist")
+    assert message.startswith(f"stage 'prepare' failed: {project / 'bad.data'}: row 1 does not have the 9 abalone")
     assert message.endswith(f"(trial {raised.value.run_id} marked FAILED)")
     assert Trial.load(f"sqlite:///{project / 'mlflow.db'}", raised.value.run_id).status == "FAILED"
 
@@ -148,8 +156,9 @@ def test_a_sagemaker_sweep_from_python_points_to_the_tuning_job_command(tmp_path
 
 
 def test_a_sweep_with_failed_jobs_raises_sweep_failed(project: Path) -> None:
+    _malformed_copies(project)
     with pytest.raises(SweepFailed) as raised:
-        sweep(TASK, overrides=["dataset.path=bad.data,missing.data"], root=project)
+        sweep(TASK, overrides=["dataset.path=bad.data,empty.data"], root=project)
 
     failed = raised.value
     assert [job.number for job in failed.failed_jobs] == [0, 1]

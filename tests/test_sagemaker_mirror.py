@@ -221,13 +221,15 @@ def test_a_mirror_failure_keeps_the_mlflow_trial_and_sync_mirrors_it_again(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    # a trial failing in a stage: its component and the trial's are Failed with the error as message
+    # a trial failing in a stage (a file that is there but not abalone's): its component and the trial's are
+    # Failed with the error as message
+    (tmp_path / "malformed.csv").write_text("M,0.455,0.365\n")
     start = len(sagemaker_aws.requests)
     with pytest.raises(MlexpError):
-        run(TASK, [*TINY, MIRROR, f"dataset.path={tmp_path / 'missing.csv'}"], root=project)
+        run(TASK, [*TINY, MIRROR, f"dataset.path={tmp_path / 'malformed.csv'}"], root=project)
     failed = next(v for v in trials_of(project) if v.status == "FAILED")
     error = failed.tags["mlexp.error"]
-    assert "missing.csv" in error
+    assert "malformed.csv" in error
     components = {c for op, c in sequence(sagemaker_aws, start) if op == "CreateTrialComponent"}
     assert len(components) == 2  # the trial's own and its Pre-processing
     for component in components:

@@ -80,9 +80,9 @@ def test_preprocessing_runs_again_when_its_config_changes_and_is_reused_when_not
     assert changed.metrics["rows_train"] == 210  # 70% of 300 rows
     assert "Pre-processing" not in unchanged.component_names
     assert unchanged.tags["mlexp.shared_component.prepare"] not in {changed.components["Pre-processing"]}
-    # a path to no file is never served from the cache of the packaged data: the stage runs and says so
+    # a path to no file is never served from the cache of the packaged data: it is refused before the trial opens
     missing = run_cli(project, "task=tabular_regression", *TINY, "dataset.path=nowhere/abalone.data", check=False)
-    assert missing.returncode == 1 and "nowhere/abalone.data does not exist" in missing.stderr
+    assert missing.returncode == 2 and "dataset.path=nowhere/abalone.data: no such file" in missing.stderr
 
 
 def test_sweep_trials_are_top_level_rows_grouped_by_tags_with_the_record_elsewhere(grid_sweep):

@@ -66,13 +66,14 @@ def test_a_corpus_file_without_a_row_is_named_not_blamed_on_the_classes(project)
 
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_a_trial_on_inputs_that_hold_nothing_fails_with_one_line_naming_them(tmp_project, tmp_path):
-    """The walkthrough's two commands: each failed silently or with the wrong message; now one line, trial FAILED."""
+    """The walkthrough's two commands: each failed silently or with the wrong message; now one line: reviews that
+    are not there before the trial opens (tests/test_input_paths.py), a corpus without rows with the trial FAILED."""
     missing = tmp_path / "x" / "none.jsonl"
     done = run_cli(tmp_project, f"task={TASK}", "dataset.n_rows=300", "dataset.n_holdout=200",
                    f"dataset.reviews={missing}", check=False)  # fmt: skip
     lines = done.stderr.strip().splitlines()
-    assert done.returncode == 1 and len(lines) == 1, done.stdout + done.stderr
-    assert lines[0].startswith(f"mlexp: error: stage 'prepare' failed: dataset.reviews={missing}: no such file or")
+    assert done.returncode == 2 and len(lines) == 1, done.stdout + done.stderr
+    assert lines[0].startswith(f"mlexp: error: dataset.reviews={missing}: no such file or folder ({missing});")
     assert "training set:" not in done.stdout  # nothing was trained without the reviews
     (tmp_project / "empty.csv").write_bytes(b"")
     done = run_cli(tmp_project, f"task={TASK}", "dataset.path=empty.csv", check=False)
@@ -80,7 +81,7 @@ def test_a_trial_on_inputs_that_hold_nothing_fails_with_one_line_naming_them(tmp
     assert done.returncode == 1 and len(lines) == 1, done.stdout + done.stderr
     assert lines[0].startswith(f"mlexp: error: stage 'corpus' failed: dataset.path=empty.csv: {tmp_project}/empty.csv")
     assert "has no rows" in lines[0] and "no document of class" not in lines[0]
-    assert [t.status for t in trials_of(tmp_project, experiment=TASK)] == ["FAILED", "FAILED"]
+    assert [t.status for t in trials_of(tmp_project, experiment=TASK)] == ["FAILED"]
 
 
 def test_the_active_learning_sweep_shows_the_metrics_its_trials_log(monkeypatch):

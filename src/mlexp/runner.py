@@ -263,6 +263,7 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     check_choices(cfg, job.choices, all_stages(task))
     check_bounds(cfg, task.bounds)
     check_constraints(cfg, task.constraints)
+    check_constraints(cfg, task.input_rules)
     _check_before_trial(cfg, task)
     if cfg.compute.target == "sagemaker":  # the stages run in a training job; only this path loads the SDK
         from mlexp.sagemaker.training_job import run_training_job

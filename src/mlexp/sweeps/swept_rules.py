@@ -1,5 +1,5 @@
-"""Rules across keys (a task's constraints) checked for a whole sweep before its record opens: the config every
-job shares, and each combination of the swept values a rule reads."""
+"""Rules across keys (a task's constraints, and its input paths) checked for a whole sweep before its record opens:
+the config every job shares, and each combination of the swept values a rule reads."""
 
 from __future__ import annotations
 
@@ -26,18 +26,20 @@ MAX_COMBINATIONS = 1000
 
 
 def check_swept_constraints(config: DictConfig) -> None:
-    """A rule across keys (the task's constraints) broken by the config every job shares, or by a combination of
-    swept values, would have the runner refuse those jobs after the sweep's record opened: one line now. Every
-    combination of the values listed for the keys a constraint reads (a grid's values, a search's choice(...) and
-    range(...): a search may sample any of them) is checked. Not judged here, but by the runner before each job's
-    trial opens: a constraint whose keys a swept group choice touches (each option composes its own config), an
-    interval (which of its points a search samples is not known), a `+`/`++` override or a `${...}` value."""
+    """A rule across keys (the task's constraints, and its input paths: mlexp.config.input_paths) broken by the
+    config every job shares, or by a combination of swept values, would have the runner refuse those jobs after the
+    sweep's record opened: one line now. Every combination of the values listed for the keys a constraint reads (a
+    grid's values, a search's choice(...) and range(...): a search may sample any of them) is checked. Not judged
+    here, but by the runner before each job's trial opens: a constraint whose keys a swept group choice touches (each
+    option composes its own config), an interval (which of its points a search samples is not known), a `+`/`++`
+    override or a `${...}` value."""
     parser = OverridesParser.create()
     swept = swept_overrides(config, parser)
     if any(entry.override.key_or_group == "task" for entry in swept):
         return  # each task composes its own config
     groups = set(config.hydra.runtime.choices)
-    for constraint in tasks.get(config.task.name).constraints:
+    task = tasks.get(config.task.name)
+    for constraint in (*task.constraints, *task.input_rules):
         touching = [entry for entry in swept if _touches(entry.override.key_or_group, constraint.keys)]
         if touching:
             error = _broken_combination(config, constraint, touching, groups, parser)

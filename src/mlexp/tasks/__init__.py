@@ -22,6 +22,7 @@ from mlexp.tracking.digests import prefetch
 if TYPE_CHECKING:
     from mlexp.config.bounds import Bound
     from mlexp.config.constraints import Constraint
+    from mlexp.config.input_paths import InputPath
     from mlexp.tracking.tracker import Tracker
 
 Stage = Callable[[DictConfig, "Tracker"], None]
@@ -139,6 +140,9 @@ class Task:
     bounds: Mapping[str, Bound] = field(default_factory=dict)
     # rules across its settings (mlexp.config.constraints), refused before a trial opens too
     constraints: tuple[Constraint, ...] = ()
+    # the files and folders its stages read, named by config keys (mlexp.config.input_paths): one that is not there
+    # is refused before a trial opens
+    inputs: tuple[InputPath, ...] = ()
 
     def start_hashing_inputs(self, cfg: DictConfig) -> None:
         """Start hashing the files dataset.path names, on a thread, when this process is to run the first stage,
@@ -152,6 +156,11 @@ class Task:
             return
         with contextlib.suppress(MlexpError, OSError):  # a wrong path is for the first stage to report
             prefetch(expand(path, self.dataset_suffixes))
+
+    @property
+    def input_rules(self) -> tuple[Constraint, ...]:
+        """`inputs` as rules across keys, checked where the task's constraints are."""
+        return tuple(declared.rule for declared in self.inputs)
 
     def loads_mxnet(self, stages: Iterable[str]) -> bool:
         """Whether running `stages` needs MXNet (seeded before the first of them)."""

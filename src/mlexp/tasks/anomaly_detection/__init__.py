@@ -3,6 +3,7 @@
 from dataclasses import fields
 
 from mlexp.config.bounds import Bound, above, at_least, between
+from mlexp.config.input_paths import InputPath
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.anomaly_detection import config  # registers the schemas
 from mlexp.tasks.anomaly_detection.config_rules import CONSTRAINTS
@@ -24,6 +25,18 @@ RULES = tuple(
     )
 )
 
+
+# nyc_taxi.SUFFIXES, without importing DuckDB here
+TRIP_SUFFIXES = (".parquet", ".csv", ".gz")
+# engine=athena queries its table: dataset.path is not read
+DATASET = InputPath(
+    "dataset.path",
+    read_by=("prepare",),
+    fix="give a TLC trip file (Parquet or CSV), a folder or a glob of them, or leave dataset.path unset for a "
+    "generated month",
+    suffixes=TRIP_SUFFIXES,
+    when=("engine.name", lambda engine: engine != "athena"),
+)
 
 BOUNDS: dict[str, Bound] = {
     # 0 writes a file of no rows, which prepare refuses; the anomaly rows must fit too (CONSTRAINTS)
@@ -100,8 +113,9 @@ TASK = register(
             ),
         ),
         component_names={"query": "Query", "detect": "Detection", "clean": "Cleaning"},
-        dataset_suffixes=(".parquet", ".csv", ".gz"),  # nyc_taxi.SUFFIXES, without importing DuckDB here
+        dataset_suffixes=TRIP_SUFFIXES,
         bounds=BOUNDS,
         constraints=CONSTRAINTS,
+        inputs=(DATASET,),
     )
 )

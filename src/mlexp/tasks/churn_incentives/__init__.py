@@ -1,11 +1,18 @@
 """Task `churn_incentives`: XGBoost churn scores, a cost-based cutoff and a budget-optimal incentive program."""
 
 from mlexp.config.bounds import above, at_least, between
+from mlexp.config.input_paths import InputPath
 from mlexp.tasks import Out, Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.churn_incentives import config  # noqa: F401  (schemas)
 from mlexp.tasks.churn_incentives.config_rules import CONSTRAINTS
 
 CHURN = RawData("churn", "data/raw/churn.txt")
+DATASET = InputPath(
+    "dataset.path",
+    read_by=("prepare",),
+    fix="give the path of your copy (churn.txt's columns), or leave dataset.path unset for the copy shipped with mlexp",
+    suffixes=(".txt", ".csv"),  # telecom_churn.SUFFIXES, without importing pandas here
+)
 BOOSTER = tuple(f"model.{key}" for key in ("max_depth", "eta", "gamma", "min_child_weight", "subsample", "num_round"))
 
 
@@ -75,5 +82,6 @@ TASK = register(
             "preprocessing.test_fraction": between(0, 1, open_low=True, open_high=True),
         },
         constraints=CONSTRAINTS,
+        inputs=(DATASET,),
     )
 )

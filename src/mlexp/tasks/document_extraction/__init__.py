@@ -3,6 +3,7 @@
 import dataclasses
 
 from mlexp.config.bounds import above, at_least, between
+from mlexp.config.input_paths import Accepts, InputPath, RelativeTo, given
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.document_extraction import config  # noqa: F401  (registers the schemas)
 from mlexp.tasks.document_extraction.config_rules import CONSTRAINTS
@@ -10,6 +11,26 @@ from mlexp.tasks.document_extraction.config_rules import CONSTRAINTS
 # every post-processing key is extract's (DVC re-runs it when one changes) but model.annotated_pages, evaluate's alone
 LAYOUT = tuple(
     f"model.{field.name}" for field in dataclasses.fields(config.DocumentLayout) if field.name != "annotated_pages"
+)
+
+# the prepare stage takes both as given: a relative path starts at the working directory
+INPUTS = (
+    InputPath(
+        "dataset.path",
+        read_by=("prepare",),
+        fix="give a document (PNG, JPEG, TIFF, BMP or PDF) or a folder of them, or leave dataset.path unset for "
+        "generated documents",
+        relative_to=RelativeTo.WORKING_DIRECTORY,
+    ),
+    InputPath(
+        "dataset.ground_truth",
+        read_by=("prepare",),
+        fix="give the folder of <document>.json ground truth, or leave dataset.ground_truth unset to read it "
+        "beside each document",
+        accepts=Accepts.FOLDER,
+        relative_to=RelativeTo.WORKING_DIRECTORY,
+        when=("dataset.path", given),  # generated documents bring their own
+    ),
 )
 
 TASK = register(
@@ -61,5 +82,6 @@ TASK = register(
             "engine.max_bytes": at_least(0),  # 0: every page is sent as JPEG
         },
         constraints=CONSTRAINTS,
+        inputs=INPUTS,
     )
 )

@@ -1,6 +1,7 @@
 """Task `object_detection`: football detection with GluonCV ("Football tracking in the NFL with Amazon SageMaker")."""
 
 from mlexp.config.bounds import Bound, above, at_least, between
+from mlexp.config.input_paths import Accepts, InputPath, RelativeTo, given
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.object_detection import config  # noqa: F401  (registers the schemas)
 from mlexp.tasks.object_detection.config_rules import CONSTRAINTS
@@ -69,6 +70,33 @@ BOUNDS: dict[str, Bound] = {
 }
 
 
+INPUTS = (
+    InputPath(
+        "dataset.path",
+        read_by=("prepare",),
+        fix="give a Ground Truth output manifest, a folder or a glob of them, or leave dataset.path unset for "
+        "generated frames",
+        suffixes=(".manifest", ".jsonl", ".json"),  # ground_truth_manifest.SUFFIXES
+    ),
+    InputPath(
+        "dataset.image_root",
+        read_by=("prepare",),
+        fix="give your local copy of the labeling job's bucket, or leave dataset.image_root unset to read each "
+        "frame from its source-ref",
+        accepts=Accepts.FOLDER,
+        when=("dataset.path", given),  # generated frames are written with the manifest
+    ),
+    # prepare checks it too, to fail before converting frames; runs:/<run id>/... is looked up by train
+    InputPath(
+        "model.init_from",
+        read_by=("prepare", "train"),
+        fix="give a .params file or runs:/<run id>/model/model.params, or leave model.init_from unset",
+        accepts=Accepts.FILE,
+        relative_to=RelativeTo.WORKING_DIRECTORY,
+    ),
+)
+
+
 TASK = register(
     Task(
         "object_detection",
@@ -110,5 +138,6 @@ TASK = register(
         uses_mxnet=True,
         bounds=BOUNDS,
         constraints=CONSTRAINTS,
+        inputs=INPUTS,
     )
 )

@@ -1,9 +1,21 @@
 """Task `recommendation`: Amazon Personalize-style datasets, recipes and metadata selection, with real-time events."""
 
 from mlexp.config.bounds import above, at_least, between
+from mlexp.config.input_paths import Accepts, InputPath, RelativeTo
 from mlexp.tasks import Plot, StageSpec, Task, register
 from mlexp.tasks.recommendation import config  # noqa: F401  (registers the schemas)
-from mlexp.tasks.recommendation.config_rules import CONSTRAINTS
+from mlexp.tasks.recommendation.config_rules import CONSTRAINTS, FILES
+
+# dataset=personalize_csv: the folder datasets.materialize copies, the Interactions dataset and its schema required
+DATASET = InputPath(
+    "dataset.path",
+    read_by=("prepare",),
+    fix="give the folder of your Personalize CSVs: interactions.csv and interactions.schema.json (+ users, items)",
+    accepts=Accepts.FOLDER,
+    needs=("interactions.csv", "interactions.schema.json"),
+    relative_to=RelativeTo.PATHS_ROOT,
+    when=("dataset.source", lambda source: source == FILES),  # generated and MovieLens datasets read no path
+)
 
 TASK = register(
     Task(
@@ -77,5 +89,6 @@ TASK = register(
             "service.max_results": at_least(1),
         },
         constraints=CONSTRAINTS,
+        inputs=(DATASET,),
     )
 )

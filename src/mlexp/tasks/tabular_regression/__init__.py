@@ -1,11 +1,19 @@
 """Task `tabular_regression`: the abalone MLP of the SageMaker Experiments post."""
 
 from mlexp.config.bounds import above, at_least, between
+from mlexp.config.input_paths import InputPath
 from mlexp.tasks import Plot, RawData, StageSpec, Task, register
 from mlexp.tasks.tabular_regression import config  # noqa: F401  (registers the schemas)
 from mlexp.tasks.tabular_regression.config_rules import CONSTRAINTS
 
 ABALONE = RawData("abalone", "data/raw/abalone.data")
+# read by prepare, and by deploy=registry for the model's input example (registered_model.input_example)
+DATASET = InputPath(
+    "dataset.path",
+    read_by=("prepare", "deploy"),
+    fix="give the path of your copy, or leave dataset.path unset for the copy shipped with mlexp",
+    suffixes=(".data", ".csv", ".zip"),  # abalone.SUFFIXES, without importing pandas here
+)
 
 
 TASK = register(
@@ -50,5 +58,6 @@ TASK = register(
             "model.epochs": at_least(1),
         },
         constraints=CONSTRAINTS,
+        inputs=(DATASET,),
     )
 )

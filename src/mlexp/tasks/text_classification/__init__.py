@@ -6,6 +6,7 @@ feedback, human review) is in the `service` subpackage.
 """
 
 from mlexp.config.bounds import above, at_least, between
+from mlexp.config.input_paths import InputPath, given
 from mlexp.tasks import Out, Plot, StageSpec, Task, register
 from mlexp.tasks.text_classification import config  # noqa: F401  (registers the schemas)
 from mlexp.tasks.text_classification.config_rules import CONSTRAINTS, REVIEWS
@@ -18,6 +19,32 @@ CORPUS = (
     "dataset.ag_news_classes",
     "dataset.newsgroups",
     "dataset.n_rows",
+)
+# corpora.SUFFIXES, without importing pandas here; the corpus is read by corpus and by active_learning
+CORPUS_SUFFIXES = (".csv", ".txt")
+READ_CORPUS = ("corpus", "active_learning")
+INPUTS = (
+    InputPath(
+        "dataset.path",
+        read_by=READ_CORPUS,
+        fix="give a CSV of labelled documents (AG News or Comprehend), a folder or a glob of them, or leave "
+        "dataset.path unset for the packaged 20 Newsgroups corpus",
+        suffixes=CORPUS_SUFFIXES,
+    ),
+    InputPath(
+        "dataset.holdout_path",
+        read_by=READ_CORPUS,
+        fix="give the holdout CSV, or leave dataset.holdout_path unset to hold out a share of dataset.path",
+        suffixes=CORPUS_SUFFIXES,
+        when=("dataset.path", given),  # the packaged corpus has its own test split
+    ),
+    InputPath(
+        "dataset.reviews",
+        read_by=("prepare",),
+        fix="give the review decisions' JSONL (`mlexp review export` writes one) as a file, a folder of *.jsonl or "
+        "a glob, or dataset.reviews=null to train without reviews",  # reviews.FIX
+        may_be_absent=REVIEWS,  # nothing reviewed yet
+    ),
 )
 FEATURES = tuple(
     f"model.{k}" for k in ("word_ngrams", "char_ngrams", "max_word_features", "max_char_features", "min_df")
@@ -97,5 +124,6 @@ TASK = register(
             "service.review_lease_minutes": at_least(0),  # 0: an item shown to one reviewer is not held for them
         },
         constraints=CONSTRAINTS,
+        inputs=INPUTS,
     )
 )

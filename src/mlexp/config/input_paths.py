@@ -1,0 +1,153 @@
+"""The files and folders a task's stages read, named by config keys (`dataset.path=/data/abalone.data`): one that is
+not there is refused in one line before a trial opens, not by the stage that reads it after the trial began.
+
+A task declares them in its Task (`inputs=(InputPath("dataset.path", ...),)`), with what the key may name and how its
+loader finds a relative path. Each is judged as a rule across keys (mlexp.config.constraints): the runner checks a
+trial's config, and the sweep check the config every job shares and each value listed for the key. Not judged here
+(the stage reading it is): a null value (the task's own data), a URI (s3://, runs:/), a run with compute=sagemaker
+(the training job reads its own channels) and a run of stages that do not read it (`stage=train` after `dvc repro`'s
+prepare).
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from mlexp.config.constraints import Constraint, shown_value
+from mlexp.paths import resolve
+
+# what decides whether the stages read the path on this machine: keys every composed config has
+CONTEXT = ("compute.target", "stage", "paths.root")
+# `s3://bucket/key`, `runs:/<run id>/...`: read by their own clients (one letter would be a Windows drive)
+URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:/")
+
+
+class Accepts(Enum):
+    """What a key may name."""
+
+    FILES = "a file, a folder of files or a glob"  # mlexp.data.sources.expand
+    FILE = "a file"
+    FOLDER = "a folder"
+
+
+class RelativeTo(Enum):
+    """Where the loader starts a relative path."""
+
+    PROJECT_ROOT = "the project root"  # mlexp.paths.resolve: $MLEXP_ROOT, or the folder holding conf/
+    PATHS_ROOT = "paths.root"
+    WORKING_DIRECTORY = "the working directory"  # Path(value) as given
+
+
+@dataclass(frozen=True)
+class InputPath:
+    """A file, folder or glob that the stages `read_by` read when `key` is set.
+
+    `suffixes`: the files a folder stands for (a folder without one is refused; none: any folder), `needs`: files a
+    folder must hold. `when` (a key and a test of its value) limits the check to configs in which the key is read
+    (`("engine.name", <not athena>)`); `may_be_absent`, a value whose path may not exist yet (a default folder that
+    the loader reads as empty). `fix` says what to give instead.
+    """
+
+    key: str
+    read_by: tuple[str, ...]
+    fix: str
+    accepts: Accepts = Accepts.FILES
+    suffixes: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    relative_to: RelativeTo = RelativeTo.PROJECT_ROOT
+    when: tuple[str, Callable[[Any], bool]] | None = None
+    may_be_absent: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys whose values judge it: its own, the context, and `when`'s."""
+        return (self.key, *CONTEXT, *(() if self.when is None else (self.when[0],)))
+
+    @property
+    def rule(self) -> Constraint:
+        """The check as a rule across `keys`, for the runner and the sweep check."""
+        described = f"{self.key} must name {self.accepts.value} that stage {' or '.join(self.read_by)} reads"
+        return ReadInput(self.keys, self.holds, described, self.fix, self)
+
+    def holds(self, *values: Any) -> bool:
+        return self.problem(values) is None
+
+    def problem(self, values: Sequence[Any]) -> str | None:
+        """What keeps the value of the key from naming what its stages read, with the path resolved as its loader
+        resolves it; None when it does, or when this run does not read it here."""
+        value, target, stage, root, *condition = values
+        if not value or target == "sagemaker" or (stage is not None and stage not in self.read_by):
+            return None
+        if self.when is not None and not self.when[1](condition[0]):
+            return None
+        text = str(value)
+        if URI.match(text):
+            return None
+        if self.accepts is Accepts.FILES and glob.has_magic(text):
+            pattern = self._resolved(text, root)
+            if any(Path(found).is_file() for found in glob.iglob(str(pattern), recursive=True)):
+                return None
+            return f"matches no file ({pattern})"
+        path = self._resolved(text, root)
+        if path.is_dir():
+            return self._folder_problem(path)
+        if path.exists():
+            return f"not a folder ({path})" if self.accepts is Accepts.FOLDER else None
+        if self.may_be_absent is not None and path == self._resolved(self.may_be_absent, root):
+            return None
+        return f"no such {self._named(text)} ({path})"
+
+    def _folder_problem(self, folder: Path) -> str | None:
+        if self.accepts is Accepts.FILE:
+            return f"a folder, not a file ({folder})"
+        lacking = [name for name in self.needs if not (folder / name).is_file()]
+        if lacking:
+            return f"a folder without {' and '.join(lacking)} ({folder})"
+        # as mlexp.data.sources.expand lists a folder: its own files, by their last suffix
+        if self.suffixes and not any(p.suffix in self.suffixes and p.is_file() for p in folder.iterdir()):
+            *first, last = self.suffixes
+            return f"a folder without {', '.join(first) + ' or ' if first else ''}{last} files ({folder})"
+        return None
+
+    def _named(self, text: str) -> str:
+        """What a missing path was meant to be, in words: a name with one of `suffixes` is a file."""
+        if self.accepts is Accepts.FILES:
+            return "file" if Path(text).suffix in self.suffixes else "file or folder"
+        return "file" if self.accepts is Accepts.FILE else "folder"
+
+    def _resolved(self, text: str, root: str) -> Path:
+        if self.relative_to is RelativeTo.PROJECT_ROOT:
+            return resolve(text)
+        path = Path(text).expanduser()
+        if self.relative_to is RelativeTo.PATHS_ROOT and not path.is_absolute():
+            return Path(root) / path
+        return path.absolute()
+
+
+@dataclass(frozen=True)
+class ReadInput(Constraint):
+    """An InputPath as a rule across keys: its refusal shows the key's value alone (the context keys only judge
+    whether it is read) and names what is wrong with the path."""
+
+    input: InputPath
+
+    def explanation(self, values: Sequence[Any]) -> str | None:
+        try:
+            problem = self.input.problem(values)
+        except OSError:
+            return None  # a folder it may not list: the stage reading it reports that
+        return None if problem is None else f"{problem}; {self.fix}"
+
+    def shown(self, values: Sequence[Any]) -> str:
+        return f"{self.keys[0]}={shown_value(values[0])}"
+
+
+def given(value: object) -> bool:
+    """Whether a key is set: `when=("dataset.path", given)` for a key read only beside dataset.path."""
+    return value not in (None, "")
