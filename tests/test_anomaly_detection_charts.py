@@ -56,6 +56,7 @@ def test_the_runs_chart_draws_the_same_picture_as_the_posts_scatter_of_every_poi
     ax.scatter(range(len(seconds)), np.sort(seconds))
     ax.set(xlabel="index", ylabel="duration_second", title=f"t: {len(seconds):,} trips sorted by duration_second")
     ax.ticklabel_format(style="plain", axis="both", useOffset=False)
+    ax.secondary_yaxis("right", functions=(charts._hours, charts._seconds)).set_ylabel("hours")
     fig.tight_layout()
     fig.savefig(tmp_path / "post.png", dpi=100)
     plt.close(fig)
@@ -79,3 +80,51 @@ def test_the_chart_after_cleaning_draws_when_every_trip_is_flagged(tmp_path):
     assert runs.empty and list(runs.columns) == ["index", "last_index", "duration_second"]
     chart = charts.sorted_durations(runs, tmp_path / "clean.png", "After removing outliers", [4, 4])
     assert chart.stat().st_size > 1_000
+
+
+def _drawn(monkeypatch):
+    figures = []
+    monkeypatch.setattr(charts, "_save", lambda fig, path: figures.append(fig) or path)
+    return figures
+
+
+def test_the_sorted_chart_marks_the_enabled_rules_thresholds_read_from_the_config(monkeypatch, tmp_path):
+    from anomaly_detection_helpers import config
+
+    cfg = config(tmp_path, "model.max_duration_hours=6")
+    thresholds = stages.duration_thresholds(cfg, {})
+    assert sorted(thresholds.values()) == [0.0, 6 * 3600.0]  # from the rules, not a constant 86,400
+
+    figures = _drawn(monkeypatch)
+    runs = charts.sorted_runs(pd.DataFrame({"duration_second": [-5, 0, 600, 90_000], "trips": [1, 2, 50, 1]}))
+    charts.sorted_durations(runs, tmp_path / "sorted.png", "All trips", [6, 6], thresholds)
+    [ax, *others] = figures[0].axes
+    lines = {line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"}
+    assert lines == {0.0, 21600.0}
+    assert any("too_long: duration_second >= 21600" in t.get_text() for t in ax.get_legend().get_texts())
+    # hours on a second axis: 21,600 s reads as 6 h
+    [hours] = ax.child_axes if ax.child_axes else others
+    assert hours.get_ylabel() == "hours"
+
+
+def test_a_threshold_beyond_the_trips_is_named_without_flattening_the_chart(monkeypatch, tmp_path):
+    figures = _drawn(monkeypatch)
+    runs = charts.sorted_runs(pd.DataFrame({"duration_second": [10, 600, 3000], "trips": [1, 5, 1]}))
+    charts.sorted_durations(
+        runs, tmp_path / "clean.png", "After", [6, 6], {"too_long: duration_second >= 86400": 86400.0}
+    )
+    ax = figures[0].axes[0]
+    assert ax.get_ylim()[1] < 4000
+    assert "off the chart" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_the_histograms_note_is_outside_the_bars(monkeypatch, tmp_path):
+    figures = _drawn(monkeypatch)
+    histogram = pd.DataFrame({"bin": [10, 20, 30], "trips": [5, 500, 5]})
+    note = "not on the log axis: 3 trips of 0 s or less, 1 without a duration"
+    charts.duration_histogram(histogram, 10, {"too_long": 86400.0}, note, tmp_path / "h.png", [12, 12])
+    fig = figures[0]
+    fig.canvas.draw()
+    [ax] = fig.axes
+    [text] = [t for t in fig.findobj(matplotlib.text.Text) if note in t.get_text()]
+    assert not text.get_window_extent().overlaps(ax.get_window_extent())

@@ -634,3 +634,67 @@ def test_dvc_runs_extract_again_when_any_layout_setting_changes_and_evaluate_alo
     settings = {f"model.{field.name}" for field in dataclasses.fields(DocumentLayout)}
     assert settings - {"model.annotated_pages"} <= extract
     assert "model.annotated_pages" in evaluate and "model.annotated_pages" not in extract
+
+
+def _kept_figures(monkeypatch) -> list:
+    from mlexp.tasks.document_extraction import charts
+
+    figures: list = []
+    monkeypatch.setattr(charts, "_save", lambda fig, path: figures.append(fig) or path)
+    return figures
+
+
+def test_symbol_bars_show_their_counts_and_the_legend_sits_outside_them(monkeypatch, tmp_path):
+    from mlexp.tasks.document_extraction import charts
+
+    figures = _kept_figures(monkeypatch)
+    counts = {"symbol_hit_₹": 15, "symbol_true_₹": 16, "symbol_found_₹": 15}
+    charts.symbol_accuracy(metrics.ratios(counts), tmp_path / "s.png", "t", counts)
+    fig = figures[0]
+    fig.canvas.draw()
+    [ax] = fig.axes
+    assert "15/16" in [t.get_text() for t in ax.texts] and "15/15" in [t.get_text() for t in ax.texts]
+    assert ax.get_ylabel()
+    assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
+
+
+def test_scores_by_degradation_are_points_named_by_what_they_measure_on_a_range_that_parts_them(monkeypatch, tmp_path):
+    from mlexp.tasks.document_extraction import charts
+
+    figures = _kept_figures(monkeypatch)
+    rows = [
+        {"group": "clean", "text_accuracy": 1.0, "key_value_f1": 0.99, "check_box_state_accuracy": 1.0},
+        {"group": "dpi100_noise", "text_accuracy": 0.97, "key_value_f1": 0.98, "check_box_state_accuracy": 0.96},
+    ]
+    charts.accuracy_by_degradation(rows, tmp_path / "d.png")
+    [ax] = figures[0].axes
+    assert all(line.get_linestyle() == "None" for line in ax.get_lines())  # no line across categories
+    assert "key-value F1" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_ylabel() != "accuracy"
+    assert ax.get_ylim()[0] > 0.8
+    # side by side: the three series at one level do not share an x
+    assert len({line.get_xdata()[0] for line in ax.get_lines()}) == 3
+
+
+def test_annotated_pages_cover_every_document_type_before_a_second_of_one():
+    from mlexp.tasks.document_extraction.stages import pages_to_annotate
+
+    entries = [
+        {"name": f"{t}_{i}", "document_type": t}
+        for t in ("annual_report", "pay_stub", "bank_statement")
+        for i in range(3)
+    ]
+    assert pages_to_annotate(entries, 4) == {"annual_report_0", "pay_stub_0", "bank_statement_0", "annual_report_1"}
+
+
+def test_annotated_page_pads_its_outlines_and_has_a_colour_key(tmp_path):
+    from PIL import Image
+
+    from mlexp.tasks.document_extraction import charts
+
+    Image.new("RGB", (200, 100), "white").save(tmp_path / "page.png")
+    page = Page(1, 200, 100, lines=[Line("x", [50, 40, 150, 60])])
+    out = Image.open(charts.annotated_page(tmp_path / "page.png", page, tmp_path / "annotated.png"))
+    assert out.height > 100  # the key under the page
+    blue = charts.KEY["line"]
+    assert out.getpixel((100, 40)) == (255, 255, 255) and out.getpixel((100, 40 - charts.PAD)) == blue

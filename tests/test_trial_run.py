@@ -118,3 +118,18 @@ def test_mlflow_tracking_uri_is_honoured_and_tracking_uri_override_wins(tmp_proj
 def test_experiment_name_override(tmp_project):
     run_cli(tmp_project, "task=tabular_regression", *TINY, "tracking.experiment_name=abalone-age")
     assert len(trials_of(tmp_project, experiment="abalone-age")) == 1
+
+
+def test_predicted_vs_actual_is_in_rings_and_titled_with_the_splits_scores(monkeypatch, tmp_path):
+    import numpy as np
+
+    from mlexp import charts
+    from mlexp.tasks.tabular_regression.stages import scored_title
+
+    figures: list = []
+    monkeypatch.setattr(charts, "save_figure", lambda fig, path: figures.append(fig) or path)
+    title = scored_title(836, 0.0512, 1.53)
+    charts.predicted_vs_actual(np.array([5.0, 9.0]), np.array([6.0, 8.0]), tmp_path / "p.png", title, "rings")
+    [ax] = figures[0].axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("actual (rings)", "predicted (rings)")
+    assert "test split (836 rows)" in ax.get_title() and "MSLE 0.0512, MAE 1.53 rings" in ax.get_title()

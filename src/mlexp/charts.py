@@ -17,11 +17,15 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, path: Path, title: str) -> Path:
+def predicted_vs_actual(
+    actual: np.ndarray, predicted: np.ndarray, path: Path, title: str, unit: str | None = None
+) -> Path:
+    """Predicted against actual, one dot per row, with the diagonal; both axes in `unit` when given."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.scatter(actual, predicted, s=8, alpha=0.5)
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="perfect")
-    ax.set(xlabel="actual", ylabel="predicted", title=title)
+    in_unit = f" ({unit})" if unit else ""
+    ax.set(xlabel=f"actual{in_unit}", ylabel=f"predicted{in_unit}", title=title)
     ax.legend()
     return save_figure(fig, path)

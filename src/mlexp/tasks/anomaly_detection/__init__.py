@@ -83,7 +83,8 @@ TASK = register(
             StageSpec(
                 "query",
                 reads=("{data}/input",),
-                params=(*TRIPS, "model.top_n", "model.figure_size"),
+                # its sorted-durations chart draws the enabled rules' thresholds
+                params=(*TRIPS, *RULES, "model.top_n", "model.figure_size"),
                 outs=("{data}/query",),
                 plots=_sorted_durations("duration_sorted"),
             ),

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
+from numpy.typing import ArrayLike
 
 # plt.scatter's default marker: 36 points², a dot 6 points across
 DOT_AREA = 36.0
@@ -34,8 +36,15 @@ def sorted_runs(counts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def sorted_durations(runs: pd.DataFrame, path: Path, title: str, figure_size: Sequence[float]) -> Path:
-    """The post's sorted `duration_second` scatter (index on x), every trip drawn."""
+def sorted_durations(
+    runs: pd.DataFrame,
+    path: Path,
+    title: str,
+    figure_size: Sequence[float],
+    thresholds: Mapping[str, float] | None = None,
+) -> Path:
+    """The post's sorted `duration_second` scatter (index on x), every trip drawn, with the enabled rules'
+    `thresholds` (seconds, by label) as horizontal lines and hours on a second y axis."""
     fig = Figure(figsize=(figure_size[0], figure_size[1]))
     ax = fig.subplots()
     values = runs["duration_second"].to_numpy(float)
@@ -50,7 +59,32 @@ def sorted_durations(runs: pd.DataFrame, path: Path, title: str, figure_size: Se
     trips = int(end[-1] + 1) if len(end) else 0
     ax.set(xlabel="index", ylabel="duration_second", title=f"{title}: {trips:,} trips sorted by duration_second")
     ax.ticklabel_format(style="plain", axis="both", useOffset=False)
+    _threshold_lines(ax, thresholds or {}, bool(len(values)))
+    hours = ax.secondary_yaxis("right", functions=(_hours, _seconds))
+    hours.set_ylabel("hours")
     return _save(fig, path)
+
+
+def _hours(seconds: ArrayLike) -> ArrayLike:
+    return np.asarray(seconds) / 3600
+
+
+def _seconds(hours: ArrayLike) -> ArrayLike:
+    return np.asarray(hours) * 3600
+
+
+def _threshold_lines(ax: Axes, thresholds: Mapping[str, float], has_data: bool) -> None:
+    """A dotted line per threshold; one outside the trips' range is only named, so that a day-long cut
+    does not flatten the chart after cleaning (its trips all last under a day)."""
+    low, high = ax.get_ylim()
+    for number, (label, seconds) in enumerate(thresholds.items(), start=1):
+        shown = low <= seconds <= high or not has_data
+        where = f"{seconds:,.0f} s = {seconds / 3600:,.4g} h" + ("" if shown else ", off the chart")
+        ax.axhline(seconds, color=f"C{number}", linestyle="--", linewidth=1.5, label=f"{label} ({where})")
+    if has_data:
+        ax.set_ylim(low, high)
+    if thresholds:
+        ax.legend(loc="upper left", fontsize="small", title="enabled rules' thresholds")
 
 
 def duration_histogram(
@@ -77,8 +111,9 @@ def duration_histogram(
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     shown = {s: label for s, label in TIME_TICKS.items() if len(low) and low.min() / 10 <= s <= high.max() * 10}
     ax.set_xticks(list(shown), [f"{label}\n({s:,} s)" for s, label in shown.items()])
-    ax.set(xlabel="duration_second (log scale)", ylabel="trips (log scale)", title="Trip durations and rule thresholds")
-    ax.text(0.01, 0.97, note, transform=ax.transAxes, va="top", fontsize="small")
+    # the note under the title, not in the axes, where it sat on the tallest bars
+    ax.set(xlabel="duration_second (log scale)", ylabel="trips (log scale)")
+    ax.set_title(f"Trip durations and rule thresholds\n{note}", fontsize="medium")
     if markers:
         ax.legend(loc="upper right", fontsize="small")
     return _save(fig, path)

@@ -37,6 +37,7 @@ from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.engines import AthenaEngine, Engine
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, TOP_COLUMNS, TripQueries
 from mlexp.tasks.anomaly_detection.rules import (
+    DURATION_CUT,
     UNEVALUABLE,
     Rule,
     enabled_rules,
@@ -113,17 +114,30 @@ class Chart:
         tracker.log_metric(f"elapsed_s_chart_{self.name}", self.seconds)
 
 
-def _sorted_chart(cfg: DictConfig, counts: pd.DataFrame, name: str, title: str) -> Chart:
-    """The post's sorted scatter of duration_second, every trip drawn."""
+def _sorted_chart(
+    cfg: DictConfig, counts: pd.DataFrame, name: str, title: str, statistics: dict[str, float] | None = None
+) -> Chart:
+    """The post's sorted scatter of duration_second, every trip drawn, with the enabled rules' thresholds."""
     charts = _charts()
 
     started = time.perf_counter()
     runs = charts.sorted_runs(counts.set_axis(["duration_second", "trips"], axis=1))
     plots = _folder(cfg.paths.reports, "plots")
     runs.to_csv(plots / f"{name}.csv", index=False)
-    path = charts.sorted_durations(runs, plots / f"{name}.png", title, cfg.model.figure_size)
+    path = charts.sorted_durations(
+        runs, plots / f"{name}.png", title, cfg.model.figure_size, duration_thresholds(cfg, statistics or {})
+    )
     shown = int(runs["last_index"].iloc[-1] + 1) if len(runs) else 0
     return Chart(name, path, time.perf_counter() - started, shown)
+
+
+def duration_thresholds(cfg: DictConfig, statistics: dict[str, float]) -> dict[str, float]:
+    """Where the enabled rules cut duration_second, read from their resolved predicates, 0 s and below
+    included (the histogram's log axis leaves those out); fences from `statistics` when given."""
+    model = _model(cfg)
+    rules = enabled_rules(model)
+    cuts = {f"{r.name}: {m.group(1)}": float(m.group(2)) for r in rules for m in DURATION_CUT.finditer(r.predicate)}
+    return cuts | threshold_markers(rules, model, statistics)
 
 
 def warn_not_enabled(cfg: DictConfig, tracker: Tracker) -> None:
@@ -386,7 +400,9 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
         # (write_cleaned checks their number), so the chart is drawn while they are written
         counts = pd.read_csv(path.with_name(KEPT))
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
-            drawing = meanwhile.submit(_sorted_chart, cfg, counts, "duration_sorted_clean", "After removing outliers")
+            drawing = meanwhile.submit(
+                _sorted_chart, cfg, counts, "duration_sorted_clean", "After removing outliers", detection["statistics"]
+            )
             written = engine.write_cleaned(queries.cleaned(), folder, expected, lambda: _trial_id(tracker))
             chart = drawing.result()
     chart.log(tracker)

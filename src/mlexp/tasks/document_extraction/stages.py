@@ -275,18 +275,18 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     data, reports = Path(cfg.paths.data), _folder(cfg.paths.reports)
     groups: dict[str, Counter[str]] = {}
     order: list[str] = []
-    annotated = 0
+    extracted = [e for e in manifest["documents"] if (data / "extracted" / f"{e['name']}.json").exists()]
+    annotated = pages_to_annotate(extracted, cfg.model.annotated_pages)
     for entry in manifest["documents"]:
         found_path = data / "extracted" / f"{entry['name']}.json"
         # a document the engine failed on found nothing: with ground truth it counts as misses, not as absent
         found = json.loads(found_path.read_text(encoding="utf-8")) if found_path.exists() else {"pages": []}
         found_pages = [page_from_json(p) for p in found["pages"]]
-        if annotated < cfg.model.annotated_pages and found_pages:
+        if entry["name"] in annotated and found_pages:
             chart = charts.annotated_page(
                 data / "pages" / entry["pages"][0], found_pages[0], reports / "plots" / f"annotated_{entry['name']}.png"
             )
             tracker.log_artifact(chart, name="plots", media_type="image/png")
-            annotated += 1
         if not entry["ground_truth"]:
             continue
         truth = json.loads((data / "ground_truth" / entry["ground_truth"]).read_text(encoding="utf-8"))
@@ -311,7 +311,7 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     overall = {k: v for k, v in next(r for r in rows if r["group"] == "all").items() if isinstance(v, float)}
     plots = reports / "plots"
     tracker.log_artifact(
-        charts.symbol_accuracy(overall, plots / "symbol_accuracy.png", "Currency and degree symbols"),
+        charts.symbol_accuracy(overall, plots / "symbol_accuracy.png", "Currency and degree symbols", groups["all"]),
         name="plots",
         media_type="image/png",
     )
@@ -323,6 +323,14 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
         media_type="image/png",
     )
     tracker.log_artifact(reports / "evaluation.csv", name="reports", media_type="text/csv")
+
+
+def pages_to_annotate(documents: list[dict[str, Any]], count: int) -> set[str]:
+    """The names of the `count` documents whose first page is annotated: one per document type first (the
+    manifest lists the annual reports first, which filled every slot), then the rest in manifest order."""
+    firsts = list({d["document_type"]: d for d in reversed(documents)}.values())[::-1]
+    rest = [d for d in documents if d not in firsts]
+    return {d["name"] for d in (firsts + rest)[:count]}
 
 
 def document_counts(truth_pages: list[Page], found_pages: list[Page]) -> Counter[str]:

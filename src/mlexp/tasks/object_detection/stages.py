@@ -210,7 +210,9 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
         writer.writerow(["epoch", *history.epochs[0].losses, "val_map_50"])
         writer.writerows([e["epoch"], *e["losses"].values(), e["val_map_50"]] for e in epochs)
     tracker.log_artifact(
-        charts.training_curves(epochs, plots / "training_curves.png"), name="plots", media_type="image/png"
+        charts.training_curves(epochs, plots / "training_curves.png", history.best_epoch),
+        name="plots",
+        media_type="image/png",
     )
 
 
