@@ -294,11 +294,19 @@ def test_curves_draw_one_line_per_trial_from_the_history_or_the_trials(store):
     uri, *_ = store
     history = metric_history(sweep="grid-1", metrics=["train_loss"], tracking_uri=uri)
     trials = analytics(sweep="grid-1", tracking_uri=uri)
-    for figure in (plot.curves(history, "train_loss"), plot.curves(trials, "train_loss")):
+    points = {"trial-1": ([0, 1], [5, 5]), "trial-0": ([0, 1, 2], [4, 3, 1]), "trial-2": ([0], [6])}
+    # the trials know their params: their lines are labelled with them
+    params = {"trial-1": "l1_activation=tanh, l1_size=4", "trial-0": "l1_activation=relu, l1_size=16"}
+    params["trial-2"] = "l1_activation=relu, l1_size=8"
+    by_params = {params[name]: line for name, line in points.items()}
+    for figure, expected in [
+        (plot.curves(history, "train_loss"), points),
+        (plot.curves(trials, "train_loss"), by_params),
+    ]:
         assert isinstance(figure, Figure)
         [ax] = figure.axes
         lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
-        assert lines == {"trial-1": ([0, 1], [5, 5]), "trial-0": ([0, 1, 2], [4, 3, 1]), "trial-2": ([0], [6])}
+        assert lines == expected
         assert ax.get_ylabel() == "train_loss"
     assert plot.curves(history, "train_loss")._repr_png_().startswith(b"\x89PNG")
 
@@ -309,7 +317,7 @@ def test_scatter_draws_a_parameter_against_a_metric(store):
     [ax] = plot.scatter(frame, "model.l1_size", "test_msle").axes
     # trial-2 failed without a test_msle: no point
     assert ax.collections[0].get_offsets().tolist() == [[32, 0.05], [4, 0.1], [16, 0.2]]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("model.l1_size", "test_msle")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("model.l1_size", "test_msle\n(lower is better)")
     [ax] = plot.scatter(frame, "model.l1_activation", "test_msle").axes
     assert np.array(ax.collections[0].get_offsets()).tolist() == [[0, 0.05], [1, 0.1], [0, 0.2]]
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["relu", "tanh"]

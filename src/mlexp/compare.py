@@ -157,7 +157,10 @@ def _param(value: object) -> str:
 
 
 def write_charts(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Metric-by-step per finished trial for each curve, and each param varying among scored trials vs the objective."""
+    """Metric-by-step per finished trial for each curve, and each param varying among scored trials vs the objective.
+
+    A seed (a repeat) and a param that follows another (a config group's sub-keys, fixed by its choice) get no chart
+    of their own (`plot.compared_params`); they stay in the table."""
     metric = table.attrs["objective"]
     finished = table[table["Status"] == "FINISHED"]
     written: list[Path] = []
@@ -168,10 +171,10 @@ def write_charts(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> l
     for curve in table.attrs["metrics"]:
         count = first[column(curve, "Count")]
         if pd.notna(count) and count > 1:  # logged at more than one step: a training curve
-            written.append(charts.save_figure(plot.curves(shown, curve), out_dir / f"{curve}_by_step.png"))
+            figure = plot.curves(shown, curve, trials=finished)
+            written.append(charts.save_figure(figure, out_dir / f"{curve}_by_step.png"))
     scored = finished[finished["ObjectiveValue"].notna()]
-    for param in table.attrs["params"]:
-        if scored[param].nunique(dropna=False) > 1:
-            path = out_dir / f"{param.replace('.', '_')}_vs_{metric}.png"
-            written.append(charts.save_figure(plot.scatter(scored, param, metric), path))
+    for param in plot.compared_params(scored, table.attrs["params"]):
+        path = out_dir / f"{param.replace('.', '_')}_vs_{metric}.png"
+        written.append(charts.save_figure(plot.scatter(scored, param, metric), path))
     return written
