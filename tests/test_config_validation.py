@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -207,6 +208,18 @@ def test_an_override_hydras_grammar_cannot_parse_is_one_line_naming_it(tmp_proje
     }.items():
         message = one_line_error(tmp_project, *args)
         assert message == f"{reason}; the override grammar: https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
+
+
+def test_a_value_the_grammar_reads_only_quoted_gets_the_quoted_override_that_works(tmp_project):
+    # it was only "LexerNoViableAltException: ...; ^; the override grammar: <url>": the docs had the fix, not the line
+    message = one_line_error(tmp_project, "task=anomaly_detection", "+model.rules.fast=trip_distance > 50")
+    hint = "to give the value as text, quote it: "
+    assert hint + "'+model.rules.fast=\"trip_distance > 50\"';" in message
+    quoted = shlex.split(message.split(hint)[1].split(";")[0])  # as the shell hands it to mlexp
+    done = run_cli(tmp_project, "task=anomaly_detection", *quoted, "--cfg", "job")
+    assert "fast: trip_distance > 50" in done.stdout
+    # a value that is quoted already, or a grammar error of another kind, gets no such hint
+    assert hint not in one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=[1")
 
 
 def test_a_misspelt_command_two_modes_or_an_unresolvable_printed_config_are_one_line(tmp_project):

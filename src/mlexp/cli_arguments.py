@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import shlex
 from pathlib import Path
 from typing import NoReturn
 
@@ -121,7 +122,18 @@ def grammar_error(error: OverrideParseException) -> str:
     """Hydra's reason an override does not parse, in one line with the override and the grammar's page."""
     lines = [line.strip() for line in str(error).splitlines()]
     reason = "; ".join(line for line in lines if line and not line.startswith(("Error parsing", "See http")))
-    return f"{error.override}: {reason}; the override grammar: {GRAMMAR_URL}"
+    hint = quoted_value_hint(error.override) if "LexerNoViableAlt" in reason else ""
+    return f"{error.override}: {reason}; {hint}the override grammar: {GRAMMAR_URL}"
+
+
+def quoted_value_hint(override: str | None) -> str:
+    """How to pass a value holding what the grammar cannot read unquoted (a space, `>`, `₹`): as a quoted string,
+    the whole override in shell quotes around it."""
+    key, equals, value = (override or "").partition("=")
+    if not equals or not value or value[0] in "'\"":
+        return ""
+    quoted = f"{key}='{value}'" if '"' in value else f'{key}="{value}"'
+    return f"to give the value as text, quote it: {shlex.quote(quoted)}; "
 
 
 def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool) -> None:
