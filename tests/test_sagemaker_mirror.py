@@ -21,12 +21,18 @@ from botocore.exceptions import ClientError
 from botocore.handlers import BUILTIN_HANDLERS
 
 import sagemaker_aws as fake_aws
-from conftest import REPO, TINY, store_client, trials_of
+from conftest import REPO, TINY, _free_port, cli_env, private_writer_env, run_cli, store_client, trials_of
 from mlexp import commands
 from mlexp.api import run
 from mlexp.errors import MlexpError
 from mlexp.tracking import TrackingStore, Trial
-from mlexp.tracking.sagemaker_experiments import SageMakerMirrorSetupError, experiment_name, run_entity_name
+from mlexp.tracking.sagemaker_experiments import (
+    NO_CREDENTIALS,
+    NO_REGION,
+    SageMakerMirrorSetupError,
+    experiment_name,
+    run_entity_name,
+)
 from mlexp.tracking.sagemaker_mirror import MIRROR_TAG
 from mlexp.tracking.store_writer import StoreWriter
 from mlexp.tracking.trial_state import read_trial_state
@@ -318,20 +324,84 @@ def _no_aws_access(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
-def test_no_region_or_credentials_fail_the_trial_at_its_start_in_one_line(
+def _without_aws(env: dict[str, str], home: Path) -> dict[str, str]:
+    """`env` where botocore finds no AWS region nor credentials: no variables, no files, no metadata service."""
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    env |= {"HOME": str(home), "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(home / "none")}
+    return env | {"AWS_SHARED_CREDENTIALS_FILE": str(home / "none")}
+
+
+@pytest.mark.parametrize(
+    ("region", "line"),
+    [(None, NO_REGION), ("eu-west-1", NO_CREDENTIALS)],
+    ids=["no-region", "region-without-credentials"],
+)
+def test_no_region_or_credentials_are_refused_before_the_trial_opens(
+    tmp_project: Path, tmp_path: Path, region: str | None, line: str
+) -> None:
+    # it was the same line and exit 2, but with a FAILED trial tagged SageMakerMirrorSetupError in the store
+    env = _without_aws(cli_env(tmp_project), tmp_path) | ({"AWS_DEFAULT_REGION": region} if region else {})
+    done = run_cli(tmp_project, f"task={TASK}", *TINY, MIRROR, env=env, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"mlexp: error: {line}"]
+    assert not (tmp_project / "mlflow.db").exists()  # no trial opened, no store made
+    assert not (tmp_project / "data").exists()  # no stage ran
+
+
+def test_with_a_region_and_credentials_the_trial_runs_and_only_its_mirror_fails(
+    tmp_project: Path, tmp_path: Path
+) -> None:
+    # fake credentials pass the check before the trial; SageMaker (a closed port here) fails the mirror, not the trial
+    env = _without_aws(private_writer_env(tmp_project), tmp_path) | {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL_SAGEMAKER": f"http://127.0.0.1:{_free_port()}",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    done = run_cli(tmp_project, f"task={TASK}", *TINY, MIRROR, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FINISHED" and {"Training", "Evaluation"} <= trial.component_names
+    assert trial.tags[MIRROR_TAG].startswith("failed: ")
+    assert "mlexp.error" not in trial.tags
+
+
+def test_a_trial_opened_without_the_runners_check_still_fails_at_its_start_in_one_line(
+    project: Path, inline: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # what the check before the trial cannot judge offline (an instance without a role) is refused as the trial starts
+    _no_aws_access(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    store = TrackingStore.resolve(None, project)
+    writer = StoreWriter(store.client(), store)
+    trial = Trial.open(writer, writer.experiment_id(TASK), "unchecked", {})
+    with pytest.raises(SageMakerMirrorSetupError) as refused:
+        trial.log_params({"tracking.sagemaker_mirror": True, "model.l1_size": 8})
+    assert str(refused.value) == NO_CREDENTIALS
+    [view] = [v for v in trials_of(project) if v.run_id == trial.run_id]
+    assert view.status == "FAILED" and not view.components
+    assert view.tags["mlexp.error"] == f"SageMakerMirrorSetupError: {NO_CREDENTIALS}"
+
+
+def test_the_check_before_the_trial_refuses_no_region_and_no_credentials_in_process_too(
     project: Path, inline: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _no_aws_access(monkeypatch, tmp_path)
-    with pytest.raises(SageMakerMirrorSetupError, match="needs an AWS region: set AWS_DEFAULT_REGION"):
+    before = len(trials_of(project)) if store_client(project).get_experiment_by_name(TASK) else 0
+    with pytest.raises(SageMakerMirrorSetupError) as refused:
         run(TASK, [*TINY, MIRROR], root=project)
+    assert str(refused.value) == NO_REGION
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with pytest.raises(SageMakerMirrorSetupError, match="needs AWS credentials: set AWS_PROFILE") as refused:
+    with pytest.raises(SageMakerMirrorSetupError) as refused:
         run(TASK, [*TINY, MIRROR], root=project)
-
-    assert "\n" not in str(refused.value)
-    failed = [v for v in trials_of(project) if v.status == "FAILED" and "AWS" in v.tags["mlexp.error"]]
-    assert len(failed) == 2 and not any(v.components for v in failed)  # no stage ran
-    assert any("needs AWS credentials" in v.tags["mlexp.error"] for v in failed)
+    assert str(refused.value) == NO_CREDENTIALS
+    # a region boto3 refuses is named as such, not blamed on the credentials a client for it would fail with
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us east 1")
+    with pytest.raises(SageMakerMirrorSetupError, match=r"^the AWS region botocore found \('us east 1'"):
+        run(TASK, [*TINY, MIRROR], root=project)
+    after = len(trials_of(project)) if store_client(project).get_experiment_by_name(TASK) else 0
+    assert after == before  # no trial opened
 
 
 MIRROR_OFF = """

@@ -48,20 +48,19 @@ def _without_aws(env: dict[str, str], folder: Path) -> dict[str, str]:
 def test_a_mirror_without_aws_credentials_says_so_in_one_line_through_the_tracking_writer(
     tmp_project_with_store, tmp_path
 ):
-    # the default writer (a journal and the writer process), not MLEXP_TRACKING_WRITER=inline: there, the trial closed
-    # at the refusal was closed again, and the closed journal's "nothing more can be recorded" hid the reason (exit 1)
+    # the default writer (a journal and the writer process), not MLEXP_TRACKING_WRITER=inline: the set-up is refused
+    # before the trial opens (tests/test_sagemaker_mirror.py), so neither the store nor a journal gets anything
     env = _without_aws(cli_env(tmp_project_with_store), tmp_path)
     done = run_cli(tmp_project_with_store, TASK, *TINY, "tracking.sagemaker_mirror=true", env=env, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
-        "mlexp: error: tracking.sagemaker_mirror=true needs AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID "
-        "and AWS_SECRET_ACCESS_KEY), run `aws sso login`, or use an instance role; or run with "
-        "tracking.sagemaker_mirror=false"
+        "mlexp: error: tracking.sagemaker_mirror=true: no AWS credentials found; run `aws configure` (or `aws sso "
+        "login`), or set AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run where an IAM "
+        "role provides them, or use tracking.sagemaker_mirror=false"
     ]
-    [trial] = trials_of(tmp_project_with_store)
-    assert trial.status == "FAILED" and not trial.components  # no stage ran
-    assert trial.tags["mlexp.error"].startswith("SageMakerMirrorSetupError: tracking.sagemaker_mirror=true needs AWS")
-    assert _journals(tmp_project_with_store) == []  # stored whole, nothing left for `mlexp sync`
+    store = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    assert store.get_experiment_by_name("tabular_regression") is None  # no trial opened
+    assert _journals(tmp_project_with_store) == []
 
 
 # --- the compare hint names the store the trials went to ----------------------------------------------------------

@@ -85,20 +85,6 @@ def _on_ec2() -> bool:
     return False
 
 
-# how to give botocore's chain credentials, the same for every command that calls AWS
-GIVE_CREDENTIALS = (
-    "run `aws configure` (or `aws sso login`), or set AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them"
-)
-
-
-def no_credentials(needed_by: str, without_aws: str = "") -> str:
-    """The one line for a command that calls AWS and finds no credentials: what needs them, how to give them, and
-    (`without_aws`) the choice that runs on this machine instead."""
-    line = f"{needed_by}: no AWS credentials found; {GIVE_CREDENTIALS}"
-    return f"{line}, or use {without_aws}" if without_aws else line
-
-
 def credentials_found() -> bool:
     """Whether botocore's credential chain finds credentials (environment, shared files, a profile's role, SSO or
     login session, web identity), judged offline: a credential process, a role's source credentials, the container's

@@ -39,3 +39,17 @@ def did_you_mean(typed: str, options: list[str]) -> str:
 def a_or_an(word: str) -> str:
     """`a model`, `an engine`: the article a group's name takes in a message."""
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+# how to give botocore's chain credentials, the same for every command that calls AWS
+GIVE_CREDENTIALS = (
+    "run `aws configure` (or `aws sso login`), or set AWS_PROFILE=<profile> (or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY), or run where an IAM role provides them"
+)
+
+
+def no_credentials(needed_by: str, without_aws: str = "") -> str:
+    """The one line for a command that calls AWS and finds no credentials: what needs them, how to give them, and
+    (`without_aws`) the choice that runs on this machine instead."""
+    line = f"{needed_by}: no AWS credentials found; {GIVE_CREDENTIALS}"
+    return f"{line}, or use {without_aws}" if without_aws else line

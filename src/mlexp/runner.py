@@ -25,7 +25,7 @@ from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.reused_stages import link_kept_stages
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
-from mlexp.tracking import Tracker, TrackingStore, Trial, tags
+from mlexp.tracking import Tracker, TrackingStore, Trial, sagemaker_mirror, tags
 from mlexp.tracking.journal_writer import TrialKept, record_writer, trial_state
 from mlexp.tracking.provenance import command_line, git_state, package_versions
 from mlexp.tracking.tracker import RunWriter
@@ -210,6 +210,7 @@ def _kept_metrics(path: Path) -> dict[str, float]:
 
 def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
     """Refuse what can only fail later, before a trial is opened and stages run for nothing."""
+    sagemaker_mirror.check_before_trial(bool(cfg.tracking.sagemaker_mirror))  # no AWS region or credentials
     if cfg.deploy.target == "registry":
         task.check_registrable()
     if cfg.deploy.target == "sagemaker":  # no model to deploy, or no role/region/credentials/bucket: nothing runs

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlexp.aws_setup import no_credentials, region_error
+from mlexp.aws_setup import region_error
 from mlexp.config.validate import role_arn_error
-from mlexp.errors import ConfigError, MlexpError
+from mlexp.errors import ConfigError, MlexpError, no_credentials
 
 if TYPE_CHECKING:
     from sagemaker.core.helper.session_helper import Session

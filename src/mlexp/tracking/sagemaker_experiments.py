@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, no_credentials
 
 NAME_MAX = 120
 PARAMS_PER_REQUEST = 300  # the API's limits per request
@@ -36,27 +36,37 @@ class SageMakerMirrorSetupError(ConfigError):
     """tracking.sagemaker_mirror=true without the AWS region or credentials the mirror needs."""
 
 
-def check_setup() -> None:
-    """Fail at trial start, in one line, when the mirror could not reach SageMaker (imports boto3 only)."""
+# the one line for each missing piece of the mirror's AWS set-up, before the trial opens or at its start
+NO_REGION = (
+    "tracking.sagemaker_mirror=true needs an AWS region: set AWS_DEFAULT_REGION (or `region` in "
+    "~/.aws/config for your AWS_PROFILE), or run with tracking.sagemaker_mirror=false"
+)
+NO_CREDENTIALS = no_credentials("tracking.sagemaker_mirror=true", without_aws="tracking.sagemaker_mirror=false")
+
+
+def check_setup(offline: bool = False) -> None:
+    """Refuse, in one line, a mirror that could not reach SageMaker: no AWS region, no credentials (imports boto3 only).
+
+    offline=True, before the trial opens (the runner): credentials as aws_setup.credentials_found judges them, without
+    a request, as engine=athena's are. Otherwise, at the trial's start (Trial.log_params): botocore's chain resolves
+    them, which may ask a container's or an instance's credentials endpoint."""
     import boto3
     from botocore.exceptions import BotoCoreError
 
+    from mlexp.aws_setup import credentials_found, region_error
+
     try:
         session = boto3.Session()
-        credentials = session.get_credentials()
+        found = credentials_found() if offline else session.get_credentials() is not None
     except BotoCoreError as error:  # e.g. an AWS_PROFILE that ~/.aws/config does not define
         raise SageMakerMirrorSetupError(f"tracking.sagemaker_mirror=true: {error}; fix the AWS set-up") from None
     if not session.region_name:
-        raise SageMakerMirrorSetupError(
-            "tracking.sagemaker_mirror=true needs an AWS region: set AWS_DEFAULT_REGION (or `region` in "
-            "~/.aws/config for your AWS_PROFILE), or run with tracking.sagemaker_mirror=false"
-        )
-    if credentials is None:
-        raise SageMakerMirrorSetupError(
-            "tracking.sagemaker_mirror=true needs AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY), run `aws sso login`, or use an instance role; or run with "
-            "tracking.sagemaker_mirror=false"
-        )
+        raise SageMakerMirrorSetupError(NO_REGION)
+    wrong_region = region_error("tracking.sagemaker_mirror", None, found=session.region_name)
+    if wrong_region is not None:  # a client for it would fail blaming the credentials
+        raise SageMakerMirrorSetupError(str(wrong_region))
+    if not found:
+        raise SageMakerMirrorSetupError(NO_CREDENTIALS)
 
 
 def _slug(name: str) -> str:

@@ -60,8 +60,19 @@ def wanted(params: Mapping[str, Any]) -> bool:
     return str(params.get(MIRROR_PARAM, "")).lower() == "true"
 
 
+def check_before_trial(mirror: bool) -> None:
+    """Before the trial opens (the runner, `mirror` being tracking.sagemaker_mirror): no AWS region, or no credentials
+    botocore's chain finds offline, is refused in one line (exit 2) and nothing is recorded."""
+    if mirror:
+        from mlexp.tracking.sagemaker_experiments import check_setup as check
+
+        check(offline=True)
+
+
 def check_setup(params: Mapping[str, Any]) -> None:
-    """At trial start: a config asking for the mirror without AWS region or credentials fails in one line."""
+    """At trial start: a config asking for the mirror without AWS region or credentials fails in one line (what the
+    runner's check_before_trial could not judge offline, such as an instance without a role, or a trial opened
+    elsewhere)."""
     if wanted(params):
         from mlexp.tracking.sagemaker_experiments import check_setup as check
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlexp.aws_setup import GIVE_CREDENTIALS, REGION, AwsCredentials, credentials_found, no_credentials
+from mlexp.aws_setup import REGION, AwsCredentials, credentials_found
 from mlexp.config.constraints import Constraint, shown_value
-from mlexp.errors import did_you_mean
+from mlexp.errors import GIVE_CREDENTIALS, did_you_mean, no_credentials
 from mlexp.tasks.anomaly_detection.dialects import DATE_PARSE, date_parse_lacks
 from mlexp.tasks.anomaly_detection.rules import BUILT_IN, enabled_problem, enabled_rules
 

@@ -11,10 +11,10 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mlexp.aws_setup import GIVE_CREDENTIALS, REGION, AwsCredentials, credentials_found, no_credentials
+from mlexp.aws_setup import REGION, AwsCredentials, credentials_found
 from mlexp.config.bounds import Bound, at_least, between
 from mlexp.config.constraints import Constraint, shown_value
-from mlexp.errors import a_or_an, did_you_mean
+from mlexp.errors import GIVE_CREDENTIALS, a_or_an, did_you_mean, no_credentials
 from mlexp.tasks.document_extraction.charset import recogniser_characters
 
 # mlexp.data.documents.DOCUMENT_TYPES
