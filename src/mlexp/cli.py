@@ -202,7 +202,8 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
         print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")
     if multirun:  # the sweep's table has every trial's headline metrics
         return
-    _print_headline(metric, result.headline)
+    if not math.isnan(result.objective):  # under the objective's line (a stage run alone says only where it wrote)
+        _print_headline(metric, result.headline)
     if result.kept:  # no store ids to link to yet
         return
     from mlexp.next_steps import compare_command, print_ui_link
