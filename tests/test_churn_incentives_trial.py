@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_cli, seed_store, store_client, trials_of
+from drawn_charts import Untracked, keep_figures, task_config
 from mlexp.data import telecom_churn
-from mlexp.tasks.churn_incentives import acceptance, exact_solver, program
+from mlexp.tasks.churn_incentives import acceptance, charts, exact_solver, program, stages
 from run_folders import run_folder
 
 TASK = "churn_incentives"
@@ -87,7 +88,15 @@ def test_outputs_match_the_reported_figures(churn_run):
     assert per_customer["expected_profit"].sum() == pytest.approx(metrics["profit_optimal"])
     costs = pd.read_csv(reports / "plots" / "cost_by_cutoff.csv")
     assert len(costs) == 100 and costs["cost"].min() == metrics["min_cost"]
-    for chart in ("roc", "confusion_matrix", "cost_by_cutoff", "profit_by_scenario", "discounts", "uplift_by_budget"):
+    for chart in (
+        "roc",
+        "confusion_matrix",
+        "score_histogram",
+        "cost_by_cutoff",
+        "profit_by_scenario",
+        "discounts",
+        "uplift_by_budget",
+    ):
         assert (reports / "plots" / f"{chart}.png").stat().st_size > 0
     for line in ("Cost is minimized near a cutoff of:", "Incentive is paid to", "Per customer incentive is $"):
         assert line in done.stdout
@@ -98,6 +107,54 @@ def test_outputs_match_the_reported_figures(churn_run):
     assert curve.loc[curve["budget_fraction"] == 0.01, "profit_optimal"].item() == pytest.approx(
         metrics["profit_optimal"]
     )
+
+
+def _stage_config(done, reports):
+    """The trial's config, reading its data and model, writing its reports to `reports`."""
+    return task_config(TASK, *_trained_by(done), f"paths.reports={reports}", "model.num_round=10")
+
+
+def test_confusion_matrices_at_the_decision_threshold_and_at_the_printed_cost_optimal_cutoff(
+    churn_run, monkeypatch, tmp_path
+):
+    project, done = churn_run
+    [trial] = trials_of(project, experiment=TASK)
+    figures = keep_figures(monkeypatch, charts)
+    stages.evaluate(_stage_config(done, tmp_path), Untracked())  # type: ignore[arg-type]
+    at_threshold, at_cheapest = figures["confusion_matrix.png"].axes
+    cells = [[int(t.get_text()) for t in ax.texts] for ax in (at_threshold, at_cheapest)]  # TN, FP, FN, TP
+    assert "cutoff 0.5" in at_threshold.get_title()
+    assert cells[0] == [trial.metrics[f"test_{n}"] for n in ("tn", "fp", "fn", "tp")]
+    # the matrix behind the console's "Incentive is paid to N customers" at its cutoff
+    assert f"cutoff {trial.metrics['min_cost_cutoff']:g}" in at_cheapest.get_title()
+    assert cells[1][1] + cells[1][3] == trial.metrics["customers_paid"]
+    assert f"{int(trial.metrics['customers_paid'])} predicted churners" in at_cheapest.get_title()
+    assert sum(cells[1]) == 1500
+
+
+def test_incentive_charts_show_the_convincing_band_the_budget_and_dollar_axes(churn_run, monkeypatch, tmp_path):
+    project, done = churn_run
+    [trial] = trials_of(project, experiment=TASK)
+    figures = keep_figures(monkeypatch, charts)
+    stages.incentives(_stage_config(done, tmp_path), Untracked())  # type: ignore[arg-type]
+    per_customer = pd.read_csv(tmp_path / "incentives.csv")
+
+    [histogram] = figures["score_histogram.png"].axes
+    assert sum(bar.get_height() for bars in histogram.containers for bar in bars) == 1500
+    [band] = [p for p in histogram.patches if p.get_label().startswith("convincing band")]
+    assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx((0.55, 0.95))
+    inside = per_customer["churn_probability"].between(0.55, 0.95).sum()
+    assert band.get_label() == f"convincing band 0.55–0.95 (γ = 1): {inside} customers"
+
+    [profit] = figures["profit_by_scenario.png"].axes
+    assert profit.yaxis.get_major_formatter()(80000, 0) == "$80,000"
+    labels = [text for text in profit.texts if text.get_text().startswith("$")]
+    assert len(labels) == 3 and all(label.xyann[1] > 0 for label in labels)  # clear of the bar tops
+
+    [uplift] = figures["uplift_by_budget.png"].axes
+    [budget] = [line for line in uplift.lines if line.get_label().startswith("this trial's budget")]
+    assert list(budget.get_xdata()) == pytest.approx([100 * trial.metrics["budget"] / trial.metrics["total_spend"]] * 2)
+    assert "1.00%" in budget.get_label()
 
 
 def _trained_by(done) -> list[str]:

@@ -92,7 +92,13 @@ def test_declared_outputs_follow_the_composed_config(tmp_path):
 
 def test_each_stage_lists_only_the_params_it_reads():
     churn = yaml.safe_load((REPO / "pipelines/churn_incentives/dvc.yaml").read_text())["stages"]
-    assert churn["evaluate"]["params"] == [f"churn_incentives.model.{k}" for k in ("decision_threshold", "nthread")]
+    # evaluate draws its confusion matrix at the threshold and at the cost-optimal cutoff: the costs, not the budget
+    reads = (
+        "decision_threshold",
+        "nthread",
+        *(f"incentives.{k}" for k in ("cost_fn", "value_tn", "incentive", "n_cutoffs")),
+    )
+    assert churn["evaluate"]["params"] == [f"churn_incentives.model.{k}" for k in reads]
     assert "churn_incentives.model.incentives" not in churn["train"]["params"]
     for dvc_file in REPO.glob("pipelines/*/dvc.yaml"):
         for stage in yaml.safe_load(dvc_file.read_text())["stages"].values():

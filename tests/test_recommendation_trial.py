@@ -10,13 +10,15 @@ import time
 import urllib.error
 import urllib.request
 
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
 from conftest import REPO, cli_env, one_line_error, run_cli, seed_store, trials_of
+from drawn_charts import Untracked, keep_figures, task_config
 from mlexp.errors import DataError
 from mlexp.serving.http import ApiKeys, start_in_thread
-from mlexp.tasks.recommendation import service
+from mlexp.tasks.recommendation import charts, service, stages
 from mlexp.tasks.recommendation.event_store import EventStore
 from postgres_server import require_pgserver
 from run_folders import run_folder
@@ -68,6 +70,53 @@ def test_trial_records_personalize_metrics_on_the_held_out_period(trials):
     assert 0.03 < logged["cold_users_favourite_chance_at_10"] < 0.12
     assert 0 <= logged["cold_users_favourite_share_at_10"] <= 1
     assert (run_folder(hybrid) / "reports" / "plots" / "metrics_at_k.png").exists()
+
+
+def _stage_config(*overrides: str):
+    return task_config(TASK, *TINY, "model.recipe=metadata_hybrid", "model.metadata_hybrid.epochs=3", *overrides)
+
+
+def test_metrics_at_k_ticks_the_ks_names_the_features_and_draws_cold_users_and_items(trials, monkeypatch, tmp_path):
+    project, hybrid = trials
+    [trial] = trials_of(project, experiment=TASK)
+    folder = run_folder(hybrid)
+    cfg = _stage_config(f"paths.data={folder / 'data'}", f"paths.models={folder / 'models'}",
+                        f"paths.reports={tmp_path}")  # fmt: skip
+    figures = keep_figures(monkeypatch, charts)
+    stages.evaluate(cfg, Untracked())  # type: ignore[arg-type]
+    [ax] = figures["metrics_at_k.png"].axes
+    assert list(ax.get_xticks()) == [5, 10, 25]
+    assert "features=all_metadata" in ax.get_title()
+    lines = {line.get_label(): line for line in ax.lines}
+    cold = lines["NDCG, cold users"]
+    assert list(cold.get_ydata()) == pytest.approx(
+        [trial.metrics[f"cold_users_normalized_discounted_cumulative_gain_at_{k}"] for k in (5, 10, 25)]
+    )
+    items = lines["recall@25, cold items"]
+    assert (items.get_xdata()[0], items.get_ydata()[0]) == pytest.approx((25, trial.metrics["cold_items_recall_at_25"]))
+    table = (tmp_path / "plots" / "metrics_at_k.csv").read_text().splitlines()
+    assert table[0].split(",")[:4] == ["k", "precision", "recall", "normalized_discounted_cumulative_gain"]
+    assert "cold_users_normalized_discounted_cumulative_gain" in table[0] and len(table) == 4
+
+
+def test_training_curve_draws_loss_and_validation_ndcg_by_epoch_with_the_best_epoch(trials, monkeypatch, tmp_path):
+    _, hybrid = trials
+    folder = run_folder(hybrid)
+    cfg = _stage_config(f"paths.data={folder / 'data'}", f"paths.models={tmp_path / 'models'}",
+                        f"paths.reports={tmp_path}")  # fmt: skip
+    figures = keep_figures(monkeypatch, charts)
+    stages.train(cfg, Untracked())  # type: ignore[arg-type]
+    table = pd.read_csv(tmp_path / "plots" / "training.csv")
+    loss_axis, metric_axis = figures["training_curve.png"].axes
+    [loss] = [line for line in loss_axis.lines if line.get_label() == "training loss"]
+    assert list(loss.get_xdata()) == table["epoch"].tolist()
+    assert list(loss.get_ydata()) == pytest.approx(table["train_loss"].tolist())
+    [ndcg] = metric_axis.lines
+    assert list(ndcg.get_ydata()) == pytest.approx(table["val_ndcg_at_10"].tolist())
+    best = int(table.loc[table["val_ndcg_at_10"].idxmax(), "epoch"])  # the epoch early stopping keeps
+    [marked] = [line for line in loss_axis.lines if line.get_label() == f"best epoch ({best})"]
+    assert list(marked.get_xdata()) == [best, best]
+    assert (folder / "reports" / "plots" / "training_curve.png").stat().st_size > 0  # the trial drew it too
 
 
 def test_a_threshold_without_event_type_is_refused_before_the_trial_in_one_line(tmp_project):

@@ -9,11 +9,16 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, run_cli, seed_store, store_client, trials_of
+from drawn_charts import Untracked, keep_figures, task_config
 from mlexp.config import make_composable
+from mlexp.tasks.text_classification import charts, corpora, stages
+from mlexp.tasks.text_classification.classifier import TextClassifier
 from run_folders import run_folder
 
 TASK = "text_classification"
@@ -108,7 +113,7 @@ def test_the_active_learning_stage_charts_every_strategy(two_trials):
     }
     assert (folder / "learning_curves.png").stat().st_size > 10000
     curves = (folder / "curves.csv").read_text().splitlines()
-    assert curves[0] == "strategy,labels,accuracy,macro_f1" and len(curves) == 1 + 4 * 3
+    assert curves[0] == "strategy,labels,accuracy,macro_f1,accuracy_min,accuracy_max" and len(curves) == 1 + 4 * 3
     # each strategy's line says how many labels it took to reach random's final accuracy, or that it did not
     for strategy, fraction in summary["label_fraction"].items():
         target = f"{strategy}: reaches random's final accuracy {summary['random_final_accuracy']:.4f}"
@@ -116,6 +121,63 @@ def test_the_active_learning_stage_charts_every_strategy(two_trials):
             assert f"{strategy}: does not reach random's final accuracy" in first.stdout
         else:
             assert f"{target} with {summary['labels_to_reach_it'][strategy]:.0f} labels" in first.stdout
+
+
+def test_reliability_counts_each_bin_and_marks_the_review_threshold_with_its_share(two_trials, monkeypatch, tmp_path):
+    _, first, _ = two_trials
+    folder = run_folder(first)
+    cfg = task_config(
+        TASK, *TINY, f"paths.data={folder / 'data'}", f"paths.models={folder / 'models'}", f"paths.reports={tmp_path}",
+        "service.threshold=0.7",
+    )  # fmt: skip
+    figures = keep_figures(monkeypatch, charts)
+    stages.evaluate(cfg, Untracked())  # type: ignore[arg-type]
+    holdout = corpora.read_written(folder / "data" / "corpus" / "holdout.csv")
+    confidence = TextClassifier.load(folder / "models").predict_proba(holdout.text.tolist()).max(axis=1)
+    reviewed = int((confidence < 0.7).sum())
+
+    table = pd.read_csv(tmp_path / "plots" / "reliability.csv")
+    assert list(table.columns) == ["bin_low", "bin_high", "count", "confidence", "accuracy"]
+    assert table["count"].sum() == 300 and (table["count"] > 0).all()
+    assert np.allclose(table["bin_high"] - table["bin_low"], 0.1)
+    assert ((table["bin_low"] <= table["confidence"]) & (table["confidence"] <= table["bin_high"])).all()
+    assert table.loc[table["bin_high"] <= 0.7 + 1e-9, "count"].sum() == reviewed  # 0.7 is a bin edge
+
+    [ax] = figures["reliability.png"].axes
+    assert [t.get_text() for t in ax.texts] == [f"n={n}" for n in table["count"]]
+    labels = [line.get_label() for line in ax.lines] + [c.get_label() for c in ax.collections]
+    assert "per bin" not in labels and len(set(labels)) == len(labels)
+    [threshold] = [line for line in ax.lines if line.get_label().startswith("review threshold")]
+    assert list(threshold.get_xdata()) == [0.7, 0.7]
+    assert f"{reviewed / 300:.1%} of predictions ({reviewed} of 300) go to review" in threshold.get_label()
+
+
+@pytest.mark.parametrize("repeats", [1, 2])
+def test_learning_curves_mark_the_majority_class_and_where_each_strategy_reaches_the_target(
+    repeats, monkeypatch, tmp_path
+):
+    cfg = task_config(TASK, *TINY, *ACTIVE, f"active_learning.repeats={repeats}", f"paths.reports={tmp_path}")
+    figures = keep_figures(monkeypatch, charts)
+    stages.active_learning(cfg, Untracked())  # type: ignore[arg-type]
+    summary = json.loads((tmp_path / "active_learning" / "summary.json").read_text())
+    documents = corpora.load(cfg)
+    majority = (documents.holdout.label == documents.pool.label.value_counts().idxmax()).mean()
+    assert summary["majority_class_accuracy"] == pytest.approx(majority)
+
+    accuracy = figures["learning_curves.png"].axes[0]
+    [floor] = [line for line in accuracy.lines if line.get_label().startswith("majority class")]
+    assert list(floor.get_ydata()) == pytest.approx([majority] * 2)
+    marks = {line.get_label(): line for line in accuracy.lines if " reaches it with " in line.get_label()}
+    reached = {s: n for s, n in summary["labels_to_reach_it"].items() if n == n}
+    assert set(marks) == {f"{s} reaches it with {n:.0f} labels" for s, n in reached.items()}
+    for strategy, needed in reached.items():
+        mark = marks[f"{strategy} reaches it with {needed:.0f} labels"]
+        assert (mark.get_xdata()[0], mark.get_ydata()[0]) == pytest.approx((needed, summary["random_final_accuracy"]))
+    # the repeats' range: one band per strategy, none for a single run
+    assert len(accuracy.collections) == (4 if repeats > 1 else 0)
+    curves = pd.read_csv(tmp_path / "active_learning" / "curves.csv")
+    assert (curves["accuracy_min"] <= curves["accuracy"] + 1e-12).all()
+    assert ((curves["accuracy_max"] > curves["accuracy_min"]).any()) == (repeats > 1)
 
 
 def test_reviews_are_merged_and_the_better_model_holds_the_champion_alias(two_trials):

@@ -38,7 +38,15 @@ TASK = register(
             StageSpec(
                 "evaluate",
                 reads=("{data}", "{models}"),
-                params=("model.decision_threshold", "model.nthread"),
+                # the confusion matrix is drawn at the decision threshold and at the cost-optimal cutoff
+                params=(
+                    "model.decision_threshold",
+                    "model.nthread",
+                    "model.incentives.cost_fn",
+                    "model.incentives.value_tn",
+                    "model.incentives.incentive",
+                    "model.incentives.n_cutoffs",
+                ),
                 plots=(
                     Plot("{reports}/plots/roc.csv", x="fpr", y="tpr"),
                     "{reports}/plots/roc.png",
@@ -54,6 +62,7 @@ TASK = register(
                 plots=(
                     Plot("{reports}/plots/cost_by_cutoff.csv", x="cutoff", y="cost"),
                     Plot("{reports}/plots/uplift_by_budget.csv", x="budget_fraction", y="uplift_vs_none"),
+                    "{reports}/plots/score_histogram.png",
                     "{reports}/plots/cost_by_cutoff.png",
                     "{reports}/plots/profit_by_scenario.png",
                     "{reports}/plots/discounts.png",

@@ -100,7 +100,7 @@ def run(cfg: DictConfig, tracker: Tracker, model: XGBoostChurn, optimizer: Optim
             "uplift_vs_uniform": result.uplift_vs_uniform,
         }
     )
-    _write(cfg, tracker, analysis, scored.customer, problem, allocation.discounts, result, curve)
+    _write(cfg, tracker, analysis, scored, settings, problem, allocation.discounts, result, curve)
     lines = report_lines(analysis, problem, used, result)
     report = Path(cfg.paths.reports) / "incentive_report.txt"
     report.write_text("\n".join(lines) + "\n")
@@ -112,7 +112,8 @@ def _write(
     cfg: DictConfig,
     tracker: Tracker,
     analysis: cutoff.CutoffAnalysis,
-    customer: np.ndarray,
+    scored: customers.ScoredCustomers,
+    settings: IncentiveProgram,
     problem: IncentiveProblem,
     discounts: np.ndarray,
     result: Scenarios,
@@ -123,7 +124,7 @@ def _write(
     plots.mkdir(parents=True, exist_ok=True)
     per_customer = pd.DataFrame(
         {
-            "customer": customer,
+            "customer": scored.customer,
             "spend": problem.spend,
             "churn_probability": problem.churn_probability,
             "gamma": problem.convincing,
@@ -139,6 +140,12 @@ def _write(
         writer.writerows(zip(np.round(analysis.cutoffs, 10), analysis.costs))
     curve.to_csv(plots / "uplift_by_budget.csv", index=False)
     written = [
+        charts.score_histogram(
+            problem.churn_probability,
+            scored.churned,
+            settings.convincing,
+            plots / "score_histogram.png",
+        ),
         charts.cost_by_cutoff(analysis, plots / "cost_by_cutoff.png"),
         charts.scenarios(result, plots / "profit_by_scenario.png"),
         charts.discounts(discounts, problem.uniform_discount, plots / "discounts.png"),
@@ -149,6 +156,8 @@ def _write(
                 curve["budget_fraction"].to_numpy(),
                 curve["uplift_vs_none"].to_numpy(),
                 curve["uplift_vs_uniform"].to_numpy(),
+                problem.budget / max(float(problem.spend.sum()), 1e-12),
+                problem.budget,
                 plots / "uplift_by_budget.png",
             )
         )

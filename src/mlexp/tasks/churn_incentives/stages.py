@@ -84,8 +84,9 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
 
 
 def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
-    """Score the test split: `auc`, accuracy, precision, recall, the confusion matrix and the ROC curve."""
-    from mlexp.tasks.churn_incentives import charts  # matplotlib: only the stages that draw import it
+    """Score the test split: `auc`, accuracy, precision, recall, the ROC curve and the confusion matrices at
+    model.decision_threshold (the post's 0.5) and at the cost-optimal cutoff the incentive analysis prints."""
+    from mlexp.tasks.churn_incentives import charts, cutoff  # matplotlib: only the stages that draw import it
 
     model = settings(cfg.model, XGBoostChurn)
     threshold = model.decision_threshold
@@ -110,9 +111,20 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     fpr, tpr, _ = metrics.roc_curve(churned, probability)
     plots = _plots(cfg)
     np.savetxt(plots / "roc.csv", np.c_[fpr, tpr], delimiter=",", header="fpr,tpr", comments="", fmt="%.6f")
+    program = model.incentives
+    costs = cutoff.CostModel(program.cost_fn, program.value_tn, program.incentive)
+    cheapest = cutoff.analyse(churned, probability, scored.spend, costs, program.n_cutoffs).min_cost_cutoff
+    matrices = [
+        charts.Matrix(counts, threshold, "model.decision_threshold"),
+        charts.Matrix(
+            metrics.confusion_matrix(churned, probability > cheapest, labels=[False, True]),
+            cheapest,
+            "cost-optimal cutoff",
+        ),
+    ]
     for chart in (
         charts.roc_curve(fpr, tpr, auc, plots / "roc.png"),
-        charts.confusion_matrix(counts, threshold, plots / "confusion_matrix.png"),
+        charts.confusion_matrices(matrices, plots / "confusion_matrix.png"),
     ):
         tracker.log_artifact(chart, name="plots", media_type="image/png")
 

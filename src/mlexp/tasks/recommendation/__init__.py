@@ -47,7 +47,14 @@ TASK = register(
             StageSpec(
                 "evaluate",
                 reads=("{data}", "{models}"),
-                params=("model.ks", "solution", "dataset.relevant_event_type", "dataset.relevant_min_value"),
+                # features.name: the metrics chart's title
+                params=(
+                    "model.ks",
+                    "solution",
+                    "dataset.relevant_event_type",
+                    "dataset.relevant_min_value",
+                    "features.name",
+                ),
                 metrics=("{reports}/metrics.json",),
                 plots=(
                     Plot("{reports}/plots/metrics_at_k.csv", x="k", y="normalized_discounted_cumulative_gain"),

@@ -9,25 +9,60 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mlexp.charts import save_figure  # noqa: E402
+
 AT_K = ("precision", "recall", "normalized_discounted_cumulative_gain")
+SHORT = {"normalized_discounted_cumulative_gain": "NDCG"}
 
 
-def metrics_at_k(rows: list[dict], path: Path, title: str) -> Path:
-    """Precision, recall and NDCG at each k."""
-    figure, axis = plt.subplots(figsize=(6, 4))
+def metrics_at_k(rows: list[dict], path: Path, title: str, cold_items_recall: tuple[int, float] | None = None) -> Path:
+    """Precision, recall and NDCG at each k (x ticks at the ks); cold users' dashed when the rows hold them
+    (`cold_users_<metric>`); cold items' recall as one point at its k."""
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
     ks = [row["k"] for row in rows]
-    for name in AT_K:
-        axis.plot(
-            ks,
-            [row[name] for row in rows],
-            marker="o",
-            label=name.replace("normalized_discounted_cumulative_gain", "NDCG"),
-        )
+    for i, name in enumerate(AT_K):
+        label = SHORT.get(name, name)
+        axis.plot(ks, [row[name] for row in rows], marker="o", color=f"C{i}", label=label)
+        cold = f"cold_users_{name}"
+        if all(cold in row for row in rows):
+            axis.plot(
+                ks,
+                [row[cold] for row in rows],
+                "--",
+                marker="o",
+                mfc="none",
+                color=f"C{i}",
+                label=f"{label}, cold users",
+            )
+    ticks = sorted(set(ks))
+    if cold_items_recall is not None:
+        k, recall = cold_items_recall
+        axis.plot([k], [recall], "D", color="C1", mfc="none", markersize=8, label=f"recall@{k}, cold items")
+        ticks = sorted({*ticks, k})
+    axis.set_xticks(ticks)
     axis.set_xlabel("k")
     axis.set_ylabel("metric at k")
-    axis.set_title(title)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
+def training_curve(rows: list[dict[str, float]], best_epoch: int, metric: str, path: Path) -> Path:
+    """Training loss and the validation metric by epoch; the epoch the model keeps marked."""
+    figure, loss_axis = plt.subplots(figsize=(6.5, 4.2))
+    epochs = [row["epoch"] for row in rows]
+    loss_axis.plot(epochs, [row["train_loss"] for row in rows], marker="o", color="C0", label="training loss")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("training loss", color="C0")
+    metric_axis = loss_axis.twinx()
+    metric_axis.plot(epochs, [row[metric] for row in rows], marker="s", color="C1", label=metric)
+    metric_axis.set_ylabel(f"{metric} (validation)", color="C1")
+    loss_axis.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
+    loss_axis.set_xticks(epochs)
+    handles = loss_axis.get_legend_handles_labels()
+    more = metric_axis.get_legend_handles_labels()
+    loss_axis.legend(
+        handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3
+    )
+    loss_axis.set_title("Training: loss and validation metric by epoch", fontsize=10)
+    return save_figure(figure, path)

@@ -154,6 +154,8 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
         plots = Path(cfg.paths.reports) / "plots"
         plots.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(curve).to_csv(plots / "training.csv", index=False)
+        chart = charts.training_curve(curve, epochs, "val_ndcg_at_10", plots / "training_curve.png")
+        tracker.log_artifact(chart, name="plots", media_type="image/png")
 
 
 def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
@@ -181,9 +183,17 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     tracker.log_metrics(metrics)
     plots = Path(cfg.paths.reports) / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    rows = [{"k": k, **{m: metrics[f"{m}_at_{k}"] for m in charts.AT_K}} for k in cfg.model.ks]
+    # cold users' columns when the period has users with no earlier interaction
+    names = [f"{prefix}{m}" for prefix in ("", "cold_users_") for m in charts.AT_K]
+    rows = [{"k": k, **{n: metrics[f"{n}_at_{k}"] for n in names if f"{n}_at_{k}" in metrics}} for k in cfg.model.ks]
     pd.DataFrame(rows).to_csv(plots / "metrics_at_k.csv", index=False)
-    chart = charts.metrics_at_k(rows, plots / "metrics_at_k.png", f"{cfg.task.name}: test period ({model.recipe})")
+    cold_items = f"cold_items_recall_at_{evaluation.MRR_K}"
+    chart = charts.metrics_at_k(
+        rows,
+        plots / "metrics_at_k.png",
+        f"{cfg.task.name}: test period ({model.recipe}, features={cfg.features.name})",
+        (evaluation.MRR_K, metrics[cold_items]) if cold_items in metrics else None,
+    )
     tracker.log_artifact(chart, name="plots", media_type="image/png")
 
 

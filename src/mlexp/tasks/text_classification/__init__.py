@@ -77,6 +77,7 @@ TASK = register(
             StageSpec(
                 "evaluate",
                 reads=("{data}/corpus", "{models}"),
+                params=("service.threshold",),  # the reliability chart's review line
                 outs=(Out("{reports}/holdout_scores.json", cache=False),),
                 plots=(
                     Plot("{reports}/plots/reliability.csv", x="confidence", y="accuracy"),

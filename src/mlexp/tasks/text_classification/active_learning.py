@@ -20,11 +20,15 @@ from mlexp.tasks.text_classification.config import ActiveLearning
 
 @dataclass(frozen=True)
 class Curve:
-    """Mean holdout accuracy and macro-F1 after each round, by labels used."""
+    """Mean holdout accuracy and macro-F1 after each round, by labels used; the lowest and highest accuracy of the
+    `repeats` seed sets (None for a single run)."""
 
     labels: np.ndarray
     accuracy: np.ndarray
     macro_f1: np.ndarray
+    accuracy_min: np.ndarray | None = None
+    accuracy_max: np.ndarray | None = None
+    repeats: int = 1
 
 
 def uncertainty(strategy: str, proba: np.ndarray) -> np.ndarray:
@@ -130,10 +134,14 @@ def experiment(
     curves = {}
     for strategy, found in runs.items():
         shortest = min(len(c.labels) for c in found)
+        accuracy = np.array([c.accuracy[:shortest] for c in found])
         curves[strategy] = Curve(
             found[0].labels[:shortest],
-            np.mean([c.accuracy[:shortest] for c in found], axis=0),
+            accuracy.mean(axis=0),
             np.mean([c.macro_f1[:shortest] for c in found], axis=0),
+            accuracy.min(axis=0),
+            accuracy.max(axis=0),
+            len(found),
         )
     return curves
 

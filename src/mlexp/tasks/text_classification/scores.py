@@ -20,6 +20,11 @@ class Calibration:
     count: np.ndarray
     ece: float
 
+    @property
+    def edges(self) -> np.ndarray:
+        """The bins' edges: equal widths from 0 to 1, as `calibration` counts them."""
+        return np.linspace(0.0, 1.0, len(self.count) + 1)
+
 
 @dataclass(frozen=True)
 class Scores:

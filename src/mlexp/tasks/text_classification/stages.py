@@ -144,14 +144,22 @@ def predict_one_us(model: TextClassifier, sentences: list[str]) -> float:
 
 
 def _holdout_scores(model: TextClassifier, holdout: pd.DataFrame) -> Scores:
-    return score(holdout.label.tolist(), model.predict_proba(holdout.text.tolist()), model.labels)
+    return _scored(model, holdout)[0]
+
+
+def _scored(model: TextClassifier, holdout: pd.DataFrame) -> tuple[Scores, np.ndarray]:
+    """The holdout's scores and each prediction's confidence (the score the service compares with its threshold)."""
+    proba = model.predict_proba(holdout.text.tolist())
+    return score(holdout.label.tolist(), proba, model.labels), proba.max(axis=1)
 
 
 def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
-    """Score the fixed holdout: accuracy, macro-F1 (the objective), F1 per class, calibration (ECE) and charts."""
+    """Score the fixed holdout: accuracy, macro-F1 (the objective), F1 per class, calibration (ECE) and charts, with
+    the share of predictions the service would send to review (scored below service.threshold)."""
     holdout = corpora.read_written(_corpus_file(cfg, "holdout.csv"))
     model = TextClassifier.load(Path(cfg.paths.models))
-    scores = _holdout_scores(model, holdout)
+    scores, confidence = _scored(model, holdout)
+    review = charts.Review(float(cfg.service.threshold), int(np.sum(confidence < cfg.service.threshold)), len(holdout))
     tracker.log_input("holdout", CSV, _corpus_file(cfg, "holdout.csv"))
     tracker.log_metrics(
         {
@@ -166,11 +174,17 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     plots.mkdir(parents=True, exist_ok=True)
     calibration = scores.calibration
     pd.DataFrame(
-        {"confidence": calibration.confidence, "accuracy": calibration.accuracy, "count": calibration.count}
-    ).dropna().to_csv(plots / "reliability.csv", index=False)
+        {
+            "bin_low": calibration.edges[:-1],
+            "bin_high": calibration.edges[1:],
+            "count": calibration.count,
+            "confidence": calibration.confidence,
+            "accuracy": calibration.accuracy,
+        }
+    )[calibration.count > 0].to_csv(plots / "reliability.csv", index=False)
     for chart in (
         charts.confusion_matrix(scores.confusion, model.labels, plots / "confusion_matrix.png"),
-        charts.reliability(calibration, plots / "reliability.png"),
+        charts.reliability(calibration, review, plots / "reliability.png"),
     ):
         tracker.log_artifact(chart, name="plots", media_type="image/png")
     summary = {
@@ -217,11 +231,19 @@ def active_learning(cfg: DictConfig, tracker: Tracker) -> None:
     holdout_y = holdout.label.map(index).fillna(-1).astype(int).to_numpy()
     curves = experiment.experiment(pool_x, pool_y, holdout_x, holdout_y, settings, cfg.seed)
     found = experiment.savings(curves)
+    # the floor any learner must clear: always answer the class the pool has most of
+    majority = float(np.mean(holdout_y == np.bincount(pool_y).argmax()))
 
     rows = [
-        {"strategy": s, "labels": int(n), "accuracy": a, "macro_f1": f}
+        {"strategy": s, "labels": int(n), "accuracy": a, "macro_f1": f, "accuracy_min": low, "accuracy_max": high}
         for s, c in curves.items()
-        for n, a, f in zip(c.labels, c.accuracy, c.macro_f1)
+        for n, a, f, low, high in zip(
+            c.labels,
+            c.accuracy,
+            c.macro_f1,
+            c.accuracy if c.accuracy_min is None else c.accuracy_min,
+            c.accuracy if c.accuracy_max is None else c.accuracy_max,
+        )
     ]
     pd.DataFrame(rows).to_csv(folder / "curves.csv", index=False)
     for strategy, curve in curves.items():
@@ -240,8 +262,7 @@ def active_learning(cfg: DictConfig, tracker: Tracker) -> None:
         }
     )
     chart = charts.learning_curves(
-        {s: (c.labels, c.accuracy, c.macro_f1) for s, c in curves.items()},
-        found.target_accuracy,
+        charts.LearningCurves(curves, found.target_accuracy, found.labels_needed, majority),
         folder / "learning_curves.png",
     )
     tracker.log_artifact(chart, name="plots", media_type="image/png")
@@ -250,6 +271,7 @@ def active_learning(cfg: DictConfig, tracker: Tracker) -> None:
         "enabled": True,
         "random_final_accuracy": found.target_accuracy,
         "random_labels": found.random_labels,
+        "majority_class_accuracy": majority,
         "labels_to_reach_it": found.labels_needed,
         "label_fraction": fractions,
         "labels_saved": {s: found.saved(s) for s in found.labels_needed},
