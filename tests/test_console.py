@@ -181,6 +181,29 @@ def test_a_fresh_store_is_created_without_a_word(quieted, tmp_path, capsys):
     assert "database tables" not in capsys.readouterr().err
 
 
+def test_botocore_finding_credentials_says_nothing_but_its_warnings_still_show(caplog, monkeypatch, tmp_path):
+    import botocore.session
+
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("botocore").setLevel(logging.NOTSET)  # as in a fresh process (another test may have set it)
+    quiet_third_party()
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    caplog.set_level(logging.INFO)  # as Hydra's job logging is set up
+
+    credentials = botocore.session.Session().get_credentials()
+    logging.getLogger("botocore.credentials").warning("a warning of botocore's")
+
+    assert credentials is not None and credentials.method == "env"  # the look-up that logs the INFO line ran
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("botocore")] == [
+        ("WARNING", "a warning of botocore's")
+    ]
+
+
 def test_mxnet_type_warning_of_an_input_without_dtype_is_silenced_and_others_are_not():
     import mxnet as mx
 

@@ -64,6 +64,8 @@ def test_params_check_compares_values_not_formatting(tmp_project, written_params
     apply_overrides(str(path), ["tabular_regression.model.epochs=3"])
     done = run_cli(tmp_project, "params", "--check", check=False)
     assert done.returncode == 1 and "tabular_regression.model.epochs" in done.stderr
+    # an experiment's value left in the workspace: git checkout goes back to the committed file, as the README says
+    assert "`git checkout params.yaml` to drop the values `dvc exp run -S` left in the workspace" in done.stderr
 
 
 def test_first_difference_names_the_first_differing_key():
@@ -128,7 +130,11 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
     assert done.stderr.strip().splitlines() == [f"mlexp: error: {broken}; fix that line, {fix}"]
     done = run_cli(tmp_project, "params", "--check", check=False)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [f"params.yaml is out of date with conf/: {broken}; run `mlexp params`"]
+    assert done.stderr.strip().splitlines() == [
+        f"params.yaml is out of date with conf/: {broken}; run `mlexp params` to regenerate it from conf/ (you "
+        "changed conf/), or `git checkout params.yaml` to drop the values `dvc exp run -S` left in the workspace "
+        "(conf/ is as you want it)"
+    ]
     assert store_client(tmp_project).get_experiment_by_name("tabular_regression") is None  # no trial opened
 
 

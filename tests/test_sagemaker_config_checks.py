@@ -27,6 +27,10 @@ NOT_A_ROLE = (
     "is not an IAM role ARN: set {group}.role_arn=arn:aws:iam::<account>:role/<role> with the 12-digit account "
     "(`aws iam get-role --role-name <role> --query Role.Arn` prints it)"
 )
+SWEEP_RACE = (
+    "deploy=sagemaker updates one endpoint and would race between the sweep's trials; sweep with deploy=registry, "
+    "then deploy the champion: "
+)
 WRONG_REGION = "us east 1"
 NOT_A_REGION = (
     f"{{key}}={WRONG_REGION}: {{key}} is the code of an AWS region: letters, digits and hyphens, as boto3 requires; "
@@ -52,6 +56,26 @@ REFUSED = {
         (*TUNING, "deploy=sagemaker", f"deploy.role_arn={ROLE}"),
         "deploy=sagemaker would deploy from every training job of the tuning job; tune without it: the best "
         "trial's model.tar.gz is named by its tag mlexp.sagemaker.model_artifacts",
+    ),
+    # a local sweep: the command it suggests instead runs as given, with the sweep's role, endpoint and store (not
+    # its source: it deploys the champion), or a role to fill in (it was left out, and the command then failed)
+    "deploy=sagemaker in a sweep": (
+        ("-m", "task=tabular_regression", "model.l1_size=4,8", "deploy=sagemaker"),
+        f"{SWEEP_RACE}mlexp task=tabular_regression stage=deploy deploy=sagemaker "
+        "deploy.role_arn=arn:aws:iam::<account>:role/<role>",
+    ),
+    "deploy=sagemaker in a sweep, with its role and endpoint": (
+        (
+            "-m",
+            *ENDPOINT,
+            "model.l1_size=4,8",
+            "deploy.endpoint_name=abalone",
+            "deploy.source=trial",
+            "deploy.instance_type=ml.m5.large,ml.c5.large",
+            "tracking.experiment_name=abalone",
+        ),
+        f"{SWEEP_RACE}mlexp task=tabular_regression stage=deploy deploy=sagemaker deploy.role_arn={ROLE} "
+        "deploy.region=us-east-1 deploy.endpoint_name=abalone tracking.experiment_name=abalone",
     ),
     # 2. what SageMaker needs, missing: exit status 2 like any refused config (it was 1)
     "no role": (

@@ -35,6 +35,12 @@ USAGE = {
     "undeploy": "mlexp undeploy <task or endpoint> [--region R]",
 }
 
+# the two ways back to a params.yaml that matches conf/, and when each is the one
+PARAMS_FIXES = (
+    "run `mlexp params` to regenerate it from conf/ (you changed conf/), or `git checkout params.yaml` to drop the "
+    "values `dvc exp run -S` left in the workspace (conf/ is as you want it)"
+)
+
 
 def _key_values(argv: list[str], allowed: set[str], command: str) -> dict[str, str]:
     values = {}
@@ -128,7 +134,7 @@ def run_params(argv: list[str]) -> int:
         # values, not text: `dvc exp run -S` rewrites the file in its own YAML style
         difference = params.check(target, sections)
         if difference:
-            print(f"params.yaml is out of date with conf/: {difference}; run `mlexp params`", file=sys.stderr)
+            print(f"params.yaml is out of date with conf/: {difference}; {PARAMS_FIXES}", file=sys.stderr)
             return 1
         print("params.yaml is in sync with conf/")
         return 0

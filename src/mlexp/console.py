@@ -70,6 +70,9 @@ def quiet_third_party() -> None:
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     # alembic's "setup plugin ..." lines, at INFO once Hydra's job logging is set up (MLflow imports it late)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # botocore's "Found credentials in environment variables." at INFO on the first AWS client (Textract, Athena,
+    # the SageMaker mirror); its warnings and errors still show
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     # joblib's resource tracker, a process of its own started with this one's -W options, warns of "leaked
     # semaphore objects" after Ctrl-C stops the workers, below the command's last line; it frees them itself
     if LEAKED_SEMAPHORES_IGNORED not in sys.warnoptions:

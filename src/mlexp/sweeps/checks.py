@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -217,7 +218,7 @@ def check_sweep(config: DictConfig) -> None:
         # parallel trials would race on one endpoint's UpdateEndpoint, which SageMaker refuses while one runs
         raise ConfigError(
             f"deploy=sagemaker updates one endpoint and would race between the sweep's trials; sweep with "
-            f"deploy=registry, then deploy the champion: mlexp task={task} stage=deploy deploy=sagemaker"
+            f"deploy=registry, then deploy the champion: {_deploy_champion_command(config, overrides)}"
         )
     check_compute(config)
     check_search_space(config)  # before the values are listed: a range without a step lists none
@@ -242,3 +243,26 @@ def check_sweep(config: DictConfig) -> None:
             "sweep.max_jobs caps random and Bayesian searches; a grid runs every combination of its values. "
             "Drop sweep.max_jobs, or search with sweep=random or sweep=tpe"
         )
+
+
+def _deploy_champion_command(config: DictConfig, overrides: list[str]) -> str:
+    """The command that deploys the task's champion to SageMaker after the sweep: the sweep's own `deploy.*` and
+    tracking overrides as typed (the role, the endpoint, the store the champion is registered in), all but
+    deploy.source; without a role in them or the config, a placeholder (deploy=sagemaker refuses to start without
+    one)."""
+    parser = OverridesParser.create()
+    carried, role_given = [], False
+    for line in overrides:
+        override = parser.parse_override(line)
+        key = override.key_or_group
+        # deploy.source: the command deploys the champion; a swept value has no single one to carry
+        if override.is_sweep_override() or key == "deploy.source":
+            continue
+        if key.startswith(("deploy.", "tracking.")) or key == "tracking":
+            carried.append(shlex.quote(line))
+            role_given = role_given or key == "deploy.role_arn"
+    if not role_given and not OmegaConf.select(
+        config, "deploy.role_arn", default=None, throw_on_resolution_failure=False
+    ):
+        carried.append("deploy.role_arn=arn:aws:iam::<account>:role/<role>")
+    return " ".join(["mlexp", f"task={config.task.name}", "stage=deploy", "deploy=sagemaker", *carried])
