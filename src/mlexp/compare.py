@@ -115,12 +115,13 @@ def varying_params(rows: list[TrialRow]) -> list[str]:
 
 
 def format_table(table: pd.DataFrame, headline: list[str]) -> str:
-    """The trials of `analytics()` in their order: varying params, then the objective's and headline metrics' values.
+    """The trials of `analytics()` in their order: the config groups whose option varies (`model`), varying params,
+    then the objective's and headline metrics' values.
 
     A headline metric no trial logged (a sweep that runs one stage of the task) is left out; the objective never is."""
     logged = [m for m in headline if column(m, "Last") in table.columns and table[column(m, "Last")].notna().any()]
     metrics = list(dict.fromkeys([table.attrs["objective"], *logged]))
-    params = table.attrs["params"]
+    params = [*table.attrs.get("choices", []), *table.attrs["params"]]
     header = ["#", "trial", "status", *params, *metrics]
     body = [
         [

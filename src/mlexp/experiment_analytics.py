@@ -32,6 +32,9 @@ COMPONENT_COLUMNS = ["DisplayName", "ComponentType", "TrialName", "Trials", "Run
 HISTORY_COLUMNS = ["trial", "run_id", "metric", "step", "value", "timestamp"]
 PAGE = 1000
 INTEGER = re.compile(r"[+-]?\d+")
+# the runner tags each trial with the option it composed of every config group (`mlexp.choice.model`): a swept group
+# shows as a column of its own (`model`), its sub-keys' params alone leave blanks that only hint at it
+CHOICE_TAG = "mlexp.choice."
 
 
 class AnalyticsError(MlexpError):
@@ -132,14 +135,25 @@ class ExperimentAnalytics:
     def dataframe(
         self, sort_by: str | None = None, ascending: bool | None = None, all_params: bool = False
     ) -> pd.DataFrame:
-        """One row per trial: status, times, the objective, the (varying) parameters, each metric's statistics."""
+        """One row per trial: status, times, the objective, the (varying) config-group choices and parameters, each
+        metric's statistics. Trials tied on the objective follow their choices' and parameters' order."""
         params = _param_names(self.trials, all_params)
-        frame = self._frame(self.trials, self._leading(), TRIAL_COLUMNS, params)
+        choices = _choice_names(self.trials, params, all_params)
+        frame = self._frame(self.trials, self._leading(), TRIAL_COLUMNS, params, choices)
         return self._sorted(frame, sort_by or "ObjectiveValue", ascending)
 
     def ranked(self) -> list[Run]:
-        """The trials best first by the objective (no metric history read)."""
-        frame = pd.DataFrame.from_records(self._leading(), columns=TRIAL_COLUMNS)
+        """The trials best first by the objective, in `dataframe()`'s order (no metric history read)."""
+        params = _param_names(self.trials, False)
+        choices = _choice_names(self.trials, params, False)
+        values = [{**_choices(run), **run.data.params} for run in self.trials]
+        records = [
+            {**row, **{p: value.get(p) for p in [*choices, *params]}} for row, value in zip(self._leading(), values)
+        ]
+        frame = pd.DataFrame.from_records(records, columns=[*TRIAL_COLUMNS, *choices, *params])
+        for name in [*choices, *params]:
+            frame[name] = _typed(frame[name])
+        frame.attrs.update(params=params, choices=choices)
         by_id = {run.info.run_id: run for run in self.trials}
         return [by_id[run_id] for run_id in self._sorted(frame, "ObjectiveValue", None)["RunId"]]
 
@@ -246,20 +260,25 @@ class ExperimentAnalytics:
         return names[run_id]
 
     def _frame(
-        self, runs: list[Run], leading: list[dict[str, Any]], columns: list[str], params: list[str]
+        self,
+        runs: list[Run],
+        leading: list[dict[str, Any]],
+        columns: list[str],
+        params: list[str],
+        choices: Sequence[str] = (),
     ) -> pd.DataFrame:
         metrics = sorted({m for run in runs for m in run.data.metrics})
         records = []
         for run, row in zip(runs, leading):
-            row = {**row, **{p: run.data.params.get(p) for p in params}}
+            row = {**row, **{g: _choices(run).get(g) for g in choices}, **{p: run.data.params.get(p) for p in params}}
             for metric in sorted(run.data.metrics):
                 row.update(self._statistics(run, metric))
             records.append(row)
         stats = [column(m, s) for m in metrics for s in STATISTICS]
-        frame = pd.DataFrame.from_records(records, columns=[*columns, *params, *stats])
+        frame = pd.DataFrame.from_records(records, columns=[*columns, *choices, *params, *stats])
         for time in ("StartTime", "EndTime"):
             frame[time] = pd.to_datetime(frame[time], unit="ms", utc=True)
-        for param in params:
+        for param in [*choices, *params]:
             frame[param] = _typed(frame[param])
         for metric in metrics:
             frame[column(metric, "Count")] = frame[column(metric, "Count")].astype("Int64")
@@ -273,6 +292,8 @@ class ExperimentAnalytics:
             sweep_id=self.sweep.sweep_id if self.sweep else None,
             sweep_name=self.sweep.name if self.sweep else None,
             params=params,
+            # config groups whose option differs between the rows (`model`): tags, not MLflow params
+            choices=list(choices),
             metrics=metrics,
             tracking_uri=self.store.uri,
         )
@@ -292,13 +313,21 @@ class ExperimentAnalytics:
         }
 
     def _sorted(self, frame: pd.DataFrame, sort_by: str, ascending: bool | None) -> pd.DataFrame:
-        """Finished rows with a value by `sort_by`, then the rest (failed, killed, unscored) in search order."""
+        """Finished rows with a value by `sort_by`, then the rest (failed, killed, unscored) in search order.
+
+        Rows tied on `sort_by` follow their choices' and parameters' values, ascending: the same order on every
+        read, and a report sweep whose figure grows with its parameter (churn's profit by budget) reads by it."""
         key = find_column(frame, sort_by)
         if ascending is None:
             objective = {"ObjectiveValue", *(column(self.objective, s) for s in ("Min", "Max", "Avg", "Last"))}
             ascending = key not in objective or self.direction != "maximize"
         scored = (frame["Status"] == "FINISHED") & frame[key].notna()
-        ranked = frame[scored].sort_values(key, ascending=ascending, kind="stable").index
+        ties = [c for c in [*frame.attrs.get("choices", []), *frame.attrs.get("params", [])] if c != key]
+        ranked = (
+            frame[scored]
+            .sort_values([key, *ties], ascending=[ascending, *(True for _ in ties)], kind="stable", na_position="last")
+            .index
+        )
         return frame.loc[[*ranked, *frame.index[~scored]]].reset_index(drop=True)
 
 
@@ -397,6 +426,29 @@ def _param_names(runs: list[Run], all_params: bool) -> list[str]:
         return sorted({p for run in runs for p in run.data.params})
     rows = [TrialRow(run.info.run_id, _name(run), run.info.status, dict(run.data.params), {}) for run in runs]
     return varying_params(rows)
+
+
+def _choices(run: Run) -> dict[str, str]:
+    """The option of each config group the trial composed: `{"model": "tfidf_naive_bayes", ...}`."""
+    return {key[len(CHOICE_TAG) :]: value for key, value in run.data.tags.items() if key.startswith(CHOICE_TAG)}
+
+
+def _choice_names(runs: list[Run], params: list[str], all_params: bool) -> list[str]:
+    """The config groups shown as columns: those whose option differs between the runs (every one, with all_params),
+    but not one whose `<group>.name` param already says the option (`features` beside `features.name`)."""
+    from mlexp.compare import NOT_COMPARED, TrialRow, varying_params
+
+    rows = [TrialRow(run.info.run_id, _name(run), run.info.status, _choices(run), {}) for run in runs]
+    if all_params:
+        groups = sorted({g for row in rows for g in row.params})
+    else:  # how a trial ran (task=, sweep=, compute=...) is not what it tried, as for their params
+        groups = [g for g in varying_params(rows) if not f"{g}.".startswith(NOT_COMPARED)]
+
+    def named(group: str) -> bool:
+        key = f"{group}.name"
+        return key in params and all(run.data.params.get(key) == _choices(run).get(group) for run in runs)
+
+    return [g for g in groups if not named(g)]
 
 
 def _typed(values: pd.Series) -> pd.Series:

@@ -14,6 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+# on the sweep's record: how many other trials share the best trial's value of the objective (0: it is the only best)
+BEST_TIES_TAG = "mlexp.best_trial_ties"
+# the sweep file each trial ran in, as the runner tags every config group's option
+SWEEP_CHOICE_TAG = "mlexp.choice.sweep"
+NAMED_TIES = 5
+
 
 @dataclass(frozen=True)
 class SweepEnd:
@@ -68,14 +74,48 @@ def summarise(end: SweepEnd) -> SweepSummary:
             f"{end.metric} is reported per trial above; the task's objective is reporting-only: no trial is marked best"
         )
     elif best is not None:
+        rest = ranked.iloc[1:]
+        tied = rest[(rest["Status"] == "FINISHED") & (rest["ObjectiveValue"] == best["ObjectiveValue"])]
         client.set_tag(best["RunId"], tags.BEST_IN_SWEEP, "true")
         client.set_tag(end.sweep_id, "mlexp.best_trial", best["RunId"])
         client.set_tag(end.sweep_id, "mlexp.best_trial_name", best["TrialName"])
+        client.set_tag(end.sweep_id, BEST_TIES_TAG, str(len(tied)))
         client.log_metric(end.sweep_id, f"best_{end.metric}", best["ObjectiveValue"])
         lines.append(f"best trial: {best['TrialName']} ({best['RunId']}) {end.metric} = {best['ObjectiveValue']:.6g}")
+        lines += _tie(best["TrialName"], list(tied["TrialName"]))
     else:
         lines.append(f"no trial of sweep {end.name} finished with a {end.metric}")
     lines.append(f"charts: {end.charts_dir}")
+    if scored:
+        sweep_file = next(
+            (run.data.tags[SWEEP_CHOICE_TAG] for run in trials.trials if SWEEP_CHOICE_TAG in run.data.tags), ""
+        )
+        report = _sweep_report(trials.task, sweep_file, end.name)
+        if report:
+            lines.append(report)
     status = RunStatus.FAILED if end.failed_jobs or best is None else RunStatus.FINISHED
     client.set_terminated(end.sweep_id, RunStatus.to_string(status))
     return SweepSummary(lines, trials.experiment_id, list(ranked.attrs["params"]), best is not None)
+
+
+def _tie(best: str, tied: list[str]) -> list[str]:
+    """What follows the best-trial line when other trials have its value: which, and that the pick is the table's."""
+    if not tied:
+        return []
+    names = ", ".join(tied[:NAMED_TIES]) + (f" and {len(tied) - NAMED_TIES} more" if len(tied) > NAMED_TIES else "")
+    return [
+        f"  tied with {'1 other trial' if len(tied) == 1 else f'{len(tied)} other trials'} at that value: {names}",
+        f"  the objective cannot choose between them: {best} is marked best only as the first in the table",
+    ]
+
+
+def _sweep_report(task: str, sweep_file: str, name: str) -> str:
+    """The line naming the report the task declares for this sweep file (`Task.sweep_reports`), run on this sweep."""
+    from mlexp import tasks
+    from mlexp.errors import ConfigError
+
+    try:
+        report = tasks.get(task).sweep_reports.get(sweep_file)
+    except ConfigError:  # trials of a task this installation no longer has: the table is all there is
+        return ""
+    return f"{report.what}: {report.command.format(sweep=name)}" if report else ""

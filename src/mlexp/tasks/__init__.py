@@ -93,6 +93,16 @@ class StageSpec:
         )
 
 
+@dataclass(frozen=True)
+class SweepReport:
+    """A report that reads one sweep's trials, named at the sweep's end as `<what>: <command>`.
+
+    `command` holds `{sweep}`, filled with the sweep's name (`recommendation_metadata-0412-101500`)."""
+
+    what: str
+    command: str
+
+
 def fill(template: str, folders: Mapping[str, str]) -> str:
     """A declared path with {data}, {models} and {reports} replaced by the task's folders."""
     return template.format_map(folders)
@@ -143,6 +153,8 @@ class Task:
     # the files and folders its stages read, named by config keys (mlexp.config.input_paths): one that is not there
     # is refused before a trial opens
     inputs: tuple[InputPath, ...] = ()
+    # per sweep file (`sweep=<file>`), the report its trials are read into once the sweep ends (named in its last lines)
+    sweep_reports: Mapping[str, SweepReport] = field(default_factory=dict)
 
     def start_hashing_inputs(self, cfg: DictConfig) -> None:
         """Start hashing the files dataset.path names, on a thread, when this process is to run the first stage,

@@ -2,7 +2,7 @@
 
 from mlexp.config.bounds import above, at_least, between
 from mlexp.config.input_paths import Accepts, InputPath, RelativeTo
-from mlexp.tasks import Plot, StageSpec, Task, register
+from mlexp.tasks import Plot, StageSpec, SweepReport, Task, register
 from mlexp.tasks.recommendation import config  # noqa: F401  (registers the schemas)
 from mlexp.tasks.recommendation.config_rules import CONSTRAINTS, FILES
 
@@ -97,5 +97,12 @@ TASK = register(
         },
         constraints=CONSTRAINTS,
         inputs=(DATASET,),
+        sweep_reports={
+            # the post's comparison: each metadata set's NDCG@10 against interactions-only of the same seed
+            "recommendation_metadata": SweepReport(
+                "each feature set vs interactions_only (the post's table and chart)",
+                "python -m mlexp.tasks.recommendation.metadata_selection sweep={sweep}",
+            ),
+        },
     )
 )
