@@ -254,9 +254,14 @@ def test_a_mirror_failure_keeps_the_mlflow_trial_and_sync_mirrors_it_again(
     # nothing more is sent for that trial once its mirror failed
     assert sequence(sagemaker_aws)[-1] == ("CreateTrialComponent", f"training-{view.components['Training']}")
 
+    # `mlexp sync` while SageMaker still throttles: the trial's outcome in one line, not the mirror's own line too
+    monkeypatch.setenv("MLEXP_ROOT", str(project))
+    assert commands.run("sync", []) == 1
+    said = [line for line in "".join(capfd.readouterr()).splitlines() if trial.run_id in line]
+    assert len(said) == 1 and said[0].startswith(f"trial {trial.run_id}: SageMaker Experiments mirror failed again ")
+
     throttled_training["on"] = False
     start = len(sagemaker_aws.requests)
-    monkeypatch.setenv("MLEXP_ROOT", str(project))
     assert commands.run("sync", []) == 0  # `mlexp sync`
     assert f"trial {trial.run_id}: SageMaker Experiments mirror done" in capfd.readouterr().out
 
@@ -438,3 +443,24 @@ def test_names_are_valid_deterministic_and_unique() -> None:
     long = run_entity_name("Ä" * 50 + "x_y " * 60, "0123456789abcdef0123456789abcdef")
     assert VALID_NAME.fullmatch(long) and len(long) <= 120 and long.endswith("-0123456789abcdef0123456789abcdef")
     assert all(VALID_NAME.fullmatch(experiment_name(n)) for n in ("tabular_regression", "-x-", "数据", "A" * 300))
+
+
+def test_sync_without_the_mirrors_aws_set_up_says_so_once_and_tries_no_trial(
+    project: Path, inline: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    trial = run(TASK, list(TINY), root=project)
+    store_client(project).set_tag(trial.run_id, MIRROR_TAG, "failed: ClientError: throttled")
+    client = store_client(project)
+    every_experiment = [e.experiment_id for e in client.search_experiments()]
+    failed = len(client.search_runs(every_experiment, f"tags.`{MIRROR_TAG}` LIKE 'failed%'"))  # earlier tests' too
+    _no_aws_access(monkeypatch, tmp_path)
+    monkeypatch.setenv("MLEXP_ROOT", str(project))
+    capfd.readouterr()
+    assert commands.run("sync", []) == 1
+    out, err = capfd.readouterr()
+    # it was SageMaker's SDK's own "ValueError: Must setup local AWS configuration with a region ..." per trial
+    assert err.splitlines() == [
+        f"mlexp sync: the SageMaker Experiments mirror of {failed} trial(s) is not tried again: {NO_REGION}"
+    ]
+    assert "ValueError" not in out + err
+    assert store_client(project).get_run(trial.run_id).data.tags[MIRROR_TAG] == "failed: ClientError: throttled"

@@ -224,7 +224,10 @@ def run_delete(argv: list[str]) -> int:
 
 
 def run_sync(argv: list[str]) -> int:
-    """Store what trials whose process was killed, or whose store did not take them, left in their journals."""
+    """Store the trials journals kept (a killed process, a store that refused), then retry failed SageMaker mirrors.
+
+    A journal holds what a trial's process wrote before it was killed, or what its store did not take; a trial
+    tagged mlexp.sagemaker_mirror=failed is mirrored again, whole, from the MLflow store."""
     from mlexp.tracking.journal_apply import replay_orphans
     from mlexp.tracking.store import bound_store_retries
 
@@ -319,9 +322,13 @@ def _matches(target: str, folder: Path, uri: str) -> bool:
 
 def _retry_sagemaker_mirrors() -> dict[str, str | None]:
     """Mirror again the trials whose SageMaker Experiments mirror failed (tagged mlexp.sagemaker_mirror=failed)."""
-    from mlexp.tracking.sagemaker_mirror_retry import retry_failed_mirrors
+    from mlexp.tracking.sagemaker_mirror_retry import MirrorsNotRetried, retry_failed_mirrors
 
-    mirrored = retry_failed_mirrors(project_root())
+    try:
+        mirrored = retry_failed_mirrors(project_root())
+    except MirrorsNotRetried as missing:
+        print(f"mlexp sync: {missing}", file=sys.stderr)
+        return {"": str(missing)}
     for run_id, failure in mirrored.items():
         outcome = "done" if failure is None else f"failed again ({failure}); run `mlexp sync` later"
         print(f"trial {run_id}: SageMaker Experiments mirror {outcome}")

@@ -126,8 +126,10 @@ def _never_raises(report: Callable[..., None]) -> Callable[..., None]:
 class ExperimentsMirror:
     """Follows the runs written to one MLflow store and mirrors the trials that ask for it."""
 
-    def __init__(self, client: MlflowClient) -> None:
+    def __init__(self, client: MlflowClient, announce_failures: bool = True) -> None:
         self._client = client
+        # a failure's line to stderr as it happens; `mlexp sync` says the outcome of each trial itself
+        self._announce_failures = announce_failures
         self._sagemaker: Experiments | None = None
         self._new: dict[str, _NewTrial] = {}
         self._runs: dict[str, _Run] = {}
@@ -311,7 +313,8 @@ class ExperimentsMirror:
             self.failures[trial_run] = reason
             with contextlib.suppress(Exception):  # the store may be what failed
                 self._client.set_tag(trial_run, MIRROR_TAG, FAILED + reason)
-            print(failure_line(trial_run, reason), file=sys.stderr)
+            if self._announce_failures:
+                print(failure_line(trial_run, reason), file=sys.stderr)
 
 
 def failure_line(trial_run: str, reason: str) -> str:

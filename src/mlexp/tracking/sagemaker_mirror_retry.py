@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlexp.tracking import tags as mlexp_tags
-from mlexp.tracking.sagemaker_experiments import STATUSES
+from mlexp.tracking.sagemaker_experiments import STATUSES, SageMakerMirrorSetupError, check_setup
 from mlexp.tracking.sagemaker_mirror import FAILED, MIRROR_TAG, ExperimentsMirror, Pair, _created, _new
 
 if TYPE_CHECKING:
@@ -64,13 +64,28 @@ def _items(mapping: Mapping[str, str]) -> list[Pair]:
     return [(str(k), str(v)) for k, v in mapping.items()]
 
 
+class MirrorsNotRetried(Exception):
+    """The mirror's AWS set-up is missing (no region, no credentials): no failed trial is tried again."""
+
+    def __init__(self, trials: int, reason: str) -> None:
+        super().__init__(f"the SageMaker Experiments mirror of {trials} trial(s) is not tried again: {reason}")
+
+
 def retry_failed(client: MlflowClient) -> dict[str, str | None]:
-    """Mirror again every trial of the store whose mirror failed; returns each trial's new failure (None: done)."""
+    """Mirror again every trial of the store whose mirror failed; returns each trial's new failure (None: done).
+
+    Raises MirrorsNotRetried, before any request, when the set-up a trial's mirror is refused without is missing."""
     ids = [e.experiment_id for e in client.search_experiments()]
     if not ids:
         return {}
     runs = client.search_runs(ids, f"tags.`{MIRROR_TAG}` LIKE '{FAILED}%'", max_results=1000)
-    mirror = ExperimentsMirror(client)
+    if not runs:
+        return {}
+    try:
+        check_setup(offline=True)
+    except SageMakerMirrorSetupError as error:
+        raise MirrorsNotRetried(len(runs), str(error)) from None
+    mirror = ExperimentsMirror(client, announce_failures=False)
     return {run.info.run_id: retry(mirror, run.info.run_id) for run in runs}
 
 
