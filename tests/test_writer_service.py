@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -110,6 +111,20 @@ def test_the_writer_key_follows_settings_and_code_not_the_project(tmp_path, monk
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
     monkeypatch.setenv("AWS_PROFILE", "other-account")
     assert writer_address.writer_key() != key
+
+
+def test_an_edited_task_declaration_gets_a_writer_of_its_own():
+    # the writer's sweep summary reads the tasks' declarations (a sweep file's report command): a writer started
+    # before the edit must not summarise with the old ones
+    declaration = Path(writer_address.__file__).resolve().parents[1] / "tasks" / "recommendation" / "__init__.py"
+    before = declaration.stat()
+    key = writer_address.writer_key()
+    try:
+        os.utime(declaration, ns=(before.st_atime_ns, before.st_mtime_ns + 10**12))  # as an edit would
+        assert writer_address.writer_key() != key
+    finally:
+        os.utime(declaration, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert writer_address.writer_key() == key
 
 
 def test_the_writer_runs_in_a_session_of_its_own_so_ctrl_c_in_the_terminal_spares_it(tmp_project):

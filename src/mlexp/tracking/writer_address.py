@@ -83,11 +83,12 @@ def writers_dir() -> Path:
 
 
 def _code_stamp() -> str:
-    """Changes when the code the writer runs changes (mlexp's tracking package, top-level modules and a sweep's
-    summary, not the tasks'; the installed packages, MLflow's folder among them): a writer never runs code older
-    than the command's."""
+    """Changes when the code the writer runs changes (mlexp's tracking package, top-level modules, a sweep's
+    summary and the task declarations it reads, such as a sweep file's report, not the tasks' stages; the installed
+    packages, MLflow's folder among them): a writer never runs code older than the command's."""
     package = Path(__file__).resolve().parents[1]
     modules = [*package.glob("*.py"), *(package / "tracking").rglob("*.py"), package / "sweeps" / "summary.py"]
+    modules += [package / "tasks" / "__init__.py", *(package / "tasks").glob("*/__init__.py")]
     newest = max((path.stat().st_mtime_ns for path in modules), default=0)
     mlflow = importlib.util.find_spec("mlflow")
     installed = Path(mlflow.origin).parents[1] if mlflow and mlflow.origin else package
