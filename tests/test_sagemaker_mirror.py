@@ -336,17 +336,19 @@ def _without_aws(env: dict[str, str], home: Path) -> dict[str, str]:
     return env | {"AWS_SHARED_CREDENTIALS_FILE": str(home / "none")}
 
 
+@pytest.mark.parametrize("sweep", [(), ("-m", "model.l1_size=8,16")], ids=["a-trial", "a-sweep"])
 @pytest.mark.parametrize(
     ("region", "line"),
     [(None, NO_REGION), ("eu-west-1", NO_CREDENTIALS)],
     ids=["no-region", "region-without-credentials"],
 )
 def test_no_region_or_credentials_are_refused_before_the_trial_opens(
-    tmp_project: Path, tmp_path: Path, region: str | None, line: str
+    tmp_project: Path, tmp_path: Path, region: str | None, line: str, sweep: tuple[str, ...]
 ) -> None:
-    # it was the same line and exit 2, but with a FAILED trial tagged SageMakerMirrorSetupError in the store
+    # it was the same line and exit 2, but with a FAILED trial tagged SageMakerMirrorSetupError in the store; a sweep
+    # opened its record and ended "0/2 jobs finished", each job giving the line
     env = _without_aws(cli_env(tmp_project), tmp_path) | ({"AWS_DEFAULT_REGION": region} if region else {})
-    done = run_cli(tmp_project, f"task={TASK}", *TINY, MIRROR, env=env, check=False)
+    done = run_cli(tmp_project, *sweep, f"task={TASK}", *TINY, MIRROR, env=env, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [f"mlexp: error: {line}"]
     assert not (tmp_project / "mlflow.db").exists()  # no trial opened, no store made
@@ -403,8 +405,13 @@ def test_the_check_before_the_trial_refuses_no_region_and_no_credentials_in_proc
     assert str(refused.value) == NO_CREDENTIALS
     # a region boto3 refuses is named as such, not blamed on the credentials a client for it would fail with
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us east 1")
-    with pytest.raises(SageMakerMirrorSetupError, match=r"^the AWS region botocore found \('us east 1'"):
+    with pytest.raises(SageMakerMirrorSetupError) as refused:
         run(TASK, [*TINY, MIRROR], root=project)
+    assert str(refused.value) == (
+        "tracking.sagemaker_mirror=true: the AWS region botocore found ('us east 1': AWS_DEFAULT_REGION, or the AWS "
+        "profile's region) is not the code of an AWS region: letters, digits and hyphens, as boto3 requires; "
+        "correct it, or give one such as AWS_DEFAULT_REGION=us-east-1, or run with tracking.sagemaker_mirror=false"
+    )
     after = len(trials_of(project)) if store_client(project).get_experiment_by_name(TASK) else 0
     assert after == before  # no trial opened
 

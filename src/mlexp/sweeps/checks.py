@@ -221,6 +221,10 @@ def check_sweep(config: DictConfig) -> None:
             f"deploy=registry, then deploy the champion: {_deploy_champion_command(config, overrides)}"
         )
     check_compute(config)
+    if config.tracking.sagemaker_mirror:  # each trial would be refused without the mirror's region or credentials
+        from mlexp.tracking.sagemaker_mirror import check_before_trial
+
+        check_before_trial(True)
     check_search_space(config)  # before the values are listed: a range without a step lists none
     check_sweep_values(config)
     check_shared_interpolations(config)

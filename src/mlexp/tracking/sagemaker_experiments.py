@@ -37,11 +37,12 @@ class SageMakerMirrorSetupError(ConfigError):
 
 
 # the one line for each missing piece of the mirror's AWS set-up, before the trial opens or at its start
+MIRROR_ON, MIRROR_OFF = "tracking.sagemaker_mirror=true", "tracking.sagemaker_mirror=false"
 NO_REGION = (
-    "tracking.sagemaker_mirror=true needs an AWS region: set AWS_DEFAULT_REGION (or `region` in "
-    "~/.aws/config for your AWS_PROFILE), or run with tracking.sagemaker_mirror=false"
+    f"{MIRROR_ON} needs an AWS region: set AWS_DEFAULT_REGION (or `region` in ~/.aws/config for your AWS_PROFILE), "
+    f"or run with {MIRROR_OFF}"
 )
-NO_CREDENTIALS = no_credentials("tracking.sagemaker_mirror=true", without_aws="tracking.sagemaker_mirror=false")
+NO_CREDENTIALS = no_credentials(MIRROR_ON, without_aws=MIRROR_OFF)
 
 
 def check_setup(offline: bool = False) -> None:
@@ -62,9 +63,9 @@ def check_setup(offline: bool = False) -> None:
         raise SageMakerMirrorSetupError(f"tracking.sagemaker_mirror=true: {error}; fix the AWS set-up") from None
     if not session.region_name:
         raise SageMakerMirrorSetupError(NO_REGION)
-    wrong_region = region_error("tracking.sagemaker_mirror", None, found=session.region_name)
+    wrong_region = region_error(MIRROR_ON, None, found=session.region_name, example="AWS_DEFAULT_REGION=us-east-1")
     if wrong_region is not None:  # a client for it would fail blaming the credentials
-        raise SageMakerMirrorSetupError(str(wrong_region))
+        raise SageMakerMirrorSetupError(f"{MIRROR_ON}: {wrong_region}, or run with {MIRROR_OFF}")
     if not found:
         raise SageMakerMirrorSetupError(NO_CREDENTIALS)
 
