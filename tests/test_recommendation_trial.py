@@ -117,6 +117,13 @@ def test_training_curve_draws_loss_and_validation_ndcg_by_epoch_with_the_best_ep
     [marked] = [line for line in loss_axis.lines if line.get_label() == f"best epoch ({best})"]
     assert list(marked.get_xdata()) == [best, best]
     assert (folder / "reports" / "plots" / "training_curve.png").stat().st_size > 0  # the trial drew it too
+    # the next model in the same reports folder (DVC's reports/recommendation) has no epochs: no curve is left of the
+    # last one to describe it
+    als = task_config(TASK, *TINY, f"paths.data={folder / 'data'}", f"paths.models={tmp_path / 'als'}",
+                      f"paths.reports={tmp_path}")  # fmt: skip
+    stages.train(als, Untracked())  # type: ignore[arg-type]
+    assert not (tmp_path / "plots" / "training_curve.png").exists()
+    assert not (tmp_path / "plots" / "training.csv").exists()
 
 
 def test_a_threshold_without_event_type_is_refused_before_the_trial_in_one_line(tmp_project):

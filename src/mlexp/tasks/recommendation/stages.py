@@ -150,12 +150,15 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     tracker.log_output("model", "application/x-recommender", folder / "recipe.json")
     for file in sorted(folder.iterdir()):
         tracker.log_artifact(file, name="model")
+    plots = Path(cfg.paths.reports) / "plots"
     if curve:
-        plots = Path(cfg.paths.reports) / "plots"
         plots.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(curve).to_csv(plots / "training.csv", index=False)
         chart = charts.training_curve(curve, epochs, "val_ndcg_at_10", plots / "training_curve.png")
         tracker.log_artifact(chart, name="plots", media_type="image/png")
+    else:  # a recipe without epochs: an earlier recipe's curve in a shared reports folder (DVC's) is not this model's
+        for stale in ("training.csv", "training_curve.png"):
+            (plots / stale).unlink(missing_ok=True)
 
 
 def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
