@@ -215,3 +215,13 @@ def test_the_saved_curves_are_labelled_by_params_and_the_saved_scatter_stars_the
     assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "features.name=signal_users, seed=2"
     [ax] = saved[f"features_name_vs_{OBJECTIVE}.png"].axes
     assert ax.get_ylabel().endswith("(higher is better)")
+
+
+def test_two_alike_single_runs_of_one_second_still_get_a_line_each():
+    # single runs are named to the second (runner): same params, same name; keyed by label, one line hid the other
+    table = _table([{"model.l1_size": 16, "score": 0.2}, {"model.l1_size": 16, "score": 0.2}], ["model.l1_size"])
+    table["TrialName"] = "tabular_regression-20261205-181500"
+    [ax] = plot.curves(_history(table), "train_loss", trials=table).axes
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(ax.get_lines()) == 2 and len(set(legend)) == 2
+    assert all(text.startswith("tabular_regression-20261205-181500") for text in legend)

@@ -240,10 +240,13 @@ def line_labels(frame: pd.DataFrame, params: Sequence[str]) -> dict[str, str]:
     }
     counts = pd.Series(list(labels.values())).value_counts()
     names = dict(zip(frame["RunId"], frame["TrialName"]))
-    return {
+    named = {
         run_id: label if label and counts[label] == 1 else f"{label} ({names[run_id]})" if label else names[run_id]
         for run_id, label in labels.items()
     }
+    # single runs are named to the second: two alike from one second would still share a label, and a line
+    named_counts = pd.Series(list(named.values())).value_counts()
+    return {run_id: f"{text} [{run_id[:8]}]" if named_counts[text] > 1 else text for run_id, text in named.items()}
 
 
 def _group(param: str) -> str:
