@@ -19,26 +19,55 @@ def test_cutoff_costs_match_a_hand_computed_case():
     churned = np.array([False, True, False, True])
     scores = np.array([0.1, 0.4, 0.6, 0.9])
     spend = np.array([10.0, 20.0, 30.0, 40.0])
-    analysis = cutoff.analyse(churned, scores, spend, cutoff.CostModel(500, 0, 50), n_cutoffs=4)
+    same = (churned, scores)  # the cutoff chosen on these customers too
+    analysis = cutoff.analyse(churned, scores, spend, cutoff.CostModel(500, 0, 50), n_cutoffs=4, chosen_on=same)
     # cutoff 0: all four paid (4·$50); 0.25: three paid; 0.5: one churner missed ($500) + two paid;
     # 0.75: one churner missed + one paid
     assert analysis.cutoffs.tolist() == [0.0, 0.25, 0.5, 0.75]
     assert analysis.costs.tolist() == [200.0, 150.0, 600.0, 550.0]
-    assert (analysis.min_cost_cutoff, analysis.min_cost) == (0.25, 150.0)
+    assert (analysis.min_cost_cutoff, analysis.test_cost, analysis.min_cost_in_sample) == (0.25, 150.0, 150.0)
     assert (analysis.customers_paid, analysis.outlay, analysis.paid_customers_spend) == (3, 150.0, 90.0)
     assert analysis.no_action_cost == 1000.0
     # a loyal customer's value counts on true negatives
-    valued = cutoff.analyse(churned, scores, spend, cutoff.CostModel(500, 7, 50), n_cutoffs=4)
+    valued = cutoff.analyse(churned, scores, spend, cutoff.CostModel(500, 7, 50), n_cutoffs=4, chosen_on=same)
     assert valued.costs.tolist() == [200.0, 157.0, 607.0, 564.0]
+
+
+def test_the_cutoff_is_chosen_on_validation_and_its_figures_are_the_test_splits():
+    test_churned = np.array([False, True, False, True])
+    test_scores = np.array([0.1, 0.4, 0.6, 0.9])
+    spend = np.array([10.0, 20.0, 30.0, 40.0])
+    # validation: a loyal customer at 0.3 and a churner at 0.7. Its costs by cutoff 0, 0.25, 0.5, 0.75 are
+    # $100, $100, $50 (the churner paid), $500 (the churner lost): it chooses 0.5, where the test split's own
+    # cheapest cutoff is 0.25 ($150) and 0.5 costs it $600 (its churner at 0.4 lost, two paid)
+    validation = (np.array([False, True]), np.array([0.3, 0.7]))
+    analysis = cutoff.analyse(
+        test_churned, test_scores, spend, cutoff.CostModel(500, 0, 50), n_cutoffs=4, chosen_on=validation
+    )
+    assert analysis.costs.tolist() == [200.0, 150.0, 600.0, 550.0]  # the test split's curve
+    assert analysis.min_cost_cutoff == 0.5  # validation's argmin, not the test split's 0.25
+    assert analysis.test_cost == 600.0  # the test split's cost at 0.5: held out
+    assert analysis.min_cost_in_sample == 150.0  # the test curve's own minimum, named as in-sample
+    # paid: the test customers scoring above 0.5 (0.6 and 0.9)
+    assert (analysis.customers_paid, analysis.outlay, analysis.paid_customers_spend) == (2, 100.0, 70.0)
+    assert (analysis.chosen_on, analysis.customers) == (2, 4)
+    lines = analysis.summary()
+    assert lines[0] == "Cost is minimized near a cutoff of: 0.5 on the validation split (2 customers)."
+    assert lines[1] == (
+        "At that cutoff the 4 test customers (held out) cost $ 600; the test split's own minimum "
+        "(in-sample, not held out) is $ 150 at 0.25."
+    )
+    assert lines[2].startswith("Incentive is paid to 2 of the 4 test customers")
 
 
 def test_the_posts_hundred_cutoffs_span_zero_to_one():
     costs = cutoff.CostModel(500, 0, 50)
-    analysis = cutoff.analyse(np.array([True, False]), np.array([0.3, 0.1]), np.ones(2), costs, 100)
+    churned, scores = np.array([True, False]), np.array([0.3, 0.1])
+    analysis = cutoff.analyse(churned, scores, np.ones(2), costs, 100, chosen_on=(churned, scores))
     assert len(analysis.cutoffs) == 100
     assert analysis.cutoffs[0] == 0.0 and analysis.cutoffs[21] == 0.21 and analysis.cutoffs[-1] == 0.99
     # the churner scores 0.3: paying from cutoff 0.1 up to 0.29 costs one incentive, from 0.3 a lost customer
-    assert (analysis.min_cost_cutoff, analysis.min_cost) == (0.1, 50.0)
+    assert (analysis.min_cost_cutoff, analysis.test_cost) == (0.1, 50.0)
 
 
 def test_convincing_factor_follows_the_posts_band():

@@ -58,7 +58,7 @@ def test_a_partial_churn_run_links_the_stages_dvc_kept_before_and_after_it(repo)
     table = run_cli(repo, "compare", "task=churn_incentives").stdout.splitlines()
     header = next(line.split() for line in table if line.startswith("#"))
     rows = {line.split()[1]: line.split() for line in table if line[:1].isdigit()}
-    for column in ("val_auc", "auc", "min_cost"):
+    for column in ("val_auc", "auc", "test_cost"):
         figures = {rows[trial.name][header.index(column)] for trial in (full, partial)}
         assert len(figures) == 1, (column, table)  # the partial trial's figures are the full trial's, not blank
 
@@ -69,4 +69,4 @@ def test_a_partial_churn_run_links_the_stages_dvc_kept_before_and_after_it(repo)
     assert not {"mlexp.shared_component.incentives", "mlexp.reused.incentives"} & set(forced.tags)
     assert forced.tags["mlexp.shared_component.train"] == full.components["Training"]
     own = metrics_of(repo, forced.components["Incentive analysis"])
-    assert forced.metrics["min_cost"] == pytest.approx(own["min_cost"])
+    assert forced.metrics["test_cost"] == pytest.approx(own["test_cost"])

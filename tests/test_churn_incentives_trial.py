@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, run_cli, seed_store, store_client, trials_of
 from drawn_charts import Untracked, keep_figures, task_config
 from mlexp.data import telecom_churn
-from mlexp.tasks.churn_incentives import acceptance, charts, exact_solver, program, stages
+from mlexp.tasks.churn_incentives import acceptance, charts, customers, exact_solver, program, stages
 from run_folders import run_folder
 
 TASK = "churn_incentives"
@@ -20,7 +20,7 @@ HEADLINE = {
     "val_auc",
     "auc",
     "min_cost_cutoff",
-    "min_cost",
+    "test_cost",
     "budget",
     "budget_used",
     "profit_optimal",
@@ -63,7 +63,7 @@ def test_metrics_json_holds_every_headline_metric(churn_run):
         assert value == pytest.approx(trial.metrics[name])
     assert metrics["auc"] > 0.85 and metrics["val_auc"] > 0.85
     assert 0 < metrics["min_cost_cutoff"] < 1
-    assert metrics["min_cost"] < trial.metrics["no_action_cost"]
+    assert metrics["test_cost"] < trial.metrics["no_action_cost"]
     assert metrics["budget"] == pytest.approx(0.01 * trial.metrics["total_spend"])
     assert metrics["budget_used"] <= metrics["budget"]
     assert metrics["profit_optimal"] >= metrics["profit_uniform"] > metrics["profit_none"]
@@ -87,7 +87,9 @@ def test_outputs_match_the_reported_figures(churn_run):
     assert per_customer["discount"].sum() == pytest.approx(metrics["budget_used"])
     assert per_customer["expected_profit"].sum() == pytest.approx(metrics["profit_optimal"])
     costs = pd.read_csv(reports / "plots" / "cost_by_cutoff.csv")
-    assert len(costs) == 100 and costs["cost"].min() == metrics["min_cost"]
+    assert len(costs) == 100
+    at_chosen = costs.loc[costs["cutoff"] == metrics["min_cost_cutoff"], "cost"]
+    assert at_chosen.item() == metrics["test_cost"]  # the test curve at the cutoff validation chose
     for chart in (
         "roc",
         "confusion_matrix",
@@ -98,7 +100,12 @@ def test_outputs_match_the_reported_figures(churn_run):
         "uplift_by_budget",
     ):
         assert (reports / "plots" / f"{chart}.png").stat().st_size > 0
-    for line in ("Cost is minimized near a cutoff of:", "Incentive is paid to", "Per customer incentive is $"):
+    for line in (
+        f"Cost is minimized near a cutoff of: {metrics['min_cost_cutoff']:g} on the validation split",
+        f"At that cutoff the 1500 test customers (held out) cost $ {metrics['test_cost']:,.0f};",
+        "Incentive is paid to",
+        "Per customer incentive is $",
+    ):
         assert line in done.stdout
     assert "Expected total profit compared to no campaign:" in (reports / "incentive_report.txt").read_text()
     curve = pd.read_csv(reports / "plots" / "uplift_by_budget.csv")
@@ -114,6 +121,28 @@ def _stage_config(done, reports):
     return task_config(TASK, *_trained_by(done), f"paths.reports={reports}", "model.num_round=10")
 
 
+def _campaign_costs(scored: customers.ScoredCustomers) -> np.ndarray:
+    """The post's cost ($500 a lost churner, $50 an incentive) at cutoffs 0, 0.01, ... 0.99, counted here."""
+    paid = scored.churn_probability[None, :] > (np.arange(100) / 100)[:, None]
+    return 500.0 * (scored.churned & ~paid).sum(axis=1) + 50.0 * paid.sum(axis=1)
+
+
+def test_the_cutoff_is_validations_cheapest_and_the_reported_figures_are_the_test_splits_at_it(churn_run, tmp_path):
+    project, done = churn_run
+    [trial] = trials_of(project, experiment=TASK)
+    cfg = _stage_config(done, tmp_path)
+    validation, test = customers.scored(cfg, "validation"), customers.scored(cfg, "test")
+    on_validation, on_test = _campaign_costs(validation), _campaign_costs(test)
+    chosen = int(np.argmin(on_validation))
+    # this trial's two splits disagree (0.33 on validation, 0.3 on test), so the test asserts which one chose
+    assert chosen != int(np.argmin(on_test))
+    assert trial.metrics["min_cost_cutoff"] == chosen / 100
+    assert trial.metrics["test_cost"] == on_test[chosen]
+    assert trial.metrics["customers_paid"] == np.count_nonzero(test.churn_probability > chosen / 100)
+    assert trial.metrics["min_cost_in_sample"] == on_test.min()
+    assert "min_cost" not in trial.metrics  # the old name meant the test curve's minimum: retired, not reused
+
+
 def test_confusion_matrices_at_the_decision_threshold_and_at_the_printed_cost_optimal_cutoff(
     churn_run, monkeypatch, tmp_path
 ):
@@ -125,8 +154,8 @@ def test_confusion_matrices_at_the_decision_threshold_and_at_the_printed_cost_op
     cells = [[int(t.get_text()) for t in ax.texts] for ax in (at_threshold, at_cheapest)]  # TN, FP, FN, TP
     assert "cutoff 0.5" in at_threshold.get_title()
     assert cells[0] == [trial.metrics[f"test_{n}"] for n in ("tn", "fp", "fn", "tp")]
-    # the matrix behind the console's "Incentive is paid to N customers" at its cutoff
-    assert f"cutoff {trial.metrics['min_cost_cutoff']:g}" in at_cheapest.get_title()
+    # the matrix behind the console's "Incentive is paid to N customers" at its cutoff, chosen on validation
+    assert f"cost-optimal on validation: cutoff {trial.metrics['min_cost_cutoff']:g}" in at_cheapest.get_title()
     assert cells[1][1] + cells[1][3] == trial.metrics["customers_paid"]
     assert f"{int(trial.metrics['customers_paid'])} predicted churners" in at_cheapest.get_title()
     assert sum(cells[1]) == 1500
@@ -150,6 +179,13 @@ def test_incentive_charts_show_the_convincing_band_the_budget_and_dollar_axes(ch
     assert profit.yaxis.get_major_formatter()(80000, 0) == "$80,000"
     labels = [text for text in profit.texts if text.get_text().startswith("$")]
     assert len(labels) == 3 and all(label.xyann[1] > 0 for label in labels)  # clear of the bar tops
+
+    [cost] = figures["cost_by_cutoff.png"].axes
+    chosen, in_sample = (c for c in cost.collections if c.get_label() != "_nolegend_")
+    assert chosen.get_offsets().tolist() == [[trial.metrics["min_cost_cutoff"], trial.metrics["test_cost"]]]
+    assert chosen.get_label().startswith("cutoff chosen on validation")
+    assert in_sample.get_offsets()[0][1] == trial.metrics["min_cost_in_sample"]
+    assert "in-sample" in in_sample.get_label()
 
     [uplift] = figures["uplift_by_budget.png"].axes
     [budget] = [line for line in uplift.lines if line.get_label().startswith("this trial's budget")]

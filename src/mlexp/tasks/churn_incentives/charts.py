@@ -30,7 +30,7 @@ class Matrix:
 
     counts: np.ndarray
     cutoff: float
-    name: str  # where the cutoff comes from: model.decision_threshold, the cost-optimal cutoff
+    name: str  # where the cutoff comes from: model.decision_threshold, the cost-optimal cutoff chosen on validation
 
 
 def confusion_matrices(matrices: list[Matrix], path: Path) -> Path:
@@ -82,11 +82,27 @@ def score_histogram(scores: np.ndarray, churned: np.ndarray, convincing: Convinc
 
 
 def cost_by_cutoff(analysis: CutoffAnalysis, path: Path) -> Path:
+    """The test split's cost curve, marked at the cutoff validation chose and at the curve's own minimum."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(analysis.cutoffs, analysis.costs, label="campaign cost")
     ax.axhline(analysis.no_action_cost, color="grey", linestyle="--", linewidth=1, label="no action")
-    ax.scatter([analysis.min_cost_cutoff], [analysis.min_cost], color="red", zorder=3, label="minimum")
-    ax.set(xlabel="cutoff", ylabel="cost ($)", title=f"Cost by cutoff, {analysis.customers} customers")
+    ax.scatter(
+        [analysis.min_cost_cutoff],
+        [analysis.test_cost],
+        color="red",
+        zorder=3,
+        label=f"cutoff chosen on validation ({analysis.min_cost_cutoff:g}): ${analysis.test_cost:,.0f}",
+    )
+    ax.scatter(
+        [analysis.cutoffs[analysis.in_sample_best]],
+        [analysis.min_cost_in_sample],
+        facecolors="none",
+        edgecolors="black",
+        zorder=4,
+        label=f"this curve's own minimum ({analysis.cutoffs[analysis.in_sample_best]:g}, in-sample): "
+        f"${analysis.min_cost_in_sample:,.0f}",
+    )
+    ax.set(xlabel="cutoff", ylabel="cost ($)", title=f"Cost by cutoff, {analysis.customers} test customers")
     ax.legend()
     return save_figure(fig, path)
 

@@ -1,5 +1,7 @@
 """The Incentive analysis component: the post's cutoff analysis, budget and optimal program.
 
+The cutoff is chosen on the validation split; every figure is the test split's.
+
 Everything is computed (and every input checked) before the first file is written.
 """
 
@@ -70,17 +72,27 @@ def run(cfg: DictConfig, tracker: Tracker, model: XGBoostChurn, optimizer: Optim
     problem = problem_for(scored, settings, incentive_budget(scored.spend, settings))
     curve = budget_curve(scored, settings)
     costs = cutoff.CostModel(settings.cost_fn, settings.value_tn, settings.incentive)
-    analysis = cutoff.analyse(scored.churned, scored.churn_probability, scored.spend, costs, settings.n_cutoffs)
+    validation = customers.scored(cfg, "validation", model.nthread)
+    analysis = cutoff.analyse(
+        scored.churned,
+        scored.churn_probability,
+        scored.spend,
+        costs,
+        settings.n_cutoffs,
+        chosen_on=(validation.churned, validation.churn_probability),
+    )
     allocation = allocate(problem, optimizer)
     result = program.compare(problem, allocation.discounts)
     used = float(allocation.discounts.sum())
 
     tracker.log_parameters({"solver": allocation.solver, "acceptance": str(settings.acceptance.value)})
     tracker.log_input("test split", "text/csv", customers.split_path(cfg, "test"))
+    tracker.log_input("validation split", "text/csv", customers.split_path(cfg, "validation"))
     tracker.log_metrics(
         {
-            "min_cost_cutoff": analysis.min_cost_cutoff,
-            "min_cost": analysis.min_cost,
+            "min_cost_cutoff": analysis.min_cost_cutoff,  # chosen on the validation split
+            "test_cost": analysis.test_cost,  # the test split's cost at it: held out
+            "min_cost_in_sample": analysis.min_cost_in_sample,  # the test curve's own minimum: not held out
             "customers_paid": analysis.customers_paid,
             "incentive_outlay": analysis.outlay,
             "paid_customers_spend": analysis.paid_customers_spend,

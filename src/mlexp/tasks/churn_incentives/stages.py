@@ -85,7 +85,8 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
 
 def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     """Score the test split: `auc`, accuracy, precision, recall, the ROC curve and the confusion matrices at
-    model.decision_threshold (the post's 0.5) and at the cost-optimal cutoff the incentive analysis prints."""
+    model.decision_threshold (the post's 0.5) and at the cost-optimal cutoff the incentive analysis prints
+    (chosen on the validation split)."""
     from mlexp.tasks.churn_incentives import charts, cutoff  # matplotlib: only the stages that draw import it
 
     model = settings(cfg.model, XGBoostChurn)
@@ -97,6 +98,7 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     predicted = probability > threshold
     counts = metrics.confusion_matrix(churned, predicted, labels=[False, True])
     tracker.log_input("test split", "text/csv", customers.split_path(cfg, "test"))
+    tracker.log_input("validation split", "text/csv", customers.split_path(cfg, "validation"))
     tracker.log_input("model", "application/json", Path(cfg.paths.models) / classifier.MODEL_FILE)
     auc = float(metrics.roc_auc_score(churned, probability))
     tracker.log_metrics(
@@ -113,13 +115,17 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     np.savetxt(plots / "roc.csv", np.c_[fpr, tpr], delimiter=",", header="fpr,tpr", comments="", fmt="%.6f")
     program = model.incentives
     costs = cutoff.CostModel(program.cost_fn, program.value_tn, program.incentive)
-    cheapest = cutoff.analyse(churned, probability, scored.spend, costs, program.n_cutoffs).min_cost_cutoff
+    validation = customers.scored(cfg, "validation", model.nthread)
+    chosen_on = (validation.churned, validation.churn_probability)
+    cheapest = cutoff.analyse(
+        churned, probability, scored.spend, costs, program.n_cutoffs, chosen_on=chosen_on
+    ).min_cost_cutoff
     matrices = [
         charts.Matrix(counts, threshold, "model.decision_threshold"),
         charts.Matrix(
             metrics.confusion_matrix(churned, probability > cheapest, labels=[False, True]),
             cheapest,
-            "cost-optimal cutoff",
+            "cost-optimal on validation",
         ),
     ]
     for chart in (
