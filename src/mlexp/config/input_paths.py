@@ -4,9 +4,10 @@ not there is refused in one line before a trial opens, not by the stage that rea
 A task declares them in its Task (`inputs=(InputPath("dataset.path", ...),)`), with what the key may name and how its
 loader finds a relative path. Each is judged as a rule across keys (mlexp.config.constraints): the runner checks a
 trial's config, and the sweep check the config every job shares and each value listed for the key. Not judged here
-(the stage reading it is): a null value (the task's own data), a URI (s3://, runs:/), a run with compute=sagemaker
-(the training job reads its own channels) and a run of stages that do not read it (`stage=train` after `dvc repro`'s
-prepare).
+(the stage reading it is): a null value (the task's own data), a URI its loader reads itself (`uris`: runs:/ for
+model.init_from), a run with compute=sagemaker (the training job reads its own channels) and a run of stages that do
+not read it (`stage=train` after `dvc repro`'s prepare). Any other URI is refused: on this machine the loaders read
+local paths only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mlexp.paths import resolve
 
 # what decides whether the stages read the path on this machine: keys every composed config has
 CONTEXT = ("compute.target", "stage", "paths.root")
-# `s3://bucket/key`, `runs:/<run id>/...`: read by their own clients (one letter would be a Windows drive)
+# `s3://bucket/key`, `runs:/<run id>/...` (one letter would be a Windows drive)
 URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:/")
 
 
@@ -32,6 +33,7 @@ class Accepts(Enum):
     """What a key may name."""
 
     FILES = "a file, a folder of files or a glob"  # mlexp.data.sources.expand
+    FILE_OR_FOLDER = "a file or a folder"  # no glob: Path(value) as given
     FILE = "a file"
     FOLDER = "a folder"
 
@@ -51,7 +53,8 @@ class InputPath:
     `suffixes`: the files a folder stands for (a folder without one is refused; none: any folder), `needs`: files a
     folder must hold. `when` (a key and a test of its value) limits the check to configs in which the key is read
     (`("engine.name", <not athena>)`); `may_be_absent`, a value whose path may not exist yet (a default folder that
-    the loader reads as empty). `fix` says what to give instead.
+    the loader reads as empty); `uris`, the URI prefixes its loader reads itself (`("runs:/",)`). `fix` says what to
+    give instead.
     """
 
     key: str
@@ -63,6 +66,7 @@ class InputPath:
     relative_to: RelativeTo = RelativeTo.PROJECT_ROOT
     when: tuple[str, Callable[[Any], bool]] | None = None
     may_be_absent: str | None = None
+    uris: tuple[str, ...] = ()
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -80,7 +84,7 @@ class InputPath:
 
     def problem(self, values: Sequence[Any]) -> str | None:
         """What keeps the value of the key from naming what its stages read, with the path resolved as its loader
-        resolves it; None when it does, or when this run does not read it here."""
+        resolves it, and what to give instead; None when it does, or when this run does not read it here."""
         value, target, stage, root, *condition = values
         if not value or target == "sagemaker" or (stage is not None and stage not in self.read_by):
             return None
@@ -88,13 +92,20 @@ class InputPath:
             return None
         text = str(value)
         if URI.match(text):
-            return None
-        if self.accepts is Accepts.FILES and glob.has_magic(text):
-            pattern = self._resolved(text, root)
-            if any(Path(found).is_file() for found in glob.iglob(str(pattern), recursive=True)):
-                return None
-            return f"matches no file ({pattern})"
+            return None if text.startswith(self.uris) else self._uri_problem(text)
+        problem = self._path_problem(text, root)
+        return None if problem is None else f"{problem}; {self.fix}"
+
+    def _path_problem(self, text: str, root: str) -> str | None:
         path = self._resolved(text, root)
+        if glob.has_magic(text):
+            if self.accepts is Accepts.FILES:
+                if any(Path(found).is_file() for found in glob.iglob(str(path), recursive=True)):
+                    return None
+                return f"matches no file ({path})"
+            if not path.exists():  # the loader takes `*` as part of a name
+                stages = " or ".join(self.read_by)
+                return f"a glob, and stage {stages} reads {self.accepts.value}, not a pattern ({path})"
         if path.is_dir():
             return self._folder_problem(path)
         if path.exists():
@@ -102,6 +113,17 @@ class InputPath:
         if self.may_be_absent is not None and path == self._resolved(self.may_be_absent, root):
             return None
         return f"no such {self._named(text)} ({path})"
+
+    def _uri_problem(self, text: str) -> str:
+        scheme = text.split(":", 1)[0]
+        if scheme.lower() == "s3" and self.key.startswith("dataset."):  # mlexp.sagemaker.packaging.s3_inputs
+            return (
+                "an s3:// path is read only by a SageMaker training job (compute=sagemaker, which makes it an input "
+                "channel); download it and give the local path, or run with compute=sagemaker"
+            )
+        stages = " or ".join(self.read_by)
+        taken = "".join(f" or {prefix}..." for prefix in self.uris)
+        return f"a URI, and stage {stages} reads a local path{taken}; download it and give its local path"
 
     def _folder_problem(self, folder: Path) -> str | None:
         if self.accepts is Accepts.FILE:
@@ -119,7 +141,7 @@ class InputPath:
         """What a missing path was meant to be, in words: a name with one of `suffixes` is a file."""
         if self.accepts is Accepts.FILES:
             return "file" if Path(text).suffix in self.suffixes else "file or folder"
-        return "file" if self.accepts is Accepts.FILE else "folder"
+        return {Accepts.FILE: "file", Accepts.FOLDER: "folder"}.get(self.accepts, "file or folder")
 
     def _resolved(self, text: str, root: str) -> Path:
         if self.relative_to is RelativeTo.PROJECT_ROOT:
@@ -139,10 +161,9 @@ class ReadInput(Constraint):
 
     def explanation(self, values: Sequence[Any]) -> str | None:
         try:
-            problem = self.input.problem(values)
+            return self.input.problem(values)
         except OSError:
             return None  # a folder it may not list: the stage reading it reports that
-        return None if problem is None else f"{problem}; {self.fix}"
 
     def shown(self, values: Sequence[Any]) -> str:
         return f"{self.keys[0]}={shown_value(values[0])}"

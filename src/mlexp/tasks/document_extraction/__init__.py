@@ -20,6 +20,7 @@ INPUTS = (
         read_by=("prepare",),
         fix="give a document (PNG, JPEG, TIFF, BMP or PDF) or a folder of them, or leave dataset.path unset for "
         "generated documents",
+        accepts=Accepts.FILE_OR_FOLDER,  # document_files.find: no glob
         relative_to=RelativeTo.WORKING_DIRECTORY,
     ),
     InputPath(

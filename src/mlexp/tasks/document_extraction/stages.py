@@ -124,7 +124,7 @@ def _user_documents(
     cfg: DictConfig, pages_dir: Path, truth_dir: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     entries, rejected = [], []
-    root = Path(cfg.dataset.path)
+    root = Path(cfg.dataset.path).expanduser()
     names: dict[str, Path] = {}
     for path in tqdm(document_files.find(root), desc="reading documents", disable=None):
         name = document_name(root, path)
@@ -209,7 +209,7 @@ def _truth_problem(path: Path) -> str | None:
 
 
 def _truth_file(cfg: DictConfig, path: Path) -> Path | None:
-    folder = Path(cfg.dataset.ground_truth) if cfg.dataset.ground_truth else path.parent
+    folder = Path(cfg.dataset.ground_truth).expanduser() if cfg.dataset.ground_truth else path.parent
     candidate = folder / f"{path.stem}.json"
     return candidate if candidate.is_file() else None
 

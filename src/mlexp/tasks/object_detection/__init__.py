@@ -93,6 +93,7 @@ INPUTS = (
         fix="give a .params file or runs:/<run id>/model/model.params, or leave model.init_from unset",
         accepts=Accepts.FILE,
         relative_to=RelativeTo.WORKING_DIRECTORY,
+        uris=("runs:/",),  # networks._download
     ),
 )
 

@@ -32,7 +32,7 @@ def materialize(cfg: DictConfig, folder: Path) -> Path:
         return movielens.packaged_file(movielens.DISTRIBUTION, "MovieLens100k_data.parquet.brotli", "MovieLens-100K")
     if not files_have_a_path(source, cfg.dataset.path):
         raise ConfigError("dataset=personalize_csv needs dataset.path=<folder with interactions.csv and its schema>")
-    given = Path(cfg.dataset.path)
+    given = Path(cfg.dataset.path).expanduser()
     if not given.is_absolute():
         given = Path(cfg.paths.root) / given
     personalize_datasets.load(given)  # errors name the user's own files

@@ -1,5 +1,8 @@
 """Task `tabular_regression`: the abalone MLP of the SageMaker Experiments post."""
 
+from dataclasses import replace
+from typing import Any
+
 from mlexp.config.bounds import above, at_least, between
 from mlexp.config.input_paths import InputPath
 from mlexp.tasks import Plot, RawData, StageSpec, Task, register
@@ -7,13 +10,25 @@ from mlexp.tasks.tabular_regression import config  # noqa: F401  (registers the 
 from mlexp.tasks.tabular_regression.config_rules import CONSTRAINTS
 
 ABALONE = RawData("abalone", "data/raw/abalone.data")
-# read by prepare, and by deploy=registry for the model's input example (registered_model.input_example)
 DATASET = InputPath(
     "dataset.path",
-    read_by=("prepare", "deploy"),
+    read_by=("prepare",),
     fix="give the path of your copy, or leave dataset.path unset for the copy shipped with mlexp",
     suffixes=(".data", ".csv", ".zip"),  # abalone.SUFFIXES, without importing pandas here
 )
+
+
+def saves_this_trials_model(deploy: dict[str, Any]) -> bool:
+    """Whether the deploy stage saves this trial's model, reading its input example from dataset.path
+    (registered_model.input_example): deploy=registry, and deploy=sagemaker of deploy.source=trial. deploy=sagemaker
+    of the champion saves it only for a trial that holds the objective (a whole run, whose prepare reads the path
+    first) and else serves the registered version; deploy=local is refused for this task."""
+    target = deploy.get("target")
+    return target == "registry" or (target == "sagemaker" and deploy.get("source") == "trial")
+
+
+# `stage=deploy deploy=sagemaker`, serving the champion already registered, reads no dataset.path
+SAVED_MODEL_EXAMPLE = replace(DATASET, read_by=("deploy",), when=("deploy", saves_this_trials_model))
 
 
 TASK = register(
@@ -58,6 +73,6 @@ TASK = register(
             "model.epochs": at_least(1),
         },
         constraints=CONSTRAINTS,
-        inputs=(DATASET,),
+        inputs=(DATASET, SAVED_MODEL_EXAMPLE),
     )
 )
