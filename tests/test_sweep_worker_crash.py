@@ -191,8 +191,9 @@ def test_max_failure_rate_0_stops_an_optuna_search_with_the_sweep_summary(tmp_pr
 
 def test_a_parallel_search_tells_optuna_each_result_of_its_own_trial(tmp_project_with_store):
     tmp_project = tmp_project_with_store
-    # results come back as jobs end: job 1 (2 epochs) before job 0 (300 epochs), which the sampler's seed 10 picks;
-    # 60 epochs of 240 rows once ended first: job 1 waits for job 0's pre-processing, which it reuses
+    # results come back as jobs end: job 1 (2 epochs) before job 0 (600 epochs), which the sampler's seed 10 picks;
+    # 60 epochs of 240 rows once ended first (job 1 waits for job 0's pre-processing, which it reuses), and 300 once
+    # in a CI with three other test runs beside it (job 1's worker started late)
     done = run_cli(
         tmp_project,
         "-m",
@@ -202,10 +203,10 @@ def test_a_parallel_search_tells_optuna_each_result_of_its_own_trial(tmp_project
         "sweep.max_jobs=2",
         "sweep.max_parallel_jobs=2",
         "seed=10",
-        "model.epochs=choice(300, 2)",
+        "model.epochs=choice(600, 2)",
     )
     trials = {t.name.rsplit("-", 1)[1]: t for t in trials_of(tmp_project)}
-    assert trials["0"].params["model.epochs"] == "300" and trials["1"].params["model.epochs"] == "2"
+    assert trials["0"].params["model.epochs"] == "600" and trials["1"].params["model.epochs"] == "2"
     client = store_client(tmp_project)
     assert client.get_run(trials["1"].run_id).info.end_time < client.get_run(trials["0"].run_id).info.end_time
     best_name = re.search(r"best trial: (\S+) ", done.stdout).group(1)
