@@ -120,7 +120,7 @@ def test_an_edited_task_declaration_gets_a_writer_of_its_own():
     before = declaration.stat()
     key = writer_address.writer_key()
     try:
-        os.utime(declaration, ns=(before.st_atime_ns, before.st_mtime_ns + 10**12))  # as an edit would
+        os.utime(declaration, ns=(before.st_atime_ns, time.time_ns() + 10**12))  # the newest file, as an edit makes it
         assert writer_address.writer_key() != key
     finally:
         os.utime(declaration, ns=(before.st_atime_ns, before.st_mtime_ns))
