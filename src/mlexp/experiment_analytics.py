@@ -32,9 +32,6 @@ COMPONENT_COLUMNS = ["DisplayName", "ComponentType", "TrialName", "Trials", "Run
 HISTORY_COLUMNS = ["trial", "run_id", "metric", "step", "value", "timestamp"]
 PAGE = 1000
 INTEGER = re.compile(r"[+-]?\d+")
-# the runner tags each trial with the option it composed of every config group (`mlexp.choice.model`): a swept group
-# shows as a column of its own (`model`), its sub-keys' params alone leave blanks that only hint at it
-CHOICE_TAG = "mlexp.choice."
 
 
 class AnalyticsError(MlexpError):
@@ -146,10 +143,7 @@ class ExperimentAnalytics:
         """The trials best first by the objective, in `dataframe()`'s order (no metric history read)."""
         params = _param_names(self.trials, False)
         choices = _choice_names(self.trials, params, False)
-        values = [{**_choices(run), **run.data.params} for run in self.trials]
-        records = [
-            {**row, **{p: value.get(p) for p in [*choices, *params]}} for row, value in zip(self._leading(), values)
-        ]
+        records = [{**row, **_settings(run, choices, params)} for run, row in zip(self.trials, self._leading())]
         frame = pd.DataFrame.from_records(records, columns=[*TRIAL_COLUMNS, *choices, *params])
         for name in [*choices, *params]:
             frame[name] = _typed(frame[name])
@@ -270,7 +264,7 @@ class ExperimentAnalytics:
         metrics = sorted({m for run in runs for m in run.data.metrics})
         records = []
         for run, row in zip(runs, leading):
-            row = {**row, **{g: _choices(run).get(g) for g in choices}, **{p: run.data.params.get(p) for p in params}}
+            row = {**row, **_settings(run, choices, params)}
             for metric in sorted(run.data.metrics):
                 row.update(self._statistics(run, metric))
             records.append(row)
@@ -430,7 +424,14 @@ def _param_names(runs: list[Run], all_params: bool) -> list[str]:
 
 def _choices(run: Run) -> dict[str, str]:
     """The option of each config group the trial composed: `{"model": "tfidf_naive_bayes", ...}`."""
-    return {key[len(CHOICE_TAG) :]: value for key, value in run.data.tags.items() if key.startswith(CHOICE_TAG)}
+    prefix = tags.CHOICE_PREFIX  # a swept group is a column of its own: its sub-keys' blanks only hint at it
+    return {key.removeprefix(prefix): value for key, value in run.data.tags.items() if key.startswith(prefix)}
+
+
+def _settings(run: Run, choices: Sequence[str], params: Sequence[str]) -> dict[str, str | None]:
+    """A trial's values of the table's choice and parameter columns (None where it has none)."""
+    chosen = _choices(run)
+    return {**{g: chosen.get(g) for g in choices}, **{p: run.data.params.get(p) for p in params}}
 
 
 def _choice_names(runs: list[Run], params: list[str], all_params: bool) -> list[str]:

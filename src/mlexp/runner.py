@@ -163,7 +163,7 @@ def _record_provenance(trial: Trial, cfg: DictConfig, job: JobContext, resolved:
             "mlexp.seed": cfg.seed,
             "mlexp.command": command_line(),
             "mlexp.overrides": " ".join(job.overrides),
-            **{f"mlexp.choice.{group}": option for group, option in job.choices.items() if option},
+            **{f"{tags.CHOICE_PREFIX}{group}": option for group, option in job.choices.items() if option},
             **{f"paths.{key}": value for key, value in resolved["paths"].items()},
             "mlexp.stage": cfg.stage or "all",
             "mlexp.params_file": cfg.params_file or "",

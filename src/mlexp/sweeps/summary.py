@@ -14,11 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# on the sweep's record: how many other trials share the best trial's value of the objective (0: it is the only best)
-BEST_TIES_TAG = "mlexp.best_trial_ties"
-# the sweep file each trial ran in, as the runner tags every config group's option
-SWEEP_CHOICE_TAG = "mlexp.choice.sweep"
-NAMED_TIES = 5
+NAMED_TIES = 5  # tied trials named under the best-trial line, then "and N more"
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ def summarise(end: SweepEnd) -> SweepSummary:
         client.set_tag(best["RunId"], tags.BEST_IN_SWEEP, "true")
         client.set_tag(end.sweep_id, "mlexp.best_trial", best["RunId"])
         client.set_tag(end.sweep_id, "mlexp.best_trial_name", best["TrialName"])
-        client.set_tag(end.sweep_id, BEST_TIES_TAG, str(len(tied)))
+        client.set_tag(end.sweep_id, tags.BEST_TRIAL_TIES, str(len(tied)))
         client.log_metric(end.sweep_id, f"best_{end.metric}", best["ObjectiveValue"])
         lines.append(f"best trial: {best['TrialName']} ({best['RunId']}) {end.metric} = {best['ObjectiveValue']:.6g}")
         lines += _tie(best["TrialName"], list(tied["TrialName"]))
@@ -87,9 +83,8 @@ def summarise(end: SweepEnd) -> SweepSummary:
         lines.append(f"no trial of sweep {end.name} finished with a {end.metric}")
     lines.append(f"charts: {end.charts_dir}")
     if scored:
-        sweep_file = next(
-            (run.data.tags[SWEEP_CHOICE_TAG] for run in trials.trials if SWEEP_CHOICE_TAG in run.data.tags), ""
-        )
+        sweep_tag = f"{tags.CHOICE_PREFIX}sweep"  # the sweep file the trials ran in
+        sweep_file = next((run.data.tags[sweep_tag] for run in trials.trials if sweep_tag in run.data.tags), "")
         report = _sweep_report(trials.task, sweep_file, end.name)
         if report:
             lines.append(report)

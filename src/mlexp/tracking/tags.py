@@ -14,6 +14,10 @@ SWEEP_ID = "mlexp.sweep_id"  # the run id of the sweep's record, on every trial 
 SWEEP_NAME = "mlexp.sweep_name"
 TRIALS_EXPERIMENT_ID = "mlexp.trials_experiment_id"  # on a sweep record: the experiment of its trials
 BEST_IN_SWEEP = "mlexp.best_in_sweep"
+# on a sweep record: how many other trials share the best trial's value of the objective (0: it is the only best)
+BEST_TRIAL_TIES = "mlexp.best_trial_ties"
+# on a trial: the option it composed of each config group, `<prefix><group>` (`mlexp.choice.model`)
+CHOICE_PREFIX = "mlexp.choice."
 # on a trial: the component run of a stage it reuses (a shared trial component), `<prefix><stage>`; the
 # Pre-processing one of a sweep's trials, or a stage a partial `dvc repro` kept (mlexp.reused_stages)
 SHARED_COMPONENT_PREFIX = "mlexp.shared_component."
