@@ -384,6 +384,28 @@ def test_the_comparison_table_shows_sampled_floats_in_6_significant_digits():
     ]
 
 
+def test_the_comparison_table_shows_values_that_differ_in_enough_digits_to_tell_them_apart():
+    # two trials at 0.03179261 and 0.03179264 read 0.0317926 each: a tie on screen that the ranking did not see
+    from mlexp.compare import format_table
+    from mlexp.experiment_analytics import column
+
+    table = pd.DataFrame(
+        {
+            "TrialName": ["a", "b", "c"],
+            "Status": ["FINISHED"] * 3,
+            "model.lr": ["0.00123456701", "0.00123456789", "0.1"],
+            column("test_msle", "Last"): [0.03179261, 0.03179264, 0.5],
+        }
+    )
+    table.attrs.update(objective="test_msle", params=["model.lr"])
+    rows = [[c.strip() for c in line.split("  ") if c.strip()] for line in format_table(table, []).splitlines()[2:]]
+    assert [row[3:] for row in rows] == [
+        ["0.001234567", "0.03179261"],
+        ["0.001234568", "0.03179264"],
+        ["0.1", "0.5"],
+    ]
+
+
 @pytest.mark.parametrize("count", [3, 25, 130])
 def test_every_trial_of_a_crowded_chart_is_in_the_saved_legend_beside_the_plot_and_drawn_unlike_the_others(
     count, tmp_path
@@ -414,3 +436,43 @@ def test_every_trial_of_a_crowded_chart_is_in_the_saved_legend_beside_the_plot_a
         box = text.get_window_extent(renderer)
         assert shown.x0 <= box.x0 and box.x1 <= shown.x1 and shown.y0 <= box.y0 and box.y1 <= shown.y1, text
     assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
+def test_trials_tied_on_the_objective_follow_a_text_parameter_by_its_numbers_then_its_words():
+    # a column holding "none" stays text: "10" < "5" < "none" put depth 10 before depth 5
+    from mlexp.experiment_analytics import ExperimentAnalytics
+
+    trials = object.__new__(ExperimentAnalytics)
+    trials.objective, trials.direction = "val_auc", "maximize"
+    frame = pd.DataFrame(
+        {
+            "TrialName": ["deep", "unbounded", "shallow", "failed"],
+            "Status": ["FINISHED", "FINISHED", "FINISHED", "FAILED"],
+            "ObjectiveValue": [0.9, 0.9, 0.9, math.nan],
+            "model.max_depth": ["10", "none", "5", "2"],
+        }
+    )
+    frame.attrs.update(params=["model.max_depth"], choices=[])
+    ranked = trials._sorted(frame, "ObjectiveValue", None)
+    assert list(ranked["TrialName"]) == ["shallow", "deep", "unbounded", "failed"]
+
+
+def test_an_experiment_whose_trials_ran_with_other_objectives_is_ranked_by_the_most_common_and_says_so(
+    tmp_project_with_store,
+):
+    # the newest trial's sweep.objective ranked the whole experiment: two test_msle trials sat unscored at the end
+    from conftest import run_cli
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    exp = client.create_experiment(EXPERIMENT)
+    _trial(client, exp, "worse", 1_000, "FINISHED", {"model.l1_size": "8"}, {"test_msle": [0.3], "test_mae": [2.0]})
+    _trial(client, exp, "better", 2_000, "FINISHED", {"model.l1_size": "16"}, {"test_msle": [0.1]})
+    newest = {"mlexp.objective": "test_mae", "mlexp.direction": "minimize"}
+    _trial(client, exp, "by-mae", 3_000, "FINISHED", {"model.l1_size": "32"}, {"test_mae": [1.0]}, **newest)
+
+    trials = ExperimentAnalytics(EXPERIMENT, tracking_uri=client.tracking_uri)
+    assert (trials.objective, trials.direction) == ("test_msle", "minimize")
+    assert list(trials.dataframe()["TrialName"]) == ["better", "worse", "by-mae"]
+    done = run_cli(tmp_project_with_store, "compare", f"experiment={EXPERIMENT}")
+    assert "3 trials, best first by test_msle (minimize)" in done.stdout
+    assert "its trials ran with 2 objectives: test_msle (2), test_mae (1); ranked by the most common" in done.stdout

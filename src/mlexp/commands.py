@@ -93,7 +93,14 @@ def run_compare(argv: list[str]) -> int:
         order = f"by {metric}, lowest first (a reported figure, not optimised: no trial is best)"
     else:
         order = f"best first by {metric} ({direction})"
-    print(f"{scope}: {len(table)} trial{'s' if len(table) != 1 else ''}, {order}\n")
+    print(f"{scope}: {len(table)} trial{'s' if len(table) != 1 else ''}, {order}")
+    if len(trials.objectives) > 1:
+        each = ", ".join(f"{name} ({count})" for name, count in trials.objectives.most_common())
+        print(
+            f"  its trials ran with {len(trials.objectives)} objectives: {each}; ranked by the most common, the others "
+            "are at the end unless they logged it too (compare one sweep with sweep=<name>)"
+        )
+    print()
     print(compare.format_table(table, headline))
     out_dir = project_root() / "outputs" / "compare" / trials.experiment
     written = compare.write_charts(table, trials.metric_history(), out_dir)

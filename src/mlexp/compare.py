@@ -123,37 +123,63 @@ def format_table(table: pd.DataFrame, headline: list[str]) -> str:
     metrics = list(dict.fromkeys([table.attrs["objective"], *logged]))
     params = [*table.attrs.get("choices", []), *table.attrs["params"]]
     header = ["#", "trial", "status", *params, *metrics]
-    body = [
-        [
-            str(i + 1),
-            row["TrialName"],
-            row["Status"],
-            *(_param(row[p]) for p in params),
-            *(_number(row.get(column(m, "Last"), math.nan)) for m in metrics),
-        ]
-        for i, (_, row) in enumerate(table.iterrows())
+    columns = [
+        [str(i + 1) for i in range(len(table))],
+        list(table["TrialName"]),
+        list(table["Status"]),
+        *(_params_shown(list(table[p])) for p in params),
+        *(_numbers_shown([row.get(column(m, "Last"), math.nan) for _, row in table.iterrows()]) for m in metrics),
     ]
+    body = [list(cells) for cells in zip(*columns)] if len(table) else []
     widths = [max(len(cell) for cell in cells) for cells in zip(header, *body)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [header, *body]]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 
-def _number(value: float) -> str:
-    return "" if pd.isna(value) else f"{value:.6g}"
+SHOWN_DIGITS = 6
 
 
-def _param(value: object) -> str:
-    """A param's value as MLflow stored it, but a float sampled to 16 digits (0.0462258900102083) shown in 6."""
+def distinct_digits(values: list[float], least: int = SHOWN_DIGITS) -> int:
+    """The fewest significant digits, at least `least`, that keep the distinct values apart on screen.
+
+    Two trials at 0.03179261 and 0.03179264 both read 0.0317926 in 6 digits, which looks like a tie."""
+    distinct = {v for v in values if math.isfinite(v)}
+    for digits in range(least, 18):
+        if len({f"{v:.{digits}g}" for v in distinct}) == len(distinct):
+            return digits
+    return 17
+
+
+def _numbers_shown(values: list[float]) -> list[str]:
+    digits = distinct_digits([v for v in values if not pd.isna(v)])
+    return ["" if pd.isna(v) else f"{v:.{digits}g}" for v in values]
+
+
+def _params_shown(values: list[object]) -> list[str]:
+    """Params as MLflow stored them, but floats sampled to 16 digits (0.0462258900102083) shown in as few digits as
+    keep the column's values apart (6 at least); ints, and floats written in that many digits, as written."""
+    numbers = [_float(v) for v in values]
+    digits = distinct_digits([n for n in numbers if n is not None])
+    return [_param(value, number, digits) for value, number in zip(values, numbers, strict=True)]
+
+
+def _float(value: object) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _param(value: object, number: float | None, digits: int) -> str:
     if pd.isna(value):
         return ""
     text = str(value)
-    try:
-        number = float(text)
-    except ValueError:
+    if number is None:
         return text
-    compact = f"{number:.6g}"
-    # ints, and floats the user wrote in 6 digits or fewer, are shown as written
+    compact = f"{number:.{digits}g}"
     return compact if math.isfinite(number) and float(compact) != number and "." in text else text
 
 

@@ -10,8 +10,10 @@ Each metric's history is read once per run and kept for `metric_history()` and t
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,8 +126,11 @@ class ExperimentAnalytics:
                 "write e.g. \"params.`model.l1_size` = '16' and metrics.test_msle < 0.1\""
             ) from error
         labelled = [run.data.tags for run in self.trials if tags.OBJECTIVE in run.data.tags]
-        self.objective = labelled[0][tags.OBJECTIVE] if labelled else ""
-        self.direction = labelled[0].get(tags.DIRECTION, "minimize") if labelled else "minimize"
+        # trials that ran with another sweep.objective: the most common one ranks them (the newest trial's on a tie)
+        self.objectives = Counter(t[tags.OBJECTIVE] for t in labelled)
+        self.objective = max(self.objectives, key=self.objectives.__getitem__) if labelled else ""
+        ranking = [t for t in labelled if t[tags.OBJECTIVE] == self.objective]
+        self.direction = ranking[0].get(tags.DIRECTION, "minimize") if ranking else "minimize"
         self.task = next((run.data.tags[tags.TASK] for run in self.trials if tags.TASK in run.data.tags), task or "")
         self._histories: dict[tuple[str, str], list[Metric]] = {}
 
@@ -319,7 +324,13 @@ class ExperimentAnalytics:
         ties = [c for c in [*frame.attrs.get("choices", []), *frame.attrs.get("params", [])] if c != key]
         ranked = (
             frame[scored]
-            .sort_values([key, *ties], ascending=[ascending, *(True for _ in ties)], kind="stable", na_position="last")
+            .sort_values(
+                [key, *ties],
+                ascending=[ascending, *(True for _ in ties)],
+                kind="stable",
+                na_position="last",
+                key=_numbers_before_text,
+            )
             .index
         )
         return frame.loc[[*ranked, *frame.index[~scored]]].reset_index(drop=True)
@@ -461,6 +472,23 @@ def _typed(values: pd.Series) -> pd.Series:
         return pd.to_numeric(values).astype("float64") if present else values
     except (ValueError, TypeError):
         return values
+
+
+def _numbers_before_text(values: pd.Series) -> pd.Series:
+    """A column of text values in the order a reader expects: numbers by value ("5" before "10"), then text."""
+    if values.dtype != object:
+        return values
+
+    def order(value: object) -> tuple[int, float, str]:
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return (2, 0.0, "")
+        try:
+            number = float(str(value))
+        except ValueError:
+            return (1, 0.0, str(value))
+        return (0, number, "") if not math.isnan(number) else (1, 0.0, str(value))
+
+    return values.map(order)
 
 
 def _known(typed: str, names: list[str]) -> str:
