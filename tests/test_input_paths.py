@@ -87,6 +87,12 @@ REFUSED = [
         "dataset.path=scans/*.png: a glob, and stage prepare reads a file or a folder, not a pattern "
         f"({{project}}/scans/*.png); {DOCUMENTS_FIX}",
     ),
+    # "stage 'prepare' failed: no readable document in dataset.path=...: no files in ...", a FAILED trial
+    (
+        ["task=document_extraction", "dataset.path=abalone_csvs"],
+        "dataset.path=abalone_csvs: a folder without .png, .jpg, .jpeg, .tif, .tiff, .bmp or .pdf files in it or its "
+        f"subfolders ({{project}}/abalone_csvs); {DOCUMENTS_FIX}",
+    ),
     # the documents were read without ground truth, silently: no metric to score them by
     (
         ["task=document_extraction", "dataset.path=scans", "dataset.ground_truth=truth"],
@@ -274,6 +280,19 @@ def test_what_is_not_read_here_is_not_judged():
     holdout = _input("text_classification", "dataset.holdout_path")
     assert _judged(holdout, "/data/test.csv", condition=None) is None  # beside the packaged corpus: not read
     assert _judged(holdout, "/data/test.csv", stage="active_learning", condition="train.csv") is not None
+
+
+def test_a_folder_of_documents_counts_the_documents_in_its_subfolders_in_any_case(tmp_path):
+    from mlexp.data import document_files
+
+    scans = _input("document_extraction", "dataset.path")
+    (tmp_path / "2026" / "march").mkdir(parents=True)
+    (tmp_path / "2026" / "notes.txt").write_text("")
+    (tmp_path / "2026" / "statement.json").write_text("{}")  # ground truth, not a document
+    assert _judged(scans, str(tmp_path)).startswith("a folder without .png, .jpg, .jpeg, .tif, .tiff, .bmp or .pdf")
+    (tmp_path / "2026" / "march" / "Scan.PDF").write_text("")
+    assert _judged(scans, str(tmp_path)) is None
+    assert document_files.find(tmp_path)[0] == tmp_path / "2026" / "march" / "Scan.PDF"  # what prepare then reads
 
 
 def test_a_relative_path_starts_where_its_loader_starts_it(tmp_path, monkeypatch):

@@ -50,8 +50,9 @@ class RelativeTo(Enum):
 class InputPath:
     """A file, folder or glob that the stages `read_by` read when `key` is set.
 
-    `suffixes`: the files a folder stands for (a folder without one is refused; none: any folder), `needs`: files a
-    folder must hold. `when` (a key and a test of its value) limits the check to configs in which the key is read
+    `suffixes`: the files a folder stands for (a folder without one is refused; none: any folder; looked for in its
+    subfolders too with `subfolders`, as a loader that walks the tree reads them), `needs`: files a folder must
+    hold. `when` (a key and a test of its value) limits the check to configs in which the key is read
     (`("engine.name", <not athena>)`); `may_be_absent`, a value whose path may not exist yet (a default folder that
     the loader reads as empty); `uris`, the URI prefixes its loader reads itself (`("runs:/",)`). `fix` says what to
     give instead.
@@ -62,6 +63,7 @@ class InputPath:
     fix: str
     accepts: Accepts = Accepts.FILES
     suffixes: tuple[str, ...] = ()
+    subfolders: bool = False
     needs: tuple[str, ...] = ()
     relative_to: RelativeTo = RelativeTo.PROJECT_ROOT
     when: tuple[str, Callable[[Any], bool]] | None = None
@@ -131,11 +133,18 @@ class InputPath:
         lacking = [name for name in self.needs if not (folder / name).is_file()]
         if lacking:
             return f"a folder without {' and '.join(lacking)} ({folder})"
-        # as mlexp.data.sources.expand lists a folder: its own files, by their last suffix
-        if self.suffixes and not any(p.suffix in self.suffixes and p.is_file() for p in folder.iterdir()):
+        if self.suffixes and not self._holds_suffixed(folder):
             *first, last = self.suffixes
-            return f"a folder without {', '.join(first) + ' or ' if first else ''}{last} files ({folder})"
+            where = " in it or its subfolders" if self.subfolders else ""
+            return f"a folder without {', '.join(first) + ' or ' if first else ''}{last} files{where} ({folder})"
         return None
+
+    def _holds_suffixed(self, folder: Path) -> bool:
+        """As mlexp.data.sources.expand lists a folder: its own files, by their last suffix; a loader that walks the
+        tree (document_files.find) reads any case of it, in any subfolder."""
+        if self.subfolders:
+            return any(p.suffix.lower() in self.suffixes and p.is_file() for p in folder.rglob("*"))
+        return any(p.suffix in self.suffixes and p.is_file() for p in folder.iterdir())
 
     def _named(self, text: str) -> str:
         """What a missing path was meant to be, in words: a name with one of `suffixes` is a file."""

@@ -21,6 +21,9 @@ INPUTS = (
         fix="give a document (PNG, JPEG, TIFF, BMP or PDF) or a folder of them, or leave dataset.path unset for "
         "generated documents",
         accepts=Accepts.FILE_OR_FOLDER,  # document_files.find: no glob
+        # document_files.TYPES, without importing PIL here
+        suffixes=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf"),
+        subfolders=True,
         relative_to=RelativeTo.WORKING_DIRECTORY,
     ),
     InputPath(
