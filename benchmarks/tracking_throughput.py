@@ -50,7 +50,7 @@ BASELINE_BUDGET_S = 60.0  # time every per-value call only if that is projected 
 BASELINE_REDUCED = 1_000
 CALIBRATION = 100
 # the batch paths take seconds and a shared machine's load moves them by tens of percent: median of interleaved runs
-REPEATS = 3
+REPEATS = 5
 # MLflow's async queue sends one log_batch per value unless told to wait and merge what arrived meanwhile
 ASYNC_BUFFER_S = 1  # whole seconds: MLflow reads the variable as an int
 JOURNAL = "tracker, curve, runner's journal path"
@@ -276,11 +276,15 @@ def stored_values(client, timing: Timing) -> tuple[int, int]:
 
 
 def median_of_interleaved(paths: dict[str, Callable[[], Timing]]) -> dict[str, Timing]:
-    """Each path REPEATS times, in turns, so that a burst of load hits them alike; the median run of each."""
+    """Each path REPEATS times, in turns, so that a burst of load hits them alike; the median run of each.
+
+    Each turn starts one path later than the last: SQLite's write-ahead log is checkpointed into the database
+    by whichever write fills it, and in a fixed order that cost fell on the same path every turn."""
     runs: dict[str, list[Timing]] = {label: [] for label in paths}
-    for _ in range(REPEATS):
-        for label, path in paths.items():
-            runs[label].append(path())
+    labels = list(paths)
+    for turn in range(REPEATS):
+        for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
+            runs[label].append(paths[label]())
     return {label: sorted(timings, key=lambda t: t.seconds)[len(timings) // 2] for label, timings in runs.items()}
 
 
