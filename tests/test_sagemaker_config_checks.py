@@ -22,7 +22,6 @@ ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 JOB = ("task=tabular_regression", "compute=sagemaker", f"compute.role_arn={ROLE}", "compute.region=us-east-1")
 TUNING = ("-m", "sweep=random", "model.learning_rate=tag(log, interval(0.001, 0.1))", *JOB)
 ENDPOINT = ("task=tabular_regression", "deploy=sagemaker", f"deploy.role_arn={ROLE}", "deploy.region=us-east-1")
-IN_THE_JOB = "would deploy from inside the training job: set deploy=none (the job's model.tar.gz comes back into the "
 NOT_A_ROLE = (
     "is not an IAM role ARN: set {group}.role_arn=arn:aws:iam::<account>:role/<role> with the 12-digit account "
     "(`aws iam get-role --role-name <role> --query Role.Arn` prints it)"
@@ -42,14 +41,17 @@ FOUND_NOT_A_REGION = (
 )
 
 REFUSED = {
-    # 1. a deploy target with compute=sagemaker: refused before the endpoint's or the job's AWS checks
-    "deploy=sagemaker": (
-        (*JOB, "deploy=sagemaker", f"deploy.role_arn={ROLE}", "deploy.region=us-east-1"),
-        f"deploy=sagemaker with compute=sagemaker {IN_THE_JOB}trial as artifact sagemaker/model.tar.gz)",
+    # 1. a deploy target with compute=sagemaker that this machine cannot deploy after the job: refused before the
+    # endpoint's or the job's AWS checks
+    "deploy=sagemaker with a stage alone": (
+        (*JOB, "deploy=sagemaker", f"deploy.role_arn={ROLE}", "deploy.region=us-east-1", "stage=train"),
+        "deploy=sagemaker with compute=sagemaker and stage=train: the job runs the task's stages and this machine "
+        "deploys the model they made; drop stage= (or run stage=deploy on this machine, without compute=sagemaker)",
     ),
-    "deploy=registry": (
-        (*JOB, "deploy=registry"),
-        f"deploy=registry with compute=sagemaker {IN_THE_JOB}trial as artifact sagemaker/model.tar.gz)",
+    "deploy=registry without waiting": (
+        (*JOB, "deploy=registry", "compute.wait=false"),
+        "deploy=registry with compute=sagemaker and compute.wait=false: this machine deploys the job's model when it "
+        "comes back, which needs mlexp to wait for the job; set compute.wait=true, or deploy=none",
     ),
     # a tuning job: its own line, not the local sweep's "sweep with deploy=registry" (which it refuses too)
     "deploy=sagemaker in a tuning job": (
@@ -189,7 +191,13 @@ def test_a_config_sagemaker_cannot_run_is_one_line_exit_2_before_credentials(tmp
 
 
 @pytest.mark.parametrize(
-    "override", ["deploy=sagemaker", "compute.instance_count=0", "compute.role_arn=notanarn", "compute.spot=true"]
+    "override",
+    [
+        "deploy=sagemaker compute.wait=false",
+        "compute.instance_count=0",
+        "compute.role_arn=notanarn",
+        "compute.spot=true",
+    ],
 )
 def test_with_credentials_a_refused_config_sends_no_request(
     sagemaker_aws: FakeAws,  # noqa: F811 - the shared fixture, imported above
@@ -209,7 +217,7 @@ def test_with_credentials_a_refused_config_sends_no_request(
         f"compute.role_arn={sagemaker_aws.role_arn}",
         f"compute.bucket={sagemaker_aws.bucket}",
         f"deploy.role_arn={sagemaker_aws.role_arn}",
-        override,
+        *override.split(),
         *spot,
     ]
     with pytest.raises(ConfigError), command_line(project, overrides) as conf_dir:

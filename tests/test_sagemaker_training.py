@@ -43,6 +43,7 @@ except SystemExit as stop:
 IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/mlexp:1"
 # where `dvc get --show-url` points for a DVC-tracked file in an S3 remote: an object with no suffix
 DVC_OBJECT = "files/md5/3f/a1c0b9e8d7f6a5b4c3d2e1f0a9b8c7d6"
+PREPROCESSORS = "mlexp_data/preprocessors.json"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,10 +111,11 @@ def finished_job(aws: FakeAws, status: str = "Completed", metrics: dict[str, flo
         ]
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-            weights = b"fake network weights"
-            info = tarfile.TarInfo("model.params")
-            info.size = len(weights)
-            tar.addfile(info, io.BytesIO(weights))
+            # the network, and the fitted preprocessors the entry copies beside it (mlexp.sagemaker.trained_model)
+            for name, content in (("model.params", b"fake network weights"), (PREPROCESSORS, b'{"fitted": true}')):
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
         bucket, _, key = job.model_artifacts["S3ModelArtifacts"].removeprefix("s3://").partition("/")
         aws.s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
 
@@ -244,6 +246,10 @@ def test_a_trial_runs_as_a_training_job_and_its_results_come_back(aws: FakeAws, 
     out = capsys.readouterr().out
     assert f"training job {name}: Completed (Completed)" in out
     assert "trial done: test_msle = 0.0123" in out
+    # the model in the run's models folder, the preprocessors in its data folder (tests/test_sagemaker_trained_model)
+    (run,) = [f for f in (project / "outputs" / TASK).iterdir() if (f / "models" / "model.tar.gz").is_file()]
+    assert (run / "data" / "preprocessors.json").read_text() == '{"fitted": true}'
+    assert f"register its model: MLEXP_PIPELINE_RUN=sagemaker-{name} mlexp task={TASK} " in out
 
 
 def test_a_failed_job_fails_the_trial_with_its_reason(aws: FakeAws, project: Path, experiment: str):
@@ -313,13 +319,13 @@ def test_a_missing_setup_is_one_line_before_any_upload(
     assert store_client(project).get_experiment_by_name(experiment) is None  # refused before a trial opened
 
 
-def test_deploy_with_a_training_job_is_refused_before_any_request(aws: FakeAws, project: Path, experiment: str):
+def test_deploy_with_a_job_not_waited_for_is_refused_before_any_request(aws: FakeAws, project: Path, experiment: str):
     with pytest.raises(ConfigError) as raised:
-        run_in_process(project, sagemaker_overrides(aws, experiment, "deploy=registry"))
+        run_in_process(project, sagemaker_overrides(aws, experiment, "deploy=registry", "compute.wait=false"))
 
     assert str(raised.value) == (
-        "deploy=registry with compute=sagemaker would deploy from inside the training job: set deploy=none "
-        "(the job's model.tar.gz comes back into the trial as artifact sagemaker/model.tar.gz)"
+        "deploy=registry with compute=sagemaker and compute.wait=false: this machine deploys the job's model when it "
+        "comes back, which needs mlexp to wait for the job; set compute.wait=true, or deploy=none"
     )
     assert aws.operations() == []
 

@@ -59,20 +59,27 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
 
 def check_compute(cfg: DictConfig) -> None:
     """Refuse a compute target mlexp cannot run yet, rather than run locally while the config says otherwise, and a
-    deploy target with compute=sagemaker."""
+    deploy target with compute=sagemaker that this machine cannot deploy after the job."""
     target = cfg.compute.target
     if target not in COMPUTE_TARGETS:
         raise ConfigError(
             f"compute.target={target!r} is not a compute target: choose compute=local (this machine) "
             f"or compute=sagemaker (a SageMaker training job)"
         )
-    if target != "sagemaker":
+    if target != "sagemaker" or cfg.deploy.target == "none":
         return
-    if cfg.deploy.target != "none":
-        # the deploy stage would run inside the job, as its role, against its own MLflow store (not this machine's)
+    # the job runs the stages up to evaluate; this machine deploys what comes back (mlexp.sagemaker.training_job),
+    # never the job itself, which has its own role and MLflow store
+    deploy = f"deploy={cfg.deploy.target} with compute=sagemaker"
+    if cfg.stage is not None:
         raise ConfigError(
-            f"deploy={cfg.deploy.target} with compute=sagemaker would deploy from inside the training job: set "
-            "deploy=none (the job's model.tar.gz comes back into the trial as artifact sagemaker/model.tar.gz)"
+            f"{deploy} and stage={cfg.stage}: the job runs the task's stages and this machine deploys the model they "
+            "made; drop stage= (or run stage=deploy on this machine, without compute=sagemaker)"
+        )
+    if not cfg.compute.wait:
+        raise ConfigError(
+            f"{deploy} and compute.wait=false: this machine deploys the job's model when it comes back, which needs "
+            "mlexp to wait for the job; set compute.wait=true, or deploy=none"
         )
 
 

@@ -3,7 +3,9 @@
 `python -m mlexp.sagemaker.entry` runs in the code folder (/opt/ml/input/data/code). The folders SageMaker sets in
 SM_MODEL_DIR, SM_OUTPUT_DATA_DIR and SM_CHANNEL_<NAME> replace the /opt/ml defaults baked into the config, and
 hyperparameters that name config keys (a tuning job's `model.lr`) override them. Each headline metric is printed
-as `mlexp-metric <name>=<value>`, the line the job's MetricDefinitions read.
+as `mlexp-metric <name>=<value>`, the line the job's MetricDefinitions read. The files of the data folder the task's
+registered model reads are copied into the model folder (mlexp.sagemaker.trained_model), so model.tar.gz holds all
+that registering it on the user's machine needs.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def main() -> int:
     """Run the travelled config's trial in this container and print its metric lines."""
     from mlexp import runner
     from mlexp.errors import MlexpError
+    from mlexp.sagemaker import trained_model
 
     code_dir = code_folder()
     # the runner's helper processes (the tracking writer) import mlexp too: from this code, in any job layout
@@ -118,6 +121,8 @@ def main() -> int:
         Path(cfg.paths[folder]).mkdir(parents=True, exist_ok=True)
     try:
         result = runner.run(cfg, context)
+        # what the registered model reads from paths.data travels in model.tar.gz too (this machine registers it)
+        trained_model.ship(cfg)
     except MlexpError as error:
         # SageMaker shows the failure file's text as the job's FailureReason
         failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")) / "failure"

@@ -79,6 +79,7 @@ def container_config(cfg: DictConfig, s3: Any = None) -> dict[str, Any]:
     assert isinstance(resolved, dict)
     container = OmegaConf.create(resolved)
     container.compute.target = "local"  # inside the job the stages run on its instance
+    container.deploy.target = "none"  # this machine deploys the model that comes back (training_job)
     container.compute.dry_run = False
     container.paths = {
         "root": CODE_DIR,

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from mlexp import runner
+from mlexp import runner, tasks
 from mlexp.config.validate import resolved_config, stopping_condition
 from mlexp.errors import ConfigError, MlexpError
+from mlexp.sagemaker import trained_model
 from mlexp.sagemaker.packaging import CODE_DIR, CONFIG_FILE, package_code, s3_inputs
 from mlexp.sagemaker.session import sagemaker_session
 from mlexp.tracking import TrackingStore
@@ -190,16 +191,33 @@ def _download_model(session: Session, uri: str, folder: Path) -> Path | None:
     return path
 
 
-def copy_results(cfg: DictConfig, trial: Any, session: Session, job: dict[str, Any]) -> None:
-    """A completed job's final metrics (those mlexp defined) and model.tar.gz into the local trial."""
+def copy_results(cfg: DictConfig, trial: Any, session: Session, job: dict[str, Any]) -> bool:
+    """A completed job's final metrics (those mlexp defined) and model.tar.gz into the local trial.
+
+    The model is unpacked into paths.models, the data files its registered model reads into paths.data
+    (trained_model.bring_back); True when the trial's model can then be registered from this machine."""
     wanted = set(metric_names(cfg))
     metrics = {m["MetricName"]: float(m["Value"]) for m in job.get("FinalMetricDataList", [])}
     trial.tracker.log_metrics({name: value for name, value in metrics.items() if name in wanted})
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     trial.set_tags({f"{TAG}model_artifacts": uri or "", f"{TAG}billable_s": job.get("BillableTimeInSeconds", "")})
     model = _download_model(session, uri, Path(cfg.paths.models)) if uri else None
-    if model is not None:
-        trial.writer.log_artifact(trial.run, str(model), "sagemaker")
+    if model is None:
+        return False
+    trial.writer.log_artifact(trial.run, str(model), "sagemaker")
+    return trained_model.bring_back(cfg, str(job["TrainingJobName"]))
+
+
+def deploy_here(cfg: DictConfig, trial: Any, job_name: str, registrable: bool) -> None:
+    """The deploy stage on this machine, in the job's trial, with the model that came back (check_compute refused
+    what cannot come back: compute.wait=false, a stage alone)."""
+    if not registrable:
+        raise ConfigError(
+            f"deploy={cfg.deploy.target}: training job {job_name}'s model cannot be deployed from this machine "
+            "(see the notice above); the job's results are in this trial"
+        )
+    trial.tracker.flush()  # the job's metrics, logged on the trial itself, rank its model in the deploy stage
+    runner._run_component(cfg, tasks.get(cfg.task.name), "deploy", trial)
 
 
 def quiet_sdk() -> None:
@@ -251,7 +269,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
             }
         )
         print(f"training job {name} submitted ({cfg.compute.instance_count} x {cfg.compute.instance_type})")
-        objective, headline = math.nan, dict[str, float]()
+        objective, headline, registrable = math.nan, dict[str, float](), False
         if cfg.compute.wait:
             described = wait_for_job(session.sagemaker_client, name, float(cfg.compute.poll_s))
             status = described["TrainingJobStatus"]
@@ -259,7 +277,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
             if status != "Completed":
                 reason = str(described.get("FailureReason") or "no reason given").splitlines()[0]
                 raise TrainingJobFailed(f"SageMaker training job {name} {status}: {reason}")
-            copy_results(cfg, trial, session, described)
+            registrable = copy_results(cfg, trial, session, described)
             headline = runner._write_metrics(cfg, trial)
             objective = headline.get(cfg.task.objective.metric, math.nan)
             if math.isnan(objective):
@@ -267,6 +285,8 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
                     f"notice: job {name} reported no {cfg.task.objective.metric}: its log has no "
                     f"`{METRIC_PREFIX} {cfg.task.objective.metric}=` line (CloudWatch /aws/sagemaker/TrainingJobs)"
                 )
+            if cfg.deploy.target != "none":
+                deploy_here(cfg, trial, name, registrable)
         else:
             print(
                 f"not waiting (compute.wait=false): follow it with `aws sagemaker describe-training-job "
@@ -285,4 +305,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
         text = str(error) if user_error else f"{type(error).__name__}: {error}"
         raise runner.TrialFailed(text, trial.run_id, user_error) from error
     trial.close()
+    if registrable and not math.isnan(objective) and cfg.deploy.target == "none":  # deploy ranks by the objective
+        trained_model.join(cfg, store.uri, experiment_name, trial.run_id, name)
+        print(f"register its model: {trained_model.deploy_command(cfg, list(job.overrides), name)}")
     return runner.TrialResult(trial.run_id, trial.experiment_id, store.uri, objective, headline=headline)

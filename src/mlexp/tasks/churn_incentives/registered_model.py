@@ -28,6 +28,9 @@ from mlexp.tasks.churn_incentives import classifier, customers, features
 
 INPUT_COLUMNS = [c for c in telecom_churn.COLUMNS if c != telecom_churn.LABEL]
 EXAMPLE_ROWS = 5
+# what pyfunc_model reads from paths.data (encoding, input example): a SageMaker training job ships them in its
+# model.tar.gz
+DATA_FILES = (customers.ENCODING_FILE, "test.csv")
 
 
 def customer_rows(frame: pd.DataFrame, encoding: features.Encoding) -> pd.DataFrame:

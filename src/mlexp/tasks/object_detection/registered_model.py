@@ -34,6 +34,9 @@ from mlexp.tasks.object_detection.endpoint import FootballDetector
 
 EXAMPLE_IMAGES = 2
 OUTPUT_COLUMNS = ["boxes", "scores", "classes", "width", "height"]
+# what pyfunc_model reads from paths.data (the input example's frames): a SageMaker training job ships them in its
+# model.tar.gz
+DATA_FILES = ("val.rec", "val.idx")
 
 
 class FootballDetections(PythonModel):

@@ -24,6 +24,9 @@ from mlexp.tasks.recommendation import recipes
 from mlexp.tasks.recommendation.catalog import states
 from mlexp.tasks.recommendation.recipes import HISTORY_FILE
 
+# pyfunc_model reads nothing from paths.data: a SageMaker training job's model.tar.gz is the whole model
+DATA_FILES: tuple[str, ...] = ()
+
 
 class Recommendations(PythonModel):
     """A saved recipe with the users' histories it was trained on."""

@@ -25,6 +25,8 @@ from mlexp.tasks.tabular_regression import features, network
 
 INPUT_COLUMNS = ["sex", *features.FEATURES]
 EXAMPLE_ROWS = 5
+# what pyfunc_model reads from paths.data: a SageMaker training job ships it in its model.tar.gz
+DATA_FILES = ("preprocessors.json",)
 
 
 class AbaloneRings(PythonModel):

@@ -15,6 +15,8 @@ from mlexp.errors import DataError
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier, has_model
 
+# pyfunc_model reads nothing from paths.data: a SageMaker training job's model.tar.gz is the whole model
+DATA_FILES: tuple[str, ...] = ()
 EXAMPLE = ["nasa launches a new probe to study jupiter", "the home team won the championship in overtime"]
 
 

@@ -1,0 +1,116 @@
+"""A training job's model, registered and deployed from this machine like a local trial's.
+
+A task's registered model (`<task package>.registered_model.pyfunc_model`) reads the trial's models folder and a few
+files of its data folder, which it names in `DATA_FILES` (tabular_regression's fitted `preprocessors.json`). In the
+job, models go to /opt/ml/model (the job's model.tar.gz) and data to /opt/ml/output/data (output.tar.gz), so the entry
+copies those files into the model folder too, under `mlexp_data/` (`ship`). When the job completes, `bring_back`
+moves them from the unpacked model.tar.gz into this machine's `paths.data`, beside the job's network in `paths.models`,
+and `join` records the job's trial for the pipeline run `sagemaker-<job name>`: the deploy stage run with
+`MLEXP_PIPELINE_RUN=sagemaker-<job name>` joins that trial (mlexp.trial_continuation) and registers its model with
+the job's metrics, the way a local trial's deploy stage does (`deploy=registry`, `deploy=sagemaker`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from mlexp import tasks
+from mlexp.errors import DataError
+from mlexp.trial_continuation import PIPELINE_RUN_ENV, Marker, marker_path, write_marker
+
+# the folder of model.tar.gz holding the files of paths.data the registered model reads
+DATA_FOLDER = "mlexp_data"
+# the override keys the deploy command does not repeat: where the job ran, and what the command itself sets
+NOT_REPEATED = ("compute", "deploy", "stage", "task", "paths", "hydra")
+
+
+class IncompleteModel(DataError):
+    """The job's model.tar.gz lacks files of paths.data its registered model reads: it cannot be registered."""
+
+
+def data_files(task: tasks.Task) -> tuple[str, ...] | None:
+    """The files of paths.data the task's registered model reads; None when it has no model or does not name them."""
+    if not task.has_registered_model():
+        return None
+    declared = getattr(importlib.import_module(task.model_module), "DATA_FILES", None)
+    return None if declared is None else tuple(str(name) for name in declared)
+
+
+def ship(cfg: DictConfig) -> list[str]:
+    """In the job, after its stages: copy the files of paths.data the registered model reads into the model folder.
+
+    Returns the names copied; one the stages did not write is left out (the trial on this machine names it)."""
+    names = data_files(tasks.get(cfg.task.name)) or ()
+    data, target = Path(cfg.paths.data), Path(cfg.paths.models) / DATA_FOLDER
+    shipped = []
+    for name in names:
+        if (data / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(data / name, target / name)
+            shipped.append(name)
+    return shipped
+
+
+def pipeline_run(job_name: str) -> str:
+    """The pipeline run the job's trial and the deploy stage run after it share (MLEXP_PIPELINE_RUN)."""
+    return f"sagemaker-{job_name}"
+
+
+def bring_back(cfg: DictConfig, job_name: str) -> bool:
+    """After model.tar.gz is unpacked into paths.models: its data files into paths.data.
+
+    True when the task's registered model has everything it reads (this job's trial can be registered here); False
+    with a notice when the task has no model to register or does not name what it reads. IncompleteModel when the
+    archive lacks a file the registered model reads (a job run by an mlexp that did not ship them)."""
+    task = tasks.get(cfg.task.name)
+    names = data_files(task)
+    if names is None:
+        if task.has_registered_model():
+            print(
+                f"notice: {task.model_module} does not name the files of paths.data its model reads (DATA_FILES): "
+                f"job {job_name}'s model cannot be registered from this machine until it does"
+            )
+        return False
+    shipped, data = Path(cfg.paths.models) / DATA_FOLDER, Path(cfg.paths.data)
+    missing = [name for name in names if not (shipped / name).is_file()]
+    if missing:
+        listed = ", ".join(f"{DATA_FOLDER}/{name}" for name in missing)
+        raise IncompleteModel(
+            f"training job {job_name}'s model.tar.gz lacks {listed}, which {task.name}'s registered model reads (a "
+            f"job of an mlexp that did not ship it): its model cannot be registered; run the job again (mlexp "
+            f"task={task.name} compute=sagemaker ...)"
+        )
+    for name in names:
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(shipped / name, data / name)
+    shutil.rmtree(shipped)
+    return True
+
+
+def join(cfg: DictConfig, store_uri: str, experiment_name: str, run_id: str, job_name: str) -> None:
+    """Record the job's trial for the deploy stage run with MLEXP_PIPELINE_RUN=sagemaker-<job name>."""
+    path = marker_path(Path(cfg.paths.root), store_uri, experiment_name, cfg.task.name)
+    write_marker(path, Marker(run_id, pipeline_run(job_name)))
+
+
+def _repeated(override: str) -> bool:
+    key, _, value = override.lstrip("+~").partition("=")
+    if key.split(".", 1)[0].split("@", 1)[0] in NOT_REPEATED:
+        return False
+    # an S3 input is the job's channel; the registered model's input example reads local data
+    return not (key.startswith("dataset.") and value.startswith("s3://"))
+
+
+def deploy_command(cfg: DictConfig, overrides: list[str], job_name: str, deploy: str = "registry") -> str:
+    """The command that registers (deploy=registry) or deploys the job's model: the deploy stage joining its trial,
+    reading the folders the job's results came back to, with the job's config overrides (the registered model's
+    settings and input example)."""
+    kept = [override for override in overrides if _repeated(override)]
+    folders = [f"paths.{name}={cfg.paths[name]}" for name in ("data", "models")]
+    words = [f"{PIPELINE_RUN_ENV}={pipeline_run(job_name)}", "mlexp", f"task={cfg.task.name}", *kept, *folders]
+    return " ".join([*map(shlex.quote, words), "stage=deploy", f"deploy={deploy}"])

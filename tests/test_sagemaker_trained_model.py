@@ -1,0 +1,328 @@
+"""compute=sagemaker, then the job's model registered on this machine: the deploy stage joins the job's trial.
+
+AWS is moto in this process (tests/sagemaker_aws.py). The job's container is played for real: on CreateTrainingJob
+the code archive that was uploaded runs `python -m mlexp.sagemaker.entry` in a temporary /opt/ml, and its model
+folder becomes the job's model.tar.gz in S3, its metric lines the job's final metrics.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, store_client, trials_of
+from mlexp.cli_in_process import command_line, run_trial
+from mlexp.runner import TrialFailed
+from mlexp.sagemaker import trained_model
+from sagemaker_aws import FakeAws, sagemaker_aws  # noqa: F401
+
+TASK = "tabular_regression"
+JOB_TINY = ("dataset.n_rows=300", "model.epochs=1")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sdk_loaded_once() -> None:
+    """The SDK takes seconds to import: once per module, not in the first test's timing."""
+    import sagemaker.train  # noqa: F401
+
+
+@pytest.fixture
+def aws(sagemaker_aws: FakeAws) -> FakeAws:  # noqa: F811 - the shared fixture, imported above
+    return sagemaker_aws
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project of its own per test (its registry starts empty), with no data or models folder yet."""
+    folder = tmp_path / "project"
+    shutil.copytree(REPO / "conf", folder / "conf")
+    shutil.copy(REPO / "requirements.lock", folder / "requirements.lock")
+    monkeypatch.setenv("MLEXP_TRACKING_WRITER", "inline")  # records straight to the store: no writer process
+    monkeypatch.delenv("MLEXP_PIPELINE_RUN", raising=False)
+    return folder
+
+
+def job_overrides(aws: FakeAws, *more: str) -> list[str]:
+    return [
+        f"task={TASK}",
+        "tracking.experiment_name=abalone_jobs",
+        *JOB_TINY,
+        "compute=sagemaker",
+        f"compute.role_arn={aws.role_arn}",
+        f"compute.bucket={aws.bucket}",
+        "compute.poll_s=0",
+        *more,
+    ]
+
+
+def run_in_process(project: Path, overrides: list[str]) -> str:
+    """`mlexp <overrides>` in this process (moto does not cross processes); returns the trial's run id."""
+    with command_line(project, overrides) as conf_dir:
+        return run_trial(conf_dir, overrides).run_id
+
+
+def _archive_of(folder: Path) -> bytes:
+    """A folder as SageMaker uploads /opt/ml/model: its contents at the archive's root."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return data.getvalue()
+
+
+def run_entry(aws: FakeAws, params: dict[str, Any], opt_ml: Path) -> tuple[bytes, dict[str, float]]:
+    """The job's container: the uploaded code archive's entry run in `opt_ml`; (model.tar.gz, metrics printed)."""
+    (code_channel,) = [c for c in params["InputDataConfig"] if c["ChannelName"] == "code"]
+    bucket, _, key = code_channel["DataSource"]["S3DataSource"]["S3Uri"].removeprefix("s3://").partition("/")
+    code = opt_ml / "input" / "data" / "code"
+    code.mkdir(parents=True)
+    body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        tar.extractall(code, filter="data")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_", "PYTHONPATH", "AWS_"))},
+        "MLEXP_TRACKING_WRITER": "inline",
+        "PYTHONPATH": str(code / "src"),
+        "SM_MODEL_DIR": str(opt_ml / "model"),
+        "SM_OUTPUT_DATA_DIR": str(opt_ml / "output" / "data"),
+        "SM_OUTPUT_DIR": str(opt_ml / "output"),
+        "SM_HPS": json.dumps(params["HyperParameters"]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "mlexp.sagemaker.entry"], cwd=code, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    # what the job's MetricDefinitions read from its log
+    definitions = params["AlgorithmSpecification"]["MetricDefinitions"]
+    metrics = {d["Name"]: float(m[0]) for d in definitions if (m := re.findall(d["Regex"], done.stdout))}
+    assert set(metrics) == {d["Name"] for d in definitions}, done.stdout
+    return _archive_of(opt_ml / "model"), metrics
+
+
+@contextmanager
+def completed_job(
+    aws: FakeAws, container: Callable[[dict[str, Any]], tuple[bytes, dict[str, float]]]
+) -> Iterator[None]:
+    """On CreateTrainingJob, `container(request)` plays the job: it completes with that model.tar.gz and metrics."""
+    from botocore.handlers import BUILTIN_HANDLERS
+    from moto.sagemaker.models import sagemaker_backends
+
+    def after_create(context: dict[str, Any], **_: Any) -> None:
+        params = context["mlexp_params"]
+        job = sagemaker_backends["123456789012"][aws.region].training_jobs[params["TrainingJobName"]]
+        archive, metrics = container(params)
+        job.final_metric_data_list = [
+            {"MetricName": name, "Value": value, "Timestamp": job.creation_time} for name, value in metrics.items()
+        ]
+        bucket, _, key = job.model_artifacts["S3ModelArtifacts"].removeprefix("s3://").partition("/")
+        aws.s3.put_object(Bucket=bucket, Key=key, Body=archive)
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["mlexp_params"] = params
+
+    handlers: list[tuple[str, Callable[..., None]]] = [
+        ("provide-client-params.sagemaker.CreateTrainingJob", remember),
+        ("after-call.sagemaker.CreateTrainingJob", after_create),
+    ]
+    BUILTIN_HANDLERS.extend(handlers)
+    try:
+        yield
+    finally:
+        for one in handlers:
+            BUILTIN_HANDLERS.remove(one)
+
+
+def deploy_overrides(command: str, job_name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The printed command's overrides, its MLEXP_PIPELINE_RUN set in this process's environment."""
+    words = shlex.split(command)
+    assert words[:2] == [f"MLEXP_PIPELINE_RUN=sagemaker-{job_name}", "mlexp"], command
+    monkeypatch.setenv("MLEXP_PIPELINE_RUN", f"sagemaker-{job_name}")
+    return words[2:]
+
+
+def test_a_training_jobs_model_is_registered_here_and_predicts(
+    aws: FakeAws, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    import mlflow.pyfunc
+
+    opt_ml = tmp_path / "opt_ml"
+    with completed_job(aws, lambda params: run_entry(aws, params, opt_ml)):
+        run_id = run_in_process(project, job_overrides(aws))
+    name = aws.calls("CreateTrainingJob")[0]["TrainingJobName"]
+    # in the job, the fitted preprocessors went to output.tar.gz's data and into model.tar.gz beside the network
+    job_preprocessors = opt_ml / "output" / "data" / "data" / "preprocessors.json"
+    assert (opt_ml / "model" / "mlexp_data" / "preprocessors.json").read_bytes() == job_preprocessors.read_bytes()
+    # here, the network in the run's models/ and the job's preprocessors in its data/
+    (run,) = (project / "outputs" / TASK).iterdir()
+    models, data = run / "models", run / "data"
+    assert (models / "model.params").is_file() and not (models / "mlexp_data").exists()
+    assert (data / "preprocessors.json").read_bytes() == job_preprocessors.read_bytes()
+    out = capsys.readouterr().out
+    (command,) = re.findall(r"^register its model: (.*)$", out, re.MULTILINE)
+    assert command == (
+        f"MLEXP_PIPELINE_RUN=sagemaker-{name} mlexp task={TASK} tracking.experiment_name=abalone_jobs "
+        f"dataset.n_rows=300 model.epochs=1 paths.data={data} paths.models={models} stage=deploy deploy=registry"
+    )
+
+    deployed_in = run_in_process(project, deploy_overrides(command, name, monkeypatch))
+    assert deployed_in == run_id  # the deploy stage joined the job's trial: one trial, ranked by the job's metrics
+    out = capsys.readouterr().out
+    assert f"registered models:/{TASK}@champion (version 1, test_msle " in out, out
+    (trial,) = trials_of(project, "abalone_jobs")
+    assert trial.status == "FINISHED" and trial.tags["mlexp.sagemaker.job_name"] == name
+    assert list(trial.components) == ["Deployment"]
+    client = store_client(project)
+    (version,) = client.search_model_versions(f"name = '{TASK}'")
+    assert version.tags["mlexp.trial_run_id"] == run_id
+    assert float(version.tags["mlexp.objective_value"]) == trial.metrics["test_msle"]
+    assert client.get_model_version_by_alias(TASK, "champion").version == version.version
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{TASK}/{version.version}")
+    finally:
+        mlflow.set_tracking_uri(None)
+    rows = model.input_example
+    assert isinstance(rows, pd.DataFrame) and len(rows) == 5
+    predicted = model.predict(rows)["rings"]
+    # the first test rows: what the job's evaluate stage predicted for them (its report came back in models/)
+    evaluated = pd.read_csv(models / "reports" / "plots" / "predictions.csv")["predicted"].head(len(rows))
+    assert predicted.to_numpy() == pytest.approx(evaluated.to_numpy(), rel=1e-5)
+
+
+def test_deploy_registry_with_a_training_job_registers_its_model_here_when_it_comes_back(
+    aws: FakeAws, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    # `compute=sagemaker deploy=registry` was refused: the deploy stage would have run inside the job
+    opt_ml = tmp_path / "opt_ml"
+    with completed_job(aws, lambda params: run_entry(aws, params, opt_ml)):
+        run_id = run_in_process(project, job_overrides(aws, "deploy=registry"))
+    travelled = yaml.safe_load((opt_ml / "input" / "data" / "code" / "mlexp_config.yaml").read_text())
+    assert travelled["deploy"]["target"] == "none"  # the job trains; this machine deploys
+    out = capsys.readouterr().out
+    assert f"registered models:/{TASK}@champion (version 1, test_msle " in out, out
+    assert "register its model:" not in out  # done: no command to run later
+    (trial,) = trials_of(project, "abalone_jobs")
+    assert trial.run_id == run_id and trial.status == "FINISHED"
+    assert list(trial.components) == ["Deployment"]  # the stages ran in the job; the deployment here
+    client = store_client(project)
+    (version,) = client.search_model_versions(f"name = '{TASK}'")
+    assert version.tags["mlexp.trial_run_id"] == run_id
+    assert float(version.tags["mlexp.objective_value"]) == trial.metrics["test_msle"]
+    assert client.get_model_version_by_alias(TASK, "champion").version == version.version
+
+
+def test_deploy_sagemaker_with_a_training_job_serves_its_model_from_an_endpoint(
+    aws: FakeAws, project: Path, tmp_path: Path
+):
+    endpoint = ["deploy=sagemaker", f"deploy.role_arn={aws.role_arn}", f"deploy.model_data_prefix=s3://{aws.bucket}/e"]
+    with completed_job(aws, lambda params: run_entry(aws, params, tmp_path / "opt_ml")):
+        run_id = run_in_process(project, job_overrides(aws, *endpoint))
+    # the job's model was registered here first, then served: the endpoint's model is that version
+    (model_request,) = aws.calls("CreateModel")
+    assert model_request["PrimaryContainer"]["Environment"]["MLEXP_MODEL_SOURCE"] == f"models:/{TASK}/1"
+    (created,) = aws.calls("CreateEndpoint")
+    assert created["EndpointName"] == f"mlexp-{TASK.replace('_', '-')}"
+    (trial,) = trials_of(project, "abalone_jobs")
+    assert trial.run_id == run_id and trial.status == "FINISHED" and list(trial.components) == ["Deployment"]
+    assert trial.tags["mlexp.sagemaker.model_source"] == f"models:/{TASK}/1"
+    (version,) = store_client(project).search_model_versions(f"name = '{TASK}'")
+    assert version.tags["mlexp.trial_run_id"] == run_id
+
+
+def _fake_network(params: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
+    """A job whose model.tar.gz has a network but not the data files (one run by an mlexp that did not ship them)."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for file_name, content in (("model.params", b"weights"), ("model.json", b"{}")):
+            info = tarfile.TarInfo(file_name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return data.getvalue(), {"test_msle": 0.01, "test_mae": 1.0, "final_train_loss": 2.0}
+
+
+def test_a_model_tar_gz_without_the_data_files_fails_its_trial_and_registers_nothing(
+    aws: FakeAws, project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    with completed_job(aws, _fake_network), pytest.raises(TrialFailed) as raised:
+        run_in_process(project, job_overrides(aws))
+    name = aws.calls("CreateTrainingJob")[0]["TrainingJobName"]
+    assert str(raised.value) == (
+        f"training job {name}'s model.tar.gz lacks mlexp_data/preprocessors.json, which {TASK}'s registered model "
+        "reads (a job of an mlexp that did not ship it): its model cannot be registered; run the job again "
+        f"(mlexp task={TASK} compute=sagemaker ...) (trial {raised.value.run_id} marked FAILED)"
+    )
+    (trial,) = trials_of(project, "abalone_jobs")
+    assert trial.run_id == raised.value.run_id and trial.status == "FAILED"
+    assert trial.tags["mlexp.sagemaker.status"] == "Completed" and trial.metrics["test_msle"] == 0.01
+    assert "register its model" not in capsys.readouterr().out
+
+    # the command a complete job's trial prints joins nothing: a new trial without the objective, nothing registered
+    (run,) = (project / "outputs" / TASK).iterdir()
+    command = trained_model.deploy_command(trial_cfg(run), [*job_overrides(aws)], name)
+    with pytest.raises(TrialFailed, match="the trial has no test_msle to rank its model by"):
+        run_in_process(project, deploy_overrides(command, name, monkeypatch))
+    assert store_client(project).search_registered_models() == []
+
+
+def trial_cfg(run: Path) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(
+        {"task": {"name": TASK}, "paths": {"data": str(run / "data"), "models": str(run / "models")}}
+    )
+
+
+def test_the_deploy_command_repeats_the_jobs_settings_not_where_it_ran():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"task": {"name": TASK}, "paths": {"data": "/runs/1/data", "models": "/runs/1 b/models"}})
+    overrides = [
+        f"task={TASK}",
+        "compute=sagemaker",
+        "compute.role_arn=arn:aws:iam::111111111111:role/r",
+        "+compute.extra=1",
+        "dataset.path=s3://bucket/abalone.data",  # the job's input channel: the input example reads local data
+        "dataset.n_rows=300",
+        "model.l1_size=16",
+        "tracking.experiment_name=my jobs",
+        "deploy=none",
+        "stage=train",
+        "paths.models=/elsewhere",  # the command names the folders the results came back to
+    ]
+    assert trained_model.deploy_command(cfg, overrides, "mlexp-tabular-regression-1", "sagemaker") == (
+        "MLEXP_PIPELINE_RUN=sagemaker-mlexp-tabular-regression-1 mlexp task=tabular_regression dataset.n_rows=300 "
+        "model.l1_size=16 'tracking.experiment_name=my jobs' paths.data=/runs/1/data 'paths.models=/runs/1 b/models' "
+        "stage=deploy deploy=sagemaker"
+    )
+
+
+def test_every_task_with_a_registered_model_names_the_data_files_it_reads():
+    """A task whose registered model does not name them (a plugin's) gets a notice, not a registrable trial."""
+    from mlexp import tasks
+
+    named = {task.name: trained_model.data_files(task) for task in tasks.load_all().values()}
+    assert named == {
+        "anomaly_detection": None,
+        "churn_incentives": ("encoding.json", "test.csv"),
+        "document_extraction": None,
+        "object_detection": ("val.rec", "val.idx"),
+        "recommendation": (),
+        "tabular_regression": ("preprocessors.json",),
+        "text_classification": (),
+    }
