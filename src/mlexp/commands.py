@@ -96,9 +96,11 @@ def run_compare(argv: list[str]) -> int:
     print(f"{scope}: {len(table)} trial{'s' if len(table) != 1 else ''}, {order}")
     if len(trials.objectives) > 1:
         each = ", ".join(f"{name} ({count})" for name, count in trials.objectives.most_common())
+        tied = list(trials.objectives.values()).count(trials.objectives[metric]) > 1
+        ranking = "the newest trial's" if tied else "the most common"
         print(
-            f"  its trials ran with {len(trials.objectives)} objectives: {each}; ranked by the most common, the others "
-            "are at the end unless they logged it too (compare one sweep with sweep=<name>)"
+            f"  its trials ran with {len(trials.objectives)} objectives: {each}; ranked by {ranking}, the others are "
+            "at the end unless they logged it too (compare one sweep with sweep=<name>)"
         )
     print()
     print(compare.format_table(table, headline))

@@ -153,7 +153,15 @@ def distinct_digits(values: list[float], least: int = SHOWN_DIGITS) -> int:
 
 def _numbers_shown(values: list[float]) -> list[str]:
     digits = distinct_digits([v for v in values if not pd.isna(v)])
-    return ["" if pd.isna(v) else f"{v:.{digits}g}" for v in values]
+    return ["" if pd.isna(v) else _shortest(v, digits) for v in values]
+
+
+def _shortest(value: float, digits: int) -> str:
+    """`value` in `digits` significant digits, or Python's shortest exact text when that is shorter (0.3, not
+    0.29999999999999999 in 17 digits)."""
+    text = f"{value:.{digits}g}"
+    exact = repr(float(value))
+    return exact if len(exact) < len(text) else text
 
 
 def _params_shown(values: list[object]) -> list[str]:
@@ -179,7 +187,7 @@ def _param(value: object, number: float | None, digits: int) -> str:
     text = str(value)
     if number is None:
         return text
-    compact = f"{number:.{digits}g}"
+    compact = _shortest(number, digits)
     return compact if math.isfinite(number) and float(compact) != number and "." in text else text
 
 

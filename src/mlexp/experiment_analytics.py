@@ -476,7 +476,7 @@ def _typed(values: pd.Series) -> pd.Series:
 
 def _numbers_before_text(values: pd.Series) -> pd.Series:
     """A column of text values in the order a reader expects: numbers by value ("5" before "10"), then text."""
-    if values.dtype != object:
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
         return values
 
     def order(value: object) -> tuple[int, float, str]:
