@@ -48,6 +48,17 @@ REFUSED = {
         "deploy=sagemaker with compute=sagemaker and stage=train: the job runs the task's stages and this machine "
         "deploys the model they made; drop stage= (or run stage=deploy on this machine, without compute=sagemaker)",
     ),
+    "deploy=local": (
+        (*JOB, "deploy=local"),
+        "deploy=local with compute=sagemaker: the HTTP service would hold this command after the job; run the job "
+        "with deploy=registry, then serve its model: mlexp task=tabular_regression stage=deploy deploy=local",
+    ),
+    "deploy=registry with data in S3": (
+        (*JOB, "deploy=registry", "dataset.path=s3://bucket/abalone.data"),
+        "deploy=registry with compute=sagemaker and dataset.path=s3://bucket/abalone.data: the registered model's "
+        "input example is read from the dataset on this machine; run the job with deploy=none, then register its "
+        "model with the command it prints and a local copy of the data",
+    ),
     "deploy=registry without waiting": (
         (*JOB, "deploy=registry", "compute.wait=false"),
         "deploy=registry with compute=sagemaker and compute.wait=false: this machine deploys the job's model when it "
@@ -56,8 +67,8 @@ REFUSED = {
     # a tuning job: its own line, not the local sweep's "sweep with deploy=registry" (which it refuses too)
     "deploy=sagemaker in a tuning job": (
         (*TUNING, "deploy=sagemaker", f"deploy.role_arn={ROLE}"),
-        "deploy=sagemaker would deploy from every training job of the tuning job; tune without it: the best "
-        "trial's model.tar.gz is named by its tag mlexp.sagemaker.model_artifacts",
+        "deploy=sagemaker with a tuning job: its training jobs' models are not brought back to this machine; tune "
+        "with deploy=none: the best trial's model.tar.gz is named by its tag mlexp.sagemaker.model_artifacts",
     ),
     # a local sweep: the command it suggests instead runs as given, with the sweep's role, endpoint and store (not
     # its source: it deploys the champion), or a role to fill in (it was left out, and the command then failed)

@@ -349,8 +349,8 @@ REFUSED = {
     ),
     "deploy": (
         [*REGRESSION, "sweep=tpe", "deploy=registry", LR],
-        "deploy=registry would deploy from every training job of the tuning job; tune without it: the best "
-        "trial's model.tar.gz is named by its tag mlexp.sagemaker.model_artifacts",
+        "deploy=registry with a tuning job: its training jobs' models are not brought back to this machine; tune "
+        "with deploy=none: the best trial's model.tar.gz is named by its tag mlexp.sagemaker.model_artifacts",
     ),
     # a grid: the local sweep would run it (sweep=tpe is refused earlier, by the local sweep's own check)
     "reporting-only objective": (

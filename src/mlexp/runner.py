@@ -110,7 +110,7 @@ def _continued_trial(
     if cfg.stage is None or pipeline_run is None or all_stages(task).index(cfg.stage) == 0:
         return None
     root = Path(cfg.paths.root)
-    marker = read_marker(marker_path(root, store.uri, experiment_name, task.name))
+    marker = read_marker(marker_path(root, store.uri, experiment_name, task.name, pipeline_run))
     if marker is None or marker.pipeline_run != pipeline_run:
         print(f"stage {cfg.stage}: the stages before it did not run in this pipeline run; it opens a new trial")
         return None
@@ -317,7 +317,7 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     experiment_id = trial.experiment_id
     if pipeline_run is not None:
         write_marker(
-            marker_path(Path(cfg.paths.root), store.uri, experiment_name, task.name),
+            marker_path(Path(cfg.paths.root), store.uri, experiment_name, task.name, pipeline_run),
             Marker(trial.run_id, pipeline_run),
         )
     return TrialResult(trial.run_id, experiment_id, store.uri, objective, headline=headline)

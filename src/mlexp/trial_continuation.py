@@ -94,10 +94,19 @@ class Marker:
     pipeline_run: str
 
 
-def marker_path(root: Path, tracking_uri: str, experiment_name: str, task: str) -> Path:
-    """By name, not id: a stage finds its marker before anything (MLflow included) has read the store."""
+# pipeline runs whose trial keeps a marker of its own: a SageMaker training job's (`sagemaker-<job name>`), which the
+# command it prints joins whenever it is run, whatever ran in the project meanwhile
+OWN_MARKER_PREFIX = "sagemaker-"
+
+
+def marker_path(
+    root: Path, tracking_uri: str, experiment_name: str, task: str, pipeline_run: str | None = None
+) -> Path:
+    """By name, not id: a stage finds its marker before anything (MLflow included) has read the store. One per task,
+    which each DVC pipeline run takes over, and one per training job (OWN_MARKER_PREFIX)."""
     store_key = hashlib.sha1(f"{tracking_uri}\n{experiment_name}".encode()).hexdigest()[:12]
-    return root / ".mlexp" / "trials" / store_key / f"{task}.json"
+    own = pipeline_run is not None and pipeline_run.startswith(OWN_MARKER_PREFIX)
+    return root / ".mlexp" / "trials" / store_key / (f"{task}.{pipeline_run}.json" if own else f"{task}.json")
 
 
 def read_marker(path: Path) -> Marker | None:

@@ -81,6 +81,18 @@ def check_compute(cfg: DictConfig) -> None:
             f"{deploy} and compute.wait=false: this machine deploys the job's model when it comes back, which needs "
             "mlexp to wait for the job; set compute.wait=true, or deploy=none"
         )
+    if cfg.deploy.target == "local":
+        raise ConfigError(
+            f"{deploy}: the HTTP service would hold this command after the job; run the job with deploy=registry, "
+            f"then serve its model: mlexp task={cfg.task.name} stage=deploy deploy=local"
+        )
+    remote = [f"dataset.{key}={value}" for key, value in cfg.dataset.items() if str(value).startswith("s3://")]
+    if remote:
+        raise ConfigError(
+            f"{deploy} and {remote[0]}: the registered model's input example is read from the dataset on this "
+            "machine; run the job with deploy=none, then register its model with the command it prints and a local "
+            "copy of the data"
+        )
 
 
 def check_sagemaker_job(cfg: DictConfig) -> None:

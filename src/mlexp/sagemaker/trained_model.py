@@ -13,6 +13,7 @@ the job's metrics, the way a local trial's deploy stage does (`deploy=registry`,
 from __future__ import annotations
 
 import importlib
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -21,12 +22,13 @@ from omegaconf import DictConfig
 
 from mlexp import tasks
 from mlexp.errors import DataError
-from mlexp.trial_continuation import PIPELINE_RUN_ENV, Marker, marker_path, write_marker
+from mlexp.trial_continuation import OWN_MARKER_PREFIX, PIPELINE_RUN_ENV, Marker, marker_path, write_marker
 
 # the folder of model.tar.gz holding the files of paths.data the registered model reads
 DATA_FOLDER = "mlexp_data"
-# the override keys the deploy command does not repeat: where the job ran, and what the command itself sets
-NOT_REPEATED = ("compute", "deploy", "stage", "task", "paths", "hydra")
+# the override keys the deploy command does not repeat: where the job ran, and what the command itself sets (task=,
+# but not task.*: task.objective.metric ranks the model)
+NOT_REPEATED = ("compute", "deploy", "stage", "paths", "hydra")
 
 
 class IncompleteModel(DataError):
@@ -58,15 +60,15 @@ def ship(cfg: DictConfig) -> list[str]:
 
 def pipeline_run(job_name: str) -> str:
     """The pipeline run the job's trial and the deploy stage run after it share (MLEXP_PIPELINE_RUN)."""
-    return f"sagemaker-{job_name}"
+    return f"{OWN_MARKER_PREFIX}{job_name}"
 
 
 def bring_back(cfg: DictConfig, job_name: str) -> bool:
     """After model.tar.gz is unpacked into paths.models: its data files into paths.data.
 
     True when the task's registered model has everything it reads (this job's trial can be registered here); False
-    with a notice when the task has no model to register or does not name what it reads. IncompleteModel when the
-    archive lacks a file the registered model reads (a job run by an mlexp that did not ship them)."""
+    with a notice when the task has no model to register, does not name what it reads, or the archive lacks one of
+    those files (a stage that did not write it); IncompleteModel for that last case when this command deploys."""
     task = tasks.get(cfg.task.name)
     names = data_files(task)
     if names is None:
@@ -80,30 +82,46 @@ def bring_back(cfg: DictConfig, job_name: str) -> bool:
     missing = [name for name in names if not (shipped / name).is_file()]
     if missing:
         listed = ", ".join(f"{DATA_FOLDER}/{name}" for name in missing)
-        raise IncompleteModel(
-            f"training job {job_name}'s model.tar.gz lacks {listed}, which {task.name}'s registered model reads (a "
-            f"job of an mlexp that did not ship it): its model cannot be registered; run the job again (mlexp "
-            f"task={task.name} compute=sagemaker ...)"
+        problem = (
+            f"training job {job_name}'s model.tar.gz lacks {listed}, which {task.name}'s registered model reads (its "
+            "stages did not write it): its model cannot be registered from this machine"
         )
+        if cfg.deploy.target != "none":
+            raise IncompleteModel(f"deploy={cfg.deploy.target}: {problem}; the job's metrics are in this trial")
+        print(f"notice: {problem}")
+        return False
     for name in names:
         (data / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(shipped / name, data / name)
-    shutil.rmtree(shipped)
+    shutil.rmtree(shipped, ignore_errors=True)  # absent when the task reads nothing from paths.data
     return True
 
 
 def join(cfg: DictConfig, store_uri: str, experiment_name: str, run_id: str, job_name: str) -> None:
     """Record the job's trial for the deploy stage run with MLEXP_PIPELINE_RUN=sagemaker-<job name>."""
-    path = marker_path(Path(cfg.paths.root), store_uri, experiment_name, cfg.task.name)
-    write_marker(path, Marker(run_id, pipeline_run(job_name)))
+    run = pipeline_run(job_name)
+    write_marker(marker_path(Path(cfg.paths.root), store_uri, experiment_name, cfg.task.name, run), Marker(run_id, run))
+
+
+def remote_inputs(overrides: list[str]) -> list[str]:
+    """The job's S3 dataset overrides: its input channels, which the deploy stage here cannot read."""
+    return [o.lstrip("+") for o in overrides if o.lstrip("+").startswith("dataset.") and "=s3://" in o]
 
 
 def _repeated(override: str) -> bool:
-    key, _, value = override.lstrip("+~").partition("=")
-    if key.split(".", 1)[0].split("@", 1)[0] in NOT_REPEATED:
+    key = override.lstrip("+~").partition("=")[0]
+    if key == "task" or key.split(".", 1)[0].split("@", 1)[0] in NOT_REPEATED:
         return False
-    # an S3 input is the job's channel; the registered model's input example reads local data
-    return not (key.startswith("dataset.") and value.startswith("s3://"))
+    return override.lstrip("+") not in remote_inputs([override])
+
+
+def hydra_quoted(value: str) -> str:
+    """A path as Hydra's override grammar reads it verbatim: quoted when it holds what the grammar would parse (a
+    space, brackets, commas, `=`, quotes, `${`)."""
+    if re.fullmatch(r"[\w./~@:+-]*", value):
+        return value
+    escaped = value.replace("'", "\\'").replace("${", "\\${")
+    return f"'{escaped}'"
 
 
 def deploy_command(cfg: DictConfig, overrides: list[str], job_name: str, deploy: str = "registry") -> str:
@@ -111,6 +129,6 @@ def deploy_command(cfg: DictConfig, overrides: list[str], job_name: str, deploy:
     reading the folders the job's results came back to, with the job's config overrides (the registered model's
     settings and input example)."""
     kept = [override for override in overrides if _repeated(override)]
-    folders = [f"paths.{name}={cfg.paths[name]}" for name in ("data", "models")]
+    folders = [f"paths.{name}={hydra_quoted(str(cfg.paths[name]))}" for name in ("data", "models")]
     words = [f"{PIPELINE_RUN_ENV}={pipeline_run(job_name)}", "mlexp", f"task={cfg.task.name}", *kept, *folders]
     return " ".join([*map(shlex.quote, words), "stage=deploy", f"deploy={deploy}"])

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from mlexp import runner, tasks
 from mlexp.config.validate import resolved_config, stopping_condition
-from mlexp.errors import ConfigError, MlexpError
+from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.sagemaker import trained_model
 from mlexp.sagemaker.packaging import CODE_DIR, CONFIG_FILE, package_code, s3_inputs
 from mlexp.sagemaker.session import sagemaker_session
@@ -201,20 +201,29 @@ def copy_results(cfg: DictConfig, trial: Any, session: Session, job: dict[str, A
     trial.tracker.log_metrics({name: value for name, value in metrics.items() if name in wanted})
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     trial.set_tags({f"{TAG}model_artifacts": uri or "", f"{TAG}billable_s": job.get("BillableTimeInSeconds", "")})
-    model = _download_model(session, uri, Path(cfg.paths.models)) if uri else None
+    if not uri:
+        print(f"notice: job {job['TrainingJobName']} names no model.tar.gz (ModelArtifacts): no model came back")
+        return False
+    model = _download_model(session, uri, Path(cfg.paths.models))
     if model is None:
         return False
     trial.writer.log_artifact(trial.run, str(model), "sagemaker")
     return trained_model.bring_back(cfg, str(job["TrainingJobName"]))
 
 
-def deploy_here(cfg: DictConfig, trial: Any, job_name: str, registrable: bool) -> None:
+def deploy_here(cfg: DictConfig, trial: Any, job_name: str, registrable: bool, objective: float) -> None:
     """The deploy stage on this machine, in the job's trial, with the model that came back (check_compute refused
     what cannot come back: compute.wait=false, a stage alone)."""
+    deploy = f"deploy={cfg.deploy.target}"
     if not registrable:
-        raise ConfigError(
-            f"deploy={cfg.deploy.target}: training job {job_name}'s model cannot be deployed from this machine "
-            "(see the notice above); the job's results are in this trial"
+        raise DataError(
+            f"{deploy}: training job {job_name}'s model cannot be deployed from this machine (the notice above says "
+            "why); the job's metrics are in this trial"
+        )
+    if math.isnan(objective):
+        raise DataError(
+            f"{deploy}: training job {job_name} reported no {cfg.task.objective.metric} to rank its model by (see the "
+            "notice above); its model.tar.gz is this trial's artifact sagemaker/model.tar.gz"
         )
     trial.tracker.flush()  # the job's metrics, logged on the trial itself, rank its model in the deploy stage
     runner._run_component(cfg, tasks.get(cfg.task.name), "deploy", trial)
@@ -286,7 +295,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
                     f"`{METRIC_PREFIX} {cfg.task.objective.metric}=` line (CloudWatch /aws/sagemaker/TrainingJobs)"
                 )
             if cfg.deploy.target != "none":
-                deploy_here(cfg, trial, name, registrable)
+                deploy_here(cfg, trial, name, registrable, objective)
         else:
             print(
                 f"not waiting (compute.wait=false): follow it with `aws sagemaker describe-training-job "
@@ -308,4 +317,7 @@ def run_training_job(cfg: DictConfig, job: runner.JobContext) -> runner.TrialRes
     if registrable and not math.isnan(objective) and cfg.deploy.target == "none":  # deploy ranks by the objective
         trained_model.join(cfg, store.uri, experiment_name, trial.run_id, name)
         print(f"register its model: {trained_model.deploy_command(cfg, list(job.overrides), name)}")
+        for remote in trained_model.remote_inputs(list(job.overrides)):
+            key, uri = remote.split("=", 1)
+            print(f"  add {key}=<a local copy of {uri}>: the registered model's input example is read here")
     return runner.TrialResult(trial.run_id, trial.experiment_id, store.uri, objective, headline=headline)

@@ -81,11 +81,11 @@ def _strategy(cfg: DictConfig) -> str:
 
 
 def refuse_deploy(cfg: DictConfig) -> None:
-    """A tuning job deploys nothing: each training job would run the deploy stage (check_compute's reason)."""
+    """A tuning job deploys nothing: its training jobs' models are not brought back to this machine."""
     if cfg.deploy.target != "none":
         raise ConfigError(
-            f"deploy={cfg.deploy.target} would deploy from every training job of the tuning job; tune without it: "
-            f"the best trial's model.tar.gz is named by its tag {MODEL_ARTIFACTS_TAG}"
+            f"deploy={cfg.deploy.target} with a tuning job: its training jobs' models are not brought back to this "
+            f"machine; tune with deploy=none: the best trial's model.tar.gz is named by its tag {MODEL_ARTIFACTS_TAG}"
         )
 
 

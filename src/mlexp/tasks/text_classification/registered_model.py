@@ -15,8 +15,9 @@ from mlexp.errors import DataError
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier, has_model
 
-# pyfunc_model reads nothing from paths.data: a SageMaker training job's model.tar.gz is the whole model
-DATA_FILES: tuple[str, ...] = ()
+# what the deploy stage reads from paths.data (the holdout the champion is re-scored on; pyfunc_model reads nothing
+# there): a SageMaker training job ships it in its model.tar.gz
+DATA_FILES = ("corpus/holdout.csv",)
 EXAMPLE = ["nasa launches a new probe to study jupiter", "the home team won the championship in overtime"]
 
 
