@@ -285,6 +285,8 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
             ["task=tabular_regression", "model.learning_rate=nan"],
             "model.learning_rate=nan is not a finite number: it must be above 0",
         ),
+        # "stage 'prepare' failed: ValueError: Seed must be between 0 and 2**32 - 1 (trial ... marked FAILED)"
+        (["task=churn_incentives", "seed=-1"], "seed=-1 is out of range: it must be between 0 and 4294967295"),
     ],
 )
 def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project, args, line):
@@ -297,6 +299,9 @@ def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project
 def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
     message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=0,5")
     assert message == "model.epochs=0,5: model.epochs=0 is out of range: it must be at least 1"
+    # joblib's "ValueError: n_jobs == 0 in Parallel has no meaning" traceback, and a FAILED sweep record
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression", "seed=1,2", "sweep.max_parallel_jobs=0")
+    assert message == "sweep.max_parallel_jobs=0 is out of range: it must be at least 1"
     # a value every job shares: each job would fail on it
     message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=-1", "model.l1_size=8,16")
     assert message == "model.epochs=-1 is out of range: it must be at least 1"

@@ -45,10 +45,10 @@ def compare_command(scope: str, tracking_uri: str) -> str:
     except ConfigError:  # compare's default is unusable ($MLFLOW_TRACKING_URI without a scheme): name the store
         default = None
     if used == default:
-        return f"mlexp compare {scope}"
+        return f"mlexp compare {shlex.quote(scope)}"
     server = os.environ.get("MLEXP_TRACKING_SERVER")
     store = "tracking=server" if server and used == absolute_uri(server) else shlex.quote(f"tracking.uri={used}")
-    return f"mlexp compare {scope} {store}"
+    return f"mlexp compare {shlex.quote(scope)} {store}"
 
 
 def print_ui_link(

@@ -34,10 +34,15 @@ class Bound:
 
     def __str__(self) -> str:
         if self.low is not None and self.high is not None and not (self.open_low or self.open_high):
-            return f"between {self.low:g} and {self.high:g}"
-        low = None if self.low is None else f"{'above' if self.open_low else 'at least'} {self.low:g}"
-        high = None if self.high is None else f"{'below' if self.open_high else 'at most'} {self.high:g}"
+            return f"between {_shown(self.low)} and {_shown(self.high)}"
+        low = None if self.low is None else f"{'above' if self.open_low else 'at least'} {_shown(self.low)}"
+        high = None if self.high is None else f"{'below' if self.open_high else 'at most'} {_shown(self.high)}"
         return " and ".join(part for part in (low, high) if part)
+
+
+def _shown(end: float) -> str:
+    """An end of a range as written: a whole number in full (a seed's 4294967295, not 4.29497e+09)."""
+    return str(int(end)) if float(end).is_integer() and abs(end) < 1e16 else f"{end:g}"
 
 
 def at_least(low: float) -> Bound:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import importlib
 import importlib.util
@@ -219,9 +220,18 @@ class Task:
 TASKS: dict[str, Task] = {}
 
 
+def common_bounds() -> dict[str, Bound]:
+    """The ranges of the keys every task has: NumPy takes seeds in [0, 2**32 - 1], and joblib reads n_jobs=0 as an
+    error and negative values as 'all cores but some' (say how many trials run at once)."""
+    from mlexp.config.bounds import at_least, between
+
+    return {"seed": between(0, 2**32 - 1), "sweep.max_parallel_jobs": at_least(1)}
+
+
 def register(task: Task) -> Task:
     if task.name in TASKS:
         raise ValueError(f"task {task.name!r} is registered twice")
+    task = dataclasses.replace(task, bounds={**common_bounds(), **task.bounds})
     TASKS[task.name] = task
     return task
 
