@@ -67,16 +67,18 @@ def test_an_override_hydra_cannot_apply_is_one_line_with_hydras_fix(tmp_project)
 def test_several_values_without_m_say_to_add_m_and_the_forms_the_key_takes(tmp_project):
     add_m = "gives several values, and a run takes one: to sweep them add -m"
     forms = "; for one value that is a list or text, write"
-    # an integer takes neither a list nor text; a new key both (with its +); a name text only; a group neither
+    # an integer takes neither a list nor text; a name text only; a group neither
     expected = {
         "model.l1_size=8,16": f"model.l1_size=8,16 {add_m}",
-        "+extra_note=a,b": f"""+extra_note=a,b {add_m}{forms} '+extra_note=[a,b]' or '+extra_note="a,b"'""",
         "tracking.experiment_name=a,b": f"""tracking.experiment_name=a,b {add_m}{forms} \
 'tracking.experiment_name="a,b"'""",
         "model=mlp_regressor,mlp_regressor": f"model=mlp_regressor,mlp_regressor {add_m}",
     }
     for override, message in expected.items():
         assert one_line_error(tmp_project, "task=tabular_regression", override) == message
+    # a new key of a free-form section of text (anomaly's rules): text, with its +
+    message = one_line_error(tmp_project, "task=anomaly_detection", "+model.rules.note=a,b")
+    assert message == f"""+model.rules.note=a,b {add_m}{forms} '+model.rules.note="a,b"'"""
     # a value with quotes of its own: no form is offered, and no traceback
     message = one_line_error(tmp_project, "task=tabular_regression", 'dataset.path="my file.csv",b.csv')
     assert message == 'dataset.path="my file.csv",b.csv ' + add_m
@@ -310,6 +312,15 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
         tmp_project, "-m", "task=tabular_regression", "sweep=tpe", "model.learning_rate=interval(0,0.1)"
     )
     assert message == "model.learning_rate=interval(0,0.1): model.learning_rate=0.0 is out of range: it must be above 0"
+    # a whole-number key searched by a plain interval: each job failed with "Error merging override
+    # model.l1_size=24.596027487383836" after the sweep's record opened
+    message = one_line_error(
+        tmp_project, "-m", "task=tabular_regression", "sweep=random", "model.l1_size=interval(1,64)"
+    )
+    assert message == (
+        "model.l1_size=interval(1,64): model.l1_size takes whole numbers, and interval(...) samples fractions; write "
+        "'model.l1_size=int(interval(1, 64))'"
+    )
     # Hydra's interval leaves its end out: (0.5, 1) samples splits below 1, which fit
     config_ok = run_cli(
         tmp_project,
@@ -415,3 +426,80 @@ def test_a_deploy_port_or_alias_that_cannot_work_is_refused_before_training(tmp_
     assert message == "deploy.alias='': Registered model alias name cannot be empty. Give it a name such as champion"
     message = one_line_error(tmp_project, "task=tabular_regression", "deploy=registry", "deploy.alias=latest")
     assert message.startswith("deploy.alias='latest': 'latest' alias name (case insensitive) is reserved.")
+
+
+def test_a_sweep_of_tasks_or_of_another_tasks_option_is_one_line_before_its_record_opens(tmp_project):
+    # both opened the sweep's record: the task sweep left its second task's trial out of it, and ssd failed its job
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression,churn_incentives", "seed=1")
+    assert message == (
+        "task=tabular_regression,churn_incentives: a sweep runs one task (its record, table and best trial are that "
+        "task's); run one sweep per task"
+    )
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model=mlp_regressor,ssd")
+    assert message == (
+        "model=mlp_regressor,ssd: model='ssd' is not a model option of task 'tabular_regression'; choose among: "
+        "mlp_regressor"
+    )
+
+
+def test_the_deploy_stage_without_a_target_is_one_line_before_a_trial_opens(tmp_project):
+    # was "stage 'deploy' failed: deploy='none' is not available ...; use registry (trial ... marked FAILED)"
+    assert one_line_error(tmp_project, "task=tabular_regression", "stage=deploy") == (
+        "stage=deploy with deploy=none deploys nothing: choose deploy=registry (the model of this pipeline run's "
+        "evaluated trial), or deploy=local or deploy=sagemaker (serve the registry's champion)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        # a traceback from the runner's provenance (ConfigAttributeError: Key 'seed' not in 'MlexpConfig'), a FAILED
+        # trial
+        (["~seed"], "~seed: seed is a setting mlexp reads, so it cannot be deleted; give it a value (seed=<value>)"),
+        # Hydra's "Error merging override ~model.epochs", with no reason
+        (
+            ["~model.epochs"],
+            "~model.epochs: model.epochs is a setting mlexp reads, so it cannot be deleted; give it a value "
+            "(model.epochs=<value>)",
+        ),
+        (
+            ["~dataset.n_rows"],
+            "~dataset.n_rows: dataset.n_rows is a setting mlexp reads, so it cannot be deleted; give it a value "
+            "(dataset.n_rows=<value> or null)",
+        ),
+        (
+            ["~task"],
+            "~task: every run composes a task option, so it cannot be deleted; choose another with task=<option>",
+        ),
+        # in a sweep: Hydra's error and its HYDRA_FULL_ERROR advice, exit 1
+        (
+            ["-m", "~seed", "model.l1_size=8,16"],
+            "~seed: seed is a setting mlexp reads, so it cannot be deleted; give it a value (seed=<value>)",
+        ),
+    ],
+)
+def test_deleting_a_setting_mlexp_reads_is_one_line_before_a_trial_opens(tmp_project, args, line):
+    flags = [a for a in args if a == "-m"]
+    assert one_line_error(tmp_project, *flags, "task=tabular_regression", *(a for a in args if a != "-m")) == line
+
+
+def test_an_entry_of_a_free_form_section_may_still_be_deleted(tmp_project):
+    # anomaly's rules are a dict of the user's: `~model.rules.too_long` drops one (then model.enabled must not name it)
+    message = one_line_error(tmp_project, "task=anomaly_detection", "~model.rules.too_long")
+    assert message.startswith("model.enabled=[unparsable_timestamp, non_positive_duration, too_long]: each name in")
+
+
+def test_adding_a_key_to_a_section_of_fixed_settings_is_one_line_before_a_trial_opens(tmp_project):
+    # churn's +model.num_rund=3 ran with the default 100 rounds (recorded as a param); abalone's +model.foo failed
+    # its train stage with a TypeError; both followed the old "write +model.num_rund=..." hint
+    message = one_line_error(tmp_project, "task=churn_incentives", "+model.num_rund=3")
+    assert message.startswith(
+        "+model.num_rund: model holds a fixed set of settings, and num_rund is not one of them (the code that reads "
+        "them would ignore or refuse it); did you mean model.num_round? its settings: decision_threshold, eta,"
+    )
+    message = one_line_error(tmp_project, "task=tabular_regression", "+model.rules.fast=x")
+    assert message.startswith("+model.rules.fast: model holds a fixed set of settings, and rules is not one of them")
+    # a misspelt key of such a section no longer suggests adding it with +
+    message = one_line_error(tmp_project, "task=churn_incentives", "model.num_rund=3")
+    assert message.startswith("model.num_rund is not a key of model; did you mean model.num_round?")
+    assert "+model.num_rund" not in message

@@ -498,12 +498,12 @@ def test_a_sweep_whose_shared_config_names_no_key_is_one_line_before_its_record_
 
 @STORE_EXISTS
 def test_a_sweep_hydra_stops_after_its_record_opened_exits_non_zero_with_the_record_failed(tmp_project):
-    # a sweep of deletions: no check judges it, Hydra refuses it once the record is open
-    done = run_cli(tmp_project, "-m", "task=tabular_regression", *TINY, "~model.l1_size=4,8", check=False)
+    # a sweep of deletions from a free-form section: no check judges it, Hydra refuses it once the record is open
+    done = run_cli(tmp_project, "-m", "task=anomaly_detection", "~model.rules.too_long=a,b", check=False)
     assert done.returncode == 1
-    assert "Could not delete from config. The value of 'model.l1_size' is 32 and not 4" in done.stderr
+    assert "Could not delete from config. The value of 'model.rules.too_long' is" in done.stderr
     client = store_client(tmp_project)
-    [sweep] = client.search_runs([client.get_experiment_by_name("tabular_regression-sweeps").experiment_id])
+    [sweep] = client.search_runs([client.get_experiment_by_name("anomaly_detection-sweeps").experiment_id])
     assert sweep.info.status == "FAILED"  # not left RUNNING
 
 

@@ -7,6 +7,7 @@ the closest match; these checks run first and say in one line what exists.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -73,7 +74,7 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
     except HydraException:
         return  # Hydra reports what it cannot compose itself
     for key in values:
-        check_key(cfg, key)
+        check_named(cfg, key)
     if passed is not None:
         try:
             passed.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_va
         cfg = None  # Hydra reports what it cannot compose itself (a swept group choice is said below)
     if cfg is not None:
         for key in keys or []:
-            check_key(cfg, key)
+            check_named(cfg, key)
         for override in plain:
             if override.is_sweep_override():
                 continue
@@ -212,7 +213,7 @@ def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None
     """
     _, values = _check_options(conf_dir, overrides, check_options=False)
     for key in values or []:
-        check_key(cfg, key)
+        check_named(cfg, key)
 
 
 def _check_options(
@@ -225,13 +226,22 @@ def _check_options(
     choices, values, swept = [], [], False
     for override in parsed:
         key = override.key_or_group
-        if check_options and key in groups and not override.is_delete():
+        if key in groups and override.is_delete():
+            raise ConfigError(
+                f"~{key}: every run composes {a_or_an(key)} option, so it cannot be deleted; choose another with "
+                f"{key}=<option>"
+            )
+        if check_options and key in groups:
             for option in _options(override):
                 _check_option(conf_dir, groups, key, option, task)
         if key.split("/")[0] in groups or key.startswith("hydra"):
             swept = swept or override.is_sweep_override()
             choices.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
-        elif not override.is_add() and not override.is_force_add() and not override.is_delete():
+        elif override.is_delete():
+            values.append(f"~{key}")  # checked as a deletion: a key mlexp reads cannot go
+        elif override.is_add():
+            values.append(f"+{key}")  # checked as an addition: a section of fixed settings takes no new one
+        elif not override.is_force_add():
             values.append(key)
     if swept or not values:
         return choices, None  # one composition cannot stand for several; Hydra checks each job
@@ -317,6 +327,60 @@ def _task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
     return {str(group): [str(option) for option in options] for group, options in choices.items()}
 
 
+def check_named(cfg: DictConfig, key: str) -> None:
+    """check_key; for `~key` (a deletion), that the key is not a setting of a config schema: mlexp reads every one
+    of those, so deleting one fails the run later (a traceback, or Hydra's 'Error merging override'); for `+key` (an
+    addition), that its section is not a schema's fixed settings, where a new key is ignored or refused by the code
+    that reads the section. `cfg` may have the override applied already: the schema of the key's parent says it."""
+    if not key.startswith(("~", "+")):
+        check_key(cfg, key)
+        return
+    sign, key = key[0], key[1:]
+    if sign == "+":
+        _check_addable(cfg, key)
+        return
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    fields = _schema_fields(parent)
+    if fields is None:
+        return  # a free-form section (anomaly's model.rules): entries may come and go; Hydra reports the rest
+    if name in fields:
+        unset = " or null" if fields[name].default is None else ""
+        raise ConfigError(
+            f"~{key}: {key} is a setting mlexp reads, so it cannot be deleted; give it a value ({key}=<value>{unset})"
+        )
+
+
+def _check_addable(cfg: DictConfig, key: str) -> None:
+    """`+key` must not reach into a schema's section by a name it does not declare (`+model.foo`, or
+    `+model.rules.fast` where the model has no rules), even with the addition applied. A new top-level key is
+    Hydra's way to name a value other keys interpolate (`+base=8 model.l1_size=${base}`): left alone."""
+    parts = key.split(".")
+    node: object = cfg.get(parts[0]) if isinstance(cfg, DictConfig) else None
+    for index, part in enumerate(parts[1:], start=1):
+        fields = _schema_fields(node)
+        if fields is None:
+            return  # a free-form section from here on (anomaly's model.rules)
+        if part not in fields:
+            section = ".".join(parts[:index])
+            known = sorted(fields)
+            close = difflib.get_close_matches(part, known, n=1)
+            hint = f"did you mean {section + '.' if section else ''}{close[0]}? " if close else ""
+            raise ConfigError(
+                f"+{key}: {section or 'the config'} holds a fixed set of settings, and {part} is not one of them (the "
+                f"code that reads them would ignore or refuse it); {hint}its settings: {', '.join(known)}"
+            )
+        node = node.get(part) if isinstance(node, DictConfig) else None
+
+
+def _schema_fields(node: object) -> dict[str, dataclasses.Field[Any]] | None:
+    """The settings of the config schema behind `node`; None for a free-form section (or not a section)."""
+    schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return None
+    return {f.name: f for f in dataclasses.fields(schema)}
+
+
 def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
     """Fail in one line, naming the keys that exist and the closest one, when `key` is not in `cfg`; `addable`: an
     override could add it with `+`, and the line says so."""
@@ -338,5 +402,6 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         close = difflib.get_close_matches(part, known, n=1)
         prefix = ".".join(walked) + "." if walked else ""
         hint = f"did you mean {prefix}{close[0]}? " if close else ""
-        add = f" (to add a new key on purpose, write +{key}=...)" if addable else ""
+        # a schema's section takes no new key (check_named): `+` only adds to a free-form one (anomaly's model.rules)
+        add = f" (to add a new key on purpose, write +{key}=...)" if addable and _schema_fields(node) is None else ""
         raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")

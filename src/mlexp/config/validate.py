@@ -53,6 +53,11 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
             f"stage={cfg.stage!r} is not a stage of task {task!r}; {did_you_mean(cfg.stage, stages)}"
             f"choose one of: {', '.join(stages)}"
         )
+    if cfg.stage == "deploy" and cfg.deploy.target == "none":
+        raise ConfigError(
+            "stage=deploy with deploy=none deploys nothing: choose deploy=registry (the model of this pipeline run's "
+            "evaluated trial), or deploy=local or deploy=sagemaker (serve the registry's champion)"
+        )
     check_compute(cfg)
     check_sagemaker_job(cfg)
 

@@ -23,7 +23,7 @@ from mlexp.config.bounds import check_bounds, within
 from mlexp.config.overrides import check_key, command_overrides, misfit
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, a_or_an, did_you_mean
 from mlexp.sweeps import SWEEP_ENV
 from mlexp.sweeps.search_space import (
     VALUE_PREFIXES,
@@ -193,11 +193,37 @@ def check_shared_bounds(config: DictConfig) -> None:
     check_bounds(config, {key: bound for key, bound in bounds.items() if not within(key, swept)})
 
 
+def check_swept_choices(config: DictConfig) -> None:
+    """A sweep runs one task, and each listed option of a swept group must be one of that task's (`model=a,b`):
+    refused now, not as a failed job after the sweep's record has opened."""
+    groups = set(config.hydra.runtime.choices)
+    task = config.task.name
+    for entry in swept_overrides(config, OverridesParser.create()):
+        group = entry.override.key_or_group
+        values = listed(entry.override) if group in groups else None
+        if group == "task":
+            raise ConfigError(
+                f"{entry.line()}: a sweep runs one task (its record, table and best trial are that task's); run one "
+                "sweep per task"
+            )
+        allowed = config.task.choices.get(group) if values else None
+        if allowed is None:
+            continue
+        choices = sorted(allowed)
+        foreign = [value for value in values or () if value not in choices]
+        if foreign:
+            raise ConfigError(
+                f"{entry.line()}: {group}={foreign[0]!r} is not {a_or_an(group)} option of task {task!r}; "
+                f"{did_you_mean(foreign[0], choices)}choose among: {', '.join(choices)}"
+            )
+
+
 def check_sweep(config: DictConfig) -> None:
     """Refuse combinations that would waste or block a sweep: say which and what to do instead."""
     task = config.task.name
     overrides = command_overrides(config.hydra)
     sweeper = sweeper_kind(config)
+    check_swept_choices(config)
     if config.deploy.target == "registry":
         from mlexp import tasks
 

@@ -6,6 +6,7 @@ Each refusal comes before the sweep's record opens; past it, the sweeper would s
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from typing import NamedTuple
@@ -13,7 +14,7 @@ from typing import NamedTuple
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override, OverrideType
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
@@ -120,6 +121,7 @@ def check_search_space(config: DictConfig) -> None:
             refused = interval_out_of_bounds(key, interval.start, interval.end, bounds.get(key))
             if refused is not None:
                 raise ConfigError(f"{line}: {refused}")
+            _check_whole_numbers(config, key, line, interval)
     trials = config.hydra.sweeper.get("n_trials") if kind == "optuna" else None
     if trials is not None and int(trials) < 1:
         named = (
@@ -128,6 +130,25 @@ def check_search_space(config: DictConfig) -> None:
             else f"hydra.sweeper.n_trials={trials}: Optuna's sweeper runs that many trials"
         )
         raise ConfigError(f"{named}; give 1 or more")
+
+
+def _check_whole_numbers(config: DictConfig, key: str, line: str, interval: IntervalSweep) -> None:
+    """A key that takes whole numbers searched by a plain interval, whose samples are floats (24.596...): each trial
+    would fail to merge its value after the sweep's record opened. int(interval(...)) samples whole numbers."""
+    if isinstance(interval.start, int) and isinstance(interval.end, int):
+        return  # int(interval(...))
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(config, parent_key, default=None) if parent_key else config
+    schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+    fields = {f.name: f.type for f in dataclasses.fields(schema)} if schema and dataclasses.is_dataclass(schema) else {}
+    current = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+    declared = str(fields.get(name, "")).replace(" ", "").replace("<class'int'>", "int")
+    whole = declared in ("int", "int|None", "Optional[int]") or (name not in fields and type(current) is int)
+    if whole:
+        raise ConfigError(
+            f"{line}: {key} takes whole numbers, and interval(...) samples fractions; write "
+            f"'{key}=int(interval({interval.start:g}, {interval.end:g}))'"
+        )
 
 
 def _optuna_distribution(override: Override) -> None:
