@@ -482,3 +482,29 @@ def test_an_experiment_whose_trials_ran_with_other_objectives_is_ranked_by_the_m
     done = run_cli(tmp_project_with_store, "compare", f"experiment={EXPERIMENT}")
     assert "3 trials, best first by test_msle (minimize)" in done.stdout
     assert "its trials ran with 2 objectives: test_msle (2), test_mae (1); ranked by the most common" in done.stdout
+
+
+def test_compare_of_a_sweep_that_recorded_no_trial_or_of_an_empty_name_says_so(tmp_project_with_store):
+    # was "no trials in experiment 'tabular_regression' ...; run `mlexp task=...` first" of an experiment of 100 trials
+    from conftest import run_cli
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    exp = client.create_experiment(EXPERIMENT)
+    _trial(client, exp, "earlier", 1_000, "FINISHED", {"model.l1_size": "8"}, {"test_msle": [0.3]})
+    sweeps = client.create_experiment(EXPERIMENT + "-sweeps")
+    record = client.create_run(sweeps, run_name="grid-9", tags={"mlexp.kind": "sweep", "mlexp.sweep_name": "grid-9"})
+    client.set_tag(record.info.run_id, "mlexp.sweep_id", record.info.run_id)
+    client.set_terminated(record.info.run_id, "FAILED")
+    done = run_cli(tmp_project_with_store, "compare", "sweep=grid-9", check=False)
+    assert done.returncode != 0
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "sweep grid-9 recorded no trials: it stopped before its first one (its record in experiment "
+            "tabular_regression-sweeps says why: status and tags)"
+        )
+    )
+    # was "name an experiment, a task or a sweep: analytics(experiment=...), task=... or sweep=..."
+    done = run_cli(tmp_project_with_store, "compare", "sweep=", check=False)
+    assert done.returncode == 2 and "sweep= names nothing; give it a value" in done.stderr

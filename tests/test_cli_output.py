@@ -137,3 +137,9 @@ def test_a_trial_prints_its_headline_metrics_as_its_reports_have_them_and_a_swee
 
     swept = run_cli(tmp_project, "-m", "task=tabular_regression", "model.l1_size=8,16", *TINY)
     assert "also:" not in swept.stdout
+
+
+def test_help_before_a_command_is_that_commands_help(tmp_project):
+    # was "'compare' is neither a command nor an override (key=value); did you mean compare? ..."
+    done = run_cli(tmp_project, "--help", "compare")
+    assert done.stdout.startswith("usage: mlexp compare task=<task>")

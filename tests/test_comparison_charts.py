@@ -225,3 +225,12 @@ def test_two_alike_single_runs_of_one_second_still_get_a_line_each():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert len(ax.get_lines()) == 2 and len(set(legend)) == 2
     assert all(text.startswith("tabular_regression-20261205-181500") for text in legend)
+
+
+def test_a_comparison_removes_the_charts_of_an_earlier_one_it_does_not_draw(tmp_path):
+    # `compare task=` then `compare sweep=` share outputs/compare/<experiment>: the task's dataset_n_rows chart stayed
+    (tmp_path / f"dataset_n_rows_vs_{OBJECTIVE}.png").write_bytes(b"an earlier comparison's")
+    (tmp_path / "notes.png").write_bytes(b"the user's")
+    table = _recommendation_sweep()
+    written = compare.write_charts(table, _history(table), tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*(path.name for path in written), "notes.png"])

@@ -187,3 +187,11 @@ def test_a_lock_dvc_wrote_in_yaml_1_2_is_not_stale(tmp_path):
     assert dvc_lock.stale_entries(tmp_path) == []
     lock.write_text(lock.read_text().replace("1e-10", "1e-09"))
     assert len(dvc_lock.stale_entries(tmp_path)) == 1  # a value that really differs still counts
+
+
+def test_summary_says_which_pipeline_writes_a_tasks_missing_report(tmp_project):
+    # a task run with plain `mlexp task=...` (its reports in outputs/) read "(not run)"
+    done = run_cli(tmp_project, "summary")
+    assert "| churn_incentives | (no reports/churn_incentives/metrics.json: dvc repro pipelines/churn_incentives/" in (
+        done.stdout
+    )

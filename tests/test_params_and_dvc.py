@@ -13,7 +13,7 @@ import yaml
 from dvc.utils.hydra import apply_overrides
 from omegaconf import OmegaConf
 
-from conftest import REPO, TINY, run_cli, seed_store, store_client, trials_of
+from conftest import REPO, TINY, one_line_error, run_cli, seed_store, store_client, trials_of
 from dvc_copy import copy_project, dvc
 from mlexp import tasks
 from mlexp.config import params
@@ -87,6 +87,16 @@ def test_params_file_decides_what_the_stage_runs_with_and_cli_values_still_win(t
     [trial] = trials_of(tmp_project)
     assert trial.params["model.l1_size"] == "5"
     assert trial.params["model.epochs"] == "1"
+
+
+def test_a_params_file_that_is_not_there_names_the_one_mlexp_params_writes(tmp_project, written_params):
+    # was "params_file=.../params.yml does not exist; create it with `mlexp params`", which writes params.yaml
+    (tmp_project / "params.yaml").write_text(written_params)
+    message = one_line_error(tmp_project, "task=tabular_regression", "params_file=params.yml")
+    assert (
+        message
+        == f"params_file={tmp_project / 'params.yml'} does not exist; did you mean {tmp_project / 'params.yaml'}?"
+    )
 
 
 @pytest.mark.usefixtures("tmp_project_with_store")

@@ -407,6 +407,9 @@ def _main() -> None:
 
     if argv and argv[0] in commands.COMMANDS:
         sys.exit(commands.run(argv[0], argv[1:]))
+    named = [arg for arg in argv if arg in commands.COMMANDS]
+    if named and {"--help", "-h"} & set(argv):  # `mlexp --help compare`: that command's help
+        sys.exit(commands.run(named[0], ["--help"]))
     conf_dir = project_root() / "conf"
     try:
         argv = sys.argv[1:] = multirun_first(spelled_out(argv))  # Hydra parses sys.argv again

@@ -48,6 +48,8 @@ def _key_values(argv: list[str], allowed: set[str], command: str) -> dict[str, s
         key, sep, value = arg.partition("=")
         if not sep or key not in allowed:
             raise MlexpError(f"unexpected argument {arg!r}; usage: {USAGE[command]}")
+        if not value:
+            raise MlexpError(f"{key}= names nothing; give it a value; usage: {USAGE[command]}")
         values[key] = value
     return values
 
@@ -61,6 +63,7 @@ def run_compare(argv: list[str]) -> int:
     """The trials of a task, an experiment or a sweep side by side, best first, with charts of their metrics."""
     from mlexp import compare, next_steps
     from mlexp.experiment_analytics import ExperimentAnalytics
+    from mlexp.tracking import tags
     from mlexp.tracking.store import bound_store_retries
 
     args = _key_values(argv, {"task", "experiment", "sweep", "tracking", "tracking.uri"}, "compare")
@@ -77,6 +80,11 @@ def run_compare(argv: list[str]) -> int:
         args.get("experiment"), task=args.get("task"), sweep=args.get("sweep"), tracking_uri=uri
     )
     table = trials.dataframe()
+    if table.empty and trials.sweep:
+        raise MlexpError(
+            f"sweep {args['sweep']} recorded no trials: it stopped before its first one (its record in experiment "
+            f"{trials.experiment}{tags.SWEEPS_SUFFIX} says why: status and tags)"
+        )
     if table.empty:
         raise MlexpError(
             f"no trials in experiment {trials.experiment!r} of {trials.store.uri}; run `mlexp task=...` first"
@@ -196,7 +204,7 @@ def run_data(argv: list[str]) -> int:
 
 
 def run_summary(argv: list[str]) -> int:
-    """Write a Markdown summary of every task's latest reports (default reports/summary.md)."""
+    """Tabulate what each task's DVC pipeline last reported (reports/<task>/metrics.json) in reports/summary.md."""
     from mlexp.summary import write_summary
 
     if len(argv) > 1:

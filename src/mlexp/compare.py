@@ -195,7 +195,17 @@ def write_charts(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> l
     """Metric-by-step per finished trial for each curve, and each param varying among scored trials vs the objective.
 
     A seed (a repeat) and a param that follows another (a config group's sub-keys, fixed by its choice) get no chart
-    of their own (`plot.compared_params`); they stay in the table."""
+    of their own (`plot.compared_params`); they stay in the table. The folder's charts of an earlier comparison
+    that this one does not draw are removed: `compare task=` and `compare sweep=` of one experiment share it."""
+    written = _drawn(table, history, out_dir)
+    if out_dir.is_dir():
+        for stale in out_dir.glob("*.png"):
+            if stale not in written and (stale.name.endswith("_by_step.png") or "_vs_" in stale.name):
+                stale.unlink()
+    return written
+
+
+def _drawn(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
     metric = table.attrs["objective"]
     finished = table[table["Status"] == "FINISHED"]
     written: list[Path] = []

@@ -21,7 +21,9 @@ def write_summary(reports: Path, tasks: Mapping[str, Task], out: Path) -> str:
     for task in sorted(tasks):
         metrics_file = reports / task / "metrics.json"
         if not metrics_file.exists():
-            lines.append(f"| {task} | (not run) | |")
+            lines.append(
+                f"| {task} | (no {metrics_file.relative_to(reports.parent)}: dvc repro pipelines/{task}/dvc.yaml) | |"
+            )
             continue
         for name, value in _metrics(metrics_file, tasks[task]).items():
             lines.append(f"| {task} | {name} | {value:.6g} |")

@@ -29,7 +29,7 @@ USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC
   DVC pipelines:     mlexp pipelines [--check] (dvc.yaml files, from the tasks' stage declarations)
   Moved project:     mlexp relocate           (point mlflow.db at this folder's mlartifacts/)
   Raw data copy:     mlexp data <dataset> <output file>
-  Summary:           mlexp summary            (headline metrics of every task)
+  Summary:           mlexp summary            (headline metrics of every task's DVC pipeline)
   Store kept trials: mlexp sync [--discard <store>]   (records a killed trial left in .mlexp/journal)
   Service API keys:  mlexp keys create <name> | list | revoke <name>   (deploy=local services)
   Human review:      mlexp review add <name> | list | export | ...     (text_classification's service)

@@ -138,7 +138,13 @@ def apply_params_file(
     (`constraints`) that the file's values break, is refused naming the file; command-line values are the runner's
     to judge."""
     if not path.exists():
-        raise ConfigError(f"params_file={path} does not exist; create it with `mlexp params`")
+        beside = path.with_name("params.yaml")
+        fix = (
+            f"did you mean {beside}?"
+            if beside.exists() and path.name != "params.yaml"
+            else "`mlexp params` writes params.yaml in the project root, which `params_file=params.yaml` reads"
+        )
+        raise ConfigError(f"params_file={path} does not exist; {fix}")
     try:
         sections = read(path)
     except NotYaml as error:
