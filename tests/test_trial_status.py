@@ -85,11 +85,16 @@ def test_an_error_while_recording_provenance_goes_on_as_it_is_with_the_trial_fai
 
 @STORE_EXISTS
 @pytest.mark.parametrize(
-    "launcher",
-    [("model.l1_size=4,8,16",), ("sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,8,16")],
-    ids=["one-at-a-time", "joblib-parallel"],
+    ("launcher", "presses"),
+    [
+        (("model.l1_size=4,8,16",), 1),
+        # Ctrl-C held or pressed again: the later presses interrupted the closing, which left the sweep's record and
+        # its trials RUNNING (2 runs of 2) behind a KeyboardInterrupt traceback
+        (("sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,8,16"), 3),
+    ],
+    ids=["one-at-a-time", "joblib-parallel-pressed-3-times"],
 )
-def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, launcher):
+def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, launcher, presses):
     # long trials; Ctrl-C reaches the whole process group, as from a terminal
     process = start_cli(
         tmp_project,
@@ -104,7 +109,9 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
     while time.monotonic() < deadline and process.poll() is None and _trials_training(tmp_project) < 1:
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):  # the process group is gone when the sweep already ended
-        os.killpg(process.pid, signal.SIGINT)
+        for _ in range(presses):
+            os.killpg(process.pid, signal.SIGINT)
+            time.sleep(0.05)
     try:
         _, stderr = process.communicate(timeout=120)
     finally:

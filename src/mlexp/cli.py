@@ -36,6 +36,7 @@ from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
+from mlexp.interrupts import stop_once
 from mlexp.paths import DVC_STAGE_ENV, project_root, resolve, store_home
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
@@ -434,6 +435,7 @@ def _main() -> None:
     except OverrideParseException as error:  # Hydra's grammar: its reason, without the traceback it comes with
         print(f"mlexp: error: {grammar_error(error)}", file=sys.stderr)
         sys.exit(2)
+    stop_once()  # a second Ctrl-C must not interrupt the closing of what the first one stopped
     if _is_tuning_job(argv, overrides):
         sys.exit(_run_tuning_job(conf_dir, overrides))
     if any(arg in MULTIRUN_FLAGS for arg in argv):

@@ -1,0 +1,39 @@
+"""Ctrl-C stops a run once: a second press while it closes its records is said, not obeyed.
+
+A user who pressed Ctrl-C twice (or held it) interrupted the closing itself: the sweep's record, and the trials and
+components it was marking KILLED, stayed RUNNING in the store, which only a hand edit of the store could end
+(`mlexp delete` refuses an experiment with running runs). Closing takes seconds; a press meanwhile prints a line,
+and SIGTERM still stops the command at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+
+def stop_once() -> None:
+    """From now on the first Ctrl-C raises KeyboardInterrupt, as Python's own handler does, and later ones print a
+    line. Only the command's main thread sets it, and only over Python's default handler (a shell that starts the
+    command in the background has SIGINT ignored: left so)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _first_press)
+
+
+def _first_press(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGINT, _later_press)
+    raise KeyboardInterrupt
+
+
+def _later_press(signum: int, frame: FrameType | None) -> None:
+    print(
+        f"mlexp: stopping: marking the runs KILLED in the store (a few seconds); `kill {os.getpid()}` stops now and "
+        "leaves them RUNNING",
+        file=sys.stderr,
+        flush=True,
+    )
