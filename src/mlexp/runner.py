@@ -23,6 +23,7 @@ from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import check_choices, resolved_config
 from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.reused_stages import link_kept_stages
+from mlexp.run_names import claimed
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
 from mlexp.tracking import Tracker, TrackingStore, Trial, sagemaker_mirror, tags
@@ -135,7 +136,8 @@ def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_
     if job.sweep_id:
         run_tags[tags.SWEEP_ID] = job.sweep_id
         run_tags[tags.SWEEP_NAME] = job.sweep_name or ""
-    name = job.trial_name or f"{cfg.task.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    stamped = f"{cfg.task.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = job.trial_name or claimed(Path(cfg.paths.root), "trials", stamped)
     return Trial.open(writer, experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
 
 

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import Direction, objective_direction
 from mlexp.errors import MlexpError
+from mlexp.run_names import claimed
 from mlexp.sweeps import (
     SWEEP_ENV,
     SWEEP_EXPERIMENT_ENV,
@@ -148,7 +149,7 @@ class SweepRecorder(Callback):
         experiment = _experiment(config)
         store.check_not_moved_early(experiment)
         writer = record_writer(root, store, what="this sweep")
-        name = sweep_name(config)
+        name = claimed(root, "sweeps", sweep_name(config))
         run = writer.create_run(
             writer.experiment_id(experiment + tags.SWEEPS_SUFFIX),
             run_name=name,
