@@ -143,3 +143,16 @@ def test_help_before_a_command_is_that_commands_help(tmp_project):
     # was "'compare' is neither a command nor an override (key=value); did you mean compare? ..."
     done = run_cli(tmp_project, "--help", "compare")
     assert done.stdout.startswith("usage: mlexp compare task=<task>")
+
+
+def test_outside_a_project_the_command_says_so_and_writes_nothing(tmp_path):
+    # it fell back to mlexp's own checkout, whose mlflow.db and outputs/ the trial then wrote, without a word
+    env = {k: v for k, v in os.environ.items() if k not in ("MLEXP_ROOT", "MLFLOW_TRACKING_URI")}
+    command = [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", "dataset.n_rows=300"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlexp: error: no mlexp project here: no conf/config.yaml in {tmp_path.resolve()} or its parents; cd into "
+        "your project (the folder holding conf/), or set MLEXP_ROOT=<project folder>"
+    )
+    assert list(tmp_path.iterdir()) == []

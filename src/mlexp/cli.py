@@ -37,7 +37,7 @@ from mlexp.config.schema import objective_direction
 from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
 from mlexp.interrupts import stop_once
-from mlexp.paths import DVC_STAGE_ENV, project_root, resolve, store_home
+from mlexp.paths import DVC_STAGE_ENV, NoProject, project_root, resolve, store_home
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
 
@@ -411,7 +411,14 @@ def _main() -> None:
     named = [arg for arg in argv if arg in commands.COMMANDS]
     if named and {"--help", "-h"} & set(argv):  # `mlexp --help compare`: that command's help
         sys.exit(commands.run(named[0], ["--help"]))
-    conf_dir = project_root() / "conf"
+    try:
+        conf_dir = project_root() / "conf"
+    except NoProject as error:
+        if "--version" in argv:
+            print(_versions())
+            sys.exit(0)
+        print(f"mlexp: error: {error}", file=sys.stderr)
+        sys.exit(2)
     try:
         argv = sys.argv[1:] = multirun_first(spelled_out(argv))  # Hydra parses sys.argv again
         check_command_word(argv, list(commands.COMMANDS), conf_dir)

@@ -414,7 +414,9 @@ def _store(tracking_uri: str | None, root: Path | None = None) -> TrackingStore:
         root = project_root()
     except FileNotFoundError as error:
         if not configured:
-            raise AnalyticsError(f"{error}; or pass tracking_uri=...") from error
+            raise AnalyticsError(
+                f"{error}; or name the store: tracking.uri=<uri> (tracking_uri=... in Python)"
+            ) from error
         root = Path.cwd()
     return TrackingStore.resolve(tracking_uri, root)
 

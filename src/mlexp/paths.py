@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlexp.errors import MlexpError
+
 ROOT_ENV = "MLEXP_ROOT"
 DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for each stage command it runs
 
@@ -25,12 +27,15 @@ def project_root(start: Path | None = None) -> Path:
         return found if found is not None and found != named and store_home(found) == named else named
     if found is not None:
         return found
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "conf" / "config.yaml").is_file():
-        return checkout
-    raise FileNotFoundError(
-        f"no conf/config.yaml in {here} or its parents; run mlexp inside the project or set {ROOT_ENV}=<project folder>"
+    # not mlexp's own checkout, as before: a command run from elsewhere wrote its store and outputs into the source
+    raise NoProject(
+        f"no mlexp project here: no conf/config.yaml in {here} or its parents; cd into your project (the folder "
+        f"holding conf/), or set {ROOT_ENV}=<project folder>"
     )
+
+
+class NoProject(MlexpError, FileNotFoundError):
+    """No project folder: the command was run outside one."""
 
 
 # where DVC runs an experiment outside the workspace (`dvc exp run --temp`, queued experiments): a copy of the
