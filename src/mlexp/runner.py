@@ -21,7 +21,7 @@ from mlexp.config.params import flatten
 from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import check_choices, resolved_config
-from mlexp.errors import ConfigError, DataError, MlexpError
+from mlexp.errors import ConfigError, MlexpError
 from mlexp.reused_stages import link_kept_stages
 from mlexp.run_names import claimed
 from mlexp.seeding import seed_everything
@@ -237,13 +237,20 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
             raise ConfigError(f"paths.{name}={folder} {what}, not a folder; point paths.{name} at a folder")
     if cfg.stage is None or cfg.stage not in task.stages:  # the runner's own deploy stage declares no inputs
         return
-    for path in tasks.declared_inputs(task, cfg.stage, cfg):
-        if any(path == f or f in path.parents for f in folders) and not path.exists():
-            raise DataError(
-                f"stage={cfg.stage} reads {path}, which no earlier stage wrote there: run the pipeline with "
-                f"`dvc repro` (its stages use data/<task>, models/<task>), or point this stage at an earlier "
-                "run's folders with paths.data=<run folder>/data paths.models=<run folder>/models"
-            )
+    missing = [
+        (path, name)
+        for path in tasks.declared_inputs(task, cfg.stage, cfg)
+        for name, folder in zip(("data", "models", "reports"), folders, strict=True)
+        if (path == folder or folder in path.parents) and not path.exists()
+    ]
+    if missing:
+        # only the folders it reads from: one it also writes to would be the earlier run's, overwritten
+        keys = " ".join(f"paths.{name}=<run folder>/{name}" for name in dict.fromkeys(name for _, name in missing))
+        raise ConfigError(
+            f"stage={cfg.stage} reads {missing[0][0]}, which no earlier stage wrote there: run the pipeline with "
+            f"`dvc repro` (its stages use data/<task>, models/<task>), or point this stage at an earlier run's "
+            f"folder: {keys}"
+        )
 
 
 def _check_alias(alias: object) -> None:
