@@ -222,6 +222,12 @@ def test_a_value_the_grammar_reads_only_quoted_gets_the_quoted_override_that_wor
     assert "fast: trip_distance > 50" in done.stdout
     # a value that is quoted already, or a grammar error of another kind, gets no such hint
     assert hint not in one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=[1")
+    # spaces around = : quoting them (the old hint, 'model.l1_size =" 8"') failed again
+    message = one_line_error(tmp_project, "task=tabular_regression", "model.l1_size = 8")
+    assert "; remove the spaces around =: model.l1_size=8;" in message and hint not in message
+    # `model.l1_size=8, 16` unquoted: the shell hands mlexp `model.l1_size=8,` and `16`
+    message = one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=8,", "16")
+    assert "a space after a comma split this override in two: write the values without spaces (a,b);" in message
 
 
 def test_a_misspelt_command_two_modes_or_an_unresolvable_printed_config_are_one_line(tmp_project):
@@ -416,6 +422,11 @@ def test_a_fixed_value_of_a_key_only_some_swept_tasks_have_is_one_line(tmp_proje
     )
     message = one_line_error(tmp_project, "-m", "task=churn_incentives,anomaly_detection", "model.max_dept=4")
     assert message.startswith("model.max_dept is not a key of model; did you mean model.max_depth?")
+    # a swept model of one task: the example keeps task= (without it, pasted, it ran a tabular sweep that failed)
+    swept = ("-m", "task=text_classification", "model=tfidf_linear,tfidf_naive_bayes", "model.smoothing=0.5")
+    assert one_line_error(tmp_project, *swept).endswith(
+        "run one sweep per model, e.g. mlexp -m task=text_classification model=tfidf_naive_bayes model.smoothing=0.5"
+    )
 
 
 def test_a_deploy_port_or_alias_that_cannot_work_is_refused_before_training(tmp_project):

@@ -122,8 +122,18 @@ def grammar_error(error: OverrideParseException) -> str:
     """Hydra's reason an override does not parse, in one line with the override and the grammar's page."""
     lines = [line.strip() for line in str(error).splitlines()]
     reason = "; ".join(line for line in lines if line and not line.startswith(("Error parsing", "See http")))
-    hint = quoted_value_hint(error.override) if "LexerNoViableAlt" in reason else ""
-    return f"{error.override}: {reason}; {hint}the override grammar: {GRAMMAR_URL}"
+    return f"{error.override}: {reason}; {_spacing_hint(error.override, reason)}the override grammar: {GRAMMAR_URL}"
+
+
+def _spacing_hint(override: str | None, reason: str) -> str:
+    """The likely slip behind a refused override: spaces around `=` (quoting them would keep them), a space after a
+    comma (the shell split the override in two), else a value that needs quotes."""
+    key, equals, value = (override or "").partition("=")
+    if equals and (key != key.rstrip() or value != value.lstrip()):
+        return f"remove the spaces around =: {shlex.quote(f'{key.strip()}={value.strip()}')}; "
+    if equals and value.endswith(","):
+        return "a space after a comma split this override in two: write the values without spaces (a,b); "
+    return quoted_value_hint(override) if "LexerNoViableAlt" in reason else ""
 
 
 def quoted_value_hint(override: str | None) -> str:

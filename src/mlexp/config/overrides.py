@@ -141,7 +141,10 @@ def _check_key_in_swept_options(conf_dir: Path, choices: list[str], swept: list[
             if lack
             else f"Hydra applies a sweep's fixed values to the default {name} first, and it has no {key}"
         )
-        raise ConfigError(f"{line}: {why}; run one sweep per {name}, e.g. mlexp -m {name}={have[0]} {line}")
+        # the command's other group choices (task=...) stay in the example: without them it ran another task
+        kept = " ".join(shlex.quote(c) for c in choices if not c.startswith("hydra"))
+        example = " ".join(part for part in ("mlexp -m", kept, f"{name}={have[0]}", shlex.quote(line)) if part)
+        raise ConfigError(f"{line}: {why}; run one sweep per {name}, e.g. {example}")
     first = [f"{group.key_or_group}={next(iter(group.sweep_string_iterator()))}" for group in swept[:1]]
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
