@@ -117,3 +117,14 @@ def test_a_file_that_is_not_utf8_says_what_it_is_and_how_to_re_save_it(tmp_path,
         abalone.load(path)
     assert str(refused.value).startswith(f"{path}: {says}")
     assert "\n" not in str(refused.value)
+
+
+def test_more_rows_asked_than_the_data_has_says_how_many_are_used(capsys):
+    # the trial's param said dataset.n_rows=100000 while it trained on the 4,177 rows there are, without a word
+    from mlexp.data import abalone
+
+    frame = abalone.load(None, 100_000, 0)
+    assert len(frame) == 4177
+    assert capsys.readouterr().out == "notice: dataset.n_rows=100000, and the data has 4177 rows: all 4177 are used\n"
+    abalone.load(None, 300, 0)
+    assert capsys.readouterr().out == ""

@@ -235,6 +235,10 @@ def test_a_misspelt_command_two_modes_or_an_unresolvable_printed_config_are_one_
     assert message.startswith("'comapre' is neither a command nor an override (key=value); did you mean compare? ")
     message = one_line_error(tmp_project, "churn_incentives")
     assert message == "'churn_incentives' is a task, not a command; run it with: mlexp task=churn_incentives"
+    assert one_line_error(tmp_project, "help").startswith("the help is a flag: mlexp --help")
+    # an empty value: "the value  does not fit", two spaces around nothing
+    message = one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=")
+    assert message.startswith("model.l1_size=: an empty value does not fit model.l1_size")
     message = one_line_error(tmp_project, "--cfg", "job", "task=tabular_regression", "-m")
     assert message.startswith("-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one")
     message = one_line_error(tmp_project, "--cfg", "job", "--resolve", "task=tabular_regression", "model.l1_size=${x}")

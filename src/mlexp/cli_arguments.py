@@ -110,6 +110,10 @@ def check_command_word(argv: list[str], commands: list[str], conf_dir: Path) -> 
         return
     if (conf_dir / "task" / f"{word}.yaml").is_file():
         raise MlexpError(f"{word!r} is a task, not a command; run it with: mlexp task={word}")
+    if word == "help":
+        raise MlexpError(
+            "the help is a flag: mlexp --help (a task's: mlexp --help task=<task>; a command's: mlexp <command> --help)"
+        )
     close = difflib.get_close_matches(word, commands, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
     raise MlexpError(

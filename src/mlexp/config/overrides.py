@@ -175,7 +175,8 @@ def _applies(cfg: DictConfig, override: Override) -> HydraException | OmegaConfB
 def misfit(line: str, key: str, value: str, error: BaseException, *, values: str = "a value") -> ConfigError:
     """The one line for a value its key cannot take: the override, the value, the schema's reason, the fix."""
     cause = str(error.__cause__ or error).strip().splitlines()[0]
-    return ConfigError(f"{line}: the value {value} does not fit {key} ({cause}); give {key} {values} it accepts")
+    shown = f"the value {value}" if value else "an empty value"
+    return ConfigError(f"{line}: {shown} does not fit {key} ({cause}); give {key} {values} it accepts")
 
 
 def _check_value(cfg: DictConfig, override: Override) -> None:
