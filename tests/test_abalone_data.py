@@ -119,12 +119,15 @@ def test_a_file_that_is_not_utf8_says_what_it_is_and_how_to_re_save_it(tmp_path,
     assert "\n" not in str(refused.value)
 
 
-def test_more_rows_asked_than_the_data_has_says_how_many_are_used(capsys):
+def test_more_rows_asked_than_the_data_has_says_how_many_are_used(capsys, tmp_path):
     # the trial's param said dataset.n_rows=100000 while it trained on the 4,177 rows there are, without a word
-    from mlexp.data import abalone
+    from drawn_charts import Untracked, task_config
+    from mlexp.tasks.tabular_regression import stages
 
-    frame = abalone.load(None, 100_000, 0)
-    assert len(frame) == 4177
-    assert capsys.readouterr().out == "notice: dataset.n_rows=100000, and the data has 4177 rows: all 4177 are used\n"
-    abalone.load(None, 300, 0)
-    assert capsys.readouterr().out == ""
+    for rows, said in (
+        (100_000, "notice: dataset.n_rows=100000, and the data has 4177 rows: all are used\n"),
+        (300, ""),
+    ):
+        cfg = task_config("tabular_regression", f"dataset.n_rows={rows}", f"paths.data={tmp_path / str(rows)}")
+        stages.prepare(cfg, Untracked())
+        assert capsys.readouterr().out == said

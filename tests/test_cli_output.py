@@ -156,3 +156,6 @@ def test_outside_a_project_the_command_says_so_and_writes_nothing(tmp_path):
         "your project (the folder holding conf/), or set MLEXP_ROOT=<project folder>"
     )
     assert list(tmp_path.iterdir()) == []
+    # the general usage needs no project
+    done = subprocess.run([*command[:3], "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("mlexp: declarative ML experiments")

@@ -225,6 +225,11 @@ def test_a_value_the_grammar_reads_only_quoted_gets_the_quoted_override_that_wor
     # spaces around = : quoting them (the old hint, 'model.l1_size =" 8"') failed again
     message = one_line_error(tmp_project, "task=tabular_regression", "model.l1_size = 8")
     assert "; remove the spaces around =: model.l1_size=8;" in message and hint not in message
+    # as typed, unquoted: the shell hands mlexp words; Hydra said "model.l1_size: missing EQUAL at '<EOF>'"
+    for words in (["model.l1_size", "=", "8"], ["model.l1_size", "=8"], ["model.l1_size=", "8"]):
+        assert one_line_error(tmp_project, "task=tabular_regression", *words) == (
+            "spaces around = split an override into words; write it without them: model.l1_size=8"
+        )
     # `model.l1_size=8, 16` unquoted: the shell hands mlexp `model.l1_size=8,` and `16`
     message = one_line_error(tmp_project, "task=tabular_regression", "model.l1_size=8,", "16")
     assert "a space after a comma split this override in two: write the values without spaces (a,b);" in message
@@ -298,7 +303,7 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
             "model.learning_rate=nan is not a finite number: it must be above 0",
         ),
         # "stage 'prepare' failed: ValueError: Seed must be between 0 and 2**32 - 1 (trial ... marked FAILED)"
-        (["task=churn_incentives", "seed=-1"], "seed=-1 is out of range: it must be between 0 and 4294967295"),
+        (["task=churn_incentives", "seed=-1"], "seed=-1 is out of range: it must be between 0 and 2147483647"),
     ],
 )
 def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project, args, line):
@@ -329,8 +334,13 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
     )
     assert message == (
         "model.l1_size=interval(1,64): model.l1_size takes whole numbers, and interval(...) samples fractions; write "
-        "'model.l1_size=int(interval(1, 64))'"
+        "'model.l1_size=int(interval(1,64))'"
     )
+    # a log search stays one: the tag is kept around the whole-number interval
+    message = one_line_error(
+        tmp_project, "-m", "task=tabular_regression", "sweep=random", "model.l1_size=tag(log, interval(8,128))"
+    )
+    assert message.endswith("write 'model.l1_size=tag(log, int(interval(8,128)))'")
     # Hydra's interval leaves its end out: (0.5, 1) samples splits below 1, which fit
     config_ok = run_cli(
         tmp_project,
@@ -514,6 +524,9 @@ def test_adding_a_key_to_a_section_of_fixed_settings_is_one_line_before_a_trial_
     )
     message = one_line_error(tmp_project, "task=tabular_regression", "+model.rules.fast=x")
     assert message.startswith("+model.rules.fast: model holds a fixed set of settings, and rules is not one of them")
+    # ++ (which Hydra's own line for +model.epochs suggests) adds the same way
+    message = one_line_error(tmp_project, "task=tabular_regression", "++model.foo=1")
+    assert message.startswith("+model.foo: model holds a fixed set of settings, and foo is not one of them")
     # a misspelt key of such a section no longer suggests adding it with +
     message = one_line_error(tmp_project, "task=churn_incentives", "model.num_rund=3")
     assert message.startswith("model.num_rund is not a key of model; did you mean model.num_round?")

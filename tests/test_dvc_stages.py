@@ -191,7 +191,14 @@ def test_a_lock_dvc_wrote_in_yaml_1_2_is_not_stale(tmp_path):
 
 def test_summary_says_which_pipeline_writes_a_tasks_missing_report(tmp_project):
     # a task run with plain `mlexp task=...` (its reports in outputs/) read "(not run)"
+    (tmp_project / "pipelines" / "churn_incentives").mkdir(parents=True)
+    (tmp_project / "pipelines" / "churn_incentives" / "dvc.yaml").write_text("stages: {}\n")
     done = run_cli(tmp_project, "summary")
-    assert "| churn_incentives | (no reports/churn_incentives/metrics.json: dvc repro pipelines/churn_incentives/" in (
-        done.stdout
+    assert (
+        "| churn_incentives | (no reports/churn_incentives/metrics.json: dvc repro pipelines/churn_incentives/dvc.yaml)"
+        in done.stdout
+    )
+    # a project without the pipeline file: the command that writes it first
+    assert (
+        "| recommendation | (no reports/recommendation/metrics.json: mlexp pipelines, then dvc repro) |" in done.stdout
     )

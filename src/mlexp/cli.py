@@ -27,6 +27,7 @@ from mlexp.cli_arguments import (
     MULTIRUN_FLAGS,
     check_command_word,
     check_printable,
+    check_spaced_equals,
     grammar_error,
     multirun_first,
     spelled_out,
@@ -417,10 +418,16 @@ def _main() -> None:
         if "--version" in argv:
             print(_versions())
             sys.exit(0)
+        if set(HELP_FLAGS) & set(argv):  # the general usage needs no project; its tasks and options are a project's
+            from mlexp.usage import USAGE
+
+            print(f"{USAGE.rstrip()}\n\n(outside a project: {error})")
+            sys.exit(0)
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
     try:
         argv = sys.argv[1:] = multirun_first(spelled_out(argv))  # Hydra parses sys.argv again
+        check_spaced_equals(argv)
         check_command_word(argv, list(commands.COMMANDS), conf_dir)
         if "--version" in argv:  # before argparse, whose --version action prints Hydra's alone
             print(_versions())

@@ -102,6 +102,25 @@ def multirun_first(argv: list[str]) -> list[str]:
     return flags[:1] + [arg for arg in argv if arg not in MULTIRUN_FLAGS]
 
 
+def check_spaced_equals(argv: list[str]) -> None:
+    """`model.l1_size = 8`, `model.l1_size =8`, `model.l1_size= 8`: the shell split one override into words, and
+    Hydra's report ('missing EQUAL at <EOF>') names neither the slip nor the fix."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    for index, word in enumerate(words):
+        before = words[index - 1] if index else ""
+        after = words[index + 1] if index + 1 < len(words) else ""
+        joined = None
+        if word == "=" and before and after:
+            joined = (before, after)
+        elif word.startswith("=") and len(word) > 1 and before and "=" not in before:
+            joined = (before, word[1:])
+        elif word.endswith("=") and word.count("=") == 1 and after and "=" not in after:
+            joined = (word[:-1], after)
+        if joined is not None:
+            fixed = shlex.quote(f"{joined[0]}={joined[1]}")
+            raise MlexpError(f"spaces around = split an override into words; write it without them: {fixed}")
+
+
 def check_command_word(argv: list[str], commands: list[str], conf_dir: Path) -> None:
     """A first word that is neither a command nor an override (`mlexp comapre ...`, `mlexp churn_incentives`): say
     which commands exist, or the override the word was meant as."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _thread
 import logging
 import os
 import re
@@ -13,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, TextIO
+
+from mlexp.interrupts import interrupt_again
 
 # imported by MLflow on its first REST request; holds the request header providers of every plugin
 HEADER_REGISTRY = "mlflow.tracking.request_header.registry"
@@ -94,7 +95,7 @@ def _interrupt_in_finaliser_ignored(hook: Callable[[Any], object]) -> Callable[[
     def ignoring_interrupts(unraisable: Any) -> object:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
             # from another thread, a moment later: raised now, it would land in this hook and be dropped again
-            threading.Timer(INTERRUPT_AGAIN_S, _thread.interrupt_main).start()
+            threading.Timer(INTERRUPT_AGAIN_S, interrupt_again).start()
             return None
         if _half_built_array_freed(unraisable):
             return None

@@ -414,9 +414,8 @@ def _store(tracking_uri: str | None, root: Path | None = None) -> TrackingStore:
         root = project_root()
     except FileNotFoundError as error:
         if not configured:
-            raise AnalyticsError(
-                f"{error}; or name the store: tracking.uri=<uri> (tracking_uri=... in Python)"
-            ) from error
+            # `mlexp compare` reads the project's conf/ too (the task's headline metrics): in Python, a store alone
+            raise AnalyticsError(f"{error}; in Python, analytics(..., tracking_uri=...) reads a store alone") from error
         root = Path.cwd()
     return TrackingStore.resolve(tracking_uri, root)
 

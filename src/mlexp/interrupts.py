@@ -2,17 +2,20 @@
 
 A user who pressed Ctrl-C twice (or held it) interrupted the closing itself: the sweep's record, and the trials and
 components it was marking KILLED, stayed RUNNING in the store, which only a hand edit of the store could end
-(`mlexp delete` refuses an experiment with running runs). Closing takes seconds; a press meanwhile prints a line,
-and SIGTERM still stops the command at once.
+(`mlexp delete` refuses an experiment with running runs). Closing takes seconds; a press meanwhile prints a line
+(once), and SIGTERM still stops the command at once.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
 import threading
 from types import FrameType
+
+_state = {"stopping": False, "said": False}
 
 
 def stop_once() -> None:
@@ -22,18 +25,20 @@ def stop_once() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _first_press)
+        signal.signal(signal.SIGINT, _press)
 
 
-def _first_press(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGINT, _later_press)
-    raise KeyboardInterrupt
+def interrupt_again() -> None:
+    """Deliver a Ctrl-C to the main code again, as a first press: one that an object's finaliser swallowed
+    (mlexp.console) never stopped anything. Callable from any thread."""
+    _state["stopping"] = False
+    _thread.interrupt_main()
 
 
-def _later_press(signum: int, frame: FrameType | None) -> None:
-    print(
-        f"mlexp: stopping: marking the runs KILLED in the store (a few seconds); `kill {os.getpid()}` stops now and "
-        "leaves them RUNNING",
-        file=sys.stderr,
-        flush=True,
-    )
+def _press(signum: int, frame: FrameType | None) -> None:
+    if not _state["stopping"]:
+        _state["stopping"] = True
+        raise KeyboardInterrupt
+    if not _state["said"]:
+        _state["said"] = True
+        print(f"mlexp: stopping: closing what was running (seconds); `kill {os.getpid()}` stops now", file=sys.stderr)

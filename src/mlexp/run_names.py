@@ -17,8 +17,11 @@ KEPT_S = 120  # a name's second is long past: its claim can go
 
 
 def claimed(root: Path, kind: str, name: str) -> str:
-    """`name`, or `name-2`, `name-3`... when a command of this project took it in the same second."""
-    folder = root / ".mlexp" / "names" / kind
+    """`name`, or `name-2`, `name-3`... when a command of this project took it in the same second. Claimed where the
+    project's store lives (paths.store_home): DVC's temporary copies of the project record into the workspace's."""
+    from mlexp.paths import store_home
+
+    folder = store_home(root) / ".mlexp" / "names" / kind
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _forget_old(folder)

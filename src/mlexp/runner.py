@@ -210,6 +210,10 @@ def _kept_metrics(path: Path) -> dict[str, float]:
     return kept if isinstance(kept, dict) else {}
 
 
+# a run's folders, as its config names them (paths.<name>)
+RUN_FOLDERS = ("data", "models", "reports")
+
+
 def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
     """Refuse what can only fail later, before a trial is opened and stages run for nothing."""
     sagemaker_mirror.check_before_trial(bool(cfg.tracking.sagemaker_mirror))  # no AWS region or credentials
@@ -228,8 +232,8 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
             f"deploy=local: task {task.name!r} has no HTTP endpoint of its own; register its model with "
             "deploy=registry and serve it with `mlflow models serve -m models:/<name>@champion` (README)"
         )
-    folders = [Path(cfg.paths[name]) for name in ("data", "models", "reports")]
-    for name, folder in zip(("data", "models", "reports"), folders, strict=True):
+    folders = [Path(cfg.paths[name]) for name in RUN_FOLDERS]
+    for name, folder in zip(RUN_FOLDERS, folders, strict=True):
         # else the stage writing there fails after its work is done
         existing = next((path for path in (folder, *folder.parents) if path.exists()), folder)
         if existing.exists() and not existing.is_dir():
@@ -237,19 +241,22 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
             raise ConfigError(f"paths.{name}={folder} {what}, not a folder; point paths.{name} at a folder")
     if cfg.stage is None or cfg.stage not in task.stages:  # the runner's own deploy stage declares no inputs
         return
-    missing = [
-        (path, name)
-        for path in tasks.declared_inputs(task, cfg.stage, cfg)
-        for name, folder in zip(("data", "models", "reports"), folders, strict=True)
-        if (path == folder or folder in path.parents) and not path.exists()
-    ]
+
+    def under(path: Path) -> str | None:
+        return next((n for n, f in zip(RUN_FOLDERS, folders, strict=True) if path == f or f in path.parents), None)
+
+    missing = [path for path in tasks.declared_inputs(task, cfg.stage, cfg) if under(path) and not path.exists()]
     if missing:
-        # only the folders it reads from: one it also writes to would be the earlier run's, overwritten
-        keys = " ".join(f"paths.{name}=<run folder>/{name}" for name in dict.fromkeys(name for _, name in missing))
+        read = list(dict.fromkeys(str(under(path)) for path in missing))
+        written = {under(path) for path in tasks.declared_outputs(task, cfg.stage, cfg)}
+        keys = " ".join(f"paths.{name}=<run folder>/{name}" for name in read)
+        # a folder the stage also writes to would be the earlier run's, overwritten: a copy of it is
+        also = [f"paths.{name}" for name in read if name in written]
+        copy = f" (it writes into {' and '.join(also)} too: give a copy of the run's folder)" if also else ""
         raise ConfigError(
-            f"stage={cfg.stage} reads {missing[0][0]}, which no earlier stage wrote there: run the pipeline with "
+            f"stage={cfg.stage} reads {missing[0]}, which no earlier stage wrote there: run the pipeline with "
             f"`dvc repro` (its stages use data/<task>, models/<task>), or point this stage at an earlier run's "
-            f"folder: {keys}"
+            f"folder: {keys}{copy}"
         )
 
 

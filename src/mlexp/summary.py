@@ -21,9 +21,9 @@ def write_summary(reports: Path, tasks: Mapping[str, Task], out: Path) -> str:
     for task in sorted(tasks):
         metrics_file = reports / task / "metrics.json"
         if not metrics_file.exists():
-            lines.append(
-                f"| {task} | (no {metrics_file.relative_to(reports.parent)}: dvc repro pipelines/{task}/dvc.yaml) | |"
-            )
+            pipeline = reports.parent / "pipelines" / task / "dvc.yaml"
+            how = f"dvc repro pipelines/{task}/dvc.yaml" if pipeline.is_file() else "mlexp pipelines, then dvc repro"
+            lines.append(f"| {task} | (no {metrics_file.relative_to(reports.parent)}: {how}) | |")
             continue
         for name, value in _metrics(metrics_file, tasks[task]).items():
             lines.append(f"| {task} | {name} | {value:.6g} |")

@@ -243,9 +243,9 @@ def _check_options(
             choices.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
         elif override.is_delete():
             values.append(f"~{key}")  # checked as a deletion: a key mlexp reads cannot go
-        elif override.is_add():
+        elif override.is_add() or override.is_force_add():
             values.append(f"+{key}")  # checked as an addition: a section of fixed settings takes no new one
-        elif not override.is_force_add():
+        else:
             values.append(key)
     if swept or not values:
         return choices, None  # one composition cannot stand for several; Hydra checks each job
@@ -345,7 +345,7 @@ def check_named(cfg: DictConfig, key: str) -> None:
         return
     parent_key, _, name = key.rpartition(".")
     parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
-    fields = _schema_fields(parent)
+    fields = schema_fields(parent)
     if fields is None:
         return  # a free-form section (anomaly's model.rules): entries may come and go; Hydra reports the rest
     if name in fields:
@@ -362,7 +362,7 @@ def _check_addable(cfg: DictConfig, key: str) -> None:
     parts = key.split(".")
     node: object = cfg.get(parts[0]) if isinstance(cfg, DictConfig) else None
     for index, part in enumerate(parts[1:], start=1):
-        fields = _schema_fields(node)
+        fields = schema_fields(node)
         if fields is None:
             return  # a free-form section from here on (anomaly's model.rules)
         if part not in fields:
@@ -377,7 +377,7 @@ def _check_addable(cfg: DictConfig, key: str) -> None:
         node = node.get(part) if isinstance(node, DictConfig) else None
 
 
-def _schema_fields(node: object) -> dict[str, dataclasses.Field[Any]] | None:
+def schema_fields(node: object) -> dict[str, dataclasses.Field[Any]] | None:
     """The settings of the config schema behind `node`; None for a free-form section (or not a section)."""
     schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
     if schema is None or not dataclasses.is_dataclass(schema):
@@ -407,5 +407,5 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         prefix = ".".join(walked) + "." if walked else ""
         hint = f"did you mean {prefix}{close[0]}? " if close else ""
         # a schema's section takes no new key (check_named): `+` only adds to a free-form one (anomaly's model.rules)
-        add = f" (to add a new key on purpose, write +{key}=...)" if addable and _schema_fields(node) is None else ""
+        add = f" (to add a new key on purpose, write +{key}=...)" if addable and schema_fields(node) is None else ""
         raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")

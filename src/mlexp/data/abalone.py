@@ -58,8 +58,6 @@ def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 
 def _sample(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
     if n_rows is not None and n_rows < len(frame):
         return frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
-    if n_rows is not None and n_rows > len(frame):  # the param says n_rows: the metrics rows_train/rows_test say less
-        print(f"notice: dataset.n_rows={n_rows}, and the data has {len(frame)} rows: all {len(frame)} are used")
     return frame
 
 

@@ -6,7 +6,6 @@ Each refusal comes before the sweep's record opens; past it, the sweeper would s
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import warnings
 from typing import NamedTuple
@@ -19,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
 from mlexp.config.bounds import interval_out_of_bounds
-from mlexp.config.overrides import command_overrides, sweeper_params
+from mlexp.config.overrides import command_overrides, schema_fields, sweeper_params
 from mlexp.errors import ConfigError
 
 # how each kind of value override is written: a check applies each value the way the command gives it
@@ -121,7 +120,8 @@ def check_search_space(config: DictConfig) -> None:
             refused = interval_out_of_bounds(key, interval.start, interval.end, bounds.get(key))
             if refused is not None:
                 raise ConfigError(f"{line}: {refused}")
-            _check_whole_numbers(config, key, line, interval)
+            written = (override.input_line or "").partition("=")[2] or f"interval({interval.start}, {interval.end})"
+            _check_whole_numbers(config, key, line, interval, written)
     trials = config.hydra.sweeper.get("n_trials") if kind == "optuna" else None
     if trials is not None and int(trials) < 1:
         named = (
@@ -132,22 +132,24 @@ def check_search_space(config: DictConfig) -> None:
         raise ConfigError(f"{named}; give 1 or more")
 
 
-def _check_whole_numbers(config: DictConfig, key: str, line: str, interval: IntervalSweep) -> None:
+def _check_whole_numbers(config: DictConfig, key: str, line: str, interval: IntervalSweep, text: str) -> None:
     """A key that takes whole numbers searched by a plain interval, whose samples are floats (24.596...): each trial
     would fail to merge its value after the sweep's record opened. int(interval(...)) samples whole numbers."""
     if isinstance(interval.start, int) and isinstance(interval.end, int):
         return  # int(interval(...))
     parent_key, _, name = key.rpartition(".")
     parent = OmegaConf.select(config, parent_key, default=None) if parent_key else config
-    schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
-    fields = {f.name: f.type for f in dataclasses.fields(schema)} if schema and dataclasses.is_dataclass(schema) else {}
+    fields = schema_fields(parent) or {}
     current = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
-    declared = str(fields.get(name, "")).replace(" ", "").replace("<class'int'>", "int")
-    whole = declared in ("int", "int|None", "Optional[int]") or (name not in fields and type(current) is int)
+    declared = str(fields[name].type).replace(" ", "") if name in fields else ""
+    whole = declared in ("int", "int|None", "Optional[int]", "<class'int'>") or (
+        name not in fields and type(current) is int
+    )
     if whole:
+        # the search as written, its interval made whole: a tag(log, ...) around it stays
+        fixed = re.sub(r"(?<![\w(])interval\(([^()]*)\)", r"int(interval(\1))", text, count=1)
         raise ConfigError(
-            f"{line}: {key} takes whole numbers, and interval(...) samples fractions; write "
-            f"'{key}=int(interval({interval.start:g}, {interval.end:g}))'"
+            f"{line}: {key} takes whole numbers, and interval(...) samples fractions; write '{key}={fixed}'"
         )
 
 

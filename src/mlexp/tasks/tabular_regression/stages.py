@@ -39,6 +39,8 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Split, one-hot encode Sex and scale (fitted on train only); write the processed data."""
     sources = expand(cfg.dataset.path, abalone.SUFFIXES) if cfg.dataset.path else [abalone.packaged_copy()]
     frame = abalone.load(cfg.dataset.path, cfg.dataset.n_rows, cfg.seed)
+    if cfg.dataset.n_rows is not None and cfg.dataset.n_rows > len(frame):  # the param says more than was used
+        print(f"notice: dataset.n_rows={cfg.dataset.n_rows}, and the data has {len(frame)} rows: all are used")
     split = cfg.preprocessing.train_test_split
     train, test = features.split(frame, split, cfg.seed)
     if train.empty or test.empty:
