@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,89 @@ def moto_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
 
 
 __all__ = ["FakeAws", "moto_server", "sagemaker_aws"]
+
+
+def archive_of(files: dict[str, bytes]) -> bytes:
+    """A model.tar.gz holding `files` (name -> content) at its root, as SageMaker uploads /opt/ml/model."""
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return data.getvalue()
+
+
+@contextmanager
+def on_create_training_job(aws: FakeAws, play: Any) -> Iterator[None]:
+    """After each CreateTrainingJob moto took, `play(params, job)` plays the job's container: the request as sent and
+    moto's job, whose status, metrics and model artifact it sets (its model.tar.gz goes to S3 with `put_model`)."""
+    from botocore.handlers import BUILTIN_HANDLERS
+    from moto.sagemaker.models import sagemaker_backends
+
+    def after_create(context: dict[str, Any], **_: Any) -> None:
+        params = context["mlexp_params"]
+        play(params, sagemaker_backends["123456789012"][aws.region].training_jobs[params["TrainingJobName"]])
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["mlexp_params"] = params
+
+    handlers = [
+        ("provide-client-params.sagemaker.CreateTrainingJob", remember),
+        ("after-call.sagemaker.CreateTrainingJob", after_create),
+    ]
+    BUILTIN_HANDLERS.extend(handlers)
+    try:
+        yield
+    finally:
+        for one in handlers:
+            BUILTIN_HANDLERS.remove(one)
+
+
+def put_model(aws: FakeAws, job: Any, archive: bytes) -> None:
+    """The job's model.tar.gz where its ModelArtifacts say."""
+    bucket, _, key = job.model_artifacts["S3ModelArtifacts"].removeprefix("s3://").partition("/")
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=archive)
+
+
+def job_overrides(aws: FakeAws, task: str, experiment: str, *more: str) -> list[str]:
+    """A trial as a training job on the fake AWS, polled without waiting; `more` adds sizes and settings."""
+    return [
+        f"task={task}",
+        f"tracking.experiment_name={experiment}",
+        "compute=sagemaker",
+        f"compute.role_arn={aws.role_arn}",
+        f"compute.bucket={aws.bucket}",
+        "compute.poll_s=0",
+        *more,
+    ]
+
+
+def run_in_process(project: Path, overrides: list[str]) -> str:
+    """`mlexp <overrides>` in this process (moto does not cross processes); returns the trial's run id."""
+    from mlexp.cli_in_process import command_line, run_trial
+
+    with command_line(project, overrides) as conf_dir:
+        return run_trial(conf_dir, overrides).run_id
+
+
+def container_env(code: Path, opt_ml: Path, hyperparameters: dict[str, Any], **channels: Path) -> dict[str, str]:
+    """The environment SageMaker gives the job's entry: its folders under `opt_ml`, its hyperparameters, each input
+    channel as SM_CHANNEL_<NAME>; no AWS credentials and no store of this machine."""
+    import json
+    import os
+
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_", "PYTHONPATH", "AWS_"))}
+    return {
+        **kept,
+        "MLEXP_TRACKING_WRITER": "inline",
+        "PYTHONPATH": str(code / "src"),
+        "SM_MODEL_DIR": str(opt_ml / "model"),
+        "SM_OUTPUT_DATA_DIR": str(opt_ml / "output" / "data"),
+        "SM_OUTPUT_DIR": str(opt_ml / "output"),
+        "SM_HPS": json.dumps(hyperparameters),
+        **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
+    }

@@ -8,8 +8,6 @@ folder becomes the job's model.tar.gz in S3, its metric lines the job's final me
 from __future__ import annotations
 
 import io
-import json
-import os
 import re
 import shlex
 import shutil
@@ -26,10 +24,18 @@ import pytest
 import yaml
 
 from conftest import REPO, store_client, trials_of
-from mlexp.cli_in_process import command_line, run_trial
 from mlexp.runner import TrialFailed
 from mlexp.sagemaker import trained_model
-from sagemaker_aws import FakeAws, sagemaker_aws  # noqa: F401
+from sagemaker_aws import (  # noqa: F401
+    FakeAws,
+    archive_of,
+    container_env,
+    on_create_training_job,
+    put_model,
+    run_in_process,
+    sagemaker_aws,
+)
+from sagemaker_aws import job_overrides as sagemaker_job
 
 TASK = "tabular_regression"
 JOB_TINY = ("dataset.n_rows=300", "model.epochs=1")
@@ -58,22 +64,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def job_overrides(aws: FakeAws, *more: str) -> list[str]:
-    return [
-        f"task={TASK}",
-        "tracking.experiment_name=abalone_jobs",
-        *JOB_TINY,
-        "compute=sagemaker",
-        f"compute.role_arn={aws.role_arn}",
-        f"compute.bucket={aws.bucket}",
-        "compute.poll_s=0",
-        *more,
-    ]
-
-
-def run_in_process(project: Path, overrides: list[str]) -> str:
-    """`mlexp <overrides>` in this process (moto does not cross processes); returns the trial's run id."""
-    with command_line(project, overrides) as conf_dir:
-        return run_trial(conf_dir, overrides).run_id
+    return sagemaker_job(aws, TASK, "abalone_jobs", *JOB_TINY, *more)
 
 
 def _archive_of(folder: Path) -> bytes:
@@ -94,15 +85,7 @@ def run_entry(aws: FakeAws, params: dict[str, Any], opt_ml: Path) -> tuple[bytes
     body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         tar.extractall(code, filter="data")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_", "PYTHONPATH", "AWS_"))},
-        "MLEXP_TRACKING_WRITER": "inline",
-        "PYTHONPATH": str(code / "src"),
-        "SM_MODEL_DIR": str(opt_ml / "model"),
-        "SM_OUTPUT_DATA_DIR": str(opt_ml / "output" / "data"),
-        "SM_OUTPUT_DIR": str(opt_ml / "output"),
-        "SM_HPS": json.dumps(params["HyperParameters"]),
-    }
+    env = container_env(code, opt_ml, params["HyperParameters"])
     done = subprocess.run(
         [sys.executable, "-m", "mlexp.sagemaker.entry"], cwd=code, env=env, capture_output=True, text=True, timeout=120
     )
@@ -119,32 +102,16 @@ def completed_job(
     aws: FakeAws, container: Callable[[dict[str, Any]], tuple[bytes, dict[str, float]]]
 ) -> Iterator[None]:
     """On CreateTrainingJob, `container(request)` plays the job: it completes with that model.tar.gz and metrics."""
-    from botocore.handlers import BUILTIN_HANDLERS
-    from moto.sagemaker.models import sagemaker_backends
 
-    def after_create(context: dict[str, Any], **_: Any) -> None:
-        params = context["mlexp_params"]
-        job = sagemaker_backends["123456789012"][aws.region].training_jobs[params["TrainingJobName"]]
+    def play(params: dict[str, Any], job: Any) -> None:
         archive, metrics = container(params)
         job.final_metric_data_list = [
             {"MetricName": name, "Value": value, "Timestamp": job.creation_time} for name, value in metrics.items()
         ]
-        bucket, _, key = job.model_artifacts["S3ModelArtifacts"].removeprefix("s3://").partition("/")
-        aws.s3.put_object(Bucket=bucket, Key=key, Body=archive)
+        put_model(aws, job, archive)
 
-    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["mlexp_params"] = params
-
-    handlers: list[tuple[str, Callable[..., None]]] = [
-        ("provide-client-params.sagemaker.CreateTrainingJob", remember),
-        ("after-call.sagemaker.CreateTrainingJob", after_create),
-    ]
-    BUILTIN_HANDLERS.extend(handlers)
-    try:
+    with on_create_training_job(aws, play):
         yield
-    finally:
-        for one in handlers:
-            BUILTIN_HANDLERS.remove(one)
 
 
 def deploy_overrides(command: str, job_name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -248,14 +215,9 @@ def test_deploy_sagemaker_with_a_training_job_serves_its_model_from_an_endpoint(
 
 
 def _fake_network(params: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
-    """A job whose model.tar.gz has a network but not the data files (one run by an mlexp that did not ship them)."""
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w:gz") as tar:
-        for file_name, content in (("model.params", b"weights"), ("model.json", b"{}")):
-            info = tarfile.TarInfo(file_name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return data.getvalue(), {"test_msle": 0.01, "test_mae": 1.0, "final_train_loss": 2.0}
+    """A job whose model.tar.gz has a network but not the data files (its stages did not write them)."""
+    archive = archive_of({"model.params": b"weights", "model.json": b"{}"})
+    return archive, {"test_msle": 0.01, "test_mae": 1.0, "final_train_loss": 2.0}
 
 
 def test_a_model_tar_gz_without_the_data_files_keeps_the_jobs_trial_and_registers_nothing(
@@ -292,13 +254,8 @@ def test_deploy_registry_with_a_model_tar_gz_without_the_data_files_fails_the_tr
 
 def _complete_without_objective(params: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
     """A job whose model.tar.gz is complete but whose log printed no objective line."""
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w:gz") as tar:
-        for file_name in ("model.params", "mlexp_data/preprocessors.json"):
-            info = tarfile.TarInfo(file_name)
-            info.size = 2
-            tar.addfile(info, io.BytesIO(b"{}"))
-    return data.getvalue(), {"test_mae": 1.0, "final_train_loss": 2.0}
+    archive = archive_of({"model.params": b"{}", "mlexp_data/preprocessors.json": b"{}"})
+    return archive, {"test_mae": 1.0, "final_train_loss": 2.0}
 
 
 def test_deploy_registry_after_a_job_that_reported_no_objective_says_so_and_registers_nothing(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,20 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, store_client, trials_of
-from mlexp.cli_in_process import command_line, run_trial
+from mlexp.cli_in_process import command_line
 from mlexp.errors import ConfigError
 from mlexp.runner import TrialFailed
 from mlexp.sagemaker.session import AwsUnreachable
-from sagemaker_aws import FakeAws, sagemaker_aws  # noqa: F401
+from sagemaker_aws import (  # noqa: F401
+    FakeAws,
+    archive_of,
+    container_env,
+    job_overrides,
+    on_create_training_job,
+    put_model,
+    run_in_process,
+    sagemaker_aws,
+)
 
 TASK = "tabular_regression"
 # `python -m mlexp.sagemaker.entry`, then whether that local trial loaded the SageMaker SDK
@@ -75,32 +83,14 @@ def experiment(request: pytest.FixtureRequest) -> str:
 
 
 def sagemaker_overrides(aws: FakeAws, experiment: str, *more: str) -> list[str]:
-    return [
-        f"task={TASK}",
-        f"tracking.experiment_name={experiment}",
-        *TINY,
-        "compute=sagemaker",
-        f"compute.role_arn={aws.role_arn}",
-        f"compute.bucket={aws.bucket}",
-        "compute.poll_s=0",
-        *more,
-    ]
-
-
-def run_in_process(project: Path, overrides: list[str]) -> str:
-    """`mlexp <overrides>` in this process (moto does not cross processes); returns the trial's run id."""
-    with command_line(project, overrides) as conf_dir:
-        return run_trial(conf_dir, overrides).run_id
+    return job_overrides(aws, TASK, experiment, *TINY, *more)
 
 
 @contextmanager
 def finished_job(aws: FakeAws, status: str = "Completed", metrics: dict[str, float] | None = None) -> Iterator[None]:
     """Play the job's container: on CreateTrainingJob, the job ends `status` with `metrics` and a model.tar.gz."""
-    from botocore.handlers import BUILTIN_HANDLERS
-    from moto.sagemaker.models import sagemaker_backends
 
-    def container(params: dict[str, Any], **_: Any) -> None:
-        job = sagemaker_backends["123456789012"][aws.region].training_jobs[params["TrainingJobName"]]
+    def play(params: dict[str, Any], job: Any) -> None:
         if status != "Completed":
             job.training_job_status = job.secondary_status = status
             job.failure_reason = "AlgorithmError: stage 'train' failed: loss is NaN\nTraceback (most recent call last)"
@@ -109,32 +99,11 @@ def finished_job(aws: FakeAws, status: str = "Completed", metrics: dict[str, flo
             {"MetricName": name, "Value": value, "Timestamp": job.creation_time}
             for name, value in {"train:progress": 100.0, **(metrics or {})}.items()
         ]
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-            # the network, and the fitted preprocessors the entry copies beside it (mlexp.sagemaker.trained_model)
-            for name, content in (("model.params", b"fake network weights"), (PREPROCESSORS, b'{"fitted": true}')):
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                tar.addfile(info, io.BytesIO(content))
-        bucket, _, key = job.model_artifacts["S3ModelArtifacts"].removeprefix("s3://").partition("/")
-        aws.s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
+        # the network, and the fitted preprocessors the entry copies beside it (mlexp.sagemaker.trained_model)
+        put_model(aws, job, archive_of({"model.params": b"fake network weights", PREPROCESSORS: b'{"fitted": true}'}))
 
-    def after_create(context: dict[str, Any], **kwargs: Any) -> None:
-        container(params=context["mlexp_params"], **kwargs)
-
-    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["mlexp_params"] = params
-
-    handlers: list[tuple[str, Callable[..., None]]] = [
-        ("provide-client-params.sagemaker.CreateTrainingJob", remember),
-        ("after-call.sagemaker.CreateTrainingJob", after_create),
-    ]
-    BUILTIN_HANDLERS.extend(handlers)
-    try:
+    with on_create_training_job(aws, play):
         yield
-    finally:
-        for one in handlers:
-            BUILTIN_HANDLERS.remove(one)
 
 
 def code_archive(aws: FakeAws, request: dict[str, Any]) -> tarfile.TarFile:
@@ -371,16 +340,7 @@ def test_the_container_entry_runs_the_runner_and_prints_metric_lines(project: Pa
     code.mkdir(parents=True)
     with tarfile.open(archive) as tar:
         tar.extractall(code, filter="data")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLEXP_", "PYTHONPATH"))},
-        "MLEXP_TRACKING_WRITER": "inline",
-        "PYTHONPATH": str(code / "src"),
-        "SM_MODEL_DIR": str(opt_ml / "model"),
-        "SM_OUTPUT_DATA_DIR": str(opt_ml / "output" / "data"),
-        "SM_OUTPUT_DIR": str(opt_ml / "output"),
-        "SM_CHANNEL_PATH": str(channel),
-        "SM_HPS": json.dumps({"mlexp.task": TASK, "model.epochs": "1"}),
-    }
+    env = container_env(code, opt_ml, {"mlexp.task": TASK, "model.epochs": "1"}, path=channel)
     done = subprocess.run(
         [sys.executable, "-c", ENTRY_THEN_SDK_CHECK], cwd=code, env=env, capture_output=True, text=True, timeout=120
     )
