@@ -39,8 +39,11 @@ def test_two_trials_started_in_the_same_second_are_told_apart_in_the_store(tmp_p
             return real.datetime(2026, 12, 5, 20, 11, 43)
 
     monkeypatch.setattr(runner, "datetime", SameSecond)
+    for key in [k for k in os.environ if k.startswith(("MLEXP_", "MLFLOW_"))]:  # another test's store, left set
+        monkeypatch.delenv(key)
     monkeypatch.setenv("MLEXP_TRACKING_WRITER", "inline")
+    store = f"tracking.uri=sqlite:///{tmp_project_with_store / 'mlflow.db'}"  # named: whatever the process holds
     for seed in (1, 2):
-        mlexp.run("tabular_regression", [*TINY, f"seed={seed}"], root=tmp_project_with_store)
+        mlexp.run("tabular_regression", [*TINY, f"seed={seed}", store], root=tmp_project_with_store)
     names = sorted(trial.name for trial in trials_of(tmp_project_with_store))
     assert names == ["tabular_regression-20261205-201143", "tabular_regression-20261205-201143-2"]
