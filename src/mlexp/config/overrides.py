@@ -343,13 +343,9 @@ def check_named(cfg: DictConfig, key: str) -> None:
     if sign == "+":
         _check_addable(cfg, key)
         return
-    parent_key, _, name = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
-    fields = schema_fields(parent)
-    if fields is None:
-        return  # a free-form section (anomaly's model.rules): entries may come and go; Hydra reports the rest
-    if name in fields:
-        unset = " or null" if fields[name].default is None else ""
+    setting = schema_field(cfg, key)
+    if setting is not None:  # not a free-form section's entry (anomaly's model.rules), which may go
+        unset = " or null" if setting.default is None else ""
         raise ConfigError(
             f"~{key}: {key} is a setting mlexp reads, so it cannot be deleted; give it a value ({key}=<value>{unset})"
         )
@@ -375,6 +371,13 @@ def _check_addable(cfg: DictConfig, key: str) -> None:
                 f"code that reads them would ignore or refuse it); {hint}its settings: {', '.join(known)}"
             )
         node = node.get(part) if isinstance(node, DictConfig) else None
+
+
+def schema_field(cfg: DictConfig, key: str) -> dataclasses.Field[Any] | None:
+    """The schema's declaration of `key` (its type, its default): None when its section is free-form or lacks it."""
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    return (schema_fields(parent) or {}).get(name)
 
 
 def schema_fields(node: object) -> dict[str, dataclasses.Field[Any]] | None:

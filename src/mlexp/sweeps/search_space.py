@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
 from mlexp.config.bounds import interval_out_of_bounds
-from mlexp.config.overrides import command_overrides, schema_fields, sweeper_params
+from mlexp.config.overrides import command_overrides, schema_field, sweeper_params
 from mlexp.errors import ConfigError
 
 # how each kind of value override is written: a check applies each value the way the command gives it
@@ -137,14 +137,11 @@ def _check_whole_numbers(config: DictConfig, key: str, line: str, interval: Inte
     would fail to merge its value after the sweep's record opened. int(interval(...)) samples whole numbers."""
     if isinstance(interval.start, int) and isinstance(interval.end, int):
         return  # int(interval(...))
-    parent_key, _, name = key.rpartition(".")
-    parent = OmegaConf.select(config, parent_key, default=None) if parent_key else config
-    fields = schema_fields(parent) or {}
-    current = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
-    declared = str(fields[name].type).replace(" ", "") if name in fields else ""
-    whole = declared in ("int", "int|None", "Optional[int]", "<class'int'>") or (
-        name not in fields and type(current) is int
-    )
+    setting = schema_field(config, key)
+    if setting is not None:  # annotations are text in the schemas (postponed evaluation)
+        whole = str(setting.type).replace(" ", "") in ("int", "int|None", "Optional[int]", "<class'int'>")
+    else:
+        whole = type(OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)) is int
     if whole:
         # the search as written, its interval made whole: a tag(log, ...) around it stays
         fixed = re.sub(r"(?<![\w(])interval\(([^()]*)\)", r"int(interval(\1))", text, count=1)
