@@ -274,6 +274,13 @@ def test_mistakes_fail_in_one_line_naming_the_fix(store, tmp_path):
         "ran in experiment 'tabular_regression', not 'churn'": lambda: analytics(
             "churn", sweep="grid-1", tracking_uri=uri
         ),
+        # task= beside an experiment or a sweep was ignored: the table showed the other task's trials
+        "experiment 'tabular_regression' holds trials of task 'tabular_regression', not 'churn_incentives'": (
+            lambda: analytics(EXPERIMENT, task="churn_incentives", tracking_uri=uri)
+        ),
+        "sweep 'grid-1' holds trials of task 'tabular_regression', not 'churn_incentives'": lambda: analytics(
+            sweep="grid-1", task="churn_incentives", tracking_uri=uri
+        ),
     }
     for message, call in cases.items():
         with pytest.raises(AnalyticsError, match=message) as raised:

@@ -307,3 +307,23 @@ def test_a_running_experiment_is_refused_even_with_force(tmp_project: Path, hand
         delete_experiment("b", force=True, root=tmp_project)
     assert client.get_run(running.info.run_id).info.status == "RUNNING"
     assert len(client.search_model_versions("name = 'abalone'")) == 3  # nothing deleted
+
+
+def test_delete_takes_a_task_for_its_experiment_and_names_a_close_experiment(
+    tmp_project: Path, hand_made_store: MlflowClient
+):
+    # a task's experiment is named by task=, as compare names it; was "unexpected argument 'task=...'"
+    client = hand_made_store
+    client.create_experiment("tabular_regression")
+    done = run_cli(tmp_project, "delete", "task=tabular_regression", "--force")
+    assert "the name 'tabular_regression' can be used again" in done.stdout
+    assert client.get_experiment_by_name("tabular_regression") is None
+    assert client.get_experiment_by_name("a") is not None
+    done = run_cli(tmp_project, "delete", "experiment=bb", "--force", check=False)
+    assert done.returncode == 2 and "no experiment named 'bb'" in done.stderr
+    assert "did you mean b? its experiments:" in done.stderr
+    done = run_cli(tmp_project, "delete", "task=tabular_regresion", check=False)
+    assert done.returncode == 2
+    assert "task='tabular_regresion' is not a task; did you mean tabular_regression? choose one of" in done.stderr
+    done = run_cli(tmp_project, "delete", "task=tabular_regression", "experiment=a", check=False)
+    assert done.returncode == 2 and "not both" in done.stderr

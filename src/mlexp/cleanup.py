@@ -28,14 +28,14 @@ from mlflow.tracking import MlflowClient
 
 from mlexp import cleanup_registry
 from mlexp.console import confirmed_on_terminal, quiet_third_party
-from mlexp.errors import MlexpError
+from mlexp.errors import MlexpError, did_you_mean
 from mlexp.paths import project_root
 from mlexp.shared_component import SHARED_TAG
 from mlexp.tracking import TrackingStore, tags
 from mlexp.tracking.store import bound_store_retries, sqlite_path
 from mlexp.trial_continuation import marker_path
 
-USAGE = "mlexp delete experiment=<name> [--force] [tracking.uri=<uri>]"
+USAGE = "mlexp delete experiment=<name> | task=<task> [--force] [tracking.uri=<uri>]"
 # the SQL store's permanent deletes, the ones `mlflow gc` uses; a REST store (a server) has none
 HARD_DELETES = ("_hard_delete_run", "_hard_delete_logged_model", "_hard_delete_experiment")
 
@@ -181,7 +181,8 @@ def _survey(name: str, tracking_uri: str | None, root: Path | None) -> _Target:
     if not experiments:
         active = [e.name for e in client.search_experiments(max_results=50)]
         raise ExperimentNotFound(
-            f"no experiment named {name!r} in {store.uri}; its experiments: {', '.join(active) or 'none'}"
+            f"no experiment named {name!r} in {store.uri}; {did_you_mean(name, active)}"
+            f"its experiments: {', '.join(active) or 'none'}"
         )
     if any(e.experiment_id == "0" for e in experiments):
         raise DeletionNotConfirmed(
@@ -319,10 +320,16 @@ def _arguments(argv: list[str]) -> tuple[str, bool, str | None]:
         key, sep, value = arg.partition("=")
         if arg == "--force":
             force = True
-        elif sep and key in ("experiment", "tracking.uri") and value:
+        elif sep and key in ("experiment", "task", "tracking.uri") and value:
             values[key] = value
         else:
             raise MlexpError(f"unexpected argument {arg!r}; usage: {USAGE}")
+    if "experiment" in values and "task" in values:
+        raise MlexpError(f"name the experiment or the task whose experiment goes, not both; usage: {USAGE}")
+    if "task" in values:  # as `compare task=`: the experiment the task's trials go to
+        from mlexp.experiment_analytics import experiment_of_task
+
+        values["experiment"] = experiment_of_task(values["task"])
     if "experiment" not in values:
         raise MlexpError(f"name the experiment to delete; usage: {USAGE}")
     return values["experiment"], force, values.get("tracking.uri")

@@ -27,7 +27,7 @@ USAGE = {
     "data": "mlexp data <dataset> <output file>",
     "summary": "mlexp summary [<output file>]",
     "relocate": "mlexp relocate",
-    "delete": "mlexp delete experiment=<name> [--force] [tracking.uri=<uri>]",
+    "delete": "mlexp delete experiment=<name> | task=<task> [--force] [tracking.uri=<uri>]",
     "sync": "mlexp sync [--discard <store URI or journal folder> [--force]]",
     "keys": "mlexp keys create <name> [--limit N] [--period month|day] | list | revoke <name>",
     "review": "mlexp review [--store PATH|URL] add <name> | remove <name> | list | export | label-studio-export | ...",

@@ -23,7 +23,7 @@ import pandas as pd
 from mlflow.entities import Metric, Run
 from mlflow.exceptions import MlflowException
 
-from mlexp.errors import MlexpError
+from mlexp.errors import MlexpError, did_you_mean
 from mlexp.paths import project_root
 from mlexp.tracking import TrackingStore, tags
 from mlexp.tracking.store import NoStore, StoreUnreachable
@@ -132,6 +132,11 @@ class ExperimentAnalytics:
         ranking = [t for t in labelled if t[tags.OBJECTIVE] == self.objective]
         self.direction = ranking[0].get(tags.DIRECTION, "minimize") if ranking else "minimize"
         self.task = next((run.data.tags[tags.TASK] for run in self.trials if tags.TASK in run.data.tags), task or "")
+        if task and self.task != task:  # an experiment or sweep named with task=: the table would show the other task
+            raise AnalyticsError(
+                f"{'sweep ' + repr(sweep) if self.sweep else 'experiment ' + repr(name)} holds trials of task "
+                f"{self.task!r}, not {task!r}; name one of them"
+            )
         self._histories: dict[tuple[str, str], list[Metric]] = {}
 
     def dataframe(
@@ -397,7 +402,9 @@ def experiment_of_task(task: str, root: Path | None = None) -> str:
     conf_dir = (root or project_root()) / "conf"
     known = sorted(p.stem for p in (conf_dir / "task").glob("*.yaml"))
     if task not in known:
-        raise AnalyticsError(f"task={task!r} is not a task; choose one of: {', '.join(known)}")
+        raise AnalyticsError(
+            f"task={task!r} is not a task; {did_you_mean(task, known)}choose one of: {', '.join(known)}"
+        )
     make_composable()
     # a context restores Hydra's global state on exit: a notebook may compose again afterwards
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
