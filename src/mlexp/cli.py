@@ -463,7 +463,7 @@ def _main() -> None:
             app = hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")
             app(_job)()
     except KeyboardInterrupt:
-        # the trial's own line ("interrupted: trial … marked KILLED") came before, from the runner
+        # a sequential trial said "interrupted: trial … marked KILLED"; this line names the sweep and its killed trials
         sweep = close_open_sweep("KILLED")
         print(f"mlexp: interrupted (Ctrl-C){f'; sweep {sweep} marked KILLED' if sweep else ''}", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)

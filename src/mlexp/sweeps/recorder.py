@@ -62,10 +62,11 @@ def sweep_name(config: DictConfig) -> str:
 
 def close_open_sweep(status: str) -> str | None:
     """End a sweep record that its end callback never reached (an error or Ctrl-C in Hydra or a job); returns
-    how the sweep was announced (`<name> (id <run id>)`), or None when no sweep was open.
+    how the sweep was announced (`<name> (id <run id>)`), with its trials that ended so (`and its trials <name>, …`),
+    or None when no sweep was open.
 
     Trials still RUNNING then end with the same status, components included: with the joblib
-    launcher, Ctrl-C stops the worker processes before their own handlers reach the store.
+    launcher, Ctrl-C stops the worker processes before their own handlers reach the store (or say which trial ran).
     """
     sweep_id = os.environ.get(SWEEP_ID_ENV)
     name = os.environ.get(SWEEP_NAME_ENV, "sweep")
@@ -94,8 +95,16 @@ def close_open_sweep(status: str) -> str | None:
             for component in client.search_runs([experiment_id], parent):
                 client.set_terminated(component.info.run_id, status)
             client.set_terminated(trial.info.run_id, status)
+        # those ended here, by their own process or by replaying their journal: a parallel sweep's workers stop
+        # before they can say which trial they ran
+        ended_query = f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and attributes.status = '{status}'"
+        ended = sorted(str(trial.info.run_name) for trial in client.search_runs([experiment_id], ended_query))
+    else:
+        ended = []
     client.set_terminated(sweep_id, status)
-    return f"{name} (id {sweep_id})"
+    if not ended:
+        return f"{name} (id {sweep_id})"
+    return f"{name} (id {sweep_id}) and its trial{'s' if len(ended) > 1 else ''} {', '.join(ended)}"
 
 
 @contextmanager
