@@ -33,6 +33,18 @@ def test_unknown_key_names_the_key(tmp_project):
     assert "valid keys: batch_size, epochs, l1_activation, l1_size" in message
 
 
+def test_a_misspelt_top_level_key_lists_only_the_keys_of_its_task(tmp_project):
+    # the list named other tasks' groups (engine, features, optimizer...), which this task refuses
+    message = _fails(tmp_project, "task=tabular_regression", "modl.epochs=3")
+    assert message.strip().endswith(
+        "modl.epochs is not a key of the config; did you mean model? valid keys: compute, dataset, deploy, model, "
+        "params_file, paths, preprocessing, seed, stage, sweep, task, tracking"
+    )
+    assert "valid keys: compute, dataset, deploy, model, optimizer," in _fails(
+        tmp_project, "task=churn_incentives", "optimzer.budget=3"
+    )
+
+
 def test_unknown_key_in_a_sweep_is_refused_before_any_trial(tmp_project):
     message = _fails(tmp_project, "-m", "task=tabular_regression", "model.l1_sise=8,16")
     assert "did you mean model.l1_size?" in message

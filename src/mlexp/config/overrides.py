@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
-from mlexp.config.task_groups import foreign_group
+from mlexp.config.task_groups import foreign_group, unselected_groups
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
 
 _ABSENT = object()
@@ -404,7 +404,9 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         where = ".".join(walked) or "the config"
         if not isinstance(node, DictConfig):
             raise ConfigError(f"{key}: {where} is a value, not a section; check the key's spelling")
-        known = sorted(str(k) for k in node)
+        # other tasks' groups are in the schema (null) but mean nothing with this task: they are no keys to suggest
+        foreign = unselected_groups(node) if not walked else set()
+        known = sorted(str(k) for k in node if k not in foreign)
         # the suggestion comes from the part that failed: the whole key never resembles a child's name
         close = difflib.get_close_matches(part, known, n=1)
         prefix = ".".join(walked) + "." if walked else ""
