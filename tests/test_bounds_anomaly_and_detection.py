@@ -19,7 +19,7 @@ from mlexp.errors import ConfigError
         # a SQL syntax error in the detect stage: -{minutes:seconds} became `--600`, a comment
         (
             ["task=anomaly_detection", "model.dst_fall_back_max_minutes=-10"],
-            "model.dst_fall_back_max_minutes=-10.0 is out of range: it must be between 0 and 60",
+            "model.dst_fall_back_max_minutes=-10 is out of range: it must be between 0 and 60",
         ),
         # DuckDB's "LIMIT/OFFSET cannot be negative" in the query stage
         (["task=anomaly_detection", "model.top_n=-1"], "model.top_n=-1 is out of range: it must be at least 0"),
@@ -36,12 +36,12 @@ from mlexp.errors import ConfigError
         # "LinAlgError: Singular matrix" drawing the first chart
         (
             ["task=anomaly_detection", "model.figure_size=[0,12]"],
-            "model.figure_size.0=0.0 is out of range: it must be above 0",
+            "model.figure_size.0=0 is out of range: it must be above 0",
         ),
         # flagged every trip, and the trial finished
         (
             ["task=anomaly_detection", "model.max_duration_hours=0"],
-            "model.max_duration_hours=0.0 is out of range: it must be above 0",
+            "model.max_duration_hours=0 is out of range: it must be above 0",
         ),
         # refused by prepare, after the trial opened
         (["task=object_detection", "model.tile_size=8"], "model.tile_size=8 is out of range: it must be at least 16"),
@@ -63,7 +63,7 @@ from mlexp.errors import ConfigError
         # a NaN box loss, reported as "training diverged ... lower model.lr"
         (
             ["task=object_detection", "model.anchor_scale=0"],
-            "model.anchor_scale=0.0 is out of range: it must be above 0",
+            "model.anchor_scale=0 is out of range: it must be above 0",
         ),
         # ran, and reported a negative inference_fps
         (
@@ -76,7 +76,7 @@ from mlexp.errors import ConfigError
         ),
         (
             ["task=object_detection", "model.momentum=1"],
-            "model.momentum=1.0 is out of range: it must be at least 0 and below 1",
+            "model.momentum=1 is out of range: it must be at least 0 and below 1",
         ),
     ],
 )
@@ -89,7 +89,7 @@ def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project
 
 def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
     message = one_line_error(tmp_project, "-m", "task=anomaly_detection", "model.max_duration_hours=0,24")
-    assert message == "model.max_duration_hours=0,24: model.max_duration_hours=0.0 is out of range: it must be above 0"
+    assert message == "model.max_duration_hours=0,24: model.max_duration_hours=0 is out of range: it must be above 0"
     # an interval reaching past a probability's end (its end is checked against the upper end alone)
     message = one_line_error(
         tmp_project, "-m", "task=object_detection", "sweep=tpe", "model.score_threshold=interval(0.5,1.5)"
@@ -99,7 +99,7 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
     )
     # a swept list: its items' ranges
     message = one_line_error(tmp_project, "-m", "task=anomaly_detection", "model.figure_size=[0,12],[12,12]")
-    assert message == "model.figure_size=[0,12],[12,12]: model.figure_size.0=0.0 is out of range: it must be above 0"
+    assert message == "model.figure_size=[0,12],[12,12]: model.figure_size.0=0 is out of range: it must be above 0"
 
 
 # (task, key, the value at the edge of its range, the nearest value past it)

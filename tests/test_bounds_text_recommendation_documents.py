@@ -28,7 +28,7 @@ from mlexp.errors import ConfigError, DataError
         # finished with a holdout macro-F1 of 0.08 (log(0) weights)
         (
             ["task=text_classification", "model=tfidf_naive_bayes", "model.smoothing=0"],
-            "model.smoothing=0.0 is out of range: it must be above 0",
+            "model.smoothing=0 is out of range: it must be above 0",
         ),
         # finished, every strategy "reaching random's accuracy with 100 % of its labels" from the seed set alone
         (
@@ -42,7 +42,7 @@ from mlexp.errors import ConfigError, DataError
         # a user corpus all in the holdout: the corpus stage failed, no document of any class to train on
         (
             ["task=text_classification", "preprocessing.holdout_fraction=1"],
-            "preprocessing.holdout_fraction=1.0 is out of range: it must be above 0 and below 1",
+            "preprocessing.holdout_fraction=1 is out of range: it must be above 0 and below 1",
         ),
         # MXNet failed on a batch without negatives
         (
@@ -52,7 +52,7 @@ from mlexp.errors import ConfigError, DataError
         # finished, ranking every user's items by popularity
         (
             ["task=recommendation", "model.user_personalization.alpha=0"],
-            "model.user_personalization.alpha=0.0 is out of range: it must be above 0",
+            "model.user_personalization.alpha=0 is out of range: it must be above 0",
         ),
         (
             ["task=recommendation", "preprocessing.test_fraction=1.5"],
@@ -71,7 +71,7 @@ from mlexp.errors import ConfigError, DataError
         # finished, every check box SELECTED whatever its ink
         (
             ["task=document_extraction", "model.checkbox_fill_threshold=0"],
-            "model.checkbox_fill_threshold=0.0 is out of range: it must be above 0 and at most 1",
+            "model.checkbox_fill_threshold=0 is out of range: it must be above 0 and at most 1",
         ),
         (
             ["task=document_extraction", "engine.rec_batch=0"],
@@ -79,7 +79,7 @@ from mlexp.errors import ConfigError, DataError
         ),
         (
             ["task=document_extraction", "engine.currency_threshold=2"],
-            "engine.currency_threshold=2.0 is out of range: it must be between 0 and 1",
+            "engine.currency_threshold=2 is out of range: it must be between 0 and 1",
         ),
         # finished with no document and no objective
         (

@@ -299,7 +299,7 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
         ),
         (
             ["task=churn_incentives", "model.incentives.convincing.inside=0"],
-            "model.incentives.convincing.inside=0.0 is out of range: it must be above 0",
+            "model.incentives.convincing.inside=0 is out of range: it must be above 0",
         ),
         # a ValueError in train, and an IndexError for a list of one
         (
@@ -338,7 +338,7 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
     message = one_line_error(
         tmp_project, "-m", "task=tabular_regression", "sweep=tpe", "model.learning_rate=interval(0,0.1)"
     )
-    assert message == "model.learning_rate=interval(0,0.1): model.learning_rate=0.0 is out of range: it must be above 0"
+    assert message == "model.learning_rate=interval(0,0.1): model.learning_rate=0 is out of range: it must be above 0"
     # a whole-number key searched by a plain interval: each job failed with "Error merging override
     # model.l1_size=24.596027487383836" after the sweep's record opened
     message = one_line_error(

@@ -128,7 +128,7 @@ REFUSED = {
         (*JOB, "compute.volume_size_gb=0"),
         "compute.volume_size_gb=0 is out of range: it must be at least 1",
     ),
-    "negative poll": ((*JOB, "compute.poll_s=-1"), "compute.poll_s=-1.0 is out of range: it must be at least 0"),
+    "negative poll": ((*JOB, "compute.poll_s=-1"), "compute.poll_s=-1 is out of range: it must be at least 0"),
     "spot wait shorter than the run": (
         (*JOB, "compute.spot=true", "compute.max_runtime_s=600", "compute.max_wait_s=300"),
         "compute.max_wait_s=300 is shorter than compute.max_runtime_s=600: a spot job waits for capacity and runs "

@@ -63,7 +63,9 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
         return None
     if not math.isfinite(value):
         return ConfigError(f"{key}={value} is not a finite number: it must be {bound}")
-    return ConfigError(f"{key}={value} is out of range: it must be {bound}")
+    # a whole number without the .0 of a float setting (`model.learning_rate=0` was echoed as 0.0)
+    shown = _shown(value) if float(value).is_integer() else str(value)
+    return ConfigError(f"{key}={shown} is out of range: it must be {bound}")
 
 
 def interval_out_of_bounds(key: str, start: float, end: float, bound: Bound | None) -> ConfigError | None:
