@@ -26,6 +26,13 @@ from forked_cli import ForkedCli
 REPO = Path(__file__).resolve().parents[1]
 # tiny sizes: a trial of the abalone task takes a few seconds
 TINY = ("dataset.n_rows=300", "model.epochs=2")
+# a text_classification trial in seconds
+TEXT_TINY = (
+    "dataset.n_rows=500",
+    "dataset.n_holdout=300",
+    "model.max_word_features=20000",
+    "model.max_char_features=20000",
+)
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from conftest import TEXT_TINY, run_cli, store_client, trials_of
 from mlexp import charts, compare, plot
 from mlexp.experiment_analytics import column
 
@@ -234,3 +236,101 @@ def test_a_comparison_removes_the_charts_of_an_earlier_one_it_does_not_draw(tmp_
     table = _recommendation_sweep()
     written = compare.write_charts(table, _history(table), tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*(path.name for path in written), "notes.png"])
+
+
+def _classifier_sweep(n_rows: tuple[int, ...] = (500,)) -> pd.DataFrame:
+    """`model=tfidf_linear,tfidf_naive_bayes` (x `dataset.n_rows`): the choice is a column of its own, each family's
+    sub-keys blank in the other's rows, as `analytics()` gives them."""
+    families = {
+        "tfidf_linear": {"model.C": 0.5, "model.smoothing": None, "model.char_ngrams": "[2, 4]"},
+        "tfidf_naive_bayes": {"model.C": None, "model.smoothing": 0.3, "model.char_ngrams": "[0, 0]"},
+    }
+    rows = [
+        {"model": model, **keys, "dataset.n_rows": size, "score": score + size / 10000}
+        for model, keys, score in zip(families, families.values(), (0.8, 0.6))
+        for size in n_rows
+    ]
+    rows.sort(key=lambda row: -row["score"])
+    params = ["dataset.n_rows", "model.C", "model.char_ngrams", "model.smoothing"]
+    table = _table(rows, params if len(n_rows) > 1 else params[1:], objective="holdout_macro_f1")
+    table.attrs["choices"] = ["model"]
+    return table
+
+
+def _saved_figures(monkeypatch) -> dict:
+    """The figures write_charts saves, by file name, each still saved as PNG."""
+    saved = {}
+    save = charts.save_figure
+
+    def keep(figure, path):
+        saved[path.name] = figure
+        return save(figure, path)
+
+    monkeypatch.setattr(charts, "save_figure", keep)
+    return saved
+
+
+@pytest.mark.parametrize("n_rows", [(500,), (300, 500)])
+def test_a_swept_config_group_gets_a_chart_of_the_objective_by_its_options(n_rows, tmp_path, monkeypatch):
+    # `mlexp -m task=text_classification model=tfidf_linear,tfidf_naive_bayes` drew model_C, model_smoothing, ...
+    # (one family's value against a blank) and no chart of the classifiers themselves
+    saved = _saved_figures(monkeypatch)
+    table = _classifier_sweep(n_rows)
+    written = sorted(path.name for path in compare.write_charts(table, _history(table), tmp_path))
+    others = ["dataset_n_rows_vs_holdout_macro_f1.png"] if len(n_rows) > 1 else []
+    assert written == sorted(["model_vs_holdout_macro_f1.png", *others, "train_loss_by_step.png"])
+    assert (tmp_path / "model_vs_holdout_macro_f1.png").stat().st_size > 0
+    [ax] = saved["model_vs_holdout_macro_f1.png"].axes
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["tfidf_linear", "tfidf_naive_bayes"]
+    [points, starred] = ax.collections
+    by_option = sorted((int(x), y) for x, y in points.get_offsets().tolist())
+    assert by_option == sorted(zip([0 if m == "tfidf_linear" else 1 for m in table["model"]], table["ObjectiveValue"]))
+    assert starred.get_label() == "best trial" and starred.get_offsets().tolist() == [[0, max(table["ObjectiveValue"])]]
+    assert ax.get_xlabel() == "model" and ax.get_ylabel() == "holdout_macro_f1\n(higher is better)"
+    # the curves are told apart by the classifier, not by its sub-keys
+    [ax] = saved["train_loss_by_step.png"].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()][0].startswith("model=tfidf_linear")
+
+
+def test_a_choices_sub_keys_and_name_follow_it_and_a_named_choice_is_drawn_once():
+    table = _classifier_sweep()
+    table["model.name"] = ["linear_svm", "naive_bayes"]  # a `name` that is not the option's file name
+    params = [*table.attrs["params"], "model.name"]
+    assert plot.compared_params(table, params, ["model"]) == ["model"]
+    # its sub-keys alone, with the choice not a column (`model` said by `model.name`): the name leads them
+    assert plot.compared_params(table, params) == ["model.name"]
+    # a choice never follows its sub-keys, even one that reads shorter
+    table["model.name"] = ["a", "b"]
+    assert plot.compared_params(table, params, ["model"]) == ["model"]
+
+
+def test_a_feature_set_tried_once_each_is_drawn_once_by_its_name(tmp_path):
+    # recommendation_metadata with seed=1: `features` is no column beside features.name, which names the same option;
+    # features.users and features.items, one value a trial, were drawn beside it
+    table = _recommendation_sweep()
+    table = table[table["seed"] == 1].reset_index(drop=True)
+    written = sorted(path.name for path in compare.write_charts(table, _history(table), tmp_path))
+    assert written == ["features_name_vs_" + OBJECTIVE + ".png", "train_loss_by_step.png"]
+
+
+def test_an_earlier_comparisons_choice_chart_is_removed_when_not_drawn_again(tmp_path):
+    choices = _classifier_sweep()
+    compare.write_charts(choices, _history(choices), tmp_path)
+    assert (tmp_path / "model_vs_holdout_macro_f1.png").exists()
+    params = _table([{"model.C": c, "score": c / 10} for c in (0.5, 1.0)], ["model.C"], objective="holdout_macro_f1")
+    written = compare.write_charts(params, _history(params), tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(path.name for path in written)
+    assert not (tmp_path / "model_vs_holdout_macro_f1.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tmp_project_with_store")
+def test_a_sweep_over_two_classifiers_charts_the_objective_by_classifier(tmp_project):
+    done = run_cli(tmp_project, "-m", "task=text_classification", "model=tfidf_linear,tfidf_naive_bayes", *TEXT_TINY)
+    folder = Path(
+        next(line for line in done.stdout.splitlines() if line.startswith("charts: ")).removeprefix("charts: ")
+    )
+    assert sorted(path.name for path in folder.glob("*.png")) == ["model_vs_holdout_macro_f1.png"]
+    sweep = trials_of(tmp_project, "text_classification")[0].tags["mlexp.sweep_id"]
+    artifacts = [a.path for a in store_client(tmp_project).list_artifacts(sweep, "comparison")]
+    assert "comparison/model_vs_holdout_macro_f1.png" in artifacts

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, store_client, trials_of
+from conftest import TEXT_TINY, run_cli, store_client, trials_of
 
-TEXT_TINY = (
-    "dataset.n_rows=500",
-    "dataset.n_holdout=300",
-    "model.max_word_features=20000",
-    "model.max_char_features=20000",
-)
 CHURN_TINY = ("dataset.n_rows=600", "model.num_round=20", "model.incentives.budget_curve=[]")
 RECOMMENDATION_TINY = (
     "dataset.n_users=300",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,7 +193,8 @@ def _param(value: object, number: float | None, digits: int) -> str:
 
 
 def write_charts(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Metric-by-step per finished trial for each curve, and each param varying among scored trials vs the objective.
+    """Metric-by-step per finished trial for each curve, and each config-group choice (`model_vs_<objective>.png`)
+    and param varying among scored trials vs the objective.
 
     A seed (a repeat) and a param that follows another (a config group's sub-keys, fixed by its choice) get no chart
     of their own (`plot.compared_params`); they stay in the table. The folder's charts of an earlier comparison
@@ -219,7 +221,8 @@ def _drawn(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Pa
             figure = plot.curves(shown, curve, trials=finished)
             written.append(charts.save_figure(figure, out_dir / f"{curve}_by_step.png"))
     scored = finished[finished["ObjectiveValue"].notna()]
-    for param in plot.compared_params(scored, table.attrs["params"]):
-        path = out_dir / f"{param.replace('.', '_')}_vs_{metric}.png"
-        written.append(charts.save_figure(plot.scatter(scored, param, metric), path))
+    for compared in plot.compared_params(scored, table.attrs["params"], table.attrs.get("choices", [])):
+        # a nested group's choice (`model/optimizer`) names no folder
+        path = out_dir / f"{re.sub(r'[./]', '_', compared)}_vs_{metric}.png"
+        written.append(charts.save_figure(plot.scatter(scored, compared, metric), path))
     return written

@@ -199,16 +199,25 @@ def is_repeat(param: str) -> bool:
     return param.rsplit(".", 1)[-1] in REPEAT_PARAMS
 
 
-def compared_params(frame: pd.DataFrame, params: Sequence[str]) -> list[str]:
-    """The `params` to draw against a metric: those varying among the rows, less repeats and followers.
+def compared_params(frame: pd.DataFrame, params: Sequence[str], choices: Sequence[str] = ()) -> list[str]:
+    """The `choices` (config groups' options, `model`) and `params` to draw against a metric, the choices first:
+    those varying among the rows, less repeats and followers.
 
-    A follower's value is fixed by another varying param's in every row: a config group's sub-keys
-    (`features.users`) follow its choice (`features.name`), and would repeat its chart. Of two params that fix each
-    other the one with the shorter values stays (the choice's name, not its list of fields). Only a leader whose
-    values recur (a choice tried with several seeds or with other params) shows it: with one trial per choice,
-    every param fixes the others, and all are drawn."""
-    text = {p: frame[p].map(lambda v: "" if _missing(v) else str(v)) for p in params if p in frame.columns}
+    A follower's value is fixed by another's in every row, and would repeat its chart. A config group's sub-keys
+    (`model.C`, set by one classifier only; `features.users`) follow what names the group's option, its choice
+    (`model`) or its `<group>.name` param, wherever that fixes them, even with one trial per option; the namer
+    never follows them. Between other params, of two that fix each other the one with the shorter values stays,
+    and only a leader whose values recur (tried with several seeds or with other params) shows it: with one trial
+    per value, every param fixes the others, and all are drawn."""
+    text = {p: frame[p].map(lambda v: "" if _missing(v) else str(v)) for p in [*choices, *params] if p in frame.columns}
     varying = [p for p in text if not is_repeat(p) and text[p].nunique() > 1]
+    # what names a group's option, by the prefix of the group's keys (a nested `model/optimizer`: `model.optimizer.`)
+    groups = {p: p.removesuffix("name") for p in params if p.endswith(".name")}
+    groups |= {group: group.replace("/", ".") + "." for group in choices}
+
+    def owns(namer: str, key: str) -> bool:
+        """`key` is a sub-key of the config group whose option `namer` names."""
+        return namer in groups and key != namer and key.startswith(groups[namer])
 
     def fixes(leader: str, follower: str) -> bool:
         """Each value of `leader` comes with one value of `follower`, in every row."""
@@ -216,6 +225,10 @@ def compared_params(frame: pd.DataFrame, params: Sequence[str]) -> list[str]:
         return bool((pairs.groupby("leader")["follower"].nunique() <= 1).all())
 
     def follows(follower: str, leader: str) -> bool:
+        if owns(follower, leader):
+            return False
+        if owns(leader, follower):
+            return fixes(leader, follower)
         # a leader with a value of its own in every row fixes every other param trivially (a random sweep's
         # samples): only values shared by rows show that one param follows another
         if text[leader].nunique() == len(frame) or not fixes(leader, follower):
@@ -229,11 +242,12 @@ def compared_params(frame: pd.DataFrame, params: Sequence[str]) -> list[str]:
     return [p for p in varying if not any(follows(p, other) for other in varying if other != p)]
 
 
-def line_labels(frame: pd.DataFrame, params: Sequence[str]) -> dict[str, str]:
-    """Each row's legend label by its RunId: the values of the params its chart compares and its repeat (seed),
-    `l1_size=16, l1_activation=tanh`; the trial's name where those do not tell it apart."""
-    compared = compared_params(frame, params)
-    shown = [p for p in params if p in compared or (is_repeat(p) and frame[p].nunique(dropna=False) > 1)]
+def line_labels(frame: pd.DataFrame, params: Sequence[str], choices: Sequence[str] = ()) -> dict[str, str]:
+    """Each row's legend label by its RunId: the choices and params its charts compare and its repeat (seed),
+    `l1_size=16, l1_activation=tanh` or `model=tfidf_linear`; the trial's name where those do not tell it apart."""
+    compared = compared_params(frame, params, choices)
+    shown = [p for p in choices if p in compared]
+    shown += [p for p in params if p in compared or (is_repeat(p) and frame[p].nunique(dropna=False) > 1)]
     prefix = _common_prefix(shown)
     labels = {
         row["RunId"]: ", ".join(f"{p[len(prefix) :]}={_short(row[p])}" for p in shown) for _, row in frame.iterrows()
@@ -289,7 +303,7 @@ def curves(data: pd.DataFrame, metric: str, trials: pd.DataFrame | None = None) 
     if trials is not None:
         known = trials[trials["RunId"].isin(order)]
         order = [*known["RunId"], *(run_id for run_id in order if run_id not in set(known["RunId"]))]
-        labels = line_labels(known, trials.attrs.get("params", []))
+        labels = line_labels(known, trials.attrs.get("params", []), trials.attrs.get("choices", []))
         chosen_metric = next((m for m in CHOSEN_STEP_METRICS if column(m, "Last") in known.columns), None)
         if chosen_metric:
             chosen_label = f"{chosen_metric} (circled)"
@@ -305,11 +319,13 @@ def curves(data: pd.DataFrame, metric: str, trials: pd.DataFrame | None = None) 
 
 
 def scatter(frame: pd.DataFrame, param: str, metric: str) -> Figure:
-    """`param` against `metric` (its last value), one point per trial of `analytics()` that has the metric; for the
-    objective, which way is better and the best trial starred."""
+    """`param` (or a config group's choice, `model`) against `metric` (its last value), one point per trial of
+    `analytics()` that has the metric; for the objective, which way is better and the best trial starred."""
     y = find_column(frame, metric)
     x = find_column(frame, param)
     shown = frame[frame[y].notna()]
     values = ["" if pd.isna(v) else v for v in shown[x].tolist()]
+    if param in frame.attrs.get("choices", []):  # options are names, one on each tick, even a numbered file's `1`
+        values = [str(v) for v in values]
     direction = frame.attrs.get("direction") if metric == frame.attrs.get("objective") else None
     return param_vs_metric(values, shown[y].tolist(), param, metric, direction)
