@@ -105,17 +105,28 @@ def test_a_params_file_edited_wrong_is_one_line_naming_the_key_and_the_stage_ope
 ):
     path = tmp_project / "params.yaml"
     fix = "or regenerate the file with `mlexp params`"
+    dvc = "(`dvc exp run -S tabular_regression.model.epochs=<value>`)"
     cases = {  # what `dvc exp run -S` (DVC's own rewrite) or a hand edit leaves
-        "tabular_regression.model.epochs=lots": f"{path}: tabular_regression.model.epochs: Value 'lots' of type 'str' "
-        f"could not be converted to Integer; give it a value it accepts, {fix}",
-        "+tabular_regression.model.l1_sise=8": f"{path}: tabular_regression.model.l1_sise: Key 'l1_sise' not in "
+        ("tabular_regression.model.epochs=lots",): f"{path}: tabular_regression.model.epochs: Value 'lots' of type "
+        f"'str' could not be converted to Integer; give it a value it accepts {dvc}, {fix}",
+        ("+tabular_regression.model.l1_sise=8",): f"{path}: tabular_regression.model.l1_sise: Key 'l1_sise' not in "
         f"'MLPRegressor'; remove it, {fix}",
-        "tabular_regression.model.epochs=0": f"{path}: tabular_regression.model.epochs=0 is out of range: it must be "
-        "at least 1; give it a value in that range, or regenerate the file with `mlexp params`",
+        ("tabular_regression.model.epochs=0",): f"{path}: tabular_regression.model.epochs=0 is out of range: it must "
+        f"be at least 1; give it a value in that range {dvc}, {fix}",
+        # every value at once, not the first of them: `dvc exp run -S` sets several
+        (
+            "tabular_regression.model.l1_size=wide",
+            "tabular_regression.model.epochs=0",
+            "tabular_regression.dataset.n_rows=-5",
+        ): f"{path} holds 3 values its keys cannot take: tabular_regression.model.l1_size: Value 'wide' of type 'str' "
+        "could not be converted to Integer (give it a value it accepts); tabular_regression.dataset.n_rows=-5 is out "
+        "of range: it must be at least 2 (give it a value in that range); tabular_regression.model.epochs=0 is out of "
+        "range: it must be at least 1 (give it a value in that range); fix them (`dvc exp run -S <key>=<value>` sets "
+        f"a value), {fix}",
     }
-    for edit, line in cases.items():
+    for edits, line in cases.items():
         path.write_text(written_params)
-        apply_overrides(str(path), [edit])
+        apply_overrides(str(path), list(edits))
         done = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", "params_file=params.yaml", check=False)
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"mlexp: error: {line}"]

@@ -86,12 +86,20 @@ def within(key: str, keys: set[str]) -> bool:
 
 def check_bounds(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
     """Raise the first key of `cfg` outside its bound; a null value (the default of an optional key) passes."""
+    for error in bound_errors(cfg, bounds):
+        raise error
+
+
+def bound_errors(cfg: DictConfig, bounds: Mapping[str, Bound]) -> list[ConfigError]:
+    """Every key of `cfg` outside its bound, in the order of `bounds`."""
+    errors = []
     for key, bound in bounds.items():
         # a ${...} that cannot resolve here (an environment variable only a job gets) is each job's to judge
         value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
         error = out_of_bounds(key, value, bound) or _too_short(cfg, key, value, bounds)
         if error is not None:
-            raise error
+            errors.append(error)
+    return errors
 
 
 def _too_short(cfg: DictConfig, key: str, value: object, bounds: Mapping[str, Bound]) -> ConfigError | None:

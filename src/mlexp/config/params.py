@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from mlexp.config.bounds import Bound, check_bounds, within
+from mlexp.config.bounds import Bound, bound_errors, within
 from mlexp.config.constraints import Constraint
 from mlexp.config.task_groups import unselected_groups
 from mlexp.errors import ConfigError
@@ -155,23 +156,17 @@ def apply_params_file(
     if not isinstance(sections[task], dict):
         raise ConfigError(f"{path}: section {task!r} is not a mapping of keys; regenerate it with `mlexp params`")
     merged = copy.deepcopy(cfg)
-    try:
-        with open_dict(merged):
-            _assign(merged, sections[task])
-            given = OmegaConf.to_container(OmegaConf.from_dotlist(value_overrides))
-            assert isinstance(given, dict)
-            _assign(merged, given)
-    except OmegaConfBaseException as error:  # a value edited by hand (or `dvc exp run -S`) that its key cannot take
-        key = f"{task}.{error.full_key}" if getattr(error, "full_key", None) else task
-        reason = str(error).strip().splitlines()[0]
-        fix = "remove it" if isinstance(error, (ConfigKeyError, ConfigAttributeError)) else "give it a value it accepts"
-        raise ConfigError(f"{path}: {key}: {reason}; {fix}, or regenerate the file with `mlexp params`") from None
+    refused: list[OmegaConfBaseException] = []  # values edited by hand (or `dvc exp run -S`) their keys cannot take
+    with open_dict(merged):
+        _assign(merged, sections[task], refused)
+        given = OmegaConf.to_container(OmegaConf.from_dotlist(value_overrides))
+        assert isinstance(given, dict)
+        _assign(merged, given)
     keys = {override.split("=", 1)[0] for override in value_overrides}
-    try:
-        check_bounds(merged, {key: bound for key, bound in (bounds or {}).items() if not within(key, keys)})
-    except ConfigError as error:
-        fix = "give it a value in that range, or regenerate the file with `mlexp params`"
-        raise ConfigError(f"{path}: {task}.{error}; {fix}") from None
+    outside = bound_errors(merged, {key: bound for key, bound in (bounds or {}).items() if not within(key, keys)})
+    problems = [*(_refused(task, error) for error in refused), *(_out_of_range(task, error) for error in outside)]
+    if problems:
+        raise ConfigError(_unusable_values(path, problems))
     for constraint in constraints:
         broken = None if all(within(key, keys) for key in constraint.keys) else constraint.broken_by(merged)
         # the file is named only when its values break the rule: one the command line breaks whatever the file
@@ -181,19 +176,60 @@ def apply_params_file(
     return merged
 
 
-def _assign(node: DictConfig, values: dict[Any, Any]) -> None:
+@dataclass(frozen=True)
+class _FileProblem:
+    """A value of the params file its key cannot take: what is wrong, and what fixes it."""
+
+    text: str  # `tabular_regression.model.epochs=0 is out of range: it must be at least 1`
+    key: str  # `tabular_regression.model.epochs`, as `dvc exp run -S` names it
+    fix: str  # `give it a value in that range`; `remove it`: a key the task does not have
+
+
+def _refused(task: str, error: OmegaConfBaseException) -> _FileProblem:
+    key = f"{task}.{error.full_key}" if getattr(error, "full_key", None) else task
+    reason = str(error).strip().splitlines()[0]
+    unknown = isinstance(error, (ConfigKeyError, ConfigAttributeError))
+    return _FileProblem(f"{key}: {reason}", key, "remove it" if unknown else "give it a value it accepts")
+
+
+def _out_of_range(task: str, error: ConfigError) -> _FileProblem:
+    return _FileProblem(f"{task}.{error}", f"{task}.{str(error).split('=', 1)[0]}", "give it a value in that range")
+
+
+def _unusable_values(path: Path, problems: list[_FileProblem]) -> str:
+    """One line naming every value of the file its key cannot take, not the first alone (`dvc exp run -S` may have
+    set several), with DVC's way to set a value, which keeps an experiment's other values (a new file does not)."""
+    regenerate = "or regenerate the file with `mlexp params`"
+    if len(problems) == 1:
+        [problem] = problems
+        dvc = "" if problem.fix == "remove it" else f" (`dvc exp run -S {problem.key}=<value>`)"
+        return f"{path}: {problem.text}; {problem.fix}{dvc}, {regenerate}"
+    each = "; ".join(f"{problem.text} ({problem.fix})" for problem in problems)
+    return (
+        f"{path} holds {len(problems)} values its keys cannot take: {each}; fix them (`dvc exp run -S <key>=<value>` "
+        f"sets a value), {regenerate}"
+    )
+
+
+def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBaseException] | None = None) -> None:
     """Merge `values` into `node` key by key, recursing into the mappings both have, as OmegaConf.merge does, but
     without its merge of a typed mapping Hydra composed (`dict[str, dict[str, int]]`, the taxi task's value_codes),
     which fails on that mapping's own nodes ("Value 'AnyNode' is not a supported primitive type"). Keys are never
-    parsed as paths: params.yaml has keys with dots (`comp.`, a newsgroup prefix)."""
+    parsed as paths: params.yaml has keys with dots (`comp.`, a newsgroup prefix). A value its key cannot take
+    raises, or with `refused` is kept there and the key left as it was."""
     for key, value in values.items():
         current = node._get_node(key) if key in node else None
-        if not isinstance(value, dict):
-            node[key] = value
-        elif isinstance(current, DictConfig) and not current._is_none() and not current._is_interpolation():
-            _assign(current, value)
-        else:  # a mapping over null, an interpolation or nothing: OmegaConf's own merge (a dataclass's node too)
-            node.merge_with({key: value})
+        try:
+            if not isinstance(value, dict):
+                node[key] = value
+            elif isinstance(current, DictConfig) and not current._is_none() and not current._is_interpolation():
+                _assign(current, value, refused)
+            else:  # a mapping over null, an interpolation or nothing: OmegaConf's own merge (a dataclass's node too)
+                node.merge_with({key: value})
+        except OmegaConfBaseException as error:
+            if refused is None:
+                raise
+            refused.append(error)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
