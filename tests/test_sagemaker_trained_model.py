@@ -114,6 +114,18 @@ def completed_job(
         yield
 
 
+def registered_version(project: Path, name: str, version: str) -> Any:
+    """Version `models:/<name>/<version>` of the project's registry, loaded as MLflow serves it."""
+    import mlflow.pyfunc
+
+    # a version's source is models:/<logged model id>, which MLflow resolves through the global tracking URI
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
 def deploy_overrides(command: str, job_name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The printed command's overrides, its MLEXP_PIPELINE_RUN set in this process's environment."""
     words = shlex.split(command)
@@ -125,8 +137,6 @@ def deploy_overrides(command: str, job_name: str, monkeypatch: pytest.MonkeyPatc
 def test_a_training_jobs_model_is_registered_here_and_predicts(
     aws: FakeAws, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ):
-    import mlflow.pyfunc
-
     opt_ml = tmp_path / "opt_ml"
     with completed_job(aws, lambda params: run_entry(aws, params, opt_ml)):
         run_id = run_in_process(project, job_overrides(aws))
@@ -161,11 +171,7 @@ def test_a_training_jobs_model_is_registered_here_and_predicts(
     assert float(version.tags["mlexp.objective_value"]) == trial.metrics["test_msle"]
     assert client.get_model_version_by_alias(TASK, "champion").version == version.version
 
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    try:
-        model = mlflow.pyfunc.load_model(f"models:/{TASK}/{version.version}")
-    finally:
-        mlflow.set_tracking_uri(None)
+    model = registered_version(project, TASK, version.version)
     rows = model.input_example
     assert isinstance(rows, pd.DataFrame) and len(rows) == 5
     predicted = model.predict(rows)["rings"]
@@ -212,6 +218,40 @@ def test_deploy_sagemaker_with_a_training_job_serves_its_model_from_an_endpoint(
     assert trial.tags["mlexp.sagemaker.model_source"] == f"models:/{TASK}/1"
     (version,) = store_client(project).search_model_versions(f"name = '{TASK}'")
     assert version.tags["mlexp.trial_run_id"] == run_id
+
+
+CHURN = "churn_incentives"
+# its four stages at their smallest: no budget curve (an optimisation per budget on it)
+CHURN_JOB_TINY = ("dataset.n_rows=400", "model.num_round=5", "model.incentives.budget_curve=[]")
+
+
+def test_a_churn_jobs_model_is_registered_here_and_scores_customers_as_the_job_did(
+    aws: FakeAws, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from mlexp.tasks.churn_incentives import customers, registered_model
+
+    opt_ml = tmp_path / "opt_ml"
+    overrides = sagemaker_job(aws, CHURN, "churn_jobs", *CHURN_JOB_TINY, "deploy=registry")
+    with completed_job(aws, lambda params: run_entry(aws, params, opt_ml)):
+        run_id = run_in_process(project, overrides)
+    out = capsys.readouterr().out
+    assert f"registered models:/{CHURN}@champion (version 1, val_auc " in out, out
+    # the job shipped its encoding and the input example's rows, not its test split
+    (run,) = (project / "outputs" / CHURN).iterdir()
+    assert sorted(p.name for p in (run / "data").iterdir()) == ["encoding.json", "input_example.csv"]
+    (version,) = store_client(project).search_model_versions(f"name = '{CHURN}'")
+    assert version.tags["mlexp.trial_run_id"] == run_id
+
+    model = registered_version(project, CHURN, version.version)
+    rows = model.input_example
+    job_data = opt_ml / "output" / "data" / "data"
+    job_test = pd.read_csv(job_data / "test.csv", dtype=customers.TEXT_COLUMNS, keep_default_na=False)
+    expected_rows = job_test[registered_model.INPUT_COLUMNS].head(registered_model.EXAMPLE_ROWS)
+    pd.testing.assert_frame_equal(rows, expected_rows)  # the job's first test customers
+    predicted = model.predict(rows)["churn_probability"]
+    # what the job's incentives stage scored those customers with its booster (its report came back in models/)
+    scored = pd.read_csv(run / "models" / "reports" / "incentives.csv")["churn_probability"].head(len(rows))
+    assert predicted.to_numpy() == pytest.approx(scored.to_numpy(), rel=1e-6)
 
 
 def _fake_network(params: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
@@ -328,7 +368,7 @@ def test_every_task_with_a_registered_model_names_the_data_files_it_reads():
     named = {task.name: trained_model.data_files(task) for task in tasks.load_all().values()}
     assert named == {
         "anomaly_detection": None,
-        "churn_incentives": ("encoding.json", "test.csv"),
+        "churn_incentives": ("encoding.json", "input_example.csv"),
         "document_extraction": None,
         "object_detection": ("val.rec", "val.idx"),
         "recommendation": (),

@@ -3,11 +3,13 @@
 A task's registered model (`<task package>.registered_model.pyfunc_model`) reads the trial's models folder and a few
 files of its data folder, which it names in `DATA_FILES` (tabular_regression's fitted `preprocessors.json`). In the
 job, models go to /opt/ml/model (the job's model.tar.gz) and data to /opt/ml/output/data (output.tar.gz), so the entry
-copies those files into the model folder too, under `mlexp_data/` (`ship`). When the job completes, `bring_back`
-moves them from the unpacked model.tar.gz into this machine's `paths.data`, beside the job's network in `paths.models`,
-and `join` records the job's trial for the pipeline run `sagemaker-<job name>`: the deploy stage run with
-`MLEXP_PIPELINE_RUN=sagemaker-<job name>` joins that trial (mlexp.trial_continuation) and registers its model with
-the job's metrics, the way a local trial's deploy stage does (`deploy=registry`, `deploy=sagemaker`).
+copies those files into the model folder too, under `mlexp_data/` (`ship`). A task may first make some of them from
+what its stages wrote (`write_data_files(cfg)` beside `DATA_FILES`): churn_incentives ships its input example's few
+rows, not its whole test split. When the job completes, `bring_back` moves them from the unpacked model.tar.gz into
+this machine's `paths.data`, beside the job's network in `paths.models`, and `join` records the job's trial for the
+pipeline run `sagemaker-<job name>`: the deploy stage run with `MLEXP_PIPELINE_RUN=sagemaker-<job name>` joins that
+trial (mlexp.trial_continuation) and registers its model with the job's metrics, the way a local trial's deploy stage
+does (`deploy=registry`, `deploy=sagemaker`).
 """
 
 from __future__ import annotations
@@ -43,11 +45,22 @@ def data_files(task: tasks.Task) -> tuple[str, ...] | None:
     return None if declared is None else tuple(str(name) for name in declared)
 
 
+def write_derived_files(task: tasks.Task, cfg: DictConfig) -> None:
+    """The task's `write_data_files(cfg)`, if it has one: files of paths.data its model reads that the stages do not
+    write, made from those they do (a few rows of a large split)."""
+    if task.has_registered_model():
+        write = getattr(importlib.import_module(task.model_module), "write_data_files", None)
+        if write is not None:
+            write(cfg)
+
+
 def ship(cfg: DictConfig) -> list[str]:
     """In the job, after its stages: copy the files of paths.data the registered model reads into the model folder.
 
     Returns the names copied; one the stages did not write is left out (the trial on this machine names it)."""
-    names = data_files(tasks.get(cfg.task.name)) or ()
+    task = tasks.get(cfg.task.name)
+    write_derived_files(task, cfg)
+    names = data_files(task) or ()
     data, target = Path(cfg.paths.data), Path(cfg.paths.models) / DATA_FOLDER
     shipped = []
     for name in names:

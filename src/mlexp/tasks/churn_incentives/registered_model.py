@@ -28,9 +28,12 @@ from mlexp.tasks.churn_incentives import classifier, customers, features
 
 INPUT_COLUMNS = [c for c in telecom_churn.COLUMNS if c != telecom_churn.LABEL]
 EXAMPLE_ROWS = 5
+# the input example's rows as a training job ships them: its model.tar.gz carries these, not the whole test split
+# (the customer base the program scores, as large as the user's data); a local trial reads the split itself
+EXAMPLE_FILE = "input_example.csv"
 # what pyfunc_model reads from paths.data (encoding, input example): a SageMaker training job ships them in its
-# model.tar.gz
-DATA_FILES = (customers.ENCODING_FILE, "test.csv")
+# model.tar.gz (mlexp.sagemaker.trained_model)
+DATA_FILES = (customers.ENCODING_FILE, EXAMPLE_FILE)
 
 
 def customer_rows(frame: pd.DataFrame, encoding: features.Encoding) -> pd.DataFrame:
@@ -78,13 +81,32 @@ def signature(example: pd.DataFrame, encoding: features.Encoding) -> ModelSignat
     return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec("double", "churn_probability")]))
 
 
+def first_rows(customer_base: pd.DataFrame) -> pd.DataFrame:
+    return customer_base[INPUT_COLUMNS].head(EXAMPLE_ROWS).reset_index(drop=True)
+
+
+def input_example(cfg: DictConfig) -> pd.DataFrame:
+    """The first customers of the test split: EXAMPLE_FILE where a training job's model came back, else the split."""
+    shipped = Path(cfg.paths.data) / EXAMPLE_FILE
+    if shipped.is_file():  # read as the split is, so the example's types (and the signature) are the same
+        return first_rows(pd.read_csv(shipped, dtype=customers.TEXT_COLUMNS, keep_default_na=False))
+    return first_rows(customers.read_split(cfg, "test"))
+
+
+def write_data_files(cfg: DictConfig) -> None:
+    """In a training job, before its data files are shipped: the input example's rows as EXAMPLE_FILE (none when
+    the stages wrote no test split: the trial on this machine then names the missing file)."""
+    if customers.split_path(cfg, "test").is_file():
+        customers.write_csv(first_rows(customers.read_split(cfg, "test")), Path(cfg.paths.data) / EXAMPLE_FILE)
+
+
 def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
     """The trial's booster (models folder) and encoding (data folder) as a pyfunc model."""
     booster = Path(cfg.paths.models) / classifier.MODEL_FILE
     if not booster.exists():
         raise DataError(f"{booster} is missing: run the train stage first (mlexp task={cfg.task.name})")
     encoding = customers.encoding(cfg)
-    example = customers.read_split(cfg, "test")[INPUT_COLUMNS].head(EXAMPLE_ROWS).reset_index(drop=True)
+    example = input_example(cfg)
     folder = staging / "booster"
     folder.mkdir(parents=True)
     shutil.copy2(booster, folder / classifier.MODEL_FILE)
