@@ -515,3 +515,23 @@ def test_compare_of_a_sweep_that_recorded_no_trial_or_of_an_empty_name_says_so(t
     # was "name an experiment, a task or a sweep: analytics(experiment=...), task=... or sweep=..."
     done = run_cli(tmp_project_with_store, "compare", "sweep=", check=False)
     assert done.returncode == 2 and "sweep= names nothing; give it a value" in done.stderr
+
+
+def test_compare_of_a_sweep_named_by_its_id_keeps_the_saved_views_name(tmp_project_with_store):
+    # the view the sweep saved as "mlexp sweep grid-7" was renamed "mlexp sweep <its run id>"
+    import json
+
+    from conftest import run_cli
+    from mlexp.tracking.ui_link import SAVED_VIEW_TAG
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    exp = client.create_experiment(EXPERIMENT)
+    sweeps = client.create_experiment(EXPERIMENT + "-sweeps")
+    record = client.create_run(sweeps, run_name="grid-7", tags={"mlexp.kind": "sweep", "mlexp.sweep_name": "grid-7"})
+    sweep_id = record.info.run_id
+    client.set_tag(sweep_id, "mlexp.sweep_id", sweep_id)
+    client.set_terminated(sweep_id)
+    _trial(client, exp, "grid-7-trial-0", 1_000, "FINISHED", {"model.l1_size": "8"}, {"test_msle": [0.3]}, sweep_id)
+    run_cli(tmp_project_with_store, "compare", f"sweep={sweep_id}")
+    view = client.get_experiment(exp).tags[SAVED_VIEW_TAG + f"mlexp-sweep-{sweep_id}"]
+    assert json.loads(view)["name"] == "mlexp sweep grid-7"

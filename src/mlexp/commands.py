@@ -122,7 +122,7 @@ def run_compare(argv: list[str]) -> int:
         metric,
         direction,
         table.attrs["sweep_id"],
-        sweep_name=args.get("sweep"),
+        sweep_name=trials.sweep.name if trials.sweep else None,  # its name, also when named by its id
         headline_metrics=headline,
         params=table.attrs["params"],
     )
