@@ -30,6 +30,16 @@ def table_rows(stdout: str) -> tuple[list[str], list[list[str]]]:
     return lines[start].split(), body
 
 
+def test_a_sweep_over_the_churn_cutoff_shows_what_the_cutoff_changes(tmp_project: Path) -> None:
+    # accuracy, precision and recall are scored at model.decision_threshold; the table showed only figures the cutoff
+    # does not change, alike in every row
+    done = run_cli(tmp_project, "-m", "task=churn_incentives", "model.decision_threshold=0.2,0.7", *CHURN_TINY)
+    trials = trials_of(tmp_project, "churn_incentives")
+    assert len({t.metrics["recall"] for t in trials}) == 2
+    header = next(line for line in done.stdout.splitlines() if "model.decision_threshold" in line and "trial" in line)
+    assert header.split()[header.split().index("auc") :][:4] == ["auc", "accuracy", "precision", "recall"]
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("tmp_project_with_store")
 def test_a_swept_config_group_is_a_column_of_the_table(tmp_project: Path) -> None:
