@@ -254,6 +254,72 @@ def test_a_churn_jobs_model_is_registered_here_and_scores_customers_as_the_job_d
     assert predicted.to_numpy() == pytest.approx(scored.to_numpy(), rel=1e-6)
 
 
+DETECTION = "object_detection"
+
+
+def detection_cfg(run: Path) -> Any:
+    """A detection trial's config as its registered model reads it: folders, input normalisation, threshold."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    from mlexp.tasks.object_detection.config import DetectionAugmentation
+
+    settings = {"preprocessing": asdict(DetectionAugmentation()), "model": {"score_threshold": 0.3}}
+    return OmegaConf.merge(trial_cfg(run, DETECTION), settings)
+
+
+@pytest.mark.filterwarnings("ignore:Cannot decide type")  # MXNet's first forward, about its own graph
+def test_a_detection_jobs_model_carries_its_input_examples_frames_not_val_rec_and_registers_from_them(
+    tmp_path: Path,
+):
+    import mlflow.pyfunc
+    import mxnet as mx
+
+    from mlexp.serving import pyfunc_model
+    from mlexp.tasks.object_detection import networks, registered_model
+    from mlexp.tasks.object_detection.config import Detector
+    from object_detection_tiny import HEIGHT, WIDTH, write_frames
+
+    # the job, after its stages: the prepare stage's val.rec in its data folder, a (fresh, tiny) network in models/
+    job = detection_cfg(tmp_path / "job" / "outputs" / DETECTION / "2026-01-01_00-00-00")
+    job_data, job_models = Path(job.paths.data), Path(job.paths.models)
+    job_data.mkdir(parents=True)
+    val_rec = job_data / "val.rec"
+    write_frames(val_rec, 12, seed=3)
+    detector = Detector(input_size=128, pretrained_base=None, tile_size=None)
+    net, _ = networks.build(detector, lambda message: None)
+    net(mx.nd.zeros((1, 3, 128, 128)))  # shapes are inferred at the first forward
+    networks.save(net, detector, job_models)
+
+    assert trained_model.ship(job) == ["input_example.rec", "input_example.idx"]
+    first_frames = registered_model.example_images(val_rec)["image"].tolist()
+    assert len(first_frames) == registered_model.EXAMPLE_IMAGES
+    shipped = job_models / trained_model.DATA_FOLDER
+    # the example's frames as val.rec holds them, and only them: not the validation split
+    assert registered_model.example_images(shipped / "input_example.rec", count=100)["image"].tolist() == first_frames
+    assert (shipped / "input_example.rec").stat().st_size * 4 < val_rec.stat().st_size
+
+    # here: model.tar.gz unpacked into the run's models/, its data files moved into a data folder without val.rec
+    run = tmp_path / "project" / "outputs" / DETECTION / "2026-01-01_00-00-00"
+    shutil.copytree(job_models, run / "models")
+    here = detection_cfg(run)
+    assert trained_model.bring_back(here, "job-1") is True
+    assert sorted(p.name for p in (run / "data").iterdir()) == ["input_example.idx", "input_example.rec"]
+    saved = tmp_path / "registered"
+    pyfunc_model.save(registered_model.pyfunc_model(here, tmp_path / "staging"), saved)
+    path_before = list(sys.path)  # loading prepends the model's code/ to sys.path
+    try:
+        model = mlflow.pyfunc.load_model(str(saved))
+        example = model.input_example
+        answer = model.predict(example, params={"score_threshold": 0.0})
+    finally:
+        sys.path[:] = path_before
+    assert example["image"].tolist() == first_frames
+    assert list(answer.columns) == registered_model.OUTPUT_COLUMNS and len(answer) == len(first_frames)
+    assert set(answer["width"]) == {WIDTH} and set(answer["height"]) == {HEIGHT}
+
+
 def _fake_network(params: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
     """A job whose model.tar.gz has a network but not the data files (its stages did not write them)."""
     archive = archive_of({"model.params": b"weights", "model.json": b"{}"})
@@ -370,7 +436,7 @@ def test_every_task_with_a_registered_model_names_the_data_files_it_reads():
         "anomaly_detection": None,
         "churn_incentives": ("encoding.json", "input_example.csv"),
         "document_extraction": None,
-        "object_detection": ("val.rec", "val.idx"),
+        "object_detection": ("input_example.rec", "input_example.idx"),
         "recommendation": (),
         "tabular_regression": ("preprocessors.json",),
         "text_classification": ("corpus/holdout.csv",),

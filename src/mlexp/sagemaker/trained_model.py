@@ -1,15 +1,15 @@
 """A training job's model, registered and deployed from this machine like a local trial's.
 
 A task's registered model (`<task package>.registered_model.pyfunc_model`) reads the trial's models folder and a few
-files of its data folder, which it names in `DATA_FILES` (tabular_regression's fitted `preprocessors.json`). In the
-job, models go to /opt/ml/model (the job's model.tar.gz) and data to /opt/ml/output/data (output.tar.gz), so the entry
-copies those files into the model folder too, under `mlexp_data/` (`ship`). A task may first make some of them from
-what its stages wrote (`write_data_files(cfg)` beside `DATA_FILES`): churn_incentives ships its input example's few
-rows, not its whole test split. When the job completes, `bring_back` moves them from the unpacked model.tar.gz into
-this machine's `paths.data`, beside the job's network in `paths.models`, and `join` records the job's trial for the
-pipeline run `sagemaker-<job name>`: the deploy stage run with `MLEXP_PIPELINE_RUN=sagemaker-<job name>` joins that
-trial (mlexp.trial_continuation) and registers its model with the job's metrics, the way a local trial's deploy stage
-does (`deploy=registry`, `deploy=sagemaker`).
+files of its data folder, which it names in `DATA_FILES` (tabular_regression's fitted `preprocessors.json`). In the job,
+models go to /opt/ml/model (the job's model.tar.gz) and data to /opt/ml/output/data (output.tar.gz), so the entry copies
+those files into the model folder too, under `mlexp_data/` (`ship`). A task may first make some of them from what its
+stages wrote (`write_data_files(cfg)` beside `DATA_FILES`): churn_incentives and object_detection ship their input
+example's few rows or frames, not a whole split. When the job completes, `bring_back` moves them from the unpacked
+model.tar.gz into this machine's `paths.data`, beside the job's network in `paths.models`, and `join` records the job's
+trial for the pipeline run `sagemaker-<job name>`: the deploy stage run with `MLEXP_PIPELINE_RUN=sagemaker-<job name>`
+joins that trial (mlexp.trial_continuation) and registers its model with the job's metrics, the way a local trial's
+deploy stage does (`deploy=registry`, `deploy=sagemaker`).
 """
 
 from __future__ import annotations

@@ -34,9 +34,13 @@ from mlexp.tasks.object_detection.endpoint import FootballDetector
 
 EXAMPLE_IMAGES = 2
 OUTPUT_COLUMNS = ["boxes", "scores", "classes", "width", "height"]
+# the input example's frames as a training job ships them: their records of val.rec, copied as they are into a
+# RecordIO of their own, so its model.tar.gz does not carry the whole validation split (gigabytes of frames for a
+# real labeling job); a local trial reads val.rec itself
+EXAMPLE_FILE = "input_example.rec"
 # what pyfunc_model reads from paths.data (the input example's frames): a SageMaker training job ships them in its
-# model.tar.gz
-DATA_FILES = ("val.rec", "val.idx")
+# model.tar.gz (mlexp.sagemaker.trained_model)
+DATA_FILES = (EXAMPLE_FILE, "input_example.idx")
 
 
 class FootballDetections(PythonModel):
@@ -76,20 +80,48 @@ def signature(score_threshold: float) -> ModelSignature:
     )
 
 
-def example_images(val_rec: Path, count: int = EXAMPLE_IMAGES) -> pd.DataFrame:
-    """The first held-out frames' original image bytes, from the validation RecordIO."""
-    reader = mx.recordio.MXIndexedRecordIO(str(val_rec.with_suffix(".idx")), str(val_rec), "r")
+def _first_records(rec: Path, count: int = EXAMPLE_IMAGES) -> list[bytes]:
+    """The first `count` packed records (label and original image bytes) of an indexed RecordIO."""
+    reader = mx.recordio.MXIndexedRecordIO(str(rec.with_suffix(".idx")), str(rec), "r")
     try:
-        images = [mx.recordio.unpack(reader.read_idx(key))[1] for key in sorted(reader.keys)[:count]]
+        return [reader.read_idx(key) for key in sorted(reader.keys)[:count]]
     finally:
         reader.close()
-    return pd.DataFrame({"image": images})
+
+
+def example_images(rec: Path, count: int = EXAMPLE_IMAGES) -> pd.DataFrame:
+    """The first held-out frames' original image bytes, from the validation RecordIO (or EXAMPLE_FILE)."""
+    return pd.DataFrame({"image": [mx.recordio.unpack(record)[1] for record in _first_records(rec, count)]})
+
+
+def example_records(cfg: DictConfig) -> Path:
+    """The trial's val.rec, else EXAMPLE_FILE (where a training job's model came back without it): a split the
+    trial made wins over an example left from an earlier job's files."""
+    data = Path(cfg.paths.data)
+    split = data / "val.rec"
+    return split if split.is_file() or not (data / EXAMPLE_FILE).is_file() else data / EXAMPLE_FILE
+
+
+def write_data_files(cfg: DictConfig) -> None:
+    """In a training job, before its data files are shipped: the input example's records of val.rec as
+    EXAMPLE_FILE (none when the stages wrote no val.rec: the trial on this machine then names the missing file)."""
+    data = Path(cfg.paths.data)
+    if not (data / "val.rec").is_file():
+        return
+    records = _first_records(data / "val.rec")
+    example = data / EXAMPLE_FILE
+    writer = mx.recordio.MXIndexedRecordIO(str(example.with_suffix(".idx")), str(example), "w")
+    try:
+        for key, record in enumerate(records):
+            writer.write_idx(key, record)
+    finally:
+        writer.close()
 
 
 def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
     """The trial's detector (models folder) and its input normalisation as a pyfunc model."""
-    models, val_rec = Path(cfg.paths.models), Path(cfg.paths.data) / "val.rec"
-    for needed, stage in ((models / "model.params", "train"), (val_rec, "prepare")):
+    models, examples = Path(cfg.paths.models), example_records(cfg)
+    for needed, stage in ((models / "model.params", "train"), (examples, "prepare")):
         if not needed.exists():
             raise DataError(f"{needed} is missing: run the {stage} stage first (mlexp task={cfg.task.name})")
     # the best weights and their architecture, not the training checkpoint beside them
@@ -104,7 +136,7 @@ def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
     return PyfuncModel(
         python_model=FootballDetections,
         artifacts={"network": network, "inference": inference},
-        input_example=example_images(val_rec),
+        input_example=example_images(examples),
         signature=signature(threshold),
         requirements=("mxnet", "gluoncv", "opencv-python", "Pillow"),
         params={"score_threshold": threshold},
