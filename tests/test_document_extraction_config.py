@@ -199,6 +199,25 @@ def test_the_rules_name_the_generators_types_and_settings():
 
     assert config_rules.DOCUMENT_TYPES == documents.DOCUMENT_TYPES
     assert tuple(config_rules.SETTINGS) == document_scan.SETTINGS
+    with_tables = tuple(kind for kind in documents.DOCUMENT_TYPES if documents.generate(kind, 0, 0, 2).tables)
+    assert with_tables == config_rules.TABLE_TYPES
+
+
+def test_generated_tables_too_short_to_be_found_are_refused_before_the_trial(tmp_project):
+    # a header over one row is below model.table_min_rows=3: the trial scored every table metric 0 without a word
+    line = one_line_error(
+        tmp_project, "task=document_extraction", "dataset.types=[account_statement]", "dataset.n_rows=1"
+    )
+    assert line.endswith(
+        "with fewer, no table is found and every table metric is 0; raise dataset.n_rows to 2, or lower "
+        "model.table_min_rows to 2"
+    )
+    # forms have no table; a lower threshold finds it
+    check = tasks.get("document_extraction").constraints
+    generated = {"dataset": {"path": None, "types": ["pay_stub"], "n_rows": 1}, "model": {"table_min_rows": 3}}
+    check_constraints(OmegaConf.create(generated), check)
+    generated["dataset"]["types"], generated["model"]["table_min_rows"] = ["annual_report"], 2
+    check_constraints(OmegaConf.create(generated), check)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ from mlexp.tasks.document_extraction.charset import recogniser_characters
 
 # mlexp.data.documents.DOCUMENT_TYPES
 DOCUMENT_TYPES = ("annual_report", "account_statement", "pay_stub", "bank_statement")
+# the generated types whose page holds a table: a header row over dataset.n_rows rows (the others are forms)
+TABLE_TYPES = ("annual_report", "account_statement")
 # mlexp.data.document_scan.SETTINGS, each with its range (null: the setting is not applied)
 SETTINGS = {
     "dpi": at_least(1),  # resampled from the generator's 200 dpi
@@ -152,6 +154,24 @@ GENERATED_LEVELS = Constraint(
     f"each a mapping of known scan settings in their ranges, not named {ALL} nor after a document type",
     lambda path, degradations: degradations_problem(path, degradations) or "",
 )
+
+
+def tables_are_found(path: str | None, types: Any, n_rows: Any, min_rows: Any) -> bool:
+    """A generated table (header and dataset.n_rows rows) has the rows model.table_min_rows asks of a table."""
+    drawn = isinstance(types, list) and any(kind in TABLE_TYPES for kind in types)
+    numbers = all(isinstance(value, int) for value in (n_rows, min_rows))
+    return path is not None or not drawn or not numbers or n_rows + 1 >= min_rows
+
+
+GENERATED_TABLES = Constraint(
+    ("dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"),
+    tables_are_found,
+    f"a generated table ({', '.join(TABLE_TYPES)}) is a header row over dataset.n_rows rows, and a table has at "
+    "least model.table_min_rows rows (header included): with fewer, no table is found and every table metric is 0",
+    lambda _, types, n_rows, min_rows: (
+        f"raise dataset.n_rows to {min_rows - 1}, or lower model.table_min_rows to {n_rows + 1}"
+    ),
+)
 CURRENCY_SIGNS = Constraint(
     ("engine.currency_threshold", "engine.currency_signs"),
     signs_to_rescue,
@@ -178,4 +198,4 @@ CREDENTIALS = AwsCredentials(
     f"{GIVE_CREDENTIALS}, or use engine=local_ocr",
     TEXTRACT_NO_CREDENTIALS,
 )
-CONSTRAINTS = (GENERATED_TYPES, GENERATED_LEVELS, CURRENCY_SIGNS, KNOWN_SIGNS, REGION, CREDENTIALS)
+CONSTRAINTS = (GENERATED_TYPES, GENERATED_LEVELS, GENERATED_TABLES, CURRENCY_SIGNS, KNOWN_SIGNS, REGION, CREDENTIALS)
