@@ -480,15 +480,19 @@ def test_an_experiment_whose_trials_ran_with_other_objectives_is_ranked_by_the_m
     exp = client.create_experiment(EXPERIMENT)
     _trial(client, exp, "worse", 1_000, "FINISHED", {"model.l1_size": "8"}, {"test_msle": [0.3], "test_mae": [2.0]})
     _trial(client, exp, "better", 2_000, "FINISHED", {"model.l1_size": "16"}, {"test_msle": [0.1]})
-    newest = {"mlexp.objective": "test_mae", "mlexp.direction": "minimize"}
-    _trial(client, exp, "by-mae", 3_000, "FINISHED", {"model.l1_size": "32"}, {"test_mae": [1.0]}, **newest)
+    newest = {"mlexp.objective": "test_rmse", "mlexp.direction": "minimize"}
+    _trial(client, exp, "by-rmse", 3_000, "FINISHED", {"model.l1_size": "32"}, {"test_rmse": [1.0]}, **newest)
 
     trials = ExperimentAnalytics(EXPERIMENT, tracking_uri=client.tracking_uri)
     assert (trials.objective, trials.direction) == ("test_msle", "minimize")
-    assert list(trials.dataframe()["TrialName"]) == ["better", "worse", "by-mae"]
+    assert list(trials.dataframe()["TrialName"]) == ["better", "worse", "by-rmse"]
     done = run_cli(tmp_project_with_store, "compare", f"experiment={EXPERIMENT}")
     assert "3 trials, best first by test_msle (minimize)" in done.stdout
-    assert "its trials ran with 2 objectives: test_msle (2), test_mae (1); ranked by the most common" in done.stdout
+    assert "its trials ran with 2 objectives: test_msle (2), test_rmse (1); ranked by the most common" in done.stdout
+    # the other objective is a column beside the ranking one (not a headline metric of the task)
+    header, _, *rows = done.stdout.split("\n\n")[1].splitlines()
+    assert header.split()[-3:] == ["test_msle", "test_rmse", "test_mae"]
+    assert rows[-1].split()[1:] == ["by-rmse", "FINISHED", "32", "1"]
 
 
 def test_compare_of_a_sweep_that_recorded_no_trial_or_of_an_empty_name_says_so(tmp_project_with_store):

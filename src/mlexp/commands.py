@@ -111,7 +111,8 @@ def run_compare(argv: list[str]) -> int:
             "at the end unless they logged it too (compare one sweep with sweep=<name>)"
         )
     print()
-    print(compare.format_table(table, headline))
+    # the other objectives' trials are at the end, unranked: their own objective shows beside the ranking one
+    print(compare.format_table(table, [*(name for name in trials.objectives if name != metric), *headline]))
     out_dir = project_root() / "outputs" / "compare" / trials.experiment
     written = compare.write_charts(table, trials.metric_history(), out_dir)
     if written:
