@@ -13,6 +13,7 @@ import pytest
 
 from conftest import one_line_error, run_cli, trials_of
 from mlexp.errors import DataError
+from mlexp.tasks.text_classification import corpora
 from run_folders import run_folder
 
 TASK = "text_classification"
@@ -116,6 +117,22 @@ def test_a_class_keeps_its_name_whatever_order_dataset_labels_lists_the_classes_
     assert scores["confusion"] == [[20, 0, 0], [0, 20, 0], [0, 0, 20]]
     [trial] = trials_of(tmp_project, experiment=TASK)
     assert trial.metrics["corpus_world"] == trial.metrics["corpus_business"] == 100
+
+
+def test_a_row_without_a_label_and_a_misspelt_one_are_named_plainly_where_they_are_left_out(tmp_path):
+    """A Comprehend CSV's row with an empty label was listed as nothing (`dataset.labels:  (0 training, 1 holdout)`)
+    and a typo (Sprots) as a class left out on purpose. Leaving classes out is what dataset.labels is for, so the
+    trial goes on; the line names the empty label and asks about the typo (the unlisted Business stays as it was)."""
+    train, holdout = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text('World,"summit treaty"\nSports,"coach league"\n,"a row nobody labelled"\nBusiness,"bank stocks"\n')
+    holdout.write_text('World,"embassy vote"\nSports,"match goal"\nSprots,"striker score"\n')
+    pool, held = (corpora.clean(corpora.read_user_corpus(str(f), "comprehend", []), 1000) for f in (train, holdout))
+    labels = ["World", "Sports"]
+    assert corpora.left_out_line(corpora.keep_listed(pool, held, labels), labels) == (
+        "corpus: left out 3 documents of classes not in dataset.labels: (empty label) (1 training, 0 holdout), "
+        "Business (1 training, 0 holdout), Sprots (0 training, 1 holdout; did you mean Sports? correct the label in "
+        "the data)"
+    )
 
 
 def test_a_misspelt_class_of_the_packaged_corpus_is_one_line_before_the_trial_with_the_right_spelling(tmp_project):

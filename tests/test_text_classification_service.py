@@ -356,6 +356,24 @@ def test_review_cli_manages_reviewers_and_exports(tmp_path, capsys):
     assert "at least 8 characters" in capsys.readouterr().err
 
 
+def test_review_cli_takes_store_before_or_after_the_command(tmp_path, monkeypatch, capsys):
+    """The README's "`--store` for another store" reads as `mlexp review export --store S`: that was "unrecognized
+    arguments"; both places name the store, and the one after the command is not overwritten by the default."""
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_path))  # the configured store would be <root>/serving/...
+    store = tmp_path / "other" / "feedback.sqlite"
+    store.parent.mkdir()
+    with FeedbackStore(store) as opened:
+        first, _, _ = _three_records(opened)
+        opened.decide(first, "alice", "Sports")
+    after, before = tmp_path / "after.jsonl", tmp_path / "before.jsonl"
+    assert review_main(["export", "--store", str(store), "--out", str(after)]) == 0
+    assert review_main(["--store", str(store), "export", "--out", str(before)]) == 0
+    assert json.loads(after.read_text())["final_label"] == json.loads(before.read_text())["final_label"] == "Sports"
+    assert review_main(["list", "--store", str(store)]) == 0
+    assert "no reviewers yet" in capsys.readouterr().out
+    assert not (tmp_path / "serving").exists()
+
+
 def test_review_cli_names_a_file_it_cannot_read_or_write(tmp_path, capsys):
     """A missing import file or an unwritable --out: one error line naming the file and the fix, exit 1."""
     store = str(tmp_path / "feedback.sqlite")

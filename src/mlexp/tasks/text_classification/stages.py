@@ -63,7 +63,7 @@ def corpus(cfg: DictConfig, tracker: Tracker) -> None:
     )
     for label, count in pool.label.value_counts().items():
         tracker.log_metric(f"corpus_{metric_name(str(label))}", int(count))
-    left_out = corpora.left_out_line(documents)
+    left_out = corpora.left_out_line(documents, corpora.experiment_labels(cfg))
     if left_out:
         print(left_out, flush=True)
 

@@ -62,22 +62,42 @@ def configured_labels() -> list[str]:
     return [str(label) for label in dataset.labels]
 
 
+STORE_HELP = "feedback store: a SQLite path or postgresql:// URL (default: service.store of the config)"
+
+
+def _store_option(default: Any) -> argparse.ArgumentParser:
+    """--store as an option of its own parser, for `mlexp review --store S export` and `mlexp review export --store
+    S` alike (the README's "--store for another store" reads as the second)."""
+    option = argparse.ArgumentParser(add_help=False)
+    option.add_argument("--store", default=default, help=STORE_HELP)
+    return option
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlexp review", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--store", help="feedback store: a SQLite path or postgresql:// URL (default: service.store of the config)"
+    parser = argparse.ArgumentParser(
+        prog="mlexp review", description=__doc__.splitlines()[0], parents=[_store_option(None)]
     )
+    # SUPPRESS: a command without --store keeps the value given before it (argparse copies a command's defaults over)
+    after = [_store_option(argparse.SUPPRESS)]
     commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add", help=f"create a reviewer or set its password (from ${PASSWORD_ENV}, else asked)")
+    add = commands.add_parser(
+        "add", parents=after, help=f"create a reviewer or set its password (from ${PASSWORD_ENV}, else asked)"
+    )
     add.add_argument("name")
-    commands.add_parser("remove", help="delete a reviewer account").add_argument("name")
-    commands.add_parser("list", help="list reviewer accounts")
-    export = commands.add_parser("export", help="write every review decision as JSONL (what retraining reads)")
+    commands.add_parser("remove", parents=after, help="delete a reviewer account").add_argument("name")
+    commands.add_parser("list", parents=after, help="list reviewer accounts")
+    export = commands.add_parser(
+        "export", parents=after, help="write every review decision as JSONL (what retraining reads)"
+    )
     export.add_argument("--out", type=Path, help=f"default: <project>/{DEFAULT_EXPORT} (what dvc repro retrains on)")
-    tasks = commands.add_parser("label-studio-export", help="write tasks.json + labeling_config.xml of the queue")
+    tasks = commands.add_parser(
+        "label-studio-export", parents=after, help="write tasks.json + labeling_config.xml of the queue"
+    )
     tasks.add_argument("--out", required=True, type=Path, help="a folder")
     tasks.add_argument("--labels", help="comma-separated classes (default: the task's dataset.labels)")
-    annotations = commands.add_parser("label-studio-import", help="store a Label Studio export's annotations")
+    annotations = commands.add_parser(
+        "label-studio-import", parents=after, help="store a Label Studio export's annotations"
+    )
     annotations.add_argument("file", type=Path, help="Label Studio export, JSON or JSON_MIN")
     annotations.add_argument("--labels", help="comma-separated classes (default: the task's dataset.labels)")
     return parser
