@@ -149,6 +149,7 @@ def test_the_rules_pass_at_the_edges_of_each_range_and_leave_the_users_documents
     constraints = tasks.get("document_extraction").constraints
     judged = {("dataset.path", "dataset.types"), ("dataset.path", "dataset.degradations"), ("engine.region_name",)}
     judged.add(("engine.name",))  # engine=textract's credentials
+    judged.add(("engine.name", "dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"))
     currency = {
         ("engine.currency_threshold", "engine.currency_signs"),
         ("engine.currency_signs", "engine.currency_threshold"),
@@ -160,6 +161,8 @@ def test_the_rules_pass_at_the_edges_of_each_range_and_leave_the_users_documents
         ["+dataset.degradations.low={uneven_light: 0, jpeg_quality: 0}", "+dataset.degradations.v2-1_5={}"],
         ["engine.currency_threshold=0", "engine.currency_signs=''"],  # the sign rule is off
         ["engine=textract", "engine.region_name=ap-southeast-1"],
+        ["engine=textract", "dataset.n_rows=1"],  # Textract finds its tables itself: table_min_rows is not its
+        ["dataset.n_rows=2"],  # a header over 2 rows: the table_min_rows of 3
         # types and levels are the generator's: with dataset.path set nothing is drawn
         ["dataset.path=/scans", "dataset.types=[]", "~dataset.degradations.clean", "+dataset.degradations.all=5"],
     ):
@@ -214,7 +217,11 @@ def test_generated_tables_too_short_to_be_found_are_refused_before_the_trial(tmp
     )
     # forms have no table; a lower threshold finds it
     check = tasks.get("document_extraction").constraints
-    generated = {"dataset": {"path": None, "types": ["pay_stub"], "n_rows": 1}, "model": {"table_min_rows": 3}}
+    generated = {
+        "engine": {"name": "local_ocr"},
+        "dataset": {"path": None, "types": ["pay_stub"], "n_rows": 1},
+        "model": {"table_min_rows": 3},
+    }
     check_constraints(OmegaConf.create(generated), check)
     generated["dataset"]["types"], generated["model"]["table_min_rows"] = ["annual_report"], 2
     check_constraints(OmegaConf.create(generated), check)

@@ -311,9 +311,9 @@ REFUSED = [
     ),
     # every table metric 0, the trial FINISHED: a header over one row is no table at model.table_min_rows=3
     (
-        ("dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"),
+        ("engine.name", "dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"),
         ["task=document_extraction", "dataset.n_rows=1"],
-        "dataset.path=null, dataset.types=[annual_report, account_statement, pay_stub, bank_statement], "
+        "engine.name=local_ocr, dataset.path=null, dataset.types=[annual_report, account_statement, pay_stub, bank_statement], "
         "dataset.n_rows=1, model.table_min_rows=3: a generated table (annual_report, account_statement) is a header "
         "row over dataset.n_rows rows, and a table has at least model.table_min_rows rows (header included): with "
         "fewer, no table is found and every table metric is 0; raise dataset.n_rows to 2, or lower "

@@ -156,22 +156,25 @@ GENERATED_LEVELS = Constraint(
 )
 
 
-def tables_are_found(path: str | None, types: Any, n_rows: Any, min_rows: Any) -> bool:
-    """A generated table (header and dataset.n_rows rows) has the rows model.table_min_rows asks of a table."""
+def tables_are_found(engine: Any, path: str | None, types: Any, n_rows: Any, min_rows: Any) -> bool:
+    """A generated table (header and dataset.n_rows rows) has the rows model.table_min_rows asks of a table; Textract
+    finds tables its own way (the layout code's table_min_rows applies to the local engine's words only)."""
     drawn = isinstance(types, list) and any(kind in TABLE_TYPES for kind in types)
     numbers = all(isinstance(value, int) for value in (n_rows, min_rows))
-    return path is not None or not drawn or not numbers or n_rows + 1 >= min_rows
+    return engine == "textract" or path is not None or not drawn or not numbers or n_rows + 1 >= min_rows
 
 
 GENERATED_TABLES = Constraint(
-    ("dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"),
+    ("engine.name", "dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"),
     tables_are_found,
     f"a generated table ({', '.join(TABLE_TYPES)}) is a header row over dataset.n_rows rows, and a table has at "
     "least model.table_min_rows rows (header included): with fewer, no table is found and every table metric is 0",
-    lambda _, types, n_rows, min_rows: (
+    lambda _engine, _path, _types, n_rows, min_rows: (
         f"raise dataset.n_rows to {min_rows - 1}, or lower model.table_min_rows to {n_rows + 1}"
     ),
 )
+
+
 CURRENCY_SIGNS = Constraint(
     ("engine.currency_threshold", "engine.currency_signs"),
     signs_to_rescue,
