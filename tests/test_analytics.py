@@ -275,10 +275,9 @@ def test_mistakes_fail_in_one_line_naming_the_fix(store, tmp_path):
             "churn", sweep="grid-1", tracking_uri=uri
         ),
         # task= beside an experiment or a sweep was ignored: the table showed the other task's trials
-        "experiment 'tabular_regression' holds trials of task 'tabular_regression', not 'churn_incentives'": (
-            lambda: analytics(EXPERIMENT, task="churn_incentives", tracking_uri=uri)
-        ),
-        "sweep 'grid-1' holds trials of task 'tabular_regression', not 'churn_incentives'": lambda: analytics(
+        "experiment 'tabular_regression' holds no trials of task 'churn_incentives': its trials ran "
+        "tabular_regression; drop task=": lambda: analytics(EXPERIMENT, task="churn_incentives", tracking_uri=uri),
+        "sweep 'grid-1' holds no trials of task 'churn_incentives'": lambda: analytics(
             sweep="grid-1", task="churn_incentives", tracking_uri=uri
         ),
     }
@@ -539,3 +538,16 @@ def test_compare_of_a_sweep_named_by_its_id_keeps_the_saved_views_name(tmp_proje
     run_cli(tmp_project_with_store, "compare", f"sweep={sweep_id}")
     view = client.get_experiment(exp).tags[SAVED_VIEW_TAG + f"mlexp-sweep-{sweep_id}"]
     assert json.loads(view)["name"] == "mlexp sweep grid-7"
+
+
+def test_task_keeps_its_own_trials_of_an_experiment_tasks_share(tmp_project_with_store):
+    # tracking.experiment_name=shared for two tasks: task= showed every task's trials, or refused by the newest one's
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    exp = client.create_experiment("shared")
+    _trial(client, exp, "abalone", 1_000, "FINISHED", {"model.l1_size": "8"}, {"test_msle": [0.3]})
+    churn = {"mlexp.task": "churn_incentives", "mlexp.objective": "val_auc", "mlexp.direction": "maximize"}
+    _trial(client, exp, "churn", 2_000, "FINISHED", {"model.l1_size": "8"}, {"val_auc": [0.8]}, **churn)
+    uri = client.tracking_uri
+    assert list(analytics("shared", task="churn_incentives", tracking_uri=uri)["TrialName"]) == ["churn"]
+    assert list(analytics("shared", task=EXPERIMENT, tracking_uri=uri)["TrialName"]) == ["abalone"]
+    assert sorted(analytics("shared", tracking_uri=uri)["TrialName"]) == ["abalone", "churn"]

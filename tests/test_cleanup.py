@@ -327,3 +327,15 @@ def test_delete_takes_a_task_for_its_experiment_and_names_a_close_experiment(
     assert "task='tabular_regresion' is not a task; did you mean tabular_regression? choose one of" in done.stderr
     done = run_cli(tmp_project, "delete", "task=tabular_regression", "experiment=a", check=False)
     assert done.returncode == 2 and "not both" in done.stderr
+    # a task's experiment that other tasks' trials share (tracking.experiment_name) is not deleted by task=
+    shared = client.create_experiment("tabular_regression")
+    for name, task in (("abalone", "tabular_regression"), ("churn", "churn_incentives")):
+        client.set_terminated(
+            client.create_run(shared, run_name=name, tags={"mlexp.kind": "trial", "mlexp.task": task}).info.run_id
+        )
+    done = run_cli(tmp_project, "delete", "task=tabular_regression", "--force", check=False)
+    assert done.returncode == 2
+    assert "experiment 'tabular_regression' of task=tabular_regression also holds trials of churn_incentives" in (
+        done.stderr
+    )
+    assert client.get_experiment_by_name("tabular_regression") is not None

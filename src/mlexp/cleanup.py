@@ -313,7 +313,7 @@ def _delete_local_files(target: _Target) -> None:
         shutil.rmtree(markers, ignore_errors=True)
 
 
-def _arguments(argv: list[str]) -> tuple[str, bool, str | None]:
+def _arguments(argv: list[str]) -> tuple[str, bool, str | None, str | None]:
     values: dict[str, str] = {}
     force = False
     for arg in argv:
@@ -332,13 +332,28 @@ def _arguments(argv: list[str]) -> tuple[str, bool, str | None]:
         values["experiment"] = experiment_of_task(values["task"])
     if "experiment" not in values:
         raise MlexpError(f"name the experiment to delete; usage: {USAGE}")
-    return values["experiment"], force, values.get("tracking.uri")
+    return values["experiment"], force, values.get("tracking.uri"), values.get("task")
+
+
+def _refuse_other_tasks(name: str, task: str, tracking_uri: str | None) -> None:
+    """`delete task=` deletes the task's experiment: refused when other tasks' trials share it (a common
+    tracking.experiment_name), which would go too."""
+    runs = _survey(name, tracking_uri, None).runs
+    others = sorted({run.data.tags.get(tags.TASK, "?") for run in runs if run.data.tags.get(tags.KIND) == "trial"})
+    others = [other for other in others if other != task]
+    if others:
+        raise MlexpError(
+            f"experiment {name!r} of task={task} also holds trials of {', '.join(others)}, which would go too; "
+            f"delete them all with `mlexp delete experiment={name}`"
+        )
 
 
 def run_delete(argv: list[str]) -> int:
     """`mlexp delete experiment=<name> [--force]`: say what goes, confirm on a terminal, delete."""
-    name, force, uri = _arguments(argv)
+    name, force, uri, task = _arguments(argv)
     bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
+    if task:
+        _refuse_other_tasks(name, task, uri)
     if not force:
         print(f"would delete {plan_deletion(name, tracking_uri=uri)}")
         if not confirmed_on_terminal("mlexp delete", "delete all of it?", "nothing deleted"):

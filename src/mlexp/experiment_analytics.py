@@ -115,10 +115,14 @@ class ExperimentAnalytics:
         query = f"tags.`{tags.KIND}` = 'trial'"
         if self.sweep:
             query += f" and tags.`{tags.SWEEP_ID}` = '{self.sweep.sweep_id}'"
+        # an experiment may hold several tasks' trials (a shared tracking.experiment_name): task= keeps its own
+        of_task = f" and tags.`{tags.TASK}` = '{task}'" if task else ""
         if search:
             query += f" and {search}"
         try:
-            self.trials = self._search(query)
+            self.trials = self._search(query + of_task)
+            if task and not self.trials:
+                self._check_holds_task(query, task, f"sweep {sweep!r}" if self.sweep else f"experiment {name!r}")
         except MlflowException as error:
             first_line = str(error).strip().splitlines()[0]
             raise AnalyticsError(
@@ -132,12 +136,16 @@ class ExperimentAnalytics:
         ranking = [t for t in labelled if t[tags.OBJECTIVE] == self.objective]
         self.direction = ranking[0].get(tags.DIRECTION, "minimize") if ranking else "minimize"
         self.task = next((run.data.tags[tags.TASK] for run in self.trials if tags.TASK in run.data.tags), task or "")
-        if task and self.task != task:  # an experiment or sweep named with task=: the table would show the other task
-            raise AnalyticsError(
-                f"{'sweep ' + repr(sweep) if self.sweep else 'experiment ' + repr(name)} holds trials of task "
-                f"{self.task!r}, not {task!r}; name one of them"
-            )
         self._histories: dict[tuple[str, str], list[Metric]] = {}
+
+    def _check_holds_task(self, query: str, task: str, scope: str) -> None:
+        """Raise when the trials `query` finds ran other tasks only: task= beside another task's experiment or sweep."""
+        others = sorted({run.data.tags.get(tags.TASK, "?") for run in self._search(query)})
+        if others:
+            raise AnalyticsError(
+                f"{scope} holds no trials of task {task!r}: its trials ran {', '.join(others)}; drop task= or name "
+                f"the experiment or sweep of {task}"
+            )
 
     def dataframe(
         self, sort_by: str | None = None, ascending: bool | None = None, all_params: bool = False
