@@ -112,7 +112,8 @@ def run_compare(argv: list[str]) -> int:
         )
     print()
     # the other objectives' trials are at the end, unranked: their own objective shows beside the ranking one
-    print(compare.format_table(table, [*(name for name in trials.objectives if name != metric), *headline]))
+    headline = [*(name for name in trials.objectives if name != metric), *headline]
+    print(compare.format_table(table, headline))
     out_dir = project_root() / "outputs" / "compare" / trials.experiment
     written = compare.write_charts(table, trials.metric_history(), out_dir)
     if written:

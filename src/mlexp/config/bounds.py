@@ -63,7 +63,7 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
         return None
     if not math.isfinite(value):
         return ConfigError(f"{key}={value} is not a finite number: it must be {bound}")
-    # a whole number without the .0 of a float setting (`model.learning_rate=0` was echoed as 0.0)
+    # a whole number without the .0 a float setting adds (`model.learning_rate=0` was echoed as 0.0)
     shown = _shown(value) if float(value).is_integer() else str(value)
     return ConfigError(f"{key}={shown} is out of range: it must be {bound}")
 

@@ -161,7 +161,11 @@ def apply_params_file(
         _assign(merged, sections[task], refused)
         given = OmegaConf.to_container(OmegaConf.from_dotlist(value_overrides))
         assert isinstance(given, dict)
-        _assign(merged, given)
+        try:
+            _assign(merged, given)
+        except OmegaConfBaseException as error:  # Hydra took them over conf/'s values: one line, not a traceback
+            reason = str(error).strip().splitlines()[0]
+            raise ConfigError(f"{path}: a command-line value does not fit over the file's values: {reason}") from None
     keys = {override.split("=", 1)[0] for override in value_overrides}
     outside = bound_errors(merged, {key: bound for key, bound in (bounds or {}).items() if not within(key, keys)})
     problems = [*(_refused(task, error) for error in refused), *(_out_of_range(task, error) for error in outside)]

@@ -40,7 +40,7 @@ OUTPUT_COLUMNS = ["boxes", "scores", "classes", "width", "height"]
 EXAMPLE_FILE = "input_example.rec"
 # what pyfunc_model reads from paths.data (the input example's frames): a SageMaker training job ships them in its
 # model.tar.gz (mlexp.sagemaker.trained_model)
-DATA_FILES = (EXAMPLE_FILE, "input_example.idx")
+DATA_FILES = (EXAMPLE_FILE, str(Path(EXAMPLE_FILE).with_suffix(".idx")))
 
 
 class FootballDetections(PythonModel):
