@@ -24,6 +24,13 @@ TASKS = sorted(path.stem for path in (REPO / "conf" / "task").glob("*.yaml"))
 NEEDS_A_VALUE = {
     ("anomaly_detection", "engine=athena"): ("engine.s3_staging_dir", "engine.work_group"),
     ("recommendation", "dataset=personalize_csv"): ("dataset.source", "dataset.path"),
+    # MovieLens' fields: the option goes with dataset=movielens_100k
+    ("recommendation", "features=movielens_metadata"): (
+        "dataset.source",
+        "features.users",
+        "features.items",
+        "features.interactions",
+    ),
 }
 FRACTIONS = "lower one of them (defaults"
 INPUT_RULE = "model.input_size must be at least the smallest input model.network trains and detects at"
@@ -105,6 +112,42 @@ REFUSED = [
         ["task=recommendation", "dataset.n_users=24"],
         "dataset.source=pulselive, dataset.n_users=24, dataset.n_videos=300: the generated platform needs at least "
         "25 users (Personalize's floor) and a video; raise dataset.n_users to 25 or more (default 2000)",
+    ),
+    # "stage 'prepare' failed: .../interactions.csv: 542 interactions from 149 users; Personalize needs at least 1000
+    # interactions from at least 25 users: add interactions"
+    (
+        ("dataset.source", "dataset.n_interactions"),
+        ["task=recommendation", "dataset.n_interactions=500"],
+        "dataset.source=pulselive, dataset.n_interactions=500: the generated platform must write Personalize's floor "
+        "of 1000 interactions, which dataset.n_interactions guarantees from 1750 on whatever the seed (a visit per "
+        "1.75 asked, each a click, most followed by a watch); raise dataset.n_interactions to 1750 or more (default "
+        "100000)",
+    ),
+    # "stage 'prepare' failed: dataset.relevant_event_type='view' is not an event type of the data (click, watch); ..."
+    (
+        ("dataset.source", "dataset.relevant_event_type"),
+        ["task=recommendation", "dataset.relevant_event_type=view"],
+        "dataset.source=pulselive, dataset.relevant_event_type=view: dataset.relevant_event_type must be an event "
+        "type of the data (a hit is a test interaction of that type); dataset=pulselive_videos has click and watch "
+        "events: choose one, or set dataset.relevant_event_type=null",
+    ),
+    # "stage 'train' failed: solution.event_type='watched' is not an event type of the data: ['click', 'watch']"
+    (
+        ("dataset.source", "solution.event_type"),
+        ["task=recommendation", "solution.event_type=watched"],
+        "dataset.source=pulselive, solution.event_type=watched: solution.event_type (CreateSolution's eventType: "
+        "train on that type only) must be an event type of the data; did you mean watch? dataset=pulselive_videos "
+        "has click and watch events: choose one, or set solution.event_type=null",
+    ),
+    # "stage 'train' failed: features.users: 'FAVORITE_PLAYER' is not a metadata field of the Users schema; ..."
+    (
+        ("dataset.source", "features.users", "features.items", "features.interactions"),
+        ["task=recommendation", "features.users=[FAVORITE_PLAYER]"],
+        "dataset.source=pulselive, features.users=[FAVORITE_PLAYER], features.items=null, "
+        "features.interactions=null: features.users, .items and .interactions name metadata fields of the dataset's "
+        "schemas (conf/recommendation_schemas); features.users: 'FAVORITE_PLAYER' is not a metadata field of the "
+        "Users schema; did you mean FAVOURITE_PLAYER? choose among: AGE_GROUP, FAVOURITE_PLAYER, SHIRT_SIZE, "
+        "SIGNUP_WEEKDAY",
     ),
     # "stage 'train' failed: ValueError: Found array with 0 feature(s) (shape=(333, 0)) while a minimum of 1 is
     # required by SGDClassifier."
@@ -313,11 +356,11 @@ REFUSED = [
     (
         ("engine.name", "dataset.path", "dataset.types", "dataset.n_rows", "model.table_min_rows"),
         ["task=document_extraction", "dataset.n_rows=1"],
-        "engine.name=local_ocr, dataset.path=null, dataset.types=[annual_report, account_statement, pay_stub, bank_statement], "
-        "dataset.n_rows=1, model.table_min_rows=3: a generated table (annual_report, account_statement) is a header "
-        "row over dataset.n_rows rows, and a table has at least model.table_min_rows rows (header included): with "
-        "fewer, no table is found and every table metric is 0; raise dataset.n_rows to 2, or lower "
-        "model.table_min_rows to 2",
+        "engine.name=local_ocr, dataset.path=null, dataset.types=[annual_report, account_statement, pay_stub, "
+        "bank_statement], dataset.n_rows=1, model.table_min_rows=3: a generated table (annual_report, "
+        "account_statement) is a header row over dataset.n_rows rows, and a table has at least "
+        "model.table_min_rows rows (header included): with fewer, no table is found and every table metric is 0; "
+        "raise dataset.n_rows to 2, or lower model.table_min_rows to 2",
     ),
     # "stage 'extract' failed: ValueError: attempt to get argmax of an empty sequence", after the pages were drawn
     (

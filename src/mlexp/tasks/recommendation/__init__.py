@@ -6,6 +6,9 @@ from mlexp.tasks import Plot, StageSpec, SweepReport, Task, register
 from mlexp.tasks.recommendation import config  # noqa: F401  (registers the schemas)
 from mlexp.tasks.recommendation.config_rules import CONSTRAINTS, FILES
 
+# sweep=recommendation_filters' baseline as metadata_selection labels it: the default features, watches of any value
+FILTERS_BASELINE = "all_metadata event_type=watch event_value_threshold=0.0"
+
 # dataset=personalize_csv: the folder datasets.materialize copies, the Interactions dataset and its schema required
 DATASET = InputPath(
     "dataset.path",
@@ -102,6 +105,13 @@ TASK = register(
             "recommendation_metadata": SweepReport(
                 "each feature set vs interactions_only (the post's table and chart)",
                 "python -m mlexp.tasks.recommendation.metadata_selection sweep={sweep}",
+            ),
+            # the same table for CreateSolution's filters, against every watch unweighted over all history (the
+            # variant's label holds spaces: quoted)
+            "recommendation_filters": SweepReport(
+                "each filter vs every watch (the filters table and chart)",
+                "python -m mlexp.tasks.recommendation.metadata_selection sweep={sweep} "
+                f'"baseline={FILTERS_BASELINE}"',
             ),
         },
     )

@@ -5,15 +5,37 @@ Their own module, not the package's `__init__` (nor config.py, the schemas and t
 dependencies are the modules it imports, and a range or a help text edited there must not re-run the stages.
 """
 
+import functools
+import math
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 from mlexp.config.constraints import Constraint, leave_a_training_share
+from mlexp.data import personalize_schema
+from mlexp.errors import DataError, did_you_mean
+from mlexp.paths import NoProject, project_root
 
-# Personalize's floor before training (mlexp.data.personalize_datasets.MIN_USERS, not imported: it loads pandas)
+# Personalize's floor before training (mlexp.data.personalize_datasets.MIN_USERS and MIN_INTERACTIONS, not imported:
+# it loads pandas)
 MIN_USERS = 25
+MIN_INTERACTIONS = 1000
+# the generator makes a visit per 1.75 interactions asked, each a click (mlexp.data.pulselive_videos: a meant click,
+# 3 in 4, adds a watch); how many watches follow depends on the seed and the catalogue (with one video, a fifth
+# fewer), so only the clicks are sure to reach Personalize's floor
+INTERACTIONS_PER_VISIT = 2 - 0.25
+MIN_GENERATED_INTERACTIONS = math.ceil(MIN_INTERACTIONS * INTERACTIONS_PER_VISIT)  # 1750
 # dataset.source's values these rules read (config.Source, not imported: see above)
 FILES = "files"
 PULSELIVE = "pulselive"
+MOVIELENS = "movielens"
+# the option of conf/dataset/ each source is, as a fix names it
+OPTIONS = {PULSELIVE: "pulselive_videos", MOVIELENS: "movielens_100k", FILES: "personalize_csv"}
+# the event types of the data each source writes (pulselive_videos.generate, movielens.personalize_frames); yours
+# are known only once read
+EVENT_TYPES = {PULSELIVE: ("click", "watch"), MOVIELENS: ("rating", "watch")}
+# features.<side> names fields of this dataset type's schema
+SIDES = {"users": "Users", "items": "Items", "interactions": "Interactions"}
 
 
 def objective_k(metric: str) -> int | None:
@@ -54,9 +76,117 @@ def files_have_a_path(source: str, path: str | None) -> bool:
     return source != FILES or path is not None
 
 
+def path_is_read(source: str, path: str | None) -> bool:
+    """dataset=personalize_csv needs dataset.path; the other datasets read none, so one given them is ignored."""
+    return files_have_a_path(source, path) and (source == FILES or path in (None, ""))
+
+
+def give_or_drop_the_path(source: str, _path: str | None) -> str:
+    if source == FILES:
+        return "give dataset.path=<folder with interactions.csv and interactions.schema.json>"
+    return (
+        f"dataset.path is read only by it (dataset={OPTIONS.get(source, source)} reads no path): add "
+        "dataset=personalize_csv, or leave dataset.path out"
+    )
+
+
 def platform_can_be_generated(source: str, n_users: int, n_videos: int) -> bool:
     """Whether the generated platform has videos to watch and enough users to pass Personalize's floor."""
     return source != PULSELIVE or (n_users >= MIN_USERS and n_videos >= 1)
+
+
+def generates_the_floor(source: str, n_interactions: int) -> bool:
+    """Whether the generated platform is sure to write Personalize's 1,000 interactions, whatever the seed."""
+    return source != PULSELIVE or int(n_interactions / INTERACTIONS_PER_VISIT) >= MIN_INTERACTIONS
+
+
+def event_type_is_in_the_data(source: str, event_type: str | None) -> bool:
+    """Whether an event type a setting names is one of the data's (yours are checked once read)."""
+    return event_type is None or source not in EVENT_TYPES or event_type in EVENT_TYPES[source]
+
+
+def choose_an_event_type(key: str) -> Callable[[str, str], str]:
+    """The fix of `key` naming an event type the data lacks: the closest one, and each the data has."""
+
+    def fix(source: str, event_type: str) -> str:
+        types = list(EVENT_TYPES[source])
+        return (
+            f"{did_you_mean(str(event_type), types)}dataset={OPTIONS[source]} has {' and '.join(types)} events: choose "
+            f"one, or set {key}=null"
+        )
+
+    return fix
+
+
+def context_and_outcomes(schema: personalize_schema.Schema) -> tuple[list[str], list[str]]:
+    """An Interactions schema's metadata fields split into context, known before the event (categorical: device,
+    location, source), and its outcomes (EVENT_VALUE, a number such as WATCH_SECONDS), which the service never has
+    when it is asked."""
+    fields = schema.metadata_fields
+    outcomes = [f for f in fields if f == "EVENT_VALUE" or not schema.field(f).categorical]
+    return [f for f in fields if f not in outcomes], outcomes
+
+
+def feature_problem(side: str, names: list[str] | None, schema: personalize_schema.Schema | None) -> str | None:
+    """What is wrong with features.<side> (`names`; null: every field) against the dataset's schema of that side;
+    None when each name is a field the recipes can use."""
+    available = schema.metadata_fields if schema else []
+    outcomes: list[str] = []
+    if schema is not None and side == "interactions":
+        available, outcomes = context_and_outcomes(schema)
+    choices = ", ".join(available) or f"(none: no {SIDES[side]} dataset)"
+    for name in [str(n) for n in names or []]:
+        if name in outcomes:
+            return (
+                f"features.{side}: {name!r} is an outcome of the event (known only after it), not context the "
+                f"service has when asked; choose among: {choices}"
+            )
+        if name not in available:
+            return (
+                f"features.{side}: {name!r} is not a metadata field of the {SIDES[side]} schema; "
+                f"{did_you_mean(name, available)}choose among: {choices}"
+            )
+    return None
+
+
+def schema_folder() -> Path:
+    """conf/recommendation_schemas of the project (the repository's when the project has none), as the prepare
+    stage finds it (datasets.schema_folder)."""
+    repository = Path(__file__).resolve().parents[4] / "conf" / "recommendation_schemas"
+    try:
+        project = project_root() / "conf" / "recommendation_schemas"
+    except NoProject:
+        return repository
+    return project if project.is_dir() else repository
+
+
+@functools.cache
+def known_schemas(source: str, folder: Path) -> dict[str, personalize_schema.Schema] | None:
+    """The schemas of the data a source writes, by dataset type; None for yours (known only once read) or when
+    they cannot be read here (the prepare stage reports that)."""
+    if source not in EVENT_TYPES:
+        return None
+    try:
+        return {kind: personalize_schema.load(folder / f"{source}_{side}.json", kind) for side, kind in SIDES.items()}
+    except (DataError, OSError):
+        return None
+
+
+def first_feature_problem(source: str, *sides: list[str] | None) -> str | None:
+    """The first problem of features.users, .items and .interactions (`sides`) with the data `source` writes."""
+    schemas = known_schemas(source, schema_folder())
+    if schemas is None:
+        return None
+    problems = (feature_problem(side, names, schemas[kind]) for (side, kind), names in zip(SIDES.items(), sides))
+    return next((problem for problem in problems if problem), None)
+
+
+def features_are_fields(source: str, *sides: list[str] | None) -> bool:
+    return first_feature_problem(source, *sides) is None
+
+
+def name_fields_of_the_data(source: str, *sides: list[str] | None) -> str:
+    return first_feature_problem(source, *sides) or ""
 
 
 def raise_the_platform(_source: str, n_users: int, n_videos: int) -> str:
@@ -96,14 +226,41 @@ CONSTRAINTS = (
     ),
     Constraint(
         ("dataset.source", "dataset.path"),
-        files_have_a_path,
+        path_is_read,
         "dataset=personalize_csv reads your datasets from dataset.path",
-        "give dataset.path=<folder with interactions.csv and interactions.schema.json>",
+        give_or_drop_the_path,
     ),
     Constraint(
         ("dataset.source", "dataset.n_users", "dataset.n_videos"),
         platform_can_be_generated,
         f"the generated platform needs at least {MIN_USERS} users (Personalize's floor) and a video",
         raise_the_platform,
+    ),
+    Constraint(
+        ("dataset.source", "dataset.n_interactions"),
+        generates_the_floor,
+        f"the generated platform must write Personalize's floor of {MIN_INTERACTIONS} interactions, which "
+        f"dataset.n_interactions guarantees from {MIN_GENERATED_INTERACTIONS} on whatever the seed (a visit per 1.75 "
+        "asked, each a click, most followed by a watch)",
+        f"raise dataset.n_interactions to {MIN_GENERATED_INTERACTIONS} or more (default 100000)",
+    ),
+    Constraint(
+        ("dataset.source", "dataset.relevant_event_type"),
+        event_type_is_in_the_data,
+        "dataset.relevant_event_type must be an event type of the data (a hit is a test interaction of that type)",
+        choose_an_event_type("dataset.relevant_event_type"),
+    ),
+    Constraint(
+        ("dataset.source", "solution.event_type"),
+        event_type_is_in_the_data,
+        "solution.event_type (CreateSolution's eventType: train on that type only) must be an event type of the data",
+        choose_an_event_type("solution.event_type"),
+    ),
+    Constraint(
+        ("dataset.source", "features.users", "features.items", "features.interactions"),
+        features_are_fields,
+        "features.users, .items and .interactions name metadata fields of the dataset's schemas "
+        "(conf/recommendation_schemas)",
+        name_fields_of_the_data,
     ),
 )

@@ -7,7 +7,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from mlexp.config.constraints import leave_a_training_share
-from mlexp.errors import ConfigError, DataError
+from mlexp.errors import ConfigError, DataError, did_you_mean
 from mlexp.tasks.recommendation.config_rules import (
     add_objective_k,
     ks_at_least_one,
@@ -56,7 +56,10 @@ def for_training(history: pd.DataFrame, solution: DictConfig, cut_off: int) -> p
             raise ConfigError(f"solution.event_type={solution.event_type}: the interactions have no EVENT_TYPE field")
         types = sorted(frame["EVENT_TYPE"].dropna().unique())
         if solution.event_type not in types:
-            raise ConfigError(f"solution.event_type={solution.event_type!r} is not an event type of the data: {types}")
+            raise ConfigError(
+                f"solution.event_type={solution.event_type!r} is not an event type of the data: {types}; "
+                f"{did_you_mean(str(solution.event_type), types)}choose one, or set solution.event_type=null"
+            )
         frame = frame[frame["EVENT_TYPE"] == solution.event_type]
         if solution.event_value_threshold is not None:
             frame = frame[frame["EVENT_VALUE"].astype(float) >= solution.event_value_threshold]
@@ -90,7 +93,8 @@ def check_settings(cfg: DictConfig, frame: pd.DataFrame) -> None:
         if dataset.relevant_event_type not in types:
             raise ConfigError(
                 f"dataset.relevant_event_type={dataset.relevant_event_type!r} is not an event type of the data "
-                f"({', '.join(types) or 'no EVENT_TYPE field'}); choose one or set it to null"
+                f"({', '.join(types) or 'no EVENT_TYPE field'}); "
+                f"{did_you_mean(str(dataset.relevant_event_type), types)}choose one or set it to null"
             )
     for setting, value in (
         ("dataset.relevant_min_value", dataset.relevant_min_value),

@@ -14,11 +14,11 @@ from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.recommendation import metadata_hybrid
 from mlexp.tasks.recommendation.catalog import Catalog
 from mlexp.tasks.recommendation.config import ALS, Hybrid
+from mlexp.tasks.recommendation.config_rules import SIDES, context_and_outcomes, feature_problem
 from mlexp.tasks.recommendation.item_similarity import ItemSimilarity
 from mlexp.tasks.recommendation.popularity import Popularity
 from mlexp.tasks.recommendation.user_personalization import UserPersonalization
 
-SIDES = {"users": "Users", "items": "Items", "interactions": "Interactions"}
 # which recipes read metadata: the others train on interactions alone, as in Personalize
 USES_METADATA = {"metadata_hybrid"}
 # each known user's latest training interactions, saved with the model: where the service starts them from
@@ -28,32 +28,22 @@ EVENT_FILTERS = ("event_type", "event_value_threshold")
 
 
 def chosen_fields(features: DictConfig, schemas: dict[str, Schema]) -> dict[str, list[str]]:
-    """features.users/items/interactions checked against the schemas; null means every metadata field."""
+    """features.users/items/interactions checked against the schemas; null means every field it may name."""
     out: dict[str, list[str]] = {}
     for side, dataset_type in SIDES.items():
-        schema = schemas.get(dataset_type)
-        available = schema.metadata_fields if schema else []
-        outcomes: list[str] = []
-        if dataset_type == "Interactions" and schema is not None:
-            # context is what is known before the event (device, location, source: categorical); a number such
-            # as WATCH_SECONDS is the event's outcome, which the service never has when it is asked
-            outcomes = [f for f in available if f == "EVENT_VALUE" or not schema.field(f).categorical]
-            available = [f for f in available if f not in outcomes]
-        wanted = features[side]
-        names = list(available) if wanted is None else list(wanted)
-        for name in names:
-            if name in outcomes:
-                raise ConfigError(
-                    f"features.{side}: {name!r} is an outcome of the event (known only after it), not context "
-                    f"the service has when asked; choose among: {', '.join(available) or '(none)'}"
-                )
-            if name not in available:
-                raise ConfigError(
-                    f"features.{side}: {name!r} is not a metadata field of the {dataset_type} schema; "
-                    f"choose among: {', '.join(available) or '(none: no ' + dataset_type + ' dataset)'}"
-                )
-        out[side] = names
+        schema, wanted = schemas.get(dataset_type), features[side]
+        problem = feature_problem(side, wanted, schema)
+        if problem:
+            raise ConfigError(problem)
+        out[side] = _every_field(side, schema) if wanted is None else [str(name) for name in wanted]
     return out
+
+
+def _every_field(side: str, schema: Schema | None) -> list[str]:
+    """What features.<side>=null means: every metadata field; on interactions, every context field."""
+    if schema is None:
+        return []
+    return context_and_outcomes(schema)[0] if side == "interactions" else schema.metadata_fields
 
 
 def threads(cfg: DictConfig) -> int:

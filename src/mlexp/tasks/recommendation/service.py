@@ -13,6 +13,7 @@ import math
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -312,9 +313,16 @@ def serve(cfg: DictConfig, tracker: Any) -> None:
         tracker,
         app,
         description=f"{slot.current.model.recipe} recommendations from {description}",
-        endpoints=[
-            'POST /events {"userId": "user_000001", "sessionId": "s1", "eventList": '
-            '[{"itemId": "video_000010", "eventType": "watch", "eventValue": 0.9}]}',
-            "GET /recommendations?userId=user_000001&numResults=10",
-        ],
+        endpoints=example_requests(slot.current),
     )
+
+
+def example_requests(live: LiveRecommendations) -> list[str]:
+    """The curl examples the service prints, with a user and an item of the model it serves (a MovieLens model
+    knows no `user_000001`), and the event type its solution trains on."""
+    user = next(iter(live.users), "user_1")
+    item = str(live.model.catalog.item_ids[0])
+    event = {"itemId": item, "eventType": live.solution.get("event_type") or "watch", "eventValue": 0.9}
+    body = {"userId": user, "sessionId": "s1", "eventList": [event]}
+    query = urllib.parse.urlencode({"userId": user, "numResults": 10})
+    return [f"POST /events {json.dumps(body)}", f"GET /recommendations?{query}"]

@@ -201,11 +201,16 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
 
 
 def deploy(cfg: DictConfig, tracker: Tracker) -> None:
-    """deploy=local: POST /events and GET /recommendations on loopback; deploy=registry: register the model."""
+    """deploy=local: POST /events and GET /recommendations on loopback; deploy=registry: register the model, unless
+    the champion learnt another dataset (registered_dataset)."""
     if cfg.deploy.target == "registry":
         from mlexp.serving import registry
+        from mlexp.tasks.recommendation import registered_dataset
 
+        if registered_dataset.another_datasets_champion(cfg, tracker):
+            return
         registry.deploy_trial(cfg, tracker)
+        registered_dataset.tag_the_version(cfg, tracker)
         return
     if cfg.deploy.target != "local":
         raise ConfigError(

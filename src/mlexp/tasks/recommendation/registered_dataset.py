@@ -1,0 +1,124 @@
+"""deploy=registry across datasets: a model is ranked against the champion only when both learnt the same catalogue.
+
+NDCG@10 on MovieLens says nothing about NDCG@10 on the video platform, and a champion swapped for a model of another
+catalogue has the service answer with another catalogue's item IDs. So each registered version is tagged with its
+dataset (`mlexp.dataset`), and a model of another dataset than the champion's is not registered under its name, as
+text_classification refuses a model of other classes: a registry entry per dataset (`deploy.model_name=...`) keeps
+each its own champion.
+
+A dataset is told apart by what identifies its catalogue: the dataset option, with your folder for
+dataset=personalize_csv (not a hash of its item IDs: your catalogue grows between retrainings and stays yours) and the
+number of videos for the generated platform (its item IDs; the seed redraws the same platform, as a sweep over seeds
+compares it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from mlexp.tasks.recommendation.config_rules import FILES, OPTIONS, PULSELIVE
+from mlexp.tracking import Tracker
+
+DATASET_TAG = "mlexp.dataset"
+# the trial a version came from (mlexp.serving.registry tags each version with it)
+TRIAL_TAG = "mlexp.trial_run_id"
+
+
+def catalogue(source: str, path: str | None, n_videos: Any, root: str) -> str:
+    """The dataset a model learnt, in words: `movielens_100k`, `pulselive_videos (1500 videos)`,
+    `personalize_csv (data/shop)`."""
+    option = OPTIONS.get(source, source)
+    if source == PULSELIVE:
+        return f"{option} ({int(n_videos)} videos)"
+    if source == FILES:
+        return f"{option} ({_folder(path or '', root)})"
+    return option
+
+
+def _folder(path: str, root: str) -> str:
+    """dataset.path as the prepare stage reads it (relative to paths.root), named from the project when inside it,
+    so a relative and an absolute path to the same folder are one dataset."""
+    given = Path(path).expanduser()
+    folder = Path(os.path.normpath(given if given.is_absolute() else Path(root) / given))
+    try:
+        return folder.relative_to(Path(os.path.normpath(root))).as_posix()
+    except ValueError:
+        return folder.as_posix()
+
+
+def of_trial(cfg: DictConfig) -> str:
+    source = str(getattr(cfg.dataset.source, "value", cfg.dataset.source))
+    return catalogue(source, cfg.dataset.path, cfg.dataset.n_videos, str(cfg.paths.root))
+
+
+def of_version(client: MlflowClient, version: ModelVersion) -> str | None:
+    """The dataset a registered version learnt: its tag, else read from its trial's parameters (a version
+    registered before the tag existed, or whose trial has not tagged it yet); None when neither tells."""
+    tags = version.tags or {}
+    if tags.get(DATASET_TAG):
+        return tags[DATASET_TAG]
+    try:
+        trial = client.get_run(tags[TRIAL_TAG])
+    except (KeyError, MlflowException):
+        return None
+    params = trial.data.params
+    if "dataset.source" not in params:
+        return None
+    path = params.get("dataset.path")
+    return catalogue(
+        params["dataset.source"],
+        None if path in (None, "None", "") else path,
+        params.get("dataset.n_videos", 0),
+        trial.data.tags.get("paths.root", ""),
+    )
+
+
+def model_name(cfg: DictConfig) -> str:
+    return str(cfg.deploy.get("model_name") or cfg.task.name)
+
+
+def alias(cfg: DictConfig) -> str:
+    return str(cfg.deploy.get("alias") or "champion")
+
+
+def another_datasets_champion(cfg: DictConfig, tracker: Tracker) -> bool:
+    """True, with the line saying why and what to do, when the alias holder learnt another dataset than this
+    trial: the model is then not registered (compared with nothing, it would take the alias from a model whose
+    figures do not compare)."""
+    name, ours, client = model_name(cfg), of_trial(cfg), tracker.client
+    tracker.set_tags({DATASET_TAG: ours})
+    try:
+        holder = client.get_model_version_by_alias(name, alias(cfg))
+    except MlflowException:
+        return False  # no champion yet
+    theirs = of_version(client, holder)
+    if theirs is None or theirs == ours:
+        return False
+    tracker.set_tags({"mlexp.promoted": "false"})
+    print(
+        f"selection: not registered: this model learnt {ours}, champion {name} v{holder.version} learnt {theirs}, so "
+        "their scores do not compare (and the service would answer with another catalogue's items); register it "
+        f"under a name of its own: deploy.model_name={name}_{_slug(ours)}",
+        flush=True,
+    )
+    return True
+
+
+def _slug(dataset: str) -> str:
+    """A dataset in words as part of a model name: `pulselive_videos (300 videos)` → `pulselive_videos_300_videos`."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", dataset).strip("_")
+
+
+def tag_the_version(cfg: DictConfig, tracker: Tracker) -> None:
+    """Tag the version this trial registered with its dataset, which the next trial's check reads."""
+    name, client = model_name(cfg), tracker.client
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{tracker.run_id}'"):
+        client.set_model_version_tag(name, str(version.version), DATASET_TAG, of_trial(cfg))

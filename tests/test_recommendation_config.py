@@ -1,0 +1,149 @@
+"""What the config alone tells about the generated platform and MovieLens (their event types, schemas, row count) is
+refused in one line before a trial opens, where a stage failed the trial before; your own CSVs stay the stages' to
+judge. And the filters sweep names its own report's command."""
+
+from __future__ import annotations
+
+import shlex
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, one_line_error
+from drawn_charts import task_config
+from mlexp import tasks
+from mlexp.config.constraints import check_constraints
+from mlexp.data import movielens, personalize_datasets, pulselive_videos
+from mlexp.errors import ConfigError
+from mlexp.tasks.recommendation import config_rules, interactions, metadata_selection, recipes
+
+TASK = "recommendation"
+TINY = ("dataset.n_users=300", "dataset.n_videos=300", "dataset.n_interactions=10000", "model.recipe=popularity")
+
+# the command line, and the line it is refused with; what each did before, in a comment
+REFUSED = [
+    # exit 0: the trial ran on generated data and recorded dataset.path as a parameter
+    (
+        ["dataset.path=/nonexistent/dir"],
+        "dataset.source=pulselive, dataset.path=/nonexistent/dir: dataset=personalize_csv reads your datasets from "
+        "dataset.path; dataset.path is read only by it (dataset=pulselive_videos reads no path): add "
+        "dataset=personalize_csv, or leave dataset.path out",
+    ),
+    (
+        ["dataset=movielens_100k", "dataset.path=ml"],
+        "dataset.source=movielens, dataset.path=ml: dataset=personalize_csv reads your datasets from dataset.path; "
+        "dataset.path is read only by it (dataset=movielens_100k reads no path): add dataset=personalize_csv, or "
+        "leave dataset.path out",
+    ),
+    # "stage 'prepare' failed: .../interactions.csv: 542 interactions from 149 users; Personalize needs at least 1000
+    # interactions from at least 25 users: add interactions"
+    (
+        ["dataset.n_interactions=500"],
+        "dataset.source=pulselive, dataset.n_interactions=500: the generated platform must write Personalize's floor "
+        "of 1000 interactions, which dataset.n_interactions guarantees from 1750 on whatever the seed (a visit per "
+        "1.75 asked, each a click, most followed by a watch); raise dataset.n_interactions to 1750 or more (default "
+        "100000)",
+    ),
+    # "stage 'prepare' failed: dataset.relevant_event_type='view' is not an event type of the data (click, watch)"
+    (
+        ["dataset.relevant_event_type=view"],
+        "dataset.source=pulselive, dataset.relevant_event_type=view: dataset.relevant_event_type must be an event "
+        "type of the data (a hit is a test interaction of that type); dataset=pulselive_videos has click and watch "
+        "events: choose one, or set dataset.relevant_event_type=null",
+    ),
+    # "stage 'train' failed: solution.event_type='watched' is not an event type of the data: ['click', 'watch']"
+    (
+        ["solution.event_type=watched"],
+        "dataset.source=pulselive, solution.event_type=watched: solution.event_type (CreateSolution's eventType: "
+        "train on that type only) must be an event type of the data; did you mean watch? dataset=pulselive_videos "
+        "has click and watch events: choose one, or set solution.event_type=null",
+    ),
+    # "stage 'train' failed: features.users: 'FAVORITE_PLAYER' is not a metadata field of the Users schema; ..."
+    (
+        ["features.users=[FAVORITE_PLAYER]"],
+        "dataset.source=pulselive, features.users=[FAVORITE_PLAYER], features.items=null, "
+        "features.interactions=null: features.users, .items and .interactions name metadata fields of the dataset's "
+        "schemas (conf/recommendation_schemas); features.users: 'FAVORITE_PLAYER' is not a metadata field of the "
+        "Users schema; did you mean FAVOURITE_PLAYER? choose among: AGE_GROUP, FAVOURITE_PLAYER, SHIRT_SIZE, "
+        "SIGNUP_WEEKDAY",
+    ),
+    # the generated platform's feature set on MovieLens: "stage 'train' failed: features.users: 'FAVOURITE_PLAYER' ..."
+    (
+        ["dataset=movielens_100k", "features=signal_users"],
+        "dataset.source=movielens, features.users=[FAVOURITE_PLAYER, AGE_GROUP], features.items=[], "
+        "features.interactions=[]: features.users, .items and .interactions name metadata fields of the dataset's "
+        "schemas (conf/recommendation_schemas); features.users: 'FAVOURITE_PLAYER' is not a metadata field of the "
+        "Users schema; choose among: AGE, GENDER, OCCUPATION, ZIP_REGION",
+    ),
+    # an outcome of the event is never context: "stage 'train' failed: features.interactions: 'WATCH_SECONDS' ..."
+    (
+        ["features.interactions=[WATCH_SECONDS]"],
+        "dataset.source=pulselive, features.users=null, features.items=null, features.interactions=[WATCH_SECONDS]: "
+        "features.users, .items and .interactions name metadata fields of the dataset's schemas "
+        "(conf/recommendation_schemas); features.interactions: 'WATCH_SECONDS' is an outcome of the event (known only "
+        "after it), not context the service has when asked; choose among: CLICK_SOURCE, DEVICE, LOCATION",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), REFUSED, ids=[" ".join(args) for args, _ in REFUSED])
+def test_a_mistake_the_config_shows_is_one_line_before_the_trial_opens(tmp_project, args, line):
+    assert one_line_error(tmp_project, f"task={TASK}", *TINY, *args) == line
+
+
+def test_a_sweep_below_the_generated_floor_is_refused_before_its_record_opens(tmp_project):
+    # each of its 24 jobs failed in prepare
+    message = one_line_error(tmp_project, "-m", f"task={TASK}", "sweep=recommendation_metadata",
+                             "dataset.n_interactions=500")  # fmt: skip
+    assert message.startswith("dataset.source=pulselive, dataset.n_interactions=500: the generated platform must")
+
+
+def test_your_csvs_stay_the_stages_to_judge():
+    """Their event types and fields are known only once read: prepare and train check them (with the same hint)."""
+    cfg = task_config(TASK, "dataset=personalize_csv", "dataset.path=mine", "dataset.n_interactions=10",
+                      "dataset.relevant_event_type=view", "solution.event_type=watched",
+                      "features.users=[FAVORITE_PLAYER]")  # fmt: skip
+    check_constraints(cfg, tasks.get(TASK).constraints)
+    schema = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schema_folder())
+    assert schema is not None
+    with pytest.raises(ConfigError, match="'FAVORITE_PLAYER' is not a metadata field .* did you mean FAVOURITE_PLAYER"):
+        recipes.chosen_fields(cfg.features, schema)
+    yours = pd.DataFrame({"USER_ID": ["u", "u"], "ITEM_ID": ["a", "b"], "EVENT_TYPE": ["click", "watch"],
+                          "EVENT_VALUE": [None, 0.9], "TIMESTAMP": [1, 2]})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"'view' is not an event type of the data \(click, watch\); choose one"):
+        interactions.check_settings(cfg, yours)
+    with pytest.raises(ConfigError, match=r"'watched' is not an event type .*; did you mean watch\? choose one"):
+        interactions.for_training(yours, cfg.solution, 3)
+
+
+def test_the_generated_floor_is_the_generators_clicks():
+    # the rule repeats the generator's arithmetic (a click per visit, a visit per 1.75 interactions asked)
+    assert config_rules.MIN_INTERACTIONS == personalize_datasets.MIN_INTERACTIONS
+    for n_interactions in (config_rules.MIN_GENERATED_INTERACTIONS - 1, config_rules.MIN_GENERATED_INTERACTIONS):
+        frames, _ = pulselive_videos.generate(30, 1, n_interactions, seed=0)
+        clicks = int((frames["Interactions"]["EVENT_TYPE"] == "click").sum())
+        holds = config_rules.generates_the_floor(config_rules.PULSELIVE, n_interactions)
+        assert holds == (clicks >= personalize_datasets.MIN_INTERACTIONS), (n_interactions, clicks)
+
+
+def test_the_known_event_types_are_the_datas():
+    frames, _ = pulselive_videos.generate(30, 20, 2000, seed=0)
+    assert tuple(sorted(frames["Interactions"]["EVENT_TYPE"].unique())) == config_rules.EVENT_TYPES["pulselive"]
+    liked = movielens.personalize_frames()["Interactions"]["EVENT_TYPE"].unique()
+    assert tuple(sorted(liked)) == config_rules.EVENT_TYPES["movielens"]
+
+
+def test_the_filters_sweep_names_its_table_command_with_a_baseline_it_runs():
+    report = tasks.get(TASK).sweep_reports["recommendation_filters"]
+    command = shlex.split(report.command.format(sweep="recommendation_filters-0101-000000"))
+    assert command[:4] == ["python", "-m", "mlexp.tasks.recommendation.metadata_selection",
+                           "sweep=recommendation_filters-0101-000000"]  # fmt: skip
+    [baseline] = [arg.removeprefix("baseline=") for arg in command[4:] if arg.startswith("baseline=")]
+    # the label metadata_selection gives the sweep's first combination: its first value of each listed setting
+    swept = yaml.safe_load((REPO / "conf" / "sweep" / "recommendation_filters.yaml").read_text())
+    first = {key: str(values).split(",")[0] for key, values in swept["hydra"]["sweeper"]["params"].items()}
+    features = task_config(TASK).features.name  # the task's default: the sweep does not set it
+    params = {"features.name": features, **{k: None if v == "null" else v for k, v in first.items()}}
+    assert first["solution.event_value_threshold"] == "0.0"  # every watch: no threshold keeps fewer
+    assert baseline == metadata_selection.variant_label(params)
