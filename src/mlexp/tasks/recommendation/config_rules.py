@@ -134,7 +134,8 @@ def feature_problem(side: str, names: list[str] | None, schema: personalize_sche
     outcomes: list[str] = []
     if schema is not None and side == "interactions":
         available, outcomes = context_and_outcomes(schema)
-    choices = ", ".join(available) or f"(none: no {SIDES[side]} dataset)"
+    # MovieLens' Interactions have no context fields: the dataset is there, with nothing to choose
+    choices = ", ".join(available) or ("(none)" if schema is not None else f"(none: no {SIDES[side]} dataset)")
     for name in [str(n) for n in names or []]:
         if name in outcomes:
             return (

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from mlexp.tasks.recommendation.config_rules import FILES, OPTIONS, PULSELIVE
-from mlexp.tracking import Tracker
+from mlexp.tracking import Tracker, TrackingStore
+from mlexp.tracking.store import sqlite_path
 
 DATASET_TAG = "mlexp.dataset"
 # the trial a version came from (mlexp.serving.registry tags each version with it)
@@ -122,3 +125,11 @@ def tag_the_version(cfg: DictConfig, tracker: Tracker) -> None:
     name, client = model_name(cfg), tracker.client
     for version in client.search_model_versions(f"name = '{name}' and run_id = '{tracker.run_id}'"):
         client.set_model_version_tag(name, str(version.version), DATASET_TAG, of_trial(cfg))
+
+
+def one_registration_at_a_time(cfg: DictConfig) -> AbstractContextManager[object]:
+    """Held from the dataset check to the version's tag: two trials of different datasets registering at once (a
+    parallel sweep over `dataset=`) would each find no champion and both register, the better score taking the alias.
+    A lock beside a local SQLite store; a tracking server has none (as the registry's own alias lock)."""
+    db = sqlite_path(TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri)
+    return FileLock(str(db) + ".datasets.lock", timeout=600) if db is not None else nullcontext()

@@ -207,10 +207,11 @@ def deploy(cfg: DictConfig, tracker: Tracker) -> None:
         from mlexp.serving import registry
         from mlexp.tasks.recommendation import registered_dataset
 
-        if registered_dataset.another_datasets_champion(cfg, tracker):
-            return
-        registry.deploy_trial(cfg, tracker)
-        registered_dataset.tag_the_version(cfg, tracker)
+        with registered_dataset.one_registration_at_a_time(cfg):
+            if registered_dataset.another_datasets_champion(cfg, tracker):
+                return
+            registry.deploy_trial(cfg, tracker)
+            registered_dataset.tag_the_version(cfg, tracker)
         return
     if cfg.deploy.target != "local":
         raise ConfigError(
