@@ -133,6 +133,11 @@ def test_a_row_without_a_label_and_a_misspelt_one_are_named_plainly_where_they_a
         "Business (1 training, 0 holdout), Sprots (0 training, 1 holdout; did you mean Sports? correct the label in "
         "the data)"
     )
+    # a class left out on purpose is a class's worth of rows, however it is spelt: no typo asked about
+    numbered = pd.DataFrame({"label": [f"label_{n % 3}" for n in range(60)], "text": [f"text {n}" for n in range(60)]})
+    kept = ["label_0", "label_2"]
+    line = corpora.left_out_line(corpora.keep_listed(numbered, numbered.iloc[:0], kept), kept)
+    assert line == "corpus: left out 20 documents of classes not in dataset.labels: label_1 (20 training, 0 holdout)"
 
 
 def test_a_misspelt_class_of_the_packaged_corpus_is_one_line_before_the_trial_with_the_right_spelling(tmp_project):

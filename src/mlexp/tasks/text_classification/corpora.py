@@ -213,16 +213,23 @@ def load(cfg: DictConfig) -> Corpus:
 
 
 EMPTY_LABEL = "(empty label)"
+# a left-out class spelt like a listed one is asked about only when it is this small: at most this many documents,
+# or this share of the documents kept
+TYPO_MAX_ROWS = 5
+TYPO_MAX_SHARE = 0.01
 
 
 def left_out_class(label: str, corpus: Corpus, labels: list[str]) -> str:
     """One left-out class with its counts: `Sci/Tech (5290 training, 3531 holdout)`; a row without a label named
     so (not as nothing), and a class spelt like a listed one asked about: a typo in the data, not a class left out
     on purpose (`Sprots (0 training, 1 holdout; did you mean Sports? correct the label in the data)`)."""
+    left_out = corpus.left_out_pool[label] + corpus.left_out_holdout[label]
     counts = f"{corpus.left_out_pool[label]} training, {corpus.left_out_holdout[label]} holdout"
     if not label.strip():
         return f"{EMPTY_LABEL} ({counts})"
-    listed = respelt([label], labels)
+    # a typo is a few rows; a class left out on purpose is a class's worth (label_1 beside a listed label_2)
+    typo = left_out <= max(TYPO_MAX_ROWS, TYPO_MAX_SHARE * (len(corpus.pool) + len(corpus.holdout)))
+    listed = respelt([label], labels) if typo else []
     hint = f"; did you mean {listed[0]}? correct the label in the data" if listed else ""
     return f"{label} ({counts}{hint})"
 
