@@ -14,7 +14,7 @@ from mlexp.cli_arguments import spelled_out
 from mlexp.config import make_composable
 from mlexp.config.bounds import above, check_bounds
 from mlexp.config.overrides import check_override_keys
-from mlexp.errors import ConfigError, MlexpError
+from mlexp.errors import ConfigError, MlexpError, did_you_mean
 
 
 def _fails(project: Path, *args: str) -> str:
@@ -543,3 +543,9 @@ def test_adding_a_key_to_a_section_of_fixed_settings_is_one_line_before_a_trial_
     message = one_line_error(tmp_project, "task=churn_incentives", "model.num_rund=3")
     assert message.startswith("model.num_rund is not a key of model; did you mean model.num_round?")
     assert "+model.num_rund" not in message
+
+
+def test_an_empty_value_gets_no_did_you_mean():
+    # every option starts with "": solution.event_type='' was asked "did you mean click?"
+    assert did_you_mean("", ["click", "watch"]) == ""
+    assert did_you_mean("wach", ["click", "watch"]) == "did you mean watch? "

@@ -32,6 +32,8 @@ def mlexp_error_behind(error: BaseException) -> MlexpError | None:
 
 def did_you_mean(typed: str, options: list[str]) -> str:
     """A hint naming the closest option: by spelling, else the one the typed text abbreviates (mlp → mlp_regressor)."""
+    if not typed:  # every option starts with nothing: none is closer than another
+        return ""
     close = difflib.get_close_matches(typed, options, n=1) or [o for o in options if o.startswith(typed)][:1]
     return f"did you mean {close[0]}? " if close else ""
 
