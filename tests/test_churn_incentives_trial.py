@@ -19,6 +19,9 @@ TASK = "churn_incentives"
 HEADLINE = {
     "val_auc",
     "auc",
+    "accuracy",
+    "precision",
+    "recall",
     "min_cost_cutoff",
     "test_cost",
     "budget",
