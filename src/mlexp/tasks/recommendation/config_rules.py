@@ -150,15 +150,20 @@ def feature_problem(side: str, names: list[str] | None, schema: personalize_sche
     return None
 
 
+def schemas_of(root: Path | None) -> Path:
+    """conf/recommendation_schemas of the project at `root` (the repository's when it has none, or no project)."""
+    project = root / "conf" / "recommendation_schemas" if root is not None else None
+    if project is not None and project.is_dir():
+        return project
+    return Path(__file__).resolve().parents[4] / "conf" / "recommendation_schemas"
+
+
 def schema_folder() -> Path:
-    """conf/recommendation_schemas of the project (the repository's when the project has none), as the prepare
-    stage finds it (datasets.schema_folder)."""
-    repository = Path(__file__).resolve().parents[4] / "conf" / "recommendation_schemas"
+    """The schemas the prepare stage reads (datasets.schema_folder), found from the working project."""
     try:
-        project = project_root() / "conf" / "recommendation_schemas"
+        return schemas_of(project_root())
     except NoProject:
-        return repository
-    return project if project.is_dir() else repository
+        return schemas_of(None)
 
 
 @functools.cache

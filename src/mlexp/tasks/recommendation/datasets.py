@@ -9,13 +9,12 @@ from omegaconf import DictConfig
 
 from mlexp.data import movielens, personalize_datasets, pulselive_videos
 from mlexp.errors import ConfigError
-from mlexp.tasks.recommendation.config_rules import files_have_a_path
+from mlexp.tasks.recommendation.config_rules import files_have_a_path, schemas_of
 
 
 def schema_folder(cfg: DictConfig) -> Path:
     """conf/recommendation_schemas of the project (the repository's when the project has none)."""
-    project = Path(cfg.paths.root) / "conf" / "recommendation_schemas"
-    return project if project.is_dir() else Path(__file__).resolve().parents[4] / "conf" / "recommendation_schemas"
+    return schemas_of(Path(cfg.paths.root))
 
 
 def materialize(cfg: DictConfig, folder: Path) -> Path:
