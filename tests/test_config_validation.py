@@ -178,6 +178,14 @@ def test_a_tasks_own_group_is_refused_for_another_task(tmp_project):
     )
 
 
+def test_a_setting_of_another_tasks_group_names_the_group_owner(tmp_project):
+    message = one_line_error(tmp_project, "task=tabular_regression", "optimizer.budget=3")
+    assert message == (
+        "optimizer.budget: task 'tabular_regression' has no optimizer group (optimizer belongs to task "
+        "churn_incentives); remove optimizer.budget"
+    )
+
+
 def test_a_tasks_own_group_is_in_its_config_only(tmp_project):
     athena = run_cli(tmp_project, "--cfg", "job", "task=anomaly_detection", "engine=athena").stdout
     assert "engine:\n  name: athena\n" in athena

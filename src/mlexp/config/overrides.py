@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
-from mlexp.config.task_groups import foreign_group, unselected_groups
+from mlexp.config.task_groups import foreign_group, foreign_key, unselected_groups
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
 
 _ABSENT = object()
@@ -403,6 +403,10 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
             continue
         where = ".".join(walked) or "the config"
         if not isinstance(node, DictConfig):
+            task = OmegaConf.select(cfg, "task.name", default=None)
+            error = foreign_key(key, str(task)) if len(walked) == 1 and task is not None else None
+            if error is not None:
+                raise error
             raise ConfigError(f"{key}: {where} is a value, not a section; check the key's spelling")
         # other tasks' groups are in the schema (null) but mean nothing with this task: they are no keys to suggest
         foreign = unselected_groups(node) if not walked else set()

@@ -41,11 +41,22 @@ def declare_group(task: str, group: str, options: Mapping[str, type]) -> None:
 
 def foreign_group(group: str, option: str | None, task: str) -> ConfigError | None:
     """The error for choosing `group=option` with a task that does not have that group; None when it does."""
+    missing = _missing_group(group, task)
+    return None if missing is None else ConfigError(f"{missing}; remove {group}={option}")
+
+
+def foreign_key(key: str, task: str) -> ConfigError | None:
+    """The error for setting `group.key` with a task that does not have that group; None when it does."""
+    missing = _missing_group(key.split(".")[0], task)
+    return None if missing is None else ConfigError(f"{key}: {missing}; remove {key}")
+
+
+def _missing_group(group: str, task: str) -> str | None:
     owners = TASK_GROUPS.get(group)
     if owners is None or task in owners:
         return None
     which = ("task " if len(owners) == 1 else "tasks ") + ", ".join(sorted(owners))
-    return ConfigError(f"task {task!r} has no {group} group ({group} belongs to {which}); remove {group}={option}")
+    return f"task {task!r} has no {group} group ({group} belongs to {which})"
 
 
 def unselected_groups(section: Mapping[Any, object]) -> set[str]:
