@@ -259,6 +259,20 @@ def test_a_params_file_value_out_of_range_is_refused_unless_the_command_line_rep
     assert list(given.model.sizes) == [0, 1]
 
 
+def test_a_params_file_value_in_place_of_a_section_names_the_sections_keys(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("regression:\n  dataset: 5\n")
+    config = OmegaConf.create({"task": {"name": "regression"}, "dataset": {"path": None, "n_rows": None}})
+    with pytest.raises(ConfigError) as refused:
+        params.apply_params_file(config, path, [])
+    assert str(refused.value) == (
+        f"{path}: regression.dataset: 5 given where the config has a section of settings (path, n_rows); set its "
+        "keys (`dvc exp run -S regression.dataset.path=<value>`), or regenerate the file with `mlexp params`"
+    )
+    path.write_text("regression:\n  dataset:\n    n_rows: 7\n")
+    assert params.apply_params_file(config, path, []).dataset.n_rows == 7
+
+
 @pytest.mark.parametrize("task", sorted(p.stem for p in (REPO / "conf" / "task").glob("*.yaml")))
 def test_every_tasks_stages_read_the_generated_params_file_back_unchanged(task):
     # what each `dvc repro` stage does first (params_file=params.yaml): the file conf/ generated gives the config

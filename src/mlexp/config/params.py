@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from mlexp.config.bounds import Bound, bound_errors, within
 from mlexp.config.constraints import Constraint
@@ -191,6 +191,8 @@ class _FileProblem:
 
 def _refused(task: str, error: OmegaConfBaseException) -> _FileProblem:
     key = f"{task}.{error.full_key}" if getattr(error, "full_key", None) else task
+    if isinstance(error, _ValueForSection):
+        return _FileProblem(f"{key}: {error}", f"{key}.{error.keys[0]}", "set its keys")
     reason = str(error).strip().splitlines()[0]
     unknown = isinstance(error, (ConfigKeyError, ConfigAttributeError))
     return _FileProblem(f"{key}: {reason}", key, "remove it" if unknown else "give it a value it accepts")
@@ -224,6 +226,9 @@ def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBas
     for key, value in values.items():
         current = node._get_node(key) if key in node else None
         try:
+            # a value over a section: its keys would be gone, and a stage fails reading them
+            if isinstance(current, DictConfig) and not current._is_none() and not isinstance(value, dict | None):
+                raise _ValueForSection(current, value)
             if not isinstance(value, dict):
                 node[key] = value
             elif isinstance(current, DictConfig) and not current._is_none() and not current._is_interpolation():
@@ -234,6 +239,19 @@ def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBas
             if refused is None:
                 raise
             refused.append(error)
+
+
+class _ValueForSection(ValidationError):
+    """A value (not a mapping) where the config has a section of settings: its keys would be gone."""
+
+    def __init__(self, section: DictConfig, value: Any) -> None:
+        super().__init__()
+        self.value = value
+        self.full_key = section._get_full_key(None)
+        self.keys = [str(key) for key in section]
+
+    def __str__(self) -> str:
+        return f"{self.value!r} given where the config has a section of settings ({', '.join(self.keys)})"
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
