@@ -28,13 +28,13 @@ REFUSED = [
         ["dataset.path=/nonexistent/dir"],
         "dataset.source=pulselive, dataset.path=/nonexistent/dir: dataset=personalize_csv reads your datasets from "
         "dataset.path; dataset.path is read only by it (dataset=pulselive_videos reads no path): add "
-        "dataset=personalize_csv, or leave dataset.path out",
+        "dataset=personalize_csv (in params.yaml: dataset.source: files), or leave dataset.path out",
     ),
     (
         ["dataset=movielens_100k", "dataset.path=ml"],
         "dataset.source=movielens, dataset.path=ml: dataset=personalize_csv reads your datasets from dataset.path; "
-        "dataset.path is read only by it (dataset=movielens_100k reads no path): add dataset=personalize_csv, or "
-        "leave dataset.path out",
+        "dataset.path is read only by it (dataset=movielens_100k reads no path): add dataset=personalize_csv (in "
+        "params.yaml: dataset.source: files), or leave dataset.path out",
     ),
     # "stage 'prepare' failed: .../interactions.csv: 542 interactions from 149 users; Personalize needs at least 1000
     # interactions from at least 25 users: add interactions"
