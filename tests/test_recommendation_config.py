@@ -115,6 +115,18 @@ def test_your_csvs_stay_the_stages_to_judge():
         interactions.check_settings(cfg, yours)
     with pytest.raises(ConfigError, match=r"'watched' is not an event type .*; did you mean watch\? choose one"):
         interactions.for_training(yours, cfg.solution, 3)
+    # a threshold over your data's values: it says why it keeps nothing
+    for event_type, why in (("click", "none has an EVENT_VALUE"), ("watch", "the highest EVENT_VALUE is 0.9")):
+        threshold = ("solution.event_value_threshold=0.95", f"solution.event_type={event_type}")
+        solution = task_config(TASK, *threshold).solution
+        with pytest.raises(ConfigError) as refused:
+            interactions.for_training(yours, solution, 3)
+        assert str(refused.value) == (
+            f"solution.event_value_threshold=0.95 keeps none of the 1 {event_type} events it filters ({why}); lower "
+            "it, or set solution.event_value_threshold=null"
+        )
+    kept = task_config(TASK, "solution.event_type=watch", "solution.event_value_threshold=0.9").solution
+    assert list(interactions.for_training(yours, kept, 3)["ITEM_ID"]) == ["b"]
 
 
 def test_the_generated_floor_is_the_generators_clicks():
@@ -130,8 +142,13 @@ def test_the_generated_floor_is_the_generators_clicks():
 def test_the_known_event_types_are_the_datas():
     frames, _ = pulselive_videos.generate(30, 20, 2000, seed=0)
     assert tuple(sorted(frames["Interactions"]["EVENT_TYPE"].unique())) == config_rules.EVENT_TYPES["pulselive"]
-    liked = movielens.personalize_frames()["Interactions"]["EVENT_TYPE"].unique()
-    assert tuple(sorted(liked)) == config_rules.EVENT_TYPES["movielens"]
+    ratings = movielens.personalize_frames()["Interactions"]
+    assert tuple(sorted(ratings["EVENT_TYPE"].unique())) == config_rules.EVENT_TYPES["movielens"]
+    # the types a value threshold can filter: those whose events carry an EVENT_VALUE
+    for source, events in (("pulselive", frames["Interactions"]), ("movielens", ratings)):
+        valued = sorted(events.loc[events["EVENT_VALUE"].notna(), "EVENT_TYPE"].unique())
+        assert tuple(valued) == config_rules.VALUED_EVENT_TYPES[source]
+        assert events.loc[~events["EVENT_TYPE"].isin(valued), "EVENT_VALUE"].isna().all()
 
 
 def test_the_filters_sweep_names_its_table_command_with_a_baseline_it_runs():

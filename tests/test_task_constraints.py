@@ -141,6 +141,15 @@ REFUSED = [
         "train on that type only) must be an event type of the data; did you mean watch? dataset=pulselive_videos "
         "has click and watch events: choose one, or set solution.event_type=null",
     ),
+    # "stage 'train' failed: the solution's filters leave no training interactions: relax solution.* settings"
+    (
+        ("dataset.source", "solution.event_type", "solution.event_value_threshold"),
+        ["task=recommendation", "solution.event_type=click", "solution.event_value_threshold=0.5"],
+        "dataset.source=pulselive, solution.event_type=click, solution.event_value_threshold=0.5: "
+        "solution.event_value_threshold keeps the events of solution.event_type whose EVENT_VALUE reaches it; click "
+        "events carry no EVENT_VALUE, so the threshold would keep none: set solution.event_value_threshold=null, or "
+        "solution.event_type=watch",
+    ),
     # "stage 'train' failed: features.users: 'FAVORITE_PLAYER' is not a metadata field of the Users schema; ..."
     (
         ("dataset.source", "features.users", "features.items", "features.interactions"),

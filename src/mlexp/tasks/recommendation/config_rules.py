@@ -37,6 +37,8 @@ OPTIONS = {PULSELIVE: "pulselive_videos", MOVIELENS: "movielens_100k", FILES: "p
 # the event types of the data each source writes (pulselive_videos.generate, movielens.personalize_frames); yours
 # are known only once read
 EVENT_TYPES = {PULSELIVE: ("click", "watch"), MOVIELENS: ("rating", "watch")}
+# the event types whose events carry an EVENT_VALUE, which solution.event_value_threshold compares (a click has none)
+VALUED_EVENT_TYPES = {PULSELIVE: ("watch",), MOVIELENS: ("rating", "watch")}
 # features.<side> names fields of this dataset type's schema
 SIDES = {"users": "Users", "items": "Items", "interactions": "Interactions"}
 
@@ -73,6 +75,22 @@ def ks_at_least_one(ks: list[int]) -> bool:
 def threshold_has_event_type(event_value_threshold: float | None, event_type: str | None) -> bool:
     """CreateSolution's rule: an event value threshold applies to one event type."""
     return event_value_threshold is None or event_type is not None
+
+
+def threshold_has_values(source: str, event_type: str | None, event_value_threshold: float | None) -> bool:
+    """Whether the event type a threshold filters has values to compare (yours are checked once read)."""
+    valued = VALUED_EVENT_TYPES.get(source)
+    return (
+        event_value_threshold is None or valued is None or event_type not in EVENT_TYPES[source] or event_type in valued
+    )
+
+
+def threshold_a_valued_type(source: str, event_type: str, _threshold: float) -> str:
+    valued = VALUED_EVENT_TYPES[source]
+    return (
+        f"{event_type} events carry no EVENT_VALUE, so the threshold would keep none: set "
+        f"solution.event_value_threshold=null, or solution.event_type={' or '.join(valued)}"
+    )
 
 
 def files_have_a_path(source: str, path: str | None) -> bool:
@@ -267,6 +285,12 @@ CONSTRAINTS = (
         event_type_is_in_the_data,
         "solution.event_type (CreateSolution's eventType: train on that type only) must be an event type of the data",
         choose_an_event_type("solution.event_type"),
+    ),
+    Constraint(
+        ("dataset.source", "solution.event_type", "solution.event_value_threshold"),
+        threshold_has_values,
+        "solution.event_value_threshold keeps the events of solution.event_type whose EVENT_VALUE reaches it",
+        threshold_a_valued_type,
     ),
     Constraint(
         ("dataset.source", "features.users", "features.items", "features.interactions"),

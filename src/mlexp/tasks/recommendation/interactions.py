@@ -62,7 +62,7 @@ def for_training(history: pd.DataFrame, solution: DictConfig, cut_off: int) -> p
             )
         frame = frame[frame["EVENT_TYPE"] == solution.event_type]
         if solution.event_value_threshold is not None:
-            frame = frame[frame["EVENT_VALUE"].astype(float) >= solution.event_value_threshold]
+            frame = _reaching(frame, solution.event_type, solution.event_value_threshold)
     if solution.history_days is not None:
         frame = frame[frame["TIMESTAMP"] >= cut_off - solution.history_days * DAY]
     age_days = (cut_off - frame["TIMESTAMP"].to_numpy()) / DAY
@@ -72,6 +72,19 @@ def for_training(history: pd.DataFrame, solution: DictConfig, cut_off: int) -> p
         else np.ones(len(frame))
     )
     return frame.assign(weight=weight.astype("float32")).reset_index(drop=True)
+
+
+def _reaching(events: pd.DataFrame, event_type: str, threshold: float) -> pd.DataFrame:
+    """The events whose EVENT_VALUE reaches `threshold`; a threshold that keeps none of them is refused, saying why."""
+    values = events["EVENT_VALUE"].astype(float) if "EVENT_VALUE" in events else pd.Series(np.nan, events.index)
+    kept = events[values >= threshold]
+    if kept.empty and not events.empty:
+        why = "none has an EVENT_VALUE" if values.isna().all() else f"the highest EVENT_VALUE is {values.max():g}"
+        raise ConfigError(
+            f"solution.event_value_threshold={threshold:g} keeps none of the {len(events)} {event_type} events it "
+            f"filters ({why}); lower it, or set solution.event_value_threshold=null"
+        )
+    return kept
 
 
 def check_settings(cfg: DictConfig, frame: pd.DataFrame) -> None:
