@@ -112,6 +112,8 @@ EDGES = {
         ("model.calibration_folds", 2, 1),
         ("preprocessing.max_chars", 0, -1),  # 0: texts are not cut
         ("model.max_word_features", 0, -1),  # 0: character n-grams alone
+        ("model.word_ngrams.0", 3, 4),  # [4,3] was refused as reversed, with [3,4] (above the limit) as the fix
+        ("model.char_ngrams.0", 0, -1),
         ("active_learning.seed_labels", 1, 0),
         ("service.threshold", 1.0, 1.0001),
         ("service.review_lease_minutes", 0, -0.5),

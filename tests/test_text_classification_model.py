@@ -12,7 +12,7 @@ from mlexp.errors import DataError
 from mlexp.tasks.text_classification import active_learning, corpora, reviews
 from mlexp.tasks.text_classification.classifier import TextClassifier
 from mlexp.tasks.text_classification.config import AG_NEWS_LABELS, ActiveLearning
-from mlexp.tasks.text_classification.ngrams import NgramTfidf
+from mlexp.tasks.text_classification.ngrams import NgramTfidf, char_grams
 from mlexp.tasks.text_classification.scores import calibration, score
 
 MAPPING = {
@@ -229,3 +229,8 @@ def test_active_learning_rounds_add_the_labels_asked_for(newsgroups):
     for curve in curves.values():
         assert curve.labels.tolist() == [20, 50, 80, 110]
         assert curve.accuracy[-1] > 0.5
+
+
+def test_character_ngrams_start_at_one_character():
+    """A shortest length of 0 added the empty string to every word: one feature all documents share."""
+    assert char_grams("ab", 0, 3) == char_grams("ab", 1, 3) == [" ", "a", "b", " ", " a", "ab", "b ", " ab", "ab "]

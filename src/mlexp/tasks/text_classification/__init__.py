@@ -106,7 +106,10 @@ TASK = register(
             "model.max_char_features": at_least(0),
             "model.min_df": at_least(0),  # 0 and 1 both keep every n-gram
             # [shortest, longest]: the word n-gram featuriser hashes up to trigrams (longer: a ValueError in train)
+            "model.word_ngrams.0": between(0, 3),
             "model.word_ngrams.1": between(0, 3),
+            # a negative shortest cut n-grams from a word's end (Python's negative slices); 0 and 1 are the same
+            "model.char_ngrams.0": at_least(0),
             "model.regularization": above(0),  # SGD's alpha: its 'optimal' learning rate divides by it
             "model.epochs": at_least(1),
             "model.C": above(0),

@@ -22,11 +22,13 @@ from scipy import sparse
 
 
 def char_grams(word: str, low: int, high: int) -> list[str]:
-    """The n-grams (low ≤ n ≤ high) of the word padded with one space each side; short words whole."""
+    """The n-grams (low ≤ n ≤ high, n at least 1: a 0-gram is the same empty string in every word) of the word
+    padded with one space each side; short words whole."""
     padded = f" {word} "
     if len(padded) <= low:
         return [padded]
-    return [padded[i : i + n] for n in range(low, min(high, len(padded)) + 1) for i in range(len(padded) - n + 1)]
+    lengths = range(max(low, 1), min(high, len(padded)) + 1)
+    return [padded[i : i + n] for n in lengths for i in range(len(padded) - n + 1)]
 
 
 def _document_frequency(counts: sparse.csr_matrix) -> np.ndarray:
