@@ -164,3 +164,22 @@ def test_the_filters_sweep_names_its_table_command_with_a_baseline_it_runs():
     params = {"features.name": features, **{k: None if v == "null" else v for k, v in first.items()}}
     assert first["solution.event_value_threshold"] == "0.0"  # every watch: no threshold keeps fewer
     assert baseline == metadata_selection.variant_label(params)
+
+
+def test_a_field_personalize_reads_itself_is_no_feature_to_choose():
+    """EVENT_VALUE was 'not a metadata field' (true, but it is the event's outcome), and USER_ID the same."""
+    schemas = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schema_folder())
+    assert schemas is not None
+    context = "choose among: CLICK_SOURCE, DEVICE, LOCATION"
+    assert config_rules.feature_problem("interactions", ["EVENT_VALUE"], schemas["Interactions"]) == (
+        "features.interactions: 'EVENT_VALUE' is an outcome of the event (known only after it), not context the "
+        f"service has when asked; {context}"
+    )
+    assert config_rules.feature_problem("interactions", ["EVENT_TYPE"], schemas["Interactions"]) == (
+        "features.interactions: 'EVENT_TYPE' is a field Personalize reads on its own (an ID, a time or a reserved "
+        f"keyword), not metadata to choose; {context}"
+    )
+    assert "'USER_ID' is a field Personalize reads on its own" in str(
+        config_rules.feature_problem("users", ["USER_ID"], schemas["Users"])
+    )
+    assert config_rules.feature_problem("interactions", ["DEVICE"], schemas["Interactions"]) is None

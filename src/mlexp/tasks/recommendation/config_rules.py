@@ -141,10 +141,10 @@ def choose_an_event_type(key: str) -> Callable[[str, str], str]:
 
 def context_and_outcomes(schema: personalize_schema.Schema) -> tuple[list[str], list[str]]:
     """An Interactions schema's metadata fields split into context, known before the event (categorical: device,
-    location, source), and its outcomes (EVENT_VALUE, a number such as WATCH_SECONDS), which the service never has
-    when it is asked."""
+    location, source), and its outcomes (a number such as WATCH_SECONDS), which the service never has when it is
+    asked. EVENT_VALUE, an outcome too, is a reserved field, never a metadata one."""
     fields = schema.metadata_fields
-    outcomes = [f for f in fields if f == "EVENT_VALUE" or not schema.field(f).categorical]
+    outcomes = [f for f in fields if not schema.field(f).categorical]
     return [f for f in fields if f not in outcomes], outcomes
 
 
@@ -158,10 +158,15 @@ def feature_problem(side: str, names: list[str] | None, schema: personalize_sche
     # MovieLens' Interactions have no context fields: the dataset is there, with nothing to choose
     choices = ", ".join(available) or ("(none)" if schema is not None else f"(none: no {SIDES[side]} dataset)")
     for name in [str(n) for n in names or []]:
-        if name in outcomes:
+        if name in outcomes or (side == "interactions" and name == "EVENT_VALUE"):
             return (
                 f"features.{side}: {name!r} is an outcome of the event (known only after it), not context the "
                 f"service has when asked; choose among: {choices}"
+            )
+        if schema is not None and name in schema.names and name not in available:
+            return (
+                f"features.{side}: {name!r} is a field Personalize reads on its own (an ID, a time or a reserved "
+                f"keyword), not metadata to choose; choose among: {choices}"
             )
         if name not in available:
             return (
