@@ -54,14 +54,19 @@ def test_the_services_examples_name_a_user_and_an_item_of_the_model_it_serves(tm
     # a MovieLens model knows no user_000001 nor video_000010, which the examples used to name
     frame = pd.DataFrame({"USER_ID": ["196", "186"], "ITEM_ID": ["242", "302"], "EVENT_TYPE": "watch",
                           "EVENT_VALUE": 4.0, "TIMESTAMP": [1, 2]})  # fmt: skip
-    solution = OmegaConf.create({"event_type": "watch", "event_value_threshold": None})
     model = Popularity.fit(frame.assign(weight=1.0), Catalog.build(frame, None, None))
-    recipes.save(model, tmp_path, {"interactions": []}, solution)
     frame.assign(weight=1.0).to_parquet(tmp_path / recipes.HISTORY_FILE, index=False)
-    store = EventStore(str(tmp_path / "events.sqlite"))
-    post, get = service.example_requests(service.LiveRecommendations.from_folder(tmp_path, store))
-    store.close()
-    body = json.loads(post.removeprefix("POST /events "))
-    assert body["userId"] == "196" and body["eventList"][0]["itemId"] in {"242", "302"}
-    assert body["eventList"][0]["eventType"] == "watch"
+    # the value: none unless the solution filters by one, then the threshold (0.9 sent to a model of 1-5 ratings
+    # at 4 was dropped by its filter)
+    for threshold, event_value in ((None, {}), (4.0, {"eventValue": 4.0})):
+        solution = OmegaConf.create({"event_type": "watch", "event_value_threshold": threshold})
+        recipes.save(model, tmp_path, {"interactions": []}, solution)
+        store = EventStore(str(tmp_path / "events.sqlite"))
+        live = service.LiveRecommendations.from_folder(tmp_path, store)
+        post, get = service.example_requests(live)
+        body = json.loads(post.removeprefix("POST /events "))
+        assert body["userId"] == "196" and body["eventList"][0]["itemId"] in {"242", "302"}
+        assert body["eventList"][0] == {"itemId": body["eventList"][0]["itemId"], "eventType": "watch", **event_value}
+        assert live.kept(body["eventList"][0]["eventType"], body["eventList"][0].get("eventValue"))
+        store.close()
     assert get == "GET /recommendations?userId=196&numResults=10"

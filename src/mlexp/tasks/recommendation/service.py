@@ -319,10 +319,13 @@ def serve(cfg: DictConfig, tracker: Any) -> None:
 
 def example_requests(live: LiveRecommendations) -> list[str]:
     """The curl examples the service prints, with a user and an item of the model it serves (a MovieLens model
-    knows no `user_000001`), and the event type its solution trains on."""
+    knows no `user_000001`), and the event type its solution trains on; a value only when its solution filters by
+    one (the threshold itself, which passes: a fraction watched and a rating of 1-5 share no other example)."""
     user = next(iter(live.users), "user_1")
     item = str(live.model.catalog.item_ids[0])
-    event = {"itemId": item, "eventType": live.solution.get("event_type") or "watch", "eventValue": 0.9}
+    event: dict[str, Any] = {"itemId": item, "eventType": live.solution.get("event_type") or "watch"}
+    if live.solution.get("event_value_threshold") is not None:
+        event["eventValue"] = live.solution["event_value_threshold"]
     body = {"userId": user, "sessionId": "s1", "eventList": [event]}
     query = urllib.parse.urlencode({"userId": user, "numResults": 10})
     return [f"POST /events {json.dumps(body)}", f"GET /recommendations?{query}"]
