@@ -160,10 +160,16 @@ def test_the_filters_sweep_names_its_table_command_with_a_baseline_it_runs():
     # the label metadata_selection gives the sweep's first combination: its first value of each listed setting
     swept = yaml.safe_load((REPO / "conf" / "sweep" / "recommendation_filters.yaml").read_text())
     first = {key: str(values).split(",")[0] for key, values in swept["hydra"]["sweeper"]["params"].items()}
-    features = task_config(TASK).features.name  # the task's default: the sweep does not set it
-    params = {"features.name": features, **{k: None if v == "null" else v for k, v in first.items()}}
     assert first["solution.event_value_threshold"] == "0.0"  # every watch: no threshold keeps fewer
-    assert baseline == metadata_selection.variant_label(params)
+    # whatever features option the sweep ran with (it sets none: all_metadata named in the baseline was wrong with
+    # features=signal_all), and only when it ran one
+    labels = set()
+    for features in (task_config(TASK).features.name, "signal_all"):
+        params = {"features.name": features, **{k: None if v == "null" else v for k, v in first.items()}}
+        label = metadata_selection.variant_label(params)
+        assert metadata_selection.resolve_baseline({label, f"{features} history_days=30"}, baseline) == label
+        labels.add(label)
+    assert metadata_selection.resolve_baseline(labels, baseline) == baseline
 
 
 def test_a_field_personalize_reads_itself_is_no_feature_to_choose():

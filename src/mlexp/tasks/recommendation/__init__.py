@@ -7,7 +7,7 @@ from mlexp.tasks.recommendation import config  # noqa: F401  (registers the sche
 from mlexp.tasks.recommendation.config_rules import CONSTRAINTS, FILES
 
 # sweep=recommendation_filters' baseline as metadata_selection labels it: the default features, watches of any value
-FILTERS_BASELINE = "all_metadata event_type=watch event_value_threshold=0.0"
+FILTERS_BASELINE = "event_type=watch event_value_threshold=0.0"  # whatever features option the sweep ran
 
 # dataset=personalize_csv: the folder datasets.materialize copies, the Interactions dataset and its schema required
 DATASET = InputPath(

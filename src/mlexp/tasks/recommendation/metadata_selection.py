@@ -11,8 +11,9 @@ whether a delta stands out from run-to-run noise.
 The table's headline is the held-out test period's NDCG@10 delta; the validation delta stands beside it (early
 stopping chose the metadata model's epochs on validation, so that figure is the best of the epochs tried).
 
-Options: baseline=<variant> (default interactions_only), metric=<name> (one metric instead of test + validation),
-out=<folder>, and recipe=<name> /
+Options: baseline=<variant> (default interactions_only; CreateSolution settings alone, as in
+"baseline=event_type=watch event_value_threshold=0.0", name the variant of those settings when the trials ran one
+features option), metric=<name> (one metric instead of test + validation), out=<folder>, and recipe=<name> /
 source=<dataset source> to pick one recipe and dataset when the trials mix them (a delta compares like with like).
 """
 
@@ -56,6 +57,15 @@ def variant_label(params: dict[str, object]) -> str:
         if value not in (None, "None", "null", ""):
             parts.append(f"{key}={value}")
     return " ".join(parts)
+
+
+def resolve_baseline(variants: set[str], baseline: str) -> str:
+    """The variant `baseline` names: itself, or, when it gives CreateSolution settings alone (`event_type=watch
+    ...`), the one variant of those settings whatever its features option (a filters sweep runs one)."""
+    if baseline in variants or "=" not in baseline.split(" ")[0]:
+        return baseline
+    matches = [variant for variant in variants if variant.partition(" ")[2] == baseline]
+    return matches[0] if len(matches) == 1 else baseline
 
 
 def delta_table(runs: pd.DataFrame, metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE) -> pd.DataFrame:
@@ -153,6 +163,7 @@ def write_report(
 ) -> pd.DataFrame:
     """metadata_selection.csv, .md and .png in `folder`; returns the table."""
     folder.mkdir(parents=True, exist_ok=True)
+    baseline = resolve_baseline(set(runs["variant"]), baseline)
     table = delta_table(runs, metrics, baseline)
     table.to_csv(folder / "metadata_selection.csv", index=False)
     (folder / "metadata_selection.md").write_text(table.to_markdown(index=False, floatfmt=".4f") + "\n")
