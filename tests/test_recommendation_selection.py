@@ -126,8 +126,14 @@ def test_a_mix_of_recipes_or_datasets_is_refused_unless_one_is_picked(tmp_path, 
     table = metadata_selection.delta_table(picked).set_index("variant")
     assert table.loc["signal_all", "test"] == pytest.approx(0.13)
     assert table.loc["signal_all", "test_delta"] == pytest.approx(0.04) == table.loc["signal_all", "val_delta"]
-    with pytest.raises(metadata_selection.SelectionError, match="no trial logged 'recall_at_10'"):
+    with pytest.raises(metadata_selection.SelectionError) as unlogged:
         metadata_selection.from_analytics(frame, ("recall_at_10",), recipe="metadata_hybrid")
+    assert str(unlogged.value) == (
+        "no trial logged 'recall_at_10'; pass metric=<a logged metric>: val_normalized_discounted_cumulative_gain_at_10"
+    )
+    frame.attrs["metrics"] = ["precision_at_10", "recall_at_25"]  # as mlexp.analytics lists them
+    with pytest.raises(metadata_selection.SelectionError, match="did you mean precision_at_10\\? pass metric="):
+        metadata_selection.from_analytics(frame, ("precision_at_1",), recipe="metadata_hybrid")
     with pytest.raises(metadata_selection.SelectionError, match="mix dataset.source"):
         metadata_selection.from_analytics(
             _analytics([("a", "popularity", "pulselive", 1, 0.1), ("a", "popularity", "movielens", 1, 0.2)])

@@ -149,7 +149,12 @@ def from_analytics(
     for metric in metrics:
         column = metric if metric in done else f"{metric} - Last"
         if column not in done:
-            raise SelectionError(f"no trial logged {metric!r}; pass metric=<a logged metric>")
+            last = (name.removesuffix(" - Last") for name in frame.columns if name.endswith(" - Last"))
+            logged = sorted(frame.attrs.get("metrics") or last)
+            raise SelectionError(
+                f"no trial logged {metric!r}; {did_you_mean(metric, logged)}pass metric=<a logged metric>: "
+                f"{', '.join(logged) or '(none)'}"
+            )
         columns[metric] = column
     rows = [
         {"variant": variant_label(row), "seed": int(row["seed"]), **{m: float(row[c]) for m, c in columns.items()}}
