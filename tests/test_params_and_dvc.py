@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -259,10 +260,18 @@ def test_a_params_file_value_out_of_range_is_refused_unless_the_command_line_rep
     assert list(given.model.sizes) == [0, 1]
 
 
+@dataclass
+class _Dataset:
+    path: str | None = None
+    n_rows: int | None = None
+
+
 def test_a_params_file_value_in_place_of_a_section_names_the_sections_keys(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("regression:\n  dataset: 5\n")
-    config = OmegaConf.create({"task": {"name": "regression"}, "dataset": {"path": None, "n_rows": None}})
+    config = OmegaConf.create(
+        {"task": {"name": "regression"}, "dataset": OmegaConf.structured(_Dataset), "levels": {"clean": {}}}
+    )
     with pytest.raises(ConfigError) as refused:
         params.apply_params_file(config, path, [])
     assert str(refused.value) == (
@@ -271,6 +280,12 @@ def test_a_params_file_value_in_place_of_a_section_names_the_sections_keys(tmp_p
     )
     path.write_text("regression:\n  dataset:\n    n_rows: 7\n")
     assert params.apply_params_file(config, path, []).dataset.n_rows == 7
+    # a free-form mapping's entries are its own rules' to judge (document_extraction's degradation levels, `{}`
+    # among them), as a command-line value over a section is the runner's
+    path.write_text("regression:\n  levels:\n    clean: 5\n")
+    assert params.apply_params_file(config, path, []).levels.clean == 5
+    path.write_text("regression:\n  dataset:\n    n_rows: 7\n")
+    assert params.apply_params_file(config, path, ["dataset=5"]).dataset == 5
 
 
 @pytest.mark.parametrize("task", sorted(p.stem for p in (REPO / "conf" / "task").glob("*.yaml")))

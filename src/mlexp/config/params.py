@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -226,8 +226,9 @@ def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBas
     for key, value in values.items():
         current = node._get_node(key) if key in node else None
         try:
-            # a value over a section: its keys would be gone, and a stage fails reading them
-            if isinstance(current, DictConfig) and not current._is_none() and not isinstance(value, dict | None):
+            # the file's value over a schema's section: its settings would be gone, and a stage fails reading them
+            # (a free-form section's own rules judge it; a command-line value is the runner's to judge)
+            if refused is not None and _is_settings(current) and not isinstance(value, dict | None):
                 raise _ValueForSection(current, value)
             if not isinstance(value, dict):
                 node[key] = value
@@ -239,6 +240,11 @@ def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBas
             if refused is None:
                 raise
             refused.append(error)
+
+
+def _is_settings(node: object) -> TypeGuard[DictConfig]:
+    """Whether `node` is a section of a config schema's settings (a dataclass's), not a free-form mapping."""
+    return isinstance(node, DictConfig) and not node._is_none() and is_dataclass(OmegaConf.get_type(node))
 
 
 class _ValueForSection(ValidationError):
