@@ -110,6 +110,7 @@ TASK = register(
             "model.word_ngrams.1": between(0, 3),
             # a negative shortest cut n-grams from a word's end (Python's negative slices); 0 and 1 are the same
             "model.char_ngrams.0": at_least(0),
+            "model.char_ngrams.1": at_least(0),  # 0: the block off; with .0, a range of 2 items is asked for
             "model.regularization": above(0),  # SGD's alpha: its 'optimal' learning rate divides by it
             "model.epochs": at_least(1),
             "model.C": above(0),
