@@ -28,13 +28,15 @@ REFUSED = [
         ["dataset.path=/nonexistent/dir"],
         "dataset.source=pulselive, dataset.path=/nonexistent/dir: dataset=personalize_csv reads your datasets from "
         "dataset.path; dataset.path is read only by it (dataset=pulselive_videos reads no path): add "
-        "dataset=personalize_csv (in params.yaml: dataset.source: files), or leave dataset.path out",
+        "dataset=personalize_csv (in params.yaml: dataset.source: files, and dataset.relevant_event_type and "
+        "relevant_min_value for your data), or leave dataset.path out",
     ),
     (
         ["dataset=movielens_100k", "dataset.path=ml"],
         "dataset.source=movielens, dataset.path=ml: dataset=personalize_csv reads your datasets from dataset.path; "
         "dataset.path is read only by it (dataset=movielens_100k reads no path): add dataset=personalize_csv (in "
-        "params.yaml: dataset.source: files), or leave dataset.path out",
+        "params.yaml: dataset.source: files, and dataset.relevant_event_type and relevant_min_value for your data), or "
+        "leave dataset.path out",
     ),
     # "stage 'prepare' failed: .../interactions.csv: 542 interactions from 149 users; Personalize needs at least 1000
     # interactions from at least 25 users: add interactions"
@@ -122,7 +124,7 @@ def test_your_csvs_stay_the_stages_to_judge():
         with pytest.raises(ConfigError) as refused:
             interactions.for_training(yours, solution, 3)
         assert str(refused.value) == (
-            f"solution.event_value_threshold=0.95 keeps none of the 1 {event_type} events it filters ({why}); lower "
+            f"solution.event_value_threshold=0.95 keeps none of the {event_type} events it filters (1; {why}); lower "
             "it, or set solution.event_value_threshold=null"
         )
     kept = task_config(TASK, "solution.event_type=watch", "solution.event_value_threshold=0.9").solution
@@ -169,7 +171,8 @@ def test_the_filters_sweep_names_its_table_command_with_a_baseline_it_runs():
         label = metadata_selection.variant_label(params)
         assert metadata_selection.resolve_baseline({label, f"{features} history_days=30"}, baseline) == label
         labels.add(label)
-    assert metadata_selection.resolve_baseline(labels, baseline) == baseline
+    with pytest.raises(metadata_selection.SelectionError, match=r"names 2 variants, one per features option \("):
+        metadata_selection.resolve_baseline(labels, baseline)
 
 
 def test_a_field_personalize_reads_itself_is_no_feature_to_choose():

@@ -150,6 +150,15 @@ REFUSED = [
         "events carry no EVENT_VALUE, so the threshold would keep none: set solution.event_value_threshold=null, or "
         "solution.event_type=watch",
     ),
+    # "stage 'prepare' failed: the test period has no relevant interaction (dataset.relevant_event_type / ...)"
+    (
+        ("dataset.source", "dataset.relevant_event_type", "dataset.relevant_min_value"),
+        ["task=recommendation", "dataset.relevant_event_type=click", "dataset.relevant_min_value=0.5"],
+        "dataset.source=pulselive, dataset.relevant_event_type=click, dataset.relevant_min_value=0.5: a hit is a test "
+        "interaction of dataset.relevant_event_type whose EVENT_VALUE reaches dataset.relevant_min_value; click "
+        "events carry no EVENT_VALUE, so the threshold would keep none: set dataset.relevant_min_value=null, or "
+        "dataset.relevant_event_type=watch",
+    ),
     # "stage 'train' failed: features.users: 'FAVORITE_PLAYER' is not a metadata field of the Users schema; ..."
     (
         ("dataset.source", "features.users", "features.items", "features.interactions"),

@@ -85,12 +85,17 @@ def threshold_has_values(source: str, event_type: str | None, event_value_thresh
     )
 
 
-def threshold_a_valued_type(source: str, event_type: str, _threshold: float) -> str:
-    valued = VALUED_EVENT_TYPES[source]
-    return (
-        f"{event_type} events carry no EVENT_VALUE, so the threshold would keep none: set "
-        f"solution.event_value_threshold=null, or solution.event_type={' or '.join(valued)}"
-    )
+def choose_a_valued_type(type_key: str, threshold_key: str) -> Callable[[str, str, float], str]:
+    """The fix of `threshold_key` set beside `type_key` naming events that carry no value."""
+
+    def fix(source: str, event_type: str, _threshold: float) -> str:
+        valued = VALUED_EVENT_TYPES[source]
+        return (
+            f"{event_type} events carry no EVENT_VALUE, so the threshold would keep none: set {threshold_key}=null, "
+            f"or {type_key}={' or '.join(valued)}"
+        )
+
+    return fix
 
 
 def files_have_a_path(source: str, path: str | None) -> bool:
@@ -107,7 +112,8 @@ def give_or_drop_the_path(source: str, _path: str | None) -> str:
         return "give dataset.path=<folder with interactions.csv and interactions.schema.json>"
     return (
         f"dataset.path is read only by it (dataset={OPTIONS.get(source, source)} reads no path): add "
-        f"dataset=personalize_csv (in params.yaml: dataset.source: {FILES}), or leave dataset.path out"
+        f"dataset=personalize_csv (in params.yaml: dataset.source: {FILES}, and dataset.relevant_event_type and "
+        "relevant_min_value for your data), or leave dataset.path out"
     )
 
 
@@ -295,7 +301,14 @@ CONSTRAINTS = (
         ("dataset.source", "solution.event_type", "solution.event_value_threshold"),
         threshold_has_values,
         "solution.event_value_threshold keeps the events of solution.event_type whose EVENT_VALUE reaches it",
-        threshold_a_valued_type,
+        choose_a_valued_type("solution.event_type", "solution.event_value_threshold"),
+    ),
+    Constraint(
+        ("dataset.source", "dataset.relevant_event_type", "dataset.relevant_min_value"),
+        threshold_has_values,
+        "a hit is a test interaction of dataset.relevant_event_type whose EVENT_VALUE reaches "
+        "dataset.relevant_min_value",
+        choose_a_valued_type("dataset.relevant_event_type", "dataset.relevant_min_value"),
     ),
     Constraint(
         ("dataset.source", "features.users", "features.items", "features.interactions"),

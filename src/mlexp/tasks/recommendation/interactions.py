@@ -81,8 +81,8 @@ def _reaching(events: pd.DataFrame, event_type: str, threshold: float) -> pd.Dat
     if kept.empty and not events.empty:
         why = "none has an EVENT_VALUE" if values.isna().all() else f"the highest EVENT_VALUE is {values.max():g}"
         raise ConfigError(
-            f"solution.event_value_threshold={threshold:g} keeps none of the {len(events)} {event_type} events it "
-            f"filters ({why}); lower it, or set solution.event_value_threshold=null"
+            f"solution.event_value_threshold={threshold:g} keeps none of the {event_type} events it filters "
+            f"({len(events)}; {why}); lower it, or set solution.event_value_threshold=null"
         )
     return kept
 

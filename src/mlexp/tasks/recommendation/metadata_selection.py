@@ -64,8 +64,13 @@ def resolve_baseline(variants: set[str], baseline: str) -> str:
     ...`), the one variant of those settings whatever its features option (a filters sweep runs one)."""
     if baseline in variants or "=" not in baseline.split(" ")[0]:
         return baseline
-    matches = [variant for variant in variants if variant.partition(" ")[2] == baseline]
-    return matches[0] if len(matches) == 1 else baseline
+    matches = sorted(variant for variant in variants if variant.partition(" ")[2] == baseline)
+    if len(matches) > 1:
+        raise SelectionError(
+            f"baseline={baseline} names {len(matches)} variants, one per features option ({', '.join(matches)}); "
+            "name one in full: baseline=<features option> <settings>"
+        )
+    return matches[0] if matches else baseline
 
 
 def delta_table(runs: pd.DataFrame, metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE) -> pd.DataFrame:
