@@ -53,6 +53,23 @@ def test_commands_in_a_row_share_one_writer_which_stores_every_trial(tmp_project
     writer.kill()
 
 
+def test_a_value_the_run_refuses_starts_no_writer(tmp_project):
+    """A mistyped value, in a trial or a sweep, left a writer process loading MLflow and idling for minutes (in the
+    suite, one per test of a refusal: hundreds of CPU seconds); a params.yaml value is judged once the file is
+    applied, after the writer starts."""
+    env = private_writer_env(tmp_project)
+    path = _socket_path(env)
+    for refused in (
+        ["task=tabular_regression", *TINY, "model.epochs=0"],
+        ["task=tabular_regression", *TINY, "dataset.n_rows=4", "preprocessing.train_test_split=0.1"],
+        ["-m", "task=tabular_regression", *TINY, "model.epochs=1,0"],  # refused before the sweep's record opens
+    ):
+        done = run_cli(tmp_project, *refused, env=env, check=False)
+        assert done.returncode == 2 and done.stderr.startswith("mlexp: error: ")
+        assert _writers(path) == [] and not Path(path).exists()
+    assert not (tmp_project / "outputs").exists()  # no run folder either
+
+
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_an_idle_writer_leaves_and_the_next_command_starts_another(tmp_project):
     env = private_writer_env(tmp_project) | {"MLEXP_WRITER_IDLE_S": "1"}

@@ -24,7 +24,6 @@ from omegaconf.errors import InterpolationResolutionError
 from mlexp import multirun, tasks
 from mlexp.cli_arguments import (
     HELP_FLAGS,
-    MULTIRUN_FLAGS,
     check_command_word,
     check_printable,
     check_spaced_equals,
@@ -344,6 +343,8 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
             sys.exit(2)
         if cfg.hydra.mode == RunMode.MULTIRUN:
             return False  # conf/ asks for a sweep: hydra.main runs it
+        if not cfg.params_file:  # the file's values are judged once applied, in the run
+            _refuse_before_the_writer(cfg)
         # one trial in this process: the tracking writer imports MLflow while the trial's task loads MXNet
         from mlexp.tracking.journal_writer import start_early
 
@@ -368,6 +369,22 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         return True
     finally:
         GlobalHydra.instance().clear()
+
+
+def _refuse_before_the_writer(cfg: DictConfig) -> None:
+    """The runner's checks of the config's values, before the tracking writer starts: a mistyped value exits as the
+    run would, without a writer process loading MLflow for nothing (and staying for minutes). What fails otherwise
+    here is the run's to report, as it does."""
+    from mlexp import runner
+
+    choices = {group: option for group, option in cfg.hydra.runtime.choices.items() if not group.startswith("hydra")}
+    try:
+        runner.check_config(cfg, choices)
+    except MlexpError as error:
+        print(f"mlexp: error: {error}", file=sys.stderr)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)
+    except Exception:  # noqa: BLE001, S110 - e.g. an interpolation the run resolves first, and reports its own way
+        pass
 
 
 def _versions() -> str:
@@ -452,10 +469,6 @@ def _main() -> None:
     stop_once()  # a second Ctrl-C must not interrupt the closing of what the first one stopped
     if _is_tuning_job(argv, overrides):
         sys.exit(_run_tuning_job(conf_dir, overrides))
-    if any(arg in MULTIRUN_FLAGS for arg in argv):
-        from mlexp.tracking.journal_writer import start_early
-
-        start_early(project_root())  # a writer that starts loads MLflow while Hydra composes the sweep here
     try:
         if multirun.runs_here(argv, overrides):
             multirun.run_multirun(conf_dir, overrides, _job)

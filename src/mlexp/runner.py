@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -273,14 +274,21 @@ def _check_alias(alias: object) -> None:
         raise ConfigError(f"deploy.alias={alias!r}: {error.message} Give it a name such as champion") from None
 
 
-def run(cfg: DictConfig, job: JobContext) -> TrialResult:
-    """Run the trial; its objective value is what Hydra sweepers optimise."""
-    resolved = resolved_config(cfg)
+def check_config(cfg: DictConfig, choices: Mapping[str, str | None]) -> tasks.Task:
+    """The config's values against its task: the chosen options, each key's range, the rules across keys and the
+    input paths. The task, when they hold."""
     task = tasks.get(cfg.task.name)
-    check_choices(cfg, job.choices, all_stages(task))
+    check_choices(cfg, choices, all_stages(task))
     check_bounds(cfg, task.bounds)
     check_constraints(cfg, task.constraints)
     check_constraints(cfg, task.input_rules)
+    return task
+
+
+def run(cfg: DictConfig, job: JobContext) -> TrialResult:
+    """Run the trial; its objective value is what Hydra sweepers optimise."""
+    resolved = resolved_config(cfg)
+    task = check_config(cfg, job.choices)
     _check_before_trial(cfg, task)
     if cfg.compute.target == "sagemaker":  # the stages run in a training job; only this path loads the SDK
         from mlexp.sagemaker.training_job import run_training_job
