@@ -129,7 +129,8 @@ def test_compare_takes_tracking_server_as_a_trial_does(tmp_project):
 
 def test_a_server_that_is_down_is_one_line_and_its_journal_can_be_discarded(tmp_project):
     url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
-    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url}
+    # no retries, to be quick: each command here gave up after mlexp's bounded ones (test_journal.py waits them out)
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     done = run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env, check=False)
     [journal] = _journals(tmp_project)
     assert done.returncode == 1
@@ -188,7 +189,8 @@ def test_discarding_stores_first_what_the_store_takes_now(tmp_project, tmp_path)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url}
-    run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env, check=False)  # nothing listens: kept
+    down = env | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # no retries, to be quick
+    run_cli(tmp_project, TASK, *TINY, "tracking=server", env=down, check=False)  # nothing listens: kept
     [journal] = _journals(tmp_project)
     with running_mlflow_server(tmp_path, port):
         done = run_cli(tmp_project, "sync", "--discard", url, "--force", env=env)
