@@ -383,7 +383,7 @@ def _refuse_before_the_writer(cfg: DictConfig) -> None:
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2 if isinstance(error, ConfigError) else 1)
-    except Exception:  # noqa: BLE001, S110 - e.g. an interpolation the run resolves first, and reports its own way
+    except Exception:  # e.g. an interpolation the run resolves first, and reports its own way
         pass
 
 
