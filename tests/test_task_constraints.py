@@ -618,3 +618,31 @@ def test_the_smallest_input_of_a_vgg_ssd_is_where_its_last_layers_fit():
     net.initialize()
     with pytest.raises((mx.base.MXNetError, ValueError), match="kernel size exceed input"):
         net(mx.nd.zeros((1, 3, smallest - 1, smallest - 1)))
+
+
+@pytest.mark.usefixtures("no_aws_credentials")
+def test_the_check_before_the_writer_sees_the_jobs_env_set(tmp_path, monkeypatch):
+    """A single run checks its values before it starts the tracking writer, outside Hydra's job: a profile that only
+    hydra.job.env_set names must count there as it does in the job (else a run that had worked is refused)."""
+    from mlexp.cli import _refuse_before_the_writer
+
+    profiles = tmp_path / "credentials"
+    profiles.write_text("[work]\naws_access_key_id = test\naws_secret_access_key = test\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(profiles))
+    athena = [
+        "task=anomaly_detection",
+        "engine=athena",
+        "engine.s3_staging_dir=s3://b/p/",
+        "engine.region_name=eu-west-1",
+    ]
+    make_composable()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        alone = compose("config", overrides=athena, return_hydra_config=True)
+        with_profile = compose(
+            "config", overrides=[*athena, "+hydra.job.env_set.AWS_PROFILE=work"], return_hydra_config=True
+        )
+    with pytest.raises(SystemExit) as refused:
+        _refuse_before_the_writer(alone)
+    assert refused.value.code == 2
+    _refuse_before_the_writer(with_profile)  # passes: the job would find the profile's keys
+    assert "AWS_PROFILE" not in os.environ  # and the job's variables are not left behind

@@ -343,7 +343,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
             sys.exit(2)
         if cfg.hydra.mode == RunMode.MULTIRUN:
             return False  # conf/ asks for a sweep: hydra.main runs it
-        if not cfg.params_file:  # the file's values are judged once applied, in the run
+        if not _names_a_params_file(cfg):  # the file's values are judged once applied, in the run
             _refuse_before_the_writer(cfg)
         # one trial in this process: the tracking writer imports MLflow while the trial's task loads MXNet
         from mlexp.tracking.journal_writer import start_early
@@ -371,15 +371,27 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         GlobalHydra.instance().clear()
 
 
+def _names_a_params_file(cfg: DictConfig) -> bool:
+    try:
+        return bool(cfg.params_file)
+    except InterpolationResolutionError:  # a ${...} that does not resolve: the run reports it
+        return True
+
+
 def _refuse_before_the_writer(cfg: DictConfig) -> None:
     """The runner's checks of the config's values, before the tracking writer starts: a mistyped value exits as the
-    run would, without a writer process loading MLflow for nothing (and staying for minutes). What fails otherwise
-    here is the run's to report, as it does."""
-    from mlexp import runner
+    run would, without a writer process loading MLflow for nothing (and staying for minutes). They run with
+    hydra.job.env_set applied, as the job's do (AWS_PROFILE=... for the credential rules). What fails otherwise here
+    is the run's to report, as it does."""
+    from hydra.core.utils import env_override
+
+    from mlexp.config.validate import check_config
 
     choices = {group: option for group, option in cfg.hydra.runtime.choices.items() if not group.startswith("hydra")}
     try:
-        runner.check_config(cfg, choices)
+        env_set = {str(key): str(value) for key, value in (cfg.hydra.job.get("env_set") or {}).items()}
+        with env_override(env_set):
+            check_config(cfg, choices)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2 if isinstance(error, ConfigError) else 1)

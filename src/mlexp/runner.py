@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,12 +15,10 @@ from omegaconf import DictConfig
 from omegaconf._utils import get_omega_conf_dumper
 
 from mlexp import tasks
-from mlexp.config.bounds import check_bounds
-from mlexp.config.constraints import check_constraints
 from mlexp.config.params import flatten
 from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
-from mlexp.config.validate import check_choices, resolved_config
+from mlexp.config.validate import all_stages, check_config, resolved_config
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.reused_stages import link_kept_stages
 from mlexp.run_names import claimed
@@ -70,11 +67,6 @@ class TrialFailed(MlexpError):
         super().__init__(message)
         self.run_id = run_id
         self.user_error = user_error
-
-
-def all_stages(task: tasks.Task) -> list[str]:
-    """The task's stages in order; every task can deploy (to the registry at least)."""
-    return [*(s for s in task.stages if s != "deploy"), "deploy"]
 
 
 def stages_to_run(cfg: DictConfig, task: tasks.Task) -> list[str]:
@@ -272,17 +264,6 @@ def _check_alias(alias: object) -> None:
         _validate_model_alias_name_reserved(str(alias))
     except MlflowException as error:
         raise ConfigError(f"deploy.alias={alias!r}: {error.message} Give it a name such as champion") from None
-
-
-def check_config(cfg: DictConfig, choices: Mapping[str, str | None]) -> tasks.Task:
-    """The config's values against its task: the chosen options, each key's range, the rules across keys and the
-    input paths. The task, when they hold."""
-    task = tasks.get(cfg.task.name)
-    check_choices(cfg, choices, all_stages(task))
-    check_bounds(cfg, task.bounds)
-    check_constraints(cfg, task.constraints)
-    check_constraints(cfg, task.input_rules)
-    return task
 
 
 def run(cfg: DictConfig, job: JobContext) -> TrialResult:

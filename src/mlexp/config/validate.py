@@ -10,7 +10,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from mlexp import tasks
 from mlexp.config.bounds import Bound, at_least, check_bounds
+from mlexp.config.constraints import check_constraints
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, mlexp_error_behind
 
@@ -32,6 +34,23 @@ MAX_RUNTIME_S = 28 * 24 * 3600
 # an execution role as SageMaker takes it: the RoleArn pattern (and length) of botocore's SageMaker service model
 ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 ROLE_ARN_LENGTH = (20, 2048)
+
+
+def all_stages(task: tasks.Task) -> list[str]:
+    """The task's stages in order; every task can deploy (to the registry at least)."""
+    return [*(s for s in task.stages if s != "deploy"), "deploy"]
+
+
+def check_config(cfg: DictConfig, choices: Mapping[str, str | None]) -> tasks.Task:
+    """The config's values against its task: the chosen options, each key's range, the rules across keys and the
+    input paths. The task, when they hold. Here, not in the runner: a single run checks before it starts its tracking
+    writer, and the runner's imports would delay that."""
+    task = tasks.get(cfg.task.name)
+    check_choices(cfg, choices, all_stages(task))
+    check_bounds(cfg, task.bounds)
+    check_constraints(cfg, task.constraints)
+    check_constraints(cfg, task.input_rules)
+    return task
 
 
 def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: list[str]) -> None:

@@ -139,8 +139,10 @@ class SweepRecorder(Callback):
         from mlexp.sweeps.workers import set_thread_variables, start_workers
         from mlexp.tracking.journal_writer import start_early
 
-        # checked: a writer that starts loads MLflow while the workers start (a refused sweep starts none)
-        start_early(Path(config.paths.root))
+        # checked: a writer that starts loads MLflow while the workers start (a refused sweep starts none); any
+        # failure here is the record's to report, when it opens: Hydra would only warn and run without one
+        with contextlib.suppress(Exception):
+            start_early(Path(config.paths.root))
         cache_running_sweep()
         set_thread_variables(config)  # before any worker starts: they inherit them
         start_workers(config)  # the workers import while this process opens the record
