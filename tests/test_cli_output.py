@@ -53,6 +53,13 @@ def test_a_sweep_file_without_m_runs_one_trial_and_says_how_to_run_the_sweep(tmp
     assert "trial done: test_msle = " in done.stdout
     # the output is a pipe here: the epochs' progress bar is drawn on a terminal only, as the other tasks' bars
     assert "Training" not in done.stderr + done.stdout
+    # a value the run refuses: the warning still comes first, the refusal is the last line
+    refused = run_cli(tmp_project, "task=tabular_regression", "sweep=grid", "model.epochs=0", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        warning + "task=tabular_regression sweep=grid model.epochs=0",
+        "mlexp: error: model.epochs=0 is out of range: it must be at least 1",
+    ]
 
 
 def test_help_names_every_command_and_only_real_config_groups(tmp_project):

@@ -110,6 +110,15 @@ def _job(cfg: DictConfig) -> float:
         return _run_job(cfg)
 
 
+def _warn_of_a_sweep_without_m(choices: dict[str, str], overrides: list[str]) -> None:
+    if choices.get("sweep") not in (None, "none"):
+        again = shlex.join(["mlexp", "-m", *overrides])
+        print(
+            f"mlexp: warning: sweep={choices['sweep']} without -m runs one trial; the sweep runs with: {again}",
+            file=sys.stderr,
+        )
+
+
 def _trial_name(number: int) -> str:
     return f"{os.environ.get(SWEEP_NAME_ENV, 'sweep')}-trial-{number}"
 
@@ -125,12 +134,8 @@ def _run_job(cfg: DictConfig) -> float:
     overrides = command_overrides(hydra_cfg)
     job = runner.JobContext(choices=choices, overrides=overrides)
     number = hydra_cfg.job.num if multirun else 0
-    if not multirun and choices.get("sweep") not in (None, "none"):
-        again = shlex.join(["mlexp", "-m", *overrides])
-        print(
-            f"mlexp: warning: sweep={choices['sweep']} without -m runs one trial; the sweep runs with: {again}",
-            file=sys.stderr,
-        )
+    if not multirun:
+        _warn_of_a_sweep_without_m(choices, overrides)
     try:
         if cfg.params_file:
             given = _value_overrides(overrides, set(choices))
@@ -393,6 +398,7 @@ def _refuse_before_the_writer(cfg: DictConfig) -> None:
         with env_override(env_set):
             check_config(cfg, choices)
     except MlexpError as error:
+        _warn_of_a_sweep_without_m(choices, command_overrides(cfg.hydra))  # as the run said it before refusing
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2 if isinstance(error, ConfigError) else 1)
     except Exception:  # e.g. an interpolation the run resolves first, and reports its own way
