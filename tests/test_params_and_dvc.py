@@ -258,6 +258,15 @@ def test_a_params_file_value_out_of_range_is_refused_unless_the_command_line_rep
     config = OmegaConf.create({"task": {"name": "regression"}, "model": {"epochs": 5, "sizes": [1, 1]}})
     given = params.apply_params_file(config, path, ["model.sizes=[0,1]"], {"model.sizes.0": at_least(1)})
     assert list(given.model.sizes) == [0, 1]
+    # an empty list breaks the bounds of both its items: said once, as the one problem it is
+    path.write_text("regression:\n  model:\n    sizes: []\n")
+    both = {"model.sizes.0": at_least(1), "model.sizes.1": at_least(1)}
+    with pytest.raises(ConfigError) as refused:
+        params.apply_params_file(config, path, [], both)
+    assert str(refused.value) == (
+        f"{path}: regression.model.sizes=[] has no items; it takes 2, each at least 1; give it a value in that "
+        "range (`dvc exp run -S regression.model.sizes=<value>`), or regenerate the file with `mlexp params`"
+    )
 
 
 @dataclass

@@ -206,6 +206,8 @@ def _unusable_values(path: Path, problems: list[_FileProblem]) -> str:
     """One line naming every value of the file its key cannot take, not the first alone (`dvc exp run -S` may have
     set several), with DVC's way to set a value, which keeps an experiment's other values (a new file does not)."""
     regenerate = "or regenerate the file with `mlexp params`"
+    # a list's bounds (each item's) can find the same fault: `word_ngrams: []` has no first and no second item
+    problems = list(dict.fromkeys(problems))
     if len(problems) == 1:
         [problem] = problems
         dvc = "" if problem.fix == "remove it" else f" (`dvc exp run -S {problem.key}=<value>`)"
