@@ -4,6 +4,7 @@ judge. And the filters sweep names its own report's command."""
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pandas as pd
@@ -14,7 +15,7 @@ from conftest import REPO, one_line_error
 from drawn_charts import task_config
 from mlexp import tasks
 from mlexp.config.constraints import check_constraints
-from mlexp.data import movielens, personalize_datasets, pulselive_videos
+from mlexp.data import movielens, personalize_datasets, personalize_schema, pulselive_videos
 from mlexp.errors import ConfigError
 from mlexp.tasks.recommendation import config_rules, interactions, metadata_selection, recipes
 
@@ -192,3 +193,10 @@ def test_a_field_personalize_reads_itself_is_no_feature_to_choose():
         config_rules.feature_problem("users", ["USER_ID"], schemas["Users"])
     )
     assert config_rules.feature_problem("interactions", ["DEVICE"], schemas["Interactions"]) is None
+    # a schema without EVENT_VALUE: no outcome of that name, just no such field
+    document = json.loads((config_rules.schema_folder() / "pulselive_interactions.json").read_text())
+    document["fields"] = [field for field in document["fields"] if field["name"] != "EVENT_VALUE"]
+    without_value = personalize_schema.validate(document, "Interactions")
+    assert config_rules.feature_problem("interactions", ["EVENT_VALUE"], without_value) == (
+        f"features.interactions: 'EVENT_VALUE' is not a metadata field of the Interactions schema; {context}"
+    )

@@ -164,7 +164,10 @@ def feature_problem(side: str, names: list[str] | None, schema: personalize_sche
     # MovieLens' Interactions have no context fields: the dataset is there, with nothing to choose
     choices = ", ".join(available) or ("(none)" if schema is not None else f"(none: no {SIDES[side]} dataset)")
     for name in [str(n) for n in names or []]:
-        if name in outcomes or (side == "interactions" and name == "EVENT_VALUE"):
+        reserved_outcome = (
+            side == "interactions" and name == "EVENT_VALUE" and schema is not None and name in schema.names
+        )
+        if name in outcomes or reserved_outcome:
             return (
                 f"features.{side}: {name!r} is an outcome of the event (known only after it), not context the "
                 f"service has when asked; choose among: {choices}"
