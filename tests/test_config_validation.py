@@ -528,6 +528,15 @@ def test_deleting_a_setting_mlexp_reads_is_one_line_before_a_trial_opens(tmp_pro
     assert one_line_error(tmp_project, *flags, "task=tabular_regression", *(a for a in args if a != "-m")) == line
 
 
+@pytest.mark.parametrize("args", [["model=null"], ["-m", "model=null,mlp_regressor"]])
+def test_a_config_group_set_to_null_is_one_line_naming_its_options(tmp_project, args):
+    # was two chained ValueError tracebacks: "Config group override must be a string or a list. Got NoneType"
+    flags = [a for a in args if a == "-m"]
+    line = one_line_error(tmp_project, *flags, "task=tabular_regression", *(a for a in args if a != "-m"))
+    given = args[-1]
+    assert line == f"{given}: every run composes a model option, so it cannot be null; choose one of: mlp_regressor"
+
+
 def test_an_entry_of_a_free_form_section_may_still_be_deleted(tmp_project):
     # anomaly's rules are a dict of the user's: `~model.rules.too_long` drops one (then model.enabled must not name it)
     message = one_line_error(tmp_project, "task=anomaly_detection", "~model.rules.too_long")

@@ -235,6 +235,13 @@ def _check_options(
                 f"~{key}: every run composes {a_or_an(key)} option, so it cannot be deleted; choose another with "
                 f"{key}=<option>"
             )
+        if key in groups and not override.is_delete() and _chooses_null(override):
+            # Hydra's own report was a ValueError traceback: "Config group override must be a string or a list"
+            options = sorted(_task_choices(conf_dir, task).get(key) or groups[key])
+            raise ConfigError(
+                f"{override.input_line or key + '=null'}: every run composes {a_or_an(key)} option, so it cannot be "
+                f"null; choose one of: {', '.join(options)}"
+            )
         if check_options and key in groups:
             for option in _options(override):
                 _check_option(conf_dir, groups, key, option, task)
@@ -271,6 +278,11 @@ def _passed_marker(conf_dir: Path, choices: list[str], keys: list[str]) -> Path 
     except OSError:
         return None
     return conf_dir.parent / ".mlexp" / "checked_overrides" / digest.hexdigest()[:24]
+
+
+def _chooses_null(override: Override) -> bool:
+    value: Any = override.value()
+    return value is None or (isinstance(value, ChoiceSweep) and any(option is None for option in value.list))
 
 
 def _options(override: Override) -> list[str]:
