@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.colors
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
@@ -91,6 +92,33 @@ def test_signal_fields_come_out_ahead_of_noise_fields(tmp_path):
     assert (tmp_path / "metadata_selection.png").stat().st_size > 5000
     markdown = (tmp_path / "metadata_selection.md").read_text()
     assert "signal_users" in markdown and "test_delta" in markdown and "val_delta" in markdown
+
+
+def test_the_chart_of_another_metric_names_that_metric_and_its_key_says_which_bar_is_which(tmp_path, monkeypatch):
+    # metric=precision_at_10 drew an axis labelled "Δ NDCG@10", a title about the held-out period, and a key whose
+    # patch took the colour of the first bar (red for a metric whose first variant fell behind)
+    closed = []
+    monkeypatch.setattr(metadata_selection.plt, "close", closed.append)
+    table = pd.DataFrame(
+        [
+            {"variant": "interactions_only", "precision_at_10_delta": 0.0, "precision_at_10_delta_std": 0.0},
+            {"variant": "signal_users", "precision_at_10_delta": -0.01, "precision_at_10_delta_std": 0.002},
+            {"variant": "noise_users", "precision_at_10_delta": 0.02, "precision_at_10_delta_std": 0.002},
+        ]
+    )
+    metadata_selection.delta_chart(table, tmp_path / "chart.png", ("precision_at_10",), "interactions_only")
+    [figure] = closed
+    [axis] = figure.axes
+    assert axis.get_xlabel().startswith("Δ precision_at_10 vs the baseline")
+    assert axis.get_title().splitlines() == [
+        "Which fields and filters help (solid: precision_at_10)",
+        "baseline: interactions_only",
+    ]
+    [key] = axis.get_legend().get_patches()
+    assert key.get_label() == "precision_at_10" and key.get_facecolor()[:3] == pytest.approx((0.5, 0.5, 0.5), abs=0.01)
+    assert [bar.get_facecolor()[:3] for bar in axis.patches[:2]] == [
+        pytest.approx(matplotlib.colors.to_rgb(colour)) for colour in ("tab:green", "tab:red")
+    ]  # bottom-up: the last variant first
 
 
 def test_the_sweep_config_names_every_feature_set_and_three_seeds():

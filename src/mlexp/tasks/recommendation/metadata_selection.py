@@ -101,24 +101,33 @@ def delta_chart(
     table: pd.DataFrame, path: Path, metrics: tuple[str, ...] = METRICS, baseline: str = BASELINE, title: str = ""
 ) -> Path:
     """Horizontal bars of each variant's deltas (± one std over seeds): the first metric solid, the others
-    lighter beside it."""
+    lighter and hatched beside it; green above the baseline, red below."""
+    from matplotlib.patches import Patch
+
     shown = table[table["variant"] != baseline].iloc[::-1].reset_index(drop=True)
     label_inches = 0.065 * max((len(str(v)) for v in shown["variant"]), default=10)  # room for long variant labels
-    figure, axis = plt.subplots(figsize=(7 + label_inches, 0.6 * len(shown) * max(1, len(metrics) - 0.5) + 1.8))
+    figure, axis = plt.subplots(figsize=(7 + label_inches, 0.6 * len(shown) * max(1, len(metrics) - 0.5) + 2.2))
     height = 0.8 / len(metrics)
     positions = np.arange(len(shown))
+    keys = []
     for n, metric in enumerate(metrics):
         name = short(metric)
         delta = shown[f"{name}_delta"]
         colours = ["tab:green" if d > 0 else "tab:red" for d in delta]
+        alpha, hatch = (1.0, None) if n == 0 else (0.35, "//")
         axis.barh(positions + (len(metrics) - 1 - 2 * n) * height / 2, delta, height=height,
-                  xerr=shown[f"{name}_delta_std"].fillna(0), color=colours, alpha=1.0 if n == 0 else 0.35,
-                  hatch=None if n == 0 else "//", capsize=3, label=f"{name}: {metric}")  # fmt: skip
+                  xerr=shown[f"{name}_delta_std"].fillna(0), color=colours, alpha=alpha, hatch=hatch,
+                  capsize=3)  # fmt: skip
+        # the key says which bar is which metric; colour says better or worse, so the key's patches are grey
+        label = metric if name == metric else f"{name}: {metric}"
+        keys.append(Patch(facecolor="grey", edgecolor="black", alpha=alpha, hatch=hatch, label=label))
     axis.set_yticks(positions, shown["variant"])
     axis.axvline(0, color="black", linewidth=0.8)
-    axis.set_xlabel("Δ NDCG@10 vs the baseline (mean ± std over seeds, paired by seed)")
-    axis.set_title((title or "Which fields and filters help (solid: held-out test period)") + f"\nbaseline: {baseline}")
-    axis.legend(loc="best", fontsize=8)
+    headline = "NDCG@10" if metrics[0] == TEST_METRIC else metrics[0]
+    axis.set_xlabel(f"Δ {headline} vs the baseline (mean ± std over seeds, paired by seed)")
+    solid = "held-out test period" if metrics[0] == TEST_METRIC else metrics[0]
+    axis.set_title((title or f"Which fields and filters help (solid: {solid})") + f"\nbaseline: {baseline}")
+    axis.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, fontsize=8, frameon=False)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
