@@ -54,11 +54,11 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "mlflow.db"
 
 
-def seed_store(project: Path, empty_store: Path) -> Path:
+def seed_store(project: Path, empty_store: Path, name: str = "mlflow.db") -> Path:
     """Give `project` a copy of the empty store: the same tables and rows the command's first trial would create."""
     from mlexp.tracking.store import use_wal
 
-    database = project / "mlflow.db"
+    database = project / name
     source, copy = sqlite3.connect(empty_store), sqlite3.connect(database)
     with contextlib.closing(source), contextlib.closing(copy):
         source.backup(copy)  # a consistent copy, whatever is still in the template's write-ahead log
@@ -208,17 +208,21 @@ def _wait_for_health(url: str, server: subprocess.Popen[bytes], log: Path, secon
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     """URL of a real `mlflow server` on 127.0.0.1 (SQLite store and artifacts in a temp folder), shared by a file."""
-    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), template=empty_store) as url:
         yield url
 
 
 @contextlib.contextmanager
-def running_mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1:`port` (a free one if None), its SQLite store and artifacts in `folder`."""
+def running_mlflow_server(folder: Path, port: int | None = None, template: Path | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1:`port` (a free one if None), its SQLite store and artifacts in `folder`;
+    the store a copy of `template` (an empty store, see seed_store) when given."""
     database = f"sqlite:///{folder / 'server.db'}"
-    MlflowClient(database).search_experiments()  # create the schema here, not in the server's start-up
+    if template is not None:
+        seed_store(folder, template, "server.db")
+    else:
+        MlflowClient(database).search_experiments()  # create the schema here, not in the server's start-up
     log = folder / "server.log"
     port = port or _free_port()
     # no background job runner, no telemetry: nothing but the tracking API and the UI
