@@ -339,3 +339,21 @@ def test_delete_takes_a_task_for_its_experiment_and_names_a_close_experiment(
         done.stderr
     )
     assert client.get_experiment_by_name("tabular_regression") is not None
+
+
+def test_a_forced_delete_by_task_reads_the_experiment_once(
+    tmp_project: Path, hand_made_store: MlflowClient, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    # it read every run and logged model of the experiment three times (the task check, the plan, the deletion)
+    from mlexp import cleanup
+
+    monkeypatch.setenv("MLEXP_ROOT", str(tmp_project))
+    experiment = hand_made_store.create_experiment("tabular_regression")
+    run = hand_made_store.create_run(experiment, tags={"mlexp.kind": "trial", "mlexp.task": "tabular_regression"})
+    hand_made_store.set_terminated(run.info.run_id)
+    surveys = []
+    survey = cleanup._survey
+    monkeypatch.setattr(cleanup, "_survey", lambda *args: surveys.append(args) or survey(*args))
+    assert run_delete(["task=tabular_regression", "--force"]) == 0
+    assert len(surveys) == 1 and hand_made_store.get_experiment_by_name("tabular_regression") is None
+    assert "1 trial" in capsys.readouterr().out

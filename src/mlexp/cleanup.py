@@ -148,6 +148,10 @@ def delete_experiment(
             f"{target.report}; nothing deleted: confirm with mlexp.delete_experiment({name!r}, force=True) "
             f"or `mlexp delete experiment={name} --force`"
         )
+    return _delete(target)
+
+
+def _delete(target: _Target) -> DeletionReport:
     report = target.report
     cleanup_registry.delete_versions(target.client, target.store.uri, target.run_ids, report)
     db = sqlite_path(target.store.uri)
@@ -335,10 +339,10 @@ def _arguments(argv: list[str]) -> tuple[str, bool, str | None, str | None]:
     return values["experiment"], force, values.get("tracking.uri"), values.get("task")
 
 
-def _refuse_other_tasks(name: str, task: str, tracking_uri: str | None) -> None:
+def _refuse_other_tasks(target: _Target, name: str, task: str) -> None:
     """`delete task=` deletes the task's experiment: refused when other tasks' trials share it (a common
     tracking.experiment_name), which would go too."""
-    runs = _survey(name, tracking_uri, None).runs
+    runs = target.runs
     others = sorted({run.data.tags.get(tags.TASK, "?") for run in runs if run.data.tags.get(tags.KIND) == "trial"})
     others = [other for other in others if other != task]
     if others:
@@ -352,11 +356,13 @@ def run_delete(argv: list[str]) -> int:
     """`mlexp delete experiment=<name> [--force]`: say what goes, confirm on a terminal, delete."""
     name, force, uri, task = _arguments(argv)
     bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
+    target = _survey(name, uri, None)
     if task:
-        _refuse_other_tasks(name, task, uri)
+        _refuse_other_tasks(target, name, task)
     if not force:
-        print(f"would delete {plan_deletion(name, tracking_uri=uri)}")
+        print(f"would delete {target.report}")
         if not confirmed_on_terminal("mlexp delete", "delete all of it?", "nothing deleted"):
             return 1
-    print(delete_experiment(name, force=True, tracking_uri=uri))
+        target = _survey(name, uri, None)  # what is there now: trials may have ended or begun while you read
+    print(_delete(target))
     return 0
