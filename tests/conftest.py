@@ -272,6 +272,24 @@ def browser():
             chromium.close()
 
 
+# Every process a test starts inherits this mark (cli_env keeps PYTEST_ variables; the forked CLI reads them at run
+# time): the tracking writers this test process's commands started are stopped when its tests end, instead of idling
+# for minutes after the suite (those of commands run with an environment of their own wait out their idle time).
+SUITE_MARK = "PYTEST_MLEXP_SUITE_PROCESS"
+os.environ[SUITE_MARK] = str(os.getpid())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for process in Path("/proc").iterdir():
+        try:
+            if b"mlexp.tracking.writer_process" not in (process / "cmdline").read_bytes():
+                continue
+            if f"{SUITE_MARK}={os.getpid()}".encode() in (process / "environ").read_bytes().split(b"\0"):
+                os.kill(int(process.name), signal.SIGTERM)
+        except (OSError, ValueError):  # not a process, gone meanwhile, or another user's
+            continue
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say loudly at the end of the run when the browser tests were skipped."""
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if BROWSER_SKIPPED in str(r.longrepr)]
@@ -281,30 +299,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-# Test files by their time in the last CI run (`make test` prints the slowest tests), longest first. With
+# Test files by their time in a whole run (`--durations=0`, 2026-12-06), longest first. With
 # `--dist loadfile --no-loadscope-reorder` xdist hands whole files to its workers in collection order: started
 # first, the long files overlap the many short ones instead of running alone at the end of the suite.
 LONGEST_FILES = (
+    "test_document_extraction_trial.py",
+    "test_params_and_dvc.py",
     "test_trial_status.py",
     "test_reused_stages.py",
-    "test_churn_incentives_reused_stages.py",
-    "test_params_and_dvc.py",
-    "test_text_classification.py",
-    "test_trial_run.py",
-    "test_sweeps.py",
-    "test_sweep_worker_crash.py",
-    "test_deploy.py",
-    "test_team_server.py",
+    "test_sagemaker_trained_model.py",
     "test_cleanup.py",
-    "test_registered_models.py",
-    "test_recommendation_trial.py",
+    "test_writer_service.py",
+    "test_text_classification.py",
+    "test_sweep_table.py",
+    "test_team_server.py",
     "test_object_detection_trial.py",
+    "test_store_problems.py",
+    "test_sweep_worker_crash.py",
+    "test_config_validation.py",
+    "test_object_detection_benchmark.py",
     "test_journal.py",
-    "test_notebook.py",
-    "test_python_api.py",
-    "test_console.py",
-    "test_dvc_stages.py",
-    "test_object_detection_tiling.py",
+    "test_churn_incentives_reused_stages.py",
+    "test_startup.py",
+    "test_task_constraints.py",
+    "test_mxnet_operators.py",
 )
 
 
