@@ -528,13 +528,38 @@ def test_deleting_a_setting_mlexp_reads_is_one_line_before_a_trial_opens(tmp_pro
     assert one_line_error(tmp_project, *flags, "task=tabular_regression", *(a for a in args if a != "-m")) == line
 
 
-@pytest.mark.parametrize("args", [["model=null"], ["-m", "model=null,mlp_regressor"]])
-def test_a_config_group_set_to_null_is_one_line_naming_its_options(tmp_project, args):
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["model=null"], "model=null: every run composes a model option, so it cannot be null"),
+        (
+            ["-m", "model=null,mlp_regressor"],
+            "model=null,mlp_regressor: every run composes a model option, so it cannot be null",
+        ),  # fmt: skip
+        (["model=true"], "model=true is not a model option"),
+        (["-m", "model=mlp_regressor,3"], "model=3 is not a model option (in model=mlp_regressor,3)"),
+    ],
+)
+def test_a_config_group_set_to_null_or_a_number_is_one_line_naming_its_options(tmp_project, args, line):
     # was two chained ValueError tracebacks: "Config group override must be a string or a list. Got NoneType"
     flags = [a for a in args if a == "-m"]
-    line = one_line_error(tmp_project, *flags, "task=tabular_regression", *(a for a in args if a != "-m"))
-    given = args[-1]
-    assert line == f"{given}: every run composes a model option, so it cannot be null; choose one of: mlp_regressor"
+    said = one_line_error(tmp_project, *flags, "task=tabular_regression", *(a for a in args if a != "-m"))
+    assert said == f"{line}; choose one of: mlp_regressor"
+
+
+def test_adding_a_group_the_run_composes_already_is_one_line(tmp_project):
+    # Hydra's "Multiple values for model. To override a value use 'override model: ssd'" and its HYDRA_FULL_ERROR
+    # advice, exit 1; `++model=` was "force-add of config groups is not supported"
+    assert one_line_error(tmp_project, "task=object_detection", "+model=yolo3") == (
+        "+model=yolo3: every run of this task composes a model option already; choose another with model=yolo3 (no +)"
+    )
+    assert one_line_error(tmp_project, "task=anomaly_detection", "+engine=athena") == (
+        "+engine=athena: every run of this task composes an engine option already; choose another with engine=athena "
+        "(no +)"
+    )
+    assert one_line_error(tmp_project, "task=tabular_regression", "++model=mlp_regressor") == (
+        "++model=mlp_regressor: ++ adds keys, not a group's option; choose the option with model=<option>"
+    )
 
 
 def test_an_entry_of_a_free_form_section_may_still_be_deleted(tmp_project):

@@ -235,13 +235,18 @@ def _check_options(
                 f"~{key}: every run composes {a_or_an(key)} option, so it cannot be deleted; choose another with "
                 f"{key}=<option>"
             )
-        if key in groups and not override.is_delete() and _chooses_null(override):
+        odd = _not_an_option_name(override) if key in groups and not override.is_delete() else None
+        if odd is not None:
             # Hydra's own report was a ValueError traceback: "Config group override must be a string or a list"
             options = sorted(_task_choices(conf_dir, task).get(key) or groups[key])
-            raise ConfigError(
-                f"{override.input_line or key + '=null'}: every run composes {a_or_an(key)} option, so it cannot be "
-                f"null; choose one of: {', '.join(options)}"
-            )
+            line = override.input_line or f"{key}={odd}"
+            if odd == "null":
+                why = f"{line}: every run composes {a_or_an(key)} option, so it cannot be null"
+            else:
+                why = f"{key}={odd} is not {a_or_an(key)} option" + (f" (in {line})" if line != f"{key}={odd}" else "")
+            raise ConfigError(f"{why}; choose one of: {', '.join(options)}")
+        if key in groups and (override.is_force_add() or override.is_add()):
+            _check_group_addition(conf_dir, override, task if check_options else _chosen_task(conf_dir, parsed))
         if check_options and key in groups:
             for option in _options(override):
                 _check_option(conf_dir, groups, key, option, task)
@@ -280,9 +285,18 @@ def _passed_marker(conf_dir: Path, choices: list[str], keys: list[str]) -> Path 
     return conf_dir.parent / ".mlexp" / "checked_overrides" / digest.hexdigest()[:24]
 
 
-def _chooses_null(override: Override) -> bool:
+def _not_an_option_name(override: Override) -> str | None:
+    """A group's value that names no option (null, a number, true), as it was written; None for names and the rest.
+    The options are files, whose names Hydra's grammar reads as strings unless they look like another type."""
     value: Any = override.value()
-    return value is None or (isinstance(value, ChoiceSweep) and any(option is None for option in value.list))
+    for one in value.list if isinstance(value, ChoiceSweep) else [value]:
+        if one is None:
+            return "null"
+        if isinstance(one, bool):
+            return str(one).lower()
+        if isinstance(one, (int, float)):
+            return str(one)
+    return None
 
 
 def _options(override: Override) -> list[str]:
@@ -303,6 +317,29 @@ def _chosen_task(conf_dir: Path, parsed: list[Override]) -> str | None:
         if isinstance(entry, dict) and isinstance(entry.get("task"), str):
             return str(entry["task"])
     return None
+
+
+def _check_group_addition(conf_dir: Path, override: Override, task: str | None) -> None:
+    """`+group=option` adds a group the run does not compose; one it composes already (every run's model, a task's
+    engine) fails in Hydra as "Multiple values for model", and `++group=` is not Hydra's at all."""
+    group = override.key_or_group
+    line = override.input_line or f"+{group}"
+    if override.is_force_add():
+        raise ConfigError(f"{line}: ++ adds keys, not a group's option; choose the option with {group}=<option>")
+    if group in _composed_groups(conf_dir, task):
+        raise ConfigError(f"{line}: every run of this task composes {a_or_an(group)} option already; choose another "
+                          f"with {line.lstrip('+')} (no +)")  # fmt: skip
+
+
+def _composed_groups(conf_dir: Path, task: str | None) -> set[str]:
+    """The groups conf/config.yaml's defaults and the task's compose."""
+    files = [conf_dir / "config.yaml", *([conf_dir / "task" / f"{task}.yaml"] if task else [])]
+    groups = set()
+    for path in [path for path in files if path.exists()]:
+        for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults", []):
+            if isinstance(entry, dict):
+                groups |= {str(name).removeprefix("override ").strip("/") for name in entry}
+    return groups
 
 
 def _check_option(conf_dir: Path, groups: dict[str, list[str]], group: str, option: str, task: str | None) -> None:
