@@ -166,3 +166,22 @@ def test_outside_a_project_the_command_says_so_and_writes_nothing(tmp_path):
     # the general usage needs no project
     done = subprocess.run([*command[:3], "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("mlexp: declarative ML experiments")
+
+
+def test_a_project_folder_named_without_its_conf_is_one_line(tmp_path):
+    # a FileNotFoundError (or NotADirectoryError) traceback from listing conf/'s groups; with conf/ but no
+    # config.yaml, Hydra's "Cannot find primary config 'config'" block
+    (tmp_path / "with_conf" / "conf").mkdir(parents=True)
+    (tmp_path / "a_file").write_text("")
+    for folder in ("empty", "missing", "a_file", "with_conf"):
+        named = tmp_path / folder
+        if folder == "empty":
+            named.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"MLEXP_ROOT": str(named)}
+        done = run_cli(tmp_path, "task=tabular_regression", env=env, check=False)
+        assert done.returncode == 2
+        assert done.stderr.strip() == (
+            f"mlexp: error: MLEXP_ROOT={named} names {named}, which has no conf/config.yaml; set MLEXP_ROOT to your "
+            "project folder (the one holding conf/), or unset it and run inside the project"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "empty", "with_conf"]  # nothing written

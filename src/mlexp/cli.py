@@ -37,7 +37,7 @@ from mlexp.config.schema import objective_direction
 from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
 from mlexp.interrupts import stop_once
-from mlexp.paths import DVC_STAGE_ENV, NoProject, project_root, resolve, store_home
+from mlexp.paths import DVC_STAGE_ENV, ROOT_ENV, NoProject, project_root, resolve, store_home
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
 
@@ -449,6 +449,11 @@ def _main() -> None:
         sys.exit(commands.run(named[0], ["--help"]))
     try:
         conf_dir = project_root() / "conf"
+        if not (conf_dir / "config.yaml").is_file():  # only $MLEXP_ROOT can name such a folder
+            raise NoProject(
+                f"{ROOT_ENV}={os.environ.get(ROOT_ENV)} names {conf_dir.parent}, which has no conf/config.yaml; set "
+                f"{ROOT_ENV} to your project folder (the one holding conf/), or unset it and run inside the project"
+            )
     except NoProject as error:
         if "--version" in argv:
             print(_versions())
