@@ -185,3 +185,17 @@ def test_a_project_folder_named_without_its_conf_is_one_line(tmp_path):
             "project folder (the one holding conf/), or unset it and run inside the project"
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "empty", "with_conf"]  # nothing written
+
+
+@pytest.mark.parametrize("args", [("task=tabular_regression",), ("-m", "task=tabular_regression", "seed=1,2")])
+def test_a_config_file_edited_into_invalid_yaml_is_one_line_naming_the_file_and_line(tmp_project, args):
+    # a 205-line yaml.parser.ParserError traceback, twice chained (Hydra's composition, then the explanation's)
+    broken = tmp_project / "conf" / "model" / "mlp_regressor.yaml"
+    broken.write_text("defaults: [\n")
+    done = run_cli(tmp_project, *args, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlexp: error: {broken}, line 2, column 1: not valid YAML (expected the node content, but found "
+        "'<stream end>'); fix that line"
+    )
+    assert not (tmp_project / "mlflow.db").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
+import yaml
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -426,6 +427,13 @@ def main() -> None:
             _main()
         finally:
             sys.stdout.flush()  # here, not at exit, where a broken pipe is only reported
+    except yaml.MarkedYAMLError as error:  # a config file edited wrong: Hydra and the checks load it as they compose
+        mark = error.problem_mark or error.context_mark
+        where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
+        print(
+            f"mlexp: error: {where}: not valid YAML ({error.problem or error.context}); fix that line", file=sys.stderr
+        )
+        sys.exit(2)
     except BrokenPipeError:
         # the reader of the output went away (`mlexp compare ... | head`): stop as Unix tools do, without a traceback,
         # and without Python's second one when it flushes stdout at exit
