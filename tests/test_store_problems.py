@@ -235,3 +235,22 @@ def test_a_server_address_without_its_scheme_is_refused_before_the_trial(tmp_pro
         ],
     )
     assert _journals(tmp_project) == [] and not (tmp_project / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "uri", "hint"),
+    [
+        (["compare", "task=tabular_regression"], "postgresql://u@127.0.0.1:1/x", "No module named 'psycopg'"),
+        (["delete", "task=tabular_regression", "--force"], "mysql://u@127.0.0.1:1/x", "No module named 'MySQLdb'"),
+    ],
+)
+def test_a_database_store_whose_driver_is_missing_is_one_line_from_the_reading_commands(
+    tmp_project, command, uri, hint
+):
+    # a ModuleNotFoundError traceback from SQLAlchemy's dialect (a trial already said it in one line)
+    done = run_cli(tmp_project, *command, f"tracking.uri={uri}", check=False)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"mlexp {command[0]}: error: the tracking store's database driver is not installed ({hint})")
+    if "psycopg'" in hint:
+        assert line.endswith("(postgresql+psycopg2://... uses psycopg2, installed with mlexp)")

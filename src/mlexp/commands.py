@@ -412,6 +412,17 @@ def run(command: str, argv: list[str]) -> int:
     except MlexpError as error:
         print(f"mlexp {command}: error: {error}", file=sys.stderr)
         return 2
+    except ImportError as error:
+        if not _database_driver(error):
+            raise
+        # SQLAlchemy loads a database's driver at the store's first request; to it postgresql:// means psycopg 3
+        other = " (postgresql+psycopg2://... uses psycopg2, installed with mlexp)" if error.name == "psycopg" else ""
+        print(
+            f"mlexp {command}: error: the tracking store's database driver is not installed ({error}); install it, "
+            f"or name one that is in tracking.uri{other}",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as error:
         # MLflow's error (a store that answered with one): its reason, not its traceback (checked without importing
         # MLflow, which commands that do not use it never load)
@@ -421,3 +432,13 @@ def run(command: str, argv: list[str]) -> int:
         reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         print(f"mlexp {command}: error: MLflow: {reason}", file=sys.stderr)
         return 1
+
+
+def _database_driver(error: ImportError) -> bool:
+    """Whether SQLAlchemy raised `error` loading a database dialect's driver."""
+    frame = error.__traceback__
+    while frame is not None:
+        if "sqlalchemy/dialects" in frame.tb_frame.f_code.co_filename.replace("\\", "/"):
+            return True
+        frame = frame.tb_next
+    return False
