@@ -328,3 +328,23 @@ def test_a_params_file_section_merges_as_omegaconf_merge_does(tmp_path):
         "nested": {"a": 1, "b": 3},
         "dotted": {"comp.": 2},  # a key with a dot is a key, not a path
     }
+
+
+def test_a_params_file_that_is_a_folder_or_not_utf8_is_one_line(tmp_path):
+    # an IsADirectoryError or UnicodeDecodeError traceback (and `mlexp params --check` crashed on the second)
+    config = OmegaConf.create({"task": {"name": "regression"}, "model": {"epochs": 5}})
+    with pytest.raises(ConfigError) as folder:
+        params.apply_params_file(config, tmp_path, [], {})
+    assert str(folder.value) == (
+        f"{tmp_path} is a folder, not a params file; name the file in it (params_file=params.yaml), or regenerate the "
+        "file with `mlexp params`"
+    )
+    utf16 = tmp_path / "params.yaml"
+    utf16.write_text("regression:\n  model:\n    epochs: 2\n", encoding="utf-16")
+    with pytest.raises(ConfigError) as encoded:
+        params.apply_params_file(config, utf16, [], {})
+    assert str(encoded.value) == (
+        f"{utf16} is not UTF-8 text (byte 0: invalid start byte); save it as UTF-8, or regenerate the file with "
+        "`mlexp params`"
+    )
+    assert params.check(utf16, {}) == f"{utf16} is not UTF-8 text (byte 0: invalid start byte)"

@@ -96,13 +96,23 @@ def first_difference(current: Any, fresh: Any, key: str = "") -> str | None:
 
 
 class NotYaml(ConfigError):
-    """params.yaml does not parse (a hand edit): where it breaks."""
+    """params.yaml does not parse (a hand edit): where it breaks, and what fixes it."""
+
+    def __init__(self, message: str, fix: str = "fix that line") -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 def read(path: Path) -> Any:
     """The file's values; a file that is not YAML raises NotYaml naming where it breaks."""
     try:
-        return load(path.read_text()) or {}
+        return load(path.read_text(encoding="utf-8")) or {}
+    except IsADirectoryError:
+        raise NotYaml(
+            f"{path} is a folder, not a params file", "name the file in it (params_file=params.yaml)"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise NotYaml(f"{path} is not UTF-8 text (byte {error.start}: {error.reason})", "save it as UTF-8") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -149,7 +159,7 @@ def apply_params_file(
     try:
         sections = read(path)
     except NotYaml as error:
-        raise ConfigError(f"{error}; fix that line, or regenerate the file with `mlexp params`") from None
+        raise ConfigError(f"{error}; {error.fix}, or regenerate the file with `mlexp params`") from None
     task = cfg.task.name
     if not isinstance(sections, dict) or task not in sections:
         raise ConfigError(f"{path} has no section {task!r}; regenerate it with `mlexp params`")
