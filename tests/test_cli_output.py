@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 import pytest
 
-from conftest import TINY, cli_env, run_cli
+from conftest import TINY, cli_env, one_line_error, run_cli
 from run_folders import run_folder
 
 
@@ -199,3 +199,19 @@ def test_a_config_file_edited_into_invalid_yaml_is_one_line_naming_the_file_and_
         "'<stream end>'); fix that line"
     )
     assert not (tmp_project / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (
+            ["--resolve"],
+            "--resolve resolves the config --cfg prints: use them together (mlexp --cfg job --resolve <overrides>)",
+        ),  # fmt: skip
+        (["--cfg", "job", "--info"], "--cfg and --info are two modes, and Hydra takes one: keep one of them"),
+    ],
+)
+def test_hydras_flags_that_do_not_go_together_are_one_line(tmp_project, flags, line):
+    # Hydra's ValueError traceback ("The --resolve flag can only be used in conjunction with --cfg or --help",
+    # "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified")
+    assert one_line_error(tmp_project, *flags, "task=tabular_regression") == line

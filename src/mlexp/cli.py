@@ -26,6 +26,7 @@ from mlexp import multirun, tasks
 from mlexp.cli_arguments import (
     HELP_FLAGS,
     check_command_word,
+    check_modes,
     check_printable,
     check_spaced_equals,
     grammar_error,
@@ -476,6 +477,7 @@ def _main() -> None:
     try:
         argv = sys.argv[1:] = multirun_first(spelled_out(argv))  # Hydra parses sys.argv again
         check_spaced_equals(argv)
+        check_modes(argv)
         check_command_word(argv, list(commands.COMMANDS), conf_dir)
         if "--version" in argv:  # before argparse, whose --version action prints Hydra's alone
             print(_versions())

@@ -102,6 +102,20 @@ def multirun_first(argv: list[str]) -> list[str]:
     return flags[:1] + [arg for arg in argv if arg not in MULTIRUN_FLAGS]
 
 
+def check_modes(argv: list[str]) -> None:
+    """Two of Hydra's modes at once (`--cfg job --info`), or --resolve without --cfg: Hydra's ValueError traceback."""
+    actions = get_args_parser()._option_string_actions
+    given = {actions[arg.split("=")[0]].dest: arg.split("=")[0] for arg in argv if arg.split("=")[0] in actions}
+    modes = [flag for dest, flag in given.items() if dest in _OTHER_MODES]
+    if len(modes) > 1:
+        raise MlexpError(f"{' and '.join(modes)} are two modes, and Hydra takes one: keep one of them")
+    if "resolve" in given and not {"cfg", "help"} & set(given):
+        raise MlexpError(
+            f"{given['resolve']} resolves the config --cfg prints: use them together (mlexp --cfg job --resolve "
+            "<overrides>)"
+        )
+
+
 def check_spaced_equals(argv: list[str]) -> None:
     """`model.l1_size = 8`, `model.l1_size =8`, `model.l1_size= 8`: the shell split one override into words, and
     Hydra's report ('missing EQUAL at <EOF>') names neither the slip nor the fix."""
