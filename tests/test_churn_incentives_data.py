@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,17 @@ def test_a_broken_installation_is_told_apart_from_an_output_path_a_killed_export
     ):
         export_packaged("churn", out)
     assert list(tmp_path.iterdir()) == []  # the stale part is gone, nothing written
+
+
+def test_an_export_onto_a_pipe_is_refused_and_the_pipe_stays(tmp_project):
+    # the export is written beside its target and renamed over it: `mlexp data churn /dev/full` turned the device
+    # into a regular file, exit 0
+    pipe = tmp_project / "pipe"
+    os.mkfifo(pipe)
+    done = run_cli(tmp_project, "data", "churn", str(pipe), check=False)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == f"mlexp data: error: {pipe} is not a regular file (a device or a pipe); name a file to write"
+    )
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
