@@ -44,3 +44,21 @@ def test_adding_a_reviewer_from_a_script_without_a_password_says_where_one_comes
         "mlexp: error: reviewer bob: no password; type it at the prompt (run in a terminal), pipe it in, or set "
         "$MLEXP_REVIEWER_PASSWORD"
     )  # was "the password needs at least 8 characters"
+
+
+def test_a_key_or_review_store_that_is_a_folder_or_another_file_is_one_line(tmp_project: Path) -> None:
+    # sqlite3.OperationalError / DatabaseError tracebacks
+    text = tmp_project / "notes.txt"
+    text.write_text("not a database\n")
+    for path, reason in ((tmp_project, "unable to open database file"), (text, "file is not a database")):
+        keys = run_cli(tmp_project, "keys", "--db", str(path), "list", check=False)
+        assert keys.returncode != 0
+        assert keys.stderr.strip() == (
+            f"mlexp keys: error: {path}: not a key store ({reason}); name a key store's file, or a new one"
+        )
+        review = run_cli(tmp_project, "review", "--store", str(path), "list", check=False)
+        assert review.returncode != 0
+        assert review.stderr.strip().splitlines()[-1] == (
+            f"mlexp: error: service.store={path}: not a SQLite store ({reason}); name a store's file, or a new one"
+        )
+    assert text.read_text() == "not a database\n"

@@ -85,12 +85,17 @@ class ApiKeys:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # autocommit: each statement is its own transaction; the lock lets threads share the connection
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         self._lock = threading.Lock()
         self._known: dict[str, tuple[int, KeyRecord]] = {}  # token hash -> key id and record
-        with self._lock:
+        try:
+            # autocommit: each statement is its own transaction; the lock lets threads share the connection
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as failed:  # a folder, or a file of something else
+            raise ApiKeyError(
+                f"{self.path}: not a key store ({failed}); name a key store's file, or a new one"
+            ) from None
+        with self._lock:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
 

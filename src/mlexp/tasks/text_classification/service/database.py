@@ -58,8 +58,13 @@ class Database:
             except psycopg2.OperationalError as failed:
                 first = str(failed).strip().splitlines()[0] if str(failed).strip() else type(failed).__name__
                 raise ConfigError(f"service.store={self.location}: cannot connect ({first}); check the URL") from failed
-        connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
+        try:
+            connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as failed:  # a folder, or a file of something else
+            raise ConfigError(
+                f"service.store={self.location}: not a SQLite store ({failed}); name a store's file, or a new one"
+            ) from None
         # FULL: the WAL is fsynced at every commit, so an acknowledged record survives even a power cut
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=30000")
