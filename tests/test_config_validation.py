@@ -547,6 +547,14 @@ def test_a_config_group_set_to_null_or_a_number_is_one_line_naming_its_options(t
     assert said == f"{line}; choose one of: mlp_regressor"
 
 
+def test_a_list_of_a_groups_options_is_one_line_offering_the_sweep(tmp_project):
+    # Hydra's "Could not load 'task/b'" block for an unknown one; two known tasks ran the last one, without a word
+    assert one_line_error(tmp_project, "task=[tabular_regression,churn_incentives]") == (
+        "task=[tabular_regression,churn_incentives]: task takes one option, not a list; to run each, sweep them: "
+        "mlexp -m task=tabular_regression,churn_incentives"
+    )
+
+
 def test_adding_a_group_the_run_composes_already_is_one_line(tmp_project):
     # Hydra's "Multiple values for model. To override a value use 'override model: ssd'" and its HYDRA_FULL_ERROR
     # advice, exit 1; `++model=` was "force-add of config groups is not supported"
