@@ -235,9 +235,10 @@ def _check_options(
                 f"~{key}: every run composes {a_or_an(key)} option, so it cannot be deleted; choose another with "
                 f"{key}=<option>"
             )
-        if key in groups and isinstance(override.value(), list):
+        value = override.value()
+        if key in groups and isinstance(value, list):
             # Hydra merges a list's options in one config (the last one's task wins): mlexp runs one of each
-            listed = ",".join(str(option) for option in override.value())
+            listed = ",".join(str(option) for option in value)
             raise ConfigError(
                 f"{override.input_line or key}: {key} takes one option, not a list; to run each, sweep them: "
                 f"mlexp -m {key}={listed}"
