@@ -215,3 +215,21 @@ def test_hydras_flags_that_do_not_go_together_are_one_line(tmp_project, flags, l
     # Hydra's ValueError traceback ("The --resolve flag can only be used in conjunction with --cfg or --help",
     # "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified")
     assert one_line_error(tmp_project, *flags, "task=tabular_regression") == line
+
+
+def test_help_of_a_composition_with_a_value_its_key_cannot_take_is_the_runs_line(tmp_project):
+    # ConfigCompositionException: Error merging override model.epochs=abc, a 90-line traceback
+    assert one_line_error(tmp_project, "--help", "task=tabular_regression", "model.epochs=abc") == (
+        "model.epochs=abc: the value abc does not fit model.epochs (Value 'abc' of type 'str' could not be converted "
+        "to Integer); give model.epochs a value it accepts"
+    )
+
+
+def test_a_params_file_named_by_an_unresolvable_interpolation_is_one_line(tmp_project):
+    # omegaconf's InterpolationKeyError traceback, read before the runner's own check of every ${...}
+    done = run_cli(tmp_project, "task=tabular_regression", "params_file=${oops}", *TINY, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "mlexp: error: params_file: Interpolation key 'oops' not found; fix the ${...} it uses"
+    )
+    assert "Traceback" not in done.stderr

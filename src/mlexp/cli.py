@@ -158,9 +158,10 @@ def _run_job(cfg: DictConfig) -> float:
         record_job(number, "FAILED", None, str(error))
         return _fail(str(error), multirun, error)
     except InterpolationResolutionError as error:
-        refusal = mlexp_error_behind(error)
-        if refusal is None:
-            raise
+        # one of mlexp's resolvers refused, or a ${...} read before the runner's checks (params_file=${oops})
+        from mlexp.config.validate import unresolvable
+
+        refusal = mlexp_error_behind(error) or unresolvable(error)
         record_job(number, "FAILED", None, str(refusal))
         return _fail(str(refusal), multirun, refusal)
     except Exception as error:
