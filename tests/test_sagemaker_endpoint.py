@@ -353,6 +353,12 @@ def test_aws_errors_of_predict_and_undeploy_are_one_line_naming_the_fix(
         [line] = capsys.readouterr().err.splitlines()
         assert "the request to endpoint mlexp-churn-incentives in us-east-1 failed (EndpointConnectionError" in line
         assert "check the region (--region, deploy.region) and your network" in line
+        # a folder named as the request: it said "no such file"
+        assert commands.run("predict", ["churn_incentives", "--file", str(tmp_path)]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"mlexp predict: error: --file {tmp_path}: a folder; name the request's file in it, or pipe it on "
+            "standard input"
+        ]
     finally:
         for handler in handlers:
             BUILTIN_HANDLERS.remove(handler)

@@ -8,6 +8,11 @@ from conftest import cli_env, run_cli
 
 
 def test_keys_are_created_listed_and_revoked_through_mlexp(tmp_project: Path) -> None:
+    # a limit past SQLite's integers was an OverflowError traceback
+    huge = run_cli(tmp_project, "keys", "create", "analytics-app", "--limit", str(2**70), check=False)
+    assert huge.returncode != 0 and huge.stderr.strip() == (
+        f"mlexp keys: error: limit {2**70} is more than the key store holds; give --limit {2**63 - 1:,} or less"
+    )
     created = run_cli(tmp_project, "keys", "create", "analytics-app", "--limit", "5")
     assert (tmp_project / "serving" / "keys.sqlite").exists()
     token = created.stdout.strip().splitlines()

@@ -46,7 +46,9 @@ def predict(argv: list[str]) -> int:
     args = _parser("predict").parse_args(argv)
     name, region = configured(args.target)
     if args.file is not None and not args.file.is_file():
-        raise MlexpError(f"--file {args.file}: no such file; write the request there, or pipe it on standard input")
+        fix = "name the request's file in it" if args.file.is_dir() else "write the request there"
+        what = "a folder" if args.file.is_dir() else "no such file"
+        raise MlexpError(f"--file {args.file}: {what}; {fix}, or pipe it on standard input")
     body = args.file.read_bytes() if args.file is not None else sys.stdin.buffer.read()
     if not body.strip():
         raise MlexpError('the request is empty: --file request.json, e.g. {"dataframe_records": [{...}]}')

@@ -53,6 +53,7 @@ INSERT INTO key_usage (key_id, period, requests)
 SELECT id, ?, 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL
 ON CONFLICT (key_id, period) DO UPDATE SET requests = requests + 1 WHERE requests < ?
 """
+MAX_LIMIT = 2**63 - 1
 FIND_KEY = "SELECT id, name, request_limit, period, created_at, revoked_at FROM api_keys WHERE token_sha256 = ?"
 
 
@@ -107,6 +108,8 @@ class ApiKeys:
             raise ApiKeyError(f"period {period!r} is not a usage-plan period; choose one of: {', '.join(PERIODS)}")
         if limit < 1:
             raise ApiKeyError(f"limit {limit} allows no request; give --limit 1 or more (or revoke the key)")
+        if limit > MAX_LIMIT:  # SQLite's integers are 64-bit
+            raise ApiKeyError(f"limit {limit} is more than the key store holds; give --limit {MAX_LIMIT:,} or less")
         token = secrets.token_urlsafe(32)
         try:
             with self._lock:
