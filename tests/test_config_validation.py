@@ -547,6 +547,28 @@ def test_a_config_group_set_to_null_or_a_number_is_one_line_naming_its_options(t
     assert said == f"{line}; choose one of: mlp_regressor"
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["hydra.job.chdir=abc"],
+            "hydra.job.chdir=abc: the value abc does not fit hydra.job.chdir (Value 'abc' is "
+            "not a valid bool (type str)); give hydra.job.chdir a value it accepts",
+        ),  # fmt: skip
+        (["hydra.nope=1"], "hydra.nope=1: hydra.nope is not one of Hydra's settings; `mlexp --cfg hydra` prints them"),
+        (["~hydra.run"], "~hydra.run: Hydra's settings cannot be deleted; give hydra.run a value instead"),
+        (
+            ["-m", "seed=1,2", "hydra.sweeper.nope=1"],
+            "hydra.sweeper.nope=1: hydra.sweeper.nope is not one of Hydra's settings; `mlexp --cfg hydra` prints them",
+        ),  # fmt: skip
+    ],
+)
+def test_a_wrong_hydra_setting_is_one_line(tmp_project, args, line):
+    # Hydra's "Error merging override ..." block with its HYDRA_FULL_ERROR advice, exit 1
+    flags = [a for a in args if a == "-m"]
+    assert one_line_error(tmp_project, *flags, "task=tabular_regression", *(a for a in args if a != "-m")) == line
+
+
 def test_a_list_of_a_groups_options_is_one_line_offering_the_sweep(tmp_project):
     # Hydra's "Could not load 'task/b'" block for an unknown one; two known tasks ran the last one, without a word
     assert one_line_error(tmp_project, "task=[tabular_regression,churn_incentives]") == (

@@ -116,10 +116,31 @@ def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_va
                     _check_key_in_swept_options(conf_dir, choices, swept, override)
                 continue
             _check_value(cfg, override)  # applied to `cfg`: the forms offered below fit the run's other values
+    _check_hydra_values(conf_dir, choices, [o for o in parsed if o.key_or_group.startswith("hydra.")])
     if not sweep_values:
         for override in parsed:
             if override.is_sweep_override():
                 raise _several_values(cfg if override in plain else None, override)
+
+
+def _check_hydra_values(conf_dir: Path, choices: list[str], overrides: list[Override]) -> None:
+    """Hydra's own settings (hydra.job.chdir=abc, hydra.nope=1), tried on a composition that has them."""
+    settings = [o for o in overrides if not o.is_sweep_override()]
+    if not settings:
+        return
+    given = {o.input_line for o in overrides}
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=[c for c in choices if c not in given], return_hydra_config=True)
+    except HydraException:
+        return
+    for override in settings:
+        key, line = override.key_or_group, override.input_line or override.key_or_group
+        if override.is_delete():
+            raise ConfigError(f"{line}: Hydra's settings cannot be deleted; give {key} a value instead")
+        if override.type == OverrideType.CHANGE and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            raise ConfigError(f"{line}: {key} is not one of Hydra's settings; `mlexp --cfg hydra` prints them")
+        _check_value(cfg, override)
 
 
 def _check_key_in_swept_options(conf_dir: Path, choices: list[str], swept: list[Override], override: Override) -> None:
