@@ -485,6 +485,13 @@ def test_a_sweep_of_tasks_or_of_another_tasks_option_is_one_line_before_its_reco
         "model=mlp_regressor,ssd: model='ssd' is not a model option of task 'tabular_regression'; choose among: "
         "mlp_regressor"
     )
+    # a glob matches every task's models: the sweep opened, then "Key 'epochs' not in 'DocumentLayout'"
+    message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model=glob(*)", "model.epochs=1")
+    assert message == (
+        "model=glob(*): model='document_layout' is not a model option of task 'tabular_regression'; choose among: "
+        "mlp_regressor"
+    )
+    assert not (tmp_project / "mlflow.db").exists()
 
 
 def test_the_deploy_stage_without_a_target_is_one_line_before_a_trial_opens(tmp_project):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import shlex
+from pathlib import Path
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Glob, Override, OverrideType
 from hydra.core.utils import env_override
 from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -20,7 +21,7 @@ from omegaconf.errors import (
 
 from mlexp import tasks
 from mlexp.config.bounds import check_bounds, within
-from mlexp.config.overrides import check_key, command_overrides, misfit
+from mlexp.config.overrides import check_key, command_overrides, config_groups, misfit
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
@@ -201,6 +202,11 @@ def check_swept_choices(config: DictConfig) -> None:
     for entry in swept_overrides(config, OverridesParser.create()):
         group = entry.override.key_or_group
         values = listed(entry.override) if group in groups else None
+        pattern = entry.override.value()
+        if values is None and group in groups and isinstance(pattern, Glob):
+            # Hydra's glob matches every option of the group, other tasks' too: each of those jobs would fail
+            every = config_groups(Path(str(config.paths.root)) / "conf").get(group, [])
+            values = [str(option) for option in pattern.filter(every)]
         if group == "task":
             raise ConfigError(
                 f"{entry.line()}: a sweep runs one task (its record, table and best trial are that task's); run one "
