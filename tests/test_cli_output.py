@@ -201,6 +201,19 @@ def test_a_config_file_edited_into_invalid_yaml_is_one_line_naming_the_file_and_
     assert not (tmp_project / "mlflow.db").exists()
 
 
+def test_a_broken_config_yaml_read_by_mlexps_own_checks_is_named_too(tmp_project):
+    # without task=, mlexp reads config.yaml for the default task before Hydra does: "<unicode string>, line 3"
+    broken = tmp_project / "conf" / "config.yaml"
+    broken.write_text("defaults:\n  - dataset: abalone\n   - x\n")
+    for args in (("seed=1",), ("--help",)):
+        done = run_cli(tmp_project, *args, check=False)
+        assert done.returncode == 2
+        assert done.stderr.strip() == (
+            f"mlexp: error: {broken}, line 3, column 4: not valid YAML (expected <block end>, but found '<block "
+            "sequence start>'); fix that line"
+        )
+
+
 @pytest.mark.parametrize(
     ("flags", "line"),
     [

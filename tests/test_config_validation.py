@@ -488,8 +488,9 @@ def test_a_sweep_of_tasks_or_of_another_tasks_option_is_one_line_before_its_reco
     # a glob matches every task's models: the sweep opened, then "Key 'epochs' not in 'DocumentLayout'"
     message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model=glob(*)", "model.epochs=1")
     assert message == (
-        "model=glob(*): model='document_layout' is not a model option of task 'tabular_regression'; choose among: "
-        "mlp_regressor"
+        "model=glob(*): the glob matches every task's model options, and document_layout, faster_rcnn, "
+        "personalize_recipe and 6 more are not options of task 'tabular_regression'; list its own instead: "
+        "model=mlp_regressor"
     )
     assert not (tmp_project / "mlflow.db").exists()
 
@@ -561,13 +562,25 @@ def test_a_config_group_set_to_null_or_a_number_is_one_line_naming_its_options(t
             ["hydra.job.chdir=abc"],
             "hydra.job.chdir=abc: the value abc does not fit hydra.job.chdir (Value 'abc' is "
             "not a valid bool (type str)); give hydra.job.chdir a value it accepts",
-        ),  # fmt: skip
+        ),
         (["hydra.nope=1"], "hydra.nope=1: hydra.nope is not one of Hydra's settings; `mlexp --cfg hydra` prints them"),
         (["~hydra.run"], "~hydra.run: Hydra's settings cannot be deleted; give hydra.run a value instead"),
         (
             ["-m", "seed=1,2", "hydra.sweeper.nope=1"],
             "hydra.sweeper.nope=1: hydra.sweeper.nope is not one of Hydra's settings; `mlexp --cfg hydra` prints them",
-        ),  # fmt: skip
+        ),
+        # a free-form section takes the key with +, as Hydra's own report said
+        (
+            ["hydra.job.env_set.FOO=bar"],
+            "hydra.job.env_set.FOO=bar: hydra.job.env_set.FOO is not in the config yet; add it with "
+            "+hydra.job.env_set.FOO=bar",
+        ),
+        # Hydra's runtime values are interpolations or ??? while composing: read unresolved (an exception escaped)
+        (
+            ["hydra.sweep.subdir=x", "hydra.runtime.output_dir=y", "hydra.job.chdir=abc"],
+            "hydra.job.chdir=abc: the value abc does not fit hydra.job.chdir (Value 'abc' is not a valid bool (type "
+            "str)); give hydra.job.chdir a value it accepts",
+        ),
     ],
 )
 def test_a_wrong_hydra_setting_is_one_line(tmp_project, args, line):
@@ -579,8 +592,10 @@ def test_a_wrong_hydra_setting_is_one_line(tmp_project, args, line):
 def test_a_list_of_a_groups_options_is_one_line_offering_the_sweep(tmp_project):
     # Hydra's "Could not load 'task/b'" block for an unknown one; two known tasks ran the last one, without a word
     assert one_line_error(tmp_project, "task=[tabular_regression,churn_incentives]") == (
-        "task=[tabular_regression,churn_incentives]: task takes one option, not a list; to run each, sweep them: "
-        "mlexp -m task=tabular_regression,churn_incentives"
+        "task=[tabular_regression,churn_incentives]: a run composes one task, not a list; run one command per task"
+    )
+    assert one_line_error(tmp_project, "task=object_detection", "model=[ssd,yolo3]") == (
+        "model=[ssd,yolo3]: model takes one option, not a list; to run each, add -m and write model=ssd,yolo3"
     )
 
 

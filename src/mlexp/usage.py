@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.bounds import out_of_bounds
-from mlexp.config.overrides import check_override_keys, config_groups, explain_failed_composition
+from mlexp.config.overrides import check_override_keys, conf_file, config_groups, explain_failed_composition
 from mlexp.config.task_groups import TASK_GROUPS
 
 USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC pipelines)
@@ -52,7 +51,7 @@ def _task_lines(conf_dir: Path) -> list[str]:
             # every task can deploy (deploy=registry at least); it runs only when deploy is not none
             deploys = "deploy" in task.stages or task.has_registered_model()
             stages = " → ".join(s for s in task.stages if s != "deploy") + (" [→ deploy]" if deploys else "")
-        description = ((yaml.safe_load(path.read_text()) or {}).get("task") or {}).get("description", "")
+        description = ((conf_file(path) or {}).get("task") or {}).get("description", "")
         lines.append(f"  {path.stem:<22} {stages}")
         if description:
             lines.append(f"  {'':<22} {description}")

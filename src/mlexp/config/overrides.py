@@ -138,9 +138,24 @@ def _check_hydra_values(conf_dir: Path, choices: list[str], overrides: list[Over
         key, line = override.key_or_group, override.input_line or override.key_or_group
         if override.is_delete():
             raise ConfigError(f"{line}: Hydra's settings cannot be deleted; give {key} a value instead")
-        if override.type == OverrideType.CHANGE and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+        parent, name = _node(cfg, key.rsplit(".", 1)[0]), key.rsplit(".", 1)[-1]
+        if override.type == OverrideType.CHANGE and isinstance(parent, DictConfig) and name not in list(parent.keys()):
+            if OmegaConf.get_type(parent) is dict:  # a free-form section (env_set, sweeper.params) takes new keys
+                raise ConfigError(f"{line}: {key} is not in the config yet; add it with +{line}")
             raise ConfigError(f"{line}: {key} is not one of Hydra's settings; `mlexp --cfg hydra` prints them")
         _check_value(cfg, override)
+
+
+def _node(cfg: DictConfig, key: str) -> Any:
+    """The node at dotted `key`, unresolved (Hydra's runtime values are interpolations or ??? while composing); None
+    when the path does not exist."""
+    node: Any = cfg
+    for part in key.split("."):
+        # keys(), not `in`: `in` answers False for a value that is ??? (hydra.runtime.output_dir while composing)
+        if not isinstance(node, DictConfig) or part not in list(node.keys()):
+            return None
+        node = node._get_node(part)
+    return node
 
 
 def _check_key_in_swept_options(conf_dir: Path, choices: list[str], swept: list[Override], override: Override) -> None:
@@ -260,15 +275,21 @@ def _check_options(
         if key in groups and isinstance(value, list):
             # Hydra merges a list's options in one config (the last one's task wins): mlexp runs one of each
             listed = ",".join(str(option) for option in value)
+            line = override.input_line or key
+            if key == "task":  # a sweep runs one task (its record, table and best trial are that task's)
+                raise ConfigError(f"{line}: a run composes one task, not a list; run one command per task")
             raise ConfigError(
-                f"{override.input_line or key}: {key} takes one option, not a list; to run each, sweep them: "
-                f"mlexp -m {key}={listed}"
+                f"{line}: {key} takes one option, not a list; to run each, add -m and write {key}={listed}"
             )
         odd = _not_an_option_name(override) if key in groups and not override.is_delete() else None
         if odd is not None:
             # Hydra's own report was a ValueError traceback: "Config group override must be a string or a list"
             options = sorted(_task_choices(conf_dir, task).get(key) or groups[key])
             line = override.input_line or f"{key}={odd}"
+            chosen = task if check_options else _chosen_task(conf_dir, parsed)
+            foreign = foreign_group(key, odd, chosen) if chosen is not None else None
+            if foreign is not None:  # engine=null with a task that has no engine
+                raise foreign
             if odd == "null":
                 why = f"{line}: every run composes {a_or_an(key)} option, so it cannot be null"
             else:
@@ -336,13 +357,19 @@ def _options(override: Override) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
+def conf_file(path: Path) -> Any:
+    """A YAML file of conf/, read from the file: a syntax error's mark then names it (the CLI's one line says where)."""
+    with path.open(encoding="utf-8") as file:
+        return yaml.safe_load(file)
+
+
 def _chosen_task(conf_dir: Path, parsed: list[Override]) -> str | None:
     """The task a run composes: `task=<name>`, else config.yaml's default; None when tasks are swept."""
     for override in parsed:
         if override.key_or_group == "task":
             value = override.value()
             return value if isinstance(value, str) else None
-    for entry in (yaml.safe_load((conf_dir / "config.yaml").read_text()) or {}).get("defaults", []):
+    for entry in (conf_file(conf_dir / "config.yaml") or {}).get("defaults", []):
         if isinstance(entry, dict) and isinstance(entry.get("task"), str):
             return str(entry["task"])
     return None
@@ -365,7 +392,7 @@ def _composed_groups(conf_dir: Path, task: str | None) -> set[str]:
     files = [conf_dir / "config.yaml", *([conf_dir / "task" / f"{task}.yaml"] if task else [])]
     groups = set()
     for path in [path for path in files if path.exists()]:
-        for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults", []):
+        for entry in (conf_file(path) or {}).get("defaults", []):
             if isinstance(entry, dict):
                 groups |= {str(name).removeprefix("override ").strip("/") for name in entry}
     return groups
@@ -405,7 +432,7 @@ def _task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
     path = conf_dir / "task" / f"{task}.yaml"
     if task is None or not path.exists():
         return {}
-    choices = ((yaml.safe_load(path.read_text()) or {}).get("task") or {}).get("choices") or {}
+    choices = ((conf_file(path) or {}).get("task") or {}).get("choices") or {}
     return {str(group): [str(option) for option in options] for group, options in choices.items()}
 
 
