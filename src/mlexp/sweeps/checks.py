@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import shlex
-from pathlib import Path
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -25,6 +24,7 @@ from mlexp.config.overrides import check_key, command_overrides, config_groups, 
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
+from mlexp.paths import NoProject, project_root
 from mlexp.sweeps import SWEEP_ENV
 from mlexp.sweeps.search_space import (
     VALUE_PREFIXES,
@@ -203,9 +203,14 @@ def check_swept_choices(config: DictConfig) -> None:
         group = entry.override.key_or_group
         values = listed(entry.override) if group in groups else None
         pattern = entry.override.value()
+        globbed = False
         if values is None and group in groups and isinstance(pattern, Glob):
+            globbed = True
             # Hydra's glob matches every option of the group, other tasks' too: each of those jobs would fail
-            every = config_groups(Path(str(config.paths.root)) / "conf").get(group, [])
+            try:
+                every = config_groups(project_root() / "conf").get(group, [])
+            except (NoProject, OSError):
+                every = []
             values = [str(option) for option in pattern.filter(every)]
         if group == "task":
             raise ConfigError(
@@ -217,6 +222,12 @@ def check_swept_choices(config: DictConfig) -> None:
             continue
         choices = sorted(allowed)
         foreign = [value for value in values or () if value not in choices]
+        if foreign and globbed:
+            others = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise ConfigError(
+                f"{entry.line()}: the glob matches every task's {group} options, and {others} are not options of "
+                f"task {task!r}; list its own instead: {group}={','.join(choices)}"
+            )
         if foreign:
             raise ConfigError(
                 f"{entry.line()}: {group}={foreign[0]!r} is not {a_or_an(group)} option of task {task!r}; "
