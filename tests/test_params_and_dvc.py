@@ -336,8 +336,8 @@ def test_a_params_file_that_is_a_folder_or_not_utf8_is_one_line(tmp_path):
     with pytest.raises(ConfigError) as folder:
         params.apply_params_file(config, tmp_path, [], {})
     assert str(folder.value) == (
-        f"{tmp_path} is a folder, not a params file; name the file in it (params_file=params.yaml), or regenerate the "
-        "file with `mlexp params`"
+        f"{tmp_path} is a folder, not a params file; name the file (params_file={tmp_path / 'params.yaml'}), or "
+        "regenerate the file with `mlexp params`"
     )
     utf16 = tmp_path / "params.yaml"
     utf16.write_text("regression:\n  model:\n    epochs: 2\n", encoding="utf-16")

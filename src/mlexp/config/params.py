@@ -109,7 +109,7 @@ def read(path: Path) -> Any:
         return load(path.read_text(encoding="utf-8")) or {}
     except IsADirectoryError:
         raise NotYaml(
-            f"{path} is a folder, not a params file", "name the file in it (params_file=params.yaml)"
+            f"{path} is a folder, not a params file", f"name the file (params_file={path / 'params.yaml'})"
         ) from None
     except UnicodeDecodeError as error:
         raise NotYaml(f"{path} is not UTF-8 text (byte {error.start}: {error.reason})", "save it as UTF-8") from None
