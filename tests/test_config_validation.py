@@ -555,6 +555,14 @@ def test_a_config_group_set_to_null_or_a_number_is_one_line_naming_its_options(t
     assert said == f"{line}; choose one of: mlp_regressor"
 
 
+def test_a_group_the_task_does_not_have_set_to_null_names_the_tasks_that_have_it(tmp_project):
+    # "every run composes an engine option": tabular_regression composes none
+    assert one_line_error(tmp_project, "task=tabular_regression", "engine=null") == (
+        "task 'tabular_regression' has no engine group (engine belongs to tasks anomaly_detection, "
+        "document_extraction); remove engine=null"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
