@@ -187,19 +187,16 @@ def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool) -> N
     """`--cfg`/`--info` with an override the config cannot take (`model.l1_size=8,16` without -m) or, with `resolve`,
     a `${...}` that resolves nowhere: the run's one line, not Hydra's block or the traceback its printing of the
     config comes with. (What the run's checks do not explain is left to Hydra's own report.)"""
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
     from mlexp.config import make_composable
-    from mlexp.config.overrides import explain_failed_composition
+    from mlexp.config.overrides import compose_or_explain
     from mlexp.config.validate import resolved_config
 
     make_composable()
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
+        cfg = compose_or_explain(conf_dir, overrides, sweep_values=False)
     except HydraException:
-        explain_failed_composition(conf_dir, overrides, sweep_values=False)
         return
     if resolve:
         resolved_config(cfg)

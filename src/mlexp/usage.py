@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.bounds import out_of_bounds
-from mlexp.config.overrides import check_override_keys, conf_file, config_groups, explain_failed_composition
+from mlexp.config.overrides import check_override_keys, compose_or_explain, conf_file, config_groups
 from mlexp.config.task_groups import TASK_GROUPS
 
 USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC pipelines)
@@ -118,13 +116,8 @@ def help_text(conf_dir: Path, overrides: list[str]) -> str:
                 "A task's config, its ranges and its rules across keys: mlexp --help task=<task> [key=value ...]",
             ]
         )
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-    except HydraException:
-        # a value its key cannot take (model.epochs=abc): the line a run gives, not Hydra's traceback
-        explain_failed_composition(conf_dir, overrides, sweep_values=True)
-        raise
+    # a value its key cannot take (model.epochs=abc): the line a run gives, not Hydra's traceback
+    cfg = compose_or_explain(conf_dir, overrides, sweep_values=True)
     return "\n".join(
         [
             *overview,

@@ -83,6 +83,17 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
             pass  # a read-only project checks again next time
 
 
+def compose_or_explain(conf_dir: Path, overrides: list[str], *, sweep_values: bool) -> DictConfig:
+    """conf/ composed with `overrides`; one that fails raises its one-line ConfigError when the checks explain it
+    (explain_failed_composition), else Hydra's own exception."""
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            return compose("config", overrides=overrides)
+    except HydraException:
+        explain_failed_composition(conf_dir, overrides, sweep_values=sweep_values)
+        raise
+
+
 def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_values: bool) -> None:
     """Why a run's composition failed, in one line: a group option or key that does not exist, a value its key cannot
     take (`model.epochs=abc`), an override Hydra cannot apply (`+model.epochs=3` to a key that exists), or with
