@@ -286,30 +286,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-# Test files by their time in a whole run (`--durations=0`, 2026-12-06), longest first. With
+# Test files by their time in the last CI run (`make test` prints the slowest tests), longest first. With
 # `--dist loadfile --no-loadscope-reorder` xdist hands whole files to its workers in collection order: started
 # first, the long files overlap the many short ones instead of running alone at the end of the suite.
 LONGEST_FILES = (
-    "test_document_extraction_trial.py",
-    "test_params_and_dvc.py",
     "test_trial_status.py",
     "test_reused_stages.py",
-    "test_sagemaker_trained_model.py",
-    "test_cleanup.py",
-    "test_writer_service.py",
-    "test_text_classification.py",
-    "test_sweep_table.py",
-    "test_team_server.py",
-    "test_object_detection_trial.py",
-    "test_store_problems.py",
-    "test_sweep_worker_crash.py",
-    "test_config_validation.py",
-    "test_object_detection_benchmark.py",
-    "test_journal.py",
     "test_churn_incentives_reused_stages.py",
-    "test_startup.py",
-    "test_task_constraints.py",
-    "test_mxnet_operators.py",
+    "test_params_and_dvc.py",
+    "test_text_classification.py",
+    "test_trial_run.py",
+    "test_sweeps.py",
+    "test_sweep_worker_crash.py",
+    "test_deploy.py",
+    "test_team_server.py",
+    "test_cleanup.py",
+    "test_registered_models.py",
+    "test_recommendation_trial.py",
+    "test_object_detection_trial.py",
+    "test_journal.py",
+    "test_notebook.py",
+    "test_python_api.py",
+    "test_console.py",
+    "test_dvc_stages.py",
+    "test_object_detection_tiling.py",
 )
 
 
