@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 import sys
 import time
@@ -229,8 +230,10 @@ def _warn_unread(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile,
         column = marker.removeprefix(read_as)
         beyond = out_of_range(connection, tally.counts)
         for kind, values in ((read_as, set(tally.counts) - beyond), (OUT_OF_RANGE, beyond)):
-            if values:  # in the tally's order: values of as many rows are listed as they were found
-                counts = Counter({value: rows for value, rows in tally.counts.items() if value in values})
+            if values:  # values of as many rows in file order (each one's first row): the tally's own order is a
+                # parallel query's, which differs from run to run
+                order = sorted(values, key=lambda value: (tally.firsts.get(value, math.inf), value))
+                counts = Counter({value: tally.counts[value] for value in order})
                 warned.append((kind, column, counts, tally.first(values)))
     firsts = [first for *_, first in warned if first is not None]
     lines = line_numbers(file.path, firsts) if file.format == "csv" and firsts else {}
