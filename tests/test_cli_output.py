@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +247,32 @@ def test_a_params_file_named_by_an_unresolvable_interpolation_is_one_line(tmp_pr
         "mlexp: error: params_file: Interpolation key 'oops' not found; fix the ${...} it uses"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_hydras_tab_completion_completes_a_task_in_bash(tmp_project):
+    # the words after -sc are not overrides: "install is not a key of the config" refused every use of it
+    env = {**cli_env(tmp_project), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    script = (
+        'eval "$(mlexp -sc install=bash)"; COMP_LINE="mlexp task=chu"; COMP_POINT=${#COMP_LINE}; '
+        'COMP_WORDS=(mlexp task=chu); COMP_CWORD=1; hydra_bash_completion; echo "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_project, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "task=churn_incentives", "")
+
+
+@pytest.mark.parametrize(
+    ("words", "problem"),
+    [
+        ((), "--shell-completion takes one subcommand and nothing else (none given)"),
+        (
+            ("install=bash", "query=bash"),
+            "--shell-completion takes one subcommand and nothing else (install=bash query=bash)",
+        ),
+        (("install=tcsh",), "install=tcsh: Hydra completes bash, fish, zsh"),
+    ],
+)
+def test_tab_completion_without_one_subcommand_for_a_known_shell_is_one_line(tmp_project, words, problem):
+    # Hydra's ValueError traceback: "Expecting one subcommand from ['install', 'uninstall', 'query'] to be set"
+    assert one_line_error(tmp_project, "-sc", *words) == (
+        f'{problem}; write one of install=SHELL, uninstall=SHELL, query=SHELL: eval "$(mlexp -sc install=bash)"'
+    )

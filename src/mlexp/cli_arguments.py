@@ -116,6 +116,36 @@ def check_modes(argv: list[str]) -> None:
         )
 
 
+SHELL_COMPLETION_FLAG = "--shell-completion"
+_COMPLETION_SUBCOMMANDS = ("install", "uninstall", "query")
+
+
+def shell_completion_words(argv: list[str]) -> list[str] | None:
+    """Hydra's tab completion (`eval "$(mlexp -sc install=bash)"`): None when argv does not ask for it, else its one
+    subcommand (`install=bash`). Its words are not overrides, so mlexp's checks of overrides must not judge them;
+    without exactly one subcommand, or for a shell Hydra does not complete, Hydra raises a ValueError traceback."""
+    if SHELL_COMPLETION_FLAG not in argv:
+        return None
+    words = [arg for arg in argv if not arg.startswith("-")]
+    usage = 'write one of install=SHELL, uninstall=SHELL, query=SHELL: eval "$(mlexp -sc install=bash)"'
+    chosen = [word for word in words if word.partition("=")[0] in _COMPLETION_SUBCOMMANDS]
+    if len(chosen) != 1 or len(words) != 1:
+        raise MlexpError(
+            f"--shell-completion takes one subcommand and nothing else ({' '.join(words) or 'none given'}); {usage}"
+        )
+    shell = chosen[0].partition("=")[2]
+    if shell not in _completion_shells():
+        raise MlexpError(f"{chosen[0]}: Hydra completes {', '.join(_completion_shells())}; {usage}")
+    return chosen
+
+
+def _completion_shells() -> list[str]:
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.completion_plugin import CompletionPlugin
+
+    return sorted(plugin.provides() for plugin in Plugins.instance().discover(CompletionPlugin))
+
+
 def check_spaced_equals(argv: list[str]) -> None:
     """`model.l1_size = 8`, `model.l1_size =8`, `model.l1_size= 8`: the shell split one override into words, and
     Hydra's report ('missing EQUAL at <EOF>') names neither the slip nor the fix."""
