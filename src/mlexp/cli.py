@@ -493,7 +493,8 @@ def _main() -> None:
         if "--version" in argv:  # before argparse, whose --version action prints Hydra's alone
             print(_versions())
             sys.exit(0)
-        overrides = get_args_parser().parse_args(argv).overrides
+        parsed = get_args_parser().parse_args(argv)
+        overrides = parsed.overrides
         if any(arg in HELP_FLAGS for arg in argv):
             from mlexp.usage import help_text
 
@@ -503,7 +504,8 @@ def _main() -> None:
         single = not any(arg.startswith("-") for arg in argv)
         check_override_keys(conf_dir, overrides, keys=not single)
         if any(arg.split("=")[0] in ("--cfg", "--info") for arg in argv):
-            check_printable(conf_dir, overrides, resolve="--resolve" in argv)
+            job_package = parsed.package if parsed.cfg == "job" else None
+            check_printable(conf_dir, overrides, resolve="--resolve" in argv, job_package=job_package)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)

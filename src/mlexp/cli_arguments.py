@@ -14,8 +14,11 @@ from typing import NoReturn
 
 from hydra._internal.utils import get_args_parser
 from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import MlexpError
+
+_ABSENT = object()
 
 GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -143,7 +146,8 @@ def _completion_shells() -> list[str]:
     from hydra.core.plugins import Plugins
     from hydra.plugins.completion_plugin import CompletionPlugin
 
-    return sorted(plugin.provides() for plugin in Plugins.instance().discover(CompletionPlugin))
+    plugins = Plugins.instance().discover(CompletionPlugin)
+    return sorted(plugin.provides() for plugin in plugins if issubclass(plugin, CompletionPlugin))
 
 
 def check_spaced_equals(argv: list[str]) -> None:
@@ -213,10 +217,11 @@ def quoted_value_hint(override: str | None) -> str:
     return f"to give the value as text, quote it: {shlex.quote(quoted)}; "
 
 
-def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool) -> None:
+def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool, job_package: str | None = None) -> None:
     """`--cfg`/`--info` with an override the config cannot take (`model.l1_size=8,16` without -m) or, with `resolve`,
     a `${...}` that resolves nowhere: the run's one line, not Hydra's block or the traceback its printing of the
-    config comes with. (What the run's checks do not explain is left to Hydra's own report.)"""
+    config comes with; `--cfg job --package` naming no section of the job's config (Hydra: a bare line, exit 1).
+    (What the run's checks do not explain is left to Hydra's own report.)"""
     from hydra.errors import HydraException
 
     from mlexp.config import make_composable
@@ -230,3 +235,19 @@ def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool) -> N
         return
     if resolve:
         resolved_config(cfg)
+    if job_package and OmegaConf.select(cfg, job_package, default=_ABSENT) is _ABSENT:
+        raise MlexpError(
+            f"--package {job_package}: the job's config has no {job_package}; {_keys_near(cfg, job_package)}"
+        )
+
+
+def _keys_near(cfg: DictConfig, path: str) -> str:
+    """The keys of the deepest section of `path` the config has (groups the task does not use, null, left out)."""
+    parts = path.split(".")
+    for depth in range(len(parts) - 1, -1, -1):
+        section = OmegaConf.select(cfg, ".".join(parts[:depth])) if depth else cfg
+        if isinstance(section, DictConfig):
+            keys = [str(key) for key, value in section.items_ex(resolve=False) if value is not None]
+            where = f"{'.'.join(parts[:depth])} has" if depth else "its sections:"
+            return f"{where} {', '.join(keys)}"
+    return ""
