@@ -92,7 +92,15 @@ def first_difference(current: Any, fresh: Any, key: str = "") -> str | None:
     # equal values, whatever their style (24 and 24.0); but true is not 1
     if current == fresh and isinstance(current, bool) == isinstance(fresh, bool):
         return None
-    return f"{key or 'the file'} differs (params.yaml: {current!r}, conf/: {fresh!r})"
+    return f"{key or 'the file'} differs (params.yaml: {_shown(current)}, conf/: {_shown(fresh)})"
+
+
+def _shown(value: Any) -> str:
+    """A value for a one-line message: a mapping by its keys, not its whole tree (a whole task's section)."""
+    if isinstance(value, dict):
+        keys = ", ".join(map(str, list(value)[:6])) + (", ..." if len(value) > 6 else "")
+        return f"a mapping of {len(value)} keys ({keys})"
+    return repr(value)
 
 
 class NotYaml(ConfigError):
