@@ -152,6 +152,6 @@ def test_an_export_onto_a_pipe_is_refused_and_the_pipe_stays(tmp_project):
     assert done.returncode == 2
     assert (
         done.stderr.strip()
-        == f"mlexp data: error: {pipe} is not a regular file (a device or a pipe); name a file to write"
+        == f"mlexp data: error: {pipe} is not a regular file (a device or a pipe); give the path of the file to write the churn dataset to"
     )
     assert stat.S_ISFIFO(pipe.stat().st_mode)

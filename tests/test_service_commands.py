@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from conftest import cli_env, run_cli
@@ -67,3 +69,29 @@ def test_a_key_or_review_store_that_is_a_folder_or_another_file_is_one_line(tmp_
             f"mlexp: error: service.store={path}: not a SQLite store ({reason}); name a store's file, or a new one"
         )
     assert text.read_text() == "not a database\n"
+
+
+def test_review_export_and_summary_refuse_a_folder_or_a_pipe_as_output_and_leave_it_as_it_was(
+    tmp_project: Path,
+) -> None:
+    # a folder: "cannot write <folder>/.tmp"; a pipe (or /dev/full): replaced by a regular file, exit 0
+    pipe = tmp_project / "pipe"
+    os.mkfifo(pipe)
+    folder = tmp_project / "exports"
+    folder.mkdir()
+    review = run_cli(tmp_project, "review", "export", "--out", str(folder), check=False)
+    assert (review.returncode, review.stderr.strip()) == (
+        1,
+        f"mlexp: error: {folder} is a folder; give --out the path of the file to write, e.g. {folder / 'reviews.jsonl'}",
+    )
+    review = run_cli(tmp_project, "review", "export", "--out", str(pipe), check=False)
+    assert (review.returncode, review.stderr.strip()) == (
+        1,
+        f"mlexp: error: {pipe} is not a regular file (a device or a pipe); give --out the path of the file to write",
+    )
+    summary = run_cli(tmp_project, "summary", str(pipe), check=False)
+    assert (summary.returncode, summary.stderr.strip()) == (
+        2,
+        f"mlexp summary: error: {pipe} is not a regular file (a device or a pipe); give the path of the file to write",
+    )
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and list(folder.iterdir()) == []

@@ -200,9 +200,6 @@ def run_data(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in EXPORTS:
         raise MlexpError(f"usage: {USAGE['data']} with a dataset among: {', '.join(sorted(EXPORTS))}")
     out = resolve(argv[1])
-    if out.exists() and not out.is_file() and not out.is_dir():
-        # the export is written beside it and renamed over it: a device (/dev/full) or a pipe would become a file
-        raise MlexpError(f"{out} is not a regular file (a device or a pipe); name a file to write")
     rows = export_packaged(argv[0], out)
     print(f"wrote {out} ({rows} rows)")
     return 0

@@ -70,3 +70,15 @@ def resolve(path: str | os.PathLike[str], root: Path | None = None) -> Path:
     """An absolute path: relative paths are taken from the project root."""
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else (root or project_root()) / candidate
+
+
+def check_output_file(out: Path, fix: str, name_in_folder: str | None = None) -> None:
+    """Refuse an output path that is not a file to replace: a folder (`name_in_folder`: the file to suggest in it),
+    or a device or pipe (`/dev/full`), which the write beside the target and rename over it would turn into a
+    regular file. `fix` ends the message."""
+    from mlexp.errors import DataError
+
+    if out.is_dir():
+        raise DataError(f"{out} is a folder; {fix}" + (f", e.g. {out / name_in_folder}" if name_in_folder else ""))
+    if out.exists() and not out.is_file():
+        raise DataError(f"{out} is not a regular file (a device or a pipe); {fix}")

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from mlexp.dvc_stages import dvc_specs, pipeline_file
 from mlexp.errors import DataError
+from mlexp.paths import check_output_file
 from mlexp.tasks import Task
 
 METRICS = "{reports}/metrics.json"
 
 
 def write_summary(reports: Path, tasks: Mapping[str, Task], out: Path) -> str:
-    if out.is_dir():
-        raise DataError(f"{out} is a folder; give the path of the file to write, e.g. {out / 'summary.md'}")
+    check_output_file(out, "give the path of the file to write", name_in_folder="summary.md")
     lines = ["| task | metric | value |", "| --- | --- | --- |"]
     for task in sorted(tasks):
         metrics_file = reports / task / "metrics.json"

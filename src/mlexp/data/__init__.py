@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 
 from mlexp.errors import DataError
+from mlexp.paths import check_output_file
 
 # `mlexp data <name> <out>`: the module whose `export_packaged` writes a real copy, in its published format,
 # where DVC tracks it. Imported when used: this package is imported as every command starts (`sources`, to find
@@ -16,8 +17,7 @@ EXPORTS: dict[str, str] = {"abalone": f"{__name__}.abalone", "churn": f"{__name_
 
 def export_packaged(name: str, out: Path) -> int:
     """Write dataset `name` (a key of EXPORTS) to `out`, whole or not at all; returns its rows."""
-    if out.is_dir():
-        raise DataError(f"{out} is a folder; give the path of the file to write the {name} dataset to")
+    check_output_file(out, f"give the path of the file to write the {name} dataset to")
     # DVC takes whatever is at `out` for the stage's output: a failed write must leave nothing there, nor beside it
     partial = out.with_name(out.name + ".partial")
     _remove(partial)  # a killed earlier export's: what fails now must not be blamed on its bytes

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import ConfigError, MlexpError
-from mlexp.paths import project_root, resolve
+from mlexp.paths import check_output_file, project_root, resolve
 from mlexp.tasks.text_classification.service import label_studio
 from mlexp.tasks.text_classification.service.database import is_postgres
 from mlexp.tasks.text_classification.service.reviewers import add_reviewer, remove_reviewer
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(store.reviewers()) or "no reviewers yet: mlexp review add <name>")
         elif args.command == "export":
             out = args.out or project_root() / DEFAULT_EXPORT
+            check_output_file(out, "give --out the path of the file to write", name_in_folder=Path(DEFAULT_EXPORT).name)
             count = export_reviews(store, out)
             print(f"{count} review decision(s) written to {out}")
         elif args.command == "label-studio-export":
