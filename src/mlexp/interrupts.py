@@ -16,6 +16,16 @@ import threading
 from types import FrameType
 
 _state = {"stopping": False, "said": False}
+# trials this process said it marked KILLED: the sweep's closing line need not name them again
+_announced_killed: set[str] = set()
+
+
+def announce_killed(run_id: str) -> None:
+    _announced_killed.add(run_id)
+
+
+def announced_killed() -> frozenset[str]:
+    return frozenset(_announced_killed)
 
 
 def stop_once() -> None:

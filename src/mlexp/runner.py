@@ -20,6 +20,7 @@ from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import all_stages, check_config, resolved_config
 from mlexp.errors import ConfigError, MlexpError
+from mlexp.interrupts import announce_killed
 from mlexp.reused_stages import link_kept_stages
 from mlexp.run_names import claimed
 from mlexp.seeding import seed_everything
@@ -302,6 +303,7 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     except KeyboardInterrupt as interrupt:
         trial.close(interrupt)
         print(f"\ninterrupted: trial {trial.run_id} marked KILLED", file=sys.stderr)
+        announce_killed(trial.run_id)
         raise
     except BaseException as error:
         trial.close(error)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import Direction, objective_direction
 from mlexp.errors import MlexpError
+from mlexp.interrupts import announced_killed
 from mlexp.run_names import claimed
 from mlexp.sweeps import (
     SWEEP_ENV,
@@ -96,9 +97,14 @@ def close_open_sweep(status: str) -> str | None:
                 client.set_terminated(component.info.run_id, status)
             client.set_terminated(trial.info.run_id, status)
         # those ended here, by their own process or by replaying their journal: a parallel sweep's workers stop
-        # before they can say which trial they ran
+        # before they can say which trial they ran (a sequential sweep's trial said it, in this process)
         ended_query = f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and attributes.status = '{status}'"
-        ended = sorted(str(trial.info.run_name) for trial in client.search_runs([experiment_id], ended_query))
+        said = announced_killed()
+        ended = sorted(
+            str(trial.info.run_name)
+            for trial in client.search_runs([experiment_id], ended_query)
+            if trial.info.run_id not in said
+        )
     else:
         ended = []
     client.set_terminated(sweep_id, status)
