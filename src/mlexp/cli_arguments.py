@@ -95,9 +95,7 @@ def multirun_first(argv: list[str]) -> list[str]:
     """`-m` anywhere among the overrides, as users type it (`mlexp task=churn_incentives -m model.max_depth=4,6`):
     Hydra's parser takes it only before them or after them all."""
     flags = [arg for arg in argv if arg in MULTIRUN_FLAGS]
-    actions = get_args_parser()._option_string_actions  # Hydra's own flag names, short and long
-    modes = {option for option, action in actions.items() if action.dest in _OTHER_MODES}
-    if flags and any(arg.split("=")[0] in modes for arg in argv):
+    if flags and _given_flags(argv).keys() & set(_OTHER_MODES):
         raise MlexpError(
             "-m runs a sweep; --cfg, --info and --run are other modes, and Hydra takes one: drop -m to print a "
             "config (mlexp --cfg job <overrides>)"
@@ -107,8 +105,7 @@ def multirun_first(argv: list[str]) -> list[str]:
 
 def check_modes(argv: list[str]) -> None:
     """Two of Hydra's modes at once (`--cfg job --info`), or --resolve without --cfg: Hydra's ValueError traceback."""
-    actions = get_args_parser()._option_string_actions
-    given = {actions[arg.split("=")[0]].dest: arg.split("=")[0] for arg in argv if arg.split("=")[0] in actions}
+    given = _given_flags(argv)
     modes = [flag for dest, flag in given.items() if dest in _OTHER_MODES]
     if len(modes) > 1:
         raise MlexpError(f"{' and '.join(modes)} are two modes, and Hydra takes one: keep one of them")
@@ -148,6 +145,13 @@ def _completion_shells() -> list[str]:
 
     plugins = Plugins.instance().discover(CompletionPlugin)
     return sorted(plugin.provides() for plugin in plugins if issubclass(plugin, CompletionPlugin))
+
+
+def _given_flags(argv: list[str]) -> dict[str, str]:
+    """Hydra's flags among `argv`, as {their argparse dest: the flag as typed, without its value}."""
+    actions = get_args_parser()._option_string_actions  # Hydra's own flag names, short and long
+    flags = (arg.split("=")[0] for arg in argv)
+    return {actions[flag].dest: flag for flag in flags if flag in actions}
 
 
 def check_spaced_equals(argv: list[str]) -> None:

@@ -274,6 +274,10 @@ def _check_options(
     parsed = OverridesParser.create().parse_overrides(overrides)
     groups = config_groups(conf_dir)
     task = _chosen_task(conf_dir, parsed) if check_options else None
+
+    def run_task() -> str | None:  # the task, worked out only for the rare override that needs it
+        return task if check_options else _chosen_task(conf_dir, parsed)
+
     choices, values, swept = [], [], False
     for override in parsed:
         key = override.key_or_group
@@ -295,9 +299,9 @@ def _check_options(
         odd = _not_an_option_name(override) if key in groups and not override.is_delete() else None
         if odd is not None:
             # Hydra's own report was a ValueError traceback: "Config group override must be a string or a list"
-            options = sorted(_task_choices(conf_dir, task).get(key) or groups[key])
+            chosen = run_task()
+            options = sorted(_task_choices(conf_dir, chosen).get(key) or groups[key])
             line = override.input_line or f"{key}={odd}"
-            chosen = task if check_options else _chosen_task(conf_dir, parsed)
             foreign = foreign_group(key, odd, chosen) if chosen is not None else None
             if foreign is not None:  # engine=null with a task that has no engine
                 raise foreign
@@ -307,7 +311,7 @@ def _check_options(
                 why = f"{key}={odd} is not {a_or_an(key)} option" + (f" (in {line})" if line != f"{key}={odd}" else "")
             raise ConfigError(f"{why}; choose one of: {', '.join(options)}")
         if key in groups and (override.is_force_add() or override.is_add()):
-            _check_group_addition(conf_dir, override, task if check_options else _chosen_task(conf_dir, parsed))
+            _check_group_addition(conf_dir, override, run_task())
         if check_options and key in groups:
             for option in _options(override):
                 _check_option(conf_dir, groups, key, option, task)
