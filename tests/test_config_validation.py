@@ -324,6 +324,16 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
         ),
         # "stage 'prepare' failed: ValueError: Seed must be between 0 and 2**32 - 1 (trial ... marked FAILED)"
         (["task=churn_incentives", "seed=-1"], "seed=-1 is out of range: it must be between 0 and 2147483647"),
+        # an open-ended range, past what a library takes: "stage 'train' failed: OverflowError: Python int too large
+        # to convert to C ssize_t" (MXNet), or XGBoost training for ever on a wrapped C int
+        (
+            ["task=tabular_regression", f"model.epochs={10**23}"],
+            f"model.epochs={10**23} is out of range: it must be at least 1 and at most {2**63 - 1}",
+        ),
+        (
+            ["task=churn_incentives", f"model.num_round={2**63}"],
+            f"model.num_round={2**63} is out of range: it must be at least 1 and at most {2**63 - 1}",
+        ),
     ],
 )
 def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project, args, line):

@@ -40,6 +40,9 @@ class Bound:
         return " and ".join(part for part in (low, high) if part)
 
 
+LARGEST_INTEGER = 2**63 - 1  # a signed 64-bit integer: what NumPy, MXNet, XGBoost and the stores take
+
+
 def _shown(end: float) -> str:
     """An end of a range as written: a whole number in full (a seed's 4294967295, not 4.29497e+09)."""
     return str(int(end)) if float(end).is_integer() and abs(end) < 1e16 else f"{end:g}"
@@ -59,7 +62,13 @@ def between(low: float, high: float, *, open_low: bool = False, open_high: bool 
 
 def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError | None:
     """The one-line error for `key=value` outside `bound`; None when it holds (or is not a number: the schema's)."""
-    if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)) or bound.holds(value):
+    if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    too_large = isinstance(value, int) and abs(value) > LARGEST_INTEGER
+    if bound.holds(value) and too_large:
+        # within an open-ended range, but no library takes it (an OverflowError in a stage, or a C int that wraps)
+        return ConfigError(f"{key}={value} is out of range: it must be {bound} and at most {LARGEST_INTEGER}")
+    if bound.holds(value):
         return None
     if not math.isfinite(value):
         return ConfigError(f"{key}={value} is not a finite number: it must be {bound}")
