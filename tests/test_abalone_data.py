@@ -52,9 +52,9 @@ def test_sample_is_seeded(tmp_path):
 @pytest.mark.parametrize(
     ("bad_row", "message"),
     [
-        ("M,0.455,0.365,0.095", "row 2 does not have the 9 abalone columns"),
-        ("X,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15", "column sex has codes other than M/F/I in row 2"),
-        ("M,0.455,0.365,0.095,0.514,heavy,0.101,0.15,15", "column shucked_weight is not numeric in row 2"),
+        ("M,0.455,0.365,0.095", "line 2 does not have the 9 abalone columns"),
+        ("X,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15", "column sex has codes other than M/F/I in line 2"),
+        ("M,0.455,0.365,0.095,0.514,heavy,0.101,0.15,15", "column shucked_weight is not numeric in line 2"),
     ],
 )
 def test_bad_rows_are_named(tmp_path, bad_row, message):

@@ -113,7 +113,7 @@ def test_a_failing_stage_raises_trial_failed_and_the_trial_is_failed(project: Pa
         run(TASK, ["dataset.path=bad.data"], root=project)
 
     message = str(raised.value)
-    assert message.startswith(f"stage 'prepare' failed: {project / 'bad.data'}: row 1 does not have the 9 abalone")
+    assert message.startswith(f"stage 'prepare' failed: {project / 'bad.data'}: line 1 does not have the 9 abalone")
     assert message.endswith(f"(trial {raised.value.run_id} marked FAILED)")
     assert Trial.load(f"sqlite:///{project / 'mlflow.db'}", raised.value.run_id).status == "FAILED"
 
