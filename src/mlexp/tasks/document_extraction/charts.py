@@ -77,9 +77,17 @@ def symbol_accuracy(
     ax.axhline(0.95, color="grey", linestyle="--", linewidth=1, label="target 0.95")
     ax.set(xticks=x, xticklabels=[LABELS[n] for n in names], ylim=(0, 1.12), title=title)
     ax.set_ylabel("recall / precision (hits of occurrences)" if counts is not None else "recall / precision")
-    # outside the axes: inside it covered the last bars (yen, yuan, degree)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    if names:
+        # outside the axes: inside it covered the last bars (yen, yuan, degree)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    else:
+        _nothing_to_show(ax, "no currency or degree symbol in the ground truth")
     return _save(fig, path)
+
+
+def _nothing_to_show(ax: Any, why: str) -> None:
+    """Say so in the chart's middle rather than leave a blank box."""
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
 
 
 def accuracy_by_degradation(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -100,7 +108,10 @@ def accuracy_by_degradation(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xlim(-0.5, len(levels) - 0.5)
     ax.grid(axis="y", linewidth=0.5, alpha=0.5)
     ax.set(ylabel="score (1 = perfect)", xlabel="degradation", title="Scores per degradation level")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if series:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:  # an empty legend is matplotlib's UserWarning on the user's terminal
+        _nothing_to_show(ax, "no score: the ground truth holds no text, table, key-value or check box")
     return _save(fig, path)
 
 

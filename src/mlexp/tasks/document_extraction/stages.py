@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from mlexp.config.constraints import check_constraints
 from mlexp.data import document_files, documents
 from mlexp.data.document_scan import degrade
 from mlexp.errors import DataError
-from mlexp.tasks.document_extraction import charts, config_rules, engines, metrics
+from mlexp.tasks.document_extraction import charts, config_rules, engines, ground_truth, metrics
 from mlexp.tasks.document_extraction.structure import Document, Page, SchemaProblem, check_page_json, page_from_json
 from mlexp.tracking import Tracker
 
@@ -147,7 +148,8 @@ def _user_documents(
             continue
         # its ground truth is checked before a page is written: a document rejected for it leaves no page behind
         truth = _truth_file(cfg, path)
-        problem = None if truth is None else _truth_problem(truth)
+        sizes = [(image.shape[1], image.shape[0]) for image in images]
+        problem = None if truth is None else _truth_problem(truth, path, sizes)
         if problem:
             if root.is_file():
                 raise DataError(problem)
@@ -184,8 +186,9 @@ def document_name(root: Path, path: Path) -> str:
     return "%2F".join(p.replace("%", "%25") for p in path.relative_to(root).parts)
 
 
-def _truth_problem(path: Path) -> str | None:
-    """One line naming the ground-truth file and what is wrong with it, or None when it reads as the schema."""
+def _truth_problem(path: Path, document: Path | None = None, sizes: Sequence[tuple[int, int]] = ()) -> str | None:
+    """One line naming the ground-truth file and what is wrong with it, or None when it reads as the schema (and,
+    given the document and its pages' sizes, fits it: see ground_truth.misfit)."""
     where = "see 'Output schema' in docs/tasks/document_extraction.md"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -205,6 +208,10 @@ def _truth_problem(path: Path) -> str | None:
             return f"{path} page {number}: ground truth misses key {error}; {where}"
         except (TypeError, AttributeError, ValueError) as error:
             return f"{path} page {number}: ground truth does not fit the schema ({error}); {where}"
+    misfit = None if document is None else ground_truth.misfit(data["pages"], sizes, document.name)
+    if misfit:
+        page, wrong = misfit
+        return f"{path}{f' page {page}' if page else ''}: ground truth {wrong}; {where}"
     return None
 
 

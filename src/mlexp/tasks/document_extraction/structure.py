@@ -8,6 +8,7 @@ files use the same schema, with only the fields they know).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -239,3 +240,18 @@ def check_page_json(data: Any) -> None:
     if not isinstance(data, dict):
         raise SchemaProblem(f"the page is {_described(data)}; it must be an object")
     _check_fields(data, _PAGE, "")
+
+
+def page_boxes(data: dict[str, Any]) -> Iterator[tuple[str, Box]]:
+    """Every box of a page's JSON that check_page_json passed, with its field's path (`lines[0].words[2].box`)."""
+    yield from _boxes(data, _PAGE, "")
+
+
+def _boxes(value: dict[str, Any], fields: tuple[Any, ...], where: str) -> Iterator[tuple[str, Box]]:
+    for name, _, kind in fields:
+        found, path = value.get(name), f"{where}.{name}" if where else name
+        if isinstance(kind[0], tuple):
+            for index, item in enumerate(found or []):
+                yield from _boxes(item, kind, f"{path}[{index}]")
+        elif kind in (_BOX, _BOX_OR_NULL) and found is not None:
+            yield path, found

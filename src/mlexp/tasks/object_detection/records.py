@@ -27,6 +27,9 @@ HEADER = [2.0, 5.0]
 NO_OBJECT = [-1.0, -1.0, -1.0, -0.5, -0.5]
 # the characteristic a frame without a ball gets in the sensitivity analysis
 NO_BALL = ("ball", "none")
+# an image whose decoded size is not its line's image_size is skipped, not rescaled: Ground Truth's boxes are pixels
+# of the image the annotator saw, and another size means another image or a resized copy, which only the user knows
+SIZE_MISMATCH = "image_size differs from the image's own size (fix the line's image_size and boxes, or the image)"
 
 
 def packed_label(frame: Frame, classes: list[str]) -> np.ndarray:
@@ -78,12 +81,18 @@ def write(
         usable = _usable(frame, classes, problems)
         try:
             data = source.read(frame.source_ref)
-            Image.open(io.BytesIO(data)).verify()
+            image = Image.open(io.BytesIO(data))
+            size = image.size
+            image.verify()
         except ImageMissing as missing:
             problems.add("image missing", f"{frame.where} ({missing})")
             continue
         except (UnidentifiedImageError, OSError, SyntaxError):
             problems.add("image unreadable", f"{frame.where} ({source.where(frame.source_ref)})")
+            continue
+        if size != (frame.width, frame.height):
+            sizes = f"is {size[0]}×{size[1]}, image_size says {frame.width}×{frame.height}"
+            problems.add(SIZE_MISMATCH, f"{frame.where} ({source.where(frame.source_ref)} {sizes})")
             continue
         header = mx.recordio.IRHeader(0, packed_label(usable, classes), len(kept), 0)
         writer.write_idx(len(kept), mx.recordio.pack(header, data))
