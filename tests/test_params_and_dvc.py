@@ -73,11 +73,12 @@ def test_first_difference_names_the_first_differing_key():
     fresh = {"a": {"b": 1.0, "c": [1, 2], "d": True}}
     assert params.first_difference({"a": {"b": 1, "c": [1.0, 2.0], "d": True}}, fresh) is None
     assert "a.c" in (params.first_difference({"a": {"b": 1.0, "c": [1, 3], "d": True}}, fresh) or "")
-    # a section written as a list or a number: named by its keys, not printed whole (a task's section is 1,000s of chars)
+    # a section written as a list or a number: named by its keys, not printed whole (a task section: 1,000s of chars)
     assert params.first_difference([1, 2], {"t": {"model": {"x": 1}}, "u": {}}) == (
         "the file differs (params.yaml: [1, 2], conf/: a mapping of 2 keys (t, u))"
     )
-    assert params.first_difference({"a": 3}, fresh) == "a differs (params.yaml: 3, conf/: a mapping of 3 keys (b, c, d))"
+    three_keys = "a mapping of 3 keys (b, c, d)"
+    assert params.first_difference({"a": 3}, fresh) == f"a differs (params.yaml: 3, conf/: {three_keys})"
     assert "a.d" in (params.first_difference({"a": {"b": 1.0, "c": [1, 2], "d": 1}}, fresh) or "")
     assert "a.d is missing" in (params.first_difference({"a": {"b": 1.0, "c": [1, 2]}}, fresh) or "")
     assert "a.e is not in conf/" in (params.first_difference({"a": {**fresh["a"], "e": 0}}, fresh) or "")

@@ -82,7 +82,7 @@ def test_review_export_and_summary_refuse_a_folder_or_a_pipe_as_output_and_leave
     review = run_cli(tmp_project, "review", "export", "--out", str(folder), check=False)
     assert (review.returncode, review.stderr.strip()) == (
         1,
-        f"mlexp: error: {folder} is a folder; give --out the path of the file to write, e.g. {folder / 'reviews.jsonl'}",
+        f"mlexp: error: {folder} is a folder; give --out the path of the file to write, e.g. {folder}/reviews.jsonl",
     )
     review = run_cli(tmp_project, "review", "export", "--out", str(pipe), check=False)
     assert (review.returncode, review.stderr.strip()) == (
