@@ -104,37 +104,45 @@ def test_fewer_than_1000_interactions_or_25_users_is_refused_naming_both_counts(
     assert len(personalize_datasets.load(tmp_path / "enough").interactions) == 1000
 
 
-def test_a_value_of_the_wrong_type_names_the_field_and_rows(tmp_path):
+def _refusal(folder: Path) -> str:
+    """The one-line message of a dataset folder the loader refuses."""
+    with pytest.raises(SchemaError) as raised:
+        personalize_datasets.load(folder)
+    return str(raised.value)
+
+
+def test_a_value_of_the_wrong_type_names_the_field_and_lines(tmp_path):
     _write_interactions(tmp_path, 1000, 25)
-    frame = pd.read_csv(tmp_path / "interactions.csv", dtype=str)
+    csv = tmp_path / "interactions.csv"
+    frame = pd.read_csv(csv, dtype=str)
     frame.loc[3, "TIMESTAMP"] = "yesterday"
-    frame.drop(columns=["DEVICE"]).to_csv(tmp_path / "interactions.csv", index=False)
+    frame.drop(columns=["DEVICE"]).to_csv(csv, index=False)
     with pytest.raises(SchemaError, match="field 'DEVICE': in the schema but not a column"):
         personalize_datasets.load(tmp_path)
-    frame.to_csv(tmp_path / "interactions.csv", index=False)
-    with pytest.raises(SchemaError, match="field 'TIMESTAMP' must be long; row 5 is not$"):
-        personalize_datasets.load(tmp_path)
+    frame.to_csv(csv, index=False)
+    must = f"{csv}: field 'TIMESTAMP' must be long (a whole number); not so on"
+    assert _refusal(tmp_path) == f"{must} line 5 (the header is line 1): 'yesterday'"
     frame.loc[5, "TIMESTAMP"] = "1.5"
-    frame.to_csv(tmp_path / "interactions.csv", index=False)
-    with pytest.raises(SchemaError, match="field 'TIMESTAMP' must be long; rows 5, 7 are not$"):
-        personalize_datasets.load(tmp_path)
-    frame.loc[10:16, "TIMESTAMP"] = "soon"  # beyond five rows: the first five and how many more
-    frame.to_csv(tmp_path / "interactions.csv", index=False)
-    with pytest.raises(SchemaError, match="rows 5, 7, 12, 13, 14 and 4 more are not$"):
-        personalize_datasets.load(tmp_path)
+    frame.to_csv(csv, index=False)
+    assert _refusal(tmp_path) == f"{must} lines 5, 7 (the header is line 1): 'yesterday', '1.5'"
+    frame.loc[10:16, "TIMESTAMP"] = "soon"  # beyond five lines: the first five and how many more
+    frame.to_csv(csv, index=False)
+    assert _refusal(tmp_path) == (
+        f"{must} lines 5, 7, 12, 13, 14 and 4 more (the header is line 1): 'yesterday', '1.5', 'soon', 'soon', 'soon'"
+    )
 
 
-def test_an_empty_required_value_names_its_row_in_the_singular_or_its_rows(tmp_path):
+def test_an_empty_required_value_names_its_line_in_the_singular_or_its_lines(tmp_path):
     _write_interactions(tmp_path, 1000, 25)
-    frame = pd.read_csv(tmp_path / "interactions.csv", dtype=str)
+    csv = tmp_path / "interactions.csv"
+    frame = pd.read_csv(csv, dtype=str)
     frame.loc[3, "ITEM_ID"] = ""
-    frame.to_csv(tmp_path / "interactions.csv", index=False)
-    with pytest.raises(SchemaError, match="field 'ITEM_ID' is not nullable but is empty in row 5$"):
-        personalize_datasets.load(tmp_path)
+    frame.to_csv(csv, index=False)
+    empty = f"{csv}: field 'ITEM_ID' is not nullable but is empty on"
+    assert _refusal(tmp_path) == f"{empty} line 5 (the header is line 1)"
     frame.loc[4, "ITEM_ID"] = ""
-    frame.to_csv(tmp_path / "interactions.csv", index=False)
-    with pytest.raises(SchemaError, match="field 'ITEM_ID' is not nullable but is empty in rows 5, 6$"):
-        personalize_datasets.load(tmp_path)
+    frame.to_csv(csv, index=False)
+    assert _refusal(tmp_path) == f"{empty} lines 5, 6 (the header is line 1)"
 
 
 def test_movielens_converts_to_the_three_personalize_datasets(tmp_path):

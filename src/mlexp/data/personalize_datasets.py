@@ -13,16 +13,21 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from mlexp.data import personalize_schema
-from mlexp.data.personalize_schema import Schema, SchemaError
+from mlexp.data import personalize_csv, personalize_schema
+from mlexp.data.personalize_schema import REQUIRED, Field, Schema, SchemaError
 
 MIN_INTERACTIONS = 1000
 MIN_USERS = 25
 FILES = {"Interactions": "interactions", "Users": "users", "Items": "items"}
 # Personalize's separator of the values of a multi-valued categorical field ("p3|p17")
 MULTI_VALUE_SEPARATOR = "|"
+# Personalize's times are Unix epoch seconds; 1e11 s is the year 5138, while now in milliseconds is above 1.7e12
+EPOCH_SECONDS = ("TIMESTAMP", "CREATION_TIMESTAMP")
+MAX_EPOCH_SECONDS = 1e11
+INTEGER_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
 @dataclass
@@ -35,15 +40,39 @@ class PersonalizeDatasets:
     schemas: dict[str, Schema]
 
 
-def _rows(bad: pd.Series) -> tuple[str, bool]:
-    """The CSV rows (header = row 1) where `bad` holds, as `5`, `5, 7` or `5, 7, 9, 11, 12 and 3 more`, and whether
-    there are several (the message's verb agrees)."""
-    lines = [str(i + 2) for i in bad.index[bad]]
-    shown = ", ".join(lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
-    return shown, len(lines) > 1
+def _where(bad: pd.Series, lines: np.ndarray, raw: pd.Series | None = None) -> str:
+    """`on line 5` or `on lines 5, 7, 9, 11, 12 and 3 more`, then the first values when `raw` is given."""
+    at = np.flatnonzero(bad.to_numpy())
+    where = personalize_csv.listed([str(lines[i]) for i in at])
+    shown = [repr(str(raw.iloc[i])[:30]) for i in at[: personalize_csv.SHOWN]] if raw is not None else []
+    return f"on line{'s' if at.size > 1 else ''} {where} (the header is line 1)" + (
+        f": {', '.join(shown)}" if shown else ""
+    )
 
 
-def _typed(frame: pd.DataFrame, schema: Schema, source: Path) -> pd.DataFrame:
+def _value_rules(field: Field, values: pd.Series, given: pd.Series) -> list[tuple[pd.Series, str, str]]:
+    """(rows breaking it, the rule, its fix) for each rule a numeric value of `field` keeps, in the order checked."""
+    whole = field.type in INTEGER_RANGE
+    unparsed = values.isna() | ~np.isfinite(values.fillna(0)) | (values % 1 != 0 if whole else False)
+    rules = [(given & unparsed, f"must be {field.type} ({'a whole' if whole else 'a finite'} number)", "")]
+    if field.name in EPOCH_SECONDS:
+        rules.append(
+            (
+                given & (values >= MAX_EPOCH_SECONDS),
+                f"is Unix epoch time in seconds, below {MAX_EPOCH_SECONDS:,.0f} (the year 5138)",
+                "if it is in milliseconds, divide it by 1000",
+            )
+        )
+    if field.name == "TIMESTAMP":
+        rules.append((given & (values < 0), "is Unix epoch time in seconds: an interaction is not before 1970", ""))
+    if field.type in INTEGER_RANGE:
+        low, high = INTEGER_RANGE[field.type]
+        outside = (values < float(low)) | (values >= float(high) + 1)  # as floats: 2**63 - 1 is no float64
+        rules.append((given & outside, f"must be {field.type}, from {low} to {high}", ""))
+    return rules
+
+
+def _typed(frame: pd.DataFrame, lines: np.ndarray, schema: Schema, source: Path) -> pd.DataFrame:
     header = list(frame.columns)
     missing = [name for name in schema.names if name not in header]
     extra = [name for name in header if name not in schema.names]
@@ -54,32 +83,45 @@ def _typed(frame: pd.DataFrame, schema: Schema, source: Path) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for field in schema.fields:
         column = frame[field.name]
-        empty = column.isna() | (column.astype(str).str.strip() == "")
+        empty = column.str.strip() == ""
         if empty.any() and not field.nullable:
-            rows, several = _rows(empty)
-            raise SchemaError(
-                f"{source}: field {field.name!r} is not nullable but is empty in {'rows' if several else 'row'} {rows}"
-            )
+            raise SchemaError(f"{source}: field {field.name!r} is not nullable but is empty {_where(empty, lines)}")
         if field.type == "string":
             out[field.name] = column.where(~empty, None).astype(object)
             continue
         if field.type == "boolean":
-            lowered = column.astype(str).str.strip().str.lower()
-            bad = ~empty & ~lowered.isin(["true", "false", "1", "0"])
+            lowered = column.str.strip().str.lower()
             converted: pd.Series = lowered.isin(["true", "1"]).where(~empty, None)
+            rules = [(~empty & ~lowered.isin(["true", "false", "1", "0"]), "must be boolean", "")]
         else:
             converted = pd.to_numeric(column.where(~empty, None), errors="coerce")
-            bad = ~empty & converted.isna()
-            if field.type in ("int", "long"):
-                bad |= ~empty & converted.notna() & (converted % 1 != 0)
-        if bad.any():
-            rows, several = _rows(bad)
-            raise SchemaError(
-                f"{source}: field {field.name!r} must be {field.type}; "
-                + (f"rows {rows} are not" if several else f"row {rows} is not")
-            )
+            rules = _value_rules(field, converted, ~empty)
+        for bad, rule, fix in rules:
+            if bad.any():
+                raise SchemaError(
+                    f"{source}: field {field.name!r} {rule}; not so {_where(bad, lines, column)}"
+                    + (f"; {fix}" if fix else "")
+                )
         out[field.name] = converted.astype("Int64") if field.type in ("int", "long") else converted
     return out
+
+
+def _check_unique(frame: pd.DataFrame, lines: np.ndarray, dataset_type: str, source: Path) -> None:
+    """Users and items are one row each, as Personalize keys them by their ID."""
+    key = next(iter(REQUIRED[dataset_type]))
+    repeated = frame[key].duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return
+    at: dict[str, list[str]] = {}
+    for value, line in zip(frame[key].to_numpy()[repeated], lines[repeated], strict=True):
+        at.setdefault(value, []).append(str(line))
+    shown = [f"{value!r} on lines {', '.join(where)}" for value, where in list(at.items())[: personalize_csv.SHOWN]]
+    more = f" and {len(at) - len(shown)} more" if len(at) > len(shown) else ""
+    raise SchemaError(
+        f"{source}: {key} must be unique (one row per {dataset_type[:-1].lower()}), and "
+        f"{len(at)} {'is' if len(at) == 1 else 'are'} repeated: {'; '.join(shown)}{more} (the header is line 1); "
+        f"keep one row per {key}"
+    )
 
 
 def read_dataset(folder: Path, dataset_type: str) -> tuple[pd.DataFrame, Schema] | None:
@@ -91,8 +133,11 @@ def read_dataset(folder: Path, dataset_type: str) -> tuple[pd.DataFrame, Schema]
             raise SchemaError(f"{csv_path}: the Interactions dataset is required (USER_ID, ITEM_ID, TIMESTAMP)")
         return None
     schema = personalize_schema.load(schema_path, dataset_type)
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_values=[""])
-    return _typed(frame, schema, csv_path), schema
+    frame, lines = personalize_csv.read(csv_path, schema.names)
+    typed = _typed(frame, lines, schema, csv_path)
+    if dataset_type != "Interactions":
+        _check_unique(typed, lines, dataset_type, csv_path)
+    return typed, schema
 
 
 def check_minimum(interactions: pd.DataFrame, source: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
 
 PRIMITIVE_TYPES = ("string", "int", "long", "float", "double", "boolean")
@@ -156,10 +157,14 @@ def validate(document: Any, dataset_type: str, source: str = "schema") -> Schema
 
 def load(path: Path, dataset_type: str) -> Schema:
     """Read and validate a schema file."""
+    if path.is_dir():
+        raise SchemaError(f"{path} is a folder, not a schema file: put the schema's JSON there, or remove the folder")
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(decode_utf8(path, path.read_bytes()))
     except FileNotFoundError:
         raise SchemaError(f"{path}: schema file is missing") from None
+    except OSError as error:
+        raise SchemaError(f"{path}: cannot be read ({error.strerror}); make it a readable JSON file") from None
     except json.JSONDecodeError as error:
         raise SchemaError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
     return validate(document, dataset_type, str(path))

@@ -33,6 +33,15 @@ def _ndcg(hits: np.ndarray, n_relevant: int) -> float:
     return float((hits * discounts).sum() / ideal) if ideal else 0.0
 
 
+def _top(scores: np.ndarray, depth: int) -> np.ndarray:
+    """The items of the `depth` highest scores, best first, leaving out the excluded (-inf): fewer when the
+    catalogue holds fewer (a catalogue of 20 items has no top 25)."""
+    depth = min(depth, len(scores))
+    top = np.argpartition(-scores, depth - 1)[:depth]
+    ranked = top[np.argsort(-scores[top], kind="stable")]
+    return ranked[np.isfinite(scores[ranked])]
+
+
 def _user_metrics(ranked: np.ndarray, relevant: set[int], ks: list[int], cold_items: set[int]) -> dict[str, float]:
     hits = np.array([i in relevant for i in ranked], dtype=float)
     out: dict[str, float] = {}
@@ -88,9 +97,8 @@ def evaluate(
         for row, user in enumerate(batch):
             for item in seen_items.get(user, ()):
                 scores[row, catalog.item_index[item]] = -np.inf
-            top = np.argpartition(-scores[row], depth)[:depth]
-            ranked = top[np.argsort(-scores[row][top], kind="stable")]
-            recommended.update(ranked[:depth].tolist())
+            ranked = _top(scores[row], depth)
+            recommended.update(ranked.tolist())
             metrics = _user_metrics(ranked, wanted[user], ks, cold_items)
             rows.append(metrics)
             if user not in seen_items:
@@ -138,8 +146,8 @@ def favourite_share(
         scores[:, ~available] = -np.inf
         for row, user in enumerate(batch):
             features = np.array([favourites[user] in p for p in players])
-            top = np.argpartition(-scores[row], k)[:k]
-            shares.append(features[top].mean())
+            top = _top(scores[row], k)
+            shares.append(features[top].mean() if top.size else 0.0)
             chances.append(features[available].mean())
     return {
         f"cold_users_favourite_share_at_{k}": float(np.mean(shares)),
