@@ -375,13 +375,14 @@ def test_review_cli_takes_store_before_or_after_the_command(tmp_path, monkeypatc
 
 
 def test_review_cli_names_a_file_it_cannot_read_or_write(tmp_path, capsys):
-    """A missing import file or an unwritable --out: one error line naming the file and the fix, exit 1."""
+    """A missing import file (exit 2, as the README has an input path that is not there) or an unwritable --out
+    (exit 1): one error line naming the file and the fix."""
     store = str(tmp_path / "feedback.sqlite")
     missing = tmp_path / "nowhere" / "export.json"
-    assert review_main(["--store", store, "label-studio-import", str(missing), "--labels", "World,Sports"]) == 1
+    assert review_main(["--store", store, "label-studio-import", str(missing), "--labels", "World,Sports"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert f"cannot read {missing}: No such file or directory" in err and "Label Studio export" in err, err
+    assert f"cannot read {missing}: no such file; give the path of a Label Studio export" in err, err
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     out = blocker / "reviews.jsonl"  # a path under a regular file cannot be created, even by root

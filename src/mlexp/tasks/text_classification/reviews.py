@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import glob
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
 from mlexp.paths import resolve
-from mlexp.tasks.text_classification.config_rules import REVIEWS
+from mlexp.tasks.text_classification.config_rules import REVIEWS, respelt
 from mlexp.tasks.text_classification.corpora import normalize
+from mlexp.tasks.text_classification.corpus_files import warn
 
 SUFFIXES = (".jsonl",)
 
@@ -40,7 +44,7 @@ def review_files(location: str | None) -> list[Path]:
             raise DataError(f"dataset.reviews={location} matches no file; {FIX}")
         return files
     if target.is_dir():
-        return sorted(p for p in target.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+        return _folder_files(location, target)
     if target.exists():
         return [target]
     if target == resolve(REVIEWS):
@@ -54,40 +58,131 @@ FIX = (
     "give the review decisions' JSONL (`mlexp review export` writes one) as a file, a folder of *.jsonl or a glob, "
     "or dataset.reviews=null to train without reviews"
 )
+# the files a folder of exports may hold beside them that are not decisions
+NOT_DECISIONS = ("README", ".")
+# what an A2I output.json is to this reader
+A2I_OUTPUT = (
+    "A2I's output.json (one per human loop) is not read: the decisions the review page or Label Studio stored are "
+    "exported as JSONL by `mlexp review export`"
+)
+
+
+def _folder_files(location: str, folder: Path) -> list[Path]:
+    """The *.jsonl of a folder; none when it holds no file (nothing exported yet) or only its README. A folder of
+    other files (A2I's output.json) is an error: its decisions would be silently missing from training."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    found = [p for p in files if p.suffix in SUFFIXES]
+    others = [p.name for p in files if not p.name.startswith(NOT_DECISIONS)]
+    if found or not others:
+        return found
+    where = "" if str(folder) == location else f" ({folder})"
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    a2i = f"{A2I_OUTPUT}; " if "output.json" in others else ""
+    raise DataError(f"dataset.reviews={location}: the folder{where} holds no *.jsonl file, only {shown}; {a2i}{FIX}")
+
+
+@dataclass
+class _LeftOut:
+    """Decisions read but left out, by kind: the warnings the user sees say how many, which and where."""
+
+    unknown: Counter[str] = field(default_factory=Counter)  # final label -> decisions
+    first_unknown: str = ""  # `file line n` of the first
+    empty: list[str] = field(default_factory=list)  # `file line n` of each text with no letter or digit
 
 
 def read(location: str | None, labels: list[str], max_chars: int) -> Reviews:
     """Every decision in the files; on the same text the latest by its `time` wins (file then line order breaks
-    ties, and decides among decisions without a time, which count as older than any timed one)."""
+    ties, and decides among decisions without a time, which count as older than any timed one). A final label
+    outside `labels` and a text that normalises to nothing are left out with a warning; a line that is not a
+    decision (no text, a text that is not a string) is an error naming it."""
     files = review_files(location)
     records: list[tuple[str, str, str, str]] = []
-    skipped = unknown = 0
+    skipped = 0
+    left_out = _LeftOut()
     for file in files:
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(decode_utf8(file, file.read_bytes(), excel=False).splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                decision = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{file}:{number}: not a JSON line ({error.msg}); fix or remove the line") from error
-            if not isinstance(decision, dict) or "text" not in decision or "final_label" not in decision:
-                raise DataError(f"{file}:{number}: a review decision needs the fields text and final_label")
+            decision = _decision(file, number, line)
             label = decision.get("final_label")
             if label in (None, ""):
                 skipped += 1
                 continue
             if label not in labels:
-                unknown += 1
+                left_out.first_unknown = left_out.first_unknown or f"{file} line {number}"
+                left_out.unknown[label] += 1
                 continue
-            text = normalize(str(decision["text"]), max_chars)
-            if text:
-                records.append((str(label), text, str(decision.get("source", "")), str(decision.get("time") or "")))
+            text = normalize(decision["text"], max_chars)
+            if not text:
+                left_out.empty.append(f"{file} line {number}")
+                continue
+            records.append((label, text, str(decision.get("source", "")), str(decision.get("time") or "")))
+    _warn(left_out, labels)
     rows = pd.DataFrame(records, columns=["label", "text", "source", "time"])
     # files of several exports (the service's JSONL, Label Studio's, A2I's) interleave in time, not in file order
     when = pd.to_datetime(rows.time, utc=True, errors="coerce", format="ISO8601")
     order = when.sort_values(kind="stable", na_position="first").index
     rows = rows.loc[order].drop_duplicates("text", keep="last").sort_index()
-    return Reviews(rows.drop(columns="time").reset_index(drop=True), files, skipped, unknown)
+    return Reviews(rows.drop(columns="time").reset_index(drop=True), files, skipped, sum(left_out.unknown.values()))
+
+
+def _decision(file: Path, number: int, line: str) -> dict[str, Any]:
+    """One line's decision: an object with a string text and a string (or null: skipped) final_label."""
+    where = f"{file}: line {number}"
+    try:
+        decision = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where}: not a JSON line ({error.msg}); fix or remove the line") from error
+    if isinstance(decision, dict) and "humanAnswers" in decision:
+        raise DataError(f"{where}: an A2I output.json record, not a review decision line; {A2I_OUTPUT}")
+    if not isinstance(decision, dict):
+        kind = (
+            "an array"
+            if isinstance(decision, list)
+            else "a string"
+            if isinstance(decision, str)
+            else "a number or null"
+        )
+        raise DataError(
+            f"{where}: {kind}, not a decision: JSON Lines hold one object a line, each with text and final_label"
+        )
+    if "text" not in decision or "final_label" not in decision:
+        raise DataError(f"{where}: a review decision needs the fields text and final_label")
+    for key, may_be_null in (("text", False), ("final_label", True)):
+        value = decision[key]
+        if not isinstance(value, str) and not (may_be_null and value is None):
+            kind = "a string" if not may_be_null else "a string (or null: the reviewer skipped the item)"
+            raise DataError(
+                f"{where}: {key} is {json.dumps(value)}, not {kind}; fix or remove the line (`mlexp review export` "
+                "writes them right)"
+            )
+    return decision
+
+
+# the left-out labels a warning names
+SHOWN_LABELS = 5
+
+
+def _warn(left_out: _LeftOut, labels: list[str]) -> None:
+    """The warnings about decisions left out: unknown labels (each asked about when a listed class is spelt like
+    it) and texts with nothing the model reads."""
+    if left_out.unknown:
+        named = []
+        for label, count in left_out.unknown.most_common(SHOWN_LABELS):
+            listed = respelt([label], labels)
+            named.append(f"{label} ({count}{f'; did you mean {listed[0]}?' if listed else ''})")
+        more = len(left_out.unknown) - SHOWN_LABELS
+        warn(
+            f"dataset.reviews: left out {sum(left_out.unknown.values())} decisions whose final_label is not a class "
+            f"of dataset.labels ({', '.join(labels)}): {', '.join(named)}{f' and {more} more' if more > 0 else ''}; "
+            f"the first at {left_out.first_unknown}; correct the label in the file, or list the class in "
+            "dataset.labels"
+        )
+    if left_out.empty:
+        warn(
+            f"dataset.reviews: left out {len(left_out.empty)} decisions whose text has no letter or digit once "
+            f"normalised (the model reads a-z and 0-9 only); the first at {left_out.empty[0]}"
+        )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ per annotation: the task's data fields, the choice under the control's name, `an
 from __future__ import annotations
 
 import json
+import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -89,7 +92,7 @@ def _from_full(task: dict[str, Any]) -> tuple[Any, str, str, str | None] | None:
     for annotation in sorted(kept, key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True):
         for result in annotation.get("result") or []:
             choices = (result.get("value") or {}).get("choices")
-            if result.get("type") == "choices" and choices:
+            if result.get("type", "choices") == "choices" and choices:  # a result without its type: by its value
                 when = annotation.get("updated_at") or annotation.get("created_at")
                 feedback_id = (task.get("data") or {}).get("feedback_id")
                 return feedback_id, str(choices[0]), _annotator(annotation.get("completed_by")), when
@@ -112,32 +115,84 @@ def _from_min(task: dict[str, Any]) -> tuple[Any, str, str, str | None] | None:
 
 
 def import_annotations(store: FeedbackStore, path: Path, labels: list[str]) -> int:
-    """Store the annotations of a Label Studio export file (JSON or JSON_MIN) as review decisions; returns how many."""
+    """Store the annotations of a Label Studio export file (JSON or JSON_MIN) as review decisions; returns how many.
+    The tasks skipped (not annotated, cancelled) are counted in a warning; a file of tasks none of which could be
+    stored is an error, not a silent 0."""
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as bad:
         raise DataError(f"{path}: not a Label Studio JSON export ({bad})") from bad
-    return import_tasks(store, tasks, labels, origin=str(path))
+    imported = _import(store, tasks, labels, origin=str(path))
+    if imported.skipped and not imported.stored:
+        raise DataError(
+            f"{path}: no annotation to store among its {imported.tasks} task(s): {_why(imported.reasons)}; annotate "
+            "the tasks in Label Studio (a choice of the labeling config's), then Export → JSON or JSON_MIN again"
+        )
+    if imported.skipped:
+        print(
+            f"mlexp: warning: {path}: skipped {imported.skipped} of its {imported.tasks} task(s): "
+            f"{_why(imported.reasons)}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return imported.stored
 
 
 def import_tasks(store: FeedbackStore, tasks: Any, labels: list[str], origin: str = "the export") -> int:
     """Store the annotations of decoded Label Studio tasks as review decisions; returns how many."""
+    return _import(store, tasks, labels, origin).stored
+
+
+# why a task was skipped: it has no annotation, every annotation was cancelled, or no kept one holds a choice
+NOT_ANNOTATED, CANCELLED, NO_CHOICE = "have no annotation", "were cancelled (skipped)", "hold no choice"
+
+
+@dataclass(frozen=True)
+class Imported:
+    stored: int  # decisions stored (one per record)
+    tasks: int  # tasks in the file (JSON_MIN: annotations)
+    reasons: Counter[str]  # why the others were skipped -> how many
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.reasons.values())
+
+
+def _why(reasons: Counter[str]) -> str:
+    """`2 have no annotation, 1 were cancelled (skipped)`."""
+    return ", ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+
+
+def _skipped_because(task: dict[str, Any]) -> str:
+    """Why a task gave no decision."""
+    if "annotations" not in task:
+        return NOT_ANNOTATED  # JSON_MIN: an item without the control's choice
+    annotations = task.get("annotations") or []
+    if not annotations:
+        return NOT_ANNOTATED
+    return CANCELLED if all(a.get("was_cancelled") for a in annotations) else NO_CHOICE
+
+
+def _import(store: FeedbackStore, tasks: Any, labels: list[str], origin: str) -> Imported:
+    """Store the annotations of decoded Label Studio tasks as review decisions; what was stored and skipped."""
     if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
         raise DataError(f"{origin}: a Label Studio export is a JSON list of tasks; export as JSON or JSON_MIN")
     latest: dict[int, tuple[int, str, str, str | None]] = {}
+    reasons: Counter[str] = Counter()
     for number, task in enumerate(tasks, 1):
         problem = unstorable_field(task)
         if problem is not None:  # the store cannot hold it: refused here, before any task is stored
             raise DataError(f"{origin}: task {number}: {problem}; import the file Label Studio exported, unedited")
         try:
             found = _from_full(task) if "annotations" in task else _from_min(task)
+            if found is None:  # not annotated yet, or cancelled (skipped) in Label Studio
+                reasons[_skipped_because(task)] += 1
+                continue
         except (AttributeError, TypeError, KeyError, IndexError):  # an annotation or result that is not an object
             raise DataError(
                 f"{origin}: task {number} is not shaped like a Label Studio task (its annotations or results); "
                 "import the file Label Studio exported (JSON or JSON_MIN), unedited"
             ) from None
-        if found is None:
-            continue  # not annotated yet, or cancelled (skipped) in Label Studio
         feedback_id, label, reviewer, when = found
         if not isinstance(feedback_id, int) or isinstance(feedback_id, bool):  # true would read as record 1
             raise DataError(f"{origin}: task {number} has no data.feedback_id; import tasks exported by mlexp")
@@ -150,7 +205,7 @@ def import_tasks(store: FeedbackStore, tasks: Any, labels: list[str], origin: st
     # checked whole before anything is stored: a bad file imports nothing
     for feedback_id, label, reviewer, when in latest.values():
         store.decide(feedback_id, reviewer, label, channel="label-studio", time=_utc(when))
-    return len(latest)
+    return Imported(len(latest), len(tasks), reasons)
 
 
 def _utc(when: Any) -> str | None:

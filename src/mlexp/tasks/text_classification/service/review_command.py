@@ -129,6 +129,9 @@ def _labels(given: str | None) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run one review command; returns the exit code (errors print one line)."""
     args = _parser().parse_args(argv)
+    if args.command == "label-studio-import" and not args.file.is_file():  # an input path that is not there: exit 2
+        print(f"mlexp: error: {_missing_export(args.file)}", file=sys.stderr)
+        return 2
     try:
         store = FeedbackStore(args.store or configured_store())
     except MlexpError as error:
@@ -182,3 +185,11 @@ def _file_error(command: str, error: OSError) -> str:
     action = "cannot read" if command == "label-studio-import" else "cannot write"
     fix = _FILE_FIXES.get(command, "check the path and its permissions")
     return f"{action} {file}: {reason}; {fix}"
+
+
+def _missing_export(file: Path) -> str:
+    """`<file>: no such file; <fix>` of a Label Studio export that is not there (or is a folder), before the store
+    is opened: nothing is read or written."""
+    reason = "a folder, not a file" if file.is_dir() else "no such file"
+    shown = "" if str(file.absolute()) == str(file) else f" ({file.absolute()})"
+    return f"cannot read {file}{shown}: {reason}; {_FILE_FIXES['label-studio-import']}"
