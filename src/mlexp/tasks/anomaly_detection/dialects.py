@@ -71,7 +71,8 @@ class Dialect:
         # there only the code lookup and the timestamp formats read the value trimmed (casting untrimmed copies
         # no string: about a fifth of the CPU time of staging a CSV); Trino's casts may not, so Athena trims
         text = f"trim({column})"
-        parsed = [f"try_cast({column if self.name == 'duckdb' else text} AS {target_type})"]
+        value = column if self.name == "duckdb" else text
+        parsed = [whole_number(value) if target_type.upper() == "BIGINT" else f"try_cast({value} AS {target_type})"]
         if codes:
             cases = " ".join(f"WHEN {literal(key.strip().upper())} THEN {int(code)}" for key, code in codes.items())
             parsed = [f"CASE upper({text}) {cases} ELSE {parsed[0]} END"]
@@ -95,6 +96,13 @@ class Dialect:
         """The first instant of the month named in the row's file name (Athena's "$path"), or null."""
         month = """regexp_extract("$path", '((?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2]))[^/0-9]*$', 1)"""
         return f"try(date_parse({month}, '%Y-%m'))"
+
+
+def whole_number(text: str) -> str:
+    """Text as BIGINT when it is a whole number (`2`, `2.0`), else null: DuckDB's cast rounds `2.5` to 3, a code
+    (VendorID, payment_type) or location the row does not hold; null is counted and warned about instead."""
+    number = f"try_cast({text} AS DOUBLE)"
+    return f"CASE WHEN {number} = floor({number}) THEN try_cast({text} AS BIGINT) END"
 
 
 DUCKDB = Dialect("duckdb", duration_function="date_sub")

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.config.schema import choice_text
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection.dialects import DUCKDB, Dialect, literal
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB, Dialect, literal, quote
 from mlexp.tasks.anomaly_detection.engines import (
     AthenaEngine,
     DuckDBEngine,
@@ -51,6 +51,11 @@ MANIFEST = "manifest.json"
 OUT_OF_RANGE = "__out_of_range_"
 # the range of a numeric type that can be exceeded (a DOUBLE reads 1e400 as inf)
 TYPE_RANGES = {"BIGINT": "whole numbers from -9223372036854775808 to 9223372036854775807"}
+# a BIGINT column's numbers that are not whole (VendorID 2.5): read as null, with their own warning, like OUT_OF_RANGE
+NOT_WHOLE = "__not_whole_"
+# the typed reader's stop on such a number (or one a DOUBLE does not hold exactly, from 2**53): the file is read as text
+NOT_WHOLE_STOP = "mlexp: a number that is not a whole one, or beyond 2**53, in a BIGINT column of "
+EXACT = 2**53
 # the staged copy of a CSV is read only by the trial's later stages: no compression to undo there
 STAGED_COMPRESSION = "none"
 
@@ -219,17 +224,19 @@ def _unread_in_place(
 
 
 def _warn_unread(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, found: dict[str, Tally]) -> None:
-    """One warning per column whose text read as null, naming the first such row's line (CSV) or row (Parquet); a
-    second one for the numbers there beyond the range of the column's type (a BIGINT's 99999999999999999999), which
-    are neither text that is not a number nor an unknown code."""
+    """One warning per column whose text read as null, naming the first such row's line (CSV) or row (Parquet); one
+    more for the numbers there beyond the range of the column's type (a BIGINT's 99999999999999999999), and one for
+    those with a fraction where the type holds whole numbers (VendorID 2.5), which are neither text that is not a
+    number nor an unknown code."""
     warned: list[tuple[str, str, Counter[str], int | None]] = []  # (kind, column, values, first position)
     for marker, tally in found.items():
         if not tally.counts:
             continue
         read_as = UNKNOWN_CODE if marker.startswith(UNKNOWN_CODE) else UNREADABLE_NUMBER
         column = marker.removeprefix(read_as)
-        beyond = out_of_range(connection, tally.counts)
-        for kind, values in ((read_as, set(tally.counts) - beyond), (OUT_OF_RANGE, beyond)):
+        beyond, fractions = numbers_read_as_null(connection, tally.counts)
+        kinds = ((read_as, set(tally.counts) - beyond - fractions), (OUT_OF_RANGE, beyond), (NOT_WHOLE, fractions))
+        for kind, values in kinds:
             if values:  # values of as many rows in file order (each one's first row): the tally's own order is a
                 # parallel query's, which differs from run to run
                 order = sorted(values, key=lambda value: (tally.firsts.get(value, math.inf), value))
@@ -247,16 +254,23 @@ def _warn_unread(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile,
             warning = unknown_codes_warning(file.path, column, counts, where=where)
         elif kind == OUT_OF_RANGE:
             warning = out_of_range_warning(file.path, column, counts, where=where)
+        elif kind == NOT_WHOLE:
+            warning = not_whole_warning(file.path, column, counts, where=where)
         else:
             warning = unreadable_numbers_warning(file.path, column, counts, where=where)
         print(f"mlexp: warning: {warning}", file=sys.stderr)
 
 
-def out_of_range(connection: duckdb.DuckDBPyConnection, values: Iterable[str]) -> set[str]:
-    """The values of a numeric column that read as null though they are numbers: beyond its type's range (a BIGINT's
-    99999999999999999999; a DOUBLE reads even 1e400, as inf). Asked only of the values a warning names."""
-    sql = "SELECT v FROM unnest(?::VARCHAR[]) AS t(v) WHERE NOT isnan(try_cast(v AS DOUBLE))"
-    return {value for (value,) in connection.execute(sql, [list(values)]).fetchall()}
+def numbers_read_as_null(connection: duckdb.DuckDBPyConnection, values: Iterable[str]) -> tuple[set[str], set[str]]:
+    """The values of a numeric column that read as null though they are numbers: the whole ones beyond its type's
+    range (a BIGINT's 99999999999999999999; a DOUBLE reads even 1e400, as inf), and those with a fraction in a
+    BIGINT column (VendorID 2.5). Asked only of the values a warning names."""
+    sql = (
+        "SELECT v, n = floor(n) FROM (SELECT v, try_cast(v AS DOUBLE) AS n FROM unnest(?::VARCHAR[]) AS t(v)) "
+        "WHERE NOT isnan(n)"
+    )
+    found = connection.execute(sql, [list(values)]).fetchall()
+    return {value for value, whole in found if whole}, {value for value, whole in found if not whole}
 
 
 def line_numbers(path: Path, positions: Iterable[int]) -> dict[int, int]:
@@ -357,7 +371,11 @@ def typed_csv_reader(
         types[name] = sql_type
     if all(sql_type == "VARCHAR" for sql_type in types.values()):
         return None
-    columns = ", ".join(f"{literal(name)}: {literal(sql_type)}" for name, sql_type in types.items())
+    # DuckDB's reader rounds 2.5 in a BIGINT column to 3: those are read as DOUBLE, and the file read as text
+    # (where such a value is null and warned about) unless each is a whole number a DOUBLE holds exactly
+    whole = [name for name, sql_type in types.items() if sql_type == "BIGINT"]
+    read = {name: "DOUBLE" if name in whole else sql_type for name, sql_type in types.items()}
+    columns = ", ".join(f"{literal(name)}: {literal(sql_type)}" for name, sql_type in read.items())
     with file.path.open("rb") as handle:
         compression = "gzip" if handle.read(2) == nyc_taxi.GZIP_MAGIC else "none"
     relation = (
@@ -365,6 +383,14 @@ def typed_csv_reader(
         f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, null_padding = false, nullstr = '', "
         f"compression = '{compression}')"
     )
+    if whole:
+        casts = ", ".join(f"CAST({quote(name)} AS BIGINT) AS {quote(name)}" for name in whole)
+        odd = " OR ".join(
+            f"NOT isfinite({quote(name)}) OR {quote(name)} <> floor({quote(name)}) OR abs({quote(name)}) >= {EXACT}"
+            for name in whole
+        )
+        stop = f"error({literal(NOT_WHOLE_STOP + str(file.path))})"
+        relation = f"(SELECT * REPLACE ({casts}) FROM {relation} WHERE CASE WHEN {odd} THEN {stop} ELSE true END)"
     return relation, types
 
 
@@ -442,6 +468,23 @@ def out_of_range_warning(path: Path, column: str, counter: Counter[str], shown: 
     return (
         f"{path}: {column}: {_rows_hold(sum(counter.values()))} a number out of range for the column's type "
         f"({sql_type}{': ' + TYPE_RANGES[sql_type] if sql_type in TYPE_RANGES else ''}), read as null{first}: "
+        + _numbers_kept(column, counter, shown)
+    )
+
+
+def not_whole_warning(path: Path, column: str, counter: Counter[str], shown: int = 10, where: str = "") -> str:
+    """One line naming a file's numbers with a fraction in `column`, whose type holds whole numbers (a code, a
+    location ID), with their rows (most first) and `where` the first one is, if known; what happens, and the fix."""
+    first = f" (the first on {where})" if where else ""
+    return (
+        f"{path}: {column}: {_rows_hold(sum(counter.values()))} a number with a fraction where the column holds "
+        f"whole numbers (codes and IDs, BIGINT), read as null rather than rounded{first}: "
+        + _numbers_kept(column, counter, shown)
+    )
+
+
+def _numbers_kept(column: str, counter: Counter[str], shown: int) -> str:
+    return (
         f"{_listed(counter, shown)}; the rows are kept, with {column} null (an enabled rule that uses {column} "
         "flags them as unevaluable); to read them, correct the number in the file, or write nothing where there "
         "is none"

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import inputs, timestamps
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.engines import AthenaEngine, Engine
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, TOP_COLUMNS, TripQueries
@@ -225,6 +225,7 @@ def query(cfg: DictConfig, tracker: Tracker) -> None:
         rows_in = int(counts.iloc[:, 1].sum())
         if rows_in == 0:
             raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
+        timestamps.require_durations(cfg, rows_in, int(counts.loc[counts.iloc[:, 0].isna()].iloc[:, 1].sum()))
         n = cfg.model.top_n
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
             drawing = meanwhile.submit(_sorted_chart, cfg, counts, "duration_sorted", "All trips")
@@ -356,6 +357,7 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
         if counts["rows_in"] == 0:
             raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
         non_positive, missing = counts["rows_non_positive"], counts["rows_without_duration"]
+        timestamps.require_durations(cfg, counts["rows_in"], missing)
         note = f"not on the log axis: {non_positive:,} trips of 0 s or less, {missing:,} without a duration"
         markers = threshold_markers(rules, _model(cfg), queries.statistics)
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:

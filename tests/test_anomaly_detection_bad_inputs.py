@@ -1,0 +1,107 @@
+"""Taxi files a probe found mishandled: a code with a fraction (`VendorID=2.5`) was stored as 3 without a word, and
+a file of US-format timestamps (`01/03/2019 18:26:45`) failed in the query stage with
+`TypeError: float() argument must be a string or a real number, not 'NAType'`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from anomaly_detection_helpers import config
+from conftest import run_cli, trials_of
+from mlexp.data import nyc_taxi
+from mlexp.tasks.anomaly_detection import inputs
+
+TASK = "anomaly_detection"
+HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,PULocationID,trip_distance,payment_type,fare_amount"
+ROWS = [
+    "1,2019-01-01 00:46:40,2019-01-01 00:53:20,151,1.5,1,6.5",
+    "2.0,2019-01-01 00:59:47,2019-01-01 01:18:59,239,2.6,2,12",  # a whole number written with a fraction: 2
+    "2.5,2019-01-02 10:00:00,2019-01-02 10:09:00,236.5,2.5,1,9",
+    "2,2019-01-03 08:00:00,2019-01-03 08:20:00,161,3.1,1.5,10.3",
+    "2.5,2019-01-04 08:00:00,2019-01-04 08:30:00,43,6.2,1,21",
+]
+
+
+def _csv(folder: Path, rows: list[str], header: str = HEADER) -> Path:
+    path = folder / "yellow_tripdata_2019-01.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def _warnings(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("mlexp: warning:")]
+
+
+def _kept(column: str) -> str:
+    return (
+        f"the rows are kept, with {column} null (an enabled rule that uses {column} flags them as unevaluable); to "
+        "read them, correct the number in the file, or write nothing where there is none"
+    )
+
+
+@pytest.mark.parametrize("staged", ["true", "false"], ids=["staged", "read_in_place"])
+def test_a_code_with_a_fraction_reads_as_null_with_a_warning_not_rounded(tmp_path, capsys, staged):
+    path = _csv(tmp_path, ROWS)
+    cfg = config(tmp_path, f"preprocessing.stage_csv_as_parquet={staged}")
+    unknown: dict = {}
+    unreadable: dict = {}
+    read = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
+
+    where = "whole numbers (codes and IDs, BIGINT), read as null rather than rounded"
+    assert sorted(_warnings(capsys)) == [
+        f"mlexp: warning: {path}: PULocationID: 1 row holds a number with a fraction where the column holds {where} "
+        f"(the first on line 4): '236.5' (1 row); {_kept('PULocationID')}",
+        f"mlexp: warning: {path}: VendorID: 2 rows hold a number with a fraction where the column holds {where} "
+        f"(the first on line 4): '2.5' (2 rows); {_kept('VendorID')}",
+        f"mlexp: warning: {path}: payment_type: 1 row holds a number with a fraction where the column holds {where} "
+        f"(the first on line 5): '1.5' (1 row); {_kept('payment_type')}",
+    ]
+    # counted with the column's other values that read as null
+    assert unknown == {"VendorID": {"2.5": 2}, "payment_type": {"1.5": 1}}
+    assert unreadable == {"PULocationID": {"236.5": 1}}
+    if staged == "true":
+        table = pq.read_table(read[0])
+        assert table["VendorID"].to_pylist() == [1, 2, None, 2, None]
+        assert table["PULocationID"].to_pylist() == [151, 239, None, 161, 43]
+        assert table["payment_type"].to_pylist() == [1, 2, 1, None, 1]
+
+
+def test_whole_numbers_keep_the_typed_reader_and_read_exactly(tmp_path, capsys, monkeypatch):
+    # 2.0 is 2, and a file of whole numbers is read by the typed reader (not refused into the text path); a number a
+    # DOUBLE does not hold exactly (from 2**53) is read as text, exactly
+    path = _csv(tmp_path, [*ROWS[:2], "1,2019-01-05 08:00:00,2019-01-05 08:30:00,9007199254740993,6.2,1,21"])
+    cfg = config(tmp_path)
+    reads = []
+    typed = inputs.typed_csv_reader
+    monkeypatch.setattr(inputs, "typed_csv_reader", lambda *args: reads.append(args[0].path) or typed(*args))
+    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    assert pq.read_table(staged)["PULocationID"].to_pylist() == [151, 239, 9007199254740993]
+    assert pq.read_table(staged)["VendorID"].to_pylist() == [1, 2, 1]
+    assert _warnings(capsys) == [] and reads == [path]
+
+
+US_ROWS = [
+    "1,01/03/2019 18:26:45,01/03/2019 18:31:48,151,0.71,1,5.5",
+    "2,01/24/2019 23:01:07,01/24/2019 23:16:54,239,1.57,1,10.5",
+]
+
+
+def test_a_file_whose_timestamps_all_fail_to_read_fails_naming_a_value_and_the_formats(tmp_project):
+    project = tmp_project
+    path = _csv(project, US_ROWS)
+    done = run_cli(project, f"task={TASK}", f"dataset.path={path}", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "TypeError" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    [failed] = trials_of(project, experiment=TASK)
+    assert line == (
+        "mlexp: error: stage 'query' failed: none of the 2 rows has a pickup and a dropoff time that read as "
+        "timestamps (tpep_pickup_datetime, tpep_dropoff_datetime), so no trip has a duration; "
+        f"{path} holds e.g. tpep_pickup_datetime '01/03/2019 18:26:45'. Times are read as ISO 8601 "
+        "('2019-01-01 00:15:00'), then with preprocessing.timestamp_formats (['%m/%d/%Y %I:%M:%S %p']); add the "
+        """file's format, e.g. 'preprocessing.timestamp_formats=["%m/%d/%Y %H:%M:%S"]' for 01/31/2019 23:59:59 """
+        f"(trial {failed.run_id} marked FAILED)"
+    )
+    assert failed.status == "FAILED" and failed.component_names == {"Pre-processing", "Query"}

@@ -1,0 +1,128 @@
+"""churn.txt values no customer can have, and an empty file: one line naming the file, the line and the column.
+
+A probe found `Account Length=-50` and `CustServ Calls=-3` accepted, `Day Charge=inf` written to train.csv as
+`Total Spend=inf`, `Day Mins=inf` failing in XGBoost with a native stack dump, `Day Charge=1e308` failing only in the
+last stage (`spend is NaN, infinite or negative for customers 4`) and an empty file failing with pandas'
+`EmptyDataError: No columns to parse from file`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, trials_of
+from mlexp.data import telecom_churn
+from mlexp.errors import DataError
+
+TASK = "churn_incentives"
+HEADER_NOTE = "line 1 is the header"
+
+
+def _churn_txt(path: Path, rows: int = 12, **values: tuple[int, str]) -> Path:
+    """The first `rows` customers of the packaged copy as churn.txt, with `column=(row, text)` written over them."""
+    frame = telecom_churn.read_packaged().head(rows).reset_index(drop=True).astype(str)
+    for column, (row, text) in values.items():
+        frame.loc[row, column.replace("_", " ")] = text
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "text", "message"),
+    [
+        (
+            "Account_Length",
+            "-50",
+            "is negative in line 6 (e.g. '-50'; {note}); counts, minutes, charges and codes are 0 or more: correct it",
+        ),
+        (
+            "CustServ_Calls",
+            "-3",
+            "is negative in line 6 (e.g. '-3'; {note}); counts, minutes, charges and codes are 0 or more: correct it",
+        ),
+        (
+            "Day_Mins",
+            "inf",
+            "is infinite or too large in line 6 (e.g. 'inf'; {note}); give a number of at most "
+            "3.4e+38 (the classifier reads 32-bit numbers)",
+        ),
+        (
+            "Day_Charge",
+            "-inf",
+            "is infinite or too large in line 6 (e.g. '-inf'; {note}); give a number of at most "
+            "3.4e+38 (the classifier reads 32-bit numbers)",
+        ),
+        (
+            "Day_Charge",
+            "1e308",
+            "is infinite or too large in line 6 (e.g. '1e308'; {note}); give a number of at "
+            "most 3.4e+38 (the classifier reads 32-bit numbers)",
+        ),
+        ("Eve_Calls", "nan", "is not a number in line 6 (e.g. 'nan'; {note}); give a number"),
+    ],
+    ids=[
+        "negative account length",
+        "negative calls",
+        "infinite minutes",
+        "minus infinite charge",
+        "1e308 charge",
+        "nan",
+    ],
+)
+def test_an_impossible_number_is_refused_naming_the_file_line_and_column(tmp_path, column, text, message):
+    path = _churn_txt(tmp_path / "churn.txt", **{column: (4, text)})
+    with pytest.raises(DataError) as refused:
+        telecom_churn.load(path)
+    name = column.replace("_", " ")
+    assert str(refused.value) == f"{path}: column {name} " + message.format(note=HEADER_NOTE)
+
+
+def test_the_largest_32_bit_number_still_loads_with_a_finite_total_spend(tmp_path):
+    path = _churn_txt(tmp_path / "churn.txt", Day_Charge=(0, "3.4e38"))
+    frame = telecom_churn.load(path)
+    assert frame.loc[0, "Total Spend"] == pytest.approx(3.4e38)  # the rounding to cents did not overflow
+
+
+def test_line_numbers_count_blank_lines_and_lines_inside_quoted_fields(tmp_path):
+    path = _churn_txt(tmp_path / "churn.txt", State=(1, "K\nS"), Day_Calls=(5, "-1"))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:4], "", "  ", *lines[4:]]) + "\n\n")
+    with pytest.raises(DataError, match=r"column Day Calls is negative in line 10 \(e.g. '-1'"):
+        telecom_churn.load(path)
+    assert path.read_text().splitlines()[9].split(",")[8] == "-1"  # line 10 as an editor counts it
+
+
+def test_an_empty_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "churn.txt"
+    path.write_text("")
+    with pytest.raises(DataError) as refused:
+        telecom_churn.load(path)
+    assert str(refused.value) == f"{path}: the file is empty (no header, no rows); check dataset.path"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"Day_Charge": (10, "inf")},
+            "column Day Charge is infinite or too large in line 12 (e.g. 'inf'; line 1 is the header); give a number "
+            "of at most 3.4e+38 (the classifier reads 32-bit numbers)",
+        ),
+        (None, "the file is empty (no header, no rows); check dataset.path"),
+    ],
+    ids=["infinite charge", "empty file"],
+)
+def test_a_trial_on_a_bad_file_fails_in_prepare_with_one_line(tmp_project, values, message):
+    path = tmp_project / "churn.txt"
+    if values is None:
+        path.write_text("")
+    else:
+        _churn_txt(path, rows=40, **values)
+    done = run_cli(tmp_project, f"task={TASK}", f"dataset.path={path}", "model.num_round=2", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    [failed] = trials_of(tmp_project, experiment=TASK)
+    assert line == (f"mlexp: error: stage 'prepare' failed: {path}: {message} (trial {failed.run_id} marked FAILED)")
+    assert failed.status == "FAILED" and failed.component_names == {"Pre-processing"}
