@@ -139,6 +139,24 @@ def test_a_batch_skips_the_document_whose_ground_truth_does_not_fit_and_fails_wh
         _user_documents(*_cfg(folder, tmp_path))
 
 
+def test_ground_truth_that_matches_no_document_is_named_in_a_warning(tmp_path, capsys):
+    # `scan.png.json` (or a misspelt name) was left unread without a word: its document was scored without it
+    from mlexp.tasks.document_extraction.stages import _user_documents
+
+    folder = tmp_path / "scans"
+    _scan(folder, {"pages": [_page()]}, "scan")
+    (folder / "scan.png.json").write_text(json.dumps({"pages": [_page()]}))
+    (folder / "other").mkdir()
+    (folder / "other" / "orphan.json").write_text("{}")
+    entries, _ = _user_documents(*_cfg(folder, tmp_path))
+    assert [e["ground_truth"] for e in entries] == ["scan.png.json"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"mlexp: warning: 2 ground-truth files matched no document: {folder / 'other' / 'orphan.json'}, "
+        f"{folder / 'scan.png.json'}; a document's ground truth is its name with .json for its extension (x.json "
+        "for x.png)"
+    ]
+
+
 def test_ground_truth_of_two_pages_for_a_one_page_scan_fails_the_trial_in_one_line(tmp_project_with_store):
     project = tmp_project_with_store
     folder = project / "scans"

@@ -125,6 +125,7 @@ def _user_documents(
     cfg: DictConfig, pages_dir: Path, truth_dir: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     entries, rejected = [], []
+    truths: list[Path] = []
     root = Path(cfg.dataset.path).expanduser()
     names: dict[str, Path] = {}
     for path in tqdm(document_files.find(root), desc="reading documents", disable=None):
@@ -148,6 +149,8 @@ def _user_documents(
             continue
         # its ground truth is checked before a page is written: a document rejected for it leaves no page behind
         truth = _truth_file(cfg, path)
+        if truth is not None:
+            truths.append(truth)
         sizes = [(image.shape[1], image.shape[0]) for image in images]
         problem = None if truth is None else _truth_problem(truth, path, sizes)
         if problem:
@@ -175,7 +178,28 @@ def _user_documents(
     if not entries:
         reasons = "; ".join(r["error"] for r in rejected[:3]) or f"no files in {root}"
         raise DataError(f"no readable document in dataset.path={root}: {reasons}")
+    _warn_unmatched_truth(cfg, root, used={Path(r["file"]) for r in rejected} | set(truths))
     return entries, rejected
+
+
+def _warn_unmatched_truth(cfg: DictConfig, root: Path, used: set[Path]) -> None:
+    """Ground-truth files no document took (`scan.png.json`, or a document's name misspelt): their documents are
+    scored without them, so say which, and how a document finds its own."""
+    if cfg.dataset.ground_truth:
+        candidates = sorted(Path(cfg.dataset.ground_truth).expanduser().glob("*.json"))
+    else:
+        candidates = sorted(root.rglob("*.json")) if root.is_dir() else []
+    unmatched = [path for path in candidates if path not in used]
+    if unmatched:
+        shown = ", ".join(str(path) for path in unmatched[:3]) + (
+            f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+        )
+        print(
+            f"mlexp: warning: {len(unmatched)} ground-truth file{'s' if len(unmatched) > 1 else ''} matched no "
+            f"document: {shown}; a document's ground truth is its name with .json for its extension (x.json for "
+            "x.png)",
+            file=sys.stderr,
+        )
 
 
 def document_name(root: Path, path: Path) -> str:
