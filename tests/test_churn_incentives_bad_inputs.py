@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import run_cli, trials_of
@@ -126,3 +127,14 @@ def test_a_trial_on_a_bad_file_fails_in_prepare_with_one_line(tmp_project, value
     [failed] = trials_of(tmp_project, experiment=TASK)
     assert line == (f"mlexp: error: stage 'prepare' failed: {path}: {message} (trial {failed.run_id} marked FAILED)")
     assert failed.status == "FAILED" and failed.component_names == {"Pre-processing"}
+
+
+def test_a_file_with_old_mac_line_endings_reads_as_with_newlines(tmp_path):
+    # Excel for Mac's "CSV (Macintosh)" ends lines with a bare CR: csv.Error "new-line character seen in unquoted
+    # field" from the line count, an unexplained error
+    plain = _churn_txt(tmp_path / "churn.txt")
+    mac = tmp_path / "churn_mac.txt"
+    mac.write_bytes(plain.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+    read = telecom_churn.load(mac)
+    pd.testing.assert_frame_equal(read, telecom_churn.load(plain))
+    assert len(read) == 12

@@ -150,7 +150,7 @@ def _read_csv(source: Path) -> pd.DataFrame:
 def _data_lines(text: str) -> list[int]:
     """The line each data row starts on, counted as pandas reads rows: blank lines skipped, a quoted field may span
     lines."""
-    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     starts, line = [], 1
     for row in reader:
         if len(row) > 1 or (row and row[0].strip()):
