@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import REPO, run_cli, trials_of
@@ -198,3 +199,20 @@ def test_the_trial_fails_with_the_loaders_one_line(tmp_project, folder, kind):
         done.stderr.strip() == f"mlexp: error: stage 'prepare' failed: {refused} (trial {trial.run_id} marked FAILED)"
     )
     assert trial.status == "FAILED"
+
+
+def test_the_fast_reader_reads_what_the_strict_one_does_lines_included(tmp_path):
+    # Arrow's reader takes well-formed files (Python's csv module took 4x the CPU and 3x the memory of pandas on
+    # 1M interactions); its records and their file lines must be the strict reader's
+    from mlexp.data import personalize_csv
+
+    text = 'USER_ID,ITEM_ID,TIMESTAMP\r\nu1,"i,1",5\r\n\r\n"u\r\n2",i2,6\r\nu3,,7\r\n'
+    path = tmp_path / "interactions.csv"
+    path.write_bytes(text.encode())
+    fast = personalize_csv._arrow_records(text)
+    assert fast is not None
+    frame, lines = personalize_csv.read(path, [])
+    strict, strict_lines = personalize_csv._strict_records(path, text, [])
+    pd.testing.assert_frame_equal(frame, strict)
+    assert lines[:].tolist() == strict_lines[:].tolist() == [2, 4, 6]
+    assert frame.to_numpy().tolist() == [["u1", "i,1", "5"], ["u\r\n2", "i2", "6"], ["u3", "", "7"]]

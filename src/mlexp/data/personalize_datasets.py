@@ -40,7 +40,7 @@ class PersonalizeDatasets:
     schemas: dict[str, Schema]
 
 
-def _where(bad: pd.Series, lines: np.ndarray, raw: pd.Series | None = None) -> str:
+def _where(bad: pd.Series, lines: personalize_csv.FileLines, raw: pd.Series | None = None) -> str:
     """`on line 5` or `on lines 5, 7, 9, 11, 12 and 3 more`, then the first values when `raw` is given."""
     at = np.flatnonzero(bad.to_numpy())
     where = personalize_csv.listed([str(lines[i]) for i in at])
@@ -72,7 +72,7 @@ def _value_rules(field: Field, values: pd.Series, given: pd.Series) -> list[tupl
     return rules
 
 
-def _typed(frame: pd.DataFrame, lines: np.ndarray, schema: Schema, source: Path) -> pd.DataFrame:
+def _typed(frame: pd.DataFrame, lines: personalize_csv.FileLines, schema: Schema, source: Path) -> pd.DataFrame:
     header = list(frame.columns)
     missing = [name for name in schema.names if name not in header]
     extra = [name for name in header if name not in schema.names]
@@ -106,7 +106,7 @@ def _typed(frame: pd.DataFrame, lines: np.ndarray, schema: Schema, source: Path)
     return out
 
 
-def _check_unique(frame: pd.DataFrame, lines: np.ndarray, dataset_type: str, source: Path) -> None:
+def _check_unique(frame: pd.DataFrame, lines: personalize_csv.FileLines, dataset_type: str, source: Path) -> None:
     """Users and items are one row each, as Personalize keys them by their ID."""
     key = next(iter(REQUIRED[dataset_type]))
     repeated = frame[key].duplicated(keep=False).to_numpy()
