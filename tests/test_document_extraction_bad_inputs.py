@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import run_cli, trials_of
 from mlexp.errors import DataError
+from test_document_extraction_parts import _user_cfg
 
 WHERE = "see 'Output schema' in docs/tasks/document_extraction.md"
 WIDTH, HEIGHT = 80, 60
@@ -106,25 +106,13 @@ def test_ground_truth_that_fits_is_read_boxes_near_the_edge_and_empty_cells_incl
     assert _truth_problem(generated.with_suffix(".json"), generated, [drawn.image.size]) is None
 
 
-def _cfg(folder: Path, tmp_path: Path):
-    from mlexp.tasks.document_extraction.config import DocumentPages
-
-    pages, truth = tmp_path / "out" / "pages", tmp_path / "out" / "truth"
-    pages.mkdir(parents=True, exist_ok=True)
-    truth.mkdir(exist_ok=True)
-    cfg = OmegaConf.create(
-        {"dataset": {"path": str(folder), "ground_truth": None}, "preprocessing": OmegaConf.structured(DocumentPages)}
-    )
-    return cfg, pages, truth
-
-
 def test_a_batch_skips_the_document_whose_ground_truth_does_not_fit_and_fails_when_none_is_left(tmp_path, capsys):
     from mlexp.tasks.document_extraction.stages import _user_documents
 
     folder = tmp_path / "scans"
     _scan(folder, {"pages": [_page()]}, "good")
     _scan(folder, {"pages": [_page(), _page(number=2)]}, "twice")
-    entries, rejected = _user_documents(*_cfg(folder, tmp_path))
+    entries, rejected = _user_documents(*_user_cfg(folder, tmp_path))
     assert [e["name"] for e in entries] == ["good.png"]
     message = (
         f"{folder / 'twice.json'}: ground truth has 2 pages but twice.png has 1 page; give one entry of 'pages' per "
@@ -136,7 +124,7 @@ def test_a_batch_skips_the_document_whose_ground_truth_does_not_fit_and_fails_wh
 
     (folder / "good.json").write_text(json.dumps({"pages": []}))
     with pytest.raises(DataError, match=r"^no readable document in dataset\.path=.*good\.json: ground truth has 0"):
-        _user_documents(*_cfg(folder, tmp_path))
+        _user_documents(*_user_cfg(folder, tmp_path))
 
 
 def test_ground_truth_that_matches_no_document_is_named_in_a_warning(tmp_path, capsys):
@@ -148,13 +136,19 @@ def test_ground_truth_that_matches_no_document_is_named_in_a_warning(tmp_path, c
     (folder / "scan.png.json").write_text(json.dumps({"pages": [_page()]}))
     (folder / "other").mkdir()
     (folder / "other" / "orphan.json").write_text("{}")
-    entries, _ = _user_documents(*_cfg(folder, tmp_path))
+    # a document refused for itself: its ground truth did match it
+    (folder / "broken.png").write_bytes(b"not a PNG")
+    (folder / "broken.json").write_text(json.dumps({"pages": [_page()]}))
+    entries, _ = _user_documents(*_user_cfg(folder, tmp_path))
     assert [e["ground_truth"] for e in entries] == ["scan.png.json"]
-    assert capsys.readouterr().err.splitlines() == [
-        f"mlexp: warning: 2 ground-truth files matched no document: {folder / 'other' / 'orphan.json'}, "
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mlexp: warning: 2 JSON files matched no document as its ground truth: {folder / 'other' / 'orphan.json'}, "
         f"{folder / 'scan.png.json'}; a document's ground truth is its name with .json for its extension (x.json "
         "for x.png)"
-    ]
+    )
+    # one document: the other files of its folder are not the run's
+    _user_documents(*_user_cfg(folder / "scan.png", tmp_path))
+    assert "matched no document" not in capsys.readouterr().err
 
 
 def test_ground_truth_of_two_pages_for_a_one_page_scan_fails_the_trial_in_one_line(tmp_project_with_store):

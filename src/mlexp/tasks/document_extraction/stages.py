@@ -134,6 +134,10 @@ def _user_documents(
         if name.casefold() in names:
             raise DataError(f"{path} and {names[name.casefold()]} would both be saved as {name}; rename one of them")
         names[name.casefold()] = path
+        # taken even when the document is refused: its ground truth did match it
+        truth = _truth_file(cfg, path)
+        if truth is not None:
+            truths.append(truth)
         try:
             images = list(
                 document_files.pages(
@@ -148,9 +152,6 @@ def _user_documents(
             rejected.append({"file": str(path), "error": str(error)})
             continue
         # its ground truth is checked before a page is written: a document rejected for it leaves no page behind
-        truth = _truth_file(cfg, path)
-        if truth is not None:
-            truths.append(truth)
         sizes = [(image.shape[1], image.shape[0]) for image in images]
         problem = None if truth is None else _truth_problem(truth, path, sizes)
         if problem:
@@ -178,26 +179,28 @@ def _user_documents(
     if not entries:
         reasons = "; ".join(r["error"] for r in rejected[:3]) or f"no files in {root}"
         raise DataError(f"no readable document in dataset.path={root}: {reasons}")
-    _warn_unmatched_truth(cfg, root, used={Path(r["file"]) for r in rejected} | set(truths))
+    _warn_unmatched_truth(cfg, root, used=set(truths))
     return entries, rejected
 
 
 def _warn_unmatched_truth(cfg: DictConfig, root: Path, used: set[Path]) -> None:
     """Ground-truth files no document took (`scan.png.json`, or a document's name misspelt): their documents are
     scored without them, so say which, and how a document finds its own."""
+    if root.is_file():  # one document: the other files of its folder are not the run's
+        return
     if cfg.dataset.ground_truth:
         candidates = sorted(Path(cfg.dataset.ground_truth).expanduser().glob("*.json"))
     else:
-        candidates = sorted(root.rglob("*.json")) if root.is_dir() else []
+        candidates = sorted(root.rglob("*.json"))
     unmatched = [path for path in candidates if path not in used]
     if unmatched:
         shown = ", ".join(str(path) for path in unmatched[:3]) + (
             f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
         )
         print(
-            f"mlexp: warning: {len(unmatched)} ground-truth file{'s' if len(unmatched) > 1 else ''} matched no "
-            f"document: {shown}; a document's ground truth is its name with .json for its extension (x.json for "
-            "x.png)",
+            f"mlexp: warning: {len(unmatched)} JSON file{'s' if len(unmatched) > 1 else ''} matched no document as "
+            f"its ground truth: {shown}; a document's ground truth is its name with .json for its extension (x.json "
+            "for x.png)",
             file=sys.stderr,
         )
 
