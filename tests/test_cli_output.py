@@ -284,3 +284,12 @@ def test_a_printed_package_the_job_config_lacks_is_one_line_naming_what_is_there
         "--package model.nope: the job's config has no model.nope; model has max_depth, eta, gamma, min_child_weight, "
         "subsample, num_round, nthread, decision_threshold, incentives"
     )
+
+
+def test_a_printed_package_that_is_null_is_one_line_and_global_prints_the_whole_config(tmp_project):
+    # Hydra: "package 'dataset.path' not found in config", exit 1, for a key the config has
+    assert one_line_error(tmp_project, "--cfg", "job", "task=churn_incentives", "--package", "dataset.path") == (
+        "--package dataset.path: dataset.path is null in the job's config; there is nothing to print"
+    )
+    printed = run_cli(tmp_project, "--cfg", "job", "task=churn_incentives", "--package", "_global_").stdout
+    assert printed.startswith("task:\n  name: churn_incentives\n")

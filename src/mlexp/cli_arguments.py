@@ -239,9 +239,16 @@ def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool, job_
         return
     if resolve:
         resolved_config(cfg)
-    if job_package and OmegaConf.select(cfg, job_package, default=_ABSENT) is _ABSENT:
+    if not job_package or job_package == "_global_":  # Hydra's name for the whole config
+        return
+    selected = OmegaConf.select(cfg, job_package, default=_ABSENT)
+    if selected is _ABSENT:
         raise MlexpError(
             f"--package {job_package}: the job's config has no {job_package}; {_keys_near(cfg, job_package)}"
+        )
+    if selected is None:  # Hydra: "not found in config"
+        raise MlexpError(
+            f"--package {job_package}: {job_package} is null in the job's config; there is nothing to print"
         )
 
 
