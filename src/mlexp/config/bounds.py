@@ -64,7 +64,7 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
     """The one-line error for `key=value` outside `bound`; None when it holds (or is not a number: the schema's)."""
     if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    too_large = isinstance(value, int) and abs(value) > LARGEST_INTEGER
+    too_large = isinstance(value, int) and not -LARGEST_INTEGER - 1 <= value <= LARGEST_INTEGER
     if bound.holds(value) and too_large:
         # within an open-ended range, but no library takes it (an OverflowError in a stage, or a C int that wraps)
         return ConfigError(f"{key}={value} is out of range: it must be {bound} and at most {LARGEST_INTEGER}")

@@ -36,8 +36,8 @@ def _ndcg(hits: np.ndarray, n_relevant: int) -> float:
 def _top(scores: np.ndarray, depth: int) -> np.ndarray:
     """The items of the `depth` highest scores, best first, leaving out the excluded (-inf): fewer when the
     catalogue holds fewer (a catalogue of 20 items has no top 25)."""
-    depth = min(depth, len(scores))
-    top = np.argpartition(-scores, depth - 1)[:depth]
+    # kth=depth, as before catalogues smaller than the depth were ranked: ties at the cut pick the same items
+    top = np.argpartition(-scores, min(depth, len(scores) - 1))[:depth]
     ranked = top[np.argsort(-scores[top], kind="stable")]
     return ranked[np.isfinite(scores[ranked])]
 
