@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from conftest import run_cli, trials_of
 from mlexp.data import football_frames, ground_truth_manifest
 from mlexp.data.frame_images import ImageSource
@@ -43,6 +45,30 @@ def test_an_image_of_another_size_than_its_image_size_is_skipped_naming_the_file
     kept = json.loads(records.frames_json(tmp_path / "out/train.rec").read_text())
     assert [frame["where"] for frame in kept] == [f"output.manifest:{n}" for n in (1, 3, 4, 5, 6)]
     assert all(frame["size"] == [160, 90] for frame in kept)
+
+
+def test_a_phone_photo_labelled_as_shown_turned_is_skipped_with_the_way_to_save_it_turned(tmp_path: Path):
+    # an EXIF orientation of 6 (turn 90°): the labeling tool showed it 90×160, the network reads 160×90 pixels
+    manifest = football_frames.generate(tmp_path / "gen", 6, 3, frames_per_play=3, no_ball_fraction=0.0, **SMALL)
+    image = tmp_path / "gen/play-0000/frame-0001.jpg"
+    with Image.open(image) as stored:
+        exif = stored.getexif()
+        exif[0x0112] = 6
+        stored.save(image, exif=exif)
+    _claim_size(manifest, {2}, 90, 160)
+    rows = [json.loads(text) for text in manifest.read_text().splitlines()]
+    for annotation in rows[1]["football"]["annotations"]:  # drawn on the turned image: within 90×160
+        annotation.update(left=10, top=100, width=8, height=8)
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    frames, problems = ground_truth_manifest.read([manifest])
+    source = ImageSource(tmp_path / "gen", manifest.parent)
+
+    written, _ = records.write(
+        frames, ["football"], source, tmp_path / "out/train.rec", problems, splits.plays(frames, "auto")
+    )
+
+    assert written == 5
+    assert problems.summary() == f"1 × {records.TURNED} (first at output.manifest:2 ({image} is 160×90 stored))"
 
 
 def test_a_manifest_whose_every_image_size_is_wrong_fails_the_trial_in_one_line(tmp_project_with_store: Path):

@@ -30,6 +30,13 @@ NO_BALL = ("ball", "none")
 # an image whose decoded size is not its line's image_size is skipped, not rescaled: Ground Truth's boxes are pixels
 # of the image the annotator saw, and another size means another image or a resized copy, which only the user knows
 SIZE_MISMATCH = "image_size differs from the image's own size (fix the line's image_size and boxes, or the image)"
+# a phone photo: stored one way, shown (and labelled) a quarter turned by its EXIF orientation
+EXIF_ORIENTATION = 0x0112
+QUARTER_TURNS = {5, 6, 7, 8}
+TURNED = (
+    "image_size is the image turned by its EXIF orientation, and training reads it as stored (save the images turned, "
+    "e.g. `mogrify -auto-orient *.jpg`, before labelling)"
+)
 
 
 def packed_label(frame: Frame, classes: list[str]) -> np.ndarray:
@@ -82,13 +89,17 @@ def write(
         try:
             data = source.read(frame.source_ref)
             image = Image.open(io.BytesIO(data))
-            size = image.size
+            size, turned = image.size, image.getexif().get(EXIF_ORIENTATION) in QUARTER_TURNS
             image.verify()
         except ImageMissing as missing:
             problems.add("image missing", f"{frame.where} ({missing})")
             continue
         except (UnidentifiedImageError, OSError, SyntaxError):
             problems.add("image unreadable", f"{frame.where} ({source.where(frame.source_ref)})")
+            continue
+        if turned and size[::-1] == (frame.width, frame.height):
+            # the annotator saw it turned, and the network reads the stored pixels: the boxes would be turned
+            problems.add(TURNED, f"{frame.where} ({source.where(frame.source_ref)} is {size[0]}×{size[1]} stored)")
             continue
         if size != (frame.width, frame.height):
             sizes = f"is {size[0]}×{size[1]}, image_size says {frame.width}×{frame.height}"
