@@ -37,6 +37,7 @@ from mlexp.cli_arguments import (
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
+from mlexp.console import warn
 from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
 from mlexp.interrupts import stop_once
@@ -116,10 +117,7 @@ def _job(cfg: DictConfig) -> float:
 def _warn_of_a_sweep_without_m(choices: dict[str, str], overrides: list[str]) -> None:
     if choices.get("sweep") not in (None, "none"):
         again = shlex.join(["mlexp", "-m", *overrides])
-        print(
-            f"mlexp: warning: sweep={choices['sweep']} without -m runs one trial; the sweep runs with: {again}",
-            file=sys.stderr,
-        )
+        warn(f"sweep={choices['sweep']} without -m runs one trial; the sweep runs with: {again}")
 
 
 def _trial_name(number: int) -> str:
@@ -177,7 +175,7 @@ def _run_job(cfg: DictConfig) -> float:
     record_job(number, "FINISHED", result.run_id, result.kept, objective=result.objective)
     _print_next_steps(cfg, result, multirun)
     if result.kept:  # the trial succeeded; only its records' way to the store is pending: not an error
-        print(f"mlexp: warning: {result.kept}", file=sys.stderr)
+        warn(str(result.kept))
     return result.objective
 
 

@@ -25,6 +25,11 @@ INTERRUPT_AGAIN_S = 0.05  # Ctrl-C lost in a finaliser is raised again this much
 _LINE_ENDS = re.compile(r"(\r\n|\n|\r)")
 
 
+def warn(message: str) -> None:
+    """A warning the user sees on the terminal, in the form every mlexp warning takes."""
+    print(f"mlexp: warning: {message}", file=sys.stderr, flush=True)
+
+
 def confirmed(question: str) -> bool:
     """Whether the user answers yes to `question` on the terminal; end of input (Ctrl-D) or Ctrl-C is a no."""
     try:

@@ -14,12 +14,12 @@ is named as such, and nothing is copied.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from mlexp import tasks
+from mlexp.console import warn
 from mlexp.errors import one_line
 from mlexp.kept_stages import Pipeline
 from mlexp.tracking import Trial, tags
@@ -46,10 +46,7 @@ def link_kept_stages(cfg: DictConfig, task: tasks.Task, trial: Trial) -> None:
     try:
         _link_kept_stages(cfg, task, trial)
     except Exception as error:
-        print(
-            f"mlexp: warning: the stages DVC kept are not linked to their components: {one_line(error)}",
-            file=sys.stderr,
-        )
+        warn(f"the stages DVC kept are not linked to their components: {one_line(error)}")
 
 
 def _link_kept_stages(cfg: DictConfig, task: tasks.Task, trial: Trial) -> None:

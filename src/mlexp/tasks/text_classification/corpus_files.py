@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from mlexp.console import warn
 from mlexp.data.sources import expand
 from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
@@ -28,11 +28,6 @@ LABEL_NAMES = ("label", "labels", "class", "category")
 TEXT_NAMES = ("text", "document", "sentence")
 
 Row = tuple[int, list[str]]  # (line the row starts on, its fields)
-
-
-def warn(message: str) -> None:
-    """A warning the user sees on the terminal, as the other loaders print theirs."""
-    print(f"mlexp: warning: {message}", file=sys.stderr, flush=True)
 
 
 def read_rows(path: Path) -> list[Row]:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from mlexp.console import warn
 from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
 from mlexp.paths import resolve
 from mlexp.tasks.text_classification.config_rules import REVIEWS, respelt
 from mlexp.tasks.text_classification.corpora import normalize
-from mlexp.tasks.text_classification.corpus_files import warn
 
 SUFFIXES = (".jsonl",)
 

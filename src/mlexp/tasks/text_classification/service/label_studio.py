@@ -11,13 +11,13 @@ per annotation: the task's data fields, the choice under the control's name, `an
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from mlexp.console import warn
 from mlexp.errors import DataError
 from mlexp.serving.http.json_api import unstorable_field
 from mlexp.tasks.text_classification.service.store import FeedbackStore
@@ -129,12 +129,7 @@ def import_annotations(store: FeedbackStore, path: Path, labels: list[str]) -> i
             "the tasks in Label Studio (a choice of the labeling config's), then Export → JSON or JSON_MIN again"
         )
     if imported.skipped:
-        print(
-            f"mlexp: warning: {path}: skipped {imported.skipped} of its {imported.tasks} task(s): "
-            f"{_why(imported.reasons)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"{path}: skipped {imported.skipped} of its {imported.tasks} task(s): {_why(imported.reasons)}")
     return imported.stored
 
 
