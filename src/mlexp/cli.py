@@ -25,13 +25,13 @@ from omegaconf.errors import InterpolationResolutionError
 from mlexp import multirun, tasks
 from mlexp.cli_arguments import (
     HELP_FLAGS,
+    asks_for_shell_completion,
     check_command_word,
     check_modes,
     check_printable,
     check_spaced_equals,
     grammar_error,
     multirun_first,
-    shell_completion_words,
     spelled_out,
 )
 from mlexp.config import make_composable
@@ -484,7 +484,7 @@ def _main() -> None:
         argv = sys.argv[1:] = multirun_first(spelled_out(argv))  # Hydra parses sys.argv again
         check_spaced_equals(argv)
         check_modes(argv)
-        if shell_completion_words(argv) is not None:  # Hydra's, over the project's conf/; its words are no overrides
+        if asks_for_shell_completion(argv):  # Hydra's, over the project's conf/; its words are no overrides
             hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="config")(_job)()
             sys.exit(0)
         check_command_word(argv, list(commands.COMMANDS), conf_dir)

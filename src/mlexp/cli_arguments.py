@@ -120,12 +120,12 @@ SHELL_COMPLETION_FLAG = "--shell-completion"
 _COMPLETION_SUBCOMMANDS = ("install", "uninstall", "query")
 
 
-def shell_completion_words(argv: list[str]) -> list[str] | None:
-    """Hydra's tab completion (`eval "$(mlexp -sc install=bash)"`): None when argv does not ask for it, else its one
-    subcommand (`install=bash`). Its words are not overrides, so mlexp's checks of overrides must not judge them;
-    without exactly one subcommand, or for a shell Hydra does not complete, Hydra raises a ValueError traceback."""
+def asks_for_shell_completion(argv: list[str]) -> bool:
+    """Whether argv asks for Hydra's tab completion (`eval "$(mlexp -sc install=bash)"`), with its one subcommand
+    for a shell Hydra completes (else Hydra raises a ValueError traceback). Its words are not overrides, so mlexp's
+    checks of overrides must not judge them."""
     if SHELL_COMPLETION_FLAG not in argv:
-        return None
+        return False
     words = [arg for arg in argv if not arg.startswith("-")]
     usage = 'write one of install=SHELL, uninstall=SHELL, query=SHELL: eval "$(mlexp -sc install=bash)"'
     chosen = [word for word in words if word.partition("=")[0] in _COMPLETION_SUBCOMMANDS]
@@ -136,7 +136,7 @@ def shell_completion_words(argv: list[str]) -> list[str] | None:
     shell = chosen[0].partition("=")[2]
     if shell not in _completion_shells():
         raise MlexpError(f"{chosen[0]}: Hydra completes {', '.join(_completion_shells())}; {usage}")
-    return chosen
+    return True
 
 
 def _completion_shells() -> list[str]:
