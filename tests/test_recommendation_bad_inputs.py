@@ -46,18 +46,35 @@ def _refusal(folder: Path) -> str:
     return str(raised.value)
 
 
+STRING_FIX = "correct the value, or declare the field a string in its schema"
+
+
 @pytest.mark.parametrize(
-    ("name", "field", "value", "rule"),
+    ("name", "field", "value", "rule", "fix"),
     [
-        ("interactions", "EVENT_VALUE", "inf", "must be float (a finite number)"),
-        ("interactions", "EVENT_VALUE", "-Infinity", "must be float (a finite number)"),
-        ("interactions", "TIMESTAMP", "-5", "is Unix epoch time in seconds: an interaction is not before 1970"),
-        ("items", "DURATION_SECONDS", "3000000000", "must be int, from -2147483648 to 2147483647"),
+        ("interactions", "EVENT_VALUE", "inf", "must be float (a finite number)", STRING_FIX),
+        ("interactions", "EVENT_VALUE", "-Infinity", "must be float (a finite number)", STRING_FIX),
+        (
+            "interactions",
+            "TIMESTAMP",
+            "-5",
+            "is Unix epoch time in seconds: an interaction is not before 1970",
+            "correct the value or remove the row",
+        ),
+        (
+            "items",
+            "DURATION_SECONDS",
+            "3000000000",
+            "must be int, from -2147483648 to 2147483647",
+            "declare the field long in its schema",
+        ),
     ],
 )
-def test_an_impossible_value_names_the_file_line_field_and_value(folder, name, field, value, rule):
+def test_an_impossible_value_names_the_file_line_field_and_value(folder, name, field, value, rule, fix):
     _set(folder / f"{name}.csv", 11, field, value)
-    assert _refusal(folder) == f"{folder / name}.csv: field {field!r} {rule}; not so on line 11 {HEADER}: {value!r}"
+    assert _refusal(folder) == (
+        f"{folder / name}.csv: field {field!r} {rule}; not so on line 11 {HEADER}: {value!r}; {fix}"
+    )
 
 
 @pytest.mark.parametrize(("name", "field"), [("interactions", "TIMESTAMP"), ("items", "CREATION_TIMESTAMP")])

@@ -121,14 +121,16 @@ def test_a_value_of_the_wrong_type_names_the_field_and_lines(tmp_path):
         personalize_datasets.load(tmp_path)
     frame.to_csv(csv, index=False)
     must = f"{csv}: field 'TIMESTAMP' must be long (a whole number); not so on"
-    assert _refusal(tmp_path) == f"{must} line 5 (the header is line 1): 'yesterday'"
+    fix = "; correct the value, or declare the field a string in its schema"
+    assert _refusal(tmp_path) == f"{must} line 5 (the header is line 1): 'yesterday'{fix}"
     frame.loc[5, "TIMESTAMP"] = "1.5"
     frame.to_csv(csv, index=False)
-    assert _refusal(tmp_path) == f"{must} lines 5, 7 (the header is line 1): 'yesterday', '1.5'"
+    assert _refusal(tmp_path) == f"{must} lines 5, 7 (the header is line 1): 'yesterday', '1.5'{fix}"
     frame.loc[10:16, "TIMESTAMP"] = "soon"  # beyond five lines: the first five and how many more
     frame.to_csv(csv, index=False)
     assert _refusal(tmp_path) == (
         f"{must} lines 5, 7, 12, 13, 14 and 4 more (the header is line 1): 'yesterday', '1.5', 'soon', 'soon', 'soon'"
+        f"{fix}"
     )
 
 

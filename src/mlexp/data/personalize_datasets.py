@@ -54,7 +54,13 @@ def _value_rules(field: Field, values: pd.Series, given: pd.Series) -> list[tupl
     """(rows breaking it, the rule, its fix) for each rule a numeric value of `field` keeps, in the order checked."""
     whole = field.type in INTEGER_RANGE
     unparsed = values.isna() | ~np.isfinite(values.fillna(0)) | (values % 1 != 0 if whole else False)
-    rules = [(given & unparsed, f"must be {field.type} ({'a whole' if whole else 'a finite'} number)", "")]
+    rules = [
+        (
+            given & unparsed,
+            f"must be {field.type} ({'a whole' if whole else 'a finite'} number)",
+            "correct the value, or declare the field a string in its schema",
+        )
+    ]
     if field.name in EPOCH_SECONDS:
         rules.append(
             (
@@ -64,11 +70,18 @@ def _value_rules(field: Field, values: pd.Series, given: pd.Series) -> list[tupl
             )
         )
     if field.name == "TIMESTAMP":
-        rules.append((given & (values < 0), "is Unix epoch time in seconds: an interaction is not before 1970", ""))
+        rules.append(
+            (
+                given & (values < 0),
+                "is Unix epoch time in seconds: an interaction is not before 1970",
+                "correct the value or remove the row",
+            )
+        )
     if field.type in INTEGER_RANGE:
         low, high = INTEGER_RANGE[field.type]
         outside = (values < float(low)) | (values >= float(high) + 1)  # as floats: 2**63 - 1 is no float64
-        rules.append((given & outside, f"must be {field.type}, from {low} to {high}", ""))
+        fix = "declare the field long in its schema" if field.type == "int" else "correct the value"
+        rules.append((given & outside, f"must be {field.type}, from {low} to {high}", fix))
     return rules
 
 
@@ -92,7 +105,7 @@ def _typed(frame: pd.DataFrame, lines: personalize_csv.FileLines, schema: Schema
         if field.type == "boolean":
             lowered = column.str.strip().str.lower()
             converted: pd.Series = lowered.isin(["true", "1"]).where(~empty, None)
-            rules = [(~empty & ~lowered.isin(["true", "false", "1", "0"]), "must be boolean", "")]
+            rules = [(~empty & ~lowered.isin(["true", "false", "1", "0"]), "must be boolean", "write true or false")]
         else:
             converted = pd.to_numeric(column.where(~empty, None), errors="coerce")
             rules = _value_rules(field, converted, ~empty)
