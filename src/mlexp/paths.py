@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlexp.errors import MlexpError
+from mlexp.errors import DataError, MlexpError
 
 ROOT_ENV = "MLEXP_ROOT"
 DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for each stage command it runs
@@ -76,8 +76,6 @@ def check_output_file(out: Path, fix: str, name_in_folder: str | None = None) ->
     """Refuse an output path that is not a file to replace: a folder (`name_in_folder`: the file to suggest in it),
     or a device or pipe (`/dev/full`), which the write beside the target and rename over it would turn into a
     regular file. `fix` ends the message."""
-    from mlexp.errors import DataError
-
     if out.is_dir():
         raise DataError(f"{out} is a folder; {fix}" + (f", e.g. {out / name_in_folder}" if name_in_folder else ""))
     if out.exists() and not out.is_file():

@@ -65,11 +65,11 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
     if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     too_large = isinstance(value, int) and not -LARGEST_INTEGER - 1 <= value <= LARGEST_INTEGER
-    if bound.holds(value) and too_large:
-        # within an open-ended range, but no library takes it (an OverflowError in a stage, or a C int that wraps)
-        return ConfigError(f"{key}={value} is out of range: it must be {bound} and at most {LARGEST_INTEGER}")
     if bound.holds(value):
-        return None
+        if not too_large:
+            return None
+        # within an open-ended range, past what a library takes: an OverflowError in a stage, or a C int that wraps
+        return ConfigError(f"{key}={value} is out of range: it must be {bound} and at most {LARGEST_INTEGER}")
     if not math.isfinite(value):
         return ConfigError(f"{key}={value} is not a finite number: it must be {bound}")
     # a whole number without the .0 a float setting adds (`model.learning_rate=0` was echoed as 0.0)

