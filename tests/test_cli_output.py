@@ -281,8 +281,8 @@ def test_tab_completion_without_one_subcommand_for_a_known_shell_is_one_line(tmp
 def test_a_printed_package_the_job_config_lacks_is_one_line_naming_what_is_there(tmp_project):
     # Hydra wrote "package 'model.nope' not found in config", without mlexp's prefix or a hint, exit 1
     assert one_line_error(tmp_project, "--cfg", "job", "task=churn_incentives", "--package", "model.nope") == (
-        "--package model.nope: the job's config has no model.nope; model has max_depth, eta, gamma, min_child_weight, "
-        "subsample, num_round, nthread, decision_threshold, incentives"
+        "--package model.nope: model.nope is not a key of model; valid keys: decision_threshold, eta, gamma, "
+        "incentives, max_depth, min_child_weight, nthread, num_round, subsample"
     )
 
 

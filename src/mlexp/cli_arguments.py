@@ -14,11 +14,9 @@ from typing import NoReturn
 
 from hydra._internal.utils import get_args_parser
 from hydra.errors import OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from mlexp.errors import MlexpError
-
-_ABSENT = object()
+from mlexp.errors import ConfigError, MlexpError
 
 GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -229,7 +227,7 @@ def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool, job_
     from hydra.errors import HydraException
 
     from mlexp.config import make_composable
-    from mlexp.config.overrides import compose_or_explain
+    from mlexp.config.overrides import check_key, compose_or_explain
     from mlexp.config.validate import resolved_config
 
     make_composable()
@@ -241,24 +239,11 @@ def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool, job_
         resolved_config(cfg)
     if not job_package or job_package == "_global_":  # Hydra's name for the whole config
         return
-    selected = OmegaConf.select(cfg, job_package, default=_ABSENT)
-    if selected is _ABSENT:
-        raise MlexpError(
-            f"--package {job_package}: the job's config has no {job_package}; {_keys_near(cfg, job_package)}"
-        )
-    if selected is None:  # Hydra: "not found in config"
+    try:
+        check_key(cfg, job_package, addable=False)
+    except ConfigError as error:
+        raise MlexpError(f"--package {job_package}: {error}") from None
+    if OmegaConf.select(cfg, job_package) is None:  # Hydra: "not found in config"
         raise MlexpError(
             f"--package {job_package}: {job_package} is null in the job's config; there is nothing to print"
         )
-
-
-def _keys_near(cfg: DictConfig, path: str) -> str:
-    """The keys of the deepest section of `path` the config has (groups the task does not use, null, left out)."""
-    parts = path.split(".")
-    for depth in range(len(parts) - 1, -1, -1):
-        section = OmegaConf.select(cfg, ".".join(parts[:depth])) if depth else cfg
-        if isinstance(section, DictConfig):
-            keys = [str(key) for key, value in section.items_ex(resolve=False) if value is not None]
-            where = f"{'.'.join(parts[:depth])} has" if depth else "its sections:"
-            return f"{where} {', '.join(keys)}"
-    return ""
