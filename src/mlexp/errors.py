@@ -1,6 +1,7 @@
 """Errors a user can act on: each message names the problem and the fix."""
 
 import difflib
+from collections.abc import Sequence
 
 
 class MlexpError(Exception):
@@ -13,6 +14,20 @@ class ConfigError(MlexpError):
 
 class DataError(MlexpError):
     """Input data is missing or not in the expected format."""
+
+
+def first_few(items: Sequence[object], total: int | None = None, shown: int = 5) -> str:
+    """`a, b, c, d, e and 7 more`: the first `shown` of a list a message names; `total`, the list's length when
+    only its first items are given (a million bad rows need not all become text)."""
+    count = len(items) if total is None else total
+    text = ", ".join(str(item) for item in items[:shown])
+    return text + (f" and {count - shown} more" if count > shown else "")
+
+
+def lines_named(lines: Sequence[int], total: int | None = None, shown: int = 5) -> str:
+    """`line 3` or `lines 3, 7, 9, 12, 15 and 45 more`: a file's lines a message names."""
+    count = len(lines) if total is None else total
+    return f"{'line' if count == 1 else 'lines'} {first_few(lines, count, shown)}"
 
 
 def one_line(error: BaseException) -> str:

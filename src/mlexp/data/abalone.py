@@ -18,7 +18,7 @@ import pandas as pd
 from mlexp.data.packaged import packaged_file
 from mlexp.data.sources import expand
 from mlexp.data.text_files import decode_utf8
-from mlexp.errors import DataError
+from mlexp.errors import DataError, lines_named
 
 COLUMNS = [
     "sex",
@@ -174,14 +174,9 @@ def write_uci(frame: pd.DataFrame, path: Path) -> None:
     frame[COLUMNS].to_csv(path, header=False, index=False)
 
 
-def _lines(lines: list[int], rows: list[int], shown: int = 5) -> str:
+def _lines(lines: list[int], rows: list[int]) -> str:
     """`line 3`, `lines 3, 7 and 12 more`: the file's line numbers (header and blank lines counted) of `rows`."""
-    text = ", ".join(str(lines[r]) for r in rows[:shown])
-    return (
-        ("line " if len(rows) == 1 else "lines ")
-        + text
-        + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
-    )
+    return lines_named([lines[r] for r in rows[:5]], len(rows))
 
 
 def export_packaged(out: Path) -> int:

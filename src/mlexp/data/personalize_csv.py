@@ -19,14 +19,9 @@ import pyarrow as pa
 from pyarrow import csv as pa_csv
 
 from mlexp.data.text_files import decode_utf8
-from mlexp.errors import DataError
+from mlexp.errors import DataError, first_few
 
 SHOWN = 5  # lines a message names before "and N more"
-
-
-def listed(lines: list[str]) -> str:
-    """`5`, `5, 7` or `5, 7, 9, 11, 12 and 3 more`: the first few of a list, for a message."""
-    return ", ".join(lines[:SHOWN]) + (f" and {len(lines) - SHOWN} more" if len(lines) > SHOWN else "")
 
 
 def _text(path: Path) -> str:
@@ -150,7 +145,7 @@ def _check_widths(path: Path, rows: list[list[str]], lines: np.ndarray, width: i
         if widths[first] > width
         else "write every field, an empty one as nothing between two commas"
     )
-    others = f"; {wrong.size} lines differ: {listed([str(lines[i]) for i in wrong])}" if wrong.size > 1 else ""
+    others = f"; {wrong.size} lines differ: {first_few(lines[wrong[:SHOWN]], wrong.size)}" if wrong.size > 1 else ""
     raise DataError(
         f"{path}: line {lines[first]} has {widths[first]} fields, the header (line 1) {width}{others}: {fix}"
     )

@@ -18,6 +18,7 @@ import pandas as pd
 
 from mlexp.data import personalize_csv, personalize_schema
 from mlexp.data.personalize_schema import REQUIRED, Field, Schema, SchemaError
+from mlexp.errors import first_few
 
 MIN_INTERACTIONS = 1000
 MIN_USERS = 25
@@ -43,7 +44,7 @@ class PersonalizeDatasets:
 def _where(bad: pd.Series, lines: personalize_csv.FileLines, raw: pd.Series | None = None) -> str:
     """`on line 5` or `on lines 5, 7, 9, 11, 12 and 3 more`, then the first values when `raw` is given."""
     at = np.flatnonzero(bad.to_numpy())
-    where = personalize_csv.listed([str(lines[i]) for i in at])
+    where = first_few(lines[at[: personalize_csv.SHOWN]], at.size)
     shown = [repr(str(raw.iloc[i])[:30]) for i in at[: personalize_csv.SHOWN]] if raw is not None else []
     return f"on line{'s' if at.size > 1 else ''} {where} (the header is line 1)" + (
         f": {', '.join(shown)}" if shown else ""

@@ -22,7 +22,7 @@ import pandas as pd
 from mlexp.data import packaged
 from mlexp.data.sources import expand
 from mlexp.data.text_files import decode_utf8
-from mlexp.errors import DataError
+from mlexp.errors import DataError, lines_named
 
 COLUMNS = [
     "State",
@@ -204,12 +204,6 @@ def _refuse(frame: pd.DataFrame, source: str, column: str, bad: pd.Series, probl
     lines = frame.index[bad.to_numpy()].tolist()
     if lines:
         raise DataError(
-            f"{source}: column {column} {problem} in {_lines(lines)} "
+            f"{source}: column {column} {problem} in {lines_named(lines)} "
             f"(e.g. {frame.at[lines[0], column]!r}; line 1 is the header); {fix}"
         )
-
-
-def _lines(lines: list[int], shown: int = 5) -> str:
-    text = ", ".join(str(line) for line in lines[:shown])
-    more = f" and {len(lines) - shown} more" if len(lines) > shown else ""
-    return f"{'line' if len(lines) == 1 else 'lines'} {text}{more}"

@@ -23,7 +23,7 @@ from mlexp.config.bounds import check_bounds, within
 from mlexp.config.overrides import check_key, command_overrides, config_groups, misfit
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable
-from mlexp.errors import ConfigError, a_or_an, did_you_mean
+from mlexp.errors import ConfigError, a_or_an, did_you_mean, first_few
 from mlexp.paths import NoProject, project_root
 from mlexp.sweeps import SWEEP_ENV
 from mlexp.sweeps.search_space import (
@@ -223,7 +223,7 @@ def check_swept_choices(config: DictConfig) -> None:
         choices = sorted(allowed)
         foreign = [value for value in values or () if value not in choices]
         if foreign and globbed:
-            others = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            others = first_few(foreign, shown=3)
             raise ConfigError(
                 f"{entry.line()}: the glob matches every task's {group} options, and {others} are not options of "
                 f"task {task!r}; list its own instead: {group}={','.join(choices)}"

@@ -26,7 +26,7 @@ from mlexp.config.constraints import check_constraints
 from mlexp.console import warn
 from mlexp.data import document_files, documents
 from mlexp.data.document_scan import degrade
-from mlexp.errors import DataError
+from mlexp.errors import DataError, first_few
 from mlexp.tasks.document_extraction import charts, config_rules, engines, ground_truth, metrics
 from mlexp.tasks.document_extraction.structure import Document, Page, SchemaProblem, check_page_json, page_from_json
 from mlexp.tracking import Tracker
@@ -195,9 +195,7 @@ def _warn_unmatched_truth(cfg: DictConfig, root: Path, used: set[Path]) -> None:
         candidates = sorted(root.rglob("*.json"))
     unmatched = [path for path in candidates if path not in used]
     if unmatched:
-        shown = ", ".join(str(path) for path in unmatched[:3]) + (
-            f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
-        )
+        shown = first_few(unmatched, shown=3)
         warn(
             f"{len(unmatched)} JSON file{'s' if len(unmatched) > 1 else ''} matched no document as its ground truth: "
             f"{shown}; a document's ground truth is its name with .json for its extension (x.json for x.png)"

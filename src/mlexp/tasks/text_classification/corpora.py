@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from mlexp.config.constraints import shown_value
 from mlexp.console import warn
 from mlexp.data.packaged import packaged_file
-from mlexp.errors import DataError
+from mlexp.errors import DataError, lines_named
 from mlexp.tasks.text_classification.config_rules import CLASS_LIST, did_you_mean_labels, respelt
 from mlexp.tasks.text_classification.corpus_files import SUFFIXES as SUFFIXES  # the stages and tests read it here
 from mlexp.tasks.text_classification.corpus_files import read_user_corpus as read_user_corpus
@@ -77,10 +77,8 @@ def where(rows: pd.DataFrame) -> str:
     more` (the first file holding some; `and in 2 other files`)."""
     files = list(dict.fromkeys(rows.file))
     lines = rows.line[rows.file == files[0]].tolist()
-    shown = ", ".join(str(line) for line in lines[:SHOWN_LINES])
-    more = f" and {len(lines) - SHOWN_LINES} more" if len(lines) > SHOWN_LINES else ""
     others = f" (and in {len(files) - 1} other file{'s' if len(files) > 2 else ''})" if len(files) > 1 else ""
-    return f"{files[0]} line{'s' if len(lines) > 1 else ''} {shown}{more}{others}"
+    return f"{files[0]} {lines_named(lines, shown=SHOWN_LINES)}{others}"
 
 
 def sample(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:

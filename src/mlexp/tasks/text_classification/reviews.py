@@ -13,7 +13,7 @@ import pandas as pd
 
 from mlexp.console import warn
 from mlexp.data.text_files import decode_utf8
-from mlexp.errors import DataError
+from mlexp.errors import DataError, first_few
 from mlexp.paths import resolve
 from mlexp.tasks.text_classification.config_rules import REVIEWS, respelt
 from mlexp.tasks.text_classification.corpora import normalize
@@ -76,7 +76,7 @@ def _folder_files(location: str, folder: Path) -> list[Path]:
     if found or not others:
         return found
     where = "" if str(folder) == location else f" ({folder})"
-    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    shown = first_few(others)
     a2i = f"{A2I_OUTPUT}; " if "output.json" in others else ""
     raise DataError(f"dataset.reviews={location}: the folder{where} holds no *.jsonl file, only {shown}; {a2i}{FIX}")
 
