@@ -96,15 +96,17 @@ def close_open_sweep(status: str) -> str | None:
             for component in client.search_runs([experiment_id], parent):
                 client.set_terminated(component.info.run_id, status)
             client.set_terminated(trial.info.run_id, status)
-        # those ended here, by their own process or by replaying their journal: a parallel sweep's workers stop
-        # before they can say which trial they ran (a sequential sweep's trial said it, in this process)
-        ended_query = f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and attributes.status = '{status}'"
+        names = {trial.info.run_id: str(trial.info.run_name) for trial in trials}
+        if status == "KILLED":
+            # also those Ctrl-C ended by their own process or by replaying their journal: a parallel sweep's workers
+            # stop before they can say which trial they ran (a sequential sweep's trial said it, in this process).
+            # A FAILED sweep names only the trials it cut short: a trial that failed said why itself.
+            killed = f"tags.`{tags.SWEEP_ID}` = '{sweep_id}' and attributes.status = 'KILLED'"
+            names.update(
+                {trial.info.run_id: str(trial.info.run_name) for trial in client.search_runs([experiment_id], killed)}
+            )
         said = announced_killed()
-        ended = sorted(
-            str(trial.info.run_name)
-            for trial in client.search_runs([experiment_id], ended_query)
-            if trial.info.run_id not in said
-        )
+        ended = sorted(name for run_id, name in names.items() if run_id not in said)
     else:
         ended = []
     client.set_terminated(sweep_id, status)
