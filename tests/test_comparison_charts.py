@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -334,3 +335,16 @@ def test_a_sweep_over_two_classifiers_charts_the_objective_by_classifier(tmp_pro
     sweep = trials_of(tmp_project, "text_classification")[0].tags["mlexp.sweep_id"]
     artifacts = [a.path for a in store_client(tmp_project).list_artifacts(sweep, "comparison")]
     assert "comparison/model_vs_holdout_macro_f1.png" in artifacts
+
+
+def test_the_best_trial_key_is_beside_the_axes_where_it_covers_no_trial(tmp_path):
+    # inside the axes, loc="best" still covered trials of a crowded sweep
+    rng = np.random.default_rng(3)
+    values, scores = list(rng.uniform(0, 1, 40)), list(rng.uniform(0, 1, 40))
+    figure = plot.param_vs_metric(values, scores, "model.l1_size", OBJECTIVE, "minimize")
+    charts.save_figure(figure, tmp_path / "chart.png")
+    [ax] = figure.axes
+    key = ax.get_legend()
+    assert _fits(figure, key)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    assert key.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
