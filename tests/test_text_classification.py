@@ -173,6 +173,8 @@ def test_learning_curves_mark_the_majority_class_and_where_each_strategy_reaches
     for strategy, needed in reached.items():
         mark = marks[f"{strategy} reaches it with {needed:.0f} labels"]
         assert (mark.get_xdata()[0], mark.get_ydata()[0]) == pytest.approx((needed, summary["random_final_accuracy"]))
+    # strategies that reach it with the same labels draw rings one inside the other, not one over the other
+    assert len({mark.get_markersize() for mark in marks.values()}) == len(marks)
     # the repeats' range: one band per strategy, none for a single run
     assert len(accuracy.collections) == (4 if repeats > 1 else 0)
     curves = pd.read_csv(tmp_path / "active_learning" / "curves.csv")

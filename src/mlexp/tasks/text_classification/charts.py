@@ -109,7 +109,7 @@ def learning_curves(found: LearningCurves, path: Path) -> Path:
                 [found.target],
                 "o",
                 color=colour,
-                markersize=8,
+                markersize=8 + 4 * i,  # rings of one size hid each other where two strategies reach it together
                 markerfacecolor="none",
                 label=f"{name} reaches it with {needed:.0f} labels",
             )
