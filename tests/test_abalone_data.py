@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
+from conftest import TINY, run_cli, store_client, trials_of
 from mlexp.data import abalone
 from mlexp.errors import DataError
 
@@ -36,11 +39,37 @@ def test_headerless_uci_file_and_header_file_read_the_same(tmp_path):
     assert plain["rings"].tolist() == [15, 9, 7]
 
 
-def test_export_writes_the_uci_format_that_load_reads_back(tmp_path):
+# UCI's abalone.data (archive.ics.uci.edu/dataset/1/abalone): 4,177 lines, 191,873 bytes
+UCI_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
+
+
+def test_export_is_uci_abalone_data_byte_for_byte_and_load_reads_it_back(tmp_path):
+    # the export wrote the packaged copy's float noise: 0.1009999999999999 for UCI's 0.101, 0.0 for its 0
     out = tmp_path / "raw" / "abalone.data"
     assert abalone.export_packaged(out) == 4177
-    assert out.read_text().splitlines()[0].startswith("M,0.455,0.365")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"
+    assert lines[1257] == "I,0.43,0.34,0,0.428,0.2065,0.086,0.115,8"  # one of the two heights of 0
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == UCI_SHA256
     assert abalone.load(out).equals(abalone.load())
+
+
+@pytest.mark.parametrize("column", abalone.COLUMNS[1:-1])
+def test_a_negative_measurement_is_refused_with_its_line_and_column(tmp_path, column):
+    fields = ROWS[1].split(",")
+    fields[abalone.COLUMNS.index(column)] = "-0.42"
+    path = _write(tmp_path, [ROWS[0], ",".join(fields), ROWS[2]])
+    with pytest.raises(DataError) as refused:
+        abalone.load(path)
+    assert str(refused.value) == (
+        f"{path}: column {column} is negative (lengths and weights are 0 or more) in line 2; correct the value or "
+        "remove the row"
+    )
+
+
+def test_a_height_of_0_loads_as_in_uci_data(tmp_path):
+    path = _write(tmp_path, [*ROWS, "I,0.43,0.34,0,0.428,0.2065,0.086,0.115,8"])
+    assert abalone.load(path)["height"].tolist()[-1] == 0
 
 
 def test_sample_is_seeded(tmp_path):
@@ -53,7 +82,10 @@ def test_sample_is_seeded(tmp_path):
     ("bad_row", "message"),
     [
         ("M,0.455,0.365,0.095", "line 2 does not have the 9 abalone columns"),
-        ("X,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15", "column sex has codes other than M/F/I in line 2"),
+        (
+            "X,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15",
+            "column sex has codes other than M/F/I in line 2; correct the code",
+        ),
         ("M,0.455,0.365,0.095,0.514,heavy,0.101,0.15,15", "column shucked_weight is not numeric in line 2"),
     ],
 )
@@ -131,3 +163,18 @@ def test_more_rows_asked_than_the_data_has_says_how_many_are_used(capsys, tmp_pa
         cfg = task_config("tabular_regression", f"dataset.n_rows={rows}", f"paths.data={tmp_path / str(rows)}")
         stages.prepare(cfg, Untracked())
         assert capsys.readouterr().out == said
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")
+def test_a_negative_measurement_fails_the_trial_in_one_line_and_registers_nothing(tmp_project):
+    path = _write(tmp_project, [*ROWS * 20, ROWS[0].replace("0.514", "-0.514")])
+    done = run_cli(
+        tmp_project, "task=tabular_regression", f"dataset.path={path}", "deploy=registry", *TINY, check=False
+    )
+    [trial] = trials_of(tmp_project)
+    assert (done.returncode, trial.status) == (1, "FAILED")
+    assert done.stderr.strip() == (
+        f"mlexp: error: stage 'prepare' failed: {path}: column whole_weight is negative (lengths and weights are 0 "
+        f"or more) in line 61; correct the value or remove the row (trial {trial.run_id} marked FAILED)"
+    )
+    assert not store_client(tmp_project).search_registered_models()

@@ -95,3 +95,22 @@ def test_review_export_and_summary_refuse_a_folder_or_a_pipe_as_output_and_leave
         f"mlexp summary: error: {pipe} is not a regular file (a device or a pipe); give the path of the file to write",
     )
     assert stat.S_ISFIFO(pipe.stat().st_mode) and list(folder.iterdir()) == []
+
+
+def test_output_files_named_on_the_command_line_are_taken_from_the_working_folder(tmp_project: Path) -> None:
+    # `mlexp data abalone d/x.data` run in <project>/notes wrote <project>/d/x.data (and named it), as did summary
+    notes = tmp_project / "notes"
+    notes.mkdir()
+    env = cli_env(tmp_project)
+    data = run_cli(notes, "data", "abalone", "d/abalone.data", env=env)
+    summary = run_cli(notes, "summary", "s/summary.md", env=env)
+    review = run_cli(notes, "review", "export", "--out", "r/reviews.jsonl", env=env)
+    assert data.stdout == f"wrote {notes / 'd' / 'abalone.data'} (4177 rows)\n"
+    assert review.stdout == f"0 review decision(s) written to {notes / 'r' / 'reviews.jsonl'}\n"
+    assert (notes / "s" / "summary.md").read_text() == summary.stdout
+    assert sorted(path.name for path in notes.rglob("*") if path.is_file()) == [
+        "abalone.data",
+        "reviews.jsonl",
+        "summary.md",
+    ]
+    assert not any((tmp_project / name).exists() for name in ("d", "s", "r"))

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from mlexp import tasks
 from mlexp.config import params
 from mlexp.errors import MlexpError, did_you_mean
-from mlexp.paths import project_root, resolve
+from mlexp.paths import command_line_path, project_root
 
 if TYPE_CHECKING:
     from mlexp.tracking.journal_apply import Replayed
@@ -194,25 +194,28 @@ def run_pipelines(argv: list[str]) -> int:
 
 
 def run_data(argv: list[str]) -> int:
-    """Export a dataset the package ships, in its published format, to a file."""
+    """Export a packaged dataset in its published format to <output file> (relative: from the working folder)."""
     from mlexp.data import EXPORTS, export_packaged
 
     if len(argv) != 2 or argv[0] not in EXPORTS:
         raise MlexpError(f"usage: {USAGE['data']} with a dataset among: {', '.join(sorted(EXPORTS))}")
-    out = resolve(argv[1])
+    out = command_line_path(argv[1])
     rows = export_packaged(argv[0], out)
     print(f"wrote {out} ({rows} rows)")
     return 0
 
 
 def run_summary(argv: list[str]) -> int:
-    """Tabulate what each task's DVC pipeline last reported (reports/<task>/metrics.json) in reports/summary.md."""
+    """Tabulate each task's DVC metrics in <output file> (relative: from the working folder), else reports/summary.md.
+
+    The metrics are what each task's pipeline last wrote to reports/<task>/metrics.json; the default output is the
+    project's reports/summary.md, the root dvc.yaml's summary stage."""
     from mlexp.summary import write_summary
 
     if len(argv) > 1:
         raise MlexpError(f"usage: {USAGE['summary']}")
     root = project_root()
-    out = resolve(argv[0]) if argv else root / "reports" / "summary.md"
+    out = command_line_path(argv[0]) if argv else root / "reports" / "summary.md"
     print(write_summary(root / "reports", tasks.load_all(), out), end="")
     return 0
 

@@ -72,6 +72,13 @@ def resolve(path: str | os.PathLike[str], root: Path | None = None) -> Path:
     return candidate if candidate.is_absolute() else (root or project_root()) / candidate
 
 
+def command_line_path(path: str | os.PathLike[str]) -> Path:
+    """A file a command names on its command line, absolute: a relative path is taken from the working folder, as
+    every Unix command takes it. (A config's paths, `dataset.path=`, are the project root's: `resolve`, which keeps
+    DVC's stages and Hydra's run folders pointing at the same files.)"""
+    return Path(path).expanduser().absolute()
+
+
 def check_output_file(out: Path, fix: str, name_in_folder: str | None = None) -> None:
     """Refuse an output path that is not a file to replace: a folder (`name_in_folder`: the file to suggest in it),
     or a device or pipe (`/dev/full`), which the write beside the target and rename over it would turn into a

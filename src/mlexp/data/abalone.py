@@ -32,6 +32,7 @@ COLUMNS = [
     "rings",
 ]
 NUMERIC = COLUMNS[1:]
+MEASUREMENTS = COLUMNS[1:-1]
 SEX_CODES = ("M", "F", "I")
 PACKAGED = ("scikit-lego", "abalone.zip")
 # what a folder (or a zip) given as dataset.path is searched for; the wheel's CSV member is itself named .zip
@@ -42,6 +43,9 @@ LARGEST = math.sqrt(sys.float_info.max / 2**32) / 2
 # rings count growth rings; float32, which the network trains in, holds every whole count up to 2**24 exactly
 MOST_RINGS = 2**24
 ARCHIVE_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError)
+# UCI's abalone.data gives each measurement to at most 4 decimals; the scikit-lego copy went through floats and
+# says 0.10099999999999999 where UCI says 0.101
+PUBLISHED_DECIMALS = 4
 
 
 def packaged_copy() -> Path:
@@ -50,13 +54,16 @@ def packaged_copy() -> Path:
 
 
 def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """Read and check abalone rows from a file, zip, folder or glob (default: the packaged copy).
+    """Read and check abalone rows from a file, zip, folder or glob (default: the packaged copy, as UCI publishes it).
 
     `n_rows` takes a seeded sample, for tiny test runs.
     """
     sources = expand(path, SUFFIXES) if path is not None else [packaged_copy()]
     frames = [_parse(where, text) for source in sources for where, text in _texts(source)]
-    return _sample(pd.concat(frames, ignore_index=True), n_rows, seed)
+    frame = pd.concat(frames, ignore_index=True)
+    if path is None:  # the same numbers as UCI's file and `mlexp data abalone`'s copy of it
+        frame[MEASUREMENTS] = frame[MEASUREMENTS].round(PUBLISHED_DECIMALS)
+    return _sample(frame, n_rows, seed)
 
 
 def _sample(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
@@ -104,7 +111,12 @@ def _parse(where: str, text: str) -> pd.DataFrame:
     frame["sex"] = frame["sex"].str.strip()
     unknown = frame.index[~frame["sex"].isin(SEX_CODES)].tolist()
     if unknown:
-        raise DataError(f"{where}: column sex has codes other than {'/'.join(SEX_CODES)} in {_lines(lines, unknown)}")
+        codes = "/".join(SEX_CODES)
+        them = "the code" if len(unknown) == 1 else "the codes"
+        raise DataError(
+            f"{where}: column sex has codes other than {codes} in {_lines(lines, unknown)}; correct {them} ({codes}: "
+            "male, female, infant) or remove the row" + ("" if len(unknown) == 1 else "s")
+        )
     for column in NUMERIC:
         frame[column] = _numbers(where, lines, column, frame[column])
     return frame
@@ -154,13 +166,16 @@ def _check_widths(where: str, lines: list[int], rows: list[list[str]]) -> None:
 def _numbers(where: str, lines: list[int], column: str, text: pd.Series) -> pd.Series:
     """A column's values as numbers; refused with the lines of values that are none, or impossible."""
     values = pd.to_numeric(text, errors="coerce")
+    too_large = ~(values.abs() <= LARGEST)
     if values.isna().any():
         bad, wrong = values.isna(), "is not numeric"
     elif column == "rings":
         bad = (values < 1) | (values > MOST_RINGS) | (values % 1 != 0)
         wrong = f"is not a count of growth rings (a whole number from 1 to {MOST_RINGS})"
-    else:
-        bad, wrong = ~(values.abs() <= LARGEST), f"is infinite or too large to scale (beyond ±{LARGEST:.0e})"
+    elif too_large.any():
+        bad, wrong = too_large, f"is infinite or too large to scale (beyond ±{LARGEST:.0e})"
+    else:  # 0 is one: two of UCI's rows have height 0
+        bad, wrong = values < 0, "is negative (lengths and weights are 0 or more)"
     if bad.any():
         rows = values.index[bad].tolist()
         them = "the value or remove the row" if len(rows) == 1 else "the values or remove the rows"
@@ -169,9 +184,18 @@ def _numbers(where: str, lines: list[int], column: str, text: pd.Series) -> pd.S
 
 
 def write_uci(frame: pd.DataFrame, path: Path) -> None:
-    """Write rows in the UCI abalone.data format (no header)."""
+    """Write rows in the UCI abalone.data format (no header), each number as UCI writes it: `0.101`, `0`, `1`."""
+    lines = (
+        ",".join([sex, *map(_uci_number, measurements), str(rings)])
+        for sex, *measurements, rings in frame[COLUMNS].itertuples(index=False)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame[COLUMNS].to_csv(path, header=False, index=False)
+    path.write_bytes("".join(f"{line}\n" for line in lines).encode())
+
+
+def _uci_number(value: float) -> str:
+    """The shortest text that reads back as `value`, a whole one without `.0` (UCI's `0` for a height of 0)."""
+    return repr(float(value)).removesuffix(".0")
 
 
 def _lines(lines: list[int], rows: list[int]) -> str:
@@ -180,7 +204,7 @@ def _lines(lines: list[int], rows: list[int]) -> str:
 
 
 def export_packaged(out: Path) -> int:
-    """Write the packaged copy as a UCI abalone.data file; returns the row count."""
-    frame = load(packaged_copy())
+    """Write the packaged copy as UCI's abalone.data, byte for byte; returns the row count."""
+    frame = load()
     write_uci(frame, out)
     return len(frame)

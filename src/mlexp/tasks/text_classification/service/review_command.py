@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import ConfigError, MlexpError
-from mlexp.paths import check_output_file, project_root, resolve
+from mlexp.paths import check_output_file, command_line_path, project_root, resolve
 from mlexp.tasks.text_classification.service import label_studio
 from mlexp.tasks.text_classification.service.database import is_postgres
 from mlexp.tasks.text_classification.service.reviewers import add_reviewer, remove_reviewer
@@ -62,7 +62,10 @@ def configured_labels() -> list[str]:
     return [str(label) for label in dataset.labels]
 
 
-STORE_HELP = "feedback store: a SQLite path or postgresql:// URL (default: service.store of the config)"
+STORE_HELP = (
+    "feedback store: a SQLite path (relative: from the working folder) or postgresql:// URL (default: service.store "
+    "of the config)"
+)
 
 
 def _store_option(default: Any) -> argparse.ArgumentParser:
@@ -89,16 +92,25 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", parents=after, help="write every review decision as JSONL (what retraining reads)"
     )
-    export.add_argument("--out", type=Path, help=f"default: <project>/{DEFAULT_EXPORT} (what dvc repro retrains on)")
+    # a file argument is the working folder's, as in any shell command; only the defaults are the project's
+    export.add_argument(
+        "--out",
+        type=command_line_path,
+        help=f"relative: from the working folder; default: <project>/{DEFAULT_EXPORT} (what dvc repro retrains on)",
+    )
     tasks = commands.add_parser(
         "label-studio-export", parents=after, help="write tasks.json + labeling_config.xml of the queue"
     )
-    tasks.add_argument("--out", required=True, type=Path, help="a folder")
+    tasks.add_argument(
+        "--out", required=True, type=command_line_path, help="a folder (relative: from the working folder)"
+    )
     tasks.add_argument("--labels", help="comma-separated classes (default: the task's dataset.labels)")
     annotations = commands.add_parser(
         "label-studio-import", parents=after, help="store a Label Studio export's annotations"
     )
-    annotations.add_argument("file", type=Path, help="Label Studio export, JSON or JSON_MIN")
+    annotations.add_argument(
+        "file", type=Path, help="Label Studio export, JSON or JSON_MIN (relative: from the working folder)"
+    )
     annotations.add_argument("--labels", help="comma-separated classes (default: the task's dataset.labels)")
     return parser
 
