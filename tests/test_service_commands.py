@@ -108,6 +108,7 @@ def test_output_files_named_on_the_command_line_are_taken_from_the_working_folde
     assert data.stdout == f"wrote {notes / 'd' / 'abalone.data'} (4177 rows)\n"
     assert review.stdout == f"0 review decision(s) written to {notes / 'r' / 'reviews.jsonl'}\n"
     assert (notes / "s" / "summary.md").read_text() == summary.stdout
+    assert summary.stderr == f"wrote {notes / 's' / 'summary.md'}\n"
     assert sorted(path.name for path in notes.rglob("*") if path.is_file()) == [
         "abalone.data",
         "reviews.jsonl",

@@ -217,6 +217,7 @@ def run_summary(argv: list[str]) -> int:
     root = project_root()
     out = command_line_path(argv[0]) if argv else root / "reports" / "summary.md"
     print(write_summary(root / "reports", tasks.load_all(), out), end="")
+    print(f"wrote {out}", file=sys.stderr)  # stdout is the table alone, for a pipe
     return 0
 
 
