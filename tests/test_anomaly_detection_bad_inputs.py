@@ -1,18 +1,21 @@
-"""Taxi files a probe found mishandled: a code with a fraction (`VendorID=2.5`) was stored as 3 without a word, and
-a file of US-format timestamps (`01/03/2019 18:26:45`) failed in the query stage with
-`TypeError: float() argument must be a string or a real number, not 'NAType'`."""
+"""Taxi files a probe found mishandled: a code with a fraction (`VendorID=2.5`) was stored as 3 without a word (from
+CSV text; as 2 from a Parquet column of floats), and a file of US-format timestamps (`01/03/2019 18:26:45`) failed
+in the query stage with `TypeError: float() argument must be a string or a real number, not 'NAType'`."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from anomaly_detection_helpers import config
+from anomaly_detection_helpers import config, open_queries
 from conftest import run_cli, trials_of
 from mlexp.data import nyc_taxi
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import inputs, staging
 
 TASK = "anomaly_detection"
 HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,PULocationID,trip_distance,payment_type,fare_amount"
@@ -48,7 +51,7 @@ def test_a_code_with_a_fraction_reads_as_null_with_a_warning_not_rounded(tmp_pat
     cfg = config(tmp_path, f"preprocessing.stage_csv_as_parquet={staged}")
     unknown: dict = {}
     unreadable: dict = {}
-    read = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
+    read = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
 
     where = "whole numbers (codes and IDs, BIGINT), read as null rather than rounded"
     assert sorted(_warnings(capsys)) == [
@@ -75,12 +78,82 @@ def test_whole_numbers_keep_the_typed_reader_and_read_exactly(tmp_path, capsys, 
     path = _csv(tmp_path, [*ROWS[:2], "1,2019-01-05 08:00:00,2019-01-05 08:30:00,9007199254740993,6.2,1,21"])
     cfg = config(tmp_path)
     reads = []
-    typed = inputs.typed_csv_reader
-    monkeypatch.setattr(inputs, "typed_csv_reader", lambda *args: reads.append(args[0].path) or typed(*args))
-    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    typed = staging.typed_csv_reader
+    monkeypatch.setattr(staging, "typed_csv_reader", lambda *args: reads.append(args[0].path) or typed(*args))
+    [staged] = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
     assert pq.read_table(staged)["PULocationID"].to_pylist() == [151, 239, 9007199254740993]
     assert pq.read_table(staged)["VendorID"].to_pylist() == [1, 2, 1]
     assert _warnings(capsys) == [] and reads == [path]
+
+
+def _parquet(folder: Path, **types: pa.DataType) -> Path:
+    """ROWS as a Parquet file, each column of `types` stored as that type (the others as TLC types them)."""
+    names = HEADER.split(",")
+    rows = [row.split(",") for row in ROWS]
+    table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+    tlc = {"tpep_pickup_datetime": pa.timestamp("us"), "tpep_dropoff_datetime": pa.timestamp("us")}
+    for name, type in {**tlc, "trip_distance": pa.float64(), "fare_amount": pa.float64(), **types}.items():
+        column = table[name].cast(pa.float64()).cast(type) if pa.types.is_decimal(type) else table[name].cast(type)
+        table = table.set_column(names.index(name), name, column)
+    path = folder / "yellow_tripdata_2019-01.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "stored_as",
+    [pa.float64(), pa.float32(), pa.decimal128(6, 1)],
+    ids=["double", "float", "decimal"],
+)
+def test_a_code_with_a_fraction_in_a_parquet_float_column_reads_as_null_with_a_warning(tmp_path, capsys, stored_as):
+    # a Parquet file written from a pandas column of float64 (codes with a missing value become floats); a whole
+    # float (2.0, as TLC's own 2023 files store passenger_count and RatecodeID) is read as the code, silently
+    path = _parquet(tmp_path, VendorID=stored_as, PULocationID=stored_as, payment_type=stored_as)
+    cfg = config(tmp_path)
+    unknown: dict = {}
+    unreadable: dict = {}
+    read = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
+
+    assert read == [path]  # read in place
+    where = "whole numbers (codes and IDs, BIGINT), read as null rather than rounded"
+    assert sorted(_warnings(capsys)) == [
+        f"mlexp: warning: {path}: PULocationID: 1 row holds a number with a fraction where the column holds {where} "
+        f"(the first on row 3): '236.5' (1 row); {_kept('PULocationID')}",
+        f"mlexp: warning: {path}: VendorID: 2 rows hold a number with a fraction where the column holds {where} "
+        f"(the first on row 3): '2.5' (2 rows); {_kept('VendorID')}",
+        f"mlexp: warning: {path}: payment_type: 1 row holds a number with a fraction where the column holds {where} "
+        f"(the first on row 4): '1.5' (1 row); {_kept('payment_type')}",
+    ]
+    assert unknown == {"VendorID": {"2.5": 2}, "payment_type": {"1.5": 1}}
+    assert unreadable == {"PULocationID": {"236.5": 1}}
+    engine, queries = open_queries(cfg, [path])
+    trips = engine.query("trips", queries.trips()).astype(object)
+    read_as = {
+        column: trips[column].where(trips[column].notna(), None).tolist()
+        for column in ("VendorID", "PULocationID", "payment_type")
+    }
+    assert read_as == {
+        "VendorID": [1, 2, None, 2, None],
+        "PULocationID": [151, 239, None, 161, 43],
+        "payment_type": [1, 2, 1, None, 1],
+    }
+
+
+def test_a_parquet_float_code_that_is_nan_or_beyond_a_bigint_is_told_apart(tmp_path, capsys):
+    # NaN is a float column's missing value (as an empty CSV field): null, silently; 1e30 and inf are numbers no
+    # BIGINT holds, warned as out of range
+    path = tmp_path / "yellow_tripdata_2019-01.parquet"
+    start = pa.array([datetime(2019, 1, 1, hour) for hour in range(4)], pa.timestamp("us"))
+    ids = pa.array([132.0, math.nan, 1e30, math.inf])
+    pq.write_table(pa.table({"tpep_pickup_datetime": start, "tpep_dropoff_datetime": start, "PULocationID": ids}), path)
+    cfg = config(tmp_path)
+    unreadable: dict = {}
+    staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), {}, unreadable)
+
+    assert unreadable == {"PULocationID": {"1e+30": 1, "inf": 1}}
+    [warning] = _warnings(capsys)
+    assert f"{path}: PULocationID: 2 rows hold a number out of range for the column's type (BIGINT: " in warning
+    assert "(the first on row 3): '1e+30' (1 row), 'inf' (1 row);" in warning
 
 
 US_ROWS = [

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import run_cli, trials_of
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
 
@@ -95,7 +99,7 @@ def test_loader_maps_older_column_names_and_keeps_extra_ones(tmp_path):
     ("content", "message"),
     [
         (b"", "is empty"),
-        (b"PAR1 this is not parquet", "is not a readable parquet file"),
+        (b"PAR1 this is not parquet", "not a Parquet file (no PAR1 marker at its end): it starts as one but its end"),
         (b"VendorID,tpep_pickup_datetime,trip_distance\n1,2019-01-01 00:00:00,1\n", "no column tpep_dropoff_datetime"),
     ],
 )
@@ -109,6 +113,54 @@ def test_malformed_files_fail_naming_file_and_problem(tmp_path, content, message
     if "no column" in message:
         assert "looked for tpep_dropoff_datetime, dropoff_datetime" in str(error.value)
         assert "found: VendorID, tpep_pickup_datetime, trip_distance" in str(error.value)
+
+
+TRIPS_CSV = b"VendorID,tpep_pickup_datetime,tpep_dropoff_datetime\r\n1,2019-01-01 00:00:00,2019-01-01 00:10:00\r\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "looks"),
+    [
+        (TRIPS_CSV, "it is text, a CSV by its first line 'VendorID,tpep_pickup_datetime,tpep_dropoff_datetime'; "
+         "rename it to .csv, or give the real Parquet file"),
+        (b"\xef\xbb\xbftrips\n", "it is text, its first line 'trips'; rename it to .csv, or give the real Parquet"),
+        (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code></Error>',
+         "it is a web page or XML, as a failed download saves one (first line '<?xml version=\"1.0\" encoding="
+         "\"UTF-8\"?>'); download the file again"),
+        (gzip.compress(TRIPS_CSV), "it is gzip-compressed; if it holds a CSV, rename it to .csv.gz"),
+        (b"PK\x03\x04" + bytes(40), "it is a ZIP archive; unzip it and give the Parquet file inside"),
+        (bytes(range(256)), "(no PAR1 marker at its start), nor text; give the real Parquet file"),
+    ],
+    ids=["csv", "text", "error_page", "gzip", "zip", "binary"],
+)  # fmt: skip
+def test_a_file_named_parquet_that_is_not_says_what_it_looks_like_and_the_fix(tmp_path, content, looks):
+    path = tmp_path / "yellow_tripdata_2019-01.parquet"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as error:
+        nyc_taxi.inspect(path, duckdb.connect())
+    message = str(error.value)
+    assert message.startswith(f"{path}: not a Parquet file (no PAR1 marker at its start)") and looks in message
+    assert "magic" not in message and "\n" not in message
+
+
+def test_a_parquet_file_named_csv_is_read_as_parquet(tmp_path):
+    path = tmp_path / "yellow_tripdata_2019-01.csv"
+    pq.write_table(pa_csv.read_csv(pa.BufferReader(TRIPS_CSV)), path)
+    file = nyc_taxi.inspect(path, duckdb.connect())
+    assert file.format == "parquet" and file.columns["tpep_pickup_datetime"] == "TIMESTAMP"
+
+
+def test_a_trial_on_a_csv_named_parquet_fails_in_one_line(tmp_project):
+    path = tmp_project / "yellow_tripdata_2019-01.parquet"
+    path.write_bytes(TRIPS_CSV)
+    done = run_cli(tmp_project, "task=anomaly_detection", f"dataset.path={path}", check=False)
+    [failed] = trials_of(tmp_project, experiment="anomaly_detection")
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"mlexp: error: stage 'prepare' failed: {path}: not a Parquet file (no PAR1 marker at its start): it is "
+        "text, a CSV by its first line 'VendorID,tpep_pickup_datetime,tpep_dropoff_datetime'; rename it to .csv, "
+        f"or give the real Parquet file (trial {failed.run_id} marked FAILED)"
+    ]
+    assert failed.status == "FAILED"
 
 
 def test_globs_and_folders_of_monthly_files(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from anomaly_detection_helpers import config, counts, open_queries
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import inputs, staging
 
 HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,total_amount"
 # 2019-01 rows: one of 0 s (flagged), one over a day (flagged), one without a dropoff (flagged), two good
@@ -59,7 +59,7 @@ def test_csv_saved_any_way_reads_every_row_and_flags_the_same_ones(tmp_path, sav
     assert not [name for name in engine.source().columns if "\ufeff" in name]
     assert engine.query("v", f"SELECT VendorID FROM {engine.source().relation}")["VendorID"].tolist() == [1, 2, 2, 1, 1]
     # staged once into Parquet (the trial's path): same rows, values without a stray \r
-    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    [staged] = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
     table = pq.read_table(staged)
     assert table.num_rows == 5 and table["total_amount"].to_pylist() == [7.55, 14.58, 3.3, 52.3, 6.3]
     assert table["VendorID"].to_pylist() == [1, 2, 2, 1, 1]
@@ -84,7 +84,7 @@ def test_a_row_that_does_not_parse_names_the_file_the_line_and_what_was_expected
     cfg = config(tmp_path)
     with pytest.raises(DataError) as error:
         if staged:
-            inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+            staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
         else:
             engine, queries = open_queries(cfg, [path])
             counts(engine, queries)
@@ -119,7 +119,7 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line_and_how_to_re_save_it(tm
     cfg = config(tmp_path)
     with pytest.raises(DataError) as error:
         if staged:
-            inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+            staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
         else:
             counts(*open_queries(cfg, [path]))
     message = str(error.value)
@@ -169,7 +169,7 @@ def test_a_file_without_rows_fails_in_preprocessing_naming_it(tmp_path, kind, st
         _parquet(path, {"VendorID": pa.array([], pa.int64()), nyc_taxi.PICKUP: _times(), nyc_taxi.DROPOFF: _times()})
     cfg = config(tmp_path, f"preprocessing.stage_csv_as_parquet={staged}")
     with pytest.raises(DataError) as error:
-        inputs.stage_csv(cfg, inputs.check_files(cfg, [good, path], [nyc_taxi.PICKUP]))
+        staging.stage_csv(cfg, inputs.check_files(cfg, [good, path], [nyc_taxi.PICKUP]))
     assert str(error.value) == f"{path}: no rows ({nothing}); check dataset.path"
 
 
@@ -178,7 +178,7 @@ def test_empty_surplus_fields_as_in_tlc_2016_second_half_are_read(tmp_path):
     path = tmp_path / "yellow_tripdata_2016-07.csv"
     path.write_bytes("\r\n".join([HEADER, *(row + ",," for row in ROWS[:3]), ""]).encode())
     cfg = config(tmp_path)
-    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    [staged] = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
     table = pq.read_table(staged)
     assert table.num_rows == 3 and table["total_amount"].to_pylist() == [7.55, 14.58, 3.3]
     assert "__overflow" not in table.column_names
@@ -188,7 +188,7 @@ def test_a_staged_csv_keeps_the_month_of_a_dotted_file_name(tmp_path):
     path = tmp_path / "nyc.yellow.2019-01.csv"
     path.write_text("\n".join([HEADER, *ROWS[:2], "1,2018-12-31 23:50:00,2019-01-01 00:05:00,1,2.0,12.3"]) + "\n")
     cfg = config(tmp_path, "model.enabled=[pickup_outside_month]")
-    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    [staged] = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
     assert staged.name == "000_nyc.yellow.2019-01.parquet" and nyc_taxi.file_month(staged) == "2019-01"
     found = counts(*open_queries(cfg, [staged]))
     assert (found["pickup_outside_month"], found["unevaluable"], found["rows_flagged"]) == (1, 0, 1)
@@ -201,21 +201,21 @@ def test_staging_removes_what_an_earlier_run_staged_and_this_one_did_not(tmp_pat
         months.append(tmp_path / f"yellow_tripdata_{month}.csv")
         months[-1].write_text("\n".join([HEADER, *ROWS[:2]]) + "\n")
     cfg = config(tmp_path)
-    both = inputs.stage_csv(cfg, inputs.check_files(cfg, months, [nyc_taxi.PICKUP]))
+    both = staging.stage_csv(cfg, inputs.check_files(cfg, months, [nyc_taxi.PICKUP]))
     folder = inputs.input_dir(cfg) / "staged"
     assert sorted(folder.iterdir()) == sorted(both) and len(both) == 2
     killed, writing = folder / "007_yellow_tripdata_2019-05.parquet.partial", folder / f"{both[0].name}.partial"
     for partial in (killed, writing):
         partial.write_bytes(b"PAR1")
-    os.utime(killed, (time.time() - inputs.PARTIAL_ALIVE_S - 1,) * 2)
+    os.utime(killed, (time.time() - staging.PARTIAL_ALIVE_S - 1,) * 2)
     (folder / "notes.txt").write_text("a user's file")
-    [one] = inputs.stage_csv(cfg, inputs.check_files(cfg, months[1:], [nyc_taxi.PICKUP]))
+    [one] = staging.stage_csv(cfg, inputs.check_files(cfg, months[1:], [nyc_taxi.PICKUP]))
     # a killed run's copy goes; one written to just now may be another trial's, and a user's file is not ours
     assert sorted(p.name for p in folder.iterdir()) == sorted([one.name, writing.name, "notes.txt"])
     writing.unlink()
     (folder / "notes.txt").unlink()
     parquet = _parquet(tmp_path / "yellow_tripdata_2019-03.parquet", {"tpep_pickup_datetime": pa.array(["x"])})
-    assert inputs.stage_csv(cfg, inputs.check_files(cfg, [parquet], [nyc_taxi.PICKUP])) == [parquet]
+    assert staging.stage_csv(cfg, inputs.check_files(cfg, [parquet], [nyc_taxi.PICKUP])) == [parquet]
     assert not folder.exists()  # a Parquet file is read in place: nothing staged is left
 
 
@@ -316,7 +316,7 @@ def test_values_padded_with_spaces_as_in_2014_files_convert(tmp_path):
     path = tmp_path / "yellow_tripdata_2014-01.csv"
     path.write_text(HEADER + "\n" + " 2 , 2014-01-05 10:00:00 ,2014-01-05 10:30:00  ,  1 ,\t2.5, 8.5 \n")
     cfg = config(tmp_path)
-    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    [staged] = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
     row = pq.read_table(staged).to_pylist()[0]
     assert (row["VendorID"], row["passenger_count"], row["trip_distance"], row["total_amount"]) == (2, 1.0, 2.5, 8.5)
     assert str(row["tpep_dropoff_datetime"] - row["tpep_pickup_datetime"]) == "0:30:00"
@@ -356,7 +356,7 @@ def test_text_codes_no_mapping_knows_are_counted_and_named_in_a_warning(tmp_path
     )
     cfg = config(tmp_path, f"preprocessing.stage_csv_as_parquet={staged}")
     unknown: dict = {}
-    read = inputs.stage_csv(cfg, inputs.check_files(cfg, [old, parquet], [nyc_taxi.PICKUP]), unknown)
+    read = staging.stage_csv(cfg, inputs.check_files(cfg, [old, parquet], [nyc_taxi.PICKUP]), unknown)
 
     assert unknown == {"VendorID": {"DDS": 1}, "payment_type": {"bitcoin": 1, "BITCOIN": 1, "Voucher": 1, "Bitcoin": 1}}
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mlexp: warning:")]

@@ -16,7 +16,7 @@ from mlexp.config.constraints import check_constraints
 from mlexp.config.params import apply_params_file
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import inputs, staging
 from mlexp.tasks.anomaly_detection.rules import enabled_rules
 
 # a 2014-style header: older names, padded with spaces, no location IDs, no congestion_surcharge,
@@ -146,7 +146,7 @@ def test_top_50_tables_are_ordered_like_the_posts_queries(files, tmp_path):
 def test_staged_csv_keeps_every_row_and_count(files, tmp_path):
     cfg = config(tmp_path)
     checked = inputs.check_files(cfg, [files["old"]], [nyc_taxi.PICKUP])
-    [staged] = inputs.stage_csv(cfg, checked)
+    [staged] = staging.stage_csv(cfg, checked)
     assert staged.suffix == ".parquet" and pq.read_metadata(staged).num_rows == len(ROWS)
     engine, queries = open_queries(cfg, [staged])
     assert counts(engine, queries)["rows_flagged"] == 6

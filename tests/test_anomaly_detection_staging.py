@@ -16,7 +16,7 @@ import pytest
 from anomaly_detection_helpers import config
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import inputs, staging
 
 HEADER = (
     "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,store_and_fwd_flag,"
@@ -38,7 +38,7 @@ class Spy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tried = self.done = self.writes = 0
-        write = inputs.write_parquet
+        write = staging.write_parquet
 
         def counted(connection, sql, *args, **kwargs):
             typed = "strict_mode = true" in sql
@@ -48,19 +48,19 @@ class Spy:
             self.done += typed
             return rows
 
-        monkeypatch.setattr(inputs, "write_parquet", counted)
+        monkeypatch.setattr(staging, "write_parquet", counted)
 
 
 def _stage(tmp_path: Path, path: Path, *overrides: str) -> Path:
     cfg = config(tmp_path, *overrides)
-    [staged] = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
+    [staged] = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]))
     return staged
 
 
 def _as_text(tmp_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The same file staged by the text reader alone, into a folder of its own."""
     with monkeypatch.context() as patch:
-        patch.setattr(inputs, "typed_csv_reader", lambda *args: None)
+        patch.setattr(staging, "typed_csv_reader", lambda *args: None)
         return _stage(tmp_path / "as_text", path)
 
 
@@ -162,8 +162,8 @@ def test_value_codes_that_are_numbers_keep_their_column_text(tmp_path, monkeypat
     path.write_text("\n".join([HEADER, *ODD_ROWS]) + "\n")
     cfg = config(tmp_path, "+preprocessing.value_codes.payment_type.2=1")
     file = inputs.check_files(cfg, [path], [nyc_taxi.PICKUP])[0]
-    connection = inputs.connect("1GB", 1)
-    _, types = inputs.typed_csv_reader(file, inputs.aliases(cfg), inputs.value_codes(cfg), connection)
+    connection = staging.connect("1GB", 1)
+    _, types = staging.typed_csv_reader(file, inputs.aliases(cfg), inputs.value_codes(cfg), connection)
     assert types["payment_type"] == "VARCHAR" and types["VendorID"] == "BIGINT"
     assert types[nyc_taxi.PICKUP] == "VARCHAR" and types["note"] == "VARCHAR"
     assert _stage(tmp_path, path, "+preprocessing.value_codes.payment_type.2=1") and pq.read_table(

@@ -16,7 +16,7 @@ import pytest
 from anomaly_detection_helpers import config
 from conftest import REPO, run_cli, store_client, trials_of
 from mlexp.data import nyc_taxi
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import inputs, staging, unread_warnings
 
 HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,fare_amount,total_amount"
 GOOD = [
@@ -50,7 +50,7 @@ def _stage(tmp_path: Path, path: Path, *overrides: str) -> tuple[list[Path], dic
     cfg = config(tmp_path, *overrides)
     unknown: dict = {}
     unreadable: dict = {}
-    read = inputs.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
+    read = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
     return read, unknown, unreadable
 
 
@@ -269,4 +269,4 @@ def test_line_numbers_follow_csv_quoting_as_pythons_csv_does(tmp_path):
                 starts.append(before + 1)
             before = reader.line_num
     assert starts == [2, 6, 7, 10, 12, 13]
-    assert inputs.line_numbers(path, range(len(starts))) == dict(enumerate(starts))
+    assert unread_warnings.line_numbers(path, range(len(starts))) == dict(enumerate(starts))

@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 import duckdb
 
+from mlexp.data.parquet_files import GZIP_MAGIC, not_parquet
 from mlexp.data.sources import expand
 from mlexp.data.text_files import not_utf8, with_nul
 from mlexp.errors import DataError
@@ -65,7 +66,6 @@ PICKUP, DROPOFF = "tpep_pickup_datetime", "tpep_dropoff_datetime"
 SUFFIXES = (".parquet", ".csv", ".gz")
 # the month a TLC file holds, from its name (yellow_tripdata_2019-01.parquet)
 MONTH_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})-(0[1-9]|1[0-2])(?!\d)")
-GZIP_MAGIC = b"\x1f\x8b"
 # the column a CSV row's surplus field lands in, and the error that stops a query on a row of the wrong length
 OVERFLOW = "__overflow"
 FIELD_COUNT_ERROR = "mlexp: a row whose field count differs from the header in "
@@ -228,7 +228,10 @@ def inspect(path: Path, connection: duckdb.DuckDBPyConnection) -> TripFile:
         described = connection.execute(f"DESCRIBE SELECT * FROM {reader_sql(TripFile(path, format, columns))}")
         rows = described.fetchall()
     except (duckdb.Error, OSError) as error:
-        raise DataError(f"{path} is not a readable {format} file of trip records: {first_line(error)}") from error
+        wrong = not_parquet(path) if format == "parquet" else None
+        raise DataError(
+            wrong or f"{path} is not a readable {format} file of trip records: {first_line(error)}"
+        ) from error
     return TripFile(path, format, {str(row[0]): str(row[1]) for row in rows})
 
 

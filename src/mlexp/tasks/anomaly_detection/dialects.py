@@ -21,6 +21,9 @@ DATE_PARSE |= {"%p": "%p", "%b": "%b", "%f": "%f", "%%": "%%"}
 # what every DuckDB connection of the task defines: Trino's day_of_week (ISO: Monday 1 ... Sunday 7), so a rule reads
 # the same on both engines
 DUCKDB_MACROS = ("CREATE MACRO day_of_week(ts) AS isodow(ts)",)
+# the floating-point types, as DuckDB and Athena name them (real TLC files of 2023 store passenger_count as DOUBLE)
+FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL", "FLOAT4", "FLOAT8", "DOUBLE PRECISION")
+WIDER_INTEGERS = ("UBIGINT", "HUGEINT", "UHUGEINT")
 
 
 def date_parse_lacks(fmt: str) -> list[str]:
@@ -66,6 +69,8 @@ class Dialect:
         if source_type.upper() == target_type.upper():
             return column
         if not is_text(source_type):
+            if target_type.upper() == "BIGINT" and holds_non_bigints(source_type):
+                return whole_number(column)
             return f"try_cast({column} AS {target_type})"
         # files of 2014 pad values with spaces. DuckDB's casts from text skip surrounding spaces themselves, so
         # there only the code lookup and the timestamp formats read the value trimmed (casting untrimmed copies
@@ -98,11 +103,19 @@ class Dialect:
         return f"try(date_parse({month}, '%Y-%m'))"
 
 
-def whole_number(text: str) -> str:
-    """Text as BIGINT when it is a whole number (`2`, `2.0`), else null: DuckDB's cast rounds `2.5` to 3, a code
-    (VendorID, payment_type) or location the row does not hold; null is counted and warned about instead."""
-    number = f"try_cast({text} AS DOUBLE)"
-    return f"CASE WHEN {number} = floor({number}) THEN try_cast({text} AS BIGINT) END"
+def holds_non_bigints(sql_type: str) -> bool:
+    """Whether a numeric type holds numbers a BIGINT does not: a float's or a decimal's with a fraction (VendorID
+    2.5), or a wider integer's beyond its range. Such a column is read through `whole_number`, and checked."""
+    upper = sql_type.strip().upper()
+    return upper in FLOAT_TYPES or upper in WIDER_INTEGERS or upper.startswith(("DECIMAL", "NUMERIC"))
+
+
+def whole_number(value: str) -> str:
+    """Text or a number as BIGINT when it is a whole number (`2`, `2.0`), else null: the casts round `2.5` (DuckDB's
+    from text to 3, from a DOUBLE to 2), a code (VendorID, payment_type) or location the row does not hold; null is
+    counted and warned about instead."""
+    number = f"try_cast({value} AS DOUBLE)"
+    return f"CASE WHEN {number} = floor({number}) THEN try_cast({value} AS BIGINT) END"
 
 
 DUCKDB = Dialect("duckdb", duration_function="date_sub")

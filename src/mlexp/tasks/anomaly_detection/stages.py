@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.console import warn
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection import inputs, timestamps
+from mlexp.tasks.anomaly_detection import inputs, staging, timestamps
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.engines import AthenaEngine, Engine
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, TOP_COLUMNS, TripQueries
@@ -195,7 +195,7 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
         # GIL, so hashing a 705 MB month (1.2 CPU s) overlaps the parse, and log_input below waits for it
         prefetch(paths)
     files = inputs.check_files(cfg, paths, required)
-    read = inputs.stage_csv(cfg, files, unknown, unreadable)
+    read = staging.stage_csv(cfg, files, unknown, unreadable)
     # rows whose code text no mapping knows, and rows whose text in a numeric column is not a number (both read as
     # null, the rows kept; stage_csv warned naming the values): the latter per column where there are any, and
     # their sum over the columns (0: every number read), so that a trial records that it checked
