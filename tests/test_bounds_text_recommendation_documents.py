@@ -163,7 +163,7 @@ def _page_and_truth(folder: Path, truth: object) -> Path:
 def test_ground_truth_of_the_wrong_type_is_one_data_error_naming_file_page_field_and_type(tmp_path):
     """`"lines": "oops"` failed with Python's reason ("string indices must be integers")."""
     from mlexp.tasks.document_extraction.config import DocumentPages
-    from mlexp.tasks.document_extraction.stages import _user_documents
+    from mlexp.tasks.document_extraction.user_documents import write_pages
 
     good = {"lines": [{"text": "Net pay", "box": [0, 0, 10, 5]}]}
     scan = _page_and_truth(tmp_path / "scans", {"pages": [good, {"lines": "oops"}]})
@@ -174,7 +174,7 @@ def test_ground_truth_of_the_wrong_type_is_one_data_error_naming_file_page_field
         {"dataset": {"path": str(scan), "ground_truth": None}, "preprocessing": OmegaConf.structured(DocumentPages)}
     )
     with pytest.raises(DataError) as refused:
-        _user_documents(cfg, pages, truth)
+        write_pages(cfg, pages, truth)
     assert str(refused.value) == (
         f"{scan.with_suffix('.json')} page 2: ground truth field 'lines' is a string (\"oops\"); it must be a list "
         "of objects; see 'Output schema' in docs/tasks/document_extraction.md"
@@ -219,16 +219,16 @@ def test_ground_truth_of_the_wrong_type_is_one_data_error_naming_file_page_field
     ],
 )
 def test_each_field_of_the_ground_truth_is_checked_as_the_loader_reads_it(tmp_path, page, problem):
-    from mlexp.tasks.document_extraction.stages import _truth_problem
+    from mlexp.tasks.document_extraction.user_documents import truth_problem
 
     truth = _page_and_truth(tmp_path, {"pages": [page]}).with_suffix(".json")
-    assert _truth_problem(truth) == (
+    assert truth_problem(truth) == (
         f"{truth} page 1: ground truth {problem}; see 'Output schema' in docs/tasks/document_extraction.md"
     )
 
 
 def test_ground_truth_with_only_some_fields_and_unknown_keys_still_reads(tmp_path):
-    from mlexp.tasks.document_extraction.stages import _truth_problem
+    from mlexp.tasks.document_extraction.user_documents import truth_problem
     from mlexp.tasks.document_extraction.structure import page_from_json
 
     page = {
@@ -239,6 +239,6 @@ def test_ground_truth_with_only_some_fields_and_unknown_keys_still_reads(tmp_pat
         "comment": "not part of the schema",
     }
     truth = _page_and_truth(tmp_path, {"pages": [page]}).with_suffix(".json")
-    assert _truth_problem(truth) is None
+    assert truth_problem(truth) is None
     read = page_from_json(page)
     assert read.lines[0].words[0].text == "a" and (read.tables[0].rows, read.tables[0].columns) == (1, 2)

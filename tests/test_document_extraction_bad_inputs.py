@@ -80,16 +80,62 @@ def _page(**fields: object) -> dict:
     ],
 )
 def test_ground_truth_that_does_not_fit_its_document_is_named_with_the_fix(tmp_path, truth, problem):
-    from mlexp.tasks.document_extraction.stages import _truth_problem
+    from mlexp.tasks.document_extraction.user_documents import truth_problem
 
     scan = _scan(tmp_path, truth)
-    assert _truth_problem(scan.with_suffix(".json"), scan, [(WIDTH, HEIGHT)]) == (
+    assert truth_problem(scan.with_suffix(".json"), scan, [(WIDTH, HEIGHT)]) == (
         f"{scan.with_suffix('.json')}{problem}; {WHERE}"
     )
 
 
+NOTHING_TO_SCORE = (
+    ": ground truth holds nothing to score: no line with text, table, key-value or check box on any page; give what "
+    "the document shows, or remove the file to report extraction only"
+)
+
+
+@pytest.mark.parametrize(
+    "truth",
+    [
+        {"pages": [{}]},
+        # lines of blank text (and words, which no metric reads) and empty lists: still nothing a metric measures
+        {
+            "pages": [
+                _page(
+                    lines=[{"text": " ", "box": [2, 2, 40, 12], "words": [{"text": "x", "box": [2, 2, 9, 12]}]}],
+                    tables=[],
+                    key_values=[],
+                    selection_elements=[],
+                )
+            ]
+        },
+    ],
+)
+def test_ground_truth_with_nothing_to_score_is_named_with_the_fix(tmp_path, truth):
+    # it ended the trial with "no extraction_score to report", exit 0
+    from mlexp.tasks.document_extraction.user_documents import truth_problem
+
+    scan = _scan(tmp_path, truth)
+    assert truth_problem(scan.with_suffix(".json"), scan, [(WIDTH, HEIGHT)]) == (
+        f"{scan.with_suffix('.json')}{NOTHING_TO_SCORE}; {WHERE}"
+    )
+
+
+def test_ground_truth_with_one_thing_to_score_is_read(tmp_path):
+    from mlexp.tasks.document_extraction.user_documents import truth_problem
+
+    for page in (
+        {"tables": [{"cells": []}]},
+        {"key_values": [{"key": "Net pay", "value": ""}]},
+        {"selection_elements": [{"box": [2, 2, 9, 9], "state": "SELECTED"}]},
+    ):
+        scan = _scan(tmp_path, {"pages": [{}, page]})
+        assert truth_problem(scan.with_suffix(".json"), scan, [(WIDTH, HEIGHT)] * 2) is None, page
+
+
 def test_ground_truth_that_fits_is_read_boxes_near_the_edge_and_empty_cells_included(tmp_path):
-    from mlexp.tasks.document_extraction.stages import _truth_problem, generated_page
+    from mlexp.tasks.document_extraction.stages import generated_page
+    from mlexp.tasks.document_extraction.user_documents import truth_problem
 
     # a box a few pixels past the edge (rounding), an empty cell's box of no size, no number nor size given
     page = {
@@ -97,22 +143,22 @@ def test_ground_truth_that_fits_is_read_boxes_near_the_edge_and_empty_cells_incl
         "tables": [{"cells": [{"row": 0, "column": 0, "text": "", "box": [30, 30, 30, 30]}]}],
     }
     scan = _scan(tmp_path, {"pages": [page]})
-    assert _truth_problem(scan.with_suffix(".json"), scan, [(WIDTH, HEIGHT)]) is None
+    assert truth_problem(scan.with_suffix(".json"), scan, [(WIDTH, HEIGHT)]) is None
     # the generator's own ground truth (a statement at 100 dpi with noise, empty cells) fits its page
     levels = {"dpi100_noise": {"dpi": 100, "noise_sigma": 6}}
     drawn, truth = generated_page("account_statement", 1, 0, 4, levels, "dpi100_noise")
     assert any(c["box"][0] == c["box"][2] for table in truth["tables"] for c in table["cells"])
     generated = _scan(tmp_path, {"pages": [truth]}, "generated")
-    assert _truth_problem(generated.with_suffix(".json"), generated, [drawn.image.size]) is None
+    assert truth_problem(generated.with_suffix(".json"), generated, [drawn.image.size]) is None
 
 
 def test_a_batch_skips_the_document_whose_ground_truth_does_not_fit_and_fails_when_none_is_left(tmp_path, capsys):
-    from mlexp.tasks.document_extraction.stages import _user_documents
+    from mlexp.tasks.document_extraction.user_documents import write_pages
 
     folder = tmp_path / "scans"
     _scan(folder, {"pages": [_page()]}, "good")
     _scan(folder, {"pages": [_page(), _page(number=2)]}, "twice")
-    entries, rejected = _user_documents(*_user_cfg(folder, tmp_path))
+    entries, rejected = write_pages(*_user_cfg(folder, tmp_path))
     assert [e["name"] for e in entries] == ["good.png"]
     message = (
         f"{folder / 'twice.json'}: ground truth has 2 pages but twice.png has 1 page; give one entry of 'pages' per "
@@ -124,12 +170,35 @@ def test_a_batch_skips_the_document_whose_ground_truth_does_not_fit_and_fails_wh
 
     (folder / "good.json").write_text(json.dumps({"pages": []}))
     with pytest.raises(DataError, match=r"^no readable document in dataset\.path=.*good\.json: ground truth has 0"):
-        _user_documents(*_user_cfg(folder, tmp_path))
+        write_pages(*_user_cfg(folder, tmp_path))
+
+
+def test_a_batch_whose_only_ground_truth_is_rejected_has_no_document_left_to_score(tmp_path, capsys):
+    from mlexp.tasks.document_extraction.user_documents import write_pages
+
+    folder = tmp_path / "scans"
+    _scan(folder, {"pages": [{}]}, "empty")
+    _scan(folder, {"pages": [_page()]}, "good")
+    entries, _ = write_pages(*_user_cfg(folder, tmp_path))
+    assert [e["name"] for e in entries] == ["good.png"]
+    assert f"mlexp: skipped {folder / 'empty.json'}{NOTHING_TO_SCORE}" in capsys.readouterr().err
+
+    # a document without ground truth is extracted only: with it alone, nothing the user gave would be scored
+    (folder / "good.json").unlink()
+    with pytest.raises(DataError) as refused:
+        write_pages(*_user_cfg(folder, tmp_path))
+    assert str(refused.value) == (
+        f"no document in dataset.path={folder} is left to score: {folder / 'empty.json'}{NOTHING_TO_SCORE}; {WHERE}"
+    )
+    # no ground truth at all: an extraction-only trial, as before
+    (folder / "empty.json").unlink()
+    entries, _ = write_pages(*_user_cfg(folder, tmp_path))
+    assert [e["ground_truth"] for e in entries] == [None, None]
 
 
 def test_ground_truth_that_matches_no_document_is_named_in_a_warning(tmp_path, capsys):
     # `scan.png.json` (or a misspelt name) was left unread without a word: its document was scored without it
-    from mlexp.tasks.document_extraction.stages import _user_documents
+    from mlexp.tasks.document_extraction.user_documents import write_pages
 
     folder = tmp_path / "scans"
     _scan(folder, {"pages": [_page()]}, "scan")
@@ -139,7 +208,7 @@ def test_ground_truth_that_matches_no_document_is_named_in_a_warning(tmp_path, c
     # a document refused for itself: its ground truth did match it
     (folder / "broken.png").write_bytes(b"not a PNG")
     (folder / "broken.json").write_text(json.dumps({"pages": [_page()]}))
-    entries, _ = _user_documents(*_user_cfg(folder, tmp_path))
+    entries, _ = write_pages(*_user_cfg(folder, tmp_path))
     assert [e["ground_truth"] for e in entries] == ["scan.png.json"]
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"mlexp: warning: 2 JSON files matched no document as its ground truth: {folder / 'other' / 'orphan.json'}, "
@@ -147,7 +216,7 @@ def test_ground_truth_that_matches_no_document_is_named_in_a_warning(tmp_path, c
         "for x.png)"
     )
     # one document: the other files of its folder are not the run's
-    _user_documents(*_user_cfg(folder / "scan.png", tmp_path))
+    write_pages(*_user_cfg(folder / "scan.png", tmp_path))
     assert "matched no document" not in capsys.readouterr().err
 
 
@@ -164,6 +233,26 @@ def test_ground_truth_of_two_pages_for_a_one_page_scan_fails_the_trial_in_one_li
         f"mlexp: error: stage 'prepare' failed: no readable document in dataset.path={folder}: {folder / 'stub.json'}: "
         f"ground truth has 2 pages but stub.png has 1 page; give one entry of 'pages' per page of the document, in "
         f"order; {WHERE}"
+    )
+    assert "marked FAILED" in line
+    [trial] = trials_of(project, "document_extraction")
+    assert trial.status == "FAILED" and trial.component_names == {"Pre-processing"}
+
+
+def test_ground_truth_with_nothing_to_score_fails_the_trial_in_one_line(tmp_project_with_store):
+    project = tmp_project_with_store
+    folder = project / "scans"
+    _scan(folder, {"pages": [{}]}, "stub")
+    _scan(folder, {"pages": [{}]}, "unread").with_suffix(".json").unlink()
+
+    done = run_cli(project, "task=document_extraction", f"dataset.path={folder}", check=False)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no extraction_score to report" not in done.stdout + done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
+    assert line.startswith(
+        f"mlexp: error: stage 'prepare' failed: no document in dataset.path={folder} is left to score: "
+        f"{folder / 'stub.json'}{NOTHING_TO_SCORE}; {WHERE}"
     )
     assert "marked FAILED" in line
     [trial] = trials_of(project, "document_extraction")

@@ -309,32 +309,32 @@ def _user_cfg(folder, tmp_path):
 
 
 def test_user_files_keep_distinct_names_and_a_remaining_clash_is_refused(tmp_path):
-    from mlexp.tasks.document_extraction.stages import _user_documents
+    from mlexp.tasks.document_extraction.user_documents import write_pages
 
     folder = tmp_path / "scans"
     for seed, name in enumerate(["a.png", "a.tiff", "sub/x.png", "sub_x.png", "sub%2Fx.png"]):
         _scan(folder / name, seed)
-    entries, rejected = _user_documents(*_user_cfg(folder, tmp_path))
+    entries, rejected = write_pages(*_user_cfg(folder, tmp_path))
     names = {e["name"] for e in entries}
     assert len(names) == 5 and not rejected
     assert {"a.png", "a.tiff", "sub%2Fx.png", "sub_x.png", "sub%252Fx.png"} == names
     assert len(list((tmp_path / "out" / "pages").iterdir())) == 5
     _scan(folder / "A.PNG", 9)  # one file with a.png on a case-insensitive disk
     with pytest.raises(DataError, match="would both be saved as"):
-        _user_documents(*_user_cfg(folder, tmp_path))
+        write_pages(*_user_cfg(folder, tmp_path))
 
 
 def test_ground_truth_missing_a_key_is_rejected_naming_the_file_and_key(tmp_path, capsys):
     import json
 
-    from mlexp.tasks.document_extraction.stages import _user_documents
+    from mlexp.tasks.document_extraction.user_documents import write_pages
 
     folder = tmp_path / "scans"
     _scan(folder / "good.png", 1)
     _scan(folder / "bad.png", 2)
     (folder / "good.json").write_text(json.dumps({"pages": [{"lines": [{"text": "a", "box": [0, 0, 1, 1]}]}]}))
     (folder / "bad.json").write_text(json.dumps({"pages": [{"lines": [{"text": "a"}]}]}))
-    entries, rejected = _user_documents(*_user_cfg(folder, tmp_path))
+    entries, rejected = write_pages(*_user_cfg(folder, tmp_path))
     assert [e["name"] for e in entries] == ["good.png"] and entries[0]["ground_truth"] == "good.png.json"
     [problem] = rejected
     assert problem["error"] == (

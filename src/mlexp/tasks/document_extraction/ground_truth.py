@@ -1,6 +1,7 @@
 """Whether a user's ground truth fits the document it describes: one entry of `pages` per page, in order, of the
-page's size, every box finite, ordered and on the page. A file that reads as the schema but describes another
-document (two pages for a one-page scan, boxes of another resolution) would be scored without a word."""
+page's size, every box finite, ordered and on the page, and something on them to score. A file that reads as the
+schema but describes another document (two pages for a one-page scan, boxes of another resolution) would be scored
+without a word; one with nothing to score (`{"pages": [{}]}`) would end the trial without an extraction_score."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mlexp.tasks.document_extraction.structure import page_boxes
+from mlexp.tasks.document_extraction import metrics
+from mlexp.tasks.document_extraction.structure import Page, page_boxes, page_from_json
 
 # a box may reach this share of the page's side past an edge: rounding, an outline drawn around a skewed scan's glyphs
 NEAR = 0.05
@@ -30,7 +32,22 @@ def misfit(pages: list[dict[str, Any]], sizes: Sequence[tuple[int, int]], docume
         problem = _page_misfit(page, number, len(sizes), width, height, document)
         if problem:
             return number, problem
+    if not scorable(pages):
+        return 0, (
+            "holds nothing to score: no line with text, table, key-value or check box on any page; give what the "
+            "document shows, or remove the file to report extraction only"
+        )
     return None
+
+
+def scorable(pages: list[dict[str, Any]]) -> bool:
+    """Whether any metric can be measured against these ground-truth pages: asked of the metrics themselves (an
+    extraction that found nothing), so what counts stays what evaluate scores."""
+    for data in pages:
+        truth = page_from_json(data)
+        if metrics.ratios(metrics.compare(truth, Page(truth.number, truth.width, truth.height))):
+            return True
+    return False
 
 
 def _page_misfit(page: dict[str, Any], number: int, count: int, width: int, height: int, document: str) -> str | None:

@@ -1,7 +1,7 @@
 """The trial's components: Pre-processing (pages and ground truth), Extraction, Evaluation.
 
 prepare   generate documents with exact ground truth at each degradation level, or rasterise the
-          user's images/PDFs (bad files are reported and skipped), into pages/ + manifest.json
+          user's images/PDFs (user_documents: bad files are reported and skipped), into pages/ + manifest.json
 extract   run the engine over every page: extracted/<document>.json and a CSV per table
 evaluate  compare with the ground truth per document type and degradation; charts
 """
@@ -13,7 +13,6 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from mlexp.config.constraints import check_constraints
-from mlexp.console import warn
-from mlexp.data import document_files, documents
+from mlexp.data import documents
 from mlexp.data.document_scan import degrade
-from mlexp.errors import DataError, first_few
-from mlexp.tasks.document_extraction import charts, config_rules, engines, ground_truth, metrics
-from mlexp.tasks.document_extraction.structure import Document, Page, SchemaProblem, check_page_json, page_from_json
+from mlexp.errors import DataError
+from mlexp.tasks.document_extraction import charts, config_rules, engines, metrics, user_documents
+from mlexp.tasks.document_extraction.structure import Document, Page, page_from_json
 from mlexp.tracking import Tracker
 
 
@@ -53,7 +51,7 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     if cfg.dataset.path is None:
         entries, rejected = _generate(cfg, pages_dir, truth_dir), list[dict[str, str]]()
     else:
-        entries, rejected = _user_documents(cfg, pages_dir, truth_dir)
+        entries, rejected = user_documents.write_pages(cfg, pages_dir, truth_dir)
     _write_json(_manifest_path(cfg), {"documents": entries, "rejected": rejected})
     tracker.log_metrics(
         {"documents": len(entries), "pages": sum(len(e["pages"]) for e in entries), "documents_rejected": len(rejected)}
@@ -120,129 +118,6 @@ def generated_page(
         "selection_elements": page.selection_elements,
     }
     return page, truth
-
-
-def _user_documents(
-    cfg: DictConfig, pages_dir: Path, truth_dir: Path
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    entries, rejected = [], []
-    truths: list[Path] = []
-    root = Path(cfg.dataset.path).expanduser()
-    names: dict[str, Path] = {}
-    for path in tqdm(document_files.find(root), desc="reading documents", disable=None):
-        name = document_name(root, path)
-        # names differing only in case are one file on a case-insensitive disk
-        if name.casefold() in names:
-            raise DataError(f"{path} and {names[name.casefold()]} would both be saved as {name}; rename one of them")
-        names[name.casefold()] = path
-        # taken even when the document is refused: its ground truth did match it
-        truth = _truth_file(cfg, path)
-        if truth is not None:
-            truths.append(truth)
-        try:
-            images = list(
-                document_files.pages(
-                    path, cfg.preprocessing.max_pixels, cfg.preprocessing.pdf_dpi, cfg.preprocessing.empty_page_std
-                )
-            )
-        except document_files.BadDocument as error:
-            if root.is_file():
-                raise
-            # a batch goes on past a bad file; the file and the reason are reported
-            print(f"mlexp: skipped {error}", file=sys.stderr)
-            rejected.append({"file": str(path), "error": str(error)})
-            continue
-        # its ground truth is checked before a page is written: a document rejected for it leaves no page behind
-        sizes = [(image.shape[1], image.shape[0]) for image in images]
-        problem = None if truth is None else _truth_problem(truth, path, sizes)
-        if problem:
-            if root.is_file():
-                raise DataError(problem)
-            print(f"mlexp: skipped {problem}", file=sys.stderr)
-            rejected.append({"file": str(truth), "error": problem})
-            continue
-        files = []
-        for number, image in enumerate(images, start=1):
-            Image.fromarray(image).save(pages_dir / f"{name}_p{number}.png")
-            files.append(f"{name}_p{number}.png")
-        entry = {
-            "name": name,
-            "source": str(path),
-            "document_type": "user",
-            "degradation": "as_scanned",
-            "pages": files,
-            "ground_truth": None,
-        }
-        if truth is not None:
-            (truth_dir / f"{name}.json").write_bytes(truth.read_bytes())
-            entry["ground_truth"] = f"{name}.json"
-        entries.append(entry)
-    if not entries:
-        reasons = "; ".join(r["error"] for r in rejected[:3]) or f"no files in {root}"
-        raise DataError(f"no readable document in dataset.path={root}: {reasons}")
-    _warn_unmatched_truth(cfg, root, used=set(truths))
-    return entries, rejected
-
-
-def _warn_unmatched_truth(cfg: DictConfig, root: Path, used: set[Path]) -> None:
-    """Ground-truth files no document took (`scan.png.json`, or a document's name misspelt): their documents are
-    scored without them, so say which, and how a document finds its own."""
-    if root.is_file():  # one document: the other files of its folder are not the run's
-        return
-    if cfg.dataset.ground_truth:
-        candidates = sorted(Path(cfg.dataset.ground_truth).expanduser().glob("*.json"))
-    else:
-        candidates = sorted(root.rglob("*.json"))
-    unmatched = [path for path in candidates if path not in used]
-    if unmatched:
-        shown = first_few(unmatched, shown=3)
-        warn(
-            f"{len(unmatched)} JSON file{'s' if len(unmatched) > 1 else ''} matched no document as its ground truth: "
-            f"{shown}; a document's ground truth is its name with .json for its extension (x.json for x.png)"
-        )
-
-
-def document_name(root: Path, path: Path) -> str:
-    """A file's document name: its path under `root` with its extension, folders joined by "%2F" (an escaped "/",
-    which no file name holds; "%" itself is escaped first), so two files never share a name."""
-    if root.is_file():
-        return path.name
-    return "%2F".join(p.replace("%", "%25") for p in path.relative_to(root).parts)
-
-
-def _truth_problem(path: Path, document: Path | None = None, sizes: Sequence[tuple[int, int]] = ()) -> str | None:
-    """One line naming the ground-truth file and what is wrong with it, or None when it reads as the schema (and,
-    given the document and its pages' sizes, fits it: see ground_truth.misfit)."""
-    where = "see 'Output schema' in docs/tasks/document_extraction.md"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return f"{path}: ground truth is not JSON ({error}); {where}"
-    if not isinstance(data, dict) or not isinstance(data.get("pages"), list):
-        return f"{path}: ground truth has no 'pages' list; {where}"
-    for number, page in enumerate(data["pages"], start=1):
-        try:
-            # the schema field by field first: a wrong type is named (`field 'lines' is a string; it must be a
-            # list of objects`), not reported in Python's words ("string indices must be integers")
-            check_page_json(page)
-            page_from_json(page)
-        except SchemaProblem as problem:
-            return f"{path} page {number}: ground truth {problem}; {where}"
-        except KeyError as error:
-            return f"{path} page {number}: ground truth misses key {error}; {where}"
-        except (TypeError, AttributeError, ValueError) as error:
-            return f"{path} page {number}: ground truth does not fit the schema ({error}); {where}"
-    misfit = None if document is None else ground_truth.misfit(data["pages"], sizes, document.name)
-    if misfit:
-        page, wrong = misfit
-        return f"{path}{f' page {page}' if page else ''}: ground truth {wrong}; {where}"
-    return None
-
-
-def _truth_file(cfg: DictConfig, path: Path) -> Path | None:
-    folder = Path(cfg.dataset.ground_truth).expanduser() if cfg.dataset.ground_truth else path.parent
-    candidate = folder / f"{path.stem}.json"
-    return candidate if candidate.is_file() else None
 
 
 def _manifest(cfg: DictConfig) -> dict[str, Any]:
