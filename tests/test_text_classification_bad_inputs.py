@@ -197,6 +197,30 @@ def test_review_decisions_that_cannot_be_used_are_named(tmp_path, capsys):
     )
 
 
+def test_a_review_time_that_is_not_a_date_is_named_and_counts_as_oldest(tmp_path, capsys):
+    # "yesterday" was taken silently as older than any dated decision
+    lines = [
+        {"text": "Rates cut again", "final_label": "Business", "time": "yesterday"},
+        {"text": "Rates cut again", "final_label": "World", "time": "2026-12-02T10:00:00Z"},
+        {"text": "Rates cut again", "final_label": "Sports"},  # no time: older than any dated decision, no warning
+        {"text": "New GPU released", "final_label": "Sci/Tech", "time": "02/12/2026 10:00"},
+    ]
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    second.write_text("\n" + json.dumps({"text": "a match", "final_label": "Sports", "time": 1764669678}) + "\n")
+    found = reviews.read(str(tmp_path), CLASSES, 1000)
+    assert dict(zip(found.rows.text, found.rows.label)) == {
+        "rates cut again": "World",
+        "new gpu released": "Sci/Tech",  # kept: the only decision on its text
+        "a match": "Sports",
+    }
+    assert _warnings(capsys) == [
+        f'dataset.reviews: 3 decisions with a time that is not a date ("yesterday"): {first} (lines 1, 4), {second} '
+        "(line 2); each counts as older than any dated decision on its text, as one without a time does; give the "
+        "time in ISO 8601 (2026-12-02T09:01:18.735Z), as `mlexp review export` writes it"
+    ]
+
+
 def _store_with_records(path: Path, count: int) -> list[int]:
     with FeedbackStore(path) as store:
         record = FeedbackRecord("implicit", "news-classifier-demo", "a text", "World", 0.4, "2026-12-02T09:00:00.000Z")

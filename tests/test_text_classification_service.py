@@ -666,8 +666,16 @@ def test_label_studio_annotations_import_through_the_review_page(service):
         assert bad.status_code == 422 and "Weather" in bad.json()["error"]
         assert alice.post(service.url + "/review/api/label-studio/import", data=b"[{").status_code == 422
         assert service.store.decisions() == []  # a refused file stores nothing
-        imported = alice.post(service.url + "/review/api/label-studio/import", json=json_min)
-        assert imported.status_code == 200 and imported.json() == {"imported": 2}
+        # the counts `mlexp review label-studio-import` prints: the answer was {"imported": 2} alone
+        unannotated = {k: v for k, v in json_min[1].items() if k != "category"}
+        imported = alice.post(service.url + "/review/api/label-studio/import", json=[*json_min, unannotated])
+        assert imported.status_code == 200
+        assert imported.json() == {
+            "imported": 2,
+            "tasks": 3,
+            "skipped": 1,
+            "skipped_by_reason": {label_studio.NOT_ANNOTATED: 1},
+        }
     decisions = {d.feedback_id: d for d in service.store.decisions()}
     assert {i: (d.final_label, d.reviewer, d.channel) for i, d in decisions.items()} == {
         first: ("Sports", "label-studio-user-2", "label-studio"),

@@ -1,5 +1,5 @@
 """The human review page in a real headless chromium: sign in, review three items with keys and the mouse, skip one,
-then check the stored decisions, the JSONL export and a screenshot."""
+import a Label Studio export for the last, then check the stored decisions, the JSONL export and a screenshot."""
 
 from __future__ import annotations
 
@@ -50,6 +50,24 @@ def test_reviewer_signs_in_and_reviews_three_items(browser, tmp_path, tmp_path_f
         page.wait_for_selector("#progress:has-text('Reviewed 3 · 1 pending · 3 by you')")
         page.wait_for_selector("#text:has-text('A gamer spends')")  # the skipped item comes back last
         page.screenshot(path=str(tmp_path / "review_page.png"), full_page=True)
+
+        # the last item is annotated in Label Studio; the page says what the import stored and what it skipped
+        choice = [{"type": "choices", "value": {"choices": ["Business"]}}]
+        export = tmp_path / "label-studio-export.json"
+        tasks = [
+            {"data": {"feedback_id": ids[2]}, "annotations": [{"result": choice, "completed_by": 7}]},
+            {"data": {"feedback_id": ids[2]}, "annotations": []},
+            {"data": {"feedback_id": ids[2]}, "annotations": [{"was_cancelled": True, "result": []}]},
+        ]
+        export.write_text(json.dumps(tasks))
+        page.set_input_files("#ls-import", str(export))
+        page.wait_for_selector("#import-result:has-text('Label Studio import')")
+        assert page.inner_text("#import-result") == (
+            "Label Studio import: 1 decision(s) stored; skipped 2 of 3 task(s): 1 have no annotation, 1 were "
+            "cancelled (skipped)"
+        )
+        page.wait_for_selector("#empty:has-text('Nothing to review')")  # the imported item left the queue
+        assert page.inner_text("#progress") == "Reviewed 4 · 0 pending · 3 by you"
         page.close()
     finally:
         service.stop()
@@ -63,6 +81,7 @@ def test_reviewer_signs_in_and_reviews_three_items(browser, tmp_path, tmp_path_f
             ids[0]: ("alice", "Sports"),
             ids[1]: ("alice", "World"),
             ids[3]: ("alice", "Sci/Tech"),
+            ids[2]: ("label-studio-user-7", "Business"),
         }
         output = store.a2i_output(ids[0])
         assert output["humanAnswers"][0]["workerId"] == "alice"
@@ -72,5 +91,6 @@ def test_reviewer_signs_in_and_reviews_three_items(browser, tmp_path, tmp_path_f
     assert [(x["text"], x["predicted_class"], x["final_label"], x["source"]) for x in lines] == [
         ("Sachin is Indian Cricketer.", "Sci/Tech", "Sports", "implicit"),
         ("Oil prices climb as markets rally", "World", "World", "explicit"),
+        ("A gamer spends $26,500 on a virtual island", "Sports", "Business", "batch-api"),
         ("Mars rover sends new pictures", "Sci/Tech", "Sci/Tech", "batch-folder"),
     ]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from mlexp.console import warn
 from mlexp.data.text_files import decode_utf8
-from mlexp.errors import DataError, first_few
+from mlexp.errors import DataError, first_few, lines_named
 from mlexp.paths import resolve
 from mlexp.tasks.text_classification.config_rules import REVIEWS, respelt
 from mlexp.tasks.text_classification.corpora import normalize
@@ -92,11 +92,11 @@ class _LeftOut:
 
 def read(location: str | None, labels: list[str], max_chars: int) -> Reviews:
     """Every decision in the files; on the same text the latest by its `time` wins (file then line order breaks
-    ties, and decides among decisions without a time, which count as older than any timed one). A final label
-    outside `labels` and a text that normalises to nothing are left out with a warning; a line that is not a
-    decision (no text, a text that is not a string) is an error naming it."""
+    ties, and decides among decisions without a time, which count as older than any timed one; so does a time that
+    is not a date, with a warning). A final label outside `labels` and a text that normalises to nothing are left
+    out with a warning; a line that is not a decision (no text, a text that is not a string) is an error naming it."""
     files = review_files(location)
-    records: list[tuple[str, str, str, str]] = []
+    records: list[tuple[str, str, str, str, str, int]] = []
     skipped = 0
     left_out = _LeftOut()
     for file in files:
@@ -116,14 +116,34 @@ def read(location: str | None, labels: list[str], max_chars: int) -> Reviews:
             if not text:
                 left_out.empty.append(f"{file} line {number}")
                 continue
-            records.append((label, text, str(decision.get("source", "")), str(decision.get("time") or "")))
+            when = str(decision.get("time") or "")
+            records.append((label, text, str(decision.get("source", "")), when, str(file), number))
     _warn(left_out, labels)
-    rows = pd.DataFrame(records, columns=["label", "text", "source", "time"])
+    rows = pd.DataFrame(records, columns=["label", "text", "source", "time", "file", "line"])
     # files of several exports (the service's JSONL, Label Studio's, A2I's) interleave in time, not in file order
     when = pd.to_datetime(rows.time, utc=True, errors="coerce", format="ISO8601")
+    # kept, not dropped: it is still the reviewer's decision, and the only one on most texts
+    _warn_undated(rows.loc[when.isna() & (rows.time != "")])
     order = when.sort_values(kind="stable", na_position="first").index
     rows = rows.loc[order].drop_duplicates("text", keep="last").sort_index()
-    return Reviews(rows.drop(columns="time").reset_index(drop=True), files, skipped, sum(left_out.unknown.values()))
+    kept = rows.drop(columns=["time", "file", "line"]).reset_index(drop=True)
+    return Reviews(kept, files, skipped, sum(left_out.unknown.values()))
+
+
+def _warn_undated(undated: pd.DataFrame) -> None:
+    """Name the decisions whose `time` is not a date (`"yesterday"`): each is taken as older than any dated
+    decision on its text, which a reviewer who wrote it later did not mean."""
+    if undated.empty:
+        return
+    by_file = undated.groupby("file", sort=False).line.apply(list)
+    where = first_few([f"{file} ({lines_named(lines)})" for file, lines in by_file.items()], shown=3)
+    example = json.dumps(str(undated.time.iloc[0]), ensure_ascii=False)
+    count = len(undated)
+    warn(
+        f"dataset.reviews: {count} decision{'s' if count > 1 else ''} with a time that is not a date ({example}): "
+        f"{where}; each counts as older than any dated decision on its text, as one without a time does; give the "
+        "time in ISO 8601 (2026-12-02T09:01:18.735Z), as `mlexp review export` writes it"
+    )
 
 
 def _decision(file: Path, number: int, line: str) -> dict[str, Any]:

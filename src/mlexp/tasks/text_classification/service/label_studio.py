@@ -133,9 +133,9 @@ def import_annotations(store: FeedbackStore, path: Path, labels: list[str]) -> i
     return imported.stored
 
 
-def import_tasks(store: FeedbackStore, tasks: Any, labels: list[str], origin: str = "the export") -> int:
-    """Store the annotations of decoded Label Studio tasks as review decisions; returns how many."""
-    return _import(store, tasks, labels, origin).stored
+def import_tasks(store: FeedbackStore, tasks: Any, labels: list[str], origin: str = "the export") -> Imported:
+    """Store the annotations of decoded Label Studio tasks as review decisions; what was stored and skipped."""
+    return _import(store, tasks, labels, origin)
 
 
 # why a task was skipped: it has no annotation, every annotation was cancelled, or no kept one holds a choice
@@ -151,6 +151,15 @@ class Imported:
     @property
     def skipped(self) -> int:
         return sum(self.reasons.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The review page's answer: the counts `mlexp review label-studio-import` prints, commonest reason first."""
+        return {
+            "imported": self.stored,
+            "tasks": self.tasks,
+            "skipped": self.skipped,
+            "skipped_by_reason": dict(self.reasons.most_common()),
+        }
 
 
 def _why(reasons: Counter[str]) -> str:

@@ -129,7 +129,7 @@ def routes(service: Classifier) -> list[BaseRoute]:
             imported = await run_in_threadpool(label_studio.import_tasks, service.store, tasks, service.labels)
         except (ValueError, DataError) as bad:
             raise ServiceError(422, str(bad)) from None
-        return json_response({"imported": imported})
+        return json_response(imported.to_json())
 
     return [
         Route(PREFIX, show, methods=["GET"]),

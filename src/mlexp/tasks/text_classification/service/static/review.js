@@ -9,7 +9,7 @@ async function call(method, path, body) {
   const options = { method, headers: {}, credentials: "same-origin" };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
+    options.body = typeof body === "string" ? body : JSON.stringify(body); // a string: a file's JSON as it is
   }
   const answer = await fetch(path, options);
   const payload = await answer.json().catch(() => ({ error: `HTTP ${answer.status}` }));
@@ -109,7 +109,35 @@ async function signIn() {
   }
 }
 
+// what `mlexp review label-studio-import` says: how many were stored, and how many tasks were skipped and why
+function importSummary(answer) {
+  const stored = `Label Studio import: ${answer.imported} decision(s) stored`;
+  if (!answer.skipped) return `${stored} from ${answer.tasks} task(s)`;
+  const why = Object.entries(answer.skipped_by_reason).map(([reason, count]) => `${count} ${reason}`).join(", ");
+  return `${stored}; skipped ${answer.skipped} of ${answer.tasks} task(s): ${why}`;
+}
+
+async function importLabelStudio() {
+  const input = $("ls-import");
+  const file = input.files[0];
+  if (!file) return;
+  const result = $("import-result");
+  result.className = "";
+  result.textContent = `Importing ${file.name}…`;
+  try {
+    result.textContent = importSummary(await call("POST", "/review/api/label-studio/import", await file.text()));
+    await refresh(); // imported records leave the queue
+  } catch (error) {
+    if (error.status === 401) showSignIn("Your session ended: sign in again.");
+    result.className = "error";
+    result.textContent = `${file.name}: ${error.message}`;
+  } finally {
+    input.value = ""; // the same file can be chosen again
+  }
+}
+
 $("signin-button").addEventListener("click", signIn);
+$("ls-import").addEventListener("change", importLabelStudio);
 $("password").addEventListener("keydown", (event) => { if (event.key === "Enter") signIn(); });
 $("name").addEventListener("keydown", (event) => { if (event.key === "Enter") $("password").focus(); });
 $("approve").addEventListener("click", () => { const item = current(); if (item) decide(item.predicted_class); });
