@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, one_line_error
+from conftest import REPO, one_line_error, run_cli
 from drawn_charts import task_config
 from mlexp import tasks
 from mlexp.config.constraints import check_constraints
 from mlexp.data import movielens, personalize_datasets, personalize_schema, pulselive_videos
 from mlexp.errors import ConfigError
-from mlexp.tasks.recommendation import config_rules, interactions, metadata_selection, recipes
+from mlexp.tasks.recommendation import config_rules, datasets, interactions, metadata_selection, recipes
 
 TASK = "recommendation"
 TINY = ("dataset.n_users=300", "dataset.n_videos=300", "dataset.n_interactions=10000", "model.recipe=popularity")
@@ -29,14 +30,12 @@ REFUSED = [
         ["dataset.path=/nonexistent/dir"],
         "dataset.source=pulselive, dataset.path=/nonexistent/dir: dataset=personalize_csv reads your datasets from "
         "dataset.path; dataset.path is read only by it (dataset=pulselive_videos reads no path): add "
-        "dataset=personalize_csv (in params.yaml: dataset.source: files, and dataset.relevant_event_type and "
-        "relevant_min_value for your data), or leave dataset.path out",
+        "dataset=personalize_csv, or leave dataset.path out",
     ),
     (
         ["dataset=movielens_100k", "dataset.path=ml"],
         "dataset.source=movielens, dataset.path=ml: dataset=personalize_csv reads your datasets from dataset.path; "
-        "dataset.path is read only by it (dataset=movielens_100k reads no path): add dataset=personalize_csv (in "
-        "params.yaml: dataset.source: files, and dataset.relevant_event_type and relevant_min_value for your data), or "
+        "dataset.path is read only by it (dataset=movielens_100k reads no path): add dataset=personalize_csv, or "
         "leave dataset.path out",
     ),
     # "stage 'prepare' failed: .../interactions.csv: 542 interactions from 149 users; Personalize needs at least 1000
@@ -92,7 +91,9 @@ REFUSED = [
 
 @pytest.mark.parametrize(("args", "line"), REFUSED, ids=[" ".join(args) for args, _ in REFUSED])
 def test_a_mistake_the_config_shows_is_one_line_before_the_trial_opens(tmp_project, args, line):
-    assert one_line_error(tmp_project, f"task={TASK}", *TINY, *args) == line
+    given = {arg.split("=", 1)[0] for arg in args}
+    tiny = [size for size in TINY if size.split("=", 1)[0] not in given]  # a key given twice is refused on its own
+    assert one_line_error(tmp_project, f"task={TASK}", *tiny, *args) == line
 
 
 def test_a_sweep_below_the_generated_floor_is_refused_before_its_record_opens(tmp_project):
@@ -102,13 +103,46 @@ def test_a_sweep_below_the_generated_floor_is_refused_before_its_record_opens(tm
     assert message.startswith("dataset.source=pulselive, dataset.n_interactions=500: the generated platform must")
 
 
+def test_a_path_in_the_params_file_is_fixed_in_the_params_file(tmp_project):
+    """Under DVC the file's dataset.source wins over a dataset= option: the fix said `add dataset=personalize_csv`."""
+    run_cli(tmp_project, "params")
+    params = tmp_project / "params.yaml"
+    sections = yaml.safe_load(params.read_text())
+    sections[TASK]["dataset"]["path"] = "data/shop"
+    params.write_text(yaml.safe_dump(sections))
+    message = one_line_error(tmp_project, f"task={TASK}", "params_file=params.yaml")
+    assert message == (
+        f"{params}: section recommendation: dataset.source=pulselive, dataset.path=data/shop: dataset=personalize_csv "
+        "reads your datasets from dataset.path; dataset.path is read only by it (dataset=pulselive_videos reads no "
+        "path): in params.yaml set recommendation.dataset.source: files (`dvc exp run -S "
+        "recommendation.dataset.source=files`) and recommendation.dataset.relevant_event_type and relevant_min_value "
+        "for your data (null: every test interaction counts), or set recommendation.dataset.path: null; or regenerate "
+        "the file with `mlexp params`"
+    )
+
+
+def test_the_features_rule_reads_the_schemas_prepare_reads(tmp_project, tmp_path):
+    """prepare reads paths.root's conf/recommendation_schemas; the rule read the working project's, so a field only
+    paths.root's schema has was refused and one only the working project's has passed, to fail in train."""
+    other = tmp_path / "other"
+    shutil.copytree(REPO / "conf", other / "conf")
+    users = other / "conf" / "recommendation_schemas" / "pulselive_users.json"
+    users.write_text(users.read_text().replace('"AGE_GROUP"', '"AGE_BAND"'))
+    message = one_line_error(tmp_project, f"task={TASK}", *TINY, f"paths.root={other}", "features.users=[AGE_GROUP]")
+    assert message.endswith(
+        "features.users: 'AGE_GROUP' is not a metadata field of the Users schema; choose among: "
+        "AGE_BAND, FAVOURITE_PLAYER, SHIRT_SIZE, SIGNUP_WEEKDAY"
+    )
+    assert datasets.schema_folder(task_config(TASK, f"paths.root={other}")) == users.parent
+
+
 def test_your_csvs_stay_the_stages_to_judge():
     """Their event types and fields are known only once read: prepare and train check them (with the same hint)."""
     cfg = task_config(TASK, "dataset=personalize_csv", "dataset.path=mine", "dataset.n_interactions=10",
                       "dataset.relevant_event_type=view", "solution.event_type=watched",
                       "features.users=[FAVORITE_PLAYER]")  # fmt: skip
     check_constraints(cfg, tasks.get(TASK).constraints)
-    schema = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schema_folder())
+    schema = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schemas_of(REPO))
     assert schema is not None
     with pytest.raises(ConfigError, match="'FAVORITE_PLAYER' is not a metadata field .* did you mean FAVOURITE_PLAYER"):
         recipes.chosen_fields(cfg.features, schema)
@@ -178,12 +212,15 @@ def test_the_filters_sweep_names_its_table_command_with_a_baseline_it_runs():
 
 def test_a_field_personalize_reads_itself_is_no_feature_to_choose():
     """EVENT_VALUE was 'not a metadata field' (true, but it is the event's outcome), and USER_ID the same."""
-    schemas = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schema_folder())
+    schemas = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schemas_of(REPO))
     assert schemas is not None
     context = "choose among: CLICK_SOURCE, DEVICE, LOCATION"
+    # it was 'an outcome of the event', with no word of what it is for nor how to use it
     assert config_rules.feature_problem("interactions", ["EVENT_VALUE"], schemas["Interactions"]) == (
-        "features.interactions: 'EVENT_VALUE' is an outcome of the event (known only after it), not context the "
-        f"service has when asked; {context}"
+        "features.interactions: 'EVENT_VALUE' is the event's outcome, what training keeps events by "
+        "(solution.event_value_threshold) and a hit is counted by (dataset.relevant_min_value), not a feature the "
+        "service has when asked; to train on the events that reach a value, set solution.event_type=<type> "
+        f"solution.event_value_threshold=<value> instead; as context {context}"
     )
     assert config_rules.feature_problem("interactions", ["EVENT_TYPE"], schemas["Interactions"]) == (
         "features.interactions: 'EVENT_TYPE' is a field Personalize reads on its own (an ID, a time or a reserved "
@@ -194,7 +231,7 @@ def test_a_field_personalize_reads_itself_is_no_feature_to_choose():
     )
     assert config_rules.feature_problem("interactions", ["DEVICE"], schemas["Interactions"]) is None
     # a schema without EVENT_VALUE: no outcome of that name, just no such field
-    document = json.loads((config_rules.schema_folder() / "pulselive_interactions.json").read_text())
+    document = json.loads((config_rules.schemas_of(REPO) / "pulselive_interactions.json").read_text())
     document["fields"] = [field for field in document["fields"] if field["name"] != "EVENT_VALUE"]
     without_value = personalize_schema.validate(document, "Interactions")
     assert config_rules.feature_problem("interactions", ["EVENT_VALUE"], without_value) == (

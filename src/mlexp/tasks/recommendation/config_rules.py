@@ -8,13 +8,14 @@ dependencies are the modules it imports, and a range or a help text edited there
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mlexp.config.constraints import Constraint, leave_a_training_share
+from mlexp.config.constraints import Constraint, leave_a_training_share, shown_value
 from mlexp.data import personalize_schema
 from mlexp.errors import DataError, did_you_mean
-from mlexp.paths import NoProject, project_root
 
 # Personalize's floor before training (mlexp.data.personalize_datasets.MIN_USERS and MIN_INTERACTIONS, not imported:
 # it loads pandas)
@@ -102,19 +103,27 @@ def files_have_a_path(source: str, path: str | None) -> bool:
     return source != FILES or path is not None
 
 
-def path_is_read(source: str, path: str | None) -> bool:
+def path_is_read(source: str, path: str | None, _params_file: str | None) -> bool:
     """dataset=personalize_csv needs dataset.path; the other datasets read none, so one given them is ignored."""
     return files_have_a_path(source, path) and (source == FILES or path in (None, ""))
 
 
-def give_or_drop_the_path(source: str, _path: str | None) -> str:
+def give_or_drop_the_path(source: str, _path: str | None, params_file: str | None) -> str:
+    """The fix in the words of where the dataset came from: a params file's keys under DVC (the file's
+    dataset.source wins over a dataset= option on the command line), the option otherwise."""
     if source == FILES:
+        if params_file:
+            return f"set recommendation.dataset.path: <folder with interactions.csv> in {params_file}"
         return "give dataset.path=<folder with interactions.csv and interactions.schema.json>"
-    return (
-        f"dataset.path is read only by it (dataset={OPTIONS.get(source, source)} reads no path): add "
-        f"dataset=personalize_csv (in params.yaml: dataset.source: {FILES}, and dataset.relevant_event_type and "
-        "relevant_min_value for your data), or leave dataset.path out"
-    )
+    read_by = f"dataset.path is read only by it (dataset={OPTIONS.get(source, source)} reads no path)"
+    if params_file:
+        return (
+            f"{read_by}: in {params_file} set recommendation.dataset.source: {FILES} (`dvc exp run -S "
+            f"recommendation.dataset.source={FILES}`) and recommendation.dataset.relevant_event_type and "
+            "relevant_min_value for your data (null: every test interaction counts), or set "
+            "recommendation.dataset.path: null"
+        )
+    return f"{read_by}: add dataset=personalize_csv, or leave dataset.path out"
 
 
 def platform_can_be_generated(source: str, n_users: int, n_videos: int) -> bool:
@@ -164,10 +173,15 @@ def feature_problem(side: str, names: list[str] | None, schema: personalize_sche
     # MovieLens' Interactions have no context fields: the dataset is there, with nothing to choose
     choices = ", ".join(available) or ("(none)" if schema is not None else f"(none: no {SIDES[side]} dataset)")
     for name in [str(n) for n in names or []]:
-        reserved_outcome = (
-            side == "interactions" and name == "EVENT_VALUE" and schema is not None and name in schema.names
-        )
-        if name in outcomes or reserved_outcome:
+        if side == "interactions" and name == "EVENT_VALUE" and schema is not None and name in schema.names:
+            return (
+                "features.interactions: 'EVENT_VALUE' is the event's outcome, what training keeps events by "
+                "(solution.event_value_threshold) and a hit is counted by (dataset.relevant_min_value), not a "
+                "feature the service has when asked; to train on the events that reach a value, set "
+                "solution.event_type=<type> solution.event_value_threshold=<value> instead; as context choose "
+                f"among: {choices}"
+            )
+        if name in outcomes:
             return (
                 f"features.{side}: {name!r} is an outcome of the event (known only after it), not context the "
                 f"service has when asked; choose among: {choices}"
@@ -193,41 +207,61 @@ def schemas_of(root: Path | None) -> Path:
     return Path(__file__).resolve().parents[4] / "conf" / "recommendation_schemas"
 
 
-def schema_folder() -> Path:
-    """The schemas the prepare stage reads (datasets.schema_folder), found from the working project."""
-    try:
-        return schemas_of(project_root())
-    except NoProject:
-        return schemas_of(None)
-
-
-@functools.cache
 def known_schemas(source: str, folder: Path) -> dict[str, personalize_schema.Schema] | None:
     """The schemas of the data a source writes, by dataset type; None for yours (known only once read) or when
     they cannot be read here (the prepare stage reports that)."""
     if source not in EVENT_TYPES:
         return None
+    files = tuple(folder / f"{source}_{side}.json" for side in SIDES)
+    # read again once edited: a process may check several configs (a sweep's jobs, the Python API)
+    return _read_schemas(files, tuple(_modified(file) for file in files))
+
+
+def _modified(file: Path) -> int | None:
     try:
-        return {kind: personalize_schema.load(folder / f"{source}_{side}.json", kind) for side, kind in SIDES.items()}
+        return file.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+@functools.cache
+def _read_schemas(
+    files: tuple[Path, ...], _versions: tuple[int | None, ...]
+) -> dict[str, personalize_schema.Schema] | None:
+    try:
+        return {kind: personalize_schema.load(file, kind) for file, kind in zip(files, SIDES.values())}
     except (DataError, OSError):
         return None
 
 
-def first_feature_problem(source: str, *sides: list[str] | None) -> str | None:
-    """The first problem of features.users, .items and .interactions (`sides`) with the data `source` writes."""
-    schemas = known_schemas(source, schema_folder())
+def first_feature_problem(source: str, root: str, *sides: list[str] | None) -> str | None:
+    """The first problem of features.users, .items and .interactions (`sides`) with the data `source` writes,
+    against the schemas the prepare stage reads: the project's at paths.root (`root`)."""
+    schemas = known_schemas(source, schemas_of(Path(root)))
     if schemas is None:
         return None
     problems = (feature_problem(side, names, schemas[kind]) for (side, kind), names in zip(SIDES.items(), sides))
     return next((problem for problem in problems if problem), None)
 
 
-def features_are_fields(source: str, *sides: list[str] | None) -> bool:
-    return first_feature_problem(source, *sides) is None
+Names = list[str] | None  # features.<side>: null is every field
 
 
-def name_fields_of_the_data(source: str, *sides: list[str] | None) -> str:
-    return first_feature_problem(source, *sides) or ""
+def features_are_fields(source: str, users: Names, items: Names, interactions: Names, root: str) -> bool:
+    return first_feature_problem(source, root, users, items, interactions) is None
+
+
+def name_fields_of_the_data(source: str, users: Names, items: Names, interactions: Names, root: str) -> str:
+    return first_feature_problem(source, root, users, items, interactions) or ""
+
+
+@dataclass(frozen=True)
+class RuleWithContext(Constraint):
+    """A rule whose last key is no value to change but where it looks (paths.root: the schemas) or where the values
+    came from (params_file: the fix names the file's keys): its refusal shows the other keys."""
+
+    def shown(self, values: Sequence[Any]) -> str:
+        return ", ".join(f"{key}={shown_value(value)}" for key, value in zip(self.keys[:-1], values[:-1]))
 
 
 def raise_the_platform(_source: str, n_users: int, n_videos: int) -> str:
@@ -266,8 +300,8 @@ CONSTRAINTS = (
         "or every such request is refused",
         "lower service.default_results or raise service.max_results",
     ),
-    Constraint(
-        ("dataset.source", "dataset.path"),
+    RuleWithContext(
+        ("dataset.source", "dataset.path", "params_file"),
         path_is_read,
         "dataset=personalize_csv reads your datasets from dataset.path",
         give_or_drop_the_path,
@@ -313,8 +347,8 @@ CONSTRAINTS = (
         "dataset.relevant_min_value",
         choose_a_valued_type("dataset.relevant_event_type", "dataset.relevant_min_value"),
     ),
-    Constraint(
-        ("dataset.source", "features.users", "features.items", "features.interactions"),
+    RuleWithContext(
+        ("dataset.source", "features.users", "features.items", "features.interactions", "paths.root"),
         features_are_fields,
         "features.users, .items and .interactions name metadata fields of the dataset's schemas "
         "(conf/recommendation_schemas)",

@@ -6,26 +6,28 @@ dataset (`mlexp.dataset`), and a model of another dataset than the champion's is
 text_classification refuses a model of other classes: a registry entry per dataset (`deploy.model_name=...`) keeps
 each its own champion.
 
-A dataset is told apart by what identifies its catalogue: the dataset option, with your folder for
-dataset=personalize_csv (not a hash of its item IDs: your catalogue grows between retrainings and stays yours) and the
-number of videos for the generated platform (its item IDs; the seed redraws the same platform, as a sweep over seeds
-compares it).
+A dataset is told apart by what identifies it: the dataset option, with your folder for dataset=personalize_csv
+(the folder a symlink leads to; not a hash of its item IDs: your catalogue grows between retrainings and stays yours)
+and the sizes of the generated platform (its users, videos and interactions: a platform of other sizes is other
+data, its NDCG does not compare; the seed redraws the same platform, as a sweep over seeds compares it).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from mlexp.errors import MlexpError
 from mlexp.tasks.recommendation.config_rules import FILES, OPTIONS, PULSELIVE
 from mlexp.tracking import Tracker, TrackingStore
 from mlexp.tracking.store import sqlite_path
@@ -33,14 +35,32 @@ from mlexp.tracking.store import sqlite_path
 DATASET_TAG = "mlexp.dataset"
 # the trial a version came from (mlexp.serving.registry tags each version with it)
 TRIAL_TAG = "mlexp.trial_run_id"
+# a generated platform's tag before its users and interactions were part of it: its trial's parameters tell them
+SIZED_BY_VIDEOS_ALONE = re.compile(r"pulselive_videos \(\d+ videos\)")
+# how long a trial waits for another's registration (an upload of a large model to a remote artifact store)
+REGISTRATION_WAIT_S = 600
 
 
-def catalogue(source: str, path: str | None, n_videos: Any, root: str) -> str:
-    """The dataset a model learnt, in words: `movielens_100k`, `pulselive_videos (1500 videos)`,
-    `personalize_csv (data/shop)`."""
+@dataclass(frozen=True)
+class GeneratedSizes:
+    """dataset.n_users, n_videos and n_interactions: what the generated platform draws besides its seed."""
+
+    users: int
+    videos: int
+    interactions: int
+
+    @classmethod
+    def of(cls, dataset: Mapping[str, Any]) -> GeneratedSizes:
+        """From the dataset's config, or its trial's parameters (strings)."""
+        return cls(*(int(dataset.get(f"n_{size}", 0)) for size in ("users", "videos", "interactions")))
+
+
+def catalogue(source: str, path: str | None, sizes: GeneratedSizes, root: str) -> str:
+    """The dataset a model learnt, in words: `movielens_100k`,
+    `pulselive_videos (2000 users, 1500 videos, 100000 interactions)`, `personalize_csv (data/shop)`."""
     option = OPTIONS.get(source, source)
     if source == PULSELIVE:
-        return f"{option} ({int(n_videos)} videos)"
+        return f"{option} ({sizes.users} users, {sizes.videos} videos, {sizes.interactions} interactions)"
     if source == FILES:
         return f"{option} ({_folder(path or '', root)})"
     return option
@@ -48,38 +68,41 @@ def catalogue(source: str, path: str | None, n_videos: Any, root: str) -> str:
 
 def _folder(path: str, root: str) -> str:
     """dataset.path as the prepare stage reads it (relative to paths.root), named from the project when inside it,
-    so a relative and an absolute path to the same folder are one dataset."""
+    so a relative, an absolute and a symlinked path to the same folder are one dataset."""
     given = Path(path).expanduser()
-    folder = Path(os.path.normpath(given if given.is_absolute() else Path(root) / given))
+    folder = (given if given.is_absolute() else Path(root) / given).resolve()
     try:
-        return folder.relative_to(Path(os.path.normpath(root))).as_posix()
+        return folder.relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return folder.as_posix()
 
 
 def of_trial(cfg: DictConfig) -> str:
     source = str(getattr(cfg.dataset.source, "value", cfg.dataset.source))
-    return catalogue(source, cfg.dataset.path, cfg.dataset.n_videos, str(cfg.paths.root))
+    return catalogue(source, cfg.dataset.path, GeneratedSizes.of(cfg.dataset), str(cfg.paths.root))
 
 
 def of_version(client: MlflowClient, version: ModelVersion) -> str | None:
     """The dataset a registered version learnt: its tag, else read from its trial's parameters (a version
     registered before the tag existed, or whose trial has not tagged it yet); None when neither tells."""
     tags = version.tags or {}
-    if tags.get(DATASET_TAG):
-        return tags[DATASET_TAG]
+    tagged = tags.get(DATASET_TAG)
+    if tagged and not SIZED_BY_VIDEOS_ALONE.fullmatch(tagged):
+        return tagged
     try:
         trial = client.get_run(tags[TRIAL_TAG])
     except (KeyError, MlflowException):
-        return None
+        return tagged or None
     params = trial.data.params
     if "dataset.source" not in params:
-        return None
+        return tagged or None
     path = params.get("dataset.path")
     return catalogue(
         params["dataset.source"],
         None if path in (None, "None", "") else path,
-        params.get("dataset.n_videos", 0),
+        GeneratedSizes.of(
+            {key.removeprefix("dataset."): value for key, value in params.items() if key.startswith("dataset.")}
+        ),
         trial.data.tags.get("paths.root", ""),
     )
 
@@ -127,9 +150,29 @@ def tag_the_version(cfg: DictConfig, tracker: Tracker) -> None:
         client.set_model_version_tag(name, str(version.version), DATASET_TAG, of_trial(cfg))
 
 
-def one_registration_at_a_time(cfg: DictConfig) -> AbstractContextManager[object]:
+@contextmanager
+def one_registration_at_a_time(cfg: DictConfig) -> Iterator[None]:
     """Held from the dataset check to the version's tag: two trials of different datasets registering at once (a
     parallel sweep over `dataset=`) would each find no champion and both register, the better score taking the alias.
-    A lock beside a local SQLite store; a tracking server has none (as the registry's own alias lock)."""
+    A lock beside a local SQLite store; a tracking server has none (as the registry's own alias lock). A trial that
+    has to wait says so: a trial standing still for minutes without a word looks hung."""
     db = sqlite_path(TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri)
-    return FileLock(str(db) + ".datasets.lock", timeout=600) if db is not None else nullcontext()
+    if db is None:
+        yield
+        return
+    lock = FileLock(str(db) + ".datasets.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"selection: waiting for another trial's registration to finish ({lock.lock_file})", flush=True)
+        try:
+            lock.acquire(timeout=REGISTRATION_WAIT_S)
+        except Timeout:
+            raise MlexpError(
+                f"another trial has been registering a model for {REGISTRATION_WAIT_S // 60} minutes (it holds "
+                f"{lock.lock_file}), so this one was not registered; let it finish, then run this trial again"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -13,7 +13,6 @@ import math
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +42,7 @@ from mlexp.serving.pyfunc_model import quiet_mlflow
 from mlexp.tasks.recommendation import recipes
 from mlexp.tasks.recommendation.catalog import UserState
 from mlexp.tasks.recommendation.event_store import EventStore
+from mlexp.tasks.recommendation.service_examples import example_event, example_requests
 from mlexp.tracking import tags
 
 # a recorded event's weight: what the CreateSolution filters would have kept counts fully
@@ -64,6 +64,7 @@ class LiveRecommendations:
         self.store = store
         self.context_fields = context_fields
         self.solution = solution or {}
+        self.example_event = example_event(histories, self.solution)
         self.lock = threading.Lock()
         self.users: dict[str, UserState] = {}
         index = model.catalog.item_index
@@ -315,17 +316,3 @@ def serve(cfg: DictConfig, tracker: Any) -> None:
         description=f"{slot.current.model.recipe} recommendations from {description}",
         endpoints=example_requests(slot.current),
     )
-
-
-def example_requests(live: LiveRecommendations) -> list[str]:
-    """The curl examples the service prints, with a user and an item of the model it serves (a MovieLens model
-    knows no `user_000001`), and the event type its solution trains on; a value only when its solution filters by
-    one (the threshold itself, which passes: a fraction watched and a rating of 1-5 share no other example)."""
-    user = next(iter(live.users), "user_1")
-    item = str(live.model.catalog.item_ids[0])
-    event: dict[str, Any] = {"itemId": item, "eventType": live.solution.get("event_type") or "watch"}
-    if live.solution.get("event_value_threshold") is not None:
-        event["eventValue"] = live.solution["event_value_threshold"]
-    body = {"userId": user, "sessionId": "s1", "eventList": [event]}
-    query = urllib.parse.urlencode({"userId": user, "numResults": 10})
-    return [f"POST /events {json.dumps(body)}", f"GET /recommendations?{query}"]

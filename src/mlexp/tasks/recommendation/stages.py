@@ -142,8 +142,10 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     tracker.log_metrics({"train_seconds": time.perf_counter() - started, "best_epoch": epochs})
     folder = Path(cfg.paths.models)
     recipes.save(final, folder, used, cfg.solution)
-    # the service starts each known user from their latest training interactions
-    keep = ["USER_ID", "ITEM_ID", "TIMESTAMP", "weight", *used["interactions"]]
+    # the service starts each known user from their latest training interactions; their type and value give its
+    # example event the data's own (service_examples)
+    kept_fields = [f for f in ("EVENT_TYPE", "EVENT_VALUE", *used["interactions"]) if f in full_rows]
+    keep = ["USER_ID", "ITEM_ID", "TIMESTAMP", "weight", *dict.fromkeys(kept_fields)]
     full_rows.sort_values("TIMESTAMP", kind="stable").groupby("USER_ID").tail(HISTORY_KEPT)[keep].to_parquet(
         folder / recipes.HISTORY_FILE, index=False
     )
