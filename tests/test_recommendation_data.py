@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -220,3 +221,16 @@ def test_the_prepare_stage_reruns_when_a_schema_file_changes():
     folder = datasets.schema_folder(OmegaConf.create({"paths": {"root": str(REPO)}}))
     assert folder.relative_to(REPO).as_posix() in stages["prepare"]["deps"]
     assert {p.name for p in folder.glob("*.json")} >= {"pulselive_users.json", "movielens_interactions.json"}
+
+
+def test_a_schema_naming_a_field_the_generator_does_not_write_is_one_line(tmp_path):
+    # a project that renamed AGE_GROUP in its pulselive users schema met a bare KeyError in prepare
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, schemas)
+    users = schemas / "pulselive_users.json"
+    users.write_text(users.read_text().replace('"AGE_GROUP"', '"AGE_BAND"'))
+    with pytest.raises(SchemaError) as refused:
+        pulselive_videos.write(tmp_path / "data", schemas, 30, 20, 500, seed=0)
+    said = str(refused.value)
+    assert said.startswith(f"{users}: the pulselive data mlexp generates has no field AGE_BAND (it writes ")
+    assert said.endswith("or give your own data with dataset=personalize_csv dataset.path=<folder>")

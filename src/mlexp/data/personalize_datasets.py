@@ -186,6 +186,13 @@ def write(folder: Path, frames: dict[str, pd.DataFrame], schema_folder: Path, pr
         name = FILES[kind]
         source = schema_folder / f"{prefix}_{name}.json"
         schema = personalize_schema.load(source, kind)
+        unknown = [field for field in schema.names if field not in frame]
+        if unknown:  # a project's copy of the schema renamed or added a field the generator cannot fill
+            raise SchemaError(
+                f"{source}: the {prefix} data mlexp generates has no field {first_few(unknown)} (it writes "
+                f"{', '.join(frame.columns)}); keep the generator's fields in this schema, or give your own data "
+                "with dataset=personalize_csv dataset.path=<folder>"
+            )
         frame[schema.names].to_csv(folder / f"{name}.csv", index=False)
         shutil.copyfile(source, folder / f"{name}.schema.json")
 
