@@ -242,17 +242,25 @@ def put_model(aws: FakeAws, job: Any, archive: bytes) -> None:
     aws.s3.put_object(Bucket=bucket, Key=key, Body=archive)
 
 
+def replaced(overrides: tuple[str, ...] | list[str], *more: str) -> list[str]:
+    """`overrides` then `more`, a key of `more` replacing its value in `overrides` (the command refuses a key given
+    twice)."""
+    keys = {override.partition("=")[0] for override in more}
+    return [*(o for o in overrides if o.partition("=")[0] not in keys), *more]
+
+
 def job_overrides(aws: FakeAws, task: str, experiment: str, *more: str) -> list[str]:
-    """A trial as a training job on the fake AWS, polled without waiting; `more` adds sizes and settings."""
-    return [
+    """A trial as a training job on the fake AWS, polled without waiting; `more` adds sizes and settings (or replaces
+    these: `compute.role_arn=null`)."""
+    base = [
         f"task={task}",
         f"tracking.experiment_name={experiment}",
         "compute=sagemaker",
         f"compute.role_arn={aws.role_arn}",
         f"compute.bucket={aws.bucket}",
         "compute.poll_s=0",
-        *more,
     ]
+    return replaced(base, *more)
 
 
 def run_in_process(project: Path, overrides: list[str]) -> str:

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, cli_env, run_cli, store_client
 from mlexp.config.validate import MAX_RUNTIME_S, ROLE_ARN, ROLE_ARN_LENGTH
 from mlexp.errors import ConfigError
-from sagemaker_aws import FakeAws, sagemaker_aws  # noqa: F401
+from sagemaker_aws import FakeAws, replaced, sagemaker_aws  # noqa: F401
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 JOB = ("task=tabular_regression", "compute=sagemaker", f"compute.role_arn={ROLE}", "compute.region=us-east-1")
@@ -140,15 +140,15 @@ REFUSED = {
         "within max_wait_s; raise it or set compute.max_wait_s=null (twice the run time)",
     ),
     "not an ARN": (
-        (*JOB, "compute.role_arn=notanarn"),
+        replaced(JOB, "compute.role_arn=notanarn"),
         "compute.role_arn='notanarn' " + NOT_A_ROLE.format(group="compute"),
     ),
     "an 11-digit account": (
-        (*JOB, "compute.role_arn=arn:aws:iam::12345678901:role/x"),
+        replaced(JOB, "compute.role_arn=arn:aws:iam::12345678901:role/x"),
         "compute.role_arn='arn:aws:iam::12345678901:role/x' " + NOT_A_ROLE.format(group="compute"),
     ),
     "a user, not a role": (
-        (*JOB, "compute.role_arn=arn:aws:iam::123456789012:user/me"),
+        replaced(JOB, "compute.role_arn=arn:aws:iam::123456789012:user/me"),
         "compute.role_arn='arn:aws:iam::123456789012:user/me' " + NOT_A_ROLE.format(group="compute"),
     ),
     "no instance in a tuning job": (
@@ -156,7 +156,7 @@ REFUSED = {
         "compute.volume_size_gb=0 is out of range: it must be at least 1",
     ),
     "endpoint role not an ARN": (
-        (*ENDPOINT, "deploy.role_arn=notanarn"),
+        replaced(ENDPOINT, "deploy.role_arn=notanarn"),
         "deploy.role_arn='notanarn' " + NOT_A_ROLE.format(group="deploy"),
     ),
     "endpoint without instances": (

@@ -7,15 +7,10 @@ folder becomes the job's model.tar.gz in S3, its metric lines the job's final me
 
 from __future__ import annotations
 
-import io
 import re
 import shlex
 import shutil
-import subprocess
 import sys
-import tarfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, store_client, trials_of
+from conftest import store_client, trials_of
 from mlexp.runner import TrialFailed
 from mlexp.sagemaker import trained_model
-from sagemaker_aws import (  # noqa: F401
-    FakeAws,
-    archive_of,
-    container_env,
-    on_create_training_job,
-    put_model,
-    run_in_process,
-    sagemaker_aws,
-)
+from sagemaker_aws import FakeAws, archive_of, run_in_process, sagemaker_aws  # noqa: F401
 from sagemaker_aws import job_overrides as sagemaker_job
+from sagemaker_jobs import completed_job, job_project, registered_version, run_entry
 
 TASK = "tabular_regression"
 JOB_TINY = ("dataset.n_rows=300", "model.epochs=1")
@@ -55,75 +43,11 @@ def aws(sagemaker_aws: FakeAws) -> FakeAws:  # noqa: F811 - the shared fixture, 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project of its own per test (its registry starts empty), with no data or models folder yet."""
-    folder = tmp_path / "project"
-    shutil.copytree(REPO / "conf", folder / "conf")
-    shutil.copy(REPO / "requirements.lock", folder / "requirements.lock")
-    monkeypatch.setenv("MLEXP_TRACKING_WRITER", "inline")  # records straight to the store: no writer process
-    monkeypatch.delenv("MLEXP_PIPELINE_RUN", raising=False)
-    return folder
+    return job_project(tmp_path / "project", monkeypatch)
 
 
 def job_overrides(aws: FakeAws, *more: str) -> list[str]:
     return sagemaker_job(aws, TASK, "abalone_jobs", *JOB_TINY, *more)
-
-
-def _archive_of(folder: Path) -> bytes:
-    """A folder as SageMaker uploads /opt/ml/model: its contents at the archive's root."""
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w:gz") as tar:
-        for path in sorted(folder.rglob("*")):
-            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
-    return data.getvalue()
-
-
-def run_entry(aws: FakeAws, params: dict[str, Any], opt_ml: Path) -> tuple[bytes, dict[str, float]]:
-    """The job's container: the uploaded code archive's entry run in `opt_ml`; (model.tar.gz, metrics printed)."""
-    (code_channel,) = [c for c in params["InputDataConfig"] if c["ChannelName"] == "code"]
-    bucket, _, key = code_channel["DataSource"]["S3DataSource"]["S3Uri"].removeprefix("s3://").partition("/")
-    code = opt_ml / "input" / "data" / "code"
-    code.mkdir(parents=True)
-    body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-        tar.extractall(code, filter="data")
-    env = container_env(code, opt_ml, params["HyperParameters"])
-    done = subprocess.run(
-        [sys.executable, "-m", "mlexp.sagemaker.entry"], cwd=code, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    # what the job's MetricDefinitions read from its log
-    definitions = params["AlgorithmSpecification"]["MetricDefinitions"]
-    metrics = {d["Name"]: float(m[0]) for d in definitions if (m := re.findall(d["Regex"], done.stdout))}
-    assert set(metrics) == {d["Name"] for d in definitions}, done.stdout
-    return _archive_of(opt_ml / "model"), metrics
-
-
-@contextmanager
-def completed_job(
-    aws: FakeAws, container: Callable[[dict[str, Any]], tuple[bytes, dict[str, float]]]
-) -> Iterator[None]:
-    """On CreateTrainingJob, `container(request)` plays the job: it completes with that model.tar.gz and metrics."""
-
-    def play(params: dict[str, Any], job: Any) -> None:
-        archive, metrics = container(params)
-        job.final_metric_data_list = [
-            {"MetricName": name, "Value": value, "Timestamp": job.creation_time} for name, value in metrics.items()
-        ]
-        put_model(aws, job, archive)
-
-    with on_create_training_job(aws, play):
-        yield
-
-
-def registered_version(project: Path, name: str, version: str) -> Any:
-    """Version `models:/<name>/<version>` of the project's registry, loaded as MLflow serves it."""
-    import mlflow.pyfunc
-
-    # a version's source is models:/<logged model id>, which MLflow resolves through the global tracking URI
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    try:
-        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    finally:
-        mlflow.set_tracking_uri(None)
 
 
 def deploy_overrides(command: str, job_name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +72,37 @@ def _relocated(node: Any, code_dir: Path) -> Any:
     return _relocate(node, code_dir) if isinstance(node, str) else node
 
 
+def _typed(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+    """Each chosen group's section typed again by its schema (`schema/<group>/<option>`), as Hydra composed it.
+
+    The config travels as plain YAML: without this a stage reading its section as its dataclass
+    (`OmegaConf.to_object(cfg.active_learning)`) gets a dict, and enum values stay strings.
+    """
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.object_type import ObjectType
+
+    from mlexp import tasks
+
+    tasks.load_all()  # each task's config module stores its schemas
+    store = ConfigStore.instance()
+    for group, option in choices.items():
+        schema = f"schema/{group}/{option}.yaml"
+        if store.get_type(schema) is ObjectType.CONFIG and isinstance(cfg.get(group), DictConfig):
+            cfg[group] = OmegaConf.merge(store.load(schema).node, cfg[group])
+
+
+def job_context(code_dir: Path) -> dict[str, Any]:
+    """The job's context that travelled with the code (choices, overrides, trial name); empty when absent."""
+    job_file = code_dir / JOB_FILE
+    return dict(json.loads(job_file.read_text())) if job_file.is_file() else {}
+
+
 def load_config(code_dir: Path) -> DictConfig:
-    """The config that travelled with the code, moved to this container's folders, with hyperparameter overrides."""
+    """The config that travelled with the code, moved to this container's folders and typed by the schemas of the
+    groups the job chose, with hyperparameter overrides."""
     raw = yaml.safe_load((code_dir / CONFIG_FILE).read_text())
     cfg = OmegaConf.create(_relocated(raw, code_dir))
+    _typed(cfg, job_context(code_dir).get("choices", {}))
     for key, value in config_overrides(_hyperparameters()).items():
         OmegaConf.update(cfg, key, value, force_add=False)
     cfg.compute.target = "local"
@@ -112,8 +140,7 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH")])])
     os.environ["MLEXP_ROOT"] = str(code_dir)
     cfg = load_config(code_dir)
-    job_file = code_dir / JOB_FILE
-    job = json.loads(job_file.read_text()) if job_file.is_file() else {}
+    job = job_context(code_dir)
     context = runner.JobContext(
         choices=job.get("choices", {}), overrides=job.get("overrides", []), trial_name=job.get("trial")
     )
