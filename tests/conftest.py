@@ -302,6 +302,7 @@ LONGEST_FILES = (
     "test_team_server.py",
     "test_cleanup.py",
     "test_registered_models.py",
+    "test_sagemaker_task_models.py",
     "test_recommendation_trial.py",
     "test_object_detection_trial.py",
     "test_journal.py",
