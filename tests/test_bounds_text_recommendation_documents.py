@@ -228,8 +228,8 @@ def test_each_field_of_the_ground_truth_is_checked_as_the_loader_reads_it(tmp_pa
 
 
 def test_ground_truth_with_only_some_fields_and_unknown_keys_still_reads(tmp_path):
-    from mlexp.tasks.document_extraction.user_documents import truth_problem
     from mlexp.tasks.document_extraction.structure import page_from_json
+    from mlexp.tasks.document_extraction.user_documents import truth_problem
 
     page = {
         "lines": [{"text": "a", "box": [0, 0, 1, 1], "words": [{"text": "a", "box": [0, 0, 1, 1], "note": "mine"}]}],
