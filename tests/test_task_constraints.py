@@ -23,13 +23,14 @@ TASKS = sorted(path.stem for path in (REPO / "conf" / "task").glob("*.yaml"))
 # options whose defaults leave a value to the user: the rule says which, before a trial opens
 NEEDS_A_VALUE = {
     ("anomaly_detection", "engine=athena"): ("engine.s3_staging_dir", "engine.work_group"),
-    ("recommendation", "dataset=personalize_csv"): ("dataset.source", "dataset.path"),
+    ("recommendation", "dataset=personalize_csv"): ("dataset.source", "dataset.path", "params_file"),
     # MovieLens' fields: the option goes with dataset=movielens_100k
     ("recommendation", "features=movielens_metadata"): (
         "dataset.source",
         "features.users",
         "features.items",
         "features.interactions",
+        "paths.root",
     ),
 }
 FRACTIONS = "lower one of them (defaults"
@@ -101,7 +102,7 @@ REFUSED = [
     ),
     # "stage 'prepare' failed: dataset=personalize_csv needs dataset.path=<folder with interactions.csv ...>"
     (
-        ("dataset.source", "dataset.path"),
+        ("dataset.source", "dataset.path", "params_file"),
         ["task=recommendation", "dataset=personalize_csv"],
         "dataset.source=files, dataset.path=null: dataset=personalize_csv reads your datasets from dataset.path; give "
         "dataset.path=<folder with interactions.csv and interactions.schema.json>",
@@ -161,7 +162,7 @@ REFUSED = [
     ),
     # "stage 'train' failed: features.users: 'FAVORITE_PLAYER' is not a metadata field of the Users schema; ..."
     (
-        ("dataset.source", "features.users", "features.items", "features.interactions"),
+        ("dataset.source", "features.users", "features.items", "features.interactions", "paths.root"),
         ["task=recommendation", "features.users=[FAVORITE_PLAYER]"],
         "dataset.source=pulselive, features.users=[FAVORITE_PLAYER], features.items=null, "
         "features.interactions=null: features.users, .items and .interactions name metadata fields of the dataset's "
