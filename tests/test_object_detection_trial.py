@@ -24,6 +24,7 @@ TINY = (
     "model.speed_frames=2",
     "compute.num_threads=1",
 )
+ONE_EPOCH = tuple("model.epochs=1" if arg == "model.epochs=2" else arg for arg in TINY)
 EXPERIMENT = "object_detection"
 SPLITS = ("train", "val", "test")
 
@@ -161,7 +162,7 @@ def test_training_never_reads_test_and_evaluation_never_reads_val(trial, tmp_pat
     held_out.mkdir()
     for file in data.glob("test.*"):  # test.rec, .idx, .frames.json
         file.rename(held_out / file.name)
-    stage = (*TINY, "model.epochs=1", f"paths.data={data}", f"paths.models={models}", f"paths.reports={tmp_path}")
+    stage = (*ONE_EPOCH, f"paths.data={data}", f"paths.models={models}", f"paths.reports={tmp_path}")
     run_cli(project, *stage, "stage=train")
     assert (models / "model.params").is_file() and not list(data.glob("test.*"))
     for file in held_out.iterdir():
@@ -176,7 +177,7 @@ def test_a_trial_fine_tunes_from_an_earlier_trial_given_as_a_runs_uri(trial, tmp
     # the post's transfer learning through the command line: the earlier trial's id, as MLflow's UI shows it
     project, done, view = trial
     uri = f"runs:/{view.run_id}/model/model.params"
-    stage = (*TINY, "model.epochs=1", f"paths.data={run_folder(done) / 'data'}", f"paths.models={tmp_path}")
+    stage = (*ONE_EPOCH, f"paths.data={run_folder(done) / 'data'}", f"paths.models={tmp_path}")
     tuned = run_cli(project, *stage, "stage=train", f"model.init_from={uri}")
     copied = re.search(rf"initialised (\d+) parameters \(all\) from model.init_from={re.escape(uri)}", tuned.stdout)
     assert copied and int(copied.group(1)) > 0, tuned.stdout
@@ -219,7 +220,7 @@ def test_dataset_group_by_keeps_each_value_of_a_manifest_key_in_one_split(tmp_pr
     lines = [json.loads(line) for line in manifest.read_text().splitlines()]
     games = {line["source-ref"]: f"game-{index % 6}" for index, line in enumerate(lines)}
     manifest.write_text("".join(json.dumps({**line, "video-id": games[line["source-ref"]]}) + "\n" for line in lines))
-    done = run_cli(project, *TINY, "model.epochs=1", f"dataset.path={manifest}",
+    done = run_cli(project, *ONE_EPOCH, f"dataset.path={manifest}",
                    f"dataset.image_root={project / 'labels'}", "dataset.group_by=video-id")  # fmt: skip
     data = run_folder(done) / "data"
     sidecars = {name: json.loads((data / f"{name}.frames.json").read_text()) for name in SPLITS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import os
@@ -19,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from mlexp import multirun, tasks
@@ -93,21 +94,24 @@ def _forget_run_folder(folder: Path) -> None:
     wrote anything else to stays."""
     if not folder.is_dir() or any(p.name != ".hydra" and p.suffix != ".log" for p in folder.iterdir()):
         return
-    shutil.rmtree(folder, ignore_errors=True)
     root = project_root().resolve()
+    if folder.resolve() in (Path.cwd(), *Path.cwd().parents):  # hydra.job.chdir=true: the job runs in it
+        os.chdir(HydraConfig.get().runtime.cwd)
+    shutil.rmtree(folder, ignore_errors=True)
     for parent in folder.resolve().parents:  # outputs/<task>/ and outputs/ when this run was their only one
         if parent == root or root not in parent.parents or any(parent.iterdir()):
             break
         parent.rmdir()
 
 
-def _job(cfg: DictConfig) -> float:
+def _job(cfg: DictConfig, checked: bool = False) -> float:
+    """Hydra's task function; `checked`: the config's values passed check_config before the job began."""
     from mlexp import console
 
     console.quiet_third_party()  # a sweep job may run in a joblib worker: a process of its own
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        return _run_job(cfg)
+        return _run_job(cfg, checked)
     adopt_sweep_env(Path(hydra_cfg.sweep.dir))
     # parallel trials' lines would interleave unlabelled: each carries its trial's name
     with console.prefixed(_trial_name(hydra_cfg.job.num)):
@@ -124,27 +128,26 @@ def _trial_name(number: int) -> str:
     return f"{os.environ.get(SWEEP_NAME_ENV, 'sweep')}-trial-{number}"
 
 
-def _run_job(cfg: DictConfig) -> float:
+def _run_job(cfg: DictConfig, checked: bool = False) -> float:
     # imported here: MLflow and MXNet take seconds to load, which --help and --cfg don't need
     from mlexp import runner
-    from mlexp.config.params import apply_params_file
+    from mlexp.config.input_paths import from_launch_folder
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
     overrides = command_overrides(hydra_cfg)
-    job = runner.JobContext(choices=choices, overrides=overrides)
+    job = runner.JobContext(choices=choices, overrides=overrides, checked=checked)
     number = hydra_cfg.job.num if multirun else 0
     if not multirun:
         _warn_of_a_sweep_without_m(choices, overrides)
     try:
-        if cfg.params_file:
-            given = _value_overrides(overrides, set(choices))
-            task = tasks.get(cfg.task.name)
-            cfg = apply_params_file(cfg, resolve(cfg.params_file), given, task.bounds, task.constraints)
+        cfg = _with_params_file(cfg, choices, overrides)
         if multirun or not cfg.params_file:
             # sweep jobs never share folders, not even DVC's: parallel jobs would overwrite each other
             _use_run_folder(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
+        if hydra_cfg.job.chdir:  # the job runs in its run folder: a relative input is still the launch folder's
+            from_launch_folder(cfg, tasks.get(cfg.task.name).inputs, Path(hydra_cfg.runtime.cwd))
         if multirun:
             job = _sweep_job(job, number)
         result = runner.run(cfg, job)
@@ -177,6 +180,17 @@ def _run_job(cfg: DictConfig) -> float:
     if result.kept:  # the trial succeeded; only its records' way to the store is pending: not an error
         warn(str(result.kept))
     return result.objective
+
+
+def _with_params_file(cfg: DictConfig, choices: dict[str, str | None], overrides: list[str]) -> DictConfig:
+    """The config with the task's values from params_file= (a DVC stage's) under the command line's; else `cfg`."""
+    if not cfg.params_file:
+        return cfg
+    from mlexp.config.params import apply_params_file
+
+    given = _value_overrides(overrides, set(choices))
+    task = tasks.get(cfg.task.name)
+    return apply_params_file(cfg, resolve(cfg.params_file), given, task.bounds, task.constraints)
 
 
 def _use_run_folder(cfg: DictConfig, output_dir: Path, overrides: list[str]) -> None:
@@ -356,8 +370,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
             sys.exit(2)
         if cfg.hydra.mode == RunMode.MULTIRUN:
             return False  # conf/ asks for a sweep: hydra.main runs it
-        if not _names_a_params_file(cfg):  # the file's values are judged once applied, in the run
-            _refuse_before_the_writer(cfg)
+        checked = _refuse_before_the_writer(cfg)
         # one trial in this process: the tracking writer imports MLflow while the trial's task loads MXNet
         from mlexp.tracking.journal_writer import start_early
 
@@ -373,7 +386,11 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
             callbacks.on_run_start(config=cfg, config_name="config")
             context = HydraContext(config_loader=app.config_loader, callbacks=callbacks)
             ret = run_job(
-                hydra_context=context, task_function=_job, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None
+                hydra_context=context,
+                task_function=functools.partial(_job, checked=checked),
+                config=cfg,
+                job_dir_key="hydra.run.dir",
+                job_subdir_key=None,
             )
             callbacks.on_run_end(config=cfg, config_name="config", job_return=ret)
             _ = ret.return_value  # raises the job's exception, for Hydra's report
@@ -384,33 +401,31 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         GlobalHydra.instance().clear()
 
 
-def _names_a_params_file(cfg: DictConfig) -> bool:
-    try:
-        return bool(cfg.params_file)
-    except InterpolationResolutionError:  # a ${...} that does not resolve: the run reports it
-        return True
-
-
-def _refuse_before_the_writer(cfg: DictConfig) -> None:
-    """The runner's checks of the config's values, before the tracking writer starts: a mistyped value exits as the
-    run would, without a writer process loading MLflow for nothing (and staying for minutes). They run with
-    hydra.job.env_set applied, as the job's do (AWS_PROFILE=... for the credential rules). What fails otherwise here
-    is the run's to report, as it does."""
+def _refuse_before_the_writer(cfg: DictConfig) -> bool:
+    """The runner's checks of the config, before the tracking writer starts: a `${...}` that resolves nowhere (named
+    first: a value out of range may only be its consequence), a params_file= the run cannot apply, a mistyped value:
+    each exits as the run would, without a writer process loading MLflow for nothing (and staying for minutes).
+    They run with hydra.job.env_set applied, as the job's do (AWS_PROFILE=... for the credential rules). What fails
+    otherwise here is the run's to report, as it does. True when check_config passed: the job, whose config differs
+    only by its run folders (and a relative input made absolute from this folder), need not run it again."""
     from hydra.core.utils import env_override
 
-    from mlexp.config.validate import check_config
+    from mlexp.config.validate import check_config, check_resolvable
 
     choices = {group: option for group, option in cfg.hydra.runtime.choices.items() if not group.startswith("hydra")}
+    overrides = command_overrides(cfg.hydra)
     try:
         env_set = {str(key): str(value) for key, value in (cfg.hydra.job.get("env_set") or {}).items()}
         with env_override(env_set):
-            check_config(cfg, choices)
+            check_resolvable(OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"]))  # the job's
+            check_config(_with_params_file(cfg, choices, overrides), choices)
     except MlexpError as error:
-        _warn_of_a_sweep_without_m(choices, command_overrides(cfg.hydra))  # as the run said it before refusing
+        _warn_of_a_sweep_without_m(choices, overrides)  # as the run said it before refusing
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2 if isinstance(error, ConfigError) else 1)
     except Exception:  # e.g. an interpolation the run resolves first, and reports its own way
-        pass
+        return False
+    return True
 
 
 def _versions() -> str:
@@ -469,6 +484,8 @@ def _main() -> None:
                 f"{ROOT_ENV}={os.environ.get(ROOT_ENV)} names {conf_dir.parent}, which has no conf/config.yaml; set "
                 f"{ROOT_ENV} to your project folder (the one holding conf/), or unset it and run inside the project"
             )
+        # pinned: a job that Hydra runs in a run folder outside the project (hydra.job.chdir=true) still finds it
+        os.environ[ROOT_ENV] = str(conf_dir.parent)
     except NoProject as error:
         if "--version" in argv:
             print(_versions())

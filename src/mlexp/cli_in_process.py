@@ -76,6 +76,7 @@ def command_line(root: str | os.PathLike[str] | None, argv: Sequence[str]) -> It
         try:
             quiet_third_party()
             conf_dir = project_root() / "conf"
+            os.environ[ROOT_ENV] = str(conf_dir.parent)  # as the command's: found from a run folder Hydra moved to
             # a trial checks the keys in the config it composes (run_trial): one composition, as the command's
             check_override_keys(conf_dir, [arg for arg in argv if arg != "-m"], keys="-m" in argv)
             yield conf_dir

@@ -45,6 +45,8 @@ class JobContext:
     sweep_id: str | None = None
     sweep_name: str | None = None
     trial_name: str | None = None
+    # check_config passed on this config before the job began (the command's single run): not run twice
+    checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,21 +213,12 @@ RUN_FOLDERS = ("data", "models", "reports")
 def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
     """Refuse what can only fail later, before a trial is opened and stages run for nothing."""
     sagemaker_mirror.check_before_trial(bool(cfg.tracking.sagemaker_mirror))  # no AWS region or credentials
-    if cfg.deploy.target == "registry":
-        task.check_registrable()
     if cfg.deploy.target == "sagemaker":  # no model to deploy, or no role/region/credentials/bucket: nothing runs
         from mlexp.sagemaker import endpoint
 
         endpoint.check(cfg, task)
-    if cfg.deploy.target == "local" and not 0 <= int(cfg.deploy.port) <= 65535:  # else bind() fails after training
-        raise ConfigError(f"deploy.port={cfg.deploy.port} is not a TCP port; give it 1-65535, or 0 for any free one")
     if cfg.deploy.target in ("registry", "sagemaker") and "alias" in cfg.deploy:
         _check_alias(cfg.deploy.alias)
-    if cfg.deploy.target == "local" and "deploy" not in task.stages:
-        raise ConfigError(
-            f"deploy=local: task {task.name!r} has no HTTP endpoint of its own; register its model with "
-            "deploy=registry and serve it with `mlflow models serve -m models:/<name>@champion` (README)"
-        )
     folders = [Path(cfg.paths[name]) for name in RUN_FOLDERS]
     for name, folder in zip(RUN_FOLDERS, folders, strict=True):
         # else the stage writing there fails after its work is done
@@ -270,7 +263,7 @@ def _check_alias(alias: object) -> None:
 def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     """Run the trial; its objective value is what Hydra sweepers optimise."""
     resolved = resolved_config(cfg)
-    task = check_config(cfg, job.choices)
+    task = tasks.get(cfg.task.name) if job.checked else check_config(cfg, job.choices)
     _check_before_trial(cfg, task)
     if cfg.compute.target == "sagemaker":  # the stages run in a training job; only this path loads the SDK
         from mlexp.sagemaker.training_job import run_training_job

@@ -77,13 +77,22 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
     return ConfigError(f"{key}={shown} is out of range: it must be {bound}")
 
 
-def interval_out_of_bounds(key: str, start: float, end: float, bound: Bound | None) -> ConfigError | None:
-    """The error for an `interval(start, end)` a search would sample outside `bound`; Hydra's interval leaves its
-    end out (start <= value < end), so an end equal to an open upper bound still fits."""
+def interval_out_of_bounds(
+    key: str, start: float, end: float, bound: Bound | None, *, whole: bool = False
+) -> ConfigError | None:
+    """The error for an `interval(start, end)` a search would sample outside `bound`. A float interval leaves its end
+    out (start <= value < end), so an end equal to an open upper bound still fits; Optuna's whole-number interval
+    (int(interval(...))) samples its end too. `whole`: the key takes whole numbers, and its ends are judged as the
+    integers int(interval(...)) makes of them, held to the 64-bit bound as a value given alone is."""
     if bound is None:
         return None
+    if isinstance(start, int) and isinstance(end, int):
+        return out_of_bounds(key, start, bound) or out_of_bounds(key, end, bound)
     upper = Bound(high=bound.high) if bound.high is not None else None
-    return out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
+    refused = out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
+    if refused is None and whole and math.isfinite(start) and math.isfinite(end):
+        return interval_out_of_bounds(key, int(start), int(end), bound)
+    return refused
 
 
 def within(key: str, keys: set[str]) -> bool:

@@ -20,6 +20,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from mlexp.config.constraints import Constraint, shown_value
 from mlexp.paths import resolve
 
@@ -181,3 +183,16 @@ class ReadInput(Constraint):
 def given(value: object) -> bool:
     """Whether a key is set: `when=("dataset.path", given)` for a key read only beside dataset.path."""
     return value not in (None, "")
+
+
+def from_launch_folder(cfg: DictConfig, inputs: Sequence[InputPath], launch_folder: Path) -> None:
+    """Give the inputs whose loader starts a relative path at the working directory (`dataset.path=scans/`) their
+    absolute path from `launch_folder`, in `cfg`: with hydra.job.chdir=true the job runs in its run folder, and its
+    stages would look for them there, not where the command and its checks found them."""
+    for declared in inputs:
+        if declared.relative_to is not RelativeTo.WORKING_DIRECTORY:
+            continue
+        value = OmegaConf.select(cfg, declared.key, default=None)
+        if not value or URI.match(str(value)) or Path(str(value)).expanduser().is_absolute():
+            continue
+        OmegaConf.update(cfg, declared.key, str(launch_folder / str(value)), merge=False)

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
+from mlexp.config.repeated_keys import check_repeated_keys
 from mlexp.config.task_groups import foreign_group, foreign_key, unselected_groups
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
 
@@ -272,6 +273,8 @@ def _check_options(
 ) -> tuple[list[str], list[str] | None]:
     """Check the group options; return the group choices and the value keys to check (None: nothing to check)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
+    if check_options:
+        check_repeated_keys(parsed)
     groups = config_groups(conf_dir)
     task = _chosen_task(conf_dir, parsed) if check_options else None
 

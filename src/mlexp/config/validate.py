@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
+from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 
 from mlexp import tasks
 from mlexp.config.bounds import Bound, at_least, check_bounds
@@ -47,6 +47,7 @@ def check_config(cfg: DictConfig, choices: Mapping[str, str | None]) -> tasks.Ta
     writer, and the runner's imports would delay that."""
     task = tasks.get(cfg.task.name)
     check_choices(cfg, choices, all_stages(task))
+    check_deploy(cfg, task)
     check_bounds(cfg, task.bounds)
     check_constraints(cfg, task.constraints)
     check_constraints(cfg, task.input_rules)
@@ -79,6 +80,19 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
         )
     check_compute(cfg)
     check_sagemaker_job(cfg)
+
+
+def check_deploy(cfg: DictConfig, task: tasks.Task) -> None:
+    """A deploy target the task or the port cannot take: refused before training, not after it."""
+    if cfg.deploy.target == "registry":
+        task.check_registrable()
+    if cfg.deploy.target == "local" and not 0 <= int(cfg.deploy.port) <= 65535:  # else bind() fails after training
+        raise ConfigError(f"deploy.port={cfg.deploy.port} is not a TCP port; give it 1-65535, or 0 for any free one")
+    if cfg.deploy.target == "local" and "deploy" not in task.stages:
+        raise ConfigError(
+            f"deploy=local: task {task.name!r} has no HTTP endpoint of its own; register its model with "
+            "deploy=registry and serve it with `mlflow models serve -m models:/<name>@champion` (README)"
+        )
 
 
 def check_compute(cfg: DictConfig) -> None:
@@ -191,3 +205,28 @@ def unresolvable(error: InterpolationResolutionError) -> ConfigError:
     """The one line for a `${...}` that cannot resolve: the key, OmegaConf's reason, the fix."""
     reason = str(error).strip().splitlines()[0]
     return ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses")
+
+
+def check_resolvable(cfg: DictConfig) -> None:
+    """Refuse the first `${...}` that resolves nowhere (no such key, an unset environment variable), or that one of
+    mlexp's resolvers refuses, as the run would; one that may resolve where the job runs (Hydra's runtime values) is
+    the job's to judge."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as error:
+        refusal = mlexp_error_behind(error)
+        if refusal is not None:
+            raise refusal from error
+        if resolves_nowhere(error):
+            raise unresolvable(error) from error
+
+
+def resolves_nowhere(error: InterpolationResolutionError) -> bool:
+    """A `${...}` naming no key, or an environment variable that is not set: no job's values change that. (Told
+    by OmegaConf's message for oc.env: if that wording changes, such a `${...}` is only left to the jobs.)"""
+    if isinstance(error, InterpolationKeyError):
+        return True
+    seen: BaseException | None = error  # OmegaConf chains what oc.env raised as context
+    while seen is not None and not isinstance(seen, KeyError):
+        seen = seen.__cause__ or seen.__context__
+    return seen is not None and str(seen).strip("'\"").startswith("Environment variable")

@@ -12,17 +12,13 @@ from hydra.core.override_parser.types import Glob, Override, OverrideType
 from hydra.core.utils import env_override
 from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import (
-    InterpolationKeyError,
-    InterpolationResolutionError,
-    OmegaConfBaseException,
-)
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from mlexp import tasks
 from mlexp.config.bounds import check_bounds, within
 from mlexp.config.overrides import check_key, command_overrides, config_groups, misfit
 from mlexp.config.schema import objective_direction
-from mlexp.config.validate import check_compute, unresolvable
+from mlexp.config.validate import check_compute, resolves_nowhere, unresolvable
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, first_few
 from mlexp.paths import NoProject, project_root
 from mlexp.sweeps import SWEEP_ENV
@@ -120,17 +116,6 @@ def _literal(override: Override) -> bool:
     return all("${" not in as_typed(v) and not v.lstrip().startswith(("{", "[")) for v in values)
 
 
-def _unresolvable_anywhere(error: InterpolationResolutionError) -> bool:
-    """A `${...}` naming no key, or an environment variable that is not set: no job's values change that. (Told
-    by OmegaConf's message for oc.env: if that wording changes, such a `${...}` is only left to the jobs.)"""
-    if isinstance(error, InterpolationKeyError):
-        return True
-    seen: BaseException | None = error  # OmegaConf chains what oc.env raised as context
-    while seen is not None and not isinstance(seen, KeyError):
-        seen = seen.__cause__ or seen.__context__
-    return seen is not None and str(seen).strip("'\"").startswith("Environment variable")
-
-
 def _first_unresolvable(node: DictConfig | ListConfig) -> InterpolationResolutionError | None:
     """The first `${...}` under `node` that resolves nowhere, every value looked at (not only up to the first error
     of any kind, which may be a job's to judge)."""
@@ -141,7 +126,7 @@ def _first_unresolvable(node: DictConfig | ListConfig) -> InterpolationResolutio
         try:
             value = node[key]
         except InterpolationResolutionError as error:
-            if _unresolvable_anywhere(error):
+            if resolves_nowhere(error):
                 return error
             continue
         # an alias of another node is walked where that node is (through the alias, a cycle would never end)

@@ -117,11 +117,13 @@ def check_search_space(config: DictConfig) -> None:
             raise ConfigError(f"{line} lists no values, so the grid would run no trial; give some")
         interval = override.value()
         if isinstance(interval, IntervalSweep) and interval.start is not None and interval.end is not None:
-            refused = interval_out_of_bounds(key, interval.start, interval.end, bounds.get(key))
+            whole = _takes_whole_numbers(config, key)
+            refused = interval_out_of_bounds(key, interval.start, interval.end, bounds.get(key), whole=whole)
             if refused is not None:
                 raise ConfigError(f"{line}: {refused}")
-            written = (override.input_line or "").partition("=")[2] or f"interval({interval.start}, {interval.end})"
-            _check_whole_numbers(config, key, line, interval, written)
+            if whole and not (isinstance(interval.start, int) and isinstance(interval.end, int)):
+                written = (override.input_line or "").partition("=")[2] or f"interval({interval.start}, {interval.end})"
+                _refuse_fractions(key, line, written)
     trials = config.hydra.sweeper.get("n_trials") if kind == "optuna" else None
     if trials is not None and int(trials) < 1:
         named = (
@@ -132,22 +134,19 @@ def check_search_space(config: DictConfig) -> None:
         raise ConfigError(f"{named}; give 1 or more")
 
 
-def _check_whole_numbers(config: DictConfig, key: str, line: str, interval: IntervalSweep, text: str) -> None:
-    """A key that takes whole numbers searched by a plain interval, whose samples are floats (24.596...): each trial
-    would fail to merge its value after the sweep's record opened. int(interval(...)) samples whole numbers."""
-    if isinstance(interval.start, int) and isinstance(interval.end, int):
-        return  # int(interval(...))
+def _takes_whole_numbers(config: DictConfig, key: str) -> bool:
     setting = schema_field(config, key)
     if setting is not None:  # annotations are text in the schemas (postponed evaluation)
-        whole = str(setting.type).replace(" ", "") in ("int", "int|None", "Optional[int]", "<class'int'>")
-    else:
-        whole = type(OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)) is int
-    if whole:
-        # the search as written, its interval made whole: a tag(log, ...) around it stays
-        fixed = re.sub(r"(?<![\w(])interval\(([^()]*)\)", r"int(interval(\1))", text, count=1)
-        raise ConfigError(
-            f"{line}: {key} takes whole numbers, and interval(...) samples fractions; write '{key}={fixed}'"
-        )
+        return str(setting.type).replace(" ", "") in ("int", "int|None", "Optional[int]", "<class'int'>")
+    return type(OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)) is int
+
+
+def _refuse_fractions(key: str, line: str, text: str) -> None:
+    """A key that takes whole numbers searched by a plain interval, whose samples are floats (24.596...): each trial
+    would fail to merge its value after the sweep's record opened. int(interval(...)) samples whole numbers."""
+    # the search as written, its interval made whole: a tag(log, ...) around it stays
+    fixed = re.sub(r"(?<![\w(])interval\(([^()]*)\)", r"int(interval(\1))", text, count=1)
+    raise ConfigError(f"{line}: {key} takes whole numbers, and interval(...) samples fractions; write '{key}={fixed}'")
 
 
 def _optuna_distribution(override: Override) -> None:

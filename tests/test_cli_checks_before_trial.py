@@ -1,0 +1,205 @@
+"""The command line's checks before a trial: a key given twice, a search past the 64-bit integer bound, input paths
+judged where the job reads them when Hydra moves it into its run folder (hydra.job.chdir=true), a `${...}` that
+resolves nowhere named first, and refusals that start no tracking writer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import psutil
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from conftest import REPO, TINY, cli_env, one_line_error, private_writer_env, run_cli, trials_of
+from mlexp.config import make_composable
+from mlexp.config.bounds import between, interval_out_of_bounds
+from mlexp.config.overrides import check_override_keys
+from mlexp.config.repeated_keys import check_repeated_keys
+from mlexp.errors import ConfigError
+
+BIG = 99999999999999991611392  # int(1e23)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["task=tabular_regression", "task=churn_incentives"],
+            "task is given twice (task=tabular_regression and task=churn_incentives), and a run takes one value per "
+            "key: keep one of them; to run each task, run one command per task",
+        ),
+        (
+            ["model.epochs=2", "dataset.n_rows=300", "model.epochs=3"],
+            "model.epochs is given twice (model.epochs=2 and model.epochs=3), and a run takes one value per key: keep "
+            "one of them; to run each value, sweep them: -m model.epochs=2,3",
+        ),
+        (
+            ["task=churn_incentives", "model=xgboost_churn", "model=xgboost_churn"],
+            "model=xgboost_churn is given twice; keep one of them",
+        ),
+        (
+            ["-m", "model.epochs=1,2", "model.epochs=3"],
+            "model.epochs is given twice (model.epochs=1,2 and model.epochs=3), and a run takes one value per key: "
+            "keep one of them; to run each value, sweep them: -m model.epochs=1,2,3",
+        ),
+        (
+            ["hydra.job.chdir=true", "hydra.job.chdir=false"],
+            "hydra.job.chdir is given twice (hydra.job.chdir=true and hydra.job.chdir=false), and a run takes one "
+            "value per key: keep one of them",
+        ),
+        (
+            ["--cfg", "job", "model.epochs=2", "model.epochs=3"],
+            "model.epochs is given twice (model.epochs=2 and model.epochs=3), and a run takes one value per key: keep "
+            "one of them; to run each value, sweep them: -m model.epochs=2,3",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_one_line_naming_both_values(tmp_project, args, line):
+    # Hydra kept the last value without a word: task=churn_incentives ran where task=tabular_regression was typed
+    assert one_line_error(tmp_project, *args) == line
+
+
+def test_adding_deleting_and_sweeping_a_key_are_not_repeats():
+    parse = OverridesParser.create().parse_overrides
+    check_repeated_keys(parse(["+base=8", "base=9", "~seed", "seed=3", "model.epochs=1,2", "model@a=x", "model@b=y"]))
+    with pytest.raises(ConfigError, match=r"^seed is given twice \(seed=1 and seed=2\)"):
+        check_repeated_keys(parse(["seed=1", "+x=1", "seed=2"]))
+
+
+def test_the_python_api_refuses_a_repeated_task_as_the_command_does():
+    make_composable()
+    with pytest.raises(ConfigError, match=r"^task is given twice \(task=tabular_regression and task=churn_"):
+        check_override_keys(REPO / "conf", ["task=tabular_regression", "task=churn_incentives"])  # as mlexp.run
+
+
+@pytest.mark.parametrize(
+    "search",
+    ["model.epochs=interval(1,1e23)", "model.epochs=int(interval(1,1e23))", "model.epochs=tag(log, interval(1,1e23))"],
+)
+def test_a_search_of_an_integer_key_past_64_bits_is_one_line_before_the_sweep(tmp_project, search):
+    # each job failed after the sweep's record opened: model.epochs=37454011884736247496704 is out of range
+    assert one_line_error(tmp_project, "-m", "sweep=random", search) == (
+        f"{search}: model.epochs={BIG} is out of range: it must be at least 1 and at most {2**63 - 1}"
+    )
+
+
+def test_a_whole_number_interval_samples_its_end():
+    # Optuna's IntUniformDistribution(low, high) includes high; a float interval leaves its end out
+    assert interval_out_of_bounds("k", 0.0, 1.0, between(0, 1, open_high=True)) is None
+    refused = interval_out_of_bounds("k", 0, 1, between(0, 1, open_high=True))
+    assert str(refused) == "k=1 is out of range: it must be at least 0 and below 1"
+
+
+def _abalone_copy(folder: Path) -> None:
+    from mlexp.data import abalone
+
+    with zipfile.ZipFile(abalone.packaged_copy()) as archive:
+        data = archive.read(archive.namelist()[0])
+    folder.mkdir(parents=True)
+    (folder / "abalone.data").write_bytes(data)
+
+
+def test_a_trial_hydra_moves_out_of_the_project_reads_the_relative_path_the_check_judged(tmp_project, tmp_path):
+    _abalone_copy(tmp_project / "copies")
+    run_dir = tmp_path / "elsewhere" / "run"
+    env = {k: v for k, v in cli_env(tmp_project).items() if k != "MLEXP_ROOT"}  # the project found from its folder
+    chdir = ("hydra.job.chdir=true", f"hydra.run.dir={run_dir}")
+    # the job looked for the project from the run folder: "no mlexp project here: no conf/config.yaml in <run dir>"
+    run_cli(tmp_project, "task=tabular_regression", *TINY, *chdir, "dataset.path=copies/abalone.data", env=env)
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "FINISHED" and trial.metrics["rows_train"] + trial.metrics["rows_test"] == 300
+    assert (run_dir / "reports" / "metrics.json").is_file()
+
+
+def test_a_path_from_the_working_folder_is_read_from_it_when_the_job_runs_in_its_run_folder(tmp_project):
+    from mlexp.data import documents
+
+    (tmp_project / "scans").mkdir()
+    documents.generate("pay_stub", 7, 0, 2).image.save(tmp_project / "scans" / "page.png")
+    chdir = ("task=document_extraction", "stage=prepare", "hydra.job.chdir=true")
+    assert one_line_error(tmp_project, *chdir, "dataset.path=scans/nope.png").startswith(
+        f"dataset.path=scans/nope.png: no such file or folder ({tmp_project}/scans/nope.png)"
+    )
+    # judged from the folder mlexp ran in; prepare then looked for <run folder>/scans/page.png and was refused
+    run_cli(tmp_project, *chdir, "dataset.path=scans/page.png")
+    [trial] = trials_of(tmp_project, experiment="document_extraction")
+    assert trial.status == "FINISHED" and trial.params["dataset.path"] == str(tmp_project / "scans" / "page.png")
+
+
+def test_a_refusal_inside_a_job_run_in_its_run_folder_is_one_line_and_leaves_no_folder(tmp_project):
+    # the run folder, the job's working folder, was removed before the project was looked up: a FileNotFoundError
+    line = one_line_error(tmp_project, "hydra.job.chdir=true", "deploy=local", "deploy.port=70000")
+    assert line == "deploy.port=70000 is not a TCP port; give it 1-65535, or 0 for any free one"
+    assert not (tmp_project / "outputs").exists()
+
+
+def test_a_dollar_brace_that_resolves_nowhere_is_named_before_the_range_it_breaks(tmp_project):
+    # the range was named first, and the interpolation only after it was fixed
+    assert one_line_error(tmp_project, "model.epochs=0", "model.l1_size=${nope}") == (
+        "model.l1_size: Interpolation key 'nope' not found; fix the ${...} it uses"
+    )
+
+
+def _writers_of(project: Path) -> list[psutil.Process]:
+    """Tracking writer processes started with the project's own writer scope (private_writer_env)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            writer = "mlexp.tracking.writer_process" in " ".join(process.info["cmdline"] or ())
+            if writer and process.environ().get("MLEXP_WRITER_SCOPE") == str(project):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("model.epochs=${nope}",),
+        ("params_file=${oops}",),
+        ("params_file=nope.yaml",),
+        ("deploy=local", "deploy.port=70000"),
+        ("task=anomaly_detection", "deploy=local"),
+    ],
+)
+def test_a_command_refused_before_its_trial_starts_no_tracking_writer(tmp_project, args):
+    # each started a writer process, which loaded MLflow for nothing and stayed for minutes
+    done = run_cli(tmp_project, *args, env=private_writer_env(tmp_project), check=False)
+    assert done.returncode == 2 and done.stderr.startswith("mlexp: error: ")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not _writers_of(tmp_project)
+
+
+# the command run with check_config counted: in the early check, in the runner, wherever it is called from
+_COUNTED = """
+import atexit, sys
+import mlexp.config.validate as validate
+import mlexp.runner as runner
+calls = []
+def counted(*args, **kwargs):
+    calls.append(1)
+    return check_config(*args, **kwargs)
+check_config, validate.check_config, runner.check_config = validate.check_config, counted, counted
+atexit.register(lambda: print(f"check_config ran {len(calls)} time(s)", file=sys.stderr))
+from mlexp.cli import main
+sys.argv = ["mlexp", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_single_run_checks_its_values_once(tmp_project_with_store):
+    # once before the tracking writer started, and again in the runner
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNTED, "task=tabular_regression", *TINY],
+        cwd=tmp_project_with_store,
+        env=cli_env(tmp_project_with_store),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "check_config ran 1 time(s)" in done.stderr.splitlines()
