@@ -183,6 +183,7 @@ def test_random_and_grid_searches_and_a_dry_run(project, aws: FakeAws, capsys):
         "sweep.early_stopping=Auto",
         "model.learning_rate=interval(0.001, 0.1)",
         "model.l1_size=int(interval(8, 64))",
+        "sweep.tuning_job=null",  # said explicitly: the printed command must not give it twice
     ]
     assert tuning_job.run(project / "conf", [*random, *_aws_overrides(aws)]) == 0
     (request,) = aws.calls("CreateHyperParameterTuningJob")
@@ -202,6 +203,7 @@ def test_random_and_grid_searches_and_a_dry_run(project, aws: FakeAws, capsys):
     out = capsys.readouterr().out
     assert "record its training jobs as MLflow trials when it ends: mlexp -m task=tabular_regression" in out
     assert f"sweep.tuning_job={request['HyperParameterTuningJobName']}" in out
+    assert out.count("sweep.tuning_job=") == 1
 
     # a grid (Hydra's comma lists), as a dry run: the request is printed, nothing is uploaded or submitted
     aws.requests.clear()

@@ -308,7 +308,8 @@ def run(conf_dir: Path, overrides: list[str]) -> int:
             f"{plan.objective_type.lower()} {plan.objective_metric}"
         )
         if not cfg.compute.wait:
-            again = shlex.join(["mlexp", "-m", *overrides, f"sweep.tuning_job={name}"])
+            others = [override for override in overrides if override.partition("=")[0] != "sweep.tuning_job"]
+            again = shlex.join(["mlexp", "-m", *others, f"sweep.tuning_job={name}"])
             print(f"  record its training jobs as MLflow trials when it ends: {again}")
             return 0
     client = _sagemaker_client(cfg, tuner)
