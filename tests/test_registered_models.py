@@ -98,6 +98,7 @@ def churn_server(project, tmp_path_factory):
     return TestClient(scoring_server.init(loaded)), loaded, example.head(3)
 
 
+JSON = {"Content-Type": "application/json"}
 ROW_2 = "in row 2 (e.g. {}; the first row is row 1); "
 NOT_A_NUMBER = ROW_2 + "give a number"
 
@@ -122,8 +123,18 @@ NOT_A_NUMBER = ROW_2 + "give a number"
         ("Night Mins", "abc", "is not a number " + NOT_A_NUMBER),
         ("Eve Calls", None, "is not a number " + NOT_A_NUMBER),  # a record without the key reads the same
         ("VMail Plan", "maybe", "is not yes/no " + ROW_2 + "give yes or no"),
+        ("Day Calls", True, "is not a number " + NOT_A_NUMBER),  # to_numeric would read a JSON true as 1
     ],
-    ids=["negative count", "fractional count", "infinite charge", "NaN minutes", "text", "null count", "bad plan"],
+    ids=[
+        "negative count",
+        "fractional count",
+        "infinite charge",
+        "NaN minutes",
+        "text",
+        "null count",
+        "bad plan",
+        "true count",
+    ],
 )
 def test_a_churn_request_with_a_value_the_loader_refuses_is_a_400_naming_its_row_and_column(
     churn_server, column, value, message
@@ -144,6 +155,9 @@ def test_a_churn_request_with_a_value_the_loader_refuses_is_a_400_naming_its_row
     with pytest.raises(MlflowException) as refused:
         loaded.predict(pd.DataFrame(records))
     assert str(refused.value).endswith(expected)
+    # the same from the records format MLflow parses into 0-d arrays ({"inputs": [...]})
+    as_inputs = server.post("/invocations", content=json.dumps({"inputs": records}), headers=JSON)
+    assert as_inputs.status_code == 400 and as_inputs.json()["message"].endswith("\nError: " + expected)
 
 
 def test_a_churn_request_without_a_column_the_model_reads_is_a_400_naming_it(churn_server):
@@ -165,8 +179,11 @@ def test_a_churn_request_as_csv_or_with_counts_written_415_0_gets_the_same_proba
     as_csv = server.post("/invocations", content=example.to_csv(index=False), headers={"Content-Type": "text/csv"})
     decimal = example.astype({"Area Code": float, "Day Calls": float}).to_dict("records")
     as_decimals = server.post("/invocations", json={"dataframe_records": decimal})
-    assert as_json.status_code == as_csv.status_code == as_decimals.status_code == 200, as_csv.text
-    assert as_json.json() == as_csv.json() == as_decimals.json()
+    # MLflow parses {"inputs": [records]} (the docs' and SageMaker's format) into 0-d arrays, one per value
+    as_inputs = server.post("/invocations", json={"inputs": example.to_dict("records")})
+    answers = (as_json, as_csv, as_decimals, as_inputs)
+    assert [answer.status_code for answer in answers] == [200] * 4, as_inputs.text
+    assert as_json.json() == as_csv.json() == as_decimals.json() == as_inputs.json()
 
 
 def test_detection_champion_answers_boxes_scores_and_classes_per_image(project, tmp_path):

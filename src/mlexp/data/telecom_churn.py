@@ -193,6 +193,9 @@ def checked_rows(frame: pd.DataFrame) -> pd.DataFrame:
     The one check of churn.txt values, for a file's rows (`load`) and for a served model's request rows alike.
     """
     frame = frame.copy()
+    for column in frame.select_dtypes(include="object").columns:
+        # MLflow parses a request's records ({"inputs": [...]}) into 0-d arrays, one per value
+        frame[column] = frame[column].map(_scalar)
     for column in [c for c in NUMERIC if c in frame]:
         frame[column] = _numbers(frame, column)
     for column in [c for c in PLANS if c in frame]:
@@ -208,8 +211,11 @@ def checked_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
     given = frame[column]
-    # a JSON true in a request is no count, though to_numeric reads it as 1
-    values = pd.to_numeric(given.mask(given.map(lambda v: isinstance(v, bool | np.bool_))), errors="coerce")
+    if pd.api.types.is_bool_dtype(given):  # JSON true/false in a request: no count, though to_numeric reads 1/0
+        given = given.astype(object).mask(given.notna())
+    elif given.dtype == object:  # a JSON true among numbers is no count either
+        given = given.mask(given.map(lambda v: isinstance(v, bool | np.bool_)))
+    values = pd.to_numeric(given, errors="coerce")
     _refuse(frame, column, values.isna(), "is not a number", "give a number")
     _refuse(
         frame,
@@ -230,6 +236,10 @@ def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
         "correct it",
     )
     return values.astype(np.int64) if values.max() < INT64_BOUND else values
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 def _refuse(frame: pd.DataFrame, column: str, bad: pd.Series, problem: str, fix: str) -> None:
