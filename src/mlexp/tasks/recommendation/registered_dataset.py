@@ -7,13 +7,14 @@ text_classification refuses a model of other classes: a registry entry per datas
 each its own champion.
 
 A dataset is told apart by what identifies it: the dataset option, with your folder for dataset=personalize_csv
-(the folder a symlink leads to; not a hash of its item IDs: your catalogue grows between retrainings and stays yours)
-and the sizes of the generated platform (its users, videos and interactions: a platform of other sizes is other
-data, its NDCG does not compare; the seed redraws the same platform, as a sweep over seeds compares it).
+(its path, not where a symlink leads; not a hash of its item IDs: your catalogue grows between retrainings and
+stays yours) and the sizes of the generated platform (its users, videos and interactions: a platform of other sizes
+is other data, its NDCG does not compare; the seed redraws the same platform, as a sweep over seeds compares it).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -68,11 +69,13 @@ def catalogue(source: str, path: str | None, sizes: GeneratedSizes, root: str) -
 
 def _folder(path: str, root: str) -> str:
     """dataset.path as the prepare stage reads it (relative to paths.root), named from the project when inside it,
-    so a relative, an absolute and a symlinked path to the same folder are one dataset."""
+    so a relative and an absolute path to the same folder are one dataset. A symlink is not followed: a `latest`
+    link moved to each new export names one catalogue that grows, and a project's `data/shop` names the same
+    dataset on every teammate's machine, wherever its link leads there."""
     given = Path(path).expanduser()
-    folder = (given if given.is_absolute() else Path(root) / given).resolve()
+    folder = Path(os.path.normpath(given if given.is_absolute() else Path(root) / given))
     try:
-        return folder.relative_to(Path(root).resolve()).as_posix()
+        return folder.relative_to(Path(os.path.normpath(root))).as_posix()
     except ValueError:
         return folder.as_posix()
 
@@ -89,13 +92,15 @@ def of_version(client: MlflowClient, version: ModelVersion) -> str | None:
     tagged = tags.get(DATASET_TAG)
     if tagged and not SIZED_BY_VIDEOS_ALONE.fullmatch(tagged):
         return tagged
+    # no tag, or one naming the videos alone: a trial deleted since (or in another store) leaves it unknown, which
+    # compares with any dataset, rather than a mismatch that would refuse every later model
     try:
         trial = client.get_run(tags[TRIAL_TAG])
     except (KeyError, MlflowException):
-        return tagged or None
+        return None
     params = trial.data.params
     if "dataset.source" not in params:
-        return tagged or None
+        return None
     path = params.get("dataset.path")
     return catalogue(
         params["dataset.source"],
@@ -169,8 +174,9 @@ def one_registration_at_a_time(cfg: DictConfig) -> Iterator[None]:
             lock.acquire(timeout=REGISTRATION_WAIT_S)
         except Timeout:
             raise MlexpError(
-                f"another trial has been registering a model for {REGISTRATION_WAIT_S // 60} minutes (it holds "
-                f"{lock.lock_file}), so this one was not registered; let it finish, then run this trial again"
+                f"waited {REGISTRATION_WAIT_S // 60} minutes for another trial's registration to finish (it holds "
+                f"{lock.lock_file}); this trial's model was not registered: let that one finish, then run this "
+                "trial again"
             ) from None
     try:
         yield
