@@ -59,11 +59,15 @@ def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 
     `n_rows` takes a seeded sample, for tiny test runs.
     """
     sources = expand(path, SUFFIXES) if path is not None else [packaged_copy()]
-    frames = [_parse(where, text) for source in sources for where, text in _texts(source)]
-    frame = pd.concat(frames, ignore_index=True)
-    if path is None:  # the same numbers as UCI's file and `mlexp data abalone`'s copy of it
+    frames = [_as_published(_parse(where, text), source) for source in sources for where, text in _texts(source)]
+    return _sample(pd.concat(frames, ignore_index=True), n_rows, seed)
+
+
+def _as_published(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """The packaged copy's rows with UCI's numbers, as `mlexp data abalone` writes them, however it is named."""
+    if source.resolve() == packaged_copy().resolve():
         frame[MEASUREMENTS] = frame[MEASUREMENTS].round(PUBLISHED_DECIMALS)
-    return _sample(frame, n_rows, seed)
+    return frame
 
 
 def _sample(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
