@@ -26,6 +26,7 @@ from typing import BinaryIO
 import duckdb
 
 from mlexp.data.parquet_files import GZIP_MAGIC, not_parquet
+from mlexp.data.parquet_files import MAGIC as PARQUET_MAGIC
 from mlexp.data.sources import expand
 from mlexp.data.text_files import not_utf8, with_nul
 from mlexp.errors import DataError
@@ -91,7 +92,7 @@ def file_format(path: Path) -> str:
     if path.suffix.lower() in (".parquet", ".pq"):
         return "parquet"
     with path.open("rb") as handle:
-        return "parquet" if handle.read(4) == b"PAR1" else "csv"
+        return "parquet" if handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC else "csv"
 
 
 def file_month(path: Path) -> str | None:
