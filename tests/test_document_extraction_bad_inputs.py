@@ -190,7 +190,13 @@ def test_a_batch_whose_only_ground_truth_is_rejected_has_no_document_left_to_sco
     assert str(refused.value) == (
         f"no document in dataset.path={folder} is left to score: {folder / 'empty.json'}{NOTHING_TO_SCORE}; {WHERE}"
     )
+    # so with the scored document unreadable: the batch was quietly extraction-only
+    (folder / "empty.json").write_text(json.dumps({"pages": [_page()]}))
+    (folder / "empty.png").write_bytes(b"not a PNG")
+    with pytest.raises(DataError, match=f"^no document in dataset.path={folder} is left to score: {folder}"):
+        write_pages(*_user_cfg(folder, tmp_path))
     # no ground truth at all: an extraction-only trial, as before
+    _scan(folder, {}, "empty")
     (folder / "empty.json").unlink()
     entries, _ = write_pages(*_user_cfg(folder, tmp_path))
     assert [e["ground_truth"] for e in entries] == [None, None]

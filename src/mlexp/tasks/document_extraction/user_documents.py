@@ -50,6 +50,8 @@ def write_pages(cfg: DictConfig, pages_dir: Path, truth_dir: Path) -> tuple[list
             # a batch goes on past a bad file; the file and the reason are reported
             print(f"mlexp: skipped {error}", file=sys.stderr)
             rejected.append({"file": str(path), "error": str(error)})
+            if truth is not None:  # it was given to be scored
+                truth_rejected.append(str(error))
             continue
         # its ground truth is checked before a page is written: a document rejected for it leaves no page behind
         sizes = [(image.shape[1], image.shape[0]) for image in images]
