@@ -101,6 +101,8 @@ def private_writer_env(project: Path) -> dict[str, str]:
 
 
 _forked_cli: ForkedCli | None = None
+# the environment before any test changed it: what the CLI server starts with and forks commands for
+SUITE_ENV = dict(os.environ)
 
 
 def run_cli(
@@ -113,7 +115,7 @@ def run_cli(
     env = env or cli_env(project)
     fresh = fresh or bool(os.environ.get("MLEXP_TESTS_FRESH_CLI"))  # e.g. to time the suite without the server
     if not fresh:
-        _forked_cli = _forked_cli or ForkedCli()
+        _forked_cli = _forked_cli or ForkedCli(SUITE_ENV)
         fresh = not _forked_cli.can_run(args, env)
     if fresh:
         command = [sys.executable, "-m", "mlexp.cli", *args]

@@ -40,9 +40,18 @@ from typing import Any
 READ_AT_RUN_TIME = ("MLEXP_", "MLFLOW_", "AWS_", "SM_", "SAGEMAKER_", "DVC_", "PYTEST_", "HYDRA_")
 
 
+# what importing opencv (through GluonCV) adds to the importing process's environment: once a test imported it,
+# every later command of that test process differed from the server's start and ran fresh (the suite ran 17:39)
+SET_BY_IMPORTS = ("LD_LIBRARY_PATH", "QT_QPA_FONTDIR", "QT_QPA_PLATFORM_PLUGIN_PATH")
+
+
 def read_on_start(env: Mapping[str, str]) -> dict[str, str]:
     """The part of an environment the interpreter or a library may read once, when it starts or loads."""
-    return {name: value for name, value in env.items() if not name.startswith(READ_AT_RUN_TIME)}
+    return {
+        name: value
+        for name, value in env.items()
+        if not name.startswith(READ_AT_RUN_TIME) and name not in SET_BY_IMPORTS
+    }
 
 
 def _preload() -> None:
@@ -181,12 +190,14 @@ def serve() -> None:
 class ForkedCli:
     """One server per test process; `run` is subprocess.run of `python -m mlexp.cli` with captured text output."""
 
-    def __init__(self) -> None:
-        self.env = read_on_start(os.environ)
+    def __init__(self, env: Mapping[str, str]) -> None:
+        """`env`: the suite's environment as it started. Not the first command's: a test that changed a variable
+        (HOME, PWD) would have every later command of its test process run fresh, and the server import under it."""
+        self.env = read_on_start(env)
         self.commands = 0  # forked so far: a test can tell that a command took this path
         self.lock = threading.Lock()
         self.server = subprocess.Popen(
-            [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
         )
         atexit.register(self.server.kill)
 

@@ -259,12 +259,14 @@ def test_best_first_follows_the_direction_and_puts_failed_and_unscored_trials_la
 
 def test_sweep_combinations_that_cannot_work_are_refused_before_any_trial(tmp_project):
     cases = {
-        ("sweep=tpe",): "has no search space",
-        ("sweep=grid", "sweep.max_jobs=3", "model.l1_size=4,8"): "sweep.max_jobs caps random and Bayesian searches",
+        ("task=tabular_regression", "sweep=tpe"): "has no search space",
+        ("task=tabular_regression", "sweep=grid", "sweep.max_jobs=3", "model.l1_size=4,8"): (
+            "sweep.max_jobs caps random and Bayesian searches"
+        ),
         ("task=object_detection", "deploy=local", "model.lr=0.1,0.2"): "deploy=local serves one model until stopped",
     }
     for args, message in cases.items():
-        done = run_cli(tmp_project, "-m", "task=tabular_regression", *args, check=False)
+        done = run_cli(tmp_project, "-m", *args, check=False)
         assert done.returncode == 2, done.stderr
         assert message in done.stderr
     assert not (tmp_project / "mlflow.db").exists() or not trials_of(tmp_project, "tabular_regression")

@@ -55,17 +55,22 @@ def test_commands_in_a_row_share_one_writer_which_stores_every_trial(tmp_project
 
 def test_a_value_the_run_refuses_starts_no_writer(tmp_project):
     """A mistyped value, in a trial or a sweep, left a writer process loading MLflow and idling for minutes (in the
-    suite, one per test of a refusal: hundreds of CPU seconds); a params.yaml value is judged once the file is
-    applied, after the writer starts."""
+    suite, one per test of a refusal: hundreds of CPU seconds)."""
     env = private_writer_env(tmp_project)
     path = _socket_path(env)
-    for refused in (
-        ["task=tabular_regression", *TINY, "model.epochs=0"],
-        ["task=tabular_regression", *TINY, "dataset.n_rows=4", "preprocessing.train_test_split=0.1"],
-        ["-m", "task=tabular_regression", *TINY, "model.epochs=1,0"],  # refused before the sweep's record opens
+    rows = next(arg for arg in TINY if arg.startswith("dataset.n_rows="))
+    for refused, said in (
+        (["task=tabular_regression", rows, "model.epochs=0"], "model.epochs=0 is out of range"),
+        (
+            ["task=tabular_regression", "model.epochs=1", "dataset.n_rows=4", "preprocessing.train_test_split=0.1"],
+            "dataset.n_rows",
+        ),
+        # refused before the sweep's record opens
+        (["-m", "task=tabular_regression", rows, "model.epochs=1,0"], "model.epochs=0 is out of range"),
     ):
         done = run_cli(tmp_project, *refused, env=env, check=False)
-        assert done.returncode == 2 and done.stderr.startswith("mlexp: error: ")
+        assert done.returncode == 2 and done.stderr.startswith("mlexp: error: ") and said in done.stderr, done.stderr
+        assert "given twice" not in done.stderr
         assert _writers(path) == [] and not Path(path).exists()
     assert not (tmp_project / "outputs").exists()  # no run folder either
 
