@@ -79,8 +79,9 @@ def test_two_runs_in_one_process_are_the_command_lines_trials(project: Path) -> 
     store_client(project).set_tag(first.run_id, "note", "seen")
     assert first.refresh().tags["note"] == "seen"
 
-    # a third call after the others gives the first call's numbers: nothing leaked between calls
-    again = run(TASK, TINY, root=project)
+    # a third call after the others gives the first call's numbers: nothing leaked between calls (its overrides
+    # pasted from a command line, task= included, which the argument gives: not a key given twice)
+    again = run(TASK, [f"task={TASK}", *TINY], root=project)
     assert again.metrics == first.metrics
     # and the kernel can read the results next (composing with Hydra again), from any working directory
     import mlexp
@@ -98,6 +99,14 @@ def test_a_wrong_override_raises_the_command_lines_error(project: Path) -> None:
     assert printed == f"mlexp: error: {raised.value}"
     with pytest.raises(ConfigError, match=r"model.l1_activation=swish: Invalid value 'swish', expected one of"):
         run(TASK, ["model.l1_activation=swish"], root=project)
+    with pytest.raises(ConfigError) as contradicted:
+        run(TASK, ["task=churn_incentives"], root=project)
+    assert str(contradicted.value) == (
+        "task=churn_incentives in overrides contradicts mlexp.run's argument task='tabular_regression'; the argument "
+        "gives task: drop 'task=churn_incentives' from overrides, or pass task='churn_incentives'"
+    )
+    with pytest.raises(ConfigError, match=r"^sweep=tpe in overrides contradicts mlexp.sweep's argument sweep='grid'"):
+        sweep(TASK, sweep="grid", overrides=["sweep=tpe"], root=project)
 
 
 def _malformed_copies(project: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mlexp.cli_in_process import SweepDone, command_line, run_sweep, run_trial
+from mlexp.errors import ConfigError
 from mlexp.sweep_failed import SweepFailed
 from mlexp.trial_handle import Trial
 
@@ -31,7 +32,7 @@ def run(task: str, overrides: Sequence[str] = (), *, root: Root = None) -> Trial
         ConfigError: an override names no key or option, or a value the schema refuses (the command's message).
         TrialFailed: a stage failed; the trial is stored FAILED and the error carries its run_id.
     """
-    args = [f"task={task}", *_listed(overrides)]
+    args = [f"task={task}", *_without_argument(_listed(overrides), "task", task, "run")]
     with command_line(root, args) as conf_dir:
         done = run_trial(conf_dir, args)
         trial = Trial.load(_tracking_uri(done.cfg), done.run_id)
@@ -54,7 +55,10 @@ def sweep(task: str, sweep: str | None = None, overrides: Sequence[str] = (), *,
         SweepFailed: a job failed or no trial reached the objective; it carries the sweep id, the failed jobs and
             the trials, best first.
     """
-    args = [f"task={task}", *([f"sweep={sweep}"] if sweep is not None else []), *_listed(overrides)]
+    given = _without_argument(_listed(overrides), "task", task, "sweep")
+    if sweep is not None:
+        given = _without_argument(given, "sweep", sweep, "sweep")
+    args = [f"task={task}", *([f"sweep={sweep}"] if sweep is not None else []), *given]
     with command_line(root, ["-m", *args]) as conf_dir:
         done = run_sweep(conf_dir, args)
         trials = _sweep_trials(done)
@@ -67,6 +71,22 @@ def _listed(overrides: Sequence[str]) -> list[str]:
     if isinstance(overrides, str):
         raise TypeError(f"overrides is a list of 'key=value' strings: write [{overrides!r}]")
     return [str(override) for override in overrides]
+
+
+def _without_argument(overrides: list[str], key: str, value: str, function: str) -> list[str]:
+    """`overrides` without `key=<value>`, which the function's argument already gives (a command line's overrides
+    reused in a notebook); `key=<another value>` is refused, naming the argument."""
+    kept = []
+    for override in overrides:
+        name, _, given = override.partition("=")
+        if name != key:
+            kept.append(override)
+        elif given != value:
+            raise ConfigError(
+                f"{override} in overrides contradicts mlexp.{function}'s argument {key}={value!r}; the argument gives "
+                f"{key}: drop {override!r} from overrides, or pass {key}={given!r}"
+            )
+    return kept
 
 
 def _tracking_uri(cfg: DictConfig) -> str:
