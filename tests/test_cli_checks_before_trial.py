@@ -67,6 +67,9 @@ def test_adding_deleting_and_sweeping_a_key_are_not_repeats():
     check_repeated_keys(parse(["+base=8", "base=9", "~seed", "seed=3", "model.epochs=1,2", "model@a=x", "model@b=y"]))
     with pytest.raises(ConfigError, match=r"^seed is given twice \(seed=1 and seed=2\)"):
         check_repeated_keys(parse(["seed=1", "+x=1", "seed=2"]))
+    # ++ sets an existing key as = does: the last value was kept silently
+    with pytest.raises(ConfigError, match=r"^model.epochs is given twice \(model.epochs=1 and model.epochs=7\)"):
+        check_repeated_keys(parse(["model.epochs=1", "++model.epochs=7"]))
 
 
 def test_the_python_api_refuses_a_repeated_task_as_the_command_does():
@@ -83,6 +86,14 @@ def test_a_search_of_an_integer_key_past_64_bits_is_one_line_before_the_sweep(tm
     # each job failed after the sweep's record opened: model.epochs=37454011884736247496704 is out of range
     assert one_line_error(tmp_project, "-m", "sweep=random", search) == (
         f"{search}: model.epochs={BIG} is out of range: it must be at least 1 and at most {2**63 - 1}"
+    )
+
+
+def test_a_search_of_an_integer_key_to_infinity_is_the_bound_line(tmp_project):
+    # it was told to write int(interval(1, inf)), which Hydra's grammar cannot evaluate (an OverflowError)
+    search = "model.epochs=interval(1, inf)"
+    assert one_line_error(tmp_project, "-m", "sweep=random", search) == (
+        f"{search}: model.epochs=inf is out of range: it must be at least 1 and at most {2**63 - 1}"
     )
 
 

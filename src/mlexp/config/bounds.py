@@ -90,7 +90,10 @@ def interval_out_of_bounds(
         return out_of_bounds(key, start, bound) or out_of_bounds(key, end, bound)
     upper = Bound(high=bound.high) if bound.high is not None else None
     refused = out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
-    if refused is None and whole and math.isfinite(start) and math.isfinite(end):
+    if refused is None and whole:
+        endless = next((end_ for end_ in (start, end) if not math.isfinite(end_)), None)
+        if endless is not None:  # inside an open-ended range, but no whole number: int(interval(1, inf)) overflows
+            return ConfigError(f"{key}={endless} is out of range: it must be {bound} and at most {LARGEST_INTEGER}")
         return interval_out_of_bounds(key, int(start), int(end), bound)
     return refused
 

@@ -9,13 +9,15 @@ from mlexp.errors import ConfigError
 
 
 def check_repeated_keys(overrides: list[Override]) -> None:
-    """Refuse a plain `key=value` whose key an earlier one set. `+key`, `++key` and `~key` add or delete, and Hydra
-    says itself what it cannot apply of them; a sweep's values (`-m model.epochs=1,2`) are one override."""
+    """Refuse a `key=value` or `++key=value` whose key an earlier one set: `++` sets an existing key as `=` does.
+    `+key` adds a key and `~key` deletes one, and Hydra says itself what it cannot apply of them; a sweep's values
+    (`-m model.epochs=1,2`) are one override."""
     first: dict[str, Override] = {}
     for override in overrides:
-        if override.type != OverrideType.CHANGE:
+        if override.type not in (OverrideType.CHANGE, OverrideType.FORCE_ADD):
             continue
-        key = override.get_key_element()  # with its package: `model@a=x` and `model@b=y` are two keys
+        # with its package: `model@a=x` and `model@b=y` are two keys
+        key = override.get_key_element().removeprefix("++")
         if key not in first:
             first[key] = override
             continue
