@@ -40,9 +40,10 @@ from typing import Any
 READ_AT_RUN_TIME = ("MLEXP_", "MLFLOW_", "AWS_", "SM_", "SAGEMAKER_", "DVC_", "PYTEST_", "HYDRA_")
 
 
-# what importing opencv (through GluonCV) adds to the importing process's environment: once a test imported it,
-# every later command of that test process differed from the server's start and ran fresh (the suite ran 17:39)
-SET_BY_IMPORTS = ("LD_LIBRARY_PATH", "QT_QPA_FONTDIR", "QT_QPA_PLATFORM_PLUGIN_PATH")
+# what importing a library in a test adds to the test process's environment (opencv through GluonCV: the first
+# three; MXNet: KMP_INIT_AT_FORK): once a test imported one, every later command of that test process differed from
+# the server's start and ran fresh (the suite ran 17:39). A forked command imports its own libraries, which set them.
+SET_BY_IMPORTS = ("LD_LIBRARY_PATH", "QT_QPA_FONTDIR", "QT_QPA_PLATFORM_PLUGIN_PATH", "KMP_INIT_AT_FORK")
 
 
 def read_on_start(env: Mapping[str, str]) -> dict[str, str]:
