@@ -101,8 +101,9 @@ def private_writer_env(project: Path) -> dict[str, str]:
 
 
 _forked_cli: ForkedCli | None = None
-# the environment before any test changed it: what the CLI server starts with and forks commands for
-SUITE_ENV = dict(os.environ)
+# the environment once the test modules are imported (sklearn's import sets KMP_DUPLICATE_LIB_OK), before any test
+# changed it: what the CLI server starts with and forks commands for (set by pytest_collection_modifyitems)
+SUITE_ENV: dict[str, str] = {}
 
 
 def run_cli(
@@ -319,6 +320,7 @@ LONGEST_FILES = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest files first, then the others by their number of tests (xdist's own order), each file's tests
     in their written order."""
+    SUITE_ENV.update(os.environ)
     rank = {name: position for position, name in enumerate(LONGEST_FILES)}
     counts: dict[Path, int] = {}
     for item in items:

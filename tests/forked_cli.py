@@ -43,7 +43,13 @@ READ_AT_RUN_TIME = ("MLEXP_", "MLFLOW_", "AWS_", "SM_", "SAGEMAKER_", "DVC_", "P
 # what importing a library in a test adds to the test process's environment (opencv through GluonCV: the first
 # three; MXNet: KMP_INIT_AT_FORK): once a test imported one, every later command of that test process differed from
 # the server's start and ran fresh (the suite ran 17:39). A forked command imports its own libraries, which set them.
-SET_BY_IMPORTS = ("LD_LIBRARY_PATH", "QT_QPA_FONTDIR", "QT_QPA_PLATFORM_PLUGIN_PATH", "KMP_INIT_AT_FORK")
+SET_BY_IMPORTS = (
+    "LD_LIBRARY_PATH",
+    "QT_QPA_FONTDIR",
+    "QT_QPA_PLATFORM_PLUGIN_PATH",
+    "KMP_INIT_AT_FORK",
+    "KMP_DUPLICATE_LIB_OK",  # scikit-learn's and threadpoolctl's
+)
 
 
 def read_on_start(env: Mapping[str, str]) -> dict[str, str]:
