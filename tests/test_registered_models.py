@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import time
 import urllib.request
@@ -95,7 +96,15 @@ def churn_server(project, tmp_path_factory):
     if not store_client(project).search_registered_models("name = 'churn_incentives'"):
         run_cli(project, "task=churn_incentives", "deploy=registry", "dataset.n_rows=600", "model.num_round=5")
     loaded, example, _ = champion(project, "churn_incentives", tmp_path_factory.mktemp("churn_champion"))
-    return TestClient(scoring_server.init(loaded)), loaded, example.head(3)
+    flag = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
+    before = os.environ.get(flag)
+    app = scoring_server.init(loaded)
+    # init marks this whole process as a serving one; the suite's later commands inherit its environment
+    if before is None:
+        os.environ.pop(flag, None)
+    else:
+        os.environ[flag] = before
+    return TestClient(app), loaded, example.head(3)
 
 
 JSON = {"Content-Type": "application/json"}
