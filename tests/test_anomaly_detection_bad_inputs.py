@@ -53,15 +53,7 @@ def test_a_code_with_a_fraction_reads_as_null_with_a_warning_not_rounded(tmp_pat
     unreadable: dict = {}
     read = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
 
-    where = "whole numbers (codes and IDs, BIGINT), read as null rather than rounded"
-    assert sorted(_warnings(capsys)) == [
-        f"mlexp: warning: {path}: PULocationID: 1 row holds a number with a fraction where the column holds {where} "
-        f"(the first on line 4): '236.5' (1 row); {_kept('PULocationID')}",
-        f"mlexp: warning: {path}: VendorID: 2 rows hold a number with a fraction where the column holds {where} "
-        f"(the first on line 4): '2.5' (2 rows); {_kept('VendorID')}",
-        f"mlexp: warning: {path}: payment_type: 1 row holds a number with a fraction where the column holds {where} "
-        f"(the first on line 5): '1.5' (1 row); {_kept('payment_type')}",
-    ]
+    assert sorted(_warnings(capsys)) == _fraction_warnings(path, "line 4", "line 5")
     # counted with the column's other values that read as null
     assert unknown == {"VendorID": {"2.5": 2}, "payment_type": {"1.5": 1}}
     assert unreadable == {"PULocationID": {"236.5": 1}}
@@ -70,6 +62,20 @@ def test_a_code_with_a_fraction_reads_as_null_with_a_warning_not_rounded(tmp_pat
         assert table["VendorID"].to_pylist() == [1, 2, None, 2, None]
         assert table["PULocationID"].to_pylist() == [151, 239, None, 161, 43]
         assert table["payment_type"].to_pylist() == [1, 2, 1, None, 1]
+
+
+def _fraction_warnings(path: Path, first: str, first_payment: str) -> list[str]:
+    """The warnings, sorted, for ROWS' codes with a fraction: VendorID's and PULocationID's first at `first` (a CSV's
+    line, a Parquet file's row), payment_type's at `first_payment`."""
+    where = "whole numbers (codes and IDs, BIGINT), read as null rather than rounded"
+    return [
+        f"mlexp: warning: {path}: PULocationID: 1 row holds a number with a fraction where the column holds {where} "
+        f"(the first on {first}): '236.5' (1 row); {_kept('PULocationID')}",
+        f"mlexp: warning: {path}: VendorID: 2 rows hold a number with a fraction where the column holds {where} "
+        f"(the first on {first}): '2.5' (2 rows); {_kept('VendorID')}",
+        f"mlexp: warning: {path}: payment_type: 1 row holds a number with a fraction where the column holds {where} "
+        f"(the first on {first_payment}): '1.5' (1 row); {_kept('payment_type')}",
+    ]
 
 
 def test_whole_numbers_keep_the_typed_reader_and_read_exactly(tmp_path, capsys, monkeypatch):
@@ -115,15 +121,7 @@ def test_a_code_with_a_fraction_in_a_parquet_float_column_reads_as_null_with_a_w
     read = staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, unreadable)
 
     assert read == [path]  # read in place
-    where = "whole numbers (codes and IDs, BIGINT), read as null rather than rounded"
-    assert sorted(_warnings(capsys)) == [
-        f"mlexp: warning: {path}: PULocationID: 1 row holds a number with a fraction where the column holds {where} "
-        f"(the first on row 3): '236.5' (1 row); {_kept('PULocationID')}",
-        f"mlexp: warning: {path}: VendorID: 2 rows hold a number with a fraction where the column holds {where} "
-        f"(the first on row 3): '2.5' (2 rows); {_kept('VendorID')}",
-        f"mlexp: warning: {path}: payment_type: 1 row holds a number with a fraction where the column holds {where} "
-        f"(the first on row 4): '1.5' (1 row); {_kept('payment_type')}",
-    ]
+    assert sorted(_warnings(capsys)) == _fraction_warnings(path, "row 3", "row 4")
     assert unknown == {"VendorID": {"2.5": 2}, "payment_type": {"1.5": 1}}
     assert unreadable == {"PULocationID": {"236.5": 1}}
     engine, queries = open_queries(cfg, [path])
