@@ -79,7 +79,7 @@ def _without_argument(overrides: list[str], key: str, value: str, function: str)
     kept = []
     for override in overrides:
         name, _, given = override.partition("=")
-        if name != key:
+        if name.removeprefix("++") != key:  # `++task=` sets it as `task=` does
             kept.append(override)
         elif given != value:
             raise ConfigError(

@@ -24,10 +24,10 @@ def first_few(items: Sequence[object], total: int | None = None, shown: int = 5)
     return text + (f" and {count - shown} more" if count > shown else "")
 
 
-def lines_named(lines: Sequence[int], total: int | None = None, shown: int = 5) -> str:
-    """`line 3` or `lines 3, 7, 9, 12, 15 and 45 more`: a file's lines a message names."""
+def lines_named(lines: Sequence[int], total: int | None = None, shown: int = 5, noun: str = "line") -> str:
+    """`line 3` or `lines 3, 7, 9, 12, 15 and 45 more`: a file's lines a message names (a request's: noun="row")."""
     count = len(lines) if total is None else total
-    return f"{'line' if count == 1 else 'lines'} {first_few(lines, count, shown)}"
+    return f"{noun if count == 1 else noun + 's'} {first_few(lines, count, shown)}"
 
 
 def one_line(error: BaseException) -> str:

@@ -76,7 +76,7 @@ def command_line_path(path: str | os.PathLike[str]) -> Path:
     """A file a command names on its command line, absolute: a relative path is taken from the working folder, as
     every Unix command takes it. (A config's paths, `dataset.path=`, are the project root's: `resolve`, which keeps
     DVC's stages and Hydra's run folders pointing at the same files.)"""
-    return Path(path).expanduser().absolute()
+    return resolve(path, Path.cwd())
 
 
 def check_output_file(out: Path, fix: str, name_in_folder: str | None = None) -> None:

@@ -255,7 +255,7 @@ def _check(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         raise DataError(f"{source}: missing churn.txt columns {', '.join(missing)} (expected: {', '.join(COLUMNS)})")
     if frame.empty:
         raise DataError(f"{source}: no rows below the header; check dataset.path")
-    frame = frame[COLUMNS].copy()
+    frame = frame[COLUMNS]
     try:
         labels = frame[LABEL].astype(str).str.strip().str.lower()
         frame = checked_rows(frame)

@@ -97,12 +97,12 @@ def job_context(code_dir: Path) -> dict[str, Any]:
     return dict(json.loads(job_file.read_text())) if job_file.is_file() else {}
 
 
-def load_config(code_dir: Path) -> DictConfig:
+def load_config(code_dir: Path, job: dict[str, Any] | None = None) -> DictConfig:
     """The config that travelled with the code, moved to this container's folders and typed by the schemas of the
-    groups the job chose, with hyperparameter overrides."""
+    groups the job chose (`job`: its context, read from the code when not given), with hyperparameter overrides."""
     raw = yaml.safe_load((code_dir / CONFIG_FILE).read_text())
     cfg = OmegaConf.create(_relocated(raw, code_dir))
-    _typed(cfg, job_context(code_dir).get("choices", {}))
+    _typed(cfg, (job_context(code_dir) if job is None else job).get("choices", {}))
     for key, value in config_overrides(_hyperparameters()).items():
         OmegaConf.update(cfg, key, value, force_add=False)
     cfg.compute.target = "local"
@@ -139,8 +139,8 @@ def main() -> int:
     source = str(code_dir / "src")
     os.environ["PYTHONPATH"] = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH")])])
     os.environ["MLEXP_ROOT"] = str(code_dir)
-    cfg = load_config(code_dir)
     job = job_context(code_dir)
+    cfg = load_config(code_dir, job)
     context = runner.JobContext(
         choices=job.get("choices", {}), overrides=job.get("overrides", []), trial_name=job.get("trial")
     )

@@ -24,7 +24,7 @@ from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig
 
 from mlexp.data import telecom_churn
-from mlexp.errors import DataError, first_few
+from mlexp.errors import DataError, first_few, lines_named
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.churn_incentives import classifier, customers, features
 
@@ -52,7 +52,7 @@ def customer_rows(frame: pd.DataFrame, encoding: features.Encoding) -> pd.DataFr
         return telecom_churn.checked_rows(frame.reset_index(drop=True))
     except telecom_churn.BadValues as bad:
         rows = [int(position) + 1 for position in bad.rows]
-        named = f"{'row' if len(rows) == 1 else 'rows'} {first_few(rows)}"
+        named = lines_named(rows, noun="row")
         raise MlflowException.invalid_parameter_value(bad.naming(named, "the first row is row 1")) from None
 
 
