@@ -284,6 +284,15 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
     ("args", "line"),
     [
         (["task=tabular_regression", "model.epochs=-1"], "model.epochs=-1 is out of range: it must be at least 1"),
+        # the tracking settings of every task: a negative interval sent every value one by one, 0 values were taken as 1
+        (
+            ["task=churn_incentives", "tracking.metric_flush_s=-1"],
+            "tracking.metric_flush_s=-1 is out of range: it must be at least 0",
+        ),
+        (
+            ["task=tabular_regression", "tracking.metric_buffer=0"],
+            "tracking.metric_buffer=0 is out of range: it must be at least 1",
+        ),
         (
             ["task=tabular_regression", "model.batch_size=0"],
             "model.batch_size=0 is out of range: it must be at least 1",

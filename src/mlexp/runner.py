@@ -134,7 +134,15 @@ def _open_trial(cfg: DictConfig, job: JobContext, writer: RunWriter, experiment_
         run_tags[tags.SWEEP_NAME] = job.sweep_name or ""
     stamped = f"{cfg.task.name}-{datetime.now():%Y%m%d-%H%M%S}"
     name = job.trial_name or claimed(Path(cfg.paths.root), "trials", stamped)
-    return Trial.open(writer, experiment_id, name, run_tags, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+    return Trial.open(
+        writer,
+        experiment_id,
+        name,
+        run_tags,
+        cfg.tracking.metric_buffer,
+        tuple(cfg.task.curves),
+        metric_flush_s=cfg.tracking.metric_flush_s,
+    )
 
 
 def open_recorded_trial(
@@ -276,7 +284,13 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     continued = _continued_trial(cfg, task, store, experiment_name, pipeline_run)
     writer = record_writer(Path(cfg.paths.root), store, job.sweep_id or "")  # after: a refusal leaves no journal
     if continued is not None:
-        trial = Trial.resume(writer, *continued, cfg.tracking.metric_buffer, tuple(cfg.task.curves))
+        trial = Trial.resume(
+            writer,
+            *continued,
+            cfg.tracking.metric_buffer,
+            tuple(cfg.task.curves),
+            metric_flush_s=cfg.tracking.metric_flush_s,
+        )
     else:
         trial = open_recorded_trial(cfg, job, writer, experiment_name, resolved)
     stages = stages_to_run(cfg, task)

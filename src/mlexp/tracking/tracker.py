@@ -2,6 +2,8 @@
 
 Parameters, tags and metrics are buffered and sent with `log_batch`: one `log_metric`
 call costs 5–25 ms on SQLite, so a per-step loop would otherwise be dominated by tracking.
+Step metrics are sent every `metric_buffer` values, and also once `metric_flush_s` seconds have
+passed since the last send, so the MLflow UI follows a long training epoch by epoch.
 A component's metrics also reach its trial's run: the full history for the task's
 declared curves (`task.curves`, e.g. train_loss per epoch), the last value for the rest,
 which keeps the trial's row in the MLflow run table complete at half the writes.
@@ -84,12 +86,16 @@ class Tracker:
         trial_run: str | None = None,
         trial_curves: tuple[str, ...] = (),
         metric_buffer: int = 1000,
+        *,
+        metric_flush_s: float = 5.0,
     ) -> None:
         self.writer = writer
         self.run = run  # the run as the writer names it (maybe before the store has created it)
         self.trial_run = trial_run
         self.trial_curves = frozenset(trial_curves)
         self.metric_buffer = max(1, min(metric_buffer, MAX_METRICS_PER_BATCH))
+        self.metric_flush_s = metric_flush_s
+        self._sent_at = time.monotonic()
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._metrics: list[tuple[str, MetricRecord]] = []
@@ -145,7 +151,17 @@ class Tracker:
             self.set_tags({f"artifact.{name or Path(file_path).name}.media_type": media_type})
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        """Buffer one value; it reaches MLflow on the next flush (at latest when the component closes)."""
+        """Buffer one value; it reaches MLflow with the next batch (at latest when the component closes)."""
+        self._buffer(name, value, step)
+        self._send_when_due()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Buffer the values of one step; they reach MLflow together."""
+        for name, value in metrics.items():
+            self._buffer(name, value, step)
+        self._send_when_due()
+
+    def _buffer(self, name: str, value: float, step: int | None) -> None:
         metric = (name, float(value), int(time.time() * 1000), step or 0)
         self._metrics.append((self.run, metric))
         if self.trial_run is not None:
@@ -161,9 +177,11 @@ class Tracker:
         if self._pending >= self.metric_buffer:
             self._send_metrics()
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        for name, value in metrics.items():
-            self.log_metric(name, value, step)
+    def _send_when_due(self) -> None:
+        """Send what waits once `metric_flush_s` has passed since the last send: checked after a step's values,
+        so an epoch's values reach the UI together."""
+        if self._metrics and time.monotonic() - self._sent_at >= self.metric_flush_s:
+            self._send_metrics()
 
     def flush(self) -> None:
         """Send everything buffered, and the last values for the trial, in as few batches as possible."""
@@ -181,5 +199,6 @@ class Tracker:
         for run, metric in self._metrics:
             by_run.setdefault(run, []).append(metric)
         self._metrics, self._pending = [], 0
+        self._sent_at = time.monotonic()
         for run, metrics in by_run.items():
             self.writer.log_batch(run, metrics=metrics)

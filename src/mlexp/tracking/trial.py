@@ -37,13 +37,16 @@ class Trial:
         metric_buffer: int = 1000,
         curves: tuple[str, ...] = (),
         experiment_id: str | None = None,
+        *,
+        metric_flush_s: float = 5.0,
     ) -> None:
         self.writer = as_writer(client)
         self.run = run_id
         self.metric_buffer = metric_buffer
+        self.metric_flush_s = metric_flush_s
         # step metrics whose whole history the trial's run carries (e.g. train_loss per epoch)
         self.curves = curves
-        self.tracker = Tracker(self.writer, run_id, metric_buffer=metric_buffer)
+        self.tracker = Tracker(self.writer, run_id, metric_buffer=metric_buffer, metric_flush_s=metric_flush_s)
         self._experiment_id = experiment_id
         # each stage this process ran, and its component's status: the trial's end needs no store read
         self.statuses: dict[str, str] = {}
@@ -61,17 +64,26 @@ class Trial:
         run_tags: Mapping[str, str],
         metric_buffer: int = 1000,
         curves: tuple[str, ...] = (),
+        *,
+        metric_flush_s: float = 5.0,
     ) -> Trial:
         writer = as_writer(client)
         run = writer.create_run(experiment_id, name, {tags.KIND: "trial", **run_tags})
-        return cls(writer, run, metric_buffer, curves, experiment_id)
+        return cls(writer, run, metric_buffer, curves, experiment_id, metric_flush_s=metric_flush_s)
 
     @classmethod
     def resume(
-        cls, writer: RunWriter, run_id: str, state: TrialState, metric_buffer: int = 1000, curves: tuple[str, ...] = ()
+        cls,
+        writer: RunWriter,
+        run_id: str,
+        state: TrialState,
+        metric_buffer: int = 1000,
+        curves: tuple[str, ...] = (),
+        *,
+        metric_flush_s: float = 5.0,
     ) -> Trial:
         """Continue a trial opened by an earlier process (a previous DVC stage), as the store holds it (`state`)."""
-        trial = cls(writer, run_id, metric_buffer, curves, state.experiment_id)
+        trial = cls(writer, run_id, metric_buffer, curves, state.experiment_id, metric_flush_s=metric_flush_s)
         trial.earlier = state
         trial.statuses = dict(state.components)  # a FAILED one among them keeps the trial from closing FINISHED
         writer.set_status(run_id, RUNNING, terminated=False)
@@ -117,7 +129,9 @@ class Trial:
             {tags.KIND: "component", tags.STAGE: stage, tags.MLFLOW_PARENT_RUN_ID: self.run},
         )
         self.component_runs[stage] = run
-        tracker = Tracker(self.writer, run, self.run, self.curves, self.metric_buffer)
+        tracker = Tracker(
+            self.writer, run, self.run, self.curves, self.metric_buffer, metric_flush_s=self.metric_flush_s
+        )
         try:
             yield tracker
         except BaseException as error:

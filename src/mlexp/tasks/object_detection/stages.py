@@ -175,10 +175,11 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
         return evaluation.voc_ap_50(found)
 
     def on_epoch(epoch: training.Epoch) -> None:
-        tracker.log_metrics({f"train_{name}": value for name, value in epoch.losses.items()}, step=epoch.epoch)
-        tracker.log_metrics({"epoch_images_per_s": epoch.images_per_s, "lr": epoch.lr}, step=epoch.epoch)
+        values = {f"train_{name}": value for name, value in epoch.losses.items()}
+        values |= {"epoch_images_per_s": epoch.images_per_s, "lr": epoch.lr}
         if epoch.val_map_50 is not None:
-            tracker.log_metric("val_map_50", epoch.val_map_50, step=epoch.epoch)
+            values["val_map_50"] = epoch.val_map_50
+        tracker.log_metrics(values, step=epoch.epoch)  # one call: the epoch's values reach the MLflow UI together
         shown = ", ".join(f"{k}={v:.4f}" for k, v in epoch.losses.items())
         validated = f", val mAP@0.5={epoch.val_map_50:.4f}" if epoch.val_map_50 is not None else ""
         print(f"epoch {epoch.epoch}/{model.epochs}: {shown}, {epoch.images_per_s:.1f} images/s{validated}", flush=True)
