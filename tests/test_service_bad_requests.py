@@ -119,7 +119,9 @@ def test_label_studio_import_of_an_unknown_huge_id_is_422_and_a_bad_body_is_name
     status, answer, _ = _call(url, huge, cookie=cookie)
     assert status == 422 and f"no feedback record {10**30}" in answer["error"]
     status, answer, _ = _call(url, b"\xff\xfe", cookie=cookie)
-    assert status == 422 and answer["error"].startswith("the body is not a Label Studio JSON export")
+    assert status == 422 and answer["error"].startswith("the export: line 1: expected UTF-8 text"), answer
+    status, answer, _ = _call(url, b"[{", cookie=cookie)
+    assert status == 422 and answer["error"].startswith("the export: not a Label Studio JSON export"), answer
 
 
 @pytest.mark.parametrize("tasks", [MALFORMED_EXPORTS[0], [{"annotations": [{"result": [

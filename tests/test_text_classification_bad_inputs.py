@@ -297,3 +297,31 @@ def test_a_trial_on_bad_inputs_fails_in_one_line_and_is_marked_failed(tmp_projec
     assert lines[0].removeprefix(f"mlexp: error: stage '{stage}' failed: ").split(" (trial ")[0] == expected
     [trial] = trials_of(project, experiment=TASK)
     assert trial.status == "FAILED"
+
+
+LS_EXPORT_AGAIN = "or export it again from Label Studio (Export → JSON or JSON_MIN)"
+
+
+@pytest.mark.parametrize(
+    ("encoded", "expected"),
+    [
+        (
+            lambda text: text.encode("utf-16"),  # Notepad's "Unicode", PowerShell's Out-File
+            "line 1: expected UTF-8 text, found the byte 0xff: the file is UTF-16; re-save it as UTF-8, e.g. "
+            f"`iconv -f utf-16 -t utf-8 in.json > out.json`, {LS_EXPORT_AGAIN}",
+        ),
+        (
+            lambda text: text.replace("Sports", "Sports caf\xe9").encode("latin-1"),
+            "line 1: expected UTF-8 text, found the byte 0xe9: the file is not UTF-8 (Latin-1 or Windows-1252?); "
+            f"re-save it as UTF-8, e.g. `iconv -f cp1252 -t utf-8 in.json > out.json`, {LS_EXPORT_AGAIN}",
+        ),
+    ],
+    ids=["utf-16", "latin-1"],
+)
+def test_a_label_studio_export_that_is_not_utf8_is_one_line_naming_the_fix(tmp_project, encoded, expected):
+    # was "<file>: not a Label Studio JSON export ('utf-8' codec can't decode byte 0xff in position 0: ...)"
+    export = tmp_project / "export.json"
+    choice = [{"type": "choices", "value": {"choices": ["Sports"]}}]
+    export.write_bytes(encoded(json.dumps([{"data": {"feedback_id": 1}, "annotations": [{"result": choice}]}])))
+    done = run_cli(tmp_project, "review", "label-studio-import", str(export), "--labels", "World,Sports", check=False)
+    assert done.returncode == 1 and done.stderr == f"mlexp: error: {export}: {expected}\n", done.stderr

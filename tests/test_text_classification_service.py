@@ -683,6 +683,38 @@ def test_label_studio_annotations_import_through_the_review_page(service):
     }
 
 
+def test_a_label_studio_import_that_stores_nothing_is_a_422_with_the_cli_line(service, tmp_path, monkeypatch, capsys):
+    """Every task skipped, or a file that is not UTF-8: the page's import answers 422 with the line `mlexp review
+    label-studio-import` prints (it answered 200 with "imported": 0, and Python's codec message)."""
+    _three_records(service.store)
+    tasks = label_studio.export_tasks(service.store)
+    cancelled = {**_annotation("World", 7, "2026-12-02T09:00:00Z"), "was_cancelled": True, "result": []}
+    skipped = [_exported_task(tasks[0], 1, []), _exported_task(tasks[1], 2, [cancelled])]
+    monkeypatch.chdir(tmp_path)  # the CLI is given the file by the name the page sends
+    url = service.url + "/review/api/label-studio/import"
+    with _signed_in(service, "alice") as alice:
+        for body in (json.dumps(skipped).encode(), json.dumps(skipped).encode("utf-16"), b'[{"category": "\xe9"}]'):
+            Path("export.json").write_bytes(body)
+            command = ["--store", service.store.db.location, "label-studio-import", "export.json"]
+            assert review_main([*command, "--labels", ",".join(LABELS)]) == 1
+            cli_line = capsys.readouterr().err.removeprefix("mlexp: error: ").removesuffix("\n")
+            answer = alice.post(url, params={"file": "export.json"}, data=body)
+            assert answer.status_code == 422 and answer.json()["error"] == cli_line, answer.text
+        Path("export.json").write_bytes(json.dumps(skipped).encode())
+        answer = alice.post(url, params={"file": "export.json"}, data=Path("export.json").read_bytes())
+        assert answer.json() == {
+            "error": "export.json: no annotation to store among its 2 task(s): 1 have no annotation, 1 were cancelled "
+            "(skipped); annotate the tasks in Label Studio (a choice of the labeling config's), then Export → JSON or "
+            "JSON_MIN again",
+            "imported": 0,
+            "tasks": 2,
+            "skipped": 2,
+            "skipped_by_reason": {label_studio.NOT_ANNOTATED: 1, label_studio.CANCELLED: 1},
+        }
+        assert alice.post(url, json=[]).json()["error"].startswith("the export: it holds no task; annotate")
+    assert service.store.decisions() == []
+
+
 def test_a_store_that_cannot_connect_leaves_no_model_poller_running(model_folder, tmp_path):
     """run_service registers the poller's stop before the store connects: a failed connect stops the poller too."""
     from omegaconf import OmegaConf

@@ -18,6 +18,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from mlexp.console import warn
+from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
 from mlexp.serving.http.json_api import unstorable_field
 from mlexp.tasks.text_classification.service.store import FeedbackStore
@@ -114,28 +115,57 @@ def _from_min(task: dict[str, Any]) -> tuple[Any, str, str, str | None] | None:
     )
 
 
-def import_annotations(store: FeedbackStore, path: Path, labels: list[str]) -> int:
-    """Store the annotations of a Label Studio export file (JSON or JSON_MIN) as review decisions; returns how many.
-    The tasks skipped (not annotated, cancelled) are counted in a warning; a file of tasks none of which could be
-    stored is an error, not a silent 0."""
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as bad:
-        raise DataError(f"{path}: not a Label Studio JSON export ({bad})") from bad
-    imported = _import(store, tasks, labels, origin=str(path))
-    if imported.skipped and not imported.stored:
-        raise DataError(
-            f"{path}: no annotation to store among its {imported.tasks} task(s): {_why(imported.reasons)}; annotate "
-            "the tasks in Label Studio (a choice of the labeling config's), then Export → JSON or JSON_MIN again"
+# the fix of a file that is not what Label Studio exports: UTF-8 JSON
+EXPORT_AGAIN = "export it again from Label Studio (Export → JSON or JSON_MIN)"
+
+
+class NothingStored(DataError):
+    """An export none of whose tasks gave a decision: the CLI exits 1 and the review page answers 422, both with
+    this line and the page with the counts too, rather than a success that stored 0."""
+
+    def __init__(self, origin: str, imported: Imported) -> None:
+        if imported.tasks:
+            reason = f"no annotation to store among its {imported.tasks} task(s): {_why(imported.reasons)}"
+        else:
+            reason = "it holds no task"
+        super().__init__(
+            f"{origin}: {reason}; annotate the tasks in Label Studio (a choice of the labeling config's), then "
+            "Export → JSON or JSON_MIN again"
         )
+        self.imported = imported
+
+
+def read_export(data: bytes, origin: Path) -> Any:
+    """The decoded tasks of a Label Studio export's bytes; one line naming `origin` when they are not UTF-8 JSON."""
+    try:
+        text = decode_utf8(origin, data, excel=False)
+    except DataError as not_utf8:
+        raise DataError(f"{not_utf8}, or {EXPORT_AGAIN}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as bad:
+        raise DataError(f"{origin}: not a Label Studio JSON export ({bad}); {EXPORT_AGAIN}") from None
+    except RecursionError:
+        deep = "its arrays or objects nest too deeply for a Label Studio export"
+        raise DataError(f"{origin}: {deep}; {EXPORT_AGAIN}") from None
+
+
+def import_export(store: FeedbackStore, data: bytes, labels: list[str], origin: Path) -> Imported:
+    """Store the annotations of a Label Studio export (JSON or JSON_MIN, its bytes) as review decisions; what was
+    stored and skipped. An export of which nothing could be stored raises NothingStored, not a silent 0."""
+    imported = _import(store, read_export(data, origin), labels, str(origin))
+    if not imported.stored:
+        raise NothingStored(str(origin), imported)
+    return imported
+
+
+def import_annotations(store: FeedbackStore, path: Path, labels: list[str]) -> int:
+    """Store the annotations of a Label Studio export file as review decisions; returns how many. The tasks skipped
+    (not annotated, cancelled) are counted in a warning."""
+    imported = import_export(store, path.read_bytes(), labels, path)
     if imported.skipped:
         warn(f"{path}: skipped {imported.skipped} of its {imported.tasks} task(s): {_why(imported.reasons)}")
     return imported.stored
-
-
-def import_tasks(store: FeedbackStore, tasks: Any, labels: list[str], origin: str = "the export") -> Imported:
-    """Store the annotations of decoded Label Studio tasks as review decisions; what was stored and skipped."""
-    return _import(store, tasks, labels, origin)
 
 
 # why a task was skipped: it has no annotation, every annotation was cancelled, or no kept one holds a choice

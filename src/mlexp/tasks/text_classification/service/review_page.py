@@ -6,7 +6,6 @@ carries the session, so the page needs no API key. Every call is a JSON fetch (n
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +119,14 @@ def routes(service: Classifier) -> list[BaseRoute]:
 
     async def label_studio_import(request: Request) -> Response:
         await reviewer_of(request)
+        # the page sends the file's bytes as they are (a browser's file.text() would replace what is not UTF-8) and
+        # its name, so the answer names the file as `mlexp review label-studio-import` does
+        origin = _export_name(request.query_params.get("file"))
+        body = await request.body()
         try:
-            tasks = json.loads((await request.body()).decode("utf-8"))
-        except (ValueError, RecursionError) as bad:  # UnicodeDecodeError is a ValueError
-            reason = str(bad) if isinstance(bad, ValueError) else "its arrays or objects nest too deeply"
-            raise ServiceError(422, f"the body is not a Label Studio JSON export: {reason}") from None
-        try:
-            imported = await run_in_threadpool(label_studio.import_tasks, service.store, tasks, service.labels)
+            imported = await run_in_threadpool(label_studio.import_export, service.store, body, service.labels, origin)
+        except label_studio.NothingStored as nothing:  # every task skipped: a client error, with the counts
+            return json_response({"error": str(nothing), **nothing.imported.to_json()}, status=422)
         except (ValueError, DataError) as bad:
             raise ServiceError(422, str(bad)) from None
         return json_response(imported.to_json())
@@ -144,3 +144,10 @@ def routes(service: Classifier) -> list[BaseRoute]:
         Route(f"{PREFIX}/api/label-studio/import", label_studio_import, methods=["POST"]),
         Mount(f"{PREFIX}/static", app=StaticFiles(directory=_HERE / "static"), name="review-static"),
     ]
+
+
+def _export_name(given: str | None) -> Path:
+    """The name the page gave its Label Studio export, for the answer's messages; `the export` without one."""
+    if not given or not given.isprintable() or len(given) > 255:  # one line, whatever a client sends
+        return Path("the export")
+    return Path(given)

@@ -9,7 +9,8 @@ async function call(method, path, body) {
   const options = { method, headers: {}, credentials: "same-origin" };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
-    options.body = typeof body === "string" ? body : JSON.stringify(body); // a string: a file's JSON as it is
+    // a File goes as its bytes: file.text() would replace what is not UTF-8, which the server names instead
+    options.body = body instanceof Blob ? body : JSON.stringify(body);
   }
   const answer = await fetch(path, options);
   const payload = await answer.json().catch(() => ({ error: `HTTP ${answer.status}` }));
@@ -125,12 +126,14 @@ async function importLabelStudio() {
   result.className = "";
   result.textContent = `Importing ${file.name}…`;
   try {
-    result.textContent = importSummary(await call("POST", "/review/api/label-studio/import", await file.text()));
+    const path = `/review/api/label-studio/import?file=${encodeURIComponent(file.name)}`;
+    result.textContent = importSummary(await call("POST", path, file));
     await refresh(); // imported records leave the queue
   } catch (error) {
     if (error.status === 401) showSignIn("Your session ended: sign in again.");
     result.className = "error";
-    result.textContent = `${file.name}: ${error.message}`;
+    // a 422 names the file already, as the CLI's line does; nothing stored is one too, never "0 stored"
+    result.textContent = error.status === 422 ? error.message : `${file.name}: ${error.message}`;
   } finally {
     input.value = ""; // the same file can be chosen again
   }
