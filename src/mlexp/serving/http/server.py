@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import shlex
 import signal
@@ -11,6 +12,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -100,7 +102,8 @@ def _refuse_multirun(cfg: DictConfig) -> None:
 
 
 def serve(cfg: DictConfig, tracker: Tracker, app: Starlette, *, description: str, endpoints: list[str]) -> None:
-    """Serve `app` on deploy.host:port until Ctrl-C, SIGTERM or deploy.max_seconds, then stop gracefully.
+    """Serve `app` on deploy.host:port until Ctrl-C, SIGTERM or deploy.max_seconds, then stop gracefully (a Ctrl-C
+    meanwhile drops the requests still in flight and stops at once).
 
     `endpoints`: lines like 'POST /classify {"classifier": "news", "sentence": "..."}' printed as curl examples.
     """
@@ -125,9 +128,45 @@ def serve(cfg: DictConfig, tracker: Tracker, app: Starlette, *, description: str
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a service is meant to stop: the trial still finishes
     finally:
-        # stopped before the handler is restored: a second SIGTERM while requests finish must not kill the process
-        service.stop(settings.request_timeout_s + 2 * SHUTDOWN_GRACE_S)
+        # stopped before the handler is restored: a second SIGTERM while requests finish must not kill the process.
+        # Deliberate, as in uvicorn: SIGTERM comes from supervisors (systemd, docker stop, Kubernetes), which send
+        # SIGKILL after their own grace period; a person at the terminal cuts the wait short with Ctrl-C instead
+        cut = _stop_unless_ctrl_c(service, settings.request_timeout_s + 2 * SHUTDOWN_GRACE_S)
         signal.signal(signal.SIGTERM, previous)
     served = app.state.stats.requests_served
     tracker.log_metric("requests_served", served)
-    print(f"service stopped after {served} request(s)", flush=True)
+    if cut:
+        tracker.log_metric("requests_cut", cut)
+        print(f"service stopped after {served} request(s); Ctrl-C cut short {cut} still in flight", flush=True)
+    else:
+        print(f"service stopped after {served} request(s)", flush=True)
+
+
+def _stop_unless_ctrl_c(service: RunningService, timeout: float) -> int:
+    """Stop `service`, letting in-flight requests finish unless Ctrl-C is pressed meanwhile: then they are dropped
+    and the service ends at once, as uvicorn's own second Ctrl-C does. Returns how many requests Ctrl-C dropped."""
+    cut: list[int] = []
+
+    def cut_short(signum: int, frame: FrameType | None) -> None:
+        if not cut:
+            cut.append(len(service.server.server_state.tasks))
+            service.server.force_exit = True
+
+    def not_a_dropped_request(record: logging.LogRecord) -> bool:
+        # uvicorn logs each dropped request's CancelledError as a traceback: the line `serve` prints says it instead
+        return not (cut and record.thread == service.thread.ident)
+
+    previous = signal.getsignal(signal.SIGINT)
+    # a command started in the background (`&`) ignores Ctrl-C; None: a handler not set from Python, not restorable
+    obeyed = previous is not signal.SIG_IGN and previous is not None
+    if obeyed:
+        signal.signal(signal.SIGINT, cut_short)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(not_a_dropped_request)
+    try:
+        service.stop(timeout)
+    finally:
+        uvicorn_log.removeFilter(not_a_dropped_request)
+        if obeyed:
+            signal.signal(signal.SIGINT, previous)
+    return cut[0] if cut else 0
