@@ -53,6 +53,10 @@ def test_item_similarity_and_als_trials_beat_the_popularity_count_on_movielens(m
     assert test["item_similarity"] > test["popularity"] + 0.01, test
     assert test["user_personalization"] > test["popularity"] + 0.005, test
     assert 0.2 < test["popularity"] < 0.4  # MovieLens' last 10% of ratings: a sane baseline, not an empty split
+    # each personalised trial's own baseline is the popularity trial's figure: its charts' grey line is that bar
+    for recipe in ("item_similarity", "user_personalization"):
+        assert trials[recipe].metrics[f"popularity_{NDCG}"] == pytest.approx(test["popularity"])
+    assert f"popularity_{NDCG}" not in trials["popularity"].metrics
     for recipe, process in done.items():
         metrics = json.loads((run_folder(process) / "reports" / "metrics.json").read_text())
         assert metrics[NDCG] == pytest.approx(test[recipe])

@@ -92,6 +92,11 @@ def test_metrics_at_k_ticks_the_ks_names_the_features_and_draws_cold_users_and_i
     assert list(cold.get_ydata()) == pytest.approx(
         [trial.metrics[f"cold_users_normalized_discounted_cumulative_gain_at_{k}"] for k in (5, 10, 25)]
     )
+    # the bar the recipe must clear, as a model.recipe=popularity trial of the same data scores
+    baseline = lines["NDCG, popularity count"]
+    assert list(baseline.get_ydata()) == pytest.approx(
+        [trial.metrics[f"popularity_normalized_discounted_cumulative_gain_at_{k}"] for k in (5, 10, 25)]
+    )
     items = lines["recall@25, cold items"]
     assert (items.get_xdata()[0], items.get_ydata()[0]) == pytest.approx((25, trial.metrics["cold_items_recall_at_25"]))
     table = (tmp_path / "plots" / "metrics_at_k.csv").read_text().splitlines()

@@ -17,7 +17,8 @@ SHORT = {"normalized_discounted_cumulative_gain": "NDCG"}
 
 def metrics_at_k(rows: list[dict], path: Path, title: str, cold_items_recall: tuple[int, float] | None = None) -> Path:
     """Precision, recall and NDCG at each k (x ticks at the ks); cold users' dashed when the rows hold them
-    (`cold_users_<metric>`); cold items' recall as one point at its k."""
+    (`cold_users_<metric>`), the popularity count's NDCG dotted grey (`popularity_<metric>`); cold items' recall as
+    one point at its k."""
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
     ks = [row["k"] for row in rows]
     for i, name in enumerate(AT_K):
@@ -34,6 +35,9 @@ def metrics_at_k(rows: list[dict], path: Path, title: str, cold_items_recall: tu
                 color=f"C{i}",
                 label=f"{label}, cold users",
             )
+    baseline = "popularity_normalized_discounted_cumulative_gain"
+    if all(baseline in row for row in rows):  # the bar a recipe must clear (not drawn for the popularity recipe)
+        axis.plot(ks, [row[baseline] for row in rows], ":", color="grey", label="NDCG, popularity count")
     ticks = sorted(set(ks))
     if cold_items_recall is not None:
         k, recall = cold_items_recall

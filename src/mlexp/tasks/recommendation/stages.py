@@ -12,11 +12,12 @@ from omegaconf import DictConfig
 
 from mlexp.data import personalize_datasets, personalize_schema
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.recommendation import charts, datasets, evaluation, interactions, recipes
+from mlexp.tasks.recommendation import charts, datasets, evaluation, interactions, popularity, recipes
 from mlexp.tasks.recommendation.catalog import Catalog
 from mlexp.tracking import Tracker
 
 SPLIT_FILE = "split.json"
+NDCG = "normalized_discounted_cumulative_gain"
 HISTORY_KEPT = 50  # latest interactions per user kept with the model for serving
 
 
@@ -170,16 +171,15 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     fields = json.loads((Path(cfg.paths.models) / "recipe.json").read_text())["features"]
     history = frame[frame["split"] != "test"]
     rows = interactions.for_training(history, cfg.solution, cuts["test_start"])
-    metrics = evaluation.evaluate(
-        model,
-        rows,
-        history,
-        interactions.relevant(frame[frame["split"] == "test"], cfg.dataset),
-        cuts["end"],
-        list(cfg.model.ks),
-        fields["interactions"],
-        interactions.relevance_rule(cfg.dataset),
-    )
+    relevant = interactions.relevant(frame[frame["split"] == "test"], cfg.dataset)
+    rule = interactions.relevance_rule(cfg.dataset)
+    ks = list(cfg.model.ks)
+    metrics = evaluation.evaluate(model, rows, history, relevant, cuts["end"], ks, fields["interactions"], rule)
+    # the bar every recipe must clear: the popularity count of the same history, as model.recipe=popularity refits it
+    if model.recipe != popularity.Popularity.recipe:
+        counted = popularity.Popularity.fit(rows, model.catalog)
+        scored = evaluation.evaluate(counted, rows, history, relevant, cuts["end"], ks, fields["interactions"], rule)
+        metrics.update({f"popularity_{NDCG}_at_{k}": scored[f"{NDCG}_at_{k}"] for k in ks})
     # the generated platform's ground truth: does a cold user's top 10 feature their favourite player?
     test_users = frame.loc[frame["split"] == "test", "USER_ID"].unique()
     cold = sorted(set(test_users) - set(history["USER_ID"]))
@@ -188,9 +188,9 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     tracker.log_metrics(metrics)
     plots = Path(cfg.paths.reports) / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    # cold users' columns when the period has users with no earlier interaction
-    names = [f"{prefix}{m}" for prefix in ("", "cold_users_") for m in charts.AT_K]
-    rows = [{"k": k, **{n: metrics[f"{n}_at_{k}"] for n in names if f"{n}_at_{k}" in metrics}} for k in cfg.model.ks]
+    # cold users' columns when the period has users with no earlier interaction, the popularity count's NDCG
+    names = [f"{prefix}{m}" for prefix in ("", "cold_users_") for m in charts.AT_K] + [f"popularity_{NDCG}"]
+    rows = [{"k": k, **{n: metrics[f"{n}_at_{k}"] for n in names if f"{n}_at_{k}" in metrics}} for k in ks]
     pd.DataFrame(rows).to_csv(plots / "metrics_at_k.csv", index=False)
     cold_items = f"cold_items_recall_at_{evaluation.MRR_K}"
     chart = charts.metrics_at_k(
