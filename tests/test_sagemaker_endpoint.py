@@ -207,8 +207,9 @@ def test_churn_endpoint_created_invoked_and_deleted(
     np.testing.assert_allclose([p["churn_probability"] for p in predictions], expected, rtol=1e-6)
     csv, csv_type = handler_answer(handler, model, request, "application/json", "text/csv")
     assert csv_type == "text/csv" and csv.splitlines()[0] == "churn_probability" and len(csv.splitlines()) == 6
-    with pytest.raises(ValueError, match="content type 'image/png' is not supported"):
+    with pytest.raises(Exception, match="content type 'image/png' is not supported") as refused:
         handler.input_fn(b"...", "image/png")
+    assert refused.value.status_code == 415  # the toolkit's error, or RefusedRequest without it
 
     # mlexp predict: the request file goes to InvokeEndpoint as it is, the answer is printed
     from botocore.stub import Stubber

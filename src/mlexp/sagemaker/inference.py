@@ -8,6 +8,12 @@ task's own predict code, and requests and answers are those of `mlflow models se
 `{"dataframe_records": [...]}`, `{"dataframe_split": {...}}`, `{"instances": ...}` or `{"inputs": ...}`
 with optional `"params"`, or CSV with a header row; the answer is `{"predictions": [one object per row]}`
 (or CSV when the request accepts only text/csv).
+
+A request the handler or the model refuses is a client error with a one-line message: 400 for a body it
+cannot read and for values the model's checks refuse (a 4xx MlflowException such as INVALID_PARAMETER_VALUE),
+415 for a content type, 406 for an accept header it does not serve. The container's inference toolkit
+(sagemaker_inference, which the PyTorch container's sagemaker-pytorch-inference carries) answers those as its
+GenericInferenceToolkitError and any other exception with 500: a model failing at predict stays a server error.
 """
 
 from __future__ import annotations
@@ -15,15 +21,49 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 MODEL_FOLDER = "model"
 JSON = "application/json"
 CSV = "text/csv"
+BAD_REQUEST, NOT_ACCEPTABLE, UNSUPPORTED_MEDIA_TYPE = 400, 406, 415
+WHAT_TO_SEND = {JSON: 'a JSON object such as {"dataframe_records": [{...}, ...]}', CSV: "CSV with a header row"}
 
 
-class UnsupportedFormat(ValueError):
-    """A content type or accept header the handler cannot read or write."""
+class RefusedRequest(ValueError):
+    """A client error where the container's toolkit is missing (the handler called on its own); it carries the
+    toolkit error's attributes."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code, self.message, self.phrase = status_code, message, message
+
+
+def refused(status_code: int, message: str) -> Exception:
+    """The error the container's toolkit answers with `status_code` and `message`: its GenericInferenceToolkitError
+    (the toolkit turns any other exception into a 500)."""
+    message = " ".join(message.split())  # the toolkit sends it as the HTTP reason phrase too: one line
+    try:
+        from sagemaker_inference.errors import GenericInferenceToolkitError
+    except ImportError:
+        return RefusedRequest(status_code, message)
+    return GenericInferenceToolkitError(status_code, message)
+
+
+@contextmanager
+def _mlflow_refusals() -> Iterator[None]:
+    """MLflow's and the model's own refusals (a 4xx MlflowException) as client errors; a 5xx one stays a 500."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        status = error.get_http_status_code()
+        if not 400 <= status < 500:
+            raise
+        raise refused(status, error.message) from None
 
 
 def model_fn(model_dir: str) -> Any:
@@ -39,19 +79,32 @@ def _mime(content_type: str | None) -> str:
 
 def input_fn(request_body: bytes | str, request_content_type: str | None) -> tuple[Any, dict[str, Any] | None]:
     """The request as (DataFrame, params): MLflow's scoring JSON or CSV with a header row."""
+    mime = _mime(request_content_type)
+    if mime not in WHAT_TO_SEND:
+        raise refused(
+            UNSUPPORTED_MEDIA_TYPE, f"content type {request_content_type!r} is not supported; send {JSON} or {CSV}"
+        )
+    with _mlflow_refusals():
+        try:
+            return _parsed(request_body, mime)
+        # malformed JSON or CSV, bytes that are not UTF-8, values pandas cannot shape into a table
+        except (ValueError, TypeError) as error:
+            raise refused(
+                BAD_REQUEST, f"the request is not readable {mime} ({error}); send {WHAT_TO_SEND[mime]}"
+            ) from None
+
+
+def _parsed(request_body: bytes | str, mime: str) -> tuple[Any, dict[str, Any] | None]:
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
     text = request_body.decode("utf-8") if isinstance(request_body, bytes | bytearray) else request_body
-    mime = _mime(request_content_type)
     if mime == CSV:
         import pandas as pd
 
         return pd.read_csv(io.StringIO(text)), None
-    if mime != JSON:
-        raise UnsupportedFormat(f"content type {request_content_type!r} is not supported; send {JSON} or {CSV}")
     body = json.loads(text)
     if not isinstance(body, dict):
-        raise UnsupportedFormat('send a JSON object such as {"dataframe_records": [{...}, ...]}')
+        raise ValueError(f"a JSON {type(body).__name__}, not an object")
     params = body.pop("params", None)
     return infer_and_parse_data(body), params
 
@@ -59,7 +112,9 @@ def input_fn(request_body: bytes | str, request_content_type: str | None) -> tup
 def predict_fn(input_data: tuple[Any, dict[str, Any] | None], model: Any) -> Any:
     """The task's predictions: the pyfunc model's predict with the request's params."""
     frame, params = input_data
-    return model.predict(frame, params=params) if params else model.predict(frame)
+    # the model's checks refuse a request with INVALID_PARAMETER_VALUE naming its row and column; other errors are 500s
+    with _mlflow_refusals():
+        return model.predict(frame, params=params) if params else model.predict(frame)
 
 
 def output_fn(prediction: Any, accept: str | None) -> tuple[str, str]:
@@ -71,7 +126,7 @@ def output_fn(prediction: Any, accept: str | None) -> tuple[str, str]:
     if CSV in wanted and JSON not in wanted and "*/*" not in wanted:
         return frame.to_csv(index=False), CSV
     if not {JSON, "*/*"} & set(wanted):
-        raise UnsupportedFormat(f"accept {accept!r} is not supported; ask for {JSON} or {CSV}")
+        raise refused(NOT_ACCEPTABLE, f"accept {accept!r} is not supported; ask for {JSON} or {CSV}")
     # pandas writes numpy values, lists (boxes) and NaN (as null) the way JSON clients expect
     records = json.loads(frame.to_json(orient="records"))
     return json.dumps({"predictions": records}), JSON

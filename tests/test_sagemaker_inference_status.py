@@ -1,0 +1,175 @@
+"""The endpoint's status codes: what the framework container's inference toolkit answers for the archive's handler.
+
+The PyTorch inference container runs sagemaker-pytorch-inference, whose sagemaker_inference Transformer calls
+code/inference.py's four functions and turns any exception into HTTP 500, except its GenericInferenceToolkitError,
+answered with that error's status and message. Here the toolkit's own package (sagemaker-inference, the same
+Transformer) serves the archive of a real churn model; TorchServe's part is the context it hands the handler.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import mlexp
+from conftest import REPO, TINY
+from mlexp.sagemaker import model_package
+
+TASK = "churn_incentives"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model.tar.gz of a churn trial's registered model, unpacked as SageMaker unpacks it into /opt/ml/model."""
+    folder = tmp_path_factory.mktemp("inference-status")
+    project = folder / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLEXP_TRACKING_WRITER", "inline")
+        mlexp.run(TASK, ["deploy=registry", TINY[0], "model.num_round=5"], root=project)
+    saved = model_package.registered_model(f"sqlite:///{project / 'mlflow.db'}", TASK, "1", folder / "package")
+    model_dir = folder / "opt_ml_model"
+    with tarfile.open(model_package.write_archive(saved, folder / "model.tar.gz")) as tar:
+        tar.extractall(model_dir, filter="data")
+    return model_dir
+
+
+def request_with(model_dir: Path, row: int, column: str, value: object) -> bytes:
+    """The model's input example (five customers) with one value changed."""
+    example = json.loads((model_dir / "model" / "serving_input_example.json").read_text())
+    split = example["dataframe_split"]
+    split["data"][row][split["columns"].index(column)] = value
+    return json.dumps(example).encode()
+
+
+class TorchServeContext:
+    """What TorchServe hands the toolkit's handler for one request: the model folder and the request's headers in,
+    the answer's status and content type out (ts.context.Context's methods of these names)."""
+
+    def __init__(self, model_dir: Path, headers: dict[str, str]) -> None:
+        self.system_properties = {"model_dir": str(model_dir)}
+        self.request_processor = [self]
+        self.headers = headers
+        self.status: tuple[int, str] = (200, "")
+        self.content_type = ""
+
+    def get_request_properties(self) -> dict[str, str]:
+        return self.headers
+
+    def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
+        self.status = (code, phrase)
+
+    def set_response_content_type(self, idx: int, value: str) -> None:
+        self.content_type = value
+
+
+@pytest.fixture
+def endpoint(archive: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The toolkit's handler service with the archive's code/inference.py, started as the container starts it."""
+    from sagemaker_inference import default_handler_service as handler_service  # a dev dependency: never skipped
+
+    monkeypatch.setenv("SAGEMAKER_PROGRAM", "inference.py")  # the endpoint's environment (endpoint.py)
+    monkeypatch.setenv("PYTHONPATH", "")  # the service adds code/ to it
+    monkeypatch.syspath_prepend(str(archive / "code"))
+    service = handler_service.DefaultHandlerService()
+    try:
+        service.initialize(TorchServeContext(archive, {}))
+        yield service
+    finally:
+        sys.modules.pop("inference", None)
+
+
+def answer(service: Any, model_dir: Path, body: bytes, content_type: str, accept: str = "application/json") -> Any:
+    """(status, reason phrase, content type, body) of one request through the toolkit's handle()."""
+    context = TorchServeContext(model_dir, {"Content-Type": content_type, "Accept": accept})
+    [response] = service.handle([{"body": body}], context)
+    return (*context.status, context.content_type, response)
+
+
+def test_a_request_the_model_or_handler_refuses_is_a_client_error_with_the_models_one_line_message(
+    endpoint: Any, archive: Path
+):
+    status, _, content_type, body = answer(
+        endpoint, archive, request_with(archive, 0, "State", "KS"), "application/json"
+    )
+    assert (status, content_type) == (200, "application/json") and len(json.loads(body)["predictions"]) == 5
+
+    # the churn model's own row check: MLflow's INVALID_PARAMETER_VALUE naming the request's row and column
+    refused_row = request_with(archive, 1, "CustServ Calls", -3)
+    message = (
+        "column CustServ Calls is negative in row 2 (e.g. -3; the first row is row 1); counts, minutes, charges "
+        "and codes are 0 or more: correct it"
+    )
+    status, phrase, _, body = answer(endpoint, archive, refused_row, "application/json")
+    assert (status, phrase) == (400, message)
+    assert body.splitlines()[0] == message  # the rest of the body is the toolkit's traceback
+
+    missing = json.dumps({"dataframe_records": [{"State": "KS"}]}).encode()
+    status, phrase, _, _ = answer(endpoint, archive, missing, "application/json")
+    assert status == 400 and phrase.startswith("customer rows lack the columns Account Length, Area Code")
+
+    status, phrase, _, _ = answer(endpoint, archive, b'{"dataframe_records": [', "application/json")
+    assert status == 400 and phrase.startswith("the request is not readable application/json (Expecting value")
+    assert phrase.endswith('send a JSON object such as {"dataframe_records": [{...}, ...]}')
+    status, phrase, _, _ = answer(endpoint, archive, b"[1, 2]", "application/json")
+    assert (status, phrase) == (
+        400,
+        "the request is not readable application/json (a JSON list, not an object); "
+        'send a JSON object such as {"dataframe_records": [{...}, ...]}',
+    )
+    status, phrase, _, _ = answer(endpoint, archive, b'{"rows": []}', "application/json")
+    assert status == 400 and "exactly one of the input fields" in phrase  # MLflow's BAD_REQUEST
+    status, phrase, _, _ = answer(endpoint, archive, b'State,"Account Length\n', "text/csv; charset=utf-8")
+    assert status == 400 and phrase.startswith("the request is not readable text/csv (Error tokenizing data")
+
+    # the toolkit decodes a bare application/json or text/csv body itself, before the handler: its own 500
+    assert answer(endpoint, archive, b'{"inputs": "\xff"}', "application/json")[0] == 500
+    status, phrase, _, _ = answer(endpoint, archive, b'{"inputs": "\xff"}', "application/json; charset=utf-8")
+    assert status == 400 and phrase.startswith("the request is not readable application/json ('utf-8' codec")
+
+    status, phrase, _, _ = answer(endpoint, archive, b"\x89PNG", "image/png")
+    assert (status, phrase) == (415, "content type 'image/png' is not supported; send application/json or text/csv")
+    status, phrase, _, _ = answer(
+        endpoint, archive, request_with(archive, 0, "State", "KS"), "application/json", "text/html"
+    )
+    assert (status, phrase) == (406, "accept 'text/html' is not supported; ask for application/json or text/csv")
+
+
+def test_a_model_failing_at_predict_stays_a_server_error(endpoint: Any, archive: Path):
+    model = endpoint._service._model  # the model the toolkit loaded with model_fn
+    model.unwrap_python_model().booster = None  # a booster lost after loading: the model's fault, not the request's
+    status, phrase, _, _ = answer(endpoint, archive, request_with(archive, 0, "State", "KS"), "application/json")
+    assert status == 500 and "NoneType" in phrase
+
+
+def packaged_handler(model_dir: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("packaged_inference", model_dir / "code" / "inference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_handler_on_its_own_raises_the_same_status_and_message_without_the_toolkit(
+    archive: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(sys.modules, "sagemaker_inference.errors", None)  # as on a machine without the toolkit
+    handler = packaged_handler(archive)
+    model = handler.model_fn(str(archive))
+    data = handler.input_fn(request_with(archive, 3, "Int'l Plan", "maybe"), "application/json")
+    with pytest.raises(handler.RefusedRequest) as refused:
+        handler.predict_fn(data, model)
+    assert refused.value.status_code == 400 and str(refused.value) == refused.value.message
+    assert refused.value.message.startswith("column Int'l Plan is not yes/no in row 4")
+    with pytest.raises(handler.RefusedRequest) as refused:
+        handler.input_fn(b"...", "image/png")
+    assert refused.value.status_code == 415
