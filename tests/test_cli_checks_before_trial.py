@@ -45,6 +45,21 @@ BIG = 99999999999999991611392  # int(1e23)
             "model.epochs is given twice (model.epochs=1,2 and model.epochs=3), and a run takes one value per key: "
             "keep one of them; to run each value, sweep them: -m model.epochs=1,2,3",
         ),
+        (  # a value both give is listed once
+            ["model.l1_size=8", "model.l1_size=8,16"],
+            "model.l1_size is given twice (model.l1_size=8 and model.l1_size=8,16), and a run takes one value per key: "
+            "keep one of them; to run each value, sweep them: -m model.l1_size=8,16",
+        ),
+        (  # a value out of its key's range: its own line, not a sweep the sweep's check would refuse
+            ["model.epochs=2", "model.epochs=-1"],
+            "model.epochs is given twice (model.epochs=2 and model.epochs=-1), and a run takes one value per key: "
+            "keep one of them; model.epochs=-1 is out of range: it must be at least 1",
+        ),
+        (
+            ["-m", "task=tabular_regression", "model.epochs=3,0", "model.epochs=3"],
+            "model.epochs is given twice (model.epochs=3,0 and model.epochs=3), and a run takes one value per key: "
+            "keep one of them; model.epochs=0 is out of range: it must be at least 1",
+        ),
         (
             ["hydra.job.chdir=true", "hydra.job.chdir=false"],
             "hydra.job.chdir is given twice (hydra.job.chdir=true and hydra.job.chdir=false), and a run takes one "
@@ -89,11 +104,31 @@ def test_a_search_of_an_integer_key_past_64_bits_is_one_line_before_the_sweep(tm
     )
 
 
-def test_a_search_of_an_integer_key_to_infinity_is_the_bound_line(tmp_project):
-    # it was told to write int(interval(1, inf)), which Hydra's grammar cannot evaluate (an OverflowError)
-    search = "model.epochs=interval(1, inf)"
-    assert one_line_error(tmp_project, "-m", "sweep=random", search) == (
-        f"{search}: model.epochs=inf is out of range: it must be at least 1 and at most {2**63 - 1}"
+ENDLESS = "an integer range needs a finite upper bound (no whole number is inf); give one, e.g. "
+
+
+@pytest.mark.parametrize(
+    ("search", "example"),
+    # int(...): Hydra's grammar failed on int(inf) as it read the override, in its own OverflowError line
+    [
+        ("model.epochs=interval(1, inf)", "model.epochs=int(interval(1, 100))"),
+        ("model.epochs=int(interval(1, inf))", "model.epochs=int(interval(1, 100))"),
+        ("model.epochs=tag(log, int(interval(1,inf)))", "model.epochs=tag(log, int(interval(1, 100)))"),
+    ],
+)
+def test_a_search_of_an_integer_key_to_infinity_is_one_line_with_a_finite_range(tmp_project, search, example):
+    assert one_line_error(tmp_project, "-m", "sweep=random", search) == f"{search}: {ENDLESS}'{example}'"
+
+
+def test_a_sweep_file_searching_whole_numbers_to_infinity_is_refused_before_its_record(tmp_project):
+    # Hydra's sweeper failed reading it with its own OverflowError block, after the sweep's record had opened
+    (tmp_project / "conf" / "sweep" / "endless.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - tpe\nsweep:\n  name: endless\n"
+        "hydra:\n  sweeper:\n    params:\n      model.epochs: int(interval(1, inf))\n"
+    )
+    assert one_line_error(tmp_project, "-m", "task=tabular_regression", "sweep=endless") == (
+        f"hydra.sweeper.params of sweep=endless: model.epochs=int(interval(1, inf)): {ENDLESS}"
+        "'model.epochs=int(interval(1, 100))'"
     )
 
 

@@ -192,7 +192,13 @@ def check_command_word(argv: list[str], commands: list[str], conf_dir: Path) -> 
 
 
 def grammar_error(error: OverrideParseException) -> str:
-    """Hydra's reason an override does not parse, in one line with the override and the grammar's page."""
+    """Hydra's reason an override does not parse, in one line with the override and the grammar's page; for a search
+    of whole numbers to infinity, which Hydra's int(...) cannot read, the sweep check's own line."""
+    from mlexp.sweeps.search_space import endless_whole_search  # only for an override that does not parse
+
+    endless = endless_whole_search(error.override)
+    if endless is not None:
+        return str(endless)
     lines = [line.strip() for line in str(error).splitlines()]
     reason = "; ".join(line for line in lines if line and not line.startswith(("Error parsing", "See http")))
     return f"{error.override}: {reason}; {_spacing_hint(error.override, reason)}the override grammar: {GRAMMAR_URL}"

@@ -8,7 +8,7 @@ the sweep check each listed value, so a sweep refuses `model.epochs=0,5` before 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
@@ -78,12 +78,13 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
 
 
 def interval_out_of_bounds(
-    key: str, start: float, end: float, bound: Bound | None, *, whole: bool = False
+    key: str, start: float, end: float, bound: Bound | None, *, whole: bool = False, tags: Iterable[str] = ()
 ) -> ConfigError | None:
     """The error for an `interval(start, end)` a search would sample outside `bound`. A float interval leaves its end
     out (start <= value < end), so an end equal to an open upper bound still fits; Optuna's whole-number interval
     (int(interval(...))) samples its end too. `whole`: the key takes whole numbers, and its ends are judged as the
-    integers int(interval(...)) makes of them, held to the 64-bit bound as a value given alone is."""
+    integers int(interval(...)) makes of them, held to the 64-bit bound as a value given alone is; `tags`: the
+    interval's (`log`), kept in the range an error offers instead."""
     if bound is None:
         return None
     if isinstance(start, int) and isinstance(end, int):
@@ -91,11 +92,35 @@ def interval_out_of_bounds(
     upper = Bound(high=bound.high) if bound.high is not None else None
     refused = out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
     if refused is None and whole:
-        endless = next((end_ for end_ in (start, end) if not math.isfinite(end_)), None)
-        if endless is not None:  # inside an open-ended range, but no whole number: int(interval(1, inf)) overflows
-            return ConfigError(f"{key}={endless} is out of range: it must be {bound} and at most {LARGEST_INTEGER}")
-        return interval_out_of_bounds(key, int(start), int(end), bound)
+        endless = endless_integer_range(key, start, end, tags)
+        return endless or interval_out_of_bounds(key, int(start), int(end), bound)
     return refused
+
+
+def endless_integer_range(key: str, start: float, end: float, tags: Iterable[str] = ()) -> ConfigError | None:
+    """The error for a search of whole numbers with an end that is no number (`int(interval(1, inf))`, or
+    `interval(1, inf)` of a key that takes whole numbers), even inside an open-ended range: no whole number is
+    infinite, and Hydra's int(...) fails on it as it reads the override; None when both ends are finite."""
+    if math.isfinite(start) and math.isfinite(end):
+        return None
+    low = start if math.isfinite(start) else _round_past(end if math.isfinite(end) else 0, up=False)
+    high = end if math.isfinite(end) else _round_past(low, up=True)
+    endless = [(side, value) for side, value in (("lower", start), ("upper", end)) if not math.isfinite(value)]
+    needs = f"a finite {endless[0][0]} bound" if len(endless) == 1 else "finite bounds"
+    example = f"int(interval({_shown(low)}, {_shown(high)}))"
+    example = f"{key}=tag({', '.join(sorted(tags))}, {example})" if tags else f"{key}={example}"
+    return ConfigError(
+        f"an integer range needs {needs} (no whole number is {' or '.join(str(value) for _, value in endless)}); "
+        f"give {'one' if len(endless) == 1 else 'them'}, e.g. '{example}'"
+    )
+
+
+def _round_past(end: float, *, up: bool) -> float:
+    """A round number (100, 1000, ...; or -100, ...) beyond `end`, for an example range."""
+    past = 100.0 if up else -100.0
+    while past <= end if up else past >= end:
+        past *= 10
+    return past
 
 
 def within(key: str, keys: set[str]) -> bool:

@@ -273,10 +273,10 @@ def _check_options(
 ) -> tuple[list[str], list[str] | None]:
     """Check the group options; return the group choices and the value keys to check (None: nothing to check)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
-    if check_options:
-        check_repeated_keys(parsed)
     groups = config_groups(conf_dir)
     task = _chosen_task(conf_dir, parsed) if check_options else None
+    if check_options:
+        check_repeated_keys(parsed, task)
 
     def run_task() -> str | None:  # the task, worked out only for the rare override that needs it
         return task if check_options else _chosen_task(conf_dir, parsed)

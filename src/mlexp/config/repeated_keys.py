@@ -3,15 +3,19 @@ run would not be the one the first value asked for."""
 
 from __future__ import annotations
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import HydraException
 
+from mlexp import tasks
+from mlexp.config.bounds import out_of_bounds
 from mlexp.errors import ConfigError
 
 
-def check_repeated_keys(overrides: list[Override]) -> None:
+def check_repeated_keys(overrides: list[Override], task: str | None = None) -> None:
     """Refuse a `key=value` or `++key=value` whose key an earlier one set: `++` sets an existing key as `=` does.
     `+key` adds a key and `~key` deletes one, and Hydra says itself what it cannot apply of them; a sweep's values
-    (`-m model.epochs=1,2`) are one override."""
+    (`-m model.epochs=1,2`) are one override. `task`: the run's, whose ranges judge the values a sweep would list."""
     first: dict[str, Override] = {}
     for override in overrides:
         if override.type not in (OverrideType.CHANGE, OverrideType.FORCE_ADD):
@@ -21,22 +25,46 @@ def check_repeated_keys(overrides: list[Override]) -> None:
         if key not in first:
             first[key] = override
             continue
-        raise _repeated(key, first[key], override)
+        raise _repeated(key, first[key], override, task)
 
 
-def _repeated(key: str, earlier: Override, later: Override) -> ConfigError:
+def _repeated(key: str, earlier: Override, later: Override, task: str | None) -> ConfigError:
     """The one line naming the key, both values and the fix."""
     values = [_value(earlier), _value(later)]
     if values[0] == values[1]:
         return ConfigError(f"{key}={values[0]} is given twice; keep one of them")
     fix = "keep one of them"
+    # `8` and `8,16` sweep 8 once; only marks-free values split at their commas as the grammar does
+    listed = list(dict.fromkeys(item for value in values for item in value.split(",")))
     if key == "task":  # a sweep runs one task: its record, table and best trial are that task's
         fix += "; to run each task, run one command per task"
-    elif not key.startswith("hydra") and not any(mark in value for value in values for mark in "([{'\"$"):
-        fix += f"; to run each value, sweep them: -m {key}={','.join(values)}"
+    elif not key.startswith("hydra") and not any(mark in value for value in values for mark in "([{'\"$\\"):
+        # the sweep's own check would refuse a value out of the key's range: that value's line, not a sweep that fails
+        refused = _first_out_of_range(key, listed, task)
+        if refused is not None:
+            fix += f"; {refused}"
+        elif len(listed) > 1:
+            fix += f"; to run each value, sweep them: -m {key}={','.join(listed)}"
     return ConfigError(
         f"{key} is given twice ({key}={values[0]} and {key}={values[1]}), and a run takes one value per key: {fix}"
     )
+
+
+def _first_out_of_range(key: str, values: list[str], task: str | None) -> ConfigError | None:
+    """The range check a run of `key=value` meets (the task's bounds), for the first value that fails it."""
+    bound = tasks.get(task).bounds.get(key) if task is not None and task in tasks.load_all() else None
+    if bound is None:
+        return None
+    parser = OverridesParser.create()
+    for value in values:
+        try:
+            typed = parser.parse_override(f"{key}={value}").value()
+        except HydraException:
+            continue  # not a value of the grammar: Hydra's own line says so when it is run
+        refused = out_of_bounds(key, typed, bound)
+        if refused is not None:
+            return refused
+    return None
 
 
 def _value(override: Override) -> str:

@@ -12,12 +12,12 @@ from typing import NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override, OverrideType
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
-from mlexp.config.bounds import interval_out_of_bounds
+from mlexp.config.bounds import endless_integer_range, interval_out_of_bounds
 from mlexp.config.overrides import command_overrides, schema_field, sweeper_params
 from mlexp.errors import ConfigError
 
@@ -67,13 +67,35 @@ def swept_overrides(config: DictConfig, parser: OverridesParser) -> list[Swept]:
     command's values, which it ignores, are the ones checked."""
     command = parser.parse_overrides(command_overrides(config.hydra))
     swept = [Swept(o, None) for o in command if o.is_sweep_override()]
+    sweep_file = str(config.hydra.runtime.choices.get("sweep"))
     try:
         from_params = parser.parse_overrides(sweeper_params(config.hydra))
-    except (HydraException, OmegaConfBaseException):
+    except (HydraException, OmegaConfBaseException) as error:
+        endless = endless_whole_search(error.override) if isinstance(error, OverrideParseException) else None
+        if endless is not None:  # Hydra's sweeper would fail on it after the sweep's record opened
+            raise ConfigError(f"hydra.sweeper.params of sweep={sweep_file}: {endless}") from None
         return swept  # the sweeper reports its own search space
     given = {o.get_key_element() for o in command}  # the sweepers' key: with its +/++/~ and package
-    sweep_file = str(config.hydra.runtime.choices.get("sweep"))
     return swept + [Swept(o, sweep_file) for o in from_params if o.get_key_element() not in given]
+
+
+def endless_whole_search(written: str | None) -> ConfigError | None:
+    """The refusal of an interval to infinity of a key that takes whole numbers (check_search_space) for the same
+    search written with int(...) (`model.epochs=int(interval(1, inf))`), which never reaches that check: Hydra's
+    grammar makes each end an integer as it reads the override, and fails on int(inf) with an OverflowError. None for
+    any other override."""
+    key, _, value = (written or "").partition("=")
+    as_fractions = re.sub(r"(?<!\w)int\(", "float(", value)  # which Hydra reads: the ends and tags as given
+    if as_fractions == value:
+        return None
+    try:
+        search = OverridesParser.create().parse_override(f"key={as_fractions}").value()
+    except HydraException:
+        return None
+    if not isinstance(search, IntervalSweep) or search.start is None or search.end is None:
+        return None
+    refused = endless_integer_range(key.lstrip("+~").strip(), search.start, search.end, search.tags)
+    return None if refused is None else ConfigError(f"{written}: {refused}")
 
 
 def as_typed(value: str) -> str:
@@ -118,7 +140,9 @@ def check_search_space(config: DictConfig) -> None:
         interval = override.value()
         if isinstance(interval, IntervalSweep) and interval.start is not None and interval.end is not None:
             whole = _takes_whole_numbers(config, key)
-            refused = interval_out_of_bounds(key, interval.start, interval.end, bounds.get(key), whole=whole)
+            refused = interval_out_of_bounds(
+                key, interval.start, interval.end, bounds.get(key), whole=whole, tags=interval.tags
+            )
             if refused is not None:
                 raise ConfigError(f"{line}: {refused}")
             if whole and not (isinstance(interval.start, int) and isinstance(interval.end, int)):
