@@ -16,6 +16,8 @@ from anomaly_detection_helpers import config, open_queries
 from conftest import run_cli, trials_of
 from mlexp.data import nyc_taxi
 from mlexp.tasks.anomaly_detection import inputs, staging
+from mlexp.tasks.anomaly_detection.dialects import DUCKDB
+from mlexp.tasks.anomaly_detection.queries import Source
 
 TASK = "anomaly_detection"
 HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,PULocationID,trip_distance,payment_type,fare_amount"
@@ -92,10 +94,10 @@ def test_whole_numbers_keep_the_typed_reader_and_read_exactly(tmp_path, capsys, 
     assert _warnings(capsys) == [] and reads == [path]
 
 
-def _parquet(folder: Path, **types: pa.DataType) -> Path:
-    """ROWS as a Parquet file, each column of `types` stored as that type (the others as TLC types them)."""
+def _parquet(folder: Path, lines: list[str] = ROWS, **types: pa.DataType) -> Path:
+    """`lines` (ROWS) as a Parquet file, each column of `types` stored as that type (the others as TLC types them)."""
     names = HEADER.split(",")
-    rows = [row.split(",") for row in ROWS]
+    rows = [row.split(",") for row in lines]
     table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
     tlc = {"tpep_pickup_datetime": pa.timestamp("us"), "tpep_dropoff_datetime": pa.timestamp("us")}
     for name, type in {**tlc, "trip_distance": pa.float64(), "fare_amount": pa.float64(), **types}.items():
@@ -138,20 +140,61 @@ def test_a_code_with_a_fraction_in_a_parquet_float_column_reads_as_null_with_a_w
 
 
 def test_a_parquet_float_code_that_is_nan_or_beyond_a_bigint_is_told_apart(tmp_path, capsys):
-    # NaN is a float column's missing value (as an empty CSV field): null, silently; 1e30 and inf are numbers no
-    # BIGINT holds, warned as out of range
+    # NaN is no ID: null, with a warning of its own (a float column's missing value is null, as pandas writes it, not
+    # NaN; -NaN is NaN); 1e30 and inf are numbers no BIGINT holds, warned as out of range
     path = tmp_path / "yellow_tripdata_2019-01.parquet"
-    start = pa.array([datetime(2019, 1, 1, hour) for hour in range(4)], pa.timestamp("us"))
-    ids = pa.array([132.0, math.nan, 1e30, math.inf])
+    start = pa.array([datetime(2019, 1, 1, hour) for hour in range(6)], pa.timestamp("us"))
+    ids = pa.array([132.0, math.nan, 1e30, math.inf, -math.nan, None])
     pq.write_table(pa.table({"tpep_pickup_datetime": start, "tpep_dropoff_datetime": start, "PULocationID": ids}), path)
     cfg = config(tmp_path)
     unreadable: dict = {}
     staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), {}, unreadable)
 
-    assert unreadable == {"PULocationID": {"1e+30": 1, "inf": 1}}
-    [warning] = _warnings(capsys)
-    assert f"{path}: PULocationID: 2 rows hold a number out of range for the column's type (BIGINT: " in warning
-    assert "(the first on row 3): '1e+30' (1 row), 'inf' (1 row);" in warning
+    assert unreadable == {"PULocationID": {"1e+30": 1, "inf": 1, "nan": 2}}
+    out_of_range, nan = _warnings(capsys)
+    assert f"{path}: PULocationID: 2 rows hold a number out of range for the column's type (BIGINT: " in out_of_range
+    assert "(the first on row 3): '1e+30' (1 row), 'inf' (1 row);" in out_of_range
+    assert nan == (
+        f"mlexp: warning: {path}: PULocationID: 2 rows hold NaN (not a number) where the column holds whole numbers "
+        f"(codes and IDs, BIGINT), read as null (the first on row 2): 'nan' (2 rows); {_kept('PULocationID')}"
+    )
+
+
+NAN_ROWS = [*ROWS[:2], "nan,2019-01-02 10:00:00,2019-01-02 10:09:00,236,2.5,nan,9"]
+
+
+@pytest.mark.parametrize("saved_as", ["csv", "parquet"])
+def test_a_nan_code_is_counted_and_named_alike_from_parquet_floats_and_csv_text(tmp_path, capsys, saved_as):
+    floats = {"VendorID": pa.float64(), "payment_type": pa.float64()}
+    path = _csv(tmp_path, NAN_ROWS) if saved_as == "csv" else _parquet(tmp_path, NAN_ROWS, **floats)
+    cfg = config(tmp_path)
+    unknown: dict = {}
+    staging.stage_csv(cfg, inputs.check_files(cfg, [path], [nyc_taxi.PICKUP]), unknown, {})
+
+    assert unknown == {"VendorID": {"nan": 1}, "payment_type": {"nan": 1}}  # with the coded columns' other nulls
+    where = "line 4" if saved_as == "csv" else "row 3"
+    assert sorted(_warnings(capsys)) == [
+        f"mlexp: warning: {path}: {column}: 1 row holds NaN (not a number) where the column holds whole numbers "
+        f"(codes and IDs, BIGINT), read as null (the first on {where}): 'nan' (1 row); {_kept(column)}"
+        for column in ("VendorID", "payment_type")
+    ]
+
+
+def test_a_parquet_file_of_tlcs_own_types_gets_no_query_for_unread_values(tmp_path, capsys):
+    # integer codes and IDs hold no NaN nor fraction, so the file is not scanned for them; NaN in the DOUBLE columns
+    # (passenger_count, RatecodeID) is data, kept as a CSV's `nan` there is
+    path = tmp_path / "yellow_tripdata_2024-01.parquet"
+    start = pa.array([datetime(2024, 1, 1, hour) for hour in range(2)], pa.timestamp("us"))
+    integers = {"VendorID": pa.int32(), "PULocationID": pa.int32(), "payment_type": pa.int64()}
+    columns = {name: pa.array([1, 2], type) for name, type in integers.items()}
+    doubles = {"passenger_count": [1.0, math.nan], "RatecodeID": [math.nan, 1.0]}
+    times = {"tpep_pickup_datetime": start, "tpep_dropoff_datetime": start}
+    pq.write_table(pa.table({**times, **columns, **doubles}), path)
+    cfg = config(tmp_path)
+    [file] = inputs.check_files(cfg, [path], [nyc_taxi.PICKUP])
+    assert inputs.trip_queries(cfg, DUCKDB, Source(nyc_taxi.reader_sql(file), file.columns)).unread() is None
+    staging.stage_csv(cfg, [file])
+    assert _warnings(capsys) == []
 
 
 US_ROWS = [

@@ -163,6 +163,45 @@ def test_a_trial_on_a_csv_named_parquet_fails_in_one_line(tmp_project):
     assert failed.status == "FAILED"
 
 
+def _gzipped_parquet(path):
+    """TRIPS_CSV as a Parquet file compressed whole with gzip, as a download saved unpacked."""
+    packed = pa.BufferOutputStream()
+    pq.write_table(pa_csv.read_csv(pa.BufferReader(TRIPS_CSV)), packed)
+    path.write_bytes(gzip.compress(packed.getvalue().to_pybytes()))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        ("yellow_tripdata_2024-01.parquet.gz",
+         "unpack it with `gunzip {path}`, then point dataset.path at {folder}/yellow_tripdata_2024-01.parquet"),
+        ("yellow_tripdata_2024-01.parquet", "unpack it in place with `mv {path} {path}.gz && gunzip {path}.gz`"),
+    ],
+    ids=["named_parquet_gz", "named_parquet"],
+)  # fmt: skip
+def test_a_gzipped_parquet_file_fails_saying_so_and_how_to_unpack_it(tmp_path, name, fix):
+    path = _gzipped_parquet(tmp_path / name)
+    with pytest.raises(DataError) as error:
+        nyc_taxi.inspect(path, duckdb.connect())
+    assert str(error.value) == (
+        f"{path}: a gzip-compressed Parquet file, which DuckDB reads only unpacked; "
+        + fix.format(path=path, folder=tmp_path)
+    )
+
+
+def test_a_trial_on_a_gzipped_parquet_file_fails_in_one_line(tmp_project):
+    path = _gzipped_parquet(tmp_project / "yellow_tripdata_2024-01.parquet.gz")
+    done = run_cli(tmp_project, "task=anomaly_detection", f"dataset.path={path}", check=False)
+    [failed] = trials_of(tmp_project, experiment="anomaly_detection")
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"mlexp: error: stage 'prepare' failed: {path}: a gzip-compressed Parquet file, which DuckDB reads only "
+        f"unpacked; unpack it with `gunzip {path}`, then point dataset.path at {path.with_suffix('')} "
+        f"(trial {failed.run_id} marked FAILED)"
+    ]
+    assert failed.status == "FAILED"
+
+
 def test_globs_and_folders_of_monthly_files(tmp_path):
     for month in ("2019-01", "2019-02"):
         (tmp_path / f"yellow_tripdata_{month}.parquet").write_bytes(b"PAR1")

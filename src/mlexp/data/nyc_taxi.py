@@ -25,8 +25,8 @@ from typing import BinaryIO
 
 import duckdb
 
-from mlexp.data.parquet_files import GZIP_MAGIC, not_parquet
 from mlexp.data.parquet_files import MAGIC as PARQUET_MAGIC
+from mlexp.data.parquet_files import holds_gzipped_parquet, is_gzip, not_parquet
 from mlexp.data.sources import expand
 from mlexp.data.text_files import not_utf8, with_nul
 from mlexp.errors import DataError
@@ -89,10 +89,13 @@ def locate(path: str | Path) -> list[Path]:
 
 
 def file_format(path: Path) -> str:
+    """parquet or csv: by the name, else by the first bytes. A Parquet file gzipped whole (.parquet.gz) is parquet,
+    so that reading it fails naming what it is (`not_parquet`), not as a CSV that is binary."""
     if path.suffix.lower() in (".parquet", ".pq"):
         return "parquet"
     with path.open("rb") as handle:
-        return "parquet" if handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC else "csv"
+        parquet = handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    return "parquet" if parquet or holds_gzipped_parquet(path) else "csv"
 
 
 def file_month(path: Path) -> str | None:
@@ -101,13 +104,9 @@ def file_month(path: Path) -> str | None:
     return f"{found[-1][0]}-{found[-1][1]}" if found else None
 
 
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(2) == GZIP_MAGIC
-
-
-def _open_bytes(path: Path) -> BinaryIO:
-    return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # type: ignore[return-value]
+def open_bytes(path: Path) -> BinaryIO:
+    """A file's bytes, unpacked when it is gzip-compressed."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")  # type: ignore[return-value]
 
 
 def csv_header(path: Path) -> list[str]:
@@ -116,7 +115,7 @@ def csv_header(path: Path) -> list[str]:
     Only the first line is decoded, so a byte that is not UTF-8 further down is reported at its own line.
     """
     try:
-        with _open_bytes(path) as raw:
+        with open_bytes(path) as raw:
             data = raw.readline(1 << 20)
     except (OSError, EOFError) as error:
         raise DataError(f"{path}: line 1: expected a header row of column names ({error})") from error
@@ -145,7 +144,7 @@ def csv_header(path: Path) -> list[str]:
 
 def encoding_error(path: Path) -> str:
     """The first line of a file that is not UTF-8, as one line (DuckDB's own error counts lines differently)."""
-    with _open_bytes(path) as raw:
+    with open_bytes(path) as raw:
         for number, data in enumerate(raw, start=1):
             try:
                 data.decode("utf-8")
@@ -176,7 +175,7 @@ def reader_sql(file: TripFile) -> str:
         return f"read_parquet({_text(str(file.path))})"
     names = list(file.columns)
     columns = ", ".join(f"{_text(name)}: 'VARCHAR'" for name in [*names, OVERFLOW])
-    compression = "gzip" if _is_gzip(file.path) else "none"
+    compression = "gzip" if is_gzip(file.path) else "none"
     read = (
         f"read_csv({_text(str(file.path))}, header = true, auto_detect = false, columns = {{{columns}}}, "
         f"delim = ',', quote = '\"', escape = '\"', strict_mode = false, null_padding = true, "
@@ -195,7 +194,7 @@ def field_count_error(path: Path) -> str:
     """
     expected = len(csv_header(path))
     with (
-        _open_bytes(path) as raw,
+        open_bytes(path) as raw,
         io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text,
     ):
         last = [""]

@@ -2,11 +2,15 @@
 
 A Parquet file starts and ends with the bytes PAR1. DuckDB's own error ("No magic bytes found at end of file")
 says neither what the file is nor what to do about it: a CSV saved under a .parquet name, a gzip or ZIP download
-not unpacked, the error page a failed download saves (HTML or XML), a download cut short.
+not unpacked, the error page a failed download saves (HTML or XML), a download cut short. A Parquet file gzipped
+whole (yellow_tripdata_2024-01.parquet.gz) is told by the start of what it unpacks to, whatever its name.
 """
 
 from __future__ import annotations
 
+import gzip
+import shlex
+import zlib
 from pathlib import Path
 
 MAGIC = b"PAR1"
@@ -30,7 +34,7 @@ def not_parquet(path: Path) -> str | None:
     if head.startswith(MAGIC):
         return f"{problem}: it starts as one but its end is missing (a download cut short?); download it again"
     if head.startswith(GZIP_MAGIC):
-        return (
+        return gzipped_parquet(path) or (
             f"{problem}: it is gzip-compressed; if it holds a CSV, rename it to .csv.gz, else unpack it "
             "(gunzip) and give the Parquet file inside"
         )
@@ -46,6 +50,36 @@ def not_parquet(path: Path) -> str | None:
         )
     looks = "text, a CSV by its first line" if "," in first else "text, its first line"
     return f"{problem}: it is {looks} {first!r}; rename it to .csv, or give the real Parquet file"
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether a file is gzip-compressed, by its first bytes (a .csv.gz, or a file so compressed under any name)."""
+    with path.open("rb") as handle:
+        return handle.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+
+
+def holds_gzipped_parquet(path: Path) -> bool:
+    """Whether a file is a Parquet file compressed whole with gzip: it unpacks to Parquet's first bytes."""
+    if not is_gzip(path):
+        return False
+    try:
+        with gzip.open(path, "rb") as unpacked:
+            return unpacked.read(len(MAGIC)) == MAGIC
+    except (OSError, EOFError, zlib.error):  # a gzip header over damaged data: no Parquet to tell
+        return False
+
+
+def gzipped_parquet(path: Path) -> str | None:
+    """One line saying a file is a Parquet file compressed whole with gzip, and how to unpack it; None otherwise."""
+    if not holds_gzipped_parquet(path):
+        return None
+    problem = f"{path}: a gzip-compressed Parquet file, which DuckDB reads only unpacked"
+    if path.suffix.lower() == ".gz":
+        unpacked = path.with_suffix("")
+        return f"{problem}; unpack it with `gunzip {shlex.quote(str(path))}`, then point dataset.path at {unpacked}"
+    # gunzip refuses a name without .gz; renamed first, the file unpacks to its own name and dataset.path stays
+    packed = shlex.quote(f"{path}.gz")
+    return f"{problem}; unpack it in place with `mv {shlex.quote(str(path))} {packed} && gunzip {packed}`"
 
 
 def first_text_line(head: bytes) -> str | None:

@@ -336,7 +336,8 @@ class TripQueries:
 
 
 def number_text(number: str) -> str:
-    """A number as DuckDB prints it (2.5, 1e+30, inf), NaN as null: a float column's missing value (pandas'), as an
-    empty CSV field."""
-    # NaN is told by its text: DuckDB 2.0 folds isnan() of a Parquet column to false (its statistics skip NaN)
-    return f"nullif(nullif(CAST({number} AS VARCHAR), 'nan'), '-nan')"
+    """A number as DuckDB prints it (2.5, 1e+30, inf, nan). NaN is named as CSV text `nan` is: a float column's
+    missing value is null (pandas writes null, not NaN), so a NaN where a code belongs is a value, read as null."""
+    # told by its text, and its sign dropped: DuckDB 2.0 folds isnan() of a Parquet column to false (its statistics
+    # skip NaN)
+    return f"replace(CAST({number} AS VARCHAR), '-nan', 'nan')"

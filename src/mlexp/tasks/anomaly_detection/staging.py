@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from mlexp.data import nyc_taxi
+from mlexp.data.parquet_files import is_gzip
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, literal, quote
 from mlexp.tasks.anomaly_detection.engines import OutputError, Tally, connect, file_month_sql, write_parquet
@@ -161,8 +162,7 @@ def typed_csv_reader(
     whole = [name for name, sql_type in types.items() if sql_type == "BIGINT"]
     read = {name: "DOUBLE" if name in whole else sql_type for name, sql_type in types.items()}
     columns = ", ".join(f"{literal(name)}: {literal(sql_type)}" for name, sql_type in read.items())
-    with file.path.open("rb") as handle:
-        compression = "gzip" if handle.read(2) == nyc_taxi.GZIP_MAGIC else "none"
+    compression = "gzip" if is_gzip(file.path) else "none"
     relation = (
         f"read_csv({literal(str(file.path))}, header = true, auto_detect = false, columns = {{{columns}}}, "
         f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, null_padding = false, nullstr = '', "

@@ -1,14 +1,14 @@
 """The prepare stage's warnings about values that read as null though written: one line per file, column and kind.
 
 A kind is the marker of queries.py's `unread` (UNKNOWN_CODE, UNREADABLE_NUMBER), told apart here for numbers: beyond
-the range of the column's type (OUT_OF_RANGE), or with a fraction where it holds whole numbers (NOT_WHOLE). Each
-warning names the values with their rows and where the first one is: its row in a Parquet file, its line in a CSV
-(`line_numbers`, which reads the file once more, only when there is a warning).
+the range of the column's type (OUT_OF_RANGE), with a fraction where it holds whole numbers (NOT_WHOLE), or NaN
+there (NOT_A_NUMBER: a Parquet float's, or a CSV's text `nan`). Each warning names the values with their rows and
+where the first one is: its row in a Parquet file, its line in a CSV (`line_numbers`, which reads the file once more,
+only when there is a warning).
 """
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
 from collections import Counter
@@ -29,6 +29,8 @@ OUT_OF_RANGE = "__out_of_range_"
 TYPE_RANGES = {"BIGINT": "whole numbers from -9223372036854775808 to 9223372036854775807"}
 # a BIGINT column's numbers that are not whole (VendorID 2.5): read as null, with their own warning, like OUT_OF_RANGE
 NOT_WHOLE = "__not_whole_"
+# NaN where the type holds whole numbers (a Parquet VendorID of DOUBLE): read as null, with its own warning, likewise
+NOT_A_NUMBER = "__not_a_number_"
 QUOTE = ord('"')
 # the rest of a quoted field, to its closing quote ("" is a quote in it); possessive: a "" is never split
 QUOTED_REST = re.compile(rb'(?:[^"]|"")*+"')
@@ -36,18 +38,17 @@ QUOTED_REST = re.compile(rb'(?:[^"]|"")*+"')
 
 def warn_unread(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, found: dict[str, Tally]) -> None:
     """One warning per column whose text read as null, naming the first such row's line (CSV) or row (Parquet); one
-    more for the numbers there beyond the range of the column's type (a BIGINT's 99999999999999999999), and one for
-    those with a fraction where the type holds whole numbers (VendorID 2.5), which are neither text that is not a
-    number nor an unknown code."""
+    more for the numbers there beyond the range of the column's type (a BIGINT's 99999999999999999999), one for
+    those with a fraction where the type holds whole numbers (VendorID 2.5), and one for NaN there, which are
+    neither text that is not a number nor an unknown code."""
     warned: list[tuple[str, str, Counter[str], int | None]] = []  # (kind, column, values, first position)
     for marker, tally in found.items():
         if not tally.counts:
             continue
         read_as = UNKNOWN_CODE if marker.startswith(UNKNOWN_CODE) else UNREADABLE_NUMBER
         column = marker.removeprefix(read_as)
-        beyond, fractions = numbers_read_as_null(connection, tally.counts)
-        kinds = ((read_as, set(tally.counts) - beyond - fractions), (OUT_OF_RANGE, beyond), (NOT_WHOLE, fractions))
-        for kind, values in kinds:
+        numbers = numbers_read_as_null(connection, tally.counts)
+        for kind, values in ((read_as, set(tally.counts).difference(*numbers.values())), *numbers.items()):
             if values:  # values of as many rows in file order (each one's first row): the tally's own order is a
                 # parallel query's, which differs from run to run
                 order = sorted(values, key=lambda value: (tally.firsts.get(value, math.inf), value))
@@ -67,21 +68,28 @@ def warn_unread(connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, 
             warning = out_of_range_warning(file.path, column, counts, where=where)
         elif kind == NOT_WHOLE:
             warning = not_whole_warning(file.path, column, counts, where=where)
+        elif kind == NOT_A_NUMBER:
+            warning = not_a_number_warning(file.path, column, counts, where=where)
         else:
             warning = unreadable_numbers_warning(file.path, column, counts, where=where)
         warn(warning)
 
 
-def numbers_read_as_null(connection: duckdb.DuckDBPyConnection, values: Iterable[str]) -> tuple[set[str], set[str]]:
-    """The values of a numeric column that read as null though they are numbers: the whole ones beyond its type's
-    range (a BIGINT's 99999999999999999999; a DOUBLE reads even 1e400, as inf), and those with a fraction in a
-    BIGINT column (VendorID 2.5). Asked only of the values a warning names."""
+def numbers_read_as_null(connection: duckdb.DuckDBPyConnection, values: Iterable[str]) -> dict[str, set[str]]:
+    """The values of a numeric column that read as null though DuckDB reads them as numbers, by kind: OUT_OF_RANGE,
+    the whole ones beyond its type's range (a BIGINT's 99999999999999999999; a DOUBLE reads even 1e400, as inf);
+    NOT_WHOLE, those with a fraction in a BIGINT column (VendorID 2.5); NOT_A_NUMBER, NaN there. Asked only of the
+    values a warning names (a list, not a Parquet column: isnan() reads it)."""
     sql = (
-        "SELECT v, n = floor(n) FROM (SELECT v, try_cast(v AS DOUBLE) AS n FROM unnest(?::VARCHAR[]) AS t(v)) "
-        "WHERE NOT isnan(n)"
+        "SELECT v, isnan(n), n = floor(n) FROM (SELECT v, try_cast(v AS DOUBLE) AS n FROM unnest(?::VARCHAR[]) AS t(v))"
+        " WHERE n IS NOT NULL"
     )
     found = connection.execute(sql, [list(values)]).fetchall()
-    return {value for value, whole in found if whole}, {value for value, whole in found if not whole}
+    return {
+        OUT_OF_RANGE: {value for value, nan, whole in found if whole and not nan},
+        NOT_WHOLE: {value for value, nan, whole in found if not whole},
+        NOT_A_NUMBER: {value for value, nan, _ in found if nan},
+    }
 
 
 def line_numbers(path: Path, positions: Iterable[int]) -> dict[int, int]:
@@ -93,9 +101,7 @@ def line_numbers(path: Path, positions: Iterable[int]) -> dict[int, int]:
     lines: dict[int, int] = {}
     if not wanted:
         return lines
-    with path.open("rb") as handle:
-        gzipped = handle.read(2) == nyc_taxi.GZIP_MAGIC
-    with gzip.open(path, "rb") if gzipped else path.open("rb") as raw:
+    with nyc_taxi.open_bytes(path) as raw:
         row = -1  # the header is no row
         quoted = False  # the line before ended inside a quoted field: this one continues its row
         for number, line in enumerate(raw, start=1):
@@ -187,6 +193,16 @@ def not_whole_warning(path: Path, column: str, counter: Counter[str], shown: int
         f"{path}: {column}: {_rows_hold(sum(counter.values()))} a number with a fraction where the column holds "
         f"whole numbers (codes and IDs, BIGINT), read as null rather than rounded{first}: "
         + _numbers_kept(column, counter, shown)
+    )
+
+
+def not_a_number_warning(path: Path, column: str, counter: Counter[str], shown: int = 10, where: str = "") -> str:
+    """One line naming a file's NaN values in `column`, whose type holds whole numbers, with their rows and `where`
+    the first one is, if known; what happens, and the fix (a missing value is written as nothing, null)."""
+    first = f" (the first on {where})" if where else ""
+    return (
+        f"{path}: {column}: {_rows_hold(sum(counter.values()))} NaN (not a number) where the column holds whole "
+        f"numbers (codes and IDs, BIGINT), read as null{first}: " + _numbers_kept(column, counter, shown)
     )
 
 
