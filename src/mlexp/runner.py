@@ -21,6 +21,7 @@ from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import all_stages, check_config, resolved_config
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.interrupts import announce_killed
+from mlexp.preprocessing_warnings import warnings_printed
 from mlexp.reused_stages import link_kept_stages
 from mlexp.run_names import claimed
 from mlexp.seeding import seed_everything
@@ -345,15 +346,19 @@ def _run_component(cfg: DictConfig, task: tasks.Task, stage: str, trial: Trial) 
 
 
 def _run_or_reuse_preprocessing(cfg: DictConfig, task: tasks.Task, trial: Trial) -> None:
-    """Pre-processing runs once per (data, config, code): later trials reuse and link to its component."""
+    """Pre-processing runs once per (data, config, code): later trials reuse and link to its component, and repeat
+    the warnings it printed."""
     with shared_preprocessing(cfg, task) as shared:
         published = shared.published_run(trial) if shared else None
         if shared is not None and published is not None:
             shared.reuse(cfg, trial, published)
             return
-        component = _run_component(cfg, task, SHARED_STAGE, trial)
-        if shared is not None:
-            shared.publish(cfg, trial, component, dict(trial.metrics))
+        if shared is None:
+            _run_component(cfg, task, SHARED_STAGE, trial)
+            return
+        with warnings_printed() as printed:
+            component = _run_component(cfg, task, SHARED_STAGE, trial)
+        shared.publish(cfg, trial, component, dict(trial.metrics), printed)
 
 
 def _finish(cfg: DictConfig, task: tasks.Task, trial: Trial, stages: list[str]) -> dict[str, float]:

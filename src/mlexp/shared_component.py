@@ -4,10 +4,12 @@ Trials that differ only in what comes after pre-processing (a sweep over archite
 need its outputs once. The first trial runs the stage as usual and publishes what the stage
 declares it writes into `.mlexp/shared/<task>/<key>/`; every later trial with the same key
 gets hard-linked copies of those files and links to the original component run (a tag and an
-MLflow dataset input) instead of recomputing. The key covers everything the stage's results
-depend on: the config values it reads, the input data files (path, size, modification
-time) and the source of the task package and of mlexp's data loaders. Parallel trials wait on
-one file lock, so the stage runs once even when they start together.
+MLflow dataset input) instead of recomputing, and prints again the warnings the stage printed
+(kept in the record beside its metrics): each trial on a bad file says so. The key covers
+everything the stage's results depend on: the config values it reads, the input data files
+(path, size, modification time) and the source of the task package and of mlexp's data
+loaders. Parallel trials wait on one file lock, so the stage runs once even when they start
+together.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from filelock import FileLock
@@ -29,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.paths import resolve
+from mlexp.preprocessing_warnings import repeat
 from mlexp.tracking import Trial, tags
 from mlexp.tracking.provenance import package_versions
 
@@ -68,7 +72,8 @@ def _data_files(cfg: DictConfig) -> list[Path]:
     """Every file the dataset config names (paths, folders, globs such as `dataset.path`, `image_root`)."""
     files: list[Path] = []
     for value in flatten_values(OmegaConf.to_container(cfg.dataset, resolve=True)):
-        if not isinstance(value, str) or not value:
+        # an enum (format: parquet) is a choice among names, never a path: Path() of one reads `FileFormat.parquet`
+        if not isinstance(value, str) or isinstance(value, Enum) or not value:
             continue
         if "://" in value:
             raise NotShareable(value)  # remote data (s3://…) may change under the same name
@@ -195,9 +200,13 @@ class SharedPreprocessing:
         trial.tracker.flush()
         source_trial = record.get("trial", "")
         print(f"Pre-processing: reusing component {run_id} of trial {source_trial} (same data, config and code)")
+        repeat(record.get("warnings", []), source_trial)  # none kept by a record from before they were
 
-    def publish(self, cfg: DictConfig, trial: Trial, component: str, metrics: dict[str, float]) -> None:
-        """Keep the outputs of this trial's Pre-processing `component` (with its metrics) for the trials after it."""
+    def publish(
+        self, cfg: DictConfig, trial: Trial, component: str, metrics: dict[str, float], warnings: list[str]
+    ) -> None:
+        """Keep the outputs of this trial's Pre-processing `component` (with its metrics and the warning lines it
+        printed) for the trials after it."""
         run_id = trial.writer.run_id(component)  # the store's id: later trials link to it
         partial = self.folder.with_name(self.folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -210,7 +219,7 @@ class SharedPreprocessing:
                 # trials' hard links share these files: a stage writing one in place fails instead of corrupting it
                 file.chmod(file.stat().st_mode & ~0o222)
         record = {"run_id": run_id, "key": self.key, "store": trial.writer.store.uri, "trial": trial.run_id}
-        (partial / "component.json").write_text(json.dumps({**record, "metrics": metrics}) + "\n")
+        (partial / "component.json").write_text(json.dumps({**record, "metrics": metrics, "warnings": warnings}) + "\n")
         shutil.rmtree(self.folder, ignore_errors=True)
         partial.replace(self.folder)
         trial.tracker.set_tags({SHARED_TAG: run_id, tags.SHARED_KEY: self.key})
