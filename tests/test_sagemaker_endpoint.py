@@ -233,7 +233,22 @@ def test_churn_endpoint_created_invoked_and_deleted(
         capsys.readouterr()
         assert commands.run("predict", ["churn_incentives", "--file", str(request_file)]) == 0
         stub.assert_no_pending_responses()
-    assert capsys.readouterr().out == answer.decode() + "\n"
+        assert capsys.readouterr().out == answer.decode() + "\n"
+        # a refused request: InvokeEndpoint's ModelError carries the container's status and body (message, traceback)
+        refusal = "column CustServ Calls is negative in row 2 (-1); correct it"
+        stub.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ModelError",
+            service_message="Received client error (400) from primary with message ...",
+            http_status_code=424,
+            modeled_fields={
+                "OriginalStatusCode": 400,
+                "OriginalMessage": f"{refusal}\nTraceback (most recent call last):\n  File ...",
+            },
+        )
+        assert commands.run("predict", ["churn_incentives", "--file", str(request_file)]) == 2
+        [line] = capsys.readouterr().err.splitlines()
+        assert f"refused the request: 400 {refusal}; check the request's format" in line and "Traceback" not in line
 
     # mlexp undeploy: the endpoint, its config and its model
     assert commands.run("undeploy", [endpoint]) == 0

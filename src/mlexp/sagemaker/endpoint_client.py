@@ -52,14 +52,22 @@ def invoke(name: str, body: bytes, content_type: str, accept: str, region: str |
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "ModelError":
             raise aws_failure(f"the request to endpoint {name}", region_name, error) from None
-        message = " ".join(str(error.response.get("Error", {}).get("Message", error)).split())
         raise EndpointError(
-            f"endpoint {name} ({region_name}) refused the request: {message}; check the request's format "
-            f"(--content-type) and the endpoint's logs (/aws/sagemaker/Endpoints/{name})"
+            f"endpoint {name} ({region_name}) refused the request: {_container_answer(error.response)}; check the "
+            f"request's format (--content-type) and the endpoint's logs (/aws/sagemaker/Endpoints/{name})"
         ) from None
     except BotoCoreError as error:
         raise aws_failure(f"the request to endpoint {name}", region_name, error) from None
     return (data if isinstance(data, bytes) else str(data).encode()), str(answer.content_type or "")
+
+
+def _container_answer(response: dict) -> str:
+    """What the model's container answered, in one line: its status and its body's first line (the inference
+    toolkit's message; a traceback follows it), else SageMaker's own message."""
+    body = str(response.get("OriginalMessage") or "").strip()
+    if body:
+        return f"{response.get('OriginalStatusCode', '?')} {body.splitlines()[0].strip()}"
+    return " ".join(str(response.get("Error", {}).get("Message", "")).split())
 
 
 def undeploy(name: str, region: str | None = None) -> list[str]:
