@@ -19,6 +19,7 @@ def counts(train: pd.DataFrame, catalog: Catalog) -> np.ndarray:
 
 class Popularity:
     recipe = "popularity"
+    ranks_every_user_alike = True  # its scores ignore the user's state: an evaluation builds none
 
     def __init__(self, catalog: Catalog, popularity: np.ndarray) -> None:
         self.catalog = catalog
