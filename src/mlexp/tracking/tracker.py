@@ -199,6 +199,6 @@ class Tracker:
         for run, metric in self._metrics:
             by_run.setdefault(run, []).append(metric)
         self._metrics, self._pending = [], 0
-        self._sent_at = time.monotonic()
         for run, metrics in by_run.items():
             self.writer.log_batch(run, metrics=metrics)
+        self._sent_at = time.monotonic()  # after: a send slower than the interval must not make every value a batch

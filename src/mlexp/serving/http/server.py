@@ -137,7 +137,7 @@ def serve(cfg: DictConfig, tracker: Tracker, app: Starlette, *, description: str
     tracker.log_metric("requests_served", served)
     if cut:
         tracker.log_metric("requests_cut", cut)
-        print(f"service stopped after {served} request(s); Ctrl-C cut short {cut} still in flight", flush=True)
+        print(f"service stopped after {served} request(s); Ctrl-C cut {cut} of them short", flush=True)
     else:
         print(f"service stopped after {served} request(s)", flush=True)
 
