@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from forked_cli import ForkedCli
+from forked_cli import ForkedCli, read_on_start
 
 REPO = Path(__file__).resolve().parents[1]
 # tiny sizes: a trial of the abalone task takes a few seconds
@@ -280,6 +280,25 @@ def browser():
 os.environ.setdefault("MLEXP_WRITER_IDLE_S", "120")
 
 
+@pytest.fixture(autouse=True)
+def _environment_left_as_found() -> Iterator[None]:
+    """Fail a test that leaves its worker's environment changed where a command reads it on start (monkeypatch.setenv
+    undoes itself): every later command of the worker would differ from the CLI server's start and run in a fresh
+    interpreter (forked_cli.py), which has cost the suite minutes unseen. What commands read as they run (MLFLOW_,
+    MLEXP_, ...: a command run in-process sets some for MLflow) and what importing a library sets are allowed."""
+    before = read_on_start(os.environ)
+    yield
+    after = read_on_start(os.environ)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    if changed:
+        for name in changed:
+            if name in before:
+                os.environ[name] = before[name]
+            else:
+                del os.environ[name]
+        pytest.fail(f"the test left the environment changed ({', '.join(changed)}); use monkeypatch.setenv")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say loudly at the end of the run when the browser tests were skipped."""
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if BROWSER_SKIPPED in str(r.longrepr)]
@@ -295,25 +314,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 LONGEST_FILES = (
     "test_trial_status.py",
     "test_reused_stages.py",
-    "test_churn_incentives_reused_stages.py",
     "test_params_and_dvc.py",
-    "test_text_classification.py",
-    "test_trial_run.py",
-    "test_sweeps.py",
-    "test_sweep_worker_crash.py",
-    "test_deploy.py",
+    "test_document_extraction_trial.py",
+    "test_sagemaker_trained_model.py",
+    "test_store_problems.py",
+    "test_writer_service.py",
     "test_team_server.py",
-    "test_cleanup.py",
-    "test_registered_models.py",
-    "test_sagemaker_task_models.py",
-    "test_recommendation_trial.py",
+    "test_object_detection_families.py",
+    "test_sweep_table.py",
+    "test_text_classification.py",
+    "test_startup.py",
     "test_object_detection_trial.py",
+    "test_object_detection_benchmark.py",
+    "test_cleanup.py",
     "test_journal.py",
-    "test_notebook.py",
-    "test_python_api.py",
+    "test_config_validation.py",
+    "test_churn_incentives_reused_stages.py",
+    "test_sagemaker_task_models.py",
+    "test_deploy.py",
     "test_console.py",
+    "test_sweep_worker_crash.py",
+    "test_task_constraints.py",
+    "test_compose_once.py",
     "test_dvc_stages.py",
-    "test_object_detection_tiling.py",
+    "test_mlflow_ui.py",
 )
 
 

@@ -162,7 +162,10 @@ def test_your_own_personalize_csvs_train_and_the_registered_model_answers(tmp_pa
     assert trial.status == "FINISHED" and 0.2 < trial.metrics[NDCG] < 0.4  # the same data as MovieLens' own loader
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/recommendation@champion")
+    try:
+        model = mlflow.pyfunc.load_model("models:/recommendation@champion")
+    finally:  # MLflow keeps the URI in the environment: later tests' commands would get it
+        mlflow.set_tracking_uri(None)
     answer = model.predict(pd.DataFrame({"userId": ["1", "no_such_user"], "numResults": [5, 3]}))
     assert answer["userId"].tolist() == ["1", "no_such_user"]
     lists = [items.split("|") for items in answer["itemList"]]  # item IDs joined by "|", as the signature says
