@@ -290,8 +290,8 @@ def test_m_among_the_overrides_runs_the_sweep(tmp_project):
             "tracking.metric_flush_s=-1 is out of range: it must be at least 0",
         ),
         (
-            ["task=tabular_regression", "tracking.metric_buffer=0"],
-            "tracking.metric_buffer=0 is out of range: it must be at least 1",
+            ["task=tabular_regression", "tracking.metric_buffer=5000"],
+            "tracking.metric_buffer=5000 is out of range: it must be between 1 and 1000",
         ),
         (
             ["task=tabular_regression", "model.batch_size=0"],

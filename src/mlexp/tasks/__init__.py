@@ -224,14 +224,15 @@ def common_bounds() -> dict[str, Bound]:
     """The ranges of the keys every task has. NumPy and scikit-learn take seeds in [0, 2**32 - 1], and stages derive
     others from the seed (active learning's seed + repeat): the seed stays below 2**31, which leaves them room.
     joblib reads n_jobs=0 as an error and negative values as 'all cores but some' (say how many trials run at once).
-    A metric batch holds at least one value (0 was taken as 1); 0 s sends each step's values as they come.
+    A metric batch holds 1 to 1,000 values (0 was taken as 1, 5000 as 1000); 0 s sends each step's values as
+    they come.
     """
     from mlexp.config.bounds import at_least, between
 
     return {
         "seed": between(0, 2**31 - 1),
         "sweep.max_parallel_jobs": at_least(1),
-        "tracking.metric_buffer": at_least(1),
+        "tracking.metric_buffer": between(1, 1000),  # MLflow's log_batch takes 1,000 metrics per request
         "tracking.metric_flush_s": at_least(0),
     }
 
