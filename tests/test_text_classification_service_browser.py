@@ -61,26 +61,20 @@ def test_reviewer_signs_in_and_reviews_three_items(browser, tmp_path, tmp_path_f
         ]
         # an export of which nothing can be stored is an error on the page, as the CLI's exit 1 (it read "0 stored")
         export.write_text(json.dumps(tasks[1:]))
-        page.set_input_files("#ls-import", str(export))
-        page.wait_for_selector("#import-result.error")
-        assert page.inner_text("#import-result") == (
+        assert _imported(page, export, "#import-result.error") == (
             "label-studio-export.json: no annotation to store among its 2 task(s): 1 have no annotation, 1 were "
             "cancelled (skipped); annotate the tasks in Label Studio (a choice of the labeling config's), then "
             "Export → JSON or JSON_MIN again"
         )
         # a UTF-16 file: the page sends its bytes (file.text() made it a JSON error) and shows the CLI's line
         export.write_bytes(json.dumps(tasks).encode("utf-16"))
-        page.set_input_files("#ls-import", str(export))
-        page.wait_for_selector("#import-result.error:has-text('UTF-16')")
-        assert page.inner_text("#import-result") == (
+        assert _imported(page, export, "#import-result.error:has-text('UTF-16')") == (
             "label-studio-export.json: line 1: expected UTF-8 text, found the byte 0xff: the file is UTF-16; re-save "
             "it as UTF-8, e.g. `iconv -f utf-16 -t utf-8 in.json > out.json`, or export it again from Label Studio "
             "(Export → JSON or JSON_MIN)"
         )
         export.write_text(json.dumps(tasks))
-        page.set_input_files("#ls-import", str(export))
-        page.wait_for_selector("#import-result:not(.error):has-text('Label Studio import')")
-        assert page.inner_text("#import-result") == (
+        assert _imported(page, export, "#import-result:not(.error):has-text('Label Studio import')") == (
             "Label Studio import: 1 decision(s) stored; skipped 2 of 3 task(s): 1 have no annotation, 1 were "
             "cancelled (skipped)"
         )
@@ -112,3 +106,10 @@ def test_reviewer_signs_in_and_reviews_three_items(browser, tmp_path, tmp_path_f
         ("A gamer spends $26,500 on a virtual island", "Sports", "Business", "batch-api"),
         ("Mars rover sends new pictures", "Sci/Tech", "Sci/Tech", "batch-folder"),
     ]
+
+
+def _imported(page, export, shown: str) -> str:
+    """What the page says after importing the Label Studio `export` through its file input, once `shown` matches."""
+    page.set_input_files("#ls-import", str(export))
+    page.wait_for_selector(shown)
+    return page.inner_text("#import-result")
