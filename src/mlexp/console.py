@@ -25,9 +25,35 @@ INTERRUPT_AGAIN_S = 0.05  # Ctrl-C lost in a finaliser is raised again this much
 _LINE_ENDS = re.compile(r"(\r\n|\n|\r)")
 
 
+_kept: list[list[str]] = []  # the lists of warnings_kept blocks open now
+
+
 def warn(message: str) -> None:
     """A warning the user sees on the terminal, in the form every mlexp warning takes."""
-    print(f"mlexp: warning: {message}", file=sys.stderr, flush=True)
+    _tell(f"mlexp: warning: {message}")
+
+
+def skipped(what: str) -> None:
+    """An input a stage leaves out (a document it cannot read), named on the terminal as a warning is."""
+    _tell(f"mlexp: skipped {what}")
+
+
+def _tell(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+    for kept in _kept:
+        kept.append(line)
+
+
+@contextmanager
+def warnings_kept() -> Iterator[list[str]]:
+    """The lines `warn` and `skipped` print meanwhile, in their order (filled as they are printed): a shared
+    Pre-processing keeps them for the trials that reuse it."""
+    kept: list[str] = []
+    _kept.append(kept)
+    try:
+        yield kept
+    finally:
+        _kept.remove(kept)
 
 
 def confirmed(question: str) -> bool:

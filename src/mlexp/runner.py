@@ -19,9 +19,9 @@ from mlexp.config.params import flatten
 from mlexp.config.schema import objective_direction
 from mlexp.config.task_groups import unselected_groups
 from mlexp.config.validate import all_stages, check_config, resolved_config
+from mlexp.console import warnings_kept
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.interrupts import announce_killed
-from mlexp.preprocessing_warnings import warnings_printed
 from mlexp.reused_stages import link_kept_stages
 from mlexp.run_names import claimed
 from mlexp.seeding import seed_everything
@@ -356,7 +356,7 @@ def _run_or_reuse_preprocessing(cfg: DictConfig, task: tasks.Task, trial: Trial)
         if shared is None:
             _run_component(cfg, task, SHARED_STAGE, trial)
             return
-        with warnings_printed() as printed:
+        with warnings_kept() as printed:
             component = _run_component(cfg, task, SHARED_STAGE, trial)
         shared.publish(cfg, trial, component, dict(trial.metrics), printed)
 

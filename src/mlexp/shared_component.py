@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.paths import resolve
-from mlexp.preprocessing_warnings import repeat
 from mlexp.tracking import Trial, tags
 from mlexp.tracking.provenance import package_versions
 
@@ -200,7 +200,8 @@ class SharedPreprocessing:
         trial.tracker.flush()
         source_trial = record.get("trial", "")
         print(f"Pre-processing: reusing component {run_id} of trial {source_trial} (same data, config and code)")
-        repeat(record.get("warnings", []), source_trial)  # none kept by a record from before they were
+        for line in record.get("warnings", []):  # none kept by a record from before they were
+            print(f"{line} (from the reused pre-processing of trial {source_trial})", file=sys.stderr, flush=True)
 
     def publish(
         self, cfg: DictConfig, trial: Trial, component: str, metrics: dict[str, float], warnings: list[str]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mlexp.config.constraints import check_constraints
+from mlexp.console import skipped
 from mlexp.data import documents
 from mlexp.data.document_scan import degrade
 from mlexp.errors import DataError
@@ -148,7 +148,7 @@ def extract(cfg: DictConfig, tracker: Tracker) -> None:
                 seconds += time.perf_counter() - tick
                 count += 1
         except DataError as error:
-            print(f"mlexp: skipped {error}", file=sys.stderr)
+            skipped(f"{error}")
             failed.append({"file": entry["source"], "error": str(error)})
             continue
         _write_json(out / f"{entry['name']}.json", document.to_json())

@@ -5,7 +5,6 @@ document, is reported in one line and its document left out; a single document i
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
-from mlexp.console import warn
+from mlexp.console import skipped, warn
 from mlexp.data import document_files
 from mlexp.errors import DataError, first_few
 from mlexp.tasks.document_extraction import ground_truth
@@ -48,7 +47,7 @@ def write_pages(cfg: DictConfig, pages_dir: Path, truth_dir: Path) -> tuple[list
             if root.is_file():
                 raise
             # a batch goes on past a bad file; the file and the reason are reported
-            print(f"mlexp: skipped {error}", file=sys.stderr)
+            skipped(f"{error}")
             rejected.append({"file": str(path), "error": str(error)})
             if truth is not None:  # it was given to be scored
                 truth_rejected.append(str(error))
@@ -59,7 +58,7 @@ def write_pages(cfg: DictConfig, pages_dir: Path, truth_dir: Path) -> tuple[list
         if problem:
             if root.is_file():
                 raise DataError(problem)
-            print(f"mlexp: skipped {problem}", file=sys.stderr)
+            skipped(f"{problem}")
             rejected.append({"file": str(truth), "error": problem})
             truth_rejected.append(problem)
             continue
