@@ -89,8 +89,10 @@ def evaluate(
     rows: list[dict[str, float]] = []
     cold_rows: list[dict[str, float]] = []
     recommended: set[int] = set()
-    grouped = by_user(history)  # once: grouping the whole history per batch cost minutes at a million interactions
     alike = getattr(model, "ranks_every_user_alike", False)
+    # once: grouping the whole history per batch cost minutes at a million interactions; not at all for a model
+    # that ranks every user alike
+    grouped = {} if alike else by_user(history)
     for start in range(0, len(users), BATCH):
         batch = users[start : start + BATCH]
         batch_states = [UserState(u) for u in batch] if alike else states_of(catalog, grouped, batch, context_fields)
