@@ -145,12 +145,16 @@ def test_sweeps_with_both_launchers_in_one_process(project: Path) -> None:
     assert parallel[0].tags["mlexp.command"].startswith(f"mlexp -m task={TASK} sweep=grid")
     # the tracking writer (started by this process's first trial) serves every command, the suite's CLI server
     # forks the tests' commands (its children, forked commands, count): neither is a joblib worker
+    # (nor is the headless chromium an earlier browser test of this worker left running, with Playwright's driver)
     helpers = ("resource_tracker", "mlexp.tracking.writer_process")
     server = conftest._forked_cli.server.pid if conftest._forked_cli else None
+    children = psutil.Process().children(recursive=True)
+    drivers = [p for p in children if "playwright" in " ".join(p.cmdline())]
+    browsers = {p.pid for driver in drivers for p in [driver, *driver.children(recursive=True)]}
     workers = [
         p
-        for p in psutil.Process().children(recursive=True)
-        if p.pid != server and not any(h in " ".join(p.cmdline()) for h in helpers)
+        for p in children
+        if p.pid != server and p.pid not in browsers and not any(h in " ".join(p.cmdline()) for h in helpers)
     ]
     assert workers == []  # no idle joblib worker keeps this sweep's environment (and MXNet) for the next one
 
