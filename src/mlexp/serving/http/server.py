@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from starlette.applications import Starlette
 
 from mlexp.errors import ConfigError
+from mlexp.serving.http.middleware.errors import ServiceStats
 from mlexp.serving.http.settings import ServiceSettings
 
 if TYPE_CHECKING:  # the tracker's MLflow import costs 2 s that `mlexp keys` should not pay
@@ -131,7 +132,7 @@ def serve(cfg: DictConfig, tracker: Tracker, app: Starlette, *, description: str
         # stopped before the handler is restored: a second SIGTERM while requests finish must not kill the process.
         # Deliberate, as in uvicorn: SIGTERM comes from supervisors (systemd, docker stop, Kubernetes), which send
         # SIGKILL after their own grace period; a person at the terminal cuts the wait short with Ctrl-C instead
-        cut = _stop_unless_ctrl_c(service, settings.request_timeout_s + 2 * SHUTDOWN_GRACE_S)
+        cut = _stop_unless_ctrl_c(service, app.state.stats, settings.request_timeout_s + 2 * SHUTDOWN_GRACE_S)
         signal.signal(signal.SIGTERM, previous)
     served = app.state.stats.requests_served
     tracker.log_metric("requests_served", served)
@@ -142,14 +143,14 @@ def serve(cfg: DictConfig, tracker: Tracker, app: Starlette, *, description: str
         print(f"service stopped after {served} request(s)", flush=True)
 
 
-def _stop_unless_ctrl_c(service: RunningService, timeout: float) -> int:
+def _stop_unless_ctrl_c(service: RunningService, stats: ServiceStats, timeout: float) -> int:
     """Stop `service`, letting in-flight requests finish unless Ctrl-C is pressed meanwhile: then they are dropped
     and the service ends at once, as uvicorn's own second Ctrl-C does. Returns how many requests Ctrl-C dropped."""
     cut: list[int] = []
 
     def cut_short(signum: int, frame: FrameType | None) -> None:
         if not cut:
-            cut.append(len(service.server.server_state.tasks))
+            cut.append(stats.requests_in_flight)
             service.server.force_exit = True
 
     def not_a_dropped_request(record: logging.LogRecord) -> bool:

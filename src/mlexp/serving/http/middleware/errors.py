@@ -18,6 +18,7 @@ class ServiceStats:
     """Counters of a running service, read when it stops."""
 
     requests_served: int = 0
+    requests_in_flight: int = 0  # begun and not yet answered: what a forced stop cuts short
 
 
 async def send_json_error(send: Send, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
@@ -41,6 +42,13 @@ class CatchAllErrors:
             await self.app(scope, receive, send)
             return
         self.stats.requests_served += 1
+        self.stats.requests_in_flight += 1
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.stats.requests_in_flight -= 1
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def send_tracking_start(message: Message) -> None:
