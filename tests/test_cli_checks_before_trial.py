@@ -65,6 +65,23 @@ BIG = 99999999999999991611392  # int(1e23)
             "hydra.job.chdir is given twice (hydra.job.chdir=true and hydra.job.chdir=false), and a run takes one "
             "value per key: keep one of them",
         ),
+        (  # a value its key cannot take: its own line, not a sweep that would list it
+            ["task=tabular_regression", "model.epochs=2", "model.epochs=abc"],
+            "model.epochs is given twice (model.epochs=2 and model.epochs=abc), and a run takes one value per key: "
+            "keep one of them; model.epochs=abc: the value abc does not fit model.epochs (Value 'abc' of type 'str' "
+            "could not be converted to Integer); give model.epochs a value it accepts",
+        ),
+        (
+            ["-m", "task=churn_incentives", "model.max_depth=4,2.5", "model.max_depth=6"],
+            "model.max_depth is given twice (model.max_depth=4,2.5 and model.max_depth=6), and a run takes one value "
+            "per key: keep one of them; model.max_depth=2.5: the value 2.5 does not fit model.max_depth (Value '2.5' "
+            "of type 'float' could not be converted to Integer); give model.max_depth a value it accepts",
+        ),
+        (  # no task, no type to judge the values by: the task's own line first
+            ["task=abalone", "model.epochs=2", "model.epochs=abc"],
+            "task='abalone' is not a task; choose one of: anomaly_detection, churn_incentives, document_extraction, "
+            "object_detection, recommendation, tabular_regression, text_classification",
+        ),
         (
             ["--cfg", "job", "model.epochs=2", "model.epochs=3"],
             "model.epochs is given twice (model.epochs=2 and model.epochs=3), and a run takes one value per key: keep "
@@ -120,16 +137,61 @@ def test_a_search_of_an_integer_key_to_infinity_is_one_line_with_a_finite_range(
     assert one_line_error(tmp_project, "-m", "sweep=random", search) == f"{search}: {ENDLESS}'{example}'"
 
 
-def test_a_sweep_file_searching_whole_numbers_to_infinity_is_refused_before_its_record(tmp_project):
-    # Hydra's sweeper failed reading it with its own OverflowError block, after the sweep's record had opened
+ENDLESS_CHOICE = "integer choices must be finite (no whole number is inf); give finite ones, e.g. "
+
+
+@pytest.mark.parametrize(
+    ("args", "example"),
+    # Hydra's grammar failed on int(inf) as it read the override, in its own OverflowError line
+    [
+        (["-m", "sweep=random", "model.epochs=int(choice(1, inf))"], "model.epochs=int(choice(1, 100))"),
+        (["-m", "model.epochs=tag(log, int(choice(1, 5, inf)))"], "model.epochs=tag(log, int(choice(1, 5, 100)))"),
+        (["-m", "model.epochs=int(2),int(inf)"], "model.epochs=2,100"),
+        (["model.epochs=int(choice(inf, 3))"], "model.epochs=int(choice(100, 3))"),
+    ],
+)
+def test_a_choice_of_whole_numbers_with_infinity_is_one_line_with_finite_values(tmp_project, args, example):
+    assert one_line_error(tmp_project, *args) == f"{args[-1]}: {ENDLESS_CHOICE}'{example}'"
+
+
+def test_a_choice_of_whole_numbers_with_minus_infinity_or_nan_names_each(tmp_project):
+    search = "model.epochs=int(choice(-inf, 2, nan))"
+    assert one_line_error(tmp_project, "-m", "sweep=random", search) == (
+        f"{search}: integer choices must be finite (no whole number is -inf or nan); give finite ones, e.g. "
+        "'model.epochs=int(choice(-100, 2, 100))'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sweeper", "search", "refusal"),
+    # Hydra's sweeper failed reading int(inf) with its own OverflowError block, after the sweep's record had opened;
+    # and each refusal gave its fix as an override, which the sweep file does not take
+    [
+        ("tpe", "int(interval(1, inf))", f"{ENDLESS}`model.epochs: int(interval(1, 100))`"),
+        ("tpe", "interval(1, inf)", f"{ENDLESS}`model.epochs: int(interval(1, 100))`"),
+        ("tpe", "int(choice(1, inf))", f"{ENDLESS_CHOICE}`model.epochs: int(choice(1, 100))`"),
+        (
+            "tpe",
+            "tag(log, interval(1, 64))",
+            "model.epochs takes whole numbers, and interval(...) samples fractions; write "
+            "`model.epochs: tag(log, int(interval(1, 64)))`",
+        ),
+        (
+            "grid",
+            "interval(1, 64)",
+            "a grid runs listed values, and an interval lists none; give values (`model.epochs: a,b` or "
+            "`model.epochs: range(start,stop,step)`",
+        ),
+    ],
+)
+def test_a_sweep_file_refusal_gives_its_fix_as_the_line_to_write_in_the_file(tmp_project, sweeper, search, refusal):
     (tmp_project / "conf" / "sweep" / "endless.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - tpe\nsweep:\n  name: endless\n"
-        "hydra:\n  sweeper:\n    params:\n      model.epochs: int(interval(1, inf))\n"
+        f"# @package _global_\ndefaults:\n  - {sweeper}\nsweep:\n  name: endless\n"
+        f"hydra:\n  sweeper:\n    params:\n      model.epochs: {search}\n"
     )
-    assert one_line_error(tmp_project, "-m", "task=tabular_regression", "sweep=endless") == (
-        f"hydra.sweeper.params of sweep=endless: model.epochs=int(interval(1, inf)): {ENDLESS}"
-        "'model.epochs=int(interval(1, 100))'"
-    )
+    line = one_line_error(tmp_project, "-m", "task=tabular_regression", "sweep=endless")
+    assert line.startswith(f"hydra.sweeper.params of sweep=endless: model.epochs={search}: {refusal}")
+    assert "in conf/sweep/endless.yaml" in line
 
 
 def test_a_whole_number_interval_samples_its_end():
@@ -187,6 +249,26 @@ def test_a_dollar_brace_that_resolves_nowhere_is_named_before_the_range_it_break
     assert one_line_error(tmp_project, "model.epochs=0", "model.l1_size=${nope}") == (
         "model.l1_size: Interpolation key 'nope' not found; fix the ${...} it uses"
     )
+
+
+def test_a_job_reading_an_unset_environment_variable_before_its_checks_is_one_line(tmp_project_with_store):
+    # the job reads params_file before the runner's checks (a swept ${...} leaves the sweep's shared check to the
+    # jobs): only a ${...} naming no key was one line there, an unset variable omegaconf's traceback
+    done = run_cli(
+        tmp_project_with_store,
+        "-m",
+        "task=tabular_regression",
+        *TINY,
+        "model.l1_size=choice(${model.l2_size})",
+        "params_file=${oc.env:MLEXP_TEST_UNSET}",
+        check=False,
+    )
+    assert done.returncode == 1
+    assert (
+        'mlexp: error: params_file: KeyError raised while resolving interpolation: "Environment variable '
+        "'MLEXP_TEST_UNSET' not found\"; fix the ${...} it uses"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _writers_of(project: Path) -> list[psutil.Process]:

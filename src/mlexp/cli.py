@@ -161,13 +161,9 @@ def _run_job(cfg: DictConfig, checked: bool = False) -> float:
         return _fail(str(error), multirun, error)
     except InterpolationResolutionError as error:
         # one of mlexp's resolvers refused, or a ${...} read before the runner's checks (params_file=${oops})
-        from omegaconf.errors import InterpolationKeyError, InterpolationToMissingValueError
+        from mlexp.config.validate import unresolvable_refusal
 
-        from mlexp.config.validate import unresolvable
-
-        refusal = mlexp_error_behind(error)
-        if refusal is None and isinstance(error, (InterpolationKeyError, InterpolationToMissingValueError)):
-            refusal = unresolvable(error)
+        refusal = mlexp_error_behind(error) or unresolvable_refusal(error, in_job=True)
         if refusal is None:  # a resolver that failed otherwise: its traceback is the report
             raise
         record_job(number, "FAILED", None, str(refusal))

@@ -78,13 +78,21 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
 
 
 def interval_out_of_bounds(
-    key: str, start: float, end: float, bound: Bound | None, *, whole: bool = False, tags: Iterable[str] = ()
+    key: str,
+    start: float,
+    end: float,
+    bound: Bound | None,
+    *,
+    whole: bool = False,
+    tags: Iterable[str] = (),
+    sweep_file: str | None = None,
 ) -> ConfigError | None:
     """The error for an `interval(start, end)` a search would sample outside `bound`. A float interval leaves its end
     out (start <= value < end), so an end equal to an open upper bound still fits; Optuna's whole-number interval
     (int(interval(...))) samples its end too. `whole`: the key takes whole numbers, and its ends are judged as the
     integers int(interval(...)) makes of them, held to the 64-bit bound as a value given alone is; `tags`: the
-    interval's (`log`), kept in the range an error offers instead."""
+    interval's (`log`), kept in the range an error offers instead; `sweep_file`: the sweep file the search is
+    written in (as_written), if any."""
     if bound is None:
         return None
     if isinstance(start, int) and isinstance(end, int):
@@ -92,12 +100,26 @@ def interval_out_of_bounds(
     upper = Bound(high=bound.high) if bound.high is not None else None
     refused = out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
     if refused is None and whole:
-        endless = endless_integer_range(key, start, end, tags)
+        endless = endless_integer_range(key, start, end, tags, sweep_file=sweep_file)
         return endless or interval_out_of_bounds(key, int(start), int(end), bound)
     return refused
 
 
-def endless_integer_range(key: str, start: float, end: float, tags: Iterable[str] = ()) -> ConfigError | None:
+def as_written(key: str, value: str, sweep_file: str | None = None) -> str:
+    """A fixed search as the user writes it where the refused one was: an override in shell quotes, or the line of
+    the sweep file's hydra.sweeper.params (a YAML key, whose value Hydra reads as an override's)."""
+    if sweep_file is None:
+        return f"'{key}={value}'"
+    return f"`{key}: {value}` in conf/sweep/{sweep_file}.yaml"
+
+
+def _tagged(search: str, tags: Iterable[str]) -> str:
+    return f"tag({', '.join(sorted(tags))}, {search})" if tags else search
+
+
+def endless_integer_range(
+    key: str, start: float, end: float, tags: Iterable[str] = (), *, sweep_file: str | None = None
+) -> ConfigError | None:
     """The error for a search of whole numbers with an end that is no number (`int(interval(1, inf))`, or
     `interval(1, inf)` of a key that takes whole numbers), even inside an open-ended range: no whole number is
     infinite, and Hydra's int(...) fails on it as it reads the override; None when both ends are finite."""
@@ -107,11 +129,31 @@ def endless_integer_range(key: str, start: float, end: float, tags: Iterable[str
     high = end if math.isfinite(end) else _round_past(low, up=True)
     endless = [(side, value) for side, value in (("lower", start), ("upper", end)) if not math.isfinite(value)]
     needs = f"a finite {endless[0][0]} bound" if len(endless) == 1 else "finite bounds"
-    example = f"int(interval({_shown(low)}, {_shown(high)}))"
-    example = f"{key}=tag({', '.join(sorted(tags))}, {example})" if tags else f"{key}={example}"
+    example = as_written(key, _tagged(f"int(interval({_shown(low)}, {_shown(high)}))", tags), sweep_file)
     return ConfigError(
         f"an integer range needs {needs} (no whole number is {' or '.join(str(value) for _, value in endless)}); "
-        f"give {'one' if len(endless) == 1 else 'them'}, e.g. '{example}'"
+        f"give {'one' if len(endless) == 1 else 'them'}, e.g. {example}"
+    )
+
+
+def endless_integer_choice(
+    key: str, values: Iterable[float], tags: Iterable[str] = (), *, listed: bool = False, sweep_file: str | None = None
+) -> ConfigError | None:
+    """The error for whole numbers chosen among values one of which is no number (`int(choice(1, inf))`): Hydra's
+    int(...) fails on it as it reads the override. The example puts a round number past the finite values in the
+    place of each; `listed`: the choice was written as a list (`int(1),int(inf)`), and the example is one too. None
+    when every value is finite."""
+    values = list(values)
+    endless = list(dict.fromkeys(str(value) for value in values if not math.isfinite(value)))
+    if not endless:
+        return None
+    finite = [value for value in values if math.isfinite(value)]
+    low, high = _round_past(min(finite, default=0), up=False), _round_past(max(finite, default=0), up=True)
+    shown = [_shown(value if math.isfinite(value) else low if value < 0 else high) for value in values]
+    example = ",".join(dict.fromkeys(shown)) if listed else f"int(choice({', '.join(dict.fromkeys(shown))}))"
+    return ConfigError(
+        f"integer choices must be finite (no whole number is {' or '.join(endless)}); give finite ones, e.g. "
+        f"{as_written(key, _tagged(example, tags), sweep_file)}"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import shlex
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
-from mlexp.config.repeated_keys import check_repeated_keys
+from mlexp.config.repeated_keys import TypeCheck, check_repeated_keys
 from mlexp.config.task_groups import foreign_group, foreign_key, unselected_groups
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
 
@@ -276,7 +277,7 @@ def _check_options(
     groups = config_groups(conf_dir)
     task = _chosen_task(conf_dir, parsed) if check_options else None
     if check_options:
-        check_repeated_keys(parsed, task)
+        check_repeated_keys(parsed, task, _type_check(conf_dir, parsed, groups, task))
 
     def run_task() -> str | None:  # the task, worked out only for the rare override that needs it
         return task if check_options else _chosen_task(conf_dir, parsed)
@@ -330,6 +331,40 @@ def _check_options(
     if swept or not values:
         return choices, None  # one composition cannot stand for several; Hydra checks each job
     return choices, values
+
+
+def _type_check(conf_dir: Path, parsed: list[Override], groups: dict[str, list[str]], task: str | None) -> TypeCheck:
+    """The type check a run of `key=value` meets (the schema's), for a value of a key given twice: tried on the config
+    the command's group choices compose, composed once and only when a repeated key's values need it. A task that
+    does not exist is that task's error first: without it, no key has a type."""
+
+    @functools.cache
+    def composed() -> DictConfig | None:
+        if task is not None:
+            _check_task(groups["task"], task)
+        choices = [
+            o.input_line or f"{o.key_or_group}={o.get_value_element_as_str()}"
+            for o in parsed
+            if o.key_or_group.split("/")[0] in groups
+        ]
+        try:
+            with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+                return compose("config", overrides=choices)
+        except HydraException:
+            return None  # a swept or wrong choice: the run's own checks say what
+
+    def type_error(key: str, value: str) -> ConfigError | None:
+        cfg = None if key.split("/")[0] in groups else composed()
+        if cfg is None or OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False) is _ABSENT:
+            return None  # a group choice, or a key the key check names
+        try:
+            override = OverridesParser.create().parse_override(f"{key}={value}")
+        except HydraException:
+            return None  # not a value of the grammar: Hydra's own line says so when it is run
+        error = _applies(copy.deepcopy(cfg), override)
+        return None if error is None else misfit(f"{key}={value}", key, value, error)
+
+    return type_error
 
 
 def _passed_marker(conf_dir: Path, choices: list[str], keys: list[str]) -> Path | None:

@@ -3,6 +3,8 @@ run would not be the one the first value asked for."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
@@ -11,11 +13,19 @@ from mlexp import tasks
 from mlexp.config.bounds import out_of_bounds
 from mlexp.errors import ConfigError
 
+# the error a run of `key=value` meets for a value the key's type cannot take (`model.epochs=abc`); None when it fits
+TypeCheck = Callable[[str, str], ConfigError | None]
 
-def check_repeated_keys(overrides: list[Override], task: str | None = None) -> None:
+
+def _any_type(key: str, value: str) -> ConfigError | None:
+    return None
+
+
+def check_repeated_keys(overrides: list[Override], task: str | None = None, type_error: TypeCheck = _any_type) -> None:
     """Refuse a `key=value` or `++key=value` whose key an earlier one set: `++` sets an existing key as `=` does.
     `+key` adds a key and `~key` deletes one, and Hydra says itself what it cannot apply of them; a sweep's values
-    (`-m model.epochs=1,2`) are one override. `task`: the run's, whose ranges judge the values a sweep would list."""
+    (`-m model.epochs=1,2`) are one override. `task`: the run's, whose ranges judge the values a sweep would list, as
+    `type_error` judges their types."""
     first: dict[str, Override] = {}
     for override in overrides:
         if override.type not in (OverrideType.CHANGE, OverrideType.FORCE_ADD):
@@ -25,10 +35,10 @@ def check_repeated_keys(overrides: list[Override], task: str | None = None) -> N
         if key not in first:
             first[key] = override
             continue
-        raise _repeated(key, first[key], override, task)
+        raise _repeated(key, first[key], override, task, type_error)
 
 
-def _repeated(key: str, earlier: Override, later: Override, task: str | None) -> ConfigError:
+def _repeated(key: str, earlier: Override, later: Override, task: str | None, type_error: TypeCheck) -> ConfigError:
     """The one line naming the key, both values and the fix."""
     values = [_value(earlier), _value(later)]
     if values[0] == values[1]:
@@ -39,8 +49,9 @@ def _repeated(key: str, earlier: Override, later: Override, task: str | None) ->
     if key == "task":  # a sweep runs one task: its record, table and best trial are that task's
         fix += "; to run each task, run one command per task"
     elif not key.startswith("hydra") and not any(mark in value for value in values for mark in "([{'\"$\\"):
-        # the sweep's own check would refuse a value out of the key's range: that value's line, not a sweep that fails
-        refused = _first_out_of_range(key, listed, task)
+        # the sweep's own check would refuse a value of the wrong type or out of the key's range: that value's line,
+        # not a sweep that fails
+        refused = _first_refused(key, listed, task, type_error)
         if refused is not None:
             fix += f"; {refused}"
         elif len(listed) > 1:
@@ -50,18 +61,17 @@ def _repeated(key: str, earlier: Override, later: Override, task: str | None) ->
     )
 
 
-def _first_out_of_range(key: str, values: list[str], task: str | None) -> ConfigError | None:
-    """The range check a run of `key=value` meets (the task's bounds), for the first value that fails it."""
+def _first_refused(key: str, values: list[str], task: str | None, type_error: TypeCheck) -> ConfigError | None:
+    """The type and range checks a run of `key=value` meets (the task's bounds), for the first value that fails."""
     bound = tasks.get(task).bounds.get(key) if task is not None and task in tasks.load_all() else None
-    if bound is None:
-        return None
     parser = OverridesParser.create()
     for value in values:
-        try:
-            typed = parser.parse_override(f"{key}={value}").value()
-        except HydraException:
-            continue  # not a value of the grammar: Hydra's own line says so when it is run
-        refused = out_of_bounds(key, typed, bound)
+        refused = type_error(key, value)
+        if refused is None and bound is not None:
+            try:
+                refused = out_of_bounds(key, parser.parse_override(f"{key}={value}").value(), bound)
+            except HydraException:
+                continue  # not a value of the grammar: Hydra's own line says so when it is run
         if refused is not None:
             return refused
     return None

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
+from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, InterpolationToMissingValueError
 
 from mlexp import tasks
 from mlexp.config.bounds import Bound, at_least, check_bounds
@@ -214,19 +214,20 @@ def check_resolvable(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:
-        refusal = mlexp_error_behind(error)
+        refusal = mlexp_error_behind(error) or unresolvable_refusal(error)
         if refusal is not None:
             raise refusal from error
-        if resolves_nowhere(error):
-            raise unresolvable(error) from error
 
 
-def resolves_nowhere(error: InterpolationResolutionError) -> bool:
-    """A `${...}` naming no key, or an environment variable that is not set: no job's values change that. (Told
-    by OmegaConf's message for oc.env: if that wording changes, such a `${...}` is only left to the jobs.)"""
-    if isinstance(error, InterpolationKeyError):
-        return True
+def unresolvable_refusal(error: InterpolationResolutionError, *, in_job: bool = False) -> ConfigError | None:
+    """unresolvable()'s line for a `${...}` that resolves nowhere: one naming no key, or an environment variable that
+    is not set, which no job's values change; `in_job`: in a job's own config, where nothing fills a `???` value any
+    more, one naming such a value too. None for a failure a job's values may change (a swept key left `???`, a type).
+    (An unset variable is told by OmegaConf's message for oc.env: if that wording changes, it is left to the jobs.)"""
+    if isinstance(error, InterpolationKeyError) or (in_job and isinstance(error, InterpolationToMissingValueError)):
+        return unresolvable(error)
     seen: BaseException | None = error  # OmegaConf chains what oc.env raised as context
     while seen is not None and not isinstance(seen, KeyError):
         seen = seen.__cause__ or seen.__context__
-    return seen is not None and str(seen).strip("'\"").startswith("Environment variable")
+    unset = seen is not None and str(seen).strip("'\"").startswith("Environment variable")
+    return unresolvable(error) if unset else None

@@ -18,7 +18,7 @@ from mlexp import tasks
 from mlexp.config.bounds import check_bounds, within
 from mlexp.config.overrides import check_key, command_overrides, config_groups, misfit
 from mlexp.config.schema import objective_direction
-from mlexp.config.validate import check_compute, resolves_nowhere, unresolvable
+from mlexp.config.validate import check_compute, unresolvable_refusal
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, first_few
 from mlexp.paths import NoProject, project_root
 from mlexp.sweeps import SWEEP_ENV
@@ -116,9 +116,9 @@ def _literal(override: Override) -> bool:
     return all("${" not in as_typed(v) and not v.lstrip().startswith(("{", "[")) for v in values)
 
 
-def _first_unresolvable(node: DictConfig | ListConfig) -> InterpolationResolutionError | None:
-    """The first `${...}` under `node` that resolves nowhere, every value looked at (not only up to the first error
-    of any kind, which may be a job's to judge)."""
+def _first_unresolvable(node: DictConfig | ListConfig) -> ConfigError | None:
+    """The refusal of the first `${...}` under `node` that resolves nowhere, every value looked at (not only up to the
+    first error of any kind, which may be a job's to judge)."""
     keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else list(range(len(node)))
     for key in keys:
         if OmegaConf.is_missing(node, key):
@@ -126,8 +126,9 @@ def _first_unresolvable(node: DictConfig | ListConfig) -> InterpolationResolutio
         try:
             value = node[key]
         except InterpolationResolutionError as error:
-            if resolves_nowhere(error):
-                return error
+            refusal = unresolvable_refusal(error)
+            if refusal is not None:
+                return refusal
             continue
         # an alias of another node is walked where that node is (through the alias, a cycle would never end)
         if isinstance(value, (DictConfig, ListConfig)) and not OmegaConf.is_interpolation(node, key):
@@ -164,9 +165,9 @@ def check_shared_interpolations(config: DictConfig) -> None:
     # what a job's environment has and this process has not yet: the sweep's own variables (set when its record
     # opens; any value resolves), the thread share, and hydra.job.env_set, which Hydra applies last
     with env_override({**dict.fromkeys(SWEEP_ENV, ""), **threads, **env_set}):
-        error = _first_unresolvable(shared)
-    if error is not None:
-        raise unresolvable(error)
+        refusal = _first_unresolvable(shared)
+    if refusal is not None:
+        raise refusal
 
 
 def check_shared_bounds(config: DictConfig) -> None:

@@ -11,13 +11,13 @@ import warnings
 from typing import NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, IntervalSweep, Override, OverrideType
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, Override, OverrideType
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
-from mlexp.config.bounds import endless_integer_range, interval_out_of_bounds
+from mlexp.config.bounds import as_written, endless_integer_choice, endless_integer_range, interval_out_of_bounds
 from mlexp.config.overrides import command_overrides, schema_field, sweeper_params
 from mlexp.errors import ConfigError
 
@@ -71,7 +71,8 @@ def swept_overrides(config: DictConfig, parser: OverridesParser) -> list[Swept]:
     try:
         from_params = parser.parse_overrides(sweeper_params(config.hydra))
     except (HydraException, OmegaConfBaseException) as error:
-        endless = endless_whole_search(error.override) if isinstance(error, OverrideParseException) else None
+        unread = error.override if isinstance(error, OverrideParseException) else None  # Hydra's grammar failed on it
+        endless = endless_whole_search(unread, sweep_file)
         if endless is not None:  # Hydra's sweeper would fail on it after the sweep's record opened
             raise ConfigError(f"hydra.sweeper.params of sweep={sweep_file}: {endless}") from None
         return swept  # the sweeper reports its own search space
@@ -79,11 +80,12 @@ def swept_overrides(config: DictConfig, parser: OverridesParser) -> list[Swept]:
     return swept + [Swept(o, sweep_file) for o in from_params if o.get_key_element() not in given]
 
 
-def endless_whole_search(written: str | None) -> ConfigError | None:
+def endless_whole_search(written: str | None, sweep_file: str | None = None) -> ConfigError | None:
     """The refusal of an interval to infinity of a key that takes whole numbers (check_search_space) for the same
     search written with int(...) (`model.epochs=int(interval(1, inf))`), which never reaches that check: Hydra's
-    grammar makes each end an integer as it reads the override, and fails on int(inf) with an OverflowError. None for
-    any other override."""
+    grammar makes each end an integer as it reads the override, and fails on int(inf) with an OverflowError; likewise
+    for a choice among whole numbers with inf or nan among them (`int(choice(1, inf))`). `sweep_file`: the sweep file
+    whose hydra.sweeper.params gives the override, if any. None for any other override."""
     key, _, value = (written or "").partition("=")
     as_fractions = re.sub(r"(?<!\w)int\(", "float(", value)  # which Hydra reads: the ends and tags as given
     if as_fractions == value:
@@ -92,9 +94,15 @@ def endless_whole_search(written: str | None) -> ConfigError | None:
         search = OverridesParser.create().parse_override(f"key={as_fractions}").value()
     except HydraException:
         return None
-    if not isinstance(search, IntervalSweep) or search.start is None or search.end is None:
-        return None
-    refused = endless_integer_range(key.lstrip("+~").strip(), search.start, search.end, search.tags)
+    key = key.lstrip("+~").strip()
+    refused = None
+    if isinstance(search, IntervalSweep) and search.start is not None and search.end is not None:
+        refused = endless_integer_range(key, search.start, search.end, search.tags, sweep_file=sweep_file)
+    elif isinstance(search, ChoiceSweep):
+        numbers = [value for value in search.list if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        if len(numbers) == len(search.list):
+            listed = search.simple_form
+            refused = endless_integer_choice(key, numbers, search.tags, listed=listed, sweep_file=sweep_file)
     return None if refused is None else ConfigError(f"{written}: {refused}")
 
 
@@ -124,9 +132,12 @@ def check_search_space(config: DictConfig) -> None:
                 "the options: choice(a,b)"
             )
         if kind == "grid" and override.is_interval_sweep():
+            give = f"{key}=a,b or {key}=range(start,stop,step)"
+            if entry.sweep_file is not None:
+                give = f"`{key}: a,b` or `{key}: range(start,stop,step)` in conf/sweep/{entry.sweep_file}.yaml"
             raise ConfigError(
-                f"{line}: a grid runs listed values, and an interval lists none; give values ({key}=a,b or "
-                f"{key}=range(start,stop,step)), or search the interval with sweep=random or sweep=tpe"
+                f"{line}: a grid runs listed values, and an interval lists none; give values ({give}), or search "
+                "the interval with sweep=random or sweep=tpe"
             )
         try:
             if kind == "optuna":
@@ -140,14 +151,15 @@ def check_search_space(config: DictConfig) -> None:
         interval = override.value()
         if isinstance(interval, IntervalSweep) and interval.start is not None and interval.end is not None:
             whole = _takes_whole_numbers(config, key)
+            start, end, tags, sweep_file = interval.start, interval.end, interval.tags, entry.sweep_file
             refused = interval_out_of_bounds(
-                key, interval.start, interval.end, bounds.get(key), whole=whole, tags=interval.tags
+                key, start, end, bounds.get(key), whole=whole, tags=tags, sweep_file=sweep_file
             )
             if refused is not None:
                 raise ConfigError(f"{line}: {refused}")
-            if whole and not (isinstance(interval.start, int) and isinstance(interval.end, int)):
-                written = (override.input_line or "").partition("=")[2] or f"interval({interval.start}, {interval.end})"
-                _refuse_fractions(key, line, written)
+            if whole and not (isinstance(start, int) and isinstance(end, int)):
+                written = (override.input_line or "").partition("=")[2] or f"interval({start}, {end})"
+                _refuse_fractions(key, line, written, sweep_file)
     trials = config.hydra.sweeper.get("n_trials") if kind == "optuna" else None
     if trials is not None and int(trials) < 1:
         named = (
@@ -165,12 +177,15 @@ def _takes_whole_numbers(config: DictConfig, key: str) -> bool:
     return type(OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)) is int
 
 
-def _refuse_fractions(key: str, line: str, text: str) -> None:
+def _refuse_fractions(key: str, line: str, text: str, sweep_file: str | None) -> None:
     """A key that takes whole numbers searched by a plain interval, whose samples are floats (24.596...): each trial
     would fail to merge its value after the sweep's record opened. int(interval(...)) samples whole numbers."""
     # the search as written, its interval made whole: a tag(log, ...) around it stays
     fixed = re.sub(r"(?<![\w(])interval\(([^()]*)\)", r"int(interval(\1))", text, count=1)
-    raise ConfigError(f"{line}: {key} takes whole numbers, and interval(...) samples fractions; write '{key}={fixed}'")
+    raise ConfigError(
+        f"{line}: {key} takes whole numbers, and interval(...) samples fractions; write "
+        f"{as_written(key, fixed, sweep_file)}"
+    )
 
 
 def _optuna_distribution(override: Override) -> None:
