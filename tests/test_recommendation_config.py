@@ -18,7 +18,7 @@ from mlexp import tasks
 from mlexp.config.constraints import check_constraints
 from mlexp.data import movielens, personalize_datasets, personalize_schema, pulselive_videos
 from mlexp.errors import ConfigError
-from mlexp.tasks.recommendation import config_rules, datasets, interactions, metadata_selection, recipes
+from mlexp.tasks.recommendation import dataset_rules, datasets, feature_rules, interactions, metadata_selection, recipes
 
 TASK = "recommendation"
 TINY = ("dataset.n_users=300", "dataset.n_videos=300", "dataset.n_interactions=10000", "model.recipe=popularity")
@@ -142,7 +142,7 @@ def test_your_csvs_stay_the_stages_to_judge():
                       "dataset.relevant_event_type=view", "solution.event_type=watched",
                       "features.users=[FAVORITE_PLAYER]")  # fmt: skip
     check_constraints(cfg, tasks.get(TASK).constraints)
-    schema = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schemas_of(REPO))
+    schema = feature_rules.known_schemas(dataset_rules.PULSELIVE, feature_rules.schemas_of(REPO))
     assert schema is not None
     with pytest.raises(ConfigError, match="'FAVORITE_PLAYER' is not a metadata field .* did you mean FAVOURITE_PLAYER"):
         recipes.chosen_fields(cfg.features, schema)
@@ -168,23 +168,23 @@ def test_your_csvs_stay_the_stages_to_judge():
 
 def test_the_generated_floor_is_the_generators_clicks():
     # the rule repeats the generator's arithmetic (a click per visit, a visit per 1.75 interactions asked)
-    assert config_rules.MIN_INTERACTIONS == personalize_datasets.MIN_INTERACTIONS
-    for n_interactions in (config_rules.MIN_GENERATED_INTERACTIONS - 1, config_rules.MIN_GENERATED_INTERACTIONS):
+    assert dataset_rules.MIN_INTERACTIONS == personalize_datasets.MIN_INTERACTIONS
+    for n_interactions in (dataset_rules.MIN_GENERATED_INTERACTIONS - 1, dataset_rules.MIN_GENERATED_INTERACTIONS):
         frames, _ = pulselive_videos.generate(30, 1, n_interactions, seed=0)
         clicks = int((frames["Interactions"]["EVENT_TYPE"] == "click").sum())
-        holds = config_rules.generates_the_floor(config_rules.PULSELIVE, n_interactions)
+        holds = dataset_rules.generates_the_floor(dataset_rules.PULSELIVE, n_interactions)
         assert holds == (clicks >= personalize_datasets.MIN_INTERACTIONS), (n_interactions, clicks)
 
 
 def test_the_known_event_types_are_the_datas():
     frames, _ = pulselive_videos.generate(30, 20, 2000, seed=0)
-    assert tuple(sorted(frames["Interactions"]["EVENT_TYPE"].unique())) == config_rules.EVENT_TYPES["pulselive"]
+    assert tuple(sorted(frames["Interactions"]["EVENT_TYPE"].unique())) == dataset_rules.EVENT_TYPES["pulselive"]
     ratings = movielens.personalize_frames()["Interactions"]
-    assert tuple(sorted(ratings["EVENT_TYPE"].unique())) == config_rules.EVENT_TYPES["movielens"]
+    assert tuple(sorted(ratings["EVENT_TYPE"].unique())) == dataset_rules.EVENT_TYPES["movielens"]
     # the types a value threshold can filter: those whose events carry an EVENT_VALUE
     for source, events in (("pulselive", frames["Interactions"]), ("movielens", ratings)):
         valued = sorted(events.loc[events["EVENT_VALUE"].notna(), "EVENT_TYPE"].unique())
-        assert tuple(valued) == config_rules.VALUED_EVENT_TYPES[source]
+        assert tuple(valued) == dataset_rules.VALUED_EVENT_TYPES[source]
         assert events.loc[~events["EVENT_TYPE"].isin(valued), "EVENT_VALUE"].isna().all()
 
 
@@ -212,28 +212,36 @@ def test_the_filters_sweep_names_its_table_command_with_a_baseline_it_runs():
 
 def test_a_field_personalize_reads_itself_is_no_feature_to_choose():
     """EVENT_VALUE was 'not a metadata field' (true, but it is the event's outcome), and USER_ID the same."""
-    schemas = config_rules.known_schemas(config_rules.PULSELIVE, config_rules.schemas_of(REPO))
+    schemas = feature_rules.known_schemas(dataset_rules.PULSELIVE, feature_rules.schemas_of(REPO))
     assert schemas is not None
     context = "choose among: CLICK_SOURCE, DEVICE, LOCATION"
     # it was 'an outcome of the event', with no word of what it is for nor how to use it
-    assert config_rules.feature_problem("interactions", ["EVENT_VALUE"], schemas["Interactions"]) == (
+    assert feature_rules.feature_problem("interactions", ["EVENT_VALUE"], schemas["Interactions"]) == (
         "features.interactions: 'EVENT_VALUE' is the event's outcome, what training keeps events by "
         "(solution.event_value_threshold) and a hit is counted by (dataset.relevant_min_value), not a feature the "
         "service has when asked; to train on the events that reach a value, set solution.event_type=<type> "
         f"solution.event_value_threshold=<value> instead; as context {context}"
     )
-    assert config_rules.feature_problem("interactions", ["EVENT_TYPE"], schemas["Interactions"]) == (
+    assert feature_rules.feature_problem("interactions", ["EVENT_TYPE"], schemas["Interactions"]) == (
         "features.interactions: 'EVENT_TYPE' is a field Personalize reads on its own (an ID, a time or a reserved "
         f"keyword), not metadata to choose; {context}"
     )
     assert "'USER_ID' is a field Personalize reads on its own" in str(
-        config_rules.feature_problem("users", ["USER_ID"], schemas["Users"])
+        feature_rules.feature_problem("users", ["USER_ID"], schemas["Users"])
     )
-    assert config_rules.feature_problem("interactions", ["DEVICE"], schemas["Interactions"]) is None
+    assert feature_rules.feature_problem("interactions", ["DEVICE"], schemas["Interactions"]) is None
     # a schema without EVENT_VALUE: no outcome of that name, just no such field
-    document = json.loads((config_rules.schemas_of(REPO) / "pulselive_interactions.json").read_text())
+    document = json.loads((feature_rules.schemas_of(REPO) / "pulselive_interactions.json").read_text())
     document["fields"] = [field for field in document["fields"] if field["name"] != "EVENT_VALUE"]
     without_value = personalize_schema.validate(document, "Interactions")
-    assert config_rules.feature_problem("interactions", ["EVENT_VALUE"], without_value) == (
+    assert feature_rules.feature_problem("interactions", ["EVENT_VALUE"], without_value) == (
         f"features.interactions: 'EVENT_VALUE' is not a metadata field of the Interactions schema; {context}"
     )
+
+
+def test_a_rules_words_edited_rerun_no_stage():
+    """The stages import the predicates they check again (dataset_rules, feature_rules, solution_rules), not the
+    task's list of rules: a rule's words edited there re-ran prepare, train and evaluate under `dvc repro`."""
+    pipeline = yaml.safe_load((REPO / "pipelines" / TASK / "dvc.yaml").read_text())["stages"]
+    rules = "src/mlexp/tasks/recommendation/config_rules.py"
+    assert [name for name, stage in pipeline.items() if rules in stage["deps"]] == []

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from conftest import REPO, one_line_error, run_cli
 from mlexp import tasks
 from mlexp.config import make_composable
-from mlexp.config.constraints import check_constraints
+from mlexp.config.constraints import Constraint, check_constraints
 from mlexp.errors import ConfigError
 from object_detection_tiny import TINY_TILED_TRIAL
 
@@ -539,6 +539,23 @@ def test_help_lists_the_rules_with_their_values(tmp_project):
     ) in rules.splitlines()
 
 
+def test_a_rules_context_judges_it_but_is_no_value_offered_to_change():
+    """params_file says where the values came from, paths.root where a rule looks: the refusal shows the others."""
+    rule = Constraint(
+        ("dataset.source", "dataset.path", "params_file"),
+        lambda source, path, _file: source == "files" or path is None,
+        "only dataset=personalize_csv reads dataset.path",
+        lambda _source, _path, file: f"set recommendation.dataset.path: null in {file}",
+        context=("params_file",),
+    )
+    assert str(rule.refusal(("pulselive", "data/shop", "params.yaml"))) == (
+        "dataset.source=pulselive, dataset.path=data/shop: only dataset=personalize_csv reads dataset.path; set "
+        "recommendation.dataset.path: null in params.yaml"
+    )
+    with pytest.raises(ValueError, match=r"context \['paths.root'\] names no key of the constraint"):
+        Constraint(("dataset.path",), bool, "a rule", "a fix", context=("paths.root",))
+
+
 def test_the_generated_months_rule_refuses_what_the_generator_refuses():
     # the rule repeats the generator's arithmetic (mlexp.data.nyc_taxi_synthetic): they must agree at the edge
     from mlexp.data import nyc_taxi_synthetic
@@ -557,9 +574,9 @@ def test_the_generated_months_rule_refuses_what_the_generator_refuses():
 
 def test_the_users_floor_is_personalizes():
     from mlexp.data import personalize_datasets
-    from mlexp.tasks.recommendation import config_rules
+    from mlexp.tasks.recommendation import dataset_rules
 
-    assert config_rules.MIN_USERS == personalize_datasets.MIN_USERS
+    assert dataset_rules.MIN_USERS == personalize_datasets.MIN_USERS
 
 
 def _trains_and_detects(network: str, n_classes: int, size: int, folder) -> None:

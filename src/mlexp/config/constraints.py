@@ -9,7 +9,7 @@ sweep check the config every job shares and each combination of listed values th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -29,12 +29,21 @@ class Constraint:
     `rule` says in words what must hold, `fix` what to change (or makes those words from the values, when they
     depend on them). A key the composed config lacks (an option of the task without it) means the rule does not
     apply; `holds` is given null values and judges them itself.
+
+    `context` names those of `keys` that are no value to change but where the rule looks (paths.root: the schemas)
+    or where the values came from (params_file: the fix names the file's keys): judged, not shown in the refusal.
     """
 
     keys: tuple[str, ...]
     holds: Callable[..., bool]
     rule: str
     fix: str | Callable[..., str]
+    # keyword-only: the subclasses' own fields (ReadInput's input) are given by position after `fix`
+    context: tuple[str, ...] = field(default=(), kw_only=True)
+
+    def __post_init__(self) -> None:
+        if unknown := [key for key in self.context if key not in self.keys]:
+            raise ValueError(f"context {unknown} names no key of the constraint on {self.keys}")
 
     def values(self, cfg: DictConfig) -> tuple[Any, ...] | None:
         """The keys' values in `cfg`; None when a key is absent (or ???, Hydra's missing value), or is a ${...} that
@@ -61,8 +70,9 @@ class Constraint:
         return f"{self.rule}; {fix}"
 
     def shown(self, values: Sequence[Any]) -> str:
-        """The keys with `values`, as the command line writes them."""
-        return ", ".join(f"{key}={shown_value(value)}" for key, value in zip(self.keys, values, strict=True))
+        """The keys with `values`, as the command line writes them, less the context."""
+        shown = zip(self.keys, values, strict=True)
+        return ", ".join(f"{key}={shown_value(value)}" for key, value in shown if key not in self.context)
 
     def refusal(self, values: Sequence[Any]) -> ConfigError | None:
         """The one-line error for `values` of the keys that break the rule; None when it holds, or cannot be judged."""

@@ -4,7 +4,8 @@ from mlexp.config.bounds import above, at_least, between
 from mlexp.config.input_paths import Accepts, InputPath, RelativeTo
 from mlexp.tasks import Plot, StageSpec, SweepReport, Task, register
 from mlexp.tasks.recommendation import config  # noqa: F401  (registers the schemas)
-from mlexp.tasks.recommendation.config_rules import CONSTRAINTS, FILES
+from mlexp.tasks.recommendation.config_rules import CONSTRAINTS
+from mlexp.tasks.recommendation.dataset_rules import FILES
 
 # sweep=recommendation_filters' baseline as metadata_selection labels it: the default features, watches of any value
 FILTERS_BASELINE = "event_type=watch event_value_threshold=0.0"  # whatever features option the sweep ran

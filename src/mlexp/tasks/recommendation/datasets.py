@@ -9,7 +9,8 @@ from omegaconf import DictConfig
 
 from mlexp.data import movielens, personalize_datasets, pulselive_videos
 from mlexp.errors import ConfigError
-from mlexp.tasks.recommendation.config_rules import files_have_a_path, schemas_of
+from mlexp.tasks.recommendation.dataset_rules import files_have_a_path
+from mlexp.tasks.recommendation.feature_rules import schemas_of
 
 
 def schema_folder(cfg: DictConfig) -> Path:

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from mlexp.config.constraints import leave_a_training_share
 from mlexp.errors import ConfigError, DataError, did_you_mean
-from mlexp.tasks.recommendation.config_rules import (
+from mlexp.tasks.recommendation.solution_rules import (
     add_objective_k,
     ks_at_least_one,
     ks_hold_objective_k,

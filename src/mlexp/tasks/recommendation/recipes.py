@@ -14,7 +14,7 @@ from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.recommendation import metadata_hybrid
 from mlexp.tasks.recommendation.catalog import Catalog
 from mlexp.tasks.recommendation.config import ALS, Hybrid
-from mlexp.tasks.recommendation.config_rules import SIDES, context_and_outcomes, feature_problem
+from mlexp.tasks.recommendation.feature_rules import SIDES, context_and_outcomes, feature_problem
 from mlexp.tasks.recommendation.item_similarity import ItemSimilarity
 from mlexp.tasks.recommendation.popularity import Popularity
 from mlexp.tasks.recommendation.user_personalization import UserPersonalization

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from mlexp.errors import MlexpError
-from mlexp.tasks.recommendation.config_rules import FILES, OPTIONS, PULSELIVE
+from mlexp.tasks.recommendation.dataset_rules import FILES, OPTIONS, PULSELIVE
 from mlexp.tracking import Tracker, TrackingStore
 from mlexp.tracking.store import sqlite_path
 
