@@ -182,6 +182,33 @@ def test_a_churn_request_without_a_column_the_model_reads_is_a_400_naming_it(chu
     )
 
 
+@pytest.mark.parametrize(
+    ("inputs", "problem"),
+    [
+        (5, "the request's input is a single value (5), not rows"),
+        ("x", 'the request\'s input is a single value ("x"), not rows'),
+        (
+            {"State": "KS", "Day Calls": [110]},
+            'the request\'s column State holds one value ("KS"), not a list of one per row',
+        ),
+        (
+            {"State": "KS", "Day Calls": 110, "Eve Calls": [1]},
+            'the request\'s columns State, Day Calls hold one value each (e.g. "KS"), not lists',
+        ),
+    ],
+    ids=["number", "text", "column of one value", "columns of one value"],
+)
+def test_a_churn_request_that_holds_no_rows_is_a_400_naming_it_and_mlflows_shapes(churn_server, inputs, problem):
+    server, _, _ = churn_server
+    answer = server.post("/invocations", content=json.dumps({"inputs": inputs}), headers=JSON)
+    expected = (
+        f"{problem}; send rows as "
+        '{"dataframe_split": {"columns": [...], "data": [[...], ...]}}, {"dataframe_records": [{...}, ...]}, '
+        '{"inputs": [{...}, ...]} (or "instances") or a column dict {"inputs": {"<column>": [...], ...}}'
+    )
+    assert answer.status_code == 400 and answer.json()["message"].endswith("\nError: " + expected), answer.text
+
+
 def test_a_churn_request_as_csv_or_with_counts_written_415_0_gets_the_same_probabilities(churn_server):
     server, _, example = churn_server
     as_json = server.post("/invocations", json={"dataframe_records": example.to_dict("records")})

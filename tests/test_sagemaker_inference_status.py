@@ -25,6 +25,10 @@ from conftest import REPO, TINY
 from mlexp.sagemaker import model_package
 
 TASK = "churn_incentives"
+SHAPES = (
+    '{"dataframe_split": {"columns": [...], "data": [[...], ...]}}, {"dataframe_records": [{...}, ...]}, '
+    '{"inputs": [{...}, ...]} (or "instances") or a column dict {"inputs": {"<column>": [...], ...}}'
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +79,11 @@ class TorchServeContext:
 @pytest.fixture
 def endpoint(archive: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The toolkit's handler service with the archive's code/inference.py, started as the container starts it."""
+    from sagemaker_inference import content_types
     from sagemaker_inference import default_handler_service as handler_service  # a dev dependency: never skipped
 
+    # the handler's pre_model_fn edits the toolkit's list in place: a copy, so later tests see the toolkit as shipped
+    monkeypatch.setattr(content_types, "UTF8_TYPES", list(content_types.UTF8_TYPES))
     monkeypatch.setenv("SAGEMAKER_PROGRAM", "inference.py")  # the endpoint's environment (endpoint.py)
     monkeypatch.setenv("PYTHONPATH", "")  # the service adds code/ to it
     monkeypatch.syspath_prepend(str(archive / "code"))
@@ -119,22 +126,26 @@ def test_a_request_the_model_or_handler_refuses_is_a_client_error_with_the_model
 
     status, phrase, _, _ = answer(endpoint, archive, b'{"dataframe_records": [', "application/json")
     assert status == 400 and phrase.startswith("the request is not readable application/json (Expecting value")
-    assert phrase.endswith('send a JSON object such as {"dataframe_records": [{...}, ...]}')
+    assert phrase.endswith("; send rows as " + SHAPES)
     status, phrase, _, _ = answer(endpoint, archive, b"[1, 2]", "application/json")
     assert (status, phrase) == (
         400,
-        "the request is not readable application/json (a JSON list, not an object); "
-        'send a JSON object such as {"dataframe_records": [{...}, ...]}',
+        "the request is not readable application/json (a JSON list, not an object); send rows as " + SHAPES,
     )
     status, phrase, _, _ = answer(endpoint, archive, b'{"rows": []}', "application/json")
     assert status == 400 and "exactly one of the input fields" in phrase  # MLflow's BAD_REQUEST
     status, phrase, _, _ = answer(endpoint, archive, b'State,"Account Length\n', "text/csv; charset=utf-8")
     assert status == 400 and phrase.startswith("the request is not readable text/csv (Error tokenizing data")
 
-    # the toolkit decodes a bare application/json or text/csv body itself, before the handler: its own 500
-    assert answer(endpoint, archive, b'{"inputs": "\xff"}', "application/json")[0] == 500
-    status, phrase, _, _ = answer(endpoint, archive, b'{"inputs": "\xff"}', "application/json; charset=utf-8")
-    assert status == 400 and phrase.startswith("the request is not readable application/json ('utf-8' codec")
+    # a bare application/json or text/csv body, which the toolkit would decode before the handler (its own 500)
+    for content_type in ("application/json", "application/json; charset=utf-8", "text/csv"):
+        status, phrase, _, _ = answer(endpoint, archive, b'{"inputs": "\xff"}', content_type)
+        mime = content_type.split(";")[0]
+        assert (status, phrase) == (
+            400,
+            "the request body is not UTF-8 text ('utf-8' codec can't decode byte 0xff in position 12: invalid start "
+            f"byte); send {mime} encoded as UTF-8",
+        )
 
     status, phrase, _, _ = answer(endpoint, archive, b"\x89PNG", "image/png")
     assert (status, phrase) == (415, "content type 'image/png' is not supported; send application/json or text/csv")
@@ -142,6 +153,28 @@ def test_a_request_the_model_or_handler_refuses_is_a_client_error_with_the_model
         endpoint, archive, request_with(archive, 0, "State", "KS"), "application/json", "text/html"
     )
     assert (status, phrase) == (406, "accept 'text/html' is not supported; ask for application/json or text/csv")
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"inputs": 5}, "the request's input is a single value (5), not rows"),
+        ({"instances": "x"}, 'the request\'s input is a single value ("x"), not rows'),
+        ({"inputs": None}, "the request's input is a single value (null), not rows"),
+        (
+            {"inputs": {"State": "KS", "Account Length": [128]}},
+            'the request\'s column State holds one value ("KS"), not a list of one per row',
+        ),
+        ({"dataframe_split": 3}, "Invalid input. Dataframe split format must be a dictionary. Got type <class 'int'>"),
+        ({"dataframe_records": "x"}, "Invalid input. Dataframe records format must be a list of records. Got type"),
+    ],
+    ids=["number", "text", "null", "column of one value", "split not an object", "records not a list"],
+)
+def test_a_body_in_none_of_mlflows_shapes_is_a_400_naming_it_and_the_shapes(
+    endpoint: Any, archive: Path, body: dict, problem: str
+):
+    status, phrase, _, _ = answer(endpoint, archive, json.dumps(body).encode(), "application/json")
+    assert status == 400 and phrase.startswith(problem) and phrase.endswith("; send rows as " + SHAPES), phrase
 
 
 def test_a_model_failing_at_predict_stays_a_server_error(endpoint: Any, archive: Path):

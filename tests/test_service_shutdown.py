@@ -71,6 +71,15 @@ def _wait_until_stopping(address: tuple[str, int], process: subprocess.Popen) ->
     raise AssertionError(f"the service did not begin to stop (exit code {process.poll()})")
 
 
+def _assert_answered_service_stopping(held: socket.socket) -> None:
+    """The cut request's answer: the service's JSON 503, not uvicorn's plain-text 500; then its connection closes."""
+    head, _, body = _read_until_closed_or(held).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ") and b"content-type: application/json" in head.lower(), head
+    assert json.loads(body) == {
+        "error": "the service stopped before it answered this request; send it again once the service is back"
+    }
+
+
 def _assert_the_trial_finished_with(project, served: int, cut: int) -> None:
     [trial] = trials_of(project, experiment=TASK)
     deployment = store_client(project).get_run(trial.components["Deployment"])
@@ -96,7 +105,7 @@ def test_a_second_ctrl_c_drops_the_request_in_flight_and_the_trial_finishes(tmp_
     assert "service stopped after 1 request(s); Ctrl-C cut 1 of them short" in stdout.splitlines()
     # the dropped request is that one line: neither uvicorn's CancelledError traceback nor the "stopping" notice
     assert "Traceback" not in stderr and "mlexp: stopping" not in stderr, stderr
-    assert not _read_until_closed_or(held).startswith(b"HTTP/1.1 2")  # its connection closed, unanswered
+    _assert_answered_service_stopping(held)
     _assert_the_trial_finished_with(tmp_project, served=1, cut=1)
 
 
@@ -120,5 +129,5 @@ def test_a_second_sigterm_still_lets_requests_finish_and_ctrl_c_then_cuts_the_wa
     assert process.returncode == 0, stderr
     assert "service stopped after 2 request(s); Ctrl-C cut 1 of them short" in stdout.splitlines()
     assert "Traceback" not in stderr, stderr
-    assert not _read_until_closed_or(cut).startswith(b"HTTP/1.1 2")
+    _assert_answered_service_stopping(cut)
     _assert_the_trial_finished_with(tmp_project, served=2, cut=1)

@@ -10,10 +10,11 @@ with optional `"params"`, or CSV with a header row; the answer is `{"predictions
 (or CSV when the request accepts only text/csv).
 
 A request the handler or the model refuses is a client error with a one-line message: 400 for a body it
-cannot read and for values the model's checks refuse (a 4xx MlflowException such as INVALID_PARAMETER_VALUE),
-415 for a content type, 406 for an accept header it does not serve. The container's inference toolkit
-(sagemaker_inference, which the PyTorch container's sagemaker-pytorch-inference carries) answers those as its
-GenericInferenceToolkitError and any other exception with 500: a model failing at predict stays a server error.
+cannot read (not UTF-8, malformed, in none of MLflow's formats) and for values the model's checks refuse (a 4xx
+MlflowException such as INVALID_PARAMETER_VALUE), 415 for a content type, 406 for an accept header it does not
+serve. The container's inference toolkit (sagemaker_inference, which the PyTorch container's
+sagemaker-pytorch-inference carries) answers those as its GenericInferenceToolkitError and any other exception with
+500: a model failing at predict stays a server error. pre_model_fn keeps the toolkit from decoding bodies itself.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ MODEL_FOLDER = "model"
 JSON = "application/json"
 CSV = "text/csv"
 BAD_REQUEST, NOT_ACCEPTABLE, UNSUPPORTED_MEDIA_TYPE = 400, 406, 415
-WHAT_TO_SEND = {JSON: 'a JSON object such as {"dataframe_records": [{...}, ...]}', CSV: "CSV with a header row"}
+# MLflow's scoring formats (mlexp.serving.request_rows names them alike; this file imports no mlexp)
+JSON_SHAPES = (
+    '{"dataframe_split": {"columns": [...], "data": [[...], ...]}}, {"dataframe_records": [{...}, ...]}, '
+    '{"inputs": [{...}, ...]} (or "instances") or a column dict {"inputs": {"<column>": [...], ...}}'
+)
+WHAT_TO_SEND = {JSON: f"rows as {JSON_SHAPES}", CSV: "CSV with a header row"}
 
 
 class RefusedRequest(ValueError):
@@ -53,8 +59,9 @@ def refused(status_code: int, message: str) -> Exception:
 
 
 @contextmanager
-def _mlflow_refusals() -> Iterator[None]:
-    """MLflow's and the model's own refusals (a 4xx MlflowException) as client errors; a 5xx one stays a 500."""
+def _mlflow_refusals(fix: str = "") -> Iterator[None]:
+    """MLflow's and the model's own refusals (a 4xx MlflowException) as client errors, `fix` appended to the message
+    when given; a 5xx one stays a 500."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -63,7 +70,21 @@ def _mlflow_refusals() -> Iterator[None]:
         status = error.get_http_status_code()
         if not 400 <= status < 500:
             raise
-        raise refused(status, error.message) from None
+        raise refused(status, f"{error.message.rstrip('. ')}; {fix}" if fix else error.message) from None
+
+
+def pre_model_fn(model_dir: str) -> None:
+    """Run by the container's toolkit before model_fn: it hands input_fn every body as bytes from then on.
+
+    Its Transformer decodes a body whose Content-Type is exactly one of content_types.UTF8_TYPES (a bare
+    application/json or text/csv) before any function here runs, and answers bytes that are not UTF-8 with its own
+    500; input_fn decodes them instead and refuses them with a 400. The list is the toolkit's only switch for this
+    (sagemaker-inference 1.10, and the PyTorch container's transformer, read it at each request)."""
+    try:
+        from sagemaker_inference import content_types
+    except ImportError:
+        return
+    content_types.UTF8_TYPES[:] = [kind for kind in content_types.UTF8_TYPES if kind not in WHAT_TO_SEND]
 
 
 def model_fn(model_dir: str) -> Any:
@@ -84,10 +105,15 @@ def input_fn(request_body: bytes | str, request_content_type: str | None) -> tup
         raise refused(
             UNSUPPORTED_MEDIA_TYPE, f"content type {request_content_type!r} is not supported; send {JSON} or {CSV}"
         )
-    with _mlflow_refusals():
+    # MLflow's own refusal of a body in none of its formats names the problem, not the formats
+    with _mlflow_refusals(fix=f"send {WHAT_TO_SEND[mime]}"):
         try:
             return _parsed(request_body, mime)
-        # malformed JSON or CSV, bytes that are not UTF-8, values pandas cannot shape into a table
+        except UnicodeDecodeError as error:
+            raise refused(
+                BAD_REQUEST, f"the request body is not UTF-8 text ({error}); send {mime} encoded as UTF-8"
+            ) from None
+        # malformed JSON or CSV, values pandas cannot shape into a table
         except (ValueError, TypeError) as error:
             raise refused(
                 BAD_REQUEST, f"the request is not readable {mime} ({error}); send {WHAT_TO_SEND[mime]}"

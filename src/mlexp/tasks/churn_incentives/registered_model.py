@@ -5,7 +5,8 @@ Calls; `Churn?` is not needed). The columns the model reads are required, the ot
 Each value gets the loader's check (a count is a whole number, nothing negative, infinite or
 not a number; plans yes/no), and a value it refuses is a client error naming the request's row
 and column. The encoding fitted on the training split (one-hot State, Area Code and plans) is
-applied inside, and `Total Spend` is added from the four charges as the loader does. Output: a
+applied inside, and `Total Spend` is added from the four charges as the loader does. A request
+that holds no rows (`{"inputs": 5}`) is a client error naming MLflow's formats. Output: a
 DataFrame with one column, `churn_probability`.
 """
 
@@ -26,6 +27,7 @@ from omegaconf import DictConfig
 from mlexp.data import telecom_churn
 from mlexp.errors import DataError, first_few, lines_named
 from mlexp.serving.pyfunc_model import PyfuncModel
+from mlexp.serving.request_rows import request_rows
 from mlexp.tasks.churn_incentives import classifier, customers, features
 
 INPUT_COLUMNS = [c for c in telecom_churn.COLUMNS if c != telecom_churn.LABEL]
@@ -72,7 +74,7 @@ class ChurnProbability(PythonModel):
         self.encoding = features.Encoding.load(Path(context.artifacts["encoding"]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        rows = customer_rows(pd.DataFrame(model_input), self.encoding)
+        rows = customer_rows(request_rows(model_input), self.encoding)
         probability = classifier.predict(self.booster, self.encoding.transform(rows), self.encoding.feature_names)
         return pd.DataFrame({"churn_probability": probability.astype(np.float64)})
 

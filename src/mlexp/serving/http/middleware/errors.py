@@ -1,7 +1,9 @@
-"""The outermost layer: an unexpected exception becomes a JSON 500 (traceback logged), never a dropped connection."""
+"""The outermost layer: an unexpected exception becomes a JSON 500 (traceback logged), never a dropped connection;
+a request a forced stop cancels gets a JSON 503."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mlexp.serving.http.json_api import ServiceError, error_body
 
 logger = logging.getLogger("mlexp.serving")
+STOPPED = "the service stopped before it answered this request; send it again once the service is back"
 
 
 @dataclass
@@ -61,6 +64,12 @@ class CatchAllErrors:
         except ServiceError as error:
             if not started:
                 await send_json_error(send, error.status, error.message, error.headers)
+        except asyncio.CancelledError:
+            # only a stopping server cancels a request here (RequestTimeout answers and absorbs its own cancel):
+            # without this answer uvicorn sends its plain-text 500 while the connection closes
+            if not started:
+                await send_json_error(send, 503, STOPPED, {"Connection": "close"})
+            raise
         except Exception as error:
             logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if not started:  # a response already under way can only be cut short
