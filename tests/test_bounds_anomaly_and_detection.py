@@ -160,6 +160,6 @@ def test_null_passes_where_it_means_the_default():
 
 
 def test_the_smallest_tile_is_the_one_the_network_check_takes():
-    from mlexp.tasks.object_detection import networks
+    from mlexp.tasks.object_detection import network_choice
 
-    assert tasks.get("object_detection").bounds["model.tile_size"].low == networks.MIN_TILE
+    assert tasks.get("object_detection").bounds["model.tile_size"].low == network_choice.MIN_TILE

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mlexp.tasks.object_detection import evaluation, networks, tiling, training
+from mlexp.tasks.object_detection.anchors import RCNN_BASE_SIZE
 from mlexp.tasks.object_detection.families import FAMILY_TRAINING
 from object_detection_tiny import HEIGHT, NO_JITTER, WIDTH, box_sizes_at, detector, write_frames
 
@@ -220,7 +221,7 @@ def test_anchors_follow_the_training_boxes():
     sides = np.sqrt(sizes[:, 0] * sizes[:, 1])
 
     options = networks.rcnn_options(512, sizes)
-    anchor_sides = np.array(options["scales"]) * networks.RCNN_BASE_SIZE
+    anchor_sides = np.array(options["scales"]) * RCNN_BASE_SIZE
     assert anchor_sides.min() <= sides.min() and anchor_sides.max() >= sides.max()  # GluonCV's: 128-512 px
     assert options["rpn_min_size"] <= sides.min() / 2  # GluonCV's 16 px drops every ball
     assert all(0.5 < r < 1.5 for r in options["ratios"][1:2])  # height / width of these boxes: ~0.77

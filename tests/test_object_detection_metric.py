@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mlexp.errors import ConfigError
-from mlexp.tasks.object_detection import evaluation, networks
+from mlexp.tasks.object_detection import anchors, evaluation, networks
 from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector
 
 GT = np.array([[10.0, 10.0, 30.0, 30.0]])
@@ -306,7 +306,7 @@ def test_base_weights_are_used_only_when_present_and_intact(tmp_path):
     assert (
         networks.base_weights("ssd_512_mobilenet1.0_custom", str(tmp_path)) is None
     )  # SHA-1 mismatch: never downloaded
-    assert networks.anchor_scale(Detector(network="ssd_512_mobilenet1.0_custom", input_size=256)) == 0.5
+    assert anchors.anchor_scale(Detector(network="ssd_512_mobilenet1.0_custom", input_size=256)) == 0.5
 
 
 def test_the_config_classes_defaults_are_the_default_runs():

@@ -27,6 +27,9 @@ from mlexp import commands
 from mlexp.config.schema import DeployConfig
 from mlexp.errors import MlexpError
 from mlexp.sagemaker import endpoint as sagemaker_endpoint
+from mlexp.sagemaker import endpoint_setup
+from mlexp.sagemaker.endpoint_errors import EndpointError
+from mlexp.sagemaker.endpoint_model import resource_name
 from mlexp.tasks.churn_incentives import classifier, features
 from mlexp.tasks.churn_incentives.registered_model import customer_rows
 from sagemaker_aws import FakeAws, sagemaker_aws  # noqa: F401
@@ -121,10 +124,7 @@ def handler_answer(handler: ModuleType, model: object, body: str, content_type: 
 
 def test_two_deploys_in_one_second_get_two_resource_names_within_sagemakers_limit():
     first = datetime(2026, 12, 5, 2, 33, 27, 120_000, tzinfo=UTC)
-    names = {
-        sagemaker_endpoint._resource_name("mlexp-" + "x" * 80, "v12", first + timedelta(milliseconds=ms))
-        for ms in (0, 1, 500)
-    }
+    names = {resource_name("mlexp-" + "x" * 80, "v12", first + timedelta(milliseconds=ms)) for ms in (0, 1, 500)}
     assert len(names) == 3 and all(len(name) <= 63 for name in names)
 
 
@@ -295,7 +295,7 @@ def test_abalone_champion_served_a_redeploy_changes_nothing_other_instances_upda
 
     source, uploads = "models:/tabular_regression/1", aws.operations().count("PutObject")
     again = sagemaker_endpoint.deploy(
-        settings, sagemaker_endpoint.setup(settings), "tabular_regression", source, "v1", never_built
+        settings, endpoint_setup.setup(settings), "tabular_regression", source, "v1", never_built
     )
     assert again.action == "unchanged" and again.model_name == model_request["ModelName"]
     assert again.endpoint_arn == trial.tags["mlexp.sagemaker.endpoint_arn"]
@@ -309,7 +309,7 @@ def test_abalone_champion_served_a_redeploy_changes_nothing_other_instances_upda
 
     settings.instance_type = "ml.c5.xlarge"
     moved = sagemaker_endpoint.deploy(
-        settings, sagemaker_endpoint.setup(settings), "tabular_regression", source, "v1", tiny_archive
+        settings, endpoint_setup.setup(settings), "tabular_regression", source, "v1", tiny_archive
     )
     [_, new_model] = aws.calls("CreateModel")
     [_, new_config] = aws.calls("CreateEndpointConfig")
@@ -332,9 +332,9 @@ def test_abalone_champion_served_a_redeploy_changes_nothing_other_instances_upda
     sagemaker_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].endpoints[
         "mlexp-tabular-regression"
     ].endpoint_status = "Updating"
-    with pytest.raises(sagemaker_endpoint.EndpointError, match="mlexp-tabular-regression is Updating: deploy again"):
+    with pytest.raises(EndpointError, match="mlexp-tabular-regression is Updating: deploy again"):
         sagemaker_endpoint.deploy(
-            settings, sagemaker_endpoint.setup(settings), "tabular_regression", "models:/x/2", "v2", never_built
+            settings, endpoint_setup.setup(settings), "tabular_regression", "models:/x/2", "v2", never_built
         )
     assert aws.operations().count("PutObject") == uploads and len(aws.calls("CreateModel")) == 2
 

@@ -15,25 +15,8 @@ import pytest
 from conftest import TEXT_TINY, store_client, trials_of
 from sagemaker_aws import FakeAws, run_in_process, sagemaker_aws  # noqa: F401
 from sagemaker_aws import job_overrides as sagemaker_job
-from sagemaker_jobs import completed_job, job_project, registered_version, run_entry
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sdk_loaded_once() -> None:
-    """The SDK takes seconds to import: once per module, not in the first test's timing."""
-    import sagemaker.train  # noqa: F401
-
-
-@pytest.fixture
-def aws(sagemaker_aws: FakeAws) -> FakeAws:  # noqa: F811 - the shared fixture, imported above
-    return sagemaker_aws
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project of its own per test (its registry starts empty)."""
-    return job_project(tmp_path / "project", monkeypatch)
-
+from sagemaker_fixtures import job_aws, job_project_per_test, sdk_loaded_once  # noqa: F401
+from sagemaker_jobs import completed_job, registered_version, run_entry
 
 TEXT = "text_classification"
 

@@ -23,27 +23,11 @@ from mlexp.runner import TrialFailed
 from mlexp.sagemaker import trained_model
 from sagemaker_aws import FakeAws, archive_of, run_in_process, sagemaker_aws  # noqa: F401
 from sagemaker_aws import job_overrides as sagemaker_job
-from sagemaker_jobs import completed_job, job_project, registered_version, run_entry
+from sagemaker_fixtures import job_aws, job_project_per_test, sdk_loaded_once  # noqa: F401
+from sagemaker_jobs import completed_job, registered_version, run_entry
 
 TASK = "tabular_regression"
 JOB_TINY = ("dataset.n_rows=300", "model.epochs=1")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sdk_loaded_once() -> None:
-    """The SDK takes seconds to import: once per module, not in the first test's timing."""
-    import sagemaker.train  # noqa: F401
-
-
-@pytest.fixture
-def aws(sagemaker_aws: FakeAws) -> FakeAws:  # noqa: F811 - the shared fixture, imported above
-    return sagemaker_aws
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project of its own per test (its registry starts empty), with no data or models folder yet."""
-    return job_project(tmp_path / "project", monkeypatch)
 
 
 def job_overrides(aws: FakeAws, *more: str) -> list[str]:

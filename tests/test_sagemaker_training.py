@@ -36,6 +36,7 @@ from sagemaker_aws import (  # noqa: F401
     run_in_process,
     sagemaker_aws,
 )
+from sagemaker_fixtures import job_aws, sdk_loaded_once  # noqa: F401
 
 TASK = "tabular_regression"
 # `python -m mlexp.sagemaker.entry`, then whether that local trial loaded the SageMaker SDK
@@ -52,17 +53,6 @@ IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/mlexp:1"
 # where `dvc get --show-url` points for a DVC-tracked file in an S3 remote: an object with no suffix
 DVC_OBJECT = "files/md5/3f/a1c0b9e8d7f6a5b4c3d2e1f0a9b8c7d6"
 PREPROCESSORS = "mlexp_data/preprocessors.json"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sdk_loaded_once() -> None:
-    """The SDK takes seconds to import: once per module, not in the first test's timing."""
-    import sagemaker.train  # noqa: F401
-
-
-@pytest.fixture
-def aws(sagemaker_aws: FakeAws) -> FakeAws:  # noqa: F811 - the shared fixture, imported above
-    return sagemaker_aws
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from mlexp.aws_setup import REGION_RULE, region_error, region_name_valid
 from mlexp.errors import DataError
-from mlexp.sagemaker.endpoint import EndpointError, Setup, _endpoint, _served_model, _setup_error, aws_failure
-from mlexp.sagemaker.session import NO_CREDENTIALS
+from mlexp.sagemaker.endpoint_errors import EndpointError, aws_failure
+from mlexp.sagemaker.endpoint_setup import Setup
+from mlexp.sagemaker.endpoint_state import existing_endpoint, served_models
+from mlexp.sagemaker.session import NO_CREDENTIALS, SageMakerSetupError
 
 if TYPE_CHECKING:
     import boto3
@@ -19,7 +21,7 @@ def _session(region: str | None) -> tuple[boto3.Session, str]:
     before any request when the region is missing or not a name boto3 takes, or the credentials are missing."""
     if region and not region_name_valid(region):
         # boto3 would refuse the client, and the request's failure would blame the endpoint's name
-        raise _setup_error(
+        raise SageMakerSetupError(
             f"region {region!r} (--region, else deploy.region of conf/deploy/sagemaker.yaml) is not {REGION_RULE}; "
             "pass one such as --region us-east-1"
         )
@@ -27,12 +29,14 @@ def _session(region: str | None) -> tuple[boto3.Session, str]:
 
     session = boto3.Session(region_name=region or None)
     if not session.region_name:
-        raise _setup_error("no AWS region: pass --region <region>, or set AWS_DEFAULT_REGION, or `aws configure`")
+        raise SageMakerSetupError(
+            "no AWS region: pass --region <region>, or set AWS_DEFAULT_REGION, or `aws configure`"
+        )
     refused = region_error("--region", None, session.region_name, "--region us-east-1")  # AWS_DEFAULT_REGION's
     if refused is not None:
-        raise _setup_error(str(refused))
+        raise SageMakerSetupError(str(refused))
     if session.get_credentials() is None:
-        raise _setup_error(NO_CREDENTIALS)
+        raise SageMakerSetupError(NO_CREDENTIALS)
     return session, session.region_name
 
 
@@ -77,12 +81,12 @@ def undeploy(name: str, region: str | None = None) -> list[str]:
     session, region_name = _session(region)
     checked = Setup(session, region_name, "", "", "")
     try:
-        current = _endpoint(name, checked)
+        current = existing_endpoint(name, checked)
         if current is None:
             raise DataError(f"there is no endpoint {name} in {region_name}: nothing to undeploy (check --region)")
         config = str(current.endpoint_config_name)
         try:
-            models, _ = _served_model(current, checked)
+            models, _ = served_models(current, checked)
         except ClientError:
             models = []  # its config was deleted by hand; the endpoint still goes
         client = session.client("sagemaker", region_name=region_name)

@@ -15,7 +15,7 @@ from mlexp.paths import project_root
 def configured(target: str) -> tuple[str, str | None]:
     """(endpoint name, region) for a task name (conf/deploy/sagemaker.yaml's settings) or an endpoint name."""
     from mlexp import tasks
-    from mlexp.sagemaker.endpoint import endpoint_name
+    from mlexp.sagemaker.endpoint_setup import endpoint_name
 
     if target not in tasks.load_all():
         return target, None

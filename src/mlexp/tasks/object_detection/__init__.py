@@ -42,7 +42,7 @@ BOUNDS: dict[str, Bound] = {
     "preprocessing.small_box_px": at_least(0),
     # the smallest input that works depends on the network and the classes (CONSTRAINTS): no pixels fails for all
     "model.input_size": at_least(1),
-    # null: the whole frame; else at least networks.MIN_TILE (its overlap below it: CONSTRAINTS)
+    # null: the whole frame; else at least network_choice.MIN_TILE (its overlap below it: CONSTRAINTS)
     "model.tile_size": at_least(16),
     "model.tile_overlap": at_least(0),
     # null: derived from the boxes; 0 or less gave anchors of no size, a NaN box loss read as a diverged training
@@ -93,7 +93,7 @@ INPUTS = (
         fix="give a .params file or runs:/<run id>/model/model.params, or leave model.init_from unset",
         accepts=Accepts.FILE,
         relative_to=RelativeTo.WORKING_DIRECTORY,
-        uris=("runs:/",),  # networks._download
+        uris=("runs:/",),  # init_from._download
     ),
 )
 

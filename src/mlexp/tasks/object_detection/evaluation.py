@@ -22,7 +22,7 @@ import numpy as np
 from gluoncv.model_zoo.rcnn import RCNN
 from tqdm import tqdm
 
-from mlexp.tasks.object_detection import networks, tiling
+from mlexp.tasks.object_detection import anchors, networks, tiling
 from mlexp.tasks.object_detection.augment import normalize
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 from mlexp.tasks.object_detection.records import unpack_label
@@ -68,7 +68,7 @@ def one_image_per_forward(net: Any) -> bool:
 def whole_frame_side(net: Any) -> int | None:
     """For a tiled model, the longest input side up to which the network takes the whole frame at the tiles' scale
     (R-CNN detectors: their anchors' extent); None: the network sees tiles."""
-    return networks.RCNN_MAX_INPUT_SIDE if one_image_per_forward(net) else None
+    return anchors.RCNN_MAX_INPUT_SIDE if one_image_per_forward(net) else None
 
 
 # Gluon's warning naming the two parameters of GluonCV's Faster-RCNN that only its training targets use (in

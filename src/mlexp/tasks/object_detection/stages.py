@@ -19,7 +19,7 @@ from mlexp.data.frame_images import ImageSource
 from mlexp.data.sources import expand
 from mlexp.errors import ConfigError, DataError
 from mlexp.paths import resolve
-from mlexp.tasks.object_detection import charts, evaluation, networks, records, splits, tiling, training
+from mlexp.tasks.object_detection import charts, evaluation, network_choice, networks, records, splits, tiling, training
 from mlexp.tasks.object_detection.config import DetectionAugmentation, Detector
 from mlexp.tracking import Tracker
 
@@ -83,7 +83,7 @@ def _check_init_from(model: Detector) -> None:
 def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Read the Ground Truth manifest, split it by play into train / val / test, write one RecordIO file each."""
     model = _model(cfg)
-    networks.check(model)  # a wrong network name fails before minutes of conversion
+    network_choice.check(model)  # a wrong network name fails before minutes of conversion
     _check_init_from(model)
     out = Path(cfg.paths.data)
     data = cfg.dataset
@@ -156,7 +156,7 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     from mlexp.tasks.object_detection.families import FAMILY_TRAINING
 
     model, augmentation = _model(cfg), _augmentation(cfg)
-    family = networks.check(model)
+    family = network_choice.check(model)
     train_rec, val_rec = _existing(cfg, "train.rec", "prepare"), _existing(cfg, "val.rec", "prepare")
     frames = len(json.loads(records.frames_json(train_rec).read_text()))
     model = replace(model, batch_size=min(model.batch_size, frames))  # at least one full batch per epoch

@@ -17,7 +17,7 @@ from mxnet import gluon
 from tqdm import tqdm
 
 from mlexp.errors import ConfigError
-from mlexp.tasks.object_detection import networks
+from mlexp.tasks.object_detection import anchors, network_choice, networks
 from mlexp.tasks.object_detection.config import Detector
 
 CHECKPOINT = "checkpoint"
@@ -92,13 +92,13 @@ def _resume(net: Any, trainer: gluon.Trainer, model: Detector, folder: Path) -> 
             f"model.resume={folder} holds no checkpoint (state.json); point it at models/<task>/{CHECKPOINT}"
         )
     state = json.loads(state_file.read_text())
-    networks.check_same_network(
-        model, networks.checkpoint_architecture(folder / "model.params"), "model.resume", folder
+    network_choice.check_same_network(
+        model, network_choice.checkpoint_architecture(folder / "model.params"), "model.resume", folder
     )
     # this trial's anchors (derived from its boxes, sized by its alloc_size) stay; the rest continues from the
     # checkpoint, whose own anchors may cover another extent (a Faster-RCNN saved before RCNN_ANCHOR_CELLS)
     try:
-        networks.load_weights(net, str(folder / "model.params"), kept=networks.is_anchors)
+        networks.load_weights(net, str(folder / "model.params"), kept=anchors.is_anchors)
     except (AssertionError, ValueError) as mismatch:  # AssertionError: MXNet's for a parameter of another shape
         raise ConfigError(f"model.resume={folder} does not fit model.network={model.network}: {mismatch}") from None
     schedule, kind = trainer.optimizer.lr_scheduler, type(trainer.optimizer)
