@@ -274,7 +274,7 @@ def test_what_is_not_read_here_is_not_judged():
     assert _judged(personalize, "/data/mine", condition="pulselive") is None  # generated: no path read
     assert _judged(personalize, "/data/mine", condition="files") is not None
     weights = _input("object_detection", "model.init_from")
-    assert _judged(weights, "runs:/0123abcd/model/model.params") is None  # networks._download
+    assert _judged(weights, "runs:/0123abcd/model/model.params") is None  # init_from._download
     assert _judged(weights, "https://example.com/ssd.params").startswith("a URI, and stage prepare or train reads")
     assert _judged(weights, "/models/ssd.params", stage="train") is not None  # train reads it too
     holdout = _input("text_classification", "dataset.holdout_path")

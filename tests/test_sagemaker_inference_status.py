@@ -84,7 +84,7 @@ def endpoint(archive: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     # the handler's pre_model_fn edits the toolkit's list in place: a copy, so later tests see the toolkit as shipped
     monkeypatch.setattr(content_types, "UTF8_TYPES", list(content_types.UTF8_TYPES))
-    monkeypatch.setenv("SAGEMAKER_PROGRAM", "inference.py")  # the endpoint's environment (endpoint.py)
+    monkeypatch.setenv("SAGEMAKER_PROGRAM", "inference.py")  # the endpoint's environment (endpoint_model.py)
     monkeypatch.setenv("PYTHONPATH", "")  # the service adds code/ to it
     monkeypatch.syspath_prepend(str(archive / "code"))
     service = handler_service.DefaultHandlerService()
