@@ -14,10 +14,10 @@ from mlexp.config import make_composable
 from mlexp.data import nyc_taxi
 from mlexp.tasks.anomaly_detection import inputs
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB
-from mlexp.tasks.anomaly_detection.engines import DuckDBEngine
+from mlexp.tasks.anomaly_detection.duckdb_engine import DuckDBEngine
 from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import enabled_rules
-from mlexp.tasks.anomaly_detection.stages import statistics_for
+from mlexp.tasks.anomaly_detection.stage_rules import statistics_for
 
 
 def config(tmp_path: Path, *overrides: str):
@@ -44,8 +44,8 @@ def counts(engine: DuckDBEngine, queries: TripQueries) -> dict[str, int]:
 # every function the Athena statements call, each one Trino's (Athena engine v3): https://trino.io/docs/current/functions
 TRINO_FUNCTIONS = {
     "abs", "ceil", "coalesce", "concat_ws", "count", "count_if", "date_diff", "date_parse", "day", "day_of_week",
-    "floor", "hour", "log10", "max", "min", "month", "nullif", "regexp_extract", "sum", "trim", "try", "try_cast",
-    "upper", "cast",
+    "floor", "hour", "is_nan", "log10", "max", "min", "month", "nullif", "regexp_extract", "sum", "trim", "try",
+    "try_cast", "upper", "cast",
 }  # fmt: skip
 # words a "(" follows that call no function
 SQL_WORDS = {"as", "in", "and", "or", "not", "when", "then", "else", "over", "from", "with", "select", "exists"}

@@ -20,8 +20,8 @@ from conftest import REPO, cli_env, run_cli
 from mlexp.config import make_composable
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection import config_rules, inputs
+from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB
-from mlexp.tasks.anomaly_detection.engines import AthenaEngine
 from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
 from mlexp.tasks.anomaly_detection.rules import enabled_rules
 

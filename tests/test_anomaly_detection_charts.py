@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic  # noqa: E402
 from mlexp.tasks.anomaly_detection import charts, stages  # noqa: E402
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB  # noqa: E402
-from mlexp.tasks.anomaly_detection.engines import DuckDBEngine  # noqa: E402
+from mlexp.tasks.anomaly_detection.duckdb_engine import DuckDBEngine  # noqa: E402
 from mlexp.tasks.anomaly_detection.queries import TripQueries  # noqa: E402
 
 RATES = {"multi_day": 2e-5, "zero_duration": 8e-4, "negative_duration": 1e-5, "null_timestamp": 5e-6}

@@ -228,14 +228,14 @@ def test_each_file_is_hashed_once_the_input_beside_staging_and_the_staged_copy_a
 
 
 def test_a_full_disk_is_reported_as_the_disks_once_never_as_a_fault_of_the_csv(tmp_path, monkeypatch):
-    from mlexp.tasks.anomaly_detection import engines
+    from mlexp.tasks.anomaly_detection import parquet_output
     from mlexp.tracking import digests
 
     path = tmp_path / "yellow_tripdata_2019-01.csv"
     path.write_bytes("\r\n".join([HEADER, "", *ODD_ROWS, ""]).encode())
     spy = Spy(monkeypatch)
     # every staged copy lands on a device that is always full
-    monkeypatch.setattr(engines, "DigestingFile", lambda _partial: digests.DigestingFile(Path("/dev/full")))
+    monkeypatch.setattr(parquet_output, "DigestingFile", lambda _partial: digests.DigestingFile(Path("/dev/full")))
     with pytest.raises(DataError) as failed:
         _stage(tmp_path, path)
     message = str(failed.value)

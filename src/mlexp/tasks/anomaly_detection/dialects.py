@@ -18,9 +18,13 @@ from mlexp.errors import ConfigError
 # strptime directives (preprocessing.timestamp_formats) in Athena's date_parse (MySQL) spelling
 DATE_PARSE = {"%Y": "%Y", "%y": "%y", "%m": "%m", "%d": "%d", "%H": "%H", "%I": "%h", "%M": "%i", "%S": "%s"}
 DATE_PARSE |= {"%p": "%p", "%b": "%b", "%f": "%f", "%%": "%%"}
-# what every DuckDB connection of the task defines: Trino's day_of_week (ISO: Monday 1 ... Sunday 7), so a rule reads
-# the same on both engines
-DUCKDB_MACROS = ("CREATE MACRO day_of_week(ts) AS isodow(ts)",)
+# what every DuckDB connection of the task defines: Trino's day_of_week (ISO: Monday 1 ... Sunday 7) and is_nan, so a
+# rule and the queries read the same on both engines. Not isnan(x): DuckDB 2.0 folds it to false for a Parquet column
+# whose statistics (which leave NaN out) show no null; isfinite() it evaluates (and an infinity is in the statistics)
+DUCKDB_MACROS = (
+    "CREATE MACRO day_of_week(ts) AS isodow(ts)",
+    "CREATE MACRO is_nan(x) AS NOT isfinite(x) AND NOT isinf(x)",
+)
 # the floating-point types, as DuckDB and Athena name them (real TLC files of 2023 store passenger_count as DOUBLE)
 FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL", "FLOAT4", "FLOAT8", "DOUBLE PRECISION")
 WIDER_INTEGERS = ("UBIGINT", "HUGEINT", "UHUGEINT")
@@ -103,11 +107,24 @@ class Dialect:
         return f"try(date_parse({month}, '%Y-%m'))"
 
 
+def is_float(sql_type: str) -> bool:
+    return sql_type.strip().upper() in FLOAT_TYPES
+
+
 def holds_non_bigints(sql_type: str) -> bool:
     """Whether a numeric type holds numbers a BIGINT does not: a float's or a decimal's with a fraction (VendorID
     2.5), or a wider integer's beyond its range. Such a column is read through `whole_number`, and checked."""
     upper = sql_type.strip().upper()
-    return upper in FLOAT_TYPES or upper in WIDER_INTEGERS or upper.startswith(("DECIMAL", "NUMERIC"))
+    return is_float(upper) or upper in WIDER_INTEGERS or upper.startswith(("DECIMAL", "NUMERIC"))
+
+
+def nan_as_null(value: str) -> str:
+    """A floating-point value with NaN as null: a missing value, not a number above every other (DuckDB sorts NaN
+    last and answers NaN > 6 true, so a rule would flag a trip for the value it lacks, and avg() of a column holding
+    one is NaN). Not nullif(value, nan()): Trino's NaN equals nothing, and DuckDB answers a comparison on a Parquet
+    column from the file's statistics, which leave NaN out (NaN > 1.0 reads false where the largest number is 1.0).
+    """
+    return f"CASE WHEN is_nan({value}) THEN NULL ELSE {value} END"
 
 
 def whole_number(value: str) -> str:

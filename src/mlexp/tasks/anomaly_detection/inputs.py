@@ -18,8 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.config.schema import choice_text
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
+from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
 from mlexp.tasks.anomaly_detection.dialects import Dialect
-from mlexp.tasks.anomaly_detection.engines import AthenaEngine, DuckDBEngine, Engine
+from mlexp.tasks.anomaly_detection.duckdb_engine import DuckDBEngine
+from mlexp.tasks.anomaly_detection.engines import Engine
 from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, Source, TripQueries
 from mlexp.tasks.anomaly_detection.rules import Rule
 

@@ -5,55 +5,34 @@ query    the post's queries: the 50 longest and shortest trips; the sorted-durat
 detect   every enabled rule's count on all rows, flagged rows (capped), the duration histogram
 clean    the rows passing every rule as Parquet (the post's CTAS) and the chart after cleaning
 
-A chart is drawn in a thread while the stage's next query runs: DuckDB, pyarrow and PyAthena release
-the GIL, matplotlib holds it, so on two cores the two overlap. Queries stay on the main thread, where
-Ctrl-C interrupts DuckDB and PyAthena cancels the running Athena query. matplotlib itself is imported
-in a thread while the stage's first queries run (the prepare stage does not load it).
+The rules are made ready in stage_rules.py; each chart is drawn beside a query (stage_charts.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mlexp.console import warn
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection import inputs, staging, timestamps
-from mlexp.tasks.anomaly_detection.dialects import ATHENA
-from mlexp.tasks.anomaly_detection.engines import AthenaEngine, Engine
-from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, TOP_COLUMNS, TripQueries
-from mlexp.tasks.anomaly_detection.rules import (
-    DURATION_CUT,
-    UNEVALUABLE,
-    Rule,
-    enabled_rules,
-    not_enabled,
-    statistics_used,
-    threshold_markers,
-)
+from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
+from mlexp.tasks.anomaly_detection.engines import Engine
+from mlexp.tasks.anomaly_detection.queries import TOP_COLUMNS
+from mlexp.tasks.anomaly_detection.rules import DURATION_CUT, UNEVALUABLE, Rule, enabled_rules, threshold_markers
+from mlexp.tasks.anomaly_detection.stage_charts import charts_loading, histogram_chart, sorted_chart
+from mlexp.tasks.anomaly_detection.stage_rules import model_settings, rules_and_queries, warn_not_enabled
 from mlexp.tracking import Tracker
 from mlexp.tracking.digests import prefetch
 
 # detect's count of the trips kept per duration_second value, which the clean stage charts
 KEPT = "kept_durations.csv"
-
-
-def _model(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
 
 
 def _folder(root: str, name: str) -> Path:
@@ -77,79 +56,13 @@ def _log_queries(cfg: DictConfig, engine: Engine, tracker: Tracker, out: Path, s
         tracker.log_artifact(folder / f"{name}.sql", name="sql", media_type="application/sql")
 
 
-def _charts() -> ModuleType:
-    """The charts module (matplotlib). Imported with a statement, not importlib: `mlexp pipelines` reads the
-    statement to make charts.py a code dep of the stages that draw."""
-    from mlexp.tasks.anomaly_detection import charts
-
-    return charts
-
-
-def _import_charts() -> None:
-    with contextlib.suppress(BaseException):  # a failing import fails where a chart imports it, in one line
-        _charts()
-
-
-@contextmanager
-def _charts_loading() -> Iterator[None]:
-    """matplotlib (about 0.6 s) imported in a thread meanwhile: a chart's own import then waits only for the rest.
-    A stage that fails leaves it to finish on its own (a daemon thread) rather than wait for it."""
-    thread = threading.Thread(target=_import_charts, name="mlexp-charts-import", daemon=True)
-    thread.start()
-    yield
-    thread.join()
-
-
-@dataclass(frozen=True)
-class Chart:
-    """A chart drawn to reports/plots/<name>.png, not yet logged (it is drawn in a thread beside a query)."""
-
-    name: str
-    path: Path
-    seconds: float
-    trips_shown: int = 0
-
-    def log(self, tracker: Tracker) -> None:
-        tracker.log_artifact(self.path, name="plots", media_type="image/png")
-        tracker.log_metric(f"elapsed_s_chart_{self.name}", self.seconds)
-
-
-def _sorted_chart(
-    cfg: DictConfig, counts: pd.DataFrame, name: str, title: str, statistics: dict[str, float] | None = None
-) -> Chart:
-    """The post's sorted scatter of duration_second, every trip drawn, with the enabled rules' thresholds."""
-    charts = _charts()
-
-    started = time.perf_counter()
-    runs = charts.sorted_runs(counts.set_axis(["duration_second", "trips"], axis=1))
-    plots = _folder(cfg.paths.reports, "plots")
-    runs.to_csv(plots / f"{name}.csv", index=False)
-    path = charts.sorted_durations(
-        runs, plots / f"{name}.png", title, cfg.model.figure_size, duration_thresholds(cfg, statistics or {})
-    )
-    shown = int(runs["last_index"].iloc[-1] + 1) if len(runs) else 0
-    return Chart(name, path, time.perf_counter() - started, shown)
-
-
 def duration_thresholds(cfg: DictConfig, statistics: dict[str, float]) -> dict[str, float]:
     """Where the enabled rules cut duration_second, read from their resolved predicates, 0 s and below
     included (the histogram's log axis leaves those out); fences from `statistics` when given."""
-    model = _model(cfg)
+    model = model_settings(cfg)
     rules = enabled_rules(model)
     cuts = {f"{r.name}: {m.group(1)}": float(m.group(2)) for r in rules for m in DURATION_CUT.finditer(r.predicate)}
     return cuts | threshold_markers(rules, model, statistics)
-
-
-def warn_not_enabled(cfg: DictConfig, tracker: Tracker) -> None:
-    """A rule added to model.rules but not to model.enabled does not run: say so rather than ignore it."""
-    idle = not_enabled(_model(cfg))
-    if idle:
-        listed = ",".join([*cfg.model.enabled, *idle])
-        warn(
-            f"model.rules.{idle[0]} is not in model.enabled, so it does not run"
-            f"{' (nor ' + ', '.join(idle[1:]) + ')' if idle[1:] else ''}; to run it: model.enabled=[{listed}]"
-        )
-        tracker.log_parameters({"rules_not_enabled": ",".join(idle)})
 
 
 def _input_named(cfg: DictConfig) -> str:
@@ -166,7 +79,7 @@ def _trial_id(tracker: Tracker) -> str:
 
 def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Check the trips' columns (every file, or the Athena table) and write input/manifest.json."""
-    rules = enabled_rules(_model(cfg))  # a mistake in the rules fails before any data is read
+    rules = enabled_rules(model_settings(cfg))  # a mistake in the rules fails before any data is read
     warn_not_enabled(cfg, tracker)
     required = [nyc_taxi.PICKUP, nyc_taxi.DROPOFF]
     if cfg.engine.name == "athena":
@@ -218,7 +131,7 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
 
 def query(cfg: DictConfig, tracker: Tracker) -> None:
     """The post's queries: the top_n longest and shortest trips, and the sorted-duration scatter."""
-    with _charts_loading():
+    with charts_loading():
         engine, queries = inputs.open_engine(cfg)
         counts = engine.query("duration_counts", queries.duration_counts())
         rows_in = int(counts.iloc[:, 1].sum())
@@ -227,7 +140,8 @@ def query(cfg: DictConfig, tracker: Tracker) -> None:
         timestamps.require_durations(cfg, rows_in, int(counts.loc[counts.iloc[:, 0].isna()].iloc[:, 1].sum()))
         n = cfg.model.top_n
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
-            drawing = meanwhile.submit(_sorted_chart, cfg, counts, "duration_sorted", "All trips")
+            thresholds = duration_thresholds(cfg, {})
+            drawing = meanwhile.submit(sorted_chart, cfg, counts, "duration_sorted", "All trips", thresholds)
             tables = {
                 "longest_trips": engine.query("longest_trips", queries.top(n, longest=True)),
                 "shortest_trips": engine.query("shortest_trips", queries.top(n, longest=False)),
@@ -245,44 +159,6 @@ def query(cfg: DictConfig, tracker: Tracker) -> None:
     _log_queries(cfg, engine, tracker, folder)
 
 
-def statistics_for(engine: Engine, queries: TripQueries) -> dict[str, float]:
-    """duration_q1/_median/_q3/_mad over every trip, only when an enabled rule uses them."""
-    wanted = statistics_used(queries.rules)
-    if not wanted:
-        return {}
-    quartiles = engine.query("duration_quartiles", queries.quartiles()).iloc[0].tolist()
-    values = dict(zip(["duration_q1", "duration_median", "duration_q3"], map(float, quartiles)))
-    if "duration_mad" in wanted:
-        mad = engine.query("duration_mad", queries.median_absolute_deviation(values["duration_median"]))
-        values["duration_mad"] = float(mad.iloc[0, 0])
-        if values["duration_mad"] == 0:
-            # the robust z-score divides by the MAD: 0 would leave every row unjudged (all 'unevaluable')
-            [name, *_] = [rule.name for rule in queries.rules if rule.uses("duration_mad")]
-            raise DataError(
-                f"model.rules.{name}: the median absolute deviation of duration_second is 0 (at least half "
-                f"the trips last exactly the median, {values['duration_median']:,.0f} s), so the robust z-score "
-                f"is undefined for every trip; use duration_iqr or too_long instead of {name} in model.enabled"
-            )
-    return values
-
-
-def _rules_and_queries(
-    cfg: DictConfig, statistics: dict[str, float] | None = None
-) -> tuple[list[Rule], Engine, TripQueries]:
-    """The enabled rules, checked against the input's columns and bound by the engine, in the queries."""
-    rules = enabled_rules(_model(cfg))
-    inputs.check_rule_columns(cfg, rules)
-    engine, queries = inputs.open_engine(cfg)
-    queries = replace(queries, rules=rules)
-    if engine.dialect is ATHENA and any(rule.uses(FILE_MONTH) for rule in rules):
-        # Athena reads the month from each row's S3 object name ("$path") only when a rule asks
-        queries = replace(queries, source=replace(queries.source, file_month=ATHENA.month_of_path()))
-    queries = replace(queries, statistics=statistics_for(engine, queries) if statistics is None else statistics)
-    for rule in rules:
-        engine.check_rule(rule.name, queries.rule_check(rule), queries.rule_columns())
-    return rules, engine, queries
-
-
 def _log_counts(tracker: Tracker, detection: dict[str, Any]) -> None:
     """rows_in, rows_flagged, rows_flagged_<rule> and _unevaluable, each also as a percentage of rows_in."""
     rows_in = detection["rows_in"]
@@ -295,22 +171,6 @@ def _log_counts(tracker: Tracker, detection: dict[str, Any]) -> None:
         name.replace("rows_", "percent_", 1): 100.0 * n / rows_in for name, n in counts.items() if name != "rows_in"
     }
     tracker.log_metrics(percent)
-
-
-def _histogram_chart(cfg: DictConfig, histogram: pd.DataFrame, markers: dict[str, float], note: str) -> Chart:
-    charts = _charts()
-
-    started = time.perf_counter()
-    bins = cfg.model.histogram_bins_per_decade
-    plots = _folder(cfg.paths.reports, "plots")
-    edges = histogram.assign(
-        seconds_from=10 ** (histogram["bin"] / bins), seconds_to=10 ** ((histogram["bin"] + 1) / bins)
-    )
-    edges[["seconds_from", "seconds_to", "trips"]].to_csv(plots / "duration_histogram.csv", index=False)
-    path = charts.duration_histogram(
-        histogram, bins, markers, note, plots / "duration_histogram.png", cfg.model.figure_size
-    )
-    return Chart("duration_histogram", path, time.perf_counter() - started)
 
 
 def _summed(by_duration: pd.DataFrame, rules: list[Rule]) -> tuple[dict[str, int], dict[str, int]]:
@@ -349,8 +209,8 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
     One scan (duration_flags) gives every count, the histogram and the trips kept per duration, which the
     clean stage charts; a second one reads the flagged rows themselves.
     """
-    with _charts_loading():
-        rules, engine, queries = _rules_and_queries(cfg)
+    with charts_loading():
+        rules, engine, queries = rules_and_queries(cfg)
         by_duration = engine.query("duration_flags", queries.duration_flags(cfg.model.histogram_bins_per_decade))
         counts, per_rule = _summed(by_duration, rules)
         if counts["rows_in"] == 0:
@@ -358,9 +218,9 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
         non_positive, missing = counts["rows_non_positive"], counts["rows_without_duration"]
         timestamps.require_durations(cfg, counts["rows_in"], missing)
         note = f"not on the log axis: {non_positive:,} trips of 0 s or less, {missing:,} without a duration"
-        markers = threshold_markers(rules, _model(cfg), queries.statistics)
+        markers = threshold_markers(rules, model_settings(cfg), queries.statistics)
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
-            drawing = meanwhile.submit(_histogram_chart, cfg, _histogram(by_duration), markers, note)
+            drawing = meanwhile.submit(histogram_chart, cfg, _histogram(by_duration), markers, note)
             flagged = engine.query("flagged_rows", queries.flagged_rows(cfg.model.flagged_rows_max))
             chart = drawing.result()
     detection = {"rows_in": counts["rows_in"], "rows_flagged": counts["rows_flagged"], "statistics": queries.statistics}
@@ -389,8 +249,8 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
     if not path.with_name(KEPT).exists():
         raise DataError(f"{path.with_name(KEPT)} is missing: run the detect stage again")
     detection = json.loads(path.read_text())
-    with _charts_loading():
-        rules, engine, queries = _rules_and_queries(cfg, detection["statistics"])
+    with charts_loading():
+        rules, engine, queries = rules_and_queries(cfg, detection["statistics"])
         if {r.name: r.predicate for r in rules} != {n: r["predicate"] for n, r in detection["rules"].items()}:
             raise DataError(
                 f"{path} was made with other rules than model.enabled/model.rules; run the detect stage again"
@@ -401,8 +261,9 @@ def clean(cfg: DictConfig, tracker: Tracker) -> None:
         # (write_cleaned checks their number), so the chart is drawn while they are written
         counts = pd.read_csv(path.with_name(KEPT))
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
+            thresholds = duration_thresholds(cfg, detection["statistics"])
             drawing = meanwhile.submit(
-                _sorted_chart, cfg, counts, "duration_sorted_clean", "After removing outliers", detection["statistics"]
+                sorted_chart, cfg, counts, "duration_sorted_clean", "After removing outliers", thresholds
             )
             written = engine.write_cleaned(queries.cleaned(), folder, expected, lambda: _trial_id(tracker))
             chart = drawing.result()

@@ -20,9 +20,11 @@ from mlexp.data import nyc_taxi
 from mlexp.data.parquet_files import is_gzip
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, literal, quote
-from mlexp.tasks.anomaly_detection.engines import OutputError, Tally, connect, file_month_sql, write_parquet
+from mlexp.tasks.anomaly_detection.duckdb_engine import connect, file_month_sql
 from mlexp.tasks.anomaly_detection.inputs import aliases, input_dir, trip_queries, value_codes
+from mlexp.tasks.anomaly_detection.parquet_output import OutputError, write_parquet
 from mlexp.tasks.anomaly_detection.queries import UNKNOWN_CODE, UNREADABLE_NUMBER, Source, TripQueries
+from mlexp.tasks.anomaly_detection.unread_values import Tally
 from mlexp.tasks.anomaly_detection.unread_warnings import warn_unread
 
 # the typed reader's stop on a number that is not whole (or one a DOUBLE does not hold exactly, from 2**53) in a

@@ -19,8 +19,8 @@ import duckdb
 
 from mlexp.console import warn
 from mlexp.data import nyc_taxi
-from mlexp.tasks.anomaly_detection.engines import Tally
 from mlexp.tasks.anomaly_detection.queries import UNKNOWN_CODE, UNREADABLE_NUMBER
+from mlexp.tasks.anomaly_detection.unread_values import Tally
 
 # a numeric column's values beyond its type's range: a warning's kind beside UNKNOWN_CODE and UNREADABLE_NUMBER, counted
 # with the column's others (rows_unreadable_number_<column>, or rows_unknown_code_<column> in a coded column)
