@@ -102,3 +102,26 @@ def states_of(
         context = {f: last[f] for f in context_fields if f in group}
         out.append(UserState(user, items, group["weight"].astype(float).tolist(), context))
     return out
+
+
+def served_states(catalog: Catalog, histories: pd.DataFrame, context_fields: list[str]) -> dict[str, UserState]:
+    """Each user's state from the histories saved with a model, in the order the users first appear.
+
+    Items the catalog no longer lists are left out (a user left with none is known, with an empty history); the
+    context is the latest kept interaction's fields. One pass over all rows: filtering each user's rows apart took
+    1.9 s of the service's start (and of each hot reload) at the demo size, 1,927 users."""
+    codes, users = pd.factorize(histories["USER_ID"])  # first-seen order, as groupby(sort=False); a missing id: -1
+    kept = histories["ITEM_ID"].isin(catalog.item_index).to_numpy() & (codes >= 0)
+    rows = np.flatnonzero(kept)[np.argsort(codes[kept], kind="stable")]  # each user's kept rows together, in order
+    counts = np.bincount(codes[kept], minlength=len(users))
+    ends = np.cumsum(counts)
+    items = [catalog.item_index[i] for i in histories["ITEM_ID"].to_numpy()[rows]]
+    weights = histories["weight"].iloc[rows].astype(float).tolist()
+    # each user's latest kept row; a user with none points at a neighbour's, which is never read
+    last_rows = rows[ends - 1] if len(rows) else rows
+    latest = {f: histories[f].iloc[last_rows].tolist() for f in context_fields if f in histories}
+    out: dict[str, UserState] = {}
+    for n, (user, end, count) in enumerate(zip(users, ends.tolist(), counts.tolist())):
+        context = {f: values[n] for f, values in latest.items()} if count else {}
+        out[str(user)] = UserState(str(user), items[end - count : end], weights[end - count : end], context)
+    return out

@@ -40,7 +40,7 @@ from mlexp.serving.http import (
 )
 from mlexp.serving.pyfunc_model import quiet_mlflow
 from mlexp.tasks.recommendation import recipes
-from mlexp.tasks.recommendation.catalog import UserState
+from mlexp.tasks.recommendation.catalog import UserState, served_states
 from mlexp.tasks.recommendation.event_store import EventStore
 from mlexp.tasks.recommendation.service_examples import example_event, example_requests
 from mlexp.tracking import tags
@@ -66,15 +66,7 @@ class LiveRecommendations:
         self.solution = solution or {}
         self.example_event = example_event(histories, self.solution)
         self.lock = threading.Lock()
-        self.users: dict[str, UserState] = {}
-        index = model.catalog.item_index
-        for user, group in histories.groupby("USER_ID", sort=False):
-            known = group[group["ITEM_ID"].isin(index)]
-            last = known.iloc[-1] if len(known) else None
-            context = {f: last[f] for f in context_fields if last is not None and f in known}
-            self.users[str(user)] = UserState(
-                str(user), [index[i] for i in known["ITEM_ID"]], known["weight"].astype(float).tolist(), context
-            )
+        self.users: dict[str, UserState] = served_states(model.catalog, histories, context_fields)
         for user, item, event_type, value, _, properties in store.all_events():
             self._apply(user, item, event_type, value, properties)
 
