@@ -77,11 +77,6 @@ class Catalog:
         )
 
 
-def states(catalog: Catalog, history: pd.DataFrame, user_ids: list[str], context_fields: list[str]) -> list[UserState]:
-    """Each user's state from their past interactions (already filtered and weighted, with a `weight` column)."""
-    return states_of(catalog, by_user(history), user_ids, context_fields)
-
-
 def by_user(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Each user's interactions: grouped once for the many batches of states an evaluation builds."""
     return {user: group for user, group in history.groupby("USER_ID", sort=False)}
@@ -90,7 +85,8 @@ def by_user(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def states_of(
     catalog: Catalog, grouped: dict[str, pd.DataFrame], user_ids: list[str], context_fields: list[str]
 ) -> list[UserState]:
-    """`states` of interactions already grouped by user (`by_user`)."""
+    """Each user's state from their past interactions (filtered and weighted, with a `weight` column), grouped by
+    user (`by_user`)."""
     out = []
     for user in user_ids:
         group = grouped.get(user)

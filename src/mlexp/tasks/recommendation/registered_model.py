@@ -7,6 +7,7 @@ weights, users' latest history), so the registry's champion is also what `deploy
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from omegaconf import DictConfig
 from mlexp.errors import DataError
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.recommendation import recipes
-from mlexp.tasks.recommendation.catalog import states
+from mlexp.tasks.recommendation.catalog import UserState, served_states
 from mlexp.tasks.recommendation.recipes import HISTORY_FILE
 
 # pyfunc_model reads nothing from paths.data: a SageMaker training job's model.tar.gz is the whole model
@@ -29,17 +30,19 @@ DATA_FILES: tuple[str, ...] = ()
 
 
 class Recommendations(PythonModel):
-    """A saved recipe with the users' histories it was trained on."""
+    """A saved recipe with the users' states, read from its histories as the deploy=local service reads them."""
 
     def load_context(self, context: Any) -> None:
-        self.folder = Path(context.artifacts["model"])
-        self.model = recipes.load(self.folder)
-        self.histories = pd.read_parquet(self.folder / HISTORY_FILE)
+        folder = Path(context.artifacts["model"])
+        self.model = recipes.load(folder)
+        context_fields = json.loads((folder / "recipe.json").read_text())["features"]["interactions"]
+        # once, at load: regrouping every user's history took each request the whole history's time
+        self.users = served_states(self.model.catalog, pd.read_parquet(folder / HISTORY_FILE), context_fields)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
         users = frame["userId"].astype(str).tolist()
-        user_states = states(self.model.catalog, self.histories, users, [])
+        user_states = [self.users.get(user, UserState(user)) for user in users]
         scores = self.model.scores(user_states).astype("float64")
         lists = []
         for row, (state, n) in enumerate(zip(user_states, frame["numResults"])):
