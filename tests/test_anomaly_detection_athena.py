@@ -22,8 +22,9 @@ from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection import config_rules, inputs
 from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, DUCKDB
-from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
+from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import enabled_rules
+from mlexp.tasks.anomaly_detection.trip_rows import Source
 
 STAGING = "s3://athena-results/mlexp/"
 DATABASE, TABLE = "db_yellow_cab_trip_details", "src_yellow_cab_trip_details"

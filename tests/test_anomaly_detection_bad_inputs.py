@@ -17,7 +17,7 @@ from conftest import run_cli, trials_of
 from mlexp.data import nyc_taxi
 from mlexp.tasks.anomaly_detection import inputs, staging
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB
-from mlexp.tasks.anomaly_detection.queries import Source
+from mlexp.tasks.anomaly_detection.trip_rows import Source
 
 TASK = "anomaly_detection"
 HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,PULocationID,trip_distance,payment_type,fare_amount"

@@ -18,7 +18,7 @@ from anomaly_detection_helpers import config, open_queries
 from conftest import run_cli, store_client, trials_of
 from mlexp.tasks.anomaly_detection import inputs
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
-from mlexp.tasks.anomaly_detection.queries import Source
+from mlexp.tasks.anomaly_detection.trip_rows import Source
 from run_folders import run_folder
 
 NAN = float("nan")

@@ -16,8 +16,8 @@ from mlexp.data import nyc_taxi_synthetic
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection import inputs
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
-from mlexp.tasks.anomaly_detection.queries import Source
 from mlexp.tasks.anomaly_detection.rules import BUILT_IN, enabled_rules, not_enabled, threshold_markers
+from mlexp.tasks.anomaly_detection.trip_rows import Source
 
 HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,trip_distance,fare_amount,total_amount"
 DEFAULT_RULES = ["unparsable_timestamp", "non_positive_duration", "too_long"]

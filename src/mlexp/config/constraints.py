@@ -30,8 +30,9 @@ class Constraint:
     depend on them). A key the composed config lacks (an option of the task without it) means the rule does not
     apply; `holds` is given null values and judges them itself.
 
-    `context` names those of `keys` that are no value to change but where the rule looks (paths.root: the schemas)
-    or where the values came from (params_file: the fix names the file's keys): judged, not shown in the refusal.
+    `context` names those of `keys` that are no value to change but where the rule looks (paths.root: the schemas),
+    whether it applies (compute.target and stage: whether an input path is read here) or where the values came from
+    (params_file: the fix names the file's keys): judged, not shown in the refusal.
     """
 
     keys: tuple[str, ...]

@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mlexp.config.constraints import Constraint, shown_value
+from mlexp.config.constraints import Constraint
 from mlexp.paths import resolve
 
 # what decides whether the stages read the path on this machine: keys every composed config has
@@ -81,7 +81,7 @@ class InputPath:
     def rule(self) -> Constraint:
         """The check as a rule across `keys`, for the runner and the sweep check."""
         described = f"{self.key} must name {self.accepts.value} that stage {' or '.join(self.read_by)} reads"
-        return ReadInput(self.keys, self.holds, described, self.fix, self)
+        return ReadInput(self.keys, self.holds, described, self.fix, self, context=self.keys[1:])
 
     def holds(self, *values: Any) -> bool:
         return self.problem(values) is None
@@ -165,8 +165,8 @@ class InputPath:
 
 @dataclass(frozen=True)
 class ReadInput(Constraint):
-    """An InputPath as a rule across keys: its refusal shows the key's value alone (the context keys only judge
-    whether it is read) and names what is wrong with the path."""
+    """An InputPath as a rule across keys: its refusal names what is wrong with the path. Its keys after the first
+    are its `context`: they only judge whether the path is read, so the refusal shows the key's value alone."""
 
     input: InputPath
 
@@ -175,9 +175,6 @@ class ReadInput(Constraint):
             return self.input.problem(values)
         except OSError:
             return None  # a folder it may not list: the stage reading it reports that
-
-    def shown(self, values: Sequence[Any]) -> str:
-        return f"{self.keys[0]}={shown_value(values[0])}"
 
 
 def given(value: object) -> bool:

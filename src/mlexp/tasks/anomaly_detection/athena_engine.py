@@ -18,7 +18,7 @@ from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection.config_rules import ATHENA_NO_CREDENTIALS, athena_results_located
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, literal, quote
 from mlexp.tasks.anomaly_detection.engines import Engine, cleaned_rows_changed
-from mlexp.tasks.anomaly_detection.queries import Source
+from mlexp.tasks.anomaly_detection.trip_rows import Source
 
 
 class AthenaEngine(Engine):

@@ -18,8 +18,9 @@ import duckdb
 from mlexp.data.nyc_taxi import COLUMNS, COORDINATES
 from mlexp.errors import did_you_mean
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, DUCKDB_MACROS, quote
-from mlexp.tasks.anomaly_detection.queries import Source, TripQueries
+from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import STATISTICS, Rule
+from mlexp.tasks.anomaly_detection.trip_rows import Source
 
 UNKNOWN_COLUMN = re.compile(r'Referenced column "(.+?)" not found')
 # the empty tables a predicate is bound over: a generated month's columns (mlexp.data.nyc_taxi_synthetic writes

@@ -20,15 +20,6 @@ SHIPPED = frozenset(BUILT_IN.values())
 
 
 @dataclass(frozen=True)
-class ShownByFirstKey(Constraint):
-    """A Constraint whose refusal shows the value of its first key alone: the others are there to judge it
-    (model.rules, eleven SQL predicates, would fill the line), and its `fix` names what of them matters."""
-
-    def shown(self, values: Sequence[Any]) -> str:
-        return f"{self.keys[0]}={shown_value(values[0])}"
-
-
-@dataclass(frozen=True)
 class ShownByRule(Constraint):
     """A Constraint on the whole model whose refusal shows the rule that cannot run, as the command line writes it
     (model.rules.bad="trip_distanc > 1"), and otherwise model.enabled."""
@@ -128,11 +119,13 @@ def athena_reads_formats(engine: str, timestamp_formats: list[str]) -> bool:
 
 
 CONSTRAINTS = (
-    ShownByFirstKey(
+    Constraint(
         ("model.enabled", "model.rules"),
         rules_exist,
         "each name in model.enabled (the rules that run) must be one of model.rules",
         name_the_rules,
+        # eleven SQL predicates would fill the line: the fix names the rules there are
+        context=("model.rules",),
     ),
     ShownByRule(
         ("model", "engine.name", "dataset.path"),

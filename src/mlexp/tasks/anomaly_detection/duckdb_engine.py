@@ -21,7 +21,7 @@ from mlexp.tasks.anomaly_detection.binding import not_a_condition, unbound
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, DUCKDB_MACROS, literal
 from mlexp.tasks.anomaly_detection.engines import Engine
 from mlexp.tasks.anomaly_detection.parquet_output import write_parquet
-from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, Source, TripQueries
+from mlexp.tasks.anomaly_detection.trip_rows import FILE_MONTH, Source, TripRows
 
 
 def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
@@ -67,7 +67,7 @@ class DuckDBEngine(Engine):
     def file_trips(self, file: nyc_taxi.TripFile) -> str:
         """One file's rows in today's schema: each column cast to its declared type, older names and codes mapped."""
         source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
-        return TripQueries(DUCKDB, source, self.aliases, self.timestamp_formats, value_codes=self.value_codes).trips()
+        return TripRows(DUCKDB, source, self.aliases, self.timestamp_formats, value_codes=self.value_codes).trips()
 
     def source(self) -> Source:
         """All files as one relation: each typed on its own first, then united by name."""

@@ -19,7 +19,7 @@ import pandas as pd
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.dialects import Dialect
-from mlexp.tasks.anomaly_detection.queries import Source
+from mlexp.tasks.anomaly_detection.trip_rows import Source
 
 
 def cleaned_rows_changed(rows: int, expected: int) -> str:

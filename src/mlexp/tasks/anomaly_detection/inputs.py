@@ -22,8 +22,9 @@ from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
 from mlexp.tasks.anomaly_detection.dialects import Dialect
 from mlexp.tasks.anomaly_detection.duckdb_engine import DuckDBEngine
 from mlexp.tasks.anomaly_detection.engines import Engine
-from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, Source, TripQueries
+from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import Rule
+from mlexp.tasks.anomaly_detection.trip_rows import FILE_MONTH, Source
 
 MANIFEST = "manifest.json"
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.engines import cleaned_rows_changed
-from mlexp.tasks.anomaly_detection.queries import UNREAD
+from mlexp.tasks.anomaly_detection.trip_rows import UNREAD
 from mlexp.tasks.anomaly_detection.unread_values import Tally, count_unread
 from mlexp.tracking.digests import DigestingFile, remember
 
@@ -42,7 +42,7 @@ def write_parquet(
     reads the next batch while this one is encoded, so DuckDB's work and pyarrow's overlap (at most three
     batches in memory), and the file is hashed as it is written (its data version, `remember`ed for
     log_output). The file appears only when complete and, if `expected_rows` is given, only with that many
-    rows. A column UNREAD (`TripQueries.unread`: the values that read as null though written) is not written:
+    rows. A column UNREAD (`TripRows.unread`: the values that read as null though written) is not written:
     given `unread`, its values are counted there per marker, with the first one's position (the rows come in the
     query's order)."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,9 @@ from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection import inputs
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.engines import Engine
-from mlexp.tasks.anomaly_detection.queries import FILE_MONTH, TripQueries
+from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import Rule, enabled_rules, not_enabled, statistics_used
+from mlexp.tasks.anomaly_detection.trip_rows import FILE_MONTH
 from mlexp.tracking import Tracker
 
 

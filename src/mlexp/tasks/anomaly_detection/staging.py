@@ -1,6 +1,6 @@
 """A trial's files as its later stages read them: CSV parsed once into Parquet in today's schema, Parquet in place.
 
-Values that read as null though written are counted on the way (queries.py's `unread`) and warned about
+Values that read as null though written are counted on the way (trip_rows.py's `unread`) and warned about
 (unread_warnings.py); a file without a row fails here; copies an earlier run staged and this one did not are removed.
 """
 
@@ -23,7 +23,7 @@ from mlexp.tasks.anomaly_detection.dialects import DUCKDB, literal, quote
 from mlexp.tasks.anomaly_detection.duckdb_engine import connect, file_month_sql
 from mlexp.tasks.anomaly_detection.inputs import aliases, input_dir, trip_queries, value_codes
 from mlexp.tasks.anomaly_detection.parquet_output import OutputError, write_parquet
-from mlexp.tasks.anomaly_detection.queries import UNKNOWN_CODE, UNREADABLE_NUMBER, Source, TripQueries
+from mlexp.tasks.anomaly_detection.trip_rows import UNKNOWN_CODE, UNREADABLE_NUMBER, Source, TripRows
 from mlexp.tasks.anomaly_detection.unread_values import Tally
 from mlexp.tasks.anomaly_detection.unread_warnings import warn_unread
 
@@ -99,7 +99,7 @@ def stage_csv(
 
 
 def _unread_in_place(
-    connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, queries: TripQueries
+    connection: duckdb.DuckDBPyConnection, file: nyc_taxi.TripFile, queries: TripRows
 ) -> dict[str, Tally]:
     """The values of a file read in place (Parquet, or CSV with stage_csv_as_parquet=false) that read as null
     though written: one query, only when the file holds a coded or numeric column as text (every CSV; a Parquet
@@ -140,7 +140,7 @@ def typed_csv_reader(
     """A strict reader of a CSV file that parses each of today's numeric columns as its declared type, and the
     columns it gives (name -> type); None when no column would be parsed as a number.
 
-    It reads what the text reader (`nyc_taxi.reader_sql` and the casts of `TripQueries.trips`) reads, faster
+    It reads what the text reader (`nyc_taxi.reader_sql` and the casts of `TripRows.trips`) reads, faster
     (about a third less CPU: no string per field), or fails: DuckDB parses a typed field with the cast the text
     path applies, an empty field reads as null as there, and every row must have the header's fields (strict,
     no padding: only empty surplus fields pass, as there). It fails on any value the text path would read as null

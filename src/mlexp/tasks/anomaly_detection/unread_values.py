@@ -1,4 +1,4 @@
-"""The values that read as null though written (queries.py's `unread`), counted per marker as they stream past: rows
+"""The values that read as null though written (trip_rows.py's `unread`), counted per marker as they stream past: rows
 per value, and each value's first row."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 @dataclass
 class Tally:
-    """The values of one marker (`TripQueries.unread`) that read as null though written: rows per value, and each
+    """The values of one marker (`TripRows.unread`) that read as null though written: rows per value, and each
     value's first row's position in its file (0: the first row), where known."""
 
     counts: Counter[str] = field(default_factory=Counter)

@@ -1,6 +1,6 @@
 """The prepare stage's warnings about values that read as null though written: one line per file, column and kind.
 
-A kind is the marker of queries.py's `unread` (UNKNOWN_CODE, UNREADABLE_NUMBER), told apart here for numbers: beyond
+A kind is the marker of trip_rows.py's `unread` (UNKNOWN_CODE, UNREADABLE_NUMBER), told apart here for numbers: beyond
 the range of the column's type (OUT_OF_RANGE), with a fraction where it holds whole numbers (NOT_WHOLE), or NaN
 there (NOT_A_NUMBER: a Parquet float's, or a CSV's text `nan`). Each warning names the values with their rows and
 where the first one is: its row in a Parquet file, its line in a CSV (`line_numbers`, which reads the file once more,
@@ -19,7 +19,7 @@ import duckdb
 
 from mlexp.console import warn
 from mlexp.data import nyc_taxi
-from mlexp.tasks.anomaly_detection.queries import UNKNOWN_CODE, UNREADABLE_NUMBER
+from mlexp.tasks.anomaly_detection.trip_rows import UNKNOWN_CODE, UNREADABLE_NUMBER
 from mlexp.tasks.anomaly_detection.unread_values import Tally
 
 # a numeric column's values beyond its type's range: a warning's kind beside UNKNOWN_CODE and UNREADABLE_NUMBER, counted
