@@ -13,7 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import REPO
 from mlexp import plot
-from mlexp.experiment_analytics import AnalyticsError, ExperimentAnalytics, analytics, metric_history
+from mlexp.experiment_analytics import analytics, metric_history
+from mlexp.experiment_analytics.store import AnalyticsError
+from mlexp.experiment_analytics.trials import ExperimentAnalytics
 
 EXPERIMENT = "tabular_regression"
 COMMON = {"dataset.n_rows": "300", "task.name": EXPERIMENT}  # the same in every trial: not compared
@@ -346,7 +348,7 @@ def test_a_list_valued_parameter_gets_labels_that_fit_under_their_points(count):
 def test_the_comparison_table_leaves_out_headline_metrics_no_trial_logged():
     # the active-learning sweep runs one stage: 8 of the task's headline columns were empty in every row
     from mlexp.compare import format_table
-    from mlexp.experiment_analytics import column
+    from mlexp.experiment_analytics.columns import column
 
     table = pd.DataFrame(
         {
@@ -368,7 +370,7 @@ def test_the_comparison_table_leaves_out_headline_metrics_no_trial_logged():
 def test_the_comparison_table_shows_sampled_floats_in_6_significant_digits():
     # a sweep's table showed model.learning_rate as sampled: 0.0462258900102083
     from mlexp.compare import format_table
-    from mlexp.experiment_analytics import column
+    from mlexp.experiment_analytics.columns import column
 
     table = pd.DataFrame(
         {
@@ -393,7 +395,7 @@ def test_the_comparison_table_shows_sampled_floats_in_6_significant_digits():
 def test_the_comparison_table_shows_values_that_differ_in_enough_digits_to_tell_them_apart():
     # two trials at 0.03179261 and 0.03179264 read 0.0317926 each: a tie on screen that the ranking did not see
     from mlexp.compare import format_table
-    from mlexp.experiment_analytics import column
+    from mlexp.experiment_analytics.columns import column
 
     table = pd.DataFrame(
         {
@@ -450,7 +452,7 @@ def test_every_trial_of_a_crowded_chart_is_in_the_saved_legend_beside_the_plot_a
 
 def test_trials_tied_on_the_objective_follow_a_text_parameter_by_its_numbers_then_its_words():
     # a column holding "none" stays text: "10" < "5" < "none" put depth 10 before depth 5
-    from mlexp.experiment_analytics import ExperimentAnalytics
+    from mlexp.experiment_analytics.trials import ExperimentAnalytics
 
     trials = object.__new__(ExperimentAnalytics)
     trials.objective, trials.direction = "val_auc", "maximize"

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from conftest import TEXT_TINY, run_cli, store_client, trials_of
 from mlexp import charts, compare, plot
-from mlexp.experiment_analytics import column
+from mlexp.experiment_analytics.columns import column
 
 OBJECTIVE = "val_normalized_discounted_cumulative_gain_at_10"  # 48 characters: wider than a chart's side
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import TINY, cli_env, private_writer_env, run_cli, trials_of
 from mlexp.errors import MlexpError
-from mlexp.experiment_analytics import AnalyticsError
+from mlexp.experiment_analytics.store import AnalyticsError
 from mlexp.sweeps import recorder
 from mlexp.sweeps.summary import SweepEnd
 from mlexp.tracking import writer_address

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from mlexp.api import run, sweep
     from mlexp.cleanup import DeletionNotConfirmed, DeletionReport, ExperimentNotFound, delete_experiment
     from mlexp.errors import ConfigError, DataError, MlexpError
-    from mlexp.experiment_analytics import AnalyticsError, ExperimentAnalytics, analytics, metric_history
+    from mlexp.experiment_analytics import analytics, metric_history
+    from mlexp.experiment_analytics.store import AnalyticsError
+    from mlexp.experiment_analytics.trials import ExperimentAnalytics
     from mlexp.runner import TrialFailed
     from mlexp.sweep_failed import FailedJob, SweepFailed
     from mlexp.trial_handle import Trial, TrialPaths
@@ -29,12 +31,12 @@ _EXPORTS = {
     "TrialPaths": "mlexp.trial_handle",
     "analytics": "mlexp.experiment_analytics",
     "metric_history": "mlexp.experiment_analytics",
-    "ExperimentAnalytics": "mlexp.experiment_analytics",
+    "ExperimentAnalytics": "mlexp.experiment_analytics.trials",
     "delete_experiment": "mlexp.cleanup",
     "DeletionReport": "mlexp.cleanup",
     "DeletionNotConfirmed": "mlexp.cleanup",
     "ExperimentNotFound": "mlexp.cleanup",
-    "AnalyticsError": "mlexp.experiment_analytics",
+    "AnalyticsError": "mlexp.experiment_analytics.store",
     "SweepFailed": "mlexp.sweep_failed",
     "FailedJob": "mlexp.sweep_failed",
     "TrialFailed": "mlexp.runner",

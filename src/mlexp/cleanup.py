@@ -331,7 +331,7 @@ def _arguments(argv: list[str]) -> tuple[str, bool, str | None, str | None]:
     if "experiment" in values and "task" in values:
         raise MlexpError(f"name the experiment or the task whose experiment goes, not both; usage: {USAGE}")
     if "task" in values:  # as `compare task=`: the experiment the task's trials go to
-        from mlexp.experiment_analytics import experiment_of_task
+        from mlexp.experiment_analytics.store import experiment_of_task
 
         values["experiment"] = experiment_of_task(values["task"])
     if "experiment" not in values:

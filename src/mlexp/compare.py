@@ -11,7 +11,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from mlexp import charts, plot
-from mlexp.experiment_analytics import column
+from mlexp.experiment_analytics.columns import column
 from mlexp.tracking import tags
 
 MAX_TRIALS = 5000

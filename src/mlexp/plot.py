@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from mlexp.experiment_analytics import ExperimentAnalytics, column, find_column
+from mlexp.experiment_analytics.columns import column, find_column
+from mlexp.experiment_analytics.trials import ExperimentAnalytics
 
 
 class Chart(Figure):

@@ -50,7 +50,7 @@ def summarise(end: SweepEnd) -> SweepSummary:
     from mlflow.entities import RunStatus
 
     from mlexp import compare
-    from mlexp.experiment_analytics import ExperimentAnalytics
+    from mlexp.experiment_analytics.trials import ExperimentAnalytics
     from mlexp.tracking import TrackingStore, tags
 
     client = TrackingStore(end.uri, None).client()

@@ -1,0 +1,74 @@
+"""`mlexp compare`, `params`, `keys`, `review`, ...: commands that read config or a store, not run trials.
+
+Each family of commands is a module of this package with its usage lines; this module finds a command by its name,
+prints its --help, and reports its errors in one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from mlexp.commands import comparison, dvc_files, exports, services, store, sync
+from mlexp.errors import MlexpError
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "compare": comparison.run_compare,
+    "params": dvc_files.run_params,
+    "pipelines": dvc_files.run_pipelines,
+    "data": exports.run_data,
+    "summary": exports.run_summary,
+    "relocate": store.run_relocate,
+    "delete": store.run_delete,
+    "sync": sync.run_sync,
+    "keys": services.run_keys,
+    "review": services.run_review,
+    "predict": services.run_predict,
+    "undeploy": services.run_undeploy,
+}
+USAGE = {**comparison.USAGE, **dvc_files.USAGE, **exports.USAGE, **store.USAGE, **sync.USAGE, **services.USAGE}
+
+# commands that parse their own flags with argparse, --help included
+OWN_HELP = {"keys", "review", "predict", "undeploy"}
+
+
+def run(command: str, argv: list[str]) -> int:
+    """Run `mlexp <command> <argv>`; its exit status, an error told in one line (2: mlexp refused, 1: the store)."""
+    if command not in OWN_HELP and any(arg in ("-h", "--help") for arg in argv):
+        doc = (COMMANDS[command].__doc__ or "").strip().splitlines()
+        print(f"usage: {USAGE[command]}" + (f"\n\n{doc[0]}" if doc else ""))
+        return 0
+    try:
+        return COMMANDS[command](argv)
+    except MlexpError as error:
+        print(f"mlexp {command}: error: {error}", file=sys.stderr)
+        return 2
+    except ImportError as error:
+        if not _database_driver(error):
+            raise
+        # SQLAlchemy loads a database's driver at the store's first request; to it postgresql:// means psycopg 3
+        other = " (postgresql+psycopg2://... uses psycopg2, installed with mlexp)" if error.name == "psycopg" else ""
+        print(
+            f"mlexp {command}: error: the tracking store's database driver is not installed ({error}); install it, "
+            f"or name one that is in tracking.uri{other}",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as error:
+        # MLflow's error (a store that answered with one): its reason, not its traceback (checked without importing
+        # MLflow, which commands that do not use it never load)
+        mlflow_errors = sys.modules.get("mlflow.exceptions")
+        if mlflow_errors is None or not isinstance(error, mlflow_errors.MlflowException):
+            raise
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        print(f"mlexp {command}: error: MLflow: {reason}", file=sys.stderr)
+        return 1
+
+
+def _database_driver(error: ImportError) -> bool:
+    """Whether SQLAlchemy raised `error` loading a database dialect's driver."""
+    frame = error.__traceback__
+    while frame is not None:
+        if "sqlalchemy/dialects" in frame.tb_frame.f_code.co_filename.replace("\\", "/"):
+            return True
+        frame = frame.tb_next
+    return False
