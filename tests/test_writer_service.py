@@ -135,10 +135,11 @@ def test_the_writer_key_follows_settings_and_code_not_the_project(tmp_path, monk
     assert writer_address.writer_key() != key
 
 
-def test_an_edited_task_declaration_gets_a_writer_of_its_own():
-    # the writer's sweep summary reads the tasks' declarations (a sweep file's report command): a writer started
-    # before the edit must not summarise with the old ones
-    declaration = Path(writer_address.__file__).resolve().parents[1] / "tasks" / "recommendation" / "__init__.py"
+@pytest.mark.parametrize("module", ["tasks/recommendation/__init__.py", "experiment_analytics/trials.py"])
+def test_an_edit_to_what_a_sweep_summary_reads_gets_a_writer_of_its_own(module):
+    # the writer's sweep summary reads the tasks' declarations (a sweep file's report command) and ranks trials with
+    # experiment analytics: a writer started before the edit must not summarise with the old code
+    declaration = Path(writer_address.__file__).resolve().parents[1] / module
     before = declaration.stat()
     key = writer_address.writer_key()
     try:

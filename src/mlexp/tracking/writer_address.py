@@ -88,6 +88,7 @@ def _code_stamp() -> str:
     packages, MLflow's folder among them): a writer never runs code older than the command's."""
     package = Path(__file__).resolve().parents[1]
     modules = [*package.glob("*.py"), *(package / "tracking").rglob("*.py"), package / "sweeps" / "summary.py"]
+    modules += (package / "experiment_analytics").rglob("*.py")  # a sweep's summary ranks its trials with it
     modules += [package / "tasks" / "__init__.py", *(package / "tasks").glob("*/__init__.py")]
     newest = max((path.stat().st_mtime_ns for path in modules), default=0)
     mlflow = importlib.util.find_spec("mlflow")
