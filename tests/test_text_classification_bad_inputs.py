@@ -80,14 +80,16 @@ def test_a_holdout_that_is_training_data_is_refused_and_a_few_shared_texts_are_l
 def test_texts_with_nothing_the_model_reads_are_named_and_a_file_not_utf8_is_refused(tmp_path, capsys):
     train = _corpus(tmp_path / "train.csv", 10)
     lines = train.read_text().splitlines()
-    for number in range(0, 20, 3):  # 7 texts in Chinese: nothing of a-z, 0-9 is left of them
-        lines[number] = "World,这是一个关于体育的新闻报道"
+    for number in range(0, 20, 3):  # 7 texts of punctuation, symbols and emoji: no letter or digit of any script
+        lines[number] = "World,★★★ — 🎉🎉 !!! ___ ¿?"
+    lines[1] = "Sports,这是一个关于体育的新闻报道"  # Chinese is read (one word a run of letters), not left out
     train.write_text("\n".join(lines) + "\n")
     assert len(_read(train)) == 13
     assert _warnings(capsys) == [
-        "dataset.path: left out 7 documents with no letter or digit once normalised (the model reads a-z and 0-9 "
-        "only: text in another script, e.g. Chinese or Cyrillic, is nothing to it): "
-        f"{train} lines 1, 4, 7, 10, 13 and 2 more"
+        "dataset.path: left out 7 documents with no letter or digit once normalised (the model reads letters and "
+        "digits of any script, split into words at spaces and punctuation, so Chinese or Japanese text is one word "
+        f"per run of letters; punctuation, symbols and emoji alone are nothing to it): {train} lines 1, 4, 7, 10, 13 "
+        "and 2 more"
     ]
     train.write_bytes(b"World,election\nSports,caf\xe9 goal\n")  # Latin-1: was read with the byte replaced
     with pytest.raises(DataError) as refused:

@@ -16,7 +16,7 @@ from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError, first_few, lines_named
 from mlexp.paths import resolve
 from mlexp.tasks.text_classification.config_rules import REVIEWS, respelt
-from mlexp.tasks.text_classification.corpora import normalize
+from mlexp.tasks.text_classification.corpora import READS, normalize
 
 SUFFIXES = (".jsonl",)
 
@@ -201,7 +201,7 @@ def _warn(left_out: _LeftOut, labels: list[str]) -> None:
     if left_out.empty:
         warn(
             f"dataset.reviews: left out {len(left_out.empty)} decisions whose text has no letter or digit once "
-            f"normalised (the model reads a-z and 0-9 only); the first at {left_out.empty[0]}"
+            f"normalised (the model reads {READS}); the first at {left_out.empty[0]}"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +37,12 @@ class Scores:
 
 
 def metric_name(label: str) -> str:
-    """A class name as part of a metric name: f1_sci_tech for Sci/Tech."""
-    return re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
+    """A class name as part of a metric name: f1_sci_tech for Sci/Tech, f1_спорт for Спорт.
+
+    MLflow checks metric names with Python's Unicode \\w (letters and digits of any script, and _), so a class
+    in another script keeps its letters; an ASCII-only name made every Cyrillic class the same `f1_`. Combining
+    marks, which \\w leaves out, become separators."""
+    return re.sub(r"\W+", "_", unicodedata.normalize("NFKC", label).casefold()).strip("_")
 
 
 def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
