@@ -80,10 +80,15 @@ class TorchServeContext:
 def endpoint(archive: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The toolkit's handler service with the archive's code/inference.py, started as the container starts it."""
     from sagemaker_inference import content_types
+
+    # the handler's pre_model_fn replaces the toolkit's list: set back after the test, as the toolkit ships it
+    monkeypatch.setattr(content_types, "UTF8_TYPES", content_types.UTF8_TYPES)
+    yield from _started(archive, monkeypatch)
+
+
+def _started(archive: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from sagemaker_inference import default_handler_service as handler_service  # a dev dependency: never skipped
 
-    # the handler's pre_model_fn edits the toolkit's list in place: a copy, so later tests see the toolkit as shipped
-    monkeypatch.setattr(content_types, "UTF8_TYPES", list(content_types.UTF8_TYPES))
     monkeypatch.setenv("SAGEMAKER_PROGRAM", "inference.py")  # the endpoint's environment (endpoint_model.py)
     monkeypatch.setenv("PYTHONPATH", "")  # the service adds code/ to it
     monkeypatch.syspath_prepend(str(archive / "code"))
@@ -175,6 +180,24 @@ def test_a_body_in_none_of_mlflows_shapes_is_a_400_naming_it_and_the_shapes(
 ):
     status, phrase, _, _ = answer(endpoint, archive, json.dumps(body).encode(), "application/json")
     assert status == 400 and phrase.startswith(problem) and phrase.endswith("; send rows as " + SHAPES), phrase
+
+
+def test_a_toolkit_whose_list_of_decoded_types_is_a_tuple_still_loads_the_model(
+    archive: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # AWS patches its containers under the same image tag: the handler's edit of the toolkit's list must never stop
+    # the model from loading (an edit in place raised TypeError on a tuple there)
+    from sagemaker_inference import content_types
+
+    monkeypatch.setattr(content_types, "UTF8_TYPES", ("application/json", "text/csv"))
+    endpoint = _started(archive, monkeypatch)
+    service = next(endpoint)
+    try:
+        status, _, _, body = answer(service, archive, request_with(archive, 0, "State", "KS"), "application/json")
+        assert status == 200 and len(json.loads(body)["predictions"]) == 5
+        assert answer(service, archive, b'{"inputs": "\xff"}', "application/json")[0] == 400  # read by the handler
+    finally:
+        endpoint.close()
 
 
 def test_a_model_failing_at_predict_stays_a_server_error(endpoint: Any, archive: Path):

@@ -82,9 +82,11 @@ def pre_model_fn(model_dir: str) -> None:
     (sagemaker-inference 1.10, and the PyTorch container's transformer, read it at each request)."""
     try:
         from sagemaker_inference import content_types
-    except ImportError:
+
+        # a new object, not an edit in place: the transformer looks the name up at each request, whatever its type
+        content_types.UTF8_TYPES = [kind for kind in content_types.UTF8_TYPES if kind not in WHAT_TO_SEND]
+    except Exception:  # no toolkit, or one without this list: such bodies get its own 500, the model still loads
         return
-    content_types.UTF8_TYPES[:] = [kind for kind in content_types.UTF8_TYPES if kind not in WHAT_TO_SEND]
 
 
 def model_fn(model_dir: str) -> Any:
