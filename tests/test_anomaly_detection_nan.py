@@ -12,9 +12,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 import sqlglot
 
-from anomaly_detection_helpers import config, open_queries
+from anomaly_detection_helpers import config, counts, open_queries
 from conftest import run_cli, store_client, trials_of
 from mlexp.tasks.anomaly_detection import inputs
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
@@ -97,3 +98,22 @@ def test_athenas_sql_reads_a_nan_as_missing_too(tmp_path):
         (-1, "unevaluable"),
         (9.0, "many_passengers"),
     ]
+
+
+# a rule is placed in `SELECT ... FROM durations` and may query the trips itself: each qualified name is the column
+QUALIFIED = {
+    "by_relation": "durations.passenger_count > 6",
+    "quoted_relation": '"durations".passenger_count > 6',
+    "quoted_both": '"durations"."passenger_count" > 6',
+    "by_alias": "durations.passenger_count > (SELECT quantile_cont(t.passenger_count, 0.9) FROM trips AS t)",
+}
+
+
+@pytest.mark.parametrize("name", QUALIFIED)
+def test_a_rule_naming_the_column_qualified_reads_its_nan_as_missing_too(tmp_path, name):
+    cfg = config(tmp_path, f"model.enabled=[{name}]", f"+model.rules.{name}='{QUALIFIED[name]}'")
+    engine, queries = open_queries(cfg, [_parquet(tmp_path)])
+
+    found = counts(engine, queries)
+    # the 9 alone is flagged; the NaN trip only as unevaluable (NaN > 6 was true)
+    assert (found[name], found["unevaluable"]) == (1, 1)

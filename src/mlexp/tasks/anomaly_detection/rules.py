@@ -64,8 +64,10 @@ class Rule:
     predicate: str
 
     def uses(self, word: str) -> bool:
-        """Whether the predicate mentions `word` (a column or statistic) as a whole word."""
-        return re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", self.predicate, re.IGNORECASE) is not None
+        """Whether the predicate mentions `word` (a column or statistic) as a whole word, qualified or not."""
+        # a qualifier before it still names the column: the rule reads `FROM durations` (durations.passenger_count)
+        # and may query the trips in a subquery under any alias (t.passenger_count), so `.` may precede the word
+        return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", self.predicate, re.IGNORECASE) is not None
 
     def uses_value(self, name: str) -> bool:
         return any(m.group(1) == name for m in PLACEHOLDER.finditer(self.template))
