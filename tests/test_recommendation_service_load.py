@@ -1,5 +1,5 @@
 """The recommendation service's model load: every user's state built from the saved histories in one pass gives the
-answers a straightforward per-user reading gives (items the catalog no longer lists left out), and stays fast."""
+answers a straightforward per-user reading gives (items the catalog no longer lists left out)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from mlexp.data import pulselive_videos
 from mlexp.serving.http import start_in_thread
-from mlexp.tasks.recommendation import interactions, metadata_hybrid, recipes, service
+from mlexp.tasks.recommendation import recipes, service
 from mlexp.tasks.recommendation.catalog import Catalog, UserState
-from mlexp.tasks.recommendation.config import Hybrid
 from mlexp.tasks.recommendation.event_store import EventStore
-
-SOLUTION = OmegaConf.create(
-    {"event_type": None, "event_value_threshold": None, "history_days": None, "recency_half_life_days": 7}
-)
-# context fields make the latest kept interaction matter, not only the items
-FIELDS = {"users": [], "items": ["CATEGORY"], "interactions": ["DEVICE", "LOCATION"]}
-KEEP = ["USER_ID", "ITEM_ID", "TIMESTAMP", "weight", "EVENT_TYPE", "EVENT_VALUE", "DEVICE", "LOCATION"]
-
-
-def retired(user: str, item: str, timestamp: int, device: str) -> dict[str, object]:
-    """A history row of an item the model's catalog no longer lists."""
-    return {"USER_ID": user, "ITEM_ID": item, "TIMESTAMP": timestamp, "weight": 0.5, "EVENT_TYPE": "watch",
-            "EVENT_VALUE": 0.77, "DEVICE": device, "LOCATION": "br"}  # fmt: skip
+from recommendation_fixtures import FIELDS, GONE, gone_rows, latest_user, retired, saved_model
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +23,11 @@ def saved(tmp_path_factory):
     """A metadata model saved with histories as the train stage writes them, plus rows of retired items: a user whose
     only rows are retired (first in the file) and a user whose latest row is retired. Returns (folder, histories)."""
     folder = tmp_path_factory.mktemp("model")
-    frames, _ = pulselive_videos.generate(n_users=60, n_videos=40, n_interactions=1500, seed=7)
-    rows = interactions.for_training(frames["Interactions"], SOLUTION, int(frames["Interactions"]["TIMESTAMP"].max()))
-    catalog = Catalog.build(rows, frames["Users"], frames["Items"])
-    model, _ = metadata_hybrid.fit(rows, catalog, FIELDS, Hybrid(epochs=1, batch_size=256), 1)
-    recipes.save(model, folder, FIELDS, SOLUTION)
-    history = rows.sort_values("TIMESTAMP", kind="stable").groupby("USER_ID").tail(50)[KEEP]
-    mixed = str(history["USER_ID"].iloc[-1])
-    last_device = history.loc[history["USER_ID"] == mixed, "DEVICE"].iloc[-1]
-    other_device = next(d for d in history["DEVICE"].unique() if d != last_device)
-    end = int(history["TIMESTAMP"].max())
-    gone = pd.DataFrame([retired("user_gone", f"video_retired_{n}", n, "tv") for n in (1, 2)])
+    history = saved_model(folder)
+    mixed, other_device, end = latest_user(history)
     middle = len(history) // 2
     history = pd.concat(
-        [gone, history.iloc[:middle], pd.DataFrame([retired(mixed, "video_retired_1", end, other_device)]),
+        [gone_rows(), history.iloc[:middle], pd.DataFrame([retired(mixed, "video_retired_1", end, other_device)]),
          history.iloc[middle:], pd.DataFrame([retired(mixed, "video_retired_3", end + 1, other_device)])],
         ignore_index=True,
     )  # fmt: skip
@@ -94,17 +71,17 @@ def test_the_service_answers_as_a_per_user_reading_of_the_saved_histories(saved,
     live = app.state.slot.current
     model = live.model
     mixed = str(history["USER_ID"].iloc[-1])
-    plain = next(u for u in history["USER_ID"].drop_duplicates() if u not in ("user_gone", mixed))
+    plain = next(u for u in history["USER_ID"].drop_duplicates() if u not in (GONE, mixed))
     # the users a saved history lists, in its order, those with only retired items included
     assert list(live.users) == [str(u) for u in history["USER_ID"].drop_duplicates()]
-    for user in ("user_gone", mixed, plain):
+    for user in (GONE, mixed, plain):
         assert live.users[user] == expected_state(model.catalog, history, user), user
     # the retired row is the latest: the context is that of the latest row the catalog still lists
     assert live.users[mixed].context["DEVICE"] != history["DEVICE"].iloc[-1]
     running = start_in_thread(app)
     try:
         n = len(model.catalog.item_ids)
-        for user in ("user_gone", mixed, plain, "user_never_seen"):
+        for user in (GONE, mixed, plain, "user_never_seen"):
             answer = get(f"{running.url}/recommendations?userId={user}&numResults={n}")
             assert {k: answer[k] for k in ("itemList", "coldStart")} == expected_answer(model, history, user), user
     finally:
@@ -116,5 +93,5 @@ def test_the_service_answers_as_a_per_user_reading_of_the_saved_histories(saved,
     value = history.loc[history["EVENT_TYPE"] == event_type, "EVENT_VALUE"].dropna().iloc[-1]
     event = {"itemId": str(model.catalog.item_ids[0]), "eventType": event_type, "eventValue": value}
     assert json.loads(post.removeprefix("POST /events ")) == {
-        "userId": "user_gone", "sessionId": "s1", "eventList": [event]
+        "userId": GONE, "sessionId": "s1", "eventList": [event]
     }  # fmt: skip

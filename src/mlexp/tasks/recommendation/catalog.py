@@ -77,31 +77,10 @@ class Catalog:
         )
 
 
-def by_user(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Each user's interactions: grouped once for the many batches of states an evaluation builds."""
-    return {user: group for user, group in history.groupby("USER_ID", sort=False)}
-
-
-def states_of(
-    catalog: Catalog, grouped: dict[str, pd.DataFrame], user_ids: list[str], context_fields: list[str]
-) -> list[UserState]:
-    """Each user's state from their past interactions (filtered and weighted, with a `weight` column), grouped by
-    user (`by_user`)."""
-    out = []
-    for user in user_ids:
-        group = grouped.get(user)
-        if group is None:
-            out.append(UserState(user))
-            continue
-        items = [catalog.item_index[i] for i in group["ITEM_ID"]]
-        last = group.iloc[-1]
-        context = {f: last[f] for f in context_fields if f in group}
-        out.append(UserState(user, items, group["weight"].astype(float).tolist(), context))
-    return out
-
-
 def served_states(catalog: Catalog, histories: pd.DataFrame, context_fields: list[str]) -> dict[str, UserState]:
-    """Each user's state from the histories saved with a model, in the order the users first appear.
+    """Each user's state from their past interactions (filtered and weighted, with a `weight` column): the histories
+    saved with a model (the service, the registered model) or the history an evaluation scores from, in the order the
+    users first appear.
 
     Items the catalog no longer lists are left out (a user left with none is known, with an empty history); the
     context is the latest kept interaction's fields. One pass over all rows: filtering each user's rows apart took

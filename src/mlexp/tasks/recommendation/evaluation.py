@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlexp.errors import DataError
-from mlexp.tasks.recommendation.catalog import Catalog, UserState, by_user, states_of
+from mlexp.tasks.recommendation.catalog import Catalog, UserState, served_states
 
 MRR_K = 25
 BATCH = 256
@@ -92,10 +92,10 @@ def evaluate(
     alike = getattr(model, "ranks_every_user_alike", False)
     # once: grouping the whole history per batch cost minutes at a million interactions; not at all for a model
     # that ranks every user alike
-    grouped = {} if alike else by_user(history)
+    known = {} if alike else served_states(catalog, history, context_fields)
     for start in range(0, len(users), BATCH):
         batch = users[start : start + BATCH]
-        batch_states = [UserState(u) for u in batch] if alike else states_of(catalog, grouped, batch, context_fields)
+        batch_states = [known.get(u, UserState(u)) for u in batch]
         scores = model.scores(batch_states).astype("float64")
         scores[:, ~available] = -np.inf
         for row, user in enumerate(batch):
@@ -144,10 +144,10 @@ def favourite_share(
     players = [set(str(v).split("|")) if isinstance(v, str) else set() for v in catalog.items[item_field]]
     available = catalog.available(period_end)
     shares, chances = [], []
-    grouped = by_user(history)
+    known = served_states(catalog, history, [])
     for start in range(0, len(users), BATCH):
         batch = users[start : start + BATCH]
-        scores = model.scores(states_of(catalog, grouped, batch, [])).astype("float64")
+        scores = model.scores([known.get(u, UserState(u)) for u in batch]).astype("float64")
         scores[:, ~available] = -np.inf
         for row, user in enumerate(batch):
             features = np.array([favourites[user] in p for p in players])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,35 @@ def save(model: Any, folder: Path, fields: dict[str, list[str]], solution: Any =
     )
 
 
+def settings(folder: Path) -> dict[str, Any]:
+    """The saved model's recipe.json: its recipe, features and the solution's event filters."""
+    return dict(json.loads((folder / "recipe.json").read_text()))
+
+
+@dataclass(frozen=True)
+class ServingInputs:
+    """What the deploy=local service and the registered model read beside the model itself."""
+
+    context_fields: list[str]  # features.interactions: the fields of a user's latest event a recommendation uses
+    solution: dict[str, Any]  # the event filters recorded events must pass to join a history
+    histories: pd.DataFrame  # each known user's latest training interactions (HISTORY_FILE)
+
+
+def serving_inputs(folder: Path) -> ServingInputs:
+    """The saved model's context fields, event filters and users' histories; a model saved without histories
+    serves every user as a cold one."""
+    saved = settings(folder)
+    history = folder / HISTORY_FILE
+    empty = pd.DataFrame({"USER_ID": [], "ITEM_ID": [], "weight": []})
+    histories = pd.read_parquet(history) if history.exists() else empty
+    return ServingInputs(saved["features"]["interactions"], saved.get("solution") or {}, histories)
+
+
 def load(folder: Path) -> Any:
     """A saved model of any recipe."""
     if not (folder / "recipe.json").exists():
         raise DataError(f"{folder}/recipe.json is missing: run the train stage first")
-    recipe = json.loads((folder / "recipe.json").read_text())["recipe"]
+    recipe = settings(folder)["recipe"]
     catalog = Catalog.load(folder)
     if recipe == "metadata_hybrid":
         return metadata_hybrid.MetadataHybrid.load(folder, catalog)

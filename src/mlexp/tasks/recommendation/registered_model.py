@@ -7,7 +7,6 @@ weights, users' latest history), so the registry's champion is also what `deploy
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from mlexp.errors import DataError
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.recommendation import recipes
 from mlexp.tasks.recommendation.catalog import UserState, served_states
-from mlexp.tasks.recommendation.recipes import HISTORY_FILE
 
 # pyfunc_model reads nothing from paths.data: a SageMaker training job's model.tar.gz is the whole model
 DATA_FILES: tuple[str, ...] = ()
+COLD_USER = "user_1"
 
 
 class Recommendations(PythonModel):
@@ -35,9 +34,9 @@ class Recommendations(PythonModel):
     def load_context(self, context: Any) -> None:
         folder = Path(context.artifacts["model"])
         self.model = recipes.load(folder)
-        context_fields = json.loads((folder / "recipe.json").read_text())["features"]["interactions"]
+        saved = recipes.serving_inputs(folder)
         # once, at load: regrouping every user's history took each request the whole history's time
-        self.users = served_states(self.model.catalog, pd.read_parquet(folder / HISTORY_FILE), context_fields)
+        self.users = served_states(self.model.catalog, saved.histories, saved.context_fields)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
@@ -68,7 +67,8 @@ def pyfunc_model(cfg: DictConfig, staging: Path) -> PyfuncModel:
         raise DataError(f"{models}/recipe.json is missing: run the train stage first (mlexp task={cfg.task.name})")
     folder = staging / "model"
     shutil.copytree(models, folder)
-    users = pd.read_parquet(models / HISTORY_FILE)["USER_ID"].drop_duplicates().head(3).tolist()
+    # a model saved without histories knows no user: its example asks for a cold one
+    users = recipes.serving_inputs(models).histories["USER_ID"].drop_duplicates().head(3).tolist() or [COLD_USER]
     return PyfuncModel(
         python_model=Recommendations,
         artifacts={"model": folder},

@@ -8,7 +8,6 @@ metadata model from their events alone (or the popularity ranking for the other 
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import threading
@@ -74,11 +73,8 @@ class LiveRecommendations:
     def from_folder(cls, folder: Path, store: EventStore) -> LiveRecommendations:
         """The saved model in `folder` (recipe.json, catalog, weights, histories) over the events in `store`."""
         model = recipes.load(folder)
-        saved = json.loads((folder / "recipe.json").read_text())
-        history = folder / recipes.HISTORY_FILE
-        empty = pd.DataFrame({"USER_ID": [], "ITEM_ID": [], "weight": []})
-        histories = pd.read_parquet(history) if history.exists() else empty
-        return cls(model, histories, store, saved["features"]["interactions"], saved.get("solution"))
+        saved = recipes.serving_inputs(folder)
+        return cls(model, saved.histories, store, saved.context_fields, saved.solution)
 
     def kept(self, event_type: str, value: float | None) -> bool:
         """Whether the solution's CreateSolution filters keep this event (as training kept its interactions)."""

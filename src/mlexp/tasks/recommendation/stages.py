@@ -168,7 +168,7 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     """Score the held-out test period (never used for a choice): Personalize's metrics, cold users and items."""
     frame, _, _, _, cuts = _prepared(cfg)
     model = recipes.load(Path(cfg.paths.models))
-    fields = json.loads((Path(cfg.paths.models) / "recipe.json").read_text())["features"]
+    fields = recipes.settings(Path(cfg.paths.models))["features"]
     history = frame[frame["split"] != "test"]
     rows = interactions.for_training(history, cfg.solution, cuts["test_start"])
     relevant = interactions.relevant(frame[frame["split"] == "test"], cfg.dataset)
