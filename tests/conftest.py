@@ -107,7 +107,12 @@ SUITE_ENV: dict[str, str] = {}
 
 
 def run_cli(
-    project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None, fresh: bool = False
+    project: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    fresh: bool = False,
+    timeout: float = 600,
 ) -> subprocess.CompletedProcess:
     """Run the real `mlexp` entry point in `project`; returns the finished process. It is forked from a server
     that has its libraries imported (forked_cli.py) unless `fresh` asks for a new interpreter, as a test of
@@ -120,18 +125,18 @@ def run_cli(
         fresh = not _forked_cli.can_run(args, env)
     if fresh:
         command = [sys.executable, "-m", "mlexp.cli", *args]
-        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
     else:
         assert _forked_cli
-        done = _forked_cli.run(args, project, env, timeout=600)
+        done = _forked_cli.run(args, project, env, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(f"mlexp {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
 
 
-def one_line_error(project: Path, *args: str) -> str:
+def one_line_error(project: Path, *args: str, timeout: float = 600) -> str:
     """The whole stderr of a refused command line: one `mlexp: error:` line, exit 2, nothing recorded."""
-    done = run_cli(project, *args, check=False)
+    done = run_cli(project, *args, check=False, timeout=timeout)
     assert done.returncode == 2, done.stdout + done.stderr
     assert not (project / "mlflow.db").exists()  # no trial (or sweep record) was opened
     lines = done.stderr.strip().splitlines()

@@ -1,6 +1,7 @@
-"""The command line's checks before a trial: a key given twice, a search past the 64-bit integer bound, input paths
-judged where the job reads them when Hydra moves it into its run folder (hydra.job.chdir=true), a `${...}` that
-resolves nowhere named first, and refusals that start no tracking writer."""
+"""The command line's checks before a trial: a key given twice, a search past the 64-bit integer bound, a range without
+end or a grid of more jobs than one machine runs, input paths judged where the job reads them when Hydra moves it
+into its run folder (hydra.job.chdir=true), a `${...}` that resolves nowhere named first, and refusals that start no
+tracking writer."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from mlexp.config.bounds import between, interval_out_of_bounds
 from mlexp.config.overrides import check_override_keys
 from mlexp.config.repeated_keys import check_repeated_keys
 from mlexp.errors import ConfigError
+from mlexp.sweeps.sweep_size import MAX_GRID_JOBS, grid_too_large
 
 BIG = 99999999999999991611392  # int(1e23)
 
@@ -94,6 +96,16 @@ def test_a_key_given_twice_is_one_line_naming_both_values(tmp_project, args, lin
     assert one_line_error(tmp_project, *args) == line
 
 
+@pytest.mark.parametrize("flags", [[], ["-m"]])
+@pytest.mark.parametrize("override", ["model.l1_sise=8", "++model.l1_sise=8"])
+def test_a_key_that_does_not_exist_given_twice_gets_the_line_it_gets_once(tmp_project, flags, override):
+    # the line offered a sweep of it: "...: keep one of them; to run each value, sweep them: -m model.l1_sise=8,16"
+    once = one_line_error(tmp_project, *flags, "task=tabular_regression", override)
+    assert "l1_sise is not" in once and "did you mean model.l1_size?" in once
+    twice = (override, override.replace("=8", "=16"))
+    assert one_line_error(tmp_project, *flags, "task=tabular_regression", *twice) == once
+
+
 def test_adding_deleting_and_sweeping_a_key_are_not_repeats():
     parse = OverridesParser.create().parse_overrides
     check_repeated_keys(parse(["+base=8", "base=9", "~seed", "seed=3", "model.epochs=1,2", "model@a=x", "model@b=y"]))
@@ -162,6 +174,12 @@ def test_a_choice_of_whole_numbers_with_minus_infinity_or_nan_names_each(tmp_pro
     )
 
 
+HANG_S = 30  # each refusal below takes about a second; before its fix, the command listed values for minutes or forever
+
+
+ENDLESS_RANGE = "a range needs a finite stop (no count of steps reaches inf); give one, e.g. "
+
+
 @pytest.mark.parametrize(
     ("sweeper", "search", "refusal"),
     # Hydra's sweeper failed reading int(inf) with its own OverflowError block, after the sweep's record had opened;
@@ -170,6 +188,8 @@ def test_a_choice_of_whole_numbers_with_minus_infinity_or_nan_names_each(tmp_pro
         ("tpe", "int(interval(1, inf))", f"{ENDLESS}`model.epochs: int(interval(1, 100))`"),
         ("tpe", "interval(1, inf)", f"{ENDLESS}`model.epochs: int(interval(1, 100))`"),
         ("tpe", "int(choice(1, inf))", f"{ENDLESS_CHOICE}`model.epochs: int(choice(1, 100))`"),
+        ("tpe", "range(1, inf)", f"{ENDLESS_RANGE}`model.epochs: range(1, 100)`"),
+        ("grid", "range(1, inf)", f"{ENDLESS_RANGE}`model.epochs: range(1, 100)`"),  # it hung, listing its values
         (
             "tpe",
             "tag(log, interval(1, 64))",
@@ -189,9 +209,82 @@ def test_a_sweep_file_refusal_gives_its_fix_as_the_line_to_write_in_the_file(tmp
         f"# @package _global_\ndefaults:\n  - {sweeper}\nsweep:\n  name: endless\n"
         f"hydra:\n  sweeper:\n    params:\n      model.epochs: {search}\n"
     )
-    line = one_line_error(tmp_project, "-m", "task=tabular_regression", "sweep=endless")
+    line = one_line_error(tmp_project, "-m", "task=tabular_regression", "sweep=endless", timeout=HANG_S)
     assert line.startswith(f"hydra.sweeper.params of sweep=endless: model.epochs={search}: {refusal}")
     assert "in conf/sweep/endless.yaml" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        # the grid listed range(1, inf)'s values, printing nothing, until the memory ran out
+        (["model.epochs=range(1, inf)"], f"{ENDLESS_RANGE}'model.epochs=range(1, 100)'"),
+        (["model.epochs=shuffle(range(1, inf))"], f"{ENDLESS_RANGE}'model.epochs=shuffle(range(1, 100))'"),
+        # and a fractional range with a step of 0 listed its start forever
+        (
+            ["model.learning_rate=range(0.1, 0.5, 0.0)"],
+            "a range needs a step other than 0 (it would list 0.1 without end); give one, e.g. "
+            "'model.learning_rate=range(0.1, 0.5, 0.04)'",
+        ),
+        # Optuna's sweeper made no distribution of it: "the sweep could not be checked (InvalidOperation: ...)"
+        (["sweep=tpe", "model.epochs=range(1, inf)"], f"{ENDLESS_RANGE}'model.epochs=range(1, 100)'"),
+    ],
+)
+def test_a_range_without_end_is_one_line_with_a_finite_one(tmp_project, args, refusal):
+    line = one_line_error(tmp_project, "-m", "task=tabular_regression", *args, timeout=HANG_S)
+    assert line == f"{args[-1]}: {refusal}"
+
+
+GRID_FIX = (
+    f"a grid runs at most {MAX_GRID_JOBS:,}: give fewer values (a range's step: range(start, stop, step)), or sample "
+    "them with sweep=random or sweep=tpe, which run sweep.max_jobs trials"
+)
+
+
+@pytest.mark.parametrize(
+    ("search", "count"),
+    # Hydra's grid listed every job's overrides, and mlexp's checks tried each value: minutes to hours, silently
+    [("model.epochs=range(0, 1000000000)", "1,000,000,000"), ("model.epochs=range(1, 1e12)", "999,999,999,999")],
+)
+def test_a_grid_of_a_billion_jobs_is_one_line_naming_the_count(tmp_project, search, count):
+    line = one_line_error(tmp_project, "-m", "task=tabular_regression", search, timeout=HANG_S)
+    assert line == f"the grid would run {count} jobs ({count} values of {search}), and {GRID_FIX}"
+
+
+def test_a_grid_counts_the_sweep_files_values_with_the_command_lines(tmp_project):
+    (tmp_project / "conf" / "sweep" / "wide.yaml").write_text(
+        "# @package _global_\nsweep:\n  name: wide\nhydra:\n  sweeper:\n    params:\n"
+        "      model.l1_size: range(1, 200)\n"
+    )
+    line = one_line_error(
+        tmp_project, "-m", "task=tabular_regression", "sweep=wide", "model.l2_size=range(1, 200)", timeout=HANG_S
+    )
+    assert line == (
+        "the grid would run 39,601 jobs (199 values of model.l2_size=range(1, 200) × 199 values of "
+        f"model.l1_size=range(1, 200) in sweep=wide), and {GRID_FIX}"
+    )
+
+
+def test_a_grid_of_up_to_max_grid_jobs_is_not_refused():
+    assert grid_too_large([("a=range(0, 100)", 100), ("b=range(0, 100)", MAX_GRID_JOBS // 100)]) is None
+    too_many = grid_too_large([("a=range(0, 100)", 100), ("b=range(0, 101)", MAX_GRID_JOBS // 100 + 1)])
+    assert str(too_many).startswith(f"the grid would run {MAX_GRID_JOBS + 100:,} jobs")
+
+
+def test_a_search_of_a_billion_values_is_judged_by_its_ends_without_listing_them(tmp_project):
+    # Optuna samples range(0, 1000000000) as it is; the check of each swept value listed all of them first
+    search = "model.epochs=range(0, 1000000000)"
+    assert one_line_error(tmp_project, "-m", "task=tabular_regression", "sweep=tpe", search, timeout=HANG_S) == (
+        f"{search}: model.epochs=0 is out of range: it must be at least 1"
+    )
+
+
+def test_a_range_too_long_to_list_still_lets_a_dollar_brace_that_resolves_nowhere_be_named(tmp_project):
+    # taken for a glob (not listed), the range left the shared ${...} to each of its 1,999 jobs
+    line = one_line_error(
+        tmp_project, "-m", "task=tabular_regression", "model.l1_size=range(1, 2000)", "seed=${nope}", timeout=HANG_S
+    )
+    assert line == "seed: Interpolation key 'nope' not found; fix the ${...} it uses"
 
 
 def test_a_whole_number_interval_samples_its_end():

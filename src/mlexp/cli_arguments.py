@@ -233,7 +233,8 @@ def check_printable(conf_dir: Path, overrides: list[str], *, resolve: bool, job_
     from hydra.errors import HydraException
 
     from mlexp.config import make_composable
-    from mlexp.config.overrides import check_key, compose_or_explain
+    from mlexp.config.failed_composition import compose_or_explain
+    from mlexp.config.known_keys import check_key
     from mlexp.config.validate import resolved_config
 
     make_composable()

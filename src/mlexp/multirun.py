@@ -35,7 +35,7 @@ def exit_if_explained(conf_dir: Path, overrides: list[str], *, sweep_values: boo
     """After a composition failed: its one-line explanation and exit status 2, if the checks have one."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from mlexp.config.overrides import explain_failed_composition
+    from mlexp.config.failed_composition import explain_failed_composition
 
     GlobalHydra.instance().clear()  # the checks compose through Hydra's compose API, which starts Hydra anew
     try:

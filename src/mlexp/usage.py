@@ -12,7 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp import tasks
 from mlexp.config.bounds import out_of_bounds
-from mlexp.config.overrides import check_override_keys, compose_or_explain, conf_file, config_groups
+from mlexp.config.failed_composition import compose_or_explain
+from mlexp.config.group_options import conf_file, config_groups
+from mlexp.config.overrides import check_override_keys
 from mlexp.config.task_groups import TASK_GROUPS
 
 USAGE = """mlexp: declarative ML experiments (Hydra config, MLflow tracking, DVC pipelines)

@@ -34,16 +34,16 @@ class Bound:
 
     def __str__(self) -> str:
         if self.low is not None and self.high is not None and not (self.open_low or self.open_high):
-            return f"between {_shown(self.low)} and {_shown(self.high)}"
-        low = None if self.low is None else f"{'above' if self.open_low else 'at least'} {_shown(self.low)}"
-        high = None if self.high is None else f"{'below' if self.open_high else 'at most'} {_shown(self.high)}"
+            return f"between {shown_end(self.low)} and {shown_end(self.high)}"
+        low = None if self.low is None else f"{'above' if self.open_low else 'at least'} {shown_end(self.low)}"
+        high = None if self.high is None else f"{'below' if self.open_high else 'at most'} {shown_end(self.high)}"
         return " and ".join(part for part in (low, high) if part)
 
 
 LARGEST_INTEGER = 2**63 - 1  # a signed 64-bit integer: what NumPy, MXNet, XGBoost and the stores take
 
 
-def _shown(end: float) -> str:
+def shown_end(end: float) -> str:
     """An end of a range as written: a whole number in full (a seed's 4294967295, not 4.29497e+09)."""
     return str(int(end)) if float(end).is_integer() and abs(end) < 1e16 else f"{end:g}"
 
@@ -73,7 +73,7 @@ def out_of_bounds(key: str, value: object, bound: Bound | None) -> ConfigError |
     if not math.isfinite(value):
         return ConfigError(f"{key}={value} is not a finite number: it must be {bound}")
     # a whole number without the .0 a float setting adds (`model.learning_rate=0` was echoed as 0.0)
-    shown = _shown(value) if float(value).is_integer() else str(value)
+    shown = shown_end(value) if float(value).is_integer() else str(value)
     return ConfigError(f"{key}={shown} is out of range: it must be {bound}")
 
 
@@ -113,7 +113,8 @@ def as_written(key: str, value: str, sweep_file: str | None = None) -> str:
     return f"`{key}: {value}` in conf/sweep/{sweep_file}.yaml"
 
 
-def _tagged(search: str, tags: Iterable[str]) -> str:
+def tagged(search: str, tags: Iterable[str]) -> str:
+    """`search` inside Hydra's tag(...), as a tagged search is written; as it is without tags."""
     return f"tag({', '.join(sorted(tags))}, {search})" if tags else search
 
 
@@ -125,11 +126,11 @@ def endless_integer_range(
     infinite, and Hydra's int(...) fails on it as it reads the override; None when both ends are finite."""
     if math.isfinite(start) and math.isfinite(end):
         return None
-    low = start if math.isfinite(start) else _round_past(end if math.isfinite(end) else 0, up=False)
-    high = end if math.isfinite(end) else _round_past(low, up=True)
+    low = start if math.isfinite(start) else round_past(end if math.isfinite(end) else 0, up=False)
+    high = end if math.isfinite(end) else round_past(low, up=True)
     endless = [(side, value) for side, value in (("lower", start), ("upper", end)) if not math.isfinite(value)]
     needs = f"a finite {endless[0][0]} bound" if len(endless) == 1 else "finite bounds"
-    example = as_written(key, _tagged(f"int(interval({_shown(low)}, {_shown(high)}))", tags), sweep_file)
+    example = as_written(key, tagged(f"int(interval({shown_end(low)}, {shown_end(high)}))", tags), sweep_file)
     return ConfigError(
         f"an integer range needs {needs} (no whole number is {' or '.join(str(value) for _, value in endless)}); "
         f"give {'one' if len(endless) == 1 else 'them'}, e.g. {example}"
@@ -148,16 +149,16 @@ def endless_integer_choice(
     if not endless:
         return None
     finite = [value for value in values if math.isfinite(value)]
-    low, high = _round_past(min(finite, default=0), up=False), _round_past(max(finite, default=0), up=True)
-    shown = [_shown(value if math.isfinite(value) else low if value < 0 else high) for value in values]
+    low, high = round_past(min(finite, default=0), up=False), round_past(max(finite, default=0), up=True)
+    shown = [shown_end(value if math.isfinite(value) else low if value < 0 else high) for value in values]
     example = ",".join(dict.fromkeys(shown)) if listed else f"int(choice({', '.join(dict.fromkeys(shown))}))"
     return ConfigError(
         f"integer choices must be finite (no whole number is {' or '.join(endless)}); give finite ones, e.g. "
-        f"{as_written(key, _tagged(example, tags), sweep_file)}"
+        f"{as_written(key, tagged(example, tags), sweep_file)}"
     )
 
 
-def _round_past(end: float, *, up: bool) -> float:
+def round_past(end: float, *, up: bool) -> float:
     """A round number (100, 1000, ...; or -100, ...) beyond `end`, for an example range."""
     past = 100.0 if up else -100.0
     while past <= end if up else past >= end:

@@ -15,17 +15,29 @@ from mlexp.errors import ConfigError
 
 # the error a run of `key=value` meets for a value the key's type cannot take (`model.epochs=abc`); None when it fits
 TypeCheck = Callable[[str, str], ConfigError | None]
+# the error a run meets for the key itself (`model.nope`, or `+model.nope` for `++`, which adds it); None when it exists
+KeyCheck = Callable[[str], ConfigError | None]
 
 
 def _any_type(key: str, value: str) -> ConfigError | None:
     return None
 
 
-def check_repeated_keys(overrides: list[Override], task: str | None = None, type_error: TypeCheck = _any_type) -> None:
+def _any_key(key: str) -> ConfigError | None:
+    return None
+
+
+def check_repeated_keys(
+    overrides: list[Override],
+    task: str | None = None,
+    type_error: TypeCheck = _any_type,
+    key_error: KeyCheck = _any_key,
+) -> None:
     """Refuse a `key=value` or `++key=value` whose key an earlier one set: `++` sets an existing key as `=` does.
     `+key` adds a key and `~key` deletes one, and Hydra says itself what it cannot apply of them; a sweep's values
     (`-m model.epochs=1,2`) are one override. `task`: the run's, whose ranges judge the values a sweep would list, as
-    `type_error` judges their types."""
+    `type_error` judges their types. A key that does not exist (`key_error`) is refused for that first: fixing the
+    repeat alone would meet it next, and a sweep of the key would be no fix at all."""
     first: dict[str, Override] = {}
     for override in overrides:
         if override.type not in (OverrideType.CHANGE, OverrideType.FORCE_ADD):
@@ -35,7 +47,9 @@ def check_repeated_keys(overrides: list[Override], task: str | None = None, type
         if key not in first:
             first[key] = override
             continue
-        raise _repeated(key, first[key], override, task, type_error)
+        earlier = first[key]
+        unknown = key_error(f"{'+' if earlier.type == OverrideType.FORCE_ADD else ''}{earlier.key_or_group}")
+        raise unknown or _repeated(key, earlier, override, task, type_error)
 
 
 def _repeated(key: str, earlier: Override, later: Override, task: str | None, type_error: TypeCheck) -> ConfigError:

@@ -8,7 +8,7 @@ from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, Override, OverrideType
+from hydra.core.override_parser.types import Glob, Override, OverrideType, RangeSweep
 from hydra.core.utils import env_override
 from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -16,9 +16,12 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 
 from mlexp import tasks
 from mlexp.config.bounds import check_bounds, within
-from mlexp.config.overrides import check_key, command_overrides, config_groups, misfit
+from mlexp.config.group_options import config_groups
+from mlexp.config.known_keys import check_key
+from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_compute, unresolvable_refusal
+from mlexp.config.value_checks import misfit
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, first_few
 from mlexp.paths import NoProject, project_root
 from mlexp.sweeps import SWEEP_ENV
@@ -32,6 +35,7 @@ from mlexp.sweeps.search_space import (
     sweeper_kind,
     swept_overrides,
 )
+from mlexp.sweeps.sweep_size import range_ends
 from mlexp.sweeps.swept_rules import check_swept_constraints
 
 
@@ -57,7 +61,10 @@ def check_sweep_values(config: DictConfig) -> None:
             or key.split(".")[0] in swept_groups
         ):
             continue
+        search = override.value()
         values = listed(override)
+        if values is None and isinstance(search, RangeSweep):
+            values = range_ends(search)  # too long to try each: its smallest and largest values
         if values is None:
             continue
         exists = OmegaConf.select(config, key, default=absent, throw_on_resolution_failure=False) is not absent
@@ -108,8 +115,8 @@ def _check_file_key(entry: Swept, config: DictConfig) -> None:
 def _literal(override: Override) -> bool:
     """Whether every value the override gives is a plain value: no `${...}`, dict or list, which could add a key
     or change what another `${...}` names."""
-    if override.is_sweep_override() and not override.is_discrete_sweep():
-        return True  # an interval: numbers
+    if override.is_sweep_override() and not override.is_choice_sweep():
+        return True  # an interval or a range: numbers (a long range is not listed)
     values = listed(override) if override.is_sweep_override() else [str(override.value())]
     if values is None:
         return False  # a glob: a group's options

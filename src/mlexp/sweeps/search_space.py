@@ -11,15 +11,19 @@ import warnings
 from typing import NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, Override, OverrideType
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, Override, OverrideType, RangeSweep
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlexp import tasks
 from mlexp.config.bounds import as_written, endless_integer_choice, endless_integer_range, interval_out_of_bounds
-from mlexp.config.overrides import command_overrides, schema_field, sweeper_params
+from mlexp.config.group_options import config_groups
+from mlexp.config.known_keys import schema_field
+from mlexp.config.overrides import command_overrides, sweeper_params
 from mlexp.errors import ConfigError
+from mlexp.paths import NoProject, project_root
+from mlexp.sweeps.sweep_size import MAX_LISTED_VALUES, endless_range, grid_too_large, range_length
 
 # how each kind of value override is written: a check applies each value the way the command gives it
 VALUE_PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
@@ -111,7 +115,12 @@ def as_typed(value: str) -> str:
 
 
 def listed(override: Override) -> list[str] | None:
-    """The values a discrete sweep lists; None for a glob (only Hydra's config loader can list a group's options)."""
+    """The values a discrete sweep lists; None for a glob (only Hydra's config loader can list a group's options),
+    and for a range of more than MAX_LISTED_VALUES or none that ends (sweep_size.range_ends judges a long one)."""
+    value = override.value()
+    length = range_length(value) if isinstance(value, RangeSweep) else 0
+    if length is None or length > MAX_LISTED_VALUES:
+        return None
     try:
         return list(override.sweep_string_iterator())
     except HydraException:
@@ -121,11 +130,17 @@ def listed(override: Override) -> list[str] | None:
 def check_search_space(config: DictConfig) -> None:
     """Each swept override must be a search its sweeper can run. A grid runs listed values: a range with a step and
     values, no interval. Optuna's takes the distributions it can make (low <= high, a log scale above 0, no glob)
-    and at least one trial. An interval must lie in its key's range (the task's bounds)."""
+    and at least one trial. An interval must lie in its key's range (the task's bounds). A range must end, and a grid
+    must run at most MAX_GRID_JOBS jobs: listing more would seem to hang, before the first trial (sweep_size)."""
     kind = sweeper_kind(config)
     bounds = tasks.get(config.task.name).bounds
-    for entry in swept_overrides(config, OverridesParser.create()):
+    swept = swept_overrides(config, OverridesParser.create())
+    for entry in swept:
         override, key, line = entry.override, entry.override.key_or_group, entry.line()
+        search = override.value()
+        endless = endless_range(key, search, sweep_file=entry.sweep_file) if isinstance(search, RangeSweep) else None
+        if endless is not None:
+            raise ConfigError(f"{line}: {endless}")
         if kind == "optuna" and isinstance(override.value(), Glob):
             raise ConfigError(
                 f"{line}: Optuna's sweeper searches choice(...), range(...) and interval(...), not glob(...); list "
@@ -160,6 +175,9 @@ def check_search_space(config: DictConfig) -> None:
             if whole and not (isinstance(start, int) and isinstance(end, int)):
                 written = (override.input_line or "").partition("=")[2] or f"interval({start}, {end})"
                 _refuse_fractions(key, line, written, sweep_file)
+    too_large = grid_too_large([(s.source(), _values_count(s.override)) for s in swept]) if kind == "grid" else None
+    if too_large is not None:
+        raise too_large
     trials = config.hydra.sweeper.get("n_trials") if kind == "optuna" else None
     if trials is not None and int(trials) < 1:
         named = (
@@ -168,6 +186,21 @@ def check_search_space(config: DictConfig) -> None:
             else f"hydra.sweeper.n_trials={trials}: Optuna's sweeper runs that many trials"
         )
         raise ConfigError(f"{named}; give 1 or more")
+
+
+def _values_count(override: Override) -> int:
+    """How many values a grid takes from the override (each of a glob's options: conf/'s files of the group)."""
+    search = override.value()
+    if isinstance(search, RangeSweep):
+        return range_length(search) or 1  # a step that is no number: Hydra's own error
+    if isinstance(search, ChoiceSweep):
+        return len(search.list)
+    if isinstance(search, Glob):
+        try:
+            return len(search.filter(config_groups(project_root() / "conf").get(override.key_or_group, [])))
+        except (NoProject, OSError):
+            return 1
+    return 1
 
 
 def _takes_whole_numbers(config: DictConfig, key: str) -> bool:

@@ -1,0 +1,102 @@
+"""Whether the keys an override names exist: an unknown key in one line with the closest one and the keys that do,
+a setting mlexp reads that `~` would delete, a name `+` would add to a section of fixed settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.config.task_groups import foreign_key, unselected_groups
+from mlexp.errors import ConfigError
+
+
+def check_named(cfg: DictConfig, key: str) -> None:
+    """check_key; for `~key` (a deletion), that the key is not a setting of a config schema: mlexp reads every one
+    of those, so deleting one fails the run later (a traceback, or Hydra's 'Error merging override'); for `+key` (an
+    addition), that its section is not a schema's fixed settings, where a new key is ignored or refused by the code
+    that reads the section. `cfg` may have the override applied already: the schema of the key's parent says it."""
+    if not key.startswith(("~", "+")):
+        check_key(cfg, key)
+        return
+    sign, key = key[0], key[1:]
+    if sign == "+":
+        _check_addable(cfg, key)
+        return
+    setting = schema_field(cfg, key)
+    if setting is not None:  # not a free-form section's entry (anomaly's model.rules), which may go
+        unset = " or null" if setting.default is None else ""
+        raise ConfigError(
+            f"~{key}: {key} is a setting mlexp reads, so it cannot be deleted; give it a value ({key}=<value>{unset})"
+        )
+
+
+def _check_addable(cfg: DictConfig, key: str) -> None:
+    """`+key` must not reach into a schema's section by a name it does not declare (`+model.foo`, or
+    `+model.rules.fast` where the model has no rules), even with the addition applied. A new top-level key is
+    Hydra's way to name a value other keys interpolate (`+base=8 model.l1_size=${base}`): left alone."""
+    parts = key.split(".")
+    node: object = cfg.get(parts[0]) if isinstance(cfg, DictConfig) else None
+    for index, part in enumerate(parts[1:], start=1):
+        fields = schema_fields(node)
+        if fields is None:
+            return  # a free-form section from here on (anomaly's model.rules)
+        if part not in fields:
+            section = ".".join(parts[:index])
+            known = sorted(fields)
+            close = difflib.get_close_matches(part, known, n=1)
+            hint = f"did you mean {section + '.' if section else ''}{close[0]}? " if close else ""
+            raise ConfigError(
+                f"+{key}: {section or 'the config'} holds a fixed set of settings, and {part} is not one of them (the "
+                f"code that reads them would ignore or refuse it); {hint}its settings: {', '.join(known)}"
+            )
+        node = node.get(part) if isinstance(node, DictConfig) else None
+
+
+def schema_field(cfg: DictConfig, key: str) -> dataclasses.Field[Any] | None:
+    """The schema's declaration of `key` (its type, its default): None when its section is free-form or lacks it."""
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    return (schema_fields(parent) or {}).get(name)
+
+
+def schema_fields(node: object) -> dict[str, dataclasses.Field[Any]] | None:
+    """The settings of the config schema behind `node`; None for a free-form section (or not a section)."""
+    schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return None
+    return {f.name: f for f in dataclasses.fields(schema)}
+
+
+def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
+    """Fail in one line, naming the keys that exist and the closest one, when `key` is not in `cfg`; `addable`: an
+    override could add it with `+`, and the line says so."""
+    node: DictConfig = cfg
+    walked: list[str] = []
+    parts = key.split(".")
+    for index, part in enumerate(parts):
+        if isinstance(node, DictConfig) and part in node:
+            walked.append(part)
+            if index == len(parts) - 1:
+                return  # the key exists; its value (maybe an interpolation the override replaces) is not resolved
+            node = node[part]
+            continue
+        where = ".".join(walked) or "the config"
+        if not isinstance(node, DictConfig):
+            task = OmegaConf.select(cfg, "task.name", default=None)
+            error = foreign_key(key, str(task)) if len(walked) == 1 and task is not None else None
+            if error is not None:
+                raise error
+            raise ConfigError(f"{key}: {where} is a value, not a section; check the key's spelling")
+        # other tasks' groups are in the schema (null) but mean nothing with this task: they are no keys to suggest
+        foreign = unselected_groups(node) if not walked else set()
+        known = sorted(str(k) for k in node if k not in foreign)
+        # the suggestion comes from the part that failed: the whole key never resembles a child's name
+        close = difflib.get_close_matches(part, known, n=1)
+        prefix = ".".join(walked) + "." if walked else ""
+        hint = f"did you mean {prefix}{close[0]}? " if close else ""
+        # a schema's section takes no new key (check_named): `+` only adds to a free-form one (anomaly's model.rules)
+        add = f" (to add a new key on purpose, write +{key}=...)" if addable and schema_fields(node) is None else ""
+        raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")
