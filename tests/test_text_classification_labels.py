@@ -187,6 +187,16 @@ def test_a_single_class_or_an_unnamed_one_is_one_line_before_the_trial(tmp_proje
     assert line.endswith(f": {rule}; {fix}")
 
 
+def test_classes_whose_metric_names_are_the_same_are_one_line_before_the_trial(tmp_project):
+    # खेल (sport) and खाल (skin) differ only by a combining vowel sign: both logged f1_ख_ल, one figure silently lost
+    corpus = _comprehend(tmp_project / "hindi.csv", 20, {2: "खेल", 3: "खाल"})
+    line = one_line_error(tmp_project, f"task={TASK}", f"dataset.path={corpus}", "dataset.labels=['खेल','खाल']", *TINY)
+    assert line.endswith(
+        "; खेल and खाल both make the metric name f1_ख_ल, so one class's F1 would overwrite the other's: rename one of "
+        "them"
+    ), line
+
+
 def test_the_model_refuses_training_documents_of_a_class_dataset_labels_does_not_list():
     """A training set made with other labels (stage=train on an earlier run's data) is refused, not fitted with the
     unlisted class added as a class of the model."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,19 @@ MODEL_FILE = "classifier.pkl"
 # model folders written before: read with joblib
 JOBLIB_FILE = "classifier.joblib"
 ABOUT_FILE = "text_classifier.json"
+# text_classifier.json's "normaliser": how the model's texts were normalised, so a model keeps reading text as it was
+# trained to whatever mlexp loads it. 1: lower case, a-z and 0-9 (models saved before the field); 2: corpora.normalize
+NORMALISER = 2
+_NOT_ASCII_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalize_ascii(text: str, max_chars: int | None = None) -> str:
+    """Normaliser 1: lower case, a-z and 0-9 only, single spaces; cut to `max_chars` characters."""
+    cleaned = _NOT_ASCII_WORD.sub(" ", text.lower()).strip()
+    return cleaned[:max_chars].rstrip() if max_chars else cleaned
+
+
+NORMALISERS = {1: normalize_ascii, NORMALISER: normalize}
 
 
 def _learner(settings: dict[str, Any], seed: int, threads: int = 1) -> Any:
@@ -61,8 +75,11 @@ def _learner(settings: dict[str, Any], seed: int, threads: int = 1) -> Any:
 class TextClassifier:
     """A fitted text classifier: `labels`, `predict_proba`, `predict_many`, `predict_one`, `save`/`load`."""
 
-    def __init__(self, vectorizer: NgramTfidf, calibrated: Any, labels: list[str], max_chars: int) -> None:
+    def __init__(
+        self, vectorizer: NgramTfidf, calibrated: Any, labels: list[str], max_chars: int, normaliser: int = NORMALISER
+    ) -> None:
         self.vectorizer, self.calibrated, self.max_chars = vectorizer, calibrated, max_chars
+        self.normaliser, self._normalize = normaliser, NORMALISERS[normaliser]
         classes = [str(c) for c in calibrated.classes_]
         self.labels = [label for label in labels if label in classes] + [c for c in classes if c not in labels]
         self._columns = np.array([classes.index(label) for label in self.labels])
@@ -111,7 +128,7 @@ class TextClassifier:
         return cls(vectorizer, calibrated, label_order, int(settings.get("max_chars", 0)))
 
     def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        clean = [normalize(t, self.max_chars or None) for t in texts]
+        clean = [self._normalize(t, self.max_chars or None) for t in texts]
         return self.vectorizer.transform(clean)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -132,7 +149,7 @@ class TextClassifier:
 
     def fast_proba(self, text: str) -> np.ndarray:
         """The same probabilities as predict_proba for one text, computed directly."""
-        columns, weights = self.vectorizer.one(normalize(text, self.max_chars or None), self._lookups)
+        columns, weights = self.vectorizer.one(self._normalize(text, self.max_chars or None), self._lookups)
         scores = weights @ self._weights[columns] + self._bias
         if self._softmax:
             scores = np.exp(scores - scores.max())
@@ -180,7 +197,12 @@ class TextClassifier:
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / MODEL_FILE).open("wb") as file:
             pickle.dump({"vectorizer": self.vectorizer, "calibrated": self.calibrated}, file, protocol=5)
-        about = {"labels": self.labels, "max_chars": self.max_chars, "features": self.n_features}
+        about = {
+            "labels": self.labels,
+            "max_chars": self.max_chars,
+            "features": self.n_features,
+            "normaliser": self.normaliser,
+        }
         (folder / ABOUT_FILE).write_text(json.dumps(about, indent=2) + "\n")
         return folder
 
@@ -194,12 +216,17 @@ class TextClassifier:
         if not has_model(folder):
             raise DataError(f"{folder} holds no text classifier ({MODEL_FILE}): run the train stage first")
         about = json.loads((folder / ABOUT_FILE).read_text())
+        normaliser = int(about.get("normaliser", 1))
+        if normaliser not in NORMALISERS:
+            raise DataError(
+                f"{folder / ABOUT_FILE}: normaliser {normaliser} is one a later mlexp wrote; load it with that version"
+            )
         if (folder / MODEL_FILE).exists():
             with (folder / MODEL_FILE).open("rb") as file:
                 fitted = pickle.load(file)  # noqa: S301 -- the project's own model folder, as joblib.load would be
         else:
             fitted = joblib.load(folder / JOBLIB_FILE)
-        return cls(fitted["vectorizer"], fitted["calibrated"], about["labels"], int(about["max_chars"]))
+        return cls(fitted["vectorizer"], fitted["calibrated"], about["labels"], int(about["max_chars"]), normaliser)
 
 
 def has_model(folder: Path) -> bool:

@@ -9,6 +9,7 @@ import difflib
 from collections import Counter
 
 from mlexp.config.constraints import Constraint
+from mlexp.tasks.text_classification.scores import metric_name
 
 # dataset.reviews' default: the folder the service's exports go to, git-tracked so `dvc repro` finds it. It may not
 # exist yet (nothing reviewed); any other path the user gives must name files (reviews.review_files)
@@ -101,6 +102,21 @@ def fix_the_class_list(labels: list[str]) -> str | None:
         return "give each class its name"
     if len(labels) < 2:
         return "list two or more: a classifier tells classes apart"
+    return _same_metric_name(labels)
+
+
+def _same_metric_name(labels: list[str]) -> str | None:
+    """The fix for two classes whose F1 would be logged under one metric name (खेल and खाल differ only by combining
+    marks, which metric names cannot hold), where the later class's figure silently replaced the other's."""
+    named: dict[str, str] = {}
+    for label in map(str, labels):
+        name = metric_name(label)
+        if name in named:
+            return (
+                f"{named[name]} and {label} both make the metric name f1_{name}, so one class's F1 would overwrite "
+                "the other's: rename one of them"
+            )
+        named[name] = label
     return None
 
 

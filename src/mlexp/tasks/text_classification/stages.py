@@ -19,7 +19,7 @@ from mlexp.errors import ConfigError
 from mlexp.sweeps.workers import cores
 from mlexp.tasks.text_classification import active_learning as experiment
 from mlexp.tasks.text_classification import charts, corpora, reviews
-from mlexp.tasks.text_classification.classifier import MODEL_FILE, TextClassifier
+from mlexp.tasks.text_classification.classifier import MODEL_FILE, NORMALISER, TextClassifier
 from mlexp.tasks.text_classification.config import ActiveLearning
 from mlexp.tasks.text_classification.config_rules import compares_with_random
 from mlexp.tasks.text_classification.ngrams import NgramTfidf
@@ -343,6 +343,16 @@ def champion_keeps_the_alias(cfg: DictConfig, tracker: Tracker, value: float) ->
             flush=True,
         )
         return True
+    if model.normaliser != NORMALISER:
+        # the holdout is chosen by a hash of the normalised text: the champion's held out other documents, some of
+        # them in this trial's training set and maybe its own in this holdout, so a re-score here would flatter it
+        print(
+            f"selection: champion {label} normalised text differently (normaliser {model.normaliser}, this model "
+            f"{NORMALISER}), so its holdout differs and it is not re-scored on this one; the registry compares the "
+            "figures each was registered with",
+            flush=True,
+        )
+        return False
     scores = _holdout_scores(model, corpora.read_written(holdout_file))
     tracker.log_metrics({"champion_holdout_macro_f1": scores.macro_f1, "champion_holdout_accuracy": scores.accuracy})
     tracker.log_parameters({"champion": label})
