@@ -42,11 +42,19 @@ READS = (
 
 @cache
 def _not_word() -> re.Pattern[str]:
-    """Runs of characters that separate words: neither a letter or digit of any script (re's Unicode \\w without
-    the underscore) nor a combining mark, which \\w leaves out although Devanagari or Thai words are spelt with
-    them. Built on first use from the running Python's Unicode tables (a fifth of a second)."""
-    marks = "".join(chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("M"))
-    return re.compile(f"(?:[^\\w{re.escape(marks)}]|_)+")
+    """Runs of characters that separate words: neither a letter or digit of any script (re's Unicode \\w; the
+    underscore is replaced before) nor a combining mark, which \\w leaves out although Devanagari or Thai words are
+    spelt with them. Built on first use from the running Python's Unicode tables (a fifth of a second); the marks as
+    ranges of code points, not one by one: the 2,408 single marks made the pattern 7x slower on every text."""
+    spans: list[list[int]] = []
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)).startswith("M"):
+            if spans and spans[-1][1] == code - 1:
+                spans[-1][1] = code
+            else:
+                spans.append([code, code])
+    marks = "".join(f"{re.escape(chr(low))}-{re.escape(chr(high))}" for low, high in spans)
+    return re.compile(f"[^\\w{marks}]+")
 
 
 def normalize(text: str, max_chars: int | None = None) -> str:
@@ -56,7 +64,7 @@ def normalize(text: str, max_chars: int | None = None) -> str:
     word; case folding rather than lower(), so Straße and STRASSE are. Scripts written without spaces (Chinese,
     Japanese, Thai) have no word boundary here: each run of their letters is one word."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    cleaned = _not_word().sub(" ", folded).strip()
+    cleaned = _not_word().sub(" ", folded.replace("_", " ")).strip()
     return cleaned[:max_chars].rstrip() if max_chars else cleaned
 
 
