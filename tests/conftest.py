@@ -134,6 +134,22 @@ def run_cli(
     return done
 
 
+def scoring_client(loaded: Any) -> Any:
+    """A test client of the app `mlflow models serve` runs for `loaded` (in this process). Its init marks the whole
+    process as a serving one, which the suite's later commands would inherit: the mark is set back."""
+    from mlflow.pyfunc import scoring_server
+    from starlette.testclient import TestClient
+
+    flag = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
+    before = os.environ.get(flag)
+    app = scoring_server.init(loaded)
+    if before is None:
+        os.environ.pop(flag, None)
+    else:
+        os.environ[flag] = before
+    return TestClient(app)
+
+
 def one_line_error(project: Path, *args: str, timeout: float = 600) -> str:
     """The whole stderr of a refused command line: one `mlexp: error:` line, exit 2, nothing recorded."""
     done = run_cli(project, *args, check=False, timeout=timeout)

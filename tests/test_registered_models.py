@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import time
 import urllib.request
@@ -19,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from conftest import REPO, run_cli, seed_store, store_client, trials_of
+from conftest import REPO, run_cli, scoring_client, seed_store, store_client, trials_of
 from mlexp.data import telecom_churn
 from mlexp.tasks.churn_incentives import classifier, customers, features
 from mlexp.tasks.object_detection.config import DetectionAugmentation
@@ -90,21 +89,10 @@ def test_churn_champion_gives_the_boosters_probabilities_for_churn_txt_rows(proj
 @pytest.fixture(scope="module")
 def churn_server(project, tmp_path_factory):
     """The churn champion behind the app `mlflow models serve` runs (in this process), the model and its example."""
-    from mlflow.pyfunc import scoring_server
-    from starlette.testclient import TestClient
-
     if not store_client(project).search_registered_models("name = 'churn_incentives'"):
         run_cli(project, "task=churn_incentives", "deploy=registry", "dataset.n_rows=600", "model.num_round=5")
     loaded, example, _ = champion(project, "churn_incentives", tmp_path_factory.mktemp("churn_champion"))
-    flag = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
-    before = os.environ.get(flag)
-    app = scoring_server.init(loaded)
-    # init marks this whole process as a serving one; the suite's later commands inherit its environment
-    if before is None:
-        os.environ.pop(flag, None)
-    else:
-        os.environ[flag] = before
-    return TestClient(app), loaded, example.head(3)
+    return scoring_client(loaded), loaded, example.head(3)
 
 
 JSON = {"Content-Type": "application/json"}

@@ -4,14 +4,13 @@ stages, class names in another script make distinct metric names, and the served
 from __future__ import annotations
 
 import json
-import os
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import run_cli, scoring_client
 from mlexp.serving import pyfunc_model
 from mlexp.tasks.text_classification import registered_model
 from mlexp.tasks.text_classification.corpora import normalize
@@ -74,8 +73,6 @@ def test_accented_and_cyrillic_documents_keep_their_words_through_prepare(tmp_pr
 @pytest.fixture(scope="module")
 def scoring_server(tmp_path_factory):
     """The text classifier behind the app `mlflow models serve` runs (in this process)."""
-    from mlflow.pyfunc import scoring_server as server
-    from starlette.testclient import TestClient
 
     folder = tmp_path_factory.mktemp("text_pyfunc")
     model = pyfunc_model.PyfuncModel(
@@ -86,15 +83,7 @@ def scoring_server(tmp_path_factory):
     )
     pyfunc_model.save(model, folder / "model")
     loaded = mlflow.pyfunc.load_model(str(folder / "model"))
-    flag = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
-    before = os.environ.get(flag)
-    app = server.init(loaded)
-    # init marks this whole process as a serving one; the suite's later commands inherit its environment
-    if before is None:
-        os.environ.pop(flag, None)
-    else:
-        os.environ[flag] = before
-    return TestClient(app), loaded
+    return scoring_client(loaded), loaded
 
 
 SEND = 'a request holds one text a row: {"inputs": ["<text>", ...]}'
