@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import mlexp
@@ -143,13 +144,13 @@ def test_a_request_the_model_or_handler_refuses_is_a_client_error_with_the_model
     assert status == 400 and phrase.startswith("the request is not readable text/csv (Error tokenizing data")
 
     # a bare application/json or text/csv body, which the toolkit would decode before the handler (its own 500)
-    for content_type in ("application/json", "application/json; charset=utf-8", "text/csv"):
+    for content_type in ("application/json", "text/csv"):
         status, phrase, _, _ = answer(endpoint, archive, b'{"inputs": "\xff"}', content_type)
-        mime = content_type.split(";")[0]
         assert (status, phrase) == (
             400,
             "the request body is not UTF-8 text ('utf-8' codec can't decode byte 0xff in position 12: invalid start "
-            f"byte); send {mime} encoded as UTF-8",
+            f"byte); send {content_type} encoded as UTF-8, or name the body's charset in its content type "
+            f"({content_type}; charset=latin-1)",
         )
 
     status, phrase, _, _ = answer(endpoint, archive, b"\x89PNG", "image/png")
@@ -158,6 +159,85 @@ def test_a_request_the_model_or_handler_refuses_is_a_client_error_with_the_model
         endpoint, archive, request_with(archive, 0, "State", "KS"), "application/json", "text/html"
     )
     assert (status, phrase) == (406, "accept 'text/html' is not supported; ask for application/json or text/csv")
+
+
+def noted_customers(model_dir: Path) -> tuple[str, str]:
+    """The model's input example as (JSON, CSV) text, with a spreadsheet's note column the model does not read."""
+    split = json.loads((model_dir / "model" / "serving_input_example.json").read_text())["dataframe_split"]
+    frame = pd.DataFrame(split["data"], columns=split["columns"]).assign(Note="Zoë Müller, déçue: 12 €")
+    return frame.to_json(orient="split", index=False), frame.to_csv(index=False)
+
+
+@pytest.mark.parametrize(
+    ("shape", "encoding", "content_type"),
+    [
+        ("json", "utf-16", "application/json; charset=utf-16"),  # Python's utf-16 writes a byte order mark
+        ("json", "utf-16-le", 'application/json; Charset="UTF-16LE"'),
+        ("json", "utf-8-sig", "application/json"),
+        ("csv", "cp1252", "text/csv; charset=windows-1252"),  # Excel's "CSV" on Windows
+        ("csv", "utf-8-sig", "text/csv"),  # Excel's "CSV UTF-8": a byte order mark, no charset named
+        ("csv", "utf-16", "text/csv;charset=UTF-16"),
+    ],
+)
+def test_a_body_in_the_charset_its_content_type_names_is_answered_as_its_utf8_equivalent(
+    endpoint: Any, archive: Path, shape: str, encoding: str, content_type: str
+):
+    json_text, csv_text = noted_customers(archive)
+    text = {"json": '{"dataframe_split": ' + json_text + "}", "csv": csv_text}[shape]
+    mime = content_type.split(";")[0]
+    expected = answer(endpoint, archive, text.encode(), mime)
+    assert expected[0] == 200 and len(json.loads(expected[3])["predictions"]) == 5
+    assert answer(endpoint, archive, text.encode(encoding), content_type) == expected
+    # the toolkit's own input_fn call: the note arrives with its accents, not merely some text that parses
+    frame, _ = endpoint._service._input_fn(text.encode(encoding), content_type)
+    assert frame.equals(endpoint._service._input_fn(text.encode(), mime)[0])
+    assert set(frame["Note"]) == {"Zoë Müller, déçue: 12 €"}
+
+
+def test_a_latin1_csv_named_so_is_read_with_its_accents(endpoint: Any, archive: Path):
+    csv_text = noted_customers(archive)[1].replace(" €", "")  # Latin-1 has no euro sign
+    expected = answer(endpoint, archive, csv_text.encode(), "text/csv")
+    assert answer(endpoint, archive, csv_text.encode("latin-1"), "text/csv; charset=ISO-8859-1") == expected
+    frame, _ = endpoint._service._input_fn(csv_text.encode("latin-1"), "text/csv; charset=latin-1")
+    assert set(frame["Note"]) == {"Zoë Müller, déçue: 12"}
+
+
+FIX = "send {mime} encoded as UTF-8, or name the body's charset in its content type ({mime}; charset=latin-1)"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content_type", "problem"),
+    [
+        (
+            "utf-8",
+            "text/csv; charset=klingon",
+            "charset 'klingon' of content type 'text/csv; charset=klingon' is not a known text encoding",
+        ),
+        (
+            "utf-8",
+            "application/json; charset=base64",
+            "charset 'base64' of content type 'application/json; charset=base64' is not a known text encoding",
+        ),
+        (
+            "cp1252",
+            "text/csv; charset=utf-8",
+            "the request body is not utf-8 text as its content type says ('utf-8' codec can't decode byte 0xeb in "
+            "position 7: invalid continuation byte)",
+        ),
+        (
+            "utf-8",
+            "text/csv; charset=us-ascii",
+            "the request body is not us-ascii text as its content type says ('ascii' codec can't decode byte 0xc3 "
+            "in position 7: ordinal not in range(128))",
+        ),
+    ],
+    ids=["unknown charset", "not a text codec", "Windows-1252 named UTF-8", "UTF-8 named ASCII"],
+)
+def test_a_body_in_another_charset_than_its_content_type_names_is_a_400_naming_the_charset_and_the_fix(
+    endpoint: Any, archive: Path, encoding: str, content_type: str, problem: str
+):
+    status, phrase, _, _ = answer(endpoint, archive, "Note\nZoë\n".encode(encoding), content_type)
+    assert (status, phrase) == (400, f"{problem}; {FIX.format(mime=content_type.split(';')[0])}")
 
 
 @pytest.mark.parametrize(
@@ -229,3 +309,6 @@ def test_the_handler_on_its_own_raises_the_same_status_and_message_without_the_t
     with pytest.raises(handler.RefusedRequest) as refused:
         handler.input_fn(b"...", "image/png")
     assert refused.value.status_code == 415
+    with pytest.raises(handler.RefusedRequest) as refused:
+        handler.input_fn(b"State\nKS\n", "text/csv; charset=klingon")
+    assert refused.value.status_code == 400 and refused.value.message.startswith("charset 'klingon' of content type")

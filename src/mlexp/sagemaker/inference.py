@@ -9,12 +9,14 @@ task's own predict code, and requests and answers are those of `mlflow models se
 with optional `"params"`, or CSV with a header row; the answer is `{"predictions": [one object per row]}`
 (or CSV when the request accepts only text/csv).
 
+A body is read in the charset its Content-Type names (`text/csv; charset=latin-1`), UTF-8 when it names none.
 A request the handler or the model refuses is a client error with a one-line message: 400 for a body it
-cannot read (not UTF-8, malformed, in none of MLflow's formats) and for values the model's checks refuse (a 4xx
-MlflowException such as INVALID_PARAMETER_VALUE), 415 for a content type, 406 for an accept header it does not
-serve. The container's inference toolkit (sagemaker_inference, which the PyTorch container's
-sagemaker-pytorch-inference carries) answers those as its GenericInferenceToolkitError and any other exception with
-500: a model failing at predict stays a server error. pre_model_fn keeps the toolkit from decoding bodies itself.
+cannot read (a charset Python does not know, not text in its charset, malformed, in none of MLflow's formats) and
+for values the model's checks refuse (a 4xx MlflowException such as INVALID_PARAMETER_VALUE), 415 for a content
+type, 406 for an accept header it does not serve. The container's inference toolkit (sagemaker_inference, which the
+PyTorch container's sagemaker-pytorch-inference carries) answers those as its GenericInferenceToolkitError and any
+other exception with 500: a model failing at predict stays a server error. pre_model_fn keeps the toolkit from
+decoding bodies itself.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import Any
 
 MODEL_FOLDER = "model"
@@ -79,7 +83,9 @@ def pre_model_fn(model_dir: str) -> None:
     Its Transformer decodes a body whose Content-Type is exactly one of content_types.UTF8_TYPES (a bare
     application/json or text/csv) before any function here runs, and answers bytes that are not UTF-8 with its own
     500; input_fn decodes them instead and refuses them with a 400. The list is the toolkit's only switch for this
-    (sagemaker-inference 1.10, and the PyTorch container's transformer, read it at each request)."""
+    (sagemaker-inference 1.10, and the PyTorch container's transformer, read it at each request). A Content-Type
+    with parameters (`; charset=utf-16`) never equals an entry, so its bytes reach input_fn, with the whole header,
+    whatever the list holds."""
     try:
         from sagemaker_inference import content_types
 
@@ -100,6 +106,36 @@ def _mime(content_type: str | None) -> str:
     return (content_type or JSON).split(";")[0].strip().lower()
 
 
+def _charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type (quoted or not, any case), None when it names none."""
+    header = Message()
+    header["Content-Type"] = content_type or JSON
+    charset = header.get_param("charset")
+    return None if charset is None else collapse_rfc2231_value(charset)
+
+
+def _text(request_body: bytes | str, content_type: str | None, mime: str) -> str:
+    """The body decoded in the charset its Content-Type names, UTF-8 when it names none."""
+    if isinstance(request_body, str):  # decoded by the toolkit: a bare type, so UTF-8
+        text = request_body
+    else:
+        charset = _charset(content_type)
+        fix = f"send {mime} encoded as UTF-8, or name the body's charset in its content type ({mime}; charset=latin-1)"
+        try:
+            text = request_body.decode(charset or "utf-8")
+        # not a codec, or one that is not for text (base64, rot13)
+        except LookupError:
+            raise refused(
+                BAD_REQUEST, f"charset {charset!r} of content type {content_type!r} is not a known text encoding; {fix}"
+            ) from None
+        except UnicodeError as error:
+            read_as = f"{charset} text as its content type says" if charset else "UTF-8 text"
+            raise refused(BAD_REQUEST, f"the request body is not {read_as} ({error}); {fix}") from None
+    # a byte order mark (Excel's "CSV UTF-8", utf-16-le) is no part of the JSON or of the first column's name;
+    # Python's utf-16 and utf-8-sig codecs drop theirs themselves
+    return text.removeprefix("\ufeff")
+
+
 def input_fn(request_body: bytes | str, request_content_type: str | None) -> tuple[Any, dict[str, Any] | None]:
     """The request as (DataFrame, params): MLflow's scoring JSON or CSV with a header row."""
     mime = _mime(request_content_type)
@@ -107,14 +143,11 @@ def input_fn(request_body: bytes | str, request_content_type: str | None) -> tup
         raise refused(
             UNSUPPORTED_MEDIA_TYPE, f"content type {request_content_type!r} is not supported; send {JSON} or {CSV}"
         )
+    text = _text(request_body, request_content_type, mime)
     # MLflow's own refusal of a body in none of its formats names the problem, not the formats
     with _mlflow_refusals(fix=f"send {WHAT_TO_SEND[mime]}"):
         try:
-            return _parsed(request_body, mime)
-        except UnicodeDecodeError as error:
-            raise refused(
-                BAD_REQUEST, f"the request body is not UTF-8 text ({error}); send {mime} encoded as UTF-8"
-            ) from None
+            return _parsed(text, mime)
         # malformed JSON or CSV, values pandas cannot shape into a table
         except (ValueError, TypeError) as error:
             raise refused(
@@ -122,10 +155,9 @@ def input_fn(request_body: bytes | str, request_content_type: str | None) -> tup
             ) from None
 
 
-def _parsed(request_body: bytes | str, mime: str) -> tuple[Any, dict[str, Any] | None]:
+def _parsed(text: str, mime: str) -> tuple[Any, dict[str, Any] | None]:
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
-    text = request_body.decode("utf-8") if isinstance(request_body, bytes | bytearray) else request_body
     if mime == CSV:
         import pandas as pd
 
