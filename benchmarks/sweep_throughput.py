@@ -13,8 +13,10 @@ Each kind runs --repeats times (default 3), alternating which goes first; the fi
 
 It also counts each sweep's CPU seconds (the command, the workers it waited for, the tracking writer) and prints
 the ceiling they set: on N cores the parallel sweep cannot take less than its CPU seconds / N, so no launcher
-can beat sequential wall time / that. A sequential sweep is not one busy core: MXNet's engine thread and the
-writer work beside its trial, and the parallel sweep must fit that work into the same two cores.
+can beat sequential wall time / that. A sequential sweep is not exactly one busy core: the writer works beside
+its trial (and, with MXNet's default engine, the engine's thread), and the parallel sweep must fit that work into
+the same two cores. The abalone trials here run on one thread, so on MXNet's synchronous engine
+(mlexp.mxnet_engine), as every one-thread trial of that task does.
 
     .venv/bin/python benchmarks/sweep_throughput.py [--repeats 3]
 """
@@ -63,7 +65,7 @@ import mlexp.sweeps.recorder  # noqa: F401
 imported_before = "mxnet" in sys.modules
 from mlexp.seeding import seed_everything
 
-seed_everything(42, int(sys.argv[1]), mxnet=True)
+seed_everything(42, int(sys.argv[1]), mxnet=True, small_operators=True)  # as the abalone task's trials
 import mxnet as mx
 from mxnet import gluon
 
@@ -78,6 +80,7 @@ print(json.dumps({
     "os_threads": len(os.listdir("/proc/self/task")),
     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     "MXNET_CPU_WORKER_NTHREADS": os.environ.get("MXNET_CPU_WORKER_NTHREADS"),
+    "MXNET_ENGINE_TYPE": os.environ.get("MXNET_ENGINE_TYPE"),
 }))
 """
 
@@ -249,7 +252,8 @@ def main() -> int:
         print(
             f"thread check, compute.num_threads=1 with the variables unset: mxnet imported before seeding: "
             f"{found['mxnet_imported_before_seeding']}; then OMP_NUM_THREADS={found['OMP_NUM_THREADS']}, "
-            f"MXNET_CPU_WORKER_NTHREADS={found['MXNET_CPU_WORKER_NTHREADS']}, OS threads after MXNet work: "
+            f"MXNET_CPU_WORKER_NTHREADS={found['MXNET_CPU_WORKER_NTHREADS']}, "
+            f"MXNET_ENGINE_TYPE={found['MXNET_ENGINE_TYPE'] or '(MXNet default)'}, OS threads after MXNet work: "
             f"{found['os_threads']}"
         )
         print(
@@ -313,8 +317,8 @@ def main() -> int:
     ceiling = cores * sequential_s / parallel["cpu_s"]
     print(
         f"CPU seconds (sweep command, its workers and the tracking writer), medians: sequential "
-        f"{sequential['cpu_s']:.2f} s ({sequential['cpu_s'] / sequential_s:.2f} cores busy on average: MXNet's engine "
-        f"thread and the writer work beside the trial), parallel {parallel['cpu_s']:.2f} s (+"
+        f"{sequential['cpu_s']:.2f} s ({sequential['cpu_s'] / sequential_s:.2f} cores busy on average: the tracking "
+        f"writer works beside the trial, and waits leave a core idle), parallel {parallel['cpu_s']:.2f} s (+"
         f"{parallel['cpu_s'] - sequential['cpu_s']:.2f} s: the workers' start-up)"
     )
     print(

@@ -298,7 +298,12 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     current = stages[0]
     try:
         # after the trial opened: the writer process creates its runs while MXNet loads here
-        seed_everything(cfg.seed, cfg.compute.num_threads, mxnet=task.loads_mxnet(stages))
+        seed_everything(
+            cfg.seed,
+            cfg.compute.num_threads,
+            mxnet=task.loads_mxnet(stages),
+            small_operators=task.small_mxnet_operators,
+        )
         for current in stages:
             if current == SHARED_STAGE:
                 _run_or_reuse_preprocessing(cfg, task, trial)

@@ -7,11 +7,13 @@ import random
 
 import numpy as np
 
+from mlexp.mxnet_engine import engine_variables
 from mlexp.mxnet_import import import_mxnet
 
 
-def seed_everything(seed: int, num_threads: int = 0, mxnet: bool = False) -> None:
-    """Seed Python and NumPy, and MXNet for tasks that use it (importing it costs seconds).
+def seed_everything(seed: int, num_threads: int = 0, mxnet: bool = False, small_operators: bool = False) -> None:
+    """Seed Python and NumPy, and MXNet for tasks that use it (importing it costs seconds); a task of small
+    operators on one thread gets MXNet's synchronous engine (mlexp.mxnet_engine).
 
     Python's string hashing (PYTHONHASHSEED) is left alone: the interpreter reads it once at
     start-up, so setting it here would change nothing in this process, and same config and
@@ -23,5 +25,6 @@ def seed_everything(seed: int, num_threads: int = 0, mxnet: bool = False) -> Non
         # read by MXNet and OpenMP when they load, which in a trial happens after this
         os.environ["MXNET_CPU_WORKER_NTHREADS"] = str(num_threads)
         os.environ["OMP_NUM_THREADS"] = str(num_threads)
+    os.environ.update(engine_variables(small_operators, num_threads))  # as the thread variables: before MXNet loads
     if mxnet:
         import_mxnet().random.seed(seed)

@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mlexp.mxnet_engine import engine_variables
+
 # the variables BLAS, OpenMP and MXNet read once, when they are first imported
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -43,11 +45,15 @@ def threads_per_trial(config: DictConfig) -> int:
 
 def thread_variables(config: DictConfig) -> dict[str, str]:
     """The thread variables the sweep gives its jobs: their share of the cores. A value set in the environment is
-    kept unless compute.num_threads names one."""
+    kept unless compute.num_threads names one. A task of small operators on one thread each also gets MXNet's
+    synchronous engine (mlexp.mxnet_engine)."""
     if parallel_jobs(config) == 1 and not config.compute.num_threads:
         return {}  # one trial at a time: the libraries' own default (every core) is the share
-    threads = str(threads_per_trial(config))
-    return {name: threads for name in THREAD_VARIABLES if config.compute.num_threads or name not in os.environ}
+    from mlexp import tasks
+
+    threads = threads_per_trial(config)
+    shares = {name: str(threads) for name in THREAD_VARIABLES if config.compute.num_threads or name not in os.environ}
+    return {**shares, **engine_variables(tasks.get(config.task.name).small_mxnet_operators, threads)}
 
 
 def set_thread_variables(config: DictConfig) -> None:

@@ -144,6 +144,9 @@ class Task:
     uses_mxnet: bool = False
     # and only when a stage it runs uses it: a DVC stage process running one of these skips the import (seconds)
     stages_without_mxnet: tuple[str, ...] = ()
+    # its networks' operators take microseconds: with one thread per trial it runs them on MXNet's synchronous
+    # engine (mlexp.mxnet_engine), which saves the hand-off to the engine's thread, about a fifth of a trial's CPU
+    small_mxnet_operators: bool = False
     # the suffixes of the data files dataset.path names (a file, a glob, or a folder of such files), which the
     # first stage reads and records with their MD5: the CLI starts hashing them as a trial's command starts
     dataset_suffixes: tuple[str, ...] = ()

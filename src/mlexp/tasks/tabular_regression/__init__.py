@@ -62,6 +62,7 @@ TASK = register(
         ),
         uses_mxnet=True,
         stages_without_mxnet=("prepare",),  # pandas only: `dvc repro`'s prepare stage need not load MXNet
+        small_mxnet_operators=True,  # a 2-layer regressor of 32 and 16 units
         bounds={
             # fewer never make a train and a test set (the prepare stage checks the split itself)
             "dataset.n_rows": at_least(2),
