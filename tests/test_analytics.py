@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import REPO, cli_env
 from mlexp import plot
 from mlexp.experiment_analytics import analytics, metric_history
 from mlexp.experiment_analytics.store import AnalyticsError
@@ -197,6 +199,20 @@ def test_sweep_by_name_or_id_and_search_narrow_the_trials(store):
     assert both["TrialName"].tolist() == ["trial-0", "trial-2"]
     # only model.l1_size still differs between those two
     assert both.attrs["params"] == ["model.l1_size"]
+
+
+def test_a_sweep_is_found_without_loading_the_comparison_charts(store, tmp_path):
+    # the sweep was looked up through mlexp.compare, which loads matplotlib and the charts a notebook did not ask for
+    uri, _, _, _ = store
+    script = (
+        "import sys; from mlexp.experiment_analytics import analytics; "
+        f"trials = analytics(sweep='grid-1', tracking_uri={uri!r}); "
+        "print(len(trials), sorted({'matplotlib', 'mlexp.compare', 'mlexp.plot'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.strip() == "3 []", done.stderr[-3000:]
 
 
 def test_a_task_reads_the_experiment_its_trials_go_to(store, monkeypatch):

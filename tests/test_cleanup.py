@@ -20,7 +20,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, cli_env, run_cli, start_cli, store_client, trials_of
-from mlexp.cleanup import DeletionNotConfirmed, ExperimentNotFound, delete_experiment, run_delete
+from mlexp.cleanup import DeletionNotConfirmed, ExperimentNotFound, delete_experiment
+from mlexp.commands.store import run_delete
 from mlexp.tracking import TrackingStore
 from mlexp.trial_continuation import Marker, marker_path, write_marker
 
@@ -165,7 +166,7 @@ def test_after_a_yes_on_the_terminal_the_champion_moves_to_the_best_version_left
     for name in ("a", "b"):
         markers[name] = marker_path(tmp_project, uri, name, "tabular_regression")
         write_marker(markers[name], Marker(trials_of(tmp_project, name, client)[0].run_id, "dvc-1-1"))
-    command = "import sys; from mlexp.cleanup import run_delete; sys.exit(run_delete(sys.argv[1:]))"
+    command = "import sys; from mlexp.commands.store import run_delete; sys.exit(run_delete(sys.argv[1:]))"
     terminal, stdin = pty.openpty()
     with subprocess.Popen(
         [sys.executable, "-c", command, "experiment=a"],
@@ -357,3 +358,12 @@ def test_a_forced_delete_by_task_reads_the_experiment_once(
     assert run_delete(["task=tabular_regression", "--force"]) == 0
     assert len(surveys) == 1 and hand_made_store.get_experiment_by_name("tabular_regression") is None
     assert "1 trial" in capsys.readouterr().out
+
+
+def test_a_refused_delete_names_the_usage_its_help_prints(capsys):
+    from mlexp import commands
+
+    assert commands.run("delete", ["--help"]) == 0
+    usage = capsys.readouterr().out.splitlines()[0]
+    assert commands.run("delete", ["experiment=a", "task=tabular_regression"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"; {usage}")

@@ -35,7 +35,6 @@ from mlexp.tracking import TrackingStore, tags
 from mlexp.tracking.store import bound_store_retries, sqlite_path
 from mlexp.trial_continuation import marker_path
 
-USAGE = "mlexp delete experiment=<name> | task=<task> [--force] [tracking.uri=<uri>]"
 # the SQL store's permanent deletes, the ones `mlflow gc` uses; a REST store (a server) has none
 HARD_DELETES = ("_hard_delete_run", "_hard_delete_logged_model", "_hard_delete_experiment")
 
@@ -317,28 +316,6 @@ def _delete_local_files(target: _Target) -> None:
         shutil.rmtree(markers, ignore_errors=True)
 
 
-def _arguments(argv: list[str]) -> tuple[str, bool, str | None, str | None]:
-    values: dict[str, str] = {}
-    force = False
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if arg == "--force":
-            force = True
-        elif sep and key in ("experiment", "task", "tracking.uri") and value:
-            values[key] = value
-        else:
-            raise MlexpError(f"unexpected argument {arg!r}; usage: {USAGE}")
-    if "experiment" in values and "task" in values:
-        raise MlexpError(f"name the experiment or the task whose experiment goes, not both; usage: {USAGE}")
-    if "task" in values:  # as `compare task=`: the experiment the task's trials go to
-        from mlexp.experiment_analytics.store import experiment_of_task
-
-        values["experiment"] = experiment_of_task(values["task"])
-    if "experiment" not in values:
-        raise MlexpError(f"name the experiment to delete; usage: {USAGE}")
-    return values["experiment"], force, values.get("tracking.uri"), values.get("task")
-
-
 def _refuse_other_tasks(target: _Target, name: str, task: str) -> None:
     """`delete task=` deletes the task's experiment: refused when other tasks' trials share it (a common
     tracking.experiment_name), which would go too."""
@@ -352,17 +329,20 @@ def _refuse_other_tasks(target: _Target, name: str, task: str) -> None:
         )
 
 
-def run_delete(argv: list[str]) -> int:
-    """`mlexp delete experiment=<name> [--force]`: say what goes, confirm on a terminal, delete."""
-    name, force, uri, task = _arguments(argv)
+def confirm_and_delete(name: str, *, force: bool, tracking_uri: str | None, task: str | None) -> int:
+    """`mlexp delete`: say what goes, confirm on a terminal (unless `force`), delete; 1 when not confirmed.
+
+    Args:
+        task: the task whose experiment `name` is (`delete task=`): refused when other tasks' trials share it.
+    """
     bound_store_retries()  # a server that is down: one line in seconds, not MLflow's minutes of retries
-    target = _survey(name, uri, None)
+    target = _survey(name, tracking_uri, None)
     if task:
         _refuse_other_tasks(target, name, task)
     if not force:
         print(f"would delete {target.report}")
         if not confirmed_on_terminal("mlexp delete", "delete all of it?", "nothing deleted"):
             return 1
-        target = _survey(name, uri, None)  # what is there now: trials may have ended or begun while you read
+        target = _survey(name, tracking_uri, None)  # what is there now: trials may have ended or begun while you read
     print(_delete(target))
     return 0

@@ -11,12 +11,9 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from mlexp import charts, plot
-from mlexp.experiment_analytics.columns import column
+from mlexp.experiment_analytics.columns import column, varying
+from mlexp.experiment_analytics.store import MAX_TRIALS
 from mlexp.tracking import tags
-
-MAX_TRIALS = 5000
-# params that say how a trial ran, not what it tried
-NOT_COMPARED = ("task.", "sweep.", "tracking.", "compute.", "deploy.")
 
 
 @dataclass
@@ -68,51 +65,8 @@ def best_first(rows: list[TrialRow], metric: str, direction: str) -> list[TrialR
     return sorted(rows, key=key)
 
 
-@dataclass(frozen=True)
-class SweepRecord:
-    """Where a sweep's trials are: its id, name, task and the experiment holding its trials."""
-
-    sweep_id: str
-    name: str
-    task: str
-    experiment: str
-
-
-def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
-    """The sweep named `name_or_id` (as printed when it ran) or with that id, in any experiment."""
-    if "'" in name_or_id or "`" in name_or_id:
-        return None  # no sweep name or id holds quotes, and they would break the search filter
-    sweeps_experiments = [
-        e for e in client.search_experiments(max_results=MAX_TRIALS) if e.name.endswith(tags.SWEEPS_SUFFIX)
-    ]
-    if not sweeps_experiments:
-        return None
-    by_id = {e.experiment_id: e.name for e in sweeps_experiments}
-    # MLflow's search has no OR: the name first, then the id
-    for key in (tags.SWEEP_NAME, tags.SWEEP_ID):
-        condition = f"tags.`{tags.KIND}` = 'sweep' and tags.`{key}` = '{name_or_id}'"
-        runs = client.search_runs(list(by_id), filter_string=condition, max_results=1)
-        if runs:
-            run = runs[0]
-            experiment = by_id[run.info.experiment_id][: -len(tags.SWEEPS_SUFFIX)]
-            return SweepRecord(run.info.run_id, run.info.run_name or "", run.data.tags.get(tags.TASK, ""), experiment)
-    return None
-
-
-def sweep_names(client: MlflowClient, limit: int = 100) -> list[str]:
-    """The names of the store's sweeps, the newest first."""
-    experiments = [e.experiment_id for e in client.search_experiments() if e.name.endswith(tags.SWEEPS_SUFFIX)]
-    if not experiments:
-        return []
-    runs = client.search_runs(
-        experiments, f"tags.`{tags.KIND}` = 'sweep'", max_results=limit, order_by=["attributes.start_time DESC"]
-    )
-    return [run.data.tags.get(tags.SWEEP_NAME) or run.info.run_name or run.info.run_id for run in runs]
-
-
 def varying_params(rows: list[TrialRow]) -> list[str]:
-    keys = sorted({k for row in rows for k in row.params if not k.startswith(NOT_COMPARED)})
-    return [k for k in keys if len({row.params.get(k) for row in rows}) > 1]
+    return varying([row.params for row in rows])
 
 
 def format_table(table: pd.DataFrame, headline: list[str]) -> str:

@@ -31,6 +31,29 @@ def run_relocate(argv: list[str]) -> int:
 
 def run_delete(argv: list[str]) -> int:
     """Delete an experiment and everything it holds: trials, artifacts, sweeps, registered versions (asks first)."""
-    from mlexp.cleanup import run_delete as delete  # MLflow loads only when the command runs
+    from mlexp.cleanup import confirm_and_delete  # MLflow loads only when the command runs
 
-    return delete(argv)
+    name, force, uri, task = _delete_arguments(argv)
+    return confirm_and_delete(name, force=force, tracking_uri=uri, task=task)
+
+
+def _delete_arguments(argv: list[str]) -> tuple[str, bool, str | None, str | None]:
+    values: dict[str, str] = {}
+    force = False
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if arg == "--force":
+            force = True
+        elif sep and key in ("experiment", "task", "tracking.uri") and value:
+            values[key] = value
+        else:
+            raise MlexpError(f"unexpected argument {arg!r}; usage: {USAGE['delete']}")
+    if "experiment" in values and "task" in values:
+        raise MlexpError(f"name the experiment or the task whose experiment goes, not both; usage: {USAGE['delete']}")
+    if "task" in values:  # as `compare task=`: the experiment the task's trials go to
+        from mlexp.experiment_analytics.store import experiment_of_task
+
+        values["experiment"] = experiment_of_task(values["task"])
+    if "experiment" not in values:
+        raise MlexpError(f"name the experiment to delete; usage: {USAGE['delete']}")
+    return values["experiment"], force, values.get("tracking.uri"), values.get("task")

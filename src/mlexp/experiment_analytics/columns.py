@@ -4,7 +4,7 @@ config-group choices and parameters that are shown (those that differ between th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,8 @@ TRIAL_COLUMNS = ["TrialName", "RunId", "Status", "StartTime", "EndTime", "Object
 COMPONENT_COLUMNS = ["DisplayName", "ComponentType", "TrialName", "Trials", "RunId", "Status", "StartTime", "EndTime"]
 HISTORY_COLUMNS = ["trial", "run_id", "metric", "step", "value", "timestamp"]
 INTEGER = re.compile(r"[+-]?\d+")
+# params that say how a trial ran, not what it tried
+NOT_COMPARED = ("task.", "sweep.", "tracking.", "compute.", "deploy.")
 
 
 def column(metric: str, statistic: str) -> str:
@@ -62,24 +64,25 @@ def run_name(run: Run) -> str:
 
 def param_names(runs: list[Run], all_params: bool) -> list[str]:
     """All parameters, or those `mlexp compare` shows: the ones whose value differs between the runs."""
-    from mlexp.compare import TrialRow, varying_params
-
     if all_params:
         return sorted({p for run in runs for p in run.data.params})
-    rows = [TrialRow(run.info.run_id, run_name(run), run.info.status, dict(run.data.params), {}) for run in runs]
-    return varying_params(rows)
+    return varying([run.data.params for run in runs])
+
+
+def varying(settings: Sequence[Mapping[str, str]]) -> list[str]:
+    """The keys whose value (or absence) differs between the settings, but not the params of how a trial ran."""
+    keys = sorted({k for setting in settings for k in setting if not k.startswith(NOT_COMPARED)})
+    return [k for k in keys if len({setting.get(k) for setting in settings}) > 1]
 
 
 def choice_names(runs: list[Run], params: list[str], all_params: bool) -> list[str]:
     """The config groups shown as columns: those whose option differs between the runs (every one, with all_params),
     but not one whose `<group>.name` param already says the option (`features` beside `features.name`)."""
-    from mlexp.compare import NOT_COMPARED, TrialRow, varying_params
-
-    rows = [TrialRow(run.info.run_id, run_name(run), run.info.status, _choices(run), {}) for run in runs]
+    chosen = [_choices(run) for run in runs]
     if all_params:
-        groups = sorted({g for row in rows for g in row.params})
+        groups = sorted({g for choices in chosen for g in choices})
     else:  # how a trial ran (task=, sweep=, compute=...) is not what it tried, as for their params
-        groups = [g for g in varying_params(rows) if not f"{g}.".startswith(NOT_COMPARED)]
+        groups = [g for g in varying(chosen) if not f"{g}.".startswith(NOT_COMPARED)]
 
     def named(group: str) -> bool:
         key = f"{group}.name"

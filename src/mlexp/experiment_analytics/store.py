@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from mlexp.tracking import TrackingStore, tags
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from mlexp.compare import SweepRecord
+MAX_TRIALS = 5000  # the most runs (or sweeps' experiments) one search reads
 
 
 class AnalyticsError(MlexpError):
@@ -56,11 +57,50 @@ def experiment_of_task(task: str, root: Path | None = None) -> str:
     return str(cfg.tracking.experiment_name or task)
 
 
+@dataclass(frozen=True)
+class SweepRecord:
+    """Where a sweep's trials are: its id, name, task and the experiment holding its trials."""
+
+    sweep_id: str
+    name: str
+    task: str
+    experiment: str
+
+
+def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
+    """The sweep named `name_or_id` (as printed when it ran) or with that id, in any experiment."""
+    if "'" in name_or_id or "`" in name_or_id:
+        return None  # no sweep name or id holds quotes, and they would break the search filter
+    sweeps_experiments = [
+        e for e in client.search_experiments(max_results=MAX_TRIALS) if e.name.endswith(tags.SWEEPS_SUFFIX)
+    ]
+    if not sweeps_experiments:
+        return None
+    by_id = {e.experiment_id: e.name for e in sweeps_experiments}
+    # MLflow's search has no OR: the name first, then the id
+    for key in (tags.SWEEP_NAME, tags.SWEEP_ID):
+        condition = f"tags.`{tags.KIND}` = 'sweep' and tags.`{key}` = '{name_or_id}'"
+        runs = client.search_runs(list(by_id), filter_string=condition, max_results=1)
+        if runs:
+            run = runs[0]
+            experiment = by_id[run.info.experiment_id][: -len(tags.SWEEPS_SUFFIX)]
+            return SweepRecord(run.info.run_id, run.info.run_name or "", run.data.tags.get(tags.TASK, ""), experiment)
+    return None
+
+
+def sweep_names(client: MlflowClient, limit: int = 100) -> list[str]:
+    """The names of the store's sweeps, the newest first."""
+    experiments = [e.experiment_id for e in client.search_experiments() if e.name.endswith(tags.SWEEPS_SUFFIX)]
+    if not experiments:
+        return []
+    runs = client.search_runs(
+        experiments, f"tags.`{tags.KIND}` = 'sweep'", max_results=limit, order_by=["attributes.start_time DESC"]
+    )
+    return [run.data.tags.get(tags.SWEEP_NAME) or run.info.run_name or run.info.run_id for run in runs]
+
+
 def sweep_of(client: MlflowClient, sweep: str, store_uri: str) -> SweepRecord:
     """The sweep named `sweep` or with that id, as `mlexp compare sweep=` finds it."""
-    # compare renders the trials for the command line: imported when called, not at import
-    from mlexp.compare import find_sweep, sweep_names
-
     found = find_sweep(client, sweep)
     if found is None:
         raise AnalyticsError(
