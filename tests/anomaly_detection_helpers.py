@@ -17,7 +17,7 @@ from mlexp.tasks.anomaly_detection.dialects import DUCKDB
 from mlexp.tasks.anomaly_detection.duckdb_engine import DuckDBEngine
 from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import enabled_rules
-from mlexp.tasks.anomaly_detection.stage_rules import statistics_for
+from mlexp.tasks.anomaly_detection.stage_rules import statistics_for, trip_queries
 
 
 def config(tmp_path: Path, *overrides: str):
@@ -31,7 +31,7 @@ def open_queries(cfg, paths: list[Path]) -> tuple[DuckDBEngine, TripQueries]:
     """DuckDB over `paths` as a trial opens it, with the enabled rules and the statistics they use."""
     files = inputs.check_files(cfg, paths, [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
     engine = inputs.duckdb_engine(cfg, files, "1GB", 1)
-    queries = replace(inputs.trip_queries(cfg, DUCKDB, engine.source()), rules=enabled_rules(cfg.model))
+    queries = replace(trip_queries(cfg, DUCKDB, engine.source()), rules=enabled_rules(cfg.model))
     return engine, replace(queries, statistics=statistics_for(engine, queries))
 
 

@@ -17,7 +17,7 @@ from conftest import run_cli, trials_of
 from mlexp.data import nyc_taxi
 from mlexp.tasks.anomaly_detection import inputs, staging
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB
-from mlexp.tasks.anomaly_detection.trip_rows import Source
+from mlexp.tasks.anomaly_detection.trip_rows import Source, TripRows
 
 TASK = "anomaly_detection"
 HEADER = "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,PULocationID,trip_distance,payment_type,fare_amount"
@@ -192,7 +192,7 @@ def test_a_parquet_file_of_tlcs_own_types_gets_no_query_for_unread_values(tmp_pa
     pq.write_table(pa.table({**times, **columns, **doubles}), path)
     cfg = config(tmp_path)
     [file] = inputs.check_files(cfg, [path], [nyc_taxi.PICKUP])
-    assert inputs.trip_queries(cfg, DUCKDB, Source(nyc_taxi.reader_sql(file), file.columns)).unread() is None
+    assert TripRows(DUCKDB, Source(nyc_taxi.reader_sql(file), file.columns), **inputs.reading(cfg)).unread() is None
     staging.stage_csv(cfg, [file])
     assert _warnings(capsys) == []
 

@@ -17,7 +17,7 @@ import sqlglot
 
 from anomaly_detection_helpers import config, counts, open_queries
 from conftest import run_cli, store_client, trials_of
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import stage_rules
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.trip_rows import Source
 from run_folders import run_folder
@@ -90,7 +90,7 @@ def test_athenas_sql_reads_a_nan_as_missing_too(tmp_path):
     glue.execute("CREATE SCHEMA db")
     glue.execute(f"CREATE TABLE db.trips AS SELECT * FROM read_parquet('{path}')")
     columns = {str(r[0]): str(r[1]) for r in glue.execute("DESCRIBE db.trips").fetchall()}
-    athena = replace(inputs.trip_queries(cfg, ATHENA, Source('"db"."trips"', columns)), rules=queries.rules)
+    athena = replace(stage_rules.trip_queries(cfg, ATHENA, Source('"db"."trips"', columns)), rules=queries.rules)
 
     sql = sqlglot.transpile(athena.flagged_rows(100), read="athena", write="duckdb")[0]
     flagged = glue.execute(sql).df()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -17,7 +18,8 @@ from mlexp.config.params import apply_params_file
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection import inputs, staging
-from mlexp.tasks.anomaly_detection.rules import enabled_rules
+from mlexp.tasks.anomaly_detection.rule_columns import columns_read
+from mlexp.tasks.anomaly_detection.rules import Rule, columns_used, enabled_rules
 
 # a 2014-style header: older names, padded with spaces, no location IDs, no congestion_surcharge,
 # an extra column (pickup_longitude)
@@ -214,3 +216,60 @@ def test_a_rule_on_a_column_an_input_lacks_fails_instead_of_flagging_nothing(fil
     inputs.write_manifest(cfg, {"files": [f.path for f in checked], "missing_columns": missing})
     with pytest.raises(DataError, match=r"yellow_tripdata_2014-01.csv: no column PULocationID, which rule airport"):
         inputs.check_rule_columns(cfg, enabled_rules(cfg.model))
+
+
+def _manifest_of(cfg, files) -> None:
+    """input/manifest.json as prepare writes it for the 2014 file (which lacks PULocationID and DOLocationID) and
+    the 2019 one."""
+    checked = inputs.check_files(cfg, [files["old"], files["new"]], [nyc_taxi.PICKUP])
+    missing = {str(f.path): inputs.missing_columns(cfg, f.columns) for f in checked}
+    inputs.write_manifest(cfg, {"files": [f.path for f in checked], "missing_columns": missing})
+
+
+# each names PULocationID, which the 2014 file lacks, without reading it
+NOT_READ = {
+    "in_a_string": "store_and_fwd_flag = 'PULocationID'",
+    "as_a_struct_field": "{'PULocationID': fare_amount}.PULocationID > 100",
+    "in_a_comment": "fare_amount > 100 -- PULocationID is 2014's pickup_longitude",
+}
+
+
+@pytest.mark.parametrize("name", NOT_READ)
+def test_a_column_a_rule_only_names_is_not_read_so_an_input_lacking_it_is_no_refusal(files, tmp_path, name):
+    cfg = config(tmp_path, f'+model.rules.{name}="{NOT_READ[name]}"', f"model.enabled=[too_long,{name}]")
+    _manifest_of(cfg, files)
+    inputs.check_rule_columns(cfg, enabled_rules(cfg.model))  # the text search refused each, naming PULocationID
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "durations.DOLocationID = 132 OR store_and_fwd_flag = 'PULocationID'",
+        "EXISTS (SELECT 1 FROM trips AS t WHERE t.DOLocationID = 132) AND store_and_fwd_flag = 'PULocationID'",
+    ],
+)
+def test_a_column_a_rule_reads_qualified_is_read_and_named_when_an_input_lacks_it(files, tmp_path, rule):
+    cfg = config(tmp_path, f'+model.rules.airport="{rule}"', "model.enabled=[airport]")
+    _manifest_of(cfg, files)
+    # the column the rule reads, not PULocationID in its string (which the text search named first)
+    with pytest.raises(DataError, match=r"yellow_tripdata_2014-01.csv: no column DOLocationID, which rule airport"):
+        inputs.check_rule_columns(cfg, enabled_rules(cfg.model))
+
+
+def test_the_columns_a_rule_reads_are_those_of_its_parse_not_every_name_in_its_text():
+    predicates = [
+        "store_and_fwd_flag = 'tip_amount'",
+        "{'extra': fare_amount}.extra > 1 -- not mta_tax",
+        '"durations"."Passenger_Count" > 6',
+    ]
+    rules = [Rule(f"r{n}", p, p) for n, p in enumerate(predicates)]
+    # the floating-point columns whose NaN reads as null: not extra, mta_tax or tip_amount, which no rule reads
+    assert columns_used(rules, nyc_taxi.COLUMNS) == ["passenger_count", "store_and_fwd_flag", "fare_amount"]
+
+
+def test_a_rule_duckdb_runs_but_does_not_serialize_is_read_by_its_text():
+    pivoted = "EXISTS (FROM (PIVOT trips ON payment_type USING sum(fare_amount)))"
+    assert duckdb.execute(f"WITH trips AS (SELECT 1 AS payment_type, 2.0 AS fare_amount) SELECT {pivoted}").fetchone()
+    assert columns_read(pivoted) is None  # json_serialize_sql: "Only SELECT statements can be serialized"
+    rule = Rule("pivoted", pivoted, pivoted)
+    assert rule.uses("fare_amount") and rule.uses("payment_type") and not rule.uses("tip_amount")

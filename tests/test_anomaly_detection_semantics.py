@@ -14,7 +14,7 @@ import sqlglot
 from anomaly_detection_helpers import config, counts, open_queries
 from mlexp.data import nyc_taxi_synthetic
 from mlexp.errors import DataError
-from mlexp.tasks.anomaly_detection import inputs
+from mlexp.tasks.anomaly_detection import inputs, stage_rules
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.rules import BUILT_IN, enabled_rules, not_enabled, threshold_markers
 from mlexp.tasks.anomaly_detection.trip_rows import Source
@@ -169,7 +169,7 @@ def test_athenas_sql_flags_the_same_rows_as_duckdbs_on_the_same_data(tmp_path):
         f"read_csv('{path}', all_varchar = true, normalize_names = true)"
     )
     columns = {str(r[0]): str(r[1]) for r in glue.execute("DESCRIBE db.trips").fetchall()}
-    athena = replace(inputs.trip_queries(cfg, ATHENA, Source('"db"."trips"', columns)), rules=queries.rules)
+    athena = replace(stage_rules.trip_queries(cfg, ATHENA, Source('"db"."trips"', columns)), rules=queries.rules)
 
     def run(sql: str):
         sqlglot.parse_one(sql, read="athena")  # fails on anything Athena would not parse

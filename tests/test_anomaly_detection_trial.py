@@ -150,7 +150,7 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
 
     from mlexp.config import make_composable
     from mlexp.data import nyc_taxi
-    from mlexp.tasks.anomaly_detection import inputs, stages
+    from mlexp.tasks.anomaly_detection import inputs, stage_rules, stages
     from mlexp.tasks.anomaly_detection.dialects import DUCKDB
     from mlexp.tasks.anomaly_detection.rules import enabled_rules
     from mlexp.tracking import TrackingStore, Trial
@@ -176,7 +176,7 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
     table = pd.DataFrame(
         {"column_name": [c.lower() for c in columns], "data_type": [t.lower() for t in columns.values()]}
     )
-    q = replace(inputs.trip_queries(cfg, DUCKDB, duck.source()), rules=enabled_rules(cfg.model))
+    q = replace(stage_rules.trip_queries(cfg, DUCKDB, duck.source()), rules=enabled_rules(cfg.model))
     empty = pd.DataFrame()
     answers = [table]  # prepare
     answers += [table, duck.query("c", q.duration_counts())]  # query: the counts first, then the top 50s
@@ -216,3 +216,17 @@ def test_engine_athena_runs_every_stage_and_reports_what_duckdb_reports(trial, t
         ours = (tmp_path / "data" / "query" / name).read_text()
         assert ours == (run_folder(good_done) / "data" / "query" / name).read_text()
     assert (tmp_path / "reports" / "plots" / "duration_sorted_clean.png").stat().st_size > 10_000
+
+
+def test_an_edit_to_the_detection_sql_reruns_the_stages_after_prepare_and_not_prepare():
+    from mlexp import stage_code
+
+    code = {
+        stage: {str(p) for p in stage_code.stage_files(f"mlexp.tasks.{TASK}.stages", stage, (), REPO)}
+        for stage in ("prepare", "query", "detect", "clean")
+    }
+    # DVC re-runs a stage when a file of its code changes: staging a month again for a detection query was waste
+    detection_sql = f"src/mlexp/tasks/{TASK}/queries.py"
+    assert [stage for stage, files in code.items() if detection_sql in files] == ["query", "detect", "clean"]
+    # prepare checks the rules and the columns they read, so their code stays its code
+    assert {f"src/mlexp/tasks/{TASK}/rules.py", f"src/mlexp/tasks/{TASK}/rule_columns.py"} <= code["prepare"]

@@ -15,7 +15,7 @@ import pandas as pd
 from mlexp.aws_setup import REGION
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.anomaly_detection.config_rules import ATHENA_NO_CREDENTIALS, athena_results_located
+from mlexp.tasks.anomaly_detection.athena_settings import ATHENA_NO_CREDENTIALS, athena_results_located
 from mlexp.tasks.anomaly_detection.dialects import ATHENA, literal, quote
 from mlexp.tasks.anomaly_detection.engines import Engine, cleaned_rows_changed
 from mlexp.tasks.anomaly_detection.trip_rows import Source

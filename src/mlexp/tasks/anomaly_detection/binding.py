@@ -1,7 +1,7 @@
 """Whether a rule's SQL predicate binds: DuckDB binds it in the detect stage's own query (TripQueries.rule_check)
 over an empty table of the columns the trips have, so a misspelt column or a syntax error is refused in one line
 before a trial opens (config_rules), not found by the detect stage after prepare and query ran; the stage binds
-it again over the real input, and words DuckDB's error the same way (`unbound`).
+it again over the real input, and words DuckDB's error the same way (binding_errors.py).
 
 Imported only when a rule needs binding: DuckDB's import and a connection take about 0.1 s, which a trial of the
 shipped rules (rules.BUILT_IN) does not pay.
@@ -9,51 +9,20 @@ shipped rules (rules.BUILT_IN) does not pay.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from functools import cache, lru_cache
 
 import duckdb
 
 from mlexp.data.nyc_taxi import COLUMNS, COORDINATES
-from mlexp.errors import did_you_mean
+from mlexp.tasks.anomaly_detection.binding_errors import UNKNOWN_COLUMN, not_a_condition, said, unbound
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, DUCKDB_MACROS, quote
 from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import STATISTICS, Rule
 from mlexp.tasks.anomaly_detection.trip_rows import Source
 
-UNKNOWN_COLUMN = re.compile(r'Referenced column "(.+?)" not found')
 # the empty tables a predicate is bound over: a generated month's columns (mlexp.data.nyc_taxi_synthetic writes
 # today's), and those a TLC file may hold besides (2009-2015's coordinates)
 TABLES = {"generated_trips": COLUMNS, "file_trips": {**COLUMNS, **COORDINATES}}
-
-
-def said(error: duckdb.Error) -> str:
-    """DuckDB's error without the SQL it quotes: its lines up to the first blank one (the message, and a "Did you
-    mean" for a function), as one line."""
-    text = str(error).strip()
-    return " ".join(text.split("\n\n", 1)[0].splitlines())
-
-
-def unbound(error: duckdb.Error, columns: Sequence[str]) -> str:
-    """DuckDB's error binding a predicate, in one line: a column it does not find with the one its spelling is
-    closest to and the columns there are; any other error as DuckDB says it (`said`: a type, a function)."""
-    first = said(error)
-    found = UNKNOWN_COLUMN.search(first)
-    if found is None:
-        return first
-    column = found.group(1)
-    hint = did_you_mean(column, list(columns)).strip()
-    return f"there is no column {column}{f' ({hint})' if hint else ''}; columns: {', '.join(columns)}"
-
-
-def not_a_condition(result: duckdb.DuckDBPyConnection) -> str | None:
-    """Why the rule_check query's one column is not a condition (true for the trips a rule flags), or None: a number
-    or a text binds, and only the detect stage's count of flags would fail on it."""
-    kind = str(result.description[0][1]) if result.description else "BOOLEAN"
-    if kind in ("BOOLEAN", "NULL"):
-        return None
-    return f"it is {kind}, not a condition: a rule is true for the trips it flags (e.g. trip_distance > 50)"
 
 
 @cache

@@ -11,7 +11,8 @@ from typing import Any
 
 from mlexp.aws_setup import REGION, AwsCredentials, credentials_found
 from mlexp.config.constraints import Constraint, shown_value
-from mlexp.errors import GIVE_CREDENTIALS, did_you_mean, no_credentials
+from mlexp.errors import GIVE_CREDENTIALS, did_you_mean
+from mlexp.tasks.anomaly_detection.athena_settings import ATHENA_NO_CREDENTIALS, athena_results_located
 from mlexp.tasks.anomaly_detection.dialects import DATE_PARSE, date_parse_lacks
 from mlexp.tasks.anomaly_detection.rules import BUILT_IN, enabled_problem, enabled_rules
 
@@ -93,18 +94,9 @@ def rules_run(model: dict[str, Any], engine: str, path: str | None) -> bool:
     return rule_problem(model, engine, path) is None
 
 
-def athena_results_located(s3_staging_dir: str | None, work_group: str | None) -> bool:
-    """Whether Athena has somewhere to write query results: the staging folder, or the workgroup's location."""
-    return bool(s3_staging_dir or work_group)
-
-
 def athena_has_credentials(engine: str) -> bool:
     """Whether engine=athena finds AWS credentials (aws_setup.credentials_found: offline); other engines need none."""
     return engine != "athena" or credentials_found()
-
-
-# the line AthenaEngine gives, when the credentials vanished after this check
-ATHENA_NO_CREDENTIALS = no_credentials("engine=athena", without_aws="engine=duckdb")
 
 
 def directives_athena_lacks(timestamp_formats: list[str]) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.anomaly_detection.binding import not_a_condition, unbound
+from mlexp.tasks.anomaly_detection.binding_errors import not_a_condition, unbound
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, DUCKDB_MACROS, literal
 from mlexp.tasks.anomaly_detection.engines import Engine
 from mlexp.tasks.anomaly_detection.parquet_output import write_parquet

@@ -19,12 +19,9 @@ from mlexp.config.schema import choice_text
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
-from mlexp.tasks.anomaly_detection.dialects import Dialect
 from mlexp.tasks.anomaly_detection.duckdb_engine import DuckDBEngine
-from mlexp.tasks.anomaly_detection.engines import Engine
-from mlexp.tasks.anomaly_detection.queries import TripQueries
 from mlexp.tasks.anomaly_detection.rules import Rule
-from mlexp.tasks.anomaly_detection.trip_rows import FILE_MONTH, Source
+from mlexp.tasks.anomaly_detection.trip_rows import FILE_MONTH
 
 MANIFEST = "manifest.json"
 
@@ -41,18 +38,17 @@ def value_codes(cfg: DictConfig) -> dict[str, dict[str, int]]:
     return OmegaConf.to_container(cfg.preprocessing.value_codes)  # type: ignore[return-value]
 
 
-def trip_queries(cfg: DictConfig, dialect: Dialect, source: Source) -> TripQueries:
-    """The queries over `source` with the trial's column aliases, timestamp formats and value codes (no rules yet)."""
+def reading(cfg: DictConfig) -> dict[str, Any]:
+    """How the trial reads the trips (TripRows' settings): column aliases, timestamp formats, value codes."""
     formats = list(cfg.preprocessing.timestamp_formats)
-    return TripQueries(dialect, source, aliases(cfg), formats, value_codes=value_codes(cfg))
+    return {"aliases": aliases(cfg), "timestamp_formats": formats, "value_codes": value_codes(cfg)}
 
 
 def duckdb_engine(
     cfg: DictConfig, files: Sequence[nyc_taxi.TripFile], memory_limit: str, threads: int, compression: str = "none"
 ) -> DuckDBEngine:
     """DuckDB over `files`, each typed to today's schema with the trial's preprocessing."""
-    formats = list(cfg.preprocessing.timestamp_formats)
-    return DuckDBEngine(files, memory_limit, threads, aliases(cfg), formats, value_codes(cfg), compression)
+    return DuckDBEngine(files, memory_limit, threads, **reading(cfg), compression=compression)
 
 
 def check_file_months(rules: Sequence[Rule], paths: Sequence[Path]) -> None:
@@ -140,16 +136,3 @@ def read_manifest(cfg: DictConfig) -> dict[str, Any]:
         raise DataError(f"prepare ran with engine={manifest['engine']}; run it again with engine={cfg.engine.name}")
     manifest["files"] = [input_dir(cfg) / p for p in manifest["files"]]
     return manifest
-
-
-def open_engine(cfg: DictConfig) -> tuple[Engine, TripQueries]:
-    """The trial's engine over the prepared trips, and the queries in its dialect (no rules yet)."""
-    engine: Engine
-    manifest = read_manifest(cfg)
-    if cfg.engine.name == "athena":
-        engine = AthenaEngine(cfg.engine)
-    else:
-        files = check_files(cfg, manifest["files"], [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
-        compression = choice_text(cfg.engine.compression)
-        engine = duckdb_engine(cfg, files, cfg.engine.memory_limit, cfg.engine.threads, compression)
-    return engine, trip_queries(cfg, engine.dialect, engine.source())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlexp.errors import ConfigError
+from mlexp.tasks.anomaly_detection.rule_columns import reads
 
 # per-data statistics a rule may use, computed over every trip's duration_second before the rules run
 STATISTICS = ("duration_q1", "duration_median", "duration_q3", "duration_mad")
@@ -63,11 +64,10 @@ class Rule:
     template: str
     predicate: str
 
-    def uses(self, word: str) -> bool:
-        """Whether the predicate mentions `word` (a column or statistic) as a whole word, qualified or not."""
-        # a qualifier before it still names the column: the rule reads `FROM durations` (durations.passenger_count)
-        # and may query the trips in a subquery under any alias (t.passenger_count), so `.` may precede the word
-        return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", self.predicate, re.IGNORECASE) is not None
+    def uses(self, column: str) -> bool:
+        """Whether the predicate reads `column` (of the trips, a duration, a statistic), qualified or not: as DuckDB
+        parses it, so the name in a string or as a struct's field does not count (rule_columns)."""
+        return reads(self.predicate, column)
 
     def uses_value(self, name: str) -> bool:
         return any(m.group(1) == name for m in PLACEHOLDER.finditer(self.template))

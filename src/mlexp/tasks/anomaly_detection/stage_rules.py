@@ -1,39 +1,42 @@
-"""The enabled rules as a stage runs them: read from the config (a rule added but not enabled is named), checked
-against the input's columns, bound by the trial's engine, with the statistics they use computed first."""
+"""What a stage after prepare queries: the trial's engine over the trips prepare checked, the queries (the detection
+SQL) in its dialect, and the enabled rules in them, checked against the input's columns, bound by the engine, with
+the statistics they use computed first."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mlexp.console import warn
+from mlexp.config.schema import choice_text
+from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection import inputs
-from mlexp.tasks.anomaly_detection.dialects import ATHENA
+from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
+from mlexp.tasks.anomaly_detection.dialects import ATHENA, Dialect
 from mlexp.tasks.anomaly_detection.engines import Engine
 from mlexp.tasks.anomaly_detection.queries import TripQueries
-from mlexp.tasks.anomaly_detection.rules import Rule, enabled_rules, not_enabled, statistics_used
-from mlexp.tasks.anomaly_detection.trip_rows import FILE_MONTH
-from mlexp.tracking import Tracker
+from mlexp.tasks.anomaly_detection.rule_settings import model_settings
+from mlexp.tasks.anomaly_detection.rules import Rule, enabled_rules, statistics_used
+from mlexp.tasks.anomaly_detection.trip_rows import FILE_MONTH, Source
 
 
-def model_settings(cfg: DictConfig) -> dict[str, Any]:
-    """cfg.model resolved, as the rules read it."""
-    return OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[return-value]
+def trip_queries(cfg: DictConfig, dialect: Dialect, source: Source) -> TripQueries:
+    """The queries over `source` with the trial's column aliases, timestamp formats and value codes (no rules yet)."""
+    return TripQueries(dialect, source, **inputs.reading(cfg))
 
 
-def warn_not_enabled(cfg: DictConfig, tracker: Tracker) -> None:
-    """A rule added to model.rules but not to model.enabled does not run: say so rather than ignore it."""
-    idle = not_enabled(model_settings(cfg))
-    if idle:
-        listed = ",".join([*cfg.model.enabled, *idle])
-        warn(
-            f"model.rules.{idle[0]} is not in model.enabled, so it does not run"
-            f"{' (nor ' + ', '.join(idle[1:]) + ')' if idle[1:] else ''}; to run it: model.enabled=[{listed}]"
-        )
-        tracker.log_parameters({"rules_not_enabled": ",".join(idle)})
+def open_engine(cfg: DictConfig) -> tuple[Engine, TripQueries]:
+    """The trial's engine over the prepared trips, and the queries in its dialect (no rules yet)."""
+    engine: Engine
+    manifest = inputs.read_manifest(cfg)
+    if cfg.engine.name == "athena":
+        engine = AthenaEngine(cfg.engine)
+    else:
+        files = inputs.check_files(cfg, manifest["files"], [nyc_taxi.PICKUP, nyc_taxi.DROPOFF])
+        compression = choice_text(cfg.engine.compression)
+        engine = inputs.duckdb_engine(cfg, files, cfg.engine.memory_limit, cfg.engine.threads, compression)
+    return engine, trip_queries(cfg, engine.dialect, engine.source())
 
 
 def statistics_for(engine: Engine, queries: TripQueries) -> dict[str, float]:
@@ -63,7 +66,7 @@ def rules_and_queries(
     """The enabled rules, checked against the input's columns and bound by the engine, in the queries."""
     rules = enabled_rules(model_settings(cfg))
     inputs.check_rule_columns(cfg, rules)
-    engine, queries = inputs.open_engine(cfg)
+    engine, queries = open_engine(cfg)
     queries = replace(queries, rules=rules)
     if engine.dialect is ATHENA and any(rule.uses(FILE_MONTH) for rule in rules):
         # Athena reads the month from each row's S3 object name ("$path") only when a rule asks

@@ -5,7 +5,8 @@ query    the post's queries: the 50 longest and shortest trips; the sorted-durat
 detect   every enabled rule's count on all rows, flagged rows (capped), the duration histogram
 clean    the rows passing every rule as Parquet (the post's CTAS) and the chart after cleaning
 
-The rules are made ready in stage_rules.py; each chart is drawn beside a query (stage_charts.py).
+The engine, the queries and the rules of the stages after prepare are made ready in stage_rules.py (prepare's code
+stays clear of the detection SQL, queries.py); each chart is drawn beside a query (stage_charts.py).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from mlexp.tasks.anomaly_detection import inputs, staging, timestamps
 from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
 from mlexp.tasks.anomaly_detection.engines import Engine
 from mlexp.tasks.anomaly_detection.queries import TOP_COLUMNS
+from mlexp.tasks.anomaly_detection.rule_settings import model_settings, warn_not_enabled
 from mlexp.tasks.anomaly_detection.rules import DURATION_CUT, UNEVALUABLE, Rule, enabled_rules, threshold_markers
 from mlexp.tasks.anomaly_detection.stage_charts import charts_loading, histogram_chart, sorted_chart
-from mlexp.tasks.anomaly_detection.stage_rules import model_settings, rules_and_queries, warn_not_enabled
+from mlexp.tasks.anomaly_detection.stage_rules import open_engine, rules_and_queries
 from mlexp.tracking import Tracker
 from mlexp.tracking.digests import prefetch
 
@@ -132,7 +134,7 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
 def query(cfg: DictConfig, tracker: Tracker) -> None:
     """The post's queries: the top_n longest and shortest trips, and the sorted-duration scatter."""
     with charts_loading():
-        engine, queries = inputs.open_engine(cfg)
+        engine, queries = open_engine(cfg)
         counts = engine.query("duration_counts", queries.duration_counts())
         rows_in = int(counts.iloc[:, 1].sum())
         if rows_in == 0:

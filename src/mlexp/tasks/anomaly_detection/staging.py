@@ -21,7 +21,7 @@ from mlexp.data.parquet_files import is_gzip
 from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection.dialects import DUCKDB, literal, quote
 from mlexp.tasks.anomaly_detection.duckdb_engine import connect, file_month_sql
-from mlexp.tasks.anomaly_detection.inputs import aliases, input_dir, trip_queries, value_codes
+from mlexp.tasks.anomaly_detection.inputs import aliases, input_dir, reading, value_codes
 from mlexp.tasks.anomaly_detection.parquet_output import OutputError, write_parquet
 from mlexp.tasks.anomaly_detection.trip_rows import UNKNOWN_CODE, UNREADABLE_NUMBER, Source, TripRows
 from mlexp.tasks.anomaly_detection.unread_values import Tally
@@ -60,7 +60,7 @@ def stage_csv(
     connection = connect(cfg.engine.memory_limit, cfg.engine.threads)
     for number, file in enumerate(files):
         source = Source(nyc_taxi.reader_sql(file), file.columns, file_month_sql(file.path))
-        queries = trip_queries(cfg, DUCKDB, source)
+        queries = TripRows(DUCKDB, source, **reading(cfg))
         # marker (UNKNOWN_CODE or UNREADABLE_NUMBER + column) -> the values that read as null, found while staging
         found: dict[str, Tally] = {}
         if file.format != "csv" or not cfg.preprocessing.stage_csv_as_parquet:
@@ -202,7 +202,7 @@ def _stage_typed(
     try:
         return write_parquet(
             connection,
-            trip_queries(cfg, DUCKDB, source).staged(),
+            TripRows(DUCKDB, source, **reading(cfg)).staged(),
             target,
             None,
             compression=STAGED_COMPRESSION,
