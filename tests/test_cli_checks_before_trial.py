@@ -5,6 +5,7 @@ tracking writer."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,7 +15,7 @@ import psutil
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from conftest import REPO, TINY, cli_env, one_line_error, private_writer_env, run_cli, trials_of
+from conftest import REPO, TINY, cli_env, one_line_error, private_writer_env, run_cli, seed_store, trials_of
 from mlexp.config import make_composable
 from mlexp.config.bounds import between, interval_out_of_bounds
 from mlexp.config.overrides import check_override_keys
@@ -104,6 +105,19 @@ def test_a_key_that_does_not_exist_given_twice_gets_the_line_it_gets_once(tmp_pr
     assert "l1_sise is not" in once and "did you mean model.l1_size?" in once
     twice = (override, override.replace("=8", "=16"))
     assert one_line_error(tmp_project, *flags, "task=tabular_regression", *twice) == once
+
+
+@pytest.mark.slow
+def test_a_key_added_twice_is_offered_the_sweep_that_adds_it_and_that_sweep_runs(tmp_project, empty_store):
+    # the sweep offered dropped the ++: `-m extra=2,3`, refused as extra is not a key of the config
+    line = one_line_error(tmp_project, "task=tabular_regression", "++extra=2", "++extra=3")
+    assert line.endswith("; to run each value, sweep them: -m ++extra=2,3")
+    offered = line.rpartition("sweep them: ")[2].split()
+    seed_store(tmp_project, empty_store)
+    # its first stage alone, in seconds (the sweep exits 1 then: no trial has the objective to rank by)
+    run_cli(tmp_project, *offered, "task=tabular_regression", "stage=prepare", "dataset.n_rows=300", check=False)
+    trials = trials_of(tmp_project)
+    assert sorted((trial.params["extra"], trial.status) for trial in trials) == [("2", "FINISHED"), ("3", "FINISHED")]
 
 
 def test_adding_deleting_and_sweeping_a_key_are_not_repeats():
@@ -393,6 +407,22 @@ def test_a_command_refused_before_its_trial_starts_no_tracking_writer(tmp_projec
     assert done.returncode == 2 and done.stderr.startswith("mlexp: error: ")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not _writers_of(tmp_project)
+
+
+@pytest.mark.parametrize("params_file", [(), ("params_file=params.yaml",)])
+def test_a_dollar_brace_naming_a_missing_value_is_refused_before_the_tracking_writer_starts(tmp_project, params_file):
+    # refused by the job, after the writer had started: a sweep's jobs may fill a `???`, a single run's nothing does
+    shutil.copy(REPO / "params.yaml", tmp_project / "params.yaml")  # its file fills the task's values, not extra
+    # quoted: params_file= re-applies an unquoted ${...} of the command line escaped, as text (not this test's matter)
+    args = ("task=tabular_regression", *params_file, "++extra=???", "model.l1_size='${extra}'")
+    done = run_cli(tmp_project, *args, env=private_writer_env(tmp_project), check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mlexp: error: model.l1_size: MissingMandatoryValue while resolving interpolation: Missing mandatory value: "
+        "extra; fix the ${...} it uses"
+    ]
+    assert not _writers_of(tmp_project)
+    assert not (tmp_project / "outputs").exists()  # nor did Hydra make the run's folder
 
 
 # the command run with check_config counted: in the early check, in the runner, wherever it is called from

@@ -354,3 +354,22 @@ def test_a_params_file_that_is_a_folder_or_not_utf8_is_one_line(tmp_path):
         "`mlexp params`"
     )
     assert params.check(utf16, {}) == f"{utf16} is not UTF-8 text (byte 0: invalid start byte)"
+
+
+def test_a_params_file_is_parsed_by_libyaml_to_the_same_values(monkeypatch):
+    # a DVC stage reads params.yaml twice (its checks before the tracking writer starts, then its job): 30 ms each in
+    # PyYAML's pure-Python parser, 4 in libyaml, which the pinned PyYAML wheel ships (benchmarks time it, not this)
+    assert yaml.__with_libyaml__
+    parsed_by: list[type] = []
+    pure_load = yaml.load
+
+    def recorded_load(stream, Loader):  # noqa: N803 (PyYAML's own keyword)
+        parsed_by.append(Loader)
+        return pure_load(stream, Loader=Loader)
+
+    monkeypatch.setattr(params.yaml, "load", recorded_load)
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    assert params.load(text) == pure_load(text, Loader=params._Loader)
+    # YAML 1.2's scalars, as DVC writes them: TLC's payment code `NO` a string, `1e-10` a number
+    assert params.load("code: NO\nrate: 1e-10\n") == {"code": "NO", "rate": 1e-10}
+    assert parsed_by and all(issubclass(loader, yaml.CSafeLoader) for loader in parsed_by)

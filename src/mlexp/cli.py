@@ -398,12 +398,13 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
 
 
 def _refuse_before_the_writer(cfg: DictConfig) -> bool:
-    """The runner's checks of the config, before the tracking writer starts: a `${...}` that resolves nowhere (named
-    first: a value out of range may only be its consequence), a params_file= the run cannot apply, a mistyped value:
-    each exits as the run would, without a writer process loading MLflow for nothing (and staying for minutes).
-    They run with hydra.job.env_set applied, as the job's do (AWS_PROFILE=... for the credential rules). What fails
-    otherwise here is the run's to report, as it does. True when check_config passed: the job, whose config differs
-    only by its run folders (and a relative input made absolute from this folder), need not run it again."""
+    """The runner's checks of the config, before the tracking writer starts: a `${...}` that resolves nowhere or to a
+    `???` nothing fills (named first: a value out of range may only be its consequence), a params_file= the run cannot
+    apply, a mistyped value: each exits as the run would, without a writer process loading MLflow for nothing (and
+    staying for minutes). They run with hydra.job.env_set applied, as the job's do (AWS_PROFILE=... for the credential
+    rules). What fails otherwise here is the run's to report, as it does. True when check_config passed: the job, whose
+    config differs only by its run folders (and a relative input made absolute from this folder), need not run it
+    again."""
     from hydra.core.utils import env_override
 
     from mlexp.config.validate import check_config, check_resolvable
@@ -413,8 +414,13 @@ def _refuse_before_the_writer(cfg: DictConfig) -> bool:
     try:
         env_set = {str(key): str(value) for key, value in (cfg.hydra.job.get("env_set") or {}).items()}
         with env_override(env_set):
-            check_resolvable(OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"]))  # the job's
-            check_config(_with_params_file(cfg, choices, overrides), choices)
+            # the file's values may fill a `???`: the job's values are known once it is read, which this names first
+            reads_file = OmegaConf.is_interpolation(cfg, "params_file") or cfg.params_file is not None
+            check_resolvable(_job_values(cfg, overrides, not reads_file), in_job=not reads_file)
+            checked = _with_params_file(cfg, choices, overrides)
+            if reads_file:
+                check_resolvable(_job_values(checked, overrides, False), in_job=True)
+            check_config(checked, choices)
     except MlexpError as error:
         _warn_of_a_sweep_without_m(choices, overrides)  # as the run said it before refusing
         print(f"mlexp: error: {error}", file=sys.stderr)
@@ -422,6 +428,15 @@ def _refuse_before_the_writer(cfg: DictConfig) -> bool:
     except Exception:  # e.g. an interpolation the run resolves first, and reports its own way
         return False
     return True
+
+
+def _job_values(cfg: DictConfig, overrides: list[str], run_folders: bool) -> DictConfig:
+    """The values the job resolves: the config without Hydra's node and, with `run_folders`, with the folders the job
+    writes to in place of conf/'s (where is Hydra's to say when the job starts; any folder resolves alike)."""
+    values = OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"])
+    if run_folders:
+        _use_run_folder(values, Path("<run folder>"), overrides)
+    return values
 
 
 def _versions() -> str:

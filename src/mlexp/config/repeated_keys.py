@@ -69,7 +69,9 @@ def _repeated(key: str, earlier: Override, later: Override, task: str | None, ty
         if refused is not None:
             fix += f"; {refused}"
         elif len(listed) > 1:
-            fix += f"; to run each value, sweep them: -m {key}={','.join(listed)}"
+            # the ++ stays: a key the config lacks is swept only as one the run adds (`-m extra=2,3` is refused)
+            swept = f"++{key}" if OverrideType.FORCE_ADD in (earlier.type, later.type) else key
+            fix += f"; to run each value, sweep them: -m {swept}={','.join(listed)}"
     return ConfigError(
         f"{key} is given twice ({key}={values[0]} and {key}={values[1]}), and a run takes one value per key: {fix}"
     )

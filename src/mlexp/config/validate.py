@@ -207,14 +207,14 @@ def unresolvable(error: InterpolationResolutionError) -> ConfigError:
     return ConfigError(f"{error.full_key}: {reason}; fix the ${{...}} it uses")
 
 
-def check_resolvable(cfg: DictConfig) -> None:
+def check_resolvable(cfg: DictConfig, *, in_job: bool = False) -> None:
     """Refuse the first `${...}` that resolves nowhere (no such key, an unset environment variable), or that one of
     mlexp's resolvers refuses, as the run would; one that may resolve where the job runs (Hydra's runtime values) is
-    the job's to judge."""
+    the job's to judge. `in_job`: `cfg` holds the job's own values, as unresolvable_refusal takes it."""
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:
-        refusal = mlexp_error_behind(error) or unresolvable_refusal(error)
+        refusal = mlexp_error_behind(error) or unresolvable_refusal(error, in_job=in_job)
         if refusal is not None:
             raise refusal from error
 
