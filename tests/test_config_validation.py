@@ -670,3 +670,16 @@ def test_an_empty_value_gets_no_did_you_mean():
     # every option starts with "": solution.event_type='' was asked "did you mean click?"
     assert did_you_mean("", ["click", "watch"]) == ""
     assert did_you_mean("wach", ["click", "watch"]) == "did you mean watch? "
+
+
+def test_a_value_left_as_question_marks_is_named_with_the_fix(tmp_project):
+    # before: "model.l2_size is not a key of model; did you mean model.l2_size?", and a sweep's job failed training
+    # on the text '???' (TypeError, traceback in the trial's error.txt)
+    line = (
+        "model.l2_size is ???, OmegaConf's mark for a value still to give, and a run needs one: give it a value "
+        "(model.l2_size=<value>)"
+    )
+    assert one_line_error(tmp_project, "task=tabular_regression", "model.l2_size=???") == line
+    sweep = ("-m", "task=tabular_regression", *TINY, "stage=prepare", "model.l2_size=???,4")
+    done = run_cli(tmp_project, *sweep, check=False)
+    assert done.returncode == 1 and f"  job 0: {line}\n" in done.stderr, done.stderr

@@ -13,6 +13,7 @@ from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 from mlexp import tasks
 from mlexp.config.bounds import Bound, at_least, check_bounds
 from mlexp.config.constraints import check_constraints
+from mlexp.config.known_keys import still_to_give
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, mlexp_error_behind
 
@@ -46,12 +47,21 @@ def check_config(cfg: DictConfig, choices: Mapping[str, str | None]) -> tasks.Ta
     input paths. The task, when they hold. Here, not in the runner: a single run checks before it starts its tracking
     writer, and the runner's imports would delay that."""
     task = tasks.get(cfg.task.name)
+    check_given(cfg)
     check_choices(cfg, choices, all_stages(task))
     check_deploy(cfg, task)
     check_bounds(cfg, task.bounds)
     check_constraints(cfg, task.constraints)
     check_constraints(cfg, task.input_rules)
     return task
+
+
+def check_given(cfg: DictConfig) -> None:
+    """A `???` left in the config (`-m model.l2_size=???,4`) is a value still to give: named before a stage reads it
+    as the text '???' and fails in its own terms."""
+    missing = sorted(OmegaConf.missing_keys(OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"])))
+    if missing:
+        raise still_to_give(missing[0])
 
 
 def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: list[str]) -> None:
