@@ -32,9 +32,10 @@ sys.path.insert(0, str(REPO / "src"))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from mlexp.config import make_composable  # noqa: E402
-from mlexp.tasks.recommendation import recipes, service, stages  # noqa: E402
+from mlexp.tasks.recommendation import live_recommendations, recipes, stages  # noqa: E402
 from mlexp.tasks.recommendation.catalog import Catalog, UserState, served_states  # noqa: E402
 from mlexp.tasks.recommendation.event_store import EventStore  # noqa: E402
+from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations  # noqa: E402
 
 GOAL_RATIO = 5.0
 GOAL_LOAD_S = 0.5
@@ -77,16 +78,16 @@ def demo_model(root: Path, recipe: str | None, n_interactions: int | None) -> Pa
     return Path(cfg.paths.models)
 
 
-def load_with(states: Callable, folder: Path, store: EventStore) -> tuple[service.LiveRecommendations, float]:
+def load_with(states: Callable, folder: Path, store: EventStore) -> tuple[LiveRecommendations, float]:
     """The service's model load with `states` building the users' states; returns it and its seconds."""
-    shipped = service.served_states
-    service.served_states = states
+    shipped = live_recommendations.served_states
+    live_recommendations.served_states = states
     try:
         started = time.perf_counter()
-        live = service.LiveRecommendations.from_folder(folder, store)
+        live = LiveRecommendations.from_folder(folder, store)
         return live, time.perf_counter() - started
     finally:
-        service.served_states = shipped
+        live_recommendations.served_states = shipped
 
 
 def same_states(ours: dict[str, UserState], reference: dict[str, UserState]) -> bool:

@@ -1,6 +1,7 @@
 """The saved recommendation model the service and registered-model tests share: a metadata model fitted on a tiny
 generated platform with context fields, and the histories the train stage saves with it, plus rows of items the
-model's catalogue no longer lists (retired since training).
+model's catalogue no longer lists (retired since training); and a models folder registered and loaded back as the
+registry does it.
 
 A plain module, imported by each test file that needs it, not conftest.py: the other areas' tests never fit it."""
 
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow.pyfunc
 import pandas as pd
 from omegaconf import OmegaConf
 
 from mlexp.data import pulselive_videos
-from mlexp.tasks.recommendation import interactions, metadata_hybrid, recipes
+from mlexp.serving import pyfunc_model
+from mlexp.tasks.recommendation import interactions, metadata_hybrid, recipes, registered_model
 from mlexp.tasks.recommendation.catalog import Catalog
 from mlexp.tasks.recommendation.config import Hybrid
 
@@ -55,3 +58,10 @@ def latest_user(history: pd.DataFrame) -> tuple[str, str, int]:
     last_device = history.loc[history["USER_ID"] == user, "DEVICE"].iloc[-1]
     other_device = next(d for d in history["DEVICE"].unique() if d != last_device)
     return user, other_device, int(history["TIMESTAMP"].max())
+
+
+def registered(folder: Path, staging: Path):
+    """The models folder saved as the registry saves it (predicting its input example), loaded back."""
+    cfg = OmegaConf.create({"paths": {"models": str(folder)}, "task": {"name": "recommendation"}})
+    pyfunc_model.save(registered_model.pyfunc_model(cfg, staging / "staging"), staging / "mlflow_model")
+    return mlflow.pyfunc.load_model(str(staging / "mlflow_model"))

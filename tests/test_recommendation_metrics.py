@@ -12,9 +12,10 @@ from omegaconf import OmegaConf
 from conftest import REPO
 from mlexp.data import personalize_schema
 from mlexp.errors import ConfigError, DataError
-from mlexp.tasks.recommendation import evaluation, interactions, recipes, service
+from mlexp.tasks.recommendation import evaluation, interactions, recipes
 from mlexp.tasks.recommendation.catalog import Catalog
 from mlexp.tasks.recommendation.event_store import EventStore
+from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tasks.recommendation.popularity import Popularity
 
 SCHEMAS = REPO / "conf" / "recommendation_schemas"
@@ -114,10 +115,10 @@ def test_recorded_events_pass_the_solutions_filters(tmp_path):
         {"itemId": "c", "eventType": "watch", "sentAt": 3.0},  # no value: below any threshold
         {"itemId": "d", "eventType": "watch", "eventValue": 0.8, "sentAt": 4.0},
     ]
-    live = service.LiveRecommendations.from_folder(tmp_path, store)
+    live = LiveRecommendations.from_folder(tmp_path, store)
     live.record("new", "s", events)
     assert [catalog.item_ids[i] for i in live.users["new"].history] == ["d"]
     # the same when the events are replayed from the store at start-up
-    again = service.LiveRecommendations.from_folder(tmp_path, store)
+    again = LiveRecommendations.from_folder(tmp_path, store)
     assert [catalog.item_ids[i] for i in again.users["new"].history] == ["d"]
     store.close()

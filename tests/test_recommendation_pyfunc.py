@@ -6,15 +6,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import mlflow.pyfunc
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
-from mlexp.serving import pyfunc_model
-from mlexp.tasks.recommendation import recipes, registered_model, service
+from mlexp.tasks.recommendation import recipes, registered_model
 from mlexp.tasks.recommendation.event_store import EventStore
-from recommendation_fixtures import GONE, gone_rows, latest_user, retired, saved_model
+from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
+from recommendation_fixtures import GONE, gone_rows, latest_user, registered, retired, saved_model
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +29,9 @@ def models(tmp_path_factory) -> tuple:
     return folder, history, mixed
 
 
-def registered(folder: Path, staging: Path):
-    """The models folder saved as the registry saves it (predicting its input example), loaded back."""
-    cfg = OmegaConf.create({"paths": {"models": str(folder)}, "task": {"name": "recommendation"}})
-    pyfunc_model.save(registered_model.pyfunc_model(cfg, staging / "staging"), staging / "mlflow_model")
-    return mlflow.pyfunc.load_model(str(staging / "mlflow_model"))
-
-
-def assert_answers_as_the_service(model, folder: Path, users: list[str], events: Path) -> service.LiveRecommendations:
+def assert_answers_as_the_service(model, folder: Path, users: list[str], events: Path) -> LiveRecommendations:
     """Each user's top 10 from the registered model is the service's; returns the service's state."""
-    live = service.LiveRecommendations.from_folder(folder, EventStore(str(events)))
+    live = LiveRecommendations.from_folder(folder, EventStore(str(events)))
     try:
         answer = model.predict(pd.DataFrame({"userId": users, "numResults": [10] * len(users)}))
         assert answer["userId"].tolist() == users

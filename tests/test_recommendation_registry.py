@@ -12,10 +12,12 @@ from omegaconf import OmegaConf
 
 from conftest import run_cli, start_cli, store_client, trials_of
 from mlexp.errors import MlexpError
-from mlexp.tasks.recommendation import recipes, registered_dataset, service
+from mlexp.tasks.recommendation import recipes, registered_dataset
 from mlexp.tasks.recommendation.catalog import Catalog
 from mlexp.tasks.recommendation.event_store import EventStore
+from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tasks.recommendation.popularity import Popularity
+from mlexp.tasks.recommendation.service_examples import example_requests
 
 TASK = "recommendation"
 TINY = ("dataset.n_users=300", "dataset.n_videos=300", "dataset.n_interactions=10000")
@@ -122,11 +124,11 @@ def served(folder, frame, threshold=None):
     frame.assign(weight=1.0).to_parquet(folder / recipes.HISTORY_FILE, index=False)
     solution = OmegaConf.create({"event_type": "watch" if threshold else None, "event_value_threshold": threshold})
     recipes.save(model, folder, {"interactions": []}, solution)
-    return service.LiveRecommendations.from_folder(folder, EventStore(str(folder / "events.sqlite")))
+    return LiveRecommendations.from_folder(folder, EventStore(str(folder / "events.sqlite")))
 
 
 def example_event_of(live):
-    post, _ = service.example_requests(live)
+    post, _ = example_requests(live)
     live.store.close()
     return json.loads(post.removeprefix("POST /events "))["eventList"][0]
 
@@ -137,7 +139,7 @@ def test_the_services_examples_name_a_user_and_an_item_of_the_model_it_serves(tm
                           "EVENT_VALUE": [4.0, 5.0], "TIMESTAMP": [1, 2]})  # fmt: skip
     for threshold in (None, 4.0):
         live = served(tmp_path, frame, threshold)
-        post, get = service.example_requests(live)
+        post, get = example_requests(live)
         body = json.loads(post.removeprefix("POST /events "))
         assert body["userId"] == "196" and body["eventList"][0]["itemId"] in {"242", "302"}
         # a rating the data holds (5.0, the latest), which the solution's filter keeps

@@ -15,6 +15,7 @@ from mlexp.serving.http import start_in_thread
 from mlexp.tasks.recommendation import recipes, service
 from mlexp.tasks.recommendation.catalog import Catalog, UserState
 from mlexp.tasks.recommendation.event_store import EventStore
+from mlexp.tasks.recommendation.service_examples import example_requests
 from recommendation_fixtures import FIELDS, GONE, gone_rows, latest_user, retired, saved_model
 
 
@@ -88,7 +89,7 @@ def test_the_service_answers_as_a_per_user_reading_of_the_saved_histories(saved,
         running.stop()
     # the example the service prints: the first user of the histories, the first item, the latest event's type with
     # the latest value seen for that type
-    post, _ = service.example_requests(live)
+    post, _ = example_requests(live)
     event_type = history["EVENT_TYPE"].iloc[-1]
     value = history.loc[history["EVENT_TYPE"] == event_type, "EVENT_VALUE"].dropna().iloc[-1]
     event = {"itemId": str(model.catalog.item_ids[0]), "eventType": event_type, "eventValue": value}

@@ -18,7 +18,7 @@ from conftest import REPO, cli_env, one_line_error, run_cli, seed_store, trials_
 from drawn_charts import Untracked, keep_figures, task_config
 from mlexp.errors import DataError
 from mlexp.serving.http import ApiKeys, start_in_thread
-from mlexp.tasks.recommendation import charts, service, stages
+from mlexp.tasks.recommendation import charts, served_model, service, stages
 from mlexp.tasks.recommendation.event_store import EventStore
 from postgres_server import require_pgserver
 from run_folders import run_folder
@@ -257,10 +257,10 @@ def test_deploy_source_best_and_an_unknown_run_id(trials, tmp_path):
     [trial] = trials_of(project, experiment=TASK)
     store = EventStore(str(tmp_path / "events.sqlite"))
     tracker = _tracker(project, trial.run_id)
-    slot, probe, description = service.model_slot(_deploy_config(project, "best"), tracker, store)
+    slot, probe, description = served_model.model_slot(_deploy_config(project, "best"), tracker, store)
     assert probe is None and trial.run_id in description and slot.current.model.recipe == "metadata_hybrid"
     with pytest.raises(DataError, match=r"^deploy.source=0123abcd: no trial has this run id \(.*\); use"):
-        service.model_slot(_deploy_config(project, "0123abcd"), tracker, store)
+        served_model.model_slot(_deploy_config(project, "0123abcd"), tracker, store)
     store.close()
 
 

@@ -19,6 +19,7 @@ from mlexp.serving.http import ApiKeys, ModelSlot, ServiceError, start_in_thread
 from mlexp.serving.http.json_api import parse_json_object
 from mlexp.tasks.recommendation import service as recommendation
 from mlexp.tasks.recommendation.event_store import EventStore
+from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tasks.text_classification.service import review_command
 from mlexp.tasks.text_classification.service.reviewers import add_reviewer
 from text_classification_service_setup import CLASSIFIER, shared_model, start_service
@@ -163,7 +164,7 @@ def recommendations(tmp_path):
     """The recommendation service over the stand-in model and a SQLite event store; yields (url, key, store)."""
     store = EventStore(str(tmp_path / "events.sqlite"))
     history = pd.DataFrame({"USER_ID": ["u1"], "ITEM_ID": ["video_001"], "weight": [1.0]})
-    live = recommendation.LiveRecommendations(_Model(), history, store, [])
+    live = LiveRecommendations(_Model(), history, store, [])
     cfg = OmegaConf.create(
         {
             "deploy": {"host": "127.0.0.1", "port": 0, "keys_db": str(tmp_path / "keys.db")},

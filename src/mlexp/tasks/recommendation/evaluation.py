@@ -16,6 +16,7 @@ import pandas as pd
 
 from mlexp.errors import DataError
 from mlexp.tasks.recommendation.catalog import Catalog, UserState, served_states
+from mlexp.tasks.recommendation.ranking import top_items
 
 MRR_K = 25
 BATCH = 256
@@ -31,15 +32,6 @@ def _ndcg(hits: np.ndarray, n_relevant: int) -> float:
     discounts = 1 / np.log2(np.arange(2, len(hits) + 2))
     ideal = discounts[: min(n_relevant, len(hits))].sum()
     return float((hits * discounts).sum() / ideal) if ideal else 0.0
-
-
-def _top(scores: np.ndarray, depth: int) -> np.ndarray:
-    """The items of the `depth` highest scores, best first, leaving out the excluded (-inf): fewer when the
-    catalogue holds fewer (a catalogue of 20 items has no top 25)."""
-    # kth=depth, as before catalogues smaller than the depth were ranked: ties at the cut pick the same items
-    top = np.argpartition(-scores, min(depth, len(scores) - 1))[:depth]
-    ranked = top[np.argsort(-scores[top], kind="stable")]
-    return ranked[np.isfinite(scores[ranked])]
 
 
 def _user_metrics(ranked: np.ndarray, relevant: set[int], ks: list[int], cold_items: set[int]) -> dict[str, float]:
@@ -101,7 +93,7 @@ def evaluate(
         for row, user in enumerate(batch):
             for item in seen_items.get(user, ()):
                 scores[row, catalog.item_index[item]] = -np.inf
-            ranked = _top(scores[row], depth)
+            ranked = top_items(scores[row], depth)
             recommended.update(ranked.tolist())
             metrics = _user_metrics(ranked, wanted[user], ks, cold_items)
             rows.append(metrics)
@@ -151,7 +143,7 @@ def favourite_share(
         scores[:, ~available] = -np.inf
         for row, user in enumerate(batch):
             features = np.array([favourites[user] in p for p in players])
-            top = _top(scores[row], k)
+            top = top_items(scores[row], k)
             shares.append(features[top].mean() if top.size else 0.0)
             chances.append(features[available].mean())
     return {

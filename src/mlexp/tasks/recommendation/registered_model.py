@@ -22,6 +22,7 @@ from mlexp.errors import DataError
 from mlexp.serving.pyfunc_model import PyfuncModel
 from mlexp.tasks.recommendation import recipes
 from mlexp.tasks.recommendation.catalog import UserState, served_states
+from mlexp.tasks.recommendation.ranking import top_items
 
 # pyfunc_model reads nothing from paths.data: a SageMaker training job's model.tar.gz is the whole model
 DATA_FILES: tuple[str, ...] = ()
@@ -45,10 +46,8 @@ class Recommendations(PythonModel):
         scores = self.model.scores(user_states).astype("float64")
         lists = []
         for row, (state, n) in enumerate(zip(user_states, frame["numResults"])):
-            scores[row, list(set(state.history))] = -np.inf
-            # numResults within 1..catalogue size, and never an item the user already has
-            n = min(max(int(n), 1), int(np.isfinite(scores[row]).sum()))
-            ranked = np.argsort(-scores[row], kind="stable")[:n]
+            scores[row, list(set(state.history))] = -np.inf  # never an item the user already has
+            ranked = top_items(scores[row], max(int(n), 1))
             lists.append("|".join(str(self.model.catalog.item_ids[i]) for i in ranked))
         return pd.DataFrame({"userId": users, "itemList": lists})
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from mlexp.tasks.recommendation.service import LiveRecommendations
+    from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 
 # the event type of a model saved before its histories kept EVENT_TYPE (and of data without one)
 DEFAULT_EVENT_TYPE = "watch"

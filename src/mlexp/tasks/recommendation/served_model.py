@@ -1,0 +1,108 @@
+"""The model deploy=local serves (deploy.source): the registry champion, this trial's, the best trial or a given one.
+
+The champion is reloaded when its alias moves; the others are read once, at start.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from mlexp.errors import DataError
+from mlexp.serving.http import ModelSlot, champion_from_config
+from mlexp.serving.pyfunc_model import quiet_mlflow
+from mlexp.tasks.recommendation.event_store import EventStore
+from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
+from mlexp.tracking import tags
+
+
+def _download(what: str, download: Callable[[], str]) -> Path:
+    """A downloaded model folder (the one holding recipe.json); MLflow errors become one DataError line."""
+    try:
+        with quiet_mlflow():
+            local = Path(download())
+    except MlflowException as error:
+        raise DataError(f"{what}: {error.message.splitlines()[0]}") from None
+    found = next(local.rglob("recipe.json"), None)
+    if found is None:
+        raise DataError(f"{what}: the downloaded model has no recipe.json (not a recommendation model)")
+    return found.parent
+
+
+def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> Path:
+    """The model of the trial `trial_id` (its Training component's `model` artifacts)."""
+    what = f"deploy.source={trial_id}"
+    try:
+        experiment = tracker.client.get_run(trial_id).info.experiment_id
+        components = tracker.client.search_runs(
+            [experiment],
+            filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{tags.STAGE}` = 'train'",
+        )
+    except MlflowException as error:
+        raise DataError(
+            f"{what}: no trial has this run id ({error.message.splitlines()[0]}); use deploy.source=best, champion, "
+            "trial or the run id of a finished recommendation trial"
+        ) from None
+    if not components:
+        raise DataError(f"{what}: this run has no Training component; give the run id of a trained trial")
+    run_id = components[0].info.run_id
+    return _download(what, lambda: tracker.client.download_artifacts(run_id, "model", str(into)))
+
+
+def best_trial(cfg: DictConfig, tracker: Any) -> str:
+    """The run id of the experiment's best finished trial by the task's objective."""
+    metric, direction = cfg.task.objective.metric, cfg.task.objective.direction
+    experiment = tracker.client.get_run(tracker.trial_run_id).info.experiment_id
+    found = tracker.client.search_runs(
+        [experiment],
+        filter_string=f"tags.`{tags.KIND}` = 'trial' and attributes.status = 'FINISHED'",
+        order_by=[f"metrics.`{metric}` {'DESC' if direction == 'maximize' else 'ASC'}"],
+        max_results=100,
+    )
+    scored = [run for run in found if metric in run.data.metrics]
+    if not scored:
+        raise DataError(
+            f"deploy.source=best: no finished {cfg.task.name} trial has {metric}; train one first "
+            f"(mlexp task={cfg.task.name})"
+        )
+    return str(scored[0].info.run_id)
+
+
+def model_slot(cfg: DictConfig, tracker: Any, store: EventStore) -> tuple[ModelSlot, Callable[[], str] | None, str]:
+    """The served model in a ModelSlot, the probe that reloads it (champion only) and a description."""
+    source = str(cfg.deploy.source)
+    if source == "champion":
+
+        def load_model(uri: str) -> LiveRecommendations:
+            with tempfile.TemporaryDirectory() as scratch:  # everything is read into memory
+                folder = _download(f"deploy.source=champion ({uri})", lambda: _artifacts(uri, scratch))
+                return LiveRecommendations.from_folder(folder, store)
+
+        load, probe = champion_from_config(cfg, load_model=load_model)
+        name, alias = cfg.deploy.get("model_name") or cfg.task.name, cfg.deploy.get("alias") or "champion"
+        return ModelSlot(load), probe, f"registered model {name} @{alias} (reloaded when the alias moves)"
+    if source == "trial":
+        folder = Path(cfg.paths.models)
+        if not (folder / "recipe.json").exists():
+            raise DataError(
+                f"deploy.source=trial: {folder}/recipe.json is missing; train in the same run "
+                f"(mlexp task={cfg.task.name} deploy=local deploy.source=trial)"
+            )
+        live = LiveRecommendations.from_folder(folder, store)
+        return ModelSlot(lambda: (live, str(folder))), None, f"this trial's model ({folder})"
+    trial_id = best_trial(cfg, tracker) if source == "best" else source
+    with tempfile.TemporaryDirectory() as scratch:
+        live = LiveRecommendations.from_folder(_trial_folder(cfg, tracker, trial_id, Path(scratch)), store)
+    label = f"trial {trial_id}" + (" (the best by the objective)" if source == "best" else "")
+    return ModelSlot(lambda: (live, trial_id)), None, label
+
+
+def _artifacts(uri: str, into: str) -> str:
+    import mlflow.artifacts
+
+    return str(mlflow.artifacts.download_artifacts(uri, dst_path=into))
