@@ -273,3 +273,13 @@ def test_a_rule_duckdb_runs_but_does_not_serialize_is_read_by_its_text():
     assert columns_read(pivoted) is None  # json_serialize_sql: "Only SELECT statements can be serialized"
     rule = Rule("pivoted", pivoted, pivoted)
     assert rule.uses("fare_amount") and rule.uses("payment_type") and not rule.uses("tip_amount")
+
+
+def test_a_column_a_method_reads_counts_and_columns_a_tree_does_not_name_fall_back_to_the_text():
+    # DuckDB parses `passenger_count.abs()` as a function of a schema passenger_count, and runs abs(passenger_count)
+    method = Rule("m", "passenger_count.abs() > 6", "passenger_count.abs() > 6")
+    assert method.uses("passenger_count")
+    assert duckdb.execute("SELECT (-7.0).abs() > 6").fetchone() == (True,)
+    # `*`, COLUMNS(...) and USING read columns they do not name: every name in the text counts, as before the parse
+    for unnamed in ("COLUMNS('tip_amount|fare_amount') > 100", "EXISTS (FROM trips JOIN trips USING (fare_amount))"):
+        assert columns_read(unnamed) is None and Rule("u", unnamed, unnamed).uses("fare_amount")

@@ -36,13 +36,13 @@ def _parser() -> duckdb.DuckDBPyConnection:
 @lru_cache(maxsize=256)
 def columns_read(predicate: str) -> frozenset[str] | None:
     """The columns `predicate` reads, in lower case (DuckDB matches names ignoring case); None when DuckDB gives
-    no tree of it."""
+    no tree of it, or a tree that does not name every column it reads."""
     # the line break ends a `-- comment` at the predicate's end, as in the queries
     sql = f"SELECT ({predicate}\n)"
     # a cursor of its own: one DuckDB connection is not to be used by two threads at once
     [(serialized,)] = _parser().cursor().execute("SELECT json_serialize_sql(?)", [sql]).fetchall()
     tree = json.loads(serialized)
-    if tree["error"]:
+    if tree["error"] or _reads_unnamed_columns(tree):
         return None
     relations = {EVALUATED_OVER, *_relation_names(tree)}
     return frozenset(_column(names, relations) for names in _column_refs(tree))
@@ -54,8 +54,8 @@ def reads(predicate: str, column: str) -> bool:
     if found is None:
         # no tree: a PIVOT in a subquery, which DuckDB runs but json_serialize_sql does not serialize ("Only SELECT
         # statements"), or SQL DuckDB does not parse: on engine=athena Trino's, which still runs there; on DuckDB
-        # its bind refuses it. Such a rule is read by its text: a column named anywhere in it, also in a string,
-        # counts, so no column it reads is missed
+        # its bind refuses it. Or a tree naming not every column read (`*`, COLUMNS(...), USING). Such a rule is
+        # read by its text: a column named anywhere in it, also in a string, counts, so no column it reads is missed
         return re.search(rf"(?<!\w){re.escape(column)}(?!\w)", predicate, re.IGNORECASE) is not None
     return column.lower() in found
 
@@ -74,6 +74,15 @@ def _column_refs(tree: Any) -> Iterator[list[str]]:
     for node in _nodes(tree):
         if node.get("class") == "COLUMN_REF":
             yield node["column_names"]
+        # DuckDB's method syntax, `passenger_count.abs()`, parses as the function abs of a schema passenger_count and
+        # runs as abs(passenger_count): the "schema" is the column it reads
+        elif node.get("class") == "FUNCTION" and node.get("schema"):
+            yield [node["schema"]]
+
+
+def _reads_unnamed_columns(tree: Any) -> bool:
+    """Whether the rule reads columns its tree does not name: `*`, COLUMNS('regex'), a join's USING (...)."""
+    return any(node.get("class") == "STAR" or node.get("using_columns") for node in _nodes(tree))
 
 
 def _relation_names(tree: Any) -> Iterator[str]:
