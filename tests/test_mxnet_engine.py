@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -35,15 +36,19 @@ def _train(threads: int, **environment: str) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", TRAIN, str(threads)], env=env, capture_output=True, text=True, check=True, timeout=300
     )
-    return json.loads(done.stdout.splitlines()[-1])
+    # MXNet says which engine it started only when it is not its default
+    started = re.findall(r"MXNet start using engine: (\w+)", done.stderr)
+    return {**json.loads(done.stdout.splitlines()[-1]), "started": started}
 
 
 def test_one_thread_trains_on_the_synchronous_engine_to_the_same_losses():
     synchronous = _train(1)
     threaded = _train(1, MXNET_ENGINE_TYPE="ThreadedEnginePerDevice")  # the user's own choice is kept
-    assert synchronous["engine"] == SYNCHRONOUS_ENGINE and threaded["engine"] == "ThreadedEnginePerDevice"
+    assert synchronous["engine"] == SYNCHRONOUS_ENGINE and synchronous["started"] == [SYNCHRONOUS_ENGINE]
+    assert threaded["engine"] == "ThreadedEnginePerDevice" and threaded["started"] == ["ThreadedEnginePerDevice"]
     assert synchronous["losses"] == threaded["losses"]  # the same operators in the same order: bit for bit
-    assert _train(2)["engine"] is None  # more threads: MXNet's default engine uses them
+    more_threads = _train(2)
+    assert more_threads["engine"] is None and more_threads["started"] == []  # MXNet's default engine uses them
 
 
 def _sweep_config(tmp_project, *overrides):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 
@@ -25,6 +26,7 @@ def seed_everything(seed: int, num_threads: int = 0, mxnet: bool = False, small_
         # read by MXNet and OpenMP when they load, which in a trial happens after this
         os.environ["MXNET_CPU_WORKER_NTHREADS"] = str(num_threads)
         os.environ["OMP_NUM_THREADS"] = str(num_threads)
-    os.environ.update(engine_variables(small_operators, num_threads))  # as the thread variables: before MXNet loads
+    if "mxnet" not in sys.modules:  # MXNet picks its engine once, when it loads, for the whole process
+        os.environ.update(engine_variables(small_operators, num_threads))
     if mxnet:
         import_mxnet().random.seed(seed)
