@@ -177,6 +177,8 @@ def noted_customers(model_dir: Path) -> tuple[str, str]:
         ("csv", "cp1252", "text/csv; charset=windows-1252"),  # Excel's "CSV" on Windows
         ("csv", "utf-8-sig", "text/csv"),  # Excel's "CSV UTF-8": a byte order mark, no charset named
         ("csv", "utf-16", "text/csv;charset=UTF-16"),
+        ("json", "utf-16-le", "application/json; charset=utf-16"),  # no byte order mark: read little-endian
+        ("csv", "cp1252", "text/csv; charset='windows-1252'"),  # single quotes, as some clients write them
     ],
 )
 def test_a_body_in_the_charset_its_content_type_names_is_answered_as_its_utf8_equivalent(
