@@ -234,6 +234,23 @@ def test_churn_endpoint_created_invoked_and_deleted(
         assert commands.run("predict", ["churn_incentives", "--file", str(request_file)]) == 0
         stub.assert_no_pending_responses()
         assert capsys.readouterr().out == answer.decode() + "\n"
+        # a spreadsheet's Latin-1 CSV goes as its bytes, under the content type naming its charset (docs/sagemaker.md)
+        latin1 = tmp_path / "request.csv"
+        latin1.write_bytes("State,Note\nKS,déçue\n".encode("latin-1"))
+        csv_type = "text/csv; charset=latin-1"
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": io.BytesIO(answer), "ContentType": "application/json"},
+            {
+                "EndpointName": endpoint,
+                "Body": latin1.read_bytes(),
+                "ContentType": csv_type,
+                "Accept": "application/json",
+            },
+        )
+        assert commands.run("predict", ["churn_incentives", "--file", str(latin1), "--content-type", csv_type]) == 0
+        stub.assert_no_pending_responses()
+        capsys.readouterr()
         # a refused request: InvokeEndpoint's ModelError carries the container's status and body (message, traceback)
         refusal = "column CustServ Calls is negative in row 2 (-1); correct it"
         stub.add_client_error(
