@@ -14,6 +14,7 @@ from mlexp.cli_arguments import spelled_out
 from mlexp.config import make_composable
 from mlexp.config.bounds import above, check_bounds
 from mlexp.config.overrides import check_override_keys
+from mlexp.config.validate import check_given
 from mlexp.errors import ConfigError, MlexpError, did_you_mean
 
 
@@ -683,3 +684,10 @@ def test_a_value_left_as_question_marks_is_named_with_the_fix(tmp_project):
     sweep = ("-m", "task=tabular_regression", *TINY, "stage=prepare", "model.l2_size=???,4")
     done = run_cli(tmp_project, *sweep, check=False)
     assert done.returncode == 1 and f"  job 0: {line}\n" in done.stderr, done.stderr
+
+
+def test_looking_for_question_marks_resolves_nothing():
+    # OmegaConf.missing_keys resolves every ${...}: a ${hydra:...} value, resolvable only in the job, would raise
+    check_given(OmegaConf.create({"tracking": {"experiment_name": "${hydra:runtime.choices.model}"}}))
+    with pytest.raises(ConfigError, match=r"^model.sizes.1 is \?\?\?"):
+        check_given(OmegaConf.create({"model": {"sizes": [1, "???"], "name": "${hydra:job.name}"}}))

@@ -372,4 +372,5 @@ def test_a_params_file_is_parsed_by_libyaml_to_the_same_values(monkeypatch):
     assert params.load(text) == pure_load(text, Loader=params._Loader)
     # YAML 1.2's scalars, as DVC writes them: TLC's payment code `NO` a string, `1e-10` a number
     assert params.load("code: NO\nrate: 1e-10\n") == {"code": "NO", "rate": 1e-10}
+    assert params.load("rate:\t0.1\n") == {"rate": 0.1}  # a tab a hand edit left: libyaml reads it, PyYAML did not
     assert parsed_by and all(issubclass(loader, yaml.CSafeLoader) for loader in parsed_by)

@@ -97,3 +97,9 @@ def test_a_catalogue_smaller_than_the_ranking_depth_is_ranked_whole():
     assert top_items(scores, 25).tolist() == [2, 3, 0]
     assert top_items(scores, 2).tolist() == [2, 3]
     assert top_items(np.full(3, -np.inf), 5).tolist() == []
+
+
+def test_counts_rank_as_scores_do():
+    counts = np.array([3, 7, 7, 0], dtype=np.uint8)  # negated in place, unsigned counts would wrap
+    assert top_items(counts, 3).tolist() == [1, 2, 0]
+    assert counts.tolist() == [3, 7, 7, 0]  # the caller's array is left as it was

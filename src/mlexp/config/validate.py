@@ -4,10 +4,10 @@ every `${...}` resolves."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, InterpolationToMissingValueError
 
 from mlexp import tasks
@@ -59,9 +59,21 @@ def check_config(cfg: DictConfig, choices: Mapping[str, str | None]) -> tasks.Ta
 def check_given(cfg: DictConfig) -> None:
     """A `???` left in the config (`-m model.l2_size=???,4`) is a value still to give: named before a stage reads it
     as the text '???' and fails in its own terms."""
-    missing = sorted(OmegaConf.missing_keys(OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"])))
-    if missing:
-        raise still_to_give(missing[0])
+    # read unresolved: OmegaConf.missing_keys resolves every ${...}, and ${hydra:...} resolves only in the job
+    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"]))
+    missing = next(_missing_keys(values), None)
+    if missing is not None:
+        raise still_to_give(missing)
+
+
+def _missing_keys(values: object, prefix: str = "") -> Iterator[str]:
+    """The dotted keys whose value is ??? in `values` (a plain container: ??? is OmegaConf's MISSING there)."""
+    if values == MISSING:
+        yield prefix
+    elif isinstance(values, dict | list):
+        items = values.items() if isinstance(values, dict) else enumerate(values)
+        for key, value in items:
+            yield from _missing_keys(value, f"{prefix}.{key}" if prefix else str(key))
 
 
 def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: list[str]) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 def top_items(scores: np.ndarray, n: int) -> np.ndarray:
     """The catalogue indices of the `n` highest scores, best first, ties in catalogue order; excluded items (-inf)
     never, so fewer than `n` when fewer are left."""
-    cost = -scores  # the lowest cost is the best score
+    cost = -np.asarray(scores, dtype=float)  # the lowest cost is the best score (counts too: float, not wrapped)
     excluded = ~np.isfinite(cost)
     n = min(n, len(cost) - int(excluded.sum()))
     if n <= 0:
