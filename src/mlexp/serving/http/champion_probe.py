@@ -50,12 +50,12 @@ def champion_loader(
 
         version = probe()
         uri = f"models:/{model_name}/{version}"
-        if load_model is not None:
-            return load_model(uri), version
+        load_version = load_model or mlflow.pyfunc.load_model
         if tracking_uri is None:
-            return mlflow.pyfunc.load_model(uri), version
+            return load_version(uri), version
+        # a task's own loader too: `models:/` resolves in the process's default store otherwise (cwd's mlflow.db)
         with _use_tracking_uri(tracking_uri):
-            return mlflow.pyfunc.load_model(uri), version
+            return load_version(uri), version
 
     return load
 

@@ -84,19 +84,15 @@ def model_folder(cfg: DictConfig, tracker: Tracker, source: str, into: Path) -> 
     return downloaded, f"trial {source}"
 
 
-def _champion_detector(cfg: DictConfig) -> Callable[[str], FootballDetector]:
-    """champion_loader's `load_model`: the registered pyfunc model's detector (its own normalisation and threshold)."""
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
+def _champion_detector() -> Callable[[str], FootballDetector]:
+    """champion_loader's `load_model` (called in the trial's store): the registered pyfunc model's detector (its own
+    normalisation and threshold)."""
     from mlexp.serving.pyfunc_model import quiet_mlflow
-    from mlexp.tracking.store import TrackingStore
-
-    uri = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri
 
     def load(model_uri: str) -> FootballDetector:
         import mlflow.pyfunc
 
-        with _use_tracking_uri(uri), quiet_mlflow():
+        with quiet_mlflow():
             model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
         detector = getattr(model, "detector", None)
         if not isinstance(detector, FootballDetector):
@@ -112,7 +108,7 @@ def model_slot(
     """The served detector in a ModelSlot, the probe that reloads it (champion only) and a description."""
     source = str(cfg.deploy.source)
     if source == "champion":
-        load, probe = champion_from_config(cfg, load_model=_champion_detector(cfg))
+        load, probe = champion_from_config(cfg, load_model=_champion_detector())
         name, alias = cfg.deploy.get("model_name") or cfg.task.name, cfg.deploy.get("alias") or "champion"
         slot = ModelSlot(load)
         return slot, probe, f"registered model {name} v{slot.version} @{alias} (reloaded when the alias moves)"
