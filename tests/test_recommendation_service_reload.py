@@ -35,7 +35,7 @@ def _register_popularity(client: MlflowClient, experiment: str, folder, favourit
 
 
 def test_a_new_champion_is_served_without_a_restart(tmp_path, empty_store):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path, empty_store)}"
     client = MlflowClient(uri, uri)
     experiment = client.create_experiment("recommendation", artifact_location=(tmp_path / "artifacts").as_uri())
     client.create_registered_model(MODEL)
