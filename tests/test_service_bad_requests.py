@@ -27,11 +27,17 @@ from text_classification_service_setup import CLASSIFIER, shared_model, start_se
 LONE_SURROGATE = b'"\\ud800 stocks fell"'  # JSON's spelling of an unpaired UTF-16 surrogate
 
 
-def _call(url: str, body: bytes | dict | list | None = None, key: str | None = None, cookie: str | None = None):
+def _call(
+    url: str,
+    body: bytes | dict | list | None = None,
+    key: str | None = None,
+    cookie: str | None = None,
+    content_type: str = "application/json",
+):
     """(status, decoded JSON answer, Set-Cookie) of one request; POST when there is a body."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
-    request.add_header("Content-Type", "application/json")
+    request.add_header("Content-Type", content_type)
     if key:
         request.add_header("x-api-key", key)
     if cookie:
@@ -89,6 +95,20 @@ def test_classify_and_feedback_refuse_a_lone_surrogate(text_service):
     assert status == 422 and "'sentences[1]'" in answer["error"]
     status, answer, _ = _call(f"{url}/classify", {"classifier": CLASSIFIER, "sentence": "Stocks rallied."}, key)
     assert status == 200 and set(answer) == {"class", "score"}
+
+
+def test_feedback_in_the_charset_its_content_type_names_is_stored_as_sent(text_service):
+    url, key = text_service.url, text_service.key
+    sent = {"classifier": CLASSIFIER, "sentence": "Zoë déçue"}
+    utf8_answer = _call(f"{url}/classify", sent, key)[:2]
+    for charset in ("utf-16", "latin-1"):
+        body = json.dumps(sent, ensure_ascii=False).encode(charset)
+        content_type = f"application/json; charset={charset}"
+        assert _call(f"{url}/classify", body, key, content_type=content_type)[:2] == utf8_answer
+        status, answer, _ = _call(f"{url}/feedback", body, key, content_type=content_type)
+        assert status == 200 and text_service.store.get(answer["id"]).text == "Zoë déçue"
+    status, answer, _ = _call(f"{url}/feedback", body, key, content_type="application/json; charset=klingon")
+    assert status == 422 and answer["error"].startswith("charset 'klingon' of content type"), answer
 
 
 @pytest.mark.parametrize("path", ["decide", "skip"])
@@ -212,6 +232,19 @@ def test_bad_events_are_422_and_nothing_is_stored_or_broken(recommendations, bod
     assert store.all_events() == []
     # the store still takes the next event (a failed insert used to leave its transaction open: every later 500)
     assert _call(f"{url}/events", _events(eventValue=0.5), key)[:2] == (200, {"recorded": 1})
+    assert len(store.all_events()) == 1
+
+
+def test_events_in_utf16_are_recorded_and_a_surrogate_escape_in_them_is_still_refused(recommendations):
+    url, key, store = recommendations
+    utf16 = "application/json; charset=utf-16"
+    events = json.dumps({**_events(), "userId": "Zoë"}, ensure_ascii=False)
+    assert _call(f"{url}/events", events.encode("utf-16"), key, content_type=utf16)[:2] == (200, {"recorded": 1})
+    assert [event[0] for event in store.all_events()] == ["Zoë"]
+    # the escape is found in the decoded text, not in the UTF-16 bytes, where it is spelled with NUL bytes between
+    escaped = events.replace('"Zoë"', '"\\ud800"').encode("utf-16")
+    status, answer, _ = _call(f"{url}/events", escaped, key, content_type=utf16)
+    assert status == 422 and "field 'userId' holds a lone UTF-16 surrogate" in answer["error"], answer
     assert len(store.all_events()) == 1
 
 

@@ -76,6 +76,10 @@ async def image(request: Request) -> Response:
     return json_response({"pixels": size["width"] * size["height"]})
 
 
+async def echo(request: Request) -> Response:
+    return json_response(await read_json(request, {"text": str}))
+
+
 async def public_page(request: Request) -> Response:
     return json_response({"page": request.url.path})
 
@@ -86,6 +90,7 @@ ROUTES = [
     Route("/slow", slow),
     Route("/slow_sync", slow_sync),
     Route("/image", image, methods=["POST"]),
+    Route("/echo", echo, methods=["POST"]),
     Route("/review/{page}", public_page),
 ]
 
@@ -110,9 +115,13 @@ def key(keys_db: Path) -> str:
     return ApiKeys(keys_db).create("alice", limit=10_000)
 
 
-def call(url: str, method: str = "GET", body: Any = None, key: str | None = None) -> tuple[int, dict, Any]:
+def call(
+    url: str, method: str = "GET", body: Any = None, key: str | None = None, content_type: str | None = None
+) -> tuple[int, dict, Any]:
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     headers = {"x-api-key": key} if key else {}
+    if content_type:
+        headers["Content-Type"] = content_type
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
@@ -160,6 +169,43 @@ def test_responses_are_standard_json_without_nan_or_infinity(service, key):
 def test_bad_bodies_get_422_naming_the_problem(service, key, body, error):
     status, _, answer = call(service.url + "/classify", "POST", body, key)
     assert status == 422 and error in answer["error"]
+
+
+ACCENTED = {"text": "Zoë déçue"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (json.dumps(ACCENTED, ensure_ascii=False).encode("utf-16"), "application/json; charset=utf-16"),
+        (json.dumps(ACCENTED, ensure_ascii=False).encode("latin-1"), 'application/json; Charset="ISO-8859-1"'),
+        (json.dumps(ACCENTED, ensure_ascii=False).encode("utf-8-sig"), "application/json"),  # BOM dropped
+    ],
+    ids=["utf-16", "latin-1", "utf-8 with BOM"],
+)
+def test_a_body_is_read_in_the_charset_its_content_type_names(service, key, body, content_type):
+    assert call(service.url + "/echo", "POST", body, key, content_type)[::2] == (200, ACCENTED)
+
+
+FIX = "send JSON encoded as UTF-8, or name the body's charset in its content type (application/json; charset=latin-1)"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error"),
+    [
+        (b'{"text": "x"}', "application/json; charset=klingon",
+         "charset 'klingon' of content type 'application/json; charset=klingon' is not a known text encoding; " + FIX),
+        (json.dumps(ACCENTED, ensure_ascii=False).encode("latin-1"), "application/json; charset=UTF-8",
+         "the body is not UTF-8 text as its content type says ('utf-8' codec can't decode byte 0xeb in position 12: "
+         "invalid continuation byte); " + FIX),
+        (b'{"text": "+2AA-"}', "application/json; charset=utf-7",  # UTF-7's spelling of a lone surrogate
+         "the body is not utf-7 text as its content type says (it decodes to a lone UTF-16 surrogate, which no store "
+         "takes); " + FIX),
+    ],
+    ids=["unknown charset", "not text in its charset", "lone surrogate"],
+)  # fmt: skip
+def test_an_unknown_charset_or_a_body_not_in_it_gets_422_naming_the_charset(service, key, body, content_type, error):
+    assert call(service.url + "/echo", "POST", body, key, content_type)[::2] == (422, {"error": error})
 
 
 def test_unknown_paths_methods_and_handler_errors_are_json(service, key):

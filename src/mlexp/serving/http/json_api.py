@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
 from collections.abc import Mapping
+from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,10 @@ _JSON_NAMES = {
 }
 # JSON escapes a body may spell text with that no store takes: a lone UTF-16 surrogate (\uD800-\uDFFF), which
 # UTF-8 cannot hold, and NUL (\u0000), which a PostgreSQL text column refuses
-_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_CHARSET_FIX = (
+    f"send JSON encoded as UTF-8, or name the body's charset in its content type ({JSON_TYPE}; charset=latin-1)"
+)
 
 
 class ServiceError(Exception):
@@ -122,12 +128,58 @@ def unstorable_field(value: Any, where: str = "") -> str | None:
     return None
 
 
-def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, Any]:
-    """The body as a JSON object holding every required field with its type, else ServiceError 422."""
-    try:  # UTF-8, as JSON's RFC 8259 asks: json.loads would take UTF-16 and raw surrogate bytes too
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ServiceError(422, f"the body is not UTF-8 text ({error}); send JSON encoded as UTF-8") from None
+def charset_of(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type (quoted or not, any case), None when it names none."""
+    if content_type is None or "charset" not in content_type.lower():  # most clients: no header parsing
+        return None
+    header = Message()
+    header["Content-Type"] = content_type
+    charset = header.get_param("charset")
+    return None if charset is None else collapse_rfc2231_value(charset)
+
+
+def body_text(body: bytes, content_type: str | None) -> str:
+    """The body decoded in the charset its Content-Type names, UTF-8 when it names none, else ServiceError 422.
+
+    The rules of the SageMaker endpoint's handler (sagemaker/inference.py, which cannot import this module).
+    """
+    charset = charset_of(content_type)
+    try:
+        text = body.decode(charset or "utf-8")
+    except UnicodeError as error:
+        read_as = f"{charset} text as its content type says" if charset else "UTF-8 text"
+        raise ServiceError(422, f"the body is not {read_as} ({error}); {_CHARSET_FIX}") from None
+    # not a codec, one that is not for text (base64, rot13), or a name holding a NUL (ValueError)
+    except (LookupError, ValueError):
+        raise ServiceError(
+            422, f"charset {charset!r} of content type {content_type!r} is not a known text encoding; {_CHARSET_FIX}"
+        ) from None
+    # utf-7 and the *_escape codecs decode a lone UTF-16 surrogate from plain bytes, with no \ud800 escape for
+    # parse_json_object to find; UTF-8's decoder never yields one, so UTF-8 bodies are not read a second time
+    if charset is not None and codecs.lookup(charset).name != "utf-8" and _lone_surrogate(text):
+        problem = "it decodes to a lone UTF-16 surrogate, which no store takes"
+        raise ServiceError(422, f"the body is not {charset} text as its content type says ({problem}); {_CHARSET_FIX}")
+    # a byte order mark is no part of the JSON; Python's utf-16 and utf-8-sig codecs drop theirs themselves
+    return text.removeprefix("\ufeff")
+
+
+def _lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_json_object(body: bytes, required: Mapping[str, type], content_type: str | None = None) -> dict[str, Any]:
+    """The body as a JSON object holding every required field with its type, else ServiceError 422.
+
+    Args:
+        content_type: the request's Content-Type; its charset (UTF-8 when it names none) decodes the body.
+    """
+    text = body_text(body, content_type)
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
@@ -136,7 +188,7 @@ def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, An
         raise ServiceError(422, "the body is not valid JSON: its arrays or objects nest too deeply") from None
     if not isinstance(document, dict):
         raise ServiceError(422, f"the body must be a JSON object, got {_json_name(document)}")
-    if _UNSTORABLE_ESCAPE.search(body):  # rare: only such a body is walked
+    if _UNSTORABLE_ESCAPE.search(text):  # rare: only such a body is walked
         problem = unstorable_field(document)
         if problem is not None:
             raise ServiceError(422, problem)
@@ -151,4 +203,4 @@ def parse_json_object(body: bytes, required: Mapping[str, type]) -> dict[str, An
 
 async def read_json(request: Request, required: Mapping[str, type]) -> dict[str, Any]:
     """Read the request body as a JSON object with the required fields and types (422 otherwise)."""
-    return parse_json_object(await request.body(), required)
+    return parse_json_object(await request.body(), required, request.headers.get("content-type"))
