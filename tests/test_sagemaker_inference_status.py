@@ -242,6 +242,24 @@ def test_a_body_in_another_charset_than_its_content_type_names_is_a_400_naming_t
     assert (status, phrase) == (400, f"{problem}; {FIX.format(mime=content_type.split(';')[0])}")
 
 
+def test_a_charset_holding_a_nul_or_a_body_decoding_to_a_lone_surrogate_is_a_400_not_a_500(
+    endpoint: Any, archive: Path
+):
+    fix = FIX.format(mime="text/csv")
+    named_nul = 'text/csv; charset="utf\x008"'  # Python's codec lookup raises ValueError for it, not LookupError
+    status, phrase, _, _ = answer(endpoint, archive, b"Note\nZoe\n", named_nul)
+    assert (status, phrase) == (
+        400,
+        f"charset 'utf\\x008' of content type {named_nul!r} is not a known text encoding; {fix}",
+    )
+    # UTF-7 spells a lone surrogate in plain bytes; pandas could not hold it as text
+    status, phrase, _, _ = answer(endpoint, archive, b"Note\n+2AA-\n", "text/csv; charset=utf-7")
+    assert (status, phrase) == (
+        400,
+        f"the request body is not utf-7 text as its content type says (it decodes to a lone UTF-16 surrogate); {fix}",
+    )
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

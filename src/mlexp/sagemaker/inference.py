@@ -121,19 +121,32 @@ def _text(request_body: bytes | str, content_type: str | None, mime: str) -> str
     else:
         charset = _charset(content_type)
         fix = f"send {mime} encoded as UTF-8, or name the body's charset in its content type ({mime}; charset=latin-1)"
+        read_as = f"{charset} text as its content type says" if charset else "UTF-8 text"
         try:
             text = request_body.decode(charset or "utf-8")
-        # not a codec, or one that is not for text (base64, rot13)
-        except LookupError:
+        except UnicodeError as error:
+            raise refused(BAD_REQUEST, f"the request body is not {read_as} ({error}); {fix}") from None
+        # not a codec, one that is not for text (base64, rot13), or a name holding a NUL (ValueError)
+        except (LookupError, ValueError):
             raise refused(
                 BAD_REQUEST, f"charset {charset!r} of content type {content_type!r} is not a known text encoding; {fix}"
             ) from None
-        except UnicodeError as error:
-            read_as = f"{charset} text as its content type says" if charset else "UTF-8 text"
-            raise refused(BAD_REQUEST, f"the request body is not {read_as} ({error}); {fix}") from None
+        # utf-7 and the *_escape codecs decode a lone UTF-16 surrogate from plain bytes, which pandas cannot hold as
+        # text; UTF-8's decoder never yields one, so a UTF-8 body is not read a second time
+        if charset is not None and not text.isascii() and not _encodable(text):
+            problem = "it decodes to a lone UTF-16 surrogate"
+            raise refused(BAD_REQUEST, f"the request body is not {read_as} ({problem}); {fix}")
     # a byte order mark (Excel's "CSV UTF-8", utf-16-le) is no part of the JSON or of the first column's name;
     # Python's utf-16 and utf-8-sig codecs drop theirs themselves
     return text.removeprefix("\ufeff")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def input_fn(request_body: bytes | str, request_content_type: str | None) -> tuple[Any, dict[str, Any] | None]:
