@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import socket
@@ -196,3 +197,62 @@ def test_a_failed_trial_fails_the_sweep_but_not_the_other_trials(tmp_project):
     statuses = sorted(t.status for t in trials_of(tmp_project))
     assert statuses == ["FAILED", "FINISHED"]
     assert "1 job(s) of sweep" in done.stderr
+
+
+@STORE_EXISTS
+def test_preprocessing_runs_again_when_its_input_file_changes_or_the_shared_folder_is_deleted(tmp_project):
+    from mlexp.data import abalone
+
+    data = tmp_project / "abalone.data"
+    abalone.export_packaged(data)
+    seen: set[str] = set()
+
+    def next_trial():
+        run_cli(tmp_project, "task=tabular_regression", *TINY, f"dataset.path={data}")
+        [trial] = [t for t in trials_of(tmp_project) if t.run_id not in seen]
+        seen.add(trial.run_id)
+        return trial
+
+    first = next_trial()
+    assert "Pre-processing" in first.component_names
+    reused = next_trial()
+    assert "Pre-processing" not in reused.component_names
+    assert reused.tags["mlexp.shared_component.prepare"] == first.components["Pre-processing"]
+
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:-1]))  # the same path, one row fewer
+    assert "Pre-processing" in next_trial().component_names
+    # a value corrected in place: the same size, a later modification time (set, as two writes within the file
+    # system's clock tick may share one)
+    written = data.stat().st_mtime_ns
+    data.write_text(data.read_text().replace("M,0.455,", "M,0.456,", 1))
+    os.utime(data, ns=(written + 10**9, written + 10**9))
+    assert "Pre-processing" in next_trial().component_names
+
+    shutil.rmtree(tmp_project / ".mlexp" / "shared")
+    assert "Pre-processing" in next_trial().component_names
+
+
+@STORE_EXISTS
+def test_the_abalone_tpe_sweep_searches_the_keys_its_file_lists(tmp_project):
+    sweep_file = yaml.safe_load((REPO / "conf" / "sweep" / "abalone_tpe.yaml").read_text())
+    searched = set(sweep_file["hydra"]["sweeper"]["params"])
+    run_cli(
+        tmp_project,
+        "-m",
+        "task=tabular_regression",
+        "sweep=abalone_tpe",
+        "sweep.max_jobs=2",
+        "sweep.max_parallel_jobs=1",
+        *TINY,
+    )
+    trials = trials_of(tmp_project)
+    assert [t.status for t in trials] == ["FINISHED", "FINISHED"]
+    assert all(searched <= t.params.keys() for t in trials)
+    assert all(t.params["model.l1_size"] in {"8", "16", "32", "64", "128"} for t in trials)
+    assert all(t.params["model.l2_size"] in {"4", "8", "16", "32"} for t in trials)
+    assert all(t.params["model.l1_activation"] in {"relu", "tanh"} for t in trials)
+    # sampled, not the config's 0.01: two draws from the log interval
+    rates = {float(t.params["model.learning_rate"]) for t in trials}
+    assert len(rates) == 2 and all(0.001 <= rate <= 0.1 for rate in rates)
+    study = (tmp_project / "outputs" / "multirun" / "tabular_regression").glob("*/optimization_results.yaml")
+    assert set(yaml.safe_load(next(study).read_text())["best_params"]) == searched

@@ -571,3 +571,35 @@ def test_a_split_that_leaves_no_test_rows_fails_the_trial_naming_the_split(tmp_p
     assert done.returncode == 1
     assert "preprocessing.train_test_split=0.9 of 3 rows leaves the test set empty; give more rows" in done.stderr
     assert [trial.status for trial in trials_of(tmp_project)] == ["FAILED"]
+
+
+@STORE_EXISTS
+def test_ctrl_c_stops_a_single_trial_with_exit_130_and_marks_it_killed(tmp_project):
+    # the real command and a real SIGINT to its process group, as a terminal sends it (not an exception raised here)
+    process = start_cli(
+        tmp_project,
+        *("task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and _trials_training(tmp_project) < 1:
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):  # a trial that already ended: its exit is reported below
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # a trial that ignored Ctrl-C must not keep training for 100000 epochs
+            stop_process_group(process)
+    assert process.returncode == 130, stderr
+    [trial] = trials_of(tmp_project)
+    client = store_client(tmp_project)
+    assert trial.status == "KILLED"
+    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
+    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
+    assert "Evaluation" not in trial.component_names
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-2:] == [
+        f"interrupted: trial {trial.run_id} marked KILLED",
+        "mlexp: interrupted (Ctrl-C)",
+    ]
