@@ -53,6 +53,7 @@ IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/mlexp:1"
 # where `dvc get --show-url` points for a DVC-tracked file in an S3 remote: an object with no suffix
 DVC_OBJECT = "files/md5/3f/a1c0b9e8d7f6a5b4c3d2e1f0a9b8c7d6"
 PREPROCESSORS = "mlexp_data/preprocessors.json"
+BILLABLE_S = 754  # the played job's BillableTimeInSeconds, as DescribeTrainingJob returns it
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,7 @@ def finished_job(aws: FakeAws, status: str = "Completed", metrics: dict[str, flo
             job.training_job_status = job.secondary_status = status
             job.failure_reason = "AlgorithmError: stage 'train' failed: loss is NaN\nTraceback (most recent call last)"
             return
+        job.billable_time_in_seconds = BILLABLE_S
         job.final_metric_data_list = [
             {"MetricName": name, "Value": value, "Timestamp": job.creation_time}
             for name, value in {"train:progress": 100.0, **(metrics or {})}.items()
@@ -196,6 +198,7 @@ def test_a_trial_runs_as_a_training_job_and_its_results_come_back(aws: FakeAws, 
     assert trial.tags["mlexp.sagemaker.job_name"] == name
     assert trial.tags["mlexp.sagemaker.job_arn"] == f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}"
     assert trial.tags["mlexp.sagemaker.status"] == "Completed"
+    assert trial.tags["mlexp.sagemaker.billable_s"] == str(BILLABLE_S)
     assert trial.metrics == {"test_msle": 0.0123, "test_mae": 1.5, "final_train_loss": 2.25}  # not train:progress
     assert trial.params["compute.instance_type"] == "ml.c5.2xlarge"
     from mlflow.tracking import MlflowClient

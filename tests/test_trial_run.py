@@ -56,6 +56,13 @@ def test_trial_records_provenance(finished_run):
     client = store_client(project)
     config = client.download_artifacts(trial.run_id, "config.yaml", str(project / "dl"))
     assert "l1_size: 8" in Path(config).read_text()
+    overrides = client.download_artifacts(trial.run_id, "overrides.txt", str(project / "dl"))
+    assert Path(overrides).read_text().splitlines() == [
+        "task=tabular_regression",
+        *TINY,
+        "model.l1_size=8",
+        "seed=7",
+    ]
 
 
 def test_preprocessing_records_data_versions_and_preprocessors(finished_run):
