@@ -413,8 +413,7 @@ def test_a_command_refused_before_its_trial_starts_no_tracking_writer(tmp_projec
 def test_a_dollar_brace_naming_a_missing_value_is_refused_before_the_tracking_writer_starts(tmp_project, params_file):
     # refused by the job, after the writer had started: a sweep's jobs may fill a `???`, a single run's nothing does
     shutil.copy(REPO / "params.yaml", tmp_project / "params.yaml")  # its file fills the task's values, not extra
-    # quoted: params_file= re-applies an unquoted ${...} of the command line escaped, as text (not this test's matter)
-    args = ("task=tabular_regression", *params_file, "++extra=???", "model.l1_size='${extra}'")
+    args = ("task=tabular_regression", *params_file, "++extra=???", "model.l1_size=${extra}")
     done = run_cli(tmp_project, *args, env=private_writer_env(tmp_project), check=False)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
@@ -454,3 +453,16 @@ def test_a_single_run_checks_its_values_once(tmp_project_with_store):
     )
     assert done.returncode == 0, done.stderr
     assert "check_config ran 1 time(s)" in done.stderr.splitlines()
+
+
+def test_an_unquoted_dollar_brace_over_a_params_file_is_refused_as_without_one(tmp_project):
+    # params_file= put `${extra}` back escaped, as the text `$\{extra\}`: "a command-line value does not fit over the
+    # file's values: Value '$\{extra\}' of type 'str' could not be converted to Integer" (the test above quotes it)
+    shutil.copy(REPO / "params.yaml", tmp_project / "params.yaml")
+    args = ("task=tabular_regression", "++extra=???", "model.l1_size=${extra}")
+    refused = one_line_error(tmp_project, *args)
+    assert refused == (
+        "model.l1_size: MissingMandatoryValue while resolving interpolation: Missing mandatory value: extra; fix the "
+        "${...} it uses"
+    )
+    assert one_line_error(tmp_project, *args, "params_file=params.yaml") == refused

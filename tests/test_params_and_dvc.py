@@ -374,3 +374,51 @@ def test_a_params_file_is_parsed_by_libyaml_to_the_same_values(monkeypatch):
     assert params.load("code: NO\nrate: 1e-10\n") == {"code": "NO", "rate": 1e-10}
     assert params.load("rate:\t0.1\n") == {"rate": 0.1}  # a tab a hand edit left: libyaml reads it, PyYAML did not
     assert parsed_by and all(issubclass(loader, yaml.CSafeLoader) for loader in parsed_by)
+
+
+@pytest.mark.parametrize(
+    ("task", "given", "value"),
+    [
+        # params_file= put the command line's values back re-read as YAML 1.1 text, which changed these:
+        ("tabular_regression", "tracking.experiment_name=${task.name}-x", "tabular_regression-x"),  # escaped: text
+        ("tabular_regression", "model.l1_size=${model.l2_size}", 16),  # refused: that escaped text is not a number
+        ("tabular_regression", "tracking.experiment_name=NO", "NO"),  # false, stored as the text 'False'
+        ("tabular_regression", "++note=str(3)", "3"),  # the number 3
+        ("tabular_regression", "+note={sigma: 2}", {"sigma": 2}),  # a key more, "sigma:2" (written back as {sigma:2})
+        ("text_classification", "model.word_ngrams.0=2", 2),  # refused: a mapping {"0": 2} over the list
+        # and these it kept
+        ("tabular_regression", "++seed=7", 7),
+        ("anomaly_detection", "model.enabled=[too_long,duration_iqr]", ["too_long", "duration_iqr"]),
+        ("anomaly_detection", "+model.rules.fast='trip_distance > 50'", "trip_distance > 50"),
+    ],
+)
+def test_a_command_line_value_over_a_params_file_is_the_value_it_is_without_one(tmp_path, task, given, value):
+    from hydra import compose, initialize_config_dir
+
+    from mlexp.cli import _with_params_file
+    from mlexp.config import make_composable
+
+    make_composable()
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")  # conf/'s values: the config ends as conf/ composes it
+    overrides = [f"task={task}", given]
+    staged = [*overrides, f"params_file={tmp_path / 'params.yaml'}"]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        plain = compose("config", overrides=overrides)
+        composed = compose("config", overrides=staged, return_hydra_config=True)
+    choices = dict(composed.hydra.runtime.choices)  # the group choices, which are no values
+    read_back = _with_params_file(composed, choices, staged)  # what the stage's job runs with
+    assert OmegaConf.select(read_back, given.lstrip("+").split("=")[0]) == value
+    without_file, with_file = OmegaConf.to_container(plain), OmegaConf.to_container(read_back)
+    assert isinstance(without_file, dict) and isinstance(with_file, dict)
+    del with_file["hydra"], with_file["params_file"], without_file["params_file"]
+    assert with_file == without_file
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
+def test_a_stage_records_the_command_lines_values_unchanged_by_its_params_file(tmp_project):
+    # its trial went to an experiment named `${task.name}-x`, with note=False
+    shutil.copy(REPO / "params.yaml", tmp_project / "params.yaml")
+    stage = ("task=tabular_regression", "stage=prepare", "dataset.n_rows=300", "params_file=params.yaml")
+    run_cli(tmp_project, *stage, "tracking.experiment_name=${task.name}-x", "++note=NO")
+    [trial] = trials_of(tmp_project, experiment="tabular_regression-x")
+    assert (trial.params["note"], trial.tags["mlexp.params_file"]) == ("NO", "params.yaml")

@@ -67,11 +67,11 @@ RUN_KEYS = ("stage", "params_file")
 
 
 def _value_overrides(overrides: list[str], groups: set[str]) -> list[str]:
-    """`key=value` overrides of config values (not group choices), as a dotlist."""
+    """The overrides of config values (not group choices, nor deletions), as typed."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     return [
-        f"{o.key_or_group}={o.get_value_element_as_str()}"
-        for o in parsed
+        line
+        for line, o in zip(overrides, parsed, strict=True)
         if o.key_or_group not in groups and o.key_or_group not in RUN_KEYS and not o.is_delete()
     ]
 

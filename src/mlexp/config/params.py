@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -165,9 +166,9 @@ def apply_params_file(
 ) -> DictConfig:
     """Replace the task's values with its params.yaml section, then re-apply CLI values.
 
-    A value of the file outside its key's range (the task's `bounds`), or values breaking a rule across keys
-    (`constraints`) that the file's values break, is refused naming the file; command-line values are the runner's
-    to judge."""
+    `value_overrides` are the command line's overrides of values (`key=value`, `+key=value`), as typed. A value of
+    the file outside its key's range (the task's `bounds`), or values breaking a rule across keys (`constraints`)
+    that the file's values break, is refused naming the file; command-line values are the runner's to judge."""
     if not path.exists():
         beside = path.with_name("params.yaml")
         fix = (
@@ -189,14 +190,16 @@ def apply_params_file(
     refused: list[OmegaConfBaseException] = []  # values edited by hand (or `dvc exp run -S`) their keys cannot take
     with open_dict(merged):
         _assign(merged, sections[task], refused)
-        given = OmegaConf.to_container(OmegaConf.from_dotlist(value_overrides))
-        assert isinstance(given, dict)
+        given = OverridesParser.create().parse_overrides(value_overrides)
         try:
-            _assign(merged, given)
+            for override in given:
+                # as Hydra applied it over conf/'s values: read with Hydra's grammar, not as YAML 1.1 (from_dotlist),
+                # which made `NO` false, `str(3)` the number 3 and an unquoted `${...}` escaped text
+                OmegaConf.update(merged, override.key_or_group, override.value(), merge=True)
         except OmegaConfBaseException as error:  # Hydra took them over conf/'s values: one line, not a traceback
             reason = str(error).strip().splitlines()[0]
             raise ConfigError(f"{path}: a command-line value does not fit over the file's values: {reason}") from None
-    keys = {override.split("=", 1)[0] for override in value_overrides}
+    keys = {override.key_or_group for override in given}
     outside = bound_errors(merged, {key: bound for key, bound in (bounds or {}).items() if not within(key, keys)})
     problems = [*(_refused(task, error) for error in refused), *(_out_of_range(task, error) for error in outside)]
     if problems:
@@ -249,18 +252,18 @@ def _unusable_values(path: Path, problems: list[_FileProblem]) -> str:
     )
 
 
-def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBaseException] | None = None) -> None:
+def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBaseException]) -> None:
     """Merge `values` into `node` key by key, recursing into the mappings both have, as OmegaConf.merge does, but
     without its merge of a typed mapping Hydra composed (`dict[str, dict[str, int]]`, the taxi task's value_codes),
     which fails on that mapping's own nodes ("Value 'AnyNode' is not a supported primitive type"). Keys are never
-    parsed as paths: params.yaml has keys with dots (`comp.`, a newsgroup prefix). A value its key cannot take
-    raises, or with `refused` is kept there and the key left as it was."""
+    parsed as paths: params.yaml has keys with dots (`comp.`, a newsgroup prefix). A value its key cannot take is
+    kept in `refused` and the key left as it was."""
     for key, value in values.items():
         current = node._get_node(key) if key in node else None
         try:
             # the file's value over a schema's section: its settings would be gone, and a stage fails reading them
-            # (a free-form section's own rules judge it; a command-line value is the runner's to judge)
-            if refused is not None and _is_settings(current) and not isinstance(value, dict | None):
+            # (a free-form section's own rules judge it)
+            if _is_settings(current) and not isinstance(value, dict | None):
                 raise _ValueForSection(current, value)
             if not isinstance(value, dict):
                 node[key] = value
@@ -269,8 +272,6 @@ def _assign(node: DictConfig, values: dict[Any, Any], refused: list[OmegaConfBas
             else:  # a mapping over null, an interpolation or nothing: OmegaConf's own merge (a dataclass's node too)
                 node.merge_with({key: value})
         except OmegaConfBaseException as error:
-            if refused is None:
-                raise
             refused.append(error)
 
 
