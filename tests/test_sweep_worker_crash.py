@@ -19,7 +19,7 @@ from mlflow.entities import ViewType
 from omegaconf import OmegaConf
 
 from conftest import REPO, cli_env, run_cli, start_cli, store_client, trials_of
-from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, STARTED_DIR
+from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, NOT_RUN_NOTE, STARTED_DIR
 from mlexp.sweeps.workers import parallel_jobs
 from mlexp.tracking.journal import journals_root
 
@@ -220,3 +220,53 @@ def test_a_parallel_search_tells_optuna_each_result_of_its_own_trial(tmp_project
     results = yaml.safe_load(study.read_text())
     assert results["best_value"] == pytest.approx(best.metrics["test_msle"])
     assert results["best_params"] == {"model.epochs": int(best.params["model.epochs"])}
+
+
+# loaded first in every Python process of the sweep: a worker dies (SIGKILL) as a job opens its start marker to
+# write it, so no job is ever seen started and each broken pool is one with no job's worker seen dead
+DIES_BEFORE_ITS_MARKER = f"""
+import os, signal, sys
+def _die_before_the_marker(event, args):
+    if event == "open" and "{STARTED_DIR}" in str(args[0]) and "w" in str(args[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(_die_before_the_marker)
+"""
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
+def test_a_pool_that_keeps_breaking_before_any_job_starts_lists_the_jobs_not_run(tmp_project, tmp_path):
+    killer = tmp_path / "killer"
+    killer.mkdir()
+    (killer / "sitecustomize.py").write_text(DIES_BEFORE_ITS_MARKER)
+    env = cli_env(tmp_project)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(killer), env.get("PYTHONPATH")]))
+    grid = ("sweep=grid", "sweep.max_parallel_jobs=2", "model.epochs=2,3,4")
+    sweep = start_cli(tmp_project, "-m", "task=tabular_regression", "dataset.n_rows=300", *grid, env=env)
+    try:
+        out, err = sweep.communicate(timeout=300)  # without the limit, new pools break forever
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+
+    assert sweep.returncode == 1, out + err
+    assert err.count("mlexp: a worker process died; running the sweep's") == 3, err  # README: "(3 times)"
+    name = re.search(r"sweep (\S+) \(id", out).group(1)
+    not_run = re.findall(rf"^mlexp: job (\d): {NOT_RUN_NOTE}; run it with: mlexp (.*)$", err, re.MULTILINE)
+    assert [job for job, _ in not_run] == ["0", "1", "2"], err
+    assert all("task=tabular_regression" in rerun for _, rerun in not_run)
+    assert [rerun.split()[-1] for _, rerun in not_run] == ["model.epochs=2", "model.epochs=3", "model.epochs=4"]
+    assert f"3 job(s) of sweep {name} failed" in err and "0/3 jobs finished" in out
+    assert "Traceback" not in err
+    # the jobs' outcomes (what mlexp.sweep's SweepFailed.failed_jobs carries) say it too, with no trial
+    outcomes = [json.loads(path.read_text()) for path in sorted(tmp_project.glob(".mlexp/sweeps/*/[0-9].json"))]
+    assert [(o["job"], o["status"], o["run_id"]) for o in outcomes] == [(n, "FAILED", None) for n in range(3)]
+    assert all(o["error"].startswith(f"{NOT_RUN_NOTE}; run it with: mlexp ") for o in outcomes)
+
+    client = store_client(tmp_project)
+    assert trials_of(tmp_project) == [], "a job opened a trial, though no job ever started"
+    sweeps = client.get_experiment_by_name("tabular_regression-sweeps").experiment_id
+    [record] = client.search_runs([sweeps], f"attributes.run_name = '{name}'")
+    assert record.info.status == "FAILED"
+    every = [e.experiment_id for e in client.search_experiments()]
+    assert not client.search_runs(every, "attributes.status = 'RUNNING'"), "a run was left RUNNING"
+    assert not list(tmp_project.glob(f"outputs/multirun/*/*/{STARTED_DIR}")), "the launch left its pid markers"
