@@ -155,7 +155,12 @@ def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], ini
                     dead = [n for n in cut if (started / f"{n}.pid").exists()]
                 again = [] if gave_up else [n for n in cut if n not in dead]
                 died = f"the worker process of job(s) {', '.join(map(str, dead))}" if dead else "a worker process"
-                again_line = f"running the sweep's {len(again)} other unfinished job(s) again on new workers"
+                others = "other " if dead else ""  # no job's worker seen dead: every cut job is one of them
+                again_line = (
+                    f"the pool broke {unexplained} times with no job's worker seen dead: the sweep runs no more jobs"
+                    if gave_up
+                    else f"running the sweep's {len(again)} {others}unfinished job(s) again on new workers"
+                )
                 print(f"mlexp: {died} died; {again_line}", file=sys.stderr)
                 for number in dead:
                     results[number] = _died(number, overrides[number], started)
