@@ -180,8 +180,9 @@ ACCENTED = {"text": "Zoë déçue"}
         (json.dumps(ACCENTED, ensure_ascii=False).encode("utf-16"), "application/json; charset=utf-16"),
         (json.dumps(ACCENTED, ensure_ascii=False).encode("latin-1"), 'application/json; Charset="ISO-8859-1"'),
         (json.dumps(ACCENTED, ensure_ascii=False).encode("utf-8-sig"), "application/json"),  # BOM dropped
+        (json.dumps(ACCENTED, ensure_ascii=False).encode(), 'application/json; charset=""'),  # names none: UTF-8
     ],
-    ids=["utf-16", "latin-1", "utf-8 with BOM"],
+    ids=["utf-16", "latin-1", "utf-8 with BOM", "empty charset"],
 )
 def test_a_body_is_read_in_the_charset_its_content_type_names(service, key, body, content_type):
     assert call(service.url + "/echo", "POST", body, key, content_type)[::2] == (200, ACCENTED)

@@ -19,7 +19,7 @@ from mlflow.entities import ViewType
 from omegaconf import OmegaConf
 
 from conftest import REPO, cli_env, run_cli, start_cli, store_client, trials_of
-from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, NOT_RUN_NOTE, STARTED_DIR
+from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, NOT_RUN_NOTE, STARTED_DIR, _break_line
 from mlexp.sweeps.workers import parallel_jobs
 from mlexp.tracking.journal import journals_root
 
@@ -275,3 +275,13 @@ def test_a_pool_that_keeps_breaking_before_any_job_starts_lists_the_jobs_not_run
     every = [e.experiment_id for e in client.search_experiments()]
     assert not client.search_runs(every, "attributes.status = 'RUNNING'"), "a run was left RUNNING"
     assert not list(tmp_project.glob(f"outputs/multirun/*/*/{STARTED_DIR}")), "the launch left its pid markers"
+
+
+def test_a_pool_given_up_on_names_the_jobs_that_had_started_as_counted_killed_not_as_seen_dead():
+    assert _break_line([2], [], gave_up_after=3) == (
+        "a worker process died; the pool broke 3 times with no job's worker seen dead: the sweep runs no more jobs; "
+        "job(s) 2, which had started, count as killed"
+    )
+    assert _break_line([1], [0, 2], gave_up_after=0) == (
+        "the worker process of job(s) 1 died; running the sweep's 2 other unfinished job(s) again on new workers"
+    )

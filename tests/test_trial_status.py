@@ -584,6 +584,7 @@ def test_ctrl_c_stops_a_single_trial_with_exit_130_and_marks_it_killed(tmp_proje
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None and _trials_training(tmp_project) < 1:
         time.sleep(0.2)
+    training = _trials_training(tmp_project) >= 1
     with contextlib.suppress(ProcessLookupError):  # a trial that already ended: its exit is reported below
         os.killpg(process.pid, signal.SIGINT)
     try:
@@ -591,6 +592,7 @@ def test_ctrl_c_stops_a_single_trial_with_exit_130_and_marks_it_killed(tmp_proje
     finally:
         if process.poll() is None:  # a trial that ignored Ctrl-C must not keep training for 100000 epochs
             stop_process_group(process)
+    assert training, f"the trial logged no epoch before Ctrl-C (exit {process.returncode}): {stderr[-2000:]}"
     assert process.returncode == 130, stderr
     [trial] = trials_of(tmp_project)
     client = store_client(tmp_project)

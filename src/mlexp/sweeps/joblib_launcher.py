@@ -151,17 +151,10 @@ def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], ini
                 dead = _dead_jobs(started, cut)
                 unexplained += not dead
                 gave_up = unexplained >= MAX_UNEXPLAINED  # a job may kill its worker before it says it started
-                if gave_up:
+                if gave_up:  # the jobs that had started count as killed, the others as not run
                     dead = [n for n in cut if (started / f"{n}.pid").exists()]
                 again = [] if gave_up else [n for n in cut if n not in dead]
-                died = f"the worker process of job(s) {', '.join(map(str, dead))}" if dead else "a worker process"
-                others = "other " if dead else ""  # no job's worker seen dead: every cut job is one of them
-                again_line = (
-                    f"the pool broke {unexplained} times with no job's worker seen dead: the sweep runs no more jobs"
-                    if gave_up
-                    else f"running the sweep's {len(again)} {others}unfinished job(s) again on new workers"
-                )
-                print(f"mlexp: {died} died; {again_line}", file=sys.stderr)
+                print(f"mlexp: {_break_line(dead, again, unexplained if gave_up else 0)}", file=sys.stderr)
                 for number in dead:
                     results[number] = _died(number, overrides[number], started)
                 for number in sorted(set(cut) - set(dead) - set(again)):
@@ -173,6 +166,20 @@ def launch(launcher: JoblibLauncher, job_overrides: Sequence[Sequence[str]], ini
     if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
         return [_failed_for_optuna(n, results[n]) for n in overrides]
     return [results[n] for n in overrides]
+
+
+def _break_line(dead: list[int], again: list[int], gave_up_after: int) -> str:
+    """What a broken pool did: whose worker died and what runs again, or (`gave_up_after` breaks) that it stops."""
+    jobs = ", ".join(map(str, dead))
+    if gave_up_after:
+        counted = f"; job(s) {jobs}, which had started, count as killed" if dead else ""
+        return (
+            f"a worker process died; the pool broke {gave_up_after} times with no job's worker seen dead: the sweep "
+            f"runs no more jobs{counted}"
+        )
+    died = f"the worker process of job(s) {jobs}" if dead else "a worker process"
+    others = "other " if dead else ""  # no job's worker seen dead: every cut job is one of them
+    return f"{died} died; running the sweep's {len(again)} {others}unfinished job(s) again on new workers"
 
 
 def _failed_for_optuna(number: int, result: JobReturn) -> JobReturn:

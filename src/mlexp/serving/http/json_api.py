@@ -28,6 +28,7 @@ _JSON_NAMES = {
 # JSON escapes a body may spell text with that no store takes: a lone UTF-16 surrogate (\uD800-\uDFFF), which
 # UTF-8 cannot hold, and NUL (\u0000), which a PostgreSQL text column refuses
 _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_SURROGATE_CODECS = {"utf-7", "unicode-escape", "raw-unicode-escape"}
 _CHARSET_FIX = (
     f"send JSON encoded as UTF-8, or name the body's charset in its content type ({JSON_TYPE}; charset=latin-1)"
 )
@@ -135,7 +136,7 @@ def charset_of(content_type: str | None) -> str | None:
     header = Message()
     header["Content-Type"] = content_type
     charset = header.get_param("charset")
-    return None if charset is None else collapse_rfc2231_value(charset)
+    return (collapse_rfc2231_value(charset) or None) if charset is not None else None  # `charset=""`: none named
 
 
 def body_text(body: bytes, content_type: str | None) -> str:
@@ -155,8 +156,9 @@ def body_text(body: bytes, content_type: str | None) -> str:
             422, f"charset {charset!r} of content type {content_type!r} is not a known text encoding; {_CHARSET_FIX}"
         ) from None
     # utf-7 and the *_escape codecs decode a lone UTF-16 surrogate from plain bytes, with no \ud800 escape for
-    # parse_json_object to find; UTF-8's decoder never yields one, so UTF-8 bodies are not read a second time
-    if charset is not None and codecs.lookup(charset).name != "utf-8" and _lone_surrogate(text):
+    # parse_json_object to find; the others (UTF-8, UTF-16, single-byte charsets) refuse or cannot spell one, so
+    # their bodies are not read a second time
+    if charset is not None and codecs.lookup(charset).name in _SURROGATE_CODECS and _lone_surrogate(text):
         problem = "it decodes to a lone UTF-16 surrogate, which no store takes"
         raise ServiceError(422, f"the body is not {charset} text as its content type says ({problem}); {_CHARSET_FIX}")
     # a byte order mark is no part of the JSON; Python's utf-16 and utf-8-sig codecs drop theirs themselves
