@@ -54,6 +54,17 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "mlflow.db"
 
 
+def composed_with_hydra(project: Path, *overrides: str) -> Any:
+    """The project's config as the command composes it for `overrides`, Hydra's node included (launcher, sweeper)."""
+    from hydra import compose, initialize_config_dir
+
+    from mlexp.config import make_composable
+
+    make_composable()
+    with initialize_config_dir(config_dir=str(project / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
 def seed_store(project: Path, empty_store: Path, name: str = "mlflow.db") -> Path:
     """Give `project` a copy of the empty store: the same tables and rows the command's first trial would create."""
     from mlexp.tracking.store import use_wal

@@ -8,9 +8,7 @@ import re
 import subprocess
 import sys
 
-from hydra import compose, initialize_config_dir
-
-from mlexp.config import make_composable
+from conftest import composed_with_hydra
 from mlexp.mxnet_engine import ENGINE_VARIABLE, SYNCHRONOUS_ENGINE
 from mlexp.sweeps import workers
 
@@ -51,23 +49,19 @@ def test_one_thread_trains_on_the_synchronous_engine_to_the_same_losses():
     assert more_threads["engine"] is None and more_threads["started"] == []  # MXNet's default engine uses them
 
 
-def _sweep_config(tmp_project, *overrides):
-    make_composable()
-    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
-        return compose("config", overrides=["sweep=grid", *overrides], return_hydra_config=True)
-
-
 def test_a_parallel_sweep_gives_one_thread_trials_of_small_operators_the_synchronous_engine(tmp_project, monkeypatch):
     monkeypatch.setattr(workers, "cores", lambda: 2)
     environ = {k: v for k, v in os.environ.items() if k != ENGINE_VARIABLE}
     monkeypatch.setattr(workers.os, "environ", environ)
     monkeypatch.setattr("mlexp.mxnet_engine.os.environ", environ)
-    two_at_once = _sweep_config(tmp_project, "task=tabular_regression", "sweep.max_parallel_jobs=2")
+    two_at_once = composed_with_hydra(tmp_project, "sweep=grid", "task=tabular_regression", "sweep.max_parallel_jobs=2")
     assert workers.thread_variables(two_at_once)[ENGINE_VARIABLE] == SYNCHRONOUS_ENGINE
     # a detection network's convolutions keep the engine's thread, which overlaps Python with them
-    detection = _sweep_config(tmp_project, "task=object_detection", "sweep.max_parallel_jobs=2")
+    detection = composed_with_hydra(tmp_project, "sweep=grid", "task=object_detection", "sweep.max_parallel_jobs=2")
     assert ENGINE_VARIABLE not in workers.thread_variables(detection)
-    one_at_a_time = _sweep_config(tmp_project, "task=tabular_regression", "sweep.max_parallel_jobs=1")
+    one_at_a_time = composed_with_hydra(
+        tmp_project, "sweep=grid", "task=tabular_regression", "sweep.max_parallel_jobs=1"
+    )
     assert ENGINE_VARIABLE not in workers.thread_variables(one_at_a_time)  # every core for the one trial
     environ[ENGINE_VARIABLE] = "ThreadedEngine"
     assert ENGINE_VARIABLE not in workers.thread_variables(two_at_once)  # the user's own setting stays

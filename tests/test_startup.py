@@ -8,11 +8,9 @@ from pathlib import Path
 
 import mlflow.utils.mlflow_tags as mlflow_tags
 import mlflow.utils.validation as validation
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, cli_env, store_client, trials_of
-from mlexp.config import make_composable
+from conftest import TINY, cli_env, composed_with_hydra, store_client, trials_of
 from mlexp.sweeps import workers
 from mlexp.tracking import store_writer, tags
 from mlexp.trial_continuation import PIPELINE_RUN_ENV
@@ -103,10 +101,8 @@ def test_mlflow_names_and_limits_spelled_out_match_the_installed_mlflow():
     assert store_writer.MAX_TAG_VAL_LENGTH == validation.MAX_TAG_VAL_LENGTH
 
 
-def _sweep_config(tmp_project, *overrides):
-    make_composable()
-    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
-        return compose("config", overrides=["task=tabular_regression", *overrides], return_hydra_config=True)
+def _sweep_config(tmp_project, *overrides: str):
+    return composed_with_hydra(tmp_project, "task=tabular_regression", *overrides)
 
 
 def test_parallel_workers_share_the_cores_before_they_import_numpy(tmp_project, monkeypatch):

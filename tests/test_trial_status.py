@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from typing import Any
 
@@ -18,7 +19,18 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
-from conftest import REPO, TINY, cli_env, run_cli, seed_store, start_cli, stop_process_group, store_client, trials_of
+from conftest import (
+    REPO,
+    TINY,
+    cli_env,
+    composed_with_hydra,
+    run_cli,
+    seed_store,
+    start_cli,
+    stop_process_group,
+    store_client,
+    trials_of,
+)
 from mlexp.compare import TrialRow, best_first
 from mlexp.config import make_composable
 from mlexp.errors import ConfigError
@@ -96,18 +108,7 @@ def test_an_error_while_recording_provenance_goes_on_as_it_is_with_the_trial_fai
 )
 def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, launcher, presses):
     # long trials; Ctrl-C reaches the whole process group, as from a terminal
-    process = start_cli(
-        tmp_project,
-        *("-m", "task=tabular_regression", *launcher, "dataset.n_rows=300", "model.epochs=100000"),
-        # as from a terminal: a suite started in the background (`make test &`) passes on SIGINT ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    # Ctrl-C once a trial trains (it has logged an epoch), past its libraries' loading: observed, not timed (a fixed
-    # second after its Training run appeared is not enough on a busy machine)
-    deadline = time.monotonic() + 300
-    # a sweep that stopped by itself is not waited for: the assertions below report its exit and its stderr
-    while time.monotonic() < deadline and process.poll() is None and _trials_training(tmp_project) < 1:
-        time.sleep(0.2)
+    process, _ = _start_long_training(tmp_project, "-m", *launcher)
     with contextlib.suppress(ProcessLookupError):  # the process group is gone when the sweep already ended
         for _ in range(presses):
             os.killpg(process.pid, signal.SIGINT)
@@ -143,6 +144,23 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
         names = sorted(t.name for t in trials)
         killed = f"its trial{'s' if len(names) > 1 else ''} {', '.join(names)}"
         assert lines[-1] == f"mlexp: interrupted (Ctrl-C); {sweep} and {killed} marked KILLED"
+
+
+def _start_long_training(project, *args: str) -> tuple[subprocess.Popen, bool]:
+    """`mlexp` training abalone for 100000 epochs, returned once a trial trains (it has logged an epoch, past its
+    libraries' loading: observed, not timed), or the command ended by itself, or 300 s passed; and whether one trains.
+    """
+    process = start_cli(
+        project,
+        *args,
+        *("task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"),
+        # as from a terminal: a suite started in the background (`make test &`) passes on SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and _trials_training(project) < 1:
+        time.sleep(0.2)
+    return process, _trials_training(project) >= 1
 
 
 def _trials_training(project) -> int:
@@ -340,9 +358,7 @@ def test_a_sweep_value_its_key_cannot_take_is_one_line_before_the_sweep_opens_a_
 
 
 def _sweep_config(tmp_project, *overrides: str):
-    make_composable()
-    with initialize_config_dir(config_dir=str(tmp_project / "conf"), version_base="1.3"):
-        return compose("config", overrides=["task=tabular_regression", *overrides], return_hydra_config=True)
+    return composed_with_hydra(tmp_project, "task=tabular_regression", *overrides)
 
 
 def test_a_plus_sweep_of_a_null_key_is_left_to_run(tmp_project):
@@ -576,15 +592,7 @@ def test_a_split_that_leaves_no_test_rows_fails_the_trial_naming_the_split(tmp_p
 @STORE_EXISTS
 def test_ctrl_c_stops_a_single_trial_with_exit_130_and_marks_it_killed(tmp_project):
     # the real command and a real SIGINT to its process group, as a terminal sends it (not an exception raised here)
-    process = start_cli(
-        tmp_project,
-        *("task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None and _trials_training(tmp_project) < 1:
-        time.sleep(0.2)
-    training = _trials_training(tmp_project) >= 1
+    process, training = _start_long_training(tmp_project)
     with contextlib.suppress(ProcessLookupError):  # a trial that already ended: its exit is reported below
         os.killpg(process.pid, signal.SIGINT)
     try:
