@@ -83,9 +83,9 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
                 return  # the key exists; its value (maybe an interpolation the override replaces) is not resolved
             node = node[part]
             continue
-        # `in` says no for a key whose value is ???; its keys list it
+        # a key whose value is ???, which `in` does not count: it exists (validate.check_given names the ???)
         if isinstance(node, DictConfig) and part in node.keys():  # noqa: SIM118
-            raise still_to_give(key)
+            return
         where = ".".join(walked) or "the config"
         if not isinstance(node, DictConfig):
             task = OmegaConf.select(cfg, "task.name", default=None)
@@ -103,11 +103,3 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         # a schema's section takes no new key (check_named): `+` only adds to a free-form one (anomaly's model.rules)
         add = f" (to add a new key on purpose, write +{key}=...)" if addable and schema_fields(node) is None else ""
         raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")
-
-
-def still_to_give(key: str) -> ConfigError:
-    """The line for a key whose value is ??? (OmegaConf's MISSING) where a run reads it."""
-    return ConfigError(
-        f"{key} is ???, OmegaConf's mark for a value still to give, and a run needs one: give it a value "
-        f"({key}=<value>)"
-    )

@@ -13,7 +13,6 @@ from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 from mlexp import tasks
 from mlexp.config.bounds import Bound, at_least, check_bounds
 from mlexp.config.constraints import check_constraints
-from mlexp.config.known_keys import still_to_give
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, mlexp_error_behind
 
@@ -63,7 +62,10 @@ def check_given(cfg: DictConfig) -> None:
     values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"]))
     missing = next(_missing_keys(values), None)
     if missing is not None:
-        raise still_to_give(missing)
+        raise ConfigError(
+            f"{missing} is ???, OmegaConf's mark for a value still to give, and a run needs one: give it a value "
+            f"({missing}=<value>)"
+        )
 
 
 def _missing_keys(values: object, prefix: str = "") -> Iterator[str]:
