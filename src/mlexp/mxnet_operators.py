@@ -33,8 +33,9 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
+from mlexp.user_cache import cache_folder, make_private_folder, owned_privately, private_folder
+
 OPERATOR_MODULES = ("mxnet.ndarray.register", "mxnet.symbol.register")  # where MXNet execs each operator's source
-CACHE_ENV = "XDG_CACHE_HOME"
 SWITCH_ENV = "MLEXP_MXNET_OPERATOR_CACHE"  # 0: off
 # the file: this line, a CRC-32 of the rest (4 bytes), marshal of {digest: (code, handle it was compiled with)}
 FORMAT = b"mlexp-mxnet-operators-3 " + importlib.util.MAGIC_NUMBER + b"\n"
@@ -61,15 +62,13 @@ def cache_file() -> Path | None:
     try:
         library_path = _library(package)
         library = library_path.stat()
-        base = Path(os.environ.get(CACHE_ENV) or "")
-        if not base.is_absolute():  # unset or relative: the XDG spec says to use the default
-            base = Path.home() / ".cache"
+        folder = cache_folder()
     except Exception:  # no library MXNet could load (libinfo: RuntimeError); no HOME and no password entry
         return None
     build = f"{package}:{library_path}:{library.st_size}:{library.st_mtime_ns}"
     build = hashlib.blake2b(build.encode(), digest_size=6).hexdigest()
     name = f"mxnet-operators.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.{build}.marshal"
-    return base / "mlexp" / name
+    return folder / name
 
 
 def _library(package: Path) -> Path:
@@ -89,22 +88,17 @@ def _library(package: Path) -> Path:
         logging.root.removeFilter(unsaid)
 
 
-def _owned_privately(info: os.stat_result) -> bool:
-    """The user's own, and no one else may write it: code read from it is as safe as the user's own files."""
-    return info.st_uid == os.getuid() and not info.st_mode & 0o022
-
-
 def _read(path: Path) -> dict[bytes, Entry]:
     """The file's entries; none if it is not the user's private file, or not one this code wrote whole."""
     try:
-        if not _private_folder(path.parent):
+        if not private_folder(path.parent):
             return {}
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO there must not block
     except OSError:
         return {}
     try:
         info = os.fstat(descriptor)
-        if not (stat.S_ISREG(info.st_mode) and _owned_privately(info)):
+        if not (stat.S_ISREG(info.st_mode) and owned_privately(info)):
             return {}
         with os.fdopen(descriptor, "rb", closefd=False) as file:
             data = file.read()
@@ -125,14 +119,6 @@ def _read(path: Path) -> dict[bytes, Entry]:
         with contextlib.suppress(OSError):
             os.utime(path)
     return {key: entry for key, entry in entries.items() if _is_entry(key, entry)}
-
-
-def _private_folder(folder: Path) -> bool:
-    try:
-        info = folder.lstat()
-    except OSError:
-        return False
-    return stat.S_ISDIR(info.st_mode) and _owned_privately(info)
 
 
 def _checksum(body: bytes) -> bytes:
@@ -227,9 +213,7 @@ class CompiledOperators:
         if self.path is None or not self.this_import or unchanged:
             return
         folder = self.path.parent
-        with contextlib.suppress(OSError):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private_folder(folder):
+        if not make_private_folder(folder):
             return
         try:
             descriptor, partial = tempfile.mkstemp(dir=folder, prefix=f"{self.path.name}.", suffix=".partial")

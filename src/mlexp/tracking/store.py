@@ -21,6 +21,7 @@ from filelock import FileLock
 from mlexp.errors import ConfigError, MlexpError, one_line
 from mlexp.paths import store_home
 from mlexp.tracking import tags
+from mlexp.tracking.schema_template import copy_schema
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -195,9 +196,11 @@ class TrackingStore:
             return self._client()
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(db) + ".lock", timeout=120):
+            if not has_schema(db):  # not made while this process waited for the lock
+                copy_schema(db)
             client = self._client()
-            # MLflow creates its tables on a client's first call; two processes doing it at once collide
-            # ("table ... already exists"), so the first call happens here, one process at a time
+            # MLflow creates its tables (without the template) and the Default experiment on a client's first call;
+            # two processes doing it at once collide ("table ... already exists"), so it happens here, one at a time
             client.search_experiments(max_results=1)
             use_wal(db)
             return client
