@@ -6,6 +6,7 @@ naming what was left out: never a silent drop or a misleading fix."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -327,3 +328,18 @@ def test_a_label_studio_export_that_is_not_utf8_is_one_line_naming_the_fix(tmp_p
     export.write_bytes(encoded(json.dumps([{"data": {"feedback_id": 1}, "annotations": [{"result": choice}]}])))
     done = run_cli(tmp_project, "review", "label-studio-import", str(export), "--labels", "World,Sports", check=False)
     assert done.returncode == 1 and done.stderr == f"mlexp: error: {export}: {expected}\n", done.stderr
+
+
+def test_a_binary_label_studio_import_names_the_file_to_export_again(tmp_project):
+    """A zip of the export given by mistake: the fix said "point the dataset at the text file", and no dataset is
+    involved in an import."""
+    export = tmp_project / "project-1-at-2026-12-06.zip"
+    with zipfile.ZipFile(export, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("export.json", json.dumps([{"data": {"feedback_id": 1}, "annotations": []}]))
+    done = run_cli(tmp_project, "review", "label-studio-import", str(export), "--labels", "World,Sports", check=False)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        f"mlexp: error: {export}: line 1: expected UTF-8 text, found a NUL byte: the file is binary, not the JSON "
+        "Label Studio exports; export the annotations again from Label Studio as JSON (Export → JSON or JSON_MIN) "
+        f"and import that file in place of {export}\n"
+    )

@@ -56,6 +56,19 @@ def test_a_reversed_ngram_range_is_refused_not_read_as_off(tmp_project, override
     assert ranges_in_order([0, 0], [2, 4]) and ranges_in_order([1, 2], [0, 0])  # [0, 0] still turns a block off
 
 
+def test_a_sweep_over_a_reversed_ngram_range_gets_the_swap_before_it_opens(tmp_project):
+    """The hint reaches every reversed range the bounds let through ([3,1] here); only one with an end past them
+    ([4,3]) is refused by the bound first, whose swap would be refused too."""
+    assert one_line_error(tmp_project, "-m", f"task={TASK}", "model.word_ngrams=[1,2],[3,1]", *TEXT_TINY) == (
+        "the sweep would run model.word_ngrams=[3, 1], model.char_ngrams=[2, 4] (from model.word_ngrams=[1,2],[3,1]): "
+        "an n-gram range is [shortest, longest], shortest not above longest; did you mean model.word_ngrams=[1,3]? "
+        "([0,0] turns a block off)"
+    )
+    assert one_line_error(tmp_project, f"task={TASK}", "model.word_ngrams=[4,3]", *TEXT_TINY) == (
+        "model.word_ngrams.0=4 is out of range: it must be between 0 and 3"
+    )
+
+
 @pytest.mark.parametrize("sweep", SWEEPS)
 def test_the_task_sweeps_launch_as_many_trials_at_once_as_asked(tmp_project, monkeypatch, sweep):
     """Both ran their trials one at a time whatever sweep.max_parallel_jobs said (Hydra's basic launcher)."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, run_cli, trials_of
+from conftest import REPO, TEXT_TINY, run_cli, trials_of
 from mlexp.config import make_composable
 from mlexp.errors import DataError
 from mlexp.tasks.text_classification import corpora, reviews
@@ -82,6 +83,22 @@ def test_a_trial_on_inputs_that_hold_nothing_fails_with_one_line_naming_them(tmp
     assert lines[0].startswith(f"mlexp: error: stage 'corpus' failed: dataset.path=empty.csv: {tmp_project}/empty.csv")
     assert "has no rows" in lines[0] and "no document of class" not in lines[0]
     assert [t.status for t in trials_of(tmp_project, experiment=TASK)] == ["FAILED"]
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
+def test_a_corpus_of_product_codes_trains_and_keeps_its_leading_zeros(tmp_project):
+    """A text column of digits alone, which pandas would read as numbers (007 as 7): text is text, so the trial
+    trains on it, and every stored split (what train and evaluate read) holds the codes as written."""
+    rows = [f"World,00{n:03d}" for n in range(120)] + [f"Sports,9{n:04d}" for n in range(120)]
+    (tmp_project / "codes.csv").write_text("\n".join(rows) + "\n")
+    data = tmp_project / "data"
+    run_cli(tmp_project, f"task={TASK}", "dataset.path=codes.csv", "dataset.labels=[World,Sports]",
+            f"paths.data={data}", *TEXT_TINY)  # fmt: skip
+    assert [t.status for t in trials_of(tmp_project, experiment=TASK)] == ["FINISHED"]
+    written = set(rows)
+    for split in ("corpus/train.csv", "corpus/holdout.csv", "train.csv"):
+        stored = pd.read_csv(data / split, header=None, dtype=str, keep_default_na=False)
+        assert len(stored) and {f"{label},{text}" for label, text in stored.itertuples(index=False)} <= written
 
 
 def test_the_active_learning_sweep_shows_the_metrics_its_trials_log(monkeypatch):

@@ -128,6 +128,21 @@ def test_served_texts_in_any_shape_are_classified(scoring_server):
     assert csv.status_code == 200 and csv.json()["predictions"] == expected
 
 
+def test_a_served_csv_column_of_codes_is_refused_saying_why(scoring_server):
+    """MLflow reads a CSV request with pandas before the model runs: a column of digits alone arrives as numbers (007
+    as 7), its characters gone. It was refused as rows holding no text, showing a 7 the client never sent."""
+    server, _ = scoring_server
+    answer = server.post("/invocations", content="text\n007\n12345\n", headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["message"].split("\nError: ", 1)[1]
+    assert error.startswith(
+        "the request's column text holds numbers, not texts (e.g. 7): a CSV column of digits alone reaches the model "
+        "as numbers, leading zeros lost; send each text as a JSON string: " + SEND
+    ), error
+    answer = server.post("/invocations", json={"dataframe_records": [{"text": "007"}, {"text": "12345"}]})
+    assert answer.status_code == 200, answer.text
+
+
 def test_metric_names_of_classes_in_another_script_are_accepted_by_mlflow(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.create_run(client.create_experiment("scripts")).info.run_id

@@ -4,6 +4,12 @@ Every row must hold a text: a number, a null, a list or a blank string is refuse
 INVALID_PARAMETER_VALUE (HTTP 400), naming the rows, rather than answered with the prior of an empty
 document. A request without rows is refused too, as MLflow's own flavors refuse an empty DataFrame
 (scikit-learn's "Found array with 0 sample(s)", the tensor schema's "Input DataFrame is empty").
+
+A CSV request whose text column is digits alone (product codes) reaches the model as numbers: MLflow's scoring
+server and the SageMaker handler read CSV with pandas before the model runs, and 007 arrives as 7. The characters
+are gone by then, so such a column is refused with that reason rather than classified as other text. Only an input
+schema would make them read it as strings, and with one MLflow turns a null of {"inputs": [...]} into the text
+"None" (registered_model.signature).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from mlflow.exceptions import MlflowException
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from mlexp.errors import lines_named
 from mlexp.serving.request_rows import request_rows
@@ -52,7 +59,14 @@ def _column(model_input: Any) -> list[Any]:
         raise MlflowException.invalid_parameter_value(
             f"the request has no column {COLUMN} (its columns: {columns}); {SEND}"
         )
-    return [_plain(v) for v in rows[COLUMN]]
+    texts = rows[COLUMN]
+    if is_numeric_dtype(texts) and not is_bool_dtype(texts) and texts.notna().any():
+        first = _plain(texts[texts.notna()].iloc[0])
+        raise MlflowException.invalid_parameter_value(
+            f"the request's column {COLUMN} holds numbers, not texts (e.g. {_shown(first)}): a CSV column of digits "
+            f"alone reaches the model as numbers, leading zeros lost; send each text as a JSON string: {SEND}"
+        )
+    return [_plain(v) for v in texts]
 
 
 def request_texts(model_input: Any) -> list[str]:

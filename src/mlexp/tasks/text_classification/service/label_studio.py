@@ -117,6 +117,9 @@ def _from_min(task: dict[str, Any]) -> tuple[Any, str, str, str | None] | None:
 
 # the fix of a file that is not what Label Studio exports: UTF-8 JSON
 EXPORT_AGAIN = "export it again from Label Studio (Export → JSON or JSON_MIN)"
+# how mlexp.data.text_files ends its line on a binary file: a dataset's fix, where a Label Studio import is a file
+# the user exported (a zip, or Label Studio's database, given by mistake), which no re-save makes JSON
+BINARY_DATASET = "the file is binary, not a text file; point the dataset at the text file"
 
 
 class NothingStored(DataError):
@@ -140,7 +143,14 @@ def read_export(data: bytes, origin: Path) -> Any:
     try:
         text = decode_utf8(origin, data, excel=False)
     except DataError as not_utf8:
-        raise DataError(f"{not_utf8}, or {EXPORT_AGAIN}") from None
+        line = str(not_utf8)
+        if line.endswith(BINARY_DATASET):
+            raise DataError(
+                f"{line.removesuffix(BINARY_DATASET)}the file is binary, not the JSON Label Studio exports; export the "
+                f"annotations again from Label Studio as JSON (Export → JSON or JSON_MIN) and import that file in "
+                f"place of {origin}"
+            ) from None
+        raise DataError(f"{line}, or {EXPORT_AGAIN}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as bad:
