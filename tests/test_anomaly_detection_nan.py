@@ -19,6 +19,7 @@ from anomaly_detection_helpers import config, counts, open_queries
 from conftest import run_cli, store_client, trials_of
 from mlexp.tasks.anomaly_detection import stage_rules
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
+from mlexp.tasks.anomaly_detection.missing_values import missing_values
 from mlexp.tasks.anomaly_detection.trip_rows import Source
 from run_folders import run_folder
 
@@ -98,6 +99,10 @@ def test_athenas_sql_reads_a_nan_as_missing_too(tmp_path):
         (-1, "unevaluable"),
         (9.0, "many_passengers"),
     ]
+    # and the detect stage's count of the trips the rule cannot judge for their missing passenger_count
+    by_duration = glue.execute(sqlglot.transpile(athena.duration_flags(10), read="athena", write="duckdb")[0]).df()
+    [found] = missing_values(by_duration, athena.missing_value_checks())
+    assert (found.column, found.trips, found.unjudged) == ("passenger_count", 1, {"many_passengers": 1})
 
 
 # a rule is placed in `SELECT ... FROM durations` and may query the trips itself: each qualified name is the column
@@ -117,3 +122,42 @@ def test_a_rule_naming_the_column_qualified_reads_its_nan_as_missing_too(tmp_pat
     found = counts(engine, queries)
     # the 9 alone is flagged; the NaN trip only as unevaluable (NaN > 6 was true)
     assert (found[name], found["unevaluable"]) == (1, 1)
+
+
+def test_a_missing_value_a_rule_cannot_judge_is_warned_about_once_per_column_and_counted(tmp_project, tmp_path):
+    """NaN and empty (null) values in the columns the rules read: a comparison with one is NULL, so the trip is not
+    flagged by that rule; said once per column, naming the rules that cannot judge it, and not where a rule does."""
+    path = tmp_path / "yellow_tripdata_2019-01.parquet"
+    pickups = [datetime(2019, 1, 2, 10) + timedelta(hours=i) for i in range(6)]
+    pq.write_table(
+        pa.table(
+            {
+                "tpep_pickup_datetime": pickups,
+                "tpep_dropoff_datetime": [p + timedelta(minutes=10) for p in pickups],
+                # the second trip negative_fare cannot judge; the third it flags by its total, NaN fare and all
+                "fare_amount": [8.0, NAN, NAN, -3.0, 8.0, 8.0],
+                # an empty total beside a negative fare: flagged all the same
+                "total_amount": [10.0, 10.0, -5.0, None, 10.0, 10.0],
+                # a rule that says what a missing passenger count means judges the NaN
+                "passenger_count": [1.0, 1.0, 1.0, 1.0, NAN, 9.0],
+            }
+        ),
+        path,
+    )
+    rule = "+model.rules.many_passengers='passenger_count IS NULL OR passenger_count > 6'"
+    enabled = "model.enabled=[unparsable_timestamp,negative_fare,many_passengers]"
+    done = run_cli(tmp_project, "task=anomaly_detection", f"dataset.path={path}", enabled, rule)
+
+    warnings = [line for line in done.stderr.splitlines() if "lack" in line]
+    assert warnings == [
+        "mlexp: warning: fare_amount: 2 trips lack a value (NaN or empty): rule negative_fare cannot flag 1 of them, "
+        "since a comparison with a missing value is NULL, not true (a trip no other rule flags counts as unevaluable); "
+        "fill or drop such trips before the trial (mlexp has no setting for it), or say in the rule what a missing "
+        "value means (e.g. fare_amount IS NULL OR …)"
+    ]
+    [trial] = trials_of(tmp_project, experiment="anomaly_detection")
+    detection = store_client(tmp_project).get_run(trial.components["Detection"]).data.metrics
+    missing = {name: value for name, value in detection.items() if name.startswith("rows_missing_")}
+    assert missing == {"rows_missing_passenger_count": 1, "rows_missing_fare_amount": 2, "rows_missing_total_amount": 1}
+    assert (trial.metrics["rows_flagged_negative_fare"], trial.metrics["rows_flagged_unevaluable"]) == (2, 1)
+    assert trial.metrics["rows_out"] == 1

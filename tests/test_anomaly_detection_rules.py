@@ -283,3 +283,47 @@ def test_a_column_a_method_reads_counts_and_columns_a_tree_does_not_name_fall_ba
     # `*`, COLUMNS(...) and USING read columns they do not name: every name in the text counts, as before the parse
     for unnamed in ("COLUMNS('tip_amount|fare_amount') > 100", "EXISTS (FROM trips JOIN trips USING (fare_amount))"):
         assert columns_read(unnamed) is None and Rule("u", unnamed, unnamed).uses("fare_amount")
+
+
+# each names PULocationID, which the 2014 file lacks, only as a lambda's parameter: DuckDB's `lambda x:` (one or two
+# parameters) and Trino's `x -> ...` (engine=athena), where it is the list's element in the lambda's body
+LAMBDA_PARAMETERS = {
+    "duckdb_lambda": "len(list_filter([1, 2], lambda PULocationID: PULocationID > 1)) = 1 AND fare_amount > 9",
+    "two_parameters": "list_reduce([1, 2], lambda PULocationID, x: PULocationID + x) = 3 AND fare_amount > 9",
+    "trino_lambda": "cardinality(filter(ARRAY[1, 2], PULocationID -> PULocationID > 1)) = 1 AND fare_amount > 9",
+}
+
+
+@pytest.mark.parametrize("name", LAMBDA_PARAMETERS)
+def test_a_lambdas_parameter_named_like_a_column_is_no_column_read(files, tmp_path, name):
+    cfg = config(tmp_path, f'+model.rules.{name}="{LAMBDA_PARAMETERS[name]}"', f"model.enabled=[{name}]")
+    _manifest_of(cfg, files)
+    inputs.check_rule_columns(cfg, enabled_rules(cfg.model))  # refused naming PULocationID before
+    assert columns_read(LAMBDA_PARAMETERS[name]) == {"fare_amount"}
+
+
+def test_a_lambda_rule_runs_on_an_input_lacking_the_column_its_parameter_is_named_like(files, tmp_path):
+    rule = LAMBDA_PARAMETERS["duckdb_lambda"]
+    cfg = config(tmp_path, f'+model.rules.element="{rule}"', "model.enabled=[element]")
+    _manifest_of(cfg, files)
+    inputs.check_rule_columns(cfg, enabled_rules(cfg.model))
+    engine, queries = open_queries(cfg, [files["old"]])
+    engine.check_rule("element", queries.rule_check(queries.rules[0]), queries.rule_columns())
+    assert counts(engine, queries)["element"] == len(ROWS)  # every fare is 9.5: the lambda's parameter is the element
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # beside the lambda, in its body (a column the lambda captures), and as DuckDB's JSON arrow, which is no lambda
+        "len(list_filter([1, 2], lambda PULocationID: PULocationID > 1)) = 1 AND DOLocationID = 132",
+        "len(list_filter([1, 2], lambda PULocationID: PULocationID > DOLocationID)) = 1",
+        "cardinality(filter(ARRAY[1, 2], PULocationID -> PULocationID > DOLocationID)) = 1",
+        "DOLocationID -> '$.zone' = '132'",
+    ],
+)
+def test_a_column_read_beside_or_inside_a_lambda_is_still_read(files, tmp_path, rule):
+    cfg = config(tmp_path, f'+model.rules.airport="{rule}"', "model.enabled=[airport]")
+    _manifest_of(cfg, files)
+    with pytest.raises(DataError, match=r"yellow_tripdata_2014-01.csv: no column DOLocationID, which rule airport"):
+        inputs.check_rule_columns(cfg, enabled_rules(cfg.model))

@@ -117,14 +117,30 @@ class TripQueries(TripRows):
         """Binds one rule's predicate without reading rows (DuckDB names a wrong column at once)."""
         return self._with() + f"SELECT ({rule.predicate}{COMMENT_END}) AS {quote(rule.name)}\nFROM durations\nLIMIT 0"
 
+    def missing_value_checks(self) -> dict[str, list[Rule]]:
+        """Each column of the trips an enabled rule reads, with the rules reading it: a trip lacking its value (NaN or
+        empty) is one those rules may be unable to judge. Not the timestamps: a trip lacking one has no duration, which
+        the trial reports as such."""
+        readers = {column: [rule for rule in self.rules if rule.uses(column)] for column in self.data_columns}
+        return {column: rules for column, rules in readers.items() if rules and column not in (PICKUP, DROPOFF)}
+
     def duration_flags(self, bins_per_decade: int) -> str:
         """Detection's one scan: per duration_second value, its trips, the trips each rule flags (rule_<name>),
         the unevaluable ones, the trips kept, and the value's logarithmic histogram bin (positive values only;
         bin b: 10^(b/k) to 10^((b+1)/k) seconds). Every count, the histogram and the sorted chart after
-        cleaning are sums over these rows, so no second pass over the trips is needed for them."""
+        cleaning are sums over these rows, so no second pass over the trips is needed for them. Then, for the i-th
+        column of missing_value_checks, the trips lacking its value (missing_<i>) and of those the ones each rule
+        reading it answers NULL for (missing_<i>_<rule>)."""
         counts = ["count(*) AS trips"]
         counts += [f"count_if({quote('rule_' + r.name)}) AS {quote('rule_' + r.name)}" for r in self.rules]
         counts += [f"count_if({UNEVALUABLE}) AS {UNEVALUABLE}", "count_if(NOT flagged) AS kept"]
+        for i, (column, rules) in enumerate(self.missing_value_checks().items()):
+            missing = f"{quote(column)} IS NULL"
+            counts.append(f"count_if({missing}) AS {quote(f'missing_{i}')}")
+            counts += [
+                f"count_if({missing} AND {quote('value_' + r.name)} IS NULL) AS {quote(f'missing_{i}_{r.name}')}"
+                for r in rules
+            ]
         log_bin = f"CAST(floor(log10(duration_second) * {bins_per_decade}) AS BIGINT)"
         bin = f"CASE WHEN duration_second > 0 THEN {log_bin} END"
         return (

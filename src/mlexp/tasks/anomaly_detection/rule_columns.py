@@ -3,16 +3,18 @@
 A column's name in a string literal (vendor_name = 'passenger_count'), a struct's field (s.passenger_count) or an
 alias is no column read; a name qualified by a relation (durations.passenger_count, or t.passenger_count in a
 subquery over the trips) is. The tree is parsed, not bound, so a dotted name is read as DuckDB's binder tries it
-first: relation.column when its first part names a relation in scope, else column.field. Unbound names may read
-more than the rule does (a lambda's parameter, a subquery's own column named like a trip's), never less: a column
-read too many costs NaN handling, or refuses the rule for an input lacking it.
+first: relation.column when its first part names a relation in scope, else column.field. A lambda's parameter is no
+column in the lambda's body (`lambda x: x > 1`; Trino's `x -> x > 1` as an argument of a function taking a lambda;
+elsewhere DuckDB's `->` is its JSON operator, which reads the column on its left). Unbound names may read more than
+the rule does (a subquery's own column named like a trip's), never less: a column read too many costs NaN handling,
+or refuses the rule for an input lacking it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,19 @@ if TYPE_CHECKING:
 EVALUATED_OVER = "durations"
 # catalog.schema.table: the most parts a column's qualifier has
 QUALIFIER_PARTS = 3
+# Trino's functions taking a lambda (Athena engine v3; https://trino.io/docs/current/functions/lambda.html, array.html,
+# map.html), whose `x -> ...` arguments are lambdas; DuckDB's own are read from DuckDB (_lambda_functions)
+TRINO_LAMBDA_FUNCTIONS = frozenset(
+    {
+        "all_match", "any_match", "none_match", "array_sort", "filter", "reduce", "transform", "zip_with",
+        "map_filter", "map_zip_with", "transform_keys", "transform_values", "regexp_replace", "reduce_agg",
+    }
+)  # fmt: skip
+DUCKDB_LAMBDA_FUNCTIONS = (
+    "SELECT DISTINCT function_name FROM duckdb_functions() WHERE list_contains(parameter_types, 'LAMBDA')"
+)
+# how DuckDB serializes `lambda x: ...`, which is a lambda wherever it stands (`x -> ...` is SINGLE_ARROW)
+LAMBDA_KEYWORD = "LAMBDA_KEYWORD"
 
 
 @cache
@@ -45,7 +60,7 @@ def columns_read(predicate: str) -> frozenset[str] | None:
     if tree["error"] or _reads_unnamed_columns(tree):
         return None
     relations = {EVALUATED_OVER, *_relation_names(tree)}
-    return frozenset(_column(names, relations) for names in _column_refs(tree))
+    return frozenset(_columns(tree, relations, frozenset()))
 
 
 def reads(predicate: str, column: str) -> bool:
@@ -70,14 +85,64 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(value)
 
 
-def _column_refs(tree: Any) -> Iterator[list[str]]:
-    for node in _nodes(tree):
-        if node.get("class") == "COLUMN_REF":
-            yield node["column_names"]
-        # DuckDB's method syntax, `passenger_count.abs()`, parses as the function abs of a schema passenger_count and
-        # runs as abs(passenger_count): the "schema" is the column it reads
-        elif node.get("class") == "FUNCTION" and node.get("schema"):
-            yield [node["schema"]]
+@cache
+def _lambda_functions() -> frozenset[str]:
+    """The functions whose `x -> ...` arguments are lambdas: DuckDB's (those with a LAMBDA parameter) and Trino's."""
+    found = _parser().cursor().execute(DUCKDB_LAMBDA_FUNCTIONS).fetchall()
+    return frozenset(str(name).lower() for (name,) in found) | TRINO_LAMBDA_FUNCTIONS
+
+
+def _columns(
+    tree: Any, relations: Set[str], parameters: frozenset[str], lambda_argument: bool = False
+) -> Iterator[str]:
+    """The columns `tree` reads, in lower case. `parameters`: the names the lambdas around it bind, which are no
+    columns there; `lambda_argument`: whether `tree` is an argument of a function taking a lambda."""
+    if isinstance(tree, list):
+        for value in tree:
+            yield from _columns(value, relations, parameters)
+        return
+    if not isinstance(tree, dict):
+        return
+    if tree.get("class") == "LAMBDA" and (lambda_argument or tree.get("syntax_type") == LAMBDA_KEYWORD):
+        # its left side declares the parameters, read by none; they shadow a column in its body, nested lambdas' too
+        yield from _columns(tree["expr"], relations, parameters | _parameters(tree["lhs"]))
+        return
+    names = _names_read(tree)
+    if names is not None:
+        lowered = [name.lower() for name in names]
+        part = _column_part(lowered, relations)
+        # a parameter's field (x.fare) or method (x.abs()) is the parameter's; durations.x is the column x
+        if not (part == 0 and lowered[0] in parameters):
+            yield lowered[part]
+    takes_lambda = tree.get("class") == "FUNCTION" and str(tree.get("function_name")).lower() in _lambda_functions()
+    for key, value in tree.items():
+        if takes_lambda and key == "arguments":
+            for argument in value:
+                yield from _columns(argument["expression"], relations, parameters, lambda_argument=True)
+        else:
+            yield from _columns(value, relations, parameters)
+
+
+def _names_read(node: dict[str, Any]) -> list[str] | None:
+    """The (maybe dotted) name `node` reads a column by, if it reads one."""
+    if node.get("class") == "COLUMN_REF":
+        return list(node["column_names"])
+    # DuckDB's method syntax, `passenger_count.abs()`, parses as the function abs of a schema passenger_count and
+    # runs as abs(passenger_count): the "schema" is the column it reads
+    if node.get("class") == "FUNCTION" and node.get("schema"):
+        return [node["schema"]]
+    return None
+
+
+def _parameters(declared: dict[str, Any]) -> frozenset[str]:
+    """The names a lambda's left side binds, in lower case: `x`, or `(x, y)`, which DuckDB parses as row(x, y)."""
+    if declared.get("class") == "COLUMN_REF":
+        refs = [declared]
+    elif declared.get("class") == "FUNCTION" and declared.get("function_name") == "row":
+        refs = [argument["expression"] for argument in declared["arguments"]]
+    else:
+        refs = []
+    return frozenset(ref["column_names"][0].lower() for ref in refs if len(ref.get("column_names", [])) == 1)
 
 
 def _reads_unnamed_columns(tree: Any) -> bool:
@@ -95,9 +160,8 @@ def _relation_names(tree: Any) -> Iterator[str]:
             yield from (str(entry["key"]).lower() for entry in common["map"])
 
 
-def _column(names: list[str], relations: set[str]) -> str:
-    """The column a (maybe dotted) name reads: the part after its last qualifier naming a relation, else its first
-    part (a struct column, the rest its fields)."""
-    lowered = [name.lower() for name in names]
+def _column_part(lowered: list[str], relations: Set[str]) -> int:
+    """Which part of a (maybe dotted) name is the column it reads: the part after its last qualifier naming a relation,
+    else its first part (a struct column, the rest its fields)."""
     qualifiers = [i for i in range(min(QUALIFIER_PARTS, len(lowered) - 1)) if lowered[i] in relations]
-    return lowered[qualifiers[-1] + 1] if qualifiers else lowered[0]
+    return qualifiers[-1] + 1 if qualifiers else 0

@@ -25,6 +25,7 @@ from mlexp.errors import DataError
 from mlexp.tasks.anomaly_detection import inputs, staging, timestamps
 from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
 from mlexp.tasks.anomaly_detection.engines import Engine
+from mlexp.tasks.anomaly_detection.missing_values import missing_values, warn_missing
 from mlexp.tasks.anomaly_detection.queries import TOP_COLUMNS
 from mlexp.tasks.anomaly_detection.rule_settings import model_settings, warn_not_enabled
 from mlexp.tasks.anomaly_detection.rules import DURATION_CUT, UNEVALUABLE, Rule, enabled_rules, threshold_markers
@@ -219,6 +220,7 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
             raise DataError(f"no trip rows in {_input_named(cfg)}; check dataset.path")
         non_positive, missing = counts["rows_non_positive"], counts["rows_without_duration"]
         timestamps.require_durations(cfg, counts["rows_in"], missing)
+        rows_missing = warn_missing(missing_values(by_duration, queries.missing_value_checks()))
         note = f"not on the log axis: {non_positive:,} trips of 0 s or less, {missing:,} without a duration"
         markers = threshold_markers(rules, model_settings(cfg), queries.statistics)
         with ThreadPoolExecutor(1, thread_name_prefix="mlexp-chart") as meanwhile:
@@ -239,6 +241,7 @@ def detect(cfg: DictConfig, tracker: Tracker) -> None:
     chart.log(tracker)
     tracker.log_parameters({f"rule.{rule.name}": rule.predicate for rule in rules})
     tracker.log_metrics(queries.statistics)
+    tracker.log_metrics(rows_missing)
     _log_counts(tracker, detection)
     _log_queries(cfg, engine, tracker, folder)
 
