@@ -691,3 +691,21 @@ def test_looking_for_question_marks_resolves_nothing():
     check_given(OmegaConf.create({"tracking": {"experiment_name": "${hydra:runtime.choices.model}"}}))
     with pytest.raises(ConfigError, match=r"^model.sizes.1 is \?\?\?"):
         check_given(OmegaConf.create({"model": {"sizes": [1, "???"], "name": "${hydra:job.name}"}}))
+
+
+@pytest.mark.parametrize(
+    ("search", "offered"),
+    [
+        # the example started at -100: following it met "model.l1_size=-100 is out of range: it must be at least 1"
+        ("model.l1_size=int(interval(-inf, 8))", "model.l1_size=int(interval(1, 8))"),
+        ("tracking.metric_buffer=int(interval(-inf, inf))", "tracking.metric_buffer=int(interval(1, 100))"),
+        # and ended at 10000000000, past the seeds NumPy takes
+        ("seed=int(interval(2000000000, inf))", "seed=int(interval(2000000000, 2147483647))"),
+    ],
+)
+def test_the_finite_range_offered_for_an_endless_integer_search_is_one_the_sweep_runs(tmp_project, search, offered):
+    sweep = ("-m", "task=tabular_regression", "sweep=random", "sweep.max_jobs=1")
+    message = one_line_error(tmp_project, *sweep, search)
+    assert message.endswith(f", e.g. '{offered}'"), message
+    done = run_cli(tmp_project, *sweep, *TINY, offered)
+    assert "1/1 jobs finished" in done.stdout

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -285,3 +286,52 @@ def test_a_pool_given_up_on_names_the_jobs_that_had_started_as_counted_killed_no
     assert _break_line([1], [0, 2], gave_up_after=0) == (
         "the worker process of job(s) 1 died; running the sweep's 2 other unfinished job(s) again on new workers"
     )
+    # the other jobs had ended: nothing runs again, and the line does not count "0 other unfinished job(s)"
+    assert _break_line([1], [], gave_up_after=0) == (
+        "the worker process of job(s) 1 died; every other job of the sweep had already ended"
+    )
+
+
+# loaded first in every Python process of the sweep: job 1's worker dies (SIGKILL) as the job saves its trained model,
+# with its trial open
+KILLS_JOB_1_AFTER_TRAINING = """
+import os, signal, sys
+def _die_saving_the_model_of_job_1(event, args):
+    if event == "open" and str(args[0]).endswith(os.path.join(os.sep + "1", "models", "model.json")):
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(_die_saving_the_model_of_job_1)
+"""
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
+def test_the_command_printed_for_a_killed_job_runs_that_trial_alone(tmp_project, tmp_path):
+    # it carried the sweep's own settings (sweep=grid sweep.max_parallel_jobs=2): the trial ran, with a warning that
+    # offered `mlexp -m ...` to run it, which would have run the whole sweep again
+    killer = tmp_path / "killer"
+    killer.mkdir()
+    (killer / "sitecustomize.py").write_text(KILLS_JOB_1_AFTER_TRAINING)
+    env = cli_env(tmp_project)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(killer), env.get("PYTHONPATH")]))
+    grid = ("sweep=grid", "sweep.max_parallel_jobs=2", "model.epochs=2,3")
+    sweep = start_cli(tmp_project, "-m", "task=tabular_regression", "dataset.n_rows=300", *grid, env=env)
+    try:
+        out, err = sweep.communicate(timeout=300)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 1, out + err
+    [rerun] = re.findall(r"^mlexp: job 1: trial \S+ was killed: .*; run it again with: (.*)$", err, re.MULTILINE)
+    [killed] = [t for t in trials_of(tmp_project) if t.status == "KILLED"]
+
+    command = shlex.split(rerun)
+    done = run_cli(tmp_project, *command[1:])
+    assert done.stderr == "" and "trial done:" in done.stdout and " (id " not in done.stdout, done.stdout + done.stderr
+    assert command == ["mlexp", "task=tabular_regression", "dataset.n_rows=300", "model.epochs=3"]
+    [again] = [t for t in trials_of(tmp_project) if t.run_id != killed.run_id and "-trial-" not in t.name]
+    assert again.status == "FINISHED" and killed.params["model.epochs"] == "3"
+    assert _own_values(again) == _own_values(killed) and "mlexp.sweep_id" not in again.tags
+
+
+def _own_values(trial) -> dict[str, str]:
+    """A trial's params but the sweep's settings (sweep.*), which say how it was run, not what."""
+    return {key: value for key, value in trial.params.items() if not key.startswith("sweep.")}

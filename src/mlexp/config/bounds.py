@@ -100,7 +100,7 @@ def interval_out_of_bounds(
     upper = Bound(high=bound.high) if bound.high is not None else None
     refused = out_of_bounds(key, start, bound) or out_of_bounds(key, end, upper)
     if refused is None and whole:
-        endless = endless_integer_range(key, start, end, tags, sweep_file=sweep_file)
+        endless = endless_integer_range(key, start, end, tags, bound=bound, sweep_file=sweep_file)
         return endless or interval_out_of_bounds(key, int(start), int(end), bound)
     return refused
 
@@ -119,15 +119,27 @@ def tagged(search: str, tags: Iterable[str]) -> str:
 
 
 def endless_integer_range(
-    key: str, start: float, end: float, tags: Iterable[str] = (), *, sweep_file: str | None = None
+    key: str,
+    start: float,
+    end: float,
+    tags: Iterable[str] = (),
+    *,
+    bound: Bound | None = None,
+    sweep_file: str | None = None,
 ) -> ConfigError | None:
     """The error for a search of whole numbers with an end that is no number (`int(interval(1, inf))`, or
     `interval(1, inf)` of a key that takes whole numbers), even inside an open-ended range: no whole number is
-    infinite, and Hydra's int(...) fails on it as it reads the override; None when both ends are finite."""
+    infinite, and Hydra's int(...) fails on it as it reads the override; None when both ends are finite. The example
+    puts a round number in the place of each endless end, inside `bound`, the key's range in the run's task; without
+    it (an override refused before the task is known), inside the range of the key in every task that bounds it."""
     if math.isfinite(start) and math.isfinite(end):
         return None
-    low = start if math.isfinite(start) else round_past(end if math.isfinite(end) else 0, up=False)
-    high = end if math.isfinite(end) else round_past(low, up=True)
+    least, greatest = whole_ends([bound] if bound is not None else bounds_in_every_task(key))
+    if math.isfinite(start):
+        low = start
+    else:
+        low = clamped(round_past(end if math.isfinite(end) else 0, up=False), least, greatest)
+    high = end if math.isfinite(end) else clamped(round_past(low, up=True), least, greatest)
     endless = [(side, value) for side, value in (("lower", start), ("upper", end)) if not math.isfinite(value)]
     needs = f"a finite {endless[0][0]} bound" if len(endless) == 1 else "finite bounds"
     example = as_written(key, tagged(f"int(interval({shown_end(low)}, {shown_end(high)}))", tags), sweep_file)
@@ -156,6 +168,27 @@ def endless_integer_choice(
         f"integer choices must be finite (no whole number is {' or '.join(endless)}); give finite ones, e.g. "
         f"{as_written(key, tagged(example, tags), sweep_file)}"
     )
+
+
+def bounds_in_every_task(key: str) -> list[Bound]:
+    """The ranges the registered tasks give `key` (none when no task bounds it)."""
+    from mlexp import tasks  # here: the registry imports the tasks, whose bounds import this module
+
+    return [task.bounds[key] for task in tasks.load_all().values() if key in task.bounds]
+
+
+def whole_ends(bounds: list[Bound]) -> tuple[int | None, int | None]:
+    """The least and the greatest whole number that every one of `bounds` holds; None for a side none of them ends."""
+    lows = [math.floor(b.low) + 1 if b.open_low else math.ceil(b.low) for b in bounds if b.low is not None]
+    highs = [math.ceil(b.high) - 1 if b.open_high else math.floor(b.high) for b in bounds if b.high is not None]
+    return max(lows, default=None), min(highs, default=None)
+
+
+def clamped(value: float, least: float | None, greatest: float | None) -> float:
+    """`value` moved to the nearer of `least` and `greatest` when it lies beyond it."""
+    if least is not None:
+        value = max(value, least)
+    return value if greatest is None else min(value, greatest)
 
 
 def round_past(end: float, *, up: bool) -> float:

@@ -178,6 +178,8 @@ def _break_line(dead: list[int], again: list[int], gave_up_after: int) -> str:
             f"runs no more jobs{counted}"
         )
     died = f"the worker process of job(s) {jobs}" if dead else "a worker process"
+    if not again:
+        return f"{died} died; every other job of the sweep had already ended"
     others = "other " if dead else ""  # no job's worker seen dead: every cut job is one of them
     return f"{died} died; running the sweep's {len(again)} {others}unfinished job(s) again on new workers"
 
@@ -266,7 +268,18 @@ def _trial(number: int) -> str:
 
 
 def _rerun(overrides: list[str]) -> str:
-    return "mlexp " + " ".join(shlex.quote(o) for o in filter_overrides(overrides))
+    """The command that runs a job again as one trial: its own values, without the settings that shape the sweep.
+
+    `sweep=<file>` and `sweep.*` choose how many jobs run and how; Hydra's own keys its launcher and sweeper. A single
+    run needs none of them, and given `sweep=<file>` it warns that it is no sweep and offers `mlexp -m`, which would
+    run the whole sweep again.
+    """
+    return shlex.join(["mlexp", *(o for o in overrides if not _shapes_the_sweep(o))])
+
+
+def _shapes_the_sweep(override: str) -> bool:
+    key = override.lstrip("+~").partition("=")[0].partition("@")[0].strip()
+    return key in ("sweep", "hydra") or key.startswith(("sweep.", "hydra.", "hydra/"))
 
 
 def _forget_cancelled(numbers: list[int]) -> None:
