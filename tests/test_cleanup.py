@@ -367,22 +367,3 @@ def test_a_refused_delete_names_the_usage_its_help_prints(capsys):
     usage = capsys.readouterr().out.splitlines()[0]
     assert commands.run("delete", ["experiment=a", "task=tabular_regression"]) == 2
     assert capsys.readouterr().err.rstrip().endswith(f"; {usage}")
-
-
-def test_the_default_experiment_is_refused_even_with_force(tmp_project: Path, hand_made_store: MlflowClient):
-    client = hand_made_store
-    run = client.create_run("0", run_name="default-0")  # a run MLflow logged where no experiment was set
-    client.set_terminated(run.info.run_id)
-    for force in ((), ("--force",)):
-        done = run_cli(tmp_project, "delete", "experiment=Default", *force, check=False)
-        assert (done.returncode, done.stderr.splitlines()) == (
-            2,
-            [
-                "mlexp delete: error: the Default experiment (id 0) holds runs MLflow itself expects; delete its runs, "
-                "not it"
-            ],
-        ), done.stdout + done.stderr
-    default = client.get_experiment("0")
-    assert (default.name, default.lifecycle_stage) == ("Default", "active")
-    assert client.get_run(run.info.run_id).info.lifecycle_stage == "active"
-    assert {e.name for e in client.search_experiments()} == {"Default", "a", "b"}

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from mlexp.serving import champion
 
 if TYPE_CHECKING:
-    from mlexp.cleanup import DeletionReport
+    from mlexp.cleanup_report import DeletionReport
 
 TRIAL_TAG = "mlexp.trial_run_id"
 
