@@ -82,14 +82,18 @@ def test_a_store_from_the_template_is_the_store_mlflow_makes_and_skips_its_migra
 def test_a_template_others_can_write_or_a_damaged_one_is_made_again(tmp_path, cache, caplog):
     made_store(tmp_path / "first", caplog)
     [template] = cache.glob("mlflow-schema.*.db")
-    template.chmod(0o666)
-    _, migrated = made_store(tmp_path / "writable", caplog)
-    assert migrated  # made again by MLflow, which then writes it private
-    assert template.stat().st_mode & 0o777 == 0o600
+    assert schema_template._usable(template)
+    template.chmod(0o620)  # its group may write it: its SQL (a trigger) could act on every new store
+    assert not schema_template._usable(template)
+    template.chmod(0o600)
+    cache.chmod(0o777)  # anyone may replace it
+    assert not schema_template.copy_schema(tmp_path / "open-folder.db")
+    cache.chmod(0o700)
 
     template.write_bytes(b"not a database")
     _, migrated = made_store(tmp_path / "damaged", caplog)
-    assert migrated
+    assert migrated  # MLflow made this store, and the template again
+    assert schema_template._usable(template) and template.stat().st_mode & 0o777 == 0o600
     _, migrated = made_store(tmp_path / "repaired", caplog)
     assert not migrated
 
