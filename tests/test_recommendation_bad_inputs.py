@@ -212,16 +212,33 @@ def test_the_trial_fails_with_the_loaders_one_line(tmp_project, folder, kind):
 
 def test_the_fast_reader_reads_what_the_strict_one_does_lines_included(tmp_path):
     # Arrow's reader takes well-formed files (Python's csv module took 4x the CPU and 3x the memory of pandas on
-    # 1M interactions); its records and their file lines must be the strict reader's
+    # 1M interactions); its records and their file lines must be the strict reader's. Arrow reads the file's own
+    # bytes: the byte order mark Excel's "CSV UTF-8" writes is no part of the first name, and text beyond ASCII
+    # (2- and 4-byte UTF-8) is read as the strict reader decodes it
     from mlexp.data import personalize_csv
 
-    text = 'USER_ID,ITEM_ID,TIMESTAMP\r\nu1,"i,1",5\r\n\r\n"u\r\n2",i2,6\r\nu3,,7\r\n'
+    text = 'USER_ID,ITEM_ID,TIMESTAMP\r\nu1,"i,1",5\r\n\r\n"u\r\n2",i2,6\r\nu3,,7\r\nzoë,vidéo 🎬,8\r\n'
     path = tmp_path / "interactions.csv"
-    path.write_bytes(text.encode())
-    fast = personalize_csv._arrow_records(text)
-    assert fast is not None
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert personalize_csv._arrow_records(text.encode()) is not None
     frame, lines = personalize_csv.read(path, [])
-    strict, strict_lines = personalize_csv._strict_records(path, text, [])
+    strict, strict_lines = personalize_csv._strict_records(path, text.encode(), [])
     pd.testing.assert_frame_equal(frame, strict)
-    assert lines[:].tolist() == strict_lines[:].tolist() == [2, 4, 6]
-    assert frame.to_numpy().tolist() == [["u1", "i,1", "5"], ["u\r\n2", "i2", "6"], ["u3", "", "7"]]
+    assert lines[:].tolist() == strict_lines[:].tolist() == [2, 4, 6, 7]
+    assert list(frame.columns) == ["USER_ID", "ITEM_ID", "TIMESTAMP"]
+    assert frame.to_numpy().tolist() == [
+        ["u1", "i,1", "5"],
+        ["u\r\n2", "i2", "6"],
+        ["u3", "", "7"],
+        ["zoë", "vidéo 🎬", "8"],
+    ]
+
+
+def test_a_nul_byte_in_an_otherwise_ascii_csv_is_refused_naming_its_line(folder):
+    # an ASCII file goes to Arrow undecoded, as UTF-8 already; a NUL byte is ASCII too, yet no text file holds one
+    file = folder / "users.csv"
+    _edit_line(file, 6, lambda line: line.replace(b"player", b"pl\x00yer"))
+    assert _refusal(folder) == (
+        f"{file}: line 6: expected UTF-8 text, found a NUL byte: the file is binary, not a text (CSV) file; point "
+        "the dataset at the text file (Personalize imports CSV files as UTF-8 only)"
+    )

@@ -114,6 +114,20 @@ def test_item_similarity_counts_recent_co_occurrence_more_under_recency_weightin
     assert ranked[c] > ranked[b]
 
 
+def test_item_similarity_keeps_tied_neighbours_in_catalogue_order_and_builds_the_same_model_twice():
+    # item a is watched with each of 20 items by one user apiece: its cosine with every one of them is the same, so
+    # which 5 survive the cut is the tie-break alone (NumPy's unstable argsort kept b00 and b14-b17)
+    frame = _history([(f"u{i:02d}", item, 2 * i + j) for i in range(20) for j, item in enumerate(("a", f"b{i:02d}"))])
+    catalog = Catalog.build(frame, None, None)
+    rows = interactions.for_training(frame, SOLUTION, 100)
+    first, again = (ItemSimilarity.fit(rows, catalog, 5) for _ in range(2))
+    neighbours = first.similarity[catalog.item_index["a"]]
+    assert len(set(neighbours.data)) == 1  # a tie across the cut
+    assert sorted(catalog.item_ids[neighbours.indices]) == ["b00", "b01", "b02", "b03", "b04"]
+    assert np.array_equal(first.similarity.toarray(), again.similarity.toarray())
+    assert np.array_equal(first.popularity, again.popularity)
+
+
 def test_als_places_a_user_from_history_given_at_serving_time():
     frames, _ = pulselive_videos.generate(n_users=300, n_videos=250, n_interactions=8000, seed=3)
     frame = frames["Interactions"]

@@ -76,7 +76,7 @@ def _stage_config(*overrides: str):
     return task_config(TASK, *TINY, "model.recipe=metadata_hybrid", "model.metadata_hybrid.epochs=3", *overrides)
 
 
-def test_metrics_at_k_ticks_the_ks_names_the_features_and_draws_cold_users_and_items(trials, monkeypatch, tmp_path):
+def test_metrics_at_k_says_what_where_and_at_which_ks_and_draws_cold_users_and_items(trials, monkeypatch, tmp_path):
     project, hybrid = trials
     [trial] = trials_of(project, experiment=TASK)
     folder = run_folder(hybrid)
@@ -86,7 +86,11 @@ def test_metrics_at_k_ticks_the_ks_names_the_features_and_draws_cold_users_and_i
     stages.evaluate(cfg, Untracked())  # type: ignore[arg-type]
     [ax] = figures["metrics_at_k.png"].axes
     assert list(ax.get_xticks()) == [5, 10, 25]
-    assert "features=all_metadata" in ax.get_title()
+    # what is plotted, on which period, at which ks, then the trial's recipe and features
+    assert ax.get_title().splitlines() == [
+        "Precision, recall and NDCG at k = 5, 10, 25 on the held-out test period",
+        "recommendation: metadata_hybrid, features=all_metadata",
+    ]
     lines = {line.get_label(): line for line in ax.lines}
     cold = lines["NDCG, cold users"]
     assert list(cold.get_ydata()) == pytest.approx(
@@ -117,6 +121,8 @@ def test_training_curve_draws_loss_and_validation_ndcg_by_epoch_with_the_best_ep
     assert list(loss.get_xdata()) == table["epoch"].tolist()
     assert list(loss.get_ydata()) == pytest.approx(table["train_loss"].tolist())
     [ndcg] = metric_axis.lines
+    assert loss_axis.get_title() == "Training loss (training interactions) and NDCG@10 (validation period) by epoch"
+    assert ndcg.get_label() == "validation NDCG@10"
     assert list(ndcg.get_ydata()) == pytest.approx(table["val_ndcg_at_10"].tolist())
     best = int(table.loc[table["val_ndcg_at_10"].idxmax(), "epoch"])  # the epoch early stopping keeps
     [marked] = [line for line in loss_axis.lines if line.get_label() == f"best epoch ({best})"]

@@ -22,19 +22,25 @@ from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError, first_few
 
 SHOWN = 5  # lines a message names before "and N more"
+UTF8_MARK = b"\xef\xbb\xbf"  # the byte order mark Excel's "CSV UTF-8" writes first; not part of the header
 
 
-def _text(path: Path) -> str:
+def _utf8_bytes(path: Path) -> bytes:
+    """The file's bytes, checked to be UTF-8 text as decode_utf8 checks it, without a UTF-8 byte order mark."""
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a CSV file: put the CSV file there, or remove the folder")
     try:
         data = path.read_bytes()
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error.strerror}); make it a readable CSV file") from None
-    try:
-        return decode_utf8(path, data)
-    except DataError as error:
-        raise DataError(f"{error} (Personalize imports CSV files as UTF-8 only)") from None
+    # ASCII without a NUL byte is UTF-8 text as it stands (IDs, times, event types: most exports), so only other
+    # files pay for a decode; the bytes go to Arrow as they are, and the text is decoded again only for messages
+    if not data.isascii() or b"\x00" in data:
+        try:
+            decode_utf8(path, data)
+        except DataError as error:
+            raise DataError(f"{error} (Personalize imports CSV files as UTF-8 only)") from None
+    return data.removeprefix(UTF8_MARK)
 
 
 def read(path: Path, fields: list[str]) -> tuple[pd.DataFrame, FileLines]:
@@ -44,42 +50,43 @@ def read(path: Path, fields: list[str]) -> tuple[pd.DataFrame, FileLines]:
     is read again by Python's csv module, strictly, which names the line and what is wrong with it. `fields` (the
     schema's) only words the message about an empty file.
     """
-    text = _text(path)
-    frame = _arrow_records(text)
+    data = _utf8_bytes(path)
+    frame = _arrow_records(data)
     if frame is None:
-        return _strict_records(path, text, fields)
-    return frame, FileLines(text)
+        return _strict_records(path, data, fields)
+    return frame, FileLines(data)
 
 
 class FileLines:
     """The file line each record starts on (`lines[i]`, `lines[mask]`), counted the first time a message needs one:
     a scan of the whole file that a well-formed one never pays for."""
 
-    def __init__(self, text: str, starts: np.ndarray | None = None) -> None:
-        self._text = text
+    def __init__(self, data: bytes, starts: np.ndarray | None = None) -> None:
+        self._data = data
         self._starts = starts
 
     def __getitem__(self, index: Any) -> Any:
         if self._starts is None:
-            reader = csv.reader(io.StringIO(self._text, newline=""))
+            reader = csv.reader(io.StringIO(self._data.decode("utf-8"), newline=""))
             self._starts = np.asarray([start for start, _ in _records(reader)][1:], dtype=np.int64)
         return self._starts[index]
 
 
-def _arrow_records(text: str) -> pd.DataFrame | None:
-    """The file's records by Arrow's CSV reader, every field a string; None for a file it should not judge: a
-    record of another width, an odd number of quotes (an unclosed one, which Arrow reads to the end of the file),
-    a header naming a field twice, a line of blanks."""
-    first = text.split("\n", 1)[0]
+def _arrow_records(data: bytes) -> pd.DataFrame | None:
+    """The records of `data` (UTF-8 checked) by Arrow's CSV reader, every field a string; None for a file it should
+    not judge: a record of another width, an odd number of quotes (an unclosed one, which Arrow reads to the end of
+    the file), a header naming a field twice, a line of blanks."""
+    end = data.find(b"\n")
+    first = data[: end if end >= 0 else len(data)].decode("utf-8")
     header = next(csv.reader([first]), [])
-    if not header or len(set(header)) != len(header) or text.count('"') % 2:
+    if not header or len(set(header)) != len(header) or data.count(b'"') % 2:
         return None
     options = pa_csv.ConvertOptions(
         column_types={name: pa.string() for name in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
     )
     try:
         table = pa_csv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            pa.BufferReader(data),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=options,
         )
@@ -110,9 +117,10 @@ class _NotCsv(Exception):
         self.line = line
 
 
-def _strict_records(path: Path, text: str, fields: list[str]) -> tuple[pd.DataFrame, FileLines]:
-    """The records by Python's csv module in strict mode: each problem is named with its line."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+def _strict_records(path: Path, data: bytes, fields: list[str]) -> tuple[pd.DataFrame, FileLines]:
+    """The records of `data` (UTF-8 checked) by Python's csv module in strict mode: each problem is named with its
+    line."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True)
     records: list[list[str]] = []
     starts: list[int] = []
     try:
@@ -131,7 +139,7 @@ def _strict_records(path: Path, text: str, fields: list[str]) -> tuple[pd.DataFr
     if repeated:
         raise DataError(f"{path}: line 1 (the header) names {', '.join(map(repr, repeated))} more than once")
     _check_widths(path, rows, lines, len(header))
-    return pd.DataFrame(rows, columns=header, dtype=object), FileLines(text, lines)
+    return pd.DataFrame(rows, columns=header, dtype=object), FileLines(data, lines)
 
 
 def _check_widths(path: Path, rows: list[list[str]], lines: np.ndarray, width: int) -> None:

@@ -15,10 +15,12 @@ AT_K = ("precision", "recall", "normalized_discounted_cumulative_gain")
 SHORT = {"normalized_discounted_cumulative_gain": "NDCG"}
 
 
-def metrics_at_k(rows: list[dict], path: Path, title: str, cold_items_recall: tuple[int, float] | None = None) -> Path:
-    """Precision, recall and NDCG at each k (x ticks at the ks); cold users' dashed when the rows hold them
-    (`cold_users_<metric>`), the popularity count's NDCG dotted grey (`popularity_<metric>`); cold items' recall as
-    one point at its k."""
+def metrics_at_k(
+    rows: list[dict], path: Path, period: str, trial: str, cold_items_recall: tuple[int, float] | None = None
+) -> Path:
+    """Precision, recall and NDCG at each k (x ticks at the ks), titled with what they are, on which `period` and
+    at which ks, then `trial` (what was evaluated); cold users' dashed when the rows hold them (`cold_users_<metric>`),
+    the popularity count's NDCG dotted grey (`popularity_<metric>`); cold items' recall as one point at its k."""
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
     ks = [row["k"] for row in rows]
     for i, name in enumerate(AT_K):
@@ -44,23 +46,27 @@ def metrics_at_k(rows: list[dict], path: Path, title: str, cold_items_recall: tu
         axis.plot([k], [recall], "D", color="C1", mfc="none", markersize=8, label=f"recall@{k}, cold items")
         ticks = sorted({*ticks, k})
     axis.set_xticks(ticks)
-    axis.set_xlabel("k")
-    axis.set_ylabel("metric at k")
-    axis.set_title(title, fontsize=10)
+    axis.set_xlabel("k (items recommended per user)")
+    axis.set_ylabel("metric at k (0 to 1)")
+    at = ", ".join(str(k) for k in sorted(set(ks)))
+    axis.set_title(f"Precision, recall and NDCG at k = {at} on the {period}\n{trial}", fontsize=10)
     axis.legend(fontsize=8)
     return save_figure(figure, path)
 
 
-def training_curve(rows: list[dict[str, float]], best_epoch: int, metric: str, path: Path) -> Path:
-    """Training loss and the validation metric by epoch; the epoch the model keeps marked."""
+def training_curve(rows: list[dict[str, float]], best_epoch: int, metric: str, label: str, path: Path) -> Path:
+    """Training loss and the validation metric (`rows[i][metric]`, called `label`) by epoch; the epoch the model
+    keeps marked."""
     figure, loss_axis = plt.subplots(figsize=(6.5, 4.2))
     epochs = [row["epoch"] for row in rows]
     loss_axis.plot(epochs, [row["train_loss"] for row in rows], marker="o", color="C0", label="training loss")
-    loss_axis.set_xlabel("epoch")
-    loss_axis.set_ylabel("training loss", color="C0")
+    loss_axis.set_xlabel("epoch (one pass over the training interactions)")
+    # metadata_hybrid's loss: softmax cross-entropy (natural log) weighted by the interaction's weight, averaged over
+    # the epoch's interactions
+    loss_axis.set_ylabel("training loss (nats per interaction)", color="C0")
     metric_axis = loss_axis.twinx()
-    metric_axis.plot(epochs, [row[metric] for row in rows], marker="s", color="C1", label=metric)
-    metric_axis.set_ylabel(f"{metric} (validation)", color="C1")
+    metric_axis.plot(epochs, [row[metric] for row in rows], marker="s", color="C1", label=f"validation {label}")
+    metric_axis.set_ylabel(f"validation {label} (0 to 1)", color="C1")
     loss_axis.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
     loss_axis.set_xticks(epochs)
     handles = loss_axis.get_legend_handles_labels()
@@ -68,5 +74,5 @@ def training_curve(rows: list[dict[str, float]], best_epoch: int, metric: str, p
     loss_axis.legend(
         handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3
     )
-    loss_axis.set_title("Training: loss and validation metric by epoch", fontsize=10)
+    loss_axis.set_title(f"Training loss (training interactions) and {label} (validation period) by epoch", fontsize=10)
     return save_figure(figure, path)

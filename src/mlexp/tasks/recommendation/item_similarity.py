@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from mlexp.tasks.recommendation import popularity
 from mlexp.tasks.recommendation.catalog import Catalog, UserState
+from mlexp.tasks.recommendation.ranking import top_items
 
 # the latest item of a history counts most: each step back weighs this much less
 HISTORY_DECAY = 0.8
@@ -27,13 +28,17 @@ def user_items(train: pd.DataFrame, catalog: Catalog) -> sp.csr_matrix:
 
 
 def _top_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """Each row's `keep` largest values, ties in catalogue order (ranking.top_items): co-occurrence counts tie
+    often at the cut (563 of MovieLens-100K's 1,682 items at 100 neighbours), and which neighbour survives must not
+    depend on a sort's internals."""
+    matrix.sort_indices()  # a row's position order is then its catalogue order, the order top_items breaks ties in
     rows, cols, vals = [], [], []
     for row in range(matrix.shape[0]):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         if end == start:
             continue
         data, index = matrix.data[start:end], matrix.indices[start:end]
-        best = np.argsort(-data)[:keep]
+        best = top_items(data, keep)
         rows.append(np.full(len(best), row))
         cols.append(index[best])
         vals.append(data[best])

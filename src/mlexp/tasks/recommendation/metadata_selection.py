@@ -124,7 +124,8 @@ def delta_chart(
     axis.set_yticks(positions, shown["variant"])
     axis.axvline(0, color="black", linewidth=0.8)
     headline = "NDCG@10" if metrics[0] == TEST_METRIC else metrics[0]
-    axis.set_xlabel(f"Δ {headline} vs the baseline (mean ± std over seeds, paired by seed)")
+    axis.set_xlabel(f"Δ {headline} vs the baseline (absolute, mean ± std over seeds, paired by seed)")
+    axis.set_ylabel("variant (features option, CreateSolution settings)")
     solid = "held-out test period" if metrics[0] == TEST_METRIC else metrics[0]
     axis.set_title((title or f"Which fields and filters help (solid: {solid})") + f"\nbaseline: {baseline}")
     axis.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, fontsize=8, frameon=False)

@@ -157,7 +157,7 @@ def train(cfg: DictConfig, tracker: Tracker) -> None:
     if curve:
         plots.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(curve).to_csv(plots / "training.csv", index=False)
-        chart = charts.training_curve(curve, epochs, "val_ndcg_at_10", plots / "training_curve.png")
+        chart = charts.training_curve(curve, epochs, "val_ndcg_at_10", "NDCG@10", plots / "training_curve.png")
         tracker.log_artifact(chart, name="plots", media_type="image/png")
     else:  # a recipe without epochs: an earlier recipe's curve in a shared reports folder (DVC's) is not this model's
         for stale in ("training.csv", "training_curve.png"):
@@ -196,7 +196,8 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
     chart = charts.metrics_at_k(
         rows,
         plots / "metrics_at_k.png",
-        f"{cfg.task.name}: test period ({model.recipe}, features={cfg.features.name})",
+        "held-out test period",
+        f"{cfg.task.name}: {model.recipe}, features={cfg.features.name}",
         (evaluation.MRR_K, metrics[cold_items]) if cold_items in metrics else None,
     )
     tracker.log_artifact(chart, name="plots", media_type="image/png")
