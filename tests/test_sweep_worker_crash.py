@@ -73,8 +73,8 @@ def _worker_of(project: Path, job: int) -> int | None:
     return None
 
 
-def _sweep(project: Path, *overrides: str) -> subprocess.Popen:
-    return start_cli(project, "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides)
+def _sweep(project: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return start_cli(project, "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides, env=env)
 
 
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
@@ -234,22 +234,26 @@ sys.addaudithook(_die_before_the_marker)
 """
 
 
-@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
-def test_a_pool_that_keeps_breaking_before_any_job_starts_lists_the_jobs_not_run(tmp_project, tmp_path):
-    killer = tmp_path / "killer"
+def _two_job_grid_whose_processes_load(hook: str, project: Path, folder: Path, epochs: str) -> tuple[str, str]:
+    """A parallel grid over model.epochs whose every Python process loads `hook` first; ends with exit 1."""
+    killer = folder / "killer"
     killer.mkdir()
-    (killer / "sitecustomize.py").write_text(DIES_BEFORE_ITS_MARKER)
-    env = cli_env(tmp_project)
+    (killer / "sitecustomize.py").write_text(hook)
+    env = cli_env(project)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(killer), env.get("PYTHONPATH")]))
-    grid = ("sweep=grid", "sweep.max_parallel_jobs=2", "model.epochs=2,3,4")
-    sweep = start_cli(tmp_project, "-m", "task=tabular_regression", "dataset.n_rows=300", *grid, env=env)
+    sweep = _sweep(project, "sweep=grid", "sweep.max_parallel_jobs=2", f"model.epochs={epochs}", env=env)
     try:
-        out, err = sweep.communicate(timeout=300)  # without the limit, new pools break forever
+        out, err = sweep.communicate(timeout=300)  # a pool that broke for ever would not end
     finally:
         if sweep.poll() is None:
             os.killpg(sweep.pid, signal.SIGKILL)
-
     assert sweep.returncode == 1, out + err
+    return out, err
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
+def test_a_pool_that_keeps_breaking_before_any_job_starts_lists_the_jobs_not_run(tmp_project, tmp_path):
+    out, err = _two_job_grid_whose_processes_load(DIES_BEFORE_ITS_MARKER, tmp_project, tmp_path, "2,3,4")
     # README: "(3 times)"; the breaks before the last say what runs again, the last that the sweep stops
     assert err.count("mlexp: a worker process died; running the sweep's 3 unfinished job(s) again") == 2, err
     assert (
@@ -307,19 +311,7 @@ sys.addaudithook(_die_saving_the_model_of_job_1)
 def test_the_command_printed_for_a_killed_job_runs_that_trial_alone(tmp_project, tmp_path):
     # it carried the sweep's own settings (sweep=grid sweep.max_parallel_jobs=2): the trial ran, with a warning that
     # offered `mlexp -m ...` to run it, which would have run the whole sweep again
-    killer = tmp_path / "killer"
-    killer.mkdir()
-    (killer / "sitecustomize.py").write_text(KILLS_JOB_1_AFTER_TRAINING)
-    env = cli_env(tmp_project)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(killer), env.get("PYTHONPATH")]))
-    grid = ("sweep=grid", "sweep.max_parallel_jobs=2", "model.epochs=2,3")
-    sweep = start_cli(tmp_project, "-m", "task=tabular_regression", "dataset.n_rows=300", *grid, env=env)
-    try:
-        out, err = sweep.communicate(timeout=300)
-    finally:
-        if sweep.poll() is None:
-            os.killpg(sweep.pid, signal.SIGKILL)
-    assert sweep.returncode == 1, out + err
+    _, err = _two_job_grid_whose_processes_load(KILLS_JOB_1_AFTER_TRAINING, tmp_project, tmp_path, "2,3")
     [rerun] = re.findall(r"^mlexp: job 1: trial \S+ was killed: .*; run it again with: (.*)$", err, re.MULTILINE)
     [killed] = [t for t in trials_of(tmp_project) if t.status == "KILLED"]
 
