@@ -140,24 +140,37 @@ def test_a_missing_value_a_rule_cannot_judge_is_warned_about_once_per_column_and
                 "total_amount": [10.0, 10.0, -5.0, None, 10.0, 10.0],
                 # a rule that says what a missing passenger count means judges the NaN
                 "passenger_count": [1.0, 1.0, 1.0, 1.0, NAN, 9.0],
+                # a name MLflow takes in no metric name, nor SQL unquoted (the trial failed on its metric); the trip
+                # lacking it is flagged by its fare
+                "tip (%)": [10.0, 10.0, 10.0, NAN, 10.0, 10.0],
             }
         ),
         path,
     )
     rule = "+model.rules.many_passengers='passenger_count IS NULL OR passenger_count > 6'"
-    enabled = "model.enabled=[unparsable_timestamp,negative_fare,many_passengers]"
-    done = run_cli(tmp_project, "task=anomaly_detection", f"dataset.path={path}", enabled, rule)
+    tip_rule = """+model.rules.big_tip='"tip (%)" > 50'"""
+    enabled = "model.enabled=[unparsable_timestamp,negative_fare,many_passengers,big_tip]"
+    done = run_cli(tmp_project, "task=anomaly_detection", f"dataset.path={path}", enabled, rule, tip_rule)
 
     warnings = [line for line in done.stderr.splitlines() if "lack" in line]
     assert warnings == [
         "mlexp: warning: fare_amount: 2 trips lack a value (NaN or empty): rule negative_fare cannot flag 1 of them, "
         "since a comparison with a missing value is NULL, not true (a trip no other rule flags counts as unevaluable); "
         "fill or drop such trips before the trial (mlexp has no setting for it), or say in the rule what a missing "
-        "value means (e.g. fare_amount IS NULL OR …)"
+        "value means (e.g. fare_amount IS NULL OR …)",
+        "mlexp: warning: tip (%): 1 trip lacks a value (NaN or empty): rule big_tip cannot flag it, since a comparison "
+        "with a missing value is NULL, not true (a trip no other rule flags counts as unevaluable); fill or drop such "
+        "trips before the trial (mlexp has no setting for it), or say in the rule what a missing value means (e.g. "
+        '"tip (%)" IS NULL OR …)',
     ]
     [trial] = trials_of(tmp_project, experiment="anomaly_detection")
     detection = store_client(tmp_project).get_run(trial.components["Detection"]).data.metrics
     missing = {name: value for name, value in detection.items() if name.startswith("rows_missing_")}
-    assert missing == {"rows_missing_passenger_count": 1, "rows_missing_fare_amount": 2, "rows_missing_total_amount": 1}
+    assert missing == {
+        "rows_missing_passenger_count": 1,
+        "rows_missing_fare_amount": 2,
+        "rows_missing_total_amount": 1,
+        "rows_missing_tip ___": 1,
+    }
     assert (trial.metrics["rows_flagged_negative_fare"], trial.metrics["rows_flagged_unevaluable"]) == (2, 1)
     assert trial.metrics["rows_out"] == 1

@@ -698,6 +698,8 @@ def test_looking_for_question_marks_resolves_nothing():
     [
         # the example started at -100: following it met "model.l1_size=-100 is out of range: it must be at least 1"
         ("model.l1_size=int(interval(-inf, 8))", "model.l1_size=int(interval(1, 8))"),
+        # an end outside the key's range too: the example was the backwards interval(1, -5)
+        ("model.l1_size=int(interval(-inf, -5))", "model.l1_size=int(interval(1, 100))"),
         ("tracking.metric_buffer=int(interval(-inf, inf))", "tracking.metric_buffer=int(interval(1, 100))"),
         # and ended at 10000000000, past the seeds NumPy takes
         ("seed=int(interval(2000000000, inf))", "seed=int(interval(2000000000, 2147483647))"),

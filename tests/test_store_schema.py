@@ -70,13 +70,8 @@ def test_a_store_from_the_template_is_the_store_mlflow_makes_and_skips_its_migra
         found = contents(db)
         assert found["schema"] == expected["schema"]
         assert found["journal"] == expected["journal"] == "wal"
-        # the Default experiment is MLflow's own, pointing into this store's folder, as without the template
-        assert found["rows"] == {
-            **expected["rows"],
-            "experiments": [
-                row.replace(str(tmp_path / "by-mlflow"), str(db.parent)) for row in expected["rows"]["experiments"]
-            ],
-        }
+        # the Default experiment is MLflow's own, where MLflow puts it without the template (from this process)
+        assert found["rows"] == expected["rows"]
 
 
 def test_a_template_others_can_write_or_a_damaged_one_is_made_again(tmp_path, cache, caplog):
@@ -106,3 +101,15 @@ def test_a_file_with_anything_in_it_is_never_written_over(tmp_path, cache, caplo
     assert not schema_template.copy_schema(other)
     with sqlite3.connect(other) as connection:
         assert [name for (name,) in connection.execute("SELECT name FROM sqlite_master")] == ["notes"]
+
+
+def test_a_template_that_cannot_be_made_leaves_the_store_to_mlflow(tmp_path, cache, caplog, monkeypatch):
+    import sqlalchemy.exc
+
+    def disk_full(database: Path) -> None:  # as MLflow fails making it on a full disk: SQLAlchemy's error, no OSError
+        full = sqlite3.OperationalError("database or disk is full")
+        raise sqlalchemy.exc.OperationalError("CREATE TABLE", None, full)
+
+    monkeypatch.setattr(schema_template, "_migrate", disk_full)
+    _, migrated = made_store(tmp_path / "project", caplog)  # failed with the project store's name before
+    assert migrated and not list(cache.glob("mlflow-schema.*.db*partial"))

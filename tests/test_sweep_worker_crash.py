@@ -20,7 +20,7 @@ from mlflow.entities import ViewType
 from omegaconf import OmegaConf
 
 from conftest import REPO, cli_env, run_cli, start_cli, store_client, trials_of
-from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, NOT_RUN_NOTE, STARTED_DIR, _break_line
+from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, NOT_RUN_NOTE, STARTED_DIR, _break_line, _rerun
 from mlexp.sweeps.workers import parallel_jobs
 from mlexp.tracking.journal import journals_root
 
@@ -327,3 +327,14 @@ def test_the_command_printed_for_a_killed_job_runs_that_trial_alone(tmp_project,
 def _own_values(trial) -> dict[str, str]:
     """A trial's params but the sweep's settings (sweep.*), which say how it was run, not what."""
     return {key: value for key, value in trial.params.items() if not key.startswith("sweep.")}
+
+
+def test_the_rerun_command_keeps_what_the_jobs_own_run_needs_of_hydra():
+    # the job's environment (README: hydra.job.env_set) and config search path shape the trial, not the sweep
+    overrides = ["task=tabular_regression", "sweep=tpe", "sweep.max_jobs=4", "hydra.job.env_set.OMP_NUM_THREADS=1",
+                 "hydra.searchpath=[file:///tmp/conf]", "hydra.launcher.n_jobs=2", "++hydra.sweeper.n_trials=4",
+                 "hydra/launcher=mlexp_joblib", "+note=a b"]  # fmt: skip
+    assert _rerun(overrides) == (
+        "mlexp task=tabular_regression hydra.job.env_set.OMP_NUM_THREADS=1 'hydra.searchpath=[file:///tmp/conf]' "
+        "'+note=a b'"
+    )

@@ -136,8 +136,8 @@ def test_a_served_csv_column_of_codes_is_refused_saying_why(scoring_server):
     assert answer.status_code == 400, answer.text
     error = answer.json()["message"].split("\nError: ", 1)[1]
     assert error.startswith(
-        "the request's column text holds numbers, not texts (e.g. 7): a CSV column of digits alone reaches the model "
-        "as numbers, leading zeros lost; send each text as a JSON string: " + SEND
+        "the request's column text holds numbers, not texts (e.g. 7; a CSV column of digits alone is read as numbers, "
+        "leading zeros lost); send each text as a JSON string: " + SEND
     ), error
     answer = server.post("/invocations", json={"dataframe_records": [{"text": "007"}, {"text": "12345"}]})
     assert answer.status_code == 200, answer.text

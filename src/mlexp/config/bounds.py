@@ -140,6 +140,9 @@ def endless_integer_range(
     else:
         low = clamped(round_past(end if math.isfinite(end) else 0, up=False), least, greatest)
     high = end if math.isfinite(end) else clamped(round_past(low, up=True), least, greatest)
+    if low > high:  # the given end lies outside the key's range too (-inf, -5 for a size): an example inside it
+        low = clamped(0, least, greatest)
+        high = clamped(round_past(low, up=True), least, greatest)
     endless = [(side, value) for side, value in (("lower", start), ("upper", end)) if not math.isfinite(value)]
     needs = f"a finite {endless[0][0]} bound" if len(endless) == 1 else "finite bounds"
     example = as_written(key, tagged(f"int(interval({shown_end(low)}, {shown_end(high)}))", tags), sweep_file)

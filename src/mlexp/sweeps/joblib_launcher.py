@@ -270,7 +270,7 @@ def _trial(number: int) -> str:
 def _rerun(overrides: list[str]) -> str:
     """The command that runs a job again as one trial: its own values, without the settings that shape the sweep.
 
-    `sweep=<file>` and `sweep.*` choose how many jobs run and how; Hydra's own keys its launcher and sweeper. A single
+    `sweep=<file>` and `sweep.*` choose how many jobs run and how; `hydra.launcher`/`hydra.sweeper` Hydra's. A single
     run needs none of them, and given `sweep=<file>` it warns that it is no sweep and offers `mlexp -m`, which would
     run the whole sweep again.
     """
@@ -278,8 +278,11 @@ def _rerun(overrides: list[str]) -> str:
 
 
 def _shapes_the_sweep(override: str) -> bool:
+    """The sweep file and Hydra's launcher and sweeper: not `hydra.job.env_set.*` or `hydra.searchpath`, which the
+    job's own run needs as much."""
     key = override.lstrip("+~").partition("=")[0].partition("@")[0].strip()
-    return key in ("sweep", "hydra") or key.startswith(("sweep.", "hydra.", "hydra/"))
+    sweep_only = ("sweep.", "hydra.launcher", "hydra.sweeper", "hydra/launcher", "hydra/sweeper")
+    return key == "sweep" or key.startswith(sweep_only)
 
 
 def _forget_cancelled(numbers: list[int]) -> None:

@@ -4,9 +4,10 @@ MLflow makes a new SQLite store by running every one of its schema migrations (a
 commit): seconds of CPU and a stream of disk syncs that every project's first command waited for. What they make
 depends only on the versions of MLflow, SQLAlchemy and alembic, so MLflow's own start-up makes it once, in a store in
 mlexp's cache folder whose Default experiment is then removed, and a new store is a copy of that. Opening the copy,
-MLflow finds its schema current, migrates nothing and creates the store's Default experiment itself, with this
-store's artifact location. Any problem with the template (no home folder, a cache someone else can write, a damaged
-file) leaves the store to MLflow's migrations, as without it; deleting the file is always safe.
+MLflow finds its schema current, migrates nothing and creates the store's Default experiment itself, as on any store
+without one (with the artifact location it always gives it). Any problem with the template (no home folder, a cache
+someone else can write, a damaged file, a full disk) leaves the store to MLflow's migrations, as without it; deleting
+the file is always safe.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import stat
 from importlib import metadata
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from mlexp.user_cache import cache_folder, make_private_folder, owned_privately
 
@@ -50,7 +51,7 @@ def copy_schema(db: Path) -> bool:
         copy = sqlite3.connect(db)
         with contextlib.closing(source), contextlib.closing(copy):
             source.backup(copy)
-    except (OSError, sqlite3.Error, Timeout):
+    except Exception:  # a full disk fails inside MLflow's SQLAlchemy, not as OSError: any failure is no template
         with contextlib.suppress(OSError):
             db.unlink()  # empty or partial: MLflow creates it again
         return False

@@ -6,13 +6,16 @@ once per column, from the counts of its one scan (queries.py's duration_flags).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from mlexp.console import warn
+from mlexp.tasks.anomaly_detection.dialects import quote
 from mlexp.tasks.anomaly_detection.rules import Rule
+from mlexp.tracking.metric_names import metric_name
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,14 @@ class MissingValues:
         return (
             f"{self.column}: {trips} a value (NaN or empty): {cannot}, since a comparison with a missing value is "
             "NULL, not true (a trip no other rule flags counts as unevaluable); fill or drop such trips before the "
-            f"trial (mlexp has no setting for it), or say in the rule what a missing value means (e.g. {self.column} "
-            "IS NULL OR …)"
+            "trial (mlexp has no setting for it), or say in the rule what a missing value means (e.g. "
+            f"{_in_sql(self.column)} IS NULL OR …)"
         )
+
+
+def _in_sql(column: str) -> str:
+    """The column as a rule writes it: quoted when it is not a plain identifier (`"tip (%)"`)."""
+    return column if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column) else quote(column)
 
 
 def _rules(names: Sequence[str]) -> str:
@@ -70,4 +78,4 @@ def warn_missing(found: Sequence[MissingValues]) -> dict[str, int]:
     for values in found:
         if (line := values.warning()) is not None:
             warn(line)
-    return {f"rows_missing_{values.column}": values.trips for values in found}
+    return {metric_name("rows_missing_", values.column): values.trips for values in found}

@@ -63,8 +63,8 @@ def _column(model_input: Any) -> list[Any]:
     if is_numeric_dtype(texts) and not is_bool_dtype(texts) and texts.notna().any():
         first = _plain(texts[texts.notna()].iloc[0])
         raise MlflowException.invalid_parameter_value(
-            f"the request's column {COLUMN} holds numbers, not texts (e.g. {_shown(first)}): a CSV column of digits "
-            f"alone reaches the model as numbers, leading zeros lost; send each text as a JSON string: {SEND}"
+            f"the request's column {COLUMN} holds numbers, not texts (e.g. {_shown(first)}; a CSV column of digits "
+            f"alone is read as numbers, leading zeros lost); send each text as a JSON string: {SEND}"
         )
     return [_plain(v) for v in texts]
 
