@@ -20,7 +20,7 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, cli_env, private_writer_env, run_cli, start_cli, store_client, trials_of
-from mlexp.tracking.journal import Journal, JournalFile, journals_root
+from mlexp.tracking.journal import Journal, JournalFile, journals_root, new_ref
 from mlexp.tracking.journal_apply import replay_orphans, settle
 from mlexp.tracking.store import TrackingStore
 from mlexp.tracking.store_writer import StoreWriter
@@ -111,7 +111,7 @@ def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_pr
     assert list(journals_root(tmp_project).glob("*/ops.jsonl")), "the killed trial left no journal"
 
     synced = run_cli(tmp_project, "sync")
-    assert "1 trial journal(s) stored" in synced.stdout
+    assert "1 trial journal stored, 0 kept" in synced.stdout
     [trial] = trials_of(tmp_project)
     assert trial.status == "KILLED" and trial.params["model.epochs"] == "100000"
     client = store_client(tmp_project)
@@ -137,7 +137,7 @@ def test_a_killed_trial_is_stored_killed_by_the_writer_that_outlives_it(tmp_proj
     client = store_client(tmp_project)
     assert client.get_run(trial.components["Training"]).info.status == "KILLED"
     assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
-    assert "0 trial journal(s) stored" in run_cli(tmp_project, "sync", env=env).stdout
+    assert run_cli(tmp_project, "sync", env=env).stdout.startswith("nothing to sync: no trial journals in ")
     writer.kill()
 
 
@@ -171,7 +171,7 @@ def test_a_trial_whose_writer_is_killed_succeeds_and_says_its_records_are_safe_f
     ops = _ops(tmp_project)
     assert ops[-1]["op"] == "end"  # the journal is whole
     synced = run_cli(tmp_project, "sync")
-    assert "1 trial journal(s) stored" in synced.stdout
+    assert "1 trial journal stored, 0 kept" in synced.stdout
     [trial] = trials_of(tmp_project)
     assert trial.status == "FINISHED" and "test_msle" in trial.metrics
     assert float(stdout.split("test_msle = ")[1].split()[0]) == pytest.approx(trial.metrics["test_msle"], rel=1e-5)
@@ -276,7 +276,7 @@ def test_a_trial_whose_store_is_down_fails_in_one_line_and_keeps_its_journal(tmp
         timeout=120,
     )
     assert synced.returncode == 1 and time.monotonic() - started < 60, synced.stderr[-2000:]
-    assert synced.stdout.strip().splitlines()[-1] == "0 trial journal(s) stored, 1 kept"
+    assert synced.stdout.strip().splitlines()[-1] == "0 trial journals stored, 1 kept"
     assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
 
 
@@ -309,3 +309,47 @@ def test_a_journal_its_writer_removes_while_settle_checks_its_locks_counts_as_st
     monkeypatch.setattr(acquiring, "ensure_directory_exists", writer_removes_it_meanwhile)
     assert settle(tmp_path, group="sweep-1", wait_s=0.2) == []
     assert not folder.exists()
+
+
+def test_sync_with_no_journal_to_store_says_so_and_where_it_looked(tmp_project):
+    folder = journals_root(tmp_project)
+    synced = run_cli(tmp_project, "sync")  # was "0 trial journal(s) stored, 0 kept"
+    assert synced.stdout.splitlines() == [
+        f"nothing to sync: no trial journals in {folder} (every trial's records are in its store)"
+    ]
+    store = TrackingStore.resolve(None, tmp_project)
+    journal = Journal.create(tmp_project, store.uri, store.artifact_root)  # its trial (this process) still runs
+    try:
+        held = run_cli(tmp_project, "sync")
+    finally:
+        journal.release()
+    assert held.stdout.splitlines() == [
+        f"nothing to sync: 1 trial journal in {folder}, held by its running trial or by the writer storing it now"
+    ]
+
+
+def _killed_trial_journal(project, refused: bool = False) -> None:
+    """The journal of a trial whose process was killed after its run ended: `mlexp sync` stores it, unless `refused`:
+    then it also logs to a run the store does not have, which the store refuses every time."""
+    store = TrackingStore.resolve(None, project)
+    journal = Journal.create(project, store.uri, store.artifact_root)
+    records, run = JournalFile(journal), new_ref()
+    records.append("create_run", ref=run, experiment="@exp", run_name="t", tags=[["mlexp.kind", "trial"]])
+    records.append("set_status", run=run, status="FINISHED", terminated=True)
+    if refused:
+        records.append("log_batch", run="0" * 32, metrics=[["loss", 0.5, 1000, 0]], params=[], tags=[])
+    records.close()
+    journal.release()
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")
+def test_sync_counts_the_journals_it_stored_and_kept_each_in_its_number(tmp_project):
+    _killed_trial_journal(tmp_project)
+    _killed_trial_journal(tmp_project, refused=True)
+    synced = run_cli(tmp_project, "sync", check=False)
+    assert synced.returncode == 1 and synced.stdout.splitlines()[-1] == "1 trial journal stored, 1 kept"
+    for _ in range(2):
+        _killed_trial_journal(tmp_project)
+    synced = run_cli(tmp_project, "sync", check=False)
+    assert synced.returncode == 1 and synced.stdout.splitlines()[-1] == "2 trial journals stored, 1 kept"
+    assert run_cli(tmp_project, "sync", check=False).stdout.splitlines()[-1] == "0 trial journals stored, 1 kept"

@@ -147,7 +147,7 @@ def test_a_server_that_is_down_is_one_line_and_its_journal_can_be_discarded(tmp_
         f"1 trial journal kept: cannot reach the tracking server {url} (Connection refused)",
         f"  {journal}",
         f"  `mlexp sync` stores it once the store takes it; to drop it for good: mlexp sync --discard {url}",
-        "0 trial journal(s) stored, 1 kept",
+        "0 trial journals stored, 1 kept",
     ]
 
     asked = run_cli(tmp_project, "sync", "--discard", url, env=env, check=False)  # no terminal to say yes on
@@ -163,9 +163,11 @@ def test_a_server_that_is_down_is_one_line_and_its_journal_can_be_discarded(tmp_
     )
 
     dropped = run_cli(tmp_project, "sync", "--discard", url, "--force", env=env)
-    assert dropped.stdout.splitlines() == [f"{journal.name}: discarded", "1 trial journal(s) discarded"]
+    assert dropped.stdout.splitlines() == [f"{journal.name}: discarded", "1 trial journal discarded"]
     assert _journals(tmp_project) == []
-    assert run_cli(tmp_project, "sync", env=env).stdout.splitlines() == ["0 trial journal(s) stored, 0 kept"]
+    assert run_cli(tmp_project, "sync", env=env).stdout.splitlines() == [
+        f"nothing to sync: no trial journals in {journals_root(tmp_project)} (every trial's records are in its store)"
+    ]
 
 
 def test_a_server_that_is_down_is_one_line_from_the_trials_own_process_too(tmp_project):
@@ -196,7 +198,7 @@ def test_discarding_stores_first_what_the_store_takes_now(tmp_project, tmp_path)
         done = run_cli(tmp_project, "sync", "--discard", url, "--force", env=env)
         assert done.stdout.splitlines() == [
             f"{journal.name}: stored (its store took it; not discarded)",
-            "0 trial journal(s) discarded: the store took what was kept",
+            "0 trial journals discarded: the store took what was kept",
         ]
         assert _journals(tmp_project) == []
         # its records reached the server (the trial itself ended FAILED: its store could not be reached)

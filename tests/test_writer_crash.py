@@ -51,7 +51,7 @@ def test_a_trial_whose_writer_is_killed_mid_trial_is_stored_whole_by_mlexp_sync(
     assert any(op["op"] == "end" for op in _journal_ops(tmp_project)), "the trial did not journal to its end"
 
     synced = run_cli(tmp_project, "sync")
-    assert "1 trial journal(s) stored" in synced.stdout
+    assert "1 trial journal stored" in synced.stdout
     [stored] = trials_of(tmp_project)
     assert stored.status == "FINISHED" and stored.params["model.epochs"] == str(EPOCHS)
     assert {"test_msle", "test_mae"} <= set(stored.metrics)

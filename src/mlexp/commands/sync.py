@@ -26,15 +26,38 @@ def run_sync(argv: list[str]) -> int:
     if argv:
         return _discard_journals(argv)
     bound_store_retries()  # a server that is down: one line per journal in seconds, not MLflow's minutes of retries
-    replayed = replay_orphans(project_root())
+    root = project_root()
+    replayed = replay_orphans(root)
     for entry in replayed:
         if not entry.error:
             ended = f"; ended KILLED: {', '.join(entry.killed)}" if entry.killed else ""
             print(f"{entry.folder.name}: stored{ended}")
     _say_kept([entry for entry in replayed if entry.error])
-    print(f"{sum(not e.error for e in replayed)} trial journal(s) stored, {sum(bool(e.error) for e in replayed)} kept")
+    if replayed:
+        stored = sum(not e.error for e in replayed)
+        print(f"{_journals(stored)} stored, {len(replayed) - stored} kept")
     mirrored = _retry_sagemaker_mirrors()
+    if not replayed:  # said last: "nothing to sync" only when no SageMaker mirror was retried either
+        print(_no_journal_stored(root, nothing_else=not mirrored))
     return 1 if any(e.error for e in replayed) or any(mirrored.values()) else 0
+
+
+def _journals(count: int) -> str:
+    return f"{count} trial journal{'' if count == 1 else 's'}"
+
+
+def _no_journal_stored(root: Path, *, nothing_else: bool) -> str:
+    """Why no journal was stored: none is there (every trial's records reached the store), or each one left is
+    held by a live process (its trial still runs, or its writer is storing it now), which stores it itself."""
+    from mlexp.tracking.journal import journals_root
+    from mlexp.tracking.journal_apply import orphaned
+
+    folder, held = journals_root(root), len(orphaned(root))
+    said = "nothing to sync: " if nothing_else else ""
+    if not held:
+        return f"{said}no trial journals in {folder} (every trial's records are in its store)"
+    each = "" if held == 1 else "each "
+    return f"{said}{_journals(held)} in {folder}, {each}held by its running trial or by the writer storing it now"
 
 
 def _say_kept(kept: list[Replayed]) -> None:
@@ -81,14 +104,14 @@ def _discard_journals(argv: list[str]) -> int:
     kept = {journal.folder: store_of(journal) for journal in orphaned(root)}  # "": a header that cannot be read
     chosen = {folder: uri for folder, uri in kept.items() if _matches(target, folder, uri)}
     if not chosen and stored:
-        print("0 trial journal(s) discarded: the store took what was kept")
+        print("0 trial journals discarded: the store took what was kept")
         return 0
     if not chosen:
         stores = sorted({uri for uri in kept.values() if uri})
         known = f"kept journals wait for: {', '.join(stores)}" if stores else "no journal is kept"
         raise MlexpError(f"no kept trial journal is for {target!r}; {known} (`mlexp sync` lists them)")
     if not force:
-        print(f"would discard {len(chosen)} trial journal(s) and the records in them:")
+        print(f"would discard {_journals(len(chosen))} and the records in them:")
         for folder, uri in chosen.items():
             print(f"  {folder} (for {uri})")
         if not confirmed_on_terminal("mlexp sync", "discard them?", "nothing discarded"):
@@ -98,7 +121,7 @@ def _discard_journals(argv: list[str]) -> int:
         print(f"{folder.name}: discarded")
     for folder in busy:
         print(f"{folder.name}: kept: its trial still runs, or a writer is storing it now", file=sys.stderr)
-    print(f"{len(discarded)} trial journal(s) discarded")
+    print(f"{_journals(len(discarded))} discarded")
     return 1 if busy else 0
 
 

@@ -23,7 +23,7 @@ from mlexp.config.known_keys import schema_field
 from mlexp.config.overrides import command_overrides, sweeper_params
 from mlexp.errors import ConfigError
 from mlexp.paths import NoProject, project_root
-from mlexp.sweeps.sweep_size import MAX_LISTED_VALUES, endless_range, grid_too_large, range_length
+from mlexp.sweeps.sweep_size import MAX_LISTED_VALUES, endless_range, grid_too_large, range_length, too_many_choices
 
 # how each kind of value override is written: a check applies each value the way the command gives it
 VALUE_PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
@@ -130,8 +130,9 @@ def listed(override: Override) -> list[str] | None:
 def check_search_space(config: DictConfig) -> None:
     """Each swept override must be a search its sweeper can run. A grid runs listed values: a range with a step and
     values, no interval. Optuna's takes the distributions it can make (low <= high, a log scale above 0, no glob)
-    and at least one trial. An interval must lie in its key's range (the task's bounds). A range must end, and a grid
-    must run at most MAX_GRID_JOBS jobs: listing more would seem to hang, before the first trial (sweep_size)."""
+    and at least one trial. An interval must lie in its key's range (the task's bounds). A range must end, a grid
+    must run at most MAX_GRID_JOBS jobs, and a choice of Optuna's at most MAX_CHOICE_VALUES values: listing more would
+    seem to hang, before the first trial (sweep_size)."""
     kind = sweeper_kind(config)
     bounds = tasks.get(config.task.name).bounds
     swept = swept_overrides(config, OverridesParser.create())
@@ -141,6 +142,10 @@ def check_search_space(config: DictConfig) -> None:
         endless = endless_range(key, search, sweep_file=entry.sweep_file) if isinstance(search, RangeSweep) else None
         if endless is not None:
             raise ConfigError(f"{line}: {endless}")
+        written = override.input_line or key
+        listing = too_many_choices(written, key, search, sweep_file=entry.sweep_file) if kind == "optuna" else None
+        if listing is not None:  # before _optuna_distribution, which lists every value too
+            raise ConfigError(f"{entry.where()}{listing}")
         if kind == "optuna" and isinstance(override.value(), Glob):
             raise ConfigError(
                 f"{line}: Optuna's sweeper searches choice(...), range(...) and interval(...), not glob(...); list "
