@@ -154,7 +154,7 @@ class TrackingConfig:
     experiment_name: str | None = None
     # step metrics kept in memory before one log_batch call
     metric_buffer: int = 1000
-    # ...or until this many seconds have passed since the last call, so the MLflow UI follows a long training
+    # ...or until this many seconds have passed since the last send, so the MLflow UI follows a long training
     metric_flush_s: float = 5.0
     # also write each trial to SageMaker Experiments (AWS region and credentials from the usual chain)
     sagemaker_mirror: bool = False

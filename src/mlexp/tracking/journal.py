@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,13 +164,17 @@ class JournalFile:
         self.journal = journal
         self._handle = journal.ops_path.open("a", encoding="utf-8")
         self.count = 0
+        # a Tracker's flusher thread appends too: two records written at once would make one torn line
+        self._lock = threading.Lock()
 
     def append(self, op: str, **args: Any) -> int:
         """Append one record; returns how many records the journal holds."""
-        self._handle.write(json.dumps({"op": op, **args}) + "\n")
-        self._handle.flush()  # in the OS's hands: a killed process loses nothing written so far
-        self.count += 1
-        return self.count
+        line = json.dumps({"op": op, **args}) + "\n"
+        with self._lock:
+            self._handle.write(line)
+            self._handle.flush()  # in the OS's hands: a killed process loses nothing written so far
+            self.count += 1
+            return self.count
 
     def close(self) -> None:
         if not self._handle.closed:

@@ -6,9 +6,11 @@ only records them never imports MLflow; this module imports it when it first wri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlexp.tracking.sagemaker_mirror import ExperimentsMirror
 from mlexp.tracking.store import TrackingStore
@@ -26,6 +28,20 @@ MAX_TAG_VAL_LENGTH = 8000
 MetricRecord = tuple[str, float, int, int]  # name, value, timestamp (ms), step
 Pair = tuple[str, str]
 
+Write = TypeVar("Write", bound=Callable[..., Any])
+
+
+def one_at_a_time(write: Write) -> Write:
+    """A write that waits for any other of the same writer: a Tracker's flusher thread writes too, and the
+    mirror follows each run's writes in order."""
+
+    @functools.wraps(write)
+    def serialized(self: StoreWriter, *args: Any, **kwargs: Any) -> Any:
+        with self.writing:
+            return write(self, *args, **kwargs)
+
+    return cast(Write, serialized)
+
 
 class StoreWriter:
     """Writes runs, params, tags, metrics, artifacts and datasets straight to one MLflow store."""
@@ -35,6 +51,7 @@ class StoreWriter:
         self.store = store or TrackingStore(str(client.tracking_uri), None)
         # the second consumer of every write: SageMaker Experiments, for trials whose config asks for it
         self.mirror = ExperimentsMirror(client)
+        self.writing = threading.RLock()
 
     def client(self) -> MlflowClient:
         """The MLflow client, for reads: everything written so far is in the store."""
@@ -49,6 +66,7 @@ class StoreWriter:
     def experiment_id(self, name: str) -> str:
         return self.store.experiment_id(name)
 
+    @one_at_a_time
     def create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> str:
         info = self._client.create_run(experiment_id, run_name=run_name, tags=tags).info
         self.mirror.run_created(str(info.run_id), experiment_id, run_name, tags, info)
@@ -63,6 +81,7 @@ class StoreWriter:
         )
         return str(found[0].info.run_id) if found else None
 
+    @one_at_a_time
     def log_batch(
         self,
         run: str,
@@ -81,10 +100,12 @@ class StoreWriter:
             self._client.log_batch(run, metrics=values[start : start + MAX_METRICS_PER_BATCH])
         self.mirror.batch_logged(run, metrics, params, tags)
 
+    @one_at_a_time
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
         self._client.log_text(run, text, artifact_file)
         self.mirror.artifact_logged(run, artifact_file)
 
+    @one_at_a_time
     def log_artifact(self, run: str, local_path: str, artifact_path: str | None = None) -> None:
         if Path(local_path).is_dir():
             self._client.log_artifacts(run, local_path, artifact_path=artifact_path)
@@ -94,6 +115,7 @@ class StoreWriter:
             stored = f"{artifact_path}/{Path(local_path).name}" if artifact_path else Path(local_path).name
         self.mirror.artifact_logged(run, stored)
 
+    @one_at_a_time
     def log_dataset(self, run: str, name: str, digest: str, source: str, context: str) -> None:
         """Record a local dataset as an MLflow input of the run, with its context (the media type or role)."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -113,6 +135,7 @@ class StoreWriter:
                 if not duplicate or attempt == 2:
                     raise
 
+    @one_at_a_time
     def set_status(self, run: str, status: str, terminated: bool = True) -> None:
         """End the run with `status`, or (terminated=False) mark it RUNNING again."""
         if terminated:

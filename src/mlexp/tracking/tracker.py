@@ -3,7 +3,10 @@
 Parameters, tags and metrics are buffered and sent with `log_batch`: one `log_metric`
 call costs 5–25 ms on SQLite, so a per-step loop would otherwise be dominated by tracking.
 Step metrics are sent every `metric_buffer` values, and also once `metric_flush_s` seconds have
-passed since the last send, so the MLflow UI follows a long training epoch by epoch.
+passed since the last send, so the MLflow UI follows a long training epoch by epoch: a value logged
+just after a send would otherwise wait for the next log call, a whole epoch later. A daemon thread
+(`_flush_when_due`) sends it; it runs only while values wait, and holds the Tracker's lock while it
+sends, so the values keep their order and a step logged with `log_metrics` goes out whole.
 A component's metrics also reach its trial's run: the full history for the task's
 declared curves (`task.curves`, e.g. train_loss per epoch), the last value for the rest,
 which keeps the trial's row in the MLflow run table complete at half the writes.
@@ -12,6 +15,8 @@ which keeps the trial's row in the MLflow run table complete at half the writes.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -96,6 +101,11 @@ class Tracker:
         self.metric_buffer = max(1, min(metric_buffer, MAX_METRICS_PER_BATCH))
         self.metric_flush_s = metric_flush_s
         self._sent_at = time.monotonic()
+        self._lock = threading.RLock()  # the metric buffer's: the flusher thread sends from it too
+        self._due = threading.Condition(self._lock)
+        self._flusher: threading.Thread | None = None
+        self._flusher_error: Exception | None = None  # raised by the next call: a send the thread tried failed
+        self._closed = False
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._metrics: list[tuple[str, MetricRecord]] = []
@@ -151,15 +161,20 @@ class Tracker:
             self.set_tags({f"artifact.{name or Path(file_path).name}.media_type": media_type})
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        """Buffer one value; it reaches MLflow with the next batch (at latest when the component closes)."""
-        self._buffer(name, value, step)
-        self._send_when_due()
+        """Buffer one value; it reaches MLflow with the next batch, at latest `metric_flush_s` after the last one."""
+        with self._lock:
+            if self._flusher_error is not None:
+                self._raise_flusher_error()
+            self._buffer(name, value, step)
+            self._send_when_due()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Buffer the values of one step; they reach MLflow together."""
-        for name, value in metrics.items():
-            self._buffer(name, value, step)
-        self._send_when_due()
+        with self._lock:
+            self._raise_flusher_error()
+            for name, value in metrics.items():
+                self._buffer(name, value, step)
+            self._send_when_due()
 
     def _buffer(self, name: str, value: float, step: int | None) -> None:
         metric = (name, float(value), int(time.time() * 1000), step or 0)
@@ -179,20 +194,60 @@ class Tracker:
 
     def _send_when_due(self) -> None:
         """Send what waits once `metric_flush_s` has passed since the last send: checked after a step's values,
-        so an epoch's values reach the UI together."""
-        if self._metrics and time.monotonic() - self._sent_at >= self.metric_flush_s:
+        so an epoch's values reach the UI together; values left waiting get a flusher thread to send them."""
+        if not self._metrics:
+            return
+        if time.monotonic() - self._sent_at >= self.metric_flush_s:
             self._send_metrics()
+        elif self._flusher is None and not self._closed:
+            flusher = threading.Thread(target=self._flush_when_due, name="mlexp-metric-flush", daemon=True)
+            _started_flushing(self)
+            flusher.start()  # it waits for this lock: a Ctrl-C before the next line leaves no thread unjoinable
+            self._flusher = flusher
+
+    def _flush_when_due(self) -> None:
+        """The flusher thread: sends the waiting values once `metric_flush_s` has passed, and ends when none wait."""
+        with self._lock:
+            try:
+                while self._metrics and not self._closed:
+                    left = self._sent_at + self.metric_flush_s - time.monotonic()
+                    if left > 0:  # a send meanwhile (a full buffer, a step past the interval) moved the time on
+                        self._due.wait(left)
+                    else:
+                        self._send_metrics()
+            except Exception as error:  # the stage's thread raises it: the stage fails as if it had sent them
+                self._flusher_error = error
+            finally:
+                self._flusher = None
+                _stopped_flushing(self)
+
+    def _raise_flusher_error(self) -> None:
+        error, self._flusher_error = self._flusher_error, None
+        if error is not None:
+            raise error
 
     def flush(self) -> None:
         """Send everything buffered, and the last values for the trial, in as few batches as possible."""
-        if self.trial_run is not None:
-            self._metrics.extend((self.trial_run, metric) for metric in self._trial_summary.values())
-        self._trial_summary = {}
-        params, tags = list(self._params.items()), list(self._tags.items())
-        self._params, self._tags = {}, {}
-        if params or tags:
-            self.writer.log_batch(self.run, params=params, tags=tags)
-        self._send_metrics()
+        with self._lock:
+            self._raise_flusher_error()
+            if self.trial_run is not None:
+                self._metrics.extend((self.trial_run, metric) for metric in self._trial_summary.values())
+            self._trial_summary = {}
+            params, tags = list(self._params.items()), list(self._tags.items())
+            self._params, self._tags = {}, {}
+            if params or tags:
+                self.writer.log_batch(self.run, params=params, tags=tags)
+            self._send_metrics()
+
+    def close(self) -> None:
+        """Flush, and stop the flusher thread: nothing of this Tracker reaches the writer after the run ends."""
+        with self._lock:
+            self._closed = True
+            self._due.notify_all()
+            flusher = self._flusher
+        if flusher is not None:
+            flusher.join()
+        self.flush()
 
     def _send_metrics(self) -> None:
         by_run: dict[str, list[MetricRecord]] = {}
@@ -202,3 +257,47 @@ class Tracker:
         for run, metrics in by_run.items():
             self.writer.log_batch(run, metrics=metrics)
         self._sent_at = time.monotonic()  # after: a send slower than the interval must not make every value a batch
+
+
+# Trackers whose flusher thread runs. A fork (a DataLoader's workers) waits for their sends in progress: the
+# child's copy of the journal's file buffer then holds no record the child could write again, and its locks are free.
+_flushing: set[Tracker] = set()
+_flushing_lock = threading.Lock()  # taken after a Tracker's lock, never before
+_held_over_fork: list[Tracker] = []
+
+
+def _started_flushing(tracker: Tracker) -> None:
+    with _flushing_lock:
+        _flushing.add(tracker)
+
+
+def _stopped_flushing(tracker: Tracker) -> None:
+    with _flushing_lock:
+        _flushing.discard(tracker)
+
+
+def _before_fork() -> None:
+    with _flushing_lock:
+        _held_over_fork[:] = _flushing
+    for tracker in _held_over_fork:
+        tracker._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for tracker in _held_over_fork:
+        tracker._lock.release()
+    _held_over_fork.clear()
+
+
+def _after_fork_in_child() -> None:
+    global _flushing_lock
+    _flushing_lock = threading.Lock()
+    for tracker in (*_held_over_fork, *_flushing):  # their flusher threads are the parent's: a child's copy that logs
+        tracker._lock = threading.RLock()  # starts its own
+        tracker._due = threading.Condition(tracker._lock)
+        tracker._flusher = None
+    _flushing.clear()
+    _held_over_fork.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

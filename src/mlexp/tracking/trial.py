@@ -135,13 +135,13 @@ class Trial:
         try:
             yield tracker
         except BaseException as error:
-            tracker.flush()
+            tracker.close()
             self._record_error(run, error)
             self.statuses[stage] = status_after(error)
             self.metrics.update(tracker.latest)
             self.writer.set_status(run, status_after(error))
             raise
-        tracker.flush()
+        tracker.close()
         self.tracker.last_metrics.update(tracker.last_metrics)
         self.metrics.update(tracker.latest)
         self.statuses[stage] = FINISHED
@@ -174,7 +174,7 @@ class Trial:
         """
         if self.ended is not None:
             return self.ended
-        self.tracker.flush()
+        self.tracker.close()
         if error is not None:
             self._record_error(self.run, error)
             status = status_after(error)
