@@ -123,6 +123,28 @@ def test_line_numbers_count_blank_lines_and_lines_inside_quoted_fields(tmp_path)
     assert path.read_text().splitlines()[9].split(",")[8] == "-1"  # line 10 as an editor counts it
 
 
+def test_a_quoted_empty_value_alone_on_its_line_is_a_row_as_pandas_reads_it(tmp_path):
+    # pandas reads `""` as a row, the line count took it for a blank line: the counts differed, the lines fell back
+    # to row numbers, and the message named line 4, a good customer's
+    path = _churn_txt(tmp_path / "churn.txt", rows=4)
+    header, first, second, *rest = path.read_text().splitlines()
+    path.write_text("\n".join([header, first, " \t ", second, '""', *rest]) + "\n")
+    with pytest.raises(DataError) as refused:
+        telecom_churn.load(path)
+    assert f"{path}: column Account Length is not a number in line 5 (e.g. ''; {HEADER_NOTE})" in str(refused.value)
+
+
+def test_a_value_past_the_csv_readers_limit_is_one_line_naming_its_line(tmp_path):
+    # pandas reads it; the line count failed with an unexplained csv.Error "field larger than field limit (131072)"
+    path = _churn_txt(tmp_path / "churn.txt", rows=4, Phone=(2, "5" * 140_000))
+    with pytest.raises(DataError) as refused:
+        telecom_churn.load(path)
+    assert str(refused.value) == (
+        f"{path}: line 4: a value runs past 131,072 characters, the most Python's csv reader takes: close a quote left "
+        "open there, or shorten the value"
+    )
+
+
 def test_an_empty_file_is_one_line_naming_it(tmp_path):
     path = tmp_path / "churn.txt"
     path.write_text("")

@@ -140,6 +140,30 @@ def test_blank_lines_and_values_over_two_lines_do_not_shift_the_line_named(folde
     assert _refusal(folder) == f"{file}: field 'SHIRT_SIZE' is not nullable but is empty on line 6 {HEADER}"
 
 
+def test_a_line_of_spaces_is_blank_and_a_quoted_empty_value_is_a_record_of_one_field(folder):
+    # `""` alone on its line was dropped as a blank line: a record the file holds, left out without a word
+    file = folder / "users.csv"
+    lines = file.read_bytes().split(b"\n")
+    header = lines[0].decode().split(",")
+    file.write_bytes(b"\n".join([*lines[:3], b" \t ", *lines[3:5], b'""', *lines[5:]]))
+    assert _refusal(folder) == (
+        f"{file}: line 7 has 1 fields, the header (line 1) {len(header)}: write every field, an empty one as nothing "
+        "between two commas"
+    )
+
+
+def test_a_value_past_the_csv_readers_limit_is_one_line_when_a_message_counts_the_lines(folder):
+    # Arrow reads the long value; counting the lines for the message about line 6 met csv's field limit, and its
+    # error escaped unexplained (_NotCsv: field larger than field limit (131072))
+    file = folder / "users.csv"
+    _set(file, 6, "SHIRT_SIZE", "")
+    _set(file, 3, "AGE_GROUP", "a" * 140_000)  # last: _set reads the file with the csv module too
+    assert _refusal(folder) == (
+        f"{file}: line 3: a value runs past 131,072 characters, the most Python's csv reader takes: close a quote left "
+        "open there, or shorten the value"
+    )
+
+
 def test_a_users_csv_that_is_not_utf8_names_its_line_and_says_personalize_reads_utf8(folder):
     file = folder / "users.csv"
     _edit_line(file, 6, lambda line: line.replace(b"player", b"pl\xe4yer"))

@@ -65,6 +65,35 @@ def test_a_corpus_file_without_a_row_is_named_not_blamed_on_the_classes(project)
     assert corpora.read_user_corpus("parts", "auto", CLASSES).label.tolist() == ["Business"]
 
 
+def test_a_line_of_spaces_is_blank_and_a_quoted_empty_value_is_a_row(project):
+    # a line an editor shows empty (spaces or a tab left on it) was a row of one field: this AG News file was read as
+    # Comprehend's format and refused at line 2 ("expected label,text")
+    (project / "ag.csv").write_text('1,rates,cut again\n \t\n2,"goal,\nlate",won\n  \n3,"shares",up\n')
+    corpus = corpora.read_user_corpus("ag.csv", "auto", CLASSES)
+    assert corpus[["label", "text", "line"]].to_numpy().tolist() == [
+        ["World", "rates cut again", 1],
+        ["Sports", "goal,\nlate won", 3],
+        ["Business", "shares up", 6],
+    ]
+    (project / "comprehend.csv").write_text('Business,rates cut\n""\n')
+    with pytest.raises(DataError, match=r"comprehend.csv: line 2: expected label,text \(Comprehend's multi-class"):
+        corpora.read_user_corpus("comprehend.csv", "auto", CLASSES)
+
+
+def test_a_quote_left_open_in_a_large_file_names_its_line(project):
+    # the quote opened on line 3 reads on to the end of the file, past the csv reader's limit: an unexplained
+    # csv.Error "field larger than field limit (131072)"
+    rows = [f"{1 + n % 4},title {n},{'word ' * 15}" for n in range(2000)]
+    rows[2] = rows[2].replace(",word", ',"word', 1)
+    (project / "ag.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError) as refused:
+        corpora.read_user_corpus("ag.csv", "auto", CLASSES)
+    assert str(refused.value) == (
+        f"{project / 'ag.csv'}: line 3: a value runs past 131,072 characters, the most Python's csv reader takes: "
+        "close a quote left open there, or shorten the value"
+    )
+
+
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_a_trial_on_inputs_that_hold_nothing_fails_with_one_line_naming_them(tmp_project, tmp_path):
     """The walkthrough's two commands: each failed silently or with the wrong message; now one line: reviews that

@@ -8,8 +8,6 @@ spanning lines or a blank line does not shift the lines that messages name.
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 from pyarrow import csv as pa_csv
 
+from mlexp.data import csv_records
 from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError, first_few
 
@@ -54,21 +53,22 @@ def read(path: Path, fields: list[str]) -> tuple[pd.DataFrame, FileLines]:
     frame = _arrow_records(data)
     if frame is None:
         return _strict_records(path, data, fields)
-    return frame, FileLines(data)
+    return frame, FileLines(path, data)
 
 
 class FileLines:
     """The file line each record starts on (`lines[i]`, `lines[mask]`), counted the first time a message needs one:
     a scan of the whole file that a well-formed one never pays for."""
 
-    def __init__(self, data: bytes, starts: np.ndarray | None = None) -> None:
+    def __init__(self, path: Path, data: bytes, starts: np.ndarray | None = None) -> None:
+        self._path = path
         self._data = data
         self._starts = starts
 
     def __getitem__(self, index: Any) -> Any:
         if self._starts is None:
-            reader = csv.reader(io.StringIO(self._data.decode("utf-8"), newline=""))
-            self._starts = np.asarray([start for start, _ in _records(reader)][1:], dtype=np.int64)
+            starts = csv_records.record_starts(self._path, self._data.decode("utf-8"))
+            self._starts = np.asarray(starts[1:], dtype=np.int64)
         return self._starts[index]
 
 
@@ -97,41 +97,10 @@ def _arrow_records(data: bytes) -> pd.DataFrame | None:
     return table.to_pandas()
 
 
-def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
-    """(the line it starts on, the record) of each non-blank record of `reader` (a quoted value may span lines)."""
-    end = 0
-    try:
-        for record in reader:
-            start, end = end + 1, reader.line_num
-            if record and (len(record) > 1 or record[0].strip()):  # a blank line is no record
-                yield start, record
-    except csv.Error as error:
-        raise _NotCsv(end + 1, error) from None
-
-
-class _NotCsv(Exception):
-    """A record the strict reader refuses, with the line it starts on."""
-
-    def __init__(self, line: int, error: csv.Error) -> None:
-        super().__init__(str(error))
-        self.line = line
-
-
 def _strict_records(path: Path, data: bytes, fields: list[str]) -> tuple[pd.DataFrame, FileLines]:
     """The records of `data` (UTF-8 checked) by Python's csv module in strict mode: each problem is named with its
     line."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True)
-    records: list[list[str]] = []
-    starts: list[int] = []
-    try:
-        for start, record in _records(reader):
-            records.append(record)
-            starts.append(start)
-    except _NotCsv as error:
-        raise DataError(
-            f"{path}: line {error.line}: not valid CSV ({error}); a quoted value ends with a quote, and a quote "
-            'inside it is doubled ("")'
-        ) from None
+    starts, records = csv_records.records(path, data.decode("utf-8"), strict=True)
     if not records:
         raise DataError(f"{path} is empty; expected a header line ({','.join(fields)}) then the rows")
     header, rows, lines = records[0], records[1:], np.asarray(starts[1:], dtype=np.int64)
@@ -139,7 +108,7 @@ def _strict_records(path: Path, data: bytes, fields: list[str]) -> tuple[pd.Data
     if repeated:
         raise DataError(f"{path}: line 1 (the header) names {', '.join(map(repr, repeated))} more than once")
     _check_widths(path, rows, lines, len(header))
-    return pd.DataFrame(rows, columns=header, dtype=object), FileLines(data, lines)
+    return pd.DataFrame(rows, columns=header, dtype=object), FileLines(path, data, lines)
 
 
 def _check_widths(path: Path, rows: list[list[str]], lines: np.ndarray, width: int) -> None:

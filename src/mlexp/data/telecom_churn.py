@@ -9,7 +9,6 @@ stays empty: the source has none, and the model never reads it.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import lzma
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlexp.data import packaged
+from mlexp.data import csv_records, packaged
 from mlexp.data.sources import expand
 from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError, lines_named
@@ -156,21 +155,10 @@ def _read_csv(source: Path) -> pd.DataFrame:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.ParserError as error:
         raise DataError(f"{source}: not a churn.txt CSV ({error})") from error
-    lines = _data_lines(text)
+    # counted as pandas reads the rows above (skipinitialspace: `a, "b` opens a quote), the header first
+    lines = csv_records.record_starts(source, text, initial_spaces=True)[1:]
     frame.index = pd.Index(lines if len(lines) == len(frame) else range(2, len(frame) + 2))
     return frame
-
-
-def _data_lines(text: str) -> list[int]:
-    """The line each data row starts on, counted as pandas reads rows: blank lines skipped, a quoted field may span
-    lines."""
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
-    starts, line = [], 1
-    for row in reader:
-        if len(row) > 1 or (row and row[0].strip()):
-            starts.append(line)
-        line = reader.line_num + 1
-    return starts[1:]
 
 
 class BadValues(DataError):

@@ -8,13 +8,12 @@ a recognised header is skipped with a warning. A file that is not UTF-8 is refus
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import pandas as pd
 
 from mlexp.console import warn
+from mlexp.data import csv_records
 from mlexp.data.sources import expand
 from mlexp.data.text_files import decode_utf8
 from mlexp.errors import DataError
@@ -31,14 +30,8 @@ Row = tuple[int, list[str]]  # (line the row starts on, its fields)
 
 
 def read_rows(path: Path) -> list[Row]:
-    """The file's non-blank CSV rows with the line each starts on."""
-    reader = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""))
-    rows, start = [], 1
-    for fields in reader:
-        if fields:
-            rows.append((start, fields))
-        start = reader.line_num + 1
-    return rows
+    """The file's CSV rows with the line each starts on; blank lines are no rows."""
+    return list(zip(*csv_records.records(path, decode_utf8(path, path.read_bytes())), strict=True))
 
 
 def _index(field: str) -> int | None:
