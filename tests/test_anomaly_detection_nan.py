@@ -21,6 +21,7 @@ from mlexp.tasks.anomaly_detection import stage_rules
 from mlexp.tasks.anomaly_detection.dialects import ATHENA
 from mlexp.tasks.anomaly_detection.missing_values import missing_values
 from mlexp.tasks.anomaly_detection.trip_rows import Source
+from mlexp.tracking.metric_names import data_metric_name
 from run_folders import run_folder
 
 NAN = float("nan")
@@ -170,7 +171,13 @@ def test_a_missing_value_a_rule_cannot_judge_is_warned_about_once_per_column_and
         "rows_missing_passenger_count": 1,
         "rows_missing_fare_amount": 2,
         "rows_missing_total_amount": 1,
-        "rows_missing_tip ___": 1,
+        data_metric_name("rows_missing_", "tip (%)"): 1,
     }
+    assert [name for name in missing if name.startswith("rows_missing_tip ___")]  # readable in the MLflow UI
     assert (trial.metrics["rows_flagged_negative_fare"], trial.metrics["rows_flagged_unevaluable"]) == (2, 1)
     assert trial.metrics["rows_out"] == 1
+
+
+def test_columns_whose_names_mlflow_refuses_get_a_metric_each():
+    names = {data_metric_name("rows_missing_", column) for column in ("tip (%)", "tip ($)", "tip")}
+    assert len(names) == 3 and "rows_missing_tip" in names

@@ -81,3 +81,19 @@ def test_the_shipped_sweep_files_searches_are_left_as_they_are():
         params = (yaml.safe_load(sweep_file.read_text()) or {}).get("hydra", {}).get("sweeper", {}).get("params", {})
         for override in parser.parse_overrides([f"{key}={value}" for key, value in params.items()]):
             assert too_many_choices(override.input_line, override.key_or_group, override.value()) is None
+
+
+def test_a_shuffled_range_with_a_step_is_offered_the_same_values_unshuffled():
+    # the interval offered sampled every integer of the span, not every tenth
+    written = "seed=shuffle(range(0, 10000000, 10))"
+    override = OverridesParser.create().parse_override(written)
+    refused = too_many_choices(written, "seed", override.value())
+    assert refused is not None and str(refused).endswith(
+        "without shuffle(...) Optuna samples it with its step, unlisted: 'seed=range(0, 9999990, 10)'"
+    )
+    offered = OverridesParser.create().parse_override("seed=range(0, 9999990, 10)")
+    assert too_many_choices("seed=range(0, 9999990, 10)", "seed", offered.value()) is None
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    distribution = create_optuna_distribution_from_override(offered)
+    assert (distribution.low, distribution.high, distribution.step) == (0, 9_999_990, 10)  # range(0, 10**7, 10)'s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -11,9 +12,10 @@ from typing import TypeVar
 import pytest
 from mlflow.exceptions import MlflowException
 
-from mlexp.tracking import TrackingStore, Trial
+from mlexp.tracking import TrackingStore, Trial, flushers
 from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_writer import JournalWriter
+from mlexp.tracking.store_writer import StoreWriter
 
 FLUSH_S = 0.2
 # far past FLUSH_S: a loaded machine is slow, not wrong; a value that waits for the next log call never arrives
@@ -79,6 +81,38 @@ def test_a_send_the_flusher_thread_could_not_make_fails_the_stage_at_its_next_ca
         tracker.log_metric("loss", 0.5, step=2)
 
 
+class _FailsTheFlushersFirstSend(StoreWriter):
+    """A store that refuses one batch, the first the flusher thread sends ("database is locked"), then takes all."""
+
+    failed = False
+
+    def log_batch(self, run, metrics=(), params=(), tags=()):
+        if metrics and not self.failed and threading.current_thread().name == "mlexp-metric-flush":
+            self.failed = True
+            raise OSError("database is locked")
+        super().log_batch(run, metrics, params, tags)
+
+
+@pytest.mark.parametrize("stage_ends", ["quietly", "with_its_own_error", "by_ctrl_c"])
+def test_a_send_the_flusher_could_not_make_fails_the_component_and_never_hides_the_stages_own_end(store, stage_ends):
+    """The thread's failure was raised after the component's run had ended RUNNING, and in place of the stage's own
+    error or Ctrl-C; the batch it failed to send was lost."""
+    client = store.client()
+    writer = _FailsTheFlushersFirstSend(client, store)
+    trial = Trial.open(writer, writer.experiment_id("exp"), "t", {}, metric_flush_s=FLUSH_S)
+    own = {"quietly": None, "with_its_own_error": ValueError("bad batch"), "by_ctrl_c": KeyboardInterrupt()}[stage_ends]
+    expected = OSError if own is None else type(own)
+    with pytest.raises(expected), trial.component("Training", "train") as tracker:
+        tracker.log_metric("loss", 0.9, step=1)
+        assert _poll(lambda: writer.failed and not _flushers())
+        if own is not None:
+            raise own
+    component = client.get_run(tracker.run_id)
+    assert component.info.status == ("KILLED" if stage_ends == "by_ctrl_c" else "FAILED")
+    assert component.data.tags["mlexp.error"].startswith(expected.__name__), component.data.tags
+    assert [m.value for m in client.get_metric_history(tracker.run_id, "loss")] == [0.9]  # sent at the end
+
+
 def test_through_the_journal_a_quiet_step_is_appended_as_one_record_per_run_while_the_trial_runs(tmp_path, store):
     writer = JournalWriter(tmp_path, store)
     trial = Trial.open(writer, writer.experiment_id("exp"), "t", {}, curves=("loss",), metric_flush_s=FLUSH_S)
@@ -112,3 +146,52 @@ def test_values_logged_fast_while_the_flusher_sends_arrive_complete_in_order_in_
     trial.close()
     history = store.client().get_metric_history(component_id, "loss")
     assert sorted(m.step for m in history) == list(range(values))
+
+
+def test_an_interval_past_the_platforms_clock_waits_without_failing_the_stage(store):
+    # metric_flush_s=1e10 (the config takes it): the thread's wait raised OverflowError, failing the next log call
+    client = store.client()
+    trial = Trial.open(client, store.experiment_id("exp"), "t", {}, metric_flush_s=1e10)
+    with trial.component("Training", "train") as tracker:
+        tracker.log_metric("loss", 0.9, step=1)
+        assert _poll(_flushers)
+        time.sleep(FLUSH_S)  # the thread now waits for its interval (or failed to)
+        tracker.log_metric("loss", 0.5, step=2)
+    trial.close()
+    assert [m.value for m in client.get_metric_history(tracker.run_id, "loss")] == [0.9, 0.5]
+
+
+class _HungStore(StoreWriter):
+    """A store that does not answer the flusher's send until told to."""
+
+    answer = threading.Event()
+
+    def log_batch(self, run, metrics=(), params=(), tags=()):
+        if metrics and threading.current_thread().name == "mlexp-metric-flush":
+            self.answer.wait()
+        super().log_batch(run, metrics, params, tags)
+
+
+def test_a_fork_waits_for_a_send_in_progress_but_not_for_a_store_that_hangs(store, monkeypatch):
+    monkeypatch.setattr(flushers, "FORK_WAIT_S", 0.2)
+    writer = _HungStore(store.client(), store)
+    trial = Trial.open(writer, writer.experiment_id("exp"), "t", {}, metric_flush_s=FLUSH_S)
+    forked: list[int] = []
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: its copy has no flusher and a free lock, so it can log and send itself
+            ok = tracker._flusher is None and tracker._lock.acquire(blocking=False)
+            os._exit(0 if ok else 1)
+        forked.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+    with trial.component("Training", "train") as tracker:
+        tracker.log_metric("loss", 0.9, step=1)
+        time.sleep(FLUSH_S * 3)  # the flusher's send now hangs
+        thread = threading.Thread(target=fork)
+        thread.start()
+        thread.join(WAIT_S)
+        hung = thread.is_alive()
+        writer.answer.set()
+        assert not hung and forked == [0]
+    trial.close()

@@ -15,13 +15,13 @@ which keeps the trial's row in the MLflow run table complete at half the writes.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mlexp.tracking import flushers
 from mlexp.tracking.digests import file_digest
 from mlexp.tracking.store_writer import (
     MAX_METRICS_PER_BATCH,
@@ -201,7 +201,7 @@ class Tracker:
             self._send_metrics()
         elif self._flusher is None and not self._closed:
             flusher = threading.Thread(target=self._flush_when_due, name="mlexp-metric-flush", daemon=True)
-            _started_flushing(self)
+            flushers.started(self)
             flusher.start()  # it waits for this lock: a Ctrl-C before the next line leaves no thread unjoinable
             self._flusher = flusher
 
@@ -212,14 +212,27 @@ class Tracker:
                 while self._metrics and not self._closed:
                     left = self._sent_at + self.metric_flush_s - time.monotonic()
                     if left > 0:  # a send meanwhile (a full buffer, a step past the interval) moved the time on
-                        self._due.wait(left)
+                        self._due.wait(min(left, threading.TIMEOUT_MAX))  # metric_flush_s=1e10: past time_t
                     else:
                         self._send_metrics()
             except Exception as error:  # the stage's thread raises it: the stage fails as if it had sent them
                 self._flusher_error = error
             finally:
                 self._flusher = None
-                _stopped_flushing(self)
+                flushers.stopped(self)
+
+    def hold_for_fork(self, timeout: float) -> bool:
+        """Wait for a send in progress (mlexp.tracking.flushers, before a fork); whether the lock was taken."""
+        return self._lock.acquire(timeout=timeout)
+
+    def release_after_fork(self) -> None:
+        self._lock.release()
+
+    def reset_in_child(self) -> None:
+        """In a forked child: the flusher thread is the parent's; the child's copy starts its own when it logs."""
+        self._lock = threading.RLock()
+        self._due = threading.Condition(self._lock)
+        self._flusher = None
 
     def _raise_flusher_error(self) -> None:
         error, self._flusher_error = self._flusher_error, None
@@ -239,65 +252,31 @@ class Tracker:
                 self.writer.log_batch(self.run, params=params, tags=tags)
             self._send_metrics()
 
-    def close(self) -> None:
-        """Flush, and stop the flusher thread: nothing of this Tracker reaches the writer after the run ends."""
+    def close(self, *, after_error: bool = False) -> None:
+        """Stop the flusher thread and flush. After the stage's own error (`after_error`), a send the thread could
+        not make is not raised in its place: the stage's error (or Ctrl-C) is the one its run ends with."""
         with self._lock:
             self._closed = True
             self._due.notify_all()
             flusher = self._flusher
         if flusher is not None:
             flusher.join()
+        if after_error:
+            self._flusher_error = None
         self.flush()
 
     def _send_metrics(self) -> None:
         by_run: dict[str, list[MetricRecord]] = {}
         for run, metric in self._metrics:
             by_run.setdefault(run, []).append(metric)
-        self._metrics, self._pending = [], 0
-        for run, metrics in by_run.items():
-            self.writer.log_batch(run, metrics=metrics)
+        waiting, self._metrics, self._pending = self._metrics, [], 0
+        sent: set[str] = set()
+        try:
+            for run, metrics in by_run.items():
+                self.writer.log_batch(run, metrics=metrics)
+                sent.add(run)
+        except BaseException:  # the values not sent wait again: the component's end tries them once more
+            self._metrics = [(run, metric) for run, metric in waiting if run not in sent] + self._metrics
+            self._pending = len(self._metrics)
+            raise
         self._sent_at = time.monotonic()  # after: a send slower than the interval must not make every value a batch
-
-
-# Trackers whose flusher thread runs. A fork (a DataLoader's workers) waits for their sends in progress: the
-# child's copy of the journal's file buffer then holds no record the child could write again, and its locks are free.
-_flushing: set[Tracker] = set()
-_flushing_lock = threading.Lock()  # taken after a Tracker's lock, never before
-_held_over_fork: list[Tracker] = []
-
-
-def _started_flushing(tracker: Tracker) -> None:
-    with _flushing_lock:
-        _flushing.add(tracker)
-
-
-def _stopped_flushing(tracker: Tracker) -> None:
-    with _flushing_lock:
-        _flushing.discard(tracker)
-
-
-def _before_fork() -> None:
-    with _flushing_lock:
-        _held_over_fork[:] = _flushing
-    for tracker in _held_over_fork:
-        tracker._lock.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    for tracker in _held_over_fork:
-        tracker._lock.release()
-    _held_over_fork.clear()
-
-
-def _after_fork_in_child() -> None:
-    global _flushing_lock
-    _flushing_lock = threading.Lock()
-    for tracker in (*_held_over_fork, *_flushing):  # their flusher threads are the parent's: a child's copy that logs
-        tracker._lock = threading.RLock()  # starts its own
-        tracker._due = threading.Condition(tracker._lock)
-        tracker._flusher = None
-    _flushing.clear()
-    _held_over_fork.clear()
-
-
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -134,14 +134,14 @@ class Trial:
         )
         try:
             yield tracker
+            tracker.close()  # inside: a send the flusher thread could not make fails the component like any error
         except BaseException as error:
-            tracker.close()
+            tracker.close(after_error=True)
             self._record_error(run, error)
             self.statuses[stage] = status_after(error)
             self.metrics.update(tracker.latest)
             self.writer.set_status(run, status_after(error))
             raise
-        tracker.close()
         self.tracker.last_metrics.update(tracker.last_metrics)
         self.metrics.update(tracker.latest)
         self.statuses[stage] = FINISHED
@@ -174,7 +174,7 @@ class Trial:
         """
         if self.ended is not None:
             return self.ended
-        self.tracker.close()
+        self.tracker.close(after_error=error is not None)
         if error is not None:
             self._record_error(self.run, error)
             status = status_after(error)

@@ -15,7 +15,7 @@ import pandas as pd
 from mlexp.console import warn
 from mlexp.tasks.anomaly_detection.dialects import quote
 from mlexp.tasks.anomaly_detection.rules import Rule
-from mlexp.tracking.metric_names import metric_name
+from mlexp.tracking.metric_names import data_metric_name
 
 
 @dataclass(frozen=True)
@@ -78,4 +78,4 @@ def warn_missing(found: Sequence[MissingValues]) -> dict[str, int]:
     for values in found:
         if (line := values.warning()) is not None:
             warn(line)
-    return {metric_name("rows_missing_", values.column): values.trips for values in found}
+    return {data_metric_name("rows_missing_", values.column): values.trips for values in found}

@@ -33,7 +33,7 @@ from mlexp.tasks.anomaly_detection.stage_charts import charts_loading, histogram
 from mlexp.tasks.anomaly_detection.stage_rules import open_engine, rules_and_queries
 from mlexp.tracking import Tracker
 from mlexp.tracking.digests import prefetch
-from mlexp.tracking.metric_names import metric_name
+from mlexp.tracking.metric_names import data_metric_name
 
 # detect's count of the trips kept per duration_second value, which the clean stage charts
 KEPT = "kept_durations.csv"
@@ -117,10 +117,10 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     # null, the rows kept; stage_csv warned naming the values): the latter per column where there are any, and
     # their sum over the columns (0: every number read), so that a trial records that it checked
     tracker.log_metrics(
-        {metric_name("rows_unknown_code_", column): sum(found.values()) for column, found in unknown.items()}
+        {data_metric_name("rows_unknown_code_", column): sum(found.values()) for column, found in unknown.items()}
     )
     per_column = {
-        metric_name("rows_unreadable_number_", column): sum(found.values()) for column, found in unreadable.items()
+        data_metric_name("rows_unreadable_number_", column): sum(found.values()) for column, found in unreadable.items()
     }
     per_column = {name: rows for name, rows in per_column.items() if rows}
     tracker.log_metrics({**per_column, "unreadable_numbers": sum(per_column.values())})
