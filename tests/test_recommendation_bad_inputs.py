@@ -164,13 +164,24 @@ def test_a_value_past_the_csv_readers_limit_is_one_line_when_a_message_counts_th
     )
 
 
-def test_a_users_csv_that_is_not_utf8_names_its_line_and_says_personalize_reads_utf8(folder):
+@pytest.mark.parametrize(
+    ("byte", "found"),
+    [
+        (
+            b"\xe4",
+            "found the byte 0xe4: the file is not UTF-8 (Latin-1 or Windows-1252, as Excel saves CSV?); re-save it as "
+            'UTF-8, e.g. `iconv -f cp1252 -t utf-8 in.csv > out.csv`, or in Excel as "CSV UTF-8"',
+        ),
+        # an ASCII file goes to Arrow undecoded, as UTF-8 already; a NUL byte is ASCII too, yet no text file holds one
+        (b"\x00", "found a NUL byte: the file is binary, not a text (CSV) file; point the dataset at the text file"),
+    ],
+    ids=["latin1", "nul"],
+)
+def test_a_users_csv_that_is_not_utf8_text_names_its_line_and_says_personalize_reads_utf8(folder, byte, found):
     file = folder / "users.csv"
-    _edit_line(file, 6, lambda line: line.replace(b"player", b"pl\xe4yer"))
+    _edit_line(file, 6, lambda line: line.replace(b"player", b"pl" + byte + b"yer"))
     assert _refusal(folder) == (
-        f"{file}: line 6: expected UTF-8 text, found the byte 0xe4: the file is not UTF-8 (Latin-1 or Windows-1252, "
-        "as Excel saves CSV?); re-save it as UTF-8, e.g. `iconv -f cp1252 -t utf-8 in.csv > out.csv`, or in Excel as "
-        '"CSV UTF-8" (Personalize imports CSV files as UTF-8 only)'
+        f"{file}: line 6: expected UTF-8 text, {found} (Personalize imports CSV files as UTF-8 only)"
     )
 
 
@@ -256,13 +267,3 @@ def test_the_fast_reader_reads_what_the_strict_one_does_lines_included(tmp_path)
         ["u3", "", "7"],
         ["zoë", "vidéo 🎬", "8"],
     ]
-
-
-def test_a_nul_byte_in_an_otherwise_ascii_csv_is_refused_naming_its_line(folder):
-    # an ASCII file goes to Arrow undecoded, as UTF-8 already; a NUL byte is ASCII too, yet no text file holds one
-    file = folder / "users.csv"
-    _edit_line(file, 6, lambda line: line.replace(b"player", b"pl\x00yer"))
-    assert _refusal(folder) == (
-        f"{file}: line 6: expected UTF-8 text, found a NUL byte: the file is binary, not a text (CSV) file; point "
-        "the dataset at the text file (Personalize imports CSV files as UTF-8 only)"
-    )
