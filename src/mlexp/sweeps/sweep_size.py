@@ -129,10 +129,11 @@ def too_many_choices(written: str, key: str, search: object, *, sweep_file: str 
     if len(numbers) < len(values):
         return ConfigError(f"{problem}; give at most {MAX_CHOICE_VALUES:,} values")
     low, high = min(numbers), max(numbers)
-    if isinstance(search, RangeSweep) and whole and _numbers(search)[2] != 1 and (ends := range_ends(search)):
+    step = _numbers(search)[2] if isinstance(search, RangeSweep) else 1
+    if isinstance(search, RangeSweep) and whole and step != 1 and (ends := range_ends(search)):
         # Optuna samples a whole range it is not told to shuffle with its step, both ends included: the same values
         # (a log scale it does not take with a step: the tag would be dropped unsaid, so it is not offered)
-        fix = as_written(key, f"range({ends[0]}, {ends[1]}, {_numbers(search)[2]})", sweep_file)
+        fix = as_written(key, f"range({ends[0]}, {ends[1]}, {step})", sweep_file)
         return ConfigError(f"{problem}; without shuffle(...) Optuna samples it with its step, unlisted: {fix}")
     if whole:
         interval = f"int(interval({shown_end(low)}, {shown_end(high)}))"

@@ -163,8 +163,7 @@ class Tracker:
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Buffer one value; it reaches MLflow with the next batch, at latest `metric_flush_s` after the last one."""
         with self._lock:
-            if self._flusher_error is not None:
-                self._raise_flusher_error()
+            self._raise_flusher_error()
             self._buffer(name, value, step)
             self._send_when_due()
 
