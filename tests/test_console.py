@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -314,9 +315,19 @@ def test_console_module_is_cheap_to_load():
     assert not loaded & {"mlflow", "optuna", "mxnet", "hydra", "joblib", "tqdm"}
 
 
-def test_ctrl_c_in_a_finaliser_reaches_the_main_code_instead_of_a_printed_traceback(monkeypatch):
+@pytest.fixture
+def sigint_restored():
+    previous = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_in_a_finaliser_reaches_the_main_code_instead_of_a_printed_traceback(monkeypatch, sigint_restored):
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(type(unraisable.exc_value)))
+    # Ctrl-C as from a terminal: a suite started in the background (`make test &`) has SIGINT ignored, and Python
+    # delivers no simulated interrupt to a process that ignores it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     quiet_third_party()
 
     class RaisesWhenCollected:
