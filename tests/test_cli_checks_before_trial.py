@@ -442,9 +442,10 @@ main()
 
 
 def test_a_single_run_checks_its_values_once(tmp_project_with_store):
-    # once before the tracking writer started, and again in the runner
+    # once before the tracking writer started, and again in the runner (its first stage alone: the runner checks the
+    # config before any stage, and the later ones would only load MXNet and train)
     done = subprocess.run(
-        [sys.executable, "-c", _COUNTED, "task=tabular_regression", *TINY],
+        [sys.executable, "-c", _COUNTED, "task=tabular_regression", "stage=prepare", *TINY],
         cwd=tmp_project_with_store,
         env=cli_env(tmp_project_with_store),
         capture_output=True,

@@ -72,13 +72,16 @@ def test_a_trial_composes_its_config_once(tmp_project_with_store: Path) -> None:
     assert (run_dir / "cli.log").exists()
 
 
-def test_a_wrong_key_is_one_line_without_a_trial(tmp_project: Path) -> None:
+def test_a_wrong_key_is_one_line_without_a_trial_from_one_composition(tmp_project: Path) -> None:
     done, calls = counted_run(tmp_project, "task=tabular_regression", "model.epoch=2")
     assert done.returncode == 2
     line = done.stderr.strip()
     assert line.startswith("mlexp: error: model.epoch is not a key of model; did you mean model.epochs?"), line
     assert len(line.splitlines()) == 1
     assert not (tmp_project / "mlflow.db").exists() or not trials_of_any(tmp_project)
+    # the explanation starts from what the run's failed composition composed: it was composed again to read
+    # hydra.mode, and again for the explanation's checks
+    assert calls == ["RunMode.RUN"], f"{len(calls)} compositions: {calls}"
 
 
 def test_a_value_in_place_of_a_section_is_still_refused(tmp_project: Path) -> None:
@@ -90,11 +93,13 @@ def test_a_value_in_place_of_a_section_is_still_refused(tmp_project: Path) -> No
 
 def test_hydra_reports_what_it_cannot_compose_and_the_checks_do_not_explain(tmp_project: Path) -> None:
     # a sweep's values without -m: the checks' one line (exit status 2)
-    done, _ = counted_run(tmp_project, "task=tabular_regression", "model.epochs=1,2")
+    done, calls = counted_run(tmp_project, "task=tabular_regression", "model.epochs=1,2")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "mlexp: error: model.epochs=1,2 gives several values, and a run takes one: to sweep them add -m"
     )
+    # one composition without the swept values reads hydra.mode and serves the checks (were three)
+    assert calls == ["RunMode.RUN"], f"{len(calls)} compositions: {calls}"
     # an option of Hydra's own groups that does not exist: Hydra's own report, as hydra.main prints it (exit status 1)
     done, _ = counted_run(tmp_project, "task=tabular_regression", "hydra/launcher=nope")
     assert done.returncode == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO, TINY, one_line_error, run_cli
+from conftest import REPO, TINY, one_line_error, run_cli, seed_store
 from mlexp.cli_arguments import spelled_out
 from mlexp.config import make_composable
 from mlexp.config.bounds import above, check_bounds
@@ -353,7 +353,7 @@ def test_a_setting_out_of_its_range_is_one_line_before_a_trial_opens(tmp_project
     assert not (tmp_project / "mlflow.db").exists()  # nothing recorded
 
 
-def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project):
+def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_project, empty_store):
     message = one_line_error(tmp_project, "-m", "task=tabular_regression", "model.epochs=0,5")
     assert message == "model.epochs=0,5: model.epochs=0 is out of range: it must be at least 1"
     # joblib's "ValueError: n_jobs == 0 in Parallel has no meaning" traceback, and a FAILED sweep record
@@ -381,7 +381,9 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
         tmp_project, "-m", "task=tabular_regression", "sweep=random", "model.l1_size=tag(log, interval(8,128))"
     )
     assert message.endswith("write 'model.l1_size=tag(log, int(interval(8,128)))'")
-    # Hydra's interval leaves its end out: (0.5, 1) samples splits below 1, which fit
+    # Hydra's interval leaves its end out: (0.5, 1) samples splits below 1, which fit (the job runs in the command's
+    # process: one at a time)
+    seed_store(tmp_project, empty_store)
     config_ok = run_cli(
         tmp_project,
         "-m",
@@ -389,6 +391,7 @@ def test_a_swept_value_out_of_its_range_is_one_line_before_the_sweep_opens(tmp_p
         "sweep=tpe",
         "preprocessing.train_test_split=interval(0.5,1)",
         "sweep.max_jobs=1",
+        "sweep.max_parallel_jobs=1",
         *TINY,
     )
     assert "1/1 jobs finished" in config_ok.stdout
@@ -693,21 +696,36 @@ def test_looking_for_question_marks_resolves_nothing():
         check_given(OmegaConf.create({"model": {"sizes": [1, "???"], "name": "${hydra:job.name}"}}))
 
 
-@pytest.mark.parametrize(
-    ("search", "offered"),
-    [
-        # the example started at -100: following it met "model.l1_size=-100 is out of range: it must be at least 1"
-        ("model.l1_size=int(interval(-inf, 8))", "model.l1_size=int(interval(1, 8))"),
-        # an end outside the key's range too: the example was the backwards interval(1, -5)
-        ("model.l1_size=int(interval(-inf, -5))", "model.l1_size=int(interval(1, 100))"),
-        ("tracking.metric_buffer=int(interval(-inf, inf))", "tracking.metric_buffer=int(interval(1, 100))"),
-        # and ended at 10000000000, past the seeds NumPy takes
-        ("seed=int(interval(2000000000, inf))", "seed=int(interval(2000000000, 2147483647))"),
-    ],
-)
-def test_the_finite_range_offered_for_an_endless_integer_search_is_one_the_sweep_runs(tmp_project, search, offered):
+# a search without a finite end, and the finite range its refusal offers instead
+ENDLESS_SEARCHES = {
+    # the example started at -100: following it met "model.l1_size=-100 is out of range: it must be at least 1"
+    "model.l1_size=int(interval(-inf, 8))": "model.l1_size=int(interval(1, 8))",
+    # an end outside the key's range too: the example was the backwards interval(1, -5)
+    "model.l1_size=int(interval(-inf, -5))": "model.l1_size=int(interval(1, 100))",
+    "tracking.metric_buffer=int(interval(-inf, inf))": "tracking.metric_buffer=int(interval(1, 100))",
+    # and ended at 10000000000, past the seeds NumPy takes
+    "seed=int(interval(2000000000, inf))": "seed=int(interval(2000000000, 2147483647))",
+}
+
+
+def test_the_finite_ranges_offered_for_endless_integer_searches_are_ones_the_sweep_runs(tmp_project, empty_store):
     sweep = ("-m", "task=tabular_regression", "sweep=random", "sweep.max_jobs=1")
-    message = one_line_error(tmp_project, *sweep, search)
-    assert message.endswith(f", e.g. '{offered}'"), message
-    done = run_cli(tmp_project, *sweep, *TINY, offered)
-    assert "1/1 jobs finished" in done.stdout
+    for search, offered in ENDLESS_SEARCHES.items():
+        message = one_line_error(tmp_project, *sweep, search)
+        assert message.endswith(f", e.g. '{offered}'"), message
+    # the offered ranges of different keys searched together, one sweep per range of model.l1_size: a range the sweep
+    # cannot run fails its one job; the job runs in the command's process (one at a time), sampled and trained as a
+    # worker's would be
+    runs = (
+        (
+            "model.l1_size=int(interval(1, 8))",
+            "tracking.metric_buffer=int(interval(1, 100))",
+            "seed=int(interval(2000000000, 2147483647))",
+        ),
+        ("model.l1_size=int(interval(1, 100))",),
+    )
+    assert sorted(offered for run in runs for offered in run) == sorted(ENDLESS_SEARCHES.values())
+    seed_store(tmp_project, empty_store)
+    for offered in runs:
+        done = run_cli(tmp_project, *sweep, "sweep.max_parallel_jobs=1", *TINY, *offered)
+        assert "1/1 jobs finished" in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import math
@@ -330,7 +331,8 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
     """`mlexp <overrides>` as hydra.main runs it, composing the config once; False if hydra.main must run it.
 
     hydra.main composes twice for one run: once to read hydra.mode (Hydra.get_mode), once to run. Here the run's
-    composition gives the mode too, and the override keys are checked in it (their one-line errors, exit status 2).
+    composition gives the mode too, and the override keys are checked in it (their one-line errors, exit status 2); a
+    composition that fails is explained from what it composed before the values (mlexp.config.composition_attempt).
     The rest is Hydra.run's: callbacks, run_job (run folder, logging, .hydra/), Hydra's error report.
     """
     from hydra import version
@@ -341,6 +343,7 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
     from hydra.core.utils import run_job
     from hydra.types import HydraContext
 
+    from mlexp.config.composition_attempt import CompositionAttempt
     from mlexp.config.overrides import check_keys_in
 
     version.setbase("1.3")
@@ -351,13 +354,14 @@ def _run_single(conf_dir: Path, overrides: list[str]) -> bool:
         def composed() -> DictConfig:
             return app.compose_config("config", overrides, run_mode=RunMode.RUN, with_log_configuration=True)
 
-        try:
-            cfg = composed()
-        except Exception:
-            # a wrong key or value: the checks' one line (they compose the group choices alone); else hydra.main, as
-            # before: its own report, or a sweep when hydra.mode=MULTIRUN comes with sweep values
-            sweep_from_conf = app.get_mode("config", overrides) == RunMode.MULTIRUN
-            multirun.exit_if_explained(conf_dir, overrides, sweep_values=sweep_from_conf)
+        cfg, attempt, swept = None, CompositionAttempt(overrides), multirun.sweep_lines(overrides)
+        if not swept:  # a sweep's values fail a run's composition before it composes anything
+            with contextlib.suppress(Exception), attempt.watching():
+                cfg = composed()
+        if cfg is None:
+            # a wrong key or value: the checks' one line, from what the failed composition learned; else hydra.main,
+            # as before: its own report, or a sweep when hydra.mode=MULTIRUN comes with sweep values
+            multirun.exit_if_run_explained(app, conf_dir, overrides, attempt, swept)
             return False
         try:
             check_keys_in(cfg, conf_dir, overrides)

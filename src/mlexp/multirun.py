@@ -15,11 +15,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from mlexp.errors import MlexpError
+
+if TYPE_CHECKING:
+    from hydra._internal.hydra import Hydra
+
+    from mlexp.config.composition_attempt import CompositionAttempt
 
 MULTIRUN_MODE = "hydra.mode=MULTIRUN"  # what hydra.main adds to a -m command's overrides when conf/ sets no mode
 
@@ -31,18 +36,58 @@ def runs_here(argv: list[str], overrides: list[str]) -> bool:
     return flags in (["-m"], ["--multirun"]) and not any(o.lstrip("+~").startswith("hydra.mode=") for o in overrides)
 
 
-def exit_if_explained(conf_dir: Path, overrides: list[str], *, sweep_values: bool) -> None:
-    """After a composition failed: its one-line explanation and exit status 2, if the checks have one."""
+def exit_if_explained(
+    conf_dir: Path, overrides: list[str], *, sweep_values: bool, attempt: CompositionAttempt | None = None
+) -> None:
+    """After a composition failed: its one-line explanation and exit status 2, if the checks have one; `attempt`, the
+    failed RUN-mode composition, spares them composing its group choices again."""
     from hydra.core.global_hydra import GlobalHydra
 
     from mlexp.config.failed_composition import explain_failed_composition
 
     GlobalHydra.instance().clear()  # the checks compose through Hydra's compose API, which starts Hydra anew
     try:
-        explain_failed_composition(conf_dir, overrides, sweep_values=sweep_values)
+        explain_failed_composition(conf_dir, overrides, sweep_values=sweep_values, attempt=attempt)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def sweep_lines(overrides: list[str]) -> set[str]:
+    """The overrides that give a sweep's values (`model.l1_size=8,16`, `model=a,b`, `seed=range(3)`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return {str(override.input_line) for override in parsed if override.is_sweep_override()}
+
+
+def exit_if_run_explained(
+    app: Hydra, conf_dir: Path, overrides: list[str], attempt: CompositionAttempt, swept: set[str]
+) -> None:
+    """After one run's composition failed (`attempt`; not tried with a sweep's values, `swept`, which Hydra refuses in
+    a run before composing anything): its one-line explanation and exit status 2, if the checks have one.
+
+    Whether the config asks for a sweep (hydra.mode=MULTIRUN, from conf/ or the command) changes the explanation only
+    when the command gives a sweep's values. hydra.main reads it in a composition of its own that skips them
+    (Hydra.get_mode); here a run's composition without them reads it, and the checks start from it.
+    """
+    from hydra.types import RunMode
+
+    from mlexp.config.composition_attempt import CompositionAttempt
+
+    sweep = False
+    if swept:
+        attempt = CompositionAttempt([line for line in overrides if line not in swept])
+        try:
+            with attempt.watching():
+                cfg = app.compose_config("config", attempt.overrides, run_mode=RunMode.RUN)
+            sweep = cfg.hydra.mode == RunMode.MULTIRUN
+        except Exception:
+            # a value that does not apply fails Hydra's reading too (no mode); what failed before the values may not,
+            # as Hydra's reading skips a missing default: its own reading then
+            if attempt.before_values is None:
+                sweep = app.get_mode("config", overrides) == RunMode.MULTIRUN
+    exit_if_explained(conf_dir, overrides, sweep_values=sweep, attempt=attempt)
 
 
 def run_multirun(conf_dir: Path, overrides: list[str], task_function: Callable[[DictConfig], Any]) -> None:

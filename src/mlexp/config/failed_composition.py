@@ -14,6 +14,7 @@ from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from mlexp.config.composition_attempt import CompositionAttempt
 from mlexp.config.group_options import check_group_options, config_groups
 from mlexp.config.known_keys import check_key, check_named
 from mlexp.config.value_checks import check_value, error_applying
@@ -25,19 +26,33 @@ _ABSENT = object()
 def compose_or_explain(conf_dir: Path, overrides: list[str], *, sweep_values: bool) -> DictConfig:
     """conf/ composed with `overrides`; one that fails raises its one-line ConfigError when the checks explain it
     (explain_failed_composition), else Hydra's own exception."""
+    attempt = CompositionAttempt(overrides)
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"), attempt.watching():
             return compose("config", overrides=overrides)
     except HydraException:
-        explain_failed_composition(conf_dir, overrides, sweep_values=sweep_values)
+        explain_failed_composition(conf_dir, overrides, sweep_values=sweep_values, attempt=attempt)
         raise
 
 
-def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_values: bool) -> None:
+def _composed(conf_dir: Path, overrides: list[str], attempt: CompositionAttempt | None) -> DictConfig:
+    """conf/ composed with `overrides` as Hydra's compose API does: from the failed composition's `attempt` when they
+    choose what it chose."""
+    cfg = attempt.composed(overrides) if attempt is not None else None
+    if cfg is not None:
+        return cfg
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def explain_failed_composition(
+    conf_dir: Path, overrides: list[str], *, sweep_values: bool, attempt: CompositionAttempt | None = None
+) -> None:
     """Why a run's composition failed, in one line: a group option or key that does not exist, a value its key cannot
     take (`model.epochs=abc`), an override Hydra cannot apply (`+model.epochs=3` to a key that exists), or with
     `sweep_values` False several values without -m. Hydra's own report is a block that ends in advice about stack
-    traces; what none of these explains is left to it. The group choices are composed once, for all the checks."""
+    traces; what none of these explains is left to it. The group choices are composed once, for all the checks, or
+    taken from the failed composition's `attempt` when it composed them."""
     choices, keys = check_group_options(conf_dir, overrides)
     parsed = OverridesParser.create().parse_overrides(overrides)
     groups = config_groups(conf_dir)
@@ -50,8 +65,7 @@ def explain_failed_composition(conf_dir: Path, overrides: list[str], *, sweep_va
             if o not in plain and not o.is_sweep_override()
         ]
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg: DictConfig | None = compose("config", overrides=choices)
+        cfg: DictConfig | None = _composed(conf_dir, choices, attempt)
     except HydraException:
         cfg = None  # Hydra reports what it cannot compose itself (a swept group choice is said below)
     if cfg is not None:
