@@ -3,11 +3,13 @@ its parameter, and a sweep file with a report of its own names that report's com
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import TEXT_TINY, run_cli, store_client, trials_of
+from conftest import REPO, TEXT_TINY, TrialView, run_cli, seed_store, store_client, trials_of
 
 CHURN_TINY = ("dataset.n_rows=600", "model.num_round=20", "model.incentives.budget_curve=[]")
 RECOMMENDATION_TINY = (
@@ -16,6 +18,10 @@ RECOMMENDATION_TINY = (
     "dataset.n_interactions=10000",
     "model.metadata_hybrid.epochs=1",
 )
+# the sweep files' trials run one at a time here: the closing table is what is checked, and each parallel worker
+# imports the task's libraries again (test_sweeps.py runs a parallel sweep)
+ONE_AT_A_TIME = "sweep.max_parallel_jobs=1"
+SweepRun = tuple[Path, subprocess.CompletedProcess]  # the project, and the sweep's command as it ended
 
 
 def table_rows(stdout: str) -> tuple[list[str], list[list[str]]]:
@@ -30,12 +36,28 @@ def table_rows(stdout: str) -> tuple[list[str], list[list[str]]]:
     return lines[start].split(), body
 
 
-def test_a_sweep_over_the_churn_cutoff_shows_what_the_cutoff_changes(tmp_project: Path) -> None:
+@pytest.fixture(scope="module")
+def cutoff_sweep(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> SweepRun:
+    """A churn sweep over the decision threshold, read by the tests below (none changes it). The threshold changes no
+    classifier setting, so every trial has the same val_auc, the task's usual objective: a tied best. The lowest value
+    is not the first job, so the tie's order is the table's, not the launch's."""
+    project = tmp_path_factory.mktemp("cutoff") / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    seed_store(project, empty_store)
+    done = run_cli(project, "-m", "task=churn_incentives", "model.decision_threshold=0.7,0.2,0.5", *CHURN_TINY)
+    return project, done
+
+
+def _by_threshold(project: Path) -> dict[str, TrialView]:
+    return {t.params["model.decision_threshold"]: t for t in trials_of(project, "churn_incentives")}
+
+
+def test_a_sweep_over_the_churn_cutoff_shows_what_the_cutoff_changes(cutoff_sweep: SweepRun) -> None:
     # accuracy, precision and recall are scored at model.decision_threshold; the table showed only figures the cutoff
     # does not change, alike in every row
-    done = run_cli(tmp_project, "-m", "task=churn_incentives", "model.decision_threshold=0.2,0.7", *CHURN_TINY)
-    trials = trials_of(tmp_project, "churn_incentives")
-    assert len({t.metrics["recall"] for t in trials}) == 2
+    project, done = cutoff_sweep
+    trials = _by_threshold(project)
+    assert len({trials["0.2"].metrics["recall"], trials["0.7"].metrics["recall"]}) == 2
     header = next(line for line in done.stdout.splitlines() if "model.decision_threshold" in line and "trial" in line)
     assert header.split()[header.split().index("auc") :][:4] == ["auc", "accuracy", "precision", "recall"]
 
@@ -57,22 +79,17 @@ def test_a_swept_config_group_is_a_column_of_the_table(tmp_project: Path) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("tmp_project_with_store")
-def test_a_best_value_shared_by_several_trials_is_said_and_tagged(tmp_project: Path) -> None:
-    # the budget changes no classifier setting: all three trials have the same val_auc, the task's usual objective
-    done = run_cli(
-        tmp_project, "-m", "task=churn_incentives", "model.incentives.budget_fraction=0.05,0.0025,0.01", *CHURN_TINY
-    )
-    trials = trials_of(tmp_project, "churn_incentives")
-    assert len({t.metrics["val_auc"] for t in trials}) == 1
-    best = [t for t in trials if t.tags.get("mlexp.best_in_sweep") == "true"]
-    assert len(best) == 1 and best[0].params["model.incentives.budget_fraction"] == "0.0025"  # the table's first
-    by_budget = sorted(trials, key=lambda t: float(t.params["model.incentives.budget_fraction"]))
-    others = [t.name for t in by_budget[1:]]  # in the table's order
+def test_a_best_value_shared_by_several_trials_is_said_and_tagged(cutoff_sweep: SweepRun) -> None:
+    project, done = cutoff_sweep
+    trials = _by_threshold(project)
+    assert len({t.metrics["val_auc"] for t in trials.values()}) == 1
+    best = [t for t in trials.values() if t.tags.get("mlexp.best_in_sweep") == "true"]
+    assert len(best) == 1 and best[0].params["model.decision_threshold"] == "0.2"  # the table's first
+    others = [trials[value].name for value in ("0.5", "0.7")]  # in the table's order
     assert f"best trial: {best[0].name} ({best[0].run_id})" in done.stdout
     assert f"  tied with 2 other trials at that value: {', '.join(others)}" in done.stdout
     assert f"the objective cannot choose between them: {best[0].name} is marked best" in done.stdout
-    sweep = store_client(tmp_project).get_run(best[0].tags["mlexp.sweep_id"])
+    sweep = store_client(project).get_run(best[0].tags["mlexp.sweep_id"])
     assert sweep.data.tags["mlexp.best_trial"] == best[0].run_id and sweep.data.tags["mlexp.best_trial_ties"] == "2"
 
 
@@ -80,7 +97,9 @@ def test_a_best_value_shared_by_several_trials_is_said_and_tagged(tmp_project: P
 @pytest.mark.usefixtures("tmp_project_with_store")
 def test_a_report_sweep_lists_its_trials_by_the_figure_then_by_its_parameter(tmp_project: Path) -> None:
     budgets = "model.incentives.budget_fraction=0.0025,0.05,0.01"
-    done = run_cli(tmp_project, "-m", "task=churn_incentives", "sweep=churn_budget", budgets, *CHURN_TINY)
+    done = run_cli(
+        tmp_project, "-m", "task=churn_incentives", "sweep=churn_budget", ONE_AT_A_TIME, budgets, *CHURN_TINY
+    )
     header, rows = table_rows(done.stdout)
     budget, profit = header.index("model.incentives.budget_fraction"), header.index("profit_optimal")
     # profit_optimal never falls as the budget grows; where it is flat the budget orders the rows
@@ -97,6 +116,7 @@ def test_a_sweep_with_a_report_of_its_own_names_its_command(tmp_project: Path) -
         "-m",
         "task=recommendation",
         "sweep=recommendation_metadata",
+        ONE_AT_A_TIME,
         "features=interactions_only,signal_users",
         "seed=1",
         *RECOMMENDATION_TINY,

@@ -77,6 +77,13 @@ def _sweep(project: Path, *overrides: str, env: dict[str, str] | None = None) ->
     return start_cli(project, "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides, env=env)
 
 
+def _search_ending_with_exit_1(project: Path, *overrides: str) -> tuple[str, str]:
+    """The stdout and stderr of an Optuna search run to its end (forked: it is not signalled); it must exit 1."""
+    done = run_cli(project, "-m", "task=tabular_regression", "dataset.n_rows=300", *overrides, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    return done.stdout, done.stderr
+
+
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_a_worker_killed_mid_trial_costs_its_own_trial_only(tmp_project):
     _add_job_configs(tmp_project)
@@ -129,12 +136,9 @@ def test_a_worker_killed_mid_trial_costs_its_own_trial_only(tmp_project):
 def test_an_optuna_sweep_goes_on_past_a_job_that_raises(tmp_project):
     # Optuna's sweeper stopped at a failed job (and crashed telling Optuna a NaN objective)
     _add_job_configs(tmp_project)
-    sweep = _sweep(
+    out, err = _search_ending_with_exit_1(
         tmp_project, "sweep=random", "sweep.max_jobs=3", "sweep.max_parallel_jobs=1", "+crashcase=choice(raises,queued)"
     )
-    out, err = sweep.communicate(timeout=600)
-
-    assert sweep.returncode == 1, out + err
     outcomes = re.findall(r"^  job (\d+): (\w+)", err, re.MULTILINE)
     assert outcomes and all(error == "OSError" for _, error in outcomes), err
     assert int(outcomes[0][0]) < 2, "no job ran after the failed one (the sampler's seed picks the jobs)"
@@ -165,12 +169,9 @@ def test_sweeps_run_mlexps_launcher_and_sweeper_whatever_order_hydra_scans_plugi
 def test_an_optuna_search_whose_every_trial_fails_ends_with_the_sweep_summary(tmp_project_with_store):
     tmp_project = tmp_project_with_store
     _add_job_configs(tmp_project)
-    sweep = _sweep(
+    out, err = _search_ending_with_exit_1(
         tmp_project, "sweep=random", "sweep.max_jobs=2", "sweep.max_parallel_jobs=1", "+crashcase=raises", LR
     )
-    out, err = sweep.communicate(timeout=600)
-
-    assert sweep.returncode == 1, out + err
     assert "No trials are completed yet" not in err and "the search ended with no trial completed" in err
     assert "0/2 jobs finished" in out and "no trial of sweep" in out  # every one of max_jobs ran
     assert "2 job(s) of sweep" in err
@@ -179,7 +180,7 @@ def test_an_optuna_search_whose_every_trial_fails_ends_with_the_sweep_summary(tm
 def test_max_failure_rate_0_stops_an_optuna_search_with_the_sweep_summary(tmp_project_with_store):
     tmp_project = tmp_project_with_store
     _add_job_configs(tmp_project)
-    sweep = _sweep(
+    out, err = _search_ending_with_exit_1(
         tmp_project,
         "sweep=random",
         "sweep.max_jobs=3",
@@ -188,9 +189,6 @@ def test_max_failure_rate_0_stops_an_optuna_search_with_the_sweep_summary(tmp_pr
         LR,
         "hydra.sweeper.max_failure_rate=0",
     )
-    out, err = sweep.communicate(timeout=600)
-
-    assert sweep.returncode == 1, out + err
     assert "JobFailed" not in err and "the search stopped" in err
     assert "0/1 jobs finished" in out and "1 job(s) of sweep" in err  # stopped after its first failed batch
 
@@ -223,24 +221,42 @@ def test_a_parallel_search_tells_optuna_each_result_of_its_own_trial(tmp_project
     assert results["best_params"] == {"model.epochs": int(best.params["model.epochs"])}
 
 
-# loaded first in every Python process of the sweep: a worker dies (SIGKILL) as a job opens its start marker to
-# write it, so no job is ever seen started and each broken pool is one with no job's worker seen dead
-DIES_BEFORE_ITS_MARKER = f"""
+DEATH_ENV = "MLEXP_TESTS_WORKER_DEATH"
+# loaded first in every Python process of a sweep below (the folder is put on PYTHONPATH); the death the test names
+# in DEATH_ENV, read as each process starts: one folder serves both tests, whose commands then share one tracking
+# writer (PYTHONPATH is part of a writer's key)
+WORKER_DEATHS = f"""
 import os, signal, sys
+
 def _die_before_the_marker(event, args):
+    # as a job opens its start marker to write it: no job is ever seen started, and each broken pool is one with no
+    # job's worker seen dead
     if event == "open" and "{STARTED_DIR}" in str(args[0]) and "w" in str(args[1]):
         os.kill(os.getpid(), signal.SIGKILL)
-sys.addaudithook(_die_before_the_marker)
+
+def _die_saving_the_model_of_job_1(event, args):
+    # as job 1 saves its trained model, with its trial open
+    if event == "open" and str(args[0]).endswith(os.path.join(os.sep + "1", "models", "model.json")):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+_DEATHS = {{"before_its_marker": _die_before_the_marker, "job_1_after_training": _die_saving_the_model_of_job_1}}
+if os.environ.get("{DEATH_ENV}") in _DEATHS:
+    sys.addaudithook(_DEATHS[os.environ["{DEATH_ENV}"]])
 """
 
 
-def _two_job_grid_whose_processes_load(hook: str, project: Path, folder: Path, epochs: str) -> tuple[str, str]:
-    """A parallel grid over model.epochs whose every Python process loads `hook` first; ends with exit 1."""
-    killer = folder / "killer"
-    killer.mkdir()
-    (killer / "sitecustomize.py").write_text(hook)
-    env = cli_env(project)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(killer), env.get("PYTHONPATH")]))
+@pytest.fixture(scope="module")
+def worker_deaths(tmp_path_factory) -> Path:
+    """A folder whose sitecustomize.py kills (SIGKILL) a worker as DEATH_ENV asks."""
+    folder = tmp_path_factory.mktemp("worker-deaths")
+    (folder / "sitecustomize.py").write_text(WORKER_DEATHS)
+    return folder
+
+
+def _two_job_grid_whose_workers_die(death: str, project: Path, deaths: Path, epochs: str) -> tuple[str, str]:
+    """A parallel grid over model.epochs whose every Python process loads the hook `death` first; ends with exit 1."""
+    env = cli_env(project) | {DEATH_ENV: death}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(deaths), env.get("PYTHONPATH")]))
     sweep = _sweep(project, "sweep=grid", "sweep.max_parallel_jobs=2", f"model.epochs={epochs}", env=env)
     try:
         out, err = sweep.communicate(timeout=300)  # a pool that broke for ever would not end
@@ -252,8 +268,8 @@ def _two_job_grid_whose_processes_load(hook: str, project: Path, folder: Path, e
 
 
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
-def test_a_pool_that_keeps_breaking_before_any_job_starts_lists_the_jobs_not_run(tmp_project, tmp_path):
-    out, err = _two_job_grid_whose_processes_load(DIES_BEFORE_ITS_MARKER, tmp_project, tmp_path, "2,3,4")
+def test_a_pool_that_keeps_breaking_before_any_job_starts_lists_the_jobs_not_run(tmp_project, worker_deaths):
+    out, err = _two_job_grid_whose_workers_die("before_its_marker", tmp_project, worker_deaths, "2,3,4")
     # README: "(3 times)"; the breaks before the last say what runs again, the last that the sweep stops
     assert err.count("mlexp: a worker process died; running the sweep's 3 unfinished job(s) again") == 2, err
     assert (
@@ -296,22 +312,11 @@ def test_a_pool_given_up_on_names_the_jobs_that_had_started_as_counted_killed_no
     )
 
 
-# loaded first in every Python process of the sweep: job 1's worker dies (SIGKILL) as the job saves its trained model,
-# with its trial open
-KILLS_JOB_1_AFTER_TRAINING = """
-import os, signal, sys
-def _die_saving_the_model_of_job_1(event, args):
-    if event == "open" and str(args[0]).endswith(os.path.join(os.sep + "1", "models", "model.json")):
-        os.kill(os.getpid(), signal.SIGKILL)
-sys.addaudithook(_die_saving_the_model_of_job_1)
-"""
-
-
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
-def test_the_command_printed_for_a_killed_job_runs_that_trial_alone(tmp_project, tmp_path):
+def test_the_command_printed_for_a_killed_job_runs_that_trial_alone(tmp_project, worker_deaths):
     # it carried the sweep's own settings (sweep=grid sweep.max_parallel_jobs=2): the trial ran, with a warning that
     # offered `mlexp -m ...` to run it, which would have run the whole sweep again
-    _, err = _two_job_grid_whose_processes_load(KILLS_JOB_1_AFTER_TRAINING, tmp_project, tmp_path, "2,3")
+    _, err = _two_job_grid_whose_workers_die("job_1_after_training", tmp_project, worker_deaths, "2,3")
     [rerun] = re.findall(r"^mlexp: job 1: trial \S+ was killed: .*; run it again with: (.*)$", err, re.MULTILINE)
     [killed] = [t for t in trials_of(tmp_project) if t.status == "KILLED"]
 
