@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +19,13 @@ from mlexp import tasks
 from mlexp.config import params
 from mlexp.config.bounds import at_least
 from mlexp.errors import ConfigError
+from mlexp.experiment_analytics import analytics
+from test_reused_stages import by_start, metrics_of
+
+NOT_RECORDED = (
+    "kept by DVC; no trial component in this store recorded the outputs dvc.lock records for it (made before "
+    "tracking, or the store was reset)"
+)
 
 
 def test_params_yaml_is_in_sync_with_conf():
@@ -176,7 +182,8 @@ def repo_copy(tmp_path: Path, empty_store: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
+def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing_and_later_runs_link_the_stages_dvc_kept(repo_copy):
+    # one pipeline run for all of it: each `dvc exp run` costs seconds of DVC's own, each stage an interpreter
     pipeline = "pipelines/tabular_regression/dvc.yaml"  # each task's tests cover its own pipeline
     first = dvc(repo_copy, "repro", pipeline)
     for stage in ("abalone_raw", "prepare", "train", "evaluate"):
@@ -202,25 +209,42 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     network.write_text(original)
     assert yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout) == {}
 
-    # the last stage re-run alone keeps the headline metrics of the stages DVC kept (train's final_train_loss)
+    # a changed model parameter reruns train and evaluate only, as a new trial, which links the kept pre-processing
+    # to the component that made its outputs, with that component's metrics, so it compares with full trials
+    dvc(repo_copy, "exp", "run", "-S", "tabular_regression.model.l1_size=4", pipeline)
+    full, partial = by_start(repo_copy, "tabular_regression")
+    assert full.run_id == trial.run_id
+    assert partial.params["model.l1_size"] == "4"
+    assert partial.component_names == {"Training", "Evaluation"}  # evaluate continued the trial train opened
+    assert partial.params["dataset.path"] == "data/raw/abalone.data"
+    assert partial.tags["mlexp.shared_component.prepare"] == full.components["Pre-processing"]
+    assert partial.tags["mlexp.reused.prepare"].startswith("kept by DVC: the outputs of Pre-processing")
+    kept = metrics_of(repo_copy, full.components["Pre-processing"])
+    assert {"rows_train", "rows_test"} <= set(kept)
+    assert {name: partial.metrics[name] for name in kept} == pytest.approx(kept)
+    assert partial.metrics["test_msle"] > 0
+    assert partial.metrics["test_msle"] != pytest.approx(full.metrics["test_msle"])  # its own, not copied
+    # as SageMaker's ExperimentAnalytics lists a shared component: once, with every trial that uses it
+    frame = analytics("tabular_regression", components=True, tracking_uri=f"sqlite:///{repo_copy / 'mlflow.db'}")
+    [trials] = frame.loc[frame["DisplayName"] == "Pre-processing", "Trials"].tolist()
+    assert sorted(trials) == sorted([full.name, partial.name])
+
+    # the last stage re-run alone: the two stages before it are kept, made by two different trials, and the metrics
+    # file keeps the headline metric of the stage DVC kept (train's final_train_loss)
     dvc(repo_copy, "repro", "--force", "--single-item", f"{pipeline}:evaluate")
+    alone = by_start(repo_copy, "tabular_regression")[-1]
+    assert alone.component_names == {"Evaluation"}
+    assert alone.tags["mlexp.shared_component.prepare"] == full.components["Pre-processing"]
+    assert alone.tags["mlexp.shared_component.train"] == partial.components["Training"]
+    assert alone.metrics["final_train_loss"] == pytest.approx(partial.metrics["final_train_loss"])
     metrics = json.loads((repo_copy / "reports" / "tabular_regression" / "metrics.json").read_text())
     assert set(metrics) == {"test_msle", "test_mae", "final_train_loss"}
-    assert metrics["final_train_loss"] == pytest.approx(trial.metrics["final_train_loss"])
+    assert metrics["final_train_loss"] == pytest.approx(partial.metrics["final_train_loss"])
 
     # a plain run with overrides writes only its own run folder: DVC's outputs stay as recorded
     run_cli(repo_copy, "task=tabular_regression", *TINY, "model.l1_size=4", "preprocessing.train_test_split=0.7")
     assert yaml.safe_load(dvc(repo_copy, "status", "--json", pipeline).stdout) == {}
-    assert len(trials_of(repo_copy)) == 3
-
-    # a changed model parameter reruns train and evaluate only, as a new trial
-    dvc(repo_copy, "exp", "run", "-S", "tabular_regression.model.l1_size=4", pipeline)
-    trials = trials_of(repo_copy)
-    assert len(trials) == 4
-    newest = max(trials, key=lambda t: store_client(repo_copy).get_run(t.run_id).info.start_time)
-    assert newest.params["model.l1_size"] == "4"
-    assert newest.component_names == {"Training", "Evaluation"}
-    assert store_client(repo_copy).get_run(newest.run_id).data.metrics["test_msle"] > 0
+    assert len(trials_of(repo_copy)) == 4
 
     # an experiment in a temporary copy (`--temp`, as queued ones run) records into the workspace's store, which
     # outlives the copy, and links the stages DVC kept to their components there; an exported $MLEXP_ROOT naming
@@ -236,19 +260,31 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing(repo_copy):
     [copied] = [t for t in trials_of(repo_copy) if t.params["model.l1_size"] == "5"]
     assert copied.status == "FINISHED" and copied.component_names == {"Training", "Evaluation"}
     assert copied.tags["mlexp.shared_component.prepare"] == trial.components["Pre-processing"]
-    # a queued one runs the same way, in DVC's queue worker
+
+    # a queued one runs the same way, in DVC's queue worker, as the README starts it (`dvc queue start` returns and
+    # the worker goes on); the records of the kept pre-processing are gone from the store first (its outputs stay):
+    # the stage is named as kept, and nothing is made up for it
+    client = store_client(repo_copy)
+    for run_id in [*full.components.values(), full.run_id]:
+        client.delete_run(run_id)
     dvc(repo_copy, "exp", "run", "--queue", "-n", "queued", "-S", "tabular_regression.model.l1_size=6", pipeline)
     dvc(repo_copy, "queue", "start")
     try:
         deadline = time.monotonic() + 300
-        while re.search(r"\b(Queued|Running)\b", dvc(repo_copy, "queue", "status").stdout):
+        # the store is read (milliseconds), not `dvc queue status` (a DVC start-up per look)
+        while not [t for t in trials_of(repo_copy) if t.params.get("model.l1_size") == "6" and t.status != "RUNNING"]:
             assert time.monotonic() < deadline, dvc(repo_copy, "queue", "logs", "queued", check=False).stdout
-            time.sleep(2)
+            time.sleep(1)
     finally:
         dvc(repo_copy, "queue", "stop", check=False)
     [queued] = [t for t in trials_of(repo_copy) if t.params["model.l1_size"] == "6"]
     assert queued.status == "FINISHED", dvc(repo_copy, "queue", "logs", "queued", check=False).stdout
     assert not list((repo_copy / ".dvc" / "tmp" / "exps").glob("**/mlflow.db"))
+    assert queued.component_names == {"Training", "Evaluation"}
+    assert "mlexp.shared_component.prepare" not in queued.tags
+    assert queued.tags["mlexp.reused.prepare"] == NOT_RECORDED
+    assert not {"rows_train", "rows_test"} & set(queued.metrics)
+    assert queued.params["dataset.path"] == "data/raw/abalone.data"
 
 
 def test_a_params_file_value_out_of_range_is_refused_unless_the_command_line_replaces_it(tmp_path):

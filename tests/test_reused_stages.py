@@ -1,35 +1,19 @@
 """A partial `dvc repro` reuses the stages DVC kept: its trial links each to the component that made its outputs,
 with that component's metrics, so it compares with full trials; a source the store does not hold is said, not made up.
-(The churn pipeline's stages kept after the one that ran: test_churn_incentives_reused_stages.py.)"""
+(The tabular pipeline's partial runs follow its full run in test_params_and_dvc.py, which pays for one pipeline run;
+the churn pipeline's stages kept after the one that ran: test_churn_incentives_reused_stages.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import seed_store, store_client, trials_of
-from dvc_copy import copy_project, dvc
 from mlexp import tasks
-from mlexp.experiment_analytics import analytics
 from mlexp.kept_stages import Pipeline
 from mlexp.tracking.producers import agrees
-
-TABULAR = "pipelines/tabular_regression/dvc.yaml"
-SIZES = {"tabular_regression": {"dataset.n_rows": 300, "model.epochs": 2}}  # its three stages: about 12 s
-NOT_RECORDED = (
-    "kept by DVC; no trial component in this store recorded the outputs dvc.lock records for it (made before "
-    "tracking, or the store was reset)"
-)
-
-
-@pytest.fixture
-def repo(tmp_path: Path, empty_store: Path) -> Path:
-    repo = copy_project(tmp_path / "repo", SIZES)
-    seed_store(repo, empty_store)
-    return repo
 
 
 def by_start(repo: Path, experiment: str):
@@ -40,49 +24,6 @@ def by_start(repo: Path, experiment: str):
 
 def metrics_of(repo: Path, run_id: str) -> dict[str, float]:
     return store_client(repo).get_run(run_id).data.metrics
-
-
-@pytest.mark.slow
-def test_a_changed_model_links_the_kept_pre_processing_and_evaluate_alone_links_both_stages_before_it(repo):
-    dvc(repo, "repro", TABULAR)
-    dvc(repo, "exp", "run", "-S", "tabular_regression.model.l1_size=4", TABULAR)
-    full, partial = by_start(repo, "tabular_regression")
-    assert partial.component_names == {"Training", "Evaluation"}  # evaluate continued the trial train opened
-    assert partial.params["dataset.path"] == "data/raw/abalone.data"
-    assert partial.tags["mlexp.shared_component.prepare"] == full.components["Pre-processing"]
-    assert partial.tags["mlexp.reused.prepare"].startswith("kept by DVC: the outputs of Pre-processing")
-    kept = metrics_of(repo, full.components["Pre-processing"])
-    assert {"rows_train", "rows_test"} <= set(kept)
-    assert {name: partial.metrics[name] for name in kept} == pytest.approx(kept)
-    assert partial.metrics["test_msle"] != pytest.approx(full.metrics["test_msle"])  # its own, not copied
-    # as SageMaker's ExperimentAnalytics lists a shared component: once, with every trial that uses it
-    frame = analytics("tabular_regression", components=True, tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    [trials] = frame.loc[frame["DisplayName"] == "Pre-processing", "Trials"].tolist()
-    assert sorted(trials) == sorted([full.name, partial.name])
-
-    # evaluate run again on its own: the two stages before it are kept, made by two different trials
-    dvc(repo, "repro", "--force", "--single-item", f"{TABULAR}:evaluate")
-    alone = by_start(repo, "tabular_regression")[-1]
-    assert alone.component_names == {"Evaluation"}
-    assert alone.tags["mlexp.shared_component.prepare"] == full.components["Pre-processing"]
-    assert alone.tags["mlexp.shared_component.train"] == partial.components["Training"]
-    assert alone.metrics["final_train_loss"] == pytest.approx(partial.metrics["final_train_loss"])
-
-
-@pytest.mark.slow
-def test_kept_stages_whose_components_the_store_lost_are_named_and_nothing_is_invented(repo):
-    dvc(repo, "repro", TABULAR)
-    [full] = trials_of(repo, "tabular_regression")
-    client = store_client(repo)
-    for run_id in [*full.components.values(), full.run_id]:
-        client.delete_run(run_id)  # the outputs stay in the workspace, the records that made them are gone
-    dvc(repo, "exp", "run", "-S", "tabular_regression.model.l1_size=4", TABULAR)
-    [partial] = trials_of(repo, "tabular_regression")
-    assert partial.component_names == {"Training", "Evaluation"}
-    assert "mlexp.shared_component.prepare" not in partial.tags
-    assert partial.tags["mlexp.reused.prepare"] == NOT_RECORDED
-    assert not {"rows_train", "rows_test"} & set(partial.metrics)
-    assert partial.params["dataset.path"] == "data/raw/abalone.data"
 
 
 def _md5(path: Path) -> str:
@@ -136,14 +77,13 @@ def test_a_trials_params_agree_with_the_locked_values_whatever_their_text():
 
 
 def test_the_producer_is_the_component_whose_trial_ran_with_the_locked_params_not_the_first_with_the_digest(
-    tmp_path,
+    tmp_path, empty_store
 ):
-    from mlflow.tracking import MlflowClient
-
     from mlexp.tracking import tags
     from mlexp.tracking.producers import Wanted, read_producers
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    seed_store(tmp_path, empty_store)  # MLflow's schema, made once per test process (its migration: seconds)
+    client = store_client(tmp_path)
     experiment = client.create_experiment("churn", artifact_location=(tmp_path / "artifacts").as_uri())
     made = {}
     for threads, auc in ((1, 0.81), (2, 0.83), (2, 0.99)):  # the third: its component is not FINISHED
