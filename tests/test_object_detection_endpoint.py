@@ -227,7 +227,14 @@ def cli_service(detectors, tmp_path_factory) -> Iterator[tuple[subprocess.Popen,
     command = [sys.executable, "-u", "-m", "mlexp.cli", "task=object_detection", "stage=deploy", "deploy=local"]
     command += ["deploy.source=trial", f"paths.models={detectors['plain']}", "deploy.port=0", "model.score_threshold=0"]
     server = subprocess.Popen(
-        command, cwd=project, env=cli_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=project,
+        env=cli_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a suite started in the background ignores SIGINT and its children inherit that: Ctrl-C must reach the service
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         yield server, project, key
