@@ -44,12 +44,8 @@ def archive_of_folder(folder: Path) -> bytes:
     return data.getvalue()
 
 
-def run_entry(aws: FakeAws, params: dict[str, Any], opt_ml: Path) -> tuple[bytes, dict[str, float]]:
-    """The job's container: the uploaded code archive's entry run in `opt_ml`; (model.tar.gz, metrics printed).
-
-    Each metric the job defines is printed with the value the trial wrote, unless the trial did not measure it (an
-    active-learning metric when that stage is off) or it is not finite: SageMaker's metric parser reads numbers only.
-    """
+def unpack_code(aws: FakeAws, params: dict[str, Any], opt_ml: Path) -> Path:
+    """The job's code channel where its container finds it: the uploaded archive unpacked in `opt_ml`."""
     (code_channel,) = [c for c in params["InputDataConfig"] if c["ChannelName"] == "code"]
     bucket, _, key = code_channel["DataSource"]["S3DataSource"]["S3Uri"].removeprefix("s3://").partition("/")
     code = opt_ml / "input" / "data" / "code"
@@ -57,6 +53,16 @@ def run_entry(aws: FakeAws, params: dict[str, Any], opt_ml: Path) -> tuple[bytes
     body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         tar.extractall(code, filter="data")
+    return code
+
+
+def run_entry(aws: FakeAws, params: dict[str, Any], opt_ml: Path) -> tuple[bytes, dict[str, float]]:
+    """The job's container: the uploaded code archive's entry run in `opt_ml`; (model.tar.gz, metrics printed).
+
+    Each metric the job defines is printed with the value the trial wrote, unless the trial did not measure it (an
+    active-learning metric when that stage is off) or it is not finite: SageMaker's metric parser reads numbers only.
+    """
+    code = unpack_code(aws, params, opt_ml)
     env = container_env(code, opt_ml, params["HyperParameters"])
     done = subprocess.run(
         [sys.executable, "-m", "mlexp.sagemaker.entry"], cwd=code, env=env, capture_output=True, text=True, timeout=120

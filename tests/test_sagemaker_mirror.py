@@ -330,9 +330,13 @@ def _no_aws_access(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 
 
 def _without_aws(env: dict[str, str], home: Path) -> dict[str, str]:
-    """`env` where botocore finds no AWS region nor credentials: no variables, no files, no metadata service."""
+    """`env` where botocore finds no AWS region nor credentials: no variables, no files, no metadata service.
+
+    HOME is `home` only when the suite's holds a ~/.boto, the boto2 file botocore reads credentials from: a command
+    whose HOME is not the suite's runs in a new interpreter (forked_cli.py), 2 CPU s more."""
     env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
-    env |= {"HOME": str(home), "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(home / "none")}
+    env |= {"HOME": str(home)} if (Path.home() / ".boto").exists() else {}
+    env |= {"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(home / "none")}
     return env | {"AWS_SHARED_CREDENTIALS_FILE": str(home / "none")}
 
 

@@ -2,15 +2,18 @@
 
 AWS is moto in this process (tests/sagemaker_aws.py). The job's container is played for real: on CreateTrainingJob
 the code archive that was uploaded runs `python -m mlexp.sagemaker.entry` in a temporary /opt/ml, and its model
-folder becomes the job's model.tar.gz in S3, its metric lines the job's final metrics.
+folder becomes the job's model.tar.gz in S3, its metric lines the job's final metrics. The tabular jobs that train
+alike, whatever this machine then does with their model, play it once per module (`tabular_job`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +27,54 @@ from mlexp.sagemaker import trained_model
 from sagemaker_aws import FakeAws, archive_of, run_in_process, sagemaker_aws  # noqa: F401
 from sagemaker_aws import job_overrides as sagemaker_job
 from sagemaker_fixtures import job_aws, job_project_per_test, sdk_loaded_once  # noqa: F401
-from sagemaker_jobs import completed_job, registered_version, run_entry
+from sagemaker_jobs import completed_job, registered_version, run_entry, unpack_code
 
 TASK = "tabular_regression"
 JOB_TINY = ("dataset.n_rows=300", "model.epochs=1")
+Container = Callable[[dict[str, Any]], tuple[bytes, dict[str, float]]]
 
 
 def job_overrides(aws: FakeAws, *more: str) -> list[str]:
     return sagemaker_job(aws, TASK, "abalone_jobs", *JOB_TINY, *more)
+
+
+@pytest.fixture(scope="module")
+def tabular_job(tmp_path_factory: pytest.TempPathFactory) -> Callable[[FakeAws, Path], Container]:
+    """`tabular_job(aws, opt_ml)` plays the job's container in `opt_ml`, its entry run for real once per module.
+
+    A job that trains from the same inputs as one played before (training_inputs) gets that run's /opt/ml model and
+    output folders beside its own unpacked code, and its model.tar.gz and metrics; any other job runs the entry. The
+    entry is a new interpreter and a trial: 5 CPU s, which the tests of what this machine does with its model paid
+    each."""
+    played: dict[str, tuple[Path, tuple[bytes, dict[str, float]]]] = {}
+
+    def container(aws: FakeAws, opt_ml: Path) -> Container:
+        def play(params: dict[str, Any]) -> tuple[bytes, dict[str, float]]:
+            inputs = training_inputs(unpack_code(aws, params, opt_ml), params)
+            if inputs not in played:
+                first = tmp_path_factory.mktemp("tabular_job") / "opt_ml"
+                played[inputs] = first, run_entry(aws, params, first)
+            first, outcome = played[inputs]
+            for folder in ("model", "output"):
+                shutil.copytree(first / folder, opt_ml / folder)
+            return outcome
+
+        return play
+
+    return container
+
+
+def training_inputs(code: Path, params: dict[str, Any]) -> str:
+    """What a job's trial is made from: the travelled config and group choices, and the hyperparameters. Its deploy
+    section is cut to the target (none: the job does not deploy; the rest says how this machine will), and the job's
+    command line and trial name only label its own records, which do not come back."""
+    from mlexp.sagemaker.packaging import CONFIG_FILE, JOB_FILE
+
+    config = yaml.safe_load((code / CONFIG_FILE).read_text())
+    config["deploy"] = {"target": config["deploy"]["target"]}
+    choices = json.loads((code / JOB_FILE).read_text())["choices"]
+    choices.pop("deploy")
+    return json.dumps([config, choices, params["HyperParameters"]], sort_keys=True)
 
 
 def deploy_overrides(command: str, job_name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -43,10 +86,15 @@ def deploy_overrides(command: str, job_name: str, monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_training_jobs_model_is_registered_here_and_predicts(
-    aws: FakeAws, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    aws: FakeAws,
+    project: Path,
+    tabular_job: Callable[[FakeAws, Path], Container],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ):
     opt_ml = tmp_path / "opt_ml"
-    with completed_job(aws, lambda params: run_entry(aws, params, opt_ml)):
+    with completed_job(aws, tabular_job(aws, opt_ml)):
         run_id = run_in_process(project, job_overrides(aws))
     name = aws.calls("CreateTrainingJob")[0]["TrainingJobName"]
     # in the job, the fitted preprocessors went to output.tar.gz's data and into model.tar.gz beside the network
@@ -89,11 +137,15 @@ def test_a_training_jobs_model_is_registered_here_and_predicts(
 
 
 def test_deploy_registry_with_a_training_job_registers_its_model_here_when_it_comes_back(
-    aws: FakeAws, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    aws: FakeAws,
+    project: Path,
+    tabular_job: Callable[[FakeAws, Path], Container],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ):
     # `compute=sagemaker deploy=registry` was refused: the deploy stage would have run inside the job
     opt_ml = tmp_path / "opt_ml"
-    with completed_job(aws, lambda params: run_entry(aws, params, opt_ml)):
+    with completed_job(aws, tabular_job(aws, opt_ml)):
         run_id = run_in_process(project, job_overrides(aws, "deploy=registry"))
     travelled = yaml.safe_load((opt_ml / "input" / "data" / "code" / "mlexp_config.yaml").read_text())
     assert travelled["deploy"]["target"] == "none"  # the job trains; this machine deploys
@@ -111,10 +163,10 @@ def test_deploy_registry_with_a_training_job_registers_its_model_here_when_it_co
 
 
 def test_deploy_sagemaker_with_a_training_job_serves_its_model_from_an_endpoint(
-    aws: FakeAws, project: Path, tmp_path: Path
+    aws: FakeAws, project: Path, tabular_job: Callable[[FakeAws, Path], Container], tmp_path: Path
 ):
     endpoint = ["deploy=sagemaker", f"deploy.role_arn={aws.role_arn}", f"deploy.model_data_prefix=s3://{aws.bucket}/e"]
-    with completed_job(aws, lambda params: run_entry(aws, params, tmp_path / "opt_ml")):
+    with completed_job(aws, tabular_job(aws, tmp_path / "opt_ml")):
         run_id = run_in_process(project, job_overrides(aws, *endpoint))
     # the job's model was registered here first, then served: the endpoint's model is that version
     (model_request,) = aws.calls("CreateModel")
