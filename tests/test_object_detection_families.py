@@ -19,6 +19,9 @@ from object_detection_tiny import HEIGHT, NO_JITTER, WIDTH, box_sizes_at, detect
 # network input side per family; Faster-RCNN at 64 px has 4 × 4 cells × 9 anchors = 144, fewer than GluonCV's
 # 2000 proposals ("slice end 2000 > 576 anchors" at 128 px)
 SIZES = {"ssd": 96, "yolo3": 96, "faster_rcnn": 64}
+# Faster-RCNN trains with its conf's SGD and momentum: Adam's two moments per ResNet-50 weight make each checkpoint's
+# trainer.states 260 MB, seconds of CPU to pickle and write (momentum's one copy: 130 MB in a tenth of the time)
+RCNN_OPTIMIZER = {"optimizer": "sgd", "momentum": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +32,23 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.nda
     return folder / "train.rec", folder / "val.rec", boxes
 
 
+@pytest.fixture(scope="module")
+def one_val_frame(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """val.rec's first frame alone: a tiled Faster-RCNN's validation runs ResNet's last stage on up to 144
+    proposals of each whole frame, over a second of CPU a frame, and one frame shows what the tests check."""
+    rec = tmp_path_factory.mktemp("one-frame") / "val.rec"
+    write_frames(rec, 1, seed=2)
+    return rec
+
+
 @pytest.mark.parametrize("option", ["ssd", "yolo3", "faster_rcnn"])
 def test_each_family_trains_and_detects_in_frame_pixels(option, frames, tmp_path):
     train_rec, val_rec, boxes = frames
     mx.random.seed(0)
     np.random.seed(0)
     size = SIZES[option]
-    model = detector(option, input_size=size, batch_size=2, rcnn_rois=8)
+    optimizer = RCNN_OPTIMIZER if option == "faster_rcnn" else {}
+    model = detector(option, input_size=size, batch_size=2, rcnn_rois=8, **optimizer)
     net, _ = networks.build(model, lambda _: None, train_box_sizes=box_sizes_at(boxes, size))
     family = FAMILY_TRAINING[networks.check(model)](net, model, NO_JITTER)
 
@@ -149,11 +162,12 @@ def test_a_faster_rcnn_checkpoint_with_fewer_anchor_cells_loads_with_anchors_for
 
 
 def fit_on_tiles(
-    option: str, model: Any, frames: tuple[Path, Path, np.ndarray], folder: Path
+    option: str, model: Any, frames: tuple[Path, Path, np.ndarray], val_rec: Path, folder: Path
 ) -> tuple[Any, training.History, list[tuple[int, ...]]]:
     """`model` (32-px tiles at a 64-px input) trained with every training tile around a ball and validated on
-    tiles (or Faster-RCNN's whole frames); the network, its history and the shape of every input it was given."""
-    train_rec, val_rec, boxes = frames
+    `val_rec`'s tiles (or Faster-RCNN's whole frames); the network, its history and the shape of every input it
+    was given."""
+    train_rec, _, boxes = frames
     sizes = (boxes[:, 2:] - boxes[:, :2]) * 2  # in input pixels: tiles of 32 frame px at the 64-px input
     net, _ = networks.build(model, lambda _: None, train_box_sizes=sizes)
     family = FAMILY_TRAINING[option](net, model, replace(NO_JITTER, tile_around_ball=1.0))
@@ -166,14 +180,17 @@ def fit_on_tiles(
     return net, training.fit(net, family, model, train_rec, folder, validate, lambda _: None), inputs
 
 
-def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_fewer_anchor_cells(frames, tmp_path):
+def test_a_tiled_faster_rcnn_trains_on_tiles_and_resumes_from_a_checkpoint_with_fewer_anchor_cells(
+    frames, one_val_frame, tmp_path
+):
     mx.random.seed(0)
     np.random.seed(0)
-    model = detector("faster_rcnn", input_size=64, tile_size=32, tile_overlap=8, rcnn_rois=8, batch_size=2)
+    model = detector("faster_rcnn", input_size=64, tile_size=32, tile_overlap=8, rcnn_rois=8, batch_size=2,
+                     **RCNN_OPTIMIZER)  # fmt: skip
 
     def trained(epochs: int, resume: str | None = None) -> tuple[Any, training.History]:
         model.epochs, model.resume = epochs, resume
-        net, history, inputs = fit_on_tiles("faster_rcnn", model, frames, tmp_path)
+        net, history, inputs = fit_on_tiles("faster_rcnn", model, frames, one_val_frame, tmp_path)
         assert (2, 3, 64, 64) in inputs  # trained on batches of 32-px tiles at the 64-px input
         assert (1, 3, 2 * HEIGHT, 2 * WIDTH) in inputs  # validated on whole frames at the tiles' scale
         return net, history
@@ -196,7 +213,7 @@ def test_a_tiled_yolo3_trains_on_tiles_with_anchors_at_the_tiles_scale(frames, t
     mx.random.seed(0)
     np.random.seed(0)
     model = detector("yolo3", input_size=64, tile_size=32, tile_overlap=8, batch_size=2)
-    net, history, inputs = fit_on_tiles("yolo3", model, frames, tmp_path)
+    net, history, inputs = fit_on_tiles("yolo3", model, frames, frames[1], tmp_path)
     assert all(math.isfinite(v) and v > 0 for v in history.epochs[0].losses.values()), history.epochs[0].losses
     assert (2, 3, 64, 64) in inputs and all(shape[2:] == (64, 64) for shape in inputs)  # tiles, never whole frames
     anchors = np.concatenate([o.anchors.data().asnumpy().reshape(-1, 2) for o in net.yolo_outputs])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import seed_store
 from mlexp.errors import ConfigError
 from mlexp.tasks.object_detection import evaluation, networks, training
 from mlexp.tasks.object_detection.families import FAMILY_TRAINING
@@ -69,9 +70,9 @@ def test_init_from_a_local_checkpoint_copies_all_layers_or_the_base(previous):
     assert heads and not all((base[k] == before[k]).all() for k in heads)  # freshly initialised
 
 
-def test_init_from_a_runs_uri_reads_the_trial_s_train_component(previous, tmp_path):
+def test_init_from_a_runs_uri_reads_the_trial_s_train_component(previous, tmp_path, empty_store):
     folder, before, _, _ = previous
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{seed_store(tmp_path, empty_store)}")  # no migrations to run
     experiment = client.create_experiment("object_detection", artifact_location=(tmp_path / "artifacts").as_uri())
     trial = client.create_run(experiment, tags={tags.KIND: "trial"}).info.run_id
     component = client.create_run(experiment, tags={tags.MLFLOW_PARENT_RUN_ID: trial, tags.STAGE: "train"})

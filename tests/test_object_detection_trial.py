@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 
-from conftest import REPO, run_cli, seed_store, store_client, trials_of
+from conftest import REPO, TrialView, run_cli, seed_store, store_client, trials_of
 from mlexp.data import football_frames
-from object_detection_tiny import TINY_TILED_TRIAL
+from object_detection_tiny import TINY_TILED_TRIAL, TINY_TILED_TRIAL_ONE_FRAME_HELD_OUT
 from run_folders import run_folder
 
 # small frames, 2 epochs at a 96-pixel input: a trial in about 20 s on one core
@@ -25,6 +25,8 @@ TINY = (
     "compute.num_threads=1",
 )
 ONE_EPOCH = tuple("model.epochs=1" if arg == "model.epochs=2" else arg for arg in TINY)
+# the tiny tiled trial's model and no generated frames: for a trial of a manifest's frames
+TINY_TILED_MODEL = tuple(arg for arg in TINY_TILED_TRIAL if arg.startswith("model."))
 EXPERIMENT = "object_detection"
 SPLITS = ("train", "val", "test")
 
@@ -154,8 +156,10 @@ def test_training_resumes_from_its_checkpoint(trial, tmp_path):
     assert [e.losses for e in history.epochs[:2]] == [e["losses"] for e in before["epochs"]]
 
 
-def test_training_never_reads_test_and_evaluation_never_reads_val(trial, tmp_path):
-    project, done, _ = trial
+def test_training_fine_tunes_from_a_runs_uri_never_reading_test_and_evaluation_never_reads_val(trial, tmp_path):
+    # the post's transfer learning through the command line: the earlier trial's id, as MLflow's UI shows it; the
+    # training runs with the test split moved away, the evaluation with val deleted
+    project, done, view = trial
     data, models = tmp_path / "data", tmp_path / "models"
     shutil.copytree(run_folder(done) / "data", data)
     held_out = tmp_path / "held_out"
@@ -163,8 +167,15 @@ def test_training_never_reads_test_and_evaluation_never_reads_val(trial, tmp_pat
     for file in data.glob("test.*"):  # test.rec, .idx, .frames.json
         file.rename(held_out / file.name)
     stage = (*ONE_EPOCH, f"paths.data={data}", f"paths.models={models}", f"paths.reports={tmp_path}")
-    run_cli(project, *stage, "stage=train")
+    uri = f"runs:/{view.run_id}/model/model.params"
+    tuned = run_cli(project, *stage, "stage=train", f"model.init_from={uri}")
     assert (models / "model.params").is_file() and not list(data.glob("test.*"))
+    copied = re.search(rf"initialised (\d+) parameters \(all\) from model.init_from={re.escape(uri)}", tuned.stdout)
+    assert copied and int(copied.group(1)) > 0, tuned.stdout
+    assert "from scratch" not in tuned.stdout
+    [later] = [t for t in trials_of(project, EXPERIMENT) if t.params.get("model.init_from") == uri]
+    assert later.status == "FINISHED" and later.run_id != view.run_id
+
     for file in held_out.iterdir():
         file.rename(data / file.name)
     for file in data.glob("val.*"):
@@ -173,58 +184,49 @@ def test_training_never_reads_test_and_evaluation_never_reads_val(trial, tmp_pat
     assert "test mAP@0.5" in evaluated.stdout and (tmp_path / "plots/sensitivity.csv").is_file()
 
 
-def test_a_trial_fine_tunes_from_an_earlier_trial_given_as_a_runs_uri(trial, tmp_path):
-    # the post's transfer learning through the command line: the earlier trial's id, as MLflow's UI shows it
-    project, done, view = trial
-    uri = f"runs:/{view.run_id}/model/model.params"
-    stage = (*ONE_EPOCH, f"paths.data={run_folder(done) / 'data'}", f"paths.models={tmp_path}")
-    tuned = run_cli(project, *stage, "stage=train", f"model.init_from={uri}")
-    copied = re.search(rf"initialised (\d+) parameters \(all\) from model.init_from={re.escape(uri)}", tuned.stdout)
-    assert copied and int(copied.group(1)) > 0, tuned.stdout
-    assert "from scratch" not in tuned.stdout
-    [later] = [t for t in trials_of(project, EXPERIMENT) if t.params.get("model.init_from") == uri]
-    assert later.status == "FINISHED" and later.run_id != view.run_id
-
-
-@pytest.mark.parametrize("family", ["yolo3", "faster_rcnn"])
-def test_the_other_families_run_as_the_readme_gives_them(family, tmp_project_with_store):
-    # `mlexp task=object_detection model=yolo3` (or faster_rcnn): each family's conf composes, trains on tiles
-    # and is measured on val and test; Faster-RCNN keeps GluonCV's proposal counts for its whole-frame inference
-    done = run_cli(
-        tmp_project_with_store,
-        "task=object_detection",
-        f"model={family}",
-        *TINY_TILED_TRIAL,
-        "compute.num_threads=1",
-        # YOLOv3 with the README's time budget: it ends the first of 3 epochs, which is validated and kept
-        *(["model.epochs=3", "model.max_train_seconds=0.001"] if family == "yolo3" else ["model.epochs=1"]),
-    )
-    [view] = trials_of(tmp_project_with_store, EXPERIMENT)
+def _ran_on_tiles(project, done, family: str) -> tuple[TrialView, dict]:
+    """The family's trial and its saved model.json, once checked: finished, its conf's network trained on the
+    48-px tiles (overlap 16) and measured on val and test, its only epoch kept, no library warning printed."""
+    [view] = trials_of(project, EXPERIMENT)
     assert view.status == "FINISHED" and view.params["model.network"].startswith(family)
     assert {"val_map_50", "test_map_50", "inference_fps"} <= set(view.metrics)
     assert view.metrics["best_epoch"] == 1
-    assert view.metrics["train_budget_spent"] == (1.0 if family == "yolo3" else 0.0)
     saved = json.loads((run_folder(done) / "models/model.json").read_text())
     assert (saved["network"], saved["tile_size"], saved["tile_overlap"]) == (view.params["model.network"], 48, 16)
-    if family == "faster_rcnn":
-        assert saved["options"]["rpn_test_pre_nms"] == 6000 and saved["options"]["num_sample"] == 8
     assert "Warning" not in done.stdout + done.stderr  # e.g. Gluon on the training-only parameters
+    return view, saved
 
 
-def test_dataset_group_by_keeps_each_value_of_a_manifest_key_in_one_split(tmp_project_with_store):
-    # `dataset.group_by=video-id` (README): frames grouped by a key of each manifest line, here a game that spans
-    # several of the folders the default grouping would use
+def test_yolo3_runs_as_the_readme_gives_it_on_a_manifest_split_by_dataset_group_by(tmp_project_with_store):
+    # `mlexp task=object_detection model=yolo3` with the README's time budget: it ends the first of 3 epochs, which
+    # is validated and kept. Its frames come split by `dataset.group_by=video-id` (README): grouped by a key of each
+    # manifest line, here a game that spans several of the folders the default grouping would use
     project = tmp_project_with_store
     manifest = football_frames.generate(project / "labels", 24, 3, width=96, height=64, frames_per_play=2,
                                         no_ball_fraction=0.0, ball_length=(0.15, 0.2))  # fmt: skip
     lines = [json.loads(line) for line in manifest.read_text().splitlines()]
     games = {line["source-ref"]: f"game-{index % 6}" for index, line in enumerate(lines)}
     manifest.write_text("".join(json.dumps({**line, "video-id": games[line["source-ref"]]}) + "\n" for line in lines))
-    done = run_cli(project, *ONE_EPOCH, f"dataset.path={manifest}",
+    done = run_cli(project, "task=object_detection", "model=yolo3", *TINY_TILED_MODEL, "compute.num_threads=1",
+                   "model.epochs=3", "model.max_train_seconds=0.001", f"dataset.path={manifest}",
                    f"dataset.image_root={project / 'labels'}", "dataset.group_by=video-id")  # fmt: skip
+    view, _ = _ran_on_tiles(project, done, "yolo3")
+    assert view.metrics["train_budget_spent"] == 1.0
+
     data = run_folder(done) / "data"
     sidecars = {name: json.loads((data / f"{name}.frames.json").read_text()) for name in SPLITS}
     groups = {name: {frame["play"] for frame in sidecars[name]} for name in SPLITS}
     assert set().union(*groups.values()) == {f"game-{n}" for n in range(6)}  # the key's values, not the folders
     assert all(not groups[a] & groups[b] for a, b in (("train", "val"), ("train", "test"), ("val", "test")))
     assert all(len(sidecars[name]) >= 4 for name in SPLITS)  # whole games of 4 frames in each split
+
+
+def test_faster_rcnn_runs_as_the_readme_gives_it_keeping_gluoncvs_proposal_counts(tmp_project_with_store):
+    # `mlexp task=object_detection model=faster_rcnn`: its conf composes, trains on tiles and is measured on val and
+    # test, keeping GluonCV's proposal counts for its whole-frame inference
+    done = run_cli(tmp_project_with_store, "task=object_detection", "model=faster_rcnn",
+                   *TINY_TILED_TRIAL_ONE_FRAME_HELD_OUT, "compute.num_threads=1", "model.epochs=1")  # fmt: skip
+    view, saved = _ran_on_tiles(tmp_project_with_store, done, "faster_rcnn")
+    assert view.metrics["frames_val"] == view.metrics["frames_test"] == 1
+    assert view.metrics["train_budget_spent"] == 0.0
+    assert saved["options"]["rpn_test_pre_nms"] == 6000 and saved["options"]["num_sample"] == 8
