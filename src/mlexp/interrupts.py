@@ -9,15 +9,19 @@ components it was marking KILLED, stayed RUNNING in the store, which only a hand
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 _state = {"stopping": False, "said": False}
 # trials this process said it marked KILLED: the sweep's closing line need not name them again
 _announced_killed: set[str] = set()
+# whether this sweep worker obeyed Ctrl-C when its first job began (a command started in the background ignores it)
+_worker: dict[str, bool] = {}
 
 
 def announce_killed(run_id: str) -> None:
@@ -52,3 +56,21 @@ def _press(signum: int, frame: FrameType | None) -> None:
     if not _state["said"]:
         _state["said"] = True
         print(f"mlexp: stopping: closing what was running (seconds); `kill {os.getpid()}` stops now", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def only_during_jobs() -> Iterator[None]:
+    """In a sweep's worker process, around each job it runs: Ctrl-C interrupts the job, and is ignored between jobs.
+
+    A terminal's Ctrl-C reaches every worker in the command's process group. One that found a worker in loky's own
+    loop, not in a job (waiting for the next one, or measuring its memory after one: a garbage collection of up to a
+    second), ended the worker with a traceback of loky's code; the command stops its workers itself once it has
+    handled its own press. A worker that started with SIGINT ignored leaves it so."""
+    obeys = _worker.setdefault("obeys", signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
+    if obeys:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if obeys:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -39,6 +39,7 @@ from joblib.externals.loky import process_executor
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import open_dict
 
+from mlexp.interrupts import only_during_jobs
 from mlexp.sweeps import SWEEP_EXPERIMENT_ENV, SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SWEEP_STORE_ENV, record_job
 from mlexp.sweeps.compose_cache import caching
 from mlexp.sweeps.workers import exit_without_collecting, joblib_arguments, parallel_jobs
@@ -89,7 +90,8 @@ def run_job_on_worker(started: str, number: int, *arguments: Any) -> tuple[int, 
     overrides, context, config, task_function, state = arguments
     if state is not None:  # a worker process (its warm-up, which does the same, may not have run in it)
         exit_without_collecting()
-        return number, execute_job(number, *arguments)
+        with only_during_jobs():
+            return number, execute_job(number, *arguments)
     setup_globals()
     sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
     with open_dict(sweep_config):

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mlexp.interrupts import only_during_jobs
 from mlexp.mxnet_engine import engine_variables
 
 # the variables BLAS, OpenMP and MXNet read once, when they are first imported
@@ -90,15 +91,16 @@ def prepare_worker(root: str, stages_module: str, uses_mxnet: bool) -> int:
     """In a worker: import what every trial needs and start the tracking writer; returns the worker's pid."""
     from mlexp.tracking.journal_writer import start_early
 
-    exit_without_collecting()
-    start_early(Path(root))
-    importlib.import_module("mlexp.cli")
-    importlib.import_module("mlexp.runner")
-    if uses_mxnet:  # before the task's modules, which import it the usual way
-        from mlexp.mxnet_import import import_mxnet
+    with only_during_jobs():
+        exit_without_collecting()
+        start_early(Path(root))
+        importlib.import_module("mlexp.cli")
+        importlib.import_module("mlexp.runner")
+        if uses_mxnet:  # before the task's modules, which import it the usual way
+            from mlexp.mxnet_import import import_mxnet
 
-        import_mxnet()
-    importlib.import_module(stages_module)
+            import_mxnet()
+        importlib.import_module(stages_module)
     return os.getpid()
 
 
