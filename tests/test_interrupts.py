@@ -18,6 +18,7 @@ def command_handler(monkeypatch):
     """This process's SIGINT handled as the command's (stop_once over Python's default), restored after."""
     previous = signal.getsignal(signal.SIGINT)
     monkeypatch.setattr(interrupts, "_state", {"stopping": False, "said": False})
+    monkeypatch.setattr(interrupts, "_process", {"command": False})
     signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupts.stop_once()
     yield
@@ -53,35 +54,73 @@ def test_a_press_a_finaliser_swallowed_is_delivered_again_as_a_first_press():
 _HEAP: list[list[int]] = []
 
 
-def _worker_pid(started: str | None = None, heap: int = 0) -> int:
-    """A sweep job's stand-in in a loky worker: its pid, after waiting to be interrupted when `started` is given; it
-    leaves `heap` objects behind for loky's memory check to collect through."""
-    with interrupts.only_during_jobs():
+def _worker_job(started: str | None = None, heap: int = 0, warm_up: bool = False) -> int:
+    """A sweep job's stand-in in a loky worker (or, `warm_up`, its warm-up): its pid, after writing it to `started`
+    and waiting 60 s (warm-up: 2 s) to be pressed Ctrl-C; it leaves `heap` objects behind for loky's memory check."""
+    with interrupts.ignored_in_warm_up(between_jobs=True) if warm_up else interrupts.only_during_jobs():
         _HEAP.extend([] for _ in range(heap))
         if started:
-            Path(started).write_text("")
-            time.sleep(60)
+            Path(started).write_text(str(os.getpid()))
+            time.sleep(2 if warm_up else 60)
     return os.getpid()
 
 
-def test_ctrl_c_interrupts_a_sweep_workers_job_and_not_the_worker_between_jobs(tmp_path, capfd):
+def _press_once_started(started: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(started.read_text()), signal.SIGINT)
+
+
+def test_a_sweep_worker_obeys_ctrl_c_in_a_job_and_ignores_it_in_its_warm_up_and_between_jobs(tmp_path, capfd):
     # a terminal's Ctrl-C reaches every worker: one that found a worker in loky's own loop after a job (its memory
-    # measured with a full garbage collection: 0.1 s through this heap) ended the worker with loky's traceback
+    # measured with a full garbage collection: 0.1 s through this heap) ended the worker with loky's traceback; one in
+    # its warm-up came back as a traceback of the command's warm-up thread
     from joblib.externals.loky import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1) as pool:
-        worker = pool.submit(_worker_pid, None, 3_000_000).result(timeout=120)
+    # the worker as a terminal's command starts it, even when the suite runs with SIGINT ignored
+    as_from_a_terminal = {"initializer": signal.signal, "initargs": (signal.SIGINT, signal.default_int_handler)}
+    with ProcessPoolExecutor(1, **as_from_a_terminal) as pool:
+        warming = pool.submit(_worker_job, str(tmp_path / "warming"), 3_000_000, warm_up=True)
+        _press_once_started(tmp_path / "warming")
+        try:
+            worker = warming.result(timeout=120)
+        except KeyboardInterrupt:  # raised here it would stop the whole test session
+            pytest.fail("Ctrl-C interrupted the worker's warm-up")
         with contextlib.suppress(ProcessLookupError):  # a worker the press ended fails the next line
-            for _ in range(100):  # pressed from the moment the job returned until well after the collection
+            for _ in range(100):  # pressed from the moment the warm-up returned until well after the collection
                 os.kill(worker, signal.SIGINT)
                 time.sleep(0.003)
-        assert pool.submit(_worker_pid).result(timeout=60) == worker  # the same worker, alive
-        started = tmp_path / "started"
-        job = pool.submit(_worker_pid, str(started))
-        deadline = time.monotonic() + 60
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(worker, signal.SIGINT)
+        assert pool.submit(_worker_job).result(timeout=60) == worker  # the same worker, alive
+        job = pool.submit(_worker_job, str(tmp_path / "training"))
+        _press_once_started(tmp_path / "training")
         with pytest.raises(KeyboardInterrupt):
             job.result(timeout=30)
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.usefixtures("command_handler")
+def test_jobs_joblib_runs_in_the_commands_own_process_keep_its_ctrl_c_handling():
+    # joblib may run a sweep's jobs in the command's process (n_jobs=-2 on 2 cores): its handler stays
+    handler = signal.getsignal(signal.SIGINT)
+    with interrupts.only_during_jobs():
+        assert signal.getsignal(signal.SIGINT) is handler
+    with interrupts.ignored_in_warm_up(between_jobs=True):
+        assert signal.getsignal(signal.SIGINT) is handler
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_after_its_warm_up_a_worker_of_hydras_own_launcher_obeys_ctrl_c_again(monkeypatch):
+    # Hydra's joblib launcher runs its jobs without only_during_jobs: its workers must obey Ctrl-C between them
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(interrupts, "_process", {"command": False})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interrupts.ignored_in_warm_up(between_jobs=False):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with interrupts.ignored_in_warm_up(between_jobs=True):
+            pass
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

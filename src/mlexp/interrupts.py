@@ -20,8 +20,9 @@ from types import FrameType
 _state = {"stopping": False, "said": False}
 # trials this process said it marked KILLED: the sweep's closing line need not name them again
 _announced_killed: set[str] = set()
-# whether this sweep worker obeyed Ctrl-C when its first job began (a command started in the background ignores it)
-_worker: dict[str, bool] = {}
+# "command": this process is the command (stop_once ran), not a sweep's worker; "obeys": whether this worker obeyed
+# Ctrl-C when it started (a command started in the background ignores it, and so do its workers)
+_process: dict[str, bool] = {"command": False}
 
 
 def announce_killed(run_id: str) -> None:
@@ -38,6 +39,7 @@ def stop_once() -> None:
     command in the background has SIGINT ignored: left so)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    _process["command"] = True
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _press)
 
@@ -58,19 +60,43 @@ def _press(signum: int, frame: FrameType | None) -> None:
         print(f"mlexp: stopping: closing what was running (seconds); `kill {os.getpid()}` stops now", file=sys.stderr)
 
 
+def _a_worker_that_obeys() -> bool:
+    """Whether this is a sweep's worker that obeyed Ctrl-C when it started (not the command: joblib may run the
+    jobs in the command's own process, which keeps its handler)."""
+    return not _process["command"] and _process.setdefault(
+        "obeys", signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    )
+
+
 @contextlib.contextmanager
 def only_during_jobs() -> Iterator[None]:
     """In a sweep's worker process, around each job it runs: Ctrl-C interrupts the job, and is ignored between jobs.
 
     A terminal's Ctrl-C reaches every worker in the command's process group. One that found a worker in loky's own
-    loop, not in a job (waiting for the next one, or measuring its memory after one: a garbage collection of up to a
-    second), ended the worker with a traceback of loky's code; the command stops its workers itself once it has
-    handled its own press. A worker that started with SIGINT ignored leaves it so."""
-    obeys = _worker.setdefault("obeys", signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
-    if obeys:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    loop, not in a job (measuring its memory after a job: a garbage collection of up to a second), ended the worker
+    with a traceback of loky's code; the command stops its workers itself once it has handled its own press."""
+    if not _a_worker_that_obeys():
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        if obeys:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def ignored_in_warm_up(between_jobs: bool) -> Iterator[None]:
+    """In a sweep's worker process, its warm-up (imports, the tracking writer) ignores Ctrl-C, and so does the worker
+    after it when `between_jobs` (its jobs obey it themselves: only_during_jobs). A press there was raised again in
+    the command's warm-up thread, a traceback; the command stops its workers itself."""
+    if not _a_worker_that_obeys():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if not between_jobs:
+            signal.signal(signal.SIGINT, previous)

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mlexp.interrupts import only_during_jobs
+from mlexp.interrupts import ignored_in_warm_up
 from mlexp.mxnet_engine import engine_variables
 
 # the variables BLAS, OpenMP and MXNet read once, when they are first imported
@@ -87,11 +87,12 @@ def exit_without_collecting() -> None:
     atexit.register(gc.freeze)
 
 
-def prepare_worker(root: str, stages_module: str, uses_mxnet: bool) -> int:
-    """In a worker: import what every trial needs and start the tracking writer; returns the worker's pid."""
+def prepare_worker(root: str, stages_module: str, uses_mxnet: bool, own_launcher: bool) -> int:
+    """In a worker: import what every trial needs and start the tracking writer; returns the worker's pid.
+    `own_launcher`: mlexp's launcher runs the jobs (each obeys Ctrl-C itself), not Hydra's."""
     from mlexp.tracking.journal_writer import start_early
 
-    with only_during_jobs():
+    with ignored_in_warm_up(between_jobs=own_launcher):
         exit_without_collecting()
         start_early(Path(root))
         importlib.import_module("mlexp.cli")
@@ -116,12 +117,13 @@ def start_workers(config: DictConfig) -> threading.Thread | None:
     task = tasks.get(config.task.name)
     root = str(Path(config.paths.root).resolve())
     arguments = joblib_arguments(config)
+    own_launcher = "mlexp_joblib_launcher" in str(config.hydra.launcher._target_)
 
     def warm() -> None:
-        # only a head start: if it fails, the launcher starts the workers itself
-        with contextlib.suppress(Exception):
+        # only a head start: if it fails (or Ctrl-C stops it), the launcher starts the workers itself
+        with contextlib.suppress(BaseException):
             Parallel(**arguments)(
-                delayed(prepare_worker)(root, task.stages_module, task.uses_mxnet) for _ in range(n_jobs)
+                delayed(prepare_worker)(root, task.stages_module, task.uses_mxnet, own_launcher) for _ in range(n_jobs)
             )
 
     thread = threading.Thread(target=warm, name="mlexp-sweep-workers", daemon=True)
