@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from forked_cli import ForkedCli, read_on_start
+from forked_cli import STORE_COMMANDS, ForkedCli, read_on_start
 
 REPO = Path(__file__).resolve().parents[1]
 # tiny sizes: a trial of the abalone task takes a few seconds
@@ -112,6 +112,7 @@ def private_writer_env(project: Path) -> dict[str, str]:
 
 
 _forked_cli: ForkedCli | None = None
+_forked_store_cli: ForkedCli | None = None  # the server of STORE_COMMANDS, which import MLflow
 # the environment once the test modules are imported (sklearn's import sets KMP_DUPLICATE_LIB_OK), before any test
 # changed it: what the CLI server starts with and forks commands for (set by pytest_collection_modifyitems)
 SUITE_ENV: dict[str, str] = {}
@@ -128,18 +129,21 @@ def run_cli(
     """Run the real `mlexp` entry point in `project`; returns the finished process. It is forked from a server
     that has its libraries imported (forked_cli.py) unless `fresh` asks for a new interpreter, as a test of
     anything the interpreter's start-up decides needs (hash seed, the state of every library)."""
-    global _forked_cli
+    global _forked_cli, _forked_store_cli
     env = env or cli_env(project)
     fresh = fresh or bool(os.environ.get("MLEXP_TESTS_FRESH_CLI"))  # e.g. to time the suite without the server
-    if not fresh:
+    server = None
+    if not fresh and args and args[0] in STORE_COMMANDS:
+        _forked_store_cli = _forked_store_cli or ForkedCli(SUITE_ENV, with_mlflow=True)
+        server = _forked_store_cli if _forked_store_cli.can_run(args, env) else None
+    if not fresh and server is None:
         _forked_cli = _forked_cli or ForkedCli(SUITE_ENV)
-        fresh = not _forked_cli.can_run(args, env)
-    if fresh:
+        server = _forked_cli if _forked_cli.can_run(args, env) else None
+    if server is not None:
+        done = server.run(args, project, env, timeout=timeout)
+    else:
         command = [sys.executable, "-m", "mlexp.cli", *args]
         done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
-    else:
-        assert _forked_cli
-        done = _forked_cli.run(args, project, env, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(f"mlexp {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -344,30 +348,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # `--dist loadfile --no-loadscope-reorder` xdist hands whole files to its workers in collection order: started
 # first, the long files overlap the many short ones instead of running alone at the end of the suite.
 LONGEST_FILES = (
-    "test_trial_status.py",
-    "test_reused_stages.py",
     "test_params_and_dvc.py",
-    "test_document_extraction_trial.py",
-    "test_sagemaker_trained_model.py",
-    "test_store_problems.py",
-    "test_writer_service.py",
-    "test_team_server.py",
-    "test_object_detection_families.py",
-    "test_sweep_table.py",
+    "test_trial_status.py",
     "test_text_classification.py",
-    "test_startup.py",
-    "test_object_detection_trial.py",
-    "test_object_detection_benchmark.py",
-    "test_cleanup.py",
-    "test_journal.py",
     "test_config_validation.py",
+    "test_team_server.py",
+    "test_document_extraction_trial.py",
+    "test_store_problems.py",
+    "test_object_detection_families.py",
+    "test_object_detection_trial.py",
+    "test_sagemaker_trained_model.py",
     "test_churn_incentives_reused_stages.py",
-    "test_sagemaker_task_models.py",
-    "test_deploy.py",
-    "test_console.py",
     "test_sweep_worker_crash.py",
+    "test_sagemaker_task_models.py",
+    "test_writer_service.py",
+    "test_sweeps.py",
+    "test_console.py",
+    "test_cleanup.py",
+    "test_object_detection_benchmark.py",
     "test_task_constraints.py",
+    "test_startup.py",
+    "test_journal.py",
     "test_compose_once.py",
+    "test_deploy.py",
+    "test_sweep_table.py",
     "test_dvc_stages.py",
     "test_mlflow_ui.py",
 )

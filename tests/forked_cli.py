@@ -8,6 +8,12 @@ arguments and standard streams (pipes, read to their end as subprocess.run reads
 the command's pipes open would hang the test as it would hang `mlexp ... | tee`), and runs `mlexp.cli` as
 `python -m` does (`runpy`, as `__main__`).
 
+The commands that open a store themselves (STORE_COMMANDS) import MLflow as they run, 2 CPU s each: they are forked
+from a second server that has imported it too, started as a command under test is (MLflow's variables left out, as
+cli_env leaves them; a pytest variable set, which turns MLflow's telemetry off when it is imported, as in a command a
+test runs). A store command with MLflow variables of its own is forked from the first server. Every other command
+finds MLflow unloaded, as it does run fresh (a trial leaves MLflow to its tracking writer).
+
 What a fork cannot show is the interpreter's own start-up, so:
 - MXNet is not imported in the server: its fork handler turns OpenMP off and one worker thread on in every
   forked child (for DataLoader workers), which no user's command runs with. Each command imports it itself.
@@ -38,6 +44,9 @@ from pathlib import Path
 from typing import Any
 
 READ_AT_RUN_TIME = ("MLEXP_", "MLFLOW_", "AWS_", "SM_", "SAGEMAKER_", "DVC_", "PYTEST_", "HYDRA_")
+# the commands that import MLflow to open a store (mlexp.commands; sync when there is one): data, summary and relocate
+# never load it
+STORE_COMMANDS = frozenset({"compare", "delete", "sync"})
 
 
 # what importing a library in a test adds to the test process's environment (opencv through GluonCV: the first
@@ -61,13 +70,21 @@ def read_on_start(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _preload() -> None:
+def _mlflow_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """MLflow reads some of its variables when it is imported (logging, telemetry): a command forked from the server
+    that imported it must have the server's (none)."""
+    return {name: value for name, value in env.items() if name.startswith("MLFLOW_")}
+
+
+def _preload(with_mlflow: bool) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")  # as mlexp.cli.main sets it before anything imports matplotlib
     with tempfile.TemporaryFile() as noise:
         saved = os.dup(2)
         os.dup2(noise.fileno(), 2)
         try:
             _import_the_commands_libraries()
+            if with_mlflow:
+                import mlflow.tracking  # noqa: F401
             sys.stderr.flush()
         finally:
             os.dup2(saved, 2)
@@ -77,7 +94,7 @@ def _preload() -> None:
     tempfile.tempdir = None  # chosen from this process's TMPDIR: each command chooses from its own
     if printed:
         raise RuntimeError(f"importing the command's libraries printed (a fresh command would show it):\n{printed}")
-    for module in ("mlflow", "mxnet"):
+    for module in ("mxnet",) if with_mlflow else ("mlflow", "mxnet"):
         if module in sys.modules:
             raise RuntimeError(f"the CLI server loaded {module}; see forked_cli.py for why it must not")
 
@@ -165,14 +182,17 @@ def _read_to_end(pipes: dict[int, bytearray], deadline: float) -> bool:
     return True
 
 
-def serve() -> None:
+def serve(with_mlflow: bool) -> None:
     replies = os.dup(1)
     _redirect(1, os.open(os.devnull, os.O_WRONLY))  # what an import prints must not reach the replies
-    _preload()
+    _preload(with_mlflow)
     sys.stdout.flush()
     gc.freeze()  # the children's collections leave the imported objects alone, and their pages shared
     for line in sys.stdin:
         request = json.loads(line)
+        if "loaded" in request:  # which of these modules the server has imported (a test's question)
+            os.write(replies, (json.dumps([m for m in request["loaded"] if m in sys.modules]) + "\n").encode())
+            continue
         (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -197,19 +217,33 @@ def serve() -> None:
 class ForkedCli:
     """One server per test process; `run` is subprocess.run of `python -m mlexp.cli` with captured text output."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], with_mlflow: bool = False) -> None:
         """`env`: the suite's environment as it started. Not the first command's: a test that changed a variable
-        (HOME, PWD) would have every later command of its test process run fresh, and the server import under it."""
+        (HOME, PWD) would have every later command of its test process run fresh, and the server import under it.
+        `with_mlflow`: the server for STORE_COMMANDS."""
         self.env = read_on_start(env)
+        self.with_mlflow = with_mlflow
         self.commands = 0  # forked so far: a test can tell that a command took this path
         self.lock = threading.Lock()
+        server = [sys.executable, __file__, *(["--with-mlflow"] if with_mlflow else [])]
+        if with_mlflow:
+            env = {n: v for n, v in env.items() if n not in _mlflow_settings(env)} | {"PYTEST_CURRENT_TEST": "server"}
         self.server = subprocess.Popen(
-            [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
+            server, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
         )
         atexit.register(self.server.kill)
 
     def can_run(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
+        if self.with_mlflow and _mlflow_settings(env):
+            return False
         return read_on_start(env) == self.env and not any("num_threads" in arg for arg in args)
+
+    def loaded(self, modules: Sequence[str]) -> list[str]:
+        """Which of `modules` the server has imported."""
+        with self.lock:
+            assert self.server.stdin and self.server.stdout
+            self.server.stdin.write(json.dumps({"loaded": list(modules)}) + "\n")
+            return list(json.loads(self.server.stdout.readline()))
 
     def run(self, args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float):
         command = ["mlexp", *args]
@@ -232,4 +266,4 @@ class ForkedCli:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(with_mlflow="--with-mlflow" in sys.argv[1:])
