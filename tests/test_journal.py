@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, cli_env, private_writer_env, run_cli, start_cli, store_client, trials_of
+from conftest import TINY, private_writer_env, run_cli, start_cli, store_client, trials_of
 from mlexp.tracking.journal import Journal, JournalFile, journals_root, new_ref
 from mlexp.tracking.journal_apply import replay_orphans, settle
 from mlexp.tracking.store import TrackingStore
@@ -88,10 +87,10 @@ def _writer_of(process: subprocess.Popen) -> psutil.Process:
     return writer
 
 
-def _start_endless_trial(project, env):
+def _start_endless_trial(project, env, rows: int = 300):
     process = start_cli(
         project,
-        *("task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"),
+        *("task=tabular_regression", f"dataset.n_rows={rows}", "model.epochs=100000"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -102,43 +101,23 @@ def _start_endless_trial(project, env):
     return process
 
 
-def test_a_trial_killed_with_its_writer_reaches_the_store_with_mlexp_sync(tmp_project):
-    process = _start_endless_trial(tmp_project, private_writer_env(tmp_project))
-    writer = _writer_of(process)
-    writer.kill()  # the trial and its tracking writer: nothing gets to clean up
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    assert list(journals_root(tmp_project).glob("*/ops.jsonl")), "the killed trial left no journal"
-
-    synced = run_cli(tmp_project, "sync")
-    assert "1 trial journal stored, 0 kept" in synced.stdout
-    [trial] = trials_of(tmp_project)
-    assert trial.status == "KILLED" and trial.params["model.epochs"] == "100000"
-    client = store_client(tmp_project)
-    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
-    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
-    assert not list(journals_root(tmp_project).glob("*/ops.jsonl"))
-
-
-def test_a_killed_trial_is_stored_killed_by_the_writer_that_outlives_it(tmp_project):
-    env = private_writer_env(tmp_project)
-    process = _start_endless_trial(tmp_project, env)
-    writer = _writer_of(process)
-    os.killpg(process.pid, signal.SIGKILL)  # the command's process group: the writer has a session of its own
-    process.wait(timeout=30)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and list(journals_root(tmp_project).glob("*/ops.jsonl")):
-        time.sleep(0.1)
-
-    assert writer.is_running()
-    assert not list(journals_root(tmp_project).glob("*/ops.jsonl")), "the writer did not store the killed trial"
-    [trial] = trials_of(tmp_project)
-    assert trial.status == "KILLED" and "journal was replayed" in trial.tags["mlexp.error"]
-    client = store_client(tmp_project)
-    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
-    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
-    assert run_cli(tmp_project, "sync", env=env).stdout.startswith("nothing to sync: no trial journals in ")
-    writer.kill()
+def test_a_trial_whose_store_is_down_fails_in_one_line_and_keeps_its_journal(tmp_project):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    started = time.monotonic()
+    down = f"tracking.uri=http://127.0.0.1:{port}"
+    done = run_cli(tmp_project, "task=tabular_regression", *TINY, down, check=False, timeout=300)
+    elapsed = time.monotonic() - started
+    assert done.returncode != 0 and elapsed < 120, (elapsed, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr and "mlexp sync" in done.stderr.strip().splitlines()[-1]
+    assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
+    # what that line says to do, while the store is still down: kept again, said in seconds (it was silent 5+ min)
+    started = time.monotonic()
+    synced = run_cli(tmp_project, "sync", check=False, timeout=120)
+    assert synced.returncode == 1 and time.monotonic() - started < 60, synced.stderr[-2000:]
+    assert synced.stdout.strip().splitlines()[-1] == "0 trial journals stored, 1 kept"
+    assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
 
 
 def _ops(project) -> list[dict]:
@@ -177,6 +156,46 @@ def test_a_trial_whose_writer_is_killed_succeeds_and_says_its_records_are_safe_f
     assert float(stdout.split("test_msle = ")[1].split()[0]) == pytest.approx(trial.metrics["test_msle"], rel=1e-5)
     client = store_client(tmp_project)
     assert len(client.get_metric_history(trial.run_id, "train_loss")) == 30
+    assert not list(journals_root(tmp_project).glob("*/ops.jsonl"))
+
+
+def test_a_killed_trial_is_stored_killed_by_the_writer_that_outlives_it_or_by_mlexp_sync_if_both_are_killed(
+    tmp_project,
+):
+    # a writer of the test's own, started by the first trial (as its child): both trials use it, the second kills it
+    env = private_writer_env(tmp_project)
+    process = _start_endless_trial(tmp_project, env)
+    writer = _writer_of(process)
+    os.killpg(process.pid, signal.SIGKILL)  # the command's process group: the writer has a session of its own
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and list(journals_root(tmp_project).glob("*/ops.jsonl")):
+        time.sleep(0.1)
+
+    assert writer.is_running()
+    assert not list(journals_root(tmp_project).glob("*/ops.jsonl")), "the writer did not store the killed trial"
+    [trial] = trials_of(tmp_project)
+    assert trial.status == "KILLED" and "journal was replayed" in trial.tags["mlexp.error"]
+    client = store_client(tmp_project)
+    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
+    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
+    assert run_cli(tmp_project, "sync", env=env).stdout.startswith("nothing to sync: no trial journals in ")
+
+    # a second trial, killed with that writer: nothing gets to clean up (on other data: a Pre-processing of its own)
+    process = _start_endless_trial(tmp_project, env, rows=310)
+    children = psutil.Process(process.pid).children()
+    assert not [c for c in children if "mlexp.tracking.writer_process" in " ".join(c.cmdline())]  # it uses the first
+    writer.kill()
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert list(journals_root(tmp_project).glob("*/ops.jsonl")), "the killed trial left no journal"
+
+    synced = run_cli(tmp_project, "sync")
+    assert "1 trial journal stored, 0 kept" in synced.stdout
+    [second] = [other for other in trials_of(tmp_project) if other.run_id != trial.run_id]
+    assert second.status == "KILLED" and second.params["model.epochs"] == "100000"
+    assert client.get_run(second.components["Training"]).info.status == "KILLED"
+    assert client.get_run(second.components["Pre-processing"]).info.status == "FINISHED"
     assert not list(journals_root(tmp_project).glob("*/ops.jsonl"))
 
 
@@ -229,7 +248,8 @@ def _replay_in_a_process(root: str, queue) -> None:
 
 def test_concurrent_replays_store_every_journal_once_and_leave_no_folder(tmp_path):
     store = TrackingStore.resolve(None, tmp_path)
-    MlflowClient(store.uri).create_experiment("exp")  # made once, not raced for by the two replayers
+    # made once, not raced for by the two replayers; in a copy of MLflow's schema, as the command makes a store
+    store.client().create_experiment("exp")
     folders = {str(_journal_of_one_trial(tmp_path, store, marker).folder) for marker in "0123456789abcdef"}
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
@@ -246,38 +266,6 @@ def test_concurrent_replays_store_every_journal_once_and_leave_no_folder(tmp_pat
     runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id], run_view_type=ViewType.ALL)
     assert len(runs) == len(folders) and {r.info.status for r in runs} == {"FINISHED"}
     assert list(journals_root(tmp_path).iterdir()) == []
-
-
-def test_a_trial_whose_store_is_down_fails_in_one_line_and_keeps_its_journal(tmp_project):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "mlexp.cli", "task=tabular_regression", *TINY, f"tracking.uri=http://127.0.0.1:{port}"],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    elapsed = time.monotonic() - started
-    assert done.returncode != 0 and elapsed < 120, (elapsed, done.stderr[-2000:])
-    assert "Traceback" not in done.stderr and "mlexp sync" in done.stderr.strip().splitlines()[-1]
-    assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
-    # what that line says to do, while the store is still down: kept again, said in seconds (it was silent 5+ min)
-    started = time.monotonic()
-    synced = subprocess.run(
-        [sys.executable, "-m", "mlexp.cli", "sync"],
-        cwd=tmp_project,
-        env=cli_env(tmp_project),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert synced.returncode == 1 and time.monotonic() - started < 60, synced.stderr[-2000:]
-    assert synced.stdout.strip().splitlines()[-1] == "0 trial journals stored, 1 kept"
-    assert list(journals_root(tmp_project).glob("*/ops.jsonl"))
 
 
 def test_settle_says_which_trials_are_still_being_stored_once_it_stops_waiting(tmp_path, capsys):

@@ -1,17 +1,23 @@
 """What a trial's user sees when its store is not the default, cannot be reached, is mistyped, or when the
 SageMaker Experiments mirror cannot start: the real cause in one line, a hint that reads the right store, and a way
-out of journals no store will ever take. Real CLI runs, a real `mlflow server` on loopback, AWS credentials resolved
-offline (no request leaves the machine)."""
+out of journals no store will ever take; and deleting an experiment on a server. Real CLI runs, one real `mlflow
+server` on loopback for the file (seconds of CPU to start), AWS credentials resolved offline (no request leaves the
+machine)."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, _free_port, cli_env, run_cli, trials_of
+from conftest import REPO, TINY, _free_port, cli_env, run_cli, running_mlflow_server, trials_of
+from mlexp.cleanup import delete_experiment
+from mlexp.tracking import TrackingStore
 from mlexp.tracking.journal import Journal, journals_root
 from mlexp.tracking.journal_apply import discard
 
@@ -31,26 +37,28 @@ def _compare_hint(stdout: str) -> list[str]:
     return command[1:]
 
 
-# --- the SageMaker Experiments mirror without AWS access -----------------------------------------------------------
-
-
-def _without_aws(env: dict[str, str], folder: Path) -> dict[str, str]:
-    """No credentials anywhere in the chain, and no instance-metadata lookup (nothing leaves the machine)."""
-    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+def _quick_env(project: Path) -> dict[str, str]:
+    """cli_env without AWS credentials anywhere in the chain nor an instance-metadata lookup (nothing leaves the
+    machine), and without HTTP retries (a server that is down fails a request at once). The file's commands that need
+    either take both: with the same settings they share one tracking writer (each start imports MLflow: seconds of
+    CPU)."""
+    env = {k: v for k, v in cli_env(project).items() if not k.startswith("AWS_")}
     return env | {
-        "AWS_CONFIG_FILE": str(folder / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"),
+        "AWS_CONFIG_FILE": os.devnull,  # empty: no profile
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     }
 
 
-def test_a_mirror_without_aws_credentials_says_so_in_one_line_through_the_tracking_writer(
-    tmp_project_with_store, tmp_path
-):
+# --- the SageMaker Experiments mirror without AWS access -----------------------------------------------------------
+
+
+def test_a_mirror_without_aws_credentials_says_so_in_one_line_through_the_tracking_writer(tmp_project_with_store):
     # the default writer (a journal and the writer process), not MLEXP_TRACKING_WRITER=inline: the set-up is refused
     # before the trial opens (tests/test_sagemaker_mirror.py), so neither the store nor a journal gets anything
-    env = _without_aws(cli_env(tmp_project_with_store), tmp_path)
+    env = _quick_env(tmp_project_with_store)
     done = run_cli(tmp_project_with_store, TASK, *TINY, "tracking.sagemaker_mirror=true", env=env, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
@@ -63,38 +71,7 @@ def test_a_mirror_without_aws_credentials_says_so_in_one_line_through_the_tracki
     assert _journals(tmp_project_with_store) == []
 
 
-# --- the compare hint names the store the trials went to ----------------------------------------------------------
-
-
-def test_the_compare_hint_of_a_trial_on_a_server_reads_that_server(tmp_project, mlflow_server):
-    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": mlflow_server}
-    done = run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env)
-    hint = _compare_hint(done.stdout)
-    assert hint == ["compare", TASK, "tracking=server"]  # was `mlexp compare task=...`: the local store
-    compared = run_cli(tmp_project, *hint, env=env)
-    names = {trial.name for trial in trials_of(tmp_project, client=MlflowClient(mlflow_server))}
-    assert names and all(name in compared.stdout for name in names)
-    assert not (tmp_project / "mlflow.db").exists()  # nothing read, nor created, in the project's store
-
-    # a server named per command (no $MLEXP_TRACKING_SERVER): the hint carries its URL
-    env = cli_env(tmp_project)
-    done = run_cli(
-        tmp_project, TASK, *TINY, f"tracking.uri={mlflow_server}", "tracking.experiment_name=hinted", env=env
-    )
-    hint = _compare_hint(done.stdout)
-    assert hint == ["compare", "experiment=hinted", f"tracking.uri={mlflow_server}"]
-    compared = run_cli(tmp_project, *hint, env=env)
-    assert compared.stdout.startswith("experiment hinted: 1 trial, best first by test_msle")
-
-
-def test_the_compare_hint_of_a_sweep_on_a_server_reads_that_server(tmp_project, mlflow_server):
-    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": mlflow_server}
-    sweep = ("-m", TASK, "sweep=grid", "sweep.max_parallel_jobs=1", "model.l1_size=4,8", "tracking=server")
-    done = run_cli(tmp_project, *sweep, *TINY, "tracking.experiment_name=swept", env=env)
-    hint = _compare_hint(done.stdout)
-    assert hint[0] == "compare" and hint[1].startswith("sweep=") and hint[2:] == ["tracking=server"]
-    compared = run_cli(tmp_project, *hint, env=env)  # was: no sweep named ... in sqlite:///<project>/mlflow.db
-    assert compared.stdout.startswith(f"sweep {hint[1].removeprefix('sweep=')} in experiment swept: 2 trials")
+# --- the compare hint names the store the trials went to (a server's: at the end) --------------------------------
 
 
 def test_the_compare_hint_of_the_default_store_names_no_store(tmp_project_with_store):
@@ -130,7 +107,7 @@ def test_compare_takes_tracking_server_as_a_trial_does(tmp_project):
 def test_a_server_that_is_down_is_one_line_and_its_journal_can_be_discarded(tmp_project):
     url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     # no retries, to be quick: each command here gave up after mlexp's bounded ones (test_journal.py waits them out)
-    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    env = _quick_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url}
     done = run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env, check=False)
     [journal] = _journals(tmp_project)
     assert done.returncode == 1
@@ -184,28 +161,6 @@ def test_a_server_that_is_down_is_one_line_from_the_trials_own_process_too(tmp_p
     )
 
 
-def test_discarding_stores_first_what_the_store_takes_now(tmp_project, tmp_path):
-    # the server came back: `--discard` would have thrown away records it could store
-    from conftest import running_mlflow_server
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": url}
-    down = env | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # no retries, to be quick
-    run_cli(tmp_project, TASK, *TINY, "tracking=server", env=down, check=False)  # nothing listens: kept
-    [journal] = _journals(tmp_project)
-    with running_mlflow_server(tmp_path, port):
-        done = run_cli(tmp_project, "sync", "--discard", url, "--force", env=env)
-        assert done.stdout.splitlines() == [
-            f"{journal.name}: stored (its store took it; not discarded)",
-            "0 trial journals discarded: the store took what was kept",
-        ]
-        assert _journals(tmp_project) == []
-        # its records reached the server (the trial itself ended FAILED: its store could not be reached)
-        [trial] = trials_of(tmp_project, client=MlflowClient(url))
-        assert trial.status == "FAILED" and trial.params["model.epochs"] == "2"
-
-
 def test_a_journal_whose_trial_still_runs_is_never_discarded(tmp_path):
     running = Journal.create(tmp_path, "http://127.0.0.1:9", None)  # its owner's lock held, as by a running trial
     assert discard(tmp_path, [running.folder]) == ([], [running.folder])
@@ -256,3 +211,99 @@ def test_a_database_store_whose_driver_is_missing_is_one_line_from_the_reading_c
     assert line.startswith(f"mlexp {command[0]}: error: the tracking store's database driver is not installed ({hint})")
     if "psycopg'" in hint:
         assert line.endswith("(postgresql+psycopg2://... uses psycopg2, installed with mlexp)")
+
+
+# --- the file's server: one that came back, the compare hint of trials on it, deleting an experiment there -------
+# last in the file: kept_while_down's trial reaches the (no AWS, no retries) writer the tests above started
+
+
+@pytest.fixture(scope="module")
+def kept_while_down(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The address of the file's `server` and a project whose trial ran before that server started: its records are
+    kept in a journal. Made once, so that one server (seconds of CPU to start) serves the file's tests."""
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there yet
+    project = tmp_path_factory.mktemp("kept-while-down") / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    # no retries, to be quick; an experiment of its own: the server's tabular_regression is another test's
+    env = _quick_env(project) | {"MLEXP_TRACKING_SERVER": url}
+    run_cli(project, TASK, *TINY, "tracking=server", "tracking.experiment_name=came_back", env=env, check=False)
+    return url, project
+
+
+@pytest.fixture(scope="module")
+def server(kept_while_down: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
+    """URL of a real `mlflow server` (conftest's), started where kept_while_down's trial found nothing listening."""
+    url, _ = kept_while_down
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with running_mlflow_server(folder, urlsplit(url).port, template=empty_store):
+        yield url
+
+
+def test_discarding_stores_first_what_the_store_takes_now(kept_while_down, server):
+    # the server came back: `--discard` would have thrown away records it could store
+    url, project = kept_while_down
+    [journal] = _journals(project)
+    env = cli_env(project) | {"MLEXP_TRACKING_SERVER": url}
+    done = run_cli(project, "sync", "--discard", url, "--force", env=env)
+    assert done.stdout.splitlines() == [
+        f"{journal.name}: stored (its store took it; not discarded)",
+        "0 trial journals discarded: the store took what was kept",
+    ]
+    assert _journals(project) == []
+    # its records reached the server (the trial itself ended FAILED: its store could not be reached)
+    [trial] = trials_of(project, "came_back", client=MlflowClient(url))
+    assert trial.status == "FAILED" and trial.params["model.epochs"] == "2"
+
+
+def test_the_compare_hint_of_a_trial_on_a_server_reads_that_server(tmp_project, server):
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": server}
+    done = run_cli(tmp_project, TASK, *TINY, "tracking=server", env=env)
+    hint = _compare_hint(done.stdout)
+    assert hint == ["compare", TASK, "tracking=server"]  # was `mlexp compare task=...`: the local store
+    compared = run_cli(tmp_project, *hint, env=env)
+    names = {trial.name for trial in trials_of(tmp_project, client=MlflowClient(server))}
+    assert names and all(name in compared.stdout for name in names)
+    assert not (tmp_project / "mlflow.db").exists()  # nothing read, nor created, in the project's store
+
+    # a server named per command (no $MLEXP_TRACKING_SERVER): the hint carries its URL
+    env = cli_env(tmp_project)
+    done = run_cli(tmp_project, TASK, *TINY, f"tracking.uri={server}", "tracking.experiment_name=hinted", env=env)
+    hint = _compare_hint(done.stdout)
+    assert hint == ["compare", "experiment=hinted", f"tracking.uri={server}"]
+    compared = run_cli(tmp_project, *hint, env=env)
+    assert compared.stdout.startswith("experiment hinted: 1 trial, best first by test_msle")
+
+
+def test_the_compare_hint_of_a_sweep_on_a_server_reads_that_server(tmp_project, server):
+    env = cli_env(tmp_project) | {"MLEXP_TRACKING_SERVER": server}
+    sweep = ("-m", TASK, "sweep=grid", "sweep.max_parallel_jobs=1", "model.l1_size=4,8", "tracking=server")
+    done = run_cli(tmp_project, *sweep, *TINY, "tracking.experiment_name=swept", env=env)
+    hint = _compare_hint(done.stdout)
+    assert hint[0] == "compare" and hint[1].startswith("sweep=") and hint[2:] == ["tracking=server"]
+    compared = run_cli(tmp_project, *hint, env=env)  # was: no sweep named ... in sqlite:///<project>/mlflow.db
+    assert compared.stdout.startswith(f"sweep {hint[1].removeprefix('sweep=')} in experiment swept: 2 trials")
+
+
+def test_on_a_server_deleting_an_experiment_frees_its_name_and_deletes_its_artifacts(tmp_project, server):
+    # tests/test_cleanup.py deletes from the project's own store; here a server's, through its API
+    store = TrackingStore.resolve(server, tmp_project)
+    client = store.client()
+    experiment_id = store.experiment_id("remote")
+    # a trial with one Training component holding a file, as mlexp records them (no training needed here)
+    trial = client.create_run(experiment_id, run_name="remote-0", tags={"mlexp.kind": "trial"})
+    component = client.create_run(
+        experiment_id, run_name="Training", tags={"mlexp.kind": "component", "mlflow.parentRunId": trial.info.run_id}
+    ).info.run_id
+    client.log_text(component, "weights", "model/weights.txt")
+    for run in (component, trial.info.run_id):
+        client.set_terminated(run)
+    assert [f.path for f in client.list_artifacts(component)] == ["model"]
+
+    report = delete_experiment("remote", force=True, tracking_uri=server, root=tmp_project)
+
+    # no permanent delete over a server's API: renamed out of the way, marked deleted, its files deleted
+    assert not report.permanent and report.trials and report.kept_artifacts == []
+    retired = client.get_experiment(experiment_id)
+    assert (retired.name, retired.lifecycle_stage) == (report.renamed_to, "deleted")
+    assert client.list_artifacts(component) == []
+    assert store.experiment_id("remote") != experiment_id

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -37,12 +38,47 @@ def _socket_path(env: dict[str, str]):
     return done.stdout.strip()
 
 
+def _dead(process: psutil.Process, seconds: float = 10) -> bool:
+    """Whether `process` ended within `seconds`, its sockets closed. A zombie counts once its other threads are gone
+    too: a writer's parent, the command that started it, has left, and whatever reaps orphans may not have yet."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            threads = os.listdir(f"/proc/{process.pid}/task")
+            if process.status() == psutil.STATUS_ZOMBIE and len(threads) <= 1:
+                return True
+        except (FileNotFoundError, psutil.NoSuchProcess):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def file_writer_scope(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The scope of one writer for this file's commands and in-process records that need no writer of their own
+    (no other file's commands reach it): each start imports MLflow (seconds of CPU), so a test reuses the one an
+    earlier test left running; after a test kills it, the next command starts another. Killed after the file."""
+    folder = tmp_path_factory.mktemp("writer-scope")
+    scope = f"test-{folder}"
+    yield scope
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLEXP_WRITER_SCOPE", scope)
+        paths = {str(writer_address.socket_path()), _socket_path(cli_env(folder) | {"MLEXP_WRITER_SCOPE": scope})}
+    for path in paths:
+        for process in _writers(path):
+            process.kill()
+
+
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
-def test_commands_in_a_row_share_one_writer_which_stores_every_trial(tmp_project):
-    env = private_writer_env(tmp_project)
+def test_commands_in_a_row_share_one_writer_of_its_own_session_and_the_next_command_replaces_a_killed_one(
+    tmp_project, file_writer_scope
+):
+    env = cli_env(tmp_project) | {"MLEXP_WRITER_SCOPE": file_writer_scope}
     path = _socket_path(env)
     run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
     [writer] = _writers(path)
+    # the writer runs in a session of its own: Ctrl-C in the terminal (the command's process group) spares it
+    assert os.getsid(writer.pid) == writer.pid
     run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=1", env=env)
     run_cli(tmp_project, "sync", env=env)  # a command without a trial: no writer of its own either
 
@@ -50,7 +86,16 @@ def test_commands_in_a_row_share_one_writer_which_stores_every_trial(tmp_project
     trials = trials_of(tmp_project)
     assert len(trials) == 2 and {trial.status for trial in trials} == {"FINISHED"}
     assert all("test_msle" in trial.metrics for trial in trials)
-    writer.kill()
+
+    writer.kill()  # between commands
+    assert _dead(writer)
+    assert os.path.exists(path)  # a dead writer's socket file stays: connecting to it is refused
+    done = run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=2", env=env)
+    assert "Traceback" not in done.stderr
+    [replacement] = _writers(path)
+    assert replacement.pid != writer.pid
+    trials = trials_of(tmp_project)
+    assert len(trials) == 3 and {trial.status for trial in trials} == {"FINISHED"}
 
 
 def test_a_value_the_run_refuses_starts_no_writer(tmp_project):
@@ -87,24 +132,6 @@ def test_an_idle_writer_leaves_and_the_next_command_starts_another(tmp_project):
 
     run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=1", env=env)
     assert len(trials_of(tmp_project)) == 2
-
-
-@pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
-def test_a_writer_killed_between_commands_is_replaced_by_the_next_command(tmp_project):
-    env = private_writer_env(tmp_project)
-    path = _socket_path(env)
-    run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
-    [writer] = _writers(path)
-    writer.kill()
-    writer.wait(10)
-    assert os.path.exists(path)  # a dead writer's socket file stays: connecting to it is refused
-
-    done = run_cli(tmp_project, "task=tabular_regression", *TINY, "seed=1", env=env)
-    assert "Traceback" not in done.stderr
-    [replacement] = _writers(path)
-    assert replacement.pid != writer.pid
-    assert {trial.status for trial in trials_of(tmp_project)} == {"FINISHED"}
-    replacement.kill()
 
 
 def test_a_replaced_sqlite_file_is_opened_anew_not_written_through_the_old_handle(tmp_path):
@@ -150,23 +177,12 @@ def test_an_edit_to_what_a_sweep_summary_reads_gets_a_writer_of_its_own(module):
     assert writer_address.writer_key() == key
 
 
-def test_the_writer_runs_in_a_session_of_its_own_so_ctrl_c_in_the_terminal_spares_it(tmp_project):
-    # the writer runs in a session of its own: Ctrl-C in the terminal (the command's process group) spares it
-    env = cli_env(tmp_project) | {"MLEXP_WRITER_SCOPE": f"session-{tmp_project}"}
-    run_cli(tmp_project, "task=tabular_regression", *TINY, env=env)
-    [writer] = _writers(_socket_path(env))
-    assert os.getsid(writer.pid) == writer.pid
-    writer.kill()
-
-
 @pytest.fixture
-def private_writer(tmp_path, monkeypatch):
-    """This test process records through a writer of its own; killed after the test."""
-    monkeypatch.setenv("MLEXP_WRITER_SCOPE", f"test-{tmp_path}")
+def private_writer(file_writer_scope: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This test process records through the file's writer (file_writer_scope); its connections closed after."""
+    monkeypatch.setenv("MLEXP_WRITER_SCOPE", file_writer_scope)
     yield
     close_writers()
-    for process in _writers(writer_address.socket_path()):
-        process.kill()
 
 
 def _runs(store: TrackingStore) -> dict[str, str]:
@@ -233,10 +249,6 @@ def test_credentials_nobody_listed_still_get_a_writer_of_their_own(monkeypatch):
     assert writer_address.writer_key() == key
 
 
-def _worker_settings() -> tuple[list[tuple[str, str]], dict[str, str]]:
-    return writer_address.writer_settings(), dict(os.environ)
-
-
 def test_a_joblib_worker_reaches_the_writer_of_the_command_that_started_it(monkeypatch):
     # joblib sets thread-count variables in its loky workers (those the parent has not set): with them in the key,
     # every parallel sweep's jobs started a second writer, importing MLflow while the workers imported MXNet
@@ -249,6 +261,11 @@ def test_a_joblib_worker_reaches_the_writer_of_the_command_that_started_it(monke
         monkeypatch.delenv(name, raising=False)
     # new workers, as a sweep's command starts: idle ones kept from an earlier test hold that test's environment
     get_reusable_executor(reuse=True).shutdown(wait=True)
+
+    def _worker_settings() -> tuple[list[tuple[str, str]], dict[str, str]]:
+        # nested: sent by value, so the workers do not import this test module (and MLflow with it) to find it
+        return writer_address.writer_settings(), dict(os.environ)
+
     [(worker_settings, worker_env)] = Parallel(n_jobs=2, backend="loky")(delayed(_worker_settings)() for _ in [0])
     assert joblibs <= set(worker_env)  # the worker's environment does differ from this process's
     # the key's environment part (its code stamp is the same for a sweep's workers: they run the command's code)
@@ -291,6 +308,6 @@ def test_a_sweep_end_the_writer_never_got_is_done_by_the_sweeps_own_process(tmp_
     writer_connection(tmp_path)
     [writer] = _writers(writer_address.socket_path())
     writer.kill()
-    writer.wait(10)
+    assert _dead(writer)
     with pytest.raises(AnalyticsError, match="no sweep named or with id"):
         recorder._summarise(_sweep_end(tmp_path))
