@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import math
 import os
@@ -64,24 +66,6 @@ def _tiny_trial_config(project, monkeypatch):
 
 
 @STORE_EXISTS
-def test_an_interrupted_stage_leaves_its_component_and_trial_killed(tmp_project, monkeypatch):
-    from mlexp import runner
-    from mlexp.tasks.tabular_regression import stages
-
-    def interrupted(cfg, tracker):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(stages, "train", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        runner.run(_tiny_trial_config(tmp_project, monkeypatch), runner.JobContext(choices={}, overrides=[]))
-    [trial] = trials_of(tmp_project)
-    client = store_client(tmp_project)
-    assert trial.status == "KILLED"
-    assert client.get_run(trial.components["Training"]).info.status == "KILLED"
-    assert client.get_run(trial.components["Pre-processing"]).info.status == "FINISHED"
-
-
-@STORE_EXISTS
 def test_an_error_while_recording_provenance_goes_on_as_it_is_with_the_trial_failed(tmp_project, monkeypatch):
     from mlexp import runner
 
@@ -97,18 +81,18 @@ def test_an_error_while_recording_provenance_goes_on_as_it_is_with_the_trial_fai
 
 @STORE_EXISTS
 @pytest.mark.parametrize(
-    ("launcher", "presses"),
+    ("launcher", "presses", "training"),
     [
-        (("model.l1_size=4,8,16",), 1),
+        (("model.l1_size=4,8,16",), 1, 1),
         # Ctrl-C held or pressed again: the later presses interrupted the closing, which left the sweep's record and
-        # its trials RUNNING (2 runs of 2) behind a KeyboardInterrupt traceback
-        (("sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,8,16"), 3),
+        # its trials RUNNING (2 runs of 2) behind a KeyboardInterrupt traceback; pressed once both workers train
+        (("sweep=grid", "sweep.max_parallel_jobs=2", "model.l1_size=4,8,16"), 3, 2),
     ],
     ids=["one-at-a-time", "joblib-parallel-pressed-3-times"],
 )
-def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, launcher, presses):
+def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, launcher, presses, training):
     # long trials; Ctrl-C reaches the whole process group, as from a terminal
-    process, _ = _start_long_training(tmp_project, "-m", *launcher)
+    process, _ = _start_long_training(tmp_project, "-m", *launcher, training=training)
     with contextlib.suppress(ProcessLookupError):  # the process group is gone when the sweep already ended
         for _ in range(presses):
             os.killpg(process.pid, signal.SIGINT)
@@ -121,7 +105,7 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
     assert process.returncode == 130, stderr
     trials = trials_of(tmp_project)
     # the sweep stopped: no trial after the interrupted ones, and none left RUNNING
-    assert trials and len(trials) < 3 and {t.status for t in trials} == {"KILLED"}
+    assert len(trials) == training and {t.status for t in trials} == {"KILLED"}
     client = store_client(tmp_project)
     assert {client.get_run(run_id).info.status for t in trials for run_id in t.components.values()} <= {
         "FINISHED",
@@ -146,21 +130,24 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_marks_it_killed(tmp_project, lau
         assert lines[-1] == f"mlexp: interrupted (Ctrl-C); {sweep} and {killed} marked KILLED"
 
 
-def _start_long_training(project, *args: str) -> tuple[subprocess.Popen, bool]:
-    """`mlexp` training abalone for 100000 epochs, returned once a trial trains (it has logged an epoch, past its
-    libraries' loading: observed, not timed), or the command ended by itself, or 300 s passed; and whether one trains.
-    """
+def _start_long_training(project, *args: str, training: int = 1) -> tuple[subprocess.Popen, bool]:
+    """`mlexp` training abalone for 100000 epochs, returned once `training` trials train (each has logged an epoch,
+    past its libraries' loading: observed, not timed), or the command ended by itself, or 300 s passed; and whether
+    they train."""
     process = start_cli(
         project,
         *args,
         *("task=tabular_regression", "dataset.n_rows=300", "model.epochs=100000"),
+        # the first epoch's loss reaches the journal a tenth of a second after it, not 5 s (the default) of full-speed
+        # training later; values still wait on the flusher thread between sends, as they do when Ctrl-C comes
+        "tracking.metric_flush_s=0.1",
         # as from a terminal: a suite started in the background (`make test &`) passes on SIGINT ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None and _trials_training(project) < 1:
+    while time.monotonic() < deadline and process.poll() is None and _trials_training(project) < training:
         time.sleep(0.2)
-    return process, _trials_training(project) >= 1
+    return process, _trials_training(project) >= training
 
 
 def _trials_training(project) -> int:
@@ -357,18 +344,25 @@ def test_a_sweep_value_its_key_cannot_take_is_one_line_before_the_sweep_opens_a_
     assert store_client(tmp_project).get_experiment_by_name("anomaly_detection-sweeps") is None
 
 
-def _sweep_config(tmp_project, *overrides: str):
-    return composed_with_hydra(tmp_project, "task=tabular_regression", *overrides)
+@functools.cache
+def _composed(overrides: tuple[str, ...]) -> Any:
+    return composed_with_hydra(REPO, "task=tabular_regression", *overrides)
 
 
-def test_a_plus_sweep_of_a_null_key_is_left_to_run(tmp_project):
-    config = _sweep_config(tmp_project)
+def _sweep_config(*overrides: str) -> Any:
+    """The command's config for `overrides`, Hydra's node included: composed once per test process (each compose
+    costs a fifth of a second), a copy of its own for each test, which changes it."""
+    return copy.deepcopy(_composed(overrides))
+
+
+def test_a_plus_sweep_of_a_null_key_is_left_to_run():
+    config = _sweep_config()
     config.hydra.overrides.task = ["+dataset.n_rows=200,300"]  # null by default: Hydra adds each value
     check_sweep_values(config)
 
 
-def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs(tmp_project):
-    config = _sweep_config(tmp_project)
+def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs():
+    config = _sweep_config()
     # a ${...} naming another swept key (only a job's config has it), a + override (Hydra's to judge)
     config.hydra.overrides.task = ["+base=8,16", "model.l1_size=${base},4", "+model.l2=a,b"]
     check_sweep_values(config)
@@ -377,8 +371,8 @@ def test_sweep_values_only_each_job_can_judge_are_left_to_the_jobs(tmp_project):
         check_sweep_values(config)
 
 
-def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key(tmp_project):
-    config = _sweep_config(tmp_project, "sweep=abalone_architectures")
+def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key():
+    config = _sweep_config("sweep=abalone_architectures")
     config.hydra.overrides.task = ["task=tabular_regression", "sweep=abalone_architectures"]
     check_sweep_values(config)  # the shipped search space fits
     config.hydra.sweeper.params["model.l1_size"] = "16,abc"
@@ -395,8 +389,8 @@ def test_a_sweep_files_own_values_are_checked_unless_the_command_gives_the_key(t
     check_sweep_values(config)
 
 
-def test_a_sweep_file_written_for_another_task_is_refused_naming_the_key_it_lacks(tmp_project):
-    config = _sweep_config(tmp_project, "sweep=abalone_architectures")
+def test_a_sweep_file_written_for_another_task_is_refused_naming_the_key_it_lacks():
+    config = _sweep_config("sweep=abalone_architectures")
     config.hydra.overrides.task = ["task=tabular_regression", "sweep=abalone_architectures"]
     params = config.hydra.sweeper.params
     with open_dict(params):
@@ -414,7 +408,7 @@ def test_a_sweep_file_written_for_another_task_is_refused_naming_the_key_it_lack
         "task tabular_regression, or give the search on the command line"
     )
     # the abalone sweep with the taxi task: the README's example
-    config = _sweep_config(tmp_project, "task=anomaly_detection", "sweep=abalone_architectures")
+    config = _sweep_config("task=anomaly_detection", "sweep=abalone_architectures")
     config.hydra.overrides.task = ["task=anomaly_detection", "sweep=abalone_architectures"]
     with pytest.raises(ConfigError, match="^hydra.sweeper.params of sweep=abalone_architectures: model.l1_size is not"):
         check_sweep_values(config)
@@ -432,9 +426,9 @@ def test_a_sweep_file_written_for_another_task_is_refused_naming_the_key_it_lack
         (["sweep=random", "hydra.sweeper.n_trials=0", "model.l1_size=4,8"], "hydra.sweeper.n_trials=0: Optuna's"),
     ],
 )
-def test_a_search_its_sweeper_cannot_run_is_refused_before_the_record_opens(tmp_project, overrides, message):
+def test_a_search_its_sweeper_cannot_run_is_refused_before_the_record_opens(overrides, message):
     sweep = [o for o in overrides if o.startswith("sweep=")]
-    config = _sweep_config(tmp_project, *sweep, *(o for o in overrides if o.startswith(("sweep.", "hydra."))))
+    config = _sweep_config(*sweep, *(o for o in overrides if o.startswith(("sweep.", "hydra."))))
     config.hydra.overrides.task = ["task=tabular_regression", *overrides]
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_search_space(config)
@@ -445,7 +439,7 @@ def test_a_search_its_sweeper_cannot_run_is_refused_before_the_record_opens(tmp_
     check_search_space(config)
 
 
-def test_a_check_that_breaks_ends_the_sweep_in_one_line_rather_than_running_it_unrecorded(tmp_project, monkeypatch):
+def test_a_check_that_breaks_ends_the_sweep_in_one_line_rather_than_running_it_unrecorded(monkeypatch):
     from mlexp.sweeps import recorder
 
     def broken(config):
@@ -453,7 +447,7 @@ def test_a_check_that_breaks_ends_the_sweep_in_one_line_rather_than_running_it_u
 
     monkeypatch.setattr(recorder, "check_sweep", broken)
     with pytest.raises(SystemExit) as ended:
-        recorder.SweepRecorder().on_multirun_start(_sweep_config(tmp_project))
+        recorder.SweepRecorder().on_multirun_start(_sweep_config())
     assert ended.value.code == 2  # Hydra only warns about a callback's error, and would run the sweep with no record
 
 
@@ -465,9 +459,9 @@ def _judged(config, values: dict[str, Any], swept: list[str]) -> None:
     check_shared_interpolations(trial)
 
 
-def test_an_interpolation_no_job_can_resolve_is_refused(tmp_project, monkeypatch):
+def test_an_interpolation_no_job_can_resolve_is_refused(monkeypatch):
     monkeypatch.delenv("NOPE_VAR", raising=False)
-    config = _sweep_config(tmp_project)
+    config = _sweep_config()
     refused = {
         "model.l2_size: Interpolation key 'nope' not found; fix the ${...} it uses": {"model.l2_size": "${nope}"},
         "Environment variable 'NOPE_VAR' not found": {"tracking.experiment_name": "${oc.env:NOPE_VAR}"},
@@ -485,10 +479,10 @@ def test_an_interpolation_no_job_can_resolve_is_refused(tmp_project, monkeypatch
         _judged(config, {"compute.num_threads": "${nope}"}, ["model.l1_size=4,8"])
 
 
-def test_an_interpolation_a_job_may_resolve_is_left_to_the_jobs(tmp_project, monkeypatch):
+def test_an_interpolation_a_job_may_resolve_is_left_to_the_jobs(monkeypatch):
     for name in ("NOPE_VAR", "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
-    config = _sweep_config(tmp_project)
+    config = _sweep_config()
     for swept in (
         ["model.l2_size=4,8"],  # each job replaces it
         ["+nope=4,8"],  # each job adds the key it names
@@ -591,7 +585,8 @@ def test_a_split_that_leaves_no_test_rows_fails_the_trial_naming_the_split(tmp_p
 
 @STORE_EXISTS
 def test_ctrl_c_stops_a_single_trial_with_exit_130_and_marks_it_killed(tmp_project):
-    # the real command and a real SIGINT to its process group, as a terminal sends it (not an exception raised here)
+    # the real command and a real SIGINT to its process group, as a terminal sends it (not an exception raised here):
+    # the KeyboardInterrupt reaches the trial inside its Training stage, which it leaves KILLED with the trial
     process, training = _start_long_training(tmp_project)
     with contextlib.suppress(ProcessLookupError):  # a trial that already ended: its exit is reported below
         os.killpg(process.pid, signal.SIGINT)
