@@ -143,18 +143,16 @@ def test_sweeps_with_both_launchers_in_one_process(project: Path) -> None:
         assert trials[0].tags.get("mlexp.best_in_sweep") == "true"
     assert grid[0].sweep_id != parallel[0].sweep_id
     assert parallel[0].tags["mlexp.command"].startswith(f"mlexp -m task={TASK} sweep=grid")
-    # the tracking writer (started by this process's first trial) serves every command, the suite's CLI server
-    # forks the tests' commands (its children, forked commands, count): neither is a joblib worker
+    # the tracking writer (started by this process's first trial) serves every command, the suite's CLI servers
+    # fork the tests' commands (their children, forked commands, count): neither is a joblib worker
     # (nor is the headless chromium an earlier browser test of this worker left running, with Playwright's driver)
     helpers = ("resource_tracker", "mlexp.tracking.writer_process")
-    server = conftest._forked_cli.server.pid if conftest._forked_cli else None
+    servers = {cli.server.pid for cli in (conftest._forked_cli, conftest._forked_store_cli) if cli}
     children = psutil.Process().children(recursive=True)
     drivers = [p for p in children if "playwright" in " ".join(p.cmdline())]
     browsers = {p.pid for driver in drivers for p in [driver, *driver.children(recursive=True)]}
     workers = [
-        p
-        for p in children
-        if p.pid != server and p.pid not in browsers and not any(h in " ".join(p.cmdline()) for h in helpers)
+        p for p in children if p.pid not in servers | browsers and not any(h in " ".join(p.cmdline()) for h in helpers)
     ]
     assert workers == []  # no idle joblib worker keeps this sweep's environment (and MXNet) for the next one
 
