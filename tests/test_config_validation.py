@@ -138,6 +138,18 @@ def test_an_option_message_takes_the_article_of_its_group(tmp_project):
     assert message.startswith("engine='local' is not an engine option of task 'anomaly_detection'; ")
 
 
+def test_env_copy_of_a_variable_that_is_not_set_is_one_line_for_a_run_a_sweep_and_cfg(tmp_project):
+    # Hydra copies it with os.environ[name] in every composition: its KeyError was a traceback
+    unset = "MLEXP_TEST_NEVER_SET"
+    for command in (["task=tabular_regression"], ["-m", "model.l1_size=4,8"], ["--cfg", "job"]):
+        message = one_line_error(tmp_project, *command, f"hydra.job.env_copy=[HOME,{unset}]")
+        assert message == (
+            f"hydra.job.env_copy=[HOME,{unset}]: {unset} is not set in this environment, and Hydra copies each "
+            f"variable env_copy lists from it; export {unset}=<value> first, or give the job a value with "
+            f"hydra.job.env_set.{unset}=<value>"
+        )
+
+
 def test_cfg_job_prints_the_composed_config(tmp_project):
     done = run_cli(tmp_project, "--cfg", "job", "task=tabular_regression", "model.l1_size=7")
     assert "l1_size: 7" in done.stdout

@@ -37,7 +37,7 @@ from mlexp.cli_arguments import (
     spelled_out,
 )
 from mlexp.config import make_composable
-from mlexp.config.overrides import check_override_keys, command_overrides
+from mlexp.config.overrides import check_env_copy, check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.console import warn
 from mlexp.entry import INTERRUPTED_EXIT
@@ -532,6 +532,7 @@ def _main() -> None:
             sys.exit(0)
         # one trial (no flags): the keys are checked in the config the run composes, not in a composition of their own
         single = not any(arg.startswith("-") for arg in argv)
+        check_env_copy(overrides)
         check_override_keys(conf_dir, overrides, keys=not single)
         if any(arg.split("=")[0] in ("--cfg", "--info") for arg in argv):
             job_package = parsed.package if parsed.cfg == "job" else None

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.conf import HydraConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.config.group_options import check_group_options
 from mlexp.config.known_keys import check_named
+from mlexp.errors import ConfigError
 
 
 def command_overrides(hydra: DictConfig | HydraConf) -> list[str]:
@@ -33,6 +36,26 @@ def sweeper_params(hydra: DictConfig | HydraConf) -> list[str]:
     it, before the command line's."""
     params = hydra.sweeper.get("params") or {}
     return [f"{key}={value}" for key, value in params.items()]
+
+
+def check_env_copy(overrides: list[str]) -> None:
+    """hydra.job.env_copy naming a variable this environment lacks: Hydra copies each with os.environ[name] in every
+    composition, and its KeyError ended the command (a single run, a sweep, --cfg) in a traceback."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group != "hydra.job.env_copy" or override.is_sweep_override() or override.is_delete():
+            continue
+        value = override.value()
+        if not isinstance(value, list):  # a value that is no list: Hydra's own check says it does not fit
+            continue
+        # an interpolation (${oc.env:V}) is Hydra's to resolve
+        missing = [str(name) for name in value if "${" not in str(name) and str(name) not in os.environ]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ConfigError(
+                f"{override.input_line}: {', '.join(missing)} {verb} not set in this environment, and Hydra copies "
+                f"each variable env_copy lists from it; export {missing[0]}=<value> first, or give the job a value "
+                f"with hydra.job.env_set.{missing[0]}=<value>"
+            )
 
 
 def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = True) -> None:
