@@ -46,6 +46,16 @@ def test_a_misspelt_top_level_key_lists_only_the_keys_of_its_task(tmp_project):
     )
 
 
+def test_a_key_given_without_its_section_is_offered_with_it(tmp_project):
+    # `l1_size=64` got the top-level keys and no hint: the section left out, not the spelling, was the slip
+    assert "l1_size is not a key of the config; did you mean model.l1_size? valid keys: compute," in _fails(
+        tmp_project, "task=tabular_regression", "l1_size=64"
+    )
+    assert "model.budget is not a key of model; did you mean model.incentives.budget? valid keys:" in _fails(
+        tmp_project, "task=churn_incentives", "model.budget=3"
+    )
+
+
 def test_unknown_key_in_a_sweep_is_refused_before_any_trial(tmp_project):
     message = _fails(tmp_project, "-m", "task=tabular_regression", "model.l1_sise=8,16")
     assert "did you mean model.l1_size?" in message

@@ -96,10 +96,24 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         # other tasks' groups are in the schema (null) but mean nothing with this task: they are no keys to suggest
         foreign = unselected_groups(node) if not walked else set()
         known = sorted(str(k) for k in node if k not in foreign)
-        # the suggestion comes from the part that failed: the whole key never resembles a child's name
-        close = difflib.get_close_matches(part, known, n=1)
         prefix = ".".join(walked) + "." if walked else ""
-        hint = f"did you mean {prefix}{close[0]}? " if close else ""
+        # `l1_size=64` for model.l1_size: the section left out is the likelier slip than a misspelling
+        below = [f"{prefix}{found}" for name in known for found in _paths_to(node, name, part)][:3]
+        # else the suggestion comes from the part that failed: the whole key never resembles a child's name
+        close = below or [prefix + match for match in difflib.get_close_matches(part, known, n=1)]
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
         # a schema's section takes no new key (check_named): `+` only adds to a free-form one (anomaly's model.rules)
         add = f" (to add a new key on purpose, write +{key}=...)" if addable and schema_fields(node) is None else ""
         raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")
+
+
+def _paths_to(node: DictConfig, section: str, key: str, depth: int = 3) -> list[str]:
+    """The dotted paths from `section` of `node` down to a key named `key`, at most `depth` sections deep; an
+    interpolated section is not resolved to look."""
+    child = node._get_node(section)
+    if depth == 0 or not isinstance(child, DictConfig) or child._is_interpolation() or child._is_missing():
+        return []
+    names = [str(name) for name in child.keys()]  # noqa: SIM118 (`in child` skips a ??? value)
+    return [f"{section}.{key}"] * (key in names) + [
+        f"{section}.{found}" for name in names for found in _paths_to(child, name, key, depth - 1)
+    ]
