@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from importlib.metadata import version
@@ -87,15 +88,37 @@ def test_ending_the_input_at_a_confirmation_is_a_no(monkeypatch, capsys, answer)
     assert confirmed("discard them?") is True
 
 
-def test_a_stage_alone_gives_the_next_steps_unless_dvc_runs_it(tmp_project):
+def test_a_stage_alone_names_what_it_wrote_and_the_next_stage_on_it(tmp_project):
+    # prepare alone said only "stage prepare done.", and the train stage the user ran next refused, wanting
+    # paths.data=<run folder>/data, a folder no line had named
+    lines = run_cli(tmp_project, "task=tabular_regression", "stage=prepare", *TINY).stdout.splitlines()
+    done = next(i for i, line in enumerate(lines) if line.startswith("stage prepare done."))
+    data = Path(lines[done].removeprefix("stage prepare done.  (wrote: ").removesuffix(")"))
+    assert (data / "train.parquet").is_file()
+    assert lines[done + 1].startswith("  next stage:      mlexp ")
+    following = shlex.split(lines[done + 1].removeprefix("  next stage:      "))
+    assert following == [
+        "mlexp",
+        "task=tabular_regression",
+        *TINY,
+        "stage=train",
+        f"paths.data={data.relative_to(tmp_project)}",
+    ]
+    assert lines[done + 2] == "  compare trials:  mlexp compare task=tabular_regression"
+    trained = run_cli(tmp_project, *following[1:]).stdout
+    assert "stage train done." in trained and " stage=evaluate paths.data=" in trained and " paths.models=" in trained
+
+
+def test_a_stage_dvc_runs_gives_no_next_steps(tmp_project):
     # inside `dvc repro` every stage would repeat them: the pipeline's last stage gives them once
     args = ("task=tabular_regression", "stage=prepare", "dataset.n_rows=300")
     run_cli(tmp_project, "params")  # params.yaml, as DVC's stages read it
-    by_hand = run_cli(tmp_project, *args, "params_file=params.yaml").stdout.splitlines()
-    done = by_hand.index("stage prepare done.")
-    assert by_hand[done + 1] == "  compare trials:  mlexp compare task=tabular_regression"
-    by_dvc = run_cli(tmp_project, *args, env={**cli_env(tmp_project), "DVC_STAGE": "prepare"}).stdout.splitlines()
-    assert by_dvc[-1] == "stage prepare done."
+    by_hand = run_cli(tmp_project, *args, "params_file=params.yaml").stdout
+    # DVC's own folders, which the next stage reads without paths.data
+    assert f"  next stage:      mlexp {' '.join(args[:1] + args[2:])} params_file=params.yaml stage=train\n" in by_hand
+    env = {**cli_env(tmp_project), "DVC_STAGE": "prepare"}
+    by_dvc = run_cli(tmp_project, *args, "params_file=params.yaml", env=env).stdout.splitlines()
+    assert by_dvc[-1] == f"stage prepare done.  (wrote: {tmp_project / 'data' / 'tabular_regression'})"
 
 
 def test_ctrl_c_while_the_command_loads_its_libraries_is_one_line(tmp_project):

@@ -43,7 +43,7 @@ from mlexp.console import warn
 from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
 from mlexp.interrupts import stop_once
-from mlexp.paths import DVC_STAGE_ENV, ROOT_ENV, NoProject, project_root, resolve, store_home
+from mlexp.paths import DVC_STAGE_ENV, ROOT_ENV, RUN_FOLDERS, NoProject, project_root, resolve, store_home
 from mlexp.sweeps import SWEEP_ID_ENV, SWEEP_NAME_ENV, adopt_sweep_env, record_job
 from mlexp.sweeps.recorder import close_open_sweep
 
@@ -196,7 +196,7 @@ def _use_run_folder(cfg: DictConfig, output_dir: Path, overrides: list[str]) -> 
     A folder the user names on the command line (paths.models=...) is kept.
     """
     chosen = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    for folder in ("data", "models", "reports"):
+    for folder in RUN_FOLDERS:
         if f"paths.{folder}" not in chosen:
             cfg.paths[folder] = str(output_dir / folder)
 
@@ -223,6 +223,8 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
         print(f"stage {cfg.stage} done." + (f"  ({where})" if where else ""))
         if os.environ.get(DVC_STAGE_ENV):  # a stage DVC runs: the pipeline's last one says where to look next, once
             return
+        if not multirun and (following := _next_stage_command(cfg)):
+            print(f"  next stage:      {following}")
     else:
         print(f"trial done: {metric} = {result.objective:.6g}  ({_where_reports_are(cfg)})")
     if multirun:  # the sweep's table has every trial's headline metrics
@@ -267,13 +269,26 @@ def _where_reports_are(cfg: DictConfig) -> str:
 
 
 def _where_stage_reports_are(cfg: DictConfig) -> str:
-    """The reports of a stage run alone: its own folder in the reports if it wrote one; "" if it wrote none."""
+    """The reports of a stage run alone: its own folder in the reports if it wrote one; else the folders it wrote."""
+    from mlexp.next_steps import stage_outputs
+
     reports = Path(cfg.paths.reports)
     if store_home(Path(cfg.paths.root)) != Path(cfg.paths.root):
         return _where_reports_are(cfg)  # a DVC experiment's temporary copy: how to get them
     if (reports / cfg.stage).is_dir():
         return f"reports: {reports / cfg.stage}"
-    return _where_reports_are(cfg) if reports.is_dir() and any(reports.iterdir()) else ""
+    if reports.is_dir() and any(reports.iterdir()):
+        return _where_reports_are(cfg)
+    written = [str(folder) for folder in stage_outputs(cfg) if folder.is_dir()]
+    return f"wrote: {', '.join(written)}" if written else ""
+
+
+def _next_stage_command(cfg: DictConfig) -> str | None:
+    """The command that runs the task's next stage on this stage's outputs (None after the last stage)."""
+    from mlexp.next_steps import next_stage_command
+
+    hydra_cfg = HydraConfig.get()
+    return next_stage_command(cfg, command_overrides(hydra_cfg), Path(hydra_cfg.runtime.cwd))
 
 
 def _is_tuning_job(argv: list[str], overrides: list[str]) -> bool:

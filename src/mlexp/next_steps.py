@@ -6,8 +6,14 @@ import contextlib
 import os
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mlexp.paths import RUN_FOLDERS
 from mlexp.tracking import ui_link
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 def experiment_tag_writer(tracking_uri: str) -> ui_link.TagWriter | None:
@@ -81,3 +87,49 @@ def print_ui_link(
     if link.start_command:
         print(f"  start the UI:     {link.start_command}")
     print(f"MLflow UI: {link.url}")
+
+
+def stage_outputs(cfg: DictConfig) -> list[Path]:
+    """The run folders (cfg.paths.data, .models, .reports) the stage run alone wrote into."""
+    from mlexp import tasks
+
+    task = tasks.get(cfg.task.name)
+    if cfg.stage not in task.stages:
+        return []
+    written = tasks.declared_outputs(task, cfg.stage, cfg)
+    return [folder for folder in _run_folders(cfg).values() if any(_holds(folder, path) for path in written)]
+
+
+def next_stage_command(cfg: DictConfig, overrides: Sequence[str], launch_dir: Path) -> str | None:
+    """The command, run from `launch_dir`, that runs the task's next stage on what the stage run alone wrote
+    (`overrides`: this command's); None after the last stage. A run with params_file= writes DVC's folders, which the
+    next one reads by itself."""
+    from mlexp import tasks
+
+    task = tasks.get(cfg.task.name)
+    # deploy=none refuses stage=deploy: a task's last stage before it is its last one
+    stages = [stage for stage in task.stages if stage != "deploy" or cfg.deploy.target != "none"]
+    if cfg.stage not in stages[:-1]:
+        return None
+    following = stages[stages.index(cfg.stage) + 1]
+    inputs = tasks.declared_inputs(task, following, cfg)
+    folders = {} if cfg.params_file else _run_folders(cfg)
+    read = {name: folder for name, folder in folders.items() if any(_holds(folder, path) for path in inputs)}
+    replaced = {"stage", *(f"paths.{name}" for name in read)}
+    kept = [o for o in overrides if o.partition("=")[0].lstrip("+~") not in replaced]
+    return shlex.join(
+        ["mlexp", *kept, f"stage={following}", *(f"paths.{n}={_shown(f, launch_dir)}" for n, f in read.items())]
+    )
+
+
+def _run_folders(cfg: DictConfig) -> dict[str, Path]:
+    return {name: Path(cfg.paths[name]) for name in RUN_FOLDERS}
+
+
+def _holds(folder: Path, path: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _shown(folder: Path, launch_dir: Path) -> str:
+    """`folder` as typed in `launch_dir`: relative when under it."""
+    return str(folder.relative_to(launch_dir)) if folder.is_relative_to(launch_dir) else str(folder)

@@ -9,6 +9,8 @@ from mlexp.errors import DataError, MlexpError
 
 ROOT_ENV = "MLEXP_ROOT"
 DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for each stage command it runs
+# a run's own folders (cfg.paths.<name>): a stage run alone reads an earlier run's
+RUN_FOLDERS = ("data", "models", "reports")
 
 
 def project_root(start: Path | None = None) -> Path:

@@ -22,6 +22,7 @@ from mlexp.config.validate import all_stages, check_config, resolved_config
 from mlexp.console import warnings_kept
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.interrupts import announce_killed
+from mlexp.paths import RUN_FOLDERS
 from mlexp.reused_stages import link_kept_stages
 from mlexp.run_names import claimed
 from mlexp.seeding import seed_everything
@@ -213,10 +214,6 @@ def _kept_metrics(path: Path) -> dict[str, float]:
     except (OSError, ValueError):
         return {}
     return kept if isinstance(kept, dict) else {}
-
-
-# a run's folders, as its config names them (paths.<name>)
-RUN_FOLDERS = ("data", "models", "reports")
 
 
 def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
