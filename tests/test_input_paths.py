@@ -62,6 +62,13 @@ REFUSED = [
         ["task=tabular_regression", "dataset.path=s3://bucket/abalone.data"],
         f"dataset.path=s3://bucket/abalone.data: {S3_FIX}",
     ),
+    # the README's raw copy before `mlexp data churn` wrote it: the line did not say what writes it
+    (
+        ["task=churn_incentives", "dataset.path=data/raw/churn.txt"],
+        "dataset.path=data/raw/churn.txt: no such file ({project}/data/raw/churn.txt) yet: `mlexp data churn "
+        "data/raw/churn.txt` writes it; give the path of your copy (churn.txt's columns), or leave dataset.path "
+        "unset for the copy shipped with mlexp",
+    ),
     # "stage 'prepare' failed: dataset.path=churn.txt does not exist; ..."
     (
         ["task=churn_incentives", "dataset.path=churn.txt"],

@@ -62,6 +62,11 @@ class RawData:
     export: str
     path: str
 
+    @property
+    def written_by(self) -> tuple[str, str]:
+        """Its path and the command that writes it (InputPath.written_by)."""
+        return self.path, f"mlexp data {self.export} {self.path}"
+
 
 @dataclass(frozen=True)
 class StageSpec:

@@ -12,6 +12,7 @@ DATASET = InputPath(
     read_by=("prepare",),
     fix="give the path of your copy (churn.txt's columns), or leave dataset.path unset for the copy shipped with mlexp",
     suffixes=(".txt", ".csv"),  # telecom_churn.SUFFIXES, without importing pandas here
+    written_by=CHURN.written_by,
 )
 BOOSTER = tuple(f"model.{key}" for key in ("max_depth", "eta", "gamma", "min_child_weight", "subsample", "num_round"))
 

@@ -15,6 +15,7 @@ DATASET = InputPath(
     read_by=("prepare",),
     fix="give the path of your copy, or leave dataset.path unset for the copy shipped with mlexp",
     suffixes=(".data", ".csv", ".zip"),  # abalone.SUFFIXES, without importing pandas here
+    written_by=ABALONE.written_by,
 )
 
 
