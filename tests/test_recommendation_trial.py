@@ -248,12 +248,16 @@ def _tracker(project, trial_id: str):
     return SimpleNamespace(client=store_client(project), trial_run_id=trial_id)
 
 
-def _deploy_config(project, source: str):
+def _deploy_config(project, source: str, *sizes: str):
+    """The deploy stage's config; `sizes`, the trials' generated platform (TINY) unless given."""
+    dataset = {"source": "pulselive", "path": None}
+    dataset |= {key.removeprefix("dataset."): int(value) for key, value in (s.split("=") for s in sizes or TINY)}
     return OmegaConf.create(
         {
             "task": {"name": TASK, "objective": {"metric": "val_normalized_discounted_cumulative_gain_at_10",
                                                   "direction": "maximize"}},
             "deploy": {"source": source}, "paths": {"models": str(project / "nowhere"), "root": str(project)},
+            "dataset": dataset,
         }
     )  # fmt: skip
 
@@ -265,6 +269,15 @@ def test_deploy_source_best_and_an_unknown_run_id(trials, tmp_path):
     tracker = _tracker(project, trial.run_id)
     slot, probe, description = served_model.model_slot(_deploy_config(project, "best"), tracker, store)
     assert probe is None and trial.run_id in description and slot.current.model.recipe == "metadata_hybrid"
+    assert "on pulselive_videos (300 users, 300 videos, 10000 interactions)" in description
+    # the best trial of another catalogue was served, answering with its item IDs
+    other = _deploy_config(
+        project, "best", "dataset.n_users=400", "dataset.n_videos=300", "dataset.n_interactions=10000"
+    )
+    with pytest.raises(DataError, match=r"^deploy.source=best: no finished recommendation trial that learnt "
+                       r"pulselive_videos \(400 users, 300 videos, 10000 interactions\) has .*\(the best scored "
+                       rf"trial, {trial.run_id}, learnt pulselive_videos \(300 users, "):  # fmt: skip
+        served_model.model_slot(other, tracker, store)
     with pytest.raises(DataError, match=r"^deploy.source=0123abcd: no trial has this run id \(.*\); use"):
         served_model.model_slot(_deploy_config(project, "0123abcd"), tracker, store)
     store.close()

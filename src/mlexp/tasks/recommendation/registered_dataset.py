@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -98,6 +99,11 @@ def of_version(client: MlflowClient, version: ModelVersion) -> str | None:
         trial = client.get_run(tags[TRIAL_TAG])
     except (KeyError, MlflowException):
         return None
+    return of_run(trial)
+
+
+def of_run(trial: Run) -> str | None:
+    """The dataset a trial learnt, from its parameters; None when they do not tell."""
     params = trial.data.params
     if "dataset.source" not in params:
         return None

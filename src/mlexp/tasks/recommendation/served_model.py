@@ -55,22 +55,29 @@ def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> P
 
 
 def best_trial(cfg: DictConfig, tracker: Any) -> str:
-    """The run id of the experiment's best finished trial by the task's objective."""
+    """The run id of the experiment's best finished trial by the task's objective among those that learnt the
+    config's dataset: a model of another catalogue would answer with its item IDs (registered_dataset)."""
+    from mlexp.tasks.recommendation import registered_dataset
+
     metric, direction = cfg.task.objective.metric, cfg.task.objective.direction
     experiment = tracker.client.get_run(tracker.trial_run_id).info.experiment_id
     found = tracker.client.search_runs(
         [experiment],
         filter_string=f"tags.`{tags.KIND}` = 'trial' and attributes.status = 'FINISHED'",
         order_by=[f"metrics.`{metric}` {'DESC' if direction == 'maximize' else 'ASC'}"],
-        max_results=100,
+        max_results=1000,
     )
     scored = [run for run in found if metric in run.data.metrics]
-    if not scored:
+    ours = registered_dataset.of_trial(cfg)
+    same = [run for run in scored if registered_dataset.of_run(run) == ours]
+    if not same:
+        other = f" (the best scored trial, {scored[0].info.run_id}, learnt {registered_dataset.of_run(scored[0])})"
         raise DataError(
-            f"deploy.source=best: no finished {cfg.task.name} trial has {metric}; train one first "
-            f"(mlexp task={cfg.task.name})"
+            f"deploy.source=best: no finished {cfg.task.name} trial that learnt {ours} has {metric}"
+            f"{other if scored else ''}; train one first (mlexp task={cfg.task.name} with this dataset), or give "
+            "the dataset= of the trials you mean"
         )
-    return str(scored[0].info.run_id)
+    return str(same[0].info.run_id)
 
 
 def model_slot(cfg: DictConfig, tracker: Any, store: EventStore) -> tuple[ModelSlot, Callable[[], str] | None, str]:
@@ -98,7 +105,12 @@ def model_slot(cfg: DictConfig, tracker: Any, store: EventStore) -> tuple[ModelS
     trial_id = best_trial(cfg, tracker) if source == "best" else source
     with tempfile.TemporaryDirectory() as scratch:
         live = LiveRecommendations.from_folder(_trial_folder(cfg, tracker, trial_id, Path(scratch)), store)
-    label = f"trial {trial_id}" + (" (the best by the objective)" if source == "best" else "")
+    if source == "best":
+        from mlexp.tasks.recommendation import registered_dataset
+
+        label = f"trial {trial_id} (the best by {cfg.task.objective.metric} on {registered_dataset.of_trial(cfg)})"
+    else:
+        label = f"trial {trial_id}"
     return ModelSlot(lambda: (live, trial_id)), None, label
 
 
