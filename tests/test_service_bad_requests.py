@@ -22,6 +22,7 @@ from mlexp.tasks.recommendation.event_store import EventStore
 from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tasks.text_classification.service import review_command
 from mlexp.tasks.text_classification.service.reviewers import add_reviewer
+from mlexp.tasks.text_classification.service.store import FeedbackStore
 from text_classification_service_setup import CLASSIFIER, shared_model, start_service
 
 LONE_SURROGATE = b'"\\ud800 stocks fell"'  # JSON's spelling of an unpaired UTF-16 surrogate
@@ -151,6 +152,7 @@ def test_review_label_studio_import_cli_prints_one_line(tmp_path, capsys, tasks)
     export = tmp_path / "export.json"
     export.write_text(json.dumps(tasks))
     store = str(tmp_path / "feedback.sqlite")
+    FeedbackStore(store).close()  # a --store that is not there is refused before the export is read
     code = review_command.main(["--store", store, "label-studio-import", str(export), "--labels", "World,Sports"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("mlexp: error: "), err
@@ -158,6 +160,7 @@ def test_review_label_studio_import_cli_prints_one_line(tmp_path, capsys, tasks)
 
 def test_review_cli_refuses_empty_labels(tmp_path, capsys):
     store = str(tmp_path / "feedback.sqlite")
+    FeedbackStore(store).close()
     code = review_command.main(
         ["--store", store, "label-studio-export", "--out", str(tmp_path / "ls"), "--labels", ","]
     )

@@ -6,7 +6,11 @@ import os
 import stat
 from pathlib import Path
 
-from conftest import cli_env, run_cli
+from conftest import cli_env, one_line_error, run_cli
+from mlexp.tasks.text_classification.service.records import FeedbackRecord, utc_now
+from mlexp.tasks.text_classification.service.store import FeedbackStore
+
+REVIEWS = Path("reviews", "text_classification", "reviews.jsonl")
 
 
 def test_keys_are_created_listed_and_revoked_through_mlexp(tmp_project: Path) -> None:
@@ -115,3 +119,56 @@ def test_output_files_named_on_the_command_line_are_taken_from_the_working_folde
         "summary.md",
     ]
     assert not any((tmp_project / name).exists() for name in ("d", "s", "r"))
+
+
+def _store_with_decisions(path: Path, count: int) -> Path:
+    with FeedbackStore(path) as store:
+        records = [FeedbackRecord("implicit", "news", f"text {i}", "World", 0.4, utc_now()) for i in range(count)]
+        for feedback_id in store.add(records):
+            store.decide(feedback_id, "alice", "Sports")
+    return path
+
+
+def test_a_mistyped_review_store_is_refused_and_nothing_is_created_or_emptied(tmp_project: Path) -> None:
+    # export --store <typo> made an empty store there and wrote "0 review decision(s)" over reviews.jsonl, exit 0
+    default = _store_with_decisions(tmp_project / "serving" / "text_classification_feedback.sqlite", 5)
+    run_cli(tmp_project, "review", "export")
+    reviews = tmp_project / REVIEWS
+    before = reviews.read_bytes()
+    assert before.count(b"\n") == 5
+    (tmp_project / "export.json").write_text("[]")
+    typo = tmp_project / "sreving" / "feedback.sqlite"
+    for command in (
+        ("export",),
+        ("list",),
+        ("remove", "alice"),
+        ("label-studio-export", "--out", "ls", "--labels", "World,Sports"),
+        ("label-studio-import", "export.json", "--labels", "World,Sports"),
+    ):
+        assert one_line_error(tmp_project, "review", *command, "--store", str(typo)) == (
+            f"--store {typo}: no feedback store at {typo}; check the path, or leave --store out for the project's "
+            f"store ({default}); a store is made by `mlexp review add <name>` or by the service (deploy=local)"
+        ), command
+    assert reviews.read_bytes() == before
+    assert not typo.parent.exists() and not (tmp_project / "ls").exists()
+
+
+def test_review_export_refuses_to_replace_decisions_with_fewer_unless_forced(tmp_project: Path) -> None:
+    # a store with fewer decisions (another store: a store never loses one) silently shrank reviews.jsonl
+    full = _store_with_decisions(tmp_project / "full.sqlite", 5)
+    other = _store_with_decisions(tmp_project / "other.sqlite", 2)
+    reviews = tmp_project / REVIEWS
+    run_cli(tmp_project, "review", "export", "--store", str(full))
+    before = reviews.read_bytes()
+    for store, held in ((other, 2), (tmp_project / "serving" / "text_classification_feedback.sqlite", 0)):
+        command = ("--store", str(store)) if store == other else ()  # no --store: the default one, new and empty
+        refused = run_cli(tmp_project, "review", "export", *command, check=False)
+        assert (refused.returncode, refused.stderr.strip()) == (
+            1,
+            f"mlexp: error: {reviews} holds 5 review decision(s), the store {store} only {held}: exporting would "
+            f"drop {5 - held}; check --store (or service.store), or give --force to replace the file",
+        )
+        assert reviews.read_bytes() == before
+    forced = run_cli(tmp_project, "review", "export", "--store", str(other), "--force")
+    assert forced.stdout == f"2 review decision(s) written to {reviews} (it held 5)\n"
+    assert reviews.read_bytes().count(b"\n") == 2

@@ -386,6 +386,7 @@ def test_review_cli_names_a_file_it_cannot_read_or_write(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     out = blocker / "reviews.jsonl"  # a path under a regular file cannot be created, even by root
+    FeedbackStore(store).close()  # a --store that is not there is refused before --out is looked at
     assert review_main(["--store", store, "export", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err

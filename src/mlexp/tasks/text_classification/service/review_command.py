@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mlexp.errors import ConfigError, MlexpError
+from mlexp.errors import ConfigError, DataError, MlexpError
 from mlexp.paths import check_output_file, command_line_path, project_root, resolve
 from mlexp.tasks.text_classification.service import label_studio
 from mlexp.tasks.text_classification.service.database import is_postgres
@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         type=command_line_path,
         help=f"relative: from the working folder; default: <project>/{DEFAULT_EXPORT} (what dvc repro retrains on)",
     )
+    export.add_argument(
+        "--force", action="store_true", help="replace a file holding more decisions than the store (refused without)"
+    )
     tasks = commands.add_parser(
         "label-studio-export", parents=after, help="write tasks.json + labeling_config.xml of the queue"
     )
@@ -144,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "label-studio-import" and not args.file.is_file():  # an input path that is not there: exit 2
         print(f"mlexp: error: {_missing_export(args.file)}", file=sys.stderr)
         return 2
+    missing = _missing_store(args.store) if args.command != "add" else None
+    if missing:
+        print(f"mlexp: error: {missing}", file=sys.stderr)
+        return 2
     try:
         store = FeedbackStore(args.store or configured_store())
     except MlexpError as error:
@@ -159,10 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "list":
             print("\n".join(store.reviewers()) or "no reviewers yet: mlexp review add <name>")
         elif args.command == "export":
-            out = args.out or project_root() / DEFAULT_EXPORT
-            check_output_file(out, "give --out the path of the file to write", name_in_folder=Path(DEFAULT_EXPORT).name)
-            count = export_reviews(store, out)
-            print(f"{count} review decision(s) written to {out}")
+            print(_export(store, args.out or project_root() / DEFAULT_EXPORT, args.force))
         elif args.command == "label-studio-export":
             tasks, config = label_studio.write_export(store, args.out, _labels(args.labels))
             print(f"Label Studio: import {tasks} into a project whose labeling config is {config}")
@@ -178,6 +182,40 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         store.close()
     return 0
+
+
+def _missing_store(given: str | None) -> str | None:
+    """Why a --store SQLite path that is not there is refused: opening it would create an empty store, and a mistyped
+    path then listed no reviewers and exported no decisions over the real reviews.jsonl. Only `add` makes a store."""
+    if given is None or is_postgres(given) or Path(given.removeprefix("sqlite:///")).exists():
+        return None
+    try:
+        default = configured_store()
+    except MlexpError:  # outside a project: name the default by its place in one
+        default = f"<project>/{DEFAULT_STORE}"
+    shown = Path(given.removeprefix("sqlite:///")).absolute()
+    return (
+        f"--store {given}: no feedback store at {shown}; check the path, or leave --store out for the project's store "
+        f"({default}); a store is made by `mlexp review add <name>` or by the service (deploy=local)"
+    )
+
+
+def _export(store: FeedbackStore, out: Path, force: bool) -> str:
+    """Export the store's decisions to `out`; an `out` holding more decisions is refused unless `force`: decisions are
+    never deleted from a store, so fewer means another store (a wrong --store or service.store), and retraining would
+    silently lose the rest."""
+    check_output_file(out, "give --out the path of the file to write", name_in_folder=Path(DEFAULT_EXPORT).name)
+    held = sum(1 for line in out.read_bytes().splitlines() if line.strip()) if out.is_file() else 0
+    stored = store.progress()["reviewed"]
+    if stored < held and not force:
+        where = "(PostgreSQL)" if store.db.postgres else store.db.location  # a URL may hold a password
+        raise DataError(
+            f"{out} holds {held} review decision(s), the store {where} only {stored}: exporting would "
+            f"drop {held - stored}; check --store (or service.store), or give --force to replace the file"
+        )
+    count = export_reviews(store, out)
+    replaced = f" (it held {held})" if count < held else ""
+    return f"{count} review decision(s) written to {out}{replaced}"
 
 
 # what to do when a command's file cannot be read or written
