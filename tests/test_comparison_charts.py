@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from mlflow.entities import Metric, Param
 
 from conftest import TEXT_TINY, run_cli, store_client, trials_of
 from mlexp import charts, compare, plot
@@ -231,12 +232,66 @@ def test_two_alike_single_runs_of_one_second_still_get_a_line_each():
 
 
 def test_a_comparison_removes_the_charts_of_an_earlier_one_it_does_not_draw(tmp_path):
-    # `compare task=` then `compare sweep=` share outputs/compare/<experiment>: the task's dataset_n_rows chart stayed
+    # `compare task=` again after the trials that varied dataset.n_rows were deleted: their chart stayed
     (tmp_path / f"dataset_n_rows_vs_{OBJECTIVE}.png").write_bytes(b"an earlier comparison's")
     (tmp_path / "notes.png").write_bytes(b"the user's")
     table = _recommendation_sweep()
     written = compare.write_charts(table, _history(table), tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*(path.name for path in written), "notes.png"])
+
+
+def _stored_trial(client, experiment_id: str, name: str, params: dict, msle: float, sweep=None) -> None:
+    """A finished tabular_regression trial as the runner stores it: a 3-step training curve and its objective."""
+    run_tags = {"mlexp.kind": "trial", "mlexp.task": "tabular_regression", "mlexp.objective": "test_msle"}
+    run_tags["mlexp.direction"] = "minimize"
+    if sweep:
+        run_tags |= {"mlexp.sweep_id": sweep.info.run_id, "mlexp.sweep_name": sweep.info.run_name}
+    run_id = client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id
+    curve = [Metric("train_loss", msle * (4 - step), 0, step) for step in range(3)]
+    client.log_batch(
+        run_id, metrics=[*curve, Metric("test_msle", msle, 0, 0)], params=[Param(k, str(v)) for k, v in params.items()]
+    )
+    client.set_terminated(run_id)
+
+
+def test_a_sweeps_comparison_has_a_folder_of_its_own_beside_its_experiments(tmp_project_with_store):
+    # `compare task=` then `compare sweep=` shared outputs/compare/<experiment>: the sweep's removed the task's
+    # dataset_n_rows chart and overwrote its model_l1_size one with the sweep's two trials
+    client = store_client(tmp_project_with_store)
+    experiment_id = client.create_experiment("tabular_regression")
+    name = "lr / 2-1207-081500"  # sweep.name is free text
+    sweep = client.create_run(
+        client.create_experiment("tabular_regression-sweeps"),
+        run_name=name,
+        tags={"mlexp.kind": "sweep", "mlexp.sweep_name": name},
+    )
+    client.set_tag(sweep.info.run_id, "mlexp.sweep_id", sweep.info.run_id)
+    client.set_terminated(sweep.info.run_id)
+    _stored_trial(client, experiment_id, "single", {"model.l1_size": 32, "dataset.n_rows": 200}, 0.3)
+    for number, size in enumerate((8, 16)):
+        _stored_trial(
+            client,
+            experiment_id,
+            f"{name}-trial-{number}",
+            {"model.l1_size": size, "dataset.n_rows": 300},
+            0.1 * (number + 1),
+            sweep,
+        )
+
+    run_cli(tmp_project_with_store, "compare", "task=tabular_regression")
+    folder = tmp_project_with_store / "outputs" / "compare" / "tabular_regression"
+    task_charts = {path.name: path.read_bytes() for path in folder.glob("*.png")}
+    assert "dataset_n_rows_vs_test_msle.png" in task_charts
+    sweep_folder = folder / "lr___2-1207-081500"
+    drawn = ["train_loss_by_step.png", "model_l1_size_vs_test_msle.png"]
+    for stale in ("", "model_l2_size_vs_test_msle.png"):  # the same comparison again removes its own stale charts
+        if stale:
+            (sweep_folder / stale).write_bytes(b"an earlier run's")
+        done = run_cli(tmp_project_with_store, "compare", f"sweep={name}")
+        [charts_line] = [line for line in done.stdout.splitlines() if line.startswith("charts: ")]
+        assert charts_line.removeprefix("charts: ").split(", ") == [str(sweep_folder / chart) for chart in drawn]
+        assert sorted(path.name for path in sweep_folder.iterdir()) == sorted(drawn)
+    assert {path.name: path.read_bytes() for path in folder.glob("*.png")} == task_charts
 
 
 def _classifier_sweep(n_rows: tuple[int, ...] = (500,)) -> pd.DataFrame:

@@ -233,13 +233,20 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
         _print_headline(metric, result.headline)
     if result.kept:  # no store ids to link to yet
         return
-    from mlexp.next_steps import compare_command, print_ui_link
+    from mlexp.next_steps import command_line_columns, compare_command, print_ui_link
 
     direction = objective_direction(cfg)
     scope = f"experiment={cfg.tracking.experiment_name}" if cfg.tracking.experiment_name else f"task={cfg.task.name}"
     print(f"  compare trials:  {compare_command(scope, result.tracking_uri)}")
+    columns = command_line_columns(cfg)  # the view of every trial adds what this one set
     print_ui_link(
-        result.tracking_uri, result.experiment_id, metric, direction, headline_metrics=list(cfg.task.headline_metrics)
+        result.tracking_uri,
+        result.experiment_id,
+        metric,
+        direction,
+        headline_metrics=list(cfg.task.headline_metrics),
+        params=columns.params,
+        choices=columns.choices,
     )
 
 

@@ -152,7 +152,8 @@ def write_charts(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> l
 
     A seed (a repeat) and a param that follows another (a config group's sub-keys, fixed by its choice) get no chart
     of their own (`plot.compared_params`); they stay in the table. The folder's charts of an earlier comparison
-    that this one does not draw are removed: `compare task=` and `compare sweep=` of one experiment share it."""
+    that this one does not draw are removed: its own earlier run's, whose trials varied other params (`mlexp compare`
+    gives a sweep a folder of its own beside its experiment's)."""
     written = _drawn(table, history, out_dir)
     if out_dir.is_dir():
         for stale in out_dir.glob("*.png"):

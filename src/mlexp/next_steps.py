@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from mlexp.config.params import NOT_PARAMS, flatten
 from mlexp.paths import RUN_FOLDERS
 from mlexp.tracking import ui_link
 
@@ -67,8 +69,10 @@ def print_ui_link(
     sweep_name: str | None = None,
     headline_metrics: Sequence[str] = (),
     params: Sequence[str] = (),
+    choices: Sequence[str] = (),
 ) -> None:
-    """Print the MLflow UI link that opens the trials (of one sweep) best first, with their columns shown."""
+    """Print the MLflow UI link that opens the trials (of one sweep) best first, with their columns shown: the
+    headline metrics, `params` and the config groups' `choices`."""
     try:
         link = ui_link.publish_comparison(
             tracking_uri,
@@ -79,6 +83,7 @@ def print_ui_link(
             sweep_name=sweep_name,
             metric_columns=headline_metrics,
             param_columns=params,
+            choice_columns=choices,
             tag_writer=experiment_tag_writer(tracking_uri),
         )
     except ui_link.NoUiAddress as error:
@@ -87,6 +92,46 @@ def print_ui_link(
     if link.start_command:
         print(f"  start the UI:     {link.start_command}")
     print(f"MLflow UI: {link.url}")
+
+
+class ViewColumns(NamedTuple):
+    """What a trial adds to the view of every trial: params by name, config groups by name (shown by their choice)."""
+
+    params: list[str]
+    choices: list[str]
+
+
+# what a trial tried, not how it ran: `mlexp compare` leaves these out as well
+_NOT_TRIED = {*NOT_PARAMS, "compute", "deploy"}
+
+
+def command_line_columns(cfg: DictConfig) -> ViewColumns:
+    """The params and config-group choices this Hydra job's command line set, named as the trial logged them:
+    `model.l1_size=16` is param `model.l1_size`; `model=xgboost_churn` is group `model`, or param `features.name`
+    for `features=signal_users` when the group's `name` says its choice (as `mlexp compare` shows it)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import DictConfig, OmegaConf
+
+    from mlexp.config.overrides import command_overrides
+
+    hydra = HydraConfig.get()
+    groups = hydra.runtime.choices
+    params: list[str] = []
+    choices: list[str] = []
+    for override in OverridesParser.create().parse_overrides(command_overrides(hydra)):
+        key = override.key_or_group
+        if override.is_delete() or re.split(r"[./]", key)[0] in _NOT_TRIED:
+            continue
+        if key in groups:
+            if OmegaConf.select(cfg, f"{key}.name", default=None) == groups[key]:
+                params.append(f"{key}.name")
+            else:
+                choices.append(key)
+            continue
+        node = OmegaConf.select(cfg, key, default=None)
+        params += flatten(OmegaConf.to_container(node) if isinstance(node, DictConfig) else node, f"{key}.")
+    return ViewColumns(list(dict.fromkeys(params)), list(dict.fromkeys(choices)))
 
 
 def stage_outputs(cfg: DictConfig) -> list[Path]:

@@ -14,6 +14,7 @@ What MLflow 3.17's UI reads (checked in its bundled JavaScript and in a real bro
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import shlex
 import time
@@ -42,6 +43,10 @@ _TRIALS_VIEW = ("mlexp-trials", "mlexp trials")
 # the runs table's own column ids for the run name and its "Created" column
 _RUN_NAME, _CREATED = "attributes.`Run Name`", "runDateAndNestInfo"
 _NAME_WIDTH, _CREATED_WIDTH, _METRIC_WIDTH, _PARAM_WIDTH = 300, 130, 160, 140
+_DEFLATED = "deflate;"
+# a view's columns in the order RunsView gives them; a replaced view's params and tags are kept: how trials differ
+_KINDS = ("metrics", "params", "tags")
+_KEPT_KINDS = ("params.", "tags.")
 
 
 class NoUiAddress(MlexpError):
@@ -90,12 +95,7 @@ class RunsView:
         group_by = None
         if self.group_by_tag:
             group_by = {"aggregateFunction": "min", "groupByKeys": [{"mode": "tag", "groupByData": self.group_by_tag}]}
-        # wide enough for a sweep's trial names and for metrics as the UI prints them (every digit of a float)
-        # (the UI applies widths to the columns of columnOrder only)
-        widths = {_RUN_NAME: _NAME_WIDTH, _CREATED: _CREATED_WIDTH}
-        widths |= {c: _METRIC_WIDTH if c.startswith("metrics.") else _PARAM_WIDTH for c in columns}
-        order = [_RUN_NAME, _CREATED, *columns]
-        return {"selectedColumns": columns, "columnOrder": order, "columnWidths": widths, "groupBy": group_by}
+        return _table_state(columns, group_by)
 
 
 def trials_filter(sweep_id: str | None = None) -> str:
@@ -130,19 +130,76 @@ def runs_view_url(
 
 
 def save_runs_view(client: MlflowClient, experiment_id: str, view: RunsView, *, view_id: str, name: str) -> None:
-    """Save `view` as the experiment's named view `name` (the runs page's "Views" menu); saving again replaces it."""
-    client.set_experiment_tag(experiment_id, *view_tag(view, view_id=view_id, name=name))
+    """Save `view` as the experiment's named view `name` (the runs page's "Views" menu); saving again replaces it,
+    keeping the param and tag columns the view had (`with_saved_columns`)."""
+    key, value = view_tag(view, view_id=view_id, name=name)
+    set_view_tag(client, experiment_id, key, value)
+
+
+def set_view_tag(client: MlflowClient, experiment_id: str, key: str, value: str) -> None:
+    """Set the experiment tag `key` of a saved view to `value` with the columns of the view it replaces kept."""
+    saved = client.get_experiment(experiment_id).tags.get(key)
+    client.set_experiment_tag(experiment_id, key, with_saved_columns(value, saved))
 
 
 def view_tag(view: RunsView, *, view_id: str, name: str) -> tuple[str, str]:
     """The experiment tag (key, value) that saves `view` as the named view `name`."""
+    return SAVED_VIEW_TAG + view_id, _envelope(name, {**view.search_state(), **view.table_state()})
+
+
+def with_saved_columns(value: str, saved: str | None) -> str:
+    """The saved view `value` with the param and tag columns of `saved`, the view it replaces, shown first.
+
+    One view shows every trial of the experiment: a single trial saves it with the params its command line set, a
+    comparison with the params that vary; replacing the view must not drop the columns the other one showed.
+    """
+    envelope = json.loads(value)
+    state = json.loads(_state_text(envelope["state"]))
+    columns = state["selectedColumns"]
+    kept = [c for c in _saved_columns(saved) if c.startswith(_KEPT_KINDS)]
+    shown = sorted(dict.fromkeys([*kept, *columns]), key=_column_kind)
+    return _envelope(envelope["name"], state | _table_state(shown, state.get("groupBy")))
+
+
+def _saved_columns(saved: str | None) -> list[str]:
+    try:
+        state = json.loads(_state_text(json.loads(saved or "{}").get("state", "{}")))
+        return [c for c in state.get("selectedColumns", []) if isinstance(c, str)]
+    except (ValueError, AttributeError):  # not a view as mlexp or the UI saves it: replaced whole
+        return []
+
+
+def _table_state(columns: list[str], group_by: dict[str, Any] | None) -> dict[str, Any]:
+    # wide enough for a sweep's trial names and for metrics as the UI prints them (every digit of a float)
+    # (the UI applies widths to the columns of columnOrder only)
+    widths = {_RUN_NAME: _NAME_WIDTH, _CREATED: _CREATED_WIDTH}
+    widths |= {c: _METRIC_WIDTH if c.startswith("metrics.") else _PARAM_WIDTH for c in columns}
+    order = [_RUN_NAME, _CREATED, *columns]
+    return {"selectedColumns": columns, "columnOrder": order, "columnWidths": widths, "groupBy": group_by}
+
+
+def _envelope(name: str, state: dict[str, Any]) -> str:
     now = int(time.time() * 1000)
-    state = json.dumps({**view.search_state(), **view.table_state()})
-    envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": state})
+    text = json.dumps(state)
+    envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": text})
     if len(envelope) > _TAG_VALUE_LIMIT:
-        deflated = "deflate;" + base64.b64encode(zlib.compress(state.encode())).decode()
+        deflated = _DEFLATED + base64.b64encode(zlib.compress(text.encode())).decode()
         envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": deflated})
-    return SAVED_VIEW_TAG + view_id, envelope
+    return envelope
+
+
+def _state_text(state: str) -> str:
+    if not state.startswith(_DEFLATED):
+        return state
+    try:
+        return zlib.decompress(base64.b64decode(state.removeprefix(_DEFLATED))).decode()
+    except (zlib.error, binascii.Error) as error:
+        raise ValueError(f"a deflated view state that does not inflate: {error}") from error
+
+
+def _column_kind(column: str) -> int:
+    kind = column.partition(".")[0]
+    return _KINDS.index(kind) if kind in _KINDS else len(_KINDS)
 
 
 def saved_view_url(base_url: str, experiment_id: str, view_id: str) -> str:
@@ -169,22 +226,25 @@ def publish_comparison(
     sweep_name: str | None = None,
     metric_columns: Sequence[str] = (),
     param_columns: Sequence[str] = (),
+    choice_columns: Sequence[str] = (),
     tag_writer: TagWriter | None = None,
 ) -> UiLink:
     """Save the trials comparison (of one sweep) as a view of the experiment; returns the link and how to start the UI.
 
-    The view lists trials only, best first by `objective`, with the objective, `metric_columns` and `param_columns`
-    shown; the experiment-wide view also shows each trial's sweep. It appears in the UI's "Views" menu as
-    "mlexp sweep <name>" or "mlexp trials".
+    The view lists trials only, best first by `objective`, with the objective, `metric_columns`, `param_columns` and
+    the choice of each config group of `choice_columns` shown; the experiment-wide view also shows each trial's
+    sweep. It appears in the UI's "Views" menu as "mlexp sweep <name>" or "mlexp trials". Saving it again keeps the
+    param and tag columns it had: each trial adds the params it set.
     """
     base_url, start_command = ui_base_url(tracking_uri)
+    choices = [tags.CHOICE_PREFIX + group for group in choice_columns]
     view = RunsView(
         trials_filter(sweep_id),
         objective,
         ascending=direction != "maximize",
         metric_columns=metric_columns,
         param_columns=param_columns,
-        tag_columns=() if sweep_id else (tags.SWEEP_NAME,),
+        tag_columns=choices if sweep_id else [*choices, tags.SWEEP_NAME],
     )
     view_id, name = (f"mlexp-sweep-{sweep_id}", f"mlexp sweep {sweep_name or sweep_id}") if sweep_id else _TRIALS_VIEW
     if tag_writer is not None:

@@ -9,7 +9,8 @@ not per trial. Each command holds one connection and sends JSON lines; those tha
   {"cmd": "sync", "journal": <folder>, "upto": n}      reply once records 1..n are in the store: the store's ids
   {"cmd": "finish", "journal": <folder>, "upto": n}    as sync, then delete the journal
   {"cmd": "finish_later", "journal": <folder>}         the trial ended: delete the journal once it is stored
-  {"cmd": "experiment_tag", "uri": ..., "experiment_id": ..., "key": ..., "value": ...}   replies when set
+  {"cmd": "experiment_tag", "uri": ..., "experiment_id": ..., "key": ..., "value": ...}   replies when set (a saved
+                                                       view keeps the columns of the one it replaces)
   {"cmd": "sweep_end", "end": {...}}                   rank a sweep's trials, close its record: what to print
   {"cmd": "trial_state", "uri": ..., "run_id": ..., "experiment": <name>}   replies with the trial's status,
                                                        components and metrics (for the DVC stage that continues it)
@@ -38,6 +39,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from mlexp.errors import one_line
+from mlexp.tracking import ui_link
 from mlexp.tracking.journal import Journal
 from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
 from mlexp.tracking.producers import Wanted, read_producers
@@ -266,7 +268,10 @@ class Writer:
 
     def _tag_experiment(self, command: dict[str, Any]) -> None:
         client = self.writers.get(command["uri"], None).client()
-        client.set_experiment_tag(command["experiment_id"], command["key"], command["value"])
+        if command["key"].startswith(ui_link.SAVED_VIEW_TAG):
+            ui_link.set_view_tag(client, command["experiment_id"], command["key"], command["value"])
+        else:
+            client.set_experiment_tag(command["experiment_id"], command["key"], command["value"])
 
     def _leave(self) -> bool:
         """Stop listening, unless a command is connecting right now (it holds the start lock while it does)."""
