@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, cli_env, one_line_error, run_cli
+from conftest import TINY, cli_env, composed_with_hydra, one_line_error, run_cli
 from run_folders import run_folder
 
 
@@ -107,6 +107,20 @@ def test_a_stage_alone_names_what_it_wrote_and_the_next_stage_on_it(tmp_project)
     assert lines[done + 2] == "  compare trials:  mlexp compare task=tabular_regression"
     trained = run_cli(tmp_project, *following[1:]).stdout
     assert "stage train done." in trained and " stage=evaluate paths.data=" in trained and " paths.models=" in trained
+
+
+def test_the_next_stage_is_never_deploy(tmp_project):
+    # after evaluate it offered `stage=deploy`, which serves the registry's champion (deploy.source), not what the
+    # stages wrote: on a project without a champion that failed
+    from mlexp.next_steps import next_stage_command
+
+    args = ("task=recommendation", "deploy=local")
+    cfg = composed_with_hydra(tmp_project, *args, "stage=evaluate")
+    assert next_stage_command(cfg, [*args, "stage=evaluate"], tmp_project) is None
+    cfg = composed_with_hydra(tmp_project, *args, "stage=train")
+    assert next_stage_command(cfg, [*args, "stage=train"], tmp_project).startswith(
+        "mlexp task=recommendation deploy=local stage=evaluate paths.data="
+    )
 
 
 def test_a_stage_dvc_runs_gives_no_next_steps(tmp_project):

@@ -54,6 +54,10 @@ def test_a_key_given_without_its_section_is_offered_with_it(tmp_project):
     assert "model.budget is not a key of model; did you mean model.incentives.budget? valid keys:" in _fails(
         tmp_project, "task=churn_incentives", "model.budget=3"
     )
+    # not task.name, which names the task and is refused as a task of its own
+    assert "name is not a key of the config; did you mean sweep.name? valid keys:" in _fails(
+        tmp_project, "task=tabular_regression", "name=x"
+    )
 
 
 def test_unknown_key_in_a_sweep_is_refused_before_any_trial(tmp_project):

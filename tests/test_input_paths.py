@@ -5,12 +5,14 @@ below is a real command line; what it did before is in a comment."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY, one_line_error, run_cli, trials_of
+from conftest import REPO, TINY, cli_env, one_line_error, run_cli, trials_of
 from mlexp import tasks
 from mlexp.config.input_paths import InputPath
 from mlexp.tasks.text_classification.config_rules import REVIEWS
@@ -180,6 +182,20 @@ def test_a_missing_input_is_one_line_before_a_trial_opens(tmp_project, args, lin
     project = _with_present_files(tmp_project)
     # one_line_error: exit 2, one `mlexp: error:` line, no store (no trial) made
     assert one_line_error(project, *args) == line.format(project=project.resolve())
+
+
+def test_the_raw_copy_command_it_names_writes_where_the_trial_reads_from_a_subfolder(tmp_project):
+    # run from notebooks/ it named `mlexp data churn data/raw/churn.txt`, which writes under the working folder
+    # while dataset.path is read from the project root: the same refusal came back
+    folder = tmp_project / "notebooks"
+    folder.mkdir(exist_ok=True)
+    args = ("task=churn_incentives", "dataset.path=data/raw/churn.txt", "stage=prepare", "dataset.n_rows=200")
+    refused = run_cli(folder, *args, check=False, env=cli_env(tmp_project)).stderr
+    command = re.search(r"`(mlexp data churn [^`]+)` writes it", refused)
+    assert command, refused
+    run_cli(folder, *shlex.split(command[1])[1:], env=cli_env(tmp_project))
+    assert (tmp_project / "data" / "raw" / "churn.txt").is_file()
+    run_cli(folder, *args, env=cli_env(tmp_project))
 
 
 @pytest.mark.parametrize("task", TASKS)

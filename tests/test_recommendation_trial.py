@@ -278,6 +278,11 @@ def test_deploy_source_best_and_an_unknown_run_id(trials, tmp_path):
                        r"pulselive_videos \(400 users, 300 videos, 10000 interactions\) has .*\(the best scored "
                        rf"trial, {trial.run_id}, learnt pulselive_videos \(300 users, "):  # fmt: skip
         served_model.model_slot(other, tracker, store)
+    unscored = _deploy_config(project, "best")
+    unscored.task.objective.metric = "never_logged"  # an IndexError, not this line, before any trial had it
+    with pytest.raises(DataError, match=r"^deploy.source=best: no finished recommendation trial that learnt .* has "
+                       r"never_logged; train one first"):  # fmt: skip
+        served_model.model_slot(unscored, tracker, store)
     with pytest.raises(DataError, match=r"^deploy.source=0123abcd: no trial has this run id \(.*\); use"):
         served_model.model_slot(_deploy_config(project, "0123abcd"), tracker, store)
     store.close()

@@ -152,8 +152,8 @@ def next_stage_command(cfg: DictConfig, overrides: Sequence[str], launch_dir: Pa
     from mlexp import tasks
 
     task = tasks.get(cfg.task.name)
-    # deploy=none refuses stage=deploy: a task's last stage before it is its last one
-    stages = [stage for stage in task.stages if stage != "deploy" or cfg.deploy.target != "none"]
+    # never stage=deploy: it serves deploy.source (the registry's champion by default), not what this run wrote
+    stages = [stage for stage in task.stages if stage != "deploy"]
     if cfg.stage not in stages[:-1]:
         return None
     following = stages[stages.index(cfg.stage) + 1]

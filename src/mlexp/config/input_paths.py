@@ -57,8 +57,8 @@ class InputPath:
     hold. `when` (a key and a test of its value) limits the check to configs in which the key is read
     (`("engine.name", <not athena>)`); `may_be_absent`, a value whose path may not exist yet (a default folder that
     the loader reads as empty); `uris`, the URI prefixes its loader reads itself (`("runs:/",)`); `written_by`, a path
-    of the project a command writes (the task's raw copy, `mlexp data ...`), named when that path is missing. `fix`
-    says what to give instead.
+    of the project and the command that writes it there (the task's raw copy, `mlexp data <export>`), named when
+    that path is missing. `fix` says what to give instead.
     """
 
     key: str
@@ -72,7 +72,7 @@ class InputPath:
     when: tuple[str, Callable[[Any], bool]] | None = None
     may_be_absent: str | None = None
     uris: tuple[str, ...] = ()
-    written_by: tuple[str, str] | None = None  # (path, the command that writes it)
+    written_by: tuple[str, str] | None = None  # (path, the command that writes the path given to it)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -119,7 +119,9 @@ class InputPath:
         if self.may_be_absent is not None and path == self._resolved(self.may_be_absent, root):
             return None
         if self.written_by is not None and path == self._resolved(self.written_by[0], root):
-            return f"no such {self._named(text)} ({path}) yet: `{self.written_by[1]}` writes it"
+            # the command writes where it is run, the loader reads from the project root
+            here = str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+            return f"no such {self._named(text)} ({path}) yet: `{self.written_by[1]} {here}` writes it"
         return f"no such {self._named(text)} ({path})"
 
     def _uri_problem(self, text: str) -> str:

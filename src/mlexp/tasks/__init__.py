@@ -64,8 +64,8 @@ class RawData:
 
     @property
     def written_by(self) -> tuple[str, str]:
-        """Its path and the command that writes it (InputPath.written_by)."""
-        return self.path, f"mlexp data {self.export} {self.path}"
+        """Its path and the command that writes it, given the path (InputPath.written_by)."""
+        return self.path, f"mlexp data {self.export}"
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,9 @@ def of_version(client: MlflowClient, version: ModelVersion) -> str | None:
     return of_run(trial)
 
 
-def of_run(trial: Run) -> str | None:
-    """The dataset a trial learnt, from its parameters; None when they do not tell."""
+def of_run(trial: Run, root: str = "") -> str | None:
+    """The dataset a trial learnt, from its parameters; None when they do not tell. `root`: the project a relative
+    dataset.path is read from, when the trial's tags do not say."""
     params = trial.data.params
     if "dataset.source" not in params:
         return None
@@ -114,7 +115,7 @@ def of_run(trial: Run) -> str | None:
         GeneratedSizes.of(
             {key.removeprefix("dataset."): value for key, value in params.items() if key.startswith("dataset.")}
         ),
-        trial.data.tags.get("paths.root", ""),
+        trial.data.tags.get("paths.root") or root,
     )
 
 

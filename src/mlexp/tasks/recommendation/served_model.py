@@ -68,14 +68,16 @@ def best_trial(cfg: DictConfig, tracker: Any) -> str:
         max_results=1000,
     )
     scored = [run for run in found if metric in run.data.metrics]
-    ours = registered_dataset.of_trial(cfg)
-    same = [run for run in scored if registered_dataset.of_run(run) == ours]
+    ours, root = registered_dataset.of_trial(cfg), str(cfg.paths.root)
+    learnt = {run.info.run_id: registered_dataset.of_run(run, root) for run in scored}
+    same = [run for run in scored if learnt[run.info.run_id] == ours]
     if not same:
-        other = f" (the best scored trial, {scored[0].info.run_id}, learnt {registered_dataset.of_run(scored[0])})"
+        best = scored[0].info.run_id if scored else None
+        other = "" if best is None else f" (the best scored trial, {best}, learnt {learnt[best]})"
         raise DataError(
-            f"deploy.source=best: no finished {cfg.task.name} trial that learnt {ours} has {metric}"
-            f"{other if scored else ''}; train one first (mlexp task={cfg.task.name} with this dataset), or give "
-            "the dataset= of the trials you mean"
+            f"deploy.source=best: no finished {cfg.task.name} trial that learnt {ours} has {metric}{other}; train one "
+            f"first (mlexp task={cfg.task.name} with this dataset), or give the dataset settings of the trials you "
+            "mean (dataset=, its sizes or dataset.path)"
         )
     return str(same[0].info.run_id)
 
