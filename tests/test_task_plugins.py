@@ -110,12 +110,25 @@ CONF = {
 }
 
 
+# the slip a newcomer made: an __init__.py that never imports config.py, so none of the toy's schemas is stored
+WITHOUT_CONFIG_IMPORT = {
+    **PACKAGE,
+    "__init__.py": PACKAGE["__init__.py"].replace(
+        "from toy_task import config  # noqa: F401  (registers the schemas)", ""
+    ),
+}
+
+
 @pytest.fixture
 def toy_project(tmp_project: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The temp project with the toy task's conf files, and an environment that has its package installed."""
+    return _with_toy_task(tmp_project, tmp_path, PACKAGE)
+
+
+def _with_toy_task(tmp_project: Path, tmp_path: Path, package: dict[str, str]) -> tuple[Path, dict[str, str]]:
     plugins = tmp_path / "plugins"
     (plugins / "toy_task").mkdir(parents=True)
-    for name, text in PACKAGE.items():
+    for name, text in package.items():
         (plugins / "toy_task" / name).write_text(dedent(text).lstrip())
     # what `pip install` of a package declaring the entry point leaves on sys.path
     dist_info = plugins / "toy_task-0.1.dist-info"
@@ -158,3 +171,20 @@ def test_the_plugin_group_is_refused_for_another_task(toy_project):
         "mlexp: error: task 'tabular_regression' has no counter group (counter belongs to task toy); "
         "remove counter=plain"
     )
+
+
+def test_a_task_package_that_does_not_import_its_config_module_is_one_line_naming_the_missing_schema(
+    tmp_project, tmp_path
+):
+    assert WITHOUT_CONFIG_IMPORT["__init__.py"] != PACKAGE["__init__.py"]
+    project, env = _with_toy_task(tmp_project, tmp_path, WITHOUT_CONFIG_IMPORT)
+    missing = (
+        "conf/counter/plain.yaml asks for the schema schema/counter/plain, which no loaded code stores: store it in "
+        'the task\'s config.py with mlexp.config.task_groups.declare_group("toy", "counter", {"plain": <its '
+        "dataclass>}), and import that module in the __init__.py of toy_task (`from toy_task import config`)"
+    )
+    for command, prefix in ((["task=toy"], "mlexp"), (["params"], "mlexp params")):
+        done = run_cli(project, *command, check=False, env=env)
+        assert (done.returncode, done.stderr.strip()) == (2, f"{prefix}: error: {missing}"), done.stderr
+    assert not (project / "params.yaml").exists()
+    assert not (project / "mlflow.db").exists()

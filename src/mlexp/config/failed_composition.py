@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.config.composition_attempt import CompositionAttempt
 from mlexp.config.group_options import check_group_options, config_groups
 from mlexp.config.known_keys import check_key, check_named
+from mlexp.config.missing_schema import missing_schema
 from mlexp.config.value_checks import check_value, error_applying
 from mlexp.errors import ConfigError
 
@@ -66,7 +67,11 @@ def explain_failed_composition(
         ]
     try:
         cfg: DictConfig | None = _composed(conf_dir, choices, attempt)
-    except HydraException:
+    except HydraException as error:
+        task = next((str(o.value()) for o in parsed if o.key_or_group == "task" and isinstance(o.value(), str)), None)
+        problem = missing_schema(error, conf_dir, task)
+        if problem is not None:
+            raise problem from None
         cfg = None  # Hydra reports what it cannot compose itself (a swept group choice is said below)
     if cfg is not None:
         for key in keys or []:

@@ -17,11 +17,13 @@ from typing import Any, TypeGuard
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from mlexp.config.bounds import Bound, bound_errors, within
 from mlexp.config.constraints import Constraint
+from mlexp.config.missing_schema import missing_schema
 from mlexp.config.task_groups import unselected_groups
 from mlexp.errors import ConfigError
 
@@ -45,7 +47,14 @@ def compile_params(conf_dir: Path, task_names: list[str]) -> dict[str, Any]:
     sections = {}
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         for name in sorted(task_names):
-            sections[name] = task_section(compose("config", overrides=[f"task={name}"]))
+            try:
+                cfg = compose("config", overrides=[f"task={name}"])
+            except MissingConfigException as error:
+                problem = missing_schema(error, conf_dir, name)
+                if problem is None:
+                    raise
+                raise problem from None
+            sections[name] = task_section(cfg)
     return sections
 
 

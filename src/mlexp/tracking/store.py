@@ -21,6 +21,7 @@ from filelock import FileLock
 from mlexp.errors import ConfigError, MlexpError, one_line
 from mlexp.paths import store_home
 from mlexp.tracking import tags
+from mlexp.tracking.host_check import refused_host
 from mlexp.tracking.schema_template import copy_schema
 
 if TYPE_CHECKING:
@@ -89,12 +90,14 @@ def _network_failure(error: BaseException) -> str | None:
 
 def store_failure(error: BaseException, uri: str) -> str:
     """Why a store did not take a request, in one short line: a server that could not be reached is said as such
-    (not as urllib's page of retries), a refusal of the request's credentials names the fix, else the error's first
-    line."""
+    (not as urllib's page of retries), a refusal of the request's address or credentials names the fix, else the
+    error's first line."""
     reason = _network_failure(error)
     if reason is not None:
         return f"{UNREACHABLE} {uri} ({reason})"
     status = _refused_status(error)
+    if status == 403 and (host_refusal := refused_host(error, uri)) is not None:
+        return host_refusal
     if status is not None:
         fix = (
             "sign in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the "
