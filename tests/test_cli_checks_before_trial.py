@@ -15,7 +15,17 @@ import psutil
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from conftest import REPO, TINY, cli_env, one_line_error, private_writer_env, run_cli, seed_store, trials_of
+from conftest import (
+    REPO,
+    TINY,
+    cli_env,
+    one_line_error,
+    private_writer_env,
+    run_cli,
+    seed_store,
+    store_client,
+    trials_of,
+)
 from mlexp.config import make_composable
 from mlexp.config.bounds import between, interval_out_of_bounds
 from mlexp.config.overrides import check_override_keys
@@ -467,3 +477,15 @@ def test_an_unquoted_dollar_brace_over_a_params_file_is_refused_as_without_one(t
         "${...} it uses"
     )
     assert one_line_error(tmp_project, *args, "params_file=params.yaml") == refused
+
+
+def test_serving_a_champion_that_does_not_exist_is_refused_before_training(tmp_project, empty_store):
+    # `mlexp task=recommendation deploy=local` trained a whole trial, then failed: no alias 'champion'
+    fresh = one_line_error(tmp_project, "task=recommendation", "deploy=local")  # no store made to ask it
+    assert fresh.startswith("deploy=local serves deploy.source=champion, and registered model 'recommendation' has no ")
+    assert fresh.endswith("register one first (mlexp task=recommendation deploy=registry), or serve another model: "
+                          "deploy.source=trial|best|<trial run id>")  # fmt: skip
+    seed_store(tmp_project, empty_store)
+    done = run_cli(tmp_project, "task=text_classification", "stage=deploy", "deploy=local", check=False)
+    assert done.returncode == 2 and "registered model 'text_classification' has no alias 'champion'" in done.stderr
+    assert store_client(tmp_project).get_experiment_by_name("text_classification") is None  # no trial opened

@@ -225,6 +225,8 @@ def _check_before_trial(cfg: DictConfig, task: tasks.Task) -> None:
         endpoint.check(cfg, task)
     if cfg.deploy.target in ("registry", "sagemaker") and "alias" in cfg.deploy:
         _check_alias(cfg.deploy.alias)
+    if cfg.deploy.target == "local" and cfg.deploy.get("source") == "champion" and cfg.stage in (None, "deploy"):
+        _check_champion_exists(cfg)
     folders = [Path(cfg.paths[name]) for name in RUN_FOLDERS]
     for name, folder in zip(RUN_FOLDERS, folders, strict=True):
         # else the stage writing there fails after its work is done
@@ -264,6 +266,31 @@ def _check_alias(alias: object) -> None:
         _validate_model_alias_name_reserved(str(alias))
     except MlflowException as error:
         raise ConfigError(f"deploy.alias={alias!r}: {error.message} Give it a name such as champion") from None
+
+
+def _check_champion_exists(cfg: DictConfig) -> None:
+    """deploy=local serving the registry's champion: without one, a whole trial failed once it had trained. A store
+    that cannot be asked (a server down) is left to the deploy stage, which says so."""
+    from mlexp.tracking.store import sqlite_path
+
+    store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
+    name, alias = cfg.deploy.get("model_name") or cfg.task.name, cfg.deploy.get("alias") or "champion"
+    db = sqlite_path(store.uri)
+    if db is None or db.exists():  # a store that does not exist yet holds no champion: not created to ask it
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        try:
+            MlflowClient(store.uri, store.uri).get_model_version_by_alias(name, alias)
+            return
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return
+    raise ConfigError(
+        f"deploy=local serves deploy.source=champion, and registered model {name!r} has no alias {alias!r} in "
+        f"{store.uri} yet: register one first (mlexp task={cfg.task.name} deploy=registry), or serve another model: "
+        "deploy.source=trial|best|<trial run id>"
+    )
 
 
 def run(cfg: DictConfig, job: JobContext) -> TrialResult:
