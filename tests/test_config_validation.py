@@ -58,6 +58,10 @@ def test_a_key_given_without_its_section_is_offered_with_it(tmp_project):
     assert "name is not a key of the config; did you mean sweep.name? valid keys:" in _fails(
         tmp_project, "task=tabular_regression", "name=x"
     )
+    # the task's settings stay offered
+    assert "objective.metric is not a key of the config; did you mean task.objective? valid keys:" in _fails(
+        tmp_project, "task=tabular_regression", "objective.metric=test_mae"
+    )
 
 
 def test_unknown_key_in_a_sweep_is_refused_before_any_trial(tmp_project):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import TINY, run_cli, store_client, trials_of
 from mlexp.tracking import ui_link
@@ -76,3 +77,31 @@ def test_a_view_saved_again_keeps_its_columns_also_when_stored_deflated(tmp_proj
     client.set_experiment_tag(experiment_id, VIEW, "not a view")
     ui_link.publish_comparison(uri, experiment_id, objective="auc", direction="maximize")
     assert shown_columns(client, experiment_id) == ["metrics.`auc`", "tags.`mlexp.sweep_name`"]
+
+
+def test_a_dvc_stage_run_adds_no_column_of_its_fixed_command_line(tmp_project_with_store):
+    # under `dvc exp run -S model.l1_size=64` the last stage's command line is dvc.yaml's: it added dataset.path, a
+    # column that never varies, and never the value -S changed (in params.yaml)
+    project = tmp_project_with_store
+    run_cli(project, "params")
+    run_cli(project, "task=tabular_regression", "params_file=params.yaml", *TINY)
+    client = store_client(project)
+    experiment_id = client.get_experiment_by_name("tabular_regression").experiment_id
+    assert not [c for c in shown_columns(client, experiment_id) if c.startswith("params.")]
+
+
+def test_views_saved_at_once_keep_every_column(tmp_project_with_store):
+    # trials and comparisons of other processes save the same view: read, merge and set raced, 6 of 8 columns kept
+    client = store_client(tmp_project_with_store)
+    experiment_id = client.create_experiment("at-once")
+    saves = [
+        ui_link.view_tag(ui_link.RunsView("", param_columns=[f"p{i}"]), view_id="mlexp-trials", name="mlexp trials")
+        for i in range(8)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda save: ui_link.set_view_tag(store_client(tmp_project_with_store), experiment_id, *save), saves
+            )
+        )
+    assert sorted(shown_columns(client, experiment_id)) == sorted(f"params.`p{i}`" for i in range(8))

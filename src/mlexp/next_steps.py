@@ -108,13 +108,16 @@ _NOT_TRIED = {*NOT_PARAMS, "compute", "deploy"}
 def command_line_columns(cfg: DictConfig) -> ViewColumns:
     """The params and config-group choices this Hydra job's command line set, named as the trial logged them:
     `model.l1_size=16` is param `model.l1_size`; `model=xgboost_churn` is group `model`, or param `features.name`
-    for `features=signal_users` when the group's `name` says its choice (as `mlexp compare` shows it)."""
+    for `features=signal_users` when the group's `name` says its choice (as `mlexp compare` shows it). None for a
+    DVC stage run (params_file=): `dvc exp run -S` changes params.yaml, not the stage's command."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import DictConfig, OmegaConf
 
     from mlexp.config.overrides import command_overrides
 
+    if cfg.params_file:  # a DVC stage: its command line is dvc.yaml's, the values changed are in the params file
+        return ViewColumns([], [])
     hydra = HydraConfig.get()
     groups = hydra.runtime.choices
     params: list[str] = []

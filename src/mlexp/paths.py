@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from mlexp.errors import DataError, MlexpError
@@ -89,3 +90,9 @@ def check_output_file(out: Path, fix: str, name_in_folder: str | None = None) ->
         raise DataError(f"{out} is a folder; {fix}" + (f", e.g. {out / name_in_folder}" if name_in_folder else ""))
     if out.exists() and not out.is_file():
         raise DataError(f"{out} is not a regular file (a device or a pipe); {fix}")
+
+
+def folder_name(text: str, fallback: str) -> str:
+    """`text` (a sweep's free-text name: `lr / 2-1207-081500`) as the name of one folder; `fallback` if nothing is
+    left of it."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".") or fallback

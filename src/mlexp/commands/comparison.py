@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from mlexp import tasks
 from mlexp.errors import MlexpError, did_you_mean
-from mlexp.paths import project_root
-
-if TYPE_CHECKING:
-    from mlexp.experiment_analytics.store import SweepRecord
+from mlexp.paths import folder_name, project_root
 
 USAGE = {
     "compare": (
@@ -80,7 +74,7 @@ def run_compare(argv: list[str]) -> int:
     print(compare.format_table(table, headline))
     out_dir = project_root() / "outputs" / "compare" / trials.experiment
     if trials.sweep:  # a folder of its own: the experiment's charts and another sweep's stay
-        out_dir /= _folder_name(trials.sweep)
+        out_dir /= folder_name(trials.sweep.name, trials.sweep.sweep_id)
     written = compare.write_charts(table, trials.metric_history(), out_dir)
     if written:
         print(f"\ncharts: {', '.join(str(p) for p in written)}")
@@ -108,11 +102,6 @@ def _key_values(argv: list[str], allowed: set[str], command: str) -> dict[str, s
             raise MlexpError(f"{key}= names nothing; give it a value; usage: {USAGE[command]}")
         values[key] = value
     return values
-
-
-def _folder_name(sweep: SweepRecord) -> str:
-    """The sweep's name as one folder: sweep.name is free text (`sweep.name="lr / 2"` names it `lr / 2-1207-081500`)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", sweep.name).lstrip(".") or sweep.sweep_id
 
 
 def _task_config(task: str) -> DictConfig:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -121,7 +122,7 @@ class InputPath:
         if self.written_by is not None and path == self._resolved(self.written_by[0], root):
             # the command writes where it is run, the loader reads from the project root
             here = str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-            return f"no such {self._named(text)} ({path}) yet: `{self.written_by[1]} {here}` writes it"
+            return f"no such {self._named(text)} ({path}) yet: `{self.written_by[1]} {shlex.quote(here)}` writes it"
         return f"no such {self._named(text)} ({path})"
 
     def _uri_problem(self, text: str) -> str:

@@ -98,9 +98,9 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         known = sorted(str(k) for k in node if k not in foreign)
         prefix = ".".join(walked) + "." if walked else ""
         # `l1_size=64` for model.l1_size: the section left out is the likelier slip than a misspelling
-        # not into `task`: its keys describe the task (task.name, task.objective.metric), no slip's target
-        sections = [name for name in known if walked or name != "task"]
-        below = [f"{prefix}{found}" for name in sections for found in _paths_to(node, name, part)][:3]
+        # not task.name: it names the task, and a task of that name is refused (task.objective.metric is a setting)
+        found = [f"{prefix}{path}" for name in known for path in _paths_to(node, name, part)]
+        below = [path for path in found if path != "task.name"][:3]
         # else the suggestion comes from the part that failed: the whole key never resembles a child's name
         close = below or [prefix + match for match in difflib.get_close_matches(part, known, n=1)]
         hint = f"did you mean {' or '.join(close)}? " if close else ""

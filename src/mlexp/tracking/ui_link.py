@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import shlex
 import time
@@ -137,9 +138,19 @@ def save_runs_view(client: MlflowClient, experiment_id: str, view: RunsView, *, 
 
 
 def set_view_tag(client: MlflowClient, experiment_id: str, key: str, value: str) -> None:
-    """Set the experiment tag `key` of a saved view to `value` with the columns of the view it replaces kept."""
-    saved = client.get_experiment(experiment_id).tags.get(key)
-    client.set_experiment_tag(experiment_id, key, with_saved_columns(value, saved))
+    """Set the experiment tag `key` of a saved view to `value` with the columns of the view it replaces kept.
+
+    Read, merged and set under a lock beside a local SQLite store: trials and comparisons of other processes (their
+    own writers, `mlexp compare`) save the same view. A tracking server has no such lock: two saves at the same
+    moment may keep one's columns only, until the next save adds them again."""
+    from filelock import FileLock
+
+    from mlexp.tracking.store import sqlite_path
+
+    db = sqlite_path(client.tracking_uri)
+    with FileLock(f"{db}.views.lock") if db is not None else contextlib.nullcontext():
+        saved = client.get_experiment(experiment_id).tags.get(key)
+        client.set_experiment_tag(experiment_id, key, with_saved_columns(value, saved))
 
 
 def view_tag(view: RunsView, *, view_id: str, name: str) -> tuple[str, str]:
