@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
-from conftest import cli_env, run_cli, trials_of
+from conftest import cli_env, run_cli, seed_store, trials_of
 
 PACKAGE = {
     "__init__.py": '''
@@ -174,17 +176,28 @@ def test_the_plugin_group_is_refused_for_another_task(toy_project):
 
 
 def test_a_task_package_that_does_not_import_its_config_module_is_one_line_naming_the_missing_schema(
-    tmp_project, tmp_path
+    tmp_project, tmp_path, empty_store
 ):
     assert WITHOUT_CONFIG_IMPORT["__init__.py"] != PACKAGE["__init__.py"]
     project, env = _with_toy_task(tmp_project, tmp_path, WITHOUT_CONFIG_IMPORT)
     missing = (
         "conf/counter/plain.yaml asks for the schema schema/counter/plain, which no loaded code stores: store it in "
-        'the task\'s config.py with mlexp.config.task_groups.declare_group("toy", "counter", {"plain": <its '
+        'the task\'s config.py with mlexp.config.declare_group("toy", "counter", {"plain": <its '
         "dataclass>}), and import that module in the __init__.py of toy_task (`from toy_task import config`)"
     )
-    for command, prefix in ((["task=toy"], "mlexp"), (["params"], "mlexp params")):
+    tuning_job = ["-m", "task=toy", "compute=sagemaker"]  # composed by the tuning job's own Hydra
+    for command, prefix in ((["task=toy"], "mlexp"), (["params"], "mlexp params"), (tuning_job, "mlexp")):
         done = run_cli(project, *command, check=False, env=env)
         assert (done.returncode, done.stderr.strip()) == (2, f"{prefix}: error: {missing}"), done.stderr
+    # the Python API raises the same line (it raised Hydra's "In 'counter/plain': Could not load ...")
+    api = "import mlexp\ntry:\n    mlexp.run('toy')\nexcept mlexp.ConfigError as error:\n    print(error)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", api], cwd=project, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == missing, done.stdout + done.stderr
     assert not (project / "params.yaml").exists()
     assert not (project / "mlflow.db").exists()
+    # compare composes the task's config once it has found the store (a traceback ending in Hydra's block)
+    seed_store(project, empty_store)
+    done = run_cli(project, "compare", "task=toy", check=False, env=env)
+    assert (done.returncode, done.stderr.strip()) == (2, f"mlexp compare: error: {missing}"), done.stderr

@@ -339,6 +339,11 @@ def _run_tuning_job(conf_dir: Path, overrides: list[str]) -> int:
         print(f"mlexp: error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
         return 1
     except (MlexpError, HydraException, OmegaConfBaseException) as error:
+        from mlexp.config.missing_schema import missing_schema, task_given
+
+        if (unstored := missing_schema(error, conf_dir, task_given(overrides))) is not None:
+            print(f"mlexp: error: {unstored}", file=sys.stderr)
+            return 2
         # Hydra's first line names where composing failed; the next line (or OmegaConf's cause) says why
         lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
         cause = error.__cause__

@@ -96,7 +96,7 @@ def run_trial(conf_dir: Path, overrides: list[str]) -> TrialDone:
     except SystemExit as stop:
         _raise_reported(stop, job_outcomes(jobs))
     except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(_one_line(error)) from error
+        raise _config_error(error, conf_dir, overrides) from error
     finally:
         del os.environ[SWEEP_JOBS_ENV]
         shutil.rmtree(jobs, ignore_errors=True)
@@ -148,7 +148,7 @@ def run_sweep(conf_dir: Path, overrides: list[str]) -> SweepDone:
         raise
     except (HydraException, OmegaConfBaseException) as error:
         close_open_sweep("FAILED")
-        raise ConfigError(_one_line(error)) from error
+        raise _config_error(error, conf_dir, overrides) from error
     except BaseException:
         close_open_sweep("FAILED")
         raise
@@ -204,6 +204,13 @@ def _raise_reported(stop: SystemExit, outcomes: Sequence[Mapping[str, object]]) 
     if error is not None:  # the sweep's record could not be opened or closed: the store's error
         raise MlexpError(f"{type(error).__name__}: {error}") from error
     raise MlexpError(f"mlexp stopped with exit status {stop.code}; its output above says why") from None
+
+
+def _config_error(error: BaseException, conf_dir: Path, overrides: list[str]) -> ConfigError:
+    """Hydra's or OmegaConf's refusal as the command says it: a schema no code stored with its fix, else its line."""
+    from mlexp.config.missing_schema import missing_schema, task_given
+
+    return missing_schema(error, conf_dir, task_given(overrides)) or ConfigError(_one_line(error))
 
 
 def _one_line(error: BaseException) -> str:

@@ -54,6 +54,10 @@ def run(command: str, argv: list[str]) -> int:
         )
         return 1
     except Exception as error:
+        unstored = _unstored_schema(error, argv)
+        if unstored is not None:
+            print(f"mlexp {command}: error: {unstored}", file=sys.stderr)
+            return 2
         # MLflow's error (a store that answered with one): its reason, not its traceback (checked without importing
         # MLflow, which commands that do not use it never load)
         mlflow_errors = sys.modules.get("mlflow.exceptions")
@@ -62,6 +66,20 @@ def run(command: str, argv: list[str]) -> int:
         reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         print(f"mlexp {command}: error: MLflow: {reason}", file=sys.stderr)
         return 1
+
+
+def _unstored_schema(error: Exception, argv: list[str]) -> str | None:
+    """A task whose config module is not imported, met by compare's or delete's composition: the one line that names
+    the import, not Hydra's block."""
+    from hydra.errors import MissingConfigException
+
+    if not isinstance(error, MissingConfigException):
+        return None
+    from mlexp.config.missing_schema import missing_schema, task_given
+    from mlexp.paths import project_root
+
+    unstored = missing_schema(error, project_root() / "conf", task_given(argv))
+    return None if unstored is None else str(unstored)
 
 
 def _database_driver(error: ImportError) -> bool:

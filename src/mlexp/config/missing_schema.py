@@ -8,6 +8,7 @@ nowhere near the fix.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.errors import MissingConfigException
@@ -32,7 +33,7 @@ def missing_schema(error: BaseException, conf_dir: Path, task: str | None) -> Co
         store = f'ConfigStore.instance().store(group="schema/{group}", name="{option}", node=<its dataclass>)'
     else:
         owner = task or "<task>"
-        store = f'mlexp.config.task_groups.declare_group("{owner}", "{group}", {{"{option}": <its dataclass>}})'
+        store = f'mlexp.config.declare_group("{owner}", "{group}", {{"{option}": <its dataclass>}})'
     registered = tasks.TASKS.get(task or "")
     package = registered.stages_module.rpartition(".")[0] if registered is not None else None
     where = f"the __init__.py of {package} (`from {package} import config`)" if package else "the task's __init__.py"
@@ -40,3 +41,8 @@ def missing_schema(error: BaseException, conf_dir: Path, task: str | None) -> Co
         f"{asking} asks for the schema {found['schema']}, which no loaded code stores: store it in the task's "
         f"config.py with {store}, and import that module in {where}"
     )
+
+
+def task_given(arguments: Sequence[str]) -> str | None:
+    """The `task=` of a command's arguments, if one names it."""
+    return next((a.partition("=")[2] for a in arguments if a.startswith("task=")), None)

@@ -86,9 +86,10 @@ def of_trial(cfg: DictConfig) -> str:
     return catalogue(source, cfg.dataset.path, GeneratedSizes.of(cfg.dataset), str(cfg.paths.root))
 
 
-def of_version(client: MlflowClient, version: ModelVersion) -> str | None:
+def of_version(client: MlflowClient, version: ModelVersion, root: str = "") -> str | None:
     """The dataset a registered version learnt: its tag, else read from its trial's parameters (a version
-    registered before the tag existed, or whose trial has not tagged it yet); None when neither tells."""
+    registered before the tag existed, or whose trial has not tagged it yet); None when neither tells. `root`: the
+    project a relative dataset.path of the trial is read from."""
     tags = version.tags or {}
     tagged = tags.get(DATASET_TAG)
     if tagged and not SIZED_BY_VIDEOS_ALONE.fullmatch(tagged):
@@ -99,7 +100,7 @@ def of_version(client: MlflowClient, version: ModelVersion) -> str | None:
         trial = client.get_run(tags[TRIAL_TAG])
     except (KeyError, MlflowException):
         return None
-    return of_run(trial)
+    return of_run(trial, root)
 
 
 def of_run(trial: Run, root: str = "") -> str | None:
@@ -137,7 +138,7 @@ def another_datasets_champion(cfg: DictConfig, tracker: Tracker) -> bool:
         holder = client.get_model_version_by_alias(name, alias(cfg))
     except MlflowException:
         return False  # no champion yet
-    theirs = of_version(client, holder)
+    theirs = of_version(client, holder, str(cfg.paths.root))
     if theirs is None or theirs == ours:
         return False
     tracker.set_tags({"mlexp.promoted": "false"})
