@@ -59,12 +59,25 @@ def test_a_trial_has_the_four_components_and_the_headline_metrics(trial):
     assert "rows_flagged_fast" not in found.metrics
 
 
+def test_a_trial_reusing_pre_processing_warns_of_its_own_idle_rule(tmp_path):
+    # Pre-processing (reused: it does not depend on the rules) warned of the first trial's rule, and of none when the
+    # first trial had none
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf")
+    tiny = ("task=anomaly_detection", "dataset.n_rows=2000")
+    run_cli(project, *tiny, "+model.rules.fast='trip_distance > 50'")
+    again = run_cli(project, *tiny, "+model.rules.far='trip_distance > 60'")
+    assert "Pre-processing: reusing component" in again.stdout + again.stderr
+    assert "mlexp: warning: model.rules.far is not in model.enabled" in again.stderr
+    assert "model.rules.fast" not in again.stderr
+
+
 def test_components_record_queries_rules_and_elapsed_times(trial):
     project, found, done = trial
     client = store_client(project)
     query = client.get_run(found.components["Query"]).data
     assert {"elapsed_s_longest_trips", "elapsed_s_shortest_trips", "elapsed_s_duration_counts"} <= set(query.metrics)
-    assert client.get_run(found.components["Pre-processing"]).data.params["rules_not_enabled"] == "fast"
+    assert client.get_run(found.components["Query"]).data.params["rules_not_enabled"] == "fast"
     detection = client.get_run(found.components["Detection"]).data
     assert detection.params["rule.too_long"] == "duration_second >= 86400"
     assert detection.params["rule.non_positive_duration"] == "duration_second <= 0"

@@ -1,4 +1,5 @@
-"""The trial's rules as its config gives them: cfg.model resolved, and a warning for a rule added but not enabled.
+"""The trial's rules as its config gives them: cfg.model resolved, and a warning for a rule added but not enabled
+(given by the query stage: Pre-processing does not depend on the rules, so another trial's may be reused).
 
 Read by every stage, the prepare stage too (it checks the rules before any data is read), so apart from what
 only the stages after it need (stage_rules.py), which reaches the detection SQL.

@@ -84,7 +84,6 @@ def _trial_id(tracker: Tracker) -> str:
 def prepare(cfg: DictConfig, tracker: Tracker) -> None:
     """Check the trips' columns (every file, or the Athena table) and write input/manifest.json."""
     rules = enabled_rules(model_settings(cfg))  # a mistake in the rules fails before any data is read
-    warn_not_enabled(cfg, tracker)
     required = [nyc_taxi.PICKUP, nyc_taxi.DROPOFF]
     if cfg.engine.name == "athena":
         engine = AthenaEngine(cfg.engine)
@@ -139,6 +138,9 @@ def prepare(cfg: DictConfig, tracker: Tracker) -> None:
 
 def query(cfg: DictConfig, tracker: Tracker) -> None:
     """The post's queries: the top_n longest and shortest trips, and the sorted-duration scatter."""
+    # here, not in prepare: a trial that reuses another's Pre-processing (which does not depend on the rules) warned
+    # of that trial's idle rule, or of none
+    warn_not_enabled(cfg, tracker)
     with charts_loading():
         engine, queries = open_engine(cfg)
         counts = engine.query("duration_counts", queries.duration_counts())
