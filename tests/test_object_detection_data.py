@@ -140,7 +140,8 @@ def test_s3_refs_read_from_image_root_when_set_else_from_s3(tmp_path: Path):
         stub.add_client_error("get_object", "NoSuchKey", expected_params={"Bucket": "nfl-frames", "Key": "gone.jpg"})
         source = ImageSource(None, tmp_path, s3_client=client)
         assert source.read("s3://nfl-frames/week1/play3/0001.jpg") == b"from s3"
-        with pytest.raises(ImageMissing, match="s3://nfl-frames/gone.jpg.*NoSuchKey"):
+        # it did not say how to read the images without S3
+        with pytest.raises(ImageMissing, match="s3://nfl-frames/gone.jpg.*NoSuchKey.*dataset.image_root=<its folder>"):
             source.read("s3://nfl-frames/gone.jpg")
         stub.assert_no_pending_responses()
 
@@ -356,3 +357,20 @@ def test_a_missing_image_root_or_init_from_fails_naming_it(tmp_path: Path):
     (tmp_path / "previous.params").write_bytes(b"")
     stages._check_init_from(Detector(init_from=str(tmp_path / "previous.params")))
     stages._check_init_from(Detector(init_from="runs:/0123abcd/model/model.params"))  # resolved when training
+
+
+def test_init_from_a_trials_name_is_told_its_run_id(tmp_path: Path, empty_store: Path):
+    # `mlexp compare` lists trials by name; runs:/<name>/... said only "no run <name>", after prepare had run
+    from mlflow.tracking import MlflowClient
+
+    from conftest import seed_store
+    from mlexp.tasks.object_detection.init_from import _download
+
+    uri = f"sqlite:///{seed_store(tmp_path, empty_store)}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("object_detection"), run_name="object_detection-20261207-0844")
+    with pytest.raises(ConfigError, match=r"object_detection-20261207-0844 is a trial's name, runs:/ takes its run id: "
+                       rf"model.init_from=runs:/{run.info.run_id}/model/model.params \("):  # fmt: skip
+        _download("runs:/object_detection-20261207-0844/model/model.params", client, tmp_path)
+    with pytest.raises(ConfigError, match=r"no run nosuch in the tracking store; runs:/ takes a run id \(the MLflow"):
+        _download("runs:/nosuch/model/model.params", client, tmp_path)

@@ -52,7 +52,9 @@ class ImageSource:
             try:
                 body: bytes = self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
             except (ClientError, BotoCoreError) as error:
-                raise ImageMissing(f"{location}: {error}") from error
+                # offline, or without credentials: the labeling job's bucket may be on disk already
+                offline = "; a local copy of the bucket is read with dataset.image_root=<its folder>"
+                raise ImageMissing(f"{location}: {error}{offline}") from error
             return body
         try:
             return Path(location).read_bytes()

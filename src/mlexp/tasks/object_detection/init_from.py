@@ -56,7 +56,7 @@ def _download(uri: str, client: Any, into: Path) -> Path:
     try:
         experiment = client.get_run(run_id).info.experiment_id
     except Exception as missing:  # MlflowException: no such run in this store
-        raise ConfigError(f"model.init_from={uri}: no run {run_id} in the tracking store ({missing})") from None
+        raise ConfigError(f"model.init_from={uri}: {_no_run(client, run_id, path)} ({missing})") from None
     children = client.search_runs(
         [experiment], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}' and tags.`{tags.STAGE}` = 'train'"
     )
@@ -70,6 +70,21 @@ def _download(uri: str, client: Any, into: Path) -> Path:
                 client.download_artifacts(candidate, about, str(into))
             return weights
     raise ConfigError(f"model.init_from={uri}: run {run_id} (nor its train component) has no artifact {name} there")
+
+
+def _no_run(client: Any, run_id: str, path: str) -> str:
+    """No run of that id: a trial's name (what `mlexp compare` lists) is told its id, which runs:/ takes."""
+    try:
+        named = client.search_runs(
+            [e.experiment_id for e in client.search_experiments()], filter_string=f"attributes.run_name = '{run_id}'"
+        )
+    except Exception:  # a name MLflow's filter cannot quote: no lookup
+        named = []
+    if len(named) == 1:
+        return (
+            f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{named[0].info.run_id}/{path}"
+        )
+    return f"no run {run_id} in the tracking store; runs:/ takes a run id (the MLflow UI's Run ID)"
 
 
 def _copy_weights(net: Any, model: Detector, client: Any) -> int:
