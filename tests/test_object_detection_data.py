@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
+from botocore.config import Config
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
@@ -140,10 +141,19 @@ def test_s3_refs_read_from_image_root_when_set_else_from_s3(tmp_path: Path):
         stub.add_client_error("get_object", "NoSuchKey", expected_params={"Bucket": "nfl-frames", "Key": "gone.jpg"})
         source = ImageSource(None, tmp_path, s3_client=client)
         assert source.read("s3://nfl-frames/week1/play3/0001.jpg") == b"from s3"
-        # it did not say how to read the images without S3
-        with pytest.raises(ImageMissing, match="s3://nfl-frames/gone.jpg.*NoSuchKey.*dataset.image_root=<its folder>"):
+        with pytest.raises(ImageMissing, match="s3://nfl-frames/gone.jpg.*NoSuchKey") as gone:
             source.read("s3://nfl-frames/gone.jpg")
+        assert "image_root" not in str(gone.value)  # S3 answered: the object is not there
         stub.assert_no_pending_responses()
+    # S3 out of reach (offline, here a closed port): it did not say how to read the images without it
+    unreachable = boto3.client(
+        "s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", aws_access_key_id="x",
+        aws_secret_access_key="y", config=Config(retries={"total_max_attempts": 1}),
+    )  # fmt: skip
+    with pytest.raises(
+        ImageMissing, match=r"s3://nfl-frames/a.jpg: Could not connect.*dataset.image_root=<its folder>"
+    ):
+        ImageSource(None, tmp_path, s3_client=unreachable).read("s3://nfl-frames/a.jpg")
 
 
 def test_generated_frames_are_deterministic_by_seed_grouped_in_plays_and_carry_the_attributes(tmp_path: Path):
@@ -368,9 +378,18 @@ def test_init_from_a_trials_name_is_told_its_run_id(tmp_path: Path, empty_store:
 
     uri = f"sqlite:///{seed_store(tmp_path, empty_store)}"
     client = MlflowClient(uri)
-    run = client.create_run(client.create_experiment("object_detection"), run_name="object_detection-20261207-0844")
+    experiment = client.create_experiment("object_detection")
+    run = client.create_run(experiment, run_name="object_detection-20261207-0844", tags={"mlexp.kind": "trial"})
     with pytest.raises(ConfigError, match=r"object_detection-20261207-0844 is a trial's name, runs:/ takes its run id: "
                        rf"model.init_from=runs:/{run.info.run_id}/model/model.params \("):  # fmt: skip
         _download("runs:/object_detection-20261207-0844/model/model.params", client, tmp_path)
     with pytest.raises(ConfigError, match=r"no run nosuch in the tracking store; runs:/ takes a run id \(the MLflow"):
         _download("runs:/nosuch/model/model.params", client, tmp_path)
+    # a component's name is no trial's; a name two trials share lists both
+    client.create_run(run.info.experiment_id, run_name="Training")
+    with pytest.raises(ConfigError, match=r"no run Training in the tracking store"):
+        _download("runs:/Training/model/model.params", client, tmp_path)
+    runs = [client.create_run(run.info.experiment_id, run_name="dup", tags={"mlexp.kind": "trial"}) for _ in "ab"]
+    with pytest.raises(ConfigError, match=r"dup names 2 trials, runs:/ takes one's run id: ") as shared:
+        _download("runs:/dup/model/model.params", client, tmp_path)
+    assert all(r.info.run_id in str(shared.value) for r in runs)

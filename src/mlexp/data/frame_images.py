@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+OFFLINE = "; a local copy of the bucket is read with dataset.image_root=<its folder>"
+
 
 class ImageMissing(Exception):
     """The image a source-ref names cannot be read (the message says where it was looked for)."""
@@ -52,8 +54,9 @@ class ImageSource:
             try:
                 body: bytes = self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
             except (ClientError, BotoCoreError) as error:
-                # offline, or without credentials: the labeling job's bucket may be on disk already
-                offline = "; a local copy of the bucket is read with dataset.image_root=<its folder>"
+                # S3 unreachable, or no credentials (BotoCoreError; a ClientError is S3's answer about the object):
+                # the labeling job's bucket may be on disk already
+                offline = "" if isinstance(error, ClientError) else OFFLINE
                 raise ImageMissing(f"{location}: {error}{offline}") from error
             return body
         try:
