@@ -485,6 +485,10 @@ def test_serving_a_champion_that_does_not_exist_is_refused_before_training(tmp_p
     assert fresh.startswith("deploy=local serves deploy.source=champion, and registered model 'recommendation' has no ")
     assert fresh.endswith("register one first (mlexp task=recommendation deploy=registry), or serve another model: "
                           "deploy.source=trial|best|<trial run id>")  # fmt: skip
+    # the registration it offers is the one the service looks for
+    assert "(mlexp task=recommendation deploy=registry deploy.model_name=shop deploy.alias=live)" in one_line_error(
+        tmp_project, "task=recommendation", "deploy=local", "deploy.model_name=shop", "deploy.alias=live"
+    )
     seed_store(tmp_project, empty_store)
     done = run_cli(tmp_project, "task=text_classification", "stage=deploy", "deploy=local", check=False)
     assert done.returncode == 2 and "registered model 'text_classification' has no alias 'champion'" in done.stderr

@@ -273,7 +273,9 @@ def test_a_champion_that_wins_on_this_holdout_is_not_replaced(two_trials, sample
 
 def test_the_first_local_deploy_of_a_fresh_project_waits_for_the_store(tmp_project):
     """On a fresh project the service's registry look-up must not race the tracker's set-up of mlflow.db: the
-    trial fails only because there is no champion yet, with the one-line fix, not with a schema migration error."""
+    command fails only because there is no champion yet, with the one-line fix, not with a schema migration error.
+    (The check before the trial now answers first; this keeps the deploy stage's own answer from regressing if it
+    goes.)"""
     done = run_cli(tmp_project, f"task={TASK}", "stage=deploy", "deploy=local", "deploy.port=0", check=False)
     assert done.returncode != 0
     assert "has no alias 'champion'" in done.stderr and "deploy.source=trial|best" in done.stderr

@@ -269,27 +269,32 @@ def _check_alias(alias: object) -> None:
 
 
 def _check_champion_exists(cfg: DictConfig) -> None:
-    """deploy=local serving the registry's champion: without one, a whole trial failed once it had trained. A store
-    that cannot be asked (a server down) is left to the deploy stage, which says so."""
+    """deploy=local serving the registry's champion: without one, a whole trial failed once it had trained. Asked of
+    the local SQLite store only (not created to ask it); a server or database is asked by the deploy stage, which
+    words its failures (down, refusing, no driver) in one line."""
+    from mlexp.serving.registered_name import DEFAULT_ALIAS, registered_name
     from mlexp.tracking.store import sqlite_path
 
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
-    name, alias = cfg.deploy.get("model_name") or cfg.task.name, cfg.deploy.get("alias") or "champion"
     db = sqlite_path(store.uri)
-    if db is None or db.exists():  # a store that does not exist yet holds no champion: not created to ask it
+    if db is None:
+        return
+    name, alias = registered_name(cfg)
+    if db.exists():
         from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
 
         try:
-            MlflowClient(store.uri, store.uri).get_model_version_by_alias(name, alias)
+            store.client().get_model_version_by_alias(name, alias)
             return
         except MlflowException as error:
             if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return
+    given = f" deploy.model_name={name}" if name != cfg.task.name else ""
+    given += f" deploy.alias={alias}" if alias != DEFAULT_ALIAS else ""
     raise ConfigError(
         f"deploy=local serves deploy.source=champion, and registered model {name!r} has no alias {alias!r} in "
-        f"{store.uri} yet: register one first (mlexp task={cfg.task.name} deploy=registry), or serve another model: "
-        "deploy.source=trial|best|<trial run id>"
+        f"{store.uri} yet: register one first (mlexp task={cfg.task.name} deploy=registry{given}), or serve another "
+        "model: deploy.source=trial|best|<trial run id>"
     )
 
 

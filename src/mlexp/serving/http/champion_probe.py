@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlexp.errors import DataError
+from mlexp.serving.registered_name import registered_name
 
 Load = Callable[[], tuple[Any, str]]
 Probe = Callable[[], str]
@@ -18,6 +19,9 @@ def champion_probe(model_name: str, alias: str = "champion", tracking_uri: str |
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from mlexp.tracking.store import bound_store_retries
+
+    bound_store_retries()  # a registry that is down: the trial fails (or a reload is skipped) in seconds, not minutes
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def probe() -> str:
@@ -66,6 +70,5 @@ def champion_from_config(cfg: Any, load_model: Callable[[str], Any] | None = Non
     from mlexp.tracking.store import TrackingStore
 
     uri = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri
-    name = cfg.deploy.get("model_name") or cfg.task.name
-    alias = cfg.deploy.get("alias") or "champion"
+    name, alias = registered_name(cfg)
     return champion_loader(name, alias, uri, load_model), champion_probe(name, alias, uri)

@@ -19,6 +19,7 @@ from mlexp.config.schema import objective_direction
 from mlexp.errors import DataError
 from mlexp.serving import http
 from mlexp.serving.http import ModelSlot, ServiceSettings, champion_from_config, create_app, open_api_keys
+from mlexp.serving.registered_name import registered_name
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 from mlexp.tasks.object_detection.endpoint import FootballDetector, routes
 from mlexp.tracking import Tracker, tags
@@ -109,7 +110,7 @@ def model_slot(
     source = str(cfg.deploy.source)
     if source == "champion":
         load, probe = champion_from_config(cfg, load_model=_champion_detector())
-        name, alias = cfg.deploy.get("model_name") or cfg.task.name, cfg.deploy.get("alias") or "champion"
+        name, alias = registered_name(cfg)
         slot = ModelSlot(load)
         return slot, probe, f"registered model {name} v{slot.version} @{alias} (reloaded when the alias moves)"
     with tempfile.TemporaryDirectory() as downloads:  # the network is read into memory

@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from mlexp.errors import MlexpError
+from mlexp.serving.registered_name import registered_name
 from mlexp.tasks.recommendation.dataset_rules import FILES, OPTIONS, PULSELIVE
 from mlexp.tracking import Tracker, TrackingStore
 from mlexp.tracking.store import sqlite_path
@@ -121,11 +122,11 @@ def of_run(trial: Run, root: str = "") -> str | None:
 
 
 def model_name(cfg: DictConfig) -> str:
-    return str(cfg.deploy.get("model_name") or cfg.task.name)
+    return registered_name(cfg)[0]
 
 
 def alias(cfg: DictConfig) -> str:
-    return str(cfg.deploy.get("alias") or "champion")
+    return registered_name(cfg)[1]
 
 
 def another_datasets_champion(cfg: DictConfig, tracker: Tracker) -> bool:

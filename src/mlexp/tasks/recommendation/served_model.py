@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from mlexp.errors import DataError
 from mlexp.serving.http import ModelSlot, champion_from_config
 from mlexp.serving.pyfunc_model import quiet_mlflow
+from mlexp.serving.registered_name import registered_name
 from mlexp.tasks.recommendation.event_store import EventStore
 from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tracking import tags
@@ -93,7 +94,7 @@ def model_slot(cfg: DictConfig, tracker: Any, store: EventStore) -> tuple[ModelS
                 return LiveRecommendations.from_folder(folder, store)
 
         load, probe = champion_from_config(cfg, load_model=load_model)
-        name, alias = cfg.deploy.get("model_name") or cfg.task.name, cfg.deploy.get("alias") or "champion"
+        name, alias = registered_name(cfg)
         return ModelSlot(load), probe, f"registered model {name} @{alias} (reloaded when the alias moves)"
     if source == "trial":
         folder = Path(cfg.paths.models)
