@@ -485,9 +485,15 @@ def test_serving_a_champion_that_does_not_exist_is_refused_before_training(tmp_p
     assert fresh.startswith("deploy=local serves deploy.source=champion, and registered model 'recommendation' has no ")
     assert fresh.endswith("register one first (mlexp task=recommendation deploy=registry), or serve another model: "
                           "deploy.source=trial|best|<trial run id>")  # fmt: skip
-    # the registration it offers is the one the service looks for
-    assert "(mlexp task=recommendation deploy=registry deploy.model_name=shop deploy.alias=live)" in one_line_error(
-        tmp_project, "task=recommendation", "deploy=local", "deploy.model_name=shop", "deploy.alias=live"
+    # the registration it offers is the one the service looks for: same store, name and alias
+    alt = f"sqlite:///{tmp_project / 'alt.db'}"
+    line = one_line_error(
+        tmp_project, "task=recommendation", "deploy=local", f"tracking.uri={alt}", "deploy.model_name=my shop"
+    )
+    assert f"(mlexp task=recommendation deploy=registry tracking.uri={alt} 'deploy.model_name=my shop')" in line
+    assert not (tmp_project / "alt.db").exists()
+    assert "deploy=registry deploy.alias=live)" in one_line_error(
+        tmp_project, "task=recommendation", "deploy=local", "deploy.alias=live"
     )
     seed_store(tmp_project, empty_store)
     done = run_cli(tmp_project, "task=text_classification", "stage=deploy", "deploy=local", check=False)

@@ -139,11 +139,14 @@ def test_s3_refs_read_from_image_root_when_set_else_from_s3(tmp_path: Path):
         body = StreamingBody(io.BytesIO(b"from s3"), len(b"from s3"))
         stub.add_response("get_object", {"Body": body}, {"Bucket": "nfl-frames", "Key": "week1/play3/0001.jpg"})
         stub.add_client_error("get_object", "NoSuchKey", expected_params={"Bucket": "nfl-frames", "Key": "gone.jpg"})
+        stub.add_client_error("get_object", "ExpiredToken", expected_params={"Bucket": "nfl-frames", "Key": "a.jpg"})
         source = ImageSource(None, tmp_path, s3_client=client)
         assert source.read("s3://nfl-frames/week1/play3/0001.jpg") == b"from s3"
         with pytest.raises(ImageMissing, match="s3://nfl-frames/gone.jpg.*NoSuchKey") as gone:
             source.read("s3://nfl-frames/gone.jpg")
         assert "image_root" not in str(gone.value)  # S3 answered: the object is not there
+        with pytest.raises(ImageMissing, match=r"ExpiredToken.*dataset.image_root=<its folder>"):  # these credentials
+            source.read("s3://nfl-frames/a.jpg")
         stub.assert_no_pending_responses()
     # S3 out of reach (offline, here a closed port): it did not say how to read the images without it
     unreachable = boto3.client(
@@ -390,6 +393,8 @@ def test_init_from_a_trials_name_is_told_its_run_id(tmp_path: Path, empty_store:
     with pytest.raises(ConfigError, match=r"no run Training in the tracking store"):
         _download("runs:/Training/model/model.params", client, tmp_path)
     runs = [client.create_run(run.info.experiment_id, run_name="dup", tags={"mlexp.kind": "trial"}) for _ in "ab"]
-    with pytest.raises(ConfigError, match=r"dup names 2 trials, runs:/ takes one's run id: ") as shared:
+    with pytest.raises(
+        ConfigError, match=r"dup names 2 trials: model.init_from=runs:/<run id>/model/model.params with one of "
+    ) as shared:
         _download("runs:/dup/model/model.params", client, tmp_path)
     assert all(r.info.run_id in str(shared.value) for r in runs)

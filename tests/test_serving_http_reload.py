@@ -301,3 +301,20 @@ def _wait_for(condition, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def test_a_registry_that_is_down_is_said_so_in_seconds_not_as_a_missing_champion(monkeypatch):
+    from mlexp.errors import DataError
+
+    # the probe called every MLflow error "has no alias 'champion' ...; register one with deploy=registry first",
+    # an outage too, after MLflow's default retries (minutes)
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # as a user's shell has them; the probe bounds them itself
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    probe = champion_probe("shop", "champion", uri)
+    started = time.monotonic()
+    with pytest.raises(DataError, match=rf"^cannot reach the tracking server {uri} \(") as down:
+        probe()
+    assert "has no alias" not in str(down.value) and time.monotonic() - started < 60

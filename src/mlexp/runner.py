@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -270,8 +271,9 @@ def _check_alias(alias: object) -> None:
 
 def _check_champion_exists(cfg: DictConfig) -> None:
     """deploy=local serving the registry's champion: without one, a whole trial failed once it had trained. Asked of
-    the local SQLite store only (not created to ask it); a server or database is asked by the deploy stage, which
-    words its failures (down, refusing, no driver) in one line."""
+    a SQLite store only (not created to ask it): a server or database is asked by the deploy stage, where one that is
+    down is said as such."""
+    from mlexp.serving.http.champion_probe import NOT_REGISTERED
     from mlexp.serving.registered_name import DEFAULT_ALIAS, registered_name
     from mlexp.tracking.store import sqlite_path
 
@@ -287,13 +289,16 @@ def _check_champion_exists(cfg: DictConfig) -> None:
             store.client().get_model_version_by_alias(name, alias)
             return
         except MlflowException as error:
-            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            if error.error_code not in NOT_REGISTERED:
                 return
-    given = f" deploy.model_name={name}" if name != cfg.task.name else ""
-    given += f" deploy.alias={alias}" if alias != DEFAULT_ALIAS else ""
+    # the registration the service would find: in this store, under this name and alias
+    given = [f"tracking.uri={cfg.tracking.uri}"] if cfg.tracking.uri else []
+    given += [f"deploy.model_name={name}"] if name != cfg.task.name else []
+    given += [f"deploy.alias={alias}"] if alias != DEFAULT_ALIAS else []
+    register = shlex.join(["mlexp", f"task={cfg.task.name}", "deploy=registry", *given])
     raise ConfigError(
         f"deploy=local serves deploy.source=champion, and registered model {name!r} has no alias {alias!r} in "
-        f"{store.uri} yet: register one first (mlexp task={cfg.task.name} deploy=registry{given}), or serve another "
+        f"{store.uri} yet: register one first ({register}), or serve another "
         "model: deploy.source=trial|best|<trial run id>"
     )
 

@@ -54,9 +54,10 @@ class ImageSource:
             try:
                 body: bytes = self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
             except (ClientError, BotoCoreError) as error:
-                # S3 unreachable, or no credentials (BotoCoreError; a ClientError is S3's answer about the object):
-                # the labeling job's bucket may be on disk already
-                offline = "" if isinstance(error, ClientError) else OFFLINE
+                # not "no such object" but S3 out of reach or refusing these credentials: the labeling job's bucket
+                # may be on disk already
+                code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+                offline = "" if code in ("NoSuchKey", "NoSuchBucket", "404") else OFFLINE
                 raise ImageMissing(f"{location}: {error}{offline}") from error
             return body
         try:

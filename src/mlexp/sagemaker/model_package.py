@@ -22,6 +22,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mlexp.errors import ConfigError, DataError
+from mlexp.serving.registered_name import registered_name
 
 MODEL_FOLDER = "model"
 CODE_FOLDER = "code"
@@ -84,13 +85,13 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    name = cfg.deploy.model_name or cfg.task.name
+    name, alias = registered_name(cfg)
     if source == "champion":
         try:
-            return name, str(client.get_model_version_by_alias(name, cfg.deploy.alias).version)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
         except MlflowException:
             raise DataError(
-                f"deploy.source=champion: models:/{name}@{cfg.deploy.alias} does not exist in {tracking_uri}; "
+                f"deploy.source=champion: models:/{name}@{alias} does not exist in {tracking_uri}; "
                 f"register one first (mlexp task={cfg.task.name} deploy=registry) or deploy deploy.source=trial"
             ) from None
     versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")

@@ -32,6 +32,7 @@ from mlexp.config.params import flatten
 from mlexp.config.schema import objective_direction
 from mlexp.errors import DataError
 from mlexp.serving import champion, pyfunc_model
+from mlexp.serving.registered_name import registered_name
 from mlexp.tracking import Tracker, TrackingStore
 from mlexp.tracking import tags as run_tags
 
@@ -64,7 +65,7 @@ def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -
         raise DataError(f"the trial has no {metric} to rank its model by: run the evaluate stage first")
     client = tracker.client
     trial = client.get_run(tracker.trial_run_id or tracker.run_id)
-    name = cfg.deploy.model_name or cfg.task.name
+    name, alias_name = registered_name(cfg)
     about = {
         run_tags.TASK: cfg.task.name,
         "mlexp.trial_run_id": trial.info.run_id,
@@ -79,14 +80,14 @@ def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -
     _link_metrics(client, tracker.run_id, model_id, {k: trial_metrics[k] for k in headline if k in trial_metrics})
 
     uri = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root)).uri
-    alias = champion.Alias(client, uri, name, cfg.deploy.alias, metric, objective_direction(cfg))
+    alias = champion.Alias(client, uri, name, alias_name, metric, objective_direction(cfg))
     version, holder = alias.register(f"models:/{model_id}", tracker.run_id, {**about, metric: str(value)}, model_id)
     client.set_logged_model_tags(
         model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": name, "version": version.version}])}
     )
 
     promoted = holder is not None and holder.version == int(version.version)
-    tracker.log_parameters({"model_name": name, "alias": cfg.deploy.alias})
+    tracker.log_parameters({"model_name": name, "alias": alias_name})
     tracker.log_output("registered model", "mlflow/model-version", f"models:/{name}/{version.version}")
     tracker.set_tags(
         {
@@ -95,7 +96,7 @@ def deploy(cfg: DictConfig, tracker: Tracker, trial_metrics: dict[str, float]) -
             "mlexp.promoted": str(promoted).lower(),
         }
     )
-    print(_where(name, cfg.deploy.alias, int(version.version), holder, metric, value), flush=True)
+    print(_where(name, alias_name, int(version.version), holder, metric, value), flush=True)
 
 
 def _log_model(cfg: DictConfig, tracker: Tracker, module: ModuleType, trial_name: str, about: dict[str, str]) -> str:

@@ -87,7 +87,7 @@ def _no_run(client: Any, run_id: str, path: str) -> str:
     if len(ids) == 1:
         return f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{ids[0]}/{path}"
     if ids:  # two projects' trials on one server may share a name
-        return f"{run_id} names {len(ids)} trials, runs:/ takes one's run id: {', '.join(ids)}"
+        return f"{run_id} names {len(ids)} trials: model.init_from=runs:/<run id>/{path} with one of {', '.join(ids)}"
     return f"no run {run_id} in the tracking store; runs:/ takes a run id (the MLflow UI's Run ID)"
 
 

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mlexp.config.schema import objective_direction
 from mlexp.errors import DataError
+from mlexp.serving.registered_name import registered_name
 from mlexp.tasks.text_classification.classifier import ABOUT_FILE, TextClassifier
 from mlexp.tracking import TrackingStore, tags
 
@@ -27,11 +28,11 @@ MODEL_FOLDER = "artifacts"
 
 def model_name(cfg: DictConfig) -> str:
     """The registered model: deploy.model_name when set, else the task name."""
-    return str(OmegaConf.select(cfg, "deploy.model_name", default=None) or cfg.task.name)
+    return registered_name(cfg)[0]
 
 
 def alias(cfg: DictConfig) -> str:
-    return str(OmegaConf.select(cfg, "deploy.alias", default=None) or "champion")
+    return registered_name(cfg)[1]
 
 
 def tracking_uri(cfg: DictConfig) -> str:
@@ -82,11 +83,7 @@ def _load_folder(downloaded: Path, what: str) -> TextClassifier:
 
 
 def champion_source(cfg: DictConfig) -> tuple[Callable[[], tuple[TextClassifier, str]], Callable[[], str]]:
-    """(load, probe) of the registry champion through the serving layer's lookup, labelled "<name> v<version>".
-
-    champion_loader/champion_probe rather than champion_from_config: the names come from model_name/alias,
-    which also accept a config without a deploy group (as the service's tests build it).
-    """
+    """(load, probe) of the registry champion through the serving layer's lookup, labelled "<name> v<version>"."""
     from mlexp.serving.http import champion_loader, champion_probe
 
     uri = tracking_uri(cfg)
