@@ -5,6 +5,7 @@ tracking writer."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -488,9 +489,13 @@ def test_serving_a_champion_that_does_not_exist_is_refused_before_training(tmp_p
     # the registration it offers is the one the service looks for: same store, name and alias
     alt = f"sqlite:///{tmp_project / 'alt.db'}"
     line = one_line_error(
-        tmp_project, "task=recommendation", "deploy=local", f"tracking.uri={alt}", "deploy.model_name=my shop"
+        tmp_project, "task=recommendation", "deploy=local", f"tracking.uri={alt}", "deploy.model_name='my,shop'"
     )
-    assert f"(mlexp task=recommendation deploy=registry tracking.uri={alt} 'deploy.model_name=my shop')" in line
+    offered = shlex.split(line.split("register one first (")[1].split("), or serve")[0])
+    assert offered[:4] == ["mlexp", "task=recommendation", "deploy=registry", f"tracking.uri={alt}"]
+    # pasted, the name reaches Hydra as the text it is (unquoted, `my,shop` would be a list)
+    [name] = OverridesParser.create().parse_overrides(offered[4:])
+    assert (name.key_or_group, name.value()) == ("deploy.model_name", "my,shop")
     assert not (tmp_project / "alt.db").exists()
     assert "deploy=registry deploy.alias=live)" in one_line_error(
         tmp_project, "task=recommendation", "deploy=local", "deploy.alias=live"

@@ -309,7 +309,8 @@ def test_a_registry_that_is_down_is_said_so_in_seconds_not_as_a_missing_champion
     # the probe called every MLflow error "has no alias 'champion' ...; register one with deploy=registry first",
     # an outage too, after MLflow's default retries (minutes)
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)  # as a user's shell has them; the probe bounds them itself
+        monkeypatch.setenv(name, "")  # recorded, so that what the probe sets is taken back after the test
+        monkeypatch.delenv(name)  # unset, as in a user's shell: the probe bounds them itself
     with socket.socket() as closed:  # a loopback port nothing listens on
         closed.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{closed.getsockname()[1]}"

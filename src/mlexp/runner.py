@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -271,10 +270,8 @@ def _check_alias(alias: object) -> None:
 
 def _check_champion_exists(cfg: DictConfig) -> None:
     """deploy=local serving the registry's champion: without one, a whole trial failed once it had trained. Asked of
-    a SQLite store only (not created to ask it): a server or database is asked by the deploy stage, where one that is
-    down is said as such."""
-    from mlexp.serving.http.champion_probe import NOT_REGISTERED
-    from mlexp.serving.registered_name import DEFAULT_ALIAS, registered_name
+    a SQLite store only (not created to ask it): a server or database is asked by the deploy stage."""
+    from mlexp.serving.registered_name import NOT_REGISTERED, registered_name, registration_command
     from mlexp.tracking.store import sqlite_path
 
     store = TrackingStore.resolve(cfg.tracking.uri, Path(cfg.paths.root))
@@ -291,14 +288,9 @@ def _check_champion_exists(cfg: DictConfig) -> None:
         except MlflowException as error:
             if error.error_code not in NOT_REGISTERED:
                 return
-    # the registration the service would find: in this store, under this name and alias
-    given = [f"tracking.uri={cfg.tracking.uri}"] if cfg.tracking.uri else []
-    given += [f"deploy.model_name={name}"] if name != cfg.task.name else []
-    given += [f"deploy.alias={alias}"] if alias != DEFAULT_ALIAS else []
-    register = shlex.join(["mlexp", f"task={cfg.task.name}", "deploy=registry", *given])
     raise ConfigError(
         f"deploy=local serves deploy.source=champion, and registered model {name!r} has no alias {alias!r} in "
-        f"{store.uri} yet: register one first ({register}), or serve another "
+        f"{store.uri} yet: register one first ({registration_command(cfg)}), or serve another "
         "model: deploy.source=trial|best|<trial run id>"
     )
 

@@ -54,8 +54,8 @@ class ImageSource:
             try:
                 body: bytes = self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
             except (ClientError, BotoCoreError) as error:
-                # not "no such object" but S3 out of reach or refusing these credentials: the labeling job's bucket
-                # may be on disk already
+                # anything but "no such object" (S3 out of reach, these credentials refused, ...): the labeling job's
+                # bucket may be on disk already
                 code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
                 offline = "" if code in ("NoSuchKey", "NoSuchBucket", "404") else OFFLINE
                 raise ImageMissing(f"{location}: {error}{offline}") from error

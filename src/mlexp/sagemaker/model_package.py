@@ -22,7 +22,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mlexp.errors import ConfigError, DataError
-from mlexp.serving.registered_name import registered_name
+from mlexp.serving.registered_name import NOT_REGISTERED, registered_name, registration_command
 
 MODEL_FOLDER = "model"
 CODE_FOLDER = "code"
@@ -89,10 +89,14 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
     if source == "champion":
         try:
             return name, str(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
+        except MlflowException as error:
+            if error.error_code not in NOT_REGISTERED:  # the registry did not answer
+                from mlexp.tracking.store import store_failure
+
+                raise DataError(store_failure(error, tracking_uri)) from None
             raise DataError(
                 f"deploy.source=champion: models:/{name}@{alias} does not exist in {tracking_uri}; "
-                f"register one first (mlexp task={cfg.task.name} deploy=registry) or deploy deploy.source=trial"
+                f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
             ) from None
     versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")
     if not versions:

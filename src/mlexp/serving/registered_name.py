@@ -1,14 +1,38 @@
 """The registry entry a run's deploy settings name: deploy.model_name (else the task's name) at deploy.alias (else
-`champion`). A config without those keys (a deploy target that has none, a test's) takes the defaults."""
+`champion`), and the command that registers one there. A config without those keys (a deploy target that has none,
+a test's) takes the defaults."""
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Any
 
 DEFAULT_ALIAS = "champion"
+# MLflow's answers for a model or alias the registry does not hold (any other error: the registry did not answer)
+NOT_REGISTERED = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+# characters Hydra's override grammar reads as more than a string (a list, a sweep, a quote, an interpolation)
+_HYDRA_SPECIAL = re.compile(r"[,\[\]{}()'\"=$\\]|^\s|\s$")
 
 
 def registered_name(cfg: Any) -> tuple[str, str]:
     """(model name, alias) of the registry entry `cfg` serves or registers."""
     deploy = cfg.get("deploy") or {}
     return str(deploy.get("model_name") or cfg.task.name), str(deploy.get("alias") or DEFAULT_ALIAS)
+
+
+def registration_command(cfg: Any) -> str:
+    """`mlexp task=<task> deploy=registry ...`: the registration a service of `cfg` would find (same store, name and
+    alias), ready to paste into a shell."""
+    name, alias = registered_name(cfg)
+    given = [f"tracking.uri={_hydra_value(cfg.tracking.uri)}"] if cfg.tracking.get("uri") else []
+    given += [f"deploy.model_name={_hydra_value(name)}"] if name != cfg.task.name else []
+    given += [f"deploy.alias={_hydra_value(alias)}"] if alias != DEFAULT_ALIAS else []
+    return shlex.join(["mlexp", f"task={cfg.task.name}", "deploy=registry", *given])
+
+
+def _hydra_value(value: str) -> str:
+    """`value` as an override gives it: quoted when Hydra would read more than the text (`a,b` is a list)."""
+    if not _HYDRA_SPECIAL.search(value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

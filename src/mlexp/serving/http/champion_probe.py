@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mlexp.errors import DataError
-from mlexp.serving.registered_name import registered_name
+from mlexp.serving.registered_name import NOT_REGISTERED, registered_name
 
-# MLflow's answers for a model or alias the registry does not hold
-NOT_REGISTERED = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 Load = Callable[[], tuple[Any, str]]
 Probe = Callable[[], str]
 
@@ -30,7 +28,7 @@ def champion_probe(model_name: str, alias: str = "champion", tracking_uri: str |
         try:
             return str(client.get_model_version_by_alias(model_name, alias).version)
         except MlflowException as error:
-            if error.error_code not in NOT_REGISTERED:  # the registry did not answer: not a missing champion
+            if error.error_code not in NOT_REGISTERED:  # a tracking server that did not answer: no verdict
                 from mlexp.tracking.store import store_failure
 
                 raise DataError(store_failure(error, client.tracking_uri)) from None

@@ -84,11 +84,9 @@ def _load_folder(downloaded: Path, what: str) -> TextClassifier:
 
 def champion_source(cfg: DictConfig) -> tuple[Callable[[], tuple[TextClassifier, str]], Callable[[], str]]:
     """(load, probe) of the registry champion through the serving layer's lookup, labelled "<name> v<version>"."""
-    from mlexp.serving.http import champion_loader, champion_probe
+    from mlexp.serving.http import champion_from_config
 
-    uri = tracking_uri(cfg)
-    load_registered = champion_loader(model_name(cfg), alias(cfg), uri, load_model=_load_registered(cfg))
-    probe_version = champion_probe(model_name(cfg), alias(cfg), uri)
+    load_registered, probe_version = champion_from_config(cfg, load_model=_load_registered(cfg))
 
     def load() -> tuple[TextClassifier, str]:
         try:
