@@ -396,3 +396,36 @@ def test_aws_errors_of_predict_and_undeploy_are_one_line_naming_the_fix(
         for handler in handlers:
             BUILTIN_HANDLERS.remove(handler)
     assert aws.calls("DeleteEndpoint") == []
+
+
+def test_the_champion_to_deploy_tells_a_registry_that_is_down_from_a_missing_one(tmp_path, empty_store, monkeypatch):
+    # every MLflow error was "models:/X@champion does not exist; register one first (mlexp task=X deploy=registry)",
+    # an outage too, and the registration it offered was under the task's name, not deploy.model_name
+    import shlex
+    import socket
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from conftest import seed_store
+    from mlexp.errors import DataError
+    from mlexp.sagemaker.model_package import registered_version
+
+    store = f"sqlite:///{seed_store(tmp_path, empty_store)}"
+    for model_name in ("shop,2", "R&D", "null"):  # pasted unquoted: a list, Hydra's refusal, None
+        cfg = OmegaConf.create(
+            {"task": {"name": "tabular_regression"}, "tracking": {"uri": None}, "deploy": {"model_name": model_name}}
+        )
+        with pytest.raises(DataError, match=rf"^deploy.source=champion: models:/{model_name}@champion does not") as no:
+            registered_version(cfg, store, "champion")
+        offered = shlex.split(str(no.value).split("register one first (")[1].split(") or deploy")[0])
+        assert offered[:3] == ["mlexp", "task=tabular_regression", "deploy=registry"]
+        [name] = OverridesParser.create().parse_overrides(offered[3:])
+        assert (name.key_or_group, name.value()) == ("deploy.model_name", model_name)
+    for variable in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(variable, "")  # unset as in a user's shell, restored after: the lookup bounds them itself
+        monkeypatch.delenv(variable)
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with pytest.raises(DataError, match=rf"^cannot reach the tracking server {uri} \("):
+        registered_version(cfg, uri, "champion")

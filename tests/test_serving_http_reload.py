@@ -46,6 +46,15 @@ class ConstantModel(mlflow.pyfunc.PythonModel):
         return [self.label] * len(model_input)
 
 
+@pytest.fixture(autouse=True)
+def _unbounded_retries(monkeypatch):
+    """Each test starts as a user's shell does, without MLflow's retry variables, and leaves none behind: the
+    champion probe sets them for its process (bound_store_retries), which would outlive the test in this worker."""
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(name, "")  # recorded, so that monkeypatch restores what was there
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite MLflow store holding versions 1 and 2 of MODEL, alias champion on version 1."""
@@ -303,14 +312,11 @@ def _wait_for(condition, seconds: float = 60) -> None:
         time.sleep(0.02)
 
 
-def test_a_registry_that_is_down_is_said_so_in_seconds_not_as_a_missing_champion(monkeypatch):
+def test_a_registry_that_is_down_is_said_so_in_seconds_not_as_a_missing_champion():
     from mlexp.errors import DataError
 
     # the probe called every MLflow error "has no alias 'champion' ...; register one with deploy=registry first",
     # an outage too, after MLflow's default retries (minutes)
-    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
-        monkeypatch.setenv(name, "")  # recorded, so that what the probe sets is taken back after the test
-        monkeypatch.delenv(name)  # unset, as in a user's shell: the probe bounds them itself
     with socket.socket() as closed:  # a loopback port nothing listens on
         closed.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{closed.getsockname()[1]}"

@@ -84,6 +84,9 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from mlexp.tracking.store import bound_store_retries, store_failure
+
+    bound_store_retries()  # a registry that is down: its line in seconds, not after minutes of MLflow's retries
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     name, alias = registered_name(cfg)
     if source == "champion":
@@ -91,14 +94,15 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
             return name, str(client.get_model_version_by_alias(name, alias).version)
         except MlflowException as error:
             if error.error_code not in NOT_REGISTERED:  # the registry did not answer
-                from mlexp.tracking.store import store_failure
-
                 raise DataError(store_failure(error, tracking_uri)) from None
             raise DataError(
                 f"deploy.source=champion: models:/{name}@{alias} does not exist in {tracking_uri}; "
                 f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
             ) from None
-    versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")
+    except MlflowException as error:
+        raise DataError(store_failure(error, tracking_uri)) from None
     if not versions:
         raise DataError(
             f"deploy.source={source}: no version of registered model {name} comes from this trial run; "

@@ -4,15 +4,12 @@ a test's) takes the defaults."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import Any
 
 DEFAULT_ALIAS = "champion"
 # MLflow's answers for a model or alias the registry does not hold (any other error: the registry did not answer)
 NOT_REGISTERED = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
-# characters Hydra's override grammar reads as more than a string (a list, a sweep, a quote, an interpolation)
-_HYDRA_SPECIAL = re.compile(r"[,\[\]{}()'\"=$\\]|^\s|\s$")
 
 
 def registered_name(cfg: Any) -> tuple[str, str]:
@@ -32,7 +29,16 @@ def registration_command(cfg: Any) -> str:
 
 
 def _hydra_value(value: str) -> str:
-    """`value` as an override gives it: quoted when Hydra would read more than the text (`a,b` is a list)."""
-    if not _HYDRA_SPECIAL.search(value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """`value` as an override that Hydra reads back as this text: plain when it does (`shop`), else quoted
+    (`"my,shop"`: plain, Hydra reads a list; `"null"`: plain, None)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for given in (value, f'"{value}"', f"'{value}'"):
+        try:
+            if parser.parse_override(f"key={given}").value() == value:
+                return given
+        except HydraException:
+            continue
+    return value  # no quoting reads back as it (both quotes and a trailing backslash): as it is

@@ -319,6 +319,7 @@ def champion_keeps_the_alias(cfg: DictConfig, tracker: Tracker, value: float) ->
     from mlflow.exceptions import MlflowException
 
     from mlexp.serving import champion
+    from mlexp.serving.registered_name import NOT_REGISTERED
     from mlexp.tasks.text_classification import served_model
 
     holdout_file = _corpus_file(cfg, "holdout.csv")
@@ -327,7 +328,9 @@ def champion_keeps_the_alias(cfg: DictConfig, tracker: Tracker, value: float) ->
     client = tracker.client
     try:
         holder = client.get_model_version_by_alias(served_model.model_name(cfg), served_model.alias(cfg))
-    except MlflowException:
+    except MlflowException as error:
+        if error.error_code not in NOT_REGISTERED:  # the registry did not answer: no verdict on a champion
+            raise
         print("selection: no champion yet; this model takes the alias", flush=True)
         return False
     model = served_model.load_version(cfg, str(holder.version))
