@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -411,7 +412,7 @@ def test_the_champion_to_deploy_tells_a_registry_that_is_down_from_a_missing_one
     from mlexp.sagemaker.model_package import registered_version
 
     store = f"sqlite:///{seed_store(tmp_path, empty_store)}"
-    for model_name in ("shop,2", "R&D", "null"):  # pasted unquoted: a list, Hydra's refusal, None
+    for model_name in ("shop,2", "R&D", "null", "a'b\"c"):  # pasted unquoted: a list, refused, None, refused
         cfg = OmegaConf.create(
             {"task": {"name": "tabular_regression"}, "tracking": {"uri": None}, "deploy": {"model_name": model_name}}
         )
@@ -427,5 +428,9 @@ def test_the_champion_to_deploy_tells_a_registry_that_is_down_from_a_missing_one
     with socket.socket() as closed:  # a loopback port nothing listens on
         closed.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
-    with pytest.raises(DataError, match=rf"^cannot reach the tracking server {uri} \("):
-        registered_version(cfg, uri, "champion")
+    for source in ("champion", "0123abcd"):  # the alias's version, or the version a trial run registered
+        with pytest.raises(DataError, match=rf"^cannot reach the tracking server {uri} \("):
+            registered_version(cfg, uri, source)
+    # bounded for the lookups only: the model's download after them keeps MLflow's own timeout (10 s failed a large
+    # model that a tracking server fetches from S3 before it sends a byte)
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ and "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ

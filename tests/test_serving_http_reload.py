@@ -325,3 +325,4 @@ def test_a_registry_that_is_down_is_said_so_in_seconds_not_as_a_missing_champion
     with pytest.raises(DataError, match=rf"^cannot reach the tracking server {uri} \(") as down:
         probe()
     assert "has no alias" not in str(down.value) and time.monotonic() - started < 60
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ  # bounded for the lookup only, not the model's download

@@ -84,14 +84,14 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from mlexp.tracking.store import bound_store_retries, store_failure
+    from mlexp.tracking.store import retries_bounded_here, store_failure
 
-    bound_store_retries()  # a registry that is down: its line in seconds, not after minutes of MLflow's retries
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     name, alias = registered_name(cfg)
     if source == "champion":
         try:
-            return name, str(client.get_model_version_by_alias(name, alias).version)
+            with retries_bounded_here():  # a registry that is down: its line in seconds
+                return name, str(client.get_model_version_by_alias(name, alias).version)
         except MlflowException as error:
             if error.error_code not in NOT_REGISTERED:  # the registry did not answer
                 raise DataError(store_failure(error, tracking_uri)) from None
@@ -100,7 +100,8 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
                 f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
             ) from None
     try:
-        versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")
+        with retries_bounded_here():
+            versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")
     except MlflowException as error:
         raise DataError(store_failure(error, tracking_uri)) from None
     if not versions:

@@ -35,10 +35,11 @@ def _hydra_value(value: str) -> str:
     from hydra.errors import HydraException
 
     parser = OverridesParser.create()
-    for given in (value, f'"{value}"', f"'{value}'"):
+    escaped = "'" + value.replace("\\'", "\\\\'").replace("'", "\\'") + "'"
+    for given in (value, f'"{value}"', f"'{value}'", escaped):
         try:
             if parser.parse_override(f"key={given}").value() == value:
                 return given
         except HydraException:
             continue
-    return value  # no quoting reads back as it (both quotes and a trailing backslash): as it is
+    return value  # nothing reads back as it (a trailing backslash before the quote): as it is

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,10 +42,26 @@ class NoStore(MlexpError):
     """A command that only reads names a local store that does not exist."""
 
 
+_BOUNDED_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
 def bound_store_retries() -> None:
     """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    for name, value in _BOUNDED_RETRIES.items():
+        os.environ.setdefault(name, value)
+
+
+@contextlib.contextmanager
+def retries_bounded_here() -> Iterator[None]:
+    """bound_store_retries for one lookup: what follows it in the process (a large model's download through a server
+    that proxies S3) keeps MLflow's own patience. The variables the user set are left as they are."""
+    added = [name for name in _BOUNDED_RETRIES if name not in os.environ]
+    bound_store_retries()
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 # `host:port` without `http://`: MLflow reads it as a folder (its file store), or as an unknown scheme

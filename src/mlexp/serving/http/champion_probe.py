@@ -19,14 +19,15 @@ def champion_probe(model_name: str, alias: str = "champion", tracking_uri: str |
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from mlexp.tracking.store import bound_store_retries
+    from mlexp.tracking.store import retries_bounded_here
 
-    bound_store_retries()  # a registry that is down: the trial fails (or a reload is skipped) in seconds, not minutes
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def probe() -> str:
         try:
-            return str(client.get_model_version_by_alias(model_name, alias).version)
+            # a registry that is down: the trial fails (or a reload is skipped) in seconds, not minutes
+            with retries_bounded_here():
+                return str(client.get_model_version_by_alias(model_name, alias).version)
         except MlflowException as error:
             if error.error_code not in NOT_REGISTERED:  # a tracking server that did not answer: no verdict
                 from mlexp.tracking.store import store_failure
