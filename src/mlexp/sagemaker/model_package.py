@@ -88,22 +88,22 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     name, alias = registered_name(cfg)
-    if source == "champion":
-        try:
-            with retries_bounded_here():  # a registry that is down: its line in seconds
+    # a registry that is down: its line in seconds, worded inside the bound (the line names the timeout)
+    with retries_bounded_here():
+        if source == "champion":
+            try:
                 return name, str(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException as error:
-            if error.error_code not in NOT_REGISTERED:  # the registry did not answer
-                raise DataError(store_failure(error, tracking_uri)) from None
-            raise DataError(
-                f"deploy.source=champion: models:/{name}@{alias} does not exist in {tracking_uri}; "
-                f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
-            ) from None
-    try:
-        with retries_bounded_here():
+            except MlflowException as error:
+                if error.error_code not in NOT_REGISTERED:  # the registry did not answer
+                    raise DataError(store_failure(error, tracking_uri)) from None
+                raise DataError(
+                    f"deploy.source=champion: models:/{name}@{alias} does not exist in {tracking_uri}; "
+                    f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
+                ) from None
+        try:
             versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")
-    except MlflowException as error:
-        raise DataError(store_failure(error, tracking_uri)) from None
+        except MlflowException as error:
+            raise DataError(store_failure(error, tracking_uri)) from None
     if not versions:
         raise DataError(
             f"deploy.source={source}: no version of registered model {name} comes from this trial run; "

@@ -42,4 +42,4 @@ def _hydra_value(value: str) -> str:
                 return given
         except HydraException:
             continue
-    return value  # nothing reads back as it (a trailing backslash before the quote): as it is
+    return value  # none of these reads back as it (a rarer mix of quotes and backslashes): as it is

@@ -24,19 +24,20 @@ def champion_probe(model_name: str, alias: str = "champion", tracking_uri: str |
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def probe() -> str:
-        try:
-            # a registry that is down: the trial fails (or a reload is skipped) in seconds, not minutes
-            with retries_bounded_here():
+        # a registry that is down: the trial fails (or a reload is skipped) in seconds, not minutes; the line about
+        # it is worded inside, where it reads the bound it failed under
+        with retries_bounded_here():
+            try:
                 return str(client.get_model_version_by_alias(model_name, alias).version)
-        except MlflowException as error:
-            if error.error_code not in NOT_REGISTERED:  # a tracking server that did not answer: no verdict
-                from mlexp.tracking.store import store_failure
+            except MlflowException as error:
+                if error.error_code not in NOT_REGISTERED:  # a tracking server that did not answer: no verdict
+                    from mlexp.tracking.store import store_failure
 
-                raise DataError(store_failure(error, client.tracking_uri)) from None
-            raise DataError(
-                f"registered model {model_name!r} has no alias {alias!r} ({error.message.splitlines()[0]}); "
-                "register one with deploy=registry first"
-            ) from None
+                    raise DataError(store_failure(error, client.tracking_uri)) from None
+                raise DataError(
+                    f"registered model {model_name!r} has no alias {alias!r} ({error.message.splitlines()[0]}); "
+                    "register one with deploy=registry first"
+                ) from None
 
     return probe
 
