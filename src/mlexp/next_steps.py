@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from mlexp.config.params import NOT_PARAMS, flatten
-from mlexp.paths import RUN_FOLDERS
+from mlexp.paths import RUN_FOLDERS, relative_if_under
 from mlexp.tracking import ui_link
 
 if TYPE_CHECKING:
@@ -166,7 +166,12 @@ def next_stage_command(cfg: DictConfig, overrides: Sequence[str], launch_dir: Pa
     replaced = {"stage", *(f"paths.{name}" for name in read)}
     kept = [o for o in overrides if o.partition("=")[0].lstrip("+~") not in replaced]
     return shlex.join(
-        ["mlexp", *kept, f"stage={following}", *(f"paths.{n}={_shown(f, launch_dir)}" for n, f in read.items())]
+        [
+            "mlexp",
+            *kept,
+            f"stage={following}",
+            *(f"paths.{n}={relative_if_under(f, launch_dir)}" for n, f in read.items()),
+        ]
     )
 
 
@@ -176,8 +181,3 @@ def _run_folders(cfg: DictConfig) -> dict[str, Path]:
 
 def _holds(folder: Path, path: Path) -> bool:
     return path == folder or folder in path.parents
-
-
-def _shown(folder: Path, launch_dir: Path) -> str:
-    """`folder` as typed in `launch_dir`: relative when under it."""
-    return str(folder.relative_to(launch_dir)) if folder.is_relative_to(launch_dir) else str(folder)

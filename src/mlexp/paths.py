@@ -96,3 +96,8 @@ def folder_name(text: str, fallback: str) -> str:
     """`text` (a sweep's free-text name: `lr / 2-1207-081500`) as the name of one folder; `fallback` if nothing is
     left of it."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".") or fallback
+
+
+def relative_if_under(path: Path, folder: Path) -> str:
+    """`path` relative to `folder` when it lies under it (as a user in `folder` types it), else as it is."""
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)

@@ -24,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.config.constraints import Constraint
-from mlexp.paths import resolve
+from mlexp.paths import relative_if_under, resolve
 
 # what decides whether the stages read the path on this machine: keys every composed config has
 CONTEXT = ("compute.target", "stage", "paths.root")
@@ -121,8 +121,8 @@ class InputPath:
             return None
         if self.written_by is not None and path == self._resolved(self.written_by[0], root):
             # the command writes where it is run, the loader reads from the project root
-            here = str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-            return f"no such {self._named(text)} ({path}) yet: `{self.written_by[1]} {shlex.quote(here)}` writes it"
+            here = shlex.quote(relative_if_under(path, Path.cwd()))
+            return f"no such {self._named(text)} ({path}) yet: `{self.written_by[1]} {here}` writes it"
         return f"no such {self._named(text)} ({path})"
 
     def _uri_problem(self, text: str) -> str:

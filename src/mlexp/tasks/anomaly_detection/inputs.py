@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp.config.schema import choice_text
 from mlexp.data import nyc_taxi, nyc_taxi_synthetic
 from mlexp.errors import DataError
+from mlexp.paths import relative_if_under
 from mlexp.tasks.anomaly_detection.athena_engine import AthenaEngine
 from mlexp.tasks.anomaly_detection.duckdb_engine import DuckDBEngine
 from mlexp.tasks.anomaly_detection.rules import Rule
@@ -117,14 +118,10 @@ def write_manifest(cfg: DictConfig, content: dict[str, Any]) -> Path:
     folder = input_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     for key in ("files", "sources"):
-        content[key] = [_relative(Path(p), folder) for p in content.get(key, [])]
+        # inside input/ the manifest names files relative to itself, so a copied workspace (dvc exp) still works
+        content[key] = [relative_if_under(Path(p), folder) for p in content.get(key, [])]
     (folder / MANIFEST).write_text(json.dumps({"engine": cfg.engine.name, **content}, indent=2) + "\n")
     return folder / MANIFEST
-
-
-def _relative(path: Path, folder: Path) -> str:
-    # inside input/ the manifest names files relative to itself, so a copied workspace (dvc exp) still works
-    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
 
 
 def read_manifest(cfg: DictConfig) -> dict[str, Any]:
