@@ -76,6 +76,17 @@ def _stage_config(*overrides: str):
     return task_config(TASK, *TINY, "model.recipe=metadata_hybrid", "model.metadata_hybrid.epochs=3", *overrides)
 
 
+@pytest.mark.parametrize("recipe", ["popularity", "item_similarity", "user_personalization"])
+def test_the_chart_of_a_recipe_that_reads_no_metadata_names_no_features(recipe):
+    # only metadata_hybrid reads the fields features= chooses: an ALS chart titled "features=all_metadata" would say
+    # the model used metadata it never saw
+    assert stages.evaluated_model(TASK, recipe, "all_metadata") == f"{TASK}: {recipe}"
+    assert (
+        stages.evaluated_model(TASK, "metadata_hybrid", "all_metadata")
+        == f"{TASK}: metadata_hybrid, features=all_metadata"
+    )
+
+
 def test_metrics_at_k_says_what_where_and_at_which_ks_and_draws_cold_users_and_items(trials, monkeypatch, tmp_path):
     project, hybrid = trials
     [trial] = trials_of(project, experiment=TASK)

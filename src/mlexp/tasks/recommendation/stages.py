@@ -14,6 +14,7 @@ from mlexp.data import personalize_datasets, personalize_schema
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.recommendation import charts, datasets, evaluation, interactions, popularity, recipes
 from mlexp.tasks.recommendation.catalog import Catalog
+from mlexp.tasks.recommendation.config import Recipe
 from mlexp.tracking import Tracker
 
 SPLIT_FILE = "split.json"
@@ -197,10 +198,17 @@ def evaluate(cfg: DictConfig, tracker: Tracker) -> None:
         rows,
         plots / "metrics_at_k.png",
         "held-out test period",
-        f"{cfg.task.name}: {model.recipe}, features={cfg.features.name}",
+        evaluated_model(cfg.task.name, model.recipe, cfg.features.name),
         (evaluation.MRR_K, metrics[cold_items]) if cold_items in metrics else None,
     )
     tracker.log_artifact(chart, name="plots", media_type="image/png")
+
+
+def evaluated_model(task: str, recipe: str, features: str) -> str:
+    """The chart's line naming what was evaluated: the recipe, and the features only for the recipe that reads
+    metadata (the others learn from interactions alone, whatever features= says)."""
+    reads_metadata = recipe == Recipe.metadata_hybrid.value
+    return f"{task}: {recipe}" + (f", features={features}" if reads_metadata else "")
 
 
 def deploy(cfg: DictConfig, tracker: Tracker) -> None:
