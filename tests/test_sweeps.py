@@ -28,6 +28,7 @@ def grid_sweep(tmp_path_factory):
         "-m",
         "task=tabular_regression",
         "sweep=grid",
+        "sweep.name=grid/a",  # a free-text name with a slash: its charts still get one folder
         "sweep.max_parallel_jobs=2",
         "model.l1_size=4,16",
         "model.l1_activation=relu,tanh",
@@ -99,6 +100,16 @@ def test_sweep_trials_are_top_level_rows_grouped_by_tags_with_the_record_elsewhe
     artifacts = {a.path for a in client.list_artifacts(sweep.info.run_id, "comparison")}
     assert "comparison/train_loss_by_step.png" in artifacts
     assert "comparison/model_l1_size_vs_test_msle.png" in artifacts
+
+
+def test_the_sweeps_charts_are_in_one_folder_named_after_it(grid_sweep):
+    project, done = grid_sweep
+    [name] = re.findall(r"mlexp compare sweep=(\S+)", done.stdout)
+    assert name.startswith("grid/a-")
+    sweeps = project / "outputs" / "sweeps" / "tabular_regression"
+    [folder] = sweeps.iterdir()  # not grid/a-…: a folder per part of the name
+    assert folder.name == name.replace("/", "_")
+    assert (folder / "train_loss_by_step.png").stat().st_size > 0
 
 
 def test_compare_prints_trials_best_first_and_writes_charts(grid_sweep):
