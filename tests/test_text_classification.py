@@ -7,7 +7,10 @@ import json
 import os
 import re
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -269,6 +272,52 @@ def test_a_champion_that_wins_on_this_holdout_is_not_replaced(two_trials, sample
     [challenger] = [t for t in trials_of(project, experiment=TASK) if t.metrics.get("train_documents") == 60]
     assert challenger.status == "FINISHED"
     assert challenger.metrics["holdout_macro_f1"] < challenger.metrics["champion_holdout_macro_f1"]
+
+
+class _Registry(BaseHTTPRequestHandler):
+    """A tracking server on loopback whose registry answers every request with `answer` (status, MLflow error)."""
+
+    answer: tuple[int, str] = (404, "RESOURCE_DOES_NOT_EXIST")
+
+    def do_GET(self) -> None:
+        status, code = self.answer
+        body = json.dumps({"error_code": code, "message": code}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("answer", "no_champion"), [((404, "RESOURCE_DOES_NOT_EXIST"), True), ((403, "PERMISSION_DENIED"), False)]
+)
+def test_selection_takes_only_a_missing_entry_for_no_champion_yet(tmp_path, capsys, answer, no_champion):
+    """A registry that refuses or fails is no verdict: taken for 'no champion yet', the trial would register its
+    model as the champion over one it never compared with."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "holdout.csv").write_text("label,text\nSports,cricket\n")
+    handler = type("Registry", (_Registry,), {"answer": answer})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    tracker = SimpleNamespace(client=MlflowClient(tracking_uri=uri, registry_uri=uri))
+    cfg = task_config(TASK, f"paths.data={tmp_path}")
+    try:
+        if no_champion:
+            assert stages.champion_keeps_the_alias(cfg, tracker, 0.9) is False  # type: ignore[arg-type]
+            assert "selection: no champion yet" in capsys.readouterr().out
+        else:
+            with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
+                stages.champion_keeps_the_alias(cfg, tracker, 0.9)  # type: ignore[arg-type]
+            assert "no champion yet" not in capsys.readouterr().out
+    finally:
+        server.shutdown()
 
 
 def test_the_first_local_deploy_of_a_fresh_project_waits_for_the_store(tmp_project):
