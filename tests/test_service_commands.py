@@ -11,6 +11,7 @@ from mlexp.tasks.text_classification.service.records import FeedbackRecord, utc_
 from mlexp.tasks.text_classification.service.store import FeedbackStore
 
 REVIEWS = Path("reviews", "text_classification", "reviews.jsonl")
+DEFAULT_STORE = Path("serving", "text_classification_feedback.sqlite")
 
 
 def test_keys_are_created_listed_and_revoked_through_mlexp(tmp_project: Path) -> None:
@@ -42,6 +43,7 @@ def test_reviewers_are_added_and_listed_through_mlexp(tmp_project: Path) -> None
 
 
 def test_removing_a_reviewer_who_is_not_an_account_fails_in_one_line(tmp_project: Path) -> None:
+    _store_with_decisions(tmp_project / DEFAULT_STORE, 0)
     done = run_cli(tmp_project, "review", "remove", "nobody", check=False)
     assert done.returncode == 1
     assert done.stderr.strip() == "mlexp: error: no reviewer named 'nobody'; see mlexp review list"
@@ -79,6 +81,7 @@ def test_review_export_and_summary_refuse_a_folder_or_a_pipe_as_output_and_leave
     tmp_project: Path,
 ) -> None:
     # a folder: "cannot write <folder>/.tmp"; a pipe (or /dev/full): replaced by a regular file, exit 0
+    _store_with_decisions(tmp_project / DEFAULT_STORE, 0)
     pipe = tmp_project / "pipe"
     os.mkfifo(pipe)
     folder = tmp_project / "exports"
@@ -106,6 +109,7 @@ def test_output_files_named_on_the_command_line_are_taken_from_the_working_folde
     notes = tmp_project / "notes"
     notes.mkdir()
     env = cli_env(tmp_project)
+    _store_with_decisions(tmp_project / DEFAULT_STORE, 0)
     data = run_cli(notes, "data", "abalone", "d/abalone.data", env=env)
     summary = run_cli(notes, "summary", "s/summary.md", env=env)
     review = run_cli(notes, "review", "export", "--out", "r/reviews.jsonl", env=env)
@@ -131,7 +135,7 @@ def _store_with_decisions(path: Path, count: int) -> Path:
 
 def test_a_mistyped_review_store_is_refused_and_nothing_is_created_or_emptied(tmp_project: Path) -> None:
     # export --store <typo> made an empty store there and wrote "0 review decision(s)" over reviews.jsonl, exit 0
-    default = _store_with_decisions(tmp_project / "serving" / "text_classification_feedback.sqlite", 5)
+    default = _store_with_decisions(tmp_project / DEFAULT_STORE, 5)
     run_cli(tmp_project, "review", "export")
     reviews = tmp_project / REVIEWS
     before = reviews.read_bytes()
@@ -160,15 +164,26 @@ def test_review_export_refuses_to_replace_decisions_with_fewer_unless_forced(tmp
     reviews = tmp_project / REVIEWS
     run_cli(tmp_project, "review", "export", "--store", str(full))
     before = reviews.read_bytes()
-    for store, held in ((other, 2), (tmp_project / "serving" / "text_classification_feedback.sqlite", 0)):
-        command = ("--store", str(store)) if store == other else ()  # no --store: the default one, new and empty
-        refused = run_cli(tmp_project, "review", "export", *command, check=False)
-        assert (refused.returncode, refused.stderr.strip()) == (
-            1,
-            f"mlexp: error: {reviews} holds 5 review decision(s), the store {store} only {held}: exporting would "
-            f"drop {5 - held}; check --store (or service.store), or give --force to replace the file",
-        )
-        assert reviews.read_bytes() == before
+    refused = run_cli(tmp_project, "review", "export", "--store", str(other), check=False)
+    assert (refused.returncode, refused.stderr.strip()) == (
+        1,
+        f"mlexp: error: {reviews} holds 5 review decision(s), the store {other} only 2: exporting would "
+        "drop 3; check --store (or service.store), or give --force to replace the file",
+    )
+    assert reviews.read_bytes() == before
     forced = run_cli(tmp_project, "review", "export", "--store", str(other), "--force")
     assert forced.stdout == f"2 review decision(s) written to {reviews} (it held 5)\n"
     assert reviews.read_bytes().count(b"\n") == 2
+
+
+def test_review_commands_before_any_store_create_none(tmp_project: Path) -> None:
+    # each opened (and so created) the project's store; export then wrote an empty reviews.jsonl, exit 0
+    store = tmp_project / DEFAULT_STORE
+    listed = run_cli(tmp_project, "review", "list")
+    assert listed.stdout == f"no reviewers yet (no feedback store at {store}): mlexp review add <name>\n"
+    for command in (("export",), ("remove", "alice"), ("label-studio-export", "--out", "ls", "--labels", "World")):
+        assert one_line_error(tmp_project, "review", *command) == (
+            f"no feedback store at {store} yet (service.store): a store is made by `mlexp review add <name>` or by "
+            "the service (deploy=local)"
+        ), command
+    assert not store.parent.exists() and not (tmp_project / REVIEWS).exists() and not (tmp_project / "ls").exists()

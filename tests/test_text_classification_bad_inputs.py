@@ -326,6 +326,7 @@ def test_a_label_studio_export_that_is_not_utf8_is_one_line_naming_the_fix(tmp_p
     export = tmp_project / "export.json"
     choice = [{"type": "choices", "value": {"choices": ["Sports"]}}]
     export.write_bytes(encoded(json.dumps([{"data": {"feedback_id": 1}, "annotations": [{"result": choice}]}])))
+    FeedbackStore(tmp_project / review_command.DEFAULT_STORE).close()  # the service made it
     done = run_cli(tmp_project, "review", "label-studio-import", str(export), "--labels", "World,Sports", check=False)
     assert done.returncode == 1 and done.stderr == f"mlexp: error: {export}: {expected}\n", done.stderr
 
@@ -336,6 +337,7 @@ def test_a_binary_label_studio_import_names_the_file_to_export_again(tmp_project
     export = tmp_project / "project-1-at-2026-12-06.zip"
     with zipfile.ZipFile(export, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("export.json", json.dumps([{"data": {"feedback_id": 1}, "annotations": []}]))
+    FeedbackStore(tmp_project / review_command.DEFAULT_STORE).close()  # the service made it
     done = run_cli(tmp_project, "review", "label-studio-import", str(export), "--labels", "World,Sports", check=False)
     assert done.returncode == 1, done.stderr
     assert done.stderr == (

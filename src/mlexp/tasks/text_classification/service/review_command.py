@@ -9,6 +9,7 @@ import argparse
 import getpass
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,12 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "label-studio-import" and not args.file.is_file():  # an input path that is not there: exit 2
         print(f"mlexp: error: {_missing_export(args.file)}", file=sys.stderr)
         return 2
-    missing = _missing_store(args.store) if args.command != "add" else None
-    if missing:
-        print(f"mlexp: error: {missing}", file=sys.stderr)
-        return 2
     try:
-        store = FeedbackStore(args.store or configured_store())
+        location = args.store or configured_store()
+        missing = _missing_store(args.store, location) if args.command != "add" else None
+        if missing and args.command == "list" and args.store is None:  # nothing is made to answer a question
+            print(f"no reviewers yet (no feedback store at {missing.path}): mlexp review add <name>")
+            return 0
+        if missing:
+            raise ConfigError(missing.reason)
+        store = FeedbackStore(location)
     except MlexpError as error:
         print(f"mlexp: error: {error}", file=sys.stderr)
         return 2
@@ -184,19 +188,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _missing_store(given: str | None) -> str | None:
-    """Why a --store SQLite path that is not there is refused: opening it would create an empty store, and a mistyped
-    path then listed no reviewers and exported no decisions over the real reviews.jsonl. Only `add` makes a store."""
-    if given is None or is_postgres(given) or Path(given.removeprefix("sqlite:///")).exists():
+@dataclass(frozen=True)
+class MissingStore:
+    path: Path
+    reason: str
+
+
+def _missing_store(given: str | None, location: str) -> MissingStore | None:
+    """Why a SQLite store that is not there is refused: opening it would create an empty store, and a mistyped
+    --store then listed no reviewers and exported no decisions over the real reviews.jsonl. Only `add` and the
+    service make a store."""
+    if is_postgres(location) or Path(location.removeprefix("sqlite:///")).exists():
         return None
+    shown = Path(location.removeprefix("sqlite:///")).absolute()
+    made_by = "a store is made by `mlexp review add <name>` or by the service (deploy=local)"
+    if given is None:
+        return MissingStore(shown, f"no feedback store at {shown} yet (service.store): {made_by}")
     try:
         default = configured_store()
     except MlexpError:  # outside a project: name the default by its place in one
         default = f"<project>/{DEFAULT_STORE}"
-    shown = Path(given.removeprefix("sqlite:///")).absolute()
-    return (
+    return MissingStore(
+        shown,
         f"--store {given}: no feedback store at {shown}; check the path, or leave --store out for the project's store "
-        f"({default}); a store is made by `mlexp review add <name>` or by the service (deploy=local)"
+        f"({default}); {made_by}",
     )
 
 
