@@ -68,3 +68,29 @@ def test_the_metadata_selection_chart_labels_both_axes(monkeypatch, tmp_path):
     _labelled(axis)
     assert axis.get_ylabel() == "variant (features option, CreateSolution settings)"
     assert axis.get_legend() is not None
+
+
+def test_a_filters_sweeps_long_names_and_many_variants_stay_on_the_selection_chart(monkeypatch, tmp_path):
+    # the docs' filters chart: its baseline ran off the figure's right edge, and its key sat two inches under the axis
+    closed = []
+    monkeypatch.setattr(metadata_selection.plt, "close", closed.append)
+    baseline = "all_metadata event_type=watch event_value_threshold=0.0"
+    variants = [baseline] + [
+        f"all_metadata event_type=watch event_value_threshold=0.{i} history_days=60.0 recency_half_life_days=14.0"
+        for i in range(1, 18)
+    ]
+    table = pd.DataFrame(
+        [
+            {"variant": v, "test_delta": 0.001 * i, "test_delta_std": 0.001, "val_delta": 0.002, "val_delta_std": 0.001}
+            for i, v in enumerate(variants)
+        ]
+    )
+    metadata_selection.delta_chart(table, tmp_path / "chart.png", baseline=baseline)
+    [figure] = closed
+    [axis] = figure.axes
+    renderer = figure.canvas.get_renderer()
+    for text in (axis.title, axis.xaxis.label):
+        extent = text.get_window_extent(renderer)
+        assert figure.bbox.x0 <= extent.x0 and extent.x1 <= figure.bbox.x1, text.get_text()
+    below_axis = axis.get_window_extent(renderer).y0 - axis.get_legend().get_window_extent(renderer).y1
+    assert 0 < below_axis / figure.dpi < 1.0  # inches: under the x label, not a third of the chart lower

@@ -20,6 +20,7 @@ source=<dataset source> to pick one recipe and dataset when the trials mix them 
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -124,11 +125,18 @@ def delta_chart(
     axis.set_yticks(positions, shown["variant"])
     axis.axvline(0, color="black", linewidth=0.8)
     headline = "NDCG@10" if metrics[0] == TEST_METRIC else metrics[0]
-    axis.set_xlabel(f"Δ {headline} vs the baseline (absolute, mean ± std over seeds, paired by seed)")
+    axis.set_xlabel(f"Δ {headline} vs the baseline\n(absolute, mean ± std over seeds, paired by seed)")
     axis.set_ylabel("variant (features option, CreateSolution settings)")
     solid = "held-out test period" if metrics[0] == TEST_METRIC else metrics[0]
-    axis.set_title((title or f"Which fields and filters help (solid: {solid})") + f"\nbaseline: {baseline}")
-    axis.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, fontsize=8, frameon=False)
+    # a filters sweep's baseline names every setting: wrapped to the bars' width (about 5.5 in: the variant labels
+    # take the rest), not cut at the figure's edge
+    baseline_line = textwrap.fill(f"baseline: {baseline}", width=60)
+    axis.set_title((title or f"Which fields and filters help (solid: {solid})") + f"\n{baseline_line}")
+    # the key under the x label, the same distance below it whatever the number of variants (in inches, not in
+    # axes fractions, which left a tall chart a third of blank)
+    axes_inches = figure.get_figheight() - 2.2
+    axis.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.6 / axes_inches), ncol=1, fontsize=8,
+                frameon=False)  # fmt: skip
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
