@@ -326,3 +326,41 @@ def test_a_registry_that_is_down_is_said_so_in_seconds_not_as_a_missing_champion
         probe()
     assert "has no alias" not in str(down.value) and time.monotonic() - started < 60
     assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ  # bounded for the lookup only, not the model's download
+
+
+@pytest.mark.parametrize(
+    ("uri", "missing", "install"),
+    [
+        ("postgresql://u@127.0.0.1:1/x", "psycopg", "'psycopg[binary]'"),  # to SQLAlchemy: psycopg 3, not psycopg2
+        ("mysql://u@127.0.0.1:1/x", "MySQLdb", "mysqlclient"),
+        ("mssql://u@127.0.0.1:1/x", "pyodbc", "pyodbc"),  # imported by SQLAlchemy's connectors, not its dialect
+    ],
+)
+def test_a_database_store_whose_driver_is_missing_is_one_line_naming_the_package(tmp_path, uri, missing, install):
+    from mlexp.errors import DataError
+    from mlexp.serving.http import champion_from_config
+
+    # was SQLAlchemy's ModuleNotFoundError traceback, from the MlflowClient the probe opens
+    cfg = OmegaConf.create(
+        {"task": {"name": MODEL}, "paths": {"root": str(tmp_path)}, "tracking": {"uri": uri}, "deploy": {}}
+    )
+    with pytest.raises(DataError) as refused:
+        champion_from_config(cfg)
+    line = str(refused.value)
+    assert line.startswith(
+        f"the tracking store's database driver is not installed (No module named '{missing}'); "
+        f"install it (pip install {install}), or name one that is in tracking.uri"
+    )
+    assert len(line.splitlines()) == 1
+
+
+def test_the_service_and_the_reading_commands_tell_a_missing_driver_in_the_same_line(tmp_project):
+    from conftest import run_cli
+    from mlexp.errors import DataError
+    from mlexp.serving.http import champion_probe
+
+    uri = "mysql://u@127.0.0.1:1/x"
+    with pytest.raises(DataError) as refused:
+        champion_probe(MODEL, "champion", uri)
+    done = run_cli(tmp_project, "compare", "task=tabular_regression", f"tracking.uri={uri}", check=False)
+    assert (done.returncode, done.stderr.splitlines()) == (1, [f"mlexp compare: error: {refused.value}"])

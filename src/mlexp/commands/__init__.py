@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from mlexp.commands import comparison, dvc_files, exports, services, store, sync
+from mlexp.database_driver import missing_driver
 from mlexp.errors import MlexpError
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -43,15 +44,11 @@ def run(command: str, argv: list[str]) -> int:
         print(f"mlexp {command}: error: {error}", file=sys.stderr)
         return 2
     except ImportError as error:
-        if not _database_driver(error):
+        # SQLAlchemy loads a database's driver at the store's first request
+        missing = missing_driver(error)
+        if missing is None:
             raise
-        # SQLAlchemy loads a database's driver at the store's first request; to it postgresql:// means psycopg 3
-        other = " (postgresql+psycopg2://... uses psycopg2, installed with mlexp)" if error.name == "psycopg" else ""
-        print(
-            f"mlexp {command}: error: the tracking store's database driver is not installed ({error}); install it, "
-            f"or name one that is in tracking.uri{other}",
-            file=sys.stderr,
-        )
+        print(f"mlexp {command}: error: {missing}", file=sys.stderr)
         return 1
     except Exception as error:
         unstored = _unstored_schema(error, argv)
@@ -80,13 +77,3 @@ def _unstored_schema(error: Exception, argv: list[str]) -> str | None:
 
     unstored = missing_schema(error, project_root() / "conf", task_given(argv))
     return None if unstored is None else str(unstored)
-
-
-def _database_driver(error: ImportError) -> bool:
-    """Whether SQLAlchemy raised `error` loading a database dialect's driver."""
-    frame = error.__traceback__
-    while frame is not None:
-        if "sqlalchemy/dialects" in frame.tb_frame.f_code.co_filename.replace("\\", "/"):
-            return True
-        frame = frame.tb_next
-    return False

@@ -19,14 +19,16 @@ def champion_probe(model_name: str, alias: str = "champion", tracking_uri: str |
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from mlexp.database_driver import driver_checked
     from mlexp.tracking.store import retries_bounded_here
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with driver_checked():  # MLflow opens a database store here
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def probe() -> str:
         # a registry that is down: the trial fails (or a reload is skipped) in seconds, not minutes; the line about
         # it is worded inside, where it reads the bound it failed under
-        with retries_bounded_here():
+        with retries_bounded_here(), driver_checked():  # ...and its registry store at the first lookup
             try:
                 return str(client.get_model_version_by_alias(model_name, alias).version)
             except MlflowException as error:
