@@ -398,3 +398,24 @@ def test_init_from_a_trials_name_is_told_its_run_id(tmp_path: Path, empty_store:
     ) as shared:
         _download("runs:/dup/model/model.params", client, tmp_path)
     assert all(r.info.run_id in str(shared.value) for r in runs)
+
+
+def test_deploy_source_a_trials_name_is_told_its_run_id(tmp_project_with_store: Path):
+    # deploy.source=<the name compare lists> said only "no trial run with a trained model has this id"
+    from mlflow.tracking import MlflowClient
+
+    from conftest import run_cli
+
+    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    experiment = client.create_experiment("object_detection")
+    trial = client.create_run(experiment, run_name="object_detection-20261207-1057", tags={"mlexp.kind": "trial"})
+    serve = ("task=object_detection", "stage=deploy", "deploy=local", "deploy.port=0")
+    done = run_cli(tmp_project_with_store, *serve, "deploy.source=object_detection-20261207-1057", check=False)
+    [line] = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and line.startswith(
+        "mlexp: error: stage 'deploy' failed: deploy.source=object_detection-20261207-1057: "
+        "object_detection-20261207-1057 is a trial's name, deploy.source takes its run id: "
+        f"deploy.source={trial.info.run_id} (trial "
+    )
+    done = run_cli(tmp_project_with_store, *serve, "deploy.source=nosuch", check=False)
+    assert "deploy.source=nosuch: no trial run with a trained model has this id" in done.stderr

@@ -74,16 +74,9 @@ def _download(uri: str, client: Any, into: Path) -> Path:
 
 def _no_run(client: Any, run_id: str, path: str) -> str:
     """No run of that id: a trial's name (what `mlexp compare` lists) is told its run id, which runs:/ takes."""
-    from mlexp.tracking import tags
+    from mlexp.serving.trial_names import trials_named
 
-    try:
-        named = client.search_runs(
-            [e.experiment_id for e in client.search_experiments()],
-            filter_string=f"attributes.run_name = '{run_id}' and tags.`{tags.KIND}` = 'trial'",
-        )
-    except Exception:  # a name MLflow's filter cannot quote: no lookup
-        named = []
-    ids = [run.info.run_id for run in named]
+    ids = trials_named(client, run_id)
     if len(ids) == 1:
         return f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{ids[0]}/{path}"
     if ids:  # two projects' trials on one server may share a name
