@@ -569,3 +569,33 @@ def test_task_keeps_its_own_trials_of_an_experiment_tasks_share(tmp_project_with
     assert list(analytics("shared", task="churn_incentives", tracking_uri=uri)["TrialName"]) == ["churn"]
     assert list(analytics("shared", task=EXPERIMENT, tracking_uri=uri)["TrialName"]) == ["abalone"]
     assert sorted(analytics("shared", tracking_uri=uri)["TrialName"]) == ["abalone", "churn"]
+
+
+def test_a_run_that_only_serves_a_model_is_no_trial_of_the_comparison(tmp_project_with_store, tmp_path):
+    # `stage=deploy deploy=local deploy.source=...` was listed as a FINISHED trial with default params, no metrics,
+    # and its task's objective counted as a second one the experiment's trials ran with
+    import warnings
+
+    import mxnet as mx
+
+    from conftest import TINY, run_cli, trials_of
+    from mlexp.tasks.object_detection import networks
+    from mlexp.tasks.object_detection.config import Detector
+
+    model = Detector(input_size=64, pretrained_base=None, tile_size=None)
+    with warnings.catch_warnings():  # MXNet's "cannot decide type" of the unbound input, saving
+        warnings.simplefilter("ignore")
+        net, _ = networks.build(model, lambda message: None)
+        net(mx.nd.zeros((1, 3, 64, 64)))  # shapes are inferred at the first forward
+        networks.save(net, model, tmp_path / "detector")
+    shared = "tracking.experiment_name=shared"
+    run_cli(tmp_project_with_store, "task=tabular_regression", *TINY, shared)
+    serve = ("stage=deploy", "deploy=local", "deploy.source=trial", "deploy.port=0", "deploy.max_seconds=0.1")
+    run_cli(tmp_project_with_store, "task=object_detection", *serve, f"paths.models={tmp_path / 'detector'}", shared)
+    assert len(trials_of(tmp_project_with_store, "shared")) == 2  # both are in the store
+
+    done = run_cli(tmp_project_with_store, "compare", "experiment=shared")
+    assert done.stdout.startswith("experiment shared: 1 trial, best first by test_msle (minimize)\n")
+    assert "object_detection-" not in done.stdout and "model.network" not in done.stdout
+    frame = analytics("shared", tracking_uri=f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    assert [name.split("-")[0] for name in frame["TrialName"]] == ["tabular_regression"]

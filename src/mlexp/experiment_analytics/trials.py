@@ -1,6 +1,7 @@
 """`ExperimentAnalytics`: the trials of one experiment (or sweep) read from the store once, and their DataFrames.
 
-Each metric's history is read once per run and kept for `metric_history()` and the charts.
+Each metric's history is read once per run and kept for `metric_history()` and the charts. A run of `stage=deploy`
+alone is no trial (`deployment_only`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ from mlexp.tracking import tags
 from mlexp.tracking.store import NoStore, StoreUnreachable
 
 PAGE = 1000
+
+
+def deployment_only(run: Run) -> bool:
+    """A run of `stage=deploy` alone: it served or registered a model an earlier trial made. Not a trial of the
+    workflow (MLflow's own `mlflow models serve` records no run at all): its default params and missing metrics would
+    rank among the trials. It stays in the store, tagged `mlexp.stage=deploy`."""
+    return run.data.tags.get(tags.STAGE) == "deploy"
 
 
 class ExperimentAnalytics:
@@ -86,7 +94,7 @@ class ExperimentAnalytics:
         if search:
             query += f" and {search}"
         try:
-            self.trials = self._search(query + of_task)
+            self.trials = [run for run in self._search(query + of_task) if not deployment_only(run)]
             if task and not self.trials:
                 self._check_holds_task(query, task, f"sweep {sweep!r}" if self.sweep else f"experiment {name!r}")
         except MlflowException as error:
