@@ -201,3 +201,20 @@ def test_a_task_package_that_does_not_import_its_config_module_is_one_line_namin
     seed_store(project, empty_store)
     done = run_cli(project, "compare", "task=toy", check=False, env=env)
     assert (done.returncode, done.stderr.strip()) == (2, f"mlexp compare: error: {missing}"), done.stderr
+
+
+def test_compare_of_an_experiment_or_a_sweep_names_the_task_whose_config_module_is_not_imported(toy_project, tmp_path):
+    # only `compare task=toy` named the task: experiment= and sweep= said declare_group("<task>", ...)
+    project, env = toy_project
+    run_cli(project, "-m", "task=toy", "model.offset=0.25,0.5", "sweep.name=offsets", env=env)
+    init = tmp_path / "plugins" / "toy_task" / "__init__.py"
+    init.write_text(dedent(WITHOUT_CONFIG_IMPORT["__init__.py"]).lstrip())
+    (sweep,) = {t.tags["mlexp.sweep_name"] for t in trials_of(project, experiment="toy")}
+    missing = (
+        "conf/counter/plain.yaml asks for the schema schema/counter/plain, which no loaded code stores: store it in "
+        'the task\'s config.py with mlexp.config.declare_group("toy", "counter", {"plain": <its '
+        "dataclass>}), and import that module in the __init__.py of toy_task (`from toy_task import config`)"
+    )
+    for scope in ("experiment=toy", f"sweep={sweep}"):
+        done = run_cli(project, "compare", scope, check=False, env=env)
+        assert (done.returncode, done.stderr.strip()) == (2, f"mlexp compare: error: {missing}"), done.stderr

@@ -76,7 +76,7 @@ def check_group_options(
         if odd is not None:
             # Hydra's own report was a ValueError traceback: "Config group override must be a string or a list"
             chosen = run_task()
-            options = sorted(_task_choices(conf_dir, chosen).get(key) or groups[key])
+            options = sorted(task_choices(conf_dir, chosen).get(key) or groups[key])
             line = override.input_line or f"{key}={odd}"
             foreign = foreign_group(key, odd, chosen) if chosen is not None else None
             if foreign is not None:  # engine=null with a task that has no engine
@@ -213,7 +213,7 @@ def _check_option(conf_dir: Path, groups: dict[str, list[str]], group: str, opti
         _check_task(groups["task"], option)
         return
     if option not in groups[group]:
-        allowed = _task_choices(conf_dir, task).get(group)
+        allowed = task_choices(conf_dir, task).get(group)
         of_task = f" of task {task!r}" if allowed else ""
         options = sorted(allowed or groups[group])
         raise ConfigError(
@@ -237,7 +237,7 @@ def _check_task(options: list[str], option: str) -> None:
         )
 
 
-def _task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
+def task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
     """The group options conf/task/<task>.yaml accepts (`task.choices`); read only to explain an error."""
     path = conf_dir / "task" / f"{task}.yaml"
     if task is None or not path.exists():
