@@ -72,7 +72,8 @@ def run_compare(argv: list[str]) -> int:
     # the other objectives' trials are at the end, unranked: their own objective shows beside the ranking one
     headline = [*(name for name in trials.objectives if name != metric), *headline]
     print(compare.format_table(table, headline))
-    out_dir = project_root() / "outputs" / "compare" / trials.experiment
+    # one folder inside outputs/compare/ whatever the experiment's name holds (`team/abalone`, `..`)
+    out_dir = project_root() / "outputs" / "compare" / folder_name(trials.experiment, trials.experiment_id)
     if trials.sweep:  # a folder of its own: the experiment's charts and another sweep's stay
         out_dir /= folder_name(trials.sweep.name, trials.sweep.sweep_id)
     written = compare.write_charts(table, trials.metric_history(), out_dir)
