@@ -132,9 +132,28 @@ def command_line_columns(cfg: DictConfig) -> ViewColumns:
             else:
                 choices.append(key)
             continue
+        if (whole := _list_holding(cfg, key)) is not None:  # flatten logs a list as one param: its items have none
+            params.append(whole)
+            continue
         node = OmegaConf.select(cfg, key, default=None)
         params += flatten(OmegaConf.to_container(node) if isinstance(node, DictConfig) else node, f"{key}.")
     return ViewColumns(list(dict.fromkeys(params)), list(dict.fromkeys(choices)))
+
+
+def _list_holding(cfg: DictConfig, key: str) -> str | None:
+    """The key of the list `key` names an item of (or an item's setting): `model.word_ngrams` for
+    `model.word_ngrams.0`; None when no list holds it."""
+    from omegaconf import ListConfig, OmegaConf
+
+    parts = key.split(".")
+    return next(
+        (
+            ".".join(parts[:end])
+            for end in range(1, len(parts))
+            if isinstance(OmegaConf.select(cfg, ".".join(parts[:end]), default=None), ListConfig)
+        ),
+        None,
+    )
 
 
 def stage_outputs(cfg: DictConfig) -> list[Path]:

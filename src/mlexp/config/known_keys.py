@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mlexp.config.task_groups import foreign_key, unselected_groups
 from mlexp.errors import ConfigError
@@ -77,6 +77,13 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
     walked: list[str] = []
     parts = key.split(".")
     for index, part in enumerate(parts):
+        if isinstance(node, ListConfig):  # Hydra sets one item by its index: model.word_ngrams.0=2
+            _check_index(node, ".".join(walked), part, key)
+            walked.append(part)
+            if index == len(parts) - 1:
+                return
+            node = node[int(part)]
+            continue
         if isinstance(node, DictConfig) and part in node:
             walked.append(part)
             if index == len(parts) - 1:
@@ -107,6 +114,18 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         # a schema's section takes no new key (check_named): `+` only adds to a free-form one (anomaly's model.rules)
         add = f" (to add a new key on purpose, write +{key}=...)" if addable and schema_fields(node) is None else ""
         raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")
+
+
+def _check_index(items: ListConfig, where: str, part: str, key: str) -> None:
+    """`part` of `key` must be the index of one of the list's items."""
+    if part.isdigit() and int(part) < len(items):
+        return
+    if not items:
+        raise ConfigError(f"{key}: {where} is an empty list, with no item to set; give the whole list: {where}=[...]")
+    raise ConfigError(
+        f"{key}: {where} is a list of {len(items)} item{'s' if len(items) != 1 else ''}; name one by its index "
+        f"(0 to {len(items) - 1}: {where}.0), or give the whole list: {where}=[...]"
+    )
 
 
 def _paths_to(node: DictConfig, section: str, key: str, depth: int = 3) -> list[str]:
