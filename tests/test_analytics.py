@@ -599,3 +599,8 @@ def test_a_run_that_only_serves_a_model_is_no_trial_of_the_comparison(tmp_projec
     assert "object_detection-" not in done.stdout and "model.network" not in done.stdout
     frame = analytics("shared", tracking_uri=f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
     assert [name.split("-")[0] for name in frame["TrialName"]] == ["tabular_regression"]
+    # an experiment of serving runs alone holds no trial of any task (it said "its trials ran object_detection")
+    served = "tracking.experiment_name=served"
+    run_cli(tmp_project_with_store, "task=object_detection", *serve, f"paths.models={tmp_path / 'detector'}", served)
+    empty = run_cli(tmp_project_with_store, "compare", "task=object_detection", "experiment=served", check=False)
+    assert empty.returncode == 2 and "mlexp compare: error: no trials in experiment 'served' of " in empty.stderr

@@ -94,7 +94,7 @@ class ExperimentAnalytics:
         if search:
             query += f" and {search}"
         try:
-            self.trials = [run for run in self._search(query + of_task) if not deployment_only(run)]
+            self.trials = self._trials(query + of_task)
             if task and not self.trials:
                 self._check_holds_task(query, task, f"sweep {sweep!r}" if self.sweep else f"experiment {name!r}")
         except MlflowException as error:
@@ -114,7 +114,7 @@ class ExperimentAnalytics:
 
     def _check_holds_task(self, query: str, task: str, scope: str) -> None:
         """Raise when the trials `query` finds ran other tasks only: task= beside another task's experiment or sweep."""
-        others = sorted({run.data.tags.get(tags.TASK, "?") for run in self._search(query)})
+        others = sorted({run.data.tags.get(tags.TASK, "?") for run in self._trials(query)})
         if others:
             raise AnalyticsError(
                 f"{scope} holds no trials of task {task!r}: its trials ran {', '.join(others)}; drop task= or name "
@@ -219,6 +219,10 @@ class ExperimentAnalytics:
         if key not in self._histories:
             self._histories[key] = self.client.get_metric_history(run_id, metric)
         return self._histories[key]
+
+    def _trials(self, query: str) -> list[Run]:
+        """The runs `query` finds that are trials of the workflow (not a deployment alone)."""
+        return [run for run in self._search(query) if not deployment_only(run)]
 
     def _search(self, query: str) -> list[Run]:
         runs: list[Run] = []
