@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 
 from drawn_charts import keep_figures
 from mlexp.tasks.recommendation import charts, metadata_selection
@@ -66,31 +67,39 @@ def test_the_metadata_selection_chart_labels_both_axes(monkeypatch, tmp_path):
     [figure] = closed
     [axis] = figure.axes
     _labelled(axis)
-    assert axis.get_ylabel() == "variant (features option, CreateSolution settings)"
-    assert axis.get_legend() is not None
+    assert axis.get_ylabel() == "variant\n(features option, CreateSolution settings)"
+    assert figure.legends
 
 
-def test_a_filters_sweeps_long_names_and_many_variants_stay_on_the_selection_chart(monkeypatch, tmp_path):
-    # the docs' filters chart: its baseline ran off the figure's right edge, and its key sat two inches under the axis
+@pytest.mark.parametrize(
+    ("variants", "metrics"),
+    [(17, metadata_selection.METRICS), (1, metadata_selection.METRICS), (1, ("cold_users_precision_at_10",))],
+    ids=["filters sweep", "one variant", "one variant, metric="],
+)
+def test_long_names_and_any_number_of_variants_stay_on_the_selection_chart(monkeypatch, tmp_path, variants, metrics):
+    # the docs' filters chart: its baseline ran off the figure's right edge, and its key sat two inches under the
+    # axis; with one variant the key covered the x label, or (metric=) fell off the figure
     closed = []
     monkeypatch.setattr(metadata_selection.plt, "close", closed.append)
     baseline = "all_metadata event_type=watch event_value_threshold=0.0"
-    variants = [baseline] + [
+    names = [baseline] + [
         f"all_metadata event_type=watch event_value_threshold=0.{i} history_days=60.0 recency_half_life_days=14.0"
-        for i in range(1, 18)
+        for i in range(1, variants + 1)
     ]
-    table = pd.DataFrame(
-        [
-            {"variant": v, "test_delta": 0.001 * i, "test_delta_std": 0.001, "val_delta": 0.002, "val_delta_std": 0.001}
-            for i, v in enumerate(variants)
-        ]
-    )
-    metadata_selection.delta_chart(table, tmp_path / "chart.png", baseline=baseline)
+    columns = [metadata_selection.short(m) for m in metrics]
+    rows = [{"variant": v, **{f"{c}_{x}": 0.001 * i for c in columns for x in ("delta", "delta_std")}}
+            for i, v in enumerate(names)]  # fmt: skip
+    metadata_selection.delta_chart(pd.DataFrame(rows), tmp_path / "chart.png", metrics, baseline)
     [figure] = closed
     [axis] = figure.axes
     renderer = figure.canvas.get_renderer()
-    for text in (axis.title, axis.xaxis.label):
+    page = figure.bbox
+    for text in (axis.title, axis.xaxis.label, axis.yaxis.label):
         extent = text.get_window_extent(renderer)
-        assert figure.bbox.x0 <= extent.x0 and extent.x1 <= figure.bbox.x1, text.get_text()
-    below_axis = axis.get_window_extent(renderer).y0 - axis.get_legend().get_window_extent(renderer).y1
-    assert 0 < below_axis / figure.dpi < 1.0  # inches: under the x label, not a third of the chart lower
+        assert page.x0 <= extent.x0 and extent.x1 <= page.x1, text.get_text()
+        assert page.y0 <= extent.y0 and extent.y1 <= page.y1, text.get_text()
+    [key] = figure.legends
+    key_box, label_box = key.get_window_extent(renderer), axis.xaxis.label.get_window_extent(renderer)
+    assert page.y0 <= key_box.y0 and key_box.y1 <= label_box.y0  # on the figure, under the x label
+    assert (label_box.y0 - key_box.y1) / figure.dpi < 0.5  # inches: not a third of the chart lower
+    assert axis.get_window_extent(renderer).height / figure.dpi > 0.5 * variants  # the bars keep their room

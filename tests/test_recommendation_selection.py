@@ -114,7 +114,7 @@ def test_the_chart_of_another_metric_names_that_metric_and_its_key_says_which_ba
         "Which fields and filters help (solid: precision_at_10)",
         "baseline: interactions_only",
     ]
-    [key] = axis.get_legend().get_patches()
+    [key] = figure.legends[0].get_patches()
     assert key.get_label() == "precision_at_10" and key.get_facecolor()[:3] == pytest.approx((0.5, 0.5, 0.5), abs=0.01)
     assert [bar.get_facecolor()[:3] for bar in axis.patches[:2]] == [
         pytest.approx(matplotlib.colors.to_rgb(colour)) for colour in ("tab:green", "tab:red")

@@ -106,8 +106,17 @@ def delta_chart(
     from matplotlib.patches import Patch
 
     shown = table[table["variant"] != baseline].iloc[::-1].reset_index(drop=True)
+    solid = "held-out test period" if metrics[0] == TEST_METRIC else metrics[0]
+    # wrapped to the bars' width (about 5.5 in: the variant labels take the rest), not cut at the figure's edge: a
+    # filters sweep's baseline names every setting, a metric= may be long
+    heading = title or f"Which fields and filters help (solid: {solid})"
+    title_lines = [textwrap.fill(line, width=60) for line in (heading, f"baseline: {baseline}")]
+    title_inches = 0.2 * sum(line.count("\n") + 1 for line in title_lines)
+    key_inches = 0.2 * len(metrics) + 0.15  # the key: a line per metric, under the x label
     label_inches = 0.065 * max((len(str(v)) for v in shown["variant"]), default=10)  # room for long variant labels
-    figure, axis = plt.subplots(figsize=(7 + label_inches, 0.6 * len(shown) * max(1, len(metrics) - 0.5) + 2.2))
+    # at least the y label's length: one variant's bars are shorter than it
+    bars_inches = max(0.6 * len(shown) * max(1, len(metrics) - 0.5), 3.0)
+    figure, axis = plt.subplots(figsize=(7 + label_inches, bars_inches + 1.8 + title_inches + key_inches))
     height = 0.8 / len(metrics)
     positions = np.arange(len(shown))
     keys = []
@@ -126,18 +135,12 @@ def delta_chart(
     axis.axvline(0, color="black", linewidth=0.8)
     headline = "NDCG@10" if metrics[0] == TEST_METRIC else metrics[0]
     axis.set_xlabel(f"Δ {headline} vs the baseline\n(absolute, mean ± std over seeds, paired by seed)")
-    axis.set_ylabel("variant (features option, CreateSolution settings)")
-    solid = "held-out test period" if metrics[0] == TEST_METRIC else metrics[0]
-    # a filters sweep's baseline names every setting: wrapped to the bars' width (about 5.5 in: the variant labels
-    # take the rest), not cut at the figure's edge
-    baseline_line = textwrap.fill(f"baseline: {baseline}", width=60)
-    axis.set_title((title or f"Which fields and filters help (solid: {solid})") + f"\n{baseline_line}")
-    # the key under the x label, the same distance below it whatever the number of variants (in inches, not in
-    # axes fractions, which left a tall chart a third of blank)
-    axes_inches = figure.get_figheight() - 2.2
-    axis.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.6 / axes_inches), ncol=1, fontsize=8,
-                frameon=False)  # fmt: skip
-    figure.tight_layout()
+    axis.set_ylabel("variant\n(features option, CreateSolution settings)")
+    axis.set_title("\n".join(title_lines))
+    # the figure's key, at its foot: the layout keeps that strip free, whatever the number of variants (an axes
+    # key below the x label is placed in axes fractions, which left a tall chart a third blank)
+    figure.legend(handles=keys, loc="lower center", ncol=1, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, key_inches / figure.get_figheight(), 1, 1))
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
