@@ -164,13 +164,16 @@ def test_review_export_refuses_to_replace_decisions_with_fewer_unless_forced(tmp
     reviews = tmp_project / REVIEWS
     run_cli(tmp_project, "review", "export", "--store", str(full))
     before = reviews.read_bytes()
-    refused = run_cli(tmp_project, "review", "export", "--store", str(other), check=False)
-    assert (refused.returncode, refused.stderr.strip()) == (
-        1,
-        f"mlexp: error: {reviews} holds 5 review decision(s), the store {other} only 2: exporting would "
-        "drop 3; check --store (or service.store), or give --force to replace the file",
-    )
-    assert reviews.read_bytes() == before
+    default = _store_with_decisions(tmp_project / DEFAULT_STORE, 0)  # the service's, with no decision yet
+    for store, held in ((other, 2), (default, 0)):
+        command = ("--store", str(store)) if store == other else ()  # no --store: the project's
+        refused = run_cli(tmp_project, "review", "export", *command, check=False)
+        assert (refused.returncode, refused.stderr.strip()) == (
+            1,
+            f"mlexp: error: {reviews} holds 5 review decision(s), the store {store} only {held}: exporting would "
+            f"drop {5 - held}; check --store (or service.store), or give --force to replace the file",
+        )
+        assert reviews.read_bytes() == before
     forced = run_cli(tmp_project, "review", "export", "--store", str(other), "--force")
     assert forced.stdout == f"2 review decision(s) written to {reviews} (it held 5)\n"
     assert reviews.read_bytes().count(b"\n") == 2
