@@ -10,13 +10,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from filelock import FileLock, Timeout
 
 from mlexp.errors import one_line
 from mlexp.tracking import tags as mlexp_tags
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
-from mlexp.tracking.store import TrackingStore, sqlite_path, store_failure
+from mlexp.tracking.store import (
+    QUICK_CHECK,
+    TrackingStore,
+    retries_bounded_here,
+    sqlite_path,
+    store_failure,
+    unreachable,
+)
 from mlexp.tracking.store_writer import StoreWriter
 
 REF = re.compile(r"ref-[0-9a-f]{32}")
@@ -24,6 +32,7 @@ EXPERIMENT_KEYS = frozenset(
     {mlexp_tags.TRIALS_EXPERIMENT_ID}
 )  # tags whose value may name an experiment for the store to resolve
 KILLED_NOTE = "the trial's process stopped before the trial ended; its journal was replayed into the store"
+RECHECK_S = 60  # a store that did not answer a replay the command did not ask for is not asked again before this
 
 
 @dataclass
@@ -39,6 +48,9 @@ class StoreWriters:
     writers: dict[tuple[str, str | None], StoreWriter] = field(default_factory=dict)  # the one used last at the end
     files: dict[tuple[str, str | None], tuple[int, int] | None] = field(default_factory=dict)
     keep: int = 16
+    # server stores that did not answer a check: when (time.monotonic()) and why; each command's replay asks again
+    # only after RECHECK_S, so that a sweep's jobs do not each wait for the same dead server
+    unanswered: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     def get(self, uri: str, artifact_root: str | None) -> StoreWriter:
         key = (uri, artifact_root)
@@ -106,7 +118,7 @@ class JournalApplier:
                 if op["op"] == "create_run":  # saved at once: a replay after a kill must not create it twice
                     self.journal.save_state(self.state)
         except Exception as error:  # the store refused, or could not be reached: keep the journal, say why
-            self.state.error = store_failure(error, self.writer.store.uri)
+            self.state.error = store_failure(error, self.writer.store.uri, writing=True)
         if ops:
             self.journal.save_state(self.state)
         return len(ops)
@@ -196,23 +208,81 @@ class Replayed:
     uri: str = ""
 
 
-def replay_orphans(root: Path, writers: StoreWriters | None = None) -> list[Replayed]:
+def replay_orphans(root: Path, writers: StoreWriters | None = None, *, check_first: bool = False) -> list[Replayed]:
     """Store what killed trials left in their journals; their unfinished runs end KILLED.
 
     Several processes may replay at once (each sweep worker's writer does at start-up): a journal is applied
-    by whoever takes its locks, and deleted while they are held.
+    by whoever takes its locks, and deleted while they are held. A store that cannot be reached is tried once: its
+    other journals are kept untried. `check_first` (a replay the command did not ask for) first asks each server
+    store whether it answers at all, under QUICK_CHECK's bound, and keeps its journals for later if it does not.
     """
     writers = writers or StoreWriters()
     replayed = []
+    down: dict[str, str] = {}  # store: why it could not be reached
     for journal in orphaned(root):
+        uri = store_of(journal)
+        if check_first and uri not in down and (reason := _unanswered(uri, writers)):
+            down[uri] = reason
         try:
-            result = _replay(journal, writers)
+            result = _kept(journal, uri, down[uri]) if uri in down else _replay(journal, writers)
         except Exception as error:  # one bad journal does not keep the others from the store
-            result = Replayed(journal.folder, [], one_line(error), store_of(journal))
+            result = Replayed(journal.folder, [], one_line(error), uri)
         if result is not None:
             replayed.append(result)
+            if unreachable(result.error):
+                down[uri] = result.error
     _remove_stubs(root)
     return replayed
+
+
+def _unanswered(uri: str, writers: StoreWriters) -> str:
+    """Why the server store `uri` could not be reached (within QUICK_CHECK's bound); "" if it answered, or is local."""
+    if urlparse(uri).scheme in ("", "file", "sqlite"):
+        return ""
+    checked = writers.unanswered.get(uri)
+    if checked is not None and time.monotonic() - checked[0] < RECHECK_S:
+        return checked[1]
+    with retries_bounded_here(QUICK_CHECK):
+        try:
+            writers.get(uri, None).client().search_experiments(max_results=1)
+            reason = ""
+        except Exception as error:
+            reason = store_failure(error, uri)  # under the bound: the timeout it names is the one waited
+    if unreachable(reason):
+        writers.unanswered[uri] = (time.monotonic(), reason)
+        return reason
+    writers.unanswered.pop(uri, None)
+    return ""  # it answered (a refusal of this request is the replay's to say)
+
+
+def _kept(journal: Journal, uri: str, reason: str) -> Replayed | None:
+    """A journal kept untried: its store could not be reached. None if a live process holds it (it stores it)."""
+    return None if _busy(journal) else Replayed(journal.folder, [], reason, uri)
+
+
+def unreached(replayed: list[Replayed]) -> list[str]:
+    """One line per store that could not be reached: the journals kept for it wait for `mlexp sync`."""
+    kept: dict[str, list[Replayed]] = {}
+    for entry in replayed:
+        if unreachable(entry.error):
+            kept.setdefault(entry.error, []).append(entry)
+    lines = []
+    for reason, entries in kept.items():
+        count, them = (f"{len(entries)} trial journals", "them") if len(entries) > 1 else ("1 trial journal", "it")
+        lines.append(f"mlexp: {count} kept: {reason}; `mlexp sync` sends {them} once the server answers")
+    return lines
+
+
+# a sweep hears of a store that is down from its first trial's writer, then from its own replay at its end
+_SAID: set[str] = set()
+
+
+def say_once(lines: list[str]) -> None:
+    """Print each line on stderr, unless this process said it already."""
+    for line in lines:
+        if line not in _SAID:
+            print(line, file=sys.stderr)
+            _SAID.add(line)
 
 
 def store_of(journal: Journal) -> str:
@@ -349,8 +419,11 @@ def settle(root: Path, group: str | None = None, wait_s: float = 30) -> list[Rep
         if not busy or (time.monotonic() >= deadline and not any(_writing(journal) for journal in busy)):
             break
         time.sleep(0.05)
-    replayed = replay_orphans(root)
-    left = [journal.folder for journal in orphaned(root) if _in_group(journal, group)]
+    # checked first: this process (a sweep's) runs with MLflow's own retries, minutes for a server that is down
+    replayed = replay_orphans(root, check_first=True)
+    say_once(unreached(replayed))
+    said = {entry.folder for entry in replayed if unreachable(entry.error)}
+    left = [journal.folder for journal in orphaned(root) if _in_group(journal, group) and journal.folder not in said]
     if left:
         folders = " ".join(str(folder) for folder in left)
         print(f"{len(left)} trial(s) still being stored: run `mlexp sync` ({folders})", file=sys.stderr)

@@ -315,6 +315,10 @@ class JournalWriter:
             if line not in self._said:  # the store holds the trial; only its SageMaker copy is missing
                 print(line, file=sys.stderr)
                 self._said.add(line)
+        if reply.get("notes"):  # earlier trials' journals the writer kept: their store does not answer
+            from mlexp.tracking.journal_apply import say_once
+
+            say_once(reply["notes"])
         if reply.get("error") and unreachable(reply["error"]):
             # no store answered: say so in one line, with where its address comes from
             raise TrackingError(

@@ -43,25 +43,44 @@ class NoStore(MlexpError):
 
 
 _BOUNDED_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# whether a store answers at all, before work that can wait for it (replaying kept journals for a command that came to
+# do something else): two tries of 5 s, so a server that hangs costs ~10 s, one that refuses none
+QUICK_CHECK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+_SET_BY_MLEXP: dict[str, str] = {}  # variables mlexp set, and to what: a tighter bound may replace them for a while
+
+
+def _set_by_mlexp(name: str) -> bool:
+    return name in os.environ and _SET_BY_MLEXP.get(name) == os.environ[name]  # not a value the user set since
 
 
 def bound_store_retries() -> None:
     """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
     for name, value in _BOUNDED_RETRIES.items():
-        os.environ.setdefault(name, value)
+        if name not in os.environ:
+            os.environ[name] = _SET_BY_MLEXP[name] = value
 
 
 @contextlib.contextmanager
-def retries_bounded_here() -> Iterator[None]:
-    """bound_store_retries for one lookup: what follows it in the process (a large model's download through a server
-    that proxies S3) keeps MLflow's own patience. The variables the user set are left as they are."""
-    added = [name for name in _BOUNDED_RETRIES if name not in os.environ]
-    bound_store_retries()
+def retries_bounded_here(bound: dict[str, str] = _BOUNDED_RETRIES) -> Iterator[None]:
+    """`bound` (bound_store_retries' by default) for one lookup: what follows it in the process (a large model's
+    download through a server that proxies S3) keeps the patience it had. The variables the user set are left as
+    they are."""
+    before = {name: os.environ.get(name) for name in bound if name not in os.environ or _set_by_mlexp(name)}
+    marked = {name: _SET_BY_MLEXP.get(name) for name in before}
+    for name in before:
+        os.environ[name] = _SET_BY_MLEXP[name] = bound[name]  # a tighter bound inside this one may replace them
     try:
         yield
     finally:
-        for name in added:
-            os.environ.pop(name, None)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+            if (mark := marked[name]) is None:
+                _SET_BY_MLEXP.pop(name, None)
+            else:
+                _SET_BY_MLEXP[name] = mark
 
 
 # `host:port` without `http://`: MLflow reads it as a folder (its file store), or as an unknown scheme
@@ -84,8 +103,12 @@ def _refused_status(error: BaseException) -> int | None:
     return status if status in (401, 403) else None
 
 
+# urllib3's words when retries on a status (429, 5xx) ran out
+_TOO_MANY = re.compile(r"too many (?P<status>[0-9]{3}) error responses")
+
+
 def _network_failure(error: BaseException) -> str | None:
-    """Why a request to a tracking server got no answer at all ("Connection refused"); None if it got one.
+    """Why a request to a tracking server got no answer it could use ("Connection refused"); None if it got one.
 
     MLflow re-raises what `requests` raised as a plain MlflowException: the network error is in its context.
     """
@@ -96,19 +119,32 @@ def _network_failure(error: BaseException) -> str | None:
     while seen is not None and seen not in chain:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
+    # a proxy in front of a server that is down (or restarting) answers 502/503 to every try: the store is not there
+    busy = next((_TOO_MANY.search(str(e)) for e in chain if isinstance(e, exceptions.RetryError)), None)
+    if busy is not None:
+        return f"it answered HTTP {busy['status']} to every try"
     if not any(isinstance(e, (exceptions.ConnectionError, exceptions.Timeout)) for e in chain):
         return None
-    if any(isinstance(e, exceptions.Timeout) for e in chain):
+    # a read that timed out on each try ends as requests' ConnectionError, around urllib3's ReadTimeoutError
+    if any(isinstance(e, (exceptions.Timeout, TimeoutError)) or _timed_out(e) for e in chain):
         return f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '120')} s"
     # the innermost socket error says it best: "Connection refused", "Name or service not known"
     reasons = [e.strerror for e in chain if isinstance(e, OSError) and e.strerror]
     return reasons[-1] if reasons else "no connection"
 
 
-def store_failure(error: BaseException, uri: str) -> str:
+def _timed_out(error: BaseException) -> bool:
+    """Whether urllib3 gave up on reading an answer (not its NewConnectionError, a ConnectTimeoutError by descent)."""
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    reasons = [arg.reason for arg in error.args if isinstance(arg, MaxRetryError)]
+    return isinstance(error, ReadTimeoutError) or any(isinstance(reason, ReadTimeoutError) for reason in reasons)
+
+
+def store_failure(error: BaseException, uri: str, *, writing: bool = False) -> str:
     """Why a store did not take a request, in one short line: a server that could not be reached is said as such
-    (not as urllib's page of retries), a refusal of the request's address or credentials names the fix, else the
-    error's first line."""
+    (not as urllib's page of retries), a refusal of the request's address or credentials names the fix (`writing`: the
+    request recorded a trial, so the account lacks the right to write), else the error's first line."""
     reason = _network_failure(error)
     if reason is not None:
         return f"{UNREACHABLE} {uri} ({reason})"
@@ -120,7 +156,7 @@ def store_failure(error: BaseException, uri: str) -> str:
             "sign in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the "
             "environment"
             if status == 401
-            else "use an account the server lets read its experiments"
+            else f"use an account the server lets {'write to' if writing else 'read'} its experiments"
         )
         return f"the tracking server {uri} refused the request ({_first_line(error)}); {fix}"
     return one_line(error)

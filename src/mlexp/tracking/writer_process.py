@@ -41,7 +41,7 @@ from filelock import FileLock, Timeout
 from mlexp.errors import one_line
 from mlexp.tracking import ui_link
 from mlexp.tracking.journal import Journal
-from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans
+from mlexp.tracking.journal_apply import FOLDER_GONE, JournalApplier, StoreWriters, replay_orphans, unreached
 from mlexp.tracking.producers import Wanted, read_producers
 from mlexp.tracking.sagemaker_mirror import failure_line
 from mlexp.tracking.store import TrackingStore, bound_store_retries, sqlite_path, store_failure
@@ -122,6 +122,7 @@ class Connection:
     pending: bytes = b""
     followed: dict[str, Follower] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # for the command's user, with the next reply to its trial
 
     def reply(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # the command is gone: the connection's end says the rest
@@ -215,7 +216,7 @@ class Writer:
     def _handle(self, command: dict[str, Any], connection: Connection) -> None:
         kind = command["cmd"]
         if kind == "project":
-            _report(lambda: replay_orphans(Path(command["root"]), self.writers), "a killed trial's journal")
+            _report(functools.partial(self._replay, command["root"], connection), "a killed trial's journal")
             return
         if kind == "sweep_end":
             # seconds of queries and charts: in a thread, so that other commands' journals go on being stored
@@ -264,7 +265,12 @@ class Writer:
             del connection.followed[folder]
             connection.refused[folder] = reply["error"]
             follower.give_up(reply["error"])
+        reply["notes"], connection.notes = connection.notes, []
         connection.reply(reply)  # last: anything that fails before it is answered once, by _command
+
+    def _replay(self, root: str, connection: Connection) -> None:
+        """Store what the project's killed trials left; a store that does not answer keeps them, said in one line."""
+        connection.notes += unreached(replay_orphans(Path(root), self.writers, check_first=True))
 
     def _tag_experiment(self, command: dict[str, Any]) -> None:
         client = self.writers.get(command["uri"], None).client()

@@ -1,0 +1,159 @@
+"""Journals kept for a tracking server that does not answer: the replay a later command makes on its own gives up in
+seconds (not MLflow's minutes of retries), keeps them untouched and says so in one line; they reach the server once
+it answers. And a server's refusal says whether the account may not read or not write. Real loopback servers: a
+port nothing listens on, one that answers 403 or 503 to everything, one that never answers, a real `mlflow server`."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY, _free_port, private_writer_env, run_cli, running_mlflow_server
+from loopback_server import answering
+from mlexp.tracking.journal import Journal, JournalFile, journals_root, new_ref
+from mlexp.tracking.journal_apply import replay_orphans, settle
+from mlexp.tracking.store import QUICK_CHECK, bound_store_retries, retries_bounded_here
+
+TASK = "task=tabular_regression"
+SLACK_S = 60  # the replay gives up in ~10 s at most; MLflow's own retries took minutes per journal
+
+
+def _kept_journal(project: Path, url: str) -> Journal:
+    """The journal of a trial whose server did not answer: a finished run the server never got."""
+    journal = Journal.create(project, url, None)
+    records, run = JournalFile(journal), new_ref()
+    records.append("create_run", ref=run, experiment="@kept", run_name="t", tags=[["mlexp.kind", "trial"]])
+    records.append("log_batch", run=run, metrics=[["loss", 0.5, 1000, 0]], params=[["lr", "0.1"]], tags=[])
+    records.append("set_status", run=run, status="FINISHED", terminated=True)
+    records.append("end")
+    records.close()
+    journal.release()
+    return journal
+
+
+def _settle_in_a_process(root: str, queue: multiprocessing.Queue) -> None:
+    said = io.StringIO()
+    started = time.monotonic()
+    with contextlib.redirect_stderr(said):
+        replayed = settle(Path(root), group="a-later-sweep", wait_s=0)
+    queue.put((time.monotonic() - started, [entry.error for entry in replayed], said.getvalue()))
+
+
+def _settle_within(root: Path, seconds: float) -> tuple[float, list[str], str]:
+    """settle() as a sweep's process runs it, or a failure once it has taken `seconds`."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=_settle_in_a_process, args=(str(root), queue))
+    process.start()
+    try:
+        return queue.get(timeout=seconds)
+    except Exception:
+        pytest.fail(f"the replay of kept journals was still waiting for the server after {seconds} s")
+    finally:
+        process.kill()
+        process.join()
+
+
+@pytest.fixture
+def mlflow_defaults(monkeypatch):
+    """A sweep's process as the user starts it: MLflow's own HTTP retries (7, 120 s each), none of mlexp's bounds."""
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_quick_check_tightens_mlexps_own_bound_for_a_while_but_never_a_value_the_user_set(monkeypatch):
+    retries, timeout = QUICK_CHECK
+    for name in (retries, timeout):
+        monkeypatch.setenv(name, "")  # recorded, so that monkeypatch leaves the variables as they were before the test
+        monkeypatch.delenv(name)
+    bound_store_retries()  # as the tracking writer and `mlexp sync` do for their whole process
+    with retries_bounded_here(QUICK_CHECK):
+        assert (os.environ[retries], os.environ[timeout]) == ("1", "5")
+    assert (os.environ[retries], os.environ[timeout]) == ("2", "10")
+    monkeypatch.setenv(retries, "0")
+    with retries_bounded_here(QUICK_CHECK):
+        assert (os.environ[retries], os.environ[timeout]) == ("0", "5")
+    assert (os.environ[retries], os.environ[timeout]) == ("0", "10")
+
+
+@pytest.mark.usefixtures("mlflow_defaults")
+@pytest.mark.parametrize(
+    ("status", "reason"), [(503, "it answered HTTP 503 to every try"), (None, "no answer within 5 s")], ids=str
+)
+def test_a_sweeps_replay_gives_up_on_a_server_that_is_unavailable_or_hangs_within_seconds(tmp_path, status, reason):
+    with answering(status) as url:
+        journals = [_kept_journal(tmp_path, url) for _ in range(3)]
+        took, errors, said = _settle_within(tmp_path, SLACK_S)  # was minutes per journal (forever for one that hangs)
+    line = f"cannot reach the tracking server {url} ({reason})"
+    assert errors == [line] * 3 and took < SLACK_S
+    # the line a sweep prints (the CLI quiets MLflow's own warnings, not this test's process)
+    ours = [said_line for said_line in said.splitlines() if said_line.startswith("mlexp")]
+    assert ours == [f"mlexp: 3 trial journals kept: {line}; `mlexp sync` sends them once the server answers"]
+    assert all(journal.state().applied == 0 and (journal.folder / "header.json").exists() for journal in journals)
+
+
+@pytest.mark.usefixtures("mlflow_defaults")
+def test_journals_a_replay_kept_for_a_server_that_was_down_reach_it_once_it_answers(tmp_path, empty_store):
+    port = _free_port()  # nothing listens there yet
+    url = f"http://127.0.0.1:{port}"
+    journals = [_kept_journal(tmp_path, url) for _ in range(2)]
+    took, errors, said = _settle_within(tmp_path, SLACK_S)  # was ~4 minutes per journal
+    assert errors == [f"cannot reach the tracking server {url} (Connection refused)"] * 2 and took < SLACK_S
+    assert "2 trial journals kept" in said and all(journal.state().applied == 0 for journal in journals)
+
+    folder = tmp_path / "server"
+    folder.mkdir()
+    with running_mlflow_server(folder, port, template=empty_store):
+        assert [entry.error for entry in replay_orphans(tmp_path)] == ["", ""]
+        client = MlflowClient(url)
+        runs = client.search_runs([client.get_experiment_by_name("kept").experiment_id])
+    assert [(run.info.status, run.data.params, run.data.metrics) for run in runs] == [
+        ("FINISHED", {"lr": "0.1"}, {"loss": 0.5})
+    ] * 2
+    assert list(journals_root(tmp_path).iterdir()) == []
+
+
+def test_a_trial_in_a_project_with_journals_kept_for_a_server_that_is_down_runs_and_says_so_once(tmp_project):
+    url = f"http://127.0.0.1:{_free_port()}"
+    kept = _kept_journal(tmp_project, url)
+    # its own writer: the replay a command's connection asks for runs there, with mlexp's bounds
+    done = run_cli(tmp_project, TASK, *TINY, env=private_writer_env(tmp_project))
+    assert (
+        done.stderr.splitlines().count(
+            f"mlexp: 1 trial journal kept: cannot reach the tracking server {url} (Connection refused); `mlexp sync` "
+            "sends it once the server answers"
+        )
+        == 1
+    ), done.stderr
+    assert [p for p in journals_root(tmp_project).iterdir() if not p.name.startswith(".")] == [kept.folder]
+    assert kept.state().applied == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "fix"),
+    [
+        ("Permission denied", "use an account the server lets {} its experiments"),
+        (
+            "Invalid Host header - possible DNS rebinding attack detected",
+            "on the server, add {host} to `mlflow server --allowed-hosts` (or reach the server by a name listed there)",
+        ),
+    ],
+    ids=["account", "host check"],
+)
+def test_a_server_refusing_a_trials_records_says_write_and_a_reading_command_says_read(tmp_project, body, fix):
+    env = private_writer_env(tmp_project)
+    with answering(403, body) as url:
+        host = url.removeprefix("http://")
+        trial = run_cli(tmp_project, TASK, *TINY, f"tracking.uri={url}", env=env, check=False)
+        compare = run_cli(tmp_project, "compare", TASK, f"tracking.uri={url}", env=env, check=False)
+    [trial_line], [compare_line] = trial.stderr.splitlines(), compare.stderr.splitlines()
+    # was "... lets read its experiments" for the trial's writes too
+    assert trial.returncode == 1 and fix.format("write to", host=host) + "); they are kept in " in trial_line
+    assert compare.returncode != 0 and compare_line.endswith(fix.format("read", host=host))
