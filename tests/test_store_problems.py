@@ -213,6 +213,22 @@ def test_a_database_store_whose_driver_is_missing_is_one_line_from_the_reading_c
         assert line.endswith("(postgresql+psycopg2://... uses psycopg2, installed with mlexp)")
 
 
+def test_a_trial_on_a_database_store_whose_driver_is_missing_names_the_package_to_install(tmp_project):
+    # "refused the trial's records (ModuleNotFoundError: No module named 'psycopg'); ...: fix the store, then run
+    # `mlexp sync`": nothing is wrong with the store
+    done = run_cli(
+        tmp_project, "task=tabular_regression", *TINY, "tracking.uri=postgresql://u@127.0.0.1:1/x", check=False
+    )
+    assert done.returncode == 1
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "mlexp: error: the tracking store's database driver is not installed (No module named 'psycopg'); install it "
+        "(pip install 'psycopg[binary]'), or name one that is in tracking.uri (postgresql+psycopg2://... uses psycopg2"
+    ), line
+    [journal] = _journals(tmp_project)
+    assert line.endswith(f"the trial's records are kept in {journal}: `mlexp sync` stores them once it is installed")
+
+
 # --- the file's server: one that came back, the compare hint of trials on it, deleting an experiment there -------
 # last in the file: kept_while_down's trial reaches the (no AWS, no retries) writer the tests above started
 

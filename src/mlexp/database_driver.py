@@ -23,6 +23,7 @@ PACKAGES = {
     "pyodbc": "pyodbc",
     "pymssql": "pymssql",
 }
+NOT_INSTALLED = "the tracking store's database driver is not installed"
 # SQLAlchemy's packages that import a driver: a dialect's own, or the connectors dialects share (pyodbc)
 IMPORTED_IN = ("sqlalchemy/dialects/", "sqlalchemy/connectors/")
 
@@ -35,10 +36,7 @@ def missing_driver(error: BaseException) -> str | None:
     package = shlex.quote(PACKAGES.get(module, module)) if module else "<the driver's package>"
     # to SQLAlchemy a bare postgresql:// means psycopg 3, which mlexp does not install
     other = " (postgresql+psycopg2://... uses psycopg2, installed with mlexp)" if module == "psycopg" else ""
-    return (
-        f"the tracking store's database driver is not installed ({error}); install it (pip install {package}), "
-        f"or name one that is in tracking.uri{other}"
-    )
+    return f"{NOT_INSTALLED} ({error}); install it (pip install {package}), or name one that is in tracking.uri{other}"
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlexp.console import warn
+from mlexp.database_driver import NOT_INSTALLED
 from mlexp.errors import MlexpError
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.producers import Producer, Wanted, read_producers
@@ -324,6 +325,11 @@ class JournalWriter:
             raise TrackingError(
                 f"{reply['error']}: check that it runs and that the address is right ({WHERE_THE_ADDRESS_IS}); the "
                 f"records are kept in {self.journal.folder}: `mlexp sync` stores them once the server answers"
+            )
+        if reply.get("error", "").startswith(NOT_INSTALLED):  # nothing wrong with the store: install, then sync
+            raise TrackingError(
+                f"{reply['error']}; the trial's records are kept in {self.journal.folder}: `mlexp sync` stores them "
+                "once it is installed"
             )
         if reply.get("error"):
             raise TrackingError(

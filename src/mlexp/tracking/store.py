@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from filelock import FileLock
 
+from mlexp.database_driver import missing_driver
 from mlexp.errors import ConfigError, MlexpError, one_line
 from mlexp.paths import store_home
 from mlexp.tracking import tags
@@ -148,6 +149,8 @@ def store_failure(error: BaseException, uri: str, *, writing: bool = False) -> s
     reason = _network_failure(error)
     if reason is not None:
         return f"{UNREACHABLE} {uri} ({reason})"
+    if (driver := missing_driver(error)) is not None:
+        return driver
     status = _refused_status(error)
     if status == 403 and (host_refusal := refused_host(error, uri)) is not None:
         return host_refusal

@@ -38,6 +38,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from mlexp.database_driver import missing_driver
 from mlexp.errors import one_line
 from mlexp.tracking import ui_link
 from mlexp.tracking.journal import Journal
@@ -244,7 +245,7 @@ class Writer:
             try:
                 connection.followed[folder] = Follower(folder, self.writers)
             except Exception as error:  # the store cannot be opened: said to the trial at its next sync
-                connection.refused[folder] = one_line(error)
+                connection.refused[folder] = missing_driver(error) or one_line(error)
             return
         follower = connection.followed.get(folder)
         if kind == "finish_later":
