@@ -294,8 +294,15 @@ def test_deploy_source_best_and_an_unknown_run_id(trials, tmp_path):
     with pytest.raises(DataError, match=r"^deploy.source=best: no finished recommendation trial that learnt .* has "
                        r"never_logged; train one first"):  # fmt: skip
         served_model.model_slot(unscored, tracker, store)
-    with pytest.raises(DataError, match=r"^deploy.source=0123abcd: no trial has this run id \(.*\); use"):
+    with pytest.raises(DataError, match=r"^deploy.source=0123abcd: no trial run with a trained model has this id; use"):
         served_model.model_slot(_deploy_config(project, "0123abcd"), tracker, store)
+    # the name `mlexp compare` lists said only "no trial has this run id"
+    with pytest.raises(DataError) as named:
+        served_model.model_slot(_deploy_config(project, trial.name), tracker, store)
+    assert str(named.value) == (
+        f"deploy.source={trial.name}: {trial.name} is a trial's name, deploy.source takes its run id: "
+        f"deploy.source={trial.run_id}"
+    )
     store.close()
 
 

@@ -234,6 +234,30 @@ def test_the_service_loads_the_champion_and_the_best_trial(two_trials, monkeypat
     assert best_label.startswith("trial ") and best.labels == model.labels
 
 
+def test_deploy_source_a_trials_name_is_told_its_run_id(two_trials, monkeypatch):
+    # deploy.source=<the name compare lists> said only "no trial run with a trained text classifier has this id"
+    project, _, _ = two_trials
+    from mlexp.errors import DataError
+    from mlexp.tasks.text_classification.served_model import load_served_model
+
+    monkeypatch.setenv("MLEXP_ROOT", str(project))
+    for name in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(name)
+    make_composable()
+    with initialize_config_dir(config_dir=str(project / "conf"), version_base=None):
+        cfg = compose("config", overrides=[f"task={TASK}", "deploy=local"])
+    trial = trials_of(project, experiment=TASK)[0]
+    with pytest.raises(DataError) as named:
+        load_served_model(cfg, trial.name)
+    assert str(named.value) == (
+        f"deploy.source={trial.name}: {trial.name} is a trial's name, deploy.source takes its run id: "
+        f"deploy.source={trial.run_id}"
+    )
+    assert load_served_model(cfg, trial.run_id)[1] == f"trial {trial.name}"  # the id it names serves
+    with pytest.raises(DataError, match=r"^deploy.source=nosuch: no trial run with a trained model has this id; "):
+        load_served_model(cfg, "nosuch")
+
+
 def test_the_active_learning_sweep_ranks_its_trials_by_the_label_fraction(monkeypatch):
     """The active-learning sweep trains no model to promote: its objective is al_best_label_fraction (minimised),
     so the sweep names a best trial; every other run keeps holdout_macro_f1."""

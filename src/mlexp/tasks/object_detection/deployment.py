@@ -20,7 +20,7 @@ from mlexp.errors import DataError
 from mlexp.serving import http
 from mlexp.serving.http import ModelSlot, ServiceSettings, champion_from_config, create_app, open_api_keys
 from mlexp.serving.registered_name import registered_name
-from mlexp.serving.trial_names import trials_named
+from mlexp.serving.trial_names import no_trained_trial
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 from mlexp.tasks.object_detection.endpoint import FootballDetector, routes
 from mlexp.tracking import Tracker, tags
@@ -79,21 +79,8 @@ def model_folder(cfg: DictConfig, tracker: Tracker, source: str, into: Path) -> 
         return _best_trial(tracker.client, experiment_id, cfg, into)
     downloaded = _download_model(tracker.client, experiment_id, source, into)
     if downloaded is None:
-        raise DataError(f"deploy.source={source}: {_no_trial(tracker.client, source)}")
+        raise DataError(no_trained_trial(tracker.client, source, NAME))
     return downloaded, f"trial {source}"
-
-
-def _no_trial(client: Any, source: str) -> str:
-    """No trained trial has that run id: a trial's name (what `mlexp compare` lists) is told its run id."""
-    ids = trials_named(client, source)
-    if len(ids) == 1:
-        return f"{source} is a trial's name, deploy.source takes its run id: deploy.source={ids[0]}"
-    if ids:  # two projects' trials on one server may share a name
-        return f"{source} names {len(ids)} trials: give deploy.source the run id of one of {', '.join(ids)}"
-    return (
-        "no trial run with a trained model has this id; use deploy.source=champion, best, trial or the run id of a "
-        "trained object_detection trial"
-    )
 
 
 def _champion_detector() -> Callable[[str], FootballDetector]:

@@ -17,6 +17,7 @@ from mlexp.errors import DataError
 from mlexp.serving.http import ModelSlot, champion_from_config
 from mlexp.serving.pyfunc_model import quiet_mlflow
 from mlexp.serving.registered_name import registered_name
+from mlexp.serving.trial_names import NO_SUCH_RUN, no_trained_trial
 from mlexp.tasks.recommendation.event_store import EventStore
 from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tracking import tags
@@ -45,10 +46,9 @@ def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> P
             filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{tags.STAGE}` = 'train'",
         )
     except MlflowException as error:
-        raise DataError(
-            f"{what}: no trial has this run id ({error.message.splitlines()[0]}); use deploy.source=best, champion, "
-            "trial or the run id of a finished recommendation trial"
-        ) from None
+        if error.error_code in NO_SUCH_RUN:
+            raise DataError(no_trained_trial(tracker.client, trial_id, cfg.task.name)) from None
+        raise DataError(f"{what}: {error.message.splitlines()[0]}") from None
     if not components:
         raise DataError(f"{what}: this run has no Training component; give the run id of a trained trial")
     run_id = components[0].info.run_id

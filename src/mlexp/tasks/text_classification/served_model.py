@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from mlexp.config.schema import objective_direction
 from mlexp.errors import DataError
 from mlexp.serving.registered_name import registered_name
+from mlexp.serving.trial_names import no_trained_trial
 from mlexp.tasks.text_classification.classifier import ABOUT_FILE, TextClassifier
 from mlexp.tracking import TrackingStore, tags
 
@@ -160,7 +161,7 @@ def load_served_model(cfg: DictConfig, source: str) -> tuple[TextClassifier, str
         raise DataError(f"no finished trial with {cfg.task.objective.metric} and a saved model: train one first")
     model = _trial_model(client, experiment_id, source)
     if model is None:
-        raise DataError(f"deploy.source={source}: no trial run with a trained text classifier has this id")
+        raise DataError(no_trained_trial(client, source, cfg.task.name))
     return model, f"trial {client.get_run(source).info.run_name}"
 
 
