@@ -434,3 +434,18 @@ def test_the_champion_to_deploy_tells_a_registry_that_is_down_from_a_missing_one
     # bounded for the lookups only: the model's download after them keeps MLflow's own timeout (10 s failed a large
     # model that a tracking server fetches from S3 before it sends a byte)
     assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ and "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+@pytest.mark.parametrize("source", ["champion", "0123abcd"])  # the alias's version, or the one a trial registered
+def test_the_version_to_deploy_from_a_database_store_without_its_driver_is_one_line(source):
+    # was SQLAlchemy's ModuleNotFoundError traceback, from the MlflowClient the lookup opens (no AWS call before it)
+    from mlexp.errors import DataError
+    from mlexp.sagemaker.model_package import registered_version
+
+    cfg = OmegaConf.create({"task": {"name": "tabular_regression"}, "tracking": {"uri": None}, "deploy": {}})
+    with pytest.raises(DataError) as refused:
+        registered_version(cfg, "postgresql://u@127.0.0.1:1/x", source)
+    assert str(refused.value).startswith(
+        "the tracking store's database driver is not installed (No module named 'psycopg'); "
+        "install it (pip install 'psycopg[binary]'), or name one that is in tracking.uri"
+    )

@@ -84,12 +84,15 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from mlexp.database_driver import driver_checked
     from mlexp.tracking.store import retries_bounded_here, store_failure
 
-    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    with driver_checked():  # MLflow opens a database store here
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     name, alias = registered_name(cfg)
-    # a registry that is down: its line in seconds, worded inside the bound (the line names the timeout)
-    with retries_bounded_here():
+    # a registry that is down: its line in seconds, worded inside the bound (the line names the timeout); its
+    # registry store is opened at the first lookup
+    with retries_bounded_here(), driver_checked():
         if source == "champion":
             try:
                 return name, str(client.get_model_version_by_alias(name, alias).version)
