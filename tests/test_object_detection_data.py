@@ -419,3 +419,37 @@ def test_deploy_source_a_trials_name_is_told_its_run_id(tmp_project_with_store: 
     )
     done = run_cli(tmp_project_with_store, *serve, "deploy.source=nosuch", check=False)
     assert "deploy.source=nosuch: no trial run with a trained model has this id" in done.stderr
+
+
+def test_a_wrong_init_from_run_is_refused_before_prepare_converts_any_frame(tmp_project_with_store: Path):
+    # runs:/<typo> failed in the train stage, after prepare had converted every frame
+    from mlflow.tracking import MlflowClient
+
+    from conftest import run_cli
+
+    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    experiment = client.create_experiment("object_detection")
+    trial = client.create_run(experiment, run_name="object_detection-20261207-1101", tags={"mlexp.kind": "trial"})
+    name = "runs:/object_detection-20261207-1101/model/model.params"
+    for given, said in [
+        (name, f"is a trial's name, runs:/ takes its run id: model.init_from=runs:/{trial.info.run_id}/model/"),
+        ("runs:/nosuch/model/model.params", "no run nosuch in the tracking store; runs:/ takes a run id"),
+        (f"runs:/{trial.info.run_id}/model/typo.params", f"run {trial.info.run_id} (nor its train component) has no"),
+    ]:
+        done = run_cli(tmp_project_with_store, "task=object_detection", f"model.init_from={given}", check=False)
+        [line] = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and line.startswith(f"mlexp: error: model.init_from={given}: ") and said in line
+    assert [r.info.run_id for r in client.search_runs([experiment])] == [trial.info.run_id]  # no trial, no component
+    assert not list(tmp_project_with_store.glob("outputs/object_detection/*/data"))  # no prepare output either
+
+
+def test_a_server_that_does_not_answer_before_the_trial_leaves_init_from_to_the_train_stage(tmp_path: Path):
+    # no verdict is no refusal: the train stage asks the store again and says what it answers then
+    import socket
+
+    from mlexp.tasks.object_detection.init_from_run import problem
+
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    assert problem("runs:/0123abcd/model/model.params", uri, str(tmp_path), "local", None) is None

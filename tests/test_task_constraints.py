@@ -355,6 +355,15 @@ REFUSED = [
         "give model.input_size=257 or more: below it, this SSD's last extra 3x3 convolutions get a map smaller than "
         "their kernel",
     ),
+    # "stage 'train' failed: model.init_from=runs:/0123abcd/model/model.params: no run 0123abcd in the tracking store"
+    # after prepare had converted every frame (a store that already holds runs: test_object_detection_data)
+    (
+        ("model.init_from", "tracking.uri", "paths.root", "compute.target", "stage"),
+        ["task=object_detection", "model.init_from=runs:/0123abcd/model/model.params"],
+        "model.init_from=runs:/0123abcd/model/model.params: model.init_from=runs:/<run id>/<path> must name weights a "
+        "run of the tracking store holds; no run 0123abcd in the tracking store (it holds no runs yet); runs:/ takes "
+        "a run id (the MLflow UI's Run ID)",
+    ),
     # "stage 'prepare' failed: dataset.types: ['pay_stb'] are not document types; choose from [...]" (trial FAILED)
     (
         ("dataset.path", "dataset.types"),

@@ -86,7 +86,8 @@ INPUTS = (
         accepts=Accepts.FOLDER,
         when=("dataset.path", given),  # generated frames are written with the manifest
     ),
-    # prepare checks it too, to fail before converting frames; runs:/<run id>/... is looked up by train
+    # prepare checks it too, to fail before converting frames; runs:/<run id>/... is looked up before the trial
+    # (config_rules), and by train when the store did not answer then
     InputPath(
         "model.init_from",
         read_by=("prepare", "train"),

@@ -86,6 +86,19 @@ def choose_the_family(family: str | None, network: str | None) -> str:
     return f"choose model={own} for {network} ({recipe}), or one of the {family}_* networks"
 
 
+def init_from_found(init_from: object, tracking_uri: str | None, root: str, target: str, stage: str | None) -> bool:
+    """Whether model.init_from=runs:/... names weights the trial's store holds (or cannot be judged before it)."""
+    from mlexp.tasks.object_detection.init_from_run import problem
+
+    return problem(init_from, tracking_uri, root, target, stage) is None
+
+
+def init_from_fix(init_from: object, tracking_uri: str | None, root: str, target: str, stage: str | None) -> str:
+    from mlexp.tasks.object_detection.init_from_run import problem
+
+    return problem(init_from, tracking_uri, root, target, stage) or ""
+
+
 CONSTRAINTS = (
     Constraint(
         ("model.family", "model.network"),
@@ -110,5 +123,13 @@ CONSTRAINTS = (
         input_fits_network,
         "model.input_size must be at least the smallest input model.network trains and detects at",
         larger_input,
+    ),
+    # before prepare's minutes of converting frames, not in the train stage after them
+    Constraint(
+        ("model.init_from", "tracking.uri", "paths.root", "compute.target", "stage"),
+        init_from_found,
+        "model.init_from=runs:/<run id>/<path> must name weights a run of the tracking store holds",
+        init_from_fix,
+        context=("tracking.uri", "paths.root", "compute.target", "stage"),
     ),
 )

@@ -17,6 +17,7 @@ import mxnet as mx
 from mlexp.errors import ConfigError
 from mlexp.tasks.object_detection.anchors import is_anchors
 from mlexp.tasks.object_detection.config import Detector
+from mlexp.tasks.object_detection.init_from_run import locate
 from mlexp.tasks.object_detection.network_choice import check_same_network, checkpoint_architecture, family_of
 
 # the feature extractor's parameter names: what model.init_layers=base copies
@@ -47,41 +48,11 @@ def _download(uri: str, client: Any, into: Path) -> Path:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient()
-    run_id, _, path = uri.removeprefix("runs:/").partition("/")
-    if not run_id or not path:
-        raise ConfigError(f"model.init_from={uri} is not runs:/<run_id>/<artifact path> (e.g. model/model.params)")
-    from mlexp.tracking import tags
-
-    runs = [run_id]
-    try:
-        experiment = client.get_run(run_id).info.experiment_id
-    except Exception as missing:  # MlflowException: no such run in this store
-        raise ConfigError(f"model.init_from={uri}: {_no_run(client, run_id, path)} ({missing})") from None
-    children = client.search_runs(
-        [experiment], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}' and tags.`{tags.STAGE}` = 'train'"
-    )
-    runs += [child.info.run_id for child in children]
-    folder, name = path.rpartition("/")[0], path.rpartition("/")[2]
-    for candidate in runs:
-        if any(a.path == path for a in client.list_artifacts(candidate, folder or None)):
-            weights = Path(client.download_artifacts(candidate, path, str(into)))
-            about = f"{path.rsplit('.', 1)[0]}.json"
-            if any(a.path == about for a in client.list_artifacts(candidate, folder or None)):
-                client.download_artifacts(candidate, about, str(into))
-            return weights
-    raise ConfigError(f"model.init_from={uri}: run {run_id} (nor its train component) has no artifact {name} there")
-
-
-def _no_run(client: Any, run_id: str, path: str) -> str:
-    """No run of that id: a trial's name (what `mlexp compare` lists) is told its run id, which runs:/ takes."""
-    from mlexp.serving.trial_names import trials_named
-
-    ids = trials_named(client, run_id)
-    if len(ids) == 1:
-        return f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{ids[0]}/{path}"
-    if ids:  # two projects' trials on one server may share a name
-        return f"{run_id} names {len(ids)} trials: model.init_from=runs:/<run id>/{path} with one of {', '.join(ids)}"
-    return f"no run {run_id} in the tracking store; runs:/ takes a run id (the MLflow UI's Run ID)"
+    weights = locate(uri, client)  # found before the trial when its store answered then: no second lookup
+    downloaded = Path(client.download_artifacts(weights.run_id, weights.path, str(into)))
+    if weights.about is not None:
+        client.download_artifacts(weights.run_id, weights.about, str(into))
+    return downloaded
 
 
 def _copy_weights(net: Any, model: Detector, client: Any) -> int:

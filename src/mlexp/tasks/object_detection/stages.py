@@ -74,7 +74,7 @@ def _manifests(cfg: DictConfig, out: Path) -> tuple[list[Path], Path | None]:
 
 
 def _check_init_from(model: Detector) -> None:
-    """A local model.init_from that is not there fails in prepare, not after it (runs:/ is resolved in train)."""
+    """A local model.init_from that is not there fails in prepare, not after it (runs:/ is looked up before it)."""
     source = model.init_from
     if source and not str(source).startswith("runs:/") and not Path(str(source)).expanduser().is_file():
         raise ConfigError(f"model.init_from={source} is not a file: give a .params file or runs:/<run_id>/...")
