@@ -407,18 +407,38 @@ def test_deploy_source_a_trials_name_is_told_its_run_id(tmp_project_with_store: 
     from conftest import run_cli
 
     client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
-    experiment = client.create_experiment("object_detection")
-    trial = client.create_run(experiment, run_name="object_detection-20261207-1057", tags={"mlexp.kind": "trial"})
     serve = ("task=object_detection", "stage=deploy", "deploy=local", "deploy.port=0")
-    done = run_cli(tmp_project_with_store, *serve, "deploy.source=object_detection-20261207-1057", check=False)
-    [line] = done.stderr.strip().splitlines()
-    assert done.returncode != 0 and line.startswith(
-        "mlexp: error: stage 'deploy' failed: deploy.source=object_detection-20261207-1057: "
+
+    def refusal(name: str) -> str:
+        done = run_cli(tmp_project_with_store, *serve, f"deploy.source={name}", check=False)
+        [line] = done.stderr.strip().splitlines()
+        assert done.returncode != 0 and line.startswith(f"mlexp: error: stage 'deploy' failed: deploy.source={name}: ")
+        return line.removeprefix(f"mlexp: error: stage 'deploy' failed: deploy.source={name}: ").split(" (trial ")[0]
+
+    trials = {}
+    for experiment, name, status in (
+        ("object_detection", "object_detection-20261207-1057", "FINISHED"),
+        ("object_detection", "object_detection-20261207-1058", "FAILED"),
+        ("od_v2", "object_detection-20261207-1059", "FINISHED"),  # read with tracking.experiment_name=od_v2
+    ):
+        experiment_id = (client.get_experiment_by_name(experiment) or client.get_experiment(
+            client.create_experiment(experiment))).experiment_id  # fmt: skip
+        trial = client.create_run(experiment_id, run_name=name, tags={"mlexp.kind": "trial"})
+        client.set_terminated(trial.info.run_id, status)
+        trials[name] = trial.info.run_id
+    assert refusal("object_detection-20261207-1057") == (
         "object_detection-20261207-1057 is a trial's name, deploy.source takes its run id: "
-        f"deploy.source={trial.info.run_id} (trial "
+        f"deploy.source={trials['object_detection-20261207-1057']}"
     )
-    done = run_cli(tmp_project_with_store, *serve, "deploy.source=nosuch", check=False)
-    assert "deploy.source=nosuch: no trial run with a trained model has this id" in done.stderr
+    assert refusal("object_detection-20261207-1058") == (
+        "object_detection-20261207-1058 is a trial's name, but it ended FAILED: give a finished object_detection "
+        "trial's run id"
+    )  # its run id would fail the same way: it saved no model
+    assert refusal("object_detection-20261207-1059") == (
+        "object_detection-20261207-1059 is a trial of experiment 'od_v2', which the deploy stage reads with "
+        f"tracking.experiment_name=od_v2 deploy.source={trials['object_detection-20261207-1059']}"
+    )
+    assert refusal("nosuch").startswith("no trial run with a trained model has this id")
 
 
 def test_a_wrong_init_from_run_is_refused_before_prepare_converts_any_frame(tmp_project_with_store: Path):

@@ -79,7 +79,7 @@ def model_folder(cfg: DictConfig, tracker: Tracker, source: str, into: Path) -> 
         return _best_trial(tracker.client, experiment_id, cfg, into)
     downloaded = _download_model(tracker.client, experiment_id, source, into)
     if downloaded is None:
-        raise DataError(no_trained_trial(tracker.client, source, NAME))
+        raise DataError(no_trained_trial(tracker.client, source, NAME, experiment_id))
     return downloaded, f"trial {source}"
 
 

@@ -161,7 +161,7 @@ def load_served_model(cfg: DictConfig, source: str) -> tuple[TextClassifier, str
         raise DataError(f"no finished trial with {cfg.task.objective.metric} and a saved model: train one first")
     model = _trial_model(client, experiment_id, source)
     if model is None:
-        raise DataError(no_trained_trial(client, source, cfg.task.name))
+        raise DataError(no_trained_trial(client, source, cfg.task.name, experiment_id))
     return model, f"trial {client.get_run(source).info.run_name}"
 
 
