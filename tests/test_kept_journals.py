@@ -83,6 +83,52 @@ def test_the_quick_check_tightens_mlexps_own_bound_for_a_while_but_never_a_value
     assert (os.environ[retries], os.environ[timeout]) == ("0", "10")
 
 
+def test_bounds_that_overlap_in_two_threads_leave_the_variables_as_they_were(monkeypatch):
+    # a thread's bound ending inside another's took the other's away, and the other's end left its bound for good
+    retries, timeout = QUICK_CHECK
+    for name in (retries, timeout):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    first, second = retries_bounded_here(), retries_bounded_here(QUICK_CHECK)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first thread's lookup ends while the second's goes on
+    assert (os.environ[retries], os.environ[timeout]) == ("1", "5")
+    second.__exit__(None, None, None)
+    assert retries not in os.environ and timeout not in os.environ
+
+
+@pytest.mark.parametrize(("status", "down"), [(500, False), (429, False), (502, True), (503, True), (504, True)])
+def test_only_a_gateways_status_to_every_try_says_the_server_cannot_be_reached(status, down):
+    # a 500 to one journal's writes said "cannot reach the tracking server", and its other journals were kept untried
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RetryError
+
+    from mlexp.tracking.store import store_failure, unreachable
+
+    try:
+        try:
+            raise RetryError(f"Max retries exceeded (Caused by ResponseError('too many {status} error responses'))")
+        except RetryError as cause:
+            raise MlflowException(f"API request to http://127.0.0.1:1/api failed: {cause}") from cause
+    except MlflowException as error:
+        assert unreachable(store_failure(error, "http://127.0.0.1:1", writing=True)) is down
+
+
+def test_a_store_a_check_found_down_moments_ago_keeps_its_journals_without_saying_so_again(tmp_path):
+    # a server that had come back still got "1 trial journal kept: cannot reach ..." from the next trial's replay
+    from mlexp.tracking.journal_apply import StoreWriters, unreached
+
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    journal = _kept_journal(tmp_path, url)
+    writers = StoreWriters()
+    first = replay_orphans(tmp_path, writers, check_first=True)
+    assert len(unreached(first)) == 1  # said by the command whose replay asked
+    again = replay_orphans(tmp_path, writers, check_first=True)  # within RECHECK_S: not asked again
+    assert [entry.folder for entry in again] == [journal.folder] and unreached(again) == []
+    assert journal.state().applied == 0
+
+
 @pytest.mark.usefixtures("mlflow_defaults")
 @pytest.mark.parametrize(
     ("status", "reason"), [(503, "it answered HTTP 503 to every try"), (None, "no answer within 5 s")], ids=str

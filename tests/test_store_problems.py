@@ -226,7 +226,17 @@ def test_a_trial_on_a_database_store_whose_driver_is_missing_names_the_package_t
         "(pip install 'psycopg[binary]'), or name one that is in tracking.uri (postgresql+psycopg2://... uses psycopg2"
     ), line
     [journal] = _journals(tmp_project)
-    assert line.endswith(f"the trial's records are kept in {journal}: `mlexp sync` stores them once it is installed")
+    assert line.endswith(
+        f"the trial's records are kept in {journal}: `mlexp sync` stores them once it is installed (they name this "
+        "store; `mlexp sync --discard postgresql://u@127.0.0.1:1/x` drops them)"
+    )
+    # and `mlexp sync` says the same of them, not "the store refused it (ModuleNotFoundError ...)"
+    synced = run_cli(tmp_project, "sync", check=False)
+    assert synced.stdout.startswith(
+        "1 trial journal kept for postgresql://u@127.0.0.1:1/x: the tracking store's database driver is not installed "
+        "(No module named 'psycopg'); install it"
+    ), synced.stdout
+    assert "ModuleNotFoundError" not in synced.stdout + synced.stderr
 
 
 # --- the file's server: one that came back, the compare hint of trials on it, deleting an experiment there -------

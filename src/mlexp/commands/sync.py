@@ -64,6 +64,7 @@ def _say_kept(kept: list[Replayed]) -> None:
     """The kept journals by the store they wait for: why it did not take them, and how to give up on them."""
     import shlex
 
+    from mlexp.database_driver import NOT_INSTALLED
     from mlexp.tracking.store import unreachable
 
     stores: dict[str, list[Replayed]] = {}
@@ -75,6 +76,8 @@ def _say_kept(kept: list[Replayed]) -> None:
         count = f"{len(entries)} trial journal{'s' if len(entries) > 1 else ''} kept"
         if len(reasons) == 1 and unreachable(entries[0].error):
             print(f"{count}: {entries[0].error}")  # the reason names the server
+        elif len(reasons) == 1 and entries[0].error.startswith(NOT_INSTALLED):  # nothing the store did
+            print(f"{count} for {uri}: {entries[0].error}")
         else:
             why = f" ({entries[0].error})" if len(reasons) == 1 else ""
             print(f"{count} for {uri or 'a store its header does not name'}: the store refused {them}{why}")

@@ -14,12 +14,15 @@ from urllib.parse import urlparse
 
 from filelock import FileLock, Timeout
 
+from mlexp.database_driver import missing_driver
 from mlexp.errors import one_line
 from mlexp.tracking import tags as mlexp_tags
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
 from mlexp.tracking.store import (
     QUICK_CHECK,
+    UNREACHABLE,
     TrackingStore,
+    retried_status,
     retries_bounded_here,
     sqlite_path,
     store_failure,
@@ -206,6 +209,8 @@ class Replayed:
     killed: list[str]
     error: str
     uri: str = ""
+    # False: kept untried because its store did not answer a check moments ago (RECHECK_S), which that command said
+    asked: bool = True
 
 
 def replay_orphans(root: Path, writers: StoreWriters | None = None, *, check_first: bool = False) -> list[Replayed]:
@@ -219,14 +224,19 @@ def replay_orphans(root: Path, writers: StoreWriters | None = None, *, check_fir
     writers = writers or StoreWriters()
     replayed = []
     down: dict[str, str] = {}  # store: why it could not be reached
+    not_asked: set[str] = set()  # stores a recent check found down: not asked again, nor said again
     for journal in orphaned(root):
         uri = store_of(journal)
-        if check_first and uri not in down and (reason := _unanswered(uri, writers)):
-            down[uri] = reason
+        if check_first and uri not in down and uri not in not_asked:
+            reason, asked = _unanswered(uri, writers)
+            if reason:
+                down[uri] = reason
+            if reason and not asked:
+                not_asked.add(uri)
         try:
-            result = _kept(journal, uri, down[uri]) if uri in down else _replay(journal, writers)
+            result = _kept(journal, uri, down[uri], uri not in not_asked) if uri in down else _replay(journal, writers)
         except Exception as error:  # one bad journal does not keep the others from the store
-            result = Replayed(journal.folder, [], one_line(error), uri)
+            result = Replayed(journal.folder, [], missing_driver(error) or one_line(error), uri)
         if result is not None:
             replayed.append(result)
             if unreachable(result.error):
@@ -235,36 +245,41 @@ def replay_orphans(root: Path, writers: StoreWriters | None = None, *, check_fir
     return replayed
 
 
-def _unanswered(uri: str, writers: StoreWriters) -> str:
-    """Why the server store `uri` could not be reached (within QUICK_CHECK's bound); "" if it answered, or is local."""
+def _unanswered(uri: str, writers: StoreWriters) -> tuple[str, bool]:
+    """Why the server store `uri` could not be reached (within QUICK_CHECK's bound), "" if it answered or is local;
+    and whether it was asked now (not when a check found it down less than RECHECK_S ago)."""
     if urlparse(uri).scheme in ("", "file", "sqlite"):
-        return ""
+        return "", True
     checked = writers.unanswered.get(uri)
     if checked is not None and time.monotonic() - checked[0] < RECHECK_S:
-        return checked[1]
+        return checked[1], False
     with retries_bounded_here(QUICK_CHECK):
         try:
             writers.get(uri, None).client().search_experiments(max_results=1)
             reason = ""
         except Exception as error:
             reason = store_failure(error, uri)  # under the bound: the timeout it names is the one waited
+            if not unreachable(reason) and (status := retried_status(error)):
+                # a server that fails even this harmless read (a 500 to every try) would fail every journal after
+                # minutes of retries each: kept for later like one that is down (a write's 500 is its own journal's)
+                reason = f"{UNREACHABLE} {uri} (it answered HTTP {status} to every try)"
     if unreachable(reason):
         writers.unanswered[uri] = (time.monotonic(), reason)
-        return reason
+        return reason, True
     writers.unanswered.pop(uri, None)
-    return ""  # it answered (a refusal of this request is the replay's to say)
+    return "", True  # it answered (a refusal of this request is the replay's to say)
 
 
-def _kept(journal: Journal, uri: str, reason: str) -> Replayed | None:
+def _kept(journal: Journal, uri: str, reason: str, asked: bool) -> Replayed | None:
     """A journal kept untried: its store could not be reached. None if a live process holds it (it stores it)."""
-    return None if _busy(journal) else Replayed(journal.folder, [], reason, uri)
+    return None if _busy(journal) else Replayed(journal.folder, [], reason, uri, asked)
 
 
 def unreached(replayed: list[Replayed]) -> list[str]:
     """One line per store that could not be reached: the journals kept for it wait for `mlexp sync`."""
     kept: dict[str, list[Replayed]] = {}
     for entry in replayed:
-        if unreachable(entry.error):
+        if unreachable(entry.error) and entry.asked:  # a store not asked again was said by the command that asked
             kept.setdefault(entry.error, []).append(entry)
     lines = []
     for reason, entries in kept.items():

@@ -329,7 +329,7 @@ class JournalWriter:
         if reply.get("error", "").startswith(NOT_INSTALLED):  # nothing wrong with the store: install, then sync
             raise TrackingError(
                 f"{reply['error']}; the trial's records are kept in {self.journal.folder}: `mlexp sync` stores them "
-                "once it is installed"
+                f"once it is installed (they name this store; `mlexp sync --discard {self.store.uri}` drops them)"
             )
         if reply.get("error"):
             raise TrackingError(

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,11 @@ _BOUNDED_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST
 # do something else): two tries of 5 s, so a server that hangs costs ~10 s, one that refuses none
 QUICK_CHECK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 _SET_BY_MLEXP: dict[str, str] = {}  # variables mlexp set, and to what: a tighter bound may replace them for a while
+# the bounds in force (innermost last, from any thread) and each variable's value outside all of them; a variable the
+# user set is in neither
+_BOUNDS: list[tuple[object, dict[str, str]]] = []
+_OUTSIDE: dict[str, str | None] = {}
+_BOUNDS_LOCK = threading.Lock()
 
 
 def _set_by_mlexp(name: str) -> bool:
@@ -56,32 +62,45 @@ def _set_by_mlexp(name: str) -> bool:
 
 def bound_store_retries() -> None:
     """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
-    for name, value in _BOUNDED_RETRIES.items():
-        if name not in os.environ:
-            os.environ[name] = _SET_BY_MLEXP[name] = value
+    with _BOUNDS_LOCK:
+        for name, value in _BOUNDED_RETRIES.items():
+            if name in _OUTSIDE and _OUTSIDE[name] is None:  # a bound is in force: this is the value after it
+                _OUTSIDE[name] = value
+            elif name not in os.environ:
+                os.environ[name] = _SET_BY_MLEXP[name] = value
 
 
 @contextlib.contextmanager
 def retries_bounded_here(bound: dict[str, str] = _BOUNDED_RETRIES) -> Iterator[None]:
     """`bound` (bound_store_retries' by default) for one lookup: what follows it in the process (a large model's
     download through a server that proxies S3) keeps the patience it had. The variables the user set are left as
-    they are."""
-    before = {name: os.environ.get(name) for name in bound if name not in os.environ or _set_by_mlexp(name)}
-    marked = {name: _SET_BY_MLEXP.get(name) for name in before}
-    for name in before:
-        os.environ[name] = _SET_BY_MLEXP[name] = bound[name]  # a tighter bound inside this one may replace them
+    they are. Bounds may nest or overlap in threads: the latest one in force applies, and once none is, each variable
+    is back to its value outside them."""
+    token = object()
+    with _BOUNDS_LOCK:
+        for name in bound:
+            if name not in _OUTSIDE and (name not in os.environ or _set_by_mlexp(name)):
+                _OUTSIDE[name] = os.environ.get(name)
+        _BOUNDS.append((token, bound))
+        _apply_bounds()
     try:
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-            if (mark := marked[name]) is None:
-                _SET_BY_MLEXP.pop(name, None)
-            else:
-                _SET_BY_MLEXP[name] = mark
+        with _BOUNDS_LOCK:
+            _BOUNDS[:] = [(t, b) for t, b in _BOUNDS if t is not token]
+            _apply_bounds()
+            if not _BOUNDS:
+                _OUTSIDE.clear()
+
+
+def _apply_bounds() -> None:
+    for name, outside in _OUTSIDE.items():
+        value = next((b[name] for _, b in reversed(_BOUNDS) if name in b), outside)
+        if value is None:
+            os.environ.pop(name, None)
+            _SET_BY_MLEXP.pop(name, None)
+        else:
+            os.environ[name] = _SET_BY_MLEXP[name] = value
 
 
 # `host:port` without `http://`: MLflow reads it as a folder (its file store), or as an unknown scheme
@@ -104,26 +123,38 @@ def _refused_status(error: BaseException) -> int | None:
     return status if status in (401, 403) else None
 
 
-# urllib3's words when retries on a status (429, 5xx) ran out
+# urllib3's words when MLflow's retries on an answer's status (408, 429, 5xx) ran out
 _TOO_MANY = re.compile(r"too many (?P<status>[0-9]{3}) error responses")
+# a gateway's "the server behind me is not there": only these say the store is down; a 500 or 429 is the store
+# answering, about this one request (a run it cannot take)
+_GATEWAY_DOWN = ("502", "503", "504")
 
 
-def _network_failure(error: BaseException) -> str | None:
-    """Why a request to a tracking server got no answer it could use ("Connection refused"); None if it got one.
-
-    MLflow re-raises what `requests` raised as a plain MlflowException: the network error is in its context.
-    """
-    from requests import exceptions
-
+def _chain(error: BaseException) -> list[BaseException]:
+    """`error` and what it was raised from: MLflow re-raises what `requests` raised as a plain MlflowException."""
     chain: list[BaseException] = []
     seen: BaseException | None = error
     while seen is not None and seen not in chain:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    # a proxy in front of a server that is down (or restarting) answers 502/503 to every try: the store is not there
-    busy = next((_TOO_MANY.search(str(e)) for e in chain if isinstance(e, exceptions.RetryError)), None)
-    if busy is not None:
-        return f"it answered HTTP {busy['status']} to every try"
+    return chain
+
+
+def retried_status(error: BaseException) -> str | None:
+    """The HTTP status a server answered to every try of a request, when MLflow's retries on it ran out."""
+    from requests import exceptions
+
+    found = next((_TOO_MANY.search(str(e)) for e in _chain(error) if isinstance(e, exceptions.RetryError)), None)
+    return found["status"] if found is not None else None
+
+
+def _network_failure(error: BaseException) -> str | None:
+    """Why a request to a tracking server got no answer it could use ("Connection refused"); None if it got one."""
+    from requests import exceptions
+
+    chain = _chain(error)
+    if (status := retried_status(error)) in _GATEWAY_DOWN:  # a proxy before a server that is down or restarting
+        return f"it answered HTTP {status} to every try"
     if not any(isinstance(e, (exceptions.ConnectionError, exceptions.Timeout)) for e in chain):
         return None
     # a read that timed out on each try ends as requests' ConnectionError, around urllib3's ReadTimeoutError

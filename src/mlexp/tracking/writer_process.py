@@ -258,6 +258,8 @@ class Writer:
             return
         follower.applier.advance(command["upto"])
         reply = follower.reply()
+        if not reply["error"]:  # the store answers: the next command's replay asks it again for the journals kept
+            self.writers.unanswered.pop(follower.applier.writer.store.uri, None)
         if kind == "finish" and not reply["error"]:
             del connection.followed[folder]
             follower.release(remove=True)
