@@ -14,6 +14,7 @@ from mlflow.entities import Metric, Param
 from conftest import TEXT_TINY, run_cli, store_client, trials_of
 from mlexp import charts, compare, plot
 from mlexp.experiment_analytics.columns import column
+from mlexp.paths import experiment_folder
 
 OBJECTIVE = "val_normalized_discounted_cumulative_gain_at_10"  # 48 characters: wider than a chart's side
 
@@ -282,7 +283,7 @@ def test_a_sweeps_comparison_has_a_folder_of_its_own_beside_its_experiments(tmp_
     folder = tmp_project_with_store / "outputs" / "compare" / "tabular_regression"
     task_charts = {path.name: path.read_bytes() for path in folder.glob("*.png")}
     assert "dataset_n_rows_vs_test_msle.png" in task_charts
-    sweep_folder = folder / "lr___2-1207-081500"
+    sweep_folder = folder / experiment_folder(name)  # `lr _ 2-1207-081500-<hash>`: its "/" made one folder
     drawn = ["train_loss_by_step.png", "model_l1_size_vs_test_msle.png"]
     for stale in ("", "model_l2_size_vs_test_msle.png"):  # the same comparison again removes its own stale charts
         if stale:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import TINY, run_cli
+from mlexp.paths import experiment_folder
 
 
 def test_compare_draws_an_experiment_named_with_slashes_into_one_folder_inside_outputs(tmp_project_with_store):
@@ -11,7 +12,35 @@ def test_compare_draws_an_experiment_named_with_slashes_into_one_folder_inside_o
     name = "team/../../abalone"
     run_cli(project, "task=tabular_regression", f"tracking.experiment_name={name}", *TINY)
     done = run_cli(project, "compare", f"experiment={name}")
-    folder = project / "outputs" / "compare" / "team_.._.._abalone"
+    folder = project / "outputs" / "compare" / experiment_folder(name)
     charts = sorted(folder.glob("*.png"))
     assert charts and f"charts: {', '.join(str(p) for p in charts)}" in done.stdout
     assert [p.name for p in (project / "outputs" / "compare").iterdir()] == [folder.name]
+    assert folder.name.startswith("team_.._.._abalone-")
+
+
+def test_two_experiments_whose_names_differ_in_a_slash_keep_their_own_charts(tmp_project_with_store):
+    # team/a and team_a were both drawn into outputs/compare/team_a/, each compare deleting the other's charts first
+    project = tmp_project_with_store
+    for name in ("team/a", "team_a"):
+        run_cli(project, "task=tabular_regression", f"tracking.experiment_name={name}", *TINY)
+        run_cli(project, "compare", f"experiment={name}")
+    folders = sorted((project / "outputs" / "compare").iterdir())
+    assert len(folders) == 2 and all(sorted(f.glob("*.png")) for f in folders)
+    assert project / "outputs" / "compare" / "team_a" in folders
+
+
+def test_a_name_that_is_one_folder_is_kept_as_it_is():
+    # "Abalone regression" had moved to Abalone_regression/, "Régression" to R_gression/
+    for name in ("Abalone regression", "Régression", "team:a@b", "v1.2", "a..b"):
+        assert experiment_folder(name) == name
+
+
+def test_names_no_folder_can_hold_are_distinct_folder_safe_names():
+    names = ["team/a", "team\\a", ".", "..", ".hidden", "a\0b", "/", "x" * 300, "x" * 301]
+    folders = [experiment_folder(name) for name in names]
+    assert len(set(folders)) == len(names)
+    for folder in folders:
+        assert folder and not folder.startswith(".") and not set(folder) & {"/", "\\", "\0"}
+        assert len(folder.encode()) <= 255
+    assert experiment_folder("team/a") == experiment_folder("team/a")  # stable: the same name finds its folder again

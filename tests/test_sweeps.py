@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY, run_cli, store_client, trials_of
+from mlexp.paths import experiment_folder
 
 pytestmark = pytest.mark.slow
 # a fresh store's set-up under parallel trials is the grid sweep's concern; the other sweeps start with one in place
@@ -108,7 +109,7 @@ def test_the_sweeps_charts_are_in_one_folder_named_after_it(grid_sweep):
     assert name.startswith("grid/a-")
     sweeps = project / "outputs" / "sweeps" / "tabular_regression"
     [folder] = sweeps.iterdir()  # not grid/a-…: a folder per part of the name
-    assert folder.name == name.replace("/", "_")
+    assert folder.name == experiment_folder(name) and folder.name.startswith("grid_a-")
     assert (folder / "train_loss_by_step.png").stat().st_size > 0
 
 

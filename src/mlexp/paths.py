@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -92,10 +93,22 @@ def check_output_file(out: Path, fix: str, name_in_folder: str | None = None) ->
         raise DataError(f"{out} is not a regular file (a device or a pipe); {fix}")
 
 
-def folder_name(text: str, fallback: str) -> str:
-    """`text` (a sweep's free-text name: `lr / 2-1207-081500`) as the name of one folder; `fallback` if nothing is
-    left of it."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".") or fallback
+_HASH_LENGTH = 10
+# a folder name is at most 255 bytes on common file systems; a longer name is cut (the hash keeps it distinct)
+_LONGEST_NAME = 200
+
+
+def experiment_folder(name: str) -> str:
+    """`name` (an experiment's or a sweep's free-text name) as the name of one folder of its own: the name itself
+    when it is one (spaces and non-ASCII are, on Linux and macOS); else a folder-safe form of it and a short hash of
+    the whole name, so that two names (`team/a`, `team_a`) never share a folder, which compare empties first."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    unsafe = not name or name.startswith(".") or any(c in name for c in "/\\\0") or len(encoded) > _LONGEST_NAME
+    if not unsafe:
+        return name
+    safe = re.sub(r"[/\\\0]", "_", name).lstrip(".")[: _LONGEST_NAME // 4]  # a character is at most 4 bytes
+    digest = hashlib.sha256(encoded).hexdigest()[:_HASH_LENGTH]
+    return f"{safe}-{digest}" if safe else digest
 
 
 def relative_if_under(path: Path, folder: Path) -> str:

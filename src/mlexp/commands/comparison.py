@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from mlexp import tasks
 from mlexp.errors import MlexpError, did_you_mean
-from mlexp.paths import folder_name, project_root
+from mlexp.paths import experiment_folder, project_root
 
 USAGE = {
     "compare": (
@@ -73,9 +73,9 @@ def run_compare(argv: list[str]) -> int:
     headline = [*(name for name in trials.objectives if name != metric), *headline]
     print(compare.format_table(table, headline))
     # one folder inside outputs/compare/ whatever the experiment's name holds (`team/abalone`, `..`)
-    out_dir = project_root() / "outputs" / "compare" / folder_name(trials.experiment, trials.experiment_id)
+    out_dir = project_root() / "outputs" / "compare" / experiment_folder(trials.experiment)
     if trials.sweep:  # a folder of its own: the experiment's charts and another sweep's stay
-        out_dir /= folder_name(trials.sweep.name, trials.sweep.sweep_id)
+        out_dir /= experiment_folder(trials.sweep.name)
     written = compare.write_charts(table, trials.metric_history(), out_dir)
     if written:
         print(f"\ncharts: {', '.join(str(p) for p in written)}")

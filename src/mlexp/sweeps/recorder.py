@@ -28,7 +28,7 @@ from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import Direction, objective_direction
 from mlexp.errors import MlexpError
 from mlexp.interrupts import announced_killed
-from mlexp.paths import folder_name
+from mlexp.paths import experiment_folder
 from mlexp.run_names import claimed
 from mlexp.sweeps import (
     SWEEP_ENV,
@@ -237,9 +237,7 @@ class SweepRecorder(Callback):
             reporting_only=direction == Direction.report.value,
             headline_metrics=list(config.task.headline_metrics),
             charts_dir=str(
-                (
-                    Path(config.paths.root) / "outputs" / "sweeps" / config.task.name / folder_name(name, sweep_id)
-                ).resolve()
+                (Path(config.paths.root) / "outputs" / "sweeps" / config.task.name / experiment_folder(name)).resolve()
             ),
             failed_jobs=len(failed),
         )
