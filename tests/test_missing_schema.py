@@ -44,3 +44,14 @@ def test_a_schema_of_a_group_no_task_chooses_is_worded_without_a_task_placeholde
         "config.py of the task that chooses counter=plain, store it with mlexp.config.declare_group(that task's name, "
         '"counter", {"plain": <its dataclass>}), and import that module in the task\'s __init__.py'
     )
+
+
+def test_a_schema_name_near_no_stored_one_is_offered_the_files_own_schema(tmp_project):
+    # it said to store a schema zzqx in the task's config.py and import that module: the file's own was stored already
+    option = tmp_project / "conf" / "model" / "mlp_regressor.yaml"
+    option.write_text(option.read_text().replace("/schema/model/mlp_regressor@", "/schema/model/zzqx@"))
+    assert one_line_error(tmp_project, "task=tabular_regression") == (
+        "conf/model/mlp_regressor.yaml names /schema/model/zzqx in its defaults list, which is not a stored schema; "
+        "the schema of the file's own name is /schema/model/mlp_regressor: correct the name in "
+        "conf/model/mlp_regressor.yaml"
+    )

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.config.composition_attempt import CompositionAttempt
 from mlexp.config.group_options import check_group_options, config_groups
-from mlexp.config.known_keys import check_key, check_named
+from mlexp.config.known_keys import check_in_order, check_key
 from mlexp.config.missing_schema import missing_schema
 from mlexp.config.value_checks import check_value, error_applying
 from mlexp.errors import ConfigError
@@ -74,8 +74,8 @@ def explain_failed_composition(
             raise problem from None
         cfg = None  # Hydra reports what it cannot compose itself (a swept group choice is said below)
     if cfg is not None:
-        for key in keys or []:
-            check_named(cfg, key)
+        if keys is not None:  # no value swept: the overrides apply in order, a list's before an index into it
+            check_in_order(cfg, plain)
         for override in plain:
             if override.is_sweep_override():
                 continue

@@ -3,14 +3,32 @@ a setting mlexp reads that `~` would delete, a name `+` would add to a section o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+from collections.abc import Sequence
 from typing import Any
 
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mlexp.config.task_groups import foreign_key, unselected_groups
+from mlexp.config.value_checks import error_applying
 from mlexp.errors import ConfigError
+
+_ABSENT = object()
+
+
+def check_in_order(cfg: DictConfig, overrides: Sequence[Override]) -> None:
+    """check_named of each override's key on `cfg` as the overrides before it leave it, the order Hydra applies them
+    in: an item set by its index (`model.figure_size.2=3`) is one of the list the command gave
+    (`model.figure_size=[4,4,4]`), not conf/'s. `cfg` is not changed."""
+    cfg = copy.deepcopy(cfg)
+    for override in overrides:
+        sign = "~" if override.is_delete() else "+" if override.is_add() or override.is_force_add() else ""
+        check_named(cfg, sign + override.key_or_group)
+        if not override.is_sweep_override():
+            error_applying(cfg, override)  # a value that does not fit is the value checks' to say
 
 
 def check_named(cfg: DictConfig, key: str) -> None:
@@ -22,6 +40,14 @@ def check_named(cfg: DictConfig, key: str) -> None:
         check_key(cfg, key)
         return
     sign, key = key[0], key[1:]
+    holding = _list_holding(cfg, key)
+    # Hydra sets an item a list has by its index (`++` too), but deletes none and adds none past its end
+    if holding is not None and (sign == "~" or OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT):
+        action = "delete an item of" if sign == "~" else "add an item to"
+        raise ConfigError(
+            f"{sign}{key}: Hydra sets a list's item by its index ({key}=<value>) but cannot {action} a list; give the "
+            f"whole list instead: {holding}=[...]"
+        )
     if sign == "+":
         _check_addable(cfg, key)
         return
@@ -114,6 +140,16 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         # a schema's section takes no new key (check_named): `+` only adds to a free-form one (anomaly's model.rules)
         add = f" (to add a new key on purpose, write +{key}=...)" if addable and schema_fields(node) is None else ""
         raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")
+
+
+def _list_holding(cfg: DictConfig, key: str) -> str | None:
+    """The key of the list `key` names an item in (`model.figure_size` for `model.figure_size.1`), else None."""
+    parts = key.split(".")
+    for end in range(1, len(parts)):
+        holder = ".".join(parts[:end])
+        if isinstance(OmegaConf.select(cfg, holder, default=None, throw_on_resolution_failure=False), ListConfig):
+            return holder
+    return None
 
 
 def _check_index(items: ListConfig, where: str, part: str, key: str) -> None:

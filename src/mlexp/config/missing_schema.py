@@ -43,6 +43,12 @@ def missing_schema(error: BaseException, conf_dir: Path, task: str | None) -> Co
             f"{asking} names the schema /{found['schema']} in its defaults list, and no code stores a schema of that "
             f"name; did you mean {' or '.join(f'/{name}' for name in close)}? correct the name in {asking}"
         )
+    elif found["asking"] != f"{group}/{option}" and _is_stored(f"schema/{found['asking']}"):
+        # nothing near the name typed (/schema/model/zzqx): the file's own schema is the likely one, not a new one
+        return ConfigError(
+            f"{asking} names /{found['schema']} in its defaults list, which is not a stored schema; the schema of the "
+            f"file's own name is /schema/{found['asking']}: correct the name in {asking}"
+        )
     chosen_group, _, chosen = found["asking"].rpartition("/")  # the option a task chooses, which asks for the schema
     owners = _tasks_choosing(conf_dir, chosen_group, chosen)
     owner = owners[0] if len(owners) == 1 else task
@@ -85,6 +91,14 @@ def _close_schemas(group: str, option: str) -> list[str]:
         stored.setdefault(folder.removeprefix("schema/"), []).append(name)
     groups = [group] if group in stored else difflib.get_close_matches(group, list(stored), n=2)
     return [f"schema/{near}/{name}" for near in groups for name in difflib.get_close_matches(option, stored[near], n=3)]
+
+
+def _is_stored(schema: str) -> bool:
+    folder, _, name = schema.rpartition("/")
+    try:
+        return f"{name}.yaml" in ConfigStore.instance().list(folder)
+    except OSError:  # Hydra's answer for a folder nothing is stored in
+        return False
 
 
 def _stored_schemas(folder: str) -> Iterator[str]:

@@ -15,11 +15,12 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.conf import HydraConf
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from mlexp.config.group_options import check_group_options
-from mlexp.config.known_keys import check_named
+from mlexp.config.group_options import check_group_options, config_groups
+from mlexp.config.known_keys import check_in_order, check_named
 from mlexp.errors import ConfigError
 
 
@@ -75,14 +76,21 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
             cfg = compose("config", overrides=choices)
     except HydraException:
         return  # Hydra reports what it cannot compose itself
-    for key in values:
-        check_named(cfg, key)
+    check_in_order(cfg, plain_overrides(conf_dir, overrides))
     if passed is not None:
         try:
             passed.parent.mkdir(parents=True, exist_ok=True)
             passed.touch()
         except OSError:
             pass  # a read-only project checks again next time
+
+
+def plain_overrides(conf_dir: Path, overrides: list[str]) -> list[Override]:
+    """The overrides of the config's keys (`model.epochs=3`), in the command's order: not group choices, not Hydra's
+    own settings."""
+    groups = config_groups(conf_dir)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [o for o in parsed if o.key_or_group.split("/")[0] not in groups and not o.key_or_group.startswith("hydra")]
 
 
 def check_keys_in(cfg: DictConfig, conf_dir: Path, overrides: list[str]) -> None:
