@@ -114,6 +114,7 @@ def command_line_columns(cfg: DictConfig) -> ViewColumns:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import DictConfig, OmegaConf
 
+    from mlexp.config.known_keys import list_holding
     from mlexp.config.overrides import command_overrides
 
     if cfg.params_file:  # a DVC stage: its command line is dvc.yaml's, the values changed are in the params file
@@ -132,28 +133,12 @@ def command_line_columns(cfg: DictConfig) -> ViewColumns:
             else:
                 choices.append(key)
             continue
-        if (whole := _list_holding(cfg, key)) is not None:  # flatten logs a list as one param: its items have none
+        if (whole := list_holding(cfg, key)) is not None:  # flatten logs a list as one param: its items have none
             params.append(whole)
             continue
         node = OmegaConf.select(cfg, key, default=None)
         params += flatten(OmegaConf.to_container(node) if isinstance(node, DictConfig) else node, f"{key}.")
     return ViewColumns(list(dict.fromkeys(params)), list(dict.fromkeys(choices)))
-
-
-def _list_holding(cfg: DictConfig, key: str) -> str | None:
-    """The key of the list `key` names an item of (or an item's setting): `model.word_ngrams` for
-    `model.word_ngrams.0`; None when no list holds it."""
-    from omegaconf import ListConfig, OmegaConf
-
-    parts = key.split(".")
-    return next(
-        (
-            ".".join(parts[:end])
-            for end in range(1, len(parts))
-            if isinstance(OmegaConf.select(cfg, ".".join(parts[:end]), default=None), ListConfig)
-        ),
-        None,
-    )
 
 
 def stage_outputs(cfg: DictConfig) -> list[Path]:

@@ -40,7 +40,7 @@ def check_named(cfg: DictConfig, key: str) -> None:
         check_key(cfg, key)
         return
     sign, key = key[0], key[1:]
-    holding = _list_holding(cfg, key)
+    holding = list_holding(cfg, key)
     # Hydra sets an item a list has by its index (`++` too), but deletes none and adds none past its end
     if holding is not None and (sign == "~" or OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT):
         action = "delete an item of" if sign == "~" else "add an item to"
@@ -142,7 +142,7 @@ def check_key(cfg: DictConfig, key: str, *, addable: bool = True) -> None:
         raise ConfigError(f"{key} is not a key of {where}; {hint}valid keys: {', '.join(known)}{add}")
 
 
-def _list_holding(cfg: DictConfig, key: str) -> str | None:
+def list_holding(cfg: DictConfig, key: str) -> str | None:
     """The key of the list `key` names an item in (`model.figure_size` for `model.figure_size.1`), else None."""
     parts = key.split(".")
     for end in range(1, len(parts)):
