@@ -17,6 +17,9 @@ def test_compare_draws_an_experiment_named_with_slashes_into_one_folder_inside_o
     assert charts and f"charts: {', '.join(str(p) for p in charts)}" in done.stdout
     assert [p.name for p in (project / "outputs" / "compare").iterdir()] == [folder.name]
     assert folder.name.startswith("team_.._.._abalone-")
+    # and its artifacts: they went to <project>/abalone/, outside the store's artifact folder
+    assert not (project / "abalone").exists()
+    assert (project / "mlartifacts" / experiment_folder(name)).is_dir()
 
 
 def test_two_experiments_whose_names_differ_in_a_slash_keep_their_own_charts(tmp_project_with_store):

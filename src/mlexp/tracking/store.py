@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from mlexp.database_driver import missing_driver
 from mlexp.errors import ConfigError, MlexpError, one_line
-from mlexp.paths import store_home
+from mlexp.paths import experiment_folder, store_home
 from mlexp.tracking import tags
 from mlexp.tracking.host_check import refused_host
 from mlexp.tracking.schema_template import copy_schema
@@ -367,7 +367,8 @@ class TrackingStore:
         client = self._client()  # the caller holds the lock: MLflow may create its tables here
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
-            location = f"{self.artifact_root}/{name}" if self.artifact_root else None
+            # one folder under the root whatever the name holds (`team/a`, `../x`: folders elsewhere)
+            location = f"{self.artifact_root}/{experiment_folder(name)}" if self.artifact_root else None
             return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS))
         if experiment.tags.get(tags.EXPERIMENT_KIND) is None:  # a store written before the tag existed
             client.set_experiment_tag(experiment.experiment_id, tags.EXPERIMENT_KIND, tags.MODEL_TRAINING)
