@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
 from conftest import REPO, run_cli, seed_store, store_client, trials_of
 from drawn_charts import Untracked, keep_figures, task_config
@@ -215,16 +216,21 @@ def test_reviews_are_merged_and_the_better_model_holds_the_champion_alias(two_tr
     assert ("registered models:/text_classification@champion (version 2" in second.stdout) == (scores[1] > scores[0])
 
 
-def test_the_service_loads_the_champion_and_the_best_trial(two_trials, monkeypatch):
-    project, _, _ = two_trials
-    from mlexp.tasks.text_classification.served_model import load_served_model, served_model_probe
-
+def _deploy_config(project: Path, monkeypatch) -> DictConfig:
+    """The project's `deploy=local` config, as its service composes it, reading the project's own store."""
     monkeypatch.setenv("MLEXP_ROOT", str(project))
     for name in [k for k in os.environ if k.startswith("MLFLOW_")]:
         monkeypatch.delenv(name)
     make_composable()
     with initialize_config_dir(config_dir=str(project / "conf"), version_base=None):
-        cfg = compose("config", overrides=[f"task={TASK}", "deploy=local"])
+        return compose("config", overrides=[f"task={TASK}", "deploy=local"])
+
+
+def test_the_service_loads_the_champion_and_the_best_trial(two_trials, monkeypatch):
+    project, _, _ = two_trials
+    from mlexp.tasks.text_classification.served_model import load_served_model, served_model_probe
+
+    cfg = _deploy_config(project, monkeypatch)
     model, label = load_served_model(cfg, "champion")
     version = store_client(project).get_model_version_by_alias(TASK, "champion").version
     assert label == f"text_classification v{version}" == served_model_probe(cfg, "champion")()
@@ -240,12 +246,7 @@ def test_deploy_source_a_trials_name_is_told_its_run_id(two_trials, monkeypatch)
     from mlexp.errors import DataError
     from mlexp.tasks.text_classification.served_model import load_served_model
 
-    monkeypatch.setenv("MLEXP_ROOT", str(project))
-    for name in [k for k in os.environ if k.startswith("MLFLOW_")]:
-        monkeypatch.delenv(name)
-    make_composable()
-    with initialize_config_dir(config_dir=str(project / "conf"), version_base=None):
-        cfg = compose("config", overrides=[f"task={TASK}", "deploy=local"])
+    cfg = _deploy_config(project, monkeypatch)
     trial = trials_of(project, experiment=TASK)[0]
     with pytest.raises(DataError) as named:
         load_served_model(cfg, trial.name)
