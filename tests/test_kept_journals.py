@@ -98,9 +98,14 @@ def test_bounds_that_overlap_in_two_threads_leave_the_variables_as_they_were(mon
     assert retries not in os.environ and timeout not in os.environ
 
 
-@pytest.mark.parametrize(("status", "down"), [(500, False), (429, False), (502, True), (503, True), (504, True)])
-def test_only_a_gateways_status_to_every_try_says_the_server_cannot_be_reached(status, down):
-    # a 500 to one journal's writes said "cannot reach the tracking server", and its other journals were kept untried
+@pytest.mark.parametrize(
+    ("status", "writing", "down"),
+    [(500, True, False), (429, True, False), (429, False, False), (500, False, True)]
+    + [(status, writing, True) for status in (502, 503, 504) for writing in (True, False)],
+)
+def test_only_a_gateways_status_to_every_try_of_a_write_says_the_server_cannot_be_reached(status, writing, down):
+    # a 500 to one journal's writes said "cannot reach the tracking server", and its other journals were kept untried;
+    # a 500 to every read (nothing served) still says it, as before
     from mlflow.exceptions import MlflowException
     from requests.exceptions import RetryError
 
@@ -112,7 +117,9 @@ def test_only_a_gateways_status_to_every_try_says_the_server_cannot_be_reached(s
         except RetryError as cause:
             raise MlflowException(f"API request to http://127.0.0.1:1/api failed: {cause}") from cause
     except MlflowException as error:
-        assert unreachable(store_failure(error, "http://127.0.0.1:1", writing=True)) is down
+        line = store_failure(error, "http://127.0.0.1:1", writing=writing)
+        assert unreachable(line) is down
+        assert "\n" not in line and "Max retries" not in line  # one line, not MLflow's page of retries
 
 
 def test_a_store_a_check_found_down_moments_ago_keeps_its_journals_without_saying_so_again(tmp_path):
@@ -203,3 +210,14 @@ def test_a_server_refusing_a_trials_records_says_write_and_a_reading_command_say
     # was "... lets read its experiments" for the trial's writes too
     assert trial.returncode == 1 and fix.format("write to", host=host) + "); they are kept in " in trial_line
     assert compare.returncode != 0 and compare_line.endswith(fix.format("read", host=host))
+
+
+@pytest.mark.usefixtures("mlflow_defaults")
+def test_compare_against_a_server_that_answers_500_to_everything_is_one_line(tmp_path):
+    # a review found it MLflow's page of retries, exit 1, once a 500 no longer said the server could not be reached
+    with answering(500, "Internal Server Error") as url:
+        done = run_cli(tmp_path, "compare", "experiment=x", f"tracking.uri={url}", check=False)
+    [line] = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and line.startswith(
+        f"mlexp compare: error: cannot reach the tracking server {url} (it answered HTTP 500 to every try)"
+    ), done.stderr

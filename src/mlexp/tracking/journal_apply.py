@@ -20,9 +20,7 @@ from mlexp.tracking import tags as mlexp_tags
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
 from mlexp.tracking.store import (
     QUICK_CHECK,
-    UNREACHABLE,
     TrackingStore,
-    retried_status,
     retries_bounded_here,
     sqlite_path,
     store_failure,
@@ -259,10 +257,6 @@ def _unanswered(uri: str, writers: StoreWriters) -> tuple[str, bool]:
             reason = ""
         except Exception as error:
             reason = store_failure(error, uri)  # under the bound: the timeout it names is the one waited
-            if not unreachable(reason) and (status := retried_status(error)):
-                # a server that fails even this harmless read (a 500 to every try) would fail every journal after
-                # minutes of retries each: kept for later like one that is down (a write's 500 is its own journal's)
-                reason = f"{UNREACHABLE} {uri} (it answered HTTP {status} to every try)"
     if unreachable(reason):
         writers.unanswered[uri] = (time.monotonic(), reason)
         return reason, True

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import select
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -329,7 +330,8 @@ class JournalWriter:
         if reply.get("error", "").startswith(NOT_INSTALLED):  # nothing wrong with the store: install, then sync
             raise TrackingError(
                 f"{reply['error']}; the trial's records are kept in {self.journal.folder}: `mlexp sync` stores them "
-                f"once it is installed (they name this store; `mlexp sync --discard {self.store.uri}` drops them)"
+                f"once it is installed (they name this store; `mlexp sync --discard {shlex.quote(self.store.uri)}` "
+                "drops them)"
             )
         if reply.get("error"):
             raise TrackingError(

@@ -125,8 +125,9 @@ def _refused_status(error: BaseException) -> int | None:
 
 # urllib3's words when MLflow's retries on an answer's status (408, 429, 5xx) ran out
 _TOO_MANY = re.compile(r"too many (?P<status>[0-9]{3}) error responses")
-# a gateway's "the server behind me is not there": only these say the store is down; a 500 or 429 is the store
-# answering, about this one request (a run it cannot take)
+# a gateway's "the server behind me is not there": the store is down whatever the request. A 500 to every try of a
+# read says the same (nothing is served); to a write it may be about that one request (a run it cannot take), which
+# must not keep the other trials' records from the store. A 429 is the store answering: slow down.
 _GATEWAY_DOWN = ("502", "503", "504")
 
 
@@ -148,12 +149,13 @@ def retried_status(error: BaseException) -> str | None:
     return found["status"] if found is not None else None
 
 
-def _network_failure(error: BaseException) -> str | None:
+def _network_failure(error: BaseException, *, writing: bool = False) -> str | None:
     """Why a request to a tracking server got no answer it could use ("Connection refused"); None if it got one."""
     from requests import exceptions
 
     chain = _chain(error)
-    if (status := retried_status(error)) in _GATEWAY_DOWN:  # a proxy before a server that is down or restarting
+    status = retried_status(error)
+    if status in _GATEWAY_DOWN or (status is not None and status.startswith("5") and not writing):
         return f"it answered HTTP {status} to every try"
     if not any(isinstance(e, (exceptions.ConnectionError, exceptions.Timeout)) for e in chain):
         return None
@@ -177,9 +179,11 @@ def store_failure(error: BaseException, uri: str, *, writing: bool = False) -> s
     """Why a store did not take a request, in one short line: a server that could not be reached is said as such
     (not as urllib's page of retries), a refusal of the request's address or credentials names the fix (`writing`: the
     request recorded a trial, so the account lacks the right to write), else the error's first line."""
-    reason = _network_failure(error)
+    reason = _network_failure(error, writing=writing)
     if reason is not None:
         return f"{UNREACHABLE} {uri} ({reason})"
+    if (status_of_every_try := retried_status(error)) is not None:  # a write's 500, a 429: MLflow's page of retries
+        return f"the tracking server {uri} answered HTTP {status_of_every_try} to every try of the request"
     if (driver := missing_driver(error)) is not None:
         return driver
     status = _refused_status(error)
