@@ -11,11 +11,13 @@ from __future__ import annotations
 import shutil
 from contextlib import nullcontext
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 from mlflow.entities import Experiment, LifecycleStage, ViewType
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.utils.file_utils import local_file_uri_to_path
 
 from mlexp import cleanup_registry
 from mlexp.cleanup_plan import DeletionTarget, every_page, store_backend
@@ -39,10 +41,25 @@ def delete_target(target: DeletionTarget) -> DeletionReport:
 
 
 def _delete_artifacts(target: DeletionTarget, uri: str) -> None:
+    if (outside := _outside_artifact_root(target, uri)) is not None:
+        target.report.kept_artifacts.append(f"{uri} (outside the store's artifact folder {outside}: left as it is)")
+        return
     try:
         get_artifact_repository(uri, tracking_uri=target.store.uri).delete_artifacts()
     except Exception as error:  # an artifact store we cannot delete from must not stop the rest
         target.report.kept_artifacts.append(f"{uri} ({type(error).__name__}: {error})")
+
+
+def _outside_artifact_root(target: DeletionTarget, uri: str) -> Path | None:
+    """The store's artifact folder when `uri`, a local folder, is not inside it, else None: an experiment named
+    `..` (or `team%2F..` before its folder name was encoded) had its artifacts in the project itself, which deleting
+    them removed whole."""
+    root = target.store.artifact_root
+    if root is None or not root.startswith("file:") or not uri.startswith("file:"):
+        return None  # a server's or a bucket's artifacts: deleted through their own API
+    folder = Path(local_file_uri_to_path(root)).resolve()
+    path = Path(local_file_uri_to_path(uri)).resolve()
+    return None if path != folder and path.is_relative_to(folder) else folder
 
 
 def _delete_from_store(target: DeletionTarget, experiment: Experiment) -> None:

@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,8 +372,10 @@ class TrackingStore:
         client = self._client()  # the caller holds the lock: MLflow may create its tables here
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
-            # one folder under the root whatever the name holds (`team/a`, `../x`: folders elsewhere)
-            location = f"{self.artifact_root}/{experiment_folder(name)}" if self.artifact_root else None
+            # one folder under the root whatever the name holds (`team/a`, `../x`: folders elsewhere), %-encoded, as
+            # MLflow decodes the URI (`%2F..`, `#3`)
+            folder = urllib.parse.quote(experiment_folder(name), safe="")
+            location = f"{self.artifact_root}/{folder}" if self.artifact_root else None
             return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS))
         if experiment.tags.get(tags.EXPERIMENT_KIND) is None:  # a store written before the tag existed
             client.set_experiment_tag(experiment.experiment_id, tags.EXPERIMENT_KIND, tags.MODEL_TRAINING)
