@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -304,6 +305,24 @@ def test_deploy_source_best_and_an_unknown_run_id(trials, tmp_path):
         f"deploy.source={trial.run_id}"
     )
     store.close()
+
+
+def test_deploy_source_when_the_tracking_server_is_down(tmp_path, monkeypatch):
+    # MLflow's first line: "API request to http://... failed with exception HTTPConnectionPool(...): Max retries ..."
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # refused at once, not after MLflow's backoff
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    tracker = SimpleNamespace(client=MlflowClient(uri), trial_run_id=None)
+    store = EventStore(str(tmp_path / "events.sqlite"))
+    with pytest.raises(DataError) as down:
+        served_model.model_slot(_deploy_config(tmp_path, "0123abcd"), tracker, store)
+    store.close()
+    assert str(down.value) == f"deploy.source=0123abcd: cannot reach the tracking server {uri} (Connection refused)"
 
 
 def test_the_cli_serves_the_registered_champion(trials):

@@ -22,13 +22,13 @@ def registration_command(cfg: Any) -> str:
     """`mlexp task=<task> deploy=registry ...`: the registration a service of `cfg` would find (same store, name and
     alias), ready to paste into a shell."""
     name, alias = registered_name(cfg)
-    given = [f"tracking.uri={_hydra_value(cfg.tracking.uri)}"] if cfg.tracking.get("uri") else []
-    given += [f"deploy.model_name={_hydra_value(name)}"] if name != cfg.task.name else []
-    given += [f"deploy.alias={_hydra_value(alias)}"] if alias != DEFAULT_ALIAS else []
+    given = [f"tracking.uri={hydra_value(cfg.tracking.uri)}"] if cfg.tracking.get("uri") else []
+    given += [f"deploy.model_name={hydra_value(name)}"] if name != cfg.task.name else []
+    given += [f"deploy.alias={hydra_value(alias)}"] if alias != DEFAULT_ALIAS else []
     return shlex.join(["mlexp", f"task={cfg.task.name}", "deploy=registry", *given])
 
 
-def _hydra_value(value: str) -> str:
+def hydra_value(value: str) -> str:
     """`value` as an override that Hydra reads back as this text: plain when it does (`shop`), else quoted
     (`"my,shop"`: plain, Hydra reads a list; `"null"`: plain, None)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -5,6 +5,7 @@ copy; MLflow looks runs up by id only."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from mlexp.tracking import tags
@@ -13,10 +14,18 @@ from mlexp.tracking import tags
 NO_SUCH_RUN = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-def trials_named(client: Any, name: str) -> list[str]:
-    """The run ids of the trials called `name`, in any experiment of the client's store (two projects' trials on one
-    server may share a name); none for a name MLflow's filter cannot quote."""
-    return [run.info.run_id for run in _named(client, name)]
+def finished_trials(client: Any, name: str) -> tuple[list[Any], list[Any]]:
+    """The finished trials called `name` (the only ones whose run id serves a model or gives weights: a trial that
+    failed or was stopped saved none), and all trials of that name, in any experiment of the client's store (two
+    projects' trials on one server may share a name); none for a name MLflow's filter cannot quote."""
+    named = _named(client, name)
+    return [run for run in named if run.info.status == "FINISHED"], named
+
+
+def not_finished(trial: Any) -> str:
+    """How a trial that is not finished stands, for a hint: `ended FAILED`, `has not finished (RUNNING)`."""
+    status = trial.info.status
+    return f"ended {status}" if status in ("FAILED", "KILLED") else f"has not finished ({status})"
 
 
 def _named(client: Any, name: str) -> list[Any]:
@@ -38,25 +47,34 @@ def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | N
     run id, if that trial can serve: it finished, and it is in `experiment_id` when the task reads only that one
     (else the tracking.experiment_name that reads it is given too). Looked up only then, so a source that is right
     costs no search."""
-    named = _named(client, source)
-    here = [run for run in named if experiment_id is None or run.info.experiment_id == experiment_id]
-    finished = [run.info.run_id for run in here if run.info.status == "FINISHED"]
-    if len(finished) == 1:
-        why = f"{source} is a trial's name, deploy.source takes its run id: deploy.source={finished[0]}"
-    elif finished:  # two projects' trials on one server may share a name
-        why = f"{source} names {len(finished)} trials: give deploy.source the run id of one of {', '.join(finished)}"
-    elif here:  # a trial that failed or was stopped saved no model
-        why = f"{source} is a trial's name, but it ended {here[0].info.status}: give a finished {task} trial's run id"
-    elif named:
-        other = named[0].info
-        name = client.get_experiment(other.experiment_id).name
-        why = (
-            f"{source} is a trial of experiment {name!r}, which the deploy stage reads with "
-            f"tracking.experiment_name={name} deploy.source={other.run_id}"
-        )
+    finished, named = finished_trials(client, source)
+    here = [run.info.run_id for run in finished if experiment_id in (None, run.info.experiment_id)]
+    elsewhere = [run.info for run in finished if experiment_id not in (None, run.info.experiment_id)]
+    if len(here) == 1:
+        why = f"{source} is a trial's name, deploy.source takes its run id: deploy.source={here[0]}"
+    elif here:  # two projects' trials on one server may share a name
+        why = f"{source} names {len(here)} trials: give deploy.source the run id of one of {', '.join(here)}"
+    elif elsewhere:
+        why = _in_other_experiments(client, source, elsewhere)
+    elif named:  # a trial that failed or was stopped saved no model
+        why = f"{source} is a trial's name, but it {not_finished(named[0])}: give a finished {task} trial's run id"
     else:
         why = (
             "no trial run with a trained model has this id; use deploy.source=champion, best, trial or the run id of "
             f"a trained {task} trial"
         )
     return f"deploy.source={source}: {why}"
+
+
+def _in_other_experiments(client: Any, source: str, trials: list[Any]) -> str:
+    """The overrides that serve each finished trial `source` names in experiments the deploy stage does not read."""
+    from mlexp.serving.registered_name import hydra_value
+
+    experiments = [client.get_experiment(trial.experiment_id).name for trial in trials]
+    offers = [
+        shlex.join([f"tracking.experiment_name={hydra_value(name)}", f"deploy.source={trial.run_id}"])
+        for name, trial in zip(experiments, trials, strict=True)
+    ]
+    if len(trials) == 1:
+        return f"{source} is a trial of experiment {experiments[0]!r}, which the deploy stage reads with {offers[0]}"
+    return f"{source} names {len(trials)} trials of other experiments: give {' or '.join(offers)}"

@@ -1,19 +1,23 @@
 """model.init_from=runs:/<run id>/<path>: the run of the tracking store that holds the weights (the run itself, or a
 trial's Training component), found before the trial opens: a typo must not cost the prepare stage's minutes.
 
-What is found is kept for the process: the train stage downloads from it without a second lookup, and a sweep's
-later trials look nothing up. A store that cannot tell before the trial (a server that does not answer) is asked
-again by the train stage, which reports it then. Imports no MXNet: the check runs with the config's.
+What the check before a trial finds is kept until that trial's train stage takes it (no second lookup), and no
+longer: a later trial in the process (a sweep's, or `mlexp.run` again) may meet weights logged or trials re-run since.
+A store that cannot tell before the trial (a server that does not answer, or answers 5xx) is asked again by the train
+stage, which reports it then. Imports no MXNet: the check runs with the config's.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlexp.errors import ConfigError
+from mlexp.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -33,21 +37,41 @@ class NoWeights(ConfigError):
         self.reason = reason
 
 
+# (store, runs:/ URI) -> what the check before a trial found, until that trial's train stage takes it
 _FOUND: dict[tuple[str, str], Weights] = {}
+# a refusal the rule's `holds` found, until its `fix` (asked next, with the same values) says it
+_UNSAID: dict[tuple[Any, ...], str] = {}
 TAKES_AN_ID = "runs:/ takes a run id (the MLflow UI's Run ID)"
 # the stages whose run checks it: prepare's too, which comes before the train stage that reads it
 READ_BY = (None, "prepare", "train")
+# the statuses of a server that answered but will not let this account read the run
+_REFUSED = (401, 403)
+# stores that did not answer a check, and when: a check soon after (a sweep's other values, each job's) does not wait
+# for them again; the train stage asks them anyway
+_UNANSWERED: dict[str, float] = {}
+UNANSWERED_S = 60.0
 
 
 def locate(uri: str, client: Any) -> Weights:
-    """The run holding runs:/<run_id>/<path> in the client's store; NoWeights naming the fix when none does."""
-    key = (str(client.tracking_uri), uri)
-    if key not in _FOUND:
-        _FOUND[key] = _lookup(uri, client)
-    return _FOUND[key]
+    """The train stage's weights: what the check before the trial found, else the store's answer now; NoWeights
+    naming the fix when no run holds them, a DataError in one line when the store did not answer."""
+    from mlflow.exceptions import MlflowException
+
+    from mlexp.tracking.store import store_failure
+
+    found = _FOUND.pop((str(client.tracking_uri), uri), None)
+    if found is not None:
+        return found
+    try:
+        return _lookup(uri, client)
+    except MlflowException as error:
+        raise DataError(f"model.init_from={uri}: {store_failure(error, str(client.tracking_uri))}") from None
 
 
 def _lookup(uri: str, client: Any) -> Weights:
+    from mlflow.exceptions import MlflowException
+
+    from mlexp.serving.trial_names import NO_SUCH_RUN
     from mlexp.tracking import tags
 
     run_id, _, path = uri.removeprefix("runs:/").partition("/")
@@ -55,7 +79,9 @@ def _lookup(uri: str, client: Any) -> Weights:
         raise NoWeights(uri, "not runs:/<run_id>/<artifact path>; give e.g. runs:/<run id>/model/model.params")
     try:
         experiment = client.get_run(run_id).info.experiment_id
-    except Exception as missing:  # MlflowException: no such run in this store
+    except MlflowException as missing:
+        if missing.error_code not in NO_SUCH_RUN:  # no answer, or a refusal: no verdict on the id
+            raise
         first = next(iter(str(missing).splitlines()), "")
         raise NoWeights(uri, f"{_no_run(client, run_id, path)} ({first})") from None
     children = client.search_runs(
@@ -71,35 +97,80 @@ def _lookup(uri: str, client: Any) -> Weights:
 
 
 def _no_run(client: Any, run_id: str, path: str) -> str:
-    """No run of that id: a trial's name (what `mlexp compare` lists) is told its run id, which runs:/ takes."""
-    from mlexp.serving.trial_names import trials_named
+    """No run of that id: a trial's name (what `mlexp compare` lists) is told the run id of its finished trial, the
+    one runs:/ can take weights from."""
+    from mlexp.serving.trial_names import finished_trials, not_finished
 
-    ids = trials_named(client, run_id)
+    finished, named = finished_trials(client, run_id)
+    ids = [run.info.run_id for run in finished]
     if len(ids) == 1:
         return f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{ids[0]}/{path}"
     if ids:  # two projects' trials on one server may share a name
         return f"{run_id} names {len(ids)} trials: model.init_from=runs:/<run id>/{path} with one of {', '.join(ids)}"
+    if named:  # a trial that failed or was stopped logged no weights
+        return f"{run_id} is a trial's name, but it {not_finished(named[0])}: give a finished trial's run id"
     return f"no run {run_id} in the tracking store; {TAKES_AN_ID}"
 
 
-@functools.cache
 def problem(init_from: Any, tracking_uri: str | None, root: str, target: str, stage: str | None) -> str | None:
     """Why model.init_from names no weights in the trial's store, found before the trial; None when it does, when
     it is no runs:/ URI or not read here, or when the store cannot tell now (the train stage asks it again)."""
+    asked = (init_from, tracking_uri, root, target, stage)
+    if asked in _UNSAID:
+        return _UNSAID.pop(asked)
+    reason = _asked_now(*asked)
+    if reason is not None:
+        _UNSAID[asked] = reason
+    return reason
+
+
+def _asked_now(init_from: Any, tracking_uri: str | None, root: str, target: str, stage: str | None) -> str | None:
     if not str(init_from or "").startswith("runs:/") or target == "sagemaker" or stage not in READ_BY:
         return None
-    from mlexp.tracking.store import QUICK_CHECK, TrackingStore, has_schema, retries_bounded_here, sqlite_path
+    from mlflow.exceptions import MlflowException
+
+    from mlexp.tracking.store import (
+        QUICK_CHECK,
+        TrackingStore,
+        has_schema,
+        retries_bounded_here,
+        sqlite_path,
+        store_failure,
+        unreachable,
+    )
 
     store = TrackingStore.resolve(tracking_uri, Path(root))
     db = sqlite_path(store.uri)
     if db is not None and not has_schema(db):  # not created to ask it: a store not made yet holds no run
         run_id = str(init_from).removeprefix("runs:/").partition("/")[0]
         return f"no run {run_id} in the tracking store (it holds no runs yet); {TAKES_AN_ID}"
+    if time.monotonic() - _UNANSWERED.get(store.uri, -UNANSWERED_S) < UNANSWERED_S:
+        return None
     try:
-        with retries_bounded_here(QUICK_CHECK):  # a server that is down costs seconds here, then fails the trial
-            locate(str(init_from), store.client())
+        # a server that is down costs seconds here, then fails the trial as it opens
+        with retries_bounded_here(QUICK_CHECK), _retries_unsaid():
+            client = store.client()
+            _FOUND[(str(client.tracking_uri), str(init_from))] = _lookup(str(init_from), client)
     except NoWeights as missing:
         return missing.reason
-    except Exception:  # a store that did not answer, or whose driver is missing: the trial reports it as it opens
+    except MlflowException as error:
+        said = store_failure(error, store.uri)
+        if unreachable(said):  # no answer (or 5xx to every try): the train stage asks again
+            _UNANSWERED[store.uri] = time.monotonic()
+            return None
+        return said if error.get_http_status_code() in _REFUSED else None
+    except Exception:  # a store whose driver is missing: the trial reports it as it opens
         return None
     return None
+
+
+@contextlib.contextmanager
+def _retries_unsaid() -> Iterator[None]:
+    """Without urllib3's `Retrying (...)` warnings: a store that does not answer is the train stage's to report."""
+    logger = logging.getLogger("urllib3")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -21,6 +21,7 @@ from mlexp.serving.trial_names import NO_SUCH_RUN, no_trained_trial
 from mlexp.tasks.recommendation.event_store import EventStore
 from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tracking import tags
+from mlexp.tracking.store import store_failure
 
 
 def _download(what: str, download: Callable[[], str]) -> Path:
@@ -48,7 +49,7 @@ def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> P
     except MlflowException as error:
         if error.error_code in NO_SUCH_RUN:
             raise DataError(no_trained_trial(tracker.client, trial_id, cfg.task.name)) from None
-        raise DataError(f"{what}: {error.message.splitlines()[0]}") from None
+        raise DataError(f"{what}: {store_failure(error, str(tracker.client.tracking_uri))}") from None
     if not components:
         raise DataError(f"{what}: this run has no Training component; give the run id of a trained trial")
     run_id = components[0].info.run_id

@@ -1,0 +1,103 @@
+"""model.init_from=runs:/... looked up before the trial: what a server that hangs or refuses costs and says, which
+trial's id the hint offers, and that what the check found is kept for that trial's train stage only."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from loopback_server import answering
+from mlexp.tasks.object_detection.config_rules import CONSTRAINTS
+from mlexp.tasks.object_detection.init_from_run import locate, problem
+from mlexp.tracking import tags
+
+# the rule as the runner and the sweep check ask it: `holds`, then `fix` when it does not
+RULE = next(rule for rule in CONSTRAINTS if rule.keys[0] == "model.init_from")
+
+
+def _refusal(init_from: str, uri: str, root: Path) -> str | None:
+    refused = RULE.refusal((init_from, uri, str(root), "local", None))
+    return None if refused is None else str(refused).removeprefix(f"model.init_from={init_from}: {RULE.rule}; ")
+
+
+def test_a_server_that_hangs_costs_the_check_one_bounded_request_and_prints_no_retries(tmp_path, monkeypatch, caplog):
+    # 22 s and two "[HYDRA] Retrying ... Read timed out" lines: the timeout was taken for "no such run", and the
+    # hint's search of the experiments waited as long again
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")  # the user's own, kept under QUICK_CHECK: a quick test
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    swept = ["runs:/0123abcd/model/model.params", "runs:/4567cdef/model/model.params"]
+    with answering(None) as url:
+        started = time.monotonic()
+        assert [problem(value, url, str(tmp_path), "local", None) for value in swept] == [None, None]
+        waited = time.monotonic() - started
+    assert waited < 6  # QUICK_CHECK's two tries of 2 s, once; then a second request's two (8 s), for each value
+    assert not [record for record in caplog.records if "Retrying" in record.getMessage()]
+
+
+def test_a_server_that_refuses_to_read_the_run_says_so(tmp_path):
+    # it said "no run 0123abcd in the tracking store" (or nothing): the account may not read it
+    with answering(403) as url:
+        said = _refusal("runs:/0123abcd/model/model.params", url, tmp_path)
+    assert said == (
+        f"the tracking server {url} refused the request (API request to endpoint /api/2.0/mlflow/runs/get failed with "
+        "error code 403 != 200. Response body: ''); use an account the server lets read its experiments"
+    )
+
+
+def _trial(client: MlflowClient, experiment: str, name: str, status: str = "RUNNING") -> str:
+    run = client.create_run(experiment, run_name=name, tags={tags.KIND: "trial"}).info.run_id
+    if status != "RUNNING":
+        client.set_terminated(run, status)
+    return run
+
+
+def test_a_failed_trials_name_is_not_told_its_run_id(tmp_project_with_store: Path):
+    # it offered runs:/<the failed trial's id>/..., which then failed: that trial logged no weights
+    uri = f"sqlite:///{tmp_project_with_store / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("object_detection")
+    failed = _trial(client, experiment, "object_detection-20261207-1150", "FAILED")
+    said = _refusal("runs:/object_detection-20261207-1150/model/model.params", uri, tmp_project_with_store)
+    assert said is not None and failed not in said
+    assert said.startswith(
+        "object_detection-20261207-1150 is a trial's name, but it ended FAILED: give a finished trial's run id"
+    )
+    running = _trial(client, experiment, "object_detection-20261207-1152")  # its train stage may not have logged yet
+    said = _refusal("runs:/object_detection-20261207-1152/model/model.params", uri, tmp_project_with_store)
+    assert said is not None and running not in said
+    assert said.startswith("object_detection-20261207-1152 is a trial's name, but it has not finished (RUNNING): ")
+
+
+def test_what_the_check_found_is_kept_for_its_trial_only(tmp_project_with_store: Path, tmp_path: Path):
+    # mlexp.run twice in one process: the refusal was repeated after the weights were logged, and the weights of
+    # the trial's first train stage were used after it was run again
+    uri = f"sqlite:///{tmp_project_with_store / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("object_detection", artifact_location=(tmp_path / "artifacts").as_uri())
+    trial = _trial(client, experiment, "object_detection-20261207-1151")
+    (tmp_path / "model.params").write_bytes(b"weights")
+
+    def train_stage(start_time: int) -> str:
+        parent = {tags.MLFLOW_PARENT_RUN_ID: trial, tags.STAGE: "train"}
+        run = client.create_run(experiment, start_time=start_time, tags=parent).info.run_id
+        client.log_artifact(run, str(tmp_path / "model.params"), "model")
+        client.log_artifact(run, str(tmp_path / "model.params"), "other")
+        return run
+
+    init_from = f"runs:/{trial}/model/model.params"
+    assert _refusal(init_from, uri, tmp_project_with_store) == f"run {trial} (nor its train component) has no " + (
+        "artifact model.params there"
+    )
+    first = train_stage(1000)
+    assert _refusal(init_from, uri, tmp_project_with_store) is None
+    assert locate(init_from, client).run_id == first
+    again = train_stage(2000)
+    swept = [init_from, f"runs:/{trial}/other/model.params"]  # a sweep's jobs, checked before any trains
+    assert [_refusal(value, uri, tmp_project_with_store) for value in swept] == [None, None]
+    assert [(w.run_id, w.path) for w in (locate(value, client) for value in swept)] == [
+        (again, "model/model.params"),
+        (again, "other/model.params"),
+    ]

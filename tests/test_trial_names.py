@@ -1,0 +1,53 @@
+"""A trial's name given as deploy.source: the run id offered is one that serves (a finished trial), with the
+experiment that holds it as an override a shell and Hydra read back."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from mlflow.tracking import MlflowClient
+
+from mlexp.serving.trial_names import no_trained_trial
+from mlexp.tracking import tags
+
+
+def test_a_trial_of_other_experiments_is_offered_only_finished_and_quoted(tmp_project_with_store: Path):
+    # the other experiments' branch offered a FAILED trial, only the first of several, and `team a` unquoted
+    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    read = client.create_experiment("object_detection")
+    ids = {}
+    for experiment, name, status in [
+        ("team a", "object_detection-20261207-1201", "FINISHED"),
+        ("od_v2", "object_detection-20261207-1202", "FAILED"),
+        ("od_v2", "object_detection-20261207-1203", "FINISHED"),
+        ("od_v3", "object_detection-20261207-1203", "FINISHED"),
+    ]:
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        run = client.create_run(experiment_id, run_name=name, tags={tags.KIND: "trial"}).info.run_id
+        client.set_terminated(run, status)
+        ids[(experiment, name)] = run
+
+    def said(name: str) -> str:
+        return no_trained_trial(client, name, "object_detection", read).removeprefix(f"deploy.source={name}: ")
+
+    offered = said("object_detection-20261207-1201")
+    assert offered == (
+        "object_detection-20261207-1201 is a trial of experiment 'team a', which the deploy stage reads with "
+        f"'tracking.experiment_name=team a' deploy.source={ids[('team a', 'object_detection-20261207-1201')]}"
+    )
+    override = shlex.split(offered.split(" reads with ")[1])[0]
+    assert OverridesParser.create().parse_override(override).value() == "team a"
+    assert said("object_detection-20261207-1202") == (
+        "object_detection-20261207-1202 is a trial's name, but it ended FAILED: give a finished object_detection "
+        "trial's run id"
+    )
+    both = said("object_detection-20261207-1203")
+    assert both.startswith("object_detection-20261207-1203 names 2 trials of other experiments: give ")
+    for experiment in ("od_v2", "od_v3"):
+        assert (
+            f"tracking.experiment_name={experiment} deploy.source={ids[(experiment, 'object_detection-20261207-1203')]}"
+            in both
+        )
