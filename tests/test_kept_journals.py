@@ -138,7 +138,13 @@ def test_a_store_a_check_found_down_moments_ago_keeps_its_journals_without_sayin
 
 @pytest.mark.usefixtures("mlflow_defaults")
 @pytest.mark.parametrize(
-    ("status", "reason"), [(503, "it answered HTTP 503 to every try"), (None, "no answer within 5 s")], ids=str
+    ("status", "reason"),
+    [
+        (503, "it answered HTTP 503 to every try"),
+        (429, "it answered HTTP 429 to every try"),
+        (None, "no answer within 5 s"),
+    ],
+    ids=str,
 )
 def test_a_sweeps_replay_gives_up_on_a_server_that_is_unavailable_or_hangs_within_seconds(tmp_path, status, reason):
     with answering(status) as url:

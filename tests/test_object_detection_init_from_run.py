@@ -54,21 +54,21 @@ def _trial(client: MlflowClient, experiment: str, name: str, status: str = "RUNN
     return run
 
 
-def test_a_failed_trials_name_is_not_told_its_run_id(tmp_project_with_store: Path):
-    # it offered runs:/<the failed trial's id>/..., which then failed: that trial logged no weights
+def test_a_trial_that_failed_after_training_is_told_its_run_id(tmp_project_with_store: Path, tmp_path: Path):
+    # a review: offering finished trials only refused a trial whose evaluate stage failed, though its id serves
     uri = f"sqlite:///{tmp_project_with_store / 'mlflow.db'}"
     client = MlflowClient(uri)
-    experiment = client.create_experiment("object_detection")
+    experiment = client.create_experiment("object_detection", artifact_location=(tmp_path / "artifacts").as_uri())
     failed = _trial(client, experiment, "object_detection-20261207-1150", "FAILED")
+    train = client.create_run(experiment, tags={tags.MLFLOW_PARENT_RUN_ID: failed, tags.STAGE: "train"}).info.run_id
+    (tmp_path / "model.params").write_bytes(b"weights")
+    client.log_artifact(train, str(tmp_path / "model.params"), "model")
     said = _refusal("runs:/object_detection-20261207-1150/model/model.params", uri, tmp_project_with_store)
-    assert said is not None and failed not in said
-    assert said.startswith(
-        "object_detection-20261207-1150 is a trial's name, but it ended FAILED: give a finished trial's run id"
+    assert said is not None and said.startswith(
+        "object_detection-20261207-1150 is a trial's name, runs:/ takes its run id: "
+        f"model.init_from=runs:/{failed}/model/model.params"
     )
-    running = _trial(client, experiment, "object_detection-20261207-1152")  # its train stage may not have logged yet
-    said = _refusal("runs:/object_detection-20261207-1152/model/model.params", uri, tmp_project_with_store)
-    assert said is not None and running not in said
-    assert said.startswith("object_detection-20261207-1152 is a trial's name, but it has not finished (RUNNING): ")
+    assert _refusal(f"runs:/{failed}/model/model.params", uri, tmp_project_with_store) is None  # and it serves
 
 
 def test_what_the_check_found_is_kept_for_its_trial_only(tmp_project_with_store: Path, tmp_path: Path):

@@ -15,11 +15,16 @@ NO_SUCH_RUN = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def finished_trials(client: Any, name: str) -> tuple[list[Any], list[Any]]:
-    """The finished trials called `name` (the only ones whose run id serves a model or gives weights: a trial that
-    failed or was stopped saved none), and all trials of that name, in any experiment of the client's store (two
-    projects' trials on one server may share a name); none for a name MLflow's filter cannot quote."""
+    """The finished trials called `name` (the ones whose run id a deploy stage serves), and all trials of that
+    name, in any experiment of the client's store (two projects' trials on one server may share a name); none for a
+    name MLflow's filter cannot quote."""
     named = _named(client, name)
     return [run for run in named if run.info.status == "FINISHED"], named
+
+
+def trials_named(client: Any, name: str) -> list[str]:
+    """The run ids of every trial called `name`, whatever its status, in any experiment of the client's store."""
+    return [run.info.run_id for run in _named(client, name)]
 
 
 def not_finished(trial: Any) -> str:

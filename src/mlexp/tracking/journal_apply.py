@@ -20,7 +20,9 @@ from mlexp.tracking import tags as mlexp_tags
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, JOURNAL_REF_TAG, Journal, journals_root
 from mlexp.tracking.store import (
     QUICK_CHECK,
+    UNREACHABLE,
     TrackingStore,
+    retried_status,
     retries_bounded_here,
     sqlite_path,
     store_failure,
@@ -257,6 +259,10 @@ def _unanswered(uri: str, writers: StoreWriters) -> tuple[str, bool]:
             reason = ""
         except Exception as error:
             reason = store_failure(error, uri)  # under the bound: the timeout it names is the one waited
+            if not unreachable(reason) and (status := retried_status(error)) is not None:
+                # a server that fails even this harmless read on every try (a 429) would make each journal wait
+                # minutes of retries: kept for later like one that is down
+                reason = f"{UNREACHABLE} {uri} (it answered HTTP {status} to every try)"
     if unreachable(reason):
         writers.unanswered[uri] = (time.monotonic(), reason)
         return reason, True

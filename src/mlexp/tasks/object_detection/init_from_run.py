@@ -97,18 +97,16 @@ def _lookup(uri: str, client: Any) -> Weights:
 
 
 def _no_run(client: Any, run_id: str, path: str) -> str:
-    """No run of that id: a trial's name (what `mlexp compare` lists) is told the run id of its finished trial, the
-    one runs:/ can take weights from."""
-    from mlexp.serving.trial_names import finished_trials, not_finished
+    """No run of that id: a trial's name (what `mlexp compare` lists) is told its run id, which runs:/ takes. Whatever
+    the trial's status: one that failed after its train stage holds weights (the check of the id then says whether
+    it does)."""
+    from mlexp.serving.trial_names import trials_named
 
-    finished, named = finished_trials(client, run_id)
-    ids = [run.info.run_id for run in finished]
+    ids = trials_named(client, run_id)
     if len(ids) == 1:
         return f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{ids[0]}/{path}"
     if ids:  # two projects' trials on one server may share a name
         return f"{run_id} names {len(ids)} trials: model.init_from=runs:/<run id>/{path} with one of {', '.join(ids)}"
-    if named:  # a trial that failed or was stopped logged no weights
-        return f"{run_id} is a trial's name, but it {not_finished(named[0])}: give a finished trial's run id"
     return f"no run {run_id} in the tracking store; {TAKES_AN_ID}"
 
 
