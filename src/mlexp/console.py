@@ -77,6 +77,18 @@ def confirmed_on_terminal(command: str, question: str, nothing: str) -> bool:
     return True
 
 
+@contextmanager
+def logger_quiet(name: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Logger `name` below `level` silenced for the block: what it would say is reported in one line instead."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def quiet_third_party() -> None:
     """Silence the libraries' known noise in this process; imports none of them (call once per process)."""
     # the sagemaker-mlflow plugin's header provider warns "list index out of range" on every request

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlexp.aws_setup import REGION
+from mlexp.console import logger_quiet
 from mlexp.data import nyc_taxi
 from mlexp.errors import ConfigError, DataError
 from mlexp.tasks.anomaly_detection.athena_settings import ATHENA_NO_CREDENTIALS, athena_results_located
@@ -130,13 +131,6 @@ class AthenaEngine(Engine):
         return note
 
 
-@contextmanager
-def quiet_pyathena() -> Iterator[None]:
+def quiet_pyathena() -> AbstractContextManager[None]:
     """PyAthena logs a full traceback before raising; the error it raises is reported as one line instead."""
-    logger = logging.getLogger("pyathena")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return logger_quiet("pyathena", logging.CRITICAL)

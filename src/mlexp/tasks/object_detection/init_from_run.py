@@ -9,14 +9,12 @@ stage, which reports it then. Imports no MXNet: the check runs with the config's
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlexp.console import logger_quiet
 from mlexp.errors import ConfigError, DataError
 
 
@@ -145,8 +143,9 @@ def _asked_now(init_from: Any, tracking_uri: str | None, root: str, target: str,
     if time.monotonic() - _UNANSWERED.get(store.uri, -UNANSWERED_S) < UNANSWERED_S:
         return None
     try:
-        # a server that is down costs seconds here, then fails the trial as it opens
-        with retries_bounded_here(QUICK_CHECK), _retries_unsaid():
+        # a server that is down costs seconds here, then fails the trial as it opens; urllib3's `Retrying (...)`
+        # lines unsaid: a store that does not answer is the train stage's to report
+        with retries_bounded_here(QUICK_CHECK), logger_quiet("urllib3"):
             client = store.client()
             _FOUND[(str(client.tracking_uri), str(init_from))] = _lookup(str(init_from), client)
     except NoWeights as missing:
@@ -160,15 +159,3 @@ def _asked_now(init_from: Any, tracking_uri: str | None, root: str, target: str,
     except Exception:  # a store whose driver is missing: the trial reports it as it opens
         return None
     return None
-
-
-@contextlib.contextmanager
-def _retries_unsaid() -> Iterator[None]:
-    """Without urllib3's `Retrying (...)` warnings: a store that does not answer is the train stage's to report."""
-    logger = logging.getLogger("urllib3")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
