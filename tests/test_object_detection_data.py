@@ -381,9 +381,13 @@ def test_init_from_a_trials_name_is_told_its_run_id(tmp_path: Path, empty_store:
 
     uri = f"sqlite:///{seed_store(tmp_path, empty_store)}"
     client = MlflowClient(uri)
-    experiment = client.create_experiment("object_detection")
+    experiment = client.create_experiment("object_detection", artifact_location=(tmp_path / "artifacts").as_uri())
+    (tmp_path / "model.params").write_bytes(b"weights")
     run = client.create_run(experiment, run_name="object_detection-20261207-0844", tags={"mlexp.kind": "trial"})
-    client.set_terminated(run.info.run_id)  # a trial still running (or failed) is not offered: it may log no weights
+    client.log_artifact(
+        run.info.run_id, str(tmp_path / "model.params"), "model"
+    )  # only a trial with weights is offered
+    client.set_terminated(run.info.run_id)
     with pytest.raises(ConfigError, match=r"object_detection-20261207-0844 is a trial's name, runs:/ takes its run id: "
                        rf"model.init_from=runs:/{run.info.run_id}/model/model.params \("):  # fmt: skip
         _download("runs:/object_detection-20261207-0844/model/model.params", client, tmp_path)
@@ -395,6 +399,7 @@ def test_init_from_a_trials_name_is_told_its_run_id(tmp_path: Path, empty_store:
         _download("runs:/Training/model/model.params", client, tmp_path)
     runs = [client.create_run(run.info.experiment_id, run_name="dup", tags={"mlexp.kind": "trial"}) for _ in "ab"]
     for finished in runs:
+        client.log_artifact(finished.info.run_id, str(tmp_path / "model.params"), "model")
         client.set_terminated(finished.info.run_id)
     with pytest.raises(
         ConfigError, match=r"dup names 2 trials: model.init_from=runs:/<run id>/model/model.params with one of "
@@ -451,8 +456,12 @@ def test_a_wrong_init_from_run_is_refused_before_prepare_converts_any_frame(tmp_
     from conftest import run_cli
 
     client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
-    experiment = client.create_experiment("object_detection")
+    weights = tmp_project_with_store / "weights"
+    experiment = client.create_experiment("object_detection", artifact_location=weights.as_uri())
     trial = client.create_run(experiment, run_name="object_detection-20261207-1101", tags={"mlexp.kind": "trial"})
+    weights.mkdir()
+    (weights / "model.params").write_bytes(b"weights")
+    client.log_artifact(trial.info.run_id, str(weights / "model.params"), "model")  # a trial whose name is offered
     client.set_terminated(trial.info.run_id)
     name = "runs:/object_detection-20261207-1101/model/model.params"
     for given, said in [

@@ -69,6 +69,13 @@ def test_a_trial_that_failed_after_training_is_told_its_run_id(tmp_project_with_
         f"model.init_from=runs:/{failed}/model/model.params"
     )
     assert _refusal(f"runs:/{failed}/model/model.params", uri, tmp_project_with_store) is None  # and it serves
+    # one that failed before training, or is still running, holds no weights: its id would be refused again
+    for name, status in (("object_detection-20261207-1152", "FAILED"), ("object_detection-20261207-1153", "RUNNING")):
+        trial = _trial(client, experiment, name, status)
+        said = _refusal(f"runs:/{name}/model/model.params", uri, tmp_project_with_store)
+        assert said is not None and trial not in said, said
+        how = "ended FAILED" if status == "FAILED" else "has not finished (RUNNING)"
+        assert said.startswith(f"{name} is a trial's name, but it {how} and holds no model/model.params: "), said
 
 
 def test_what_the_check_found_is_kept_for_its_trial_only(tmp_project_with_store: Path, tmp_path: Path):

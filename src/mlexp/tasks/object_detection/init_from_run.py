@@ -95,17 +95,30 @@ def _lookup(uri: str, client: Any) -> Weights:
 
 
 def _no_run(client: Any, run_id: str, path: str) -> str:
-    """No run of that id: a trial's name (what `mlexp compare` lists) is told its run id, which runs:/ takes. Whatever
-    the trial's status: one that failed after its train stage holds weights (the check of the id then says whether
-    it does)."""
-    from mlexp.serving.trial_names import trials_named
+    """No run of that id: a trial's name (what `mlexp compare` lists) is told the run id of its trial that holds the
+    weights, whatever its status (one that failed after its train stage does); never an id that fails again."""
+    from mlexp.serving.trial_names import finished_trials, not_finished
 
-    ids = trials_named(client, run_id)
+    _, named = finished_trials(client, run_id)
+    ids = [run.info.run_id for run in named if _holds(client, run.info.run_id, path)]
     if len(ids) == 1:
         return f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{ids[0]}/{path}"
     if ids:  # two projects' trials on one server may share a name
         return f"{run_id} names {len(ids)} trials: model.init_from=runs:/<run id>/{path} with one of {', '.join(ids)}"
+    if named:  # a trial that failed or stopped before its train stage logged the weights
+        trial = named[0]
+        how = "holds" if trial.info.status == "FINISHED" else f"{not_finished(trial)} and holds"
+        return f"{run_id} is a trial's name, but it {how} no {path}: give the run id of a trial that trained"
     return f"no run {run_id} in the tracking store; {TAKES_AN_ID}"
+
+
+def _holds(client: Any, run_id: str, path: str) -> bool:
+    """Whether the run (or its train component) holds `path`: what the check of runs:/<run_id>/<path> finds."""
+    try:
+        _lookup(f"runs:/{run_id}/{path}", client)
+    except NoWeights:
+        return False
+    return True
 
 
 def problem(init_from: Any, tracking_uri: str | None, root: str, target: str, stage: str | None) -> str | None:
