@@ -75,7 +75,14 @@ def test_a_trial_that_failed_after_training_is_told_its_run_id(tmp_project_with_
         said = _refusal(f"runs:/{name}/model/model.params", uri, tmp_project_with_store)
         assert said is not None and trial not in said, said
         how = "ended FAILED" if status == "FAILED" else "has not finished (RUNNING)"
-        assert said.startswith(f"{name} is a trial's name, but it {how} and holds no model/model.params: "), said
+        assert said.startswith(f"{name} is a trial's name, but it {how} and never trained: "), said
+    # a trial that trained, with a typo in the path: its id, whose check then names the path, not "never trained"
+    said = _refusal("runs:/object_detection-20261207-1150/model/model.param", uri, tmp_project_with_store)
+    assert said is not None and said.startswith(
+        f"object_detection-20261207-1150 is a trial's name, runs:/ takes its run id: model.init_from=runs:/{failed}/"
+    ), said
+    said = _refusal(f"runs:/{failed}/model/model.param", uri, tmp_project_with_store)
+    assert said is not None and "has no artifact model.param there" in said, said
 
 
 def test_what_the_check_found_is_kept_for_its_trial_only(tmp_project_with_store: Path, tmp_path: Path):

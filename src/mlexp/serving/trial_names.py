@@ -22,11 +22,6 @@ def finished_trials(client: Any, name: str) -> tuple[list[Any], list[Any]]:
     return [run for run in named if run.info.status == "FINISHED"], named
 
 
-def trials_named(client: Any, name: str) -> list[str]:
-    """The run ids of every trial called `name`, whatever its status, in any experiment of the client's store."""
-    return [run.info.run_id for run in _named(client, name)]
-
-
 def not_finished(trial: Any) -> str:
     """How a trial that is not finished stands, for a hint: `ended FAILED`, `has not finished (RUNNING)`."""
     status = trial.info.status

@@ -96,19 +96,24 @@ def _lookup(uri: str, client: Any) -> Weights:
 
 def _no_run(client: Any, run_id: str, path: str) -> str:
     """No run of that id: a trial's name (what `mlexp compare` lists) is told the run id of its trial that holds the
-    weights, whatever its status (one that failed after its train stage does); never an id that fails again."""
+    weights, whatever its status (one that failed after its train stage does), else of its trial that trained (the
+    path is then the typo, which the check of that id names); never the id of a trial that did not train."""
     from mlexp.serving.trial_names import finished_trials, not_finished
 
     _, named = finished_trials(client, run_id)
-    ids = [run.info.run_id for run in named if _holds(client, run.info.run_id, path)]
+    offered = [run for run in named if _holds(client, run.info.run_id, path)] or [
+        run for run in named if _trained(client, run)
+    ]
+    ids = [run.info.run_id for run in offered]
     if len(ids) == 1:
         return f"{run_id} is a trial's name, runs:/ takes its run id: model.init_from=runs:/{ids[0]}/{path}"
     if ids:  # two projects' trials on one server may share a name
         return f"{run_id} names {len(ids)} trials: model.init_from=runs:/<run id>/{path} with one of {', '.join(ids)}"
-    if named:  # a trial that failed or stopped before its train stage logged the weights
-        trial = named[0]
-        how = "holds" if trial.info.status == "FINISHED" else f"{not_finished(trial)} and holds"
-        return f"{run_id} is a trial's name, but it {how} no {path}: give the run id of a trial that trained"
+    if len(named) > 1:
+        return f"{run_id} names {len(named)} trials, none of which trained: give the run id of a trial that trained"
+    if named:  # failed or stopped before its train stage
+        how = "" if named[0].info.status == "FINISHED" else f"{not_finished(named[0])} and "
+        return f"{run_id} is a trial's name, but it {how}never trained: give the run id of a trial that trained"
     return f"no run {run_id} in the tracking store; {TAKES_AN_ID}"
 
 
@@ -118,7 +123,26 @@ def _holds(client: Any, run_id: str, path: str) -> bool:
         _lookup(f"runs:/{run_id}/{path}", client)
     except NoWeights:
         return False
+    except Exception:  # an artifact store that cannot be listed (S3 without credentials): its id's check says so
+        return True
     return True
+
+
+def _trained(client: Any, trial: Any) -> bool:
+    """Whether the trial has a train component (its weights may be at another path than the one given)."""
+    from mlexp.tracking import tags
+
+    try:
+        return bool(
+            client.search_runs(
+                [trial.info.experiment_id],
+                filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial.info.run_id}' and tags.`{tags.STAGE}` = "
+                "'train'",
+                max_results=1,
+            )
+        )
+    except Exception:  # the store cannot tell: offered, its id's check says more
+        return True
 
 
 def problem(init_from: Any, tracking_uri: str | None, root: str, target: str, stage: str | None) -> str | None:
