@@ -83,6 +83,23 @@ def test_a_trial_that_failed_after_training_is_told_its_run_id(tmp_project_with_
     ), said
     said = _refusal(f"runs:/{failed}/model/model.param", uri, tmp_project_with_store)
     assert said is not None and "has no artifact model.param there" in said, said
+    # a trial that reused another trial's train stage (a partial `dvc repro`) serves that component's weights
+    reused = client.create_run(
+        experiment,
+        run_name="object_detection-20261207-1154",
+        tags={"mlexp.kind": "trial", "mlexp.shared_component.train": train},
+    ).info.run_id
+    client.set_terminated(reused)
+    said = _refusal("runs:/object_detection-20261207-1154/model/model.params", uri, tmp_project_with_store)
+    assert said is not None and f"model.init_from=runs:/{reused}/model/model.params" in said, said
+    assert _refusal(f"runs:/{reused}/model/model.params", uri, tmp_project_with_store) is None
+    # two trials of one name, neither trained
+    for _ in "ab":
+        _trial(client, experiment, "object_detection-20261207-1155", "FAILED")
+    said = _refusal("runs:/object_detection-20261207-1155/model/model.params", uri, tmp_project_with_store)
+    assert said is not None and said.startswith(
+        "object_detection-20261207-1155 names 2 trials, none of which trained: give the run id of a trial that trained"
+    ), said
 
 
 def test_what_the_check_found_is_kept_for_its_trial_only(tmp_project_with_store: Path, tmp_path: Path):

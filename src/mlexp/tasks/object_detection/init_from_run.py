@@ -76,18 +76,21 @@ def _lookup(uri: str, client: Any) -> Weights:
     if not run_id or not path:
         raise NoWeights(uri, "not runs:/<run_id>/<artifact path>; give e.g. runs:/<run id>/model/model.params")
     try:
-        experiment = client.get_run(run_id).info.experiment_id
+        run = client.get_run(run_id)
     except MlflowException as missing:
         if missing.error_code not in NO_SUCH_RUN:  # no answer, or a refusal: no verdict on the id
             raise
         first = next(iter(str(missing).splitlines()), "")
         raise NoWeights(uri, f"{_no_run(client, run_id, path)} ({first})") from None
     children = client.search_runs(
-        [experiment], filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}' and tags.`{tags.STAGE}` = 'train'"
+        [run.info.experiment_id],
+        filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}' and tags.`{tags.STAGE}` = 'train'",
     )
+    # a trial whose train stage was reused (a partial `dvc repro`) names the component that trained
+    reused = tags.shared_components(run.data.tags).get("train")
     folder, name = path.rpartition("/")[0], path.rpartition("/")[2]
     about = f"{path.rsplit('.', 1)[0]}.json"
-    for candidate in [run_id, *(child.info.run_id for child in children)]:
+    for candidate in [run_id, *(child.info.run_id for child in children), *([reused] if reused else [])]:
         listed = {a.path for a in client.list_artifacts(candidate, folder or None)}
         if path in listed:
             return Weights(candidate, path, about if about in listed else None)
@@ -118,20 +121,22 @@ def _no_run(client: Any, run_id: str, path: str) -> str:
 
 
 def _holds(client: Any, run_id: str, path: str) -> bool:
-    """Whether the run (or its train component) holds `path`: what the check of runs:/<run_id>/<path> finds."""
+    """Whether the run (or its train component) holds `path`: what the check of runs:/<run_id>/<path> finds; False
+    when that cannot be told (an artifact store that cannot be listed), and `_trained` decides."""
     try:
         _lookup(f"runs:/{run_id}/{path}", client)
-    except NoWeights:
+    except Exception:
         return False
-    except Exception:  # an artifact store that cannot be listed (S3 without credentials): its id's check says so
-        return True
     return True
 
 
 def _trained(client: Any, trial: Any) -> bool:
-    """Whether the trial has a train component (its weights may be at another path than the one given)."""
+    """Whether the trial has a train component, its own or one it reused (its weights may be at another path than
+    the one given); False when the store cannot tell."""
     from mlexp.tracking import tags
 
+    if tags.shared_components(trial.data.tags).get("train"):
+        return True
     try:
         return bool(
             client.search_runs(
@@ -141,8 +146,8 @@ def _trained(client: Any, trial: Any) -> bool:
                 max_results=1,
             )
         )
-    except Exception:  # the store cannot tell: offered, its id's check says more
-        return True
+    except Exception:
+        return False
 
 
 def problem(init_from: Any, tracking_uri: str | None, root: str, target: str, stage: str | None) -> str | None:
