@@ -10,13 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def answering(status: int | None, body: str = "") -> Iterator[str]:
+def answering(status: int | None, body: str = "", requests: list[str] | None = None) -> Iterator[str]:
     """The URL of a server answering `status` with `body` to every request; `status` None: it takes the request and
-    never answers (until the block ends)."""
+    never answers (until the block ends). Each request's path is appended to `requests` when one is given."""
     stop = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
+            if requests is not None:
+                requests.append(self.path)
             if status is None:
                 stop.wait()
                 return
