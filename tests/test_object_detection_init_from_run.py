@@ -26,6 +26,7 @@ def test_a_server_that_hangs_costs_the_check_one_bounded_request_and_prints_no_r
     # 22 s and two "[HYDRA] Retrying ... Read timed out" lines: the timeout was taken for "no such run", and the
     # hint's search of the experiments waited as long again
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")  # the user's own, kept under QUICK_CHECK: a quick test
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)  # QUICK_CHECK's: what earlier tests left
     caplog.set_level(logging.WARNING, logger="urllib3")
     swept = ["runs:/0123abcd/model/model.params", "runs:/4567cdef/model/model.params"]
     requests: list[str] = []

@@ -206,7 +206,7 @@ def test_a_task_package_that_does_not_import_its_config_module_is_one_line_namin
 def test_compare_of_an_experiment_or_a_sweep_names_the_task_whose_config_module_is_not_imported(toy_project, tmp_path):
     # only `compare task=toy` named the task: experiment= and sweep= said declare_group("<task>", ...)
     project, env = toy_project
-    run_cli(project, "-m", "task=toy", "model.offset=0.25,0.5", "sweep.name=offsets", env=env)
+    run_cli(project, "-m", "task=toy", "model.offset=0.25", "sweep.name=offsets", env=env)
     init = tmp_path / "plugins" / "toy_task" / "__init__.py"
     init.write_text(dedent(WITHOUT_CONFIG_IMPORT["__init__.py"]).lstrip())
     (sweep,) = {t.tags["mlexp.sweep_name"] for t in trials_of(project, experiment="toy")}
