@@ -23,6 +23,7 @@ from mlexp.tracking.journal import Journal, JournalFile, journals_root, new_ref
 from mlexp.tracking.journal_apply import replay_orphans, settle
 from mlexp.tracking.store import TrackingStore
 from mlexp.tracking.store_writer import StoreWriter
+from one_trial_journal import journal_of_one_trial
 
 
 def test_records_the_store_never_got_are_replayed_and_open_runs_end_killed(tmp_path):
@@ -204,16 +205,7 @@ class _Killed(BaseException):
 
 
 def _journal_of_one_trial(root, store, marker: str = "a") -> Journal:
-    journal = Journal.create(root, store.uri, store.artifact_root)
-    records = JournalFile(journal)
-    trial = "ref-" + marker * 32
-    records.append("create_run", ref=trial, experiment="@exp", run_name="t", tags=[["mlexp.kind", "trial"]])
-    records.append("log_batch", run=trial, metrics=[["loss", 0.5, 1000, 0]], params=[["lr", "0.1"]], tags=[])
-    records.append("set_status", run=trial, status="FINISHED", terminated=True)
-    records.append("end")
-    records.close()
-    journal.release()
-    return journal
+    return journal_of_one_trial(root, store.uri, store.artifact_root, ref="ref-" + marker * 32)
 
 
 def test_an_applier_killed_right_after_creating_a_run_does_not_create_it_twice(tmp_path, monkeypatch):

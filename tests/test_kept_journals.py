@@ -17,9 +17,10 @@ from mlflow.tracking import MlflowClient
 
 from conftest import TINY, _free_port, private_writer_env, run_cli, running_mlflow_server
 from loopback_server import answering
-from mlexp.tracking.journal import Journal, JournalFile, journals_root, new_ref
+from mlexp.tracking.journal import Journal, journals_root
 from mlexp.tracking.journal_apply import replay_orphans, settle
 from mlexp.tracking.store import QUICK_CHECK, bound_store_retries, retries_bounded_here
+from one_trial_journal import journal_of_one_trial
 
 TASK = "task=tabular_regression"
 SLACK_S = 60  # the replay gives up in ~10 s at most; MLflow's own retries took minutes per journal
@@ -27,15 +28,7 @@ SLACK_S = 60  # the replay gives up in ~10 s at most; MLflow's own retries took 
 
 def _kept_journal(project: Path, url: str) -> Journal:
     """The journal of a trial whose server did not answer: a finished run the server never got."""
-    journal = Journal.create(project, url, None)
-    records, run = JournalFile(journal), new_ref()
-    records.append("create_run", ref=run, experiment="@kept", run_name="t", tags=[["mlexp.kind", "trial"]])
-    records.append("log_batch", run=run, metrics=[["loss", 0.5, 1000, 0]], params=[["lr", "0.1"]], tags=[])
-    records.append("set_status", run=run, status="FINISHED", terminated=True)
-    records.append("end")
-    records.close()
-    journal.release()
-    return journal
+    return journal_of_one_trial(project, url, experiment="kept")
 
 
 def _settle_in_a_process(root: str, queue: multiprocessing.Queue) -> None:
