@@ -38,6 +38,11 @@ MODEL_TRAINING = "custom_model_development"
 SWEEPS_SUFFIX = "-sweeps"
 
 
+def component_filter(trial_id: str, stage: str) -> str:
+    """The search_runs filter of a trial's own component for `stage` (not one it reused: shared_components)."""
+    return f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{STAGE}` = '{stage}'"
+
+
 def shared_components(run_tags: Mapping[str, str]) -> dict[str, str]:
     """The component runs a trial reuses, by stage, from its tags."""
     return {
@@ -67,5 +72,6 @@ __all__ = [
     "SWEEP_ID",
     "SWEEP_NAME",
     "TASK",
+    "component_filter",
     "shared_components",
 ]

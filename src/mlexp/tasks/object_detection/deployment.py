@@ -40,7 +40,7 @@ def _download_model(client: Any, experiment_id: str, trial_id: str, into: Path) 
     """The `model/` artifacts of the trial's Training component, downloaded; None if it has none."""
     components = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{tags.STAGE}` = 'train'",
+        filter_string=tags.component_filter(trial_id, "train"),
     )
     for component in components:
         if any(a.path == "model/model.params" for a in client.list_artifacts(component.info.run_id, "model")):

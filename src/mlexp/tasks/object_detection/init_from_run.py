@@ -84,7 +84,7 @@ def _lookup(uri: str, client: Any) -> Weights:
         raise NoWeights(uri, f"{_no_run(client, run_id, path)} ({first})") from None
     children = client.search_runs(
         [run.info.experiment_id],
-        filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{run_id}' and tags.`{tags.STAGE}` = 'train'",
+        filter_string=tags.component_filter(run_id, "train"),
     )
     # a trial whose train stage was reused (a partial `dvc repro`) names the component that trained
     reused = tags.shared_components(run.data.tags).get("train")
@@ -141,8 +141,7 @@ def _trained(client: Any, trial: Any) -> bool:
         return bool(
             client.search_runs(
                 [trial.info.experiment_id],
-                filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial.info.run_id}' and tags.`{tags.STAGE}` = "
-                "'train'",
+                filter_string=tags.component_filter(trial.info.run_id, "train"),
                 max_results=1,
             )
         )

@@ -44,7 +44,7 @@ def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> P
         experiment = tracker.client.get_run(trial_id).info.experiment_id
         components = tracker.client.search_runs(
             [experiment],
-            filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{tags.STAGE}` = 'train'",
+            filter_string=tags.component_filter(trial_id, "train"),
         )
     except MlflowException as error:
         if error.error_code in NO_SUCH_RUN:

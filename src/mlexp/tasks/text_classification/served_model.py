@@ -117,7 +117,7 @@ def _trial_model(client: Any, experiment_id: str, trial_id: str) -> TextClassifi
 
     components = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{tags.MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{tags.STAGE}` = 'train'",
+        filter_string=tags.component_filter(trial_id, "train"),
     )
     for component in components:
         names = {Path(a.path).name for a in client.list_artifacts(component.info.run_id, MODEL_ARTIFACTS)}
