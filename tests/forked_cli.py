@@ -58,6 +58,7 @@ SET_BY_IMPORTS = (
     "QT_QPA_PLATFORM_PLUGIN_PATH",
     "KMP_INIT_AT_FORK",
     "KMP_DUPLICATE_LIB_OK",  # scikit-learn's and threadpoolctl's
+    "_MLFLOW_TELEMETRY_SESSION_ID",  # MLflow's: a test whose worker had not imported MLflow yet failed the env guard
 )
 
 
