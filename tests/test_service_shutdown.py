@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import re
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +75,26 @@ def _wait_until_stopping(address: tuple[str, int], process: subprocess.Popen) ->
     raise AssertionError(f"the service did not begin to stop (exit code {process.poll()})")
 
 
+def _signal_a_thread_not_the_main_one(process: subprocess.Popen, signum: int) -> None:
+    """Send `signum` to one of the service's other threads that does not block it, as the kernel does with a signal
+    sent to the process when the main thread has one pending and is not running. The lowest thread id: the thread
+    started first, which lives as long as the process (a thread that ends drops a signal sent to it)."""
+    assert process.poll() is None, f"the service ended (exit code {process.returncode})"
+    tgkill = ctypes.CDLL(None).tgkill
+    for task in sorted(Path(f"/proc/{process.pid}/task").iterdir(), key=lambda task: int(task.name)):
+        if int(task.name) == process.pid:
+            continue
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            blocked = re.search(r"^SigBlk:\s*([0-9a-f]+)$", (task / "status").read_text(), re.MULTILINE)
+            if (
+                blocked
+                and not int(blocked.group(1), 16) >> (signum - 1) & 1
+                and tgkill(process.pid, int(task.name), signum) == 0
+            ):
+                return
+    raise AssertionError(f"no thread of the service but the main one takes signal {signum}")
+
+
 def _assert_answered_service_stopping(held: socket.socket) -> None:
     """The cut request's answer: the service's JSON 503, not uvicorn's plain-text 500; then its connection closes."""
     head, _, body = _read_until_closed_or(held).partition(b"\r\n\r\n")
@@ -131,3 +155,24 @@ def test_a_second_sigterm_still_lets_requests_finish_and_ctrl_c_then_cuts_the_wa
     assert "Traceback" not in stderr, stderr
     _assert_answered_service_stopping(cut)
     _assert_the_trial_finished_with(tmp_project, served=2, cut=1)
+
+
+@pytest.mark.usefixtures("tmp_project_with_store")
+def test_signals_another_thread_received_stop_the_service_as_the_main_thread_would(tmp_project):
+    """Python runs every handler in the main thread; a wait that ignored a signal another thread got held the stop
+    until its own end: SIGTERM forever, Ctrl-C during the graceful stop for the held request's 10 minutes."""
+    process, address = _start_service(tmp_project)
+    try:
+        held = _held_request(address)
+        _signal_a_thread_not_the_main_one(process, signal.SIGTERM)
+        _wait_until_stopping(address, process)
+        _signal_a_thread_not_the_main_one(process, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            stop_process_group(process)
+    assert process.returncode == 0, stderr
+    assert "service stopped after 1 request(s); Ctrl-C cut 1 of them short" in stdout.splitlines()
+    assert "Traceback" not in stderr, stderr
+    _assert_answered_service_stopping(held)
+    _assert_the_trial_finished_with(tmp_project, served=1, cut=1)

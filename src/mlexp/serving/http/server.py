@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from starlette.applications import Starlette
 
 from mlexp.errors import ConfigError
+from mlexp.interrupts import wait_obeying_signals
 from mlexp.serving.http.middleware.errors import ServiceStats
 from mlexp.serving.http.settings import ServiceSettings
 
@@ -48,7 +49,12 @@ class RunningService:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting connections, let in-flight requests finish, then return."""
         self.server.should_exit = True
-        self.thread.join(timeout)
+        # in slices: a Ctrl-C another thread received still runs serve's cut_short before the timeout
+        wait_obeying_signals(self._stopped_within, timeout)
+
+    def _stopped_within(self, seconds: float) -> bool:
+        self.thread.join(seconds)
+        return not self.thread.is_alive()
 
 
 def start_in_thread(
@@ -125,7 +131,7 @@ def serve(cfg: DictConfig, tracker: Tracker, app: Starlette, *, description: str
             print(f"  API key: mlexp keys create <name>  (store: {settings.keys_db}); export MLEXP_API_KEY=<the key>")
         for endpoint in endpoints:
             print("  " + curl_example(service.url, endpoint, settings.require_api_key), flush=True)
-        stop.wait(settings.max_seconds)
+        wait_obeying_signals(stop.wait, settings.max_seconds)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a service is meant to stop: the trial still finishes
     finally:
