@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,16 @@ def dvc(
     if exported_root is not None:
         env["MLEXP_ROOT"] = str(exported_root)
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    done = subprocess.run(
-        [os.path.join(VENV_BIN, "dvc"), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=900
-    )
+    # files, not pipes: `dvc queue start` forks a process that keeps them open while it waits on the queue worker
+    # (which exits 10-20 s after the queue empties), and a pipe is read until every holder closes it; a file is read
+    # once `dvc` itself exits, as a shell returns. Work DVC left running is not waited for here
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        returncode = subprocess.run(
+            [os.path.join(VENV_BIN, "dvc"), *args], cwd=workdir, env=env, stdout=stdout, stderr=stderr, timeout=900
+        ).returncode
+        stdout.seek(0)
+        stderr.seek(0)
+        done = subprocess.CompletedProcess(["dvc", *args], returncode, stdout.read(), stderr.read())
     if check:
         assert done.returncode == 0, f"dvc {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -268,23 +269,41 @@ def test_dvc_repro_runs_the_pipeline_as_one_trial_then_nothing_and_later_runs_li
     for run_id in [*full.components.values(), full.run_id]:
         client.delete_run(run_id)
     dvc(repo_copy, "exp", "run", "--queue", "-n", "queued", "-S", "tabular_regression.model.l1_size=6", pipeline)
-    dvc(repo_copy, "queue", "start")
+    dvc(repo_copy, "queue", "start")  # returns at once; the experiment runs after it
+    copies = repo_copy / ".dvc" / "tmp" / "exps"
     try:
         deadline = time.monotonic() + 300
-        # the store is read (milliseconds), not `dvc queue status` (a DVC start-up per look)
-        while not [t for t in trials_of(repo_copy) if t.params.get("model.l1_size") == "6" and t.status != "RUNNING"]:
+        # the store is read (milliseconds), not `dvc queue status` (a DVC start-up per look). A trial of DVC stages is
+        # not running between its stages: it is over once its last stage ran, or it failed, or the worker ended
+        while not _queue_worker_ended(repo_copy) and not [
+            t
+            for t in trials_of(repo_copy)
+            if t.params.get("model.l1_size") == "6"
+            and (t.status in ("FAILED", "KILLED") or ("Evaluation" in t.component_names and t.status != "RUNNING"))
+        ]:
+            # looked into while the experiment's temporary copy exists (the worker deletes it after the run)
+            assert not [folder for folder, _, files in os.walk(copies) if "mlflow.db" in files]
             assert time.monotonic() < deadline, dvc(repo_copy, "queue", "logs", "queued", check=False).stdout
             time.sleep(1)
     finally:
+        # a warm stop: the worker still commits the experiment and deletes its copy, then exits on its own
         dvc(repo_copy, "queue", "stop", check=False)
     [queued] = [t for t in trials_of(repo_copy) if t.params["model.l1_size"] == "6"]
     assert queued.status == "FINISHED", dvc(repo_copy, "queue", "logs", "queued", check=False).stdout
-    assert not list((repo_copy / ".dvc" / "tmp" / "exps").glob("**/mlflow.db"))
     assert queued.component_names == {"Training", "Evaluation"}
     assert "mlexp.shared_component.prepare" not in queued.tags
     assert queued.tags["mlexp.reused.prepare"] == NOT_RECORDED
     assert not {"rows_train", "rows_test"} & set(queued.metrics)
     assert queued.params["dataset.path"] == "data/raw/abalone.data"
+
+
+def _queue_worker_ended(repo: Path) -> bool:
+    """Whether DVC's queue worker exited: dvc-task records its exit code in the worker's info file, once it has one."""
+    info = repo / ".dvc" / "tmp" / "exps" / "celery" / "dvc-exp-worker-1.json"
+    try:
+        return json.loads(info.read_text())["returncode"] is not None
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def test_a_params_file_value_out_of_range_is_refused_unless_the_command_line_replaces_it(tmp_path):
