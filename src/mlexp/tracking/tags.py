@@ -54,6 +54,8 @@ def shared_components(run_tags: Mapping[str, str]) -> dict[str, str]:
 
 __all__ = [
     "BEST_IN_SWEEP",
+    "BEST_TRIAL_TIES",
+    "CHOICE_PREFIX",
     "DIRECTION",
     "ERROR",
     "EXPERIMENT_KIND",
@@ -72,6 +74,7 @@ __all__ = [
     "SWEEP_ID",
     "SWEEP_NAME",
     "TASK",
+    "TRIALS_EXPERIMENT_ID",
     "component_filter",
     "shared_components",
 ]
