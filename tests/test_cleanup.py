@@ -56,7 +56,8 @@ def test_delete_removes_the_experiment_and_leaves_the_other(
         *TINY,
         "tracking.experiment_name=doomed",
         "deploy=registry",
-        "deploy.model_name=doomed_model",
+        # a `'` in the name, as a user may type one: it ended MLflow's search filters (registration's, deletion's)
+        'deploy.model_name="doomed\'s_model"',
         "model.l1_size=4,8",
     )
     client = store_client(tmp_project)
@@ -68,7 +69,7 @@ def test_delete_removes_the_experiment_and_leaves_the_other(
     assert len(doomed) == 2 and len(sweep_ids) == 1 and _files(artifacts / "doomed") and kept_files
     sweep_jobs = [tmp_project / ".mlexp" / "sweeps" / sweep_id for sweep_id in sweep_ids]
     assert all(folder.exists() for folder in sweep_jobs)
-    assert len(client.search_model_versions("name = 'doomed_model'")) == 2
+    assert len(client.search_model_versions('name = "doomed\'s_model"')) == 2
     shared_before = _shared(tmp_project)
     doomed_shared = [folder for run_id, folder in shared_before.items() if run_id in doomed_runs]
     kept_shared = [folder for run_id, folder in shared_before.items() if run_id not in doomed_runs]
@@ -86,7 +87,7 @@ def test_delete_removes_the_experiment_and_leaves_the_other(
     assert len(trials_of(tmp_project, "doomed", client)) == 2 and doomed_shared[0].exists()
 
     report = delete_experiment("doomed", force=True, root=tmp_project)
-    assert report.deleted and report.permanent and report.registered_models == ["doomed_model"]
+    assert report.deleted and report.permanent and report.registered_models == ["doomed's_model"]
 
     # gone for good: no experiment (even deleted), no run, no artifact folder, no version, no sweep, no shared output
     names = {e.name for e in client.search_experiments(view_type=ViewType.ALL)}

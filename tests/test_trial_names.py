@@ -6,9 +6,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlflow.tracking import MlflowClient
 
+from conftest import run_cli
 from mlexp.serving.trial_names import no_trained_trial
 from mlexp.tracking import tags
 
@@ -51,3 +53,21 @@ def test_a_trial_of_other_experiments_is_offered_only_finished_and_quoted(tmp_pr
             f"tracking.experiment_name={experiment} deploy.source={ids[(experiment, 'object_detection-20261207-1203')]}"
             in both
         )
+
+
+@pytest.mark.parametrize("task", ["object_detection", "text_classification"])
+def test_a_source_with_a_quote_is_told_no_trial_has_that_id(tmp_project_with_store: Path, task: str):
+    # a `'` reached MLflow's search filter as a trial's run id: its parse error, not the one line of a wrong source.
+    # Given quoted, as Hydra's grammar asks (the shell's `'deploy.source="it'"'"'s"'`)
+    MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}").create_experiment(task)
+    done = run_cli(
+        tmp_project_with_store, f"task={task}", "stage=deploy", "deploy=local", 'deploy.source="it\'s"', check=False
+    )
+    assert done.returncode != 0
+    [line] = done.stderr.strip().splitlines()
+    said, _, trial = line.partition(" (trial ")
+    assert said == (
+        f"mlexp: error: stage 'deploy' failed: deploy.source=it's: no trial run with a trained model has this id; use "
+        f"deploy.source=champion, best, trial or the run id of a trained {task} trial"
+    )
+    assert trial.endswith(" marked FAILED)")

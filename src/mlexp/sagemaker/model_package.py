@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from mlexp.errors import ConfigError, DataError
 from mlexp.serving.registered_name import NOT_REGISTERED, registered_name, registration_command
+from mlexp.tracking.tags import quoted
 
 MODEL_FOLDER = "model"
 CODE_FOLDER = "code"
@@ -104,7 +105,9 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
                     f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
                 ) from None
         try:
-            versions = client.search_model_versions(f"name = '{name}' and tags.`mlexp.trial_run_id` = '{source}'")
+            versions = client.search_model_versions(
+                f"name = {quoted(name)} and tags.`mlexp.trial_run_id` = {quoted(source)}"
+            )
         except MlflowException as error:
             raise DataError(store_failure(error, tracking_uri)) from None
     if not versions:

@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from mlexp.tracking.store import sqlite_path
+from mlexp.tracking.tags import quoted
 
 OBJECTIVE = "mlexp.objective"
 DIRECTION = "mlexp.direction"
@@ -137,7 +138,9 @@ class Alias:
 
     def pending(self) -> list[Standing]:
         """Versions still settling; one whose trial died before it settled (FAILED, KILLED) never competes."""
-        versions = self.client.search_model_versions(f"name = '{self.model_name}' and tags.`{DECISION}` = 'pending'")
+        versions = self.client.search_model_versions(
+            f"name = {quoted(self.model_name)} and tags.`{DECISION}` = 'pending'"
+        )
         return sorted(
             Standing(int(v.version), objective_value(v, self.metric)) for v in versions if not self._abandoned(v)
         )

@@ -16,8 +16,8 @@ NO_SUCH_RUN = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 def finished_trials(client: Any, name: str) -> tuple[list[Any], list[Any]]:
     """The finished trials called `name` (the ones whose run id a deploy stage serves), and all trials of that
-    name, in any experiment of the client's store (two projects' trials on one server may share a name); none for a
-    name MLflow's filter cannot quote."""
+    name, in any experiment of the client's store (two projects' trials on one server may share a name); none when
+    the store fails the search."""
     named = _named(client, name)
     return [run for run in named if run.info.status == "FINISHED"], named
 
@@ -35,10 +35,10 @@ def _named(client: Any, name: str) -> list[Any]:
     try:
         return list(
             client.search_runs(
-                experiments, filter_string=f"attributes.run_name = '{name}' and tags.`{tags.KIND}` = 'trial'"
+                experiments, filter_string=f"attributes.run_name = {tags.quoted(name)} and tags.`{tags.KIND}` = 'trial'"
             )
         )
-    except MlflowException:  # a name MLflow's filter cannot quote: no lookup
+    except MlflowException:  # only a hint of an error line: that line is still said, without the name's trials
         return []
 
 

@@ -2,6 +2,8 @@
 
 from collections.abc import Mapping
 
+from mlexp.errors import DataError
+
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out: importing MLflow costs seconds a trial
 # need not spend before its work starts (a test checks they match)
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
@@ -38,9 +40,19 @@ MODEL_TRAINING = "custom_model_development"
 SWEEPS_SUFFIX = "-sweeps"
 
 
+def quoted(value: str) -> str:
+    """`value` as a value in an MLflow search filter, for a value a user typed (a model's name, a trial's): in single
+    quotes, or in double quotes when it holds a `'` (the filter has no escape)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise DataError(f"{value}: holds both kinds of quote, which no MLflow search can look up; choose another name")
+
+
 def component_filter(trial_id: str, stage: str) -> str:
     """The search_runs filter of a trial's own component for `stage` (not one it reused: shared_components)."""
-    return f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{STAGE}` = '{stage}'"
+    return f"tags.`{MLFLOW_PARENT_RUN_ID}` = {quoted(trial_id)} and tags.`{STAGE}` = '{stage}'"
 
 
 def shared_components(run_tags: Mapping[str, str]) -> dict[str, str]:
@@ -76,5 +88,6 @@ __all__ = [
     "TASK",
     "TRIALS_EXPERIMENT_ID",
     "component_filter",
+    "quoted",
     "shared_components",
 ]

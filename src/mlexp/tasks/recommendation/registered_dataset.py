@@ -34,6 +34,7 @@ from mlexp.serving.registered_name import registered_name
 from mlexp.tasks.recommendation.dataset_rules import FILES, OPTIONS, PULSELIVE
 from mlexp.tracking import Tracker, TrackingStore
 from mlexp.tracking.store import sqlite_path
+from mlexp.tracking.tags import quoted
 
 DATASET_TAG = "mlexp.dataset"
 # the trial a version came from (mlexp.serving.registry tags each version with it)
@@ -160,7 +161,7 @@ def _slug(dataset: str) -> str:
 def tag_the_version(cfg: DictConfig, tracker: Tracker) -> None:
     """Tag the version this trial registered with its dataset, which the next trial's check reads."""
     name, client = model_name(cfg), tracker.client
-    for version in client.search_model_versions(f"name = '{name}' and run_id = '{tracker.run_id}'"):
+    for version in client.search_model_versions(f"name = {quoted(name)} and run_id = '{tracker.run_id}'"):
         client.set_model_version_tag(name, str(version.version), DATASET_TAG, of_trial(cfg))
 
 
