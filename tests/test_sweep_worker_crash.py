@@ -20,6 +20,7 @@ from mlflow.entities import ViewType
 from omegaconf import OmegaConf
 
 from conftest import REPO, cli_env, run_cli, start_cli, store_client, trials_of
+from mlexp.sweeps import SWEEP_JOBS_ENV
 from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, NOT_RUN_NOTE, STARTED_DIR, _break_line, _rerun
 from mlexp.sweeps.workers import parallel_jobs
 from mlexp.tracking.journal import journals_root
@@ -226,7 +227,7 @@ DEATH_ENV = "MLEXP_TESTS_WORKER_DEATH"
 # in DEATH_ENV, read as each process starts: one folder serves both tests, whose commands then share one tracking
 # writer (PYTHONPATH is part of a writer's key)
 WORKER_DEATHS = f"""
-import os, signal, sys
+import os, signal, sys, time
 
 def _die_before_the_marker(event, args):
     # as a job opens its start marker to write it: no job is ever seen started, and each broken pool is one with no
@@ -235,8 +236,13 @@ def _die_before_the_marker(event, args):
         os.kill(os.getpid(), signal.SIGKILL)
 
 def _die_saving_the_model_of_job_1(event, args):
-    # as job 1 saves its trained model, with its trial open
+    # as job 1 saves its trained model, with its trial open; once job 0 has recorded its outcome (bounded), so that
+    # no job is cut and run again on a second pool of workers (seconds of imports) the test does not look at
     if event == "open" and str(args[0]).endswith(os.path.join(os.sep + "1", "models", "model.json")):
+        job_0 = os.path.join(os.environ.get("{SWEEP_JOBS_ENV}", ""), "0.json")
+        deadline = time.monotonic() + 120
+        while not os.path.exists(job_0) and time.monotonic() < deadline:
+            time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGKILL)
 
 _DEATHS = {{"before_its_marker": _die_before_the_marker, "job_1_after_training": _die_saving_the_model_of_job_1}}
