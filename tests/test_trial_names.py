@@ -71,3 +71,40 @@ def test_a_source_with_a_quote_is_told_no_trial_has_that_id(tmp_project_with_sto
         f"deploy.source=champion, best, trial or the run id of a trained {task} trial"
     )
     assert trial.endswith(" marked FAILED)")
+
+
+def test_quoted_names_are_found_by_mlflows_searches_and_unquotable_ones_are_told(tmp_project_with_store: Path):
+    # MLflow's filter has no escape: a `'` ended a single-quoted value, and a trailing backslash escapes the quote
+    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    experiment = client.create_experiment("names")
+    for name in ("it's", 'say "hi"', "a\\b"):
+        run = client.create_run(experiment, run_name=name, tags={tags.KIND: "trial"})
+        [found] = client.search_runs([experiment], f"attributes.run_name = {tags.quoted(name)}")
+        assert found.info.run_id == run.info.run_id
+        client.create_registered_model(name)
+        client.create_model_version(name, "file:///nowhere", run_id=run.info.run_id)
+        [version] = client.search_model_versions(f"name = {tags.quoted(name)} and run_id = '{run.info.run_id}'")
+        assert version.name == name
+    for name in ('it\'s "both"', "ends in \\"):
+        assert not tags.quotable(name)
+        with pytest.raises(ValueError):
+            tags.quoted(name)
+    assert tags.is_run_id(run.info.run_id) and not tags.is_run_id("it's") and not tags.is_run_id("")
+
+
+def test_a_model_name_no_search_can_hold_is_refused_before_training(tmp_project_with_store: Path):
+    done = run_cli(
+        tmp_project_with_store,
+        "task=tabular_regression",
+        "deploy=registry",
+        "deploy.model_name='a\\'b\"c'",
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "mlexp: error: deploy.model_name=a'b\"c: MLflow's searches cannot hold a name with both kinds of quote, or one "
+        "ending in a backslash; choose another name"
+    ]
+    # refused before any trial was opened
+    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    assert client.get_experiment_by_name("tabular_regression") is None

@@ -18,7 +18,6 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from mlexp.serving import champion
-from mlexp.tracking.tags import quoted
 
 if TYPE_CHECKING:
     from mlexp.cleanup_report import DeletionReport
@@ -55,7 +54,8 @@ def delete_versions(client: MlflowClient, tracking_uri: str, run_ids: Set[str], 
             lost = sorted(alias for alias, version in aliases.items() if str(version) in numbers)
             for number in sorted(numbers, key=int):
                 client.delete_model_version(name, number)
-            left = _search(client, f"name = {quoted(name)}")
+            # compared here, not in a filter: a registered name may be one no filter can hold (tags.quotable)
+            left = [v for v in _search(client) if v.name == name]
             if not left:
                 client.delete_registered_model(name)
                 report.registered_models.append(name)

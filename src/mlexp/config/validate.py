@@ -15,6 +15,7 @@ from mlexp.config.bounds import Bound, at_least, check_bounds
 from mlexp.config.constraints import check_constraints
 from mlexp.config.task_groups import foreign_group
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, mlexp_error_behind
+from mlexp.tracking.tags import quotable
 
 # where a trial can run: this machine, or a SageMaker training job (mlexp.sagemaker.training_job)
 COMPUTE_TARGETS = ("local", "sagemaker")
@@ -108,6 +109,12 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
 
 def check_deploy(cfg: DictConfig, task: tasks.Task) -> None:
     """A deploy target the task or the port cannot take: refused before training, not after it."""
+    name = cfg.deploy.get("model_name")
+    if name is not None and not quotable(str(name)):  # the registry's searches for its versions could not say it
+        raise ConfigError(
+            f"deploy.model_name={name}: MLflow's searches cannot hold a name with both kinds of quote, or one ending "
+            "in a backslash; choose another name"
+        )
     if cfg.deploy.target == "registry":
         task.check_registrable()
     if cfg.deploy.target == "local" and not 0 <= int(cfg.deploy.port) <= 65535:  # else bind() fails after training

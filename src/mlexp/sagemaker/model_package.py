@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from mlexp.errors import ConfigError, DataError
 from mlexp.serving.registered_name import NOT_REGISTERED, registered_name, registration_command
-from mlexp.tracking.tags import quoted
+from mlexp.tracking.tags import is_run_id, quoted
 
 MODEL_FOLDER = "model"
 CODE_FOLDER = "code"
@@ -104,10 +104,10 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
                     f"deploy.source=champion: models:/{name}@{alias} does not exist in {tracking_uri}; "
                     f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
                 ) from None
+        filter_string = f"name = {quoted(name)} and tags.`mlexp.trial_run_id` = '{source}'"
         try:
-            versions = client.search_model_versions(
-                f"name = {quoted(name)} and tags.`mlexp.trial_run_id` = {quoted(source)}"
-            )
+            # a source not of a run id's form comes from no run
+            versions = client.search_model_versions(filter_string) if is_run_id(source) else []
         except MlflowException as error:
             raise DataError(store_failure(error, tracking_uri)) from None
     if not versions:

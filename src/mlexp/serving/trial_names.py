@@ -31,6 +31,8 @@ def not_finished(trial: Any) -> str:
 def _named(client: Any, name: str) -> list[Any]:
     from mlflow.exceptions import MlflowException
 
+    if not tags.quotable(name):
+        return []  # looked up as no trial: no filter can hold the name
     experiments = [e.experiment_id for e in client.search_experiments()]
     try:
         return list(

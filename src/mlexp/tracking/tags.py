@@ -1,8 +1,8 @@
-"""Tag names mlexp writes on MLflow runs and experiments; `compare`, sweeps and the UI link read them back."""
+"""Tag names mlexp writes on MLflow runs and experiments; `compare`, sweeps and the UI link read them back (with
+the search filters that look them up)."""
 
+import re
 from collections.abc import Mapping
-
-from mlexp.errors import DataError
 
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out: importing MLflow costs seconds a trial
 # need not spend before its work starts (a test checks they match)
@@ -40,19 +40,35 @@ MODEL_TRAINING = "custom_model_development"
 SWEEPS_SUFFIX = "-sweeps"
 
 
+# MLflow's form of a run id: one of another form names no run, and is not searched for
+_RUN_ID = re.compile(r"[A-Za-z0-9][\w-]{0,255}")
+
+
+def quotable(value: str) -> bool:
+    """Whether an MLflow search filter can hold `value`. Its parser reads a quote after a backslash as part of the
+    value and MLflow never unescapes, so a value can be wrapped in `'` or `"` only if it lacks that quote and does
+    not end in a backslash."""
+    return not ("'" in value and '"' in value) and not value.endswith("\\")
+
+
 def quoted(value: str) -> str:
-    """`value` as a value in an MLflow search filter, for a value a user typed (a model's name, a trial's): in single
-    quotes, or in double quotes when it holds a `'` (the filter has no escape)."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise DataError(f"{value}: holds both kinds of quote, which no MLflow search can look up; choose another name")
+    """`value`, a name a user typed (a registered model's, a trial's), as a value in an MLflow search filter: in
+    single quotes, or in double ones when it holds a `'`. Only for a `quotable` value."""
+    if not quotable(value):
+        raise ValueError(f"no MLflow search filter can hold {value!r}")
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
+def is_run_id(value: str) -> bool:
+    """Whether `value` has the form of an MLflow run id (a source or init_from typed by a user may not)."""
+    return _RUN_ID.fullmatch(value) is not None
 
 
 def component_filter(trial_id: str, stage: str) -> str:
     """The search_runs filter of a trial's own component for `stage` (not one it reused: shared_components)."""
-    return f"tags.`{MLFLOW_PARENT_RUN_ID}` = {quoted(trial_id)} and tags.`{STAGE}` = '{stage}'"
+    if not is_run_id(trial_id):
+        raise ValueError(f"{trial_id!r} is not a run id")
+    return f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{STAGE}` = '{stage}'"
 
 
 def shared_components(run_tags: Mapping[str, str]) -> dict[str, str]:
@@ -88,6 +104,8 @@ __all__ = [
     "TASK",
     "TRIALS_EXPERIMENT_ID",
     "component_filter",
+    "is_run_id",
+    "quotable",
     "quoted",
     "shared_components",
 ]

@@ -38,6 +38,8 @@ def _experiment_id(client: Any, cfg: DictConfig) -> str:
 
 def _download_model(client: Any, experiment_id: str, trial_id: str, into: Path) -> Path | None:
     """The `model/` artifacts of the trial's Training component, downloaded; None if it has none."""
+    if not tags.is_run_id(trial_id):
+        return None
     components = client.search_runs(
         [experiment_id],
         filter_string=tags.component_filter(trial_id, "train"),

@@ -115,6 +115,8 @@ def _trial_model(client: Any, experiment_id: str, trial_id: str) -> TextClassifi
     """The model the trial's Training component logged; None when it has none."""
     from mlexp.serving.pyfunc_model import quiet_mlflow
 
+    if not tags.is_run_id(trial_id):
+        return None
     components = client.search_runs(
         [experiment_id],
         filter_string=tags.component_filter(trial_id, "train"),
