@@ -9,6 +9,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -422,10 +423,11 @@ def test_the_champion_to_deploy_tells_a_registry_that_is_down_from_a_missing_one
         assert offered[:3] == ["mlexp", "task=tabular_regression", "deploy=registry"]
         [name] = OverridesParser.create().parse_overrides(offered[3:])
         assert (name.key_or_group, name.value()) == ("deploy.model_name", model_name)
-    # a source no run id looks like comes from no run (a `'` in it ended the search's filter)
+    # a source not of a run id's form comes from no run: not searched for (a trailing backslash broke the filter)
     cfg = OmegaConf.create({"task": {"name": "tabular_regression"}, "tracking": {"uri": None}, "deploy": {}})
-    with pytest.raises(DataError, match=r"^deploy.source=it's: no version of registered model tabular_regression "):
-        registered_version(cfg, store, "it's")
+    for source in ("it's", "run\\", "a'b\"c"):
+        with pytest.raises(DataError, match=rf"^deploy.source={re.escape(source)}: no version of registered model "):
+            registered_version(cfg, store, source)
     for variable in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
         monkeypatch.setenv(variable, "")  # unset as in a user's shell, restored after: the lookup bounds them itself
         monkeypatch.delenv(variable)

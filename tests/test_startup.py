@@ -99,6 +99,7 @@ def test_mlflow_names_and_limits_spelled_out_match_the_installed_mlflow():
     assert store_writer.MAX_PARAMS_TAGS_PER_BATCH == validation.MAX_PARAMS_TAGS_PER_BATCH
     assert store_writer.MAX_PARAM_VAL_LENGTH == validation.MAX_PARAM_VAL_LENGTH
     assert store_writer.MAX_TAG_VAL_LENGTH == validation.MAX_TAG_VAL_LENGTH
+    assert f"^{tags.RUN_ID_PATTERN}$" == validation._RUN_ID_REGEX.pattern
 
 
 def _sweep_config(tmp_project, *overrides: str):

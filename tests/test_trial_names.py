@@ -10,8 +10,12 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import composed_with_hydra, run_cli
+from mlexp.config.validate import check_model_name
+from mlexp.errors import ConfigError
 from mlexp.serving.trial_names import no_trained_trial
+from mlexp.tasks.object_detection.deployment import _download_model as object_detection_model
+from mlexp.tasks.text_classification.served_model import _trial_model as text_model
 from mlexp.tracking import tags
 
 
@@ -73,8 +77,9 @@ def test_a_source_with_a_quote_is_told_no_trial_has_that_id(tmp_project_with_sto
     assert trial.endswith(" marked FAILED)")
 
 
-def test_quoted_names_are_found_by_mlflows_searches_and_unquotable_ones_are_told(tmp_project_with_store: Path):
-    # MLflow's filter has no escape: a `'` ended a single-quoted value, and a trailing backslash escapes the quote
+def test_quoted_names_are_found_by_mlflows_searches_and_unquotable_ones_are_refused(tmp_project_with_store: Path):
+    # MLflow never unescapes: a `'` ended a single-quoted value, and its parser reads a backslash before the closing
+    # quote as part of the value
     client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
     experiment = client.create_experiment("names")
     for name in ("it's", 'say "hi"', "a\\b"):
@@ -90,21 +95,40 @@ def test_quoted_names_are_found_by_mlflows_searches_and_unquotable_ones_are_told
         with pytest.raises(ValueError):
             tags.quoted(name)
     assert tags.is_run_id(run.info.run_id) and not tags.is_run_id("it's") and not tags.is_run_id("")
+    # a trial's name or a source no filter can hold is looked up as no trial, and said so in the one line
+    for source in ('it\'s "both"', "ends in \\"):
+        assert no_trained_trial(client, source, "object_detection", experiment).startswith(
+            f"deploy.source={source}: no trial run with a trained model has this id"
+        )
+        assert object_detection_model(client, experiment, source, tmp_project_with_store) is None
+        assert text_model(client, experiment, source) is None
 
 
-def test_a_model_name_no_search_can_hold_is_refused_before_training(tmp_project_with_store: Path):
+@pytest.mark.parametrize("name", ["a'b\"c", "ends in \\"])
+def test_the_model_name_check_refuses_both_kinds_of_quote_and_a_trailing_backslash(tmp_project_with_store, name):
+    config = composed_with_hydra(tmp_project_with_store, "task=tabular_regression", "deploy=registry")
+    config.deploy.model_name = name
+    refusal = (
+        f"deploy.model_name={name}: MLflow's searches cannot hold a name with both kinds of quote, or one ending in a "
+        "backslash; choose another name"
+    )
+    with pytest.raises(ConfigError) as refused:
+        check_model_name(config)
+    assert str(refused.value) == refusal
+
+
+@pytest.mark.parametrize("sweep", [(), ("-m",)], ids=["trial", "sweep"])
+def test_a_model_name_no_search_can_hold_is_refused_before_training(tmp_project_with_store: Path, sweep):
     done = run_cli(
         tmp_project_with_store,
-        "task=tabular_regression",
-        "deploy=registry",
-        "deploy.model_name='a\\'b\"c'",
+        *(*sweep, "task=tabular_regression", "deploy=registry", "deploy.model_name='a\\'b\"c'", "model.epochs=1"),
         check=False,
     )
     assert done.returncode != 0
-    assert done.stderr.strip().splitlines() == [
+    assert done.stderr.strip().splitlines()[-1] == (
         "mlexp: error: deploy.model_name=a'b\"c: MLflow's searches cannot hold a name with both kinds of quote, or one "
         "ending in a backslash; choose another name"
-    ]
-    # refused before any trial was opened
+    )
+    # refused before any trial or sweep record was opened
     client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
-    assert client.get_experiment_by_name("tabular_regression") is None
+    assert [e.name for e in client.search_experiments()] == ["Default"]

@@ -18,6 +18,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from mlexp.serving import champion
+from mlexp.tracking.tags import quotable, quoted
 
 if TYPE_CHECKING:
     from mlexp.cleanup_report import DeletionReport
@@ -54,8 +55,12 @@ def delete_versions(client: MlflowClient, tracking_uri: str, run_ids: Set[str], 
             lost = sorted(alias for alias, version in aliases.items() if str(version) in numbers)
             for number in sorted(numbers, key=int):
                 client.delete_model_version(name, number)
-            # compared here, not in a filter: a registered name may be one no filter can hold (tags.quotable)
-            left = [v for v in _search(client) if v.name == name]
+            # a name another tool registered may be one no filter can hold: then every version is read
+            left = (
+                _search(client, f"name = {quoted(name)}")
+                if quotable(name)
+                else [v for v in _search(client) if v.name == name]
+            )
             if not left:
                 client.delete_registered_model(name)
                 report.registered_models.append(name)

@@ -107,14 +107,20 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
     check_sagemaker_job(cfg)
 
 
-def check_deploy(cfg: DictConfig, task: tasks.Task) -> None:
-    """A deploy target the task or the port cannot take: refused before training, not after it."""
+def check_model_name(cfg: DictConfig) -> None:
+    """A deploy.model_name no MLflow search filter can hold: the registry's searches for its versions would fail
+    once a version is made (left pending), so it is refused before any trial opens."""
     name = cfg.deploy.get("model_name")
-    if name is not None and not quotable(str(name)):  # the registry's searches for its versions could not say it
+    if name is not None and not quotable(str(name)):
         raise ConfigError(
             f"deploy.model_name={name}: MLflow's searches cannot hold a name with both kinds of quote, or one ending "
             "in a backslash; choose another name"
         )
+
+
+def check_deploy(cfg: DictConfig, task: tasks.Task) -> None:
+    """A deploy target, model name or port the task cannot take: refused before training, not after it."""
+    check_model_name(cfg)
     if cfg.deploy.target == "registry":
         task.check_registrable()
     if cfg.deploy.target == "local" and not 0 <= int(cfg.deploy.port) <= 65535:  # else bind() fails after training

@@ -104,10 +104,12 @@ def registered_version(cfg: DictConfig, tracking_uri: str, source: str) -> tuple
                     f"deploy.source=champion: models:/{name}@{alias} does not exist in {tracking_uri}; "
                     f"register one first ({registration_command(cfg)}) or deploy deploy.source=trial"
                 ) from None
-        filter_string = f"name = {quoted(name)} and tags.`mlexp.trial_run_id` = '{source}'"
         try:
-            # a source not of a run id's form comes from no run
-            versions = client.search_model_versions(filter_string) if is_run_id(source) else []
+            versions = (
+                client.search_model_versions(f"name = {quoted(name)} and tags.`mlexp.trial_run_id` = '{source}'")
+                if is_run_id(source)
+                else []  # a source not of a run id's form comes from no run
+            )
         except MlflowException as error:
             raise DataError(store_failure(error, tracking_uri)) from None
     if not versions:

@@ -107,6 +107,8 @@ class Alias:
         self.client, self.tracking_uri = client, tracking_uri
         self.model_name, self.alias = model_name, alias
         self.metric, self.direction = metric, direction
+        # made before anything is registered: a name no filter can hold fails here, not with a version left pending
+        self._pending_filter = f"name = {quoted(model_name)} and tags.`{DECISION}` = 'pending'"
 
     def register(
         self, source: str, run_id: str, tags: dict[str, str], model_id: str
@@ -138,9 +140,7 @@ class Alias:
 
     def pending(self) -> list[Standing]:
         """Versions still settling; one whose trial died before it settled (FAILED, KILLED) never competes."""
-        versions = self.client.search_model_versions(
-            f"name = {quoted(self.model_name)} and tags.`{DECISION}` = 'pending'"
-        )
+        versions = self.client.search_model_versions(self._pending_filter)
         return sorted(
             Standing(int(v.version), objective_value(v, self.metric)) for v in versions if not self._abandoned(v)
         )

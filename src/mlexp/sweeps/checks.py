@@ -20,7 +20,7 @@ from mlexp.config.group_options import config_groups
 from mlexp.config.known_keys import check_key
 from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
-from mlexp.config.validate import check_compute, unresolvable_refusal
+from mlexp.config.validate import check_compute, check_model_name, unresolvable_refusal
 from mlexp.config.value_checks import misfit
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, first_few
 from mlexp.paths import NoProject, project_root
@@ -234,6 +234,7 @@ def check_sweep(config: DictConfig) -> None:
     overrides = command_overrides(config.hydra)
     sweeper = sweeper_kind(config)
     check_swept_choices(config)
+    check_model_name(config)  # once for the sweep, not as each of its trials fails
     if config.deploy.target == "registry":
         from mlexp import tasks
 

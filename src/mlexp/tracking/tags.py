@@ -40,8 +40,9 @@ MODEL_TRAINING = "custom_model_development"
 SWEEPS_SUFFIX = "-sweeps"
 
 
-# MLflow's form of a run id: one of another form names no run, and is not searched for
-_RUN_ID = re.compile(r"[A-Za-z0-9][\w-]{0,255}")
+# MLflow's form of a run id (mlflow.utils.validation._RUN_ID_REGEX; a test checks they match): one of another form
+# names no run, and is not searched for
+RUN_ID_PATTERN = r"[a-zA-Z0-9][\w\-]{0,255}"
 
 
 def quotable(value: str) -> bool:
@@ -61,11 +62,12 @@ def quoted(value: str) -> str:
 
 def is_run_id(value: str) -> bool:
     """Whether `value` has the form of an MLflow run id (a source or init_from typed by a user may not)."""
-    return _RUN_ID.fullmatch(value) is not None
+    return re.fullmatch(RUN_ID_PATTERN, value) is not None
 
 
 def component_filter(trial_id: str, stage: str) -> str:
-    """The search_runs filter of a trial's own component for `stage` (not one it reused: shared_components)."""
+    """The search_runs filter of a trial's own component for `stage` (not one it reused: shared_components). Only
+    for a run id (`is_run_id`): a value a user typed may be anything."""
     if not is_run_id(trial_id):
         raise ValueError(f"{trial_id!r} is not a run id")
     return f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{STAGE}` = '{stage}'"
@@ -94,6 +96,7 @@ __all__ = [
     "OBJECTIVE",
     "OUTPUTS_DIGEST",
     "REUSED_PREFIX",
+    "RUN_ID_PATTERN",
     "SHARED_COMPONENT_PREFIX",
     "SHARED_KEY",
     "SHARED_PREPROCESSING",
