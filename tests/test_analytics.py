@@ -287,6 +287,9 @@ def test_mistakes_fail_in_one_line_naming_the_fix(store, tmp_path):
     cases = {
         "no trials in experiment 'nothing-here'": lambda: analytics("nothing-here", tracking_uri=uri),
         "no sweep named or with id 'nope'": lambda: analytics(sweep="nope", tracking_uri=uri),
+        # typed values MLflow's filter held badly: a `'` and a trailing backslash
+        'no sweep named or with id "it\'s"': lambda: analytics(sweep="it's", tracking_uri=uri),
+        r"no sweep named or with id 'grid\\\\'": lambda: analytics(sweep="grid\\", tracking_uri=uri),
         "is not an MLflow search filter": lambda: analytics(EXPERIMENT, search="oops", tracking_uri=uri),
         "'test_mse' is not a column": lambda: analytics(EXPERIMENT, sort_by="test_mse", tracking_uri=uri),
         "ran in experiment 'tabular_regression', not 'churn'": lambda: analytics(

@@ -69,8 +69,8 @@ class SweepRecord:
 
 def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
     """The sweep named `name_or_id` (as printed when it ran) or with that id, in any experiment."""
-    if "'" in name_or_id or "`" in name_or_id:
-        return None  # no sweep name or id holds quotes, and they would break the search filter
+    if not tags.quotable(name_or_id):
+        return None  # no filter can hold it: looked up as no sweep
     sweeps_experiments = [
         e for e in client.search_experiments(max_results=MAX_TRIALS) if e.name.endswith(tags.SWEEPS_SUFFIX)
     ]
@@ -79,7 +79,7 @@ def find_sweep(client: MlflowClient, name_or_id: str) -> SweepRecord | None:
     by_id = {e.experiment_id: e.name for e in sweeps_experiments}
     # MLflow's search has no OR: the name first, then the id
     for key in (tags.SWEEP_NAME, tags.SWEEP_ID):
-        condition = f"tags.`{tags.KIND}` = 'sweep' and tags.`{key}` = '{name_or_id}'"
+        condition = f"tags.`{tags.KIND}` = 'sweep' and tags.`{key}` = {tags.quoted(name_or_id)}"
         runs = client.search_runs(list(by_id), filter_string=condition, max_results=1)
         if runs:
             run = runs[0]
