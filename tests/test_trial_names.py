@@ -1,5 +1,6 @@
 """A trial's name given as deploy.source: the run id offered is one that serves (a finished trial), with the
-experiment that holds it as an override a shell and Hydra read back."""
+experiment that holds it as an override a shell and Hydra read back. Names and ids typed with quotes or a trailing
+backslash, which MLflow's search filters hold only when quoted for them (tracking.tags.quoted), or not at all."""
 
 from __future__ import annotations
 
