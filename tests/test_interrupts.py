@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -124,3 +125,40 @@ def test_after_its_warm_up_a_worker_of_hydras_own_launcher_obeys_ctrl_c_again(mo
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_sleep_obeying_signals_sleeps_the_whole_time_and_no_time_when_told_none():
+    started = time.monotonic()
+    interrupts.sleep_obeying_signals(0.5)
+    assert 0.5 <= time.monotonic() - started < 1.5
+    started = time.monotonic()
+    interrupts.sleep_obeying_signals(0)  # compute.poll_s=0, as the SageMaker tests poll
+    assert time.monotonic() - started < 0.1
+
+
+class _Signalled(Exception):
+    pass
+
+
+def _raise_signalled(signum: int, frame: object) -> None:
+    raise _Signalled
+
+
+def _signal_this_thread_soon() -> None:
+    time.sleep(0.3)  # once the main thread sleeps
+    signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+
+
+def test_sleep_obeying_signals_runs_a_handler_for_a_signal_another_thread_received():
+    # time.sleep would run it only after its 30 s: Python runs handlers in the main thread, once that thread wakes
+    previous = signal.signal(signal.SIGUSR1, _raise_signalled)
+    helper = threading.Thread(target=_signal_this_thread_soon)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Signalled):
+            helper.start()
+            interrupts.sleep_obeying_signals(30)
+    finally:
+        helper.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert time.monotonic() - started < 5

@@ -63,6 +63,11 @@ def wait_obeying_signals(wait: Callable[[float], bool], seconds: float | None) -
             return True
 
 
+def sleep_obeying_signals(seconds: float) -> None:
+    """time.sleep(seconds), but signal handlers run meanwhile (a Ctrl-C stops it within SIGNAL_CHECK_S)."""
+    wait_obeying_signals(threading.Event().wait, seconds)
+
+
 def interrupt_again() -> None:
     """Deliver a Ctrl-C to the main code again, as a first press: one that an object's finaliser swallowed
     (mlexp.console) never stopped anything. Callable from any thread."""

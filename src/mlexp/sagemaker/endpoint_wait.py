@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mlexp.interrupts import sleep_obeying_signals
 from mlexp.sagemaker.endpoint_errors import EndpointError
 
 POLL_S = 15.0
@@ -33,4 +34,4 @@ def wait_in_service(endpoint: Any, seconds: float, poll_s: float = POLL_S) -> st
                     f"endpoint {name} is still {status} after {seconds:.0f} s; it keeps going: "
                     "watch it in the SageMaker console, or deploy with a larger deploy.wait_s"
                 )
-            time.sleep(poll_s)
+            sleep_obeying_signals(poll_s)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from mlexp import runner, tasks
 from mlexp.config.validate import resolved_config, stopping_condition
 from mlexp.errors import ConfigError, DataError, MlexpError
+from mlexp.interrupts import sleep_obeying_signals
 from mlexp.sagemaker import trained_model
 from mlexp.sagemaker.packaging import CODE_DIR, CONFIG_FILE, package_code, s3_inputs
 from mlexp.sagemaker.session import sagemaker_session
@@ -171,7 +172,7 @@ def wait_for_job(client: Any, name: str, poll_s: float) -> dict[str, Any]:
             seen = state
         if state[0] in ENDED:
             return dict(job)
-        time.sleep(poll_s)
+        sleep_obeying_signals(poll_s)
 
 
 def _download_model(session: Session, uri: str, folder: Path) -> Path | None:

@@ -13,7 +13,6 @@ import json
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
 from mlexp.config.validate import check_sagemaker_job
 from mlexp.errors import ConfigError
+from mlexp.interrupts import sleep_obeying_signals
 from mlexp.sagemaker.tuning_results import MODEL_ARTIFACTS_TAG, record_results
 from mlexp.sagemaker.tuning_space import SearchSpace, search_space
 
@@ -250,7 +250,7 @@ def wait_for_tuning_job(client: Any, name: str, poll_s: float) -> dict[str, Any]
             seen = state
         if status in ("Completed", "Failed", "Stopped"):
             return dict(described)
-        time.sleep(poll_s)
+        sleep_obeying_signals(poll_s)
 
 
 # ---- the command: `mlexp -m ... compute=sagemaker` ----

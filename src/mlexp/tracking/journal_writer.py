@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mlexp.console import warn
 from mlexp.database_driver import NOT_INSTALLED
 from mlexp.errors import MlexpError
+from mlexp.interrupts import wait_obeying_signals
 from mlexp.tracking.journal import EXPERIMENT_PREFIX, Journal, JournalFile, is_ref, new_ref
 from mlexp.tracking.producers import Producer, Wanted, read_producers
 from mlexp.tracking.store import WHERE_THE_ADDRESS_IS, TrackingStore, absolute_uri, unreachable
@@ -86,9 +87,9 @@ class WriterConnection:
 
     def answer(self, command: dict[str, Any]) -> dict[str, Any]:
         """The writer's reply to `command`, sent just before."""
-        # one reply per request, read whole: nothing waits in the reader's buffer that select() would miss
-        ready, _, _ = select.select([self.socket], [], [], reply_wait_s())
-        if not ready:
+        # one reply per request, read whole: nothing waits in the reader's buffer that select() would miss. In
+        # slices: a Ctrl-C another thread received stops a trial waiting for a slow store, not after 10 minutes
+        if not wait_obeying_signals(self._replied_within, reply_wait_s()):
             self.close()  # a late answer must not be taken for the next request's: the next trial connects again
             raise TrackingError(
                 f"the tracking writer did not answer within {reply_wait_s():.0f} s (is the store down?); "
@@ -102,6 +103,10 @@ class WriterConnection:
             self.close()
             raise self._stopped(command)
         return dict(json.loads(line))
+
+    def _replied_within(self, seconds: float) -> bool:
+        ready, _, _ = select.select([self.socket], [], [], seconds)
+        return bool(ready)
 
     def alive(self) -> bool:
         """Open and taking commands (not let go by `close`, the writer not gone)."""
