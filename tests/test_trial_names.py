@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 from conftest import composed_with_hydra, run_cli
 from mlexp.config.validate import check_model_name
 from mlexp.errors import ConfigError
+from mlexp.serving.trained_components import run_in_experiment
 from mlexp.serving.trial_names import no_trained_trial
 from mlexp.tasks.object_detection.deployment import _download_model as object_detection_model
-from mlexp.tasks.text_classification.served_model import _trial_model as text_model
 from mlexp.tracking import tags
 
 
@@ -102,7 +102,7 @@ def test_quoted_names_are_found_by_mlflows_searches_and_unquotable_ones_are_refu
             f"deploy.source={source}: no trial run with a trained model has this id"
         )
         assert object_detection_model(client, experiment, source, tmp_project_with_store) is None
-        assert text_model(client, experiment, source) is None
+        assert run_in_experiment(client, source, experiment) is None  # text classification's lookup
 
 
 @pytest.mark.parametrize("name", ["a'b\"c", "ends in \\"])

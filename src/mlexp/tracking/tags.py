@@ -66,8 +66,9 @@ def is_run_id(value: str) -> bool:
 
 
 def component_filter(trial_id: str, stage: str) -> str:
-    """The search_runs filter of a trial's own component for `stage` (not one it reused: shared_components). Only
-    for a run id (`is_run_id`): a value a user typed may be anything."""
+    """The search_runs filter of a trial's own component for `stage`, not one it reused (shared_components;
+    mlexp.serving.trained_components looks in both for a trial's model). Only for a run id (`is_run_id`): a value a
+    user typed may be anything."""
     if not is_run_id(trial_id):
         raise ValueError(f"{trial_id!r} is not a run id")
     return f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{trial_id}' and tags.`{STAGE}` = '{stage}'"

@@ -20,6 +20,7 @@ from mlexp.errors import DataError
 from mlexp.serving import http
 from mlexp.serving.http import ModelSlot, ServiceSettings, champion_from_config, create_app, open_api_keys
 from mlexp.serving.registered_name import registered_name
+from mlexp.serving.trained_components import run_in_experiment, training_component_ids
 from mlexp.serving.trial_names import no_trained_trial
 from mlexp.tasks.object_detection.config import DetectionAugmentation
 from mlexp.tasks.object_detection.endpoint import FootballDetector, routes
@@ -37,16 +38,17 @@ def _experiment_id(client: Any, cfg: DictConfig) -> str:
 
 
 def _download_model(client: Any, experiment_id: str, trial_id: str, into: Path) -> Path | None:
-    """The `model/` artifacts of the trial's Training component, downloaded; None if it has none."""
-    if not tags.is_run_id(trial_id):
-        return None
-    components = client.search_runs(
-        [experiment_id],
-        filter_string=tags.component_filter(trial_id, "train"),
-    )
-    for component in components:
-        if any(a.path == "model/model.params" for a in client.list_artifacts(component.info.run_id, "model")):
-            return Path(client.download_artifacts(component.info.run_id, "model", str(into)))
+    """The model of the experiment's trial `trial_id`, downloaded; None if no trial there has that id or a model."""
+    trial = run_in_experiment(client, trial_id, experiment_id)
+    return None if trial is None else _download_trial_model(client, trial, into)
+
+
+def _download_trial_model(client: Any, trial: Any, into: Path) -> Path | None:
+    """The `model/` artifacts of the trial's Training component (its own, or one it reused), downloaded; None if it
+    has none."""
+    for component in training_component_ids(client, trial):
+        if any(a.path == "model/model.params" for a in client.list_artifacts(component, "model")):
+            return Path(client.download_artifacts(component, "model", str(into)))
     return None
 
 
@@ -60,7 +62,7 @@ def _best_trial(client: Any, experiment_id: str, cfg: DictConfig, into: Path) ->
         max_results=50,
     )
     for trial in trials:
-        folder = _download_model(client, experiment_id, trial.info.run_id, into)
+        folder = _download_trial_model(client, trial, into)
         if folder is not None:
             return folder, f"best trial {trial.info.run_name} ({metric} = {trial.data.metrics[metric]:.4f})"
     raise DataError(f"no finished trial with {metric} and a saved model in the experiment: train one first")

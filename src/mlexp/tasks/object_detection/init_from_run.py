@@ -1,5 +1,6 @@
 """model.init_from=runs:/<run id>/<path>: the run of the tracking store that holds the weights (the run itself, or a
-trial's Training component), found before the trial opens: a typo must not cost the prepare stage's minutes.
+trial's Training component: its own or one it reused, mlexp.serving.trained_components), found before the trial
+opens: a typo must not cost the prepare stage's minutes.
 
 What the check before a trial finds is kept until that trial's train stage takes it (no second lookup), and no
 longer: a later trial in the process (a sweep's, or `mlexp.run` again) may meet weights logged or trials re-run since.
@@ -69,8 +70,8 @@ def locate(uri: str, client: Any) -> Weights:
 def _lookup(uri: str, client: Any) -> Weights:
     from mlflow.exceptions import MlflowException
 
+    from mlexp.serving.trained_components import training_component_ids
     from mlexp.serving.trial_names import NO_SUCH_RUN
-    from mlexp.tracking import tags
 
     run_id, _, path = uri.removeprefix("runs:/").partition("/")
     if not run_id or not path:
@@ -82,15 +83,9 @@ def _lookup(uri: str, client: Any) -> Weights:
             raise
         first = next(iter(str(missing).splitlines()), "")
         raise NoWeights(uri, f"{_no_run(client, run_id, path)} ({first})") from None
-    children = client.search_runs(
-        [run.info.experiment_id],
-        filter_string=tags.component_filter(run_id, "train"),
-    )
-    # a trial whose train stage was reused (a partial `dvc repro`) names the component that trained
-    reused = tags.shared_components(run.data.tags).get("train")
     folder, name = path.rpartition("/")[0], path.rpartition("/")[2]
     about = f"{path.rsplit('.', 1)[0]}.json"
-    for candidate in [run_id, *(child.info.run_id for child in children), *([reused] if reused else [])]:
+    for candidate in [run_id, *training_component_ids(client, run)]:
         listed = {a.path for a in client.list_artifacts(candidate, folder or None)}
         if path in listed:
             return Weights(candidate, path, about if about in listed else None)
@@ -133,18 +128,13 @@ def _holds(client: Any, run_id: str, path: str) -> bool:
 def _trained(client: Any, trial: Any) -> bool:
     """Whether the trial has a train component, its own or one it reused (its weights may be at another path than
     the one given); False when the store cannot tell."""
+    from mlexp.serving.trained_components import training_component_ids
     from mlexp.tracking import tags
 
     if tags.shared_components(trial.data.tags).get("train"):
         return True
     try:
-        return bool(
-            client.search_runs(
-                [trial.info.experiment_id],
-                filter_string=tags.component_filter(trial.info.run_id, "train"),
-                max_results=1,
-            )
-        )
+        return bool(training_component_ids(client, trial))
     except Exception:
         return False
 

@@ -17,6 +17,7 @@ from mlexp.errors import DataError
 from mlexp.serving.http import ModelSlot, champion_from_config
 from mlexp.serving.pyfunc_model import quiet_mlflow
 from mlexp.serving.registered_name import registered_name
+from mlexp.serving.trained_components import training_component_ids
 from mlexp.serving.trial_names import NO_SUCH_RUN, no_trained_trial
 from mlexp.tasks.recommendation.event_store import EventStore
 from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
@@ -38,21 +39,17 @@ def _download(what: str, download: Callable[[], str]) -> Path:
 
 
 def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> Path:
-    """The model of the trial `trial_id` (its Training component's `model` artifacts)."""
+    """The model of the trial `trial_id` (the `model` artifacts of its Training component, or of one it reused)."""
     what = f"deploy.source={trial_id}"
     try:
-        experiment = tracker.client.get_run(trial_id).info.experiment_id
-        components = tracker.client.search_runs(
-            [experiment],
-            filter_string=tags.component_filter(trial_id, "train"),
-        )
+        components = training_component_ids(tracker.client, tracker.client.get_run(trial_id))
     except MlflowException as error:
         if error.error_code in NO_SUCH_RUN:
             raise DataError(no_trained_trial(tracker.client, trial_id, cfg.task.name)) from None
         raise DataError(f"{what}: {store_failure(error, str(tracker.client.tracking_uri))}") from None
     if not components:
         raise DataError(f"{what}: this run has no Training component; give the run id of a trained trial")
-    run_id = components[0].info.run_id
+    run_id = components[0]
     return _download(what, lambda: tracker.client.download_artifacts(run_id, "model", str(into)))
 
 

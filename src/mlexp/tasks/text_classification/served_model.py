@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from mlexp.config.schema import objective_direction
 from mlexp.errors import DataError
 from mlexp.serving.registered_name import registered_name
+from mlexp.serving.trained_components import run_in_experiment, training_component_ids
 from mlexp.serving.trial_names import no_trained_trial
 from mlexp.tasks.text_classification.classifier import ABOUT_FILE, TextClassifier
 from mlexp.tracking import TrackingStore, tags
@@ -111,22 +112,16 @@ def _experiment_id(cfg: DictConfig, client: Any) -> str:
     return str(experiment.experiment_id)
 
 
-def _trial_model(client: Any, experiment_id: str, trial_id: str) -> TextClassifier | None:
-    """The model the trial's Training component logged; None when it has none."""
+def _model_of(client: Any, trial: Any) -> TextClassifier | None:
+    """The model the trial's Training component (its own, or one it reused) logged; None when it has none."""
     from mlexp.serving.pyfunc_model import quiet_mlflow
 
-    if not tags.is_run_id(trial_id):
-        return None
-    components = client.search_runs(
-        [experiment_id],
-        filter_string=tags.component_filter(trial_id, "train"),
-    )
-    for component in components:
-        names = {Path(a.path).name for a in client.list_artifacts(component.info.run_id, MODEL_ARTIFACTS)}
+    for component in training_component_ids(client, trial):
+        names = {Path(a.path).name for a in client.list_artifacts(component, MODEL_ARTIFACTS)}
         if ABOUT_FILE in names:
             with tempfile.TemporaryDirectory(prefix="mlexp-served-") as folder, quiet_mlflow():
-                path = client.download_artifacts(component.info.run_id, MODEL_ARTIFACTS, folder)
-                return _load_folder(Path(path), f"trial {trial_id}")
+                path = client.download_artifacts(component, MODEL_ARTIFACTS, folder)
+                return _load_folder(Path(path), f"trial {trial.info.run_id}")
     return None
 
 
@@ -157,14 +152,15 @@ def load_served_model(cfg: DictConfig, source: str) -> tuple[TextClassifier, str
     experiment_id = _experiment_id(cfg, client)
     if source == "best":
         for trial in _best_trials(cfg, client, experiment_id):
-            model = _trial_model(client, experiment_id, trial.info.run_id)
+            model = _model_of(client, trial)
             if model is not None:
                 return model, f"trial {trial.info.run_name}"
         raise DataError(f"no finished trial with {cfg.task.objective.metric} and a saved model: train one first")
-    model = _trial_model(client, experiment_id, source)
-    if model is None:
+    trial = run_in_experiment(client, source, experiment_id)
+    model = None if trial is None else _model_of(client, trial)
+    if trial is None or model is None:
         raise DataError(no_trained_trial(client, source, cfg.task.name, experiment_id))
-    return model, f"trial {client.get_run(source).info.run_name}"
+    return model, f"trial {trial.info.run_name}"
 
 
 def served_model_probe(cfg: DictConfig, source: str) -> Callable[[], str]:
