@@ -98,7 +98,7 @@ def test_a_detection_trial_that_reused_its_training_serves_and_starts_from_that_
 
 
 def test_a_text_trial_that_reused_its_training_serves_that_classifier(tmp_path, monkeypatch):
-    from mlexp.tasks.text_classification.served_model import load_served_model
+    from mlexp.tasks.text_classification.served_model import load_served_model, served_model_probe
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     client, experiment = _store(tmp_path, "text_classification")
@@ -112,6 +112,11 @@ def test_a_text_trial_that_reused_its_training_serves_that_classifier(tmp_path, 
     assert model.predict_one("the goalkeeper saved a penalty in the final minute")[0] == "Sports"
     model, label = load_served_model(cfg, "best")
     assert label == "trial text_classification-2" and model.labels == LABELS
+    # the service reloads when the probe names another model than the one it serves: it names the best trial that
+    # has one, not a better trial without any (a link to a component deleted since)
+    assert served_model_probe(cfg, "best")() == label
+    _kept(client, experiment, "text_classification-3", {"holdout_macro_f1": 0.9}, "0" * 32)
+    assert load_served_model(cfg, "best")[1] == served_model_probe(cfg, "best")() == "trial text_classification-2"
 
 
 def test_a_recommendation_trial_that_reused_its_training_serves_that_model(tmp_path):

@@ -112,17 +112,24 @@ def _experiment_id(cfg: DictConfig, client: Any) -> str:
     return str(experiment.experiment_id)
 
 
+def _model_component(client: Any, trial: Any) -> str | None:
+    """The Training component (the trial's own, or one it reused) that logged its classifier; None when none did."""
+    for component in training_component_ids(client, trial):
+        if ABOUT_FILE in {Path(a.path).name for a in client.list_artifacts(component, MODEL_ARTIFACTS)}:
+            return component
+    return None
+
+
 def _model_of(client: Any, trial: Any) -> TextClassifier | None:
-    """The model the trial's Training component (its own, or one it reused) logged; None when it has none."""
+    """The classifier the trial's Training component logged; None when it has none."""
     from mlexp.serving.pyfunc_model import quiet_mlflow
 
-    for component in training_component_ids(client, trial):
-        names = {Path(a.path).name for a in client.list_artifacts(component, MODEL_ARTIFACTS)}
-        if ABOUT_FILE in names:
-            with tempfile.TemporaryDirectory(prefix="mlexp-served-") as folder, quiet_mlflow():
-                path = client.download_artifacts(component, MODEL_ARTIFACTS, folder)
-                return _load_folder(Path(path), f"trial {trial.info.run_id}")
-    return None
+    component = _model_component(client, trial)
+    if component is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="mlexp-served-") as folder, quiet_mlflow():
+        path = client.download_artifacts(component, MODEL_ARTIFACTS, folder)
+        return _load_folder(Path(path), f"trial {trial.info.run_id}")
 
 
 def _best_trials(cfg: DictConfig, client: Any, experiment_id: str) -> list[Any]:
@@ -172,8 +179,11 @@ def served_model_probe(cfg: DictConfig, source: str) -> Callable[[], str]:
         experiment_id = _experiment_id(cfg, client)
 
         def best() -> str:
+            # the trial load_served_model would serve: the best with a model (naming a better one without any
+            # reloaded the same model at every poll)
             trials = _best_trials(cfg, client, experiment_id)
-            return f"trial {trials[0].info.run_name}" if trials else ""
+            served = next((trial for trial in trials if _model_component(client, trial) is not None), None)
+            return f"trial {served.info.run_name}" if served is not None else ""
 
         return best
     label = (
