@@ -68,7 +68,7 @@ def _store(root: Path, task: str) -> tuple[MlflowClient, str]:
 
 def test_a_detection_trial_that_reused_its_training_serves_and_starts_from_that_network(tmp_path):
     from mlexp.tasks.object_detection.deployment import model_folder
-    from mlexp.tasks.object_detection.init_from_run import locate
+    from mlexp.tasks.object_detection.init_from_run import NoWeights, locate
 
     client, experiment = _store(tmp_path, "object_detection")
     network = tmp_path / "network"
@@ -95,6 +95,9 @@ def test_a_detection_trial_that_reused_its_training_serves_and_starts_from_that_
     assert label == "best trial object_detection-3 (map = 0.3000)"
     with pytest.raises(DataError, match=f"^deploy.source={kept}: no trial run with a trained model has this id"):
         model_folder(cfg, tracker, kept, tmp_path / "deleted")
+    # init_from given the trial's name is not offered its run id: that trial's weights are gone
+    with pytest.raises(NoWeights, match="object_detection-2 is a trial's name, but it never trained"):
+        locate("runs:/object_detection-2/model/model.params", client)
 
 
 def test_a_text_trial_that_reused_its_training_serves_that_classifier(tmp_path, monkeypatch):
@@ -113,7 +116,8 @@ def test_a_text_trial_that_reused_its_training_serves_that_classifier(tmp_path, 
     model, label = load_served_model(cfg, "best")
     assert label == "trial text_classification-2" and model.labels == LABELS
     # the service reloads when the probe names another model than the one it serves: it names the best trial that
-    # has one, not a better trial without any (a link to a component deleted since)
+    # has one, not a better trial without any (here a link no run answers: a tag edited by hand, or a component
+    # deleted since)
     assert served_model_probe(cfg, "best")() == label
     _kept(client, experiment, "text_classification-3", {"holdout_macro_f1": 0.9}, "0" * 32)
     assert load_served_model(cfg, "best")[1] == served_model_probe(cfg, "best")() == "trial text_classification-2"

@@ -16,8 +16,8 @@ TRAIN_STAGE = "train"
 
 
 def run_in_experiment(client: Any, run_id: str, experiment_id: str) -> Any | None:
-    """The active run `run_id` of the experiment; None when it has none of that id (a value typed as a source may be
-    anything). A store that does not answer raises, as any other request would."""
+    """The run `run_id` of the experiment; None when it has none of that id, or that run is deleted (a value typed as
+    a source may be anything). A store that does not answer raises, as any other request would."""
     from mlflow.exceptions import MlflowException
 
     if not tags.is_run_id(run_id):
@@ -39,5 +39,5 @@ def training_component_ids(client: Any, trial: Any) -> list[str]:
         filter_string=tags.component_filter(trial.info.run_id, TRAIN_STAGE),
     )
     reused = tags.shared_components(trial.data.tags).get(TRAIN_STAGE)
-    kept = reused is not None and run_in_experiment(client, reused, trial.info.experiment_id) is not None
-    return [run.info.run_id for run in own] + ([reused] if kept else [])
+    linked = reused is not None and run_in_experiment(client, reused, trial.info.experiment_id) is not None
+    return [run.info.run_id for run in own] + ([reused] if linked else [])

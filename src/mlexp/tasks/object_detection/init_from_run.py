@@ -129,10 +129,7 @@ def _trained(client: Any, trial: Any) -> bool:
     """Whether the trial has a train component, its own or one it reused (its weights may be at another path than
     the one given); False when the store cannot tell."""
     from mlexp.serving.trained_components import training_component_ids
-    from mlexp.tracking import tags
 
-    if tags.shared_components(trial.data.tags).get("train"):
-        return True
     try:
         return bool(training_component_ids(client, trial))
     except Exception:

@@ -48,7 +48,10 @@ def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> P
             raise DataError(no_trained_trial(tracker.client, trial_id, cfg.task.name)) from None
         raise DataError(f"{what}: {store_failure(error, str(tracker.client.tracking_uri))}") from None
     if not components:
-        raise DataError(f"{what}: this run has no Training component; give the run id of a trained trial")
+        raise DataError(
+            f"{what}: this run has no Training component (its own, or one it reused that is still in the store); "
+            "give the run id of a trained trial"
+        )
     run_id = components[0]
     return _download(what, lambda: tracker.client.download_artifacts(run_id, "model", str(into)))
 

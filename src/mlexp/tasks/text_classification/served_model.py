@@ -1,8 +1,9 @@
 """The model the service answers with: this trial's, the registry champion, the best trial, or a given trial.
 
 `load_served_model(cfg, source)` returns the fast TextClassifier (not the pyfunc wrapper) and a
-label naming what was loaded; `served_model_probe(cfg, source)` returns a cheap function giving
-the label the source would load now, so the service reloads only when the champion alias moved.
+label naming what was loaded; `served_model_probe(cfg, source)` returns a function giving the
+label the source would load now (a few store searches), so the service reloads only when the
+champion alias moved, or another trial became the best.
 """
 
 from __future__ import annotations
@@ -112,10 +113,15 @@ def _experiment_id(cfg: DictConfig, client: Any) -> str:
     return str(experiment.experiment_id)
 
 
-def _model_component(client: Any, trial: Any) -> str | None:
-    """The Training component (the trial's own, or one it reused) that logged its classifier; None when none did."""
+def _model_component(client: Any, trial: Any, holds: dict[str, bool] | None = None) -> str | None:
+    """The Training component (the trial's own, or one it reused) that logged its classifier; None when none did.
+    `holds` keeps what the artifact store answered per component (a finished component's artifacts do not change)."""
+    holds = {} if holds is None else holds
     for component in training_component_ids(client, trial):
-        if ABOUT_FILE in {Path(a.path).name for a in client.list_artifacts(component, MODEL_ARTIFACTS)}:
+        if component not in holds:
+            listed = {Path(a.path).name for a in client.list_artifacts(component, MODEL_ARTIFACTS)}
+            holds[component] = ABOUT_FILE in listed
+        if holds[component]:
             return component
     return None
 
@@ -171,18 +177,21 @@ def load_served_model(cfg: DictConfig, source: str) -> tuple[TextClassifier, str
 
 
 def served_model_probe(cfg: DictConfig, source: str) -> Callable[[], str]:
-    """A cheap function returning the label `load_served_model(cfg, source)` would return now."""
+    """A function returning the label `load_served_model(cfg, source)` would return now: for `best`, two or three
+    searches of the store per call (the artifact store only for a component it has not seen)."""
     if source == "champion":
         return champion_source(cfg)[1]
     if source == "best":
         client = _client(cfg)
         experiment_id = _experiment_id(cfg, client)
 
+        holds: dict[str, bool] = {}  # the artifact store is asked once per component, not at every poll
+
         def best() -> str:
             # the trial load_served_model would serve: the best with a model (naming a better one without any
             # reloaded the same model at every poll)
             trials = _best_trials(cfg, client, experiment_id)
-            served = next((trial for trial in trials if _model_component(client, trial) is not None), None)
+            served = next((trial for trial in trials if _model_component(client, trial, holds) is not None), None)
             return f"trial {served.info.run_name}" if served is not None else ""
 
         return best
