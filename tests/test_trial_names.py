@@ -133,3 +133,22 @@ def test_a_model_name_no_search_can_hold_is_refused_before_training(tmp_project_
     # refused before any trial or sweep record was opened
     client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
     assert [e.name for e in client.search_experiments()] == ["Default"]
+
+
+def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not_served(tmp_project_with_store):
+    # both said "no trial run with a trained model has this id", though the run exists
+    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    read, other = client.create_experiment("object_detection"), client.create_experiment("team a")
+    deleted = client.create_run(read, run_name="object_detection-1", tags={tags.KIND: "trial"}).info.run_id
+    client.set_terminated(deleted)
+    client.delete_run(deleted)
+    elsewhere = client.create_run(other, run_name="object_detection-2", tags={tags.KIND: "trial"}).info.run_id
+    client.set_terminated(elsewhere)
+    assert no_trained_trial(client, deleted, "object_detection", read) == (
+        f"deploy.source={deleted}: run {deleted} is deleted; restore it to serve it (MLFLOW_TRACKING_URI="
+        f"{client.tracking_uri} mlflow runs restore --run-id {deleted}), or give another trial's run id"
+    )
+    assert no_trained_trial(client, elsewhere, "object_detection", read) == (
+        f"deploy.source={elsewhere}: {elsewhere} is a trial of experiment 'team a', which the deploy stage reads with "
+        f"'tracking.experiment_name=team a' deploy.source={elsewhere}"
+    )

@@ -61,11 +61,32 @@ def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | N
     elif named:  # a trial that failed or was stopped saved no model
         why = f"{source} is a trial's name, but it {not_finished(named[0])}: give a finished {task} trial's run id"
     else:
-        why = (
+        why = _run_not_served(client, source, experiment_id) or (
             "no trial run with a trained model has this id; use deploy.source=champion, best, trial or the run id of "
             f"a trained {task} trial"
         )
     return f"deploy.source={source}: {why}"
+
+
+def _run_not_served(client: Any, source: str, experiment_id: str | None) -> str | None:
+    """Why the run `source` is not served though it exists: deleted, or of an experiment the deploy stage does not
+    read; None otherwise (no such run, or one without a model)."""
+    from mlflow.exceptions import MlflowException
+
+    if not tags.is_run_id(source):
+        return None
+    try:
+        run = client.get_run(source)
+    except MlflowException:
+        return None
+    if run.info.lifecycle_stage == "deleted":
+        return (
+            f"run {source} is deleted; restore it to serve it (MLFLOW_TRACKING_URI={client.tracking_uri} "
+            f"mlflow runs restore --run-id {source}), or give another trial's run id"
+        )
+    if experiment_id not in (None, run.info.experiment_id):
+        return _in_other_experiments(client, source, [run.info])
+    return None
 
 
 def _in_other_experiments(client: Any, source: str, trials: list[Any]) -> str:
