@@ -61,6 +61,14 @@ def _kept(client: MlflowClient, experiment_id: str, name: str, score: dict[str, 
     return trial
 
 
+def _counted(list_artifacts, calls: list[str]):
+    def counted(self, run_id, path=None):
+        calls.append(run_id)
+        return list_artifacts(self, run_id, path)
+
+    return counted
+
+
 def _store(root: Path, task: str) -> tuple[MlflowClient, str]:
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     return client, client.create_experiment(task, artifact_location=(root / "mlartifacts").as_uri())
@@ -121,18 +129,42 @@ def test_a_text_trial_that_reused_its_training_serves_that_classifier(tmp_path, 
     assert served_model_probe(cfg, "best")() == label
     _kept(client, experiment, "text_classification-3", {"holdout_macro_f1": 0.9}, "0" * 32)
     assert load_served_model(cfg, "best")[1] == served_model_probe(cfg, "best")() == "trial text_classification-2"
+    # polled every few seconds, the probe lists a component's artifacts (S3, say) until it is seen to hold a model
+    listed = []
+    monkeypatch.setattr(MlflowClient, "list_artifacts", _counted(MlflowClient.list_artifacts, listed))
+    probe = served_model_probe(cfg, "best")
+    assert [probe() for _ in range(3)] == ["trial text_classification-2"] * 3
+    assert listed == [component]
 
 
 def test_a_recommendation_trial_that_reused_its_training_serves_that_model(tmp_path):
-    from mlexp.tasks.recommendation.served_model import _trial_folder
+    from mlexp.tasks.recommendation.served_model import _trial_folder, best_trial
 
     client, experiment = _store(tmp_path, "recommendation")
     model = tmp_path / "model"
     model.mkdir()
     (model / "recipe.json").write_text('{"recipe": "the first trial\'s"}')
     component = _trained(client, experiment, "recommendation-1", {"ndcg_at_10": 0.2}, model)
-    kept = _kept(client, experiment, "recommendation-2", {"ndcg_at_10": 0.2}, component)
-    cfg = _config("recommendation", "ndcg_at_10", tmp_path)
+    kept = _kept(client, experiment, "recommendation-2", {"ndcg_at_10": 0.3}, component)
+    (model / "recipe.json").write_text('{"recipe": "the third trial\'s"}')
+    third = _trained(client, experiment, "recommendation-3", {"ndcg_at_10": 0.1}, model)
+    for run in client.search_runs([experiment], f"tags.`{tags.KIND}` = 'trial'"):
+        client.log_param(run.info.run_id, "dataset.source", "movielens_100k")  # best serves a model of this catalogue
+    serving = _trial(client, experiment, "recommendation-4", {})  # the deploy stage's own trial
+    cfg = OmegaConf.merge(
+        _config("recommendation", "ndcg_at_10", tmp_path), {"dataset": {"source": "movielens_100k", "path": None}}
+    )
+    tracker = SimpleNamespace(client=client, trial_run_id=serving)
 
-    folder = _trial_folder(cfg, SimpleNamespace(client=client), kept, tmp_path / "served")
+    folder = _trial_folder(cfg, tracker, kept, tmp_path / "served")
     assert (folder / "recipe.json").read_text() == '{"recipe": "the first trial\'s"}'
+    assert best_trial(cfg, tracker) == kept
+    # the linked component deleted since: the trial has no model, and best passes it (and the first trial) over
+    client.delete_run(component)
+    with pytest.raises(DataError, match=r"this run has no Training component \(its own, or one it reused that is"):
+        _trial_folder(cfg, tracker, kept, tmp_path / "gone")
+    assert best_trial(cfg, tracker) == client.get_run(third).data.tags[tags.MLFLOW_PARENT_RUN_ID]
+    # a deleted trial is not served: the line says how to restore it
+    client.delete_run(kept)
+    with pytest.raises(DataError, match=f"^deploy.source={kept}: run {kept} is deleted; restore it to serve it"):
+        _trial_folder(cfg, tracker, kept, tmp_path / "deleted")

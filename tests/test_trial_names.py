@@ -135,20 +135,41 @@ def test_a_model_name_no_search_can_hold_is_refused_before_training(tmp_project_
     assert [e.name for e in client.search_experiments()] == ["Default"]
 
 
-def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not_served(tmp_project_with_store):
-    # both said "no trial run with a trained model has this id", though the run exists
-    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
-    read, other = client.create_experiment("object_detection"), client.create_experiment("team a")
-    deleted = client.create_run(read, run_name="object_detection-1", tags={tags.KIND: "trial"}).info.run_id
-    client.set_terminated(deleted)
+def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not_served(tmp_path):
+    # each said "no trial run with a trained model has this id", though the trial exists
+    store = tmp_path / "my store" / "mlflow.db"  # a space the printed command must quote
+    store.parent.mkdir()
+    client = MlflowClient(f"sqlite:///{store}")
+    read, other, gone = (client.create_experiment(name) for name in ("object_detection", "team a", "old"))
+
+    def trial(experiment: str, name: str, status: str = "FINISHED", kind: str = "trial") -> str:
+        run = client.create_run(experiment, run_name=name, tags={tags.KIND: kind, tags.TASK: "object_detection"})
+        client.set_terminated(run.info.run_id, status)
+        return run.info.run_id
+
+    deleted, elsewhere, in_gone = trial(read, "od-1"), trial(other, "od-2"), trial(gone, "od-3")
     client.delete_run(deleted)
-    elsewhere = client.create_run(other, run_name="object_detection-2", tags={tags.KIND: "trial"}).info.run_id
-    client.set_terminated(elsewhere)
-    assert no_trained_trial(client, deleted, "object_detection", read) == (
-        f"deploy.source={deleted}: run {deleted} is deleted; restore it to serve it (MLFLOW_TRACKING_URI="
-        f"{client.tracking_uri} mlflow runs restore --run-id {deleted}), or give another trial's run id"
-    )
-    assert no_trained_trial(client, elsewhere, "object_detection", read) == (
-        f"deploy.source={elsewhere}: {elsewhere} is a trial of experiment 'team a', which the deploy stage reads with "
+    client.delete_experiment(gone)
+
+    def said(source: str) -> str:
+        return no_trained_trial(client, source, "object_detection", read).removeprefix(f"deploy.source={source}: ")
+
+    def command(line: str) -> list[str]:
+        return shlex.split(line[line.index("`") + 1 : line.rindex("`")])
+
+    assert said(deleted).startswith(f"run {deleted} is deleted; restore it to serve it (`")
+    assert command(said(deleted)) == [
+        f"MLFLOW_TRACKING_URI=sqlite:///{store}", "mlflow", "runs", "restore", "--run-id", deleted
+    ]  # fmt: skip
+    assert said(in_gone).startswith(f"run {in_gone} is in experiment 'old', which is deleted; restore it to serve")
+    assert command(said(in_gone))[1:] == ["mlflow", "experiments", "restore", "--experiment-id", gone]
+    assert said(elsewhere) == (
+        f"{elsewhere} is a trial of experiment 'team a', which the deploy stage reads with "
         f"'tracking.experiment_name=team a' deploy.source={elsewhere}"
     )
+    # what restoring or another experiment would not make servable gets the general line
+    general = "no trial run with a trained model has this id; use deploy.source=champion, best, trial or the run id"
+    failed, component = trial(other, "od-4", status="FAILED"), trial(other, "Training", kind="component")
+    client.delete_run(deleted_failed := trial(read, "od-5", status="FAILED"))
+    for source in (failed, component, deleted_failed):
+        assert said(source).startswith(general), source

@@ -7,7 +7,6 @@ still RUNNING) is refused before anything is listed as going.
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from mlexp.cleanup_report import DeletionReport, count
 from mlexp.errors import MlexpError, did_you_mean
 from mlexp.shared_component import SHARED_TAG
 from mlexp.tracking import TrackingStore, tags
+from mlexp.tracking.store import mlflow_command_env
 
 # the SQL store's permanent deletes, the ones `mlflow gc` uses; a REST store (a server) has none
 HARD_DELETES = ("_hard_delete_run", "_hard_delete_logged_model", "_hard_delete_experiment")
@@ -115,7 +115,7 @@ def _default_refusal(client: MlflowClient, uri: str) -> str:
     kept = "MLflow expects its Default experiment (id 0) to exist, so it is not deleted"
     if not ids:
         return f"{kept}; it holds no runs to delete"
-    tracking = f"MLFLOW_TRACKING_URI={shlex.quote(uri)}"
+    tracking = mlflow_command_env(uri)
     if len(ids) == 1:
         how = f"`{tracking} mlflow runs delete --run-id {ids[0]}`"
     elif len(ids) <= LISTED_DEFAULT_RUNS:

@@ -47,8 +47,9 @@ def _named(client: Any, name: str) -> list[Any]:
 def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | None = None) -> str:
     """The line for a deploy.source that names no trained trial of `task` by its run id: a trial's name is told its
     run id, if that trial can serve: it finished, and it is in `experiment_id` when the task reads only that one
-    (else the tracking.experiment_name that reads it is given too). Looked up only then, so a source that is right
-    costs no search."""
+    (else the tracking.experiment_name that reads it is given too); a finished trial's run id that is deleted, or in
+    an experiment that is deleted or not read, is told so. Looked up only then, so a source that is right costs no
+    search."""
     finished, named = finished_trials(client, source)
     here = [run.info.run_id for run in finished if experiment_id in (None, run.info.experiment_id)]
     elsewhere = [run.info for run in finished if experiment_id not in (None, run.info.experiment_id)]
@@ -61,29 +62,40 @@ def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | N
     elif named:  # a trial that failed or was stopped saved no model
         why = f"{source} is a trial's name, but it {not_finished(named[0])}: give a finished {task} trial's run id"
     else:
-        why = _run_not_served(client, source, experiment_id) or (
+        why = _run_not_served(client, source, task, experiment_id) or (
             "no trial run with a trained model has this id; use deploy.source=champion, best, trial or the run id of "
             f"a trained {task} trial"
         )
     return f"deploy.source={source}: {why}"
 
 
-def _run_not_served(client: Any, source: str, experiment_id: str | None) -> str | None:
-    """Why the run `source` is not served though it exists: deleted, or of an experiment the deploy stage does not
-    read; None otherwise (no such run, or one without a model)."""
+def _run_not_served(client: Any, source: str, task: str, experiment_id: str | None) -> str | None:
+    """Why the finished `task` trial whose run id is `source` is not served: it, or its experiment, is deleted, or the
+    deploy stage does not read its experiment; None for anything else (no such run, a component, a trial of another
+    task or one that did not finish: the general line fits those)."""
     from mlflow.exceptions import MlflowException
+
+    from mlexp.tracking.store import mlflow_command_env
 
     if not tags.is_run_id(source):
         return None
     try:
         run = client.get_run(source)
-    except MlflowException:
+        experiment = client.get_experiment(run.info.experiment_id)
+    except MlflowException:  # only a better line: the general one is still true
         return None
-    if run.info.lifecycle_stage == "deleted":
+    if run.data.tags.get(tags.KIND) != "trial" or run.data.tags.get(tags.TASK, task) != task:
+        return None
+    if run.info.status != "FINISHED":
+        return None
+    restore = mlflow_command_env(str(client.tracking_uri))
+    if experiment.lifecycle_stage == "deleted":
         return (
-            f"run {source} is deleted; restore it to serve it (MLFLOW_TRACKING_URI={client.tracking_uri} "
-            f"mlflow runs restore --run-id {source}), or give another trial's run id"
+            f"run {source} is in experiment {experiment.name!r}, which is deleted; restore it to serve the run "
+            f"(`{restore} mlflow experiments restore --experiment-id {experiment.experiment_id}`)"
         )
+    if run.info.lifecycle_stage == "deleted":
+        return f"run {source} is deleted; restore it to serve it (`{restore} mlflow runs restore --run-id {source}`)"
     if experiment_id not in (None, run.info.experiment_id):
         return _in_other_experiments(client, source, [run.info])
     return None

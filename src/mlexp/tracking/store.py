@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import sqlite3
 import threading
 import urllib.parse
@@ -250,6 +251,12 @@ def absolute_uri(uri: str) -> str:
     if parsed.scheme == "" and uri not in ("", "databricks") and not uri.startswith("/"):
         return str(Path(uri).resolve())
     return uri
+
+
+def mlflow_command_env(uri: str) -> str:
+    """`MLFLOW_TRACKING_URI=<uri>` as a shell command line puts it before `mlflow ...` to reach this store from any
+    folder (quoted: a project path may hold spaces)."""
+    return f"MLFLOW_TRACKING_URI={shlex.quote(absolute_uri(uri))}"
 
 
 def _named(configured_uri: str | None) -> str:

@@ -42,7 +42,11 @@ def _trial_folder(cfg: DictConfig, tracker: Any, trial_id: str, into: Path) -> P
     """The model of the trial `trial_id` (the `model` artifacts of its Training component, or of one it reused)."""
     what = f"deploy.source={trial_id}"
     try:
-        components = training_component_ids(tracker.client, tracker.client.get_run(trial_id))
+        trial = tracker.client.get_run(trial_id)
+        # a deleted trial is not served, as detection's and text's are not (the line says how to restore it)
+        if trial.info.lifecycle_stage == "deleted":
+            raise DataError(no_trained_trial(tracker.client, trial_id, cfg.task.name))
+        components = training_component_ids(tracker.client, trial)
     except MlflowException as error:
         if error.error_code in NO_SUCH_RUN:
             raise DataError(no_trained_trial(tracker.client, trial_id, cfg.task.name)) from None
@@ -81,7 +85,14 @@ def best_trial(cfg: DictConfig, tracker: Any) -> str:
             f"first (mlexp task={cfg.task.name} with this dataset), or give the dataset settings of the trials you "
             "mean (dataset=, its sizes or dataset.path)"
         )
-    return str(same[0].info.run_id)
+    # as detection's and text's best: a trial without a model (its reused Training component deleted since) is passed
+    trained = next((run for run in same if training_component_ids(tracker.client, run)), None)
+    if trained is None:
+        raise DataError(
+            f"deploy.source=best: no finished {cfg.task.name} trial that learnt {ours} has a trained model (a "
+            f"Training component of its own, or one it reused that is still in the store); train one first"
+        )
+    return str(trained.info.run_id)
 
 
 def model_slot(cfg: DictConfig, tracker: Any, store: EventStore) -> tuple[ModelSlot, Callable[[], str] | None, str]:

@@ -113,15 +113,16 @@ def _experiment_id(cfg: DictConfig, client: Any) -> str:
     return str(experiment.experiment_id)
 
 
-def _model_component(client: Any, trial: Any, holds: dict[str, bool] | None = None) -> str | None:
+def _model_component(client: Any, trial: Any, with_classifier: set[str] | None = None) -> str | None:
     """The Training component (the trial's own, or one it reused) that logged its classifier; None when none did.
-    `holds` keeps what the artifact store answered per component (a finished component's artifacts do not change)."""
-    holds = {} if holds is None else holds
+    `with_classifier`: components already seen to hold one, not listed again (a listing that found none is not
+    kept: an artifact folder not mounted yet lists empty)."""
+    seen = set() if with_classifier is None else with_classifier
     for component in training_component_ids(client, trial):
-        if component not in holds:
-            listed = {Path(a.path).name for a in client.list_artifacts(component, MODEL_ARTIFACTS)}
-            holds[component] = ABOUT_FILE in listed
-        if holds[component]:
+        if component in seen or ABOUT_FILE in {
+            Path(a.path).name for a in client.list_artifacts(component, MODEL_ARTIFACTS)
+        }:
+            seen.add(component)
             return component
     return None
 
@@ -177,21 +178,22 @@ def load_served_model(cfg: DictConfig, source: str) -> tuple[TextClassifier, str
 
 
 def served_model_probe(cfg: DictConfig, source: str) -> Callable[[], str]:
-    """A function returning the label `load_served_model(cfg, source)` would return now: for `best`, two or three
-    searches of the store per call (the artifact store only for a component it has not seen)."""
+    """A function returning the label `load_served_model(cfg, source)` would return now: for `best`, a search of
+    the store and one or two more per trial it looks at (the artifact store is not asked again about a component
+    seen to hold a classifier)."""
     if source == "champion":
         return champion_source(cfg)[1]
     if source == "best":
         client = _client(cfg)
         experiment_id = _experiment_id(cfg, client)
 
-        holds: dict[str, bool] = {}  # the artifact store is asked once per component, not at every poll
+        with_classifier: set[str] = set()
 
         def best() -> str:
             # the trial load_served_model would serve: the best with a model (naming a better one without any
             # reloaded the same model at every poll)
             trials = _best_trials(cfg, client, experiment_id)
-            served = next((trial for trial in trials if _model_component(client, trial, holds) is not None), None)
+            served = next((t for t in trials if _model_component(client, t, with_classifier) is not None), None)
             return f"trial {served.info.run_name}" if served is not None else ""
 
         return best
