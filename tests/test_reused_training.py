@@ -61,10 +61,12 @@ def _kept(client: MlflowClient, experiment_id: str, name: str, score: dict[str, 
     return trial
 
 
-def _counted(list_artifacts, calls: list[str]):
+def _counted(list_artifacts, calls: list[str], empty_first: int = 0):
+    """MlflowClient.list_artifacts, recording each run listed; the first `empty_first` listings find nothing."""
+
     def counted(self, run_id, path=None):
         calls.append(run_id)
-        return list_artifacts(self, run_id, path)
+        return [] if len(calls) <= empty_first else list_artifacts(self, run_id, path)
 
     return counted
 
@@ -129,12 +131,13 @@ def test_a_text_trial_that_reused_its_training_serves_that_classifier(tmp_path, 
     assert served_model_probe(cfg, "best")() == label
     _kept(client, experiment, "text_classification-3", {"holdout_macro_f1": 0.9}, "0" * 32)
     assert load_served_model(cfg, "best")[1] == served_model_probe(cfg, "best")() == "trial text_classification-2"
-    # polled every few seconds, the probe lists a component's artifacts (S3, say) until it is seen to hold a model
+    # polled every few seconds, the probe lists a component's artifacts (S3, say) until it is seen to hold a model,
+    # and again after a listing that found none (a folder not mounted yet lists empty)
     listed = []
-    monkeypatch.setattr(MlflowClient, "list_artifacts", _counted(MlflowClient.list_artifacts, listed))
+    monkeypatch.setattr(MlflowClient, "list_artifacts", _counted(MlflowClient.list_artifacts, listed, empty_first=1))
     probe = served_model_probe(cfg, "best")
-    assert [probe() for _ in range(3)] == ["trial text_classification-2"] * 3
-    assert listed == [component]
+    assert [probe() for _ in range(3)] == [f"trial text_classification-{n}" for n in (1, 2, 2)]
+    assert listed == [component, component]  # text_classification-2's empty listing, then -1's of the same component
 
 
 def test_a_recommendation_trial_that_reused_its_training_serves_that_model(tmp_path):
@@ -166,5 +169,5 @@ def test_a_recommendation_trial_that_reused_its_training_serves_that_model(tmp_p
     assert best_trial(cfg, tracker) == client.get_run(third).data.tags[tags.MLFLOW_PARENT_RUN_ID]
     # a deleted trial is not served: the line says how to restore it
     client.delete_run(kept)
-    with pytest.raises(DataError, match=f"^deploy.source={kept}: run {kept} is deleted; restore it to serve it"):
+    with pytest.raises(DataError, match=f"^deploy.source={kept}: run {kept} is deleted; restore it and the Training"):
         _trial_folder(cfg, tracker, kept, tmp_path / "deleted")

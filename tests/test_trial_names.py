@@ -142,34 +142,51 @@ def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not
     client = MlflowClient(f"sqlite:///{store}")
     read, other, gone = (client.create_experiment(name) for name in ("object_detection", "team a", "old"))
 
-    def trial(experiment: str, name: str, status: str = "FINISHED", kind: str = "trial") -> str:
-        run = client.create_run(experiment, run_name=name, tags={tags.KIND: kind, tags.TASK: "object_detection"})
+    def trial(experiment: str, name: str, status: str = "FINISHED", trained: bool = True) -> str:
+        run = client.create_run(experiment, run_name=name, tags={tags.KIND: "trial", tags.TASK: "object_detection"})
+        if trained:
+            component_tags = {tags.KIND: "component", tags.STAGE: "train", tags.MLFLOW_PARENT_RUN_ID: run.info.run_id}
+            client.create_run(experiment, run_name="Training", tags=component_tags)
         client.set_terminated(run.info.run_id, status)
         return run.info.run_id
 
-    deleted, elsewhere, in_gone = trial(read, "od-1"), trial(other, "od-2"), trial(gone, "od-3")
-    client.delete_run(deleted)
+    def training(trial_id: str, experiment: str) -> str:
+        [component] = client.search_runs([experiment], tags.component_filter(trial_id, "train"))
+        return component.info.run_id
+
+    deleted, both, elsewhere, in_gone = (
+        trial(read, "od-1"),
+        trial(read, "od-2"),
+        trial(other, "od-3"),
+        trial(gone, "od-4"),
+    )
+    component = training(both, read)
+    for run_id in (deleted, both, component):
+        client.delete_run(run_id)
     client.delete_experiment(gone)
 
     def said(source: str) -> str:
         return no_trained_trial(client, source, "object_detection", read).removeprefix(f"deploy.source={source}: ")
 
-    def command(line: str) -> list[str]:
-        return shlex.split(line[line.index("`") + 1 : line.rindex("`")])
+    def commands(line: str) -> list[list[str]]:
+        return [shlex.split(quoted) for quoted in line.split("`")[1::2]]
 
-    assert said(deleted).startswith(f"run {deleted} is deleted; restore it to serve it (`")
-    assert command(said(deleted)) == [
-        f"MLFLOW_TRACKING_URI=sqlite:///{store}", "mlflow", "runs", "restore", "--run-id", deleted
-    ]  # fmt: skip
-    assert said(in_gone).startswith(f"run {in_gone} is in experiment 'old', which is deleted; restore it to serve")
-    assert command(said(in_gone))[1:] == ["mlflow", "experiments", "restore", "--experiment-id", gone]
+    restore = ["mlflow", "runs", "restore", "--run-id"]
+    assert said(deleted).startswith(f"run {deleted} is deleted; restore it (`")
+    assert commands(said(deleted)) == [[f"MLFLOW_TRACKING_URI=sqlite:///{store}", *restore, deleted]]
+    # the MLflow UI deletes a run's children with it: restoring the trial alone would serve nothing
+    assert said(both).startswith(f"run {both} is deleted; restore it and the Training component it needs (`")
+    assert [command[1:] for command in commands(said(both))] == [[*restore, both], [*restore, component]]
+    assert said(in_gone).startswith(f"run {in_gone} is in experiment 'old', which is deleted; restore it (`")
+    assert said(in_gone).endswith(f"`), then serve it with tracking.experiment_name=old deploy.source={in_gone}")
+    assert commands(said(in_gone))[0][1:] == ["mlflow", "experiments", "restore", "--experiment-id", gone]
     assert said(elsewhere) == (
         f"{elsewhere} is a trial of experiment 'team a', which the deploy stage reads with "
         f"'tracking.experiment_name=team a' deploy.source={elsewhere}"
     )
     # what restoring or another experiment would not make servable gets the general line
     general = "no trial run with a trained model has this id; use deploy.source=champion, best, trial or the run id"
-    failed, component = trial(other, "od-4", status="FAILED"), trial(other, "Training", kind="component")
-    client.delete_run(deleted_failed := trial(read, "od-5", status="FAILED"))
-    for source in (failed, component, deleted_failed):
+    failed, untrained = trial(other, "od-5", status="FAILED"), trial(read, "od-6", trained=False)
+    client.delete_run(untrained)
+    for source in (failed, training(elsewhere, other), untrained):
         assert said(source).startswith(general), source

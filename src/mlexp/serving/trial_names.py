@@ -5,6 +5,7 @@ copy; MLflow looks runs up by id only."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from typing import Any
 
@@ -72,7 +73,7 @@ def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | N
 def _run_not_served(client: Any, source: str, task: str, experiment_id: str | None) -> str | None:
     """Why the finished `task` trial whose run id is `source` is not served: it, or its experiment, is deleted, or the
     deploy stage does not read its experiment; None for anything else (no such run, a component, a trial of another
-    task or one that did not finish: the general line fits those)."""
+    task, one that did not finish or that restoring would leave without a model: the general line fits those)."""
     from mlflow.exceptions import MlflowException
 
     from mlexp.tracking.store import mlflow_command_env
@@ -82,34 +83,66 @@ def _run_not_served(client: Any, source: str, task: str, experiment_id: str | No
     try:
         run = client.get_run(source)
         experiment = client.get_experiment(run.info.experiment_id)
+        deleted_components = _deleted_training(client, run) if run.info.lifecycle_stage == "deleted" else []
     except MlflowException:  # only a better line: the general one is still true
         return None
     if run.data.tags.get(tags.KIND) != "trial" or run.data.tags.get(tags.TASK, task) != task:
         return None
-    if run.info.status != "FINISHED":
+    if run.info.status != "FINISHED" or deleted_components is None:
         return None
-    restore = mlflow_command_env(str(client.tracking_uri))
+    env = mlflow_command_env(str(client.tracking_uri))
+    read_with = "" if experiment_id in (None, run.info.experiment_id) else _reading(experiment.name, source)
     if experiment.lifecycle_stage == "deleted":
-        return (
-            f"run {source} is in experiment {experiment.name!r}, which is deleted; restore it to serve the run "
-            f"(`{restore} mlflow experiments restore --experiment-id {experiment.experiment_id}`)"
-        )
+        restore = f"`{env} mlflow experiments restore --experiment-id {experiment.experiment_id}`"
+        return f"run {source} is in experiment {experiment.name!r}, which is deleted; restore it ({restore}){read_with}"
     if run.info.lifecycle_stage == "deleted":
-        return f"run {source} is deleted; restore it to serve it (`{restore} mlflow runs restore --run-id {source}`)"
-    if experiment_id not in (None, run.info.experiment_id):
+        restore = " and ".join(f"`{env} mlflow runs restore --run-id {run_id}`" for run_id in deleted_components)
+        what = "it" if len(deleted_components) == 1 else "it and the Training component it needs"
+        return f"run {source} is deleted; restore {what} ({restore}){read_with}"
+    if read_with:
         return _in_other_experiments(client, source, [run.info])
     return None
 
 
-def _in_other_experiments(client: Any, source: str, trials: list[Any]) -> str:
-    """The overrides that serve each finished trial `source` names in experiments the deploy stage does not read."""
+def _deleted_training(client: Any, trial: Any) -> list[str] | None:
+    """The deleted runs to restore for the deleted `trial` to serve: it, and its Training component if that is
+    deleted too (the MLflow UI deletes a run's children with it); None when it has no Training component at all."""
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    components = list(
+        client.search_runs(
+            [trial.info.experiment_id],
+            filter_string=tags.component_filter(trial.info.run_id, "train"),
+            run_view_type=ViewType.ALL,
+        )
+    )
+    reused = tags.shared_components(trial.data.tags).get("train")
+    if reused and tags.is_run_id(reused):
+        with contextlib.suppress(MlflowException):  # gone for good: nothing to restore
+            components.append(client.get_run(reused))
+    if not components:
+        return None
+    if any(component.info.lifecycle_stage == "active" for component in components):
+        return [trial.info.run_id]
+    return [trial.info.run_id, components[0].info.run_id]
+
+
+def _reading(experiment: str, run_id: str) -> str:
+    return f", then serve it with {_serving_override(experiment, run_id)}"
+
+
+def _serving_override(experiment: str, run_id: str) -> str:
+    """The overrides with which a deploy stage reads experiment `experiment` and serves its trial `run_id`."""
     from mlexp.serving.registered_name import hydra_value
 
+    return shlex.join([f"tracking.experiment_name={hydra_value(experiment)}", f"deploy.source={run_id}"])
+
+
+def _in_other_experiments(client: Any, source: str, trials: list[Any]) -> str:
+    """The overrides that serve each finished trial `source` names in experiments the deploy stage does not read."""
     experiments = [client.get_experiment(trial.experiment_id).name for trial in trials]
-    offers = [
-        shlex.join([f"tracking.experiment_name={hydra_value(name)}", f"deploy.source={trial.run_id}"])
-        for name, trial in zip(experiments, trials, strict=True)
-    ]
+    offers = [_serving_override(name, trial.run_id) for name, trial in zip(experiments, trials, strict=True)]
     if len(trials) == 1:
         return f"{source} is a trial of experiment {experiments[0]!r}, which the deploy stage reads with {offers[0]}"
     return f"{source} names {len(trials)} trials of other experiments: give {' or '.join(offers)}"
