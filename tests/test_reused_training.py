@@ -169,5 +169,9 @@ def test_a_recommendation_trial_that_reused_its_training_serves_that_model(tmp_p
     assert best_trial(cfg, tracker) == client.get_run(third).data.tags[tags.MLFLOW_PARENT_RUN_ID]
     # a deleted trial is not served: the line says how to restore it
     client.delete_run(kept)
-    with pytest.raises(DataError, match=f"^deploy.source={kept}: run {kept} is deleted; restore it and the Training"):
+    with pytest.raises(
+        DataError, match=f"^deploy.source={kept}: run {kept} is deleted; restore it and its deleted"
+    ) as told:
         _trial_folder(cfg, tracker, kept, tmp_path / "deleted")
+    assert f"mlflow runs restore --run-id {kept}`" in str(told.value)
+    assert f"mlflow runs restore --run-id {component}`" in str(told.value)  # the one it reused, deleted above

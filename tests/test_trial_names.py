@@ -146,7 +146,7 @@ def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not
         run = client.create_run(experiment, run_name=name, tags={tags.KIND: "trial", tags.TASK: "object_detection"})
         if trained:
             component_tags = {tags.KIND: "component", tags.STAGE: "train", tags.MLFLOW_PARENT_RUN_ID: run.info.run_id}
-            client.create_run(experiment, run_name="Training", tags=component_tags)
+            client.set_terminated(client.create_run(experiment, run_name="Training", tags=component_tags).info.run_id)
         client.set_terminated(run.info.run_id, status)
         return run.info.run_id
 
@@ -175,7 +175,7 @@ def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not
     assert said(deleted).startswith(f"run {deleted} is deleted; restore it (`")
     assert commands(said(deleted)) == [[f"MLFLOW_TRACKING_URI=sqlite:///{store}", *restore, deleted]]
     # the MLflow UI deletes a run's children with it: restoring the trial alone would serve nothing
-    assert said(both).startswith(f"run {both} is deleted; restore it and the Training component it needs (`")
+    assert said(both).startswith(f"run {both} is deleted; restore it and its deleted Training components (`")
     assert [command[1:] for command in commands(said(both))] == [[*restore, both], [*restore, component]]
     assert said(in_gone).startswith(f"run {in_gone} is in experiment 'old', which is deleted; restore it (`")
     assert said(in_gone).endswith(f"`), then serve it with tracking.experiment_name=old deploy.source={in_gone}")
@@ -188,5 +188,7 @@ def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not
     general = "no trial run with a trained model has this id; use deploy.source=champion, best, trial or the run id"
     failed, untrained = trial(other, "od-5", status="FAILED"), trial(read, "od-6", trained=False)
     client.delete_run(untrained)
-    for source in (failed, training(elsewhere, other), untrained):
+    untrained_gone = trial(client.create_experiment("older"), "od-7", trained=False)
+    client.delete_experiment(client.get_run(untrained_gone).info.experiment_id)
+    for source in (failed, training(elsewhere, other), untrained, untrained_gone):
         assert said(source).startswith(general), source

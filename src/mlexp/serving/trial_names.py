@@ -48,9 +48,9 @@ def _named(client: Any, name: str) -> list[Any]:
 def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | None = None) -> str:
     """The line for a deploy.source that names no trained trial of `task` by its run id: a trial's name is told its
     run id, if that trial can serve: it finished, and it is in `experiment_id` when the task reads only that one
-    (else the tracking.experiment_name that reads it is given too); a finished trial's run id that is deleted, or in
-    an experiment that is deleted or not read, is told so. Looked up only then, so a source that is right costs no
-    search."""
+    (else the tracking.experiment_name that reads it is given too); a finished trial's run id that is deleted (and
+    that restoring would make servable), or in an experiment that is deleted or not read, is told so. Looked up only
+    then, so a source that is right costs no search."""
     finished, named = finished_trials(client, source)
     here = [run.info.run_id for run in finished if experiment_id in (None, run.info.experiment_id)]
     elsewhere = [run.info for run in finished if experiment_id not in (None, run.info.experiment_id)]
@@ -73,7 +73,7 @@ def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | N
 def _run_not_served(client: Any, source: str, task: str, experiment_id: str | None) -> str | None:
     """Why the finished `task` trial whose run id is `source` is not served: it, or its experiment, is deleted, or the
     deploy stage does not read its experiment; None for anything else (no such run, a component, a trial of another
-    task, one that did not finish or that restoring would leave without a model: the general line fits those)."""
+    task, one that did not finish or that restoring would leave without a Training component: the general line)."""
     from mlflow.exceptions import MlflowException
 
     from mlexp.tracking.store import mlflow_command_env
@@ -82,31 +82,34 @@ def _run_not_served(client: Any, source: str, task: str, experiment_id: str | No
         return None
     try:
         run = client.get_run(source)
+        if run.data.tags.get(tags.KIND) != "trial" or run.data.tags.get(tags.TASK, task) != task:
+            return None
+        if run.info.status != "FINISHED":
+            return None
         experiment = client.get_experiment(run.info.experiment_id)
-        deleted_components = _deleted_training(client, run) if run.info.lifecycle_stage == "deleted" else []
+        deleted = "deleted" in (run.info.lifecycle_stage, experiment.lifecycle_stage)
+        to_restore = _runs_to_restore(client, run) if deleted else []
     except MlflowException:  # only a better line: the general one is still true
         return None
-    if run.data.tags.get(tags.KIND) != "trial" or run.data.tags.get(tags.TASK, task) != task:
-        return None
-    if run.info.status != "FINISHED" or deleted_components is None:
+    if to_restore is None:
         return None
     env = mlflow_command_env(str(client.tracking_uri))
-    read_with = "" if experiment_id in (None, run.info.experiment_id) else _reading(experiment.name, source)
-    if experiment.lifecycle_stage == "deleted":
+    other = experiment_id not in (None, run.info.experiment_id)
+    read_with = f", then serve it with {_serving_override(experiment.name, source)}" if other else ""
+    if experiment.lifecycle_stage == "deleted":  # restoring it restores its runs too
         restore = f"`{env} mlflow experiments restore --experiment-id {experiment.experiment_id}`"
         return f"run {source} is in experiment {experiment.name!r}, which is deleted; restore it ({restore}){read_with}"
     if run.info.lifecycle_stage == "deleted":
-        restore = " and ".join(f"`{env} mlflow runs restore --run-id {run_id}`" for run_id in deleted_components)
-        what = "it" if len(deleted_components) == 1 else "it and the Training component it needs"
+        restore = " and ".join(f"`{env} mlflow runs restore --run-id {run_id}`" for run_id in to_restore)
+        what = "it" if len(to_restore) == 1 else "it and its deleted Training components"
         return f"run {source} is deleted; restore {what} ({restore}){read_with}"
-    if read_with:
-        return _in_other_experiments(client, source, [run.info])
-    return None
+    return _read_elsewhere(source, experiment.name) if other else None
 
 
-def _deleted_training(client: Any, trial: Any) -> list[str] | None:
-    """The deleted runs to restore for the deleted `trial` to serve: it, and its Training component if that is
-    deleted too (the MLflow UI deletes a run's children with it); None when it has no Training component at all."""
+def _runs_to_restore(client: Any, trial: Any) -> list[str] | None:
+    """The deleted `trial` and, when none of its Training components (own, or reused through its tag) is active,
+    every deleted one: the MLflow UI deletes a run's children with it. None when it has no finished Training
+    component of its experiment at all (restoring would serve nothing)."""
     from mlflow.entities import ViewType
     from mlflow.exceptions import MlflowException
 
@@ -121,15 +124,16 @@ def _deleted_training(client: Any, trial: Any) -> list[str] | None:
     if reused and tags.is_run_id(reused):
         with contextlib.suppress(MlflowException):  # gone for good: nothing to restore
             components.append(client.get_run(reused))
+    # as serving looks (trained_components): finished components of the trial's own experiment
+    components = [
+        c for c in components if c.info.status == "FINISHED" and c.info.experiment_id == trial.info.experiment_id
+    ]
     if not components:
         return None
+    itself = [trial.info.run_id] if trial.info.lifecycle_stage == "deleted" else []
     if any(component.info.lifecycle_stage == "active" for component in components):
-        return [trial.info.run_id]
-    return [trial.info.run_id, components[0].info.run_id]
-
-
-def _reading(experiment: str, run_id: str) -> str:
-    return f", then serve it with {_serving_override(experiment, run_id)}"
+        return itself
+    return itself + [component.info.run_id for component in components]
 
 
 def _serving_override(experiment: str, run_id: str) -> str:
@@ -139,10 +143,16 @@ def _serving_override(experiment: str, run_id: str) -> str:
     return shlex.join([f"tracking.experiment_name={hydra_value(experiment)}", f"deploy.source={run_id}"])
 
 
+def _read_elsewhere(source: str, experiment: str, run_id: str | None = None) -> str:
+    """`source` names a trial (`run_id`, or source itself) of an experiment the deploy stage does not read."""
+    override = _serving_override(experiment, run_id or source)
+    return f"{source} is a trial of experiment {experiment!r}, which the deploy stage reads with {override}"
+
+
 def _in_other_experiments(client: Any, source: str, trials: list[Any]) -> str:
     """The overrides that serve each finished trial `source` names in experiments the deploy stage does not read."""
     experiments = [client.get_experiment(trial.experiment_id).name for trial in trials]
     offers = [_serving_override(name, trial.run_id) for name, trial in zip(experiments, trials, strict=True)]
     if len(trials) == 1:
-        return f"{source} is a trial of experiment {experiments[0]!r}, which the deploy stage reads with {offers[0]}"
+        return _read_elsewhere(source, experiments[0], trials[0].run_id)
     return f"{source} names {len(trials)} trials of other experiments: give {' or '.join(offers)}"
