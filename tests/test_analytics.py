@@ -301,6 +301,13 @@ def test_mistakes_fail_in_one_line_naming_the_fix(store, tmp_path):
         "sweep 'grid-1' holds no trials of task 'churn_incentives'": lambda: analytics(
             sweep="grid-1", task="churn_incentives", tracking_uri=uri
         ),
+        # a task typed with a `'` or a trailing backslash was blamed on search= (MLflow's parse error)
+        "experiment 'tabular_regression' holds no trials of task \"it's\"": lambda: analytics(
+            EXPERIMENT, task="it's", tracking_uri=uri
+        ),
+        r"experiment 'tabular_regression' holds no trials of task 'grid\\\\'": lambda: analytics(
+            EXPERIMENT, task="grid\\", tracking_uri=uri
+        ),
     }
     for message, call in cases.items():
         with pytest.raises(AnalyticsError, match=message) as raised:
@@ -568,10 +575,18 @@ def test_task_keeps_its_own_trials_of_an_experiment_tasks_share(tmp_project_with
     _trial(client, exp, "abalone", 1_000, "FINISHED", {"model.l1_size": "8"}, {"test_msle": [0.3]})
     churn = {"mlexp.task": "churn_incentives", "mlexp.objective": "val_auc", "mlexp.direction": "maximize"}
     _trial(client, exp, "churn", 2_000, "FINISHED", {"model.l1_size": "8"}, {"val_auc": [0.8]}, **churn)
+    # task names a filter holds only quoted (tracking.tags.quoted), or not at all
+    odd = {"it's": "quoted", 'it\'s "odd"': "unquotable"}
+    for task, name in odd.items():
+        _trial(
+            client, exp, name, 3_000, "FINISHED", {"model.l1_size": "8"}, {"test_msle": [0.3]}, **{"mlexp.task": task}
+        )
     uri = client.tracking_uri
     assert list(analytics("shared", task="churn_incentives", tracking_uri=uri)["TrialName"]) == ["churn"]
     assert list(analytics("shared", task=EXPERIMENT, tracking_uri=uri)["TrialName"]) == ["abalone"]
-    assert sorted(analytics("shared", tracking_uri=uri)["TrialName"]) == ["abalone", "churn"]
+    for task, name in odd.items():
+        assert list(analytics("shared", task=task, tracking_uri=uri)["TrialName"]) == [name]
+    assert sorted(analytics("shared", tracking_uri=uri)["TrialName"]) == ["abalone", "churn", "quoted", "unquotable"]
 
 
 def test_a_run_that_only_serves_a_model_is_no_trial_of_the_comparison(tmp_project_with_store, tmp_path):

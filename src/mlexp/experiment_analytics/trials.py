@@ -89,12 +89,10 @@ class ExperimentAnalytics:
         query = f"tags.`{tags.KIND}` = 'trial'"
         if self.sweep:
             query += f" and tags.`{tags.SWEEP_ID}` = '{self.sweep.sweep_id}'"
-        # an experiment may hold several tasks' trials (a shared tracking.experiment_name): task= keeps its own
-        of_task = f" and tags.`{tags.TASK}` = '{task}'" if task else ""
         if search:
             query += f" and {search}"
         try:
-            self.trials = self._trials(query + of_task)
+            self.trials = self._of_task(query, task) if task else self._trials(query)
             if task and not self.trials:
                 self._check_holds_task(query, task, f"sweep {sweep!r}" if self.sweep else f"experiment {name!r}")
         except MlflowException as error:
@@ -111,6 +109,14 @@ class ExperimentAnalytics:
         self.direction = ranking[0].get(tags.DIRECTION, "minimize") if ranking else "minimize"
         self.task = next((run.data.tags[tags.TASK] for run in self.trials if tags.TASK in run.data.tags), task or "")
         self._histories: dict[tuple[str, str], list[Metric]] = {}
+
+    def _of_task(self, query: str, task: str) -> list[Run]:
+        """The trials `query` finds that ran `task`: an experiment may hold several tasks' trials (a shared
+        tracking.experiment_name), task= keeps its own."""
+        if tags.quotable(task):
+            return self._trials(f"{query} and tags.`{tags.TASK}` = {tags.quoted(task)}")
+        # no filter can hold it: picked out of them all
+        return [run for run in self._trials(query) if run.data.tags.get(tags.TASK) == task]
 
     def _check_holds_task(self, query: str, task: str, scope: str) -> None:
         """Raise when the trials `query` finds ran other tasks only: task= beside another task's experiment or sweep."""
