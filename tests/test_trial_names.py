@@ -5,6 +5,7 @@ backslash, which MLflow's search filters hold only when quoted for them (trackin
 from __future__ import annotations
 
 import shlex
+import socket
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,15 @@ def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not
     client.delete_experiment(client.get_run(untrained_gone).info.experiment_id)
     for source in (failed, training(elsewhere, other), untrained, untrained_gone):
         assert said(source).startswith(general), source
+
+
+def test_a_store_that_fails_the_listing_of_experiments_leaves_the_general_line(monkeypatch):
+    # the listing that starts the search for a trial of that name was outside the guard: MLflow's error escaped
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # refused at once, not after MLflow's backoff
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        client = MlflowClient(f"http://127.0.0.1:{closed.getsockname()[1]}")
+    assert no_trained_trial(client, "od-1", "object_detection") == (
+        "deploy.source=od-1: no trial run with a trained model has this id; use deploy.source=champion, best, trial "
+        "or the run id of a trained object_detection trial"
+    )

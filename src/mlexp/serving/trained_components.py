@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlexp.serving.trial_names import NO_SUCH_RUN
 from mlexp.tracking import tags
 
 TRAIN_STAGE = "train"
+# MLflow's error codes for a run id no run has (a server may refuse an id of another form as a bad parameter)
+NO_SUCH_RUN = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-def run_in_experiment(client: Any, run_id: str, experiment_id: str) -> Any | None:
-    """The run `run_id` of the experiment; None when it has none of that id, or that run is deleted (a value typed as
-    a source may be anything). A store that does not answer raises, as any other request would."""
+def run_in_experiment(client: Any, run_id: str, experiment_id: str, *, include_deleted: bool = False) -> Any | None:
+    """The run `run_id` of the experiment; None when it has none of that id, or that run is deleted (unless
+    `include_deleted`; a value typed as a source may be anything). A store that does not answer raises, as any other
+    request would."""
     from mlflow.exceptions import MlflowException
 
     if not tags.is_run_id(run_id):
@@ -28,16 +30,32 @@ def run_in_experiment(client: Any, run_id: str, experiment_id: str) -> Any | Non
         if error.error_code in NO_SUCH_RUN:
             return None
         raise
-    return run if run.info.experiment_id == experiment_id and run.info.lifecycle_stage == "active" else None
+    if run.info.experiment_id != experiment_id:
+        return None
+    return run if include_deleted or run.info.lifecycle_stage == "active" else None
 
 
-def training_component_ids(client: Any, trial: Any) -> list[str]:
-    """The run ids of the trial's Training components: its own, then the one it reused if that one is still there
-    (deleted since, or a tag edited by hand: the trial then has no model, and `best` looks further)."""
+def training_components(client: Any, trial: Any, *, include_deleted: bool = False) -> list[Any]:
+    """The trial's Training components: its own, then the one it reused if that one is still there, in the trial's
+    experiment (deleted since, or a tag edited by hand: the trial then has no model, and `best` looks further).
+
+    Args:
+        include_deleted: deleted ones too, which restoring would bring back (the restore hint's question).
+    """
+    from mlflow.entities import ViewType
+
     own = client.search_runs(
         [trial.info.experiment_id],
         filter_string=tags.component_filter(trial.info.run_id, TRAIN_STAGE),
+        run_view_type=ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY,
     )
     reused = tags.shared_components(trial.data.tags).get(TRAIN_STAGE)
-    linked = reused is not None and run_in_experiment(client, reused, trial.info.experiment_id) is not None
-    return [run.info.run_id for run in own] + ([reused] if linked else [])
+    linked = (
+        run_in_experiment(client, reused, trial.info.experiment_id, include_deleted=include_deleted) if reused else None
+    )
+    return [*own, linked] if linked else list(own)
+
+
+def training_component_ids(client: Any, trial: Any) -> list[str]:
+    """The run ids of the trial's Training components that are in the store (`training_components`)."""
+    return [run.info.run_id for run in training_components(client, trial)]

@@ -5,14 +5,11 @@ copy; MLflow looks runs up by id only."""
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 from typing import Any
 
+from mlexp.serving.trained_components import training_components
 from mlexp.tracking import tags
-
-# MLflow's error codes for a run id no run has (a server may refuse an id of another form as a bad parameter)
-NO_SUCH_RUN = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def finished_trials(client: Any, name: str) -> tuple[list[Any], list[Any]]:
@@ -34,8 +31,8 @@ def _named(client: Any, name: str) -> list[Any]:
 
     if not tags.quotable(name):
         return []  # looked up as no trial: no filter can hold the name
-    experiments = [e.experiment_id for e in client.search_experiments()]
     try:
+        experiments = [e.experiment_id for e in client.search_experiments()]
         return list(
             client.search_runs(
                 experiments, filter_string=f"attributes.run_name = {tags.quoted(name)} and tags.`{tags.KIND}` = 'trial'"
@@ -110,24 +107,7 @@ def _runs_to_restore(client: Any, trial: Any) -> list[str] | None:
     """The deleted `trial` and, when none of its Training components (own, or reused through its tag) is active,
     every deleted one: the MLflow UI deletes a run's children with it. None when it has no finished Training
     component of its experiment at all (restoring would serve nothing)."""
-    from mlflow.entities import ViewType
-    from mlflow.exceptions import MlflowException
-
-    components = list(
-        client.search_runs(
-            [trial.info.experiment_id],
-            filter_string=tags.component_filter(trial.info.run_id, "train"),
-            run_view_type=ViewType.ALL,
-        )
-    )
-    reused = tags.shared_components(trial.data.tags).get("train")
-    if reused and tags.is_run_id(reused):
-        with contextlib.suppress(MlflowException):  # gone for good: nothing to restore
-            components.append(client.get_run(reused))
-    # as serving looks (trained_components): finished components of the trial's own experiment
-    components = [
-        c for c in components if c.info.status == "FINISHED" and c.info.experiment_id == trial.info.experiment_id
-    ]
+    components = [c for c in training_components(client, trial, include_deleted=True) if c.info.status == "FINISHED"]
     if not components:
         return None
     itself = [trial.info.run_id] if trial.info.lifecycle_stage == "deleted" else []

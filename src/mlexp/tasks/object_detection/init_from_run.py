@@ -70,8 +70,7 @@ def locate(uri: str, client: Any) -> Weights:
 def _lookup(uri: str, client: Any) -> Weights:
     from mlflow.exceptions import MlflowException
 
-    from mlexp.serving.trained_components import training_component_ids
-    from mlexp.serving.trial_names import NO_SUCH_RUN
+    from mlexp.serving.trained_components import NO_SUCH_RUN, training_component_ids
 
     run_id, _, path = uri.removeprefix("runs:/").partition("/")
     if not run_id or not path:

@@ -17,8 +17,8 @@ from mlexp.errors import DataError
 from mlexp.serving.http import ModelSlot, champion_from_config
 from mlexp.serving.pyfunc_model import quiet_mlflow
 from mlexp.serving.registered_name import registered_name
-from mlexp.serving.trained_components import training_component_ids
-from mlexp.serving.trial_names import NO_SUCH_RUN, no_trained_trial
+from mlexp.serving.trained_components import NO_SUCH_RUN, training_component_ids
+from mlexp.serving.trial_names import no_trained_trial
 from mlexp.tasks.recommendation.event_store import EventStore
 from mlexp.tasks.recommendation.live_recommendations import LiveRecommendations
 from mlexp.tracking import tags
