@@ -11,12 +11,16 @@ from __future__ import annotations
 import _thread
 import contextlib
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TypeVar
+
+Item = TypeVar("Item")
 
 # A signal sent to the process may reach another of its threads (when the main thread has one pending). Python runs
 # the handler in the main thread, but only once that thread wakes: a blocking wait that must obey Ctrl-C or SIGTERM
@@ -66,6 +70,15 @@ def wait_obeying_signals(wait: Callable[[float], bool], seconds: float | None) -
 def sleep_obeying_signals(seconds: float) -> None:
     """time.sleep(seconds), but signal handlers run meanwhile (a Ctrl-C stops it within SIGNAL_CHECK_S)."""
     wait_obeying_signals(threading.Event().wait, seconds)
+
+
+def get_obeying_signals(items: queue.Queue[Item]) -> Item:
+    """items.get(), but signal handlers run meanwhile (a Ctrl-C stops it within SIGNAL_CHECK_S)."""
+    while True:
+        try:
+            return items.get(timeout=SIGNAL_CHECK_S)
+        except queue.Empty:
+            continue
 
 
 def interrupt_again() -> None:

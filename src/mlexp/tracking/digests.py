@@ -19,11 +19,12 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlexp.interrupts import wait_obeying_signals
 from mlexp.paths import project_root
 
 # a file written this recently is not put in the digest cache (file_digest)
@@ -81,10 +82,13 @@ def file_digest(path: Path, cache: Path | None = None) -> str:
     trial's input files, between the command's start and the first stage's record of them).
     """
     pending = _PENDING.get(str(path.resolve()))
-    if pending is not None and pending.exception() is None:  # a failed prefetch leaves the work to `_digest`
-        identity, digest = pending.result()
-        if identity == _listing(path).identity:  # unchanged since the prefetch started reading it
-            return digest
+    if pending is not None:
+        # a month of trips takes seconds to read: a Ctrl-C meanwhile is obeyed at once
+        wait_obeying_signals(lambda most: not wait([pending], most).not_done, None)
+        if pending.exception() is None:  # a failed prefetch leaves the work to `_digest`
+            identity, digest = pending.result()
+            if identity == _listing(path).identity:  # unchanged since the prefetch started reading it
+                return digest
     return _digest(path, cache)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from mlexp.data import nyc_taxi
 from mlexp.errors import DataError
+from mlexp.interrupts import get_obeying_signals
 from mlexp.tasks.anomaly_detection.engines import cleaned_rows_changed
 from mlexp.tasks.anomaly_detection.trip_rows import UNREAD
 from mlexp.tasks.anomaly_detection.unread_values import Tally, count_unread
@@ -62,7 +63,7 @@ def write_parquet(
             DigestingFile(partial) as sink,
             pq.ParquetWriter(sink, schema, compression=compression, use_dictionary=dictionary) as writer,
         ):
-            for batch in _read_ahead(reader):
+            for batch in _read_ahead(reader, connection.interrupt):
                 if listed >= 0 and unread is not None:
                     count_unread(batch.column(listed), unread, rows)
                 writer.write_batch(pa.RecordBatch.from_arrays([batch.column(i) for i in kept], schema=schema))
@@ -91,10 +92,11 @@ def write_parquet(
 _END = object()
 
 
-def _read_ahead(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+def _read_ahead(reader: pa.RecordBatchReader, interrupt: Callable[[], object]) -> Iterator[pa.RecordBatch]:
     """`reader`'s batches, the next one read by a thread while the caller handles this one: DuckDB (computing
     and converting to Arrow) and pyarrow (encoding Parquet) both release the GIL, so on two cores they overlap.
-    An error reading is raised here, as the reader raised it; leaving early stops the thread."""
+    An error reading is raised here, as the reader raised it; leaving early stops the thread, and `interrupt`
+    (the query's connection.interrupt) ends the batch it is reading: a Ctrl-C is not kept waiting for it."""
     handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -119,11 +121,16 @@ def _read_ahead(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
 
     thread = threading.Thread(target=produce, name="mlexp-read-ahead", daemon=True)
     thread.start()
+    ended = False
     try:
-        while (item := handoff.get()) is not _END:
+        # a batch of a month's cleaned trips takes seconds to compute: a Ctrl-C meanwhile is obeyed at once
+        while (item := get_obeying_signals(handoff)) is not _END:
             if isinstance(item, BaseException):
                 raise item
             yield item
+        ended = True
     finally:
         stop.set()
+        if not ended:
+            interrupt()  # the thread's error, if any, is not handed on: stop is set
         thread.join()
