@@ -7,7 +7,7 @@ throw-away project after one untimed trial (it starts the tracking writer both s
 thread per trial (compute.num_threads=1 and OMP_NUM_THREADS=1,
 MXNET_CPU_WORKER_NTHREADS=1 in the environment); the store is created before either is timed.
 The script also checks the store (8 FINISHED trials per sweep) and whether compute.num_threads takes
-effect: seeding sets the thread variables, which MXNet only reads when it is first imported.
+effect: the trial sets the thread variables (mlexp.thread_limits), which MXNet only reads when it is first imported.
 
 Each kind runs --repeats times (default 3), alternating which goes first; the figures are medians.
 
@@ -52,7 +52,8 @@ THREAD_ENV = {"OMP_NUM_THREADS": "1", "MXNET_CPU_WORKER_NTHREADS": "1"}
 TIMEOUT_S = 900
 
 # What a sweep job has imported when its trial starts (the CLI and the Hydra callback), then the
-# runner's seeding with compute.num_threads=argv[1], then a little MXNet work; reports the OS threads.
+# runner's thread limits and seeding with compute.num_threads=argv[1], then a little MXNet work; reports the OS
+# threads.
 THREAD_CHECK = """
 import json
 import os
@@ -64,24 +65,26 @@ import mlexp.sweeps.recorder  # noqa: F401
 
 imported_before = "mxnet" in sys.modules
 from mlexp.seeding import seed_everything
+from mlexp.thread_limits import trial_threads
 
-seed_everything(42, int(sys.argv[1]), mxnet=True, small_operators=True)  # as the abalone task's trials
-import mxnet as mx
-from mxnet import gluon
+with trial_threads(int(sys.argv[1])):  # as the abalone task's trials: the thread variables, then MXNet
+    seed_everything(42, int(sys.argv[1]), mxnet=True, small_operators=True)
+    import mxnet as mx
+    from mxnet import gluon
 
-net = gluon.nn.Dense(256)
-net.initialize()
-x = mx.nd.random.uniform(shape=(4096, 256))
-for _ in range(20):
-    net(x).wait_to_read()
-mx.nd.waitall()
-print(json.dumps({
-    "mxnet_imported_before_seeding": imported_before,
-    "os_threads": len(os.listdir("/proc/self/task")),
-    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-    "MXNET_CPU_WORKER_NTHREADS": os.environ.get("MXNET_CPU_WORKER_NTHREADS"),
-    "MXNET_ENGINE_TYPE": os.environ.get("MXNET_ENGINE_TYPE"),
-}))
+    net = gluon.nn.Dense(256)
+    net.initialize()
+    x = mx.nd.random.uniform(shape=(4096, 256))
+    for _ in range(20):
+        net(x).wait_to_read()
+    mx.nd.waitall()
+    print(json.dumps({
+        "mxnet_imported_before_seeding": imported_before,
+        "os_threads": len(os.listdir("/proc/self/task")),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "MXNET_CPU_WORKER_NTHREADS": os.environ.get("MXNET_CPU_WORKER_NTHREADS"),
+        "MXNET_ENGINE_TYPE": os.environ.get("MXNET_ENGINE_TYPE"),
+    }))
 """
 
 

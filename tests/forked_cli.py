@@ -239,7 +239,9 @@ class ForkedCli:
     def can_run(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
         if self.with_mlflow and _mlflow_settings(env):
             return False
-        return read_on_start(env) == self.env and not any("num_threads" in arg for arg in args)
+        # compute.num_threads forks too: the trial sets the BLAS the server loaded (mlexp.thread_limits), and MXNet,
+        # which the server never loads, reads the thread variables when the command imports it
+        return read_on_start(env) == self.env
 
     def loaded(self, modules: Sequence[str]) -> list[str]:
         """Which of `modules` the server has imported."""

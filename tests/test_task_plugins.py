@@ -124,10 +124,10 @@ WITHOUT_CONFIG_IMPORT = {
 @pytest.fixture
 def toy_project(tmp_project: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The temp project with the toy task's conf files, and an environment that has its package installed."""
-    return _with_toy_task(tmp_project, tmp_path, PACKAGE)
+    return with_toy_task(tmp_project, tmp_path, PACKAGE)
 
 
-def _with_toy_task(tmp_project: Path, tmp_path: Path, package: dict[str, str]) -> tuple[Path, dict[str, str]]:
+def with_toy_task(tmp_project: Path, tmp_path: Path, package: dict[str, str]) -> tuple[Path, dict[str, str]]:
     plugins = tmp_path / "plugins"
     (plugins / "toy_task").mkdir(parents=True)
     for name, text in package.items():
@@ -179,7 +179,7 @@ def test_a_task_package_that_does_not_import_its_config_module_is_one_line_namin
     tmp_project, tmp_path, empty_store
 ):
     assert WITHOUT_CONFIG_IMPORT["__init__.py"] != PACKAGE["__init__.py"]
-    project, env = _with_toy_task(tmp_project, tmp_path, WITHOUT_CONFIG_IMPORT)
+    project, env = with_toy_task(tmp_project, tmp_path, WITHOUT_CONFIG_IMPORT)
     missing = (
         "conf/counter/plain.yaml asks for the schema schema/counter/plain, which no loaded code stores: store it in "
         'the task\'s config.py with mlexp.config.declare_group("toy", "counter", {"plain": <its '

@@ -27,6 +27,7 @@ from mlexp.reused_stages import link_kept_stages
 from mlexp.run_names import claimed
 from mlexp.seeding import seed_everything
 from mlexp.shared_component import SHARED_STAGE, shared_preprocessing
+from mlexp.thread_limits import trial_threads
 from mlexp.tracking import Tracker, TrackingStore, Trial, sagemaker_mirror, tags
 from mlexp.tracking.journal_writer import TrialKept, record_writer, trial_state
 from mlexp.tracking.provenance import command_line, git_state, package_versions
@@ -323,18 +324,19 @@ def run(cfg: DictConfig, job: JobContext) -> TrialResult:
     stages = stages_to_run(cfg, task)
     current = stages[0]
     try:
-        # after the trial opened: the writer process creates its runs while MXNet loads here
-        seed_everything(
-            cfg.seed,
-            cfg.compute.num_threads,
-            mxnet=task.loads_mxnet(stages),
-            small_operators=task.small_mxnet_operators,
-        )
-        for current in stages:
-            if current == SHARED_STAGE:
-                _run_or_reuse_preprocessing(cfg, task, trial)
-            else:
-                _run_component(cfg, task, current, trial)
+        with trial_threads(cfg.compute.num_threads):
+            # after the trial opened: the writer process creates its runs while MXNet loads here
+            seed_everything(
+                cfg.seed,
+                cfg.compute.num_threads,
+                mxnet=task.loads_mxnet(stages),
+                small_operators=task.small_mxnet_operators,
+            )
+            for current in stages:
+                if current == SHARED_STAGE:
+                    _run_or_reuse_preprocessing(cfg, task, trial)
+                else:
+                    _run_component(cfg, task, current, trial)
         if pipeline_run is not None:  # the stages DVC kept: linked to the components that made their outputs
             link_kept_stages(cfg, task, trial)
         headline = _finish(cfg, task, trial, stages)

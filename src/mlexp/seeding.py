@@ -22,10 +22,7 @@ def seed_everything(seed: int, num_threads: int = 0, mxnet: bool = False, small_
     """
     random.seed(seed)
     np.random.seed(seed)
-    if num_threads > 0:
-        # read by MXNet and OpenMP when they load, which in a trial happens after this
-        os.environ["MXNET_CPU_WORKER_NTHREADS"] = str(num_threads)
-        os.environ["OMP_NUM_THREADS"] = str(num_threads)
+    # the thread variables MXNet reads as it loads here are the trial's (mlexp.thread_limits.trial_threads)
     if "mxnet" not in sys.modules:  # MXNet picks its engine once, when it loads, for the whole process
         os.environ.update(engine_variables(small_operators, num_threads))
     if mxnet:

@@ -20,13 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.interrupts import ignored_in_warm_up
 from mlexp.mxnet_engine import engine_variables
-
-# the variables BLAS, OpenMP and MXNet read once, when they are first imported
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+from mlexp.thread_limits import THREAD_VARIABLES, cores
 
 
 def parallel_jobs(config: DictConfig) -> int:

@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.config.schema import objective_direction
 from mlexp.errors import ConfigError
-from mlexp.sweeps.workers import cores
 from mlexp.tasks.text_classification import active_learning as experiment
 from mlexp.tasks.text_classification import charts, corpora, reviews
 from mlexp.tasks.text_classification.classifier import MODEL_FILE, NORMALISER, TextClassifier
@@ -24,6 +23,7 @@ from mlexp.tasks.text_classification.config import ActiveLearning
 from mlexp.tasks.text_classification.config_rules import compares_with_random
 from mlexp.tasks.text_classification.ngrams import NgramTfidf
 from mlexp.tasks.text_classification.scores import Scores, metric_name, score
+from mlexp.thread_limits import cores
 from mlexp.tracking import Tracker
 
 CSV = "text/csv"
