@@ -109,6 +109,21 @@ def test_a_stage_alone_names_what_it_wrote_and_the_next_stage_on_it(tmp_project)
     assert "stage train done." in trained and " stage=evaluate paths.data=" in trained and " paths.models=" in trained
 
 
+def test_the_commands_a_run_prints_keep_the_flags_that_chose_its_config(tmp_project_with_store):
+    # without them, the sweep the warning offers and the next stage composed conf/config.yaml, not the user's config
+    project = tmp_project_with_store
+    own = project.parent / "my configs"
+    own.mkdir()
+    (own / "seed_7.yaml").write_text((project / "conf" / "config.yaml").read_text().replace("seed: 42", "seed: 7"))
+    args = ("task=tabular_regression", "sweep=grid", "stage=prepare", *TINY)
+    done = run_cli(project, "-cd", "../my configs", "-cn", "seed_7", *args)
+    flags = ["--config-dir=../my configs", "--config-name=seed_7"]  # as the command spells them out
+    sweep = done.stderr.splitlines()[0].partition("; the sweep runs with: ")[2]
+    assert shlex.split(sweep) == ["mlexp", "-m", *flags, *args], done.stderr
+    [following] = [line for line in done.stdout.splitlines() if line.startswith("  next stage:      mlexp ")]
+    assert shlex.split(following.removeprefix("  next stage:      "))[:3] == ["mlexp", *flags], following
+
+
 def test_the_next_stage_is_never_deploy(tmp_project):
     # after evaluate it offered `stage=deploy`, which serves the registry's champion (deploy.source), not what the
     # stages wrote: on a project without a champion that failed

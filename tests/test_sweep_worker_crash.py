@@ -20,6 +20,7 @@ from mlflow.entities import ViewType
 from omegaconf import OmegaConf
 
 from conftest import REPO, cli_env, run_cli, start_cli, store_client, trials_of
+from mlexp.cli_arguments import spelled_out
 from mlexp.sweeps import SWEEP_JOBS_ENV
 from mlexp.sweeps.joblib_launcher import CANCELLED_NOTE, NOT_RUN_NOTE, STARTED_DIR, _break_line, _rerun
 from mlexp.sweeps.workers import parallel_jobs
@@ -259,11 +260,13 @@ def worker_deaths(tmp_path_factory) -> Path:
     return folder
 
 
-def _two_job_grid_whose_workers_die(death: str, project: Path, deaths: Path, epochs: str) -> tuple[str, str]:
+def _two_job_grid_whose_workers_die(
+    death: str, project: Path, deaths: Path, epochs: str, *flags: str
+) -> tuple[str, str]:
     """A parallel grid over model.epochs whose every Python process loads the hook `death` first; ends with exit 1."""
     env = cli_env(project) | {DEATH_ENV: death}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(deaths), env.get("PYTHONPATH")]))
-    sweep = _sweep(project, "sweep=grid", "sweep.max_parallel_jobs=2", f"model.epochs={epochs}", env=env)
+    sweep = _sweep(project, *flags, "sweep=grid", "sweep.max_parallel_jobs=2", f"model.epochs={epochs}", env=env)
     try:
         out, err = sweep.communicate(timeout=300)  # a pool that broke for ever would not end
     finally:
@@ -321,18 +324,30 @@ def test_a_pool_given_up_on_names_the_jobs_that_had_started_as_counted_killed_no
 @pytest.mark.usefixtures("tmp_project_with_store")  # the store's first set-up is other tests' concern
 def test_the_command_printed_for_a_killed_job_runs_that_trial_alone(tmp_project, worker_deaths):
     # it carried the sweep's own settings (sweep=grid sweep.max_parallel_jobs=2): the trial ran, with a warning that
-    # offered `mlexp -m ...` to run it, which would have run the whole sweep again
-    _, err = _two_job_grid_whose_workers_die("job_1_after_training", tmp_project, worker_deaths, "2,3")
+    # offered `mlexp -m ...` to run it, which would have run the whole sweep again. It lacked the flags that chose the
+    # sweep's config: the trial ran again with conf/config.yaml (seed 42), not the user's own config
+    own = tmp_project.parent / "my configs"  # beside the project: a relative path, and a space to quote
+    own.mkdir()
+    (own / "seed_7.yaml").write_text((tmp_project / "conf" / "config.yaml").read_text().replace("seed: 42", "seed: 7"))
+    flags = ("-cd", "../my configs", "--config-name", "seed_7")  # as typed; the command spells them out
+    _, err = _two_job_grid_whose_workers_die("job_1_after_training", tmp_project, worker_deaths, "2,3", *flags)
     [rerun] = re.findall(r"^mlexp: job 1: trial \S+ was killed: .*; run it again with: (.*)$", err, re.MULTILINE)
     [killed] = [t for t in trials_of(tmp_project) if t.status == "KILLED"]
 
     command = shlex.split(rerun)
     done = run_cli(tmp_project, *command[1:])
     assert done.stderr == "" and "trial done:" in done.stdout and " (id " not in done.stdout, done.stdout + done.stderr
-    assert command == ["mlexp", "task=tabular_regression", "dataset.n_rows=300", "model.epochs=3"]
     [again] = [t for t in trials_of(tmp_project) if t.run_id != killed.run_id and "-trial-" not in t.name]
-    assert again.status == "FINISHED" and killed.params["model.epochs"] == "3"
+    assert again.status == "FINISHED" and killed.params["model.epochs"] == "3" and killed.params["seed"] == "7"
     assert _own_values(again) == _own_values(killed) and "mlexp.sweep_id" not in again.tags
+    assert command == [
+        "mlexp",
+        "--config-dir=../my configs",
+        "--config-name=seed_7",
+        "task=tabular_regression",
+        "dataset.n_rows=300",
+        "model.epochs=3",
+    ]
 
 
 def _own_values(trial) -> dict[str, str]:
@@ -345,7 +360,17 @@ def test_the_rerun_command_keeps_what_the_jobs_own_run_needs_of_hydra():
     overrides = ["task=tabular_regression", "sweep=tpe", "sweep.max_jobs=4", "hydra.job.env_set.OMP_NUM_THREADS=1",
                  "hydra.searchpath=[file:///tmp/conf]", "hydra.launcher.n_jobs=2", "++hydra.sweeper.n_trials=4",
                  "hydra/launcher=mlexp_joblib", "+note=a b"]  # fmt: skip
-    assert _rerun(overrides) == (
+    assert _rerun(overrides, ["-m", *overrides]) == (
         "mlexp task=tabular_regression hydra.job.env_set.OMP_NUM_THREADS=1 'hydra.searchpath=[file:///tmp/conf]' "
         "'+note=a b'"
+    )
+
+
+def test_the_rerun_command_carries_the_flags_that_chose_the_config_and_only_those():
+    # the flags as the sweep's command line held them once mlexp.cli spelled them out (as sys.argv is in the launcher)
+    overrides = ["task=tabular_regression", "model.epochs=3"]
+    argv = spelled_out(["-m", "-cd", "my configs", *overrides, "-cn=seed_7", "--config-path=/abs/conf"])
+    assert _rerun(overrides, argv) == (
+        "mlexp '--config-dir=my configs' --config-name=seed_7 --config-path=/abs/conf task=tabular_regression "
+        "model.epochs=3"
     )

@@ -32,6 +32,7 @@ from mlexp.cli_arguments import (
     check_modes,
     check_printable,
     check_spaced_equals,
+    config_flags,
     grammar_error,
     multirun_first,
     spelled_out,
@@ -121,7 +122,7 @@ def _job(cfg: DictConfig, checked: bool = False) -> float:
 
 def _warn_of_a_sweep_without_m(choices: dict[str, str], overrides: list[str]) -> None:
     if choices.get("sweep") not in (None, "none"):
-        again = shlex.join(["mlexp", "-m", *overrides])
+        again = shlex.join(["mlexp", "-m", *config_flags(sys.argv[1:]), *overrides])
         warn(f"sweep={choices['sweep']} without -m runs one trial; the sweep runs with: {again}")
 
 
@@ -295,7 +296,8 @@ def _next_stage_command(cfg: DictConfig) -> str | None:
     from mlexp.next_steps import next_stage_command
 
     hydra_cfg = HydraConfig.get()
-    return next_stage_command(cfg, command_overrides(hydra_cfg), Path(hydra_cfg.runtime.cwd))
+    overrides = command_overrides(hydra_cfg)
+    return next_stage_command(cfg, overrides, Path(hydra_cfg.runtime.cwd), flags=config_flags(sys.argv[1:]))
 
 
 def _is_tuning_job(argv: list[str], overrides: list[str]) -> bool:

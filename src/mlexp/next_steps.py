@@ -152,10 +152,12 @@ def stage_outputs(cfg: DictConfig) -> list[Path]:
     return [folder for folder in _run_folders(cfg).values() if any(_holds(folder, path) for path in written)]
 
 
-def next_stage_command(cfg: DictConfig, overrides: Sequence[str], launch_dir: Path) -> str | None:
+def next_stage_command(
+    cfg: DictConfig, overrides: Sequence[str], launch_dir: Path, flags: Sequence[str] = ()
+) -> str | None:
     """The command, run from `launch_dir`, that runs the task's next stage on what the stage run alone wrote
-    (`overrides`: this command's); None after the last stage. A run with params_file= writes DVC's folders, which the
-    next one reads by itself."""
+    (`overrides` and `flags`, the flags that chose the config: this command's); None after the last stage. A run with
+    params_file= writes DVC's folders, which the next one reads by itself."""
     from mlexp import tasks
 
     task = tasks.get(cfg.task.name)
@@ -172,6 +174,7 @@ def next_stage_command(cfg: DictConfig, overrides: Sequence[str], launch_dir: Pa
     return shlex.join(
         [
             "mlexp",
+            *flags,
             *kept,
             f"stage={following}",
             *(f"paths.{n}={relative_if_under(f, launch_dir)}" for n, f in read.items()),

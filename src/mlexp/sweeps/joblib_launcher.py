@@ -39,6 +39,7 @@ from joblib.externals.loky import process_executor
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import open_dict
 
+from mlexp.cli_arguments import config_flags
 from mlexp.interrupts import only_during_jobs
 from mlexp.sweeps import SWEEP_EXPERIMENT_ENV, SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SWEEP_STORE_ENV, record_job
 from mlexp.sweeps.compose_cache import caching
@@ -269,14 +270,16 @@ def _trial(number: int) -> str:
     return f"{os.environ.get(SWEEP_NAME_ENV, 'sweep')}-trial-{number}"
 
 
-def _rerun(overrides: list[str]) -> str:
-    """The command that runs a job again as one trial: its own values, without the settings that shape the sweep.
+def _rerun(overrides: list[str], argv: Sequence[str] | None = None) -> str:
+    """The command that runs a job again as one trial: the sweep's flags that chose its config (`argv`: the sweep's
+    command line, default sys.argv's) and the job's own values, without the settings that shape the sweep.
 
     `sweep=<file>` and `sweep.*` choose how many jobs run and how; `hydra.launcher`/`hydra.sweeper` Hydra's. A single
     run needs none of them, and given `sweep=<file>` it warns that it is no sweep and offers `mlexp -m`, which would
     run the whole sweep again.
     """
-    return shlex.join(["mlexp", *(o for o in overrides if not _shapes_the_sweep(o))])
+    flags = config_flags(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["mlexp", *flags, *(o for o in overrides if not _shapes_the_sweep(o))])
 
 
 def _shapes_the_sweep(override: str) -> bool:
