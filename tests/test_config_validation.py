@@ -693,7 +693,7 @@ def test_adding_a_key_to_a_section_of_fixed_settings_is_one_line_before_a_trial_
     assert message.startswith("+model.rules.fast: model holds a fixed set of settings, and rules is not one of them")
     # ++ (which Hydra's own line for +model.epochs suggests) adds the same way
     message = one_line_error(tmp_project, "task=tabular_regression", "++model.foo=1")
-    assert message.startswith("+model.foo: model holds a fixed set of settings, and foo is not one of them")
+    assert message.startswith("++model.foo: model holds a fixed set of settings, and foo is not one of them")
     # a misspelt key of such a section no longer suggests adding it with +
     message = one_line_error(tmp_project, "task=churn_incentives", "model.num_rund=3")
     assert message.startswith("model.num_rund is not a key of model; did you mean model.num_round?")

@@ -96,7 +96,9 @@ def check_group_options(
             choices.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
         elif override.is_delete():
             values.append(f"~{key}")  # checked as a deletion: a key mlexp reads cannot go
-        elif override.is_add() or override.is_force_add():
+        elif override.is_force_add():
+            values.append(f"++{key}")  # checked as an addition, and echoed as the command wrote it
+        elif override.is_add():
             values.append(f"+{key}")  # checked as an addition: a section of fixed settings takes no new one
         else:
             values.append(key)

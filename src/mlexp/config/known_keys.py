@@ -1,5 +1,6 @@
 """Whether the keys an override names exist: an unknown key in one line with the closest one and the keys that do,
-a setting mlexp reads that `~` would delete, a name `+` would add to a section of fixed settings."""
+a setting mlexp reads that `~` would delete, a name `+` would add to a section of fixed settings, an item a list
+lacks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mlexp.config.task_groups import foreign_key, unselected_groups
 from mlexp.config.value_checks import error_applying
@@ -25,44 +27,55 @@ def check_in_order(cfg: DictConfig, overrides: Sequence[Override]) -> None:
     (`model.figure_size=[4,4,4]`), not conf/'s. `cfg` is not changed."""
     cfg = copy.deepcopy(cfg)
     for override in overrides:
-        sign = "~" if override.is_delete() else "+" if override.is_add() or override.is_force_add() else ""
+        sign = "~" if override.is_delete() else "++" if override.is_force_add() else "+" if override.is_add() else ""
         check_named(cfg, sign + override.key_or_group)
         if not override.is_sweep_override():
             error_applying(cfg, override)  # a value that does not fit is the value checks' to say
 
 
 def check_named(cfg: DictConfig, key: str) -> None:
-    """check_key; for `~key` (a deletion), that the key is not a setting of a config schema: mlexp reads every one
-    of those, so deleting one fails the run later (a traceback, or Hydra's 'Error merging override'); for `+key` (an
-    addition), that its section is not a schema's fixed settings, where a new key is ignored or refused by the code
-    that reads the section. `cfg` may have the override applied already: the schema of the key's parent says it."""
-    if not key.startswith(("~", "+")):
+    """check_key of `key` as the command wrote it, prefix and all; for `~key` (a deletion), that the key is not a
+    setting of a config schema: mlexp reads every one of those, so deleting one fails the run later (a traceback, or
+    Hydra's 'Error merging override'); for `+key` or `++key` (an addition), that its section is not a schema's fixed
+    settings, where a new key is ignored or refused by the code that reads the section. `cfg` may have the override
+    applied already: the schema of the key's parent says it."""
+    name = key.lstrip("~+")
+    sign = key[: len(key) - len(name)]
+    if not sign:
         check_key(cfg, key)
         return
-    sign, key = key[0], key[1:]
-    holding = list_holding(cfg, key)
-    # Hydra sets an item a list has by its index (`++` too), but deletes none and adds none past its end
-    if holding is not None and (sign == "~" or OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT):
-        action = "delete an item of" if sign == "~" else "add an item to"
+    holding = list_holding(cfg, name)
+    if holding is not None and sign == "~":  # Hydra deletes no item of a list (a TypeError and its traceback)
+        named = f"sets a list's item by its index ({name}=<value>) but " if _has(cfg, name) else ""
         raise ConfigError(
-            f"{sign}{key}: Hydra sets a list's item by its index ({key}=<value>) but cannot {action} a list; give the "
-            f"whole list instead: {holding}=[...]"
+            f"{key}: Hydra {named}cannot delete an item of a list; give the whole list instead: {holding}=[...]"
         )
-    if sign == "+":
-        _check_addable(cfg, key)
+    if holding is not None:
+        _check_indexes(cfg, key)
+    if sign.startswith("+"):
+        _check_addable(cfg, sign, name)
         return
-    setting = schema_field(cfg, key)
+    setting = schema_field(cfg, name)
     if setting is not None:  # not a free-form section's entry (anomaly's model.rules), which may go
         unset = " or null" if setting.default is None else ""
         raise ConfigError(
-            f"~{key}: {key} is a setting mlexp reads, so it cannot be deleted; give it a value ({key}=<value>{unset})"
+            f"{key}: {name} is a setting mlexp reads, so it cannot be deleted; give it a value ({name}=<value>{unset})"
         )
 
 
-def _check_addable(cfg: DictConfig, key: str) -> None:
-    """`+key` must not reach into a schema's section by a name it does not declare (`+model.foo`, or
-    `+model.rules.fast` where the model has no rules), even with the addition applied. A new top-level key is
-    Hydra's way to name a value other keys interpolate (`+base=8 model.l1_size=${base}`): left alone."""
+def _has(cfg: DictConfig, key: str) -> bool:
+    """Whether `key` names a value of `cfg`; an index that is no number names none."""
+    try:
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False) is not _ABSENT
+    except OmegaConfBaseException:
+        return False
+
+
+def _check_addable(cfg: DictConfig, sign: str, key: str) -> None:
+    """`+key` (or `++key`: `sign`) must not reach into a schema's section by a name it does not declare
+    (`+model.foo`, or `+model.rules.fast` where the model has no rules), even with the addition applied. A new
+    top-level key is Hydra's way to name a value other keys interpolate (`+base=8 model.l1_size=${base}`): left
+    alone."""
     parts = key.split(".")
     node: object = cfg.get(parts[0]) if isinstance(cfg, DictConfig) else None
     for index, part in enumerate(parts[1:], start=1):
@@ -75,8 +88,8 @@ def _check_addable(cfg: DictConfig, key: str) -> None:
             close = difflib.get_close_matches(part, known, n=1)
             hint = f"did you mean {section + '.' if section else ''}{close[0]}? " if close else ""
             raise ConfigError(
-                f"+{key}: {section or 'the config'} holds a fixed set of settings, and {part} is not one of them (the "
-                f"code that reads them would ignore or refuse it); {hint}its settings: {', '.join(known)}"
+                f"{sign}{key}: {section or 'the config'} holds a fixed set of settings, and {part} is not one of them "
+                f"(the code that reads them would ignore or refuse it); {hint}its settings: {', '.join(known)}"
             )
         node = node.get(part) if isinstance(node, DictConfig) else None
 
@@ -152,15 +165,42 @@ def list_holding(cfg: DictConfig, key: str) -> str | None:
     return None
 
 
-def _check_index(items: ListConfig, where: str, part: str, key: str) -> None:
-    """`part` of `key` must be the index of one of the list's items."""
-    if part.isdigit() and int(part) < len(items):
+def _check_indexes(cfg: DictConfig, line: str) -> None:
+    """Each index the key of `line` (`+key` or `++key`) gives must be one of its list's items. A key a section lacks
+    ends the walk: adding it is the section's to allow (_check_addable)."""
+    node: object = cfg
+    walked: list[str] = []
+    for part in line.lstrip("+").split("."):
+        if isinstance(node, ListConfig):
+            _check_index(node, ".".join(walked), part, line)
+            node = node._get_node(int(part))
+        elif isinstance(node, DictConfig) and part in node.keys():  # noqa: SIM118 (`in node` skips a ??? value)
+            node = node._get_node(part)
+        elif isinstance(node, DictConfig):
+            return
+        else:
+            raise ConfigError(f"{line}: {'.'.join(walked)} is a value, not a section; check the key's spelling")
+        walked.append(part)
+        if isinstance(node, (DictConfig, ListConfig)) and (node._is_interpolation() or node._is_missing()):
+            return  # not resolved to look: the value the command gives may replace it
+
+
+def _check_index(items: ListConfig, where: str, part: str, line: str) -> None:
+    """`part` of `line`'s key must be the index of one of the list's items. Hydra sets an item a list has, with or
+    without `++`, but adds none: with `+`, not even one it has ("An item is already at")."""
+    if part.isascii() and part.isdigit() and int(part) < len(items):
         return
     if not items:
-        raise ConfigError(f"{key}: {where} is an empty list, with no item to set; give the whole list: {where}=[...]")
+        raise ConfigError(f"{line}: {where} is an empty list, with no item to set; give the whole list: {where}=[...]")
+    size = f"{where} is a list of {len(items)} item{'s' if len(items) != 1 else ''}"
+    one, indexes = ("one", f"0 to {len(items) - 1}: ") if len(items) > 1 else ("it", "")
+    if line.startswith("+") and not line.startswith("++"):
+        raise ConfigError(
+            f"{line}: {size}, and Hydra adds no item to a list; set {one} by its index, without + ({indexes}{where}.0="
+            f"<value>), or give the whole list: {where}=[...]"
+        )
     raise ConfigError(
-        f"{key}: {where} is a list of {len(items)} item{'s' if len(items) != 1 else ''}; name one by its index "
-        f"(0 to {len(items) - 1}: {where}.0), or give the whole list: {where}=[...]"
+        f"{line}: {size}; name {one} by its index ({indexes}{where}.0), or give the whole list: {where}=[...]"
     )
 
 

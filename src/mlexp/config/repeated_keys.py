@@ -15,7 +15,7 @@ from mlexp.errors import ConfigError
 
 # the error a run of `key=value` meets for a value the key's type cannot take (`model.epochs=abc`); None when it fits
 TypeCheck = Callable[[str, str], ConfigError | None]
-# the error a run meets for the key itself (`model.nope`, or `+model.nope` for `++`, which adds it); None when it exists
+# the error a run meets for the key itself (`model.nope`, or `++model.nope`, which adds it); None when it exists
 KeyCheck = Callable[[str], ConfigError | None]
 
 
@@ -48,7 +48,7 @@ def check_repeated_keys(
             first[key] = override
             continue
         earlier = first[key]
-        unknown = key_error(f"{'+' if earlier.type == OverrideType.FORCE_ADD else ''}{earlier.key_or_group}")
+        unknown = key_error(f"{'++' if earlier.type == OverrideType.FORCE_ADD else ''}{earlier.key_or_group}")
         raise unknown or _repeated(key, earlier, override, task, type_error)
 
 
