@@ -4,11 +4,15 @@ trial's id the hint offers, and that what the check found is kept for that trial
 from __future__ import annotations
 
 import logging
+import shlex
+import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from conftest import run_cli
 from loopback_server import answering
+from mlexp.cleanup_plan import store_backend
 from mlexp.tasks.object_detection.config_rules import CONSTRAINTS
 from mlexp.tasks.object_detection.init_from_run import locate, problem
 from mlexp.tracking import tags
@@ -48,8 +52,23 @@ def test_a_server_that_refuses_to_read_the_run_says_so(tmp_path):
     )
 
 
-def _trial(client: MlflowClient, experiment: str, name: str, status: str = "RUNNING") -> str:
-    run = client.create_run(experiment, run_name=name, tags={tags.KIND: "trial"}).info.run_id
+def test_help_with_init_from_asks_no_store(tmp_project: Path):
+    # 13 s before the help, against a server that never answers: the help judged the rule, which asked for the run
+    init_from = "runs:/0123abcd/model/model.params"
+    requests: list[str] = []
+    with answering(None, requests=requests) as url:
+        started = time.monotonic()
+        done = run_cli(
+            tmp_project, "--help", "task=object_detection", f"model.init_from={init_from}", f"tracking.uri={url}"
+        )
+        took = time.monotonic() - started
+    [line] = [line for line in done.stdout.splitlines() if line.startswith(f"  {RULE.rule}")]
+    assert f"(now model.init_from={init_from})" in line and "broken" not in line, line
+    assert requests == [] and took < 8, (requests, took)
+
+
+def _trial(client: MlflowClient, experiment: str, name: str, status: str = "RUNNING", **run_tags: str) -> str:
+    run = client.create_run(experiment, run_name=name, tags={tags.KIND: "trial", **run_tags}).info.run_id
     if status != "RUNNING":
         client.set_terminated(run, status)
     return run
@@ -133,3 +152,56 @@ def test_what_the_check_found_is_kept_for_its_trial_only(tmp_project_with_store:
         (again, "model/model.params"),
         (again, "other/model.params"),
     ]
+
+
+def _component(client: MlflowClient, experiment: str, trial: str, stage: str, logged: Path | None = None) -> str:
+    """A component of `trial` as the runner records it; the train stage's logs `logged` under model/."""
+    component_tags = {tags.KIND: "component", tags.STAGE: stage, tags.MLFLOW_PARENT_RUN_ID: trial}
+    run = client.create_run(experiment, run_name=stage.capitalize(), tags=component_tags).info.run_id
+    if logged is not None:
+        client.log_artifact(run, str(logged), "model")
+    client.set_terminated(run, "FINISHED")
+    return run
+
+
+def test_a_trial_whose_training_was_deleted_is_told_so_and_how_to_restore_it(tmp_project_with_store: Path, tmp_path):
+    # it said the trial of a partial `dvc repro` "never trained": it reused another trial's Training component, which
+    # was deleted since (the MLflow UI deletes it with that trial)
+    uri = f"sqlite:///{tmp_project_with_store / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("object_detection", artifact_location=(tmp_path / "artifacts").as_uri())
+    (tmp_path / "model.params").write_bytes(b"weights")
+    first = _trial(client, experiment, "object_detection-20261207-1160")
+    training = _component(client, experiment, first, "train", tmp_path / "model.params")
+    client.set_terminated(first)
+    kept = _trial(
+        client, experiment, "object_detection-20261207-1161", **{f"{tags.SHARED_COMPONENT_PREFIX}train": training}
+    )
+    _component(client, experiment, kept, "evaluate")
+    client.set_terminated(kept)
+    client.delete_run(training)
+
+    def told(name: str, trial: str) -> list[list[str]]:
+        """The restore commands the refusal of `name` gives, checked to offer `trial`'s run id once restored."""
+        said = _refusal(f"runs:/{name}/model/model.params", uri, tmp_project_with_store) or ""
+        assert said.startswith(
+            f"{name} is a trial's name and it trained, but its Training component was deleted since, and its weights "
+            "with it: restore it (`"
+        ), said
+        assert f"`), then give model.init_from=runs:/{trial}/model/model.params (" in said, said
+        return [shlex.split(command) for command in said.split("`")[1::2]]
+
+    restore = [f"MLFLOW_TRACKING_URI={uri}", "mlflow", "runs", "restore", "--run-id", training]
+    assert told("object_detection-20261207-1161", kept) == [restore]
+    assert told("object_detection-20261207-1160", first) == [restore]  # its own Training component, the same run
+    client.restore_run(training)  # as the command does
+    assert _refusal(f"runs:/{kept}/model/model.params", uri, tmp_project_with_store) is None
+    # deleted for good (`mlflow gc`, with the SQL store's own hard delete): nothing to restore, the weights are gone
+    client.delete_run(training)
+    store_backend(client)._hard_delete_run(training)
+    said = _refusal("runs:/object_detection-20261207-1161/model/model.params", uri, tmp_project_with_store)
+    assert said is not None and said.startswith(
+        "object_detection-20261207-1161 is a trial's name and it trained, but its weights are gone: the Training "
+        f"component it reused, run {training}, is no longer in the tracking store; give the run id of a trial that "
+        "trained"
+    ), said

@@ -105,9 +105,13 @@ def test_a_detection_trial_that_reused_its_training_serves_and_starts_from_that_
     assert label == "best trial object_detection-3 (map = 0.3000)"
     with pytest.raises(DataError, match=f"^deploy.source={kept}: no trial run with a trained model has this id"):
         model_folder(cfg, tracker, kept, tmp_path / "deleted")
-    # init_from given the trial's name is not offered its run id: that trial's weights are gone
-    with pytest.raises(NoWeights, match="object_detection-2 is a trial's name, but it never trained"):
+    # init_from given the trial's name is not offered its run id: that trial's weights were deleted (it said the
+    # trial "never trained"), and restoring the component it reused brings them back
+    with pytest.raises(
+        NoWeights, match="object_detection-2 is a trial's name and it trained, but its Training comp"
+    ) as told:
         locate("runs:/object_detection-2/model/model.params", client)
+    assert f"mlflow runs restore --run-id {component}`), then give model.init_from=runs:/{kept}/" in str(told.value)
 
 
 def test_a_text_trial_that_reused_its_training_serves_that_classifier(tmp_path, monkeypatch):

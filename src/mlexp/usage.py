@@ -92,8 +92,11 @@ def _constraint_lines(cfg: DictConfig) -> list[str]:
         values = constraint.values(cfg)
         if values is None:
             continue
-        broken = "  <- broken: refused" if constraint.refusal(values) else ""
-        lines.append(f"  {constraint.rule}   (now {constraint.shown(values)}){broken}")
+        if constraint.asks_store:  # the help asks no server, which may never answer
+            verdict = "  (judged against the tracking store when a trial starts)"
+        else:
+            verdict = "  <- broken: refused" if constraint.refusal(values) else ""
+        lines.append(f"  {constraint.rule}   (now {constraint.shown(values)}){verdict}")
     return lines or ["  (none declared)"]
 
 

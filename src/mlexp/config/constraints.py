@@ -33,6 +33,9 @@ class Constraint:
     `context` names those of `keys` that are no value to change but where the rule looks (paths.root: the schemas),
     whether it applies (compute.target and stage: whether an input path is read here) or where the values came from
     (params_file: the fix names the file's keys): judged, not shown in the refusal.
+
+    `asks_store`: judging it asks the tracking store (model.init_from=runs:/...), a request a server may never answer:
+    a run and the sweep check judge it, `mlexp --help` lists it unjudged.
     """
 
     keys: tuple[str, ...]
@@ -41,6 +44,7 @@ class Constraint:
     fix: str | Callable[..., str]
     # keyword-only: the subclasses' own fields (ReadInput's input) are given by position after `fix`
     context: tuple[str, ...] = field(default=(), kw_only=True)
+    asks_store: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if unknown := [key for key in self.context if key not in self.keys]:

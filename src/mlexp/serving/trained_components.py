@@ -49,11 +49,17 @@ def training_components(client: Any, trial: Any, *, include_deleted: bool = Fals
         filter_string=tags.component_filter(trial.info.run_id, TRAIN_STAGE),
         run_view_type=ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY,
     )
-    reused = tags.shared_components(trial.data.tags).get(TRAIN_STAGE)
+    reused = reused_training_id(trial)
     linked = (
         run_in_experiment(client, reused, trial.info.experiment_id, include_deleted=include_deleted) if reused else None
     )
     return [*own, linked] if linked else list(own)
+
+
+def reused_training_id(trial: Any) -> str | None:
+    """The run id of the Training component the trial reused (its tag), whether that run is still in the store or not;
+    None when it trained itself."""
+    return tags.shared_components(trial.data.tags).get(TRAIN_STAGE)
 
 
 def training_component_ids(client: Any, trial: Any) -> list[str]:

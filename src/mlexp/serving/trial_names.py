@@ -85,7 +85,7 @@ def _run_not_served(client: Any, source: str, task: str, experiment_id: str | No
             return None
         experiment = client.get_experiment(run.info.experiment_id)
         deleted = "deleted" in (run.info.lifecycle_stage, experiment.lifecycle_stage)
-        to_restore = _runs_to_restore(client, run) if deleted else []
+        to_restore = runs_to_restore(client, run) if deleted else []
     except MlflowException:  # only a better line: the general one is still true
         return None
     if to_restore is None:
@@ -97,13 +97,12 @@ def _run_not_served(client: Any, source: str, task: str, experiment_id: str | No
         restore = f"`{env} mlflow experiments restore --experiment-id {experiment.experiment_id}`"
         return f"run {source} is in experiment {experiment.name!r}, which is deleted; restore it ({restore}){read_with}"
     if run.info.lifecycle_stage == "deleted":
-        restore = " and ".join(f"`{env} mlflow runs restore --run-id {run_id}`" for run_id in to_restore)
         what = "it" if len(to_restore) == 1 else "it and its deleted Training components"
-        return f"run {source} is deleted; restore {what} ({restore}){read_with}"
+        return f"run {source} is deleted; restore {what} ({restore_commands(client, to_restore)}){read_with}"
     return _read_elsewhere(source, experiment.name) if other else None
 
 
-def _runs_to_restore(client: Any, trial: Any) -> list[str] | None:
+def runs_to_restore(client: Any, trial: Any) -> list[str] | None:
     """The deleted `trial` and, when none of its Training components (own, or reused through its tag) is active,
     every deleted one: the MLflow UI deletes a run's children with it. None when it has no finished Training
     component of its experiment at all (restoring would serve nothing)."""
@@ -114,6 +113,14 @@ def _runs_to_restore(client: Any, trial: Any) -> list[str] | None:
     if any(component.info.lifecycle_stage == "active" for component in components):
         return itself
     return itself + [component.info.run_id for component in components]
+
+
+def restore_commands(client: Any, run_ids: list[str]) -> str:
+    """The shell commands that restore the deleted runs `run_ids` of the client's store, for a hint: `...` and `...`."""
+    from mlexp.tracking.store import mlflow_command_env
+
+    env = mlflow_command_env(str(client.tracking_uri))
+    return " and ".join(f"`{env} mlflow runs restore --run-id {run_id}`" for run_id in run_ids)
 
 
 def _serving_override(experiment: str, run_id: str) -> str:

@@ -131,5 +131,6 @@ CONSTRAINTS = (
         "model.init_from=runs:/<run id>/<path> must name weights a run of the tracking store holds",
         init_from_fix,
         context=("tracking.uri", "paths.root", "compute.target", "stage"),
+        asks_store=True,
     ),
 )

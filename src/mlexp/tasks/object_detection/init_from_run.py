@@ -94,7 +94,8 @@ def _lookup(uri: str, client: Any) -> Weights:
 def _no_run(client: Any, run_id: str, path: str) -> str:
     """No run of that id: a trial's name (what `mlexp compare` lists) is told the run id of its trial that holds the
     weights, whatever its status (one that failed after its train stage does), else of its trial that trained (the
-    path is then the typo, which the check of that id names); never the id of a trial that did not train."""
+    path is then the typo, which the check of that id names); never the id of a trial that did not train. A trial that
+    trained but whose weights were deleted since is told so, with the commands that restore them."""
     from mlexp.serving.trial_names import finished_trials, not_finished
 
     _, named = finished_trials(client, run_id)
@@ -108,10 +109,42 @@ def _no_run(client: Any, run_id: str, path: str) -> str:
         return f"{run_id} names {len(ids)} trials: model.init_from=runs:/<run id>/{path} with one of {', '.join(ids)}"
     if len(named) > 1:
         return f"{run_id} names {len(named)} trials, none of which trained: give the run id of a trial that trained"
+    if named and (lost := _weights_lost(client, named[0], path)) is not None:
+        return f"{run_id} is a trial's name and it trained, but {lost}"
     if named:  # failed or stopped before its train stage
         how = "" if named[0].info.status == "FINISHED" else f"{not_finished(named[0])} and "
         return f"{run_id} is a trial's name, but it {how}never trained: give the run id of a trial that trained"
     return f"no run {run_id} in the tracking store; {TAKES_AN_ID}"
+
+
+def _weights_lost(client: Any, trial: Any, path: str) -> str | None:
+    """Why a trial that trained holds no weights now: its Training component (its own, or the one it reused) was
+    deleted since, and restoring it brings them back, or the one it reused is gone from the store; None when it never
+    trained, or the store cannot tell."""
+    from mlflow.exceptions import MlflowException
+
+    from mlexp.serving.trained_components import reused_training_id
+    from mlexp.serving.trial_names import restore_commands, runs_to_restore
+
+    try:
+        deleted = runs_to_restore(client, trial)
+    except MlflowException:  # only a better line: the caller's is still true
+        return None
+    if deleted:
+        what, it = (
+            ("its Training component was", "it") if len(deleted) == 1 else ("its Training components were", "them")
+        )
+        return (
+            f"{what} deleted since, and its weights with {it}: restore {it} ({restore_commands(client, deleted)}), "
+            f"then give model.init_from=runs:/{trial.info.run_id}/{path}"
+        )
+    reused = reused_training_id(trial)
+    if reused:  # deleted for good (`mlflow gc`), or a tag edited by hand
+        return (
+            f"its weights are gone: the Training component it reused, run {reused}, is no longer in the tracking "
+            "store; give the run id of a trial that trained"
+        )
+    return None
 
 
 def _holds(client: Any, run_id: str, path: str) -> bool:
