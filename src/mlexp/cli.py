@@ -40,6 +40,7 @@ from mlexp.cli_arguments import (
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_env_copy, check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
+from mlexp.config.search_path import use_command_folders
 from mlexp.console import warn
 from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind
@@ -554,6 +555,8 @@ def _main() -> None:
             sys.exit(0)
         parsed = get_args_parser().parse_args(argv)
         overrides = parsed.overrides
+        # the checks read the group options Hydra composes from: conf/'s, and those of the folders the command adds
+        use_command_folders(parsed.config_dir, overrides)
         if any(arg in HELP_FLAGS for arg in argv):
             from mlexp.usage import help_text
 

@@ -30,6 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_override_keys, command_overrides
+from mlexp.config.search_path import forget_command_folders, use_command_folders
 from mlexp.errors import ConfigError, MlexpError
 from mlexp.paths import ROOT_ENV, project_root
 from mlexp.process_state import left_as_found
@@ -77,10 +78,13 @@ def command_line(root: str | os.PathLike[str] | None, argv: Sequence[str]) -> It
             quiet_third_party()
             conf_dir = project_root() / "conf"
             os.environ[ROOT_ENV] = str(conf_dir.parent)  # as the command's: found from a run folder Hydra moved to
+            overrides = [arg for arg in argv if arg != "-m"]
+            use_command_folders(None, overrides)  # a hydra.searchpath=[...] among them: its folders' options too
             # a trial checks the keys in the config it composes (run_trial): one composition, as the command's
-            check_override_keys(conf_dir, [arg for arg in argv if arg != "-m"], keys="-m" in argv)
+            check_override_keys(conf_dir, overrides, keys="-m" in argv)
             yield conf_dir
         finally:
+            forget_command_folders()
             close_writers()  # the command's tracking writer ends with it, as it does after `mlexp`
 
 

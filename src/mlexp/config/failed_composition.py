@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
@@ -18,6 +18,7 @@ from mlexp.config.composition_attempt import CompositionAttempt
 from mlexp.config.group_options import check_group_options, config_groups
 from mlexp.config.known_keys import check_in_order, check_key
 from mlexp.config.missing_schema import missing_schema
+from mlexp.config.search_path import initialized
 from mlexp.config.value_checks import check_value, error_applying
 from mlexp.errors import ConfigError
 
@@ -29,7 +30,7 @@ def compose_or_explain(conf_dir: Path, overrides: list[str], *, sweep_values: bo
     (explain_failed_composition), else Hydra's own exception."""
     attempt = CompositionAttempt(overrides)
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"), attempt.watching():
+        with initialized(conf_dir), attempt.watching():
             return compose("config", overrides=overrides)
     except HydraException:
         explain_failed_composition(conf_dir, overrides, sweep_values=sweep_values, attempt=attempt)
@@ -42,7 +43,7 @@ def _composed(conf_dir: Path, overrides: list[str], attempt: CompositionAttempt 
     cfg = attempt.composed(overrides) if attempt is not None else None
     if cfg is not None:
         return cfg
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    with initialized(conf_dir):
         return compose("config", overrides=overrides)
 
 
@@ -99,7 +100,7 @@ def _check_hydra_values(conf_dir: Path, choices: list[str], overrides: list[Over
         return
     given = {o.input_line for o in overrides}
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        with initialized(conf_dir):
             cfg = compose("config", overrides=[c for c in choices if c not in given], return_hydra_config=True)
     except HydraException:
         return
@@ -152,7 +153,7 @@ def _check_key_in_swept_options(conf_dir: Path, choices: list[str], swept: list[
         raise ConfigError(f"{line}: {why}; run one sweep per {name}, e.g. {example}")
     first = [f"{group.key_or_group}={next(iter(group.sweep_string_iterator()))}" for group in swept[:1]]
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        with initialized(conf_dir):
             cfg = compose("config", overrides=[*choices, *first])
     except HydraException:
         return  # Hydra reports what it cannot compose itself
@@ -161,7 +162,7 @@ def _check_key_in_swept_options(conf_dir: Path, choices: list[str], swept: list[
 
 def _has_key(conf_dir: Path, choices: list[str], key: str) -> bool:
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        with initialized(conf_dir):
             cfg = compose("config", overrides=choices)
     except HydraException:
         return False

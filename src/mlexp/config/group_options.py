@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override
 from hydra.errors import HydraException
@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp import tasks
 from mlexp.config.known_keys import check_named
 from mlexp.config.repeated_keys import KeyCheck, TypeCheck, check_repeated_keys
+from mlexp.config.search_path import config_folders, initialized, option_file
 from mlexp.config.task_groups import foreign_group
 from mlexp.config.value_checks import error_applying, misfit
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
@@ -27,12 +28,16 @@ _ABSENT = object()
 
 
 def config_groups(conf_dir: Path) -> dict[str, list[str]]:
-    """Each config group in conf/ and its options (the YAML files in its folder)."""
-    return {
-        folder.name: sorted(p.stem for p in folder.glob("*.yaml"))
-        for folder in sorted(conf_dir.iterdir())
-        if folder.is_dir() and folder.name != "hydra"
-    }
+    """Each config group and its options (the YAML files in its folder): conf/'s, and those of the other folders the
+    command's config search path holds (config_folders: `--config-dir`, `hydra.searchpath`), as Hydra composes them."""
+    groups: dict[str, set[str]] = {}
+    for config_folder in config_folders(conf_dir):
+        if not config_folder.path.is_dir():
+            continue  # a search path entry that is not there: Hydra skips it too
+        for folder in config_folder.path.iterdir():
+            if folder.is_dir() and folder.name != "hydra":
+                groups.setdefault(folder.name, set()).update(p.stem for p in folder.glob("*.yaml"))
+    return {group: sorted(groups[group]) for group in sorted(groups)}
 
 
 def conf_file(path: Path) -> Any:
@@ -76,7 +81,7 @@ def check_group_options(
         if odd is not None:
             # Hydra's own report was a ValueError traceback: "Config group override must be a string or a list"
             chosen = run_task()
-            options = sorted(task_choices(conf_dir, chosen).get(key) or groups[key])
+            options = sorted(_allowed(conf_dir, parsed, chosen).get(key) or groups[key])
             line = override.input_line or f"{key}={odd}"
             foreign = foreign_group(key, odd, chosen) if chosen is not None else None
             if foreign is not None:  # engine=null with a task that has no engine
@@ -90,7 +95,7 @@ def check_group_options(
             _check_group_addition(conf_dir, override, run_task())
         if check_options and key in groups:
             for option in _options(override):
-                _check_option(conf_dir, groups, key, option, task)
+                _check_option(conf_dir, groups, key, option, task, parsed)
         if key.split("/")[0] in groups or key.startswith("hydra"):
             swept = swept or override.is_sweep_override()
             choices.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
@@ -124,7 +129,7 @@ def _repeat_checks(
             if o.key_or_group.split("/")[0] in groups
         ]
         try:
-            with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            with initialized(conf_dir):
                 return compose("config", overrides=choices)
         except HydraException:
             return None  # a swept or wrong choice: the run's own checks say what
@@ -201,25 +206,31 @@ def _check_group_addition(conf_dir: Path, override: Override, task: str | None) 
 
 def _composed_groups(conf_dir: Path, task: str | None) -> set[str]:
     """The groups conf/config.yaml's defaults and the task's compose."""
-    files = [conf_dir / "config.yaml", *([conf_dir / "task" / f"{task}.yaml"] if task else [])]
+    files = [conf_dir / "config.yaml", *([option_file(conf_dir, "task", task)] if task else [])]
     groups = set()
-    for path in [path for path in files if path.exists()]:
+    for path in [path for path in files if path is not None and path.exists()]:
         for entry in (conf_file(path) or {}).get("defaults", []):
             if isinstance(entry, dict):
                 groups |= {str(name).removeprefix("override ").strip("/") for name in entry}
     return groups
 
 
-def _check_option(conf_dir: Path, groups: dict[str, list[str]], group: str, option: str, task: str | None) -> None:
+def _check_option(
+    conf_dir: Path, groups: dict[str, list[str]], group: str, option: str, task: str | None, parsed: list[Override]
+) -> None:
+    """`group=option` names a file of the group in a folder the command searches. Whether the task runs it is the
+    composed config's check (validate.check_choices: `task.choices`); an option no folder has lists the task's."""
     if group == "task":
         _check_task(groups["task"], option)
         return
     if option not in groups[group]:
-        allowed = task_choices(conf_dir, task).get(group)
+        allowed = _allowed(conf_dir, parsed, task).get(group)
         of_task = f" of task {task!r}" if allowed else ""
         options = sorted(allowed or groups[group])
+        folders = config_folders(conf_dir)
+        searched = f" (searched {', '.join(f.shown for f in folders)})" if len(folders) > 1 else ""
         raise ConfigError(
-            f"{group}={option!r} is not {a_or_an(group)} option{of_task}; {did_you_mean(option, options)}"
+            f"{group}={option!r} is not {a_or_an(group)} option{of_task}{searched}; {did_you_mean(option, options)}"
             f"choose one of: {', '.join(options)}"
         )
     error = foreign_group(group, option, task) if task is not None else None
@@ -241,8 +252,20 @@ def _check_task(options: list[str], option: str) -> None:
 
 def task_choices(conf_dir: Path, task: str | None) -> dict[str, list[str]]:
     """The group options conf/task/<task>.yaml accepts (`task.choices`); read only to explain an error."""
-    path = conf_dir / "task" / f"{task}.yaml"
-    if task is None or not path.exists():
+    path = option_file(conf_dir, "task", task) if task is not None else None
+    if path is None:
         return {}
     choices = ((conf_file(path) or {}).get("task") or {}).get("choices") or {}
     return {str(group): [str(option) for option in options] for group, options in choices.items()}
+
+
+def _allowed(conf_dir: Path, parsed: list[Override], task: str | None) -> dict[str, list[str]]:
+    """The task's choices as the command has them: conf/task/<task>.yaml's, or a list the command gives
+    (`task.choices.model=[mlp_regressor,my_net]`, the way to run an option of one's own with a task)."""
+    allowed = task_choices(conf_dir, task)
+    for override in parsed:
+        group = override.key_or_group.removeprefix("task.choices.")
+        value = override.value()
+        if group != override.key_or_group and not override.is_delete() and isinstance(value, list):
+            allowed[group] = [str(option) for option in value]
+    return allowed

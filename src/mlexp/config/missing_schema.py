@@ -20,6 +20,7 @@ from hydra.errors import MissingConfigException
 from mlexp import tasks
 from mlexp.config.group_options import task_choices
 from mlexp.config.schema import shared_groups
+from mlexp.config.search_path import config_folders
 from mlexp.errors import ConfigError
 
 _ASKED_BY = re.compile(r"In '(?P<asking>[^']+)': Could not load '(?P<schema>schema/(?P<group>.+)/(?P<option>[^/']+))'")
@@ -34,16 +35,18 @@ def missing_schema(error: BaseException, conf_dir: Path, task: str | None) -> Co
     if found is None:
         return None
     group, option = found["group"], found["option"]
-    asking = Path(conf_dir.name, f"{found['asking']}.yaml")
-    if not (conf_dir / f"{found['asking']}.yaml").is_file():  # a schema asking for another: not a file of conf/
-        asking = Path(found["asking"])
+    # the file Hydra read: conf/'s, or another folder's the command searches (--config-dir, hydra.searchpath); none
+    # for a schema asking for another
+    folder = next((f for f in config_folders(conf_dir) if (f.path / f"{found['asking']}.yaml").is_file()), None)
+    asking = Path(folder.shown, f"{found['asking']}.yaml") if folder else Path(found["asking"])
+    misnamed = folder is not None and found["asking"] != f"{group}/{option}"
     # an option's YAML names its own schema (conf/model/ssd.yaml: /schema/model/ssd): another name is a slip of the pen
-    elif found["asking"] != f"{group}/{option}" and (close := _close_schemas(group, option)):
+    if misnamed and (close := _close_schemas(group, option)):
         return ConfigError(
             f"{asking} names the schema /{found['schema']} in its defaults list, and no code stores a schema of that "
             f"name; did you mean {' or '.join(f'/{name}' for name in close)}? correct the name in {asking}"
         )
-    elif found["asking"] != f"{group}/{option}" and _is_stored(f"schema/{found['asking']}"):
+    if misnamed and _is_stored(f"schema/{found['asking']}"):
         # nothing near the name typed (/schema/model/zzqx): the file's own schema is the likely one, not a new one
         return ConfigError(
             f"{asking} names /{found['schema']} in its defaults list, which is not a stored schema; the schema of the "

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra.conf import HydraConf
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.config.group_options import check_group_options, config_groups
 from mlexp.config.known_keys import check_in_order, check_named
+from mlexp.config.search_path import config_folders, initialized
 from mlexp.errors import ConfigError
 
 
@@ -72,7 +73,7 @@ def check_override_keys(conf_dir: Path, overrides: list[str], *, keys: bool = Tr
     if passed is not None and passed.exists():
         return  # these keys passed with these choices and this conf/: no second composition (a third of a second)
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        with initialized(conf_dir):
             cfg = compose("config", overrides=choices)
     except HydraException:
         return  # Hydra reports what it cannot compose itself
@@ -107,9 +108,13 @@ def _passed_marker(conf_dir: Path, choices: list[str], keys: list[str]) -> Path 
     """A file whose existence says these keys exist under these group choices, for this conf/ and these schemas.
 
     Values do not matter (model.epochs=10 and =20 check alike); any change to a YAML file in conf/ or to
-    the config schemas' source makes a new marker.
+    the config schemas' source makes a new marker. None for a command that searches folders besides conf/
+    (`--config-dir`, `hydra.searchpath`): it composes its check each time, not hashing what may be a large folder.
     """
     import mlexp
+
+    if len(config_folders(conf_dir)) > 1:
+        return None
 
     package = Path(mlexp.__file__).parent
     digest = hashlib.sha256(json.dumps([sorted(choices), sorted(keys)]).encode())

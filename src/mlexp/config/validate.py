@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError, InterpolationToMissingValueError
 
@@ -92,6 +93,7 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
             raise ConfigError(
                 f"{group}={chosen!r} is not {a_or_an(group)} option of task {task!r}; "
                 f"{did_you_mean(chosen, sorted(allowed))}choose one of: {', '.join(sorted(allowed))}"
+                f"{_how_to_allow(cfg, group, chosen, list(allowed))}"
             )
     if cfg.stage is not None and cfg.stage not in stages:
         raise ConfigError(
@@ -105,6 +107,28 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
         )
     check_compute(cfg)
     check_sagemaker_job(cfg)
+
+
+def _how_to_allow(cfg: DictConfig, group: str, chosen: str, allowed: list[str]) -> str:
+    """For an option built on the schema of one the task runs (a variant of one's own, in conf/ or a --config-dir
+    folder): how to run it with the task, which runs the options its `task.choices` names and no other. Nothing for
+    another task's option, whose schema the task's code does not read."""
+    section = cfg.get(group)
+    if not isinstance(section, DictConfig):
+        return ""
+    built_on = OmegaConf.get_type(section)
+    for option in allowed:
+        try:
+            schema = ConfigStore.instance().load(f"schema/{group}/{option}.yaml").node
+        except (OSError, KeyError):  # an option whose schema has another name: nothing to compare
+            continue
+        if built_on is not dict and OmegaConf.get_type(schema) is built_on:
+            listed = ",".join([*allowed, chosen])
+            return (
+                f"; {chosen} has {option}'s schema: to run it with this task, add it to the task's choices: "
+                f"task.choices.{group}=[{listed}]"
+            )
+    return ""
 
 
 def check_model_name(cfg: DictConfig) -> None:

@@ -263,7 +263,14 @@ def compose(conf_dir: Path, overrides: list[str]) -> DictConfig:
     from hydra.types import RunMode
 
     from mlexp.config import make_composable
+    from mlexp.config.search_path import config_folders
 
+    if extra := [folder.shown for folder in config_folders(conf_dir)[1:]]:
+        raise ConfigError(
+            f"compute=sagemaker: the tuning job's training jobs compose their configs from the project's conf/ in the "
+            f"code archive, without the options of {', '.join(extra)}: copy the ones the sweep uses into conf/ to "
+            "tune them on SageMaker, or run the sweep here"
+        )
     make_composable()  # the schemas and tasks, as the command registers them at import
     from hydra.core.global_hydra import GlobalHydra
 
