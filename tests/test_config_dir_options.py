@@ -75,3 +75,20 @@ def test_a_tuning_job_with_a_config_dir_is_refused_before_anything_is_sent(tmp_p
         "archive, without the options of ../extra: copy the ones the sweep uses into conf/ to tune them on SageMaker, "
         "or run the sweep here"
     )
+
+
+def test_only_the_folders_the_command_adds_are_missing_from_a_copy_of_conf(tmp_project):
+    # a search path conf/config.yaml names is the project's own (a SageMaker sweep of such a project was refused)
+    from mlexp.config.search_path import command_folders, forget_command_folders, use_command_folders
+
+    extra, mine = _extra_folder(tmp_project), tmp_project.parent / "mine"
+    mine.mkdir()
+    config = tmp_project / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("hydra:\n", f"hydra:\n  searchpath: [file://{extra}]\n", 1))
+    try:
+        use_command_folders(None, [])
+        assert command_folders(tmp_project / "conf") == []
+        use_command_folders(str(mine), [])
+        assert [folder.path for folder in command_folders(tmp_project / "conf")] == [mine]
+    finally:
+        forget_command_folders()

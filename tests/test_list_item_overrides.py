@@ -100,6 +100,8 @@ def test_an_item_the_list_has_may_be_set_with_a_force_add(tmp_project):
         (TASK, ["model.figure_size.2=4"], f"model.figure_size.2: {FIGURE_OF_2}"),
         (TASK, ["++model.figure_size.2=4"], f"++model.figure_size.2: {FIGURE_OF_2}"),
         (TASK, ["+model.figure_size.2=4"], f"+model.figure_size.2: {FIGURE_OF_2_ADDED}"),
+        # Hydra's "An item is already at": + adds, even where the list has the item
+        (TASK, ["+model.figure_size.1=4"], f"+model.figure_size.1: {FIGURE_OF_2_ADDED}"),
         (TASK, ["model.figure_size.x=4"], f"model.figure_size.x: {FIGURE_OF_2}"),
         (TASK, ["++model.figure_size.x=4"], f"++model.figure_size.x: {FIGURE_OF_2}"),
         (TASK, ["+model.figure_size.x=4"], f"+model.figure_size.x: {FIGURE_OF_2_ADDED}"),

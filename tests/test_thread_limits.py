@@ -104,3 +104,25 @@ def test_an_interrupted_trial_leaves_the_variables_and_pools_as_it_found_them(mo
         "OMP_NUM_THREADS": "3"
     }
     assert {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()} == before
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [({"OMP_NUM_THREADS": "1"}, [1, 1]), ({"OPENBLAS_NUM_THREADS": "64"}, "cores")],
+    ids=["OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS above the cores"],
+)
+def test_a_pool_first_loaded_in_a_trial_gets_what_the_variables_give_it_after(environment, expected):
+    # SciPy's OpenBLAS loads during a trial of 2 threads; after it, as if loaded under the user's variables (OpenBLAS
+    # takes no more threads than cores when it loads)
+    script = (
+        "import json, numpy, threadpoolctl\n"
+        "from mlexp.thread_limits import cores, trial_threads\n"
+        "with trial_threads(2):\n"
+        "    import scipy.linalg\n"
+        "blas = sorted(p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas')\n"
+        "print(json.dumps([blas, cores()]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (*THREAD_VARIABLES, "GOTO_NUM_THREADS")} | environment
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    blas, cores = json.loads(done.stdout)
+    assert blas == (expected if expected != "cores" else [cores, cores])

@@ -188,13 +188,14 @@ def _check_indexes(cfg: DictConfig, line: str) -> None:
 def _check_index(items: ListConfig, where: str, part: str, line: str) -> None:
     """`part` of `line`'s key must be the index of one of the list's items. Hydra sets an item a list has, with or
     without `++`, but adds none: with `+`, not even one it has ("An item is already at")."""
-    if part.isascii() and part.isdigit() and int(part) < len(items):
+    adding = line.startswith("+") and not line.startswith("++")
+    if part.isascii() and part.isdigit() and int(part) < len(items) and not adding:
         return
     if not items:
         raise ConfigError(f"{line}: {where} is an empty list, with no item to set; give the whole list: {where}=[...]")
     size = f"{where} is a list of {len(items)} item{'s' if len(items) != 1 else ''}"
     one, indexes = ("one", f"0 to {len(items) - 1}: ") if len(items) > 1 else ("it", "")
-    if line.startswith("+") and not line.startswith("++"):
+    if adding:
         raise ConfigError(
             f"{line}: {size}, and Hydra adds no item to a list; set {one} by its index, without + ({indexes}{where}.0="
             f"<value>), or give the whole list: {where}=[...]"

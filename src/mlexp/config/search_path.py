@@ -71,6 +71,19 @@ def config_folders(conf_dir: Path) -> list[ConfigFolder]:
     return folders
 
 
+def command_folders(conf_dir: Path) -> list[ConfigFolder]:
+    """The folders of config groups the command adds to what conf/ searches itself (`--config-dir`, a command-line
+    `hydra.searchpath`): what a copy of the project's conf/ (a SageMaker job's code archive) does not hold."""
+    if _command.config_dir is None and _command.searchpath is None:
+        return []
+    return [folder for folder in config_folders(conf_dir)[1:] if folder.shown not in _listed_in(conf_dir)]
+
+
+def _listed_in(conf_dir: Path) -> set[str]:
+    """How conf/config.yaml's own search path entries are shown."""
+    return {folder.shown for folder in map(_entry_folder, _searchpath_of(conf_dir / "config.yaml")) if folder}
+
+
 def option_file(conf_dir: Path, group: str, option: str) -> Path | None:
     """The file Hydra composes for `group=option`: the first folder's that has it; None when none has."""
     for folder in config_folders(conf_dir):

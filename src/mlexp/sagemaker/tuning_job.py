@@ -263,9 +263,9 @@ def compose(conf_dir: Path, overrides: list[str]) -> DictConfig:
     from hydra.types import RunMode
 
     from mlexp.config import make_composable
-    from mlexp.config.search_path import config_folders
+    from mlexp.config.search_path import command_folders
 
-    if extra := [folder.shown for folder in config_folders(conf_dir)[1:]]:
+    if extra := [folder.shown for folder in command_folders(conf_dir)]:
         raise ConfigError(
             f"compute=sagemaker: the tuning job's training jobs compose their configs from the project's conf/ in the "
             f"code archive, without the options of {', '.join(extra)}: copy the ones the sweep uses into conf/ to "
