@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import time
 from pathlib import Path
 
 import pytest
+from hydra._internal.utils import get_args_parser
 from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, one_line_error, run_cli, seed_store
@@ -460,6 +462,81 @@ def test_flags_are_read_as_argparse_reads_them_abbreviated_attached_or_together(
         with pytest.raises(MlexpError) as raised:
             spelled_out(list(argv))
         assert str(raised.value).startswith(message), argv
+
+
+def _hydra_reading(argv: list[str]) -> tuple[dict[str, object], list[str]]:
+    """The flags Hydra's own parser sets from `argv` ({argparse dest: value}) and the overrides it leaves."""
+    parser = get_args_parser()
+    parsed = vars(parser.parse_args(argv))
+    overrides = parsed.pop("overrides")
+    return {dest: value for dest, value in parsed.items() if value != parser.get_default(dest)}, overrides
+
+
+def _spelled_reading(spelled: list[str]) -> tuple[dict[str, object], list[str]]:
+    """What spelled_out promises, read without argparse: each flag in full with its value, before every override."""
+    actions = get_args_parser()._option_string_actions
+    flags = list(itertools.takewhile(lambda arg: arg.startswith("--"), spelled))
+    read: dict[str, object] = {}
+    for flag in flags:
+        name, equals, value = flag.partition("=")
+        read[actions[name].dest] = value if equals else True
+    return read, spelled[len(flags) :]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # a flag after --info is a flag, not an override: was ["--info=all", "-cd", "extra", "task=x"]
+        ["--info", "-cd", "extra", "task=x"],
+        ["task=x", "--info", "--config-dir", "extra"],
+        ["--info", "--config-name", "x", "a=1"],
+        ["--info", "--config-n=x", "a=1"],
+        ["--info", "-m", "a=1,2"],
+        ["--info", "--multi", "a=1"],
+        ["--info", "-cjob", "a=1"],
+        ["--info", "--resolve"],
+        ["-i", "-h"],
+        ["--info", "defaults", "-cd", "extra"],
+        ["-cd", "extra", "--info"],
+        ["--package", "-1", "a=1"],  # argparse reads a negative number as a value
+    ],
+)
+def test_flags_after_info_are_read_as_hydras_parser_reads_them(argv):
+    assert _spelled_reading(spelled_out(list(argv))) == _hydra_reading(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # was ["--config-dir=-m", "a=1"]: no sweep, and Hydra looked for its configs in a folder named -m
+        (["-cd", "-m", "a=1"], "--config-dir needs a value"),
+        (["--config-name", "--info"], "--config-name needs a value"),
+        (["--cfg", "--"], "--cfg needs a value (job, hydra, all)"),
+    ],
+)
+def test_a_flag_where_a_value_should_be_is_refused_as_hydras_parser_refuses_it(argv, message):
+    with pytest.raises(SystemExit):  # argparse: "expected one argument"
+        get_args_parser().parse_args(argv)
+    with pytest.raises(MlexpError) as raised:
+        spelled_out(list(argv))
+    assert str(raised.value).startswith(message)
+
+
+def test_flags_after_a_double_dash_are_overrides_as_for_hydras_parser():
+    assert spelled_out(["--info", "--", "a=1"]) == ["--info=all", "--", "a=1"]
+    assert spelled_out(["-m", "--", "a=1,2"]) == ["--multirun", "--", "a=1,2"]
+
+
+def test_info_then_a_config_dir_prints_the_config_composed_with_the_folder(tmp_project):
+    # was "'../extra' is neither a command nor an override": -cd after --info was read as an override
+    extra = tmp_project.parent / "extra"
+    (extra / "model").mkdir(parents=True)
+    my_net = (REPO / "conf" / "model" / "mlp_regressor.yaml").read_text().replace("l1_size: 32", "l1_size: 12")
+    (extra / "model" / "my_net.yaml").write_text(my_net)
+    allow_my_net = "task.choices.model=[mlp_regressor,my_net]"
+    done = run_cli(tmp_project, "--info", "-cd", "../extra", "task=tabular_regression", allow_my_net, "model=my_net")
+    assert f"file://{extra}" in done.stdout  # Hydra's search path
+    assert "l1_size: 12" in done.stdout
 
 
 def test_a_flag_typed_short_or_abbreviated_gets_the_same_checks(tmp_project):

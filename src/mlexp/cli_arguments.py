@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import shlex
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -42,27 +43,39 @@ def spelled_out(argv: list[str]) -> list[str]:
     parser.error = refuse  # type: ignore[method-assign]  # argparse prints its usage block and exits
     flags: list[str] = []
     overrides: list[str] = []
-    rest = iter(argv)
-    for arg in rest:
+    rest = deque(argv)
+    while rest:
+        arg = rest.popleft()
+        if arg == "--":  # argparse's end of the flags: the words after it are overrides, as Hydra's parser reads them
+            overrides += [arg, *rest]
+            break
         spelled = _spelled_flag(parser, arg)
         if spelled is None:
             overrides.append(arg)
             continue
         action, names = spelled
-        value = None if "=" in names[-1] or action.nargs == 0 else next(rest, None)
-        if action.nargs == "?" and (value is None or value not in (action.choices or ())):
-            if value is not None:
-                overrides.append(value)  # --info takes a value only when one of its choices follows
-            if "=" not in names[-1] and action.const is not None:  # else it would take the first override
-                names[-1] = f"{names[-1]}={action.const}"
-        elif value is not None:
-            names[-1] = f"{names[-1]}={value}"
-        elif action.nargs is None and "=" not in names[-1]:
+        # the next word is a flag's value only when argparse would not read it as a flag itself (`--info -cd extra`)
+        following = rest[0] if rest and not _is_flag(parser, rest[0]) else None
+        if "=" in names[-1] or action.nargs == 0:
+            value = None
+        elif action.nargs == "?":  # --info takes a value only when one of its choices follows
+            value = rest.popleft() if following in (action.choices or ()) else action.const  # not the first override
+        elif following is not None:
+            value = rest.popleft()
+        else:
             choices = f" ({', '.join(map(str, action.choices))})" if action.choices else ""
             parser.error(f"{names[-1]} needs a value{choices}")
+        if value is not None:
+            names[-1] = f"{names[-1]}={value}"
         _check_choice(parser, action, names[-1])
         flags += names
     return flags + overrides
+
+
+def _is_flag(parser: argparse.ArgumentParser, arg: str) -> bool:
+    """Whether argparse reads `arg` as a flag, not as a value (`-1` and words with a space are values); `--`, its
+    end of the flags, is no value either."""
+    return arg == "--" or parser._parse_optional(arg) is not None
 
 
 def _spelled_flag(parser: argparse.ArgumentParser, arg: str) -> tuple[argparse.Action, list[str]] | None:
