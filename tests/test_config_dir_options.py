@@ -92,3 +92,30 @@ def test_only_the_folders_the_command_adds_are_missing_from_a_copy_of_conf(tmp_p
         assert [folder.path for folder in command_folders(tmp_project / "conf")] == [mine]
     finally:
         forget_command_folders()
+
+
+def test_a_sweep_of_an_option_of_ones_own_is_refused_with_the_single_runs_hint(tmp_project):
+    # the sweep's refusal named the task's options alone, not the override that lets the task run the option
+    _extra_folder(tmp_project)
+    swept = ("-m", "task=tabular_regression", "model=mlp_regressor,my_net")
+    refusal = (
+        "model=mlp_regressor,my_net: model='my_net' is not a model option of task 'tabular_regression'; choose among: "
+        "mlp_regressor; my_net has mlp_regressor's schema: to run it with this task, add it to the task's choices: "
+        f"{ALLOW_MY_NET}"
+    )
+    assert one_line_error(tmp_project, "-cd", "../extra", *swept) == refusal
+    # an option in conf/ itself, checked before a tuning job: that check composes after Hydra has stopped
+    (tmp_project / "conf" / "model" / "my_net.yaml").write_text(MY_NET)
+    tuning = ("compute=sagemaker", "compute.role_arn=arn:aws:iam::123456789012:role/r", "compute.dry_run=true")
+    assert one_line_error(tmp_project, *swept, *tuning) == refusal
+
+
+def test_a_search_path_folder_that_is_not_there_is_named_as_missing(tmp_project):
+    # Hydra skips a hydra.searchpath entry that is not there with only a warning (a --config-dir that is not there
+    # is refused, as Hydra refuses it): the misspelt folder, not the option, is the likelier mistake
+    _extra_folder(tmp_project)
+    command = ("-cd", "../extra", "hydra.searchpath=[file://../extar]", "task=tabular_regression", "model=my_nte")
+    assert one_line_error(tmp_project, *command) == (
+        "model='my_nte' is not a model option of task 'tabular_regression' (searched conf/, ../extra, ../extar (no "
+        "such folder)); choose one of: mlp_regressor"
+    )

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlexp import tasks
 from mlexp.config.known_keys import check_named
 from mlexp.config.repeated_keys import KeyCheck, TypeCheck, check_repeated_keys
-from mlexp.config.search_path import config_folders, initialized, option_file
+from mlexp.config.search_path import ConfigFolder, config_folders, initialized, option_file
 from mlexp.config.task_groups import foreign_group
 from mlexp.config.value_checks import error_applying, misfit
 from mlexp.errors import ConfigError, a_or_an, did_you_mean
@@ -228,7 +228,7 @@ def _check_option(
         of_task = f" of task {task!r}" if allowed else ""
         options = sorted(allowed or groups[group])
         folders = config_folders(conf_dir)
-        searched = f" (searched {', '.join(f.shown for f in folders)})" if len(folders) > 1 else ""
+        searched = f" (searched {', '.join(map(_as_searched, folders))})" if len(folders) > 1 else ""
         raise ConfigError(
             f"{group}={option!r} is not {a_or_an(group)} option{of_task}{searched}; {did_you_mean(option, options)}"
             f"choose one of: {', '.join(options)}"
@@ -236,6 +236,13 @@ def _check_option(
     error = foreign_group(group, option, task) if task is not None else None
     if error is not None:
         raise error
+
+
+def _as_searched(folder: ConfigFolder) -> str:
+    """A folder as the line of an option no folder has names it. One that is not there, a hydra.searchpath entry
+    Hydra skips with only a warning (a missing --config-dir is refused before), is more likely the mistake than the
+    option's name: the line says it is missing."""
+    return folder.shown if folder.path.is_dir() else f"{folder.shown} (no such folder)"
 
 
 def _check_task(options: list[str], option: str) -> None:

@@ -93,7 +93,7 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
             raise ConfigError(
                 f"{group}={chosen!r} is not {a_or_an(group)} option of task {task!r}; "
                 f"{did_you_mean(chosen, sorted(allowed))}choose one of: {', '.join(sorted(allowed))}"
-                f"{_how_to_allow(cfg, group, chosen, list(allowed))}"
+                f"{how_to_allow(cfg, group, chosen, list(allowed))}"
             )
     if cfg.stage is not None and cfg.stage not in stages:
         raise ConfigError(
@@ -109,10 +109,11 @@ def check_choices(cfg: DictConfig, choices: Mapping[str, str | None], stages: li
     check_sagemaker_job(cfg)
 
 
-def _how_to_allow(cfg: DictConfig, group: str, chosen: str, allowed: list[str]) -> str:
+def how_to_allow(cfg: DictConfig, group: str, chosen: str, allowed: list[str]) -> str:
     """For an option built on the schema of one the task runs (a variant of one's own, in conf/ or a --config-dir
     folder): how to run it with the task, which runs the options its `task.choices` names and no other. Nothing for
-    another task's option, whose schema the task's code does not read."""
+    another task's option, whose schema the task's code does not read. `cfg` is composed with `group=chosen` (a single
+    run's config; a sweep's check composes the option's own)."""
     section = cfg.get(group)
     if not isinstance(section, DictConfig):
         return ""

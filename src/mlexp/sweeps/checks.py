@@ -6,6 +6,7 @@ import copy
 import shlex
 from typing import Any
 
+from hydra import compose
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override, OverrideType, RangeSweep
@@ -20,7 +21,8 @@ from mlexp.config.group_options import config_groups
 from mlexp.config.known_keys import check_key
 from mlexp.config.overrides import command_overrides
 from mlexp.config.schema import objective_direction
-from mlexp.config.validate import check_compute, check_model_name, unresolvable_refusal
+from mlexp.config.search_path import initialized
+from mlexp.config.validate import check_compute, check_model_name, how_to_allow, unresolvable_refusal
 from mlexp.config.value_checks import misfit
 from mlexp.errors import ConfigError, a_or_an, did_you_mean, first_few
 from mlexp.paths import NoProject, project_root
@@ -225,7 +227,31 @@ def check_swept_choices(config: DictConfig) -> None:
             raise ConfigError(
                 f"{entry.line()}: {group}={foreign[0]!r} is not {a_or_an(group)} option of task {task!r}; "
                 f"{did_you_mean(foreign[0], choices)}choose among: {', '.join(choices)}"
+                f"{_how_to_allow_swept(config, group, foreign[0], list(allowed))}"
             )
+
+
+def _how_to_allow_swept(config: DictConfig, group: str, option: str, allowed: list[str]) -> str:
+    """A single run's hint (how_to_allow) for a swept option the task does not run, judged on the config the option's
+    job would compose: the sweep's own config holds the group's default, as Hydra composes it without swept choices."""
+    try:
+        composed = _job_config(config, [f"task={config.task.name}", f"{group}={option}"])
+    except (NoProject, HydraException, OmegaConfBaseException):
+        return ""  # an option that does not compose with the task is no variant of the task's own
+    return how_to_allow(composed, group, option, allowed)
+
+
+def _job_config(config: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config a job of the sweep would compose with `overrides`: through the running Hydra's loader, as its launcher
+    composes one (the command's --config-dir and hydra.searchpath included); a tuning job's check runs after its Hydra
+    has stopped, with conf/'s own folders alone (it refuses the command's others), and composes from conf/."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    app = GlobalHydra.instance().hydra
+    if app is not None:
+        return app.config_loader.load_sweep_config(config, overrides)
+    with initialized(project_root() / "conf"):
+        return compose("config", overrides=overrides)
 
 
 def check_sweep(config: DictConfig) -> None:
