@@ -4,26 +4,34 @@ is unavailable (503) or hangs, as a client meets it on the network."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def answering(status: int | None, body: str = "", requests: list[str] | None = None) -> Iterator[str]:
+def answering(
+    status: int | None,
+    body: str = "",
+    requests: list[str] | None = None,
+    except_for: Mapping[str, tuple[int, str]] | None = None,
+) -> Iterator[str]:
     """The URL of a server answering `status` with `body` to every request; `status` None: it takes the request and
-    never answers (until the block ends). Each request's path is appended to `requests` when one is given."""
+    never answers (until the block ends). Each request's path is appended to `requests` when one is given.
+    `except_for` answers a request whose path holds one of its keys (`/runs/get`) with that key's status and body."""
     stop = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             if requests is not None:
                 requests.append(self.path)
-            if status is None:
+            given = next((answer for part, answer in (except_for or {}).items() if part in self.path), None)
+            if given is None and status is None:
                 stop.wait()
                 return
-            data = body.encode()
-            self.send_response(status)
+            answer, text = given or (status, body)
+            data = text.encode()
+            self.send_response(answer)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -109,6 +109,42 @@ def test_a_stage_alone_names_what_it_wrote_and_the_next_stage_on_it(tmp_project)
     assert "stage train done." in trained and " stage=evaluate paths.data=" in trained and " paths.models=" in trained
 
 
+def test_a_run_that_only_serves_offers_no_comparison_and_the_trials_view_leaves_it_out(
+    tmp_project_with_store, tmp_path
+):
+    # it ended with `compare trials: mlexp compare experiment=served` and the link to the "mlexp trials" view, though
+    # compare says "no trials" of such runs; that view listed it among the trials a later trial's link opened
+    import warnings
+
+    import mxnet as mx
+    from mlflow.tracking import MlflowClient
+
+    from mlexp.tasks.object_detection import networks
+    from mlexp.tasks.object_detection.config import Detector
+
+    model = Detector(input_size=64, pretrained_base=None, tile_size=None)
+    with warnings.catch_warnings():  # MXNet's "cannot decide type" of the unbound input, saving
+        warnings.simplefilter("ignore")
+        net, _ = networks.build(model, lambda message: None)
+        net(mx.nd.zeros((1, 3, 64, 64)))  # shapes are inferred at the first forward
+        networks.save(net, model, tmp_path / "detector")
+    served = "tracking.experiment_name=served"
+    serve = ("stage=deploy", "deploy=local", "deploy.source=trial", "deploy.port=0", "deploy.max_seconds=0.1")
+    done = run_cli(
+        tmp_project_with_store, "task=object_detection", *serve, f"paths.models={tmp_path / 'detector'}", served
+    )
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("service: http://127.0.0.1:") for line in lines), done.stdout  # where it served
+    assert lines[-1] == "stage deploy done.", done.stdout  # nothing to compare, no view of trials to open
+    run_cli(tmp_project_with_store, "task=tabular_regression", *TINY, served)
+    client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("served")
+    view = json.loads(experiment.tags["mlflow.sharedViewState.mlexp-trials"])
+    listed = client.search_runs([experiment.experiment_id], json.loads(view["state"])["searchFilter"])
+    assert [run.data.tags["mlexp.task"] for run in listed] == ["tabular_regression"]  # as `mlexp compare` lists them
+    assert "served: 1 trial, " in run_cli(tmp_project_with_store, "compare", "experiment=served").stdout
+
+
 def test_the_commands_a_run_prints_keep_the_flags_that_chose_its_config(tmp_project_with_store):
     # without them, the sweep the warning offers and the next stage composed conf/config.yaml, not the user's config
     project = tmp_project_with_store

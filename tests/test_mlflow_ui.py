@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -183,6 +184,7 @@ def test_url_alone_filters_and_sorts_but_a_local_store_needs_mlflow_ui():
     assert url == (
         "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
         "&searchFilter=tags.%60mlexp.kind%60+%3D+%27trial%27+and+tags.%60mlexp.sweep_id%60+%3D+%27abc%27"
+        "+and+tags.%60mlexp.stage%60+%21%3D+%27deploy%27"
         "&orderByKey=metrics.%60test_msle%60&orderByAsc=false"
     )
     assert ui_link.ui_base_url("https://mlflow.example.org/") == ("https://mlflow.example.org", None)
@@ -192,3 +194,29 @@ def test_url_alone_filters_and_sorts_but_a_local_store_needs_mlflow_ui():
     )
     with pytest.raises(ui_link.NoUiAddress):
         ui_link.ui_base_url("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlexp")
+
+
+def test_the_trials_view_lists_the_trials_compare_lists_and_hides_none(tmp_project_with_store):
+    # a run of `stage=deploy` alone, which compare leaves out, was listed among the trials; MLflow's `!=` would also
+    # leave out a trial without the stage tag (a SageMaker tuning job's), which compare lists: never hidden
+    from mlexp.experiment_analytics.trials import ExperimentAnalytics
+
+    uri = f"sqlite:///{tmp_project_with_store / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("served")
+    _log_run(client, experiment_id, "trial", {"mlexp.kind": "trial", "mlexp.stage": "all"}, {}, 0.5)
+    client.create_run(experiment_id, run_name="serving", tags={"mlexp.kind": "trial", "mlexp.stage": "deploy"})
+
+    def listed() -> list[str]:
+        ui_link.publish_comparison(uri, experiment_id, objective=OBJECTIVE, direction="minimize")
+        view = json.loads(client.get_experiment(experiment_id).tags["mlflow.sharedViewState.mlexp-trials"])
+        return sorted(
+            r.info.run_name for r in client.search_runs([experiment_id], json.loads(view["state"])["searchFilter"])
+        )
+
+    def compared() -> list[str]:
+        return sorted(run.info.run_name for run in ExperimentAnalytics("served", tracking_uri=uri).trials)
+
+    assert listed() == compared() == ["trial"]
+    _log_run(client, experiment_id, "tuned", {"mlexp.kind": "trial", "mlexp.compute": "sagemaker"}, {}, 0.4)
+    assert set(compared()) <= set(listed()) == {"trial", "tuned", "serving"}

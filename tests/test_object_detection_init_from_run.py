@@ -3,16 +3,19 @@ trial's id the hint offers, and that what the check found is kept for that trial
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import time
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
 from loopback_server import answering
 from mlexp.cleanup_plan import store_backend
+from mlexp.errors import DataError
 from mlexp.tasks.object_detection.config_rules import CONSTRAINTS
 from mlexp.tasks.object_detection.init_from_run import locate, problem
 from mlexp.tracking import tags
@@ -49,6 +52,32 @@ def test_a_server_that_refuses_to_read_the_run_says_so(tmp_path):
     assert said == (
         f"the tracking server {url} refused the request (API request to endpoint /api/2.0/mlflow/runs/get failed with "
         "error code 403 != 200. Response body: ''); use an account the server lets read its experiments"
+    )
+
+
+# MLflow's answer to runs/get for an id no run has: what makes the check search the store for a trial of that name
+NO_SUCH_RUN = (404, json.dumps({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run 'od-1150' not found"}))
+
+
+def test_a_store_that_fails_the_search_for_a_trials_name_is_not_told_no_trial_has_it(tmp_path, monkeypatch):
+    # the check and the train stage said "no run od-1150 in the tracking store; runs:/ takes a run id", a typo to look
+    # for, when the store had failed the search for a trial of that name
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # refused at once, not after MLflow's backoff
+    init_from = "runs:/od-1150/model/model.params"
+    with answering(503, except_for={"/runs/get": NO_SUCH_RUN}) as url:
+        assert _refusal(init_from, url, tmp_path) is None  # no verdict: the train stage asks again
+        with pytest.raises(DataError) as failed:
+            locate(init_from, MlflowClient(url))
+    assert (
+        str(failed.value)
+        == f"model.init_from={init_from}: cannot reach the tracking server {url} (it answered HTTP 503 to every try)"
+    )
+    # a server that refuses this account the search says so before the trial, as it does for the run itself
+    with answering(403, except_for={"/runs/get": NO_SUCH_RUN}) as url:
+        said = _refusal(init_from, url, tmp_path)
+    assert said == (
+        f"the tracking server {url} refused the request (API request to endpoint /api/2.0/mlflow/experiments/search "
+        "failed with error code 403 != 200. Response body: ''); use an account the server lets read its experiments"
     )
 
 

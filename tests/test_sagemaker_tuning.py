@@ -159,6 +159,12 @@ def test_the_posts_tuning_job_runs_and_its_training_jobs_become_mlflow_trials(
     assert all(t.tags["mlexp.sweep_id"] == sweep_id and t.tags["mlexp.kind"] == "trial" for t in trials)
     assert all(t.tags["mlexp.sagemaker.tuning_job_name"] == name for t in trials)
     assert [t.tags.get("mlexp.best_in_sweep") for t in trials] == [None, "true", None]
+    # the MLflow UI's trials view lists them, as compare does (it leaves out runs that only served a model)
+    from mlexp.tracking.ui_link import trials_filter
+
+    experiment = store_client(project).get_run(trials[0].run_id).info.experiment_id
+    listed = store_client(project).search_runs([experiment], trials_filter(sweep_id))
+    assert sorted(run.info.run_id for run in listed) == sorted(t.run_id for t in trials)
     sweep = store_client(project).get_run(sweep_id)
     assert sweep.data.tags["mlexp.kind"] == "sweep" and sweep.info.status == "FINISHED"
     assert sweep.data.tags["mlexp.best_trial"] == trials[1].run_id

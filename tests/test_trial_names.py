@@ -4,6 +4,7 @@ backslash, which MLflow's search filters hold only when quoted for them (trackin
 
 from __future__ import annotations
 
+import json
 import shlex
 import socket
 from pathlib import Path
@@ -13,6 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlflow.tracking import MlflowClient
 
 from conftest import composed_with_hydra, run_cli
+from loopback_server import answering
 from mlexp.config.validate import check_model_name
 from mlexp.errors import ConfigError
 from mlexp.serving.trained_components import run_in_experiment
@@ -195,13 +197,22 @@ def test_a_run_id_that_is_deleted_or_of_another_experiment_is_told_why_it_is_not
         assert said(source).startswith(general), source
 
 
-def test_a_store_that_fails_the_listing_of_experiments_leaves_the_general_line(monkeypatch):
-    # the listing that starts the search for a trial of that name was outside the guard: MLflow's error escaped
+def test_a_store_that_fails_the_search_for_a_trials_name_says_so_in_one_line(monkeypatch):
+    # the listing that starts the search for a trial of that name was outside the guard: MLflow's error escaped; then
+    # the failure was the general line, as if no trial had that name
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # refused at once, not after MLflow's backoff
     with socket.socket() as closed:  # a loopback port nothing listens on
         closed.bind(("127.0.0.1", 0))
-        client = MlflowClient(f"http://127.0.0.1:{closed.getsockname()[1]}")
-    assert no_trained_trial(client, "od-1", "object_detection") == (
-        "deploy.source=od-1: no trial run with a trained model has this id; use deploy.source=champion, best, trial "
-        "or the run id of a trained object_detection trial"
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    assert no_trained_trial(MlflowClient(url), "od-1", "object_detection") == (
+        "deploy.source=od-1: no trial run with a trained model has this id, and the search for a trial of this name "
+        f"failed: cannot reach the tracking server {url} (Connection refused)"
+    )
+    # the listing answered, the search of its experiments did not
+    experiments = json.dumps({"experiments": [{"experiment_id": "1", "name": "object_detection"}]})
+    with answering(503, except_for={"/experiments/search": (200, experiments)}) as url:
+        said = no_trained_trial(MlflowClient(url), "od-1", "object_detection")
+    assert said == (
+        "deploy.source=od-1: no trial run with a trained model has this id, and the search for a trial of this name "
+        f"failed: cannot reach the tracking server {url} (it answered HTTP 503 to every try)"
     )

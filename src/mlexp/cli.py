@@ -235,7 +235,10 @@ def _print_next_steps(cfg: DictConfig, result: runner.TrialResult, multirun: boo
         _print_headline(metric, result.headline)
     if result.kept:  # no store ids to link to yet
         return
-    from mlexp.next_steps import command_line_columns, compare_command, print_ui_link
+    from mlexp.next_steps import command_line_columns, compare_command, print_ui_link, serving_only
+
+    if serving_only(cfg):  # no trial to compare: the deploy stage said where the model is served
+        return
 
     direction = objective_direction(cfg)
     scope = f"experiment={cfg.tracking.experiment_name}" if cfg.tracking.experiment_name else f"task={cfg.task.name}"

@@ -59,6 +59,15 @@ def compare_command(scope: str, tracking_uri: str) -> str:
     return f"mlexp compare {shlex.quote(scope)} {store}"
 
 
+def serving_only(cfg: DictConfig) -> bool:
+    """Whether this run recorded a trial of its own that only served or registered a model: `stage=deploy` outside a
+    pipeline run, where it joins no earlier stage's trial (mlexp.trial_continuation). `mlexp compare` and the trials
+    view of the MLflow UI leave such a run out (experiment_analytics.trials.deployment_only)."""
+    from mlexp.trial_continuation import pipeline_run_id
+
+    return cfg.stage == "deploy" and pipeline_run_id() is None
+
+
 def print_ui_link(
     tracking_uri: str,
     experiment_id: str,

@@ -199,6 +199,7 @@ def _record_trial(
             tags.DIRECTION: objective_direction(cfg),
             tags.SWEEP_ID: sweep.sweep_id,
             tags.SWEEP_NAME: sweep.name,
+            tags.STAGE: "all",  # a whole trial, as the runner tags one: the trials view lists it (tracking.ui_link)
             TUNING_JOB_TAG: sweep.tuning_job,
             TRAINING_JOB_TAG: job.name,
             TRAINING_JOB_ARN_TAG: job.arn,

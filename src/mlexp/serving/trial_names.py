@@ -14,8 +14,8 @@ from mlexp.tracking import tags
 
 def finished_trials(client: Any, name: str) -> tuple[list[Any], list[Any]]:
     """The finished trials called `name` (the ones whose run id a deploy stage serves), and all trials of that
-    name, in any experiment of the client's store (two projects' trials on one server may share a name); none when
-    the store fails the search."""
+    name, in any experiment of the client's store (two projects' trials on one server may share a name). A store
+    that fails the search raises its MlflowException: that is no answer that no trial has the name."""
     named = _named(client, name)
     return [run for run in named if run.info.status == "FINISHED"], named
 
@@ -27,19 +27,14 @@ def not_finished(trial: Any) -> str:
 
 
 def _named(client: Any, name: str) -> list[Any]:
-    from mlflow.exceptions import MlflowException
-
     if not tags.quotable(name):
         return []  # looked up as no trial: no filter can hold the name
-    try:
-        experiments = [e.experiment_id for e in client.search_experiments()]
-        return list(
-            client.search_runs(
-                experiments, filter_string=f"attributes.run_name = {tags.quoted(name)} and tags.`{tags.KIND}` = 'trial'"
-            )
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return list(
+        client.search_runs(
+            experiments, filter_string=f"attributes.run_name = {tags.quoted(name)} and tags.`{tags.KIND}` = 'trial'"
         )
-    except MlflowException:  # only a hint of an error line: that line is still said, without the name's trials
-        return []
+    )
 
 
 def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | None = None) -> str:
@@ -47,8 +42,16 @@ def no_trained_trial(client: Any, source: str, task: str, experiment_id: str | N
     run id, if that trial can serve: it finished, and it is in `experiment_id` when the task reads only that one
     (else the tracking.experiment_name that reads it is given too); a finished trial's run id that is deleted (and
     that restoring would make servable), or in an experiment that is deleted or not read, is told so. Looked up only
-    then, so a source that is right costs no search."""
-    finished, named = finished_trials(client, source)
+    then, so a source that is right costs no search; a store that fails that search is said in its one line."""
+    from mlflow.exceptions import MlflowException
+
+    from mlexp.tracking.store import store_failure
+
+    try:
+        finished, named = finished_trials(client, source)
+    except MlflowException as error:
+        failed = f"the search for a trial of this name failed: {store_failure(error, str(client.tracking_uri))}"
+        return f"deploy.source={source}: no trial run with a trained model has this id, and {failed}"
     here = [run.info.run_id for run in finished if experiment_id in (None, run.info.experiment_id)]
     elsewhere = [run.info for run in finished if experiment_id not in (None, run.info.experiment_id)]
     if len(here) == 1:
@@ -73,8 +76,6 @@ def _run_not_served(client: Any, source: str, task: str, experiment_id: str | No
     task, one that did not finish or that restoring would leave without a Training component: the general line)."""
     from mlflow.exceptions import MlflowException
 
-    from mlexp.tracking.store import mlflow_command_env
-
     if not tags.is_run_id(source):
         return None
     try:
@@ -90,11 +91,10 @@ def _run_not_served(client: Any, source: str, task: str, experiment_id: str | No
         return None
     if to_restore is None:
         return None
-    env = mlflow_command_env(str(client.tracking_uri))
     other = experiment_id not in (None, run.info.experiment_id)
     read_with = f", then serve it with {_serving_override(experiment.name, source)}" if other else ""
     if experiment.lifecycle_stage == "deleted":  # restoring it restores its runs too
-        restore = f"`{env} mlflow experiments restore --experiment-id {experiment.experiment_id}`"
+        restore = _mlflow_command(client, "experiments", "restore", "--experiment-id", experiment.experiment_id)
         return f"run {source} is in experiment {experiment.name!r}, which is deleted; restore it ({restore}){read_with}"
     if run.info.lifecycle_stage == "deleted":
         what = "it" if len(to_restore) == 1 else "it and its deleted Training components"
@@ -117,10 +117,15 @@ def runs_to_restore(client: Any, trial: Any) -> list[str] | None:
 
 def restore_commands(client: Any, run_ids: list[str]) -> str:
     """The shell commands that restore the deleted runs `run_ids` of the client's store, for a hint: `...` and `...`."""
+    return " and ".join(_mlflow_command(client, "runs", "restore", "--run-id", run_id) for run_id in run_ids)
+
+
+def _mlflow_command(client: Any, *arguments: str) -> str:
+    """`mlflow <arguments>` on the client's store from any folder, as a hint quotes it: `MLFLOW_TRACKING_URI=...
+    mlflow ...`."""
     from mlexp.tracking.store import mlflow_command_env
 
-    env = mlflow_command_env(str(client.tracking_uri))
-    return " and ".join(f"`{env} mlflow runs restore --run-id {run_id}`" for run_id in run_ids)
+    return f"`{mlflow_command_env(str(client.tracking_uri))} {shlex.join(['mlflow', *arguments])}`"
 
 
 def _serving_override(experiment: str, run_id: str) -> str:

@@ -48,6 +48,9 @@ _DEFLATED = "deflate;"
 # a view's columns in the order RunsView gives them; a replaced view's params and tags are kept: how trials differ
 _KINDS = ("metrics", "params", "tags")
 _KEPT_KINDS = ("params.", "tags.")
+# `mlexp compare` leaves out a run of `stage=deploy` alone, which served a model an earlier trial made
+# (experiment_analytics.trials.deployment_only); a view of trials does too
+_SERVING_ONLY_APART = f" and tags.`{tags.STAGE}` != 'deploy'"
 
 
 class NoUiAddress(MlexpError):
@@ -100,13 +103,31 @@ class RunsView:
 
 
 def trials_filter(sweep_id: str | None = None) -> str:
-    """Search filter for trials (of one sweep): their component runs carry the same metrics and stay out."""
+    """Search filter for trials (of one sweep) as `mlexp compare` lists them: their component runs carry the same
+    metrics and stay out, and so do runs that only served a model. Saved in a view, `every_trial_listed` decides."""
     query = f"tags.`{tags.KIND}` = 'trial'"
-    if sweep_id is None:
-        return query
-    if "'" in sweep_id:
-        raise ValueError(f"sweep id {sweep_id!r} cannot be quoted in an MLflow search filter")
-    return f"{query} and tags.`{tags.SWEEP_ID}` = '{sweep_id}'"
+    if sweep_id is not None:
+        if "'" in sweep_id:
+            raise ValueError(f"sweep id {sweep_id!r} cannot be quoted in an MLflow search filter")
+        query += f" and tags.`{tags.SWEEP_ID}` = '{sweep_id}'"
+    return query + _SERVING_ONLY_APART
+
+
+def every_trial_listed(client: MlflowClient, experiment_id: str, search_filter: str) -> str:
+    """`search_filter` without its clause that leaves out serving-only runs when a trial it would list has no stage
+    tag (a SageMaker tuning job's): MLflow's `!=` leaves out a run without the tag too, and its filters have no OR.
+    Asked when a view is saved: the view then lists serving-only runs too, rather than hide a trial. A store that
+    cannot tell gets the filter without the clause as well."""
+    from mlflow.exceptions import MlflowException
+
+    if not search_filter.endswith(_SERVING_ONLY_APART):
+        return search_filter
+    trials = search_filter.removesuffix(_SERVING_ONLY_APART)
+    try:
+        untagged = client.search_runs([experiment_id], f"{trials} and tags.`{tags.STAGE}` IS NULL", max_results=1)
+    except MlflowException:  # an older server without IS NULL on tags, say
+        return trials
+    return trials if untagged else search_filter
 
 
 def ui_base_url(tracking_uri: str) -> UiLocation:
@@ -147,10 +168,20 @@ def set_view_tag(client: MlflowClient, experiment_id: str, key: str, value: str)
 
     from mlexp.tracking.store import sqlite_path
 
+    value = _listing_every_trial(client, experiment_id, value)
     db = sqlite_path(client.tracking_uri)
     with FileLock(f"{db}.views.lock") if db is not None else contextlib.nullcontext():
         saved = client.get_experiment(experiment_id).tags.get(key)
         client.set_experiment_tag(experiment_id, key, with_saved_columns(value, saved))
+
+
+def _listing_every_trial(client: MlflowClient, experiment_id: str, value: str) -> str:
+    """The saved view `value` with its search filter as `every_trial_listed` decides it."""
+    envelope = json.loads(value)
+    state = json.loads(_state_text(envelope["state"]))
+    search_filter = state.get("searchFilter", "")
+    listed = every_trial_listed(client, experiment_id, search_filter)
+    return value if listed == search_filter else _envelope(envelope["name"], {**state, "searchFilter": listed})
 
 
 def view_tag(view: RunsView, *, view_id: str, name: str) -> tuple[str, str]:
@@ -264,14 +295,15 @@ def publish_comparison(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    client = MlflowClient(tracking_uri)
     try:
-        url = publish_runs_view(MlflowClient(tracking_uri), base_url, experiment_id, view, view_id=view_id, name=name)
+        url = publish_runs_view(client, base_url, experiment_id, view, view_id=view_id, name=name)
     except MlflowException:
         # a store that refuses the experiment tag (read-only user) still gets filter and sort, without columns
         url = runs_view_url(
             base_url,
             experiment_id,
-            search_filter=view.search_filter,
+            search_filter=every_trial_listed(client, experiment_id, view.search_filter),
             order_by_metric=objective,
             ascending=view.ascending,
         )
