@@ -61,6 +61,12 @@ def mlflow_defaults(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def _what_mlflow_reads() -> tuple[int, int]:
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+
+    return MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get()
+
+
 def test_the_quick_check_tightens_mlexps_own_bound_for_a_while_but_never_a_value_the_user_set(monkeypatch):
     retries, timeout = QUICK_CHECK
     for name in (retries, timeout):
@@ -68,15 +74,15 @@ def test_the_quick_check_tightens_mlexps_own_bound_for_a_while_but_never_a_value
         monkeypatch.delenv(name)
     bound_store_retries()  # as the tracking writer and `mlexp sync` do for their whole process
     with retries_bounded_here(QUICK_CHECK):
-        assert (os.environ[retries], os.environ[timeout]) == ("1", "5")
-    assert (os.environ[retries], os.environ[timeout]) == ("2", "10")
+        assert _what_mlflow_reads() == (1, 5)
+    assert _what_mlflow_reads() == (2, 10)
     monkeypatch.setenv(retries, "0")
     with retries_bounded_here(QUICK_CHECK):
-        assert (os.environ[retries], os.environ[timeout]) == ("0", "5")
-    assert (os.environ[retries], os.environ[timeout]) == ("0", "10")
+        assert _what_mlflow_reads() == (0, 5)
+    assert _what_mlflow_reads() == (0, 10)
 
 
-def test_bounds_that_overlap_in_two_threads_leave_the_variables_as_they_were(monkeypatch):
+def test_bounds_that_overlap_leave_mlflows_settings_and_the_environment_as_they_were(monkeypatch):
     # a thread's bound ending inside another's took the other's away, and the other's end left its bound for good
     retries, timeout = QUICK_CHECK
     for name in (retries, timeout):
@@ -85,10 +91,66 @@ def test_bounds_that_overlap_in_two_threads_leave_the_variables_as_they_were(mon
     first, second = retries_bounded_here(), retries_bounded_here(QUICK_CHECK)
     first.__enter__()
     second.__enter__()
-    first.__exit__(None, None, None)  # the first thread's lookup ends while the second's goes on
-    assert (os.environ[retries], os.environ[timeout]) == ("1", "5")
+    first.__exit__(None, None, None)  # the first lookup ends while the second goes on
+    assert _what_mlflow_reads() == (1, 5)
     second.__exit__(None, None, None)
+    assert _what_mlflow_reads() == (7, 120)  # MLflow's own
     assert retries not in os.environ and timeout not in os.environ
+
+
+def test_a_bound_applies_to_its_own_threads_calls_and_never_breaks_another_threads_reading_of_the_environment(
+    monkeypatch,
+):
+    # a service's champion probe set the variables for its lookup and removed them after, while a request thread's
+    # `requests` listed the environment for proxies: that request failed with KeyError('MLFLOW_HTTP_REQUEST_...');
+    # and the bound applied to every thread's calls meanwhile (another's model download), and to processes started then
+    import threading
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    from mlexp.serving.pyfunc_model import quiet_mlflow
+
+    for name in (*QUICK_CHECK, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    environment = dict(os.environ)
+    bars = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    def read_in_another_thread() -> tuple[int, int, bool]:
+        read: list[tuple[int, int, bool]] = []
+        reader = threading.Thread(target=lambda: read.append((*_what_mlflow_reads(), bars.get())))
+        reader.start()
+        reader.join()
+        return read[0]
+
+    with retries_bounded_here(QUICK_CHECK), quiet_mlflow():
+        assert (*_what_mlflow_reads(), bars.get()) == (1, 5, False)
+        # the bound is this thread's; quiet is every thread's (MLflow downloads a model's files in threads of its own)
+        assert read_in_another_thread() == (7, 120, False)
+    assert read_in_another_thread() == (7, 120, True)  # MLflow's own
+
+    failures: list[str] = []
+    stop, reading = threading.Event(), threading.Event()
+
+    def read_the_environment() -> None:
+        while not stop.is_set():
+            try:
+                dict(os.environ.items())  # as urllib's getproxies_environment does
+            except KeyError as error:
+                failures.append(repr(error))
+            reading.set()
+
+    reader = threading.Thread(target=read_the_environment)
+    reader.start()
+    reading.wait(10)
+    try:
+        for _ in range(3000):
+            with retries_bounded_here(QUICK_CHECK), quiet_mlflow():
+                assert dict(os.environ) == environment
+    finally:
+        stop.set()
+        reader.join()
+    assert failures == []
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ pinned in its requirements, so the folder loads wherever those libraries are ins
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import warnings
@@ -61,18 +60,17 @@ def pinned(distributions: tuple[str, ...]) -> list[str]:
 @contextmanager
 def quiet_mlflow() -> Iterator[None]:
     """Without MLflow's progress bars and INFO lines, which would interleave with the trial's output."""
+    from mlexp.tracking.mlflow_settings import mlflow_settings_here
+
     logger = logging.getLogger("mlflow")
-    level, bars = logger.level, os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    level = logger.level
     logger.setLevel(logging.WARNING)
-    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"
     try:
-        yield
+        # the environment is left as it is: a service's other threads may be reading it
+        with mlflow_settings_here({MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name: "false"}, every_thread=True):
+            yield
     finally:
         logger.setLevel(level)
-        if bars is None:
-            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
-        else:
-            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = bars
 
 
 def _entry_file(model: PyfuncModel, folder: Path) -> Path:

@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import sqlite3
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,59 +49,30 @@ _BOUNDED_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST
 # whether a store answers at all, before work that can wait for it (replaying kept journals for a command that came to
 # do something else): two tries of 5 s, so a server that hangs costs ~10 s, one that refuses none
 QUICK_CHECK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-_SET_BY_MLEXP: dict[str, str] = {}  # variables mlexp set, and to what: a tighter bound may replace them for a while
-# the bounds in force (innermost last, from any thread) and each variable's value outside all of them; a variable the
-# user set is in neither
-_BOUNDS: list[tuple[object, dict[str, str]]] = []
-_OUTSIDE: dict[str, str | None] = {}
-_BOUNDS_LOCK = threading.Lock()
+_SET_BY_MLEXP: dict[str, str] = {}  # variables bound_store_retries set, and to what: not the user's settings
 
 
-def _set_by_mlexp(name: str) -> bool:
-    return name in os.environ and _SET_BY_MLEXP.get(name) == os.environ[name]  # not a value the user set since
+def _set_by_user(name: str) -> bool:
+    return name in os.environ and _SET_BY_MLEXP.get(name) != os.environ[name]
 
 
 def bound_store_retries() -> None:
-    """A store that is down fails a request in seconds, not the minutes of MLflow's default retries."""
-    with _BOUNDS_LOCK:
-        for name, value in _BOUNDED_RETRIES.items():
-            if name in _OUTSIDE and _OUTSIDE[name] is None:  # a bound is in force: this is the value after it
-                _OUTSIDE[name] = value
-            elif name not in os.environ:
-                os.environ[name] = _SET_BY_MLEXP[name] = value
+    """A store that is down fails a request in seconds, not the minutes of MLflow's default retries: for the whole
+    process (a command that only talks to the store) and the processes it starts. A value the user set is kept."""
+    for name, value in _BOUNDED_RETRIES.items():
+        if name not in os.environ:
+            os.environ[name] = _SET_BY_MLEXP[name] = value
 
 
 @contextlib.contextmanager
 def retries_bounded_here(bound: dict[str, str] = _BOUNDED_RETRIES) -> Iterator[None]:
-    """`bound` (bound_store_retries' by default) for one lookup: what follows it in the process (a large model's
-    download through a server that proxies S3) keeps the patience it had. The variables the user set are left as
-    they are. Bounds may nest or overlap in threads: the latest one in force applies, and once none is, each variable
-    is back to its value outside them."""
-    token = object()
-    with _BOUNDS_LOCK:
-        for name in bound:
-            if name not in _OUTSIDE and (name not in os.environ or _set_by_mlexp(name)):
-                _OUTSIDE[name] = os.environ.get(name)
-        _BOUNDS.append((token, bound))
-        _apply_bounds()
-    try:
+    """`bound` (bound_store_retries' by default) for this thread's store calls inside the block: what follows it, and
+    other threads' calls meanwhile (a large model's download through a server that proxies S3), keep the patience
+    they had; the environment is not changed (mlexp.tracking.mlflow_settings). The variables the user set apply."""
+    from mlexp.tracking.mlflow_settings import mlflow_settings_here
+
+    with mlflow_settings_here({name: value for name, value in bound.items() if not _set_by_user(name)}):
         yield
-    finally:
-        with _BOUNDS_LOCK:
-            _BOUNDS[:] = [(t, b) for t, b in _BOUNDS if t is not token]
-            _apply_bounds()
-            if not _BOUNDS:
-                _OUTSIDE.clear()
-
-
-def _apply_bounds() -> None:
-    for name, outside in _OUTSIDE.items():
-        value = next((b[name] for _, b in reversed(_BOUNDS) if name in b), outside)
-        if value is None:
-            os.environ.pop(name, None)
-            _SET_BY_MLEXP.pop(name, None)
-        else:
-            os.environ[name] = _SET_BY_MLEXP[name] = value
 
 
 # `host:port` without `http://`: MLflow reads it as a folder (its file store), or as an unknown scheme
@@ -163,7 +133,9 @@ def _network_failure(error: BaseException, *, writing: bool = False) -> str | No
         return None
     # a read that timed out on each try ends as requests' ConnectionError, around urllib3's ReadTimeoutError
     if any(isinstance(e, (exceptions.Timeout, TimeoutError)) or _timed_out(e) for e in chain):
-        return f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '120')} s"
+        from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT  # as MLflow read it: this thread's bound
+
+        return f"no answer within {MLFLOW_HTTP_REQUEST_TIMEOUT.get()} s"
     # the innermost socket error says it best: "Connection refused", "Name or service not known"
     reasons = [e.strerror for e in chain if isinstance(e, OSError) and e.strerror]
     return reasons[-1] if reasons else "no connection"
