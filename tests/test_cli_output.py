@@ -119,6 +119,7 @@ def test_a_run_that_only_serves_offers_no_comparison_and_the_trials_view_leaves_
     import mxnet as mx
     from mlflow.tracking import MlflowClient
 
+    import mlexp
     from mlexp.tasks.object_detection import networks
     from mlexp.tasks.object_detection.config import Detector
 
@@ -136,6 +137,10 @@ def test_a_run_that_only_serves_offers_no_comparison_and_the_trials_view_leaves_
     lines = done.stdout.splitlines()
     assert any(line.startswith("service: http://127.0.0.1:") for line in lines), done.stdout  # where it served
     assert lines[-1] == "stage deploy done.", done.stdout  # nothing to compare, no view of trials to open
+    served_here = mlexp.run(
+        "object_detection", [*serve, f"paths.models={tmp_path / 'detector'}", served], root=tmp_project_with_store
+    )
+    assert served_here.ui_link is None  # the Python API's run links no comparison either
     run_cli(tmp_project_with_store, "task=tabular_regression", *TINY, served)
     client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("served")

@@ -36,7 +36,10 @@ def run(task: str, overrides: Sequence[str] = (), *, root: Root = None) -> Trial
     with command_line(root, args) as conf_dir:
         done = run_trial(conf_dir, args)
         trial = Trial.load(_tracking_uri(done.cfg), done.run_id)
-        _link_comparison(trial, cfg=done.cfg)
+        from mlexp.next_steps import serving_only
+
+        if not serving_only(done.cfg):  # a run that only served a model is no trial the comparison lists
+            _link_comparison(trial, cfg=done.cfg)
     return trial
 
 
