@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from mlexp.config.params import NOT_PARAMS, flatten
 from mlexp.paths import RUN_FOLDERS, relative_if_under
-from mlexp.tracking import ui_link
+from mlexp.tracking import tags, ui_link
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -65,7 +65,7 @@ def serving_only(cfg: DictConfig) -> bool:
     view of the MLflow UI leave such a run out (experiment_analytics.trials.deployment_only)."""
     from mlexp.trial_continuation import pipeline_run_id
 
-    return cfg.stage == "deploy" and pipeline_run_id() is None
+    return cfg.stage == tags.SERVING_ONLY_STAGE and pipeline_run_id() is None
 
 
 def print_ui_link(

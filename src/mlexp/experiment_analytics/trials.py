@@ -48,7 +48,7 @@ def deployment_only(run: Run) -> bool:
     """A run of `stage=deploy` alone: it served or registered a model an earlier trial made. Not a trial of the
     workflow (MLflow's own `mlflow models serve` records no run at all): its default params and missing metrics would
     rank among the trials. It stays in the store, tagged `mlexp.stage=deploy`."""
-    return run.data.tags.get(tags.STAGE) == "deploy"
+    return run.data.tags.get(tags.STAGE) == tags.SERVING_ONLY_STAGE
 
 
 class ExperimentAnalytics:

@@ -12,6 +12,9 @@ MLFLOW_RUN_NAME = "mlflow.runName"
 KIND = "mlexp.kind"  # trial | component | sweep
 TASK = "mlexp.task"
 STAGE = "mlexp.stage"
+# the STAGE of a trial that only served or registered a model (`stage=deploy` run alone): compare and the trials
+# view leave it out
+SERVING_ONLY_STAGE = "deploy"
 SWEEP_ID = "mlexp.sweep_id"  # the run id of the sweep's record, on every trial of the sweep
 SWEEP_NAME = "mlexp.sweep_name"
 TRIALS_EXPERIMENT_ID = "mlexp.trials_experiment_id"  # on a sweep record: the experiment of its trials

@@ -50,7 +50,7 @@ _KINDS = ("metrics", "params", "tags")
 _KEPT_KINDS = ("params.", "tags.")
 # `mlexp compare` leaves out a run of `stage=deploy` alone, which served a model an earlier trial made
 # (experiment_analytics.trials.deployment_only); a view of trials does too
-_SERVING_ONLY_APART = f" and tags.`{tags.STAGE}` != 'deploy'"
+_SERVING_ONLY_APART = f" and tags.`{tags.STAGE}` != '{tags.SERVING_ONLY_STAGE}'"
 
 
 class NoUiAddress(MlexpError):
