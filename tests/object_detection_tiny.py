@@ -100,3 +100,20 @@ def detector(option: str, **values: Any) -> Detector:
         "lr_decay_epochs": [12, 14],
     }
     return Detector(**{**defaults, **values})
+
+
+def serve_only_overrides(folder: Path) -> list[str]:
+    """The overrides (task= aside) of a run that only serves a model, in experiment `served`: an untrained 64-px
+    detector saved in `folder`, served by `stage=deploy deploy=local` for 0.1 s."""
+    import warnings
+
+    from mlexp.tasks.object_detection import networks
+
+    model = Detector(input_size=64, pretrained_base=None, tile_size=None)
+    with warnings.catch_warnings():  # MXNet's "cannot decide type" of the unbound input, saving
+        warnings.simplefilter("ignore")
+        net, _ = networks.build(model, lambda message: None)
+        net(mx.nd.zeros((1, 3, 64, 64)))  # shapes are inferred at the first forward
+        networks.save(net, model, folder)
+    serve = ["stage=deploy", "deploy=local", "deploy.source=trial", "deploy.port=0", "deploy.max_seconds=0.1"]
+    return [*serve, f"paths.models={folder}", "tracking.experiment_name=served"]

@@ -592,23 +592,10 @@ def test_task_keeps_its_own_trials_of_an_experiment_tasks_share(tmp_project_with
 def test_a_run_that_only_serves_a_model_is_no_trial_of_the_comparison(tmp_project_with_store, tmp_path):
     # `stage=deploy deploy=local deploy.source=...` was listed as a FINISHED trial with default params, no metrics,
     # and its task's objective counted as a second one the experiment's trials ran with
-    import warnings
-
-    import mxnet as mx
-
     from conftest import run_cli, trials_of
-    from mlexp.tasks.object_detection import networks
-    from mlexp.tasks.object_detection.config import Detector
+    from object_detection_tiny import serve_only_overrides
 
-    model = Detector(input_size=64, pretrained_base=None, tile_size=None)
-    with warnings.catch_warnings():  # MXNet's "cannot decide type" of the unbound input, saving
-        warnings.simplefilter("ignore")
-        net, _ = networks.build(model, lambda message: None)
-        net(mx.nd.zeros((1, 3, 64, 64)))  # shapes are inferred at the first forward
-        networks.save(net, model, tmp_path / "detector")
-    served = "tracking.experiment_name=served"
-    serve = ("stage=deploy", "deploy=local", "deploy.source=trial", "deploy.port=0", "deploy.max_seconds=0.1")
-    run_cli(tmp_project_with_store, "task=object_detection", *serve, f"paths.models={tmp_path / 'detector'}", served)
+    run_cli(tmp_project_with_store, "task=object_detection", *serve_only_overrides(tmp_path / "detector"))
     assert len(trials_of(tmp_project_with_store, "served")) == 1  # it is in the store
     # an experiment of serving runs alone holds no trial, with task= too (it said "its trials ran object_detection")
     for scope in (["experiment=served"], ["task=object_detection", "experiment=served"]):

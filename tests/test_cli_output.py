@@ -114,34 +114,19 @@ def test_a_run_that_only_serves_offers_no_comparison_and_the_trials_view_leaves_
 ):
     # it ended with `compare trials: mlexp compare experiment=served` and the link to the "mlexp trials" view, though
     # compare says "no trials" of such runs; that view listed it among the trials a later trial's link opened
-    import warnings
-
-    import mxnet as mx
     from mlflow.tracking import MlflowClient
 
     import mlexp
-    from mlexp.tasks.object_detection import networks
-    from mlexp.tasks.object_detection.config import Detector
+    from object_detection_tiny import serve_only_overrides
 
-    model = Detector(input_size=64, pretrained_base=None, tile_size=None)
-    with warnings.catch_warnings():  # MXNet's "cannot decide type" of the unbound input, saving
-        warnings.simplefilter("ignore")
-        net, _ = networks.build(model, lambda message: None)
-        net(mx.nd.zeros((1, 3, 64, 64)))  # shapes are inferred at the first forward
-        networks.save(net, model, tmp_path / "detector")
-    served = "tracking.experiment_name=served"
-    serve = ("stage=deploy", "deploy=local", "deploy.source=trial", "deploy.port=0", "deploy.max_seconds=0.1")
-    done = run_cli(
-        tmp_project_with_store, "task=object_detection", *serve, f"paths.models={tmp_path / 'detector'}", served
-    )
+    served = serve_only_overrides(tmp_path / "detector")
+    done = run_cli(tmp_project_with_store, "task=object_detection", *served)
     lines = done.stdout.splitlines()
     assert any(line.startswith("service: http://127.0.0.1:") for line in lines), done.stdout  # where it served
     assert lines[-1] == "stage deploy done.", done.stdout  # nothing to compare, no view of trials to open
-    served_here = mlexp.run(
-        "object_detection", [*serve, f"paths.models={tmp_path / 'detector'}", served], root=tmp_project_with_store
-    )
+    served_here = mlexp.run("object_detection", served, root=tmp_project_with_store)
     assert served_here.ui_link is None  # the Python API's run links no comparison either
-    run_cli(tmp_project_with_store, "task=tabular_regression", *TINY, served)
+    run_cli(tmp_project_with_store, "task=tabular_regression", *TINY, "tracking.experiment_name=served")
     client = MlflowClient(f"sqlite:///{tmp_project_with_store / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("served")
     view = json.loads(experiment.tags["mlflow.sharedViewState.mlexp-trials"])
