@@ -32,7 +32,6 @@ from mlexp.cli_arguments import (
     check_modes,
     check_printable,
     check_spaced_equals,
-    config_flags,
     grammar_error,
     multirun_first,
     spelled_out,
@@ -40,7 +39,7 @@ from mlexp.cli_arguments import (
 from mlexp.config import make_composable
 from mlexp.config.overrides import check_env_copy, check_override_keys, command_overrides
 from mlexp.config.schema import objective_direction
-from mlexp.config.search_path import use_command_folders
+from mlexp.config.search_path import config_flags, use_command_folders
 from mlexp.console import warn
 from mlexp.entry import INTERRUPTED_EXIT
 from mlexp.errors import ConfigError, MlexpError, mlexp_error_behind

@@ -10,7 +10,6 @@ import argparse
 import difflib
 import shlex
 from collections import deque
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,8 +22,6 @@ from mlexp.errors import ConfigError, MlexpError
 GRAMMAR_URL = "https://hydra.cc/docs/1.3/advanced/override_grammar/basic/"
 MULTIRUN_FLAGS = ("-m", "--multirun")
 HELP_FLAGS = ("-h", "--help")
-# Hydra's flags that choose the config: the primary config's folder and name, and a folder searched after it
-CONFIG_FLAGS = ("--config-path", "--config-name", "--config-dir")
 # Hydra's other modes (print a config, print information, run): one mode per command
 _OTHER_MODES = ("cfg", "info", "run", "shell_completion")
 
@@ -103,15 +100,6 @@ def _check_choice(parser: argparse.ArgumentParser, action: argparse.Action, flag
     name, sep, value = flag.partition("=")
     if sep and action.choices is not None and value not in action.choices:
         parser.error(f"{name}={value}: {name} takes one of {', '.join(map(str, action.choices))}")
-
-
-def config_flags(argv: Sequence[str]) -> list[str]:
-    """The flags among `argv` that choose the config (`--config-dir=...`, `--config-name=...`, `--config-path=...`),
-    as spelled_out writes them, for a command printed to run a trial again: without them it composes another config.
-
-    `argv` is spelled out, as mlexp.cli leaves sys.argv[1:] (the Python API's has no flags).
-    """
-    return [arg for arg in argv if arg.partition("=")[0] in CONFIG_FLAGS]
 
 
 def multirun_first(argv: list[str]) -> list[str]:

@@ -21,6 +21,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlexp.errors import ConfigError
 
 SEARCHPATH_KEY = "hydra.searchpath"
+# Hydra's flags that choose the config: the primary config's folder and name, and a folder searched after it
+CONFIG_FLAGS = ("--config-path", "--config-name", "--config-dir")
 
 
 @dataclass(frozen=True)
@@ -155,3 +157,13 @@ def _entry_folder(entry: str) -> ConfigFolder | None:
             return None
         return ConfigFolder(Path(str(found)), entry) if isinstance(found, Path) else None
     return None
+
+
+def config_flags(argv: Sequence[str]) -> list[str]:
+    """The flags among `argv` that choose the config (`--config-dir=...`, `--config-name=...`, `--config-path=...`),
+    as mlexp.cli_arguments.spelled_out writes them, for a command printed to run a trial again: without them it
+    composes another config.
+
+    `argv` is spelled out, as mlexp.cli leaves sys.argv[1:] (the Python API's has no flags).
+    """
+    return [arg for arg in argv if arg.partition("=")[0] in CONFIG_FLAGS]

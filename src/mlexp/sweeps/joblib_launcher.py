@@ -39,7 +39,7 @@ from joblib.externals.loky import process_executor
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import open_dict
 
-from mlexp.cli_arguments import config_flags
+from mlexp.config.search_path import config_flags
 from mlexp.interrupts import only_during_jobs
 from mlexp.sweeps import SWEEP_EXPERIMENT_ENV, SWEEP_ID_ENV, SWEEP_JOBS_ENV, SWEEP_NAME_ENV, SWEEP_STORE_ENV, record_job
 from mlexp.sweeps.compose_cache import caching
